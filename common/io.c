@@ -1,0 +1,185 @@
+/* Full-length pread/pwrite, atomic file replacement and the SQB_FAULT
+ * fault-injection points they honour (format.md [F-70]..[F-72]). */
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "io.h"
+#include "squib/errors.h"
+
+static atomic_ullong sqb_fault_written;
+static atomic_uint sqb_fault_tick;
+
+int sqb_fault_enabled(const char *name)
+{
+	const char *v = getenv("SQB_FAULT");
+	size_t n = strlen(name);
+
+	while (v && *v) {
+		if (!strncmp(v, name, n) && (v[n] == ',' || v[n] == '\0'))
+			return 1;
+		v = strchr(v, ',');
+		if (v)
+			v++;
+	}
+	return 0;
+}
+
+static int sqb_fault_eintr_now(void)
+{
+	return sqb_fault_enabled("eintr") && (atomic_fetch_add(&sqb_fault_tick, 1) & 1) == 0;
+}
+
+int sqb_pwrite_full(int fd, const void *buf, size_t len, uint64_t off)
+{
+	const char *p = buf;
+
+	while (len) {
+		size_t chunk = len;
+		ssize_t n;
+
+		if (sqb_fault_eintr_now()) {
+			errno = EINTR;
+			n = -1;
+			goto check;
+		}
+		if (sqb_fault_enabled("enospc")) {
+			const char *after = getenv("SQB_FAULT_AFTER");
+			unsigned long long lim = after ? strtoull(after, NULL, 0) : 0;
+
+			if (atomic_load(&sqb_fault_written) + chunk > lim)
+				return -ENOSPC;
+		}
+		if (sqb_fault_enabled("short_write") && chunk > 1)
+			chunk /= 2;
+		n = pwrite(fd, p, chunk, (off_t)off);
+check:
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		if (n == 0)
+			return -EIO;
+		atomic_fetch_add(&sqb_fault_written, (unsigned long long)n);
+		p += n;
+		off += (uint64_t)n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+int sqb_pread_full(int fd, void *buf, size_t len, uint64_t off)
+{
+	char *p = buf;
+
+	while (len) {
+		size_t chunk = len;
+		ssize_t n;
+
+		if (sqb_fault_eintr_now()) {
+			continue; /* a real EINTR is retried the same way */
+		}
+		if (sqb_fault_enabled("short_read") && chunk > 1)
+			chunk /= 2;
+		n = pread(fd, p, chunk, (off_t)off);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		if (n == 0)
+			return -SQB_ETRUNCATED;
+		p += n;
+		off += (uint64_t)n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+int sqb_afile_open(struct sqb_afile *af, const char *path)
+{
+	size_t n = strlen(path);
+
+	af->fd = -1;
+	af->path = strdup(path);
+	af->tmp = malloc(n + sizeof(".tmp.XXXXXX"));
+	if (!af->path || !af->tmp) {
+		sqb_afile_abort(af);
+		return -ENOMEM;
+	}
+	memcpy(af->tmp, path, n);
+	memcpy(af->tmp + n, ".tmp.XXXXXX", sizeof(".tmp.XXXXXX"));
+	af->fd = mkostemp(af->tmp, O_CLOEXEC);
+	if (af->fd < 0) {
+		int err = -errno;
+
+		free(af->tmp);
+		af->tmp = NULL; /* nothing to unlink */
+		sqb_afile_abort(af);
+		return err;
+	}
+	(void)fchmod(af->fd, 0644);
+	return 0;
+}
+
+static int sqb_fsync_dir(const char *path)
+{
+	char *copy = strdup(path);
+	int fd, err = 0;
+
+	if (!copy)
+		return -ENOMEM;
+	fd = open(dirname(copy), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd >= 0) {
+		if (fsync(fd) < 0 && errno != EINVAL)
+			err = -errno;
+		close(fd);
+	}
+	free(copy);
+	return err;
+}
+
+int sqb_afile_commit(struct sqb_afile *af)
+{
+	int err;
+
+	if (sqb_fault_enabled("fsync") || fsync(af->fd) < 0) {
+		err = sqb_fault_enabled("fsync") ? -EIO : -errno;
+		goto fail;
+	}
+	if (sqb_fault_enabled("rename") || rename(af->tmp, af->path) < 0) {
+		err = sqb_fault_enabled("rename") ? -EIO : -errno;
+		goto fail;
+	}
+	free(af->tmp);
+	af->tmp = NULL;
+	err = sqb_fsync_dir(af->path);
+	close(af->fd);
+	af->fd = -1;
+	free(af->path);
+	af->path = NULL;
+	return err;
+fail:
+	sqb_afile_abort(af);
+	return err;
+}
+
+void sqb_afile_abort(struct sqb_afile *af)
+{
+	if (af->fd >= 0)
+		close(af->fd);
+	af->fd = -1;
+	if (af->tmp)
+		unlink(af->tmp);
+	free(af->tmp);
+	free(af->path);
+	af->tmp = NULL;
+	af->path = NULL;
+}

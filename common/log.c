@@ -1,0 +1,48 @@
+/* Leveled logging to stderr, configured once from SQB_LOG_LEVEL. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+
+static int sqb_log_threshold = -1;
+
+static int sqb_log_parse_level(void)
+{
+	const char *v = getenv("SQB_LOG_LEVEL");
+
+	if (!v)
+		return SQB_LOG_WARN;
+	if (!strcmp(v, "error"))
+		return SQB_LOG_ERROR;
+	if (!strcmp(v, "info"))
+		return SQB_LOG_INFO;
+	if (!strcmp(v, "debug"))
+		return SQB_LOG_DEBUG;
+	return SQB_LOG_WARN;
+}
+
+int sqb_log_enabled(enum sqb_log_level lvl)
+{
+	if (sqb_log_threshold < 0)
+		sqb_log_threshold = sqb_log_parse_level();
+	return (int)lvl <= sqb_log_threshold;
+}
+
+void sqb_log(enum sqb_log_level lvl, const char *file, int line, const char *fmt, ...)
+{
+	static const char *const names[] = { "error", "warn", "info", "debug" };
+	va_list ap;
+
+	if (!sqb_log_enabled(lvl))
+		return;
+	if (lvl == SQB_LOG_DEBUG)
+		fprintf(stderr, "squib %s %s:%d: ", names[lvl], file, line);
+	else
+		fprintf(stderr, "squib %s: ", names[lvl]);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+}
