@@ -7,6 +7,13 @@ set -euo pipefail
 SQB_PKGS=(build-essential cmake pkg-config clang libclang-rt-14-dev
           libzstd-dev liblz4-dev libxxhash-dev libfdt-dev libyajl-dev libcmocka-dev
           curl xz-utils cpio "$@")
+# Each module may list extra Debian packages, one per line, in deps.d/*.txt.
+for f in "$(dirname "${BASH_SOURCE[0]}")"/deps.d/*.txt; do
+  [ -e "$f" ] || continue
+  while read -r p _; do
+    case "$p" in ''|'#'*) ;; *) SQB_PKGS+=("$p") ;; esac
+  done < "$f"
+done
 
 missing=()
 for p in "${SQB_PKGS[@]}"; do
