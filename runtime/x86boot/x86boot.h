@@ -9,6 +9,21 @@
  * hvm_start_info, command line, e820/memmap, ACPI tables, GDT and page tables
  * in low memory below 1 MiB, kernel and initrd where their formats say) and
  * never touches KVM: the VMM turns the entry description into vCPU state.
+ *
+ * Low-memory layout written by the loader (guest-physical):
+ *
+ *   0x00500  GDT (null, 64-bit code 0x08, data 0x10, 32-bit code 0x18)
+ *   0x06000  PVH hvm_start_info, modlist, memmap      (PVH only)
+ *   0x07000  Linux boot_params "zero page"            (bzImage only)
+ *   0x08ff0  initial stack pointer (grows down)
+ *   0x09000  PML4, 0x0a000 PDPT, 0x0b000-0x0efff PDs  (bzImage: 4 GiB identity, 2 MiB pages)
+ *   0x20000  kernel command line (NUL-terminated, < 4 KiB)
+ *   0xe0000  ACPI: RSDP, XSDT, FADT, DSDT, MADT       (e820 "reserved")
+ *  >=1 MiB   kernel (PVH: PT_LOAD p_paddr; bzImage: pref_address), initrd high below 4 GiB
+ *
+ * e820 / PVH memmap: every RAM range given, minus [0x9fc00, 0x100000);
+ * [0xe0000, 0x100000) is reported reserved.  The first RAM range must start
+ * at guest-physical 0 and reach at least 2 MiB.
  */
 #ifndef SQB_X86BOOT_H
 #define SQB_X86BOOT_H
@@ -24,14 +39,37 @@ struct sqb_x86boot_mem {
 	uint64_t size;	/* bytes */
 };
 
+struct sqb_x86boot_mmio_dev {
+	uint64_t base;		/* MMIO window, e.g. 0xd0000000 + n * 0x1000 */
+	uint32_t size;
+	uint32_t gsi;		/* IOAPIC pin, edge-triggered, active high */
+};
+
 struct sqb_x86boot_in {
 	const char *kernel_path;	/* PVH ELF (vmlinux or a test guest) or bzImage */
 	const char *initrd_path;	/* NULL: none */
 	const char *cmdline;		/* NULL: empty */
 	const struct sqb_x86boot_mem *ram;
 	unsigned int nram;
-	unsigned int ncpus;		/* described in ACPI MADT */
+	unsigned int ncpus;		/* described in ACPI MADT, 1..SQB_X86BOOT_MAX_CPUS */
+	/* Optional: virtio-mmio devices to describe in the DSDT (LNRO0005).
+	 * Linux's Debian kernels find virtio-mmio only through ACPI. */
+	const struct sqb_x86boot_mmio_dev *mmio;
+	unsigned int nmmio;		/* <= SQB_X86BOOT_MAX_MMIO */
 };
+
+#define SQB_X86BOOT_MAX_CPUS 64
+#define SQB_X86BOOT_MAX_MMIO 32
+#define SQB_X86BOOT_CMDLINE_MAX 4095	/* bytes, without the NUL */
+
+/* Kernel command line a microVM needs when the user gives none (Firecracker's
+ * PUT /boot-source without boot_args).  See docs/linux-boot.md for why each
+ * option is there. */
+#define SQB_X86BOOT_DEFAULT_CMDLINE                                                         \
+	"console=ttyS0 reboot=k panic=1 pci=off i8042.noaux i8042.nomux i8042.nopnp "      \
+	"i8042.dumbkbd"
+
+const char *sqb_x86boot_default_cmdline(void);
 
 enum sqb_x86boot_mode {
 	SQB_X86BOOT_PROT32 = 1,	/* PVH: 32-bit flat protected mode, paging off, rbx = start_info */
@@ -47,7 +85,18 @@ struct sqb_x86boot_entry {
 	uint64_t cr3;		/* LONG64: identity-mapping page tables in guest RAM */
 	uint64_t gdt_base;	/* a GDT in guest RAM: null, code (0x08), data (0x10); 0x18 = 32-bit code */
 	uint16_t gdt_limit;
+	/* Informational (filled on success): */
+	uint64_t acpi_rsdp;	/* guest-physical address of the RSDP */
+	uint64_t kernel_start, kernel_end;	/* guest-physical [start, end) reserved for the kernel */
+	uint64_t initrd_start, initrd_size;	/* 0, 0 without initrd */
 };
+
+/* Segment selectors of the loader's GDT, for the VMM's vCPU set-up:
+ * PROT32 uses CS = SQB_X86BOOT_SEL_CODE32, LONG64 uses CS = SQB_X86BOOT_SEL_CODE64;
+ * both use DS = ES = SS = SQB_X86BOOT_SEL_DATA (flat 4 GiB, base 0). */
+#define SQB_X86BOOT_SEL_CODE64 0x08
+#define SQB_X86BOOT_SEL_DATA   0x10
+#define SQB_X86BOOT_SEL_CODE32 0x18
 
 /* Detect the image format, load it and everything it needs.  Returns 0,
  * -errno, or -SQB_E* with diag naming the file and the problem. */

@@ -1,0 +1,300 @@
+/* ACPI tables for a hardware-reduced x86 microVM (ACPI 6.x, as Firecracker
+ * does): RSDP -> XSDT -> {FADT -> DSDT, MADT}, written at 0xe0000.  The DSDT
+ * describes COM1, the i8042 keyboard controller and any virtio-mmio devices;
+ * the MADT one local APIC per vCPU and the IOAPIC at 0xfec00000. */
+#include <errno.h>
+
+#include "x86boot_priv.h"
+
+#define ACPI_AREA	(XB_ACPI_END - XB_ACPI_BASE)
+#define SDT_HDR		36
+#define FADT_LEN	276
+#define LAPIC_ADDR	0xfee00000u
+#define IOAPIC_ADDR	0xfec00000u
+
+/* FADT flags and IA-PC boot architecture flags (ACPI 6.4, 5.2.9) */
+#define FADT_F_PWR_BUTTON	(1u << 4)
+#define FADT_F_SLP_BUTTON	(1u << 5)
+#define FADT_F_HW_REDUCED	(1u << 20)
+#define IAPC_LEGACY_DEVICES	(1u << 0)
+#define IAPC_8042		(1u << 1)
+#define IAPC_VGA_NOT_PRESENT	(1u << 2)
+#define IAPC_MSI_NOT_SUPPORTED	(1u << 3)
+#define IAPC_CMOS_RTC_ABSENT	(1u << 5)
+
+struct aml {
+	uint8_t *p;
+	unsigned int len, cap;
+	int overflow;
+};
+
+static uint8_t acpi_sum(const uint8_t *p, unsigned int len)
+{
+	uint8_t s = 0;
+
+	while (len--)
+		s = (uint8_t)(s + *p++);
+	return s;
+}
+
+static void sdt_header(uint8_t *t, const char *sig, uint32_t len, uint8_t rev)
+{
+	memcpy(t, sig, 4);
+	xb_put32(t + 4, len);
+	t[8] = rev;
+	t[9] = 0;
+	memcpy(t + 10, "SQUIB ", 6);
+	memcpy(t + 16, "SQUIBVM ", 8);
+	xb_put32(t + 24, 1);
+	memcpy(t + 28, "SQB ", 4);
+	xb_put32(t + 32, 1);
+}
+
+static void sdt_finish(uint8_t *t, uint32_t len)
+{
+	t[9] = 0;
+	t[9] = (uint8_t)(0 - acpi_sum(t, len));
+}
+
+static void aml_bytes(struct aml *a, const void *src, unsigned int n)
+{
+	if (a->len + n > a->cap) {
+		a->overflow = 1;
+		return;
+	}
+	memcpy(a->p + a->len, src, n);
+	a->len += n;
+}
+
+static void aml_byte(struct aml *a, uint8_t b)
+{
+	aml_bytes(a, &b, 1);
+}
+
+/* Close a package opened at `start` (before its body): insert the
+ * PkgLength encoding (ACPI 20.2.4), which counts itself, in front. */
+static void aml_pkg_end(struct aml *a, unsigned int start)
+{
+	unsigned int body = a->len - start, n, total;
+	uint8_t enc[4];
+
+	if (a->overflow)
+		return;
+	n = body + 1 < 0x40 ? 1 : body + 2 < 0x1000 ? 2 : body + 3 < 0x100000 ? 3 : 4;
+	total = body + n;
+	if (n == 1) {
+		enc[0] = (uint8_t)total;
+	} else {
+		enc[0] = (uint8_t)(((n - 1) << 6) | (total & 0xf));
+		for (unsigned int i = 1; i < n; i++)
+			enc[i] = (uint8_t)(total >> (4 + 8 * (i - 1)));
+	}
+	if (a->len + n > a->cap) {
+		a->overflow = 1;
+		return;
+	}
+	memmove(a->p + start + n, a->p + start, body);
+	memcpy(a->p + start, enc, n);
+	a->len += n;
+}
+
+static uint32_t eisa_id(const char *s)
+{
+	uint32_t v = ((uint32_t)(s[0] - 0x40) << 26) | ((uint32_t)(s[1] - 0x40) << 21) |
+		     ((uint32_t)(s[2] - 0x40) << 16);
+	for (int i = 3; i < 7; i++) {
+		int c = s[i], d = c <= '9' ? c - '0' : c - 'A' + 10;
+
+		v |= (uint32_t)d << (4 * (6 - i));
+	}
+	/* stored most-significant byte first */
+	return ((v >> 24) & 0xff) | ((v >> 8) & 0xff00) | ((v << 8) & 0xff0000) | (v << 24);
+}
+
+static void aml_name_dword(struct aml *a, const char *name, uint32_t v)
+{
+	uint8_t b[4];
+
+	aml_byte(a, 0x08); /* NameOp */
+	aml_bytes(a, name, 4);
+	aml_byte(a, 0x0c); /* DWordPrefix */
+	xb_put32(b, v);
+	aml_bytes(a, b, 4);
+}
+
+static void aml_name_string(struct aml *a, const char *name, const char *s)
+{
+	aml_byte(a, 0x08);
+	aml_bytes(a, name, 4);
+	aml_byte(a, 0x0d); /* StringPrefix */
+	aml_bytes(a, s, (unsigned int)strlen(s) + 1);
+}
+
+/* Name(_CRS, Buffer() {res..., EndTag}) */
+static void aml_crs(struct aml *a, const uint8_t *res, unsigned int n)
+{
+	static const uint8_t end_tag[2] = {0x79, 0x00};
+	unsigned int start;
+
+	aml_byte(a, 0x08);
+	aml_bytes(a, "_CRS", 4);
+	aml_byte(a, 0x11); /* BufferOp */
+	start = a->len;
+	aml_byte(a, 0x0b); /* WordPrefix: buffer size */
+	aml_byte(a, (uint8_t)(n + 2));
+	aml_byte(a, 0);
+	aml_bytes(a, res, n);
+	aml_bytes(a, end_tag, 2);
+	aml_pkg_end(a, start);
+}
+
+static unsigned int res_io(uint8_t *r, uint16_t port, uint8_t len)
+{
+	r[0] = 0x47; /* I/O port descriptor, 16-bit decode */
+	r[1] = 0x01;
+	xb_put16(r + 2, port);
+	xb_put16(r + 4, port);
+	r[6] = 1;
+	r[7] = len;
+	return 8;
+}
+
+static unsigned int res_irq(uint8_t *r, unsigned int irq)
+{
+	r[0] = 0x22; /* IRQ descriptor, no flags: edge, active high */
+	xb_put16(r + 1, (uint16_t)(1u << irq));
+	return 3;
+}
+
+static void aml_device(struct aml *a, const char *name, const char *hid_eisa, const char *hid_str,
+		       uint32_t uid, const uint8_t *res, unsigned int nres)
+{
+	unsigned int start;
+
+	aml_byte(a, 0x5b); /* DeviceOp */
+	aml_byte(a, 0x82);
+	start = a->len;
+	aml_bytes(a, name, 4);
+	if (hid_eisa)
+		aml_name_dword(a, "_HID", eisa_id(hid_eisa));
+	else
+		aml_name_string(a, "_HID", hid_str);
+	aml_name_dword(a, "_UID", uid);
+	aml_crs(a, res, nres);
+	aml_pkg_end(a, start);
+}
+
+static void build_dsdt_body(const struct sqb_x86boot_in *in, struct aml *a)
+{
+	uint8_t r[64];
+	unsigned int n, start;
+
+	aml_byte(a, 0x10); /* ScopeOp (\_SB) */
+	start = a->len;
+	aml_bytes(a, "\\_SB_", 5);
+	n = res_io(r, 0x3f8, 8);
+	n += res_irq(r + n, 4);
+	aml_device(a, "COM1", "PNP0501", NULL, 0, r, n);
+	n = res_io(r, 0x60, 1);
+	n += res_io(r + n, 0x64, 1);
+	n += res_irq(r + n, 1);
+	aml_device(a, "PS2K", "PNP0303", NULL, 0, r, n);
+	for (unsigned int i = 0; i < in->nmmio; i++) {
+		char name[5] = {'V', 'R', "0123456789ABCDEF"[(i >> 4) & 0xf],
+				"0123456789ABCDEF"[i & 0xf], 0};
+
+		r[0] = 0x86; /* Memory32Fixed, read/write */
+		xb_put16(r + 1, 9);
+		r[3] = 1;
+		xb_put32(r + 4, (uint32_t)in->mmio[i].base);
+		xb_put32(r + 8, in->mmio[i].size);
+		r[12] = 0x89; /* Extended Interrupt: consumer, edge, active high */
+		xb_put16(r + 13, 6);
+		r[15] = 0x03;
+		r[16] = 1;
+		xb_put32(r + 17, in->mmio[i].gsi);
+		aml_device(a, name, NULL, "LNRO0005", i, r, 21);
+	}
+	aml_pkg_end(a, start);
+}
+
+static uint32_t build_madt(const struct sqb_x86boot_in *in, uint8_t *t)
+{
+	uint32_t len = SDT_HDR + 8;
+
+	xb_put32(t + SDT_HDR, LAPIC_ADDR);
+	xb_put32(t + SDT_HDR + 4, 0); /* no dual 8259: hardware-reduced */
+	for (unsigned int i = 0; i < in->ncpus; i++, len += 8) {
+		t[len] = 0; /* Processor Local APIC */
+		t[len + 1] = 8;
+		t[len + 2] = (uint8_t)i; /* ACPI processor UID */
+		t[len + 3] = (uint8_t)i; /* APIC ID = vCPU index */
+		xb_put32(t + len + 4, 1); /* enabled */
+	}
+	t[len] = 1; /* I/O APIC */
+	t[len + 1] = 12;
+	t[len + 2] = 0;
+	t[len + 3] = 0;
+	xb_put32(t + len + 4, IOAPIC_ADDR);
+	xb_put32(t + len + 8, 0); /* GSI base */
+	len += 12;
+	sdt_header(t, "APIC", len, 5);
+	sdt_finish(t, len);
+	return len;
+}
+
+static void build_fadt(uint8_t *t, uint64_t dsdt)
+{
+	sdt_header(t, "FACP", FADT_LEN, 6);
+	xb_put32(t + 40, (uint32_t)dsdt);
+	xb_put16(t + 109, IAPC_LEGACY_DEVICES | IAPC_8042 | IAPC_VGA_NOT_PRESENT |
+				  IAPC_MSI_NOT_SUPPORTED | IAPC_CMOS_RTC_ABSENT);
+	xb_put32(t + 112, FADT_F_HW_REDUCED | FADT_F_PWR_BUTTON | FADT_F_SLP_BUTTON);
+	t[131] = 4; /* FADT minor version: ACPI 6.4 */
+	xb_put64(t + 140, dsdt);
+	memcpy(t + 268, "SQUIBVMM", 8); /* hypervisor vendor identity */
+	sdt_finish(t, FADT_LEN);
+}
+
+int xb_acpi_build(const struct sqb_x86boot_in *in, uint64_t *rsdp_out, struct sqb_diag *diag)
+{
+	uint8_t *base = xb_gpa(in, XB_ACPI_BASE, ACPI_AREA);
+	uint64_t xsdt = XB_ACPI_BASE + 0x40, fadt = xsdt + 0x40, dsdt = fadt + 0x120;
+	uint64_t madt;
+	uint8_t *t;
+	struct aml a;
+
+	if (!base)
+		return xb_fail(diag, -EINVAL, UINT64_MAX, "ACPI", "no RAM at 0xe0000");
+	memset(base, 0, ACPI_AREA);
+
+	/* DSDT: header, then AML; everything after it is bounded by the area. */
+	t = base + (dsdt - XB_ACPI_BASE);
+	a = (struct aml){.p = t + SDT_HDR, .cap = (unsigned int)(ACPI_AREA / 2)};
+	build_dsdt_body(in, &a);
+	if (a.overflow)
+		return xb_fail(diag, -SQB_ELIMIT, UINT64_MAX, "ACPI", "DSDT too large");
+	sdt_header(t, "DSDT", SDT_HDR + a.len, 2);
+	sdt_finish(t, SDT_HDR + a.len);
+	madt = (dsdt + SDT_HDR + a.len + 15) & ~15ULL;
+
+	build_madt(in, base + (madt - XB_ACPI_BASE));
+	build_fadt(base + (fadt - XB_ACPI_BASE), dsdt);
+
+	t = base + (xsdt - XB_ACPI_BASE);
+	sdt_header(t, "XSDT", SDT_HDR + 16, 1);
+	xb_put64(t + SDT_HDR, fadt);
+	xb_put64(t + SDT_HDR + 8, madt);
+	sdt_finish(t, SDT_HDR + 16);
+
+	t = base; /* RSDP, ACPI 2.0+ layout */
+	memcpy(t, "RSD PTR ", 8);
+	memcpy(t + 9, "SQUIB ", 6);
+	t[15] = 2;
+	xb_put32(t + 20, 36);
+	xb_put64(t + 24, xsdt);
+	t[8] = (uint8_t)(0 - acpi_sum(t, 20));
+	t[32] = (uint8_t)(0 - acpi_sum(t, 36));
+	*rsdp_out = XB_ACPI_BASE;
+	return 0;
+}
