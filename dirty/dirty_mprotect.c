@@ -22,7 +22,6 @@ static _Atomic(sqb_dirty *) mp_reg[MP_MAX_TRACKERS];
 static atomic_int mp_inflight;
 static pthread_mutex_t mp_install_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct sigaction mp_old;
-static bool mp_installed;
 
 static int mp_probe(void)
 {
@@ -101,35 +100,42 @@ static void mp_sigsegv(int sig, siginfo_t *si, void *uc)
 	}
 }
 
-static int mp_init(sqb_dirty *d)
+/* (Re)install the handler unless it is ours.  Checked at every init and
+ * start, as test frameworks and runtimes replace SIGSEGV handlers freely;
+ * whoever replaces it while a tracker is armed must chain to it. */
+static int mp_ensure_handler(void)
 {
-	int err = -SQB_ELIMIT;
+	struct sigaction sa, cur;
+	int err = 0;
 
 	pthread_mutex_lock(&mp_install_lock);
-	if (!mp_installed) {
-		struct sigaction sa;
-
+	if (sigaction(SIGSEGV, NULL, &cur) != 0) {
+		err = -errno;
+	} else if (!(cur.sa_flags & SA_SIGINFO) || cur.sa_sigaction != mp_sigsegv) {
 		memset(&sa, 0, sizeof(sa));
 		sa.sa_sigaction = mp_sigsegv;
 		sa.sa_flags = SA_SIGINFO | SA_RESTART | SA_ONSTACK;
 		sigemptyset(&sa.sa_mask);
-		if (sigaction(SIGSEGV, &sa, &mp_old) != 0) {
+		if (sigaction(SIGSEGV, &sa, &mp_old) != 0)
 			err = -errno;
-			goto out;
-		}
-		mp_installed = true;
 	}
+	pthread_mutex_unlock(&mp_install_lock);
+	return err;
+}
+
+static int mp_init(sqb_dirty *d)
+{
+	int err = mp_ensure_handler();
+
+	if (err)
+		return err;
 	for (int i = 0; i < MP_MAX_TRACKERS; i++) {
 		sqb_dirty *expect = NULL;
 
-		if (atomic_compare_exchange_strong(&mp_reg[i], &expect, d)) {
-			err = 0;
-			break;
-		}
+		if (atomic_compare_exchange_strong(&mp_reg[i], &expect, d))
+			return 0;
 	}
-out:
-	pthread_mutex_unlock(&mp_install_lock);
-	return err;
+	return -SQB_ELIMIT;
 }
 
 static int mp_protect_all(sqb_dirty *d, int prot)
@@ -142,6 +148,7 @@ static int mp_protect_all(sqb_dirty *d, int prot)
 
 static int mp_start(sqb_dirty *d)
 {
+	FORWARD_IF_ERROR(mp_ensure_handler());
 	return mp_protect_all(d, PROT_READ);
 }
 
