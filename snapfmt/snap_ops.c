@@ -1,0 +1,324 @@
+/* Whole-snapshot operations built on the reader and writer: merge a chain,
+ * write the diff of two snapshots, re-encode, import and export raw memory
+ * (Firecracker's memory file: regions concatenated in order). */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "io.h"
+#include "snap_internal.h"
+
+/* Describe pages [gpa, gpa + n pages) as of snapshot s, stopping at `stop`
+ * (reported as PARENT): DATA pages are decoded into buf. */
+static int chain_fill(sqb_snap *s, const sqb_snap *stop, uint64_t gpa, uint64_t n, uint8_t *buf,
+		      uint8_t *kinds)
+{
+	uint32_t gps = s->info.guest_page_size;
+	unsigned int r;
+	uint64_t page;
+	size_t idx;
+	int err;
+
+	if (s == stop) {
+		memset(kinds, SQB_PAGE_PARENT, n);
+		return 0;
+	}
+	if (sqb_snap_locate(s, gpa, &r, &page) || sqb_snap_extent_find(s, r, page, &idx))
+		return -SQB_ENOTFOUND;
+	while (n) {
+		const struct sqb_extent *e = &s->ext[r][idx++];
+		uint64_t take = e->first_page + e->page_count - page;
+
+		if (take > n)
+			take = n;
+		if (e->kind == SQB_EXT_ZERO) {
+			memset(kinds, SQB_PAGE_ZERO, take);
+		} else if (e->kind == SQB_EXT_PARENT) {
+			if (!s->parent)
+				return -SQB_EPARENT;
+			if ((err = chain_fill(s->parent, stop, gpa, take, buf, kinds)))
+				return err;
+		} else {
+			if ((err = sqb_snap_read(s, gpa, buf, take * gps, NULL)))
+				return err;
+			memset(kinds, SQB_PAGE_DATA, take);
+		}
+		gpa += take * gps;
+		buf += take * gps;
+		kinds += take;
+		page += take;
+		n -= take;
+	}
+	return 0;
+}
+
+struct chain_src {
+	sqb_snap *top;
+	const sqb_snap *stop;
+	uint64_t gpa;
+	/* diff mode: compare against this snapshot, PARENT where equal */
+	sqb_snap *base;
+	uint8_t *cmp;
+	size_t cmp_cap;
+};
+
+static int chain_get(void *ctx, uint64_t first, uint32_t n, const void **data, void *scratch,
+		     uint8_t *kinds)
+{
+	struct chain_src *c = ctx;
+	uint32_t gps = c->top->info.guest_page_size;
+	uint64_t gpa = c->gpa + first * gps;
+	uint8_t *buf = scratch;
+	int err;
+
+	*data = scratch;
+	if ((err = chain_fill(c->top, c->stop, gpa, n, buf, kinds)))
+		return err;
+	if (!c->base)
+		return 0;
+	if ((size_t)n * gps > c->cmp_cap) {
+		free(c->cmp);
+		c->cmp_cap = (size_t)n * gps;
+		if (!(c->cmp = malloc(c->cmp_cap)))
+			return -ENOMEM;
+	}
+	/* one batched read of the base when the range lies in one of its regions */
+	if (sqb_snap_read(c->base, gpa, c->cmp, (size_t)n * gps, NULL) == 0) {
+		for (uint32_t i = 0; i < n; i++) {
+			uint8_t *mine = buf + (size_t)i * gps;
+
+			if (kinds[i] == SQB_PAGE_PARENT)
+				continue;
+			if (kinds[i] == SQB_PAGE_ZERO)
+				memset(mine, 0, gps);
+			if (!memcmp(mine, c->cmp + (size_t)i * gps, gps))
+				kinds[i] = SQB_PAGE_PARENT;
+		}
+		return 0;
+	}
+	for (uint32_t i = 0; i < n; i++) {
+		uint8_t *mine = buf + (size_t)i * gps;
+
+		if (kinds[i] == SQB_PAGE_PARENT)
+			continue;
+		err = sqb_snap_read(c->base, gpa + (uint64_t)i * gps, c->cmp, gps, NULL);
+		if (err == -SQB_ENOTFOUND)
+			continue; /* memory the base does not have: keep it */
+		if (err)
+			return err;
+		if (kinds[i] == SQB_PAGE_ZERO)
+			memset(mine, 0, gps);
+		if (!memcmp(mine, c->cmp, gps))
+			kinds[i] = SQB_PAGE_PARENT;
+	}
+	return 0;
+}
+
+static void ops_opts(struct sqb_write_opts *o, const struct sqb_write_opts *in, const sqb_snap *s,
+		     const sqb_snap *parent)
+{
+	if (in)
+		*o = *in;
+	else
+		*o = (struct sqb_write_opts)SQB_WRITE_OPTS_INIT;
+	o->arch = s->info.arch;
+	o->hv = s->info.hv;
+	o->role = s->info.role;
+	o->guest_page_size = s->info.guest_page_size;
+	if (!o->host_page_size)
+		o->host_page_size = s->info.host_page_size;
+	o->parent = parent;
+	o->uuid = NULL;
+}
+
+/* Write every region of `top` through chain_src into a new snapshot. */
+static int ops_write(const char *out, sqb_snap *top, const sqb_snap *stop, sqb_snap *base,
+		     const struct sqb_write_opts *opts)
+{
+	sqb_snap_writer *w;
+	struct chain_src c = { top, stop, 0, base, NULL, 0 };
+	struct sqb_page_source src = { chain_get, &c };
+	int err;
+
+	if ((err = sqb_writer_open(&w, out, opts)))
+		return err;
+	for (unsigned int r = 0; r < top->nregions && !err; r++) {
+		c.gpa = top->regions[r].gpa;
+		err = sqb_writer_add_memory_src(w, c.gpa, top->regions[r].size, &src);
+	}
+	if (!err)
+		err = sqb_writer_copy_state(w, top);
+	if (!err)
+		err = sqb_writer_finish(w, NULL, NULL);
+	sqb_writer_free(w);
+	free(c.cmp);
+	return err;
+}
+
+static int same_file(const char *out, const sqb_snap *s)
+{
+	struct stat a, b;
+
+	for (; s; s = s->parent)
+		if (stat(out, &a) == 0 && fstat(s->fd, &b) == 0 && a.st_dev == b.st_dev &&
+		    a.st_ino == b.st_ino)
+			return 1;
+	return 0;
+}
+
+int sqb_snap_merge(const char *out, sqb_snap *s, const struct sqb_write_opts *opts,
+		   unsigned int flags)
+{
+	struct sqb_write_opts o;
+	const sqb_snap *base = NULL;
+
+	if (same_file(out, s))
+		return -EEXIST; /* never write over an input */
+	if (s->info.kind == SQB_SNAP_DIFF && !s->parent && s->info.role != SQB_ROLE_STATE)
+		return -SQB_EPARENT;
+	if (flags & SQB_MERGE_KEEP_BASE) {
+		for (base = s; base->parent; base = base->parent)
+			;
+		if (base == s)
+			return -EINVAL; /* nothing above the base to squash */
+	}
+	ops_opts(&o, opts, s, base);
+	return ops_write(out, s, base, NULL, &o);
+}
+
+int sqb_snap_write_diff(const char *out, sqb_snap *a, sqb_snap *b,
+			const struct sqb_write_opts *opts)
+{
+	struct sqb_write_opts o;
+	const sqb_snap *stop = NULL;
+
+	if (same_file(out, a) || same_file(out, b))
+		return -EEXIST;
+	if (a->info.arch != b->info.arch || a->info.hv != b->info.hv ||
+	    a->info.guest_page_size != b->info.guest_page_size)
+		return -SQB_EMISMATCH;
+	/* pages b inherits from a (b's chain reaches a) need no comparison */
+	for (const sqb_snap *p = b->parent; p; p = p->parent)
+		if (!memcmp(p->info.digest.b, a->info.digest.b, 16))
+			stop = p;
+	ops_opts(&o, opts, b, a);
+	return ops_write(out, b, stop, a, &o);
+}
+
+int sqb_snap_repack(const char *out, sqb_snap *s, const struct sqb_write_opts *opts)
+{
+	struct sqb_write_opts o;
+
+	if (same_file(out, s))
+		return -EEXIST;
+	if (s->info.kind == SQB_SNAP_DIFF && !s->parent)
+		return -SQB_EPARENT;
+	ops_opts(&o, opts, s, s->parent);
+	return ops_write(out, s, s->parent, NULL, &o);
+}
+
+struct raw_src {
+	int fd;
+	uint64_t off; /* file offset of the region */
+	uint32_t gps;
+};
+
+static int raw_get(void *ctx, uint64_t first, uint32_t n, const void **data, void *scratch,
+		   uint8_t *kinds)
+{
+	struct raw_src *r = ctx;
+	int err = sqb_pread_full(r->fd, scratch, (size_t)n * r->gps, r->off + first * r->gps);
+
+	*data = scratch;
+	memset(kinds, SQB_PAGE_DATA, n);
+	return err;
+}
+
+int sqb_snap_import_raw(const char *out, const char *raw_path, const struct sqb_region *layout,
+			unsigned int n, const struct sqb_write_opts *opts)
+{
+	struct sqb_write_opts o = opts ? *opts : (struct sqb_write_opts)SQB_WRITE_OPTS_INIT;
+	struct sqb_region whole;
+	sqb_snap_writer *w = NULL;
+	struct raw_src rs;
+	struct stat st;
+	uint64_t total = 0;
+	int err;
+
+	o.parent = NULL;
+	rs.gps = o.guest_page_size;
+	rs.fd = open(raw_path, O_RDONLY | O_CLOEXEC);
+	if (rs.fd < 0)
+		return -errno;
+	if (fstat(rs.fd, &st) < 0) {
+		err = -errno;
+		goto out;
+	}
+	if (!n) { /* one region at guest address 0 */
+		whole = (struct sqb_region){ 0, (uint64_t)st.st_size, 0 };
+		layout = &whole;
+		n = 1;
+	}
+	for (unsigned int i = 0; i < n; i++)
+		total += layout[i].size;
+	if (total != (uint64_t)st.st_size) {
+		err = -SQB_EMISMATCH; /* the layout must describe the whole file */
+		goto out;
+	}
+	if ((err = sqb_writer_open(&w, out, &o)))
+		goto out;
+	rs.off = 0;
+	for (unsigned int i = 0; i < n && !err; i++) {
+		struct sqb_page_source src = { raw_get, &rs };
+
+		err = sqb_writer_add_memory_src(w, layout[i].gpa, layout[i].size, &src);
+		rs.off += layout[i].size;
+	}
+	if (!err)
+		err = sqb_writer_finish(w, NULL, NULL);
+out:
+	sqb_writer_free(w);
+	close(rs.fd);
+	return err;
+}
+
+int sqb_snap_export_raw(sqb_snap *s, const char *out, int r)
+{
+	const size_t step = 4u << 20;
+	struct sqb_afile af;
+	uint64_t pos = 0;
+	uint8_t *buf;
+	int err;
+
+	if (r >= (int)s->nregions)
+		return -SQB_ENOTFOUND;
+	if (same_file(out, s))
+		return -EEXIST;
+	buf = malloc(step);
+	if (!buf)
+		return -ENOMEM;
+	if ((err = sqb_afile_open(&af, out))) {
+		free(buf);
+		return err;
+	}
+	for (unsigned int i = 0; i < s->nregions && !err; i++) {
+		if (r >= 0 && (unsigned)r != i)
+			continue;
+		for (uint64_t off = 0; off < s->regions[i].size && !err; off += step) {
+			size_t take = s->regions[i].size - off < step ? s->regions[i].size - off : step;
+
+			err = sqb_snap_read(s, s->regions[i].gpa + off, buf, take, NULL);
+			if (!err)
+				err = sqb_pwrite_full(af.fd, buf, take, pos);
+			pos += take;
+		}
+	}
+	free(buf);
+	if (err) {
+		sqb_afile_abort(&af);
+		return err;
+	}
+	return sqb_afile_commit(&af);
+}

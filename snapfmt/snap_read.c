@@ -1,0 +1,250 @@
+/* Random access to guest memory in a snapshot: decode one extent (checksum
+ * first, then codec), resolve DEDUP and PARENT, read any byte range of a
+ * region.  Thread-safe; scratch buffers are per thread (format.md [F-33]..[F-45]). */
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "io.h"
+#include "snap_internal.h"
+
+struct scratch {
+	uint8_t *in;  /* stored bytes of one extent */
+	uint8_t *out; /* decoded bytes of one extent */
+};
+
+static pthread_key_t scratch_key;
+static pthread_once_t scratch_once = PTHREAD_ONCE_INIT;
+
+static void scratch_free(void *p)
+{
+	struct scratch *sc = p;
+
+	if (sc) {
+		free(sc->in);
+		free(sc->out);
+		free(sc);
+	}
+}
+
+static void scratch_init(void)
+{
+	(void)pthread_key_create(&scratch_key, scratch_free);
+}
+
+static struct scratch *scratch_get(void)
+{
+	struct scratch *sc;
+
+	pthread_once(&scratch_once, scratch_init);
+	sc = pthread_getspecific(scratch_key);
+	if (sc)
+		return sc;
+	sc = calloc(1, sizeof(*sc));
+	if (!sc)
+		return NULL;
+	sc->in = malloc(SQB_MAX_STORED);
+	sc->out = malloc(SQB_MAX_CHUNK);
+	if (!sc->in || !sc->out || pthread_setspecific(scratch_key, sc)) {
+		scratch_free(sc);
+		return NULL;
+	}
+	return sc;
+}
+
+static int read_pages(sqb_snap *s, unsigned int r, uint64_t page, uint64_t n, uint8_t *dst,
+		      struct sqb_diag *diag);
+
+/* Stored bytes of a RAW or COMPRESSED extent, checksum verified, into dst. */
+static int decode_stored(sqb_snap *s, unsigned int r, const struct sqb_extent *e, uint8_t *dst,
+			 struct sqb_diag *diag)
+{
+	size_t bytes = (size_t)e->page_count * s->info.guest_page_size;
+	char name[32];
+	struct scratch *sc;
+	int err;
+
+	snprintf(name, sizeof(name), "DATA/PIDX[%u]", r);
+	if (e->kind == SQB_EXT_RAW) {
+		if ((err = sqb_pread_full(s->fd, dst, bytes, e->data)))
+			return sqb_diag_set(diag, err, e->data, name, "cannot read RAW extent");
+		if (sqb_xxh64(dst, bytes) != e->checksum)
+			return sqb_diag_set(diag, -SQB_ECHECKSUM, e->data, name,
+					    "RAW extent for page %llu: checksum mismatch",
+					    (unsigned long long)e->first_page);
+		return 0;
+	}
+	sc = scratch_get();
+	if (!sc)
+		return -ENOMEM;
+	if ((err = sqb_pread_full(s->fd, sc->in, e->stored_len, e->data)))
+		return sqb_diag_set(diag, err, e->data, name, "cannot read compressed extent");
+	/* [F-23] integrity before the decoder sees a byte */
+	if (sqb_xxh64(sc->in, e->stored_len) != e->checksum)
+		return sqb_diag_set(diag, -SQB_ECHECKSUM, e->data, name,
+				    "compressed extent for page %llu: checksum mismatch",
+				    (unsigned long long)e->first_page);
+	if (sqb_codec_decompress(e->codec, sc->in, e->stored_len, dst, bytes))
+		return sqb_diag_set(diag, -SQB_ECODEC, e->data, name,
+				    "%s chunk for page %llu does not decode to %zu bytes",
+				    sqb_codec_name(e->codec), (unsigned long long)e->first_page, bytes);
+	return 0;
+}
+
+int sqb_snap_extent_decode(sqb_snap *s, unsigned int r, const struct sqb_extent *e, void *dst,
+			   struct sqb_diag *diag)
+{
+	size_t bytes = (size_t)e->page_count * s->info.guest_page_size;
+
+	switch (e->kind) {
+	case SQB_EXT_ZERO:
+		memset(dst, 0, bytes);
+		return 0;
+	case SQB_EXT_RAW:
+	case SQB_EXT_COMPRESSED:
+		return decode_stored(s, r, e, dst, diag);
+	case SQB_EXT_DEDUP:
+		return read_pages(s, (unsigned int)(e->data >> SQB_DEDUP_SHIFT),
+				  e->data & SQB_DEDUP_PAGE_MASK, e->page_count, dst, diag);
+	case SQB_EXT_PARENT: {
+		uint64_t gpa = s->regions[r].gpa + e->first_page * s->info.guest_page_size;
+
+		if (!s->parent)
+			return sqb_diag_set(diag, -SQB_EPARENT, UINT64_MAX, "PIDX",
+					    "page 0x%llx is in the parent, which was not opened",
+					    (unsigned long long)gpa);
+		return sqb_snap_read(s->parent, gpa, dst, bytes, diag);
+	}
+	}
+	return -SQB_ECORRUPT;
+}
+
+/* Pages [page, page+n) of region r into dst, extent by extent. */
+static int read_pages(sqb_snap *s, unsigned int r, uint64_t page, uint64_t n, uint8_t *dst,
+		      struct sqb_diag *diag)
+{
+	uint32_t gps = s->info.guest_page_size;
+	size_t idx;
+	int err;
+
+	if (sqb_snap_extent_find(s, r, page, &idx))
+		return sqb_diag_set(diag, -SQB_ENOTFOUND, UINT64_MAX, "PIDX",
+				    "page %llu of region %u is outside the index",
+				    (unsigned long long)page, r);
+	while (n) {
+		const struct sqb_extent *e = &s->ext[r][idx];
+		uint64_t skip = page - e->first_page;
+		uint64_t take = e->page_count - skip < n ? e->page_count - skip : n;
+
+		if (e->kind == SQB_EXT_ZERO) {
+			memset(dst, 0, take * gps);
+		} else if (e->kind == SQB_EXT_PARENT || e->kind == SQB_EXT_DEDUP) {
+			struct sqb_extent sub = *e;
+
+			sub.first_page = page;
+			sub.page_count = (uint32_t)take;
+			if (e->kind == SQB_EXT_DEDUP)
+				sub.data = e->data + skip;
+			if ((err = sqb_snap_extent_decode(s, r, &sub, dst, diag)))
+				return err;
+		} else if (!skip && take == e->page_count) {
+			if ((err = decode_stored(s, r, e, dst, diag)))
+				return err;
+		} else {
+			struct scratch *sc = scratch_get();
+
+			if (!sc)
+				return -ENOMEM;
+			if ((err = decode_stored(s, r, e, sc->out, diag)))
+				return err;
+			memcpy(dst, sc->out + skip * gps, take * gps);
+		}
+		dst += take * gps;
+		page += take;
+		n -= take;
+		idx++;
+	}
+	return 0;
+}
+
+int sqb_snap_read(sqb_snap *s, uint64_t gpa, void *buf, size_t len, struct sqb_diag *diag)
+{
+	uint32_t gps = s->info.guest_page_size;
+	uint8_t *dst = buf;
+	unsigned int r;
+	uint64_t page;
+	int err;
+
+	if (!len)
+		return 0;
+	if (sqb_snap_locate(s, gpa, &r, &page) ||
+	    len > s->regions[r].size - (gpa - s->regions[r].gpa))
+		return sqb_diag_set(diag, -SQB_ENOTFOUND, UINT64_MAX, "MEMR",
+				    "[0x%llx, +0x%zx) is not inside one region",
+				    (unsigned long long)gpa, len);
+	/* unaligned head or tail goes through a page-sized bounce */
+	while (len) {
+		uint64_t in_page = (gpa - s->regions[r].gpa) % gps;
+
+		if (in_page || len < gps) {
+			struct scratch *sc = scratch_get();
+			size_t take = gps - in_page < len ? gps - in_page : len;
+			uint8_t page_buf[65536];
+
+			if (!sc)
+				return -ENOMEM;
+			if ((err = read_pages(s, r, page, 1, page_buf, diag)))
+				return err;
+			memcpy(dst, page_buf + in_page, take);
+			dst += take;
+			gpa += take;
+			len -= take;
+			page++;
+			continue;
+		}
+		{
+			uint64_t n = len / gps;
+
+			if ((err = read_pages(s, r, page, n, dst, diag)))
+				return err;
+			dst += n * gps;
+			gpa += n * gps;
+			len -= n * gps;
+			page += n;
+		}
+	}
+	return 0;
+}
+
+void sqb_snap_mem_stats(const sqb_snap *s, struct sqb_mem_stats *out)
+{
+	memset(out, 0, sizeof(*out));
+	for (unsigned int r = 0; r < s->nregions; r++) {
+		for (size_t i = 0; i < s->next[r]; i++) {
+			const struct sqb_extent *e = &s->ext[r][i];
+
+			out->pages += e->page_count;
+			out->extents++;
+			switch (e->kind) {
+			case SQB_EXT_ZERO:
+				out->zero += e->page_count;
+				break;
+			case SQB_EXT_PARENT:
+				out->parent += e->page_count;
+				break;
+			case SQB_EXT_RAW:
+				out->raw += e->page_count;
+				out->stored_bytes += e->stored_len;
+				break;
+			case SQB_EXT_COMPRESSED:
+				out->compressed += e->page_count;
+				out->stored_bytes += e->stored_len;
+				break;
+			case SQB_EXT_DEDUP:
+				out->dedup += e->page_count;
+				break;
+			}
+		}
+	}
+}

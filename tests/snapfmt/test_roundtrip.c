@@ -1,0 +1,396 @@
+/* Round trips through libsnapfmt: every extent kind, codec, page size and
+ * arch; chains 1..8 deep; merge == newest state; diff(A,B) applied to A == B;
+ * repack, import/export, records, key/values, devices, working set. */
+#include <errno.h>
+#include <fcntl.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "squib/snapfmt.h"
+#include "snap_test_util.h"
+
+static char tmpdir[64];
+
+static void path_in(char *buf, size_t n, const char *name)
+{
+	snprintf(buf, n, "%s/%s", tmpdir, name);
+}
+
+static int setup(void **state)
+{
+	(void)state;
+	snprintf(tmpdir, sizeof(tmpdir), "/tmp/sqb-rt-XXXXXX");
+	return mkdtemp(tmpdir) ? 0 : -1;
+}
+
+static int teardown(void **state)
+{
+	char cmd[128];
+
+	(void)state;
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", tmpdir);
+	return system(cmd);
+}
+
+/* Write mem as a snapshot with the given options and check every byte. */
+static void roundtrip_one(enum sqb_codec codec, uint32_t gps, enum sqb_arch arch, int dedup,
+			  uint32_t chunk)
+{
+	const uint64_t size = 4u << 20;
+	uint8_t *mem = sqbt_pattern_mem(size, gps, 7);
+	uint8_t *back = malloc(size);
+	char path[128];
+	struct sqb_write_opts o = SQB_WRITE_OPTS_INIT;
+	sqb_snap_writer *w;
+	sqb_snap *s;
+	struct sqb_diag d;
+	struct sqb_mem_stats ms;
+
+	path_in(path, sizeof(path), "rt.sqb");
+	o.codec = codec;
+	o.guest_page_size = gps;
+	o.arch = arch;
+	o.hv = arch == SQB_ARCH_AARCH64 ? SQB_HV_HVF : SQB_HV_KVM;
+	o.dedup = dedup;
+	o.chunk_size = chunk;
+	assert_int_equal(sqb_writer_open(&w, path, &o), 0);
+	assert_int_equal(sqb_writer_add_memory(w, 0, size / 2, mem, NULL), 0);
+	assert_int_equal(sqb_writer_add_memory(w, 1ull << 32, size / 2, mem + size / 2, NULL), 0);
+	assert_int_equal(sqb_writer_finish(w, NULL, NULL), 0);
+	sqb_writer_free(w);
+
+	assert_int_equal(sqb_snap_open(&s, path, NULL, &d), 0);
+	assert_int_equal(sqb_snap_get_info(s)->guest_page_size, gps);
+	assert_int_equal(sqb_snap_get_info(s)->arch, arch);
+	assert_int_equal(sqb_snap_region_count(s), 2);
+	assert_int_equal(sqb_snap_read(s, 0, back, size / 2, &d), 0);
+	assert_int_equal(sqb_snap_read(s, 1ull << 32, back + size / 2, size / 2, &d), 0);
+	assert_memory_equal(mem, back, size);
+	/* unaligned reads cross page and extent boundaries */
+	assert_int_equal(sqb_snap_read(s, 12345, back, 70000, &d), 0);
+	assert_memory_equal(mem + 12345, back, 70000);
+	sqb_snap_mem_stats(s, &ms);
+	assert_int_equal(ms.pages, size / gps);
+	assert_true(ms.zero > 0);
+	if (dedup)
+		assert_true(ms.dedup > 0);
+	else
+		assert_int_equal(ms.dedup, 0);
+	if (codec == SQB_CODEC_NONE)
+		assert_int_equal(ms.compressed, 0);
+	else
+		assert_true(ms.compressed > 0);
+	assert_int_equal(sqb_snap_verify(s, 0, 0, NULL, NULL), 0);
+	/* RAW extents are mmap-able: offset congruent to guest offset */
+	for (unsigned int r = 0; r < 2; r++) {
+		const struct sqb_extent *e = sqb_snap_extents(s, r);
+
+		for (size_t i = 0; i < sqb_snap_extent_count(s, r); i++)
+			if (e[i].kind == SQB_EXT_RAW)
+				assert_int_equal(e[i].data % 65536, (e[i].first_page * gps) % 65536);
+	}
+	sqb_snap_free(s);
+	free(mem);
+	free(back);
+}
+
+static void test_roundtrip_every_codec_page_size_arch(void **state)
+{
+	static const enum sqb_codec codecs[] = { SQB_CODEC_NONE, SQB_CODEC_LZ4, SQB_CODEC_ZSTD };
+	static const uint32_t pages[] = { 4096, 16384 };
+
+	(void)state;
+	for (int c = 0; c < 3; c++)
+		for (int p = 0; p < 2; p++)
+			for (int a = 1; a <= 2; a++)
+				for (int dd = 0; dd < 2; dd++)
+					roundtrip_one(codecs[c], pages[p], a, dd, 0);
+	roundtrip_one(SQB_CODEC_ZSTD, 4096, SQB_ARCH_X86_64, 1, 1u << 20);
+	roundtrip_one(SQB_CODEC_LZ4, 4096, SQB_ARCH_X86_64, 0, 4096);
+}
+
+static void test_records_kv_devices_wset_roundtrip(void **state)
+{
+	char path[128];
+	struct sqb_write_opts o = SQB_WRITE_OPTS_INIT;
+	sqb_snap_writer *w;
+	sqb_snap *s;
+	uint8_t regs[144], lapic[1024], xsave[4096 + 64];
+	struct sqb_record recs[3] = {
+		{ SQB_REC_X86_REGS, SQB_RECF_CRITICAL, sizeof(regs), regs },
+		{ SQB_REC_X86_LAPIC, SQB_RECF_CRITICAL, sizeof(lapic), lapic },
+		{ SQB_REC_X86_XSAVE, SQB_RECF_CRITICAL, 4100, xsave },
+	};
+	struct sqb_record *got;
+	unsigned int n;
+	void *back;
+	struct sqb_kv *kv;
+	struct sqb_device dev = { .type = 7, .version = 2, .bus_addr = 0x3f8, .irq = 4 };
+	struct sqb_wset_range ws[2] = { { 0x1000, 3 }, { 0x100000, 1 } }, *wr;
+	size_t nw;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(regs); i++)
+		regs[i] = (uint8_t)i;
+	memset(lapic, 0xab, sizeof(lapic));
+	memset(xsave, 0x5a, sizeof(xsave));
+	strcpy(dev.id, "serial0");
+	dev.state = "uartstate";
+	dev.state_len = 9;
+	path_in(path, sizeof(path), "state.sqb");
+	o.role = SQB_ROLE_STATE;
+	assert_int_equal(sqb_writer_open(&w, path, &o), 0);
+	assert_int_equal(sqb_writer_add_vcpu(w, 0, recs, 3), 0);
+	assert_int_equal(sqb_writer_add_vcpu(w, 1, recs, 2), 0);
+	assert_int_equal(sqb_writer_add_records(w, SQB_SEC_INTC, 0, recs, 1), 0);
+	assert_int_equal(sqb_writer_set_kv(w, SQB_SEC_CONF, "vcpu_count", "2", 1), 0);
+	assert_int_equal(sqb_writer_set_kv(w, SQB_SEC_CONF, "mem_size_mib", "128", 3), 0);
+	assert_int_equal(sqb_writer_set_kv(w, SQB_SEC_META, "label", "web", 3), 0);
+	assert_int_equal(sqb_writer_set_kv(w, SQB_SEC_META, "Bad Key", "x", 1), -EINVAL);
+	assert_int_equal(sqb_writer_add_device(w, &dev), 0);
+	assert_int_equal(sqb_writer_set_working_set(w, ws, 2), 0);
+	assert_int_equal(sqb_writer_add_memory(w, 0, 4096, xsave, NULL), -SQB_ESTATE);
+	assert_int_equal(sqb_writer_finish(w, NULL, NULL), 0);
+	sqb_writer_free(w);
+
+	assert_int_equal(sqb_snap_open(&s, path, NULL, NULL), 0);
+	assert_int_equal(sqb_snap_get_info(s)->role, SQB_ROLE_STATE);
+	assert_int_equal(sqb_snap_vcpu_count(s), 2);
+	assert_int_equal(sqb_snap_records(s, SQB_SEC_VCPU, 0, &got, &n, &back, NULL), 0);
+	assert_int_equal(n, 3);
+	assert_memory_equal(sqb_record_find(got, n, SQB_REC_X86_REGS)->data, regs, sizeof(regs));
+	assert_int_equal(sqb_record_find(got, n, SQB_REC_X86_XSAVE)->len, 4100);
+	assert_memory_equal(sqb_record_find(got, n, SQB_REC_X86_XSAVE)->data, xsave, 4100);
+	free(got);
+	free(back);
+	assert_int_equal(sqb_snap_kv(s, SQB_SEC_CONF, &kv, &n, &back, NULL), 0);
+	assert_int_equal(n, 2);
+	assert_string_equal(kv[1].key, "mem_size_mib");
+	assert_string_equal(kv[1].value, "128");
+	free(kv);
+	free(back);
+	assert_int_equal(sqb_snap_device_count(s), 1);
+	{
+		struct sqb_device d2;
+
+		assert_int_equal(sqb_snap_device(s, 0, &d2, &back, NULL), 0);
+		assert_string_equal(d2.id, "serial0");
+		assert_int_equal(d2.irq, 4);
+		assert_int_equal(d2.state_len, 9);
+		assert_memory_equal(d2.state, "uartstate", 9);
+		free(back);
+	}
+	assert_int_equal(sqb_snap_working_set(s, &wr, &nw, NULL), 0);
+	assert_int_equal(nw, 2);
+	assert_int_equal(wr[1].gpa, 0x100000);
+	free(wr);
+	assert_int_equal(sqb_snap_verify(s, 0, 0, NULL, NULL), 0);
+	sqb_snap_free(s);
+}
+
+/* Build a chain of `depth` diffs over a base, each changing some pages,
+ * then check every layer reads back its own state and merge == newest. */
+static void chain_depth(int depth, enum sqb_codec codec)
+{
+	const uint64_t size = 2u << 20;
+	const uint32_t gps = 4096;
+	uint8_t *mem = sqbt_pattern_mem(size, gps, 1);
+	uint8_t *back = malloc(size);
+	uint64_t *dirty = calloc(size / gps / 64 + 1, 8);
+	char paths[10][128], merged[128], squashed[128];
+	sqb_snap *layer = NULL;
+	struct sqb_write_opts o = SQB_WRITE_OPTS_INIT;
+	sqb_snap_writer *w;
+	struct sqb_diag d;
+
+	o.codec = codec;
+	path_in(paths[0], sizeof(paths[0]), "c0.sqb");
+	assert_int_equal(sqb_writer_open(&w, paths[0], &o), 0);
+	assert_int_equal(sqb_writer_add_memory(w, 0x100000, size, mem, NULL), 0);
+	assert_int_equal(sqb_writer_finish(w, NULL, NULL), 0);
+	sqb_writer_free(w);
+	assert_int_equal(sqb_snap_open(&layer, paths[0], NULL, &d), 0);
+
+	for (int i = 1; i <= depth; i++) {
+		memset(dirty, 0, (size / gps / 64 + 1) * 8);
+		sqbt_mutate(mem, size, gps, (unsigned)i, dirty);
+		snprintf(paths[i], sizeof(paths[i]), "%s/c%d.sqb", tmpdir, i);
+		o.parent = layer;
+		assert_int_equal(sqb_writer_open(&w, paths[i], &o), 0);
+		assert_int_equal(sqb_writer_add_memory(w, 0x100000, size, mem, dirty), 0);
+		assert_int_equal(sqb_writer_finish(w, NULL, NULL), 0);
+		sqb_writer_free(w);
+		sqb_snap_free(layer);
+		/* open by the stored parent hint */
+		assert_int_equal(sqb_snap_open(&layer, paths[i], NULL, &d), 0);
+		assert_int_equal(sqb_snap_get_info(layer)->kind, SQB_SNAP_DIFF);
+		assert_int_equal(sqb_snap_read(layer, 0x100000, back, size, &d), 0);
+		assert_memory_equal(mem, back, size);
+	}
+	assert_int_equal(sqb_snap_verify(layer, SQB_VERIFY_CHAIN, 0, NULL, NULL), 0);
+	/* merge flattens the chain into the newest state */
+	path_in(merged, sizeof(merged), "merged.sqb");
+	assert_int_equal(sqb_snap_merge(merged, layer, &o, 0), 0);
+	{
+		sqb_snap *m;
+		struct sqb_mem_stats ms;
+
+		assert_int_equal(sqb_snap_open(&m, merged, NULL, &d), 0);
+		assert_int_equal(sqb_snap_get_info(m)->kind, SQB_SNAP_FULL);
+		sqb_snap_mem_stats(m, &ms);
+		assert_int_equal(ms.parent, 0);
+		assert_int_equal(sqb_snap_read(m, 0x100000, back, size, &d), 0);
+		assert_memory_equal(mem, back, size);
+		sqb_snap_free(m);
+	}
+	/* squash everything above the base into one diff on the base */
+	if (depth >= 2) {
+		sqb_snap *q;
+
+		path_in(squashed, sizeof(squashed), "squashed.sqb");
+		assert_int_equal(sqb_snap_merge(squashed, layer, &o, SQB_MERGE_KEEP_BASE), 0);
+		assert_int_equal(sqb_snap_open(&q, squashed, NULL, &d), 0);
+		assert_int_equal(sqb_snap_get_info(q)->kind, SQB_SNAP_DIFF);
+		assert_memory_equal(sqb_snap_get_info(q)->parent_uuid.b,
+				    sqb_snap_get_info(sqb_snap_parent(q))->uuid.b, 16);
+		assert_null(sqb_snap_parent(sqb_snap_parent(q)));
+		assert_int_equal(sqb_snap_read(q, 0x100000, back, size, &d), 0);
+		assert_memory_equal(mem, back, size);
+		sqb_snap_free(q);
+	}
+	/* the merge never writes over an input */
+	assert_int_equal(sqb_snap_merge(paths[depth], layer, &o, 0), -EEXIST);
+	sqb_snap_free(layer);
+	free(mem);
+	free(back);
+	free(dirty);
+}
+
+static void test_chains_1_to_8_deep(void **state)
+{
+	(void)state;
+	for (int depth = 1; depth <= 8; depth++)
+		chain_depth(depth, depth % 2 ? SQB_CODEC_ZSTD : SQB_CODEC_NONE);
+}
+
+static void test_diff_applied_to_a_gives_b(void **state)
+{
+	const uint64_t size = 2u << 20;
+	uint8_t *a = sqbt_pattern_mem(size, 4096, 3), *b = malloc(size), *back = malloc(size);
+	char pa[128], pb[128], pd[128];
+	struct sqb_write_opts o = SQB_WRITE_OPTS_INIT;
+	sqb_snap_writer *w;
+	sqb_snap *sa, *sb, *sd;
+	struct sqb_mem_stats ms;
+	const char *parents[1];
+	struct sqb_open_opts oo = SQB_OPEN_OPTS_INIT;
+
+	(void)state;
+	memcpy(b, a, size);
+	sqbt_mutate(b, size, 4096, 9, NULL);
+	memset(b + 8192, 0, 4096); /* a page that becomes zero */
+	path_in(pa, sizeof(pa), "A.sqb");
+	path_in(pb, sizeof(pb), "B.sqb");
+	path_in(pd, sizeof(pd), "D.sqb");
+	o.codec = SQB_CODEC_LZ4;
+	assert_int_equal(sqb_writer_open(&w, pa, &o), 0);
+	assert_int_equal(sqb_writer_add_memory(w, 0, size, a, NULL), 0);
+	assert_int_equal(sqb_writer_finish(w, NULL, NULL), 0);
+	sqb_writer_free(w);
+	assert_int_equal(sqb_writer_open(&w, pb, &o), 0);
+	assert_int_equal(sqb_writer_add_memory(w, 0, size, b, NULL), 0);
+	assert_int_equal(sqb_writer_finish(w, NULL, NULL), 0);
+	sqb_writer_free(w);
+	assert_int_equal(sqb_snap_open(&sa, pa, NULL, NULL), 0);
+	assert_int_equal(sqb_snap_open(&sb, pb, NULL, NULL), 0);
+	assert_int_equal(sqb_snap_write_diff(pd, sa, sb, &o), 0);
+	parents[0] = pa;
+	oo.parent_paths = parents;
+	oo.n_parent_paths = 1;
+	assert_int_equal(sqb_snap_open(&sd, pd, &oo, NULL), 0);
+	sqb_snap_mem_stats(sd, &ms);
+	assert_true(ms.parent > ms.pages / 2); /* most pages unchanged */
+	assert_int_equal(sqb_snap_read(sd, 0, back, size, NULL), 0);
+	assert_memory_equal(back, b, size);
+	/* a wrong parent is refused by identity */
+	sqb_snap_free(sd);
+	parents[0] = pb;
+	oo.n_parent_paths = 1;
+	{
+		struct sqb_diag d;
+		/* hide the stored hint's target so only the wrong candidate remains */
+		char moved[140];
+
+		snprintf(moved, sizeof(moved), "%s.moved", pa);
+		assert_int_equal(rename(pa, moved), 0);
+		assert_int_equal(sqb_snap_open(&sd, pd, &oo, &d), -SQB_EPARENT);
+		assert_non_null(strstr(d.reason, "not this snapshot's parent"));
+		assert_int_equal(rename(moved, pa), 0);
+	}
+	sqb_snap_free(sa);
+	sqb_snap_free(sb);
+	free(a);
+	free(b);
+	free(back);
+}
+
+static void test_repack_import_export(void **state)
+{
+	const uint64_t size = 3u << 20;
+	uint8_t *mem = sqbt_pattern_mem(size, 4096, 5), *back = malloc(size);
+	char raw[128], imp[128], rep[128], exp[128];
+	struct sqb_write_opts o = SQB_WRITE_OPTS_INIT;
+	struct sqb_region layout[2] = { { 0, 1u << 20, 0 }, { 1ull << 32, 2u << 20, 0 } };
+	sqb_snap *s, *r;
+	int fd;
+
+	(void)state;
+	path_in(raw, sizeof(raw), "mem.raw");
+	path_in(imp, sizeof(imp), "imp.sqb");
+	path_in(rep, sizeof(rep), "rep.sqb");
+	path_in(exp, sizeof(exp), "exp.raw");
+	fd = open(raw, O_CREAT | O_WRONLY | O_TRUNC, 0644);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, mem, size), (ssize_t)size);
+	close(fd);
+	o.codec = SQB_CODEC_ZSTD;
+	o.dedup = 1;
+	assert_int_equal(sqb_snap_import_raw(imp, raw, layout, 2, &o), 0);
+	layout[1].size = 1u << 20;
+	assert_int_equal(sqb_snap_import_raw(imp, raw, layout, 2, &o), -SQB_EMISMATCH);
+	assert_int_equal(sqb_snap_open(&s, imp, NULL, NULL), 0);
+	assert_int_equal(sqb_snap_region_count(s), 2);
+	o.codec = SQB_CODEC_NONE;
+	o.dedup = 0;
+	assert_int_equal(sqb_snap_repack(rep, s, &o), 0);
+	assert_int_equal(sqb_snap_open(&r, rep, NULL, NULL), 0);
+	assert_int_equal(sqb_snap_export_raw(r, exp, -1), 0);
+	fd = open(exp, O_RDONLY);
+	assert_true(fd >= 0);
+	assert_int_equal(read(fd, back, size), (ssize_t)size);
+	close(fd);
+	assert_memory_equal(mem, back, size);
+	sqb_snap_free(s);
+	sqb_snap_free(r);
+	free(mem);
+	free(back);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_roundtrip_every_codec_page_size_arch),
+		cmocka_unit_test(test_records_kv_devices_wset_roundtrip),
+		cmocka_unit_test(test_chains_1_to_8_deep),
+		cmocka_unit_test(test_diff_applied_to_a_gives_b),
+		cmocka_unit_test(test_repack_import_export),
+	};
+	return cmocka_run_group_tests(tests, setup, teardown);
+}
