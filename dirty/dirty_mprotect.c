@@ -169,7 +169,7 @@ static int mp_collect(sqb_dirty *d, uint64_t *bm)
 
 		/* Many small runs: one whole-range call is cheaper and merges
 		 * the VMAs the faults split. */
-		if (dirty_count_runs(d, r, bm) <= r->ngran / 256 + 16)
+		if (dirty_count_runs(d, r, bm) <= r->ngran / 32 + 16)
 			err = dirty_for_each_run(d, r, bm, mp_reprotect_run);
 		if (err == -ENOMEM && mprotect(r->host, r->len, PROT_READ) != 0)
 			return -errno;

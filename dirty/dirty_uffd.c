@@ -252,7 +252,7 @@ static int uf_collect_wp(sqb_dirty *d, uint64_t *bm)
 	for (unsigned i = 0; i < d->nranges && !err; i++) {
 		const struct dirty_range *r = &d->ranges[i];
 
-		if (dirty_count_runs(d, r, bm) <= r->ngran / 256 + 16)
+		if (dirty_count_runs(d, r, bm) <= r->ngran / 16 + 16)
 			err = dirty_for_each_run(d, r, bm, uf_reprotect_run);
 		else
 			err = uf_wp(p, r->host, r->len, UFFDIO_WRITEPROTECT_MODE_WP);
