@@ -216,6 +216,36 @@ static int r_directory(sqb_snap *s, struct sqb_diag *diag)
 		}
 		sorted[i] = d;
 	}
+	/* [F-30] memory sections only in memory-bearing files; [F-31] one PIDX
+	 * per region is checked in r_index; [F-53] vCPUs and devices are numbered
+	 * 0..n-1 */
+	{
+		uint32_t nvcpu = 0, ndev = 0;
+
+		for (uint32_t i = 0; i < n; i++) {
+			nvcpu += s->dir[i].type == SQB_SEC_VCPU;
+			ndev += s->dir[i].type == SQB_SEC_DEVS;
+		}
+		for (uint32_t i = 0; i < n && !err; i++) {
+			const struct sqb_dirent *d = &s->dir[i];
+
+			sqb_dirent_name(d, name, sizeof(name));
+			if (s->info.role == SQB_ROLE_STATE &&
+			    (d->type == SQB_SEC_PIDX || d->type == SQB_SEC_DATA))
+				err = BAD(SQB_ECORRUPT, d->file_pos, name,
+					  "state-only file carries memory");
+			else if ((d->type == SQB_SEC_VCPU && d->instance >= nvcpu) ||
+				 (d->type == SQB_SEC_DEVS && d->instance >= ndev))
+				err = BAD(SQB_ECORRUPT, d->file_pos + 4, name,
+					  "instances are not numbered 0..%u",
+					  (d->type == SQB_SEC_VCPU ? nvcpu : ndev) - 1);
+			else if ((d->type == SQB_SEC_VCPU && d->instance >= SQB_MAX_VCPUS) ||
+				 (d->type == SQB_SEC_DEVS && d->instance >= SQB_MAX_DEVICES))
+				err = BAD(SQB_ELIMIT, d->file_pos + 4, name, "too many instances");
+		}
+		if (err)
+			goto out;
+	}
 	/* [F-22] sections do not overlap */
 	qsort(sorted, n, sizeof(*sorted), dirent_cmp_off);
 	for (uint32_t i = 1; i < n; i++) {
@@ -636,6 +666,13 @@ int sqb_snap_open(sqb_snap **out, const char *path, const struct sqb_open_opts *
 	for (unsigned int i = 0; i < s->nregions; i++)
 		if ((err = r_index(s, i, diag)))
 			goto fail;
+	for (unsigned int i = 0; i < s->ndir; i++) {
+		if (s->dir[i].type == SQB_SEC_PIDX && s->dir[i].instance >= s->nregions) {
+			err = BAD(SQB_ECORRUPT, s->dir[i].file_pos + 4, "directory",
+				  "page index %u has no region", s->dir[i].instance);
+			goto fail;
+		}
+	}
 	if ((err = r_dedup_sources(s, diag)))
 		goto fail;
 	if (s->info.kind == SQB_SNAP_DIFF && !opts->no_parents && s->info.role != SQB_ROLE_STATE) {
@@ -758,4 +795,27 @@ int sqb_snap_locate(const sqb_snap *s, uint64_t gpa, unsigned int *r, uint64_t *
 		}
 	}
 	return -SQB_ENOTFOUND;
+}
+
+/* [F-46] a state/memory pair names each other by identity. */
+int sqb_snap_check_pair(const sqb_snap *state, const sqb_snap *mem, struct sqb_diag *diag)
+{
+	const struct sqb_snap_info *a = &state->info, *b = &mem->info;
+
+	if (a->role != SQB_ROLE_STATE || b->role != SQB_ROLE_MEMORY)
+		return BAD(SQB_EMISMATCH, H_ROLE, "header",
+			   "expected a state file and a memory file");
+	if (memcmp(a->companion_uuid.b, b->uuid.b, 16) ||
+	    memcmp(b->companion_uuid.b, a->uuid.b, 16))
+		return BAD(SQB_EPARENT, H_COMPANION_UUID, "header",
+			   "%s and %s are not a pair (companion uuid differs)", state->path,
+			   mem->path);
+	if (memcmp(a->companion_digest.b, b->digest.b, 16))
+		return BAD(SQB_EPARENT, H_COMPANION_DIGEST, "header",
+			   "%s records a different memory file content than %s", state->path,
+			   mem->path);
+	if (a->arch != b->arch || a->hv != b->hv || a->guest_page_size != b->guest_page_size)
+		return BAD(SQB_EMISMATCH, H_ARCH, "header",
+			   "pair differs in architecture, hypervisor or page size");
+	return 0;
 }

@@ -67,7 +67,18 @@ static int record_size_ok(int ti, const uint8_t *p, uint32_t len)
 		if (len < 8)
 			return 0;
 		n = get_le32(p);
-		return get_le32(p + 4) == 0 && (uint64_t)n * sqb_tags[ti].unit + 8 == len;
+		if (get_le32(p + 4) || n > 4096 || (uint64_t)n * sqb_tags[ti].unit + 8 != len)
+			return 0; /* [F-60] at most 4096 entries */
+		/* [F-54] and likewise for MSRs, XCRs: a key appears once; entries
+		 * carry a zero reserved word after the key */
+		for (uint32_t i = 0; i < n && sqb_tags[ti].unit == 16; i++) {
+			if (get_le32(p + 8 + 16 * i + 4))
+				return 0;
+			for (uint32_t j = 0; j < i; j++)
+				if (get_le32(p + 8 + 16 * i) == get_le32(p + 8 + 16 * j))
+					return 0;
+		}
+		return 1;
 	}
 	if (sqb_tags[ti].tag == SQB_REC_HVF_GIC_STATE) {
 		/* u32 os build length, u32 reserved, build string, pad to 8, blob */
@@ -78,7 +89,7 @@ static int record_size_ok(int ti, const uint8_t *p, uint32_t len)
 		bl = get_le32(p);
 		return get_le32(p + 4) == 0 && bl <= 256 && 8 + (((uint64_t)bl + 7) & ~7ull) <= len;
 	}
-	return len > 0; /* XSAVE: opaque kernel layout, its length is its size */
+	return len >= 576; /* XSAVE: legacy area + XSAVE header at least [F-53] */
 }
 
 int sqb_records_parse(const uint8_t *p, size_t len, struct sqb_record **recs, unsigned int *n,

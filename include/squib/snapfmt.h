@@ -208,6 +208,10 @@ int sqb_snap_extent_decode(sqb_snap *s, unsigned int r, const struct sqb_extent 
  * The range must lie inside one region. */
 int sqb_snap_read(sqb_snap *s, uint64_t gpa, void *buf, size_t len, struct sqb_diag *diag);
 
+/* [F-46] Check that state and mem are the two files of one snapshot (each
+ * names the other's uuid; the state file names the memory file's digest). */
+int sqb_snap_check_pair(const sqb_snap *state, const sqb_snap *mem, struct sqb_diag *diag);
+
 /* Full verification: header, directory, every section and extent checksum,
  * index invariants, zero filler, and (with SQB_VERIFY_CHAIN) every parent.
  * cb is called once per problem (may be NULL); returns 0 if sound, else the
