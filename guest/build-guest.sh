@@ -9,6 +9,7 @@
 #   CACHE/guest/vmlinux            the same kernel uncompressed (PVH ELF)
 #   CACHE/guest/initramfs.cpio.gz  busybox + sqbtool + guest/init.sh as /init
 #   CACHE/guest/modules/           kvm.ko kvm-amd.ko irqbypass.ko (test host)
+#   CACHE/guest/busybox            static busybox (the test host's initramfs uses it)
 #   CACHE/guest/release            kernel release, e.g. 6.1.0-56-cloud-amd64
 #
 # Usage: guest/build-guest.sh [--cache DIR] [--force] [--quiet]
@@ -81,6 +82,7 @@ vmlinuz=$(ls "$work"/k/boot/vmlinuz-* | head -n1)
 release=${vmlinuz##*/vmlinuz-}
 mkdir -p "$work/out/modules"
 cp "$vmlinuz" "$work/out/vmlinuz"
+cp "$work/bb/bin/busybox" "$work/out/busybox"
 echo "$release" >"$work/out/release"
 for m in arch/x86/kvm/kvm.ko arch/x86/kvm/kvm-amd.ko virt/lib/irqbypass.ko; do
 	cp "$work/k/lib/modules/$release/kernel/$m" "$work/out/modules/" ||

@@ -1,0 +1,170 @@
+#!/usr/bin/env bash
+# Run a test inside the nested test host: a QEMU TCG virtual machine with an
+# AMD CPU that has SVM and nested paging, booting the guest kit's Debian cloud
+# kernel with kvm/kvm-amd loaded, so /dev/kvm inside is real KVM even where
+# the machine's own /dev/kvm cannot run Linux (PVM) or is missing.
+#
+#   testhost/run.sh [options] SCRIPT [ARGS...]
+#
+# SCRIPT (any executable, usually a shell script) runs inside as /test/run
+# with ARGS, cwd /test, PATH including /usr/bin where --bin programs go, and
+# SQB_GUEST_DIR=/guest holding the guest kit (vmlinuz, vmlinux,
+# initramfs.cpio.gz).  Its stdout/stderr go to the test host's serial console.
+# Options:
+#   --bin PATH       copy an executable to /usr/bin with its shared libraries
+#                    (found with ldd); repeatable
+#   --file SRC[:DST] copy a file into the test host (default DST /test/NAME)
+#   --no-vmlinux     leave the 50 MB uncompressed PVH vmlinux out
+#   --timeout S      wall-clock limit (default 300); QEMU is killed after it
+#   --log FILE       keep the full serial log there
+#   --mem M --smp N  test host size (default 4G, 2)
+#   --quiet          print only the test's own output (default adds progress)
+# Exit status: the test's own status; 124 timeout; 125 the test host failed
+# (no exit marker: QEMU error, kernel panic); 2 usage.
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+repo=$(dirname "$here")
+timeout=300 mem=4G smp=2 log="" quiet=0 vmlinux=1
+bins=() files=()
+while [ $# -gt 0 ]; do
+	case "$1" in
+	--bin) bins+=("$2"); shift 2 ;;
+	--file) files+=("$2"); shift 2 ;;
+	--no-vmlinux) vmlinux=0; shift ;;
+	--timeout) timeout=$2; shift 2 ;;
+	--log) log=$2; shift 2 ;;
+	--mem) mem=$2; shift 2 ;;
+	--smp) smp=$2; shift 2 ;;
+	--quiet) quiet=1; shift ;;
+	--) shift; break ;;
+	-*) echo "testhost: unknown option $1" >&2; exit 2 ;;
+	*) break ;;
+	esac
+done
+[ $# -ge 1 ] || { sed -n '2,27p' "$0" >&2; exit 2; }
+script=$1
+shift
+say() { [ "$quiet" = 1 ] || echo "testhost: $*" >&2; }
+fail() { echo "testhost: error: $*" >&2; exit 125; }
+
+command -v qemu-system-x86_64 >/dev/null ||
+	fail "qemu-system-x86_64 not found (package qemu-system-x86; scripts/deps.sh installs it)"
+[ -f "$script" ] || fail "no such test script: $script"
+guest=$("$repo/guest/build-guest.sh" --quiet) || fail "guest kit build failed"
+
+work=$(mktemp -d "${TMPDIR:-/tmp}/sqb-testhost.XXXXXX")
+qpid=""
+cleanup() {
+	if [ -n "$qpid" ] && kill -0 "$qpid" 2>/dev/null; then
+		kill -TERM "$qpid" 2>/dev/null || true
+		sleep 1
+		kill -KILL "$qpid" 2>/dev/null || true
+		wait "$qpid" 2>/dev/null || true
+	fi
+	rm -rf "$work"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# Base initramfs (busybox, kvm modules, init), cached next to the guest kit.
+base=$guest/testhost-base.cpio.gz
+kit=$(cat "$here/init.sh" "$guest/stamp" | sha256sum | cut -c1-16)
+if [ ! -f "$base" ] || [ "$(cat "$base.stamp" 2>/dev/null)" != "$kit" ]; then
+	say "building test-host base initramfs"
+	b=$work/base
+	mkdir -p "$b"/{bin,sbin,usr/bin,usr/sbin,lib/modules,dev,proc,sys,tmp,run,root,etc,test}
+	cp "$guest/busybox" "$b/bin/busybox"
+	cp "$guest"/modules/*.ko "$b/lib/modules/"
+	install -m 0755 "$here/init.sh" "$b/init"
+	echo "root:x:0:0:root:/root:/bin/sh" >"$b/etc/passwd"
+	(cd "$b" && find . -print0 | LC_ALL=C sort -z |
+		cpio --null -o -H newc --owner=0:0 --quiet | gzip -1) >"$base.tmp.$$"
+	mv "$base.tmp.$$" "$base"
+	echo "$kit" >"$base.stamp"
+fi
+
+# Payload (uncompressed cpio, put first: the kernel unpacks both in order;
+# after a compressed archive it would not find an uncompressed one):
+# the test, its arguments, programs with their libraries, the guest kit.
+p=$work/payload
+mkdir -p "$p/test" "$p/usr/bin" "$p/guest"
+install -m 0755 "$script" "$p/test/run"
+: >"$p/test/args"
+for a in "$@"; do printf '%s\n' "$a" >>"$p/test/args"; done
+for b in "${bins[@]+"${bins[@]}"}"; do
+	[ -x "$b" ] || fail "--bin $b is not an executable"
+	cp "$b" "$p/usr/bin/"
+	# ldd lines: "libx.so => /path (addr)" or "/lib64/ld-linux... (addr)"
+	for lib in $(ldd "$b" 2>/dev/null | awk '{for (i = 1; i <= NF; i++) if ($i ~ /^\//) print $i}'); do
+		[ -e "$p$lib" ] && continue
+		mkdir -p "$p$(dirname "$lib")"
+		cp -L "$lib" "$p$lib"
+	done
+done
+for f in "${files[@]+"${files[@]}"}"; do
+	src=${f%%:*}
+	dst=/test/$(basename "$src")
+	[ "$src" != "$f" ] && dst=${f#*:}
+	[ -e "$src" ] || fail "--file $src does not exist"
+	mkdir -p "$p$(dirname "$dst")"
+	cp -rL "$src" "$p$dst"
+done
+cp "$guest/vmlinuz" "$guest/initramfs.cpio.gz" "$p/guest/"
+[ "$vmlinux" = 1 ] && cp "$guest/vmlinux" "$p/guest/"
+(cd "$p" && find . -print0 | LC_ALL=C sort -z | cpio --null -o -H newc --owner=0:0 --quiet) \
+	>"$work/payload.cpio"
+cat "$work/payload.cpio" "$base" >"$work/initrd"
+
+[ -n "$log" ] || log=$work/serial.log
+: >"$log"
+say "booting test host (TCG, $smp vCPUs, $mem, timeout ${timeout}s), log $log"
+start=$(date +%s.%N)
+qemu-system-x86_64 -accel tcg -cpu EPYC-v3,+svm,+npt -m "$mem" -smp "$smp" \
+	-nodefaults -no-user-config -display none -no-reboot \
+	-serial "file:$log" \
+	-kernel "$guest/vmlinuz" -initrd "$work/initrd" \
+	-append "console=ttyS0 quiet loglevel=4 panic=-1 reboot=k" \
+	>"$work/qemu.out" 2>&1 &
+qpid=$!
+
+# Wait for QEMU to end or the deadline; stream the test's output meanwhile.
+deadline=$(($(date +%s) + timeout))
+timed_out=0
+while kill -0 "$qpid" 2>/dev/null; do
+	if [ "$(date +%s)" -ge "$deadline" ]; then
+		timed_out=1
+		break
+	fi
+	grep -q '^SQUIB-TESTHOST-EXIT=' "$log" 2>/dev/null && sleep 2 && break
+	sleep 0.5
+done
+cleanup_qemu_rc=0
+if kill -0 "$qpid" 2>/dev/null; then
+	kill -TERM "$qpid" 2>/dev/null || true
+	sleep 1
+	kill -KILL "$qpid" 2>/dev/null || true
+fi
+wait "$qpid" 2>/dev/null || cleanup_qemu_rc=$?
+qpid=""
+end=$(date +%s.%N)
+
+# The test's output: everything after the begin marker, minus the marker lines.
+tr -d '\r' <"$log" | sed -n '/^SQUIB-TESTHOST-BEGIN/,$p' | grep -v '^SQUIB-TESTHOST-' || true
+begin=$(tr -d '\r' <"$log" | grep -m1 '^SQUIB-TESTHOST-BEGIN' || true)
+exitline=$(tr -d '\r' <"$log" | grep -m1 '^SQUIB-TESTHOST-EXIT=' || true)
+say "wall $(awk -v a="$start" -v b="$end" 'BEGIN { printf "%.1f", b - a }') s; ${begin:-no begin marker}; ${exitline:-no exit marker}"
+if [ "$timed_out" = 1 ] && [ -z "$exitline" ]; then
+	echo "testhost: timed out after ${timeout}s; last console lines:" >&2
+	tail -n 30 "$log" >&2
+	exit 124
+fi
+if [ -z "$exitline" ]; then
+	echo "testhost: the test host ended without an exit marker (QEMU status $cleanup_qemu_rc)" >&2
+	cat "$work/qemu.out" >&2
+	tail -n 40 "$log" >&2
+	exit 125
+fi
+rc=${exitline#SQUIB-TESTHOST-EXIT=}
+rc=${rc%% *}
+exit "$rc"
