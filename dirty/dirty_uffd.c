@@ -115,6 +115,8 @@ static void uf_fault(sqb_dirty *d, struct uffd_priv *p, uintptr_t addr)
 	if (g < 0)
 		return;
 	base = r->host + (((size_t)g - r->first) << d->gshift);
+	/* Counted before the un-protect wakes the writer. */
+	atomic_fetch_add_explicit(&d->n_faults, 1, memory_order_relaxed);
 	pthread_mutex_lock(&p->lock);
 	/* Under the lock a collect sees either the protected granule or the
 	 * set bit, never a writable granule with a clear bit. */
@@ -126,7 +128,6 @@ static void uf_fault(sqb_dirty *d, struct uffd_priv *p, uintptr_t addr)
 	}
 	dirty_set_bit(d->pending, (size_t)g);
 	pthread_mutex_unlock(&p->lock);
-	atomic_fetch_add_explicit(&d->n_faults, 1, memory_order_relaxed);
 }
 
 static void *uf_thread(void *arg)
@@ -252,6 +253,8 @@ static int uf_collect_wp(sqb_dirty *d, uint64_t *bm)
 	for (unsigned i = 0; i < d->nranges && !err; i++) {
 		const struct dirty_range *r = &d->ranges[i];
 
+		/* dirty_bench: ~1 us per run versus ~65 ns per populated
+		 * page for the whole range. */
 		if (dirty_count_runs(d, r, bm) <= r->ngran / 16 + 16)
 			err = dirty_for_each_run(d, r, bm, uf_reprotect_run);
 		else

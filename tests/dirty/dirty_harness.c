@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -242,6 +243,7 @@ static int run_epochs(struct hx *h, unsigned nwriters)
 		while (!err && atomic_load(&h->running) > 0) {
 			err = collect_copy(h);
 			h->r->racing_collects++;
+			sched_yield(); /* let writers (and a uffd handler) run on 2 cores */
 		}
 		pthread_barrier_wait(&h->done);
 		if (child > 0) {
