@@ -297,7 +297,13 @@ static int bench_one(struct bres *r, const uint32_t *ord)
 		t.guest = true;
 		o.kvm_vm_fd = t.vm.vm;
 	}
-	r->floor_ns = floor_for(&t, ord, fault_pages);
+	/* Fault costs are noisy on 2 vCPUs (handler wake-ups): best of 3. */
+	r->floor_ns = 1e30;
+	for (int rep = 0; rep < 3; rep++) {
+		double ns = floor_for(&t, ord, fault_pages);
+
+		r->floor_ns = ns < r->floor_ns ? ns : r->floor_ns;
+	}
 	o.backend = r->b;
 	o.ranges = &range;
 	o.nranges = 1;
@@ -310,10 +316,16 @@ static int bench_one(struct bres *r, const uint32_t *ord)
 	sqb_dirty_start(d);
 	r->arm_us = (now_s() - t0) * 1e6;
 	r->empty_us = timed_collect(d, bm, nw);
-	t0 = now_s();
-	touch_order(&t, ord, fault_pages);
-	r->fault_ns = (now_s() - t0) / fault_pages * 1e9;
-	timed_collect(d, bm, nw);
+	r->fault_ns = 1e30;
+	for (int rep = 0; rep < 3; rep++) {
+		double ns;
+
+		t0 = now_s();
+		touch_order(&t, ord, fault_pages);
+		ns = (now_s() - t0) / fault_pages * 1e9;
+		r->fault_ns = ns < r->fault_ns ? ns : r->fault_ns;
+		timed_collect(d, bm, nw); /* re-arms the same pages */
+	}
 	for (int f = 0; f < 3; f++) {
 		r->coll_us[f] = 1e30;
 		for (int rep = 0; rep < 3; rep++) {
