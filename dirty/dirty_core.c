@@ -19,6 +19,7 @@ static const struct sqb_dirty_ops *const backends[SQB_DIRTY_BACKEND_MAX_] = {
 	[SQB_DIRTY_UFFD_ASYNC] = &sqb_dirty_uffd_async_ops,
 	[SQB_DIRTY_MPROTECT] = &sqb_dirty_mprotect_ops,
 	[SQB_DIRTY_SOFTDIRTY] = &sqb_dirty_softdirty_ops,
+	[SQB_DIRTY_EXIT] = &sqb_dirty_exit_ops,
 };
 
 static const enum sqb_dirty_backend auto_order[] = {
@@ -138,6 +139,8 @@ int sqb_dirty_open(sqb_dirty **out, const struct sqb_dirty_opts *o)
 		return -ENOMEM;
 	d->granule = o->granule ? o->granule : SQB_DIRTY_GRANULE_DEFAULT;
 	d->kvm_vm_fd = o->kvm_vm_fd;
+	d->protect = o->protect;
+	d->protect_ctx = o->protect_ctx;
 	err = -EINVAL;
 	if ((d->granule & (d->granule - 1)) || d->granule < (uint64_t)sysconf(_SC_PAGESIZE) ||
 	    d->granule > (2u << 20))
@@ -252,6 +255,21 @@ int sqb_dirty_mark(sqb_dirty *d, uint64_t gpa, uint64_t len)
 		return 0;
 	}
 	return -SQB_ENOTFOUND;
+}
+
+int sqb_dirty_fault(sqb_dirty *d, uint64_t gpa)
+{
+	if (!d)
+		return -EINVAL;
+	if (!d->ops->fault)
+		return -ENOTSUP;
+	for (unsigned i = 0; i < d->nranges; i++) {
+		const struct dirty_range *r = &d->ranges[i];
+
+		if (gpa >= r->gpa && gpa - r->gpa < r->len)
+			return d->ops->fault(d, r, (size_t)((gpa - r->gpa) >> d->gshift));
+	}
+	return 0;
 }
 
 int sqb_dirty_stop(sqb_dirty *d)

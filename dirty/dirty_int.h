@@ -32,6 +32,8 @@ struct sqb_dirty_ops {
 	int (*collect)(sqb_dirty *d, uint64_t *bm); /* OR this epoch into bm, re-arm */
 	int (*stop)(sqb_dirty *d);        /* disarm all ranges */
 	void (*fini)(sqb_dirty *d);       /* release; called once, after stop */
+	/* exit-driven backends: log and re-grant granule g of r (may be NULL) */
+	int (*fault)(sqb_dirty *d, const struct dirty_range *r, size_t g);
 };
 
 struct sqb_dirty {
@@ -47,6 +49,8 @@ struct sqb_dirty {
 	pthread_mutex_t lock;      /* serialises start/collect/stop */
 	enum dirty_state state;
 	int kvm_vm_fd;
+	sqb_dirty_protect_fn protect;
+	void *protect_ctx;
 	_Atomic uint64_t n_faults, n_marked, n_coarsened;
 	uint64_t n_collects, n_reported, last_ns;
 	void *priv; /* backend private */
@@ -57,6 +61,7 @@ extern const struct sqb_dirty_ops sqb_dirty_uffd_wp_ops;
 extern const struct sqb_dirty_ops sqb_dirty_uffd_async_ops;
 extern const struct sqb_dirty_ops sqb_dirty_mprotect_ops;
 extern const struct sqb_dirty_ops sqb_dirty_softdirty_ops;
+extern const struct sqb_dirty_ops sqb_dirty_exit_ops;
 
 /* Granule index (global, across ranges) of a host address, or -1. */
 static inline long dirty_host_granule(const sqb_dirty *d, uintptr_t a, const struct dirty_range **r)

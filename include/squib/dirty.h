@@ -42,6 +42,7 @@ enum sqb_dirty_backend {
 	SQB_DIRTY_UFFD_ASYNC = 3, /* UFFD_FEATURE_WP_ASYNC + PAGEMAP_SCAN, no handler */
 	SQB_DIRTY_MPROTECT = 4,   /* PROT_READ + SIGSEGV re-grant */
 	SQB_DIRTY_SOFTDIRTY = 5,  /* /proc/self/clear_refs: probed, always refused */
+	SQB_DIRTY_EXIT = 6,       /* exit-driven (hvf): the vCPU loop reports write faults */
 	SQB_DIRTY_BACKEND_MAX_
 };
 
@@ -65,6 +66,13 @@ struct sqb_dirty_range {
 	uint32_t kvm_flags;
 };
 
+/* exit backend: set the guest-side write permission of [gpa, gpa+len)
+ * (hvf: hv_vm_protect with or without HV_MEMORY_WRITE).  Called from
+ * start/collect/stop and from sqb_dirty_fault(), possibly concurrently, so it
+ * must be thread-safe (and async-signal-safe if faults come from a signal
+ * handler).  Returns 0 or -errno. */
+typedef int (*sqb_dirty_protect_fn)(void *ctx, uint64_t gpa, uint64_t len, int writable);
+
 #define SQB_DIRTY_OPTS_VERSION 1
 #define SQB_DIRTY_GRANULE_DEFAULT 4096u
 
@@ -75,14 +83,16 @@ struct sqb_dirty_opts {
 	const struct sqb_dirty_range *ranges; /* copied; at most SQB_DIRTY_MAX_RANGES */
 	unsigned nranges;
 	int kvm_vm_fd; /* kvm backend: the caller's VM fd, -1 otherwise; not closed */
+	sqb_dirty_protect_fn protect; /* exit backend only */
+	void *protect_ctx;
 };
 
-#define SQB_DIRTY_OPTS_INIT {SQB_DIRTY_OPTS_VERSION, SQB_DIRTY_AUTO, 0, NULL, 0, -1}
+#define SQB_DIRTY_OPTS_INIT {SQB_DIRTY_OPTS_VERSION, SQB_DIRTY_AUTO, 0, NULL, 0, -1, NULL, NULL}
 #define SQB_DIRTY_MAX_RANGES 64
 #define SQB_DIRTY_BITMAP_WORDS(ngranules) (((ngranules) + 63) / 64)
 
 struct sqb_dirty_stats {
-	uint64_t faults;      /* write faults handled (mprotect, uffd-wp) */
+	uint64_t faults;      /* write faults handled (mprotect, uffd-wp, exit) */
 	uint64_t collects;    /* successful collects */
 	uint64_t reported;    /* granules reported by all collects so far */
 	uint64_t marked;      /* sqb_dirty_mark() calls */
@@ -108,6 +118,12 @@ int sqb_dirty_collect(sqb_dirty *d, uint64_t *bitmap, size_t nwords, uint64_t *n
  * completed.  Thread-safe and lock-free; valid in any state.  Returns
  * -SQB_ENOTFOUND if [gpa, gpa+len) is not inside the tracked ranges. */
 int sqb_dirty_mark(sqb_dirty *d, uint64_t gpa, uint64_t len);
+
+/* exit backend: the vCPU loop took a write fault at gpa.  Returns 1 if gpa
+ * is tracked (logged and made writable: resume the vCPU), 0 if it is not
+ * tracked memory (a genuine fault for the caller), or a negative error.
+ * Lock-free; -ENOTSUP for backends that are not exit-driven. */
+int sqb_dirty_fault(sqb_dirty *d, uint64_t gpa);
 
 /* Disarm: memory becomes plainly writable again; marks still accumulate.
  * kvm: re-issues the region with kvm_flags (logging off). */

@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <signal.h>
 #include <sched.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -37,7 +38,10 @@ struct hx {
 	bool have_vm;
 	struct tinyvm vm;
 	_Atomic uint64_t host_writes, kernel_writes, alias_writes, guest_writes;
+	struct sigaction old_segv; /* exit backend: the harness is the "vCPU loop" */
 };
+
+static struct hx *_Atomic hx_exit_current;
 
 static uint64_t rnd(uint64_t *s)
 {
@@ -305,6 +309,40 @@ static int setup_memory(struct hx *h)
 	return 0;
 }
 
+/* The exit backend's fault source for these tests: host stores hitting a
+ * read-only mapping stand in for hvf's stage-2 write faults, the SIGSEGV
+ * handler for the vCPU loop that reports them. */
+static int hx_protect(void *ctx, uint64_t gpa, uint64_t len, int writable)
+{
+	struct hx *h = ctx;
+
+	return mprotect(h->mem + gpa_to_off(h, gpa), len,
+			writable ? PROT_READ | PROT_WRITE : PROT_READ) ? -errno : 0;
+}
+
+static void hx_segv(int sig, siginfo_t *si, void *uc)
+{
+	struct hx *h = atomic_load(&hx_exit_current);
+	uint8_t *a = si->si_addr;
+
+	(void)sig;
+	(void)uc;
+	if (h && a >= h->mem && a < h->mem + h->len &&
+	    sqb_dirty_fault(h->d, off_to_gpa(h, (size_t)(a - h->mem))) == 1)
+		return;
+	signal(SIGSEGV, SIG_DFL);
+}
+
+static void exit_backend_setup(struct hx *h, struct sqb_dirty_opts *opts)
+{
+	struct sigaction sa = {.sa_sigaction = hx_segv, .sa_flags = SA_SIGINFO | SA_RESTART};
+
+	opts->protect = hx_protect;
+	opts->protect_ctx = h;
+	atomic_store(&hx_exit_current, h);
+	sigaction(SIGSEGV, &sa, &h->old_segv);
+}
+
 static int open_tracker(struct hx *h)
 {
 	struct sqb_dirty_opts opts = SQB_DIRTY_OPTS_INIT;
@@ -326,6 +364,8 @@ static int open_tracker(struct hx *h)
 	opts.ranges = h->ranges;
 	opts.nranges = 2;
 	opts.kvm_vm_fd = h->have_vm ? h->vm.vm : -1;
+	if (h->o->backend == SQB_DIRTY_EXIT)
+		exit_backend_setup(h, &opts);
 	err = sqb_dirty_open(&h->d, &opts);
 	if (err == -ENOTSUP)
 		snprintf(h->r->skip, sizeof(h->r->skip), "backend %s unavailable here",
@@ -336,6 +376,10 @@ static int open_tracker(struct hx *h)
 static void teardown(struct hx *h)
 {
 	sqb_dirty_free(h->d);
+	if (atomic_load(&hx_exit_current) == h) {
+		sigaction(SIGSEGV, &h->old_segv, NULL);
+		atomic_store(&hx_exit_current, NULL);
+	}
 	if (h->have_vm)
 		tinyvm_close(&h->vm);
 	if (h->mem && h->mem != MAP_FAILED)
@@ -357,6 +401,8 @@ int hx_run(struct hx_result *r, const struct hx_opts *o)
 
 	memset(r, 0, sizeof(*r));
 	sqb_dirty_caps(&h.caps, o->backend);
+	if (o->backend == SQB_DIRTY_EXIT)
+		h.caps = SQB_DIRTY_SEES_HOST; /* what the harness's fault source reports */
 	err = setup_memory(&h);
 	if (!err)
 		err = open_tracker(&h);

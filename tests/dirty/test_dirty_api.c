@@ -104,6 +104,7 @@ static void test_bitmap_order_and_marks(void **state)
 	assert_int_equal(sqb_dirty_mark(d, 0x10000 + 3 * PG, 1), -SQB_ENOTFOUND);
 	assert_int_equal(sqb_dirty_mark(d, 0x10000 + 2 * PG, 2 * PG), -SQB_ENOTFOUND);
 	assert_int_equal(sqb_dirty_mark(d, 0, 0), 0);
+	assert_int_equal(sqb_dirty_fault(d, 0x10000), -ENOTSUP); /* not exit-driven */
 	assert_int_equal(sqb_dirty_collect(d, bm, 1, &n), -EINVAL); /* too small */
 	assert_int_equal(sqb_dirty_collect(d, bm, 2, &n), 0);
 	assert_int_equal(n, 4);
@@ -262,6 +263,59 @@ static void test_auto_prefers_async_then_wp_then_mprotect(void **state)
 	munmap(m, 4 * PG);
 }
 
+/* The exit-driven (hvf-shaped) backend, driven by hand: start strips write
+ * permission through the callback, a reported fault logs and re-grants one
+ * granule, collect re-protects exactly what it reported. */
+struct prot_log {
+	int calls;
+	uint64_t gpa, len;
+	int writable;
+};
+
+static int log_protect(void *ctx, uint64_t gpa, uint64_t len, int writable)
+{
+	struct prot_log *l = ctx;
+
+	l->calls++;
+	l->gpa = gpa;
+	l->len = len;
+	l->writable = writable;
+	return 0;
+}
+
+static void test_exit_backend_protocol(void **state)
+{
+	uint8_t *m = map(32 * PG);
+	struct sqb_dirty_range r = {m, 0x200000, 32 * PG};
+	struct sqb_dirty_opts o = SQB_DIRTY_OPTS_INIT;
+	struct prot_log l = {0};
+	uint64_t bm[1], n;
+	sqb_dirty *d;
+
+	(void)state;
+	o.backend = SQB_DIRTY_EXIT;
+	o.granule = 16384;
+	o.ranges = &r;
+	o.nranges = 1;
+	assert_int_equal(sqb_dirty_open(&d, &o), -EINVAL); /* no callback */
+	o.protect = log_protect;
+	o.protect_ctx = &l;
+	assert_int_equal(sqb_dirty_open(&d, &o), 0);
+	assert_int_equal(sqb_dirty_start(d), 0);
+	assert_true(l.calls == 1 && l.gpa == 0x200000 && l.len == 32 * PG && !l.writable);
+	assert_int_equal(sqb_dirty_fault(d, 0x200000 + 5 * PG + 7), 1);
+	assert_true(l.calls == 2 && l.gpa == 0x200000 + 4 * PG && l.len == 16384 && l.writable);
+	assert_int_equal(sqb_dirty_fault(d, 0x100000), 0); /* not ours: a real fault */
+	assert_int_equal(sqb_dirty_collect(d, bm, 1, &n), 0);
+	assert_int_equal(n, 1);
+	assert_int_equal(bm[0], 1ull << 1);
+	assert_true(l.calls == 3 && l.gpa == 0x200000 + 4 * PG && l.len == 16384 && !l.writable);
+	assert_int_equal(sqb_dirty_stop(d), 0);
+	assert_true(l.calls == 4 && l.len == 32 * PG && l.writable);
+	sqb_dirty_free(d);
+	munmap(m, 32 * PG);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -274,6 +328,7 @@ int main(void)
 		cmocka_unit_test(test_caps_are_honest),
 		cmocka_unit_test(test_soft_dirty_refused),
 		cmocka_unit_test(test_auto_prefers_async_then_wp_then_mprotect),
+		cmocka_unit_test(test_exit_backend_protocol),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -110,7 +110,7 @@ int main(int argc, char **argv)
 	unsigned caps;
 
 	if (argc < 2) {
-		fprintf(stderr, "usage: %s kvm|uffd-wp|uffd-async|mprotect [epochs]\n", argv[0]);
+		fprintf(stderr, "usage: %s kvm|uffd-wp|uffd-async|mprotect|exit [epochs]\n", argv[0]);
 		return 2;
 	}
 	for (int b = 1; b < SQB_DIRTY_BACKEND_MAX_; b++)
