@@ -261,6 +261,7 @@ static double floor_for(struct target *t, const uint32_t *ord, unsigned n)
 
 	switch (t->b) {
 	case SQB_DIRTY_MPROTECT:
+	case SQB_DIRTY_EXIT:
 		return floor_mprotect(t->m, ord, n);
 	case SQB_DIRTY_UFFD_WP:
 		return floor_uffd(t->m, ord, n, false);
@@ -272,6 +273,26 @@ static double floor_for(struct target *t, const uint32_t *ord, unsigned n)
 		touch_order(t, ord, n);
 		return (now_s() - s) / n * 1e9;
 	}
+}
+
+/* exit backend: an mprotect + SIGSEGV fault source stands in for hvf's
+ * write-fault exits, so its floor is the bare mprotect round trip. */
+static sqb_dirty *_Atomic exit_tracker;
+static uint8_t *exit_base;
+
+static int exit_protect(void *ctx, uint64_t gpa, uint64_t len, int writable)
+{
+	(void)ctx;
+	return mprotect(exit_base + (gpa - GPA), len,
+			writable ? PROT_READ | PROT_WRITE : PROT_READ) ? -errno : 0;
+}
+
+static void exit_segv(int sig, siginfo_t *si, void *uc)
+{
+	(void)sig;
+	(void)uc;
+	if (sqb_dirty_fault(exit_tracker, GPA + (uint64_t)((uint8_t *)si->si_addr - exit_base)) != 1)
+		signal(SIGSEGV, SIG_DFL);
 }
 
 static int bench_one(struct bres *r, const uint32_t *ord)
@@ -307,7 +328,15 @@ static int bench_one(struct bres *r, const uint32_t *ord)
 	o.backend = r->b;
 	o.ranges = &range;
 	o.nranges = 1;
+	if (r->b == SQB_DIRTY_EXIT) {
+		struct sigaction sa = {.sa_sigaction = exit_segv, .sa_flags = SA_SIGINFO};
+
+		exit_base = t.m;
+		o.protect = exit_protect;
+		sigaction(SIGSEGV, &sa, NULL);
+	}
 	err = sqb_dirty_open(&d, &o);
+	exit_tracker = d;
 	if (err) {
 		snprintf(r->why, sizeof(r->why), "unavailable: %s", strerror(-err));
 		goto out;
@@ -345,6 +374,8 @@ static int bench_one(struct bres *r, const uint32_t *ord)
 	r->ran = true;
 out:
 	sqb_dirty_free(d);
+	if (r->b == SQB_DIRTY_EXIT)
+		signal(SIGSEGV, SIG_DFL);
 	if (t.guest)
 		tinyvm_close(&t.vm);
 	munmap(t.m, mem_len);
@@ -372,8 +403,9 @@ static void exactness(struct bres *r)
 int main(int argc, char **argv)
 {
 	static const enum sqb_dirty_backend order[] = {SQB_DIRTY_KVM, SQB_DIRTY_UFFD_ASYNC,
-						       SQB_DIRTY_UFFD_WP, SQB_DIRTY_MPROTECT};
-	struct bres res[4];
+						       SQB_DIRTY_UFFD_WP, SQB_DIRTY_MPROTECT,
+						       SQB_DIRTY_EXIT};
+	struct bres res[5];
 	uint64_t missed = 0;
 	uint32_t *ord;
 
@@ -387,7 +419,7 @@ int main(int argc, char **argv)
 	ord = fault_order(fault_pages, mem_len / PG);
 	printf("dirty_bench: %zu MiB tracked, %u faults, loop %u x %u writes, exactness %u epochs\n",
 	       mem_len >> 20, fault_pages, loop_epochs, loop_writes, exact_epochs);
-	for (int i = 0; i < 4; i++) {
+	for (int i = 0; i < 5; i++) {
 		memset(&res[i], 0, sizeof(res[i]));
 		res[i].b = order[i];
 		bench_one(&res[i], ord);
@@ -398,7 +430,7 @@ int main(int argc, char **argv)
 	printf("\n%-10s %9s %9s %9s %9s %9s %9s %9s %6s %8s %9s\n", "backend", "arm_us",
 	       "coll0_us", "c0.1%_us", "c1%_us", "c10%_us", "fault_ns", "floor_ns", "ratio",
 	       "loop_x", "coarsened");
-	for (int i = 0; i < 4; i++) {
+	for (int i = 0; i < 5; i++) {
 		struct bres *r = &res[i];
 
 		if (!r->ran) {
@@ -411,7 +443,7 @@ int main(int argc, char **argv)
 		       r->fault_ns / r->floor_ns, r->loop_slow, (unsigned long long)r->coarsened);
 	}
 	printf("\n");
-	for (int i = 0; i < 4; i++) {
+	for (int i = 0; i < 5; i++) {
 		struct bres *r = &res[i];
 
 		if (!r->ran)
