@@ -1,7 +1,177 @@
+/* squib-snap merge BASE DIFF... -o OUT [--diff]: check that the layers form
+ * one chain in the given order (each DIFF's parent identity is the layer
+ * before it; same architecture and page size), then flatten it with
+ * sqb_snap_merge (or squash the DIFFs into one diff on BASE).  Refusals
+ * happen before any output file exists; the library writes atomically. */
+#include <errno.h>
+#include <getopt.h>
+#include <stdlib.h>
+#include <string.h>
+
 #include "snaptool.h"
+
+static int is_child(const struct sqb_snap_info *c, const struct sqb_snap_info *p)
+{
+	return c->kind == SQB_SNAP_DIFF && !memcmp(c->parent_uuid.b, p->uuid.b, 16) &&
+	       !memcmp(c->parent_digest.b, p->digest.b, 16);
+}
+
+/* Every layer i >= 1 must be a diff whose parent is layer i-1. */
+static int check_chain(char **paths, const struct sqb_snap_info *in, unsigned int n)
+{
+	char u[37], v[37];
+
+	for (unsigned int i = 1; i < n; i++) {
+		const struct sqb_snap_info *c = &in[i], *p = &in[i - 1];
+
+		if (!memcmp(c->digest.b, p->digest.b, 16))
+			return st_fail(ST_FAIL, "%s is given twice (as %s and %s)", paths[i],
+				       paths[i - 1], paths[i]);
+		if (c->kind != SQB_SNAP_DIFF)
+			return st_fail(ST_FAIL,
+				       "%s is a full snapshot: only the first layer (BASE) may be "
+				       "full; the others must be diffs",
+				       paths[i]);
+		if (c->arch != p->arch || c->hv != p->hv)
+			return st_fail(ST_FAIL, "%s (%s/%s) and %s (%s/%s) differ in architecture",
+				       paths[i - 1], st_arch_name(p->arch), st_hv_name(p->hv),
+				       paths[i], st_arch_name(c->arch), st_hv_name(c->hv));
+		if (c->guest_page_size != p->guest_page_size)
+			return st_fail(ST_FAIL, "%s (page %u) and %s (page %u) differ in page size",
+				       paths[i - 1], p->guest_page_size, paths[i],
+				       c->guest_page_size);
+		if (is_child(c, p))
+			continue;
+		for (unsigned int k = 0; k < n; k++)
+			if (k != i - 1 && k != i && is_child(c, &in[k]))
+				return st_fail(ST_FAIL,
+					       "layers are in the wrong order: the parent of %s is "
+					       "%s (layer %u), not %s (layer %u); give layers "
+					       "bottom to top",
+					       paths[i], paths[k], k + 1, paths[i - 1], i);
+		sqb_uuid_format(&c->parent_uuid, u);
+		sqb_uuid_format(&p->uuid, v);
+		return st_fail(ST_FAIL,
+			       "%s is not a diff on %s: its parent is %s, %s is %s%s", paths[i],
+			       paths[i - 1], u, paths[i - 1], v,
+			       memcmp(c->parent_uuid.b, p->uuid.b, 16)
+				       ? ""
+				       : " (same uuid but different content: the base was modified)");
+	}
+	return 0;
+}
+
+/* Open the top layer so that its chain is exactly the given files: first by
+ * the stored hints (linear), else with every layer as a candidate. */
+static int open_top(sqb_snap **top, char **paths, const struct sqb_snap_info *in, unsigned int n)
+{
+	struct sqb_diag d;
+	unsigned int k;
+	sqb_snap *p;
+	int err;
+
+	err = st_open_quiet(top, paths[n - 1], NULL, 0, 0, &d);
+	if (!err) {
+		for (p = *top, k = n; p && k; p = sqb_snap_parent(p), k--)
+			if (memcmp(sqb_snap_get_info(p)->digest.b, in[k - 1].digest.b, 16))
+				break;
+		if (!k)
+			return 0;
+		sqb_snap_free(*top);
+	}
+	/* bottom-first candidates: see st_open.c */
+	err = st_open_quiet(top, paths[n - 1], (const char *const *)paths, n - 1, 0, &d);
+	return err ? st_fail_diag(paths[n - 1], err, &d) : 0;
+}
+
+static int do_merge(sqb_snap *top, char **paths, const struct sqb_snap_info *in, unsigned int n,
+		    const struct st_wopts *wo, int as_diff)
+{
+	struct sqb_write_opts o = SQB_WRITE_OPTS_INIT;
+	char *hint = NULL;
+	uint64_t total = 0;
+	sqb_snap *base = top;
+	int err;
+
+	st_wopts_apply(wo, &o);
+	for (unsigned int i = 0; i < n; i++)
+		total += in[i].file_size;
+	for (unsigned int i = 1; i < n; i++)
+		base = sqb_snap_parent(base) ? sqb_snap_parent(base) : base;
+	st_progress_start("merge", total);
+	if (!as_diff) {
+		err = sqb_snap_merge(wo->out, top, &o, 0);
+	} else {
+		hint = st_hint_for(wo->out, paths[0]);
+		o.parent_path_hint = hint;
+		/* BASE at the bottom of the chain: squash; else diff against BASE */
+		if (!sqb_snap_parent(base))
+			err = sqb_snap_merge(wo->out, top, &o, SQB_MERGE_KEEP_BASE);
+		else
+			err = sqb_snap_write_diff(wo->out, base, top, &o);
+	}
+	st_progress_stop();
+	free(hint);
+	if (err == -EEXIST)
+		return st_fail(ST_FAIL, "refusing to write %s: it is an input", wo->out);
+	if (err)
+		return st_fail(ST_FAIL, "cannot write %s: %s", wo->out, sqb_strerror(err));
+	return 0;
+}
+
 int cmd_merge(int argc, char **argv)
 {
-	(void)argc;
-	(void)argv;
-	return 1;
+	static const struct option lo[] = { { "diff", no_argument, NULL, 'd' },
+					    { "quiet", no_argument, NULL, 'q' },
+					    { "help", no_argument, NULL, 'h' },
+					    ST_WOPT_LONGOPTS,
+					    { 0 } };
+	struct st_wopts wo = { .codec = SQB_CODEC_ZSTD };
+	struct sqb_snap_info *in = NULL;
+	sqb_snap *top = NULL;
+	int as_diff = 0, quiet = 0, opt, rc;
+	unsigned int n;
+	char **paths;
+
+	while ((opt = getopt_long(argc, argv, "hqo:", lo, NULL)) != -1) {
+		if ((rc = st_wopt(&wo, opt, optarg)) < 0)
+			return ST_USAGE;
+		if (rc)
+			continue;
+		switch (opt) {
+		case 'd': as_diff = 1; break;
+		case 'q': quiet = 1; break;
+		case 'h': return st_help();
+		default: return st_usage("bad arguments");
+		}
+	}
+	n = (unsigned int)(argc - optind);
+	paths = argv + optind;
+	if (!wo.out)
+		return st_usage("missing -o OUT");
+	if (n < 1)
+		return st_usage("need BASE and at least one DIFF");
+	if (n > 64)
+		return st_usage("at most 64 layers");
+	if (as_diff && n < 2)
+		return st_usage("--diff needs at least one DIFF above BASE");
+	if (st_check_output(wo.out, wo.force, (const char *const *)paths, n))
+		return ST_FAIL;
+	if (!(in = calloc(n, sizeof(*in))))
+		return st_fail(ST_FAIL, "out of memory");
+	rc = ST_FAIL;
+	for (unsigned int i = 0; i < n; i++)
+		if (st_peek(paths[i], &in[i]))
+			goto out;
+	if (check_chain(paths, in, n) || open_top(&top, paths, in, n))
+		goto out;
+	if ((rc = do_merge(top, paths, in, n, &wo, as_diff)))
+		goto out;
+	if (!quiet)
+		printf("wrote %s: %s of %u layer%s\n", wo.out,
+		       as_diff ? "one diff on BASE" : "full snapshot", n, n == 1 ? "" : "s");
+out:
+	sqb_snap_free(top);
+	free(in);
+	return rc;
 }

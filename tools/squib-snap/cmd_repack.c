@@ -1,7 +1,65 @@
+/* squib-snap repack: re-encode a snapshot's memory with another codec,
+ * dedup setting or chunk size; kind, parent, vCPUs, devices and config are
+ * kept (sqb_snap_repack; the output is atomic and never an input). */
+#include <errno.h>
+#include <getopt.h>
+#include <stdlib.h>
+
 #include "snaptool.h"
+
 int cmd_repack(int argc, char **argv)
 {
-	(void)argc;
-	(void)argv;
-	return 1;
+	static const struct option lo[] = { { "parent", required_argument, NULL, 'p' },
+					    { "help", no_argument, NULL, 'h' },
+					    ST_WOPT_LONGOPTS,
+					    { 0 } };
+	struct st_wopts wo = { .codec = SQB_CODEC_ZSTD };
+	struct sqb_write_opts o = SQB_WRITE_OPTS_INIT;
+	const char *parents[64], *in[1];
+	unsigned int np = 0;
+	char *hint = NULL;
+	sqb_snap *s;
+	int opt, rc, err;
+
+	while ((opt = getopt_long(argc, argv, "ho:p:", lo, NULL)) != -1) {
+		if ((rc = st_wopt(&wo, opt, optarg)) < 0)
+			return ST_USAGE;
+		if (rc)
+			continue;
+		switch (opt) {
+		case 'p':
+			if (np == 64)
+				return st_usage("too many --parent files (at most 64)");
+			parents[np++] = optarg;
+			break;
+		case 'h': return st_help();
+		default: return st_usage("bad arguments");
+		}
+	}
+	if (optind != argc - 1)
+		return st_usage(optind == argc ? "missing FILE" : "too many arguments");
+	if (!wo.out)
+		return st_usage("missing -o OUT");
+	in[0] = argv[optind];
+	if (st_check_output(wo.out, wo.force, in, 1))
+		return ST_FAIL;
+	if (st_open(&s, in[0], parents, np, 0))
+		return ST_FAIL;
+	st_wopts_apply(&wo, &o);
+	if (sqb_snap_parent(s)) {
+		hint = st_hint_for(wo.out, sqb_snap_path(sqb_snap_parent(s)));
+		o.parent_path_hint = hint;
+	}
+	st_progress_start("repack", sqb_snap_get_info(s)->file_size);
+	err = sqb_snap_repack(wo.out, s, &o);
+	st_progress_stop();
+	free(hint);
+	sqb_snap_free(s);
+	if (err == -EEXIST)
+		return st_fail(ST_FAIL, "refusing to write %s: it is an input", wo.out);
+	if (err)
+		return st_fail(ST_FAIL, "cannot repack %s into %s: %s", in[0], wo.out,
+			       sqb_strerror(err));
+	printf("wrote %s (%s%s)\n", wo.out, sqb_codec_name(wo.codec), wo.dedup ? ", dedup" : "");
+	return 0;
 }

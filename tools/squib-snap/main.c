@@ -60,8 +60,9 @@ const struct st_command st_commands[] = {
 	  "                         [--chunk-size N] [--parent FILE]... [--force]\n"
 	  "  Kind and parent are kept: a diff stays a diff on the same parent.\n" },
 	{ "pair", cmd_pair, "check that a STATE file and a MEMORY file belong together",
-	  "usage: squib-snap pair STATE MEM [--json]\n"
-	  "  Checks roles and that each names the other as companion (uuid + digest).\n" },
+	  "usage: squib-snap pair STATE MEM [--quiet]\n"
+	  "  Checks roles, that STATE names MEM as its companion (uuid + digest),\n"
+	  "  and verifies both files.\n" },
 };
 const unsigned int st_ncommands = sizeof(st_commands) / sizeof(st_commands[0]);
 

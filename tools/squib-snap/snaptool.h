@@ -107,6 +107,12 @@ const char *st_human(uint64_t bytes, char buf[32]);
 /* Stored LINK hint (0 parent, 1 companion) or NULL; caller frees. */
 char *st_link_hint(const sqb_snap *s, uint32_t instance);
 
+/* Verify s and each parent layer, printing one line per problem (stdout);
+ * returns the number of problems (cmd_verify.c). */
+unsigned int st_verify_chain(sqb_snap *s, unsigned int max, const char *label);
+/* STATE/MEMORY companion check plus verification of both (cmd_pair.c). */
+int st_pair_check(const char *state, const char *memf, int verbose);
+
 /* ---- registers (st_regs.c) ---- */
 struct st_reg {
 	char name[24];
