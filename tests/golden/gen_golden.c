@@ -253,11 +253,11 @@ static void gen_directory_faults(void)
 	emit(&m, "section-out-of-bounds.sqb", -SQB_ECORRUPT,
 	     "MEMR length runs into the directory, checksums fixed");
 	m = load("full-lz4-x86.sqb");
-	e = sqbt_dirent(m.f, m.n, SQB_FOURCC('X', 'T', 'R', 'A'), 0);
+	e = sqbt_dirent(m.f, m.n, SQB_FOURCC('x', 't', 'r', 'a'), 0);
 	e[12] |= SQB_SECF_CRITICAL;
 	sqbt_fix_checksums(m.f, m.n);
 	emit(&m, "unknown-critical-section.sqb", -SQB_EUNSUPPORTED,
-	     "extension XTRA marked critical, checksums fixed");
+	     "extension xtra marked critical, checksums fixed");
 	m = load("full-lz4-x86.sqb");
 	e = sqbt_dirent(m.f, m.n, SQB_SEC_VCPU, 0);
 	put_le16(e + 10, 2);

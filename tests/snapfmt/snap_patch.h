@@ -177,7 +177,7 @@ static inline int sqbt_add_state(sqb_snap_writer *w, enum sqb_arch arch)
 	if (!err)
 		err = sqb_writer_set_working_set(w, ws, 2);
 	if (!err)
-		err = sqb_writer_add_section(w, SQB_FOURCC('X', 'T', 'R', 'A'), 0, 1, 1, 0,
+		err = sqb_writer_add_section(w, SQB_FOURCC('x', 't', 'r', 'a'), 0, 1, 1, 0,
 					     "extension", 9);
 	return err;
 }

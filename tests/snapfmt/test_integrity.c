@@ -1,0 +1,366 @@
+/* Integrity of the container: every single-bit flip of a small snapshot
+ * holding every section and extent kind is caught by open or verify, every
+ * truncation is reported, and the version and criticality rules hold
+ * (docs/format.md [F-1], [F-12], [F-13], [F-15], [F-23], [F-24], [F-26], [F-80]). */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "squib/snapfmt.h"
+#include "snap_patch.h"
+
+static char tmpdir[64];
+
+static const char *tpath(const char *name)
+{
+	static char p[4][128];
+	static int k;
+
+	k = (k + 1) % 4;
+	snprintf(p[k], sizeof(p[k]), "%s/%s", tmpdir, name);
+	return p[k];
+}
+
+static int setup(void **state)
+{
+	(void)state;
+	snprintf(tmpdir, sizeof(tmpdir), "/tmp/sqb-int-XXXXXX");
+	return mkdtemp(tmpdir) ? 0 : -1;
+}
+
+static int teardown(void **state)
+{
+	char cmd[128];
+
+	(void)state;
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", tmpdir);
+	return system(cmd);
+}
+
+static void keep_first(void *ctx, int err, const struct sqb_diag *d)
+{
+	struct sqb_diag *out = ctx;
+
+	(void)err;
+	if (!out->reason[0])
+		*out = *d;
+}
+
+static int is_format_error(int err)
+{
+	return err <= -SQB_EBADMAGIC && err > -SQB_ERROR_MAX_;
+}
+
+/* open (with `parent` as the only candidate) + full verify; 0 if sound. */
+static int open_verify(const char *path, const char *parent, struct sqb_diag *d)
+{
+	struct sqb_open_opts oo = SQB_OPEN_OPTS_INIT;
+	const char *pp[1] = { parent };
+	sqb_snap *s;
+	int err;
+
+	oo.parent_paths = pp;
+	oo.n_parent_paths = parent ? 1 : 0;
+	memset(d, 0, sizeof(*d));
+	err = sqb_snap_open(&s, path, &oo, d);
+	if (err)
+		return err;
+	memset(d, 0, sizeof(*d));
+	err = sqb_snap_verify(s, 0, 1, keep_first, d);
+	sqb_snap_free(s);
+	return err;
+}
+
+/* A full parent and a small diff over it with every section and extent kind. */
+static void make_pair(enum sqb_codec codec, const char *base, const char *diff)
+{
+	struct sqb_write_opts o = SQB_WRITE_OPTS_INIT;
+	struct sqb_mem_stats ms;
+	sqb_snap *p, *s;
+	static const uint32_t types[] = { SQB_SEC_MEMR, SQB_SEC_PIDX, SQB_SEC_DATA, SQB_SEC_VCPU,
+					  SQB_SEC_INTC, SQB_SEC_DEVS, SQB_SEC_CONF, SQB_SEC_META,
+					  SQB_SEC_WSET, SQB_SEC_LINK };
+	struct sqb_section_info si;
+	int unknown = 0;
+
+	o.codec = codec;
+	o.threads = 1;
+	assert_int_equal(sqbt_write_small(base, &o, NULL, NULL, 1), 0);
+	assert_int_equal(sqb_snap_open(&p, base, NULL, NULL), 0);
+	assert_int_equal(sqbt_write_small(diff, &o, p, base, 1), 0);
+	sqb_snap_free(p);
+	assert_int_equal(sqb_snap_open(&s, diff, NULL, NULL), 0);
+	sqb_snap_mem_stats(s, &ms);
+	assert_true(ms.zero && ms.parent && ms.dedup);
+	assert_true(codec == SQB_CODEC_NONE ? ms.raw > 0 : ms.compressed > 0);
+	for (size_t i = 0; i < sizeof(types) / sizeof(types[0]); i++)
+		assert_true(sqb_snap_section_find(s, types[i], 0) >= 0);
+	for (unsigned int i = 0; i < sqb_snap_section_count(s); i++) {
+		assert_int_equal(sqb_snap_section_info(s, i, &si), 0);
+		unknown += !si.known;
+	}
+	assert_int_equal(unknown, 1); /* the ancillary extension */
+	sqb_snap_free(s);
+}
+
+/* Flip every bit of the diff in place; each flip must be refused with a
+ * format error and a diagnostic, then the byte is restored. */
+static void flip_every_bit(enum sqb_codec codec, size_t max_size)
+{
+	const char *base = tpath("flip-base.sqb"), *diff = tpath("flip-diff.sqb");
+	struct sqb_diag d;
+	size_t n;
+	uint8_t *img;
+	int fd;
+
+	make_pair(codec, base, diff);
+	img = sqbt_load(diff, &n);
+	assert_non_null(img);
+	assert_true(n <= max_size); /* keep the sweep cheap */
+	assert_int_equal(open_verify(diff, base, &d), 0);
+	fd = open(diff, O_WRONLY);
+	assert_true(fd >= 0);
+	for (size_t byte = 0; byte < n; byte++) {
+		for (int bit = 0; bit < 8; bit++) {
+			uint8_t b = (uint8_t)(img[byte] ^ (1u << bit));
+			int err;
+
+			assert_int_equal(pwrite(fd, &b, 1, (off_t)byte), 1);
+			err = open_verify(diff, base, &d);
+			if (!is_format_error(err) || !d.reason[0])
+				fail_msg("%s: flip of bit %d at 0x%zx gave %d (%s)",
+					 sqb_codec_name(codec), bit, byte, err, sqb_strerror(err));
+		}
+		assert_int_equal(pwrite(fd, &img[byte], 1, (off_t)byte), 1);
+	}
+	close(fd);
+	assert_int_equal(open_verify(diff, base, &d), 0);
+	free(img);
+}
+
+static void test_every_bit_flip_is_detected_raw(void **state)
+{
+	(void)state;
+	flip_every_bit(SQB_CODEC_NONE, 12 << 10);
+}
+
+static void test_every_bit_flip_is_detected_compressed(void **state)
+{
+	(void)state;
+	flip_every_bit(SQB_CODEC_LZ4, 6 << 10);
+}
+
+/* [F-1], [F-15]: every proper prefix of a snapshot is refused as truncated. */
+static void test_truncation_at_every_offset(void **state)
+{
+	const char *base = tpath("trunc-base.sqb"), *diff = tpath("trunc-diff.sqb");
+	struct sqb_diag d;
+	size_t n;
+	uint8_t *img;
+	int fd;
+
+	(void)state;
+	make_pair(SQB_CODEC_LZ4, base, diff);
+	img = sqbt_load(diff, &n);
+	assert_non_null(img);
+	fd = open(diff, O_WRONLY);
+	assert_true(fd >= 0);
+	for (size_t len = n; len-- > 0;) {
+		int err;
+
+		assert_int_equal(ftruncate(fd, (off_t)len), 0);
+		err = open_verify(diff, base, &d);
+		if (len == 0 && err == -SQB_EBADMAGIC)
+			continue; /* an empty file is no snapshot at all */
+		if (err != -SQB_ETRUNCATED || !d.reason[0] || !d.section[0])
+			fail_msg("truncation to %zu bytes gave %s", len, sqb_strerror(err));
+	}
+	close(fd);
+	free(img);
+}
+
+/* A file cut short after it was opened: reads fail cleanly. */
+static void test_truncation_under_an_open_snapshot(void **state)
+{
+	const char *base = tpath("cut-base.sqb"), *diff = tpath("cut-diff.sqb");
+	uint8_t buf[8 * 4096];
+	struct sqb_diag d;
+	sqb_snap *s;
+	int fd;
+
+	(void)state;
+	make_pair(SQB_CODEC_NONE, base, diff);
+	assert_int_equal(sqb_snap_open(&s, base, NULL, NULL), 0);
+	fd = open(base, O_WRONLY);
+	assert_true(fd >= 0);
+	assert_int_equal(ftruncate(fd, 300), 0);
+	close(fd);
+	assert_int_equal(sqb_snap_read(s, 0, buf, sizeof(buf), &d), -SQB_ETRUNCATED);
+	assert_true(d.reason[0] != 0);
+	assert_true(is_format_error(sqb_snap_verify(s, 0, 0, NULL, NULL)));
+	sqb_snap_free(s);
+}
+
+static void write_with_extension(const char *path, uint32_t type, uint16_t version,
+				 uint16_t min_version, uint32_t flags)
+{
+	struct sqb_write_opts o = SQB_WRITE_OPTS_INIT;
+	sqb_snap_writer *w;
+	uint8_t mem[2 * 4096];
+	uint64_t seed = 3;
+
+	sqbt_fill_page(mem, 4096, 2, &seed);
+	sqbt_fill_page(mem + 4096, 4096, 0, &seed);
+	assert_int_equal(sqb_writer_open(&w, path, &o), 0);
+	assert_int_equal(sqb_writer_add_memory(w, 0, sizeof(mem), mem, NULL), 0);
+	assert_int_equal(sqb_writer_add_section(w, type, 0, version, min_version, flags,
+						"extension-bytes", 15),
+			 0);
+	assert_int_equal(sqb_writer_finish(w, NULL, NULL), 0);
+	sqb_writer_free(w);
+}
+
+/* [F-24] PNG's rule: an unknown critical section refuses the file, an
+ * unknown ancillary one is skipped but still checksummed by verify. */
+static void test_unknown_critical_refused_ancillary_skipped(void **state)
+{
+	const char *path = tpath("ext.sqb");
+	const uint32_t xcrt = SQB_FOURCC('x', 'c', 'r', 't'), xanc = SQB_FOURCC('x', 'a', 'n', 'c');
+	struct sqb_section_info si;
+	struct sqb_diag d;
+	sqb_snap *s;
+	size_t n, blen;
+	uint8_t *img, *body;
+	int idx = -1;
+
+	(void)state;
+	write_with_extension(path, xcrt, 1, 1, SQB_SECF_CRITICAL);
+	assert_int_equal(sqb_snap_open(&s, path, NULL, &d), -SQB_EUNSUPPORTED);
+	assert_string_equal(d.section, "xcrt[0]");
+	/* a known critical type whose min_version this reader lacks */
+	write_with_extension(path, SQB_SEC_INTC, 3, 2, SQB_SECF_CRITICAL);
+	assert_int_equal(sqb_snap_open(&s, path, NULL, &d), -SQB_EUNSUPPORTED);
+	/* newer version, but readable by version-1 readers: understood */
+	write_with_extension(path, SQB_SEC_META, 2, 1, 0);
+	assert_int_equal(sqb_snap_open(&s, path, NULL, &d), 0);
+	sqb_snap_free(s);
+
+	write_with_extension(path, xanc, 1, 1, 0);
+	assert_int_equal(sqb_snap_open(&s, path, NULL, &d), 0);
+	for (unsigned int i = 0; i < sqb_snap_section_count(s); i++) {
+		assert_int_equal(sqb_snap_section_info(s, i, &si), 0);
+		if (si.type == xanc)
+			idx = (int)i;
+	}
+	assert_true(idx >= 0);
+	assert_int_equal(sqb_snap_section_info(s, (unsigned)idx, &si), 0);
+	assert_int_equal(si.known, 0);
+	assert_int_equal(sqb_snap_section_find(s, xanc, 0), -SQB_ENOTFOUND);
+	assert_int_equal(sqb_snap_verify(s, 0, 0, NULL, NULL), 0);
+	sqb_snap_free(s);
+	/* its bytes are still covered by a full verification */
+	img = sqbt_load(path, &n);
+	assert_non_null(img);
+	body = sqbt_section(img, n, xanc, 0, &blen);
+	assert_non_null(body);
+	body[3] ^= 0x40;
+	assert_int_equal(sqbt_save(path, img, n), 0);
+	free(img);
+	assert_int_equal(sqb_snap_open(&s, path, NULL, &d), 0);
+	memset(&d, 0, sizeof(d));
+	assert_int_equal(sqb_snap_verify(s, 0, 0, keep_first, &d), -SQB_ECHECKSUM);
+	assert_string_equal(d.section, "xanc[0]");
+	sqb_snap_free(s);
+}
+
+static void rewrite_versions(const char *src, const char *dst, uint16_t rv, uint16_t wv,
+			     int fix)
+{
+	size_t n;
+	uint8_t *img = sqbt_load(src, &n);
+
+	assert_non_null(img);
+	put_le16(img + H_READ_VERSION, rv);
+	put_le16(img + H_WRITE_VERSION, wv);
+	if (fix)
+		sqbt_fix_header(img, n);
+	assert_int_equal(sqbt_save(dst, img, n), 0);
+	free(img);
+}
+
+/* [F-12] a newer read_version is refused (before the checksum is even
+ * looked at), a newer write_version opens read-only. */
+static void test_version_rules(void **state)
+{
+	const char *base = tpath("ver-base.sqb"), *diff = tpath("ver-diff.sqb");
+	const char *newer = tpath("ver-newer.sqb");
+	uint8_t a[10 * 4096], b[10 * 4096];
+	struct sqb_diag d;
+	sqb_snap *s, *orig;
+
+	(void)state;
+	make_pair(SQB_CODEC_ZSTD, base, diff);
+	rewrite_versions(base, newer, 2, 2, 1);
+	assert_int_equal(sqb_snap_open(&s, newer, NULL, &d), -SQB_EVERSION);
+	assert_string_equal(d.section, "header");
+	assert_non_null(strstr(d.reason, "version 2"));
+	assert_non_null(strstr(d.reason, "version 1"));
+	rewrite_versions(base, newer, 2, 3, 0); /* stale checksum: version wins */
+	assert_int_equal(sqb_snap_open(&s, newer, NULL, &d), -SQB_EVERSION);
+	rewrite_versions(base, newer, 1, 0, 1);
+	assert_int_equal(sqb_snap_open(&s, newer, NULL, &d), -SQB_ECORRUPT);
+
+	rewrite_versions(base, newer, 1, 2, 1);
+	assert_int_equal(sqb_snap_open(&s, newer, NULL, &d), 0);
+	assert_int_equal(sqb_snap_get_info(s)->read_only, 1);
+	assert_int_equal(sqb_snap_get_info(s)->write_version, 2);
+	assert_int_equal(sqb_snap_verify(s, 0, 0, NULL, NULL), 0);
+	assert_int_equal(sqb_snap_open(&orig, base, NULL, &d), 0);
+	assert_int_equal(sqb_snap_get_info(orig)->read_only, 0);
+	assert_int_equal(sqb_snap_read(s, 0, a, 8 * 4096, &d), 0);
+	assert_int_equal(sqb_snap_read(orig, 0, b, 8 * 4096, &d), 0);
+	assert_memory_equal(a, b, 8 * 4096);
+	sqb_snap_free(orig);
+	sqb_snap_free(s);
+}
+
+/* [F-50] an unknown ancillary record is kept and returned; records of a
+ * known tag are sized exactly. */
+static void test_unknown_ancillary_record_is_returned(void **state)
+{
+	const char *base = tpath("rec-base.sqb"), *diff = tpath("rec-diff.sqb");
+	struct sqb_record *recs;
+	unsigned int n;
+	void *back;
+	sqb_snap *s;
+
+	(void)state;
+	make_pair(SQB_CODEC_LZ4, base, diff);
+	assert_int_equal(sqb_snap_open(&s, diff, NULL, NULL), 0);
+	assert_int_equal(sqb_snap_records(s, SQB_SEC_VCPU, 0, &recs, &n, &back, NULL), 0);
+	assert_int_equal(n, 3);
+	assert_non_null(sqb_record_find(recs, n, 0x7f01));
+	assert_null(sqb_record_tag_name(0x7f01));
+	free(recs);
+	free(back);
+	sqb_snap_free(s);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_every_bit_flip_is_detected_raw),
+		cmocka_unit_test(test_every_bit_flip_is_detected_compressed),
+		cmocka_unit_test(test_truncation_at_every_offset),
+		cmocka_unit_test(test_truncation_under_an_open_snapshot),
+		cmocka_unit_test(test_unknown_critical_refused_ancillary_skipped),
+		cmocka_unit_test(test_version_rules),
+		cmocka_unit_test(test_unknown_ancillary_record_is_returned),
+	};
+	return cmocka_run_group_tests(tests, setup, teardown);
+}
