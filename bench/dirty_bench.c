@@ -255,24 +255,57 @@ static double write_loop(struct target *t, sqb_dirty *d, uint64_t *bm, size_t nw
 	return now_s() - s;
 }
 
-static double floor_for(struct target *t, const uint32_t *ord, unsigned n)
+/* The bare mechanism on a separate populated region of the same size (the
+ * tracker keeps its own registered), or for kvm the same guest stores with
+ * dirty logging off. */
+static double floor_for(struct target *t, sqb_dirty *d, uint8_t *fm, const uint32_t *ord,
+			unsigned n)
 {
+	uint64_t *bm;
 	double s;
 
 	switch (t->b) {
 	case SQB_DIRTY_MPROTECT:
 	case SQB_DIRTY_EXIT:
-		return floor_mprotect(t->m, ord, n);
+		return floor_mprotect(fm, ord, n);
 	case SQB_DIRTY_UFFD_WP:
-		return floor_uffd(t->m, ord, n, false);
+		return floor_uffd(fm, ord, n, false);
 	case SQB_DIRTY_UFFD_ASYNC:
-		return floor_uffd(t->m, ord, n, true);
-	default: /* kvm: the same guest stores with logging off */
-		touch_order(t, ord, n);
+		return floor_uffd(fm, ord, n, true);
+	default:
+		sqb_dirty_stop(d);
+		touch_order(t, ord, n); /* map the pages writable */
 		s = now_s();
 		touch_order(t, ord, n);
-		return (now_s() - s) / n * 1e9;
+		s = (now_s() - s) / n * 1e9;
+		sqb_dirty_start(d);
+		bm = calloc(SQB_DIRTY_BITMAP_WORDS(t->npages), sizeof(*bm));
+		sqb_dirty_collect(d, bm, SQB_DIRTY_BITMAP_WORDS(t->npages), NULL);
+		free(bm);
+		return s;
 	}
+}
+
+/* Per-fault cost, tracker and floor interleaved (best of 3 each): fault
+ * costs are noisy on 2 vCPUs shared with other work. */
+static void measure_faults(struct bres *r, struct target *t, sqb_dirty *d, const uint32_t *ord,
+			   uint64_t *bm, size_t nw)
+{
+	uint8_t *fm = t->guest ? NULL : map_populated(mem_len);
+
+	r->fault_ns = r->floor_ns = 1e30;
+	for (int rep = 0; rep < 3; rep++) {
+		double ns = floor_for(t, d, fm, ord, fault_pages), s;
+
+		r->floor_ns = ns < r->floor_ns ? ns : r->floor_ns;
+		s = now_s();
+		touch_order(t, ord, fault_pages);
+		ns = (now_s() - s) / fault_pages * 1e9;
+		r->fault_ns = ns < r->fault_ns ? ns : r->fault_ns;
+		timed_collect(d, bm, nw); /* re-arms the same pages */
+	}
+	if (fm)
+		munmap(fm, mem_len);
 }
 
 /* exit backend: an mprotect + SIGSEGV fault source stands in for hvf's
@@ -295,76 +328,75 @@ static void exit_segv(int sig, siginfo_t *si, void *uc)
 		signal(SIGSEGV, SIG_DFL);
 }
 
-static int bench_one(struct bres *r, const uint32_t *ord)
+static void measure_collects(struct bres *r, struct target *t, sqb_dirty *d, uint64_t *bm,
+			     size_t nw)
 {
-	struct target t = {.b = r->b, .npages = mem_len / PG};
-	struct sqb_dirty_range range = {NULL, GPA, mem_len, 1, 0};
-	struct sqb_dirty_opts o = SQB_DIRTY_OPTS_INIT;
-	size_t nw = SQB_DIRTY_BITMAP_WORDS(t.npages);
-	uint64_t *bm = calloc(nw, sizeof(*bm)), seed = 7;
-	struct sqb_dirty_stats st;
-	sqb_dirty *d = NULL;
-	double t0, plain;
-	int err;
+	uint64_t seed = 7;
 
-	t.m = range.host = map_populated(mem_len);
-	t.list = calloc(t.npages / 5 + fault_pages, sizeof(uint32_t));
-	if (r->b == SQB_DIRTY_KVM) {
-		err = tinyvm_open(&t.vm, &range, 1);
-		if (err) {
-			snprintf(r->why, sizeof(r->why), "no usable /dev/kvm: %s", strerror(-err));
-			goto out;
-		}
-		t.guest = true;
-		o.kvm_vm_fd = t.vm.vm;
-	}
-	/* Fault costs are noisy on 2 vCPUs (handler wake-ups): best of 3. */
-	r->floor_ns = 1e30;
-	for (int rep = 0; rep < 3; rep++) {
-		double ns = floor_for(&t, ord, fault_pages);
-
-		r->floor_ns = ns < r->floor_ns ? ns : r->floor_ns;
-	}
-	o.backend = r->b;
-	o.ranges = &range;
-	o.nranges = 1;
-	if (r->b == SQB_DIRTY_EXIT) {
-		struct sigaction sa = {.sa_sigaction = exit_segv, .sa_flags = SA_SIGINFO};
-
-		exit_base = t.m;
-		o.protect = exit_protect;
-		sigaction(SIGSEGV, &sa, NULL);
-	}
-	err = sqb_dirty_open(&d, &o);
-	exit_tracker = d;
-	if (err) {
-		snprintf(r->why, sizeof(r->why), "unavailable: %s", strerror(-err));
-		goto out;
-	}
-	t0 = now_s();
-	sqb_dirty_start(d);
-	r->arm_us = (now_s() - t0) * 1e6;
-	r->empty_us = timed_collect(d, bm, nw);
-	r->fault_ns = 1e30;
-	for (int rep = 0; rep < 3; rep++) {
-		double ns;
-
-		t0 = now_s();
-		touch_order(&t, ord, fault_pages);
-		ns = (now_s() - t0) / fault_pages * 1e9;
-		r->fault_ns = ns < r->fault_ns ? ns : r->fault_ns;
-		timed_collect(d, bm, nw); /* re-arms the same pages */
-	}
 	for (int f = 0; f < 3; f++) {
 		r->coll_us[f] = 1e30;
 		for (int rep = 0; rep < 3; rep++) {
 			double us;
 
-			dirty_pages(&t, (unsigned)(t.npages * fractions[f]), t.npages, &seed);
+			dirty_pages(t, (unsigned)(t->npages * fractions[f]), t->npages, &seed);
 			us = timed_collect(d, bm, nw);
 			r->coll_us[f] = us < r->coll_us[f] ? us : r->coll_us[f];
 		}
 	}
+}
+
+static int open_tracker(struct bres *r, struct target *t, struct sqb_dirty_range *range,
+			sqb_dirty **d)
+{
+	struct sqb_dirty_opts o = SQB_DIRTY_OPTS_INIT;
+	int err;
+
+	if (r->b == SQB_DIRTY_KVM) {
+		err = tinyvm_open(&t->vm, range, 1);
+		if (err) {
+			snprintf(r->why, sizeof(r->why), "no usable /dev/kvm: %s", strerror(-err));
+			return err;
+		}
+		t->guest = true;
+		o.kvm_vm_fd = t->vm.vm;
+	}
+	o.backend = r->b;
+	o.ranges = range;
+	o.nranges = 1;
+	if (r->b == SQB_DIRTY_EXIT) {
+		struct sigaction sa = {.sa_sigaction = exit_segv, .sa_flags = SA_SIGINFO};
+
+		exit_base = t->m;
+		o.protect = exit_protect;
+		sigaction(SIGSEGV, &sa, NULL);
+	}
+	err = sqb_dirty_open(d, &o);
+	exit_tracker = *d;
+	if (err)
+		snprintf(r->why, sizeof(r->why), "unavailable: %s", strerror(-err));
+	return err;
+}
+
+static void bench_one(struct bres *r, const uint32_t *ord)
+{
+	struct target t = {.b = r->b, .npages = mem_len / PG};
+	struct sqb_dirty_range range = {NULL, GPA, mem_len, 1, 0};
+	size_t nw = SQB_DIRTY_BITMAP_WORDS(t.npages);
+	uint64_t *bm = calloc(nw, sizeof(*bm));
+	struct sqb_dirty_stats st;
+	sqb_dirty *d = NULL;
+	double t0, plain;
+
+	t.m = range.host = map_populated(mem_len);
+	t.list = calloc(t.npages / 5 + fault_pages, sizeof(uint32_t));
+	if (open_tracker(r, &t, &range, &d) != 0)
+		goto out;
+	t0 = now_s();
+	sqb_dirty_start(d);
+	r->arm_us = (now_s() - t0) * 1e6;
+	r->empty_us = timed_collect(d, bm, nw);
+	measure_faults(r, &t, d, ord, bm, nw);
+	measure_collects(r, &t, d, bm, nw);
 	sqb_dirty_stop(d);
 	plain = write_loop(&t, NULL, bm, nw);
 	sqb_dirty_start(d);
@@ -381,7 +413,6 @@ out:
 	munmap(t.m, mem_len);
 	free(t.list);
 	free(bm);
-	return 0;
 }
 
 static void exactness(struct bres *r)
