@@ -83,7 +83,7 @@ static void add_vcpus(sqb_snap_writer *w, enum sqb_arch arch, unsigned int round
 static void add_state(sqb_snap_writer *w, enum sqb_arch arch, unsigned int round)
 {
 	struct sqb_device dev = { .type = 3, .version = 1, .bus_addr = 0x3f8, .irq = 4 };
-	struct sqb_wset_range ws[2] = { { 0x1000, 4 }, { 0x20000, 2 + round } };
+	struct sqb_wset_range ws[2] = { { 0x10000, 4 }, { 0x40000, 2 + round } };
 	char st[32], val[16];
 	int err;
 
@@ -154,6 +154,7 @@ static int cmd_diff(const char *parent, const char *out, unsigned int round, con
 		die(parent, err);
 	o.arch = sqb_snap_get_info(p)->arch;
 	o.hv = sqb_snap_get_info(p)->hv;
+	o.guest_page_size = sqb_snap_get_info(p)->guest_page_size;
 	o.codec = codec_of(codec);
 	o.parent = p;
 	if ((err = sqb_writer_open(&w, out, &o)))
@@ -165,10 +166,10 @@ static int cmd_diff(const char *parent, const char *out, unsigned int round, con
 
 		sqb_snap_region(p, r, &rg);
 		mem = malloc(rg.size);
-		dirty = calloc(rg.size / 4096 / 64 + 1, 8);
+		dirty = calloc(rg.size / o.guest_page_size / 64 + 1, 8);
 		if ((err = sqb_snap_read(p, rg.gpa, mem, rg.size, NULL)))
 			die(parent, err);
-		sqbt_mutate(mem, rg.size, 4096, round * 16 + r, dirty);
+		sqbt_mutate(mem, rg.size, o.guest_page_size, round * 16 + r, dirty);
 		if ((err = sqb_writer_add_memory(w, rg.gpa, rg.size, mem, dirty)))
 			die(out, err);
 		free(mem);

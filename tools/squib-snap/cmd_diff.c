@@ -342,7 +342,7 @@ static void rec_change(struct dx *x, const struct sqb_record *ra, const struct s
 		st_jkv_u64(x->g, "bytes_differ", nd);
 		st_jmap_end(x->g);
 	} else if (ra && rb) {
-		printf("    %s: %u byte%s differ%s\n", nm ? nm : tmp, nd, nd == 1 ? "" : "s",
+		printf("    %s: %u %s%s\n", nm ? nm : tmp, nd, nd == 1 ? "byte differs" : "bytes differ",
 		       ra->len != rb->len ? " (length changed)" : "");
 	} else {
 		printf("    %s: %s\n", nm ? nm : tmp, what);
@@ -370,6 +370,7 @@ static void diff_regs(struct dx *x, const struct sqb_record *ra, unsigned int na
 		for (unsigned int k = 0; k < m; k++) {
 			if (strcmp(a[i].name, b[k].name) || a[i].value == b[k].value)
 				continue;
+			x->changes++;
 			if (x->g) {
 				st_jmap(x->g);
 				st_jkv_str(x->g, "name", a[i].name);
@@ -538,7 +539,7 @@ static void dev_change(struct dx *x, const struct sqb_device *a, const struct sq
 				printf(", bus/irq 0x%llx/%u %s 0x%llx/%u",
 				       (unsigned long long)a->bus_addr, a->irq, arrow,
 				       (unsigned long long)b->bus_addr, b->irq);
-			printf(", state %u byte%s differ", nd, nd == 1 ? "" : "s");
+			printf(", state: %u %s", nd, nd == 1 ? "byte differs" : "bytes differ");
 			if (a->state_len != b->state_len)
 				printf(" (length %zu %s %zu)", a->state_len, arrow, b->state_len);
 		}

@@ -250,7 +250,7 @@ static void json_extents(yajl_gen g, const sqb_snap *s, unsigned int r)
 	const struct sqb_extent *e = sqb_snap_extents(s, r);
 	size_t n = sqb_snap_extent_count(s, r);
 
-	st_jkey(g, "extents");
+	st_jkey(g, "extent_list");
 	st_jarr(g);
 	for (size_t i = 0; i < n; i++) {
 		st_jmap(g);
