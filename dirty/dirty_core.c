@@ -304,14 +304,18 @@ void sqb_dirty_free(sqb_dirty *d)
 
 int sqb_dirty_stats(const sqb_dirty *d, struct sqb_dirty_stats *out)
 {
+	sqb_dirty *m = (sqb_dirty *)d; /* the lock only orders reads against collect */
+
 	if (!d || !out)
 		return -EINVAL;
-	out->faults = atomic_load(&((sqb_dirty *)d)->n_faults);
-	out->marked = atomic_load(&((sqb_dirty *)d)->n_marked);
-	out->coarsened = atomic_load(&((sqb_dirty *)d)->n_coarsened);
-	out->collects = d->n_collects;
-	out->reported = d->n_reported;
-	out->last_collect_ns = d->last_ns;
+	pthread_mutex_lock(&m->lock);
+	out->faults = atomic_load(&m->n_faults);
+	out->marked = atomic_load(&m->n_marked);
+	out->coarsened = atomic_load(&m->n_coarsened);
+	out->collects = m->n_collects;
+	out->reported = m->n_reported;
+	out->last_collect_ns = m->last_ns;
+	pthread_mutex_unlock(&m->lock);
 	return 0;
 }
 
