@@ -1,0 +1,274 @@
+/* squib-snap benchmark: merge of a base plus 10 diffs, diff of two full
+ * snapshots, verify of one - each timed against a floor measured in the
+ * same run: plain sequential read (+ write, + fsync) of the same file bytes.
+ * Prints throughput, ratio = floor time / tool time, PASS (>= 0.7) or MISS.
+ *   snap_tool_bench SQUIB_SNAP MKFIXTURE [--quick] [--mib N] [--dir D]
+ * Temporary files (GiBs) are deleted at the end, also on failure. */
+#include <errno.h>
+#include <fcntl.h>
+#include <spawn.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+extern char **environ;
+
+#define TARGET 0.7
+#define NDIFF_FULL 10
+
+static char dir[200];
+static const char *snap_bin, *fix_bin;
+static int misses;
+
+static double now(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
+}
+
+static void cleanup(void)
+{
+	char cmd[300];
+
+	if (dir[0]) {
+		snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+		if (system(cmd))
+			fprintf(stderr, "bench: could not remove %s\n", dir);
+	}
+}
+
+/* Run argv with stdout to /dev/null; returns seconds, exits on failure. */
+static double run(char *const argv[])
+{
+	posix_spawn_file_actions_t fa;
+	double t0 = now();
+	pid_t pid;
+	int st;
+
+	posix_spawn_file_actions_init(&fa);
+	posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
+	if (posix_spawn(&pid, argv[0], &fa, NULL, argv, environ) ||
+	    waitpid(pid, &st, 0) < 0 || !WIFEXITED(st) || WEXITSTATUS(st)) {
+		fprintf(stderr, "bench: %s %s failed\n", argv[0], argv[1]);
+		cleanup();
+		exit(1);
+	}
+	posix_spawn_file_actions_destroy(&fa);
+	return now() - t0;
+}
+
+static char *path(const char *name)
+{
+	static char buf[8][300];
+	static int k;
+
+	k = (k + 1) % 8;
+	snprintf(buf[k], sizeof(buf[k]), "%s/%s", dir, name);
+	return buf[k];
+}
+
+static uint64_t fsize(const char *p)
+{
+	struct stat st;
+
+	return stat(p, &st) ? 0 : (uint64_t)st.st_size;
+}
+
+/* The floor: read every input sequentially in 1 MiB blocks, write
+ * write_bytes of it to a new file and fsync (what an atomic writer does). */
+static double floor_io(const char *const *in, unsigned int n, uint64_t write_bytes)
+{
+	const size_t blk = 1u << 20;
+	char *buf = malloc(blk), *out = path("floor.tmp");
+	uint64_t left = write_bytes;
+	double t0 = now();
+	int wfd = write_bytes ? open(out, O_CREAT | O_TRUNC | O_WRONLY, 0644) : -1;
+
+	for (unsigned int i = 0; i < n; i++) {
+		int fd = open(in[i], O_RDONLY);
+		ssize_t r;
+
+		while (fd >= 0 && (r = read(fd, buf, blk)) > 0) {
+			size_t w = left < (uint64_t)r ? (size_t)left : (size_t)r;
+
+			if (wfd >= 0 && w && write(wfd, buf, w) != (ssize_t)w)
+				break;
+			left -= w;
+		}
+		if (fd >= 0)
+			close(fd);
+	}
+	while (wfd >= 0 && left) { /* output larger than the inputs (decompressed) */
+		size_t w = left < blk ? (size_t)left : blk;
+
+		memset(buf, 0x5a, w);
+		if (write(wfd, buf, w) != (ssize_t)w)
+			break;
+		left -= w;
+	}
+	if (wfd >= 0) {
+		fsync(wfd);
+		close(wfd);
+		unlink(out);
+	}
+	free(buf);
+	return now() - t0;
+}
+
+static void report(const char *what, uint64_t logical, uint64_t file_bytes, double t_tool,
+		   double t_floor)
+{
+	double ratio = t_floor / t_tool;
+	int pass = ratio >= TARGET;
+
+	misses += !pass;
+	printf("%-34s %7.2f s %8.0f MiB/s guest %8.0f MiB/s file | floor %6.2f s  ratio %.2f  %s\n",
+	       what, t_tool, (double)logical / t_tool / 1048576, (double)file_bytes / t_tool / 1048576,
+	       t_floor, ratio, pass ? "PASS" : "MISS");
+	fflush(stdout);
+}
+
+static void make_chain(uint64_t mib, unsigned int ndiff)
+{
+	char sz[32], rnd[16];
+
+	snprintf(sz, sizeof(sz), "%llu", (unsigned long long)mib);
+	{
+		char *const a[] = { (char *)fix_bin, "big", path("base.sqb"), "1", sz, NULL };
+		run(a);
+	}
+	for (unsigned int i = 1; i <= ndiff; i++) {
+		char cur[32], prev[32];
+
+		snprintf(cur, sizeof(cur), "d%u.sqb", i);
+		snprintf(prev, sizeof(prev), i == 1 ? "base.sqb" : "d%u.sqb", i - 1);
+		snprintf(rnd, sizeof(rnd), "%u", i);
+		{
+			char *pp = strdup(path(prev));
+			char *const a[] = { (char *)fix_bin, "big", path(cur), "1", sz, pp, rnd, NULL };
+
+			run(a);
+			free(pp);
+		}
+	}
+}
+
+static void bench_merge(uint64_t mib, unsigned int ndiff, const char *codec)
+{
+	const char *in[NDIFF_FULL + 1];
+	char *argv[NDIFF_FULL + 10], name[64], out[64];
+	uint64_t total = 0;
+	unsigned int k = 0;
+	double t, f;
+
+	snprintf(out, sizeof(out), "merged-%s.sqb", codec);
+	argv[k++] = (char *)snap_bin;
+	argv[k++] = "merge";
+	for (unsigned int i = 0; i <= ndiff; i++) {
+		snprintf(name, sizeof(name), i ? "d%u.sqb" : "base.sqb", i);
+		in[i] = strdup(path(name));
+		argv[k++] = (char *)in[i];
+		total += fsize(in[i]);
+	}
+	argv[k++] = "-o";
+	argv[k++] = strdup(path(out));
+	argv[k++] = "--codec";
+	argv[k++] = (char *)codec;
+	argv[k] = NULL;
+	t = run(argv);
+	f = floor_io(in, ndiff + 1, fsize(path(out)));
+	snprintf(name, sizeof(name), "merge base+%u diffs (--codec %s)", ndiff, codec);
+	report(name, mib << 20, total + fsize(path(out)), t, f);
+	for (unsigned int i = 0; i <= ndiff; i++)
+		free((char *)in[i]);
+	free(argv[k - 3]);
+}
+
+static void bench_diff_verify(uint64_t mib)
+{
+	const char *ab[2];
+	double t, f;
+	uint64_t fb;
+
+	ab[0] = strdup(path("base.sqb"));
+	ab[1] = strdup(path("merged-lz4.sqb"));
+	fb = fsize(ab[0]) + fsize(ab[1]);
+	{
+		char *const a[] = { (char *)snap_bin, "diff", (char *)ab[0], (char *)ab[1], "--json",
+				    NULL };
+		t = run(a);
+	}
+	f = floor_io(ab, 2, 0);
+	report("diff of two full snapshots", 2 * (mib << 20), fb, t, f);
+	{
+		char *const a[] = { (char *)snap_bin, "diff", (char *)ab[0], (char *)ab[1], "-o",
+				    path("d.sqb"), "--codec", "lz4", NULL };
+		t = run(a);
+	}
+	f = floor_io(ab, 2, fsize(path("d.sqb")));
+	report("diff --output (lz4)", 2 * (mib << 20), fb + fsize(path("d.sqb")), t, f);
+	{
+		char *const a[] = { (char *)snap_bin, "verify", (char *)ab[1], NULL };
+		t = run(a);
+	}
+	f = floor_io(&ab[1], 1, 0);
+	report("verify of one full snapshot (lz4)", mib << 20, fsize(ab[1]), t, f);
+	{
+		const char *nn[1] = { path("merged-none.sqb") };
+		char *const a[] = { (char *)snap_bin, "verify", (char *)nn[0], NULL };
+
+		t = run(a);
+		f = floor_io(nn, 1, 0);
+		report("verify of one full snapshot (none)", mib << 20, fsize(nn[0]), t, f);
+	}
+	free((char *)ab[0]);
+	free((char *)ab[1]);
+}
+
+int main(int argc, char **argv)
+{
+	uint64_t mib = 1024;
+	unsigned int ndiff = NDIFF_FULL;
+	const char *base = "/tmp";
+
+	if (argc < 3) {
+		fprintf(stderr, "usage: snap_tool_bench SQUIB_SNAP MKFIXTURE [--quick] [--mib N] "
+				"[--dir D]\n");
+		return 2;
+	}
+	snap_bin = argv[1];
+	fix_bin = argv[2];
+	for (int i = 3; i < argc; i++) {
+		if (!strcmp(argv[i], "--quick")) {
+			mib = 64;
+			ndiff = 3;
+		} else if (!strcmp(argv[i], "--mib") && i + 1 < argc) {
+			mib = strtoull(argv[++i], NULL, 0);
+		} else if (!strcmp(argv[i], "--dir") && i + 1 < argc) {
+			base = argv[++i];
+		}
+	}
+	snprintf(dir, sizeof(dir), "%s/sqb-snapbench-XXXXXX", base);
+	if (!mkdtemp(dir)) {
+		perror("mkdtemp");
+		return 1;
+	}
+	printf("squib-snap bench: %llu MiB guest memory, base + %u diffs (each ~1/64 of pages), "
+	       "floor = sequential read+write+fsync of the same file bytes, target ratio >= %.1f\n",
+	       (unsigned long long)mib, ndiff, TARGET);
+	make_chain(mib, ndiff);
+	bench_merge(mib, ndiff, "none");
+	bench_merge(mib, ndiff, "lz4");
+	bench_merge(mib, ndiff, "zstd");
+	bench_diff_verify(mib);
+	cleanup();
+	printf("%s: %d miss%s\n", misses ? "MISS" : "PASS", misses, misses == 1 ? "" : "es");
+	return 0;
+}
