@@ -1,0 +1,121 @@
+/* squib runtime: a KVM-style microVM monitor behind an opaque VM handle.
+ *
+ *   sqb_vm ──┬── guest memory: memfd ──mmap──> host VA ──memslots──> GPA
+ *            │        [0, min(size, 3 GiB))         low RAM  (slot 0)
+ *            │        [4 GiB, 4 GiB + rest)         high RAM (slot 1)
+ *            │        3 GiB..4 GiB is the MMIO gap (LAPIC, IOAPIC, ...)
+ *            ├── sqb_vcpu[0..n)  one thread each, paused/resumed together
+ *            ├── devices (port bus): 16550 UART 0x3f8/IRQ4, i8042 0x60/0x64
+ *            └── hypervisor backend ops (KVM now; nothing here names it)
+ *
+ * Lifecycle:  create ──start──> RUNNING <──pause/resume──> PAUSED
+ *                                  └──(guest reset, fault, stop)──> STOPPED
+ * Every call takes the handle; two VMs may live in one process.
+ */
+#ifndef SQUIB_RUNTIME_H
+#define SQUIB_RUNTIME_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "squib/errors.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct sqb_vm sqb_vm;
+typedef struct sqb_vcpu sqb_vcpu;
+
+#define SQB_VM_MAX_VCPUS 32
+
+struct sqb_vm_config {
+	unsigned int version;	   /* SQB_VM_CONFIG_VERSION */
+	unsigned int vcpu_count;   /* 1..SQB_VM_MAX_VCPUS */
+	uint64_t mem_size_mib;	   /* >= 1 */
+	int track_dirty_pages;	   /* recorded for snapshots (issue 7) */
+	const char *kernel_path;   /* PVH ELF */
+	const char *initrd_path;   /* NULL: none */
+	const char *cmdline;	   /* NULL: empty */
+	int serial_out_fd;	   /* guest serial output; -1 discards */
+};
+
+#define SQB_VM_CONFIG_VERSION 1
+#define SQB_VM_CONFIG_INIT                                                                         \
+	{                                                                                          \
+		.version = SQB_VM_CONFIG_VERSION, .vcpu_count = 1, .mem_size_mib = 128,           \
+		.serial_out_fd = -1                                                                \
+	}
+
+enum sqb_vm_state {
+	SQB_VM_CREATED = 0,
+	SQB_VM_RUNNING = 1,
+	SQB_VM_PAUSED = 2,
+	SQB_VM_STOPPED = 3,
+};
+
+/* Why a VM stopped.  RESET (i8042 reset line) and REQUESTED are orderly. */
+enum sqb_vm_stop_reason {
+	SQB_VM_STOP_NONE = 0,
+	SQB_VM_STOP_RESET = 1,		/* guest pulsed the i8042 reset line */
+	SQB_VM_STOP_REQUESTED = 2,	/* sqb_vm_stop() */
+	SQB_VM_STOP_SHUTDOWN = 3,	/* triple fault / shutdown exit */
+	SQB_VM_STOP_INTERNAL_ERROR = 4, /* hypervisor could not emulate */
+	SQB_VM_STOP_FAIL_ENTRY = 5,	/* vCPU state rejected on entry */
+	SQB_VM_STOP_UNHANDLED_EXIT = 6, /* an exit the VMM does not know */
+	SQB_VM_STOP_SYSTEM_EVENT = 7,	/* hypervisor-reported reset/shutdown */
+	SQB_VM_STOP_HOST_ERROR = 8,	/* the run ioctl itself failed */
+};
+
+struct sqb_vm_stop_info {
+	enum sqb_vm_stop_reason reason;
+	int vcpu;	  /* vCPU that stopped the VM, -1 if none */
+	uint64_t detail;  /* backend sub-code (suberror, hw reason, exit reason) */
+	uint64_t rip;	  /* guest RIP at the time, when known */
+	char message[192]; /* one line for the user */
+};
+
+struct sqb_vm_stats {
+	uint64_t exits;		/* vCPU exits handled by the VMM (all vCPUs) */
+	uint64_t io_exits;
+	uint64_t mmio_exits;
+	uint64_t uart_tx_bytes;
+	uint64_t guest_mem_bytes;
+	uint64_t start_ns;	 /* CLOCK_MONOTONIC when vCPUs were released */
+	uint64_t first_tx_ns;	 /* CLOCK_MONOTONIC of the first serial byte, 0 if none */
+};
+
+/* Create the VM: memory, irqchip, devices, boot image, vCPUs (not running).
+ * diag (optional) says what went wrong, e.g. which file failed to load. */
+int sqb_vm_create(sqb_vm **out, const struct sqb_vm_config *cfg, struct sqb_diag *diag);
+/* Release the vCPU threads.  CREATED -> RUNNING. */
+int sqb_vm_start(sqb_vm *vm);
+/* Bring every vCPU to a clean exit boundary and hold it there; returns
+ * when all are parked.  RUNNING -> PAUSED.  -SQB_ESTATE otherwise. */
+int sqb_vm_pause(sqb_vm *vm);
+int sqb_vm_resume(sqb_vm *vm);
+/* Stop and join all vCPUs (idempotent).  Any state -> STOPPED. */
+int sqb_vm_stop(sqb_vm *vm);
+void sqb_vm_free(sqb_vm *vm); /* accepts NULL; stops first */
+
+enum sqb_vm_state sqb_vm_get_state(sqb_vm *vm);
+/* A file descriptor that becomes readable once the VM stopped on its own
+ * (guest reset or failure); owned by the VM. */
+int sqb_vm_event_fd(const sqb_vm *vm);
+void sqb_vm_get_stop_info(sqb_vm *vm, struct sqb_vm_stop_info *out);
+void sqb_vm_get_stats(sqb_vm *vm, struct sqb_vm_stats *out);
+
+/* Feed bytes to the serial console's receive FIFO (excess is dropped). */
+int sqb_vm_serial_input(sqb_vm *vm, const void *buf, size_t len);
+/* Press Ctrl+Alt+Del on the i8042 keyboard (Firecracker's SendCtrlAltDel). */
+int sqb_vm_send_ctrl_alt_del(sqb_vm *vm);
+
+const char *sqb_vm_state_name(enum sqb_vm_state st);
+const char *sqb_vm_stop_reason_name(enum sqb_vm_stop_reason r);
+/* Name of the hypervisor backend this build uses ("kvm"). */
+const char *sqb_runtime_backend_name(void);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,39 @@
+/* Private structures of the KVM backend (runtime/kvm/). */
+#ifndef SQB_RUNTIME_KVM_PRIV_H
+#define SQB_RUNTIME_KVM_PRIV_H
+
+#include <linux/kvm.h>
+#include <stdint.h>
+
+#include "hv.h"
+
+#define SQB_KVM_MAX_CPUID 256
+
+struct sqb_hv_vm {
+	int kvm_fd;
+	int vm_fd;
+	int run_size;
+	unsigned int nvcpus;
+	struct kvm_cpuid2 *cpuid;  /* filtered template (APIC ID patched per vCPU) */
+	uint32_t *msr_index;	   /* MSRs this host lets us read (snapshot list) */
+	unsigned int nmsr_index;
+};
+
+struct sqb_hv_vcpu {
+	struct sqb_hv_vm *vm;
+	unsigned int index;
+	int fd;
+	struct kvm_run *run;
+};
+
+int sqb_kvm_cpuid_init(struct sqb_hv_vm *vm);
+int sqb_kvm_cpuid_set(struct sqb_hv_vcpu *vc);
+int sqb_kvm_msr_init(struct sqb_hv_vm *vm);
+int sqb_kvm_msr_boot(struct sqb_hv_vcpu *vc);
+int sqb_kvm_vcpu_set_entry(struct sqb_hv_vcpu *vc, const struct sqb_hv_entry *e);
+size_t sqb_kvm_vcpu_state_size(struct sqb_hv_vcpu *vc, enum sqb_hv_vcpu_state_kind kind);
+int sqb_kvm_vcpu_get_state(struct sqb_hv_vcpu *vc, enum sqb_hv_vcpu_state_kind kind, void *buf);
+int sqb_kvm_vcpu_set_state(struct sqb_hv_vcpu *vc, enum sqb_hv_vcpu_state_kind kind,
+			   const void *buf);
+
+#endif

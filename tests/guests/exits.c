@@ -1,0 +1,18 @@
+/* exit-cost guest for the benchmark: prints one line, then n= writes to the
+ * POST-code port 0x80 (each a VM exit to the VMM), then a final line. */
+#include "guest.h"
+
+void guest_main(uint32_t start_info)
+{
+	uint64_t n;
+
+	cmdline_init(start_info);
+	n = cmdline_u64("n", 10000);
+	puts_serial("EXITS start\n");
+	for (uint64_t i = 0; i < n; i++)
+		outb(0x80, (uint8_t)i);
+	puts_serial("EXITS done n=");
+	put_u64(n);
+	puts_serial("\n");
+	guest_reset();
+}
