@@ -1,0 +1,42 @@
+/* Firecracker Uffd-backend handshake (private to squib-pager and its tests):
+ * one message on a Unix stream socket carrying a JSON array of
+ *   {"base_host_virt_addr": u64, "size": u64, "offset": u64,
+ *    "page_size": bytes, "page_size_kib": KiB}
+ * (offset = position in the guest memory file, regions concatenated in
+ * order) and the VMM's userfaultfd as SCM_RIGHTS ancillary data. */
+#ifndef SQB_PAGER_PROTO_H
+#define SQB_PAGER_PROTO_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "squib/restore.h"
+#include "squib/snapfmt.h"
+
+#define SQB_PAGER_MAX_MAPPINGS 1024u
+#define SQB_PAGER_MAX_MSG (64u << 10)
+
+struct sqb_pager_map {
+	uint64_t base_host_virt_addr;
+	uint64_t size;
+	uint64_t offset;
+	uint64_t page_size;
+};
+
+/* Parse the JSON body; on failure returns -EINVAL and a one-line reason. */
+int sqb_pager_parse(const char *json, size_t len, struct sqb_pager_map **maps, unsigned int *n,
+		    char *why, size_t whylen);
+
+/* Map the memory-file offsets onto the snapshot's regions (guest addresses).
+ * Every mapping must lie inside one region; -SQB_EMISMATCH otherwise. */
+int sqb_pager_ranges(sqb_snap *s, const struct sqb_pager_map *m, unsigned int n,
+		     struct sqb_restore_range *out, char *why, size_t whylen);
+
+/* Receive one handshake message: JSON into buf (NUL-terminated), *fd the
+ * passed descriptor or -1. Returns bytes received or -errno. */
+long sqb_pager_recv(int sock, char *buf, size_t cap, int *fd);
+
+/* Client side (tests, and any squib VMM that uses an external pager). */
+int sqb_pager_send(int sock, const struct sqb_pager_map *m, unsigned int n, int uffd);
+
+#endif

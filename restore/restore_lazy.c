@@ -1,0 +1,540 @@
+/* Postcopy engine shared by every fault source: one installer thread serves
+ * faults first, then fetch requests, the working set and blocks decoded ahead
+ * by filler threads, so a REMOVE event is always ordered before any later
+ * install (docs/restore.md, "lazy"). */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "restore_int.h"
+
+#define RS_MAX_PENDING 1024
+
+struct hstate {
+	uint64_t pending[RS_MAX_PENDING]; /* faults that met -EAGAIN */
+	unsigned int npend;
+};
+
+static void block_check_complete(sqb_restore *rs, struct rs_range *rg, uint64_t off)
+{
+	uint64_t blk = rg->blk0 + off / RS_BLOCK, boff = blk - rg->blk0;
+	uint64_t start = boff * RS_BLOCK, len = rg->size - start < RS_BLOCK ? rg->size - start
+									       : RS_BLOCK;
+	uint64_t pg = rg->pg0 + start / RS_HPAGE;
+	uint8_t expect = 0;
+
+	for (uint64_t i = 0; i < len / RS_HPAGE; i++)
+		if (!rs_bit(rs->pg_present, pg + i))
+			return;
+	if (atomic_compare_exchange_strong(&rs->blk_state[blk], &expect, 1) &&
+	    atomic_fetch_add(&rs->blocks_present, 1) + 1 == rs->nblk) {
+		atomic_store(&rs->done, 1);
+		pthread_mutex_lock(&rs->lock);
+		pthread_cond_broadcast(&rs->cond);
+		pthread_mutex_unlock(&rs->lock);
+	}
+}
+
+/* Install [off, off+len) of rg from data (NULL: zeros), page run by page run:
+ * present pages are skipped, removed pages become zero, the rest get data.
+ * Returns 0, 1 if some page turned out to exist already, or -errno. */
+static int put_range(sqb_restore *rs, struct rs_range *rg, uint64_t off, uint64_t len,
+		     const uint8_t *data)
+{
+	uint64_t pg = rg->pg0 + off / RS_HPAGE, n = len / RS_HPAGE;
+	int any_exist = 0;
+
+	for (uint64_t i = 0; i < n;) {
+		int cls = rs_bit(rs->pg_present, pg + i) ? 0 : rs_bit(rs->pg_removed, pg + i) ? 1 : 2;
+		uint64_t j = i + 1;
+		int err = 0;
+
+		while (j < n && (rs_bit(rs->pg_present, pg + j)
+					 ? 0
+					 : rs_bit(rs->pg_removed, pg + j) ? 1 : 2) == cls)
+			j++;
+		if (cls == 1 || (cls == 2 && !data))
+			err = rs->fs->ops->zero(rs->fs, rg, off + i * RS_HPAGE, (j - i) * RS_HPAGE);
+		else if (cls == 2)
+			err = rs->fs->ops->install(rs->fs, rg, off + i * RS_HPAGE,
+						   data + i * RS_HPAGE, (j - i) * RS_HPAGE);
+		if (err < 0)
+			return err;
+		any_exist |= err;
+		for (uint64_t k = i; k < j; k++) {
+			if (cls == 1)
+				rs_bit_clear(rs->pg_removed, pg + k);
+			rs_bit_set(rs->pg_present, pg + k);
+		}
+		i = j;
+	}
+	block_check_complete(rs, rg, off);
+	if (rs->fs->ops->wake && atomic_load(&rs->waiters)) {
+		atomic_fetch_add(&rs->gen, 1);
+		rs->fs->ops->wake(rs->fs, 0, 0);
+	}
+	return any_exist;
+}
+
+static int block_missing(sqb_restore *rs, struct rs_range *rg, uint64_t off, uint64_t len)
+{
+	for (uint64_t i = 0; i < len / RS_HPAGE; i++)
+		if (!rs_bit(rs->pg_present, rg->pg0 + off / RS_HPAGE + i))
+			return 1;
+	return 0;
+}
+
+/* Decode (or take from a filler slot) and install block blk. */
+static int serve_block(sqb_restore *rs, uint64_t blk)
+{
+	uint64_t off, len;
+	struct rs_range *rg = rs_block_range(rs, blk, &off);
+	struct sqb_diag d = { 0 };
+	int err;
+
+	len = rg->size - off < RS_BLOCK ? rg->size - off : RS_BLOCK;
+	if (!block_missing(rs, rg, off, len))
+		return 0;
+	for (unsigned int i = 0; i < RS_NSLOT; i++) {
+		struct rs_slot *sl = &rs->slots[i];
+
+		if (atomic_load(&sl->state) == 2 && sl->blk == blk && !sl->err)
+			return put_range(rs, rg, off, len, sl->zero ? NULL : sl->buf);
+	}
+	if (rs_block_is_zero(rs, blk))
+		return put_range(rs, rg, off, len, NULL);
+	if ((err = rs_decode_block(rs, blk, rs->hbuf, &len, &d)))
+		return rs_fail(rs, err, &d);
+	return put_range(rs, rg, off, len, rs->hbuf);
+}
+
+static void record(sqb_restore *rs, uint64_t gpa)
+{
+	pthread_mutex_lock(&rs->lock);
+	if (rs->nrec == rs->caprec) {
+		size_t cap = rs->caprec ? rs->caprec * 2 : 4096;
+		uint64_t *n = realloc(rs->rec, cap * sizeof(*n));
+
+		if (!n) { /* the working set is a hint: losing its tail is harmless */
+			pthread_mutex_unlock(&rs->lock);
+			return;
+		}
+		rs->rec = n;
+		rs->caprec = cap;
+	}
+	rs->rec[rs->nrec++] = gpa;
+	pthread_mutex_unlock(&rs->lock);
+}
+
+/* One fault at host address addr.  Returns -EAGAIN to be retried. */
+static int serve_fault(sqb_restore *rs, uint64_t addr)
+{
+	uint64_t off;
+	struct rs_range *rg = rs_addr_range(rs, addr, &off);
+	uint64_t pg;
+	int err;
+
+	if (!rg)
+		return 0;
+	pg = rg->pg0 + off / RS_HPAGE;
+	if (rs_bit(rs->pg_present, pg))
+		err = 1;
+	else if (rs_bit(rs->pg_removed, pg))
+		err = put_range(rs, rg, off & ~(uint64_t)(RS_HPAGE - 1), RS_HPAGE, NULL);
+	else if (rs->record) {
+		uint64_t poff = off - off % rs->gps;
+		struct sqb_diag d = { 0 };
+
+		if ((err = sqb_snap_read(rs->snap, rg->gpa + poff, rs->hbuf, rs->gps, &d)))
+			return rs_fail(rs, err, &d);
+		atomic_fetch_add(&rs->decoded, rs->gps);
+		err = put_range(rs, rg, poff, rs->gps, rs->hbuf);
+		if (err >= 0)
+			record(rs, rg->gpa + poff);
+	} else {
+		err = serve_block(rs, rg->blk0 + off / RS_BLOCK);
+	}
+	if (err == 1 && rs->fs->ops->wake)
+		rs->fs->ops->wake(rs->fs, addr & ~(uint64_t)(RS_HPAGE - 1), RS_HPAGE);
+	return err < 0 ? err : 0;
+}
+
+static void mark_removed(sqb_restore *rs, uint64_t start, uint64_t end)
+{
+	for (unsigned int i = 0; i < rs->nrg; i++) {
+		struct rs_range *rg = &rs->rg[i];
+		uint64_t lo = start > rg->host ? start : rg->host;
+		uint64_t hi = end < rg->host + rg->size ? end : rg->host + rg->size;
+
+		for (uint64_t a = lo; a < hi; a += RS_HPAGE) {
+			uint64_t pg = rg->pg0 + (a - rg->host) / RS_HPAGE;
+			uint64_t blk = rg->blk0 + (a - rg->host) / RS_BLOCK;
+			uint8_t one = 1;
+
+			rs_bit_clear(rs->pg_present, pg);
+			rs_bit_set(rs->pg_removed, pg);
+			if (atomic_compare_exchange_strong(&rs->blk_state[blk], &one, 0))
+				atomic_fetch_sub(&rs->blocks_present, 1);
+			atomic_fetch_add(&rs->removed, 1);
+		}
+	}
+}
+
+static void sample(sqb_restore *rs, uint64_t ns)
+{
+	if (!rs->samples) {
+		rs->samples = malloc(RS_MAX_SAMPLES * sizeof(*rs->samples));
+		if (!rs->samples)
+			return;
+	}
+	pthread_mutex_lock(&rs->lock);
+	rs->samples[rs->nsamples++ % RS_MAX_SAMPLES] = ns > UINT32_MAX ? UINT32_MAX : (uint32_t)ns;
+	if (rs->nsamples > RS_MAX_SAMPLES)
+		rs->nsamples = RS_MAX_SAMPLES;
+	pthread_mutex_unlock(&rs->lock);
+}
+
+/* Install up to one block's worth of the working set.  1 if work remains. */
+static int ws_step(sqb_restore *rs)
+{
+	while (rs->ws_i < rs->nws) {
+		const struct sqb_wset_range *w = &rs->ws[rs->ws_i];
+		uint64_t gpa = w->gpa + rs->ws_page * rs->gps;
+		uint64_t n = w->pages - rs->ws_page, len, off = 0;
+		struct rs_range *rg = NULL;
+		const uint8_t *data;
+		int err;
+
+		for (unsigned int i = 0; i < rs->nrg && !rg; i++)
+			if (gpa - rs->rg[i].gpa < rs->rg[i].size)
+				rg = &rs->rg[i];
+		if (n * rs->gps > RS_BLOCK)
+			n = RS_BLOCK / rs->gps;
+		len = n * rs->gps;
+		if (!rg || len > rg->size - (gpa - rg->gpa)) { /* not served here: skip it */
+			rs->ws_off += len;
+		} else {
+			off = gpa - rg->gpa;
+			data = rs->ws_data ? rs->ws_data + rs->ws_off : NULL;
+			if (!data) {
+				struct sqb_diag d = { 0 };
+
+				if ((err = sqb_snap_read(rs->snap, gpa, rs->hbuf, len, &d)))
+					return rs_fail(rs, err, &d), 0;
+				data = rs->hbuf;
+			}
+			if ((err = put_range(rs, rg, off, len, data)) < 0) {
+				if (err == -EAGAIN)
+					return 1;
+				return rs_fail(rs, err, NULL), 0;
+			}
+			rs->ws_off += len;
+		}
+		rs->ws_page += n;
+		if (rs->ws_page == w->pages) {
+			rs->ws_i++;
+			rs->ws_page = 0;
+		}
+		return 1;
+	}
+	if (rs->ws_data) {
+		free(rs->ws_data);
+		rs->ws_data = NULL;
+	}
+	return 0;
+}
+
+/* Fetch requests, then the working set, then one decoded filler block. */
+static int idle_step(sqb_restore *rs)
+{
+	uint64_t blk = UINT64_MAX;
+	int err;
+
+	pthread_mutex_lock(&rs->lock);
+	if (rs->nfetch)
+		blk = rs->fetch_q[--rs->nfetch];
+	pthread_mutex_unlock(&rs->lock);
+	if (blk != UINT64_MAX) {
+		err = serve_block(rs, blk);
+		if (err == -EAGAIN) {
+			pthread_mutex_lock(&rs->lock);
+			rs->fetch_q[rs->nfetch++] = blk; /* capacity: we just popped it */
+			pthread_mutex_unlock(&rs->lock);
+		} else if (err < 0) {
+			rs_fail(rs, err, NULL);
+		}
+		pthread_mutex_lock(&rs->lock);
+		pthread_cond_broadcast(&rs->cond);
+		pthread_mutex_unlock(&rs->lock);
+		return 1;
+	}
+	if (ws_step(rs))
+		return 1;
+	for (unsigned int i = 0; i < RS_NSLOT; i++) {
+		struct rs_slot *sl = &rs->slots[i];
+		uint64_t off, len;
+		struct rs_range *rg;
+
+		if (atomic_load(&sl->state) != 2)
+			continue;
+		if (sl->err) {
+			struct sqb_diag d = { 0 };
+
+			/* the filler found a bad chunk: convergence is impossible */
+			err = rs_decode_block(rs, sl->blk, rs->hbuf, &len, &d);
+			rs_fail(rs, err ? err : sl->err, &d);
+			return 0;
+		}
+		rg = rs_block_range(rs, sl->blk, &off);
+		len = rg->size - off < RS_BLOCK ? rg->size - off : RS_BLOCK;
+		err = put_range(rs, rg, off, len, sl->zero ? NULL : sl->buf);
+		if (err == -EAGAIN)
+			return 1;
+		if (err < 0)
+			return rs_fail(rs, err, NULL), 0;
+		pthread_mutex_lock(&rs->lock);
+		atomic_store(&sl->state, 0);
+		pthread_cond_broadcast(&rs->cond);
+		pthread_mutex_unlock(&rs->lock);
+		return 1;
+	}
+	return 0;
+}
+
+static void handle_events(sqb_restore *rs, struct hstate *h, struct fault_ev *ev, int n,
+			  uint64_t t0)
+{
+	/* removes first: a fault read in the same batch may be for a removed page */
+	for (int i = 0; i < n; i++)
+		if (ev[i].kind == FEV_REMOVE)
+			mark_removed(rs, ev[i].addr, ev[i].end);
+	for (int i = 0; i < n; i++) {
+		int err;
+
+		if (ev[i].kind != FEV_FAULT)
+			continue;
+		atomic_fetch_add(&rs->faults, 1);
+		if (atomic_load(&rs->error)) {
+			continue; /* failed: never wake a thread onto a page we cannot fill */
+		}
+		err = serve_fault(rs, ev[i].addr);
+		if (err == -EAGAIN && h->npend < RS_MAX_PENDING)
+			h->pending[h->npend++] = ev[i].addr;
+		else if (err < 0 && err != -EAGAIN)
+			rs_fail(rs, err, NULL);
+		else if (!err)
+			sample(rs, rs_now_ns() - t0);
+	}
+}
+
+static void *handler_main(void *arg)
+{
+	sqb_restore *rs = arg;
+	struct hstate *h = calloc(1, sizeof(*h));
+	struct fault_ev ev[64];
+	int busy = 0;
+
+	if (!h) {
+		rs_fail(rs, -ENOMEM, NULL);
+		return NULL;
+	}
+	while (!atomic_load(&rs->stop)) {
+		int n = rs->fs->ops->wait(rs->fs, ev, 64, busy || h->npend ? 0 : 100);
+		uint64_t t0 = rs_now_ns();
+		unsigned int np = h->npend;
+
+		if (n < 0) {
+			rs_fail(rs, n, NULL);
+			n = 0;
+		}
+		handle_events(rs, h, ev, n, t0);
+		if (atomic_load(&rs->error)) {
+			busy = 0;
+			continue;
+		}
+		h->npend = 0;
+		for (unsigned int i = 0; i < np; i++) {
+			int err = serve_fault(rs, h->pending[i]);
+
+			if (err == -EAGAIN)
+				h->pending[h->npend++] = h->pending[i];
+			else if (err < 0)
+				rs_fail(rs, err, NULL);
+		}
+		busy = n == 0 ? idle_step(rs) : 1;
+	}
+	free(h);
+	return NULL;
+}
+
+/* ---- filler: decode blocks ahead, in order, skipping resident ones ---- */
+
+static void *worker_main(void *arg)
+{
+	sqb_restore *rs = arg;
+
+	while (!atomic_load(&rs->stop) && !atomic_load(&rs->error)) {
+		struct rs_slot *sl = NULL;
+		uint64_t blk, len;
+		struct sqb_diag d;
+
+		pthread_mutex_lock(&rs->lock);
+		while (!sl && !atomic_load(&rs->stop) && !atomic_load(&rs->error)) {
+			for (unsigned int i = 0; i < RS_NSLOT && !sl; i++)
+				if (atomic_load(&rs->slots[i].state) == 0)
+					sl = &rs->slots[i];
+			if (!sl)
+				pthread_cond_wait(&rs->cond, &rs->lock);
+		}
+		if (sl)
+			atomic_store(&sl->state, 1);
+		pthread_mutex_unlock(&rs->lock);
+		if (!sl)
+			break;
+		do
+			blk = atomic_fetch_add(&rs->fill_cursor, 1);
+		while (blk < rs->nblk && atomic_load(&rs->blk_state[blk]));
+		if (blk >= rs->nblk) {
+			atomic_store(&sl->state, 0);
+			break;
+		}
+		sl->blk = blk;
+		sl->err = 0;
+		sl->zero = rs_block_is_zero(rs, blk);
+		if (!sl->zero)
+			sl->err = rs_decode_block(rs, blk, sl->buf, &len, &d);
+		atomic_store(&sl->state, 2);
+		rs->fs->ops->kick(rs->fs);
+	}
+	return NULL;
+}
+
+int rs_lazy_fetch(sqb_restore *rs, uint64_t gpa, uint64_t len)
+{
+	int err = 0;
+
+	for (unsigned int i = 0; i < rs->nrg; i++) {
+		struct rs_range *rg = &rs->rg[i];
+		uint64_t lo = gpa > rg->gpa ? gpa : rg->gpa;
+		uint64_t hi = gpa + len < rg->gpa + rg->size ? gpa + len : rg->gpa + rg->size;
+
+		if (lo >= hi)
+			continue;
+		pthread_mutex_lock(&rs->lock);
+		for (uint64_t b = (lo - rg->gpa) / RS_BLOCK; b <= (hi - 1 - rg->gpa) / RS_BLOCK; b++) {
+			if (rs->nfetch == rs->capfetch) {
+				size_t cap = rs->capfetch ? rs->capfetch * 2 : 64;
+				uint64_t *q = realloc(rs->fetch_q, cap * sizeof(*q));
+
+				if (!q) {
+					err = -ENOMEM;
+					break;
+				}
+				rs->fetch_q = q;
+				rs->capfetch = cap;
+			}
+			rs->fetch_q[rs->nfetch++] = rg->blk0 + b;
+		}
+		rs->fs->ops->kick(rs->fs);
+		while (!err && !atomic_load(&rs->error) &&
+		       block_missing(rs, rg, lo - rg->gpa - (lo - rg->gpa) % RS_HPAGE,
+				     ((hi - rg->gpa + RS_HPAGE - 1) / RS_HPAGE -
+				      (lo - rg->gpa) / RS_HPAGE) * RS_HPAGE))
+			pthread_cond_wait(&rs->cond, &rs->lock);
+		pthread_mutex_unlock(&rs->lock);
+		if (err || (err = atomic_load(&rs->error)))
+			return err;
+	}
+	return err;
+}
+
+int rs_lazy_start(sqb_restore *rs, struct sqb_diag *d)
+{
+	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+	unsigned int nw = rs->o.threads ? rs->o.threads : (unsigned int)(ncpu > 0 ? ncpu : 1);
+	int err;
+
+	(void)d;
+	if (!rs->fs) {
+		err = rs->strategy == SQB_RESTORE_LAZY_SIGNAL ? rs_signal_create(&rs->fs, rs)
+							      : rs_uffd_create(&rs->fs, rs, -1);
+		if (err)
+			return err;
+	}
+	rs->record = !!(rs->o.flags & SQB_RESTORE_RECORD);
+	rs->hbuf = malloc(RS_BLOCK);
+	if (!rs->hbuf)
+		return -ENOMEM;
+	if (rs->o.flags & SQB_RESTORE_WSET_SYNC) {
+		while (ws_step(rs))
+			;
+		if (atomic_load(&rs->error))
+			return atomic_load(&rs->error);
+	}
+	if (rs->o.flags & (SQB_RESTORE_NO_FILL | SQB_RESTORE_RECORD))
+		nw = 0;
+	for (unsigned int i = 0; i < (nw ? RS_NSLOT : 0); i++)
+		if (!(rs->slots[i].buf = malloc(RS_BLOCK)))
+			return -ENOMEM;
+	if ((err = pthread_create(&rs->handler, NULL, handler_main, rs)))
+		return -err;
+	rs->handler_started = 1;
+	rs->workers = calloc(nw ? nw : 1, sizeof(*rs->workers));
+	if (!rs->workers)
+		return -ENOMEM;
+	for (unsigned int i = 0; i < nw; i++) {
+		if (pthread_create(&rs->workers[i], NULL, worker_main, rs))
+			break;
+		rs->nworkers++;
+	}
+	return 0;
+}
+
+/* Pages the caller keeps that never became resident turn PROT_NONE before
+ * the fault source lets go, so no thread can ever read them as zero. */
+static void seal_missing(sqb_restore *rs)
+{
+	for (unsigned int i = 0; i < rs->nrg; i++) {
+		struct rs_range *rg = &rs->rg[i];
+		uint64_t n = rg->size / RS_HPAGE;
+
+		if (!rg->local)
+			continue;
+		for (uint64_t p = 0; p < n;) {
+			uint64_t q = p;
+
+			while (q < n && !rs_bit(rs->pg_present, rg->pg0 + q) &&
+			       !rs_bit(rs->pg_removed, rg->pg0 + q))
+				q++;
+			if (q > p)
+				mprotect(rg->local + p * RS_HPAGE, (q - p) * RS_HPAGE, PROT_NONE);
+			p = q + 1;
+		}
+	}
+}
+
+void rs_lazy_stop(sqb_restore *rs)
+{
+	if (!rs->fs)
+		return;
+	atomic_store(&rs->stop, 1);
+	pthread_mutex_lock(&rs->lock);
+	pthread_cond_broadcast(&rs->cond);
+	pthread_mutex_unlock(&rs->lock);
+	rs->fs->ops->kick(rs->fs);
+	if (rs->handler_started)
+		pthread_join(rs->handler, NULL);
+	for (unsigned int i = 0; i < rs->nworkers; i++)
+		pthread_join(rs->workers[i], NULL);
+	free(rs->workers);
+	rs->workers = NULL;
+	if (!atomic_load(&rs->done))
+		seal_missing(rs);
+	rs->fs->ops->destroy(rs->fs);
+	rs->fs = NULL;
+	for (unsigned int i = 0; i < RS_NSLOT; i++)
+		free(rs->slots[i].buf);
+}
