@@ -1,0 +1,115 @@
+#!/bin/sh
+# Runs inside the nested test host (testhost/run.sh --bin squib --bin curl):
+# squib boots the guest kit's Debian cloud kernel through the Firecracker API
+# -- bzImage with 1 vCPU, PVH vmlinux with 2 vCPUs -- to SQUIB-READY, runs a
+# command in the guest over the serial console, pauses and resumes it (the
+# guest's counter stops, then continues without a gap) and shuts it down with
+# SendCtrlAltDel.  Prints PASS/FAIL lines and SQUIB-BOOT-TIME lines.
+fail=0
+pass() { echo "PASS: $*"; }
+bad() { echo "FAIL: $*"; fail=1; }
+now() { read -r t _ </proc/uptime; echo "$t"; }
+
+api() { # api METHOD PATH [JSON] -> prints the HTTP status code
+	if [ -n "${3:-}" ]; then
+		curl -s -o /tmp/api.out -w '%{http_code}' --unix-socket "$sock" -X "$1" \
+			-H 'Content-Type: application/json' -d "$3" "http://localhost$2"
+	else
+		curl -s -o /tmp/api.out -w '%{http_code}' --unix-socket "$sock" -X "$1" \
+			"http://localhost$2"
+	fi
+}
+
+wait_for() { # wait_for REGEX FILE SECONDS
+	i=0
+	while [ $i -lt $(($3 * 10)) ]; do
+		grep -qE "$1" "$2" 2>/dev/null && return 0
+		sleep 0.1
+		i=$((i + 1))
+	done
+	return 1
+}
+
+counters() { grep -o 'SQUIB-COUNTER [0-9]*' "$log" | awk '{print $2}'; }
+
+run_case() { # run_case NAME KERNEL VCPUS
+	name=$1 kernel=$2 vcpus=$3
+	sock=/tmp/$name.sock log=/tmp/$name.log fifo=/tmp/$name.in
+	rm -f "$sock" "$fifo"
+	mkfifo "$fifo"
+	t0=$(now)
+	squib --api-sock "$sock" <"$fifo" >"$log" 2>&1 &
+	pid=$!
+	exec 3>"$fifo"
+	i=0
+	while [ ! -S "$sock" ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+	[ -S "$sock" ] || { bad "$name: squib did not create its API socket"; cat "$log"; return; }
+
+	args="console=ttyS0 reboot=k panic=1 pci=off i8042.noaux i8042.nomux i8042.nopnp"
+	args="$args i8042.dumbkbd quiet sqb.run=counter:200"
+	c1=$(api PUT /machine-config "{\"vcpu_count\": $vcpus, \"mem_size_mib\": 256}")
+	c2=$(api PUT /boot-source "{\"kernel_image_path\": \"$kernel\",
+		\"initrd_path\": \"/guest/initramfs.cpio.gz\", \"boot_args\": \"$args\"}")
+	t1=$(now)
+	c3=$(api PUT /actions '{"action_type": "InstanceStart"}')
+	[ "$c1$c2$c3" = 204204204 ] && pass "$name: API configure + InstanceStart" ||
+		{ bad "$name: API answered $c1 $c2 $c3: $(cat /tmp/api.out)"; }
+
+	if wait_for 'SQUIB-READY' "$log" 120; then
+		t2=$(now)
+		pass "$name: guest reached SQUIB-READY"
+		grep -m1 SQUIB-READY "$log"
+		echo "SQUIB-BOOT-TIME $name process_to_ready=$(awk -v a="$t0" -v b="$t2" 'BEGIN{print b-a}') start_to_ready=$(awk -v a="$t1" -v b="$t2" 'BEGIN{print b-a}')"
+	else
+		bad "$name: no SQUIB-READY within 120 s"
+		tail -n 30 "$log"
+		kill -9 "$pid" 2>/dev/null
+		exec 3>&-
+		return
+	fi
+	grep -q "SQUIB-READY.*cpus=$vcpus " "$log" && pass "$name: guest sees $vcpus vCPUs" ||
+		bad "$name: guest does not see $vcpus vCPUs"
+
+	echo 'echo answer-$((6 * 7))' >&3
+	wait_for '^answer-42' "$log" 30 && wait_for 'SQUIB-DONE rc=0' "$log" 10 &&
+		pass "$name: serial command ran in the guest" || bad "$name: serial command"
+
+	wait_for 'SQUIB-COUNTER 3' "$log" 30 || bad "$name: counter not running"
+	c=$(api PATCH /vm '{"state": "Paused"}')
+	[ "$c" = 204 ] || bad "$name: pause answered $c $(cat /tmp/api.out)"
+	sleep 0.5
+	n1=$(counters | wc -l)
+	sleep 2
+	n2=$(counters | wc -l)
+	[ "$n1" = "$n2" ] && pass "$name: counter stopped while paused" ||
+		bad "$name: counter moved while paused ($n1 -> $n2)"
+	c=$(api PATCH /vm '{"state": "Resumed"}')
+	[ "$c" = 204 ] || bad "$name: resume answered $c $(cat /tmp/api.out)"
+	wait_for "SQUIB-COUNTER $((n2 + 2))$" "$log" 30 &&
+		pass "$name: counter continues after resume" || bad "$name: counter after resume"
+	counters | awk 'NR > 1 && $1 != prev + 1 { gap = 1 } { prev = $1 } END { exit gap }' &&
+		pass "$name: counter has no gap" || bad "$name: counter has a gap"
+
+	c=$(api PUT /actions '{"action_type": "SendCtrlAltDel"}')
+	[ "$c" = 204 ] || bad "$name: SendCtrlAltDel answered $c $(cat /tmp/api.out)"
+	i=0
+	while kill -0 "$pid" 2>/dev/null && [ $i -lt 300 ]; do sleep 0.1; i=$((i + 1)); done
+	if kill -0 "$pid" 2>/dev/null; then
+		bad "$name: squib still running 30 s after SendCtrlAltDel"
+		kill -9 "$pid"
+	else
+		wait "$pid"
+		rc=$?
+		grep -q SQUIB-CTRL-ALT-DEL "$log" && [ $rc = 0 ] &&
+			pass "$name: SendCtrlAltDel shut the guest down (squib exit 0)" ||
+			bad "$name: shutdown (squib exit $rc)"
+	fi
+	exec 3>&-
+}
+
+command -v squib >/dev/null || { echo "FAIL: squib not in the test host"; exit 1; }
+command -v curl >/dev/null || { echo "FAIL: curl not in the test host"; exit 1; }
+[ -c /dev/kvm ] || { echo "FAIL: no /dev/kvm in the test host"; exit 1; }
+run_case bz1 /guest/vmlinuz 1
+[ -f /guest/vmlinux ] && run_case pvh2 /guest/vmlinux 2
+exit $fail
