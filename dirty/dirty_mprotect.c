@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <sched.h>
 #include <signal.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -17,6 +18,16 @@
 /* A re-grant that hits the VMA limit widens to this many granules, then to
  * the whole range: fewer, larger VMAs at the price of over-reporting. */
 #define MP_COARSE_GRANULES 512
+
+/* Host-contiguous ranges form one segment.  Last-resort grants and
+ * re-protects cover a whole segment: its edges border memory that is not
+ * tracked (already writable, so nothing splits) rather than another range
+ * (where a whole-range call could need a split at the VMA limit). */
+struct mp_priv {
+	unsigned seg_of[SQB_DIRTY_MAX_RANGES];
+	uint8_t *seg_host[SQB_DIRTY_MAX_RANGES];
+	size_t seg_len[SQB_DIRTY_MAX_RANGES];
+};
 
 static _Atomic(sqb_dirty *) mp_reg[MP_MAX_TRACKERS];
 static atomic_int mp_inflight;
@@ -44,6 +55,22 @@ static int mp_grant_bits(sqb_dirty *d, const struct dirty_range *r, size_t g, si
 	return err;
 }
 
+static int mp_grant_segment(sqb_dirty *d, const struct dirty_range *r)
+{
+	struct mp_priv *p = d->priv;
+	unsigned s = p->seg_of[r - d->ranges];
+	int err;
+
+	for (unsigned i = 0; i < d->nranges; i++)
+		for (size_t g = 0; p->seg_of[i] == s && g < d->ranges[i].ngran; g++)
+			dirty_set_bit(d->pending, d->ranges[i].first + g);
+	err = mprotect(p->seg_host[s], p->seg_len[s], PROT_READ | PROT_WRITE);
+	for (unsigned i = 0; i < d->nranges; i++)
+		for (size_t g = 0; p->seg_of[i] == s && g < d->ranges[i].ngran; g++)
+			dirty_set_bit(d->pending, d->ranges[i].first + g);
+	return err;
+}
+
 static bool mp_handle(sqb_dirty *d, uintptr_t addr)
 {
 	const struct dirty_range *r;
@@ -65,7 +92,7 @@ static bool mp_handle(sqb_dirty *d, uintptr_t addr)
 			  r->ngran - blk < MP_COARSE_GRANULES ? r->ngran - blk
 							      : MP_COARSE_GRANULES) == 0)
 		return true;
-	if (mp_grant_bits(d, r, 0, r->ngran) == 0)
+	if (mp_grant_segment(d, r) == 0)
 		return true;
 	/* Cannot make the page writable: let the fault kill the process like
 	 * any unrecoverable segfault rather than spin on it. */
@@ -123,18 +150,49 @@ static int mp_ensure_handler(void)
 	return err;
 }
 
+static void mp_segments(sqb_dirty *d, struct mp_priv *p)
+{
+	unsigned order[SQB_DIRTY_MAX_RANGES], n = d->nranges, nseg = 0;
+
+	for (unsigned i = 0; i < n; i++) { /* insertion sort by host address */
+		unsigned j = i;
+
+		while (j > 0 && d->ranges[order[j - 1]].host > d->ranges[i].host) {
+			order[j] = order[j - 1];
+			j--;
+		}
+		order[j] = i;
+	}
+	for (unsigned k = 0; k < n; k++) {
+		const struct dirty_range *r = &d->ranges[order[k]];
+
+		if (k == 0 || p->seg_host[nseg - 1] + p->seg_len[nseg - 1] != r->host) {
+			p->seg_host[nseg] = r->host;
+			p->seg_len[nseg++] = 0;
+		}
+		p->seg_len[nseg - 1] += r->len;
+		p->seg_of[order[k]] = nseg - 1;
+	}
+}
+
 static int mp_init(sqb_dirty *d)
 {
 	int err = mp_ensure_handler();
 
 	if (err)
 		return err;
+	d->priv = calloc(1, sizeof(struct mp_priv));
+	if (!d->priv)
+		return -ENOMEM;
+	mp_segments(d, d->priv);
 	for (int i = 0; i < MP_MAX_TRACKERS; i++) {
 		sqb_dirty *expect = NULL;
 
 		if (atomic_compare_exchange_strong(&mp_reg[i], &expect, d))
 			return 0;
 	}
+	free(d->priv);
+	d->priv = NULL;
 	return -SQB_ELIMIT;
 }
 
@@ -172,8 +230,13 @@ static int mp_collect(sqb_dirty *d, uint64_t *bm)
 		 * per populated page) and merges the VMAs the faults split. */
 		if (dirty_count_runs(d, r, bm) <= r->ngran / 32 + 16)
 			err = dirty_for_each_run(d, r, bm, mp_reprotect_run);
-		if (err == -ENOMEM && mprotect(r->host, r->len, PROT_READ) != 0)
-			return -errno;
+		if (err == -ENOMEM) {
+			struct mp_priv *p = d->priv;
+			unsigned sg = p->seg_of[i];
+
+			if (mprotect(p->seg_host[sg], p->seg_len[sg], PROT_READ) != 0)
+				return -errno;
+		}
 		if (err && err != -ENOMEM)
 			return err;
 	}
@@ -195,6 +258,8 @@ static void mp_fini(sqb_dirty *d)
 	/* A handler that loaded d before it left the table may still run. */
 	while (atomic_load(&mp_inflight) != 0)
 		sched_yield();
+	free(d->priv);
+	d->priv = NULL;
 }
 
 const struct sqb_dirty_ops sqb_dirty_mprotect_ops = {
