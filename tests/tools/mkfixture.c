@@ -188,18 +188,23 @@ static int cmd_pair(const char *state, const char *memf, uint64_t seed, uint64_t
 	uint64_t size = kib << 10;
 	uint8_t *mem = sqbt_pattern_mem(size, 4096, seed);
 	struct sqb_write_opts o = SQB_WRITE_OPTS_INIT;
-	struct sqb_uuid mu;
+	struct sqb_uuid mu, su;
 	struct sqb_digest md;
 	sqb_snap_writer *w;
 	int err;
 
+	/* [F-46]: each names the other; the state file's uuid is chosen first */
+	for (int i = 0; i < 16; i++)
+		su.b[i] = (uint8_t)(seed * 31 + i * 7 + 1);
 	o.role = SQB_ROLE_MEMORY;
+	o.companion_uuid = &su;
 	if ((err = sqb_writer_open(&w, memf, &o)) ||
 	    (err = sqb_writer_add_memory(w, 0, size, mem, NULL)) ||
 	    (err = sqb_writer_finish(w, &mu, &md)))
 		die(memf, err);
 	sqb_writer_free(w);
 	o.role = SQB_ROLE_STATE;
+	o.uuid = &su;
 	o.companion_uuid = &mu;
 	o.companion_digest = &md;
 	o.companion_path_hint = strrchr(memf, '/') ? strrchr(memf, '/') + 1 : memf;

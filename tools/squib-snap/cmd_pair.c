@@ -1,7 +1,7 @@
 /* squib-snap pair: a STATE file and its MEMORY file (as a VMM writes them,
  * snapshot_path + mem_file_path) belong together when the STATE file names
- * the MEMORY file's uuid and digest as its companion (and, if the MEMORY
- * file names a companion, it is this STATE file).  Both are then verified. */
+ * the MEMORY file's uuid and digest as its companion and the MEMORY file
+ * names the STATE file's uuid (docs/format.md [F-46]).  Both are verified. */
 #include <getopt.h>
 #include <string.h>
 
@@ -35,9 +35,18 @@ static int pair_identity(const char *state, const char *memf, const struct sqb_s
 			       memcmp(si->companion_uuid.b, mi->uuid.b, 16) ? ""
 									    : " (same uuid, content differs)");
 	}
-	if (!sqb_uuid_is_zero(&mi->companion_uuid) &&
-	    !same_id(&mi->companion_uuid, &mi->companion_digest, si))
-		return st_fail(ST_FAIL, "%s names another state file as its companion", memf);
+	/* [F-46] the memory file names the state file's uuid (its digest is
+	 * unknown when the memory file is written, so it may be zero) */
+	if (memcmp(mi->companion_uuid.b, si->uuid.b, 16)) {
+		sqb_uuid_format(&mi->companion_uuid, a);
+		return st_fail(ST_FAIL,
+			       "%s does not name %s as its companion (it names %s; format.md [F-46])",
+			       memf, state, sqb_uuid_is_zero(&mi->companion_uuid) ? "none" : a);
+	}
+	if (!sqb_uuid_is_zero((const struct sqb_uuid *)&mi->companion_digest) &&
+	    memcmp(mi->companion_digest.b, si->digest.b, 16))
+		return st_fail(ST_FAIL, "%s names another version of %s as its companion", memf,
+			       state);
 	if (si->arch != mi->arch || si->hv != mi->hv || si->guest_page_size != mi->guest_page_size)
 		return st_fail(ST_FAIL, "%s and %s differ in architecture or page size", state, memf);
 	return 0;

@@ -1,6 +1,7 @@
 /* Register decoding for inspect/diff/extract: X86_REGS and X86_SREGS
  * control registers, ARM64_CORE and ARM64_SYSREGS (docs/format.md, "vCPU
- * records"); every field is read little-endian at its documented offset. */
+ * records", 8.1 and 8.2, [F-54] encodings); every field is read
+ * little-endian at its documented offset. */
 #include <stdio.h>
 #include <string.h>
 
@@ -56,7 +57,7 @@ static unsigned int dec_x86(const struct sqb_record *recs, unsigned int nr, stru
 			n = put(out, n, max, x86_cr[i], le64((const uint8_t *)r->data + 224 + 8 * i),
 				i == 0 || i == 2 || i == 3 || i == 5);
 	if ((r = sqb_record_find(recs, nr, SQB_REC_X86_TSC_KHZ)) && r->len >= 8)
-		n = put(out, n, max, "tsc_khz", le64(r->data), 0);
+		n = put(out, n, max, "tsc_khz", le32(r->data), 0); /* u32 + reserved u32 */
 	return n;
 }
 
