@@ -56,6 +56,10 @@ int rs_fail(sqb_restore *rs, int err, const struct sqb_diag *d)
 	int expect = 0;
 
 	if (atomic_compare_exchange_strong(&rs->error, &expect, err)) {
+		if (d)
+			rs->fail_diag = *d;
+		else
+			diag_set(&rs->fail_diag, "restore", sqb_strerror(err));
 		sqb_debug("restore failed: %s", sqb_strerror(err));
 		if (rs->o.on_error)
 			rs->o.on_error(rs->o.cb_ctx, err, d);
@@ -394,17 +398,17 @@ int sqb_restore_start(sqb_restore **out, sqb_snap *s, const struct sqb_restore_o
 	int err;
 
 	*out = NULL;
+	if (diag)
+		memset(diag, 0, sizeof(*diag));
 	if (!s)
 		return -EINVAL;
 	if ((err = validate(s, opts, diag)))
 		return err;
 	if ((err = rs_new(&rs, s, opts, sqb_snap_region_count(s))))
 		return err;
-	if (opts->wset_path && (opts->strategy == SQB_RESTORE_LAZY ||
-				opts->strategy == SQB_RESTORE_LAZY_SIGNAL)) {
-		if ((err = rs_wset_load(rs, opts->wset_path, diag)))
-			goto fail;
-	}
+	/* checked for every strategy: a foreign working set is a caller bug */
+	if (opts->wset_path && (err = rs_wset_load(rs, opts->wset_path, diag)))
+		goto fail;
 	if ((err = setup_ranges(rs))) {
 		diag_set(diag, "destination", "cannot set up destination memory");
 		goto fail;
@@ -424,7 +428,9 @@ int sqb_restore_start(sqb_restore **out, sqb_snap *s, const struct sqb_restore_o
 	*out = rs;
 	return 0;
 fail:
-	if (diag && atomic_load(&rs->error) == err && !diag->reason[0])
+	if (diag && atomic_load(&rs->error) == err)
+		*diag = rs->fail_diag;
+	else if (diag && !diag->reason[0])
 		diag_set(diag, "restore", sqb_strerror(err));
 	sqb_restore_free(rs);
 	return err;

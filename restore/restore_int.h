@@ -98,6 +98,7 @@ struct sqb_restore {
 	atomic_uint_fast64_t fill_cursor;
 	_Atomic int stop;
 	_Atomic int error;	   /* first failure, sticks */
+	struct sqb_diag fail_diag; /* where it happened */
 	_Atomic int done;	   /* every block present */
 	_Atomic uint32_t gen;	   /* futex word bumped after each install (signal mode) */
 	_Atomic int waiters;

@@ -130,7 +130,7 @@ static void record(sqb_restore *rs, uint64_t gpa)
 }
 
 /* One fault at host address addr.  Returns -EAGAIN to be retried. */
-static int serve_fault(sqb_restore *rs, uint64_t addr)
+static int serve_fault(sqb_restore *rs, uint64_t addr, int retry)
 {
 	uint64_t off;
 	struct rs_range *rg = rs_addr_range(rs, addr, &off);
@@ -151,9 +151,11 @@ static int serve_fault(sqb_restore *rs, uint64_t addr)
 		if ((err = sqb_snap_read(rs->snap, rg->gpa + poff, rs->hbuf, rs->gps, &d)))
 			return rs_fail(rs, err, &d);
 		atomic_fetch_add(&rs->decoded, rs->gps);
-		err = put_range(rs, rg, poff, rs->gps, rs->hbuf);
-		if (err >= 0)
+		/* record before the install wakes the thread: whoever saves
+		 * the working set after the access must find it */
+		if (!retry)
 			record(rs, rg->gpa + poff);
+		err = put_range(rs, rg, poff, rs->gps, rs->hbuf);
 	} else {
 		err = serve_block(rs, rg->blk0 + off / RS_BLOCK);
 	}
@@ -320,7 +322,7 @@ static void handle_events(sqb_restore *rs, struct hstate *h, struct fault_ev *ev
 		if (atomic_load(&rs->error)) {
 			continue; /* failed: never wake a thread onto a page we cannot fill */
 		}
-		err = serve_fault(rs, ev[i].addr);
+		err = serve_fault(rs, ev[i].addr, 0);
 		if (err == -EAGAIN && h->npend < RS_MAX_PENDING)
 			h->pending[h->npend++] = ev[i].addr;
 		else if (err < 0 && err != -EAGAIN)
@@ -357,7 +359,7 @@ static void *handler_main(void *arg)
 		}
 		h->npend = 0;
 		for (unsigned int i = 0; i < np; i++) {
-			int err = serve_fault(rs, h->pending[i]);
+			int err = serve_fault(rs, h->pending[i], 1);
 
 			if (err == -EAGAIN)
 				h->pending[h->npend++] = h->pending[i];

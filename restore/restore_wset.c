@@ -24,20 +24,33 @@ static void wdiag(struct sqb_diag *d, const char *reason)
 	}
 }
 
+/* sqb_snap_section_find() lists only the sections snapfmt knows, and WSPG is
+ * ours: walk the directory. */
+static int find_sec(const sqb_snap *s, uint32_t type, uint32_t inst)
+{
+	for (unsigned int i = 0; i < sqb_snap_section_count(s); i++) {
+		struct sqb_section_info si;
+
+		if (!sqb_snap_section_info(s, i, &si) && si.type == type && si.instance == inst)
+			return (int)i;
+	}
+	return -SQB_ENOTFOUND;
+}
+
 static int load_pages(sqb_snap *ws, uint64_t bytes, uint8_t **out, struct sqb_diag *d)
 {
 	uint8_t *buf;
 	uint64_t got = 0;
 	int idx, err;
 
-	if (sqb_snap_section_find(ws, SQB_SEC_WSPG, 0) < 0) {
+	if (find_sec(ws, SQB_SEC_WSPG, 0) < 0) {
 		*out = NULL; /* ranges only: the pages are decoded from the snapshot */
 		return 0;
 	}
 	buf = malloc(bytes ? bytes : 1);
 	if (!buf)
 		return -ENOMEM;
-	for (uint32_t i = 0; (idx = sqb_snap_section_find(ws, SQB_SEC_WSPG, i)) >= 0; i++) {
+	for (uint32_t i = 0; (idx = find_sec(ws, SQB_SEC_WSPG, i)) >= 0; i++) {
 		void *data;
 		size_t len;
 

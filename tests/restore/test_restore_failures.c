@@ -1,0 +1,614 @@
+/* Failure behaviour of the restorer: REMOVE events (MADV_DONTNEED/REMOVE make
+ * pages zero, consistently), a corrupt chunk is reported and never served
+ * (faulting threads stay blocked, then get EFAULT/SIGBUS, never zeros), bad
+ * snapshots and foreign working sets are refused before anything is mapped,
+ * and the working set is recorded and prefetched. */
+#include <poll.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <cmocka.h>
+
+#include "rs_test_util.h"
+
+#define S0 (2u << 20)
+#define S1 (1u << 20)
+
+static char tmpdir[64];
+static int have_uffd;
+static struct rt_snap lz4snap;
+
+#define NEED_UFFD()                                                                                \
+	do {                                                                                       \
+		if (!have_uffd) {                                                                  \
+			fprintf(stderr, "skipped: userfaultfd with EVENT_REMOVE unavailable\n");   \
+			skip();                                                                    \
+		}                                                                                  \
+	} while (0)
+
+static void sleep_ms(int ms)
+{
+	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
+
+	nanosleep(&ts, NULL);
+}
+
+static int count_lines(const char *path)
+{
+	FILE *f = fopen(path, "r");
+	int n = 0, c;
+
+	if (!f)
+		return -1;
+	while ((c = fgetc(f)) != EOF)
+		n += c == '\n';
+	fclose(f);
+	return n;
+}
+
+static int count_fds(void)
+{
+	int n = 0;
+
+	for (int fd = 0; fd < 1024; fd++)
+		n += fcntl(fd, F_GETFD) >= 0;
+	return n;
+}
+
+static int is_zero(const uint8_t *p, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (p[i])
+			return 0;
+	return 1;
+}
+
+/* ---- REMOVE events ---- */
+
+static void remove_case(int fill)
+{
+	struct sqb_restore_opts o = SQB_RESTORE_OPTS_INIT;
+	struct rt_snap *t = &lz4snap;
+	struct sqb_restore_mem m;
+	struct sqb_restore_stats st;
+	sqb_restore *rs;
+	uint8_t *b, buf[4096];
+	const uint8_t *ref = t->ref[0];
+	uint64_t removed[] = { 160, 321, 322, 400 }; /* never-touched pages too */
+	int pfd[2];
+
+	o.strategy = SQB_RESTORE_LAZY;
+	o.flags = fill ? 0 : SQB_RESTORE_NO_FILL;
+	assert_int_equal(sqb_restore_start(&rs, t->s, &o, NULL), 0);
+	assert_int_equal(sqb_restore_mem(rs, 0, &m), 0);
+	b = m.host;
+	/* find a page with data so "reads zero" means something */
+	while (is_zero(ref + removed[0] * 4096, 4096))
+		removed[0]++;
+	assert_memory_equal(b + removed[0] * 4096, ref + removed[0] * 4096, 4096);
+	b[removed[0] * 4096 + 5] ^= 1; /* dirty it */
+	for (size_t i = 0; i < 4; i++)
+		assert_int_equal(madvise(b + removed[i] * 4096, 4096, MADV_DONTNEED), 0);
+	for (size_t i = 0; i < 4; i++)
+		assert_true(is_zero(b + removed[i] * 4096, 4096));
+	/* the kernel sees the same zeros */
+	assert_int_equal(pipe(pfd), 0);
+	assert_int_equal(write(pfd[1], b + removed[0] * 4096, 4096), 4096);
+	assert_int_equal(read(pfd[0], buf, 4096), 4096);
+	assert_true(is_zero(buf, 4096));
+	close(pfd[0]);
+	close(pfd[1]);
+	/* neighbours in the same blocks keep the snapshot's bytes */
+	assert_memory_equal(b + (removed[0] + 1) * 4096, ref + (removed[0] + 1) * 4096, 4096);
+	assert_memory_equal(b + 323 * 4096, ref + 323 * 4096, 4096);
+	if (fill)
+		assert_int_equal(sqb_restore_wait(rs, 20000), 0);
+	/* later accesses are consistent: written zeros stay written, rest intact */
+	b[removed[1] * 4096] = 7;
+	for (uint64_t p = 0; p < S0 / 4096; p++) {
+		int rem = 0;
+
+		for (size_t i = 0; i < 4; i++)
+			rem |= removed[i] == p;
+		if (p == removed[1])
+			assert_int_equal(b[p * 4096], 7);
+		else if (rem)
+			assert_true(is_zero(b + p * 4096, 4096));
+		else
+			assert_memory_equal(b + p * 4096, ref + p * 4096, 4096);
+	}
+	sqb_restore_get_stats(rs, &st);
+	assert_true(st.removed_pages >= 4);
+	sqb_restore_free(rs);
+}
+
+static void test_remove_makes_pages_zero(void **state)
+{
+	(void)state;
+	NEED_UFFD();
+	remove_case(0);
+	remove_case(1);
+}
+
+/* memfd destination: MADV_REMOVE punches the page out of the memfd. */
+static void test_remove_on_memfd_destination(void **state)
+{
+	struct sqb_restore_opts o = SQB_RESTORE_OPTS_INIT;
+	struct sqb_restore_mem m;
+	sqb_restore *rs;
+	uint8_t *b;
+
+	(void)state;
+	NEED_UFFD();
+	o.strategy = SQB_RESTORE_LAZY;
+	o.flags = SQB_RESTORE_MEMFD | SQB_RESTORE_NO_FILL;
+	assert_int_equal(sqb_restore_start(&rs, lz4snap.s, &o, NULL), 0);
+	assert_int_equal(sqb_restore_mem(rs, 0, &m), 0);
+	b = m.host;
+	assert_true(m.memfd >= 0);
+	assert_memory_equal(b + 40 * 4096, lz4snap.ref[0] + 40 * 4096, 4096);
+	assert_int_equal(madvise(b + 40 * 4096, 4096, MADV_REMOVE), 0);
+	assert_int_equal(madvise(b + 90 * 4096, 4096, MADV_REMOVE), 0);
+	assert_true(is_zero(b + 40 * 4096, 4096));
+	assert_true(is_zero(b + 90 * 4096, 4096));
+	assert_memory_equal(b + 41 * 4096, lz4snap.ref[0] + 41 * 4096, 4096);
+	assert_memory_equal(b + 91 * 4096, lz4snap.ref[0] + 91 * 4096, 4096);
+	sqb_restore_free(rs);
+}
+
+/* ---- corrupt chunks ---- */
+
+struct errlog {
+	atomic_int calls;
+	atomic_int err;
+	struct sqb_diag d;
+};
+
+static void on_err(void *ctx, int err, const struct sqb_diag *d)
+{
+	struct errlog *l = ctx;
+
+	if (d)
+		l->d = *d;
+	atomic_store(&l->err, err);
+	atomic_fetch_add(&l->calls, 1);
+}
+
+static void make_corrupt(struct rt_snap *t, const char *tag, enum sqb_codec codec, uint64_t *bad_gpa)
+{
+	uint64_t off = 0;
+
+	assert_int_equal(rt_make(t, tmpdir, tag, codec, 0, S0, S1, 3), 0);
+	assert_int_equal(rt_find_stored(t->s, codec ? SQB_EXT_COMPRESSED : SQB_EXT_RAW, &off,
+					bad_gpa), 0);
+	/* the far end of region 0 must stay good for the tests */
+	assert_true(*bad_gpa < S0 / 2);
+	sqb_snap_free(t->s);
+	assert_int_equal(rt_flip_byte(t->path[0], off + 20), 0);
+	assert_int_equal(sqb_snap_open(&t->s, t->path[0], NULL, NULL), 0);
+}
+
+struct kread {
+	const uint8_t *addr;
+	int pipefd;
+	atomic_int done;
+	int result, err;
+};
+
+static void *kernel_reader(void *arg)
+{
+	struct kread *k = arg;
+
+	k->result = (int)write(k->pipefd, k->addr, 4096);
+	k->err = errno;
+	atomic_store(&k->done, 1);
+	return NULL;
+}
+
+static void test_corrupt_chunk_reported_not_served(void **state)
+{
+	struct rt_snap t;
+	struct sqb_restore_opts o = SQB_RESTORE_OPTS_INIT;
+	struct errlog log = { 0 };
+	uint64_t bad, good = S0 - 4096;
+	uint8_t *mem, buf[4096];
+	void *host[2];
+	sqb_restore *rs;
+	struct kread k = { 0 };
+	pthread_t th;
+	int pfd[2];
+
+	(void)state;
+	NEED_UFFD();
+	make_corrupt(&t, "cc", SQB_CODEC_ZSTD, &bad);
+	mem = mmap(NULL, S0 + S1, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	assert_true(mem != MAP_FAILED);
+	host[0] = mem;
+	host[1] = mem + S0;
+	o.strategy = SQB_RESTORE_LAZY;
+	o.flags = SQB_RESTORE_NO_FILL;
+	o.host = host;
+	o.on_error = on_err;
+	o.cb_ctx = &log;
+	assert_int_equal(sqb_restore_start(&rs, t.s, &o, NULL), 0);
+	assert_memory_equal(mem + good, t.ref[0] + good, 4096);
+	/* the kernel faults on the bad page on our behalf (as KVM would) */
+	assert_int_equal(pipe2(pfd, O_NONBLOCK), 0);
+	k.addr = mem + bad;
+	k.pipefd = pfd[1];
+	assert_int_equal(pthread_create(&th, NULL, kernel_reader, &k), 0);
+	for (int i = 0; i < 500 && !atomic_load(&log.calls); i++)
+		sleep_ms(10);
+	assert_int_equal(atomic_load(&log.calls), 1);
+	assert_int_equal(atomic_load(&log.err), -SQB_ECHECKSUM);
+	assert_non_null(strstr(log.d.reason, "checksum"));
+	assert_int_equal(sqb_restore_wait(rs, 0), -SQB_ECHECKSUM);
+	sleep_ms(200);
+	assert_int_equal(atomic_load(&k.done), 0); /* still blocked: not given zeros */
+	sqb_restore_free(rs);
+	pthread_join(th, NULL);
+	assert_int_equal(k.result, -1);
+	assert_int_equal(k.err, EFAULT);
+	assert_int_equal(read(pfd[0], buf, sizeof(buf)), -1); /* nothing went through */
+	/* the caller's memory: resident pages kept, the rest sealed */
+	assert_memory_equal(mem + good, t.ref[0] + good, 4096);
+	assert_int_equal(write(pfd[1], mem + bad, 4096), -1);
+	assert_int_equal(errno, EFAULT);
+	close(pfd[0]);
+	close(pfd[1]);
+	munmap(mem, S0 + S1);
+	rt_free(&t);
+}
+
+static void test_corrupt_chunk_found_by_filler(void **state)
+{
+	struct rt_snap t;
+	struct sqb_restore_opts o = SQB_RESTORE_OPTS_INIT;
+	struct errlog log = { 0 };
+	uint64_t bad;
+	sqb_restore *rs;
+
+	(void)state;
+	NEED_UFFD();
+	make_corrupt(&t, "cf", SQB_CODEC_LZ4, &bad);
+	o.strategy = SQB_RESTORE_LAZY;
+	o.on_error = on_err;
+	o.cb_ctx = &log;
+	assert_int_equal(sqb_restore_start(&rs, t.s, &o, NULL), 0);
+	assert_int_equal(sqb_restore_wait(rs, 20000), -SQB_ECHECKSUM);
+	assert_int_equal(atomic_load(&log.calls), 1);
+	sqb_restore_free(rs);
+	rt_free(&t);
+}
+
+static void test_corrupt_chunk_eager_and_mmap_fail(void **state)
+{
+	static const enum sqb_codec codecs[] = { SQB_CODEC_NONE, SQB_CODEC_ZSTD };
+	static const enum sqb_restore_strategy sts[] = { SQB_RESTORE_EAGER, SQB_RESTORE_MMAP };
+
+	(void)state;
+	for (int c = 0; c < 2; c++) {
+		struct rt_snap t;
+		uint64_t bad;
+		char tag[8];
+
+		snprintf(tag, sizeof(tag), "ce%d", c);
+		make_corrupt(&t, tag, codecs[c], &bad);
+		for (int s = 0; s < 2; s++) {
+			struct sqb_restore_opts o = SQB_RESTORE_OPTS_INIT;
+			struct sqb_diag d = { 0 };
+			sqb_restore *rs = (sqb_restore *)1;
+			int maps = count_lines("/proc/self/maps");
+
+			o.strategy = sts[s];
+			assert_int_equal(sqb_restore_start(&rs, t.s, &o, &d), -SQB_ECHECKSUM);
+			assert_null(rs);
+			assert_non_null(strstr(d.reason, "checksum"));
+			assert_int_equal(count_lines("/proc/self/maps"), maps);
+		}
+		rt_free(&t);
+	}
+}
+
+static int cb_pipe = -1;
+
+static void on_err_pipe(void *ctx, int err, const struct sqb_diag *d)
+{
+	(void)ctx;
+	(void)d;
+	(void)!write(cb_pipe, &err, sizeof(err));
+}
+
+/* SIGSEGV mode: a thread that touches a bad page dies by SIGBUS after the
+ * VMM's callback ran; it never continues on a zero page. */
+static void test_signal_mode_corrupt_page_is_fatal(void **state)
+{
+	struct rt_snap t;
+	uint64_t bad;
+	int pfd[2], status, err = 0;
+	pid_t pid;
+
+	(void)state;
+	make_corrupt(&t, "cs", SQB_CODEC_ZSTD, &bad);
+	assert_int_equal(pipe(pfd), 0);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (!pid) {
+		struct sqb_restore_opts o = SQB_RESTORE_OPTS_INIT;
+		struct sqb_restore_mem m;
+		sqb_restore *rs;
+		volatile uint8_t *p;
+		uint8_t sum = 0;
+
+		close(pfd[0]);
+		cb_pipe = pfd[1];
+		o.strategy = SQB_RESTORE_LAZY_SIGNAL;
+		o.flags = SQB_RESTORE_NO_FILL;
+		o.on_error = on_err_pipe;
+		if (sqb_restore_start(&rs, t.s, &o, NULL) || sqb_restore_mem(rs, 0, &m))
+			_exit(3);
+		if (memcmp((uint8_t *)m.host + S0 - 4096, t.ref[0] + S0 - 4096, 4096))
+			_exit(4);
+		p = (volatile uint8_t *)m.host + bad;
+		for (int i = 0; i < 4096; i++)
+			sum |= p[i];
+		_exit(sum ? 5 : 6); /* reached only if a bad page was served */
+	}
+	close(pfd[1]);
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	if (!WIFSIGNALED(status))
+		fail_msg("child exited with %d instead of dying on SIGBUS", WEXITSTATUS(status));
+	assert_int_equal(WTERMSIG(status), SIGBUS);
+	/* and the VMM's callback heard why before that */
+	assert_int_equal(read(pfd[0], &err, sizeof(err)), (ssize_t)sizeof(err));
+	assert_int_equal(err, -SQB_ECHECKSUM);
+	close(pfd[0]);
+	rt_free(&t);
+}
+
+/* ---- refused before anything is mapped ---- */
+
+static void expect_refused(sqb_snap *s, const struct sqb_restore_opts *base, int want)
+{
+	static const enum sqb_restore_strategy sts[] = { SQB_RESTORE_EAGER, SQB_RESTORE_MMAP,
+							 SQB_RESTORE_LAZY,
+							 SQB_RESTORE_LAZY_SIGNAL };
+
+	for (int i = 0; i < 4; i++) {
+		struct sqb_restore_opts o = *base;
+		struct sqb_diag d = { 0 };
+		sqb_restore *rs = (sqb_restore *)1;
+		int maps = count_lines("/proc/self/maps"), fds = count_fds();
+
+		if (o.version == SQB_RESTORE_OPTS_VERSION)
+			o.strategy = sts[i];
+		assert_int_equal(sqb_restore_start(&rs, s, &o, &d), want);
+		assert_null(rs);
+		assert_true(d.reason[0] != 0); /* says why */
+		assert_int_equal(count_lines("/proc/self/maps"), maps);
+		assert_int_equal(count_fds(), fds);
+	}
+}
+
+static void test_bad_snapshot_refused_before_mapping(void **state)
+{
+	struct rt_snap chain, bad;
+	struct sqb_restore_opts o = SQB_RESTORE_OPTS_INIT;
+	struct sqb_open_opts oo = SQB_OPEN_OPTS_INIT;
+	sqb_snap *alone, *st;
+	uint64_t badgpa;
+	char path[128];
+	struct sqb_write_opts wo = SQB_WRITE_OPTS_INIT;
+	sqb_snap_writer *w;
+	void *host[2] = { (void *)0x1001, (void *)0x2000 };
+
+	(void)state;
+	/* a diff whose parent was not opened */
+	assert_int_equal(rt_make(&chain, tmpdir, "bp", SQB_CODEC_LZ4, 3, S0, S1, 9), 0);
+	oo.no_parents = 1;
+	assert_int_equal(sqb_snap_open(&alone, chain.path[3], &oo, NULL), 0);
+	expect_refused(alone, &o, -SQB_EPARENT);
+	sqb_snap_free(alone);
+	/* a corrupt chunk, with full verification asked for */
+	make_corrupt(&bad, "bv", SQB_CODEC_LZ4, &badgpa);
+	o.flags = SQB_RESTORE_VERIFY;
+	expect_refused(bad.s, &o, -SQB_ECHECKSUM);
+	o.flags = 0;
+	/* a STATE file has no memory */
+	snprintf(path, sizeof(path), "%s/state.sqb", tmpdir);
+	wo.role = SQB_ROLE_STATE;
+	assert_int_equal(sqb_writer_open(&w, path, &wo), 0);
+	assert_int_equal(sqb_writer_set_kv(w, SQB_SEC_META, "k", "v", 1), 0);
+	assert_int_equal(sqb_writer_finish(w, NULL, NULL), 0);
+	sqb_writer_free(w);
+	assert_int_equal(sqb_snap_open(&st, path, NULL, NULL), 0);
+	expect_refused(st, &o, -SQB_EMISMATCH);
+	sqb_snap_free(st);
+	/* bad options */
+	o.host = host;
+	expect_refused(chain.s, &o, -EINVAL);
+	o.host = NULL;
+	o.version = 99;
+	expect_refused(chain.s, &o, -EINVAL);
+	rt_free(&chain);
+	rt_free(&bad);
+}
+
+/* ---- working set ---- */
+
+static void touch(uint8_t *b, const uint8_t *ref, const uint64_t *pages, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		assert_memory_equal(b + pages[i] * 4096, ref + pages[i] * 4096, 4096);
+}
+
+static void test_working_set_record_and_prefetch(void **state)
+{
+	struct rt_snap *t = &lz4snap, other;
+	struct sqb_restore_opts o = SQB_RESTORE_OPTS_INIT;
+	struct sqb_restore_mem m;
+	struct sqb_restore_stats st;
+	struct sqb_open_opts oo = SQB_OPEN_OPTS_INIT;
+	struct sqb_wset_range *wr;
+	size_t nw, total = 0;
+	uint64_t pages[200], seed = 5;
+	uint8_t *seen = calloc(S0 / 4096, 1);
+	char path[128], path2[128];
+	sqb_snap *ws;
+	sqb_restore *rs;
+
+	(void)state;
+	NEED_UFFD();
+	for (size_t i = 0; i < 200; i++) {
+		do
+			pages[i] = sqbt_rand(&seed) % (S0 / 4096);
+		while (seen[pages[i]]);
+		seen[pages[i]] = 1;
+	}
+	snprintf(path, sizeof(path), "%s/ws.sqb", tmpdir);
+	o.strategy = SQB_RESTORE_LAZY;
+	o.flags = SQB_RESTORE_RECORD;
+	assert_int_equal(sqb_restore_start(&rs, t->s, &o, NULL), 0);
+	assert_int_equal(sqb_restore_mem(rs, 0, &m), 0);
+	touch(m.host, t->ref[0], pages, 200);
+	sqb_restore_get_stats(rs, &st);
+	assert_int_equal(st.faults, 200);
+	assert_int_equal(sqb_restore_wset_save(rs, path), 0);
+	sqb_restore_free(rs);
+
+	/* the sidecar: STATE role, tied to this snapshot, pages in touch order */
+	oo.no_parents = 1;
+	assert_int_equal(sqb_snap_open(&ws, path, &oo, NULL), 0);
+	assert_int_equal(sqb_snap_get_info(ws)->role, SQB_ROLE_STATE);
+	assert_memory_equal(&sqb_snap_get_info(ws)->companion_uuid, &sqb_snap_get_info(t->s)->uuid,
+			    16);
+	assert_memory_equal(&sqb_snap_get_info(ws)->companion_digest,
+			    &sqb_snap_get_info(t->s)->digest, 16);
+	assert_int_equal(sqb_snap_working_set(ws, &wr, &nw, NULL), 0);
+	assert_int_equal(wr[0].gpa, pages[0] * 4096);
+	for (size_t i = 0; i < nw; i++) {
+		for (uint32_t p = 0; p < wr[i].pages; p++)
+			assert_int_equal(seen[wr[i].gpa / 4096 + p], 1);
+		total += wr[i].pages;
+	}
+	assert_int_equal(total, 200);
+	free(wr);
+	sqb_snap_free(ws);
+
+	/* prefetched before start returns: touching the set takes no faults */
+	for (int sig = 0; sig < 2; sig++) {
+		o.strategy = sig ? SQB_RESTORE_LAZY_SIGNAL : SQB_RESTORE_LAZY;
+		o.flags = SQB_RESTORE_NO_FILL | SQB_RESTORE_WSET_SYNC;
+		o.wset_path = path;
+		assert_int_equal(sqb_restore_start(&rs, t->s, &o, NULL), 0);
+		assert_int_equal(sqb_restore_mem(rs, 0, &m), 0);
+		touch(m.host, t->ref[0], pages, 200);
+		sqb_restore_get_stats(rs, &st);
+		assert_int_equal(st.faults, 0);
+		sqb_restore_free(rs);
+	}
+	/* prefetched while running, faults jumping ahead: same bytes */
+	o.strategy = SQB_RESTORE_LAZY;
+	o.flags = SQB_RESTORE_NO_FILL;
+	assert_int_equal(sqb_restore_start(&rs, t->s, &o, NULL), 0);
+	assert_int_equal(sqb_restore_mem(rs, 0, &m), 0);
+	touch(m.host, t->ref[0], pages, 200);
+	sqb_restore_free(rs);
+
+	/* a working set recorded on another snapshot is refused up front */
+	assert_int_equal(rt_make(&other, tmpdir, "wo", SQB_CODEC_LZ4, 0, S0, S1, 3), 0);
+	o.flags = 0;
+	expect_refused(other.s, &o, -SQB_EMISMATCH);
+	rt_free(&other);
+	/* a damaged sidecar is refused too (its sections are checksummed) */
+	snprintf(path2, sizeof(path2), "%s/ws2.sqb", tmpdir);
+	{
+		char cmd[300];
+		struct stat sb;
+
+		snprintf(cmd, sizeof(cmd), "cp %s %s", path, path2);
+		assert_int_equal(system(cmd), 0);
+		assert_int_equal(stat(path2, &sb), 0);
+		assert_int_equal(rt_flip_byte(path2, (uint64_t)sb.st_size / 2), 0); /* page data */
+	}
+	o.wset_path = path2;
+	{
+		sqb_restore *r2 = NULL;
+
+		o.strategy = SQB_RESTORE_LAZY;
+		assert_true(sqb_restore_start(&r2, t->s, &o, NULL) < 0);
+		assert_null(r2);
+	}
+	free(seen);
+}
+
+/* SIGSEGV mode cannot see kernel accesses: sqb_restore_fetch makes a range
+ * resident first; unfetched pages give EFAULT, never zeros. */
+static void test_signal_mode_fetch_for_kernel_access(void **state)
+{
+	struct sqb_restore_opts o = SQB_RESTORE_OPTS_INIT;
+	struct sqb_restore_mem m;
+	sqb_restore *rs;
+	uint8_t buf[4096];
+	int pfd[2];
+
+	(void)state;
+	o.strategy = SQB_RESTORE_LAZY_SIGNAL;
+	o.flags = SQB_RESTORE_NO_FILL;
+	assert_int_equal(sqb_restore_start(&rs, lz4snap.s, &o, NULL), 0);
+	assert_int_equal(sqb_restore_mem(rs, 1, &m), 0);
+	assert_int_equal(pipe(pfd), 0);
+	assert_int_equal(write(pfd[1], (uint8_t *)m.host + 8192, 4096), -1);
+	assert_int_equal(errno, EFAULT);
+	assert_int_equal(sqb_restore_fetch(rs, RT_R1_GPA + 8192, 3 * 4096), 0);
+	assert_int_equal(write(pfd[1], (uint8_t *)m.host + 8192, 4096), 4096);
+	assert_int_equal(read(pfd[0], buf, 4096), 4096);
+	assert_memory_equal(buf, lz4snap.ref[1] + 8192, 4096);
+	close(pfd[0]);
+	close(pfd[1]);
+	sqb_restore_free(rs);
+}
+
+static int setup(void **state)
+{
+	(void)state;
+	snprintf(tmpdir, sizeof(tmpdir), "%s/sqb-rf-XXXXXX",
+		 access("/dev/shm", W_OK) ? "/tmp" : "/dev/shm");
+	have_uffd = rt_uffd_usable();
+	if (!mkdtemp(tmpdir))
+		return -1;
+	return rt_make(&lz4snap, tmpdir, "l", SQB_CODEC_LZ4, 0, S0, S1, 21) ? -1 : 0;
+}
+
+static int teardown(void **state)
+{
+	char cmd[128];
+
+	(void)state;
+	rt_free(&lz4snap);
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", tmpdir);
+	return system(cmd);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_remove_makes_pages_zero),
+		cmocka_unit_test(test_remove_on_memfd_destination),
+		cmocka_unit_test(test_corrupt_chunk_reported_not_served),
+		cmocka_unit_test(test_corrupt_chunk_found_by_filler),
+		cmocka_unit_test(test_corrupt_chunk_eager_and_mmap_fail),
+		cmocka_unit_test(test_signal_mode_corrupt_page_is_fatal),
+		cmocka_unit_test(test_bad_snapshot_refused_before_mapping),
+		cmocka_unit_test(test_working_set_record_and_prefetch),
+		cmocka_unit_test(test_signal_mode_fetch_for_kernel_access),
+	};
+	return cmocka_run_group_tests(tests, setup, teardown);
+}
