@@ -16,7 +16,7 @@
 
 #define MP_MAX_TRACKERS 32
 /* A re-grant that hits the VMA limit widens to this many granules, then to
- * the whole range: fewer, larger VMAs at the price of over-reporting. */
+ * the whole segment: fewer, larger VMAs at the price of over-reporting. */
 #define MP_COARSE_GRANULES 512
 
 /* Host-contiguous ranges form one segment.  Last-resort grants and
@@ -55,19 +55,25 @@ static int mp_grant_bits(sqb_dirty *d, const struct dirty_range *r, size_t g, si
 	return err;
 }
 
+static void mp_set_segment(sqb_dirty *d, unsigned s)
+{
+	const struct mp_priv *p = d->priv;
+
+	for (unsigned i = 0; i < d->nranges; i++)
+		for (size_t g = 0; p->seg_of[i] == s && g < d->ranges[i].ngran; g++)
+			dirty_set_bit(d->pending, d->ranges[i].first + g);
+}
+
+/* The same set-grant-set order for every range of r's segment. */
 static int mp_grant_segment(sqb_dirty *d, const struct dirty_range *r)
 {
 	struct mp_priv *p = d->priv;
 	unsigned s = p->seg_of[r - d->ranges];
 	int err;
 
-	for (unsigned i = 0; i < d->nranges; i++)
-		for (size_t g = 0; p->seg_of[i] == s && g < d->ranges[i].ngran; g++)
-			dirty_set_bit(d->pending, d->ranges[i].first + g);
+	mp_set_segment(d, s);
 	err = mprotect(p->seg_host[s], p->seg_len[s], PROT_READ | PROT_WRITE);
-	for (unsigned i = 0; i < d->nranges; i++)
-		for (size_t g = 0; p->seg_of[i] == s && g < d->ranges[i].ngran; g++)
-			dirty_set_bit(d->pending, d->ranges[i].first + g);
+	mp_set_segment(d, s);
 	return err;
 }
 
