@@ -140,8 +140,13 @@ static void *uf_thread(void *arg)
 		struct pollfd pfd[2] = {{p->uffd, POLLIN, 0}, {p->evfd, POLLIN, 0}};
 		ssize_t n;
 
-		if (poll(pfd, 2, -1) < 0 && errno != EINTR)
-			break;
+		/* Never leave while the tracker lives: a writer may be blocked
+		 * on a fault only this thread can resolve. */
+		if (poll(pfd, 2, -1) < 0) {
+			if (errno != EINTR)
+				p->failed = true;
+			continue;
+		}
 		if (pfd[1].revents)
 			break;
 		n = read(p->uffd, msg, sizeof(msg));
