@@ -36,7 +36,7 @@ struct sqb_vm_config {
 	int track_dirty_pages;	   /* recorded for snapshots (issue 7) */
 	const char *kernel_path;   /* PVH ELF */
 	const char *initrd_path;   /* NULL: none */
-	const char *cmdline;	   /* NULL: empty */
+	const char *cmdline;	   /* NULL: the loader's microVM default */
 	int serial_out_fd;	   /* guest serial output; -1 discards */
 };
 

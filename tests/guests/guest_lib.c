@@ -77,7 +77,7 @@ void cmdline_init(uint32_t start_info)
 
 	if (!start_info || si[0] != START_INFO_MAGIC)
 		return;
-	src = (const char *)(uintptr_t)si[4]; /* cmdline_paddr, low 32 bits */
+	src = (const char *)(uintptr_t)si[6]; /* cmdline_paddr (u64 at offset 24), low half */
 	if (!src)
 		return;
 	while (src[i] && i < sizeof(cmdline) - 1) {

@@ -1,0 +1,287 @@
+/* The API server loop: HTTP/1.1 over a Unix socket, many clients served in
+ * turn from one poll loop (no client can wedge another), plus the VM's stop
+ * event, serial input from stdin and termination signals. */
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "api_server.h"
+#include "ctl.h"
+#include "http.h"
+
+#define SQB_API_MAX_CONNS 32
+#define SQB_API_IDLE_MS 60000
+#define SQB_API_IN_CAP (SQB_HTTP_MAX_HEADER + SQB_HTTP_MAX_PAYLOAD + 1024)
+#define SQB_API_OUT_CAP (SQB_CTL_RESP_MAX + 512)
+
+struct sqb_conn {
+	int fd;
+	char *in;
+	size_t in_len;
+	char out[SQB_API_OUT_CAP];
+	size_t out_len, out_off;
+	int closing;	   /* close once out is drained */
+	int sent_continue; /* 100 Continue already sent for the pending request */
+	uint64_t last_ms;
+};
+
+struct sqb_api {
+	int listen_fd;
+	char *path;
+	size_t max_payload;
+	struct sqb_conn conns[SQB_API_MAX_CONNS];
+};
+
+static uint64_t now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+int sqb_api_open(struct sqb_api **out, const char *path, size_t max_payload, char *err,
+		 size_t errlen)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct sqb_api *s;
+
+	*out = NULL;
+	if (strlen(path) >= sizeof(sa.sun_path)) {
+		snprintf(err, errlen, "API socket path is too long: %s", path);
+		return -1;
+	}
+	s = calloc(1, sizeof(*s));
+	if (!s)
+		return -1;
+	for (int i = 0; i < SQB_API_MAX_CONNS; i++)
+		s->conns[i].fd = -1;
+	s->max_payload = max_payload;
+	strcpy(sa.sun_path, path);
+	s->listen_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (s->listen_fd < 0 || bind(s->listen_fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
+	    listen(s->listen_fd, 64) < 0) {
+		snprintf(err, errlen, "Failed to open the API socket at %s: %s", path,
+			 strerror(errno));
+		if (s->listen_fd >= 0)
+			close(s->listen_fd);
+		free(s);
+		return -1;
+	}
+	s->path = strdup(path);
+	*out = s;
+	return 0;
+}
+
+static void conn_close(struct sqb_conn *cn)
+{
+	if (cn->fd >= 0)
+		close(cn->fd);
+	free(cn->in);
+	cn->in = NULL;
+	cn->fd = -1;
+	cn->in_len = cn->out_len = cn->out_off = 0;
+}
+
+void sqb_api_close(struct sqb_api *s)
+{
+	if (!s)
+		return;
+	for (int i = 0; i < SQB_API_MAX_CONNS; i++)
+		conn_close(&s->conns[i]);
+	close(s->listen_fd);
+	if (s->path)
+		unlink(s->path);
+	free(s->path);
+	free(s);
+}
+
+static void conn_flush(struct sqb_conn *cn)
+{
+	while (cn->out_off < cn->out_len) {
+		ssize_t n = send(cn->fd, cn->out + cn->out_off, cn->out_len - cn->out_off,
+				 MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			return;
+		if (n <= 0) {
+			conn_close(cn);
+			return;
+		}
+		cn->out_off += (size_t)n;
+	}
+	cn->out_len = cn->out_off = 0;
+	if (cn->closing)
+		conn_close(cn);
+}
+
+static void conn_queue(struct sqb_conn *cn, const char *data, size_t len)
+{
+	if (len > sizeof(cn->out) - cn->out_len) {
+		conn_close(cn);
+		return;
+	}
+	memcpy(cn->out + cn->out_len, data, len);
+	cn->out_len += len;
+}
+
+static void conn_process(struct sqb_api *s, struct sqb_ctl *c, struct sqb_conn *cn)
+{
+	static struct sqb_ctl_resp resp; /* single-threaded loop; keeps 8 KiB off the stack */
+	char err[256], hdr[SQB_API_OUT_CAP];
+
+	while (cn->fd >= 0 && !cn->closing && cn->out_len == 0 && cn->in_len) {
+		struct sqb_http_req req;
+		int rc = sqb_http_parse(cn->in, cn->in_len, s->max_payload, &req, err, sizeof(err));
+		size_t n;
+
+		if (rc == SQB_HTTP_INCOMPLETE) {
+			if (req.expect_continue && !cn->sent_continue) {
+				conn_queue(cn, "HTTP/1.1 100 Continue\r\n\r\n", 25);
+				cn->sent_continue = 1;
+			}
+			break;
+		}
+		if (rc == SQB_HTTP_BAD) {
+			char body[400];
+			c->api_errors++;
+			snprintf(body, sizeof(body), "{\"fault_message\":\"%s\"}", err);
+			n = sqb_http_format(hdr, sizeof(hdr), 400, body, 1);
+			conn_queue(cn, hdr, n);
+			cn->closing = 1;
+			sqb_ctl_log(SQB_CTL_INFO, "API: bad HTTP request: %s", err);
+			break;
+		}
+		sqb_ctl_handle(c, req.method, req.path, req.body, req.body_len, &resp);
+		n = sqb_http_format(hdr, sizeof(hdr), resp.status,
+				    resp.status == 204 ? NULL : resp.body, req.close);
+		conn_queue(cn, hdr, n);
+		if (req.close)
+			cn->closing = 1;
+		memmove(cn->in, cn->in + req.total_len, cn->in_len - req.total_len);
+		cn->in_len -= req.total_len;
+		cn->sent_continue = 0;
+	}
+	if (cn->fd >= 0 && cn->out_len)
+		conn_flush(cn);
+}
+
+static void conn_read(struct sqb_api *s, struct sqb_ctl *c, struct sqb_conn *cn)
+{
+	ssize_t n;
+
+	if (!cn->in && !(cn->in = malloc(SQB_API_IN_CAP))) {
+		conn_close(cn);
+		return;
+	}
+	n = recv(cn->fd, cn->in + cn->in_len, SQB_API_IN_CAP - cn->in_len, MSG_DONTWAIT);
+	if (n < 0 && (errno == EINTR || errno == EAGAIN))
+		return;
+	if (n <= 0) { /* peer went away (possibly mid-request) */
+		conn_close(cn);
+		return;
+	}
+	cn->in_len += (size_t)n;
+	cn->last_ms = now_ms();
+	conn_process(s, c, cn);
+}
+
+static void api_accept(struct sqb_api *s)
+{
+	int fd = accept4(s->listen_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+
+	if (fd < 0)
+		return;
+	for (int i = 0; i < SQB_API_MAX_CONNS; i++) {
+		if (s->conns[i].fd < 0) {
+			s->conns[i].fd = fd;
+			s->conns[i].closing = 0;
+			s->conns[i].sent_continue = 0;
+			s->conns[i].last_ms = now_ms();
+			return;
+		}
+	}
+	sqb_ctl_log(SQB_CTL_WARN, "API: too many connections (%d); refusing one",
+		    SQB_API_MAX_CONNS);
+	close(fd);
+}
+
+static void serial_from_stdin(struct sqb_ctl *c, int *stdin_open)
+{
+	char buf[64];
+	ssize_t n = read(STDIN_FILENO, buf, sizeof(buf));
+
+	if (n > 0)
+		sqb_vm_serial_input(c->vm, buf, (size_t)n);
+	else if (n == 0 || (errno != EINTR && errno != EAGAIN))
+		*stdin_open = 0;
+}
+
+int sqb_api_run(struct sqb_ctl *c, struct sqb_api *s, int sig_fd, int use_stdin)
+{
+	struct pollfd pf[4 + SQB_API_MAX_CONNS];
+	int stdin_open = use_stdin;
+
+	while (!c->exit_requested) {
+		int np = 0, idx_sig, idx_ev = -1, idx_in = -1, idx_l = -1, ci[SQB_API_MAX_CONNS];
+		uint64_t t = now_ms();
+
+		pf[idx_sig = np++] = (struct pollfd){ sig_fd, POLLIN, 0 };
+		if (c->vm)
+			pf[idx_ev = np++] = (struct pollfd){ sqb_vm_event_fd(c->vm), POLLIN, 0 };
+		if (c->vm && stdin_open)
+			pf[idx_in = np++] = (struct pollfd){ STDIN_FILENO, POLLIN, 0 };
+		if (s)
+			pf[idx_l = np++] = (struct pollfd){ s->listen_fd, POLLIN, 0 };
+		for (int i = 0; s && i < SQB_API_MAX_CONNS; i++) {
+			struct sqb_conn *cn = &s->conns[i];
+			ci[i] = -1;
+			if (cn->fd < 0)
+				continue;
+			if (t - cn->last_ms > SQB_API_IDLE_MS) { /* idle or stalled client */
+				conn_close(cn);
+				continue;
+			}
+			ci[i] = np;
+			pf[np++] = (struct pollfd){ cn->fd, cn->out_len ? POLLOUT : POLLIN, 0 };
+		}
+		if (poll(pf, (nfds_t)np, 1000) < 0) {
+			if (errno == EINTR)
+				continue;
+			return 1;
+		}
+		if (pf[idx_sig].revents) {
+			sqb_ctl_log(SQB_CTL_INFO, "terminating on signal");
+			c->exit_requested = 1;
+			break;
+		}
+		if (idx_ev >= 0 && pf[idx_ev].revents) {
+			sqb_ctl_vm_stopped(c);
+			break;
+		}
+		if (idx_in >= 0 && pf[idx_in].revents)
+			serial_from_stdin(c, &stdin_open);
+		for (int i = 0; s && i < SQB_API_MAX_CONNS; i++) {
+			struct sqb_conn *cn = &s->conns[i];
+			if (ci[i] < 0 || cn->fd < 0 || !pf[ci[i]].revents)
+				continue;
+			if (cn->out_len) {
+				conn_flush(cn);
+				if (cn->fd >= 0 && !cn->out_len)
+					conn_process(s, c, cn);
+			} else {
+				conn_read(s, c, cn);
+			}
+		}
+		if (idx_l >= 0 && (pf[idx_l].revents & POLLIN))
+			api_accept(s);
+	}
+	return c->exit_code;
+}

@@ -1,0 +1,76 @@
+/* The squib controller: pending configuration, the VM once started, the
+ * logger and metrics sinks, and the API endpoint table (private).
+ *
+ *   HTTP request ──> sqb_ctl_handle(method, path, body) ──> routes[] ──>
+ *   handler(ctl, json) ──> 204 | 200 + body | 400 {"fault_message"}
+ *   --config-file sections go through the same handlers.
+ */
+#ifndef SQB_API_CTL_H
+#define SQB_API_CTL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "squib/runtime.h"
+
+#define SQB_VERSION_STRING "0.1.0"
+#define SQB_CTL_RESP_MAX 8192
+
+enum sqb_ctl_level { SQB_CTL_OFF = 0, SQB_CTL_ERROR, SQB_CTL_WARN, SQB_CTL_INFO, SQB_CTL_DEBUG,
+		     SQB_CTL_TRACE };
+
+struct sqb_ctl {
+	char id[64];
+	/* machine-config */
+	uint64_t vcpu_count, mem_size_mib;
+	int smt, track_dirty_pages;
+	const char *cpu_template, *huge_pages; /* canonical static strings */
+	/* boot-source */
+	char *kernel_path, *initrd_path, *boot_args;
+	/* serial */
+	char *serial_out_path;
+	int serial_fd; /* -1: stdout */
+	/* logger / metrics (process-wide sinks live in ctl_log.c) */
+	int logger_set;
+	char *log_path;
+	int metrics_set;
+	char *metrics_path;
+	/* the VM */
+	sqb_vm *vm;
+	int exit_requested;
+	int exit_code;
+	uint64_t api_requests, api_errors;
+	uint64_t startup_us;
+};
+
+struct sqb_ctl_resp {
+	int status; /* 200, 204 or 400 */
+	char body[SQB_CTL_RESP_MAX];
+};
+
+void sqb_ctl_init(struct sqb_ctl *c);
+void sqb_ctl_destroy(struct sqb_ctl *c);
+/* Route one API request.  body may be NULL/0 for GETs. */
+void sqb_ctl_handle(struct sqb_ctl *c, const char *method, const char *path, const char *body,
+		    size_t body_len, struct sqb_ctl_resp *r);
+/* Run a built endpoint on a parsed JSON value (yajl_val); -1 if none. */
+struct yajl_val_s;
+int sqb_ctl_dispatch(struct sqb_ctl *c, const char *method, const char *path,
+		     struct yajl_val_s *tree, struct sqb_ctl_resp *r);
+/* Apply a Firecracker JSON config file and start the VM; 0 or -1 with err. */
+int sqb_ctl_apply_config_file(struct sqb_ctl *c, const char *path, char *err, size_t errlen);
+/* InstanceStart; 0 or -1 with err. */
+int sqb_ctl_start(struct sqb_ctl *c, char *err, size_t errlen);
+/* The VM stopped on its own: log why and set the exit code. */
+void sqb_ctl_vm_stopped(struct sqb_ctl *c);
+
+/* ---- logging and metrics (ctl_log.c) ---- */
+void sqb_ctl_log(enum sqb_ctl_level lvl, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+int sqb_ctl_log_configure(const char *path, const char *level, int show_level, int show_origin,
+			  char *err, size_t errlen);
+int sqb_ctl_level_parse(const char *s, enum sqb_ctl_level *out);
+void sqb_ctl_log_set_id(const char *id);
+int sqb_ctl_metrics_open(const char *path, char *err, size_t errlen);
+int sqb_ctl_metrics_flush(struct sqb_ctl *c);
+
+#endif

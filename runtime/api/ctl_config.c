@@ -1,0 +1,168 @@
+/* Controller lifecycle and Firecracker's --config-file: the JSON file's
+ * sections ("boot-source", "machine-config", "logger", "metrics", ...) go
+ * through the same endpoint handlers as the API, then the VM starts. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "ctl.h"
+#include "io.h"
+#include "json_fields.h"
+
+#define SQB_CONFIG_MAX (1 << 20)
+
+void sqb_ctl_init(struct sqb_ctl *c)
+{
+	memset(c, 0, sizeof(*c));
+	snprintf(c->id, sizeof(c->id), "anonymous-instance");
+	c->vcpu_count = 1;
+	c->mem_size_mib = 128;
+	c->cpu_template = "None";
+	c->huge_pages = "None";
+	c->serial_fd = -1;
+}
+
+void sqb_ctl_destroy(struct sqb_ctl *c)
+{
+	sqb_vm_free(c->vm);
+	c->vm = NULL;
+	if (c->serial_fd >= 0)
+		close(c->serial_fd);
+	free(c->kernel_path);
+	free(c->initrd_path);
+	free(c->boot_args);
+	free(c->serial_out_path);
+	free(c->log_path);
+	free(c->metrics_path);
+}
+
+void sqb_ctl_vm_stopped(struct sqb_ctl *c)
+{
+	struct sqb_vm_stop_info si;
+
+	sqb_vm_get_stop_info(c->vm, &si);
+	if (si.reason == SQB_VM_STOP_RESET || si.reason == SQB_VM_STOP_REQUESTED) {
+		sqb_ctl_log(SQB_CTL_INFO, "Vmm is stopping: %s", si.message);
+		c->exit_code = 0;
+	} else {
+		sqb_ctl_log(SQB_CTL_ERROR, "microVM failed (%s): %s; rip 0x%llx",
+			    sqb_vm_stop_reason_name(si.reason), si.message,
+			    (unsigned long long)si.rip);
+		c->exit_code = 2;
+	}
+	c->exit_requested = 1;
+}
+
+/* Sections squib builds, in the order they are applied. */
+static const struct {
+	const char *key, *path;
+} config_sections[] = {
+	{ "logger", "/logger" },	 { "metrics", "/metrics" }, { "machine-config", "/machine-config" },
+	{ "serial", "/serial" },	 { "boot-source", "/boot-source" },
+};
+
+/* Firecracker sections squib does not build: accepted only when empty. */
+static const char *const config_unbuilt[] = { "drives",	    "network-interfaces", "balloon",
+					      "vsock",	    "mmds-config",	  "entropy",
+					      "cpu-config", "pmem",		  "memory-hotplug" };
+
+static int check_keys(yajl_val root, char *err, size_t errlen)
+{
+	for (size_t k = 0; k < root->u.object.len; k++) {
+		const char *key = root->u.object.keys[k];
+		yajl_val v = root->u.object.values[k];
+		int known = 0;
+
+		for (size_t i = 0; i < sizeof(config_sections) / sizeof(config_sections[0]); i++)
+			known |= !strcmp(config_sections[i].key, key);
+		for (size_t i = 0; !known && i < sizeof(config_unbuilt) / sizeof(config_unbuilt[0]);
+		     i++) {
+			if (strcmp(config_unbuilt[i], key))
+				continue;
+			if (v && !YAJL_IS_NULL(v) && !(YAJL_IS_ARRAY(v) && v->u.array.len == 0)) {
+				snprintf(err, errlen,
+					 "config file: section `%s` is not yet supported by squib "
+					 "(see docs/api-compat.md)",
+					 key);
+				return -1;
+			}
+			known = 1;
+		}
+		if (!known) {
+			snprintf(err, errlen, "config file: unknown section `%.64s`", key);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+static int apply_tree(struct sqb_ctl *c, yajl_val root, char *err, size_t errlen)
+{
+	struct sqb_ctl_resp *r;
+	int rc = 0;
+
+	if (check_keys(root, err, errlen) < 0)
+		return -1;
+	r = malloc(sizeof(*r));
+	if (!r) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	for (size_t i = 0; i < sizeof(config_sections) / sizeof(config_sections[0]) && !rc; i++) {
+		const char *path[] = { config_sections[i].key, NULL };
+		yajl_val v = yajl_tree_get(root, path, yajl_t_any);
+
+		if (!v || YAJL_IS_NULL(v))
+			continue;
+		r->status = 400;
+		sqb_ctl_dispatch(c, "PUT", config_sections[i].path, v, r);
+		if (r->status >= 300) {
+			snprintf(err, errlen, "config file: section `%s`: %s", config_sections[i].key,
+				 r->body);
+			rc = -1;
+		}
+	}
+	free(r);
+	return rc;
+}
+
+int sqb_ctl_apply_config_file(struct sqb_ctl *c, const char *path, char *err, size_t errlen)
+{
+	char *buf = NULL, perr[512];
+	yajl_val root = NULL;
+	struct stat st;
+	int fd, rc = -1;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0 || fstat(fd, &st) < 0) {
+		snprintf(err, errlen, "cannot open config file %s: %s", path, strerror(errno));
+		goto out;
+	}
+	if (st.st_size <= 0 || st.st_size > SQB_CONFIG_MAX) {
+		snprintf(err, errlen, "config file %s: size must be 1..%d bytes", path,
+			 SQB_CONFIG_MAX);
+		goto out;
+	}
+	buf = malloc((size_t)st.st_size);
+	if (!buf || sqb_pread_full(fd, buf, (size_t)st.st_size, 0) < 0) {
+		snprintf(err, errlen, "cannot read config file %s", path);
+		goto out;
+	}
+	if (sqb_json_parse_object(&root, buf, (size_t)st.st_size, perr, sizeof(perr)) < 0) {
+		snprintf(err, errlen, "config file %s: %s", path, perr);
+		goto out;
+	}
+	if (apply_tree(c, root, err, errlen) < 0)
+		goto out;
+	rc = sqb_ctl_start(c, err, errlen);
+out:
+	yajl_tree_free(root);
+	free(buf);
+	if (fd >= 0)
+		close(fd);
+	return rc;
+}

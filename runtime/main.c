@@ -1,0 +1,170 @@
+/* squib: the microVM monitor binary.  Parses Firecracker-style flags, sets
+ * up logging and metrics, optionally applies --config-file and boots, then
+ * serves the API socket until the guest resets or a signal arrives. */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "api/api_server.h"
+#include "api/ctl.h"
+#include "api/http.h"
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: squib [--api-sock PATH] [--config-file FILE] [--no-api]\n"
+		"             [--log-path FILE] [--level Error|Warning|Info|Debug|Trace|Off]\n"
+		"             [--show-level] [--metrics-path FILE] [--id ID]\n"
+		"             [--http-api-max-payload-size BYTES] [--no-serial-input]\n"
+		"             [--version] [--help]\n"
+		"Starts a microVM monitor driven by a Firecracker-compatible REST API\n"
+		"(HTTP/1.1 over the Unix socket PATH, default /run/squib.socket).\n");
+}
+
+struct opts {
+	const char *api_sock, *config_file, *log_path, *level, *metrics_path, *id;
+	int no_api, show_level, serial_input;
+	size_t max_payload;
+};
+
+static int parse_opts(int argc, char **argv, struct opts *o)
+{
+	static const struct option lo[] = {
+		{ "api-sock", required_argument, NULL, 'a' },
+		{ "config-file", required_argument, NULL, 'c' },
+		{ "no-api", no_argument, NULL, 'n' },
+		{ "log-path", required_argument, NULL, 'l' },
+		{ "level", required_argument, NULL, 'L' },
+		{ "show-level", no_argument, NULL, 's' },
+		{ "metrics-path", required_argument, NULL, 'm' },
+		{ "id", required_argument, NULL, 'i' },
+		{ "http-api-max-payload-size", required_argument, NULL, 'p' },
+		{ "no-serial-input", no_argument, NULL, 'S' },
+		{ "version", no_argument, NULL, 'V' },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0 },
+	};
+	int ch;
+
+	*o = (struct opts){ .api_sock = "/run/squib.socket", .serial_input = 1,
+			    .max_payload = SQB_HTTP_MAX_PAYLOAD };
+	while ((ch = getopt_long(argc, argv, "", lo, NULL)) != -1) {
+		switch (ch) {
+		case 'a': o->api_sock = optarg; break;
+		case 'c': o->config_file = optarg; break;
+		case 'n': o->no_api = 1; break;
+		case 'l': o->log_path = optarg; break;
+		case 'L': o->level = optarg; break;
+		case 's': o->show_level = 1; break;
+		case 'm': o->metrics_path = optarg; break;
+		case 'i': o->id = optarg; break;
+		case 'S': o->serial_input = 0; break;
+		case 'p': {
+			char *end;
+			unsigned long v = strtoul(optarg, &end, 10);
+			if (*end || v < 1024 || v > (16UL << 20)) {
+				fprintf(stderr, "squib: --http-api-max-payload-size must be 1024..16777216\n");
+				return -1;
+			}
+			o->max_payload = v;
+			break;
+		}
+		case 'V': printf("squib %s (backend %s)\n", SQB_VERSION_STRING, sqb_runtime_backend_name()); exit(0);
+		case 'h': usage(stdout); exit(0);
+		default: usage(stderr); return -1;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "squib: unexpected argument '%s'\n", argv[optind]);
+		return -1;
+	}
+	if (o->no_api && !o->config_file) {
+		fprintf(stderr, "squib: --no-api requires --config-file\n");
+		return -1;
+	}
+	return 0;
+}
+
+static int block_signals(void)
+{
+	sigset_t set;
+
+	signal(SIGPIPE, SIG_IGN);
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGHUP);
+	sigaddset(&set, SIGQUIT);
+	if (pthread_sigmask(SIG_BLOCK, &set, NULL))
+		return -1;
+	return signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
+}
+
+int main(int argc, char **argv)
+{
+	struct timespec t0;
+	struct sqb_ctl ctl;
+	struct sqb_api *api = NULL;
+	struct opts o;
+	char err[1024];
+	int sig_fd, rc = 1;
+
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	if (parse_opts(argc, argv, &o) < 0)
+		return 1;
+	sqb_ctl_init(&ctl);
+	if (o.id) {
+		snprintf(ctl.id, sizeof(ctl.id), "%s", o.id);
+		sqb_ctl_log_set_id(o.id);
+	}
+	if ((o.log_path || o.level || o.show_level) &&
+	    sqb_ctl_log_configure(o.log_path, o.level, 1, 0, err, sizeof(err)) < 0) {
+		fprintf(stderr, "squib: %s\n", err);
+		return 1;
+	}
+	if (o.metrics_path) {
+		if (sqb_ctl_metrics_open(o.metrics_path, err, sizeof(err)) < 0) {
+			fprintf(stderr, "squib: %s\n", err);
+			return 1;
+		}
+		ctl.metrics_set = 1;
+		ctl.metrics_path = strdup(o.metrics_path);
+	}
+	sig_fd = block_signals();
+	if (sig_fd < 0) {
+		perror("squib: signalfd");
+		return 1;
+	}
+	if (!o.no_api && sqb_api_open(&api, o.api_sock, o.max_payload, err, sizeof(err)) < 0) {
+		sqb_ctl_log(SQB_CTL_ERROR, "%s", err);
+		fprintf(stderr, "squib: %s\n", err);
+		goto out;
+	}
+	{
+		struct timespec t1;
+		clock_gettime(CLOCK_MONOTONIC, &t1);
+		ctl.startup_us = (uint64_t)(t1.tv_sec - t0.tv_sec) * 1000000 +
+				 (uint64_t)(t1.tv_nsec - t0.tv_nsec) / 1000;
+	}
+	sqb_ctl_log(SQB_CTL_INFO, "squib %s running, API socket %s", SQB_VERSION_STRING,
+		    o.no_api ? "(none)" : o.api_sock);
+	if (o.config_file && sqb_ctl_apply_config_file(&ctl, o.config_file, err, sizeof(err)) < 0) {
+		sqb_ctl_log(SQB_CTL_ERROR, "%s", err);
+		fprintf(stderr, "squib: %s\n", err);
+		goto out;
+	}
+	rc = sqb_api_run(&ctl, api, sig_fd, o.serial_input);
+	if (ctl.metrics_set)
+		sqb_ctl_metrics_flush(&ctl);
+out:
+	sqb_api_close(api);
+	sqb_ctl_destroy(&ctl);
+	close(sig_fd);
+	return rc;
+}
