@@ -1,0 +1,425 @@
+/* snapfmt_bench: writes and reads a synthetic guest image (1 GiB by
+ * default: runs of zero, repeated, text-like, binary-like and random pages)
+ * as none/lz4/zstd snapshots, and measures in the same run the floors each
+ * result is compared with: plain sequential write/read of the same bytes on
+ * the same file system, the bare compressor on the same chunks with the same
+ * threads, bare XXH3 over the same bytes, and the decode of one chunk.
+ *   snapfmt_bench [--quick] [--size MiB] [--dir DIR] [--threads N] [--keep]
+ * Informational: it prints PASS/MISS per target and exits 0 unless an
+ * operation fails. */
+#include <errno.h>
+#include <fcntl.h>
+#include <lz4.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <xxhash.h>
+#include <zstd.h>
+
+#include "squib/snapfmt.h"
+#include "snap_test_util.h"
+
+#define CHUNK (64u << 10) /* the writer's default chunk size */
+#define GPS 4096u
+#define IO_STEP (4u << 20)
+
+static uint64_t size = 1ull << 30;
+static unsigned int threads, samples = 3000;
+static const char *dir = "/tmp";
+static int keep;
+static uint8_t *img;
+static char paths[4][512];
+
+static double now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static void die(const char *what, int err)
+{
+	fprintf(stderr, "snapfmt_bench: %s: %s\n", what, sqb_strerror(err));
+	for (int i = 0; i < 4 && !keep; i++)
+		if (paths[i][0])
+			unlink(paths[i]);
+	exit(1);
+}
+
+/* Guest-like layout: runs of 1..64 pages of one class, so zero pages and
+ * page-cache text cluster as they do in a real guest. */
+static void make_image(void)
+{
+	uint64_t seed = 2026, pages = size / GPS;
+	uint8_t rep[GPS];
+
+	img = aligned_alloc(4096, size);
+	if (!img)
+		die("image", -ENOMEM);
+	sqbt_fill_page(rep, GPS, 1, &seed);
+	for (uint64_t p = 0; p < pages;) {
+		int cls = sqbt_page_class(sqbt_rand(&seed));
+		uint64_t run = 1 + sqbt_rand(&seed) % 64;
+
+		for (; run-- && p < pages; p++) {
+			if (cls == 1)
+				memcpy(img + p * GPS, rep, GPS);
+			else
+				sqbt_fill_page(img + p * GPS, GPS, cls, &seed);
+		}
+	}
+}
+
+/* ---- floors ---- */
+
+static double plain_write(const char *path)
+{
+	double t = now();
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+
+	if (fd < 0)
+		die(path, -errno);
+	for (uint64_t off = 0; off < size; off += IO_STEP)
+		if (pwrite(fd, img + off, IO_STEP, (off_t)off) != (ssize_t)IO_STEP)
+			die("plain write", -errno);
+	if (fsync(fd) < 0)
+		die("plain fsync", -errno);
+	close(fd);
+	return now() - t;
+}
+
+static double plain_read(const char *path, uint8_t *buf)
+{
+	double t = now();
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0)
+		die(path, -errno);
+	for (uint64_t off = 0; off < size; off += IO_STEP)
+		if (pread(fd, buf + off, IO_STEP, (off_t)off) != (ssize_t)IO_STEP)
+			die("plain read", -errno);
+	close(fd);
+	return now() - t;
+}
+
+struct czjob {
+	enum sqb_codec codec;
+	atomic_size_t next;
+	size_t n;
+	atomic_ullong out;
+};
+
+static void *compress_worker(void *arg)
+{
+	struct czjob *j = arg;
+	size_t cap = ZSTD_compressBound(CHUNK) + LZ4_compressBound(CHUNK);
+	uint8_t *dst = malloc(cap);
+	ZSTD_CCtx *cz = ZSTD_createCCtx();
+	unsigned long long out = 0;
+	size_t i;
+
+	if (!dst || !cz)
+		die("compressor", -ENOMEM);
+	while ((i = atomic_fetch_add(&j->next, 1)) < j->n) {
+		const uint8_t *src = img + i * CHUNK;
+
+		if (j->codec == SQB_CODEC_LZ4)
+			out += (unsigned long long)LZ4_compress_fast((const char *)src, (char *)dst,
+								     CHUNK, (int)cap, 1);
+		else
+			out += ZSTD_compressCCtx(cz, dst, cap, src, CHUNK, 3);
+	}
+	atomic_fetch_add(&j->out, out);
+	ZSTD_freeCCtx(cz);
+	free(dst);
+	return NULL;
+}
+
+/* The bare compressor: every 64 KiB chunk of the image, same threads. */
+static double bare_compress(enum sqb_codec codec, double *ratio)
+{
+	struct czjob j = { .codec = codec, .n = size / CHUNK };
+	pthread_t tid[64];
+	double t = now();
+
+	for (unsigned int i = 1; i < threads; i++)
+		pthread_create(&tid[i], NULL, compress_worker, &j);
+	compress_worker(&j);
+	for (unsigned int i = 1; i < threads; i++)
+		pthread_join(tid[i], NULL);
+	t = now() - t;
+	*ratio = (double)size / (double)atomic_load(&j.out);
+	return t;
+}
+
+/* ---- snapfmt ---- */
+
+/* Whole write including the final fsync + rename; *data_path is the time
+ * until the data is in the page cache (before sqb_writer_finish). */
+static double snap_write(const char *path, enum sqb_codec codec, struct sqb_write_stats *st,
+			 double *data_path)
+{
+	struct sqb_write_opts o = SQB_WRITE_OPTS_INIT;
+	sqb_snap_writer *w;
+	double t = now();
+	int err;
+
+	o.codec = codec;
+	o.threads = threads;
+	if ((err = sqb_writer_open(&w, path, &o)) || (err = sqb_writer_add_memory(w, 0, size, img, NULL)))
+		die("snapshot write", err);
+	*data_path = now() - t;
+	sqb_writer_stats(w, st);
+	if ((err = sqb_writer_finish(w, NULL, NULL)))
+		die("snapshot finish", err);
+	t = now() - t;
+	sqb_writer_free(w);
+	return t;
+}
+
+static double snap_read(const char *path, uint8_t *buf)
+{
+	double t = now();
+	sqb_snap *s;
+	int err;
+
+	if ((err = sqb_snap_open(&s, path, NULL, NULL)))
+		die("open", err);
+	for (uint64_t off = 0; off < size; off += IO_STEP)
+		if ((err = sqb_snap_read(s, off, buf + off, IO_STEP, NULL)))
+			die("snapshot read", err);
+	t = now() - t;
+	sqb_snap_free(s);
+	if (memcmp(buf, img, size))
+		die("read back differs", -EIO);
+	return t;
+}
+
+static double snap_verify(const char *path, uint64_t *file_bytes)
+{
+	double t;
+	sqb_snap *s;
+	int err;
+
+	if ((err = sqb_snap_open(&s, path, NULL, NULL)))
+		die("open", err);
+	*file_bytes = sqb_snap_get_info(s)->file_size;
+	t = now();
+	if ((err = sqb_snap_verify(s, 0, 0, NULL, NULL)))
+		die("verify", err);
+	t = now() - t;
+	sqb_snap_free(s);
+	return t;
+}
+
+/* Bare XXH3 over the file's bytes, already in memory. */
+static double bare_xxh3(const char *path, uint64_t n)
+{
+	uint8_t *f = malloc(n);
+	volatile uint64_t sink = 0;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	double t;
+
+	if (!f || fd < 0 || pread(fd, f, n, 0) != (ssize_t)n)
+		die("xxh3 floor", -EIO);
+	close(fd);
+	t = now();
+	for (uint64_t off = 0; off < n; off += CHUNK)
+		sink += XXH3_64bits(f + off, n - off < CHUNK ? n - off : CHUNK);
+	t = now() - t;
+	(void)sink;
+	free(f);
+	return t;
+}
+
+/* Random single-page reads from COMPRESSED extents vs decoding the same
+ * chunks from memory.  Returns mean seconds per read; *decode the floor. */
+static double random_reads(const char *path, double *decode)
+{
+	sqb_snap *s;
+	const struct sqb_extent *e;
+	size_t n, *pick = malloc(samples * sizeof(size_t));
+	uint8_t *in = malloc(CHUNK * 2), *out = malloc(CHUNK), page[GPS];
+	uint64_t seed = 7, *off = malloc(samples * sizeof(uint64_t)), m = 0;
+	double t, td = 0;
+	int fd, err;
+
+	if ((err = sqb_snap_open(&s, path, NULL, NULL)))
+		die("open", err);
+	e = sqb_snap_extents(s, 0);
+	n = sqb_snap_extent_count(s, 0);
+	for (size_t i = 0; i < n; i++)
+		m += e[i].kind == SQB_EXT_COMPRESSED && e[i].codec != SQB_CODEC_NONE;
+	if (!m || !pick || !off || !in || !out)
+		die("random reads", -ENOMEM);
+	for (unsigned int k = 0; k < samples; k++) {
+		size_t i;
+
+		do
+			i = sqbt_rand(&seed) % n;
+		while (e[i].kind != SQB_EXT_COMPRESSED || e[i].codec == SQB_CODEC_NONE);
+		pick[k] = i;
+		off[k] = (e[i].first_page + sqbt_rand(&seed) % e[i].page_count) * GPS;
+	}
+	t = now();
+	for (unsigned int k = 0; k < samples; k++)
+		if ((err = sqb_snap_read(s, off[k], page, GPS, NULL)))
+			die("random read", err);
+	t = (now() - t) / samples;
+	fd = sqb_snap_fd(s);
+	for (unsigned int k = 0; k < samples; k++) {
+		const struct sqb_extent *x = &e[pick[k]];
+		size_t bytes = (size_t)x->page_count * GPS;
+		double t0;
+		int ok;
+
+		if (pread(fd, in, x->stored_len, (off_t)x->data) != (ssize_t)x->stored_len)
+			die("decode floor", -EIO);
+		t0 = now();
+		if (x->codec == SQB_CODEC_LZ4)
+			ok = LZ4_decompress_safe((char *)in, (char *)out, (int)x->stored_len,
+						 (int)bytes) == (int)bytes;
+		else
+			ok = ZSTD_decompress(out, bytes, in, x->stored_len) == bytes;
+		td += now() - t0;
+		if (!ok)
+			die("decode floor", -EIO);
+	}
+	*decode = td / samples;
+	sqb_snap_free(s);
+	free(pick);
+	free(off);
+	free(in);
+	free(out);
+	return t;
+}
+
+/* ---- report ---- */
+
+static unsigned int misses;
+
+static void target(const char *what, double ratio, double need, int at_most)
+{
+	int ok = at_most ? ratio <= need : ratio >= need;
+
+	misses += !ok;
+	printf("  %-44s %6.2fx  (target %s %.1fx)  %s\n", what, ratio, at_most ? "<=" : ">=", need,
+	       ok ? "PASS" : "MISS");
+}
+
+static double mbs(uint64_t bytes, double secs)
+{
+	return (double)bytes / secs / 1e6;
+}
+
+static void parse_args(int argc, char **argv)
+{
+	long n = sysconf(_SC_NPROCESSORS_ONLN);
+
+	threads = n > 0 ? (unsigned int)n : 1;
+	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--quick")) {
+			size = 64ull << 20;
+			samples = 300;
+		} else if (!strcmp(argv[i], "--size") && i + 1 < argc) {
+			size = strtoull(argv[++i], NULL, 0) << 20;
+		} else if (!strcmp(argv[i], "--dir") && i + 1 < argc) {
+			dir = argv[++i];
+		} else if (!strcmp(argv[i], "--threads") && i + 1 < argc) {
+			threads = (unsigned int)strtoul(argv[++i], NULL, 0);
+		} else if (!strcmp(argv[i], "--keep")) {
+			keep = 1;
+		} else {
+			fprintf(stderr, "usage: snapfmt_bench [--quick] [--size MiB] [--dir DIR] "
+					"[--threads N] [--keep]\n");
+			exit(2);
+		}
+	}
+	if (!threads || threads > 64 || size < (16ull << 20) || size % IO_STEP) {
+		fprintf(stderr, "snapfmt_bench: size must be a multiple of 4 MiB >= 16 MiB, "
+				"threads 1..64\n");
+		exit(2);
+	}
+}
+
+int main(int argc, char **argv)
+{
+	static const enum sqb_codec codecs[] = { SQB_CODEC_NONE, SQB_CODEC_LZ4, SQB_CODEC_ZSTD };
+	double t_pw, t_pr, t_w[3], t_r[3], t_v[3], t_x[3], t_cz[3] = { 0 }, cz_ratio[3] = { 0 };
+	double rnd[3] = { 0 }, dec[3] = { 0 }, t_dp[3];
+	uint64_t fbytes[3];
+	struct sqb_write_stats st[3];
+	uint8_t *buf;
+
+	parse_args(argc, argv);
+	snprintf(paths[0], sizeof(paths[0]), "%s/sqb-bench-%d.raw", dir, (int)getpid());
+	for (int c = 0; c < 3; c++)
+		snprintf(paths[c + 1], sizeof(paths[c + 1]), "%s/sqb-bench-%d-%s.sqb", dir,
+			 (int)getpid(), sqb_codec_name(codecs[c]));
+	printf("snapfmt_bench: %llu MiB guest image, %u threads, files in %s\n",
+	       (unsigned long long)(size >> 20), threads, dir);
+	make_image();
+	buf = aligned_alloc(4096, size);
+	if (!buf)
+		die("buffer", -ENOMEM);
+	memset(buf, 0, size);
+	t_pw = plain_write(paths[0]);
+	t_pr = plain_read(paths[0], buf);
+	unlink(paths[0]);
+	for (int c = 0; c < 3; c++) {
+		if (codecs[c] != SQB_CODEC_NONE)
+			t_cz[c] = bare_compress(codecs[c], &cz_ratio[c]);
+		t_w[c] = snap_write(paths[c + 1], codecs[c], &st[c], &t_dp[c]);
+		t_r[c] = snap_read(paths[c + 1], buf);
+		t_v[c] = snap_verify(paths[c + 1], &fbytes[c]);
+		t_x[c] = bare_xxh3(paths[c + 1], fbytes[c]);
+		if (codecs[c] != SQB_CODEC_NONE)
+			rnd[c] = random_reads(paths[c + 1], &dec[c]);
+		if (!keep)
+			unlink(paths[c + 1]);
+	}
+
+	printf("\nfloors: plain write+fsync %.0f MB/s, plain read %.0f MB/s (page cache)\n",
+	       mbs(size, t_pw), mbs(size, t_pr));
+	printf("\n%-6s %8s %11s %10s %12s %10s %7s %11s %10s\n", "codec", "file MiB",
+	       "write MB/s", "(no fsync)", "bare cz MB/s", "read MB/s", "ratio", "verify MB/s",
+	       "xxh3 MB/s");
+	for (int c = 0; c < 3; c++)
+		printf("%-6s %8.1f %11.0f %10.0f %12.0f %10.0f %6.2fx %11.0f %10.0f\n",
+		       sqb_codec_name(codecs[c]), (double)fbytes[c] / 1048576.0, mbs(size, t_w[c]),
+		       mbs(size, t_dp[c]), t_cz[c] ? mbs(size, t_cz[c]) : 0.0, mbs(size, t_r[c]),
+		       (double)size / (double)fbytes[c], mbs(fbytes[c], t_v[c]),
+		       mbs(fbytes[c], t_x[c]));
+	printf("(write/read MB/s count guest bytes; write includes fsync+rename, (no fsync) is "
+	       "the data path up to sqb_writer_finish; verify and xxh3 count file bytes; bare "
+	       "compressor ratio lz4 %.2fx zstd %.2fx)\n", cz_ratio[1], cz_ratio[2]);
+	printf("\nrandom 4 KiB page read from a compressed snapshot (%u samples):\n", samples);
+	for (int c = 1; c < 3; c++)
+		printf("  %-4s  read %.1f us   one %u KiB chunk decode %.1f us\n",
+		       sqb_codec_name(codecs[c]), rnd[c] * 1e6, CHUNK >> 10, dec[c] * 1e6);
+
+	printf("\ntargets:\n");
+	target("raw write vs plain write+fsync", t_pw / t_w[0], 0.8, 0);
+	target("lz4 write+fsync vs bare lz4 (same threads)", t_cz[1] / t_w[1], 0.8, 0);
+	target("zstd write+fsync vs bare zstd (same threads)", t_cz[2] / t_w[2], 0.8, 0);
+	target("raw verify vs bare xxh3", t_x[0] / t_v[0], 0.8, 0);
+	target("lz4 random page read vs one chunk decode", rnd[1] / dec[1], 1.5, 1);
+	target("zstd random page read vs one chunk decode", rnd[2] / dec[2], 1.5, 1);
+	printf("informational:\n");
+	printf("  %-44s %6.2fx\n", "lz4 write, no fsync, vs bare lz4", t_cz[1] / t_dp[1]);
+	printf("  %-44s %6.2fx\n", "zstd write, no fsync, vs bare zstd", t_cz[2] / t_dp[2]);
+	printf("  %-44s %6.2fx\n", "raw read vs plain read", t_pr / t_r[0]);
+	printf("  %-44s %6.2fx\n", "lz4 read vs plain read", t_pr / t_r[1]);
+	printf("  %-44s %6.2fx\n", "zstd read vs plain read", t_pr / t_r[2]);
+	printf("  %-44s %6.2fx\n", "lz4 verify (decodes too) vs bare xxh3", t_x[1] / t_v[1]);
+	printf("  %-44s %6.2fx\n", "zstd verify (decodes too) vs bare xxh3", t_x[2] / t_v[2]);
+	printf("\n%u target(s) missed\n", misses);
+	free(buf);
+	free(img);
+	return 0;
+}
