@@ -30,10 +30,10 @@
 #define UFFD_FEATURE_WP_ASYNC (1ull << 15)
 #endif
 
-#define PG 4096ul
+#define PG  4096ul
 #define GPA (1ull << 30)
 
-static size_t mem_len = 1ul << 30;  /* tracked memory per backend */
+static size_t mem_len = 1ul << 30;   /* tracked memory per backend */
 static unsigned fault_pages = 20000; /* distinct first writes for per-fault cost */
 static unsigned loop_writes = 200000, loop_epochs = 10;
 static unsigned exact_epochs = 200;
@@ -132,7 +132,7 @@ static void *bare_uffd_thread(void *arg)
 		n = read(b->fd, msg, sizeof(msg));
 		for (ssize_t i = 0; i < n / (ssize_t)sizeof(msg[0]); i++) {
 			struct uffdio_writeprotect wp = {
-				.range = {msg[i].arg.pagefault.address & ~(PG - 1), PG}, .mode = 0};
+			    .range = {msg[i].arg.pagefault.address & ~(PG - 1), PG}, .mode = 0};
 			ioctl(b->fd, UFFDIO_WRITEPROTECT, &wp);
 		}
 	}
@@ -316,15 +316,17 @@ static uint8_t *exit_base;
 static int exit_protect(void *ctx, uint64_t gpa, uint64_t len, int writable)
 {
 	(void)ctx;
-	return mprotect(exit_base + (gpa - GPA), len,
-			writable ? PROT_READ | PROT_WRITE : PROT_READ) ? -errno : 0;
+	return mprotect(exit_base + (gpa - GPA), len, writable ? PROT_READ | PROT_WRITE : PROT_READ)
+		   ? -errno
+		   : 0;
 }
 
 static void exit_segv(int sig, siginfo_t *si, void *uc)
 {
 	(void)sig;
 	(void)uc;
-	if (sqb_dirty_fault(exit_tracker, GPA + (uint64_t)((uint8_t *)si->si_addr - exit_base)) != 1)
+	if (sqb_dirty_fault(exit_tracker, GPA + (uint64_t)((uint8_t *)si->si_addr - exit_base)) !=
+	    1)
 		signal(SIGSEGV, SIG_DFL);
 }
 
@@ -417,8 +419,13 @@ out:
 
 static void exactness(struct bres *r)
 {
-	struct hx_opts o = {.backend = r->b, .pages = 1024, .threads = 3, .epochs = exact_epochs,
-			    .writes = 48, .kernel = true, .guest = true};
+	struct hx_opts o = {.backend = r->b,
+			    .pages = 1024,
+			    .threads = 3,
+			    .epochs = exact_epochs,
+			    .writes = 48,
+			    .kernel = true,
+			    .guest = true};
 	struct hx_result x;
 
 	if (hx_run(&x, &o) != 0) {
@@ -448,8 +455,9 @@ int main(int argc, char **argv)
 		exact_epochs = 10;
 	}
 	ord = fault_order(fault_pages, mem_len / PG);
-	printf("dirty_bench: %zu MiB tracked, %u faults, loop %u x %u writes, exactness %u epochs\n",
-	       mem_len >> 20, fault_pages, loop_epochs, loop_writes, exact_epochs);
+	printf(
+	    "dirty_bench: %zu MiB tracked, %u faults, loop %u x %u writes, exactness %u epochs\n",
+	    mem_len >> 20, fault_pages, loop_epochs, loop_writes, exact_epochs);
 	for (int i = 0; i < 5; i++) {
 		memset(&res[i], 0, sizeof(res[i]));
 		res[i].b = order[i];
@@ -458,9 +466,9 @@ int main(int argc, char **argv)
 			exactness(&res[i]);
 		fflush(stdout);
 	}
-	printf("\n%-10s %9s %9s %9s %9s %9s %9s %9s %6s %8s %9s\n", "backend", "arm_us",
-	       "coll0_us", "c0.1%_us", "c1%_us", "c10%_us", "fault_ns", "floor_ns", "ratio",
-	       "loop_x", "coarsened");
+	printf("\n%-10s %9s %9s %9s %9s %9s %9s %9s %6s %8s %9s\n", "backend", "arm_us", "coll0_us",
+	       "c0.1%_us", "c1%_us", "c10%_us", "fault_ns", "floor_ns", "ratio", "loop_x",
+	       "coarsened");
 	for (int i = 0; i < 5; i++) {
 		struct bres *r = &res[i];
 
@@ -483,9 +491,8 @@ int main(int argc, char **argv)
 		printf("result backend=%s collect_1pct_us=%.1f fault_ratio=%.2f loop_slowdown=%.2f "
 		       "epochs=%llu written=%llu over=%llu missed=%llu\n",
 		       sqb_dirty_backend_name(r->b), r->coll_us[1], r->fault_ns / r->floor_ns,
-		       r->loop_slow, (unsigned long long)r->epochs,
-		       (unsigned long long)r->written, (unsigned long long)r->over,
-		       (unsigned long long)r->missed);
+		       r->loop_slow, (unsigned long long)r->epochs, (unsigned long long)r->written,
+		       (unsigned long long)r->over, (unsigned long long)r->missed);
 	}
 	printf("result all missed=%llu\n", (unsigned long long)missed);
 	free(ord);

@@ -14,18 +14,18 @@
 
 /* Index = enum sqb_dirty_backend; AUTO tries auto_order[] instead. */
 static const struct sqb_dirty_ops *const backends[SQB_DIRTY_BACKEND_MAX_] = {
-	[SQB_DIRTY_KVM] = &sqb_dirty_kvm_ops,
-	[SQB_DIRTY_UFFD_WP] = &sqb_dirty_uffd_wp_ops,
-	[SQB_DIRTY_UFFD_ASYNC] = &sqb_dirty_uffd_async_ops,
-	[SQB_DIRTY_MPROTECT] = &sqb_dirty_mprotect_ops,
-	[SQB_DIRTY_SOFTDIRTY] = &sqb_dirty_softdirty_ops,
-	[SQB_DIRTY_EXIT] = &sqb_dirty_exit_ops,
+    [SQB_DIRTY_KVM] = &sqb_dirty_kvm_ops,
+    [SQB_DIRTY_UFFD_WP] = &sqb_dirty_uffd_wp_ops,
+    [SQB_DIRTY_UFFD_ASYNC] = &sqb_dirty_uffd_async_ops,
+    [SQB_DIRTY_MPROTECT] = &sqb_dirty_mprotect_ops,
+    [SQB_DIRTY_SOFTDIRTY] = &sqb_dirty_softdirty_ops,
+    [SQB_DIRTY_EXIT] = &sqb_dirty_exit_ops,
 };
 
 static const enum sqb_dirty_backend auto_order[] = {
-	SQB_DIRTY_UFFD_ASYNC,
-	SQB_DIRTY_UFFD_WP,
-	SQB_DIRTY_MPROTECT,
+    SQB_DIRTY_UFFD_ASYNC,
+    SQB_DIRTY_UFFD_WP,
+    SQB_DIRTY_MPROTECT,
 };
 
 const char *sqb_dirty_backend_name(enum sqb_dirty_backend b)
@@ -73,7 +73,7 @@ static int check_ranges(sqb_dirty *d, const struct sqb_dirty_opts *o)
 			RETURN_ERROR_IF(r->gpa < q->gpa + q->len && q->gpa < r->gpa + r->len,
 					-EINVAL, "ranges overlap in gpa");
 			RETURN_ERROR_IF((uintptr_t)r->host < (uintptr_t)q->host + q->len &&
-						(uintptr_t)q->host < (uintptr_t)r->host + r->len,
+					    (uintptr_t)q->host < (uintptr_t)r->host + r->len,
 					-EINVAL, "ranges overlap in host memory");
 		}
 		x->host = r->host;

@@ -81,14 +81,14 @@ static void ex_fini(sqb_dirty *d)
 }
 
 const struct sqb_dirty_ops sqb_dirty_exit_ops = {
-	.id = SQB_DIRTY_EXIT,
-	.name = "exit",
-	.caps = SQB_DIRTY_SEES_GUEST,
-	.probe = ex_probe,
-	.init = ex_init,
-	.start = ex_start,
-	.collect = ex_collect,
-	.stop = ex_stop,
-	.fini = ex_fini,
-	.fault = ex_fault,
+    .id = SQB_DIRTY_EXIT,
+    .name = "exit",
+    .caps = SQB_DIRTY_SEES_GUEST,
+    .probe = ex_probe,
+    .init = ex_init,
+    .start = ex_start,
+    .collect = ex_collect,
+    .stop = ex_stop,
+    .fini = ex_fini,
+    .fault = ex_fault,
 };

@@ -16,8 +16,8 @@ struct dirty_range {
 	uint64_t len;
 	uint32_t kvm_slot;
 	uint32_t kvm_flags;
-	size_t first;  /* index of the range's first granule in the epoch bitmap */
-	size_t ngran;  /* granules in this range */
+	size_t first; /* index of the range's first granule in the epoch bitmap */
+	size_t ngran; /* granules in this range */
 };
 
 enum dirty_state { DIRTY_OPEN, DIRTY_ARMED, DIRTY_STOPPED, DIRTY_FAILED };
@@ -26,12 +26,12 @@ struct sqb_dirty_ops {
 	enum sqb_dirty_backend id;
 	const char *name;
 	unsigned caps;
-	int (*probe)(void);               /* 0 if usable on this host, else -ENOTSUP */
-	int (*init)(sqb_dirty *d);        /* acquire backend resources */
-	int (*start)(sqb_dirty *d);       /* arm all ranges */
+	int (*probe)(void);			    /* 0 if usable on this host, else -ENOTSUP */
+	int (*init)(sqb_dirty *d);		    /* acquire backend resources */
+	int (*start)(sqb_dirty *d);		    /* arm all ranges */
 	int (*collect)(sqb_dirty *d, uint64_t *bm); /* OR this epoch into bm, re-arm */
-	int (*stop)(sqb_dirty *d);        /* disarm all ranges */
-	void (*fini)(sqb_dirty *d);       /* release; called once, after stop */
+	int (*stop)(sqb_dirty *d);		    /* disarm all ranges */
+	void (*fini)(sqb_dirty *d);		    /* release; called once, after stop */
 	/* exit-driven backends: log and re-grant granule g of r (may be NULL) */
 	int (*fault)(sqb_dirty *d, const struct dirty_range *r, size_t g);
 };
@@ -46,7 +46,7 @@ struct sqb_dirty {
 	size_t nwords;
 	_Atomic uint64_t *marks;   /* sqb_dirty_mark() bits, drained by every collect */
 	_Atomic uint64_t *pending; /* fault bits set by fault-driven backends */
-	pthread_mutex_t lock;      /* serialises start/collect/stop */
+	pthread_mutex_t lock;	   /* serialises start/collect/stop */
 	enum dirty_state state;
 	int kvm_vm_fd;
 	sqb_dirty_protect_fn protect;

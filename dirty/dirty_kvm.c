@@ -70,11 +70,11 @@ static int kvm_set_slots(sqb_dirty *d, uint32_t extra)
 	for (unsigned i = 0; i < d->nranges; i++) {
 		const struct dirty_range *r = &d->ranges[i];
 		struct kvm_userspace_memory_region m = {
-			.slot = r->kvm_slot,
-			.flags = (r->kvm_flags & ~KVM_MEM_LOG_DIRTY_PAGES) | extra,
-			.guest_phys_addr = r->gpa,
-			.memory_size = r->len,
-			.userspace_addr = (uintptr_t)r->host,
+		    .slot = r->kvm_slot,
+		    .flags = (r->kvm_flags & ~KVM_MEM_LOG_DIRTY_PAGES) | extra,
+		    .guest_phys_addr = r->gpa,
+		    .memory_size = r->len,
+		    .userspace_addr = (uintptr_t)r->host,
 		};
 		if (ioctl(d->kvm_vm_fd, KVM_SET_USER_MEMORY_REGION, &m) != 0)
 			return -errno;
@@ -135,10 +135,10 @@ static int kvm_collect(sqb_dirty *d, uint64_t *bm)
 		 * return and thus part of this epoch's copy. */
 		if (p->manual) {
 			struct kvm_clear_dirty_log clr = {
-				.slot = r->kvm_slot,
-				.num_pages = (uint32_t)npages,
-				.first_page = 0,
-				.dirty_bitmap = p->log,
+			    .slot = r->kvm_slot,
+			    .num_pages = (uint32_t)npages,
+			    .first_page = 0,
+			    .dirty_bitmap = p->log,
 			};
 			if (ioctl(d->kvm_vm_fd, KVM_CLEAR_DIRTY_LOG, &clr) != 0)
 				return -errno;
@@ -159,13 +159,13 @@ static void kvm_fini(sqb_dirty *d)
 }
 
 const struct sqb_dirty_ops sqb_dirty_kvm_ops = {
-	.id = SQB_DIRTY_KVM,
-	.name = "kvm",
-	.caps = SQB_DIRTY_SEES_GUEST,
-	.probe = kvm_probe,
-	.init = kvm_init,
-	.start = kvm_start,
-	.collect = kvm_collect,
-	.stop = kvm_stop,
-	.fini = kvm_fini,
+    .id = SQB_DIRTY_KVM,
+    .name = "kvm",
+    .caps = SQB_DIRTY_SEES_GUEST,
+    .probe = kvm_probe,
+    .init = kvm_init,
+    .start = kvm_start,
+    .collect = kvm_collect,
+    .stop = kvm_stop,
+    .fini = kvm_fini,
 };

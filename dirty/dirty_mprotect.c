@@ -269,13 +269,13 @@ static void mp_fini(sqb_dirty *d)
 }
 
 const struct sqb_dirty_ops sqb_dirty_mprotect_ops = {
-	.id = SQB_DIRTY_MPROTECT,
-	.name = "mprotect",
-	.caps = SQB_DIRTY_SEES_HOST,
-	.probe = mp_probe,
-	.init = mp_init,
-	.start = mp_start,
-	.collect = mp_collect,
-	.stop = mp_stop,
-	.fini = mp_fini,
+    .id = SQB_DIRTY_MPROTECT,
+    .name = "mprotect",
+    .caps = SQB_DIRTY_SEES_HOST,
+    .probe = mp_probe,
+    .init = mp_init,
+    .start = mp_start,
+    .collect = mp_collect,
+    .stop = mp_stop,
+    .fini = mp_fini,
 };

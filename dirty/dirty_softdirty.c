@@ -34,7 +34,7 @@ static int sd_kernel_tracks(void)
 	m[0] = 1;
 	fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
 	if (fd < 0 || pread(fd, &ent, sizeof(ent), (off_t)((uintptr_t)m / (uintptr_t)page * 8)) !=
-			      (ssize_t)sizeof(ent))
+			  (ssize_t)sizeof(ent))
 		err = -EIO;
 	if (fd >= 0)
 		close(fd);
@@ -83,13 +83,13 @@ static void sd_fini(sqb_dirty *d)
 }
 
 const struct sqb_dirty_ops sqb_dirty_softdirty_ops = {
-	.id = SQB_DIRTY_SOFTDIRTY,
-	.name = "soft-dirty",
-	.caps = SQB_DIRTY_SEES_HOST | SQB_DIRTY_SEES_KERNEL,
-	.probe = sd_probe,
-	.init = sd_init,
-	.start = sd_none,
-	.collect = sd_collect,
-	.stop = sd_none,
-	.fini = sd_fini,
+    .id = SQB_DIRTY_SOFTDIRTY,
+    .name = "soft-dirty",
+    .caps = SQB_DIRTY_SEES_HOST | SQB_DIRTY_SEES_KERNEL,
+    .probe = sd_probe,
+    .init = sd_init,
+    .start = sd_none,
+    .collect = sd_collect,
+    .stop = sd_none,
+    .fini = sd_fini,
 };

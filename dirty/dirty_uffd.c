@@ -23,8 +23,8 @@
 
 struct uffd_priv {
 	int uffd;
-	int evfd;       /* uffd-wp: wakes the handler thread for exit */
-	int pagemap;    /* uffd-async: /proc/self/pagemap */
+	int evfd;    /* uffd-wp: wakes the handler thread for exit */
+	int pagemap; /* uffd-async: /proc/self/pagemap */
 	bool async;
 	bool thread;
 	atomic_bool failed; /* the handler could not un-protect: collect fails */
@@ -48,8 +48,8 @@ static int uffd_features(uint64_t *features)
 	return err;
 }
 
-static const uint64_t uf_need_wp = UFFD_FEATURE_PAGEFAULT_FLAG_WP | UFFD_FEATURE_WP_UNPOPULATED |
-				   UFFD_FEATURE_WP_HUGETLBFS_SHMEM;
+static const uint64_t uf_need_wp =
+    UFFD_FEATURE_PAGEFAULT_FLAG_WP | UFFD_FEATURE_WP_UNPOPULATED | UFFD_FEATURE_WP_HUGETLBFS_SHMEM;
 
 static int uf_probe_common(uint64_t need)
 {
@@ -95,8 +95,8 @@ static int uf_probe_async(void)
 static int uf_wp(struct uffd_priv *p, void *a, uint64_t len, uint64_t mode)
 {
 	struct uffdio_writeprotect wp = {
-		.range = {.start = (uintptr_t)a, .len = len},
-		.mode = mode,
+	    .range = {.start = (uintptr_t)a, .len = len},
+	    .mode = mode,
 	};
 
 	while (ioctl(p->uffd, UFFDIO_WRITEPROTECT, &wp) != 0) {
@@ -186,8 +186,8 @@ static int uf_init_common(sqb_dirty *d, bool async)
 	err = ioctl(p->uffd, UFFDIO_API, &api) ? -errno : 0;
 	for (unsigned i = 0; i < d->nranges && !err; i++) {
 		struct uffdio_register reg = {
-			.range = {.start = (uintptr_t)d->ranges[i].host, .len = d->ranges[i].len},
-			.mode = UFFDIO_REGISTER_MODE_WP,
+		    .range = {.start = (uintptr_t)d->ranges[i].host, .len = d->ranges[i].len},
+		    .mode = UFFDIO_REGISTER_MODE_WP,
 		};
 		err = ioctl(p->uffd, UFFDIO_REGISTER, &reg) ? -errno : 0;
 	}
@@ -284,21 +284,22 @@ static int uf_collect_async(sqb_dirty *d, uint64_t *bm)
 
 		while (start < end) {
 			struct pm_scan_arg a = {
-				.size = sizeof(a),
-				.flags = PM_SCAN_WP_MATCHING | PM_SCAN_CHECK_WPASYNC,
-				.start = start,
-				.end = end,
-				.vec = (uintptr_t)p->vec,
-				.vec_len = UF_SCAN_VEC,
-				.category_mask = PAGE_IS_WRITTEN,
-				.return_mask = PAGE_IS_WRITTEN,
+			    .size = sizeof(a),
+			    .flags = PM_SCAN_WP_MATCHING | PM_SCAN_CHECK_WPASYNC,
+			    .start = start,
+			    .end = end,
+			    .vec = (uintptr_t)p->vec,
+			    .vec_len = UF_SCAN_VEC,
+			    .category_mask = PAGE_IS_WRITTEN,
+			    .return_mask = PAGE_IS_WRITTEN,
 			};
 			long n = ioctl(p->pagemap, PAGEMAP_SCAN, &a);
 
 			if (n < 0)
 				return -errno;
 			for (long k = 0; k < n; k++) {
-				size_t g0 = r->first + ((p->vec[k].start - (uintptr_t)r->host) >> d->gshift);
+				size_t g0 = r->first +
+					    ((p->vec[k].start - (uintptr_t)r->host) >> d->gshift);
 				size_t g1 = r->first +
 					    ((p->vec[k].end - 1 - (uintptr_t)r->host) >> d->gshift);
 
@@ -337,25 +338,25 @@ static void uf_fini(sqb_dirty *d)
 }
 
 const struct sqb_dirty_ops sqb_dirty_uffd_wp_ops = {
-	.id = SQB_DIRTY_UFFD_WP,
-	.name = "uffd-wp",
-	.caps = SQB_DIRTY_SEES_GUEST | SQB_DIRTY_SEES_HOST | SQB_DIRTY_SEES_KERNEL,
-	.probe = uf_probe_wp,
-	.init = uf_init_wp,
-	.start = uf_start,
-	.collect = uf_collect_wp,
-	.stop = uf_stop,
-	.fini = uf_fini,
+    .id = SQB_DIRTY_UFFD_WP,
+    .name = "uffd-wp",
+    .caps = SQB_DIRTY_SEES_GUEST | SQB_DIRTY_SEES_HOST | SQB_DIRTY_SEES_KERNEL,
+    .probe = uf_probe_wp,
+    .init = uf_init_wp,
+    .start = uf_start,
+    .collect = uf_collect_wp,
+    .stop = uf_stop,
+    .fini = uf_fini,
 };
 
 const struct sqb_dirty_ops sqb_dirty_uffd_async_ops = {
-	.id = SQB_DIRTY_UFFD_ASYNC,
-	.name = "uffd-async",
-	.caps = SQB_DIRTY_SEES_GUEST | SQB_DIRTY_SEES_HOST | SQB_DIRTY_SEES_KERNEL,
-	.probe = uf_probe_async,
-	.init = uf_init_async,
-	.start = uf_start,
-	.collect = uf_collect_async,
-	.stop = uf_stop,
-	.fini = uf_fini,
+    .id = SQB_DIRTY_UFFD_ASYNC,
+    .name = "uffd-async",
+    .caps = SQB_DIRTY_SEES_GUEST | SQB_DIRTY_SEES_HOST | SQB_DIRTY_SEES_KERNEL,
+    .probe = uf_probe_async,
+    .init = uf_init_async,
+    .start = uf_start,
+    .collect = uf_collect_async,
+    .stop = uf_stop,
+    .fini = uf_fini,
 };

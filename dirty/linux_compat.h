@@ -16,8 +16,8 @@
 #endif
 
 #ifndef PAGEMAP_SCAN
-#define PAGE_IS_WPALLOWED (1ull << 0)
-#define PAGE_IS_WRITTEN   (1ull << 1)
+#define PAGE_IS_WPALLOWED     (1ull << 0)
+#define PAGE_IS_WRITTEN	      (1ull << 1)
 #define PM_SCAN_WP_MATCHING   (1ull << 0)
 #define PM_SCAN_CHECK_WPASYNC (1ull << 1)
 

@@ -36,20 +36,20 @@ extern "C" {
 typedef struct sqb_dirty sqb_dirty;
 
 enum sqb_dirty_backend {
-	SQB_DIRTY_AUTO = 0,       /* kvm if a vm fd is given, else uffd-async, uffd-wp, mprotect */
-	SQB_DIRTY_KVM = 1,        /* KVM_MEM_LOG_DIRTY_PAGES + KVM_GET/CLEAR_DIRTY_LOG */
-	SQB_DIRTY_UFFD_WP = 2,    /* userfaultfd write-protect, handler thread */
+	SQB_DIRTY_AUTO = 0,	  /* kvm if a vm fd is given, else uffd-async, uffd-wp, mprotect */
+	SQB_DIRTY_KVM = 1,	  /* KVM_MEM_LOG_DIRTY_PAGES + KVM_GET/CLEAR_DIRTY_LOG */
+	SQB_DIRTY_UFFD_WP = 2,	  /* userfaultfd write-protect, handler thread */
 	SQB_DIRTY_UFFD_ASYNC = 3, /* UFFD_FEATURE_WP_ASYNC + PAGEMAP_SCAN, no handler */
-	SQB_DIRTY_MPROTECT = 4,   /* PROT_READ + SIGSEGV re-grant */
+	SQB_DIRTY_MPROTECT = 4,	  /* PROT_READ + SIGSEGV re-grant */
 	SQB_DIRTY_SOFTDIRTY = 5,  /* /proc/self/clear_refs: probed, always refused */
-	SQB_DIRTY_EXIT = 6,       /* exit-driven (hvf): the vCPU loop reports write faults */
+	SQB_DIRTY_EXIT = 6,	  /* exit-driven (hvf): the vCPU loop reports write faults */
 	SQB_DIRTY_BACKEND_MAX_
 };
 
 /* Which writers a backend sees (sqb_dirty_caps). */
 enum sqb_dirty_cap {
-	SQB_DIRTY_SEES_GUEST = 1u << 0,  /* vCPU stores (through KVM's mappings) */
-	SQB_DIRTY_SEES_HOST = 1u << 1,   /* host threads storing through the range */
+	SQB_DIRTY_SEES_GUEST = 1u << 0,	 /* vCPU stores (through KVM's mappings) */
+	SQB_DIRTY_SEES_HOST = 1u << 1,	 /* host threads storing through the range */
 	SQB_DIRTY_SEES_KERNEL = 1u << 2, /* syscalls writing into the range, e.g. read() */
 };
 
@@ -73,13 +73,13 @@ struct sqb_dirty_range {
  * handler).  Returns 0 or -errno. */
 typedef int (*sqb_dirty_protect_fn)(void *ctx, uint64_t gpa, uint64_t len, int writable);
 
-#define SQB_DIRTY_OPTS_VERSION 1
+#define SQB_DIRTY_OPTS_VERSION	  1
 #define SQB_DIRTY_GRANULE_DEFAULT 4096u
 
 struct sqb_dirty_opts {
-	unsigned version;               /* SQB_DIRTY_OPTS_VERSION */
-	enum sqb_dirty_backend backend; /* SQB_DIRTY_AUTO picks, see above */
-	uint64_t granule;               /* power of two, 4 KiB .. 2 MiB; 0 = 4 KiB */
+	unsigned version;		      /* SQB_DIRTY_OPTS_VERSION */
+	enum sqb_dirty_backend backend;	      /* SQB_DIRTY_AUTO picks, see above */
+	uint64_t granule;		      /* power of two, 4 KiB .. 2 MiB; 0 = 4 KiB */
 	const struct sqb_dirty_range *ranges; /* copied; at most SQB_DIRTY_MAX_RANGES */
 	unsigned nranges;
 	int kvm_vm_fd; /* kvm backend: the caller's VM fd, -1 otherwise; not closed */
@@ -87,16 +87,19 @@ struct sqb_dirty_opts {
 	void *protect_ctx;
 };
 
-#define SQB_DIRTY_OPTS_INIT {SQB_DIRTY_OPTS_VERSION, SQB_DIRTY_AUTO, 0, NULL, 0, -1, NULL, NULL}
-#define SQB_DIRTY_MAX_RANGES 64
+#define SQB_DIRTY_OPTS_INIT                                                                        \
+	{                                                                                          \
+		SQB_DIRTY_OPTS_VERSION, SQB_DIRTY_AUTO, 0, NULL, 0, -1, NULL, NULL                 \
+	}
+#define SQB_DIRTY_MAX_RANGES		  64
 #define SQB_DIRTY_BITMAP_WORDS(ngranules) (((ngranules) + 63) / 64)
 
 struct sqb_dirty_stats {
-	uint64_t faults;      /* write faults handled (mprotect, uffd-wp, exit) */
-	uint64_t collects;    /* successful collects */
-	uint64_t reported;    /* granules reported by all collects so far */
-	uint64_t marked;      /* sqb_dirty_mark() calls */
-	uint64_t coarsened;   /* re-grants widened to survive vm.max_map_count */
+	uint64_t faults;	  /* write faults handled (mprotect, uffd-wp, exit) */
+	uint64_t collects;	  /* successful collects */
+	uint64_t reported;	  /* granules reported by all collects so far */
+	uint64_t marked;	  /* sqb_dirty_mark() calls */
+	uint64_t coarsened;	  /* re-grants widened to survive vm.max_map_count */
 	uint64_t last_collect_ns; /* duration of the latest collect */
 };
 

@@ -30,7 +30,7 @@ struct hx {
 	uint64_t gsz;
 	struct sqb_dirty_range ranges[2];
 	_Atomic uint64_t *written; /* granules written this epoch (set after the write) */
-	uint64_t *uni, *bm;        /* reported this epoch; scratch collect bitmap */
+	uint64_t *uni, *bm;	   /* reported this epoch; scratch collect bitmap */
 	pthread_barrier_t go, done;
 	atomic_uint running;
 	atomic_bool quit;
@@ -206,8 +206,9 @@ static void check_epoch(struct hx *h, unsigned epoch)
 
 		if (changed || (w && !u)) {
 			if (h->r->misses++ < 8 && !h->o->unmarked)
-				fprintf(stderr, "MISS epoch %u granule %zu: changed=%d written=%d\n",
-					epoch, g, changed, w);
+				fprintf(stderr,
+					"MISS epoch %u granule %zu: changed=%d written=%d\n", epoch,
+					g, changed, w);
 			memcpy(h->shadow + g * h->gsz, h->mem + g * h->gsz, h->gsz);
 		} else if (u && !w) {
 			h->r->over++;
@@ -226,7 +227,8 @@ static void child_writes(struct hx *h, unsigned epoch)
 
 	/* The child's copy diverges from ours; none of this may show up. */
 	for (int k = 0; k < 64; k++)
-		((volatile uint8_t *)h->mem)[(rnd(&seed) % h->o->pages) * 4096 + rnd(&seed) % 4096] ^= 0x5a;
+		((volatile uint8_t *)
+		     h->mem)[(rnd(&seed) % h->o->pages) * 4096 + rnd(&seed) % 4096] ^= 0x5a;
 	_exit(0);
 }
 
@@ -300,10 +302,10 @@ static int setup_memory(struct hx *h)
 		memset(h->mem + i, (int)(i / 4096), 4096);
 	for (unsigned i = 0; i < 2; i++) {
 		h->ranges[i] = (struct sqb_dirty_range){
-			.host = h->mem + i * h->half,
-			.gpa = off_to_gpa(h, i * h->half),
-			.len = h->half,
-			.kvm_slot = i + 1,
+		    .host = h->mem + i * h->half,
+		    .gpa = off_to_gpa(h, i * h->half),
+		    .len = h->half,
+		    .kvm_slot = i + 1,
 		};
 	}
 	return 0;
@@ -317,7 +319,9 @@ static int hx_protect(void *ctx, uint64_t gpa, uint64_t len, int writable)
 	struct hx *h = ctx;
 
 	return mprotect(h->mem + gpa_to_off(h, gpa), len,
-			writable ? PROT_READ | PROT_WRITE : PROT_READ) ? -errno : 0;
+			writable ? PROT_READ | PROT_WRITE : PROT_READ)
+		   ? -errno
+		   : 0;
 }
 
 static void hx_segv(int sig, siginfo_t *si, void *uc)
@@ -346,8 +350,8 @@ static void exit_backend_setup(struct hx *h, struct sqb_dirty_opts *opts)
 static int open_tracker(struct hx *h)
 {
 	struct sqb_dirty_opts opts = SQB_DIRTY_OPTS_INIT;
-	bool want_vm = h->o->backend == SQB_DIRTY_KVM ||
-		       (h->o->guest && (h->caps & SQB_DIRTY_SEES_GUEST));
+	bool want_vm =
+	    h->o->backend == SQB_DIRTY_KVM || (h->o->guest && (h->caps & SQB_DIRTY_SEES_GUEST));
 	int err;
 
 	if (want_vm) {

@@ -15,26 +15,26 @@
 struct hx_opts {
 	enum sqb_dirty_backend backend;
 	uint64_t granule;
-	unsigned pages;     /* 4 KiB pages of tracked memory (split in two ranges) */
-	unsigned threads;   /* host writer threads */
-	unsigned epochs;    /* check windows (each ends quiescent) */
-	unsigned writes;    /* writes per thread per epoch */
-	bool anon;          /* private anonymous memory (no alias mapping) */
-	bool kernel;        /* some writes are read() from a pipe into the range */
-	bool guest;         /* a tiny KVM guest writes pages too (if the backend sees guests) */
+	unsigned pages;	     /* 4 KiB pages of tracked memory (split in two ranges) */
+	unsigned threads;    /* host writer threads */
+	unsigned epochs;     /* check windows (each ends quiescent) */
+	unsigned writes;     /* writes per thread per epoch */
+	bool anon;	     /* private anonymous memory (no alias mapping) */
+	bool kernel;	     /* some writes are read() from a pipe into the range */
+	bool guest;	     /* a tiny KVM guest writes pages too (if the backend sees guests) */
 	unsigned fork_every; /* fork a writing child every N epochs (anon only), 0 = never */
-	bool unmarked;      /* negative control: alias writes skip sqb_dirty_mark */
+	bool unmarked;	     /* negative control: alias writes skip sqb_dirty_mark */
 	bool verbose;
 };
 
 struct hx_result {
 	uint64_t epochs, collects, racing_collects;
 	uint64_t host_writes, kernel_writes, alias_writes, guest_writes, child_writes;
-	uint64_t misses;   /* changed or written but never reported: must be 0 */
-	uint64_t over;     /* reported but never written */
-	uint64_t written;  /* granule-epochs written */
+	uint64_t misses;  /* changed or written but never reported: must be 0 */
+	uint64_t over;	  /* reported but never written */
+	uint64_t written; /* granule-epochs written */
 	struct sqb_dirty_stats stats;
-	char skip[160];    /* non-empty: could not run here, and why */
+	char skip[160]; /* non-empty: could not run here, and why */
 };
 
 /* 0 on a completed run (check r->misses), -ENOTSUP with r->skip filled when

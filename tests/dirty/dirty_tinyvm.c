@@ -10,19 +10,25 @@
 
 #include "dirty_tinyvm.h"
 
-#define CODE_GPA 0x1000
-#define LIST_GPA 0x2000
+#define CODE_GPA  0x1000
+#define LIST_GPA  0x2000
 #define EXIT_PORT 0x10
 
 /* mov edi,[esi]; inc byte [edi]; add esi,4; dec ecx; jnz loop; out 0x10,al; hlt */
-static const uint8_t guest_code[] = {0x8B, 0x3E, 0xFE, 0x07, 0x83, 0xC6, 0x04,
+static const uint8_t guest_code[] = {0x8B, 0x3E, 0xFE, 0x07, 0x83,	0xC6, 0x04,
 				     0x49, 0x75, 0xF6, 0xE6, EXIT_PORT, 0xF4};
 
 static int set_flat_mode(struct tinyvm *t)
 {
 	struct kvm_sregs s;
-	struct kvm_segment cs = {.base = 0, .limit = 0xffffffff, .selector = 8, .type = 11,
-				 .present = 1, .db = 1, .s = 1, .g = 1};
+	struct kvm_segment cs = {.base = 0,
+				 .limit = 0xffffffff,
+				 .selector = 8,
+				 .type = 11,
+				 .present = 1,
+				 .db = 1,
+				 .s = 1,
+				 .g = 1};
 	struct kvm_segment ds = cs;
 
 	if (ioctl(t->vcpu, KVM_GET_SREGS, &s) != 0)

@@ -99,12 +99,12 @@ static void test_bitmap_order_and_marks(void **state)
 	assert_int_equal(sqb_dirty_mark(d, 0x100000 + 69 * PG, 1), 0); /* before start: kept */
 	assert_int_equal(sqb_dirty_start(d), 0);
 	assert_int_equal(sqb_dirty_start(d), -SQB_ESTATE);
-	assert_int_equal(sqb_dirty_mark(d, 0x10000 + 2 * PG + 5, 1), 0);  /* range 1, g 2 */
-	assert_int_equal(sqb_dirty_mark(d, 0x100000 + PG - 1, 2), 0);    /* g 0 and 1 */
+	assert_int_equal(sqb_dirty_mark(d, 0x10000 + 2 * PG + 5, 1), 0); /* range 1, g 2 */
+	assert_int_equal(sqb_dirty_mark(d, 0x100000 + PG - 1, 2), 0);	 /* g 0 and 1 */
 	assert_int_equal(sqb_dirty_mark(d, 0x10000 + 3 * PG, 1), -SQB_ENOTFOUND);
 	assert_int_equal(sqb_dirty_mark(d, 0x10000 + 2 * PG, 2 * PG), -SQB_ENOTFOUND);
 	assert_int_equal(sqb_dirty_mark(d, 0, 0), 0);
-	assert_int_equal(sqb_dirty_fault(d, 0x10000), -ENOTSUP); /* not exit-driven */
+	assert_int_equal(sqb_dirty_fault(d, 0x10000), -ENOTSUP);    /* not exit-driven */
 	assert_int_equal(sqb_dirty_collect(d, bm, 1, &n), -EINVAL); /* too small */
 	assert_int_equal(sqb_dirty_collect(d, bm, 2, &n), 0);
 	assert_int_equal(n, 4);
@@ -118,7 +118,7 @@ static void test_bitmap_order_and_marks(void **state)
 	assert_int_equal(bm[1], 1);
 	assert_int_equal(sqb_dirty_stop(d), 0);
 	assert_int_equal(sqb_dirty_stop(d), -SQB_ESTATE);
-	m[0] = 1; /* writable again after stop */
+	m[0] = 1;				 /* writable again after stop */
 	assert_int_equal(sqb_dirty_start(d), 0); /* restart: clean */
 	assert_int_equal(sqb_dirty_collect(d, bm, 2, &n), 0);
 	assert_int_equal(n, 0);
@@ -319,16 +319,16 @@ static void test_exit_backend_protocol(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_open_rejects_bad_options),
-		cmocka_unit_test(test_bitmap_order_and_marks),
-		cmocka_unit_test(test_first_epoch_clean_mprotect),
-		cmocka_unit_test(test_first_epoch_clean_uffd_wp),
-		cmocka_unit_test(test_first_epoch_clean_uffd_async),
-		cmocka_unit_test(test_first_epoch_clean_kvm),
-		cmocka_unit_test(test_caps_are_honest),
-		cmocka_unit_test(test_soft_dirty_refused),
-		cmocka_unit_test(test_auto_prefers_async_then_wp_then_mprotect),
-		cmocka_unit_test(test_exit_backend_protocol),
+	    cmocka_unit_test(test_open_rejects_bad_options),
+	    cmocka_unit_test(test_bitmap_order_and_marks),
+	    cmocka_unit_test(test_first_epoch_clean_mprotect),
+	    cmocka_unit_test(test_first_epoch_clean_uffd_wp),
+	    cmocka_unit_test(test_first_epoch_clean_uffd_async),
+	    cmocka_unit_test(test_first_epoch_clean_kvm),
+	    cmocka_unit_test(test_caps_are_honest),
+	    cmocka_unit_test(test_soft_dirty_refused),
+	    cmocka_unit_test(test_auto_prefers_async_then_wp_then_mprotect),
+	    cmocka_unit_test(test_exit_backend_protocol),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

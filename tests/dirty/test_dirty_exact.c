@@ -32,14 +32,14 @@ static void run(const char *what, struct hx_opts *o)
 		"%s %s granule=%llu epochs=%llu collects=%llu (racing %llu) writes: host=%llu "
 		"kernel=%llu alias+mark=%llu guest=%llu child=%llu | written=%llu missed=%llu "
 		"over=%llu faults=%llu coarsened=%llu\n",
-		sqb_dirty_backend_name(backend), what, (unsigned long long)(o->granule ? o->granule : 4096),
-		(unsigned long long)r.epochs, (unsigned long long)r.collects,
-		(unsigned long long)r.racing_collects, (unsigned long long)r.host_writes,
-		(unsigned long long)r.kernel_writes, (unsigned long long)r.alias_writes,
-		(unsigned long long)r.guest_writes, (unsigned long long)r.child_writes,
-		(unsigned long long)r.written, (unsigned long long)r.misses,
-		(unsigned long long)r.over, (unsigned long long)r.stats.faults,
-		(unsigned long long)r.stats.coarsened);
+		sqb_dirty_backend_name(backend), what,
+		(unsigned long long)(o->granule ? o->granule : 4096), (unsigned long long)r.epochs,
+		(unsigned long long)r.collects, (unsigned long long)r.racing_collects,
+		(unsigned long long)r.host_writes, (unsigned long long)r.kernel_writes,
+		(unsigned long long)r.alias_writes, (unsigned long long)r.guest_writes,
+		(unsigned long long)r.child_writes, (unsigned long long)r.written,
+		(unsigned long long)r.misses, (unsigned long long)r.over,
+		(unsigned long long)r.stats.faults, (unsigned long long)r.stats.coarsened);
 	assert_int_equal(err, 0);
 	assert_int_equal(r.epochs, o->epochs);
 	assert_true(r.written > 0); /* the harness really wrote */
@@ -48,16 +48,20 @@ static void run(const char *what, struct hx_opts *o)
 
 static void test_threads_kernel_alias_guest_4k(void **state)
 {
-	struct hx_opts o = {.pages = 1024, .threads = 3, .writes = 48, .kernel = true,
-			    .guest = true};
+	struct hx_opts o = {
+	    .pages = 1024, .threads = 3, .writes = 48, .kernel = true, .guest = true};
 	(void)state;
 	run("threads+kernel+alias+guest", &o);
 }
 
 static void test_granule_16k(void **state)
 {
-	struct hx_opts o = {.granule = 16384, .pages = 1024, .threads = 2, .writes = 48,
-			    .kernel = true, .guest = true};
+	struct hx_opts o = {.granule = 16384,
+			    .pages = 1024,
+			    .threads = 2,
+			    .writes = 48,
+			    .kernel = true,
+			    .guest = true};
 	(void)state;
 	o.epochs = epochs / 4 + 1;
 	run("16k", &o);
@@ -65,8 +69,12 @@ static void test_granule_16k(void **state)
 
 static void test_granule_2m(void **state)
 {
-	struct hx_opts o = {.granule = 2u << 20, .pages = 2048, .threads = 2, .writes = 48,
-			    .kernel = true, .guest = true};
+	struct hx_opts o = {.granule = 2u << 20,
+			    .pages = 2048,
+			    .threads = 2,
+			    .writes = 48,
+			    .kernel = true,
+			    .guest = true};
 	(void)state;
 	o.epochs = epochs / 4 + 1;
 	run("2m", &o);
@@ -74,8 +82,12 @@ static void test_granule_2m(void **state)
 
 static void test_anon_with_fork(void **state)
 {
-	struct hx_opts o = {.anon = true, .pages = 1024, .threads = 2, .writes = 48,
-			    .kernel = true, .fork_every = 8};
+	struct hx_opts o = {.anon = true,
+			    .pages = 1024,
+			    .threads = 2,
+			    .writes = 48,
+			    .kernel = true,
+			    .fork_every = 8};
 	(void)state;
 	if (backend == SQB_DIRTY_KVM)
 		skip(); /* the guest writer and fork are covered elsewhere */
@@ -87,8 +99,12 @@ static void test_anon_with_fork(void **state)
  * are not marked are invisible to every backend and must count as misses. */
 static void test_harness_detects_unmarked_writes(void **state)
 {
-	struct hx_opts o = {.pages = 256, .threads = 2, .writes = 48, .unmarked = true,
-			    .epochs = 20, .backend = backend};
+	struct hx_opts o = {.pages = 256,
+			    .threads = 2,
+			    .writes = 48,
+			    .unmarked = true,
+			    .epochs = 20,
+			    .backend = backend};
 	struct hx_result r;
 
 	(void)state;
@@ -101,16 +117,17 @@ static void test_harness_detects_unmarked_writes(void **state)
 int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_threads_kernel_alias_guest_4k),
-		cmocka_unit_test(test_granule_16k),
-		cmocka_unit_test(test_granule_2m),
-		cmocka_unit_test(test_anon_with_fork),
-		cmocka_unit_test(test_harness_detects_unmarked_writes),
+	    cmocka_unit_test(test_threads_kernel_alias_guest_4k),
+	    cmocka_unit_test(test_granule_16k),
+	    cmocka_unit_test(test_granule_2m),
+	    cmocka_unit_test(test_anon_with_fork),
+	    cmocka_unit_test(test_harness_detects_unmarked_writes),
 	};
 	unsigned caps;
 
 	if (argc < 2) {
-		fprintf(stderr, "usage: %s kvm|uffd-wp|uffd-async|mprotect|exit [epochs]\n", argv[0]);
+		fprintf(stderr, "usage: %s kvm|uffd-wp|uffd-async|mprotect|exit [epochs]\n",
+			argv[0]);
 		return 2;
 	}
 	for (int b = 1; b < SQB_DIRTY_BACKEND_MAX_; b++)

@@ -67,8 +67,12 @@ static void *use_up_vmas(size_t *len)
 
 static void test_scattered_writes_at_vma_limit(void **state)
 {
-	struct hx_opts o = {.backend = SQB_DIRTY_MPROTECT, .pages = 16384, .threads = 2,
-			    .epochs = 40, .writes = 3000, .kernel = true};
+	struct hx_opts o = {.backend = SQB_DIRTY_MPROTECT,
+			    .pages = 16384,
+			    .threads = 2,
+			    .epochs = 40,
+			    .writes = 3000,
+			    .kernel = true};
 	struct hx_result r;
 	size_t len = 0;
 	void *hog;
@@ -92,7 +96,7 @@ static void test_scattered_writes_at_vma_limit(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_scattered_writes_at_vma_limit),
+	    cmocka_unit_test(test_scattered_writes_at_vma_limit),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
