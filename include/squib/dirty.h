@@ -11,7 +11,7 @@
  *   word 0 of uint64_t[]: bit 0 = g0, bit 1 = g1, ... bit 63 = g63;
  *   word 1: bit 0 = g64 ...            (bit i is word i/64, bit i%64, LSB first)
  *
- *   start ──> epoch 1 ──collect──> epoch 2 ──collect──> ... ──stop
+ *   start --> epoch 1 --collect--> epoch 2 --collect--> ... --stop
  *
  * An epoch is the time between two collects.  A collect atomically drains
  * everything written since the previous one and re-arms: a write that races
