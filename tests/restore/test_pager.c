@@ -1,0 +1,416 @@
+/* squib-pager end to end, with this test as the VMM: it maps guest memory,
+ * registers a userfaultfd, sends Firecracker's Uffd handshake, then reads
+ * pages from threads and from the kernel.  Also: malformed handshakes are
+ * refused with a clear message, and a killed pager never yields zero pages. */
+#include <poll.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <cmocka.h>
+
+#include "pager_proto.h"
+#include "rs_test_util.h"
+
+#define S0 (2u << 20)
+#define S1 ((1u << 20) + 8192)
+
+static const char *pager_bin;
+static char tmpdir[64];
+static struct rt_snap full, chain;
+
+static void sleep_ms(int ms)
+{
+	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
+
+	nanosleep(&ts, NULL);
+}
+
+struct pager {
+	pid_t pid;
+	int err_fd; /* its stderr */
+	int sock;
+	char path[128];
+};
+
+static void pager_start(struct pager *p, const char *snap, const char *extra)
+{
+	int e[2];
+
+	snprintf(p->path, sizeof(p->path), "%s/pager.sock", tmpdir);
+	unlink(p->path);
+	assert_int_equal(pipe(e), 0);
+	p->pid = fork();
+	assert_true(p->pid >= 0);
+	if (!p->pid) {
+		dup2(e[1], 2);
+		close(e[0]);
+		if (extra)
+			execl(pager_bin, pager_bin, extra, p->path, snap, (char *)NULL);
+		else
+			execl(pager_bin, pager_bin, p->path, snap, (char *)NULL);
+		_exit(127);
+	}
+	close(e[1]);
+	p->err_fd = e[0];
+	p->sock = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	for (int i = 0; i < 500; i++) {
+		struct sockaddr_un sa = { .sun_family = AF_UNIX };
+
+		strcpy(sa.sun_path, p->path);
+		if (!connect(p->sock, (struct sockaddr *)&sa, sizeof(sa)))
+			return;
+		sleep_ms(10);
+	}
+	fail_msg("squib-pager did not listen on %s", p->path);
+}
+
+/* Wait for exit; return its status and its stderr in buf. */
+static int pager_finish(struct pager *p, char *buf, size_t cap)
+{
+	int status;
+	ssize_t n, got = 0;
+
+	close(p->sock);
+	assert_int_equal(waitpid(p->pid, &status, 0), p->pid);
+	while (got < (ssize_t)cap - 1 && (n = read(p->err_fd, buf + got, cap - 1 - (size_t)got)) > 0)
+		got += n;
+	buf[got] = 0;
+	close(p->err_fd);
+	return status;
+}
+
+struct vmm {
+	uint8_t *mem[2];
+	int uffd;
+};
+
+static void vmm_setup(struct vmm *v)
+{
+	struct uffdio_api api = { .api = UFFD_API, .features = UFFD_FEATURE_EVENT_REMOVE };
+	uint64_t size[2] = { S0, S1 };
+
+	v->uffd = (int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
+	assert_true(v->uffd >= 0);
+	assert_int_equal(ioctl(v->uffd, UFFDIO_API, &api), 0);
+	for (int r = 0; r < 2; r++) {
+		struct uffdio_register reg = { .mode = UFFDIO_REGISTER_MODE_MISSING };
+
+		v->mem[r] = mmap(NULL, size[r], PROT_READ | PROT_WRITE,
+				 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+		assert_true(v->mem[r] != MAP_FAILED);
+		reg.range.start = (uintptr_t)v->mem[r];
+		reg.range.len = size[r];
+		assert_int_equal(ioctl(v->uffd, UFFDIO_REGISTER, &reg), 0);
+	}
+}
+
+static void vmm_handshake(struct vmm *v, struct pager *p)
+{
+	struct sqb_pager_map m[2] = {
+		{ (uintptr_t)v->mem[0], S0, 0, 4096 },
+		{ (uintptr_t)v->mem[1], S1, S0, 4096 },
+	};
+
+	assert_int_equal(sqb_pager_send(p->sock, m, 2, v->uffd), 0);
+}
+
+static void vmm_free(struct vmm *v)
+{
+	munmap(v->mem[0], S0);
+	munmap(v->mem[1], S1);
+	close(v->uffd);
+}
+
+struct reader {
+	struct vmm *v;
+	struct rt_snap *t;
+	uint64_t seed;
+	atomic_int bad;
+	int kernel;
+};
+
+static void *reader_main(void *arg)
+{
+	struct reader *rd = arg;
+	uint8_t buf[4096];
+	int pfd[2];
+
+	if (pipe(pfd))
+		return NULL;
+	for (int i = 0; i < 1500; i++) {
+		uint64_t x = sqbt_rand(&rd->seed);
+		int r = (int)(x & 1);
+		uint64_t p = (x >> 1) % ((r ? S1 : S0) / 4096);
+		const uint8_t *src = rd->v->mem[r] + p * 4096;
+
+		if (rd->kernel) {
+			if (write(pfd[1], src, 4096) != 4096 || read(pfd[0], buf, 4096) != 4096)
+				atomic_fetch_add(&rd->bad, 1);
+			src = buf;
+		}
+		if (memcmp(src, rd->t->ref[r] + p * 4096, 4096))
+			atomic_fetch_add(&rd->bad, 1);
+	}
+	close(pfd[0]);
+	close(pfd[1]);
+	return NULL;
+}
+
+static void serve_one(struct rt_snap *t)
+{
+	struct pager p;
+	struct vmm v;
+	struct reader rd[3];
+	pthread_t th[3];
+	char err[4096];
+	int status;
+
+	vmm_setup(&v);
+	pager_start(&p, t->path[t->depth], NULL);
+	vmm_handshake(&v, &p);
+	for (int i = 0; i < 3; i++) {
+		rd[i] = (struct reader){ &v, t, 100 + (uint64_t)i, 0, i == 2 };
+		assert_int_equal(pthread_create(&th[i], NULL, reader_main, &rd[i]), 0);
+	}
+	for (int i = 0; i < 3; i++) {
+		pthread_join(th[i], NULL);
+		assert_int_equal(atomic_load(&rd[i].bad), 0);
+	}
+	assert_memory_equal(v.mem[0], t->ref[0], S0);
+	assert_memory_equal(v.mem[1], t->ref[1], S1);
+	/* balloon-style REMOVE through the pager: the page then reads zero */
+	assert_int_equal(madvise(v.mem[0] + 4096 * 9, 4096, MADV_DONTNEED), 0);
+	for (int i = 0; i < 4096; i++)
+		assert_int_equal(v.mem[0][4096 * 9 + i], 0);
+	assert_memory_equal(v.mem[0] + 4096 * 10, t->ref[0] + 4096 * 10, 4096);
+	status = pager_finish(&p, err, sizeof(err));
+	assert_true(WIFEXITED(status));
+	if (WEXITSTATUS(status))
+		fail_msg("pager exited %d: %s", WEXITSTATUS(status), err);
+	assert_non_null(strstr(err, "serving 2 mapping(s)"));
+	vmm_free(&v);
+}
+
+static void test_pager_serves_full_snapshot(void **state)
+{
+	(void)state;
+	serve_one(&full);
+}
+
+static void test_pager_serves_diff_chain(void **state)
+{
+	(void)state;
+	serve_one(&chain);
+}
+
+/* Send raw bytes (and maybe the fd); the pager must exit 2 saying why. */
+static void malformed(const char *json, int with_fd, const char *want)
+{
+	struct pager p;
+	struct vmm v;
+	char err[4096];
+	int status;
+	union {
+		struct cmsghdr h;
+		char b[CMSG_SPACE(sizeof(int))];
+	} c;
+	struct iovec iov = { (void *)json, strlen(json) };
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
+
+	vmm_setup(&v);
+	pager_start(&p, full.path[0], NULL);
+	if (with_fd) {
+		memset(c.b, 0, sizeof(c.b));
+		mh.msg_control = c.b;
+		mh.msg_controllen = sizeof(c.b);
+		c.h.cmsg_level = SOL_SOCKET;
+		c.h.cmsg_type = SCM_RIGHTS;
+		c.h.cmsg_len = CMSG_LEN(sizeof(int));
+		memcpy(CMSG_DATA(&c.h), &v.uffd, sizeof(int));
+	}
+	assert_int_equal(sendmsg(p.sock, &mh, MSG_NOSIGNAL), (ssize_t)strlen(json));
+	status = pager_finish(&p, err, sizeof(err));
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 2);
+	if (!strstr(err, want))
+		fail_msg("expected \"%s\" in: %s", want, err);
+	vmm_free(&v);
+}
+
+static void test_pager_refuses_malformed_handshakes(void **state)
+{
+	char buf[512];
+
+	(void)state;
+	malformed("this is not json", 1, "malformed handshake: not JSON");
+	malformed("[{\"base_host_virt_addr\":4096,\"size\":4096,\"offset\":0,\"page_size\":4096}]", 0,
+		  "no userfaultfd passed");
+	malformed("{\"base_host_virt_addr\":4096}", 1, "expected a JSON array");
+	malformed("[{\"base_host_virt_addr\":4096,\"offset\":0,\"page_size\":4096}]", 1,
+		  "missing \"size\"");
+	malformed("[{\"base_host_virt_addr\":4096,\"size\":4096,\"offset\":0,\"page_size\":2097152}]",
+		  1, "page size 2097152 not supported");
+	malformed("[{\"base_host_virt_addr\":4096,\"size\":4096,\"offset\":0,"
+		  "\"page_size\":4096,\"page_size_kib\":8}]",
+		  1, "disagree");
+	malformed("[{\"base_host_virt_addr\":-4096,\"size\":4096,\"offset\":0,\"page_size\":4096}]", 1,
+		  "not a non-negative integer");
+	snprintf(buf, sizeof(buf),
+		 "[{\"base_host_virt_addr\":4096,\"size\":8192,\"offset\":%u,\"page_size\":4096}]",
+		 S0 - 4096);
+	malformed(buf, 1, "crosses the end of region 0");
+	malformed("[{\"base_host_virt_addr\":4096,\"size\":4096,\"offset\":1099511627776,"
+		  "\"page_size\":4096}]",
+		  1, "beyond the snapshot");
+}
+
+struct kread {
+	const uint8_t *addr;
+	uint8_t out[4096];
+	atomic_int done;
+	int result;
+};
+
+static void *kread_main(void *arg)
+{
+	struct kread *k = arg;
+	int pfd[2];
+
+	if (pipe(pfd))
+		return NULL;
+	k->result = (int)write(pfd[1], k->addr, 4096);
+	if (k->result == 4096 && read(pfd[0], k->out, 4096) != 4096)
+		k->result = -2;
+	atomic_store(&k->done, 1);
+	close(pfd[0]);
+	close(pfd[1]);
+	return NULL;
+}
+
+/* The pager dies mid-restore: faults on pages it never served stay blocked
+ * (the VMM holds the uffd, sees the hang-up and can act), never zero. */
+static void test_killed_pager_gives_no_zero_pages(void **state)
+{
+	struct pager p;
+	struct vmm v;
+	struct kread k = { 0 };
+	pthread_t th;
+	struct pollfd pf;
+	int status;
+	const uint64_t page = 200; /* region 0, with data */
+	struct uffdio_copy cp;
+
+	(void)state;
+	vmm_setup(&v);
+	pager_start(&p, full.path[0], "--no-fill");
+	vmm_handshake(&v, &p);
+	assert_memory_equal(v.mem[0], full.ref[0], 4096); /* served */
+	kill(p.pid, SIGKILL);
+	assert_int_equal(waitpid(p.pid, &status, 0), p.pid);
+	assert_true(WIFSIGNALED(status));
+	/* the VMM learns about it from the socket */
+	pf = (struct pollfd){ p.sock, POLLIN | POLLRDHUP, 0 };
+	assert_int_equal(poll(&pf, 1, 2000), 1);
+	assert_true(pf.revents & (POLLHUP | POLLRDHUP));
+	/* a kernel access to an unserved page blocks instead of reading zeros */
+	assert_false(memcmp(full.ref[0] + page * 4096, (uint8_t[4096]){ 0 }, 4096) == 0);
+	k.addr = v.mem[0] + page * 4096;
+	assert_int_equal(pthread_create(&th, NULL, kread_main, &k), 0);
+	sleep_ms(300);
+	assert_int_equal(atomic_load(&k.done), 0);
+	/* the VMM (or a new pager) serves it: the reader gets the right bytes */
+	cp = (struct uffdio_copy){ .dst = (uintptr_t)k.addr,
+				   .src = (uintptr_t)(full.ref[0] + page * 4096), .len = 4096 };
+	assert_int_equal(ioctl(v.uffd, UFFDIO_COPY, &cp), 0);
+	pthread_join(th, NULL);
+	assert_int_equal(k.result, 4096);
+	assert_memory_equal(k.out, full.ref[0] + page * 4096, 4096);
+	close(p.sock);
+	close(p.err_fd);
+	vmm_free(&v);
+}
+
+static void test_handshake_parser(void **state)
+{
+	struct sqb_pager_map *m;
+	unsigned int n;
+	char why[256];
+
+	(void)state;
+	assert_int_equal(sqb_pager_parse("[{\"base_host_virt_addr\":140000000000000,\"size\":65536,"
+					 "\"offset\":4096,\"page_size_kib\":4}]",
+					 strlen("[{\"base_host_virt_addr\":140000000000000,\"size\":"
+						"65536,\"offset\":4096,\"page_size_kib\":4}]"),
+					 &m, &n, why, sizeof(why)),
+			 0);
+	assert_int_equal(n, 1);
+	assert_int_equal(m[0].base_host_virt_addr, 140000000000000ull);
+	assert_int_equal(m[0].page_size, 4096);
+	free(m);
+	assert_int_equal(sqb_pager_parse("[]", 2, &m, &n, why, sizeof(why)), -EINVAL);
+	assert_int_equal(sqb_pager_parse("[1]", 3, &m, &n, why, sizeof(why)), -EINVAL);
+	assert_non_null(strstr(why, "not an object"));
+	assert_int_equal(sqb_pager_parse("[{\"a\":1}\0]", 10, &m, &n, why, sizeof(why)), -EINVAL);
+	assert_int_equal(sqb_pager_parse("[{\"base_host_virt_addr\":1,\"size\":4096,\"offset\":0,"
+					 "\"page_size\":4096}]",
+					 strlen("[{\"base_host_virt_addr\":1,\"size\":4096,\"offset\":"
+						"0,\"page_size\":4096}]"),
+					 &m, &n, why, sizeof(why)),
+			 -EINVAL);
+	assert_non_null(strstr(why, "not page-aligned"));
+}
+
+static int setup(void **state)
+{
+	(void)state;
+	snprintf(tmpdir, sizeof(tmpdir), "%s/sqb-rp-XXXXXX",
+		 access("/dev/shm", W_OK) ? "/tmp" : "/dev/shm");
+	if (!mkdtemp(tmpdir))
+		return -1;
+	signal(SIGPIPE, SIG_IGN);
+	if (rt_make(&full, tmpdir, "f", SQB_CODEC_ZSTD, 0, S0, S1, 31) ||
+	    rt_make(&chain, tmpdir, "c", SQB_CODEC_LZ4, 3, S0, S1, 32))
+		return -1;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	char cmd[128];
+
+	(void)state;
+	rt_free(&full);
+	rt_free(&chain);
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", tmpdir);
+	return system(cmd);
+}
+
+int main(int argc, char **argv)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_handshake_parser),
+		cmocka_unit_test(test_pager_serves_full_snapshot),
+		cmocka_unit_test(test_pager_serves_diff_chain),
+		cmocka_unit_test(test_pager_refuses_malformed_handshakes),
+		cmocka_unit_test(test_killed_pager_gives_no_zero_pages),
+	};
+
+	if (argc < 2) {
+		fprintf(stderr, "usage: test_pager PATH-TO-squib-pager\n");
+		return 2;
+	}
+	pager_bin = argv[1];
+	if (!rt_uffd_usable()) {
+		fprintf(stderr, "skipped: userfaultfd with EVENT_REMOVE unavailable\n");
+		return 77;
+	}
+	return cmocka_run_group_tests(tests, setup, teardown);
+}
