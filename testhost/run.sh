@@ -19,13 +19,15 @@
 #   --log FILE       keep the full serial log there
 #   --mem M --smp N  test host size (default 4G, 2)
 #   --quiet          print only the test's own output (default adds progress)
+#   --auto           run SCRIPT directly on this machine when its /dev/kvm is
+#                    hardware KVM (not PVM); SQB_TESTHOST=always|never overrides
 # Exit status: the test's own status; 124 timeout; 125 the test host failed
 # (no exit marker: QEMU error, kernel panic); 2 usage.
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo=$(dirname "$here")
-timeout=300 mem=4G smp=2 log="" quiet=0 vmlinux=1
+timeout=300 mem=4G smp=2 log="" quiet=0 vmlinux=1 auto=0
 bins=() files=()
 while [ $# -gt 0 ]; do
 	case "$1" in
@@ -37,6 +39,7 @@ while [ $# -gt 0 ]; do
 	--mem) mem=$2; shift 2 ;;
 	--smp) smp=$2; shift 2 ;;
 	--quiet) quiet=1; shift ;;
+	--auto) auto=1; shift ;;
 	--) shift; break ;;
 	-*) echo "testhost: unknown option $1" >&2; exit 2 ;;
 	*) break ;;
@@ -47,6 +50,30 @@ script=$1
 shift
 say() { [ "$quiet" = 1 ] || echo "testhost: $*" >&2; }
 fail() { echo "testhost: error: $*" >&2; exit 125; }
+
+# Hardware KVM (Intel VT-x / AMD-V) runs Linux guests directly; PVM cannot.
+hw_kvm() {
+	[ -c /dev/kvm ] && [ -r /dev/kvm ] && [ -w /dev/kvm ] && [ ! -d /sys/module/kvm_pvm ] &&
+		grep -qwE 'vmx|svm' /proc/cpuinfo
+}
+mode=${SQB_TESTHOST:-}
+if [ -z "$mode" ]; then
+	mode=always
+	[ "$auto" = 1 ] && hw_kvm && mode=never
+fi
+if [ "$mode" = never ]; then
+	[ -f "$script" ] || fail "no such test script: $script"
+	guest=$("$repo/guest/build-guest.sh" --quiet) || fail "guest kit build failed"
+	direct=$(mktemp -d "${TMPDIR:-/tmp}/sqb-direct.XXXXXX")
+	trap 'rm -rf "$direct"' EXIT
+	for b in "${bins[@]+"${bins[@]}"}"; do ln -s "$(cd "$(dirname "$b")" && pwd)/$(basename "$b")" "$direct/"; done
+	say "hardware KVM here: running $script directly (no test host)"
+	set +e
+	PATH=$direct:$PATH SQB_GUEST_DIR=$guest timeout -k 5 "$timeout" "$script" "$@"
+	rc=$?
+	[ $rc = 124 ] && echo "testhost: timed out after ${timeout}s" >&2
+	exit $rc
+fi
 
 command -v qemu-system-x86_64 >/dev/null ||
 	fail "qemu-system-x86_64 not found (package qemu-system-x86; scripts/deps.sh installs it)"

@@ -5,6 +5,9 @@
 # command in the guest over the serial console, pauses and resumes it (the
 # guest's counter stops, then continues without a gap) and shuts it down with
 # SendCtrlAltDel.  Prints PASS/FAIL lines and SQUIB-BOOT-TIME lines.
+# Runs directly (testhost/run.sh --auto) where /dev/kvm is hardware KVM.
+G=${SQB_GUEST_DIR:-/guest}
+T=$(mktemp -d)
 fail=0
 pass() { echo "PASS: $*"; }
 bad() { echo "FAIL: $*"; fail=1; }
@@ -12,10 +15,10 @@ now() { read -r t _ </proc/uptime; echo "$t"; }
 
 api() { # api METHOD PATH [JSON] -> prints the HTTP status code
 	if [ -n "${3:-}" ]; then
-		curl -s -o /tmp/api.out -w '%{http_code}' --unix-socket "$sock" -X "$1" \
+		curl -s -o $T/api.out -w '%{http_code}' --unix-socket "$sock" -X "$1" \
 			-H 'Content-Type: application/json' -d "$3" "http://localhost$2"
 	else
-		curl -s -o /tmp/api.out -w '%{http_code}' --unix-socket "$sock" -X "$1" \
+		curl -s -o $T/api.out -w '%{http_code}' --unix-socket "$sock" -X "$1" \
 			"http://localhost$2"
 	fi
 }
@@ -34,7 +37,7 @@ counters() { grep -o 'SQUIB-COUNTER [0-9]*' "$log" | awk '{print $2}'; }
 
 run_case() { # run_case NAME KERNEL VCPUS
 	name=$1 kernel=$2 vcpus=$3
-	sock=/tmp/$name.sock log=/tmp/$name.log fifo=/tmp/$name.in
+	sock=$T/$name.sock log=$T/$name.log fifo=$T/$name.in
 	rm -f "$sock" "$fifo"
 	mkfifo "$fifo"
 	t0=$(now)
@@ -49,11 +52,11 @@ run_case() { # run_case NAME KERNEL VCPUS
 	args="$args i8042.dumbkbd quiet sqb.run=counter:200"
 	c1=$(api PUT /machine-config "{\"vcpu_count\": $vcpus, \"mem_size_mib\": 256}")
 	c2=$(api PUT /boot-source "{\"kernel_image_path\": \"$kernel\",
-		\"initrd_path\": \"/guest/initramfs.cpio.gz\", \"boot_args\": \"$args\"}")
+		\"initrd_path\": \"$G/initramfs.cpio.gz\", \"boot_args\": \"$args\"}")
 	t1=$(now)
 	c3=$(api PUT /actions '{"action_type": "InstanceStart"}')
 	[ "$c1$c2$c3" = 204204204 ] && pass "$name: API configure + InstanceStart" ||
-		{ bad "$name: API answered $c1 $c2 $c3: $(cat /tmp/api.out)"; }
+		{ bad "$name: API answered $c1 $c2 $c3: $(cat $T/api.out)"; }
 
 	if wait_for 'SQUIB-READY' "$log" 120; then
 		t2=$(now)
@@ -76,7 +79,7 @@ run_case() { # run_case NAME KERNEL VCPUS
 
 	wait_for 'SQUIB-COUNTER 3' "$log" 30 || bad "$name: counter not running"
 	c=$(api PATCH /vm '{"state": "Paused"}')
-	[ "$c" = 204 ] || bad "$name: pause answered $c $(cat /tmp/api.out)"
+	[ "$c" = 204 ] || bad "$name: pause answered $c $(cat $T/api.out)"
 	sleep 0.5
 	n1=$(counters | wc -l)
 	sleep 2
@@ -84,14 +87,14 @@ run_case() { # run_case NAME KERNEL VCPUS
 	[ "$n1" = "$n2" ] && pass "$name: counter stopped while paused" ||
 		bad "$name: counter moved while paused ($n1 -> $n2)"
 	c=$(api PATCH /vm '{"state": "Resumed"}')
-	[ "$c" = 204 ] || bad "$name: resume answered $c $(cat /tmp/api.out)"
+	[ "$c" = 204 ] || bad "$name: resume answered $c $(cat $T/api.out)"
 	wait_for "SQUIB-COUNTER $((n2 + 2))$" "$log" 30 &&
 		pass "$name: counter continues after resume" || bad "$name: counter after resume"
 	counters | awk 'NR > 1 && $1 != prev + 1 { gap = 1 } { prev = $1 } END { exit gap }' &&
 		pass "$name: counter has no gap" || bad "$name: counter has a gap"
 
 	c=$(api PUT /actions '{"action_type": "SendCtrlAltDel"}')
-	[ "$c" = 204 ] || bad "$name: SendCtrlAltDel answered $c $(cat /tmp/api.out)"
+	[ "$c" = 204 ] || bad "$name: SendCtrlAltDel answered $c $(cat $T/api.out)"
 	i=0
 	while kill -0 "$pid" 2>/dev/null && [ $i -lt 300 ]; do sleep 0.1; i=$((i + 1)); done
 	if kill -0 "$pid" 2>/dev/null; then
@@ -110,6 +113,7 @@ run_case() { # run_case NAME KERNEL VCPUS
 command -v squib >/dev/null || { echo "FAIL: squib not in the test host"; exit 1; }
 command -v curl >/dev/null || { echo "FAIL: curl not in the test host"; exit 1; }
 [ -c /dev/kvm ] || { echo "FAIL: no /dev/kvm in the test host"; exit 1; }
-run_case bz1 /guest/vmlinuz 1
-[ -f /guest/vmlinux ] && run_case pvh2 /guest/vmlinux 2
+run_case bz1 $G/vmlinuz 1
+[ -f $G/vmlinux ] && run_case pvh2 $G/vmlinux 2
+rm -rf "$T"
 exit $fail

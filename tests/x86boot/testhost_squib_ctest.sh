@@ -9,5 +9,5 @@ if [ -z "$squib" ] || [ ! -x "$squib" ]; then
 	exit 77
 fi
 curl=$(command -v curl) || { echo "curl not found (scripts/deps.sh installs it)" >&2; exit 1; }
-exec bash "$here/../../testhost/run.sh" --timeout 330 --bin "$squib" --bin "$curl" \
+exec bash "$here/../../testhost/run.sh" --auto --timeout 330 --bin "$squib" --bin "$curl" \
 	"$here/testhost_squib.sh"
