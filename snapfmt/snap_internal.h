@@ -105,6 +105,11 @@ static inline int all_zero(const void *p, size_t n)
 	return 1;
 }
 
+/* Ask the kernel to start writing [off, off+len) of fd back to disk, without
+ * waiting (a hint; a no-op where unsupported). */
+#define SQB_WRITEBACK_STEP (8u << 20)
+void sqb_start_writeback(int fd, uint64_t off, uint64_t len);
+
 /* Fast test of a whole page (len multiple of 64) for zero bytes. */
 int sqb_page_is_zero(const void *p, size_t len);
 
@@ -164,6 +169,11 @@ int sqb_codec_decompress(enum sqb_codec c, const void *src, size_t n, void *dst,
 
 uint64_t sqb_xxh64(const void *p, size_t n);
 void sqb_xxh128(const void *a, size_t alen, const void *b, size_t blen, struct sqb_digest *out);
+
+/* Verify the checksum of a RAW/COMPRESSED extent and decode it into
+ * per-thread scratch (snap_read.c).  Thread-safe. */
+int sqb_extent_check(sqb_snap *s, unsigned int r, const struct sqb_extent *e,
+		     struct sqb_diag *diag);
 
 /* Validate one record list / kv list / device / wset section body. */
 int sqb_records_parse(const uint8_t *p, size_t len, struct sqb_record **recs, unsigned int *n,

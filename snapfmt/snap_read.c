@@ -92,6 +92,18 @@ static int decode_stored(sqb_snap *s, unsigned int r, const struct sqb_extent *e
 	return 0;
 }
 
+/* Verify and decode one RAW or COMPRESSED extent into this thread's
+ * scratch: the building block of a (parallel) full verification. */
+int sqb_extent_check(sqb_snap *s, unsigned int r, const struct sqb_extent *e,
+		     struct sqb_diag *diag)
+{
+	struct scratch *sc = scratch_get();
+
+	if (!sc)
+		return -ENOMEM;
+	return decode_stored(s, r, e, sc->out, diag);
+}
+
 int sqb_snap_extent_decode(sqb_snap *s, unsigned int r, const struct sqb_extent *e, void *dst,
 			   struct sqb_diag *diag)
 {

@@ -1,6 +1,7 @@
 /* snapfmt helpers: checksums (XXH3), codecs (lz4, zstd), diagnostics, names,
  * and a small thread pool for parallel compression (format.md [F-30]..[F-36]). */
 #include <errno.h>
+#include <fcntl.h>
 #include <lz4.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -32,6 +33,17 @@ void sqb_xxh128(const void *a, size_t alen, const void *b, size_t blen, struct s
 	h = XXH3_128bits_digest(&st);
 	put_le64(out->b, h.low64);
 	put_le64(out->b + 8, h.high64);
+}
+
+void sqb_start_writeback(int fd, uint64_t off, uint64_t len)
+{
+#ifdef SYNC_FILE_RANGE_WRITE /* Linux; elsewhere the final fsync does it all */
+	(void)sync_file_range(fd, (off64_t)off, (off64_t)len, SYNC_FILE_RANGE_WRITE);
+#else
+	(void)fd;
+	(void)off;
+	(void)len;
+#endif
 }
 
 int sqb_page_is_zero(const void *p, size_t len)

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #include "io.h"
 #include "snap_internal.h"
@@ -97,45 +98,163 @@ static int span_cmp(const void *a, const void *b)
 	return x->off < y->off ? -1 : x->off > y->off;
 }
 
+/* Offset of the first non-zero byte of p[0, n), or n. */
+static size_t first_nonzero(const uint8_t *p, size_t n)
+{
+	size_t k = 0;
+
+	for (; k + 32 <= n; k += 32) {
+		uint64_t w[4];
+
+		memcpy(w, p + k, sizeof(w));
+		if (w[0] | w[1] | w[2] | w[3])
+			break;
+	}
+	while (k < n && !p[k])
+		k++;
+	return k;
+}
+
+/* Check [pos, end) reads as zero.  Holes read as zero by definition
+ * ([F-26]), so only the data parts the file system reports are read. */
+static int v_zero_range(struct vctx *v, uint8_t *buf, size_t cap, uint64_t pos, uint64_t end)
+{
+	struct sqb_diag d;
+	int fd = v->s->fd;
+
+	while (pos < end) {
+		uint64_t stop = end;
+		off_t data = lseek(fd, (off_t)pos, SEEK_DATA);
+
+		if (data < 0 && errno == ENXIO)
+			return 0; /* nothing but a hole up to the end of the file */
+		if (data >= 0) { /* else the file system cannot tell: read it all */
+			off_t hole;
+
+			if ((uint64_t)data >= end)
+				return 0;
+			pos = (uint64_t)data;
+			hole = lseek(fd, (off_t)pos, SEEK_HOLE);
+			if (hole > (off_t)pos && (uint64_t)hole < end)
+				stop = (uint64_t)hole;
+		}
+		while (pos < stop) {
+			size_t take = stop - pos < cap ? (size_t)(stop - pos) : cap, z;
+			int err = sqb_pread_full(fd, buf, take, pos);
+
+			if (err) {
+				sqb_diag_set(&d, err, pos, "file", "cannot read");
+				return vproblem(v, err, &d);
+			}
+			if ((z = first_nonzero(buf, take)) < take) {
+				sqb_diag_set(&d, -SQB_ECORRUPT, pos + z, "filler",
+					     "non-zero byte outside every section and extent");
+				return vproblem(v, -SQB_ECORRUPT, &d);
+			}
+			pos += take;
+		}
+	}
+	return 0;
+}
+
 /* [F-26] bytes outside every section and extent are zero. */
 static int v_filler(struct vctx *v, struct span *sp, size_t n)
 {
-	uint8_t buf[65536];
+	uint8_t *buf = malloc(65536);
 	struct sqb_diag d;
 	uint64_t pos = 0, end = v->s->info.file_size;
+	int stop = 0;
 
+	if (!buf)
+		return vproblem(v, -ENOMEM, &(struct sqb_diag){ UINT64_MAX, "file", "out of memory" });
 	qsort(sp, n, sizeof(*sp), span_cmp);
-	for (size_t i = 0; i <= n; i++) {
+	for (size_t i = 0; i <= n && !stop; i++) {
 		uint64_t next = i < n ? sp[i].off : end;
 
 		if (i < n && sp[i].off < pos) {
 			sqb_diag_set(&d, -SQB_ECORRUPT, sp[i].off, sp[i].what,
 				     "overlaps the preceding %s", i ? sp[i - 1].what : "header");
 			if (vproblem(v, -SQB_ECORRUPT, &d))
-				return 1;
+				stop = 1;
 		}
-		while (pos < next) {
-			size_t take = next - pos < sizeof(buf) ? (size_t)(next - pos) : sizeof(buf);
-			int err = sqb_pread_full(v->s->fd, buf, take, pos);
-
-			if (err) {
-				sqb_diag_set(&d, err, pos, "file", "cannot read");
-				return vproblem(v, err, &d);
-			}
-			for (size_t k = 0; k < take; k++) {
-				if (buf[k]) {
-					sqb_diag_set(&d, -SQB_ECORRUPT, pos + k, "filler",
-						     "non-zero byte outside every section and extent");
-					if (vproblem(v, -SQB_ECORRUPT, &d))
-						return 1;
-					break;
-				}
-			}
-			pos += take;
-		}
+		if (!stop && pos < next)
+			stop = v_zero_range(v, buf, 65536, pos, next);
 		if (i < n && sp[i].off + sp[i].len > pos)
 			pos = sp[i].off + sp[i].len;
 	}
+	free(buf);
+	return stop;
+}
+
+/* The data extents of all regions, checked on every core ([F-80]): each
+ * worker verifies and decodes into its own scratch; problems are reported
+ * afterwards in file order, so the result does not depend on scheduling. */
+struct xref {
+	unsigned int r;
+	size_t i;
+	int err;
+};
+
+struct xjob {
+	sqb_snap *s;
+	struct xref *x;
+};
+
+static void v_extent_task(void *ctx, size_t k)
+{
+	struct xjob *j = ctx;
+	struct xref *x = &j->x[k];
+
+	x->err = sqb_extent_check(j->s, x->r, &j->s->ext[x->r][x->i], NULL);
+}
+
+static int v_extents(struct vctx *v, struct span *sp, size_t *nsp)
+{
+	sqb_snap *s = v->s;
+	struct xjob j = { s, NULL };
+	struct sqb_pool *pool = NULL;
+	uint64_t bytes = 0;
+	size_t n = 0;
+
+	for (unsigned int r = 0; r < s->nregions; r++)
+		for (size_t i = 0; i < s->next[r]; i++)
+			n += s->ext[r][i].kind == SQB_EXT_RAW || s->ext[r][i].kind == SQB_EXT_COMPRESSED;
+	j.x = calloc(n ? n : 1, sizeof(*j.x));
+	if (!j.x)
+		return vproblem(v, -ENOMEM, &(struct sqb_diag){ UINT64_MAX, "file", "out of memory" });
+	n = 0;
+	for (unsigned int r = 0; r < s->nregions; r++) {
+		for (size_t i = 0; i < s->next[r]; i++) {
+			const struct sqb_extent *e = &s->ext[r][i];
+
+			if (e->kind != SQB_EXT_RAW && e->kind != SQB_EXT_COMPRESSED)
+				continue;
+			sp[(*nsp)++] = (struct span){ e->data, e->stored_len, "extent" };
+			j.x[n++] = (struct xref){ r, i, 0 };
+			bytes += e->stored_len;
+		}
+	}
+	/* threads pay off only for more than a few MiB */
+	if (bytes >= (8u << 20) && sqb_pool_create(&pool, 0) == 0) {
+		sqb_pool_run(pool, n, v_extent_task, &j);
+		sqb_pool_free(pool);
+	} else {
+		for (size_t k = 0; k < n; k++)
+			v_extent_task(&j, k);
+	}
+	for (size_t k = 0; k < n; k++) {
+		struct sqb_diag d;
+
+		if (!j.x[k].err)
+			continue;
+		/* again, single-threaded, for the diagnostic */
+		sqb_extent_check(s, j.x[k].r, &s->ext[j.x[k].r][j.x[k].i], &d);
+		if (vproblem(v, j.x[k].err, &d)) {
+			free(j.x);
+			return 1;
+		}
+	}
+	free(j.x);
 	return 0;
 }
 
@@ -145,17 +264,12 @@ int sqb_snap_verify(sqb_snap *s, unsigned int flags, unsigned int max_problems, 
 	struct vctx v = { s, cb, ctx, max_problems ? max_problems : 100, 0, 0 };
 	struct span *sp = NULL;
 	size_t nsp = 0, cap = 16 + s->ndir;
-	uint8_t *buf = malloc(SQB_MAX_CHUNK);
-	struct sqb_diag d;
 
 	for (unsigned int r = 0; r < s->nregions; r++)
 		cap += s->next[r];
 	sp = calloc(cap, sizeof(*sp));
-	if (!sp || !buf) {
-		free(sp);
-		free(buf);
+	if (!sp)
 		return -ENOMEM;
-	}
 	sp[nsp++] = (struct span){ 0, SQB_HEADER_SIZE, "header" };
 	sp[nsp++] = (struct span){ s->dir_offset, (uint64_t)s->ndir * SQB_DIRENT_SIZE, "directory" };
 	for (unsigned int i = 0; i < s->ndir; i++) {
@@ -164,19 +278,8 @@ int sqb_snap_verify(sqb_snap *s, unsigned int flags, unsigned int max_problems, 
 		if (v_section(&v, i))
 			goto out;
 	}
-	for (unsigned int r = 0; r < s->nregions; r++) {
-		for (size_t i = 0; i < s->next[r]; i++) {
-			const struct sqb_extent *e = &s->ext[r][i];
-			int err;
-
-			if (e->kind != SQB_EXT_RAW && e->kind != SQB_EXT_COMPRESSED)
-				continue;
-			sp[nsp++] = (struct span){ e->data, e->stored_len, "extent" };
-			err = sqb_snap_extent_decode(s, r, e, buf, &d);
-			if (err && vproblem(&v, err, &d))
-				goto out;
-		}
-	}
+	if (v_extents(&v, sp, &nsp))
+		goto out;
 	if (v_filler(&v, sp, nsp))
 		goto out;
 	if ((flags & SQB_VERIFY_CHAIN) && s->parent) {
@@ -187,6 +290,5 @@ int sqb_snap_verify(sqb_snap *s, unsigned int flags, unsigned int max_problems, 
 	}
 out:
 	free(sp);
-	free(buf);
 	return v.first;
 }

@@ -45,6 +45,8 @@ struct pend {
 	uint32_t out_len;
 	uint8_t kind, codec;
 	uint64_t sum;
+	uint64_t off; /* where it goes in the file */
+	int err;      /* of its write */
 };
 
 struct sqb_snap_writer {
@@ -58,6 +60,7 @@ struct sqb_snap_writer {
 	char *parent_hint, *comp_hint;
 	uint64_t pos;
 	uint64_t data_start;
+	uint64_t flushed; /* writeback started for [0, flushed) */
 	int has_data;
 	struct wregion *reg;
 	unsigned int nreg;
@@ -482,7 +485,17 @@ static void b_plan(struct batch *b)
 	}
 }
 
-/* Phase 5, serial: place and write extents, record them in the index. */
+/* Phase 6, per pending extent: copy its bytes into the file (in parallel:
+ * the copies into the page cache are CPU work too). */
+static void b_write(void *ctx, size_t idx)
+{
+	struct batch *b = ctx;
+	struct pend *p = &b->pend[idx];
+
+	p->err = sqb_pwrite_full(b->w->af.fd, p->out ? p->out : p->src, p->out_len, p->off);
+}
+
+/* Phase 5, serial: place extents, record them in the index, then write. */
 static int b_commit(struct batch *b)
 {
 	sqb_snap_writer *w = b->w;
@@ -516,10 +529,7 @@ static int b_commit(struct batch *b)
 			} else {
 				w->st.compressed += p->count;
 			}
-			e.data = w->pos;
-			err = w_write(w, p->out ? p->out : p->src, p->out_len, w->pos);
-			if (err)
-				return err;
+			e.data = p->off = w->pos;
 			w->pos += p->out_len;
 			w->st.data_in += (uint64_t)p->count * w->gps;
 			w->st.data_out += p->out_len;
@@ -541,7 +551,17 @@ static int b_commit(struct batch *b)
 		if ((err = w_push_extent(r, &e)))
 			return w_fail(w, err);
 	}
+	sqb_pool_run(w->pool, b->npend, b_write, b);
+	for (size_t k = 0; k < b->npend; k++)
+		if (b->pend[k].err)
+			return w_fail(w, b->pend[k].err);
 	w->st.pages += b->n;
+	/* start writeback now so that the fsync in finish has little left and
+	 * the disk works while the next batch is compressed */
+	if (w->pos - w->flushed >= SQB_WRITEBACK_STEP) {
+		sqb_start_writeback(w->af.fd, w->flushed, w->pos - w->flushed);
+		w->flushed = w->pos;
+	}
 	return 0;
 }
 
