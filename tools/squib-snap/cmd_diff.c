@@ -10,7 +10,7 @@
 
 #include "snaptool.h"
 
-#define TEXT_RANGES 64
+#define TEXT_RANGES 16
 #define RUN_PAGES 1024u /* pages compared per read */
 
 struct dx {

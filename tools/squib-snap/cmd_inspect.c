@@ -219,13 +219,15 @@ static void json_stats(yajl_gen g, const struct sqb_mem_stats *m, uint32_t gps)
 	st_jkv_dbl(g, "compression_ratio", ratio(m, gps));
 }
 
-/* Consecutive extents of one kind (and codec) shown as one run. */
+/* Consecutive extents of one kind (and codec) shown as one run; the first
+ * TEXT_RUNS runs of a region (JSON lists every extent). */
+#define TEXT_RUNS 32
 static void text_runs(const sqb_snap *s, unsigned int r)
 {
 	const struct sqb_extent *e = sqb_snap_extents(s, r);
-	size_t n = sqb_snap_extent_count(s, r);
+	size_t n = sqb_snap_extent_count(s, r), runs = 0;
 
-	for (size_t i = 0; i < n;) {
+	for (size_t i = 0; i < n; runs++) {
 		size_t j = i;
 		uint64_t stored = 0;
 
@@ -233,16 +235,22 @@ static void text_runs(const sqb_snap *s, unsigned int r)
 			stored += e[j].stored_len;
 			j++;
 		}
-		printf("      pages %-9llu..%-9llu %-10s %s%s %zu extent%s", (unsigned long long)e[i].first_page,
-		       (unsigned long long)(e[j - 1].first_page + e[j - 1].page_count - 1),
-		       sqb_extent_kind_name(e[i].kind),
-		       e[i].kind == SQB_EXT_COMPRESSED ? sqb_codec_name(e[i].codec) : "",
-		       e[i].kind == SQB_EXT_COMPRESSED ? "," : "", j - i, j - i > 1 ? "s" : "");
-		if (stored)
-			printf(", %llu bytes stored", (unsigned long long)stored);
-		printf("\n");
+		if (runs < TEXT_RUNS) {
+			printf("      pages %9llu-%-9llu %-10s %-4s %5zu %s",
+			       (unsigned long long)e[i].first_page,
+			       (unsigned long long)(e[j - 1].first_page + e[j - 1].page_count - 1),
+			       sqb_extent_kind_name(e[i].kind),
+			       e[i].kind == SQB_EXT_COMPRESSED ? sqb_codec_name(e[i].codec) : "",
+			       j - i, j - i > 1 ? "extents" : "extent");
+			if (stored)
+				printf(", %llu bytes stored", (unsigned long long)stored);
+			printf("\n");
+		}
 		i = j;
 	}
+	if (runs > TEXT_RUNS)
+		printf("      ... %zu more runs (inspect --json --memory lists every extent)\n",
+		       runs - TEXT_RUNS);
 }
 
 static void json_extents(yajl_gen g, const sqb_snap *s, unsigned int r)

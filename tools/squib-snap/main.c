@@ -30,7 +30,7 @@ const struct st_command st_commands[] = {
 	  "usage: squib-snap diff A B [--json] [--all] [--output D [--codec C] [--dedup]]\n"
 	  "                       [--parent FILE]...\n"
 	  "  Changed page ranges, registers per vCPU (name: old -> new), devices,\n"
-	  "  config and metadata.  Text output lists the first 64 page ranges unless\n"
+	  "  config and metadata.  Text output lists the first 16 page ranges unless\n"
 	  "  --all.  --output D writes B as a diff snapshot whose parent is A.\n" },
 	{ "merge", cmd_merge, "flatten BASE + DIFFs into one snapshot",
 	  "usage: squib-snap merge BASE DIFF... -o OUT [--diff] [--codec C] [--dedup]\n"

@@ -18,6 +18,7 @@ int st_fail(int code, const char *fmt, ...)
 {
 	va_list ap;
 
+	fflush(stdout); /* keep stdout and stderr in order when both go to a file */
 	fprintf(stderr, "squib-snap %s: ", st_cmd);
 	va_start(ap, fmt);
 	vfprintf(stderr, fmt, ap);
@@ -30,6 +31,7 @@ int st_usage(const char *fmt, ...)
 {
 	va_list ap;
 
+	fflush(stdout); /* keep stdout and stderr in order when both go to a file */
 	fprintf(stderr, "squib-snap %s: ", st_cmd);
 	va_start(ap, fmt);
 	vfprintf(stderr, fmt, ap);
