@@ -168,6 +168,7 @@ static void conn_process(struct sqb_api *s, struct sqb_ctl *c, struct sqb_conn *
 		memmove(cn->in, cn->in + req.total_len, cn->in_len - req.total_len);
 		cn->in_len -= req.total_len;
 		cn->sent_continue = 0;
+		conn_flush(cn); /* drained: the loop goes on with pipelined requests */
 	}
 	if (cn->fd >= 0 && cn->out_len)
 		conn_flush(cn);

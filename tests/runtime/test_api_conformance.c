@@ -1,0 +1,385 @@
+/* API conformance of the real squib binary over its Unix socket, without
+ * booting a guest: every built endpoint with valid input, a corpus of bad
+ * inputs (JSON, types, unknown fields, enums, state, HTTP framing, size,
+ * disconnects) each answered 400 with a specific fault_message, every
+ * not-yet-built Firecracker endpoint named, and the server still serving. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "squib_client.h"
+
+static const char *squib_bin;
+static const char *guest_elf;
+
+struct api_case {
+	const char *method, *path, *body;
+	int status;
+	const char *expect; /* substring of the response body */
+};
+
+static void still_serving(struct sqb_tc *t)
+{
+	char body[1024];
+
+	assert_int_equal(tc_req(t, "GET", "/", NULL, body, sizeof(body)), 200);
+	assert_non_null(strstr(body, "\"state\":\""));
+}
+
+static void run_cases(struct sqb_tc *t, const struct api_case *c, size_t n)
+{
+	char body[8192];
+
+	for (size_t i = 0; i < n; i++) {
+		int st = tc_req(t, c[i].method, c[i].path, c[i].body, body, sizeof(body));
+		if (st != c[i].status || (c[i].expect && !strstr(body, c[i].expect)))
+			fail_msg("%s %s %s: got %d %s, want %d containing '%s'", c[i].method,
+				 c[i].path, c[i].body ? c[i].body : "", st, body, c[i].status,
+				 c[i].expect ? c[i].expect : "");
+		if (c[i].status == 400)
+			assert_non_null(strstr(body, "{\"fault_message\":\""));
+		still_serving(t);
+	}
+}
+
+static int setup(void **state)
+{
+	struct sqb_tc *t = calloc(1, sizeof(*t));
+
+	if (!t || tc_spawn(t, squib_bin, NULL, 1) < 0)
+		return -1;
+	*state = t;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct sqb_tc *t = *state;
+
+	tc_stop(t);
+	free(t);
+	return 0;
+}
+
+static void test_get_endpoints_before_start(void **state)
+{
+	static const struct api_case c[] = {
+		{ "GET", "/", NULL, 200, "\"state\":\"Not started\"" },
+		{ "GET", "/", NULL, 200, "\"id\":\"anonymous-instance\"" },
+		{ "GET", "/version", NULL, 200, "\"firecracker_version\":\"" },
+		{ "GET", "/machine-config", NULL, 200, "\"vcpu_count\":1,\"mem_size_mib\":128" },
+		{ "GET", "/vm/config", NULL, 200, "\"boot-source\":null" },
+	};
+	run_cases(*state, c, sizeof(c) / sizeof(c[0]));
+}
+
+static void test_machine_config_valid_and_invalid(void **state)
+{
+	static const struct api_case c[] = {
+		{ "PUT", "/machine-config", "{\"vcpu_count\":2,\"mem_size_mib\":64}", 204, NULL },
+		{ "GET", "/machine-config", NULL, 200, "\"vcpu_count\":2,\"mem_size_mib\":64" },
+		{ "PATCH", "/machine-config", "{\"mem_size_mib\":32}", 204, NULL },
+		{ "GET", "/machine-config", NULL, 200, "\"vcpu_count\":2,\"mem_size_mib\":32" },
+		{ "PUT", "/machine-config",
+		  "{\"vcpu_count\":4,\"mem_size_mib\":48,\"smt\":false,\"track_dirty_pages\":true,"
+		  "\"cpu_template\":\"None\",\"huge_pages\":\"Transparent\"}",
+		  204, NULL },
+		{ "GET", "/machine-config", NULL, 200, "\"track_dirty_pages\":true" },
+		{ "PUT", "/machine-config", "{\"vcpu_count\":\"2\",\"mem_size_mib\":64}", 400,
+		  "invalid type for field `vcpu_count`" },
+		{ "PUT", "/machine-config", "{\"vcpu_count\":1.5,\"mem_size_mib\":64}", 400,
+		  "field `vcpu_count`" },
+		{ "PUT", "/machine-config", "{\"vcpu_count\":-1,\"mem_size_mib\":64}", 400,
+		  "field `vcpu_count`" },
+		{ "PUT", "/machine-config", "{\"vcpu_count\":33,\"mem_size_mib\":64}", 400, "1..=32" },
+		{ "PUT", "/machine-config", "{\"vcpu_count\":0,\"mem_size_mib\":64}", 400, "1..=32" },
+		{ "PUT", "/machine-config", "{\"vcpu_count\":1,\"mem_size_mib\":0}", 400,
+		  "field `mem_size_mib`" },
+		{ "PUT", "/machine-config",
+		  "{\"vcpu_count\":1,\"mem_size_mib\":99999999999999999999999}", 400,
+		  "field `mem_size_mib`" },
+		{ "PUT", "/machine-config", "{\"vcpu_count\":1}", 400, "missing field `mem_size_mib`" },
+		{ "PUT", "/machine-config", "{\"vcpu_count\":1,\"mem_size_mib\":64,\"bogus\":1}", 400,
+		  "unknown field `bogus`" },
+		{ "PUT", "/machine-config", "{\"vcpu_count\":1,\"vcpu_count\":2,\"mem_size_mib\":64}",
+		  400, "duplicate field `vcpu_count`" },
+		{ "PUT", "/machine-config", "{\"vcpu_count\":1,\"mem_size_mib\":64,\"smt\":\"yes\"}",
+		  400, "invalid type for field `smt`" },
+		{ "PUT", "/machine-config",
+		  "{\"vcpu_count\":1,\"mem_size_mib\":64,\"cpu_template\":\"Z9\"}", 400,
+		  "unknown variant `Z9`" },
+		{ "PUT", "/machine-config",
+		  "{\"vcpu_count\":1,\"mem_size_mib\":64,\"huge_pages\":\"2M\"}", 400,
+		  "not supported" },
+		{ "PUT", "/machine-config", "{\"vcpu_count\":3,\"mem_size_mib\":64,\"smt\":true}", 400,
+		  "SMT" },
+		{ "PATCH", "/machine-config", "{\"vcpu_count\":[1]}", 400,
+		  "invalid type for field `vcpu_count`" },
+		/* A failed update changes nothing. */
+		{ "GET", "/machine-config", NULL, 200, "\"vcpu_count\":4,\"mem_size_mib\":48" },
+	};
+	run_cases(*state, c, sizeof(c) / sizeof(c[0]));
+}
+
+static void test_json_malformed_bodies(void **state)
+{
+	static const struct api_case c[] = {
+		{ "PUT", "/machine-config", "{", 400, "malformed JSON" },
+		{ "PUT", "/machine-config", "{\"vcpu_count\":1,}", 400, "malformed JSON" },
+		{ "PUT", "/machine-config", "{\"vcpu_count\":1} trailing", 400, "malformed JSON" },
+		{ "PUT", "/machine-config", "", 400, "request body is empty" },
+		{ "PUT", "/machine-config", "[1,2]", 400, "expected a JSON object" },
+		{ "PUT", "/machine-config", "\"str\"", 400, "expected a JSON object" },
+		{ "PUT", "/machine-config", "null", 400, "expected a JSON object" },
+		{ "PUT", "/actions", "{\"action_type\":\"\xff\xfe\"}", 400, "fault_message" },
+		{ "PUT", "/boot-source", "{\"kernel_image_path\":{\"a\":[[[[[[[]]]]]]]}}", 400,
+		  "invalid type for field `kernel_image_path`" },
+	};
+	run_cases(*state, c, sizeof(c) / sizeof(c[0]));
+}
+
+static void test_boot_source_logger_metrics_serial(void **state)
+{
+	struct sqb_tc *t = *state;
+	char b1[512], b2[512], b3[512], b4[512], b5[512], body[8192];
+
+	snprintf(b1, sizeof(b1), "{\"kernel_image_path\":\"%s\",\"boot_args\":\"a=1 b=2\"}",
+		 guest_elf);
+	snprintf(b2, sizeof(b2), "{\"log_path\":\"%s/log\",\"level\":\"debug\",\"show_level\":true}",
+		 t->dir);
+	snprintf(b3, sizeof(b3), "{\"metrics_path\":\"%s/metrics\"}", t->dir);
+	snprintf(b4, sizeof(b4), "{\"serial_out_path\":\"%s/serial2\"}", t->dir);
+	snprintf(b5, sizeof(b5), "{\"serial_out_path\":\"%s/serial2\",\"rate_limiter\":{}}", t->dir);
+	const struct api_case c[] = {
+		{ "PUT", "/actions", "{\"action_type\":\"FlushMetrics\"}", 400, "not initialized" },
+		{ "PUT", "/actions", "{\"action_type\":\"InstanceStart\"}", 400,
+		  "without kernel configuration" },
+		{ "PUT", "/boot-source", "{}", 400, "missing field `kernel_image_path`" },
+		{ "PUT", "/boot-source", "{\"kernel_image_path\":\"/nonexistent/vmlinux\"}", 400,
+		  "kernel file cannot be opened" },
+		{ "PUT", "/boot-source",
+		  "{\"kernel_image_path\":\"/dev/null\",\"initrd_path\":\"/nonexistent\"}", 400,
+		  "initrd file cannot be opened" },
+		{ "PUT", "/boot-source", "{\"kernel_image_path\":\"/dev/null\",\"boot_arg\":\"x\"}", 400,
+		  "unknown field `boot_arg`" },
+		{ "PUT", "/boot-source", b1, 204, NULL },
+		{ "GET", "/vm/config", NULL, 200, "\"boot_args\":\"a=1 b=2\"" },
+		{ "PUT", "/logger", "{\"level\":\"Loud\"}", 400, "unknown variant `Loud`" },
+		{ "PUT", "/logger", b2, 204, NULL },
+		{ "PUT", "/metrics", "{}", 400, "missing field `metrics_path`" },
+		{ "PUT", "/metrics", b3, 204, NULL },
+		{ "PUT", "/metrics", b3, 400, "Reinitialization of metrics not allowed" },
+		{ "PUT", "/actions", "{\"action_type\":\"FlushMetrics\"}", 204, NULL },
+		{ "PUT", "/serial", b5, 400, "rate_limiter is not supported" },
+		{ "PUT", "/serial", b4, 204, NULL },
+		{ "PUT", "/serial", "{\"serial_out_path\":\"/nonexistent/dir/x\"}", 400,
+		  "Cannot open the serial output file" },
+		{ "PUT", "/actions", "{\"action_type\":\"Reboot\"}", 400, "unknown variant `Reboot`" },
+		{ "PUT", "/actions", "{}", 400, "missing field `action_type`" },
+		{ "PUT", "/actions", "{\"action_type\":\"SendCtrlAltDel\"}", 400,
+		  "not supported before starting the microVM" },
+		{ "PATCH", "/vm", "{\"state\":\"Paused\"}", 400,
+		  "not supported before starting the microVM" },
+		{ "PATCH", "/vm", "{\"state\":\"Stopped\"}", 400, "unknown variant `Stopped`" },
+		{ "PATCH", "/vm", "{\"state\":1}", 400, "invalid type for field `state`" },
+	};
+	run_cases(t, c, sizeof(c) / sizeof(c[0]));
+
+	snprintf(body, sizeof(body), "%s/metrics", t->dir);
+	char *m = tc_read_file(body);
+	assert_non_null(m);
+	assert_non_null(strstr(m, "\"utc_timestamp_ms\":"));
+	free(m);
+	snprintf(body, sizeof(body), "%s/log", t->dir);
+	m = tc_read_file(body);
+	assert_non_null(m);
+	assert_non_null(strstr(m, "API PUT /metrics -> 400"));
+	free(m);
+}
+
+static void test_unknown_and_unbuilt_endpoints(void **state)
+{
+	static const struct api_case c[] = {
+		{ "GET", "/nope", NULL, 400, "Invalid request method and/or path: GET /nope." },
+		{ "DELETE", "/machine-config", NULL, 400, "Invalid request method and/or path" },
+		{ "POST", "/actions", "{}", 400, "Invalid request method and/or path" },
+		{ "GET", "/machine-config/", NULL, 400, "Invalid request method and/or path" },
+		{ "GET", "/balloon", NULL, 400, "GET /balloon is not yet supported" },
+		{ "PUT", "/balloon", "{}", 400, "PUT /balloon is not yet supported" },
+		{ "PATCH", "/balloon", "{}", 400, "not yet supported" },
+		{ "GET", "/balloon/statistics", NULL, 400, "not yet supported" },
+		{ "PATCH", "/balloon/statistics", "{}", 400, "not yet supported" },
+		{ "PATCH", "/balloon/hinting/start", "{}", 400, "not yet supported" },
+		{ "GET", "/balloon/hinting/status", NULL, 400, "not yet supported" },
+		{ "PATCH", "/balloon/hinting/stop", "{}", 400, "not yet supported" },
+		{ "PUT", "/cpu-config", "{}", 400, "PUT /cpu-config is not yet supported" },
+		{ "PUT", "/drives/rootfs", "{}", 400, "PUT /drives/{drive_id} is not yet supported" },
+		{ "PATCH", "/drives/rootfs", "{}", 400, "PATCH /drives/{drive_id}" },
+		{ "PUT", "/pmem/p0", "{}", 400, "PUT /pmem/{id}" },
+		{ "PATCH", "/pmem/p0", "{}", 400, "PATCH /pmem/{id}" },
+		{ "PUT", "/mmds", "{}", 400, "PUT /mmds is not yet supported" },
+		{ "PATCH", "/mmds", "{}", 400, "not yet supported" },
+		{ "GET", "/mmds", NULL, 400, "not yet supported" },
+		{ "PUT", "/mmds/config", "{}", 400, "not yet supported" },
+		{ "PUT", "/entropy", "{}", 400, "not yet supported" },
+		{ "PUT", "/hotplug/memory", "{}", 400, "not yet supported" },
+		{ "PATCH", "/hotplug/memory", "{}", 400, "not yet supported" },
+		{ "GET", "/hotplug/memory", NULL, 400, "not yet supported" },
+		{ "PUT", "/network-interfaces/eth0", "{}", 400, "/network-interfaces/{iface_id}" },
+		{ "PATCH", "/network-interfaces/eth0", "{}", 400, "/network-interfaces/{iface_id}" },
+		{ "PUT", "/snapshot/create", "{}", 400, "PUT /snapshot/create is not yet supported by squib (planned: issue 7)" },
+		{ "PUT", "/snapshot/load", "{}", 400, "(planned: issue 7)" },
+		{ "PUT", "/vsock", "{}", 400, "PUT /vsock is not yet supported" },
+	};
+	run_cases(*state, c, sizeof(c) / sizeof(c[0]));
+}
+
+static void expect_raw(struct sqb_tc *t, const void *req, size_t len, int shut, int status,
+		       const char *expect)
+{
+	char out[16384];
+
+	tc_raw(t, req, len, shut, out, sizeof(out), 5000);
+	if (tc_status_of(out) != status || (expect && !strstr(out, expect)))
+		fail_msg("raw request %.40s...: got '%.300s', want %d containing '%s'",
+			 (const char *)req, out, status, expect ? expect : "");
+	still_serving(t);
+}
+
+static void test_garbage_http(void **state)
+{
+	struct sqb_tc *t = *state;
+	char *big;
+	size_t n;
+
+	expect_raw(t, "HELLO\r\n\r\n", 9, 0, 400, "Invalid HTTP request line");
+	expect_raw(t, "GET / HTTP/2.0\r\n\r\n", 18, 0, 400, "Unsupported HTTP version");
+	expect_raw(t, "get / HTTP/1.1\r\n\r\n", 18, 0, 400, "Invalid HTTP method");
+	expect_raw(t, "GET nope HTTP/1.1\r\n\r\n", 21, 0, 400, "must start with '/'");
+	expect_raw(t, "GET / HTTP/1.1\r\nNoColonHere\r\n\r\n", 31, 0, 400, "Invalid HTTP header");
+	expect_raw(t, "PUT /actions HTTP/1.1\r\nContent-Length: abc\r\n\r\n", 46, 0, 400,
+		   "Invalid Content-Length");
+	expect_raw(t, "PUT /actions HTTP/1.1\r\nContent-Length: 2\r\nContent-Length: 2\r\n\r\n{}",
+		   66, 0, 400, "Duplicate Content-Length");
+	expect_raw(t, "PUT /actions HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n",
+		   65, 0, 400, "Transfer-Encoding is not supported");
+	expect_raw(t, "GET /\0 HTTP/1.1\r\n\r\n", 19, 0, 400, "NUL byte");
+	/* Oversized body: declared and actually sent. */
+	expect_raw(t, "PUT /actions HTTP/1.1\r\nContent-Length: 51201\r\n\r\n", 48, 0, 400,
+		   "larger than the limit of 51200");
+	big = malloc(70000);
+	assert_non_null(big);
+	n = (size_t)sprintf(big, "PUT /boot-source HTTP/1.1\r\nContent-Length: 60000\r\n\r\n");
+	memset(big + n, ' ', 60000);
+	expect_raw(t, big, n + 60000, 0, 400, "larger than the limit");
+	/* Headers over 8 KiB. */
+	n = (size_t)sprintf(big, "GET / HTTP/1.1\r\nX-Pad: ");
+	memset(big + n, 'a', 9000);
+	memcpy(big + n + 9000, "\r\n\r\n", 4);
+	expect_raw(t, big, n + 9004, 0, 400, "exceed 8192 bytes");
+	free(big);
+	/* A body right at the limit is parsed (and rejected as JSON, not size). */
+	big = malloc(51200 + 200);
+	n = (size_t)sprintf(big, "PUT /logger HTTP/1.1\r\nContent-Length: 51200\r\n\r\n");
+	memset(big + n, ' ', 51200);
+	big[n + 51199] = '1';
+	expect_raw(t, big, n + 51200, 0, 400, "expected a JSON object");
+	free(big);
+}
+
+static void test_disconnects_keepalive_and_many_clients(void **state)
+{
+	struct sqb_tc *t = *state;
+	char out[16384];
+	int fd, idle;
+
+	/* Abrupt disconnects mid-headers and mid-body. */
+	for (int i = 0; i < 5; i++) {
+		fd = tc_connect(t);
+		assert_true(fd >= 0);
+		assert_true(write(fd, "PUT /machine-config HTTP/1.1\r\nContent-Le", 40) == 40);
+		close(fd);
+		fd = tc_connect(t);
+		assert_true(write(fd, "PUT /machine-config HTTP/1.1\r\nContent-Length: 100\r\n\r\n{",
+				  55) == 55);
+		close(fd);
+	}
+	still_serving(t);
+	/* A stalled client does not block others. */
+	idle = tc_connect(t);
+	assert_true(write(idle, "GET / HTTP/1.1\r\n", 16) == 16);
+	still_serving(t);
+	/* Two pipelined keep-alive requests in one write get two answers. */
+	tc_raw(t,
+	       "GET /version HTTP/1.1\r\n\r\nGET / HTTP/1.1\r\nConnection: close\r\n\r\n", 63, 0,
+	       out, sizeof(out), 3000);
+	assert_int_equal(tc_status_of(out), 200);
+	/* read_response stops after the first; check with a longer read. */
+	fd = tc_connect(t);
+	assert_true(write(fd, "GET /version HTTP/1.1\r\n\r\nGET / HTTP/1.1\r\nConnection: close\r\n\r\n",
+			  63) == 63);
+	{
+		size_t len = 0;
+		ssize_t r;
+		while ((r = read(fd, out + len, sizeof(out) - 1 - len)) > 0)
+			len += (size_t)r;
+		out[len] = 0;
+	}
+	close(fd);
+	assert_non_null(strstr(out, "firecracker_version"));
+	assert_non_null(strstr(out, "Not started"));
+	/* 100-continue: headers first, the interim answer, then the body. */
+	{
+		const char *hdr = "PUT /machine-config HTTP/1.1\r\nExpect: 100-continue\r\n"
+				  "Content-Length: 34\r\n\r\n";
+		const char *json = "{\"vcpu_count\":1,\"mem_size_mib\":64}";
+		ssize_t r;
+
+		assert_int_equal(strlen(json), 34);
+		fd = tc_connect(t);
+		assert_true(write(fd, hdr, strlen(hdr)) == (ssize_t)strlen(hdr));
+		r = read(fd, out, sizeof(out) - 1);
+		assert_true(r > 0);
+		out[r] = 0;
+		assert_int_equal(tc_status_of(out), 100);
+		assert_true(write(fd, json, 34) == 34);
+		r = read(fd, out, sizeof(out) - 1);
+		assert_true(r > 0);
+		out[r] = 0;
+		assert_int_equal(tc_status_of(out), 204);
+		close(fd);
+	}
+	/* Many clients in turn. */
+	for (int i = 0; i < 100; i++)
+		assert_int_equal(tc_req(t, "GET", "/version", NULL, out, sizeof(out)), 200);
+	close(idle);
+	still_serving(t);
+}
+
+int main(int argc, char **argv)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_get_endpoints_before_start),
+		cmocka_unit_test(test_machine_config_valid_and_invalid),
+		cmocka_unit_test(test_json_malformed_bodies),
+		cmocka_unit_test(test_boot_source_logger_metrics_serial),
+		cmocka_unit_test(test_unknown_and_unbuilt_endpoints),
+		cmocka_unit_test(test_garbage_http),
+		cmocka_unit_test(test_disconnects_keepalive_and_many_clients),
+	};
+
+	if (argc < 3) {
+		fprintf(stderr, "usage: %s SQUIB GUEST_ELF\n", argv[0]);
+		return 2;
+	}
+	squib_bin = argv[1];
+	guest_elf = argv[2];
+	return cmocka_run_group_tests(tests, setup, teardown);
+}
