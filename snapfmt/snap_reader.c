@@ -118,6 +118,16 @@ static int dirent_cmp_off(const void *a, const void *b)
 	return x->offset < y->offset ? -1 : x->offset > y->offset;
 }
 
+static int dirent_cmp_key(const void *a, const void *b)
+{
+	const struct sqb_dirent *x = *(const struct sqb_dirent *const *)a;
+	const struct sqb_dirent *y = *(const struct sqb_dirent *const *)b;
+
+	if (x->type != y->type)
+		return x->type < y->type ? -1 : 1;
+	return x->instance < y->instance ? -1 : x->instance > y->instance;
+}
+
 /* [F-20]..[F-25] */
 static int r_directory(sqb_snap *s, struct sqb_diag *diag)
 {
@@ -132,7 +142,9 @@ static int r_directory(sqb_snap *s, struct sqb_diag *diag)
 	if (n > SQB_MAX_SECTIONS)
 		return BAD(SQB_ELIMIT, H_DIR_COUNT, "header", "%u sections exceed the limit %u", n,
 			   SQB_MAX_SECTIONS);
-	if (off % 8 || off < SQB_HEADER_SIZE || off + (uint64_t)n * SQB_DIRENT_SIZE != fsize)
+	/* written so that a huge dir_offset cannot wrap around to fsize */
+	if (off % 8 || off < SQB_HEADER_SIZE || (uint64_t)n * SQB_DIRENT_SIZE > fsize ||
+	    off != fsize - (uint64_t)n * SQB_DIRENT_SIZE)
 		return BAD(SQB_ECORRUPT, H_DIR_OFFSET, "header",
 			   "directory at 0x%llx with %u entries does not end the file",
 			   (unsigned long long)off, n);
@@ -186,11 +198,6 @@ static int r_directory(sqb_snap *s, struct sqb_diag *diag)
 				  (unsigned long long)d->offset, (unsigned long long)d->length);
 			goto out;
 		}
-		for (uint32_t j = 0; j < i; j++)
-			if (s->dir[j].type == d->type && s->dir[j].instance == d->instance) {
-				err = BAD(SQB_ECORRUPT, epos, name, "section listed twice");
-				goto out;
-			}
 		k = sqb_section_kind(d->type);
 		/* [F-24] unknown or too-new: refuse if critical, else skip */
 		d->known = k && d->min_version <= k->version;
@@ -245,6 +252,20 @@ static int r_directory(sqb_snap *s, struct sqb_diag *diag)
 		}
 		if (err)
 			goto out;
+	}
+	/* [F-21] no (type, instance) twice: sorted, so 65536 entries stay cheap */
+	qsort(sorted, n, sizeof(*sorted), dirent_cmp_key);
+	for (uint32_t i = 1; i < n; i++) {
+		if (sorted[i - 1]->type == sorted[i]->type &&
+		    sorted[i - 1]->instance == sorted[i]->instance) {
+			const struct sqb_dirent *d = sorted[i - 1]->file_pos > sorted[i]->file_pos
+							     ? sorted[i - 1]
+							     : sorted[i];
+
+			err = BAD(SQB_ECORRUPT, d->file_pos, sqb_dirent_name(d, name, sizeof(name)),
+				  "section listed twice");
+			goto out;
+		}
 	}
 	/* [F-22] sections do not overlap */
 	qsort(sorted, n, sizeof(*sorted), dirent_cmp_off);
@@ -482,11 +503,13 @@ static int r_index(sqb_snap *s, unsigned int ri, struct sqb_diag *diag)
 static int r_dedup_sources(sqb_snap *s, struct sqb_diag *diag)
 {
 	for (unsigned int ri = 0; ri < s->nregions; ri++) {
+		/* found once per region: r_index proved PIDX[ri] exists */
+		int d = sqb_snap_section_find(s, SQB_SEC_PIDX, ri);
+
 		for (size_t i = 0; i < s->next[ri]; i++) {
 			const struct sqb_extent *x = &s->ext[ri][i];
 			unsigned int sr = (unsigned int)(x->data >> SQB_DEDUP_SHIFT);
 			uint64_t sp = x->data & SQB_DEDUP_PAGE_MASK, end;
-			int d = sqb_snap_section_find(s, SQB_SEC_PIDX, ri);
 			uint64_t at = s->dir[d].offset + i * SQB_EXTENT_SIZE + 16;
 			char name[32];
 

@@ -247,6 +247,17 @@ static void gen_directory_faults(void)
 	sqbt_fix_checksums(m.f, m.n);
 	emit(&m, "section-overlap.sqb", -SQB_ECORRUPT, "META moved onto CONF, checksums fixed");
 	m = load("full-lz4-x86.sqb");
+	put_le32(m.f + H_DIR_COUNT, 300); /* 300 * 48 > file size */
+	put_le64(m.f + H_DIR_OFFSET, (uint64_t)m.n - 300 * SQB_DIRENT_SIZE);
+	sqbt_fix_header(m.f, m.n);
+	emit(&m, "directory-offset-wraps.sqb", -SQB_ECORRUPT,
+	     "dir_offset + 48 * dir_count wraps around to the file size; checksum fixed");
+	m = load("full-lz4-x86.sqb");
+	e = sqbt_dirent(m.f, m.n, SQB_SEC_META, 0);
+	put_le32(e, SQB_SEC_CONF);
+	sqbt_fix_checksums(m.f, m.n);
+	emit(&m, "duplicate-section.sqb", -SQB_ECORRUPT, "META[0] renamed CONF[0], fixed");
+	m = load("full-lz4-x86.sqb");
 	e = sqbt_dirent(m.f, m.n, SQB_SEC_MEMR, 0);
 	put_le64(e + 24, get_le64(m.f + H_DIR_OFFSET));
 	sqbt_fix_checksums(m.f, m.n);
