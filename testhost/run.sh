@@ -147,7 +147,10 @@ cat "$work/payload.cpio" "$base" >"$work/initrd"
 : >"$log"
 say "booting test host (TCG, $smp vCPUs, $mem, timeout ${timeout}s), log $log"
 start=$(date +%s.%N)
-qemu-system-x86_64 -accel tcg -cpu EPYC-v3,+svm,+npt -m "$mem" -smp "$smp" \
+# If run.sh itself is killed (ctest's own timeout), QEMU dies with it.
+pdeath=()
+setpriv --help 2>/dev/null | grep -q -- --pdeathsig && pdeath=(setpriv --pdeathsig KILL)
+"${pdeath[@]}" qemu-system-x86_64 -accel tcg -cpu EPYC-v3,+svm,+npt -m "$mem" -smp "$smp" \
 	-nodefaults -no-user-config -display none -no-reboot \
 	-serial "file:$log" \
 	-kernel "$guest/vmlinuz" -initrd "$work/initrd" \
