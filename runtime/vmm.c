@@ -101,6 +101,21 @@ static void vm_serial_out(void *opaque, const uint8_t *buf, size_t len)
 
 /* ---- vCPU thread ---- */
 
+/* KVM's internal-error sub-codes (the hypervisor could not go on). */
+static const char *internal_error_name(uint64_t sub)
+{
+	switch (sub) {
+	case 1:
+		return "instruction emulation failed";
+	case 2:
+		return "exception while delivering an exception (triple-fault class)";
+	case 3:
+		return "event delivery failed";
+	default:
+		return "unknown";
+	}
+}
+
 /* Handle one exit; returns 0 to keep running or a stop reason. */
 static enum sqb_vm_stop_reason vcpu_dispatch(struct sqb_vcpu *vc, struct sqb_hv_exit *ex,
 					     char *msg, size_t msglen)
@@ -126,8 +141,8 @@ static enum sqb_vm_stop_reason vcpu_dispatch(struct sqb_vcpu *vc, struct sqb_hv_
 		snprintf(msg, msglen, "vCPU %u: guest shutdown (triple fault)", vc->index);
 		return SQB_VM_STOP_SHUTDOWN;
 	case SQB_HV_EXIT_INTERNAL:
-		snprintf(msg, msglen, "vCPU %u: hypervisor internal error, suberror %llu", vc->index,
-			 (unsigned long long)ex->detail);
+		snprintf(msg, msglen, "vCPU %u: hypervisor internal error %llu (%s)", vc->index,
+			 (unsigned long long)ex->detail, internal_error_name(ex->detail));
 		return SQB_VM_STOP_INTERNAL_ERROR;
 	case SQB_HV_EXIT_FAIL_ENTRY:
 		snprintf(msg, msglen, "vCPU %u: entry failed, hardware reason 0x%llx", vc->index,

@@ -134,25 +134,34 @@ int sqb_ctl_apply_config_file(struct sqb_ctl *c, const char *path, char *err, si
 {
 	char *buf = NULL, perr[512];
 	yajl_val root = NULL;
-	struct stat st;
+	size_t len = 0;
 	int fd, rc = -1;
 
 	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0 || fstat(fd, &st) < 0) {
+	if (fd < 0) {
 		snprintf(err, errlen, "cannot open config file %s: %s", path, strerror(errno));
 		goto out;
 	}
-	if (st.st_size <= 0 || st.st_size > SQB_CONFIG_MAX) {
+	/* Read to EOF (pipes and /dev/fd paths have no size), bounded. */
+	buf = malloc(SQB_CONFIG_MAX + 1);
+	while (buf && len <= SQB_CONFIG_MAX) {
+		ssize_t n = read(fd, buf + len, SQB_CONFIG_MAX + 1 - len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			snprintf(err, errlen, "cannot read config file %s: %s", path, strerror(errno));
+			goto out;
+		}
+		if (n == 0)
+			break;
+		len += (size_t)n;
+	}
+	if (!buf || len == 0 || len > SQB_CONFIG_MAX) {
 		snprintf(err, errlen, "config file %s: size must be 1..%d bytes", path,
 			 SQB_CONFIG_MAX);
 		goto out;
 	}
-	buf = malloc((size_t)st.st_size);
-	if (!buf || sqb_pread_full(fd, buf, (size_t)st.st_size, 0) < 0) {
-		snprintf(err, errlen, "cannot read config file %s", path);
-		goto out;
-	}
-	if (sqb_json_parse_object(&root, buf, (size_t)st.st_size, perr, sizeof(perr)) < 0) {
+	if (sqb_json_parse_object(&root, buf, len, perr, sizeof(perr)) < 0) {
 		snprintf(err, errlen, "config file %s: %s", path, perr);
 		goto out;
 	}
