@@ -88,6 +88,19 @@ static void add_state(sqb_snap_writer *w, enum sqb_arch arch, unsigned int round
 	int err;
 
 	add_vcpus(w, arch, round);
+	{
+		static uint8_t pic[16], clk[32];
+		struct sqb_record ir[2] = {
+			{ SQB_REC_KVM_PIC_MASTER, SQB_RECF_CRITICAL, 16, pic },
+			{ SQB_REC_KVM_CLOCK, SQB_RECF_CRITICAL, 32, clk },
+		};
+
+		pic[2] = (uint8_t)(0xf8 + round); /* imr */
+		le64(clk, 1000000000ull * (round + 1));
+		if (arch == SQB_ARCH_X86_64 &&
+		    (err = sqb_writer_add_records(w, SQB_SEC_INTC, 0, ir, 2)))
+			die("add_records", err);
+	}
 	snprintf(dev.id, sizeof(dev.id), "serial0");
 	snprintf(st, sizeof(st), "uart-lsr=%u", 0x60 + round);
 	dev.state = st;

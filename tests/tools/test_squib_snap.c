@@ -408,6 +408,9 @@ static void test_json_fields(void **state)
 			"serial0");
 		assert_string_equal(YAJL_GET_STRING(jget(v, "config", "mem_size_mib", NULL)), "129");
 		assert_int_equal(YAJL_GET_INTEGER(jget(v, "working_set", "pages", NULL)), 7);
+		assert_string_equal(
+			YAJL_GET_STRING(jget(jidx(jget(v, "irqchip", NULL, NULL), 1), "tag", NULL, NULL)),
+			"KVM_CLOCK");
 		for (const char *k = "pages"; k; k = strcmp(k, "pages") ? NULL : "present")
 			jget(v, "memory", k, NULL);
 		jget(v, "memory", "zero", NULL);
@@ -457,6 +460,7 @@ static void test_json_fields(void **state)
 	assert_int_equal(snap("diff j.sqb jd.sqb"), 0);
 	assert_contains("out.txt", "rip: 0xffffffff81000000 \xe2\x86\x92 0xffffffff81000010");
 	assert_contains("out.txt", "mem_size_mib: 128 \xe2\x86\x92 129");
+	assert_contains("out.txt", "KVM_CLOCK: 3 bytes differ");
 	/* device state bytes */
 	assert_int_equal(snap("extract j.sqb --device serial0 -o serial.bin"), 0);
 	assert_contains("serial.bin", "uart-lsr=96");

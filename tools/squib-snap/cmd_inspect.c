@@ -406,6 +406,48 @@ static int one_vcpu(struct ins *x, uint32_t idx)
 	return 0;
 }
 
+/* INTC: interrupt controller and clock records, listed by tag and size. */
+static int do_irqchip(struct ins *x)
+{
+	struct sqb_record *recs = NULL;
+	unsigned int n = 0;
+	void *back = NULL;
+	struct sqb_diag d;
+	int err = 0;
+
+	if (sqb_snap_section_find(x->s, SQB_SEC_INTC, 0) >= 0)
+		err = sqb_snap_records(x->s, SQB_SEC_INTC, 0, &recs, &n, &back, &d);
+	if (err)
+		return st_fail_diag(sqb_snap_path(x->s), err, &d);
+	if (x->g) {
+		st_jkey(x->g, "irqchip");
+		st_jarr(x->g);
+	} else if (n) {
+		printf("  irqchip:");
+	}
+	for (unsigned int i = 0; i < n; i++) {
+		const char *nm = sqb_record_tag_name(recs[i].tag);
+		char tmp[16];
+
+		snprintf(tmp, sizeof(tmp), "0x%04x", recs[i].tag);
+		if (x->g) {
+			st_jmap(x->g);
+			st_jkv_str(x->g, "tag", nm ? nm : tmp);
+			st_jkv_u64(x->g, "length", recs[i].len);
+			st_jmap_end(x->g);
+		} else {
+			printf(" %s(%u)", nm ? nm : tmp, recs[i].len);
+		}
+	}
+	if (x->g)
+		st_jarr_end(x->g);
+	else if (n)
+		printf("\n");
+	free(recs);
+	free(back);
+	return 0;
+}
+
 static int do_vcpus(struct ins *x)
 {
 	uint32_t inst[4096];
@@ -423,7 +465,7 @@ static int do_vcpus(struct ins *x)
 		rc = one_vcpu(x, inst[i]);
 	if (x->g)
 		st_jarr_end(x->g);
-	return rc;
+	return rc ? rc : do_irqchip(x);
 }
 
 static void hexdump(const uint8_t *p, size_t n)
