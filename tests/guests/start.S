@@ -30,11 +30,26 @@ _start32:
 	movw %ax, %fs
 	movw %ax, %gs
 	movl $bsp_stack_top, %esp
-	/* PML4[0] -> PDPT; PDPT[0..3] -> PD0..PD3; PDx[i] = 2 MiB pages. */
+	/* PML4[0] -> PDPT.  With 1 GiB pages (CPUID 0x80000001 EDX.26) the
+	 * PDPT maps 0..4 GiB in four entries; otherwise PDPT[0..3] -> PD0..3
+	 * of 2 MiB pages.  Fewer entries = less work under emulation. */
 	movl $pt_pdpt, %eax
 	orl $3, %eax
 	movl %eax, pt_pml4
+	movl $0x80000001, %eax
+	cpuid
+	btl $26, %edx
+	jnc 5f
 	xorl %ecx, %ecx
+6:	movl %ecx, %eax
+	shll $30, %eax
+	orl $0x83, %eax		/* present, writable, 1 GiB */
+	movl %eax, pt_pdpt(,%ecx,8)
+	incl %ecx
+	cmpl $4, %ecx
+	jne 6b
+	jmp 7f
+5:	xorl %ecx, %ecx
 2:	movl %ecx, %eax
 	shll $12, %eax
 	addl $pt_pd, %eax
@@ -48,10 +63,10 @@ _start32:
 	shll $21, %eax
 	orl $0x83, %eax		/* present, writable, 2 MiB */
 	movl %eax, pt_pd(,%ecx,8)
-	movl $0, pt_pd+4(,%ecx,8)
 	incl %ecx
 	cmpl $2048, %ecx
 	jne 3b
+7:
 	xorl %edi, %edi		/* 0 = bootstrap processor */
 	.globl enter_long
 enter_long:
