@@ -207,6 +207,29 @@ static void test_malformed_bzimage_rejected(void **state)
 	}
 }
 
+/* Random corruption of the setup header never crashes (run under ASan). */
+static void test_mutated_headers_never_crash(void **state)
+{
+	struct xbt_guest g;
+	static struct bz base, b;
+	struct sqb_x86boot_entry out;
+	unsigned int seed = 777, ok = 0;
+
+	(void)state;
+	xbt_guest_init(&g, 32 * MiB, 0);
+	bz_build(&base);
+	for (int iter = 0; iter < 300; iter++) {
+		b = base;
+		for (int k = 0; k < 3; k++) {
+			seed = seed * 1103515245 + 12345;
+			b.buf[0x1f1 + (seed >> 8) % (0x270 - 0x1f1)] = (uint8_t)(seed >> 20);
+		}
+		ok += load_bz(&g, &b, sizeof(b.buf), &out, NULL) == 0;
+	}
+	assert_true(ok < 300);
+	xbt_guest_free(&g);
+}
+
 static void test_real_kernel_if_given(void **state)
 {
 	const char *path = getenv("SQB_TEST_BZIMAGE");
@@ -236,6 +259,7 @@ int main(void)
 		cmocka_unit_test(test_valid_bzimage_boot_params),
 		cmocka_unit_test(test_relocation_and_initrd_limit),
 		cmocka_unit_test(test_malformed_bzimage_rejected),
+		cmocka_unit_test(test_mutated_headers_never_crash),
 		cmocka_unit_test(test_real_kernel_if_given),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
