@@ -455,6 +455,16 @@ int main(int argc, char **argv)
 		exact_epochs = 10;
 	}
 	ord = fault_order(fault_pages, mem_len / PG);
+	{ /* timings on a shared 2-vCPU machine mean little without this */
+		char la[64] = "?";
+		FILE *f = fopen("/proc/loadavg", "r");
+
+		if (f && !fgets(la, sizeof(la), f))
+			la[0] = 0;
+		if (f)
+			fclose(f);
+		printf("loadavg at start: %s", la);
+	}
 	printf(
 	    "dirty_bench: %zu MiB tracked, %u faults, loop %u x %u writes, exactness %u epochs\n",
 	    mem_len >> 20, fault_pages, loop_epochs, loop_writes, exact_epochs);
