@@ -438,6 +438,20 @@ static void exactness(struct bres *r)
 	r->written = x.written;
 }
 
+/* Timings on a shared 2-vCPU machine mean little without this. */
+static void print_loadavg(void)
+{
+	char la[64] = "?\n";
+	FILE *f = fopen("/proc/loadavg", "r");
+
+	if (f) {
+		if (!fgets(la, sizeof(la), f))
+			strcpy(la, "?\n");
+		fclose(f);
+	}
+	printf("loadavg at start: %s", la);
+}
+
 int main(int argc, char **argv)
 {
 	static const enum sqb_dirty_backend order[] = {SQB_DIRTY_KVM, SQB_DIRTY_UFFD_ASYNC,
@@ -455,16 +469,7 @@ int main(int argc, char **argv)
 		exact_epochs = 10;
 	}
 	ord = fault_order(fault_pages, mem_len / PG);
-	{ /* timings on a shared 2-vCPU machine mean little without this */
-		char la[64] = "?";
-		FILE *f = fopen("/proc/loadavg", "r");
-
-		if (f && !fgets(la, sizeof(la), f))
-			la[0] = 0;
-		if (f)
-			fclose(f);
-		printf("loadavg at start: %s", la);
-	}
+	print_loadavg();
 	printf(
 	    "dirty_bench: %zu MiB tracked, %u faults, loop %u x %u writes, exactness %u epochs\n",
 	    mem_len >> 20, fault_pages, loop_epochs, loop_writes, exact_epochs);
