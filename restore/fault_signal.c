@@ -112,6 +112,19 @@ static int sig_wait(struct fault_src *fs, struct fault_ev *ev, int max, int time
 	return n;
 }
 
+static int sig_ready(struct fault_src *fs, int timeout_ms)
+{
+	struct sig_src *s = (struct sig_src *)fs;
+	struct pollfd p[2] = { { s->req[0], POLLIN, 0 }, { s->evfd, POLLIN, 0 } };
+	uint64_t v;
+
+	if (poll(p, 2, timeout_ms) <= 0)
+		return 0;
+	if (p[1].revents & POLLIN)
+		(void)!read(s->evfd, &v, sizeof(v));
+	return !!(p[0].revents & POLLIN);
+}
+
 /* put_range() skips present pages, so every page here is still PROT_NONE:
  * fill it through the alias, then open it. */
 static int sig_install(struct fault_src *fs, struct rs_range *rg, uint64_t off, const void *src,
@@ -166,6 +179,7 @@ static void sig_destroy(struct fault_src *fs)
 static const struct fault_ops sig_ops = {
 	.name = "sigsegv",
 	.wait = sig_wait,
+	.ready = sig_ready,
 	.install = sig_install,
 	.zero = sig_zero,
 	.wake = sig_wake,

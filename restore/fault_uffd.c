@@ -61,6 +61,19 @@ static int uffd_wait(struct fault_src *fs, struct fault_ev *ev, int max, int tim
 	return n;
 }
 
+static int uffd_ready(struct fault_src *fs, int timeout_ms)
+{
+	struct uffd_src *u = (struct uffd_src *)fs;
+	struct pollfd p[2] = { { u->fd, POLLIN, 0 }, { u->evfd, POLLIN, 0 } };
+	uint64_t v;
+
+	if (poll(p, 2, timeout_ms) <= 0)
+		return 0;
+	if (p[1].revents & POLLIN)
+		(void)!read(u->evfd, &v, sizeof(v));
+	return !!(p[0].revents & POLLIN);
+}
+
 /* Copy [dst, dst+len) unless present; 1 if a page already existed. */
 static int uffd_install(struct fault_src *fs, struct rs_range *rg, uint64_t off, const void *src,
 			uint64_t len)
@@ -175,6 +188,7 @@ static void uffd_destroy(struct fault_src *fs)
 static const struct fault_ops uffd_ops = {
 	.name = "userfaultfd",
 	.wait = uffd_wait,
+	.ready = uffd_ready,
 	.install = uffd_install,
 	.zero = uffd_zero,
 	.wake = uffd_wake,

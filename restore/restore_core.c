@@ -187,10 +187,10 @@ static int validate(sqb_snap *s, const struct sqb_restore_opts *o, struct sqb_di
 		return -SQB_ENOTFOUND;
 	}
 	for (sqb_snap *l = s; l; l = sqb_snap_parent(l)) {
-		struct sqb_mem_stats ms;
-
-		sqb_snap_mem_stats(l, &ms);
-		if (ms.parent && !sqb_snap_parent(l)) {
+		/* a diff opened without its parent cannot be restored (cheap
+		 * check: walking every extent would cost the mmap strategy its
+		 * millisecond) */
+		if (sqb_snap_get_info(l)->kind == SQB_SNAP_DIFF && !sqb_snap_parent(l)) {
 			diag_set(d, "PIDX", "snapshot has pages in a parent that was not opened");
 			return -SQB_EPARENT;
 		}
@@ -248,8 +248,16 @@ static int rs_new(sqb_restore **out, sqb_snap *s, const struct sqb_restore_opts 
 	rs->strategy = o->strategy;
 	rs->gps = sqb_snap_get_info(s)->guest_page_size;
 	rs->memfd = -1;
+	pthread_rwlockattr_t ra;
+
 	pthread_mutex_init(&rs->lock, NULL);
 	pthread_cond_init(&rs->cond, NULL);
+	/* writer preference: the handler must not wait behind a stream of
+	 * prefetch installs to read a fault */
+	pthread_rwlockattr_init(&ra);
+	pthread_rwlockattr_setkind_np(&ra, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+	pthread_rwlock_init(&rs->ev_lock, &ra);
+	pthread_rwlockattr_destroy(&ra);
 	rs->rg = calloc(nrg, sizeof(*rs->rg));
 	rs->nrg = nrg;
 	if (!rs->rg) {
@@ -570,6 +578,10 @@ void sqb_restore_get_stats(sqb_restore *rs, struct sqb_restore_stats *out)
 			qsort(c, rs->nsamples, sizeof(*c), cmp_u32);
 			out->fault_p50_ns = c[rs->nsamples / 2];
 			out->fault_p99_ns = c[rs->nsamples * 99 / 100];
+			memcpy(c, rs->samples_inst, rs->nsamples * sizeof(*c));
+			qsort(c, rs->nsamples, sizeof(*c), cmp_u32);
+			out->install_p50_ns = c[rs->nsamples / 2];
+			out->install_p99_ns = c[rs->nsamples * 99 / 100];
 			free(c);
 		}
 	}
@@ -597,10 +609,14 @@ void sqb_restore_free(sqb_restore *rs)
 	free(rs->fetch_q);
 	free(rs->ws);
 	free(rs->ws_data);
+	free(rs->ws_idx);
 	free(rs->samples);
+	free(rs->samples_inst);
 	free(rs->hbuf);
+	free(rs->pbuf);
 	pthread_mutex_destroy(&rs->lock);
 	pthread_cond_destroy(&rs->cond);
+	pthread_rwlock_destroy(&rs->ev_lock);
 	free(rs->rg);
 	free(rs);
 }

@@ -41,6 +41,8 @@ struct fault_ops {
 	const char *name;
 	/* Up to max events; 0 on timeout or kick; -errno on failure. */
 	int (*wait)(struct fault_src *fs, struct fault_ev *ev, int max, int timeout_ms);
+	/* Block until events may be readable (1), or timeout / kick (0). */
+	int (*ready)(struct fault_src *fs, int timeout_ms);
 	/* Copy len bytes to host address dst unless already present (EEXIST is
 	 * skipped page by page) and wake threads waiting there.  -EAGAIN: retry
 	 * after reading events. */
@@ -115,11 +117,19 @@ struct sqb_restore {
 	uint64_t ws_page;	   /* next page inside ws[ws_i] */
 	uint8_t *ws_data;	   /* pages in order, or NULL: decode from snap */
 	uint64_t ws_off;
+	pthread_t prefetcher;	   /* installs the working set beside the handler */
+	int prefetch_started;
+	_Atomic int prefetching;
+	pthread_rwlock_t ev_lock;  /* read events (W) vs prefetch installs (R) */
+	uint8_t *pbuf;
+	uint32_t *ws_idx;	   /* host page -> 1 + its page in ws_data, or 0 */
 
 	/* stats */
 	atomic_uint_fast64_t faults, removed, mapped, decoded;
-	uint32_t *samples;
+	uint32_t *samples;	   /* fault service, event read -> installed */
+	uint32_t *samples_inst;	   /* the same minus reading/decoding the source */
 	size_t nsamples;
+	uint64_t dec_ns;	   /* handler: source time of the fault being served */
 	uint8_t *hbuf; /* handler's decode buffer */
 };
 

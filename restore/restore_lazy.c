@@ -93,6 +93,7 @@ static int serve_block(sqb_restore *rs, uint64_t blk)
 	uint64_t off, len;
 	struct rs_range *rg = rs_block_range(rs, blk, &off);
 	struct sqb_diag d = { 0 };
+	uint64_t t0;
 	int err;
 
 	len = rg->size - off < RS_BLOCK ? rg->size - off : RS_BLOCK;
@@ -106,7 +107,10 @@ static int serve_block(sqb_restore *rs, uint64_t blk)
 	}
 	if (rs_block_is_zero(rs, blk))
 		return put_range(rs, rg, off, len, NULL);
-	if ((err = rs_decode_block(rs, blk, rs->hbuf, &len, &d)))
+	t0 = rs_now_ns();
+	err = rs_decode_block(rs, blk, rs->hbuf, &len, &d);
+	rs->dec_ns += rs_now_ns() - t0;
+	if (err)
 		return rs_fail(rs, err, &d);
 	return put_range(rs, rg, off, len, rs->hbuf);
 }
@@ -147,8 +151,11 @@ static int serve_fault(sqb_restore *rs, uint64_t addr, int retry)
 	else if (rs->record) {
 		uint64_t poff = off - off % rs->gps;
 		struct sqb_diag d = { 0 };
+		uint64_t t0 = rs_now_ns();
 
-		if ((err = sqb_snap_read(rs->snap, rg->gpa + poff, rs->hbuf, rs->gps, &d)))
+		err = sqb_snap_read(rs->snap, rg->gpa + poff, rs->hbuf, rs->gps, &d);
+		rs->dec_ns += rs_now_ns() - t0;
+		if (err)
 			return rs_fail(rs, err, &d);
 		atomic_fetch_add(&rs->decoded, rs->gps);
 		/* record before the install wakes the thread: whoever saves
@@ -156,6 +163,13 @@ static int serve_fault(sqb_restore *rs, uint64_t addr, int retry)
 		if (!retry)
 			record(rs, rg->gpa + poff);
 		err = put_range(rs, rg, poff, rs->gps, rs->hbuf);
+	} else if (rs->ws_idx && rs->ws_idx[pg]) {
+		/* a working-set page the prefetch has not reached: its bytes
+		 * are in memory already, install just its guest page */
+		uint64_t poff = off - off % rs->gps;
+
+		err = put_range(rs, rg, poff, rs->gps,
+				rs->ws_data + (uint64_t)(rs->ws_idx[pg] - 1) * rs->gps);
 	} else {
 		err = serve_block(rs, rg->blk0 + off / RS_BLOCK);
 	}
@@ -185,22 +199,29 @@ static void mark_removed(sqb_restore *rs, uint64_t start, uint64_t end)
 	}
 }
 
-static void sample(sqb_restore *rs, uint64_t ns)
+static void sample(sqb_restore *rs, uint64_t ns, uint64_t src_ns)
 {
+	size_t i;
+
 	if (!rs->samples) {
 		rs->samples = malloc(RS_MAX_SAMPLES * sizeof(*rs->samples));
-		if (!rs->samples)
+		rs->samples_inst = malloc(RS_MAX_SAMPLES * sizeof(*rs->samples_inst));
+		if (!rs->samples || !rs->samples_inst)
 			return;
 	}
+	src_ns = src_ns < ns ? src_ns : ns;
 	pthread_mutex_lock(&rs->lock);
-	rs->samples[rs->nsamples++ % RS_MAX_SAMPLES] = ns > UINT32_MAX ? UINT32_MAX : (uint32_t)ns;
-	if (rs->nsamples > RS_MAX_SAMPLES)
-		rs->nsamples = RS_MAX_SAMPLES;
+	i = rs->nsamples % RS_MAX_SAMPLES; /* after the first 1M, overwrite the oldest */
+	rs->samples[i] = ns > UINT32_MAX ? UINT32_MAX : (uint32_t)ns;
+	rs->samples_inst[i] = ns - src_ns > UINT32_MAX ? UINT32_MAX : (uint32_t)(ns - src_ns);
+	if (rs->nsamples < RS_MAX_SAMPLES)
+		rs->nsamples++;
 	pthread_mutex_unlock(&rs->lock);
 }
 
-/* Install up to one block's worth of the working set.  1 if work remains. */
-static int ws_step(sqb_restore *rs)
+/* Install up to one block's worth of the working set.  1 if work remains.
+ * buf: decode scratch; locked: called by the prefetch thread. */
+static int ws_step(sqb_restore *rs, uint8_t *buf, int locked)
 {
 	while (rs->ws_i < rs->nws) {
 		const struct sqb_wset_range *w = &rs->ws[rs->ws_i];
@@ -224,12 +245,17 @@ static int ws_step(sqb_restore *rs)
 			if (!data) {
 				struct sqb_diag d = { 0 };
 
-				if ((err = sqb_snap_read(rs->snap, gpa, rs->hbuf, len, &d)))
+				if ((err = sqb_snap_read(rs->snap, gpa, buf, len, &d)))
 					return rs_fail(rs, err, &d), 0;
-				data = rs->hbuf;
+				data = buf;
 			}
-			if ((err = put_range(rs, rg, off, len, data)) < 0) {
-				if (err == -EAGAIN)
+			if (locked)
+				pthread_rwlock_rdlock(&rs->ev_lock);
+			err = put_range(rs, rg, off, len, data);
+			if (locked)
+				pthread_rwlock_unlock(&rs->ev_lock);
+			if (err < 0) {
+				if (err == -EAGAIN) /* an event is pending: the handler reads it */
 					return 1;
 				return rs_fail(rs, err, NULL), 0;
 			}
@@ -242,10 +268,33 @@ static int ws_step(sqb_restore *rs)
 		}
 		return 1;
 	}
-	if (rs->ws_data) {
-		free(rs->ws_data);
-		rs->ws_data = NULL;
-	}
+	return 0; /* ws_data stays: faults on set pages are served from it */
+}
+
+/* Index the working-set bytes by destination page, for faults that arrive
+ * before the prefetch got there. */
+static int ws_index(sqb_restore *rs)
+{
+	uint64_t k = 0;
+
+	if (!rs->ws_data || !rs->nws)
+		return 0;
+	rs->ws_idx = calloc(rs->npg ? rs->npg : 1, sizeof(*rs->ws_idx));
+	if (!rs->ws_idx)
+		return -ENOMEM;
+	for (size_t i = 0; i < rs->nws; i++)
+		for (uint32_t p = 0; p < rs->ws[i].pages; p++, k++) {
+			uint64_t gpa = rs->ws[i].gpa + (uint64_t)p * rs->gps;
+
+			for (unsigned int j = 0; j < rs->nrg; j++)
+				if (gpa - rs->rg[j].gpa < rs->rg[j].size && k < UINT32_MAX) {
+					uint64_t pg = rs->rg[j].pg0 + (gpa - rs->rg[j].gpa) / RS_HPAGE;
+
+					for (uint32_t h = 0; h < rs->gps / RS_HPAGE; h++)
+						if (!rs->ws_idx[pg + h])
+							rs->ws_idx[pg + h] = (uint32_t)k + 1;
+				}
+		}
 	return 0;
 }
 
@@ -273,7 +322,7 @@ static int idle_step(sqb_restore *rs)
 		pthread_mutex_unlock(&rs->lock);
 		return 1;
 	}
-	if (ws_step(rs))
+	if (!rs->prefetch_started && ws_step(rs, rs->hbuf, 0))
 		return 1;
 	for (unsigned int i = 0; i < RS_NSLOT; i++) {
 		struct rs_slot *sl = &rs->slots[i];
@@ -306,30 +355,59 @@ static int idle_step(sqb_restore *rs)
 	return 0;
 }
 
-static void handle_events(sqb_restore *rs, struct hstate *h, struct fault_ev *ev, int n,
-			  uint64_t t0)
+static void handle_removes(sqb_restore *rs, struct fault_ev *ev, int n)
 {
-	/* removes first: a fault read in the same batch may be for a removed page */
 	for (int i = 0; i < n; i++)
 		if (ev[i].kind == FEV_REMOVE)
 			mark_removed(rs, ev[i].addr, ev[i].end);
+}
+
+/* Faults of one batch, after its removes were marked: a fault read in the
+ * same batch may be for a removed page. */
+static void handle_faults(sqb_restore *rs, struct hstate *h, struct fault_ev *ev, int n,
+			  uint64_t t0)
+{
 	for (int i = 0; i < n; i++) {
 		int err;
 
 		if (ev[i].kind != FEV_FAULT)
 			continue;
 		atomic_fetch_add(&rs->faults, 1);
-		if (atomic_load(&rs->error)) {
+		if (atomic_load(&rs->error))
 			continue; /* failed: never wake a thread onto a page we cannot fill */
-		}
+		rs->dec_ns = 0;
 		err = serve_fault(rs, ev[i].addr, 0);
 		if (err == -EAGAIN && h->npend < RS_MAX_PENDING)
 			h->pending[h->npend++] = ev[i].addr;
 		else if (err < 0 && err != -EAGAIN)
 			rs_fail(rs, err, NULL);
 		else if (!err)
-			sample(rs, rs_now_ns() - t0);
+			sample(rs, rs_now_ns() - t0, rs->dec_ns);
+		t0 = rs_now_ns(); /* the next one starts when we get to it */
 	}
+}
+
+/* While a prefetch thread installs, reading events and marking removes is
+ * one step under the write lock, so no install can slip between a REMOVE
+ * being read and the page being marked. */
+static int read_events(sqb_restore *rs, struct fault_ev *ev, int timeout)
+{
+	int n;
+
+	if (!atomic_load(&rs->prefetching)) {
+		n = rs->fs->ops->wait(rs->fs, ev, 64, timeout);
+		if (n > 0)
+			handle_removes(rs, ev, n);
+		return n;
+	}
+	if (timeout && !rs->fs->ops->ready(rs->fs, timeout < 20 ? timeout : 20))
+		return 0;
+	pthread_rwlock_wrlock(&rs->ev_lock);
+	n = rs->fs->ops->wait(rs->fs, ev, 64, 0);
+	if (n > 0)
+		handle_removes(rs, ev, n);
+	pthread_rwlock_unlock(&rs->ev_lock);
+	return n;
 }
 
 static void *handler_main(void *arg)
@@ -344,7 +422,7 @@ static void *handler_main(void *arg)
 		return NULL;
 	}
 	while (!atomic_load(&rs->stop)) {
-		int n = rs->fs->ops->wait(rs->fs, ev, 64, busy || h->npend ? 0 : 100);
+		int n = read_events(rs, ev, busy || h->npend ? 0 : 100);
 		uint64_t t0 = rs_now_ns();
 		unsigned int np = h->npend;
 
@@ -352,7 +430,7 @@ static void *handler_main(void *arg)
 			rs_fail(rs, n, NULL);
 			n = 0;
 		}
-		handle_events(rs, h, ev, n, t0);
+		handle_faults(rs, h, ev, n, t0);
 		if (atomic_load(&rs->error)) {
 			busy = 0;
 			continue;
@@ -369,6 +447,17 @@ static void *handler_main(void *arg)
 		busy = n == 0 ? idle_step(rs) : 1;
 	}
 	free(h);
+	return NULL;
+}
+
+/* The working set goes in beside the handler, so faults never wait for it. */
+static void *prefetch_main(void *arg)
+{
+	sqb_restore *rs = arg;
+
+	while (!atomic_load(&rs->stop) && !atomic_load(&rs->error) && ws_step(rs, rs->pbuf, 1))
+		;
+	atomic_store(&rs->prefetching, 0);
 	return NULL;
 }
 
@@ -468,10 +557,10 @@ int rs_lazy_start(sqb_restore *rs, struct sqb_diag *d)
 	}
 	rs->record = !!(rs->o.flags & SQB_RESTORE_RECORD);
 	rs->hbuf = malloc(RS_BLOCK);
-	if (!rs->hbuf)
+	if (!rs->hbuf || ws_index(rs))
 		return -ENOMEM;
 	if (rs->o.flags & SQB_RESTORE_WSET_SYNC) {
-		while (ws_step(rs))
+		while (ws_step(rs, rs->hbuf, 0))
 			;
 		if (atomic_load(&rs->error))
 			return atomic_load(&rs->error);
@@ -481,6 +570,16 @@ int rs_lazy_start(sqb_restore *rs, struct sqb_diag *d)
 	for (unsigned int i = 0; i < (nw ? RS_NSLOT : 0); i++)
 		if (!(rs->slots[i].buf = malloc(RS_BLOCK)))
 			return -ENOMEM;
+	if (rs->nws && !(rs->o.flags & SQB_RESTORE_WSET_SYNC)) {
+		if (!(rs->pbuf = malloc(RS_BLOCK)))
+			return -ENOMEM;
+		atomic_store(&rs->prefetching, 1);
+		if ((err = pthread_create(&rs->prefetcher, NULL, prefetch_main, rs))) {
+			atomic_store(&rs->prefetching, 0);
+			return -err;
+		}
+		rs->prefetch_started = 1;
+	}
 	if ((err = pthread_create(&rs->handler, NULL, handler_main, rs)))
 		return -err;
 	rs->handler_started = 1;
@@ -527,6 +626,8 @@ void rs_lazy_stop(sqb_restore *rs)
 	pthread_cond_broadcast(&rs->cond);
 	pthread_mutex_unlock(&rs->lock);
 	rs->fs->ops->kick(rs->fs);
+	if (rs->prefetch_started)
+		pthread_join(rs->prefetcher, NULL);
 	if (rs->handler_started)
 		pthread_join(rs->handler, NULL);
 	for (unsigned int i = 0; i < rs->nworkers; i++)

@@ -28,13 +28,23 @@ struct mctx {
 	uint8_t *scratch;
 };
 
-typedef int (*run_fn)(struct mctx *m, sqb_snap *layer, unsigned int r, const struct sqb_extent *e,
-		      uint64_t off, uint64_t gpa, uint64_t len);
+/* One piece of an extent: e of region r of layer (whose file is fd), the
+ * extent's first byte at guest address ext_gpa; [gpa, gpa+len) of it lands
+ * at destination offset off. */
+struct piece {
+	sqb_snap *layer;
+	int fd;
+	unsigned int r;
+	const struct sqb_extent *e;
+	uint64_t ext_gpa, off, gpa, len;
+};
+static int on_run(struct mctx *m, const struct piece *p);
 
 /* Walk [gpa, gpa+len) of s, following PARENT extents into lower layers. */
-static int resolve(struct mctx *m, sqb_snap *s, uint64_t gpa, uint64_t len, uint64_t off, run_fn fn)
+static int resolve(struct mctx *m, sqb_snap *s, uint64_t gpa, uint64_t len, uint64_t off)
 {
 	uint32_t gps = sqb_snap_get_info(s)->guest_page_size;
+	struct piece pc = { .layer = s, .fd = sqb_snap_fd(s) };
 	int err;
 
 	while (len) {
@@ -54,10 +64,17 @@ static int resolve(struct mctx *m, sqb_snap *s, uint64_t gpa, uint64_t len, uint
 			uint64_t end = reg.gpa + (e->first_page + e->page_count) * gps;
 			uint64_t take = end - gpa < len ? end - gpa : len;
 
-			if (e->kind == SQB_EXT_PARENT && sqb_snap_parent(s))
-				err = resolve(m, sqb_snap_parent(s), gpa, take, off, fn);
-			else
-				err = fn(m, s, r, e, off, gpa, take);
+			if (e->kind == SQB_EXT_PARENT && sqb_snap_parent(s)) {
+				err = resolve(m, sqb_snap_parent(s), gpa, take, off);
+			} else {
+				pc.r = r;
+				pc.e = e;
+				pc.ext_gpa = end - (uint64_t)e->page_count * gps;
+				pc.off = off;
+				pc.gpa = gpa;
+				pc.len = take;
+				err = on_run(m, &pc);
+			}
 			if (err)
 				return err;
 			gpa += take;
@@ -124,10 +141,10 @@ static int check_filler(struct mctx *m, uint64_t off, uint64_t len)
 	return 0;
 }
 
-static int on_run(struct mctx *m, sqb_snap *layer, unsigned int r, const struct sqb_extent *e,
-		  uint64_t off, uint64_t gpa, uint64_t len)
+static inline int on_run(struct mctx *m, const struct piece *p)
 {
-	uint32_t gps = sqb_snap_get_info(layer)->guest_page_size;
+	const struct sqb_extent *e = p->e;
+	uint64_t off = p->off, len = p->len;
 	int err;
 
 	if (e->kind == SQB_EXT_ZERO) {
@@ -137,15 +154,11 @@ static int on_run(struct mctx *m, sqb_snap *layer, unsigned int r, const struct 
 		return 0;
 	}
 	if (e->kind == SQB_EXT_RAW) {
-		struct sqb_region reg;
-		uint64_t foff;
-		int fd = sqb_snap_fd(layer);
+		uint64_t foff = e->data + (p->gpa - p->ext_gpa);
+		int fd = p->fd;
 
-		if ((err = sqb_snap_region(layer, r, &reg)))
-			return err;
-		foff = e->data + (gpa - reg.gpa - e->first_page * gps);
 		if (m->verify && m->verified != e) {
-			if ((err = sqb_snap_extent_decode(layer, r, e, m->scratch, m->diag)))
+			if ((err = sqb_snap_extent_decode(p->layer, p->r, e, m->scratch, m->diag)))
 				return err;
 			m->verified = e;
 		}
@@ -167,7 +180,7 @@ static int on_run(struct mctx *m, sqb_snap *layer, unsigned int r, const struct 
 	}
 	if (m->active && (err = flush(m))) /* COMPRESSED, DEDUP: decoded below */
 		return err;
-	return add_decode(m, off, gpa, len);
+	return add_decode(m, off, p->gpa, len);
 }
 
 static int map_range(sqb_restore *rs, struct rs_range *rg, struct sqb_diag *d)
@@ -186,7 +199,7 @@ static int map_range(sqb_restore *rs, struct rs_range *rg, struct sqb_diag *d)
 		err = -errno;
 		goto out;
 	}
-	if ((err = resolve(&m, rs->snap, rg->gpa, rg->size, 0, on_run)))
+	if ((err = resolve(&m, rs->snap, rg->gpa, rg->size, 0)))
 		goto out;
 	if ((err = flush(&m)))
 		goto out;
@@ -211,11 +224,9 @@ int rs_mmap_restore(sqb_restore *rs, struct sqb_diag *d)
 	for (unsigned int i = 0; i < rs->nrg; i++)
 		if ((err = map_range(rs, &rs->rg[i], d)))
 			return err;
-	for (uint64_t b = 0; b < rs->nblk; b++)
-		rs->blk_state[b] = 1;
+	memset((void *)rs->blk_state, 1, rs->nblk);
 	atomic_store(&rs->blocks_present, rs->nblk);
-	for (uint64_t p = 0; p < rs->npg / 64 + 1; p++)
-		rs->pg_present[p] = ~0ull;
+	memset((void *)rs->pg_present, 0xff, (rs->npg / 64 + 1) * 8);
 	atomic_store(&rs->done, 1);
 	return 0;
 }

@@ -119,6 +119,8 @@ struct sqb_restore_stats {
 	uint64_t faults;	   /* fault events served */
 	uint64_t fault_p50_ns;	   /* handler service time: event read -> woken */
 	uint64_t fault_p99_ns;
+	uint64_t install_p50_ns;   /* the same without reading/decoding the source */
+	uint64_t install_p99_ns;
 	uint64_t removed_pages;	   /* pages dropped by REMOVE events */
 	uint64_t mapped_bytes;	   /* MMAP: bytes mapped from snapshot files */
 	uint64_t decoded_bytes;	   /* bytes produced by decoding */

@@ -81,7 +81,7 @@ static void *user_thread(void *arg)
 					atomic_fetch_add(&sh->bad, 1);
 				pg[MARK] = (uint8_t)~ref[MARK];
 				sh->written[r][p] = 1;
-			} else if (pg[MARK] != (uint8_t)(0xffu ^ ref[MARK])) {
+			} else if ((pg[MARK] ^ ref[MARK]) != 0xff) {
 				atomic_fetch_add(&sh->bad, 1);
 			}
 		} else if (memcmp(pg, ref, 4096)) {
