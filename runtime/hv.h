@@ -92,6 +92,8 @@ struct sqb_hv_ops {
 	const char *name;
 	int (*vm_create)(struct sqb_hv_vm **out, unsigned int nvcpus, struct sqb_diag *diag);
 	void (*vm_destroy)(struct sqb_hv_vm *vm);
+	/* Interrupt controllers and timers; after vm_map_memory, before vCPUs. */
+	int (*vm_init_platform)(struct sqb_hv_vm *vm, struct sqb_diag *diag);
 	/* Map host memory [host, host+size) at guest-physical gpa in a slot. */
 	int (*vm_map_memory)(struct sqb_hv_vm *vm, unsigned int slot, uint64_t gpa, uint64_t size,
 			     void *host, int track_dirty);

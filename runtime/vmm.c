@@ -276,6 +276,9 @@ int sqb_vm_create(sqb_vm **out, const struct sqb_vm_config *cfg, struct sqb_diag
 		if (err < 0)
 			goto err;
 	}
+	err = vm->ops->vm_init_platform(vm->hv, diag);
+	if (err < 0)
+		goto err;
 	err = vm_create_vcpus(vm, cfg, diag);
 	if (err < 0)
 		goto err;

@@ -29,8 +29,6 @@ static void kvm_diag(struct sqb_diag *diag, const char *what, int err)
 
 static int kvm_vm_create(struct sqb_hv_vm **out, unsigned int nvcpus, struct sqb_diag *diag)
 {
-	struct kvm_pit_config pit = { .flags = KVM_PIT_SPEAKER_DUMMY };
-	uint64_t idmap = KVM_IDMAP_ADDR;
 	struct sqb_hv_vm *vm;
 	int err;
 
@@ -57,20 +55,9 @@ static int kvm_vm_create(struct sqb_hv_vm **out, unsigned int nvcpus, struct sqb
 		goto err_kvm;
 	}
 	vm->run_size = ioctl(vm->kvm_fd, KVM_GET_VCPU_MMAP_SIZE, 0);
-	if (vm->run_size <= 0 || ioctl(vm->vm_fd, KVM_SET_TSS_ADDR, KVM_TSS_ADDR) < 0 ||
-	    ioctl(vm->vm_fd, KVM_SET_IDENTITY_MAP_ADDR, &idmap) < 0) {
-		err = -errno;
-		kvm_diag(diag, "KVM_SET_TSS_ADDR/IDENTITY_MAP", err);
-		goto err_vm;
-	}
-	if (ioctl(vm->vm_fd, KVM_CREATE_IRQCHIP, 0) < 0) {
-		err = -errno;
-		kvm_diag(diag, "KVM_CREATE_IRQCHIP", err);
-		goto err_vm;
-	}
-	if (ioctl(vm->vm_fd, KVM_CREATE_PIT2, &pit) < 0) {
-		err = -errno;
-		kvm_diag(diag, "KVM_CREATE_PIT2", err);
+	if (vm->run_size <= 0) {
+		err = -EINVAL;
+		kvm_diag(diag, "KVM_GET_VCPU_MMAP_SIZE", err);
 		goto err_vm;
 	}
 	err = sqb_kvm_cpuid_init(vm);
@@ -95,6 +82,34 @@ err_kvm:
 err_free:
 	free(vm);
 	return err;
+}
+
+/* In-kernel irqchip (PIC, IOAPIC, LAPICs) and PIT.  Called after guest
+ * memory is mapped: on PVM a memslot added after the irqchip costs several
+ * milliseconds more to register. */
+static int kvm_vm_init_platform(struct sqb_hv_vm *vm, struct sqb_diag *diag)
+{
+	struct kvm_pit_config pit = { .flags = KVM_PIT_SPEAKER_DUMMY };
+	uint64_t idmap = KVM_IDMAP_ADDR;
+	int err;
+
+	if (ioctl(vm->vm_fd, KVM_SET_TSS_ADDR, KVM_TSS_ADDR) < 0 ||
+	    ioctl(vm->vm_fd, KVM_SET_IDENTITY_MAP_ADDR, &idmap) < 0) {
+		err = -errno;
+		kvm_diag(diag, "KVM_SET_TSS_ADDR/IDENTITY_MAP", err);
+		return err;
+	}
+	if (ioctl(vm->vm_fd, KVM_CREATE_IRQCHIP, 0) < 0) {
+		err = -errno;
+		kvm_diag(diag, "KVM_CREATE_IRQCHIP", err);
+		return err;
+	}
+	if (ioctl(vm->vm_fd, KVM_CREATE_PIT2, &pit) < 0) {
+		err = -errno;
+		kvm_diag(diag, "KVM_CREATE_PIT2", err);
+		return err;
+	}
+	return 0;
 }
 
 static void kvm_vm_destroy(struct sqb_hv_vm *vm)
@@ -311,6 +326,7 @@ const struct sqb_hv_ops sqb_hv_backend = {
 	.name = "kvm",
 	.vm_create = kvm_vm_create,
 	.vm_destroy = kvm_vm_destroy,
+	.vm_init_platform = kvm_vm_init_platform,
 	.vm_map_memory = kvm_vm_map_memory,
 	.vm_irq_line = kvm_vm_irq_line,
 	.vm_state_size = kvm_vm_state_size,
