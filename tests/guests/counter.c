@@ -1,6 +1,7 @@
 /* counter guest: prints "count=N" forever (or up to max=), busy-waiting
  * delay= iterations between lines, so a pause/resume (or a snapshot) shows
- * continuity.  Polls the i8042: a key press (SendCtrlAltDel) ends it. */
+ * continuity.  Echoes serial input as "RX <byte>" (stdin -> UART), and polls
+ * the i8042: a key press (SendCtrlAltDel) ends it. */
 #include "guest.h"
 
 void guest_main(uint32_t start_info)
@@ -16,6 +17,12 @@ void guest_main(uint32_t start_info)
 		put_u64(n);
 		puts_serial("\n");
 		delay_loop(delay);
+		while (inb(0x3fd) & 1) { /* LSR.DR: a byte from the host */
+			uint8_t ch = inb(0x3f8);
+			puts_serial("RX ");
+			putc_serial((char)ch);
+			puts_serial("\n");
+		}
 		if (inb(0x64) & 1) {
 			uint8_t sc = inb(0x60);
 			puts_serial("COUNTER key ");

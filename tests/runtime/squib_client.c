@@ -38,12 +38,16 @@ int tc_connect(struct sqb_tc *t)
 	return fd;
 }
 
-int tc_spawn(struct sqb_tc *t, const char *squib, const char *const *extra, int api)
+static int spawn(struct sqb_tc *t, const char *squib, const char *const *extra, int api,
+		 int want_stdin)
 {
 	const char *argv[32];
-	int n = 0;
+	int n = 0, in_pipe[2] = { -1, -1 };
 
 	memset(t, 0, sizeof(*t));
+	t->stdin_fd = -1;
+	if (want_stdin && pipe2(in_pipe, O_CLOEXEC) < 0)
+		return -1;
 	snprintf(t->dir, sizeof(t->dir), "/tmp/sqbt-XXXXXX");
 	if (!mkdtemp(t->dir))
 		return -1;
@@ -62,7 +66,7 @@ int tc_spawn(struct sqb_tc *t, const char *squib, const char *const *extra, int 
 	if (t->pid < 0)
 		return -1;
 	if (t->pid == 0) {
-		int in = open("/dev/null", O_RDONLY);
+		int in = want_stdin ? in_pipe[0] : open("/dev/null", O_RDONLY);
 		int out = open(t->serial, O_WRONLY | O_CREAT | O_TRUNC, 0644);
 		int err = open(t->errlog, O_WRONLY | O_CREAT | O_TRUNC, 0644);
 		dup2(in, 0);
@@ -70,6 +74,10 @@ int tc_spawn(struct sqb_tc *t, const char *squib, const char *const *extra, int 
 		dup2(err, 2);
 		execv(squib, (char *const *)argv);
 		_exit(127);
+	}
+	if (want_stdin) {
+		close(in_pipe[0]);
+		t->stdin_fd = in_pipe[1];
 	}
 	if (!api)
 		return 0;
@@ -85,6 +93,16 @@ int tc_spawn(struct sqb_tc *t, const char *squib, const char *const *extra, int 
 		}
 	}
 	return -1;
+}
+
+int tc_spawn(struct sqb_tc *t, const char *squib, const char *const *extra, int api)
+{
+	return spawn(t, squib, extra, api, 0);
+}
+
+int tc_spawn_stdin(struct sqb_tc *t, const char *squib, const char *const *extra, int api)
+{
+	return spawn(t, squib, extra, api, 1);
 }
 
 int tc_status_of(const char *reply)
@@ -228,6 +246,9 @@ void tc_stop(struct sqb_tc *t)
 {
 	char cmd[256];
 
+	if (t->stdin_fd >= 0)
+		close(t->stdin_fd);
+	t->stdin_fd = -1;
 	if (t->pid > 0 && !t->exited) {
 		kill(t->pid, SIGKILL);
 		waitpid(t->pid, &t->status, 0);

@@ -14,11 +14,14 @@ struct sqb_tc {
 	char serial[192];
 	char errlog[192];
 	int exited, status;
+	int stdin_fd; /* write end of squib's stdin when spawned with tc_spawn_stdin */
 };
 
 /* Start squib with extra args (NULL-terminated; may be NULL).  With
  * api=0 no --api-sock is passed (for --no-api runs). Returns 0 or -1. */
 int tc_spawn(struct sqb_tc *t, const char *squib, const char *const *extra, int api);
+/* Same, with squib's stdin on a pipe whose write end is t->stdin_fd. */
+int tc_spawn_stdin(struct sqb_tc *t, const char *squib, const char *const *extra, int api);
 /* One request on a fresh connection.  Returns the HTTP status or -1;
  * body (NUL-terminated) gets the response body. */
 int tc_req(struct sqb_tc *t, const char *method, const char *path, const char *json, char *body,

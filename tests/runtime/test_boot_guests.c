@@ -214,6 +214,29 @@ static void test_config_file_no_api_boots_and_exits(void **state)
 	unlink(cfg);
 }
 
+static void test_stdin_reaches_the_guest_uart(void **state)
+{
+	struct sqb_tc t;
+	char body[1024], resp[2048];
+
+	(void)state;
+	assert_int_equal(tc_spawn_stdin(&t, squib_bin, NULL, 1), 0);
+	snprintf(body, sizeof(body), "{\"kernel_image_path\":\"%s/counter.elf\",\"boot_args\":\"delay=3000\"}",
+		 guest_dir);
+	assert_int_equal(tc_req(&t, "PUT", "/boot-source", body, resp, sizeof(resp)), 204);
+	assert_int_equal(tc_req(&t, "PUT", "/actions", "{\"action_type\":\"InstanceStart\"}", resp,
+				sizeof(resp)),
+			 204);
+	expect_serial(&t, "count=2\n", 20000);
+	assert_int_equal(write(t.stdin_fd, "qz", 2), 2);
+	expect_serial(&t, "RX q\nRX z\n", 20000);
+	assert_int_equal(tc_req(&t, "PUT", "/actions", "{\"action_type\":\"SendCtrlAltDel\"}", resp,
+				sizeof(resp)),
+			 204);
+	assert_int_equal(tc_wait_exit(&t, 20000), 0);
+	tc_stop(&t);
+}
+
 static void test_triple_fault_is_reported_not_hung(void **state)
 {
 	struct sqb_tc t;
@@ -243,6 +266,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_timer_guest_counts_lapic_ticks),
 		cmocka_unit_test(test_smp_guest_every_vcpu_reports),
 		cmocka_unit_test(test_config_file_no_api_boots_and_exits),
+		cmocka_unit_test(test_stdin_reaches_the_guest_uart),
 		cmocka_unit_test(test_triple_fault_is_reported_not_hung),
 	};
 	int fd;
