@@ -52,17 +52,17 @@ static void add_vcpus(sqb_snap_writer *w, enum sqb_arch arch, unsigned int round
 				le64(regs + 8 * i, 0x1000ull * (i + 1) + v);
 			le64(regs + 8 * 16, 0xffffffff81000000ull + round * 0x10 + v); /* rip */
 			le64(regs + 8 * 17, 0x202);
-			le64(a + 224, 0x80050033);	   /* cr0 */
+			le64(a + 224, 0x80050033);		   /* cr0 */
 			le64(a + 240, 0x1000000 + round * 0x1000); /* cr3 */
-			le64(a + 248, 0x3406f0);	   /* cr4 */
-			le64(a + 264, 0xd01);		   /* efer */
-			r[0] = (struct sqb_record){ SQB_REC_X86_REGS, SQB_RECF_CRITICAL, 144, regs };
-			r[1] = (struct sqb_record){ SQB_REC_X86_SREGS, SQB_RECF_CRITICAL, 312, a };
+			le64(a + 248, 0x3406f0);		   /* cr4 */
+			le64(a + 264, 0xd01);			   /* efer */
+			r[0] = (struct sqb_record){SQB_REC_X86_REGS, SQB_RECF_CRITICAL, 144, regs};
+			r[1] = (struct sqb_record){SQB_REC_X86_SREGS, SQB_RECF_CRITICAL, 312, a};
 		} else {
 			for (int i = 0; i < 37; i++)
 				le64(b + 8 * i, 0x100ull * i + v);
 			le64(b + 8 * 33, 0xffff800010000000ull + round * 4); /* pc */
-			le64(b + 8 * 34, 0x3c5);			  /* pstate */
+			le64(b + 8 * 34, 0x3c5);			     /* pstate */
 			memset(sys, 0, sizeof(sys));
 			sys[0] = 3;
 			le64(sys + 8, 0xc100);
@@ -71,9 +71,9 @@ static void add_vcpus(sqb_snap_writer *w, enum sqb_arch arch, unsigned int round
 			le64(sys + 32, 0x41000000);
 			le64(sys + 40, 0xc080);
 			le64(sys + 48, 0x30d0199d);
-			r[0] = (struct sqb_record){ SQB_REC_ARM64_CORE, SQB_RECF_CRITICAL, 296, b };
-			r[1] = (struct sqb_record){ SQB_REC_ARM64_SYSREGS, SQB_RECF_CRITICAL,
-						    sizeof(sys), sys };
+			r[0] = (struct sqb_record){SQB_REC_ARM64_CORE, SQB_RECF_CRITICAL, 296, b};
+			r[1] = (struct sqb_record){SQB_REC_ARM64_SYSREGS, SQB_RECF_CRITICAL,
+						   sizeof(sys), sys};
 		}
 		if ((err = sqb_writer_add_vcpu(w, v, r, 2)))
 			die("add_vcpu", err);
@@ -82,8 +82,8 @@ static void add_vcpus(sqb_snap_writer *w, enum sqb_arch arch, unsigned int round
 
 static void add_state(sqb_snap_writer *w, enum sqb_arch arch, unsigned int round)
 {
-	struct sqb_device dev = { .type = 3, .version = 1, .bus_addr = 0x3f8, .irq = 4 };
-	struct sqb_wset_range ws[2] = { { 0x10000, 4 }, { 0x40000, 2 + round } };
+	struct sqb_device dev = {.type = 3, .version = 1, .bus_addr = 0x3f8, .irq = 4};
+	struct sqb_wset_range ws[2] = {{0x10000, 4}, {0x40000, 2 + round}};
 	char st[32], val[16];
 	int err;
 
@@ -91,8 +91,8 @@ static void add_state(sqb_snap_writer *w, enum sqb_arch arch, unsigned int round
 	{
 		static uint8_t pic[16], clk[32];
 		struct sqb_record ir[2] = {
-			{ SQB_REC_KVM_PIC_MASTER, SQB_RECF_CRITICAL, 16, pic },
-			{ SQB_REC_KVM_CLOCK, SQB_RECF_CRITICAL, 32, clk },
+		    {SQB_REC_KVM_PIC_MASTER, SQB_RECF_CRITICAL, 16, pic},
+		    {SQB_REC_KVM_CLOCK, SQB_RECF_CRITICAL, 32, clk},
 		};
 
 		pic[2] = (uint8_t)(0xf8 + round); /* imr */
@@ -107,7 +107,7 @@ static void add_state(sqb_snap_writer *w, enum sqb_arch arch, unsigned int round
 	dev.state_len = strlen(st);
 	if ((err = sqb_writer_add_device(w, &dev)))
 		die("add_device", err);
-	dev = (struct sqb_device){ .type = 9, .version = 2, .bus_addr = 0xd0000000, .irq = 5 };
+	dev = (struct sqb_device){.type = 9, .version = 2, .bus_addr = 0xd0000000, .irq = 5};
 	snprintf(dev.id, sizeof(dev.id), "virtio-blk0");
 	dev.state = "queue:0,avail=17";
 	dev.state_len = 16;
@@ -115,7 +115,8 @@ static void add_state(sqb_snap_writer *w, enum sqb_arch arch, unsigned int round
 		die("add_device", err);
 	snprintf(val, sizeof(val), "%u", 128 + round);
 	if ((err = sqb_writer_set_kv(w, SQB_SEC_CONF, "vcpu_count", "2", 1)) ||
-	    (err = sqb_writer_set_kv(w, SQB_SEC_CONF, "mem_size_mib", val, (uint32_t)strlen(val))) ||
+	    (err =
+		 sqb_writer_set_kv(w, SQB_SEC_CONF, "mem_size_mib", val, (uint32_t)strlen(val))) ||
 	    (err = sqb_writer_set_kv(w, SQB_SEC_META, "label", "fixture", 7)) ||
 	    (err = sqb_writer_set_working_set(w, ws, 2)))
 		die("state", err);
@@ -123,9 +124,10 @@ static void add_state(sqb_snap_writer *w, enum sqb_arch arch, unsigned int round
 
 static enum sqb_codec codec_of(const char *s)
 {
-	return !s ? SQB_CODEC_ZSTD : !strcmp(s, "none") ? SQB_CODEC_NONE
-				   : !strcmp(s, "lz4")	? SQB_CODEC_LZ4
-							: SQB_CODEC_ZSTD;
+	return !s		    ? SQB_CODEC_ZSTD
+	       : !strcmp(s, "none") ? SQB_CODEC_NONE
+	       : !strcmp(s, "lz4")  ? SQB_CODEC_LZ4
+				    : SQB_CODEC_ZSTD;
 }
 
 /* Two regions: [0, size/2) and [4 GiB, +size/2). */
@@ -278,8 +280,8 @@ static int cmd_big(const char *out, uint64_t seed, uint64_t mib, const char *par
 		   unsigned int round)
 {
 	struct sqb_write_opts o = SQB_WRITE_OPTS_INIT;
-	struct big_src bs = { seed, round };
-	struct sqb_page_source src = { big_get, &bs };
+	struct big_src bs = {seed, round};
+	struct sqb_page_source src = {big_get, &bs};
 	sqb_snap *p = NULL;
 	sqb_snap_writer *w;
 	int err;

@@ -131,7 +131,7 @@ static yajl_val json_out(void)
 
 static yajl_val jget(yajl_val v, const char *a, const char *b, const char *c)
 {
-	const char *path[4] = { a, b, c, NULL };
+	const char *path[4] = {a, b, c, NULL};
 	yajl_val r = yajl_tree_get(v, path, yajl_t_any);
 
 	if (!r)
@@ -384,11 +384,11 @@ static void test_json_fields(void **state)
 	{
 		yajl_val v = json_out(), vc;
 		static const char *const top[] = {
-			"file",	      "format_version", "producer", "created", "kind",
-			"role",	      "arch",		"hypervisor", "guest_page_size", "uuid",
-			"digest",     "parent",		"chain",    "companion", "sections",
-			"memory",     "vcpu_count",	"vcpus",    "devices", "config",
-			"metadata",   "working_set",
+		    "file",	"format_version", "producer",	"created",	   "kind",
+		    "role",	"arch",		  "hypervisor", "guest_page_size", "uuid",
+		    "digest",	"parent",	  "chain",	"companion",	   "sections",
+		    "memory",	"vcpu_count",	  "vcpus",	"devices",	   "config",
+		    "metadata", "working_set",
 		};
 
 		for (size_t i = 0; i < sizeof(top) / sizeof(top[0]); i++)
@@ -403,14 +403,15 @@ static void test_json_fields(void **state)
 		assert_string_equal(YAJL_GET_STRING(jget(vc, "registers", "cr3", NULL)),
 				    "0x0000000001001000");
 		jget(vc, "registers", "efer", NULL);
-		assert_string_equal(
-			YAJL_GET_STRING(jget(jidx(jget(v, "devices", NULL, NULL), 0), "id", NULL, NULL)),
-			"serial0");
-		assert_string_equal(YAJL_GET_STRING(jget(v, "config", "mem_size_mib", NULL)), "129");
+		assert_string_equal(YAJL_GET_STRING(jget(jidx(jget(v, "devices", NULL, NULL), 0),
+							 "id", NULL, NULL)),
+				    "serial0");
+		assert_string_equal(YAJL_GET_STRING(jget(v, "config", "mem_size_mib", NULL)),
+				    "129");
 		assert_int_equal(YAJL_GET_INTEGER(jget(v, "working_set", "pages", NULL)), 7);
-		assert_string_equal(
-			YAJL_GET_STRING(jget(jidx(jget(v, "irqchip", NULL, NULL), 1), "tag", NULL, NULL)),
-			"KVM_CLOCK");
+		assert_string_equal(YAJL_GET_STRING(jget(jidx(jget(v, "irqchip", NULL, NULL), 1),
+							 "tag", NULL, NULL)),
+				    "KVM_CLOCK");
 		for (const char *k = "pages"; k; k = strcmp(k, "pages") ? NULL : "present")
 			jget(v, "memory", k, NULL);
 		jget(v, "memory", "zero", NULL);
@@ -443,17 +444,15 @@ static void test_json_fields(void **state)
 		jget(v, "memory", "changed_pages", NULL);
 		jget(v, "memory", "range_count", NULL);
 		vc = jidx(jget(v, "vcpus", NULL, NULL), 0);
-		assert_string_equal(
-			YAJL_GET_STRING(jget(jidx(jget(vc, "registers", NULL, NULL), 0), "name",
-					     NULL, NULL)),
-			"rip");
-		assert_string_equal(
-			YAJL_GET_STRING(jget(jidx(jget(v, "config", NULL, NULL), 0), "key", NULL, NULL)),
-			"mem_size_mib");
-		assert_string_equal(
-			YAJL_GET_STRING(jget(jidx(jget(v, "devices", NULL, NULL), 0), "change", NULL,
-					     NULL)),
-			"changed");
+		assert_string_equal(YAJL_GET_STRING(jget(jidx(jget(vc, "registers", NULL, NULL), 0),
+							 "name", NULL, NULL)),
+				    "rip");
+		assert_string_equal(YAJL_GET_STRING(jget(jidx(jget(v, "config", NULL, NULL), 0),
+							 "key", NULL, NULL)),
+				    "mem_size_mib");
+		assert_string_equal(YAJL_GET_STRING(jget(jidx(jget(v, "devices", NULL, NULL), 0),
+							 "change", NULL, NULL)),
+				    "changed");
 		yajl_tree_free(v);
 	}
 	/* text output shows old -> new */
@@ -498,7 +497,7 @@ static long data_offset(const char *file)
 	r = jidx(jget(v, "memory", "regions", NULL), 0);
 	e = jget(r, "extent_list", NULL, NULL);
 	for (size_t i = 0; i < YAJL_GET_ARRAY(e)->len && off < 0; i++) {
-		const char *path[] = { "offset", NULL };
+		const char *path[] = {"offset", NULL};
 		yajl_val o = yajl_tree_get(YAJL_GET_ARRAY(e)->values[i], path, yajl_t_number);
 
 		if (o && seen++)
@@ -570,31 +569,31 @@ static void test_corrupt_and_truncated_inputs(void **state)
 static void test_usage_errors_exit_2(void **state)
 {
 	static const char *const bad[] = {
-		"",
-		"frobnicate",
-		"inspect",
-		"inspect a b",
-		"inspect --bogus x",
-		"verify",
-		"verify --max-problems 0 x",
-		"diff onlyone.sqb",
-		"merge a.sqb b.sqb",
-		"merge -o out.sqb",
-		"merge a b -o c --codec brotli",
-		"merge a b -o c --codec zstd:99",
-		"merge a b -o c --chunk-size 3000",
-		"extract x.sqb",
-		"extract x.sqb --memory a --vcpu 0",
-		"extract x.sqb --device d",
-		"extract x.sqb --vcpu -1",
-		"import -o x.sqb",
-		"import --memory m.raw -o x.sqb --layout 0-100",
-		"import --memory m.raw -o x.sqb --page-size 8192",
-		"repack x.sqb",
-		"pair onlyone",
+	    "",
+	    "frobnicate",
+	    "inspect",
+	    "inspect a b",
+	    "inspect --bogus x",
+	    "verify",
+	    "verify --max-problems 0 x",
+	    "diff onlyone.sqb",
+	    "merge a.sqb b.sqb",
+	    "merge -o out.sqb",
+	    "merge a b -o c --codec brotli",
+	    "merge a b -o c --codec zstd:99",
+	    "merge a b -o c --chunk-size 3000",
+	    "extract x.sqb",
+	    "extract x.sqb --memory a --vcpu 0",
+	    "extract x.sqb --device d",
+	    "extract x.sqb --vcpu -1",
+	    "import -o x.sqb",
+	    "import --memory m.raw -o x.sqb --layout 0-100",
+	    "import --memory m.raw -o x.sqb --page-size 8192",
+	    "repack x.sqb",
+	    "pair onlyone",
 	};
-	static const char *const cmds[] = { "inspect", "verify", "diff",   "merge",
-					    "extract", "import", "repack", "pair" };
+	static const char *const cmds[] = {"inspect", "verify", "diff",	  "merge",
+					   "extract", "import", "repack", "pair"};
 
 	(void)state;
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
@@ -636,8 +635,8 @@ static void test_pair_and_repack(void **state)
 	mk("full rp.sqb 11 2048");
 	mk("diff rp.sqb rpd.sqb 1");
 	assert_int_equal(snap("repack rp.sqb -o rp_none.sqb --codec none"), 0);
-	assert_int_equal(snap("repack rp_none.sqb -o rp_lz4.sqb --codec lz4 --dedup --chunk-size 16K"),
-			 0);
+	assert_int_equal(
+	    snap("repack rp_none.sqb -o rp_lz4.sqb --codec lz4 --dedup --chunk-size 16K"), 0);
 	assert_int_equal(snap("extract rp.sqb --memory rpa.raw"), 0);
 	assert_int_equal(snap("extract rp_lz4.sqb --memory rpb.raw"), 0);
 	assert_same_file("rpa.raw", "rpb.raw");
@@ -674,14 +673,14 @@ static int teardown(void **state)
 int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_import_inspect_verify_extract_identical),
-		cmocka_unit_test(test_diff_then_merge_reproduces_b),
-		cmocka_unit_test(test_five_deep_chain_merges_like_step_by_step),
-		cmocka_unit_test(test_merge_refusals_leave_no_output),
-		cmocka_unit_test(test_json_fields),
-		cmocka_unit_test(test_corrupt_and_truncated_inputs),
-		cmocka_unit_test(test_usage_errors_exit_2),
-		cmocka_unit_test(test_pair_and_repack),
+	    cmocka_unit_test(test_import_inspect_verify_extract_identical),
+	    cmocka_unit_test(test_diff_then_merge_reproduces_b),
+	    cmocka_unit_test(test_five_deep_chain_merges_like_step_by_step),
+	    cmocka_unit_test(test_merge_refusals_leave_no_output),
+	    cmocka_unit_test(test_json_fields),
+	    cmocka_unit_test(test_corrupt_and_truncated_inputs),
+	    cmocka_unit_test(test_usage_errors_exit_2),
+	    cmocka_unit_test(test_pair_and_repack),
 	};
 
 	if (argc != 3) {

@@ -11,7 +11,7 @@
 #include "snaptool.h"
 
 #define TEXT_RANGES 16
-#define RUN_PAGES 1024u /* pages compared per read */
+#define RUN_PAGES   1024u /* pages compared per read */
 
 struct dx {
 	sqb_snap *a, *b;
@@ -41,7 +41,8 @@ static void range_flush(struct dx *x)
 		uint64_t end = x->rstart + x->rlen * x->bi->guest_page_size - 1;
 
 		printf("  0x%012llx-0x%012llx  %llu page%s\n", (unsigned long long)x->rstart,
-		       (unsigned long long)end, (unsigned long long)x->rlen, x->rlen == 1 ? "" : "s");
+		       (unsigned long long)end, (unsigned long long)x->rlen,
+		       x->rlen == 1 ? "" : "s");
 	}
 	x->nranges++;
 	x->rlen = 0;
@@ -115,8 +116,8 @@ static void *side_read_run(void *arg)
 static int compare_run(struct dx *x, uint64_t gpa, uint32_t n)
 {
 	uint32_t gps = x->bi->guest_page_size;
-	struct side_read ra = { x->a, gpa, (size_t)n * gps, x->ba, { 0 }, 0 };
-	struct side_read rb = { x->b, gpa, (size_t)n * gps, x->bb, { 0 }, 0 };
+	struct side_read ra = {x->a, gpa, (size_t)n * gps, x->ba, {0}, 0};
+	struct side_read rb = {x->b, gpa, (size_t)n * gps, x->bb, {0}, 0};
 	pthread_t t;
 	int threaded = n >= 64 && pthread_create(&t, NULL, side_read_run, &ra) == 0;
 
@@ -144,7 +145,8 @@ static int compare_span(struct dx *x, uint64_t lo, uint64_t hi)
 	uint32_t gps = x->bi->guest_page_size;
 
 	for (uint64_t gpa = lo; gpa < hi;) {
-		uint32_t n = (hi - gpa) / gps < RUN_PAGES ? (uint32_t)((hi - gpa) / gps) : RUN_PAGES;
+		uint32_t n =
+		    (hi - gpa) / gps < RUN_PAGES ? (uint32_t)((hi - gpa) / gps) : RUN_PAGES;
 		int rc;
 
 		inherited(x->b, &x->ai->digest, gpa, n, x->same);
@@ -181,7 +183,8 @@ static void regions_only(struct dx *x, const sqb_snap *s, const sqb_snap *o, con
 
 		sqb_snap_region(s, r, &rg);
 		for (unsigned int k = 0; k < sqb_snap_region_count(o) && !found; k++)
-			found = !sqb_snap_region(o, k, &og) && og.gpa == rg.gpa && og.size == rg.size;
+			found =
+			    !sqb_snap_region(o, k, &og) && og.gpa == rg.gpa && og.size == rg.size;
 		if (found)
 			continue;
 		n++;
@@ -192,8 +195,9 @@ static void regions_only(struct dx *x, const sqb_snap *s, const sqb_snap *o, con
 			st_jkv_u64(x->g, "size", rg.size);
 			st_jmap_end(x->g);
 		} else {
-			printf("  region [0x%llx, +0x%llx) only in %s\n", (unsigned long long)rg.gpa,
-			       (unsigned long long)rg.size, key[strlen(key) - 1] == 'a' ? "A" : "B");
+			printf("  region [0x%llx, +0x%llx) only in %s\n",
+			       (unsigned long long)rg.gpa, (unsigned long long)rg.size,
+			       key[strlen(key) - 1] == 'a' ? "A" : "B");
 		}
 	}
 	(void)n;
@@ -235,7 +239,8 @@ static int diff_memory(struct dx *x)
 			sqb_snap_region(x->b, r, &rb);
 			sqb_snap_region(x->a, k, &ra);
 			lo = rb.gpa > ra.gpa ? rb.gpa : ra.gpa;
-			hi = rb.gpa + rb.size < ra.gpa + ra.size ? rb.gpa + rb.size : ra.gpa + ra.size;
+			hi = rb.gpa + rb.size < ra.gpa + ra.size ? rb.gpa + rb.size
+								 : ra.gpa + ra.size;
 			if (lo < hi)
 				rc = compare_span(x, lo, hi);
 		}
@@ -369,7 +374,8 @@ static void rec_change(struct dx *x, const struct sqb_record *ra, const struct s
 		st_jkv_u64(x->g, "bytes_differ", nd);
 		st_jmap_end(x->g);
 	} else if (ra && rb) {
-		printf("    %s: %u %s%s\n", nm ? nm : tmp, nd, nd == 1 ? "byte differs" : "bytes differ",
+		printf("    %s: %u %s%s\n", nm ? nm : tmp, nd,
+		       nd == 1 ? "byte differs" : "bytes differ",
 		       ra->len != rb->len ? " (length changed)" : "");
 	} else {
 		printf("    %s: %s\n", nm ? nm : tmp, what);
@@ -447,9 +453,10 @@ static int diff_reclist(struct dx *x, uint32_t type, uint32_t inst, const char *
 		st_jmap(x->g);
 		st_jkv_str(x->g, "section", label);
 		st_jkv_u64(x->g, "index", inst);
-		st_jkv_str(x->g, "status", sqb_snap_section_find(x->a, type, inst) < 0   ? "added"
-					   : sqb_snap_section_find(x->b, type, inst) < 0 ? "removed"
-											 : "present");
+		st_jkv_str(x->g, "status",
+			   sqb_snap_section_find(x->a, type, inst) < 0	 ? "added"
+			   : sqb_snap_section_find(x->b, type, inst) < 0 ? "removed"
+									 : "present");
 		st_jkey(x->g, "registers");
 		st_jarr(x->g);
 	} else {
@@ -580,15 +587,16 @@ static void dev_change(struct dx *x, const struct sqb_device *a, const struct sq
 		st_jkv_u64(x->g, "state_bytes_differ", nd);
 		st_jkv_u64(x->g, "state_length_a", a->state_len);
 		st_jkv_u64(x->g, "state_length_b", b->state_len);
-		st_jkv_bool(x->g, "header_changed", a->type != b->type || a->version != b->version ||
-							    a->bus_addr != b->bus_addr || a->irq != b->irq);
+		st_jkv_bool(x->g, "header_changed",
+			    a->type != b->type || a->version != b->version ||
+				a->bus_addr != b->bus_addr || a->irq != b->irq);
 	}
 	st_jmap_end(x->g);
 }
 
 static int diff_devices(struct dx *x)
 {
-	struct devset da = { 0 }, db = { 0 };
+	struct devset da = {0}, db = {0};
 	unsigned int before = x->changes;
 	int rc;
 
@@ -715,7 +723,8 @@ static int run_diff(struct dx *x)
 	if (x->ai->guest_page_size != x->bi->guest_page_size)
 		return st_fail(ST_FAIL, "page sizes differ: memory is not compared");
 	if ((rc = diff_memory(x)) || (rc = diff_vcpus(x)) || (rc = diff_devices(x)) ||
-	    (rc = diff_kv(x, SQB_SEC_CONF, "config")) || (rc = diff_kv(x, SQB_SEC_META, "metadata")))
+	    (rc = diff_kv(x, SQB_SEC_CONF, "config")) ||
+	    (rc = diff_kv(x, SQB_SEC_META, "metadata")))
 		return rc;
 	if (x->g) {
 		st_jkv_bool(x->g, "identical", !x->changes && !x->changed);
@@ -745,16 +754,16 @@ static int write_diff(struct dx *x, const struct st_wopts *wo)
 
 int cmd_diff(int argc, char **argv)
 {
-	static const struct option lo[] = { { "json", no_argument, NULL, 'j' },
-					    { "all", no_argument, NULL, 'a' },
-					    { "parent", required_argument, NULL, 'p' },
-					    { "help", no_argument, NULL, 'h' },
-					    ST_WOPT_LONGOPTS,
-					    { 0 } };
-	struct st_wopts wo = { .codec = SQB_CODEC_ZSTD };
+	static const struct option lo[] = {{"json", no_argument, NULL, 'j'},
+					   {"all", no_argument, NULL, 'a'},
+					   {"parent", required_argument, NULL, 'p'},
+					   {"help", no_argument, NULL, 'h'},
+					   ST_WOPT_LONGOPTS,
+					   {0}};
+	struct st_wopts wo = {.codec = SQB_CODEC_ZSTD};
 	const char *parents[64], *in[2];
 	unsigned int np = 0;
-	struct dx x = { 0 };
+	struct dx x = {0};
 	int json = 0, opt, rc;
 
 	while ((opt = getopt_long(argc, argv, "hjo:p:", lo, NULL)) != -1) {
@@ -763,15 +772,21 @@ int cmd_diff(int argc, char **argv)
 		if (rc)
 			continue;
 		switch (opt) {
-		case 'j': json = 1; break;
-		case 'a': x.all = 1; break;
+		case 'j':
+			json = 1;
+			break;
+		case 'a':
+			x.all = 1;
+			break;
 		case 'p':
 			if (np == 64)
 				return st_usage("too many --parent files (at most 64)");
 			parents[np++] = optarg;
 			break;
-		case 'h': return st_help();
-		default: return st_usage("bad arguments");
+		case 'h':
+			return st_help();
+		default:
+			return st_usage("bad arguments");
 		}
 	}
 	if (argc - optind != 2)

@@ -41,6 +41,59 @@ static int extract_memory(sqb_snap *s, const char *out, long region)
 	return 0;
 }
 
+static void hex_field(yajl_gen g, const char *key, const uint8_t *p, uint32_t len)
+{
+	static const char hx[] = "0123456789abcdef";
+	char *h = malloc(2 * (size_t)len + 1);
+
+	if (!h)
+		return;
+	for (uint32_t k = 0; k < len; k++) {
+		h[2 * k] = hx[p[k] >> 4];
+		h[2 * k + 1] = hx[p[k] & 15];
+	}
+	h[2 * (size_t)len] = 0;
+	st_jkv_str(g, key, h);
+	free(h);
+}
+
+/* Registers plus every record in full (records are small: XSAVE is a few KiB). */
+static void vcpu_json(const sqb_snap *s, uint64_t idx, const struct sqb_record *recs,
+		      unsigned int n, const struct st_reg *regs, unsigned int nr)
+{
+	yajl_gen g = st_json_new();
+
+	if (!g)
+		return;
+	st_jmap(g);
+	st_jkv_u64(g, "index", idx);
+	st_jkv_str(g, "arch", st_arch_name(sqb_snap_get_info(s)->arch));
+	st_jkey(g, "registers");
+	st_jmap(g);
+	for (unsigned int i = 0; i < nr; i++)
+		st_jkv_hex(g, regs[i].name, regs[i].value);
+	st_jmap_end(g);
+	st_jkey(g, "records");
+	st_jarr(g);
+	for (unsigned int i = 0; i < n; i++) {
+		const char *nm = sqb_record_tag_name(recs[i].tag);
+		char tmp[16];
+
+		snprintf(tmp, sizeof(tmp), "0x%04x", recs[i].tag);
+		st_jmap(g);
+		st_jkv_str(g, "tag", nm ? nm : tmp);
+		st_jkv_u64(g, "tag_id", recs[i].tag);
+		st_jkv_bool(g, "critical", recs[i].flags & SQB_RECF_CRITICAL);
+		st_jkv_u64(g, "length", recs[i].len);
+		hex_field(g, "data_hex", recs[i].data, recs[i].len);
+		st_jmap_end(g);
+	}
+	st_jarr_end(g);
+	st_jmap_end(g);
+	st_json_end(g);
+	printf("\n");
+}
+
 static int extract_vcpu(sqb_snap *s, uint64_t idx, int json)
 {
 	static struct st_reg regs[ST_MAX_REGS];
@@ -57,55 +110,13 @@ static int extract_vcpu(sqb_snap *s, uint64_t idx, int json)
 		return st_fail_diag(sqb_snap_path(s), err, &d);
 	nr = st_decode_regs(sqb_snap_get_info(s)->arch, recs, n, regs, ST_MAX_REGS);
 	if (json) {
-		yajl_gen g = st_json_new();
-
-		st_jmap(g);
-		st_jkv_u64(g, "index", idx);
-		st_jkv_str(g, "arch", st_arch_name(sqb_snap_get_info(s)->arch));
-		st_jkey(g, "registers");
-		st_jmap(g);
-		for (unsigned int i = 0; i < nr; i++)
-			st_jkv_hex(g, regs[i].name, regs[i].value);
-		st_jmap_end(g);
-		st_jkey(g, "records");
-		st_jarr(g);
-		for (unsigned int i = 0; i < n; i++) {
-			const char *nm = sqb_record_tag_name(recs[i].tag);
-			char tmp[16];
-
-			snprintf(tmp, sizeof(tmp), "0x%04x", recs[i].tag);
-			st_jmap(g);
-			st_jkv_str(g, "tag", nm ? nm : tmp);
-			st_jkv_u64(g, "tag_id", recs[i].tag);
-			st_jkv_bool(g, "critical", recs[i].flags & SQB_RECF_CRITICAL);
-			st_jkv_u64(g, "length", recs[i].len);
-			/* full payload as hex: records are small (XSAVE is a few KiB) */
-			{
-				static const char hx[] = "0123456789abcdef";
-				char *h = malloc(2 * (size_t)recs[i].len + 1);
-				const uint8_t *p = recs[i].data;
-
-				for (uint32_t k = 0; h && k < recs[i].len; k++) {
-					h[2 * k] = hx[p[k] >> 4];
-					h[2 * k + 1] = hx[p[k] & 15];
-				}
-				if (h) {
-					h[2 * (size_t)recs[i].len] = 0;
-					st_jkv_str(g, "data_hex", h);
-				}
-				free(h);
-			}
-			st_jmap_end(g);
-		}
-		st_jarr_end(g);
-		st_jmap_end(g);
-		st_json_end(g);
-		printf("\n");
+		vcpu_json(s, idx, recs, n, regs, nr);
 	} else {
 		printf("vcpu %llu (%s)\n", (unsigned long long)idx,
 		       st_arch_name(sqb_snap_get_info(s)->arch));
 		for (unsigned int i = 0; i < nr; i++)
-			printf("  %-12s 0x%016llx\n", regs[i].name, (unsigned long long)regs[i].value);
+			printf("  %-12s 0x%016llx\n", regs[i].name,
+			       (unsigned long long)regs[i].value);
 		for (unsigned int i = 0; i < n; i++) {
 			const char *nm = sqb_record_tag_name(recs[i].tag);
 
@@ -120,7 +131,7 @@ static int extract_vcpu(sqb_snap *s, uint64_t idx, int json)
 static int extract_device(sqb_snap *s, const char *id, const char *out, int force)
 {
 	unsigned int n = sqb_snap_device_count(s);
-	const char *in[1] = { sqb_snap_path(s) };
+	const char *in[1] = {sqb_snap_path(s)};
 	char *tmp = NULL;
 	int rc = ST_FAIL;
 
@@ -153,7 +164,8 @@ static int extract_device(sqb_snap *s, const char *id, const char *out, int forc
 				rc = st_fail(ST_FAIL, "cannot write %s: %s", out, strerror(errno));
 				unlink(tmp);
 			} else {
-				printf("wrote %s: state of device %s (type %u version %u), %zu bytes\n",
+				printf("wrote %s: state of device %s (type %u version %u), %zu "
+				       "bytes\n",
 				       out, dev.id, dev.type, dev.version, dev.state_len);
 				rc = 0;
 			}
@@ -169,12 +181,11 @@ static int extract_device(sqb_snap *s, const char *id, const char *out, int forc
 int cmd_extract(int argc, char **argv)
 {
 	static const struct option lo[] = {
-		{ "memory", required_argument, NULL, 'm' }, { "region", required_argument, NULL, 'r' },
-		{ "vcpu", required_argument, NULL, 'v' },   { "device", required_argument, NULL, 'd' },
-		{ "json", no_argument, NULL, 'j' },	    { "output", required_argument, NULL, 'o' },
-		{ "force", no_argument, NULL, 'f' },	    { "parent", required_argument, NULL, 'p' },
-		{ "help", no_argument, NULL, 'h' },	    { 0 }
-	};
+	    {"memory", required_argument, NULL, 'm'}, {"region", required_argument, NULL, 'r'},
+	    {"vcpu", required_argument, NULL, 'v'},   {"device", required_argument, NULL, 'd'},
+	    {"json", no_argument, NULL, 'j'},	      {"output", required_argument, NULL, 'o'},
+	    {"force", no_argument, NULL, 'f'},	      {"parent", required_argument, NULL, 'p'},
+	    {"help", no_argument, NULL, 'h'},	      {0}};
 	const char *mem = NULL, *dev = NULL, *out = NULL, *parents[64];
 	uint64_t vcpu = UINT64_MAX, region = UINT64_MAX;
 	unsigned int np = 0, modes;
@@ -183,7 +194,9 @@ int cmd_extract(int argc, char **argv)
 
 	while ((opt = getopt_long(argc, argv, "hjfo:p:", lo, NULL)) != -1) {
 		switch (opt) {
-		case 'm': mem = optarg; break;
+		case 'm':
+			mem = optarg;
+			break;
 		case 'r':
 			if (st_parse_u64(optarg, &region) || region > 1024)
 				return st_usage("bad region '%s'", optarg);
@@ -192,17 +205,27 @@ int cmd_extract(int argc, char **argv)
 			if (st_parse_u64(optarg, &vcpu) || vcpu > UINT32_MAX)
 				return st_usage("bad vcpu index '%s'", optarg);
 			break;
-		case 'd': dev = optarg; break;
-		case 'j': json = 1; break;
-		case 'o': out = optarg; break;
-		case 'f': force = 1; break;
+		case 'd':
+			dev = optarg;
+			break;
+		case 'j':
+			json = 1;
+			break;
+		case 'o':
+			out = optarg;
+			break;
+		case 'f':
+			force = 1;
+			break;
 		case 'p':
 			if (np == 64)
 				return st_usage("too many --parent files (at most 64)");
 			parents[np++] = optarg;
 			break;
-		case 'h': return st_help();
-		default: return st_usage("bad arguments");
+		case 'h':
+			return st_help();
+		default:
+			return st_usage("bad arguments");
 		}
 	}
 	if (optind != argc - 1)
@@ -215,7 +238,7 @@ int cmd_extract(int argc, char **argv)
 	if (dev && !out)
 		return st_usage("--device needs -o OUT");
 	if (mem) {
-		const char *in[1] = { argv[optind] };
+		const char *in[1] = {argv[optind]};
 
 		if (st_check_output(mem, force, in, 1))
 			return ST_FAIL;

@@ -9,16 +9,16 @@
 
 #include "snaptool.h"
 
-#define SHOW_VCPUS 1
+#define SHOW_VCPUS   1
 #define SHOW_DEVICES 2
-#define SHOW_MEMORY 4
+#define SHOW_MEMORY  4
 
 struct ins {
 	sqb_snap *s;
 	const struct sqb_snap_info *in;
-	unsigned int show;   /* parts selected; 0 = all, in summary form */
-	int detail;	     /* a part was selected: show it in full */
-	yajl_gen g;	     /* JSON when non-NULL */
+	unsigned int show; /* parts selected; 0 = all, in summary form */
+	int detail;	   /* a part was selected: show it in full */
+	yajl_gen g;	   /* JSON when non-NULL */
 };
 
 static void fmt_time(uint64_t ns, char *buf, size_t n)
@@ -38,7 +38,7 @@ static void region_stats(const sqb_snap *s, unsigned int r, struct sqb_mem_stats
 
 	memset(st, 0, sizeof(*st));
 	for (size_t i = 0; i < n; i++) {
-		uint64_t *k[] = { &st->zero, &st->parent, &st->raw, &st->compressed, &st->dedup };
+		uint64_t *k[] = {&st->zero, &st->parent, &st->raw, &st->compressed, &st->dedup};
 
 		st->pages += e[i].page_count;
 		st->extents++;
@@ -64,8 +64,8 @@ static void text_header(struct ins *x)
 
 	fmt_time(in->created_ns, t, sizeof(t));
 	printf("file         %s\n", sqb_snap_path(x->s));
-	printf("format       version %u (reader needs %u)%s\n", in->write_version,
-	       in->read_version, in->read_only ? ", read-only here" : "");
+	printf("format       version %u (reader needs %u)%s\n", in->write_version, in->read_version,
+	       in->read_only ? ", read-only here" : "");
 	printf("producer     %s\ncreated      %s\n", in->producer, t);
 	printf("kind         %s, role %s\n", st_kind_name(in->kind), st_role_name(in->role));
 	printf("machine      %s/%s, guest page %u, host page %u\n", st_arch_name(in->arch),
@@ -186,7 +186,8 @@ static void do_sections(struct ins *x)
 			       tn, si.instance, si.version, si.min_version,
 			       si.flags & SQB_SECF_CRITICAL ? "critical" : "-",
 			       (unsigned long long)si.offset, (unsigned long long)si.length,
-			       (unsigned long long)si.checksum, si.known ? "" : "  (unknown, skipped)");
+			       (unsigned long long)si.checksum,
+			       si.known ? "" : "  (unknown, skipped)");
 			continue;
 		}
 		st_jmap(x->g);
@@ -318,7 +319,8 @@ static void do_memory(struct ins *x)
 		sqb_snap_region(x->s, r, &rg);
 		region_stats(x->s, r, &rs);
 		if (!x->g) {
-			printf("  %-6u 0x%016llx %-10s %-9llu %-8llu %-6.2f %llu/%llu/%llu/%llu/%llu\n",
+			printf("  %-6u 0x%016llx %-10s %-9llu %-8llu %-6.2f "
+			       "%llu/%llu/%llu/%llu/%llu\n",
 			       r, (unsigned long long)rg.gpa, st_human(rg.size, a),
 			       (unsigned long long)rs.pages, (unsigned long long)rs.extents,
 			       ratio(&rs, gps), (unsigned long long)rs.zero,
@@ -616,30 +618,41 @@ static int show(struct ins *x)
 int cmd_inspect(int argc, char **argv)
 {
 	static const struct option lo[] = {
-		{ "json", no_argument, NULL, 'j' },	 { "vcpus", no_argument, NULL, 'v' },
-		{ "devices", no_argument, NULL, 'd' },	 { "memory", no_argument, NULL, 'm' },
-		{ "parent", required_argument, NULL, 'p' }, { "no-parents", no_argument, NULL, 'N' },
-		{ "help", no_argument, NULL, 'h' },	 { 0 }
-	};
+	    {"json", no_argument, NULL, 'j'},	      {"vcpus", no_argument, NULL, 'v'},
+	    {"devices", no_argument, NULL, 'd'},      {"memory", no_argument, NULL, 'm'},
+	    {"parent", required_argument, NULL, 'p'}, {"no-parents", no_argument, NULL, 'N'},
+	    {"help", no_argument, NULL, 'h'},	      {0}};
 	const char *parents[64];
 	unsigned int np = 0;
-	struct ins x = { 0 };
+	struct ins x = {0};
 	int json = 0, nopar = 0, opt, rc;
 
 	while ((opt = getopt_long(argc, argv, "hjp:", lo, NULL)) != -1) {
 		switch (opt) {
-		case 'j': json = 1; break;
-		case 'v': x.show |= SHOW_VCPUS; break;
-		case 'd': x.show |= SHOW_DEVICES; break;
-		case 'm': x.show |= SHOW_MEMORY; break;
-		case 'N': nopar = 1; break;
+		case 'j':
+			json = 1;
+			break;
+		case 'v':
+			x.show |= SHOW_VCPUS;
+			break;
+		case 'd':
+			x.show |= SHOW_DEVICES;
+			break;
+		case 'm':
+			x.show |= SHOW_MEMORY;
+			break;
+		case 'N':
+			nopar = 1;
+			break;
 		case 'p':
 			if (np == 64)
 				return st_usage("too many --parent files (at most 64)");
 			parents[np++] = optarg;
 			break;
-		case 'h': return st_help();
-		default: return st_usage("bad arguments");
+		case 'h':
+			return st_help();
+		default:
+			return st_usage("bad arguments");
 		}
 	}
 	if (optind != argc - 1)

@@ -51,12 +51,11 @@ static int check_chain(char **paths, const struct sqb_snap_info *in, unsigned in
 					       paths[i], paths[k], k + 1, paths[i - 1], i);
 		sqb_uuid_format(&c->parent_uuid, u);
 		sqb_uuid_format(&p->uuid, v);
-		return st_fail(ST_FAIL,
-			       "%s is not a diff on %s: its parent is %s, %s is %s%s", paths[i],
-			       paths[i - 1], u, paths[i - 1], v,
+		return st_fail(ST_FAIL, "%s is not a diff on %s: its parent is %s, %s is %s%s",
+			       paths[i], paths[i - 1], u, paths[i - 1], v,
 			       memcmp(c->parent_uuid.b, p->uuid.b, 16)
-				       ? ""
-				       : " (same uuid but different content: the base was modified)");
+				   ? ""
+				   : " (same uuid but different content: the base was modified)");
 	}
 	return 0;
 }
@@ -121,12 +120,12 @@ static int do_merge(sqb_snap *top, char **paths, const struct sqb_snap_info *in,
 
 int cmd_merge(int argc, char **argv)
 {
-	static const struct option lo[] = { { "diff", no_argument, NULL, 'd' },
-					    { "quiet", no_argument, NULL, 'q' },
-					    { "help", no_argument, NULL, 'h' },
-					    ST_WOPT_LONGOPTS,
-					    { 0 } };
-	struct st_wopts wo = { .codec = SQB_CODEC_ZSTD };
+	static const struct option lo[] = {{"diff", no_argument, NULL, 'd'},
+					   {"quiet", no_argument, NULL, 'q'},
+					   {"help", no_argument, NULL, 'h'},
+					   ST_WOPT_LONGOPTS,
+					   {0}};
+	struct st_wopts wo = {.codec = SQB_CODEC_ZSTD};
 	struct sqb_snap_info *in = NULL;
 	sqb_snap *top = NULL;
 	int as_diff = 0, quiet = 0, opt, rc;
@@ -139,10 +138,16 @@ int cmd_merge(int argc, char **argv)
 		if (rc)
 			continue;
 		switch (opt) {
-		case 'd': as_diff = 1; break;
-		case 'q': quiet = 1; break;
-		case 'h': return st_help();
-		default: return st_usage("bad arguments");
+		case 'd':
+			as_diff = 1;
+			break;
+		case 'q':
+			quiet = 1;
+			break;
+		case 'h':
+			return st_help();
+		default:
+			return st_usage("bad arguments");
 		}
 	}
 	n = (unsigned int)(argc - optind);

@@ -32,23 +32,25 @@ static int pair_identity(const char *state, const char *memf, const struct sqb_s
 			       "%s is not the memory file of %s: the state file names %s, "
 			       "the memory file is %s%s",
 			       memf, state, a, b,
-			       memcmp(si->companion_uuid.b, mi->uuid.b, 16) ? ""
-									    : " (same uuid, content differs)");
+			       memcmp(si->companion_uuid.b, mi->uuid.b, 16)
+				   ? ""
+				   : " (same uuid, content differs)");
 	}
 	/* [F-46] the memory file names the state file's uuid (its digest is
 	 * unknown when the memory file is written, so it may be zero) */
 	if (memcmp(mi->companion_uuid.b, si->uuid.b, 16)) {
 		sqb_uuid_format(&mi->companion_uuid, a);
-		return st_fail(ST_FAIL,
-			       "%s does not name %s as its companion (it names %s; format.md [F-46])",
-			       memf, state, sqb_uuid_is_zero(&mi->companion_uuid) ? "none" : a);
+		return st_fail(
+		    ST_FAIL, "%s does not name %s as its companion (it names %s; format.md [F-46])",
+		    memf, state, sqb_uuid_is_zero(&mi->companion_uuid) ? "none" : a);
 	}
 	if (!sqb_uuid_is_zero((const struct sqb_uuid *)&mi->companion_digest) &&
 	    memcmp(mi->companion_digest.b, si->digest.b, 16))
 		return st_fail(ST_FAIL, "%s names another version of %s as its companion", memf,
 			       state);
 	if (si->arch != mi->arch || si->hv != mi->hv || si->guest_page_size != mi->guest_page_size)
-		return st_fail(ST_FAIL, "%s and %s differ in architecture or page size", state, memf);
+		return st_fail(ST_FAIL, "%s and %s differ in architecture or page size", state,
+			       memf);
 	return 0;
 }
 
@@ -77,9 +79,8 @@ out:
 
 int cmd_pair(int argc, char **argv)
 {
-	static const struct option lo[] = { { "quiet", no_argument, NULL, 'q' },
-					    { "help", no_argument, NULL, 'h' },
-					    { 0 } };
+	static const struct option lo[] = {
+	    {"quiet", no_argument, NULL, 'q'}, {"help", no_argument, NULL, 'h'}, {0}};
 	int opt, quiet = 0, rc;
 
 	while ((opt = getopt_long(argc, argv, "hq", lo, NULL)) != -1) {

@@ -9,11 +9,11 @@
 
 int cmd_repack(int argc, char **argv)
 {
-	static const struct option lo[] = { { "parent", required_argument, NULL, 'p' },
-					    { "help", no_argument, NULL, 'h' },
-					    ST_WOPT_LONGOPTS,
-					    { 0 } };
-	struct st_wopts wo = { .codec = SQB_CODEC_ZSTD };
+	static const struct option lo[] = {{"parent", required_argument, NULL, 'p'},
+					   {"help", no_argument, NULL, 'h'},
+					   ST_WOPT_LONGOPTS,
+					   {0}};
+	struct st_wopts wo = {.codec = SQB_CODEC_ZSTD};
 	struct sqb_write_opts o = SQB_WRITE_OPTS_INIT;
 	const char *parents[64], *in[1];
 	unsigned int np = 0;
@@ -32,8 +32,10 @@ int cmd_repack(int argc, char **argv)
 				return st_usage("too many --parent files (at most 64)");
 			parents[np++] = optarg;
 			break;
-		case 'h': return st_help();
-		default: return st_usage("bad arguments");
+		case 'h':
+			return st_help();
+		default:
+			return st_usage("bad arguments");
 		}
 	}
 	if (optind != argc - 1)

@@ -27,7 +27,7 @@ static void on_problem(void *ctx, int err, const struct sqb_diag *d)
 /* Verify s and every parent layer on its own, so each line names its file. */
 unsigned int st_verify_chain(sqb_snap *s, unsigned int max, const char *label)
 {
-	struct vstate v = { "", 0 };
+	struct vstate v = {"", 0};
 	uint64_t total = 0;
 	char *prefix = NULL;
 
@@ -55,18 +55,19 @@ unsigned int st_verify_chain(sqb_snap *s, unsigned int max, const char *label)
 /* The open failed: that is the (first and only) problem we can report. */
 static void open_problem(int err, const struct sqb_diag *d)
 {
-	struct vstate v = { "", 0 };
+	struct vstate v = {"", 0};
 
 	on_problem(&v, err, d->reason[0] ? d : NULL);
 }
 
 int cmd_verify(int argc, char **argv)
 {
-	static const struct option lo[] = {
-		{ "parent", required_argument, NULL, 'p' }, { "memory-file", required_argument, NULL, 'm' },
-		{ "quiet", no_argument, NULL, 'q' },	    { "max-problems", required_argument, NULL, 'M' },
-		{ "help", no_argument, NULL, 'h' },	    { 0 }
-	};
+	static const struct option lo[] = {{"parent", required_argument, NULL, 'p'},
+					   {"memory-file", required_argument, NULL, 'm'},
+					   {"quiet", no_argument, NULL, 'q'},
+					   {"max-problems", required_argument, NULL, 'M'},
+					   {"help", no_argument, NULL, 'h'},
+					   {0}};
 	const char *parents[64], *memf = NULL;
 	unsigned int np = 0, problems, layers = 0;
 	uint64_t max = 100;
@@ -81,14 +82,20 @@ int cmd_verify(int argc, char **argv)
 				return st_usage("too many --parent files (at most 64)");
 			parents[np++] = optarg;
 			break;
-		case 'm': memf = optarg; break;
-		case 'q': quiet = 1; break;
+		case 'm':
+			memf = optarg;
+			break;
+		case 'q':
+			quiet = 1;
+			break;
 		case 'M':
 			if (st_parse_u64(optarg, &max) || !max || max > 1000000)
 				return st_usage("bad --max-problems '%s'", optarg);
 			break;
-		case 'h': return st_help();
-		default: return st_usage("bad arguments");
+		case 'h':
+			return st_help();
+		default:
+			return st_usage("bad arguments");
 		}
 	}
 	if (optind != argc - 1)
@@ -107,6 +114,7 @@ int cmd_verify(int argc, char **argv)
 	if (memf && (rc = st_pair_check(argv[optind], memf, !quiet)))
 		return rc;
 	if (!quiet)
-		printf("%s: OK (%u layer%s verified)\n", argv[optind], layers, layers == 1 ? "" : "s");
+		printf("%s: OK (%u layer%s verified)\n", argv[optind], layers,
+		       layers == 1 ? "" : "s");
 	return ST_OK;
 }

@@ -18,8 +18,8 @@
 #include "squib/snapfmt.h"
 
 /* Exit codes (docs/squib-snap.md "Exit status"). */
-#define ST_OK 0
-#define ST_FAIL 1  /* bad snapshot, refused operation, I/O error */
+#define ST_OK	 0
+#define ST_FAIL	 1 /* bad snapshot, refused operation, I/O error */
 #define ST_USAGE 2 /* bad arguments */
 
 struct st_command {
@@ -75,10 +75,12 @@ struct st_wopts {
 int st_wopt(struct st_wopts *w, int opt, const char *arg);
 void st_wopts_apply(const struct st_wopts *w, struct sqb_write_opts *o);
 #define ST_WOPT_LONGOPTS                                                                           \
-	{ "codec", required_argument, NULL, 'c' }, { "dedup", no_argument, NULL, 'D' },            \
-		{ "chunk-size", required_argument, NULL, 'C' },                                    \
-		{ "threads", required_argument, NULL, 'T' }, { "force", no_argument, NULL, 'f' },  \
-		{ "output", required_argument, NULL, 'o' }
+	{"codec", required_argument, NULL, 'c'}, {"dedup", no_argument, NULL, 'D'},                \
+	    {"chunk-size", required_argument, NULL, 'C'},                                          \
+	    {"threads", required_argument, NULL, 'T'}, {"force", no_argument, NULL, 'f'},          \
+	{                                                                                          \
+		"output", required_argument, NULL, 'o'                                             \
+	}
 
 /* ---- opening (st_open.c) ---- */
 /* Open path; parents are looked for first among the given files (in any
@@ -92,8 +94,8 @@ int st_open_quiet(sqb_snap **out, const char *path, const char *const *parents, 
 		  int no_parents, struct sqb_diag *d);
 /* Open for reading: like st_open, but a missing parent only warns and the
  * file is opened alone (PARENT pages then cannot be read). */
-int st_open_lenient(sqb_snap **out, const char *path, const char *const *parents,
-		    unsigned int n, int no_parents);
+int st_open_lenient(sqb_snap **out, const char *path, const char *const *parents, unsigned int n,
+		    int no_parents);
 /* Iterate the instances of sections of a type, in directory order. */
 unsigned int st_instances(const sqb_snap *s, uint32_t type, uint32_t *inst, unsigned int max);
 /* Info of a file without opening its parents (for chain checks). */

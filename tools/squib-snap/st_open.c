@@ -33,8 +33,7 @@ static int is_parent_of(const struct sqb_snap_info *child, const struct sqb_snap
 /* Order candidate parents bottom-first: the library tries candidates in
  * order and opens each fully (with its own parents) before comparing
  * identity, so a top-first list would make it re-open layers over and over. */
-static int order_parents(const char *path, const char *const *in, unsigned int n,
-			 const char ***out)
+static int order_parents(const char *path, const char *const *in, unsigned int n, const char ***out)
 {
 	struct sqb_snap_info cur, *infos = calloc(n ? n : 1, sizeof(*infos));
 	const char **list = calloc(n ? n : 1, sizeof(*list));
@@ -107,8 +106,8 @@ int st_open(sqb_snap **out, const char *path, const char *const *parents, unsign
 	return err ? st_fail_diag(path, err, &d) : 0;
 }
 
-int st_open_lenient(sqb_snap **out, const char *path, const char *const *parents,
-		    unsigned int n, int no_parents)
+int st_open_lenient(sqb_snap **out, const char *path, const char *const *parents, unsigned int n,
+		    int no_parents)
 {
 	struct sqb_diag d;
 	char buf[320];

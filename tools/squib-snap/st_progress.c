@@ -18,7 +18,7 @@ static struct {
 	const char *label;
 	uint64_t expect, rbase, wbase;
 	struct timespec t0;
-} pg = { .lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER };
+} pg = {.lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER};
 
 static void io_counters(uint64_t *r, uint64_t *w)
 {

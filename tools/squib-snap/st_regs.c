@@ -36,11 +36,11 @@ static unsigned int put(struct st_reg *out, unsigned int n, unsigned int max, co
 }
 
 /* X86_REGS: 18 u64 in this order. */
-static const char *const x86_gpr[18] = { "rax", "rbx", "rcx", "rdx", "rsi", "rdi",
-					 "rsp", "rbp", "r8",  "r9",  "r10", "r11",
-					 "r12", "r13", "r14", "r15", "rip", "rflags" };
+static const char *const x86_gpr[18] = {"rax", "rbx", "rcx", "rdx", "rsi", "rdi",
+					"rsp", "rbp", "r8",  "r9",  "r10", "r11",
+					"r12", "r13", "r14", "r15", "rip", "rflags"};
 /* X86_SREGS: 8 segments x 24, gdt 16, idt 16, then these u64 from 224. */
-static const char *const x86_cr[7] = { "cr0", "cr2", "cr3", "cr4", "cr8", "efer", "apic_base" };
+static const char *const x86_cr[7] = {"cr0", "cr2", "cr3", "cr4", "cr8", "efer", "apic_base"};
 
 static unsigned int dec_x86(const struct sqb_record *recs, unsigned int nr, struct st_reg *out,
 			    unsigned int max)
@@ -54,7 +54,8 @@ static unsigned int dec_x86(const struct sqb_record *recs, unsigned int nr, stru
 				i == 6 || i == 16 || i == 17);
 	if ((r = sqb_record_find(recs, nr, SQB_REC_X86_SREGS)) && r->len >= 312)
 		for (int i = 0; i < 7; i++)
-			n = put(out, n, max, x86_cr[i], le64((const uint8_t *)r->data + 224 + 8 * i),
+			n = put(out, n, max, x86_cr[i],
+				le64((const uint8_t *)r->data + 224 + 8 * i),
 				i == 0 || i == 2 || i == 3 || i == 5);
 	if ((r = sqb_record_find(recs, nr, SQB_REC_X86_TSC_KHZ)) && r->len >= 8)
 		n = put(out, n, max, "tsc_khz", le32(r->data), 0); /* u32 + reserved u32 */
@@ -66,17 +67,17 @@ static const struct {
 	const char *name;
 	int key;
 } arm_sys[] = {
-	{ 0xc080, "sctlr_el1", 0 }, { 0xc100, "ttbr0_el1", 1 }, { 0xc101, "ttbr1_el1", 1 },
-	{ 0xc102, "tcr_el1", 0 },   { 0xc290, "esr_el1", 0 },   { 0xc300, "far_el1", 0 },
-	{ 0xc510, "mair_el1", 0 },  { 0xc600, "vbar_el1", 0 },  { 0xc684, "tpidr_el1", 0 },
-	{ 0xde82, "tpidr_el0", 0 }, { 0xc708, "cntkctl_el1", 0 },
+    {0xc080, "sctlr_el1", 0}, {0xc100, "ttbr0_el1", 1},	  {0xc101, "ttbr1_el1", 1},
+    {0xc102, "tcr_el1", 0},   {0xc290, "esr_el1", 0},	  {0xc300, "far_el1", 0},
+    {0xc510, "mair_el1", 0},  {0xc600, "vbar_el1", 0},	  {0xc684, "tpidr_el1", 0},
+    {0xde82, "tpidr_el0", 0}, {0xc708, "cntkctl_el1", 0},
 };
 
 static unsigned int dec_arm(const struct sqb_record *recs, unsigned int nr, struct st_reg *out,
 			    unsigned int max)
 {
-	static const char *const tail[6] = { "sp_el0", "sp_el1", "pc", "pstate", "elr_el1",
-					     "spsr_el1" };
+	static const char *const tail[6] = {"sp_el0", "sp_el1",	 "pc",
+					    "pstate", "elr_el1", "spsr_el1"};
 	const struct sqb_record *r;
 	unsigned int n = 0;
 	char name[24];
@@ -106,7 +107,8 @@ static unsigned int dec_arm(const struct sqb_record *recs, unsigned int nr, stru
 					key = arm_sys[k].key;
 				}
 			if (!nm) {
-				/* generic name S<op0>_<op1>_C<n>_C<m>_<op2> as assemblers write it */
+				/* generic name S<op0>_<op1>_C<n>_C<m>_<op2> as assemblers write it
+				 */
 				snprintf(name, sizeof(name), "s%u_%u_c%u_c%u_%u", enc >> 14 & 3,
 					 enc >> 11 & 7, enc >> 7 & 15, enc >> 3 & 15, enc & 7);
 				nm = name;
@@ -120,8 +122,8 @@ static unsigned int dec_arm(const struct sqb_record *recs, unsigned int nr, stru
 unsigned int st_decode_regs(enum sqb_arch arch, const struct sqb_record *recs, unsigned int n,
 			    struct st_reg *out, unsigned int max)
 {
-	unsigned int got = arch == SQB_ARCH_AARCH64 ? dec_arm(recs, n, out, max)
-						    : dec_x86(recs, n, out, max);
+	unsigned int got =
+	    arch == SQB_ARCH_AARCH64 ? dec_arm(recs, n, out, max) : dec_x86(recs, n, out, max);
 
 	return got < max ? got : max;
 }
