@@ -231,7 +231,10 @@ static int alloc_state(sqb_restore *rs)
 	rs->blk_state = calloc(rs->nblk ? rs->nblk : 1, 1);
 	rs->pg_present = calloc(rs->npg / 64 + 1, 8);
 	rs->pg_removed = calloc(rs->npg / 64 + 1, 8);
-	if (!rs->blk_state || !rs->pg_present || !rs->pg_removed)
+	if (rs->strategy == SQB_RESTORE_LAZY_SIGNAL)
+		rs->pg_claim = calloc(rs->npg / 64 + 1, 8);
+	if (!rs->blk_state || !rs->pg_present || !rs->pg_removed ||
+	    (rs->strategy == SQB_RESTORE_LAZY_SIGNAL && !rs->pg_claim))
 		return -ENOMEM;
 	return 0;
 }
@@ -605,6 +608,7 @@ void sqb_restore_free(sqb_restore *rs)
 	free(rs->blk_state);
 	free((void *)rs->pg_present);
 	free((void *)rs->pg_removed);
+	free((void *)rs->pg_claim);
 	free(rs->rec);
 	free(rs->fetch_q);
 	free(rs->ws);

@@ -11,7 +11,6 @@
 
 #define RS_BLOCK (64u << 10) /* unit decoded once and installed whole */
 #define RS_HPAGE 4096u	     /* host page: unit of REMOVE and of protection */
-#define RS_NSLOT 16u	     /* decoded blocks waiting for the installer */
 #define RS_MAX_SAMPLES (1u << 20)
 
 /* One destination range (a snapshot region, or the part of one a VMM gave). */
@@ -59,13 +58,6 @@ struct fault_src {
 	sqb_restore *rs;
 };
 
-struct rs_slot {
-	_Atomic int state; /* 0 free, 1 decoding, 2 ready */
-	uint64_t blk;
-	int err;
-	int zero; /* the block reads as zero: install with the zero op */
-	uint8_t *buf;
-};
 
 struct sqb_restore {
 	sqb_snap *snap;
@@ -86,6 +78,7 @@ struct sqb_restore {
 	_Atomic uint8_t *blk_state;	/* 0 missing, 1 present */
 	_Atomic uint64_t *pg_present;	/* bit per host page */
 	_Atomic uint64_t *pg_removed;
+	_Atomic uint64_t *pg_claim;	/* signal mode: page taken by one installer */
 	atomic_uint_fast64_t blocks_present;
 
 	/* lazy engine */
@@ -94,9 +87,8 @@ struct sqb_restore {
 	int handler_started;
 	pthread_t *workers;
 	unsigned int nworkers;
-	struct rs_slot slots[RS_NSLOT];
 	pthread_mutex_t lock;
-	pthread_cond_t cond;	   /* slot freed, state change, fetch done */
+	pthread_cond_t cond;	   /* state change, fetch done */
 	atomic_uint_fast64_t fill_cursor;
 	_Atomic int stop;
 	_Atomic int error;	   /* first failure, sticks */
@@ -119,7 +111,7 @@ struct sqb_restore {
 	uint64_t ws_off;
 	pthread_t prefetcher;	   /* installs the working set beside the handler */
 	int prefetch_started;
-	_Atomic int prefetching;
+	_Atomic int installers;	   /* filler + prefetch threads still installing */
 	pthread_rwlock_t ev_lock;  /* read events (W) vs prefetch installs (R) */
 	uint8_t *pbuf;
 	uint32_t *ws_idx;	   /* host page -> 1 + its page in ws_data, or 0 */

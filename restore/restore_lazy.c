@@ -1,7 +1,8 @@
-/* Postcopy engine shared by every fault source: one installer thread serves
- * faults first, then fetch requests, the working set and blocks decoded ahead
- * by filler threads, so a REMOVE event is always ordered before any later
- * install (docs/restore.md, "lazy"). */
+/* Postcopy engine shared by every fault source: the handler thread serves
+ * faults (and fetch requests) as they come; filler threads stream the other
+ * blocks and a prefetch thread the working set.  While they install, the
+ * handler reads events under a write lock they hold for reading, so a REMOVE
+ * is always marked before any later install (docs/restore.md, "lazy"). */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,6 +39,32 @@ static void block_check_complete(sqb_restore *rs, struct rs_range *rg, uint64_t 
 	}
 }
 
+/* A source without EEXIST protection (signal mode: memcpy through the
+ * alias) must never fill a page twice, or a guest write made after the first
+ * fill would be lost: each page is claimed once.  Returns a mask of the pages
+ * of [pg, pg+n) (n <= 64) that this caller may fill. */
+static uint64_t claim(sqb_restore *rs, uint64_t pg, uint64_t n)
+{
+	uint64_t mine = 0;
+
+	for (uint64_t i = 0; i < n; i++) {
+		uint64_t bit = 1ull << ((pg + i) % 64);
+
+		if (rs_bit(rs->pg_present, pg + i))
+			continue;
+		if (!(atomic_fetch_or(&rs->pg_claim[(pg + i) / 64], bit) & bit))
+			mine |= 1ull << i;
+	}
+	return mine;
+}
+
+static int page_class(sqb_restore *rs, uint64_t pg, uint64_t i, uint64_t mine)
+{
+	if (rs->pg_claim && !(mine >> i & 1))
+		return 0;
+	return rs_bit(rs->pg_present, pg + i) ? 0 : rs_bit(rs->pg_removed, pg + i) ? 1 : 2;
+}
+
 /* Install [off, off+len) of rg from data (NULL: zeros), page run by page run:
  * present pages are skipped, removed pages become zero, the rest get data.
  * Returns 0, 1 if some page turned out to exist already, or -errno. */
@@ -45,16 +72,15 @@ static int put_range(sqb_restore *rs, struct rs_range *rg, uint64_t off, uint64_
 		     const uint8_t *data)
 {
 	uint64_t pg = rg->pg0 + off / RS_HPAGE, n = len / RS_HPAGE;
+	uint64_t mine = rs->pg_claim ? claim(rs, pg, n) : 0;
 	int any_exist = 0;
 
 	for (uint64_t i = 0; i < n;) {
-		int cls = rs_bit(rs->pg_present, pg + i) ? 0 : rs_bit(rs->pg_removed, pg + i) ? 1 : 2;
+		int cls = page_class(rs, pg, i, mine);
 		uint64_t j = i + 1;
 		int err = 0;
 
-		while (j < n && (rs_bit(rs->pg_present, pg + j)
-					 ? 0
-					 : rs_bit(rs->pg_removed, pg + j) ? 1 : 2) == cls)
+		while (j < n && page_class(rs, pg, j, mine) == cls)
 			j++;
 		if (cls == 1 || (cls == 2 && !data))
 			err = rs->fs->ops->zero(rs->fs, rg, off + i * RS_HPAGE, (j - i) * RS_HPAGE);
@@ -64,7 +90,7 @@ static int put_range(sqb_restore *rs, struct rs_range *rg, uint64_t off, uint64_
 		if (err < 0)
 			return err;
 		any_exist |= err;
-		for (uint64_t k = i; k < j; k++) {
+		for (uint64_t k = i; k < j && cls; k++) {
 			if (cls == 1)
 				rs_bit_clear(rs->pg_removed, pg + k);
 			rs_bit_set(rs->pg_present, pg + k);
@@ -87,7 +113,7 @@ static int block_missing(sqb_restore *rs, struct rs_range *rg, uint64_t off, uin
 	return 0;
 }
 
-/* Decode (or take from a filler slot) and install block blk. */
+/* Decode and install block blk (the handler's own path). */
 static int serve_block(sqb_restore *rs, uint64_t blk)
 {
 	uint64_t off, len;
@@ -99,12 +125,6 @@ static int serve_block(sqb_restore *rs, uint64_t blk)
 	len = rg->size - off < RS_BLOCK ? rg->size - off : RS_BLOCK;
 	if (!block_missing(rs, rg, off, len))
 		return 0;
-	for (unsigned int i = 0; i < RS_NSLOT; i++) {
-		struct rs_slot *sl = &rs->slots[i];
-
-		if (atomic_load(&sl->state) == 2 && sl->blk == blk && !sl->err)
-			return put_range(rs, rg, off, len, sl->zero ? NULL : sl->buf);
-	}
 	if (rs_block_is_zero(rs, blk))
 		return put_range(rs, rg, off, len, NULL);
 	t0 = rs_now_ns();
@@ -298,7 +318,7 @@ static int ws_index(sqb_restore *rs)
 	return 0;
 }
 
-/* Fetch requests, then the working set, then one decoded filler block. */
+/* Fetch requests, then (without a prefetch thread) the working set. */
 static int idle_step(sqb_restore *rs)
 {
 	uint64_t blk = UINT64_MAX;
@@ -324,34 +344,6 @@ static int idle_step(sqb_restore *rs)
 	}
 	if (!rs->prefetch_started && ws_step(rs, rs->hbuf, 0))
 		return 1;
-	for (unsigned int i = 0; i < RS_NSLOT; i++) {
-		struct rs_slot *sl = &rs->slots[i];
-		uint64_t off, len;
-		struct rs_range *rg;
-
-		if (atomic_load(&sl->state) != 2)
-			continue;
-		if (sl->err) {
-			struct sqb_diag d = { 0 };
-
-			/* the filler found a bad chunk: convergence is impossible */
-			err = rs_decode_block(rs, sl->blk, rs->hbuf, &len, &d);
-			rs_fail(rs, err ? err : sl->err, &d);
-			return 0;
-		}
-		rg = rs_block_range(rs, sl->blk, &off);
-		len = rg->size - off < RS_BLOCK ? rg->size - off : RS_BLOCK;
-		err = put_range(rs, rg, off, len, sl->zero ? NULL : sl->buf);
-		if (err == -EAGAIN)
-			return 1;
-		if (err < 0)
-			return rs_fail(rs, err, NULL), 0;
-		pthread_mutex_lock(&rs->lock);
-		atomic_store(&sl->state, 0);
-		pthread_cond_broadcast(&rs->cond);
-		pthread_mutex_unlock(&rs->lock);
-		return 1;
-	}
 	return 0;
 }
 
@@ -387,14 +379,14 @@ static void handle_faults(sqb_restore *rs, struct hstate *h, struct fault_ev *ev
 	}
 }
 
-/* While a prefetch thread installs, reading events and marking removes is
+/* While filler or prefetch threads install, reading events and marking removes is
  * one step under the write lock, so no install can slip between a REMOVE
  * being read and the page being marked. */
 static int read_events(sqb_restore *rs, struct fault_ev *ev, int timeout)
 {
 	int n;
 
-	if (!atomic_load(&rs->prefetching)) {
+	if (!atomic_load(&rs->installers)) {
 		n = rs->fs->ops->wait(rs->fs, ev, 64, timeout);
 		if (n > 0)
 			handle_removes(rs, ev, n);
@@ -457,49 +449,54 @@ static void *prefetch_main(void *arg)
 
 	while (!atomic_load(&rs->stop) && !atomic_load(&rs->error) && ws_step(rs, rs->pbuf, 1))
 		;
-	atomic_store(&rs->prefetching, 0);
+	atomic_fetch_sub(&rs->installers, 1);
 	return NULL;
 }
 
-/* ---- filler: decode blocks ahead, in order, skipping resident ones ---- */
+/* ---- filler: decode and install blocks in order, skipping resident ones ---- */
+
+static int fill_one(sqb_restore *rs, uint64_t blk, uint8_t *buf)
+{
+	uint64_t off, len;
+	struct rs_range *rg = rs_block_range(rs, blk, &off);
+	struct sqb_diag d = { 0 };
+	int zero, err;
+
+	len = rg->size - off < RS_BLOCK ? rg->size - off : RS_BLOCK;
+	if (!block_missing(rs, rg, off, len))
+		return 0;
+	zero = rs_block_is_zero(rs, blk);
+	if (!zero && (err = rs_decode_block(rs, blk, buf, &len, &d)))
+		return rs_fail(rs, err, &d); /* a bad chunk: convergence is impossible */
+	for (;;) {
+		pthread_rwlock_rdlock(&rs->ev_lock);
+		err = put_range(rs, rg, off, len, zero ? NULL : buf);
+		pthread_rwlock_unlock(&rs->ev_lock);
+		if (err != -EAGAIN || atomic_load(&rs->stop) || atomic_load(&rs->error))
+			break;
+		usleep(50); /* an event is pending: the handler reads it first */
+	}
+	return err < 0 && err != -EAGAIN ? rs_fail(rs, err, NULL) : 0;
+}
 
 static void *worker_main(void *arg)
 {
 	sqb_restore *rs = arg;
+	uint8_t *buf = malloc(RS_BLOCK);
 
-	while (!atomic_load(&rs->stop) && !atomic_load(&rs->error)) {
-		struct rs_slot *sl = NULL;
-		uint64_t blk, len;
-		struct sqb_diag d;
+	if (!buf)
+		rs_fail(rs, -ENOMEM, NULL);
+	while (buf && !atomic_load(&rs->stop) && !atomic_load(&rs->error)) {
+		uint64_t blk;
 
-		pthread_mutex_lock(&rs->lock);
-		while (!sl && !atomic_load(&rs->stop) && !atomic_load(&rs->error)) {
-			for (unsigned int i = 0; i < RS_NSLOT && !sl; i++)
-				if (atomic_load(&rs->slots[i].state) == 0)
-					sl = &rs->slots[i];
-			if (!sl)
-				pthread_cond_wait(&rs->cond, &rs->lock);
-		}
-		if (sl)
-			atomic_store(&sl->state, 1);
-		pthread_mutex_unlock(&rs->lock);
-		if (!sl)
-			break;
 		do
 			blk = atomic_fetch_add(&rs->fill_cursor, 1);
 		while (blk < rs->nblk && atomic_load(&rs->blk_state[blk]));
-		if (blk >= rs->nblk) {
-			atomic_store(&sl->state, 0);
+		if (blk >= rs->nblk || fill_one(rs, blk, buf))
 			break;
-		}
-		sl->blk = blk;
-		sl->err = 0;
-		sl->zero = rs_block_is_zero(rs, blk);
-		if (!sl->zero)
-			sl->err = rs_decode_block(rs, blk, sl->buf, &len, &d);
-		atomic_store(&sl->state, 2);
-		rs->fs->ops->kick(rs->fs);
 	}
+	free(buf);
+	atomic_fetch_sub(&rs->installers, 1);
 	return NULL;
 }
 
@@ -567,28 +564,27 @@ int rs_lazy_start(sqb_restore *rs, struct sqb_diag *d)
 	}
 	if (rs->o.flags & (SQB_RESTORE_NO_FILL | SQB_RESTORE_RECORD))
 		nw = 0;
-	for (unsigned int i = 0; i < (nw ? RS_NSLOT : 0); i++)
-		if (!(rs->slots[i].buf = malloc(RS_BLOCK)))
-			return -ENOMEM;
+	rs->workers = calloc(nw ? nw : 1, sizeof(*rs->workers));
+	if (!rs->workers)
+		return -ENOMEM;
+	/* counted before any of them runs: the handler locks while > 0 */
+	atomic_store(&rs->installers, (int)nw + (rs->nws && !(rs->o.flags & SQB_RESTORE_WSET_SYNC)));
 	if (rs->nws && !(rs->o.flags & SQB_RESTORE_WSET_SYNC)) {
-		if (!(rs->pbuf = malloc(RS_BLOCK)))
+		if (!(rs->pbuf = malloc(RS_BLOCK)) ||
+		    pthread_create(&rs->prefetcher, NULL, prefetch_main, rs)) {
+			atomic_store(&rs->installers, 0);
 			return -ENOMEM;
-		atomic_store(&rs->prefetching, 1);
-		if ((err = pthread_create(&rs->prefetcher, NULL, prefetch_main, rs))) {
-			atomic_store(&rs->prefetching, 0);
-			return -err;
 		}
 		rs->prefetch_started = 1;
 	}
 	if ((err = pthread_create(&rs->handler, NULL, handler_main, rs)))
 		return -err;
 	rs->handler_started = 1;
-	rs->workers = calloc(nw ? nw : 1, sizeof(*rs->workers));
-	if (!rs->workers)
-		return -ENOMEM;
 	for (unsigned int i = 0; i < nw; i++) {
-		if (pthread_create(&rs->workers[i], NULL, worker_main, rs))
+		if (pthread_create(&rs->workers[i], NULL, worker_main, rs)) {
+			atomic_fetch_sub(&rs->installers, (int)(nw - i));
 			break;
+		}
 		rs->nworkers++;
 	}
 	return 0;
@@ -638,6 +634,4 @@ void rs_lazy_stop(sqb_restore *rs)
 		seal_missing(rs);
 	rs->fs->ops->destroy(rs->fs);
 	rs->fs = NULL;
-	for (unsigned int i = 0; i < RS_NSLOT; i++)
-		free(rs->slots[i].buf);
 }
