@@ -225,9 +225,67 @@ size_t sqb_kvm_vcpu_state_size(struct sqb_hv_vcpu *vc, enum sqb_hv_vcpu_state_ki
 		return sizeof(struct kvm_mp_state);
 	case SQB_HV_VCPU_DEBUGREGS:
 		return sizeof(struct kvm_debugregs);
+	case SQB_HV_VCPU_MSRS:
+		return sizeof(struct kvm_msrs) + vc->vm->nmsr_index * sizeof(struct kvm_msr_entry);
 	default:
-		return 0; /* MSRS: issue 7 (list-based, see msr_index) */
+		return 0;
 	}
+}
+
+/* Read every MSR of the host's index list.  KVM_GET_MSRS stops at the
+ * first MSR it refuses and returns how many it read; a refused index is
+ * dropped from the VM's list for good (so later snapshots never ask for
+ * it) and the read resumes after it.  Call with the VM paused, from one
+ * thread (the list is shared by the VM's vCPUs). */
+static int msrs_get(struct sqb_hv_vcpu *vc, struct kvm_msrs *m)
+{
+	struct sqb_hv_vm *vm = vc->vm;
+	struct kvm_msrs *t;
+	uint32_t done = 0;
+	int err = 0;
+
+	t = calloc(1, sizeof(*t) + vm->nmsr_index * sizeof(t->entries[0]));
+	if (!t)
+		return -ENOMEM;
+	while (done < vm->nmsr_index) {
+		uint32_t want = vm->nmsr_index - done;
+		int n;
+
+		t->nmsrs = want;
+		for (uint32_t i = 0; i < want; i++)
+			t->entries[i] = (struct kvm_msr_entry){ .index = vm->msr_index[done + i] };
+		n = ioctl(vc->fd, KVM_GET_MSRS, t);
+		if (n < 0) {
+			err = -errno;
+			break;
+		}
+		memcpy(&m->entries[done], t->entries, (size_t)n * sizeof(t->entries[0]));
+		done += (uint32_t)n;
+		if ((uint32_t)n < want) {
+			sqb_debug("host refused to read MSR 0x%x; dropped", vm->msr_index[done]);
+			memmove(&vm->msr_index[done], &vm->msr_index[done + 1],
+				(vm->nmsr_index - done - 1) * sizeof(uint32_t));
+			vm->nmsr_index--;
+		}
+	}
+	free(t);
+	m->nmsrs = done;
+	m->pad = 0;
+	return err;
+}
+
+static int msrs_set(struct sqb_hv_vcpu *vc, const struct kvm_msrs *m)
+{
+	int n = ioctl(vc->fd, KVM_SET_MSRS, (void *)m);
+
+	if (n < 0)
+		return -errno;
+	if ((uint32_t)n != m->nmsrs) {
+		sqb_debug("KVM_SET_MSRS stopped at MSR 0x%x (%d of %u)", m->entries[n].index, n,
+			  m->nmsrs);
+		return -EIO;
+	}
+	return 0;
 }
 
 static int state_ioctl(enum sqb_hv_vcpu_state_kind kind, int set, unsigned long *req)
@@ -266,6 +324,8 @@ int sqb_kvm_vcpu_get_state(struct sqb_hv_vcpu *vc, enum sqb_hv_vcpu_state_kind k
 		c->nent = vc->vm->cpuid->nent;
 		return ioctl(vc->fd, KVM_GET_CPUID2, c) < 0 ? -errno : 0;
 	}
+	if (kind == SQB_HV_VCPU_MSRS)
+		return msrs_get(vc, buf);
 	FORWARD_IF_ERROR(state_ioctl(kind, 0, &req));
 	return ioctl(vc->fd, req, buf) < 0 ? -errno : 0;
 }
@@ -281,6 +341,8 @@ int sqb_kvm_vcpu_set_state(struct sqb_hv_vcpu *vc, enum sqb_hv_vcpu_state_kind k
 			       : 0;
 	if (kind == SQB_HV_VCPU_CPUID)
 		return ioctl(vc->fd, KVM_SET_CPUID2, buf) < 0 ? -errno : 0;
+	if (kind == SQB_HV_VCPU_MSRS)
+		return msrs_set(vc, buf);
 	FORWARD_IF_ERROR(state_ioctl(kind, 1, &req));
 	return ioctl(vc->fd, req, (void *)buf) < 0 ? -errno : 0;
 }

@@ -17,6 +17,7 @@
 #include <cmocka.h>
 
 #include "squib/runtime.h"
+#include "vmm_priv.h" /* white-box: the backend state slots issue 7 uses */
 
 static const char *guest_dir;
 
@@ -142,6 +143,60 @@ static void test_pause_parks_every_vcpu_and_resume_continues(void **state)
 	pv_free(&p);
 }
 
+/* Every vCPU and VM state slot reads and writes back on a paused VM, and
+ * the guest carries on unharmed afterwards. */
+static void test_state_slots_round_trip_while_paused(void **state)
+{
+	struct pipe_vm p;
+	size_t at;
+
+	(void)state;
+	pv_create(&p, "counter.elf", "delay=2000", 2);
+	assert_int_equal(sqb_vm_start(p.vm), 0);
+	for (int i = 0; i < 500 && !strstr(p.out, "count=3\n"); i++) {
+		usleep(10000);
+		pv_drain(&p);
+	}
+	assert_int_equal(sqb_vm_pause(p.vm), 0);
+	for (unsigned int v = 0; v < p.vm->nvcpus; v++) {
+		struct sqb_hv_vcpu *hv = p.vm->vcpus[v].hv;
+		for (int k = 0; k < SQB_HV_VCPU_STATE_KINDS_; k++) {
+			size_t sz = p.vm->ops->vcpu_state_size(hv, k);
+			void *buf;
+			int rc;
+
+			if (!sz)
+				fail_msg("vCPU state kind %d has no size", k);
+			buf = calloc(1, sz);
+			rc = p.vm->ops->vcpu_get_state(hv, k, buf);
+			if (rc < 0)
+				fail_msg("vCPU %u get kind %d: %s", v, k, strerror(-rc));
+			if (k == SQB_HV_VCPU_MSRS)
+				assert_true(((uint32_t *)buf)[0] > 8); /* kvm_msrs.nmsrs */
+			rc = p.vm->ops->vcpu_set_state(hv, k, buf);
+			if (rc < 0)
+				fail_msg("vCPU %u set kind %d: %s", v, k, strerror(-rc));
+			free(buf);
+		}
+	}
+	for (int k = 0; k < SQB_HV_VM_STATE_KINDS_; k++) {
+		size_t sz = p.vm->ops->vm_state_size(k);
+		void *buf = calloc(1, sz);
+		assert_int_equal(p.vm->ops->vm_get_state(p.vm->hv, k, buf), 0);
+		assert_int_equal(p.vm->ops->vm_set_state(p.vm->hv, k, buf), 0);
+		free(buf);
+	}
+	pv_drain(&p);
+	at = p.len;
+	assert_int_equal(sqb_vm_resume(p.vm), 0);
+	for (int i = 0; i < 500 && !strstr(p.out + at, "count="); i++) {
+		usleep(5000);
+		pv_drain(&p);
+	}
+	assert_non_null(strstr(p.out + at, "count="));
+	pv_free(&p);
+}
+
 static void test_create_errors_say_what(void **state)
 {
 	struct sqb_vm_config cfg = SQB_VM_CONFIG_INIT;
@@ -169,6 +224,7 @@ int main(int argc, char **argv)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_two_vms_run_at_once),
 		cmocka_unit_test(test_pause_parks_every_vcpu_and_resume_continues),
+		cmocka_unit_test(test_state_slots_round_trip_while_paused),
 		cmocka_unit_test(test_create_errors_say_what),
 	};
 	int fd;
