@@ -237,6 +237,27 @@ static void test_stdin_reaches_the_guest_uart(void **state)
 	tc_stop(&t);
 }
 
+static void test_uart_interrupts_reach_the_guest(void **state)
+{
+	struct sqb_tc t;
+	char body[1024], resp[2048];
+
+	(void)state;
+	assert_int_equal(tc_spawn_stdin(&t, squib_bin, NULL, 1), 0);
+	snprintf(body, sizeof(body), "{\"kernel_image_path\":\"%s/uartirq.elf\",\"boot_args\":\"rx=3\"}",
+		 guest_dir);
+	assert_int_equal(tc_req(&t, "PUT", "/boot-source", body, resp, sizeof(resp)), 204);
+	assert_int_equal(tc_req(&t, "PUT", "/actions", "{\"action_type\":\"InstanceStart\"}", resp,
+				sizeof(resp)),
+			 204);
+	expect_serial(&t, "UARTIRQ ready\n", 20000);
+	assert_int_equal(write(t.stdin_fd, "abc", 3), 3);
+	/* thr_irqs=1: transmit-empty interrupts arrived for the guest's output. */
+	expect_serial(&t, "UARTIRQ rx=abc thr_irqs=1\n", 20000);
+	assert_int_equal(tc_wait_exit(&t, 20000), 0);
+	tc_stop(&t);
+}
+
 static void test_triple_fault_is_reported_not_hung(void **state)
 {
 	struct sqb_tc t;
@@ -267,6 +288,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_smp_guest_every_vcpu_reports),
 		cmocka_unit_test(test_config_file_no_api_boots_and_exits),
 		cmocka_unit_test(test_stdin_reaches_the_guest_uart),
+		cmocka_unit_test(test_uart_interrupts_reach_the_guest),
 		cmocka_unit_test(test_triple_fault_is_reported_not_hung),
 	};
 	int fd;
