@@ -195,7 +195,10 @@ static void *vcpu_thread(void *arg)
 
 	while (!vcpu_checkpoint(vc)) {
 		enum sqb_vm_stop_reason why;
-		int rc = vm->ops->vcpu_run(vc->hv, &ex);
+		int rc;
+
+		memset(&ex, 0, sizeof(ex));
+		rc = vm->ops->vcpu_run(vc->hv, &ex);
 
 		if (rc == -EINTR)
 			continue;

@@ -15,10 +15,10 @@
 #include "api_server.h"
 #include "ctl.h"
 #include "http.h"
+#include "json_fields.h"
 
 #define SQB_API_MAX_CONNS 32
 #define SQB_API_IDLE_MS 60000
-#define SQB_API_IN_CAP (SQB_HTTP_MAX_HEADER + SQB_HTTP_MAX_PAYLOAD + 1024)
 #define SQB_API_OUT_CAP (SQB_CTL_RESP_MAX + 512)
 
 struct sqb_conn {
@@ -36,6 +36,7 @@ struct sqb_api {
 	int listen_fd;
 	char *path;
 	size_t max_payload;
+	size_t in_cap; /* one full request: headers + the largest body allowed */
 	struct sqb_conn conns[SQB_API_MAX_CONNS];
 };
 
@@ -63,6 +64,7 @@ int sqb_api_open(struct sqb_api **out, const char *path, size_t max_payload, cha
 	for (int i = 0; i < SQB_API_MAX_CONNS; i++)
 		s->conns[i].fd = -1;
 	s->max_payload = max_payload;
+	s->in_cap = SQB_HTTP_MAX_HEADER + max_payload + 1024;
 	strcpy(sa.sun_path, path);
 	s->listen_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (s->listen_fd < 0 || bind(s->listen_fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
@@ -150,9 +152,11 @@ static void conn_process(struct sqb_api *s, struct sqb_ctl *c, struct sqb_conn *
 			break;
 		}
 		if (rc == SQB_HTTP_BAD) {
-			char body[400];
+			char body[600] = "{\"fault_message\":\"";
+			size_t pos = strlen(body);
 			c->api_errors++;
-			snprintf(body, sizeof(body), "{\"fault_message\":\"%s\"}", err);
+			sqb_json_escape(body, sizeof(body) - 3, &pos, err);
+			strcpy(body + pos, "\"}");
 			n = sqb_http_format(hdr, sizeof(hdr), 400, body, 1);
 			conn_queue(cn, hdr, n);
 			cn->closing = 1;
@@ -178,11 +182,15 @@ static void conn_read(struct sqb_api *s, struct sqb_ctl *c, struct sqb_conn *cn)
 {
 	ssize_t n;
 
-	if (!cn->in && !(cn->in = malloc(SQB_API_IN_CAP))) {
+	if (!cn->in && !(cn->in = malloc(s->in_cap))) {
 		conn_close(cn);
 		return;
 	}
-	n = recv(cn->fd, cn->in + cn->in_len, SQB_API_IN_CAP - cn->in_len, MSG_DONTWAIT);
+	if (cn->in_len == s->in_cap) { /* cannot happen with the parser's limits */
+		conn_close(cn);
+		return;
+	}
+	n = recv(cn->fd, cn->in + cn->in_len, s->in_cap - cn->in_len, MSG_DONTWAIT);
 	if (n < 0 && (errno == EINTR || errno == EAGAIN))
 		return;
 	if (n <= 0) { /* peer went away (possibly mid-request) */

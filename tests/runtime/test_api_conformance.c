@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -364,6 +365,58 @@ static void test_disconnects_keepalive_and_many_clients(void **state)
 	still_serving(t);
 }
 
+static void test_command_line(void **state)
+{
+	struct sqb_tc t2;
+	char *big, out[4096];
+	size_t n;
+	int fd;
+
+	(void)state;
+	/* A larger payload cap is honoured. */
+	assert_int_equal(tc_spawn(&t2, squib_bin,
+				  (const char *const[]){ "--http-api-max-payload-size", "200000", NULL },
+				  1),
+			 0);
+	big = malloc(210000);
+	assert_non_null(big);
+	n = (size_t)sprintf(big, "PUT /logger HTTP/1.1\r\nContent-Length: 100000\r\n\r\n");
+	memset(big + n, ' ', 100000);
+	big[n + 99999] = '7';
+	tc_raw(&t2, big, n + 100000, 0, out, sizeof(out), 5000);
+	assert_int_equal(tc_status_of(out), 400);
+	assert_non_null(strstr(out, "expected a JSON object"));
+	n = (size_t)sprintf(big, "PUT /logger HTTP/1.1\r\nContent-Length: 200001\r\n\r\n");
+	tc_raw(&t2, big, n, 0, out, sizeof(out), 5000);
+	assert_non_null(strstr(out, "larger than the limit of 200000"));
+	free(big);
+	assert_int_equal(tc_req(&t2, "GET", "/", NULL, out, sizeof(out)), 200);
+	/* A second squib on the same socket path refuses to start. */
+	{
+		struct sqb_tc t3;
+		const char *args[] = { "--api-sock", t2.sock, NULL };
+		assert_int_equal(tc_spawn(&t3, squib_bin, args, 0), 0);
+		assert_int_equal(tc_wait_exit(&t3, 5000), 1);
+		char *e = tc_read_file(t3.errlog);
+		assert_non_null(strstr(e, "Failed to open the API socket"));
+		free(e);
+		tc_stop(&t3);
+	}
+	/* SIGTERM ends squib cleanly and removes its socket. */
+	kill(t2.pid, SIGTERM);
+	assert_int_equal(tc_wait_exit(&t2, 5000), 0);
+	fd = tc_connect(&t2);
+	assert_true(fd < 0);
+	tc_stop(&t2);
+	/* --no-api needs --config-file; unknown flags fail. */
+	assert_int_equal(tc_spawn(&t2, squib_bin, (const char *const[]){ "--no-api", NULL }, 0), 0);
+	assert_int_equal(tc_wait_exit(&t2, 5000), 1);
+	tc_stop(&t2);
+	assert_int_equal(tc_spawn(&t2, squib_bin, (const char *const[]){ "--bogus", NULL }, 0), 0);
+	assert_int_equal(tc_wait_exit(&t2, 5000), 1);
+	tc_stop(&t2);
+}
+
 /* docs/api-compat.md is a contract: every row's status must match what the
  * server does ("not yet" rows answer the not-yet-supported 400, others do
  * not), and the table must cover the endpoints the server routes. */
@@ -420,6 +473,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_garbage_http),
 		cmocka_unit_test(test_disconnects_keepalive_and_many_clients),
 		cmocka_unit_test(test_compat_table_matches_server),
+		cmocka_unit_test(test_command_line),
 	};
 
 	if (argc < 4) {
