@@ -174,6 +174,32 @@ static void test_smp_guest_every_vcpu_reports(void **state)
 	tc_stop(&t);
 }
 
+/* The maximum vCPU count, paused and resumed several times while the
+ * secondaries are being brought up: the rendezvous must park all 32. */
+static void test_smp_32_vcpus_survive_pause_resume_during_bringup(void **state)
+{
+	struct sqb_tc t;
+	char resp[2048];
+
+	(void)state;
+	boot(&t, "smp.elf", "cpus=32", 32, 32);
+	for (int i = 0; i < 3; i++) {
+		assert_int_equal(tc_req(&t, "PATCH", "/vm", "{\"state\":\"Paused\"}", resp,
+					sizeof(resp)),
+				 204);
+		assert_int_equal(tc_req(&t, "GET", "/", NULL, resp, sizeof(resp)), 200);
+		assert_non_null(strstr(resp, "\"state\":\"Paused\""));
+		assert_int_equal(tc_req(&t, "PATCH", "/vm", "{\"state\":\"Resumed\"}", resp,
+					sizeof(resp)),
+				 204);
+		usleep(100000);
+	}
+	expect_serial(&t, "SMP OK cpus=32\n", 60000);
+	expect_serial(&t, "cpu 31 ok sum=", 100);
+	assert_int_equal(tc_wait_exit(&t, 10000), 0);
+	tc_stop(&t);
+}
+
 static void test_config_file_no_api_boots_and_exits(void **state)
 {
 	struct sqb_tc t;
@@ -286,6 +312,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_counter_continuous_across_pause_resume_then_ctrl_alt_del),
 		cmocka_unit_test(test_timer_guest_counts_lapic_ticks),
 		cmocka_unit_test(test_smp_guest_every_vcpu_reports),
+		cmocka_unit_test(test_smp_32_vcpus_survive_pause_resume_during_bringup),
 		cmocka_unit_test(test_config_file_no_api_boots_and_exits),
 		cmocka_unit_test(test_stdin_reaches_the_guest_uart),
 		cmocka_unit_test(test_uart_interrupts_reach_the_guest),
