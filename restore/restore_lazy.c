@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "log.h"
@@ -484,6 +486,8 @@ static void *worker_main(void *arg)
 	sqb_restore *rs = arg;
 	uint8_t *buf = malloc(RS_BLOCK);
 
+	/* background work: the handler and the guest's vCPUs come first */
+	(void)setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), 10);
 	if (!buf)
 		rs_fail(rs, -ENOMEM, NULL);
 	while (buf && !atomic_load(&rs->stop) && !atomic_load(&rs->error)) {
