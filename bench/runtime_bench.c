@@ -93,7 +93,7 @@ static int spawn_squib(struct sqb_tc *t, const char *squib, int *out_fd)
 static uint64_t wait_text(int fd, char *buf, size_t cap, size_t *len, const char *needle)
 {
 	for (;;) {
-		struct pollfd p = { fd, POLLIN, 0 };
+		struct pollfd p = {fd, POLLIN, 0};
 		ssize_t n;
 
 		buf[*len] = 0;
@@ -123,8 +123,8 @@ static int run_squib_exits(const char *squib, const char *gdir, unsigned int n,
 
 	if (spawn_squib(&t, squib, &fd) < 0)
 		goto out;
-	snprintf(body, sizeof(body), "{\"kernel_image_path\":\"%s/exits.elf\",\"boot_args\":\"n=%u\"}",
-		 gdir, n);
+	snprintf(body, sizeof(body),
+		 "{\"kernel_image_path\":\"%s/exits.elf\",\"boot_args\":\"n=%u\"}", gdir, n);
 	if (tc_req(&t, "PUT", "/machine-config", "{\"vcpu_count\":1,\"mem_size_mib\":32}", resp,
 		   sizeof(resp)) != 204 ||
 	    tc_req(&t, "PUT", "/boot-source", body, resp, sizeof(resp)) != 204)
@@ -174,8 +174,8 @@ static int run_squib_rss(const char *squib, const char *gdir, long *rss, long *s
 
 	if (spawn_squib(&t, squib, &fd) < 0)
 		goto out;
-	snprintf(body, sizeof(body), "{\"kernel_image_path\":\"%s/counter.elf\",\"boot_args\":\"delay=20000\"}",
-		 gdir);
+	snprintf(body, sizeof(body),
+		 "{\"kernel_image_path\":\"%s/counter.elf\",\"boot_args\":\"delay=20000\"}", gdir);
 	if (tc_req(&t, "PUT", "/machine-config", "{\"vcpu_count\":1,\"mem_size_mib\":128}", resp,
 		   sizeof(resp)) != 204 ||
 	    tc_req(&t, "PUT", "/boot-source", body, resp, sizeof(resp)) != 204 ||
@@ -213,7 +213,8 @@ int main(int argc, char **argv)
 	}
 	signal(SIGPIPE, SIG_IGN);
 	for (int i = 0; i < reps; i++) {
-		if (run_floor(argv[2], n, &fr) < 0 || run_squib_exits(argv[1], argv[3], n, &sr) < 0) {
+		if (run_floor(argv[2], n, &fr) < 0 ||
+		    run_squib_exits(argv[1], argv[3], n, &sr) < 0) {
 			fprintf(stderr, "runtime_bench: run %d failed\n", i);
 			return 1;
 		}
@@ -235,7 +236,8 @@ int main(int argc, char **argv)
 	printf("%-44s %12s %12s %8s\n", "metric", "squib", "bare KVM", "ratio");
 	printf("%-44s %10.0fus %10.0fus %7.1fx\n", "start -> first serial byte (first exit)", sf,
 	       ff, sf / ff);
-	printf("%-44s %10.0fus\n", "  of which the InstanceStart request (204)", median(s_req, reps));
+	printf("%-44s %10.0fus\n", "  of which the InstanceStart request (204)",
+	       median(s_req, reps));
 	printf("%-44s %10.0fns %10.0fns %7.2fx\n", "per port-I/O exit, guest loop incl.", se, fe,
 	       se / fe);
 	printf("%-44s %10ldKiB %9.0fKiB\n", "VMM RSS minus guest memory (128 MiB guest)",

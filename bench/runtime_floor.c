@@ -56,27 +56,27 @@ int main(int argc, char **argv)
 	if (msz < (2 << 20))
 		msz = 2 << 20;
 	mem = mmap(NULL, msz, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-	struct kvm_userspace_memory_region reg = { 0, 0, 0, msz, (uint64_t)(uintptr_t)mem };
+	struct kvm_userspace_memory_region reg = {0, 0, 0, msz, (uint64_t)(uintptr_t)mem};
 	if (vm < 0 || mem == MAP_FAILED || ioctl(vm, KVM_SET_USER_MEMORY_REGION, &reg) < 0) {
 		perror("runtime_floor: VM setup");
 		return 1;
 	}
 	c = mem + 0x1000;
 	c[i++] = 0x66, c[i++] = 0xba, c[i++] = 0xf8, c[i++] = 0x03; /* mov dx, 0x3f8 */
-	c[i++] = 0xb0, c[i++] = 'F', c[i++] = 0xee;		     /* mov al,'F'; out dx,al */
-	c[i++] = 0xb9;						     /* mov ecx, n */
+	c[i++] = 0xb0, c[i++] = 'F', c[i++] = 0xee;		    /* mov al,'F'; out dx,al */
+	c[i++] = 0xb9;						    /* mov ecx, n */
 	memcpy(c + i, &n, 4);
 	i += 4;
-	c[i++] = 0xe6, c[i++] = 0x80;		/* 1: out 0x80, al */
-	c[i++] = 0x49;				/* dec ecx */
-	c[i++] = 0x75, c[i++] = (uint8_t)-5;	/* jnz 1b */
-	c[i++] = 0xf4;				/* hlt */
+	c[i++] = 0xe6, c[i++] = 0x80;	     /* 1: out 0x80, al */
+	c[i++] = 0x49;			     /* dec ecx */
+	c[i++] = 0x75, c[i++] = (uint8_t)-5; /* jnz 1b */
+	c[i++] = 0xf4;			     /* hlt */
 	vcpu = ioctl(vm, KVM_CREATE_VCPU, 0);
 	run = mmap(NULL, (size_t)ioctl(kvm, KVM_GET_VCPU_MMAP_SIZE, 0), PROT_READ | PROT_WRITE,
 		   MAP_SHARED, vcpu, 0);
 	ioctl(vcpu, KVM_GET_SREGS, &s);
-	struct kvm_segment cs = { .limit = 0xffffffff, .selector = 8, .type = 11, .present = 1,
-				  .db = 1, .s = 1, .g = 1 };
+	struct kvm_segment cs = {
+	    .limit = 0xffffffff, .selector = 8, .type = 11, .present = 1, .db = 1, .s = 1, .g = 1};
 	struct kvm_segment ds = cs;
 	ds.type = 3;
 	ds.selector = 0x10;

@@ -23,7 +23,7 @@ struct sqb_dev_host {
 };
 
 /* ---- 16550 UART ---- */
-#define SQB_UART_FIFO 64
+#define SQB_UART_FIFO	       64
 #define SQB_UART_STATE_VERSION 1
 struct sqb_uart_state {
 	uint8_t ier, iir, lcr, mcr, lsr, msr, scr, dll, dlm;
@@ -40,7 +40,7 @@ struct sqb_uart {
 };
 
 /* ---- i8042 (keyboard controller: reset line, Ctrl+Alt+Del) ---- */
-#define SQB_I8042_BUF 16
+#define SQB_I8042_BUF		16
 #define SQB_I8042_STATE_VERSION 1
 struct sqb_i8042_state {
 	uint8_t status, cmd, ctr, outp;

@@ -15,12 +15,12 @@ static void null_io(struct sqb_devices *d, uint16_t off, uint8_t *data, unsigned
 }
 
 const struct sqb_dev_desc sqb_devices_table[] = {
-	{ "uart0", 0x3f8, 8, sizeof(struct sqb_uart_state), SQB_UART_STATE_VERSION, sqb_uart_io,
-	  sqb_uart_save, sqb_uart_restore },
-	{ "i8042", 0x60, 5, sizeof(struct sqb_i8042_state), SQB_I8042_STATE_VERSION, sqb_i8042_io,
-	  sqb_i8042_save, sqb_i8042_restore },
-	/* POST code port: guests (and the exit benchmark) write here freely. */
-	{ "postcode", 0x80, 1, 0, 0, null_io, NULL, NULL },
+    {"uart0", 0x3f8, 8, sizeof(struct sqb_uart_state), SQB_UART_STATE_VERSION, sqb_uart_io,
+     sqb_uart_save, sqb_uart_restore},
+    {"i8042", 0x60, 5, sizeof(struct sqb_i8042_state), SQB_I8042_STATE_VERSION, sqb_i8042_io,
+     sqb_i8042_save, sqb_i8042_restore},
+    /* POST code port: guests (and the exit benchmark) write here freely. */
+    {"postcode", 0x80, 1, 0, 0, null_io, NULL, NULL},
 };
 const unsigned int sqb_devices_count = sizeof(sqb_devices_table) / sizeof(sqb_devices_table[0]);
 
@@ -45,8 +45,7 @@ void sqb_devices_destroy(struct sqb_devices *d)
 	pthread_mutex_destroy(&d->i8042.lock);
 }
 
-int sqb_bus_io(struct sqb_devices *d, uint16_t port, uint8_t *data, unsigned int size,
-	       int is_write)
+int sqb_bus_io(struct sqb_devices *d, uint16_t port, uint8_t *data, unsigned int size, int is_write)
 {
 	for (unsigned int i = 0; i < sqb_devices_count; i++) {
 		const struct sqb_dev_desc *dd = &sqb_devices_table[i];

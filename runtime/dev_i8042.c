@@ -6,17 +6,17 @@
 
 #include "dev.h"
 
-#define I8042_DATA 0
-#define I8042_CMD 4
-#define ST_OBF 0x01
-#define ST_SYS 0x04
-#define ST_CMD 0x08
-#define CMD_READ_CTR 0x20
-#define CMD_WRITE_CTR 0x60
-#define CMD_READ_OUTP 0xd0
+#define I8042_DATA     0
+#define I8042_CMD      4
+#define ST_OBF	       0x01
+#define ST_SYS	       0x04
+#define ST_CMD	       0x08
+#define CMD_READ_CTR   0x20
+#define CMD_WRITE_CTR  0x60
+#define CMD_READ_OUTP  0xd0
 #define CMD_WRITE_OUTP 0xd1
-#define CMD_RESET_CPU 0xfe
-#define KBD_IRQ 1
+#define CMD_RESET_CPU  0xfe
+#define KBD_IRQ	       1
 
 static void i8042_push(struct sqb_i8042 *k, uint8_t b)
 {
@@ -86,7 +86,7 @@ void sqb_i8042_io(struct sqb_devices *d, uint16_t off, uint8_t *data, unsigned i
 int sqb_i8042_ctrl_alt_del(struct sqb_i8042 *k)
 {
 	/* Set-1 scancodes: Ctrl, Alt, Del (E0 53) down, then up. */
-	static const uint8_t seq[] = { 0x1d, 0x38, 0xe0, 0x53, 0xe0, 0xd3, 0xb8, 0x9d };
+	static const uint8_t seq[] = {0x1d, 0x38, 0xe0, 0x53, 0xe0, 0xd3, 0xb8, 0x9d};
 
 	pthread_mutex_lock(&k->lock);
 	if (k->st.buf_len + sizeof(seq) > SQB_I8042_BUF) {

@@ -8,14 +8,14 @@
 
 enum { UART_RBR_THR = 0, UART_IER, UART_IIR_FCR, UART_LCR, UART_MCR, UART_LSR, UART_MSR, UART_SCR };
 
-#define IER_RDI 0x01
+#define IER_RDI	 0x01
 #define IER_THRI 0x02
 #define IIR_NONE 0x01
 #define IIR_THRI 0x02
-#define IIR_RDI 0x04
+#define IIR_RDI	 0x04
 #define IIR_FIFO 0xc0
 #define LCR_DLAB 0x80
-#define LSR_DR 0x01
+#define LSR_DR	 0x01
 #define LSR_THRE 0x20
 #define LSR_TEMT 0x40
 #define MCR_LOOP 0x10
@@ -64,7 +64,8 @@ static uint8_t uart_read(struct sqb_uart *u, uint16_t off, int *irq)
 	case UART_LSR:
 		return LSR_THRE | LSR_TEMT | (s->rx_len ? LSR_DR : 0);
 	case UART_MSR:
-		return (s->mcr & MCR_LOOP) ? (uint8_t)((s->mcr & 0x0f) << 4) : 0xb0; /* DCD DSR CTS */
+		return (s->mcr & MCR_LOOP) ? (uint8_t)((s->mcr & 0x0f) << 4)
+					   : 0xb0; /* DCD DSR CTS */
 	default:
 		return s->scr;
 	}

@@ -23,8 +23,8 @@ enum sqb_hv_exit_kind {
 	SQB_HV_EXIT_IO = 1,
 	SQB_HV_EXIT_MMIO,
 	SQB_HV_EXIT_HLT,
-	SQB_HV_EXIT_SHUTDOWN,	  /* triple fault */
-	SQB_HV_EXIT_INTERNAL,	  /* emulation failure */
+	SQB_HV_EXIT_SHUTDOWN, /* triple fault */
+	SQB_HV_EXIT_INTERNAL, /* emulation failure */
 	SQB_HV_EXIT_FAIL_ENTRY,
 	SQB_HV_EXIT_SYSTEM_EVENT, /* reset / shutdown requested via the hypervisor */
 	SQB_HV_EXIT_UNKNOWN,
@@ -36,10 +36,10 @@ struct sqb_hv_exit {
 	union {
 		struct {
 			uint16_t port;
-			uint8_t size;	  /* 1, 2 or 4 */
+			uint8_t size; /* 1, 2 or 4 */
 			uint8_t is_write;
-			uint32_t count;	  /* > 1 for rep ins/outs */
-			uint8_t *data;	  /* count * size bytes, in the run area */
+			uint32_t count; /* > 1 for rep ins/outs */
+			uint8_t *data;	/* count * size bytes, in the run area */
 		} io;
 		struct {
 			uint64_t gpa;
@@ -102,8 +102,7 @@ struct sqb_hv_ops {
 	/* Size the caller must provide for a state blob of this kind. */
 	size_t (*vm_state_size)(enum sqb_hv_vm_state_kind kind);
 	int (*vm_get_state)(struct sqb_hv_vm *vm, enum sqb_hv_vm_state_kind kind, void *buf);
-	int (*vm_set_state)(struct sqb_hv_vm *vm, enum sqb_hv_vm_state_kind kind,
-			    const void *buf);
+	int (*vm_set_state)(struct sqb_hv_vm *vm, enum sqb_hv_vm_state_kind kind, const void *buf);
 
 	/* Create vCPU index (APIC ID = index) with filtered CPUID and base MSRs. */
 	int (*vcpu_create)(struct sqb_hv_vcpu **out, struct sqb_hv_vm *vm, unsigned int index,

@@ -17,14 +17,13 @@
 
 static void usage(FILE *f)
 {
-	fprintf(f,
-		"usage: squib [--api-sock PATH] [--config-file FILE] [--no-api]\n"
-		"             [--log-path FILE] [--level Error|Warning|Info|Debug|Trace|Off]\n"
-		"             [--show-level] [--metrics-path FILE] [--id ID]\n"
-		"             [--http-api-max-payload-size BYTES] [--no-serial-input]\n"
-		"             [--version] [--help]\n"
-		"Starts a microVM monitor driven by a Firecracker-compatible REST API\n"
-		"(HTTP/1.1 over the Unix socket PATH, default /run/squib.socket).\n");
+	fprintf(f, "usage: squib [--api-sock PATH] [--config-file FILE] [--no-api]\n"
+		   "             [--log-path FILE] [--level Error|Warning|Info|Debug|Trace|Off]\n"
+		   "             [--show-level] [--metrics-path FILE] [--id ID]\n"
+		   "             [--http-api-max-payload-size BYTES] [--no-serial-input]\n"
+		   "             [--version] [--help]\n"
+		   "Starts a microVM monitor driven by a Firecracker-compatible REST API\n"
+		   "(HTTP/1.1 over the Unix socket PATH, default /run/squib.socket).\n");
 }
 
 struct opts {
@@ -36,48 +35,76 @@ struct opts {
 static int parse_opts(int argc, char **argv, struct opts *o)
 {
 	static const struct option lo[] = {
-		{ "api-sock", required_argument, NULL, 'a' },
-		{ "config-file", required_argument, NULL, 'c' },
-		{ "no-api", no_argument, NULL, 'n' },
-		{ "log-path", required_argument, NULL, 'l' },
-		{ "level", required_argument, NULL, 'L' },
-		{ "show-level", no_argument, NULL, 's' },
-		{ "metrics-path", required_argument, NULL, 'm' },
-		{ "id", required_argument, NULL, 'i' },
-		{ "http-api-max-payload-size", required_argument, NULL, 'p' },
-		{ "no-serial-input", no_argument, NULL, 'S' },
-		{ "version", no_argument, NULL, 'V' },
-		{ "help", no_argument, NULL, 'h' },
-		{ 0 },
+	    {"api-sock", required_argument, NULL, 'a'},
+	    {"config-file", required_argument, NULL, 'c'},
+	    {"no-api", no_argument, NULL, 'n'},
+	    {"log-path", required_argument, NULL, 'l'},
+	    {"level", required_argument, NULL, 'L'},
+	    {"show-level", no_argument, NULL, 's'},
+	    {"metrics-path", required_argument, NULL, 'm'},
+	    {"id", required_argument, NULL, 'i'},
+	    {"http-api-max-payload-size", required_argument, NULL, 'p'},
+	    {"no-serial-input", no_argument, NULL, 'S'},
+	    {"version", no_argument, NULL, 'V'},
+	    {"help", no_argument, NULL, 'h'},
+	    {0},
 	};
 	int ch;
 
-	*o = (struct opts){ .api_sock = "/run/squib.socket", .serial_input = 1,
-			    .max_payload = SQB_HTTP_MAX_PAYLOAD };
+	*o = (struct opts){.api_sock = "/run/squib.socket",
+			   .serial_input = 1,
+			   .max_payload = SQB_HTTP_MAX_PAYLOAD};
 	while ((ch = getopt_long(argc, argv, "", lo, NULL)) != -1) {
 		switch (ch) {
-		case 'a': o->api_sock = optarg; break;
-		case 'c': o->config_file = optarg; break;
-		case 'n': o->no_api = 1; break;
-		case 'l': o->log_path = optarg; break;
-		case 'L': o->level = optarg; break;
-		case 's': o->show_level = 1; break;
-		case 'm': o->metrics_path = optarg; break;
-		case 'i': o->id = optarg; break;
-		case 'S': o->serial_input = 0; break;
+		case 'a':
+			o->api_sock = optarg;
+			break;
+		case 'c':
+			o->config_file = optarg;
+			break;
+		case 'n':
+			o->no_api = 1;
+			break;
+		case 'l':
+			o->log_path = optarg;
+			break;
+		case 'L':
+			o->level = optarg;
+			break;
+		case 's':
+			o->show_level = 1;
+			break;
+		case 'm':
+			o->metrics_path = optarg;
+			break;
+		case 'i':
+			o->id = optarg;
+			break;
+		case 'S':
+			o->serial_input = 0;
+			break;
 		case 'p': {
 			char *end;
 			unsigned long v = strtoul(optarg, &end, 10);
 			if (*end || v < 1024 || v > (16UL << 20)) {
-				fprintf(stderr, "squib: --http-api-max-payload-size must be 1024..16777216\n");
+				fprintf(
+				    stderr,
+				    "squib: --http-api-max-payload-size must be 1024..16777216\n");
 				return -1;
 			}
 			o->max_payload = v;
 			break;
 		}
-		case 'V': printf("squib %s (backend %s)\n", SQB_VERSION_STRING, sqb_runtime_backend_name()); exit(0);
-		case 'h': usage(stdout); exit(0);
-		default: usage(stderr); return -1;
+		case 'V':
+			printf("squib %s (backend %s)\n", SQB_VERSION_STRING,
+			       sqb_runtime_backend_name());
+			exit(0);
+		case 'h':
+			usage(stdout);
+			exit(0);
+		default:
+			usage(stderr);
+			return -1;
 		}
 	}
 	if (optind < argc) {

@@ -9,12 +9,11 @@
 #include "vmm_priv.h"
 #include "x86boot.h"
 
-
-int sqb_vm_boot_load(struct sqb_vm *vm, const struct sqb_vm_config *cfg,
-		     struct sqb_hv_entry *entry, struct sqb_diag *diag)
+int sqb_vm_boot_load(struct sqb_vm *vm, const struct sqb_vm_config *cfg, struct sqb_hv_entry *entry,
+		     struct sqb_diag *diag)
 {
 	struct sqb_x86boot_mem ram[2];
-	struct sqb_x86boot_in in = { 0 };
+	struct sqb_x86boot_in in = {0};
 	struct sqb_x86boot_entry out;
 
 	if (!cfg->kernel_path) {
@@ -26,8 +25,8 @@ int sqb_vm_boot_load(struct sqb_vm *vm, const struct sqb_vm_config *cfg,
 		return -EINVAL;
 	}
 	for (unsigned int i = 0; i < vm->mem.nregions; i++)
-		ram[i] = (struct sqb_x86boot_mem){ vm->mem.regions[i].host, vm->mem.regions[i].gpa,
-						   vm->mem.regions[i].size };
+		ram[i] = (struct sqb_x86boot_mem){vm->mem.regions[i].host, vm->mem.regions[i].gpa,
+						  vm->mem.regions[i].size};
 	in.kernel_path = cfg->kernel_path;
 	in.initrd_path = cfg->initrd_path;
 	/* No boot_args: the microVM default command line, as Firecracker does. */

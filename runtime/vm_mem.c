@@ -26,10 +26,10 @@ int sqb_mem_create(struct sqb_guest_mem *m, uint64_t size)
 	}
 	m->size = size;
 	m->nregions = 0;
-	m->regions[m->nregions++] = (struct sqb_mem_region){ 0, low, m->host, 0 };
+	m->regions[m->nregions++] = (struct sqb_mem_region){0, low, m->host, 0};
 	if (size > low)
 		m->regions[m->nregions++] =
-			(struct sqb_mem_region){ SQB_HIGH_RAM_START, size - low, m->host + low, low };
+		    (struct sqb_mem_region){SQB_HIGH_RAM_START, size - low, m->host + low, low};
 	return 0;
 
 err_fd:

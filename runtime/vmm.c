@@ -63,7 +63,8 @@ static void vm_request_stop_locked(struct sqb_vm *vm, enum sqb_vm_stop_reason wh
 	snprintf(vm->stop.message, sizeof(vm->stop.message), "%s", msg);
 	for (unsigned int i = 0; i < vm->nvcpus; i++) {
 		vm->ops->vcpu_set_kick(vm->vcpus[i].hv, 1);
-		if (vm->vcpus[i].thread_started && !pthread_equal(vm->vcpus[i].thread, pthread_self()))
+		if (vm->vcpus[i].thread_started &&
+		    !pthread_equal(vm->vcpus[i].thread, pthread_self()))
 			pthread_kill(vm->vcpus[i].thread, SQB_KICK_SIGNAL);
 	}
 	pthread_cond_broadcast(&vm->cond);
@@ -117,8 +118,8 @@ static const char *internal_error_name(uint64_t sub)
 }
 
 /* Handle one exit; returns 0 to keep running or a stop reason. */
-static enum sqb_vm_stop_reason vcpu_dispatch(struct sqb_vcpu *vc, struct sqb_hv_exit *ex,
-					     char *msg, size_t msglen)
+static enum sqb_vm_stop_reason vcpu_dispatch(struct sqb_vcpu *vc, struct sqb_hv_exit *ex, char *msg,
+					     size_t msglen)
 {
 	vc->exits++;
 	switch (ex->kind) {
@@ -203,7 +204,8 @@ static void *vcpu_thread(void *arg)
 		if (rc == -EINTR)
 			continue;
 		if (rc < 0) {
-			snprintf(msg, sizeof(msg), "vCPU %u: run failed: %s", vc->index, strerror(-rc));
+			snprintf(msg, sizeof(msg), "vCPU %u: run failed: %s", vc->index,
+				 strerror(-rc));
 			why = SQB_VM_STOP_HOST_ERROR;
 		} else {
 			why = vcpu_dispatch(vc, &ex, msg, sizeof(msg));
@@ -264,7 +266,7 @@ int sqb_vm_create(sqb_vm **out, const struct sqb_vm_config *cfg, struct sqb_diag
 		err = -errno;
 		goto err;
 	}
-	vm->dev_host = (struct sqb_dev_host){ vm, vm_irq_pulse, vm_request_reset, vm_serial_out };
+	vm->dev_host = (struct sqb_dev_host){vm, vm_irq_pulse, vm_request_reset, vm_serial_out};
 	sqb_devices_init(&vm->devs, &vm->dev_host);
 	err = vm->ops->vm_create(&vm->hv, vm->nvcpus, diag);
 	if (err < 0)
@@ -450,15 +452,15 @@ int sqb_vm_send_ctrl_alt_del(sqb_vm *vm)
 
 const char *sqb_vm_state_name(enum sqb_vm_state st)
 {
-	static const char *const n[] = { "Not started", "Running", "Paused", "Stopped" };
+	static const char *const n[] = {"Not started", "Running", "Paused", "Stopped"};
 	return (unsigned int)st < 4 ? n[st] : "Unknown";
 }
 
 const char *sqb_vm_stop_reason_name(enum sqb_vm_stop_reason r)
 {
-	static const char *const n[] = { "none",	   "reset",	    "requested",
-					 "shutdown",	   "internal-error", "fail-entry",
-					 "unhandled-exit", "system-event",   "host-error" };
+	static const char *const n[] = {"none",		  "reset",	    "requested",
+					"shutdown",	  "internal-error", "fail-entry",
+					"unhandled-exit", "system-event",   "host-error"};
 	return (unsigned int)r < sizeof(n) / sizeof(n[0]) ? n[r] : "unknown";
 }
 

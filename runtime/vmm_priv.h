@@ -71,8 +71,8 @@ struct sqb_vm {
 };
 
 /* Load the boot image and fill the boot vCPU's entry (vm_boot.c). */
-int sqb_vm_boot_load(struct sqb_vm *vm, const struct sqb_vm_config *cfg,
-		     struct sqb_hv_entry *entry, struct sqb_diag *diag);
+int sqb_vm_boot_load(struct sqb_vm *vm, const struct sqb_vm_config *cfg, struct sqb_hv_entry *entry,
+		     struct sqb_diag *diag);
 
 uint64_t sqb_now_ns(void);
 

@@ -30,20 +30,20 @@ typedef struct sqb_vcpu sqb_vcpu;
 #define SQB_VM_MAX_VCPUS 32
 
 struct sqb_vm_config {
-	unsigned int version;	   /* SQB_VM_CONFIG_VERSION */
-	unsigned int vcpu_count;   /* 1..SQB_VM_MAX_VCPUS */
-	uint64_t mem_size_mib;	   /* >= 1 */
-	int track_dirty_pages;	   /* recorded for snapshots (issue 7) */
-	const char *kernel_path;   /* PVH ELF */
-	const char *initrd_path;   /* NULL: none */
-	const char *cmdline;	   /* NULL: the loader's microVM default */
-	int serial_out_fd;	   /* guest serial output; -1 discards */
+	unsigned int version;	 /* SQB_VM_CONFIG_VERSION */
+	unsigned int vcpu_count; /* 1..SQB_VM_MAX_VCPUS */
+	uint64_t mem_size_mib;	 /* >= 1 */
+	int track_dirty_pages;	 /* recorded for snapshots (issue 7) */
+	const char *kernel_path; /* PVH ELF */
+	const char *initrd_path; /* NULL: none */
+	const char *cmdline;	 /* NULL: the loader's microVM default */
+	int serial_out_fd;	 /* guest serial output; -1 discards */
 };
 
 #define SQB_VM_CONFIG_VERSION 1
 #define SQB_VM_CONFIG_INIT                                                                         \
 	{                                                                                          \
-		.version = SQB_VM_CONFIG_VERSION, .vcpu_count = 1, .mem_size_mib = 128,           \
+		.version = SQB_VM_CONFIG_VERSION, .vcpu_count = 1, .mem_size_mib = 128,            \
 		.serial_out_fd = -1                                                                \
 	}
 
@@ -69,20 +69,20 @@ enum sqb_vm_stop_reason {
 
 struct sqb_vm_stop_info {
 	enum sqb_vm_stop_reason reason;
-	int vcpu;	  /* vCPU that stopped the VM, -1 if none */
-	uint64_t detail;  /* backend sub-code (suberror, hw reason, exit reason) */
-	uint64_t rip;	  /* guest RIP at the time, when known */
+	int vcpu;	   /* vCPU that stopped the VM, -1 if none */
+	uint64_t detail;   /* backend sub-code (suberror, hw reason, exit reason) */
+	uint64_t rip;	   /* guest RIP at the time, when known */
 	char message[192]; /* one line for the user */
 };
 
 struct sqb_vm_stats {
-	uint64_t exits;		/* vCPU exits handled by the VMM (all vCPUs) */
+	uint64_t exits; /* vCPU exits handled by the VMM (all vCPUs) */
 	uint64_t io_exits;
 	uint64_t mmio_exits;
 	uint64_t uart_tx_bytes;
 	uint64_t guest_mem_bytes;
-	uint64_t start_ns;	 /* CLOCK_MONOTONIC when vCPUs were released */
-	uint64_t first_tx_ns;	 /* CLOCK_MONOTONIC of the first serial byte, 0 if none */
+	uint64_t start_ns;    /* CLOCK_MONOTONIC when vCPUs were released */
+	uint64_t first_tx_ns; /* CLOCK_MONOTONIC of the first serial byte, 0 if none */
 };
 
 /* Create the VM: memory, irqchip, devices, boot image, vCPUs (not running).

@@ -18,8 +18,8 @@
 #include "json_fields.h"
 
 #define SQB_API_MAX_CONNS 32
-#define SQB_API_IDLE_MS 60000
-#define SQB_API_OUT_CAP (SQB_CTL_RESP_MAX + 512)
+#define SQB_API_IDLE_MS	  60000
+#define SQB_API_OUT_CAP	  (SQB_CTL_RESP_MAX + 512)
 
 struct sqb_conn {
 	int fd;
@@ -50,7 +50,7 @@ static uint64_t now_ms(void)
 int sqb_api_open(struct sqb_api **out, const char *path, size_t max_payload, char *err,
 		 size_t errlen)
 {
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
 	struct sqb_api *s;
 
 	*out = NULL;
@@ -242,13 +242,13 @@ int sqb_api_run(struct sqb_ctl *c, struct sqb_api *s, int sig_fd, int use_stdin)
 		int np = 0, idx_sig, idx_ev = -1, idx_in = -1, idx_l = -1, ci[SQB_API_MAX_CONNS];
 		uint64_t t = now_ms();
 
-		pf[idx_sig = np++] = (struct pollfd){ sig_fd, POLLIN, 0 };
+		pf[idx_sig = np++] = (struct pollfd){sig_fd, POLLIN, 0};
 		if (c->vm)
-			pf[idx_ev = np++] = (struct pollfd){ sqb_vm_event_fd(c->vm), POLLIN, 0 };
+			pf[idx_ev = np++] = (struct pollfd){sqb_vm_event_fd(c->vm), POLLIN, 0};
 		if (c->vm && stdin_open)
-			pf[idx_in = np++] = (struct pollfd){ STDIN_FILENO, POLLIN, 0 };
+			pf[idx_in = np++] = (struct pollfd){STDIN_FILENO, POLLIN, 0};
 		if (s)
-			pf[idx_l = np++] = (struct pollfd){ s->listen_fd, POLLIN, 0 };
+			pf[idx_l = np++] = (struct pollfd){s->listen_fd, POLLIN, 0};
 		for (int i = 0; s && i < SQB_API_MAX_CONNS; i++) {
 			struct sqb_conn *cn = &s->conns[i];
 			ci[i] = -1;
@@ -259,7 +259,7 @@ int sqb_api_run(struct sqb_ctl *c, struct sqb_api *s, int sig_fd, int use_stdin)
 				continue;
 			}
 			ci[i] = np;
-			pf[np++] = (struct pollfd){ cn->fd, cn->out_len ? POLLOUT : POLLIN, 0 };
+			pf[np++] = (struct pollfd){cn->fd, cn->out_len ? POLLOUT : POLLIN, 0};
 		}
 		if (poll(pf, (nfds_t)np, 1000) < 0) {
 			if (errno == EINTR)

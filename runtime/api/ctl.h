@@ -14,10 +14,16 @@
 #include "squib/runtime.h"
 
 #define SQB_VERSION_STRING "0.1.0"
-#define SQB_CTL_RESP_MAX 8192
+#define SQB_CTL_RESP_MAX   8192
 
-enum sqb_ctl_level { SQB_CTL_OFF = 0, SQB_CTL_ERROR, SQB_CTL_WARN, SQB_CTL_INFO, SQB_CTL_DEBUG,
-		     SQB_CTL_TRACE };
+enum sqb_ctl_level {
+	SQB_CTL_OFF = 0,
+	SQB_CTL_ERROR,
+	SQB_CTL_WARN,
+	SQB_CTL_INFO,
+	SQB_CTL_DEBUG,
+	SQB_CTL_TRACE
+};
 
 struct sqb_ctl {
 	char id[64];
@@ -65,7 +71,8 @@ int sqb_ctl_start(struct sqb_ctl *c, char *err, size_t errlen);
 void sqb_ctl_vm_stopped(struct sqb_ctl *c);
 
 /* ---- logging and metrics (ctl_log.c) ---- */
-void sqb_ctl_log(enum sqb_ctl_level lvl, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void sqb_ctl_log(enum sqb_ctl_level lvl, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 int sqb_ctl_log_configure(const char *path, const char *level, int show_level, int show_origin,
 			  char *err, size_t errlen);
 int sqb_ctl_level_parse(const char *s, enum sqb_ctl_level *out);

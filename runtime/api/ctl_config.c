@@ -61,14 +61,14 @@ void sqb_ctl_vm_stopped(struct sqb_ctl *c)
 static const struct {
 	const char *key, *path;
 } config_sections[] = {
-	{ "logger", "/logger" },	 { "metrics", "/metrics" }, { "machine-config", "/machine-config" },
-	{ "serial", "/serial" },	 { "boot-source", "/boot-source" },
+    {"logger", "/logger"}, {"metrics", "/metrics"},	    {"machine-config", "/machine-config"},
+    {"serial", "/serial"}, {"boot-source", "/boot-source"},
 };
 
 /* Firecracker sections squib does not build: accepted only when empty. */
-static const char *const config_unbuilt[] = { "drives",	    "network-interfaces", "balloon",
-					      "vsock",	    "mmds-config",	  "entropy",
-					      "cpu-config", "pmem",		  "memory-hotplug" };
+static const char *const config_unbuilt[] = {
+    "drives",  "network-interfaces", "balloon", "vsock",	 "mmds-config",
+    "entropy", "cpu-config",	     "pmem",	"memory-hotplug"};
 
 static int check_keys(yajl_val root, char *err, size_t errlen)
 {
@@ -113,7 +113,7 @@ static int apply_tree(struct sqb_ctl *c, yajl_val root, char *err, size_t errlen
 		return -1;
 	}
 	for (size_t i = 0; i < sizeof(config_sections) / sizeof(config_sections[0]) && !rc; i++) {
-		const char *path[] = { config_sections[i].key, NULL };
+		const char *path[] = {config_sections[i].key, NULL};
 		yajl_val v = yajl_tree_get(root, path, yajl_t_any);
 
 		if (!v || YAJL_IS_NULL(v))
@@ -121,8 +121,8 @@ static int apply_tree(struct sqb_ctl *c, yajl_val root, char *err, size_t errlen
 		r->status = 400;
 		sqb_ctl_dispatch(c, "PUT", config_sections[i].path, v, r);
 		if (r->status >= 300) {
-			snprintf(err, errlen, "config file: section `%s`: %s", config_sections[i].key,
-				 r->body);
+			snprintf(err, errlen, "config file: section `%s`: %s",
+				 config_sections[i].key, r->body);
 			rc = -1;
 		}
 	}
@@ -149,7 +149,8 @@ int sqb_ctl_apply_config_file(struct sqb_ctl *c, const char *path, char *err, si
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0) {
-			snprintf(err, errlen, "cannot read config file %s: %s", path, strerror(errno));
+			snprintf(err, errlen, "cannot read config file %s: %s", path,
+				 strerror(errno));
 			goto out;
 		}
 		if (n == 0)

@@ -14,12 +14,13 @@
 
 typedef void (*sqb_handler_fn)(struct sqb_ctl *c, yajl_val body, struct sqb_ctl_resp *r);
 
-#define MSG_AFTER_START "The requested operation is not supported after starting the microVM."
+#define MSG_AFTER_START	 "The requested operation is not supported after starting the microVM."
 #define MSG_BEFORE_START "The requested operation is not supported before starting the microVM."
-#define SQB_MEM_MAX_MIB (1ULL << 20)
-#define SQB_CMDLINE_MAX 2048
+#define SQB_MEM_MAX_MIB	 (1ULL << 20)
+#define SQB_CMDLINE_MAX	 2048
 
-static void fault(struct sqb_ctl_resp *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void fault(struct sqb_ctl_resp *r, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 static void fault(struct sqb_ctl_resp *r, const char *fmt, ...)
 {
 	char msg[1024];
@@ -159,13 +160,14 @@ static void get_vm_config(struct sqb_ctl *c, yajl_val body, struct sqb_ctl_resp 
 	} else {
 		strcat(b, "null");
 	}
-	strcat(b, ",\"mmds-config\":null,\"network-interfaces\":[],\"vsock\":null,\"entropy\":null}");
+	strcat(b,
+	       ",\"mmds-config\":null,\"network-interfaces\":[],\"vsock\":null,\"entropy\":null}");
 }
 
 /* ---- machine-config ---- */
 
-static const char *const cpu_templates[] = { "C3", "T2", "T2S", "T2CL", "T2A", "V1N1", "None", NULL };
-static const char *const huge_pages_enum[] = { "None", "Transparent", "2M", NULL };
+static const char *const cpu_templates[] = {"C3", "T2", "T2S", "T2CL", "T2A", "V1N1", "None", NULL};
+static const char *const huge_pages_enum[] = {"None", "Transparent", "2M", NULL};
 
 static void machine_config(struct sqb_ctl *c, yajl_val body, struct sqb_ctl_resp *r, int patch)
 {
@@ -173,12 +175,12 @@ static void machine_config(struct sqb_ctl *c, yajl_val body, struct sqb_ctl_resp
 	int smt = patch ? c->smt : 0, dirty = patch ? c->track_dirty_pages : 0;
 	const char *tmpl = patch ? c->cpu_template : "None", *huge = patch ? c->huge_pages : "None";
 	const struct sqb_jfield f[] = {
-		{ "vcpu_count", SQB_JT_UINT, !patch, &vcpus, NULL, 1, SQB_VM_MAX_VCPUS },
-		{ "mem_size_mib", SQB_JT_UINT, !patch, &mem, NULL, 1, SQB_MEM_MAX_MIB },
-		{ "smt", SQB_JT_BOOL, 0, &smt },
-		{ "track_dirty_pages", SQB_JT_BOOL, 0, &dirty },
-		{ "cpu_template", SQB_JT_ENUM, 0, &tmpl, NULL, 0, 0, cpu_templates },
-		{ "huge_pages", SQB_JT_ENUM, 0, &huge, NULL, 0, 0, huge_pages_enum },
+	    {"vcpu_count", SQB_JT_UINT, !patch, &vcpus, NULL, 1, SQB_VM_MAX_VCPUS},
+	    {"mem_size_mib", SQB_JT_UINT, !patch, &mem, NULL, 1, SQB_MEM_MAX_MIB},
+	    {"smt", SQB_JT_BOOL, 0, &smt},
+	    {"track_dirty_pages", SQB_JT_BOOL, 0, &dirty},
+	    {"cpu_template", SQB_JT_ENUM, 0, &tmpl, NULL, 0, 0, cpu_templates},
+	    {"huge_pages", SQB_JT_ENUM, 0, &huge, NULL, 0, 0, huge_pages_enum},
 	};
 	char err[512];
 
@@ -190,8 +192,9 @@ static void machine_config(struct sqb_ctl *c, yajl_val body, struct sqb_ctl_resp
 		return fault(r, "The vCPU number is invalid! The vCPU number can only be 1 or an "
 				"even number when SMT is enabled.");
 	if (strcmp(tmpl, "None"))
-		return fault(r, "cpu_template `%s` is not supported by squib (only `None`); see "
-				"docs/api-compat.md",
+		return fault(r,
+			     "cpu_template `%s` is not supported by squib (only `None`); see "
+			     "docs/api-compat.md",
 			     tmpl);
 	if (!strcmp(huge, "2M"))
 		return fault(r, "huge_pages `2M` (hugetlbfs) is not supported by squib yet; use "
@@ -222,7 +225,8 @@ static int readable_file(const char *path, const char *what, struct sqb_ctl_resp
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 
 	if (fd < 0) {
-		fault(r, "The %s file cannot be opened: %s (path: %s)", what, strerror(errno), path);
+		fault(r, "The %s file cannot be opened: %s (path: %s)", what, strerror(errno),
+		      path);
 		return -1;
 	}
 	close(fd);
@@ -233,9 +237,9 @@ static void put_boot_source(struct sqb_ctl *c, yajl_val body, struct sqb_ctl_res
 {
 	const char *kernel = NULL, *initrd = NULL, *args = NULL;
 	const struct sqb_jfield f[] = {
-		{ "kernel_image_path", SQB_JT_STR, 1, &kernel },
-		{ "initrd_path", SQB_JT_STR, 0, &initrd },
-		{ "boot_args", SQB_JT_STR, 0, &args },
+	    {"kernel_image_path", SQB_JT_STR, 1, &kernel},
+	    {"initrd_path", SQB_JT_STR, 0, &initrd},
+	    {"boot_args", SQB_JT_STR, 0, &args},
 	};
 	char err[512];
 
@@ -248,7 +252,8 @@ static void put_boot_source(struct sqb_ctl *c, yajl_val body, struct sqb_ctl_res
 	if (initrd && readable_file(initrd, "initrd", r) < 0)
 		return;
 	if (args && strlen(args) >= SQB_CMDLINE_MAX)
-		return fault(r, "Invalid boot_args: the kernel command line is longer than %d bytes",
+		return fault(r,
+			     "Invalid boot_args: the kernel command line is longer than %d bytes",
 			     SQB_CMDLINE_MAX - 1);
 	if (set_str(&c->kernel_path, kernel) || set_str(&c->initrd_path, initrd) ||
 	    set_str(&c->boot_args, args))
@@ -262,8 +267,8 @@ static void put_serial(struct sqb_ctl *c, yajl_val body, struct sqb_ctl_resp *r)
 	yajl_val rl = NULL;
 	int have_rl = 0, fd;
 	const struct sqb_jfield f[] = {
-		{ "serial_out_path", SQB_JT_STR, 0, &path },
-		{ "rate_limiter", SQB_JT_OBJECT, 0, &rl, &have_rl },
+	    {"serial_out_path", SQB_JT_STR, 0, &path},
+	    {"rate_limiter", SQB_JT_OBJECT, 0, &rl, &have_rl},
 	};
 	char err[512];
 
@@ -288,19 +293,18 @@ static void put_serial(struct sqb_ctl *c, yajl_val body, struct sqb_ctl_resp *r)
 	r->status = 204;
 }
 
-static const char *const log_levels[] = { "Error", "Warning", "Info", "Debug", "Trace", "Off",
-					  NULL };
+static const char *const log_levels[] = {"Error", "Warning", "Info", "Debug", "Trace", "Off", NULL};
 
 static void put_logger(struct sqb_ctl *c, yajl_val body, struct sqb_ctl_resp *r)
 {
 	const char *path = NULL, *level = NULL, *module = NULL;
 	int show_level = 0, show_origin = 0;
 	const struct sqb_jfield f[] = {
-		{ "log_path", SQB_JT_STR, 0, &path },
-		{ "level", SQB_JT_ENUM, 0, &level, NULL, 0, 0, log_levels, 1 },
-		{ "show_level", SQB_JT_BOOL, 0, &show_level },
-		{ "show_log_origin", SQB_JT_BOOL, 0, &show_origin },
-		{ "module", SQB_JT_STR, 0, &module },
+	    {"log_path", SQB_JT_STR, 0, &path},
+	    {"level", SQB_JT_ENUM, 0, &level, NULL, 0, 0, log_levels, 1},
+	    {"show_level", SQB_JT_BOOL, 0, &show_level},
+	    {"show_log_origin", SQB_JT_BOOL, 0, &show_origin},
+	    {"module", SQB_JT_STR, 0, &module},
 	};
 	char err[512];
 
@@ -322,9 +326,9 @@ static void put_metrics(struct sqb_ctl *c, yajl_val body, struct sqb_ctl_resp *r
 	int emit_id = 0;
 	yajl_val props = NULL;
 	const struct sqb_jfield f[] = {
-		{ "metrics_path", SQB_JT_STR, 1, &path },
-		{ "emit_id", SQB_JT_BOOL, 0, &emit_id },
-		{ "properties", SQB_JT_OBJECT, 0, &props },
+	    {"metrics_path", SQB_JT_STR, 1, &path},
+	    {"emit_id", SQB_JT_BOOL, 0, &emit_id},
+	    {"properties", SQB_JT_OBJECT, 0, &props},
 	};
 	char err[512];
 
@@ -345,7 +349,7 @@ static void put_metrics(struct sqb_ctl *c, yajl_val body, struct sqb_ctl_resp *r
 int sqb_ctl_start(struct sqb_ctl *c, char *err, size_t errlen)
 {
 	struct sqb_vm_config cfg = SQB_VM_CONFIG_INIT;
-	struct sqb_diag diag = { 0 };
+	struct sqb_diag diag = {0};
 	int rc;
 
 	if (c->vm) {
@@ -382,14 +386,13 @@ int sqb_ctl_start(struct sqb_ctl *c, char *err, size_t errlen)
 	return 0;
 }
 
-static const char *const action_types[] = { "FlushMetrics", "InstanceStart", "SendCtrlAltDel",
-					    NULL };
+static const char *const action_types[] = {"FlushMetrics", "InstanceStart", "SendCtrlAltDel", NULL};
 
 static void put_actions(struct sqb_ctl *c, yajl_val body, struct sqb_ctl_resp *r)
 {
 	const char *action = NULL;
 	const struct sqb_jfield f[] = {
-		{ "action_type", SQB_JT_ENUM, 1, &action, NULL, 0, 0, action_types },
+	    {"action_type", SQB_JT_ENUM, 1, &action, NULL, 0, 0, action_types},
 	};
 	char err[512];
 
@@ -402,8 +405,9 @@ static void put_actions(struct sqb_ctl *c, yajl_val body, struct sqb_ctl_resp *r
 		if (!c->vm)
 			return fault(r, MSG_BEFORE_START);
 		if (sqb_vm_send_ctrl_alt_del(c->vm) < 0)
-			return fault(r, "SendCtrlAltDel failed: the microVM is %s and its keyboard "
-					"buffer must have room",
+			return fault(r,
+				     "SendCtrlAltDel failed: the microVM is %s and its keyboard "
+				     "buffer must have room",
 				     vm_state_name(c));
 	} else {
 		if (sqb_ctl_metrics_flush(c) < 0)
@@ -413,13 +417,13 @@ static void put_actions(struct sqb_ctl *c, yajl_val body, struct sqb_ctl_resp *r
 	r->status = 204;
 }
 
-static const char *const vm_states[] = { "Paused", "Resumed", NULL };
+static const char *const vm_states[] = {"Paused", "Resumed", NULL};
 
 static void patch_vm(struct sqb_ctl *c, yajl_val body, struct sqb_ctl_resp *r)
 {
 	const char *state = NULL;
 	const struct sqb_jfield f[] = {
-		{ "state", SQB_JT_ENUM, 1, &state, NULL, 0, 0, vm_states },
+	    {"state", SQB_JT_ENUM, 1, &state, NULL, 0, 0, vm_states},
 	};
 	char err[512];
 	enum sqb_vm_state cur;
@@ -451,18 +455,18 @@ struct sqb_route {
 };
 
 static const struct sqb_route routes[] = {
-	{ "GET", "/", get_root, 0 },
-	{ "GET", "/version", get_version, 0 },
-	{ "GET", "/machine-config", get_machine_config, 0 },
-	{ "PUT", "/machine-config", put_machine_config, 1 },
-	{ "PATCH", "/machine-config", patch_machine_config, 1 },
-	{ "PUT", "/boot-source", put_boot_source, 1 },
-	{ "PUT", "/actions", put_actions, 1 },
-	{ "PATCH", "/vm", patch_vm, 1 },
-	{ "GET", "/vm/config", get_vm_config, 0 },
-	{ "PUT", "/logger", put_logger, 1 },
-	{ "PUT", "/metrics", put_metrics, 1 },
-	{ "PUT", "/serial", put_serial, 1 },
+    {"GET", "/", get_root, 0},
+    {"GET", "/version", get_version, 0},
+    {"GET", "/machine-config", get_machine_config, 0},
+    {"PUT", "/machine-config", put_machine_config, 1},
+    {"PATCH", "/machine-config", patch_machine_config, 1},
+    {"PUT", "/boot-source", put_boot_source, 1},
+    {"PUT", "/actions", put_actions, 1},
+    {"PATCH", "/vm", patch_vm, 1},
+    {"GET", "/vm/config", get_vm_config, 0},
+    {"PUT", "/logger", put_logger, 1},
+    {"PUT", "/metrics", put_metrics, 1},
+    {"PUT", "/serial", put_serial, 1},
 };
 
 /* Firecracker endpoints squib does not build yet (docs/api-compat.md). */
@@ -471,32 +475,32 @@ struct sqb_unbuilt {
 };
 
 static const struct sqb_unbuilt unbuilt[] = {
-	{ "GET", "/balloon", NULL, NULL },
-	{ "PUT", "/balloon", NULL, NULL },
-	{ "PATCH", "/balloon", NULL, NULL },
-	{ "GET", "/balloon/statistics", NULL, NULL },
-	{ "PATCH", "/balloon/statistics", NULL, NULL },
-	{ "PATCH", "/balloon/hinting/start", NULL, NULL },
-	{ "GET", "/balloon/hinting/status", NULL, NULL },
-	{ "PATCH", "/balloon/hinting/stop", NULL, NULL },
-	{ "PUT", "/cpu-config", NULL, NULL },
-	{ "PUT", "/drives/", "/drives/{drive_id}", NULL },
-	{ "PATCH", "/drives/", "/drives/{drive_id}", NULL },
-	{ "PUT", "/pmem/", "/pmem/{id}", NULL },
-	{ "PATCH", "/pmem/", "/pmem/{id}", NULL },
-	{ "PUT", "/mmds", NULL, NULL },
-	{ "PATCH", "/mmds", NULL, NULL },
-	{ "GET", "/mmds", NULL, NULL },
-	{ "PUT", "/mmds/config", NULL, NULL },
-	{ "PUT", "/entropy", NULL, NULL },
-	{ "PUT", "/hotplug/memory", NULL, NULL },
-	{ "PATCH", "/hotplug/memory", NULL, NULL },
-	{ "GET", "/hotplug/memory", NULL, NULL },
-	{ "PUT", "/network-interfaces/", "/network-interfaces/{iface_id}", NULL },
-	{ "PATCH", "/network-interfaces/", "/network-interfaces/{iface_id}", NULL },
-	{ "PUT", "/snapshot/create", NULL, "issue 7" },
-	{ "PUT", "/snapshot/load", NULL, "issue 7" },
-	{ "PUT", "/vsock", NULL, NULL },
+    {"GET", "/balloon", NULL, NULL},
+    {"PUT", "/balloon", NULL, NULL},
+    {"PATCH", "/balloon", NULL, NULL},
+    {"GET", "/balloon/statistics", NULL, NULL},
+    {"PATCH", "/balloon/statistics", NULL, NULL},
+    {"PATCH", "/balloon/hinting/start", NULL, NULL},
+    {"GET", "/balloon/hinting/status", NULL, NULL},
+    {"PATCH", "/balloon/hinting/stop", NULL, NULL},
+    {"PUT", "/cpu-config", NULL, NULL},
+    {"PUT", "/drives/", "/drives/{drive_id}", NULL},
+    {"PATCH", "/drives/", "/drives/{drive_id}", NULL},
+    {"PUT", "/pmem/", "/pmem/{id}", NULL},
+    {"PATCH", "/pmem/", "/pmem/{id}", NULL},
+    {"PUT", "/mmds", NULL, NULL},
+    {"PATCH", "/mmds", NULL, NULL},
+    {"GET", "/mmds", NULL, NULL},
+    {"PUT", "/mmds/config", NULL, NULL},
+    {"PUT", "/entropy", NULL, NULL},
+    {"PUT", "/hotplug/memory", NULL, NULL},
+    {"PATCH", "/hotplug/memory", NULL, NULL},
+    {"GET", "/hotplug/memory", NULL, NULL},
+    {"PUT", "/network-interfaces/", "/network-interfaces/{iface_id}", NULL},
+    {"PATCH", "/network-interfaces/", "/network-interfaces/{iface_id}", NULL},
+    {"PUT", "/snapshot/create", NULL, "issue 7"},
+    {"PUT", "/snapshot/load", NULL, "issue 7"},
+    {"PUT", "/vsock", NULL, NULL},
 };
 
 static int path_matches(const char *pattern, const char *path)
@@ -546,7 +550,8 @@ void sqb_ctl_handle(struct sqb_ctl *c, const char *method, const char *path, con
 	r->body[0] = 0;
 	needs_body = route_needs_body(method, path, &found);
 	if (found) {
-		if (needs_body && sqb_json_parse_object(&tree, body, body_len, err, sizeof(err)) < 0)
+		if (needs_body &&
+		    sqb_json_parse_object(&tree, body, body_len, err, sizeof(err)) < 0)
 			fault(r, "%s", err);
 		else
 			sqb_ctl_dispatch(c, method, path, tree, r);
@@ -557,7 +562,9 @@ void sqb_ctl_handle(struct sqb_ctl *c, const char *method, const char *path, con
 		const struct sqb_unbuilt *u = &unbuilt[i];
 		if (strcmp(u->method, method) || !path_matches(u->path, path))
 			continue;
-		fault(r, "The endpoint %s %s is not yet supported by squib%s%s%s (see docs/api-compat.md).",
+		fault(r,
+		      "The endpoint %s %s is not yet supported by squib%s%s%s (see "
+		      "docs/api-compat.md).",
 		      method, u->shown ? u->shown : u->path, u->when ? " (planned: " : "",
 		      u->when ? u->when : "", u->when ? ")" : "");
 		goto out;

@@ -18,7 +18,7 @@ static int log_show_level = 1;
 static char log_id[64] = "anonymous-instance";
 static int metrics_fd = -1;
 
-static const char *const level_names[] = { "Off", "Error", "Warning", "Info", "Debug", "Trace" };
+static const char *const level_names[] = {"Off", "Error", "Warning", "Info", "Debug", "Trace"};
 
 int sqb_ctl_level_parse(const char *s, enum sqb_ctl_level *out)
 {
@@ -82,7 +82,8 @@ int sqb_ctl_log_configure(const char *path, const char *level, int show_level, i
 	if (path) {
 		int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
 		if (fd < 0) {
-			snprintf(err, errlen, "Cannot open the log file %s: %s", path, strerror(errno));
+			snprintf(err, errlen, "Cannot open the log file %s: %s", path,
+				 strerror(errno));
 			return -1;
 		}
 		if (log_fd != 2)
@@ -110,7 +111,7 @@ int sqb_ctl_metrics_open(const char *path, char *err, size_t errlen)
 
 int sqb_ctl_metrics_flush(struct sqb_ctl *c)
 {
-	struct sqb_vm_stats st = { 0 };
+	struct sqb_vm_stats st = {0};
 	struct timespec ts;
 	char line[1024];
 	int n;
@@ -125,7 +126,8 @@ int sqb_ctl_metrics_flush(struct sqb_ctl *c)
 		     "\"api\":{\"requests\":%llu,\"errors\":%llu},"
 		     "\"vcpu\":{\"exits\":%llu,\"exit_io\":%llu,\"exit_mmio\":%llu},"
 		     "\"uart\":{\"write_count\":%llu},\"vmm\":{\"guest_mem_bytes\":%llu}}\n",
-		     (unsigned long long)ts.tv_sec * 1000ULL + (unsigned long long)ts.tv_nsec / 1000000,
+		     (unsigned long long)ts.tv_sec * 1000ULL +
+			 (unsigned long long)ts.tv_nsec / 1000000,
 		     (unsigned long long)c->startup_us, (unsigned long long)c->api_requests,
 		     (unsigned long long)c->api_errors, (unsigned long long)st.exits,
 		     (unsigned long long)st.io_exits, (unsigned long long)st.mmio_exits,

@@ -19,7 +19,8 @@ static int bad(char *err, size_t errlen, const char *msg)
 static const char *find_crlfcrlf(const char *buf, size_t len)
 {
 	for (size_t i = 0; i + 3 < len; i++)
-		if (buf[i] == '\r' && buf[i + 1] == '\n' && buf[i + 2] == '\r' && buf[i + 3] == '\n')
+		if (buf[i] == '\r' && buf[i + 1] == '\n' && buf[i + 2] == '\r' &&
+		    buf[i + 3] == '\n')
 			return buf + i;
 	return NULL;
 }
@@ -174,7 +175,8 @@ size_t sqb_http_format(char *out, size_t cap, int status, const char *body, int 
 			     "Content-Type: application/json\r\nContent-Length: %zu\r\n\r\n%s",
 			     status, reason, close ? "close" : "keep-alive", strlen(body), body);
 	else
-		n = snprintf(out, cap, "HTTP/1.1 %d %s\r\nServer: squib API\r\nConnection: %s\r\n\r\n",
+		n = snprintf(out, cap,
+			     "HTTP/1.1 %d %s\r\nServer: squib API\r\nConnection: %s\r\n\r\n",
 			     status, reason, close ? "close" : "keep-alive");
 	return (n < 0 || (size_t)n >= cap) ? 0 : (size_t)n;
 }

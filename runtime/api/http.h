@@ -10,7 +10,7 @@
 
 #include <stddef.h>
 
-#define SQB_HTTP_MAX_HEADER 8192
+#define SQB_HTTP_MAX_HEADER  8192
 #define SQB_HTTP_MAX_PAYLOAD 51200 /* Firecracker's default http_api_max_payload_size */
 
 enum sqb_http_parse_result {
@@ -24,10 +24,10 @@ struct sqb_http_req {
 	char path[256];
 	const char *body; /* points into the caller's buffer */
 	size_t body_len;
-	int has_body;	      /* a Content-Length header was present */
-	int close;	      /* Connection: close, or HTTP/1.0 */
+	int has_body;	     /* a Content-Length header was present */
+	int close;	     /* Connection: close, or HTTP/1.0 */
 	int expect_continue; /* Expect: 100-continue and the body is not here yet */
-	size_t total_len;     /* bytes this request occupies in the buffer */
+	size_t total_len;    /* bytes this request occupies in the buffer */
 };
 
 int sqb_http_parse(const char *buf, size_t len, size_t max_payload, struct sqb_http_req *req,

@@ -78,7 +78,8 @@ static int set_field(const struct sqb_jfield *f, yajl_val v, char *err, size_t e
 			break;
 		if (f->type == SQB_JT_ENUM) {
 			const char *const *e = f->enums;
-			while (*e && (f->nocase ? strcasecmp(*e, v->u.string) : strcmp(*e, v->u.string)))
+			while (*e &&
+			       (f->nocase ? strcasecmp(*e, v->u.string) : strcmp(*e, v->u.string)))
 				e++;
 			if (!*e) {
 				char list[256] = "";
@@ -102,9 +103,9 @@ static int set_field(const struct sqb_jfield *f, yajl_val v, char *err, size_t e
 		if (parse_uint(v, &x) < 0 || x < f->min || x > f->max) {
 			snprintf(buf, sizeof(buf), "%llu..=%llu", (unsigned long long)f->min,
 				 (unsigned long long)f->max);
-			return field_error(err, errlen,
-					   "invalid value for field `%s`: expected an integer in %s",
-					   f->name, buf);
+			return field_error(
+			    err, errlen, "invalid value for field `%s`: expected an integer in %s",
+			    f->name, buf);
 		}
 		*(uint64_t *)f->out = x;
 		return 0;
@@ -132,7 +133,7 @@ static int set_field(const struct sqb_jfield *f, yajl_val v, char *err, size_t e
 int sqb_json_fields(yajl_val obj, const struct sqb_jfield *f, unsigned int n, char *err,
 		    size_t errlen)
 {
-	unsigned char seen[32] = { 0 };
+	unsigned char seen[32] = {0};
 
 	if (!YAJL_IS_OBJECT(obj))
 		return field_error(err, errlen, "invalid type: %s, expected %s", jval_kind(obj),
@@ -150,8 +151,8 @@ int sqb_json_fields(yajl_val obj, const struct sqb_jfield *f, unsigned int n, ch
 				snprintf(list + strlen(list), sizeof(list) - strlen(list), "%s`%s`",
 					 j ? ", " : "", f[j].name);
 			snprintf(kb, sizeof(kb), "%.48s", key);
-			return field_error(err, errlen, "unknown field `%s`, expected one of %s", kb,
-					   list);
+			return field_error(err, errlen, "unknown field `%s`, expected one of %s",
+					   kb, list);
 		}
 		if (seen[i])
 			return field_error(err, errlen, "duplicate field `%s`%s", f[i].name, "");
@@ -203,7 +204,8 @@ int sqb_json_parse_object(yajl_val *out, const char *body, size_t len, char *err
 		return -1;
 	}
 	if (!YAJL_IS_OBJECT(v)) {
-		snprintf(err, errlen, SQB_JSON_ERR_PREFIX "invalid type: %s, expected a JSON object",
+		snprintf(err, errlen,
+			 SQB_JSON_ERR_PREFIX "invalid type: %s, expected a JSON object",
 			 jval_kind(v));
 		yajl_tree_free(v);
 		return -1;

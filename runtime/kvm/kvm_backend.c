@@ -15,7 +15,7 @@
 #include "kvm_priv.h"
 #include "log.h"
 
-#define KVM_TSS_ADDR 0xfffbd000UL /* 3 pages just below the BIOS area */
+#define KVM_TSS_ADDR   0xfffbd000UL /* 3 pages just below the BIOS area */
 #define KVM_IDMAP_ADDR 0xfffbc000UL
 
 static void kvm_diag(struct sqb_diag *diag, const char *what, int err)
@@ -89,7 +89,7 @@ err_free:
  * milliseconds more to register. */
 static int kvm_vm_init_platform(struct sqb_hv_vm *vm, struct sqb_diag *diag)
 {
-	struct kvm_pit_config pit = { .flags = KVM_PIT_SPEAKER_DUMMY };
+	struct kvm_pit_config pit = {.flags = KVM_PIT_SPEAKER_DUMMY};
 	uint64_t idmap = KVM_IDMAP_ADDR;
 	int err;
 
@@ -127,11 +127,11 @@ static int kvm_vm_map_memory(struct sqb_hv_vm *vm, unsigned int slot, uint64_t g
 			     void *host, int track_dirty)
 {
 	struct kvm_userspace_memory_region r = {
-		.slot = slot,
-		.flags = track_dirty ? KVM_MEM_LOG_DIRTY_PAGES : 0,
-		.guest_phys_addr = gpa,
-		.memory_size = size,
-		.userspace_addr = (uint64_t)(uintptr_t)host,
+	    .slot = slot,
+	    .flags = track_dirty ? KVM_MEM_LOG_DIRTY_PAGES : 0,
+	    .guest_phys_addr = gpa,
+	    .memory_size = size,
+	    .userspace_addr = (uint64_t)(uintptr_t)host,
 	};
 
 	if (ioctl(vm->vm_fd, KVM_SET_USER_MEMORY_REGION, &r) < 0)
@@ -141,7 +141,7 @@ static int kvm_vm_map_memory(struct sqb_hv_vm *vm, unsigned int slot, uint64_t g
 
 static int kvm_vm_irq_line(struct sqb_hv_vm *vm, unsigned int irq, int level)
 {
-	struct kvm_irq_level l = { .irq = irq, .level = level ? 1 : 0 };
+	struct kvm_irq_level l = {.irq = irq, .level = level ? 1 : 0};
 
 	if (ioctl(vm->vm_fd, KVM_IRQ_LINE, &l) < 0)
 		return -errno;
@@ -173,9 +173,10 @@ static int kvm_vm_state_io(struct sqb_hv_vm *vm, enum sqb_hv_vm_state_kind kind,
 	case SQB_HV_VM_PIC_MASTER:
 	case SQB_HV_VM_PIC_SLAVE:
 	case SQB_HV_VM_IOAPIC:
-		((struct kvm_irqchip *)buf)->chip_id = kind == SQB_HV_VM_PIC_MASTER ? KVM_IRQCHIP_PIC_MASTER
-						       : kind == SQB_HV_VM_PIC_SLAVE ? KVM_IRQCHIP_PIC_SLAVE
-										   : KVM_IRQCHIP_IOAPIC;
+		((struct kvm_irqchip *)buf)->chip_id =
+		    kind == SQB_HV_VM_PIC_MASTER  ? KVM_IRQCHIP_PIC_MASTER
+		    : kind == SQB_HV_VM_PIC_SLAVE ? KVM_IRQCHIP_PIC_SLAVE
+						  : KVM_IRQCHIP_IOAPIC;
 		rc = ioctl(vm->vm_fd, set ? chip_set : chip_get, buf);
 		break;
 	case SQB_HV_VM_PIT:
@@ -323,22 +324,22 @@ static uint64_t kvm_vcpu_rip(struct sqb_hv_vcpu *vc)
 }
 
 const struct sqb_hv_ops sqb_hv_backend = {
-	.name = "kvm",
-	.vm_create = kvm_vm_create,
-	.vm_destroy = kvm_vm_destroy,
-	.vm_init_platform = kvm_vm_init_platform,
-	.vm_map_memory = kvm_vm_map_memory,
-	.vm_irq_line = kvm_vm_irq_line,
-	.vm_state_size = kvm_vm_state_size,
-	.vm_get_state = kvm_vm_get_state,
-	.vm_set_state = kvm_vm_set_state,
-	.vcpu_create = kvm_vcpu_create,
-	.vcpu_destroy = kvm_vcpu_destroy,
-	.vcpu_set_entry = sqb_kvm_vcpu_set_entry,
-	.vcpu_run = kvm_vcpu_run,
-	.vcpu_set_kick = kvm_vcpu_set_kick,
-	.vcpu_rip = kvm_vcpu_rip,
-	.vcpu_state_size = sqb_kvm_vcpu_state_size,
-	.vcpu_get_state = sqb_kvm_vcpu_get_state,
-	.vcpu_set_state = sqb_kvm_vcpu_set_state,
+    .name = "kvm",
+    .vm_create = kvm_vm_create,
+    .vm_destroy = kvm_vm_destroy,
+    .vm_init_platform = kvm_vm_init_platform,
+    .vm_map_memory = kvm_vm_map_memory,
+    .vm_irq_line = kvm_vm_irq_line,
+    .vm_state_size = kvm_vm_state_size,
+    .vm_get_state = kvm_vm_get_state,
+    .vm_set_state = kvm_vm_set_state,
+    .vcpu_create = kvm_vcpu_create,
+    .vcpu_destroy = kvm_vcpu_destroy,
+    .vcpu_set_entry = sqb_kvm_vcpu_set_entry,
+    .vcpu_run = kvm_vcpu_run,
+    .vcpu_set_kick = kvm_vcpu_set_kick,
+    .vcpu_rip = kvm_vcpu_rip,
+    .vcpu_state_size = sqb_kvm_vcpu_state_size,
+    .vcpu_get_state = sqb_kvm_vcpu_get_state,
+    .vcpu_set_state = sqb_kvm_vcpu_set_state,
 };

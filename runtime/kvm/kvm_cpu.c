@@ -9,9 +9,9 @@
 #include "kvm_priv.h"
 #include "log.h"
 
-#define CPUID_1_ECX_MONITOR (1u << 3)
+#define CPUID_1_ECX_MONITOR    (1u << 3)
 #define CPUID_1_ECX_HYPERVISOR (1u << 31)
-#define CPUID_1_EDX_HTT (1u << 28)
+#define CPUID_1_EDX_HTT	       (1u << 28)
 
 int sqb_kvm_cpuid_init(struct sqb_hv_vm *vm)
 {
@@ -77,7 +77,7 @@ int sqb_kvm_cpuid_set(struct sqb_hv_vcpu *vc)
  * snapshot never asks for one PVM (or any host) refuses. */
 int sqb_kvm_msr_init(struct sqb_hv_vm *vm)
 {
-	struct kvm_msr_list probe = { .nmsrs = 0 }, *l;
+	struct kvm_msr_list probe = {.nmsrs = 0}, *l;
 	int n = 0;
 
 	if (ioctl(vm->kvm_fd, KVM_GET_MSR_INDEX_LIST, &probe) < 0 && errno != E2BIG)
@@ -108,17 +108,17 @@ struct boot_msr {
 };
 
 static const struct boot_msr boot_msrs[] = {
-	{ 0x174, 0 },		     /* IA32_SYSENTER_CS */
-	{ 0x175, 0 },		     /* IA32_SYSENTER_ESP */
-	{ 0x176, 0 },		     /* IA32_SYSENTER_EIP */
-	{ 0xc0000081, 0 },	     /* STAR */
-	{ 0xc0000082, 0 },	     /* LSTAR */
-	{ 0xc0000083, 0 },	     /* CSTAR */
-	{ 0xc0000084, 0 },	     /* SYSCALL_MASK */
-	{ 0xc0000102, 0 },	     /* KERNEL_GS_BASE */
-	{ 0x10, 0 },		     /* IA32_TSC */
-	{ 0x1a0, 1 },		     /* IA32_MISC_ENABLE: fast strings */
-	{ 0x2ff, (1u << 11) | 6 },   /* MTRRdefType: enabled, write-back */
+    {0x174, 0},		     /* IA32_SYSENTER_CS */
+    {0x175, 0},		     /* IA32_SYSENTER_ESP */
+    {0x176, 0},		     /* IA32_SYSENTER_EIP */
+    {0xc0000081, 0},	     /* STAR */
+    {0xc0000082, 0},	     /* LSTAR */
+    {0xc0000083, 0},	     /* CSTAR */
+    {0xc0000084, 0},	     /* SYSCALL_MASK */
+    {0xc0000102, 0},	     /* KERNEL_GS_BASE */
+    {0x10, 0},		     /* IA32_TSC */
+    {0x1a0, 1},		     /* IA32_MISC_ENABLE: fast strings */
+    {0x2ff, (1u << 11) | 6}, /* MTRRdefType: enabled, write-back */
 };
 
 /* Set the boot MSRs one at a time: KVM_SET_MSRS returns how many entries it
@@ -151,16 +151,16 @@ int sqb_kvm_msr_boot(struct sqb_hv_vcpu *vc)
 static struct kvm_segment flat_seg(uint16_t sel, int code, int long_mode)
 {
 	struct kvm_segment s = {
-		.base = 0,
-		.limit = 0xffffffff,
-		.selector = sel,
-		.type = code ? 11 : 3,
-		.present = 1,
-		.dpl = 0,
-		.db = long_mode && code ? 0 : 1,
-		.s = 1,
-		.l = long_mode && code ? 1 : 0,
-		.g = 1,
+	    .base = 0,
+	    .limit = 0xffffffff,
+	    .selector = sel,
+	    .type = code ? 11 : 3,
+	    .present = 1,
+	    .dpl = 0,
+	    .db = long_mode && code ? 0 : 1,
+	    .s = 1,
+	    .l = long_mode && code ? 1 : 0,
+	    .g = 1,
 	};
 	return s;
 }
@@ -183,8 +183,8 @@ int sqb_kvm_vcpu_set_entry(struct sqb_hv_vcpu *vc, const struct sqb_hv_entry *e)
 	if (lm) {
 		s.cr0 |= 0x80000000u; /* PG */
 		s.cr3 = e->cr3;
-		s.cr4 = 0x20;	       /* PAE */
-		s.efer = 0x500;	       /* LME | LMA */
+		s.cr4 = 0x20;	/* PAE */
+		s.efer = 0x500; /* LME | LMA */
 	}
 	if (ioctl(vc->fd, KVM_SET_SREGS, &s) < 0)
 		return -errno;
@@ -253,7 +253,7 @@ static int msrs_get(struct sqb_hv_vcpu *vc, struct kvm_msrs *m)
 
 		t->nmsrs = want;
 		for (uint32_t i = 0; i < want; i++)
-			t->entries[i] = (struct kvm_msr_entry){ .index = vm->msr_index[done + i] };
+			t->entries[i] = (struct kvm_msr_entry){.index = vm->msr_index[done + i]};
 		n = ioctl(vc->fd, KVM_GET_MSRS, t);
 		if (n < 0) {
 			err = -errno;
@@ -291,15 +291,15 @@ static int msrs_set(struct sqb_hv_vcpu *vc, const struct kvm_msrs *m)
 static int state_ioctl(enum sqb_hv_vcpu_state_kind kind, int set, unsigned long *req)
 {
 	static const unsigned long tab[][2] = {
-		[SQB_HV_VCPU_REGS] = { KVM_GET_REGS, KVM_SET_REGS },
-		[SQB_HV_VCPU_SREGS] = { KVM_GET_SREGS, KVM_SET_SREGS },
-		[SQB_HV_VCPU_XCRS] = { KVM_GET_XCRS, KVM_SET_XCRS },
-		[SQB_HV_VCPU_FPU] = { KVM_GET_FPU, KVM_SET_FPU },
-		[SQB_HV_VCPU_XSAVE] = { KVM_GET_XSAVE, KVM_SET_XSAVE },
-		[SQB_HV_VCPU_LAPIC] = { KVM_GET_LAPIC, KVM_SET_LAPIC },
-		[SQB_HV_VCPU_EVENTS] = { KVM_GET_VCPU_EVENTS, KVM_SET_VCPU_EVENTS },
-		[SQB_HV_VCPU_MP_STATE] = { KVM_GET_MP_STATE, KVM_SET_MP_STATE },
-		[SQB_HV_VCPU_DEBUGREGS] = { KVM_GET_DEBUGREGS, KVM_SET_DEBUGREGS },
+	    [SQB_HV_VCPU_REGS] = {KVM_GET_REGS, KVM_SET_REGS},
+	    [SQB_HV_VCPU_SREGS] = {KVM_GET_SREGS, KVM_SET_SREGS},
+	    [SQB_HV_VCPU_XCRS] = {KVM_GET_XCRS, KVM_SET_XCRS},
+	    [SQB_HV_VCPU_FPU] = {KVM_GET_FPU, KVM_SET_FPU},
+	    [SQB_HV_VCPU_XSAVE] = {KVM_GET_XSAVE, KVM_SET_XSAVE},
+	    [SQB_HV_VCPU_LAPIC] = {KVM_GET_LAPIC, KVM_SET_LAPIC},
+	    [SQB_HV_VCPU_EVENTS] = {KVM_GET_VCPU_EVENTS, KVM_SET_VCPU_EVENTS},
+	    [SQB_HV_VCPU_MP_STATE] = {KVM_GET_MP_STATE, KVM_SET_MP_STATE},
+	    [SQB_HV_VCPU_DEBUGREGS] = {KVM_GET_DEBUGREGS, KVM_SET_DEBUGREGS},
 	};
 
 	if ((unsigned int)kind >= sizeof(tab) / sizeof(tab[0]) || !tab[kind][0])
@@ -337,8 +337,8 @@ int sqb_kvm_vcpu_set_state(struct sqb_hv_vcpu *vc, enum sqb_hv_vcpu_state_kind k
 
 	if (kind == SQB_HV_VCPU_TSC_KHZ)
 		return ioctl(vc->fd, KVM_SET_TSC_KHZ, (unsigned long)*(const uint32_t *)buf) < 0
-			       ? -errno
-			       : 0;
+			   ? -errno
+			   : 0;
 	if (kind == SQB_HV_VCPU_CPUID)
 		return ioctl(vc->fd, KVM_SET_CPUID2, buf) < 0 ? -errno : 0;
 	if (kind == SQB_HV_VCPU_MSRS)

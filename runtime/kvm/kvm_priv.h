@@ -14,8 +14,8 @@ struct sqb_hv_vm {
 	int vm_fd;
 	int run_size;
 	unsigned int nvcpus;
-	struct kvm_cpuid2 *cpuid;  /* filtered template (APIC ID patched per vCPU) */
-	uint32_t *msr_index;	   /* MSRs this host lets us read (snapshot list) */
+	struct kvm_cpuid2 *cpuid; /* filtered template (APIC ID patched per vCPU) */
+	uint32_t *msr_index;	  /* MSRs this host lets us read (snapshot list) */
 	unsigned int nmsr_index;
 };
 

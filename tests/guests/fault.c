@@ -7,7 +7,7 @@ void guest_main(uint32_t start_info)
 	struct {
 		uint16_t limit;
 		uint64_t base;
-	} __attribute__((packed)) idtr = { 0, 0 };
+	} __attribute__((packed)) idtr = {0, 0};
 
 	(void)start_info;
 	puts_serial("FAULT about to triple-fault\n");

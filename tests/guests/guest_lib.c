@@ -3,7 +3,7 @@
  * command line copied out of hvm_start_info, and reset via the i8042. */
 #include "guest.h"
 
-#define COM1 0x3f8
+#define COM1		 0x3f8
 #define START_INFO_MAGIC 0x336ec578
 
 static char cmdline[512];

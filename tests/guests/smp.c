@@ -4,11 +4,11 @@
  * every region and prints "SMP OK cpus=N" once all cpus= have reported. */
 #include "guest.h"
 
-#define REGION_BASE (8UL << 20)
+#define REGION_BASE  (8UL << 20)
 #define REGION_WORDS 8192
-#define LAPIC_ID 0x20
+#define LAPIC_ID     0x20
 #define LAPIC_ICR_LO 0x300
-#define TRAMP_BASE 0x8000
+#define TRAMP_BASE   0x8000
 
 extern char tramp_start[], tramp_end[];
 static volatile uint32_t done_mask;

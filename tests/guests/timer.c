@@ -3,12 +3,12 @@
  * and "TIMER OK" after ticks= interrupts. */
 #include "guest.h"
 
-#define TIMER_VECTOR 0x40
-#define LAPIC_EOI 0xb0
-#define LAPIC_SVR 0xf0
-#define LAPIC_LVT_TIMER 0x320
+#define TIMER_VECTOR	 0x40
+#define LAPIC_EOI	 0xb0
+#define LAPIC_SVR	 0xf0
+#define LAPIC_LVT_TIMER	 0x320
 #define LAPIC_TIMER_INIT 0x380
-#define LAPIC_TIMER_DIV 0x3e0
+#define LAPIC_TIMER_DIV	 0x3e0
 
 struct idt_entry {
 	uint16_t off0, sel;
@@ -38,8 +38,8 @@ static void idt_set(unsigned int vec, void (*fn)(void))
 {
 	uint64_t a = (uint64_t)(uintptr_t)fn;
 
-	idt[vec] = (struct idt_entry){ (uint16_t)a, 0x08, 0, 0x8e, (uint16_t)(a >> 16),
-				       (uint32_t)(a >> 32), 0 };
+	idt[vec] = (struct idt_entry){(uint16_t)a,	   0x08, 0, 0x8e, (uint16_t)(a >> 16),
+				      (uint32_t)(a >> 32), 0};
 }
 
 void guest_main(uint32_t start_info)
@@ -47,7 +47,7 @@ void guest_main(uint32_t start_info)
 	struct {
 		uint16_t limit;
 		uint64_t base;
-	} __attribute__((packed)) idtr = { sizeof(idt) - 1, (uint64_t)(uintptr_t)idt };
+	} __attribute__((packed)) idtr = {sizeof(idt) - 1, (uint64_t)(uintptr_t)idt};
 	uint64_t want, period, last = 0;
 
 	cmdline_init(start_info);

@@ -6,7 +6,7 @@
 
 #define UART_VECTOR 0x41
 #define IOAPIC_BASE 0xfec00000UL
-#define COM1 0x3f8
+#define COM1	    0x3f8
 
 struct idt_entry {
 	uint16_t off0, sel;
@@ -56,15 +56,15 @@ void guest_main(uint32_t start_info)
 	struct {
 		uint16_t limit;
 		uint64_t base;
-	} __attribute__((packed)) idtr = { sizeof(idt) - 1, (uint64_t)(uintptr_t)idt };
+	} __attribute__((packed)) idtr = {sizeof(idt) - 1, (uint64_t)(uintptr_t)idt};
 	uint64_t want, a = (uint64_t)(uintptr_t)uart_isr;
 
 	cmdline_init(start_info);
 	want = cmdline_u64("rx", 3);
 	if (want > sizeof(rx) - 1)
 		want = sizeof(rx) - 1;
-	idt[UART_VECTOR] = (struct idt_entry){ (uint16_t)a, 0x08, 0, 0x8e, (uint16_t)(a >> 16),
-					       (uint32_t)(a >> 32), 0 };
+	idt[UART_VECTOR] = (struct idt_entry){
+	    (uint16_t)a, 0x08, 0, 0x8e, (uint16_t)(a >> 16), (uint32_t)(a >> 32), 0};
 	__asm__ volatile("lidt %0" : : "m"(idtr));
 	outb(0x21, 0xff); /* mask both PICs: the IOAPIC delivers */
 	outb(0xa1, 0xff);

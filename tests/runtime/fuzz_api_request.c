@@ -17,7 +17,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	static const char *const huge[] = { "None", "Transparent", "2M", NULL };
+	static const char *const huge[] = {"None", "Transparent", "2M", NULL};
 	struct sqb_http_req req;
 	char err[512];
 	yajl_val v = NULL;
@@ -25,18 +25,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	int smt = 0;
 	const char *hp = NULL, *kernel = NULL;
 	const struct sqb_jfield f[] = {
-		{ "vcpu_count", SQB_JT_UINT, 1, &vcpus, NULL, 1, 32 },
-		{ "mem_size_mib", SQB_JT_UINT, 1, &mem, NULL, 1, 1 << 20 },
-		{ "smt", SQB_JT_BOOL, 0, &smt },
-		{ "huge_pages", SQB_JT_ENUM, 0, &hp, NULL, 0, 0, huge },
-		{ "kernel_image_path", SQB_JT_STR, 0, &kernel },
+	    {"vcpu_count", SQB_JT_UINT, 1, &vcpus, NULL, 1, 32},
+	    {"mem_size_mib", SQB_JT_UINT, 1, &mem, NULL, 1, 1 << 20},
+	    {"smt", SQB_JT_BOOL, 0, &smt},
+	    {"huge_pages", SQB_JT_ENUM, 0, &hp, NULL, 0, 0, huge},
+	    {"kernel_image_path", SQB_JT_STR, 0, &kernel},
 	};
 	size_t off = 0;
 
 	/* Pipelined requests: parse until the buffer is used up or bad. */
 	while (off < size) {
-		int rc = sqb_http_parse((const char *)data + off, size - off, SQB_HTTP_MAX_PAYLOAD, &req,
-					err, sizeof(err));
+		int rc = sqb_http_parse((const char *)data + off, size - off, SQB_HTTP_MAX_PAYLOAD,
+					&req, err, sizeof(err));
 		if (rc != SQB_HTTP_DONE)
 			break;
 		if (req.total_len == 0 || req.total_len > size - off)
@@ -71,10 +71,16 @@ static void mutate_and_run(const uint8_t *seed, size_t len, int rounds)
 		for (int k = (int)(next() % 4) + 1; k > 0 && n; k--) {
 			size_t at = next() % n;
 			switch (next() % 4) {
-			case 0: buf[at] ^= (uint8_t)(1u << (next() % 8)); break;
-			case 1: buf[at] = (uint8_t)next(); break;
-			case 2: n = at; break; /* truncate */
-			default: /* duplicate a slice */
+			case 0:
+				buf[at] ^= (uint8_t)(1u << (next() % 8));
+				break;
+			case 1:
+				buf[at] = (uint8_t)next();
+				break;
+			case 2:
+				n = at;
+				break; /* truncate */
+			default:       /* duplicate a slice */
 				if (n + 16 <= len + 64) {
 					memmove(buf + at + 16, buf + at, n - at);
 					n += 16;

@@ -25,7 +25,7 @@ static long long ms_now(void)
 
 int tc_connect(struct sqb_tc *t)
 {
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
 	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 
 	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", t->sock);
@@ -42,7 +42,7 @@ static int spawn(struct sqb_tc *t, const char *squib, const char *const *extra, 
 		 int want_stdin)
 {
 	const char *argv[32];
-	int n = 0, in_pipe[2] = { -1, -1 };
+	int n = 0, in_pipe[2] = {-1, -1};
 
 	memset(t, 0, sizeof(*t));
 	t->stdin_fd = -1;
@@ -122,7 +122,7 @@ static int read_response(int fd, char *buf, size_t cap, int timeout_ms)
 
 	for (;;) {
 		char *hdr_end;
-		struct pollfd p = { fd, POLLIN, 0 };
+		struct pollfd p = {fd, POLLIN, 0};
 		long long left = end - ms_now();
 		ssize_t n;
 

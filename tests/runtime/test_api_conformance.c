@@ -73,11 +73,11 @@ static int teardown(void **state)
 static void test_get_endpoints_before_start(void **state)
 {
 	static const struct api_case c[] = {
-		{ "GET", "/", NULL, 200, "\"state\":\"Not started\"" },
-		{ "GET", "/", NULL, 200, "\"id\":\"anonymous-instance\"" },
-		{ "GET", "/version", NULL, 200, "\"firecracker_version\":\"" },
-		{ "GET", "/machine-config", NULL, 200, "\"vcpu_count\":1,\"mem_size_mib\":128" },
-		{ "GET", "/vm/config", NULL, 200, "\"boot-source\":null" },
+	    {"GET", "/", NULL, 200, "\"state\":\"Not started\""},
+	    {"GET", "/", NULL, 200, "\"id\":\"anonymous-instance\""},
+	    {"GET", "/version", NULL, 200, "\"firecracker_version\":\""},
+	    {"GET", "/machine-config", NULL, 200, "\"vcpu_count\":1,\"mem_size_mib\":128"},
+	    {"GET", "/vm/config", NULL, 200, "\"boot-source\":null"},
 	};
 	run_cases(*state, c, sizeof(c) / sizeof(c[0]));
 }
@@ -85,47 +85,46 @@ static void test_get_endpoints_before_start(void **state)
 static void test_machine_config_valid_and_invalid(void **state)
 {
 	static const struct api_case c[] = {
-		{ "PUT", "/machine-config", "{\"vcpu_count\":2,\"mem_size_mib\":64}", 204, NULL },
-		{ "GET", "/machine-config", NULL, 200, "\"vcpu_count\":2,\"mem_size_mib\":64" },
-		{ "PATCH", "/machine-config", "{\"mem_size_mib\":32}", 204, NULL },
-		{ "GET", "/machine-config", NULL, 200, "\"vcpu_count\":2,\"mem_size_mib\":32" },
-		{ "PUT", "/machine-config",
-		  "{\"vcpu_count\":4,\"mem_size_mib\":48,\"smt\":false,\"track_dirty_pages\":true,"
-		  "\"cpu_template\":\"None\",\"huge_pages\":\"Transparent\"}",
-		  204, NULL },
-		{ "GET", "/machine-config", NULL, 200, "\"track_dirty_pages\":true" },
-		{ "PUT", "/machine-config", "{\"vcpu_count\":\"2\",\"mem_size_mib\":64}", 400,
-		  "invalid type for field `vcpu_count`" },
-		{ "PUT", "/machine-config", "{\"vcpu_count\":1.5,\"mem_size_mib\":64}", 400,
-		  "field `vcpu_count`" },
-		{ "PUT", "/machine-config", "{\"vcpu_count\":-1,\"mem_size_mib\":64}", 400,
-		  "field `vcpu_count`" },
-		{ "PUT", "/machine-config", "{\"vcpu_count\":33,\"mem_size_mib\":64}", 400, "1..=32" },
-		{ "PUT", "/machine-config", "{\"vcpu_count\":0,\"mem_size_mib\":64}", 400, "1..=32" },
-		{ "PUT", "/machine-config", "{\"vcpu_count\":1,\"mem_size_mib\":0}", 400,
-		  "field `mem_size_mib`" },
-		{ "PUT", "/machine-config",
-		  "{\"vcpu_count\":1,\"mem_size_mib\":99999999999999999999999}", 400,
-		  "field `mem_size_mib`" },
-		{ "PUT", "/machine-config", "{\"vcpu_count\":1}", 400, "missing field `mem_size_mib`" },
-		{ "PUT", "/machine-config", "{\"vcpu_count\":1,\"mem_size_mib\":64,\"bogus\":1}", 400,
-		  "unknown field `bogus`" },
-		{ "PUT", "/machine-config", "{\"vcpu_count\":1,\"vcpu_count\":2,\"mem_size_mib\":64}",
-		  400, "duplicate field `vcpu_count`" },
-		{ "PUT", "/machine-config", "{\"vcpu_count\":1,\"mem_size_mib\":64,\"smt\":\"yes\"}",
-		  400, "invalid type for field `smt`" },
-		{ "PUT", "/machine-config",
-		  "{\"vcpu_count\":1,\"mem_size_mib\":64,\"cpu_template\":\"Z9\"}", 400,
-		  "unknown variant `Z9`" },
-		{ "PUT", "/machine-config",
-		  "{\"vcpu_count\":1,\"mem_size_mib\":64,\"huge_pages\":\"2M\"}", 400,
-		  "not supported" },
-		{ "PUT", "/machine-config", "{\"vcpu_count\":3,\"mem_size_mib\":64,\"smt\":true}", 400,
-		  "SMT" },
-		{ "PATCH", "/machine-config", "{\"vcpu_count\":[1]}", 400,
-		  "invalid type for field `vcpu_count`" },
-		/* A failed update changes nothing. */
-		{ "GET", "/machine-config", NULL, 200, "\"vcpu_count\":4,\"mem_size_mib\":48" },
+	    {"PUT", "/machine-config", "{\"vcpu_count\":2,\"mem_size_mib\":64}", 204, NULL},
+	    {"GET", "/machine-config", NULL, 200, "\"vcpu_count\":2,\"mem_size_mib\":64"},
+	    {"PATCH", "/machine-config", "{\"mem_size_mib\":32}", 204, NULL},
+	    {"GET", "/machine-config", NULL, 200, "\"vcpu_count\":2,\"mem_size_mib\":32"},
+	    {"PUT", "/machine-config",
+	     "{\"vcpu_count\":4,\"mem_size_mib\":48,\"smt\":false,\"track_dirty_pages\":true,"
+	     "\"cpu_template\":\"None\",\"huge_pages\":\"Transparent\"}",
+	     204, NULL},
+	    {"GET", "/machine-config", NULL, 200, "\"track_dirty_pages\":true"},
+	    {"PUT", "/machine-config", "{\"vcpu_count\":\"2\",\"mem_size_mib\":64}", 400,
+	     "invalid type for field `vcpu_count`"},
+	    {"PUT", "/machine-config", "{\"vcpu_count\":1.5,\"mem_size_mib\":64}", 400,
+	     "field `vcpu_count`"},
+	    {"PUT", "/machine-config", "{\"vcpu_count\":-1,\"mem_size_mib\":64}", 400,
+	     "field `vcpu_count`"},
+	    {"PUT", "/machine-config", "{\"vcpu_count\":33,\"mem_size_mib\":64}", 400, "1..=32"},
+	    {"PUT", "/machine-config", "{\"vcpu_count\":0,\"mem_size_mib\":64}", 400, "1..=32"},
+	    {"PUT", "/machine-config", "{\"vcpu_count\":1,\"mem_size_mib\":0}", 400,
+	     "field `mem_size_mib`"},
+	    {"PUT", "/machine-config",
+	     "{\"vcpu_count\":1,\"mem_size_mib\":99999999999999999999999}", 400,
+	     "field `mem_size_mib`"},
+	    {"PUT", "/machine-config", "{\"vcpu_count\":1}", 400, "missing field `mem_size_mib`"},
+	    {"PUT", "/machine-config", "{\"vcpu_count\":1,\"mem_size_mib\":64,\"bogus\":1}", 400,
+	     "unknown field `bogus`"},
+	    {"PUT", "/machine-config", "{\"vcpu_count\":1,\"vcpu_count\":2,\"mem_size_mib\":64}",
+	     400, "duplicate field `vcpu_count`"},
+	    {"PUT", "/machine-config", "{\"vcpu_count\":1,\"mem_size_mib\":64,\"smt\":\"yes\"}",
+	     400, "invalid type for field `smt`"},
+	    {"PUT", "/machine-config",
+	     "{\"vcpu_count\":1,\"mem_size_mib\":64,\"cpu_template\":\"Z9\"}", 400,
+	     "unknown variant `Z9`"},
+	    {"PUT", "/machine-config",
+	     "{\"vcpu_count\":1,\"mem_size_mib\":64,\"huge_pages\":\"2M\"}", 400, "not supported"},
+	    {"PUT", "/machine-config", "{\"vcpu_count\":3,\"mem_size_mib\":64,\"smt\":true}", 400,
+	     "SMT"},
+	    {"PATCH", "/machine-config", "{\"vcpu_count\":[1]}", 400,
+	     "invalid type for field `vcpu_count`"},
+	    /* A failed update changes nothing. */
+	    {"GET", "/machine-config", NULL, 200, "\"vcpu_count\":4,\"mem_size_mib\":48"},
 	};
 	run_cases(*state, c, sizeof(c) / sizeof(c[0]));
 }
@@ -133,16 +132,16 @@ static void test_machine_config_valid_and_invalid(void **state)
 static void test_json_malformed_bodies(void **state)
 {
 	static const struct api_case c[] = {
-		{ "PUT", "/machine-config", "{", 400, "malformed JSON" },
-		{ "PUT", "/machine-config", "{\"vcpu_count\":1,}", 400, "malformed JSON" },
-		{ "PUT", "/machine-config", "{\"vcpu_count\":1} trailing", 400, "malformed JSON" },
-		{ "PUT", "/machine-config", "", 400, "request body is empty" },
-		{ "PUT", "/machine-config", "[1,2]", 400, "expected a JSON object" },
-		{ "PUT", "/machine-config", "\"str\"", 400, "expected a JSON object" },
-		{ "PUT", "/machine-config", "null", 400, "expected a JSON object" },
-		{ "PUT", "/actions", "{\"action_type\":\"\xff\xfe\"}", 400, "fault_message" },
-		{ "PUT", "/boot-source", "{\"kernel_image_path\":{\"a\":[[[[[[[]]]]]]]}}", 400,
-		  "invalid type for field `kernel_image_path`" },
+	    {"PUT", "/machine-config", "{", 400, "malformed JSON"},
+	    {"PUT", "/machine-config", "{\"vcpu_count\":1,}", 400, "malformed JSON"},
+	    {"PUT", "/machine-config", "{\"vcpu_count\":1} trailing", 400, "malformed JSON"},
+	    {"PUT", "/machine-config", "", 400, "request body is empty"},
+	    {"PUT", "/machine-config", "[1,2]", 400, "expected a JSON object"},
+	    {"PUT", "/machine-config", "\"str\"", 400, "expected a JSON object"},
+	    {"PUT", "/machine-config", "null", 400, "expected a JSON object"},
+	    {"PUT", "/actions", "{\"action_type\":\"\xff\xfe\"}", 400, "fault_message"},
+	    {"PUT", "/boot-source", "{\"kernel_image_path\":{\"a\":[[[[[[[]]]]]]]}}", 400,
+	     "invalid type for field `kernel_image_path`"},
 	};
 	run_cases(*state, c, sizeof(c) / sizeof(c[0]));
 }
@@ -154,43 +153,44 @@ static void test_boot_source_logger_metrics_serial(void **state)
 
 	snprintf(b1, sizeof(b1), "{\"kernel_image_path\":\"%s\",\"boot_args\":\"a=1 b=2\"}",
 		 guest_elf);
-	snprintf(b2, sizeof(b2), "{\"log_path\":\"%s/log\",\"level\":\"debug\",\"show_level\":true}",
-		 t->dir);
+	snprintf(b2, sizeof(b2),
+		 "{\"log_path\":\"%s/log\",\"level\":\"debug\",\"show_level\":true}", t->dir);
 	snprintf(b3, sizeof(b3), "{\"metrics_path\":\"%s/metrics\"}", t->dir);
 	snprintf(b4, sizeof(b4), "{\"serial_out_path\":\"%s/serial2\"}", t->dir);
-	snprintf(b5, sizeof(b5), "{\"serial_out_path\":\"%s/serial2\",\"rate_limiter\":{}}", t->dir);
+	snprintf(b5, sizeof(b5), "{\"serial_out_path\":\"%s/serial2\",\"rate_limiter\":{}}",
+		 t->dir);
 	const struct api_case c[] = {
-		{ "PUT", "/actions", "{\"action_type\":\"FlushMetrics\"}", 400, "not initialized" },
-		{ "PUT", "/actions", "{\"action_type\":\"InstanceStart\"}", 400,
-		  "without kernel configuration" },
-		{ "PUT", "/boot-source", "{}", 400, "missing field `kernel_image_path`" },
-		{ "PUT", "/boot-source", "{\"kernel_image_path\":\"/nonexistent/vmlinux\"}", 400,
-		  "kernel file cannot be opened" },
-		{ "PUT", "/boot-source",
-		  "{\"kernel_image_path\":\"/dev/null\",\"initrd_path\":\"/nonexistent\"}", 400,
-		  "initrd file cannot be opened" },
-		{ "PUT", "/boot-source", "{\"kernel_image_path\":\"/dev/null\",\"boot_arg\":\"x\"}", 400,
-		  "unknown field `boot_arg`" },
-		{ "PUT", "/boot-source", b1, 204, NULL },
-		{ "GET", "/vm/config", NULL, 200, "\"boot_args\":\"a=1 b=2\"" },
-		{ "PUT", "/logger", "{\"level\":\"Loud\"}", 400, "unknown variant `Loud`" },
-		{ "PUT", "/logger", b2, 204, NULL },
-		{ "PUT", "/metrics", "{}", 400, "missing field `metrics_path`" },
-		{ "PUT", "/metrics", b3, 204, NULL },
-		{ "PUT", "/metrics", b3, 400, "Reinitialization of metrics not allowed" },
-		{ "PUT", "/actions", "{\"action_type\":\"FlushMetrics\"}", 204, NULL },
-		{ "PUT", "/serial", b5, 400, "rate_limiter is not supported" },
-		{ "PUT", "/serial", b4, 204, NULL },
-		{ "PUT", "/serial", "{\"serial_out_path\":\"/nonexistent/dir/x\"}", 400,
-		  "Cannot open the serial output file" },
-		{ "PUT", "/actions", "{\"action_type\":\"Reboot\"}", 400, "unknown variant `Reboot`" },
-		{ "PUT", "/actions", "{}", 400, "missing field `action_type`" },
-		{ "PUT", "/actions", "{\"action_type\":\"SendCtrlAltDel\"}", 400,
-		  "not supported before starting the microVM" },
-		{ "PATCH", "/vm", "{\"state\":\"Paused\"}", 400,
-		  "not supported before starting the microVM" },
-		{ "PATCH", "/vm", "{\"state\":\"Stopped\"}", 400, "unknown variant `Stopped`" },
-		{ "PATCH", "/vm", "{\"state\":1}", 400, "invalid type for field `state`" },
+	    {"PUT", "/actions", "{\"action_type\":\"FlushMetrics\"}", 400, "not initialized"},
+	    {"PUT", "/actions", "{\"action_type\":\"InstanceStart\"}", 400,
+	     "without kernel configuration"},
+	    {"PUT", "/boot-source", "{}", 400, "missing field `kernel_image_path`"},
+	    {"PUT", "/boot-source", "{\"kernel_image_path\":\"/nonexistent/vmlinux\"}", 400,
+	     "kernel file cannot be opened"},
+	    {"PUT", "/boot-source",
+	     "{\"kernel_image_path\":\"/dev/null\",\"initrd_path\":\"/nonexistent\"}", 400,
+	     "initrd file cannot be opened"},
+	    {"PUT", "/boot-source", "{\"kernel_image_path\":\"/dev/null\",\"boot_arg\":\"x\"}", 400,
+	     "unknown field `boot_arg`"},
+	    {"PUT", "/boot-source", b1, 204, NULL},
+	    {"GET", "/vm/config", NULL, 200, "\"boot_args\":\"a=1 b=2\""},
+	    {"PUT", "/logger", "{\"level\":\"Loud\"}", 400, "unknown variant `Loud`"},
+	    {"PUT", "/logger", b2, 204, NULL},
+	    {"PUT", "/metrics", "{}", 400, "missing field `metrics_path`"},
+	    {"PUT", "/metrics", b3, 204, NULL},
+	    {"PUT", "/metrics", b3, 400, "Reinitialization of metrics not allowed"},
+	    {"PUT", "/actions", "{\"action_type\":\"FlushMetrics\"}", 204, NULL},
+	    {"PUT", "/serial", b5, 400, "rate_limiter is not supported"},
+	    {"PUT", "/serial", b4, 204, NULL},
+	    {"PUT", "/serial", "{\"serial_out_path\":\"/nonexistent/dir/x\"}", 400,
+	     "Cannot open the serial output file"},
+	    {"PUT", "/actions", "{\"action_type\":\"Reboot\"}", 400, "unknown variant `Reboot`"},
+	    {"PUT", "/actions", "{}", 400, "missing field `action_type`"},
+	    {"PUT", "/actions", "{\"action_type\":\"SendCtrlAltDel\"}", 400,
+	     "not supported before starting the microVM"},
+	    {"PATCH", "/vm", "{\"state\":\"Paused\"}", 400,
+	     "not supported before starting the microVM"},
+	    {"PATCH", "/vm", "{\"state\":\"Stopped\"}", 400, "unknown variant `Stopped`"},
+	    {"PATCH", "/vm", "{\"state\":1}", 400, "invalid type for field `state`"},
 	};
 	run_cases(t, c, sizeof(c) / sizeof(c[0]));
 
@@ -209,36 +209,37 @@ static void test_boot_source_logger_metrics_serial(void **state)
 static void test_unknown_and_unbuilt_endpoints(void **state)
 {
 	static const struct api_case c[] = {
-		{ "GET", "/nope", NULL, 400, "Invalid request method and/or path: GET /nope." },
-		{ "DELETE", "/machine-config", NULL, 400, "Invalid request method and/or path" },
-		{ "POST", "/actions", "{}", 400, "Invalid request method and/or path" },
-		{ "GET", "/machine-config/", NULL, 400, "Invalid request method and/or path" },
-		{ "GET", "/balloon", NULL, 400, "GET /balloon is not yet supported" },
-		{ "PUT", "/balloon", "{}", 400, "PUT /balloon is not yet supported" },
-		{ "PATCH", "/balloon", "{}", 400, "not yet supported" },
-		{ "GET", "/balloon/statistics", NULL, 400, "not yet supported" },
-		{ "PATCH", "/balloon/statistics", "{}", 400, "not yet supported" },
-		{ "PATCH", "/balloon/hinting/start", "{}", 400, "not yet supported" },
-		{ "GET", "/balloon/hinting/status", NULL, 400, "not yet supported" },
-		{ "PATCH", "/balloon/hinting/stop", "{}", 400, "not yet supported" },
-		{ "PUT", "/cpu-config", "{}", 400, "PUT /cpu-config is not yet supported" },
-		{ "PUT", "/drives/rootfs", "{}", 400, "PUT /drives/{drive_id} is not yet supported" },
-		{ "PATCH", "/drives/rootfs", "{}", 400, "PATCH /drives/{drive_id}" },
-		{ "PUT", "/pmem/p0", "{}", 400, "PUT /pmem/{id}" },
-		{ "PATCH", "/pmem/p0", "{}", 400, "PATCH /pmem/{id}" },
-		{ "PUT", "/mmds", "{}", 400, "PUT /mmds is not yet supported" },
-		{ "PATCH", "/mmds", "{}", 400, "not yet supported" },
-		{ "GET", "/mmds", NULL, 400, "not yet supported" },
-		{ "PUT", "/mmds/config", "{}", 400, "not yet supported" },
-		{ "PUT", "/entropy", "{}", 400, "not yet supported" },
-		{ "PUT", "/hotplug/memory", "{}", 400, "not yet supported" },
-		{ "PATCH", "/hotplug/memory", "{}", 400, "not yet supported" },
-		{ "GET", "/hotplug/memory", NULL, 400, "not yet supported" },
-		{ "PUT", "/network-interfaces/eth0", "{}", 400, "/network-interfaces/{iface_id}" },
-		{ "PATCH", "/network-interfaces/eth0", "{}", 400, "/network-interfaces/{iface_id}" },
-		{ "PUT", "/snapshot/create", "{}", 400, "PUT /snapshot/create is not yet supported by squib (planned: issue 7)" },
-		{ "PUT", "/snapshot/load", "{}", 400, "(planned: issue 7)" },
-		{ "PUT", "/vsock", "{}", 400, "PUT /vsock is not yet supported" },
+	    {"GET", "/nope", NULL, 400, "Invalid request method and/or path: GET /nope."},
+	    {"DELETE", "/machine-config", NULL, 400, "Invalid request method and/or path"},
+	    {"POST", "/actions", "{}", 400, "Invalid request method and/or path"},
+	    {"GET", "/machine-config/", NULL, 400, "Invalid request method and/or path"},
+	    {"GET", "/balloon", NULL, 400, "GET /balloon is not yet supported"},
+	    {"PUT", "/balloon", "{}", 400, "PUT /balloon is not yet supported"},
+	    {"PATCH", "/balloon", "{}", 400, "not yet supported"},
+	    {"GET", "/balloon/statistics", NULL, 400, "not yet supported"},
+	    {"PATCH", "/balloon/statistics", "{}", 400, "not yet supported"},
+	    {"PATCH", "/balloon/hinting/start", "{}", 400, "not yet supported"},
+	    {"GET", "/balloon/hinting/status", NULL, 400, "not yet supported"},
+	    {"PATCH", "/balloon/hinting/stop", "{}", 400, "not yet supported"},
+	    {"PUT", "/cpu-config", "{}", 400, "PUT /cpu-config is not yet supported"},
+	    {"PUT", "/drives/rootfs", "{}", 400, "PUT /drives/{drive_id} is not yet supported"},
+	    {"PATCH", "/drives/rootfs", "{}", 400, "PATCH /drives/{drive_id}"},
+	    {"PUT", "/pmem/p0", "{}", 400, "PUT /pmem/{id}"},
+	    {"PATCH", "/pmem/p0", "{}", 400, "PATCH /pmem/{id}"},
+	    {"PUT", "/mmds", "{}", 400, "PUT /mmds is not yet supported"},
+	    {"PATCH", "/mmds", "{}", 400, "not yet supported"},
+	    {"GET", "/mmds", NULL, 400, "not yet supported"},
+	    {"PUT", "/mmds/config", "{}", 400, "not yet supported"},
+	    {"PUT", "/entropy", "{}", 400, "not yet supported"},
+	    {"PUT", "/hotplug/memory", "{}", 400, "not yet supported"},
+	    {"PATCH", "/hotplug/memory", "{}", 400, "not yet supported"},
+	    {"GET", "/hotplug/memory", NULL, 400, "not yet supported"},
+	    {"PUT", "/network-interfaces/eth0", "{}", 400, "/network-interfaces/{iface_id}"},
+	    {"PATCH", "/network-interfaces/eth0", "{}", 400, "/network-interfaces/{iface_id}"},
+	    {"PUT", "/snapshot/create", "{}", 400,
+	     "PUT /snapshot/create is not yet supported by squib (planned: issue 7)"},
+	    {"PUT", "/snapshot/load", "{}", 400, "(planned: issue 7)"},
+	    {"PUT", "/vsock", "{}", 400, "PUT /vsock is not yet supported"},
 	};
 	run_cases(*state, c, sizeof(c) / sizeof(c[0]));
 }
@@ -270,8 +271,9 @@ static void test_garbage_http(void **state)
 		   "Invalid Content-Length");
 	expect_raw(t, "PUT /actions HTTP/1.1\r\nContent-Length: 2\r\nContent-Length: 2\r\n\r\n{}",
 		   66, 0, 400, "Duplicate Content-Length");
-	expect_raw(t, "PUT /actions HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n",
-		   65, 0, 400, "Transfer-Encoding is not supported");
+	expect_raw(
+	    t, "PUT /actions HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n",
+	    65, 0, 400, "Transfer-Encoding is not supported");
 	expect_raw(t, "GET /\0 HTTP/1.1\r\n\r\n", 19, 0, 400, "NUL byte");
 	/* Oversized body: declared and actually sent. */
 	expect_raw(t, "PUT /actions HTTP/1.1\r\nContent-Length: 51201\r\n\r\n", 48, 0, 400,
@@ -309,7 +311,8 @@ static void test_disconnects_keepalive_and_many_clients(void **state)
 		assert_true(write(fd, "PUT /machine-config HTTP/1.1\r\nContent-Le", 40) == 40);
 		close(fd);
 		fd = tc_connect(t);
-		assert_true(write(fd, "PUT /machine-config HTTP/1.1\r\nContent-Length: 100\r\n\r\n{",
+		assert_true(write(fd,
+				  "PUT /machine-config HTTP/1.1\r\nContent-Length: 100\r\n\r\n{",
 				  55) == 55);
 		close(fd);
 	}
@@ -319,14 +322,14 @@ static void test_disconnects_keepalive_and_many_clients(void **state)
 	assert_true(write(idle, "GET / HTTP/1.1\r\n", 16) == 16);
 	still_serving(t);
 	/* Two pipelined keep-alive requests in one write get two answers. */
-	tc_raw(t,
-	       "GET /version HTTP/1.1\r\n\r\nGET / HTTP/1.1\r\nConnection: close\r\n\r\n", 63, 0,
+	tc_raw(t, "GET /version HTTP/1.1\r\n\r\nGET / HTTP/1.1\r\nConnection: close\r\n\r\n", 63, 0,
 	       out, sizeof(out), 3000);
 	assert_int_equal(tc_status_of(out), 200);
 	/* read_response stops after the first; check with a longer read. */
 	fd = tc_connect(t);
-	assert_true(write(fd, "GET /version HTTP/1.1\r\n\r\nGET / HTTP/1.1\r\nConnection: close\r\n\r\n",
-			  63) == 63);
+	assert_true(
+	    write(fd, "GET /version HTTP/1.1\r\n\r\nGET / HTTP/1.1\r\nConnection: close\r\n\r\n",
+		  63) == 63);
 	{
 		size_t len = 0;
 		ssize_t r;
@@ -374,10 +377,10 @@ static void test_command_line(void **state)
 
 	(void)state;
 	/* A larger payload cap is honoured. */
-	assert_int_equal(tc_spawn(&t2, squib_bin,
-				  (const char *const[]){ "--http-api-max-payload-size", "200000", NULL },
-				  1),
-			 0);
+	assert_int_equal(
+	    tc_spawn(&t2, squib_bin,
+		     (const char *const[]){"--http-api-max-payload-size", "200000", NULL}, 1),
+	    0);
 	big = malloc(210000);
 	assert_non_null(big);
 	n = (size_t)sprintf(big, "PUT /logger HTTP/1.1\r\nContent-Length: 100000\r\n\r\n");
@@ -394,7 +397,7 @@ static void test_command_line(void **state)
 	/* A second squib on the same socket path refuses to start. */
 	{
 		struct sqb_tc t3;
-		const char *args[] = { "--api-sock", t2.sock, NULL };
+		const char *args[] = {"--api-sock", t2.sock, NULL};
 		assert_int_equal(tc_spawn(&t3, squib_bin, args, 0), 0);
 		assert_int_equal(tc_wait_exit(&t3, 5000), 1);
 		char *e = tc_read_file(t3.errlog);
@@ -409,10 +412,10 @@ static void test_command_line(void **state)
 	assert_true(fd < 0);
 	tc_stop(&t2);
 	/* --no-api needs --config-file; unknown flags fail. */
-	assert_int_equal(tc_spawn(&t2, squib_bin, (const char *const[]){ "--no-api", NULL }, 0), 0);
+	assert_int_equal(tc_spawn(&t2, squib_bin, (const char *const[]){"--no-api", NULL}, 0), 0);
 	assert_int_equal(tc_wait_exit(&t2, 5000), 1);
 	tc_stop(&t2);
-	assert_int_equal(tc_spawn(&t2, squib_bin, (const char *const[]){ "--bogus", NULL }, 0), 0);
+	assert_int_equal(tc_spawn(&t2, squib_bin, (const char *const[]){"--bogus", NULL}, 0), 0);
 	assert_int_equal(tc_wait_exit(&t2, 5000), 1);
 	tc_stop(&t2);
 }
@@ -431,7 +434,8 @@ static void test_compat_table_matches_server(void **state)
 		char method[16], path[128], status[32], real[160];
 		size_t j = 0;
 
-		if (sscanf(line, "| %15[A-Z] | `%127[^`]` | %31[a-z ] |", method, path, status) != 3)
+		if (sscanf(line, "| %15[A-Z] | `%127[^`]` | %31[a-z ] |", method, path, status) !=
+		    3)
 			continue;
 		/* Substitute path parameters: /drives/{drive_id} -> /drives/x1 */
 		for (const char *p = path; *p && j < sizeof(real) - 4; p++) {
@@ -465,15 +469,15 @@ static void test_compat_table_matches_server(void **state)
 int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_get_endpoints_before_start),
-		cmocka_unit_test(test_machine_config_valid_and_invalid),
-		cmocka_unit_test(test_json_malformed_bodies),
-		cmocka_unit_test(test_boot_source_logger_metrics_serial),
-		cmocka_unit_test(test_unknown_and_unbuilt_endpoints),
-		cmocka_unit_test(test_garbage_http),
-		cmocka_unit_test(test_disconnects_keepalive_and_many_clients),
-		cmocka_unit_test(test_compat_table_matches_server),
-		cmocka_unit_test(test_command_line),
+	    cmocka_unit_test(test_get_endpoints_before_start),
+	    cmocka_unit_test(test_machine_config_valid_and_invalid),
+	    cmocka_unit_test(test_json_malformed_bodies),
+	    cmocka_unit_test(test_boot_source_logger_metrics_serial),
+	    cmocka_unit_test(test_unknown_and_unbuilt_endpoints),
+	    cmocka_unit_test(test_garbage_http),
+	    cmocka_unit_test(test_disconnects_keepalive_and_many_clients),
+	    cmocka_unit_test(test_compat_table_matches_server),
+	    cmocka_unit_test(test_command_line),
 	};
 
 	if (argc < 4) {

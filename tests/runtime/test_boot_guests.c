@@ -24,7 +24,7 @@ static void boot(struct sqb_tc *t, const char *guest, const char *args, int vcpu
 {
 	char body[1024], resp[2048];
 
-	assert_int_equal(tc_spawn(t, squib_bin, (const char *const[]){ "--level", "Info", NULL }, 1),
+	assert_int_equal(tc_spawn(t, squib_bin, (const char *const[]){"--level", "Info", NULL}, 1),
 			 0);
 	snprintf(body, sizeof(body), "{\"vcpu_count\":%d,\"mem_size_mib\":%d}", vcpus, mib);
 	assert_int_equal(tc_req(t, "PUT", "/machine-config", body, resp, sizeof(resp)), 204);
@@ -119,9 +119,8 @@ static void test_counter_continuous_across_pause_resume_then_ctrl_alt_del(void *
 	assert_int_equal(tc_req(&t, "PUT", "/actions", "{\"action_type\":\"InstanceStart\"}", resp,
 				sizeof(resp)),
 			 400);
-	assert_int_equal(tc_req(&t, "PATCH", "/machine-config", "{\"vcpu_count\":2}", resp,
-				sizeof(resp)),
-			 400);
+	assert_int_equal(
+	    tc_req(&t, "PATCH", "/machine-config", "{\"vcpu_count\":2}", resp, sizeof(resp)), 400);
 	assert_int_equal(tc_req(&t, "PATCH", "/vm", "{\"state\":\"Resumed\"}", resp, sizeof(resp)),
 			 204);
 	assert_int_equal(tc_req(&t, "GET", "/", NULL, resp, sizeof(resp)), 200);
@@ -184,14 +183,12 @@ static void test_smp_32_vcpus_survive_pause_resume_during_bringup(void **state)
 	(void)state;
 	boot(&t, "smp.elf", "cpus=32", 32, 32);
 	for (int i = 0; i < 3; i++) {
-		assert_int_equal(tc_req(&t, "PATCH", "/vm", "{\"state\":\"Paused\"}", resp,
-					sizeof(resp)),
-				 204);
+		assert_int_equal(
+		    tc_req(&t, "PATCH", "/vm", "{\"state\":\"Paused\"}", resp, sizeof(resp)), 204);
 		assert_int_equal(tc_req(&t, "GET", "/", NULL, resp, sizeof(resp)), 200);
 		assert_non_null(strstr(resp, "\"state\":\"Paused\""));
-		assert_int_equal(tc_req(&t, "PATCH", "/vm", "{\"state\":\"Resumed\"}", resp,
-					sizeof(resp)),
-				 204);
+		assert_int_equal(
+		    tc_req(&t, "PATCH", "/vm", "{\"state\":\"Resumed\"}", resp, sizeof(resp)), 204);
 		usleep(100000);
 	}
 	expect_serial(&t, "SMP OK cpus=32\n", 60000);
@@ -208,17 +205,18 @@ static void test_config_file_no_api_boots_and_exits(void **state)
 
 	(void)state;
 	snprintf(cfg, sizeof(cfg), "/tmp/sqb-cfg-%d.json", (int)getpid());
-	snprintf(json, sizeof(json),
-		 "{\"boot-source\":{\"kernel_image_path\":\"%s/exits.elf\",\"boot_args\":\"n=500\"},"
-		 "\"machine-config\":{\"vcpu_count\":1,\"mem_size_mib\":16},\"drives\":[],"
-		 "\"network-interfaces\":[]}",
-		 guest_dir);
+	snprintf(
+	    json, sizeof(json),
+	    "{\"boot-source\":{\"kernel_image_path\":\"%s/exits.elf\",\"boot_args\":\"n=500\"},"
+	    "\"machine-config\":{\"vcpu_count\":1,\"mem_size_mib\":16},\"drives\":[],"
+	    "\"network-interfaces\":[]}",
+	    guest_dir);
 	f = fopen(cfg, "w");
 	assert_non_null(f);
 	fputs(json, f);
 	fclose(f);
 	assert_int_equal(tc_spawn(&t, squib_bin,
-				  (const char *const[]){ "--no-api", "--config-file", cfg, NULL }, 0),
+				  (const char *const[]){"--no-api", "--config-file", cfg, NULL}, 0),
 			 0);
 	assert_int_equal(tc_wait_exit(&t, 20000), 0);
 	expect_serial(&t, "EXITS done n=500\n", 100);
@@ -230,7 +228,7 @@ static void test_config_file_no_api_boots_and_exits(void **state)
 	      f);
 	fclose(f);
 	assert_int_equal(tc_spawn(&t, squib_bin,
-				  (const char *const[]){ "--no-api", "--config-file", cfg, NULL }, 0),
+				  (const char *const[]){"--no-api", "--config-file", cfg, NULL}, 0),
 			 0);
 	assert_int_equal(tc_wait_exit(&t, 10000), 1);
 	char *e = tc_read_file(t.errlog);
@@ -247,7 +245,8 @@ static void test_stdin_reaches_the_guest_uart(void **state)
 
 	(void)state;
 	assert_int_equal(tc_spawn_stdin(&t, squib_bin, NULL, 1), 0);
-	snprintf(body, sizeof(body), "{\"kernel_image_path\":\"%s/counter.elf\",\"boot_args\":\"delay=3000\"}",
+	snprintf(body, sizeof(body),
+		 "{\"kernel_image_path\":\"%s/counter.elf\",\"boot_args\":\"delay=3000\"}",
 		 guest_dir);
 	assert_int_equal(tc_req(&t, "PUT", "/boot-source", body, resp, sizeof(resp)), 204);
 	assert_int_equal(tc_req(&t, "PUT", "/actions", "{\"action_type\":\"InstanceStart\"}", resp,
@@ -270,8 +269,8 @@ static void test_uart_interrupts_reach_the_guest(void **state)
 
 	(void)state;
 	assert_int_equal(tc_spawn_stdin(&t, squib_bin, NULL, 1), 0);
-	snprintf(body, sizeof(body), "{\"kernel_image_path\":\"%s/uartirq.elf\",\"boot_args\":\"rx=3\"}",
-		 guest_dir);
+	snprintf(body, sizeof(body),
+		 "{\"kernel_image_path\":\"%s/uartirq.elf\",\"boot_args\":\"rx=3\"}", guest_dir);
 	assert_int_equal(tc_req(&t, "PUT", "/boot-source", body, resp, sizeof(resp)), 204);
 	assert_int_equal(tc_req(&t, "PUT", "/actions", "{\"action_type\":\"InstanceStart\"}", resp,
 				sizeof(resp)),
@@ -308,15 +307,15 @@ static void test_triple_fault_is_reported_not_hung(void **state)
 int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_mempattern_guest_verifies_and_checksum_matches),
-		cmocka_unit_test(test_counter_continuous_across_pause_resume_then_ctrl_alt_del),
-		cmocka_unit_test(test_timer_guest_counts_lapic_ticks),
-		cmocka_unit_test(test_smp_guest_every_vcpu_reports),
-		cmocka_unit_test(test_smp_32_vcpus_survive_pause_resume_during_bringup),
-		cmocka_unit_test(test_config_file_no_api_boots_and_exits),
-		cmocka_unit_test(test_stdin_reaches_the_guest_uart),
-		cmocka_unit_test(test_uart_interrupts_reach_the_guest),
-		cmocka_unit_test(test_triple_fault_is_reported_not_hung),
+	    cmocka_unit_test(test_mempattern_guest_verifies_and_checksum_matches),
+	    cmocka_unit_test(test_counter_continuous_across_pause_resume_then_ctrl_alt_del),
+	    cmocka_unit_test(test_timer_guest_counts_lapic_ticks),
+	    cmocka_unit_test(test_smp_guest_every_vcpu_reports),
+	    cmocka_unit_test(test_smp_32_vcpus_survive_pause_resume_during_bringup),
+	    cmocka_unit_test(test_config_file_no_api_boots_and_exits),
+	    cmocka_unit_test(test_stdin_reaches_the_guest_uart),
+	    cmocka_unit_test(test_uart_interrupts_reach_the_guest),
+	    cmocka_unit_test(test_triple_fault_is_reported_not_hung),
 	};
 	int fd;
 

@@ -16,7 +16,8 @@
 
 static void test_http_complete_and_incremental(void **state)
 {
-	const char *r = "PUT /machine-config HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhelloGET";
+	const char *r =
+	    "PUT /machine-config HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhelloGET";
 	struct sqb_http_req req;
 	char err[256];
 	size_t full = strlen(r) - 3;
@@ -25,7 +26,8 @@ static void test_http_complete_and_incremental(void **state)
 	for (size_t cut = 0; cut < full; cut++)
 		assert_int_equal(sqb_http_parse(r, cut, 51200, &req, err, sizeof(err)),
 				 SQB_HTTP_INCOMPLETE);
-	assert_int_equal(sqb_http_parse(r, strlen(r), 51200, &req, err, sizeof(err)), SQB_HTTP_DONE);
+	assert_int_equal(sqb_http_parse(r, strlen(r), 51200, &req, err, sizeof(err)),
+			 SQB_HTTP_DONE);
 	assert_string_equal(req.method, "PUT");
 	assert_string_equal(req.path, "/machine-config");
 	assert_int_equal(req.body_len, 5);
@@ -37,15 +39,15 @@ static void test_http_complete_and_incremental(void **state)
 static void test_http_rejections(void **state)
 {
 	static const char *const bad[] = {
-		"GET\r\n\r\n",
-		"GET / HTTP/1.2\r\n\r\n",
-		"GET x HTTP/1.1\r\n\r\n",
-		"GeT / HTTP/1.1\r\n\r\n",
-		"GET / HTTP/1.1\r\n: empty-name\r\n\r\n",
-		"PUT / HTTP/1.1\r\nContent-Length: -1\r\n\r\n",
-		"PUT / HTTP/1.1\r\nContent-Length: 99999999999999999999\r\n\r\n",
-		"PUT / HTTP/1.1\r\nContent-Length: 51201\r\n\r\n",
-		"PUT / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n",
+	    "GET\r\n\r\n",
+	    "GET / HTTP/1.2\r\n\r\n",
+	    "GET x HTTP/1.1\r\n\r\n",
+	    "GeT / HTTP/1.1\r\n\r\n",
+	    "GET / HTTP/1.1\r\n: empty-name\r\n\r\n",
+	    "PUT / HTTP/1.1\r\nContent-Length: -1\r\n\r\n",
+	    "PUT / HTTP/1.1\r\nContent-Length: 99999999999999999999\r\n\r\n",
+	    "PUT / HTTP/1.1\r\nContent-Length: 51201\r\n\r\n",
+	    "PUT / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n",
 	};
 	struct sqb_http_req req;
 	char err[256];
@@ -70,7 +72,8 @@ static void test_http_connection_close_and_expect(void **state)
 	char out[512];
 
 	(void)state;
-	assert_int_equal(sqb_http_parse(a, strlen(a), 51200, &req, err, sizeof(err)), SQB_HTTP_DONE);
+	assert_int_equal(sqb_http_parse(a, strlen(a), 51200, &req, err, sizeof(err)),
+			 SQB_HTTP_DONE);
 	assert_int_equal(req.close, 1);
 	assert_int_equal(sqb_http_parse(b, strlen(b), 51200, &req, err, sizeof(err)),
 			 SQB_HTTP_INCOMPLETE);
@@ -84,27 +87,27 @@ static void test_http_connection_close_and_expect(void **state)
 
 static void test_json_fields(void **state)
 {
-	static const char *const colours[] = { "Red", "Blue", NULL };
+	static const char *const colours[] = {"Red", "Blue", NULL};
 	uint64_t n = 0;
 	int b = 0, have_b = 0;
 	const char *s = NULL, *c = NULL;
 	const struct sqb_jfield f[] = {
-		{ "n", SQB_JT_UINT, 1, &n, NULL, 1, 10 },
-		{ "b", SQB_JT_BOOL, 0, &b, &have_b },
-		{ "s", SQB_JT_STR, 0, &s },
-		{ "c", SQB_JT_ENUM, 0, &c, NULL, 0, 0, colours, 1 },
+	    {"n", SQB_JT_UINT, 1, &n, NULL, 1, 10},
+	    {"b", SQB_JT_BOOL, 0, &b, &have_b},
+	    {"s", SQB_JT_STR, 0, &s},
+	    {"c", SQB_JT_ENUM, 0, &c, NULL, 0, 0, colours, 1},
 	};
 	static const struct {
 		const char *json, *err;
 	} cases[] = {
-		{ "{\"n\":3,\"b\":true,\"s\":\"x\",\"c\":\"blue\"}", NULL },
-		{ "{\"n\":11}", "expected an integer in 1..=10" },
-		{ "{\"n\":1e2}", "field `n`" },
-		{ "{}", "missing field `n`" },
-		{ "{\"n\":1,\"z\":0}", "unknown field `z`, expected one of `n`, `b`, `s`, `c`" },
-		{ "{\"n\":1,\"n\":2}", "duplicate field `n`" },
-		{ "{\"n\":1,\"c\":\"Green\"}", "unknown variant `Green`, expected one of `Red`, `Blue`" },
-		{ "{\"n\":1,\"b\":null}", NULL },
+	    {"{\"n\":3,\"b\":true,\"s\":\"x\",\"c\":\"blue\"}", NULL},
+	    {"{\"n\":11}", "expected an integer in 1..=10"},
+	    {"{\"n\":1e2}", "field `n`"},
+	    {"{}", "missing field `n`"},
+	    {"{\"n\":1,\"z\":0}", "unknown field `z`, expected one of `n`, `b`, `s`, `c`"},
+	    {"{\"n\":1,\"n\":2}", "duplicate field `n`"},
+	    {"{\"n\":1,\"c\":\"Green\"}", "unknown variant `Green`, expected one of `Red`, `Blue`"},
+	    {"{\"n\":1,\"b\":null}", NULL},
 	};
 	char err[512];
 
@@ -113,8 +116,8 @@ static void test_json_fields(void **state)
 		yajl_val v = NULL;
 		int rc;
 
-		assert_int_equal(sqb_json_parse_object(&v, cases[i].json, strlen(cases[i].json), err,
-						       sizeof(err)),
+		assert_int_equal(sqb_json_parse_object(&v, cases[i].json, strlen(cases[i].json),
+						       err, sizeof(err)),
 				 0);
 		err[0] = 0;
 		rc = sqb_json_fields(v, f, 4, err, sizeof(err));
@@ -152,11 +155,11 @@ static void test_json_escape_and_parse_errors(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_http_complete_and_incremental),
-		cmocka_unit_test(test_http_rejections),
-		cmocka_unit_test(test_http_connection_close_and_expect),
-		cmocka_unit_test(test_json_fields),
-		cmocka_unit_test(test_json_escape_and_parse_errors),
+	    cmocka_unit_test(test_http_complete_and_incremental),
+	    cmocka_unit_test(test_http_rejections),
+	    cmocka_unit_test(test_http_connection_close_and_expect),
+	    cmocka_unit_test(test_json_fields),
+	    cmocka_unit_test(test_json_escape_and_parse_errors),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -31,7 +31,7 @@ struct pipe_vm {
 static void pv_create(struct pipe_vm *p, const char *guest, const char *cmdline, unsigned int ncpu)
 {
 	struct sqb_vm_config cfg = SQB_VM_CONFIG_INIT;
-	struct sqb_diag d = { 0 };
+	struct sqb_diag d = {0};
 	char path[512];
 	int fds[2];
 
@@ -61,7 +61,7 @@ static void pv_drain(struct pipe_vm *p)
 
 static int pv_wait_stop(struct pipe_vm *p, int ms)
 {
-	struct pollfd pf = { sqb_vm_event_fd(p->vm), POLLIN, 0 };
+	struct pollfd pf = {sqb_vm_event_fd(p->vm), POLLIN, 0};
 	int rc = poll(&pf, 1, ms);
 
 	pv_drain(p);
@@ -200,7 +200,7 @@ static void test_state_slots_round_trip_while_paused(void **state)
 static void test_create_errors_say_what(void **state)
 {
 	struct sqb_vm_config cfg = SQB_VM_CONFIG_INIT;
-	struct sqb_diag d = { 0 };
+	struct sqb_diag d = {0};
 	sqb_vm *vm = (sqb_vm *)1;
 
 	(void)state;
@@ -222,10 +222,10 @@ static void test_create_errors_say_what(void **state)
 int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_two_vms_run_at_once),
-		cmocka_unit_test(test_pause_parks_every_vcpu_and_resume_continues),
-		cmocka_unit_test(test_state_slots_round_trip_while_paused),
-		cmocka_unit_test(test_create_errors_say_what),
+	    cmocka_unit_test(test_two_vms_run_at_once),
+	    cmocka_unit_test(test_pause_parks_every_vcpu_and_resume_continues),
+	    cmocka_unit_test(test_state_slots_round_trip_while_paused),
+	    cmocka_unit_test(test_create_errors_say_what),
 	};
 	int fd;
 
