@@ -1,5 +1,5 @@
 /* Working-set sidecar: a snapfmt file of role STATE holding a WSET section
- * (page runs in first-touch order) and WSPG extension sections with those
+ * (page runs in first-touch order, [F-58]) and `wspg` extension sections with those
  * pages' bytes in the same order, so the next restore gets its working set in
  * one sequential read.  The header's companion uuid + digest name the
  * snapshot it was recorded on; any other snapshot refuses it. */
@@ -12,7 +12,7 @@
 #include "log.h"
 #include "restore_int.h"
 
-#define SQB_SEC_WSPG SQB_FOURCC('W', 'S', 'P', 'G') /* squib restore extension */
+#define SQB_SEC_WSPG SQB_FOURCC('w', 's', 'p', 'g') /* extension: lowercase, [F-25] */
 #define WSPG_MAX (32u << 20)			      /* bytes per WSPG section */
 
 static void wdiag(struct sqb_diag *d, const char *reason)
