@@ -7,7 +7,7 @@
 runs=${1:-5} vcpus=${2:-1} mem=${3:-256} kimg=${4:-vmlinuz}
 G=${SQB_GUEST_DIR:-/guest}
 T=$(mktemp -d)
-args="console=ttyS0 reboot=k panic=1 pci=off i8042.noaux i8042.nomux i8042.nopnp i8042.dumbkbd quiet"
+args="console=ttyS0 reboot=k panic=1 pci=off i8042.noaux i8042.nomux i8042.dumbkbd quiet"
 cat >"$T/cfg.json" <<JSON
 {"boot-source": {"kernel_image_path": "$G/$kimg", "initrd_path": "$G/initramfs.cpio.gz",
                  "boot_args": "$args"},

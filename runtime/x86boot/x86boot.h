@@ -66,8 +66,7 @@ struct sqb_x86boot_in {
  * PUT /boot-source without boot_args).  See docs/linux-boot.md for why each
  * option is there. */
 #define SQB_X86BOOT_DEFAULT_CMDLINE                                                         \
-	"console=ttyS0 reboot=k panic=1 pci=off i8042.noaux i8042.nomux i8042.nopnp "      \
-	"i8042.dumbkbd"
+	"console=ttyS0 reboot=k panic=1 pci=off i8042.noaux i8042.nomux i8042.dumbkbd"
 
 const char *sqb_x86boot_default_cmdline(void);
 

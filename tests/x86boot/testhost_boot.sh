@@ -18,7 +18,7 @@ fi
 
 boot() { # boot NAME KERNEL CPUS
 	xbrun -c "$3" -m 256 -t 120 -i $G/initramfs.cpio.gz -u SQUIB-READY \
-		-a "console=ttyS0 reboot=k panic=1 pci=off i8042.noaux i8042.nomux i8042.nopnp i8042.dumbkbd quiet" \
+		-a "console=ttyS0 reboot=k panic=1 pci=off i8042.noaux i8042.nomux i8042.dumbkbd quiet" \
 		"$2" >"$T/$1.log" 2>&1
 	rc=$?
 	grep -E 'XBRUN|SQUIB-READY|Kernel panic|BUG' "$T/$1.log"
