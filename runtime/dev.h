@@ -1,6 +1,7 @@
 /* Devices and the port bus (private to runtime/).
  *
- *   vCPU exit (port, size, data) ──> sqb_bus_io() ──> devices[] table (const,
+ *   vCPU exit (space, addr, size, data) ──> sqb_bus_access() ──> devices[]
+ *   table (const,
  *   ordered) ──> dev ops: io / save / restore, state in a plain struct.
  *
  * Devices never see the hypervisor: they raise interrupts and ask for a
@@ -60,13 +61,17 @@ struct sqb_devices {
 	struct sqb_i8042 i8042;
 };
 
+/* Address spaces a device can sit in. */
+enum sqb_bus_space { SQB_BUS_PIO = 0, SQB_BUS_MMIO = 1 };
+
 struct sqb_dev_desc {
 	const char *name;
-	uint16_t base, len; /* port range */
+	enum sqb_bus_space space;
+	uint64_t base, len; /* port or guest-physical range */
 	size_t state_size;
 	unsigned int state_version;
 	/* data is size bytes; reads fill it. */
-	void (*io)(struct sqb_devices *d, uint16_t off, uint8_t *data, unsigned int size,
+	void (*io)(struct sqb_devices *d, uint64_t off, uint8_t *data, unsigned int size,
 		   int is_write);
 	void (*save)(struct sqb_devices *d, void *state);
 	int (*restore)(struct sqb_devices *d, const void *state);
@@ -77,18 +82,18 @@ extern const unsigned int sqb_devices_count;
 
 void sqb_devices_init(struct sqb_devices *d, const struct sqb_dev_host *host);
 void sqb_devices_destroy(struct sqb_devices *d);
-/* Dispatch one port access; unclaimed reads return all-ones.  Returns 1 if
- * a device claimed the port, 0 if not. */
-int sqb_bus_io(struct sqb_devices *d, uint16_t port, uint8_t *data, unsigned int size,
-	       int is_write);
+/* Dispatch one port or MMIO access; unclaimed reads return all-ones,
+ * unclaimed writes are dropped.  Returns 1 if a device claimed it, else 0. */
+int sqb_bus_access(struct sqb_devices *d, enum sqb_bus_space space, uint64_t addr, uint8_t *data,
+		   unsigned int size, int is_write);
 
-void sqb_uart_io(struct sqb_devices *d, uint16_t off, uint8_t *data, unsigned int size,
+void sqb_uart_io(struct sqb_devices *d, uint64_t off, uint8_t *data, unsigned int size,
 		 int is_write);
 void sqb_uart_save(struct sqb_devices *d, void *state);
 int sqb_uart_restore(struct sqb_devices *d, const void *state);
 size_t sqb_uart_input(struct sqb_uart *u, const uint8_t *buf, size_t len);
 
-void sqb_i8042_io(struct sqb_devices *d, uint16_t off, uint8_t *data, unsigned int size,
+void sqb_i8042_io(struct sqb_devices *d, uint64_t off, uint8_t *data, unsigned int size,
 		  int is_write);
 void sqb_i8042_save(struct sqb_devices *d, void *state);
 int sqb_i8042_restore(struct sqb_devices *d, const void *state);

@@ -1,11 +1,12 @@
-/* The port I/O bus: the explicit, ordered device table of a squib microVM
- * and the dispatcher vCPU exits go through.  Unclaimed ports read as
- * all-ones and swallow writes, like an empty ISA bus. */
+/* The device bus: the explicit, ordered device table of a squib microVM
+ * (port I/O and MMIO ranges) and the dispatcher vCPU exits go through.
+ * Unclaimed addresses read as all-ones and swallow writes, like an empty
+ * ISA bus.  Virtio-MMIO devices join this table in later issues. */
 #include <string.h>
 
 #include "dev.h"
 
-static void null_io(struct sqb_devices *d, uint16_t off, uint8_t *data, unsigned int size,
+static void null_io(struct sqb_devices *d, uint64_t off, uint8_t *data, unsigned int size,
 		    int is_write)
 {
 	(void)d;
@@ -15,12 +16,12 @@ static void null_io(struct sqb_devices *d, uint16_t off, uint8_t *data, unsigned
 }
 
 const struct sqb_dev_desc sqb_devices_table[] = {
-    {"uart0", 0x3f8, 8, sizeof(struct sqb_uart_state), SQB_UART_STATE_VERSION, sqb_uart_io,
-     sqb_uart_save, sqb_uart_restore},
-    {"i8042", 0x60, 5, sizeof(struct sqb_i8042_state), SQB_I8042_STATE_VERSION, sqb_i8042_io,
-     sqb_i8042_save, sqb_i8042_restore},
+    {"uart0", SQB_BUS_PIO, 0x3f8, 8, sizeof(struct sqb_uart_state), SQB_UART_STATE_VERSION,
+     sqb_uart_io, sqb_uart_save, sqb_uart_restore},
+    {"i8042", SQB_BUS_PIO, 0x60, 5, sizeof(struct sqb_i8042_state), SQB_I8042_STATE_VERSION,
+     sqb_i8042_io, sqb_i8042_save, sqb_i8042_restore},
     /* POST code port: guests (and the exit benchmark) write here freely. */
-    {"postcode", 0x80, 1, 0, 0, null_io, NULL, NULL},
+    {"postcode", SQB_BUS_PIO, 0x80, 1, 0, 0, null_io, NULL, NULL},
 };
 const unsigned int sqb_devices_count = sizeof(sqb_devices_table) / sizeof(sqb_devices_table[0]);
 
@@ -45,13 +46,14 @@ void sqb_devices_destroy(struct sqb_devices *d)
 	pthread_mutex_destroy(&d->i8042.lock);
 }
 
-int sqb_bus_io(struct sqb_devices *d, uint16_t port, uint8_t *data, unsigned int size, int is_write)
+int sqb_bus_access(struct sqb_devices *d, enum sqb_bus_space space, uint64_t addr, uint8_t *data,
+		   unsigned int size, int is_write)
 {
 	for (unsigned int i = 0; i < sqb_devices_count; i++) {
 		const struct sqb_dev_desc *dd = &sqb_devices_table[i];
 
-		if (port >= dd->base && port < dd->base + dd->len) {
-			dd->io(d, (uint16_t)(port - dd->base), data, size, is_write);
+		if (dd->space == space && addr >= dd->base && addr - dd->base < dd->len) {
+			dd->io(d, addr - dd->base, data, size, is_write);
 			return 1;
 		}
 	}

@@ -38,7 +38,7 @@ static uint8_t i8042_pop(struct sqb_i8042 *k)
 	return b;
 }
 
-void sqb_i8042_io(struct sqb_devices *d, uint16_t off, uint8_t *data, unsigned int size,
+void sqb_i8042_io(struct sqb_devices *d, uint64_t off, uint8_t *data, unsigned int size,
 		  int is_write)
 {
 	struct sqb_i8042 *k = &d->i8042;

@@ -34,7 +34,7 @@ static int uart_update_iir(struct sqb_uart *u)
 	return iir != IIR_NONE;
 }
 
-static uint8_t uart_read(struct sqb_uart *u, uint16_t off, int *irq)
+static uint8_t uart_read(struct sqb_uart *u, uint64_t off, int *irq)
 {
 	struct sqb_uart_state *s = &u->st;
 	uint8_t v = 0;
@@ -71,7 +71,7 @@ static uint8_t uart_read(struct sqb_uart *u, uint16_t off, int *irq)
 	}
 }
 
-static void uart_write(struct sqb_uart *u, uint16_t off, uint8_t v, int *irq, int *out)
+static void uart_write(struct sqb_uart *u, uint64_t off, uint8_t v, int *irq, int *out)
 {
 	struct sqb_uart_state *s = &u->st;
 
@@ -113,7 +113,7 @@ static void uart_write(struct sqb_uart *u, uint16_t off, uint8_t v, int *irq, in
 	}
 }
 
-void sqb_uart_io(struct sqb_devices *d, uint16_t off, uint8_t *data, unsigned int size,
+void sqb_uart_io(struct sqb_devices *d, uint64_t off, uint8_t *data, unsigned int size,
 		 int is_write)
 {
 	struct sqb_uart *u = &d->uart;

@@ -126,14 +126,16 @@ static enum sqb_vm_stop_reason vcpu_dispatch(struct sqb_vcpu *vc, struct sqb_hv_
 	case SQB_HV_EXIT_IO:
 		vc->io_exits++;
 		for (uint32_t i = 0; i < ex->u.io.count; i++)
-			sqb_bus_io(&vc->vm->devs, ex->u.io.port, ex->u.io.data + i * ex->u.io.size,
-				   ex->u.io.size, ex->u.io.is_write);
+			sqb_bus_access(&vc->vm->devs, SQB_BUS_PIO, ex->u.io.port,
+				       ex->u.io.data + i * ex->u.io.size, ex->u.io.size,
+				       ex->u.io.is_write);
 		return SQB_VM_STOP_NONE;
 	case SQB_HV_EXIT_MMIO:
-		/* No MMIO devices yet: reads see all-ones, writes are dropped. */
 		vc->mmio_exits++;
-		if (!ex->u.mmio.is_write)
-			memset(ex->u.mmio.data, 0xff, ex->u.mmio.len);
+		if (ex->u.mmio.len > 8)
+			ex->u.mmio.len = 8;
+		sqb_bus_access(&vc->vm->devs, SQB_BUS_MMIO, ex->u.mmio.gpa, ex->u.mmio.data,
+			       ex->u.mmio.len, ex->u.mmio.is_write);
 		return SQB_VM_STOP_NONE;
 	case SQB_HV_EXIT_HLT:
 		snprintf(msg, msglen, "vCPU %u halted with interrupts off", vc->index);

@@ -1,6 +1,7 @@
 /* memory-pattern guest: deterministic pseudo-random writes (splitmix64) into
  * every 4 KiB page of `mib=` MiB starting at 4 MiB, `wpp=` words per page in
- * disjoint slots, then a verify pass; prints the checksum the host checks. */
+ * disjoint slots, then a verify pass; prints the checksum the host checks.
+ * First probes an unclaimed MMIO address (must read all-ones). */
 #include "guest.h"
 
 #define REGION_BASE (4UL << 20)
@@ -44,6 +45,12 @@ void guest_main(uint32_t start_info)
 	seed = cmdline_u64("seed", 1);
 	if (wpp < 1 || wpp > 512)
 		wpp = 4;
+	/* An unclaimed MMIO address in the 32-bit hole: the write is dropped and
+	 * the read sees all-ones (the VMM's MMIO exit path). */
+	*(volatile uint32_t *)0xd0000000UL = 0x12345678;
+	puts_serial("PATTERN mmio-hole=");
+	put_hex(*(volatile uint32_t *)0xd0000000UL);
+	puts_serial("\n");
 	puts_serial("PATTERN start mib=");
 	put_u64(mib);
 	puts_serial("\n");

@@ -70,6 +70,7 @@ static void test_mempattern_guest_verifies_and_checksum_matches(void **state)
 	snprintf(want, sizeof(want), "PATTERN OK mib=8 checksum=0x%016llx",
 		 (unsigned long long)pattern_checksum(8, 4, 7));
 	expect_serial(&t, want, 30000);
+	expect_serial(&t, "PATTERN mmio-hole=0x00000000ffffffff\n", 100);
 	assert_int_equal(tc_wait_exit(&t, 10000), 0); /* guest reset ends squib cleanly */
 	tc_stop(&t);
 }
