@@ -52,7 +52,7 @@ static struct row rows[24];
 static int nrows;
 
 static void add(const char *name, const char *target, int verdict, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
+    __attribute__((format(printf, 4, 5)));
 static void add(const char *name, const char *target, int verdict, const char *fmt, ...)
 {
 	va_list ap;
@@ -90,8 +90,8 @@ static void bare_copy(uint64_t len, uint64_t *p50, uint64_t *p99)
 	uint64_t area = (uint64_t)n * len, *t = calloc((size_t)n, sizeof(*t));
 	uint8_t *src = malloc(len), *dst;
 	int fd = (int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
-	struct uffdio_api api = { .api = UFFD_API };
-	struct uffdio_register reg = { .mode = UFFDIO_REGISTER_MODE_MISSING };
+	struct uffdio_api api = {.api = UFFD_API};
+	struct uffdio_register reg = {.mode = UFFDIO_REGISTER_MODE_MISSING};
 
 	*p50 = *p99 = 0;
 	memset(src, 0x5a, len);
@@ -103,8 +103,8 @@ static void bare_copy(uint64_t len, uint64_t *p50, uint64_t *p99)
 	if (ioctl(fd, UFFDIO_REGISTER, &reg))
 		goto out;
 	for (int i = 0; i < n; i++) {
-		struct uffdio_copy c = { .dst = (uintptr_t)dst + (uint64_t)i * len,
-					 .src = (uintptr_t)src, .len = len };
+		struct uffdio_copy c = {
+		    .dst = (uintptr_t)dst + (uint64_t)i * len, .src = (uintptr_t)src, .len = len};
 		uint64_t t0 = now_ns();
 
 		if (ioctl(fd, UFFDIO_COPY, &c))
@@ -140,7 +140,7 @@ static void *bare_main(void *arg)
 	static uint8_t src[65536];
 
 	for (uint64_t i = 0; i < b->n;) {
-		struct pollfd p = { b->fd, POLLIN, 0 };
+		struct pollfd p = {b->fd, POLLIN, 0};
 		struct uffd_msg msg;
 		uint64_t t0;
 
@@ -149,9 +149,9 @@ static void *bare_main(void *arg)
 		t0 = now_ns();
 		{
 			struct uffdio_copy c = {
-				.dst = msg.arg.pagefault.address & ~(b->len - 1),
-				.src = (uintptr_t)src,
-				.len = b->len,
+			    .dst = msg.arg.pagefault.address & ~(b->len - 1),
+			    .src = (uintptr_t)src,
+			    .len = b->len,
 			};
 
 			(void)ioctl(b->fd, UFFDIO_COPY, &c);
@@ -164,16 +164,16 @@ static void *bare_main(void *arg)
 static void bare_handler(uint64_t len, const uint64_t *pages, uint64_t n, uint64_t *p50,
 			 uint64_t *p99)
 {
-	struct bare b = { .len = len, .n = n };
-	struct uffdio_api api = { .api = UFFD_API };
-	struct uffdio_register reg = { .mode = UFFDIO_REGISTER_MODE_MISSING };
+	struct bare b = {.len = len, .n = n};
+	struct uffdio_api api = {.api = UFFD_API};
+	struct uffdio_register reg = {.mode = UFFDIO_REGISTER_MODE_MISSING};
 	pthread_t th;
 
 	*p50 = *p99 = 0;
 	b.t = calloc(n, sizeof(*b.t));
 	b.fd = (int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
-	b.base = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
-		      -1, 0);
+	b.base = mmap(NULL, size, PROT_READ | PROT_WRITE,
+		      MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 	if (b.fd < 0 || ioctl(b.fd, UFFDIO_API, &api) || b.base == MAP_FAILED)
 		goto out;
 	reg.range.start = (uintptr_t)b.base;
@@ -197,7 +197,7 @@ static sqb_restore *start(sqb_snap *s, enum sqb_restore_strategy st, unsigned in
 			  const char *wset, uint64_t *ns)
 {
 	struct sqb_restore_opts o = SQB_RESTORE_OPTS_INIT;
-	struct sqb_diag d = { 0 };
+	struct sqb_diag d = {0};
 	sqb_restore *rs;
 	uint64_t t0 = now_ns();
 	int err;
@@ -244,12 +244,12 @@ static void bench_first_access_and_mmap(sqb_snap *raw, sqb_snap *lz4)
 
 	if (have_uffd) {
 		rs = start(lz4, SQB_RESTORE_LAZY, 0, NULL, &t_start);
-		t_touch = touch(host0(rs), (uint64_t[]){ size / 4096 / 2 }, 1);
+		t_touch = touch(host0(rs), (uint64_t[]){size / 4096 / 2}, 1);
 		add("time to first access, lazy", "", -1, "%.3f ms", (t_start + t_touch) / 1e6);
 		sqb_restore_free(rs);
 	}
 	rs = start(raw, SQB_RESTORE_MMAP, SQB_RESTORE_TRUST_RAW, NULL, &t_start);
-	t_touch = touch(host0(rs), (uint64_t[]){ size / 4096 / 2 }, 1);
+	t_touch = touch(host0(rs), (uint64_t[]){size / 4096 / 2}, 1);
 	sqb_restore_free(rs);
 	add("time to first access, mmap", "", -1, "%.3f ms", (t_start + t_touch) / 1e6);
 	add("mmap setup (RAW trusted)", "<= 1 ms/GiB", t_start * (1ull << 30) / size <= 1000000,
@@ -307,9 +307,9 @@ static void bench_faults(sqb_snap *s)
 	b50 = h50;
 	add("fault service 4K, with decode", "", -1, "%.1f / %.1f us (%.2fx)",
 	    st.fault_p50_ns / 1e3, st.fault_p99_ns / 1e3, (double)st.fault_p50_ns / (double)b50);
-	add("fault service 4K, source in mem", "<= 1.3x bare hdlr", st.install_p50_ns <= b50 * 13 / 10,
-	    "%.1f / %.1f us (%.2fx)", st.install_p50_ns / 1e3, st.install_p99_ns / 1e3,
-	    (double)st.install_p50_ns / (double)b50);
+	add("fault service 4K, source in mem", "<= 1.3x bare hdlr",
+	    st.install_p50_ns <= b50 * 13 / 10, "%.1f / %.1f us (%.2fx)", st.install_p50_ns / 1e3,
+	    st.install_p99_ns / 1e3, (double)st.install_p50_ns / (double)b50);
 	free(pages);
 }
 
@@ -330,8 +330,8 @@ static void bench_convergence(sqb_snap *s)
 	sqb_restore_free(rs);
 	add("fully resident, eager", "", -1, "%.0f ms (%.2f GiB/s)", te / 1e6,
 	    (double)size / (1 << 30) / (te / 1e9));
-	add("fully resident, lazy", "<= 1.2x eager", tl * 10 <= te * 12, "%.0f ms (%.2fx)", tl / 1e6,
-	    (double)tl / (double)te);
+	add("fully resident, lazy", "<= 1.2x eager", tl * 10 <= te * 12, "%.0f ms (%.2fx)",
+	    tl / 1e6, (double)tl / (double)te);
 }
 
 static void bench_wset(sqb_snap *s)
@@ -394,7 +394,7 @@ int main(int argc, char **argv)
 	snprintf(ws_path, sizeof(ws_path), "%s/ws.sqb", dir);
 	{
 		int fd = (int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
-		struct uffdio_api api = { .api = UFFD_API, .features = UFFD_FEATURE_EVENT_REMOVE };
+		struct uffdio_api api = {.api = UFFD_API, .features = UFFD_FEATURE_EVENT_REMOVE};
 
 		have_uffd = fd >= 0 && !ioctl(fd, UFFDIO_API, &api);
 		if (fd >= 0)
@@ -435,7 +435,9 @@ int main(int argc, char **argv)
 	printf("\n%-34s %-30s %-18s %s\n", "metric", "value", "target", "result");
 	for (int i = 0; i < nrows; i++)
 		printf("%-34s %-30s %-18s %s\n", rows[i].name, rows[i].value, rows[i].target,
-		       rows[i].verdict < 0 ? "" : rows[i].verdict ? "PASS" : "MISS");
+		       rows[i].verdict < 0 ? ""
+		       : rows[i].verdict   ? "PASS"
+					   : "MISS");
 	sqb_snap_free(raw);
 	sqb_snap_free(lz4);
 	unlink(raw_path);

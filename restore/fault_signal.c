@@ -68,7 +68,7 @@ static void on_segv(int sig, siginfo_t *si, void *uc)
 	atomic_fetch_add(&rs->waiters, 1);
 	for (;;) {
 		uint32_t g = atomic_load(&rs->gen);
-		struct timespec ts = { 0, 20 * 1000 * 1000 };
+		struct timespec ts = {0, 20 * 1000 * 1000};
 
 		if (rs_bit(rs->pg_present, pg))
 			break;
@@ -78,8 +78,7 @@ static void on_segv(int sig, siginfo_t *si, void *uc)
 			raise(SIGBUS);
 		}
 		if (!sent)
-			sent = write(rs->sig_req_fd, &addr, sizeof(addr)) ==
-			       (ssize_t)sizeof(addr);
+			sent = write(rs->sig_req_fd, &addr, sizeof(addr)) == (ssize_t)sizeof(addr);
 		syscall(SYS_futex, &rs->gen, FUTEX_WAIT_PRIVATE, g, &ts, NULL, 0);
 	}
 	atomic_fetch_sub(&rs->waiters, 1);
@@ -89,7 +88,7 @@ static int sig_wait(struct fault_src *fs, struct fault_ev *ev, int max, int time
 {
 	struct sig_src *s = (struct sig_src *)fs;
 	uint64_t a[64], v;
-	struct pollfd p[2] = { { s->req[0], POLLIN, 0 }, { s->evfd, POLLIN, 0 } };
+	struct pollfd p[2] = {{s->req[0], POLLIN, 0}, {s->evfd, POLLIN, 0}};
 	ssize_t got;
 	int n = 0;
 
@@ -115,7 +114,7 @@ static int sig_wait(struct fault_src *fs, struct fault_ev *ev, int max, int time
 static int sig_ready(struct fault_src *fs, int timeout_ms)
 {
 	struct sig_src *s = (struct sig_src *)fs;
-	struct pollfd p[2] = { { s->req[0], POLLIN, 0 }, { s->evfd, POLLIN, 0 } };
+	struct pollfd p[2] = {{s->req[0], POLLIN, 0}, {s->evfd, POLLIN, 0}};
 	uint64_t v;
 
 	if (poll(p, 2, timeout_ms) <= 0)
@@ -177,14 +176,14 @@ static void sig_destroy(struct fault_src *fs)
 }
 
 static const struct fault_ops sig_ops = {
-	.name = "sigsegv",
-	.wait = sig_wait,
-	.ready = sig_ready,
-	.install = sig_install,
-	.zero = sig_zero,
-	.wake = sig_wake,
-	.kick = sig_kick,
-	.destroy = sig_destroy,
+    .name = "sigsegv",
+    .wait = sig_wait,
+    .ready = sig_ready,
+    .install = sig_install,
+    .zero = sig_zero,
+    .wake = sig_wake,
+    .kick = sig_kick,
+    .destroy = sig_destroy,
 };
 
 static int install_handler(void)

@@ -18,8 +18,8 @@ struct uffd_src {
 	struct fault_src base;
 	int fd;
 	int evfd;
-	int own;	  /* we created and registered it */
-	int no_zeropage;  /* range does not support UFFDIO_ZEROPAGE */
+	int own;	 /* we created and registered it */
+	int no_zeropage; /* range does not support UFFDIO_ZEROPAGE */
 };
 
 static const uint8_t zeros[RS_BLOCK];
@@ -35,7 +35,7 @@ static int uffd_wait(struct fault_src *fs, struct fault_ev *ev, int max, int tim
 		max = 64;
 	got = read(u->fd, msg, sizeof(msg[0]) * (size_t)max);
 	if (got < 0 && errno == EAGAIN && timeout_ms) {
-		struct pollfd p[2] = { { u->fd, POLLIN, 0 }, { u->evfd, POLLIN, 0 } };
+		struct pollfd p[2] = {{u->fd, POLLIN, 0}, {u->evfd, POLLIN, 0}};
 		uint64_t v;
 
 		if (poll(p, 2, timeout_ms) < 0)
@@ -64,7 +64,7 @@ static int uffd_wait(struct fault_src *fs, struct fault_ev *ev, int max, int tim
 static int uffd_ready(struct fault_src *fs, int timeout_ms)
 {
 	struct uffd_src *u = (struct uffd_src *)fs;
-	struct pollfd p[2] = { { u->fd, POLLIN, 0 }, { u->evfd, POLLIN, 0 } };
+	struct pollfd p[2] = {{u->fd, POLLIN, 0}, {u->evfd, POLLIN, 0}};
 	uint64_t v;
 
 	if (poll(p, 2, timeout_ms) <= 0)
@@ -84,7 +84,7 @@ static int uffd_install(struct fault_src *fs, struct rs_range *rg, uint64_t off,
 	int exist = 0;
 
 	while (len) {
-		struct uffdio_copy c = { .dst = dst, .src = (uintptr_t)s, .len = len };
+		struct uffdio_copy c = {.dst = dst, .src = (uintptr_t)s, .len = len};
 		int e;
 
 		if (!ioctl(u->fd, UFFDIO_COPY, &c))
@@ -115,7 +115,7 @@ static int uffd_zero(struct fault_src *fs, struct rs_range *rg, uint64_t off, ui
 	int exist = 0;
 
 	while (len && !u->no_zeropage) {
-		struct uffdio_zeropage z = { .range = { .start = dst, .len = len } };
+		struct uffdio_zeropage z = {.range = {.start = dst, .len = len}};
 		int e;
 
 		if (!ioctl(u->fd, UFFDIO_ZEROPAGE, &z))
@@ -152,7 +152,7 @@ static int uffd_zero(struct fault_src *fs, struct rs_range *rg, uint64_t off, ui
 static int uffd_wake(struct fault_src *fs, uint64_t addr, uint64_t len)
 {
 	struct uffd_src *u = (struct uffd_src *)fs;
-	struct uffdio_range r = { .start = addr, .len = len };
+	struct uffdio_range r = {.start = addr, .len = len};
 
 	if (!len)
 		return 0;
@@ -174,7 +174,7 @@ static void uffd_destroy(struct fault_src *fs)
 
 	if (u->own)
 		for (unsigned int i = 0; i < rs->nrg; i++) {
-			struct uffdio_range r = { .start = rs->rg[i].host, .len = rs->rg[i].size };
+			struct uffdio_range r = {.start = rs->rg[i].host, .len = rs->rg[i].size};
 
 			(void)ioctl(u->fd, UFFDIO_UNREGISTER, &r);
 		}
@@ -186,19 +186,19 @@ static void uffd_destroy(struct fault_src *fs)
 }
 
 static const struct fault_ops uffd_ops = {
-	.name = "userfaultfd",
-	.wait = uffd_wait,
-	.ready = uffd_ready,
-	.install = uffd_install,
-	.zero = uffd_zero,
-	.wake = uffd_wake,
-	.kick = uffd_kick,
-	.destroy = uffd_destroy,
+    .name = "userfaultfd",
+    .wait = uffd_wait,
+    .ready = uffd_ready,
+    .install = uffd_install,
+    .zero = uffd_zero,
+    .wake = uffd_wake,
+    .kick = uffd_kick,
+    .destroy = uffd_destroy,
 };
 
 static int uffd_open_own(struct uffd_src *u, sqb_restore *rs)
 {
-	struct uffdio_api api = { .api = UFFD_API, .features = UFFD_FEATURE_EVENT_REMOVE };
+	struct uffdio_api api = {.api = UFFD_API, .features = UFFD_FEATURE_EVENT_REMOVE};
 
 	u->fd = (int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
 	if (u->fd < 0)
@@ -207,8 +207,8 @@ static int uffd_open_own(struct uffd_src *u, sqb_restore *rs)
 		return errno == EINVAL ? -ENOTSUP : -errno; /* no EVENT_REMOVE: refuse */
 	for (unsigned int i = 0; i < rs->nrg; i++) {
 		struct uffdio_register reg = {
-			.range = { .start = rs->rg[i].host, .len = rs->rg[i].size },
-			.mode = UFFDIO_REGISTER_MODE_MISSING,
+		    .range = {.start = rs->rg[i].host, .len = rs->rg[i].size},
+		    .mode = UFFDIO_REGISTER_MODE_MISSING,
 		};
 
 		if (ioctl(u->fd, UFFDIO_REGISTER, &reg))

@@ -196,7 +196,7 @@ static int validate(sqb_snap *s, const struct sqb_restore_opts *o, struct sqb_di
 		}
 	}
 	if (o->flags & SQB_RESTORE_VERIFY) {
-		struct vfirst v = { 0 };
+		struct vfirst v = {0};
 		int err = sqb_snap_verify(s, SQB_VERIFY_CHAIN, 1, verify_cb, &v);
 
 		if (err) {
@@ -297,8 +297,8 @@ static int make_memory(sqb_restore *rs)
 		void *p;
 
 		if (use_memfd)
-			p = mmap(NULL, rg->size, sig ? PROT_NONE : PROT_READ | PROT_WRITE, MAP_SHARED,
-				 rs->memfd, (off_t)off);
+			p = mmap(NULL, rg->size, sig ? PROT_NONE : PROT_READ | PROT_WRITE,
+				 MAP_SHARED, rs->memfd, (off_t)off);
 		else
 			p = mmap(NULL, rg->size, PROT_READ | PROT_WRITE,
 				 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);

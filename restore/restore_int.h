@@ -9,20 +9,20 @@
 
 #include "squib/restore.h"
 
-#define RS_BLOCK (64u << 10) /* unit decoded once and installed whole */
-#define RS_HPAGE 4096u	     /* host page: unit of REMOVE and of protection */
+#define RS_BLOCK       (64u << 10) /* unit decoded once and installed whole */
+#define RS_HPAGE       4096u	   /* host page: unit of REMOVE and of protection */
 #define RS_MAX_SAMPLES (1u << 20)
 
 /* One destination range (a snapshot region, or the part of one a VMM gave). */
 struct rs_range {
-	uint64_t host;	  /* address in the fault owner's address space */
-	uint8_t *local;	  /* the same bytes in this process, or NULL (external uffd) */
-	uint8_t *alias;	  /* signal mode: writable second mapping of the memfd */
+	uint64_t host;	/* address in the fault owner's address space */
+	uint8_t *local; /* the same bytes in this process, or NULL (external uffd) */
+	uint8_t *alias; /* signal mode: writable second mapping of the memfd */
 	uint64_t gpa;
 	uint64_t size;
-	uint64_t blk0;	  /* first global block index */
+	uint64_t blk0; /* first global block index */
 	uint64_t nblk;
-	uint64_t pg0;	  /* first global host-page index */
+	uint64_t pg0; /* first global host-page index */
 	unsigned int region;
 };
 
@@ -58,7 +58,6 @@ struct fault_src {
 	sqb_restore *rs;
 };
 
-
 struct sqb_restore {
 	sqb_snap *snap;
 	struct sqb_restore_opts o;
@@ -68,17 +67,17 @@ struct sqb_restore {
 	/* destination */
 	struct rs_range *rg;
 	unsigned int nrg;
-	int own_mem;	/* library-made mappings, unmapped by free */
-	int memfd;	/* SQB_RESTORE_MEMFD or signal mode, else -1 */
+	int own_mem; /* library-made mappings, unmapped by free */
+	int memfd;   /* SQB_RESTORE_MEMFD or signal mode, else -1 */
 	uint8_t *alias_base;
-	uint64_t total;	/* bytes */
+	uint64_t total; /* bytes */
 
 	/* block and page state */
 	uint64_t nblk, npg;
-	_Atomic uint8_t *blk_state;	/* 0 missing, 1 present */
-	_Atomic uint64_t *pg_present;	/* bit per host page */
+	_Atomic uint8_t *blk_state;   /* 0 missing, 1 present */
+	_Atomic uint64_t *pg_present; /* bit per host page */
 	_Atomic uint64_t *pg_removed;
-	_Atomic uint64_t *pg_claim;	/* signal mode: page taken by one installer */
+	_Atomic uint64_t *pg_claim; /* signal mode: page taken by one installer */
 	atomic_uint_fast64_t blocks_present;
 
 	/* lazy engine */
@@ -88,7 +87,7 @@ struct sqb_restore {
 	pthread_t *workers;
 	unsigned int nworkers;
 	pthread_mutex_t lock;
-	pthread_cond_t cond;	   /* state change, fetch done */
+	pthread_cond_t cond; /* state change, fetch done */
 	atomic_uint_fast64_t fill_cursor;
 	_Atomic int stop;
 	_Atomic int error;	   /* first failure, sticks */
@@ -96,39 +95,38 @@ struct sqb_restore {
 	_Atomic int done;	   /* every block present */
 	_Atomic uint32_t gen;	   /* futex word bumped after each install (signal mode) */
 	_Atomic int waiters;
-	int sig_req_fd;		   /* signal mode: where the SIGSEGV handler posts */
+	int sig_req_fd; /* signal mode: where the SIGSEGV handler posts */
 	int record;
-	uint64_t *rec;		   /* recorded guest addresses, first-touch order */
+	uint64_t *rec; /* recorded guest addresses, first-touch order */
 	size_t nrec, caprec;
-	uint64_t *fetch_q;	   /* blocks asked for by sqb_restore_fetch */
+	uint64_t *fetch_q; /* blocks asked for by sqb_restore_fetch */
 	size_t nfetch, capfetch;
 
 	/* working set prefetch */
 	struct sqb_wset_range *ws;
-	size_t nws, ws_i;	   /* next range to install */
-	uint64_t ws_page;	   /* next page inside ws[ws_i] */
-	uint8_t *ws_data;	   /* pages in order, or NULL: decode from snap */
+	size_t nws, ws_i; /* next range to install */
+	uint64_t ws_page; /* next page inside ws[ws_i] */
+	uint8_t *ws_data; /* pages in order, or NULL: decode from snap */
 	uint64_t ws_off;
-	pthread_t prefetcher;	   /* installs the working set beside the handler */
+	pthread_t prefetcher; /* installs the working set beside the handler */
 	int prefetch_started;
-	_Atomic int installers;	   /* filler + prefetch threads still installing */
-	pthread_rwlock_t ev_lock;  /* read events (W) vs prefetch installs (R) */
+	_Atomic int installers;	  /* filler + prefetch threads still installing */
+	pthread_rwlock_t ev_lock; /* read events (W) vs prefetch installs (R) */
 	uint8_t *pbuf;
-	uint32_t *ws_idx;	   /* host page -> 1 + its page in ws_data, or 0 */
+	uint32_t *ws_idx; /* host page -> 1 + its page in ws_data, or 0 */
 
 	/* stats */
 	atomic_uint_fast64_t faults, removed, mapped, decoded;
-	uint32_t *samples;	   /* fault service, event read -> installed */
-	uint32_t *samples_inst;	   /* the same minus reading/decoding the source */
+	uint32_t *samples;	/* fault service, event read -> installed */
+	uint32_t *samples_inst; /* the same minus reading/decoding the source */
 	size_t nsamples;
-	uint64_t dec_ns;	   /* handler: source time of the fault being served */
-	uint8_t *hbuf; /* handler's decode buffer */
+	uint64_t dec_ns; /* handler: source time of the fault being served */
+	uint8_t *hbuf;	 /* handler's decode buffer */
 };
 
 /* restore_core.c */
 int rs_fail(sqb_restore *rs, int err, const struct sqb_diag *d);
-int rs_decode_block(sqb_restore *rs, uint64_t blk, uint8_t *buf, uint64_t *len,
-		    struct sqb_diag *d);
+int rs_decode_block(sqb_restore *rs, uint64_t blk, uint8_t *buf, uint64_t *len, struct sqb_diag *d);
 int rs_block_is_zero(sqb_restore *rs, uint64_t blk);
 struct rs_range *rs_block_range(sqb_restore *rs, uint64_t blk, uint64_t *off);
 struct rs_range *rs_addr_range(sqb_restore *rs, uint64_t host, uint64_t *off);

@@ -24,8 +24,8 @@ struct hstate {
 static void block_check_complete(sqb_restore *rs, struct rs_range *rg, uint64_t off)
 {
 	uint64_t blk = rg->blk0 + off / RS_BLOCK, boff = blk - rg->blk0;
-	uint64_t start = boff * RS_BLOCK, len = rg->size - start < RS_BLOCK ? rg->size - start
-									       : RS_BLOCK;
+	uint64_t start = boff * RS_BLOCK,
+		 len = rg->size - start < RS_BLOCK ? rg->size - start : RS_BLOCK;
 	uint64_t pg = rg->pg0 + start / RS_HPAGE;
 	uint8_t expect = 0;
 
@@ -120,7 +120,7 @@ static int serve_block(sqb_restore *rs, uint64_t blk)
 {
 	uint64_t off, len;
 	struct rs_range *rg = rs_block_range(rs, blk, &off);
-	struct sqb_diag d = { 0 };
+	struct sqb_diag d = {0};
 	uint64_t t0;
 	int err;
 
@@ -172,7 +172,7 @@ static int serve_fault(sqb_restore *rs, uint64_t addr, int retry)
 		err = put_range(rs, rg, off & ~(uint64_t)(RS_HPAGE - 1), RS_HPAGE, NULL);
 	else if (rs->record) {
 		uint64_t poff = off - off % rs->gps;
-		struct sqb_diag d = { 0 };
+		struct sqb_diag d = {0};
 		uint64_t t0 = rs_now_ns();
 
 		err = sqb_snap_read(rs->snap, rg->gpa + poff, rs->hbuf, rs->gps, &d);
@@ -265,7 +265,7 @@ static int ws_step(sqb_restore *rs, uint8_t *buf, int locked)
 			off = gpa - rg->gpa;
 			data = rs->ws_data ? rs->ws_data + rs->ws_off : NULL;
 			if (!data) {
-				struct sqb_diag d = { 0 };
+				struct sqb_diag d = {0};
 
 				if ((err = sqb_snap_read(rs->snap, gpa, buf, len, &d)))
 					return rs_fail(rs, err, &d), 0;
@@ -310,7 +310,8 @@ static int ws_index(sqb_restore *rs)
 
 			for (unsigned int j = 0; j < rs->nrg; j++)
 				if (gpa - rs->rg[j].gpa < rs->rg[j].size && k < UINT32_MAX) {
-					uint64_t pg = rs->rg[j].pg0 + (gpa - rs->rg[j].gpa) / RS_HPAGE;
+					uint64_t pg =
+					    rs->rg[j].pg0 + (gpa - rs->rg[j].gpa) / RS_HPAGE;
 
 					for (uint32_t h = 0; h < rs->gps / RS_HPAGE; h++)
 						if (!rs->ws_idx[pg + h])
@@ -461,7 +462,7 @@ static int fill_one(sqb_restore *rs, uint64_t blk, uint8_t *buf)
 {
 	uint64_t off, len;
 	struct rs_range *rg = rs_block_range(rs, blk, &off);
-	struct sqb_diag d = { 0 };
+	struct sqb_diag d = {0};
 	int zero, err;
 
 	len = rg->size - off < RS_BLOCK ? rg->size - off : RS_BLOCK;
@@ -516,7 +517,8 @@ int rs_lazy_fetch(sqb_restore *rs, uint64_t gpa, uint64_t len)
 		if (lo >= hi)
 			continue;
 		pthread_mutex_lock(&rs->lock);
-		for (uint64_t b = (lo - rg->gpa) / RS_BLOCK; b <= (hi - 1 - rg->gpa) / RS_BLOCK; b++) {
+		for (uint64_t b = (lo - rg->gpa) / RS_BLOCK; b <= (hi - 1 - rg->gpa) / RS_BLOCK;
+		     b++) {
 			if (rs->nfetch == rs->capfetch) {
 				size_t cap = rs->capfetch ? rs->capfetch * 2 : 64;
 				uint64_t *q = realloc(rs->fetch_q, cap * sizeof(*q));
@@ -532,9 +534,10 @@ int rs_lazy_fetch(sqb_restore *rs, uint64_t gpa, uint64_t len)
 		}
 		rs->fs->ops->kick(rs->fs);
 		while (!err && !atomic_load(&rs->error) &&
-		       block_missing(rs, rg, lo - rg->gpa - (lo - rg->gpa) % RS_HPAGE,
-				     ((hi - rg->gpa + RS_HPAGE - 1) / RS_HPAGE -
-				      (lo - rg->gpa) / RS_HPAGE) * RS_HPAGE))
+		       block_missing(
+			   rs, rg, lo - rg->gpa - (lo - rg->gpa) % RS_HPAGE,
+			   ((hi - rg->gpa + RS_HPAGE - 1) / RS_HPAGE - (lo - rg->gpa) / RS_HPAGE) *
+			       RS_HPAGE))
 			pthread_cond_wait(&rs->cond, &rs->lock);
 		pthread_mutex_unlock(&rs->lock);
 		if (err || (err = atomic_load(&rs->error)))
@@ -572,7 +575,8 @@ int rs_lazy_start(sqb_restore *rs, struct sqb_diag *d)
 	if (!rs->workers)
 		return -ENOMEM;
 	/* counted before any of them runs: the handler locks while > 0 */
-	atomic_store(&rs->installers, (int)nw + (rs->nws && !(rs->o.flags & SQB_RESTORE_WSET_SYNC)));
+	atomic_store(&rs->installers,
+		     (int)nw + (rs->nws && !(rs->o.flags & SQB_RESTORE_WSET_SYNC)));
 	if (rs->nws && !(rs->o.flags & SQB_RESTORE_WSET_SYNC)) {
 		if (!(rs->pbuf = malloc(RS_BLOCK)) ||
 		    pthread_create(&rs->prefetcher, NULL, prefetch_main, rs)) {

@@ -22,7 +22,9 @@ struct mctx {
 	int64_t delta;
 	const struct sqb_extent *verified; /* last RAW extent whose checksum we read */
 	/* extents to decode after mapping */
-	struct { uint64_t off, gpa, len; } *dec;
+	struct {
+		uint64_t off, gpa, len;
+	} * dec;
 	size_t ndec, capdec;
 	struct sqb_diag *diag;
 	uint8_t *scratch;
@@ -44,7 +46,7 @@ static int on_run(struct mctx *m, const struct piece *p);
 static int resolve(struct mctx *m, sqb_snap *s, uint64_t gpa, uint64_t len, uint64_t off)
 {
 	uint32_t gps = sqb_snap_get_info(s)->guest_page_size;
-	struct piece pc = { .layer = s, .fd = sqb_snap_fd(s) };
+	struct piece pc = {.layer = s, .fd = sqb_snap_fd(s)};
 	int err;
 
 	while (len) {
@@ -162,9 +164,10 @@ static inline int on_run(struct mctx *m, const struct piece *p)
 				return err;
 			m->verified = e;
 		}
-		if (m->active && fd == m->fd && (int64_t)(foff - off) == m->delta && off == m->end) {
-			if (m->verify && off > m->end_raw && (err = check_filler(m, m->end_raw,
-										 off - m->end_raw)))
+		if (m->active && fd == m->fd && (int64_t)(foff - off) == m->delta &&
+		    off == m->end) {
+			if (m->verify && off > m->end_raw &&
+			    (err = check_filler(m, m->end_raw, off - m->end_raw)))
 				return err;
 			m->end = m->end_raw = off + len;
 			return 0;
@@ -185,7 +188,7 @@ static inline int on_run(struct mctx *m, const struct piece *p)
 
 static int map_range(sqb_restore *rs, struct rs_range *rg, struct sqb_diag *d)
 {
-	struct mctx m = { .rs = rs, .rg = rg, .diag = d, .fd = -1 };
+	struct mctx m = {.rs = rs, .rg = rg, .diag = d, .fd = -1};
 	int err;
 
 	m.verify = !(rs->o.flags & SQB_RESTORE_TRUST_RAW);
@@ -193,9 +196,9 @@ static int map_range(sqb_restore *rs, struct rs_range *rg, struct sqb_diag *d)
 	if (!m.scratch)
 		return -ENOMEM;
 	/* caller memory: start from fresh zero pages, as the library's are */
-	if (!rs->own_mem && mmap(rg->local, rg->size, PROT_READ | PROT_WRITE,
-				 MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | MAP_NORESERVE, -1,
-				 0) == MAP_FAILED) {
+	if (!rs->own_mem &&
+	    mmap(rg->local, rg->size, PROT_READ | PROT_WRITE,
+		 MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | MAP_NORESERVE, -1, 0) == MAP_FAILED) {
 		err = -errno;
 		goto out;
 	}

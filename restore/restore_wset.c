@@ -13,7 +13,7 @@
 #include "restore_int.h"
 
 #define SQB_SEC_WSPG SQB_FOURCC('w', 's', 'p', 'g') /* extension: lowercase, [F-25] */
-#define WSPG_MAX (32u << 20)			      /* bytes per WSPG section */
+#define WSPG_MAX     (32u << 20)		    /* bytes per WSPG section */
 
 static void wdiag(struct sqb_diag *d, const char *reason)
 {
@@ -107,7 +107,7 @@ int rs_wset_load(sqb_restore *rs, const char *path, struct sqb_diag *d)
 		if (sqb_snap_locate(rs->snap, rs->ws[i].gpa, &r, &page) ||
 		    sqb_snap_region(rs->snap, r, &reg) ||
 		    (uint64_t)rs->ws[i].pages * si->guest_page_size >
-			    reg.gpa + reg.size - rs->ws[i].gpa ||
+			reg.gpa + reg.size - rs->ws[i].gpa ||
 		    rs->ws[i].gpa % si->guest_page_size) {
 			wdiag(d, "working-set range outside the snapshot's memory");
 			err = -SQB_ECORRUPT;

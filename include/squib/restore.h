@@ -47,10 +47,10 @@ enum sqb_restore_strategy {
 };
 
 /* Flags of struct sqb_restore_opts. */
-#define SQB_RESTORE_MEMFD 0x01u	    /* library-made destination is one memfd, MAP_SHARED */
-#define SQB_RESTORE_VERIFY 0x02u    /* check every checksum of the chain before mapping */
-#define SQB_RESTORE_NO_FILL 0x04u   /* lazy: serve faults only, no background filler */
-#define SQB_RESTORE_RECORD 0x08u    /* lazy: record first-touch order (page faults, no filler) */
+#define SQB_RESTORE_MEMFD     0x01u /* library-made destination is one memfd, MAP_SHARED */
+#define SQB_RESTORE_VERIFY    0x02u /* check every checksum of the chain before mapping */
+#define SQB_RESTORE_NO_FILL   0x04u /* lazy: serve faults only, no background filler */
+#define SQB_RESTORE_RECORD    0x08u /* lazy: record first-touch order (page faults, no filler) */
 #define SQB_RESTORE_TRUST_RAW 0x10u /* mmap: map RAW bytes without reading their checksums */
 #define SQB_RESTORE_WSET_SYNC 0x20u /* lazy: working set installed before start returns */
 
@@ -72,14 +72,17 @@ struct sqb_restore_opts {
 	sqb_restore_error_cb on_error;
 	void *cb_ctx;
 };
-#define SQB_RESTORE_OPTS_INIT { SQB_RESTORE_OPTS_VERSION, SQB_RESTORE_EAGER, 0, 0, NULL }
+#define SQB_RESTORE_OPTS_INIT                                                                      \
+	{                                                                                          \
+		SQB_RESTORE_OPTS_VERSION, SQB_RESTORE_EAGER, 0, 0, NULL                            \
+	}
 
 /* One destination region. */
 struct sqb_restore_mem {
-	void *host;	      /* where the region's bytes are in this process */
+	void *host; /* where the region's bytes are in this process */
 	uint64_t gpa;
 	uint64_t size;
-	int memfd;	      /* SQB_RESTORE_MEMFD: the backing memfd (owned by the restore), else -1 */
+	int memfd; /* SQB_RESTORE_MEMFD: the backing memfd (owned by the restore), else -1 */
 	uint64_t memfd_offset; /* offset of this region in memfd */
 };
 
@@ -116,15 +119,15 @@ int sqb_restore_wait(sqb_restore *rs, int timeout_ms);
 
 struct sqb_restore_stats {
 	uint64_t blocks, blocks_present;
-	uint64_t faults;	   /* fault events served */
-	uint64_t fault_p50_ns;	   /* handler service time: event read -> woken */
+	uint64_t faults;       /* fault events served */
+	uint64_t fault_p50_ns; /* handler service time: event read -> woken */
 	uint64_t fault_p99_ns;
-	uint64_t install_p50_ns;   /* the same without reading/decoding the source */
+	uint64_t install_p50_ns; /* the same without reading/decoding the source */
 	uint64_t install_p99_ns;
-	uint64_t removed_pages;	   /* pages dropped by REMOVE events */
-	uint64_t mapped_bytes;	   /* MMAP: bytes mapped from snapshot files */
-	uint64_t decoded_bytes;	   /* bytes produced by decoding */
-	int error;		   /* 0, or the failure */
+	uint64_t removed_pages; /* pages dropped by REMOVE events */
+	uint64_t mapped_bytes;	/* MMAP: bytes mapped from snapshot files */
+	uint64_t decoded_bytes; /* bytes produced by decoding */
+	int error;		/* 0, or the failure */
 };
 void sqb_restore_get_stats(sqb_restore *rs, struct sqb_restore_stats *out);
 

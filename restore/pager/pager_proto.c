@@ -15,7 +15,7 @@
 static int field_u64(yajl_val obj, const char *key, uint64_t *out, int required, char *why,
 		     size_t whylen, unsigned int idx)
 {
-	const char *path[] = { key, NULL };
+	const char *path[] = {key, NULL};
 	yajl_val v = yajl_tree_get(obj, path, yajl_t_any);
 
 	if (!v) {
@@ -155,8 +155,9 @@ int sqb_pager_ranges(sqb_snap *s, const struct sqb_pager_map *m, unsigned int n,
 			cum += reg.size;
 		}
 		if (!found) {
-			snprintf(why, whylen, "mapping %u: offset 0x%llx is beyond the snapshot's memory",
-				 i, (unsigned long long)m[i].offset);
+			snprintf(why, whylen,
+				 "mapping %u: offset 0x%llx is beyond the snapshot's memory", i,
+				 (unsigned long long)m[i].offset);
 			return -SQB_EMISMATCH;
 		}
 	}
@@ -169,9 +170,9 @@ long sqb_pager_recv(int sock, char *buf, size_t cap, int *fd)
 		struct cmsghdr h;
 		char b[CMSG_SPACE(sizeof(int) * 4)];
 	} c;
-	struct iovec iov = { buf, cap - 1 };
-	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = c.b,
-			     .msg_controllen = sizeof(c.b) };
+	struct iovec iov = {buf, cap - 1};
+	struct msghdr mh = {
+	    .msg_iov = &iov, .msg_iovlen = 1, .msg_control = c.b, .msg_controllen = sizeof(c.b)};
 	ssize_t got;
 
 	*fd = -1;
@@ -207,21 +208,21 @@ int sqb_pager_send(int sock, const struct sqb_pager_map *m, unsigned int n, int 
 		char b[CMSG_SPACE(sizeof(int))];
 	} c;
 	struct iovec iov;
-	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = c.b,
-			     .msg_controllen = sizeof(c.b) };
+	struct msghdr mh = {
+	    .msg_iov = &iov, .msg_iovlen = 1, .msg_control = c.b, .msg_controllen = sizeof(c.b)};
 	ssize_t sent;
 
 	if (!json)
 		return -ENOMEM;
 	len += (size_t)snprintf(json + len, cap - len, "[");
 	for (unsigned int i = 0; i < n; i++)
-		len += (size_t)snprintf(json + len, cap - len,
-					"%s{\"base_host_virt_addr\":%llu,\"size\":%llu,\"offset\":%llu,"
-					"\"page_size\":%llu,\"page_size_kib\":%llu}",
-					i ? "," : "", (unsigned long long)m[i].base_host_virt_addr,
-					(unsigned long long)m[i].size, (unsigned long long)m[i].offset,
-					(unsigned long long)m[i].page_size,
-					(unsigned long long)m[i].page_size / 1024);
+		len += (size_t)snprintf(
+		    json + len, cap - len,
+		    "%s{\"base_host_virt_addr\":%llu,\"size\":%llu,\"offset\":%llu,"
+		    "\"page_size\":%llu,\"page_size_kib\":%llu}",
+		    i ? "," : "", (unsigned long long)m[i].base_host_virt_addr,
+		    (unsigned long long)m[i].size, (unsigned long long)m[i].offset,
+		    (unsigned long long)m[i].page_size, (unsigned long long)m[i].page_size / 1024);
 	len += (size_t)snprintf(json + len, cap - len, "]");
 	iov.iov_base = json;
 	iov.iov_len = len;

@@ -14,7 +14,7 @@
 #include "squib/snapfmt.h"
 
 #define SQB_PAGER_MAX_MAPPINGS 1024u
-#define SQB_PAGER_MAX_MSG (64u << 10)
+#define SQB_PAGER_MAX_MSG      (64u << 10)
 
 struct sqb_pager_map {
 	uint64_t base_host_virt_addr;

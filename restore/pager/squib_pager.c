@@ -35,7 +35,7 @@ static void on_error(void *ctx, int err, const struct sqb_diag *d)
 
 static int listen_on(const char *path)
 {
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
 	int s;
 
 	if (strlen(path) >= sizeof(sa.sun_path)) {
@@ -60,7 +60,7 @@ static int serve(int conn, sqb_snap *snap, struct sqb_restore_opts *o)
 	struct sqb_restore_range *rr = NULL;
 	unsigned int n = 0;
 	char why[256] = "";
-	struct sqb_diag d = { 0 };
+	struct sqb_diag d = {0};
 	sqb_restore *rs = NULL;
 	int fd = -1, err, status = 2;
 	long got = sqb_pager_recv(conn, buf, sizeof(buf), &fd);
@@ -97,7 +97,7 @@ static int serve(int conn, sqb_snap *snap, struct sqb_restore_opts *o)
 	fprintf(stderr, "squib-pager: serving %u mapping(s)\n", n);
 	/* serve until the VMM hangs up */
 	for (;;) {
-		struct pollfd p = { conn, POLLIN | POLLRDHUP, 0 };
+		struct pollfd p = {conn, POLLIN | POLLRDHUP, 0};
 		char c;
 
 		if (poll(&p, 1, -1) < 0 && errno != EINTR)
@@ -124,7 +124,7 @@ int main(int argc, char **argv)
 	unsigned int np = 0;
 	struct sqb_restore_opts o = SQB_RESTORE_OPTS_INIT;
 	struct sqb_open_opts oo = SQB_OPEN_OPTS_INIT;
-	struct sqb_diag d = { 0 };
+	struct sqb_diag d = {0};
 	sqb_snap *snap;
 	int i, ls, conn, err, status;
 

@@ -55,9 +55,9 @@ static inline int rt_write(const char *path, enum sqb_codec codec, const sqb_sna
 static inline int rt_make(struct rt_snap *t, const char *dir, const char *tag, enum sqb_codec codec,
 			  int depth, uint64_t s0, uint64_t s1, uint64_t seed)
 {
-	uint64_t size[2] = { s0, s1 };
+	uint64_t size[2] = {s0, s1};
 	uint8_t *mem = sqbt_pattern_mem(s0 + s1, 4096, seed);
-	uint64_t *dirty[2] = { calloc(s0 / 4096 / 64 + 1, 8), calloc(s1 / 4096 / 64 + 1, 8) };
+	uint64_t *dirty[2] = {calloc(s0 / 4096 / 64 + 1, 8), calloc(s1 / 4096 / 64 + 1, 8)};
 	sqb_snap *layer = NULL;
 	int err;
 
@@ -84,7 +84,8 @@ static inline int rt_make(struct rt_snap *t, const char *dir, const char *tag, e
 	t->s = layer;
 	for (int r = 0; r < 2; r++) {
 		t->ref[r] = malloc(size[r]);
-		if ((err = sqb_snap_read(t->s, r ? RT_R1_GPA : RT_R0_GPA, t->ref[r], size[r], NULL)))
+		if ((err =
+			 sqb_snap_read(t->s, r ? RT_R1_GPA : RT_R0_GPA, t->ref[r], size[r], NULL)))
 			goto out;
 	}
 	/* the snapshot must hold what the generator made */
@@ -109,7 +110,7 @@ static inline void rt_free(struct rt_snap *t)
 static inline int rt_uffd_usable(void)
 {
 	int fd = (int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
-	struct uffdio_api api = { .api = UFFD_API, .features = UFFD_FEATURE_EVENT_REMOVE };
+	struct uffdio_api api = {.api = UFFD_API, .features = UFFD_FEATURE_EVENT_REMOVE};
 	int ok;
 
 	if (fd < 0)

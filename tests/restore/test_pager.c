@@ -28,7 +28,7 @@ static struct rt_snap full, chain;
 
 static void sleep_ms(int ms)
 {
-	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
+	struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
 
 	nanosleep(&ts, NULL);
 }
@@ -62,7 +62,7 @@ static void pager_start(struct pager *p, const char *snap, const char *extra)
 	p->err_fd = e[0];
 	p->sock = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	for (int i = 0; i < 500; i++) {
-		struct sockaddr_un sa = { .sun_family = AF_UNIX };
+		struct sockaddr_un sa = {.sun_family = AF_UNIX};
 
 		strcpy(sa.sun_path, p->path);
 		if (!connect(p->sock, (struct sockaddr *)&sa, sizeof(sa)))
@@ -80,7 +80,8 @@ static int pager_finish(struct pager *p, char *buf, size_t cap)
 
 	close(p->sock);
 	assert_int_equal(waitpid(p->pid, &status, 0), p->pid);
-	while (got < (ssize_t)cap - 1 && (n = read(p->err_fd, buf + got, cap - 1 - (size_t)got)) > 0)
+	while (got < (ssize_t)cap - 1 &&
+	       (n = read(p->err_fd, buf + got, cap - 1 - (size_t)got)) > 0)
 		got += n;
 	buf[got] = 0;
 	close(p->err_fd);
@@ -94,14 +95,14 @@ struct vmm {
 
 static void vmm_setup(struct vmm *v)
 {
-	struct uffdio_api api = { .api = UFFD_API, .features = UFFD_FEATURE_EVENT_REMOVE };
-	uint64_t size[2] = { S0, S1 };
+	struct uffdio_api api = {.api = UFFD_API, .features = UFFD_FEATURE_EVENT_REMOVE};
+	uint64_t size[2] = {S0, S1};
 
 	v->uffd = (int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
 	assert_true(v->uffd >= 0);
 	assert_int_equal(ioctl(v->uffd, UFFDIO_API, &api), 0);
 	for (int r = 0; r < 2; r++) {
-		struct uffdio_register reg = { .mode = UFFDIO_REGISTER_MODE_MISSING };
+		struct uffdio_register reg = {.mode = UFFDIO_REGISTER_MODE_MISSING};
 
 		v->mem[r] = mmap(NULL, size[r], PROT_READ | PROT_WRITE,
 				 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
@@ -115,8 +116,8 @@ static void vmm_setup(struct vmm *v)
 static void vmm_handshake(struct vmm *v, struct pager *p)
 {
 	struct sqb_pager_map m[2] = {
-		{ (uintptr_t)v->mem[0], S0, 0, 4096 },
-		{ (uintptr_t)v->mem[1], S1, S0, 4096 },
+	    {(uintptr_t)v->mem[0], S0, 0, 4096},
+	    {(uintptr_t)v->mem[1], S1, S0, 4096},
 	};
 
 	assert_int_equal(sqb_pager_send(p->sock, m, 2, v->uffd), 0);
@@ -177,7 +178,7 @@ static void serve_one(struct rt_snap *t)
 	pager_start(&p, t->path[t->depth], NULL);
 	vmm_handshake(&v, &p);
 	for (int i = 0; i < 3; i++) {
-		rd[i] = (struct reader){ &v, t, 100 + (uint64_t)i, 0, i == 2 };
+		rd[i] = (struct reader){&v, t, 100 + (uint64_t)i, 0, i == 2};
 		assert_int_equal(pthread_create(&th[i], NULL, reader_main, &rd[i]), 0);
 	}
 	for (int i = 0; i < 3; i++) {
@@ -222,8 +223,8 @@ static void malformed(const char *json, int with_fd, const char *want)
 		struct cmsghdr h;
 		char b[CMSG_SPACE(sizeof(int))];
 	} c;
-	struct iovec iov = { (void *)json, strlen(json) };
-	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
+	struct iovec iov = {(void *)json, strlen(json)};
+	struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1};
 
 	vmm_setup(&v);
 	pager_start(&p, full.path[0], NULL);
@@ -251,18 +252,19 @@ static void test_pager_refuses_malformed_handshakes(void **state)
 
 	(void)state;
 	malformed("this is not json", 1, "malformed handshake: not JSON");
-	malformed("[{\"base_host_virt_addr\":4096,\"size\":4096,\"offset\":0,\"page_size\":4096}]", 0,
-		  "no userfaultfd passed");
+	malformed("[{\"base_host_virt_addr\":4096,\"size\":4096,\"offset\":0,\"page_size\":4096}]",
+		  0, "no userfaultfd passed");
 	malformed("{\"base_host_virt_addr\":4096}", 1, "expected a JSON array");
 	malformed("[{\"base_host_virt_addr\":4096,\"offset\":0,\"page_size\":4096}]", 1,
 		  "missing \"size\"");
-	malformed("[{\"base_host_virt_addr\":4096,\"size\":4096,\"offset\":0,\"page_size\":2097152}]",
-		  1, "page size 2097152 not supported");
+	malformed(
+	    "[{\"base_host_virt_addr\":4096,\"size\":4096,\"offset\":0,\"page_size\":2097152}]", 1,
+	    "page size 2097152 not supported");
 	malformed("[{\"base_host_virt_addr\":4096,\"size\":4096,\"offset\":0,"
 		  "\"page_size\":4096,\"page_size_kib\":8}]",
 		  1, "disagree");
-	malformed("[{\"base_host_virt_addr\":-4096,\"size\":4096,\"offset\":0,\"page_size\":4096}]", 1,
-		  "not a non-negative integer");
+	malformed("[{\"base_host_virt_addr\":-4096,\"size\":4096,\"offset\":0,\"page_size\":4096}]",
+		  1, "not a non-negative integer");
 	snprintf(buf, sizeof(buf),
 		 "[{\"base_host_virt_addr\":4096,\"size\":8192,\"offset\":%u,\"page_size\":4096}]",
 		 S0 - 4096);
@@ -301,7 +303,7 @@ static void test_killed_pager_gives_no_zero_pages(void **state)
 {
 	struct pager p;
 	struct vmm v;
-	struct kread k = { 0 };
+	struct kread k = {0};
 	pthread_t th;
 	struct pollfd pf;
 	int status;
@@ -317,18 +319,18 @@ static void test_killed_pager_gives_no_zero_pages(void **state)
 	assert_int_equal(waitpid(p.pid, &status, 0), p.pid);
 	assert_true(WIFSIGNALED(status));
 	/* the VMM learns about it from the socket */
-	pf = (struct pollfd){ p.sock, POLLIN | POLLRDHUP, 0 };
+	pf = (struct pollfd){p.sock, POLLIN | POLLRDHUP, 0};
 	assert_int_equal(poll(&pf, 1, 2000), 1);
 	assert_true(pf.revents & (POLLHUP | POLLRDHUP));
 	/* a kernel access to an unserved page blocks instead of reading zeros */
-	assert_false(memcmp(full.ref[0] + page * 4096, (uint8_t[4096]){ 0 }, 4096) == 0);
+	assert_false(memcmp(full.ref[0] + page * 4096, (uint8_t[4096]){0}, 4096) == 0);
 	k.addr = v.mem[0] + page * 4096;
 	assert_int_equal(pthread_create(&th, NULL, kread_main, &k), 0);
 	sleep_ms(300);
 	assert_int_equal(atomic_load(&k.done), 0);
 	/* the VMM (or a new pager) serves it: the reader gets the right bytes */
-	cp = (struct uffdio_copy){ .dst = (uintptr_t)k.addr,
-				   .src = (uintptr_t)(full.ref[0] + page * 4096), .len = 4096 };
+	cp = (struct uffdio_copy){
+	    .dst = (uintptr_t)k.addr, .src = (uintptr_t)(full.ref[0] + page * 4096), .len = 4096};
 	assert_int_equal(ioctl(v.uffd, UFFDIO_COPY, &cp), 0);
 	pthread_join(th, NULL);
 	assert_int_equal(k.result, 4096);
@@ -345,12 +347,13 @@ static void test_handshake_parser(void **state)
 	char why[256];
 
 	(void)state;
-	assert_int_equal(sqb_pager_parse("[{\"base_host_virt_addr\":140000000000000,\"size\":65536,"
-					 "\"offset\":4096,\"page_size_kib\":4}]",
-					 strlen("[{\"base_host_virt_addr\":140000000000000,\"size\":"
-						"65536,\"offset\":4096,\"page_size_kib\":4}]"),
-					 &m, &n, why, sizeof(why)),
-			 0);
+	assert_int_equal(
+	    sqb_pager_parse("[{\"base_host_virt_addr\":140000000000000,\"size\":65536,"
+			    "\"offset\":4096,\"page_size_kib\":4}]",
+			    strlen("[{\"base_host_virt_addr\":140000000000000,\"size\":"
+				   "65536,\"offset\":4096,\"page_size_kib\":4}]"),
+			    &m, &n, why, sizeof(why)),
+	    0);
 	assert_int_equal(n, 1);
 	assert_int_equal(m[0].base_host_virt_addr, 140000000000000ull);
 	assert_int_equal(m[0].page_size, 4096);
@@ -359,12 +362,13 @@ static void test_handshake_parser(void **state)
 	assert_int_equal(sqb_pager_parse("[1]", 3, &m, &n, why, sizeof(why)), -EINVAL);
 	assert_non_null(strstr(why, "not an object"));
 	assert_int_equal(sqb_pager_parse("[{\"a\":1}\0]", 10, &m, &n, why, sizeof(why)), -EINVAL);
-	assert_int_equal(sqb_pager_parse("[{\"base_host_virt_addr\":1,\"size\":4096,\"offset\":0,"
-					 "\"page_size\":4096}]",
-					 strlen("[{\"base_host_virt_addr\":1,\"size\":4096,\"offset\":"
-						"0,\"page_size\":4096}]"),
-					 &m, &n, why, sizeof(why)),
-			 -EINVAL);
+	assert_int_equal(
+	    sqb_pager_parse("[{\"base_host_virt_addr\":1,\"size\":4096,\"offset\":0,"
+			    "\"page_size\":4096}]",
+			    strlen("[{\"base_host_virt_addr\":1,\"size\":4096,\"offset\":"
+				   "0,\"page_size\":4096}]"),
+			    &m, &n, why, sizeof(why)),
+	    -EINVAL);
 	assert_non_null(strstr(why, "not page-aligned"));
 }
 
@@ -396,11 +400,11 @@ static int teardown(void **state)
 int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_handshake_parser),
-		cmocka_unit_test(test_pager_serves_full_snapshot),
-		cmocka_unit_test(test_pager_serves_diff_chain),
-		cmocka_unit_test(test_pager_refuses_malformed_handshakes),
-		cmocka_unit_test(test_killed_pager_gives_no_zero_pages),
+	    cmocka_unit_test(test_handshake_parser),
+	    cmocka_unit_test(test_pager_serves_full_snapshot),
+	    cmocka_unit_test(test_pager_serves_diff_chain),
+	    cmocka_unit_test(test_pager_refuses_malformed_handshakes),
+	    cmocka_unit_test(test_killed_pager_gives_no_zero_pages),
 	};
 
 	if (argc < 2) {

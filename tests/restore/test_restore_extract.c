@@ -34,8 +34,7 @@ static uint8_t *extract(const char *snap)
 		execl(snap_tool, snap_tool, "extract", "--memory", out, snap, (char *)NULL);
 		_exit(127);
 	}
-	if (pid < 0 || waitpid(pid, &status, 0) != pid || !WIFEXITED(status) ||
-	    WEXITSTATUS(status))
+	if (pid < 0 || waitpid(pid, &status, 0) != pid || !WIFEXITED(status) || WEXITSTATUS(status))
 		return NULL;
 	fd = open(out, O_RDONLY);
 	if (fd < 0 || read(fd, buf, S0 + S1) != (ssize_t)(S0 + S1))
@@ -46,9 +45,8 @@ static uint8_t *extract(const char *snap)
 
 static void check(enum sqb_codec codec, int depth)
 {
-	static const enum sqb_restore_strategy sts[] = { SQB_RESTORE_EAGER, SQB_RESTORE_MMAP,
-							 SQB_RESTORE_LAZY,
-							 SQB_RESTORE_LAZY_SIGNAL };
+	static const enum sqb_restore_strategy sts[] = {SQB_RESTORE_EAGER, SQB_RESTORE_MMAP,
+							SQB_RESTORE_LAZY, SQB_RESTORE_LAZY_SIGNAL};
 	struct rt_snap t;
 	uint8_t *raw;
 	int uffd = rt_uffd_usable();
@@ -108,8 +106,8 @@ static int teardown(void **state)
 int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_full_none_matches_extract),
-		cmocka_unit_test(test_chain_zstd_matches_extract),
+	    cmocka_unit_test(test_full_none_matches_extract),
+	    cmocka_unit_test(test_chain_zstd_matches_extract),
 	};
 
 	if (argc < 2) {

@@ -35,7 +35,7 @@ static struct rt_snap lz4snap;
 
 static void sleep_ms(int ms)
 {
-	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
+	struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
 
 	nanosleep(&ts, NULL);
 }
@@ -87,7 +87,7 @@ static void remove_case(int fill)
 	sqb_restore *rs;
 	uint8_t *b, buf[4096];
 	const uint8_t *ref = t->ref[0];
-	uint64_t removed[] = { 160, 321, 322, 400 }; /* never-touched pages too */
+	uint64_t removed[] = {160, 321, 322, 400}; /* never-touched pages too */
 	int pfd[2];
 
 	o.strategy = SQB_RESTORE_LAZY;
@@ -187,13 +187,14 @@ static void on_err(void *ctx, int err, const struct sqb_diag *d)
 	atomic_fetch_add(&l->calls, 1);
 }
 
-static void make_corrupt(struct rt_snap *t, const char *tag, enum sqb_codec codec, uint64_t *bad_gpa)
+static void make_corrupt(struct rt_snap *t, const char *tag, enum sqb_codec codec,
+			 uint64_t *bad_gpa)
 {
 	uint64_t off = 0;
 
 	assert_int_equal(rt_make(t, tmpdir, tag, codec, 0, S0, S1, 3), 0);
-	assert_int_equal(rt_find_stored(t->s, codec ? SQB_EXT_COMPRESSED : SQB_EXT_RAW, &off,
-					bad_gpa), 0);
+	assert_int_equal(
+	    rt_find_stored(t->s, codec ? SQB_EXT_COMPRESSED : SQB_EXT_RAW, &off, bad_gpa), 0);
 	/* the far end of region 0 must stay good for the tests */
 	assert_true(*bad_gpa < S0 / 2);
 	sqb_snap_free(t->s);
@@ -222,12 +223,12 @@ static void test_corrupt_chunk_reported_not_served(void **state)
 {
 	struct rt_snap t;
 	struct sqb_restore_opts o = SQB_RESTORE_OPTS_INIT;
-	struct errlog log = { 0 };
+	struct errlog log = {0};
 	uint64_t bad, good = S0 - 4096;
 	uint8_t *mem, buf[4096];
 	void *host[2];
 	sqb_restore *rs;
-	struct kread k = { 0 };
+	struct kread k = {0};
 	pthread_t th;
 	int pfd[2];
 
@@ -277,7 +278,7 @@ static void test_corrupt_chunk_found_by_filler(void **state)
 {
 	struct rt_snap t;
 	struct sqb_restore_opts o = SQB_RESTORE_OPTS_INIT;
-	struct errlog log = { 0 };
+	struct errlog log = {0};
 	uint64_t bad;
 	sqb_restore *rs;
 
@@ -296,8 +297,8 @@ static void test_corrupt_chunk_found_by_filler(void **state)
 
 static void test_corrupt_chunk_eager_and_mmap_fail(void **state)
 {
-	static const enum sqb_codec codecs[] = { SQB_CODEC_NONE, SQB_CODEC_ZSTD };
-	static const enum sqb_restore_strategy sts[] = { SQB_RESTORE_EAGER, SQB_RESTORE_MMAP };
+	static const enum sqb_codec codecs[] = {SQB_CODEC_NONE, SQB_CODEC_ZSTD};
+	static const enum sqb_restore_strategy sts[] = {SQB_RESTORE_EAGER, SQB_RESTORE_MMAP};
 
 	(void)state;
 	for (int c = 0; c < 2; c++) {
@@ -309,7 +310,7 @@ static void test_corrupt_chunk_eager_and_mmap_fail(void **state)
 		make_corrupt(&t, tag, codecs[c], &bad);
 		for (int s = 0; s < 2; s++) {
 			struct sqb_restore_opts o = SQB_RESTORE_OPTS_INIT;
-			struct sqb_diag d = { 0 };
+			struct sqb_diag d = {0};
 			sqb_restore *rs = (sqb_restore *)1;
 			int maps = count_lines("/proc/self/maps");
 
@@ -384,13 +385,12 @@ static void test_signal_mode_corrupt_page_is_fatal(void **state)
 
 static void expect_refused(sqb_snap *s, const struct sqb_restore_opts *base, int want)
 {
-	static const enum sqb_restore_strategy sts[] = { SQB_RESTORE_EAGER, SQB_RESTORE_MMAP,
-							 SQB_RESTORE_LAZY,
-							 SQB_RESTORE_LAZY_SIGNAL };
+	static const enum sqb_restore_strategy sts[] = {SQB_RESTORE_EAGER, SQB_RESTORE_MMAP,
+							SQB_RESTORE_LAZY, SQB_RESTORE_LAZY_SIGNAL};
 
 	for (int i = 0; i < 4; i++) {
 		struct sqb_restore_opts o = *base;
-		struct sqb_diag d = { 0 };
+		struct sqb_diag d = {0};
 		sqb_restore *rs = (sqb_restore *)1;
 		int maps = count_lines("/proc/self/maps"), fds = count_fds();
 
@@ -415,7 +415,7 @@ static void test_bad_snapshot_refused_before_mapping(void **state)
 	char path[128];
 	struct sqb_write_opts wo = SQB_WRITE_OPTS_INIT;
 	sqb_snap_writer *w;
-	void *host[2] = { (void *)0x1001, (void *)0x2000 };
+	void *host[2] = {(void *)0x1001, (void *)0x2000};
 
 	(void)state;
 	/* a diff whose parent was not opened */
@@ -608,15 +608,15 @@ static int teardown(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_remove_makes_pages_zero),
-		cmocka_unit_test(test_remove_on_memfd_destination),
-		cmocka_unit_test(test_corrupt_chunk_reported_not_served),
-		cmocka_unit_test(test_corrupt_chunk_found_by_filler),
-		cmocka_unit_test(test_corrupt_chunk_eager_and_mmap_fail),
-		cmocka_unit_test(test_signal_mode_corrupt_page_is_fatal),
-		cmocka_unit_test(test_bad_snapshot_refused_before_mapping),
-		cmocka_unit_test(test_working_set_record_and_prefetch),
-		cmocka_unit_test(test_signal_mode_fetch_for_kernel_access),
+	    cmocka_unit_test(test_remove_makes_pages_zero),
+	    cmocka_unit_test(test_remove_on_memfd_destination),
+	    cmocka_unit_test(test_corrupt_chunk_reported_not_served),
+	    cmocka_unit_test(test_corrupt_chunk_found_by_filler),
+	    cmocka_unit_test(test_corrupt_chunk_eager_and_mmap_fail),
+	    cmocka_unit_test(test_signal_mode_corrupt_page_is_fatal),
+	    cmocka_unit_test(test_bad_snapshot_refused_before_mapping),
+	    cmocka_unit_test(test_working_set_record_and_prefetch),
+	    cmocka_unit_test(test_signal_mode_fetch_for_kernel_access),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

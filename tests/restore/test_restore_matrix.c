@@ -13,13 +13,13 @@
 
 #include "rs_test_util.h"
 
-#define S0 (3u << 20)
-#define S1 ((5u << 20) + 12288) /* not a whole number of 64 KiB blocks */
-#define OPS 2500
+#define S0   (3u << 20)
+#define S1   ((5u << 20) + 12288) /* not a whole number of 64 KiB blocks */
+#define OPS  2500
 #define MARK 64 /* byte a writer flips in each page it owns */
 
 enum dest { OWN_ANON, OWN_MEMFD, CALLER_ANON, CALLER_MEMFD };
-static const char *dest_name[] = { "own-anon", "own-memfd", "caller-anon", "caller-memfd" };
+static const char *dest_name[] = {"own-anon", "own-memfd", "caller-anon", "caller-memfd"};
 
 static char tmpdir[64];
 
@@ -139,13 +139,13 @@ static void *caller_mem(enum dest d, uint64_t size, int *fd)
 static void run_case(struct rt_snap *t, enum sqb_restore_strategy st, enum dest d)
 {
 	struct sqb_restore_opts o = SQB_RESTORE_OPTS_INIT;
-	struct shared sh = { 0 };
+	struct shared sh = {0};
 	struct worker w[4];
 	pthread_t th[4];
-	void *host[2] = { NULL, NULL };
-	int fds[2] = { -1, -1 }, nthreads;
+	void *host[2] = {NULL, NULL};
+	int fds[2] = {-1, -1}, nthreads;
 	sqb_restore *rs;
-	struct sqb_diag diag = { 0 };
+	struct sqb_diag diag = {0};
 	struct sqb_restore_stats stats;
 	int err;
 
@@ -160,7 +160,8 @@ static void run_case(struct rt_snap *t, enum sqb_restore_strategy st, enum dest 
 	uint64_t t0 = now_ms();
 	err = sqb_restore_start(&rs, t->s, &o, &diag);
 	if (getenv("RT_VERBOSE"))
-		fprintf(stderr, "%s/%s start %llu ms\n", sqb_restore_strategy_name(st), dest_name[d], (unsigned long long)(now_ms()-t0));
+		fprintf(stderr, "%s/%s start %llu ms\n", sqb_restore_strategy_name(st),
+			dest_name[d], (unsigned long long)(now_ms() - t0));
 	if (err) {
 		char b[300];
 
@@ -184,18 +185,17 @@ static void run_case(struct rt_snap *t, enum sqb_restore_strategy st, enum dest 
 	}
 	nthreads = st == SQB_RESTORE_LAZY_SIGNAL ? 3 : 4;
 	for (int i = 0; i < nthreads; i++) {
-		w[i] = (struct worker){ &sh, i, 77 + (uint64_t)i * 1000 + (uint64_t)st };
-		assert_int_equal(pthread_create(&th[i], NULL, i == 3 ? kernel_thread : user_thread,
-						&w[i]),
-				 0);
+		w[i] = (struct worker){&sh, i, 77 + (uint64_t)i * 1000 + (uint64_t)st};
+		assert_int_equal(
+		    pthread_create(&th[i], NULL, i == 3 ? kernel_thread : user_thread, &w[i]), 0);
 	}
 	for (int i = 0; i < nthreads; i++)
 		pthread_join(th[i], NULL);
 	if (getenv("RT_VERBOSE"))
-		fprintf(stderr, "  threads %llu ms\n", (unsigned long long)(now_ms()-t0));
+		fprintf(stderr, "  threads %llu ms\n", (unsigned long long)(now_ms() - t0));
 	assert_int_equal(sqb_restore_wait(rs, 20000), 0);
 	if (getenv("RT_VERBOSE"))
-		fprintf(stderr, "  wait %llu ms\n", (unsigned long long)(now_ms()-t0));
+		fprintf(stderr, "  wait %llu ms\n", (unsigned long long)(now_ms() - t0));
 	sqb_restore_get_stats(rs, &stats);
 	assert_int_equal(stats.blocks_present, stats.blocks);
 	assert_int_equal(atomic_load(&sh.bad), 0);
@@ -259,12 +259,36 @@ static void matrix(enum sqb_codec codec, int depth)
 	rt_free(&t);
 }
 
-static void test_full_none(void **s) { (void)s; matrix(SQB_CODEC_NONE, 0); }
-static void test_full_lz4(void **s) { (void)s; matrix(SQB_CODEC_LZ4, 0); }
-static void test_full_zstd(void **s) { (void)s; matrix(SQB_CODEC_ZSTD, 0); }
-static void test_chain3_none(void **s) { (void)s; matrix(SQB_CODEC_NONE, 3); }
-static void test_chain3_lz4(void **s) { (void)s; matrix(SQB_CODEC_LZ4, 3); }
-static void test_chain3_zstd(void **s) { (void)s; matrix(SQB_CODEC_ZSTD, 3); }
+static void test_full_none(void **s)
+{
+	(void)s;
+	matrix(SQB_CODEC_NONE, 0);
+}
+static void test_full_lz4(void **s)
+{
+	(void)s;
+	matrix(SQB_CODEC_LZ4, 0);
+}
+static void test_full_zstd(void **s)
+{
+	(void)s;
+	matrix(SQB_CODEC_ZSTD, 0);
+}
+static void test_chain3_none(void **s)
+{
+	(void)s;
+	matrix(SQB_CODEC_NONE, 3);
+}
+static void test_chain3_lz4(void **s)
+{
+	(void)s;
+	matrix(SQB_CODEC_LZ4, 3);
+}
+static void test_chain3_zstd(void **s)
+{
+	(void)s;
+	matrix(SQB_CODEC_ZSTD, 3);
+}
 
 /* A chain whose RAW pages live in three files maps each from its own file. */
 static void test_mmap_chain_maps_every_layer(void **state)
@@ -314,10 +338,13 @@ static int teardown(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_full_none),   cmocka_unit_test(test_full_lz4),
-		cmocka_unit_test(test_full_zstd),   cmocka_unit_test(test_chain3_none),
-		cmocka_unit_test(test_chain3_lz4),  cmocka_unit_test(test_chain3_zstd),
-		cmocka_unit_test(test_mmap_chain_maps_every_layer),
+	    cmocka_unit_test(test_full_none),
+	    cmocka_unit_test(test_full_lz4),
+	    cmocka_unit_test(test_full_zstd),
+	    cmocka_unit_test(test_chain3_none),
+	    cmocka_unit_test(test_chain3_lz4),
+	    cmocka_unit_test(test_chain3_zstd),
+	    cmocka_unit_test(test_mmap_chain_maps_every_layer),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
