@@ -17,9 +17,10 @@
 #include "http.h"
 #include "json_fields.h"
 
-#define SQB_API_MAX_CONNS 32
-#define SQB_API_IDLE_MS	  60000
-#define SQB_API_OUT_CAP	  (SQB_CTL_RESP_MAX + 512)
+#define SQB_API_MAX_CONNS     32
+#define SQB_API_IDLE_MS	      60000
+#define SQB_METRICS_PERIOD_MS 60000
+#define SQB_API_OUT_CAP	      (SQB_CTL_RESP_MAX + 512)
 
 struct sqb_conn {
 	int fd;
@@ -238,6 +239,7 @@ int sqb_api_run(struct sqb_ctl *c, struct sqb_api *s, int sig_fd, int use_stdin)
 	struct pollfd pf[4 + SQB_API_MAX_CONNS];
 	int stdin_open = use_stdin;
 
+	c->metrics_last_ms = now_ms();
 	while (!c->exit_requested) {
 		int np = 0, idx_sig, idx_ev = -1, idx_in = -1, idx_l = -1, ci[SQB_API_MAX_CONNS];
 		uint64_t t = now_ms();
@@ -291,6 +293,10 @@ int sqb_api_run(struct sqb_ctl *c, struct sqb_api *s, int sig_fd, int use_stdin)
 		}
 		if (idx_l >= 0 && (pf[idx_l].revents & POLLIN))
 			api_accept(s);
+		if (c->metrics_set && now_ms() - c->metrics_last_ms >= SQB_METRICS_PERIOD_MS) {
+			sqb_ctl_metrics_flush(c); /* periodic, as Firecracker does */
+			c->metrics_last_ms = now_ms();
+		}
 	}
 	return c->exit_code;
 }

@@ -41,6 +41,9 @@ struct sqb_ctl {
 	char *log_path;
 	int metrics_set;
 	char *metrics_path;
+	int metrics_emit_id;
+	char *metrics_props; /* pre-encoded JSON object, or NULL */
+	uint64_t metrics_last_ms;
 	/* the VM */
 	sqb_vm *vm;
 	int exit_requested;

@@ -38,6 +38,7 @@ void sqb_ctl_destroy(struct sqb_ctl *c)
 	free(c->serial_out_path);
 	free(c->log_path);
 	free(c->metrics_path);
+	free(c->metrics_props);
 }
 
 void sqb_ctl_vm_stopped(struct sqb_ctl *c)

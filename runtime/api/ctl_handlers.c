@@ -320,6 +320,17 @@ static void put_logger(struct sqb_ctl *c, yajl_val body, struct sqb_ctl_resp *r)
 	r->status = 204;
 }
 
+static int append_raw(char *b, size_t cap, size_t *pos, const char *raw)
+{
+	size_t l = strlen(raw);
+
+	if (*pos + l >= cap)
+		return -1;
+	memcpy(b + *pos, raw, l + 1);
+	*pos += l;
+	return 0;
+}
+
 static void put_metrics(struct sqb_ctl *c, yajl_val body, struct sqb_ctl_resp *r)
 {
 	const char *path = NULL;
@@ -332,14 +343,34 @@ static void put_metrics(struct sqb_ctl *c, yajl_val body, struct sqb_ctl_resp *r
 	};
 	char err[512];
 
+	char enc[2048] = "{";
+	size_t pos = 1;
+
 	if (c->metrics_set)
 		return fault(r, "Reinitialization of metrics not allowed.");
 	if (sqb_json_fields(body, f, 3, err, sizeof(err)) < 0)
 		return fault(r, "%s", err);
+	/* properties: string values only (swagger additionalProperties: string). */
+	for (size_t i = 0; props && i < props->u.object.len; i++) {
+		yajl_val v = props->u.object.values[i];
+		if (!YAJL_IS_STRING(v))
+			return fault(r,
+				     SQB_JSON_ERR_PREFIX "invalid type for `properties.%.64s`: "
+							 "expected a string",
+				     props->u.object.keys[i]);
+		if (append_raw(enc, sizeof(enc) - 8, &pos, i ? ",\"" : "\"") < 0 ||
+		    sqb_json_escape(enc, sizeof(enc) - 8, &pos, props->u.object.keys[i]) < 0 ||
+		    append_raw(enc, sizeof(enc) - 8, &pos, "\":\"") < 0 ||
+		    sqb_json_escape(enc, sizeof(enc) - 8, &pos, v->u.string) < 0 ||
+		    append_raw(enc, sizeof(enc) - 8, &pos, "\"") < 0)
+			return fault(r, "metrics properties exceed %zu bytes", sizeof(enc) - 8);
+	}
+	strcpy(enc + pos, "}");
 	if (sqb_ctl_metrics_open(path, err, sizeof(err)) < 0)
 		return fault(r, "%s", err);
 	c->metrics_set = 1;
-	if (set_str(&c->metrics_path, path))
+	c->metrics_emit_id = emit_id;
+	if (set_str(&c->metrics_path, path) || (props && set_str(&c->metrics_props, enc)))
 		return fault(r, "Out of memory");
 	r->status = 204;
 }

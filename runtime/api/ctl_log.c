@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "ctl.h"
+#include "json_fields.h"
 
 static int log_fd = 2;
 static enum sqb_ctl_level log_level = SQB_CTL_WARN;
@@ -113,7 +114,8 @@ int sqb_ctl_metrics_flush(struct sqb_ctl *c)
 {
 	struct sqb_vm_stats st = {0};
 	struct timespec ts;
-	char line[1024];
+	char line[4096], id[160] = "", props[2100] = "";
+	size_t pos;
 	int n;
 
 	if (metrics_fd < 0)
@@ -121,17 +123,25 @@ int sqb_ctl_metrics_flush(struct sqb_ctl *c)
 	if (c->vm)
 		sqb_vm_get_stats(c->vm, &st);
 	clock_gettime(CLOCK_REALTIME, &ts);
-	n = snprintf(line, sizeof(line),
-		     "{\"utc_timestamp_ms\":%llu,\"api_server\":{\"process_startup_time_us\":%llu},"
-		     "\"api\":{\"requests\":%llu,\"errors\":%llu},"
-		     "\"vcpu\":{\"exits\":%llu,\"exit_io\":%llu,\"exit_mmio\":%llu},"
-		     "\"uart\":{\"write_count\":%llu},\"vmm\":{\"guest_mem_bytes\":%llu}}\n",
-		     (unsigned long long)ts.tv_sec * 1000ULL +
-			 (unsigned long long)ts.tv_nsec / 1000000,
-		     (unsigned long long)c->startup_us, (unsigned long long)c->api_requests,
-		     (unsigned long long)c->api_errors, (unsigned long long)st.exits,
-		     (unsigned long long)st.io_exits, (unsigned long long)st.mmio_exits,
-		     (unsigned long long)st.uart_tx_bytes, (unsigned long long)st.guest_mem_bytes);
+	if (c->metrics_emit_id) {
+		strcpy(id, "\"id\":\"");
+		pos = strlen(id);
+		sqb_json_escape(id, sizeof(id) - 3, &pos, c->id);
+		strcpy(id + pos, "\",");
+	}
+	if (c->metrics_props)
+		snprintf(props, sizeof(props), ",\"properties\":%s", c->metrics_props);
+	n = snprintf(
+	    line, sizeof(line),
+	    "{%s\"utc_timestamp_ms\":%llu,\"api_server\":{\"process_startup_time_us\":%llu},"
+	    "\"api\":{\"requests\":%llu,\"errors\":%llu},"
+	    "\"vcpu\":{\"exits\":%llu,\"exit_io\":%llu,\"exit_mmio\":%llu},"
+	    "\"uart\":{\"write_count\":%llu},\"vmm\":{\"guest_mem_bytes\":%llu}%s}\n",
+	    id, (unsigned long long)ts.tv_sec * 1000ULL + (unsigned long long)ts.tv_nsec / 1000000,
+	    (unsigned long long)c->startup_us, (unsigned long long)c->api_requests,
+	    (unsigned long long)c->api_errors, (unsigned long long)st.exits,
+	    (unsigned long long)st.io_exits, (unsigned long long)st.mmio_exits,
+	    (unsigned long long)st.uart_tx_bytes, (unsigned long long)st.guest_mem_bytes, props);
 	if (n <= 0 || (size_t)n >= sizeof(line))
 		return -1;
 	return write(metrics_fd, line, (size_t)n) == n ? 0 : -1;

@@ -155,7 +155,10 @@ static void test_boot_source_logger_metrics_serial(void **state)
 		 guest_elf);
 	snprintf(b2, sizeof(b2),
 		 "{\"log_path\":\"%s/log\",\"level\":\"debug\",\"show_level\":true}", t->dir);
-	snprintf(b3, sizeof(b3), "{\"metrics_path\":\"%s/metrics\"}", t->dir);
+	snprintf(b3, sizeof(b3),
+		 "{\"metrics_path\":\"%s/metrics\",\"emit_id\":true,"
+		 "\"properties\":{\"team\":\"vm\\\"s\",\"zone\":\"a\"}}",
+		 t->dir);
 	snprintf(b4, sizeof(b4), "{\"serial_out_path\":\"%s/serial2\"}", t->dir);
 	snprintf(b5, sizeof(b5), "{\"serial_out_path\":\"%s/serial2\",\"rate_limiter\":{}}",
 		 t->dir);
@@ -198,6 +201,8 @@ static void test_boot_source_logger_metrics_serial(void **state)
 	char *m = tc_read_file(body);
 	assert_non_null(m);
 	assert_non_null(strstr(m, "\"utc_timestamp_ms\":"));
+	assert_non_null(strstr(m, "{\"id\":\"anonymous-instance\","));
+	assert_non_null(strstr(m, "\"properties\":{\"team\":\"vm\\\"s\",\"zone\":\"a\"}}"));
 	free(m);
 	snprintf(body, sizeof(body), "%s/log", t->dir);
 	m = tc_read_file(body);
