@@ -74,7 +74,12 @@ static void on_segv(int sig, siginfo_t *si, void *uc)
 			break;
 		if (atomic_load(&rs->error) || atomic_load(&rs->stop)) {
 			/* never return onto an unfilled page: die loudly instead */
+			sigset_t bus;
+
+			sigemptyset(&bus);
+			sigaddset(&bus, SIGBUS);
 			signal(SIGBUS, SIG_DFL);
+			sigprocmask(SIG_UNBLOCK, &bus, NULL);
 			raise(SIGBUS);
 		}
 		if (!sent)

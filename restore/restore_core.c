@@ -475,6 +475,13 @@ int sqb_restore_serve_uffd(sqb_restore **out, sqb_snap *s, int uffd,
 			return -SQB_EMISMATCH;
 		}
 	}
+	for (unsigned int i = 0; i < n; i++)
+		for (unsigned int j = 0; j < i; j++)
+			if (ranges[i].host < ranges[j].host + ranges[j].size &&
+			    ranges[j].host < ranges[i].host + ranges[i].size) {
+				diag_set(diag, "handshake", "mappings overlap");
+				return -SQB_EMISMATCH;
+			}
 	if ((err = rs_new(&rs, s, &o, n)))
 		return err;
 	for (unsigned int i = 0; i < n; i++) {

@@ -135,9 +135,11 @@ static inline int rs_bit(_Atomic uint64_t *bm, uint64_t i)
 {
 	return (int)((atomic_load_explicit(&bm[i / 64], memory_order_acquire) >> (i % 64)) & 1);
 }
+/* seq_cst: the signal source pairs "set present, then read waiters" with
+ * "count a waiter, then read present" (a store-load handshake). */
 static inline void rs_bit_set(_Atomic uint64_t *bm, uint64_t i)
 {
-	atomic_fetch_or_explicit(&bm[i / 64], 1ull << (i % 64), memory_order_release);
+	atomic_fetch_or_explicit(&bm[i / 64], 1ull << (i % 64), memory_order_seq_cst);
 }
 static inline void rs_bit_clear(_Atomic uint64_t *bm, uint64_t i)
 {

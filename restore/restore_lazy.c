@@ -14,12 +14,26 @@
 #include "log.h"
 #include "restore_int.h"
 
-#define RS_MAX_PENDING 1024
-
 struct hstate {
-	uint64_t pending[RS_MAX_PENDING]; /* faults that met -EAGAIN */
-	unsigned int npend;
+	uint64_t *pending; /* faults that met -EAGAIN, retried after the next read */
+	size_t npend, cap;
 };
+
+/* Append v to a growable array; -ENOMEM leaves it unchanged. */
+static int q_push(uint64_t **q, size_t *n, size_t *cap, uint64_t v)
+{
+	if (*n == *cap) {
+		size_t c = *cap ? *cap * 2 : 64;
+		uint64_t *g = realloc(*q, c * sizeof(*g));
+
+		if (!g)
+			return -ENOMEM;
+		*q = g;
+		*cap = c;
+	}
+	(*q)[(*n)++] = v;
+	return 0;
+}
 
 static void block_check_complete(sqb_restore *rs, struct rs_range *rg, uint64_t off)
 {
@@ -335,8 +349,10 @@ static int idle_step(sqb_restore *rs)
 		err = serve_block(rs, blk);
 		if (err == -EAGAIN) {
 			pthread_mutex_lock(&rs->lock);
-			rs->fetch_q[rs->nfetch++] = blk; /* capacity: we just popped it */
+			err = q_push(&rs->fetch_q, &rs->nfetch, &rs->capfetch, blk);
 			pthread_mutex_unlock(&rs->lock);
+			if (err)
+				rs_fail(rs, err, NULL);
 		} else if (err < 0) {
 			rs_fail(rs, err, NULL);
 		}
@@ -372,8 +388,8 @@ static void handle_faults(sqb_restore *rs, struct hstate *h, struct fault_ev *ev
 			continue; /* failed: never wake a thread onto a page we cannot fill */
 		rs->dec_ns = 0;
 		err = serve_fault(rs, ev[i].addr, 0);
-		if (err == -EAGAIN && h->npend < RS_MAX_PENDING)
-			h->pending[h->npend++] = ev[i].addr;
+		if (err == -EAGAIN && q_push(&h->pending, &h->npend, &h->cap, ev[i].addr))
+			rs_fail(rs, -ENOMEM, NULL); /* never drop a fault silently */
 		else if (err < 0 && err != -EAGAIN)
 			rs_fail(rs, err, NULL);
 		else if (!err)
@@ -419,7 +435,7 @@ static void *handler_main(void *arg)
 	while (!atomic_load(&rs->stop)) {
 		int n = read_events(rs, ev, busy || h->npend ? 0 : 100);
 		uint64_t t0 = rs_now_ns();
-		unsigned int np = h->npend;
+		size_t np = h->npend;
 
 		if (n < 0) {
 			rs_fail(rs, n, NULL);
@@ -431,7 +447,7 @@ static void *handler_main(void *arg)
 			continue;
 		}
 		h->npend = 0;
-		for (unsigned int i = 0; i < np; i++) {
+		for (size_t i = 0; i < np; i++) {
 			int err = serve_fault(rs, h->pending[i], 1);
 
 			if (err == -EAGAIN)
@@ -441,6 +457,7 @@ static void *handler_main(void *arg)
 		}
 		busy = n == 0 ? idle_step(rs) : 1;
 	}
+	free(h->pending);
 	free(h);
 	return NULL;
 }

@@ -269,6 +269,10 @@ static void test_pager_refuses_malformed_handshakes(void **state)
 		 "[{\"base_host_virt_addr\":4096,\"size\":8192,\"offset\":%u,\"page_size\":4096}]",
 		 S0 - 4096);
 	malformed(buf, 1, "crosses the end of region 0");
+	malformed(
+	    "[{\"base_host_virt_addr\":4096,\"size\":8192,\"offset\":0,\"page_size\":4096},"
+	    "{\"base_host_virt_addr\":8192,\"size\":4096,\"offset\":65536,\"page_size\":4096}]",
+	    1, "mappings overlap");
 	malformed("[{\"base_host_virt_addr\":4096,\"size\":4096,\"offset\":1099511627776,"
 		  "\"page_size\":4096}]",
 		  1, "beyond the snapshot");
