@@ -11,6 +11,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "io.h"
 #include "log.h"
 #include "restore_int.h"
 
@@ -427,15 +428,27 @@ static void *handler_main(void *arg)
 	struct hstate *h = calloc(1, sizeof(*h));
 	struct fault_ev ev[64];
 	int busy = 0;
+	/* SQB_FAULT=restore_handler_dies: the handler vanishes without a word
+	 * after SQB_FAULT_AFTER faults, as a crashed or killed one would */
+	int die = sqb_fault_enabled("restore_handler_dies");
+	const char *after = getenv("SQB_FAULT_AFTER");
+	uint64_t die_after = after ? strtoull(after, NULL, 0) : 0;
 
 	if (!h) {
 		rs_fail(rs, -ENOMEM, NULL);
 		return NULL;
 	}
+
 	while (!atomic_load(&rs->stop)) {
-		int n = read_events(rs, ev, busy || h->npend ? 0 : 100);
-		uint64_t t0 = rs_now_ns();
-		size_t np = h->npend;
+		uint64_t t0;
+		size_t np;
+		int n;
+
+		if (die && atomic_load(&rs->faults) >= die_after)
+			break;
+		n = read_events(rs, ev, busy || h->npend ? 0 : 100);
+		t0 = rs_now_ns();
+		np = h->npend;
 
 		if (n < 0) {
 			rs_fail(rs, n, NULL);
