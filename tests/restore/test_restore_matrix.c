@@ -314,6 +314,77 @@ static void test_mmap_chain_maps_every_layer(void **state)
 	rt_free(&t);
 }
 
+/* 16 KiB guest pages (the aarch64/HVF case) on this 4 KiB host: every
+ * strategy, plus page-granular recording and a prefetched working set. */
+static void test_16k_guest_pages(void **state)
+{
+	static const enum sqb_restore_strategy sts[] = {SQB_RESTORE_EAGER, SQB_RESTORE_MMAP,
+							SQB_RESTORE_LAZY, SQB_RESTORE_LAZY_SIGNAL};
+	const uint64_t size = (4u << 20) + 16384;
+	uint8_t *mem = sqbt_pattern_mem(size, 16384, 3), *ref = malloc(size);
+	struct sqb_write_opts wo = SQB_WRITE_OPTS_INIT;
+	sqb_snap_writer *w;
+	sqb_snap *s;
+	char path[128], ws[128];
+
+	(void)state;
+	snprintf(path, sizeof(path), "%s/g16.sqb", tmpdir);
+	snprintf(ws, sizeof(ws), "%s/g16.ws", tmpdir);
+	wo.guest_page_size = 16384;
+	wo.codec = SQB_CODEC_NONE;
+	assert_int_equal(sqb_writer_open(&w, path, &wo), 0);
+	assert_int_equal(sqb_writer_add_memory(w, 1ull << 30, size, mem, NULL), 0);
+	assert_int_equal(sqb_writer_finish(w, NULL, NULL), 0);
+	sqb_writer_free(w);
+	assert_int_equal(sqb_snap_open(&s, path, NULL, NULL), 0);
+	assert_int_equal(sqb_snap_read(s, 1ull << 30, ref, size, NULL), 0);
+	assert_memory_equal(ref, mem, size);
+	for (int i = 0; i < 4; i++) {
+		struct sqb_restore_opts o = SQB_RESTORE_OPTS_INIT;
+		struct sqb_restore_mem m;
+		sqb_restore *rs;
+
+		if (sts[i] == SQB_RESTORE_LAZY && !have_uffd)
+			continue;
+		o.strategy = sts[i];
+		assert_int_equal(sqb_restore_start(&rs, s, &o, NULL), 0);
+		assert_int_equal(sqb_restore_mem(rs, 0, &m), 0);
+		assert_memory_equal(m.host, ref, size);
+		assert_int_equal(sqb_restore_wait(rs, 20000), 0);
+		sqb_restore_free(rs);
+	}
+	if (have_uffd) {
+		struct sqb_restore_opts o = SQB_RESTORE_OPTS_INIT;
+		struct sqb_restore_mem m;
+		struct sqb_restore_stats st;
+		sqb_restore *rs;
+		const uint64_t pages[] = {7, 200, 3, 150, 151}; /* 16 KiB pages */
+
+		o.strategy = SQB_RESTORE_LAZY;
+		o.flags = SQB_RESTORE_RECORD;
+		assert_int_equal(sqb_restore_start(&rs, s, &o, NULL), 0);
+		assert_int_equal(sqb_restore_mem(rs, 0, &m), 0);
+		for (int i = 0; i < 5; i++) /* touch the last 4 KiB of each guest page */
+			assert_memory_equal((uint8_t *)m.host + pages[i] * 16384 + 12288,
+					    ref + pages[i] * 16384 + 12288, 4096);
+		assert_int_equal(sqb_restore_wset_save(rs, ws), 0);
+		sqb_restore_free(rs);
+		o.flags = SQB_RESTORE_NO_FILL | SQB_RESTORE_WSET_SYNC;
+		o.wset_path = ws;
+		assert_int_equal(sqb_restore_start(&rs, s, &o, NULL), 0);
+		assert_int_equal(sqb_restore_mem(rs, 0, &m), 0);
+		for (int i = 0; i < 5; i++) /* whole guest pages were recorded */
+			assert_memory_equal((uint8_t *)m.host + pages[i] * 16384,
+					    ref + pages[i] * 16384, 16384);
+		sqb_restore_get_stats(rs, &st);
+		assert_int_equal(st.faults, 0);
+		sqb_restore_free(rs);
+	}
+	sqb_snap_free(s);
+	free(mem);
+	free(ref);
+}
+
 static int setup(void **state)
 {
 	(void)state;
@@ -345,6 +416,7 @@ int main(void)
 	    cmocka_unit_test(test_chain3_lz4),
 	    cmocka_unit_test(test_chain3_zstd),
 	    cmocka_unit_test(test_mmap_chain_maps_every_layer),
+	    cmocka_unit_test(test_16k_guest_pages),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
