@@ -115,10 +115,9 @@ static int open_auto(sqb_dirty *d)
 	if (d->kvm_vm_fd >= 0)
 		return open_backend(d, SQB_DIRTY_KVM);
 	for (size_t i = 0; i < sizeof(auto_order) / sizeof(auto_order[0]); i++) {
-		d->ops = backends[auto_order[i]];
-		if (d->ops->probe() != 0)
-			continue;
-		err = d->ops->init(d);
+		if (backends[auto_order[i]]->probe() != 0)
+			continue; /* quietly: the next one may do */
+		err = open_backend(d, auto_order[i]);
 		if (err == 0)
 			return 0;
 	}
