@@ -292,8 +292,11 @@ static int ws_step(sqb_restore *rs, uint8_t *buf, int locked)
 			if (locked)
 				pthread_rwlock_unlock(&rs->ev_lock);
 			if (err < 0) {
-				if (err == -EAGAIN) /* an event is pending: the handler reads it */
+				if (err == -EAGAIN) { /* an event is pending: the handler reads it */
+					if (locked)
+						usleep(50);
 					return 1;
+				}
 				return rs_fail(rs, err, NULL), 0;
 			}
 			rs->ws_off += len;

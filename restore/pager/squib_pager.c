@@ -107,8 +107,10 @@ static int serve(int conn, sqb_snap *snap, struct sqb_restore_opts *o)
 		if ((p.revents & POLLIN) && recv(conn, &c, 1, MSG_DONTWAIT) == 0)
 			break;
 	}
+	/* 1 only when the snapshot let the VMM down (checksum, codec, chain);
+	 * the VMM going away mid-restore is a normal end */
 	err = sqb_restore_wait(rs, 0);
-	status = err && err != -ETIMEDOUT ? 1 : 0;
+	status = err <= -SQB_EBADMAGIC ? 1 : 0;
 out:
 	sqb_restore_free(rs);
 	if (fd >= 0)
