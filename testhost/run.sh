@@ -158,10 +158,31 @@ setpriv --help 2>/dev/null | grep -q -- --pdeathsig && pdeath=(setpriv --pdeaths
 	>"$work/qemu.out" 2>&1 &
 qpid=$!
 
-# Wait for QEMU to end or the deadline; stream the test's output meanwhile.
+# Wait for QEMU to end or the deadline; stream the test's output meanwhile:
+# the console from the begin marker on, complete lines only, markers hidden.
 deadline=$(($(date +%s) + timeout))
-timed_out=0
+timed_out=0 shown=0 streaming=0
+stream() {
+	local size chunk
+	size=$(stat -c %s "$log" 2>/dev/null || echo 0)
+	[ "$size" -gt "$shown" ] || return 0
+	chunk=$(tail -c +$((shown + 1)) "$log" | head -c $((size - shown)) | tr -d '\r')
+	# keep a trailing partial line for the next round
+	if [ "${1:-}" != final ] && [ "${chunk: -1}" != $'\n' ] && [[ "$chunk" == *$'\n'* ]]; then
+		chunk=${chunk%$'\n'*}$'\n'
+	elif [ "${1:-}" != final ] && [[ "$chunk" != *$'\n'* ]]; then
+		return 0
+	fi
+	shown=$((shown + $(printf '%s' "$chunk" | wc -c)))
+	printf '%s' "$chunk" | awk -v on="$streaming" '
+		/^SQUIB-TESTHOST-BEGIN/ { on = 1; next }
+		/^SQUIB-TESTHOST-EXIT=/ { on = 0; next }
+		on { print }
+		END { print "STREAMING=" on > "/dev/stderr" }' 2>"$work/stream.state"
+	streaming=$(sed -n 's/^STREAMING=//p' "$work/stream.state")
+}
 while kill -0 "$qpid" 2>/dev/null; do
+	stream
 	if [ "$(date +%s)" -ge "$deadline" ]; then
 		timed_out=1
 		break
@@ -178,9 +199,8 @@ fi
 wait "$qpid" 2>/dev/null || cleanup_qemu_rc=$?
 qpid=""
 end=$(date +%s.%N)
+stream final
 
-# The test's output: everything after the begin marker, minus the marker lines.
-tr -d '\r' <"$log" | sed -n '/^SQUIB-TESTHOST-BEGIN/,$p' | grep -v '^SQUIB-TESTHOST-' || true
 begin=$(tr -d '\r' <"$log" | grep -m1 '^SQUIB-TESTHOST-BEGIN' || true)
 exitline=$(tr -d '\r' <"$log" | grep -m1 '^SQUIB-TESTHOST-EXIT=' || true)
 say "wall $(awk -v a="$start" -v b="$end" 'BEGIN { printf "%.1f", b - a }') s; ${begin:-no begin marker}; ${exitline:-no exit marker}"

@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Stage 2 of scripts/main.sh: boot the default Linux guest (guest kit: Debian
+# cloud kernel + busybox initramfs) in squib through the API and show its
+# console -- directly where /dev/kvm is hardware KVM, otherwise inside the
+# nested test host (docs/testing.md).  Snapshot/restore join this stage when
+# the VMM grows the snapshot endpoints.
+#   testhost/main-stage.sh [BUILD_DIR (default build)] [VCPUS] [MEM_MIB]
+set -euo pipefail
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+build=${1:-$repo/build}
+squib=$build/runtime/squib
+if [ ! -x "$squib" ]; then
+	echo "stage 2: skipped: $squib is not built"
+	exit 0
+fi
+curl=$(command -v curl) || { echo "stage 2: curl not found (scripts/deps.sh installs it)" >&2; exit 1; }
+exec "$repo/testhost/run.sh" --auto --no-vmlinux --timeout 300 --bin "$squib" --bin "$curl" \
+	"$repo/guest/boot-linux.sh" "${2:-2}" "${3:-256}"
