@@ -105,8 +105,8 @@ static void on_usr1(int sig)
 static int keeper(unsigned long mib, uint64_t seed)
 {
 	size_t words = mib * MiB / 8;
-	uint64_t *p = mmap(NULL, mib * MiB, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
-			   -1, 0);
+	uint64_t *p =
+	    mmap(NULL, mib * MiB, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	unsigned long gen = 0;
 
 	if (p == MAP_FAILED) {

@@ -21,8 +21,7 @@ const char *sqb_x86boot_default_cmdline(void)
 	return SQB_X86BOOT_DEFAULT_CMDLINE;
 }
 
-int xb_fail(struct sqb_diag *diag, int err, uint64_t off, const char *section, const char *fmt,
-	    ...)
+int xb_fail(struct sqb_diag *diag, int err, uint64_t off, const char *section, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -99,8 +98,8 @@ static int check_in(const struct sqb_x86boot_in *in, struct sqb_diag *diag)
 		return xb_fail(diag, -EINVAL, UINT64_MAX, "config",
 			       "the first RAM range must start at 0 and hold at least 2 MiB");
 	if (in->ncpus == 0 || in->ncpus > SQB_X86BOOT_MAX_CPUS)
-		return xb_fail(diag, -SQB_ELIMIT, UINT64_MAX, "config", "vCPU count %u not in 1..%d",
-			       in->ncpus, SQB_X86BOOT_MAX_CPUS);
+		return xb_fail(diag, -SQB_ELIMIT, UINT64_MAX, "config",
+			       "vCPU count %u not in 1..%d", in->ncpus, SQB_X86BOOT_MAX_CPUS);
 	if (in->nmmio > SQB_X86BOOT_MAX_MMIO || (in->nmmio && !in->mmio))
 		return xb_fail(diag, -SQB_ELIMIT, UINT64_MAX, "config",
 			       "virtio-mmio device count %u over %d", in->nmmio,
@@ -210,10 +209,10 @@ out:
 static void write_gdt(const struct sqb_x86boot_in *in, struct sqb_x86boot_entry *out)
 {
 	static const uint64_t gdt[] = {
-		0,			/* null */
-		0x00af9b000000ffffULL,	/* 0x08: 64-bit code, present, DPL 0 */
-		0x00cf93000000ffffULL,	/* 0x10: flat 4 GiB data, read/write */
-		0x00cf9b000000ffffULL,	/* 0x18: flat 4 GiB 32-bit code */
+	    0,			   /* null */
+	    0x00af9b000000ffffULL, /* 0x08: 64-bit code, present, DPL 0 */
+	    0x00cf93000000ffffULL, /* 0x10: flat 4 GiB data, read/write */
+	    0x00cf9b000000ffffULL, /* 0x18: flat 4 GiB 32-bit code */
 	};
 	uint8_t *p = xb_gpa(in, XB_GDT_ADDR, sizeof(gdt));
 

@@ -34,45 +34,46 @@
 #include "squib/errors.h"
 
 struct sqb_x86boot_mem {
-	void *host;	/* host mapping of this RAM range */
-	uint64_t gpa;	/* guest-physical base */
-	uint64_t size;	/* bytes */
+	void *host;    /* host mapping of this RAM range */
+	uint64_t gpa;  /* guest-physical base */
+	uint64_t size; /* bytes */
 };
 
 struct sqb_x86boot_mmio_dev {
-	uint64_t base;		/* MMIO window, e.g. 0xd0000000 + n * 0x1000 */
+	uint64_t base; /* MMIO window, e.g. 0xd0000000 + n * 0x1000 */
 	uint32_t size;
-	uint32_t gsi;		/* IOAPIC pin, edge-triggered, active high */
+	uint32_t gsi; /* IOAPIC pin, edge-triggered, active high */
 };
 
 struct sqb_x86boot_in {
-	const char *kernel_path;	/* PVH ELF (vmlinux or a test guest) or bzImage */
-	const char *initrd_path;	/* NULL: none */
-	const char *cmdline;		/* NULL: empty */
+	const char *kernel_path; /* PVH ELF (vmlinux or a test guest) or bzImage */
+	const char *initrd_path; /* NULL: none */
+	const char *cmdline;	 /* NULL: empty */
 	const struct sqb_x86boot_mem *ram;
 	unsigned int nram;
-	unsigned int ncpus;		/* described in ACPI MADT, 1..SQB_X86BOOT_MAX_CPUS */
+	unsigned int ncpus; /* described in ACPI MADT, 1..SQB_X86BOOT_MAX_CPUS */
 	/* Optional: virtio-mmio devices to describe in the DSDT (LNRO0005).
 	 * Linux's Debian kernels find virtio-mmio only through ACPI. */
 	const struct sqb_x86boot_mmio_dev *mmio;
-	unsigned int nmmio;		/* <= SQB_X86BOOT_MAX_MMIO */
+	unsigned int nmmio; /* <= SQB_X86BOOT_MAX_MMIO */
 };
 
-#define SQB_X86BOOT_MAX_CPUS 64
-#define SQB_X86BOOT_MAX_MMIO 32
-#define SQB_X86BOOT_CMDLINE_MAX 4095	/* bytes, without the NUL */
+#define SQB_X86BOOT_MAX_CPUS	64
+#define SQB_X86BOOT_MAX_MMIO	32
+#define SQB_X86BOOT_CMDLINE_MAX 4095 /* bytes, without the NUL */
 
 /* Kernel command line a microVM needs when the user gives none (Firecracker's
  * PUT /boot-source without boot_args).  See docs/linux-boot.md for why each
  * option is there. */
-#define SQB_X86BOOT_DEFAULT_CMDLINE                                                         \
+#define SQB_X86BOOT_DEFAULT_CMDLINE                                                                \
 	"console=ttyS0 reboot=k panic=1 pci=off i8042.noaux i8042.nomux i8042.dumbkbd"
 
 const char *sqb_x86boot_default_cmdline(void);
 
 enum sqb_x86boot_mode {
-	SQB_X86BOOT_PROT32 = 1,	/* PVH: 32-bit flat protected mode, paging off, rbx = start_info */
-	SQB_X86BOOT_LONG64 = 2,	/* bzImage 64-bit entry: long mode, identity map, rsi = boot_params */
+	SQB_X86BOOT_PROT32 = 1, /* PVH: 32-bit flat protected mode, paging off, rbx = start_info */
+	SQB_X86BOOT_LONG64 =
+	    2, /* bzImage 64-bit entry: long mode, identity map, rsi = boot_params */
 };
 
 struct sqb_x86boot_entry {
@@ -81,13 +82,14 @@ struct sqb_x86boot_entry {
 	uint64_t rsp;
 	uint64_t rsi;
 	uint64_t rbx;
-	uint64_t cr3;		/* LONG64: identity-mapping page tables in guest RAM */
-	uint64_t gdt_base;	/* a GDT in guest RAM: null, code (0x08), data (0x10); 0x18 = 32-bit code */
+	uint64_t cr3; /* LONG64: identity-mapping page tables in guest RAM */
+	uint64_t
+	    gdt_base; /* a GDT in guest RAM: null, code (0x08), data (0x10); 0x18 = 32-bit code */
 	uint16_t gdt_limit;
 	/* Informational (filled on success): */
-	uint64_t acpi_rsdp;	/* guest-physical address of the RSDP */
-	uint64_t kernel_start, kernel_end;	/* guest-physical [start, end) reserved for the kernel */
-	uint64_t initrd_start, initrd_size;	/* 0, 0 without initrd */
+	uint64_t acpi_rsdp;		   /* guest-physical address of the RSDP */
+	uint64_t kernel_start, kernel_end; /* guest-physical [start, end) reserved for the kernel */
+	uint64_t initrd_start, initrd_size; /* 0, 0 without initrd */
 };
 
 /* Segment selectors of the loader's GDT, for the VMM's vCPU set-up:

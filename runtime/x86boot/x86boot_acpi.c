@@ -6,21 +6,21 @@
 
 #include "x86boot_priv.h"
 
-#define ACPI_AREA	(XB_ACPI_END - XB_ACPI_BASE)
-#define SDT_HDR		36
-#define FADT_LEN	276
-#define LAPIC_ADDR	0xfee00000u
-#define IOAPIC_ADDR	0xfec00000u
+#define ACPI_AREA   (XB_ACPI_END - XB_ACPI_BASE)
+#define SDT_HDR	    36
+#define FADT_LEN    276
+#define LAPIC_ADDR  0xfee00000u
+#define IOAPIC_ADDR 0xfec00000u
 
 /* FADT flags and IA-PC boot architecture flags (ACPI 6.4, 5.2.9) */
-#define FADT_F_PWR_BUTTON	(1u << 4)
-#define FADT_F_SLP_BUTTON	(1u << 5)
-#define FADT_F_HW_REDUCED	(1u << 20)
-#define IAPC_LEGACY_DEVICES	(1u << 0)
-#define IAPC_8042		(1u << 1)
-#define IAPC_VGA_NOT_PRESENT	(1u << 2)
-#define IAPC_MSI_NOT_SUPPORTED	(1u << 3)
-#define IAPC_CMOS_RTC_ABSENT	(1u << 5)
+#define FADT_F_PWR_BUTTON      (1u << 4)
+#define FADT_F_SLP_BUTTON      (1u << 5)
+#define FADT_F_HW_REDUCED      (1u << 20)
+#define IAPC_LEGACY_DEVICES    (1u << 0)
+#define IAPC_8042	       (1u << 1)
+#define IAPC_VGA_NOT_PRESENT   (1u << 2)
+#define IAPC_MSI_NOT_SUPPORTED (1u << 3)
+#define IAPC_CMOS_RTC_ABSENT   (1u << 5)
 
 struct aml {
 	uint8_t *p;
@@ -227,8 +227,8 @@ static uint32_t build_madt(const struct sqb_x86boot_in *in, uint8_t *t)
 	for (unsigned int i = 0; i < in->ncpus; i++, len += 8) {
 		t[len] = 0; /* Processor Local APIC */
 		t[len + 1] = 8;
-		t[len + 2] = (uint8_t)i; /* ACPI processor UID */
-		t[len + 3] = (uint8_t)i; /* APIC ID = vCPU index */
+		t[len + 2] = (uint8_t)i;  /* ACPI processor UID */
+		t[len + 3] = (uint8_t)i;  /* APIC ID = vCPU index */
 		xb_put32(t + len + 4, 1); /* enabled */
 	}
 	t[len] = 1; /* I/O APIC */
@@ -248,7 +248,7 @@ static void build_fadt(uint8_t *t, uint64_t dsdt)
 	sdt_header(t, "FACP", FADT_LEN, 6);
 	xb_put32(t + 40, (uint32_t)dsdt);
 	xb_put16(t + 109, IAPC_LEGACY_DEVICES | IAPC_8042 | IAPC_VGA_NOT_PRESENT |
-				  IAPC_MSI_NOT_SUPPORTED | IAPC_CMOS_RTC_ABSENT);
+			      IAPC_MSI_NOT_SUPPORTED | IAPC_CMOS_RTC_ABSENT);
 	xb_put32(t + 112, FADT_F_HW_REDUCED | FADT_F_PWR_BUTTON | FADT_F_SLP_BUTTON);
 	t[131] = 4; /* FADT minor version: ACPI 6.4 */
 	xb_put64(t + 140, dsdt);

@@ -36,9 +36,9 @@
 #define BP_E820_COUNT	0x1e8
 #define BP_E820_TABLE	0x2d0
 
-#define LOADED_HIGH	0x01
-#define XLF_KERNEL_64	0x01
-#define PROTO_MIN	0x020c
+#define LOADED_HIGH   0x01
+#define XLF_KERNEL_64 0x01
+#define PROTO_MIN     0x020c
 
 struct bz_hdr {
 	uint64_t koff, ksize, need, pref, align;

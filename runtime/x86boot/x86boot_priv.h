@@ -52,8 +52,8 @@ struct xb_image {
 void *xb_gpa(const struct sqb_x86boot_in *in, uint64_t gpa, uint64_t len);
 
 /* Fill diag (if non-NULL) and return err. */
-int xb_fail(struct sqb_diag *diag, int err, uint64_t off, const char *section, const char *fmt,
-	    ...) __attribute__((format(printf, 5, 6)));
+int xb_fail(struct sqb_diag *diag, int err, uint64_t off, const char *section, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
 
 /* e820 map of the RAM ranges (see x86boot.h); returns the entry count. */
 unsigned int xb_build_e820(const struct sqb_x86boot_in *in, struct xb_e820 *out, unsigned int max);

@@ -7,17 +7,17 @@
 
 #include "x86boot_priv.h"
 
-#define EHDR_SIZE  64
-#define PHDR_SIZE  56
-#define SHDR_SIZE  64
-#define PHNUM_MAX  64
-#define SHNUM_MAX  4096
-#define PT_LOAD	   1
-#define PT_NOTE	   4
-#define SHT_NOTE   7
-#define ET_EXEC	   2
-#define ET_DYN	   3
-#define EM_X86_64  62
+#define EHDR_SIZE		 64
+#define PHDR_SIZE		 56
+#define SHDR_SIZE		 64
+#define PHNUM_MAX		 64
+#define SHNUM_MAX		 4096
+#define PT_LOAD			 1
+#define PT_NOTE			 4
+#define SHT_NOTE		 7
+#define ET_EXEC			 2
+#define ET_DYN			 3
+#define EM_X86_64		 62
 #define XEN_ELFNOTE_PHYS32_ENTRY 18
 
 #define HVM_START_MAGIC 0x336ec578u
@@ -70,7 +70,8 @@ static int check_ehdr(const struct xb_image *img, struct sqb_diag *diag)
 	uint64_t phoff, phnum;
 
 	if (img->size < EHDR_SIZE)
-		return xb_fail(diag, -SQB_ETRUNCATED, 0, "ELF header", "file shorter than 64 bytes");
+		return xb_fail(diag, -SQB_ETRUNCATED, 0, "ELF header",
+			       "file shorter than 64 bytes");
 	phoff = xb_get64(e + 32);
 	phnum = xb_get16(e + 56);
 	if (e[4] != 2 || e[5] != 1 || e[6] != 1)
@@ -116,8 +117,8 @@ static int scan_section_notes(const struct xb_image *img, uint64_t *entry, struc
 		if (xb_get32(s + 4) != SHT_NOTE)
 			continue;
 		if (!xb_fits(off, size, img->size))
-			return xb_fail(diag, -SQB_ETRUNCATED, shoff + i * SHDR_SIZE,
-				       "ELF section", "note section %llu runs past the file",
+			return xb_fail(diag, -SQB_ETRUNCATED, shoff + i * SHDR_SIZE, "ELF section",
+				       "note section %llu runs past the file",
 				       (unsigned long long)i);
 		r = scan_notes(img, off, size, entry, diag);
 		if (r != 0)
@@ -139,8 +140,10 @@ static int scan_phdrs(const struct sqb_x86boot_in *in, const struct xb_image *im
 	for (uint64_t i = 0; i < phnum; i++) {
 		const uint8_t *p = e + phoff + i * PHDR_SIZE;
 		uint64_t where = phoff + i * PHDR_SIZE;
-		struct pvh_seg s = {.off = xb_get64(p + 8), .paddr = xb_get64(p + 24),
-				    .filesz = xb_get64(p + 32), .memsz = xb_get64(p + 40)};
+		struct pvh_seg s = {.off = xb_get64(p + 8),
+				    .paddr = xb_get64(p + 24),
+				    .filesz = xb_get64(p + 32),
+				    .memsz = xb_get64(p + 40)};
 		uint32_t type = xb_get32(p);
 
 		if ((type == PT_LOAD || type == PT_NOTE) && !xb_fits(s.off, s.filesz, img->size))
@@ -162,10 +165,11 @@ static int scan_phdrs(const struct sqb_x86boot_in *in, const struct xb_image *im
 				       "segment %llu: file size above memory size",
 				       (unsigned long long)i);
 		if (s.paddr < XB_HIMEM || !xb_gpa(in, s.paddr, s.memsz))
-			return xb_fail(diag, -SQB_ELIMIT, where, "ELF phdr",
-				       "segment %llu: [0x%llx, +0x%llx) not in guest RAM above 1 MiB",
-				       (unsigned long long)i, (unsigned long long)s.paddr,
-				       (unsigned long long)s.memsz);
+			return xb_fail(
+			    diag, -SQB_ELIMIT, where, "ELF phdr",
+			    "segment %llu: [0x%llx, +0x%llx) not in guest RAM above 1 MiB",
+			    (unsigned long long)i, (unsigned long long)s.paddr,
+			    (unsigned long long)s.memsz);
 		segs[(*nsegs)++] = s;
 	}
 	if (*nsegs == 0)

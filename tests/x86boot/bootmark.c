@@ -92,9 +92,10 @@ int main(int argc, char **argv)
 		line[len] = 0;
 		len = 0;
 		if (strstr(line, argv[1])) {
-			printf("BOOTMARK ms=%.1f rss_anon_kb=%ld rss_file_kb=%ld rss_shmem_kb=%ld\n",
-			       ms_since(&t0), status_kb(pid, "RssAnon:"), status_kb(pid, "RssFile:"),
-			       status_kb(pid, "RssShmem:"));
+			printf(
+			    "BOOTMARK ms=%.1f rss_anon_kb=%ld rss_file_kb=%ld rss_shmem_kb=%ld\n",
+			    ms_since(&t0), status_kb(pid, "RssAnon:"), status_kb(pid, "RssFile:"),
+			    status_kb(pid, "RssShmem:"));
 			rc = 0;
 			break;
 		}

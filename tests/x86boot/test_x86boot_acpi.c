@@ -162,8 +162,8 @@ static void iasl_disasm(const char *dir, const char *name, const uint8_t *t, cha
 static void test_iasl_disassembles_tables(void **state)
 {
 	static const struct sqb_x86boot_mmio_dev mmio[2] = {
-		{.base = 0xd0000000, .size = 0x1000, .gsi = 5},
-		{.base = 0xd0001000, .size = 0x1000, .gsi = 6},
+	    {.base = 0xd0000000, .size = 0x1000, .gsi = 5},
+	    {.base = 0xd0001000, .size = 0x1000, .gsi = 6},
 	};
 	struct xbt_guest g;
 	struct tables t;
@@ -230,10 +230,10 @@ static void test_too_many_mmio_devices_rejected(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_root_tables_and_checksums),
-		cmocka_unit_test(test_madt_one_lapic_per_cpu),
-		cmocka_unit_test(test_iasl_disassembles_tables),
-		cmocka_unit_test(test_too_many_mmio_devices_rejected),
+	    cmocka_unit_test(test_root_tables_and_checksums),
+	    cmocka_unit_test(test_madt_one_lapic_per_cpu),
+	    cmocka_unit_test(test_iasl_disassembles_tables),
+	    cmocka_unit_test(test_too_many_mmio_devices_rejected),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

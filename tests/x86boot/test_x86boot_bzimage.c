@@ -14,10 +14,10 @@
 
 #include "xbtest.h"
 
-#define MiB (1024ULL * 1024)
+#define MiB	    (1024ULL * 1024)
 #define SETUP_SECTS 3
-#define KOFF ((SETUP_SECTS + 1) * 512)
-#define KSIZE 0x3000
+#define KOFF	    ((SETUP_SECTS + 1) * 512)
+#define KSIZE	    0x3000
 
 struct bz {
 	uint8_t buf[KOFF + KSIZE];
@@ -35,14 +35,14 @@ static void bz_build(struct bz *b)
 	d[0x201] = 0x6a; /* jump: header ends at 0x26c */
 	memcpy(d + 0x202, "HdrS", 4);
 	xbt_put16(d + 0x206, 0x020f);
-	d[0x211] = 0x01;		   /* LOADED_HIGH */
-	xbt_put32(d + 0x22c, 0x7fffffff);  /* initrd_addr_max */
-	xbt_put32(d + 0x230, 0x200000);	   /* kernel_alignment */
-	d[0x234] = 1;			   /* relocatable */
-	xbt_put16(d + 0x236, 0x7f);	   /* xloadflags incl. XLF_KERNEL_64 */
-	xbt_put32(d + 0x238, 2047);	   /* cmdline_size */
-	xbt_put64(d + 0x258, 0x1000000);   /* pref_address */
-	xbt_put32(d + 0x260, 0x400000);	   /* init_size */
+	d[0x211] = 0x01;		  /* LOADED_HIGH */
+	xbt_put32(d + 0x22c, 0x7fffffff); /* initrd_addr_max */
+	xbt_put32(d + 0x230, 0x200000);	  /* kernel_alignment */
+	d[0x234] = 1;			  /* relocatable */
+	xbt_put16(d + 0x236, 0x7f);	  /* xloadflags incl. XLF_KERNEL_64 */
+	xbt_put32(d + 0x238, 2047);	  /* cmdline_size */
+	xbt_put64(d + 0x258, 0x1000000);  /* pref_address */
+	xbt_put32(d + 0x260, 0x400000);	  /* init_size */
 	for (unsigned int i = 0; i < KSIZE; i++)
 		d[KOFF + i] = (uint8_t)(i * 13 + 1);
 }
@@ -163,16 +163,16 @@ struct bad_bz {
 };
 
 static const struct bad_bz bad_bz_cases[] = {
-	{"boot_flag", 0x1fe, 2, 0x1234, -SQB_EBADMAGIC},
-	{"protocol 2.11", 0x206, 2, 0x020b, -SQB_EVERSION},
-	{"no 64-bit entry", 0x236, 2, 0x7e, -SQB_EUNSUPPORTED},
-	{"zImage (not loaded high)", 0x211, 1, 0, -SQB_EUNSUPPORTED},
-	{"header end too short", 0x201, 1, 0x20, -SQB_ECORRUPT},
-	{"header end too long", 0x201, 1, 0xa0, -SQB_ECORRUPT},
-	{"setup sectors past file", 0x1f1, 1, 200, -SQB_ETRUNCATED},
-	{"alignment not a power of two", 0x230, 4, 0x300000, -SQB_ECORRUPT},
-	{"cmdline_size too small", 0x238, 4, 5, -SQB_ELIMIT},
-	{"initrd_addr_max tiny", 0x22c, 4, 0xfffff, -ENOSPC},
+    {"boot_flag", 0x1fe, 2, 0x1234, -SQB_EBADMAGIC},
+    {"protocol 2.11", 0x206, 2, 0x020b, -SQB_EVERSION},
+    {"no 64-bit entry", 0x236, 2, 0x7e, -SQB_EUNSUPPORTED},
+    {"zImage (not loaded high)", 0x211, 1, 0, -SQB_EUNSUPPORTED},
+    {"header end too short", 0x201, 1, 0x20, -SQB_ECORRUPT},
+    {"header end too long", 0x201, 1, 0xa0, -SQB_ECORRUPT},
+    {"setup sectors past file", 0x1f1, 1, 200, -SQB_ETRUNCATED},
+    {"alignment not a power of two", 0x230, 4, 0x300000, -SQB_ECORRUPT},
+    {"cmdline_size too small", 0x238, 4, 5, -SQB_ELIMIT},
+    {"initrd_addr_max tiny", 0x22c, 4, 0xfffff, -ENOSPC},
 };
 
 static void test_malformed_bzimage_rejected(void **state)
@@ -256,11 +256,11 @@ static void test_real_kernel_if_given(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_valid_bzimage_boot_params),
-		cmocka_unit_test(test_relocation_and_initrd_limit),
-		cmocka_unit_test(test_malformed_bzimage_rejected),
-		cmocka_unit_test(test_mutated_headers_never_crash),
-		cmocka_unit_test(test_real_kernel_if_given),
+	    cmocka_unit_test(test_valid_bzimage_boot_params),
+	    cmocka_unit_test(test_relocation_and_initrd_limit),
+	    cmocka_unit_test(test_malformed_bzimage_rejected),
+	    cmocka_unit_test(test_mutated_headers_never_crash),
+	    cmocka_unit_test(test_real_kernel_if_given),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

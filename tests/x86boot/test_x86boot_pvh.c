@@ -133,35 +133,107 @@ struct bad_case {
 	int err;
 };
 
-static void m_magic(struct xbt_elf *e) { e->buf[1] = 'X'; }
-static void m_class32(struct xbt_elf *e) { e->buf[4] = 1; }
-static void m_bigendian(struct xbt_elf *e) { e->buf[5] = 2; }
-static void m_machine(struct xbt_elf *e) { xbt_put16(e->buf + 18, 3); }
-static void m_type_rel(struct xbt_elf *e) { xbt_put16(e->buf + 16, 1); }
-static void m_phentsize(struct xbt_elf *e) { xbt_put16(e->buf + 54, 32); }
-static void m_phnum0(struct xbt_elf *e) { xbt_put16(e->buf + 56, 0); }
-static void m_phnum_big(struct xbt_elf *e) { xbt_put16(e->buf + 56, 65535); }
-static void m_phoff_past(struct xbt_elf *e) { xbt_put64(e->buf + 32, 0x12f0); }
-static void m_phoff_wrap(struct xbt_elf *e) { xbt_put64(e->buf + 32, UINT64_MAX - 8); }
-static void m_seg_past(struct xbt_elf *e) { xbt_put64(XBT_PHDR(e, 1) + 32, 0x200); }
-static void m_seg_off_wrap(struct xbt_elf *e) { xbt_put64(XBT_PHDR(e, 0) + 8, UINT64_MAX - 4); }
-static void m_filesz_gt_memsz(struct xbt_elf *e) { xbt_put64(XBT_PHDR(e, 1) + 40, 0x10); }
-static void m_low_paddr(struct xbt_elf *e) { xbt_put64(XBT_PHDR(e, 0) + 24, 0x7000); }
-static void m_paddr_past_ram(struct xbt_elf *e) { xbt_put64(XBT_PHDR(e, 1) + 24, 64 * MiB); }
-static void m_memsz_wrap(struct xbt_elf *e) { xbt_put64(XBT_PHDR(e, 1) + 40, UINT64_MAX); }
+static void m_magic(struct xbt_elf *e)
+{
+	e->buf[1] = 'X';
+}
+static void m_class32(struct xbt_elf *e)
+{
+	e->buf[4] = 1;
+}
+static void m_bigendian(struct xbt_elf *e)
+{
+	e->buf[5] = 2;
+}
+static void m_machine(struct xbt_elf *e)
+{
+	xbt_put16(e->buf + 18, 3);
+}
+static void m_type_rel(struct xbt_elf *e)
+{
+	xbt_put16(e->buf + 16, 1);
+}
+static void m_phentsize(struct xbt_elf *e)
+{
+	xbt_put16(e->buf + 54, 32);
+}
+static void m_phnum0(struct xbt_elf *e)
+{
+	xbt_put16(e->buf + 56, 0);
+}
+static void m_phnum_big(struct xbt_elf *e)
+{
+	xbt_put16(e->buf + 56, 65535);
+}
+static void m_phoff_past(struct xbt_elf *e)
+{
+	xbt_put64(e->buf + 32, 0x12f0);
+}
+static void m_phoff_wrap(struct xbt_elf *e)
+{
+	xbt_put64(e->buf + 32, UINT64_MAX - 8);
+}
+static void m_seg_past(struct xbt_elf *e)
+{
+	xbt_put64(XBT_PHDR(e, 1) + 32, 0x200);
+}
+static void m_seg_off_wrap(struct xbt_elf *e)
+{
+	xbt_put64(XBT_PHDR(e, 0) + 8, UINT64_MAX - 4);
+}
+static void m_filesz_gt_memsz(struct xbt_elf *e)
+{
+	xbt_put64(XBT_PHDR(e, 1) + 40, 0x10);
+}
+static void m_low_paddr(struct xbt_elf *e)
+{
+	xbt_put64(XBT_PHDR(e, 0) + 24, 0x7000);
+}
+static void m_paddr_past_ram(struct xbt_elf *e)
+{
+	xbt_put64(XBT_PHDR(e, 1) + 24, 64 * MiB);
+}
+static void m_memsz_wrap(struct xbt_elf *e)
+{
+	xbt_put64(XBT_PHDR(e, 1) + 40, UINT64_MAX);
+}
 static void m_no_load(struct xbt_elf *e)
 {
 	xbt_put32(XBT_PHDR(e, 0), 6);
 	xbt_put32(XBT_PHDR(e, 1), 6);
 }
-static void m_no_note(struct xbt_elf *e) { xbt_put32(e->buf + e->note_off + 8, 17); }
-static void m_note_name(struct xbt_elf *e) { memcpy(e->buf + e->note_off + 12, "Xem", 4); }
-static void m_note_namesz(struct xbt_elf *e) { xbt_put32(e->buf + e->note_off, 0xfffffffd); }
-static void m_note_descsz(struct xbt_elf *e) { xbt_put32(e->buf + e->note_off + 4, 0x100); }
-static void m_note_desc2(struct xbt_elf *e) { xbt_put32(e->buf + e->note_off + 4, 2); }
-static void m_note_seg_past(struct xbt_elf *e) { xbt_put64(XBT_PHDR(e, 2) + 32, 0x10000); }
-static void m_entry_outside(struct xbt_elf *e) { xbt_put64(e->buf + e->note_off + 16, 0x104000); }
-static void m_entry_high(struct xbt_elf *e) { xbt_put64(e->buf + e->note_off + 16, 1ULL << 32); }
+static void m_no_note(struct xbt_elf *e)
+{
+	xbt_put32(e->buf + e->note_off + 8, 17);
+}
+static void m_note_name(struct xbt_elf *e)
+{
+	memcpy(e->buf + e->note_off + 12, "Xem", 4);
+}
+static void m_note_namesz(struct xbt_elf *e)
+{
+	xbt_put32(e->buf + e->note_off, 0xfffffffd);
+}
+static void m_note_descsz(struct xbt_elf *e)
+{
+	xbt_put32(e->buf + e->note_off + 4, 0x100);
+}
+static void m_note_desc2(struct xbt_elf *e)
+{
+	xbt_put32(e->buf + e->note_off + 4, 2);
+}
+static void m_note_seg_past(struct xbt_elf *e)
+{
+	xbt_put64(XBT_PHDR(e, 2) + 32, 0x10000);
+}
+static void m_entry_outside(struct xbt_elf *e)
+{
+	xbt_put64(e->buf + e->note_off + 16, 0x104000);
+}
+static void m_entry_high(struct xbt_elf *e)
+{
+	xbt_put64(e->buf + e->note_off + 16, 1ULL << 32);
+}
 static void m_shdr_bad(struct xbt_elf *e)
 {
 	m_no_note(e);
@@ -170,32 +242,32 @@ static void m_shdr_bad(struct xbt_elf *e)
 }
 
 static const struct bad_case bad_cases[] = {
-	{"bad magic", m_magic, -SQB_EBADMAGIC},
-	{"ELFCLASS32", m_class32, -SQB_EUNSUPPORTED},
-	{"big endian", m_bigendian, -SQB_EUNSUPPORTED},
-	{"not x86-64", m_machine, -SQB_EUNSUPPORTED},
-	{"relocatable object", m_type_rel, -SQB_EUNSUPPORTED},
-	{"phentsize", m_phentsize, -SQB_ECORRUPT},
-	{"no program headers", m_phnum0, -SQB_ELIMIT},
-	{"65535 program headers", m_phnum_big, -SQB_ELIMIT},
-	{"phdrs past end", m_phoff_past, -SQB_ETRUNCATED},
-	{"phoff wraps", m_phoff_wrap, -SQB_ETRUNCATED},
-	{"segment past end", m_seg_past, -SQB_ETRUNCATED},
-	{"segment offset wraps", m_seg_off_wrap, -SQB_ETRUNCATED},
-	{"filesz > memsz", m_filesz_gt_memsz, -SQB_ECORRUPT},
-	{"segment below 1 MiB", m_low_paddr, -SQB_ELIMIT},
-	{"segment past RAM", m_paddr_past_ram, -SQB_ELIMIT},
-	{"memsz wraps", m_memsz_wrap, -SQB_ELIMIT},
-	{"no PT_LOAD", m_no_load, -SQB_ECORRUPT},
-	{"no PVH note", m_no_note, -SQB_EUNSUPPORTED},
-	{"note from another vendor", m_note_name, -SQB_EUNSUPPORTED},
-	{"note namesz huge", m_note_namesz, -SQB_ETRUNCATED},
-	{"note descsz past segment", m_note_descsz, -SQB_ETRUNCATED},
-	{"note value 2 bytes", m_note_desc2, -SQB_ECORRUPT},
-	{"note segment past end", m_note_seg_past, -SQB_ETRUNCATED},
-	{"entry outside segments", m_entry_outside, -SQB_ECORRUPT},
-	{"entry above 4 GiB", m_entry_high, -SQB_ECORRUPT},
-	{"section headers out of bounds", m_shdr_bad, -SQB_ECORRUPT},
+    {"bad magic", m_magic, -SQB_EBADMAGIC},
+    {"ELFCLASS32", m_class32, -SQB_EUNSUPPORTED},
+    {"big endian", m_bigendian, -SQB_EUNSUPPORTED},
+    {"not x86-64", m_machine, -SQB_EUNSUPPORTED},
+    {"relocatable object", m_type_rel, -SQB_EUNSUPPORTED},
+    {"phentsize", m_phentsize, -SQB_ECORRUPT},
+    {"no program headers", m_phnum0, -SQB_ELIMIT},
+    {"65535 program headers", m_phnum_big, -SQB_ELIMIT},
+    {"phdrs past end", m_phoff_past, -SQB_ETRUNCATED},
+    {"phoff wraps", m_phoff_wrap, -SQB_ETRUNCATED},
+    {"segment past end", m_seg_past, -SQB_ETRUNCATED},
+    {"segment offset wraps", m_seg_off_wrap, -SQB_ETRUNCATED},
+    {"filesz > memsz", m_filesz_gt_memsz, -SQB_ECORRUPT},
+    {"segment below 1 MiB", m_low_paddr, -SQB_ELIMIT},
+    {"segment past RAM", m_paddr_past_ram, -SQB_ELIMIT},
+    {"memsz wraps", m_memsz_wrap, -SQB_ELIMIT},
+    {"no PT_LOAD", m_no_load, -SQB_ECORRUPT},
+    {"no PVH note", m_no_note, -SQB_EUNSUPPORTED},
+    {"note from another vendor", m_note_name, -SQB_EUNSUPPORTED},
+    {"note namesz huge", m_note_namesz, -SQB_ETRUNCATED},
+    {"note descsz past segment", m_note_descsz, -SQB_ETRUNCATED},
+    {"note value 2 bytes", m_note_desc2, -SQB_ECORRUPT},
+    {"note segment past end", m_note_seg_past, -SQB_ETRUNCATED},
+    {"entry outside segments", m_entry_outside, -SQB_ECORRUPT},
+    {"entry above 4 GiB", m_entry_high, -SQB_ECORRUPT},
+    {"section headers out of bounds", m_shdr_bad, -SQB_ECORRUPT},
 };
 
 static void test_malformed_elf_rejected_with_expected_code(void **state)
@@ -324,12 +396,12 @@ static void test_mutated_images_never_crash(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_valid_elf_loads_segments_and_start_info),
-		cmocka_unit_test(test_four_byte_entry_note_and_section_notes),
-		cmocka_unit_test(test_malformed_elf_rejected_with_expected_code),
-		cmocka_unit_test(test_truncated_and_config_errors),
-		cmocka_unit_test(test_initrd_too_big_and_split_ram),
-		cmocka_unit_test(test_mutated_images_never_crash),
+	    cmocka_unit_test(test_valid_elf_loads_segments_and_start_info),
+	    cmocka_unit_test(test_four_byte_entry_note_and_section_notes),
+	    cmocka_unit_test(test_malformed_elf_rejected_with_expected_code),
+	    cmocka_unit_test(test_truncated_and_config_errors),
+	    cmocka_unit_test(test_initrd_too_big_and_split_ram),
+	    cmocka_unit_test(test_mutated_images_never_crash),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

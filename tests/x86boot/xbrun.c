@@ -91,7 +91,9 @@ static void uart_io(uint16_t port, int out, uint8_t *v)
 			irq = uart.ier & 2;
 		}
 		break;
-	case 1: *v = dlab ? uart.dll : 0; break;
+	case 1:
+		*v = dlab ? uart.dll : 0;
+		break;
 	case 2:
 		if (dlab) {
 			uart.dlm = *v;
@@ -101,20 +103,39 @@ static void uart_io(uint16_t port, int out, uint8_t *v)
 			irq = uart.ier & 2;
 		}
 		break;
-	case 3: *v = dlab ? uart.dlm : uart.ier; break;
+	case 3:
+		*v = dlab ? uart.dlm : uart.ier;
+		break;
 	case 5: /* IIR: THR empty is the only interrupt source */
 		*v = (uart.thre_pending && (uart.ier & 2)) ? 0x02 : 0x01;
 		uart.thre_pending = 0;
 		break;
-	case 6: uart.lcr = *v; break;
-	case 7: *v = uart.lcr; break;
-	case 8: uart.mcr = *v; break;
-	case 9: *v = uart.mcr; break;
-	case 11: *v = 0x60; break; /* LSR: transmitter empty */
-	case 13: *v = 0xb0; break; /* MSR: DCD, DSR, CTS */
-	case 14: uart.scr = *v; break;
-	case 15: *v = uart.scr; break;
-	default: break;
+	case 6:
+		uart.lcr = *v;
+		break;
+	case 7:
+		*v = uart.lcr;
+		break;
+	case 8:
+		uart.mcr = *v;
+		break;
+	case 9:
+		*v = uart.mcr;
+		break;
+	case 11:
+		*v = 0x60;
+		break; /* LSR: transmitter empty */
+	case 13:
+		*v = 0xb0;
+		break; /* MSR: DCD, DSR, CTS */
+	case 14:
+		uart.scr = *v;
+		break;
+	case 15:
+		*v = uart.scr;
+		break;
+	default:
+		break;
 	}
 	pthread_mutex_unlock(&uart_lock);
 	if (irq)
@@ -178,8 +199,15 @@ static void *vcpu_loop(void *arg)
 
 static void seg(struct kvm_segment *s, uint16_t sel, uint8_t type, int l)
 {
-	*s = (struct kvm_segment){.base = 0, .limit = 0xffffffff, .selector = sel, .type = type,
-				  .present = 1, .s = 1, .g = 1, .db = !l, .l = l};
+	*s = (struct kvm_segment){.base = 0,
+				  .limit = 0xffffffff,
+				  .selector = sel,
+				  .type = type,
+				  .present = 1,
+				  .s = 1,
+				  .g = 1,
+				  .db = !l,
+				  .l = l};
 }
 
 static int setup_vcpu(struct vcpu *v, const struct sqb_x86boot_entry *e, struct kvm_cpuid2 *cpuid)
@@ -218,7 +246,7 @@ static int setup_vcpu(struct vcpu *v, const struct sqb_x86boot_entry *e, struct 
 		seg(&sr.cs, SQB_X86BOOT_SEL_CODE64, 0xb, 1);
 		sr.cr0 = 0x80000011; /* PG | ET | PE */
 		sr.cr3 = e->cr3;
-		sr.cr4 = 0x20; /* PAE */
+		sr.cr4 = 0x20;	 /* PAE */
 		sr.efer = 0x500; /* LME | LMA */
 	} else {
 		seg(&sr.cs, SQB_X86BOOT_SEL_CODE32, 0xb, 0);
@@ -269,12 +297,24 @@ int main(int argc, char **argv)
 
 	while ((opt = getopt(argc, argv, "m:c:i:a:u:t:")) != -1) {
 		switch (opt) {
-		case 'm': mib = strtoul(optarg, NULL, 0); break;
-		case 'c': in.ncpus = (unsigned int)strtoul(optarg, NULL, 0); break;
-		case 'i': in.initrd_path = optarg; break;
-		case 'a': in.cmdline = optarg; break;
-		case 'u': until = optarg; break;
-		case 't': timeout = strtoul(optarg, NULL, 0); break;
+		case 'm':
+			mib = strtoul(optarg, NULL, 0);
+			break;
+		case 'c':
+			in.ncpus = (unsigned int)strtoul(optarg, NULL, 0);
+			break;
+		case 'i':
+			in.initrd_path = optarg;
+			break;
+		case 'a':
+			in.cmdline = optarg;
+			break;
+		case 'u':
+			until = optarg;
+			break;
+		case 't':
+			timeout = strtoul(optarg, NULL, 0);
+			break;
 		default:
 			fprintf(stderr, "usage: xbrun [-m MiB] [-c CPUS] [-i INITRD] [-a CMDLINE] "
 					"[-u MARKER] [-t SECONDS] KERNEL\n");
@@ -303,9 +343,11 @@ int main(int argc, char **argv)
 			MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 	if (ram.host == MAP_FAILED)
 		return perror("mmap"), 1;
-	region = (struct kvm_userspace_memory_region){
-		.slot = 0, .guest_phys_addr = 0, .memory_size = ram.size,
-		.userspace_addr = (uint64_t)(uintptr_t)ram.host};
+	region =
+	    (struct kvm_userspace_memory_region){.slot = 0,
+						 .guest_phys_addr = 0,
+						 .memory_size = ram.size,
+						 .userspace_addr = (uint64_t)(uintptr_t)ram.host};
 	if (ioctl(vm_fd, KVM_SET_USER_MEMORY_REGION, &region) < 0)
 		return perror("KVM_SET_USER_MEMORY_REGION"), 1;
 	in.ram = &ram;

@@ -110,7 +110,10 @@ void xbt_elf_build(struct xbt_elf *e)
 	uint8_t *b = e->buf;
 
 	memset(e, 0, sizeof(*e));
-	memcpy(b, "\x7f" "ELF", 4);
+	memcpy(b,
+	       "\x7f"
+	       "ELF",
+	       4);
 	b[4] = 2; /* ELFCLASS64 */
 	b[5] = 1; /* little endian */
 	b[6] = 1;

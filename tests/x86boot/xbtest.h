@@ -38,8 +38,8 @@ uint8_t xbt_sum(const uint8_t *p, size_t len);
 struct xbt_elf {
 	uint8_t buf[8192];
 	size_t len;
-	size_t phoff;		/* program headers: [0]=text, [1]=data, [2]=note */
-	size_t note_off;	/* Xen note header (namesz, descsz, type, "Xen\0", desc) */
+	size_t phoff;	 /* program headers: [0]=text, [1]=data, [2]=note */
+	size_t note_off; /* Xen note header (namesz, descsz, type, "Xen\0", desc) */
 	size_t text_off, data_off;
 };
 void xbt_elf_build(struct xbt_elf *e);
