@@ -95,12 +95,16 @@ static int serve(int conn, sqb_snap *snap, struct sqb_restore_opts *o)
 	close(fd);
 	fd = -1;
 	fprintf(stderr, "squib-pager: serving %u mapping(s)\n", n);
-	/* serve until the VMM hangs up */
+	/* serve until the VMM hangs up, or hang up on it when the restore
+	 * fails: the Uffd protocol has no other way to tell the VMM */
 	for (;;) {
 		struct pollfd p = {conn, POLLIN | POLLRDHUP, 0};
 		char c;
+		int rc = poll(&p, 1, 100);
 
-		if (poll(&p, 1, -1) < 0 && errno != EINTR)
+		if (rc < 0 && errno != EINTR)
+			break;
+		if (!rc && sqb_restore_wait(rs, 0) <= -SQB_EBADMAGIC)
 			break;
 		if (p.revents & (POLLHUP | POLLRDHUP | POLLERR))
 			break;

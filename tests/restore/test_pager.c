@@ -72,14 +72,17 @@ static void pager_start(struct pager *p, const char *snap, const char *extra)
 	fail_msg("squib-pager did not listen on %s", p->path);
 }
 
-/* Wait for exit; return its status and its stderr in buf. */
-static int pager_finish(struct pager *p, char *buf, size_t cap)
+/* Hang up (or not) and wait for exit; its status, its stderr in buf. */
+static int pager_end(struct pager *p, char *buf, size_t cap, int hangup)
 {
 	int status;
 	ssize_t n, got = 0;
 
-	close(p->sock);
+	if (hangup)
+		close(p->sock);
 	assert_int_equal(waitpid(p->pid, &status, 0), p->pid);
+	if (!hangup)
+		close(p->sock);
 	while (got < (ssize_t)cap - 1 &&
 	       (n = read(p->err_fd, buf + got, cap - 1 - (size_t)got)) > 0)
 		got += n;
@@ -192,7 +195,7 @@ static void serve_one(struct rt_snap *t)
 	for (int i = 0; i < 4096; i++)
 		assert_int_equal(v.mem[0][4096 * 9 + i], 0);
 	assert_memory_equal(v.mem[0] + 4096 * 10, t->ref[0] + 4096 * 10, 4096);
-	status = pager_finish(&p, err, sizeof(err));
+	status = pager_end(&p, err, sizeof(err), 1);
 	assert_true(WIFEXITED(status));
 	if (WEXITSTATUS(status))
 		fail_msg("pager exited %d: %s", WEXITSTATUS(status), err);
@@ -238,7 +241,7 @@ static void malformed(const char *json, int with_fd, const char *want)
 		memcpy(CMSG_DATA(&c.h), &v.uffd, sizeof(int));
 	}
 	assert_int_equal(sendmsg(p.sock, &mh, MSG_NOSIGNAL), (ssize_t)strlen(json));
-	status = pager_finish(&p, err, sizeof(err));
+	status = pager_end(&p, err, sizeof(err), 1);
 	assert_true(WIFEXITED(status));
 	assert_int_equal(WEXITSTATUS(status), 2);
 	if (!strstr(err, want))
@@ -344,6 +347,44 @@ static void test_killed_pager_gives_no_zero_pages(void **state)
 	vmm_free(&v);
 }
 
+/* A corrupt chunk: the pager reports it, hangs up on the VMM and exits 1;
+ * the access that met it stays blocked rather than reading zeros. */
+static void test_corrupt_chunk_pager_hangs_up(void **state)
+{
+	struct rt_snap bad;
+	struct pager p;
+	struct vmm v;
+	struct kread k = {0};
+	pthread_t th;
+	uint64_t off = 0, gpa = 0;
+	char err[4096];
+	int status;
+	struct uffdio_zeropage z;
+
+	(void)state;
+	assert_int_equal(rt_make(&bad, tmpdir, "bad", SQB_CODEC_ZSTD, 0, S0, S1, 33), 0);
+	assert_int_equal(rt_find_stored(bad.s, SQB_EXT_COMPRESSED, &off, &gpa), 0);
+	assert_int_equal(rt_flip_byte(bad.path[0], off + 9), 0);
+	vmm_setup(&v);
+	pager_start(&p, bad.path[0], "--no-fill");
+	vmm_handshake(&v, &p);
+	k.addr = v.mem[0] + gpa;
+	assert_int_equal(pthread_create(&th, NULL, kread_main, &k), 0);
+	status = pager_end(&p, err, sizeof(err), 0); /* it exits by itself */
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 1);
+	if (!strstr(err, "restore failed") || !strstr(err, "checksum"))
+		fail_msg("expected a checksum report, got: %s", err);
+	sleep_ms(100);
+	assert_int_equal(atomic_load(&k.done), 0); /* still blocked, no zeros */
+	/* release the test thread: what a VMM shutting down would do */
+	z = (struct uffdio_zeropage){.range = {(uintptr_t)k.addr, 4096}};
+	assert_int_equal(ioctl(v.uffd, UFFDIO_ZEROPAGE, &z), 0);
+	pthread_join(th, NULL);
+	vmm_free(&v);
+	rt_free(&bad);
+}
+
 static void test_handshake_parser(void **state)
 {
 	struct sqb_pager_map *m;
@@ -409,6 +450,7 @@ int main(int argc, char **argv)
 	    cmocka_unit_test(test_pager_serves_diff_chain),
 	    cmocka_unit_test(test_pager_refuses_malformed_handshakes),
 	    cmocka_unit_test(test_killed_pager_gives_no_zero_pages),
+	    cmocka_unit_test(test_corrupt_chunk_pager_hangs_up),
 	};
 
 	if (argc < 2) {
