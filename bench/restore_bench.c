@@ -38,6 +38,7 @@ static int cmp_u64(const void *a, const void *b)
 }
 
 static uint64_t size; /* guest bytes */
+static void cleanup(void);
 static char dir[256];
 static char raw_path[300], lz4_path[300], ws_path[300];
 static int have_uffd;
@@ -392,6 +393,7 @@ int main(int argc, char **argv)
 	snprintf(raw_path, sizeof(raw_path), "%s/raw.sqb", dir);
 	snprintf(lz4_path, sizeof(lz4_path), "%s/lz4.sqb", dir);
 	snprintf(ws_path, sizeof(ws_path), "%s/ws.sqb", dir);
+	atexit(cleanup); /* GiB files never outlive the run, even on failure */
 	{
 		int fd = (int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
 		struct uffdio_api api = {.api = UFFD_API, .features = UFFD_FEATURE_EVENT_REMOVE};
@@ -440,9 +442,13 @@ int main(int argc, char **argv)
 					   : "MISS");
 	sqb_snap_free(raw);
 	sqb_snap_free(lz4);
+	return 0;
+}
+
+static void cleanup(void)
+{
 	unlink(raw_path);
 	unlink(lz4_path);
 	unlink(ws_path);
 	rmdir(dir);
-	return 0;
 }

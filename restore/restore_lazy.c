@@ -145,6 +145,7 @@ static int serve_block(sqb_restore *rs, uint64_t blk)
 	if (rs_block_is_zero(rs, blk))
 		return put_range(rs, rg, off, len, NULL);
 	t0 = rs_now_ns();
+	rs->hbuf_blk = 0;
 	err = rs_decode_block(rs, blk, rs->hbuf, &len, &d);
 	rs->dec_ns += rs_now_ns() - t0;
 	if (err)
@@ -186,20 +187,25 @@ static int serve_fault(sqb_restore *rs, uint64_t addr, int retry)
 	else if (rs_bit(rs->pg_removed, pg))
 		err = put_range(rs, rg, off & ~(uint64_t)(RS_HPAGE - 1), RS_HPAGE, NULL);
 	else if (rs->record) {
-		uint64_t poff = off - off % rs->gps;
+		uint64_t poff = off - off % rs->gps, blk = rg->blk0 + off / RS_BLOCK, len;
 		struct sqb_diag d = {0};
 		uint64_t t0 = rs_now_ns();
 
-		err = sqb_snap_read(rs->snap, rg->gpa + poff, rs->hbuf, rs->gps, &d);
-		rs->dec_ns += rs_now_ns() - t0;
-		if (err)
-			return rs_fail(rs, err, &d);
-		atomic_fetch_add(&rs->decoded, rs->gps);
+		/* page-granular faults: keep the last decoded block, the next
+		 * fault is often in it */
+		if (rs->hbuf_blk != blk + 1) {
+			rs->hbuf_blk = 0;
+			err = rs_decode_block(rs, blk, rs->hbuf, &len, &d);
+			rs->dec_ns += rs_now_ns() - t0;
+			if (err)
+				return rs_fail(rs, err, &d);
+			rs->hbuf_blk = blk + 1;
+		}
 		/* record before the install wakes the thread: whoever saves
 		 * the working set after the access must find it */
 		if (!retry)
 			record(rs, rg->gpa + poff);
-		err = put_range(rs, rg, poff, rs->gps, rs->hbuf);
+		err = put_range(rs, rg, poff, rs->gps, rs->hbuf + poff % RS_BLOCK);
 	} else if (rs->ws_idx && rs->ws_idx[pg]) {
 		/* a working-set page the prefetch has not reached: its bytes
 		 * are in memory already, install just its guest page */
@@ -282,6 +288,8 @@ static int ws_step(sqb_restore *rs, uint8_t *buf, int locked)
 			if (!data) {
 				struct sqb_diag d = {0};
 
+				if (buf == rs->hbuf)
+					rs->hbuf_blk = 0;
 				if ((err = sqb_snap_read(rs->snap, gpa, buf, len, &d)))
 					return rs_fail(rs, err, &d), 0;
 				data = buf;
@@ -292,7 +300,8 @@ static int ws_step(sqb_restore *rs, uint8_t *buf, int locked)
 			if (locked)
 				pthread_rwlock_unlock(&rs->ev_lock);
 			if (err < 0) {
-				if (err == -EAGAIN) { /* an event is pending: the handler reads it */
+				if (err ==
+				    -EAGAIN) { /* an event is pending: the handler reads it */
 					if (locked)
 						usleep(50);
 					return 1;
