@@ -120,8 +120,9 @@ struct sqb_restore {
 	uint32_t *samples;	/* fault service, event read -> installed */
 	uint32_t *samples_inst; /* the same minus reading/decoding the source */
 	size_t nsamples;
-	uint64_t dec_ns; /* handler: source time of the fault being served */
-	uint8_t *hbuf;	 /* handler's decode buffer */
+	uint64_t dec_ns;   /* handler: source time of the fault being served */
+	uint8_t *hbuf;	   /* handler's decode buffer */
+	uint64_t hbuf_blk; /* 1 + the block hbuf holds, or 0 */
 };
 
 /* restore_core.c */
