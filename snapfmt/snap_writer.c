@@ -45,6 +45,7 @@ struct pend {
 	uint32_t out_len;
 	uint8_t kind, codec;
 	uint64_t sum;
+	uint32_t cap; /* room at out */
 	uint64_t off; /* where it goes in the file */
 	int err;      /* of its write */
 };
@@ -343,8 +344,8 @@ struct batch {
 	uint64_t *dsrc;
 	struct pend *pend;
 	size_t npend;
-	uint8_t *outbuf; /* npend slots of slot_size */
-	size_t slot_size;
+	uint8_t *outbuf; /* pend k compresses into out..out+cap, packed in order */
+	size_t out_cap;
 };
 
 /* Phase 1, per chunk: zero detection and page hashes. */
@@ -424,7 +425,6 @@ static void b_encode(void *ctx, size_t idx)
 		return;
 	}
 	p->kind = SQB_EXT_COMPRESSED;
-	p->out = b->outbuf + idx * b->slot_size;
 	{
 		void *cctx = NULL;
 		unsigned int slot = w->nctxs;
@@ -439,7 +439,7 @@ static void b_encode(void *ctx, size_t idx)
 				slot = i;
 			}
 		pthread_mutex_unlock(&w->ctx_lock);
-		k = sqb_codec_compress(w->o.codec, w->o.level, p->src, len, p->out, b->slot_size,
+		k = sqb_codec_compress(w->o.codec, w->o.level, p->src, len, p->out, p->cap,
 				       &cctx);
 		if (slot < w->nctxs) {
 			pthread_mutex_lock(&w->ctx_lock);
@@ -464,6 +464,7 @@ static void b_encode(void *ctx, size_t idx)
 static void b_plan(struct batch *b)
 {
 	uint32_t cp = b->w->chunk_pages;
+	size_t o = 0;
 
 	b->npend = 0;
 	for (uint32_t i = 0; i < b->n;) {
@@ -476,11 +477,19 @@ static void b_plan(struct batch *b)
 		while (j < b->n && b->kinds[j] == SQB_PAGE_DATA &&
 		       (j == i || (b->first + j) % cp != 0))
 			j++;
-		b->pend[b->npend++] = (struct pend){
+		b->pend[b->npend] = (struct pend){
 			.first = b->first + i,
 			.count = j - i,
 			.src = b->data + (size_t)i * b->w->gps,
 		};
+		if (b->outbuf) { /* output slots packed in page order: cache friendly */
+			size_t cap = sqb_codec_bound(b->w->o.codec, (size_t)(j - i) * b->w->gps);
+
+			b->pend[b->npend].out = b->outbuf + o;
+			b->pend[b->npend].cap = (uint32_t)cap;
+			o += (cap + 63) & ~(size_t)63;
+		}
+		b->npend++;
 		i = j;
 	}
 }
@@ -594,17 +603,23 @@ int sqb_writer_add_memory_src(sqb_snap_writer *w, uint64_t gpa, uint64_t size,
 		b.ri = w->nreg++;
 	}
 	npages = size / w->gps;
-	batch_pages = w->chunk_pages * 16 * sqb_pool_threads(w->pool);
+	/* 8 MiB of guest memory per batch (at least two chunks per thread):
+	 * fewer pool barriers, while the buffers stay cache-sized */
+	batch_pages = (8u << 20) / w->gps;
+	if (batch_pages < w->chunk_pages * 2 * sqb_pool_threads(w->pool))
+		batch_pages = w->chunk_pages * 2 * sqb_pool_threads(w->pool);
 	if (batch_pages > npages)
 		batch_pages = (uint32_t)npages;
-	b.slot_size = sqb_codec_bound(w->o.codec, (size_t)w->chunk_pages * w->gps);
+	/* >= the sum of the bounds of the batch's extents, each 64-aligned */
+	b.out_cap = (size_t)batch_pages * w->gps + (size_t)batch_pages * w->gps / 64 +
+		    (size_t)batch_pages * 128;
 	scratch = malloc((size_t)batch_pages * w->gps);
 	b.kinds = malloc(batch_pages);
 	b.hash = calloc(batch_pages, sizeof(uint64_t));
 	b.dsrc = calloc(batch_pages, sizeof(uint64_t));
 	b.pend = calloc(batch_pages, sizeof(struct pend));
 	if (w->o.codec != SQB_CODEC_NONE)
-		b.outbuf = malloc((size_t)batch_pages * b.slot_size);
+		b.outbuf = malloc(b.out_cap);
 	if (!scratch || !b.kinds || !b.hash || !b.dsrc || !b.pend ||
 	    (w->o.codec != SQB_CODEC_NONE && !b.outbuf)) {
 		err = w_fail(w, -ENOMEM);
