@@ -13,6 +13,7 @@ build=${1:-$repo/build}
 shift || true
 bins=(--bin "$build/runtime/x86boot/tests/bootmark" --bin "$(command -v qemu-system-x86_64)")
 [ -x "$build/runtime/squib" ] && bins+=(--bin "$build/runtime/squib")
+[ "${4:-vmlinuz}" = vmlinux ] || bins+=(--no-vmlinux)
 exec "$repo/testhost/run.sh" --auto --timeout 900 "${bins[@]}" \
-	--file /usr/share/qemu:/usr/share/qemu --no-vmlinux \
+	--file /usr/share/qemu:/usr/share/qemu \
 	"$repo/testhost/bench-boot-inner.sh" "$@"

@@ -154,7 +154,7 @@ setpriv --help 2>/dev/null | grep -q -- --pdeathsig && pdeath=(setpriv --pdeaths
 	-nodefaults -no-user-config -display none -no-reboot \
 	-serial "file:$log" \
 	-kernel "$guest/vmlinuz" -initrd "$work/initrd" \
-	-append "console=ttyS0 quiet loglevel=4 panic=-1 reboot=k" \
+	-append "console=ttyS0 quiet loglevel=3 panic=-1 reboot=k" \
 	>"$work/qemu.out" 2>&1 &
 qpid=$!
 
@@ -163,23 +163,25 @@ qpid=$!
 deadline=$(($(date +%s) + timeout))
 timed_out=0 shown=0 streaming=0
 stream() {
-	local size chunk
+	local size nl
 	size=$(stat -c %s "$log" 2>/dev/null || echo 0)
 	[ "$size" -gt "$shown" ] || return 0
-	chunk=$(tail -c +$((shown + 1)) "$log" | head -c $((size - shown)) | tr -d '\r')
-	# keep a trailing partial line for the next round
-	if [ "${1:-}" != final ] && [ "${chunk: -1}" != $'\n' ] && [[ "$chunk" == *$'\n'* ]]; then
-		chunk=${chunk%$'\n'*}$'\n'
-	elif [ "${1:-}" != final ] && [[ "$chunk" != *$'\n'* ]]; then
+	tail -c +$((shown + 1)) "$log" | head -c $((size - shown)) >"$work/chunk"
+	nl=$(tr -cd '\n' <"$work/chunk" | wc -c)
+	if [ "${1:-}" = final ]; then
+		cp "$work/chunk" "$work/lines"
+	elif [ "$nl" -gt 0 ]; then
+		head -n "$nl" "$work/chunk" >"$work/lines" # complete lines only
+	else
 		return 0
 	fi
-	shown=$((shown + $(printf '%s' "$chunk" | wc -c)))
-	printf '%s' "$chunk" | awk -v on="$streaming" '
+	shown=$((shown + $(wc -c <"$work/lines")))
+	tr -d '\r' <"$work/lines" | awk -v on="$streaming" '
 		/^SQUIB-TESTHOST-BEGIN/ { on = 1; next }
 		/^SQUIB-TESTHOST-EXIT=/ { on = 0; next }
 		on { print }
-		END { print "STREAMING=" on > "/dev/stderr" }' 2>"$work/stream.state"
-	streaming=$(sed -n 's/^STREAMING=//p' "$work/stream.state")
+		END { print on > "/dev/stderr" }' 2>"$work/stream.state"
+	streaming=$(cat "$work/stream.state")
 }
 while kill -0 "$qpid" 2>/dev/null; do
 	stream
