@@ -166,6 +166,10 @@ size_t sqb_codec_compress(enum sqb_codec c, int level, const void *src, size_t n
 void sqb_codec_ctx_free(enum sqb_codec c, void *ctx);
 /* Decompress to exactly out_len bytes, else -SQB_ECODEC. */
 int sqb_codec_decompress(enum sqb_codec c, const void *src, size_t n, void *dst, size_t out_len);
+/* Like sqb_codec_decompress, but only the first `want` bytes of dst need to
+ * be produced (a random page read); the rest of dst is undefined. */
+int sqb_codec_decompress_prefix(enum sqb_codec c, const void *src, size_t n, void *dst,
+				size_t out_len, size_t want);
 
 uint64_t sqb_xxh64(const void *p, size_t n);
 void sqb_xxh128(const void *a, size_t alen, const void *b, size_t blen, struct sqb_digest *out);

@@ -56,9 +56,21 @@ static struct scratch *scratch_get(void)
 static int read_pages(sqb_snap *s, unsigned int r, uint64_t page, uint64_t n, uint8_t *dst,
 		      struct sqb_diag *diag);
 
-/* Stored bytes of a RAW or COMPRESSED extent, checksum verified, into dst. */
+/* Stored bytes of a RAW or COMPRESSED extent, checksum verified, into dst:
+ * at least its first `want` bytes (all of them for RAW, whose checksum
+ * covers the whole extent). */
+static int decode_stored_prefix(sqb_snap *s, unsigned int r, const struct sqb_extent *e,
+				uint8_t *dst, size_t want, struct sqb_diag *diag);
+
 static int decode_stored(sqb_snap *s, unsigned int r, const struct sqb_extent *e, uint8_t *dst,
 			 struct sqb_diag *diag)
+{
+	return decode_stored_prefix(s, r, e, dst, (size_t)e->page_count * s->info.guest_page_size,
+				    diag);
+}
+
+static int decode_stored_prefix(sqb_snap *s, unsigned int r, const struct sqb_extent *e,
+				uint8_t *dst, size_t want, struct sqb_diag *diag)
 {
 	size_t bytes = (size_t)e->page_count * s->info.guest_page_size;
 	char name[32];
@@ -85,7 +97,7 @@ static int decode_stored(sqb_snap *s, unsigned int r, const struct sqb_extent *e
 		return sqb_diag_set(diag, -SQB_ECHECKSUM, e->data, name,
 				    "compressed extent for page %llu: checksum mismatch",
 				    (unsigned long long)e->first_page);
-	if (sqb_codec_decompress(e->codec, sc->in, e->stored_len, dst, bytes))
+	if (sqb_codec_decompress_prefix(e->codec, sc->in, e->stored_len, dst, bytes, want))
 		return sqb_diag_set(diag, -SQB_ECODEC, e->data, name,
 				    "%s chunk for page %llu does not decode to %zu bytes",
 				    sqb_codec_name(e->codec), (unsigned long long)e->first_page, bytes);
@@ -168,7 +180,7 @@ static int read_pages(sqb_snap *s, unsigned int r, uint64_t page, uint64_t n, ui
 
 			if (!sc)
 				return -ENOMEM;
-			if ((err = decode_stored(s, r, e, sc->out, diag)))
+			if ((err = decode_stored_prefix(s, r, e, sc->out, (skip + take) * gps, diag)))
 				return err;
 			memcpy(dst, sc->out + skip * gps, take * gps);
 		}

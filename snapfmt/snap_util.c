@@ -126,6 +126,19 @@ int sqb_codec_decompress(enum sqb_codec c, const void *src, size_t n, void *dst,
 	return -SQB_ECODEC;
 }
 
+int sqb_codec_decompress_prefix(enum sqb_codec c, const void *src, size_t n, void *dst,
+				size_t out_len, size_t want)
+{
+	/* LZ4 decodes sequentially and can stop early; a 64 KiB zstd chunk is
+	 * one block, decoded whole either way */
+	if (c == SQB_CODEC_LZ4 && want < out_len) {
+		int k = LZ4_decompress_safe_partial(src, dst, (int)n, (int)want, (int)out_len);
+
+		return k >= (int)want ? 0 : -SQB_ECODEC;
+	}
+	return sqb_codec_decompress(c, src, n, dst, out_len);
+}
+
 const char *sqb_codec_name(enum sqb_codec c)
 {
 	switch (c) {
