@@ -14,6 +14,14 @@ extern char tramp_start[], tramp_end[];
 static volatile uint32_t done_mask;
 static volatile uint32_t reported;
 
+static uint64_t rdtsc(void)
+{
+	uint32_t lo, hi;
+
+	__asm__ volatile("rdtsc" : "=a"(lo), "=d"(hi));
+	return ((uint64_t)hi << 32) | lo;
+}
+
 static uint64_t fill_word(uint32_t id, uint64_t i)
 {
 	return ((uint64_t)(id + 1) << 40) ^ (i * 0x9e3779b97f4a7c15ULL);
@@ -60,7 +68,7 @@ void ap_main(void)
 
 void guest_main(uint32_t start_info)
 {
-	uint64_t cpus, sum = 0, spins = 0;
+	uint64_t cpus, sum = 0, start;
 	uint32_t want;
 
 	cmdline_init(start_info);
@@ -82,7 +90,11 @@ void guest_main(uint32_t start_info)
 	}
 	report(0, fill_and_check(0, &sum) == 0, sum);
 	__atomic_or_fetch(&done_mask, 1u, __ATOMIC_SEQ_CST);
-	while ((done_mask & want) != want && spins++ < 5000000)
+	/* Wait for every secondary; give up after ~2^36 TSC cycles (tens of
+	 * seconds) so a missing vCPU is reported, not hung on.  A count of
+	 * spins would be too short under emulation on a loaded host. */
+	start = rdtsc();
+	while ((done_mask & want) != want && rdtsc() - start < (1ULL << 36))
 		cpu_relax();
 	print_lock();
 	if ((done_mask & want) == want) {
