@@ -230,7 +230,7 @@ static int diff_memory(struct dx *x)
 		sqb_snap_region(x->b, r, &rb);
 		total += rb.size;
 	}
-	st_progress_start("diff", 2 * total);
+	st_progress_start("diff", 0, 0);
 	for (unsigned int r = 0; r < sqb_snap_region_count(x->b) && !rc; r++) {
 		for (unsigned int k = 0; k < sqb_snap_region_count(x->a) && !rc; k++) {
 			struct sqb_region rb, ra;
@@ -741,7 +741,7 @@ static int write_diff(struct dx *x, const struct st_wopts *wo)
 
 	st_wopts_apply(wo, &o);
 	o.parent_path_hint = hint;
-	st_progress_start("diff --output", 2 * x->bi->file_size);
+	st_progress_start("diff --output", 0, 0);
 	err = sqb_snap_write_diff(wo->out, x->a, x->b, &o);
 	st_progress_stop();
 	free(hint);

@@ -29,7 +29,7 @@ static int extract_memory(sqb_snap *s, const char *out, long region)
 		if (region < 0 || (long)r == region)
 			total += rg.size;
 	}
-	st_progress_start("extract", sqb_snap_get_info(s)->file_size);
+	st_progress_start("extract", 0, total);
 	err = sqb_snap_export_raw(s, out, (int)region);
 	st_progress_stop();
 	if (err == -EEXIST)

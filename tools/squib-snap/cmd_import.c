@@ -142,7 +142,7 @@ int cmd_import(int argc, char **argv)
 	st_wopts_apply(&wo, &o);
 	o.guest_page_size = (uint32_t)ps;
 	o.producer = "squib-snap import";
-	st_progress_start("import", (uint64_t)st.st_size);
+	st_progress_start("import", (uint64_t)st.st_size, 0);
 	err = sqb_snap_import_raw(wo.out, raw, layout, n, &o);
 	st_progress_stop();
 	if (err)

@@ -88,16 +88,13 @@ static int do_merge(sqb_snap *top, char **paths, const struct sqb_snap_info *in,
 {
 	struct sqb_write_opts o = SQB_WRITE_OPTS_INIT;
 	char *hint = NULL;
-	uint64_t total = 0;
 	sqb_snap *base = top;
 	int err;
 
 	st_wopts_apply(wo, &o);
-	for (unsigned int i = 0; i < n; i++)
-		total += in[i].file_size;
 	for (unsigned int i = 1; i < n; i++)
 		base = sqb_snap_parent(base) ? sqb_snap_parent(base) : base;
-	st_progress_start("merge", total);
+	st_progress_start("merge", 0, 0);
 	if (!as_diff) {
 		err = sqb_snap_merge(wo->out, top, &o, 0);
 	} else {

@@ -52,7 +52,7 @@ int cmd_repack(int argc, char **argv)
 		hint = st_hint_for(wo.out, sqb_snap_path(sqb_snap_parent(s)));
 		o.parent_path_hint = hint;
 	}
-	st_progress_start("repack", sqb_snap_get_info(s)->file_size);
+	st_progress_start("repack", 0, 0);
 	err = sqb_snap_repack(wo.out, s, &o);
 	st_progress_stop();
 	free(hint);

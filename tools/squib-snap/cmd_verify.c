@@ -33,7 +33,7 @@ unsigned int st_verify_chain(sqb_snap *s, unsigned int max, const char *label)
 
 	for (sqb_snap *p = s; p; p = sqb_snap_parent(p))
 		total += sqb_snap_get_info(p)->file_size;
-	st_progress_start(label, total);
+	st_progress_start(label, total, 0);
 	for (sqb_snap *p = s; p && v.problems < max; p = sqb_snap_parent(p)) {
 		int err;
 

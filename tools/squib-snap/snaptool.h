@@ -149,8 +149,10 @@ void st_jkv_bytes(yajl_gen g, const char *k, const void *p, size_t n);
 /* ---- progress (st_progress.c) ---- */
 /* Show "label: 40% 512 MiB read 3.1 s" on stderr after one second when
  * stderr is a terminal; progress comes from this process's I/O counters
- * (the library streams internally and has no progress callback). */
-void st_progress_start(const char *label, uint64_t expect_bytes);
+ * (the library streams internally and has no progress callback).  The
+ * percentage is shown when the bytes to read (or else to write) are known
+ * in advance; pass 0, 0 when they are not. */
+void st_progress_start(const char *label, uint64_t expect_read, uint64_t expect_write);
 void st_progress_stop(void);
 
 #endif

@@ -16,7 +16,7 @@ static struct {
 	pthread_cond_t cond;
 	int running, stop, drawn;
 	const char *label;
-	uint64_t expect, rbase, wbase;
+	uint64_t expect_r, expect_w, rbase, wbase;
 	struct timespec t0;
 } pg = {.lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER};
 
@@ -55,8 +55,9 @@ static void draw(void)
 	io_counters(&r, &w);
 	r -= pg.rbase;
 	w -= pg.wbase;
-	if (pg.expect) {
-		double p = 100.0 * (double)r / (double)pg.expect;
+	if (pg.expect_r || pg.expect_w) {
+		double p = pg.expect_r ? 100.0 * (double)r / (double)pg.expect_r
+				       : 100.0 * (double)w / (double)pg.expect_w;
 
 		snprintf(pct, sizeof(pct), "%3.0f%% ", p > 99 ? 99 : p);
 	}
@@ -90,12 +91,13 @@ static void *run(void *arg)
 	return NULL;
 }
 
-void st_progress_start(const char *label, uint64_t expect_bytes)
+void st_progress_start(const char *label, uint64_t expect_read, uint64_t expect_write)
 {
 	if (pg.running || !isatty(STDERR_FILENO))
 		return;
 	pg.label = label;
-	pg.expect = expect_bytes;
+	pg.expect_r = expect_read;
+	pg.expect_w = expect_write;
 	pg.stop = pg.drawn = 0;
 	io_counters(&pg.rbase, &pg.wbase);
 	clock_gettime(CLOCK_MONOTONIC, &pg.t0);
