@@ -83,8 +83,8 @@ static int open_top(sqb_snap **top, char **paths, const struct sqb_snap_info *in
 	return err ? st_fail_diag(paths[n - 1], err, &d) : 0;
 }
 
-static int do_merge(sqb_snap *top, char **paths, const struct sqb_snap_info *in, unsigned int n,
-		    const struct st_wopts *wo, int as_diff)
+static int do_merge(sqb_snap *top, char **paths, unsigned int n, const struct st_wopts *wo,
+		    int as_diff)
 {
 	struct sqb_write_opts o = SQB_WRITE_OPTS_INIT;
 	char *hint = NULL;
@@ -167,7 +167,7 @@ int cmd_merge(int argc, char **argv)
 			goto out;
 	if (check_chain(paths, in, n) || open_top(&top, paths, in, n))
 		goto out;
-	if ((rc = do_merge(top, paths, in, n, &wo, as_diff)))
+	if ((rc = do_merge(top, paths, n, &wo, as_diff)))
 		goto out;
 	if (!quiet)
 		printf("wrote %s: %s of %u layer%s\n", wo.out,
