@@ -16,12 +16,12 @@ if [ -n "${SQB_IN_TESTHOST:-}" ]; then
 fi
 [ -c /dev/kvm ] || exit 1
 
-boot() { # boot NAME KERNEL CPUS
-	xbrun -c "$3" -m 256 -t 120 -i $G/initramfs.cpio.gz -u SQUIB-READY \
-		-a "console=ttyS0 reboot=k panic=1 pci=off i8042.noaux i8042.nomux i8042.dumbkbd quiet" \
+boot() { # boot NAME KERNEL CPUS [MARKER [EXTRA_CMDLINE]]
+	xbrun -c "$3" -m 256 -t 120 -i $G/initramfs.cpio.gz -u "${4:-SQUIB-READY}" \
+		-a "console=ttyS0 reboot=k panic=1 pci=off i8042.noaux i8042.nomux i8042.dumbkbd quiet ${5:-}" \
 		"$2" >"$T/$1.log" 2>&1
 	rc=$?
-	grep -E 'XBRUN|SQUIB-READY|Kernel panic|BUG' "$T/$1.log"
+	grep -E 'XBRUN|SQUIB-|Kernel panic|BUG' "$T/$1.log"
 	if [ $rc -ne 0 ]; then
 		echo "--- $1: xbrun exit $rc, console tail:"
 		tail -n 25 "$T/$1.log"
@@ -31,8 +31,10 @@ boot() { # boot NAME KERNEL CPUS
 check boot bzimage $G/vmlinuz 1
 check grep -q 'SQUIB-READY.*cpus=1' $T/bzimage.log
 if [ -f $G/vmlinux ]; then
-	check boot pvh $G/vmlinux 2
+	# The guest kit's memory workload: a 32 MiB pattern written, then verified.
+	check boot pvh $G/vmlinux 2 SQUIB-MEMCHECK sqb.run=memfill:32:5+memcheck:32:5
 	check grep -q 'SQUIB-READY.*cpus=2' $T/pvh.log
+	check grep -q 'SQUIB-MEMCHECK ok mib=32' $T/pvh.log
 fi
 rm -rf "$T"
 exit $fail
