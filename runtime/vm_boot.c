@@ -16,14 +16,6 @@ int sqb_vm_boot_load(struct sqb_vm *vm, const struct sqb_vm_config *cfg, struct 
 	struct sqb_x86boot_in in = {0};
 	struct sqb_x86boot_entry out;
 
-	if (!cfg->kernel_path) {
-		if (diag) {
-			diag->offset = UINT64_MAX;
-			snprintf(diag->section, sizeof(diag->section), "kernel");
-			snprintf(diag->reason, sizeof(diag->reason), "no kernel image configured");
-		}
-		return -EINVAL;
-	}
 	for (unsigned int i = 0; i < vm->mem.nregions; i++)
 		ram[i] = (struct sqb_x86boot_mem){vm->mem.regions[i].host, vm->mem.regions[i].gpa,
 						  vm->mem.regions[i].size};

@@ -5,9 +5,10 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "log.h"
 #include "vmm_priv.h"
 
-int sqb_mem_create(struct sqb_guest_mem *m, uint64_t size)
+int sqb_mem_create(struct sqb_guest_mem *m, uint64_t size, int thp)
 {
 	uint64_t low = size < SQB_MMIO_GAP_START ? size : SQB_MMIO_GAP_START;
 	int err;
@@ -24,6 +25,8 @@ int sqb_mem_create(struct sqb_guest_mem *m, uint64_t size)
 		err = -errno;
 		goto err_fd;
 	}
+	if (thp && madvise(m->host, size, MADV_HUGEPAGE) < 0)
+		sqb_debug("MADV_HUGEPAGE refused: %d", errno); /* 4 KiB pages then */
 	m->size = size;
 	m->nregions = 0;
 	m->regions[m->nregions++] = (struct sqb_mem_region){0, low, m->host, 0};

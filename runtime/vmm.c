@@ -238,6 +238,8 @@ static int vm_create_vcpus(struct sqb_vm *vm, const struct sqb_vm_config *cfg,
 		vm->vcpus[i].index = i;
 		FORWARD_IF_ERROR(vm->ops->vcpu_create(&vm->vcpus[i].hv, vm->hv, i, diag));
 	}
+	if (!cfg->kernel_path)
+		return 0; /* restore path: state comes from a snapshot */
 	FORWARD_IF_ERROR(sqb_vm_boot_load(vm, cfg, &entry, diag));
 	/* Secondary vCPUs wait for INIT/SIPI in the in-kernel LAPIC. */
 	return vm->ops->vcpu_set_entry(vm->vcpus[0].hv, &entry);
@@ -251,7 +253,7 @@ int sqb_vm_create(sqb_vm **out, const struct sqb_vm_config *cfg, struct sqb_diag
 	*out = NULL;
 	if (!cfg || cfg->version != SQB_VM_CONFIG_VERSION || cfg->vcpu_count < 1 ||
 	    cfg->vcpu_count > SQB_VM_MAX_VCPUS || cfg->mem_size_mib < 1 ||
-	    cfg->mem_size_mib > (1ULL << 20))
+	    cfg->mem_size_mib > (1ULL << 20) || (unsigned int)cfg->huge_pages > SQB_VM_HUGE_THP)
 		return -EINVAL;
 	vm = calloc(1, sizeof(*vm));
 	if (!vm)
@@ -273,7 +275,7 @@ int sqb_vm_create(sqb_vm **out, const struct sqb_vm_config *cfg, struct sqb_diag
 	err = vm->ops->vm_create(&vm->hv, vm->nvcpus, diag);
 	if (err < 0)
 		goto err;
-	err = sqb_mem_create(&vm->mem, cfg->mem_size_mib << 20);
+	err = sqb_mem_create(&vm->mem, cfg->mem_size_mib << 20, cfg->huge_pages == SQB_VM_HUGE_THP);
 	if (err < 0)
 		goto err;
 	for (unsigned int i = 0; i < vm->mem.nregions; i++) {

@@ -33,7 +33,8 @@ struct sqb_guest_mem {
 	unsigned int nregions;
 };
 
-int sqb_mem_create(struct sqb_guest_mem *m, uint64_t size);
+/* thp: ask for transparent huge pages (best effort; shmem_enabled decides). */
+int sqb_mem_create(struct sqb_guest_mem *m, uint64_t size, int thp);
 void sqb_mem_destroy(struct sqb_guest_mem *m);
 
 struct sqb_vcpu {

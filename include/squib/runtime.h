@@ -34,10 +34,16 @@ struct sqb_vm_config {
 	unsigned int vcpu_count; /* 1..SQB_VM_MAX_VCPUS */
 	uint64_t mem_size_mib;	 /* >= 1 */
 	int track_dirty_pages;	 /* recorded for snapshots (issue 7) */
-	const char *kernel_path; /* PVH ELF */
+	const char *kernel_path; /* PVH ELF or bzImage; NULL: nothing is loaded
+				  * and vCPUs keep their reset state (a
+				  * snapshot restore sets them) */
 	const char *initrd_path; /* NULL: none */
 	const char *cmdline;	 /* NULL: the loader's microVM default */
 	int serial_out_fd;	 /* guest serial output; -1 discards */
+	enum sqb_vm_huge_pages {
+		SQB_VM_HUGE_NONE = 0, /* 4 KiB pages */
+		SQB_VM_HUGE_THP = 1,  /* madvise(MADV_HUGEPAGE) on guest memory */
+	} huge_pages;
 };
 
 #define SQB_VM_CONFIG_VERSION 1

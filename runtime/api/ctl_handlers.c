@@ -398,6 +398,7 @@ int sqb_ctl_start(struct sqb_ctl *c, char *err, size_t errlen)
 	cfg.initrd_path = c->initrd_path;
 	cfg.cmdline = c->boot_args;
 	cfg.serial_out_fd = c->serial_fd >= 0 ? c->serial_fd : STDOUT_FILENO;
+	cfg.huge_pages = strcmp(c->huge_pages, "Transparent") ? SQB_VM_HUGE_NONE : SQB_VM_HUGE_THP;
 	rc = sqb_vm_create(&c->vm, &cfg, &diag);
 	if (rc < 0) {
 		snprintf(err, errlen, "Cannot start microvm: %s%s%s", sqb_strerror(rc),

@@ -216,6 +216,12 @@ static void test_create_errors_say_what(void **state)
 	memset(&d, 0, sizeof(d));
 	assert_true(sqb_vm_create(&vm, &cfg, &d) < 0);
 	assert_true(d.reason[0] != 0);
+	/* No kernel: a VM for a snapshot restore, with THP-advised memory. */
+	cfg.kernel_path = NULL;
+	cfg.huge_pages = SQB_VM_HUGE_THP;
+	assert_int_equal(sqb_vm_create(&vm, &cfg, &d), 0);
+	assert_int_equal(sqb_vm_get_state(vm), SQB_VM_CREATED);
+	sqb_vm_free(vm);
 	sqb_vm_free(NULL);
 }
 
