@@ -342,37 +342,55 @@ static int setup_ranges(sqb_restore *rs)
 
 /* ---- eager ---- */
 
+/* One block of an eager restore.  With a fault source (library memory, no
+ * guest running yet) the block is decoded into buf and installed with one
+ * batched copy, and zero blocks are left untouched; otherwise it is decoded
+ * straight into the destination. */
+static int eager_block(sqb_restore *rs, uint64_t blk, uint8_t *buf)
+{
+	uint64_t off, len;
+	struct rs_range *rg = rs_block_range(rs, blk, &off);
+	struct sqb_diag d = {0};
+	int zero = rs_block_is_zero(rs, blk), err = 0;
+
+	len = rg->size - off < RS_BLOCK ? rg->size - off : RS_BLOCK;
+	if (zero && !rs->own_mem)
+		memset(rg->local + off, 0, len);
+	else if (!zero && rs->fs) {
+		err = rs_decode_block(rs, blk, buf, &len, &d);
+		if (!err)
+			err = rs->fs->ops->install(rs->fs, rg, off, buf, len);
+	} else if (!zero) {
+		/* one batched fault-in beats a first-touch fault per page */
+		if (rs->own_mem)
+			(void)madvise(rg->local + off, len, MADV_POPULATE_WRITE);
+		err = sqb_snap_read(rs->snap, rg->gpa + off, rg->local + off, len, &d);
+		if (!err)
+			atomic_fetch_add(&rs->decoded, len);
+	}
+	if (err < 0)
+		return rs_fail(rs, err, d.reason[0] ? &d : NULL);
+	atomic_store(&rs->blk_state[blk], 1);
+	atomic_fetch_add(&rs->blocks_present, 1);
+	return 0;
+}
+
 static void *eager_worker(void *arg)
 {
 	sqb_restore *rs = arg;
-	struct sqb_diag d;
+	uint8_t *buf = rs->fs ? malloc(RS_BLOCK) : NULL;
 
-	for (;;) {
-		uint64_t blk = atomic_fetch_add(&rs->fill_cursor, 1), off, len;
-		struct rs_range *rg;
-		int err;
-
-		if (blk >= rs->nblk || atomic_load(&rs->error))
-			break;
-		rg = rs_block_range(rs, blk, &off);
-		len = rg->size - off < RS_BLOCK ? rg->size - off : RS_BLOCK;
-		if (rs_block_is_zero(rs, blk)) {
-			if (!rs->own_mem)
-				memset(rg->local + off, 0, len);
-		} else {
-			/* one batched fault-in beats a first-touch fault per page */
-			if (rs->own_mem)
-				(void)madvise(rg->local + off, len, MADV_POPULATE_WRITE);
-			err = sqb_snap_read(rs->snap, rg->gpa + off, rg->local + off, len, &d);
-			if (err) {
-				rs_fail(rs, err, &d);
-				break;
-			}
-			atomic_fetch_add(&rs->decoded, len);
-		}
-		atomic_store(&rs->blk_state[blk], 1);
-		atomic_fetch_add(&rs->blocks_present, 1);
+	if (rs->fs && !buf) {
+		rs_fail(rs, -ENOMEM, NULL);
+		return NULL;
 	}
+	for (;;) {
+		uint64_t blk = atomic_fetch_add(&rs->fill_cursor, 1);
+
+		if (blk >= rs->nblk || atomic_load(&rs->error) || eager_block(rs, blk, buf))
+			break;
+	}
+	free(buf);
 	return NULL;
 }
 
@@ -385,6 +403,10 @@ static int run_eager(sqb_restore *rs)
 
 	if (!t)
 		return -ENOMEM;
+	/* library memory: install with UFFDIO_COPY when we can (one call per
+	 * block allocates and fills its pages); unregistered before return */
+	if (rs->own_mem && rs_uffd_create(&rs->fs, rs, -1))
+		rs->fs = NULL;
 	for (unsigned int i = 1; i < n; i++)
 		if (!pthread_create(&t[i], NULL, eager_worker, rs))
 			started = i;
@@ -392,10 +414,13 @@ static int run_eager(sqb_restore *rs)
 	for (unsigned int i = 1; i <= started; i++)
 		pthread_join(t[i], NULL);
 	free(t);
+	if (rs->fs) {
+		rs->fs->ops->destroy(rs->fs);
+		rs->fs = NULL;
+	}
 	if (atomic_load(&rs->error))
 		return atomic_load(&rs->error);
-	for (uint64_t p = 0; p < rs->npg / 64 + 1; p++)
-		rs->pg_present[p] = ~0ull;
+	memset((void *)rs->pg_present, 0xff, (rs->npg / 64 + 1) * 8);
 	atomic_store(&rs->done, 1);
 	return 0;
 }
