@@ -566,6 +566,37 @@ static void test_corrupt_and_truncated_inputs(void **state)
 	assert_contains("err.txt", "warning");
 }
 
+/* Damage anywhere (one byte at 48 spread offsets, 12 truncation points):
+ * every command fails cleanly with 1 or succeeds, never crashes. */
+static void test_damage_anywhere_fails_cleanly(void **state)
+{
+	static const char *const cmds[] = {"inspect --json %s", "verify %s",
+					   "extract %s --vcpu 0 --json", "diff dm.sqb %s"};
+	size_t n;
+	char *b;
+
+	(void)state;
+	mk("full dm.sqb 12 256");
+	b = slurp("dm.sqb", &n);
+	assert_non_null(b);
+	for (int k = 0; k < 60; k++) {
+		long off =
+		    k < 48 ? (long)((n - 1) * (size_t)k / 47) : (long)(n * (size_t)(k - 48) / 12);
+
+		corrupt_at("dm.sqb", "dmx.sqb", off, k >= 48);
+		for (size_t c = 0; c < sizeof(cmds) / sizeof(cmds[0]); c++) {
+			int rc = snap(cmds[c], "dmx.sqb");
+
+			if (rc != 0 && rc != 1)
+				fail_msg("'%s' on dmx.sqb (%s at %ld) exited %d", cmds[c],
+					 k >= 48 ? "cut" : "flip", off, rc);
+			if (rc == 1 && c == 1)
+				assert_located("out.txt");
+		}
+	}
+	free(b);
+}
+
 static void test_usage_errors_exit_2(void **state)
 {
 	static const char *const bad[] = {
@@ -679,6 +710,7 @@ int main(int argc, char **argv)
 	    cmocka_unit_test(test_merge_refusals_leave_no_output),
 	    cmocka_unit_test(test_json_fields),
 	    cmocka_unit_test(test_corrupt_and_truncated_inputs),
+	    cmocka_unit_test(test_damage_anywhere_fails_cleanly),
 	    cmocka_unit_test(test_usage_errors_exit_2),
 	    cmocka_unit_test(test_pair_and_repack),
 	};
