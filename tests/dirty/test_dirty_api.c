@@ -316,6 +316,47 @@ static void test_exit_backend_protocol(void **state)
 	munmap(m, 32 * PG);
 }
 
+static int failing_protect(void *ctx, uint64_t gpa, uint64_t len, int writable)
+{
+	int *fail_next = ctx;
+
+	(void)gpa;
+	(void)len;
+	(void)writable;
+	return (*fail_next)-- > 0 ? -EIO : 0;
+}
+
+/* A collect that cannot re-arm must not pretend: it fails, the tracker
+ * refuses further collects until stop/start, and restarting works. */
+static void test_failed_collect_is_sticky(void **state)
+{
+	uint8_t *m = map(8 * PG);
+	struct sqb_dirty_range r = {m, 0, 8 * PG};
+	struct sqb_dirty_opts o = SQB_DIRTY_OPTS_INIT;
+	int fail_next = 0;
+	uint64_t bm[1];
+	sqb_dirty *d;
+
+	(void)state;
+	o.backend = SQB_DIRTY_EXIT;
+	o.ranges = &r;
+	o.nranges = 1;
+	o.protect = failing_protect;
+	o.protect_ctx = &fail_next;
+	assert_int_equal(sqb_dirty_open(&d, &o), 0);
+	assert_int_equal(sqb_dirty_start(d), 0);
+	assert_int_equal(sqb_dirty_fault(d, 3 * PG), 1);
+	fail_next = 1; /* the re-protect inside the next collect fails */
+	assert_int_equal(sqb_dirty_collect(d, bm, 1, NULL), -EIO);
+	assert_int_equal(sqb_dirty_collect(d, bm, 1, NULL), -SQB_ESTATE);
+	assert_int_equal(sqb_dirty_stop(d), 0);
+	assert_int_equal(sqb_dirty_start(d), 0);
+	assert_int_equal(sqb_dirty_collect(d, bm, 1, NULL), 0);
+	assert_int_equal(bm[0], 0);
+	sqb_dirty_free(d);
+	munmap(m, 8 * PG);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -329,6 +370,7 @@ int main(void)
 	    cmocka_unit_test(test_soft_dirty_refused),
 	    cmocka_unit_test(test_auto_prefers_async_then_wp_then_mprotect),
 	    cmocka_unit_test(test_exit_backend_protocol),
+	    cmocka_unit_test(test_failed_collect_is_sticky),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
