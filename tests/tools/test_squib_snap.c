@@ -436,6 +436,20 @@ static void test_json_fields(void **state)
 		jget(v, "registers", "pstate", NULL);
 		yajl_tree_free(v);
 	}
+	/* regions that differ in size: the extra pages are counted as added */
+	mk("full jbig.sqb 6 2048");
+	assert_int_equal(snap("diff j.sqb jbig.sqb --json"), 0);
+	{
+		yajl_val v = json_out();
+
+		assert_int_equal(YAJL_GET_INTEGER(jget(v, "memory", "added_pages", NULL)), 256);
+		assert_int_equal(YAJL_GET_INTEGER(jget(v, "memory", "removed_pages", NULL)), 0);
+		assert_int_equal(YAJL_GET_INTEGER(jget(v, "memory", "compared_pages", NULL)), 256);
+		assert_int_equal(YAJL_GET_ARRAY(jget(v, "memory", "regions_only_in_b", NULL))->len,
+				 2);
+		assert_false(YAJL_IS_TRUE(jget(v, "identical", NULL, NULL)));
+		yajl_tree_free(v);
+	}
 	assert_int_equal(snap("diff j.sqb jd.sqb --json"), 0);
 	{
 		yajl_val v = json_out(), vc;

@@ -169,10 +169,34 @@ static int compare_span(struct dx *x, uint64_t lo, uint64_t hi)
 	return 0;
 }
 
+/* Pages of s that lie in no region of o. */
+static uint64_t pages_outside(const sqb_snap *s, const sqb_snap *o)
+{
+	uint64_t out = 0;
+
+	for (unsigned int r = 0; r < sqb_snap_region_count(s); r++) {
+		struct sqb_region rg, og;
+		uint64_t covered = 0;
+
+		sqb_snap_region(s, r, &rg);
+		for (unsigned int k = 0; k < sqb_snap_region_count(o); k++) {
+			uint64_t lo, hi;
+
+			sqb_snap_region(o, k, &og);
+			lo = rg.gpa > og.gpa ? rg.gpa : og.gpa;
+			hi = rg.gpa + rg.size < og.gpa + og.size ? rg.gpa + rg.size
+								 : og.gpa + og.size;
+			if (lo < hi)
+				covered += hi - lo;
+		}
+		out += (rg.size - covered) / sqb_snap_get_info(s)->guest_page_size;
+	}
+	return out;
+}
+
+/* Regions of s without an identical region (same gpa and size) in o. */
 static void regions_only(struct dx *x, const sqb_snap *s, const sqb_snap *o, const char *key)
 {
-	unsigned int n = 0;
-
 	if (x->g) {
 		st_jkey(x->g, key);
 		st_jarr(x->g);
@@ -187,7 +211,6 @@ static void regions_only(struct dx *x, const sqb_snap *s, const sqb_snap *o, con
 			    !sqb_snap_region(o, k, &og) && og.gpa == rg.gpa && og.size == rg.size;
 		if (found)
 			continue;
-		n++;
 		x->changes++;
 		if (x->g) {
 			st_jmap(x->g);
@@ -200,7 +223,6 @@ static void regions_only(struct dx *x, const sqb_snap *s, const sqb_snap *o, con
 			       key[strlen(key) - 1] == 'a' ? "A" : "B");
 		}
 	}
-	(void)n;
 	if (x->g)
 		st_jarr_end(x->g);
 }
@@ -265,8 +287,19 @@ static int diff_memory(struct dx *x)
 	}
 	regions_only(x, x->a, x->b, "regions_only_in_a");
 	regions_only(x, x->b, x->a, "regions_only_in_b");
-	if (x->g)
-		st_jmap_end(x->g);
+	{
+		uint64_t added = pages_outside(x->b, x->a), removed = pages_outside(x->a, x->b);
+
+		if (x->g) {
+			st_jkv_u64(x->g, "added_pages", added);
+			st_jkv_u64(x->g, "removed_pages", removed);
+			st_jmap_end(x->g);
+		} else if (added || removed) {
+			printf("  %llu page%s only in B (added), %llu only in A (removed)\n",
+			       (unsigned long long)added, added == 1 ? "" : "s",
+			       (unsigned long long)removed);
+		}
+	}
 	return 0;
 }
 
