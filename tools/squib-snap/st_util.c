@@ -158,29 +158,56 @@ int st_check_output(const char *out, int force, const char *const *inputs, unsig
 	return 0;
 }
 
+/* Relative path from folder `from` to file `to`, both absolute and real. */
+static char *relative(const char *from, const char *to)
+{
+	size_t common = 0, i, ups = 0, len;
+	char *res, *p;
+
+	/* longest common prefix that ends at a folder boundary */
+	for (i = 0; from[i] && from[i] == to[i]; i++)
+		if (from[i] == '/')
+			common = i;
+	if (!from[i] && to[i] == '/')
+		common = i;
+	if (from[1] == 0) /* from is "/" */
+		common = 0;
+	for (i = common; from[i]; i++)
+		if (from[i] == '/' && from[i + 1])
+			ups++;
+	if (from[common] == 0 && common)
+		ups = 0;
+	len = ups * 3 + strlen(to + common + 1) + 1;
+	res = malloc(len);
+	if (!res)
+		return NULL;
+	p = res;
+	for (size_t k = 0; k < ups; k++, p += 3)
+		memcpy(p, "../", 3);
+	strcpy(p, to + common + 1);
+	return res;
+}
+
 char *st_hint_for(const char *out, const char *target)
 {
-	char *od = strdup(out), *real_t = realpath(target, NULL), *real_od, *slash, *res;
+	char *od = strdup(out), *real_t = realpath(target, NULL), *real_od = NULL, *slash;
+	char *res = NULL;
 
-	if (!od || !real_t) {
-		free(od);
-		free(real_t);
-		return strdup(target);
+	if (od && real_t) {
+		slash = strrchr(od, '/');
+		if (slash)
+			*(slash == od ? slash + 1 : slash) = 0;
+		real_od = realpath(slash ? od : ".", NULL);
 	}
-	slash = strrchr(od, '/');
-	if (slash)
-		*(slash == od ? slash + 1 : slash) = 0;
-	real_od = realpath(slash ? od : ".", NULL);
-	/* same folder: the bare name, so the pair can be moved together */
-	slash = strrchr(real_t, '/');
-	if (real_od && slash && (size_t)(slash - real_t) == strlen(real_od) &&
-	    !strncmp(real_t, real_od, strlen(real_od)))
-		res = strdup(slash + 1);
-	else
-		res = strdup(real_t);
+	/* relative to OUT's folder ([F-41]), so a chain can be moved as a tree */
+	if (real_od && real_t)
+		res = relative(real_od, real_t);
 	free(od);
 	free(real_od);
-	free(real_t);
+	if (!res)
+		res = real_t ? real_t : strdup(target);
+	else
+		free(real_t);
 	return res;
 }
 
