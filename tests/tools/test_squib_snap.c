@@ -248,6 +248,24 @@ static void test_diff_then_merge_reproduces_b(void **state)
 		assert_true(YAJL_GET_INTEGER(jget(v, "memory", "parent", NULL)) > 900);
 		yajl_tree_free(v);
 	}
+	/* the parent hint is relative to the diff's folder */
+	assert_int_equal(snap("diff A.sqb B.sqb --output sub/D.sqb"), 1); /* no such folder */
+	{
+		char sub[256];
+
+		snprintf(sub, sizeof(sub), "%s/sub", dir);
+		assert_int_equal(mkdir(sub, 0755), 0);
+	}
+	assert_int_equal(snap("diff A.sqb B.sqb --output sub/D.sqb --codec lz4"), 0);
+	assert_int_equal(snap("inspect --json sub/D.sqb"), 0);
+	{
+		yajl_val v = json_out();
+
+		assert_string_equal(YAJL_GET_STRING(jget(v, "parent", "path_hint", NULL)),
+				    "../A.sqb");
+		yajl_tree_free(v);
+	}
+	assert_int_equal(snap("verify sub/D.sqb"), 0);
 	assert_int_equal(snap("merge A.sqb D.sqb -o M.sqb"), 0);
 	assert_int_equal(snap("extract M.sqb --memory m.raw"), 0);
 	assert_same_file("b.raw", "m.raw");
