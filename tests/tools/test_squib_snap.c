@@ -347,6 +347,9 @@ static void test_five_deep_chain_merges_like_step_by_step(void **state)
 	}
 }
 
+static long data_offset(const char *file);
+static void corrupt_at(const char *src, const char *dst, long off, int truncate);
+
 static void test_merge_refusals_leave_no_output(void **state)
 {
 	(void)state;
@@ -391,6 +394,19 @@ static void test_merge_refusals_leave_no_output(void **state)
 	assert_contains("err.txt", "--force");
 	assert_int_equal(snap("merge rb.sqb r1.sqb r2.sqb -o other.sqb --force"), 0);
 	assert_int_equal(snap("verify other.sqb"), 0);
+	/* merge reads the files it is given, not a same-identity file at the
+	 * stored hint: damage rb.sqb's data and merge from a good copy */
+	{
+		size_t n;
+		char *good = slurp("rb.sqb", &n);
+
+		write_raw("rbcopy.sqb", (const uint8_t *)good, n);
+		free(good);
+	}
+	corrupt_at("rbcopy.sqb", "rb.sqb", data_offset("rbcopy.sqb"), 0);
+	assert_int_equal(snap("verify r1.sqb"), 1);
+	assert_int_equal(snap("merge rbcopy.sqb r1.sqb -o fromcopy.sqb"), 0);
+	assert_int_equal(snap("verify fromcopy.sqb"), 0);
 }
 
 static void test_json_fields(void **state)

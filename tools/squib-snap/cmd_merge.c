@@ -7,6 +7,7 @@
 #include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "snaptool.h"
 
@@ -60,9 +61,18 @@ static int check_chain(char **paths, const struct sqb_snap_info *in, unsigned in
 	return 0;
 }
 
-/* Open the top layer so that its chain is exactly the given files: first by
- * the stored hints (linear), else with every layer as a candidate. */
-static int open_top(sqb_snap **top, char **paths, const struct sqb_snap_info *in, unsigned int n)
+static int is_file(const sqb_snap *s, const char *path)
+{
+	struct stat a, b;
+
+	return fstat(sqb_snap_fd(s), &a) == 0 && stat(path, &b) == 0 && a.st_dev == b.st_dev &&
+	       a.st_ino == b.st_ino;
+}
+
+/* Open the top layer so that its chain is exactly the given files: first
+ * by the stored hints (one open per layer), kept only if every layer is the
+ * very file the user named; else with the layers as candidates. */
+static int open_top(sqb_snap **top, char **paths, unsigned int n)
 {
 	struct sqb_diag d;
 	unsigned int k;
@@ -72,7 +82,7 @@ static int open_top(sqb_snap **top, char **paths, const struct sqb_snap_info *in
 	err = st_open_quiet(top, paths[n - 1], NULL, 0, 0, &d);
 	if (!err) {
 		for (p = *top, k = n; p && k; p = sqb_snap_parent(p), k--)
-			if (memcmp(sqb_snap_get_info(p)->digest.b, in[k - 1].digest.b, 16))
+			if (!is_file(p, paths[k - 1]))
 				break;
 		if (!k)
 			return 0;
@@ -165,7 +175,7 @@ int cmd_merge(int argc, char **argv)
 	for (unsigned int i = 0; i < n; i++)
 		if (st_peek(paths[i], &in[i]))
 			goto out;
-	if (check_chain(paths, in, n) || open_top(&top, paths, in, n))
+	if (check_chain(paths, in, n) || open_top(&top, paths, n))
 		goto out;
 	if ((rc = do_merge(top, paths, n, &wo, as_diff)))
 		goto out;
