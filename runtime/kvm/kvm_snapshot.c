@@ -1,0 +1,445 @@
+/* KVM backend: a vCPU's and the VM's complete state as snapfmt records
+ * (docs/format.md section 8), captured and applied in the order KVM needs:
+ * CPUID, TSC kHz, sregs, regs, XCRs, XSAVE, LAPIC, MSRs, events, MP state,
+ * debug registers; VM: PIT, kvmclock, PIC master/slave, IOAPIC. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+
+#include "kvm_priv.h"
+#include "kvm_records.h"
+#include "log.h"
+#include "squib/snapfmt.h"
+
+#define REC_MAX_ENTRIES 4096u /* format.md [F-60] */
+
+static void le32(uint8_t *p, uint32_t v)
+{
+	for (int i = 0; i < 4; i++)
+		p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static uint32_t rd32(const uint8_t *p)
+{
+	return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) |
+	       ((uint32_t)p[3] << 24);
+}
+
+static void rdiag(struct sqb_diag *d, uint16_t tag, const char *what, int err)
+{
+	const char *n = sqb_record_tag_name(tag);
+
+	if (!d)
+		return;
+	d->offset = UINT64_MAX;
+	snprintf(d->reason, sizeof(d->reason), "%s %s: %s", n ? n : "record", what,
+		 sqb_strerror(err));
+}
+
+/* Append one record whose payload is a fresh malloc'd buffer of len bytes. */
+static uint8_t *rec_add(struct sqb_record *recs, unsigned int cap, unsigned int *n, uint16_t tag,
+			size_t len)
+{
+	uint8_t *p;
+
+	if (*n >= cap || !(p = calloc(1, len ? len : 1)))
+		return NULL;
+	recs[*n] = (struct sqb_record){tag, SQB_RECF_CRITICAL, (uint32_t)len, p};
+	(*n)++;
+	return p;
+}
+
+static size_t xsave_size(struct sqb_hv_vm *vm)
+{
+	int n = ioctl(vm->vm_fd, KVM_CHECK_EXTENSION, KVM_CAP_XSAVE2);
+
+	return n > (int)sizeof(struct kvm_xsave) ? (size_t)n : sizeof(struct kvm_xsave);
+}
+
+static int save_fixed(struct sqb_hv_vcpu *vc, struct sqb_record *recs, unsigned int cap,
+		      unsigned int *n)
+{
+	struct kvm_regs r;
+	struct kvm_sregs s;
+	uint8_t *p;
+	int khz;
+
+	khz = ioctl(vc->fd, KVM_GET_TSC_KHZ, 0);
+	if (khz > 0 && (p = rec_add(recs, cap, n, SQB_REC_X86_TSC_KHZ, 8)))
+		le32(p, (uint32_t)khz);
+	if (ioctl(vc->fd, KVM_GET_SREGS, &s) < 0 || ioctl(vc->fd, KVM_GET_REGS, &r) < 0)
+		return -errno;
+	if (!(p = rec_add(recs, cap, n, SQB_REC_X86_SREGS, SQB_X86_SREGS_SIZE)))
+		return -ENOMEM;
+	sqb_kvm_enc_sregs(&s, p);
+	if (!(p = rec_add(recs, cap, n, SQB_REC_X86_REGS, SQB_X86_REGS_SIZE)))
+		return -ENOMEM;
+	sqb_kvm_enc_regs(&r, p);
+	return 0;
+}
+
+static int save_tail(struct sqb_hv_vcpu *vc, struct sqb_record *recs, unsigned int cap,
+		     unsigned int *n)
+{
+	struct kvm_vcpu_events e;
+	struct kvm_debugregs d;
+	struct kvm_mp_state mp;
+	uint8_t *p;
+
+	if (ioctl(vc->fd, KVM_GET_VCPU_EVENTS, &e) < 0 ||
+	    ioctl(vc->fd, KVM_GET_MP_STATE, &mp) < 0 || ioctl(vc->fd, KVM_GET_DEBUGREGS, &d) < 0)
+		return -errno;
+	if (!(p = rec_add(recs, cap, n, SQB_REC_X86_EVENTS, SQB_X86_EVENTS_SIZE)))
+		return -ENOMEM;
+	sqb_kvm_enc_events(&e, p);
+	if (!(p = rec_add(recs, cap, n, SQB_REC_X86_MPSTATE, 8)))
+		return -ENOMEM;
+	le32(p, mp.mp_state);
+	if (!(p = rec_add(recs, cap, n, SQB_REC_X86_DEBUGREGS, SQB_X86_DEBUGREGS_SIZE)))
+		return -ENOMEM;
+	sqb_kvm_enc_debugregs(&d, p);
+	return 0;
+}
+
+static int save_xstate(struct sqb_hv_vcpu *vc, struct sqb_record *recs, unsigned int cap,
+		       unsigned int *n)
+{
+	size_t xsz = xsave_size(vc->vm);
+	struct kvm_xcrs x;
+	void *xs;
+	uint8_t *p;
+	int err = 0;
+
+	if (ioctl(vc->fd, KVM_GET_XCRS, &x) == 0) {
+		uint32_t cnt = x.nr_xcrs < KVM_MAX_XCRS ? x.nr_xcrs : KVM_MAX_XCRS;
+		if (!(p = rec_add(recs, cap, n, SQB_REC_X86_XCRS, 8 + 16 * (size_t)cnt)))
+			return -ENOMEM;
+		sqb_kvm_enc_xcrs(&x, p);
+	}
+	xs = calloc(1, xsz);
+	if (!xs)
+		return -ENOMEM;
+	if (ioctl(vc->fd, xsz > sizeof(struct kvm_xsave) ? KVM_GET_XSAVE2 : KVM_GET_XSAVE, xs) < 0)
+		err = -errno;
+	else if (!(p = rec_add(recs, cap, n, SQB_REC_X86_XSAVE, xsz)))
+		err = -ENOMEM;
+	else
+		memcpy(p, xs, xsz); /* the processor's own XSAVE layout, format.md 8.1 */
+	free(xs);
+	return err;
+}
+
+/* Capture order = restore order (format.md 8.1 closing rule). */
+int sqb_kvm_vcpu_save_records(struct sqb_hv_vcpu *vc, struct sqb_record *recs, unsigned int cap,
+			      unsigned int *n)
+{
+	size_t csz = sqb_kvm_vcpu_state_size(vc, SQB_HV_VCPU_CPUID);
+	size_t msz = sqb_kvm_vcpu_state_size(vc, SQB_HV_VCPU_MSRS);
+	struct kvm_cpuid2 *c = calloc(1, csz);
+	struct kvm_msrs *m = calloc(1, msz);
+	struct kvm_lapic_state lapic;
+	uint8_t *p;
+	int err;
+
+	*n = 0;
+	err = (!c || !m) ? -ENOMEM : 0;
+	if (!err)
+		err = sqb_kvm_vcpu_get_state(vc, SQB_HV_VCPU_CPUID, c);
+	if (!err && !(p = rec_add(recs, cap, n, SQB_REC_X86_CPUID, 8 + 32 * (size_t)c->nent)))
+		err = -ENOMEM;
+	if (!err)
+		sqb_kvm_enc_cpuid(c->entries, c->nent, p);
+	if (!err)
+		err = save_fixed(vc, recs, cap, n);
+	if (!err)
+		err = save_xstate(vc, recs, cap, n);
+	if (!err && ioctl(vc->fd, KVM_GET_LAPIC, &lapic) < 0)
+		err = -errno;
+	if (!err && !(p = rec_add(recs, cap, n, SQB_REC_X86_LAPIC, sizeof(lapic.regs))))
+		err = -ENOMEM;
+	if (!err)
+		memcpy(p, lapic.regs, sizeof(lapic.regs)); /* the APIC page, byte for byte */
+	if (!err)
+		err = sqb_kvm_vcpu_get_state(vc, SQB_HV_VCPU_MSRS, m);
+	if (!err && !(p = rec_add(recs, cap, n, SQB_REC_X86_MSRS, 8 + 16 * (size_t)m->nmsrs)))
+		err = -ENOMEM;
+	if (!err)
+		sqb_kvm_enc_msrs(m->entries, m->nmsrs, p);
+	if (!err)
+		err = save_tail(vc, recs, cap, n);
+	free(c);
+	free(m);
+	return err;
+}
+
+static const struct sqb_record *need(const struct sqb_record *recs, unsigned int n, uint16_t tag,
+				     size_t len, int optional, struct sqb_diag *d, int *err)
+{
+	const struct sqb_record *r = sqb_record_find(recs, n, tag);
+
+	if (*err)
+		return NULL;
+	if (!r) {
+		if (!optional) {
+			*err = -SQB_ENOTFOUND;
+			rdiag(d, tag, "missing", *err);
+		}
+		return NULL;
+	}
+	if (len && r->len != len) {
+		*err = -SQB_ECORRUPT;
+		rdiag(d, tag, "has the wrong size", *err);
+		return NULL;
+	}
+	return r;
+}
+
+static int load_cpuid(struct sqb_hv_vcpu *vc, const struct sqb_record *r, struct sqb_diag *d)
+{
+	const uint8_t *in = r->data;
+	uint32_t cnt = r->len >= 8 ? rd32(in) : 0;
+	struct kvm_cpuid2 *c;
+	int err;
+
+	if (cnt > REC_MAX_ENTRIES)
+		cnt = REC_MAX_ENTRIES + 1; /* dec rejects it: count and length disagree */
+	c = calloc(1, sizeof(*c) + (cnt + 1) * sizeof(c->entries[0]));
+	if (!c)
+		return -ENOMEM;
+	err = sqb_kvm_dec_cpuid(in, r->len, c->entries, REC_MAX_ENTRIES, &c->nent);
+	if (err)
+		err = -SQB_ECORRUPT;
+	else if (ioctl(vc->fd, KVM_SET_CPUID2, c) < 0)
+		err = -errno;
+	if (err)
+		rdiag(d, r->tag, "refused", err);
+	free(c);
+	return err;
+}
+
+static int load_msrs(struct sqb_hv_vcpu *vc, const struct sqb_record *r, struct sqb_diag *d)
+{
+	uint32_t cnt = r->len >= 8 ? rd32(r->data) : 0;
+	struct kvm_msrs *m;
+	int err, got;
+
+	if (cnt > REC_MAX_ENTRIES)
+		cnt = REC_MAX_ENTRIES + 1;
+	m = calloc(1, sizeof(*m) + (cnt + 1) * sizeof(m->entries[0]));
+	if (!m)
+		return -ENOMEM;
+	err = sqb_kvm_dec_msrs(r->data, r->len, m->entries, REC_MAX_ENTRIES, &m->nmsrs);
+	if (err) {
+		err = -SQB_ECORRUPT;
+		rdiag(d, r->tag, "is malformed", err);
+	} else if ((got = ioctl(vc->fd, KVM_SET_MSRS, m)) < 0 || (uint32_t)got != m->nmsrs) {
+		err = got < 0 ? -errno : -SQB_EMISMATCH;
+		if (d) {
+			d->offset = UINT64_MAX;
+			snprintf(d->reason, sizeof(d->reason),
+				 "X86_MSRS: this host refused MSR 0x%x (%d of %u set)",
+				 got >= 0 ? m->entries[got].index : 0, got, m->nmsrs);
+		}
+	}
+	free(m);
+	return err;
+}
+
+static int load_tsc(struct sqb_hv_vcpu *vc, const struct sqb_record *r, struct sqb_diag *d)
+{
+	uint32_t want = rd32(r->data);
+	int cur = ioctl(vc->fd, KVM_GET_TSC_KHZ, 0);
+
+	if (cur > 0 && (uint32_t)cur == want)
+		return 0;
+	if (!want || ioctl(vc->fd, KVM_SET_TSC_KHZ, (unsigned long)want) < 0) {
+		if (d) {
+			d->offset = UINT64_MAX;
+			snprintf(d->reason, sizeof(d->reason),
+				 "X86_TSC_KHZ: the guest TSC runs at %u kHz, this host at %d kHz "
+				 "and it cannot scale",
+				 want, cur);
+		}
+		return -SQB_EMISMATCH;
+	}
+	return 0;
+}
+
+static int set_ioctl(struct sqb_hv_vcpu *vc, unsigned long req, void *arg, uint16_t tag,
+		     struct sqb_diag *d)
+{
+	if (ioctl(vc->fd, req, arg) == 0)
+		return 0;
+	rdiag(d, tag, "refused by the hypervisor", -errno);
+	return -SQB_EMISMATCH;
+}
+
+static int load_xstate(struct sqb_hv_vcpu *vc, const struct sqb_record *xcrs,
+		       const struct sqb_record *xsave, struct sqb_diag *d)
+{
+	size_t xsz = xsave_size(vc->vm);
+	struct kvm_xcrs x;
+	void *buf;
+	int err = 0;
+
+	if (xcrs) {
+		if (sqb_kvm_dec_xcrs(xcrs->data, xcrs->len, &x)) {
+			rdiag(d, xcrs->tag, "is malformed", -SQB_ECORRUPT);
+			return -SQB_ECORRUPT;
+		}
+		FORWARD_IF_ERROR(set_ioctl(vc, KVM_SET_XCRS, &x, xcrs->tag, d));
+	}
+	if (xsave->len < 576 || xsave->len > xsz) {
+		rdiag(d, xsave->tag, "has a size this host cannot take", -SQB_EMISMATCH);
+		return -SQB_EMISMATCH;
+	}
+	buf = calloc(1, xsz);
+	if (!buf)
+		return -ENOMEM;
+	memcpy(buf, xsave->data, xsave->len);
+	err = set_ioctl(vc, KVM_SET_XSAVE, buf, xsave->tag, d);
+	free(buf);
+	return err;
+}
+
+/* Apply order: CPUID, TSC kHz, sregs, regs, XCRs, XSAVE, LAPIC, MSRs,
+ * events, MP state, debug registers (format.md 8.1). */
+int sqb_kvm_vcpu_load_records(struct sqb_hv_vcpu *vc, const struct sqb_record *recs, unsigned int n,
+			      struct sqb_diag *d)
+{
+	const struct sqb_record *cpuid, *tsc, *sr, *rg, *xcrs, *xs, *la, *msr, *ev, *mp, *dr;
+	struct kvm_regs r;
+	struct kvm_sregs s;
+	struct kvm_lapic_state lapic;
+	struct kvm_vcpu_events e;
+	struct kvm_mp_state mps;
+	struct kvm_debugregs dbg;
+	int err = 0;
+
+	cpuid = need(recs, n, SQB_REC_X86_CPUID, 0, 0, d, &err);
+	tsc = need(recs, n, SQB_REC_X86_TSC_KHZ, 8, 1, d, &err);
+	sr = need(recs, n, SQB_REC_X86_SREGS, SQB_X86_SREGS_SIZE, 0, d, &err);
+	rg = need(recs, n, SQB_REC_X86_REGS, SQB_X86_REGS_SIZE, 0, d, &err);
+	xcrs = need(recs, n, SQB_REC_X86_XCRS, 0, 1, d, &err);
+	xs = need(recs, n, SQB_REC_X86_XSAVE, 0, 0, d, &err);
+	la = need(recs, n, SQB_REC_X86_LAPIC, sizeof(lapic.regs), 0, d, &err);
+	msr = need(recs, n, SQB_REC_X86_MSRS, 0, 0, d, &err);
+	ev = need(recs, n, SQB_REC_X86_EVENTS, SQB_X86_EVENTS_SIZE, 0, d, &err);
+	mp = need(recs, n, SQB_REC_X86_MPSTATE, 8, 0, d, &err);
+	dr = need(recs, n, SQB_REC_X86_DEBUGREGS, SQB_X86_DEBUGREGS_SIZE, 0, d, &err);
+	if (err)
+		return err;
+	FORWARD_IF_ERROR(load_cpuid(vc, cpuid, d));
+	if (tsc)
+		FORWARD_IF_ERROR(load_tsc(vc, tsc, d));
+	sqb_kvm_dec_sregs(sr->data, &s);
+	FORWARD_IF_ERROR(set_ioctl(vc, KVM_SET_SREGS, &s, sr->tag, d));
+	sqb_kvm_dec_regs(rg->data, &r);
+	FORWARD_IF_ERROR(set_ioctl(vc, KVM_SET_REGS, &r, rg->tag, d));
+	FORWARD_IF_ERROR(load_xstate(vc, xcrs, xs, d));
+	memcpy(lapic.regs, la->data, sizeof(lapic.regs));
+	FORWARD_IF_ERROR(set_ioctl(vc, KVM_SET_LAPIC, &lapic, la->tag, d));
+	FORWARD_IF_ERROR(load_msrs(vc, msr, d));
+	sqb_kvm_dec_events(ev->data, &e);
+	/* GET leaves these validity bits clear; set them so a pending NMI and
+	 * the SIPI vector of a waiting AP survive. */
+	e.flags |= KVM_VCPUEVENT_VALID_NMI_PENDING | KVM_VCPUEVENT_VALID_SIPI_VECTOR;
+	FORWARD_IF_ERROR(set_ioctl(vc, KVM_SET_VCPU_EVENTS, &e, ev->tag, d));
+	mps.mp_state = rd32(mp->data);
+	if (rd32((const uint8_t *)mp->data + 4) || mps.mp_state > KVM_MP_STATE_AP_RESET_HOLD) {
+		rdiag(d, mp->tag, "holds an unknown state", -SQB_ECORRUPT);
+		return -SQB_ECORRUPT;
+	}
+	FORWARD_IF_ERROR(set_ioctl(vc, KVM_SET_MP_STATE, &mps, mp->tag, d));
+	sqb_kvm_dec_debugregs(dr->data, &dbg);
+	return set_ioctl(vc, KVM_SET_DEBUGREGS, &dbg, dr->tag, d);
+}
+
+int sqb_kvm_vm_save_records(struct sqb_hv_vm *vm, struct sqb_record *recs, unsigned int cap,
+			    unsigned int *n)
+{
+	static const uint16_t pic_tag[3] = {SQB_REC_KVM_PIC_MASTER, SQB_REC_KVM_PIC_SLAVE,
+					    SQB_REC_KVM_IOAPIC};
+	struct kvm_irqchip chip;
+	struct kvm_pit_state2 pit;
+	struct kvm_clock_data clk;
+	uint8_t *p;
+
+	*n = 0;
+	if (ioctl(vm->vm_fd, KVM_GET_PIT2, &pit) < 0 || ioctl(vm->vm_fd, KVM_GET_CLOCK, &clk) < 0)
+		return -errno;
+	if (!(p = rec_add(recs, cap, n, SQB_REC_KVM_PIT, SQB_KVM_PIT_SIZE)))
+		return -ENOMEM;
+	sqb_kvm_enc_pit(&pit, p);
+	if (!(p = rec_add(recs, cap, n, SQB_REC_KVM_CLOCK, SQB_KVM_CLOCK_SIZE)))
+		return -ENOMEM;
+	sqb_kvm_enc_clock(&clk, p);
+	for (int i = 0; i < 3; i++) {
+		memset(&chip, 0, sizeof(chip));
+		chip.chip_id = (uint32_t)i; /* KVM_IRQCHIP_PIC_MASTER, _SLAVE, _IOAPIC */
+		if (ioctl(vm->vm_fd, KVM_GET_IRQCHIP, &chip) < 0)
+			return -errno;
+		if (!(p = rec_add(recs, cap, n, pic_tag[i],
+				  i < 2 ? SQB_KVM_PIC_SIZE : SQB_KVM_IOAPIC_SIZE)))
+			return -ENOMEM;
+		if (i < 2)
+			sqb_kvm_enc_pic(&chip.chip.pic, p);
+		else
+			sqb_kvm_enc_ioapic(&chip.chip.ioapic, p);
+	}
+	return 0;
+}
+
+/* PIT, kvmclock, then the irqchips (Firecracker's order).  The clock is set
+ * with flags 0: kvmclock resumes at the captured value, as after a pause. */
+int sqb_kvm_vm_load_records(struct sqb_hv_vm *vm, const struct sqb_record *recs, unsigned int n,
+			    struct sqb_diag *d)
+{
+	static const uint16_t pic_tag[3] = {SQB_REC_KVM_PIC_MASTER, SQB_REC_KVM_PIC_SLAVE,
+					    SQB_REC_KVM_IOAPIC};
+	const struct sqb_record *pit_r, *clk_r, *chip_r[3];
+	struct kvm_irqchip chip;
+	struct kvm_pit_state2 pit;
+	struct kvm_clock_data clk;
+	int err = 0;
+
+	pit_r = need(recs, n, SQB_REC_KVM_PIT, SQB_KVM_PIT_SIZE, 0, d, &err);
+	clk_r = need(recs, n, SQB_REC_KVM_CLOCK, SQB_KVM_CLOCK_SIZE, 0, d, &err);
+	for (int i = 0; i < 3; i++)
+		chip_r[i] = need(recs, n, pic_tag[i],
+				 i < 2 ? SQB_KVM_PIC_SIZE : SQB_KVM_IOAPIC_SIZE, 0, d, &err);
+	if (err)
+		return err;
+	sqb_kvm_dec_pit(pit_r->data, &pit);
+	if (ioctl(vm->vm_fd, KVM_SET_PIT2, &pit) < 0) {
+		rdiag(d, pit_r->tag, "refused by the hypervisor", -errno);
+		return -SQB_EMISMATCH;
+	}
+	sqb_kvm_dec_clock(clk_r->data, &clk);
+	clk.flags = 0;
+	clk.realtime = clk.host_tsc = 0;
+	if (ioctl(vm->vm_fd, KVM_SET_CLOCK, &clk) < 0) {
+		rdiag(d, clk_r->tag, "refused by the hypervisor", -errno);
+		return -SQB_EMISMATCH;
+	}
+	for (int i = 0; i < 3; i++) {
+		memset(&chip, 0, sizeof(chip));
+		chip.chip_id = (uint32_t)i;
+		if (i < 2)
+			sqb_kvm_dec_pic(chip_r[i]->data, &chip.chip.pic);
+		else
+			sqb_kvm_dec_ioapic(chip_r[i]->data, &chip.chip.ioapic);
+		if (ioctl(vm->vm_fd, KVM_SET_IRQCHIP, &chip) < 0) {
+			rdiag(d, pic_tag[i], "refused by the hypervisor", -errno);
+			return -SQB_EMISMATCH;
+		}
+	}
+	return 0;
+}
+
+int sqb_kvm_vm_dirty_fd(struct sqb_hv_vm *vm)
+{
+	return vm->vm_fd;
+}

@@ -1,0 +1,114 @@
+/* Dirty-page bookkeeping for Diff snapshots (docs/snapshots.md "Diff"):
+ * the dirty library's tracker over the VM's memslots, and a pending bitmap
+ * that holds every collected bit until a snapshot that contains it has been
+ * written, so a failed write loses nothing and a Full resets the set. */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "snap_priv.h"
+
+void sqb_snap_diag(struct sqb_diag *d, const char *section, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (!d)
+		return;
+	d->offset = UINT64_MAX;
+	snprintf(d->section, sizeof(d->section), "%s", section);
+	va_start(ap, fmt);
+	vsnprintf(d->reason, sizeof(d->reason), fmt, ap);
+	va_end(ap);
+}
+
+int sqb_snapstate_get(struct sqb_vm *vm, struct sqb_snapstate **out)
+{
+	if (!vm->snap) {
+		vm->snap = calloc(1, sizeof(*vm->snap));
+		if (!vm->snap)
+			return -ENOMEM;
+		vm->snap->uffd = vm->snap->pager_fd = -1;
+	}
+	*out = vm->snap;
+	return 0;
+}
+
+int sqb_snap_dirty_start(struct sqb_vm *vm, struct sqb_snapstate *ss)
+{
+	struct sqb_dirty_range rg[2];
+	struct sqb_dirty_opts o = SQB_DIRTY_OPTS_INIT;
+	int err;
+
+	if (ss->dirty)
+		return 0;
+	for (unsigned int i = 0; i < vm->mem.nregions; i++)
+		rg[i] = (struct sqb_dirty_range){vm->mem.regions[i].host, vm->mem.regions[i].gpa,
+						 vm->mem.regions[i].size, i, 0};
+	o.ranges = rg;
+	o.nranges = vm->mem.nregions;
+	o.kvm_vm_fd = vm->ops->vm_dirty_fd ? vm->ops->vm_dirty_fd(vm->hv) : -1;
+	err = sqb_dirty_open(&ss->dirty, &o);
+	if (err)
+		return err;
+	ss->nwords = SQB_DIRTY_BITMAP_WORDS(sqb_dirty_ngranules(ss->dirty));
+	ss->pending = calloc(ss->nwords ? ss->nwords : 1, sizeof(uint64_t));
+	err = ss->pending ? sqb_dirty_start(ss->dirty) : -ENOMEM;
+	if (err) {
+		sqb_dirty_free(ss->dirty);
+		ss->dirty = NULL;
+		free(ss->pending);
+		ss->pending = NULL;
+	}
+	return err;
+}
+
+int sqb_snap_dirty_collect(struct sqb_snapstate *ss)
+{
+	uint64_t *b = calloc(ss->nwords ? ss->nwords : 1, sizeof(uint64_t));
+	int err;
+
+	if (!b)
+		return -ENOMEM;
+	err = sqb_dirty_collect(ss->dirty, b, ss->nwords, NULL);
+	if (!err)
+		for (size_t i = 0; i < ss->nwords; i++)
+			ss->pending[i] |= b[i];
+	else /* the tracker failed: every page must count as dirty */
+		memset(ss->pending, 0xff, ss->nwords * sizeof(uint64_t));
+	free(b);
+	return err;
+}
+
+/* Region r starts at bit (pages of regions before r); regions below 4 GiB
+ * are multiples of 1 MiB, so that is always a whole word. */
+const uint64_t *sqb_snap_dirty_region(struct sqb_vm *vm, struct sqb_snapstate *ss, unsigned int r)
+{
+	uint64_t bit = 0;
+
+	for (unsigned int i = 0; i < r; i++)
+		bit += vm->mem.regions[i].size / 4096;
+	return ss->pending + bit / 64;
+}
+
+void sqb_snapstate_free(struct sqb_vm *vm)
+{
+	struct sqb_snapstate *ss = vm->snap;
+
+	if (!ss)
+		return;
+	sqb_dirty_free(ss->dirty);
+	free(ss->pending);
+	sqb_restore_free(ss->rs);
+	if (ss->uffd >= 0)
+		close(ss->uffd);
+	if (ss->pager_fd >= 0)
+		close(ss->pager_fd);
+	sqb_snap_free(ss->loaded);
+	sqb_snap_free(ss->parent);
+	free(ss);
+	vm->snap = NULL;
+}

@@ -1,0 +1,323 @@
+/* Snapshot load (docs/snapshots.md "Restore order"): check the pair, the
+ * architecture and hypervisor, parse every state section, then build the
+ * VM from CONF, restore memory (restore library or a Uffd page server), set
+ * VM state, vCPU state and devices, and release the vCPUs parked. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "snap_priv.h"
+
+struct recset {
+	struct sqb_record *recs;
+	unsigned int n;
+	void *backing;
+};
+
+struct loadctx {
+	const struct sqb_vm_snap_load *o;
+	struct sqb_diag *diag;
+	sqb_snap *st, *mem;
+	struct sqb_vm_snap_conf conf;
+	unsigned int nvcpus;
+	struct recset vcpu[SQB_VM_MAX_VCPUS], intc;
+};
+
+static int parse_u64(const char *s, uint64_t *v)
+{
+	char *end;
+
+	if (!s || !*s || *s == '-')
+		return -1;
+	errno = 0;
+	*v = strtoull(s, &end, 10);
+	return (*end || errno) ? -1 : 0;
+}
+
+static int read_conf(struct loadctx *c)
+{
+	struct sqb_kv *kvs = NULL;
+	void *backing = NULL;
+	unsigned int n = 0;
+	uint64_t vcpus = 0, mib = 0, v;
+	int err;
+
+	err = sqb_snap_kv(c->st, SQB_SEC_CONF, &kvs, &n, &backing, c->diag);
+	if (err)
+		return err;
+	for (unsigned int i = 0; i < n; i++) {
+		const char *k = kvs[i].key, *val = kvs[i].value;
+		char **dst = !strcmp(k, "kernel_image_path") ? &c->conf.kernel_path
+			     : !strcmp(k, "initrd_path")     ? &c->conf.initrd_path
+			     : !strcmp(k, "boot_args")	     ? &c->conf.boot_args
+							     : NULL;
+		if (dst && !(*dst = strdup(val)))
+			err = -ENOMEM;
+		else if (!strcmp(k, "vcpu_count") && parse_u64(val, &vcpus))
+			vcpus = 0;
+		else if (!strcmp(k, "mem_size_mib") && parse_u64(val, &mib))
+			mib = 0;
+		else if (!strcmp(k, "smt") && !parse_u64(val, &v))
+			c->conf.smt = v != 0;
+		else if (!strcmp(k, "track_dirty_pages") && !parse_u64(val, &v))
+			c->conf.track_dirty_pages = v != 0;
+	}
+	free(kvs);
+	free(backing);
+	if (err)
+		return err;
+	if (vcpus < 1 || vcpus > SQB_VM_MAX_VCPUS || vcpus != c->nvcpus || mib < 1 ||
+	    mib > (1ULL << 20)) {
+		sqb_snap_diag(c->diag, "CONF",
+			      "vcpu_count %llu / mem_size_mib %llu invalid or disagree with the "
+			      "%u VCPU sections",
+			      (unsigned long long)vcpus, (unsigned long long)mib, c->nvcpus);
+		return -SQB_ECORRUPT;
+	}
+	c->conf.vcpu_count = (unsigned int)vcpus;
+	c->conf.mem_size_mib = mib;
+	return 0;
+}
+
+static int open_state(struct loadctx *c, unsigned int arch, unsigned int hv)
+{
+	const struct sqb_snap_info *si;
+	int err;
+
+	err = sqb_snap_open(&c->st, c->o->state_path, NULL, c->diag);
+	if (err)
+		return err;
+	si = sqb_snap_get_info(c->st);
+	if (si->role != SQB_ROLE_STATE) {
+		sqb_snap_diag(c->diag, "header", "%s is not a snapshot state file (role %d)",
+			      c->o->state_path, (int)si->role);
+		return -SQB_EMISMATCH;
+	}
+	if (si->arch != arch || si->hv != hv) {
+		sqb_snap_diag(c->diag, "header",
+			      "snapshot is for arch %d / hypervisor %d; this squib runs arch %u / "
+			      "hypervisor %u",
+			      (int)si->arch, (int)si->hv, arch, hv);
+		return -SQB_EMISMATCH;
+	}
+	c->nvcpus = sqb_snap_vcpu_count(c->st);
+	if (c->nvcpus < 1 || c->nvcpus > SQB_VM_MAX_VCPUS) {
+		sqb_snap_diag(c->diag, "VCPU", "%u vCPU sections (1..%d supported)", c->nvcpus,
+			      SQB_VM_MAX_VCPUS);
+		return -SQB_ELIMIT;
+	}
+	return read_conf(c);
+}
+
+/* Regions must be exactly the layout squib builds for mem_size_mib. */
+static int check_layout(struct loadctx *c, const sqb_snap *m)
+{
+	uint64_t size = c->conf.mem_size_mib << 20;
+	uint64_t low = size < SQB_MMIO_GAP_START ? size : SQB_MMIO_GAP_START;
+	struct sqb_region want[2] = {{0, low, 0}, {SQB_HIGH_RAM_START, size - low, 0}};
+	unsigned int nwant = size > low ? 2 : 1;
+	struct sqb_region r;
+
+	if (sqb_snap_region_count(m) != nwant)
+		goto bad;
+	for (unsigned int i = 0; i < nwant; i++)
+		if (sqb_snap_region(m, i, &r) || r.gpa != want[i].gpa || r.size != want[i].size)
+			goto bad;
+	if (sqb_snap_get_info(m)->guest_page_size != 4096)
+		goto bad;
+	return 0;
+bad:
+	sqb_snap_diag(c->diag, "MEMR", "memory regions do not match mem_size_mib %llu",
+		      (unsigned long long)c->conf.mem_size_mib);
+	return -SQB_EMISMATCH;
+}
+
+static int open_memory(struct loadctx *c)
+{
+	const struct sqb_snap_info *mi;
+	int err;
+
+	err = sqb_snap_open(&c->mem, c->o->backend_path, NULL, c->diag);
+	if (err)
+		return err;
+	mi = sqb_snap_get_info(c->mem);
+	if (mi->role != SQB_ROLE_MEMORY) {
+		sqb_snap_diag(c->diag, "header", "%s is not a snapshot memory file",
+			      c->o->backend_path);
+		return -SQB_EMISMATCH;
+	}
+	FORWARD_IF_ERROR(sqb_snap_check_pair(c->st, c->mem, c->diag));
+	return check_layout(c, c->mem);
+}
+
+static int read_records(struct loadctx *c)
+{
+	for (unsigned int i = 0; i < c->nvcpus; i++)
+		FORWARD_IF_ERROR(sqb_snap_records(c->st, SQB_SEC_VCPU, i, &c->vcpu[i].recs,
+						  &c->vcpu[i].n, &c->vcpu[i].backing, c->diag));
+	return sqb_snap_records(c->st, SQB_SEC_INTC, 0, &c->intc.recs, &c->intc.n, &c->intc.backing,
+				c->diag);
+}
+
+static void on_restore_error(void *ctx, int err, const struct sqb_diag *d)
+{
+	char buf[300];
+
+	(void)ctx;
+	sqb_err("snapshot memory restore failed: %s: %s", sqb_strerror(err),
+		d ? sqb_diag_format(d, buf, sizeof(buf)) : "");
+}
+
+static int restore_memory(struct loadctx *c, struct sqb_vm *vm, struct sqb_snapstate *ss)
+{
+	static const enum sqb_restore_strategy strat[] = {SQB_RESTORE_MMAP, SQB_RESTORE_EAGER,
+							  SQB_RESTORE_LAZY};
+	struct sqb_restore_opts ro = SQB_RESTORE_OPTS_INIT;
+	void *host[2];
+
+	if (c->o->backend == SQB_VM_MEM_UFFD)
+		return sqb_snap_uffd_connect(vm, ss, c->o->backend_path, c->diag);
+	for (unsigned int i = 0; i < vm->mem.nregions; i++)
+		host[i] = vm->mem.regions[i].host;
+	ro.strategy = strat[c->o->mode];
+	ro.host = host;
+	ro.flags = c->o->trust_raw ? SQB_RESTORE_TRUST_RAW : 0;
+	ro.on_error = on_restore_error;
+	ss->loaded = c->mem;
+	c->mem = NULL;
+	return sqb_restore_start(&ss->rs, ss->loaded, &ro, c->diag);
+}
+
+/* The next Diff's parent: the memory file just loaded, opened alone. */
+static void set_parent(struct loadctx *c, struct sqb_snapstate *ss)
+{
+	struct sqb_open_opts oo = SQB_OPEN_OPTS_INIT;
+	char *abs;
+
+	if (c->o->backend != SQB_VM_MEM_FILE)
+		return; /* Uffd: the memory file is the page server's business */
+	abs = realpath(c->o->backend_path, NULL);
+	oo.no_parents = 1;
+	if (!abs || sqb_snap_open(&ss->parent, abs, &oo, NULL))
+		ss->parent = NULL;
+	free(abs);
+}
+
+static int set_state(struct loadctx *c, struct sqb_vm *vm)
+{
+	int err = vm->ops->vm_load_records(vm->hv, c->intc.recs, c->intc.n, c->diag);
+
+	if (err) {
+		snprintf(c->diag->section, sizeof(c->diag->section), "INTC");
+		return err;
+	}
+	for (unsigned int i = 0; i < vm->nvcpus; i++) {
+		err = vm->ops->vcpu_load_records(vm->vcpus[i].hv, c->vcpu[i].recs, c->vcpu[i].n,
+						 c->diag);
+		if (err) {
+			snprintf(c->diag->section, sizeof(c->diag->section), "VCPU[%u]", i);
+			return err;
+		}
+	}
+	return sqb_snap_devs_load(vm, c->st, c->diag);
+}
+
+/* Threads start parked (pause requested before they exist): no guest
+ * instruction runs before the caller asks for it. */
+static int release(struct sqb_vm *vm, int resume)
+{
+	pthread_mutex_lock(&vm->lock);
+	vm->pause_req = 1;
+	pthread_mutex_unlock(&vm->lock);
+	FORWARD_IF_ERROR(sqb_vm_start(vm));
+	FORWARD_IF_ERROR(sqb_vm_pause(vm));
+	return resume ? sqb_vm_resume(vm) : 0;
+}
+
+static int build_vm(struct loadctx *c, struct sqb_vm **out)
+{
+	struct sqb_vm_config cfg = SQB_VM_CONFIG_INIT;
+	struct sqb_snapstate *ss;
+	struct sqb_vm *vm = NULL;
+	int err;
+
+	cfg.vcpu_count = c->conf.vcpu_count;
+	cfg.mem_size_mib = c->conf.mem_size_mib;
+	cfg.track_dirty_pages = c->o->track_dirty_pages;
+	cfg.kernel_path = NULL; /* nothing loaded: state comes from the snapshot */
+	cfg.serial_out_fd = c->o->serial_out_fd;
+	err = sqb_vm_create(&vm, &cfg, c->diag);
+	if (err)
+		return err;
+	err = sqb_snapstate_get(vm, &ss);
+	if (!err)
+		err = restore_memory(c, vm, ss);
+	if (!err)
+		err = set_state(c, vm);
+	if (!err && c->o->track_dirty_pages)
+		err = sqb_snap_dirty_start(vm, ss);
+	if (!err) {
+		set_parent(c, ss);
+		err = release(vm, c->o->resume);
+	}
+	if (err) {
+		sqb_vm_free(vm);
+		return err;
+	}
+	*out = vm;
+	return 0;
+}
+
+int sqb_vm_snapshot_load(sqb_vm **out, const struct sqb_vm_snap_load *o,
+			 struct sqb_vm_snap_conf *conf, struct sqb_diag *diag)
+{
+	const struct sqb_hv_ops *ops = &sqb_hv_backend;
+	struct sqb_diag dummy;
+	struct loadctx c;
+	int err;
+
+	*out = NULL;
+	if (!diag)
+		diag = &dummy;
+	memset(diag, 0, sizeof(*diag));
+	if (!o || o->version != SQB_VM_SNAP_LOAD_VERSION || !o->state_path || !o->backend_path ||
+	    (o->backend != SQB_VM_MEM_FILE && o->backend != SQB_VM_MEM_UFFD) ||
+	    (unsigned int)o->mode > SQB_VM_LOAD_LAZY)
+		return -EINVAL;
+	memset(&c, 0, sizeof(c));
+	c.o = o;
+	c.diag = diag;
+	err = open_state(&c, ops->snap_arch, ops->snap_hv);
+	if (!err && o->backend == SQB_VM_MEM_FILE)
+		err = open_memory(&c);
+	if (!err)
+		err = read_records(&c);
+	if (!err)
+		err = build_vm(&c, out);
+	for (unsigned int i = 0; i < c.nvcpus && i < SQB_VM_MAX_VCPUS; i++) {
+		free(c.vcpu[i].recs);
+		free(c.vcpu[i].backing);
+	}
+	free(c.intc.recs);
+	free(c.intc.backing);
+	sqb_snap_free(c.mem);
+	sqb_snap_free(c.st);
+	if (!err && conf)
+		*conf = c.conf;
+	else
+		sqb_vm_snap_conf_free(&c.conf);
+	return err;
+}
+
+void sqb_vm_snap_conf_free(struct sqb_vm_snap_conf *conf)
+{
+	if (!conf)
+		return;
+	free(conf->kernel_path);
+	free(conf->initrd_path);
+	free(conf->boot_args);
+	conf->kernel_path = conf->initrd_path = conf->boot_args = NULL;
+}

@@ -1,0 +1,54 @@
+/* Snapshot layer of the runtime (private): per-VM snapshot state, device
+ * state encoders and dirty-set bookkeeping (docs/snapshots.md).
+ *
+ *   sqb_vm ── snap ──┬── dirty tracker (squib/dirty.h) + pending bitmap:
+ *                    │     bits not yet written into a successful snapshot
+ *                    ├── parent: the last memory file (a Diff's parent)
+ *                    └── restore / uffd of a loaded VM (live until free)
+ */
+#ifndef SQB_SNAP_PRIV_H
+#define SQB_SNAP_PRIV_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "squib/dirty.h"
+#include "squib/restore.h"
+#include "squib/snapfmt.h"
+#include "vmm_priv.h"
+
+struct sqb_snapstate {
+	sqb_dirty *dirty;
+	uint64_t *pending; /* OR of collected epochs not yet in a written snapshot */
+	size_t nwords;
+	sqb_snap *parent; /* last memory file written or loaded (opened alone) */
+	sqb_snap *loaded; /* memory snapshot a lazy restore reads (with parents) */
+	sqb_restore *rs;
+	int uffd, pager_fd;
+};
+
+/* The VM's snapshot state, created on first use. */
+int sqb_snapstate_get(struct sqb_vm *vm, struct sqb_snapstate **out);
+
+/* ---- snap_dirty.c ---- */
+/* Arm tracking over the VM's memslots (idempotent). */
+int sqb_snap_dirty_start(struct sqb_vm *vm, struct sqb_snapstate *ss);
+/* Drain the tracker into ss->pending (OR). */
+int sqb_snap_dirty_collect(struct sqb_snapstate *ss);
+/* Bitmap of region r in ss->pending (bit 0 = first page of the region). */
+const uint64_t *sqb_snap_dirty_region(struct sqb_vm *vm, struct sqb_snapstate *ss, unsigned int r);
+
+/* ---- snap_devs.c ---- */
+int sqb_snap_devs_save(struct sqb_vm *vm, sqb_snap_writer *w);
+int sqb_snap_devs_load(struct sqb_vm *vm, const sqb_snap *s, struct sqb_diag *diag);
+
+/* ---- snap_uffd.c ---- */
+/* Firecracker Uffd backend, VMM side: register guest memory with a new
+ * userfaultfd and hand it to the page server listening on path. */
+int sqb_snap_uffd_connect(struct sqb_vm *vm, struct sqb_snapstate *ss, const char *path,
+			  struct sqb_diag *diag);
+
+void sqb_snap_diag(struct sqb_diag *d, const char *section, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+#endif
