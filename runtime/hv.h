@@ -18,6 +18,7 @@
 
 struct sqb_hv_vm;
 struct sqb_hv_vcpu;
+struct sqb_record; /* squib/snapfmt.h */
 
 enum sqb_hv_exit_kind {
 	SQB_HV_EXIT_IO = 1,
@@ -90,6 +91,7 @@ enum sqb_hv_vm_state_kind {
 
 struct sqb_hv_ops {
 	const char *name;
+	unsigned int snap_arch, snap_hv; /* snapfmt enum sqb_arch / sqb_hv of its records */
 	int (*vm_create)(struct sqb_hv_vm **out, unsigned int nvcpus, struct sqb_diag *diag);
 	void (*vm_destroy)(struct sqb_hv_vm *vm);
 	/* Interrupt controllers and timers; after vm_map_memory, before vCPUs. */
@@ -121,6 +123,21 @@ struct sqb_hv_ops {
 			      void *buf);
 	int (*vcpu_set_state)(struct sqb_hv_vcpu *vcpu, enum sqb_hv_vcpu_state_kind kind,
 			      const void *buf);
+
+	/* Snapshots: the complete vCPU / VM state as snapfmt records (format.md
+	 * section 8) in the backend's capture and apply order.  Save fills up to
+	 * cap records whose data the caller free()s (also on failure); load
+	 * applies them and names the failing record in diag.  VM paused. */
+	int (*vcpu_save_records)(struct sqb_hv_vcpu *vcpu, struct sqb_record *recs,
+				 unsigned int cap, unsigned int *n);
+	int (*vcpu_load_records)(struct sqb_hv_vcpu *vcpu, const struct sqb_record *recs,
+				 unsigned int n, struct sqb_diag *diag);
+	int (*vm_save_records)(struct sqb_hv_vm *vm, struct sqb_record *recs, unsigned int cap,
+			       unsigned int *n);
+	int (*vm_load_records)(struct sqb_hv_vm *vm, const struct sqb_record *recs, unsigned int n,
+			       struct sqb_diag *diag);
+	/* The descriptor a dirty tracker (squib/dirty.h) drives for this VM. */
+	int (*vm_dirty_fd)(struct sqb_hv_vm *vm);
 };
 
 /* The backend this build was configured with (CMake picks the file). */

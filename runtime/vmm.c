@@ -390,6 +390,7 @@ void sqb_vm_free(sqb_vm *vm)
 		return;
 	if (vm->hv)
 		sqb_vm_stop(vm);
+	sqb_snapstate_free(vm);
 	for (unsigned int i = 0; i < vm->nvcpus; i++)
 		if (vm->vcpus[i].hv)
 			vm->ops->vcpu_destroy(vm->vcpus[i].hv);

@@ -67,6 +67,7 @@ struct sqb_vm {
 	int event_fd;
 
 	int serial_fd;
+	struct sqb_snapstate *snap; /* runtime/snapshot/: dirty set, parent, restore */
 	uint64_t uart_tx_bytes;
 	uint64_t start_ns, first_tx_ns;
 };
@@ -76,5 +77,7 @@ int sqb_vm_boot_load(struct sqb_vm *vm, const struct sqb_vm_config *cfg, struct 
 		     struct sqb_diag *diag);
 
 uint64_t sqb_now_ns(void);
+/* runtime/snapshot/snap_dirty.c: release vm->snap (vCPUs already joined). */
+void sqb_snapstate_free(struct sqb_vm *vm);
 
 #endif

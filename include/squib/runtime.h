@@ -116,6 +116,64 @@ int sqb_vm_serial_input(sqb_vm *vm, const void *buf, size_t len);
 /* Press Ctrl+Alt+Del on the i8042 keyboard (Firecracker's SendCtrlAltDel). */
 int sqb_vm_send_ctrl_alt_del(sqb_vm *vm);
 
+/* ---- snapshots (runtime/snapshot/, docs/snapshots.md) ----
+ *
+ *   paused VM --create--> MEMORY file (guest RAM; a Diff names its parent)
+ *                         STATE file  (vCPUs, irqchip, clock, devices, CONF)
+ *   fresh process --load(STATE + File memory | Uffd page server)--> VM
+ */
+enum sqb_vm_snap_type { SQB_VM_SNAP_FULL = 1, SQB_VM_SNAP_DIFF = 2 };
+
+#define SQB_VM_SNAP_CREATE_VERSION 1
+struct sqb_vm_snap_create {
+	unsigned int version;
+	enum sqb_vm_snap_type type;
+	const char *state_path, *mem_path;
+	int codec;	   /* enum sqb_codec (squib/snapfmt.h); 0: none */
+	int level;	   /* codec level, 0: default */
+	int dedup;	   /* store repeated pages once */
+	int track_dirty;   /* the VM was configured with track_dirty_pages */
+	/* CONF keys (format.md [F-57]) the VM does not know itself; may be NULL */
+	const char *kernel_path, *initrd_path, *boot_args, *vm_config_json;
+	int smt;
+};
+/* Write a snapshot of a PAUSED VM: memory file first, then the state file
+ * naming it ([F-46]); both appear together or not at all (previous files
+ * at the paths are kept on failure).  The VM stays paused either way. */
+int sqb_vm_snapshot_create(sqb_vm *vm, const struct sqb_vm_snap_create *o, struct sqb_diag *diag);
+
+enum sqb_vm_mem_backend { SQB_VM_MEM_FILE = 1, SQB_VM_MEM_UFFD = 2 };
+enum sqb_vm_load_mode {
+	SQB_VM_LOAD_MMAP = 0, /* map RAW data from the files, decode the rest in place */
+	SQB_VM_LOAD_EAGER = 1,
+	SQB_VM_LOAD_LAZY = 2, /* userfaultfd, pages filled on demand and in background */
+};
+
+#define SQB_VM_SNAP_LOAD_VERSION 1
+struct sqb_vm_snap_load {
+	unsigned int version;
+	const char *state_path;
+	enum sqb_vm_mem_backend backend;
+	const char *backend_path; /* File: memory file; Uffd: page server socket */
+	enum sqb_vm_load_mode mode; /* File backend only */
+	int trust_raw;		    /* mmap: skip reading RAW checksums before mapping */
+	int track_dirty_pages;
+	int resume;		    /* RUNNING when it returns, else PAUSED */
+	int serial_out_fd;
+};
+/* What the snapshot's CONF section says (malloc'd strings, NULL if absent). */
+struct sqb_vm_snap_conf {
+	unsigned int vcpu_count;
+	uint64_t mem_size_mib;
+	int smt, track_dirty_pages;
+	char *kernel_path, *initrd_path, *boot_args;
+};
+/* Build a VM from a snapshot: every file is checked before the VM exists,
+ * and no guest instruction runs before all state is set. */
+int sqb_vm_snapshot_load(sqb_vm **out, const struct sqb_vm_snap_load *o,
+			 struct sqb_vm_snap_conf *conf, struct sqb_diag *diag);
+void sqb_vm_snap_conf_free(struct sqb_vm_snap_conf *conf);
+
 const char *sqb_vm_state_name(enum sqb_vm_state st);
 const char *sqb_vm_stop_reason_name(enum sqb_vm_stop_reason r);
 /* Name of the hypervisor backend this build uses ("kvm"). */

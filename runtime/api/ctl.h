@@ -44,6 +44,7 @@ struct sqb_ctl {
 	int metrics_emit_id;
 	char *metrics_props; /* pre-encoded JSON object, or NULL */
 	uint64_t metrics_last_ms;
+	int configured; /* machine-config / boot-source set: no snapshot load */
 	/* the VM */
 	sqb_vm *vm;
 	int exit_requested;
@@ -72,6 +73,10 @@ int sqb_ctl_apply_config_file(struct sqb_ctl *c, const char *path, char *err, si
 int sqb_ctl_start(struct sqb_ctl *c, char *err, size_t errlen);
 /* The VM stopped on its own: log why and set the exit code. */
 void sqb_ctl_vm_stopped(struct sqb_ctl *c);
+
+/* ---- PUT /snapshot/create and /snapshot/load (ctl_snapshot.c) ---- */
+void sqb_ctl_snapshot_create(struct sqb_ctl *c, struct yajl_val_s *body, struct sqb_ctl_resp *r);
+void sqb_ctl_snapshot_load(struct sqb_ctl *c, struct yajl_val_s *body, struct sqb_ctl_resp *r);
 
 /* ---- logging and metrics (ctl_log.c) ---- */
 void sqb_ctl_log(enum sqb_ctl_level lvl, const char *fmt, ...)

@@ -205,6 +205,7 @@ static void machine_config(struct sqb_ctl *c, yajl_val body, struct sqb_ctl_resp
 	c->track_dirty_pages = dirty;
 	c->cpu_template = tmpl;
 	c->huge_pages = huge;
+	c->configured = 1;
 	r->status = 204;
 }
 
@@ -258,6 +259,7 @@ static void put_boot_source(struct sqb_ctl *c, yajl_val body, struct sqb_ctl_res
 	if (set_str(&c->kernel_path, kernel) || set_str(&c->initrd_path, initrd) ||
 	    set_str(&c->boot_args, args))
 		return fault(r, "Out of memory");
+	c->configured = 1;
 	r->status = 204;
 }
 
@@ -499,6 +501,8 @@ static const struct sqb_route routes[] = {
     {"PUT", "/logger", put_logger, 1},
     {"PUT", "/metrics", put_metrics, 1},
     {"PUT", "/serial", put_serial, 1},
+    {"PUT", "/snapshot/create", sqb_ctl_snapshot_create, 1},
+    {"PUT", "/snapshot/load", sqb_ctl_snapshot_load, 1},
 };
 
 /* Firecracker endpoints squib does not build yet (docs/api-compat.md). */
@@ -530,8 +534,6 @@ static const struct sqb_unbuilt unbuilt[] = {
     {"GET", "/hotplug/memory", NULL, NULL},
     {"PUT", "/network-interfaces/", "/network-interfaces/{iface_id}", NULL},
     {"PATCH", "/network-interfaces/", "/network-interfaces/{iface_id}", NULL},
-    {"PUT", "/snapshot/create", NULL, "issue 7"},
-    {"PUT", "/snapshot/load", NULL, "issue 7"},
     {"PUT", "/vsock", NULL, NULL},
 };
 

@@ -14,6 +14,7 @@
 #include "hv.h"
 #include "kvm_priv.h"
 #include "log.h"
+#include "squib/snapfmt.h"
 
 #define KVM_TSS_ADDR   0xfffbd000UL /* 3 pages just below the BIOS area */
 #define KVM_IDMAP_ADDR 0xfffbc000UL
@@ -325,6 +326,8 @@ static uint64_t kvm_vcpu_rip(struct sqb_hv_vcpu *vc)
 
 const struct sqb_hv_ops sqb_hv_backend = {
     .name = "kvm",
+    .snap_arch = SQB_ARCH_X86_64,
+    .snap_hv = SQB_HV_KVM,
     .vm_create = kvm_vm_create,
     .vm_destroy = kvm_vm_destroy,
     .vm_init_platform = kvm_vm_init_platform,
@@ -342,4 +345,9 @@ const struct sqb_hv_ops sqb_hv_backend = {
     .vcpu_state_size = sqb_kvm_vcpu_state_size,
     .vcpu_get_state = sqb_kvm_vcpu_get_state,
     .vcpu_set_state = sqb_kvm_vcpu_set_state,
+    .vcpu_save_records = sqb_kvm_vcpu_save_records,
+    .vcpu_load_records = sqb_kvm_vcpu_load_records,
+    .vm_save_records = sqb_kvm_vm_save_records,
+    .vm_load_records = sqb_kvm_vm_load_records,
+    .vm_dirty_fd = sqb_kvm_vm_dirty_fd,
 };

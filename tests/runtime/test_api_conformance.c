@@ -241,9 +241,8 @@ static void test_unknown_and_unbuilt_endpoints(void **state)
 	    {"GET", "/hotplug/memory", NULL, 400, "not yet supported"},
 	    {"PUT", "/network-interfaces/eth0", "{}", 400, "/network-interfaces/{iface_id}"},
 	    {"PATCH", "/network-interfaces/eth0", "{}", 400, "/network-interfaces/{iface_id}"},
-	    {"PUT", "/snapshot/create", "{}", 400,
-	     "PUT /snapshot/create is not yet supported by squib (planned: issue 7)"},
-	    {"PUT", "/snapshot/load", "{}", 400, "(planned: issue 7)"},
+	    {"PUT", "/snapshot/create", "{}", 400, "missing field `snapshot_path`"},
+	    {"PUT", "/snapshot/load", "{}", 400, "missing field `snapshot_path`"},
 	    {"PUT", "/vsock", "{}", 400, "PUT /vsock is not yet supported"},
 	};
 	run_cases(*state, c, sizeof(c) / sizeof(c[0]));
