@@ -114,7 +114,7 @@ static void test_pause_parks_every_vcpu_and_resume_continues(void **state)
 	assert_int_equal(sqb_vm_pause(p.vm), -SQB_ESTATE); /* not started yet */
 	assert_int_equal(sqb_vm_start(p.vm), 0);
 	assert_int_equal(sqb_vm_start(p.vm), -SQB_ESTATE);
-	for (int i = 0; i < 500 && !strstr(p.out, "count=3\n"); i++) {
+	for (int i = 0; i < 4000 && !strstr(p.out, "count=3\n"); i++) {
 		usleep(10000);
 		pv_drain(&p);
 	}
@@ -129,7 +129,7 @@ static void test_pause_parks_every_vcpu_and_resume_continues(void **state)
 		assert_int_equal(p.len, at_pause);
 		assert_int_equal(sqb_vm_resume(p.vm), 0);
 		assert_int_equal(sqb_vm_resume(p.vm), -SQB_ESTATE);
-		for (int i = 0; i < 500 && p.len == at_pause; i++) {
+		for (int i = 0; i < 4000 && p.len == at_pause; i++) {
 			usleep(5000);
 			pv_drain(&p);
 		}
@@ -153,7 +153,7 @@ static void test_state_slots_round_trip_while_paused(void **state)
 	(void)state;
 	pv_create(&p, "counter.elf", "delay=2000", 2);
 	assert_int_equal(sqb_vm_start(p.vm), 0);
-	for (int i = 0; i < 500 && !strstr(p.out, "count=3\n"); i++) {
+	for (int i = 0; i < 4000 && !strstr(p.out, "count=3\n"); i++) {
 		usleep(10000);
 		pv_drain(&p);
 	}
@@ -189,7 +189,7 @@ static void test_state_slots_round_trip_while_paused(void **state)
 	pv_drain(&p);
 	at = p.len;
 	assert_int_equal(sqb_vm_resume(p.vm), 0);
-	for (int i = 0; i < 500 && !strstr(p.out + at, "count="); i++) {
+	for (int i = 0; i < 4000 && !strstr(p.out + at, "count="); i++) {
 		usleep(5000);
 		pv_drain(&p);
 	}
