@@ -57,6 +57,12 @@ int sqb_snap_dirty_start(struct sqb_vm *vm, struct sqb_snapstate *ss)
 	ss->nwords = SQB_DIRTY_BITMAP_WORDS(sqb_dirty_ngranules(ss->dirty));
 	ss->pending = calloc(ss->nwords ? ss->nwords : 1, sizeof(uint64_t));
 	err = ss->pending ? sqb_dirty_start(ss->dirty) : -ENOMEM;
+	/* Memslots created with logging on have logged since then, and a
+	 * re-issued slot keeps its log: drain it so tracking starts clean. */
+	if (!err)
+		err = sqb_snap_dirty_collect(ss);
+	if (!err)
+		memset(ss->pending, 0, ss->nwords * sizeof(uint64_t));
 	if (err) {
 		sqb_dirty_free(ss->dirty);
 		ss->dirty = NULL;

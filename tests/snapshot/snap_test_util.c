@@ -1,0 +1,184 @@
+/* Snapshot test helpers (see snap_test_util.h): everything goes through the
+ * real squib binary and its HTTP API, as a user would drive it. */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "snap_test_util.h"
+
+const char *st_squib, *st_guests, *st_pager;
+char st_dir[128];
+
+void st_init(int argc, char **argv)
+{
+	int fd;
+
+	if (argc < 4) {
+		fprintf(stderr, "usage: %s SQUIB GUEST_DIR SQUIB_PAGER\n", argv[0]);
+		exit(2);
+	}
+	st_squib = argv[1];
+	st_guests = argv[2];
+	st_pager = argv[3];
+	fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
+	if (fd < 0) {
+		fprintf(stderr, "skip: /dev/kvm is not usable here (%s)\n", strerror(errno));
+		exit(77);
+	}
+	close(fd);
+	snprintf(st_dir, sizeof(st_dir), "/tmp/squib-snaptest-XXXXXX");
+	if (!mkdtemp(st_dir)) {
+		perror("mkdtemp");
+		exit(1);
+	}
+}
+
+void st_cleanup(void)
+{
+	char cmd[200];
+
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", st_dir);
+	if (system(cmd) != 0)
+		fprintf(stderr, "could not remove %s\n", st_dir);
+}
+
+const char *st_path(const char *name, const char *suffix)
+{
+	static char buf[4][256];
+	static int k;
+
+	k = (k + 1) % 4;
+	snprintf(buf[k], sizeof(buf[k]), "%s/%s%s", st_dir, name, suffix);
+	return buf[k];
+}
+
+void st_spawn(struct sqb_tc *t)
+{
+	if (tc_spawn_stdin(t, st_squib, (const char *const[]){"--level", "Info", NULL}, 1) != 0)
+		fail_msg("cannot spawn %s", st_squib);
+}
+
+const char *st_req(struct sqb_tc *t, const char *method, const char *path, const char *json,
+		   int want)
+{
+	static char body[8192];
+	int st = tc_req(t, method, path, json, body, sizeof(body));
+
+	if (st != want) {
+		char *e = tc_read_file(t->errlog);
+		fail_msg("%s %s %s: got %d %s, want %d\nsquib log: %.2000s", method, path,
+			 json ? json : "", st, body, want, e ? e : "");
+	}
+	return body;
+}
+
+void st_boot(struct sqb_tc *t, const char *guest, const char *args, int vcpus, int mib, int dirty)
+{
+	char body[1024];
+
+	st_spawn(t);
+	snprintf(body, sizeof(body), "{\"vcpu_count\":%d,\"mem_size_mib\":%d%s}", vcpus, mib,
+		 dirty ? ",\"track_dirty_pages\":true" : "");
+	st_req(t, "PUT", "/machine-config", body, 204);
+	snprintf(body, sizeof(body), "{\"kernel_image_path\":\"%s/%s\",\"boot_args\":\"%s\"}",
+		 st_guests, guest, args);
+	st_req(t, "PUT", "/boot-source", body, 204);
+	st_req(t, "PUT", "/actions", "{\"action_type\":\"InstanceStart\"}", 204);
+}
+
+void st_pause(struct sqb_tc *t)
+{
+	st_req(t, "PATCH", "/vm", "{\"state\":\"Paused\"}", 204);
+}
+
+void st_resume(struct sqb_tc *t)
+{
+	st_req(t, "PATCH", "/vm", "{\"state\":\"Resumed\"}", 204);
+}
+
+void st_create(struct sqb_tc *t, const char *type, const char *name, const char *ext)
+{
+	char body[1024];
+
+	snprintf(
+	    body, sizeof(body),
+	    "{\"snapshot_type\":\"%s\",\"snapshot_path\":\"%s\",\"mem_file_path\":\"%s\"%s%s%s}",
+	    type, st_path(name, ".state"), st_path(name, ".mem"), ext ? ",\"squib\":" : "",
+	    ext ? ext : "", "");
+	st_req(t, "PUT", "/snapshot/create", body, 204);
+}
+
+void st_load(struct sqb_tc *t, const char *name, const char *mode, const char *uffd_sock)
+{
+	char body[1024], ext[64] = "";
+
+	st_spawn(t);
+	if (mode)
+		snprintf(ext, sizeof(ext), ",\"squib\":{\"restore\":\"%s\"}", mode);
+	snprintf(body, sizeof(body),
+		 "{\"snapshot_path\":\"%s\",\"mem_backend\":{\"backend_type\":\"%s\","
+		 "\"backend_path\":\"%s\"},\"resume_vm\":true%s}",
+		 st_path(name, ".state"), uffd_sock ? "Uffd" : "File",
+		 uffd_sock ? uffd_sock : st_path(name, ".mem"), ext);
+	st_req(t, "PUT", "/snapshot/load", body, 204);
+}
+
+void st_expect_serial(struct sqb_tc *t, const char *needle, int ms)
+{
+	if (tc_wait_serial(t, needle, ms) < 0) {
+		char *s = tc_read_file(t->serial), *e = tc_read_file(t->errlog);
+		size_t n = s ? strlen(s) : 0;
+		fail_msg("serial never showed '%s'; serial tail: %s\nlog: %.1500s", needle,
+			 s ? s + (n > 1500 ? n - 1500 : 0) : "", e ? e : "");
+	}
+}
+
+pid_t st_pager_start(const char *name, char *sock, size_t socklen)
+{
+	pid_t pid;
+	struct stat sb;
+
+	snprintf(sock, socklen, "%s/%s.pager.sock", st_dir, name);
+	unlink(sock);
+	pid = fork();
+	if (pid == 0) {
+		execl(st_pager, st_pager, sock, st_path(name, ".mem"), (char *)NULL);
+		_exit(127);
+	}
+	for (int i = 0; i < 500 && stat(sock, &sb) != 0; i++)
+		usleep(10000);
+	if (stat(sock, &sb) != 0)
+		fail_msg("squib-pager never listened on %s", sock);
+	return pid;
+}
+
+void st_pager_stop(pid_t pid)
+{
+	if (pid > 0) {
+		kill(pid, SIGKILL);
+		waitpid(pid, NULL, 0);
+	}
+}
+
+void st_input(struct sqb_tc *t, const char *s)
+{
+	if (write(t->stdin_fd, s, strlen(s)) != (ssize_t)strlen(s))
+		fail_msg("cannot write to squib's stdin");
+}
+
+long long st_last_num(const char *s, const char *prefix)
+{
+	const char *p, *last = NULL;
+
+	for (p = strstr(s, prefix); p; p = strstr(p + 1, prefix))
+		last = p;
+	if (!last)
+		return -1;
+	return strtoll(last + strlen(prefix), NULL, 10);
+}

@@ -1,0 +1,47 @@
+/* Helpers for the snapshot tests: boot a test guest through the real squib
+ * API, pause / snapshot / load, a squib-pager child, serial-text checks. */
+#ifndef SQB_SNAP_TEST_UTIL_H
+#define SQB_SNAP_TEST_UTIL_H
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include <cmocka.h>
+
+#include "squib_client.h"
+
+extern const char *st_squib, *st_guests, *st_pager;
+extern char st_dir[128]; /* a temp folder for snapshot files, per test binary */
+
+/* Parse argv (squib guest-dir pager), skip (77) without /dev/kvm, make st_dir. */
+void st_init(int argc, char **argv);
+void st_cleanup(void);
+
+/* Spawn squib; optionally configure and start guest (NULL: fresh process). */
+void st_spawn(struct sqb_tc *t);
+void st_boot(struct sqb_tc *t, const char *guest, const char *args, int vcpus, int mib, int dirty);
+/* A request that must answer want; returns the body (static buffer). */
+const char *st_req(struct sqb_tc *t, const char *method, const char *path, const char *json,
+		   int want);
+void st_pause(struct sqb_tc *t);
+void st_resume(struct sqb_tc *t);
+/* PUT /snapshot/create; ext: the "squib" object text or NULL. */
+void st_create(struct sqb_tc *t, const char *type, const char *name, const char *ext);
+/* Fresh squib + PUT /snapshot/load of snapshot name (File backend unless
+ * uffd_sock), resume_vm true. */
+void st_load(struct sqb_tc *t, const char *name, const char *mode, const char *uffd_sock);
+void st_expect_serial(struct sqb_tc *t, const char *needle, int ms);
+/* Path of a snapshot file in st_dir: name + ".state" / ".mem". */
+const char *st_path(const char *name, const char *suffix);
+/* Start squib-pager serving name's memory file on a socket; returns its pid. */
+pid_t st_pager_start(const char *name, char *sock, size_t socklen);
+void st_pager_stop(pid_t pid);
+/* Bytes for the guest's UART (squib's stdin). */
+void st_input(struct sqb_tc *t, const char *s);
+/* Last value after the last occurrence of prefix in s (e.g. "ROUND "), or -1. */
+long long st_last_num(const char *s, const char *prefix);
+
+#endif
