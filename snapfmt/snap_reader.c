@@ -556,6 +556,9 @@ static char *r_link_hint(const sqb_snap *s, uint32_t inst)
 }
 
 /* Does candidate path hold this snapshot's parent?  0 and *out if so. */
+static int r_parent(sqb_snap *s, const struct sqb_open_opts *opts, struct sqb_diag *diag);
+static int r_parent_cover(sqb_snap *s, struct sqb_diag *diag);
+
 static int r_try_parent(sqb_snap *s, const char *path, const struct sqb_open_opts *opts,
 			sqb_snap **out, struct sqb_diag *diag)
 {
@@ -566,9 +569,13 @@ static int r_try_parent(sqb_snap *s, const char *path, const struct sqb_open_opt
 	po.max_chain = (opts->max_chain ? opts->max_chain : 64) - 1;
 	if (!po.max_chain)
 		return BAD(SQB_ELIMIT, H_PARENT_UUID, "header", "parent chain deeper than allowed");
+	/* identity first, the candidate's own chain only once it matches:
+	 * opening every candidate's chain would cost O(2^depth) */
+	po.no_parents = 1;
 	err = sqb_snap_open(&p, path, &po, diag);
 	if (err)
 		return err;
+	po.no_parents = opts->no_parents;
 	if (memcmp(p->info.uuid.b, s->info.parent_uuid.b, 16) ||
 	    memcmp(p->info.digest.b, s->info.parent_digest.b, 16)) {
 		sqb_snap_free(p);
@@ -580,6 +587,11 @@ static int r_try_parent(sqb_snap *s, const char *path, const struct sqb_open_opt
 		sqb_snap_free(p);
 		return BAD(SQB_EMISMATCH, H_ARCH, "header",
 			   "parent %s differs in architecture, hypervisor or page size", path);
+	}
+	if (p->info.kind == SQB_SNAP_DIFF && !po.no_parents && p->info.role != SQB_ROLE_STATE &&
+	    ((err = r_parent(p, &po, diag)) || (err = r_parent_cover(p, diag)))) {
+		sqb_snap_free(p);
+		return err;
 	}
 	*out = p;
 	return 0;
