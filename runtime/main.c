@@ -151,7 +151,7 @@ int main(int argc, char **argv)
 		sqb_ctl_log_set_id(o.id);
 	}
 	if ((o.log_path || o.level || o.show_level) &&
-	    sqb_ctl_log_configure(o.log_path, o.level, 1, 0, err, sizeof(err)) < 0) {
+	    sqb_ctl_log_configure(o.log_path, o.level, 1, 0, NULL, err, sizeof(err)) < 0) {
 		fprintf(stderr, "squib: %s\n", err);
 		return 1;
 	}

@@ -79,10 +79,12 @@ void sqb_ctl_snapshot_create(struct sqb_ctl *c, struct yajl_val_s *body, struct 
 void sqb_ctl_snapshot_load(struct sqb_ctl *c, struct yajl_val_s *body, struct sqb_ctl_resp *r);
 
 /* ---- logging and metrics (ctl_log.c) ---- */
-void sqb_ctl_log(enum sqb_ctl_level lvl, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
+void sqb_ctl_log_at(enum sqb_ctl_level lvl, const char *file, int line, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+#define sqb_ctl_log(lvl, ...) sqb_ctl_log_at(lvl, __FILE__, __LINE__, __VA_ARGS__)
+/* module: only lines whose source file name contains it (NULL: all). */
 int sqb_ctl_log_configure(const char *path, const char *level, int show_level, int show_origin,
-			  char *err, size_t errlen);
+			  const char *module, char *err, size_t errlen);
 int sqb_ctl_level_parse(const char *s, enum sqb_ctl_level *out);
 void sqb_ctl_log_set_id(const char *id);
 int sqb_ctl_metrics_open(const char *path, char *err, size_t errlen);

@@ -314,7 +314,10 @@ static void put_logger(struct sqb_ctl *c, yajl_val body, struct sqb_ctl_resp *r)
 		return fault(r, MSG_AFTER_START);
 	if (sqb_json_fields(body, f, 5, err, sizeof(err)) < 0)
 		return fault(r, "%s", err);
-	if (sqb_ctl_log_configure(path, level, show_level, show_origin, err, sizeof(err)) < 0)
+	if (module && strlen(module) >= 64)
+		return fault(r, "logger module filter is longer than 63 bytes");
+	if (sqb_ctl_log_configure(path, level, show_level, show_origin, module, err, sizeof(err)) <
+	    0)
 		return fault(r, "%s", err);
 	c->logger_set = 1;
 	if (path && set_str(&c->log_path, path))

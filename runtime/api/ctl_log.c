@@ -16,6 +16,8 @@
 static int log_fd = 2;
 static enum sqb_ctl_level log_level = SQB_CTL_WARN;
 static int log_show_level = 1;
+static int log_show_origin;
+static char log_module[64];
 static char log_id[64] = "anonymous-instance";
 static int metrics_fd = -1;
 
@@ -41,8 +43,10 @@ void sqb_ctl_log_set_id(const char *id)
 	snprintf(log_id, sizeof(log_id), "%s", id);
 }
 
-void sqb_ctl_log(enum sqb_ctl_level lvl, const char *fmt, ...)
+void sqb_ctl_log_at(enum sqb_ctl_level lvl, const char *file, int lineno, const char *fmt, ...)
 {
+	const char *base = strrchr(file, '/') ? strrchr(file, '/') + 1 : file;
+	char origin[96] = "";
 	char line[1024];
 	struct timespec ts;
 	struct tm tm;
@@ -51,12 +55,16 @@ void sqb_ctl_log(enum sqb_ctl_level lvl, const char *fmt, ...)
 
 	if (lvl == SQB_CTL_OFF || lvl > log_level)
 		return;
+	if (log_module[0] && !strstr(base, log_module))
+		return;
+	if (log_show_origin)
+		snprintf(origin, sizeof(origin), ":%s:%d", base, lineno);
 	clock_gettime(CLOCK_REALTIME, &ts);
 	gmtime_r(&ts.tv_sec, &tm);
-	n = snprintf(line, sizeof(line), "%04d-%02d-%02dT%02d:%02d:%02d.%09ld [%s%s%s] ",
+	n = snprintf(line, sizeof(line), "%04d-%02d-%02dT%02d:%02d:%02d.%09ld [%s%s%s%s] ",
 		     tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
 		     ts.tv_nsec, log_id, log_show_level ? ":" : "",
-		     log_show_level ? level_names[lvl] : "");
+		     log_show_level ? level_names[lvl] : "", origin);
 	va_start(ap, fmt);
 	if (n > 0 && (size_t)n < sizeof(line))
 		n += vsnprintf(line + n, sizeof(line) - (size_t)n, fmt, ap);
@@ -71,11 +79,10 @@ void sqb_ctl_log(enum sqb_ctl_level lvl, const char *fmt, ...)
 }
 
 int sqb_ctl_log_configure(const char *path, const char *level, int show_level, int show_origin,
-			  char *err, size_t errlen)
+			  const char *module, char *err, size_t errlen)
 {
 	enum sqb_ctl_level lvl = log_level;
 
-	(void)show_origin; /* accepted; squib's lines carry no source origin */
 	if (level && sqb_ctl_level_parse(level, &lvl) < 0) {
 		snprintf(err, errlen, "Invalid log level: %s", level);
 		return -1;
@@ -93,6 +100,8 @@ int sqb_ctl_log_configure(const char *path, const char *level, int show_level, i
 	}
 	log_level = lvl;
 	log_show_level = show_level;
+	log_show_origin = show_origin;
+	snprintf(log_module, sizeof(log_module), "%s", module ? module : "");
 	return 0;
 }
 

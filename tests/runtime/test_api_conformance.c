@@ -154,7 +154,9 @@ static void test_boot_source_logger_metrics_serial(void **state)
 	snprintf(b1, sizeof(b1), "{\"kernel_image_path\":\"%s\",\"boot_args\":\"a=1 b=2\"}",
 		 guest_elf);
 	snprintf(b2, sizeof(b2),
-		 "{\"log_path\":\"%s/log\",\"level\":\"debug\",\"show_level\":true}", t->dir);
+		 "{\"log_path\":\"%s/log\",\"level\":\"debug\",\"show_level\":true,"
+		 "\"show_log_origin\":true,\"module\":\"ctl_\"}",
+		 t->dir);
 	snprintf(b3, sizeof(b3),
 		 "{\"metrics_path\":\"%s/metrics\",\"emit_id\":true,"
 		 "\"properties\":{\"team\":\"vm\\\"s\",\"zone\":\"a\"}}",
@@ -208,6 +210,7 @@ static void test_boot_source_logger_metrics_serial(void **state)
 	m = tc_read_file(body);
 	assert_non_null(m);
 	assert_non_null(strstr(m, "API PUT /metrics -> 400"));
+	assert_non_null(strstr(m, ":Debug:ctl_handlers.c:")); /* show_level + show_log_origin */
 	free(m);
 }
 
@@ -293,6 +296,15 @@ static void test_garbage_http(void **state)
 	memcpy(big + n + 9000, "\r\n\r\n", 4);
 	expect_raw(t, big, n + 9004, 0, 400, "exceed 8192 bytes");
 	free(big);
+	/* The logger's module filter ("ctl_") keeps api_server.c's lines out. */
+	{
+		char path[128], *log;
+		snprintf(path, sizeof(path), "%s/log", t->dir);
+		log = tc_read_file(path);
+		assert_non_null(log);
+		assert_null(strstr(log, "bad HTTP request"));
+		free(log);
+	}
 	/* A body right at the limit is parsed (and rejected as JSON, not size). */
 	big = malloc(51200 + 200);
 	n = (size_t)sprintf(big, "PUT /logger HTTP/1.1\r\nContent-Length: 51200\r\n\r\n");
