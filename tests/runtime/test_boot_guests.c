@@ -4,6 +4,8 @@
  * pause/resume, timer ticks, every SMP vCPU, Ctrl+Alt+Del, --config-file
  * with --no-api, and a triple fault reported as a failure. */
 #include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -143,6 +145,72 @@ static void test_counter_continuous_across_pause_resume_then_ctrl_alt_del(void *
 	s1 = tc_read_file(t.serial);
 	check_counter_continuity(s1);
 	free(s1);
+	tc_stop(&t);
+}
+
+struct hammer_arg {
+	struct sqb_tc *t;
+	int id, errors;
+};
+
+static void *hammer(void *p)
+{
+	struct hammer_arg *a = p;
+	char resp[2048];
+
+	for (int i = 0; i < 40; i++) {
+		const char *st =
+		    (i + a->id) & 1 ? "{\"state\":\"Paused\"}" : "{\"state\":\"Resumed\"}";
+		if (tc_req(a->t, "PATCH", "/vm", st, resp, sizeof(resp)) != 204)
+			a->errors++;
+		if (tc_req(a->t, "GET", "/", NULL, resp, sizeof(resp)) != 200)
+			a->errors++;
+		if (tc_req(a->t, "PUT", "/machine-config", "{\"vcpu_count\":1,\"mem_size_mib\":8}",
+			   resp, sizeof(resp)) != 400)
+			a->errors++;
+	}
+	return NULL;
+}
+
+/* Four clients at once pause, resume, query and send refused updates to a
+ * running 2-vCPU guest; every answer is right, the guest's counter stays
+ * continuous, and SIGTERM then ends squib cleanly. */
+static void test_concurrent_clients_pause_resume_then_sigterm(void **state)
+{
+	struct sqb_tc t;
+	struct hammer_arg a[4];
+	pthread_t th[4];
+	char resp[2048], *s;
+
+	(void)state;
+	boot(&t, "counter.elf", "delay=3000", 2, 16);
+	expect_serial(&t, "count=3\n", 20000);
+	for (int i = 0; i < 4; i++) {
+		a[i] = (struct hammer_arg){&t, i, 0};
+		assert_int_equal(pthread_create(&th[i], NULL, hammer, &a[i]), 0);
+	}
+	for (int i = 0; i < 4; i++) {
+		pthread_join(th[i], NULL);
+		assert_int_equal(a[i].errors, 0);
+	}
+	assert_int_equal(tc_req(&t, "PATCH", "/vm", "{\"state\":\"Resumed\"}", resp, sizeof(resp)),
+			 204);
+	s = tc_read_file(t.serial);
+	uint64_t before = check_counter_continuity(s);
+	free(s);
+	for (int i = 0; i < 1000; i++) {
+		s = tc_read_file(t.serial);
+		uint64_t now = check_counter_continuity(s);
+		free(s);
+		if (now >= before + 3)
+			break;
+		usleep(20000);
+	}
+	kill(t.pid, SIGTERM);
+	assert_int_equal(tc_wait_exit(&t, 10000), 0);
+	s = tc_read_file(t.serial);
+	assert_true(check_counter_continuity(s) >= before + 3);
+	free(s);
 	tc_stop(&t);
 }
 
@@ -310,6 +378,7 @@ int main(int argc, char **argv)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_mempattern_guest_verifies_and_checksum_matches),
 	    cmocka_unit_test(test_counter_continuous_across_pause_resume_then_ctrl_alt_del),
+	    cmocka_unit_test(test_concurrent_clients_pause_resume_then_sigterm),
 	    cmocka_unit_test(test_timer_guest_counts_lapic_ticks),
 	    cmocka_unit_test(test_smp_guest_every_vcpu_reports),
 	    cmocka_unit_test(test_smp_32_vcpus_survive_pause_resume_during_bringup),
