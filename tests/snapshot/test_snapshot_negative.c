@@ -101,8 +101,10 @@ static void test_failed_create_leaves_nothing_and_vm_intact(void **state)
 	st_pause(&t);
 	snprintf(memp, sizeof(memp), "%s", st_path("base", ".mem"));
 	before = slurp(memp, &n1);
-	snprintf(body, sizeof(body),
-		 "{\"snapshot_path\":\"%s/missing/dir/s\",\"mem_file_path\":\"%s\"}", st_dir, memp);
+	/* snapshot_path is a folder: the memory file is written first, then the
+	 * state file cannot be moved into place */
+	snprintf(body, sizeof(body), "{\"snapshot_path\":\"%s\",\"mem_file_path\":\"%s\"}", st_dir,
+		 memp);
 	expect_fault(&t, "PUT", "/snapshot/create", body, "Cannot create the Full snapshot");
 	after = slurp(memp, &n2);
 	assert_int_equal(n1, n2);
