@@ -9,7 +9,10 @@
  *          prints "CLOCK ns=" every period= ns; "CLOCK BACKWARDS" if either
  *          ever decreases.
  *   mode=3 smp:    cpus= vCPUs each bump their own counter and print
- *          "cpu I hb N" every beat= iterations. */
+ *          "cpu I hb N" every beat= iterations.
+ *   mode=4 bench:  fill mib= MiB at 4 MiB ("FILLED"), then serve serial
+ *          input: 'd' dirties the next dpages= pages ("DIRTIED"), 'p'
+ *          answers "PONG" (first progress after a load). */
 #include "guest.h"
 
 #define WR_BASE	   (4UL << 20)
@@ -204,6 +207,31 @@ static void smp_mode(void)
 	smp_loop(0);
 }
 
+static void bench_mode(void)
+{
+	uint64_t pages = cmdline_u64("mib", 200) << 8, dpages = cmdline_u64("dpages", 2621);
+	uint64_t cur = 0, gen = 1;
+	volatile uint64_t *b = (volatile uint64_t *)WR_BASE;
+
+	for (uint64_t p = 0; p < pages; p++)
+		b[p * 512] = page_pattern(p);
+	puts_serial("FILLED\n");
+	for (;;) {
+		while (inb(0x3fd) & 1) {
+			uint8_t ch = inb(0x3f8);
+			if (ch == 'd') {
+				gen++;
+				for (uint64_t i = 0; i < dpages; i++, cur = (cur + 7) % pages)
+					b[cur * 512 + 1] = gen;
+				puts_serial("DIRTIED\n");
+			} else if (ch == 'p') {
+				puts_serial("PONG\n");
+			}
+		}
+		delay_loop(2000);
+	}
+}
+
 void guest_main(uint32_t start_info)
 {
 	cmdline_init(start_info);
@@ -213,6 +241,9 @@ void guest_main(uint32_t start_info)
 		break;
 	case 3:
 		smp_mode();
+		break;
+	case 4:
+		bench_mode();
 		break;
 	default:
 		writer();

@@ -1,0 +1,375 @@
+/* snapshot_bench: squib snapshot create (pause window, Full and Diff at 1 %
+ * dirty) and load (request -> vCPUs running, and -> first guest progress)
+ * for File-mmap, File-lazy, File-eager and Uffd, beside a bare-KVM floor
+ * measured in the same run: create a VM with irqchip + PIT, map the same
+ * memory file, create the vCPUs and set the same kinds of state.
+ *   usage: snapshot_bench SQUIB GUEST_DIR SQUIB_PAGER [--quick] */
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/kvm.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "squib_client.h"
+
+static const char *squib, *guests, *pager;
+static char dir[128];
+
+static double now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+static int cmp_d(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+	return x < y ? -1 : x > y;
+}
+
+static double median(double *v, int n)
+{
+	qsort(v, (size_t)n, sizeof(*v), cmp_d);
+	return n ? v[n / 2] : 0;
+}
+
+static void die(const char *what, struct sqb_tc *t)
+{
+	char *e = t ? tc_read_file(t->errlog) : NULL;
+
+	fprintf(stderr, "snapshot_bench: %s\n%s\n", what, e ? e : "");
+	if (t)
+		tc_stop(t);
+	exit(1);
+}
+
+static void req(struct sqb_tc *t, const char *m, const char *p, const char *j, int want)
+{
+	char body[4096];
+	int st = tc_req(t, m, p, j, body, sizeof(body));
+
+	if (st != want) {
+		fprintf(stderr, "%s %s %s -> %d %s\n", m, p, j ? j : "", st, body);
+		die("request failed", t);
+	}
+}
+
+/* Tight poll of the serial file for the n-th occurrence of needle. */
+static int wait_nth(struct sqb_tc *t, const char *needle, int n, int ms)
+{
+	double end = now_ms() + ms;
+
+	while (now_ms() < end) {
+		char *s = tc_read_file(t->serial);
+		int c = 0;
+
+		for (char *p = s ? strstr(s, needle) : NULL; p; p = strstr(p + 1, needle))
+			c++;
+		free(s);
+		if (c >= n)
+			return 0;
+		usleep(200);
+	}
+	return -1;
+}
+
+static void input(struct sqb_tc *t, const char *s)
+{
+	if (write(t->stdin_fd, s, strlen(s)) < 0)
+		die("stdin", t);
+}
+
+static void spawn(struct sqb_tc *t)
+{
+	if (tc_spawn_stdin(t, squib, (const char *const[]){"--level", "Warning", NULL}, 1))
+		die("cannot spawn squib", NULL);
+}
+
+static const char *path(const char *name, const char *sfx)
+{
+	static char b[4][256];
+	static int k;
+
+	k = (k + 1) % 4;
+	snprintf(b[k], sizeof(b[k]), "%s/%s%s", dir, name, sfx);
+	return b[k];
+}
+
+/* One timed pause -> create -> resume; returns the pause window (ms) and
+ * the create request alone in *create. */
+static double snap_once(struct sqb_tc *t, const char *type, const char *name, double *create)
+{
+	char body[1024];
+	double t0, t1, t2, t3;
+
+	snprintf(body, sizeof(body),
+		 "{\"snapshot_type\":\"%s\",\"snapshot_path\":\"%s\",\"mem_file_path\":\"%s\"}",
+		 type, path(name, ".state"), path(name, ".mem"));
+	t0 = now_ms();
+	req(t, "PATCH", "/vm", "{\"state\":\"Paused\"}", 204);
+	t1 = now_ms();
+	req(t, "PUT", "/snapshot/create", body, 204);
+	t2 = now_ms();
+	req(t, "PATCH", "/vm", "{\"state\":\"Resumed\"}", 204);
+	t3 = now_ms();
+	*create = t2 - t1;
+	return t3 - t0;
+}
+
+struct load_res {
+	double load, progress;
+};
+
+static struct load_res load_once(const char *name, const char *how)
+{
+	struct sqb_tc t;
+	struct load_res r;
+	char body[1024], sock[200], ext[128] = "";
+	pid_t pp = -1;
+	double t0;
+
+	if (!strcmp(how, "uffd")) {
+		struct stat sb;
+		snprintf(sock, sizeof(sock), "%s/pager.sock", dir);
+		unlink(sock);
+		pp = fork();
+		if (pp == 0) {
+			execl(pager, pager, sock, path(name, ".mem"), (char *)NULL);
+			_exit(127);
+		}
+		for (int i = 0; i < 1000 && stat(sock, &sb); i++)
+			usleep(5000);
+	} else if (!strcmp(how, "mmap-trust")) {
+		snprintf(ext, sizeof(ext), ",\"squib\":{\"restore\":\"mmap\",\"verify\":false}");
+	} else {
+		snprintf(ext, sizeof(ext), ",\"squib\":{\"restore\":\"%s\"}",
+			 !strcmp(how, "mmap-verify") ? "mmap" : how);
+	}
+	snprintf(body, sizeof(body),
+		 "{\"snapshot_path\":\"%s\",\"mem_backend\":{\"backend_type\":\"%s\","
+		 "\"backend_path\":\"%s\"},\"resume_vm\":true%s}",
+		 path(name, ".state"), pp > 0 ? "Uffd" : "File", pp > 0 ? sock : path(name, ".mem"),
+		 ext);
+	spawn(&t);
+	t0 = now_ms();
+	req(&t, "PUT", "/snapshot/load", body, 204);
+	r.load = now_ms() - t0;
+	input(&t, "p");
+	if (wait_nth(&t, "PONG", 1, 30000))
+		die("no PONG after load", &t);
+	r.progress = now_ms() - t0;
+	tc_stop(&t);
+	if (pp > 0) {
+		kill(pp, SIGKILL);
+		waitpid(pp, NULL, 0);
+	}
+	return r;
+}
+
+/* ---- the floor: bare KVM, same memory file, same kinds of state ---- */
+
+static int vcpu_state_roundtrip(int kvm, int vm, int vc)
+{
+	static struct kvm_cpuid2 *cpuid;
+	static struct kvm_msr_list *ml;
+	struct kvm_regs r;
+	struct kvm_sregs s;
+	struct kvm_xcrs x;
+	struct kvm_xsave xs;
+	struct kvm_lapic_state la;
+	struct kvm_vcpu_events ev;
+	struct kvm_mp_state mp;
+	struct kvm_debugregs dr;
+	struct kvm_msrs *m;
+	int ok = 1;
+
+	if (!cpuid) {
+		cpuid = calloc(1, sizeof(*cpuid) + 256 * sizeof(cpuid->entries[0]));
+		cpuid->nent = 256;
+		ioctl(kvm, KVM_GET_SUPPORTED_CPUID, cpuid);
+		ml = calloc(1, sizeof(*ml) + 4096 * 4);
+		ml->nmsrs = 4096;
+		ioctl(kvm, KVM_GET_MSR_INDEX_LIST, ml);
+	}
+	m = calloc(1, sizeof(*m) + ml->nmsrs * sizeof(m->entries[0]));
+	m->nmsrs = ml->nmsrs;
+	for (uint32_t i = 0; i < ml->nmsrs; i++)
+		m->entries[i].index = ml->indices[i];
+	ok &= ioctl(vc, KVM_SET_CPUID2, cpuid) == 0;
+	ok &= ioctl(vc, KVM_GET_SREGS, &s) == 0 && ioctl(vc, KVM_SET_SREGS, &s) == 0;
+	ok &= ioctl(vc, KVM_GET_REGS, &r) == 0 && ioctl(vc, KVM_SET_REGS, &r) == 0;
+	ok &= ioctl(vc, KVM_GET_XCRS, &x) == 0 && ioctl(vc, KVM_SET_XCRS, &x) == 0;
+	ok &= ioctl(vc, KVM_GET_XSAVE, &xs) == 0 && ioctl(vc, KVM_SET_XSAVE, &xs) == 0;
+	ok &= ioctl(vc, KVM_GET_LAPIC, &la) == 0 && ioctl(vc, KVM_SET_LAPIC, &la) == 0;
+	m->nmsrs = (uint32_t)ioctl(vc, KVM_GET_MSRS, m);
+	ok &= ioctl(vc, KVM_SET_MSRS, m) >= 0;
+	ok &= ioctl(vc, KVM_GET_VCPU_EVENTS, &ev) == 0 && ioctl(vc, KVM_SET_VCPU_EVENTS, &ev) == 0;
+	ok &= ioctl(vc, KVM_GET_MP_STATE, &mp) == 0 && ioctl(vc, KVM_SET_MP_STATE, &mp) == 0;
+	ok &= ioctl(vc, KVM_GET_DEBUGREGS, &dr) == 0 && ioctl(vc, KVM_SET_DEBUGREGS, &dr) == 0;
+	free(m);
+	(void)vm;
+	return ok ? 0 : -1;
+}
+
+/* Returns ms from nothing to a vCPU that has entered KVM_RUN once. */
+static double floor_once(const char *mem_file, uint64_t size)
+{
+	struct kvm_pit_config pc = {.flags = KVM_PIT_SPEAKER_DUMMY};
+	struct kvm_pit_state2 pit;
+	struct kvm_clock_data clk;
+	double t0 = now_ms(), t;
+	int kvm, vm, vc, fd, rs;
+	struct kvm_run *run;
+	uint8_t *mem;
+
+	kvm = open("/dev/kvm", O_RDWR | O_CLOEXEC);
+	vm = ioctl(kvm, KVM_CREATE_VM, 0);
+	fd = open(mem_file, O_RDONLY | O_CLOEXEC);
+	mem = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_NORESERVE, fd, 0);
+	struct kvm_userspace_memory_region reg = {0, 0, 0, size, (uint64_t)(uintptr_t)mem};
+	if (kvm < 0 || vm < 0 || fd < 0 || mem == MAP_FAILED ||
+	    ioctl(vm, KVM_SET_USER_MEMORY_REGION, &reg) < 0 ||
+	    ioctl(vm, KVM_SET_TSS_ADDR, 0xfffbd000UL) < 0 || ioctl(vm, KVM_CREATE_IRQCHIP, 0) < 0 ||
+	    ioctl(vm, KVM_CREATE_PIT2, &pc) < 0)
+		die("floor: VM set-up", NULL);
+	ioctl(vm, KVM_GET_PIT2, &pit);
+	ioctl(vm, KVM_SET_PIT2, &pit);
+	ioctl(vm, KVM_GET_CLOCK, &clk);
+	clk.flags = 0;
+	ioctl(vm, KVM_SET_CLOCK, &clk);
+	for (int i = 0; i < 3; i++) {
+		struct kvm_irqchip chip = {.chip_id = (uint32_t)i};
+		ioctl(vm, KVM_GET_IRQCHIP, &chip);
+		ioctl(vm, KVM_SET_IRQCHIP, &chip);
+	}
+	vc = ioctl(vm, KVM_CREATE_VCPU, 0);
+	rs = ioctl(kvm, KVM_GET_VCPU_MMAP_SIZE, 0);
+	run = mmap(NULL, (size_t)rs, PROT_READ | PROT_WRITE, MAP_SHARED, vc, 0);
+	if (vc < 0 || run == MAP_FAILED || vcpu_state_roundtrip(kvm, vm, vc))
+		die("floor: vCPU state", NULL);
+	run->immediate_exit = 1;
+	ioctl(vc, KVM_RUN, 0); /* returns EINTR at once: the vCPU is "running" */
+	t = now_ms() - t0;
+	munmap(run, (size_t)rs);
+	munmap(mem, size);
+	close(vc);
+	close(fd);
+	close(vm);
+	close(kvm);
+	return t;
+}
+
+static void bench_size(int mib, int fill, int reps)
+{
+	static const char *const hows[] = {"mmap-trust", "mmap-verify", "lazy", "eager", "uffd"};
+	double full_w[16], full_c[16], diff_w[16], diff_c[16], fl[16], ld[16], pg[16], floor_ms;
+	char args[128], want[16], mc[128];
+	struct sqb_tc t;
+
+	snprintf(args, sizeof(args), "mode=4 mib=%d dpages=%d", fill, mib * 256 / 100);
+	spawn(&t);
+	snprintf(mc, sizeof(mc),
+		 "{\"vcpu_count\":1,\"mem_size_mib\":%d,\"track_dirty_pages\":true}", mib);
+	req(&t, "PUT", "/machine-config", mc, 204);
+	{
+		char bs[512];
+		snprintf(bs, sizeof(bs),
+			 "{\"kernel_image_path\":\"%s/snapguest.elf\",\"boot_args\":\"%s\"}",
+			 guests, args);
+		req(&t, "PUT", "/boot-source", bs, 204);
+	}
+	req(&t, "PUT", "/actions", "{\"action_type\":\"InstanceStart\"}", 204);
+	if (wait_nth(&t, "FILLED", 1, 120000))
+		die("guest never filled its memory", &t);
+	for (int i = 0; i < reps; i++)
+		full_w[i] = snap_once(&t, "Full", "full", &full_c[i]);
+	for (int i = 0; i < reps; i++) {
+		char name[32];
+		input(&t, "d");
+		if (wait_nth(&t, "DIRTIED", i + 1, 30000))
+			die("guest never dirtied", &t);
+		snprintf(name, sizeof(name), "diff%d", i);
+		diff_w[i] = snap_once(&t, "Diff", name, &diff_c[i]);
+	}
+	tc_stop(&t);
+	printf(
+	    "\n%d MiB guest (%d MiB written by the guest), 1 vCPU, codec none, %d runs, medians\n",
+	    mib, fill, reps);
+	printf("  %-34s %9.2f ms  (create request %.2f ms)\n", "create Full: pause window",
+	       median(full_w, reps), median(full_c, reps));
+	printf("  %-34s %9.2f ms  (create request %.2f ms)\n", "create Diff 1% dirty: pause window",
+	       median(diff_w, reps), median(diff_c, reps));
+	for (int i = 0; i < reps; i++)
+		fl[i] = floor_once(path("full", ".mem"), (uint64_t)mib << 20);
+	floor_ms = median(fl, reps);
+	printf("  %-34s %9.2f ms\n", "floor: bare KVM VM+map+vCPU state", floor_ms);
+	for (size_t h = 0; h < sizeof(hows) / sizeof(hows[0]); h++) {
+		for (int i = 0; i < reps; i++) {
+			struct load_res r = load_once("full", hows[h]);
+			ld[i] = r.load;
+			pg[i] = r.progress;
+		}
+		snprintf(want, sizeof(want), "%s", hows[h]);
+		printf("  load %-29s %9.2f ms  (%.2fx floor)  first progress %.2f ms\n", want,
+		       median(ld, reps), median(ld, reps) / floor_ms, median(pg, reps));
+	}
+	{
+		for (int i = 0; i < reps; i++) {
+			struct load_res r = load_once("diff0", "mmap-trust");
+			ld[i] = r.load;
+			pg[i] = r.progress;
+		}
+		printf("  load %-29s %9.2f ms  (%.2fx floor)  first progress %.2f ms\n",
+		       "Diff (Full+1 layer) mmap-trust", median(ld, reps),
+		       median(ld, reps) / floor_ms, median(pg, reps));
+	}
+	fflush(stdout);
+}
+
+int main(int argc, char **argv)
+{
+	int quick = argc > 4 && !strcmp(argv[4], "--quick");
+	int fd;
+
+	if (argc < 4) {
+		fprintf(stderr, "usage: snapshot_bench SQUIB GUEST_DIR SQUIB_PAGER [--quick]\n");
+		return 2;
+	}
+	squib = argv[1];
+	guests = argv[2];
+	pager = argv[3];
+	fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
+	if (fd < 0) {
+		fprintf(stderr, "snapshot_bench: skip: /dev/kvm: %s\n", strerror(errno));
+		return 77;
+	}
+	close(fd);
+	snprintf(dir, sizeof(dir), "/tmp/squib-snapbench-XXXXXX");
+	if (!mkdtemp(dir))
+		return 1;
+	printf("snapshot_bench: squib snapshot create/load vs a bare-KVM floor, one run\n");
+	if (quick) {
+		bench_size(64, 32, 2);
+	} else {
+		bench_size(256, 200, 5);
+		bench_size(1024, 200, 5);
+	}
+	{
+		char cmd[200];
+		snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+		if (system(cmd))
+			fprintf(stderr, "cannot remove %s\n", dir);
+	}
+	return 0;
+}
