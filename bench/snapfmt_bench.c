@@ -36,6 +36,19 @@ static int keep;
 static uint8_t *img;
 static char paths[4][512];
 
+/* CPU seconds of the whole process (all threads, user + system) spent by
+ * the last measured operation: much less disturbed by other load on a
+ * shared machine than wall time. */
+static double last_cpu, last_dp_cpu;
+
+static double cpu(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
 static double now(void)
 {
 	struct timespec ts;
@@ -81,7 +94,7 @@ static void make_image(void)
 
 static double plain_write(const char *path)
 {
-	double t = now();
+	double t = now(), c0 = cpu();
 	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 
 	if (fd < 0)
@@ -92,12 +105,13 @@ static double plain_write(const char *path)
 	if (fsync(fd) < 0)
 		die("plain fsync", -errno);
 	close(fd);
+	last_cpu = cpu() - c0;
 	return now() - t;
 }
 
 static double plain_read(const char *path, uint8_t *buf)
 {
-	double t = now();
+	double t = now(), c0 = cpu();
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 
 	if (fd < 0)
@@ -106,6 +120,7 @@ static double plain_read(const char *path, uint8_t *buf)
 		if (pread(fd, buf + off, IO_STEP, (off_t)off) != (ssize_t)IO_STEP)
 			die("plain read", -errno);
 	close(fd);
+	last_cpu = cpu() - c0;
 	return now() - t;
 }
 
@@ -147,7 +162,7 @@ static double bare_compress(enum sqb_codec codec, double *ratio)
 {
 	struct czjob j = { .codec = codec, .n = size / CHUNK };
 	pthread_t tid[64];
-	double t = now();
+	double t = now(), c0 = cpu();
 
 	for (unsigned int i = 1; i < threads; i++)
 		pthread_create(&tid[i], NULL, compress_worker, &j);
@@ -155,6 +170,7 @@ static double bare_compress(enum sqb_codec codec, double *ratio)
 	for (unsigned int i = 1; i < threads; i++)
 		pthread_join(tid[i], NULL);
 	t = now() - t;
+	last_cpu = cpu() - c0;
 	*ratio = (double)size / (double)atomic_load(&j.out);
 	return t;
 }
@@ -168,7 +184,7 @@ static double snap_write(const char *path, enum sqb_codec codec, struct sqb_writ
 {
 	struct sqb_write_opts o = SQB_WRITE_OPTS_INIT;
 	sqb_snap_writer *w;
-	double t = now();
+	double t = now(), c0 = cpu();
 	int err;
 
 	o.codec = codec;
@@ -176,17 +192,19 @@ static double snap_write(const char *path, enum sqb_codec codec, struct sqb_writ
 	if ((err = sqb_writer_open(&w, path, &o)) || (err = sqb_writer_add_memory(w, 0, size, img, NULL)))
 		die("snapshot write", err);
 	*data_path = now() - t;
+	last_dp_cpu = cpu() - c0;
 	sqb_writer_stats(w, st);
 	if ((err = sqb_writer_finish(w, NULL, NULL)))
 		die("snapshot finish", err);
 	t = now() - t;
+	last_cpu = cpu() - c0;
 	sqb_writer_free(w);
 	return t;
 }
 
 static double snap_read(const char *path, uint8_t *buf)
 {
-	double t = now();
+	double t = now(), c0 = cpu();
 	sqb_snap *s;
 	int err;
 
@@ -196,6 +214,7 @@ static double snap_read(const char *path, uint8_t *buf)
 		if ((err = sqb_snap_read(s, off, buf + off, IO_STEP, NULL)))
 			die("snapshot read", err);
 	t = now() - t;
+	last_cpu = cpu() - c0;
 	sqb_snap_free(s);
 	if (memcmp(buf, img, size))
 		die("read back differs", -EIO);
@@ -211,10 +230,13 @@ static double snap_verify(const char *path, uint64_t *file_bytes)
 	if ((err = sqb_snap_open(&s, path, NULL, NULL)))
 		die("open", err);
 	*file_bytes = sqb_snap_get_info(s)->file_size;
+	double c0 = cpu();
+
 	t = now();
 	if ((err = sqb_snap_verify(s, 0, 0, NULL, NULL)))
 		die("verify", err);
 	t = now() - t;
+	last_cpu = cpu() - c0;
 	sqb_snap_free(s);
 	return t;
 }
@@ -230,10 +252,13 @@ static double bare_xxh3(const char *path, uint64_t n)
 	if (!f || fd < 0 || pread(fd, f, n, 0) != (ssize_t)n)
 		die("xxh3 floor", -EIO);
 	close(fd);
+	double c0 = cpu();
+
 	t = now();
 	for (uint64_t off = 0; off < n; off += CHUNK)
 		sink += XXH3_64bits(f + off, n - off < CHUNK ? n - off : CHUNK);
 	t = now() - t;
+	last_cpu = cpu() - c0;
 	(void)sink;
 	free(f);
 	return t;
@@ -305,13 +330,19 @@ static double random_reads(const char *path, double *decode)
 
 static unsigned int misses;
 
-static void target(const char *what, double ratio, double need, int at_most)
+/* A target on wall time (what the brief asks) and, where it applies, the
+ * same ratio on process CPU time (cpu < 0: not applicable). */
+static void target(const char *what, double ratio, double cpu_ratio, double need, int at_most)
 {
 	int ok = at_most ? ratio <= need : ratio >= need;
+	int cok = at_most ? cpu_ratio <= need : cpu_ratio >= need;
 
 	misses += !ok;
-	printf("  %-44s %6.2fx  (target %s %.1fx)  %s\n", what, ratio, at_most ? "<=" : ">=", need,
+	printf("  %-42s %s %.1fx  wall %5.2fx %s", what, at_most ? "<=" : ">=", need, ratio,
 	       ok ? "PASS" : "MISS");
+	if (cpu_ratio >= 0)
+		printf("   cpu %5.2fx %s", cpu_ratio, cok ? "PASS" : "MISS");
+	printf("\n");
 }
 
 static void best(double *t, double v)
@@ -363,7 +394,8 @@ int main(int argc, char **argv)
 	static const enum sqb_codec codecs[] = { SQB_CODEC_NONE, SQB_CODEC_LZ4, SQB_CODEC_ZSTD };
 	double t_pw = 0, t_pr = 0, t_w[3] = { 0 }, t_r[3] = { 0 }, t_v[3] = { 0 }, t_x[3] = { 0 };
 	double t_cz[3] = { 0 }, cz_ratio[3] = { 0 }, rnd[3] = { 0 }, dec[3] = { 0 }, t_dp[3] = { 0 };
-	double la[3] = { 0 };
+	double la[3] = { 0 }, c_pw = 0, c_w[3] = { 0 }, c_dp[3] = { 0 }, c_cz[3] = { 0 };
+	double c_v[3] = { 0 }, c_x[3] = { 0 };
 	uint64_t fbytes[3];
 	struct sqb_write_stats st[3];
 	uint8_t *buf;
@@ -386,16 +418,23 @@ int main(int argc, char **argv)
 		double a, b;
 
 		best(&t_pw, plain_write(paths[0]));
+		best(&c_pw, last_cpu);
 		best(&t_pr, plain_read(paths[0], buf));
 		unlink(paths[0]);
 		for (int c = 0; c < 3; c++) {
-			if (codecs[c] != SQB_CODEC_NONE)
+			if (codecs[c] != SQB_CODEC_NONE) {
 				best(&t_cz[c], bare_compress(codecs[c], &cz_ratio[c]));
+				best(&c_cz[c], last_cpu);
+			}
 			best(&t_w[c], snap_write(paths[c + 1], codecs[c], &st[c], &a));
+			best(&c_w[c], last_cpu);
+			best(&c_dp[c], last_dp_cpu);
 			best(&t_dp[c], a);
 			best(&t_r[c], snap_read(paths[c + 1], buf));
 			best(&t_v[c], snap_verify(paths[c + 1], &fbytes[c]));
+			best(&c_v[c], last_cpu);
 			best(&t_x[c], bare_xxh3(paths[c + 1], fbytes[c]));
+			best(&c_x[c], last_cpu);
 			if (codecs[c] != SQB_CODEC_NONE) {
 				best(&rnd[c], random_reads(paths[c + 1], &b));
 				best(&dec[c], b);
@@ -427,16 +466,20 @@ int main(int argc, char **argv)
 		printf("  %-4s  read %.1f us   one %u KiB chunk decode %.1f us\n",
 		       sqb_codec_name(codecs[c]), rnd[c] * 1e6, CHUNK >> 10, dec[c] * 1e6);
 
-	printf("\ntargets:\n");
-	target("raw write vs plain write+fsync", t_pw / t_w[0], 0.8, 0);
-	target("lz4 write+fsync vs bare lz4 (same threads)", t_cz[1] / t_w[1], 0.8, 0);
-	target("zstd write+fsync vs bare zstd (same threads)", t_cz[2] / t_w[2], 0.8, 0);
-	target("raw verify vs bare xxh3", t_x[0] / t_v[0], 0.8, 0);
-	target("lz4 random page read vs one chunk decode", rnd[1] / dec[1], 1.5, 1);
-	target("zstd random page read vs one chunk decode", rnd[2] / dec[2], 1.5, 1);
+	printf("\ntargets (wall: as asked; cpu: same ratio on process CPU seconds, which other "
+	       "load on a shared machine disturbs far less; threads: %u for both sides):\n",
+	       threads);
+	target("raw write vs plain write+fsync", t_pw / t_w[0], c_pw / c_w[0], 0.8, 0);
+	target("lz4 write+fsync vs bare lz4", t_cz[1] / t_w[1], c_cz[1] / c_w[1], 0.8, 0);
+	target("zstd write+fsync vs bare zstd", t_cz[2] / t_w[2], c_cz[2] / c_w[2], 0.8, 0);
+	target("raw verify vs bare xxh3", t_x[0] / t_v[0], c_x[0] / c_v[0], 0.8, 0);
+	target("lz4 random page read vs chunk decode", rnd[1] / dec[1], -1, 1.5, 1);
+	target("zstd random page read vs chunk decode", rnd[2] / dec[2], -1, 1.5, 1);
 	printf("informational:\n");
-	printf("  %-44s %6.2fx\n", "lz4 write, no fsync, vs bare lz4", t_cz[1] / t_dp[1]);
-	printf("  %-44s %6.2fx\n", "zstd write, no fsync, vs bare zstd", t_cz[2] / t_dp[2]);
+	printf("  %-44s %6.2fx  cpu %5.2fx\n", "lz4 write, no fsync, vs bare lz4",
+	       t_cz[1] / t_dp[1], c_cz[1] / c_dp[1]);
+	printf("  %-44s %6.2fx  cpu %5.2fx\n", "zstd write, no fsync, vs bare zstd",
+	       t_cz[2] / t_dp[2], c_cz[2] / c_dp[2]);
 	printf("  %-44s %6.2fx\n", "raw read vs plain read", t_pr / t_r[0]);
 	printf("  %-44s %6.2fx\n", "lz4 read vs plain read", t_pr / t_r[1]);
 	printf("  %-44s %6.2fx\n", "zstd read vs plain read", t_pr / t_r[2]);
