@@ -27,9 +27,14 @@ enum sqb_hv_exit_kind {
 	SQB_HV_EXIT_SHUTDOWN, /* triple fault */
 	SQB_HV_EXIT_INTERNAL, /* emulation failure */
 	SQB_HV_EXIT_FAIL_ENTRY,
-	SQB_HV_EXIT_SYSTEM_EVENT, /* reset / shutdown requested via the hypervisor */
+	SQB_HV_EXIT_SYSTEM_EVENT, /* detail: SQB_HV_SYSEV_* */
 	SQB_HV_EXIT_UNKNOWN,
 };
+
+/* System events, backend-neutral (the backend maps its own codes). */
+#define SQB_HV_SYSEV_SHUTDOWN 1 /* the guest powered off */
+#define SQB_HV_SYSEV_RESET    2 /* the guest asked for a reset */
+#define SQB_HV_SYSEV_OTHER    3 /* anything else (crash, ...) */
 
 struct sqb_hv_exit {
 	enum sqb_hv_exit_kind kind;

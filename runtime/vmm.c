@@ -152,8 +152,12 @@ static enum sqb_vm_stop_reason vcpu_dispatch(struct sqb_vcpu *vc, struct sqb_hv_
 			 (unsigned long long)ex->detail);
 		return SQB_VM_STOP_FAIL_ENTRY;
 	case SQB_HV_EXIT_SYSTEM_EVENT:
-		snprintf(msg, msglen, "vCPU %u: system event %llu (reset/shutdown)", vc->index,
-			 (unsigned long long)ex->detail);
+		if (ex->detail == SQB_HV_SYSEV_SHUTDOWN || ex->detail == SQB_HV_SYSEV_RESET) {
+			snprintf(msg, msglen, "vCPU %u: guest requested %s", vc->index,
+				 ex->detail == SQB_HV_SYSEV_RESET ? "a reset" : "power-off");
+			return SQB_VM_STOP_RESET; /* orderly, like the i8042 reset line */
+		}
+		snprintf(msg, msglen, "vCPU %u: hypervisor system event (guest crash?)", vc->index);
 		return SQB_VM_STOP_SYSTEM_EVENT;
 	default:
 		snprintf(msg, msglen, "vCPU %u: unhandled exit reason %llu", vc->index,

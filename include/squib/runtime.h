@@ -63,7 +63,7 @@ enum sqb_vm_state {
 /* Why a VM stopped.  RESET (i8042 reset line) and REQUESTED are orderly. */
 enum sqb_vm_stop_reason {
 	SQB_VM_STOP_NONE = 0,
-	SQB_VM_STOP_RESET = 1,		/* guest pulsed the i8042 reset line */
+	SQB_VM_STOP_RESET = 1,		/* guest reset or powered off (i8042 line, system event) */
 	SQB_VM_STOP_REQUESTED = 2,	/* sqb_vm_stop() */
 	SQB_VM_STOP_SHUTDOWN = 3,	/* triple fault / shutdown exit */
 	SQB_VM_STOP_INTERNAL_ERROR = 4, /* hypervisor could not emulate */

@@ -46,10 +46,7 @@ void sqb_ctl_vm_stopped(struct sqb_ctl *c)
 	struct sqb_vm_stop_info si;
 
 	sqb_vm_get_stop_info(c->vm, &si);
-	/* Orderly: i8042 reset, a stop we asked for, or a hypervisor-reported
-	 * guest shutdown/reset request (KVM_SYSTEM_EVENT_SHUTDOWN = 1, RESET = 2). */
-	if (si.reason == SQB_VM_STOP_RESET || si.reason == SQB_VM_STOP_REQUESTED ||
-	    (si.reason == SQB_VM_STOP_SYSTEM_EVENT && (si.detail == 1 || si.detail == 2))) {
+	if (si.reason == SQB_VM_STOP_RESET || si.reason == SQB_VM_STOP_REQUESTED) {
 		sqb_ctl_log(SQB_CTL_INFO, "Vmm is stopping: %s", si.message);
 		c->exit_code = 0;
 	} else {

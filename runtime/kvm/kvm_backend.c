@@ -299,7 +299,10 @@ static int kvm_vcpu_run(struct sqb_hv_vcpu *vc, struct sqb_hv_exit *ex)
 		break;
 	case KVM_EXIT_SYSTEM_EVENT:
 		ex->kind = SQB_HV_EXIT_SYSTEM_EVENT;
-		ex->detail = run->system_event.type;
+		ex->detail =
+		    run->system_event.type == KVM_SYSTEM_EVENT_SHUTDOWN ? SQB_HV_SYSEV_SHUTDOWN
+		    : run->system_event.type == KVM_SYSTEM_EVENT_RESET	? SQB_HV_SYSEV_RESET
+									: SQB_HV_SYSEV_OTHER;
 		break;
 	case KVM_EXIT_INTR:
 		return -EINTR;
