@@ -108,14 +108,16 @@ static const char *path(const char *name, const char *sfx)
 
 /* One timed pause -> create -> resume; returns the pause window (ms) and
  * the create request alone in *create. */
-static double snap_once(struct sqb_tc *t, const char *type, const char *name, double *create)
+static double snap_once(struct sqb_tc *t, const char *type, const char *name, const char *codec,
+			double *create)
 {
 	char body[1024];
 	double t0, t1, t2, t3;
 
 	snprintf(body, sizeof(body),
-		 "{\"snapshot_type\":\"%s\",\"snapshot_path\":\"%s\",\"mem_file_path\":\"%s\"}",
-		 type, path(name, ".state"), path(name, ".mem"));
+		 "{\"snapshot_type\":\"%s\",\"snapshot_path\":\"%s\",\"mem_file_path\":\"%s\","
+		 "\"squib\":{\"codec\":\"%s\"}}",
+		 type, path(name, ".state"), path(name, ".mem"), codec);
 	t0 = now_ms();
 	req(t, "PATCH", "/vm", "{\"state\":\"Paused\"}", 204);
 	t1 = now_ms();
@@ -273,7 +275,8 @@ static double floor_once(const char *mem_file, uint64_t size)
 static void bench_size(int mib, int fill, int reps)
 {
 	static const char *const hows[] = {"mmap-trust", "mmap-verify", "lazy", "eager", "uffd"};
-	double full_w[16], full_c[16], diff_w[16], diff_c[16], fl[16], ld[16], pg[16], floor_ms;
+	double full_w[16], full_c[16], diff_w[16], diff_c[16], dlz_w[16], dlz_c[16], fl[16], ld[16],
+	    pg[16], floor_ms;
 	char args[128], want[16], mc[128];
 	struct sqb_tc t;
 
@@ -293,14 +296,17 @@ static void bench_size(int mib, int fill, int reps)
 	if (wait_nth(&t, "FILLED", 1, 120000))
 		die("guest never filled its memory", &t);
 	for (int i = 0; i < reps; i++)
-		full_w[i] = snap_once(&t, "Full", "full", &full_c[i]);
-	for (int i = 0; i < reps; i++) {
+		full_w[i] = snap_once(&t, "Full", "full", "none", &full_c[i]);
+	for (int i = 0; i < 2 * reps; i++) {
 		char name[32];
 		input(&t, "d");
 		if (wait_nth(&t, "DIRTIED", i + 1, 30000))
 			die("guest never dirtied", &t);
 		snprintf(name, sizeof(name), "diff%d", i);
-		diff_w[i] = snap_once(&t, "Diff", name, &diff_c[i]);
+		if (i < reps)
+			diff_w[i] = snap_once(&t, "Diff", name, "none", &diff_c[i]);
+		else
+			dlz_w[i - reps] = snap_once(&t, "Diff", name, "lz4", &dlz_c[i - reps]);
 	}
 	tc_stop(&t);
 	printf(
@@ -310,6 +316,8 @@ static void bench_size(int mib, int fill, int reps)
 	       median(full_w, reps), median(full_c, reps));
 	printf("  %-34s %9.2f ms  (create request %.2f ms)\n", "create Diff 1% dirty: pause window",
 	       median(diff_w, reps), median(diff_c, reps));
+	printf("  %-34s %9.2f ms  (create request %.2f ms)\n", "create Diff 1% lz4: pause window",
+	       median(dlz_w, reps), median(dlz_c, reps));
 	for (int i = 0; i < reps; i++)
 		fl[i] = floor_once(path("full", ".mem"), (uint64_t)mib << 20);
 	floor_ms = median(fl, reps);

@@ -178,6 +178,7 @@ static int restore_memory(struct loadctx *c, struct sqb_vm *vm, struct sqb_snaps
 	struct sqb_restore_opts ro = SQB_RESTORE_OPTS_INIT;
 	void *host[2];
 
+	ss->no_holes = c->o->backend == SQB_VM_MEM_UFFD || c->o->mode != SQB_VM_LOAD_EAGER;
 	if (c->o->backend == SQB_VM_MEM_UFFD)
 		return sqb_snap_uffd_connect(vm, ss, c->o->backend_path, c->diag);
 	for (unsigned int i = 0; i < vm->mem.nregions; i++)

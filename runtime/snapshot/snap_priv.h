@@ -25,6 +25,9 @@ struct sqb_snapstate {
 	sqb_snap *loaded; /* memory snapshot a lazy restore reads (with parents) */
 	sqb_restore *rs;
 	int uffd, pager_fd;
+	/* Guest memory is not (only) the memfd, or pages may still arrive
+	 * (mmap/lazy/Uffd load): memfd holes must not be read as zero pages. */
+	int no_holes;
 };
 
 /* The VM's snapshot state, created on first use. */
