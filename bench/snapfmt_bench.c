@@ -25,8 +25,8 @@
 #include "squib/snapfmt.h"
 #include "snap_test_util.h"
 
-#define CHUNK (64u << 10) /* the writer's default chunk size */
-#define GPS 4096u
+#define CHUNK	(64u << 10) /* the writer's default chunk size */
+#define GPS	4096u
 #define IO_STEP (4u << 20)
 
 static uint64_t size = 1ull << 30;
@@ -160,7 +160,7 @@ static void *compress_worker(void *arg)
 /* The bare compressor: every 64 KiB chunk of the image, same threads. */
 static double bare_compress(enum sqb_codec codec, double *ratio)
 {
-	struct czjob j = { .codec = codec, .n = size / CHUNK };
+	struct czjob j = {.codec = codec, .n = size / CHUNK};
 	pthread_t tid[64];
 	double t = now(), c0 = cpu();
 
@@ -189,7 +189,8 @@ static double snap_write(const char *path, enum sqb_codec codec, struct sqb_writ
 
 	o.codec = codec;
 	o.threads = threads;
-	if ((err = sqb_writer_open(&w, path, &o)) || (err = sqb_writer_add_memory(w, 0, size, img, NULL)))
+	if ((err = sqb_writer_open(&w, path, &o)) ||
+	    (err = sqb_writer_add_memory(w, 0, size, img, NULL)))
 		die("snapshot write", err);
 	*data_path = now() - t;
 	last_dp_cpu = cpu() - c0;
@@ -391,11 +392,11 @@ static void parse_args(int argc, char **argv)
 
 int main(int argc, char **argv)
 {
-	static const enum sqb_codec codecs[] = { SQB_CODEC_NONE, SQB_CODEC_LZ4, SQB_CODEC_ZSTD };
-	double t_pw = 0, t_pr = 0, t_w[3] = { 0 }, t_r[3] = { 0 }, t_v[3] = { 0 }, t_x[3] = { 0 };
-	double t_cz[3] = { 0 }, cz_ratio[3] = { 0 }, rnd[3] = { 0 }, dec[3] = { 0 }, t_dp[3] = { 0 };
-	double la[3] = { 0 }, c_pw = 0, c_w[3] = { 0 }, c_dp[3] = { 0 }, c_cz[3] = { 0 };
-	double c_v[3] = { 0 }, c_x[3] = { 0 };
+	static const enum sqb_codec codecs[] = {SQB_CODEC_NONE, SQB_CODEC_LZ4, SQB_CODEC_ZSTD};
+	double t_pw = 0, t_pr = 0, t_w[3] = {0}, t_r[3] = {0}, t_v[3] = {0}, t_x[3] = {0};
+	double t_cz[3] = {0}, cz_ratio[3] = {0}, rnd[3] = {0}, dec[3] = {0}, t_dp[3] = {0};
+	double la[3] = {0}, c_pw = 0, c_w[3] = {0}, c_dp[3] = {0}, c_cz[3] = {0};
+	double c_v[3] = {0}, c_x[3] = {0};
 	uint64_t fbytes[3];
 	struct sqb_write_stats st[3];
 	uint8_t *buf;
@@ -449,9 +450,8 @@ int main(int argc, char **argv)
 	printf("\nbest of %u runs; load average at the end %.1f\n", reps, la[0]);
 	printf("floors: plain write+fsync %.0f MB/s, plain read %.0f MB/s (page cache)\n",
 	       mbs(size, t_pw), mbs(size, t_pr));
-	printf("\n%-6s %8s %11s %10s %12s %10s %7s %11s %10s\n", "codec", "file MiB",
-	       "write MB/s", "(no fsync)", "bare cz MB/s", "read MB/s", "ratio", "verify MB/s",
-	       "xxh3 MB/s");
+	printf("\n%-6s %8s %11s %10s %12s %10s %7s %11s %10s\n", "codec", "file MiB", "write MB/s",
+	       "(no fsync)", "bare cz MB/s", "read MB/s", "ratio", "verify MB/s", "xxh3 MB/s");
 	for (int c = 0; c < 3; c++)
 		printf("%-6s %8.1f %11.0f %10.0f %12.0f %10.0f %6.2fx %11.0f %10.0f\n",
 		       sqb_codec_name(codecs[c]), (double)fbytes[c] / 1048576.0, mbs(size, t_w[c]),
@@ -460,7 +460,8 @@ int main(int argc, char **argv)
 		       mbs(fbytes[c], t_x[c]));
 	printf("(write/read MB/s count guest bytes; write includes fsync+rename, (no fsync) is "
 	       "the data path up to sqb_writer_finish; verify and xxh3 count file bytes; bare "
-	       "compressor ratio lz4 %.2fx zstd %.2fx)\n", cz_ratio[1], cz_ratio[2]);
+	       "compressor ratio lz4 %.2fx zstd %.2fx)\n",
+	       cz_ratio[1], cz_ratio[2]);
 	printf("\nrandom 4 KiB page read from a compressed snapshot (%u samples):\n", samples);
 	for (int c = 1; c < 3; c++)
 		printf("  %-4s  read %.1f us   one %u KiB chunk decode %.1f us\n",

@@ -606,6 +606,7 @@ int sqb_writer_add_memory_src(sqb_snap_writer *w, uint64_t gpa, uint64_t size,
 	/* 8 MiB of guest memory per batch (at least two chunks per thread):
 	 * fewer pool barriers, while the buffers stay cache-sized */
 	batch_pages = (8u << 20) / w->gps;
+	batch_pages -= batch_pages % w->chunk_pages; /* runs are cut at chunks only */
 	if (batch_pages < w->chunk_pages * 2 * sqb_pool_threads(w->pool))
 		batch_pages = w->chunk_pages * 2 * sqb_pool_threads(w->pool);
 	if (batch_pages > npages)

@@ -48,8 +48,7 @@ static struct sqb_write_opts opts(enum sqb_codec codec, uint8_t uuid_byte)
 	return o;
 }
 
-static void small(const char *name, struct sqb_write_opts o, const char *parent,
-		  const char *hint)
+static void small(const char *name, struct sqb_write_opts o, const char *parent, const char *hint)
 {
 	sqb_snap *p = NULL;
 	int err;
@@ -76,8 +75,8 @@ static void pair(void)
 	int err;
 
 	o.role = SQB_ROLE_STATE;
-	if ((err = sqb_writer_open(&w, vpath("pair-state.sqb"), &o)) || (err = sqbt_add_state(w, o.arch)) ||
-	    (err = sqb_writer_finish(w, NULL, NULL)))
+	if ((err = sqb_writer_open(&w, vpath("pair-state.sqb"), &o)) ||
+	    (err = sqbt_add_state(w, o.arch)) || (err = sqb_writer_finish(w, NULL, NULL)))
 		die("pair-state", err);
 	sqb_writer_free(w);
 	if (sqbt_normalize(vpath("pair-state.sqb")))

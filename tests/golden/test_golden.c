@@ -58,7 +58,7 @@ static void test_valid_files_open_verify_and_read(void **state)
 	dir = opendir(dpath);
 	assert_non_null(dir);
 	while ((de = readdir(dir))) {
-		struct sqb_diag d = { 0 };
+		struct sqb_diag d = {0};
 		sqb_snap *s;
 		int err;
 
@@ -67,8 +67,8 @@ static void test_valid_files_open_verify_and_read(void **state)
 		snprintf(path, sizeof(path), "%s/%s", dpath, de->d_name);
 		err = check_file(path, &d);
 		if (err)
-			fail_msg("%s: %s (%s at 0x%llx: %s)", de->d_name, sqb_strerror(err), d.section,
-				 (unsigned long long)d.offset, d.reason);
+			fail_msg("%s: %s (%s at 0x%llx: %s)", de->d_name, sqb_strerror(err),
+				 d.section, (unsigned long long)d.offset, d.reason);
 		assert_int_equal(sqb_snap_open(&s, path, NULL, NULL), 0);
 		assert_int_equal(sqb_snap_get_info(s)->read_only, 0);
 		sqb_snap_free(s);
@@ -93,7 +93,7 @@ static void test_invalid_files_fail_with_expected_code(void **state)
 	assert_non_null(m);
 	while (fgets(line, sizeof(line), m)) {
 		char name[64], code[32];
-		struct sqb_diag d = { 0 };
+		struct sqb_diag d = {0};
 		int want = 0, got;
 
 		if (line[0] == '#' || sscanf(line, "%63s %31s", name, code) != 2)
@@ -132,8 +132,8 @@ static void test_invalid_files_fail_with_expected_code(void **state)
 int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_valid_files_open_verify_and_read),
-		cmocka_unit_test(test_invalid_files_fail_with_expected_code),
+	    cmocka_unit_test(test_valid_files_open_verify_and_read),
+	    cmocka_unit_test(test_invalid_files_fail_with_expected_code),
 	};
 
 	if (argc != 2) {

@@ -80,7 +80,8 @@ static inline void sqbt_fix_checksums(uint8_t *f, size_t n)
 				}
 				if (type != SQB_SEC_PIDX)
 					continue;
-				for (uint64_t k = 0; k + SQB_EXTENT_SIZE <= len; k += SQB_EXTENT_SIZE) {
+				for (uint64_t k = 0; k + SQB_EXTENT_SIZE <= len;
+				     k += SQB_EXTENT_SIZE) {
 					uint8_t *x = f + off + k;
 					uint64_t data = get_le64(x + 16);
 					uint32_t sl = get_le32(x + 24);
@@ -126,20 +127,20 @@ static inline int sqbt_add_state(sqb_snap_writer *w, enum sqb_arch arch)
 {
 	static uint8_t regs[296], msrs[8 + 2 * 16], pic[16], clk[32], ext[24], sys[8 + 3 * 16];
 	struct sqb_record x86[] = {
-		{ SQB_REC_X86_REGS, SQB_RECF_CRITICAL, 144, regs },
-		{ SQB_REC_X86_MSRS, SQB_RECF_CRITICAL, sizeof(msrs), msrs },
-		{ 0x7f01, 0, sizeof(ext), ext }, /* unknown ancillary record */
+	    {SQB_REC_X86_REGS, SQB_RECF_CRITICAL, 144, regs},
+	    {SQB_REC_X86_MSRS, SQB_RECF_CRITICAL, sizeof(msrs), msrs},
+	    {0x7f01, 0, sizeof(ext), ext}, /* unknown ancillary record */
 	};
 	struct sqb_record arm[] = {
-		{ SQB_REC_ARM64_CORE, SQB_RECF_CRITICAL, 296, regs },
-		{ SQB_REC_ARM64_SYSREGS, SQB_RECF_CRITICAL, sizeof(sys), sys },
+	    {SQB_REC_ARM64_CORE, SQB_RECF_CRITICAL, 296, regs},
+	    {SQB_REC_ARM64_SYSREGS, SQB_RECF_CRITICAL, sizeof(sys), sys},
 	};
 	struct sqb_record intc[] = {
-		{ SQB_REC_KVM_PIC_MASTER, SQB_RECF_CRITICAL, sizeof(pic), pic },
-		{ SQB_REC_KVM_CLOCK, 0, sizeof(clk), clk },
+	    {SQB_REC_KVM_PIC_MASTER, SQB_RECF_CRITICAL, sizeof(pic), pic},
+	    {SQB_REC_KVM_CLOCK, 0, sizeof(clk), clk},
 	};
-	struct sqb_device dev = { .type = 3, .version = 1, .bus_addr = 0x3f8, .irq = 4 };
-	struct sqb_wset_range ws[2] = { { 0x4000, 2 }, { 0xc000, 1 } };
+	struct sqb_device dev = {.type = 3, .version = 1, .bus_addr = 0x3f8, .irq = 4};
+	struct sqb_wset_range ws[2] = {{0x4000, 2}, {0xc000, 1}};
 	int err;
 
 	sqbt_fill_bytes(regs, sizeof(regs), 1);
@@ -192,7 +193,7 @@ static inline int sqbt_add_state(sqb_snap_writer *w, enum sqb_arch arch)
 #define SQBT_SMALL_R1 2u
 static inline void sqbt_small_mem(uint8_t *m, uint32_t gps, int gen)
 {
-	static const int cls[SQBT_SMALL_R0 + SQBT_SMALL_R1] = { 0, 2, 3, 1, -1, 4, 0, 0, 0, -1 };
+	static const int cls[SQBT_SMALL_R0 + SQBT_SMALL_R1] = {0, 2, 3, 1, -1, 4, 0, 0, 0, -1};
 	uint64_t seed = 42;
 
 	for (unsigned int i = 0; i < SQBT_SMALL_R0 + SQBT_SMALL_R1; i++)
@@ -263,8 +264,7 @@ static inline uint8_t *sqbt_dirent(uint8_t *f, size_t n, uint32_t type, uint32_t
 }
 
 /* Body of section (type, instance), or NULL; *len its length. */
-static inline uint8_t *sqbt_section(uint8_t *f, size_t n, uint32_t type, uint32_t inst,
-				    size_t *len)
+static inline uint8_t *sqbt_section(uint8_t *f, size_t n, uint32_t type, uint32_t inst, size_t *len)
 {
 	uint8_t *e = sqbt_dirent(f, n, type, inst);
 	uint64_t off, l;
@@ -283,13 +283,19 @@ static const struct {
 	int code;
 	const char *name;
 } sqbt_errnames[] = {
-	{ 0, "OK" },
-	{ -SQB_EBADMAGIC, "SQB_EBADMAGIC" },	 { -SQB_ECHECKSUM, "SQB_ECHECKSUM" },
-	{ -SQB_ETRUNCATED, "SQB_ETRUNCATED" },	 { -SQB_EVERSION, "SQB_EVERSION" },
-	{ -SQB_ECORRUPT, "SQB_ECORRUPT" },	 { -SQB_ERESERVED, "SQB_ERESERVED" },
-	{ -SQB_EUNSUPPORTED, "SQB_EUNSUPPORTED" }, { -SQB_EPARENT, "SQB_EPARENT" },
-	{ -SQB_EMISMATCH, "SQB_EMISMATCH" },	 { -SQB_ECODEC, "SQB_ECODEC" },
-	{ -SQB_ELIMIT, "SQB_ELIMIT" },		 { -SQB_ENOTFOUND, "SQB_ENOTFOUND" },
+    {0, "OK"},
+    {-SQB_EBADMAGIC, "SQB_EBADMAGIC"},
+    {-SQB_ECHECKSUM, "SQB_ECHECKSUM"},
+    {-SQB_ETRUNCATED, "SQB_ETRUNCATED"},
+    {-SQB_EVERSION, "SQB_EVERSION"},
+    {-SQB_ECORRUPT, "SQB_ECORRUPT"},
+    {-SQB_ERESERVED, "SQB_ERESERVED"},
+    {-SQB_EUNSUPPORTED, "SQB_EUNSUPPORTED"},
+    {-SQB_EPARENT, "SQB_EPARENT"},
+    {-SQB_EMISMATCH, "SQB_EMISMATCH"},
+    {-SQB_ECODEC, "SQB_ECODEC"},
+    {-SQB_ELIMIT, "SQB_ELIMIT"},
+    {-SQB_ENOTFOUND, "SQB_ENOTFOUND"},
 };
 
 static inline const char *sqbt_err_name(int code)

@@ -20,7 +20,7 @@
 #include "snap_patch.h"
 
 #define MEM_SIZE (1u << 20)
-#define R0_SIZE (512u << 10) /* a multiple of 64 pages: one dirty bitmap */
+#define R0_SIZE	 (512u << 10) /* a multiple of 64 pages: one dirty bitmap */
 
 static char tmpdir[64];
 static uint8_t *mem0, *mem1; /* base and newest guest memory */
@@ -170,8 +170,8 @@ static void check_result(enum op op, const char *target)
 		assert_int_equal(sqb_snap_open(&s, target, NULL, NULL), 0);
 		assert_int_equal(sqb_snap_verify(s, SQB_VERIFY_CHAIN, 0, NULL, NULL), 0);
 		assert_int_equal(sqb_snap_read(s, 0, buf, R0_SIZE, NULL), 0);
-		assert_int_equal(sqb_snap_read(s, 1ull << 32, buf + R0_SIZE, MEM_SIZE - R0_SIZE, NULL),
-				 0);
+		assert_int_equal(
+		    sqb_snap_read(s, 1ull << 32, buf + R0_SIZE, MEM_SIZE - R0_SIZE, NULL), 0);
 		assert_memory_equal(buf, mem1, MEM_SIZE);
 		sqb_snap_free(s);
 	}
@@ -210,7 +210,7 @@ static int teardown(void **state)
 	return system(cmd);
 }
 
-static const char *const op_names[] = { "write", "merge", "repack", "export" };
+static const char *const op_names[] = {"write", "merge", "repack", "export"};
 
 /* One run with ENOSPC after `after` bytes; checks the invariants and
  * returns 1 if the op succeeded (and wrote the right result). */
@@ -290,8 +290,8 @@ static void test_enospc_anywhere_keeps_the_target(void **state)
 /* fsync and rename failures: the previous content survives, no temporary. */
 static void test_fsync_and_rename_failures_keep_the_target(void **state)
 {
-	static const char *const faults[] = { "fsync", "rename", "short_write,fsync",
-					      "eintr,rename" };
+	static const char *const faults[] = {"fsync", "rename", "short_write,fsync",
+					     "eintr,rename"};
 	const char *target = tpath("target");
 	size_t prev_n, n;
 	uint8_t *prev = sqbt_load(tpath("previous.sqb"), &prev_n), *cur;
@@ -316,8 +316,8 @@ static void test_fsync_and_rename_failures_keep_the_target(void **state)
 /* Short writes and EINTR are retried: the result is correct and complete. */
 static void test_short_writes_and_eintr_still_write_correct_files(void **state)
 {
-	static const char *const faults[] = { "short_write", "eintr", "short_write,eintr",
-					      "short_read,eintr" };
+	static const char *const faults[] = {"short_write", "eintr", "short_write,eintr",
+					     "short_read,eintr"};
 	const char *target = tpath("target");
 	size_t prev_n;
 	uint8_t *prev = sqbt_load(tpath("previous.sqb"), &prev_n);
@@ -338,9 +338,9 @@ static void test_short_writes_and_eintr_still_write_correct_files(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_enospc_anywhere_keeps_the_target),
-		cmocka_unit_test(test_fsync_and_rename_failures_keep_the_target),
-		cmocka_unit_test(test_short_writes_and_eintr_still_write_correct_files),
+	    cmocka_unit_test(test_enospc_anywhere_keeps_the_target),
+	    cmocka_unit_test(test_fsync_and_rename_failures_keep_the_target),
+	    cmocka_unit_test(test_short_writes_and_eintr_still_write_correct_files),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

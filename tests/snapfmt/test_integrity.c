@@ -60,7 +60,7 @@ static int is_format_error(int err)
 static int open_verify(const char *path, const char *parent, struct sqb_diag *d)
 {
 	struct sqb_open_opts oo = SQB_OPEN_OPTS_INIT;
-	const char *pp[1] = { parent };
+	const char *pp[1] = {parent};
 	sqb_snap *s;
 	int err;
 
@@ -82,9 +82,9 @@ static void make_pair(enum sqb_codec codec, const char *base, const char *diff)
 	struct sqb_write_opts o = SQB_WRITE_OPTS_INIT;
 	struct sqb_mem_stats ms;
 	sqb_snap *p, *s;
-	static const uint32_t types[] = { SQB_SEC_MEMR, SQB_SEC_PIDX, SQB_SEC_DATA, SQB_SEC_VCPU,
-					  SQB_SEC_INTC, SQB_SEC_DEVS, SQB_SEC_CONF, SQB_SEC_META,
-					  SQB_SEC_WSET, SQB_SEC_LINK };
+	static const uint32_t types[] = {SQB_SEC_MEMR, SQB_SEC_PIDX, SQB_SEC_DATA, SQB_SEC_VCPU,
+					 SQB_SEC_INTC, SQB_SEC_DEVS, SQB_SEC_CONF, SQB_SEC_META,
+					 SQB_SEC_WSET, SQB_SEC_LINK};
 	struct sqb_section_info si;
 	int unknown = 0;
 
@@ -218,9 +218,9 @@ static void write_with_extension(const char *path, uint32_t type, uint16_t versi
 	sqbt_fill_page(mem + 4096, 4096, 0, &seed);
 	assert_int_equal(sqb_writer_open(&w, path, &o), 0);
 	assert_int_equal(sqb_writer_add_memory(w, 0, sizeof(mem), mem, NULL), 0);
-	assert_int_equal(sqb_writer_add_section(w, type, 0, version, min_version, flags,
-						"extension-bytes", 15),
-			 0);
+	assert_int_equal(
+	    sqb_writer_add_section(w, type, 0, version, min_version, flags, "extension-bytes", 15),
+	    0);
 	assert_int_equal(sqb_writer_finish(w, NULL, NULL), 0);
 	sqb_writer_free(w);
 }
@@ -278,8 +278,7 @@ static void test_unknown_critical_refused_ancillary_skipped(void **state)
 	sqb_snap_free(s);
 }
 
-static void rewrite_versions(const char *src, const char *dst, uint16_t rv, uint16_t wv,
-			     int fix)
+static void rewrite_versions(const char *src, const char *dst, uint16_t rv, uint16_t wv, int fix)
 {
 	size_t n;
 	uint8_t *img = sqbt_load(src, &n);
@@ -355,7 +354,7 @@ static void test_unknown_ancillary_record_is_returned(void **state)
  * single page and every page-straddling range reads back exactly. */
 static void test_single_page_reads_match(void **state)
 {
-	static const enum sqb_codec codecs[] = { SQB_CODEC_NONE, SQB_CODEC_LZ4, SQB_CODEC_ZSTD };
+	static const enum sqb_codec codecs[] = {SQB_CODEC_NONE, SQB_CODEC_LZ4, SQB_CODEC_ZSTD};
 	const uint64_t size = 1u << 20;
 	uint8_t *mem = sqbt_pattern_mem(size, 4096, 21), buf[3 * 4096];
 	const char *path = tpath("pages.sqb");
@@ -377,8 +376,8 @@ static void test_single_page_reads_match(void **state)
 			assert_int_equal(sqb_snap_read(s, 0x200000 + off, buf, 4096, NULL), 0);
 			assert_memory_equal(buf, mem + off, 4096);
 			if (off + 3 * 4096 <= size) {
-				assert_int_equal(sqb_snap_read(s, 0x200000 + off + 100, buf, 8192, NULL),
-						 0);
+				assert_int_equal(
+				    sqb_snap_read(s, 0x200000 + off + 100, buf, 8192, NULL), 0);
 				assert_memory_equal(buf, mem + off + 100, 8192);
 			}
 		}
@@ -390,14 +389,14 @@ static void test_single_page_reads_match(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_every_bit_flip_is_detected_raw),
-		cmocka_unit_test(test_every_bit_flip_is_detected_compressed),
-		cmocka_unit_test(test_truncation_at_every_offset),
-		cmocka_unit_test(test_truncation_under_an_open_snapshot),
-		cmocka_unit_test(test_unknown_critical_refused_ancillary_skipped),
-		cmocka_unit_test(test_version_rules),
-		cmocka_unit_test(test_unknown_ancillary_record_is_returned),
-		cmocka_unit_test(test_single_page_reads_match),
+	    cmocka_unit_test(test_every_bit_flip_is_detected_raw),
+	    cmocka_unit_test(test_every_bit_flip_is_detected_compressed),
+	    cmocka_unit_test(test_truncation_at_every_offset),
+	    cmocka_unit_test(test_truncation_under_an_open_snapshot),
+	    cmocka_unit_test(test_unknown_critical_refused_ancillary_skipped),
+	    cmocka_unit_test(test_version_rules),
+	    cmocka_unit_test(test_unknown_ancillary_record_is_returned),
+	    cmocka_unit_test(test_single_page_reads_match),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
