@@ -386,6 +386,44 @@ static void test_single_page_reads_match(void **state)
 	free(mem);
 }
 
+/* [F-72] the bytes of a snapshot do not depend on how many threads wrote
+ * it, even with a chunk size that does not divide the writer's batches. */
+static void test_layout_does_not_depend_on_threads(void **state)
+{
+	const uint64_t size = 20u << 20;
+	uint8_t *mem = sqbt_pattern_mem(size, 4096, 33), *img[3];
+	static const struct sqb_uuid u = {{1, 2, 3, 4, 5, 6, 0x47, 8, 0x89, 10, 11, 12}};
+	size_t n[3];
+
+	(void)state;
+	assert_non_null(mem);
+	for (int t = 0; t < 3; t++) {
+		struct sqb_write_opts o = SQB_WRITE_OPTS_INIT;
+		sqb_snap_writer *w;
+		const char *path = tpath("threads.sqb");
+
+		o.codec = SQB_CODEC_LZ4;
+		o.dedup = 1;
+		o.chunk_size = 3 * 4096;
+		o.threads = (unsigned int)(1 + 2 * t); /* 1, 3, 5 */
+		o.uuid = &u;
+		assert_int_equal(sqb_writer_open(&w, path, &o), 0);
+		assert_int_equal(sqb_writer_add_memory(w, 0, size, mem, NULL), 0);
+		assert_int_equal(sqb_writer_finish(w, NULL, NULL), 0);
+		sqb_writer_free(w);
+		assert_int_equal(sqbt_normalize(path), 0); /* creation time */
+		img[t] = sqbt_load(path, &n[t]);
+		assert_non_null(img[t]);
+	}
+	for (int t = 1; t < 3; t++) {
+		assert_int_equal(n[t], n[0]);
+		assert_memory_equal(img[t], img[0], n[0]);
+	}
+	for (int t = 0; t < 3; t++)
+		free(img[t]);
+	free(mem);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -397,6 +435,7 @@ int main(void)
 	    cmocka_unit_test(test_version_rules),
 	    cmocka_unit_test(test_unknown_ancillary_record_is_returned),
 	    cmocka_unit_test(test_single_page_reads_match),
+	    cmocka_unit_test(test_layout_does_not_depend_on_threads),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
