@@ -3,10 +3,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "log.h"
 
 static int sqb_log_threshold = -1;
+static int sqb_log_fd = 2;
 
 static int sqb_log_parse_level(void)
 {
@@ -30,19 +32,38 @@ int sqb_log_enabled(enum sqb_log_level lvl)
 	return (int)lvl <= sqb_log_threshold;
 }
 
+void sqb_log_set_level(enum sqb_log_level lvl)
+{
+	sqb_log_threshold = (int)lvl;
+}
+
+void sqb_log_set_fd(int fd)
+{
+	sqb_log_fd = fd >= 0 ? fd : 2;
+}
+
 void sqb_log(enum sqb_log_level lvl, const char *file, int line, const char *fmt, ...)
 {
 	static const char *const names[] = { "error", "warn", "info", "debug" };
 	va_list ap;
 
+	char buf[1024];
+	int n;
+
 	if (!sqb_log_enabled(lvl))
 		return;
 	if (lvl == SQB_LOG_DEBUG)
-		fprintf(stderr, "squib %s %s:%d: ", names[lvl], file, line);
+		n = snprintf(buf, sizeof(buf), "squib %s %s:%d: ", names[lvl], file, line);
 	else
-		fprintf(stderr, "squib %s: ", names[lvl]);
+		n = snprintf(buf, sizeof(buf), "squib %s: ", names[lvl]);
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	if (n >= 0 && (size_t)n < sizeof(buf))
+		n += vsnprintf(buf + n, sizeof(buf) - (size_t)n, fmt, ap);
 	va_end(ap);
-	fputc('\n', stderr);
+	if (n < 0)
+		return;
+	if ((size_t)n >= sizeof(buf) - 1)
+		n = sizeof(buf) - 2;
+	buf[n++] = '\n';
+	(void)!write(sqb_log_fd, buf, (size_t)n); /* one write: lines never interleave */
 }

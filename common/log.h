@@ -12,6 +12,10 @@ enum sqb_log_level { SQB_LOG_ERROR, SQB_LOG_WARN, SQB_LOG_INFO, SQB_LOG_DEBUG };
 void sqb_log(enum sqb_log_level lvl, const char *file, int line, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
 int sqb_log_enabled(enum sqb_log_level lvl);
+/* Programs may redirect the libraries' log lines (default: stderr, level
+ * from SQB_LOG_LEVEL).  fd is not closed by the library. */
+void sqb_log_set_level(enum sqb_log_level lvl);
+void sqb_log_set_fd(int fd);
 
 #define sqb_err(...)   sqb_log(SQB_LOG_ERROR, __FILE__, __LINE__, __VA_ARGS__)
 #define sqb_warn(...)  sqb_log(SQB_LOG_WARN, __FILE__, __LINE__, __VA_ARGS__)

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "ctl.h"
+#include "log.h"
 #include "json_fields.h"
 
 static int log_fd = 2;
@@ -101,6 +102,12 @@ int sqb_ctl_log_configure(const char *path, const char *level, int show_level, i
 	log_level = lvl;
 	log_show_level = show_level;
 	log_show_origin = show_origin;
+	/* the libraries' own lines follow the same file and level */
+	sqb_log_set_fd(log_fd);
+	sqb_log_set_level(lvl <= SQB_CTL_ERROR	  ? SQB_LOG_ERROR
+			  : lvl == SQB_CTL_WARN ? SQB_LOG_WARN
+			  : lvl == SQB_CTL_INFO ? SQB_LOG_INFO
+						: SQB_LOG_DEBUG);
 	snprintf(log_module, sizeof(log_module), "%s", module ? module : "");
 	return 0;
 }
