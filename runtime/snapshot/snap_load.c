@@ -226,10 +226,13 @@ static int set_state(struct loadctx *c, struct sqb_vm *vm)
 	return sqb_snap_devs_load(vm, c->st, c->diag);
 }
 
-/* Threads start parked (pause requested before they exist): no guest
- * instruction runs before the caller asks for it. */
+/* Every piece of state is in place before any vCPU thread exists.  Without
+ * resume the threads start parked (pause requested before they exist), so
+ * no guest instruction runs before the caller asks for it. */
 static int release(struct sqb_vm *vm, int resume)
 {
+	if (resume)
+		return sqb_vm_start(vm); /* all state is set: run at once */
 	pthread_mutex_lock(&vm->lock);
 	vm->pause_req = 1;
 	pthread_mutex_unlock(&vm->lock);
@@ -250,20 +253,26 @@ static int build_vm(struct loadctx *c, struct sqb_vm **out)
 	cfg.track_dirty_pages = c->o->track_dirty_pages;
 	cfg.kernel_path = NULL; /* nothing loaded: state comes from the snapshot */
 	cfg.serial_out_fd = c->o->serial_out_fd;
+	uint64_t t0 = sqb_now_ns(), t1 = 0, t2 = 0, t3 = 0;
 	err = sqb_vm_create(&vm, &cfg, c->diag);
 	if (err)
 		return err;
+	t1 = sqb_now_ns();
 	err = sqb_snapstate_get(vm, &ss);
 	if (!err)
 		err = restore_memory(c, vm, ss);
+	t2 = sqb_now_ns();
 	if (!err)
 		err = set_state(c, vm);
 	if (!err && c->o->track_dirty_pages)
 		err = sqb_snap_dirty_start(vm, ss);
+	t3 = sqb_now_ns();
 	if (!err) {
 		set_parent(c, ss);
 		err = release(vm, c->o->resume);
 	}
+	sqb_debug("snapshot load: VM %.2f ms, memory %.2f ms, state %.2f ms, start %.2f ms",
+		  (t1 - t0) / 1e6, (t2 - t1) / 1e6, (t3 - t2) / 1e6, (sqb_now_ns() - t3) / 1e6);
 	if (err) {
 		sqb_vm_free(vm);
 		return err;
@@ -291,11 +300,13 @@ int sqb_vm_snapshot_load(sqb_vm **out, const struct sqb_vm_snap_load *o,
 	memset(&c, 0, sizeof(c));
 	c.o = o;
 	c.diag = diag;
+	uint64_t t0 = sqb_now_ns();
 	err = open_state(&c, ops->snap_arch, ops->snap_hv);
 	if (!err && o->backend == SQB_VM_MEM_FILE)
 		err = open_memory(&c);
 	if (!err)
 		err = read_records(&c);
+	sqb_debug("snapshot load: opening and checking files %.2f ms", (sqb_now_ns() - t0) / 1e6);
 	if (!err)
 		err = build_vm(&c, out);
 	for (unsigned int i = 0; i < c.nvcpus && i < SQB_VM_MAX_VCPUS; i++) {
