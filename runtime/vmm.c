@@ -371,6 +371,13 @@ int sqb_vm_resume(sqb_vm *vm)
 	return 0;
 }
 
+void sqb_vm_fail(struct sqb_vm *vm, enum sqb_vm_stop_reason why, const char *msg)
+{
+	pthread_mutex_lock(&vm->lock);
+	vm_request_stop_locked(vm, why, -1, 0, 0, msg);
+	pthread_mutex_unlock(&vm->lock);
+}
+
 int sqb_vm_stop(sqb_vm *vm)
 {
 	pthread_mutex_lock(&vm->lock);

@@ -77,6 +77,9 @@ int sqb_vm_boot_load(struct sqb_vm *vm, const struct sqb_vm_config *cfg, struct 
 		     struct sqb_diag *diag);
 
 uint64_t sqb_now_ns(void);
+/* Stop the VM from outside its vCPUs (e.g. its memory source is gone):
+ * first reason wins, vCPUs are kicked, the event fd fires. */
+void sqb_vm_fail(struct sqb_vm *vm, enum sqb_vm_stop_reason why, const char *msg);
 /* runtime/snapshot/snap_dirty.c: release vm->snap (vCPUs already joined). */
 void sqb_snapstate_free(struct sqb_vm *vm);
 
