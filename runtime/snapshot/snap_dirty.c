@@ -106,6 +106,7 @@ void sqb_snapstate_free(struct sqb_vm *vm)
 
 	if (!ss)
 		return;
+	sqb_snap_uffd_unwatch(ss);
 	sqb_dirty_free(ss->dirty);
 	free(ss->pending);
 	sqb_restore_free(ss->rs);

@@ -267,6 +267,8 @@ static int build_vm(struct loadctx *c, struct sqb_vm **out)
 	if (!err && c->o->track_dirty_pages)
 		err = sqb_snap_dirty_start(vm, ss);
 	t3 = sqb_now_ns();
+	if (!err && ss->pager_fd >= 0)
+		err = sqb_snap_uffd_watch(vm, ss);
 	if (!err) {
 		set_parent(c, ss);
 		err = release(vm, c->o->resume);

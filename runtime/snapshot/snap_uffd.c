@@ -1,10 +1,14 @@
 /* Firecracker's Uffd memory backend, VMM side: guest memory registered with
  * a userfaultfd (MISSING mode), then one message to the page server's Unix
  * socket: a JSON array of GuestRegionUffdMapping and the uffd as SCM_RIGHTS.
- * The page server (squib-pager or any Firecracker handler) fills faults. */
+ * The page server (squib-pager or any Firecracker handler) fills faults.
+ * A watcher notices the server hanging up; from then on the first access to
+ * a page it never served stops the VM (docs/snapshots.md). */
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/userfaultfd.h>
+#include <poll.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -13,6 +17,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "log.h"
 #include "snap_priv.h"
 
 static int uffd_open(struct sqb_vm *vm, struct sqb_diag *diag)
@@ -121,4 +126,79 @@ int sqb_snap_uffd_connect(struct sqb_vm *vm, struct sqb_snapstate *ss, const cha
 	ss->uffd = uffd;
 	ss->pager_fd = sock;
 	return 0;
+}
+
+/* After the hang-up, nobody else reads the uffd.  A fault now means guest
+ * memory that will never arrive: stop the VM, then resolve the fault with a
+ * zero page so the blocked vCPU can leave the kernel.  Its stop request and
+ * kick are already pending, so it exits before the guest runs again. */
+static void serve_orphans(struct sqb_vm *vm, struct sqb_snapstate *ss)
+{
+	struct pollfd p = {.fd = ss->uffd, .events = POLLIN};
+	int failed = 0;
+
+	while (!__atomic_load_n(&ss->watch_quit, __ATOMIC_ACQUIRE)) {
+		struct uffd_msg msg;
+		struct uffdio_zeropage z;
+
+		if (poll(&p, 1, 100) <= 0)
+			continue;
+		if (read(ss->uffd, &msg, sizeof(msg)) != (ssize_t)sizeof(msg) ||
+		    msg.event != UFFD_EVENT_PAGEFAULT)
+			continue;
+		if (!failed) {
+			sqb_err(
+			    "guest touched 0x%llx after the page server hung up: stopping the VM",
+			    (unsigned long long)msg.arg.pagefault.address);
+			sqb_vm_fail(vm, SQB_VM_STOP_HOST_ERROR,
+				    "the Uffd page server hung up before serving all guest memory");
+			failed = 1;
+		}
+		z.range.start = msg.arg.pagefault.address & ~4095ULL;
+		z.range.len = 4096;
+		z.mode = 0;
+		if (ioctl(ss->uffd, UFFDIO_ZEROPAGE, &z) < 0 && errno != EEXIST)
+			sqb_debug("UFFDIO_ZEROPAGE: %s", strerror(errno));
+	}
+}
+
+static void *watch_thread(void *arg)
+{
+	struct sqb_vm *vm = arg;
+	struct sqb_snapstate *ss = vm->snap;
+	struct pollfd p = {.fd = ss->pager_fd, .events = POLLIN | POLLRDHUP};
+	char buf[256];
+
+	for (;;) {
+		if (poll(&p, 1, -1) < 0 && errno != EINTR)
+			break;
+		if (__atomic_load_n(&ss->watch_quit, __ATOMIC_ACQUIRE))
+			return NULL;
+		if (p.revents & (POLLHUP | POLLRDHUP | POLLERR))
+			break;
+		if ((p.revents & POLLIN) && read(ss->pager_fd, buf, sizeof(buf)) <= 0)
+			break;
+	}
+	sqb_warn("the Uffd page server hung up; pages it never served will stop the VM");
+	serve_orphans(vm, ss);
+	return NULL;
+}
+
+int sqb_snap_uffd_watch(struct sqb_vm *vm, struct sqb_snapstate *ss)
+{
+	int err = -pthread_create(&ss->watcher, NULL, watch_thread, vm);
+
+	if (!err)
+		ss->watching = 1;
+	return err;
+}
+
+void sqb_snap_uffd_unwatch(struct sqb_snapstate *ss)
+{
+	if (!ss->watching)
+		return;
+	__atomic_store_n(&ss->watch_quit, 1, __ATOMIC_RELEASE);
+	shutdown(ss->pager_fd, SHUT_RDWR); /* wakes the poll */
+	pthread_join(ss->watcher, NULL);
+	ss->watching = 0;
 }

@@ -139,7 +139,7 @@ void st_expect_serial(struct sqb_tc *t, const char *needle, int ms)
 	}
 }
 
-pid_t st_pager_start(const char *name, char *sock, size_t socklen)
+pid_t st_pager_start(const char *name, const char *opt, char *sock, size_t socklen)
 {
 	pid_t pid;
 	struct stat sb;
@@ -148,7 +148,10 @@ pid_t st_pager_start(const char *name, char *sock, size_t socklen)
 	unlink(sock);
 	pid = fork();
 	if (pid == 0) {
-		execl(st_pager, st_pager, sock, st_path(name, ".mem"), (char *)NULL);
+		if (opt)
+			execl(st_pager, st_pager, opt, sock, st_path(name, ".mem"), (char *)NULL);
+		else
+			execl(st_pager, st_pager, sock, st_path(name, ".mem"), (char *)NULL);
 		_exit(127);
 	}
 	for (int i = 0; i < 500 && stat(sock, &sb) != 0; i++)

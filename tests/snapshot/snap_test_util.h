@@ -36,8 +36,9 @@ void st_load(struct sqb_tc *t, const char *name, const char *mode, const char *u
 void st_expect_serial(struct sqb_tc *t, const char *needle, int ms);
 /* Path of a snapshot file in st_dir: name + ".state" / ".mem". */
 const char *st_path(const char *name, const char *suffix);
-/* Start squib-pager serving name's memory file on a socket; returns its pid. */
-pid_t st_pager_start(const char *name, char *sock, size_t socklen);
+/* Start squib-pager serving name's memory file on a socket; returns its
+ * pid.  opt: an extra option (e.g. "--no-fill") or NULL. */
+pid_t st_pager_start(const char *name, const char *opt, char *sock, size_t socklen);
 void st_pager_stop(pid_t pid);
 /* Bytes for the guest's UART (squib's stdin). */
 void st_input(struct sqb_tc *t, const char *s);

@@ -155,7 +155,7 @@ static void test_writer_diff_chain_every_backend(void **state)
 	st_load(&t2, "w2", "mmap", NULL);
 	verify_writer(&t2, last);
 	tc_stop(&t2);
-	pager = st_pager_start("w2", sock, sizeof(sock));
+	pager = st_pager_start("w2", NULL, sock, sizeof(sock));
 	st_load(&t2, "w2", NULL, sock);
 	verify_writer(&t2, last);
 	tc_stop(&t2);
@@ -176,7 +176,7 @@ static void test_timer_full_uffd(void **state)
 	st_pause(&t);
 	st_create(&t, "Full", "tm", NULL);
 	tc_stop(&t);
-	pager = st_pager_start("tm", sock, sizeof(sock));
+	pager = st_pager_start("tm", NULL, sock, sizeof(sock));
 	st_load(&t2, "tm", NULL, sock);
 	st_expect_serial(&t2, "TIMER OK ticks=300\n", 60000);
 	tc_stop(&t2);

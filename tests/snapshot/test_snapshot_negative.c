@@ -3,6 +3,7 @@
  * create, and nothing running from a corrupt, truncated, mismatched or
  * hostile snapshot or without its page server. */
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -219,6 +220,48 @@ static void test_load_refused_after_configuration_or_start(void **state)
 	tc_stop(&t);
 }
 
+/* The page server dies while the guest runs: pages it served keep working,
+ * the first access to one it never served stops the VM with a clear error
+ * (squib exits non-zero) instead of running on a zero page. */
+static void test_page_server_dies(void **state)
+{
+	struct sqb_tc t, t2;
+	char sock[200], *s, *e;
+	long long last;
+	pid_t pager;
+
+	(void)state;
+	st_boot(&t, "snapguest.elf", "mode=1 mib=4", 1, 32, 0);
+	st_expect_serial(&t, "ROUND 2 OK\n", 30000);
+	st_pause(&t);
+	st_create(&t, "Full", "pd", NULL);
+	s = tc_read_file(t.serial);
+	last = st_last_num(s, "ROUND ");
+	free(s);
+	tc_stop(&t);
+	pager = st_pager_start("pd", "--no-fill", sock, sizeof(sock));
+	st_load(&t2, "pd", NULL, sock);
+	snprintf(body, sizeof(body), "ROUND %lld OK\n", last + 2);
+	st_expect_serial(&t2, body, 30000);
+	st_pager_stop(pager); /* SIGKILL */
+	usleep(200000);
+	assert_non_null(strstr(st_req(&t2, "GET", "/", NULL, 200), "Running"));
+	st_input(&t2, "A"); /* marker pages: never touched, never served */
+	{
+		int rc = tc_wait_exit(&t2, 20000);
+		assert_true(rc > 0); /* an orderly exit with an error status */
+	}
+	s = tc_read_file(t2.serial);
+	e = tc_read_file(t2.errlog);
+	assert_null(strstr(s, "MARK 0 written"));
+	assert_null(strstr(s, "BAD"));
+	if (!strstr(e, "page server hung up"))
+		fail_msg("squib did not say why it stopped: %.1500s", e);
+	free(s);
+	free(e);
+	tc_stop(&t2);
+}
+
 int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
@@ -226,6 +269,7 @@ int main(int argc, char **argv)
 	    cmocka_unit_test(test_failed_create_leaves_nothing_and_vm_intact),
 	    cmocka_unit_test(test_load_refuses_bad_files),
 	    cmocka_unit_test(test_load_refused_after_configuration_or_start),
+	    cmocka_unit_test(test_page_server_dies),
 	};
 	int rc;
 
