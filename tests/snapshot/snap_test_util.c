@@ -43,6 +43,10 @@ void st_cleanup(void)
 {
 	char cmd[200];
 
+	if (getenv("SQB_SNAPTEST_KEEP")) { /* for debugging: keep the snapshots */
+		fprintf(stderr, "kept %s\n", st_dir);
+		return;
+	}
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", st_dir);
 	if (system(cmd) != 0)
 		fprintf(stderr, "could not remove %s\n", st_dir);

@@ -189,9 +189,12 @@ static void test_load_refuses_bad_files(void **state)
 		   "not a snapshot state file");
 	load_fault("/etc/hostname", file_backend(st_path("base", ".mem")), "Cannot load");
 	/* missing page server */
-	snprintf(body, sizeof(body),
-		 "{\"backend_type\":\"Uffd\",\"backend_path\":\"%s/nobody.sock\"}", st_dir);
-	load_fault(st_path("base", ".state"), strdup(body), "page server");
+	{
+		char uffd[300];
+		snprintf(uffd, sizeof(uffd),
+			 "{\"backend_type\":\"Uffd\",\"backend_path\":\"%s/nobody.sock\"}", st_dir);
+		load_fault(st_path("base", ".state"), uffd, "page server");
+	}
 }
 
 static void test_load_refused_after_configuration_or_start(void **state)
