@@ -118,7 +118,8 @@ void st_create(struct sqb_tc *t, const char *type, const char *name, const char 
 	st_req(t, "PUT", "/snapshot/create", body, 204);
 }
 
-void st_load(struct sqb_tc *t, const char *name, const char *mode, const char *uffd_sock)
+void st_load_ex(struct sqb_tc *t, const char *name, const char *mode, const char *uffd_sock,
+		const char *extra)
 {
 	char body[1024], ext[64] = "";
 
@@ -127,10 +128,16 @@ void st_load(struct sqb_tc *t, const char *name, const char *mode, const char *u
 		snprintf(ext, sizeof(ext), ",\"squib\":{\"restore\":\"%s\"}", mode);
 	snprintf(body, sizeof(body),
 		 "{\"snapshot_path\":\"%s\",\"mem_backend\":{\"backend_type\":\"%s\","
-		 "\"backend_path\":\"%s\"},\"resume_vm\":true%s}",
+		 "\"backend_path\":\"%s\"},\"resume_vm\":true%s%s%s}",
 		 st_path(name, ".state"), uffd_sock ? "Uffd" : "File",
-		 uffd_sock ? uffd_sock : st_path(name, ".mem"), ext);
+		 uffd_sock ? uffd_sock : st_path(name, ".mem"), ext, extra ? "," : "",
+		 extra ? extra : "");
 	st_req(t, "PUT", "/snapshot/load", body, 204);
+}
+
+void st_load(struct sqb_tc *t, const char *name, const char *mode, const char *uffd_sock)
+{
+	st_load_ex(t, name, mode, uffd_sock, NULL);
 }
 
 void st_expect_serial(struct sqb_tc *t, const char *needle, int ms)

@@ -33,6 +33,9 @@ void st_create(struct sqb_tc *t, const char *type, const char *name, const char 
 /* Fresh squib + PUT /snapshot/load of snapshot name (File backend unless
  * uffd_sock), resume_vm true. */
 void st_load(struct sqb_tc *t, const char *name, const char *mode, const char *uffd_sock);
+/* The same with extra top-level JSON members (e.g. "\"track_dirty_pages\":true"). */
+void st_load_ex(struct sqb_tc *t, const char *name, const char *mode, const char *uffd_sock,
+		const char *extra);
 void st_expect_serial(struct sqb_tc *t, const char *needle, int ms);
 /* Path of a snapshot file in st_dir: name + ".state" / ".mem". */
 const char *st_path(const char *name, const char *suffix);

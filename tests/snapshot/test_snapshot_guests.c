@@ -110,7 +110,7 @@ static void test_writer_diff_chain_every_backend(void **state)
 	struct sqb_tc t, t2;
 	struct sqb_mem_stats ms;
 	char body[512], sock[200];
-	long long last;
+	long long last, w2_last;
 	pid_t pager;
 
 	(void)state;
@@ -147,17 +147,30 @@ static void test_writer_diff_chain_every_backend(void **state)
 	st_pause(&t);
 	st_create(&t, "Diff", "w2", NULL);
 	last = cur_round(&t);
+	w2_last = last;
 	tc_stop(&t);
 
 	st_load(&t2, "w2", "lazy", NULL);
 	verify_writer(&t2, last);
 	tc_stop(&t2);
-	st_load(&t2, "w2", "mmap", NULL);
+	/* mmap load with tracking, then a Diff of the loaded VM (its parent is
+	 * the loaded w2): the chain grows to Full + 4 Diffs and loads again */
+	st_load_ex(&t2, "w2", "mmap", NULL, "\"enable_diff_snapshots\":true");
 	verify_writer(&t2, last);
+	st_input(&t2, "C");
+	st_expect_serial(&t2, "MARK 2 written\n", 30000);
+	st_pause(&t2);
+	st_create(&t2, "Diff", "w3", NULL);
+	last = cur_round(&t2);
+	tc_stop(&t2);
+	st_load(&t2, "w3", "lazy", NULL);
+	wait_round(&t2, last + 3);
+	st_input(&t2, "v");
+	st_expect_serial(&t2, "MARKS OK n=3\n", 30000);
 	tc_stop(&t2);
 	pager = st_pager_start("w2", NULL, sock, sizeof(sock));
 	st_load(&t2, "w2", NULL, sock);
-	verify_writer(&t2, last);
+	verify_writer(&t2, w2_last);
 	tc_stop(&t2);
 	st_pager_stop(pager);
 }
