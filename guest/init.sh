@@ -6,6 +6,7 @@
 #   SQUIB-READY uptime=S cpus=N mem_kb=K   once, when init is up
 #   sqb.run=W[+W...] on the command line   workloads, W = name[:arg[:arg]]:
 #       memfill:MIB:SEED  memcheck:MIB:SEED  counter[:MS]  keeper:MIB:SEED
+#       irqs[:S]          SQUIB-IRQS <ttyS0 and i8042 interrupt counts> every S s
 #       poweroff          (reboot -f: with reboot=k the VMM sees a reset)
 #   a console line       runs as a shell command, then SQUIB-DONE rc=N
 #   Ctrl-Alt-Del         SQUIB-CTRL-ALT-DEL, then reboot -f
@@ -38,6 +39,10 @@ EOF
 	memcheck) sqbtool memcheck "${a:-16}" "${b:-1}" /run/mem.pat ;;
 	counter) sqbtool counter "${a:-500}" & ;;
 	keeper) sqbtool keeper "${a:-16}" "${b:-1}" & ;;
+	irqs) # debugging aid: interrupt counts of the console and keyboard
+		(while sleep "${a:-5}"; do
+			echo "SQUIB-IRQS $(grep -E 'i8042|ttyS0' /proc/interrupts | tr -s ' ' | tr '\n' ';')"
+		done) & ;;
 	poweroff) echo SQUIB-POWEROFF; sync; reboot -f ;;
 	*) echo "SQUIB-ERROR unknown workload $name" ;;
 	esac

@@ -49,7 +49,7 @@ run_case() { # run_case NAME KERNEL VCPUS
 	[ -S "$sock" ] || { bad "$name: squib did not create its API socket"; cat "$log"; return; }
 
 	args="console=ttyS0 reboot=k panic=1 pci=off i8042.noaux i8042.nomux"
-	args="$args i8042.dumbkbd quiet sqb.run=counter:200"
+	args="$args i8042.dumbkbd quiet sqb.run=counter:200+keeper:16:9+irqs:3"
 	c1=$(api PUT /machine-config "{\"vcpu_count\": $vcpus, \"mem_size_mib\": 256}")
 	c2=$(api PUT /boot-source "{\"kernel_image_path\": \"$kernel\",
 		\"initrd_path\": \"$G/initramfs.cpio.gz\", \"boot_args\": \"$args\"}")
@@ -92,6 +92,17 @@ run_case() { # run_case NAME KERNEL VCPUS
 		pass "$name: counter continues after resume" || bad "$name: counter after resume"
 	counters | awk 'NR > 1 && $1 != prev + 1 { gap = 1 } { prev = $1 } END { exit gap }' &&
 		pass "$name: counter has no gap" || bad "$name: counter has a gap"
+	# The keeper's 16 MiB pattern in anonymous memory survived pause/resume.
+	kpid=$(sed -n 's/.*SQUIB-KEEPER ready pid=\([0-9]*\).*/\1/p' "$log" | head -n1)
+	if [ -n "$kpid" ]; then
+		k0=$(grep -c 'SQUIB-KEEPER ok gen=' "$log")
+		echo "kill -USR1 $kpid" >&3
+		wait_for "SQUIB-KEEPER ok gen=$((k0 + 1))([^0-9]|\$)" "$log" 30 &&
+			! grep -q 'SQUIB-KEEPER bad' "$log" &&
+			pass "$name: keeper's RAM pattern intact" || bad "$name: keeper check"
+	else
+		bad "$name: keeper did not start"
+	fi
 
 	c=$(api PUT /actions '{"action_type": "SendCtrlAltDel"}')
 	[ "$c" = 204 ] || bad "$name: SendCtrlAltDel answered $c $(cat $T/api.out)"
@@ -99,7 +110,8 @@ run_case() { # run_case NAME KERNEL VCPUS
 	while kill -0 "$pid" 2>/dev/null && [ $i -lt 300 ]; do sleep 0.1; i=$((i + 1)); done
 	if kill -0 "$pid" 2>/dev/null; then
 		bad "$name: squib still running 30 s after SendCtrlAltDel"
-		tail -n 20 "$log"
+		grep -vE 'SQUIB-(COUNTER|IRQS|KEEPER ok)' "$log" | tail -n 12
+		grep SQUIB-IRQS "$log" | tail -n 1 # i8042 count 1: IRQ 1 re-raise lost
 		kill -9 "$pid"
 	else
 		wait "$pid"
