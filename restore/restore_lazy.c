@@ -44,8 +44,9 @@ static void block_check_complete(sqb_restore *rs, struct rs_range *rg, uint64_t 
 	uint64_t pg = rg->pg0 + start / RS_HPAGE;
 	uint8_t expect = 0;
 
+	/* a page dropped by REMOVE is settled: it reads zero when touched */
 	for (uint64_t i = 0; i < len / RS_HPAGE; i++)
-		if (!rs_bit(rs->pg_present, pg + i))
+		if (!rs_bit(rs->pg_present, pg + i) && !rs_bit(rs->pg_removed, pg + i))
 			return;
 	if (atomic_compare_exchange_strong(&rs->blk_state[blk], &expect, 1) &&
 	    atomic_fetch_add(&rs->blocks_present, 1) + 1 == rs->nblk) {
@@ -75,29 +76,36 @@ static uint64_t claim(sqb_restore *rs, uint64_t pg, uint64_t n)
 	return mine;
 }
 
-static int page_class(sqb_restore *rs, uint64_t pg, uint64_t i, uint64_t mine)
+/* 0 skip, 1 install zeros, 2 install data.  Removed pages are filled (with
+ * zeros) only when a fault asks for them: the balloon got them back. */
+static int page_class(sqb_restore *rs, uint64_t pg, uint64_t i, uint64_t mine, int fault)
 {
 	if (rs->pg_claim && !(mine >> i & 1))
 		return 0;
-	return rs_bit(rs->pg_present, pg + i) ? 0 : rs_bit(rs->pg_removed, pg + i) ? 1 : 2;
+	if (rs_bit(rs->pg_present, pg + i))
+		return 0;
+	if (rs_bit(rs->pg_removed, pg + i))
+		return fault ? 1 : 0;
+	return 2;
 }
 
 /* Install [off, off+len) of rg from data (NULL: zeros), page run by page run:
- * present pages are skipped, removed pages become zero, the rest get data.
+ * present pages are skipped, removed pages become zero when zero_removed
+ * (a fault on them) and stay missing otherwise, the rest get data.
  * Returns 0, 1 if some page turned out to exist already, or -errno. */
-static int put_range(sqb_restore *rs, struct rs_range *rg, uint64_t off, uint64_t len,
-		     const uint8_t *data)
+static int put_range_x(sqb_restore *rs, struct rs_range *rg, uint64_t off, uint64_t len,
+		       const uint8_t *data, int zero_removed)
 {
 	uint64_t pg = rg->pg0 + off / RS_HPAGE, n = len / RS_HPAGE;
 	uint64_t mine = rs->pg_claim ? claim(rs, pg, n) : 0;
 	int any_exist = 0;
 
 	for (uint64_t i = 0; i < n;) {
-		int cls = page_class(rs, pg, i, mine);
+		int cls = page_class(rs, pg, i, mine, zero_removed);
 		uint64_t j = i + 1;
 		int err = 0;
 
-		while (j < n && page_class(rs, pg, j, mine) == cls)
+		while (j < n && page_class(rs, pg, j, mine, zero_removed) == cls)
 			j++;
 		if (cls == 1 || (cls == 2 && !data))
 			err = rs->fs->ops->zero(rs->fs, rg, off + i * RS_HPAGE, (j - i) * RS_HPAGE);
@@ -122,11 +130,21 @@ static int put_range(sqb_restore *rs, struct rs_range *rg, uint64_t off, uint64_
 	return any_exist;
 }
 
+static int put_range(sqb_restore *rs, struct rs_range *rg, uint64_t off, uint64_t len,
+		     const uint8_t *data)
+{
+	return put_range_x(rs, rg, off, len, data, 0);
+}
+
+/* Does [off, off+len) hold a page that is neither resident nor dropped? */
 static int block_missing(sqb_restore *rs, struct rs_range *rg, uint64_t off, uint64_t len)
 {
-	for (uint64_t i = 0; i < len / RS_HPAGE; i++)
-		if (!rs_bit(rs->pg_present, rg->pg0 + off / RS_HPAGE + i))
+	for (uint64_t i = 0; i < len / RS_HPAGE; i++) {
+		uint64_t pg = rg->pg0 + off / RS_HPAGE + i;
+
+		if (!rs_bit(rs->pg_present, pg) && !rs_bit(rs->pg_removed, pg))
 			return 1;
+	}
 	return 0;
 }
 
@@ -185,7 +203,7 @@ static int serve_fault(sqb_restore *rs, uint64_t addr, int retry)
 	if (rs_bit(rs->pg_present, pg))
 		err = 1;
 	else if (rs_bit(rs->pg_removed, pg))
-		err = put_range(rs, rg, off & ~(uint64_t)(RS_HPAGE - 1), RS_HPAGE, NULL);
+		err = put_range_x(rs, rg, off & ~(uint64_t)(RS_HPAGE - 1), RS_HPAGE, NULL, 1);
 	else if (rs->record) {
 		uint64_t poff = off - off % rs->gps, blk = rg->blk0 + off / RS_BLOCK, len;
 		struct sqb_diag d = {0};
@@ -230,13 +248,10 @@ static void mark_removed(sqb_restore *rs, uint64_t start, uint64_t end)
 
 		for (uint64_t a = lo; a < hi; a += RS_HPAGE) {
 			uint64_t pg = rg->pg0 + (a - rg->host) / RS_HPAGE;
-			uint64_t blk = rg->blk0 + (a - rg->host) / RS_BLOCK;
-			uint8_t one = 1;
 
+			/* the block stays settled: this page now reads zero */
 			rs_bit_clear(rs->pg_present, pg);
 			rs_bit_set(rs->pg_removed, pg);
-			if (atomic_compare_exchange_strong(&rs->blk_state[blk], &one, 0))
-				atomic_fetch_sub(&rs->blocks_present, 1);
 			atomic_fetch_add(&rs->removed, 1);
 		}
 	}

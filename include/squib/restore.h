@@ -113,8 +113,9 @@ int sqb_restore_mem(const sqb_restore *rs, unsigned int idx, struct sqb_restore_
  * fault through the fault source, e.g. KVM on a SIGSEGV-based restore). */
 int sqb_restore_fetch(sqb_restore *rs, uint64_t gpa, uint64_t len);
 
-/* Wait until every block is resident (0), the restore failed (its error),
- * or timeout_ms passed (-ETIMEDOUT; < 0 waits forever). */
+/* Wait until every page is resident or was dropped by a REMOVE event (0),
+ * the restore failed (its error), or timeout_ms passed (-ETIMEDOUT; < 0
+ * waits forever). */
 int sqb_restore_wait(sqb_restore *rs, int timeout_ms);
 
 struct sqb_restore_stats {

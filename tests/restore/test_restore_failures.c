@@ -143,6 +143,50 @@ static void test_remove_makes_pages_zero(void **state)
 	remove_case(1);
 }
 
+/* REMOVE events racing the filler threads and the prefetch: every dropped
+ * page reads zero afterwards, every other page keeps the snapshot's bytes. */
+static void test_remove_races_filler(void **state)
+{
+	struct rt_snap *t = &lz4snap;
+	uint64_t npg = S0 / 4096, seed = 99;
+	uint8_t *dropped = calloc(npg, 1);
+
+	(void)state;
+	NEED_UFFD();
+	for (int round = 0; round < 6; round++) {
+		struct sqb_restore_opts o = SQB_RESTORE_OPTS_INIT;
+		struct sqb_restore_mem m;
+		sqb_restore *rs;
+		uint8_t *b;
+
+		memset(dropped, 0, npg);
+		o.strategy = SQB_RESTORE_LAZY;
+		o.threads = 2;
+		assert_int_equal(sqb_restore_start(&rs, t->s, &o, NULL), 0);
+		assert_int_equal(sqb_restore_mem(rs, 0, &m), 0);
+		b = m.host;
+		for (int i = 0; i < 150; i++) {
+			uint64_t p = sqbt_rand(&seed) % npg;
+
+			if (i % 3 == 0) /* touch some first, so some removes hit resident pages */
+				(void)*(volatile uint8_t *)(b + p * 4096);
+			assert_int_equal(madvise(b + p * 4096, 4096, MADV_DONTNEED), 0);
+			dropped[p] = 1;
+		}
+		assert_int_equal(sqb_restore_wait(rs, 20000), 0);
+		for (uint64_t p = 0; p < npg; p++) {
+			if (dropped[p] ? !is_zero(b + p * 4096, 4096)
+				       : memcmp(b + p * 4096, t->ref[0] + p * 4096, 4096) != 0)
+				fail_msg("round %d page %llu: %s", round, (unsigned long long)p,
+					 dropped[p] ? "dropped page is not zero"
+						    : "page differs from the snapshot");
+		}
+		assert_memory_equal(b + S0 - 4096, t->ref[0] + S0 - 4096, 4096);
+		sqb_restore_free(rs);
+	}
+	free(dropped);
+}
+
 /* memfd destination: MADV_REMOVE punches the page out of the memfd. */
 static void test_remove_on_memfd_destination(void **state)
 {
@@ -660,6 +704,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_remove_makes_pages_zero),
 	    cmocka_unit_test(test_remove_on_memfd_destination),
+	    cmocka_unit_test(test_remove_races_filler),
 	    cmocka_unit_test(test_corrupt_chunk_reported_not_served),
 	    cmocka_unit_test(test_corrupt_chunk_found_by_filler),
 	    cmocka_unit_test(test_killed_handler_gives_no_zero_pages),
