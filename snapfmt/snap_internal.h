@@ -167,9 +167,12 @@ void sqb_codec_ctx_free(enum sqb_codec c, void *ctx);
 /* Decompress to exactly out_len bytes, else -SQB_ECODEC. */
 int sqb_codec_decompress(enum sqb_codec c, const void *src, size_t n, void *dst, size_t out_len);
 /* Like sqb_codec_decompress, but only the first `want` bytes of dst need to
- * be produced (a random page read); the rest of dst is undefined. */
+ * be produced (a random page read); the rest of dst is undefined.  dctx
+ * (may be NULL) caches a zstd context for the calling thread; free it with
+ * sqb_codec_dctx_free(). */
 int sqb_codec_decompress_prefix(enum sqb_codec c, const void *src, size_t n, void *dst,
-				size_t out_len, size_t want);
+				size_t out_len, size_t want, void **dctx);
+void sqb_codec_dctx_free(void *dctx);
 
 uint64_t sqb_xxh64(const void *p, size_t n);
 void sqb_xxh128(const void *a, size_t alen, const void *b, size_t blen, struct sqb_digest *out);

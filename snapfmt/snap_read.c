@@ -12,6 +12,7 @@
 struct scratch {
 	uint8_t *in;  /* stored bytes of one extent */
 	uint8_t *out; /* decoded bytes of one extent */
+	void *dctx;   /* this thread's zstd decoder */
 };
 
 static pthread_key_t scratch_key;
@@ -22,6 +23,7 @@ static void scratch_free(void *p)
 	struct scratch *sc = p;
 
 	if (sc) {
+		sqb_codec_dctx_free(sc->dctx);
 		free(sc->in);
 		free(sc->out);
 		free(sc);
@@ -97,7 +99,8 @@ static int decode_stored_prefix(sqb_snap *s, unsigned int r, const struct sqb_ex
 		return sqb_diag_set(diag, -SQB_ECHECKSUM, e->data, name,
 				    "compressed extent for page %llu: checksum mismatch",
 				    (unsigned long long)e->first_page);
-	if (sqb_codec_decompress_prefix(e->codec, sc->in, e->stored_len, dst, bytes, want))
+	if (sqb_codec_decompress_prefix(e->codec, sc->in, e->stored_len, dst, bytes, want,
+					&sc->dctx))
 		return sqb_diag_set(diag, -SQB_ECODEC, e->data, name,
 				    "%s chunk for page %llu does not decode to %zu bytes",
 				    sqb_codec_name(e->codec), (unsigned long long)e->first_page, bytes);
