@@ -54,7 +54,8 @@ else
 	echo "== no SQUIB-READY within 120 s"
 	rc=1
 fi
-kill $pid 2>/dev/null && rc=1
+# A demo, not a test (tests/x86boot/testhost_squib.sh checks the shutdown).
+kill $pid 2>/dev/null && echo "== squib still running 30 s after SendCtrlAltDel: killed it"
 wait $pid 2>/dev/null
 sleep 0.3
 kill $tailpid 2>/dev/null
