@@ -363,6 +363,13 @@ static void bench_wset(sqb_snap *s)
 	/* prefetched while the "guest" runs */
 	rs = start(s, SQB_RESTORE_LAZY, SQB_RESTORE_NO_FILL, ws_path, &ts);
 	t_pf = ts + touch(host0(rs), pages, n);
+	if (getenv("RB_VERBOSE")) {
+		struct sqb_restore_stats st;
+
+		sqb_restore_get_stats(rs, &st);
+		fprintf(stderr, "async: start %.1f ms, faults %llu\n", ts / 1e6,
+			(unsigned long long)st.faults);
+	}
 	sqb_restore_free(rs);
 	/* installed before start returns */
 	rs = start(s, SQB_RESTORE_LAZY, SQB_RESTORE_NO_FILL | SQB_RESTORE_WSET_SYNC, ws_path, &ts);

@@ -90,6 +90,16 @@ struct rs_range *rs_addr_range(sqb_restore *rs, uint64_t host, uint64_t *off)
 	return NULL;
 }
 
+struct rs_range *rs_gpa_range(sqb_restore *rs, uint64_t gpa, uint64_t *off)
+{
+	for (unsigned int i = 0; i < rs->nrg; i++)
+		if (gpa - rs->rg[i].gpa < rs->rg[i].size) {
+			*off = gpa - rs->rg[i].gpa;
+			return &rs->rg[i];
+		}
+	return NULL;
+}
+
 /* Is [gpa, gpa+len) zero in s, following PARENT extents down the chain? */
 static int src_zero(sqb_snap *s, uint64_t gpa, uint64_t len)
 {
@@ -646,6 +656,7 @@ void sqb_restore_free(sqb_restore *rs)
 	free(rs->ws);
 	free(rs->ws_data);
 	free(rs->ws_idx);
+	free(rs->ws_gpa);
 	free(rs->samples);
 	free(rs->samples_inst);
 	free(rs->hbuf);

@@ -12,6 +12,7 @@
 #define RS_BLOCK       (64u << 10) /* unit decoded once and installed whole */
 #define RS_HPAGE       4096u	   /* host page: unit of REMOVE and of protection */
 #define RS_MAX_SAMPLES (1u << 20)
+#define RS_WS_AHEAD    16u /* working-set pages installed per fault on one */
 
 /* One destination range (a snapshot region, or the part of one a VMM gave). */
 struct rs_range {
@@ -114,6 +115,8 @@ struct sqb_restore {
 	pthread_rwlock_t ev_lock; /* read events (W) vs prefetch installs (R) */
 	uint8_t *pbuf;
 	uint32_t *ws_idx; /* host page -> 1 + its page in ws_data, or 0 */
+	uint64_t *ws_gpa; /* guest address of each working-set page, in order */
+	uint64_t nwspg;
 
 	/* stats */
 	atomic_uint_fast64_t faults, removed, mapped, decoded;
@@ -131,6 +134,7 @@ int rs_decode_block(sqb_restore *rs, uint64_t blk, uint8_t *buf, uint64_t *len, 
 int rs_block_is_zero(sqb_restore *rs, uint64_t blk);
 struct rs_range *rs_block_range(sqb_restore *rs, uint64_t blk, uint64_t *off);
 struct rs_range *rs_addr_range(sqb_restore *rs, uint64_t host, uint64_t *off);
+struct rs_range *rs_gpa_range(sqb_restore *rs, uint64_t gpa, uint64_t *off);
 uint64_t rs_now_ns(void);
 static inline int rs_bit(_Atomic uint64_t *bm, uint64_t i)
 {

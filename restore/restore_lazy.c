@@ -227,11 +227,18 @@ static int serve_fault(sqb_restore *rs, uint64_t addr, int retry)
 		err = put_range(rs, rg, poff, rs->gps, rs->hbuf + poff % RS_BLOCK);
 	} else if (rs->ws_idx && rs->ws_idx[pg]) {
 		/* a working-set page the prefetch has not reached: its bytes
-		 * are in memory already, install just its guest page */
-		uint64_t poff = off - off % rs->gps;
+		 * are in memory; install it (waking the thread), then the next
+		 * pages of the recorded order, where the guest is heading */
+		uint64_t poff = off - off % rs->gps, k = rs->ws_idx[pg] - 1;
 
-		err = put_range(rs, rg, poff, rs->gps,
-				rs->ws_data + (uint64_t)(rs->ws_idx[pg] - 1) * rs->gps);
+		err = put_range(rs, rg, poff, rs->gps, rs->ws_data + k * rs->gps);
+		for (uint64_t j = k + 1; err >= 0 && j < k + RS_WS_AHEAD && j < rs->nwspg; j++) {
+			uint64_t o2;
+			struct rs_range *r2 = rs_gpa_range(rs, rs->ws_gpa[j], &o2);
+
+			if (r2 && put_range(rs, r2, o2, rs->gps, rs->ws_data + j * rs->gps) < 0)
+				break; /* a hint: the prefetch thread or a fault will do it */
+		}
 	} else {
 		err = serve_block(rs, rg->blk0 + off / RS_BLOCK);
 	}
@@ -344,12 +351,17 @@ static int ws_index(sqb_restore *rs)
 
 	if (!rs->ws_data || !rs->nws)
 		return 0;
+	for (size_t i = 0; i < rs->nws; i++)
+		rs->nwspg += rs->ws[i].pages;
 	rs->ws_idx = calloc(rs->npg ? rs->npg : 1, sizeof(*rs->ws_idx));
-	if (!rs->ws_idx)
+	rs->ws_gpa = malloc((rs->nwspg ? rs->nwspg : 1) * sizeof(*rs->ws_gpa));
+	if (!rs->ws_idx || !rs->ws_gpa)
 		return -ENOMEM;
 	for (size_t i = 0; i < rs->nws; i++)
 		for (uint32_t p = 0; p < rs->ws[i].pages; p++, k++) {
 			uint64_t gpa = rs->ws[i].gpa + (uint64_t)p * rs->gps;
+
+			rs->ws_gpa[k] = gpa;
 
 			for (unsigned int j = 0; j < rs->nrg; j++)
 				if (gpa - rs->rg[j].gpa < rs->rg[j].size && k < UINT32_MAX) {
@@ -637,27 +649,32 @@ int rs_lazy_start(sqb_restore *rs, struct sqb_diag *d)
 	rs->workers = calloc(nw ? nw : 1, sizeof(*rs->workers));
 	if (!rs->workers)
 		return -ENOMEM;
-	/* counted before any of them runs: the handler locks while > 0 */
-	atomic_store(&rs->installers,
-		     (int)nw + (rs->nws && !(rs->o.flags & SQB_RESTORE_WSET_SYNC)));
-	if (rs->nws && !(rs->o.flags & SQB_RESTORE_WSET_SYNC)) {
-		if (!(rs->pbuf = malloc(RS_BLOCK)) ||
-		    pthread_create(&rs->prefetcher, NULL, prefetch_main, rs)) {
-			atomic_store(&rs->installers, 0);
-			return -ENOMEM;
-		}
-		rs->prefetch_started = 1;
-	}
-	if ((err = pthread_create(&rs->handler, NULL, handler_main, rs)))
-		return -err;
-	rs->handler_started = 1;
-	/* fillers are SCHED_BATCH from birth: they must not outrank the thread
-	 * returning to the VMM (see worker_main) */
+	/* background installers are SCHED_BATCH from birth: a full share of
+	 * the CPU, but the handler, the guest and the thread returning to the
+	 * VMM win every wake-up (see worker_main) */
 	pthread_attr_init(&attr);
 	if (pthread_attr_setinheritsched(&attr, PTHREAD_EXPLICIT_SCHED) ||
 	    pthread_attr_setschedpolicy(&attr, SCHED_BATCH) ||
 	    pthread_attr_setschedparam(&attr, &sp))
 		pthread_attr_setinheritsched(&attr, PTHREAD_INHERIT_SCHED);
+	/* counted before any of them runs: the handler locks while > 0 */
+	atomic_store(&rs->installers,
+		     (int)nw + (rs->nws && !(rs->o.flags & SQB_RESTORE_WSET_SYNC)));
+	if (rs->nws && !(rs->o.flags & SQB_RESTORE_WSET_SYNC)) {
+		if (!(rs->pbuf = malloc(RS_BLOCK)) ||
+		    (pthread_create(&rs->prefetcher, &attr, prefetch_main, rs) &&
+		     pthread_create(&rs->prefetcher, NULL, prefetch_main, rs))) {
+			atomic_store(&rs->installers, 0);
+			pthread_attr_destroy(&attr);
+			return -ENOMEM;
+		}
+		rs->prefetch_started = 1;
+	}
+	if ((err = pthread_create(&rs->handler, NULL, handler_main, rs))) {
+		pthread_attr_destroy(&attr);
+		return -err;
+	}
+	rs->handler_started = 1;
 	for (unsigned int i = 0; i < nw; i++) {
 		if (pthread_create(&rs->workers[i], &attr, worker_main, rs) &&
 		    pthread_create(&rs->workers[i], NULL, worker_main, rs)) {
