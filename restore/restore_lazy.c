@@ -499,14 +499,20 @@ static void *handler_main(void *arg)
 			busy = 0;
 			continue;
 		}
-		h->npend = 0;
-		for (size_t i = 0; i < np; i++) {
-			int err = serve_fault(rs, h->pending[i], 1);
+		/* retry the faults that were pending before this read; keep the
+		 * ones this batch added for the next round */
+		{
+			size_t total = h->npend;
 
-			if (err == -EAGAIN)
-				h->pending[h->npend++] = h->pending[i];
-			else if (err < 0)
-				rs_fail(rs, err, NULL);
+			h->npend = 0;
+			for (size_t i = 0; i < total; i++) {
+				int err = i < np ? serve_fault(rs, h->pending[i], 1) : -EAGAIN;
+
+				if (err == -EAGAIN)
+					h->pending[h->npend++] = h->pending[i];
+				else if (err < 0)
+					rs_fail(rs, err, NULL);
+			}
 		}
 		busy = n == 0 ? idle_step(rs) : 1;
 	}
