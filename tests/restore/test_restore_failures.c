@@ -143,8 +143,31 @@ static void test_remove_makes_pages_zero(void **state)
 	remove_case(1);
 }
 
-/* REMOVE events racing the filler threads and the prefetch: every dropped
- * page reads zero afterwards, every other page keeps the snapshot's bytes. */
+/* Odd pages are never dropped: a reader thread checks them while the main
+ * thread drops even pages, so faults meet pending REMOVE events (EAGAIN). */
+struct odd_reader {
+	const uint8_t *b, *ref;
+	uint64_t npg;
+	atomic_int stop, bad;
+};
+
+static void *odd_reader_main(void *arg)
+{
+	struct odd_reader *r = arg;
+	uint64_t seed = 5;
+
+	while (!atomic_load(&r->stop)) {
+		uint64_t p = (sqbt_rand(&seed) % (r->npg / 2)) * 2 + 1;
+
+		if (memcmp(r->b + p * 4096, r->ref + p * 4096, 4096))
+			atomic_fetch_add(&r->bad, 1);
+	}
+	return NULL;
+}
+
+/* REMOVE events racing the filler threads and faults: every dropped page
+ * reads zero afterwards, every other page keeps the snapshot's bytes, no
+ * fault is lost (a lost one hangs the reader, and ctest's timeout fails it). */
 static void test_remove_races_filler(void **state)
 {
 	struct rt_snap *t = &lz4snap;
@@ -156,6 +179,8 @@ static void test_remove_races_filler(void **state)
 	for (int round = 0; round < 6; round++) {
 		struct sqb_restore_opts o = SQB_RESTORE_OPTS_INIT;
 		struct sqb_restore_mem m;
+		struct odd_reader rd = {0};
+		pthread_t th;
 		sqb_restore *rs;
 		uint8_t *b;
 
@@ -165,8 +190,12 @@ static void test_remove_races_filler(void **state)
 		assert_int_equal(sqb_restore_start(&rs, t->s, &o, NULL), 0);
 		assert_int_equal(sqb_restore_mem(rs, 0, &m), 0);
 		b = m.host;
+		rd.b = b;
+		rd.ref = t->ref[0];
+		rd.npg = npg;
+		assert_int_equal(pthread_create(&th, NULL, odd_reader_main, &rd), 0);
 		for (int i = 0; i < 150; i++) {
-			uint64_t p = sqbt_rand(&seed) % npg;
+			uint64_t p = (sqbt_rand(&seed) % (npg / 2)) * 2;
 
 			if (i % 3 == 0) /* touch some first, so some removes hit resident pages */
 				(void)*(volatile uint8_t *)(b + p * 4096);
@@ -174,6 +203,9 @@ static void test_remove_races_filler(void **state)
 			dropped[p] = 1;
 		}
 		assert_int_equal(sqb_restore_wait(rs, 20000), 0);
+		atomic_store(&rd.stop, 1);
+		pthread_join(th, NULL);
+		assert_int_equal(atomic_load(&rd.bad), 0);
 		for (uint64_t p = 0; p < npg; p++) {
 			if (dropped[p] ? !is_zero(b + p * 4096, 4096)
 				       : memcmp(b + p * 4096, t->ref[0] + p * 4096, 4096) != 0)
@@ -181,7 +213,6 @@ static void test_remove_races_filler(void **state)
 					 dropped[p] ? "dropped page is not zero"
 						    : "page differs from the snapshot");
 		}
-		assert_memory_equal(b + S0 - 4096, t->ref[0] + S0 - 4096, 4096);
 		sqb_restore_free(rs);
 	}
 	free(dropped);
