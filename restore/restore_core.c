@@ -184,6 +184,20 @@ static int validate(sqb_snap *s, const struct sqb_restore_opts *o, struct sqb_di
 		diag_set(d, "options", "unknown options version or strategy");
 		return -EINVAL;
 	}
+	if (o->flags & ~(SQB_RESTORE_MEMFD | SQB_RESTORE_VERIFY | SQB_RESTORE_NO_FILL |
+			 SQB_RESTORE_RECORD | SQB_RESTORE_TRUST_RAW | SQB_RESTORE_WSET_SYNC)) {
+		diag_set(d, "options", "unknown flag");
+		return -EINVAL;
+	}
+	if (o->strategy == SQB_RESTORE_MMAP && (o->flags & SQB_RESTORE_MEMFD)) {
+		diag_set(d, "options", "a memfd destination cannot be a file mapping (MMAP)");
+		return -EINVAL;
+	}
+	if (o->strategy == SQB_RESTORE_LAZY_SIGNAL && o->host) {
+		diag_set(d, "options",
+			 "the SIGSEGV strategy needs the library's memfd destination");
+		return -EINVAL;
+	}
 	if (in->role == SQB_ROLE_STATE) {
 		diag_set(d, "header", "a STATE file holds no guest memory");
 		return -SQB_EMISMATCH;

@@ -568,6 +568,9 @@ static void test_bad_snapshot_refused_before_mapping(void **state)
 	o.host = host;
 	expect_refused(chain.s, &o, -EINVAL);
 	o.host = NULL;
+	o.flags = 0x8000;
+	expect_refused(chain.s, &o, -EINVAL);
+	o.flags = 0;
 	o.version = 99;
 	expect_refused(chain.s, &o, -EINVAL);
 	rt_free(&chain);
