@@ -42,7 +42,12 @@ def wait_path(path, timeout=10.0):
 
 def http(sock, method, path, body=None):
     s = socket.socket(socket.AF_UNIX)
-    s.connect(sock)
+    for i in range(4000):  # the socket file exists before listen()
+        try:
+            s.connect(sock)
+            break
+        except ConnectionRefusedError:
+            time.sleep(0.0005)
     data = json.dumps(body) if body is not None else ""
     s.sendall(("%s %s HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
                "Content-Length: %d\r\nConnection: close\r\n\r\n%s" %
