@@ -286,7 +286,10 @@ out:
 int sqb_snap_section_find(const sqb_snap *s, uint32_t type, uint32_t instance)
 {
 	for (unsigned int i = 0; i < s->ndir; i++)
-		if (s->dir[i].type == type && s->dir[i].instance == instance && s->dir[i].known)
+		/* an extension type is found for the caller that asks for it; a
+		 * standard type only when this library understands its version */
+		if (s->dir[i].type == type && s->dir[i].instance == instance &&
+		    (s->dir[i].known || !sqb_section_kind(type)))
 			return (int)i;
 	return -SQB_ENOTFOUND;
 }

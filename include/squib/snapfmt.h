@@ -168,7 +168,9 @@ struct sqb_section_info {
 };
 unsigned int sqb_snap_section_count(const sqb_snap *s);
 int sqb_snap_section_info(const sqb_snap *s, unsigned int idx, struct sqb_section_info *out);
-/* Index of section (type, instance), or -SQB_ENOTFOUND. */
+/* Index of section (type, instance), or -SQB_ENOTFOUND.  Extension types
+ * (unknown to this library) are found too; a standard type is found only
+ * when this library understands its min_version. */
 int sqb_snap_section_find(const sqb_snap *s, uint32_t type, uint32_t instance);
 /* Read a whole section into a malloc'd buffer after verifying its checksum. */
 int sqb_snap_section_read(const sqb_snap *s, unsigned int idx, void **data, size_t *len,
