@@ -351,8 +351,8 @@ static size_t next_bit(const uint64_t *bm, size_t g, size_t end, bool set)
 	return end;
 }
 
-int dirty_for_each_run(sqb_dirty *d, const struct dirty_range *r, const uint64_t *bm,
-		       int (*fn)(sqb_dirty *d, const struct dirty_range *r, size_t g, size_t n))
+static int for_each_run(sqb_dirty *d, const struct dirty_range *r, const uint64_t *bm,
+			dirty_run_fn fn)
 {
 	size_t end = r->first + r->ngran, g = r->first;
 
@@ -367,11 +367,10 @@ int dirty_for_each_run(sqb_dirty *d, const struct dirty_range *r, const uint64_t
 	return 0;
 }
 
-size_t dirty_count_runs(const sqb_dirty *d, const struct dirty_range *r, const uint64_t *bm)
+static size_t count_runs(const struct dirty_range *r, const uint64_t *bm)
 {
 	size_t runs = 0, end = r->first + r->ngran;
 
-	(void)d;
 	for (size_t w = r->first / 64; w * 64 < end; w++) {
 		uint64_t prev = w ? bm[w - 1] >> 63 : 0, mask = ~0ull;
 		uint64_t starts = bm[w] & ~((bm[w] << 1) | prev);
@@ -385,4 +384,17 @@ size_t dirty_count_runs(const sqb_dirty *d, const struct dirty_range *r, const u
 		runs += (size_t)__builtin_popcountll(starts & mask);
 	}
 	return runs;
+}
+
+int dirty_rearm(sqb_dirty *d, const uint64_t *bm, size_t div, dirty_run_fn fn)
+{
+	for (unsigned i = 0; i < d->nranges; i++) {
+		const struct dirty_range *r = &d->ranges[i];
+
+		if (count_runs(r, bm) <= r->ngran / div + 16)
+			FORWARD_IF_ERROR(for_each_run(d, r, bm, fn));
+		else
+			FORWARD_IF_ERROR(fn(d, r, 0, r->ngran));
+	}
+	return 0;
 }

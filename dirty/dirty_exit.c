@@ -64,15 +64,7 @@ static int ex_reprotect_run(sqb_dirty *d, const struct dirty_range *r, size_t g,
 static int ex_collect(sqb_dirty *d, uint64_t *bm)
 {
 	dirty_drain_pending(d, bm);
-	for (unsigned i = 0; i < d->nranges; i++) {
-		const struct dirty_range *r = &d->ranges[i];
-
-		if (dirty_count_runs(d, r, bm) <= r->ngran / 32 + 16)
-			FORWARD_IF_ERROR(dirty_for_each_run(d, r, bm, ex_reprotect_run));
-		else
-			FORWARD_IF_ERROR(ex_protect(d, r, 0, r->ngran, 0));
-	}
-	return 0;
+	return dirty_rearm(d, bm, 32, ex_reprotect_run);
 }
 
 static void ex_fini(sqb_dirty *d)

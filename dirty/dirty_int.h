@@ -86,13 +86,12 @@ static inline void dirty_set_bit(_Atomic uint64_t *bm, size_t g)
  * lands after its word was taken stays for the next collect). */
 void dirty_drain_pending(sqb_dirty *d, uint64_t *bm);
 
-/* Call fn(d, r, first_granule_in_range, count) for each run of set bits of
- * bm inside range r.  Stops at and returns the first negative result. */
-int dirty_for_each_run(sqb_dirty *d, const struct dirty_range *r, const uint64_t *bm,
-		       int (*fn)(sqb_dirty *d, const struct dirty_range *r, size_t g, size_t n));
+typedef int (*dirty_run_fn)(sqb_dirty *d, const struct dirty_range *r, size_t g, size_t n);
 
-/* Number of runs of set bits of bm inside r (to choose per-run versus
- * whole-range re-arming). */
-size_t dirty_count_runs(const sqb_dirty *d, const struct dirty_range *r, const uint64_t *bm);
+/* Re-arm what bm reports, range by range: fn(d, r, g, n) re-arms granules
+ * [g, g+n) of r.  One call per run of set bits while a range has at most
+ * ngran/div + 16 runs, else one call for the whole range (cheaper than many
+ * runs: see the backends' div).  Returns the first error. */
+int dirty_rearm(sqb_dirty *d, const uint64_t *bm, size_t div, dirty_run_fn fn);
 
 #endif

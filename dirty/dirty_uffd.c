@@ -251,20 +251,12 @@ static int uf_reprotect_run(sqb_dirty *d, const struct dirty_range *r, size_t g,
 static int uf_collect_wp(sqb_dirty *d, uint64_t *bm)
 {
 	struct uffd_priv *p = d->priv;
-	int err = 0;
+	int err;
 
 	pthread_mutex_lock(&p->lock);
 	dirty_drain_pending(d, bm);
-	for (unsigned i = 0; i < d->nranges && !err; i++) {
-		const struct dirty_range *r = &d->ranges[i];
-
-		/* dirty_bench: ~1 us per run versus ~65 ns per populated
-		 * page for the whole range. */
-		if (dirty_count_runs(d, r, bm) <= r->ngran / 16 + 16)
-			err = dirty_for_each_run(d, r, bm, uf_reprotect_run);
-		else
-			err = uf_wp(p, r->host, r->len, UFFDIO_WRITEPROTECT_MODE_WP);
-	}
+	/* dirty_bench: ~1 us per run, ~65 ns per populated page for a range. */
+	err = dirty_rearm(d, bm, 16, uf_reprotect_run);
 	pthread_mutex_unlock(&p->lock);
 	if (!err && p->failed)
 		err = -EIO;
