@@ -21,14 +21,8 @@
 
 #include "dirty_harness.h"
 #include "dirty_tinyvm.h"
+#include "linux_compat.h" /* dirty/: UAPI newer than Debian 12 headers */
 #include "squib/dirty.h"
-
-#ifndef UFFD_FEATURE_WP_UNPOPULATED
-#define UFFD_FEATURE_WP_UNPOPULATED (1ull << 13)
-#endif
-#ifndef UFFD_FEATURE_WP_ASYNC
-#define UFFD_FEATURE_WP_ASYNC (1ull << 15)
-#endif
 
 #define PG  4096ul
 #define GPA (1ull << 30)
@@ -46,14 +40,6 @@ static double now_s(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
-static uint64_t rnd(uint64_t *s)
-{
-	*s ^= *s << 13;
-	*s ^= *s >> 7;
-	*s ^= *s << 17;
-	return *s;
-}
-
 /* Distinct pages in random order: no two neighbours, so no VMA merging
  * flatters the mprotect numbers. */
 static uint32_t *fault_order(unsigned n, size_t npages)
@@ -64,7 +50,7 @@ static uint32_t *fault_order(unsigned n, size_t npages)
 	for (unsigned i = 0; i < n; i++)
 		o[i] = (uint32_t)((i * 2 * (npages / 2 / n)) % npages);
 	for (unsigned i = n - 1; i > 0; i--) {
-		unsigned j = (unsigned)(rnd(&s) % (i + 1));
+		unsigned j = (unsigned)(hx_rnd(&s) % (i + 1));
 		uint32_t t = o[i];
 
 		o[i] = o[j];
@@ -200,7 +186,7 @@ struct target {
 static void dirty_pages(struct target *t, unsigned n, size_t span, uint64_t *seed)
 {
 	for (unsigned i = 0; i < n; i++) {
-		size_t p = rnd(seed) % span;
+		size_t p = hx_rnd(seed) % span;
 
 		if (t->guest)
 			t->list[i] = (uint32_t)(GPA + p * PG);

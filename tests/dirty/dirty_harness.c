@@ -43,7 +43,7 @@ struct hx {
 
 static struct hx *_Atomic hx_exit_current;
 
-static uint64_t rnd(uint64_t *s)
+uint64_t hx_rnd(uint64_t *s)
 {
 	*s ^= *s << 13;
 	*s ^= *s >> 7;
@@ -97,11 +97,11 @@ static void kernel_write(struct hx *h, int pfd[2], size_t off, size_t n)
 
 static void one_write(struct hx *h, uint64_t *seed, int pfd[2])
 {
-	size_t page = rnd(seed) % h->o->pages, n = 1, off = page * 4096 + rnd(seed) % 4000;
-	unsigned kind = (unsigned)(rnd(seed) % 8);
+	size_t page = hx_rnd(seed) % h->o->pages, n = 1, off = page * 4096 + hx_rnd(seed) % 4000;
+	unsigned kind = (unsigned)(hx_rnd(seed) % 8);
 
 	if (kind == 0 && h->o->kernel && (h->alias || (h->caps & SQB_DIRTY_SEES_KERNEL))) {
-		n = 1 + rnd(seed) % 64;
+		n = 1 + hx_rnd(seed) % 64;
 		kernel_write(h, pfd, off, n);
 	} else if (kind == 1 && h->alias) {
 		/* The VMM's raw-pointer write (virtio DMA): invisible to any
@@ -161,7 +161,7 @@ static void *vcpu_main(void *arg)
 		if (atomic_load(&h->quit))
 			break;
 		for (unsigned k = 0; k < n && list; k++) {
-			size_t off = (rnd(&seed) % h->o->pages) * 4096 + rnd(&seed) % 4096;
+			size_t off = (hx_rnd(&seed) % h->o->pages) * 4096 + hx_rnd(&seed) % 4096;
 			list[k] = (uint32_t)off_to_gpa(h, off);
 		}
 		if (!list || tinyvm_touch(&h->vm, list, n) != 0)
@@ -228,7 +228,7 @@ static void child_writes(struct hx *h, unsigned epoch)
 	/* The child's copy diverges from ours; none of this may show up. */
 	for (int k = 0; k < 64; k++)
 		((volatile uint8_t *)
-		     h->mem)[(rnd(&seed) % h->o->pages) * 4096 + rnd(&seed) % 4096] ^= 0x5a;
+		     h->mem)[(hx_rnd(&seed) % h->o->pages) * 4096 + hx_rnd(&seed) % 4096] ^= 0x5a;
 	_exit(0);
 }
 

@@ -37,6 +37,9 @@ struct hx_result {
 	char skip[160]; /* non-empty: could not run here, and why */
 };
 
+/* xorshift64: the harness's (and dirty_bench's) cheap reproducible PRNG. */
+uint64_t hx_rnd(uint64_t *state);
+
 /* 0 on a completed run (check r->misses), -ENOTSUP with r->skip filled when
  * the backend or KVM is unavailable, other negative codes on failure. */
 int hx_run(struct hx_result *r, const struct hx_opts *o);
