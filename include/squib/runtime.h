@@ -129,10 +129,10 @@ struct sqb_vm_snap_create {
 	unsigned int version;
 	enum sqb_vm_snap_type type;
 	const char *state_path, *mem_path;
-	int codec;	   /* enum sqb_codec (squib/snapfmt.h); 0: none */
-	int level;	   /* codec level, 0: default */
-	int dedup;	   /* store repeated pages once */
-	int track_dirty;   /* the VM was configured with track_dirty_pages */
+	int codec;	 /* enum sqb_codec (squib/snapfmt.h); 0: none */
+	int level;	 /* codec level, 0: default */
+	int dedup;	 /* store repeated pages once */
+	int track_dirty; /* the VM was configured with track_dirty_pages */
 	/* CONF keys (format.md [F-57]) the VM does not know itself; may be NULL */
 	const char *kernel_path, *initrd_path, *boot_args, *vm_config_json;
 	int smt;
@@ -154,11 +154,11 @@ struct sqb_vm_snap_load {
 	unsigned int version;
 	const char *state_path;
 	enum sqb_vm_mem_backend backend;
-	const char *backend_path; /* File: memory file; Uffd: page server socket */
+	const char *backend_path;   /* File: memory file; Uffd: page server socket */
 	enum sqb_vm_load_mode mode; /* File backend only */
 	int trust_raw;		    /* mmap: skip reading RAW checksums before mapping */
 	int track_dirty_pages;
-	int resume;		    /* RUNNING when it returns, else PAUSED */
+	int resume; /* RUNNING when it returns, else PAUSED */
 	int serial_out_fd;
 };
 /* What the snapshot's CONF section says (malloc'd strings, NULL if absent). */

@@ -39,8 +39,8 @@ int sqb_kvm_vcpu_set_state(struct sqb_hv_vcpu *vc, enum sqb_hv_vcpu_state_kind k
 /* kvm_snapshot.c: state as snapfmt records (hv.h snapshot slots). */
 int sqb_kvm_vcpu_save_records(struct sqb_hv_vcpu *vc, struct sqb_record *recs, unsigned int cap,
 			      unsigned int *n);
-int sqb_kvm_vcpu_load_records(struct sqb_hv_vcpu *vc, const struct sqb_record *recs,
-			      unsigned int n, struct sqb_diag *d);
+int sqb_kvm_vcpu_load_records(struct sqb_hv_vcpu *vc, const struct sqb_record *recs, unsigned int n,
+			      struct sqb_diag *d);
 int sqb_kvm_vm_save_records(struct sqb_hv_vm *vm, struct sqb_record *recs, unsigned int cap,
 			    unsigned int *n);
 int sqb_kvm_vm_load_records(struct sqb_hv_vm *vm, const struct sqb_record *recs, unsigned int n,
