@@ -48,6 +48,8 @@ struct pend {
 	uint32_t cap; /* room at out */
 	uint64_t off; /* where it goes in the file */
 	int err;      /* of its write */
+	int packed;   /* part of a run under 64 KiB: stored, not RAW */
+	uint64_t glen; /* bytes written from here (a group of packed extents), 0: in a group */
 };
 
 struct sqb_snap_writer {
@@ -418,8 +420,14 @@ static void b_encode(void *ctx, size_t idx)
 	size_t len = (size_t)p->count * w->gps;
 
 	if (w->o.codec == SQB_CODEC_NONE) {
-		p->kind = SQB_EXT_RAW;
-		p->out = NULL;
+		/* [F-33a] short runs gain nothing from mmap: pack them as stored
+		 * chunks instead of padding each to its 64 KiB congruence */
+		p->kind = p->packed ? SQB_EXT_COMPRESSED : SQB_EXT_RAW;
+		p->codec = SQB_CODEC_NONE;
+		if (p->packed) /* staged so that neighbours leave in one write */
+			memcpy(p->out, p->src, len);
+		else
+			p->out = NULL;
 		p->out_len = (uint32_t)len;
 		p->sum = sqb_xxh64(p->src, len);
 		return;
@@ -466,6 +474,9 @@ static void b_plan(struct batch *b)
 	uint32_t cp = b->w->chunk_pages;
 	size_t o = 0;
 
+	uint32_t run_end = 0;
+	int packed = 0;
+
 	b->npend = 0;
 	for (uint32_t i = 0; i < b->n;) {
 		uint32_t j = i;
@@ -474,6 +485,14 @@ static void b_plan(struct batch *b)
 			i++;
 			continue;
 		}
+		if (i >= run_end) { /* a new run of data pages: how long is it? */
+			for (run_end = i; run_end < b->n && b->kinds[run_end] == SQB_PAGE_DATA;
+			     run_end++)
+				;
+			packed = b->w->o.codec == SQB_CODEC_NONE && b->w->kind == SQB_SNAP_DIFF &&
+				 (uint64_t)(run_end - i) * b->w->gps <
+					 (b->w->o.pack_below ? b->w->o.pack_below : SQB_RAW_ALIGN);
+		}
 		while (j < b->n && b->kinds[j] == SQB_PAGE_DATA &&
 		       (j == i || (b->first + j) % cp != 0))
 			j++;
@@ -481,8 +500,10 @@ static void b_plan(struct batch *b)
 			.first = b->first + i,
 			.count = j - i,
 			.src = b->data + (size_t)i * b->w->gps,
+			.packed = packed,
 		};
-		if (b->outbuf) { /* output slots packed in page order: cache friendly */
+		if (b->outbuf && (b->w->o.codec != SQB_CODEC_NONE || packed)) {
+			/* output slots packed in page order: cache friendly */
 			size_t cap = sqb_codec_bound(b->w->o.codec, (size_t)(j - i) * b->w->gps);
 
 			b->pend[b->npend].out = b->outbuf + o;
@@ -501,7 +522,8 @@ static void b_write(void *ctx, size_t idx)
 	struct batch *b = ctx;
 	struct pend *p = &b->pend[idx];
 
-	p->err = sqb_pwrite_full(b->w->af.fd, p->out ? p->out : p->src, p->out_len, p->off);
+	if (p->glen)
+		p->err = sqb_pwrite_full(b->w->af.fd, p->out ? p->out : p->src, p->glen, p->off);
 }
 
 /* Phase 5, serial: place extents, record them in the index, then write. */
@@ -559,6 +581,20 @@ static int b_commit(struct batch *b)
 		}
 		if ((err = w_push_extent(r, &e)))
 			return w_fail(w, err);
+	}
+	/* neighbouring packed extents are adjacent in the file and in staging:
+	 * one write for the group */
+	for (size_t k = 0, lead = 0; k < b->npend; k++) {
+		struct pend *p = &b->pend[k], *q = k ? &b->pend[k - 1] : NULL;
+
+		if (q && p->packed && q->packed && p->off == q->off + q->out_len &&
+		    p->out == q->out + q->out_len) {
+			b->pend[lead].glen += p->out_len;
+			p->glen = 0;
+		} else {
+			lead = k;
+			p->glen = p->out_len;
+		}
 	}
 	sqb_pool_run(w->pool, b->npend, b_write, b);
 	for (size_t k = 0; k < b->npend; k++)
@@ -619,10 +655,10 @@ int sqb_writer_add_memory_src(sqb_snap_writer *w, uint64_t gpa, uint64_t size,
 	b.hash = calloc(batch_pages, sizeof(uint64_t));
 	b.dsrc = calloc(batch_pages, sizeof(uint64_t));
 	b.pend = calloc(batch_pages, sizeof(struct pend));
-	if (w->o.codec != SQB_CODEC_NONE)
+	if (w->o.codec != SQB_CODEC_NONE || w->kind == SQB_SNAP_DIFF)
 		b.outbuf = malloc(b.out_cap);
 	if (!scratch || !b.kinds || !b.hash || !b.dsrc || !b.pend ||
-	    (w->o.codec != SQB_CODEC_NONE && !b.outbuf)) {
+	    ((w->o.codec != SQB_CODEC_NONE || w->kind == SQB_SNAP_DIFF) && !b.outbuf)) {
 		err = w_fail(w, -ENOMEM);
 		goto out;
 	}

@@ -303,6 +303,10 @@ struct sqb_write_opts {
 	const struct sqb_digest *companion_digest;
 	const char *companion_path_hint;
 	const char *producer;	      /* NULL: "squib <version>" */
+	/* Diff with codec none: data runs shorter than this many bytes are
+	 * packed as stored chunks rather than 64 KiB-congruent RAW extents
+	 * ([F-33a]); 0: 64 KiB; 1: never pack. */
+	uint32_t pack_below;
 };
 #define SQB_WRITE_OPTS_INIT                                                                        \
 	{ SQB_WRITE_OPTS_VERSION, SQB_ARCH_X86_64, SQB_HV_KVM, SQB_ROLE_COMPLETE, 4096 }

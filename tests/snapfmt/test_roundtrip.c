@@ -383,6 +383,60 @@ static void test_repack_import_export(void **state)
 	free(back);
 }
 
+/* [F-33a] a diff's short dirty runs are packed as stored chunks, long runs
+ * stay mmap-able RAW, and both read back exactly. */
+static void test_diff_packs_short_runs(void **state)
+{
+	const uint64_t size = 4u << 20, pages = size / 4096;
+	uint8_t *mem = sqbt_pattern_mem(size, 4096, 11), *back = malloc(size);
+	uint64_t *dirty = calloc(pages / 64, 8);
+	char pa[128], pd[128];
+	struct sqb_write_opts o = SQB_WRITE_OPTS_INIT;
+	struct sqb_mem_stats ms;
+	sqb_snap_writer *w;
+	sqb_snap *a, *d;
+
+	(void)state;
+	path_in(pa, sizeof(pa), "pack-base.sqb");
+	path_in(pd, sizeof(pd), "pack-diff.sqb");
+	assert_int_equal(sqb_writer_open(&w, pa, &o), 0);
+	assert_int_equal(sqb_writer_add_memory(w, 0, size, mem, NULL), 0);
+	assert_int_equal(sqb_writer_finish(w, NULL, NULL), 0);
+	sqb_writer_free(w);
+	for (uint64_t p = 3; p < pages; p += 37) { /* isolated pages */
+		memset(mem + p * 4096, (int)(p & 0xff) | 1, 4096);
+		dirty[p / 64] |= 1ull << (p % 64);
+	}
+	for (uint64_t p = 512; p < 512 + 64; p++) { /* one 256 KiB run */
+		memset(mem + p * 4096, 0x5a, 4096);
+		dirty[p / 64] |= 1ull << (p % 64);
+	}
+	assert_int_equal(sqb_snap_open(&a, pa, NULL, NULL), 0);
+	o.parent = a;
+	assert_int_equal(sqb_writer_open(&w, pd, &o), 0);
+	assert_int_equal(sqb_writer_add_memory(w, 0, size, mem, dirty), 0);
+	assert_int_equal(sqb_writer_finish(w, NULL, NULL), 0);
+	sqb_writer_free(w);
+	assert_int_equal(sqb_snap_open(&d, pd, NULL, NULL), 0);
+	sqb_snap_mem_stats(d, &ms);
+	assert_true(ms.compressed > 0); /* the isolated pages, stored */
+	assert_true(ms.raw >= 64);	/* the long run */
+	for (size_t i = 0; i < sqb_snap_extent_count(d, 0); i++) {
+		const struct sqb_extent *e = &sqb_snap_extents(d, 0)[i];
+
+		if (e->kind == SQB_EXT_COMPRESSED)
+			assert_int_equal(e->codec, SQB_CODEC_NONE);
+	}
+	assert_int_equal(sqb_snap_read(d, 0, back, size, NULL), 0);
+	assert_memory_equal(back, mem, size);
+	assert_int_equal(sqb_snap_verify(d, 0, 0, NULL, NULL), 0);
+	sqb_snap_free(d);
+	sqb_snap_free(a);
+	free(mem);
+	free(back);
+	free(dirty);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -391,6 +445,7 @@ int main(void)
 		cmocka_unit_test(test_chains_1_to_8_deep),
 		cmocka_unit_test(test_diff_applied_to_a_gives_b),
 		cmocka_unit_test(test_repack_import_export),
+		cmocka_unit_test(test_diff_packs_short_runs),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
