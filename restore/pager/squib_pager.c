@@ -29,6 +29,10 @@ static void on_error(void *ctx, int err, const struct sqb_diag *d)
 	char buf[300];
 
 	(void)ctx;
+	if (err == -ESRCH) { /* UFFDIO_COPY into an address space that has exited */
+		fprintf(stderr, "squib-pager: the VMM exited; stopping\n");
+		return;
+	}
 	fprintf(stderr, "squib-pager: restore failed: %s%s%s\n", sqb_strerror(err), d ? ": " : "",
 		d ? sqb_diag_format(d, buf, sizeof(buf)) : "");
 }
