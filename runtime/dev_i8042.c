@@ -1,6 +1,7 @@
 /* i8042 keyboard controller, only as much as a microVM needs (Firecracker's
  * model): command 0xFE on port 0x64 pulses the CPU reset line, which ends
- * the VM cleanly; Ctrl+Alt+Del queues the key scancodes and raises IRQ 1. */
+ * the VM cleanly; Ctrl+Alt+Del queues the key scancodes and raises IRQ 1,
+ * again after each data read while bytes remain (one byte per interrupt). */
 #include <errno.h>
 #include <string.h>
 
@@ -42,7 +43,7 @@ void sqb_i8042_io(struct sqb_devices *d, uint64_t off, uint8_t *data, unsigned i
 		  int is_write)
 {
 	struct sqb_i8042 *k = &d->i8042;
-	int reset = 0;
+	int reset = 0, more = 0;
 
 	if (size != 1 || (off != I8042_DATA && off != I8042_CMD)) {
 		if (!is_write)
@@ -51,7 +52,13 @@ void sqb_i8042_io(struct sqb_devices *d, uint64_t off, uint8_t *data, unsigned i
 	}
 	pthread_mutex_lock(&k->lock);
 	if (!is_write) {
-		data[0] = off == I8042_CMD ? (uint8_t)(k->st.status | ST_SYS) : i8042_pop(k);
+		if (off == I8042_CMD) {
+			data[0] = (uint8_t)(k->st.status | ST_SYS);
+		} else {
+			data[0] = i8042_pop(k);
+			/* a guest reads one byte per interrupt: signal the next one */
+			more = k->st.buf_len > 0;
+		}
 	} else if (off == I8042_CMD) {
 		k->st.cmd = data[0];
 		k->st.status |= ST_CMD;
@@ -79,6 +86,8 @@ void sqb_i8042_io(struct sqb_devices *d, uint64_t off, uint8_t *data, unsigned i
 		k->st.cmd = 0;
 	}
 	pthread_mutex_unlock(&k->lock);
+	if (more)
+		k->host->irq_pulse(k->host->opaque, KBD_IRQ);
 	if (reset)
 		k->host->request_reset(k->host->opaque);
 }
