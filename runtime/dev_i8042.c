@@ -12,6 +12,7 @@
 #define ST_OBF	       0x01
 #define ST_SYS	       0x04
 #define ST_CMD	       0x08
+#define ST_UNLOCKED    0x10 /* keyboard not inhibited (no "Keylock active") */
 #define CMD_READ_CTR   0x20
 #define CMD_WRITE_CTR  0x60
 #define CMD_READ_OUTP  0xd0
@@ -53,7 +54,7 @@ void sqb_i8042_io(struct sqb_devices *d, uint64_t off, uint8_t *data, unsigned i
 	pthread_mutex_lock(&k->lock);
 	if (!is_write) {
 		if (off == I8042_CMD) {
-			data[0] = (uint8_t)(k->st.status | ST_SYS);
+			data[0] = (uint8_t)(k->st.status | ST_SYS | ST_UNLOCKED);
 		} else {
 			data[0] = i8042_pop(k);
 			/* a guest reads one byte per interrupt: signal the next one */

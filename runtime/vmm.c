@@ -45,8 +45,11 @@ static void vm_irq_pulse(void *opaque, unsigned int irq)
 {
 	struct sqb_vm *vm = opaque;
 
+	/* two devices' threads pulsing one line must give two edges, not one */
+	pthread_mutex_lock(&vm->irq_lock);
 	vm->ops->vm_irq_line(vm->hv, irq, 1);
 	vm->ops->vm_irq_line(vm->hv, irq, 0);
+	pthread_mutex_unlock(&vm->irq_lock);
 }
 
 /* Caller holds vm->lock.  Records the first reason only. */
@@ -269,6 +272,7 @@ int sqb_vm_create(sqb_vm **out, const struct sqb_vm_config *cfg, struct sqb_diag
 	vm->stop.vcpu = -1;
 	pthread_mutex_init(&vm->lock, NULL);
 	pthread_cond_init(&vm->cond, NULL);
+	pthread_mutex_init(&vm->irq_lock, NULL);
 	vm->event_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (vm->event_fd < 0) {
 		err = -errno;
@@ -413,6 +417,7 @@ void sqb_vm_free(sqb_vm *vm)
 		close(vm->event_fd);
 	pthread_cond_destroy(&vm->cond);
 	pthread_mutex_destroy(&vm->lock);
+	pthread_mutex_destroy(&vm->irq_lock);
 	free(vm);
 }
 

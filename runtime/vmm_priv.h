@@ -58,6 +58,7 @@ struct sqb_vm {
 
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
+	pthread_mutex_t irq_lock; /* a raise/lower pair is one edge: never interleaved */
 	enum sqb_vm_state state;
 	int pause_req;
 	int stop_req;

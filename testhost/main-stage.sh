@@ -2,8 +2,9 @@
 # Stage 2 of scripts/main.sh: boot the default Linux guest (guest kit: Debian
 # cloud kernel + busybox initramfs) in squib through the API and show its
 # console -- directly where /dev/kvm is hardware KVM, otherwise inside the
-# nested test host (docs/testing.md).  Snapshot/restore join this stage when
-# the VMM grows the snapshot endpoints.
+# nested test host (docs/testing.md); then snapshot the running guest, kill
+# squib, load the snapshot in a new squib and check the guest's state
+# (guest/main-job.sh).
 #   testhost/main-stage.sh [BUILD_DIR (default build)] [VCPUS] [MEM_MIB]
 set -euo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -14,5 +15,6 @@ if [ ! -x "$squib" ]; then
 	exit 0
 fi
 curl=$(command -v curl) || { echo "stage 2: curl not found (scripts/deps.sh installs it)" >&2; exit 1; }
-exec "$repo/testhost/run.sh" --auto --no-vmlinux --timeout 300 --bin "$squib" --bin "$curl" \
-	"$repo/guest/boot-linux.sh" "${2:-2}" "${3:-256}"
+exec "$repo/testhost/run.sh" --auto --no-vmlinux --timeout 420 --bin "$squib" --bin "$curl" \
+	--file "$repo/guest/boot-linux.sh" --file "$repo/tests/snapshot/testhost_snapshot.sh" \
+	"$repo/guest/main-job.sh" "${2:-2}" "${3:-256}"
