@@ -8,7 +8,7 @@
 # Runs directly (testhost/run.sh --auto) where /dev/kvm is hardware KVM.
 G=${SQB_GUEST_DIR:-/guest}
 T=$(mktemp -d)
-fail=0 known_cad=0
+fail=0
 pass() { echo "PASS: $*"; }
 bad() { echo "FAIL: $*"; fail=1; }
 now() { read -r t _ </proc/uptime; echo "$t"; }
@@ -109,17 +109,9 @@ run_case() { # run_case NAME KERNEL VCPUS
 	i=0
 	while kill -0 "$pid" 2>/dev/null && [ $i -lt 200 ]; do sleep 0.1; i=$((i + 1)); done
 	if kill -0 "$pid" 2>/dev/null; then
-		kbd=$(grep SQUIB-IRQS "$log" | tail -n 1 | tr ';' '\n' | awk '/i8042/ { print $2 }')
-		if [ "$kbd" = 1 ]; then
-			# Known runtime bug (docs/testing.md, "Status"): one keyboard
-			# interrupt for the eight Ctrl-Alt-Del bytes.
-			echo "KNOWN: $name: SendCtrlAltDel lost: the guest got 1 i8042 interrupt of 8"
-			known_cad=1
-		else
-			bad "$name: squib still running 20 s after SendCtrlAltDel"
-			grep -vE 'SQUIB-(COUNTER|IRQS|KEEPER ok)' "$log" | tail -n 12
-			grep SQUIB-IRQS "$log" | tail -n 1
-		fi
+		bad "$name: squib still running 20 s after SendCtrlAltDel"
+		grep -vE 'SQUIB-(COUNTER|IRQS|KEEPER ok)' "$log" | tail -n 12
+		grep SQUIB-IRQS "$log" | tail -n 1
 		kill -9 "$pid"
 	else
 		wait "$pid"
@@ -137,9 +129,4 @@ command -v curl >/dev/null || { echo "FAIL: curl not in the test host"; exit 1; 
 run_case bz1 $G/vmlinuz 1
 [ -f $G/vmlinux ] && run_case pvh2 $G/vmlinux 2
 rm -rf "$T"
-if [ $fail = 0 ] && [ $known_cad = 1 ]; then
-	echo "skip: every check passed except SendCtrlAltDel, lost by squib's i8042 (IRQ 1 raised" \
-		"once for 8 bytes; irq_pulse not serialized) -- see docs/testing.md, Status" >&2
-	exit 77
-fi
 exit $fail
