@@ -58,6 +58,9 @@ struct sqb_ctl_resp {
 	char body[SQB_CTL_RESP_MAX];
 };
 
+/* Answer 400 {"fault_message": "..."}, the message escaped as JSON. */
+void sqb_ctl_fault(struct sqb_ctl_resp *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
 void sqb_ctl_init(struct sqb_ctl *c);
 void sqb_ctl_destroy(struct sqb_ctl *c);
 /* Route one API request.  body may be NULL/0 for GETs. */

@@ -19,9 +19,7 @@ typedef void (*sqb_handler_fn)(struct sqb_ctl *c, yajl_val body, struct sqb_ctl_
 #define SQB_MEM_MAX_MIB	 (1ULL << 20)
 #define SQB_CMDLINE_MAX	 2048
 
-static void fault(struct sqb_ctl_resp *r, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-static void fault(struct sqb_ctl_resp *r, const char *fmt, ...)
+void sqb_ctl_fault(struct sqb_ctl_resp *r, const char *fmt, ...)
 {
 	char msg[1024];
 	size_t pos;
@@ -185,19 +183,19 @@ static void machine_config(struct sqb_ctl *c, yajl_val body, struct sqb_ctl_resp
 	char err[512];
 
 	if (c->vm)
-		return fault(r, MSG_AFTER_START);
+		return sqb_ctl_fault(r, MSG_AFTER_START);
 	if (sqb_json_fields(body, f, 6, err, sizeof(err)) < 0)
-		return fault(r, "%s", err);
+		return sqb_ctl_fault(r, "%s", err);
 	if (smt && vcpus > 1 && (vcpus & 1))
-		return fault(r, "The vCPU number is invalid! The vCPU number can only be 1 or an "
+		return sqb_ctl_fault(r, "The vCPU number is invalid! The vCPU number can only be 1 or an "
 				"even number when SMT is enabled.");
 	if (strcmp(tmpl, "None"))
-		return fault(r,
+		return sqb_ctl_fault(r,
 			     "cpu_template `%s` is not supported by squib (only `None`); see "
 			     "docs/api-compat.md",
 			     tmpl);
 	if (!strcmp(huge, "2M"))
-		return fault(r, "huge_pages `2M` (hugetlbfs) is not supported by squib yet; use "
+		return sqb_ctl_fault(r, "huge_pages `2M` (hugetlbfs) is not supported by squib yet; use "
 				"`None` or `Transparent`");
 	c->vcpu_count = vcpus;
 	c->mem_size_mib = mem;
@@ -226,7 +224,7 @@ static int readable_file(const char *path, const char *what, struct sqb_ctl_resp
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 
 	if (fd < 0) {
-		fault(r, "The %s file cannot be opened: %s (path: %s)", what, strerror(errno),
+		sqb_ctl_fault(r, "The %s file cannot be opened: %s (path: %s)", what, strerror(errno),
 		      path);
 		return -1;
 	}
@@ -245,20 +243,20 @@ static void put_boot_source(struct sqb_ctl *c, yajl_val body, struct sqb_ctl_res
 	char err[512];
 
 	if (c->vm)
-		return fault(r, MSG_AFTER_START);
+		return sqb_ctl_fault(r, MSG_AFTER_START);
 	if (sqb_json_fields(body, f, 3, err, sizeof(err)) < 0)
-		return fault(r, "%s", err);
+		return sqb_ctl_fault(r, "%s", err);
 	if (readable_file(kernel, "kernel", r) < 0)
 		return;
 	if (initrd && readable_file(initrd, "initrd", r) < 0)
 		return;
 	if (args && strlen(args) >= SQB_CMDLINE_MAX)
-		return fault(r,
+		return sqb_ctl_fault(r,
 			     "Invalid boot_args: the kernel command line is longer than %d bytes",
 			     SQB_CMDLINE_MAX - 1);
 	if (set_str(&c->kernel_path, kernel) || set_str(&c->initrd_path, initrd) ||
 	    set_str(&c->boot_args, args))
-		return fault(r, "Out of memory");
+		return sqb_ctl_fault(r, "Out of memory");
 	c->configured = 1;
 	r->status = 204;
 }
@@ -275,22 +273,22 @@ static void put_serial(struct sqb_ctl *c, yajl_val body, struct sqb_ctl_resp *r)
 	char err[512];
 
 	if (c->vm)
-		return fault(r, MSG_AFTER_START);
+		return sqb_ctl_fault(r, MSG_AFTER_START);
 	if (sqb_json_fields(body, f, 2, err, sizeof(err)) < 0)
-		return fault(r, "%s", err);
+		return sqb_ctl_fault(r, "%s", err);
 	if (have_rl)
-		return fault(r, "serial rate_limiter is not supported by squib yet; see "
+		return sqb_ctl_fault(r, "serial rate_limiter is not supported by squib yet; see "
 				"docs/api-compat.md");
 	if (path) {
 		fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
 		if (fd < 0)
-			return fault(r, "Cannot open the serial output file %s: %s", path,
+			return sqb_ctl_fault(r, "Cannot open the serial output file %s: %s", path,
 				     strerror(errno));
 		if (c->serial_fd >= 0)
 			close(c->serial_fd);
 		c->serial_fd = fd;
 		if (set_str(&c->serial_out_path, path))
-			return fault(r, "Out of memory");
+			return sqb_ctl_fault(r, "Out of memory");
 	}
 	r->status = 204;
 }
@@ -311,17 +309,17 @@ static void put_logger(struct sqb_ctl *c, yajl_val body, struct sqb_ctl_resp *r)
 	char err[512];
 
 	if (c->vm)
-		return fault(r, MSG_AFTER_START);
+		return sqb_ctl_fault(r, MSG_AFTER_START);
 	if (sqb_json_fields(body, f, 5, err, sizeof(err)) < 0)
-		return fault(r, "%s", err);
+		return sqb_ctl_fault(r, "%s", err);
 	if (module && strlen(module) >= 64)
-		return fault(r, "logger module filter is longer than 63 bytes");
+		return sqb_ctl_fault(r, "logger module filter is longer than 63 bytes");
 	if (sqb_ctl_log_configure(path, level, show_level, show_origin, module, err, sizeof(err)) <
 	    0)
-		return fault(r, "%s", err);
+		return sqb_ctl_fault(r, "%s", err);
 	c->logger_set = 1;
 	if (path && set_str(&c->log_path, path))
-		return fault(r, "Out of memory");
+		return sqb_ctl_fault(r, "Out of memory");
 	r->status = 204;
 }
 
@@ -352,14 +350,14 @@ static void put_metrics(struct sqb_ctl *c, yajl_val body, struct sqb_ctl_resp *r
 	size_t pos = 1;
 
 	if (c->metrics_set)
-		return fault(r, "Reinitialization of metrics not allowed.");
+		return sqb_ctl_fault(r, "Reinitialization of metrics not allowed.");
 	if (sqb_json_fields(body, f, 3, err, sizeof(err)) < 0)
-		return fault(r, "%s", err);
+		return sqb_ctl_fault(r, "%s", err);
 	/* properties: string values only (swagger additionalProperties: string). */
 	for (size_t i = 0; props && i < props->u.object.len; i++) {
 		yajl_val v = props->u.object.values[i];
 		if (!YAJL_IS_STRING(v))
-			return fault(r,
+			return sqb_ctl_fault(r,
 				     SQB_JSON_ERR_PREFIX "invalid type for `properties.%.64s`: "
 							 "expected a string",
 				     props->u.object.keys[i]);
@@ -368,15 +366,15 @@ static void put_metrics(struct sqb_ctl *c, yajl_val body, struct sqb_ctl_resp *r
 		    append_raw(enc, sizeof(enc) - 8, &pos, "\":\"") < 0 ||
 		    sqb_json_escape(enc, sizeof(enc) - 8, &pos, v->u.string) < 0 ||
 		    append_raw(enc, sizeof(enc) - 8, &pos, "\"") < 0)
-			return fault(r, "metrics properties exceed %zu bytes", sizeof(enc) - 8);
+			return sqb_ctl_fault(r, "metrics properties exceed %zu bytes", sizeof(enc) - 8);
 	}
 	strcpy(enc + pos, "}");
 	if (sqb_ctl_metrics_open(path, err, sizeof(err)) < 0)
-		return fault(r, "%s", err);
+		return sqb_ctl_fault(r, "%s", err);
 	c->metrics_set = 1;
 	c->metrics_emit_id = emit_id;
 	if (set_str(&c->metrics_path, path) || (props && set_str(&c->metrics_props, enc)))
-		return fault(r, "Out of memory");
+		return sqb_ctl_fault(r, "Out of memory");
 	r->status = 204;
 }
 
@@ -434,21 +432,21 @@ static void put_actions(struct sqb_ctl *c, yajl_val body, struct sqb_ctl_resp *r
 	char err[512];
 
 	if (sqb_json_fields(body, f, 1, err, sizeof(err)) < 0)
-		return fault(r, "%s", err);
+		return sqb_ctl_fault(r, "%s", err);
 	if (!strcmp(action, "InstanceStart")) {
 		if (sqb_ctl_start(c, err, sizeof(err)) < 0)
-			return fault(r, "%s", err);
+			return sqb_ctl_fault(r, "%s", err);
 	} else if (!strcmp(action, "SendCtrlAltDel")) {
 		if (!c->vm)
-			return fault(r, MSG_BEFORE_START);
+			return sqb_ctl_fault(r, MSG_BEFORE_START);
 		if (sqb_vm_send_ctrl_alt_del(c->vm) < 0)
-			return fault(r,
+			return sqb_ctl_fault(r,
 				     "SendCtrlAltDel failed: the microVM is %s and its keyboard "
 				     "buffer must have room",
 				     vm_state_name(c));
 	} else {
 		if (sqb_ctl_metrics_flush(c) < 0)
-			return fault(r, "The metrics system is not initialized; configure it with "
+			return sqb_ctl_fault(r, "The metrics system is not initialized; configure it with "
 					"PUT /metrics first.");
 	}
 	r->status = 204;
@@ -467,9 +465,9 @@ static void patch_vm(struct sqb_ctl *c, yajl_val body, struct sqb_ctl_resp *r)
 	int rc = 0;
 
 	if (sqb_json_fields(body, f, 1, err, sizeof(err)) < 0)
-		return fault(r, "%s", err);
+		return sqb_ctl_fault(r, "%s", err);
 	if (!c->vm)
-		return fault(r, MSG_BEFORE_START);
+		return sqb_ctl_fault(r, MSG_BEFORE_START);
 	cur = sqb_vm_get_state(c->vm);
 	if (!strcmp(state, "Paused") && cur == SQB_VM_RUNNING)
 		rc = sqb_vm_pause(c->vm);
@@ -478,7 +476,7 @@ static void patch_vm(struct sqb_ctl *c, yajl_val body, struct sqb_ctl_resp *r)
 	else if (cur == SQB_VM_STOPPED)
 		rc = -SQB_ESTATE;
 	if (rc < 0)
-		return fault(r, "Cannot set the microVM to %s: it has stopped", state);
+		return sqb_ctl_fault(r, "Cannot set the microVM to %s: it has stopped", state);
 	sqb_ctl_log(SQB_CTL_INFO, "microVM %s", !strcmp(state, "Paused") ? "paused" : "resumed");
 	r->status = 204;
 }
@@ -589,7 +587,7 @@ void sqb_ctl_handle(struct sqb_ctl *c, const char *method, const char *path, con
 	if (found) {
 		if (needs_body &&
 		    sqb_json_parse_object(&tree, body, body_len, err, sizeof(err)) < 0)
-			fault(r, "%s", err);
+			sqb_ctl_fault(r, "%s", err);
 		else
 			sqb_ctl_dispatch(c, method, path, tree, r);
 		yajl_tree_free(tree);
@@ -599,14 +597,14 @@ void sqb_ctl_handle(struct sqb_ctl *c, const char *method, const char *path, con
 		const struct sqb_unbuilt *u = &unbuilt[i];
 		if (strcmp(u->method, method) || !path_matches(u->path, path))
 			continue;
-		fault(r,
+		sqb_ctl_fault(r,
 		      "The endpoint %s %s is not yet supported by squib%s%s%s (see "
 		      "docs/api-compat.md).",
 		      method, u->shown ? u->shown : u->path, u->when ? " (planned: " : "",
 		      u->when ? u->when : "", u->when ? ")" : "");
 		goto out;
 	}
-	fault(r, "Invalid request method and/or path: %s %s.", method, path);
+	sqb_ctl_fault(r, "Invalid request method and/or path: %s %s.", method, path);
 out:
 	if (r->status == 400) {
 		c->api_errors++;

@@ -12,24 +12,6 @@
 #include "json_fields.h"
 #include "squib/snapfmt.h"
 
-static void sfault(struct sqb_ctl_resp *r, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-static void sfault(struct sqb_ctl_resp *r, const char *fmt, ...)
-{
-	char msg[1024];
-	size_t pos;
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
-	r->status = 400;
-	strcpy(r->body, "{\"fault_message\":\"");
-	pos = strlen(r->body);
-	sqb_json_escape(r->body, sizeof(r->body) - 3, &pos, msg);
-	strcpy(r->body + pos, "\"}");
-}
-
 static const char *diag_text(int err, const struct sqb_diag *d, char *buf, size_t len)
 {
 	char where[300];
@@ -85,13 +67,13 @@ void sqb_ctl_snapshot_create(struct sqb_ctl *c, yajl_val body, struct sqb_ctl_re
 	char err[1024];
 
 	if (sqb_json_fields(body, f, 5, err, sizeof(err)) < 0)
-		return sfault(r, "%s", err);
+		return sqb_ctl_fault(r, "%s", err);
 	if (have_ext && create_ext(ext, &o, err, sizeof(err)) < 0)
-		return sfault(r, "%s", err);
+		return sqb_ctl_fault(r, "%s", err);
 	if (!c->vm)
-		return sfault(r, "Cannot create a snapshot: the microVM is not started.");
+		return sqb_ctl_fault(r, "Cannot create a snapshot: the microVM is not started.");
 	if (sqb_vm_get_state(c->vm) != SQB_VM_PAUSED)
-		return sfault(r, "Cannot create a snapshot: the microVM must be paused first "
+		return sqb_ctl_fault(r, "Cannot create a snapshot: the microVM must be paused first "
 				 "(PATCH /vm {\"state\":\"Paused\"}).");
 	o.type = strcmp(type, "Diff") ? SQB_VM_SNAP_FULL : SQB_VM_SNAP_DIFF;
 	o.state_path = spath;
@@ -106,7 +88,7 @@ void sqb_ctl_snapshot_create(struct sqb_ctl *c, yajl_val body, struct sqb_ctl_re
 		o.vm_config_json = cfg.body;
 	rc = sqb_vm_snapshot_create(c->vm, &o, &d);
 	if (rc < 0)
-		return sfault(r, "Cannot create the %s snapshot: %s", type,
+		return sqb_ctl_fault(r, "Cannot create the %s snapshot: %s", type,
 			      diag_text(rc, &d, err, sizeof(err)));
 	sqb_ctl_log(SQB_CTL_INFO, "%s snapshot created: state %s, memory %s", type, spath, mpath);
 	r->status = 204;
@@ -210,9 +192,9 @@ void sqb_ctl_snapshot_load(struct sqb_ctl *c, yajl_val body, struct sqb_ctl_resp
 	memset(&q, 0, sizeof(q));
 	q.o.version = SQB_VM_SNAP_LOAD_VERSION;
 	if (parse_load(body, &q, err, sizeof(err)) < 0)
-		return sfault(r, "%s", err);
+		return sqb_ctl_fault(r, "%s", err);
 	if (c->vm || c->configured)
-		return sfault(r, "Loading a microVM snapshot not allowed after configuring "
+		return sqb_ctl_fault(r, "Loading a microVM snapshot not allowed after configuring "
 				 "boot-specific resources or starting the microVM.");
 	q.o.track_dirty_pages = q.dirty || q.diff_alias;
 	q.o.resume = q.resume;
@@ -220,7 +202,7 @@ void sqb_ctl_snapshot_load(struct sqb_ctl *c, yajl_val body, struct sqb_ctl_resp
 	memset(&conf, 0, sizeof(conf));
 	rc = sqb_vm_snapshot_load(&c->vm, &q.o, &conf, &d);
 	if (rc < 0)
-		return sfault(r, "Cannot load the snapshot: %s",
+		return sqb_ctl_fault(r, "Cannot load the snapshot: %s",
 			      diag_text(rc, &d, err, sizeof(err)));
 	c->configured = 1;
 	c->vcpu_count = conf.vcpu_count;
