@@ -12,7 +12,7 @@ jobs=$(nproc)
 echo "== build =="
 cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build build -j"$jobs" >/dev/null
-echo "built: $(ls build/runtime/squib build/tools/squib-snap build/restore/squib-pager 2>/dev/null | tr '\n' ' ')"
+echo "built: $(ls build/runtime/squib build/tools/squib-snap build/restore/pager/squib-pager 2>/dev/null | tr '\n' ' ')"
 
 work=$(mktemp -d /tmp/squib-main.XXXXXX)
 trap 'rm -rf "$work"' EXIT
