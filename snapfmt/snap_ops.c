@@ -135,7 +135,8 @@ static void ops_opts(struct sqb_write_opts *o, const struct sqb_write_opts *in, 
 
 /* Write every region of `top` through chain_src into a new snapshot. */
 static int ops_write(const char *out, sqb_snap *top, const sqb_snap *stop, sqb_snap *base,
-		     const struct sqb_write_opts *opts)
+		     const struct sqb_write_opts *opts, struct sqb_uuid *uuid,
+		     struct sqb_digest *digest)
 {
 	sqb_snap_writer *w;
 	struct chain_src c = { top, stop, 0, base, NULL, 0 };
@@ -151,7 +152,7 @@ static int ops_write(const char *out, sqb_snap *top, const sqb_snap *stop, sqb_s
 	if (!err)
 		err = sqb_writer_copy_state(w, top);
 	if (!err)
-		err = sqb_writer_finish(w, NULL, NULL);
+		err = sqb_writer_finish(w, uuid, digest);
 	sqb_writer_free(w);
 	free(c.cmp);
 	return err;
@@ -171,6 +172,12 @@ static int same_file(const char *out, const sqb_snap *s)
 int sqb_snap_merge(const char *out, sqb_snap *s, const struct sqb_write_opts *opts,
 		   unsigned int flags)
 {
+	return sqb_snap_merge_ident(NULL, NULL, out, s, opts, flags);
+}
+
+int sqb_snap_merge_ident(struct sqb_uuid *uuid, struct sqb_digest *digest, const char *out,
+			 sqb_snap *s, const struct sqb_write_opts *opts, unsigned int flags)
+{
 	struct sqb_write_opts o;
 	const sqb_snap *base = NULL;
 
@@ -185,7 +192,7 @@ int sqb_snap_merge(const char *out, sqb_snap *s, const struct sqb_write_opts *op
 			return -EINVAL; /* nothing above the base to squash */
 	}
 	ops_opts(&o, opts, s, base);
-	return ops_write(out, s, base, NULL, &o);
+	return ops_write(out, s, base, NULL, &o, uuid, digest);
 }
 
 int sqb_snap_write_diff(const char *out, sqb_snap *a, sqb_snap *b,
@@ -204,10 +211,16 @@ int sqb_snap_write_diff(const char *out, sqb_snap *a, sqb_snap *b,
 		if (!memcmp(p->info.digest.b, a->info.digest.b, 16))
 			stop = p;
 	ops_opts(&o, opts, b, a);
-	return ops_write(out, b, stop, a, &o);
+	return ops_write(out, b, stop, a, &o, NULL, NULL);
 }
 
 int sqb_snap_repack(const char *out, sqb_snap *s, const struct sqb_write_opts *opts)
+{
+	return sqb_snap_repack_ident(NULL, NULL, out, s, opts);
+}
+
+int sqb_snap_repack_ident(struct sqb_uuid *uuid, struct sqb_digest *digest, const char *out,
+			  sqb_snap *s, const struct sqb_write_opts *opts)
 {
 	struct sqb_write_opts o;
 
@@ -216,7 +229,7 @@ int sqb_snap_repack(const char *out, sqb_snap *s, const struct sqb_write_opts *o
 	if (s->info.kind == SQB_SNAP_DIFF && !s->parent)
 		return -SQB_EPARENT;
 	ops_opts(&o, opts, s, s->parent);
-	return ops_write(out, s, s->parent, NULL, &o);
+	return ops_write(out, s, s->parent, NULL, &o, uuid, digest);
 }
 
 struct raw_src {

@@ -366,15 +366,24 @@ void sqb_writer_stats(const sqb_snap_writer *w, struct sqb_write_stats *out);
 /* Flatten s and its parents into a full snapshot at out.  With
  * SQB_MERGE_KEEP_BASE, squash the chain above its bottom layer into one diff
  * whose parent is that bottom layer.  Memory options come from opts (arch,
- * hv, page sizes and role are taken from s). */
+ * hv, page sizes and role are taken from s).  The output gets a new uuid;
+ * its companion fields and LINK[1] come from opts only (s's are dropped:
+ * the old state file does not pair with the new content). */
 #define SQB_MERGE_KEEP_BASE 0x1u
 int sqb_snap_merge(const char *out, sqb_snap *s, const struct sqb_write_opts *opts,
 		   unsigned int flags);
+/* As sqb_snap_merge; uuid and digest (each may be NULL) receive the
+ * output's identity, e.g. to write a state file paired with it ([F-46]). */
+int sqb_snap_merge_ident(struct sqb_uuid *uuid, struct sqb_digest *digest, const char *out,
+			 sqb_snap *s, const struct sqb_write_opts *opts, unsigned int flags);
 /* Write b as a diff against a (same regions and page size required). */
 int sqb_snap_write_diff(const char *out, sqb_snap *a, sqb_snap *b,
 			const struct sqb_write_opts *opts);
 /* Re-encode s (codec, dedup, chunk size from opts; kind and parent kept). */
 int sqb_snap_repack(const char *out, sqb_snap *s, const struct sqb_write_opts *opts);
+/* As sqb_snap_repack, returning the output's identity (see _merge_ident). */
+int sqb_snap_repack_ident(struct sqb_uuid *uuid, struct sqb_digest *digest, const char *out,
+			  sqb_snap *s, const struct sqb_write_opts *opts);
 /* Wrap a raw memory file (regions concatenated in order, Firecracker's
  * memory file layout) into a full snapshot. */
 int sqb_snap_import_raw(const char *out, const char *raw_path, const struct sqb_region *layout,

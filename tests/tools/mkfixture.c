@@ -16,7 +16,7 @@ static void usage(void)
 {
 	fprintf(stderr, "usage: mkfixture full OUT SEED KIB [x86_64|aarch64] [CODEC]\n"
 			"       mkfixture diff PARENT OUT ROUND [CODEC]\n"
-			"       mkfixture pair STATE MEM SEED KIB\n"
+			"       mkfixture pair STATE MEM SEED KIB [PARENT_MEM ROUND]\n"
 			"       mkfixture raw OUT SEED KIB\n"
 			"       mkfixture big OUT SEED MIB [PARENT ROUND]  (streamed, bench)\n");
 	exit(2);
@@ -198,26 +198,42 @@ static int cmd_diff(const char *parent, const char *out, unsigned int round, con
 	return 0;
 }
 
-static int cmd_pair(const char *state, const char *memf, uint64_t seed, uint64_t kib)
+/* A STATE/MEMORY pair as the VMM writes it; with parent, the memory file is
+ * a diff on parent (a memory file of an earlier pair) with round's changes
+ * and the state is that of round. */
+static int cmd_pair(const char *state, const char *memf, uint64_t seed, uint64_t kib,
+		    const char *parent, unsigned int round)
 {
 	uint64_t size = kib << 10;
 	uint8_t *mem = sqbt_pattern_mem(size, 4096, seed);
 	struct sqb_write_opts o = SQB_WRITE_OPTS_INIT;
+	uint64_t *dirty = NULL;
 	struct sqb_uuid mu, su;
 	struct sqb_digest md;
 	sqb_snap_writer *w;
+	sqb_snap *p = NULL;
 	int err;
 
+	if (parent) {
+		if ((err = sqb_snap_open(&p, parent, NULL, NULL)))
+			die(parent, err);
+		dirty = calloc(size / 4096 / 64 + 1, 8);
+		if ((err = sqb_snap_read(p, 0, mem, size, NULL)))
+			die(parent, err);
+		sqbt_mutate(mem, size, 4096, round * 16, dirty);
+		o.parent = p;
+	}
 	/* [F-46]: each names the other; the state file's uuid is chosen first */
 	for (int i = 0; i < 16; i++)
-		su.b[i] = (uint8_t)(seed * 31 + i * 7 + 1);
+		su.b[i] = (uint8_t)(seed * 31 + round * 13 + i * 7 + 1);
 	o.role = SQB_ROLE_MEMORY;
 	o.companion_uuid = &su;
 	if ((err = sqb_writer_open(&w, memf, &o)) ||
-	    (err = sqb_writer_add_memory(w, 0, size, mem, NULL)) ||
+	    (err = sqb_writer_add_memory(w, 0, size, mem, dirty)) ||
 	    (err = sqb_writer_finish(w, &mu, &md)))
 		die(memf, err);
 	sqb_writer_free(w);
+	o.parent = NULL;
 	o.role = SQB_ROLE_STATE;
 	o.uuid = &su;
 	o.companion_uuid = &mu;
@@ -225,10 +241,12 @@ static int cmd_pair(const char *state, const char *memf, uint64_t seed, uint64_t
 	o.companion_path_hint = strrchr(memf, '/') ? strrchr(memf, '/') + 1 : memf;
 	if ((err = sqb_writer_open(&w, state, &o)))
 		die(state, err);
-	add_state(w, o.arch, 0);
+	add_state(w, o.arch, round);
 	if ((err = sqb_writer_finish(w, NULL, NULL)))
 		die(state, err);
 	sqb_writer_free(w);
+	sqb_snap_free(p);
+	free(dirty);
 	free(mem);
 	return 0;
 }
@@ -313,9 +331,10 @@ int main(int argc, char **argv)
 	if (!strcmp(argv[1], "diff") && argc >= 5)
 		return cmd_diff(argv[2], argv[3], (unsigned)strtoul(argv[4], NULL, 0),
 				argc > 5 ? argv[5] : NULL);
-	if (!strcmp(argv[1], "pair") && argc == 6)
+	if (!strcmp(argv[1], "pair") && (argc == 6 || argc == 8))
 		return cmd_pair(argv[2], argv[3], strtoull(argv[4], NULL, 0),
-				strtoull(argv[5], NULL, 0));
+				strtoull(argv[5], NULL, 0), argc == 8 ? argv[6] : NULL,
+				argc == 8 ? (unsigned)strtoul(argv[7], NULL, 0) : 0);
 	if (!strcmp(argv[1], "raw") && argc == 5)
 		return cmd_raw(argv[2], strtoull(argv[3], NULL, 0), strtoull(argv[4], NULL, 0));
 	if (!strcmp(argv[1], "big") && (argc == 5 || argc == 7))

@@ -1,7 +1,8 @@
 /* Drives the built squib-snap binary on real files (made by mkfixture, the
  * public snapfmt writer, or imported from raw files written here): byte
  * identity through import/extract, diff+merge and 5-deep chains, merge
- * refusals leaving no output, JSON fields, located errors, exit codes. */
+ * refusals leaving no output, JSON fields, located errors, exit codes,
+ * merge/repack --state writing a loadable STATE/MEMORY pair. */
 #include <errno.h>
 #include <fcntl.h>
 #include <setjmp.h>
@@ -733,6 +734,93 @@ static void test_pair_and_repack(void **state)
 	assert_int_equal(snap("repack rp.sqb -o rp.sqb --force"), 1);
 }
 
+static int diff_identical(const char *a, const char *b)
+{
+	yajl_val v;
+	int same;
+
+	assert_int_equal(snap("diff --json %s %s", a, b), 0);
+	v = json_out();
+	same = YAJL_IS_TRUE(jget(v, "identical", NULL, NULL));
+	yajl_tree_free(v);
+	return same;
+}
+
+/* [F-46] merge/repack --state: the new memory file and the new state file
+ * name each other; memory is the top layer's, state is STATE's; a state file
+ * of another layer, or a failed second write, leaves no output at all. */
+static void test_merge_with_state_writes_a_pair(void **state)
+{
+	(void)state;
+	mk("pair sp0.sqb mp0.sqb 21 1024");
+	mk("pair sp1.sqb mp1.sqb 21 1024 mp0.sqb 1");
+	mk("pair sp2.sqb mp2.sqb 21 1024 mp1.sqb 2");
+	assert_int_equal(snap("pair sp2.sqb mp2.sqb"), 0);
+	assert_int_equal(snap("merge mp0.sqb mp1.sqb mp2.sqb -o flat.sqb --state sp2.sqb "
+			      "--state-out flat-st.sqb"),
+			 0);
+	assert_int_equal(snap("pair flat-st.sqb flat.sqb"), 0);
+	assert_int_equal(snap("pair sp2.sqb flat.sqb"), 1);
+	assert_int_equal(snap("extract mp2.sqb --memory top.raw"), 0);
+	assert_int_equal(snap("extract flat.sqb --memory flat.raw"), 0);
+	assert_same_file("top.raw", "flat.raw");
+	assert_true(diff_identical("sp2.sqb", "flat-st.sqb")); /* vCPUs, devices, config */
+	assert_false(diff_identical("sp1.sqb", "flat-st.sqb"));
+	assert_int_equal(snap("inspect --json flat.sqb"), 0);
+	{
+		yajl_val v = json_out();
+
+		assert_string_equal(YAJL_GET_STRING(jget(v, "kind", NULL, NULL)), "full");
+		assert_string_equal(YAJL_GET_STRING(jget(v, "companion", "path_hint", NULL)),
+				    "flat-st.sqb");
+		yajl_tree_free(v);
+	}
+	assert_int_equal(snap("inspect --json flat-st.sqb"), 0);
+	{
+		yajl_val v = json_out();
+
+		assert_string_equal(YAJL_GET_STRING(jget(v, "role", NULL, NULL)), "state");
+		assert_string_equal(YAJL_GET_STRING(jget(v, "companion", "path_hint", NULL)),
+				    "flat.sqb");
+		yajl_tree_free(v);
+	}
+	/* the state file of another layer: refused before anything is written */
+	assert_int_equal(snap("merge mp0.sqb mp1.sqb mp2.sqb -o bad.sqb --state sp1.sqb "
+			      "--state-out bad-st.sqb"),
+			 1);
+	assert_contains("err.txt", "is not the state file of the top layer mp2.sqb");
+	assert_false(exists("bad.sqb"));
+	assert_false(exists("bad-st.sqb"));
+	/* the second write fails: the first output is removed */
+	assert_int_equal(snap("merge mp0.sqb mp1.sqb mp2.sqb -o bad.sqb --state sp2.sqb "
+			      "--state-out nodir/bad-st.sqb"),
+			 1);
+	assert_false(exists("bad.sqb"));
+	/* never over an input, not even the state file */
+	assert_int_equal(snap("merge mp0.sqb mp1.sqb mp2.sqb -o bad.sqb --state sp2.sqb "
+			      "--state-out sp2.sqb --force"),
+			 1);
+	assert_int_equal(snap("merge mp0.sqb mp1.sqb mp2.sqb -o sp2.sqb --state sp2.sqb "
+			      "--state-out bad-st.sqb --force"),
+			 1);
+	assert_false(exists("bad.sqb"));
+	assert_false(exists("bad-st.sqb"));
+	assert_int_equal(snap("pair sp2.sqb mp2.sqb"), 0);
+	assert_int_equal(snap("merge mp0.sqb mp1.sqb mp2.sqb -o bad.sqb --state sp2.sqb"), 2);
+	assert_int_equal(
+	    snap("merge --diff mp0.sqb mp1.sqb -o bad.sqb --state sp1.sqb --state-out b.sqb"), 2);
+	/* repack keeps the parent; the new pair still loads as one */
+	assert_int_equal(snap("repack mp2.sqb -o rp2.sqb --codec lz4 --state sp2.sqb "
+			      "--state-out rp2-st.sqb"),
+			 0);
+	assert_int_equal(snap("pair rp2-st.sqb rp2.sqb"), 0);
+	assert_true(diff_identical("sp2.sqb", "rp2-st.sqb"));
+	assert_int_equal(snap("repack mp2.sqb -o bad.sqb --state sp0.sqb --state-out bad-st.sqb"),
+			 1);
+	assert_false(exists("bad.sqb"));
+	assert_false(exists("bad-st.sqb"));
+}
+
 static int setup(void **state)
 {
 	(void)state;
@@ -761,6 +849,7 @@ int main(int argc, char **argv)
 	    cmocka_unit_test(test_damage_anywhere_fails_cleanly),
 	    cmocka_unit_test(test_usage_errors_exit_2),
 	    cmocka_unit_test(test_pair_and_repack),
+	    cmocka_unit_test(test_merge_with_state_writes_a_pair),
 	};
 
 	if (argc != 3) {

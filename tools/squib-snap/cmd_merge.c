@@ -1,8 +1,9 @@
-/* squib-snap merge BASE DIFF... -o OUT [--diff]: check that the layers form
- * one chain in the given order (each DIFF's parent identity is the layer
- * before it; same architecture and page size), then flatten it with
- * sqb_snap_merge (or squash the DIFFs into one diff on BASE).  Refusals
- * happen before any output file exists; the library writes atomically. */
+/* squib-snap merge BASE DIFF... -o OUT [--diff] [--state S --state-out NS]:
+ * check that the layers form one chain in the given order (each DIFF's
+ * parent identity is the layer before it; same architecture and page size),
+ * then flatten it with sqb_snap_merge (or squash the DIFFs into one diff on
+ * BASE); with --state, also write a state file paired with OUT ([F-46]).
+ * Refusals happen before any output file exists; writes are atomic. */
 #include <errno.h>
 #include <getopt.h>
 #include <stdlib.h>
@@ -94,19 +95,23 @@ static int open_top(sqb_snap **top, char **paths, unsigned int n)
 }
 
 static int do_merge(sqb_snap *top, char **paths, unsigned int n, const struct st_wopts *wo,
-		    int as_diff)
+		    int as_diff, struct st_restate *rs)
 {
 	struct sqb_write_opts o = SQB_WRITE_OPTS_INIT;
+	struct sqb_uuid mu;
+	struct sqb_digest md;
 	char *hint = NULL;
 	sqb_snap *base = top;
 	int err;
 
 	st_wopts_apply(wo, &o);
+	if (rs->in && st_restate_prepare(rs, top, paths[n - 1], wo->out, &o))
+		return ST_FAIL;
 	for (unsigned int i = 1; i < n; i++)
 		base = sqb_snap_parent(base) ? sqb_snap_parent(base) : base;
 	st_progress_start("merge", 0, 0);
 	if (!as_diff) {
-		err = sqb_snap_merge(wo->out, top, &o, 0);
+		err = sqb_snap_merge_ident(&mu, &md, wo->out, top, &o, 0);
 	} else {
 		hint = st_hint_for(wo->out, paths[0]);
 		o.parent_path_hint = hint;
@@ -122,7 +127,22 @@ static int do_merge(sqb_snap *top, char **paths, unsigned int n, const struct st
 		return st_fail(ST_FAIL, "refusing to write %s: it is an input", wo->out);
 	if (err)
 		return st_fail(ST_FAIL, "cannot write %s: %s", wo->out, sqb_strerror(err));
-	return 0;
+	return rs->in ? st_restate_write(rs, wo->out, &mu, &md) : 0;
+}
+
+/* --state-out is neither an input (layers, --state) nor OUT. */
+static int check_state_out(const struct st_restate *rs, const char *out, char **paths,
+			   unsigned int n, int force)
+{
+	const char *in[66];
+
+	for (unsigned int i = 0; i < n; i++)
+		in[i] = paths[i];
+	in[n] = rs->in;
+	in[n + 1] = out;
+	if (st_check_output(out, force, &rs->in, 1)) /* OUT over STATE */
+		return ST_FAIL;
+	return st_check_output(rs->out, force, in, n + 2);
 }
 
 int cmd_merge(int argc, char **argv)
@@ -131,8 +151,10 @@ int cmd_merge(int argc, char **argv)
 					   {"quiet", no_argument, NULL, 'q'},
 					   {"help", no_argument, NULL, 'h'},
 					   ST_WOPT_LONGOPTS,
+					   ST_STATE_LONGOPTS,
 					   {0}};
 	struct st_wopts wo = {.codec = SQB_CODEC_ZSTD};
+	struct st_restate rs = {0};
 	struct sqb_snap_info *in = NULL;
 	sqb_snap *top = NULL;
 	int as_diff = 0, quiet = 0, opt, rc;
@@ -151,6 +173,12 @@ int cmd_merge(int argc, char **argv)
 		case 'q':
 			quiet = 1;
 			break;
+		case 0x100:
+			rs.in = optarg;
+			break;
+		case 0x101:
+			rs.out = optarg;
+			break;
 		case 'h':
 			return st_help();
 		default:
@@ -167,7 +195,13 @@ int cmd_merge(int argc, char **argv)
 		return st_usage("at most 64 layers");
 	if (as_diff && n < 2)
 		return st_usage("--diff needs at least one DIFF above BASE");
+	if (!rs.in != !rs.out)
+		return st_usage("--state and --state-out go together");
+	if (rs.in && as_diff)
+		return st_usage("--state needs a full merge (not --diff)");
 	if (st_check_output(wo.out, wo.force, (const char *const *)paths, n))
+		return ST_FAIL;
+	if (rs.in && check_state_out(&rs, wo.out, paths, n, wo.force))
 		return ST_FAIL;
 	if (!(in = calloc(n, sizeof(*in))))
 		return st_fail(ST_FAIL, "out of memory");
@@ -177,12 +211,15 @@ int cmd_merge(int argc, char **argv)
 			goto out;
 	if (check_chain(paths, in, n) || open_top(&top, paths, n))
 		goto out;
-	if ((rc = do_merge(top, paths, n, &wo, as_diff)))
+	if ((rc = do_merge(top, paths, n, &wo, as_diff, &rs)))
 		goto out;
 	if (!quiet)
 		printf("wrote %s: %s of %u layer%s\n", wo.out,
 		       as_diff ? "one diff on BASE" : "full snapshot", n, n == 1 ? "" : "s");
+	if (!quiet && rs.in)
+		printf("wrote %s: state of %s, paired with %s\n", rs.out, rs.in, wo.out);
 out:
+	st_restate_free(&rs);
 	sqb_snap_free(top);
 	free(in);
 	return rc;

@@ -1,6 +1,7 @@
 /* squib-snap repack: re-encode a snapshot's memory with another codec,
  * dedup setting or chunk size; kind, parent, vCPUs, devices and config are
- * kept (sqb_snap_repack; the output is atomic and never an input). */
+ * kept (sqb_snap_repack; the output is atomic and never an input).  With
+ * --state, also write a state file paired with OUT (st_state.c, [F-46]). */
 #include <errno.h>
 #include <getopt.h>
 #include <stdlib.h>
@@ -12,10 +13,14 @@ int cmd_repack(int argc, char **argv)
 	static const struct option lo[] = {{"parent", required_argument, NULL, 'p'},
 					   {"help", no_argument, NULL, 'h'},
 					   ST_WOPT_LONGOPTS,
+					   ST_STATE_LONGOPTS,
 					   {0}};
+	struct st_restate rs = {0};
+	struct sqb_uuid mu;
+	struct sqb_digest md;
 	struct st_wopts wo = {.codec = SQB_CODEC_ZSTD};
 	struct sqb_write_opts o = SQB_WRITE_OPTS_INIT;
-	const char *parents[64], *in[1];
+	const char *parents[64], *in[3];
 	unsigned int np = 0;
 	char *hint = NULL;
 	sqb_snap *s;
@@ -32,6 +37,12 @@ int cmd_repack(int argc, char **argv)
 				return st_usage("too many --parent files (at most 64)");
 			parents[np++] = optarg;
 			break;
+		case 0x100:
+			rs.in = optarg;
+			break;
+		case 0x101:
+			rs.out = optarg;
+			break;
 		case 'h':
 			return st_help();
 		default:
@@ -42,26 +53,43 @@ int cmd_repack(int argc, char **argv)
 		return st_usage(optind == argc ? "missing FILE" : "too many arguments");
 	if (!wo.out)
 		return st_usage("missing -o OUT");
+	if (!rs.in != !rs.out)
+		return st_usage("--state and --state-out go together");
 	in[0] = argv[optind];
-	if (st_check_output(wo.out, wo.force, in, 1))
+	in[1] = rs.in;
+	in[2] = wo.out;
+	if (st_check_output(wo.out, wo.force, in, 2) ||
+	    (rs.out && st_check_output(rs.out, wo.force, in, 3)))
 		return ST_FAIL;
 	if (st_open(&s, in[0], parents, np, 0))
 		return ST_FAIL;
 	st_wopts_apply(&wo, &o);
+	if (rs.in && st_restate_prepare(&rs, s, in[0], wo.out, &o)) {
+		st_restate_free(&rs);
+		sqb_snap_free(s);
+		return ST_FAIL;
+	}
 	if (sqb_snap_parent(s)) {
 		hint = st_hint_for(wo.out, sqb_snap_path(sqb_snap_parent(s)));
 		o.parent_path_hint = hint;
 	}
 	st_progress_start("repack", 0, 0);
-	err = sqb_snap_repack(wo.out, s, &o);
+	err = sqb_snap_repack_ident(&mu, &md, wo.out, s, &o);
 	st_progress_stop();
 	free(hint);
 	sqb_snap_free(s);
 	if (err == -EEXIST)
-		return st_fail(ST_FAIL, "refusing to write %s: it is an input", wo.out);
-	if (err)
-		return st_fail(ST_FAIL, "cannot repack %s into %s: %s", in[0], wo.out,
-			       sqb_strerror(err));
-	printf("wrote %s (%s%s)\n", wo.out, sqb_codec_name(wo.codec), wo.dedup ? ", dedup" : "");
-	return 0;
+		rc = st_fail(ST_FAIL, "refusing to write %s: it is an input", wo.out);
+	else if (err)
+		rc = st_fail(ST_FAIL, "cannot repack %s into %s: %s", in[0], wo.out,
+			     sqb_strerror(err));
+	else
+		rc = rs.in ? st_restate_write(&rs, wo.out, &mu, &md) : 0;
+	if (!rc)
+		printf("wrote %s (%s%s)\n", wo.out, sqb_codec_name(wo.codec),
+		       wo.dedup ? ", dedup" : "");
+	if (!rc && rs.in)
+		printf("wrote %s: state of %s, paired with %s\n", rs.out, rs.in, wo.out);
+	st_restate_free(&rs);
+	return rc;
 }

@@ -35,10 +35,14 @@ const struct st_command st_commands[] = {
     {"merge", cmd_merge, "flatten BASE + DIFFs into one snapshot",
      "usage: squib-snap merge BASE DIFF... -o OUT [--diff] [--codec C] [--dedup]\n"
      "                        [--chunk-size N] [--force]\n"
+     "                        [--state STATE --state-out NEWSTATE]\n"
      "  Layers are given bottom to top; each DIFF's parent must be the layer\n"
      "  before it (checked by identity).  Without --diff OUT is a full snapshot;\n"
      "  with --diff, the DIFFs are squashed into one diff whose parent is BASE.\n"
-     "  OUT is written atomically and never over an input.\n"},
+     "  OUT is written atomically and never over an input.\n"
+     "  --state STATE (the state file of the top layer) --state-out NEWSTATE:\n"
+     "  also write NEWSTATE, a copy of STATE paired with OUT, so that the two\n"
+     "  load as one snapshot.  Without them OUT has no companion.\n"},
     {"extract", cmd_extract, "dense raw memory, one vCPU's registers, a device's state",
      "usage: squib-snap extract FILE --memory OUT.raw [--region N] [--force]\n"
      "       squib-snap extract FILE --vcpu N [--json]\n"
@@ -58,7 +62,9 @@ const struct st_command st_commands[] = {
     {"repack", cmd_repack, "re-encode with another codec, dedup or chunk size",
      "usage: squib-snap repack FILE -o OUT [--codec none|lz4|zstd[:LEVEL]] [--dedup]\n"
      "                         [--chunk-size N] [--parent FILE]... [--force]\n"
-     "  Kind and parent are kept: a diff stays a diff on the same parent.\n"},
+     "                         [--state STATE --state-out NEWSTATE]\n"
+     "  Kind and parent are kept: a diff stays a diff on the same parent.\n"
+     "  --state/--state-out: as for merge (STATE is FILE's state file).\n"},
     {"pair", cmd_pair, "check that a STATE file and a MEMORY file belong together",
      "usage: squib-snap pair STATE MEM [--quiet]\n"
      "  Checks roles, that STATE names MEM as its companion (uuid + digest),\n"

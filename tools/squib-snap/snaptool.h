@@ -57,7 +57,8 @@ int st_parse_size(const char *s, uint64_t *out);
 int st_parse_u64(const char *s, uint64_t *out);
 /* Refuse an existing output unless force; refuse any input as output. */
 int st_check_output(const char *out, int force, const char *const *inputs, unsigned int n);
-/* Path of `target` as a parent hint stored in a file written at `out`. */
+/* Path of `target` as a path hint stored in a file written at `out`
+ * (`target` need not exist yet). */
 char *st_hint_for(const char *out, const char *target);
 
 /* Options shared by the commands that write snapshots. */
@@ -114,6 +115,27 @@ char *st_link_hint(const sqb_snap *s, uint32_t instance);
 unsigned int st_verify_chain(sqb_snap *s, unsigned int max, const char *label);
 /* STATE/MEMORY companion check plus verification of both (cmd_pair.c). */
 int st_pair_check(const char *state, const char *memf, int verbose);
+
+/* ---- a new state file for a new memory file (st_state.c) ---- */
+struct st_restate {
+	const char *in, *out; /* --state, --state-out */
+	sqb_snap *state;
+	struct sqb_uuid uuid; /* the new state file's, chosen first */
+	char *mem_hint;
+};
+#define ST_STATE_LONGOPTS                                                                          \
+	{"state", required_argument, NULL, 0x100},                                                 \
+	{                                                                                          \
+		"state-out", required_argument, NULL, 0x101                                        \
+	}
+/* Open r->in, check it pairs with mem (the top layer, at mem_path) and set
+ * o's companion fields for the memory file to be written at mem_out. */
+int st_restate_prepare(struct st_restate *r, const sqb_snap *mem, const char *mem_path,
+		       const char *mem_out, struct sqb_write_opts *o);
+/* Write r->out naming (mu, md); on failure remove mem_out.  ST_OK/ST_FAIL. */
+int st_restate_write(struct st_restate *r, const char *mem_out, const struct sqb_uuid *mu,
+		     const struct sqb_digest *md);
+void st_restate_free(struct st_restate *r);
 
 /* ---- registers (st_regs.c) ---- */
 struct st_reg {

@@ -188,9 +188,34 @@ static char *relative(const char *from, const char *to)
 	return res;
 }
 
+/* realpath() of a file that may not exist yet (a pair's second output). */
+static char *real_file(const char *path)
+{
+	char *r = realpath(path, NULL), *d, *slash, *rd, *res;
+	size_t n;
+
+	if (r || errno != ENOENT || !(d = strdup(path)))
+		return r;
+	slash = strrchr(d, '/');
+	if (slash)
+		*(slash == d ? slash + 1 : slash) = 0;
+	rd = realpath(slash ? d : ".", NULL);
+	res = NULL;
+	if (rd) {
+		const char *base = slash ? path + (slash - d) + 1 : path;
+
+		n = strlen(rd) + strlen(base) + 2;
+		if ((res = malloc(n)))
+			snprintf(res, n, "%s%s%s", rd, strcmp(rd, "/") ? "/" : "", base);
+	}
+	free(rd);
+	free(d);
+	return res;
+}
+
 char *st_hint_for(const char *out, const char *target)
 {
-	char *od = strdup(out), *real_t = realpath(target, NULL), *real_od = NULL, *slash;
+	char *od = strdup(out), *real_t = real_file(target), *real_od = NULL, *slash;
 	char *res = NULL;
 
 	if (od && real_t) {
