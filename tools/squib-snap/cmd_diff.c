@@ -794,7 +794,7 @@ int cmd_diff(int argc, char **argv)
 					   ST_WOPT_LONGOPTS,
 					   {0}};
 	struct st_wopts wo = {.codec = SQB_CODEC_ZSTD};
-	const char *parents[64], *in[2];
+	const char *parents[ST_MAX_PARENTS], *in[2];
 	unsigned int np = 0;
 	struct dx x = {0};
 	int json = 0, opt, rc;
@@ -812,9 +812,8 @@ int cmd_diff(int argc, char **argv)
 			x.all = 1;
 			break;
 		case 'p':
-			if (np == 64)
-				return st_usage("too many --parent files (at most 64)");
-			parents[np++] = optarg;
+			if (st_add_parent(parents, &np, optarg))
+				return ST_USAGE;
 			break;
 		case 'h':
 			return st_help();

@@ -186,7 +186,7 @@ int cmd_extract(int argc, char **argv)
 	    {"json", no_argument, NULL, 'j'},	      {"output", required_argument, NULL, 'o'},
 	    {"force", no_argument, NULL, 'f'},	      {"parent", required_argument, NULL, 'p'},
 	    {"help", no_argument, NULL, 'h'},	      {0}};
-	const char *mem = NULL, *dev = NULL, *out = NULL, *parents[64];
+	const char *mem = NULL, *dev = NULL, *out = NULL, *parents[ST_MAX_PARENTS];
 	uint64_t vcpu = UINT64_MAX, region = UINT64_MAX;
 	unsigned int np = 0, modes;
 	int json = 0, force = 0, opt, rc;
@@ -218,9 +218,8 @@ int cmd_extract(int argc, char **argv)
 			force = 1;
 			break;
 		case 'p':
-			if (np == 64)
-				return st_usage("too many --parent files (at most 64)");
-			parents[np++] = optarg;
+			if (st_add_parent(parents, &np, optarg))
+				return ST_USAGE;
 			break;
 		case 'h':
 			return st_help();

@@ -622,7 +622,7 @@ int cmd_inspect(int argc, char **argv)
 	    {"devices", no_argument, NULL, 'd'},      {"memory", no_argument, NULL, 'm'},
 	    {"parent", required_argument, NULL, 'p'}, {"no-parents", no_argument, NULL, 'N'},
 	    {"help", no_argument, NULL, 'h'},	      {0}};
-	const char *parents[64];
+	const char *parents[ST_MAX_PARENTS];
 	unsigned int np = 0;
 	struct ins x = {0};
 	int json = 0, nopar = 0, opt, rc;
@@ -645,9 +645,8 @@ int cmd_inspect(int argc, char **argv)
 			nopar = 1;
 			break;
 		case 'p':
-			if (np == 64)
-				return st_usage("too many --parent files (at most 64)");
-			parents[np++] = optarg;
+			if (st_add_parent(parents, &np, optarg))
+				return ST_USAGE;
 			break;
 		case 'h':
 			return st_help();

@@ -20,7 +20,7 @@ int cmd_repack(int argc, char **argv)
 	struct sqb_digest md;
 	struct st_wopts wo = {.codec = SQB_CODEC_ZSTD};
 	struct sqb_write_opts o = SQB_WRITE_OPTS_INIT;
-	const char *parents[64], *in[3];
+	const char *parents[ST_MAX_PARENTS], *in[3];
 	unsigned int np = 0;
 	char *hint = NULL;
 	sqb_snap *s;
@@ -33,9 +33,8 @@ int cmd_repack(int argc, char **argv)
 			continue;
 		switch (opt) {
 		case 'p':
-			if (np == 64)
-				return st_usage("too many --parent files (at most 64)");
-			parents[np++] = optarg;
+			if (st_add_parent(parents, &np, optarg))
+				return ST_USAGE;
 			break;
 		case 0x100:
 			rs.in = optarg;

@@ -68,7 +68,7 @@ int cmd_verify(int argc, char **argv)
 					   {"max-problems", required_argument, NULL, 'M'},
 					   {"help", no_argument, NULL, 'h'},
 					   {0}};
-	const char *parents[64], *memf = NULL;
+	const char *parents[ST_MAX_PARENTS], *memf = NULL;
 	unsigned int np = 0, problems, layers = 0;
 	uint64_t max = 100;
 	int quiet = 0, opt, err, rc = ST_OK;
@@ -78,9 +78,8 @@ int cmd_verify(int argc, char **argv)
 	while ((opt = getopt_long(argc, argv, "hqp:", lo, NULL)) != -1) {
 		switch (opt) {
 		case 'p':
-			if (np == 64)
-				return st_usage("too many --parent files (at most 64)");
-			parents[np++] = optarg;
+			if (st_add_parent(parents, &np, optarg))
+				return ST_USAGE;
 			break;
 		case 'm':
 			memf = optarg;

@@ -44,6 +44,11 @@ int cmd_pair(int argc, char **argv);
 extern const char *st_cmd; /* name of the running subcommand */
 /* "squib-snap CMD: msg" on stderr; returns code. */
 int st_fail(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+#define ST_MAX_PARENTS 64 /* --parent files one command accepts */
+
+/* Append a --parent FILE; 0, or ST_USAGE (with the message) when full. */
+int st_add_parent(const char **parents, unsigned int *np, const char *arg);
+
 /* Usage error: message, hint to --help, returns ST_USAGE. */
 int st_usage(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Print a located diagnostic (or the bare error) for `what`; returns ST_FAIL. */

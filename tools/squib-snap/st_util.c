@@ -40,6 +40,14 @@ int st_usage(const char *fmt, ...)
 	return ST_USAGE;
 }
 
+int st_add_parent(const char **parents, unsigned int *np, const char *arg)
+{
+	if (*np == ST_MAX_PARENTS)
+		return st_usage("too many --parent files (at most %d)", ST_MAX_PARENTS);
+	parents[(*np)++] = arg;
+	return 0;
+}
+
 int st_fail_diag(const char *what, int err, const struct sqb_diag *d)
 {
 	char buf[320];
