@@ -129,7 +129,7 @@ int sqb_afile_open(struct sqb_afile *af, const char *path)
 	return 0;
 }
 
-static int sqb_fsync_dir(const char *path)
+int sqb_fsync_dir(const char *path)
 {
 	char *copy = strdup(path);
 	int fd, err = 0;
@@ -168,6 +168,17 @@ int sqb_afile_commit(struct sqb_afile *af)
 	return err;
 fail:
 	sqb_afile_abort(af);
+	return err;
+}
+
+int sqb_afile_sync(struct sqb_afile *af)
+{
+	int err = 0;
+
+	if (sqb_fault_enabled("fsync") || fsync(af->fd) < 0)
+		err = sqb_fault_enabled("fsync") ? -EIO : -errno;
+	close(af->fd);
+	af->fd = -1;
 	return err;
 }
 

@@ -38,6 +38,12 @@ struct sqb_afile {
 
 int sqb_afile_open(struct sqb_afile *af, const char *path);
 int sqb_afile_commit(struct sqb_afile *af);
+/* Make the temporary durable (fsync) and close it, but leave it under its
+ * temporary name (af->tmp) for a caller that renames several files itself
+ * and then calls sqb_fsync_dir() once.  abort still unlinks it. */
+int sqb_afile_sync(struct sqb_afile *af);
+/* fsync the folder holding path (makes renames in it durable). */
+int sqb_fsync_dir(const char *path);
 void sqb_afile_abort(struct sqb_afile *af); /* safe on an unopened/committed one */
 
 #endif

@@ -183,6 +183,19 @@ fail:
 	return err;
 }
 
+const char *sqb_writer_temp_path(const sqb_snap_writer *w)
+{
+	return w && w->finished && w->o.defer_commit ? w->af.tmp : NULL;
+}
+
+void sqb_writer_disown_temp(sqb_snap_writer *w)
+{
+	if (!w || !w->finished || !w->o.defer_commit)
+		return;
+	free(w->af.tmp);
+	w->af.tmp = NULL;
+}
+
 void sqb_writer_free(sqb_snap_writer *w)
 {
 	if (!w)
@@ -1156,7 +1169,8 @@ int sqb_writer_finish(sqb_snap_writer *w, struct sqb_uuid *uuid, struct sqb_dige
 		err = w_fail(w, -errno);
 		goto out;
 	}
-	if ((err = sqb_afile_commit(&w->af))) {
+	err = w->o.defer_commit ? sqb_afile_sync(&w->af) : sqb_afile_commit(&w->af);
+	if (err) {
 		w_fail(w, err);
 		goto out;
 	}

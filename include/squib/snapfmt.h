@@ -307,6 +307,10 @@ struct sqb_write_opts {
 	 * packed as stored chunks rather than 64 KiB-congruent RAW extents
 	 * ([F-33a]); 0: 64 KiB; 1: never pack. */
 	uint32_t pack_below;
+	/* finish fsyncs the file but leaves it under a temporary name
+	 * (sqb_writer_temp_path) for a caller that moves several files into
+	 * place itself with one folder fsync; see sqb_writer_disown_temp. */
+	int defer_commit;
 };
 #define SQB_WRITE_OPTS_INIT                                                                        \
 	{ SQB_WRITE_OPTS_VERSION, SQB_ARCH_X86_64, SQB_HV_KVM, SQB_ROLE_COMPLETE, 4096 }
@@ -316,6 +320,10 @@ struct sqb_write_opts {
  * finish, the temporary is removed and path keeps its previous content. */
 int sqb_writer_open(sqb_snap_writer **out, const char *path, const struct sqb_write_opts *opts);
 void sqb_writer_free(sqb_snap_writer *w);
+/* defer_commit: the finished, fsynced temporary file (NULL before finish). */
+const char *sqb_writer_temp_path(const sqb_snap_writer *w);
+/* defer_commit: the caller renamed the temporary; free no longer removes it. */
+void sqb_writer_disown_temp(sqb_snap_writer *w);
 
 /* Guest memory from a host buffer.  dirty: NULL, or one bit per guest page
  * (bit i%64 of word i/64 = page i of this region); in a diff, clear bits

@@ -10,13 +10,24 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <sys/stat.h>
 #include <sys/utsname.h>
 #include <unistd.h>
 
+#include "io.h"
 #include "log.h"
 #include "snap_priv.h"
 
 #define MAX_RECS 24
+
+/* How the memory file of this create is written (docs/snapshots.md,
+ * "Which memory file a create writes"). */
+enum mem_plan {
+	PLAN_FULL = 0,	   /* every page, no parent */
+	PLAN_DIFF,	   /* dirty pages, PARENT for the rest */
+	PLAN_DIFF_ALONE,   /* Diff with nothing to diff against: every page */
+	PLAN_DIFF_OVERLAY, /* Diff over a file of its own chain: merged, every page */
+};
 
 /* An absolute path for a LINK hint: realpath of the folder + the name. */
 static char *abs_path(const char *path)
@@ -109,7 +120,8 @@ static int kv_u64(sqb_snap_writer *w, const char *key, uint64_t v)
 	return kv(w, SQB_SEC_CONF, key, b);
 }
 
-static int write_conf(struct sqb_vm *vm, sqb_snap_writer *w, const struct sqb_vm_snap_create *o)
+static int write_conf(struct sqb_vm *vm, sqb_snap_writer *w, const struct sqb_vm_snap_create *o,
+		      enum mem_plan plan)
 {
 	struct utsname u;
 
@@ -121,8 +133,12 @@ static int write_conf(struct sqb_vm *vm, sqb_snap_writer *w, const struct sqb_vm
 	FORWARD_IF_ERROR(kv(w, SQB_SEC_CONF, "initrd_path", o->initrd_path));
 	FORWARD_IF_ERROR(kv(w, SQB_SEC_CONF, "boot_args", o->boot_args));
 	FORWARD_IF_ERROR(kv(w, SQB_SEC_CONF, "vm_config_json", o->vm_config_json));
-	FORWARD_IF_ERROR(
-	    kv(w, SQB_SEC_META, "snapshot_type", o->type == SQB_VM_SNAP_DIFF ? "Diff" : "Full"));
+	/* what is on disk: a Diff written without a parent is complete */
+	FORWARD_IF_ERROR(kv(w, SQB_SEC_META, "snapshot_type", plan == PLAN_DIFF ? "Diff" : "Full"));
+	if (plan == PLAN_DIFF_ALONE || plan == PLAN_DIFF_OVERLAY)
+		FORWARD_IF_ERROR(kv(w, SQB_SEC_META, "requested_type",
+				    plan == PLAN_DIFF_ALONE ? "Diff (nothing to diff against)"
+							    : "Diff (merged over its own chain)"));
 	FORWARD_IF_ERROR(kv(w, SQB_SEC_META, "hypervisor", vm->ops->name));
 	if (uname(&u) == 0)
 		FORWARD_IF_ERROR(kv(w, SQB_SEC_META, "host_kernel", u.release));
@@ -224,13 +240,13 @@ static int add_region(struct sqb_vm *vm, struct sqb_snapstate *ss, sqb_snap_writ
 }
 
 static int write_memory(struct sqb_vm *vm, struct sqb_snapstate *ss,
-			const struct sqb_vm_snap_create *o, const char *path,
+			const struct sqb_vm_snap_create *o, enum mem_plan plan,
 			const struct sqb_uuid *state_uuid, const char *state_hint,
-			struct sqb_uuid *uuid, struct sqb_digest *digest)
+			struct sqb_uuid *uuid, struct sqb_digest *digest, sqb_snap_writer **out)
 {
 	struct sqb_write_opts wo = SQB_WRITE_OPTS_INIT;
 	sqb_snap_writer *w = NULL;
-	int diff = o->type == SQB_VM_SNAP_DIFF, err;
+	int diff = plan == PLAN_DIFF, err;
 
 	wo.arch = vm->ops->snap_arch;
 	wo.hv = vm->ops->snap_hv;
@@ -241,19 +257,24 @@ static int write_memory(struct sqb_vm *vm, struct sqb_snapstate *ss,
 	wo.parent = diff ? ss->parent : NULL;
 	wo.companion_uuid = state_uuid;
 	wo.companion_path_hint = state_hint;
-	FORWARD_IF_ERROR(sqb_writer_open(&w, path, &wo));
+	wo.defer_commit = 1;
+	FORWARD_IF_ERROR(sqb_writer_open(&w, o->mem_path, &wo));
 	for (unsigned int r = 0; r < vm->mem.nregions; r++)
 		if ((err = add_region(vm, ss, w, r, diff)))
-			goto out;
-	err = sqb_writer_finish(w, uuid, digest);
-out:
+			goto fail;
+	if ((err = sqb_writer_finish(w, uuid, digest)))
+		goto fail;
+	*out = w;
+	return 0;
+fail:
 	sqb_writer_free(w);
 	return err;
 }
 
-static int write_state(struct sqb_vm *vm, const struct sqb_vm_snap_create *o, const char *path,
+static int write_state(struct sqb_vm *vm, const struct sqb_vm_snap_create *o, enum mem_plan plan,
 		       const struct sqb_uuid *uuid, const struct sqb_uuid *mem_uuid,
-		       const struct sqb_digest *mem_digest, const char *mem_hint)
+		       const struct sqb_digest *mem_digest, const char *mem_hint,
+		       sqb_snap_writer **out)
 {
 	struct sqb_write_opts wo = SQB_WRITE_OPTS_INIT;
 	sqb_snap_writer *w = NULL;
@@ -266,20 +287,27 @@ static int write_state(struct sqb_vm *vm, const struct sqb_vm_snap_create *o, co
 	wo.companion_uuid = mem_uuid;
 	wo.companion_digest = mem_digest;
 	wo.companion_path_hint = mem_hint;
-	FORWARD_IF_ERROR(sqb_writer_open(&w, path, &wo));
+	wo.defer_commit = 1;
+	FORWARD_IF_ERROR(sqb_writer_open(&w, o->state_path, &wo));
 	err = write_vcpus(vm, w);
 	if (!err)
 		err = sqb_snap_devs_save(vm, w);
 	if (!err)
-		err = write_conf(vm, w, o);
+		err = write_conf(vm, w, o, plan);
 	if (!err)
 		err = sqb_writer_finish(w, NULL, NULL);
-	sqb_writer_free(w);
-	return err;
+	if (err) {
+		sqb_writer_free(w);
+		return err;
+	}
+	*out = w;
+	return 0;
 }
 
-/* Move both new files into place.  An existing file is swapped out with
- * RENAME_EXCHANGE so that a failed second step can swap it back. */
+/* Move both finished temporaries into place: one rename per file, then one
+ * fsync per folder so that the pair is durable when the API answers.  An
+ * existing memory file is swapped out with RENAME_EXCHANGE so that a failed
+ * second rename can swap it back; the pair appears together or not at all. */
 static int commit_pair(const char *mem_tmp, const char *mem, const char *st_tmp, const char *st)
 {
 	int mem_old = access(mem, F_OK) == 0, err;
@@ -287,22 +315,69 @@ static int commit_pair(const char *mem_tmp, const char *mem, const char *st_tmp,
 	if (mem_old ? renameat2(AT_FDCWD, mem_tmp, AT_FDCWD, mem, RENAME_EXCHANGE)
 		    : rename(mem_tmp, mem))
 		return -errno;
-	if (rename(st_tmp, st) == 0) {
+	if (rename(st_tmp, st) < 0) {
+		err = -errno;
 		if (mem_old)
-			unlink(mem_tmp); /* the previous memory file, swapped out */
-		return 0;
+			renameat2(AT_FDCWD, mem_tmp, AT_FDCWD, mem, RENAME_EXCHANGE);
+		else
+			rename(mem, mem_tmp);
+		return err;
 	}
-	err = -errno;
 	if (mem_old)
-		renameat2(AT_FDCWD, mem_tmp, AT_FDCWD, mem, RENAME_EXCHANGE);
-	else
-		rename(mem, mem_tmp);
+		unlink(mem_tmp); /* the previous memory file, swapped out */
+	err = sqb_fsync_dir(mem);
+	{
+		char *a = strdup(mem), *b = strdup(st);
+		if (a && b && strcmp(dirname(a), dirname(b)) && !err)
+			err = sqb_fsync_dir(st);
+		free(a);
+		free(b);
+	}
 	return err;
 }
 
-static int check_request(struct sqb_vm *vm, struct sqb_snapstate *ss,
-			 const struct sqb_vm_snap_create *o, struct sqb_diag *diag)
+static int same_file(const struct stat *a, int fd)
 {
+	struct stat b;
+
+	return fd >= 0 && fstat(fd, &b) == 0 && a->st_dev == b.st_dev && a->st_ino == b.st_ino;
+}
+
+/* Is the existing file at path one that the next Diff would depend on: the
+ * parent or any of its ancestors?  Returns 1 / 0; *broken = 1 when the
+ * parent's own chain cannot be opened (a Diff on it would not load). */
+static int in_own_chain(struct sqb_snapstate *ss, const char *path, int *broken)
+{
+	struct sqb_open_opts oo = SQB_OPEN_OPTS_INIT;
+	struct stat st;
+	sqb_snap *chain = NULL;
+	int hit = 0;
+
+	*broken = 0;
+	if (sqb_uuid_is_zero(&sqb_snap_get_info(ss->parent)->parent_uuid)) {
+		/* a full parent: only itself */
+		return stat(path, &st) == 0 && same_file(&st, sqb_snap_fd(ss->parent));
+	}
+	if (sqb_snap_open(&chain, sqb_snap_path(ss->parent), &oo, NULL)) {
+		*broken = 1;
+		return stat(path, &st) == 0 && same_file(&st, sqb_snap_fd(ss->parent));
+	}
+	if (stat(path, &st) == 0) {
+		hit = same_file(&st, sqb_snap_fd(ss->parent));
+		for (const sqb_snap *p = chain; p && !hit; p = sqb_snap_parent(p))
+			hit = same_file(&st, sqb_snap_fd(p));
+	}
+	sqb_snap_free(chain);
+	return hit;
+}
+
+/* Validate the request and decide how the memory file is written. */
+static int check_request(struct sqb_vm *vm, struct sqb_snapstate *ss,
+			 const struct sqb_vm_snap_create *o, enum mem_plan *plan,
+			 struct sqb_diag *diag)
+{
+	int broken = 0;
+
 	if (!o || o->version != SQB_VM_SNAP_CREATE_VERSION || !o->state_path || !o->mem_path ||
 	    (o->type != SQB_VM_SNAP_FULL && o->type != SQB_VM_SNAP_DIFF))
 		return -EINVAL;
@@ -314,31 +389,29 @@ static int check_request(struct sqb_vm *vm, struct sqb_snapstate *ss,
 		sqb_snap_diag(diag, "paths", "snapshot_path and mem_file_path must differ");
 		return -EINVAL;
 	}
+	*plan = PLAN_FULL;
 	if (o->type != SQB_VM_SNAP_DIFF)
 		return 0;
-	if (!ss->dirty) {
-		sqb_snap_diag(diag, "dirty",
-			      "a Diff snapshot needs dirty page tracking "
-			      "(track_dirty_pages) and a previous snapshot");
-		return -SQB_ESTATE;
+	/* Firecracker: the first Diff holds all memory written since boot; a
+	 * Diff without tracking holds the resident set.  Both are complete
+	 * memory files here (never-touched pages are holes, stored as ZERO). */
+	if (!ss->dirty || !ss->parent) {
+		*plan = PLAN_DIFF_ALONE;
+		return 0;
 	}
-	if (!ss->parent) {
-		sqb_snap_diag(diag, "parent",
-			      "a Diff snapshot needs a previous snapshot of this "
-			      "microVM (create a Full one first)");
-		return -SQB_ESTATE;
+	/* [S-1] never write a Diff over a file its own chain needs: that is
+	 * Firecracker's overlay, so write the merged memory (every page). */
+	if (in_own_chain(ss, o->mem_path, &broken)) {
+		*plan = PLAN_DIFF_OVERLAY;
+		return 0;
 	}
-	{
-		char *a = abs_path(o->mem_path);
-		int same = a && !strcmp(a, sqb_snap_path(ss->parent));
-		free(a);
-		if (same) {
-			sqb_snap_diag(diag, "paths",
-				      "mem_file_path is the parent of this Diff; it cannot be "
-				      "overwritten by its own child");
-			return -EINVAL;
-		}
+	if (broken) {
+		sqb_warn("the parent chain of %s does not open: writing a complete memory file",
+			 sqb_snap_path(ss->parent));
+		*plan = PLAN_DIFF_ALONE;
+		return 0;
 	}
+	*plan = PLAN_DIFF;
 	return 0;
 }
 
@@ -376,26 +449,24 @@ int sqb_vm_snapshot_create(sqb_vm *vm, const struct sqb_vm_snap_create *o, struc
 	struct sqb_snapstate *ss;
 	struct sqb_uuid st_uuid, mem_uuid;
 	struct sqb_digest mem_digest;
-	char *mem_tmp = NULL, *st_tmp = NULL, *mem_abs = NULL, *st_abs = NULL;
+	sqb_snap_writer *mw = NULL, *sw = NULL;
+	char *mem_abs = NULL, *st_abs = NULL;
+	enum mem_plan plan = PLAN_FULL;
+	uint64_t t0, t1 = 0, t2 = 0, t3 = 0;
 	int err;
 
 	FORWARD_IF_ERROR(sqb_snapstate_get(vm, &ss));
-	FORWARD_IF_ERROR(check_request(vm, ss, o, diag));
-	if (asprintf(&mem_tmp, "%s.squib-new", o->mem_path) < 0)
-		mem_tmp = NULL;
-	if (asprintf(&st_tmp, "%s.squib-new", o->state_path) < 0)
-		st_tmp = NULL;
+	FORWARD_IF_ERROR(check_request(vm, ss, o, &plan, diag));
 	mem_abs = abs_path(o->mem_path);
 	st_abs = abs_path(o->state_path);
-	err = (!mem_tmp || !st_tmp) ? -ENOMEM : 0;
-	if (!err && (!mem_abs || !st_abs)) {
-		err = -errno ? -errno : -ENOENT;
+	if (!mem_abs || !st_abs) {
+		err = errno ? -errno : -ENOENT;
 		sqb_snap_diag(diag, "paths", "the folder of %s does not exist",
 			      !mem_abs ? o->mem_path : o->state_path);
+		goto out;
 	}
-	uint64_t t0 = sqb_now_ns(), t1 = 0, t2 = 0, t3 = 0;
-	if (!err)
-		err = settle_vcpus(vm, diag);
+	t0 = sqb_now_ns();
+	err = settle_vcpus(vm, diag);
 	if (!err && o->track_dirty && !ss->dirty)
 		err = sqb_snap_dirty_start(vm, ss); /* a Full captures everything before */
 	else if (!err && ss->dirty)
@@ -404,31 +475,39 @@ int sqb_vm_snapshot_create(sqb_vm *vm, const struct sqb_vm_snap_create *o, struc
 		goto out;
 	new_uuid(&st_uuid);
 	t1 = sqb_now_ns();
-	err = write_memory(vm, ss, o, mem_tmp, &st_uuid, st_abs, &mem_uuid, &mem_digest);
+	err = write_memory(vm, ss, o, plan, &st_uuid, st_abs, &mem_uuid, &mem_digest, &mw);
 	if (err) {
 		sqb_snap_diag(diag, "memory", "writing %s failed: %s", o->mem_path,
 			      sqb_strerror(err));
 		goto out;
 	}
 	t2 = sqb_now_ns();
-	err = write_state(vm, o, st_tmp, &st_uuid, &mem_uuid, &mem_digest, mem_abs);
+	err = write_state(vm, o, plan, &st_uuid, &mem_uuid, &mem_digest, mem_abs, &sw);
 	t3 = sqb_now_ns();
-	if (!err)
-		err = commit_pair(mem_tmp, o->mem_path, st_tmp, o->state_path);
+	if (!err) {
+		err = commit_pair(sqb_writer_temp_path(mw), o->mem_path,
+				  sqb_writer_temp_path(sw), o->state_path);
+		if (!err || access(sqb_writer_temp_path(sw), F_OK) != 0) {
+			/* renamed (a failed folder fsync leaves them in place) */
+			sqb_writer_disown_temp(mw);
+			sqb_writer_disown_temp(sw);
+		}
+	}
 	if (err) {
 		sqb_snap_diag(diag, "state", "writing %s failed: %s", o->state_path,
 			      sqb_strerror(err));
-		unlink(mem_tmp);
-		unlink(st_tmp);
 		goto out;
 	}
 	after_success(ss, mem_abs);
+	if (plan == PLAN_DIFF_OVERLAY)
+		sqb_info("Diff over %s (a file of its own chain) written as merged memory",
+			 o->mem_path);
 	sqb_debug("snapshot create: settle+dirty %.2f ms, memory %.2f ms, state %.2f ms, "
 		  "commit %.2f ms",
 		  (t1 - t0) / 1e6, (t2 - t1) / 1e6, (t3 - t2) / 1e6, (sqb_now_ns() - t3) / 1e6);
 out:
-	free(mem_tmp);
-	free(st_tmp);
+	sqb_writer_free(mw); /* removes temporaries that were not moved */
+	sqb_writer_free(sw);
 	free(mem_abs);
 	free(st_abs);
 	return err;

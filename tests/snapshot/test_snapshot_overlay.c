@@ -1,0 +1,223 @@
+/* Which memory file a create writes (docs/snapshots.md [S-1]..[S-3]): a
+ * Diff never overwrites a file its own chain needs, it merges (Firecracker's
+ * test_diff_snapshot_overlay); the first Diff and a Diff without tracking are
+ * complete; the pair is durable and replaced as one.  Real guests on
+ * /dev/kvm, each snapshot loaded by a fresh squib. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/inotify.h>
+#include <unistd.h>
+
+#include "snap_test_util.h"
+#include "squib/snapfmt.h"
+
+static void mem_stats(const char *name, struct sqb_mem_stats *ms, int *has_parent)
+{
+	struct sqb_open_opts oo = SQB_OPEN_OPTS_INIT;
+	sqb_snap *s = NULL;
+
+	oo.no_parents = 1;
+	if (sqb_snap_open(&s, st_path(name, ".mem"), &oo, NULL))
+		fail_msg("cannot open %s", st_path(name, ".mem"));
+	sqb_snap_mem_stats(s, ms);
+	*has_parent = !sqb_uuid_is_zero(&sqb_snap_get_info(s)->parent_uuid);
+	sqb_snap_free(s);
+}
+
+static void mark(struct sqb_tc *t, char k)
+{
+	char in[2] = {k, 0}, want[32];
+
+	st_resume(t);
+	st_input(t, in);
+	snprintf(want, sizeof(want), "MARK %d written\n", k - 'A');
+	st_expect_serial(t, want, 30000);
+	st_pause(t);
+}
+
+/* Load name in a fresh squib and check that exactly n marker sets exist. */
+static void load_and_count(const char *name, int n)
+{
+	struct sqb_tc t;
+	char want[32];
+
+	st_load(&t, name, NULL, NULL);
+	st_input(&t, "v");
+	snprintf(want, sizeof(want), "MARKS OK n=%d\n", n);
+	st_expect_serial(&t, want, 30000);
+	tc_stop(&t);
+}
+
+static void load_and_count_counter(const char *name)
+{
+	struct sqb_tc t;
+
+	st_load(&t, name, NULL, NULL);
+	st_expect_serial(&t, "count=", 30000);
+	tc_stop(&t);
+}
+
+static void create_paths(struct sqb_tc *t, const char *type, const char *state_name,
+			 const char *mem_name, int want)
+{
+	char body[600];
+
+	snprintf(body, sizeof(body),
+		 "{\"snapshot_type\":\"%s\",\"snapshot_path\":\"%s\",\"mem_file_path\":\"%s\"}",
+		 type, st_path(state_name, ".state"), st_path(mem_name, ".mem"));
+	st_req(t, "PUT", "/snapshot/create", body, want);
+}
+
+/* The issue-12 data loss: Full F <- Diff D1, then a Diff with mem_file_path
+ * = F.mem (an ancestor, not the direct parent).  Before the fix the new
+ * Diff was written over F.mem naming D1 as parent, so neither it nor D1
+ * loaded.  Now F.mem becomes the merged memory (no parent) and loads with
+ * every marker; a Diff on top of it is a real Diff again; D1, whose parent
+ * was replaced at the user's request, is refused by identity (400), never
+ * loaded on the wrong memory. */
+static void test_diff_over_ancestor_merges(void **state)
+{
+	struct sqb_tc t, t2;
+	struct sqb_mem_stats ms;
+	int has_parent;
+	const char *log;
+
+	(void)state;
+	st_boot(&t, "snapguest.elf", "mode=1 mib=8", 1, 32, 1);
+	st_expect_serial(&t, "ROUND 2", 60000);
+	st_pause(&t);
+	st_create(&t, "Full", "F", NULL);
+	mark(&t, 'A');
+	st_create(&t, "Diff", "D1", NULL);
+	mem_stats("D1", &ms, &has_parent);
+	assert_true(has_parent);
+	mark(&t, 'B');
+	create_paths(&t, "Diff", "F", "F", 204); /* over the grandparent */
+	mem_stats("F", &ms, &has_parent);
+	assert_false(has_parent);
+	assert_int_equal(ms.parent, 0);
+	mark(&t, 'C');
+	st_create(&t, "Diff", "D2", NULL); /* parent: the merged F */
+	mem_stats("D2", &ms, &has_parent);
+	assert_true(has_parent);
+	assert_true(ms.parent > ms.pages / 2);
+	tc_stop(&t);
+
+	load_and_count("F", 2);
+	load_and_count("D2", 3);
+	st_spawn(&t2);
+	{
+		char body[600];
+
+		snprintf(body, sizeof(body),
+			 "{\"snapshot_path\":\"%s\",\"mem_backend\":{\"backend_type\":\"File\","
+			 "\"backend_path\":\"%s\"},\"resume_vm\":true}",
+			 st_path("D1", ".state"), st_path("D1", ".mem"));
+		log = st_req(&t2, "PUT", "/snapshot/load", body, 400);
+		assert_non_null(strstr(log, "parent"));
+	}
+	tc_stop(&t2);
+}
+
+/* Firecracker's test_diff_snapshot_overlay: the first snapshot is a Diff
+ * (it holds all memory), then Diffs written to the same two paths again and
+ * again; each time the pair is complete and loads. */
+static void test_diff_overlay_same_paths(void **state)
+{
+	struct sqb_tc t;
+	struct sqb_mem_stats ms;
+	int has_parent;
+
+	(void)state;
+	st_boot(&t, "snapguest.elf", "mode=1 mib=8", 1, 32, 1);
+	st_expect_serial(&t, "ROUND 2", 60000);
+	mark(&t, 'A');
+	st_create(&t, "Diff", "ov", NULL); /* first snapshot: complete */
+	mem_stats("ov", &ms, &has_parent);
+	assert_false(has_parent);
+	assert_true(ms.raw + ms.compressed + ms.dedup > 0);
+	mark(&t, 'B');
+	st_create(&t, "Diff", "ov", NULL); /* over its own parent: merged */
+	mem_stats("ov", &ms, &has_parent);
+	assert_false(has_parent);
+	tc_stop(&t);
+	load_and_count("ov", 2);
+	assert_int_equal(access(st_path("ov", ".mem.squib-new"), F_OK), -1);
+}
+
+/* A Diff of a VM without dirty tracking is the resident memory, complete
+ * (Firecracker uses mincore() for the same request). */
+static void test_diff_without_tracking_is_complete(void **state)
+{
+	struct sqb_tc t;
+	struct sqb_mem_stats ms;
+	int has_parent;
+
+	(void)state;
+	st_boot(&t, "snapguest.elf", "mode=1 mib=8", 1, 32, 0);
+	st_expect_serial(&t, "ROUND 2", 60000);
+	mark(&t, 'A');
+	st_create(&t, "Full", "nt0", NULL);
+	mark(&t, 'B');
+	st_create(&t, "Diff", "nt1", NULL);
+	mem_stats("nt1", &ms, &has_parent);
+	assert_false(has_parent);
+	tc_stop(&t);
+	load_and_count("nt1", 2);
+	load_and_count("nt0", 1);
+}
+
+/* issue 11: each file of the pair is renamed once, straight from its
+ * temporary to its final name (the old code renamed each twice, through a
+ * ".squib-new" name, inside the pause window). */
+static void test_create_renames_each_file_once(void **state)
+{
+	struct sqb_tc t;
+	char buf[8192] __attribute__((aligned(8)));
+	int fd, moved = 0, bad = 0;
+	ssize_t n;
+
+	(void)state;
+	st_boot(&t, "counter.elf", "delay=3000", 1, 16, 0);
+	st_expect_serial(&t, "count=2\n", 30000);
+	st_pause(&t);
+	st_create(&t, "Full", "rn", NULL); /* the second create replaces both */
+	fd = inotify_init1(IN_NONBLOCK);
+	assert_true(fd >= 0);
+	assert_true(inotify_add_watch(fd, st_dir, IN_MOVED_TO) >= 0);
+	st_create(&t, "Full", "rn", NULL);
+	while ((n = read(fd, buf, sizeof(buf))) > 0)
+		for (char *p = buf; p < buf + n;) {
+			struct inotify_event *ev = (struct inotify_event *)p;
+
+			/* RENAME_EXCHANGE also moves the old memory file to the
+			 * temporary's name (then unlinked) */
+			if (ev->len && (!strcmp(ev->name, "rn.mem") || !strcmp(ev->name, "rn.state")))
+				moved++;
+			else if (!ev->len || strncmp(ev->name, "rn.mem.tmp.", 11))
+				bad++, print_message("moved: %s\n", ev->len ? ev->name : "?");
+			p += sizeof(*ev) + ev->len;
+		}
+	close(fd);
+	tc_stop(&t);
+	assert_int_equal(bad, 0);
+	assert_int_equal(moved, 2);
+	load_and_count_counter("rn");
+}
+
+int main(int argc, char **argv)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_diff_over_ancestor_merges),
+	    cmocka_unit_test(test_diff_overlay_same_paths),
+	    cmocka_unit_test(test_diff_without_tracking_is_complete),
+	    cmocka_unit_test(test_create_renames_each_file_once),
+	};
+	int rc;
+
+	st_init(argc, argv);
+	rc = cmocka_run_group_tests(tests, NULL, NULL);
+	st_cleanup();
+	return rc;
+}
