@@ -437,6 +437,43 @@ static void test_diff_packs_short_runs(void **state)
 	free(dirty);
 }
 
+/* defer_commit: finish leaves an fsynced temporary and the final path
+ * untouched; free removes the temporary unless the caller disowned it after
+ * moving it into place itself. */
+static void test_deferred_commit_leaves_the_move_to_the_caller(void **state)
+{
+	struct sqb_write_opts o = SQB_WRITE_OPTS_INIT;
+	char pa[128], tmp[256];
+	uint8_t mem[8192];
+	sqb_snap_writer *w;
+	sqb_snap *s;
+
+	(void)state;
+	memset(mem, 0x3c, sizeof(mem));
+	path_in(pa, sizeof(pa), "deferred.sqb");
+	o.defer_commit = 1;
+	for (int keep = 0; keep < 2; keep++) {
+		assert_int_equal(sqb_writer_open(&w, pa, &o), 0);
+		assert_null(sqb_writer_temp_path(w));
+		assert_int_equal(sqb_writer_add_memory(w, 0, sizeof(mem), mem, NULL), 0);
+		assert_int_equal(sqb_writer_finish(w, NULL, NULL), 0);
+		assert_int_equal(access(pa, F_OK), -1);
+		assert_non_null(sqb_writer_temp_path(w));
+		snprintf(tmp, sizeof(tmp), "%s", sqb_writer_temp_path(w));
+		assert_int_equal(access(tmp, F_OK), 0);
+		if (keep) {
+			assert_int_equal(rename(tmp, pa), 0);
+			sqb_writer_disown_temp(w);
+		}
+		sqb_writer_free(w);
+		assert_int_equal(access(tmp, F_OK), -1);
+		assert_int_equal(access(pa, F_OK), keep ? 0 : -1);
+	}
+	assert_int_equal(sqb_snap_open(&s, pa, NULL, NULL), 0);
+	assert_int_equal(sqb_snap_verify(s, 0, 0, NULL, NULL), 0);
+	sqb_snap_free(s);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -446,6 +483,7 @@ int main(void)
 		cmocka_unit_test(test_diff_applied_to_a_gives_b),
 		cmocka_unit_test(test_repack_import_export),
 		cmocka_unit_test(test_diff_packs_short_runs),
+		cmocka_unit_test(test_deferred_commit_leaves_the_move_to_the_caller),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
