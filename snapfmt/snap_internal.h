@@ -65,6 +65,8 @@ enum {
 #define SQB_DEDUP_PAGE_MASK ((1ull << SQB_DEDUP_SHIFT) - 1)
 
 #define SQB_SECF_KNOWN_FLAGS SQB_SECF_CRITICAL
+#define SQB_XMEM_SIZE 32u
+#define SQB_XMEM_XATTR "user.squib.xmem" /* [F-82] the raw file's stamp */
 
 static inline uint16_t get_le16(const uint8_t *p)
 {
@@ -129,6 +131,9 @@ struct sqb_dirent {
 
 struct sqb_snap {
 	int fd;
+	int dfd;	 /* extent bytes: fd, or the external raw file (XMEM) */
+	char *xpath;	 /* XMEM: the raw file's path */
+	uint64_t *xbase; /* XMEM: offset of each region in the raw file */
 	char *path;
 	struct sqb_snap_info info;
 	uint8_t header[SQB_HEADER_SIZE];

@@ -81,7 +81,7 @@ static int decode_stored_prefix(sqb_snap *s, unsigned int r, const struct sqb_ex
 
 	snprintf(name, sizeof(name), "DATA/PIDX[%u]", r);
 	if (e->kind == SQB_EXT_RAW) {
-		if ((err = sqb_pread_full(s->fd, dst, bytes, e->data)))
+		if ((err = sqb_pread_full(s->dfd, dst, bytes, e->data)))
 			return sqb_diag_set(diag, err, e->data, name, "cannot read RAW extent");
 		if (sqb_xxh64(dst, bytes) != e->checksum)
 			return sqb_diag_set(diag, -SQB_ECHECKSUM, e->data, name,
@@ -92,7 +92,7 @@ static int decode_stored_prefix(sqb_snap *s, unsigned int r, const struct sqb_ex
 	sc = scratch_get();
 	if (!sc)
 		return -ENOMEM;
-	if ((err = sqb_pread_full(s->fd, sc->in, e->stored_len, e->data)))
+	if ((err = sqb_pread_full(s->dfd, sc->in, e->stored_len, e->data)))
 		return sqb_diag_set(diag, err, e->data, name, "cannot read compressed extent");
 	/* [F-23] integrity before the decoder sees a byte */
 	if (sqb_xxh64(sc->in, e->stored_len) != e->checksum)

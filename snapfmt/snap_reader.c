@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/stat.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #include "io.h"
@@ -415,12 +416,29 @@ static int r_check_extent(const sqb_snap *s, unsigned int ri, const struct sqb_e
 		if (x->codec || x->stored_len != bytes)
 			return BAD(SQB_ECORRUPT, at + 24, name, "RAW extent length %u != %llu",
 				   x->stored_len, (unsigned long long)bytes);
+		if (s->xbase) { /* [F-91] at the page's own offset in the raw file */
+			if (x->data != s->xbase[ri] + x->first_page * gps)
+				return BAD(SQB_ECORRUPT, at + 16, name,
+					   "RAW extent of page %llu at 0x%llx in the raw memory "
+					   "file, not at its offset 0x%llx",
+					   (unsigned long long)x->first_page,
+					   (unsigned long long)x->data,
+					   (unsigned long long)(s->xbase[ri] + x->first_page * gps));
+			return bytes > SQB_MAX_CHUNK
+				   ? BAD(SQB_ELIMIT, at + 8, name,
+					 "data extent of %llu bytes exceeds 1 MiB",
+					 (unsigned long long)bytes)
+				   : 0;
+		}
 		if (x->data % SQB_RAW_ALIGN != (x->first_page * gps) % SQB_RAW_ALIGN)
 			return BAD(SQB_ECORRUPT, at + 16, name,
 				   "RAW data at 0x%llx not congruent to its guest offset mod 64 KiB",
 				   (unsigned long long)x->data);
 		break;
 	case SQB_EXT_COMPRESSED:
+		if (s->xbase)
+			return BAD(SQB_ECORRUPT, at + 12, name,
+				   "COMPRESSED extent in a snapshot with external raw memory");
 		if (x->codec > SQB_CODEC_ZSTD)
 			return BAD(SQB_ECORRUPT, at + 13, name, "unknown codec %u", x->codec);
 		if (!x->stored_len || x->stored_len > SQB_MAX_STORED ||
@@ -429,6 +447,9 @@ static int r_check_extent(const sqb_snap *s, unsigned int ri, const struct sqb_e
 				   x->stored_len);
 		break;
 	case SQB_EXT_DEDUP:
+		if (s->xbase)
+			return BAD(SQB_ECORRUPT, at + 12, name,
+				   "DEDUP extent in a snapshot with external raw memory");
 		if (x->codec || x->stored_len || x->checksum)
 			return BAD(SQB_ECORRUPT, at, name, "DEDUP extent carries data fields");
 		return 0;
@@ -570,6 +591,7 @@ static int r_try_parent(sqb_snap *s, const char *path, const struct sqb_open_opt
 	int err;
 
 	po.max_chain = (opts->max_chain ? opts->max_chain : 64) - 1;
+	po.external_path = NULL; /* a parent finds its own raw file by its hint */
 	if (!po.max_chain)
 		return BAD(SQB_ELIMIT, H_PARENT_UUID, "header", "parent chain deeper than allowed");
 	/* identity first, the candidate's own chain only once it matches:
@@ -667,6 +689,95 @@ static int r_parent_cover(sqb_snap *s, struct sqb_diag *diag)
 	return 0;
 }
 
+/* [F-90]..[F-93]: a file whose memory bytes live in an external raw file.
+ * Find the file (caller's path, else the LINK hint), check its size and,
+ * where both sides have it, its stamp; extent checksums do the rest. */
+/* [F-93] */
+static int r_xmem(sqb_snap *s, const struct sqb_open_opts *opts, struct sqb_diag *diag)
+{
+	int idx = sqb_snap_section_find(s, SQB_SEC_XMEM, 0);
+	uint8_t *x = NULL, stamp[16];
+	uint64_t want = 0, at;
+	char *hint = NULL, *dup = NULL, *path = NULL;
+	struct stat st;
+	size_t len;
+	int err;
+
+	if (idx < 0)
+		return 0;
+	at = s->dir[idx].offset;
+	if (s->info.role == SQB_ROLE_STATE)
+		return BAD(SQB_ECORRUPT, at, "XMEM[0]", "state-only file describes memory");
+	if (s->data_sec >= 0)
+		return BAD(SQB_ECORRUPT, s->dir[s->data_sec].file_pos, "XMEM[0]",
+			   "a file with external raw memory has a DATA section");
+	if ((err = sqb_snap_section_read(s, (unsigned)idx, (void **)&x, &len, diag)))
+		return err;
+	if (len != SQB_XMEM_SIZE || (x[24] & ~1u) || !all_zero(x + 25, 7)) {
+		free(x);
+		return BAD(len != SQB_XMEM_SIZE ? SQB_ECORRUPT : SQB_ERESERVED, at, "XMEM[0]",
+			   "bad external memory record (length %zu or reserved bits)", len);
+	}
+	s->xbase = calloc(s->nregions ? s->nregions : 1, sizeof(uint64_t));
+	if (!s->xbase) {
+		free(x);
+		return -ENOMEM;
+	}
+	for (unsigned int i = 0; i < s->nregions; i++) {
+		s->xbase[i] = want;
+		want += s->regions[i].size;
+	}
+	if (get_le64(x) != want) {
+		err = BAD(SQB_ECORRUPT, at, "XMEM[0]",
+			  "raw memory size %llu is not the sum of the regions (%llu)",
+			  (unsigned long long)get_le64(x), (unsigned long long)want);
+		goto out;
+	}
+	if (opts->external_path) {
+		path = strdup(opts->external_path);
+	} else if ((hint = r_link_hint(s, 2))) {
+		if (hint[0] != '/' && (dup = strdup(s->path)) &&
+		    asprintf(&path, "%s/%s", dirname(dup), hint) < 0)
+			path = NULL;
+		else if (hint[0] == '/')
+			path = strdup(hint);
+	}
+	if (!path) {
+		err = BAD(SQB_EPARENT, at, "XMEM[0]", "no path for the raw memory file");
+		goto out;
+	}
+	s->xpath = path;
+	s->dfd = open(path, O_RDONLY | O_CLOEXEC);
+	if (s->dfd < 0 || fstat(s->dfd, &st) < 0 || !S_ISREG(st.st_mode)) {
+		err = s->dfd < 0 ? -errno : -EINVAL;
+		if (s->dfd >= 0)
+			close(s->dfd);
+		s->dfd = s->fd;
+		sqb_diag_set(diag, err, at, "XMEM[0]", "raw memory file %s: %s", path,
+			     err == -EINVAL ? "not a regular file" : sqb_strerror(err));
+		goto out;
+	}
+	if ((uint64_t)st.st_size != want) {
+		err = BAD(SQB_EMISMATCH, at, "XMEM[0]",
+			  "raw memory file %s is %llu bytes; this snapshot's memory is %llu", path,
+			  (unsigned long long)st.st_size, (unsigned long long)want);
+		goto out;
+	}
+	/* a stamp on both sides that differs: another snapshot's memory */
+	if (x[24] && fgetxattr(s->dfd, SQB_XMEM_XATTR, stamp, sizeof(stamp)) == 16 &&
+	    memcmp(stamp, x + 8, 16)) {
+		err = BAD(SQB_EMISMATCH, at + 8, "XMEM[0]",
+			  "raw memory file %s belongs to another snapshot (stamp differs)", path);
+		goto out;
+	}
+	err = 0;
+out:
+	free(x);
+	free(hint);
+	free(dup);
+	return err;
+}
+
 int sqb_snap_open(sqb_snap **out, const char *path, const struct sqb_open_opts *opts,
 		  struct sqb_diag *diag)
 {
@@ -688,6 +799,7 @@ int sqb_snap_open(sqb_snap **out, const char *path, const struct sqb_open_opts *
 	s->data_sec = -1;
 	s->path = strdup(path);
 	s->fd = open(path, O_RDONLY | O_CLOEXEC);
+	s->dfd = s->fd;
 	if (!s->path || s->fd < 0) {
 		err = s->path ? -errno : -ENOMEM;
 		sqb_diag_set(diag, err, UINT64_MAX, path, "cannot open: %s", sqb_strerror(err));
@@ -699,7 +811,7 @@ int sqb_snap_open(sqb_snap **out, const char *path, const struct sqb_open_opts *
 		goto fail;
 	}
 	if ((err = r_header(s, (uint64_t)st.st_size, diag)) || (err = r_directory(s, diag)) ||
-	    (err = r_regions(s, diag)))
+	    (err = r_regions(s, diag)) || (err = r_xmem(s, opts, diag)))
 		goto fail;
 	for (unsigned int i = 0; i < s->nregions; i++)
 		if ((err = r_index(s, i, diag)))
@@ -729,8 +841,12 @@ void sqb_snap_free(sqb_snap *s)
 	if (!s)
 		return;
 	sqb_snap_free(s->parent);
+	if (s->dfd >= 0 && s->dfd != s->fd)
+		close(s->dfd);
 	if (s->fd >= 0)
 		close(s->fd);
+	free(s->xpath);
+	free(s->xbase);
 	for (unsigned int i = 0; i < s->nregions && s->ext; i++)
 		free(s->ext[i]);
 	free(s->ext);
@@ -756,9 +872,14 @@ const char *sqb_snap_path(const sqb_snap *s)
 	return s->path;
 }
 
+const char *sqb_snap_external_path(const sqb_snap *s)
+{
+	return s->xbase ? s->xpath : NULL;
+}
+
 int sqb_snap_fd(const sqb_snap *s)
 {
-	return s->fd;
+	return s->dfd;
 }
 
 unsigned int sqb_snap_section_count(const sqb_snap *s)

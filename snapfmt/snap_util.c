@@ -242,7 +242,7 @@ static const struct sqb_section_kind sqb_section_kinds[] = {
 	{ SQB_SEC_MEMR, 1, 1 }, { SQB_SEC_PIDX, 1, 1 }, { SQB_SEC_DATA, 1, 1 },
 	{ SQB_SEC_VCPU, 1, 1 }, { SQB_SEC_INTC, 1, 1 }, { SQB_SEC_DEVS, 1, 1 },
 	{ SQB_SEC_CONF, 1, 1 }, { SQB_SEC_META, 1, 0 }, { SQB_SEC_WSET, 1, 0 },
-	{ SQB_SEC_LINK, 1, 0 },
+	{ SQB_SEC_LINK, 1, 0 }, { SQB_SEC_XMEM, 1, 1 },
 };
 
 const struct sqb_section_kind *sqb_section_kind(uint32_t type)

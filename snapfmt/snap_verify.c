@@ -117,10 +117,10 @@ static size_t first_nonzero(const uint8_t *p, size_t n)
 
 /* Check [pos, end) reads as zero.  Holes read as zero by definition
  * ([F-26]), so only the data parts the file system reports are read. */
-static int v_zero_range(struct vctx *v, uint8_t *buf, size_t cap, uint64_t pos, uint64_t end)
+static int v_zero_range(struct vctx *v, int fd, uint8_t *buf, size_t cap, uint64_t pos,
+			uint64_t end)
 {
 	struct sqb_diag d;
-	int fd = v->s->fd;
 
 	while (pos < end) {
 		uint64_t stop = end;
@@ -148,7 +148,10 @@ static int v_zero_range(struct vctx *v, uint8_t *buf, size_t cap, uint64_t pos, 
 			}
 			if ((z = first_nonzero(buf, take)) < take) {
 				sqb_diag_set(&d, -SQB_ECORRUPT, pos + z, "filler",
-					     "non-zero byte outside every section and extent");
+					     fd == v->s->fd
+						 ? "non-zero byte outside every section and extent"
+						 : "non-zero byte in the raw memory file where the "
+						   "index says ZERO or PARENT");
 				return vproblem(v, -SQB_ECORRUPT, &d);
 			}
 			pos += take;
@@ -178,10 +181,34 @@ static int v_filler(struct vctx *v, struct span *sp, size_t n)
 				stop = 1;
 		}
 		if (!stop && pos < next)
-			stop = v_zero_range(v, buf, 65536, pos, next);
+			stop = v_zero_range(v, v->s->fd, buf, 65536, pos, next);
 		if (i < n && sp[i].off + sp[i].len > pos)
 			pos = sp[i].off + sp[i].len;
 	}
+	free(buf);
+	return stop;
+}
+
+/* [F-92] the raw memory file holds zero bytes (holes) outside its RAW
+ * extents: a Firecracker handler copies those pages as they are. */
+static int v_xmem_zero(struct vctx *v)
+{
+	sqb_snap *s = v->s;
+	uint8_t *buf = malloc(65536);
+	int stop = 0;
+
+	if (!buf)
+		return vproblem(v, -ENOMEM, &(struct sqb_diag){ UINT64_MAX, "file", "out of memory" });
+	for (unsigned int r = 0; r < s->nregions && !stop; r++)
+		for (size_t i = 0; i < s->next[r] && !stop; i++) {
+			const struct sqb_extent *e = &s->ext[r][i];
+			uint64_t at = s->xbase[r] + e->first_page * s->info.guest_page_size;
+
+			if (e->kind != SQB_EXT_RAW)
+				stop = v_zero_range(v, s->dfd, buf, 65536, at,
+						    at + (uint64_t)e->page_count *
+							     s->info.guest_page_size);
+		}
 	free(buf);
 	return stop;
 }
@@ -229,7 +256,8 @@ static int v_extents(struct vctx *v, struct span *sp, size_t *nsp)
 
 			if (e->kind != SQB_EXT_RAW && e->kind != SQB_EXT_COMPRESSED)
 				continue;
-			sp[(*nsp)++] = (struct span){ e->data, e->stored_len, "extent" };
+			if (!s->xbase) /* XMEM: the bytes are in the raw file */
+				sp[(*nsp)++] = (struct span){ e->data, e->stored_len, "extent" };
 			j.x[n++] = (struct xref){ r, i, 0 };
 			bytes += e->stored_len;
 		}
@@ -281,6 +309,8 @@ int sqb_snap_verify(sqb_snap *s, unsigned int flags, unsigned int max_problems, 
 	if (v_extents(&v, sp, &nsp))
 		goto out;
 	if (v_filler(&v, sp, nsp))
+		goto out;
+	if (s->xbase && v_xmem_zero(&v))
 		goto out;
 	if ((flags & SQB_VERIFY_CHAIN) && s->parent) {
 		int err = sqb_snap_verify(s->parent, flags, v.max - v.count, cb, ctx);

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #include "io.h"
@@ -25,6 +26,7 @@ struct wsec {
 
 struct wregion {
 	uint64_t gpa, size;
+	uint64_t xbase; /* XMEM: offset of the region in the raw file */
 	struct sqb_extent *ext;
 	size_t n, cap;
 };
@@ -54,6 +56,9 @@ struct pend {
 
 struct sqb_snap_writer {
 	struct sqb_afile af;
+	struct sqb_afile xf; /* XMEM: the raw memory file (xf.fd < 0: none) */
+	uint64_t xsize;
+	struct sqb_uuid xstamp;
 	struct sqb_write_opts o;
 	enum sqb_snap_kind kind;
 	uint32_t gps, chunk_pages;
@@ -128,12 +133,20 @@ int sqb_writer_open(sqb_snap_writer **out, const char *path, const struct sqb_wr
 	if (!w)
 		return -ENOMEM;
 	w->af.fd = -1;
+	w->xf.fd = -1;
 	pthread_mutex_init(&w->ctx_lock, NULL);
 	w->o = *opts;
+	if (opts->external_path) { /* [F-91] raw bytes only, at fixed offsets */
+		w->o.codec = SQB_CODEC_NONE;
+		w->o.dedup = 0;
+		w->o.pack_below = 1;
+		if (!opts->chunk_size)
+			w->o.chunk_size = SQB_MAX_CHUNK;
+	}
 	w->gps = opts->guest_page_size;
 	if (!w->o.host_page_size)
 		w->o.host_page_size = (uint32_t)sysconf(_SC_PAGESIZE);
-	w->chunk_pages = (opts->chunk_size ? opts->chunk_size : SQB_DEFAULT_CHUNK) / w->gps;
+	w->chunk_pages = (w->o.chunk_size ? w->o.chunk_size : SQB_DEFAULT_CHUNK) / w->gps;
 	if (!w->chunk_pages)
 		w->chunk_pages = 1;
 	snprintf(w->producer, sizeof(w->producer), "%s",
@@ -175,6 +188,11 @@ int sqb_writer_open(sqb_snap_writer **out, const char *path, const struct sqb_wr
 	err = sqb_afile_open(&w->af, path);
 	if (err)
 		goto fail;
+	if (opts->external_path) {
+		if ((err = sqb_random_uuid(&w->xstamp)) ||
+		    (err = sqb_afile_open(&w->xf, opts->external_path)))
+			goto fail;
+	}
 	w->pos = SQB_HEADER_SIZE;
 	*out = w;
 	return 0;
@@ -186,6 +204,19 @@ fail:
 const char *sqb_writer_temp_path(const sqb_snap_writer *w)
 {
 	return w && w->finished && w->o.defer_commit ? w->af.tmp : NULL;
+}
+
+const char *sqb_writer_external_temp_path(const sqb_snap_writer *w)
+{
+	return w && w->finished && w->o.defer_commit ? w->xf.tmp : NULL;
+}
+
+void sqb_writer_disown_external_temp(sqb_snap_writer *w)
+{
+	if (!w || !w->finished || !w->o.defer_commit)
+		return;
+	free(w->xf.tmp);
+	w->xf.tmp = NULL;
 }
 
 void sqb_writer_disown_temp(sqb_snap_writer *w)
@@ -201,6 +232,7 @@ void sqb_writer_free(sqb_snap_writer *w)
 	if (!w)
 		return;
 	sqb_afile_abort(&w->af);
+	sqb_afile_abort(&w->xf);
 	sqb_pool_free(w->pool);
 	for (unsigned int i = 0; i < w->nctxs && w->ctxs; i++)
 		sqb_codec_ctx_free(w->o.codec, w->ctxs[i]);
@@ -536,7 +568,8 @@ static void b_write(void *ctx, size_t idx)
 	struct pend *p = &b->pend[idx];
 
 	if (p->glen)
-		p->err = sqb_pwrite_full(b->w->af.fd, p->out ? p->out : p->src, p->glen, p->off);
+		p->err = sqb_pwrite_full(b->w->xf.fd >= 0 ? b->w->xf.fd : b->w->af.fd,
+					 p->out ? p->out : p->src, p->glen, p->off);
 }
 
 /* Phase 5, serial: place extents, record them in the index, then write. */
@@ -547,7 +580,7 @@ static int b_commit(struct batch *b)
 	size_t pi = 0;
 	int err;
 
-	if (!w->has_data) {
+	if (!w->has_data && w->xf.fd < 0) {
 		w->has_data = 1;
 		w->data_start = w->pos;
 	}
@@ -563,6 +596,15 @@ static int b_commit(struct batch *b)
 			e.codec = p->codec;
 			e.stored_len = p->out_len;
 			e.checksum = p->sum;
+			if (w->xf.fd >= 0) {
+				/* [F-91] the page's own offset in the raw file */
+				e.data = p->off = r->xbase + p->first * w->gps;
+				w->st.raw += p->count;
+				w->st.data_in += (uint64_t)p->count * w->gps;
+				w->st.data_out += p->out_len;
+				i += p->count;
+				goto push;
+			}
 			if (p->kind == SQB_EXT_RAW) {
 				/* [F-33] file offset congruent to the guest offset mod 64 KiB */
 				uint64_t want = (p->first * w->gps) % SQB_RAW_ALIGN;
@@ -592,6 +634,7 @@ static int b_commit(struct batch *b)
 			}
 			i++;
 		}
+push:
 		if ((err = w_push_extent(r, &e)))
 			return w_fail(w, err);
 	}
@@ -616,7 +659,7 @@ static int b_commit(struct batch *b)
 	w->st.pages += b->n;
 	/* start writeback now so that the fsync in finish has little left and
 	 * the disk works while the next batch is compressed */
-	if (w->pos - w->flushed >= SQB_WRITEBACK_STEP) {
+	if (w->xf.fd < 0 && w->pos - w->flushed >= SQB_WRITEBACK_STEP) {
 		sqb_start_writeback(w->af.fd, w->flushed, w->pos - w->flushed);
 		w->flushed = w->pos;
 	}
@@ -648,7 +691,8 @@ int sqb_writer_add_memory_src(sqb_snap_writer *w, uint64_t gpa, uint64_t size,
 		if (!n)
 			return -ENOMEM;
 		w->reg = n;
-		w->reg[w->nreg] = (struct wregion){ .gpa = gpa, .size = size };
+		w->reg[w->nreg] = (struct wregion){ .gpa = gpa, .size = size, .xbase = w->xsize };
+		w->xsize += size;
 		b.ri = w->nreg++;
 	}
 	npages = size / w->gps;
@@ -1126,6 +1170,30 @@ static void w_header(sqb_snap_writer *w, uint8_t *h, uint64_t dir_off, unsigned 
 	put_le64(h + H_CHECKSUM, sqb_xxh64(h, H_CHECKSUM));
 }
 
+/* [F-90]..[F-93]: the raw file gets its exact size (trailing zero pages
+ * are a hole) and its stamp, and is durable before the index names it. */
+static int w_finish_external(sqb_snap_writer *w, struct dirbuf *d)
+{
+	uint8_t x[32] = { 0 };
+	int err;
+
+	if (w->o.role == SQB_ROLE_STATE)
+		return w_fail(w, -EINVAL);
+	if (ftruncate(w->xf.fd, (off_t)w->xsize) < 0)
+		return w_fail(w, -errno);
+	if (fsetxattr(w->xf.fd, SQB_XMEM_XATTR, w->xstamp.b, 16, 0) == 0)
+		x[24] = 1; /* flag: the stamp is on the file */
+	err = w->o.defer_commit ? sqb_afile_sync(&w->xf) : sqb_afile_commit(&w->xf);
+	if (err)
+		return w_fail(w, err);
+	put_le64(x, w->xsize);
+	memcpy(x + 8, w->xstamp.b, 16);
+	if ((err = w_emit(w, d, SQB_SEC_XMEM, 0, 1, 1, SQB_SECF_CRITICAL, x, sizeof(x))))
+		return err;
+	return w_emit(w, d, SQB_SEC_LINK, 2, 1, 1, 0, w->o.external_path,
+		      strlen(w->o.external_path));
+}
+
 int sqb_writer_finish(sqb_snap_writer *w, struct sqb_uuid *uuid, struct sqb_digest *digest)
 {
 	struct dirbuf d = { 0 };
@@ -1154,6 +1222,8 @@ int sqb_writer_finish(sqb_snap_writer *w, struct sqb_uuid *uuid, struct sqb_dige
 		goto out;
 	if (w->comp_hint &&
 	    (err = w_emit(w, &d, SQB_SEC_LINK, 1, 1, 1, 0, w->comp_hint, strlen(w->comp_hint))))
+		goto out;
+	if (w->xf.fd >= 0 && (err = w_finish_external(w, &d)))
 		goto out;
 	dir_off = (w->pos + 7) & ~7ull;
 	dir_sum = sqb_xxh64(d.p, (size_t)d.n * SQB_DIRENT_SIZE);

@@ -64,7 +64,8 @@ enum sqb_extent_kind {
 #define SQB_SEC_CONF SQB_FOURCC('C', 'O', 'N', 'F') /* machine config, key=value */
 #define SQB_SEC_META SQB_FOURCC('M', 'E', 'T', 'A') /* free metadata, key=value */
 #define SQB_SEC_WSET SQB_FOURCC('W', 'S', 'E', 'T') /* working set page ranges */
-#define SQB_SEC_LINK SQB_FOURCC('L', 'I', 'N', 'K') /* path hints: parent, companion */
+#define SQB_SEC_LINK SQB_FOURCC('L', 'I', 'N', 'K') /* path hints: parent, companion, raw */
+#define SQB_SEC_XMEM SQB_FOURCC('X', 'M', 'E', 'M') /* memory bytes in an external raw file */
 
 #define SQB_SECF_CRITICAL 0x1u /* a reader that does not understand it MUST refuse */
 
@@ -140,8 +141,11 @@ struct sqb_open_opts {
 	unsigned int n_parent_paths;
 	int no_parents;		/* open alone: PARENT extents then read as -SQB_EPARENT */
 	unsigned int max_chain; /* 0 = 64 */
+	/* A file with an XMEM section: its raw memory file (NULL: the LINK
+	 * hint, relative to the file's folder).  Parents use their hints. */
+	const char *external_path;
 };
-#define SQB_OPEN_OPTS_INIT { SQB_OPEN_OPTS_VERSION, NULL, 0, 0, 0 }
+#define SQB_OPEN_OPTS_INIT { SQB_OPEN_OPTS_VERSION, NULL, 0, 0, 0, NULL }
 
 /* Open and validate header, directory, region table and page indexes (every
  * checksum is verified before the section is parsed; every count and offset
@@ -154,6 +158,8 @@ const struct sqb_snap_info *sqb_snap_get_info(const sqb_snap *s);
 sqb_snap *sqb_snap_parent(const sqb_snap *s); /* NULL for a full snapshot */
 const char *sqb_snap_path(const sqb_snap *s);
 int sqb_snap_fd(const sqb_snap *s); /* for mmap of RAW extents; owned by s */
+/* The external raw memory file's path (XMEM), else NULL. */
+const char *sqb_snap_external_path(const sqb_snap *s);
 
 struct sqb_section_info {
 	uint32_t type;
@@ -311,6 +317,11 @@ struct sqb_write_opts {
 	 * (sqb_writer_temp_path) for a caller that moves several files into
 	 * place itself with one folder fsync; see sqb_writer_disown_temp. */
 	int defer_commit;
+	/* External raw memory (format.md 6.4): the memory bytes go to this raw
+	 * file, region after region at their Firecracker offsets (zero pages
+	 * are holes), and this file keeps the index and checksums (XMEM).
+	 * Forces codec none, no dedup, 1 MiB extents by default. */
+	const char *external_path;
 };
 #define SQB_WRITE_OPTS_INIT                                                                        \
 	{ SQB_WRITE_OPTS_VERSION, SQB_ARCH_X86_64, SQB_HV_KVM, SQB_ROLE_COMPLETE, 4096 }
@@ -324,6 +335,9 @@ void sqb_writer_free(sqb_snap_writer *w);
 const char *sqb_writer_temp_path(const sqb_snap_writer *w);
 /* defer_commit: the caller renamed the temporary; free no longer removes it. */
 void sqb_writer_disown_temp(sqb_snap_writer *w);
+/* The same two for the external raw memory file (external_path). */
+const char *sqb_writer_external_temp_path(const sqb_snap_writer *w);
+void sqb_writer_disown_external_temp(sqb_snap_writer *w);
 
 /* Guest memory from a host buffer.  dirty: NULL, or one bit per guest page
  * (bit i%64 of word i/64 = page i of this region); in a diff, clear bits
