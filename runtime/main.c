@@ -21,6 +21,7 @@ static void usage(FILE *f)
 		   "             [--log-path FILE] [--level Error|Warning|Info|Debug|Trace|Off]\n"
 		   "             [--show-level] [--metrics-path FILE] [--id ID]\n"
 		   "             [--http-api-max-payload-size BYTES] [--no-serial-input]\n"
+		   "             [--snapshot-mem-format squib|raw]\n"
 		   "             [--version] [--help]\n"
 		   "Starts a microVM monitor driven by a Firecracker-compatible REST API\n"
 		   "(HTTP/1.1 over the Unix socket PATH, default /run/squib.socket).\n");
@@ -28,7 +29,7 @@ static void usage(FILE *f)
 
 struct opts {
 	const char *api_sock, *config_file, *log_path, *level, *metrics_path, *id;
-	int no_api, show_level, serial_input;
+	int no_api, show_level, serial_input, raw_mem;
 	size_t max_payload;
 };
 
@@ -45,6 +46,7 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 	    {"id", required_argument, NULL, 'i'},
 	    {"http-api-max-payload-size", required_argument, NULL, 'p'},
 	    {"no-serial-input", no_argument, NULL, 'S'},
+	    {"snapshot-mem-format", required_argument, NULL, 'F'},
 	    {"version", no_argument, NULL, 'V'},
 	    {"help", no_argument, NULL, 'h'},
 	    {0},
@@ -82,6 +84,13 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 			break;
 		case 'S':
 			o->serial_input = 0;
+			break;
+		case 'F':
+			if (strcmp(optarg, "squib") && strcmp(optarg, "raw")) {
+				fprintf(stderr, "squib: --snapshot-mem-format is squib or raw\n");
+				return -1;
+			}
+			o->raw_mem = !strcmp(optarg, "raw");
 			break;
 		case 'p': {
 			char *end;
@@ -150,6 +159,7 @@ int main(int argc, char **argv)
 		snprintf(ctl.id, sizeof(ctl.id), "%s", o.id);
 		sqb_ctl_log_set_id(o.id);
 	}
+	ctl.raw_mem_default = o.raw_mem;
 	if ((o.log_path || o.level || o.show_level) &&
 	    sqb_ctl_log_configure(o.log_path, o.level, 1, 0, NULL, err, sizeof(err)) < 0) {
 		fprintf(stderr, "squib: %s\n", err);

@@ -592,6 +592,7 @@ static int r_try_parent(sqb_snap *s, const char *path, const struct sqb_open_opt
 
 	po.max_chain = (opts->max_chain ? opts->max_chain : 64) - 1;
 	po.external_path = NULL; /* a parent finds its own raw file by its hint */
+	po.no_external = 0;
 	if (!po.max_chain)
 		return BAD(SQB_ELIMIT, H_PARENT_UUID, "header", "parent chain deeper than allowed");
 	/* identity first, the candidate's own chain only once it matches:
@@ -731,6 +732,11 @@ static int r_xmem(sqb_snap *s, const struct sqb_open_opts *opts, struct sqb_diag
 		err = BAD(SQB_ECORRUPT, at, "XMEM[0]",
 			  "raw memory size %llu is not the sum of the regions (%llu)",
 			  (unsigned long long)get_le64(x), (unsigned long long)want);
+		goto out;
+	}
+	if (opts->no_external) {
+		s->dfd = -1;
+		err = 0;
 		goto out;
 	}
 	if (opts->external_path) {
@@ -875,6 +881,11 @@ const char *sqb_snap_path(const sqb_snap *s)
 const char *sqb_snap_external_path(const sqb_snap *s)
 {
 	return s->xbase ? s->xpath : NULL;
+}
+
+int sqb_snap_container_fd(const sqb_snap *s)
+{
+	return s->fd;
 }
 
 int sqb_snap_fd(const sqb_snap *s)

@@ -136,6 +136,11 @@ struct sqb_vm_snap_create {
 	/* CONF keys (format.md [F-57]) the VM does not know itself; may be NULL */
 	const char *kernel_path, *initrd_path, *boot_args, *vm_config_json;
 	int smt;
+	/* Memory file as raw guest memory in Firecracker's layout (zero pages
+	 * are holes; a Diff holds its dirty pages); the state file then also
+	 * carries the page index and checksums (format.md 7.5).  Forces codec
+	 * none and no dedup. */
+	int raw_mem;
 };
 /* Write a snapshot of a PAUSED VM: memory file first, then the state file
  * naming it ([F-46]); both appear together or not at all (previous files

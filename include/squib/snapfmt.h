@@ -144,8 +144,11 @@ struct sqb_open_opts {
 	/* A file with an XMEM section: its raw memory file (NULL: the LINK
 	 * hint, relative to the file's folder).  Parents use their hints. */
 	const char *external_path;
+	/* XMEM: open the index without the raw file (its extents are then
+	 * unreadable: reads fail with -EBADF). */
+	int no_external;
 };
-#define SQB_OPEN_OPTS_INIT { SQB_OPEN_OPTS_VERSION, NULL, 0, 0, 0, NULL }
+#define SQB_OPEN_OPTS_INIT { SQB_OPEN_OPTS_VERSION, NULL, 0, 0, 0, NULL, 0 }
 
 /* Open and validate header, directory, region table and page indexes (every
  * checksum is verified before the section is parsed; every count and offset
@@ -158,6 +161,8 @@ const struct sqb_snap_info *sqb_snap_get_info(const sqb_snap *s);
 sqb_snap *sqb_snap_parent(const sqb_snap *s); /* NULL for a full snapshot */
 const char *sqb_snap_path(const sqb_snap *s);
 int sqb_snap_fd(const sqb_snap *s); /* for mmap of RAW extents; owned by s */
+/* The squib file itself (differs from sqb_snap_fd() with XMEM). */
+int sqb_snap_container_fd(const sqb_snap *s);
 /* The external raw memory file's path (XMEM), else NULL. */
 const char *sqb_snap_external_path(const sqb_snap *s);
 

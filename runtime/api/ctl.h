@@ -51,6 +51,7 @@ struct sqb_ctl {
 	int exit_code;
 	uint64_t api_requests, api_errors;
 	uint64_t startup_us;
+	int raw_mem_default; /* --snapshot-mem-format raw: memory files in Firecracker's layout */
 };
 
 struct sqb_ctl_resp {

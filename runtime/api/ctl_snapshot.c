@@ -26,21 +26,30 @@ static const char *diag_text(int err, const struct sqb_diag *d, char *buf, size_
 
 static const char *const snap_types[] = {"Full", "Diff", NULL};
 static const char *const codecs[] = {"none", "lz4", "zstd", NULL};
+static const char *const mem_formats[] = {"squib", "raw", NULL};
 
-/* "squib": {"codec": "none"|"lz4"|"zstd", "level": 0..22, "dedup": bool} */
+/* "squib": {"codec": "none"|"lz4"|"zstd", "level": 0..22, "dedup": bool,
+ *           "mem_format": "squib"|"raw"} */
 static int create_ext(yajl_val ext, struct sqb_vm_snap_create *o, char *err, size_t errlen)
 {
-	const char *codec = "none";
+	const char *codec = "none", *fmt = o->raw_mem ? "raw" : "squib";
 	uint64_t level = 0;
 	int dedup = 0;
 	const struct sqb_jfield f[] = {
 	    {"codec", SQB_JT_ENUM, 0, &codec, NULL, 0, 0, codecs},
 	    {"level", SQB_JT_UINT, 0, &level, NULL, 0, 22},
 	    {"dedup", SQB_JT_BOOL, 0, &dedup},
+	    {"mem_format", SQB_JT_ENUM, 0, &fmt, NULL, 0, 0, mem_formats},
 	};
 
-	if (sqb_json_fields(ext, f, 3, err, errlen) < 0)
+	if (sqb_json_fields(ext, f, 4, err, errlen) < 0)
 		return -1;
+	o->raw_mem = !strcmp(fmt, "raw");
+	if (o->raw_mem && (strcmp(codec, "none") || dedup)) {
+		snprintf(err, errlen, "squib.mem_format \"raw\" stores pages uncompressed and "
+				      "without dedup (a raw memory file is the guest memory as is).");
+		return -1;
+	}
 	o->codec = !strcmp(codec, "lz4")    ? SQB_CODEC_LZ4
 		   : !strcmp(codec, "zstd") ? SQB_CODEC_ZSTD
 					    : SQB_CODEC_NONE;
@@ -68,6 +77,7 @@ void sqb_ctl_snapshot_create(struct sqb_ctl *c, yajl_val body, struct sqb_ctl_re
 
 	if (sqb_json_fields(body, f, 5, err, sizeof(err)) < 0)
 		return sqb_ctl_fault(r, "%s", err);
+	o.raw_mem = c->raw_mem_default;
 	if (have_ext && create_ext(ext, &o, err, sizeof(err)) < 0)
 		return sqb_ctl_fault(r, "%s", err);
 	if (!c->vm)

@@ -140,6 +140,7 @@ static int write_conf(struct sqb_vm *vm, sqb_snap_writer *w, const struct sqb_vm
 				    plan == PLAN_DIFF_ALONE ? "Diff (nothing to diff against)"
 							    : "Diff (merged over its own chain)"));
 	FORWARD_IF_ERROR(kv(w, SQB_SEC_META, "hypervisor", vm->ops->name));
+	FORWARD_IF_ERROR(kv(w, SQB_SEC_META, "mem_format", o->raw_mem ? "raw" : "squib"));
 	if (uname(&u) == 0)
 		FORWARD_IF_ERROR(kv(w, SQB_SEC_META, "host_kernel", u.release));
 	return 0;
@@ -271,14 +272,17 @@ fail:
 	return err;
 }
 
-static int write_state(struct sqb_vm *vm, const struct sqb_vm_snap_create *o, enum mem_plan plan,
+/* The state file; with raw_mem it also carries the memory index, and its
+ * writer writes the raw memory file (role COMPLETE + XMEM, format.md 7.5). */
+static int write_state(struct sqb_vm *vm, struct sqb_snapstate *ss,
+		       const struct sqb_vm_snap_create *o, enum mem_plan plan,
 		       const struct sqb_uuid *uuid, const struct sqb_uuid *mem_uuid,
 		       const struct sqb_digest *mem_digest, const char *mem_hint,
 		       sqb_snap_writer **out)
 {
 	struct sqb_write_opts wo = SQB_WRITE_OPTS_INIT;
 	sqb_snap_writer *w = NULL;
-	int err;
+	int err = 0;
 
 	wo.arch = vm->ops->snap_arch;
 	wo.hv = vm->ops->snap_hv;
@@ -288,8 +292,19 @@ static int write_state(struct sqb_vm *vm, const struct sqb_vm_snap_create *o, en
 	wo.companion_digest = mem_digest;
 	wo.companion_path_hint = mem_hint;
 	wo.defer_commit = 1;
+	if (o->raw_mem) {
+		wo.role = SQB_ROLE_COMPLETE;
+		wo.companion_uuid = NULL;
+		wo.companion_digest = NULL;
+		wo.companion_path_hint = NULL;
+		wo.external_path = mem_hint; /* absolute */
+		wo.parent = plan == PLAN_DIFF ? ss->parent : NULL;
+	}
 	FORWARD_IF_ERROR(sqb_writer_open(&w, o->state_path, &wo));
-	err = write_vcpus(vm, w);
+	for (unsigned int r = 0; o->raw_mem && r < vm->mem.nregions && !err; r++)
+		err = add_region(vm, ss, w, r, plan == PLAN_DIFF);
+	if (!err)
+		err = write_vcpus(vm, w);
 	if (!err)
 		err = sqb_snap_devs_save(vm, w);
 	if (!err)
@@ -343,29 +358,33 @@ static int same_file(const struct stat *a, int fd)
 	return fd >= 0 && fstat(fd, &b) == 0 && a->st_dev == b.st_dev && a->st_ino == b.st_ino;
 }
 
-/* Is the existing file at path one that the next Diff would depend on: the
- * parent or any of its ancestors?  Returns 1 / 0; *broken = 1 when the
- * parent's own chain cannot be opened (a Diff on it would not load). */
-static int in_own_chain(struct sqb_snapstate *ss, const char *path, int *broken)
+/* Does file st hold bytes of snapshot p: its squib file, or (XMEM) its raw
+ * memory file? */
+static int holds(const struct stat *st, const sqb_snap *p)
+{
+	return same_file(st, sqb_snap_fd(p)) || same_file(st, sqb_snap_container_fd(p));
+}
+
+/* Is an existing file at either path one that the next Diff would depend
+ * on: the parent or any of its ancestors?  Returns 1 / 0; *broken = 1 when
+ * the parent's own chain cannot be opened (a Diff on it would not load). */
+static int in_own_chain(struct sqb_snapstate *ss, const char *const paths[2], int *broken)
 {
 	struct sqb_open_opts oo = SQB_OPEN_OPTS_INIT;
-	struct stat st;
 	sqb_snap *chain = NULL;
 	int hit = 0;
 
-	*broken = 0;
-	if (sqb_uuid_is_zero(&sqb_snap_get_info(ss->parent)->parent_uuid)) {
-		/* a full parent: only itself */
-		return stat(path, &st) == 0 && same_file(&st, sqb_snap_fd(ss->parent));
-	}
-	if (sqb_snap_open(&chain, sqb_snap_path(ss->parent), &oo, NULL)) {
-		*broken = 1;
-		return stat(path, &st) == 0 && same_file(&st, sqb_snap_fd(ss->parent));
-	}
-	if (stat(path, &st) == 0) {
-		hit = same_file(&st, sqb_snap_fd(ss->parent));
-		for (const sqb_snap *p = chain; p && !hit; p = sqb_snap_parent(p))
-			hit = same_file(&st, sqb_snap_fd(p));
+	*broken = !sqb_uuid_is_zero(&sqb_snap_get_info(ss->parent)->parent_uuid) &&
+		  sqb_snap_open(&chain, sqb_snap_path(ss->parent), &oo, NULL) != 0;
+	for (int i = 0; i < 2 && !hit; i++) {
+		struct stat st;
+
+		if (stat(paths[i], &st))
+			continue;
+		hit = holds(&st, ss->parent);
+		for (const sqb_snap *p = chain ? sqb_snap_parent(chain) : NULL; p && !hit;
+		     p = sqb_snap_parent(p))
+			hit = holds(&st, p);
 	}
 	sqb_snap_free(chain);
 	return hit;
@@ -401,7 +420,7 @@ static int check_request(struct sqb_vm *vm, struct sqb_snapstate *ss,
 	}
 	/* [S-1] never write a Diff over a file its own chain needs: that is
 	 * Firecracker's overlay, so write the merged memory (every page). */
-	if (in_own_chain(ss, o->mem_path, &broken)) {
+	if (in_own_chain(ss, (const char *const[2]){o->mem_path, o->state_path}, &broken)) {
 		*plan = PLAN_DIFF_OVERLAY;
 		return 0;
 	}
@@ -426,11 +445,12 @@ static void new_uuid(struct sqb_uuid *u)
 
 /* After a successful write: the dirty set is empty and the new memory file
  * is the next Diff's parent. */
-static void after_success(struct sqb_snapstate *ss, const char *mem_abs)
+static void after_success(struct sqb_snapstate *ss, const char *mem_abs, const char *raw_abs)
 {
 	struct sqb_open_opts oo = SQB_OPEN_OPTS_INIT;
 	sqb_snap *p = NULL;
 
+	oo.external_path = raw_abs; /* raw_mem: the state file is the parent */
 	if (ss->pending)
 		memset(ss->pending, 0, ss->nwords * sizeof(uint64_t));
 	oo.no_parents = 1;
@@ -475,22 +495,26 @@ int sqb_vm_snapshot_create(sqb_vm *vm, const struct sqb_vm_snap_create *o, struc
 		goto out;
 	new_uuid(&st_uuid);
 	t1 = sqb_now_ns();
-	err = write_memory(vm, ss, o, plan, &st_uuid, st_abs, &mem_uuid, &mem_digest, &mw);
+	if (!o->raw_mem)
+		err = write_memory(vm, ss, o, plan, &st_uuid, st_abs, &mem_uuid, &mem_digest, &mw);
 	if (err) {
 		sqb_snap_diag(diag, "memory", "writing %s failed: %s", o->mem_path,
 			      sqb_strerror(err));
 		goto out;
 	}
 	t2 = sqb_now_ns();
-	err = write_state(vm, o, plan, &st_uuid, &mem_uuid, &mem_digest, mem_abs, &sw);
+	err = write_state(vm, ss, o, plan, &st_uuid, &mem_uuid, &mem_digest, mem_abs, &sw);
 	t3 = sqb_now_ns();
 	if (!err) {
-		err = commit_pair(sqb_writer_temp_path(mw), o->mem_path,
-				  sqb_writer_temp_path(sw), o->state_path);
+		const char *mt = o->raw_mem ? sqb_writer_external_temp_path(sw)
+					    : sqb_writer_temp_path(mw);
+
+		err = commit_pair(mt, o->mem_path, sqb_writer_temp_path(sw), o->state_path);
 		if (!err || access(sqb_writer_temp_path(sw), F_OK) != 0) {
 			/* renamed (a failed folder fsync leaves them in place) */
 			sqb_writer_disown_temp(mw);
 			sqb_writer_disown_temp(sw);
+			sqb_writer_disown_external_temp(sw);
 		}
 	}
 	if (err) {
@@ -498,7 +522,7 @@ int sqb_vm_snapshot_create(sqb_vm *vm, const struct sqb_vm_snap_create *o, struc
 			      sqb_strerror(err));
 		goto out;
 	}
-	after_success(ss, mem_abs);
+	after_success(ss, o->raw_mem ? st_abs : mem_abs, o->raw_mem ? mem_abs : NULL);
 	if (plan == PLAN_DIFF_OVERLAY)
 		sqb_info("Diff over %s (a file of its own chain) written as merged memory",
 			 o->mem_path);

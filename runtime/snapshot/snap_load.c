@@ -24,6 +24,7 @@ struct loadctx {
 	struct sqb_vm_snap_conf conf;
 	unsigned int nvcpus;
 	struct recset vcpu[SQB_VM_MAX_VCPUS], intc;
+	int raw_mem; /* the state file indexes a raw memory file (format.md 7.5) */
 };
 
 static int parse_u64(const char *s, uint64_t *v)
@@ -84,14 +85,19 @@ static int read_conf(struct loadctx *c)
 
 static int open_state(struct loadctx *c, unsigned int arch, unsigned int hv)
 {
+	struct sqb_open_opts oo = SQB_OPEN_OPTS_INIT;
 	const struct sqb_snap_info *si;
 	int err;
 
-	err = sqb_snap_open(&c->st, c->o->state_path, NULL, c->diag);
+	oo.no_external = 1; /* the state alone; memory is opened next */
+	oo.no_parents = 1;
+	err = sqb_snap_open(&c->st, c->o->state_path, &oo, c->diag);
 	if (err)
 		return err;
 	si = sqb_snap_get_info(c->st);
-	if (si->role != SQB_ROLE_STATE) {
+	c->raw_mem = si->role == SQB_ROLE_COMPLETE &&
+		     sqb_snap_section_find(c->st, SQB_SEC_XMEM, 0) >= 0;
+	if (si->role != SQB_ROLE_STATE && !c->raw_mem) {
 		sqb_snap_diag(c->diag, "header", "%s is not a snapshot state file (role %d)",
 			      c->o->state_path, (int)si->role);
 		return -SQB_EMISMATCH;
@@ -137,10 +143,23 @@ bad:
 
 static int open_memory(struct loadctx *c)
 {
+	struct sqb_open_opts oo = SQB_OPEN_OPTS_INIT;
 	const struct sqb_snap_info *mi;
 	int err;
 
+	if (c->raw_mem) { /* index in the state file, bytes in backend_path */
+		oo.external_path = c->o->backend_path;
+		FORWARD_IF_ERROR(sqb_snap_open(&c->mem, c->o->state_path, &oo, c->diag));
+		return check_layout(c, c->mem);
+	}
 	err = sqb_snap_open(&c->mem, c->o->backend_path, NULL, c->diag);
+	if (err == -SQB_EBADMAGIC) {
+		sqb_snap_diag(c->diag, "header",
+			      "%s is not a squib memory file, and %s does not describe a raw "
+			      "memory file",
+			      c->o->backend_path, c->o->state_path);
+		return err;
+	}
 	if (err)
 		return err;
 	mi = sqb_snap_get_info(c->mem);
@@ -202,8 +221,16 @@ static void set_parent(struct loadctx *c, struct sqb_snapstate *ss)
 		return; /* Uffd: the memory file is the page server's business */
 	abs = realpath(c->o->backend_path, NULL);
 	oo.no_parents = 1;
-	if (!abs || sqb_snap_open(&ss->parent, abs, &oo, NULL))
+	if (c->raw_mem) { /* the state file is the memory index */
+		char *st = realpath(c->o->state_path, NULL);
+
+		oo.external_path = abs;
+		if (!abs || !st || sqb_snap_open(&ss->parent, st, &oo, NULL))
+			ss->parent = NULL;
+		free(st);
+	} else if (!abs || sqb_snap_open(&ss->parent, abs, &oo, NULL)) {
 		ss->parent = NULL;
+	}
 	free(abs);
 }
 
