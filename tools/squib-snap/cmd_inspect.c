@@ -88,6 +88,9 @@ static void text_header(struct ins *x)
 	} else {
 		printf("parent       none\n");
 	}
+	if (sqb_snap_external_path(x->s))
+		printf("raw memory   %s (Firecracker layout; index and checksums here)\n",
+		       sqb_snap_external_path(x->s));
 	if (!sqb_uuid_is_zero(&in->companion_uuid)) {
 		sqb_uuid_format(&in->companion_uuid, u);
 		sqb_digest_format(&in->companion_digest, d);
@@ -137,6 +140,10 @@ static void json_header(struct ins *x)
 	} else {
 		st_jkv_null(g, "parent");
 	}
+	if (sqb_snap_external_path(x->s))
+		st_jkv_str(g, "raw_memory_file", sqb_snap_external_path(x->s));
+	else
+		st_jkv_null(g, "raw_memory_file");
 	st_jkey(g, "chain");
 	st_jarr(g);
 	for (sqb_snap *p = x->s; p; p = sqb_snap_parent(p)) {
