@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/file.h>
 #include <unistd.h>
 
 #include "io.h"
@@ -103,9 +104,25 @@ int sqb_pread_full(int fd, void *buf, size_t len, uint64_t off)
 	return 0;
 }
 
+int sqb_lock_folder(const char *path, int how)
+{
+	char *copy = strdup(path);
+	int fd = copy ? open(dirname(copy), O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
+
+	free(copy);
+	while (fd >= 0 && flock(fd, how) < 0) {
+		if (errno != EINTR) {
+			close(fd);
+			return -1;
+		}
+	}
+	return fd;
+}
+
 int sqb_afile_open(struct sqb_afile *af, const char *path)
 {
 	size_t n = strlen(path);
+	int dfd;
 
 	af->fd = -1;
 	af->path = strdup(path);
@@ -116,7 +133,16 @@ int sqb_afile_open(struct sqb_afile *af, const char *path)
 	}
 	memcpy(af->tmp, path, n);
 	memcpy(af->tmp + n, ".tmp.XXXXXX", sizeof(".tmp.XXXXXX"));
+	/* A live temporary is locked, so that a sweep of stale ones (left by a
+	 * killed writer; the sweeper holds the folder's lock exclusively) skips
+	 * it.  Creating and locking happen under the folder's shared lock: a
+	 * sweep never sees the file before its lock. */
+	dfd = sqb_lock_folder(path, LOCK_SH);
 	af->fd = mkostemp(af->tmp, O_CLOEXEC);
+	if (af->fd >= 0)
+		(void)flock(af->fd, LOCK_EX | LOCK_NB);
+	if (dfd >= 0)
+		close(dfd);
 	if (af->fd < 0) {
 		int err = -errno;
 
@@ -173,13 +199,10 @@ fail:
 
 int sqb_afile_sync(struct sqb_afile *af)
 {
-	int err = 0;
-
+	/* the descriptor (and its lock) stays open until abort */
 	if (sqb_fault_enabled("fsync") || fsync(af->fd) < 0)
-		err = sqb_fault_enabled("fsync") ? -EIO : -errno;
-	close(af->fd);
-	af->fd = -1;
-	return err;
+		return sqb_fault_enabled("fsync") ? -EIO : -errno;
+	return 0;
 }
 
 void sqb_afile_abort(struct sqb_afile *af)

@@ -38,10 +38,15 @@ struct sqb_afile {
 
 int sqb_afile_open(struct sqb_afile *af, const char *path);
 int sqb_afile_commit(struct sqb_afile *af);
-/* Make the temporary durable (fsync) and close it, but leave it under its
- * temporary name (af->tmp) for a caller that renames several files itself
- * and then calls sqb_fsync_dir() once.  abort still unlinks it. */
+/* Make the temporary durable (fsync), but leave it under its temporary
+ * name (af->tmp), open and locked, for a caller that renames several files
+ * itself and then calls sqb_fsync_dir() once.  abort closes it and unlinks
+ * it unless the caller cleared af->tmp.  Temporaries are named
+ * "<path>.tmp.XXXXXX" and hold flock(LOCK_EX) while their writer lives. */
 int sqb_afile_sync(struct sqb_afile *af);
+/* flock(how) the folder holding path; returns its fd (close to unlock),
+ * or -1.  Writers that sweep stale temporaries hold it LOCK_EX. */
+int sqb_lock_folder(const char *path, int how);
 /* fsync the folder holding path (makes renames in it durable). */
 int sqb_fsync_dir(const char *path);
 void sqb_afile_abort(struct sqb_afile *af); /* safe on an unopened/committed one */

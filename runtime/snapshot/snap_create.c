@@ -9,6 +9,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
+#include <signal.h>
+#include <sys/file.h>
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <sys/utsname.h>
@@ -319,24 +322,106 @@ static int write_state(struct sqb_vm *vm, struct sqb_snapstate *ss,
 	return 0;
 }
 
+/* Is name "<base>.tmp.XXXXXX", the writer's temporary for base? */
+int sqb_snap_is_temp_of(const char *name, const char *base)
+{
+	size_t n = strlen(base);
+
+	if (strncmp(name, base, n) || strncmp(name + n, ".tmp.", 5) || strlen(name + n + 5) != 6)
+		return 0;
+	for (const char *p = name + n + 5; *p; p++)
+		if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9')))
+			return 0;
+	return 1;
+}
+
+/* Remove what an earlier create to this path left when it was killed:
+ * "<path>.tmp.XXXXXX" files that no live writer holds locked.  Only that
+ * exact pattern, only in the target's folder, only unlocked regular files. */
+static void sweep_stale(const char *path)
+{
+	char *d = strdup(path), *b = strdup(path);
+	const char *base = b ? basename(b) : NULL;
+	DIR *dir = d ? opendir(dirname(d)) : NULL;
+	struct dirent *e;
+
+	while (dir && base && (e = readdir(dir))) {
+		int fd;
+
+		if (!sqb_snap_is_temp_of(e->d_name, base))
+			continue;
+		fd = openat(dirfd(dir), e->d_name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+		if (fd < 0)
+			continue;
+		{
+			struct stat st;
+
+			if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) &&
+			    flock(fd, LOCK_EX | LOCK_NB) == 0) {
+				sqb_info("removing %s, left by an interrupted snapshot create",
+					 e->d_name);
+				unlinkat(dirfd(dir), e->d_name, 0);
+			}
+		}
+		close(fd);
+	}
+	if (dir)
+		closedir(dir);
+	free(d);
+	free(b);
+}
+
+/* Commits to one folder are serialized across processes (flock on the
+ * folder): two squibs creating to the same paths end with one complete
+ * pair, never one's state beside the other's memory.  Folders are locked
+ * in inode order; fds[] are closed to unlock (-1: none). */
+static void lock_folders(const char *a, const char *b, int fds[2])
+{
+	char *da = strdup(a), *db = strdup(b);
+	struct stat sa, sb;
+
+	fds[0] = fds[1] = -1;
+	if (da && db && !stat(dirname(da), &sa) && !stat(dirname(db), &sb)) {
+		int same = sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+		int swap = !same && sb.st_ino < sa.st_ino;
+
+		fds[0] = sqb_lock_folder(swap ? b : a, LOCK_EX);
+		if (!same)
+			fds[1] = sqb_lock_folder(swap ? a : b, LOCK_EX);
+	}
+	free(da);
+	free(db);
+}
+
 /* Move both finished temporaries into place: one rename per file, then one
  * fsync per folder so that the pair is durable when the API answers.  An
  * existing memory file is swapped out with RENAME_EXCHANGE so that a failed
- * second rename can swap it back; the pair appears together or not at all. */
+ * second rename can swap it back; the pair appears together or not at all.
+ * A kill between the two renames leaves the old state beside the new
+ * memory, with the old memory under its temporary name: the load finds it
+ * there by identity (snap_load.c), and the next create removes it. */
 static int commit_pair(const char *mem_tmp, const char *mem, const char *st_tmp, const char *st)
 {
-	int mem_old = access(mem, F_OK) == 0, err;
+	int mem_old, err, locks[2];
 
+	lock_folders(mem, st, locks);
+	sweep_stale(mem);
+	sweep_stale(st);
+	mem_old = access(mem, F_OK) == 0;
 	if (mem_old ? renameat2(AT_FDCWD, mem_tmp, AT_FDCWD, mem, RENAME_EXCHANGE)
-		    : rename(mem_tmp, mem))
-		return -errno;
+		    : rename(mem_tmp, mem)) {
+		err = -errno;
+		goto out;
+	}
+	if (sqb_fault_enabled("kill_between_renames"))
+		raise(SIGKILL); /* crash-consistency tests */
 	if (rename(st_tmp, st) < 0) {
 		err = -errno;
 		if (mem_old)
 			renameat2(AT_FDCWD, mem_tmp, AT_FDCWD, mem, RENAME_EXCHANGE);
 		else
 			rename(mem, mem_tmp);
-		return err;
+		goto out;
 	}
 	if (mem_old)
 		unlink(mem_tmp); /* the previous memory file, swapped out */
@@ -348,6 +433,10 @@ static int commit_pair(const char *mem_tmp, const char *mem, const char *st_tmp,
 		free(a);
 		free(b);
 	}
+out:
+	for (int i = 0; i < 2; i++)
+		if (locks[i] >= 0)
+			close(locks[i]);
 	return err;
 }
 

@@ -2,7 +2,9 @@
  * architecture and hypervisor, parse every state section, then build the
  * VM from CONF, restore memory (restore library or a Uffd page server), set
  * VM state, vCPU state and devices, and release the vCPUs parked. */
+#include <dirent.h>
 #include <errno.h>
+#include <libgen.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -141,34 +143,80 @@ bad:
 	return -SQB_EMISMATCH;
 }
 
-static int open_memory(struct loadctx *c)
+/* Open the memory of this snapshot from path: the pair's memory file, or
+ * with raw_mem the state file's index over the raw file at path. */
+static int open_memory_at(struct loadctx *c, const char *path, sqb_snap **out,
+			  struct sqb_diag *diag)
 {
 	struct sqb_open_opts oo = SQB_OPEN_OPTS_INIT;
-	const struct sqb_snap_info *mi;
 	int err;
 
-	if (c->raw_mem) { /* index in the state file, bytes in backend_path */
-		oo.external_path = c->o->backend_path;
-		FORWARD_IF_ERROR(sqb_snap_open(&c->mem, c->o->state_path, &oo, c->diag));
-		return check_layout(c, c->mem);
+	*out = NULL;
+	if (c->raw_mem) { /* index in the state file, bytes in path */
+		oo.external_path = path;
+		return sqb_snap_open(out, c->o->state_path, &oo, diag);
 	}
-	err = sqb_snap_open(&c->mem, c->o->backend_path, NULL, c->diag);
-	if (err == -SQB_EBADMAGIC) {
+	FORWARD_IF_ERROR(sqb_snap_open(out, path, NULL, diag));
+	if (sqb_snap_get_info(*out)->role != SQB_ROLE_MEMORY) {
+		sqb_snap_diag(diag, "header", "%s is not a snapshot memory file", path);
+		err = -SQB_EMISMATCH;
+	} else {
+		err = sqb_snap_check_pair(c->st, *out, diag);
+	}
+	if (err) {
+		sqb_snap_free(*out);
+		*out = NULL;
+	}
+	return err;
+}
+
+/* A create killed between its two renames leaves this state beside the
+ * next snapshot's memory, and this state's own memory under the create's
+ * temporary name "<mem>.tmp.XXXXXX" (snap_create.c): find it by identity. */
+static int recover_memory(struct loadctx *c)
+{
+	char *d = strdup(c->o->backend_path), *b = strdup(c->o->backend_path);
+	const char *folder = d ? dirname(d) : NULL, *base = b ? basename(b) : NULL;
+	DIR *dir = folder ? opendir(folder) : NULL;
+	struct dirent *e;
+	int err = -SQB_ENOTFOUND;
+
+	while (dir && base && err && (e = readdir(dir))) {
+		char *cand = NULL;
+		struct sqb_diag ignore;
+
+		if (!sqb_snap_is_temp_of(e->d_name, base) ||
+		    asprintf(&cand, "%s/%s", folder, e->d_name) < 0)
+			continue;
+		err = open_memory_at(c, cand, &c->mem, &ignore);
+		if (!err)
+			sqb_warn("%s does not belong to %s; using %s, its memory file left by an "
+				 "interrupted snapshot create",
+				 c->o->backend_path, c->o->state_path, cand);
+		free(cand);
+	}
+	if (dir)
+		closedir(dir);
+	free(d);
+	free(b);
+	return err;
+}
+
+static int open_memory(struct loadctx *c)
+{
+	int err = open_memory_at(c, c->o->backend_path, &c->mem, c->diag);
+
+	if (err == -SQB_EBADMAGIC && !c->raw_mem) {
 		sqb_snap_diag(c->diag, "header",
 			      "%s is not a squib memory file, and %s does not describe a raw "
 			      "memory file",
 			      c->o->backend_path, c->o->state_path);
 		return err;
 	}
+	if ((err == -SQB_EPARENT || err == -SQB_EMISMATCH) && recover_memory(c) == 0)
+		err = 0;
 	if (err)
 		return err;
-	mi = sqb_snap_get_info(c->mem);
-	if (mi->role != SQB_ROLE_MEMORY) {
-		sqb_snap_diag(c->diag, "header", "%s is not a snapshot memory file",
-			      c->o->backend_path);
-		return -SQB_EMISMATCH;
-	}
-	FORWARD_IF_ERROR(sqb_snap_check_pair(c->st, c->mem, c->diag));
 	return check_layout(c, c->mem);
 }
 

@@ -35,6 +35,10 @@ struct sqb_snapstate {
 /* The VM's snapshot state, created on first use. */
 int sqb_snapstate_get(struct sqb_vm *vm, struct sqb_snapstate **out);
 
+/* ---- snap_create.c ---- */
+/* Is name "<base>.tmp.XXXXXX", a create's temporary for the file base? */
+int sqb_snap_is_temp_of(const char *name, const char *base);
+
 /* ---- snap_dirty.c ---- */
 /* Arm tracking over the VM's memslots (idempotent). */
 int sqb_snap_dirty_start(struct sqb_vm *vm, struct sqb_snapstate *ss);

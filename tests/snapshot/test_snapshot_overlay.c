@@ -3,10 +3,13 @@
  * test_diff_snapshot_overlay); the first Diff and a Diff without tracking are
  * complete; the pair is durable and replaced as one.  Real guests on
  * /dev/kvm, each snapshot loaded by a fresh squib. */
+#include <dirent.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/inotify.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include "snap_test_util.h"
@@ -206,6 +209,123 @@ static void test_create_renames_each_file_once(void **state)
 	load_and_count_counter("rn");
 }
 
+static int count_temps(void)
+{
+	DIR *d = opendir(st_dir);
+	struct dirent *e;
+	int n = 0;
+
+	while (d && (e = readdir(d)))
+		n += strstr(e->d_name, ".tmp.") != NULL;
+	if (d)
+		closedir(d);
+	return n;
+}
+
+/* issue 17: squib killed between the two renames of a create.  The old
+ * state then sits beside the new memory; its own memory is under the
+ * create's temporary name.  A load of the pair at the paths still loads the
+ * old snapshot (found by identity, never the wrong memory), and the next
+ * create to the same paths removes the leftovers. */
+static void test_kill_between_renames_recovers(void **state)
+{
+	struct sqb_tc t;
+
+	(void)state;
+	st_boot(&t, "snapguest.elf", "mode=1 mib=8", 1, 32, 0);
+	st_expect_serial(&t, "ROUND 2", 60000);
+	st_pause(&t);
+	st_create(&t, "Full", "k", NULL); /* the old pair: no marker */
+	tc_stop(&t);
+	setenv("SQB_FAULT", "kill_between_renames", 1);
+	st_boot(&t, "snapguest.elf", "mode=1 mib=8", 1, 32, 0);
+	unsetenv("SQB_FAULT");
+	st_expect_serial(&t, "ROUND 2", 60000);
+	mark(&t, 'A');
+	{
+		char body[600];
+
+		snprintf(body, sizeof(body),
+			 "{\"snapshot_path\":\"%s\",\"mem_file_path\":\"%s\"}",
+			 st_path("k", ".state"), st_path("k", ".mem"));
+		assert_true(tc_req(&t, "PUT", "/snapshot/create", body, NULL, 0) <= 0 ||
+			    kill(t.pid, 0) != 0); /* no answer: the process was killed */
+	}
+	tc_stop(&t);
+	assert_true(count_temps() >= 2); /* old memory + new state, under temporary names */
+	load_and_count("k", 0);		 /* the old snapshot, recovered */
+	st_boot(&t, "snapguest.elf", "mode=1 mib=8", 1, 32, 0);
+	st_expect_serial(&t, "ROUND 2", 60000);
+	mark(&t, 'A');
+	mark(&t, 'B');
+	st_create(&t, "Full", "k", NULL);
+	tc_stop(&t);
+	assert_int_equal(count_temps(), 0); /* swept */
+	load_and_count("k", 2);
+}
+
+struct racer {
+	struct sqb_tc *t, *other;
+	int fails;
+};
+
+static void *race_creates(void *arg)
+{
+	struct racer *r = arg;
+	char body[600];
+
+	snprintf(body, sizeof(body), "{\"snapshot_path\":\"%s\",\"mem_file_path\":\"%s\"}",
+		 st_path("race", ".state"), st_path("race", ".mem"));
+	for (int i = 0; i < 8; i++) {
+		char out[512] = "";
+
+		if (tc_req(r->t, "PUT", "/snapshot/create", body, out, sizeof(out)) != 204) {
+			char *log = tc_read_file(r->t->errlog);
+
+			char *olog = tc_read_file(r->other->errlog);
+
+			print_message("create failed: %s\nlog: %s\nother: %s\n", out,
+				      log ? log : "", olog ? olog : "");
+			free(log);
+			free(olog);
+			r->fails++;
+		}
+	}
+	return NULL;
+}
+
+/* issue 17: two squib processes creating to the same paths at once always
+ * leave one complete pair (state and memory of the same VM), never a mix. */
+static void test_concurrent_creates_leave_one_pair(void **state)
+{
+	struct sqb_tc a, b;
+	struct racer ra, rb;
+	pthread_t th;
+	sqb_snap *st, *mem;
+
+	(void)state;
+	st_boot(&a, "counter.elf", "delay=3000", 1, 16, 0);
+	st_boot(&b, "counter.elf", "delay=5000", 1, 16, 0);
+	st_pause(&a);
+	st_pause(&b);
+	for (int round = 0; round < 3; round++) {
+		ra = (struct racer){&a, &b, 0};
+		rb = (struct racer){&b, &a, 0};
+		pthread_create(&th, NULL, race_creates, &ra);
+		race_creates(&rb);
+		pthread_join(th, NULL);
+		assert_int_equal(ra.fails + rb.fails, 0);
+		assert_int_equal(sqb_snap_open(&st, st_path("race", ".state"), NULL, NULL), 0);
+		assert_int_equal(sqb_snap_open(&mem, st_path("race", ".mem"), NULL, NULL), 0);
+		assert_int_equal(sqb_snap_check_pair(st, mem, NULL), 0);
+		sqb_snap_free(st);
+		sqb_snap_free(mem);
+	}
+	tc_stop(&a);
+	tc_stop(&b);
+	assert_int_equal(count_temps(), 0);
+}
+
 int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
@@ -213,6 +333,8 @@ int main(int argc, char **argv)
 	    cmocka_unit_test(test_diff_overlay_same_paths),
 	    cmocka_unit_test(test_diff_without_tracking_is_complete),
 	    cmocka_unit_test(test_create_renames_each_file_once),
+	    cmocka_unit_test(test_kill_between_renames_recovers),
+	    cmocka_unit_test(test_concurrent_creates_leave_one_pair),
 	};
 	int rc;
 
