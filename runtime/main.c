@@ -176,8 +176,8 @@ int main(int argc, char **argv)
 	{
 		struct timespec t1;
 		clock_gettime(CLOCK_MONOTONIC, &t1);
-		ctl.startup_us = (uint64_t)(t1.tv_sec - t0.tv_sec) * 1000000 +
-				 (uint64_t)(t1.tv_nsec - t0.tv_nsec) / 1000;
+		/* signed arithmetic: tv_nsec goes down across a second boundary */
+		ctl.startup_us = sqb_ctl_elapsed_us(&t0, &t1);
 	}
 	sqb_ctl_log(SQB_CTL_INFO, "squib %s running, API socket %s", SQB_VERSION_STRING,
 		    o.no_api ? "(none)" : o.api_sock);

@@ -77,7 +77,8 @@ static void test_get_endpoints_before_start(void **state)
 	    {"GET", "/", NULL, 200, "\"id\":\"anonymous-instance\""},
 	    {"GET", "/version", NULL, 200, "\"firecracker_version\":\""},
 	    {"GET", "/machine-config", NULL, 200, "\"vcpu_count\":1,\"mem_size_mib\":128"},
-	    {"GET", "/vm/config", NULL, 200, "\"boot-source\":null"},
+	    {"GET", "/vm/config", NULL, 200,
+	     "\"boot-source\":{\"kernel_image_path\":\"\",\"initrd_path\":null,\"boot_args\":null}"},
 	};
 	run_cases(*state, c, sizeof(c) / sizeof(c[0]));
 }
@@ -95,34 +96,46 @@ static void test_machine_config_valid_and_invalid(void **state)
 	     204, NULL},
 	    {"GET", "/machine-config", NULL, 200, "\"track_dirty_pages\":true"},
 	    {"PUT", "/machine-config", "{\"vcpu_count\":\"2\",\"mem_size_mib\":64}", 400,
-	     "invalid type for field `vcpu_count`"},
+	     "invalid type: string \\\"2\\\", expected u8 at line 1 column 17."},
 	    {"PUT", "/machine-config", "{\"vcpu_count\":1.5,\"mem_size_mib\":64}", 400,
-	     "field `vcpu_count`"},
+	     "invalid type: floating point `1.5`, expected u8"},
 	    {"PUT", "/machine-config", "{\"vcpu_count\":-1,\"mem_size_mib\":64}", 400,
-	     "field `vcpu_count`"},
-	    {"PUT", "/machine-config", "{\"vcpu_count\":33,\"mem_size_mib\":64}", 400, "1..=32"},
-	    {"PUT", "/machine-config", "{\"vcpu_count\":0,\"mem_size_mib\":64}", 400, "1..=32"},
+	     "invalid value: integer `-1`, expected u8"},
+	    {"PUT", "/machine-config", "{\"vcpu_count\":256,\"mem_size_mib\":64}", 400,
+	     "invalid value: integer `256`, expected u8"},
+	    {"PUT", "/machine-config", "{\"vcpu_count\":33,\"mem_size_mib\":64}", 400,
+	     "Machine config error: The number of vCPUs must be greater than 0, less than 32 and "
+	     "must be 1 or an even number if SMT is enabled."},
+	    {"PUT", "/machine-config", "{\"vcpu_count\":0,\"mem_size_mib\":64}", 400,
+	     "The number of vCPUs must be greater than 0"},
 	    {"PUT", "/machine-config", "{\"vcpu_count\":1,\"mem_size_mib\":0}", 400,
-	     "field `mem_size_mib`"},
+	     "The memory size (MiB) is either 0, or not a multiple of the configured page size."},
 	    {"PUT", "/machine-config",
 	     "{\"vcpu_count\":1,\"mem_size_mib\":99999999999999999999999}", 400,
-	     "field `mem_size_mib`"},
-	    {"PUT", "/machine-config", "{\"vcpu_count\":1}", 400, "missing field `mem_size_mib`"},
+	     "invalid type: floating point `99999999999999999999999`, expected usize"},
+	    {"PUT", "/machine-config", "{\"vcpu_count\":1,\"mem_size_mib\":4194304}", 400,
+	     "larger than squib's limit"},
+	    {"PUT", "/machine-config", "{\"vcpu_count\":1}", 400,
+	     "missing field `mem_size_mib` at line 1 column 16."},
 	    {"PUT", "/machine-config", "{\"vcpu_count\":1,\"mem_size_mib\":64,\"bogus\":1}", 400,
-	     "unknown field `bogus`"},
+	     "unknown field `bogus`, expected one of `vcpu_count`, `mem_size_mib`, `smt`, "
+	     "`cpu_template`, `track_dirty_pages`, `huge_pages` at line 1 column 41."},
 	    {"PUT", "/machine-config", "{\"vcpu_count\":1,\"vcpu_count\":2,\"mem_size_mib\":64}",
 	     400, "duplicate field `vcpu_count`"},
 	    {"PUT", "/machine-config", "{\"vcpu_count\":1,\"mem_size_mib\":64,\"smt\":\"yes\"}",
-	     400, "invalid type for field `smt`"},
+	     400, "invalid type: string \\\"yes\\\", expected a boolean"},
 	    {"PUT", "/machine-config",
 	     "{\"vcpu_count\":1,\"mem_size_mib\":64,\"cpu_template\":\"Z9\"}", 400,
 	     "unknown variant `Z9`"},
 	    {"PUT", "/machine-config",
 	     "{\"vcpu_count\":1,\"mem_size_mib\":64,\"huge_pages\":\"2M\"}", 400, "not supported"},
 	    {"PUT", "/machine-config", "{\"vcpu_count\":3,\"mem_size_mib\":64,\"smt\":true}", 400,
-	     "SMT"},
+	     "must be 1 or an even number if SMT is enabled"},
+	    {"PUT", "/machine-config",
+	     "{\"vcpu_count\":1,\"mem_size_mib\":63,\"huge_pages\":\"Transparent\"}", 400,
+	     "not a multiple of the configured page size"},
 	    {"PATCH", "/machine-config", "{\"vcpu_count\":[1]}", 400,
-	     "invalid type for field `vcpu_count`"},
+	     "invalid type: sequence, expected u8"},
 	    /* A failed update changes nothing. */
 	    {"GET", "/machine-config", NULL, 200, "\"vcpu_count\":4,\"mem_size_mib\":48"},
 	};
@@ -135,13 +148,13 @@ static void test_json_malformed_bodies(void **state)
 	    {"PUT", "/machine-config", "{", 400, "malformed JSON"},
 	    {"PUT", "/machine-config", "{\"vcpu_count\":1,}", 400, "malformed JSON"},
 	    {"PUT", "/machine-config", "{\"vcpu_count\":1} trailing", 400, "malformed JSON"},
-	    {"PUT", "/machine-config", "", 400, "request body is empty"},
+	    {"PUT", "/machine-config", "", 400, "Empty PUT request."},
 	    {"PUT", "/machine-config", "[1,2]", 400, "expected a JSON object"},
 	    {"PUT", "/machine-config", "\"str\"", 400, "expected a JSON object"},
 	    {"PUT", "/machine-config", "null", 400, "expected a JSON object"},
 	    {"PUT", "/actions", "{\"action_type\":\"\xff\xfe\"}", 400, "fault_message"},
 	    {"PUT", "/boot-source", "{\"kernel_image_path\":{\"a\":[[[[[[[]]]]]]]}}", 400,
-	     "invalid type for field `kernel_image_path`"},
+	     "invalid type: map, expected a string"},
 	};
 	run_cases(*state, c, sizeof(c) / sizeof(c[0]));
 }
@@ -165,7 +178,8 @@ static void test_boot_source_logger_metrics_serial(void **state)
 	snprintf(b5, sizeof(b5), "{\"serial_out_path\":\"%s/serial2\",\"rate_limiter\":{}}",
 		 t->dir);
 	const struct api_case c[] = {
-	    {"PUT", "/actions", "{\"action_type\":\"FlushMetrics\"}", 400, "not initialized"},
+	    {"PUT", "/actions", "{\"action_type\":\"FlushMetrics\"}", 400,
+	     "The requested operation is not supported before starting the microVM."},
 	    {"PUT", "/actions", "{\"action_type\":\"InstanceStart\"}", 400,
 	     "without kernel configuration"},
 	    {"PUT", "/boot-source", "{}", 400, "missing field `kernel_image_path`"},
@@ -178,12 +192,11 @@ static void test_boot_source_logger_metrics_serial(void **state)
 	     "unknown field `boot_arg`"},
 	    {"PUT", "/boot-source", b1, 204, NULL},
 	    {"GET", "/vm/config", NULL, 200, "\"boot_args\":\"a=1 b=2\""},
-	    {"PUT", "/logger", "{\"level\":\"Loud\"}", 400, "unknown variant `Loud`"},
+	    {"PUT", "/logger", "{\"level\":\"Loud\"}", 400, "Invalid LevelFilter"},
 	    {"PUT", "/logger", b2, 204, NULL},
 	    {"PUT", "/metrics", "{}", 400, "missing field `metrics_path`"},
 	    {"PUT", "/metrics", b3, 204, NULL},
-	    {"PUT", "/metrics", b3, 400, "Reinitialization of metrics not allowed"},
-	    {"PUT", "/actions", "{\"action_type\":\"FlushMetrics\"}", 204, NULL},
+	    {"PUT", "/metrics", b3, 400, "Reinitialization of metrics not allowed."},
 	    {"PUT", "/serial", b5, 400, "rate_limiter is not supported"},
 	    {"PUT", "/serial", b4, 204, NULL},
 	    {"PUT", "/serial", "{\"serial_out_path\":\"/nonexistent/dir/x\"}", 400,
@@ -195,19 +208,14 @@ static void test_boot_source_logger_metrics_serial(void **state)
 	    {"PATCH", "/vm", "{\"state\":\"Paused\"}", 400,
 	     "not supported before starting the microVM"},
 	    {"PATCH", "/vm", "{\"state\":\"Stopped\"}", 400, "unknown variant `Stopped`"},
-	    {"PATCH", "/vm", "{\"state\":1}", 400, "invalid type for field `state`"},
+	    {"PATCH", "/vm", "{\"state\":1}", 400, "invalid type: integer `1`, expected a string"},
 	};
 	run_cases(t, c, sizeof(c) / sizeof(c[0]));
 
-	snprintf(body, sizeof(body), "%s/metrics", t->dir);
-	char *m = tc_read_file(body);
-	assert_non_null(m);
-	assert_non_null(strstr(m, "\"utc_timestamp_ms\":"));
-	assert_non_null(strstr(m, "{\"id\":\"anonymous-instance\","));
-	assert_non_null(strstr(m, "\"properties\":{\"team\":\"vm\\\"s\",\"zone\":\"a\"}}"));
-	free(m);
+	/* The metrics line itself is checked in test_metrics_line (FlushMetrics
+	 * needs a started microVM; squib also writes one at exit). */
 	snprintf(body, sizeof(body), "%s/log", t->dir);
-	m = tc_read_file(body);
+	char *m = tc_read_file(body);
 	assert_non_null(m);
 	assert_non_null(strstr(m, "API PUT /metrics -> 400"));
 	assert_non_null(strstr(m, ":Debug:ctl_handlers.c:")); /* show_level + show_log_origin */
@@ -220,7 +228,7 @@ static void test_unknown_and_unbuilt_endpoints(void **state)
 	    {"GET", "/nope", NULL, 400, "Invalid request method and/or path: GET /nope."},
 	    {"DELETE", "/machine-config", NULL, 400, "Invalid request method and/or path"},
 	    {"POST", "/actions", "{}", 400, "Invalid request method and/or path"},
-	    {"GET", "/machine-config/", NULL, 400, "Invalid request method and/or path"},
+	    {"GET", "/machine-config/x", NULL, 400, "Invalid request method and/or path"},
 	    {"GET", "/balloon", NULL, 400, "GET /balloon is not yet supported"},
 	    {"PUT", "/balloon", "{}", 400, "PUT /balloon is not yet supported"},
 	    {"PATCH", "/balloon", "{}", 400, "not yet supported"},
