@@ -493,6 +493,24 @@ static void log_boot_protocol(const char *kernel)
 	close(fd);
 }
 
+/* Firecracker's StartMicrovmError texts (builder.rs, arch/x86_64/mod.rs)
+ * for what the boot loader (runtime/x86boot) reports by section. */
+static void start_error(char *err, size_t errlen, int rc, const struct sqb_diag *d)
+{
+	const char *what = "Cannot start microvm";
+
+	if (!strcmp(d->section, "initrd"))
+		what = "Error with initrd initialization";
+	else if (!strcmp(d->section, "cmdline"))
+		what = "Invalid kernel command line";
+	else if (!strcmp(d->section, "kernel") || !strncmp(d->section, "ELF", 3) ||
+		 !strcmp(d->section, "setup header"))
+		what = "System configuration error: Cannot load kernel due to invalid memory "
+		       "configuration or invalid kernel image";
+	snprintf(err, errlen, "Start microvm error: %s: %s%s%s", what, sqb_strerror(rc),
+		 d->reason[0] ? ": " : "", d->reason);
+}
+
 int sqb_ctl_start(struct sqb_ctl *c, char *err, size_t errlen)
 {
 	struct sqb_vm_config cfg = SQB_VM_CONFIG_INIT;
@@ -518,8 +536,7 @@ int sqb_ctl_start(struct sqb_ctl *c, char *err, size_t errlen)
 	cfg.huge_pages = strcmp(c->huge_pages, "Transparent") ? SQB_VM_HUGE_NONE : SQB_VM_HUGE_THP;
 	rc = sqb_vm_create(&c->vm, &cfg, &diag);
 	if (rc < 0) {
-		snprintf(err, errlen, "Start microvm error: Cannot start microvm: %s%s%s",
-			 sqb_strerror(rc), diag.reason[0] ? ": " : "", diag.reason);
+		start_error(err, errlen, rc, &diag);
 		return -1;
 	}
 	log_boot_protocol(c->kernel_path);

@@ -945,6 +945,16 @@ static void test_fc_post_boot_rules(void **state)
 	}
 	close(fd);
 	assert_int_equal(spawn_logged(&t, log, sizeof(log)), 0);
+	/* a file that is no kernel: Firecracker's kernel load error, and the
+	 * process can still be configured and started */
+	snprintf(req, sizeof(req), "{\"kernel_image_path\": \"%s\"}", compat_doc);
+	assert_int_equal(tc_req(&t, "PUT", "/boot-source", req, body, sizeof(body)), 204);
+	assert_int_equal(tc_req(&t, "PUT", "/actions", "{\"action_type\": \"InstanceStart\"}", body,
+				sizeof(body)),
+			 400);
+	if (!strstr(body, "Start microvm error: System configuration error: Cannot load kernel due "
+			  "to invalid memory configuration or invalid kernel image: "))
+		fail_msg("[src/vmm/src/arch/x86_64/mod.rs ConfigurationError::LoadKernel] %s", body);
 	snprintf(req, sizeof(req), "{\"kernel_image_path\": \"%s\", \"boot_args\": \"delay=3000\"}",
 		 guest_elf);
 	assert_int_equal(tc_req(&t, "PUT", "/boot-source", req, body, sizeof(body)), 204);
