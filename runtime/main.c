@@ -193,5 +193,10 @@ out:
 	sqb_api_close(api);
 	sqb_ctl_destroy(&ctl);
 	close(sig_fd);
+	/* Firecracker's last line, with squib's name (docs/api-compat.md) */
+	if (rc == 0)
+		sqb_ctl_log(SQB_CTL_INFO, "squib exiting successfully. exit_code=0");
+	else
+		sqb_ctl_log(SQB_CTL_ERROR, "squib exiting with error. exit_code=%d", rc);
 	return rc;
 }
