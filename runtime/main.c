@@ -86,10 +86,9 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 		case 'p': {
 			char *end;
 			unsigned long v = strtoul(optarg, &end, 10);
-			if (*end || v < 1024 || v > (16UL << 20)) {
-				fprintf(
-				    stderr,
-				    "squib: --http-api-max-payload-size must be 1024..16777216\n");
+			if (*end || v < 1 || v > (16UL << 20)) {
+				fprintf(stderr,
+					"squib: --http-api-max-payload-size must be 1..16777216\n");
 				return -1;
 			}
 			o->max_payload = v;

@@ -158,17 +158,19 @@ static void conn_process(struct sqb_api *s, struct sqb_ctl *c, struct sqb_conn *
 			break;
 		}
 		if (rc == SQB_HTTP_BAD) {
+			/* micro_http's answer to a request it cannot frame, byte for
+			 * byte (its body is not strict JSON: a raw newline).  squib then
+			 * closes: where the next request would start is unknown. */
 			char body[600];
-			struct sqb_jb b;
 			c->api_errors++;
-			sqb_jb_init(&b, body, sizeof(body));
-			sqb_jb_open(&b, '{');
-			sqb_jb_key(&b, "fault_message");
-			sqb_jb_str(&b, err);
-			sqb_jb_close(&b, '}');
-			if (sqb_jb_done(&b) < 0) /* err is < 256 bytes: cannot happen */
-				snprintf(body, sizeof(body), "{\"fault_message\":\"Bad request.\"}");
-			n = sqb_http_format(hdr, sizeof(hdr), 400, body, 1);
+			for (char *p = err; *p; p++)
+				if (*p == '"' || *p == '\\' || (unsigned char)*p < 0x20)
+					*p = '\'';
+			snprintf(body, sizeof(body),
+				 "{ \"error\": \"%s\nAll previous unanswered requests will be "
+				 "dropped.\" }",
+				 err);
+			n = sqb_http_format(hdr, sizeof(hdr), 400, body, 0);
 			conn_queue(cn, hdr, n);
 			cn->closing = 1;
 			sqb_ctl_log(SQB_CTL_INFO, "API: bad HTTP request: %s", err);

@@ -193,22 +193,22 @@ int sqb_http_parse(const char *buf, size_t len, size_t max_payload, struct sqb_h
 size_t sqb_http_format_ex(char *out, size_t cap, int status, const char *body, int close,
 			 const char *extra)
 {
-	const char *reason = status == 200 ? "OK" : status == 204 ? "No Content" : "Bad Request";
 	int n;
 
-	/* "Server: Firecracker API" is what Firecracker's micro_http sends and
-	 * what SDKs look for. */
+	/* Firecracker's micro_http bytes: "HTTP/1.1 204 \r\n" (no reason phrase),
+	 * "Server: Firecracker API" (what SDKs look for), Connection, then any
+	 * Deprecation line, then Content-Type/Length unless 204. */
 	if (!extra)
 		extra = "";
 	if (body)
 		n = snprintf(out, cap,
-			     "HTTP/1.1 %d %s\r\nServer: Firecracker API\r\nConnection: %s\r\n%s"
+			     "HTTP/1.1 %d \r\nServer: Firecracker API\r\nConnection: %s\r\n%s"
 			     "Content-Type: application/json\r\nContent-Length: %zu\r\n\r\n%s",
-			     status, reason, close ? "close" : "keep-alive", extra, strlen(body), body);
+			     status, close ? "close" : "keep-alive", extra, strlen(body), body);
 	else
 		n = snprintf(out, cap,
-			     "HTTP/1.1 %d %s\r\nServer: Firecracker API\r\nConnection: %s\r\n%s\r\n",
-			     status, reason, close ? "close" : "keep-alive", extra);
+			     "HTTP/1.1 %d \r\nServer: Firecracker API\r\nConnection: %s\r\n%s\r\n",
+			     status, close ? "close" : "keep-alive", extra);
 	return (n < 0 || (size_t)n >= cap) ? 0 : (size_t)n;
 }
 

@@ -645,6 +645,44 @@ static void test_fc_http_layer_and_preboot_rules(void **state)
 	tc_stop(&t);
 }
 
+/* test_cmd_line_start.py test_config_start_with_limit and
+ * test_config_with_default_limit compare the whole reply, byte for byte. */
+static void test_fc_payload_limit_reply_bytes(void **state)
+{
+	static const char req_fmt[] = "PUT /mmds/config HTTP/1.1\r\nHost: localhost\r\n"
+				      "User-Agent: curl/7.88.1\r\nAccept: application/json\r\n"
+				      "Content-Length: %s\r\n"
+				      "Content-Type: application/x-www-form-urlencoded\r\n\r\nsome body";
+	static const char want_fmt[] =
+	    "HTTP/1.1 400 \r\nServer: Firecracker API\r\nConnection: keep-alive\r\n"
+	    "Content-Type: application/json\r\nContent-Length: %d\r\n\r\n"
+	    "{ \"error\": \"Request payload with size %s is larger than the limit of %s allowed by "
+	    "server.\nAll previous unanswered requests will be dropped.\" }";
+	static const struct {
+		const char *limit, *size;
+		int clen;
+	} c[] = {{"250", "260", 145}, {NULL, "51201", 149}};
+	char req[512], want[512], out[2048];
+
+	(void)state;
+	for (size_t i = 0; i < 2; i++) {
+		const char *a[] = {"--http-api-max-payload-size", c[i].limit, NULL};
+		struct sqb_tc t;
+		int n;
+
+		assert_int_equal(tc_spawn(&t, squib_bin, c[i].limit ? a : NULL, 1), 0);
+		n = snprintf(req, sizeof(req), req_fmt, c[i].size);
+		snprintf(want, sizeof(want), want_fmt, c[i].clen, c[i].size,
+			 c[i].limit ? c[i].limit : "51200");
+		tc_raw(&t, req, (size_t)n, 0, out, sizeof(out), 5000);
+		if (strcmp(out, want))
+			fail_msg("[tests/integration_tests/functional/test_cmd_line_start.py] got\n%s\nwant\n%s",
+				 out, want);
+		still_serving(&t);
+		tc_stop(&t);
+	}
+}
+
 /* test_negative_snapshot_load_api on a fresh process (squib stays usable
  * after a failed load; Firecracker exits). */
 static void test_fc_snapshot_load_validation(void **state)
@@ -1028,6 +1066,7 @@ int main(int argc, char **argv)
 	    cmocka_unit_test(test_compat_table_matches_server),
 	    cmocka_unit_test(test_command_line),
 	    cmocka_unit_test(test_fc_http_layer_and_preboot_rules),
+	    cmocka_unit_test(test_fc_payload_limit_reply_bytes),
 	    cmocka_unit_test(test_fc_snapshot_load_validation),
 	    cmocka_unit_test(test_fc_vm_config_keys),
 	    cmocka_unit_test(test_regression_long_config_and_deep_json),
