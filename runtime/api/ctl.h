@@ -18,7 +18,7 @@
 /* Largest response body.  Every body is built with the bounded builder
  * (json_fields.h); one that does not fit is answered with a 400, never
  * written past the buffer. */
-#define SQB_CTL_RESP_MAX   32768
+#define SQB_CTL_RESP_MAX 32768
 
 enum sqb_ctl_level {
 	SQB_CTL_OFF = 0,
@@ -83,7 +83,8 @@ uint64_t sqb_ctl_elapsed_us(const struct timespec *a, const struct timespec *b);
 uint64_t sqb_ctl_now_us(void);
 
 /* Answer 400 {"fault_message": "..."}, the message escaped as JSON. */
-void sqb_ctl_fault(struct sqb_ctl_resp *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void sqb_ctl_fault(struct sqb_ctl_resp *r, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 
 void sqb_ctl_init(struct sqb_ctl *c);
 void sqb_ctl_destroy(struct sqb_ctl *c);

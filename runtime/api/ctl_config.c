@@ -173,13 +173,15 @@ int sqb_ctl_apply_config_file(struct sqb_ctl *c, const char *path, char *err, si
 		goto out;
 	rc = sqb_ctl_start(c, perr, sizeof(perr));
 	if (rc == 0)
-		sqb_ctl_log(SQB_CTL_INFO,
-			    "Successfully started microvm that was configured from one single json");
+		sqb_ctl_log(
+		    SQB_CTL_INFO,
+		    "Successfully started microvm that was configured from one single json");
 	else
-		snprintf(err, errlen,
-			 "Failed to build MicroVM from Json: Could not Start MicroVM from one single "
-			 "json: %s",
-			 perr);
+		snprintf(
+		    err, errlen,
+		    "Failed to build MicroVM from Json: Could not Start MicroVM from one single "
+		    "json: %s",
+		    perr);
 	return finish(rc, root, buf, fd);
 out:
 	/* Firecracker's BuildFromJsonError::ParseFromJson text, then squib's reason */

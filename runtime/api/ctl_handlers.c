@@ -241,30 +241,35 @@ static void machine_config(struct sqb_ctl *c, yajl_val body, struct sqb_ctl_resp
 		return sqb_ctl_fault(r, "Empty PATCH request.");
 	if (have_tmpl)
 		sqb_ctl_deprecated(c, r,
-				   patch ? "PATCH /machine-config: cpu_template field is deprecated."
-					 : "PUT /machine-config: cpu_template field is deprecated.");
+				   patch
+				       ? "PATCH /machine-config: cpu_template field is deprecated."
+				       : "PUT /machine-config: cpu_template field is deprecated.");
 	if (c->vm)
 		return sqb_ctl_fault(r, MSG_AFTER_START);
 	if (vcpus == 0 || vcpus > SQB_VM_MAX_VCPUS || (smt && vcpus > 1 && (vcpus & 1)))
-		return sqb_ctl_fault(r, MSG_MACHINE "The number of vCPUs must be greater than 0, "
-						    "less than %d and must be 1 or an even number if "
-						    "SMT is enabled.",
+		return sqb_ctl_fault(r,
+				     MSG_MACHINE "The number of vCPUs must be greater than 0, "
+						 "less than %d and must be 1 or an even number if "
+						 "SMT is enabled.",
 				     SQB_VM_MAX_VCPUS);
 	if (mem == 0 || (strcmp(huge, "None") && (mem & 1)))
 		return sqb_ctl_fault(r, MSG_MACHINE "The memory size (MiB) is either 0, or not a "
 						    "multiple of the configured page size.");
 	if (mem > SQB_MEM_MAX_MIB)
-		return sqb_ctl_fault(r, MSG_MACHINE "The memory size (MiB) %llu is larger than "
-						    "squib's limit of %llu MiB.",
+		return sqb_ctl_fault(r,
+				     MSG_MACHINE "The memory size (MiB) %llu is larger than "
+						 "squib's limit of %llu MiB.",
 				     (unsigned long long)mem, SQB_MEM_MAX_MIB);
 	if (strcmp(tmpl, "None"))
-		return sqb_ctl_fault(r,
-				     "cpu_template `%s` is not supported by squib (only `None`); see "
-				     "docs/api-compat.md",
-				     tmpl);
+		return sqb_ctl_fault(
+		    r,
+		    "cpu_template `%s` is not supported by squib (only `None`); see "
+		    "docs/api-compat.md",
+		    tmpl);
 	if (!strcmp(huge, "2M"))
-		return sqb_ctl_fault(r, "huge_pages `2M` (hugetlbfs) is not supported by squib yet; use "
-					"`None` or `Transparent`");
+		return sqb_ctl_fault(
+		    r, "huge_pages `2M` (hugetlbfs) is not supported by squib yet; use "
+		       "`None` or `Transparent`");
 	c->vcpu_count = vcpus;
 	c->mem_size_mib = mem;
 	c->smt = smt;
@@ -318,7 +323,8 @@ static void boot_source(struct sqb_ctl *c, yajl_val body, struct sqb_ctl_resp *r
 		return sqb_ctl_fault(r, "%s", err);
 	if (c->vm)
 		return sqb_ctl_fault(r, MSG_AFTER_START);
-	if (readable_file(kernel, "Boot source error: The kernel file cannot be opened: %s (os error %d)",
+	if (readable_file(kernel,
+			  "Boot source error: The kernel file cannot be opened: %s (os error %d)",
 			  r) < 0)
 		return;
 	if (initrd && readable_file(initrd,
@@ -366,7 +372,8 @@ static void put_serial(struct sqb_ctl *c, yajl_val body, struct sqb_ctl_resp *r)
 		sqb_ctl_fault(r, "serial rate_limiter is not supported by squib yet; see "
 				 "docs/api-compat.md");
 	else if (path && (fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644)) < 0)
-		sqb_ctl_fault(r, "Cannot open the serial output file %s: %s", path, strerror(errno));
+		sqb_ctl_fault(r, "Cannot open the serial output file %s: %s", path,
+			      strerror(errno));
 	else if (path && set_str(&c->serial_out_path, path))
 		close(fd), sqb_ctl_fault(r, "Out of memory");
 	else {
@@ -382,7 +389,7 @@ static void put_serial(struct sqb_ctl *c, yajl_val body, struct sqb_ctl_resp *r)
 
 /* Firecracker accepts any case and both "warn" and "warning". */
 static const char *const log_levels[] = {"Error", "Warning", "Warn", "Info",
-					 "Debug", "Trace",   "Off",	 NULL};
+					 "Debug", "Trace",   "Off",  NULL};
 
 static void logger(struct sqb_ctl *c, yajl_val body, struct sqb_ctl_resp *r)
 {
@@ -450,15 +457,17 @@ static void metrics(struct sqb_ctl *c, yajl_val body, struct sqb_ctl_resp *r)
 		yajl_val v = props->u.object.values[i];
 		if (!YAJL_IS_STRING(v))
 			return sqb_ctl_fault(r,
-					     SQB_JSON_ERR_PREFIX "invalid type for `properties.%.64s`: "
-								 "expected a string.",
+					     SQB_JSON_ERR_PREFIX
+					     "invalid type for `properties.%.64s`: "
+					     "expected a string.",
 					     props->u.object.keys[i]);
 		sqb_jb_key(&b, props->u.object.keys[i]);
 		sqb_jb_str(&b, v->u.string);
 	}
 	sqb_jb_close(&b, '}');
 	if (sqb_jb_done(&b) < 0)
-		return sqb_ctl_fault(r, MSG_METRICS "properties exceed %zu bytes.", sizeof(enc) - 1);
+		return sqb_ctl_fault(r, MSG_METRICS "properties exceed %zu bytes.",
+				     sizeof(enc) - 1);
 	if (sqb_ctl_metrics_open(path, err, sizeof(err)) < 0)
 		return sqb_ctl_fault(r, MSG_METRICS "%s", err);
 	c->metrics_set = 1;
@@ -573,10 +582,11 @@ static void actions(struct sqb_ctl *c, yajl_val body, struct sqb_ctl_resp *r)
 		if (!c->vm)
 			return sqb_ctl_fault(r, MSG_BEFORE_START);
 		if (sqb_vm_send_ctrl_alt_del(c->vm) < 0)
-			return sqb_ctl_fault(r,
-					     "SendCtrlAltDel failed: the microVM is %s and its keyboard "
-					     "buffer must have room",
-					     vm_state_name(c));
+			return sqb_ctl_fault(
+			    r,
+			    "SendCtrlAltDel failed: the microVM is %s and its keyboard "
+			    "buffer must have room",
+			    vm_state_name(c));
 	} else {
 		/* Firecracker: refused before boot; after boot a no-op when no
 		 * metrics file is configured (rpc_interface.rs flush_metrics). */
@@ -731,7 +741,8 @@ static void log_request(const char *method, const char *path, const char *body, 
 		m[i] = (char)(method[i] | 0x20);
 	m[i] = 0;
 	if (!len || !strcmp(path, "/mmds")) {
-		sqb_ctl_log(SQB_CTL_INFO, "The API server received a %s request on \"%s\".", m, path);
+		sqb_ctl_log(SQB_CTL_INFO, "The API server received a %s request on \"%s\".", m,
+			    path);
 		return;
 	}
 	b[0] = 0;
@@ -742,8 +753,8 @@ static void log_request(const char *method, const char *path, const char *body, 
 	}
 	if (i < len)
 		strcpy(b + pos, "...");
-	sqb_ctl_log(SQB_CTL_INFO, "The API server received a %s request on \"%s\" with body \"%s\".",
-		    m, path, b);
+	sqb_ctl_log(SQB_CTL_INFO,
+		    "The API server received a %s request on \"%s\" with body \"%s\".", m, path, b);
 }
 
 void sqb_ctl_handle(struct sqb_ctl *c, const char *method, const char *path, const char *body,
@@ -798,7 +809,8 @@ out:
 	if (r->status == 400) {
 		c->api_errors++;
 		sqb_ctl_log(SQB_CTL_INFO, "API %s %s -> 400 %s", method, path, r->body);
-		sqb_ctl_log(SQB_CTL_ERROR, "Received Error. Status code: 400 Bad Request. Message: %s",
+		sqb_ctl_log(SQB_CTL_ERROR,
+			    "Received Error. Status code: 400 Bad Request. Message: %s",
 			    last_fault);
 	} else {
 		sqb_ctl_log(SQB_CTL_DEBUG, "API %s %s -> %d", method, path, r->status);

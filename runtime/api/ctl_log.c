@@ -109,7 +109,7 @@ int sqb_ctl_log_configure(const char *path, const char *level, int show_level, i
 		log_show_origin = show_origin;
 	/* the libraries' own lines follow the same file and level */
 	sqb_log_set_fd(log_fd);
-	sqb_log_set_level(lvl <= SQB_CTL_ERROR	  ? SQB_LOG_ERROR
+	sqb_log_set_level(lvl <= SQB_CTL_ERROR	? SQB_LOG_ERROR
 			  : lvl == SQB_CTL_WARN ? SQB_LOG_WARN
 			  : lvl == SQB_CTL_INFO ? SQB_LOG_INFO
 						: SQB_LOG_DEBUG);
@@ -139,8 +139,8 @@ static uint64_t uart_prev;
 
 #define DELTA(field) (c->n.field - metrics_prev.field)
 
-static void group(struct sqb_jb *b, const char *name, const char *const *keys,
-		  const uint64_t *vals, unsigned n)
+static void group(struct sqb_jb *b, const char *name, const char *const *keys, const uint64_t *vals,
+		  unsigned n)
 {
 	sqb_jb_key(b, name);
 	sqb_jb_open(b, '{');
@@ -153,7 +153,8 @@ static void group(struct sqb_jb *b, const char *name, const char *const *keys,
 
 int sqb_ctl_metrics_flush(struct sqb_ctl *c)
 {
-	static const char *const k_api[] = {"process_startup_time_us", "process_startup_time_cpu_us"};
+	static const char *const k_api[] = {"process_startup_time_us",
+					    "process_startup_time_cpu_us"};
 	static const char *const k_dep[] = {"deprecated_http_api_calls"};
 	static const char *const k_get[] = {"instance_info_count", "machine_cfg_count",
 					    "vmm_version_count"};
@@ -161,13 +162,13 @@ int sqb_ctl_metrics_flush(struct sqb_ctl *c)
 					    "load_snapshot", "pause_vm", "resume_vm"};
 	static const char *const k_patch[] = {"machine_cfg_count", "machine_cfg_fails"};
 	static const char *const k_put[] = {
-	    "actions_count", "actions_fails",	  "boot_source_count", "boot_source_fails",
-	    "logger_count",  "logger_fails",	  "machine_cfg_count", "machine_cfg_fails",
-	    "metrics_count", "metrics_fails",	  "serial_count",      "serial_fails"};
+	    "actions_count", "actions_fails", "boot_source_count", "boot_source_fails",
+	    "logger_count",  "logger_fails",  "machine_cfg_count", "machine_cfg_fails",
+	    "metrics_count", "metrics_fails", "serial_count",	   "serial_fails"};
 	static const char *const k_uart[] = {"write_count"};
-	static const char *const k_sqb[] = {"api_requests", "api_errors",	"get_vm_config_count",
-					    "vcpu_exits",   "vcpu_exit_io",	"vcpu_exit_mmio",
-					    "uart_tx_bytes", "guest_mem_bytes"};
+	static const char *const k_sqb[] = {
+	    "api_requests", "api_errors",     "get_vm_config_count", "vcpu_exits",
+	    "vcpu_exit_io", "vcpu_exit_mmio", "uart_tx_bytes",	     "guest_mem_bytes"};
 	struct sqb_vm_stats st = {0};
 	struct timespec ts;
 	struct sqb_jb b;
@@ -203,11 +204,11 @@ int sqb_ctl_metrics_flush(struct sqb_ctl *c)
 	group(&b, "patch_api_requests", k_patch,
 	      (const uint64_t[]){DELTA(patch_machine_cfg), DELTA(patch_machine_cfg_fails)}, 2);
 	group(&b, "put_api_requests", k_put,
-	      (const uint64_t[]){DELTA(put_actions), DELTA(put_actions_fails), DELTA(put_boot_source),
-				 DELTA(put_boot_source_fails), DELTA(put_logger),
-				 DELTA(put_logger_fails), DELTA(put_machine_cfg),
-				 DELTA(put_machine_cfg_fails), DELTA(put_metrics),
-				 DELTA(put_metrics_fails), DELTA(put_serial), DELTA(put_serial_fails)},
+	      (const uint64_t[]){
+		  DELTA(put_actions), DELTA(put_actions_fails), DELTA(put_boot_source),
+		  DELTA(put_boot_source_fails), DELTA(put_logger), DELTA(put_logger_fails),
+		  DELTA(put_machine_cfg), DELTA(put_machine_cfg_fails), DELTA(put_metrics),
+		  DELTA(put_metrics_fails), DELTA(put_serial), DELTA(put_serial_fails)},
 	      12);
 	group(&b, "uart", k_uart, (const uint64_t[]){st.uart_tx_bytes - uart_prev}, 1);
 	/* squib's own totals (cumulative) */

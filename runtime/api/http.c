@@ -191,7 +191,7 @@ int sqb_http_parse(const char *buf, size_t len, size_t max_payload, struct sqb_h
 }
 
 size_t sqb_http_format_ex(char *out, size_t cap, int status, const char *body, int close,
-			 const char *extra)
+			  const char *extra)
 {
 	int n;
 

@@ -39,6 +39,6 @@ size_t sqb_http_format(char *out, size_t cap, int status, const char *body, int 
 /* Same, with extra header lines (each ending in CRLF) such as
  * "Deprecation: true\r\n"; extra may be NULL. */
 size_t sqb_http_format_ex(char *out, size_t cap, int status, const char *body, int close,
-			 const char *extra);
+			  const char *extra);
 
 #endif

@@ -50,7 +50,8 @@ static void skip_ws(struct jwalk *w)
 			w->line_start = ++w->i;
 		} else if (c == ' ' || c == '\t' || c == '\r') {
 			w->i++;
-		} else if (c == '/' && w->i + 1 < w->n && w->s[w->i + 1] == '/') { /* yajl allows comments */
+		} else if (c == '/' && w->i + 1 < w->n &&
+			   w->s[w->i + 1] == '/') { /* yajl allows comments */
 			while (w->i < w->n && w->s[w->i] != '\n')
 				w->i++;
 		} else if (c == '/' && w->i + 1 < w->n && w->s[w->i + 1] == '*') {
@@ -163,10 +164,10 @@ static int jerr(char *err, size_t errlen, yajl_val obj, int at, size_t k, const 
 	va_list ap;
 
 	if (p)
-		l = at == AT_END ? &p->end
+		l = at == AT_END     ? &p->end
 		    : k >= JPOS_KEYS ? NULL
-		    : at == AT_KEY ? &p->key_end[k]
-				   : &p->val_end[k];
+		    : at == AT_KEY   ? &p->key_end[k]
+				     : &p->val_end[k];
 	fmt_loc(loc, sizeof(loc), l);
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
@@ -179,7 +180,7 @@ static int jerr(char *err, size_t errlen, yajl_val obj, int at, size_t k, const 
 static void one_of(char *list, size_t len, const char *const *names, size_t n, size_t stride)
 {
 	size_t pos = 0;
-#define NAME(i) (*(const char *const *)((const char *)names + (i) * stride))
+#define NAME(i) (*(const char *const *)((const char *)names + (i)*stride))
 	list[0] = 0;
 	if (n == 2) {
 		snprintf(list, len, "`%s` or `%s`", NAME(0), NAME(1));
@@ -285,7 +286,8 @@ static int set_field(const struct sqb_jfield *f, yajl_val obj, size_t k, char *e
 					ne++;
 				one_of(list, sizeof(list), f->enums, ne, sizeof(f->enums[0]));
 				return jerr(err, errlen, obj, AT_VAL, k,
-					    "unknown variant `%.48s`, expected %s", v->u.string, list);
+					    "unknown variant `%.48s`, expected %s", v->u.string,
+					    list);
 			}
 			*(const char **)f->out = *e; /* canonical spelling */
 		} else {
@@ -356,8 +358,8 @@ int sqb_json_fields_ex(yajl_val obj, const struct sqb_jfield *f, unsigned int n,
 			if (flags & SQB_JF_IGNORE_UNKNOWN)
 				continue;
 			one_of(list, sizeof(list), &f[0].name, n, sizeof(f[0]));
-			return jerr(err, errlen, obj, AT_KEY, k, "unknown field `%.48s`, expected %s",
-				    key, list);
+			return jerr(err, errlen, obj, AT_KEY, k,
+				    "unknown field `%.48s`, expected %s", key, list);
 		}
 		if (seen[i])
 			return jerr(err, errlen, obj, AT_KEY, k, "duplicate field `%s`", f[i].name);
@@ -437,7 +439,8 @@ int sqb_json_parse_object(yajl_val *out, const char *body, size_t len, char *err
 	*out = NULL;
 	jpos_n = 0;
 	if (len == 0) {
-		snprintf(err, errlen, SQB_JSON_ERR_PREFIX "EOF while parsing a value at line 1 column 0.");
+		snprintf(err, errlen,
+			 SQB_JSON_ERR_PREFIX "EOF while parsing a value at line 1 column 0.");
 		return -1;
 	}
 	if (memchr(body, 0, len)) {
@@ -469,7 +472,8 @@ int sqb_json_parse_object(yajl_val *out, const char *body, size_t len, char *err
 	}
 	if (!YAJL_IS_OBJECT(v)) {
 		free(s);
-		snprintf(err, errlen, SQB_JSON_ERR_PREFIX "invalid type: %s, expected a JSON object.",
+		snprintf(err, errlen,
+			 SQB_JSON_ERR_PREFIX "invalid type: %s, expected a JSON object.",
 			 jval_kind(v));
 		yajl_tree_free(v);
 		return -1;

@@ -41,7 +41,8 @@ struct sqb_jfield {
 /* serde_json's recursion limit; deeper bodies are refused before any tree is built. */
 #define SQB_JSON_MAX_DEPTH 128
 
-#define SQB_JF_IGNORE_UNKNOWN 0x1 /* unknown keys are skipped (serde without deny_unknown_fields) */
+#define SQB_JF_IGNORE_UNKNOWN 0x1 /* unknown keys are skipped (serde without deny_unknown_fields)  \
+				   */
 
 /* Returns 0, or -1 with a complete fault message in err. */
 int sqb_json_fields(yajl_val obj, const struct sqb_jfield *f, unsigned int n, char *err,

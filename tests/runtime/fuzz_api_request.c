@@ -47,8 +47,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			struct sqb_jb b;
 
 			sqb_json_fields(v, f, sizeof(f) / sizeof(f[0]), err, sizeof(err));
-			sqb_json_fields_ex(v, f, sizeof(f) / sizeof(f[0]), SQB_JF_IGNORE_UNKNOWN, err,
-					   sizeof(err));
+			sqb_json_fields_ex(v, f, sizeof(f) / sizeof(f[0]), SQB_JF_IGNORE_UNKNOWN,
+					   err, sizeof(err));
 			/* the bounded builder on whatever keys and strings arrived */
 			sqb_jb_init(&b, out, sizeof(out));
 			sqb_jb_open(&b, '{');

@@ -81,7 +81,8 @@ static void test_get_endpoints_before_start(void **state)
 	    {"GET", "/version", NULL, 200, "\"firecracker_version\":\""},
 	    {"GET", "/machine-config", NULL, 200, "\"vcpu_count\":1,\"mem_size_mib\":128"},
 	    {"GET", "/vm/config", NULL, 200,
-	     "\"boot-source\":{\"kernel_image_path\":\"\",\"initrd_path\":null,\"boot_args\":null}"},
+	     "\"boot-source\":{\"kernel_image_path\":\"\",\"initrd_path\":null,\"boot_args\":"
+	     "null}"},
 	};
 	run_cases(*state, c, sizeof(c) / sizeof(c[0]));
 }
@@ -512,25 +513,30 @@ static void test_fc_http_layer_and_preboot_rules(void **state)
 {
 	static const struct fc_case c[] = {
 	    {"GET", "/", "{}", 400, "GET request cannot have a body.", PARSED " method_to_error"},
-	    {"GET", "/nope", "{}", 400, "GET request cannot have a body.", PARSED " (Get, _, Some)"},
+	    {"GET", "/nope", "{}", 400, "GET request cannot have a body.",
+	     PARSED " (Get, _, Some)"},
 	    {"PUT", "/actions", "", 400, "Empty PUT request.", PARSED " method_to_error"},
 	    {"PUT", "/nope", "", 400, "Empty PUT request.", PARSED " (Put, _, None)"},
-	    {"PATCH", "/machine-config", "", 400, "Empty PATCH request.", PARSED " method_to_error"},
+	    {"PATCH", "/machine-config", "", 400, "Empty PATCH request.",
+	     PARSED " method_to_error"},
 	    {"PATCH", "/machine-config", "{}", 400, "Empty PATCH request.",
 	     "src/firecracker/src/api_server/request/machine_configuration.rs is_empty"},
 	    {"PATCH", "/machine-config", "{\"vcpu_count\":null,\"smt\":null}", 400,
-	     "Empty PATCH request.", "src/vmm/src/vmm_config/machine_config.rs MachineConfigUpdate"},
+	     "Empty PATCH request.",
+	     "src/vmm/src/vmm_config/machine_config.rs MachineConfigUpdate"},
 	    {"PUT", "/snapshot", "{}", 400, "Missing snapshot operation type.",
 	     "src/firecracker/src/api_server/request/snapshot.rs parse_put_snapshot"},
 	    {"PUT", "/snapshot/", "{}", 400, "Missing snapshot operation type.",
 	     PARSED " split_terminator"},
-	    {"PUT", "/snapshot/foo", "{}", 400, "Invalid request method and/or path: PUT /snapshot/foo.",
+	    {"PUT", "/snapshot/foo", "{}", 400,
+	     "Invalid request method and/or path: PUT /snapshot/foo.",
 	     "src/firecracker/src/api_server/request/snapshot.rs parse_put_snapshot"},
 	    {"PATCH", "/boot-source", "{\"kernel_image_path\":\"otherfile\"}", 400,
 	     "Invalid request method", T_API " test_api_patch_pre_boot"},
 	    {"PATCH", "/logger", "{\"level\":\"Error\"}", 400, "Invalid request method",
 	     T_API " test_api_patch_pre_boot"},
-	    {"GET", "//machine-config/", NULL, 200, "\"vcpu_count\":1", PARSED " trim_start_matches"},
+	    {"GET", "//machine-config/", NULL, 200, "\"vcpu_count\":1",
+	     PARSED " trim_start_matches"},
 	    {"GET", "/vm/config/", NULL, 200, "\"machine-config\"", PARSED " split_terminator"},
 	    /* test_api_machine_config, in its order (bodies as Python's json.dumps writes them) */
 	    {"PUT", "/machine-config", "{\"vcpu_count\": \"-2\"}", 400, "invalid type",
@@ -547,7 +553,8 @@ static void test_fc_http_layer_and_preboot_rules(void **state)
 	     "missing field `mem_size_mib` at line 1 column 17.", T_API " test_api_machine_config"},
 	    {"PUT", "/machine-config", "{\"mem_size_mib\": 128, \"vcpu_count\": 1}", 204, NULL,
 	     T_API " test_api_machine_config"},
-	    {"GET", "/machine-config", NULL, 200, "\"smt\":false", T_API " test_api_machine_config"},
+	    {"GET", "/machine-config", NULL, 200, "\"smt\":false",
+	     T_API " test_api_machine_config"},
 	    {"PATCH", "/machine-config", "{\"smt\": true}", 204, NULL,
 	     T_API " test_api_machine_config (x86_64)"},
 	    {"PUT", "/machine-config", "{\"mem_size_mib\": \"-2\"}", 400, NULL,
@@ -562,7 +569,8 @@ static void test_fc_http_layer_and_preboot_rules(void **state)
 	     T_API " test_api_machine_config"},
 	    {"PATCH", "/machine-config", "{\"cpu_template\": \"None\"}", 204, NULL,
 	     T_API " test_api_machine_config"},
-	    {"GET", "/vm/config", NULL, 200, "\"machine-config\":{\"vcpu_count\":1,\"mem_size_mib\":256",
+	    {"GET", "/vm/config", NULL, 200,
+	     "\"machine-config\":{\"vcpu_count\":1,\"mem_size_mib\":256",
 	     T_API " test_api_machine_config"},
 	    {"PUT", "/boot-source", "{\"kernel_image_path\": \"foo.bar\"}", 400,
 	     "The kernel file cannot be opened: No such file or directory (os error 2)",
@@ -649,10 +657,11 @@ static void test_fc_http_layer_and_preboot_rules(void **state)
  * test_config_with_default_limit compare the whole reply, byte for byte. */
 static void test_fc_payload_limit_reply_bytes(void **state)
 {
-	static const char req_fmt[] = "PUT /mmds/config HTTP/1.1\r\nHost: localhost\r\n"
-				      "User-Agent: curl/7.88.1\r\nAccept: application/json\r\n"
-				      "Content-Length: %s\r\n"
-				      "Content-Type: application/x-www-form-urlencoded\r\n\r\nsome body";
+	static const char req_fmt[] =
+	    "PUT /mmds/config HTTP/1.1\r\nHost: localhost\r\n"
+	    "User-Agent: curl/7.88.1\r\nAccept: application/json\r\n"
+	    "Content-Length: %s\r\n"
+	    "Content-Type: application/x-www-form-urlencoded\r\n\r\nsome body";
 	static const char want_fmt[] =
 	    "HTTP/1.1 400 \r\nServer: Firecracker API\r\nConnection: keep-alive\r\n"
 	    "Content-Type: application/json\r\nContent-Length: %d\r\n\r\n"
@@ -676,7 +685,8 @@ static void test_fc_payload_limit_reply_bytes(void **state)
 			 c[i].limit ? c[i].limit : "51200");
 		tc_raw(&t, req, (size_t)n, 0, out, sizeof(out), 5000);
 		if (strcmp(out, want))
-			fail_msg("[tests/integration_tests/functional/test_cmd_line_start.py] got\n%s\nwant\n%s",
+			fail_msg("[tests/integration_tests/functional/test_cmd_line_start.py] "
+				 "got\n%s\nwant\n%s",
 				 out, want);
 		still_serving(&t);
 		tc_stop(&t);
@@ -691,24 +701,29 @@ static void test_fc_snapshot_load_validation(void **state)
 	    {"PUT", "/snapshot/load",
 	     "{\"snapshot_path\": \"foo\", \"mem_backend\": {\"backend_type\": \"File\", "
 	     "\"backend_path\": \"bar\"}, \"mem_file_path\": \"bar\"}",
-	     400, "too many fields: either `mem_backend` or `mem_file_path` exclusively is required.",
+	     400,
+	     "too many fields: either `mem_backend` or `mem_file_path` exclusively is required.",
 	     T_API " test_negative_snapshot_load_api"},
-	    {"PUT", "/snapshot/load", "{\"snapshot_path\": \"foo\", \"mem_backend\": {\"backend_path\": \"bar\"}}",
-	     400, "missing field `backend_type`", T_API " test_negative_snapshot_load_api"},
-	    {"PUT", "/snapshot/load", "{\"snapshot_path\": \"foo\", \"mem_backend\": {\"backend_type\": \"File\"}}",
-	     400, "missing field `backend_path`", T_API " test_negative_snapshot_load_api"},
+	    {"PUT", "/snapshot/load",
+	     "{\"snapshot_path\": \"foo\", \"mem_backend\": {\"backend_path\": \"bar\"}}", 400,
+	     "missing field `backend_type`", T_API " test_negative_snapshot_load_api"},
+	    {"PUT", "/snapshot/load",
+	     "{\"snapshot_path\": \"foo\", \"mem_backend\": {\"backend_type\": \"File\"}}", 400,
+	     "missing field `backend_path`", T_API " test_negative_snapshot_load_api"},
 	    {"PUT", "/snapshot/load",
 	     "{\"snapshot_path\": \"foo\", \"mem_backend\": {\"backend_type\": \"foo\", "
 	     "\"backend_path\": \"bar\"}}",
 	     400, "unknown variant `foo`, expected `File` or `Uffd`",
 	     T_API " test_negative_snapshot_load_api"},
-	    {"PUT", "/snapshot/load", "{\"mem_backend\": {\"backend_type\": \"File\", \"backend_path\": \"bar\"}}",
-	     400, "missing field `snapshot_path`", T_API " test_negative_snapshot_load_api"},
+	    {"PUT", "/snapshot/load",
+	     "{\"mem_backend\": {\"backend_type\": \"File\", \"backend_path\": \"bar\"}}", 400,
+	     "missing field `snapshot_path`", T_API " test_negative_snapshot_load_api"},
 	    {"PUT", "/snapshot/load", "{\"snapshot_path\": \"foo\"}", 400,
 	     "missing field: either `mem_backend` or `mem_file_path` is required",
 	     T_API " test_negative_snapshot_load_api"},
 	    {"PUT", "/snapshot/load",
-	     "{\"snapshot_path\": \"/nonexistent/s\", \"mem_backend\": {\"backend_type\": \"File\", "
+	     "{\"snapshot_path\": \"/nonexistent/s\", \"mem_backend\": {\"backend_type\": "
+	     "\"File\", "
 	     "\"backend_path\": \"/nonexistent/m\"}}",
 	     400, "Load snapshot error: Failed to restore from snapshot: ",
 	     "tests/integration_tests/functional/test_snapshot_basic.py"},
@@ -720,12 +735,14 @@ static void test_fc_snapshot_load_validation(void **state)
 	assert_int_equal(spawn_logged(&t, log, sizeof(log)), 0);
 	run_fc_cases(&t, c, sizeof(c) / sizeof(c[0]));
 	/* the deprecated mem_file_path: header even though the load fails */
-	raw_reply(&t, "PUT", "/snapshot/load", "{\"snapshot_path\": \"foo\", \"mem_file_path\": \"bar\"}",
-		  out, sizeof(out));
+	raw_reply(&t, "PUT", "/snapshot/load",
+		  "{\"snapshot_path\": \"foo\", \"mem_file_path\": \"bar\"}", out, sizeof(out));
 	assert_int_equal(tc_status_of(out), 400);
 	assert_non_null(strstr(out, "\r\nDeprecation: true\r\n"));
-	expect_log(log, "PUT /snapshot/load: mem_file_path and enable_diff_snapshots fields are deprecated.",
-		   "src/firecracker/src/api_server/request/snapshot.rs LOAD_DEPRECATION_MESSAGE");
+	expect_log(
+	    log,
+	    "PUT /snapshot/load: mem_file_path and enable_diff_snapshots fields are deprecated.",
+	    "src/firecracker/src/api_server/request/snapshot.rs LOAD_DEPRECATION_MESSAGE");
 	raw_reply(&t, "PUT", "/snapshot/load",
 		  "{\"snapshot_path\": \"foo\", \"enable_diff_snapshots\": true, \"mem_backend\": "
 		  "{\"backend_type\": \"File\", \"backend_path\": \"bar\"}}",
@@ -739,10 +756,12 @@ static void test_fc_snapshot_load_validation(void **state)
 static void test_fc_vm_config_keys(void **state)
 {
 	static const char *const keys[] = {
-	    "{\"balloon\":null,",	 "\"drives\":[],",	     "\"cpu-config\":null,",
-	    "\"logger\":null,",	 "\"metrics\":null,",	     "\"mmds-config\":null,",
-	    "\"network-interfaces\":[],", "\"vsock\":null,", "\"entropy\":null,",
-	    "\"pmem\":[],",		 "\"memory-hotplug\":null}",
+	    "{\"balloon\":null,",	  "\"drives\":[],",
+	    "\"cpu-config\":null,",	  "\"logger\":null,",
+	    "\"metrics\":null,",	  "\"mmds-config\":null,",
+	    "\"network-interfaces\":[],", "\"vsock\":null,",
+	    "\"entropy\":null,",	  "\"pmem\":[],",
+	    "\"memory-hotplug\":null}",
 	};
 	struct sqb_tc t;
 	char body[16384], req[1024];
@@ -753,20 +772,24 @@ static void test_fc_vm_config_keys(void **state)
 	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
 		if (!strstr(body, keys[i]))
 			fail_msg("[" T_API " test_get_full_config] no %s in %s", keys[i], body);
-	assert_non_null(strstr(body, "\"boot-source\":{\"kernel_image_path\":\"\",\"initrd_path\":null,"
-				     "\"boot_args\":null}"));
-	snprintf(req, sizeof(req), "{\"kernel_image_path\": \"%s\", \"boot_args\": \"\"}", guest_elf);
+	assert_non_null(strstr(body,
+			       "\"boot-source\":{\"kernel_image_path\":\"\",\"initrd_path\":null,"
+			       "\"boot_args\":null}"));
+	snprintf(req, sizeof(req), "{\"kernel_image_path\": \"%s\", \"boot_args\": \"\"}",
+		 guest_elf);
 	assert_int_equal(tc_req(&t, "PUT", "/boot-source", req, body, sizeof(body)), 204);
-	assert_int_equal(tc_req(&t, "PUT", "/machine-config", "{\"vcpu_count\": 2, \"mem_size_mib\": 256}",
-				body, sizeof(body)),
+	assert_int_equal(tc_req(&t, "PUT", "/machine-config",
+				"{\"vcpu_count\": 2, \"mem_size_mib\": 256}", body, sizeof(body)),
 			 204);
 	assert_int_equal(tc_req(&t, "GET", "/vm/config", NULL, body, sizeof(body)), 200);
 	snprintf(req, sizeof(req),
-		 "\"boot-source\":{\"kernel_image_path\":\"%s\",\"initrd_path\":null,\"boot_args\":\"\"}",
+		 "\"boot-source\":{\"kernel_image_path\":\"%s\",\"initrd_path\":null,\"boot_args\":"
+		 "\"\"}",
 		 guest_elf);
 	assert_non_null(strstr(body, req));
-	assert_non_null(strstr(body, "\"machine-config\":{\"vcpu_count\":2,\"mem_size_mib\":256,"
-				     "\"smt\":false,\"track_dirty_pages\":false,\"huge_pages\":\"None\"}"));
+	assert_non_null(
+	    strstr(body, "\"machine-config\":{\"vcpu_count\":2,\"mem_size_mib\":256,"
+			 "\"smt\":false,\"track_dirty_pages\":false,\"huge_pages\":\"None\"}"));
 	tc_stop(&t);
 }
 
@@ -811,7 +834,9 @@ static void test_regression_long_config_and_deep_json(void **state)
 		esc[e++] = *p;
 	}
 	esc[e] = 0;
-	n = (size_t)snprintf(req, 20000, "{\"kernel_image_path\":\"%s\",\"initrd_path\":\"%s\",\"boot_args\":\"", esc, esc);
+	n = (size_t)snprintf(
+	    req, 20000, "{\"kernel_image_path\":\"%s\",\"initrd_path\":\"%s\",\"boot_args\":\"",
+	    esc, esc);
 	for (const char *p = args; *p; p++) {
 		if (*p == '"' || *p == '\\')
 			req[n++] = '\\';
@@ -833,7 +858,7 @@ static void test_regression_long_config_and_deep_json(void **state)
 	big = malloc(51200);
 	assert_non_null(big);
 	memset(big, '[', 51200);
-	assert_int_equal(tc_req(&t, "PUT", "/machine-config", NULL, body, 16384) , 400);
+	assert_int_equal(tc_req(&t, "PUT", "/machine-config", NULL, body, 16384), 400);
 	big[51199] = 0;
 	assert_int_equal(tc_req(&t, "PUT", "/machine-config", big, body, 16384), 400);
 	assert_non_null(strstr(body, "recursion limit exceeded at line 1 column 129."));
@@ -912,17 +937,17 @@ static void test_metrics_line(void **state)
 	assert_int_equal(tc_req(&t, "PATCH", "/machine-config", "{\"cpu_template\":\"None\"}", body,
 				sizeof(body)),
 			 204);
-	assert_int_equal(tc_req(&t, "PUT", "/actions", "{\"action_type\":\"FlushMetrics\"}", body,
-				sizeof(body)),
-			 400);
+	assert_int_equal(
+	    tc_req(&t, "PUT", "/actions", "{\"action_type\":\"FlushMetrics\"}", body, sizeof(body)),
+	    400);
 	kill(t.pid, SIGTERM);
 	assert_int_equal(tc_wait_exit(&t, 5000), 0);
 	m = tc_read_file(path);
 	assert_non_null(m);
 	for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++)
 		if (!strstr(m, want[i]))
-			fail_msg("[src/vmm/src/logger/metrics.rs] metrics line has no %s: %s", want[i],
-				 m);
+			fail_msg("[src/vmm/src/logger/metrics.rs] metrics line has no %s: %s",
+				 want[i], m);
 	/* regression (issue 11): startup_us is small, never an underflow */
 	p = strstr(m, "\"process_startup_time_us\":");
 	us = strtoull(p + 26, NULL, 10);
@@ -940,7 +965,8 @@ static void test_fc_post_boot_rules(void **state)
 	    {"PUT", "/metrics", "{\"metrics_path\": \"/tmp/never-used-metrics\"}", 400,
 	     "The requested operation is not supported after starting the microVM.",
 	     RPC " handle_request ConfigureMetrics"},
-	    {"PUT", "/snapshot/create", "{\"mem_file_path\": \"memfile\", \"snapshot_path\": \"statefile\", "
+	    {"PUT", "/snapshot/create",
+	     "{\"mem_file_path\": \"memfile\", \"snapshot_path\": \"statefile\", "
 	     "\"snapshot_type\": \"Full\"}",
 	     400, "save/restore unavailable while running",
 	     "tests/integration_tests/functional/test_snapshot_basic.py"},
@@ -948,7 +974,8 @@ static void test_fc_post_boot_rules(void **state)
 	     "The requested operation is not supported after starting the microVM",
 	     "tests/integration_tests/functional/test_snapshot_basic.py"},
 	    {"PUT", "/snapshot/load",
-	     "{\"snapshot_path\": \"s\", \"mem_backend\": {\"backend_type\": \"File\", \"backend_path\": \"m\"}}",
+	     "{\"snapshot_path\": \"s\", \"mem_backend\": {\"backend_type\": \"File\", "
+	     "\"backend_path\": \"m\"}}",
 	     400, "The requested operation is not supported after starting the microVM",
 	     RPC " handle_request LoadSnapshot"},
 	    {"PATCH", "/machine-config", "{\"vcpu_count\": 4}", 400,
@@ -965,7 +992,8 @@ static void test_fc_post_boot_rules(void **state)
 	    {"PATCH", "/vm", "{\"state\": \"Paused\"}", 204, NULL,
 	     "tests/integration_tests/functional/test_pause_resume.py"},
 	    {"PUT", "/snapshot/load",
-	     "{\"snapshot_path\": \"s\", \"mem_backend\": {\"backend_type\": \"File\", \"backend_path\": \"m\"}}",
+	     "{\"snapshot_path\": \"s\", \"mem_backend\": {\"backend_type\": \"File\", "
+	     "\"backend_path\": \"m\"}}",
 	     400, "The requested operation is not supported after starting the microVM",
 	     RPC " handle_request LoadSnapshot"},
 	    {"PATCH", "/vm", "{\"state\": \"Resumed\"}", 204, NULL,
@@ -992,12 +1020,13 @@ static void test_fc_post_boot_rules(void **state)
 			 400);
 	if (!strstr(body, "Start microvm error: System configuration error: Cannot load kernel due "
 			  "to invalid memory configuration or invalid kernel image: "))
-		fail_msg("[src/vmm/src/arch/x86_64/mod.rs ConfigurationError::LoadKernel] %s", body);
+		fail_msg("[src/vmm/src/arch/x86_64/mod.rs ConfigurationError::LoadKernel] %s",
+			 body);
 	snprintf(req, sizeof(req), "{\"kernel_image_path\": \"%s\", \"boot_args\": \"delay=3000\"}",
 		 guest_elf);
 	assert_int_equal(tc_req(&t, "PUT", "/boot-source", req, body, sizeof(body)), 204);
-	assert_int_equal(tc_req(&t, "PUT", "/machine-config", "{\"vcpu_count\": 1, \"mem_size_mib\": 16}",
-				body, sizeof(body)),
+	assert_int_equal(tc_req(&t, "PUT", "/machine-config",
+				"{\"vcpu_count\": 1, \"mem_size_mib\": 16}", body, sizeof(body)),
 			 204);
 	if (tc_req(&t, "PUT", "/actions", "{\"action_type\": \"InstanceStart\"}", body,
 		   sizeof(body)) != 204)

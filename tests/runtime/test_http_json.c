@@ -206,9 +206,11 @@ static void test_json_error_positions(void **state)
 		const char *json, *err;
 	} cases[] = {
 	    {"{\"e\":\"File\"}", "missing field `n` at line 1 column 12."},
-	    {"{\"n\": 1, \"zz\": 2}", "unknown field `zz`, expected one of `n`, `e`, `o` at line 1 column 13."},
+	    {"{\"n\": 1, \"zz\": 2}",
+	     "unknown field `zz`, expected one of `n`, `e`, `o` at line 1 column 13."},
 	    {"{\"n\": 300}", "invalid value: integer `300`, expected u8 at line 1 column 9."},
-	    {"{\n  \"n\": 1,\n  \"e\": \"foo\"\n}", "unknown variant `foo`, expected `File` or `Uffd` at line 3 column 12."},
+	    {"{\n  \"n\": 1,\n  \"e\": \"foo\"\n}",
+	     "unknown variant `foo`, expected `File` or `Uffd` at line 3 column 12."},
 	    {"{\"n\":1,\"n\":2}", "duplicate field `n` at line 1 column 10."},
 	    {"{\"n\": true}", "invalid type: boolean `true`, expected u8 at line 1 column 10."},
 	};
@@ -259,7 +261,8 @@ static void test_json_builder_fails_closed(void **state)
 	sqb_jb_close(&b, ']');
 	sqb_jb_close(&b, '}');
 	assert_int_equal(sqb_jb_done(&b), 0);
-	assert_string_equal(buf, "{\"a\":\"x\\\"y\",\"n\":18446744073709551615,\"l\":[true,null,null]}");
+	assert_string_equal(buf,
+			    "{\"a\":\"x\\\"y\",\"n\":18446744073709551615,\"l\":[true,null,null]}");
 	/* too long: nothing is written past the buffer and the result is refused */
 	for (size_t cap = 0; cap < 40; cap++) {
 		char small[48];
@@ -312,15 +315,16 @@ static void test_http_targets(void **state)
 
 	(void)state;
 	for (size_t i = 0; i < sizeof(c) / sizeof(c[0]); i++) {
-		assert_int_equal(sqb_http_parse(c[i].line, strlen(c[i].line), 51200, &req, err,
-						sizeof(err)),
-				 SQB_HTTP_DONE);
+		assert_int_equal(
+		    sqb_http_parse(c[i].line, strlen(c[i].line), 51200, &req, err, sizeof(err)),
+		    SQB_HTTP_DONE);
 		assert_string_equal(req.path, c[i].path);
 	}
-	assert_int_equal(sqb_http_parse("GET http:// HTTP/1.1\r\n\r\n", 25, 51200, &req, err,
-					sizeof(err)),
-			 SQB_HTTP_BAD);
-	assert_true(sqb_http_format_ex(out, sizeof(out), 204, NULL, 0, "Deprecation: true\r\n") > 0);
+	assert_int_equal(
+	    sqb_http_parse("GET http:// HTTP/1.1\r\n\r\n", 25, 51200, &req, err, sizeof(err)),
+	    SQB_HTTP_BAD);
+	assert_true(sqb_http_format_ex(out, sizeof(out), 204, NULL, 0, "Deprecation: true\r\n") >
+		    0);
 	assert_non_null(strstr(out, "\r\nServer: Firecracker API\r\n"));
 	assert_non_null(strstr(out, "\r\nDeprecation: true\r\n\r\n"));
 }
