@@ -21,6 +21,9 @@ typedef void (*sqb_handler_fn)(struct sqb_ctl *c, yajl_val body, struct sqb_ctl_
 #define MSG_BEFORE_START "The requested operation is not supported before starting the microVM."
 #define SQB_MEM_MAX_MIB	 (1ULL << 20)
 #define SQB_CMDLINE_MAX	 2048
+/* builder.rs StartMicrovmError::GuestMemory with the mmap error */
+#define MSG_NOMEM                                                                                  \
+	"Invalid Memory Configuration: Cannot create mmap region: Out of memory (os error 12)"
 
 static char last_fault[1024]; /* for the log line; one request at a time */
 
@@ -255,11 +258,6 @@ static void machine_config(struct sqb_ctl *c, yajl_val body, struct sqb_ctl_resp
 	if (mem == 0 || (strcmp(huge, "None") && (mem & 1)))
 		return sqb_ctl_fault(r, MSG_MACHINE "The memory size (MiB) is either 0, or not a "
 						    "multiple of the configured page size.");
-	if (mem > SQB_MEM_MAX_MIB)
-		return sqb_ctl_fault(r,
-				     MSG_MACHINE "The memory size (MiB) %llu is larger than "
-						 "squib's limit of %llu MiB.",
-				     (unsigned long long)mem, SQB_MEM_MAX_MIB);
 	if (strcmp(tmpl, "None"))
 		return sqb_ctl_fault(
 		    r,
@@ -508,6 +506,10 @@ static void start_error(char *err, size_t errlen, int rc, const struct sqb_diag 
 {
 	const char *what = "Cannot start microvm";
 
+	if (rc == -ENOMEM && !d->section[0]) {
+		snprintf(err, errlen, "Start microvm error: " MSG_NOMEM);
+		return;
+	}
 	if (!strcmp(d->section, "initrd"))
 		what = "Error with initrd initialization";
 	else if (!strcmp(d->section, "cmdline"))
@@ -533,6 +535,14 @@ int sqb_ctl_start(struct sqb_ctl *c, char *err, size_t errlen)
 	if (!c->kernel_path) {
 		snprintf(err, errlen,
 			 "Start microvm error: Cannot start microvm without kernel configuration.");
+		return -1;
+	}
+	/* Firecracker takes any usize and fails here, when mapping it */
+	if (c->mem_size_mib > SQB_MEM_MAX_MIB) {
+		snprintf(err, errlen,
+			 "Start microvm error: " MSG_NOMEM " (%llu MiB is more than squib's limit "
+			 "of %llu MiB)",
+			 (unsigned long long)c->mem_size_mib, SQB_MEM_MAX_MIB);
 		return -1;
 	}
 	cfg.vcpu_count = (unsigned int)c->vcpu_count;

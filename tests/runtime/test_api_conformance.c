@@ -117,8 +117,6 @@ static void test_machine_config_valid_and_invalid(void **state)
 	    {"PUT", "/machine-config",
 	     "{\"vcpu_count\":1,\"mem_size_mib\":99999999999999999999999}", 400,
 	     "invalid type: floating point `99999999999999999999999`, expected usize"},
-	    {"PUT", "/machine-config", "{\"vcpu_count\":1,\"mem_size_mib\":4194304}", 400,
-	     "larger than squib's limit"},
 	    {"PUT", "/machine-config", "{\"vcpu_count\":1}", 400,
 	     "missing field `mem_size_mib` at line 1 column 16."},
 	    {"PUT", "/machine-config", "{\"vcpu_count\":1,\"mem_size_mib\":64,\"bogus\":1}", 400,
@@ -435,8 +433,9 @@ static void test_command_line(void **state)
 			 "Failed to open the API socket at: %s. Check that it is not already used.",
 			 t2.sock);
 		if (!strstr(e, want))
-			fail_msg("[tests/integration_tests/functional/test_api_server.py] no '%s' in %s",
-				 want, e);
+			fail_msg(
+			    "[tests/integration_tests/functional/test_api_server.py] no '%s' in %s",
+			    want, e);
 		free(e);
 		tc_stop(&t3);
 	}
@@ -620,11 +619,27 @@ static void test_fc_http_layer_and_preboot_rules(void **state)
 	     RPC " LoadSnapshotError::LoadSnapshotNotAllowed"},
 	};
 	struct sqb_tc t;
-	char out[16384], log[128];
+	char out[16384], log[128], req[512];
 
 	(void)state;
 	assert_int_equal(spawn_logged(&t, log, sizeof(log)), 0);
 	run_fc_cases(&t, c, sizeof(c) / sizeof(c[0]));
+	/* test_api_machine_config: usize::MAX MiB is accepted, the start fails
+	 * when the memory is mapped (no KVM needed: squib stops before) */
+	snprintf(req, sizeof(req), "{\"kernel_image_path\": \"%s\"}", guest_elf);
+	assert_int_equal(tc_req(&t, "PUT", "/boot-source", req, out, sizeof(out)), 204);
+	assert_int_equal(tc_req(&t, "PATCH", "/machine-config",
+				"{\"mem_size_mib\": 18446744073709551615}", out, sizeof(out)),
+			 204);
+	assert_int_equal(
+	    tc_req(&t, "PUT", "/actions", "{\"action_type\": \"InstanceStart\"}", out, sizeof(out)),
+	    400);
+	if (!strstr(out, "Invalid Memory Configuration: Cannot create mmap region: Out of memory "
+			 "(os error 12)"))
+		fail_msg("[" T_API " test_api_machine_config] %s", out);
+	assert_int_equal(
+	    tc_req(&t, "PATCH", "/machine-config", "{\"mem_size_mib\": 256}", out, sizeof(out)),
+	    204);
 	/* micro_http answers with "Server: Firecracker API" (SDKs check it). */
 	raw_reply(&t, "GET", "/", NULL, out, sizeof(out));
 	assert_non_null(strstr(out, "\r\nServer: Firecracker API\r\n"));
