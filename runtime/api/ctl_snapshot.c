@@ -216,6 +216,39 @@ static int dup_str(char **dst, char *src)
 	return 0;
 }
 
+/* Firecracker's texts (persist.rs RestoreFromSnapshotError) where squib
+ * failed the same way: the state file or the memory file cannot be opened,
+ * the Uffd socket cannot be reached; squib's own diagnosis otherwise. */
+static const char *load_error(int rc, const struct sqb_diag *d, const struct load_req *q,
+			      char *buf, size_t len)
+{
+	int e = rc < 0 && rc > -4096 ? -rc : 0;
+	int open_failed = e && !strncmp(d->reason, "cannot open", 11);
+	char why[700];
+
+	diag_text(rc, d, why, sizeof(why));
+	if (open_failed && q->o.state_path && !strcmp(d->section, q->o.state_path))
+		snprintf(buf, len,
+			 "Failed to get snapshot state from file: Failed to open snapshot file: %s "
+			 "(os error %d)",
+			 strerror(e), e);
+	else if (open_failed && q->o.backend == SQB_VM_MEM_FILE && q->o.backend_path &&
+		 !strcmp(d->section, q->o.backend_path))
+		snprintf(buf, len,
+			 "Failed to load guest memory: Error creating guest memory from file: Failed "
+			 "to load guest memory: %s (os error %d)",
+			 strerror(e), e);
+	else if (e && q->o.backend == SQB_VM_MEM_UFFD && !strcmp(d->section, "mem_backend") &&
+		 !strncmp(d->reason, "cannot reach", 12))
+		snprintf(buf, len,
+			 "Failed to load guest memory: Error creating guest memory from uffd: Failed "
+			 "to connect to UDS Unix stream: %s (os error %d) (%s)",
+			 strerror(e), e, d->reason);
+	else
+		snprintf(buf, len, "%s", why);
+	return buf;
+}
+
 /* Firecracker's order: serde, the deprecation header, then the state
  * (after boot or after a load: not supported after start; after boot-specific
  * configuration: LoadSnapshotNotAllowed).  A failed load leaves squib usable
@@ -250,7 +283,7 @@ void sqb_ctl_snapshot_load(struct sqb_ctl *c, yajl_val body, struct sqb_ctl_resp
 	rc = sqb_vm_snapshot_load(&c->vm, &q.o, &conf, &d);
 	if (rc < 0)
 		return sqb_ctl_fault(r, "Load snapshot error: Failed to restore from snapshot: %s",
-				     diag_text(rc, &d, err, sizeof(err)));
+				     load_error(rc, &d, &q, err, sizeof(err)));
 	c->n.load_snapshot_us = sqb_ctl_now_us() - t0;
 	c->configured = 1;
 	c->vcpu_count = conf.vcpu_count;

@@ -747,7 +747,9 @@ static void test_fc_snapshot_load_validation(void **state)
 	     "{\"snapshot_path\": \"/nonexistent/s\", \"mem_backend\": {\"backend_type\": "
 	     "\"File\", "
 	     "\"backend_path\": \"/nonexistent/m\"}}",
-	     400, "Load snapshot error: Failed to restore from snapshot: ",
+	     400,
+	     "Load snapshot error: Failed to restore from snapshot: Failed to get snapshot state "
+	     "from file: Failed to open snapshot file: No such file or directory (os error 2)",
 	     "tests/integration_tests/functional/test_snapshot_basic.py"},
 	};
 	struct sqb_tc t;
