@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/prctl.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -46,10 +47,23 @@ void sqb_ctl_log_set_id(const char *id)
 	snprintf(log_id, sizeof(log_id), "%s", id);
 }
 
+/* Where a line comes from, as a path ("runtime/api/ctl_handlers.c"):
+ * Firecracker prints "src/vmm/src/rpc_interface.rs:52" and its tests expect
+ * a '/' in the origin. */
+static const char *origin_path(const char *file)
+{
+	const char *p = strstr(file, "runtime/");
+
+	return p ? p : file;
+}
+
+/* Firecracker's line: "<time> [<id>:<thread>:<LEVEL>:<file>:<line>] msg"
+ * (LEVEL and origin optional; test_logging.py parses it). */
 void sqb_ctl_log_at(enum sqb_ctl_level lvl, const char *file, int lineno, const char *fmt, ...)
 {
+	static const char *const tags[] = {"OFF", "ERROR", "WARN", "INFO", "DEBUG", "TRACE"};
 	const char *base = strrchr(file, '/') ? strrchr(file, '/') + 1 : file;
-	char origin[96] = "";
+	char origin[160] = "", thread[17] = "";
 	char line[1024];
 	struct timespec ts;
 	struct tm tm;
@@ -61,13 +75,15 @@ void sqb_ctl_log_at(enum sqb_ctl_level lvl, const char *file, int lineno, const 
 	if (log_module[0] && !strstr(base, log_module))
 		return;
 	if (log_show_origin)
-		snprintf(origin, sizeof(origin), ":%s:%d", base, lineno);
+		snprintf(origin, sizeof(origin), ":%s:%d", origin_path(file), lineno);
+	if (prctl(PR_GET_NAME, thread, 0, 0, 0) < 0 || !thread[0])
+		snprintf(thread, sizeof(thread), "squib");
 	clock_gettime(CLOCK_REALTIME, &ts);
 	gmtime_r(&ts.tv_sec, &tm);
-	n = snprintf(line, sizeof(line), "%04d-%02d-%02dT%02d:%02d:%02d.%09ld [%s%s%s%s] ",
+	n = snprintf(line, sizeof(line), "%04d-%02d-%02dT%02d:%02d:%02d.%09ld [%s:%s%s%s%s] ",
 		     tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-		     ts.tv_nsec, log_id, log_show_level ? ":" : "",
-		     log_show_level ? level_names[lvl] : "", origin);
+		     ts.tv_nsec, log_id, thread, log_show_level ? ":" : "",
+		     log_show_level ? tags[lvl] : "", origin);
 	va_start(ap, fmt);
 	if (n > 0 && (size_t)n < sizeof(line))
 		n += vsnprintf(line + n, sizeof(line) - (size_t)n, fmt, ap);

@@ -5,6 +5,7 @@
  * not-yet-built Firecracker endpoint named, and the server still serving. */
 #include <errno.h>
 #include <fcntl.h>
+#include <regex.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -220,7 +221,8 @@ static void test_boot_source_logger_metrics_serial(void **state)
 	char *m = tc_read_file(body);
 	assert_non_null(m);
 	assert_non_null(strstr(m, "API PUT /metrics -> 400"));
-	assert_non_null(strstr(m, ":Debug:ctl_handlers.c:")); /* show_level + show_log_origin */
+	/* show_level + show_log_origin, Firecracker's "[ID:THREAD:LEVEL:FILE:LINE]" */
+	assert_non_null(strstr(m, " [anonymous-instance:squib:DEBUG:runtime/api/ctl_handlers.c:"));
 	free(m);
 }
 
@@ -668,6 +670,31 @@ static void test_fc_http_layer_and_preboot_rules(void **state)
 		   "tests/integration_tests/functional/test_logging.py");
 	expect_log(log, "The API server received a Get request on \"/machine-config\".",
 		   "tests/integration_tests/functional/test_logging.py");
+	/* test_logging.py check_log_message_format, on every line */
+	{
+		char *all = tc_read_file(log), *save = NULL;
+		regex_t re;
+		int lines = 0;
+
+		assert_non_null(all);
+		assert_int_equal(
+		    regcomp(&re,
+			    "^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\\."
+			    "[0-9]{9} \\[anonymous-instance:[^]]*:(ERROR|WARN|INFO|DEBUG)\\]"
+			    " ",
+			    REG_EXTENDED | REG_NOSUB),
+		    0);
+		for (char *l = strtok_r(all, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
+			if (regexec(&re, l, 0, NULL, 0))
+				fail_msg("[tests/integration_tests/functional/test_logging.py] bad "
+					 "line: %s",
+					 l);
+			lines++;
+		}
+		assert_true(lines > 20);
+		regfree(&re);
+		free(all);
+	}
 	expect_log(log,
 		   "Received Error. Status code: 400 Bad Request. Message: Boot source error: The "
 		   "kernel file cannot be opened: No such file or directory (os error 2)",
