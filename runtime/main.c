@@ -95,10 +95,9 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 		case 'p': {
 			char *end;
 			unsigned long v = strtoul(optarg, &end, 10);
-			if (*end || v < 1024 || v > (16UL << 20)) {
-				fprintf(
-				    stderr,
-				    "squib: --http-api-max-payload-size must be 1024..16777216\n");
+			if (*end || v < 1 || v > (16UL << 20)) {
+				fprintf(stderr,
+					"squib: --http-api-max-payload-size must be 1..16777216\n");
 				return -1;
 			}
 			o->max_payload = v;
@@ -186,8 +185,8 @@ int main(int argc, char **argv)
 	{
 		struct timespec t1;
 		clock_gettime(CLOCK_MONOTONIC, &t1);
-		ctl.startup_us = (uint64_t)(t1.tv_sec - t0.tv_sec) * 1000000 +
-				 (uint64_t)(t1.tv_nsec - t0.tv_nsec) / 1000;
+		/* signed arithmetic: tv_nsec goes down across a second boundary */
+		ctl.startup_us = sqb_ctl_elapsed_us(&t0, &t1);
 	}
 	sqb_ctl_log(SQB_CTL_INFO, "squib %s running, API socket %s", SQB_VERSION_STRING,
 		    o.no_api ? "(none)" : o.api_sock);
@@ -203,5 +202,10 @@ out:
 	sqb_api_close(api);
 	sqb_ctl_destroy(&ctl);
 	close(sig_fd);
+	/* Firecracker's last line, with squib's name (docs/api-compat.md) */
+	if (rc == 0)
+		sqb_ctl_log(SQB_CTL_INFO, "squib exiting successfully. exit_code=0");
+	else
+		sqb_ctl_log(SQB_CTL_ERROR, "squib exiting with error. exit_code=%d", rc);
 	return rc;
 }

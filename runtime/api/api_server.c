@@ -70,8 +70,11 @@ int sqb_api_open(struct sqb_api **out, const char *path, size_t max_payload, cha
 	s->listen_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (s->listen_fd < 0 || bind(s->listen_fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
 	    listen(s->listen_fd, 64) < 0) {
-		snprintf(err, errlen, "Failed to open the API socket at %s: %s", path,
-			 strerror(errno));
+		/* Firecracker's text (test_api_server.py), then the reason. */
+		snprintf(err, errlen,
+			 "Failed to open the API socket at: %s. Check that it is not already used. "
+			 "(%s)",
+			 path, strerror(errno));
 		if (s->listen_fd >= 0)
 			close(s->listen_fd);
 		free(s);
@@ -137,8 +140,10 @@ static void conn_queue(struct sqb_conn *cn, const char *data, size_t len)
 
 static void conn_process(struct sqb_api *s, struct sqb_ctl *c, struct sqb_conn *cn)
 {
-	static struct sqb_ctl_resp resp; /* single-threaded loop; keeps 8 KiB off the stack */
-	char err[256], hdr[SQB_API_OUT_CAP];
+	/* single-threaded loop; keeps the response buffers off the stack */
+	static struct sqb_ctl_resp resp;
+	static char hdr[SQB_API_OUT_CAP];
+	char err[256];
 
 	while (cn->fd >= 0 && !cn->closing && cn->out_len == 0 && cn->in_len) {
 		struct sqb_http_req req;
@@ -153,20 +158,28 @@ static void conn_process(struct sqb_api *s, struct sqb_ctl *c, struct sqb_conn *
 			break;
 		}
 		if (rc == SQB_HTTP_BAD) {
-			char body[600] = "{\"fault_message\":\"";
-			size_t pos = strlen(body);
+			/* micro_http's answer to a request it cannot frame, byte for
+			 * byte (its body is not strict JSON: a raw newline).  squib then
+			 * closes: where the next request would start is unknown. */
+			char body[600];
 			c->api_errors++;
-			sqb_json_escape(body, sizeof(body) - 3, &pos, err);
-			strcpy(body + pos, "\"}");
-			n = sqb_http_format(hdr, sizeof(hdr), 400, body, 1);
+			for (char *p = err; *p; p++)
+				if (*p == '"' || *p == '\\' || (unsigned char)*p < 0x20)
+					*p = '\'';
+			snprintf(body, sizeof(body),
+				 "{ \"error\": \"%s\nAll previous unanswered requests will be "
+				 "dropped.\" }",
+				 err);
+			n = sqb_http_format(hdr, sizeof(hdr), 400, body, 0);
 			conn_queue(cn, hdr, n);
 			cn->closing = 1;
 			sqb_ctl_log(SQB_CTL_INFO, "API: bad HTTP request: %s", err);
 			break;
 		}
 		sqb_ctl_handle(c, req.method, req.path, req.body, req.body_len, &resp);
-		n = sqb_http_format(hdr, sizeof(hdr), resp.status,
-				    resp.status == 204 ? NULL : resp.body, req.close);
+		n = sqb_http_format_ex(hdr, sizeof(hdr), resp.status,
+				       resp.status == 204 ? NULL : resp.body, req.close,
+				       resp.deprecation ? "Deprecation: true\r\n" : NULL);
 		conn_queue(cn, hdr, n);
 		if (req.close)
 			cn->closing = 1;

@@ -10,11 +10,15 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 #include "squib/runtime.h"
 
 #define SQB_VERSION_STRING "0.1.0"
-#define SQB_CTL_RESP_MAX   8192
+/* Largest response body.  Every body is built with the bounded builder
+ * (json_fields.h); one that does not fit is answered with a 400, never
+ * written past the buffer. */
+#define SQB_CTL_RESP_MAX 32768
 
 enum sqb_ctl_level {
 	SQB_CTL_OFF = 0,
@@ -52,15 +56,36 @@ struct sqb_ctl {
 	uint64_t api_requests, api_errors;
 	uint64_t startup_us;
 	int raw_mem_default; /* --snapshot-mem-format raw: memory files in Firecracker's layout */
+	/* Firecracker metric counters (put/patch/get_api_requests, latencies_us,
+	 * deprecated_api); names in ctl_log.c. */
+	struct sqb_ctl_counters {
+		uint64_t get_instance_info, get_machine_cfg, get_vmm_version, get_vm_config;
+		uint64_t put_actions, put_actions_fails, put_boot_source, put_boot_source_fails;
+		uint64_t put_logger, put_logger_fails, put_machine_cfg, put_machine_cfg_fails;
+		uint64_t put_metrics, put_metrics_fails, put_serial, put_serial_fails;
+		uint64_t patch_machine_cfg, patch_machine_cfg_fails;
+		uint64_t deprecated_http_api_calls;
+		uint64_t full_create_snapshot_us, diff_create_snapshot_us, load_snapshot_us;
+		uint64_t pause_vm_us, resume_vm_us;
+	} n;
 };
 
 struct sqb_ctl_resp {
-	int status; /* 200, 204 or 400 */
+	int status;	 /* 200, 204 or 400 */
+	int deprecation; /* answer with "Deprecation: true" (Firecracker's deprecated fields) */
 	char body[SQB_CTL_RESP_MAX];
 };
 
+/* A deprecated field was used: warn once in the log and flag the response,
+ * as Firecracker's ParsingInfo does. */
+void sqb_ctl_deprecated(struct sqb_ctl *c, struct sqb_ctl_resp *r, const char *msg);
+/* Microseconds from a to b (b later), never negative across a second boundary. */
+uint64_t sqb_ctl_elapsed_us(const struct timespec *a, const struct timespec *b);
+uint64_t sqb_ctl_now_us(void);
+
 /* Answer 400 {"fault_message": "..."}, the message escaped as JSON. */
-void sqb_ctl_fault(struct sqb_ctl_resp *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void sqb_ctl_fault(struct sqb_ctl_resp *r, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 
 void sqb_ctl_init(struct sqb_ctl *c);
 void sqb_ctl_destroy(struct sqb_ctl *c);
@@ -86,7 +111,8 @@ void sqb_ctl_snapshot_load(struct sqb_ctl *c, struct yajl_val_s *body, struct sq
 void sqb_ctl_log_at(enum sqb_ctl_level lvl, const char *file, int line, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 #define sqb_ctl_log(lvl, ...) sqb_ctl_log_at(lvl, __FILE__, __LINE__, __VA_ARGS__)
-/* module: only lines whose source file name contains it (NULL: all). */
+/* module: only lines whose source file name contains it ("": all).  NULL
+ * path, level or module and show_* < 0 keep the current setting. */
 int sqb_ctl_log_configure(const char *path, const char *level, int show_level, int show_origin,
 			  const char *module, char *err, size_t errlen);
 int sqb_ctl_level_parse(const char *s, enum sqb_ctl_level *out);

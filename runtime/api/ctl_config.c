@@ -131,6 +131,8 @@ static int apply_tree(struct sqb_ctl *c, yajl_val root, char *err, size_t errlen
 	return rc;
 }
 
+static int finish(int rc, yajl_val root, char *buf, int fd);
+
 int sqb_ctl_apply_config_file(struct sqb_ctl *c, const char *path, char *err, size_t errlen)
 {
 	char *buf = NULL, perr[512];
@@ -169,8 +171,33 @@ int sqb_ctl_apply_config_file(struct sqb_ctl *c, const char *path, char *err, si
 	}
 	if (apply_tree(c, root, err, errlen) < 0)
 		goto out;
-	rc = sqb_ctl_start(c, err, errlen);
+	rc = sqb_ctl_start(c, perr, sizeof(perr));
+	if (rc == 0)
+		sqb_ctl_log(
+		    SQB_CTL_INFO,
+		    "Successfully started microvm that was configured from one single json");
+	else
+		snprintf(
+		    err, errlen,
+		    "Failed to build MicroVM from Json: Could not Start MicroVM from one single "
+		    "json: %s",
+		    perr);
+	return finish(rc, root, buf, fd);
 out:
+	/* Firecracker's BuildFromJsonError::ParseFromJson text, then squib's reason */
+	if (errlen > 0) {
+		char why[512];
+		snprintf(why, sizeof(why), "%s", err);
+		snprintf(err, errlen,
+			 "Failed to build MicroVM from Json: Configuration for VMM from one single "
+			 "json failed: %s",
+			 why);
+	}
+	return finish(rc, root, buf, fd);
+}
+
+static int finish(int rc, yajl_val root, char *buf, int fd)
+{
 	yajl_tree_free(root);
 	free(buf);
 	if (fd >= 0)

@@ -1,12 +1,15 @@
 /* The Firecracker-compatible API endpoints (swagger v1.x shapes): routing
  * tables for built and not-yet-built endpoints, one handler per endpoint,
- * state preconditions, and the --config-file path through the same code. */
+ * state preconditions and messages as Firecracker's parsed_request.rs and
+ * rpc_interface.rs give them, and the --config-file path through the same
+ * code (docs/api-compat.md). */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "ctl.h"
@@ -18,21 +21,51 @@ typedef void (*sqb_handler_fn)(struct sqb_ctl *c, yajl_val body, struct sqb_ctl_
 #define MSG_BEFORE_START "The requested operation is not supported before starting the microVM."
 #define SQB_MEM_MAX_MIB	 (1ULL << 20)
 #define SQB_CMDLINE_MAX	 2048
+/* builder.rs StartMicrovmError::GuestMemory with the mmap error */
+#define MSG_NOMEM                                                                                  \
+	"Invalid Memory Configuration: Cannot create mmap region: Out of memory (os error 12)"
+
+static char last_fault[1024]; /* for the log line; one request at a time */
 
 void sqb_ctl_fault(struct sqb_ctl_resp *r, const char *fmt, ...)
 {
-	char msg[1024];
-	size_t pos;
+	char *msg = last_fault;
+	struct sqb_jb b;
 	va_list ap;
 
 	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
+	vsnprintf(msg, sizeof(last_fault), fmt, ap);
 	va_end(ap);
 	r->status = 400;
-	strcpy(r->body, "{\"fault_message\":\"");
-	pos = strlen(r->body);
-	sqb_json_escape(r->body, sizeof(r->body) - 3, &pos, msg);
-	strcpy(r->body + pos, "\"}");
+	sqb_jb_init(&b, r->body, sizeof(r->body));
+	sqb_jb_open(&b, '{');
+	sqb_jb_key(&b, "fault_message");
+	sqb_jb_str(&b, msg);
+	sqb_jb_close(&b, '}');
+	sqb_jb_done(&b); /* msg < 1 KiB, escaped < 6 KiB: always fits */
+}
+
+void sqb_ctl_deprecated(struct sqb_ctl *c, struct sqb_ctl_resp *r, const char *msg)
+{
+	c->n.deprecated_http_api_calls++;
+	r->deprecation = 1;
+	sqb_ctl_log(SQB_CTL_WARN, "%s", msg);
+}
+
+uint64_t sqb_ctl_elapsed_us(const struct timespec *a, const struct timespec *b)
+{
+	int64_t us = ((int64_t)b->tv_sec - (int64_t)a->tv_sec) * 1000000 +
+		     ((int64_t)b->tv_nsec - (int64_t)a->tv_nsec) / 1000;
+
+	return us < 0 ? 0 : (uint64_t)us;
+}
+
+uint64_t sqb_ctl_now_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
 }
 
 static int set_str(char **dst, const char *src)
@@ -53,113 +86,130 @@ static const char *vm_state_name(struct sqb_ctl *c)
 	return sqb_vm_get_state(c->vm) == SQB_VM_PAUSED ? "Paused" : "Running";
 }
 
-/* ---- JSON output helpers ---- */
-
-static void out_str(char *b, size_t cap, size_t *pos, const char *key, const char *val, int comma)
+/* A built body that did not fit is refused rather than cut (fail closed). */
+static void reply_json(struct sqb_ctl_resp *r, struct sqb_jb *b, const char *what)
 {
-	size_t l = strlen(b);
-	*pos = l;
-	snprintf(b + l, cap - l, "%s\"%s\":", comma ? "," : "", key);
-	*pos = strlen(b);
-	if (!val) {
-		snprintf(b + *pos, cap - *pos, "null");
-	} else {
-		snprintf(b + *pos, cap - *pos, "\"");
-		(*pos)++;
-		sqb_json_escape(b, cap - 2, pos, val);
-		snprintf(b + *pos, cap - *pos, "\"");
-	}
-	*pos = strlen(b);
+	if (sqb_jb_done(b) < 0)
+		return sqb_ctl_fault(r, "The %s does not fit in the %d-byte API response buffer.",
+				     what, SQB_CTL_RESP_MAX);
+	r->status = 200;
 }
 
-static void machine_config_json(struct sqb_ctl *c, char *b, size_t cap)
-{
-	size_t pos = strlen(b);
+/* ---- JSON output (Firecracker's MachineConfig / VmmConfig field order) ---- */
 
-	snprintf(b + pos, cap - pos,
-		 "{\"vcpu_count\":%llu,\"mem_size_mib\":%llu,\"smt\":%s,\"track_dirty_pages\":%s,"
-		 "\"huge_pages\":\"%s\"",
-		 (unsigned long long)c->vcpu_count, (unsigned long long)c->mem_size_mib,
-		 c->smt ? "true" : "false", c->track_dirty_pages ? "true" : "false", c->huge_pages);
-	pos = strlen(b);
-	if (strcmp(c->cpu_template, "None"))
-		snprintf(b + pos, cap - pos, ",\"cpu_template\":\"%s\"", c->cpu_template);
-	pos = strlen(b);
-	snprintf(b + pos, cap - pos, "}");
+static void machine_config_json(struct sqb_ctl *c, struct sqb_jb *b)
+{
+	sqb_jb_open(b, '{');
+	sqb_jb_key(b, "vcpu_count");
+	sqb_jb_u64(b, c->vcpu_count);
+	sqb_jb_key(b, "mem_size_mib");
+	sqb_jb_u64(b, c->mem_size_mib);
+	sqb_jb_key(b, "smt");
+	sqb_jb_bool(b, c->smt);
+	if (strcmp(c->cpu_template, "None")) { /* skipped when None, as Firecracker */
+		sqb_jb_key(b, "cpu_template");
+		sqb_jb_str(b, c->cpu_template);
+	}
+	sqb_jb_key(b, "track_dirty_pages");
+	sqb_jb_bool(b, c->track_dirty_pages);
+	sqb_jb_key(b, "huge_pages");
+	sqb_jb_str(b, c->huge_pages);
+	sqb_jb_close(b, '}');
 }
 
 /* ---- GET endpoints ---- */
 
 static void get_root(struct sqb_ctl *c, yajl_val body, struct sqb_ctl_resp *r)
 {
-	size_t pos = 0;
+	struct sqb_jb b;
 
 	(void)body;
-	r->status = 200;
-	r->body[0] = 0;
-	snprintf(r->body, sizeof(r->body), "{");
-	out_str(r->body, sizeof(r->body), &pos, "id", c->id, 0);
-	out_str(r->body, sizeof(r->body), &pos, "state", vm_state_name(c), 1);
-	out_str(r->body, sizeof(r->body), &pos, "vmm_version", SQB_VERSION_STRING, 1);
-	out_str(r->body, sizeof(r->body), &pos, "app_name", "squib", 1);
-	strcat(r->body, "}");
+	c->n.get_instance_info++;
+	sqb_jb_init(&b, r->body, sizeof(r->body));
+	sqb_jb_open(&b, '{');
+	sqb_jb_key(&b, "id");
+	sqb_jb_str(&b, c->id);
+	sqb_jb_key(&b, "state");
+	sqb_jb_str(&b, vm_state_name(c));
+	sqb_jb_key(&b, "vmm_version");
+	sqb_jb_str(&b, SQB_VERSION_STRING);
+	sqb_jb_key(&b, "app_name");
+	sqb_jb_str(&b, "squib");
+	sqb_jb_close(&b, '}');
+	reply_json(r, &b, "instance information");
 }
 
 static void get_version(struct sqb_ctl *c, yajl_val body, struct sqb_ctl_resp *r)
 {
-	(void)c;
+	struct sqb_jb b;
+
 	(void)body;
-	r->status = 200;
-	snprintf(r->body, sizeof(r->body), "{\"firecracker_version\":\"%s\"}", SQB_VERSION_STRING);
+	c->n.get_vmm_version++;
+	sqb_jb_init(&b, r->body, sizeof(r->body));
+	sqb_jb_open(&b, '{');
+	sqb_jb_key(&b, "firecracker_version");
+	sqb_jb_str(&b, SQB_VERSION_STRING);
+	sqb_jb_close(&b, '}');
+	reply_json(r, &b, "version");
 }
 
 static void get_machine_config(struct sqb_ctl *c, yajl_val body, struct sqb_ctl_resp *r)
 {
+	struct sqb_jb b;
+
 	(void)body;
-	r->status = 200;
-	r->body[0] = 0;
-	machine_config_json(c, r->body, sizeof(r->body));
+	c->n.get_machine_cfg++;
+	sqb_jb_init(&b, r->body, sizeof(r->body));
+	machine_config_json(c, &b);
+	reply_json(r, &b, "machine configuration");
 }
 
+/* Firecracker's 13 VmmConfig keys in its order.  logger and metrics are
+ * null as in Firecracker (it never reports them); devices squib does not
+ * have are null or []. */
 static void get_vm_config(struct sqb_ctl *c, yajl_val body, struct sqb_ctl_resp *r)
 {
-	char *b = r->body;
-	size_t cap = sizeof(r->body), pos;
+	struct sqb_jb b;
 
 	(void)body;
-	r->status = 200;
-	snprintf(b, cap, "{\"balloon\":null,\"drives\":[],\"boot-source\":");
-	if (c->kernel_path) {
-		strcat(b, "{");
-		out_str(b, cap, &pos, "kernel_image_path", c->kernel_path, 0);
-		if (c->initrd_path)
-			out_str(b, cap, &pos, "initrd_path", c->initrd_path, 1);
-		if (c->boot_args)
-			out_str(b, cap, &pos, "boot_args", c->boot_args, 1);
-		strcat(b, "}");
-	} else {
-		strcat(b, "null");
-	}
-	strcat(b, ",\"cpu-config\":null,\"logger\":");
-	if (c->logger_set) {
-		strcat(b, "{");
-		out_str(b, cap, &pos, "log_path", c->log_path, 0);
-		strcat(b, "}");
-	} else {
-		strcat(b, "null");
-	}
-	strcat(b, ",\"machine-config\":");
-	machine_config_json(c, b, cap);
-	strcat(b, ",\"metrics\":");
-	if (c->metrics_set) {
-		strcat(b, "{");
-		out_str(b, cap, &pos, "metrics_path", c->metrics_path, 0);
-		strcat(b, "}");
-	} else {
-		strcat(b, "null");
-	}
-	strcat(b,
-	       ",\"mmds-config\":null,\"network-interfaces\":[],\"vsock\":null,\"entropy\":null}");
+	c->n.get_vm_config++;
+	sqb_jb_init(&b, r->body, sizeof(r->body));
+	sqb_jb_open(&b, '{');
+	sqb_jb_key(&b, "balloon");
+	sqb_jb_null(&b);
+	sqb_jb_key(&b, "drives");
+	sqb_jb_rawval(&b, "[]");
+	sqb_jb_key(&b, "boot-source");
+	sqb_jb_open(&b, '{');
+	sqb_jb_key(&b, "kernel_image_path");
+	sqb_jb_str(&b, c->kernel_path ? c->kernel_path : "");
+	sqb_jb_key(&b, "initrd_path");
+	sqb_jb_str(&b, c->initrd_path);
+	sqb_jb_key(&b, "boot_args");
+	sqb_jb_str(&b, c->boot_args);
+	sqb_jb_close(&b, '}');
+	sqb_jb_key(&b, "cpu-config");
+	sqb_jb_null(&b);
+	sqb_jb_key(&b, "logger");
+	sqb_jb_null(&b);
+	sqb_jb_key(&b, "machine-config");
+	machine_config_json(c, &b);
+	sqb_jb_key(&b, "metrics");
+	sqb_jb_null(&b);
+	sqb_jb_key(&b, "mmds-config");
+	sqb_jb_null(&b);
+	sqb_jb_key(&b, "network-interfaces");
+	sqb_jb_rawval(&b, "[]");
+	sqb_jb_key(&b, "vsock");
+	sqb_jb_null(&b);
+	sqb_jb_key(&b, "entropy");
+	sqb_jb_null(&b);
+	sqb_jb_key(&b, "pmem");
+	sqb_jb_rawval(&b, "[]");
+	sqb_jb_key(&b, "memory-hotplug");
+	sqb_jb_null(&b);
+	sqb_jb_close(&b, '}');
+	reply_json(r, &b, "microVM configuration");
 }
 
 /* ---- machine-config ---- */
@@ -167,36 +217,57 @@ static void get_vm_config(struct sqb_ctl *c, yajl_val body, struct sqb_ctl_resp 
 static const char *const cpu_templates[] = {"C3", "T2", "T2S", "T2CL", "T2A", "V1N1", "None", NULL};
 static const char *const huge_pages_enum[] = {"None", "Transparent", "2M", NULL};
 
+#define MSG_MACHINE "Machine config error: "
+
+/* Firecracker's order: serde (types, unknown and missing fields), "Empty
+ * PATCH request.", the deprecation, the state, then MachineConfig::update's
+ * checks (vmm_config/machine_config.rs). */
 static void machine_config(struct sqb_ctl *c, yajl_val body, struct sqb_ctl_resp *r, int patch)
 {
 	uint64_t vcpus = patch ? c->vcpu_count : 1, mem = patch ? c->mem_size_mib : 128;
-	int smt = patch ? c->smt : 0, dirty = patch ? c->track_dirty_pages : 0;
+	int smt = patch ? c->smt : 0, dirty = patch ? c->track_dirty_pages : 0, have_tmpl = 0;
+	int have[6] = {0};
 	const char *tmpl = patch ? c->cpu_template : "None", *huge = patch ? c->huge_pages : "None";
 	const struct sqb_jfield f[] = {
-	    {"vcpu_count", SQB_JT_UINT, !patch, &vcpus, NULL, 1, SQB_VM_MAX_VCPUS},
-	    {"mem_size_mib", SQB_JT_UINT, !patch, &mem, NULL, 1, SQB_MEM_MAX_MIB},
-	    {"smt", SQB_JT_BOOL, 0, &smt},
-	    {"track_dirty_pages", SQB_JT_BOOL, 0, &dirty},
-	    {"cpu_template", SQB_JT_ENUM, 0, &tmpl, NULL, 0, 0, cpu_templates},
-	    {"huge_pages", SQB_JT_ENUM, 0, &huge, NULL, 0, 0, huge_pages_enum},
+	    {"vcpu_count", SQB_JT_UINT, !patch, &vcpus, &have[0], 0, UINT8_MAX},
+	    {"mem_size_mib", SQB_JT_UINT, !patch, &mem, &have[1], 0, UINT64_MAX, .expect = "usize"},
+	    {"smt", SQB_JT_BOOL, 0, &smt, &have[2]},
+	    {"cpu_template", SQB_JT_ENUM, 0, &tmpl, &have_tmpl, 0, 0, cpu_templates},
+	    {"track_dirty_pages", SQB_JT_BOOL, 0, &dirty, &have[3]},
+	    {"huge_pages", SQB_JT_ENUM, 0, &huge, &have[4], 0, 0, huge_pages_enum},
 	};
 	char err[512];
 
-	if (c->vm)
-		return sqb_ctl_fault(r, MSG_AFTER_START);
 	if (sqb_json_fields(body, f, 6, err, sizeof(err)) < 0)
 		return sqb_ctl_fault(r, "%s", err);
-	if (smt && vcpus > 1 && (vcpus & 1))
-		return sqb_ctl_fault(r, "The vCPU number is invalid! The vCPU number can only be 1 or an "
-				"even number when SMT is enabled.");
-	if (strcmp(tmpl, "None"))
+	if (patch && !have[0] && !have[1] && !have[2] && !have[3] && !have[4] && !have_tmpl)
+		return sqb_ctl_fault(r, "Empty PATCH request.");
+	if (have_tmpl)
+		sqb_ctl_deprecated(c, r,
+				   patch
+				       ? "PATCH /machine-config: cpu_template field is deprecated."
+				       : "PUT /machine-config: cpu_template field is deprecated.");
+	if (c->vm)
+		return sqb_ctl_fault(r, MSG_AFTER_START);
+	if (vcpus == 0 || vcpus > SQB_VM_MAX_VCPUS || (smt && vcpus > 1 && (vcpus & 1)))
 		return sqb_ctl_fault(r,
-			     "cpu_template `%s` is not supported by squib (only `None`); see "
-			     "docs/api-compat.md",
-			     tmpl);
+				     MSG_MACHINE "The number of vCPUs must be greater than 0, "
+						 "less than %d and must be 1 or an even number if "
+						 "SMT is enabled.",
+				     SQB_VM_MAX_VCPUS);
+	if (mem == 0 || (strcmp(huge, "None") && (mem & 1)))
+		return sqb_ctl_fault(r, MSG_MACHINE "The memory size (MiB) is either 0, or not a "
+						    "multiple of the configured page size.");
+	if (strcmp(tmpl, "None"))
+		return sqb_ctl_fault(
+		    r,
+		    "cpu_template `%s` is not supported by squib (only `None`); see "
+		    "docs/api-compat.md",
+		    tmpl);
 	if (!strcmp(huge, "2M"))
-		return sqb_ctl_fault(r, "huge_pages `2M` (hugetlbfs) is not supported by squib yet; use "
-				"`None` or `Transparent`");
+		return sqb_ctl_fault(
+		    r, "huge_pages `2M` (hugetlbfs) is not supported by squib yet; use "
+		       "`None` or `Transparent`");
 	c->vcpu_count = vcpus;
 	c->mem_size_mib = mem;
 	c->smt = smt;
@@ -209,30 +280,34 @@ static void machine_config(struct sqb_ctl *c, yajl_val body, struct sqb_ctl_resp
 
 static void put_machine_config(struct sqb_ctl *c, yajl_val body, struct sqb_ctl_resp *r)
 {
+	c->n.put_machine_cfg++;
 	machine_config(c, body, r, 0);
+	c->n.put_machine_cfg_fails += r->status == 400;
 }
 
 static void patch_machine_config(struct sqb_ctl *c, yajl_val body, struct sqb_ctl_resp *r)
 {
+	c->n.patch_machine_cfg++;
 	machine_config(c, body, r, 1);
+	c->n.patch_machine_cfg_fails += r->status == 400;
 }
 
 /* ---- boot-source, serial, logger, metrics ---- */
 
-static int readable_file(const char *path, const char *what, struct sqb_ctl_resp *r)
+static int readable_file(const char *path, const char *fmt, struct sqb_ctl_resp *r)
 {
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	int fd = open(path, O_RDONLY | O_CLOEXEC), e = errno;
 
 	if (fd < 0) {
-		sqb_ctl_fault(r, "The %s file cannot be opened: %s (path: %s)", what, strerror(errno),
-		      path);
+		/* Rust's io::Error display: "<strerror> (os error N)" */
+		sqb_ctl_fault(r, fmt, strerror(e), e);
 		return -1;
 	}
 	close(fd);
 	return 0;
 }
 
-static void put_boot_source(struct sqb_ctl *c, yajl_val body, struct sqb_ctl_resp *r)
+static void boot_source(struct sqb_ctl *c, yajl_val body, struct sqb_ctl_resp *r)
 {
 	const char *kernel = NULL, *initrd = NULL, *args = NULL;
 	const struct sqb_jfield f[] = {
@@ -242,18 +317,24 @@ static void put_boot_source(struct sqb_ctl *c, yajl_val body, struct sqb_ctl_res
 	};
 	char err[512];
 
-	if (c->vm)
-		return sqb_ctl_fault(r, MSG_AFTER_START);
 	if (sqb_json_fields(body, f, 3, err, sizeof(err)) < 0)
 		return sqb_ctl_fault(r, "%s", err);
-	if (readable_file(kernel, "kernel", r) < 0)
+	if (c->vm)
+		return sqb_ctl_fault(r, MSG_AFTER_START);
+	if (readable_file(kernel,
+			  "Boot source error: The kernel file cannot be opened: %s (os error %d)",
+			  r) < 0)
 		return;
-	if (initrd && readable_file(initrd, "initrd", r) < 0)
+	if (initrd && readable_file(initrd,
+				    "Boot source error: The initrd file cannot be opened due to "
+				    "invalid path or invalid permissions. %s (os error %d)",
+				    r) < 0)
 		return;
 	if (args && strlen(args) >= SQB_CMDLINE_MAX)
 		return sqb_ctl_fault(r,
-			     "Invalid boot_args: the kernel command line is longer than %d bytes",
-			     SQB_CMDLINE_MAX - 1);
+				     "Boot source error: The kernel command line is invalid: it is "
+				     "longer than %d bytes",
+				     SQB_CMDLINE_MAX - 1);
 	if (set_str(&c->kernel_path, kernel) || set_str(&c->initrd_path, initrd) ||
 	    set_str(&c->boot_args, args))
 		return sqb_ctl_fault(r, "Out of memory");
@@ -261,80 +342,94 @@ static void put_boot_source(struct sqb_ctl *c, yajl_val body, struct sqb_ctl_res
 	r->status = 204;
 }
 
+static void put_boot_source(struct sqb_ctl *c, yajl_val body, struct sqb_ctl_resp *r)
+{
+	c->n.put_boot_source++;
+	boot_source(c, body, r);
+	c->n.put_boot_source_fails += r->status == 400;
+}
+
 static void put_serial(struct sqb_ctl *c, yajl_val body, struct sqb_ctl_resp *r)
 {
 	const char *path = NULL;
 	yajl_val rl = NULL;
-	int have_rl = 0, fd;
+	int have_rl = 0, fd = -1;
 	const struct sqb_jfield f[] = {
 	    {"serial_out_path", SQB_JT_STR, 0, &path},
 	    {"rate_limiter", SQB_JT_OBJECT, 0, &rl, &have_rl},
 	};
 	char err[512];
 
-	if (c->vm)
-		return sqb_ctl_fault(r, MSG_AFTER_START);
+	c->n.put_serial++;
+	r->status = 400;
 	if (sqb_json_fields(body, f, 2, err, sizeof(err)) < 0)
-		return sqb_ctl_fault(r, "%s", err);
-	if (have_rl)
-		return sqb_ctl_fault(r, "serial rate_limiter is not supported by squib yet; see "
-				"docs/api-compat.md");
-	if (path) {
-		fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
-		if (fd < 0)
-			return sqb_ctl_fault(r, "Cannot open the serial output file %s: %s", path,
-				     strerror(errno));
-		if (c->serial_fd >= 0)
-			close(c->serial_fd);
-		c->serial_fd = fd;
-		if (set_str(&c->serial_out_path, path))
-			return sqb_ctl_fault(r, "Out of memory");
+		sqb_ctl_fault(r, "%s", err);
+	else if (c->vm)
+		sqb_ctl_fault(r, MSG_AFTER_START);
+	else if (have_rl)
+		sqb_ctl_fault(r, "serial rate_limiter is not supported by squib yet; see "
+				 "docs/api-compat.md");
+	else if (path && (fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644)) < 0)
+		sqb_ctl_fault(r, "Cannot open the serial output file %s: %s", path,
+			      strerror(errno));
+	else if (path && set_str(&c->serial_out_path, path))
+		close(fd), sqb_ctl_fault(r, "Out of memory");
+	else {
+		if (path) {
+			if (c->serial_fd >= 0)
+				close(c->serial_fd);
+			c->serial_fd = fd;
+		}
+		r->status = 204;
 	}
-	r->status = 204;
+	c->n.put_serial_fails += r->status == 400;
 }
 
-static const char *const log_levels[] = {"Error", "Warning", "Info", "Debug", "Trace", "Off", NULL};
+/* Firecracker accepts any case and both "warn" and "warning". */
+static const char *const log_levels[] = {"Error", "Warning", "Warn", "Info",
+					 "Debug", "Trace",   "Off",  NULL};
 
-static void put_logger(struct sqb_ctl *c, yajl_val body, struct sqb_ctl_resp *r)
+static void logger(struct sqb_ctl *c, yajl_val body, struct sqb_ctl_resp *r)
 {
 	const char *path = NULL, *level = NULL, *module = NULL;
-	int show_level = 0, show_origin = 0;
+	int show_level = -1, show_origin = -1;
 	const struct sqb_jfield f[] = {
 	    {"log_path", SQB_JT_STR, 0, &path},
-	    {"level", SQB_JT_ENUM, 0, &level, NULL, 0, 0, log_levels, 1},
+	    {"level", SQB_JT_ENUM, 0, &level, NULL, 0, 0, log_levels, 1,
+	     .bad_msg = "Invalid LevelFilter"},
 	    {"show_level", SQB_JT_BOOL, 0, &show_level},
 	    {"show_log_origin", SQB_JT_BOOL, 0, &show_origin},
 	    {"module", SQB_JT_STR, 0, &module},
 	};
 	char err[512];
 
-	if (c->vm)
-		return sqb_ctl_fault(r, MSG_AFTER_START);
 	if (sqb_json_fields(body, f, 5, err, sizeof(err)) < 0)
 		return sqb_ctl_fault(r, "%s", err);
+	if (c->vm)
+		return sqb_ctl_fault(r, MSG_AFTER_START);
 	if (module && strlen(module) >= 64)
-		return sqb_ctl_fault(r, "logger module filter is longer than 63 bytes");
+		return sqb_ctl_fault(r, "Logger error: the module filter is longer than 63 bytes");
 	if (sqb_ctl_log_configure(path, level, show_level, show_origin, module, err, sizeof(err)) <
 	    0)
-		return sqb_ctl_fault(r, "%s", err);
+		return sqb_ctl_fault(r, "Logger error: %s", err);
 	c->logger_set = 1;
 	if (path && set_str(&c->log_path, path))
 		return sqb_ctl_fault(r, "Out of memory");
 	r->status = 204;
 }
 
-static int append_raw(char *b, size_t cap, size_t *pos, const char *raw)
+static void put_logger(struct sqb_ctl *c, yajl_val body, struct sqb_ctl_resp *r)
 {
-	size_t l = strlen(raw);
-
-	if (*pos + l >= cap)
-		return -1;
-	memcpy(b + *pos, raw, l + 1);
-	*pos += l;
-	return 0;
+	c->n.put_logger++;
+	logger(c, body, r);
+	c->n.put_logger_fails += r->status == 400;
 }
 
-static void put_metrics(struct sqb_ctl *c, yajl_val body, struct sqb_ctl_resp *r)
+#define MSG_METRICS "Metrics error: Cannot initialize the metrics system due to bad user input: "
+
+/* MetricsConfig has no deny_unknown_fields in Firecracker: unknown keys are
+ * ignored. */
+static void metrics(struct sqb_ctl *c, yajl_val body, struct sqb_ctl_resp *r)
 {
 	const char *path = NULL;
 	int emit_id = 0;
@@ -344,33 +439,35 @@ static void put_metrics(struct sqb_ctl *c, yajl_val body, struct sqb_ctl_resp *r
 	    {"emit_id", SQB_JT_BOOL, 0, &emit_id},
 	    {"properties", SQB_JT_OBJECT, 0, &props},
 	};
-	char err[512];
+	char err[512], enc[2048];
+	struct sqb_jb b;
 
-	char enc[2048] = "{";
-	size_t pos = 1;
-
-	if (c->metrics_set)
-		return sqb_ctl_fault(r, "Reinitialization of metrics not allowed.");
-	if (sqb_json_fields(body, f, 3, err, sizeof(err)) < 0)
+	if (sqb_json_fields_ex(body, f, 3, SQB_JF_IGNORE_UNKNOWN, err, sizeof(err)) < 0)
 		return sqb_ctl_fault(r, "%s", err);
-	/* properties: string values only (swagger additionalProperties: string). */
+	if (c->vm)
+		return sqb_ctl_fault(r, MSG_AFTER_START);
+	if (c->metrics_set)
+		return sqb_ctl_fault(r, MSG_METRICS "Reinitialization of metrics not allowed.");
+	/* properties: string values only (BTreeMap<String, String>). */
+	sqb_jb_init(&b, enc, sizeof(enc));
+	sqb_jb_open(&b, '{');
 	for (size_t i = 0; props && i < props->u.object.len; i++) {
 		yajl_val v = props->u.object.values[i];
 		if (!YAJL_IS_STRING(v))
 			return sqb_ctl_fault(r,
-				     SQB_JSON_ERR_PREFIX "invalid type for `properties.%.64s`: "
-							 "expected a string",
-				     props->u.object.keys[i]);
-		if (append_raw(enc, sizeof(enc) - 8, &pos, i ? ",\"" : "\"") < 0 ||
-		    sqb_json_escape(enc, sizeof(enc) - 8, &pos, props->u.object.keys[i]) < 0 ||
-		    append_raw(enc, sizeof(enc) - 8, &pos, "\":\"") < 0 ||
-		    sqb_json_escape(enc, sizeof(enc) - 8, &pos, v->u.string) < 0 ||
-		    append_raw(enc, sizeof(enc) - 8, &pos, "\"") < 0)
-			return sqb_ctl_fault(r, "metrics properties exceed %zu bytes", sizeof(enc) - 8);
+					     SQB_JSON_ERR_PREFIX
+					     "invalid type for `properties.%.64s`: "
+					     "expected a string.",
+					     props->u.object.keys[i]);
+		sqb_jb_key(&b, props->u.object.keys[i]);
+		sqb_jb_str(&b, v->u.string);
 	}
-	strcpy(enc + pos, "}");
+	sqb_jb_close(&b, '}');
+	if (sqb_jb_done(&b) < 0)
+		return sqb_ctl_fault(r, MSG_METRICS "properties exceed %zu bytes.",
+				     sizeof(enc) - 1);
 	if (sqb_ctl_metrics_open(path, err, sizeof(err)) < 0)
-		return sqb_ctl_fault(r, "%s", err);
+		return sqb_ctl_fault(r, MSG_METRICS "%s", err);
 	c->metrics_set = 1;
 	c->metrics_emit_id = emit_id;
 	if (set_str(&c->metrics_path, path) || (props && set_str(&c->metrics_props, enc)))
@@ -378,7 +475,52 @@ static void put_metrics(struct sqb_ctl *c, yajl_val body, struct sqb_ctl_resp *r
 	r->status = 204;
 }
 
+static void put_metrics(struct sqb_ctl *c, yajl_val body, struct sqb_ctl_resp *r)
+{
+	c->n.put_metrics++;
+	metrics(c, body, r);
+	c->n.put_metrics_fails += r->status == 400;
+}
+
 /* ---- actions and VM state ---- */
+
+/* Firecracker's happy-start test looks for this line; squib boots an ELF
+ * kernel through its PVH entry and anything else as a bzImage. */
+static void log_boot_protocol(const char *kernel)
+{
+	unsigned char m[4] = {0};
+	int fd = open(kernel, O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0)
+		return;
+	if (read(fd, m, 4) == 4 && !memcmp(m, "\177ELF", 4))
+		sqb_ctl_log(SQB_CTL_INFO, "Kernel loaded using PVH boot protocol");
+	else
+		sqb_ctl_log(SQB_CTL_INFO, "Kernel loaded using the Linux boot protocol");
+	close(fd);
+}
+
+/* Firecracker's StartMicrovmError texts (builder.rs, arch/x86_64/mod.rs)
+ * for what the boot loader (runtime/x86boot) reports by section. */
+static void start_error(char *err, size_t errlen, int rc, const struct sqb_diag *d)
+{
+	const char *what = "Cannot start microvm";
+
+	if (rc == -ENOMEM && !d->section[0]) {
+		snprintf(err, errlen, "Start microvm error: " MSG_NOMEM);
+		return;
+	}
+	if (!strcmp(d->section, "initrd"))
+		what = "Error with initrd initialization";
+	else if (!strcmp(d->section, "cmdline"))
+		what = "Invalid kernel command line";
+	else if (!strcmp(d->section, "kernel") || !strncmp(d->section, "ELF", 3) ||
+		 !strcmp(d->section, "setup header"))
+		what = "System configuration error: Cannot load kernel due to invalid memory "
+		       "configuration or invalid kernel image";
+	snprintf(err, errlen, "Start microvm error: %s: %s%s%s", what, sqb_strerror(rc),
+		 d->reason[0] ? ": " : "", d->reason);
+}
 
 int sqb_ctl_start(struct sqb_ctl *c, char *err, size_t errlen)
 {
@@ -391,7 +533,16 @@ int sqb_ctl_start(struct sqb_ctl *c, char *err, size_t errlen)
 		return -1;
 	}
 	if (!c->kernel_path) {
-		snprintf(err, errlen, "Cannot start microvm without kernel configuration.");
+		snprintf(err, errlen,
+			 "Start microvm error: Cannot start microvm without kernel configuration.");
+		return -1;
+	}
+	/* Firecracker takes any usize and fails here, when mapping it */
+	if (c->mem_size_mib > SQB_MEM_MAX_MIB) {
+		snprintf(err, errlen,
+			 "Start microvm error: " MSG_NOMEM " (%llu MiB is more than squib's limit "
+			 "of %llu MiB)",
+			 (unsigned long long)c->mem_size_mib, SQB_MEM_MAX_MIB);
 		return -1;
 	}
 	cfg.vcpu_count = (unsigned int)c->vcpu_count;
@@ -404,13 +555,14 @@ int sqb_ctl_start(struct sqb_ctl *c, char *err, size_t errlen)
 	cfg.huge_pages = strcmp(c->huge_pages, "Transparent") ? SQB_VM_HUGE_NONE : SQB_VM_HUGE_THP;
 	rc = sqb_vm_create(&c->vm, &cfg, &diag);
 	if (rc < 0) {
-		snprintf(err, errlen, "Cannot start microvm: %s%s%s", sqb_strerror(rc),
-			 diag.reason[0] ? ": " : "", diag.reason);
+		start_error(err, errlen, rc, &diag);
 		return -1;
 	}
+	log_boot_protocol(c->kernel_path);
 	rc = sqb_vm_start(c->vm);
 	if (rc < 0) {
-		snprintf(err, errlen, "Cannot start microvm: vCPU threads: %s", sqb_strerror(rc));
+		snprintf(err, errlen, "Start microvm error: Cannot start microvm: vCPU threads: %s",
+			 sqb_strerror(rc));
 		sqb_vm_free(c->vm);
 		c->vm = NULL;
 		return -1;
@@ -423,7 +575,7 @@ int sqb_ctl_start(struct sqb_ctl *c, char *err, size_t errlen)
 
 static const char *const action_types[] = {"FlushMetrics", "InstanceStart", "SendCtrlAltDel", NULL};
 
-static void put_actions(struct sqb_ctl *c, yajl_val body, struct sqb_ctl_resp *r)
+static void actions(struct sqb_ctl *c, yajl_val body, struct sqb_ctl_resp *r)
 {
 	const char *action = NULL;
 	const struct sqb_jfield f[] = {
@@ -440,16 +592,27 @@ static void put_actions(struct sqb_ctl *c, yajl_val body, struct sqb_ctl_resp *r
 		if (!c->vm)
 			return sqb_ctl_fault(r, MSG_BEFORE_START);
 		if (sqb_vm_send_ctrl_alt_del(c->vm) < 0)
-			return sqb_ctl_fault(r,
-				     "SendCtrlAltDel failed: the microVM is %s and its keyboard "
-				     "buffer must have room",
-				     vm_state_name(c));
+			return sqb_ctl_fault(
+			    r,
+			    "SendCtrlAltDel failed: the microVM is %s and its keyboard "
+			    "buffer must have room",
+			    vm_state_name(c));
 	} else {
-		if (sqb_ctl_metrics_flush(c) < 0)
-			return sqb_ctl_fault(r, "The metrics system is not initialized; configure it with "
-					"PUT /metrics first.");
+		/* Firecracker: refused before boot; after boot a no-op when no
+		 * metrics file is configured (rpc_interface.rs flush_metrics). */
+		if (!c->vm)
+			return sqb_ctl_fault(r, MSG_BEFORE_START);
+		if (c->metrics_set && sqb_ctl_metrics_flush(c) < 0)
+			return sqb_ctl_fault(r, "Internal VMM error: Error writing the metrics.");
 	}
 	r->status = 204;
+}
+
+static void put_actions(struct sqb_ctl *c, yajl_val body, struct sqb_ctl_resp *r)
+{
+	c->n.put_actions++;
+	actions(c, body, r);
+	c->n.put_actions_fails += r->status == 400;
 }
 
 static const char *const vm_states[] = {"Paused", "Resumed", NULL};
@@ -462,22 +625,25 @@ static void patch_vm(struct sqb_ctl *c, yajl_val body, struct sqb_ctl_resp *r)
 	};
 	char err[512];
 	enum sqb_vm_state cur;
-	int rc = 0;
+	uint64_t t0 = sqb_ctl_now_us();
+	int rc = 0, pause;
 
 	if (sqb_json_fields(body, f, 1, err, sizeof(err)) < 0)
 		return sqb_ctl_fault(r, "%s", err);
 	if (!c->vm)
 		return sqb_ctl_fault(r, MSG_BEFORE_START);
+	pause = !strcmp(state, "Paused");
 	cur = sqb_vm_get_state(c->vm);
-	if (!strcmp(state, "Paused") && cur == SQB_VM_RUNNING)
+	if (pause && cur == SQB_VM_RUNNING)
 		rc = sqb_vm_pause(c->vm);
-	else if (!strcmp(state, "Resumed") && cur == SQB_VM_PAUSED)
+	else if (!pause && cur == SQB_VM_PAUSED)
 		rc = sqb_vm_resume(c->vm);
 	else if (cur == SQB_VM_STOPPED)
 		rc = -SQB_ESTATE;
 	if (rc < 0)
 		return sqb_ctl_fault(r, "Cannot set the microVM to %s: it has stopped", state);
-	sqb_ctl_log(SQB_CTL_INFO, "microVM %s", !strcmp(state, "Paused") ? "paused" : "resumed");
+	*(pause ? &c->n.pause_vm_us : &c->n.resume_vm_us) = sqb_ctl_now_us() - t0;
+	sqb_ctl_log(SQB_CTL_INFO, "microVM %s", pause ? "paused" : "resumed");
 	r->status = 204;
 }
 
@@ -573,6 +739,34 @@ static int route_needs_body(const char *method, const char *path, int *found)
 	return 0;
 }
 
+/* Firecracker's "The API server received a Put request on "/x" with body
+ * "..."." line (parsed_request.rs describe()). */
+static void log_request(const char *method, const char *path, const char *body, size_t len)
+{
+	char m[8], b[600];
+	size_t pos = 0, i;
+
+	snprintf(m, sizeof(m), "%c", method[0]);
+	for (i = 1; method[i] && i < sizeof(m) - 1; i++)
+		m[i] = (char)(method[i] | 0x20);
+	m[i] = 0;
+	if (!len || !strcmp(path, "/mmds")) {
+		sqb_ctl_log(SQB_CTL_INFO, "The API server received a %s request on \"%s\".", m,
+			    path);
+		return;
+	}
+	b[0] = 0;
+	for (i = 0; i < len && pos < sizeof(b) - 8; i++) {
+		char one[2] = {body[i] ? body[i] : ' ', 0};
+		if (sqb_json_escape(b, sizeof(b) - 4, &pos, one) < 0)
+			break;
+	}
+	if (i < len)
+		strcpy(b + pos, "...");
+	sqb_ctl_log(SQB_CTL_INFO,
+		    "The API server received a %s request on \"%s\" with body \"%s\".", m, path, b);
+}
+
 void sqb_ctl_handle(struct sqb_ctl *c, const char *method, const char *path, const char *body,
 		    size_t body_len, struct sqb_ctl_resp *r)
 {
@@ -582,7 +776,23 @@ void sqb_ctl_handle(struct sqb_ctl *c, const char *method, const char *path, con
 
 	c->api_requests++;
 	r->status = 400;
+	r->deprecation = 0;
 	r->body[0] = 0;
+	log_request(method, path, body, body_len);
+	/* parsed_request.rs: a GET with a body and a PUT/PATCH without one are
+	 * refused whatever the path. */
+	if (!strcmp(method, "GET") && body_len) {
+		sqb_ctl_fault(r, "GET request cannot have a body.");
+		goto out;
+	}
+	if ((!strcmp(method, "PUT") || !strcmp(method, "PATCH")) && !body_len) {
+		sqb_ctl_fault(r, "Empty %s request.", method);
+		goto out;
+	}
+	if (!strcmp(method, "PUT") && !strcmp(path, "/snapshot")) {
+		sqb_ctl_fault(r, "Missing snapshot operation type.");
+		goto out;
+	}
 	needs_body = route_needs_body(method, path, &found);
 	if (found) {
 		if (needs_body &&
@@ -598,10 +808,10 @@ void sqb_ctl_handle(struct sqb_ctl *c, const char *method, const char *path, con
 		if (strcmp(u->method, method) || !path_matches(u->path, path))
 			continue;
 		sqb_ctl_fault(r,
-		      "The endpoint %s %s is not yet supported by squib%s%s%s (see "
-		      "docs/api-compat.md).",
-		      method, u->shown ? u->shown : u->path, u->when ? " (planned: " : "",
-		      u->when ? u->when : "", u->when ? ")" : "");
+			      "The endpoint %s %s is not yet supported by squib%s%s%s (see "
+			      "docs/api-compat.md).",
+			      method, u->shown ? u->shown : u->path, u->when ? " (planned: " : "",
+			      u->when ? u->when : "", u->when ? ")" : "");
 		goto out;
 	}
 	sqb_ctl_fault(r, "Invalid request method and/or path: %s %s.", method, path);
@@ -609,7 +819,12 @@ out:
 	if (r->status == 400) {
 		c->api_errors++;
 		sqb_ctl_log(SQB_CTL_INFO, "API %s %s -> 400 %s", method, path, r->body);
+		sqb_ctl_log(SQB_CTL_ERROR,
+			    "Received Error. Status code: 400 Bad Request. Message: %s",
+			    last_fault);
 	} else {
 		sqb_ctl_log(SQB_CTL_DEBUG, "API %s %s -> %d", method, path, r->status);
+		sqb_ctl_log(SQB_CTL_INFO, "The request was executed successfully. Status code: %s.",
+			    r->status == 200 ? "200 OK" : "204 No Content");
 	}
 }

@@ -1,6 +1,7 @@
 /* PUT /snapshot/create and PUT /snapshot/load (Firecracker's
- * SnapshotCreateParams / SnapshotLoadParams, incl. deprecated aliases) and
- * the optional "squib" extension object (docs/snapshots.md "API"). */
+ * CreateSnapshotParams / LoadSnapshotConfig, incl. deprecated aliases, with
+ * Firecracker's validation order and messages) and the optional "squib"
+ * extension object (docs/snapshots.md "API", docs/api-compat.md). */
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -58,33 +59,38 @@ static int create_ext(yajl_val ext, struct sqb_vm_snap_create *o, char *err, siz
 	return 0;
 }
 
+/* Firecracker's order: serde (CreateSnapshotParams has no `version` any
+ * more: it is an unknown field), then the state (rpc_interface.rs: refused
+ * before boot; vcpu.rs: refused while running). */
 void sqb_ctl_snapshot_create(struct sqb_ctl *c, yajl_val body, struct sqb_ctl_resp *r)
 {
 	struct sqb_vm_snap_create o = {.version = SQB_VM_SNAP_CREATE_VERSION};
-	const char *type = "Full", *spath = NULL, *mpath = NULL, *version = NULL;
+	const char *type = "Full", *spath = NULL, *mpath = NULL;
 	yajl_val ext = NULL;
 	int have_ext = 0, rc;
 	const struct sqb_jfield f[] = {
 	    {"snapshot_type", SQB_JT_ENUM, 0, &type, NULL, 0, 0, snap_types},
 	    {"snapshot_path", SQB_JT_STR, 1, &spath},
 	    {"mem_file_path", SQB_JT_STR, 1, &mpath},
-	    {"version", SQB_JT_STR, 0, &version}, /* older Firecracker clients; ignored */
 	    {"squib", SQB_JT_OBJECT, 0, &ext, &have_ext},
 	};
-	struct sqb_ctl_resp cfg;
+	struct sqb_ctl_resp *cfg;
 	struct sqb_diag d = {0};
+	uint64_t t0 = sqb_ctl_now_us();
 	char err[1024];
 
-	if (sqb_json_fields(body, f, 5, err, sizeof(err)) < 0)
+	if (sqb_json_fields(body, f, 4, err, sizeof(err)) < 0)
 		return sqb_ctl_fault(r, "%s", err);
 	o.raw_mem = c->raw_mem_default;
 	if (have_ext && create_ext(ext, &o, err, sizeof(err)) < 0)
 		return sqb_ctl_fault(r, "%s", err);
 	if (!c->vm)
-		return sqb_ctl_fault(r, "Cannot create a snapshot: the microVM is not started.");
+		return sqb_ctl_fault(r, "The requested operation is not supported before starting "
+					"the microVM.");
 	if (sqb_vm_get_state(c->vm) != SQB_VM_PAUSED)
-		return sqb_ctl_fault(r, "Cannot create a snapshot: the microVM must be paused first "
-				 "(PATCH /vm {\"state\":\"Paused\"}).");
+		return sqb_ctl_fault(r, "Create snapshot error: Cannot save the microVM state: "
+					"Operation not allowed: save/restore unavailable while "
+					"running (pause it first: PATCH /vm {\"state\":\"Paused\"}).");
 	o.type = strcmp(type, "Diff") ? SQB_VM_SNAP_FULL : SQB_VM_SNAP_DIFF;
 	o.state_path = spath;
 	o.mem_path = mpath;
@@ -93,13 +99,21 @@ void sqb_ctl_snapshot_create(struct sqb_ctl *c, yajl_val body, struct sqb_ctl_re
 	o.initrd_path = c->initrd_path;
 	o.boot_args = c->boot_args;
 	o.smt = c->smt;
-	cfg.body[0] = 0;
-	if (sqb_ctl_dispatch(c, "GET", "/vm/config", NULL, &cfg) == 0 && cfg.status == 200)
-		o.vm_config_json = cfg.body;
+	/* The configuration travels in the snapshot; built with the bounded
+	 * builder into a heap buffer (it used to overflow a stack one). */
+	cfg = malloc(sizeof(*cfg));
+	if (!cfg)
+		return sqb_ctl_fault(r, "Create snapshot error: out of memory");
+	cfg->body[0] = 0;
+	if (sqb_ctl_dispatch(c, "GET", "/vm/config", NULL, cfg) == 0 && cfg->status == 200)
+		o.vm_config_json = cfg->body;
 	rc = sqb_vm_snapshot_create(c->vm, &o, &d);
+	free(cfg);
 	if (rc < 0)
-		return sqb_ctl_fault(r, "Cannot create the %s snapshot: %s", type,
-			      diag_text(rc, &d, err, sizeof(err)));
+		return sqb_ctl_fault(r, "Create snapshot error: Cannot create the %s snapshot: %s",
+				     type, diag_text(rc, &d, err, sizeof(err)));
+	*(o.type == SQB_VM_SNAP_FULL ? &c->n.full_create_snapshot_us
+				     : &c->n.diff_create_snapshot_us) = sqb_ctl_now_us() - t0;
 	sqb_ctl_log(SQB_CTL_INFO, "%s snapshot created: state %s, memory %s", type, spath, mpath);
 	r->status = 204;
 }
@@ -110,7 +124,9 @@ static const char *const huge_load[] = {"Snapshot", "None", "Transparent", "2M",
 
 struct load_req {
 	struct sqb_vm_snap_load o;
-	int resume, dirty, diff_alias, clock_rt;
+	int resume, dirty, diff_alias, clock_rt, deprecated;
+	int have_mb, have_ext, have_netov, have_vsock;
+	yajl_val ext, netov, vsock;
 	const char *huge;
 };
 
@@ -132,42 +148,63 @@ static int load_ext(yajl_val ext, struct sqb_vm_snap_load *o, char *err, size_t 
 	return 0;
 }
 
+/* Firecracker's api_server/request/snapshot.rs texts. */
+#define LOAD_TOO_MANY                                                                              \
+	SQB_JSON_ERR_PREFIX "too many fields: either `mem_backend` or `mem_file_path` exclusively "  \
+			    "is required."
+#define LOAD_MISSING                                                                               \
+	SQB_JSON_ERR_PREFIX "missing field: either `mem_backend` or `mem_file_path` is required."
+#define LOAD_DEPRECATED                                                                            \
+	"PUT /snapshot/load: mem_file_path and enable_diff_snapshots fields are deprecated."
+
+/* serde stage: fields of LoadSnapshotConfig (in its order) and of
+ * MemBackendConfig, then the mem_backend / mem_file_path rule. */
 static int parse_load(yajl_val body, struct load_req *q, char *err, size_t errlen)
 {
 	const char *mfile = NULL, *btype = NULL, *bpath = NULL;
-	yajl_val mb = NULL, ext = NULL, netov = NULL, vsock = NULL;
-	int have_mb = 0, have_ext = 0, have_netov = 0, have_vsock = 0;
+	yajl_val mb = NULL;
 	const struct sqb_jfield f[] = {
 	    {"snapshot_path", SQB_JT_STR, 1, &q->o.state_path},
-	    {"mem_backend", SQB_JT_OBJECT, 0, &mb, &have_mb},
 	    {"mem_file_path", SQB_JT_STR, 0, &mfile},
-	    {"track_dirty_pages", SQB_JT_BOOL, 0, &q->dirty},
+	    {"mem_backend", SQB_JT_OBJECT, 0, &mb, &q->have_mb},
 	    {"enable_diff_snapshots", SQB_JT_BOOL, 0, &q->diff_alias},
+	    {"track_dirty_pages", SQB_JT_BOOL, 0, &q->dirty},
 	    {"resume_vm", SQB_JT_BOOL, 0, &q->resume},
-	    {"network_overrides", SQB_JT_ARRAY, 0, &netov, &have_netov},
-	    {"vsock_override", SQB_JT_OBJECT, 0, &vsock, &have_vsock},
+	    {"network_overrides", SQB_JT_ARRAY, 0, &q->netov, &q->have_netov},
+	    {"vsock_override", SQB_JT_OBJECT, 0, &q->vsock, &q->have_vsock},
 	    {"clock_realtime", SQB_JT_BOOL, 0, &q->clock_rt},
 	    {"huge_pages", SQB_JT_ENUM, 0, &q->huge, NULL, 0, 0, huge_load},
-	    {"squib", SQB_JT_OBJECT, 0, &ext, &have_ext},
+	    {"squib", SQB_JT_OBJECT, 0, &q->ext, &q->have_ext},
 	};
 	const struct sqb_jfield fb[] = {
-	    {"backend_type", SQB_JT_ENUM, 1, &btype, NULL, 0, 0, backend_types},
 	    {"backend_path", SQB_JT_STR, 1, &bpath},
+	    {"backend_type", SQB_JT_ENUM, 1, &btype, NULL, 0, 0, backend_types},
 	};
 
 	if (sqb_json_fields(body, f, 11, err, errlen) < 0)
 		return -1;
-	if (have_mb == !!mfile) {
-		snprintf(err, errlen,
-			 "Exactly one of `mem_backend` and the deprecated "
-			 "`mem_file_path` must be given.");
+	if (q->have_mb && sqb_json_fields(mb, fb, 2, err, errlen) < 0)
+		return -1;
+	if (q->have_mb && mfile) {
+		snprintf(err, errlen, LOAD_TOO_MANY);
 		return -1;
 	}
-	if (have_mb && sqb_json_fields(mb, fb, 2, err, errlen) < 0)
+	if (!q->have_mb && !mfile) {
+		snprintf(err, errlen, LOAD_MISSING);
 		return -1;
-	if (have_ext && load_ext(ext, &q->o, err, errlen) < 0)
+	}
+	q->deprecated = mfile || q->diff_alias;
+	q->o.backend = (btype && !strcmp(btype, "Uffd")) ? SQB_VM_MEM_UFFD : SQB_VM_MEM_FILE;
+	q->o.backend_path = q->have_mb ? bpath : mfile;
+	return 0;
+}
+
+/* What squib does not do yet, and its own "squib" object. */
+static int check_load(struct load_req *q, char *err, size_t errlen)
+{
+	if (q->have_ext && load_ext(q->ext, &q->o, err, errlen) < 0)
 		return -1;
-	if ((have_netov && netov->u.array.len) || have_vsock || q->clock_rt ||
+	if ((q->have_netov && q->netov->u.array.len) || q->have_vsock || q->clock_rt ||
 	    (q->huge && strcmp(q->huge, "Snapshot") && strcmp(q->huge, "None"))) {
 		snprintf(err, errlen,
 			 "network_overrides, vsock_override, clock_realtime and "
@@ -175,8 +212,6 @@ static int parse_load(yajl_val body, struct load_req *q, char *err, size_t errle
 			 "squib yet (see docs/snapshots.md).");
 		return -1;
 	}
-	q->o.backend = (btype && !strcmp(btype, "Uffd")) ? SQB_VM_MEM_UFFD : SQB_VM_MEM_FILE;
-	q->o.backend_path = have_mb ? bpath : mfile;
 	if (q->o.backend == SQB_VM_MEM_UFFD && q->o.mode != SQB_VM_LOAD_MMAP) {
 		snprintf(err, errlen, "squib.restore applies to the File backend only.");
 		return -1;
@@ -191,11 +226,49 @@ static int dup_str(char **dst, char *src)
 	return 0;
 }
 
+/* Firecracker's texts (persist.rs RestoreFromSnapshotError) where squib
+ * failed the same way: the state file or the memory file cannot be opened,
+ * the Uffd socket cannot be reached; squib's own diagnosis otherwise. */
+static const char *load_error(int rc, const struct sqb_diag *d, const struct load_req *q,
+			      char *buf, size_t len)
+{
+	int e = rc < 0 && rc > -4096 ? -rc : 0;
+	int open_failed = e && !strncmp(d->reason, "cannot open", 11);
+	char why[700];
+
+	diag_text(rc, d, why, sizeof(why));
+	if (open_failed && q->o.state_path && !strcmp(d->section, q->o.state_path))
+		snprintf(buf, len,
+			 "Failed to get snapshot state from file: Failed to open snapshot file: %s "
+			 "(os error %d)",
+			 strerror(e), e);
+	else if (open_failed && q->o.backend == SQB_VM_MEM_FILE && q->o.backend_path &&
+		 !strcmp(d->section, q->o.backend_path))
+		snprintf(buf, len,
+			 "Failed to load guest memory: Error creating guest memory from file: Failed "
+			 "to load guest memory: %s (os error %d)",
+			 strerror(e), e);
+	else if (e && q->o.backend == SQB_VM_MEM_UFFD && !strcmp(d->section, "mem_backend") &&
+		 !strncmp(d->reason, "cannot reach", 12))
+		snprintf(buf, len,
+			 "Failed to load guest memory: Error creating guest memory from uffd: Failed "
+			 "to connect to UDS Unix stream: %s (os error %d) (%s)",
+			 strerror(e), e, d->reason);
+	else
+		snprintf(buf, len, "%s", why);
+	return buf;
+}
+
+/* Firecracker's order: serde, the deprecation header, then the state
+ * (after boot or after a load: not supported after start; after boot-specific
+ * configuration: LoadSnapshotNotAllowed).  A failed load leaves squib usable
+ * (Firecracker exits; docs/api-compat.md). */
 void sqb_ctl_snapshot_load(struct sqb_ctl *c, yajl_val body, struct sqb_ctl_resp *r)
 {
 	struct load_req q;
 	struct sqb_vm_snap_conf conf;
 	struct sqb_diag d = {0};
+	uint64_t t0 = sqb_ctl_now_us();
 	char err[1024];
 	int rc;
 
@@ -203,17 +276,25 @@ void sqb_ctl_snapshot_load(struct sqb_ctl *c, yajl_val body, struct sqb_ctl_resp
 	q.o.version = SQB_VM_SNAP_LOAD_VERSION;
 	if (parse_load(body, &q, err, sizeof(err)) < 0)
 		return sqb_ctl_fault(r, "%s", err);
-	if (c->vm || c->configured)
-		return sqb_ctl_fault(r, "Loading a microVM snapshot not allowed after configuring "
-				 "boot-specific resources or starting the microVM.");
+	if (q.deprecated)
+		sqb_ctl_deprecated(c, r, LOAD_DEPRECATED);
+	if (c->vm)
+		return sqb_ctl_fault(r, "The requested operation is not supported after starting "
+					"the microVM.");
+	if (c->configured)
+		return sqb_ctl_fault(r, "Load snapshot error: Loading a microVM snapshot not allowed "
+					"after configuring boot-specific resources.");
+	if (check_load(&q, err, sizeof(err)) < 0)
+		return sqb_ctl_fault(r, "%s", err);
 	q.o.track_dirty_pages = q.dirty || q.diff_alias;
 	q.o.resume = q.resume;
 	q.o.serial_out_fd = c->serial_fd >= 0 ? c->serial_fd : STDOUT_FILENO;
 	memset(&conf, 0, sizeof(conf));
 	rc = sqb_vm_snapshot_load(&c->vm, &q.o, &conf, &d);
 	if (rc < 0)
-		return sqb_ctl_fault(r, "Cannot load the snapshot: %s",
-			      diag_text(rc, &d, err, sizeof(err)));
+		return sqb_ctl_fault(r, "Load snapshot error: Failed to restore from snapshot: %s",
+				     load_error(rc, &d, &q, err, sizeof(err)));
+	c->n.load_snapshot_us = sqb_ctl_now_us() - t0;
 	c->configured = 1;
 	c->vcpu_count = conf.vcpu_count;
 	c->mem_size_mib = conf.mem_size_mib;

@@ -1,7 +1,8 @@
-/* HTTP/1.1 framing for the API socket: request line, headers, Content-Length
- * bodies (no chunked encoding), 100-continue, keep-alive — and strict
- * rejection of anything else, since a malformed request must never wedge
- * or crash the VMM. */
+/* HTTP/1.1 framing for the API socket: request line (origin- and
+ * absolute-form targets, normalised as Firecracker's router sees them),
+ * headers, Content-Length bodies (no chunked encoding), 100-continue,
+ * keep-alive — and strict rejection of anything else, since a malformed
+ * request must never wedge or crash the VMM. */
 #include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,10 +26,24 @@ static const char *find_crlfcrlf(const char *buf, size_t len)
 	return NULL;
 }
 
+/* Firecracker's router ignores leading and trailing slashes ("//vm/config/"
+ * is /vm/config); squib also folds doubled slashes inside the path. */
+static void normalize_path(char *dst, const char *src, size_t n)
+{
+	size_t j = 0;
+
+	for (size_t i = 0; i < n; i++)
+		if (src[i] != '/' || j == 0 || dst[j - 1] != '/')
+			dst[j++] = src[i];
+	if (j > 1 && dst[j - 1] == '/')
+		j--;
+	dst[j] = 0;
+}
+
 static int parse_request_line(const char *l, size_t n, struct sqb_http_req *req, char *err,
 			      size_t errlen)
 {
-	const char *sp1 = memchr(l, ' ', n), *sp2;
+	const char *sp1 = memchr(l, ' ', n), *sp2, *target;
 	size_t mlen, plen;
 
 	if (!sp1)
@@ -43,11 +58,23 @@ static int parse_request_line(const char *l, size_t n, struct sqb_http_req *req,
 	for (size_t i = 0; i < mlen; i++)
 		if (!isupper((unsigned char)l[i]))
 			return bad(err, errlen, "Invalid HTTP method");
-	if (plen == 0 || plen >= sizeof(req->path) || sp1[1] != '/')
-		return bad(err, errlen, "Invalid HTTP request target (must start with '/')");
 	for (size_t i = 0; i < plen; i++)
 		if ((unsigned char)sp1[1 + i] <= 0x20 || (unsigned char)sp1[1 + i] >= 0x7f)
 			return bad(err, errlen, "Invalid character in HTTP request target");
+	target = sp1 + 1;
+	if (plen > 7 && !strncasecmp(target, "http://", 7)) {
+		/* absolute-form (RFC 9112 3.2.2): drop scheme and authority, as
+		 * Firecracker's micro_http does; no path left means "/". */
+		const char *slash = memchr(target + 7, '/', plen - 7);
+		plen = slash ? plen - (size_t)(slash - target) : 0;
+		target = slash ? slash : "/";
+		if (!plen)
+			plen = 1;
+	}
+	if (plen == 0 || target[0] != '/')
+		return bad(err, errlen, "Invalid HTTP request target (must start with '/')");
+	if (plen >= sizeof(req->path))
+		return bad(err, errlen, "HTTP request target is longer than 255 bytes");
 	n -= (size_t)(sp2 + 1 - l);
 	if (n == 8 && !memcmp(sp2 + 1, "HTTP/1.1", 8))
 		req->close = 0;
@@ -57,8 +84,7 @@ static int parse_request_line(const char *l, size_t n, struct sqb_http_req *req,
 		return bad(err, errlen, "Unsupported HTTP version (expected HTTP/1.1)");
 	memcpy(req->method, l, mlen);
 	req->method[mlen] = 0;
-	memcpy(req->path, sp1 + 1, plen);
-	req->path[plen] = 0;
+	normalize_path(req->path, target, plen);
 	return 0;
 }
 
@@ -164,19 +190,29 @@ int sqb_http_parse(const char *buf, size_t len, size_t max_payload, struct sqb_h
 	return SQB_HTTP_DONE;
 }
 
-size_t sqb_http_format(char *out, size_t cap, int status, const char *body, int close)
+size_t sqb_http_format_ex(char *out, size_t cap, int status, const char *body, int close,
+			  const char *extra)
 {
-	const char *reason = status == 200 ? "OK" : status == 204 ? "No Content" : "Bad Request";
 	int n;
 
+	/* Firecracker's micro_http bytes: "HTTP/1.1 204 \r\n" (no reason phrase),
+	 * "Server: Firecracker API" (what SDKs look for), Connection, then any
+	 * Deprecation line, then Content-Type/Length unless 204. */
+	if (!extra)
+		extra = "";
 	if (body)
 		n = snprintf(out, cap,
-			     "HTTP/1.1 %d %s\r\nServer: squib API\r\nConnection: %s\r\n"
+			     "HTTP/1.1 %d \r\nServer: Firecracker API\r\nConnection: %s\r\n%s"
 			     "Content-Type: application/json\r\nContent-Length: %zu\r\n\r\n%s",
-			     status, reason, close ? "close" : "keep-alive", strlen(body), body);
+			     status, close ? "close" : "keep-alive", extra, strlen(body), body);
 	else
 		n = snprintf(out, cap,
-			     "HTTP/1.1 %d %s\r\nServer: squib API\r\nConnection: %s\r\n\r\n",
-			     status, reason, close ? "close" : "keep-alive");
+			     "HTTP/1.1 %d \r\nServer: Firecracker API\r\nConnection: %s\r\n%s\r\n",
+			     status, close ? "close" : "keep-alive", extra);
 	return (n < 0 || (size_t)n >= cap) ? 0 : (size_t)n;
+}
+
+size_t sqb_http_format(char *out, size_t cap, int status, const char *body, int close)
+{
+	return sqb_http_format_ex(out, cap, status, body, close, NULL);
 }

@@ -36,5 +36,9 @@ int sqb_http_parse(const char *buf, size_t len, size_t max_payload, struct sqb_h
 /* Format a response into out (returns its length, or 0 if it does not fit).
  * body may be NULL; a non-NULL body is sent as application/json. */
 size_t sqb_http_format(char *out, size_t cap, int status, const char *body, int close);
+/* Same, with extra header lines (each ending in CRLF) such as
+ * "Deprecation: true\r\n"; extra may be NULL. */
+size_t sqb_http_format_ex(char *out, size_t cap, int status, const char *body, int close,
+			  const char *extra);
 
 #endif

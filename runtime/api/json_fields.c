@@ -1,7 +1,8 @@
-/* JSON body validation for the Firecracker-compatible API: strict object
- * parsing with yajl's tree API, then a field table that rejects unknown and
- * duplicate keys, wrong types, out-of-range numbers and bad enum values with
- * serde-like messages ("unknown field `x`, expected one of ..."). */
+/* JSON for the Firecracker-compatible API: bounded-depth parsing with yajl's
+ * tree API, a field table that refuses what serde's deny_unknown_fields
+ * refuses with serde_json's messages and positions ("unknown field `x`,
+ * expected one of ... at line 1 column 9"), and a bounded output builder. */
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,67 +10,262 @@
 
 #include "json_fields.h"
 
-static const char *jtype_name(enum sqb_jtype t)
+/* ---- where keys and values end (serde_json reports line and column) ---- */
+
+#define JPOS_OBJS 32
+#define JPOS_KEYS 32
+
+struct jloc {
+	unsigned line;
+	size_t col;
+};
+
+struct jpos {
+	const void *node;
+	struct jloc end, key_end[JPOS_KEYS], val_end[JPOS_KEYS];
+};
+
+/* The API serves one request at a time on one thread; the table belongs to
+ * the last parsed body and is looked up by tree node. */
+static struct jpos jpos[JPOS_OBJS];
+static unsigned jpos_n;
+
+struct jwalk {
+	const char *s;
+	size_t n, i, line_start;
+	unsigned line;
+};
+
+static struct jloc here(const struct jwalk *w)
 {
-	switch (t) {
-	case SQB_JT_STR:
-	case SQB_JT_ENUM:
-		return "a string";
-	case SQB_JT_UINT:
-		return "a non-negative integer";
-	case SQB_JT_BOOL:
-		return "a boolean";
-	case SQB_JT_OBJECT:
-		return "an object";
-	default:
-		return "an array";
+	return (struct jloc){w->line, w->i - w->line_start};
+}
+
+static void skip_ws(struct jwalk *w)
+{
+	while (w->i < w->n) {
+		char c = w->s[w->i];
+		if (c == '\n') {
+			w->line++;
+			w->line_start = ++w->i;
+		} else if (c == ' ' || c == '\t' || c == '\r') {
+			w->i++;
+		} else if (c == '/' && w->i + 1 < w->n &&
+			   w->s[w->i + 1] == '/') { /* yajl allows comments */
+			while (w->i < w->n && w->s[w->i] != '\n')
+				w->i++;
+		} else if (c == '/' && w->i + 1 < w->n && w->s[w->i + 1] == '*') {
+			w->i += 2;
+			while (w->i + 1 < w->n && !(w->s[w->i] == '*' && w->s[w->i + 1] == '/')) {
+				if (w->s[w->i] == '\n')
+					w->line++, w->line_start = w->i + 1;
+				w->i++;
+			}
+			w->i += 2;
+		} else {
+			return;
+		}
 	}
 }
 
-static const char *jval_kind(yajl_val v)
+static void skip_string(struct jwalk *w)
 {
-	if (!v || YAJL_IS_NULL(v))
-		return "null";
-	if (YAJL_IS_STRING(v))
-		return "string";
-	if (YAJL_IS_NUMBER(v))
-		return "number";
-	if (YAJL_IS_TRUE(v) || YAJL_IS_FALSE(v))
-		return "boolean";
-	if (YAJL_IS_OBJECT(v))
-		return "object";
-	return "array";
+	for (w->i++; w->i < w->n; w->i++) {
+		if (w->s[w->i] == '\\')
+			w->i++;
+		else if (w->s[w->i] == '"') {
+			w->i++;
+			return;
+		}
+	}
 }
 
+/* Walk the text and the tree together (yajl keeps key order and duplicates). */
+static void walk(struct jwalk *w, yajl_val v)
+{
+	skip_ws(w);
+	if (w->i >= w->n || !v)
+		return;
+	if (YAJL_IS_OBJECT(v)) {
+		struct jpos *p = jpos_n < JPOS_OBJS ? &jpos[jpos_n++] : NULL;
+		if (p)
+			memset(p, 0, sizeof(*p)), p->node = v;
+		w->i++;
+		for (size_t k = 0; k < v->u.object.len; k++) {
+			skip_ws(w);
+			skip_string(w);
+			if (p && k < JPOS_KEYS)
+				p->key_end[k] = here(w);
+			skip_ws(w);
+			w->i++; /* ':' */
+			walk(w, v->u.object.values[k]);
+			if (p && k < JPOS_KEYS)
+				p->val_end[k] = here(w);
+			skip_ws(w);
+			if (w->i < w->n && w->s[w->i] == ',')
+				w->i++;
+		}
+		skip_ws(w);
+		w->i++; /* '}' */
+		if (p)
+			p->end = here(w);
+	} else if (YAJL_IS_ARRAY(v)) {
+		w->i++;
+		for (size_t k = 0; k < v->u.array.len; k++) {
+			walk(w, v->u.array.values[k]);
+			skip_ws(w);
+			if (w->i < w->n && w->s[w->i] == ',')
+				w->i++;
+		}
+		skip_ws(w);
+		w->i++; /* ']' */
+	} else if (YAJL_IS_STRING(v)) {
+		skip_string(w);
+	} else {
+		while (w->i < w->n && !strchr(",]} \t\r\n/", w->s[w->i]))
+			w->i++;
+	}
+}
+
+static const struct jpos *pos_of(const void *node)
+{
+	for (unsigned i = 0; node && i < jpos_n; i++)
+		if (jpos[i].node == node)
+			return &jpos[i];
+	return NULL;
+}
+
+static void fmt_loc(char *buf, size_t len, const struct jloc *l)
+{
+	if (l && l->line)
+		snprintf(buf, len, " at line %u column %zu", l->line, l->col);
+	else if (len)
+		buf[0] = 0;
+}
+
+void sqb_json_where_end(yajl_val obj, char *buf, size_t len)
+{
+	const struct jpos *p = pos_of(obj);
+	fmt_loc(buf, len, p ? &p->end : NULL);
+}
+
+/* ---- messages ---- */
+
+enum { AT_KEY, AT_VAL, AT_END };
+
+/* SQB_JSON_ERR_PREFIX + message + position + "." (Firecracker's shape). */
+static int jerr(char *err, size_t errlen, yajl_val obj, int at, size_t k, const char *fmt, ...)
+    __attribute__((format(printf, 6, 7)));
+static int jerr(char *err, size_t errlen, yajl_val obj, int at, size_t k, const char *fmt, ...)
+{
+	const struct jpos *p = pos_of(obj);
+	const struct jloc *l = NULL;
+	char msg[640], loc[48];
+	va_list ap;
+
+	if (p)
+		l = at == AT_END     ? &p->end
+		    : k >= JPOS_KEYS ? NULL
+		    : at == AT_KEY   ? &p->key_end[k]
+				     : &p->val_end[k];
+	fmt_loc(loc, sizeof(loc), l);
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	snprintf(err, errlen, SQB_JSON_ERR_PREFIX "%s%s.", msg, loc);
+	return -1;
+}
+
+/* serde's list: "`a`", "`a` or `b`", "one of `a`, `b`, `c`". */
+static void one_of(char *list, size_t len, const char *const *names, size_t n, size_t stride)
+{
+	size_t pos = 0;
+#define NAME(i) (*(const char *const *)((const char *)names + (i)*stride))
+	list[0] = 0;
+	if (n == 2) {
+		snprintf(list, len, "`%s` or `%s`", NAME(0), NAME(1));
+		return;
+	}
+	if (n > 2)
+		pos = (size_t)snprintf(list, len, "one of ");
+	for (size_t i = 0; i < n && pos < len; i++)
+		pos += (size_t)snprintf(list + pos, len - pos, "%s`%s`", i ? ", " : "", NAME(i));
+#undef NAME
+}
+
+/* serde's Unexpected: string "x", integer `1`, floating point `1.5`, ... */
+static void unexpected(yajl_val v, char *buf, size_t len)
+{
+	if (!v || YAJL_IS_NULL(v))
+		snprintf(buf, len, "null");
+	else if (YAJL_IS_STRING(v))
+		snprintf(buf, len, "string \"%.48s\"", v->u.string);
+	else if (YAJL_IS_INTEGER(v))
+		snprintf(buf, len, "integer `%.40s`", v->u.number.r);
+	else if (YAJL_IS_NUMBER(v))
+		snprintf(buf, len, "floating point `%.40s`", v->u.number.r);
+	else if (YAJL_IS_TRUE(v) || YAJL_IS_FALSE(v))
+		snprintf(buf, len, "boolean `%s`", YAJL_IS_TRUE(v) ? "true" : "false");
+	else if (YAJL_IS_OBJECT(v))
+		snprintf(buf, len, "map");
+	else
+		snprintf(buf, len, "sequence");
+}
+
+static const char *expected(const struct sqb_jfield *f, char *buf, size_t len)
+{
+	if (f->expect)
+		return f->expect;
+	switch (f->type) {
+	case SQB_JT_STR:
+	case SQB_JT_ENUM:
+		return "a string";
+	case SQB_JT_BOOL:
+		return "a boolean";
+	case SQB_JT_OBJECT:
+		return "a map";
+	case SQB_JT_ARRAY:
+		return "a sequence";
+	case SQB_JT_UINT:
+		break;
+	}
+	if (f->min == 0 && f->max == UINT8_MAX)
+		return "u8";
+	if (f->min == 0 && f->max == UINT16_MAX)
+		return "u16";
+	if (f->min == 0 && f->max == UINT32_MAX)
+		return "u32";
+	if (f->min == 0 && f->max == UINT64_MAX)
+		return "u64";
+	snprintf(buf, len, "an integer in %llu..=%llu", (unsigned long long)f->min,
+		 (unsigned long long)f->max);
+	return buf;
+}
+
+/* 1: a plain unsigned integer that fits u64; 0: not one (sign, fraction,
+ * exponent or too large). */
 static int parse_uint(yajl_val v, uint64_t *out)
 {
 	const char *r = v->u.number.r;
 	uint64_t x = 0;
 
 	if (!r || !*r)
-		return -1;
+		return 0;
 	for (const char *p = r; *p; p++) {
 		if (*p < '0' || *p > '9')
-			return -1;
-		if (x > (UINT64_MAX - 9) / 10)
-			return -1;
+			return 0;
+		if (x > (UINT64_MAX - (uint64_t)(*p - '0')) / 10)
+			return 0;
 		x = x * 10 + (uint64_t)(*p - '0');
 	}
 	*out = x;
-	return 0;
+	return 1;
 }
 
-static int field_error(char *err, size_t errlen, const char *fmt, const char *a, const char *b)
+static int set_field(const struct sqb_jfield *f, yajl_val obj, size_t k, char *err, size_t errlen)
 {
-	int n = snprintf(err, errlen, "%s", SQB_JSON_ERR_PREFIX);
-	if (n > 0 && (size_t)n < errlen)
-		snprintf(err + n, errlen - (size_t)n, fmt, a, b);
-	return -1;
-}
-
-static int set_field(const struct sqb_jfield *f, yajl_val v, char *err, size_t errlen)
-{
-	char buf[64];
+	yajl_val v = obj->u.object.values[k];
+	char ub[96], eb[64];
 
 	switch (f->type) {
 	case SQB_JT_STR:
@@ -78,18 +274,20 @@ static int set_field(const struct sqb_jfield *f, yajl_val v, char *err, size_t e
 			break;
 		if (f->type == SQB_JT_ENUM) {
 			const char *const *e = f->enums;
+			size_t ne = 0;
 			while (*e &&
 			       (f->nocase ? strcasecmp(*e, v->u.string) : strcmp(*e, v->u.string)))
 				e++;
 			if (!*e) {
-				char list[256] = "";
-				for (e = f->enums; *e; e++)
-					snprintf(list + strlen(list), sizeof(list) - strlen(list),
-						 "%s`%s`", e == f->enums ? "" : ", ", *e);
-				snprintf(buf, sizeof(buf), "%.40s", v->u.string);
-				field_error(err, errlen, "unknown variant `%s`, expected one of %s",
-					    buf, list);
-				return -1;
+				char list[256];
+				if (f->bad_msg)
+					return jerr(err, errlen, obj, AT_VAL, k, "%s", f->bad_msg);
+				while (f->enums[ne])
+					ne++;
+				one_of(list, sizeof(list), f->enums, ne, sizeof(f->enums[0]));
+				return jerr(err, errlen, obj, AT_VAL, k,
+					    "unknown variant `%.48s`, expected %s", v->u.string,
+					    list);
 			}
 			*(const char **)f->out = *e; /* canonical spelling */
 		} else {
@@ -100,13 +298,15 @@ static int set_field(const struct sqb_jfield *f, yajl_val v, char *err, size_t e
 		uint64_t x;
 		if (!YAJL_IS_NUMBER(v))
 			break;
-		if (parse_uint(v, &x) < 0 || x < f->min || x > f->max) {
-			snprintf(buf, sizeof(buf), "%llu..=%llu", (unsigned long long)f->min,
-				 (unsigned long long)f->max);
-			return field_error(
-			    err, errlen, "invalid value for field `%s`: expected an integer in %s",
-			    f->name, buf);
+		if (!parse_uint(v, &x)) {
+			/* serde_json: a negative integer is a value of the wrong range,
+			 * a fraction or a u64 overflow is a float, i.e. the wrong type. */
+			if (YAJL_IS_INTEGER(v) && v->u.number.r[0] == '-')
+				goto bad_value;
+			break;
 		}
+		if (x < f->min || x > f->max)
+			goto bad_value;
 		*(uint64_t *)f->out = x;
 		return 0;
 	}
@@ -126,18 +326,27 @@ static int set_field(const struct sqb_jfield *f, yajl_val v, char *err, size_t e
 		*(yajl_val *)f->out = v;
 		return 0;
 	}
-	snprintf(buf, sizeof(buf), "%s, expected %s", jval_kind(v), jtype_name(f->type));
-	return field_error(err, errlen, "invalid type for field `%s`: %s", f->name, buf);
+	unexpected(v, ub, sizeof(ub));
+	return jerr(err, errlen, obj, AT_VAL, k, "invalid type: %s, expected %s", ub,
+		    expected(f, eb, sizeof(eb)));
+bad_value:
+	unexpected(v, ub, sizeof(ub));
+	return jerr(err, errlen, obj, AT_VAL, k, "invalid value: %s, expected %s", ub,
+		    expected(f, eb, sizeof(eb)));
 }
 
-int sqb_json_fields(yajl_val obj, const struct sqb_jfield *f, unsigned int n, char *err,
-		    size_t errlen)
+int sqb_json_fields_ex(yajl_val obj, const struct sqb_jfield *f, unsigned int n, unsigned flags,
+		       char *err, size_t errlen)
 {
 	unsigned char seen[32] = {0};
+	char ub[96];
 
-	if (!YAJL_IS_OBJECT(obj))
-		return field_error(err, errlen, "invalid type: %s, expected %s", jval_kind(obj),
-				   "a JSON object");
+	if (n > sizeof(seen))
+		return jerr(err, errlen, NULL, AT_END, 0, "internal: field table too large");
+	if (!YAJL_IS_OBJECT(obj)) {
+		unexpected(obj, ub, sizeof(ub));
+		return jerr(err, errlen, NULL, AT_END, 0, "invalid type: %s, expected a map", ub);
+	}
 	for (size_t k = 0; k < obj->u.object.len; k++) {
 		const char *key = obj->u.object.keys[k];
 		unsigned int i;
@@ -145,45 +354,103 @@ int sqb_json_fields(yajl_val obj, const struct sqb_jfield *f, unsigned int n, ch
 		for (i = 0; i < n && strcmp(f[i].name, key); i++)
 			;
 		if (i == n) {
-			char list[400] = "";
-			char kb[64];
-			for (unsigned int j = 0; j < n; j++)
-				snprintf(list + strlen(list), sizeof(list) - strlen(list), "%s`%s`",
-					 j ? ", " : "", f[j].name);
-			snprintf(kb, sizeof(kb), "%.48s", key);
-			return field_error(err, errlen, "unknown field `%s`, expected one of %s",
-					   kb, list);
+			char list[400];
+			if (flags & SQB_JF_IGNORE_UNKNOWN)
+				continue;
+			one_of(list, sizeof(list), &f[0].name, n, sizeof(f[0]));
+			return jerr(err, errlen, obj, AT_KEY, k,
+				    "unknown field `%.48s`, expected %s", key, list);
 		}
 		if (seen[i])
-			return field_error(err, errlen, "duplicate field `%s`%s", f[i].name, "");
+			return jerr(err, errlen, obj, AT_KEY, k, "duplicate field `%s`", f[i].name);
 		seen[i] = 1;
 		/* An explicit null means "not given" (serde's Option). */
 		if (YAJL_IS_NULL(obj->u.object.values[k]) && !f[i].required)
 			continue;
-		if (set_field(&f[i], obj->u.object.values[k], err, errlen) < 0)
+		if (set_field(&f[i], obj, k, err, errlen) < 0)
 			return -1;
 		if (f[i].present)
 			*f[i].present = 1;
 	}
 	for (unsigned int i = 0; i < n; i++)
 		if (f[i].required && !seen[i])
-			return field_error(err, errlen, "missing field `%s`%s", f[i].name, "");
+			return jerr(err, errlen, obj, AT_END, 0, "missing field `%s`", f[i].name);
 	return 0;
+}
+
+int sqb_json_fields(yajl_val obj, const struct sqb_jfield *f, unsigned int n, char *err,
+		    size_t errlen)
+{
+	return sqb_json_fields_ex(obj, f, n, 0, err, errlen);
+}
+
+/* ---- parsing ---- */
+
+/* Refuse nesting deeper than SQB_JSON_MAX_DEPTH before yajl builds (and later
+ * recursively frees) a tree: a 50 KiB body of '[' must not exhaust the stack. */
+static int depth_ok(const char *s, size_t len, struct jloc *at)
+{
+	struct jwalk w = {.s = s, .n = len, .line = 1};
+	unsigned depth = 0;
+
+	while (w.i < len) {
+		char c = s[w.i];
+		if (c == '"') {
+			skip_string(&w);
+			continue;
+		}
+		if (c == '\n')
+			w.line++, w.line_start = w.i + 1;
+		if (c == '{' || c == '[') {
+			if (++depth > SQB_JSON_MAX_DEPTH) {
+				w.i++;
+				*at = here(&w);
+				return 0;
+			}
+		} else if ((c == '}' || c == ']') && depth) {
+			depth--;
+		}
+		w.i++;
+	}
+	return 1;
+}
+
+static const char *jval_kind(yajl_val v)
+{
+	if (YAJL_IS_STRING(v))
+		return "string";
+	if (YAJL_IS_NUMBER(v))
+		return "number";
+	if (YAJL_IS_TRUE(v) || YAJL_IS_FALSE(v))
+		return "boolean";
+	if (YAJL_IS_ARRAY(v))
+		return "array";
+	return "null";
 }
 
 int sqb_json_parse_object(yajl_val *out, const char *body, size_t len, char *err, size_t errlen)
 {
 	char ebuf[256];
+	struct jloc at;
+	struct jwalk w;
 	char *s;
 	yajl_val v;
 
 	*out = NULL;
+	jpos_n = 0;
 	if (len == 0) {
-		snprintf(err, errlen, "The request body is empty; expected a JSON object.");
+		snprintf(err, errlen,
+			 SQB_JSON_ERR_PREFIX "EOF while parsing a value at line 1 column 0.");
 		return -1;
 	}
 	if (memchr(body, 0, len)) {
-		snprintf(err, errlen, SQB_JSON_ERR_PREFIX "NUL byte in the request body");
+		snprintf(err, errlen, SQB_JSON_ERR_PREFIX "NUL byte in the request body.");
+		return -1;
+	}
+	if (!depth_ok(body, len, &at)) {
+		snprintf(err, errlen,
+			 SQB_JSON_ERR_PREFIX "recursion limit exceeded at line %u column %zu.",
+			 at.line, at.col);
 		return -1;
 	}
 	s = malloc(len + 1);
@@ -195,21 +462,25 @@ int sqb_json_parse_object(yajl_val *out, const char *body, size_t len, char *err
 	s[len] = 0;
 	ebuf[0] = 0;
 	v = yajl_tree_parse(s, ebuf, sizeof(ebuf));
-	free(s);
 	if (!v) {
+		free(s);
 		for (char *p = ebuf; *p; p++)
 			if (*p == '\n' || *p == '\r' || *p == '\t')
 				*p = ' ';
-		snprintf(err, errlen, SQB_JSON_ERR_PREFIX "malformed JSON: %.200s", ebuf);
+		snprintf(err, errlen, SQB_JSON_ERR_PREFIX "malformed JSON: %.200s.", ebuf);
 		return -1;
 	}
 	if (!YAJL_IS_OBJECT(v)) {
+		free(s);
 		snprintf(err, errlen,
-			 SQB_JSON_ERR_PREFIX "invalid type: %s, expected a JSON object",
+			 SQB_JSON_ERR_PREFIX "invalid type: %s, expected a JSON object.",
 			 jval_kind(v));
 		yajl_tree_free(v);
 		return -1;
 	}
+	w = (struct jwalk){.s = s, .n = len, .line = 1};
+	walk(&w, v);
+	free(s);
 	*out = v;
 	return 0;
 }
@@ -219,7 +490,7 @@ int sqb_json_escape(char *dst, size_t cap, size_t *pos, const char *s)
 	for (; *s; s++) {
 		unsigned char c = (unsigned char)*s;
 		char tmp[8];
-		const char *piece = tmp;
+		size_t l;
 
 		if (c == '"' || c == '\\') {
 			tmp[0] = '\\';
@@ -231,12 +502,125 @@ int sqb_json_escape(char *dst, size_t cap, size_t *pos, const char *s)
 			tmp[0] = (char)c;
 			tmp[1] = 0;
 		}
-		size_t l = strlen(piece);
+		l = strlen(tmp);
 		if (*pos + l >= cap)
 			return -1;
-		memcpy(dst + *pos, piece, l);
+		memcpy(dst + *pos, tmp, l);
 		*pos += l;
 		dst[*pos] = 0;
 	}
 	return 0;
+}
+
+/* ---- bounded builder ---- */
+
+void sqb_jb_init(struct sqb_jb *b, char *buf, size_t cap)
+{
+	*b = (struct sqb_jb){.buf = buf, .cap = cap};
+	if (cap)
+		buf[0] = 0;
+	else
+		b->full = 1;
+}
+
+static void jb_put(struct sqb_jb *b, const char *s, size_t l)
+{
+	if (b->full || b->len + l >= b->cap) {
+		b->full = 1;
+		return;
+	}
+	memcpy(b->buf + b->len, s, l);
+	b->len += l;
+	b->buf[b->len] = 0;
+}
+
+static void jb_sep(struct sqb_jb *b)
+{
+	if (b->comma)
+		jb_put(b, ",", 1);
+	b->comma = 0;
+}
+
+void sqb_jb_open(struct sqb_jb *b, char c)
+{
+	jb_sep(b);
+	jb_put(b, &c, 1);
+	b->comma = 0;
+}
+
+void sqb_jb_close(struct sqb_jb *b, char c)
+{
+	jb_put(b, &c, 1);
+	b->comma = 1;
+}
+
+static void jb_quoted(struct sqb_jb *b, const char *s)
+{
+	size_t pos;
+
+	jb_put(b, "\"", 1);
+	pos = b->len;
+	if (!b->full && sqb_json_escape(b->buf, b->cap, &pos, s) < 0)
+		b->full = 1;
+	b->len = b->full ? b->len : pos;
+	jb_put(b, "\"", 1);
+}
+
+void sqb_jb_key(struct sqb_jb *b, const char *key)
+{
+	jb_sep(b);
+	jb_quoted(b, key);
+	jb_put(b, ":", 1);
+	b->comma = 0;
+}
+
+void sqb_jb_str(struct sqb_jb *b, const char *s)
+{
+	jb_sep(b);
+	if (s)
+		jb_quoted(b, s);
+	else
+		jb_put(b, "null", 4);
+	b->comma = 1;
+}
+
+void sqb_jb_u64(struct sqb_jb *b, uint64_t v)
+{
+	char t[24];
+	int l = snprintf(t, sizeof(t), "%llu", (unsigned long long)v);
+
+	jb_sep(b);
+	jb_put(b, t, (size_t)l);
+	b->comma = 1;
+}
+
+void sqb_jb_bool(struct sqb_jb *b, int v)
+{
+	jb_sep(b);
+	jb_put(b, v ? "true" : "false", v ? 4 : 5);
+	b->comma = 1;
+}
+
+void sqb_jb_null(struct sqb_jb *b)
+{
+	jb_sep(b);
+	jb_put(b, "null", 4);
+	b->comma = 1;
+}
+
+void sqb_jb_rawval(struct sqb_jb *b, const char *json)
+{
+	jb_sep(b);
+	jb_put(b, json, strlen(json));
+	b->comma = 1;
+}
+
+int sqb_jb_done(struct sqb_jb *b)
+{
+	if (!b->full)
+		return 0;
+	if (b->cap)
+		b->buf[0] = 0;
+	b->len = 0;
+	return -1;
 }

@@ -1,6 +1,7 @@
 /* Fuzz target for the API's input parsers: HTTP framing (sqb_http_parse)
- * and, for complete requests, JSON parsing plus the machine-config and
- * boot-source field tables.  Built as a libFuzzer target with
+ * and, for complete requests, JSON parsing (nesting bound, position walk)
+ * plus the machine-config and boot-source field tables and the bounded
+ * JSON builder.  Built as a libFuzzer target with
  * -DSQB_LIBFUZZER; otherwise main() replays the corpus files and then runs
  * a fixed-seed mutation pass over them (byte flips, truncations, splices),
  * so ctest fuzzes a little on every run, under ASan in the sanitizer build. */
@@ -42,7 +43,23 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (req.total_len == 0 || req.total_len > size - off)
 			abort(); /* the parser must consume what it describes */
 		if (sqb_json_parse_object(&v, req.body, req.body_len, err, sizeof(err)) == 0) {
+			char out[96];
+			struct sqb_jb b;
+
 			sqb_json_fields(v, f, sizeof(f) / sizeof(f[0]), err, sizeof(err));
+			sqb_json_fields_ex(v, f, sizeof(f) / sizeof(f[0]), SQB_JF_IGNORE_UNKNOWN,
+					   err, sizeof(err));
+			/* the bounded builder on whatever keys and strings arrived */
+			sqb_jb_init(&b, out, sizeof(out));
+			sqb_jb_open(&b, '{');
+			for (size_t k = 0; k < v->u.object.len; k++) {
+				yajl_val x = v->u.object.values[k];
+				sqb_jb_key(&b, v->u.object.keys[k]);
+				sqb_jb_str(&b, YAJL_IS_STRING(x) ? x->u.string : NULL);
+			}
+			sqb_jb_close(&b, '}');
+			if (sqb_jb_done(&b) == 0 && strlen(out) >= sizeof(out))
+				abort();
 			yajl_tree_free(v);
 		}
 		off += req.total_len;

@@ -1,6 +1,7 @@
-/* Unit: the API's HTTP framing (sqb_http_parse) and JSON field validation
- * (sqb_json_fields) on their own, including every byte-boundary split of a
- * request so partial reads never parse wrongly. */
+/* Unit: the API's HTTP framing (sqb_http_parse), JSON field validation
+ * (sqb_json_fields, serde_json's messages and positions), the nesting bound,
+ * the bounded JSON builder and the startup clock arithmetic, including every
+ * byte-boundary split of a request so partial reads never parse wrongly. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -11,6 +12,7 @@
 
 #include <cmocka.h>
 
+#include "ctl.h"
 #include "http.h"
 #include "json_fields.h"
 
@@ -79,7 +81,7 @@ static void test_http_connection_close_and_expect(void **state)
 			 SQB_HTTP_INCOMPLETE);
 	assert_int_equal(req.expect_continue, 1);
 	assert_true(sqb_http_format(out, sizeof(out), 204, NULL, 0) > 0);
-	assert_non_null(strstr(out, "HTTP/1.1 204 No Content\r\n"));
+	assert_non_null(strstr(out, "HTTP/1.1 204 \r\n"));
 	assert_true(sqb_http_format(out, sizeof(out), 400, "{\"fault_message\":\"x\"}", 1) > 0);
 	assert_non_null(strstr(out, "Content-Length: 21\r\n"));
 	assert_int_equal(sqb_http_format(out, 10, 204, NULL, 0), 0);
@@ -102,11 +104,11 @@ static void test_json_fields(void **state)
 	} cases[] = {
 	    {"{\"n\":3,\"b\":true,\"s\":\"x\",\"c\":\"blue\"}", NULL},
 	    {"{\"n\":11}", "expected an integer in 1..=10"},
-	    {"{\"n\":1e2}", "field `n`"},
+	    {"{\"n\":1e2}", "invalid type: floating point `1e2`, expected an integer in 1..=10"},
 	    {"{}", "missing field `n`"},
 	    {"{\"n\":1,\"z\":0}", "unknown field `z`, expected one of `n`, `b`, `s`, `c`"},
 	    {"{\"n\":1,\"n\":2}", "duplicate field `n`"},
-	    {"{\"n\":1,\"c\":\"Green\"}", "unknown variant `Green`, expected one of `Red`, `Blue`"},
+	    {"{\"n\":1,\"c\":\"Green\"}", "unknown variant `Green`, expected `Red` or `Blue`"},
 	    {"{\"n\":1,\"b\":null}", NULL},
 	};
 	char err[512];
@@ -152,6 +154,181 @@ static void test_json_escape_and_parse_errors(void **state)
 	assert_int_equal(sqb_json_parse_object(&v, "", 0, err, sizeof(err)), -1);
 }
 
+/* Regression (issue 11): a deeply nested body used to exhaust the stack in
+ * the tree parse/free.  It must be refused before a tree is built, with
+ * serde_json's message, and a body at the limit must still parse. */
+static void test_json_nesting_depth_bounded(void **state)
+{
+	size_t n = 51200, d;
+	char *b = malloc(n + 8), err[256];
+	yajl_val v;
+
+	(void)state;
+	assert_non_null(b);
+	b[0] = '{';
+	memcpy(b + 1, "\"a\":", 4);
+	memset(b + 5, '[', n - 5);
+	assert_int_equal(sqb_json_parse_object(&v, b, n, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "recursion limit exceeded at line 1 column 133."));
+	/* SQB_JSON_MAX_DEPTH levels in all (the object is one): accepted */
+	d = SQB_JSON_MAX_DEPTH - 1;
+	memset(b + 5, '[', d);
+	memset(b + 5 + d, ']', d);
+	b[5 + 2 * d] = '}';
+	assert_int_equal(sqb_json_parse_object(&v, b, 6 + 2 * d, err, sizeof(err)), 0);
+	yajl_tree_free(v);
+	/* a bracket inside a string does not count */
+	memset(b, ' ', n);
+	memcpy(b, "{\"a\":\"", 6);
+	memset(b + 6, '[', 1000);
+	memcpy(b + 1006, "\"}", 2);
+	assert_int_equal(sqb_json_parse_object(&v, b, 1008, err, sizeof(err)), 0);
+	yajl_tree_free(v);
+	free(b);
+}
+
+/* serde_json reports where it stopped: after the key for unknown and
+ * duplicate fields, after the value for type errors, after the object for
+ * missing fields; lines count from 1, columns restart after a newline. */
+static void test_json_error_positions(void **state)
+{
+	static const char *const e2[] = {"File", "Uffd", NULL};
+	uint64_t n = 0;
+	const char *e = NULL;
+	yajl_val inner = NULL;
+	const struct sqb_jfield f[] = {
+	    {"n", SQB_JT_UINT, 1, &n, NULL, 0, UINT8_MAX},
+	    {"e", SQB_JT_ENUM, 0, &e, NULL, 0, 0, e2},
+	    {"o", SQB_JT_OBJECT, 0, &inner},
+	};
+	const struct sqb_jfield fi[] = {{"x", SQB_JT_STR, 1, &e}};
+	static const struct {
+		const char *json, *err;
+	} cases[] = {
+	    {"{\"e\":\"File\"}", "missing field `n` at line 1 column 12."},
+	    {"{\"n\": 1, \"zz\": 2}",
+	     "unknown field `zz`, expected one of `n`, `e`, `o` at line 1 column 13."},
+	    {"{\"n\": 300}", "invalid value: integer `300`, expected u8 at line 1 column 9."},
+	    {"{\n  \"n\": 1,\n  \"e\": \"foo\"\n}",
+	     "unknown variant `foo`, expected `File` or `Uffd` at line 3 column 12."},
+	    {"{\"n\":1,\"n\":2}", "duplicate field `n` at line 1 column 10."},
+	    {"{\"n\": true}", "invalid type: boolean `true`, expected u8 at line 1 column 10."},
+	};
+	char err[512];
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		yajl_val v = NULL;
+		assert_int_equal(sqb_json_parse_object(&v, cases[i].json, strlen(cases[i].json),
+						       err, sizeof(err)),
+				 0);
+		assert_int_equal(sqb_json_fields(v, f, 3, err, sizeof(err)), -1);
+		yajl_tree_free(v);
+		if (!strstr(err, cases[i].err) || strncmp(err, SQB_JSON_ERR_PREFIX, 20))
+			fail_msg("%s: got '%s', want '%s'", cases[i].json, err, cases[i].err);
+	}
+	/* a nested object's missing field is placed at the end of that object */
+	{
+		const char *j = "{\"n\":1,\"o\":{ } }";
+		yajl_val v = NULL;
+		assert_int_equal(sqb_json_parse_object(&v, j, strlen(j), err, sizeof(err)), 0);
+		assert_int_equal(sqb_json_fields(v, f, 3, err, sizeof(err)), 0);
+		assert_int_equal(sqb_json_fields(inner, fi, 1, err, sizeof(err)), -1);
+		assert_non_null(strstr(err, "missing field `x` at line 1 column 14."));
+		yajl_tree_free(v);
+	}
+}
+
+/* Regression (issue 11): JSON output is bounded and fails closed. */
+static void test_json_builder_fails_closed(void **state)
+{
+	char buf[64], guard[16];
+	struct sqb_jb b;
+
+	(void)state;
+	memset(guard, 0x5a, sizeof(guard));
+	sqb_jb_init(&b, buf, sizeof(buf));
+	sqb_jb_open(&b, '{');
+	sqb_jb_key(&b, "a");
+	sqb_jb_str(&b, "x\"y");
+	sqb_jb_key(&b, "n");
+	sqb_jb_u64(&b, 18446744073709551615ULL);
+	sqb_jb_key(&b, "l");
+	sqb_jb_open(&b, '[');
+	sqb_jb_bool(&b, 1);
+	sqb_jb_null(&b);
+	sqb_jb_str(&b, NULL);
+	sqb_jb_close(&b, ']');
+	sqb_jb_close(&b, '}');
+	assert_int_equal(sqb_jb_done(&b), 0);
+	assert_string_equal(buf,
+			    "{\"a\":\"x\\\"y\",\"n\":18446744073709551615,\"l\":[true,null,null]}");
+	/* too long: nothing is written past the buffer and the result is refused */
+	for (size_t cap = 0; cap < 40; cap++) {
+		char small[48];
+		memset(small, 0x77, sizeof(small));
+		sqb_jb_init(&b, small, cap);
+		sqb_jb_open(&b, '{');
+		sqb_jb_key(&b, "kernel_image_path");
+		sqb_jb_str(&b, "/a/very/long/path\n");
+		sqb_jb_close(&b, '}');
+		assert_int_equal(sqb_jb_done(&b), -1);
+		for (size_t i = cap; i < sizeof(small); i++)
+			assert_int_equal((unsigned char)small[i], 0x77);
+	}
+	for (size_t i = 0; i < sizeof(guard); i++)
+		assert_int_equal((unsigned char)guard[i], 0x5a);
+}
+
+/* Regression (issue 11): startup_us was computed with unsigned nanosecond
+ * differences and came out near 2^64/1000 when the second rolled over. */
+static void test_elapsed_us_across_second_boundary(void **state)
+{
+	struct timespec a = {.tv_sec = 10, .tv_nsec = 999900000};
+	struct timespec b = {.tv_sec = 11, .tv_nsec = 100000};
+
+	(void)state;
+	assert_int_equal(sqb_ctl_elapsed_us(&a, &b), 200);
+	b = (struct timespec){.tv_sec = 12, .tv_nsec = 999900000};
+	assert_int_equal(sqb_ctl_elapsed_us(&a, &b), 2000000);
+	assert_int_equal(sqb_ctl_elapsed_us(&b, &a), 0); /* never negative */
+}
+
+/* Firecracker's router: "//vm/config/" is /vm/config; absolute-form
+ * targets (RFC 9112 3.2.2) are reduced to their path. */
+static void test_http_targets(void **state)
+{
+	static const struct {
+		const char *line, *path;
+	} c[] = {
+	    {"GET /machine-config/ HTTP/1.1\r\n\r\n", "/machine-config"},
+	    {"GET //machine-config HTTP/1.1\r\n\r\n", "/machine-config"},
+	    {"GET /vm//config// HTTP/1.1\r\n\r\n", "/vm/config"},
+	    {"GET / HTTP/1.1\r\n\r\n", "/"},
+	    {"GET // HTTP/1.1\r\n\r\n", "/"},
+	    {"GET http://localhost/version HTTP/1.1\r\n\r\n", "/version"},
+	    {"GET http://localhost:80 HTTP/1.1\r\n\r\n", "/"},
+	    {"PUT HTTP://x/snapshot/create/ HTTP/1.1\r\n\r\n", "/snapshot/create"},
+	};
+	struct sqb_http_req req;
+	char err[256], out[512];
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(c) / sizeof(c[0]); i++) {
+		assert_int_equal(
+		    sqb_http_parse(c[i].line, strlen(c[i].line), 51200, &req, err, sizeof(err)),
+		    SQB_HTTP_DONE);
+		assert_string_equal(req.path, c[i].path);
+	}
+	assert_int_equal(
+	    sqb_http_parse("GET http:// HTTP/1.1\r\n\r\n", 25, 51200, &req, err, sizeof(err)),
+	    SQB_HTTP_BAD);
+	assert_true(sqb_http_format_ex(out, sizeof(out), 204, NULL, 0, "Deprecation: true\r\n") >
+		    0);
+	assert_non_null(strstr(out, "\r\nServer: Firecracker API\r\n"));
+	assert_non_null(strstr(out, "\r\nDeprecation: true\r\n\r\n"));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -160,6 +337,11 @@ int main(void)
 	    cmocka_unit_test(test_http_connection_close_and_expect),
 	    cmocka_unit_test(test_json_fields),
 	    cmocka_unit_test(test_json_escape_and_parse_errors),
+	    cmocka_unit_test(test_json_nesting_depth_bounded),
+	    cmocka_unit_test(test_json_error_positions),
+	    cmocka_unit_test(test_json_builder_fails_closed),
+	    cmocka_unit_test(test_elapsed_us_across_second_boundary),
+	    cmocka_unit_test(test_http_targets),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

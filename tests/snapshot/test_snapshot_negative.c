@@ -50,11 +50,11 @@ static void test_create_refused_unless_paused(void **state)
 	st_spawn(&t);
 	snprintf(body, sizeof(body), "{\"snapshot_path\":\"%s\",\"mem_file_path\":\"%s\"}",
 		 st_path("x", ".state"), st_path("x", ".mem"));
-	expect_fault(&t, "PUT", "/snapshot/create", body, "not started");
+	expect_fault(&t, "PUT", "/snapshot/create", body, "not supported before starting");
 	tc_stop(&t);
 	st_boot(&t, "counter.elf", "delay=3000", 1, 16, 0);
 	st_expect_serial(&t, "count=2\n", 30000);
-	expect_fault(&t, "PUT", "/snapshot/create", body, "must be paused");
+	expect_fault(&t, "PUT", "/snapshot/create", body, "unavailable while running");
 	assert_non_null(strstr(st_req(&t, "GET", "/", NULL, 200), "Running"));
 	assert_int_equal(access(st_path("x", ".state"), F_OK), -1);
 	/* a bad squib extension (a Diff without tracking is accepted:
@@ -178,13 +178,13 @@ static void test_load_refuses_bad_files(void **state)
 	free(b);
 	copy_damaged(st_path("base", ".mem"), st_path("trunc", ".mem"), -1, (int)(n - 4096));
 	load_fault(st_path("base", ".state"), file_backend(st_path("trunc", ".mem")),
-		   "Cannot load the snapshot");
+		   "Failed to restore from snapshot");
 	/* wrong pair: base's state with other's memory */
 	load_fault(st_path("base", ".state"), file_backend(st_path("other", ".mem")), "pair");
 	/* roles swapped, and not a snapshot at all */
 	load_fault(st_path("base", ".mem"), file_backend(st_path("base", ".state")),
 		   "not a snapshot state file");
-	load_fault("/etc/hostname", file_backend(st_path("base", ".mem")), "Cannot load");
+	load_fault("/etc/hostname", file_backend(st_path("base", ".mem")), "Load snapshot error");
 	/* missing page server */
 	{
 		char uffd[300];
@@ -209,14 +209,14 @@ static void test_load_refused_after_configuration_or_start(void **state)
 	st_spawn(&t);
 	st_req(&t, "PUT", "/snapshot/load", body, 204);
 	assert_non_null(strstr(st_req(&t, "GET", "/", NULL, 200), "Paused"));
-	expect_fault(&t, "PUT", "/snapshot/load", body, "not allowed");
+	expect_fault(&t, "PUT", "/snapshot/load", body, "not supported after starting");
 	st_resume(&t);
 	st_expect_serial(&t, "count=5\n", 30000);
 	/* mem_backend and mem_file_path together, and neither */
 	snprintf(body, sizeof(body),
 		 "{\"snapshot_path\":\"x\",\"mem_file_path\":\"y\",\"mem_backend\":%s}",
 		 file_backend("y"));
-	expect_fault(&t, "PUT", "/snapshot/load", body, "Exactly one");
+	expect_fault(&t, "PUT", "/snapshot/load", body, "exclusively is required");
 	tc_stop(&t);
 }
 
