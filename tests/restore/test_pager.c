@@ -11,6 +11,7 @@
 #include <stddef.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -40,9 +41,11 @@ struct pager {
 	char path[128];
 };
 
-static void pager_start(struct pager *p, const char *snap, const char *extra)
+/* Start squib-pager; returns once its socket exists (nobody connected). */
+static void pager_spawn(struct pager *p, const char *snap, const char *extra)
 {
 	int e[2];
+	struct stat sb;
 
 	snprintf(p->path, sizeof(p->path), "%s/pager.sock", tmpdir);
 	unlink(p->path);
@@ -60,26 +63,49 @@ static void pager_start(struct pager *p, const char *snap, const char *extra)
 	}
 	close(e[1]);
 	p->err_fd = e[0];
-	p->sock = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	for (int i = 0; i < 500; i++) {
-		struct sockaddr_un sa = {.sun_family = AF_UNIX};
-
-		strcpy(sa.sun_path, p->path);
-		if (!connect(p->sock, (struct sockaddr *)&sa, sizeof(sa)))
-			return;
+	p->sock = -1;
+	for (int i = 0; i < 500 && stat(p->path, &sb); i++)
 		sleep_ms(10);
-	}
-	fail_msg("squib-pager did not listen on %s", p->path);
+	if (stat(p->path, &sb))
+		fail_msg("squib-pager did not listen on %s", p->path);
 }
 
-/* Hang up (or not) and wait for exit; its status, its stderr in buf. */
+static int connect_to(const char *path)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	int s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	strcpy(sa.sun_path, path);
+	for (int i = 0; s >= 0 && i < 500; i++) {
+		if (!connect(s, (struct sockaddr *)&sa, sizeof(sa)))
+			return s;
+		sleep_ms(10);
+	}
+	if (s >= 0)
+		close(s);
+	return -1;
+}
+
+static void pager_start(struct pager *p, const char *snap, const char *extra)
+{
+	pager_spawn(p, snap, extra);
+	p->sock = connect_to(p->path);
+	if (p->sock < 0)
+		fail_msg("cannot connect to squib-pager on %s", p->path);
+}
+
+/* Hang up and send SIGTERM (the pager serves until the VMM process exits,
+ * and this test process is the VMM), or let it exit by itself; its status,
+ * its stderr in buf. */
 static int pager_end(struct pager *p, char *buf, size_t cap, int hangup)
 {
 	int status;
 	ssize_t n, got = 0;
 
-	if (hangup)
+	if (hangup) {
 		close(p->sock);
+		kill(p->pid, SIGTERM);
+	}
 	assert_int_equal(waitpid(p->pid, &status, 0), p->pid);
 	if (!hangup)
 		close(p->sock);
@@ -215,13 +241,9 @@ static void test_pager_serves_diff_chain(void **state)
 	serve_one(&chain);
 }
 
-/* Send raw bytes (and maybe the fd); the pager must exit 2 saying why. */
-static void malformed(const char *json, int with_fd, const char *want)
+/* One handshake message as raw bytes, with fd as SCM_RIGHTS unless fd < 0. */
+static ssize_t send_raw(int sock, const char *json, int fd)
 {
-	struct pager p;
-	struct vmm v;
-	char err[4096];
-	int status;
 	union {
 		struct cmsghdr h;
 		char b[CMSG_SPACE(sizeof(int))];
@@ -229,18 +251,29 @@ static void malformed(const char *json, int with_fd, const char *want)
 	struct iovec iov = {(void *)json, strlen(json)};
 	struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1};
 
-	vmm_setup(&v);
-	pager_start(&p, full.path[0], NULL);
-	if (with_fd) {
+	if (fd >= 0) {
 		memset(c.b, 0, sizeof(c.b));
 		mh.msg_control = c.b;
 		mh.msg_controllen = sizeof(c.b);
 		c.h.cmsg_level = SOL_SOCKET;
 		c.h.cmsg_type = SCM_RIGHTS;
 		c.h.cmsg_len = CMSG_LEN(sizeof(int));
-		memcpy(CMSG_DATA(&c.h), &v.uffd, sizeof(int));
+		memcpy(CMSG_DATA(&c.h), &fd, sizeof(int));
 	}
-	assert_int_equal(sendmsg(p.sock, &mh, MSG_NOSIGNAL), (ssize_t)strlen(json));
+	return sendmsg(sock, &mh, MSG_NOSIGNAL);
+}
+
+/* Send raw bytes (and maybe the fd); the pager must exit 2 saying why. */
+static void malformed(const char *json, int with_fd, const char *want)
+{
+	struct pager p;
+	struct vmm v;
+	char err[4096];
+	int status;
+
+	vmm_setup(&v);
+	pager_start(&p, full.path[0], NULL);
+	assert_int_equal(send_raw(p.sock, json, with_fd ? v.uffd : -1), (ssize_t)strlen(json));
 	status = pager_end(&p, err, sizeof(err), 1);
 	assert_true(WIFEXITED(status));
 	assert_int_equal(WEXITSTATUS(status), 2);
@@ -261,8 +294,8 @@ static void test_pager_refuses_malformed_handshakes(void **state)
 	malformed("[{\"base_host_virt_addr\":4096,\"offset\":0,\"page_size\":4096}]", 1,
 		  "missing \"size\"");
 	malformed(
-	    "[{\"base_host_virt_addr\":4096,\"size\":4096,\"offset\":0,\"page_size\":2097152}]", 1,
-	    "page size 2097152 not supported");
+	    "[{\"base_host_virt_addr\":4096,\"size\":4096,\"offset\":0,\"page_size\":8192}]", 1,
+	    "page size 8192 bytes not supported");
 	malformed("[{\"base_host_virt_addr\":4096,\"size\":4096,\"offset\":0,"
 		  "\"page_size\":4096,\"page_size_kib\":8}]",
 		  1, "disagree");
@@ -385,24 +418,65 @@ static void test_corrupt_chunk_pager_hangs_up(void **state)
 	rt_free(&bad);
 }
 
+/* Parse one mapping; 0 or -EINVAL with why. */
+static int parse1(const char *json, uint64_t *page_size, char *why, size_t wl)
+{
+	struct sqb_pager_map *m = NULL;
+	unsigned int n = 0;
+	int rc = sqb_pager_parse(json, strlen(json), &m, &n, why, wl);
+
+	if (!rc)
+		*page_size = m[0].page_size;
+	free(m);
+	return rc;
+}
+
+/* The page-size fields, as Firecracker's persist.rs fills them per release:
+ * GuestRegionUffdMapping has no page field up to 1.6, "page_size_kib" set to
+ * HugePageConfig::page_size_kib() (4096 or 2097152: bytes, despite the name)
+ * in 1.7-1.11, and "page_size" plus the deprecated "page_size_kib", both
+ * page_size() in bytes, from 1.12 on. */
 static void test_handshake_parser(void **state)
 {
+	static const struct {
+		const char *fields; /* after "offset": 0 */
+		uint64_t want;	    /* 0: refused */
+		const char *why;
+	} rows[] = {
+	    {",\"page_size\":4096,\"page_size_kib\":4096", 4096, NULL}, /* 1.12+ */
+	    {",\"page_size_kib\":4096", 4096, NULL},			  /* 1.7-1.11 */
+	    {"", 4096, NULL},						  /* 1.4-1.6 */
+	    {",\"page_size\":4096", 4096, NULL},			  /* page_size alone */
+	    {",\"page_size\":4096,\"page_size_kib\":4", 4096, NULL},	  /* older squib VMM */
+	    {",\"page_size\":2097152,\"page_size_kib\":2097152", 0, "huge pages"},
+	    {",\"page_size_kib\":2097152", 0, "huge pages"},
+	    {",\"page_size\":2097152", 0, "huge pages"},
+	    {",\"page_size\":4096,\"page_size_kib\":8", 0, "disagree"},
+	    {",\"page_size_kib\":4", 0, "page size 4 bytes not supported"},
+	    {",\"page_size\":16384", 0, "page size 16384 bytes not supported"},
+	    {",\"page_size\":\"4096\"", 0, "not a non-negative integer"},
+	};
 	struct sqb_pager_map *m;
 	unsigned int n;
-	char why[256];
+	char why[256], json[256];
 
 	(void)state;
-	assert_int_equal(
-	    sqb_pager_parse("[{\"base_host_virt_addr\":140000000000000,\"size\":65536,"
-			    "\"offset\":4096,\"page_size_kib\":4}]",
-			    strlen("[{\"base_host_virt_addr\":140000000000000,\"size\":"
-				   "65536,\"offset\":4096,\"page_size_kib\":4}]"),
-			    &m, &n, why, sizeof(why)),
-	    0);
-	assert_int_equal(n, 1);
-	assert_int_equal(m[0].base_host_virt_addr, 140000000000000ull);
-	assert_int_equal(m[0].page_size, 4096);
-	free(m);
+	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+		uint64_t ps = 0;
+		int rc;
+
+		snprintf(json, sizeof(json),
+			 "[{\"base_host_virt_addr\":140000000000000,\"size\":65536,\"offset\":4096%s}]",
+			 rows[i].fields);
+		why[0] = 0;
+		rc = parse1(json, &ps, why, sizeof(why));
+		if (rows[i].want && (rc || ps != rows[i].want))
+			fail_msg("row %zu %s: rc %d page size %llu (%s)", i, json, rc,
+				 (unsigned long long)ps, why);
+		if (!rows[i].want && (!rc || !strstr(why, rows[i].why)))
+			fail_msg("row %zu %s: rc %d, reason \"%s\", want \"%s\"", i, json, rc, why,
+				 rows[i].why);
+	}
 	assert_int_equal(sqb_pager_parse("[]", 2, &m, &n, why, sizeof(why)), -EINVAL);
 	assert_int_equal(sqb_pager_parse("[1]", 3, &m, &n, why, sizeof(why)), -EINVAL);
 	assert_non_null(strstr(why, "not an object"));
