@@ -418,6 +418,234 @@ static void test_corrupt_chunk_pager_hangs_up(void **state)
 	rt_free(&bad);
 }
 
+/* ---- Firecracker's VMM side of the handshake, emulated ----
+ * The bodies are what Firecracker's persist.rs serializes in each release
+ * line (serde keeps GuestRegionUffdMapping's field order); "page_size_kib"
+ * carries bytes in all of them.  Firecracker 1.4-1.11 drops the socket right
+ * after sending; 1.12+ keeps it open. */
+enum fc_shape { FC_1_12, FC_1_7, FC_1_4 };
+
+static void fc_json(char *buf, size_t cap, enum fc_shape shape, const struct sqb_pager_map *m,
+		    unsigned int n)
+{
+	size_t len = (size_t)snprintf(buf, cap, "[");
+
+	for (unsigned int i = 0; i < n; i++) {
+		len += (size_t)snprintf(buf + len, cap - len,
+					"%s{\"base_host_virt_addr\":%llu,\"size\":%llu,\"offset\":%llu",
+					i ? "," : "", (unsigned long long)m[i].base_host_virt_addr,
+					(unsigned long long)m[i].size,
+					(unsigned long long)m[i].offset);
+		if (shape == FC_1_12)
+			len += (size_t)snprintf(buf + len, cap - len,
+						",\"page_size\":4096,\"page_size_kib\":4096");
+		else if (shape == FC_1_7)
+			len += (size_t)snprintf(buf + len, cap - len, ",\"page_size_kib\":4096");
+		len += (size_t)snprintf(buf + len, cap - len, "}");
+	}
+	snprintf(buf + len, cap - len, "]");
+}
+
+/* Three mappings: region 0 in two halves (the second at a non-zero offset
+ * inside the region) and region 1 after region 0 in the memory file. */
+static unsigned int fc_maps(struct vmm *v, struct sqb_pager_map *m)
+{
+	m[0] = (struct sqb_pager_map){(uintptr_t)v->mem[0], S0 / 2, 0, 4096};
+	m[1] = (struct sqb_pager_map){(uintptr_t)v->mem[0] + S0 / 2, S0 / 2, S0 / 2, 4096};
+	m[2] = (struct sqb_pager_map){(uintptr_t)v->mem[1], S1, S0, 4096};
+	return 3;
+}
+
+/* Each shape, several regions, one at a non-zero offset: every page is
+ * served on demand (--no-fill), by faults from threads and from the kernel.
+ * Before the fix squib-pager refused all three shapes. */
+static void test_pager_accepts_every_firecracker_shape(void **state)
+{
+	static const char *const names[] = {"1.12+", "1.7-1.11", "1.4-1.6"};
+
+	(void)state;
+	for (int shape = FC_1_12; shape <= FC_1_4; shape++) {
+		struct sqb_pager_map m[3];
+		struct pager p;
+		struct vmm v;
+		struct reader rd[2];
+		pthread_t th[2];
+		char json[1024], err[4096];
+		int status;
+
+		vmm_setup(&v);
+		pager_start(&p, full.path[0], "--no-fill");
+		fc_json(json, sizeof(json), (enum fc_shape)shape, m, fc_maps(&v, m));
+		assert_int_equal(send_raw(p.sock, json, v.uffd), (ssize_t)strlen(json));
+		if (shape != FC_1_12)
+			close(p.sock), p.sock = -1; /* Firecracker < 1.12 drops it */
+		for (int i = 0; i < 2; i++) {
+			rd[i] = (struct reader){&v, &full, 7 + (uint64_t)i, 0, i};
+			assert_int_equal(pthread_create(&th[i], NULL, reader_main, &rd[i]), 0);
+		}
+		for (int i = 0; i < 2; i++)
+			pthread_join(th[i], NULL);
+		for (int i = 0; i < 2; i++)
+			if (atomic_load(&rd[i].bad))
+				fail_msg("shape %s: %d wrong pages", names[shape],
+					 atomic_load(&rd[i].bad));
+		assert_memory_equal(v.mem[0], full.ref[0], S0);
+		assert_memory_equal(v.mem[1], full.ref[1], S1);
+		if (p.sock < 0)
+			p.sock = socket(AF_UNIX, SOCK_STREAM, 0); /* pager_end closes one */
+		status = pager_end(&p, err, sizeof(err), 1);
+		if (!WIFEXITED(status) || WEXITSTATUS(status) || !strstr(err, "serving 3 mapping(s)"))
+			fail_msg("shape %s: pager status 0x%x: %s", names[shape], status, err);
+		vmm_free(&v);
+	}
+}
+
+/* A fault must be answered within ms; 0 if it was, with the bytes in out. */
+static int kread_within(const uint8_t *addr, uint8_t *out, int ms)
+{
+	struct kread k = {.addr = addr};
+	pthread_t th;
+
+	assert_int_equal(pthread_create(&th, NULL, kread_main, &k), 0);
+	for (int i = 0; i < ms / 10 && !atomic_load(&k.done); i++)
+		sleep_ms(10);
+	if (!atomic_load(&k.done)) {
+		pthread_detach(th); /* still blocked: the test fails, the thread leaks */
+		return -1;
+	}
+	pthread_join(th, NULL);
+	memcpy(out, k.out, 4096);
+	return k.result == 4096 ? 0 : -1;
+}
+
+/* MADV_DONTNEED (what Firecracker's balloon does) sends UFFD_EVENT_REMOVE;
+ * the next touch of the range must be answered, with zeros as Firecracker's
+ * handling-page-faults-on-snapshot-resume.md prescribes ("zero out the
+ * faulted page instead of bringing it from file"): pages served before, and
+ * pages never served (--no-fill); pages outside the range keep the
+ * snapshot's bytes. */
+static void test_pager_remove_then_touch(void **state)
+{
+	struct sqb_pager_map m[3];
+	struct pager p;
+	struct vmm v;
+	char json[1024], err[4096];
+	uint8_t buf[4096], zero[4096] = {0};
+	uint64_t a = 40; /* a, a+1: served first, with data; b: never served */
+	const uint64_t b = 200; /* region 1 has 258 pages */
+	int status;
+
+	(void)state;
+	while (!memcmp(full.ref[0] + a * 4096, zero, 4096) ||
+	       !memcmp(full.ref[0] + (a + 1) * 4096, zero, 4096))
+		a++;
+	vmm_setup(&v);
+	pager_start(&p, full.path[0], "--no-fill");
+	fc_json(json, sizeof(json), FC_1_12, m, fc_maps(&v, m));
+	assert_int_equal(send_raw(p.sock, json, v.uffd), (ssize_t)strlen(json));
+	for (uint64_t pg = a; pg < a + 4; pg++)
+		assert_memory_equal(v.mem[0] + pg * 4096, full.ref[0] + pg * 4096, 4096);
+	assert_int_equal(madvise(v.mem[0] + a * 4096, 2 * 4096, MADV_DONTNEED), 0);
+	assert_int_equal(madvise(v.mem[1] + b * 4096, 3 * 4096, MADV_DONTNEED), 0);
+	if (kread_within(v.mem[0] + a * 4096, buf, 3000))
+		fail_msg("a touch after REMOVE of a served page was never answered");
+	assert_memory_equal(buf, zero, 4096);
+	if (kread_within(v.mem[1] + (b + 2) * 4096, buf, 3000))
+		fail_msg("a touch after REMOVE of an unserved page was never answered");
+	assert_memory_equal(buf, zero, 4096);
+	for (int i = 0; i < 4096; i++)
+		assert_int_equal(v.mem[0][(a + 1) * 4096 + (uint64_t)i], 0);
+	assert_memory_equal(v.mem[0] + (a + 2) * 4096, full.ref[0] + (a + 2) * 4096, 2 * 4096);
+	assert_memory_equal(v.mem[1] + (b + 3) * 4096, full.ref[1] + (b + 3) * 4096, 4096);
+	/* written after the REMOVE: stays what was written */
+	v.mem[1][b * 4096] = 0x5a;
+	assert_int_equal(v.mem[1][b * 4096], 0x5a);
+	status = pager_end(&p, err, sizeof(err), 1);
+	if (!WIFEXITED(status) || WEXITSTATUS(status))
+		fail_msg("pager status 0x%x: %s", status, err);
+	vmm_free(&v);
+}
+
+/* The VMM of this test is a child process that connects itself, sends
+ * Firecracker 1.7's handshake, closes the socket at once (as Firecracker
+ * before 1.12 does) and only then reads every page.  The pager must keep
+ * serving after the close, and exit by itself (status 0) once the VMM
+ * process is gone.  Before the fix it stopped at the close and the child's
+ * reads hung. */
+static int child_vmm(const char *sock_path)
+{
+	struct uffdio_api api = {.api = UFFD_API, .features = UFFD_FEATURE_EVENT_REMOVE};
+	struct sqb_pager_map m[3];
+	struct vmm v;
+	char json[1024];
+	int s;
+
+	alarm(20);
+	v.uffd = (int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
+	if (v.uffd < 0 || ioctl(v.uffd, UFFDIO_API, &api))
+		return 10;
+	for (int r = 0; r < 2; r++) {
+		struct uffdio_register reg = {.mode = UFFDIO_REGISTER_MODE_MISSING};
+		uint64_t size = r ? S1 : S0;
+
+		v.mem[r] = mmap(NULL, size, PROT_READ | PROT_WRITE,
+				MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+		reg.range.start = (uintptr_t)v.mem[r];
+		reg.range.len = size;
+		if (v.mem[r] == MAP_FAILED || ioctl(v.uffd, UFFDIO_REGISTER, &reg))
+			return 11;
+	}
+	s = connect_to(sock_path);
+	fc_json(json, sizeof(json), FC_1_7, m, fc_maps(&v, m));
+	if (s < 0 || send_raw(s, json, v.uffd) != (ssize_t)strlen(json))
+		return 12;
+	close(s);
+	sleep_ms(200); /* the pager has seen the hang-up by now */
+	if (memcmp(v.mem[0], full.ref[0], S0) || memcmp(v.mem[1], full.ref[1], S1))
+		return 13;
+	return 0;
+}
+
+static void test_pager_outlives_socket_until_vmm_exits(void **state)
+{
+	struct pager p;
+	char err[4096];
+	int status = 0;
+	pid_t vmm, got = 0;
+
+	(void)state;
+	pager_spawn(&p, full.path[0], "--no-fill");
+	vmm = fork();
+	assert_true(vmm >= 0);
+	if (!vmm)
+		_exit(child_vmm(p.path));
+	assert_int_equal(waitpid(vmm, &status, 0), vmm);
+	if (WIFSIGNALED(status))
+		fail_msg("the VMM's reads were never served after it closed the socket (killed "
+			 "by signal %d)",
+			 WTERMSIG(status));
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
+	for (int i = 0; i < 500 && !(got = waitpid(p.pid, &status, WNOHANG)); i++)
+		sleep_ms(10);
+	if (!got) {
+		kill(p.pid, SIGKILL);
+		fail_msg("squib-pager did not exit within 5 s of the VMM's exit");
+	}
+	{
+		ssize_t n, len = 0;
+
+		while (len < (ssize_t)sizeof(err) - 1 &&
+		       (n = read(p.err_fd, err + len, sizeof(err) - 1 - (size_t)len)) > 0)
+			len += n;
+		err[len] = 0;
+		close(p.err_fd);
+	}
+	if (!WIFEXITED(status) || WEXITSTATUS(status))
+		fail_msg("squib-pager status 0x%x: %s", status, err);
+	assert_non_null(strstr(err, "serving 3 mapping(s)"));
+}
+
 /* Parse one mapping; 0 or -EINVAL with why. */
 static int parse1(const char *json, uint64_t *page_size, char *why, size_t wl)
 {
@@ -525,6 +753,9 @@ int main(int argc, char **argv)
 	    cmocka_unit_test(test_pager_refuses_malformed_handshakes),
 	    cmocka_unit_test(test_killed_pager_gives_no_zero_pages),
 	    cmocka_unit_test(test_corrupt_chunk_pager_hangs_up),
+	    cmocka_unit_test(test_pager_accepts_every_firecracker_shape),
+	    cmocka_unit_test(test_pager_remove_then_touch),
+	    cmocka_unit_test(test_pager_outlives_socket_until_vmm_exits),
 	};
 
 	if (argc < 2) {
