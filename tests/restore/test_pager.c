@@ -39,6 +39,8 @@ struct pager {
 	int err_fd; /* its stderr */
 	int sock;
 	char path[128];
+	char early[2048]; /* stderr read by pager_serving() */
+	size_t nearly;
 };
 
 /* Start squib-pager; returns once its socket exists (nobody connected). */
@@ -46,6 +48,9 @@ static void pager_spawn(struct pager *p, const char *snap, const char *extra)
 {
 	int e[2];
 	struct stat sb;
+
+	p->nearly = 0;
+	p->early[0] = 0;
 
 	snprintf(p->path, sizeof(p->path), "%s/pager.sock", tmpdir);
 	unlink(p->path);
@@ -86,6 +91,26 @@ static int connect_to(const char *path)
 	return -1;
 }
 
+/* After the handshake: the pager says it serves, or the test fails with
+ * what it said instead (no reader is left blocked on a pager that quit). */
+static void pager_serving(struct pager *p)
+{
+	for (int i = 0; i < 500 && !strstr(p->early, "serving"); i++) {
+		struct pollfd pf = {p->err_fd, POLLIN, 0};
+		ssize_t n;
+
+		if (poll(&pf, 1, 10) <= 0)
+			continue;
+		n = read(p->err_fd, p->early + p->nearly, sizeof(p->early) - 1 - p->nearly);
+		if (n <= 0)
+			break;
+		p->nearly += (size_t)n;
+		p->early[p->nearly] = 0;
+	}
+	if (!strstr(p->early, "serving"))
+		fail_msg("squib-pager does not serve: %s", p->early);
+}
+
 static void pager_start(struct pager *p, const char *snap, const char *extra)
 {
 	pager_spawn(p, snap, extra);
@@ -109,6 +134,8 @@ static int pager_end(struct pager *p, char *buf, size_t cap, int hangup)
 	assert_int_equal(waitpid(p->pid, &status, 0), p->pid);
 	if (!hangup)
 		close(p->sock);
+	got = (ssize_t)(p->nearly < cap - 1 ? p->nearly : cap - 1);
+	memcpy(buf, p->early, (size_t)got);
 	while (got < (ssize_t)cap - 1 &&
 	       (n = read(p->err_fd, buf + got, cap - 1 - (size_t)got)) > 0)
 		got += n;
@@ -206,6 +233,7 @@ static void serve_one(struct rt_snap *t)
 	vmm_setup(&v);
 	pager_start(&p, t->path[t->depth], NULL);
 	vmm_handshake(&v, &p);
+	pager_serving(&p);
 	for (int i = 0; i < 3; i++) {
 		rd[i] = (struct reader){&v, t, 100 + (uint64_t)i, 0, i == 2};
 		assert_int_equal(pthread_create(&th[i], NULL, reader_main, &rd[i]), 0);
@@ -354,6 +382,7 @@ static void test_killed_pager_gives_no_zero_pages(void **state)
 	vmm_setup(&v);
 	pager_start(&p, full.path[0], "--no-fill");
 	vmm_handshake(&v, &p);
+	pager_serving(&p);
 	assert_memory_equal(v.mem[0], full.ref[0], 4096); /* served */
 	kill(p.pid, SIGKILL);
 	assert_int_equal(waitpid(p.pid, &status, 0), p.pid);
@@ -401,6 +430,7 @@ static void test_corrupt_chunk_pager_hangs_up(void **state)
 	vmm_setup(&v);
 	pager_start(&p, bad.path[0], "--no-fill");
 	vmm_handshake(&v, &p);
+	pager_serving(&p);
 	k.addr = v.mem[0] + gpa;
 	assert_int_equal(pthread_create(&th, NULL, kread_main, &k), 0);
 	status = pager_end(&p, err, sizeof(err), 0); /* it exits by itself */
@@ -477,6 +507,7 @@ static void test_pager_accepts_every_firecracker_shape(void **state)
 		pager_start(&p, full.path[0], "--no-fill");
 		fc_json(json, sizeof(json), (enum fc_shape)shape, m, fc_maps(&v, m));
 		assert_int_equal(send_raw(p.sock, json, v.uffd), (ssize_t)strlen(json));
+		pager_serving(&p);
 		if (shape != FC_1_12)
 			close(p.sock), p.sock = -1; /* Firecracker < 1.12 drops it */
 		for (int i = 0; i < 2; i++) {
@@ -543,6 +574,7 @@ static void test_pager_remove_then_touch(void **state)
 	pager_start(&p, full.path[0], "--no-fill");
 	fc_json(json, sizeof(json), FC_1_12, m, fc_maps(&v, m));
 	assert_int_equal(send_raw(p.sock, json, v.uffd), (ssize_t)strlen(json));
+	pager_serving(&p);
 	for (uint64_t pg = a; pg < a + 4; pg++)
 		assert_memory_equal(v.mem[0] + pg * 4096, full.ref[0] + pg * 4096, 4096);
 	assert_int_equal(madvise(v.mem[0] + a * 4096, 2 * 4096, MADV_DONTNEED), 0);
