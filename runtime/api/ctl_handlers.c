@@ -499,14 +499,17 @@ static void patch_vm(struct sqb_ctl *c, yajl_val body, struct sqb_ctl_resp *r)
 
 		rc = sqb_vm_pause_timeout(c->vm, ms, term_pending, NULL);
 		if (rc == -ETIMEDOUT || rc == -EINTR) {
-			sqb_ctl_log(SQB_CTL_WARN, "pause given up: a vCPU did not stop within %u ms",
-				    ms);
-			return sqb_ctl_fault(
-			    r,
-			    "Cannot pause the microVM: %s; a vCPU is waiting for guest memory (a Uffd "
-			    "page server that does not serve?). The microVM keeps running.",
-			    rc == -EINTR ? "interrupted by a termination signal"
-					 : "not every vCPU stopped within the pause timeout");
+			const char *why = rc == -EINTR
+					      ? "interrupted by a termination signal"
+					      : "not every vCPU stopped within the pause timeout";
+
+			sqb_ctl_log(SQB_CTL_WARN, "pause given up after at most %u ms: %s", ms,
+				    why);
+			return sqb_ctl_fault(r,
+					     "Cannot pause the microVM: %s; a vCPU is waiting for "
+					     "guest memory (a Uffd page server that does not "
+					     "serve?). The microVM keeps running.",
+					     why);
 		}
 	}
 	else if (!strcmp(state, "Resumed") && cur == SQB_VM_PAUSED)

@@ -26,7 +26,7 @@
 
 struct snap_uffd_watch {
 	pthread_t thread;
-	int pidfd;   /* the page server's process */
+	int pidfd; /* the page server's process */
 	pid_t pid;
 	int quit_fd; /* eventfd: the VM is going away */
 };
@@ -155,8 +155,7 @@ int sqb_snap_uffd_connect(struct sqb_vm *vm, struct sqb_snapstate *ss, const cha
  * stop the VM, then resolve the fault with a zero page so the blocked vCPU
  * can leave the kernel.  Its stop request and kick are already pending, so it
  * exits before the guest runs again. */
-static void serve_orphans(struct sqb_vm *vm, struct sqb_snapstate *ss,
-			  struct snap_uffd_watch *w)
+static void serve_orphans(struct sqb_vm *vm, struct sqb_snapstate *ss, struct snap_uffd_watch *w)
 {
 	struct pollfd p[2] = {{ss->uffd, POLLIN, 0}, {w->quit_fd, POLLIN, 0}};
 	uint64_t again[64]; /* zero pages refused with EAGAIN (a REMOVE was queued) */
@@ -173,9 +172,10 @@ static void serve_orphans(struct sqb_vm *vm, struct sqb_snapstate *ss,
 			if (msg.event != UFFD_EVENT_PAGEFAULT)
 				continue; /* REMOVE: the page reads zero anyway */
 			if (!failed) {
-				sqb_err("guest touched 0x%llx after the page server hung up (pid %d "
-					"exited): stopping the VM",
-					(unsigned long long)msg.arg.pagefault.address, (int)w->pid);
+				sqb_err(
+				    "guest touched 0x%llx after the page server hung up (pid %d "
+				    "exited): stopping the VM",
+				    (unsigned long long)msg.arg.pagefault.address, (int)w->pid);
 				sqb_vm_fail(vm, SQB_VM_STOP_HOST_ERROR,
 					    "the Uffd page server exited before serving all guest "
 					    "memory");

@@ -321,9 +321,8 @@ static void test_pager_refuses_malformed_handshakes(void **state)
 	malformed("{\"base_host_virt_addr\":4096}", 1, "expected a JSON array");
 	malformed("[{\"base_host_virt_addr\":4096,\"offset\":0,\"page_size\":4096}]", 1,
 		  "missing \"size\"");
-	malformed(
-	    "[{\"base_host_virt_addr\":4096,\"size\":4096,\"offset\":0,\"page_size\":8192}]", 1,
-	    "page size 8192 bytes not supported");
+	malformed("[{\"base_host_virt_addr\":4096,\"size\":4096,\"offset\":0,\"page_size\":8192}]",
+		  1, "page size 8192 bytes not supported");
 	malformed("[{\"base_host_virt_addr\":4096,\"size\":4096,\"offset\":0,"
 		  "\"page_size\":4096,\"page_size_kib\":8}]",
 		  1, "disagree");
@@ -461,11 +460,11 @@ static void fc_json(char *buf, size_t cap, enum fc_shape shape, const struct sqb
 	size_t len = (size_t)snprintf(buf, cap, "[");
 
 	for (unsigned int i = 0; i < n; i++) {
-		len += (size_t)snprintf(buf + len, cap - len,
-					"%s{\"base_host_virt_addr\":%llu,\"size\":%llu,\"offset\":%llu",
-					i ? "," : "", (unsigned long long)m[i].base_host_virt_addr,
-					(unsigned long long)m[i].size,
-					(unsigned long long)m[i].offset);
+		len += (size_t)snprintf(
+		    buf + len, cap - len,
+		    "%s{\"base_host_virt_addr\":%llu,\"size\":%llu,\"offset\":%llu", i ? "," : "",
+		    (unsigned long long)m[i].base_host_virt_addr, (unsigned long long)m[i].size,
+		    (unsigned long long)m[i].offset);
 		if (shape == FC_1_12)
 			len += (size_t)snprintf(buf + len, cap - len,
 						",\"page_size\":4096,\"page_size_kib\":4096");
@@ -525,7 +524,8 @@ static void test_pager_accepts_every_firecracker_shape(void **state)
 		if (p.sock < 0)
 			p.sock = socket(AF_UNIX, SOCK_STREAM, 0); /* pager_end closes one */
 		status = pager_end(&p, err, sizeof(err), 1);
-		if (!WIFEXITED(status) || WEXITSTATUS(status) || !strstr(err, "serving 3 mapping(s)"))
+		if (!WIFEXITED(status) || WEXITSTATUS(status) ||
+		    !strstr(err, "serving 3 mapping(s)"))
 			fail_msg("shape %s: pager status 0x%x: %s", names[shape], status, err);
 		vmm_free(&v);
 	}
@@ -562,7 +562,7 @@ static void test_pager_remove_then_touch(void **state)
 	struct vmm v;
 	char json[1024], err[4096];
 	uint8_t buf[4096], zero[4096] = {0};
-	uint64_t a = 40; /* a, a+1: served first, with data; b: never served */
+	uint64_t a = 40;	/* a, a+1: served first, with data; b: never served */
 	const uint64_t b = 200; /* region 1 has 258 pages */
 	int status;
 
@@ -704,10 +704,10 @@ static void test_handshake_parser(void **state)
 		const char *why;
 	} rows[] = {
 	    {",\"page_size\":4096,\"page_size_kib\":4096", 4096, NULL}, /* 1.12+ */
-	    {",\"page_size_kib\":4096", 4096, NULL},			  /* 1.7-1.11 */
-	    {"", 4096, NULL},						  /* 1.4-1.6 */
-	    {",\"page_size\":4096", 4096, NULL},			  /* page_size alone */
-	    {",\"page_size\":4096,\"page_size_kib\":4", 4096, NULL},	  /* older squib VMM */
+	    {",\"page_size_kib\":4096", 4096, NULL},			/* 1.7-1.11 */
+	    {"", 4096, NULL},						/* 1.4-1.6 */
+	    {",\"page_size\":4096", 4096, NULL},			/* page_size alone */
+	    {",\"page_size\":4096,\"page_size_kib\":4", 4096, NULL},	/* older squib VMM */
 	    {",\"page_size\":2097152,\"page_size_kib\":2097152", 0, "huge pages"},
 	    {",\"page_size_kib\":2097152", 0, "huge pages"},
 	    {",\"page_size\":2097152", 0, "huge pages"},
@@ -725,9 +725,10 @@ static void test_handshake_parser(void **state)
 		uint64_t ps = 0;
 		int rc;
 
-		snprintf(json, sizeof(json),
-			 "[{\"base_host_virt_addr\":140000000000000,\"size\":65536,\"offset\":4096%s}]",
-			 rows[i].fields);
+		snprintf(
+		    json, sizeof(json),
+		    "[{\"base_host_virt_addr\":140000000000000,\"size\":65536,\"offset\":4096%s}]",
+		    rows[i].fields);
 		why[0] = 0;
 		rc = parse1(json, &ps, why, sizeof(why));
 		if (rows[i].want && (rc || ps != rows[i].want))
