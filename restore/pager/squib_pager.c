@@ -35,6 +35,10 @@ static void on_error(void *ctx, int err, const struct sqb_diag *d)
 		fprintf(stderr, "squib-pager: the VMM exited; stopping\n");
 		return;
 	}
+	if (err == -ENOENT) { /* the range is no longer registered: a VMM shutting down */
+		fprintf(stderr, "squib-pager: the VMM unregistered its memory; nothing to serve\n");
+		return;
+	}
 	fprintf(stderr, "squib-pager: restore failed: %s%s%s\n", sqb_strerror(err), d ? ": " : "",
 		d ? sqb_diag_format(d, buf, sizeof(buf)) : "");
 }
