@@ -331,9 +331,44 @@ int sqb_vm_start(sqb_vm *vm)
 	return err;
 }
 
-int sqb_vm_pause(sqb_vm *vm)
+/* Wait for the rendezvous; 0 when every live vCPU is parked, -SQB_ESTATE on
+ * a stop, -ETIMEDOUT / -EINTR when the bound passes or cancel() says so.
+ * Caller holds vm->lock. */
+static int pause_wait_locked(struct sqb_vm *vm, unsigned int timeout_ms, int (*cancel)(void *),
+			     void *arg)
 {
-	unsigned int live;
+	struct timespec end;
+	uint64_t deadline = sqb_now_ns() + (uint64_t)timeout_ms * 1000000ULL;
+
+	for (;;) {
+		uint64_t now, slice;
+
+		if (vm->nparked >= vm->nvcpus - vm->nexited)
+			return 0;
+		if (vm->stop_req)
+			return -SQB_ESTATE;
+		if (!timeout_ms && !cancel) {
+			pthread_cond_wait(&vm->cond, &vm->lock);
+			continue;
+		}
+		now = sqb_now_ns();
+		if (timeout_ms && now >= deadline)
+			return -ETIMEDOUT;
+		if (cancel && cancel(arg))
+			return -EINTR;
+		/* slices of 50 ms at most, so cancel() is asked often enough */
+		slice = timeout_ms && deadline - now < 50000000ULL ? deadline - now : 50000000ULL;
+		clock_gettime(CLOCK_REALTIME, &end);
+		end.tv_nsec += (long)slice;
+		end.tv_sec += end.tv_nsec / 1000000000L;
+		end.tv_nsec %= 1000000000L;
+		pthread_cond_timedwait(&vm->cond, &vm->lock, &end);
+	}
+}
+
+int sqb_vm_pause_timeout(sqb_vm *vm, unsigned int timeout_ms, int (*cancel)(void *), void *arg)
+{
+	int err;
 
 	pthread_mutex_lock(&vm->lock);
 	if (vm->state != SQB_VM_RUNNING || vm->stop_req) {
@@ -345,20 +380,23 @@ int sqb_vm_pause(sqb_vm *vm)
 		vm->ops->vcpu_set_kick(vm->vcpus[i].hv, 1);
 		pthread_kill(vm->vcpus[i].thread, SQB_KICK_SIGNAL);
 	}
-	for (;;) {
-		live = vm->nvcpus - vm->nexited;
-		if (vm->nparked >= live || vm->stop_req)
-			break;
-		pthread_cond_wait(&vm->cond, &vm->lock);
-	}
-	if (vm->stop_req) {
+	err = pause_wait_locked(vm, timeout_ms, cancel, arg);
+	if (err) {
+		/* a vCPU that never reached the rendezvous (e.g. waiting in the
+		 * kernel for a page nobody serves): give up, the parked ones
+		 * run on, and the VM stays Running as Firecracker's does */
 		vm->pause_req = 0;
-		pthread_mutex_unlock(&vm->lock);
-		return -SQB_ESTATE;
+		pthread_cond_broadcast(&vm->cond);
+	} else {
+		vm->state = SQB_VM_PAUSED;
 	}
-	vm->state = SQB_VM_PAUSED;
 	pthread_mutex_unlock(&vm->lock);
-	return 0;
+	return err;
+}
+
+int sqb_vm_pause(sqb_vm *vm)
+{
+	return sqb_vm_pause_timeout(vm, 0, NULL, NULL);
 }
 
 int sqb_vm_resume(sqb_vm *vm)
@@ -387,6 +425,7 @@ int sqb_vm_stop(sqb_vm *vm)
 	pthread_mutex_lock(&vm->lock);
 	vm_request_stop_locked(vm, SQB_VM_STOP_REQUESTED, -1, 0, 0, "stopped by the VMM");
 	pthread_mutex_unlock(&vm->lock);
+	sqb_snap_uffd_release(vm); /* vCPUs waiting on a page server that never serves */
 	for (unsigned int i = 0; i < vm->nvcpus; i++) {
 		if (vm->vcpus[i].thread_started) {
 			pthread_join(vm->vcpus[i].thread, NULL);

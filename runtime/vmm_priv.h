@@ -81,6 +81,9 @@ uint64_t sqb_now_ns(void);
 /* Stop the VM from outside its vCPUs (e.g. its memory source is gone):
  * first reason wins, vCPUs are kicked, the event fd fires. */
 void sqb_vm_fail(struct sqb_vm *vm, enum sqb_vm_stop_reason why, const char *msg);
+/* runtime/snapshot/snap_uffd.c: during a stop, let vCPUs blocked on guest
+ * memory that a Uffd page server never served leave the kernel. */
+void sqb_snap_uffd_release(struct sqb_vm *vm);
 /* runtime/snapshot/snap_dirty.c: release vm->snap (vCPUs already joined). */
 void sqb_snapstate_free(struct sqb_vm *vm);
 

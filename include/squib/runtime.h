@@ -99,6 +99,12 @@ int sqb_vm_start(sqb_vm *vm);
 /* Bring every vCPU to a clean exit boundary and hold it there; returns
  * when all are parked.  RUNNING -> PAUSED.  -SQB_ESTATE otherwise. */
 int sqb_vm_pause(sqb_vm *vm);
+/* The same, bounded: -ETIMEDOUT after timeout_ms (0: no bound), -EINTR as
+ * soon as cancel(arg) returns nonzero (asked every 50 ms; may be NULL).  On
+ * either the pause is withdrawn and the VM stays RUNNING: a vCPU that cannot
+ * reach the rendezvous (e.g. waiting for a page a Uffd page server does not
+ * serve) must not wedge the caller. */
+int sqb_vm_pause_timeout(sqb_vm *vm, unsigned int timeout_ms, int (*cancel)(void *), void *arg);
 int sqb_vm_resume(sqb_vm *vm);
 /* Stop and join all vCPUs (idempotent).  Any state -> STOPPED. */
 int sqb_vm_stop(sqb_vm *vm);

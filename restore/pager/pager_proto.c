@@ -1,6 +1,7 @@
-/* The Firecracker Uffd-backend handshake: JSON (yajl tree API) with every
- * field checked and bounded, SCM_RIGHTS fd passing, and the mapping of
- * memory-file offsets onto a snapshot's regions. */
+/* The Firecracker Uffd-backend handshake (docs/restore.md "squib-pager"):
+ * JSON (yajl tree API) with every field checked and bounded, the page-size
+ * fields of every Firecracker release, SCM_RIGHTS fd passing, and the
+ * mapping of memory-file offsets onto a snapshot's regions. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,42 +32,64 @@ static int field_u64(yajl_val obj, const char *key, uint64_t *out, int required,
 	return 0;
 }
 
-static int parse_one(yajl_val o, unsigned int i, struct sqb_pager_map *m, char *why, size_t wl)
+/* The page size of one mapping, in bytes.  Firecracker's field
+ * "page_size_kib" has always carried BYTES despite its name (its source
+ * marks it deprecated for that reason), so the three shapes real VMMs send
+ * all mean bytes:
+ *   1.12+      "page_size": 4096, "page_size_kib": 4096
+ *   1.7-1.11   "page_size_kib": 4096
+ *   1.4-1.6    neither field: 4 KiB pages (hugepages came with 1.7)
+ * squib VMMs before this fix sent "page_size": 4096, "page_size_kib": 4;
+ * page_size is authoritative there and the KiB reading is accepted too. */
+static int page_size_of(yajl_val o, unsigned int i, uint64_t *ps, char *why, size_t wl)
 {
 	uint64_t kib = 0;
 	int miss_ps, miss_kib; /* 1: field absent */
 
+	miss_ps = field_u64(o, "page_size", ps, 0, why, wl, i);
+	if (miss_ps < 0)
+		return -EINVAL;
+	miss_kib = field_u64(o, "page_size_kib", &kib, 0, why, wl, i);
+	if (miss_kib < 0)
+		return -EINVAL;
+	if (miss_ps)
+		*ps = miss_kib ? 4096 : kib;
+	if (*ps == (2u << 20) || (!miss_kib && kib == (2u << 20))) {
+		snprintf(why, wl,
+			 "mapping %u: huge pages (2 MiB) are not supported; squib-pager serves "
+			 "4 KiB pages only",
+			 i);
+		return -EINVAL;
+	}
+	if (*ps != 4096) {
+		snprintf(why, wl, "mapping %u: page size %llu bytes not supported (4 KiB only)", i,
+			 (unsigned long long)*ps);
+		return -EINVAL;
+	}
+	if (!miss_ps && !miss_kib && kib != *ps && kib * 1024 != *ps) {
+		snprintf(why, wl,
+			 "mapping %u: page_size %llu and page_size_kib %llu disagree (both are "
+			 "bytes)",
+			 i, (unsigned long long)*ps, (unsigned long long)kib);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static int parse_one(yajl_val o, unsigned int i, struct sqb_pager_map *m, char *why, size_t wl)
+{
 	if (!YAJL_IS_OBJECT(o)) {
 		snprintf(why, wl, "mapping %u is not an object", i);
 		return -EINVAL;
 	}
 	if (field_u64(o, "base_host_virt_addr", &m->base_host_virt_addr, 1, why, wl, i) ||
 	    field_u64(o, "size", &m->size, 1, why, wl, i) ||
-	    field_u64(o, "offset", &m->offset, 1, why, wl, i))
+	    field_u64(o, "offset", &m->offset, 1, why, wl, i) ||
+	    page_size_of(o, i, &m->page_size, why, wl))
 		return -EINVAL;
-	miss_ps = field_u64(o, "page_size", &m->page_size, 0, why, wl, i);
-	if (miss_ps < 0)
-		return -EINVAL;
-	miss_kib = field_u64(o, "page_size_kib", &kib, 0, why, wl, i);
-	if (miss_kib < 0)
-		return -EINVAL;
-	if (miss_ps && miss_kib) {
-		snprintf(why, wl, "mapping %u: neither \"page_size\" nor \"page_size_kib\"", i);
-		return -EINVAL;
-	}
-	if (miss_ps)
-		m->page_size = kib * 1024;
-	else if (!miss_kib && kib * 1024 != m->page_size) {
-		snprintf(why, wl, "mapping %u: page_size and page_size_kib disagree", i);
-		return -EINVAL;
-	}
-	if (m->page_size != 4096) {
-		snprintf(why, wl, "mapping %u: page size %llu not supported (4 KiB only)", i,
-			 (unsigned long long)m->page_size);
-		return -EINVAL;
-	}
 	if (!m->size || m->size % 4096 || m->base_host_virt_addr % 4096 || m->offset % 4096 ||
-	    m->base_host_virt_addr + m->size < m->base_host_virt_addr) {
+	    m->base_host_virt_addr + m->size < m->base_host_virt_addr ||
+	    m->offset + m->size < m->offset) {
 		snprintf(why, wl, "mapping %u: address, size or offset not page-aligned", i);
 		return -EINVAL;
 	}
@@ -222,7 +245,7 @@ int sqb_pager_send(int sock, const struct sqb_pager_map *m, unsigned int n, int 
 		    "\"page_size\":%llu,\"page_size_kib\":%llu}",
 		    i ? "," : "", (unsigned long long)m[i].base_host_virt_addr,
 		    (unsigned long long)m[i].size, (unsigned long long)m[i].offset,
-		    (unsigned long long)m[i].page_size, (unsigned long long)m[i].page_size / 1024);
+		    (unsigned long long)m[i].page_size, (unsigned long long)m[i].page_size);
 	len += (size_t)snprintf(json + len, cap - len, "]");
 	iov.iov_base = json;
 	iov.iov_len = len;

@@ -1,9 +1,11 @@
 /* Firecracker Uffd-backend handshake (private to squib-pager and its tests):
  * one message on a Unix stream socket carrying a JSON array of
  *   {"base_host_virt_addr": u64, "size": u64, "offset": u64,
- *    "page_size": bytes, "page_size_kib": KiB}
+ *    "page_size": bytes, "page_size_kib": bytes (sic)}
  * (offset = position in the guest memory file, regions concatenated in
- * order) and the VMM's userfaultfd as SCM_RIGHTS ancillary data. */
+ * order) and the VMM's userfaultfd as SCM_RIGHTS ancillary data.  Older
+ * Firecracker releases send only page_size_kib (1.7-1.11) or neither page
+ * field (1.4-1.6); the parser accepts all three shapes. */
 #ifndef SQB_PAGER_PROTO_H
 #define SQB_PAGER_PROTO_H
 
@@ -36,7 +38,8 @@ int sqb_pager_ranges(sqb_snap *s, const struct sqb_pager_map *m, unsigned int n,
  * passed descriptor or -1. Returns bytes received or -errno. */
 long sqb_pager_recv(int sock, char *buf, size_t cap, int *fd);
 
-/* Client side (tests, and any squib VMM that uses an external pager). */
+/* Client side (tests, and any squib VMM that uses an external pager): sends
+ * what Firecracker >= 1.12 sends, page_size and page_size_kib both in bytes. */
 int sqb_pager_send(int sock, const struct sqb_pager_map *m, unsigned int n, int uffd);
 
 #endif

@@ -1,6 +1,7 @@
 /* squib-pager: serve a snapshot's memory to a VMM that sends its userfaultfd
  * over a Unix socket with Firecracker's Uffd-backend handshake; faults are
- * served first, the rest is streamed in (docs/restore.md, "squib-pager"). */
+ * served first, the rest is streamed in, until the VMM process exits
+ * (docs/restore.md, "squib-pager"). */
 #include <errno.h>
 #include <poll.h>
 #include <signal.h>
@@ -8,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -21,7 +23,7 @@ static void usage(void)
 		"usage: squib-pager [--parent PATH]... [--verify] [--no-fill] [--wset PATH]\n"
 		"                   [--threads N] SOCKET SNAPSHOT\n"
 		"Listens on the Unix socket SOCKET, takes one Firecracker Uffd handshake\n"
-		"(JSON mappings + userfaultfd), serves SNAPSHOT until the VMM hangs up.\n");
+		"(JSON mappings + userfaultfd), serves SNAPSHOT until the VMM exits.\n");
 }
 
 static void on_error(void *ctx, int err, const struct sqb_diag *d)
@@ -31,6 +33,10 @@ static void on_error(void *ctx, int err, const struct sqb_diag *d)
 	(void)ctx;
 	if (err == -ESRCH) { /* UFFDIO_COPY into an address space that has exited */
 		fprintf(stderr, "squib-pager: the VMM exited; stopping\n");
+		return;
+	}
+	if (err == -ENOENT) { /* the range is no longer registered: a VMM shutting down */
+		fprintf(stderr, "squib-pager: the VMM unregistered its memory; nothing to serve\n");
 		return;
 	}
 	fprintf(stderr, "squib-pager: restore failed: %s%s%s\n", sqb_strerror(err), d ? ": " : "",
@@ -56,6 +62,75 @@ static int listen_on(const char *path)
 	return s;
 }
 
+/* The VMM's lifetime, seen through the connection: Firecracker's protocol
+ * allows the VMM to close the socket right after the handshake (releases
+ * before 1.12 do), so a hang-up says nothing.  The process that connected
+ * (SO_PEERCRED) is the VMM; a pidfd of it becomes readable when it exits. */
+struct vmm_peer {
+	pid_t pid;  /* 0: not visible from here (another PID namespace) */
+	int pidfd;  /* -1: no pidfd_open (then kill(pid, 0) is polled) */
+	int hungup; /* the socket reached EOF */
+};
+
+static void peer_open(struct vmm_peer *p, int conn)
+{
+	struct ucred uc = {0};
+	socklen_t len = sizeof(uc);
+
+	p->pid = 0;
+	p->pidfd = -1;
+	p->hungup = 0;
+	if (getsockopt(conn, SOL_SOCKET, SO_PEERCRED, &uc, &len) || uc.pid <= 0)
+		return;
+	p->pid = uc.pid;
+#ifdef SYS_pidfd_open
+	p->pidfd = (int)syscall(SYS_pidfd_open, p->pid, 0);
+#endif
+}
+
+static volatile sig_atomic_t stop_signal; /* SIGTERM / SIGINT: stop serving, exit 0 */
+
+static void on_stop_signal(int sig)
+{
+	stop_signal = sig;
+}
+
+/* 1 once the VMM is gone: its pidfd fired, kill() says no such process, or
+ * (pid unknown) it hung up, the only sign left. */
+static int peer_gone(struct vmm_peer *p, int conn, int timeout_ms)
+{
+	struct pollfd f[2];
+	nfds_t n = 0;
+	int i_conn = -1, i_pid = -1;
+
+	if (!p->hungup) {
+		i_conn = (int)n;
+		f[n++] = (struct pollfd){conn, POLLIN | POLLRDHUP, 0};
+	}
+	if (p->pidfd >= 0) {
+		i_pid = (int)n;
+		f[n++] = (struct pollfd){p->pidfd, POLLIN, 0};
+	}
+	if (!n) { /* hung up, no pidfd: ask the kernel about the pid */
+		if (!p->pid)
+			return 1;
+		usleep((useconds_t)timeout_ms * 1000);
+		return kill(p->pid, 0) && errno == ESRCH;
+	}
+	if (poll(f, n, timeout_ms) <= 0)
+		return 0;
+	if (i_pid >= 0 && f[i_pid].revents)
+		return 1;
+	if (i_conn >= 0 && f[i_conn].revents) {
+		char c;
+
+		/* stray bytes are ignored: the protocol has one message */
+		if (!(f[i_conn].revents & POLLIN) || recv(conn, &c, 1, MSG_DONTWAIT) <= 0)
+			p->hungup = 1;
+	}
+	return p->hungup && !p->pid;
+}
+
 /* Handshake -> restore; returns the process exit status. */
 static int serve(int conn, sqb_snap *snap, struct sqb_restore_opts *o)
 {
@@ -65,10 +140,13 @@ static int serve(int conn, sqb_snap *snap, struct sqb_restore_opts *o)
 	unsigned int n = 0;
 	char why[256] = "";
 	struct sqb_diag d = {0};
+	struct vmm_peer peer = {0, -1, 0};
 	sqb_restore *rs = NULL;
 	int fd = -1, err, status = 2;
-	long got = sqb_pager_recv(conn, buf, sizeof(buf), &fd);
+	long got;
 
+	peer_open(&peer, conn);
+	got = sqb_pager_recv(conn, buf, sizeof(buf), &fd);
 	if (got <= 0) {
 		fprintf(stderr, "squib-pager: malformed handshake: %s\n",
 			got ? strerror((int)-got) : "connection closed before the handshake");
@@ -98,23 +176,14 @@ static int serve(int conn, sqb_snap *snap, struct sqb_restore_opts *o)
 	}
 	close(fd);
 	fd = -1;
-	fprintf(stderr, "squib-pager: serving %u mapping(s)\n", n);
-	/* serve until the VMM hangs up, or hang up on it when the restore
-	 * fails: the Uffd protocol has no other way to tell the VMM */
-	for (;;) {
-		struct pollfd p = {conn, POLLIN | POLLRDHUP, 0};
-		char c;
-		int rc = poll(&p, 1, 100);
-
-		if (rc < 0 && errno != EINTR)
+	fprintf(stderr, "squib-pager: serving %u mapping(s)%s\n", n,
+		peer.pid ? "" : " (VMM pid not visible: serving until it hangs up)");
+	/* serve until the VMM exits (REMOVE events can ask for pages again at
+	 * any time), or hang up on it when the restore fails: the Uffd
+	 * protocol has no other way to tell the VMM */
+	while (!stop_signal && !peer_gone(&peer, conn, 100))
+		if (sqb_restore_wait(rs, 0) <= -SQB_EBADMAGIC)
 			break;
-		if (!rc && sqb_restore_wait(rs, 0) <= -SQB_EBADMAGIC)
-			break;
-		if (p.revents & (POLLHUP | POLLRDHUP | POLLERR))
-			break;
-		if ((p.revents & POLLIN) && recv(conn, &c, 1, MSG_DONTWAIT) == 0)
-			break;
-	}
 	/* 1 only when the snapshot let the VMM down (checksum, codec, chain);
 	 * the VMM going away mid-restore is a normal end */
 	err = sqb_restore_wait(rs, 0);
@@ -123,6 +192,8 @@ out:
 	sqb_restore_free(rs);
 	if (fd >= 0)
 		close(fd);
+	if (peer.pidfd >= 0)
+		close(peer.pidfd);
 	free(maps);
 	free(rr);
 	return status;
@@ -163,6 +234,13 @@ int main(int argc, char **argv)
 	sock_path = argv[i];
 	snap_path = argv[i + 1];
 	signal(SIGPIPE, SIG_IGN);
+	{
+		struct sigaction sa = {.sa_handler = on_stop_signal};
+
+		sigemptyset(&sa.sa_mask);
+		sigaction(SIGTERM, &sa, NULL);
+		sigaction(SIGINT, &sa, NULL);
+	}
 	oo.parent_paths = parents;
 	oo.n_parent_paths = np;
 	if ((err = sqb_snap_open(&snap, snap_path, &oo, &d))) {
@@ -178,8 +256,9 @@ int main(int argc, char **argv)
 	}
 	conn = accept4(ls, NULL, NULL, SOCK_CLOEXEC);
 	if (conn < 0) {
-		fprintf(stderr, "squib-pager: accept: %s\n", strerror(errno));
-		status = 1;
+		if (errno != EINTR || !stop_signal)
+			fprintf(stderr, "squib-pager: accept: %s\n", strerror(errno));
+		status = stop_signal ? 0 : 1;
 	} else {
 		status = serve(conn, snap, &o);
 		close(conn);

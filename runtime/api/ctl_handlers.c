@@ -5,6 +5,7 @@
  * code (docs/api-compat.md). */
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -617,6 +618,30 @@ static void put_actions(struct sqb_ctl *c, yajl_val body, struct sqb_ctl_resp *r
 
 static const char *const vm_states[] = {"Paused", "Resumed", NULL};
 
+/* How long PATCH /vm Paused waits for every vCPU to park: Firecracker's
+ * RECV_TIMEOUT_SEC (30 s); SQB_PAUSE_TIMEOUT_MS overrides (tests). */
+static unsigned int pause_timeout_ms(void)
+{
+	const char *e = getenv("SQB_PAUSE_TIMEOUT_MS");
+	char *end;
+	unsigned long v;
+
+	if (!e || !*e)
+		return 30000;
+	v = strtoul(e, &end, 10);
+	return (*end || v < 1 || v > 600000) ? 30000 : (unsigned int)v;
+}
+
+/* A termination signal waits in signalfd's queue (blocked in every thread):
+ * give up the pause so the event loop can act on it. */
+static int term_pending(void *arg)
+{
+	sigset_t set;
+
+	(void)arg;
+	return !sigpending(&set) && (sigismember(&set, SIGTERM) || sigismember(&set, SIGINT));
+}
+
 static void patch_vm(struct sqb_ctl *c, yajl_val body, struct sqb_ctl_resp *r)
 {
 	const char *state = NULL;
@@ -634,9 +659,24 @@ static void patch_vm(struct sqb_ctl *c, yajl_val body, struct sqb_ctl_resp *r)
 		return sqb_ctl_fault(r, MSG_BEFORE_START);
 	pause = !strcmp(state, "Paused");
 	cur = sqb_vm_get_state(c->vm);
-	if (pause && cur == SQB_VM_RUNNING)
-		rc = sqb_vm_pause(c->vm);
-	else if (!pause && cur == SQB_VM_PAUSED)
+	if (pause && cur == SQB_VM_RUNNING) {
+		unsigned int ms = pause_timeout_ms();
+
+		rc = sqb_vm_pause_timeout(c->vm, ms, term_pending, NULL);
+		if (rc == -ETIMEDOUT || rc == -EINTR) {
+			const char *why = rc == -EINTR
+					      ? "interrupted by a termination signal"
+					      : "not every vCPU stopped within the pause timeout";
+
+			sqb_ctl_log(SQB_CTL_WARN, "pause given up after at most %u ms: %s", ms,
+				    why);
+			return sqb_ctl_fault(r,
+					     "Cannot pause the microVM: %s; a vCPU is waiting for "
+					     "guest memory (a Uffd page server that does not "
+					     "serve?). The microVM keeps running.",
+					     why);
+		}
+	} else if (!pause && cur == SQB_VM_PAUSED)
 		rc = sqb_vm_resume(c->vm);
 	else if (cur == SQB_VM_STOPPED)
 		rc = -SQB_ESTATE;

@@ -25,8 +25,7 @@ struct sqb_snapstate {
 	sqb_snap *loaded; /* memory snapshot a lazy restore reads (with parents) */
 	sqb_restore *rs;
 	int uffd, pager_fd;
-	pthread_t watcher; /* Uffd: notices a page server that hung up */
-	int watching, watch_quit;
+	struct snap_uffd_watch *watch; /* Uffd: notices a page server that died */
 	/* Guest memory is not (only) the memfd, or pages may still arrive
 	 * (mmap/lazy/Uffd load): memfd holes must not be read as zero pages. */
 	int no_holes;
@@ -56,7 +55,8 @@ int sqb_snap_devs_load(struct sqb_vm *vm, const sqb_snap *s, struct sqb_diag *di
  * userfaultfd and hand it to the page server listening on path. */
 int sqb_snap_uffd_connect(struct sqb_vm *vm, struct sqb_snapstate *ss, const char *path,
 			  struct sqb_diag *diag);
-/* Start / stop the thread that watches the page server's socket. */
+/* Start / stop the thread that watches the page server's process (a pidfd
+ * of the socket's peer); it never reads the uffd while the server lives. */
 int sqb_snap_uffd_watch(struct sqb_vm *vm, struct sqb_snapstate *ss);
 void sqb_snap_uffd_unwatch(struct sqb_snapstate *ss);
 
