@@ -1,6 +1,9 @@
-/* Boot image loading for the VMM: hands the guest RAM ranges to the x86boot
- * loader (runtime/x86boot: PVH ELF, bzImage, ACPI) and turns the entry it
- * describes into the boot vCPU's state for the hypervisor backend. */
+/* Boot image loading for the VMM: hands the guest RAM ranges and the bus's
+ * device descriptions to the x86boot loader (runtime/x86boot: PVH ELF,
+ * bzImage, ACPI) and turns the entry it describes into the boot vCPU's
+ * state for the hypervisor backend.  The loader writes guest RAM through
+ * raw pointers: this runs before the guest exists and before dirty
+ * tracking can be armed, and a Diff always has a Full parent taken later. */
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
@@ -12,9 +15,25 @@
 int sqb_vm_boot_load(struct sqb_vm *vm, const struct sqb_vm_config *cfg, struct sqb_hv_entry *entry,
 		     struct sqb_diag *diag)
 {
-	struct sqb_x86boot_mem ram[2];
+	struct sqb_x86boot_mem ram[SQB_GMEM_MAX_REGIONS];
+	struct sqb_x86boot_mmio_dev mmio[SQB_X86BOOT_MAX_MMIO];
 	struct sqb_x86boot_in in = {0};
 	struct sqb_x86boot_entry out;
+	unsigned int nmmio = 0;
+
+	/* The platform description comes from the bus: each device's describe
+	 * op (virtio-mmio slots become LNRO0005 devices, as on Firecracker). */
+	for (unsigned int i = 0; i < vm->bus.ndevs; i++) {
+		struct sqb_dev *d = vm->bus.devs[i];
+		struct sqb_dev_describe dd;
+
+		if (!d->cls->ops->describe || d->cls->ops->describe(d, &dd) < 0)
+			continue;
+		if (dd.space == SQB_BUS_MMIO && nmmio < SQB_X86BOOT_MAX_MMIO)
+			mmio[nmmio++] = (struct sqb_x86boot_mmio_dev){dd.base, dd.len, dd.gsi};
+	}
+	in.mmio = mmio;
+	in.nmmio = nmmio;
 
 	for (unsigned int i = 0; i < vm->mem.nregions; i++)
 		ram[i] = (struct sqb_x86boot_mem){vm->mem.regions[i].host, vm->mem.regions[i].gpa,

@@ -15,17 +15,21 @@
 
 int sqb_kvm_cpuid_init(struct sqb_hv_vm *vm)
 {
-	struct kvm_cpuid2 *c;
-	size_t sz = sizeof(*c) + SQB_KVM_MAX_CPUID * sizeof(struct kvm_cpuid_entry2);
+	struct kvm_cpuid2 *c = NULL;
 
-	c = calloc(1, sz);
-	if (!c)
-		return -ENOMEM;
-	c->nent = SQB_KVM_MAX_CPUID;
-	if (ioctl(vm->kvm_fd, KVM_GET_SUPPORTED_CPUID, c) < 0) {
+	/* KVM answers E2BIG while the buffer is too small: grow and ask again
+	 * (a host with many leaves, e.g. AMX or many cache levels). */
+	for (unsigned int nent = SQB_KVM_CPUID_FIRST;; nent *= 2) {
+		c = calloc(1, sizeof(*c) + nent * sizeof(struct kvm_cpuid_entry2));
+		if (!c)
+			return -ENOMEM;
+		c->nent = nent;
+		if (ioctl(vm->kvm_fd, KVM_GET_SUPPORTED_CPUID, c) == 0)
+			break;
 		int err = -errno;
 		free(c);
-		return err;
+		if (err != -E2BIG || nent >= SQB_KVM_CPUID_MAX)
+			return err;
 	}
 	/* The filter: no PMU (leaf 0xA zeroed), no MONITOR/MWAIT, hypervisor
 	 * bit set; per-vCPU topology fields are patched in cpuid_set. */
@@ -78,20 +82,24 @@ int sqb_kvm_cpuid_set(struct sqb_hv_vcpu *vc)
 int sqb_kvm_msr_init(struct sqb_hv_vm *vm)
 {
 	struct kvm_msr_list probe = {.nmsrs = 0}, *l;
-	int n = 0;
+	int n = 0, err;
 
 	if (ioctl(vm->kvm_fd, KVM_GET_MSR_INDEX_LIST, &probe) < 0 && errno != E2BIG)
 		return -errno;
 	l = calloc(1, sizeof(*l) + probe.nmsrs * sizeof(uint32_t));
 	vm->msr_index = calloc(probe.nmsrs + 1, sizeof(uint32_t));
 	if (!l || !vm->msr_index) {
-		free(l);
-		return -ENOMEM;
+		err = -ENOMEM;
+		goto fail;
 	}
 	l->nmsrs = probe.nmsrs;
 	if (ioctl(vm->kvm_fd, KVM_GET_MSR_INDEX_LIST, l) < 0) {
-		free(l);
-		return -errno;
+		err = -errno;
+		goto fail;
+	}
+	if (l->nmsrs > probe.nmsrs) { /* the list grew in between: never overrun */
+		err = -EAGAIN;
+		goto fail;
 	}
 	/* Per-vCPU acceptance is checked where MSRs are set (msr_boot) and,
 	 * for snapshots, by the count KVM_GET_MSRS returns. */
@@ -100,6 +108,12 @@ int sqb_kvm_msr_init(struct sqb_hv_vm *vm)
 	vm->nmsr_index = n;
 	free(l);
 	return 0;
+fail:
+	free(l);
+	free(vm->msr_index); /* no half-built list stays behind */
+	vm->msr_index = NULL;
+	vm->nmsr_index = 0;
+	return err;
 }
 
 struct boot_msr {

@@ -7,7 +7,37 @@
 
 #include "hv.h"
 
-#define SQB_KVM_MAX_CPUID 256
+#include <pthread.h>
+
+/* First guess for KVM_GET_SUPPORTED_CPUID; grown on E2BIG up to the max. */
+#define SQB_KVM_CPUID_FIRST 256
+#define SQB_KVM_CPUID_MAX   4096
+
+/* vCPU state kinds a snapshot captures, in the order KVM wants them set. */
+enum sqb_hv_vcpu_state_kind {
+	SQB_HV_VCPU_CPUID = 0,
+	SQB_HV_VCPU_TSC_KHZ,
+	SQB_HV_VCPU_REGS,
+	SQB_HV_VCPU_SREGS,
+	SQB_HV_VCPU_XCRS,
+	SQB_HV_VCPU_FPU,
+	SQB_HV_VCPU_XSAVE,
+	SQB_HV_VCPU_LAPIC,
+	SQB_HV_VCPU_MSRS,
+	SQB_HV_VCPU_EVENTS,
+	SQB_HV_VCPU_MP_STATE,
+	SQB_HV_VCPU_DEBUGREGS,
+	SQB_HV_VCPU_STATE_KINDS_
+};
+
+enum sqb_hv_vm_state_kind {
+	SQB_HV_VM_PIC_MASTER = 0,
+	SQB_HV_VM_PIC_SLAVE,
+	SQB_HV_VM_IOAPIC,
+	SQB_HV_VM_PIT,
+	SQB_HV_VM_CLOCK,
+	SQB_HV_VM_STATE_KINDS_
+};
 
 struct sqb_hv_vm {
 	int kvm_fd;
@@ -24,6 +54,7 @@ struct sqb_hv_vcpu {
 	unsigned int index;
 	int fd;
 	struct kvm_run *run;
+	pthread_t thread; /* the thread that created (and runs) it: kick target */
 };
 
 int sqb_kvm_cpuid_init(struct sqb_hv_vm *vm);
@@ -36,7 +67,7 @@ int sqb_kvm_vcpu_get_state(struct sqb_hv_vcpu *vc, enum sqb_hv_vcpu_state_kind k
 int sqb_kvm_vcpu_set_state(struct sqb_hv_vcpu *vc, enum sqb_hv_vcpu_state_kind kind,
 			   const void *buf);
 
-/* kvm_snapshot.c: state as snapfmt records (hv.h snapshot slots). */
+/* kvm_snapshot.c: state as snapfmt records (hv.h snapshot ops). */
 int sqb_kvm_vcpu_save_records(struct sqb_hv_vcpu *vc, struct sqb_record *recs, unsigned int cap,
 			      unsigned int *n);
 int sqb_kvm_vcpu_load_records(struct sqb_hv_vcpu *vc, const struct sqb_record *recs, unsigned int n,

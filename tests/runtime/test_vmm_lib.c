@@ -1,6 +1,7 @@
 /* Integration, library level (include/squib/runtime.h): two VMs in one
  * process at once (no global state), pause/resume rendezvous with no guest
- * progress while paused, orderly stop, state errors and boot diagnostics. */
+ * progress while paused, orderly stop, state errors and boot diagnostics,
+ * vCPU requests on the vCPU threads, partial creation, mmio slots. */
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -17,7 +18,12 @@
 #include <cmocka.h>
 
 #include "squib/runtime.h"
-#include "vmm_priv.h" /* white-box: the backend state slots issue 7 uses */
+#include <pthread.h>
+#include <sys/eventfd.h>
+
+#include "log.h"
+#include "squib/snapfmt.h"
+#include "vmm_priv.h" /* white-box: vCPU requests, the bus, mmio slots */
 
 static const char *guest_dir;
 
@@ -143,48 +149,46 @@ static void test_pause_parks_every_vcpu_and_resume_continues(void **state)
 	pv_free(&p);
 }
 
-/* Every vCPU and VM state slot reads and writes back on a paused VM, and
- * the guest carries on unharmed afterwards. */
-static void test_state_slots_round_trip_while_paused(void **state)
+/* Per-vCPU work runs on the vCPU's own thread as a request: refused while
+ * the VM runs; while paused every vCPU saves its records and loads them
+ * back, and the guest carries on unharmed afterwards. */
+static int whoami(struct sqb_vcpu *vc, void *arg)
+{
+	*(pthread_t *)arg = pthread_self();
+	return (int)vc->index + 100;
+}
+
+static void test_vcpu_requests_run_on_the_vcpu_thread(void **state)
 {
 	struct pipe_vm p;
 	size_t at;
 
 	(void)state;
 	pv_create(&p, "counter.elf", "delay=2000", 2);
+	pthread_t t = pthread_self();
+	/* created, not started: the vCPUs are parked and serve requests */
+	assert_int_equal(sqb_vcpu_call(&p.vm->vcpus[1], whoami, &t), 101);
+	assert_false(pthread_equal(t, pthread_self()));
+	assert_true(pthread_equal(t, p.vm->vcpus[1].thread));
 	assert_int_equal(sqb_vm_start(p.vm), 0);
+	assert_int_equal(sqb_vcpu_call(&p.vm->vcpus[0], whoami, &t), -SQB_ESTATE);
 	for (int i = 0; i < 4000 && !strstr(p.out, "count=3\n"); i++) {
 		usleep(10000);
 		pv_drain(&p);
 	}
 	assert_int_equal(sqb_vm_pause(p.vm), 0);
 	for (unsigned int v = 0; v < p.vm->nvcpus; v++) {
-		struct sqb_hv_vcpu *hv = p.vm->vcpus[v].hv;
-		for (int k = 0; k < SQB_HV_VCPU_STATE_KINDS_; k++) {
-			size_t sz = p.vm->ops->vcpu_state_size(hv, k);
-			void *buf;
-			int rc;
+		struct sqb_record recs[32];
+		unsigned int n = 0;
+		struct sqb_diag d = {0};
 
-			if (!sz)
-				fail_msg("vCPU state kind %d has no size", k);
-			buf = calloc(1, sz);
-			rc = p.vm->ops->vcpu_get_state(hv, k, buf);
-			if (rc < 0)
-				fail_msg("vCPU %u get kind %d: %s", v, k, strerror(-rc));
-			if (k == SQB_HV_VCPU_MSRS)
-				assert_true(((uint32_t *)buf)[0] > 8); /* kvm_msrs.nmsrs */
-			rc = p.vm->ops->vcpu_set_state(hv, k, buf);
-			if (rc < 0)
-				fail_msg("vCPU %u set kind %d: %s", v, k, strerror(-rc));
-			free(buf);
-		}
-	}
-	for (int k = 0; k < SQB_HV_VM_STATE_KINDS_; k++) {
-		size_t sz = p.vm->ops->vm_state_size(k);
-		void *buf = calloc(1, sz);
-		assert_int_equal(p.vm->ops->vm_get_state(p.vm->hv, k, buf), 0);
-		assert_int_equal(p.vm->ops->vm_set_state(p.vm->hv, k, buf), 0);
-		free(buf);
+		assert_int_equal(sqb_vcpu_settle(&p.vm->vcpus[v], &d), 0);
+		assert_int_equal(sqb_vcpu_save_records(&p.vm->vcpus[v], recs, 32, &n), 0);
+		assert_true(n >= 10);
+		if (sqb_vcpu_load_records(&p.vm->vcpus[v], recs, n, &d) != 0)
+			fail_msg("vCPU %u load: %s", v, d.reason);
+		for (unsigned int k = 0; k < n; k++)
+			free((void *)recs[k].data);
 	}
 	pv_drain(&p);
 	at = p.len;
@@ -195,6 +199,104 @@ static void test_state_slots_round_trip_while_paused(void **state)
 	}
 	assert_non_null(strstr(p.out + at, "count="));
 	pv_free(&p);
+}
+
+/* Regression: a creation that fails before (or while) the vCPUs exist must
+ * not kick vCPUs that were never created (it crashed in sqb_vm_free). */
+static void test_partial_creation_frees_cleanly(void **state)
+{
+	struct sqb_vm_config cfg = SQB_VM_CONFIG_INIT;
+	struct sqb_diag d = {0};
+	sqb_vm *vm = (sqb_vm *)1;
+	char path[512];
+
+	(void)state;
+	snprintf(path, sizeof(path), "%s/counter.elf", guest_dir);
+	cfg.kernel_path = path;
+	cfg.vcpu_count = 3;
+	cfg.mem_size_mib = 16;
+	setenv("SQB_FAULT", "vm_memory", 1);
+	assert_int_equal(sqb_vm_create(&vm, &cfg, &d), -EIO);
+	assert_null(vm);
+	setenv("SQB_FAULT", "vcpu_create", 1); /* vCPUs 0 and 1 exist, 2 fails */
+	assert_int_equal(sqb_vm_create(&vm, &cfg, &d), -EIO);
+	assert_null(vm);
+	unsetenv("SQB_FAULT");
+}
+
+/* Devices added through the config hook get the next IOAPIC pins, windows
+ * 0x1000 apart from 0xd0000000, and answer the guest's accesses. */
+struct hook_dev {
+	struct sqb_mmio_slot_info slot;
+	int realized;
+};
+
+static int hd_realize(void *o, const struct sqb_mmio_slot_info *s)
+{
+	struct hook_dev *h = o;
+	h->slot = *s;
+	h->realized = 1;
+	return 0;
+}
+
+static void hd_access(void *o, uint64_t off, uint8_t *data, unsigned int size, int is_write)
+{
+	(void)o;
+	(void)off;
+	if (!is_write)
+		memset(data, 0, size);
+}
+
+static struct sqb_mmio_dev_ops hd_ops[2] = {
+    {.id = "virtio-rng0", .virtio_device_id = 4, .realize = hd_realize, .access = hd_access},
+    {.id = "virtio-blk0", .virtio_device_id = 2, .realize = hd_realize, .access = hd_access},
+};
+
+static int add_two(void *arg, sqb_vm *vm, struct sqb_diag *diag)
+{
+	struct hook_dev *h = arg;
+
+	for (int i = 0; i < 2; i++)
+		FORWARD_IF_ERROR(sqb_vm_add_mmio_dev(vm, &hd_ops[i], &h[i], NULL, diag));
+	return 0;
+}
+
+static void test_mmio_slots_from_the_config_hook(void **state)
+{
+	struct sqb_vm_config cfg = SQB_VM_CONFIG_INIT;
+	struct hook_dev h[2];
+	struct sqb_diag d = {0};
+	char path[512];
+	sqb_vm *vm;
+	int efd;
+
+	(void)state;
+	memset(h, 0, sizeof(h));
+	snprintf(path, sizeof(path), "%s/counter.elf", guest_dir);
+	cfg.kernel_path = path;
+	cfg.mem_size_mib = 16;
+	cfg.add_devices = add_two;
+	cfg.add_devices_arg = h;
+	if (sqb_vm_create(&vm, &cfg, &d) < 0)
+		fail_msg("create: %s", d.reason);
+	assert_true(h[0].realized && h[1].realized);
+	assert_int_equal(h[0].slot.base, 0xd0000000ULL);
+	assert_int_equal(h[1].slot.base, 0xd0001000ULL);
+	assert_int_equal(h[0].slot.gsi, 5);
+	assert_int_equal(h[1].slot.gsi, 6);
+	assert_ptr_equal(sqb_bus_find(&vm->bus, SQB_BUS_MMIO, 0xd0001ffc),
+			 sqb_bus_by_id(&vm->bus, "virtio-blk0"));
+	assert_int_equal(sqb_bus_by_id(&vm->bus, "virtio-rng0")->devs_type, 0x104);
+	/* an ioeventfd on QueueNotify with a datamatch (KVM has them) */
+	efd = eventfd(0, EFD_CLOEXEC);
+	assert_int_equal(h[1].slot.ioeventfd(&h[1].slot, 0x50, 4, 0, 1, efd, 1), 0);
+	assert_int_equal(h[1].slot.ioeventfd(&h[1].slot, 0x50, 4, 0, 1, efd, 0), 0);
+	assert_int_equal(h[1].slot.ioeventfd(&h[1].slot, 0xffe, 4, 0, 1, efd, 1), -EINVAL);
+	/* the irqfd line pulses without a vCPU in sight */
+	sqb_irq_pulse(h[0].slot.irq);
+	assert_int_equal(sqb_vm_add_mmio_dev(vm, &hd_ops[0], &h[0], NULL, &d), -SQB_ESTATE);
+	close(efd);
+	sqb_vm_free(vm);
 }
 
 static void test_create_errors_say_what(void **state)
@@ -230,7 +332,9 @@ int main(int argc, char **argv)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_two_vms_run_at_once),
 	    cmocka_unit_test(test_pause_parks_every_vcpu_and_resume_continues),
-	    cmocka_unit_test(test_state_slots_round_trip_while_paused),
+	    cmocka_unit_test(test_vcpu_requests_run_on_the_vcpu_thread),
+	    cmocka_unit_test(test_partial_creation_frees_cleanly),
+	    cmocka_unit_test(test_mmio_slots_from_the_config_hook),
 	    cmocka_unit_test(test_create_errors_say_what),
 	};
 	int fd;
