@@ -61,7 +61,7 @@ struct sqb_dev_ctx {
 	const struct sqb_dev_host *host;
 };
 
-/* ---- symmetric state stream (format.md [F-56], [F-58]) ---- */
+/* ---- symmetric state stream (format.md [F-56], [F-59]) ---- */
 struct sqb_devst {
 	int load;	      /* 0: save (write buf), 1: load (read buf) */
 	uint8_t *buf;	      /* save: NULL only measures */
@@ -84,18 +84,21 @@ void sqb_devst_reserved(struct sqb_devst *s, size_t n);
 void sqb_devst_cmp_u32(struct sqb_devst *s, uint32_t v, const char *field);
 void sqb_devst_cmp_u64(struct sqb_devst *s, uint64_t v, const char *field);
 
-/* Platform description of one device (ACPI DSDT on x86). */
+/* Platform description of one device (the DSDT on x86, a device-tree node
+ * on arm64): what the describe op fills. */
 struct sqb_dev_describe {
-	const char *hid; /* "PNP0501" (EISA) or "LNRO0005" (string) */
+	const char *hid; /* "PNP0501", "LNRO0005" */
+	int hid_eisa;	 /* an EISA id (else a string _HID) */
 	char name[5];	 /* 4-character ACPI name */
 	uint32_t uid;
 	enum sqb_bus_space space;
 	uint64_t base; /* first range */
 	uint32_t len;
-	uint64_t base2; /* a second port range (i8042 0x64), 0 if none */
+	uint64_t base2; /* a second port range (i8042 0x64), len2 0 if none */
 	uint32_t len2;
-	int has_irq;
+	enum { SQB_DESC_IRQ_NONE = 0, SQB_DESC_IRQ_LEGACY, SQB_DESC_IRQ_GSI } irq_kind;
 	uint32_t gsi;
+	int dma_coherent; /* the device DMAs into guest RAM coherently (virtio) */
 };
 
 struct sqb_dev_ops {

@@ -182,6 +182,7 @@ static int i8042_describe(struct sqb_dev *d, struct sqb_dev_describe *o)
 {
 	/* data port 0x60 and command port 0x64, as two one-port ranges */
 	*o = (struct sqb_dev_describe){.hid = "PNP0303",
+				       .hid_eisa = 1,
 				       .name = "PS2K",
 				       .space = SQB_BUS_PIO,
 				       .base = d->base,
@@ -189,7 +190,7 @@ static int i8042_describe(struct sqb_dev *d, struct sqb_dev_describe *o)
 				       .base2 = d->base + 4,
 				       .len2 = 1};
 	if (d->irq) {
-		o->has_irq = 1;
+		o->irq_kind = SQB_DESC_IRQ_LEGACY;
 		o->gsi = d->irq->gsi;
 	}
 	return 0;

@@ -123,10 +123,11 @@ static int slot_describe(struct sqb_dev *d, struct sqb_dev_describe *o)
 				       .uid = n,
 				       .space = SQB_BUS_MMIO,
 				       .base = d->base,
-				       .len = (uint32_t)d->len};
-	snprintf(o->name, sizeof(o->name), "V%03X", n & 0xfff);
+				       .len = (uint32_t)d->len,
+				       .dma_coherent = 1};
+	snprintf(o->name, sizeof(o->name), "V%03u", n % 1000); /* Firecracker's V000.. */
 	if (d->irq) {
-		o->has_irq = 1;
+		o->irq_kind = SQB_DESC_IRQ_GSI;
 		o->gsi = d->irq->gsi;
 	}
 	return 0;

@@ -1,6 +1,6 @@
 /* The symmetric device-state stream (dev.h struct sqb_devst): one function
  * per device walks its fields once to save and once to restore, little-
- * endian, field by field (format.md 9.1 [F-56], [F-58]). */
+ * endian, field by field (format.md 9.1 [F-56]). */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>

@@ -239,12 +239,13 @@ static int uart_state(struct sqb_dev *d, struct sqb_devst *s)
 static int uart_describe(struct sqb_dev *d, struct sqb_dev_describe *o)
 {
 	*o = (struct sqb_dev_describe){.hid = "PNP0501",
+				       .hid_eisa = 1,
 				       .name = "COM1",
 				       .space = SQB_BUS_PIO,
 				       .base = d->base,
 				       .len = (uint32_t)d->len};
 	if (d->irq) {
-		o->has_irq = 1;
+		o->irq_kind = SQB_DESC_IRQ_LEGACY;
 		o->gsi = d->irq->gsi;
 	}
 	return 0;

@@ -16,25 +16,40 @@ int sqb_vm_boot_load(struct sqb_vm *vm, const struct sqb_vm_config *cfg, struct 
 		     struct sqb_diag *diag)
 {
 	struct sqb_x86boot_mem ram[SQB_GMEM_MAX_REGIONS];
-	struct sqb_x86boot_mmio_dev mmio[SQB_X86BOOT_MAX_MMIO];
+	struct sqb_x86boot_dev devs[SQB_X86BOOT_MAX_DEVS];
 	struct sqb_x86boot_in in = {0};
 	struct sqb_x86boot_entry out;
-	unsigned int nmmio = 0;
+	unsigned int ndevs = 0;
 
-	/* The platform description comes from the bus: each device's describe
-	 * op (virtio-mmio slots become LNRO0005 devices, as on Firecracker). */
-	for (unsigned int i = 0; i < vm->bus.ndevs; i++) {
+	/* The DSDT comes from the bus: each device's describe op, in bus
+	 * order (virtio-mmio slots become LNRO0005 devices, as Firecracker's). */
+	for (unsigned int i = 0; i < vm->bus.ndevs && ndevs < SQB_X86BOOT_MAX_DEVS; i++) {
 		struct sqb_dev *d = vm->bus.devs[i];
 		struct sqb_dev_describe dd;
+		struct sqb_x86boot_dev *x = &devs[ndevs];
 
 		if (!d->cls->ops->describe || d->cls->ops->describe(d, &dd) < 0)
 			continue;
-		if (dd.space == SQB_BUS_MMIO && nmmio < SQB_X86BOOT_MAX_MMIO)
-			mmio[nmmio++] = (struct sqb_x86boot_mmio_dev){dd.base, dd.len, dd.gsi};
+		*x = (struct sqb_x86boot_dev){
+		    .hid = dd.hid, .hid_eisa = dd.hid_eisa, .uid = dd.uid, .cca = dd.dma_coherent};
+		memcpy(x->name, dd.name, sizeof(x->name));
+		if (dd.space == SQB_BUS_PIO) {
+			x->io_base[0] = (uint16_t)dd.base;
+			x->io_len[0] = (uint8_t)dd.len;
+			x->io_base[1] = (uint16_t)dd.base2;
+			x->io_len[1] = (uint8_t)dd.len2;
+		} else {
+			x->mmio_base = dd.base;
+			x->mmio_size = dd.len;
+		}
+		x->irq_kind = dd.irq_kind == SQB_DESC_IRQ_LEGACY ? SQB_X86BOOT_IRQ_ISA
+			      : dd.irq_kind == SQB_DESC_IRQ_GSI	 ? SQB_X86BOOT_IRQ_GSI
+								 : SQB_X86BOOT_IRQ_NONE;
+		x->irq = dd.gsi;
+		ndevs++;
 	}
-	in.mmio = mmio;
-	in.nmmio = nmmio;
-
+	in.devs = devs;
+	in.ndevs = ndevs;
 	for (unsigned int i = 0; i < vm->mem.nregions; i++)
 		ram[i] = (struct sqb_x86boot_mem){vm->mem.regions[i].host, vm->mem.regions[i].gpa,
 						  vm->mem.regions[i].size};

@@ -35,7 +35,7 @@ static char *abs_path(const char *path)
 /* Finish what a vCPU's last exit started (KVM completes port and MMIO
  * accesses on the next run), on each vCPU's own thread, so the saved RIP
  * is after the instruction; then drain the devices: quiesce completes all
- * in-flight work and pushes its used entries [F-58] (resumed by the
+ * in-flight work and pushes its used entries [F-59] (resumed by the
  * caller once the files are written, or failed). */
 static int settle_vcpus(struct sqb_vm *vm, struct sqb_diag *diag)
 {

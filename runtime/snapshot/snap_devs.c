@@ -1,4 +1,4 @@
-/* Device state <-> DEVS sections (docs/format.md 9.1 [F-56], [F-58]): the
+/* Device state <-> DEVS sections (docs/format.md 9.1 [F-56], [F-59]): the
  * bus's device instances drive it; each device's symmetric state function
  * (dev.h) encodes and checks its fields.  Types: docs/snapshots.md. */
 #include <errno.h>

@@ -25,7 +25,7 @@ void sqb_snap_diag(struct sqb_diag *d, const char *section, const char *fmt, ...
 	va_end(ap);
 }
 
-/* gmem hook: a VMM write (device DMA) the KVM log does not see [F-59]. */
+/* gmem hook: a VMM write (device DMA) the KVM log does not see (snapshots.md). */
 static void ss_written(void *opaque, uint64_t gpa, uint64_t len)
 {
 	struct sqb_snapstate *ss = opaque;
