@@ -199,7 +199,7 @@ int sqb_i8042_ctrl_alt_del(struct sqb_dev *i8042);
 
 /* ---- virtio-mmio slots (dev_mmio.c): the integrator's hook ----
  *
- * A slot is a 0x1000-byte window at SQB_X86_VIRTIO_MMIO_BASE + 0x1000 * n
+ * A slot is a 0x1000-byte window at SQB_ARCH_VIRTIO_MMIO_BASE + 0x1000 * n
  * (arch/x86_64/layout.h, Firecracker's x86 base) with a GSI from the
  * allocator.  The device library behind it gets callbacks, nothing else.
  */

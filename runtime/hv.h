@@ -20,7 +20,8 @@
 
 struct sqb_hv_vm;
 struct sqb_hv_vcpu;
-struct sqb_record; /* squib/snapfmt.h */
+struct sqb_record;	   /* squib/snapfmt.h */
+struct sqb_arch_entry; /* arch/<arch>/arch_entry.h: how the boot vCPU enters */
 
 enum sqb_hv_exit_kind {
 	SQB_HV_EXIT_IO = 1,
@@ -58,18 +59,6 @@ struct sqb_hv_exit {
 	} u;
 };
 
-/* How a vCPU enters the guest.  PROT32 = PVH (flat 32-bit, paging off, rbx =
- * start_info); LONG64 = 64-bit entry with identity page tables at cr3. */
-enum sqb_hv_entry_mode { SQB_HV_ENTRY_PROT32 = 1, SQB_HV_ENTRY_LONG64 = 2 };
-
-struct sqb_hv_entry {
-	enum sqb_hv_entry_mode mode;
-	uint64_t rip, rsp, rsi, rbx, cr3;
-	uint64_t gdt_base;
-	uint16_t gdt_limit;
-	uint16_t cs_sel, ds_sel;
-};
-
 struct sqb_hv_ops {
 	const char *name;
 	unsigned int snap_arch, snap_hv; /* snapfmt enum sqb_arch / sqb_hv of its records */
@@ -96,7 +85,7 @@ struct sqb_hv_ops {
 	int (*vcpu_create)(struct sqb_hv_vcpu **out, struct sqb_hv_vm *vm, unsigned int index,
 			   struct sqb_diag *diag);
 	void (*vcpu_destroy)(struct sqb_hv_vcpu *vcpu);
-	int (*vcpu_set_entry)(struct sqb_hv_vcpu *vcpu, const struct sqb_hv_entry *entry);
+	int (*vcpu_set_entry)(struct sqb_hv_vcpu *vcpu, const struct sqb_arch_entry *entry);
 	/* Run until an exit the VMM must handle.  Returns 0 with *exit filled,
 	 * -EINTR when kicked, other -errno on failure. */
 	int (*vcpu_run)(struct sqb_hv_vcpu *vcpu, struct sqb_hv_exit *exit);

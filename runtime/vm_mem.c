@@ -1,13 +1,13 @@
 /* Guest memory: one memfd (so it can be registered with userfaultfd or
  * handed to a page server), mapped once in the VMM and split by the arch
- * layout (arch/x86_64/layout.h); and the accessor every VMM access to
+ * layout (arch/<arch>/layout.h); and the accessor every VMM access to
  * guest memory goes through (gmem.h: bounds, dirty marks, lazy fetch). */
 #include <errno.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "arch/x86_64/layout.h"
+#include "layout.h"
 #include "gmem.h"
 #include "log.h"
 
@@ -32,7 +32,7 @@ int sqb_mem_create(struct sqb_gmem *m, uint64_t size, int thp)
 	if (thp && madvise(m->host, size, MADV_HUGEPAGE) < 0)
 		sqb_debug("MADV_HUGEPAGE refused: %d", errno); /* 4 KiB pages then */
 	m->size = size;
-	m->nregions = sqb_x86_ram_layout(size, gpa, len, off);
+	m->nregions = sqb_arch_ram_layout(size, gpa, len, off);
 	for (unsigned int i = 0; i < m->nregions; i++)
 		m->regions[i] = (struct sqb_mem_region){gpa[i], len[i], m->host + off[i], off[i]};
 	return 0;

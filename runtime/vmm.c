@@ -11,7 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "arch/x86_64/layout.h"
+#include "arch.h"
 #include "dev_mmio.h"
 #include "io.h"
 #include "log.h"
@@ -51,10 +51,10 @@ int sqb_vm_irq_get(struct sqb_vm *vm, unsigned int gsi, struct sqb_irq **out)
 
 	*out = NULL;
 	if (!fixed)
-		for (gsi = SQB_X86_GSI_FIRST; gsi <= SQB_X86_GSI_LAST; gsi++)
+		for (gsi = SQB_ARCH_GSI_FIRST; gsi <= SQB_ARCH_GSI_LAST; gsi++)
 			if (!(vm->irq_used & (1u << gsi)))
 				break;
-	if (gsi >= SQB_VM_MAX_GSI || gsi > SQB_X86_GSI_LAST)
+	if (gsi >= SQB_VM_MAX_GSI || gsi > SQB_ARCH_GSI_LAST)
 		return -SQB_ELIMIT; /* every pin is taken */
 	if (vm->irq_used & (1u << gsi))
 		return -EEXIST;
@@ -352,7 +352,7 @@ static int req_set_entry(struct sqb_vcpu *vc, void *arg)
 	return vc->vm->ops->vcpu_set_entry(vc->hv, arg);
 }
 
-int sqb_vcpu_set_entry(struct sqb_vcpu *vc, const struct sqb_hv_entry *entry)
+int sqb_vcpu_set_entry(struct sqb_vcpu *vc, const struct sqb_arch_entry *entry)
 {
 	return sqb_vcpu_call(vc, req_set_entry, (void *)entry);
 }
@@ -457,40 +457,6 @@ static int vm_create_vcpus(struct sqb_vm *vm, struct sqb_diag *diag)
 	return 0;
 }
 
-static int vm_add_legacy_devices(struct sqb_vm *vm)
-{
-	static const struct {
-		enum sqb_dev_class_id cls;
-		const char *id;
-		uint64_t base;
-		unsigned int gsi; /* 0: none */
-	} legacy[] = {
-	    {SQB_DEVCLS_UART, "uart0", SQB_X86_UART_PORT, SQB_X86_UART_IRQ},
-	    {SQB_DEVCLS_I8042, "i8042", SQB_X86_I8042_PORT, SQB_X86_I8042_IRQ},
-	    {SQB_DEVCLS_POSTCODE, "postcode", SQB_X86_POST_PORT, 0},
-	};
-
-	for (size_t i = 0; i < sizeof(legacy) / sizeof(legacy[0]); i++) {
-		struct sqb_dev_ctx ctx = {&vm->mem, vm->loop, NULL, &vm->dev_host};
-		struct sqb_dev *d;
-
-		if (legacy[i].gsi)
-			FORWARD_IF_ERROR(sqb_vm_irq_get(vm, legacy[i].gsi, &ctx.irq));
-		FORWARD_IF_ERROR(sqb_dev_create(&d, &sqb_dev_classes[legacy[i].cls], legacy[i].id,
-						legacy[i].base, &ctx, NULL));
-		int err = sqb_bus_add(&vm->bus, d);
-		if (err < 0) {
-			sqb_dev_free(d);
-			return err;
-		}
-		if (legacy[i].cls == SQB_DEVCLS_UART)
-			vm->uart = d;
-		else if (legacy[i].cls == SQB_DEVCLS_I8042)
-			vm->i8042 = d;
-	}
-	return 0;
-}
-
 static int slot_ioeventfd(const struct sqb_mmio_slot_info *slot, uint64_t off, unsigned int len,
 			  uint64_t datamatch, int has_match, int fd, int assign)
 {
@@ -507,7 +473,7 @@ static int slot_ioeventfd(const struct sqb_mmio_slot_info *slot, uint64_t off, u
 int sqb_vm_add_mmio_dev(struct sqb_vm *vm, const struct sqb_mmio_dev_ops *ops, void *opaque,
 			struct sqb_mmio_slot_info *out, struct sqb_diag *diag)
 {
-	struct sqb_mmio_slot_cfg cfg = {ops, opaque, {0}, SQB_X86_VIRTIO_MMIO_BASE};
+	struct sqb_mmio_slot_cfg cfg = {ops, opaque, {0}, SQB_ARCH_VIRTIO_MMIO_BASE};
 	struct sqb_dev_ctx ctx = {&vm->mem, vm->loop, NULL, &vm->dev_host};
 	struct sqb_dev *d;
 	int err;
@@ -516,11 +482,11 @@ int sqb_vm_add_mmio_dev(struct sqb_vm *vm, const struct sqb_mmio_dev_ops *ops, v
 		return -EINVAL;
 	if (vm->sealed)
 		return -SQB_ESTATE;
-	if (vm->nmmio >= SQB_X86_VIRTIO_MMIO_SLOTS) {
+	if (vm->nmmio >= SQB_ARCH_VIRTIO_MMIO_SLOTS) {
 		if (diag)
 			snprintf(diag->reason, sizeof(diag->reason),
 				 "no free virtio-mmio slot (%d at most)",
-				 SQB_X86_VIRTIO_MMIO_SLOTS);
+				 SQB_ARCH_VIRTIO_MMIO_SLOTS);
 		return -SQB_ELIMIT;
 	}
 	err = sqb_vm_irq_get(vm, 0, &ctx.irq);
@@ -531,7 +497,7 @@ int sqb_vm_add_mmio_dev(struct sqb_vm *vm, const struct sqb_mmio_dev_ops *ops, v
 		return err;
 	}
 	cfg.slot = (struct sqb_mmio_slot_info){
-	    .base = SQB_X86_VIRTIO_MMIO_BASE + (uint64_t)SQB_MMIO_SLOT_SIZE * vm->nmmio,
+	    .base = SQB_ARCH_VIRTIO_MMIO_BASE + (uint64_t)SQB_MMIO_SLOT_SIZE * vm->nmmio,
 	    .size = SQB_MMIO_SLOT_SIZE,
 	    .gsi = ctx.irq->gsi,
 	    .irq = ctx.irq,
@@ -558,7 +524,6 @@ int sqb_vm_add_mmio_dev(struct sqb_vm *vm, const struct sqb_mmio_dev_ops *ops, v
 
 int sqb_vm_create(sqb_vm **out, const struct sqb_vm_config *cfg, struct sqb_diag *diag)
 {
-	struct sqb_hv_entry entry;
 	struct sqb_vm *vm;
 	int err;
 
@@ -604,7 +569,7 @@ int sqb_vm_create(sqb_vm **out, const struct sqb_vm_config *cfg, struct sqb_diag
 		goto err;
 	err = sqb_evloop_create(&vm->loop, "squib-evloop");
 	if (!err)
-		err = vm_add_legacy_devices(vm);
+		err = sqb_arch_add_platform_devices(vm);
 	if (!err && cfg->add_devices)
 		err = cfg->add_devices(cfg->add_devices_arg, vm, diag);
 	vm->sealed = 1;
@@ -613,14 +578,9 @@ int sqb_vm_create(sqb_vm **out, const struct sqb_vm_config *cfg, struct sqb_diag
 	if (err < 0)
 		goto err;
 	vm->state = SQB_VM_CREATED;
-	if (cfg->kernel_path) { /* else a snapshot restore sets the vCPUs */
-		err = sqb_vm_boot_load(vm, cfg, &entry, diag);
-		/* Secondary vCPUs wait for INIT/SIPI in the in-kernel LAPIC. */
-		if (!err)
-			err = sqb_vcpu_set_entry(&vm->vcpus[0], &entry);
-		if (err < 0)
-			goto err;
-	}
+	/* else a snapshot restore sets the vCPUs */
+	if (cfg->kernel_path && (err = sqb_arch_boot_load(vm, cfg, diag)) < 0)
+		goto err;
 	*out = vm;
 	return 0;
 err:

@@ -76,10 +76,6 @@ struct sqb_vm {
 	uint64_t start_ns, first_tx_ns;
 };
 
-/* Load the boot image and fill the boot vCPU's entry (vm_boot.c); the
- * platform description (ACPI) comes from the bus. */
-int sqb_vm_boot_load(struct sqb_vm *vm, const struct sqb_vm_config *cfg, struct sqb_hv_entry *entry,
-		     struct sqb_diag *diag);
 
 uint64_t sqb_now_ns(void);
 /* Stop the VM from outside its vCPUs (e.g. its memory source is gone):
@@ -93,7 +89,7 @@ void sqb_snapstate_free(struct sqb_vm *vm);
  * be parked: VM created and not started, or paused (-SQB_ESTATE otherwise,
  * or when its thread is gone).  Firecracker's VcpuEvent shape. */
 int sqb_vcpu_call(struct sqb_vcpu *vc, sqb_vcpu_fn fn, void *arg);
-int sqb_vcpu_set_entry(struct sqb_vcpu *vc, const struct sqb_hv_entry *entry);
+int sqb_vcpu_set_entry(struct sqb_vcpu *vc, const struct sqb_arch_entry *entry);
 /* Complete a port / MMIO access the last exit started (run once with the
  * kick set, dispatching what exits), so the saved RIP is past it. */
 int sqb_vcpu_settle(struct sqb_vcpu *vc, struct sqb_diag *diag);
@@ -109,7 +105,7 @@ int sqb_vcpu_load_records(struct sqb_vcpu *vc, const struct sqb_record *recs, un
 int sqb_vm_irq_get(struct sqb_vm *vm, unsigned int gsi, struct sqb_irq **out);
 
 /* ---- virtio-mmio slots (vmm.c) ----
- * Add slot n (window SQB_X86_VIRTIO_MMIO_BASE + 0x1000 n, a GSI from the
+ * Add slot n (window SQB_ARCH_VIRTIO_MMIO_BASE + 0x1000 n, a GSI from the
  * allocator) driven by ops/opaque.  Only before the guest is loaded: call
  * it from struct sqb_vm_config.add_devices.  out (may be NULL) gets the
  * slot description. */

@@ -1,7 +1,8 @@
-/* Linux KVM backend: fills struct sqb_hv_ops (runtime/hv.h) with /dev/kvm
- * ioctls — VM with in-kernel irqchip + PIT, memslots, irqfd / ioeventfd,
+/* Linux KVM backend, the architecture-neutral part: fills struct sqb_hv_ops
+ * (runtime/hv.h) with /dev/kvm ioctls — VM, memslots, irqfd / ioeventfd,
  * vCPUs with a run area, the kick (immediate_exit + a signal) and exit
- * translation.  x86 state and records: kvm_cpu.c, kvm_snapshot.c. */
+ * translation.  The arch part (kvm/x86_64/: irqchip + PIT, CPUID, MSRs,
+ * entry registers, state records) answers the sqb_kvm_arch_* hooks. */
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -19,7 +20,6 @@
 #include "log.h"
 #include "squib/snapfmt.h"
 
-#include "arch/x86_64/layout.h"
 
 /* The kick signal: its handler does nothing, it only makes KVM_RUN return
  * EINTR.  Installed once per process by the backend (no SA_RESTART). */
@@ -42,7 +42,7 @@ static void install_kick_handler(void)
 
 static pthread_once_t kick_once = PTHREAD_ONCE_INIT;
 
-static void kvm_diag(struct sqb_diag *diag, const char *what, int err)
+void sqb_kvm_diag(struct sqb_diag *diag, const char *what, int err)
 {
 	if (!diag)
 		return;
@@ -65,41 +65,32 @@ static int kvm_vm_create(struct sqb_hv_vm **out, unsigned int nvcpus, struct sqb
 	vm->kvm_fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
 	if (vm->kvm_fd < 0) {
 		err = -errno;
-		kvm_diag(diag, "open /dev/kvm", err);
+		sqb_kvm_diag(diag, "open /dev/kvm", err);
 		goto err_free;
 	}
 	if (ioctl(vm->kvm_fd, KVM_GET_API_VERSION, 0) != KVM_API_VERSION) {
 		err = -SQB_EUNSUPPORTED;
-		kvm_diag(diag, "KVM API version is not 12", -EINVAL);
+		sqb_kvm_diag(diag, "KVM API version is not 12", -EINVAL);
 		goto err_kvm;
 	}
 	vm->vm_fd = ioctl(vm->kvm_fd, KVM_CREATE_VM, 0);
 	if (vm->vm_fd < 0) {
 		err = -errno;
-		kvm_diag(diag, "KVM_CREATE_VM", err);
+		sqb_kvm_diag(diag, "KVM_CREATE_VM", err);
 		goto err_kvm;
 	}
 	vm->run_size = ioctl(vm->kvm_fd, KVM_GET_VCPU_MMAP_SIZE, 0);
 	if (vm->run_size <= 0) {
 		err = -EINVAL;
-		kvm_diag(diag, "KVM_GET_VCPU_MMAP_SIZE", err);
+		sqb_kvm_diag(diag, "KVM_GET_VCPU_MMAP_SIZE", err);
 		goto err_vm;
 	}
-	err = sqb_kvm_cpuid_init(vm);
-	if (err < 0) {
-		kvm_diag(diag, "KVM_GET_SUPPORTED_CPUID", err);
+	err = sqb_kvm_arch_vm_init(vm, diag);
+	if (err < 0)
 		goto err_vm;
-	}
-	err = sqb_kvm_msr_init(vm);
-	if (err < 0) {
-		kvm_diag(diag, "KVM_GET_MSR_INDEX_LIST", err);
-		goto err_cpuid;
-	}
 	*out = vm;
 	return 0;
 
-err_cpuid:
-	free(vm->cpuid);
 err_vm:
 	close(vm->vm_fd);
 err_kvm:
@@ -109,40 +100,16 @@ err_free:
 	return err;
 }
 
-/* In-kernel irqchip (PIC, IOAPIC, LAPICs) and PIT.  Called after guest
- * memory is mapped: on PVM a memslot added after the irqchip costs several
- * milliseconds more to register. */
 static int kvm_vm_init_platform(struct sqb_hv_vm *vm, struct sqb_diag *diag)
 {
-	struct kvm_pit_config pit = {.flags = KVM_PIT_SPEAKER_DUMMY};
-	uint64_t idmap = SQB_X86_KVM_IDMAP_ADDR;
-	int err;
-
-	if (ioctl(vm->vm_fd, KVM_SET_TSS_ADDR, SQB_X86_KVM_TSS_ADDR) < 0 ||
-	    ioctl(vm->vm_fd, KVM_SET_IDENTITY_MAP_ADDR, &idmap) < 0) {
-		err = -errno;
-		kvm_diag(diag, "KVM_SET_TSS_ADDR/IDENTITY_MAP", err);
-		return err;
-	}
-	if (ioctl(vm->vm_fd, KVM_CREATE_IRQCHIP, 0) < 0) {
-		err = -errno;
-		kvm_diag(diag, "KVM_CREATE_IRQCHIP", err);
-		return err;
-	}
-	if (ioctl(vm->vm_fd, KVM_CREATE_PIT2, &pit) < 0) {
-		err = -errno;
-		kvm_diag(diag, "KVM_CREATE_PIT2", err);
-		return err;
-	}
-	return 0;
+	return sqb_kvm_arch_platform(vm, diag);
 }
 
 static void kvm_vm_destroy(struct sqb_hv_vm *vm)
 {
 	if (!vm)
 		return;
-	free(vm->cpuid);
-	free(vm->msr_index);
+	sqb_kvm_arch_vm_fini(vm);
 	close(vm->vm_fd);
 	close(vm->kvm_fd);
 	free(vm);
@@ -213,25 +180,18 @@ static int kvm_vcpu_create(struct sqb_hv_vcpu **out, struct sqb_hv_vm *vm, unsig
 	vc->fd = ioctl(vm->vm_fd, KVM_CREATE_VCPU, (unsigned long)index);
 	if (vc->fd < 0) {
 		err = -errno;
-		kvm_diag(diag, "KVM_CREATE_VCPU", err);
+		sqb_kvm_diag(diag, "KVM_CREATE_VCPU", err);
 		goto err_free;
 	}
 	vc->run = mmap(NULL, vm->run_size, PROT_READ | PROT_WRITE, MAP_SHARED, vc->fd, 0);
 	if (vc->run == MAP_FAILED) {
 		err = -errno;
-		kvm_diag(diag, "mmap vCPU run area", err);
+		sqb_kvm_diag(diag, "mmap vCPU run area", err);
 		goto err_fd;
 	}
-	err = sqb_kvm_cpuid_set(vc);
-	if (err < 0) {
-		kvm_diag(diag, "KVM_SET_CPUID2", err);
+	err = sqb_kvm_arch_vcpu_init(vc, diag);
+	if (err < 0)
 		goto err_run;
-	}
-	err = sqb_kvm_msr_boot(vc);
-	if (err < 0) {
-		kvm_diag(diag, "KVM_SET_MSRS", err);
-		goto err_run;
-	}
 	*out = vc;
 	return 0;
 
@@ -349,7 +309,7 @@ static uint64_t kvm_vcpu_rip(struct sqb_hv_vcpu *vc)
 
 const struct sqb_hv_ops sqb_hv_backend = {
     .name = "kvm",
-    .snap_arch = SQB_ARCH_X86_64,
+    .snap_arch = SQB_KVM_SNAP_ARCH,
     .snap_hv = SQB_HV_KVM,
     .vm_create = kvm_vm_create,
     .vm_destroy = kvm_vm_destroy,

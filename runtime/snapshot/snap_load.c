@@ -9,7 +9,7 @@
 #include <unistd.h>
 
 #include "log.h"
-#include "arch/x86_64/layout.h"
+#include "layout.h"
 #include "snap_priv.h"
 
 struct recset {
@@ -116,9 +116,9 @@ static int open_state(struct loadctx *c, unsigned int arch, unsigned int hv)
 /* Regions must be exactly the layout squib builds for mem_size_mib. */
 static int check_layout(struct loadctx *c, const sqb_snap *m)
 {
-	uint64_t gpa[SQB_X86_MAX_RAM_REGIONS], len[SQB_X86_MAX_RAM_REGIONS],
-	    off[SQB_X86_MAX_RAM_REGIONS];
-	unsigned int nwant = sqb_x86_ram_layout(c->conf.mem_size_mib << 20, gpa, len, off);
+	uint64_t gpa[SQB_ARCH_MAX_RAM_REGIONS], len[SQB_ARCH_MAX_RAM_REGIONS],
+	    off[SQB_ARCH_MAX_RAM_REGIONS];
+	unsigned int nwant = sqb_arch_ram_layout(c->conf.mem_size_mib << 20, gpa, len, off);
 	struct sqb_region r;
 
 	if (sqb_snap_region_count(m) != nwant)

@@ -87,14 +87,14 @@ static void test_cpuid_grows_on_e2big(void **state)
 
 	(void)state;
 	assert_int_equal(sqb_kvm_cpuid_init(&vm), 0);
-	assert_non_null(vm.cpuid);
-	assert_int_equal(vm.cpuid->nent, 300);
-	assert_int_equal(vm.cpuid->entries[299].function, 299);
-	free(vm.cpuid);
+	assert_non_null(vm.arch.cpuid);
+	assert_int_equal(vm.arch.cpuid->nent, 300);
+	assert_int_equal(vm.arch.cpuid->entries[299].function, 299);
+	free(vm.arch.cpuid);
 	host_cpuid_leaves = 100000; /* absurd: refused, not an endless loop */
-	vm.cpuid = NULL;
+	vm.arch.cpuid = NULL;
 	assert_int_equal(sqb_kvm_cpuid_init(&vm), -E2BIG);
-	assert_null(vm.cpuid);
+	assert_null(vm.arch.cpuid);
 	host_cpuid_leaves = 300;
 }
 
@@ -105,13 +105,13 @@ static void test_msr_index_not_left_behind(void **state)
 	(void)state;
 	msr_second_call_fails = 1;
 	assert_int_equal(sqb_kvm_msr_init(&vm), -EFAULT);
-	assert_null(vm.msr_index); /* freed, not leaked (LeakSanitizer agrees) */
-	assert_int_equal(vm.nmsr_index, 0);
+	assert_null(vm.arch.msr_index); /* freed, not leaked (LeakSanitizer agrees) */
+	assert_int_equal(vm.arch.nmsr_index, 0);
 	msr_second_call_fails = 0;
 	assert_int_equal(sqb_kvm_msr_init(&vm), 0);
-	assert_int_equal(vm.nmsr_index, 5);
-	assert_int_equal(vm.msr_index[4], 0x14);
-	free(vm.msr_index);
+	assert_int_equal(vm.arch.nmsr_index, 5);
+	assert_int_equal(vm.arch.msr_index[4], 0x14);
+	free(vm.arch.msr_index);
 }
 
 static void test_tsc_record_never_dropped(void **state)
@@ -143,8 +143,8 @@ static void test_tsc_record_never_dropped(void **state)
 		free((void *)recs[i].data);
 	}
 	assert_true(has_tsc);
-	free(vm.cpuid);
-	free(vm.msr_index);
+	free(vm.arch.cpuid);
+	free(vm.arch.msr_index);
 }
 
 int main(void)

@@ -1,4 +1,4 @@
-/* Boot image loading for the VMM: hands the guest RAM ranges and the bus's
+/* x86_64 boot adapter (arch.h): hands the guest RAM ranges and the bus's
  * device descriptions to the x86boot loader (runtime/x86boot: PVH ELF,
  * bzImage, ACPI) and turns the entry it describes into the boot vCPU's
  * state for the hypervisor backend.  The loader writes guest RAM through
@@ -8,13 +8,15 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "arch.h"
+#include "arch_entry.h"
 #include "log.h"
 #include "vmm_priv.h"
 #include "x86boot.h"
 
-int sqb_vm_boot_load(struct sqb_vm *vm, const struct sqb_vm_config *cfg, struct sqb_hv_entry *entry,
-		     struct sqb_diag *diag)
+int sqb_arch_boot_load(struct sqb_vm *vm, const struct sqb_vm_config *cfg, struct sqb_diag *diag)
 {
+	struct sqb_arch_entry e, *entry = &e;
 	struct sqb_x86boot_mem ram[SQB_GMEM_MAX_REGIONS];
 	struct sqb_x86boot_dev devs[SQB_X86BOOT_MAX_DEVS];
 	struct sqb_x86boot_in in = {0};
@@ -66,11 +68,11 @@ int sqb_vm_boot_load(struct sqb_vm *vm, const struct sqb_vm_config *cfg, struct 
 	memset(entry, 0, sizeof(*entry));
 	switch (out.mode) {
 	case SQB_X86BOOT_PROT32:
-		entry->mode = SQB_HV_ENTRY_PROT32;
+		entry->mode = SQB_X86_ENTRY_PROT32;
 		entry->cs_sel = SQB_X86BOOT_SEL_CODE32;
 		break;
 	case SQB_X86BOOT_LONG64:
-		entry->mode = SQB_HV_ENTRY_LONG64;
+		entry->mode = SQB_X86_ENTRY_LONG64;
 		entry->cs_sel = SQB_X86BOOT_SEL_CODE64;
 		break;
 	default:
@@ -84,5 +86,6 @@ int sqb_vm_boot_load(struct sqb_vm *vm, const struct sqb_vm_config *cfg, struct 
 	entry->cr3 = out.cr3;
 	entry->gdt_base = out.gdt_base;
 	entry->gdt_limit = out.gdt_limit;
-	return 0;
+	/* Secondary vCPUs wait for INIT/SIPI in the in-kernel LAPIC. */
+	return sqb_vcpu_set_entry(&vm->vcpus[0], entry);
 }
