@@ -76,7 +76,6 @@ struct sqb_vm {
 	uint64_t start_ns, first_tx_ns;
 };
 
-
 uint64_t sqb_now_ns(void);
 /* Stop the VM from outside its vCPUs (e.g. its memory source is gone):
  * first reason wins, vCPUs are kicked, the event fd fires. */

@@ -20,7 +20,6 @@
 #include "log.h"
 #include "squib/snapfmt.h"
 
-
 /* The kick signal: its handler does nothing, it only makes KVM_RUN return
  * EINTR.  Installed once per process by the backend (no SA_RESTART). */
 #define KVM_KICK_SIGNAL SIGUSR2

@@ -16,8 +16,8 @@
 
 #include <stdint.h>
 
-#define SQB_X86_MMIO_GAP_START	0xc0000000ULL  /* 3 GiB: low RAM ends here */
-#define SQB_X86_HIGH_RAM_START	0x100000000ULL /* 4 GiB: the rest of RAM */
+#define SQB_X86_MMIO_GAP_START	 0xc0000000ULL	/* 3 GiB: low RAM ends here */
+#define SQB_X86_HIGH_RAM_START	 0x100000000ULL /* 4 GiB: the rest of RAM */
 #define SQB_ARCH_MAX_RAM_REGIONS 2
 
 /* KVM needs three pages for the TSS and one for the identity map (VMX real
@@ -43,7 +43,7 @@
 /* Split size bytes of RAM into the x86 regions: returns the count and
  * fills gpa/size/offset (offset: where the region starts in the backing). */
 static inline unsigned int sqb_arch_ram_layout(uint64_t size, uint64_t gpa[2], uint64_t len[2],
-					      uint64_t off[2])
+					       uint64_t off[2])
 {
 	uint64_t low = size < SQB_X86_MMIO_GAP_START ? size : SQB_X86_MMIO_GAP_START;
 

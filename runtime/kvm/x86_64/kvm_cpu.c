@@ -241,7 +241,8 @@ size_t sqb_kvm_vcpu_state_size(struct sqb_hv_vcpu *vc, enum sqb_hv_vcpu_state_ki
 	case SQB_HV_VCPU_DEBUGREGS:
 		return sizeof(struct kvm_debugregs);
 	case SQB_HV_VCPU_MSRS:
-		return sizeof(struct kvm_msrs) + vc->vm->arch.nmsr_index * sizeof(struct kvm_msr_entry);
+		return sizeof(struct kvm_msrs) +
+		       vc->vm->arch.nmsr_index * sizeof(struct kvm_msr_entry);
 	default:
 		return 0;
 	}
@@ -268,7 +269,8 @@ static int msrs_get(struct sqb_hv_vcpu *vc, struct kvm_msrs *m)
 
 		t->nmsrs = want;
 		for (uint32_t i = 0; i < want; i++)
-			t->entries[i] = (struct kvm_msr_entry){.index = vm->arch.msr_index[done + i]};
+			t->entries[i] =
+			    (struct kvm_msr_entry){.index = vm->arch.msr_index[done + i]};
 		n = ioctl(vc->fd, KVM_GET_MSRS, t);
 		if (n < 0) {
 			err = -errno;
@@ -277,7 +279,8 @@ static int msrs_get(struct sqb_hv_vcpu *vc, struct kvm_msrs *m)
 		memcpy(&m->entries[done], t->entries, (size_t)n * sizeof(t->entries[0]));
 		done += (uint32_t)n;
 		if ((uint32_t)n < want) {
-			sqb_debug("host refused to read MSR 0x%x; dropped", vm->arch.msr_index[done]);
+			sqb_debug("host refused to read MSR 0x%x; dropped",
+				  vm->arch.msr_index[done]);
 			memmove(&vm->arch.msr_index[done], &vm->arch.msr_index[done + 1],
 				(vm->arch.nmsr_index - done - 1) * sizeof(uint32_t));
 			vm->arch.nmsr_index--;
