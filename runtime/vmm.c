@@ -340,9 +340,12 @@ int sqb_vcpu_call(struct sqb_vcpu *vc, sqb_vcpu_fn fn, void *arg)
 	vc->req_arg = arg;
 	vc->req_done = 0;
 	pthread_cond_broadcast(&vm->cond);
-	while (!vc->req_done)
+	/* a stop may end the thread before it takes the request */
+	while (!vc->req_done && vc->alive)
 		pthread_cond_wait(&vm->cond, &vm->lock);
-	rc = vc->req_rc;
+	rc = vc->req_done ? vc->req_rc : -SQB_ESTATE;
+	vc->req_fn = NULL;
+	vc->req_done = 0;
 	pthread_mutex_unlock(&vm->lock);
 	return rc;
 }

@@ -16,32 +16,6 @@
 
 #include <pthread.h>
 
-/* vCPU state kinds a snapshot captures, in the order KVM wants them set. */
-enum sqb_hv_vcpu_state_kind {
-	SQB_HV_VCPU_CPUID = 0,
-	SQB_HV_VCPU_TSC_KHZ,
-	SQB_HV_VCPU_REGS,
-	SQB_HV_VCPU_SREGS,
-	SQB_HV_VCPU_XCRS,
-	SQB_HV_VCPU_FPU,
-	SQB_HV_VCPU_XSAVE,
-	SQB_HV_VCPU_LAPIC,
-	SQB_HV_VCPU_MSRS,
-	SQB_HV_VCPU_EVENTS,
-	SQB_HV_VCPU_MP_STATE,
-	SQB_HV_VCPU_DEBUGREGS,
-	SQB_HV_VCPU_STATE_KINDS_
-};
-
-enum sqb_hv_vm_state_kind {
-	SQB_HV_VM_PIC_MASTER = 0,
-	SQB_HV_VM_PIC_SLAVE,
-	SQB_HV_VM_IOAPIC,
-	SQB_HV_VM_PIT,
-	SQB_HV_VM_CLOCK,
-	SQB_HV_VM_STATE_KINDS_
-};
-
 struct sqb_hv_vm {
 	int kvm_fd;
 	int vm_fd;

@@ -449,6 +449,52 @@ static void test_snapshot_devices_and_vmm_writes(void **state)
 	assert_int_equal(system(path), 0);
 }
 
+/* A stop while another thread sends vCPU requests: every request returns
+ * (done, or -SQB_ESTATE once the vCPU thread is gone), none hangs. */
+static int nop_req(struct sqb_vcpu *vc, void *arg)
+{
+	(void)vc;
+	__atomic_add_fetch((int *)arg, 1, __ATOMIC_RELAXED);
+	return 0;
+}
+
+struct req_storm {
+	sqb_vm *vm;
+	int served, refused;
+};
+
+static void *storm(void *arg)
+{
+	struct req_storm *r = arg;
+
+	for (int i = 0; i < 100000; i++) {
+		int rc = sqb_vcpu_call(&r->vm->vcpus[i & 1], nop_req, &r->served);
+		if (rc == -SQB_ESTATE && ++r->refused > 50)
+			break;
+	}
+	return NULL;
+}
+
+static void test_stop_while_requests_are_sent(void **state)
+{
+	struct pipe_vm p;
+	struct req_storm r = {0};
+	pthread_t t;
+
+	(void)state;
+	pv_create(&p, "counter.elf", "delay=2000", 2);
+	assert_int_equal(sqb_vm_start(p.vm), 0);
+	assert_int_equal(sqb_vm_pause(p.vm), 0);
+	r.vm = p.vm;
+	assert_int_equal(pthread_create(&t, NULL, storm, &r), 0);
+	while (__atomic_load_n(&r.served, __ATOMIC_RELAXED) < 100)
+		usleep(1000);
+	assert_int_equal(sqb_vm_stop(p.vm), 0);
+	pthread_join(t, NULL);
+	assert_true(r.refused > 0);
+	pv_free(&p);
+}
+
 static void test_create_errors_say_what(void **state)
 {
 	struct sqb_vm_config cfg = SQB_VM_CONFIG_INIT;
@@ -486,6 +532,7 @@ int main(int argc, char **argv)
 	    cmocka_unit_test(test_partial_creation_frees_cleanly),
 	    cmocka_unit_test(test_mmio_slots_from_the_config_hook),
 	    cmocka_unit_test(test_snapshot_devices_and_vmm_writes),
+	    cmocka_unit_test(test_stop_while_requests_are_sent),
 	    cmocka_unit_test(test_create_errors_say_what),
 	};
 	int fd;

@@ -1,4 +1,4 @@
-/* KVM state <-> snapfmt record encoders (runtime/kvm/kvm_records.c,
+/* KVM state <-> snapfmt record encoders (runtime/kvm/x86_64/kvm_records.c,
  * docs/format.md 8.1/8.3): known answers — each field set to a distinct
  * value must land at the offset docs/format.md's tables give (a symmetric
  * offset error passes a round trip, not these) — then every field survives
