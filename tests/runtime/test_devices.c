@@ -596,6 +596,100 @@ static void test_uart_loopback_decided_under_lock(void **state)
 	sqb_bus_destroy(&r.bus);
 }
 
+/* Hostile state and hostile accesses: random DEVS payloads of every length
+ * either load (and then describe a device that behaves) or are refused with
+ * the device unchanged; random register accesses of sizes 0..8 never crash. */
+static void test_hostile_state_and_accesses(void **state)
+{
+	struct rig r;
+	uint8_t buf[100], *before, *after;
+	size_t lb, la;
+	unsigned int loaded = 0;
+
+	(void)state;
+	rig_init(&r);
+	srand(1234);
+	for (int round = 0; round < 4000; round++) {
+		struct sqb_dev *d = (round & 1) ? r.uart : r.kbd;
+		size_t len = (size_t)(rand() % 100);
+		const char *field;
+		int rc;
+
+		for (size_t i = 0; i < len; i++)
+			buf[i] = (uint8_t)rand();
+		if (round % 3 == 0) { /* often well-formed: right length, bounded counts */
+			len = d == r.uart ? 80 : 24;
+			memset(buf + (d == r.uart ? 11 : 5), 0, d == r.uart ? 5 : 3);
+			buf[d == r.uart ? 10 : 4] %= d == r.uart ? 65 : 17;
+			if (d == r.uart)
+				buf[9] &= 1;
+		}
+		assert_int_equal(sqb_dev_save(d, &before, &lb), 0);
+		rc = sqb_dev_load(d, 1 + (round % 50 == 0), buf, len, &field);
+		assert_int_equal(sqb_dev_save(d, &after, &la), 0);
+		if (rc) {
+			assert_non_null(field);
+			assert_memory_equal(before, after, lb); /* untouched */
+		} else {
+			loaded++;
+			assert_memory_equal(after, buf, len);
+		}
+		free(before);
+		free(after);
+		for (int k = 0; k < 8; k++) {
+			uint8_t io[8];
+			uint16_t port = (uint16_t)(d->base + (unsigned int)(rand() % 9));
+			memset(io, (uint8_t)rand(), sizeof(io));
+			sqb_bus_access(&r.bus, SQB_BUS_PIO, port, io, (unsigned int)(rand() % 9),
+				       rand() & 1);
+		}
+	}
+	assert_true(loaded > 500);
+	assert_int_equal(sqb_dev_load(r.uart, 0, buf, 80, NULL), -SQB_EVERSION);
+	sqb_bus_destroy(&r.bus);
+}
+
+/* A callback may remove its own entry (and others) from inside the loop. */
+struct self_del {
+	struct sqb_evloop *l;
+	int64_t h;
+	int fd, hits;
+};
+
+static void self_del_cb(int fd, uint32_t events, void *arg)
+{
+	struct self_del *s = arg;
+	uint64_t v;
+
+	(void)events;
+	if (read(fd, &v, sizeof(v)) < 0)
+		return;
+	__atomic_add_fetch(&s->hits, 1, __ATOMIC_RELAXED);
+	assert_true(sqb_evloop_on_thread(s->l));
+	sqb_evloop_del(s->l, s->h);
+}
+
+static void test_evloop_callback_removes_itself(void **state)
+{
+	struct self_del s = {0};
+	uint64_t one = 1;
+
+	(void)state;
+	assert_int_equal(sqb_evloop_create(&s.l, NULL), 0);
+	s.fd = eventfd(0, EFD_NONBLOCK);
+	s.h = sqb_evloop_add(s.l, s.fd, EPOLLIN, self_del_cb, &s);
+	assert_true(s.h > 0);
+	assert_int_equal(write(s.fd, &one, 8), 8);
+	for (int i = 0; i < 1000 && !__atomic_load_n(&s.hits, __ATOMIC_RELAXED); i++)
+		usleep(1000);
+	assert_int_equal(write(s.fd, &one, 8), 8);
+	usleep(20000);
+	assert_int_equal(__atomic_load_n(&s.hits, __ATOMIC_RELAXED), 1);
+	assert_int_equal(sqb_evloop_del(s.l, s.h), -ENOENT);
+	sqb_evloop_free(s.l);
+	close(s.fd);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -608,6 +702,8 @@ int main(void)
 	    cmocka_unit_test(test_gmem_bounds_regions_and_dirty_marks),
 	    cmocka_unit_test(test_evloop_fds_and_timers),
 	    cmocka_unit_test(test_uart_loopback_decided_under_lock),
+	    cmocka_unit_test(test_hostile_state_and_accesses),
+	    cmocka_unit_test(test_evloop_callback_removes_itself),
 	};
 	pthread_mutex_init(&H.lock, NULL);
 	return cmocka_run_group_tests(tests, NULL, NULL);
