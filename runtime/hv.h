@@ -20,7 +20,7 @@
 
 struct sqb_hv_vm;
 struct sqb_hv_vcpu;
-struct sqb_record;	   /* squib/snapfmt.h */
+struct sqb_record;     /* squib/snapfmt.h */
 struct sqb_arch_entry; /* arch/<arch>/arch_entry.h: how the boot vCPU enters */
 
 enum sqb_hv_exit_kind {

@@ -216,8 +216,7 @@ static int set_state(struct loadctx *c, struct sqb_vm *vm)
 		return err;
 	}
 	for (unsigned int i = 0; i < vm->nvcpus; i++) {
-		err = sqb_vcpu_load_records(&vm->vcpus[i], c->vcpu[i].recs, c->vcpu[i].n,
-					    c->diag);
+		err = sqb_vcpu_load_records(&vm->vcpus[i], c->vcpu[i].recs, c->vcpu[i].n, c->diag);
 		if (err) {
 			snprintf(c->diag->section, sizeof(c->diag->section), "VCPU[%u]", i);
 			return err;
