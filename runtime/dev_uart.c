@@ -1,10 +1,24 @@
-/* 16550A UART serial console (0x3f8, IRQ 4): transmit to the VMM's serial
- * sink, a 64-byte receive FIFO fed by the host, THRE/RDA interrupts.  The
- * register model follows the 16550 data sheet; state is a plain struct. */
+/* 16550A UART serial console (0x3f8, IRQ 4) as a bus device: transmit to
+ * the platform's serial sink, a 64-byte receive FIFO fed by the host,
+ * THRE/RDA interrupts (16550 data sheet); DEVS type 1 (snapshots.md). */
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "dev.h"
+
+struct uart_regs {
+	uint8_t ier, iir, lcr, mcr, lsr, msr, scr, dll, dlm;
+	uint8_t thr_irq_pending;
+	uint8_t rx_len;
+	uint8_t rx[SQB_UART_FIFO];
+};
+
+struct sqb_uart {
+	pthread_mutex_t lock;
+	struct uart_regs st;
+	struct sqb_dev *dev;
+};
 
 enum { UART_RBR_THR = 0, UART_IER, UART_IIR_FCR, UART_LCR, UART_MCR, UART_LSR, UART_MSR, UART_SCR };
 
@@ -23,7 +37,7 @@ enum { UART_RBR_THR = 0, UART_IER, UART_IIR_FCR, UART_LCR, UART_MCR, UART_LSR, U
 /* Recompute IIR; return 1 if an interrupt should be raised. */
 static int uart_update_iir(struct sqb_uart *u)
 {
-	struct sqb_uart_state *s = &u->st;
+	struct uart_regs *s = &u->st;
 	uint8_t iir = IIR_NONE;
 
 	if ((s->ier & IER_RDI) && s->rx_len)
@@ -36,7 +50,7 @@ static int uart_update_iir(struct sqb_uart *u)
 
 static uint8_t uart_read(struct sqb_uart *u, uint64_t off, int *irq)
 {
-	struct sqb_uart_state *s = &u->st;
+	struct uart_regs *s = &u->st;
 	uint8_t v = 0;
 
 	switch (off) {
@@ -73,7 +87,7 @@ static uint8_t uart_read(struct sqb_uart *u, uint64_t off, int *irq)
 
 static void uart_write(struct sqb_uart *u, uint64_t off, uint8_t v, int *irq, int *out)
 {
-	struct sqb_uart_state *s = &u->st;
+	struct uart_regs *s = &u->st;
 
 	switch (off) {
 	case UART_RBR_THR:
@@ -113,10 +127,10 @@ static void uart_write(struct sqb_uart *u, uint64_t off, uint8_t v, int *irq, in
 	}
 }
 
-void sqb_uart_io(struct sqb_devices *d, uint64_t off, uint8_t *data, unsigned int size,
-		 int is_write)
+static void uart_access(struct sqb_dev *d, uint64_t off, uint8_t *data, unsigned int size,
+			int is_write)
 {
-	struct sqb_uart *u = &d->uart;
+	struct sqb_uart *u = d->priv;
 	int irq = 0, out = 0;
 	uint8_t ch = data[0];
 
@@ -130,15 +144,19 @@ void sqb_uart_io(struct sqb_devices *d, uint64_t off, uint8_t *data, unsigned in
 		uart_write(u, off, ch, &irq, &out);
 	else
 		data[0] = uart_read(u, off, &irq);
+	/* loopback is decided under the lock: MCR may change right after */
+	if (out && (u->st.mcr & MCR_LOOP))
+		out = 0;
 	pthread_mutex_unlock(&u->lock);
-	if (out && !(u->st.mcr & MCR_LOOP))
-		u->host->serial_out(u->host->opaque, &ch, 1);
+	if (out)
+		d->ctx.host->serial_out(d->ctx.host->opaque, &ch, 1);
 	if (irq)
-		u->host->irq_pulse(u->host->opaque, u->irq);
+		sqb_irq_pulse(d->irq);
 }
 
-size_t sqb_uart_input(struct sqb_uart *u, const uint8_t *buf, size_t len)
+size_t sqb_uart_input(struct sqb_dev *d, const uint8_t *buf, size_t len)
 {
+	struct sqb_uart *u = d->priv;
 	size_t n;
 	int irq;
 
@@ -151,25 +169,93 @@ size_t sqb_uart_input(struct sqb_uart *u, const uint8_t *buf, size_t len)
 	irq = uart_update_iir(u);
 	pthread_mutex_unlock(&u->lock);
 	if (irq && n)
-		u->host->irq_pulse(u->host->opaque, u->irq);
+		sqb_irq_pulse(d->irq);
 	return n;
 }
 
-void sqb_uart_save(struct sqb_devices *d, void *state)
+static void uart_reset(struct sqb_dev *d)
 {
-	pthread_mutex_lock(&d->uart.lock);
-	memcpy(state, &d->uart.st, sizeof(d->uart.st));
-	pthread_mutex_unlock(&d->uart.lock);
+	struct sqb_uart *u = d->priv;
+
+	pthread_mutex_lock(&u->lock);
+	memset(&u->st, 0, sizeof(u->st));
+	u->st.iir = 0xc1;
+	u->st.lsr = 0x60;
+	u->st.dll = 12; /* 9600 baud */
+	pthread_mutex_unlock(&u->lock);
 }
 
-int sqb_uart_restore(struct sqb_devices *d, const void *state)
+static int uart_realize(struct sqb_dev *d, const void *cfg)
 {
-	const struct sqb_uart_state *s = state;
+	struct sqb_uart *u = calloc(1, sizeof(*u));
 
-	if (s->rx_len > SQB_UART_FIFO)
-		return -EINVAL;
-	pthread_mutex_lock(&d->uart.lock);
-	d->uart.st = *s;
-	pthread_mutex_unlock(&d->uart.lock);
+	(void)cfg;
+	if (!u)
+		return -ENOMEM;
+	pthread_mutex_init(&u->lock, NULL);
+	u->dev = d;
+	d->priv = u;
+	uart_reset(d);
 	return 0;
 }
+
+static void uart_unrealize(struct sqb_dev *d)
+{
+	struct sqb_uart *u = d->priv;
+
+	pthread_mutex_destroy(&u->lock);
+	free(u);
+	d->priv = NULL;
+}
+
+/* DEVS type 1, version 1, 80 bytes (snapshots.md): ier iir lcr mcr lsr msr
+ * scr dll dlm thr_irq_pending rx_len, 5 reserved, rx[64]. */
+static int uart_state(struct sqb_dev *d, struct sqb_devst *s)
+{
+	struct sqb_uart *u = d->priv;
+	struct uart_regs r;
+
+	pthread_mutex_lock(&u->lock);
+	r = u->st;
+	sqb_devst_u8(s, &r.ier, "ier");
+	sqb_devst_u8(s, &r.iir, "iir");
+	sqb_devst_u8(s, &r.lcr, "lcr");
+	sqb_devst_u8(s, &r.mcr, "mcr");
+	sqb_devst_u8(s, &r.lsr, "lsr");
+	sqb_devst_u8(s, &r.msr, "msr");
+	sqb_devst_u8(s, &r.scr, "scr");
+	sqb_devst_u8(s, &r.dll, "dll");
+	sqb_devst_u8(s, &r.dlm, "dlm");
+	sqb_devst_u8_max(s, &r.thr_irq_pending, 1, "thr_irq_pending");
+	sqb_devst_u8_max(s, &r.rx_len, SQB_UART_FIFO, "rx_len");
+	sqb_devst_reserved(s, 5);
+	sqb_devst_bytes(s, r.rx, SQB_UART_FIFO, "rx");
+	if (s->load && !s->err)
+		u->st = r;
+	pthread_mutex_unlock(&u->lock);
+	return 0;
+}
+
+static int uart_describe(struct sqb_dev *d, struct sqb_dev_describe *o)
+{
+	*o = (struct sqb_dev_describe){.hid = "PNP0501",
+				       .hid_eisa = 1,
+				       .name = "COM1",
+				       .space = SQB_BUS_PIO,
+				       .base = d->base,
+				       .len = (uint32_t)d->len};
+	if (d->irq) {
+		o->irq_kind = SQB_DESC_IRQ_LEGACY;
+		o->gsi = d->irq->gsi;
+	}
+	return 0;
+}
+
+const struct sqb_dev_ops sqb_uart_ops = {
+    .realize = uart_realize,
+    .unrealize = uart_unrealize,
+    .access = uart_access,
+    .state = uart_state,
+    .reset = uart_reset,
+    .describe = uart_describe,
+};

@@ -3,10 +3,12 @@
  *   vmm.c / devices ──> struct sqb_hv_ops ──> kvm/kvm_backend.c (Linux KVM)
  *                                        └──> hvf/ (later, same table)
  *
- * Nothing above this table names the hypervisor.  State slots (vCPU and VM
- * state get/set) move opaque, backend-defined blobs identified by kind; the
- * snapshot layer encodes them explicitly.  Unimplemented slots are NULL or
- * return -ENOSYS.
+ * Nothing above this table names the hypervisor.  vCPU and VM state leave
+ * the backend only as snapfmt records (format.md section 8).  Every vcpu_*
+ * op except vcpu_kick runs on that vCPU's own thread (Apple's hypervisor
+ * demands it; vmm.c sends requests to a parked vCPU).  Optional ops return
+ * -ENOSYS where the hypervisor has no such thing: irqfd falls back to
+ * vm_irq_line, ioeventfd to MMIO exits.
  */
 #ifndef SQB_RUNTIME_HV_H
 #define SQB_RUNTIME_HV_H
@@ -18,7 +20,8 @@
 
 struct sqb_hv_vm;
 struct sqb_hv_vcpu;
-struct sqb_record; /* squib/snapfmt.h */
+struct sqb_record;     /* squib/snapfmt.h */
+struct sqb_arch_entry; /* arch/<arch>/arch_entry.h: how the boot vCPU enters */
 
 enum sqb_hv_exit_kind {
 	SQB_HV_EXIT_IO = 1,
@@ -56,44 +59,6 @@ struct sqb_hv_exit {
 	} u;
 };
 
-/* How a vCPU enters the guest.  PROT32 = PVH (flat 32-bit, paging off, rbx =
- * start_info); LONG64 = 64-bit entry with identity page tables at cr3. */
-enum sqb_hv_entry_mode { SQB_HV_ENTRY_PROT32 = 1, SQB_HV_ENTRY_LONG64 = 2 };
-
-struct sqb_hv_entry {
-	enum sqb_hv_entry_mode mode;
-	uint64_t rip, rsp, rsi, rbx, cr3;
-	uint64_t gdt_base;
-	uint16_t gdt_limit;
-	uint16_t cs_sel, ds_sel;
-};
-
-/* vCPU state kinds a snapshot captures, in the order KVM wants them set. */
-enum sqb_hv_vcpu_state_kind {
-	SQB_HV_VCPU_CPUID = 0,
-	SQB_HV_VCPU_TSC_KHZ,
-	SQB_HV_VCPU_REGS,
-	SQB_HV_VCPU_SREGS,
-	SQB_HV_VCPU_XCRS,
-	SQB_HV_VCPU_FPU,
-	SQB_HV_VCPU_XSAVE,
-	SQB_HV_VCPU_LAPIC,
-	SQB_HV_VCPU_MSRS,
-	SQB_HV_VCPU_EVENTS,
-	SQB_HV_VCPU_MP_STATE,
-	SQB_HV_VCPU_DEBUGREGS,
-	SQB_HV_VCPU_STATE_KINDS_
-};
-
-enum sqb_hv_vm_state_kind {
-	SQB_HV_VM_PIC_MASTER = 0,
-	SQB_HV_VM_PIC_SLAVE,
-	SQB_HV_VM_IOAPIC,
-	SQB_HV_VM_PIT,
-	SQB_HV_VM_CLOCK,
-	SQB_HV_VM_STATE_KINDS_
-};
-
 struct sqb_hv_ops {
 	const char *name;
 	unsigned int snap_arch, snap_hv; /* snapfmt enum sqb_arch / sqb_hv of its records */
@@ -106,28 +71,33 @@ struct sqb_hv_ops {
 			     void *host, int track_dirty);
 	/* Drive an interrupt line of the in-kernel irqchip. */
 	int (*vm_irq_line)(struct sqb_hv_vm *vm, unsigned int irq, int level);
-	/* Size the caller must provide for a state blob of this kind. */
-	size_t (*vm_state_size)(enum sqb_hv_vm_state_kind kind);
-	int (*vm_get_state)(struct sqb_hv_vm *vm, enum sqb_hv_vm_state_kind kind, void *buf);
-	int (*vm_set_state)(struct sqb_hv_vm *vm, enum sqb_hv_vm_state_kind kind, const void *buf);
+	/* An eventfd whose write pulses gsi (edge) in the in-kernel irqchip;
+	 * assign 0 removes it.  -ENOSYS: use vm_irq_line. */
+	int (*vm_irqfd)(struct sqb_hv_vm *vm, int fd, unsigned int gsi, int assign);
+	/* An eventfd signalled (and the guest resumed at once) when the guest
+	 * writes len bytes at addr (MMIO, or a port if is_pio), equal to
+	 * datamatch if has_match.  -ENOSYS: the write exits as usual. */
+	int (*vm_ioeventfd)(struct sqb_hv_vm *vm, uint64_t addr, unsigned int len, int is_pio,
+			    uint64_t datamatch, int has_match, int fd, int assign);
 
-	/* Create vCPU index (APIC ID = index) with filtered CPUID and base MSRs. */
+	/* Create vCPU index (APIC ID = index) with filtered CPUID and base MSRs,
+	 * on the thread that will run it. */
 	int (*vcpu_create)(struct sqb_hv_vcpu **out, struct sqb_hv_vm *vm, unsigned int index,
 			   struct sqb_diag *diag);
 	void (*vcpu_destroy)(struct sqb_hv_vcpu *vcpu);
-	int (*vcpu_set_entry)(struct sqb_hv_vcpu *vcpu, const struct sqb_hv_entry *entry);
+	int (*vcpu_set_entry)(struct sqb_hv_vcpu *vcpu, const struct sqb_arch_entry *entry);
 	/* Run until an exit the VMM must handle.  Returns 0 with *exit filled,
 	 * -EINTR when kicked, other -errno on failure. */
 	int (*vcpu_run)(struct sqb_hv_vcpu *vcpu, struct sqb_hv_exit *exit);
-	/* Make the next (or current) run return -EINTR promptly; called with
-	 * the VMM's lock held, followed by a signal to the vCPU thread. */
-	void (*vcpu_set_kick)(struct sqb_hv_vcpu *vcpu, int on);
+	/* From any thread: make the current (or next) run of this vCPU return
+	 * -EINTR promptly (KVM: immediate_exit + a signal to the thread that
+	 * created the vCPU; the backend installs its handler once). */
+	void (*vcpu_kick)(struct sqb_hv_vcpu *vcpu);
+	/* On the vCPU thread, before running again: forget a past kick. */
+	void (*vcpu_clear_kick)(struct sqb_hv_vcpu *vcpu);
 	uint64_t (*vcpu_rip)(struct sqb_hv_vcpu *vcpu); /* best effort, for reports */
-	size_t (*vcpu_state_size)(struct sqb_hv_vcpu *vcpu, enum sqb_hv_vcpu_state_kind kind);
-	int (*vcpu_get_state)(struct sqb_hv_vcpu *vcpu, enum sqb_hv_vcpu_state_kind kind,
-			      void *buf);
-	int (*vcpu_set_state)(struct sqb_hv_vcpu *vcpu, enum sqb_hv_vcpu_state_kind kind,
-			      const void *buf);
+	/* A text for a backend code of SQB_HV_EXIT_INTERNAL (reports). */
+	const char *(*exit_internal_name)(uint64_t detail);
 
 	/* Snapshots: the complete vCPU / VM state as snapfmt records (format.md
 	 * section 8) in the backend's capture and apply order.  Save fills up to

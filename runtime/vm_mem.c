@@ -1,18 +1,22 @@
-/* Guest memory: one memfd (so it can later be registered with userfaultfd
- * or handed to a page server), mapped once in the VMM and split into the x86
- * layout: RAM below the 32-bit MMIO gap and the rest above 4 GiB. */
+/* Guest memory: one memfd (so it can be registered with userfaultfd or
+ * handed to a page server), mapped once in the VMM and split by the arch
+ * layout (arch/<arch>/layout.h); and the accessor every VMM access to
+ * guest memory goes through (gmem.h: bounds, dirty marks, lazy fetch). */
 #include <errno.h>
+#include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "layout.h"
+#include "gmem.h"
 #include "log.h"
-#include "vmm_priv.h"
 
-int sqb_mem_create(struct sqb_guest_mem *m, uint64_t size, int thp)
+int sqb_mem_create(struct sqb_gmem *m, uint64_t size, int thp)
 {
-	uint64_t low = size < SQB_MMIO_GAP_START ? size : SQB_MMIO_GAP_START;
+	uint64_t gpa[2], len[2], off[2];
 	int err;
 
+	m->hooks = NULL;
 	m->fd = memfd_create("squib-guest-ram", MFD_CLOEXEC);
 	if (m->fd < 0)
 		return -errno;
@@ -28,11 +32,9 @@ int sqb_mem_create(struct sqb_guest_mem *m, uint64_t size, int thp)
 	if (thp && madvise(m->host, size, MADV_HUGEPAGE) < 0)
 		sqb_debug("MADV_HUGEPAGE refused: %d", errno); /* 4 KiB pages then */
 	m->size = size;
-	m->nregions = 0;
-	m->regions[m->nregions++] = (struct sqb_mem_region){0, low, m->host, 0};
-	if (size > low)
-		m->regions[m->nregions++] =
-		    (struct sqb_mem_region){SQB_HIGH_RAM_START, size - low, m->host + low, low};
+	m->nregions = sqb_arch_ram_layout(size, gpa, len, off);
+	for (unsigned int i = 0; i < m->nregions; i++)
+		m->regions[i] = (struct sqb_mem_region){gpa[i], len[i], m->host + off[i], off[i]};
 	return 0;
 
 err_fd:
@@ -41,7 +43,7 @@ err_fd:
 	return err;
 }
 
-void sqb_mem_destroy(struct sqb_guest_mem *m)
+void sqb_mem_destroy(struct sqb_gmem *m)
 {
 	if (m->host && m->host != MAP_FAILED)
 		munmap(m->host, m->size);
@@ -49,4 +51,57 @@ void sqb_mem_destroy(struct sqb_guest_mem *m)
 		close(m->fd);
 	m->host = NULL;
 	m->fd = -1;
+}
+
+uint8_t *sqb_gmem_map(struct sqb_gmem *m, uint64_t gpa, uint64_t len, int write)
+{
+	const struct sqb_gmem_hooks *h;
+
+	if (!len)
+		return NULL;
+	for (unsigned int i = 0; i < m->nregions; i++) {
+		const struct sqb_mem_region *r = &m->regions[i];
+
+		if (gpa < r->gpa || gpa - r->gpa >= r->size)
+			continue;
+		if (len > r->size - (gpa - r->gpa))
+			return NULL; /* runs past the region: never into the next one */
+		h = __atomic_load_n(&m->hooks, __ATOMIC_ACQUIRE);
+		if (h && h->prefault && h->prefault(h->opaque, gpa, len) < 0)
+			return NULL;
+		if (write && h && h->written)
+			h->written(h->opaque, gpa, len);
+		return r->host + (gpa - r->gpa);
+	}
+	return NULL;
+}
+
+int sqb_gmem_read(struct sqb_gmem *m, void *dst, uint64_t gpa, uint64_t len)
+{
+	uint8_t *p = sqb_gmem_map(m, gpa, len, 0);
+
+	if (!p)
+		return -EFAULT;
+	memcpy(dst, p, len);
+	return 0;
+}
+
+int sqb_gmem_write(struct sqb_gmem *m, uint64_t gpa, const void *src, uint64_t len)
+{
+	uint8_t *p = sqb_gmem_map(m, gpa, len, 0);
+	const struct sqb_gmem_hooks *h;
+
+	if (!p)
+		return -EFAULT;
+	memcpy(p, src, len);
+	/* marked after the copy: a collect racing it reports it now or next */
+	h = __atomic_load_n(&m->hooks, __ATOMIC_ACQUIRE);
+	if (h && h->written)
+		h->written(h->opaque, gpa, len);
+	return 0;
+}
+
+const struct sqb_gmem_hooks *sqb_gmem_set_hooks(struct sqb_gmem *m, const struct sqb_gmem_hooks *h)
+{
+	return __atomic_exchange_n(&m->hooks, h, __ATOMIC_ACQ_REL);
 }

@@ -1,9 +1,9 @@
-/* The VMM core: VM creation, vCPU threads, exit dispatch, and the
- * pause/resume rendezvous (every vCPU parked at a clean exit boundary, the
- * same point a snapshot will capture).  No global VM state: all lives in
- * struct sqb_vm, so several VMs can share a process. */
+/* The VMM core: VM creation, vCPU threads (each vCPU created on its own
+ * thread, parked until started, per-vCPU work sent to it as requests),
+ * exit dispatch over the device bus, interrupts, the event loop, and the
+ * pause/resume rendezvous a snapshot captures at.  No global VM state:
+ * all lives in struct sqb_vm, so several VMs can share a process. */
 #include <errno.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,10 +11,11 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "arch.h"
+#include "dev_mmio.h"
+#include "io.h"
 #include "log.h"
 #include "vmm_priv.h"
-
-#define SQB_KICK_SIGNAL SIGUSR2
 
 uint64_t sqb_now_ns(void)
 {
@@ -24,32 +25,79 @@ uint64_t sqb_now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
 }
 
-static void kick_handler(int sig)
+/* ---- interrupts ---- */
+
+static void vm_irq_pulse(struct sqb_irq *irq)
 {
-	(void)sig; /* only interrupts KVM_RUN */
-}
+	struct sqb_vm *vm = irq->owner;
 
-static void install_kick_handler(void)
-{
-	struct sigaction sa;
-
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = kick_handler;
-	sigemptyset(&sa.sa_mask);
-	sigaction(SQB_KICK_SIGNAL, &sa, NULL); /* idempotent, no SA_RESTART */
-}
-
-/* ---- device host callbacks ---- */
-
-static void vm_irq_pulse(void *opaque, unsigned int irq)
-{
-	struct sqb_vm *vm = opaque;
-
+	if (irq->fd >= 0) {
+		uint64_t one = 1;
+		if (write(irq->fd, &one, sizeof(one)) < 0)
+			sqb_debug("irqfd write failed: %d", errno);
+		return;
+	}
 	/* two devices' threads pulsing one line must give two edges, not one */
 	pthread_mutex_lock(&vm->irq_lock);
-	vm->ops->vm_irq_line(vm->hv, irq, 1);
-	vm->ops->vm_irq_line(vm->hv, irq, 0);
+	vm->ops->vm_irq_line(vm->hv, irq->gsi, 1);
+	vm->ops->vm_irq_line(vm->hv, irq->gsi, 0);
 	pthread_mutex_unlock(&vm->irq_lock);
+}
+
+int sqb_vm_irq_get(struct sqb_vm *vm, unsigned int gsi, struct sqb_irq **out)
+{
+	struct sqb_irq *irq;
+	int fixed = gsi != 0;
+
+	*out = NULL;
+	if (!fixed)
+		for (gsi = SQB_ARCH_GSI_FIRST; gsi <= SQB_ARCH_GSI_LAST; gsi++)
+			if (!(vm->irq_used & (1u << gsi)))
+				break;
+	if (gsi >= SQB_VM_MAX_GSI || gsi > SQB_ARCH_GSI_LAST)
+		return -SQB_ELIMIT; /* every pin is taken */
+	if (vm->irq_used & (1u << gsi))
+		return -EEXIST;
+	irq = &vm->irqs[gsi];
+	*irq = (struct sqb_irq){gsi, -1, vm_irq_pulse, vm};
+	/* Legacy ISA lines keep the line op (their edge timing is the 8259's);
+	 * allocated pins get an irqfd so a device thread never enters KVM. */
+	if (!fixed && vm->ops->vm_irqfd) {
+		int fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+		if (fd >= 0 && vm->ops->vm_irqfd(vm->hv, fd, gsi, 1) == 0)
+			irq->fd = fd;
+		else if (fd >= 0)
+			close(fd); /* -ENOSYS or refused: the line op it is */
+	}
+	vm->irq_used |= 1u << gsi;
+	*out = irq;
+	return 0;
+}
+
+static void vm_irqs_free(struct sqb_vm *vm)
+{
+	for (unsigned int g = 0; g < SQB_VM_MAX_GSI; g++) {
+		struct sqb_irq *irq = &vm->irqs[g];
+
+		if (!(vm->irq_used & (1u << g)) || irq->fd < 0)
+			continue;
+		if (vm->hv)
+			vm->ops->vm_irqfd(vm->hv, irq->fd, g, 0);
+		close(irq->fd);
+		irq->fd = -1;
+	}
+	vm->irq_used = 0;
+}
+
+/* ---- stop / kick ---- */
+
+/* Caller holds vm->lock.  Kicks only vCPUs that exist (a failed creation
+ * leaves some never created). */
+static void vm_kick_all_locked(struct sqb_vm *vm)
+{
+	for (unsigned int i = 0; i < vm->nvcpus; i++)
+		if (vm->vcpus[i].hv)
+			vm->ops->vcpu_kick(vm->vcpus[i].hv);
 }
 
 /* Caller holds vm->lock.  Records the first reason only. */
@@ -64,12 +112,7 @@ static void vm_request_stop_locked(struct sqb_vm *vm, enum sqb_vm_stop_reason wh
 	vm->stop.detail = detail;
 	vm->stop.rip = rip;
 	snprintf(vm->stop.message, sizeof(vm->stop.message), "%s", msg);
-	for (unsigned int i = 0; i < vm->nvcpus; i++) {
-		vm->ops->vcpu_set_kick(vm->vcpus[i].hv, 1);
-		if (vm->vcpus[i].thread_started &&
-		    !pthread_equal(vm->vcpus[i].thread, pthread_self()))
-			pthread_kill(vm->vcpus[i].thread, SQB_KICK_SIGNAL);
-	}
+	vm_kick_all_locked(vm);
 	pthread_cond_broadcast(&vm->cond);
 	if (why != SQB_VM_STOP_REQUESTED) {
 		uint64_t one = 1;
@@ -77,6 +120,8 @@ static void vm_request_stop_locked(struct sqb_vm *vm, enum sqb_vm_stop_reason wh
 			sqb_debug("event_fd write failed");
 	}
 }
+
+/* ---- device host callbacks (platform services, not the VM) ---- */
 
 static void vm_request_reset(void *opaque)
 {
@@ -92,7 +137,7 @@ static void vm_serial_out(void *opaque, const uint8_t *buf, size_t len)
 {
 	struct sqb_vm *vm = opaque;
 
-	if (!vm->first_tx_ns)
+	if (!__atomic_load_n(&vm->first_tx_ns, __ATOMIC_RELAXED))
 		__atomic_store_n(&vm->first_tx_ns, sqb_now_ns(), __ATOMIC_RELAXED);
 	__atomic_add_fetch(&vm->uart_tx_bytes, len, __ATOMIC_RELAXED);
 	if (vm->serial_fd >= 0) {
@@ -105,21 +150,6 @@ static void vm_serial_out(void *opaque, const uint8_t *buf, size_t len)
 
 /* ---- vCPU thread ---- */
 
-/* KVM's internal-error sub-codes (the hypervisor could not go on). */
-static const char *internal_error_name(uint64_t sub)
-{
-	switch (sub) {
-	case 1:
-		return "instruction emulation failed";
-	case 2:
-		return "exception while delivering an exception (triple-fault class)";
-	case 3:
-		return "event delivery failed";
-	default:
-		return "unknown";
-	}
-}
-
 /* Handle one exit; returns 0 to keep running or a stop reason. */
 static enum sqb_vm_stop_reason vcpu_dispatch(struct sqb_vcpu *vc, struct sqb_hv_exit *ex, char *msg,
 					     size_t msglen)
@@ -129,7 +159,7 @@ static enum sqb_vm_stop_reason vcpu_dispatch(struct sqb_vcpu *vc, struct sqb_hv_
 	case SQB_HV_EXIT_IO:
 		vc->io_exits++;
 		for (uint32_t i = 0; i < ex->u.io.count; i++)
-			sqb_bus_access(&vc->vm->devs, SQB_BUS_PIO, ex->u.io.port,
+			sqb_bus_access(&vc->vm->bus, SQB_BUS_PIO, ex->u.io.port,
 				       ex->u.io.data + i * ex->u.io.size, ex->u.io.size,
 				       ex->u.io.is_write);
 		return SQB_VM_STOP_NONE;
@@ -137,7 +167,7 @@ static enum sqb_vm_stop_reason vcpu_dispatch(struct sqb_vcpu *vc, struct sqb_hv_
 		vc->mmio_exits++;
 		if (ex->u.mmio.len > 8)
 			ex->u.mmio.len = 8;
-		sqb_bus_access(&vc->vm->devs, SQB_BUS_MMIO, ex->u.mmio.gpa, ex->u.mmio.data,
+		sqb_bus_access(&vc->vm->bus, SQB_BUS_MMIO, ex->u.mmio.gpa, ex->u.mmio.data,
 			       ex->u.mmio.len, ex->u.mmio.is_write);
 		return SQB_VM_STOP_NONE;
 	case SQB_HV_EXIT_HLT:
@@ -148,7 +178,10 @@ static enum sqb_vm_stop_reason vcpu_dispatch(struct sqb_vcpu *vc, struct sqb_hv_
 		return SQB_VM_STOP_SHUTDOWN;
 	case SQB_HV_EXIT_INTERNAL:
 		snprintf(msg, msglen, "vCPU %u: hypervisor internal error %llu (%s)", vc->index,
-			 (unsigned long long)ex->detail, internal_error_name(ex->detail));
+			 (unsigned long long)ex->detail,
+			 vc->vm->ops->exit_internal_name
+			     ? vc->vm->ops->exit_internal_name(ex->detail)
+			     : "unknown");
 		return SQB_VM_STOP_INTERNAL_ERROR;
 	case SQB_HV_EXIT_FAIL_ENTRY:
 		snprintf(msg, msglen, "vCPU %u: entry failed, hardware reason 0x%llx", vc->index,
@@ -169,15 +202,35 @@ static enum sqb_vm_stop_reason vcpu_dispatch(struct sqb_vcpu *vc, struct sqb_hv_
 	}
 }
 
-/* Park at the rendezvous while a pause is requested; returns nonzero when
- * the thread must exit.  Clears the kick under the lock before running. */
+/* Park while the VM is not started or a pause is requested, serving
+ * requests meanwhile; returns nonzero when the thread must exit.  Clears
+ * the kick under the lock before running (a later pause kicks again). */
 static int vcpu_checkpoint(struct sqb_vcpu *vc)
 {
 	struct sqb_vm *vm = vc->vm;
-	int stop;
+	int stop = 0;
 
 	pthread_mutex_lock(&vm->lock);
-	while (vm->pause_req && !vm->stop_req) {
+	for (;;) {
+		if (vm->stop_req) {
+			stop = 1;
+			break;
+		}
+		if (vc->req_fn) {
+			sqb_vcpu_fn fn = vc->req_fn;
+			int rc;
+
+			pthread_mutex_unlock(&vm->lock);
+			rc = fn(vc, vc->req_arg);
+			pthread_mutex_lock(&vm->lock);
+			vc->req_fn = NULL;
+			vc->req_rc = rc;
+			vc->req_done = 1;
+			pthread_cond_broadcast(&vm->cond);
+			continue;
+		}
+		if (vm->started && !vm->pause_req)
+			break;
 		if (!vc->parked) {
 			vc->parked = 1;
 			vm->nparked++;
@@ -189,16 +242,14 @@ static int vcpu_checkpoint(struct sqb_vcpu *vc)
 		vc->parked = 0;
 		vm->nparked--;
 	}
-	stop = vm->stop_req;
 	if (!stop)
-		vm->ops->vcpu_set_kick(vc->hv, 0);
+		vm->ops->vcpu_clear_kick(vc->hv);
 	pthread_mutex_unlock(&vm->lock);
 	return stop;
 }
 
-static void *vcpu_thread(void *arg)
+static void vcpu_run_loop(struct sqb_vcpu *vc)
 {
-	struct sqb_vcpu *vc = arg;
 	struct sqb_vm *vm = vc->vm;
 	struct sqb_hv_exit ex;
 	char msg[160];
@@ -209,7 +260,6 @@ static void *vcpu_thread(void *arg)
 
 		memset(&ex, 0, sizeof(ex));
 		rc = vm->ops->vcpu_run(vc->hv, &ex);
-
 		if (rc == -EINTR)
 			continue;
 		if (rc < 0) {
@@ -226,30 +276,253 @@ static void *vcpu_thread(void *arg)
 			pthread_mutex_unlock(&vm->lock);
 		}
 	}
+}
+
+struct vcpu_start {
+	struct sqb_vcpu *vc;
+	struct sqb_diag *diag;
+};
+
+/* The vCPU is created here, on the thread that runs it, and destroyed
+ * here when the VM stops. */
+static void *vcpu_thread(void *arg)
+{
+	struct vcpu_start *st = arg;
+	struct sqb_vcpu *vc = st->vc;
+	struct sqb_vm *vm = vc->vm;
+	struct sqb_hv_vcpu *hv = NULL;
+	int rc;
+
+	/* SQB_FAULT=vcpu_create: the last vCPU fails (partial creation) */
+	if (vc->index > 0 && vc->index + 1 == vm->nvcpus && sqb_fault_enabled("vcpu_create"))
+		rc = -EIO;
+	else
+		rc = vm->ops->vcpu_create(&hv, vm->hv, vc->index, st->diag);
 	pthread_mutex_lock(&vm->lock);
+	vc->hv = rc < 0 ? NULL : hv;
+	vc->create_rc = rc;
+	vc->created = 1;
+	vc->alive = rc == 0;
+	pthread_cond_broadcast(&vm->cond);
+	pthread_mutex_unlock(&vm->lock);
+	if (rc < 0)
+		return NULL; /* st belongs to the creator: not touched again */
+	vcpu_run_loop(vc);
+	pthread_mutex_lock(&vm->lock);
+	vc->alive = 0;
+	vc->hv = NULL; /* no kick reaches it from here on */
 	vm->nexited++;
 	pthread_cond_broadcast(&vm->cond);
 	pthread_mutex_unlock(&vm->lock);
+	vm->ops->vcpu_destroy(hv);
 	return NULL;
 }
 
-/* ---- public API ---- */
+/* ---- per-vCPU requests ---- */
 
-static int vm_create_vcpus(struct sqb_vm *vm, const struct sqb_vm_config *cfg,
-			   struct sqb_diag *diag)
+int sqb_vcpu_call(struct sqb_vcpu *vc, sqb_vcpu_fn fn, void *arg)
 {
-	struct sqb_hv_entry entry;
+	struct sqb_vm *vm = vc->vm;
+	int rc;
 
-	for (unsigned int i = 0; i < vm->nvcpus; i++) {
-		vm->vcpus[i].vm = vm;
-		vm->vcpus[i].index = i;
-		FORWARD_IF_ERROR(vm->ops->vcpu_create(&vm->vcpus[i].hv, vm->hv, i, diag));
+	pthread_mutex_lock(&vm->lock);
+	if (!vc->alive || vm->stop_req || (vm->started && !vm->pause_req)) {
+		pthread_mutex_unlock(&vm->lock);
+		return -SQB_ESTATE;
 	}
-	if (!cfg->kernel_path)
-		return 0; /* restore path: state comes from a snapshot */
-	FORWARD_IF_ERROR(sqb_vm_boot_load(vm, cfg, &entry, diag));
-	/* Secondary vCPUs wait for INIT/SIPI in the in-kernel LAPIC. */
-	return vm->ops->vcpu_set_entry(vm->vcpus[0].hv, &entry);
+	while (vc->alive && (!vc->parked || vc->req_fn))
+		pthread_cond_wait(&vm->cond, &vm->lock);
+	if (!vc->alive) {
+		pthread_mutex_unlock(&vm->lock);
+		return -SQB_ESTATE;
+	}
+	vc->req_fn = fn;
+	vc->req_arg = arg;
+	vc->req_done = 0;
+	pthread_cond_broadcast(&vm->cond);
+	/* a stop may end the thread before it takes the request */
+	while (!vc->req_done && vc->alive)
+		pthread_cond_wait(&vm->cond, &vm->lock);
+	rc = vc->req_done ? vc->req_rc : -SQB_ESTATE;
+	vc->req_fn = NULL;
+	vc->req_done = 0;
+	pthread_mutex_unlock(&vm->lock);
+	return rc;
+}
+
+static int req_set_entry(struct sqb_vcpu *vc, void *arg)
+{
+	return vc->vm->ops->vcpu_set_entry(vc->hv, arg);
+}
+
+int sqb_vcpu_set_entry(struct sqb_vcpu *vc, const struct sqb_arch_entry *entry)
+{
+	return sqb_vcpu_call(vc, req_set_entry, (void *)entry);
+}
+
+static int req_settle(struct sqb_vcpu *vc, void *arg)
+{
+	struct sqb_diag *diag = arg;
+	struct sqb_vm *vm = vc->vm;
+	char msg[160];
+
+	vm->ops->vcpu_kick(vc->hv); /* own thread: the flag only */
+	for (int tries = 0;; tries++) {
+		struct sqb_hv_exit ex;
+		int rc;
+
+		memset(&ex, 0, sizeof(ex));
+		rc = vm->ops->vcpu_run(vc->hv, &ex);
+		if (rc == -EINTR)
+			return 0;
+		if (rc == 0 && tries < 64 &&
+		    (ex.kind == SQB_HV_EXIT_IO || ex.kind == SQB_HV_EXIT_MMIO)) {
+			vcpu_dispatch(vc, &ex, msg, sizeof(msg));
+			continue;
+		}
+		if (diag) {
+			diag->offset = UINT64_MAX;
+			snprintf(diag->section, sizeof(diag->section), "vcpu");
+			snprintf(diag->reason, sizeof(diag->reason), "vCPU %u did not settle (%s)",
+				 vc->index, rc ? strerror(-rc) : "unexpected exit");
+		}
+		return rc ? rc : -SQB_ESTATE;
+	}
+}
+
+int sqb_vcpu_settle(struct sqb_vcpu *vc, struct sqb_diag *diag)
+{
+	return sqb_vcpu_call(vc, req_settle, diag);
+}
+
+struct rec_req {
+	struct sqb_record *recs;
+	const struct sqb_record *crecs;
+	unsigned int cap, *n, count;
+	struct sqb_diag *diag;
+};
+
+static int req_save(struct sqb_vcpu *vc, void *arg)
+{
+	struct rec_req *r = arg;
+
+	return vc->vm->ops->vcpu_save_records(vc->hv, r->recs, r->cap, r->n);
+}
+
+static int req_load(struct sqb_vcpu *vc, void *arg)
+{
+	struct rec_req *r = arg;
+
+	return vc->vm->ops->vcpu_load_records(vc->hv, r->crecs, r->count, r->diag);
+}
+
+int sqb_vcpu_save_records(struct sqb_vcpu *vc, struct sqb_record *recs, unsigned int cap,
+			  unsigned int *n)
+{
+	struct rec_req r = {.recs = recs, .cap = cap, .n = n};
+
+	return sqb_vcpu_call(vc, req_save, &r);
+}
+
+int sqb_vcpu_load_records(struct sqb_vcpu *vc, const struct sqb_record *recs, unsigned int n,
+			  struct sqb_diag *diag)
+{
+	struct rec_req r = {.crecs = recs, .count = n, .diag = diag};
+
+	return sqb_vcpu_call(vc, req_load, &r);
+}
+
+/* ---- creation ---- */
+
+/* One thread per vCPU, each creating its vCPU; in index order, so a
+ * failure leaves vCPUs [0, i) alive and parked. */
+static int vm_create_vcpus(struct sqb_vm *vm, struct sqb_diag *diag)
+{
+	for (unsigned int i = 0; i < vm->nvcpus; i++) {
+		struct sqb_vcpu *vc = &vm->vcpus[i];
+		struct vcpu_start st = {vc, diag};
+		int err;
+
+		vc->vm = vm;
+		vc->index = i;
+		err = -pthread_create(&vc->thread, NULL, vcpu_thread, &st);
+		if (err < 0)
+			return err;
+		vc->thread_started = 1;
+		pthread_mutex_lock(&vm->lock);
+		while (!vc->created)
+			pthread_cond_wait(&vm->cond, &vm->lock);
+		err = vc->create_rc;
+		pthread_mutex_unlock(&vm->lock);
+		if (err < 0)
+			return err;
+	}
+	return 0;
+}
+
+static int slot_ioeventfd(const struct sqb_mmio_slot_info *slot, uint64_t off, unsigned int len,
+			  uint64_t datamatch, int has_match, int fd, int assign)
+{
+	struct sqb_vm *vm = slot->vm;
+
+	if (!vm->ops->vm_ioeventfd)
+		return -ENOSYS;
+	if (off >= slot->size || len > slot->size - off)
+		return -EINVAL;
+	return vm->ops->vm_ioeventfd(vm->hv, slot->base + off, len, 0, datamatch, has_match, fd,
+				     assign);
+}
+
+int sqb_vm_add_mmio_dev(struct sqb_vm *vm, const struct sqb_mmio_dev_ops *ops, void *opaque,
+			struct sqb_mmio_slot_info *out, struct sqb_diag *diag)
+{
+	struct sqb_mmio_slot_cfg cfg = {ops, opaque, {0}, SQB_ARCH_VIRTIO_MMIO_BASE};
+	struct sqb_dev_ctx ctx = {&vm->mem, vm->loop, NULL, &vm->dev_host};
+	struct sqb_dev *d;
+	int err;
+
+	if (!ops || !ops->id || !ops->access)
+		return -EINVAL;
+	if (vm->sealed)
+		return -SQB_ESTATE;
+	if (vm->nmmio >= SQB_ARCH_VIRTIO_MMIO_SLOTS) {
+		if (diag)
+			snprintf(diag->reason, sizeof(diag->reason),
+				 "no free virtio-mmio slot (%d at most)",
+				 SQB_ARCH_VIRTIO_MMIO_SLOTS);
+		return -SQB_ELIMIT;
+	}
+	err = sqb_vm_irq_get(vm, 0, &ctx.irq);
+	if (err < 0) {
+		if (diag)
+			snprintf(diag->reason, sizeof(diag->reason),
+				 "no free interrupt line for device '%s'", ops->id);
+		return err;
+	}
+	cfg.slot = (struct sqb_mmio_slot_info){
+	    .base = SQB_ARCH_VIRTIO_MMIO_BASE + (uint64_t)SQB_MMIO_SLOT_SIZE * vm->nmmio,
+	    .size = SQB_MMIO_SLOT_SIZE,
+	    .gsi = ctx.irq->gsi,
+	    .irq = ctx.irq,
+	    .mem = &vm->mem,
+	    .loop = vm->loop,
+	    .ioeventfd = slot_ioeventfd,
+	    .vm = vm,
+	};
+	err = sqb_dev_create(&d, &sqb_dev_classes[SQB_DEVCLS_MMIO_SLOT], ops->id, cfg.slot.base,
+			     &ctx, &cfg);
+	if (!err && (err = sqb_bus_add(&vm->bus, d)) < 0)
+		sqb_dev_free(d);
+	if (err < 0) {
+		if (diag && !diag->reason[0])
+			snprintf(diag->reason, sizeof(diag->reason), "device '%s': %s", ops->id,
+				 sqb_strerror(err));
+		return err; /* the GSI stays taken: harmless, the VM is being torn down */
+	}
+	vm->nmmio++;
+	if (out)
+		*out = cfg.slot;
+	return 0;
 }
 
 int sqb_vm_create(sqb_vm **out, const struct sqb_vm_config *cfg, struct sqb_diag *diag)
@@ -278,12 +551,13 @@ int sqb_vm_create(sqb_vm **out, const struct sqb_vm_config *cfg, struct sqb_diag
 		err = -errno;
 		goto err;
 	}
-	vm->dev_host = (struct sqb_dev_host){vm, vm_irq_pulse, vm_request_reset, vm_serial_out};
-	sqb_devices_init(&vm->devs, &vm->dev_host);
+	vm->dev_host = (struct sqb_dev_host){vm, vm_request_reset, vm_serial_out};
 	err = vm->ops->vm_create(&vm->hv, vm->nvcpus, diag);
 	if (err < 0)
 		goto err;
 	err = sqb_mem_create(&vm->mem, cfg->mem_size_mib << 20, cfg->huge_pages == SQB_VM_HUGE_THP);
+	if (!err && sqb_fault_enabled("vm_memory"))
+		err = -EIO; /* SQB_FAULT=vm_memory: fail before any vCPU exists */
 	if (err < 0)
 		goto err;
 	for (unsigned int i = 0; i < vm->mem.nregions; i++) {
@@ -296,11 +570,20 @@ int sqb_vm_create(sqb_vm **out, const struct sqb_vm_config *cfg, struct sqb_diag
 	err = vm->ops->vm_init_platform(vm->hv, diag);
 	if (err < 0)
 		goto err;
-	err = vm_create_vcpus(vm, cfg, diag);
+	err = sqb_evloop_create(&vm->loop, "squib-evloop");
+	if (!err)
+		err = sqb_arch_add_platform_devices(vm);
+	if (!err && cfg->add_devices)
+		err = cfg->add_devices(cfg->add_devices_arg, vm, diag);
+	vm->sealed = 1;
+	if (!err)
+		err = vm_create_vcpus(vm, diag);
 	if (err < 0)
 		goto err;
-	install_kick_handler();
 	vm->state = SQB_VM_CREATED;
+	/* else a snapshot restore sets the vCPUs */
+	if (cfg->kernel_path && (err = sqb_arch_boot_load(vm, cfg, diag)) < 0)
+		goto err;
 	*out = vm;
 	return 0;
 err:
@@ -310,25 +593,17 @@ err:
 
 int sqb_vm_start(sqb_vm *vm)
 {
-	int err = 0;
-
 	pthread_mutex_lock(&vm->lock);
-	if (vm->state != SQB_VM_CREATED) {
+	if (vm->state != SQB_VM_CREATED || vm->stop_req) {
 		pthread_mutex_unlock(&vm->lock);
 		return -SQB_ESTATE;
 	}
 	vm->start_ns = sqb_now_ns();
-	for (unsigned int i = 0; i < vm->nvcpus; i++) {
-		err = -pthread_create(&vm->vcpus[i].thread, NULL, vcpu_thread, &vm->vcpus[i]);
-		if (err < 0)
-			break;
-		vm->vcpus[i].thread_started = 1;
-	}
+	vm->started = 1;
 	vm->state = SQB_VM_RUNNING;
+	pthread_cond_broadcast(&vm->cond);
 	pthread_mutex_unlock(&vm->lock);
-	if (err < 0)
-		sqb_vm_stop(vm);
-	return err;
+	return 0;
 }
 
 /* Wait for the rendezvous; 0 when every live vCPU is parked, -SQB_ESTATE on
@@ -376,15 +651,13 @@ int sqb_vm_pause_timeout(sqb_vm *vm, unsigned int timeout_ms, int (*cancel)(void
 		return -SQB_ESTATE;
 	}
 	vm->pause_req = 1;
-	for (unsigned int i = 0; i < vm->nvcpus; i++) {
-		vm->ops->vcpu_set_kick(vm->vcpus[i].hv, 1);
-		pthread_kill(vm->vcpus[i].thread, SQB_KICK_SIGNAL);
-	}
+	vm_kick_all_locked(vm);
 	err = pause_wait_locked(vm, timeout_ms, cancel, arg);
 	if (err) {
 		/* a vCPU that never reached the rendezvous (e.g. waiting in the
-		 * kernel for a page nobody serves): give up, the parked ones
-		 * run on, and the VM stays Running as Firecracker's does */
+		 * kernel for a page nobody serves), or a stop: give up, the
+		 * parked ones run on, and the VM stays Running as Firecracker's
+		 * does */
 		vm->pause_req = 0;
 		pthread_cond_broadcast(&vm->cond);
 	} else {
@@ -438,20 +711,21 @@ int sqb_vm_stop(sqb_vm *vm)
 	return 0;
 }
 
+/* Undo in reverse: vCPU threads (they destroy their own vCPUs), devices
+ * (they leave the event loop), the loop, snapshot state, the VM. */
 void sqb_vm_free(sqb_vm *vm)
 {
 	if (!vm)
 		return;
-	if (vm->hv)
-		sqb_vm_stop(vm);
+	sqb_vm_stop(vm);
+	sqb_bus_destroy(&vm->bus);
+	sqb_evloop_free(vm->loop);
+	vm->loop = NULL;
 	sqb_snapstate_free(vm);
-	for (unsigned int i = 0; i < vm->nvcpus; i++)
-		if (vm->vcpus[i].hv)
-			vm->ops->vcpu_destroy(vm->vcpus[i].hv);
+	vm_irqs_free(vm);
 	if (vm->hv)
 		vm->ops->vm_destroy(vm->hv);
 	sqb_mem_destroy(&vm->mem);
-	sqb_devices_destroy(&vm->devs);
 	if (vm->event_fd >= 0)
 		close(vm->event_fd);
 	pthread_cond_destroy(&vm->cond);
@@ -500,14 +774,14 @@ void sqb_vm_get_stats(sqb_vm *vm, struct sqb_vm_stats *out)
 
 int sqb_vm_serial_input(sqb_vm *vm, const void *buf, size_t len)
 {
-	return (int)sqb_uart_input(&vm->devs.uart, buf, len);
+	return (int)sqb_uart_input(vm->uart, buf, len);
 }
 
 int sqb_vm_send_ctrl_alt_del(sqb_vm *vm)
 {
 	if (sqb_vm_get_state(vm) != SQB_VM_RUNNING)
 		return -SQB_ESTATE;
-	return sqb_i8042_ctrl_alt_del(&vm->devs.i8042);
+	return sqb_i8042_ctrl_alt_del(vm->i8042);
 }
 
 const char *sqb_vm_state_name(enum sqb_vm_state st)

@@ -1,9 +1,13 @@
-/* Private VMM structures (runtime/): the VM, its vCPUs, memory and devices.
+/* Private VMM structures (runtime/): the VM, its vCPU threads, memory,
+ * interrupts, event loop and device bus.
  *
- *   sqb_vm ─ lock/cond ─ pause_req / stop_req / parked count (rendezvous)
- *     ├─ hv (backend VM)          ├─ mem (memfd + regions)
- *     ├─ vcpus[i] ─ thread, hv vCPU, kick flag
- *     └─ devs (uart, i8042)       └─ event_fd (stopped on its own)
+ *   sqb_vm ─ lock/cond ─ started / pause_req / stop_req, parked count
+ *     ├─ hv (backend VM)             ├─ mem (gmem.h: memfd + regions + hooks)
+ *     ├─ vcpus[i] ─ thread that created hv and runs it; request mailbox
+ *     │             (fn, arg, rc): per-vCPU work runs on that thread
+ *     ├─ irqs: GSI allocator (arch pins), irqfd or line fallback
+ *     ├─ loop (evloop.h): one thread for every device fd and timer
+ *     └─ bus (dev.h): device instances, sorted ranges; event_fd (stopped)
  */
 #ifndef SQB_RUNTIME_VMM_PRIV_H
 #define SQB_RUNTIME_VMM_PRIV_H
@@ -12,47 +16,44 @@
 #include <stdint.h>
 
 #include "dev.h"
+#include "evloop.h"
+#include "gmem.h"
 #include "hv.h"
 #include "squib/runtime.h"
 
-#define SQB_MMIO_GAP_START (3ULL << 30)
-#define SQB_HIGH_RAM_START (4ULL << 30)
+#define SQB_VM_MAX_GSI 24
 
-struct sqb_mem_region {
-	uint64_t gpa;
-	uint64_t size;
-	uint8_t *host;
-	uint64_t fd_offset; /* offset of this region in the memfd */
-};
-
-struct sqb_guest_mem {
-	int fd;
-	uint8_t *host;
-	uint64_t size;
-	struct sqb_mem_region regions[2];
-	unsigned int nregions;
-};
-
-/* thp: ask for transparent huge pages (best effort; shmem_enabled decides). */
-int sqb_mem_create(struct sqb_guest_mem *m, uint64_t size, int thp);
-void sqb_mem_destroy(struct sqb_guest_mem *m);
+struct sqb_vcpu;
+typedef int (*sqb_vcpu_fn)(struct sqb_vcpu *vc, void *arg);
 
 struct sqb_vcpu {
 	struct sqb_vm *vm;
 	unsigned int index;
-	struct sqb_hv_vcpu *hv;
+	struct sqb_hv_vcpu *hv; /* set and cleared by its own thread, under vm->lock */
 	pthread_t thread;
 	int thread_started;
+	int alive;   /* the thread serves requests */
+	int created; /* creation finished (create_rc says how) */
+	int create_rc;
 	int parked;
+	/* request mailbox (vm->lock): the parked thread runs fn(vc, arg) */
+	sqb_vcpu_fn req_fn;
+	void *req_arg;
+	int req_rc, req_done;
 	uint64_t exits, io_exits, mmio_exits;
 };
 
 struct sqb_vm {
 	const struct sqb_hv_ops *ops;
 	struct sqb_hv_vm *hv;
-	struct sqb_guest_mem mem;
-	struct sqb_devices devs;
+	struct sqb_gmem mem;
+	struct sqb_bus bus;
 	struct sqb_dev_host dev_host;
+	struct sqb_dev *uart, *i8042; /* on the bus; the API's serial input and Ctrl+Alt+Del */
+	struct sqb_evloop *loop;
+	struct sqb_irq irqs[SQB_VM_MAX_GSI];
+	uint32_t irq_used;  /* bit per GSI handed out */
+	unsigned int nmmio; /* virtio-mmio slots so far */
 	unsigned int nvcpus;
 	struct sqb_vcpu vcpus[SQB_VM_MAX_VCPUS];
 
@@ -60,6 +61,8 @@ struct sqb_vm {
 	pthread_cond_t cond;
 	pthread_mutex_t irq_lock; /* a raise/lower pair is one edge: never interleaved */
 	enum sqb_vm_state state;
+	int started; /* vCPUs may run (sqb_vm_start) */
+	int sealed;  /* the bus is final (the guest's ACPI tables describe it) */
 	int pause_req;
 	int stop_req;
 	unsigned int nparked;
@@ -73,10 +76,6 @@ struct sqb_vm {
 	uint64_t start_ns, first_tx_ns;
 };
 
-/* Load the boot image and fill the boot vCPU's entry (vm_boot.c). */
-int sqb_vm_boot_load(struct sqb_vm *vm, const struct sqb_vm_config *cfg, struct sqb_hv_entry *entry,
-		     struct sqb_diag *diag);
-
 uint64_t sqb_now_ns(void);
 /* Stop the VM from outside its vCPUs (e.g. its memory source is gone):
  * first reason wins, vCPUs are kicked, the event fd fires. */
@@ -86,5 +85,33 @@ void sqb_vm_fail(struct sqb_vm *vm, enum sqb_vm_stop_reason why, const char *msg
 void sqb_snap_uffd_release(struct sqb_vm *vm);
 /* runtime/snapshot/snap_dirty.c: release vm->snap (vCPUs already joined). */
 void sqb_snapstate_free(struct sqb_vm *vm);
+
+/* ---- per-vCPU requests (vmm.c) ----
+ * Run fn(vc, arg) on vc's own thread and return its result.  The vCPU must
+ * be parked: VM created and not started, or paused (-SQB_ESTATE otherwise,
+ * or when its thread is gone).  Firecracker's VcpuEvent shape. */
+int sqb_vcpu_call(struct sqb_vcpu *vc, sqb_vcpu_fn fn, void *arg);
+int sqb_vcpu_set_entry(struct sqb_vcpu *vc, const struct sqb_arch_entry *entry);
+/* Complete a port / MMIO access the last exit started (run once with the
+ * kick set, dispatching what exits), so the saved RIP is past it. */
+int sqb_vcpu_settle(struct sqb_vcpu *vc, struct sqb_diag *diag);
+/* The backend's vcpu_save_records / vcpu_load_records, on the thread. */
+int sqb_vcpu_save_records(struct sqb_vcpu *vc, struct sqb_record *recs, unsigned int cap,
+			  unsigned int *n);
+int sqb_vcpu_load_records(struct sqb_vcpu *vc, const struct sqb_record *recs, unsigned int n,
+			  struct sqb_diag *diag);
+
+/* ---- interrupts (vmm.c) ----
+ * gsi 0: allocate the next free pin of the arch range (x86 IOAPIC 5..23);
+ * else that fixed (legacy) line.  irqfd where the backend has it. */
+int sqb_vm_irq_get(struct sqb_vm *vm, unsigned int gsi, struct sqb_irq **out);
+
+/* ---- virtio-mmio slots (vmm.c) ----
+ * Add slot n (window SQB_ARCH_VIRTIO_MMIO_BASE + 0x1000 n, a GSI from the
+ * allocator) driven by ops/opaque.  Only before the guest is loaded: call
+ * it from struct sqb_vm_config.add_devices.  out (may be NULL) gets the
+ * slot description. */
+int sqb_vm_add_mmio_dev(struct sqb_vm *vm, const struct sqb_mmio_dev_ops *ops, void *opaque,
+			struct sqb_mmio_slot_info *out, struct sqb_diag *diag);
 
 #endif

@@ -44,6 +44,11 @@ struct sqb_vm_config {
 		SQB_VM_HUGE_NONE = 0, /* 4 KiB pages */
 		SQB_VM_HUGE_THP = 1,  /* madvise(MADV_HUGEPAGE) on guest memory */
 	} huge_pages;
+	/* Optional: called once the VM's platform exists and before the guest
+	 * is loaded (its ACPI tables describe the bus): adds devices, e.g.
+	 * virtio-mmio slots (runtime-internal sqb_vm_add_mmio_dev). */
+	int (*add_devices)(void *arg, sqb_vm *vm, struct sqb_diag *diag);
+	void *add_devices_arg;
 };
 
 #define SQB_VM_CONFIG_VERSION 1
@@ -171,6 +176,10 @@ struct sqb_vm_snap_load {
 	int track_dirty_pages;
 	int resume; /* RUNNING when it returns, else PAUSED */
 	int serial_out_fd;
+	/* As struct sqb_vm_config: the devices the snapshot's DEVS describe
+	 * beyond the built-in ones (a load refuses a mismatch). */
+	int (*add_devices)(void *arg, sqb_vm *vm, struct sqb_diag *diag);
+	void *add_devices_arg;
 };
 /* What the snapshot's CONF section says (malloc'd strings, NULL if absent). */
 struct sqb_vm_snap_conf {

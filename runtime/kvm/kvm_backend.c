@@ -1,8 +1,12 @@
-/* Linux KVM backend: fills struct sqb_hv_ops (runtime/hv.h) with /dev/kvm
- * ioctls — VM with in-kernel irqchip + PIT, memslots, vCPUs with a run area,
- * exit translation and the state get/set slots snapshots will use. */
+/* Linux KVM backend, the architecture-neutral part: fills struct sqb_hv_ops
+ * (runtime/hv.h) with /dev/kvm ioctls — VM, memslots, irqfd / ioeventfd,
+ * vCPUs with a run area, the kick (immediate_exit + a signal) and exit
+ * translation.  The arch part (kvm/x86_64/: irqchip + PIT, CPUID, MSRs,
+ * entry registers, state records) answers the sqb_kvm_arch_* hooks. */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
 #include <linux/kvm.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,10 +20,28 @@
 #include "log.h"
 #include "squib/snapfmt.h"
 
-#define KVM_TSS_ADDR   0xfffbd000UL /* 3 pages just below the BIOS area */
-#define KVM_IDMAP_ADDR 0xfffbc000UL
+/* The kick signal: its handler does nothing, it only makes KVM_RUN return
+ * EINTR.  Installed once per process by the backend (no SA_RESTART). */
+#define KVM_KICK_SIGNAL SIGUSR2
 
-static void kvm_diag(struct sqb_diag *diag, const char *what, int err)
+static void kick_handler(int sig)
+{
+	(void)sig;
+}
+
+static void install_kick_handler(void)
+{
+	struct sigaction sa;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = kick_handler;
+	sigemptyset(&sa.sa_mask);
+	sigaction(KVM_KICK_SIGNAL, &sa, NULL);
+}
+
+static pthread_once_t kick_once = PTHREAD_ONCE_INIT;
+
+void sqb_kvm_diag(struct sqb_diag *diag, const char *what, int err)
 {
 	if (!diag)
 		return;
@@ -38,44 +60,36 @@ static int kvm_vm_create(struct sqb_hv_vm **out, unsigned int nvcpus, struct sqb
 		return -ENOMEM;
 	vm->vm_fd = -1;
 	vm->nvcpus = nvcpus;
+	pthread_once(&kick_once, install_kick_handler);
 	vm->kvm_fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
 	if (vm->kvm_fd < 0) {
 		err = -errno;
-		kvm_diag(diag, "open /dev/kvm", err);
+		sqb_kvm_diag(diag, "open /dev/kvm", err);
 		goto err_free;
 	}
 	if (ioctl(vm->kvm_fd, KVM_GET_API_VERSION, 0) != KVM_API_VERSION) {
 		err = -SQB_EUNSUPPORTED;
-		kvm_diag(diag, "KVM API version is not 12", -EINVAL);
+		sqb_kvm_diag(diag, "KVM API version is not 12", -EINVAL);
 		goto err_kvm;
 	}
 	vm->vm_fd = ioctl(vm->kvm_fd, KVM_CREATE_VM, 0);
 	if (vm->vm_fd < 0) {
 		err = -errno;
-		kvm_diag(diag, "KVM_CREATE_VM", err);
+		sqb_kvm_diag(diag, "KVM_CREATE_VM", err);
 		goto err_kvm;
 	}
 	vm->run_size = ioctl(vm->kvm_fd, KVM_GET_VCPU_MMAP_SIZE, 0);
 	if (vm->run_size <= 0) {
 		err = -EINVAL;
-		kvm_diag(diag, "KVM_GET_VCPU_MMAP_SIZE", err);
+		sqb_kvm_diag(diag, "KVM_GET_VCPU_MMAP_SIZE", err);
 		goto err_vm;
 	}
-	err = sqb_kvm_cpuid_init(vm);
-	if (err < 0) {
-		kvm_diag(diag, "KVM_GET_SUPPORTED_CPUID", err);
+	err = sqb_kvm_arch_vm_init(vm, diag);
+	if (err < 0)
 		goto err_vm;
-	}
-	err = sqb_kvm_msr_init(vm);
-	if (err < 0) {
-		kvm_diag(diag, "KVM_GET_MSR_INDEX_LIST", err);
-		goto err_cpuid;
-	}
 	*out = vm;
 	return 0;
 
-err_cpuid:
-	free(vm->cpuid);
 err_vm:
 	close(vm->vm_fd);
 err_kvm:
@@ -85,40 +99,16 @@ err_free:
 	return err;
 }
 
-/* In-kernel irqchip (PIC, IOAPIC, LAPICs) and PIT.  Called after guest
- * memory is mapped: on PVM a memslot added after the irqchip costs several
- * milliseconds more to register. */
 static int kvm_vm_init_platform(struct sqb_hv_vm *vm, struct sqb_diag *diag)
 {
-	struct kvm_pit_config pit = {.flags = KVM_PIT_SPEAKER_DUMMY};
-	uint64_t idmap = KVM_IDMAP_ADDR;
-	int err;
-
-	if (ioctl(vm->vm_fd, KVM_SET_TSS_ADDR, KVM_TSS_ADDR) < 0 ||
-	    ioctl(vm->vm_fd, KVM_SET_IDENTITY_MAP_ADDR, &idmap) < 0) {
-		err = -errno;
-		kvm_diag(diag, "KVM_SET_TSS_ADDR/IDENTITY_MAP", err);
-		return err;
-	}
-	if (ioctl(vm->vm_fd, KVM_CREATE_IRQCHIP, 0) < 0) {
-		err = -errno;
-		kvm_diag(diag, "KVM_CREATE_IRQCHIP", err);
-		return err;
-	}
-	if (ioctl(vm->vm_fd, KVM_CREATE_PIT2, &pit) < 0) {
-		err = -errno;
-		kvm_diag(diag, "KVM_CREATE_PIT2", err);
-		return err;
-	}
-	return 0;
+	return sqb_kvm_arch_platform(vm, diag);
 }
 
 static void kvm_vm_destroy(struct sqb_hv_vm *vm)
 {
 	if (!vm)
 		return;
-	free(vm->cpuid);
-	free(vm->msr_index);
+	sqb_kvm_arch_vm_fini(vm);
 	close(vm->vm_fd);
 	close(vm->kvm_fd);
 	free(vm);
@@ -149,57 +139,29 @@ static int kvm_vm_irq_line(struct sqb_hv_vm *vm, unsigned int irq, int level)
 	return 0;
 }
 
-static size_t kvm_vm_state_size(enum sqb_hv_vm_state_kind kind)
+static int kvm_vm_irqfd(struct sqb_hv_vm *vm, int fd, unsigned int gsi, int assign)
 {
-	switch (kind) {
-	case SQB_HV_VM_PIC_MASTER:
-	case SQB_HV_VM_PIC_SLAVE:
-	case SQB_HV_VM_IOAPIC:
-		return sizeof(struct kvm_irqchip);
-	case SQB_HV_VM_PIT:
-		return sizeof(struct kvm_pit_state2);
-	case SQB_HV_VM_CLOCK:
-		return sizeof(struct kvm_clock_data);
-	default:
-		return 0;
-	}
+	struct kvm_irqfd f = {
+	    .fd = (uint32_t)fd, .gsi = gsi, .flags = assign ? 0 : KVM_IRQFD_FLAG_DEASSIGN};
+
+	if (ioctl(vm->vm_fd, KVM_IRQFD, &f) < 0)
+		return errno == EINVAL && assign ? -ENOSYS : -errno;
+	return 0;
 }
 
-static int kvm_vm_state_io(struct sqb_hv_vm *vm, enum sqb_hv_vm_state_kind kind, void *buf, int set)
+static int kvm_vm_ioeventfd(struct sqb_hv_vm *vm, uint64_t addr, unsigned int len, int is_pio,
+			    uint64_t datamatch, int has_match, int fd, int assign)
 {
-	static const unsigned long chip_get = KVM_GET_IRQCHIP, chip_set = KVM_SET_IRQCHIP;
-	int rc;
+	struct kvm_ioeventfd e = {.datamatch = datamatch, .addr = addr, .len = len, .fd = fd};
 
-	switch (kind) {
-	case SQB_HV_VM_PIC_MASTER:
-	case SQB_HV_VM_PIC_SLAVE:
-	case SQB_HV_VM_IOAPIC:
-		((struct kvm_irqchip *)buf)->chip_id =
-		    kind == SQB_HV_VM_PIC_MASTER  ? KVM_IRQCHIP_PIC_MASTER
-		    : kind == SQB_HV_VM_PIC_SLAVE ? KVM_IRQCHIP_PIC_SLAVE
-						  : KVM_IRQCHIP_IOAPIC;
-		rc = ioctl(vm->vm_fd, set ? chip_set : chip_get, buf);
-		break;
-	case SQB_HV_VM_PIT:
-		rc = ioctl(vm->vm_fd, set ? KVM_SET_PIT2 : KVM_GET_PIT2, buf);
-		break;
-	case SQB_HV_VM_CLOCK:
-		rc = ioctl(vm->vm_fd, set ? KVM_SET_CLOCK : KVM_GET_CLOCK, buf);
-		break;
-	default:
-		return -ENOSYS;
-	}
-	return rc < 0 ? -errno : 0;
-}
-
-static int kvm_vm_get_state(struct sqb_hv_vm *vm, enum sqb_hv_vm_state_kind kind, void *buf)
-{
-	return kvm_vm_state_io(vm, kind, buf, 0);
-}
-
-static int kvm_vm_set_state(struct sqb_hv_vm *vm, enum sqb_hv_vm_state_kind kind, const void *buf)
-{
-	return kvm_vm_state_io(vm, kind, (void *)buf, 1);
+	if (len != 1 && len != 2 && len != 4 && len != 8)
+		return -EINVAL;
+	e.flags = (has_match ? KVM_IOEVENTFD_FLAG_DATAMATCH : 0) |
+		  (is_pio ? KVM_IOEVENTFD_FLAG_PIO : 0) |
+		  (assign ? 0 : KVM_IOEVENTFD_FLAG_DEASSIGN);
+	if (ioctl(vm->vm_fd, KVM_IOEVENTFD, &e) < 0)
+		return -errno;
+	return 0;
 }
 
 static int kvm_vcpu_create(struct sqb_hv_vcpu **out, struct sqb_hv_vm *vm, unsigned int index,
@@ -213,28 +175,22 @@ static int kvm_vcpu_create(struct sqb_hv_vcpu **out, struct sqb_hv_vm *vm, unsig
 		return -ENOMEM;
 	vc->vm = vm;
 	vc->index = index;
+	vc->thread = pthread_self();
 	vc->fd = ioctl(vm->vm_fd, KVM_CREATE_VCPU, (unsigned long)index);
 	if (vc->fd < 0) {
 		err = -errno;
-		kvm_diag(diag, "KVM_CREATE_VCPU", err);
+		sqb_kvm_diag(diag, "KVM_CREATE_VCPU", err);
 		goto err_free;
 	}
 	vc->run = mmap(NULL, vm->run_size, PROT_READ | PROT_WRITE, MAP_SHARED, vc->fd, 0);
 	if (vc->run == MAP_FAILED) {
 		err = -errno;
-		kvm_diag(diag, "mmap vCPU run area", err);
+		sqb_kvm_diag(diag, "mmap vCPU run area", err);
 		goto err_fd;
 	}
-	err = sqb_kvm_cpuid_set(vc);
-	if (err < 0) {
-		kvm_diag(diag, "KVM_SET_CPUID2", err);
+	err = sqb_kvm_arch_vcpu_init(vc, diag);
+	if (err < 0)
 		goto err_run;
-	}
-	err = sqb_kvm_msr_boot(vc);
-	if (err < 0) {
-		kvm_diag(diag, "KVM_SET_MSRS", err);
-		goto err_run;
-	}
 	*out = vc;
 	return 0;
 
@@ -313,9 +269,32 @@ static int kvm_vcpu_run(struct sqb_hv_vcpu *vc, struct sqb_hv_exit *ex)
 	return 0;
 }
 
-static void kvm_vcpu_set_kick(struct sqb_hv_vcpu *vc, int on)
+static void kvm_vcpu_kick(struct sqb_hv_vcpu *vc)
 {
-	__atomic_store_n(&vc->run->immediate_exit, on ? 1 : 0, __ATOMIC_SEQ_CST);
+	/* the flag covers a run about to start, the signal one in progress */
+	__atomic_store_n(&vc->run->immediate_exit, 1, __ATOMIC_SEQ_CST);
+	if (!pthread_equal(vc->thread, pthread_self()))
+		pthread_kill(vc->thread, KVM_KICK_SIGNAL);
+}
+
+static void kvm_vcpu_clear_kick(struct sqb_hv_vcpu *vc)
+{
+	__atomic_store_n(&vc->run->immediate_exit, 0, __ATOMIC_SEQ_CST);
+}
+
+/* KVM's internal-error sub-codes (the hypervisor could not go on). */
+static const char *kvm_internal_name(uint64_t sub)
+{
+	switch (sub) {
+	case KVM_INTERNAL_ERROR_EMULATION:
+		return "instruction emulation failed";
+	case KVM_INTERNAL_ERROR_SIMUL_EX:
+		return "exception while delivering an exception (triple-fault class)";
+	case KVM_INTERNAL_ERROR_DELIVERY_EV:
+		return "event delivery failed";
+	default:
+		return "unknown";
+	}
 }
 
 static uint64_t kvm_vcpu_rip(struct sqb_hv_vcpu *vc)
@@ -329,25 +308,23 @@ static uint64_t kvm_vcpu_rip(struct sqb_hv_vcpu *vc)
 
 const struct sqb_hv_ops sqb_hv_backend = {
     .name = "kvm",
-    .snap_arch = SQB_ARCH_X86_64,
+    .snap_arch = SQB_KVM_SNAP_ARCH,
     .snap_hv = SQB_HV_KVM,
     .vm_create = kvm_vm_create,
     .vm_destroy = kvm_vm_destroy,
     .vm_init_platform = kvm_vm_init_platform,
     .vm_map_memory = kvm_vm_map_memory,
     .vm_irq_line = kvm_vm_irq_line,
-    .vm_state_size = kvm_vm_state_size,
-    .vm_get_state = kvm_vm_get_state,
-    .vm_set_state = kvm_vm_set_state,
+    .vm_irqfd = kvm_vm_irqfd,
+    .vm_ioeventfd = kvm_vm_ioeventfd,
     .vcpu_create = kvm_vcpu_create,
     .vcpu_destroy = kvm_vcpu_destroy,
     .vcpu_set_entry = sqb_kvm_vcpu_set_entry,
     .vcpu_run = kvm_vcpu_run,
-    .vcpu_set_kick = kvm_vcpu_set_kick,
+    .vcpu_kick = kvm_vcpu_kick,
+    .vcpu_clear_kick = kvm_vcpu_clear_kick,
     .vcpu_rip = kvm_vcpu_rip,
-    .vcpu_state_size = sqb_kvm_vcpu_state_size,
-    .vcpu_get_state = sqb_kvm_vcpu_get_state,
-    .vcpu_set_state = sqb_kvm_vcpu_set_state,
+    .exit_internal_name = kvm_internal_name,
     .vcpu_save_records = sqb_kvm_vcpu_save_records,
     .vcpu_load_records = sqb_kvm_vcpu_load_records,
     .vm_save_records = sqb_kvm_vm_save_records,

@@ -1,4 +1,10 @@
-/* Private structures of the KVM backend (runtime/kvm/). */
+/* Private structures of the KVM backend (runtime/kvm/).
+ *
+ *   kvm_backend.c (neutral: VM, memslots, irqfd, ioeventfd, vCPU run/kick)
+ *        └── sqb_kvm_arch_* hooks ──> kvm/<arch>/ (x86_64: kvm_x86.c
+ *            irqchip + PIT, kvm_cpu.c CPUID/MSRs/entry, kvm_snapshot.c and
+ *            kvm_records.c state records)
+ */
 #ifndef SQB_RUNTIME_KVM_PRIV_H
 #define SQB_RUNTIME_KVM_PRIV_H
 
@@ -6,17 +12,16 @@
 #include <stdint.h>
 
 #include "hv.h"
+#include "kvm_arch.h"
 
-#define SQB_KVM_MAX_CPUID 256
+#include <pthread.h>
 
 struct sqb_hv_vm {
 	int kvm_fd;
 	int vm_fd;
 	int run_size;
 	unsigned int nvcpus;
-	struct kvm_cpuid2 *cpuid; /* filtered template (APIC ID patched per vCPU) */
-	uint32_t *msr_index;	  /* MSRs this host lets us read (snapshot list) */
-	unsigned int nmsr_index;
+	struct sqb_kvm_arch_vm arch;
 };
 
 struct sqb_hv_vcpu {
@@ -24,19 +29,32 @@ struct sqb_hv_vcpu {
 	unsigned int index;
 	int fd;
 	struct kvm_run *run;
+	pthread_t thread; /* the thread that created (and runs) it: kick target */
 };
 
+/* kvm_backend.c */
+void sqb_kvm_diag(struct sqb_diag *diag, const char *what, int err);
+
+/* Arch hooks (kvm/<arch>/): per-VM set-up after KVM_CREATE_VM and its
+ * undo; the in-kernel interrupt controller and timers; per-vCPU set-up
+ * after KVM_CREATE_VCPU.  Each fills diag on failure. */
+int sqb_kvm_arch_vm_init(struct sqb_hv_vm *vm, struct sqb_diag *diag);
+void sqb_kvm_arch_vm_fini(struct sqb_hv_vm *vm);
+int sqb_kvm_arch_platform(struct sqb_hv_vm *vm, struct sqb_diag *diag);
+int sqb_kvm_arch_vcpu_init(struct sqb_hv_vcpu *vc, struct sqb_diag *diag);
+
+/* x86_64 (kvm/x86_64/kvm_cpu.c) */
 int sqb_kvm_cpuid_init(struct sqb_hv_vm *vm);
 int sqb_kvm_cpuid_set(struct sqb_hv_vcpu *vc);
 int sqb_kvm_msr_init(struct sqb_hv_vm *vm);
 int sqb_kvm_msr_boot(struct sqb_hv_vcpu *vc);
-int sqb_kvm_vcpu_set_entry(struct sqb_hv_vcpu *vc, const struct sqb_hv_entry *e);
+int sqb_kvm_vcpu_set_entry(struct sqb_hv_vcpu *vc, const struct sqb_arch_entry *e);
 size_t sqb_kvm_vcpu_state_size(struct sqb_hv_vcpu *vc, enum sqb_hv_vcpu_state_kind kind);
 int sqb_kvm_vcpu_get_state(struct sqb_hv_vcpu *vc, enum sqb_hv_vcpu_state_kind kind, void *buf);
 int sqb_kvm_vcpu_set_state(struct sqb_hv_vcpu *vc, enum sqb_hv_vcpu_state_kind kind,
 			   const void *buf);
 
-/* kvm_snapshot.c: state as snapfmt records (hv.h snapshot slots). */
+/* kvm_snapshot.c: state as snapfmt records (hv.h snapshot ops). */
 int sqb_kvm_vcpu_save_records(struct sqb_hv_vcpu *vc, struct sqb_record *recs, unsigned int cap,
 			      unsigned int *n);
 int sqb_kvm_vcpu_load_records(struct sqb_hv_vcpu *vc, const struct sqb_record *recs, unsigned int n,

@@ -47,41 +47,21 @@ static char *abs_path(const char *path)
 }
 
 /* Finish what a vCPU's last exit started (KVM completes port and MMIO
- * accesses on the next run): run once with the kick set so the saved RIP is
- * after the instruction, never before an access that already happened. */
+ * accesses on the next run), on each vCPU's own thread, so the saved RIP
+ * is after the instruction; then drain the devices: quiesce completes all
+ * in-flight work and pushes its used entries [F-59] (resumed by the
+ * caller once the files are written, or failed). */
 static int settle_vcpus(struct sqb_vm *vm, struct sqb_diag *diag)
 {
-	for (unsigned int i = 0; i < vm->nvcpus; i++) {
-		struct sqb_vcpu *vc = &vm->vcpus[i];
+	int err;
 
-		vm->ops->vcpu_set_kick(vc->hv, 1);
-		for (int tries = 0;; tries++) {
-			struct sqb_hv_exit ex;
-			int rc;
-
-			memset(&ex, 0, sizeof(ex));
-			rc = vm->ops->vcpu_run(vc->hv, &ex);
-			if (rc == -EINTR)
-				break;
-			if (rc == 0 && tries < 64 && ex.kind == SQB_HV_EXIT_IO) {
-				for (uint32_t k = 0; k < ex.u.io.count; k++)
-					sqb_bus_access(&vm->devs, SQB_BUS_PIO, ex.u.io.port,
-						       ex.u.io.data + k * ex.u.io.size,
-						       ex.u.io.size, ex.u.io.is_write);
-				continue;
-			}
-			if (rc == 0 && tries < 64 && ex.kind == SQB_HV_EXIT_MMIO) {
-				sqb_bus_access(
-				    &vm->devs, SQB_BUS_MMIO, ex.u.mmio.gpa, ex.u.mmio.data,
-				    ex.u.mmio.len > 8 ? 8 : ex.u.mmio.len, ex.u.mmio.is_write);
-				continue;
-			}
-			sqb_snap_diag(diag, "vcpu", "vCPU %u did not settle (%s)", i,
-				      rc ? strerror(-rc) : "unexpected exit");
-			return rc ? rc : -SQB_ESTATE;
-		}
-	}
-	return 0;
+	for (unsigned int i = 0; i < vm->nvcpus; i++)
+		FORWARD_IF_ERROR(sqb_vcpu_settle(&vm->vcpus[i], diag));
+	err = sqb_bus_quiesce(&vm->bus);
+	if (err < 0)
+		sqb_snap_diag(diag, "DEVS", "a device could not complete its requests: %s",
+			      sqb_strerror(err));
+	return err;
 }
 
 static int write_vcpus(struct sqb_vm *vm, sqb_snap_writer *w)
@@ -91,7 +71,7 @@ static int write_vcpus(struct sqb_vm *vm, sqb_snap_writer *w)
 	int err = 0;
 
 	for (unsigned int i = 0; i < vm->nvcpus && !err; i++) {
-		err = vm->ops->vcpu_save_records(vm->vcpus[i].hv, recs, MAX_RECS, &n);
+		err = sqb_vcpu_save_records(&vm->vcpus[i], recs, MAX_RECS, &n);
 		if (!err)
 			err = sqb_writer_add_vcpu(w, i, recs, n);
 		for (unsigned int k = 0; k < n; k++)
@@ -562,7 +542,7 @@ int sqb_vm_snapshot_create(sqb_vm *vm, const struct sqb_vm_snap_create *o, struc
 	char *mem_abs = NULL, *st_abs = NULL;
 	enum mem_plan plan = PLAN_FULL;
 	uint64_t t0, t1 = 0, t2 = 0, t3 = 0;
-	int err;
+	int err, quiesced = 0;
 
 	FORWARD_IF_ERROR(sqb_snapstate_get(vm, &ss));
 	FORWARD_IF_ERROR(check_request(vm, ss, o, &plan, diag));
@@ -576,6 +556,7 @@ int sqb_vm_snapshot_create(sqb_vm *vm, const struct sqb_vm_snap_create *o, struc
 	}
 	t0 = sqb_now_ns();
 	err = settle_vcpus(vm, diag);
+	quiesced = !err;
 	if (!err && o->track_dirty && !ss->dirty)
 		err = sqb_snap_dirty_start(vm, ss); /* a Full captures everything before */
 	else if (!err && ss->dirty)
@@ -619,6 +600,8 @@ int sqb_vm_snapshot_create(sqb_vm *vm, const struct sqb_vm_snap_create *o, struc
 		  "commit %.2f ms",
 		  (t1 - t0) / 1e6, (t2 - t1) / 1e6, (t3 - t2) / 1e6, (sqb_now_ns() - t3) / 1e6);
 out:
+	if (quiesced)
+		sqb_bus_resume(&vm->bus);
 	sqb_writer_free(mw); /* removes temporaries that were not moved */
 	sqb_writer_free(sw);
 	free(mem_abs);

@@ -25,6 +25,26 @@ void sqb_snap_diag(struct sqb_diag *d, const char *section, const char *fmt, ...
 	va_end(ap);
 }
 
+/* gmem hook: a VMM write (device DMA) the KVM log does not see (snapshots.md). */
+static void ss_written(void *opaque, uint64_t gpa, uint64_t len)
+{
+	struct sqb_snapstate *ss = opaque;
+	sqb_dirty *d = __atomic_load_n(&ss->dirty, __ATOMIC_ACQUIRE);
+
+	if (d)
+		sqb_dirty_mark(d, gpa, len);
+}
+
+/* gmem hook: a lazily restored page must be resident before the VMM reads
+ * or writes it (no-op for eager and mmap restores). */
+static int ss_prefault(void *opaque, uint64_t gpa, uint64_t len)
+{
+	struct sqb_snapstate *ss = opaque;
+	sqb_restore *rs = __atomic_load_n(&ss->rs, __ATOMIC_ACQUIRE);
+
+	return rs ? sqb_restore_fetch(rs, gpa, len) : 0;
+}
+
 int sqb_snapstate_get(struct sqb_vm *vm, struct sqb_snapstate **out)
 {
 	if (!vm->snap) {
@@ -32,6 +52,8 @@ int sqb_snapstate_get(struct sqb_vm *vm, struct sqb_snapstate **out)
 		if (!vm->snap)
 			return -ENOMEM;
 		vm->snap->uffd = vm->snap->pager_fd = -1;
+		vm->snap->gmem_hooks = (struct sqb_gmem_hooks){vm->snap, ss_written, ss_prefault};
+		sqb_gmem_set_hooks(&vm->mem, &vm->snap->gmem_hooks);
 	}
 	*out = vm->snap;
 	return 0;
@@ -51,9 +73,11 @@ int sqb_snap_dirty_start(struct sqb_vm *vm, struct sqb_snapstate *ss)
 	o.ranges = rg;
 	o.nranges = vm->mem.nregions;
 	o.kvm_vm_fd = vm->ops->vm_dirty_fd ? vm->ops->vm_dirty_fd(vm->hv) : -1;
-	err = sqb_dirty_open(&ss->dirty, &o);
+	sqb_dirty *d = NULL;
+	err = sqb_dirty_open(&d, &o);
 	if (err)
 		return err;
+	__atomic_store_n(&ss->dirty, d, __ATOMIC_RELEASE);
 	ss->nwords = SQB_DIRTY_BITMAP_WORDS(sqb_dirty_ngranules(ss->dirty));
 	ss->pending = calloc(ss->nwords ? ss->nwords : 1, sizeof(uint64_t));
 	err = ss->pending ? sqb_dirty_start(ss->dirty) : -ENOMEM;
@@ -64,8 +88,8 @@ int sqb_snap_dirty_start(struct sqb_vm *vm, struct sqb_snapstate *ss)
 	if (!err)
 		memset(ss->pending, 0, ss->nwords * sizeof(uint64_t));
 	if (err) {
-		sqb_dirty_free(ss->dirty);
-		ss->dirty = NULL;
+		__atomic_store_n(&ss->dirty, NULL, __ATOMIC_RELEASE);
+		sqb_dirty_free(d);
 		free(ss->pending);
 		ss->pending = NULL;
 	}
@@ -106,6 +130,8 @@ void sqb_snapstate_free(struct sqb_vm *vm)
 
 	if (!ss)
 		return;
+	/* no device thread may use the hooks any more (event loop stopped) */
+	sqb_gmem_set_hooks(&vm->mem, NULL);
 	sqb_snap_uffd_unwatch(ss);
 	sqb_dirty_free(ss->dirty);
 	free(ss->pending);

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "layout.h"
 #include "snap_priv.h"
 
 struct recset {
@@ -123,16 +124,15 @@ static int open_state(struct loadctx *c, unsigned int arch, unsigned int hv)
 /* Regions must be exactly the layout squib builds for mem_size_mib. */
 static int check_layout(struct loadctx *c, const sqb_snap *m)
 {
-	uint64_t size = c->conf.mem_size_mib << 20;
-	uint64_t low = size < SQB_MMIO_GAP_START ? size : SQB_MMIO_GAP_START;
-	struct sqb_region want[2] = {{0, low, 0}, {SQB_HIGH_RAM_START, size - low, 0}};
-	unsigned int nwant = size > low ? 2 : 1;
+	uint64_t gpa[SQB_ARCH_MAX_RAM_REGIONS], len[SQB_ARCH_MAX_RAM_REGIONS],
+	    off[SQB_ARCH_MAX_RAM_REGIONS];
+	unsigned int nwant = sqb_arch_ram_layout(c->conf.mem_size_mib << 20, gpa, len, off);
 	struct sqb_region r;
 
 	if (sqb_snap_region_count(m) != nwant)
 		goto bad;
 	for (unsigned int i = 0; i < nwant; i++)
-		if (sqb_snap_region(m, i, &r) || r.gpa != want[i].gpa || r.size != want[i].size)
+		if (sqb_snap_region(m, i, &r) || r.gpa != gpa[i] || r.size != len[i])
 			goto bad;
 	if (sqb_snap_get_info(m)->guest_page_size != 4096)
 		goto bad;
@@ -291,8 +291,7 @@ static int set_state(struct loadctx *c, struct sqb_vm *vm)
 		return err;
 	}
 	for (unsigned int i = 0; i < vm->nvcpus; i++) {
-		err = vm->ops->vcpu_load_records(vm->vcpus[i].hv, c->vcpu[i].recs, c->vcpu[i].n,
-						 c->diag);
+		err = sqb_vcpu_load_records(&vm->vcpus[i], c->vcpu[i].recs, c->vcpu[i].n, c->diag);
 		if (err) {
 			snprintf(c->diag->section, sizeof(c->diag->section), "VCPU[%u]", i);
 			return err;
@@ -301,9 +300,10 @@ static int set_state(struct loadctx *c, struct sqb_vm *vm)
 	return sqb_snap_devs_load(vm, c->st, c->diag);
 }
 
-/* Every piece of state is in place before any vCPU thread exists.  Without
- * resume the threads start parked (pause requested before they exist), so
- * no guest instruction runs before the caller asks for it. */
+/* Every piece of state is in place while the vCPU threads are parked (they
+ * set their own state by request).  Without resume they stay parked (pause
+ * requested before they may run), so no guest instruction runs before the
+ * caller asks for it. */
 static int release(struct sqb_vm *vm, int resume)
 {
 	if (resume)
@@ -328,6 +328,8 @@ static int build_vm(struct loadctx *c, struct sqb_vm **out)
 	cfg.track_dirty_pages = c->o->track_dirty_pages;
 	cfg.kernel_path = NULL; /* nothing loaded: state comes from the snapshot */
 	cfg.serial_out_fd = c->o->serial_out_fd;
+	cfg.add_devices = c->o->add_devices;
+	cfg.add_devices_arg = c->o->add_devices_arg;
 	uint64_t t0 = sqb_now_ns(), t1 = 0, t2 = 0, t3 = 0;
 	err = sqb_vm_create(&vm, &cfg, c->diag);
 	if (err)

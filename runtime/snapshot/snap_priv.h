@@ -4,7 +4,8 @@
  *   sqb_vm ── snap ──┬── dirty tracker (squib/dirty.h) + pending bitmap:
  *                    │     bits not yet written into a successful snapshot
  *                    ├── parent: the last memory file (a Diff's parent)
- *                    └── restore / uffd of a loaded VM (live until free)
+ *                    ├── restore / uffd of a loaded VM (live until free)
+ *                    └── gmem hooks: the VMM's own writes -> the tracker
  */
 #ifndef SQB_SNAP_PRIV_H
 #define SQB_SNAP_PRIV_H
@@ -29,6 +30,9 @@ struct sqb_snapstate {
 	/* Guest memory is not (only) the memfd, or pages may still arrive
 	 * (mmap/lazy/Uffd load): memfd holes must not be read as zero pages. */
 	int no_holes;
+	/* Installed on the VM's guest memory (gmem.h): VMM writes are marked
+	 * in the tracker, a lazy restore fetches pages before the VMM reads. */
+	struct sqb_gmem_hooks gmem_hooks;
 };
 
 /* The VM's snapshot state, created on first use. */

@@ -104,6 +104,20 @@ static int check_in(const struct sqb_x86boot_in *in, struct sqb_diag *diag)
 		return xb_fail(diag, -SQB_ELIMIT, UINT64_MAX, "config",
 			       "virtio-mmio device count %u over %d", in->nmmio,
 			       SQB_X86BOOT_MAX_MMIO);
+	if (in->ndevs > SQB_X86BOOT_MAX_DEVS || (in->ndevs && !in->devs))
+		return xb_fail(diag, -SQB_ELIMIT, UINT64_MAX, "config",
+			       "ACPI device count %u over %d", in->ndevs, SQB_X86BOOT_MAX_DEVS);
+	for (unsigned int i = 0; i < in->ndevs; i++) {
+		const struct sqb_x86boot_dev *d = &in->devs[i];
+
+		if (!d->hid || strlen(d->name) != 4 ||
+		    (d->hid_eisa ? strlen(d->hid) != 7 : strlen(d->hid) > 8) ||
+		    (d->irq_kind == SQB_X86BOOT_IRQ_ISA && d->irq > 15) ||
+		    (d->mmio_size && d->mmio_base + d->mmio_size > (1ULL << 32)))
+			return xb_fail(diag, -EINVAL, UINT64_MAX, "config",
+				       "ACPI device %u (%s) cannot be described", i,
+				       d->hid ? d->hid : "no _HID");
+	}
 	if (in->cmdline && strlen(in->cmdline) > SQB_X86BOOT_CMDLINE_MAX)
 		return xb_fail(diag, -SQB_ELIMIT, UINT64_MAX, "cmdline",
 			       "kernel command line longer than %d bytes", SQB_X86BOOT_CMDLINE_MAX);

@@ -45,6 +45,27 @@ struct sqb_x86boot_mmio_dev {
 	uint32_t gsi; /* IOAPIC pin, edge-triggered, active high */
 };
 
+/* One device of the DSDT, as the VMM's bus describes it (runtime/dev.h
+ * describe op).  hid is a 7-character EISA id when hid_eisa (PNP0501),
+ * else a string _HID (LNRO0005). */
+struct sqb_x86boot_dev {
+	const char *hid;
+	int hid_eisa;
+	char name[5]; /* ACPI name segment, 4 characters */
+	uint32_t uid;
+	uint16_t io_base[2]; /* port ranges (io_len 0: unused) */
+	uint8_t io_len[2];
+	uint64_t mmio_base; /* Memory32Fixed window, mmio_size 0: none */
+	uint32_t mmio_size;
+	enum sqb_x86boot_irq {
+		SQB_X86BOOT_IRQ_NONE = 0,
+		SQB_X86BOOT_IRQ_ISA,
+		SQB_X86BOOT_IRQ_GSI
+	} irq_kind;
+	uint32_t irq; /* ISA: 0..15 (edge, high); GSI: IOAPIC pin (extended, edge, high) */
+	int cca;      /* _CCA One: DMA-coherent (virtio-mmio, as Firecracker) */
+};
+
 struct sqb_x86boot_in {
 	const char *kernel_path; /* PVH ELF (vmlinux or a test guest) or bzImage */
 	const char *initrd_path; /* NULL: none */
@@ -56,10 +77,15 @@ struct sqb_x86boot_in {
 	 * Linux's Debian kernels find virtio-mmio only through ACPI. */
 	const struct sqb_x86boot_mmio_dev *mmio;
 	unsigned int nmmio; /* <= SQB_X86BOOT_MAX_MMIO */
+	/* Optional: the whole DSDT device list (the VMM's bus).  When set, it
+	 * replaces the built-in list (COM1, PS2K, then mmio[] as LNRO0005). */
+	const struct sqb_x86boot_dev *devs;
+	unsigned int ndevs; /* <= SQB_X86BOOT_MAX_DEVS */
 };
 
 #define SQB_X86BOOT_MAX_CPUS	64
 #define SQB_X86BOOT_MAX_MMIO	32
+#define SQB_X86BOOT_MAX_DEVS	64
 #define SQB_X86BOOT_CMDLINE_MAX 4095 /* bytes, without the NUL */
 
 /* Kernel command line a microVM needs when the user gives none (Firecracker's

@@ -1,8 +1,10 @@
 /* ACPI tables for a hardware-reduced x86 microVM (ACPI 6.x, as Firecracker
  * does): RSDP -> XSDT -> {FADT -> DSDT, MADT}, written at 0xe0000.  The DSDT
- * describes COM1, the i8042 keyboard controller and any virtio-mmio devices;
- * the MADT one local APIC per vCPU and the IOAPIC at 0xfec00000. */
+ * lists the devices the VMM's bus describes (or, standalone, COM1, the i8042
+ * and virtio-mmio devices as LNRO0005 with _CCA, Firecracker's shape); the
+ * MADT one local APIC per vCPU and the IOAPIC at 0xfec00000. */
 #include <errno.h>
+#include <stdio.h>
 
 #include "x86boot_priv.h"
 
@@ -166,55 +168,97 @@ static unsigned int res_irq(uint8_t *r, unsigned int irq)
 	return 3;
 }
 
-static void aml_device(struct aml *a, const char *name, const char *hid_eisa, const char *hid_str,
-		       uint32_t uid, const uint8_t *res, unsigned int nres)
+static void aml_device(struct aml *a, const struct sqb_x86boot_dev *d)
 {
-	unsigned int start;
+	uint8_t r[64];
+	unsigned int n = 0, start;
 
+	for (int i = 0; i < 2; i++)
+		if (d->io_len[i])
+			n += res_io(r + n, d->io_base[i], d->io_len[i]);
+	if (d->mmio_size) {
+		r[n] = 0x86; /* Memory32Fixed, read/write */
+		xb_put16(r + n + 1, 9);
+		r[n + 3] = 1;
+		xb_put32(r + n + 4, (uint32_t)d->mmio_base);
+		xb_put32(r + n + 8, d->mmio_size);
+		n += 12;
+	}
+	if (d->irq_kind == SQB_X86BOOT_IRQ_ISA) {
+		n += res_irq(r + n, d->irq);
+	} else if (d->irq_kind == SQB_X86BOOT_IRQ_GSI) {
+		r[n] = 0x89; /* Extended Interrupt: consumer, edge, active high */
+		xb_put16(r + n + 1, 6);
+		r[n + 3] = 0x03;
+		r[n + 4] = 1;
+		xb_put32(r + n + 5, d->irq);
+		n += 9;
+	}
 	aml_byte(a, 0x5b); /* DeviceOp */
 	aml_byte(a, 0x82);
 	start = a->len;
-	aml_bytes(a, name, 4);
-	if (hid_eisa)
-		aml_name_dword(a, "_HID", eisa_id(hid_eisa));
+	aml_bytes(a, d->name, 4);
+	if (d->hid_eisa)
+		aml_name_dword(a, "_HID", eisa_id(d->hid));
 	else
-		aml_name_string(a, "_HID", hid_str);
-	aml_name_dword(a, "_UID", uid);
-	aml_crs(a, res, nres);
+		aml_name_string(a, "_HID", d->hid);
+	aml_name_dword(a, "_UID", d->uid);
+	if (d->cca) {
+		aml_byte(a, 0x08); /* Name(_CCA, One) */
+		aml_bytes(a, "_CCA", 4);
+		aml_byte(a, 0x01);
+	}
+	aml_crs(a, r, n);
 	aml_pkg_end(a, start);
+}
+
+/* Without the VMM's list: COM1, PS2K, then mmio[] (a standalone loader). */
+static unsigned int builtin_devs(const struct sqb_x86boot_in *in, struct sqb_x86boot_dev *o)
+{
+	unsigned int n = 0;
+
+	o[n++] = (struct sqb_x86boot_dev){.hid = "PNP0501",
+					  .hid_eisa = 1,
+					  .name = "COM1",
+					  .io_base = {0x3f8},
+					  .io_len = {8},
+					  .irq_kind = SQB_X86BOOT_IRQ_ISA,
+					  .irq = 4};
+	o[n++] = (struct sqb_x86boot_dev){.hid = "PNP0303",
+					  .hid_eisa = 1,
+					  .name = "PS2K",
+					  .io_base = {0x60, 0x64},
+					  .io_len = {1, 1},
+					  .irq_kind = SQB_X86BOOT_IRQ_ISA,
+					  .irq = 1};
+	for (unsigned int i = 0; i < in->nmmio; i++, n++) {
+		o[n] = (struct sqb_x86boot_dev){.hid = "LNRO0005",
+						.uid = i,
+						.mmio_base = in->mmio[i].base,
+						.mmio_size = in->mmio[i].size,
+						.irq_kind = SQB_X86BOOT_IRQ_GSI,
+						.irq = in->mmio[i].gsi,
+						.cca = 1};
+		snprintf(o[n].name, sizeof(o[n].name), "V%03u", i % 1000);
+	}
+	return n;
 }
 
 static void build_dsdt_body(const struct sqb_x86boot_in *in, struct aml *a)
 {
-	uint8_t r[64];
-	unsigned int n, start;
+	struct sqb_x86boot_dev builtin[2 + SQB_X86BOOT_MAX_MMIO];
+	const struct sqb_x86boot_dev *d = in->devs;
+	unsigned int n = in->ndevs, start;
 
+	if (!d) {
+		n = builtin_devs(in, builtin);
+		d = builtin;
+	}
 	aml_byte(a, 0x10); /* ScopeOp (\_SB) */
 	start = a->len;
 	aml_bytes(a, "\\_SB_", 5);
-	n = res_io(r, 0x3f8, 8);
-	n += res_irq(r + n, 4);
-	aml_device(a, "COM1", "PNP0501", NULL, 0, r, n);
-	n = res_io(r, 0x60, 1);
-	n += res_io(r + n, 0x64, 1);
-	n += res_irq(r + n, 1);
-	aml_device(a, "PS2K", "PNP0303", NULL, 0, r, n);
-	for (unsigned int i = 0; i < in->nmmio; i++) {
-		char name[5] = {'V', 'R', "0123456789ABCDEF"[(i >> 4) & 0xf],
-				"0123456789ABCDEF"[i & 0xf], 0};
-
-		r[0] = 0x86; /* Memory32Fixed, read/write */
-		xb_put16(r + 1, 9);
-		r[3] = 1;
-		xb_put32(r + 4, (uint32_t)in->mmio[i].base);
-		xb_put32(r + 8, in->mmio[i].size);
-		r[12] = 0x89; /* Extended Interrupt: consumer, edge, active high */
-		xb_put16(r + 13, 6);
-		r[15] = 0x03;
-		r[16] = 1;
-		xb_put32(r + 17, in->mmio[i].gsi);
-		aml_device(a, name, NULL, "LNRO0005", i, r, 21);
-	}
+	for (unsigned int i = 0; i < n; i++)
+		aml_device(a, &d[i]);
 	aml_pkg_end(a, start);
 }
 

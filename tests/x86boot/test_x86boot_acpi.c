@@ -1,6 +1,8 @@
 /* ACPI table tests: RSDP -> XSDT -> FADT/DSDT/MADT written by the loader
  * have valid signatures, lengths and checksums, describe every vCPU and the
- * IOAPIC, stay inside 0xe0000..0xfffff, and disassemble cleanly with iasl. */
+ * IOAPIC, stay inside 0xe0000..0xfffff, and disassemble cleanly with iasl;
+ * a DSDT built from the VMM's device list equals the built-in one for the
+ * same devices, and a virtio-mmio device has Firecracker's AML shape. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -182,7 +184,8 @@ static void test_iasl_disassembles_tables(void **state)
 	assert_true(contains(dsl, "0x03F8"));
 	assert_true(contains(dsl, "IRQNoFlags ()\n                    {4}"));
 	assert_true(contains(dsl, "Device (PS2K)"));
-	assert_true(contains(dsl, "Device (VR01)"));
+	assert_true(contains(dsl, "Device (V001)"));
+	assert_true(contains(dsl, "Name (_CCA, One)"));
 	assert_true(contains(dsl, "\"LNRO0005\""));
 	assert_true(contains(dsl, "0xD0001000"));
 	assert_true(contains(dsl, "0x00000006,"));
@@ -227,6 +230,83 @@ static void test_too_many_mmio_devices_rejected(void **state)
 	xbt_guest_free(&g);
 }
 
+/* The VMM passes its bus as a device list: the same devices give the same
+ * DSDT as the built-in list, and a virtio-mmio slot is encoded as the ACPI
+ * spec (19.6 / 6.4) and Firecracker's x86 device manager lay it out:
+ * Device (V000) { Name (_HID, "LNRO0005") Name (_UID, 0) Name (_CCA, One)
+ *   Name (_CRS, ResourceTemplate () { Memory32Fixed (ReadWrite, 0xD0000000,
+ *   0x1000) Interrupt (ResourceConsumer, Edge, ActiveHigh, Exclusive) {5} }) } */
+static void test_dsdt_from_a_device_list(void **state)
+{
+	static const struct sqb_x86boot_mmio_dev mmio[1] = {
+	    {.base = 0xd0000000, .size = 0x1000, .gsi = 5}};
+	static const uint8_t v000[] = {
+	    0x5b, 0x82, 0x46, 0x04, 'V',  '0',	'0',  '0', /* Device, PkgLength 70 */
+	    0x08, '_',	'H',  'I',  'D',  0x0d, 'L',  'N',  'R',  'O',	0x30, 0x30, 0x30,
+	    0x35, 0x00, 0x08, '_',  'U',  'I',	'D',  0x0c, 0x00, 0x00, 0x00, 0x00, /* _UID DWord 0
+										     */
+	    0x08, '_',	'C',  'C',  'A',  0x01,					    /* _CCA One */
+	    0x08, '_',	'C',  'R',  'S',  0x11, 0x1b, 0x0b, 0x17, 0x00,		    /* Buffer(23) */
+	    0x86, 0x09, 0x00, 0x01, 0x00, 0x00, 0x00, 0xd0, 0x00, 0x10, 0x00, 0x00, /* Memory32Fixed
+										     */
+	    0x89, 0x06, 0x00, 0x03, 0x01, 0x05, 0x00, 0x00, 0x00, /* Extended IRQ 5 */
+	    0x79, 0x00,						  /* EndTag */
+	};
+	struct sqb_x86boot_dev devs[3] = {
+	    {.hid = "PNP0501",
+	     .hid_eisa = 1,
+	     .name = "COM1",
+	     .io_base = {0x3f8},
+	     .io_len = {8},
+	     .irq_kind = SQB_X86BOOT_IRQ_ISA,
+	     .irq = 4},
+	    {.hid = "PNP0303",
+	     .hid_eisa = 1,
+	     .name = "PS2K",
+	     .io_base = {0x60, 0x64},
+	     .io_len = {1, 1},
+	     .irq_kind = SQB_X86BOOT_IRQ_ISA,
+	     .irq = 1},
+	    {.hid = "LNRO0005",
+	     .name = "V000",
+	     .mmio_base = 0xd0000000,
+	     .mmio_size = 0x1000,
+	     .irq_kind = SQB_X86BOOT_IRQ_GSI,
+	     .irq = 5,
+	     .cca = 1},
+	};
+	struct xbt_guest g1, g2;
+	struct tables t1, t2;
+	uint32_t len;
+
+	(void)state;
+	boot(&g1, 1, mmio, 1, &t1);
+	memset(&g2, 0, sizeof(g2));
+	{
+		struct xbt_elf e;
+		struct sqb_x86boot_entry out;
+		char *path;
+
+		xbt_elf_build(&e);
+		path = xbt_tmpfile(e.buf, e.len);
+		xbt_guest_init(&g2, 4 * MiB, 0xcc);
+		g2.in.kernel_path = path;
+		g2.in.ncpus = 1;
+		g2.in.devs = devs;
+		g2.in.ndevs = 3;
+		assert_int_equal(sqb_x86boot_load(&g2.in, &out, NULL), 0);
+		xbt_rmfile(path);
+		t2.fadt = g2.ram + xbt_get64(g2.ram + xbt_get64(g2.ram + out.acpi_rsdp + 24) + 36);
+		t2.dsdt = g2.ram + xbt_get64(t2.fadt + 140);
+	}
+	len = xbt_get32(t1.dsdt + 4);
+	assert_int_equal(xbt_get32(t2.dsdt + 4), len);
+	assert_memory_equal(t1.dsdt, t2.dsdt, len);
+	assert_non_null(memmem(t2.dsdt + 36, len - 36, v000, sizeof(v000)));
+	xbt_guest_free(&g1);
+	xbt_guest_free(&g2);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -234,6 +314,7 @@ int main(void)
 	    cmocka_unit_test(test_madt_one_lapic_per_cpu),
 	    cmocka_unit_test(test_iasl_disassembles_tables),
 	    cmocka_unit_test(test_too_many_mmio_devices_rejected),
+	    cmocka_unit_test(test_dsdt_from_a_device_list),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

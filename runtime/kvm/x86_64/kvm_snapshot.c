@@ -67,8 +67,11 @@ static int save_fixed(struct sqb_hv_vcpu *vc, struct sqb_record *recs, unsigned 
 	int khz;
 
 	khz = ioctl(vc->fd, KVM_GET_TSC_KHZ, 0);
-	if (khz > 0 && (p = rec_add(recs, cap, n, SQB_REC_X86_TSC_KHZ, 8)))
+	if (khz > 0) { /* a snapshot without it would run the guest's clock wrong */
+		if (!(p = rec_add(recs, cap, n, SQB_REC_X86_TSC_KHZ, 8)))
+			return -ENOMEM;
 		le32(p, (uint32_t)khz);
+	}
 	if (ioctl(vc->fd, KVM_GET_SREGS, &s) < 0 || ioctl(vc->fd, KVM_GET_REGS, &r) < 0)
 		return -errno;
 	if (!(p = rec_add(recs, cap, n, SQB_REC_X86_SREGS, SQB_X86_SREGS_SIZE)))

@@ -36,9 +36,9 @@ static uint64_t g64(const uint8_t *p)
 
 void sqb_kvm_enc_regs(const struct kvm_regs *r, uint8_t *o)
 {
-	const uint64_t v[18] = { r->rax, r->rbx, r->rcx, r->rdx, r->rsi, r->rdi,
-				 r->rsp, r->rbp, r->r8,	 r->r9,	 r->r10, r->r11,
-				 r->r12, r->r13, r->r14, r->r15, r->rip, r->rflags };
+	const uint64_t v[18] = {r->rax, r->rbx, r->rcx, r->rdx, r->rsi, r->rdi,
+				r->rsp, r->rbp, r->r8,	r->r9,	r->r10, r->r11,
+				r->r12, r->r13, r->r14, r->r15, r->rip, r->rflags};
 
 	for (int i = 0; i < 18; i++)
 		p64(o + 8 * i, v[i]);
@@ -46,9 +46,9 @@ void sqb_kvm_enc_regs(const struct kvm_regs *r, uint8_t *o)
 
 void sqb_kvm_dec_regs(const uint8_t *in, struct kvm_regs *r)
 {
-	__u64 *const v[18] = { &r->rax, &r->rbx, &r->rcx, &r->rdx, &r->rsi, &r->rdi,
-				  &r->rsp, &r->rbp, &r->r8,  &r->r9,  &r->r10, &r->r11,
-				  &r->r12, &r->r13, &r->r14, &r->r15, &r->rip, &r->rflags };
+	__u64 *const v[18] = {&r->rax, &r->rbx, &r->rcx, &r->rdx, &r->rsi, &r->rdi,
+			      &r->rsp, &r->rbp, &r->r8,	 &r->r9,  &r->r10, &r->r11,
+			      &r->r12, &r->r13, &r->r14, &r->r15, &r->rip, &r->rflags};
 
 	for (int i = 0; i < 18; i++)
 		*v[i] = g64(in + 8 * i);
@@ -90,8 +90,8 @@ static void dec_seg(const uint8_t *in, struct kvm_segment *s)
 
 void sqb_kvm_enc_sregs(const struct kvm_sregs *s, uint8_t *o)
 {
-	const struct kvm_segment *seg[8] = { &s->cs, &s->ds, &s->es, &s->fs,
-					     &s->gs, &s->ss, &s->tr, &s->ldt };
+	const struct kvm_segment *seg[8] = {&s->cs, &s->ds, &s->es, &s->fs,
+					    &s->gs, &s->ss, &s->tr, &s->ldt};
 
 	memset(o, 0, SQB_X86_SREGS_SIZE);
 	for (int i = 0; i < 8; i++)
@@ -113,8 +113,8 @@ void sqb_kvm_enc_sregs(const struct kvm_sregs *s, uint8_t *o)
 
 void sqb_kvm_dec_sregs(const uint8_t *in, struct kvm_sregs *s)
 {
-	struct kvm_segment *seg[8] = { &s->cs, &s->ds, &s->es, &s->fs,
-				       &s->gs, &s->ss, &s->tr, &s->ldt };
+	struct kvm_segment *seg[8] = {&s->cs, &s->ds, &s->es, &s->fs,
+				      &s->gs, &s->ss, &s->tr, &s->ldt};
 
 	memset(s, 0, sizeof(*s));
 	for (int i = 0; i < 8; i++)
@@ -261,8 +261,8 @@ size_t sqb_kvm_enc_xcrs(const struct kvm_xcrs *x, uint8_t *o)
 {
 	uint32_t n = x->nr_xcrs < KVM_MAX_XCRS ? x->nr_xcrs : KVM_MAX_XCRS;
 
-	return enc_kv16(&x->xcrs[0].xcr, &x->xcrs[0].value, sizeof(x->xcrs[0]),
-			sizeof(x->xcrs[0]), n, o);
+	return enc_kv16(&x->xcrs[0].xcr, &x->xcrs[0].value, sizeof(x->xcrs[0]), sizeof(x->xcrs[0]),
+			n, o);
 }
 
 int sqb_kvm_dec_xcrs(const uint8_t *in, size_t len, struct kvm_xcrs *x)
@@ -324,28 +324,44 @@ int sqb_kvm_dec_cpuid(const uint8_t *in, size_t len, struct kvm_cpuid_entry2 *e,
 
 void sqb_kvm_enc_pic(const struct kvm_pic_state *p, uint8_t *o)
 {
-	const uint8_t v[16] = { p->last_irr,	p->irr,
-				p->imr,		p->isr,
-				p->priority_add, p->irq_base,
-				p->read_reg_select, p->poll,
-				p->special_mask, p->init_state,
-				p->auto_eoi,	p->rotate_on_auto_eoi,
-				p->special_fully_nested_mode, p->init4,
-				p->elcr,	p->elcr_mask };
+	const uint8_t v[16] = {p->last_irr,
+			       p->irr,
+			       p->imr,
+			       p->isr,
+			       p->priority_add,
+			       p->irq_base,
+			       p->read_reg_select,
+			       p->poll,
+			       p->special_mask,
+			       p->init_state,
+			       p->auto_eoi,
+			       p->rotate_on_auto_eoi,
+			       p->special_fully_nested_mode,
+			       p->init4,
+			       p->elcr,
+			       p->elcr_mask};
 
 	memcpy(o, v, 16);
 }
 
 void sqb_kvm_dec_pic(const uint8_t *in, struct kvm_pic_state *p)
 {
-	uint8_t *const v[16] = { &p->last_irr,	   &p->irr,
-				 &p->imr,	   &p->isr,
-				 &p->priority_add, &p->irq_base,
-				 &p->read_reg_select, &p->poll,
-				 &p->special_mask, &p->init_state,
-				 &p->auto_eoi,	   &p->rotate_on_auto_eoi,
-				 &p->special_fully_nested_mode, &p->init4,
-				 &p->elcr,	   &p->elcr_mask };
+	uint8_t *const v[16] = {&p->last_irr,
+				&p->irr,
+				&p->imr,
+				&p->isr,
+				&p->priority_add,
+				&p->irq_base,
+				&p->read_reg_select,
+				&p->poll,
+				&p->special_mask,
+				&p->init_state,
+				&p->auto_eoi,
+				&p->rotate_on_auto_eoi,
+				&p->special_fully_nested_mode,
+				&p->init4,
+				&p->elcr,
+				&p->elcr_mask};
 
 	for (int i = 0; i < 16; i++)
 		*v[i] = in[i];

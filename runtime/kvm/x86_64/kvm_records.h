@@ -8,14 +8,14 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define SQB_X86_REGS_SIZE 144
-#define SQB_X86_SREGS_SIZE 312
-#define SQB_X86_EVENTS_SIZE 64
+#define SQB_X86_REGS_SIZE      144
+#define SQB_X86_SREGS_SIZE     312
+#define SQB_X86_EVENTS_SIZE    64
 #define SQB_X86_DEBUGREGS_SIZE 56
-#define SQB_KVM_PIC_SIZE 16
-#define SQB_KVM_IOAPIC_SIZE 216
-#define SQB_KVM_PIT_SIZE 80
-#define SQB_KVM_CLOCK_SIZE 32
+#define SQB_KVM_PIC_SIZE       16
+#define SQB_KVM_IOAPIC_SIZE    216
+#define SQB_KVM_PIT_SIZE       80
+#define SQB_KVM_CLOCK_SIZE     32
 
 void sqb_kvm_enc_regs(const struct kvm_regs *r, uint8_t *out);
 void sqb_kvm_dec_regs(const uint8_t *in, struct kvm_regs *r);

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 
+#include "arch_entry.h"
 #include "kvm_priv.h"
 #include "log.h"
 
@@ -15,17 +16,21 @@
 
 int sqb_kvm_cpuid_init(struct sqb_hv_vm *vm)
 {
-	struct kvm_cpuid2 *c;
-	size_t sz = sizeof(*c) + SQB_KVM_MAX_CPUID * sizeof(struct kvm_cpuid_entry2);
+	struct kvm_cpuid2 *c = NULL;
 
-	c = calloc(1, sz);
-	if (!c)
-		return -ENOMEM;
-	c->nent = SQB_KVM_MAX_CPUID;
-	if (ioctl(vm->kvm_fd, KVM_GET_SUPPORTED_CPUID, c) < 0) {
+	/* KVM answers E2BIG while the buffer is too small: grow and ask again
+	 * (a host with many leaves, e.g. AMX or many cache levels). */
+	for (unsigned int nent = SQB_KVM_CPUID_FIRST;; nent *= 2) {
+		c = calloc(1, sizeof(*c) + nent * sizeof(struct kvm_cpuid_entry2));
+		if (!c)
+			return -ENOMEM;
+		c->nent = nent;
+		if (ioctl(vm->kvm_fd, KVM_GET_SUPPORTED_CPUID, c) == 0)
+			break;
 		int err = -errno;
 		free(c);
-		return err;
+		if (err != -E2BIG || nent >= SQB_KVM_CPUID_MAX)
+			return err;
 	}
 	/* The filter: no PMU (leaf 0xA zeroed), no MONITOR/MWAIT, hypervisor
 	 * bit set; per-vCPU topology fields are patched in cpuid_set. */
@@ -41,13 +46,13 @@ int sqb_kvm_cpuid_init(struct sqb_hv_vm *vm)
 			e->eax = e->ebx = e->ecx = e->edx = 0;
 		}
 	}
-	vm->cpuid = c;
+	vm->arch.cpuid = c;
 	return 0;
 }
 
 int sqb_kvm_cpuid_set(struct sqb_hv_vcpu *vc)
 {
-	struct kvm_cpuid2 *t = vc->vm->cpuid, *c;
+	struct kvm_cpuid2 *t = vc->vm->arch.cpuid, *c;
 	size_t sz = sizeof(*t) + t->nent * sizeof(struct kvm_cpuid_entry2);
 	int err = 0;
 
@@ -78,28 +83,38 @@ int sqb_kvm_cpuid_set(struct sqb_hv_vcpu *vc)
 int sqb_kvm_msr_init(struct sqb_hv_vm *vm)
 {
 	struct kvm_msr_list probe = {.nmsrs = 0}, *l;
-	int n = 0;
+	int n = 0, err;
 
 	if (ioctl(vm->kvm_fd, KVM_GET_MSR_INDEX_LIST, &probe) < 0 && errno != E2BIG)
 		return -errno;
 	l = calloc(1, sizeof(*l) + probe.nmsrs * sizeof(uint32_t));
-	vm->msr_index = calloc(probe.nmsrs + 1, sizeof(uint32_t));
-	if (!l || !vm->msr_index) {
-		free(l);
-		return -ENOMEM;
+	vm->arch.msr_index = calloc(probe.nmsrs + 1, sizeof(uint32_t));
+	if (!l || !vm->arch.msr_index) {
+		err = -ENOMEM;
+		goto fail;
 	}
 	l->nmsrs = probe.nmsrs;
 	if (ioctl(vm->kvm_fd, KVM_GET_MSR_INDEX_LIST, l) < 0) {
-		free(l);
-		return -errno;
+		err = -errno;
+		goto fail;
+	}
+	if (l->nmsrs > probe.nmsrs) { /* the list grew in between: never overrun */
+		err = -EAGAIN;
+		goto fail;
 	}
 	/* Per-vCPU acceptance is checked where MSRs are set (msr_boot) and,
 	 * for snapshots, by the count KVM_GET_MSRS returns. */
 	for (unsigned int i = 0; i < l->nmsrs; i++)
-		vm->msr_index[n++] = l->indices[i];
-	vm->nmsr_index = n;
+		vm->arch.msr_index[n++] = l->indices[i];
+	vm->arch.nmsr_index = n;
 	free(l);
 	return 0;
+fail:
+	free(l);
+	free(vm->arch.msr_index); /* no half-built list stays behind */
+	vm->arch.msr_index = NULL;
+	vm->arch.nmsr_index = 0;
+	return err;
 }
 
 struct boot_msr {
@@ -165,9 +180,9 @@ static struct kvm_segment flat_seg(uint16_t sel, int code, int long_mode)
 	return s;
 }
 
-int sqb_kvm_vcpu_set_entry(struct sqb_hv_vcpu *vc, const struct sqb_hv_entry *e)
+int sqb_kvm_vcpu_set_entry(struct sqb_hv_vcpu *vc, const struct sqb_arch_entry *e)
 {
-	int lm = e->mode == SQB_HV_ENTRY_LONG64;
+	int lm = e->mode == SQB_X86_ENTRY_LONG64;
 	struct kvm_regs r;
 	struct kvm_sregs s;
 
@@ -204,7 +219,7 @@ size_t sqb_kvm_vcpu_state_size(struct sqb_hv_vcpu *vc, enum sqb_hv_vcpu_state_ki
 	switch (kind) {
 	case SQB_HV_VCPU_CPUID:
 		return sizeof(struct kvm_cpuid2) +
-		       vc->vm->cpuid->nent * sizeof(struct kvm_cpuid_entry2);
+		       vc->vm->arch.cpuid->nent * sizeof(struct kvm_cpuid_entry2);
 	case SQB_HV_VCPU_TSC_KHZ:
 		return sizeof(uint32_t);
 	case SQB_HV_VCPU_REGS:
@@ -226,7 +241,8 @@ size_t sqb_kvm_vcpu_state_size(struct sqb_hv_vcpu *vc, enum sqb_hv_vcpu_state_ki
 	case SQB_HV_VCPU_DEBUGREGS:
 		return sizeof(struct kvm_debugregs);
 	case SQB_HV_VCPU_MSRS:
-		return sizeof(struct kvm_msrs) + vc->vm->nmsr_index * sizeof(struct kvm_msr_entry);
+		return sizeof(struct kvm_msrs) +
+		       vc->vm->arch.nmsr_index * sizeof(struct kvm_msr_entry);
 	default:
 		return 0;
 	}
@@ -244,16 +260,17 @@ static int msrs_get(struct sqb_hv_vcpu *vc, struct kvm_msrs *m)
 	uint32_t done = 0;
 	int err = 0;
 
-	t = calloc(1, sizeof(*t) + vm->nmsr_index * sizeof(t->entries[0]));
+	t = calloc(1, sizeof(*t) + vm->arch.nmsr_index * sizeof(t->entries[0]));
 	if (!t)
 		return -ENOMEM;
-	while (done < vm->nmsr_index) {
-		uint32_t want = vm->nmsr_index - done;
+	while (done < vm->arch.nmsr_index) {
+		uint32_t want = vm->arch.nmsr_index - done;
 		int n;
 
 		t->nmsrs = want;
 		for (uint32_t i = 0; i < want; i++)
-			t->entries[i] = (struct kvm_msr_entry){.index = vm->msr_index[done + i]};
+			t->entries[i] =
+			    (struct kvm_msr_entry){.index = vm->arch.msr_index[done + i]};
 		n = ioctl(vc->fd, KVM_GET_MSRS, t);
 		if (n < 0) {
 			err = -errno;
@@ -262,10 +279,11 @@ static int msrs_get(struct sqb_hv_vcpu *vc, struct kvm_msrs *m)
 		memcpy(&m->entries[done], t->entries, (size_t)n * sizeof(t->entries[0]));
 		done += (uint32_t)n;
 		if ((uint32_t)n < want) {
-			sqb_debug("host refused to read MSR 0x%x; dropped", vm->msr_index[done]);
-			memmove(&vm->msr_index[done], &vm->msr_index[done + 1],
-				(vm->nmsr_index - done - 1) * sizeof(uint32_t));
-			vm->nmsr_index--;
+			sqb_debug("host refused to read MSR 0x%x; dropped",
+				  vm->arch.msr_index[done]);
+			memmove(&vm->arch.msr_index[done], &vm->arch.msr_index[done + 1],
+				(vm->arch.nmsr_index - done - 1) * sizeof(uint32_t));
+			vm->arch.nmsr_index--;
 		}
 	}
 	free(t);
@@ -321,7 +339,7 @@ int sqb_kvm_vcpu_get_state(struct sqb_hv_vcpu *vc, enum sqb_hv_vcpu_state_kind k
 	}
 	if (kind == SQB_HV_VCPU_CPUID) {
 		struct kvm_cpuid2 *c = buf;
-		c->nent = vc->vm->cpuid->nent;
+		c->nent = vc->vm->arch.cpuid->nent;
 		return ioctl(vc->fd, KVM_GET_CPUID2, c) < 0 ? -errno : 0;
 	}
 	if (kind == SQB_HV_VCPU_MSRS)

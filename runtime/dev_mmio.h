@@ -1,0 +1,21 @@
+/* virtio-mmio slot class, private to runtime/ (dev_mmio.c).
+ *
+ *   sqb_vm_add_mmio_dev() ─> slot n: window base + 0x1000 n, GSI from the
+ *                            allocator ─> struct sqb_mmio_dev_ops callbacks
+ */
+#ifndef SQB_RUNTIME_DEV_MMIO_H
+#define SQB_RUNTIME_DEV_MMIO_H
+
+#include "dev.h"
+
+struct sqb_mmio_slot_cfg {
+	const struct sqb_mmio_dev_ops *ops;
+	void *opaque;
+	struct sqb_mmio_slot_info slot;
+	uint64_t window_base; /* base of slot 0 (for the ACPI name and _UID) */
+};
+
+/* The state version the library writes (DEVS version field). */
+unsigned int sqb_mmio_slot_version(const struct sqb_dev *d);
+
+#endif

@@ -1,0 +1,64 @@
+/* Guest memory and its accessor (private to runtime/, vm_mem.c).
+ *
+ *   memfd ── one host mapping ── regions[] (arch layout: low RAM, high RAM)
+ *                 ▲
+ *   sqb_gmem_map(gpa, len, write) ── bounds check, no region crossing
+ *                 │   write: pages marked for the next Diff (hooks.written)
+ *                 │   lazy restore: pages fetched first (hooks.prefault)
+ *   devices, boot loaders (before tracking), the snapshot layer
+ *
+ * Every write the VMM makes into guest memory after boot goes through
+ * sqb_gmem_map(..., 1) or sqb_gmem_write(): KVM's dirty log only sees the
+ * guest's own writes, so a Diff would otherwise miss device DMA.
+ */
+#ifndef SQB_RUNTIME_GMEM_H
+#define SQB_RUNTIME_GMEM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define SQB_GMEM_PAGE	     4096ULL
+#define SQB_GMEM_MAX_REGIONS 2
+
+struct sqb_mem_region {
+	uint64_t gpa;
+	uint64_t size;
+	uint8_t *host;
+	uint64_t fd_offset; /* offset of this region in the memfd */
+};
+
+/* Set by the snapshot layer while it tracks writes or a lazy restore runs.
+ * Called from any thread; both must be thread-safe. */
+struct sqb_gmem_hooks {
+	void *opaque;
+	/* The VMM wrote (or is about to write) [gpa, gpa+len). */
+	void (*written)(void *opaque, uint64_t gpa, uint64_t len);
+	/* Make [gpa, gpa+len) resident before the VMM touches it (0 or -errno). */
+	int (*prefault)(void *opaque, uint64_t gpa, uint64_t len);
+};
+
+struct sqb_gmem {
+	int fd;
+	uint8_t *host;
+	uint64_t size;
+	struct sqb_mem_region regions[SQB_GMEM_MAX_REGIONS];
+	unsigned int nregions;
+	const struct sqb_gmem_hooks *hooks; /* atomic pointer; NULL: none */
+};
+
+/* thp: ask for transparent huge pages (best effort; shmem_enabled decides). */
+int sqb_mem_create(struct sqb_gmem *m, uint64_t size, int thp);
+void sqb_mem_destroy(struct sqb_gmem *m);
+
+/* Host pointer to [gpa, gpa+len) inside ONE region, or NULL (out of range,
+ * crosses a region boundary, len 0, or the lazy fetch failed).  write: the
+ * range is reported dirty; the caller's write must complete before the
+ * device's quiesce returns (a snapshot collects after quiesce). */
+uint8_t *sqb_gmem_map(struct sqb_gmem *m, uint64_t gpa, uint64_t len, int write);
+/* Copy helpers over sqb_gmem_map: 0 or -EFAULT. */
+int sqb_gmem_read(struct sqb_gmem *m, void *dst, uint64_t gpa, uint64_t len);
+int sqb_gmem_write(struct sqb_gmem *m, uint64_t gpa, const void *src, uint64_t len);
+/* Install or clear (NULL) the hooks; returns the previous ones. */
+const struct sqb_gmem_hooks *sqb_gmem_set_hooks(struct sqb_gmem *m, const struct sqb_gmem_hooks *h);
+
+#endif

@@ -1,0 +1,47 @@
+/* KVM backend, x86_64 part: per-VM state only x86 has (included by
+ * kvm_priv.h; CMake puts runtime/kvm/<arch>/ on the include path). */
+#ifndef SQB_KVM_ARCH_H
+#define SQB_KVM_ARCH_H
+
+#include <linux/kvm.h>
+#include <stdint.h>
+
+#define SQB_KVM_SNAP_ARCH SQB_ARCH_X86_64 /* snapfmt enum sqb_arch of its records */
+
+/* First guess for KVM_GET_SUPPORTED_CPUID; grown on E2BIG up to the max. */
+#define SQB_KVM_CPUID_FIRST 256
+#define SQB_KVM_CPUID_MAX   4096
+
+/* vCPU state kinds a snapshot captures, in the order KVM wants them set. */
+enum sqb_hv_vcpu_state_kind {
+	SQB_HV_VCPU_CPUID = 0,
+	SQB_HV_VCPU_TSC_KHZ,
+	SQB_HV_VCPU_REGS,
+	SQB_HV_VCPU_SREGS,
+	SQB_HV_VCPU_XCRS,
+	SQB_HV_VCPU_FPU,
+	SQB_HV_VCPU_XSAVE,
+	SQB_HV_VCPU_LAPIC,
+	SQB_HV_VCPU_MSRS,
+	SQB_HV_VCPU_EVENTS,
+	SQB_HV_VCPU_MP_STATE,
+	SQB_HV_VCPU_DEBUGREGS,
+	SQB_HV_VCPU_STATE_KINDS_
+};
+
+enum sqb_hv_vm_state_kind {
+	SQB_HV_VM_PIC_MASTER = 0,
+	SQB_HV_VM_PIC_SLAVE,
+	SQB_HV_VM_IOAPIC,
+	SQB_HV_VM_PIT,
+	SQB_HV_VM_CLOCK,
+	SQB_HV_VM_STATE_KINDS_
+};
+
+struct sqb_kvm_arch_vm {
+	struct kvm_cpuid2 *cpuid; /* filtered template (APIC ID patched per vCPU) */
+	uint32_t *msr_index;	  /* MSRs this host lets us read (snapshot list) */
+	unsigned int nmsr_index;
+};
+
+#endif

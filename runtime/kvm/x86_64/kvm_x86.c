@@ -1,0 +1,75 @@
+/* KVM backend, x86_64 part (kvm_priv.h arch hooks): the per-VM CPUID
+ * template and MSR list, the in-kernel irqchip (PIC, IOAPIC, LAPICs) and
+ * PIT with the TSS / identity-map pages, and per-vCPU CPUID + boot MSRs. */
+#include <errno.h>
+#include <stdlib.h>
+#include <sys/ioctl.h>
+
+#include "kvm_priv.h"
+#include "layout.h"
+
+int sqb_kvm_arch_vm_init(struct sqb_hv_vm *vm, struct sqb_diag *diag)
+{
+	int err = sqb_kvm_cpuid_init(vm);
+
+	if (err < 0) {
+		sqb_kvm_diag(diag, "KVM_GET_SUPPORTED_CPUID", err);
+		return err;
+	}
+	err = sqb_kvm_msr_init(vm);
+	if (err < 0) {
+		sqb_kvm_diag(diag, "KVM_GET_MSR_INDEX_LIST", err);
+		free(vm->arch.cpuid);
+		vm->arch.cpuid = NULL;
+	}
+	return err;
+}
+
+void sqb_kvm_arch_vm_fini(struct sqb_hv_vm *vm)
+{
+	free(vm->arch.cpuid);
+	free(vm->arch.msr_index);
+	vm->arch.cpuid = NULL;
+	vm->arch.msr_index = NULL;
+}
+
+/* Called after guest memory is mapped: on PVM a memslot added after the
+ * irqchip costs several milliseconds more to register. */
+int sqb_kvm_arch_platform(struct sqb_hv_vm *vm, struct sqb_diag *diag)
+{
+	struct kvm_pit_config pit = {.flags = KVM_PIT_SPEAKER_DUMMY};
+	uint64_t idmap = SQB_X86_KVM_IDMAP_ADDR;
+	int err;
+
+	if (ioctl(vm->vm_fd, KVM_SET_TSS_ADDR, SQB_X86_KVM_TSS_ADDR) < 0 ||
+	    ioctl(vm->vm_fd, KVM_SET_IDENTITY_MAP_ADDR, &idmap) < 0) {
+		err = -errno;
+		sqb_kvm_diag(diag, "KVM_SET_TSS_ADDR/IDENTITY_MAP", err);
+		return err;
+	}
+	if (ioctl(vm->vm_fd, KVM_CREATE_IRQCHIP, 0) < 0) {
+		err = -errno;
+		sqb_kvm_diag(diag, "KVM_CREATE_IRQCHIP", err);
+		return err;
+	}
+	if (ioctl(vm->vm_fd, KVM_CREATE_PIT2, &pit) < 0) {
+		err = -errno;
+		sqb_kvm_diag(diag, "KVM_CREATE_PIT2", err);
+		return err;
+	}
+	return 0;
+}
+
+int sqb_kvm_arch_vcpu_init(struct sqb_hv_vcpu *vc, struct sqb_diag *diag)
+{
+	int err = sqb_kvm_cpuid_set(vc);
+
+	if (err < 0) {
+		sqb_kvm_diag(diag, "KVM_SET_CPUID2", err);
+		return err;
+	}
+	err = sqb_kvm_msr_boot(vc);
+	if (err < 0)
+		sqb_kvm_diag(diag, "KVM_SET_MSRS", err);
+	return err;
+}
