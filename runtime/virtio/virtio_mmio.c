@@ -239,6 +239,11 @@ static uint32_t status_write(sqb_vio_dev *dev, uint32_t v)
 		dev_reset(dev);
 		return 0;
 	}
+	/* Bits the spec does not define are dropped, so a saved state only ever
+	 * holds known bits ([F-102]). */
+	v &= SQB_VIO_S_ACKNOWLEDGE | SQB_VIO_S_DRIVER | SQB_VIO_S_DRIVER_OK |
+	     SQB_VIO_S_FEATURES_OK | SQB_VIO_S_FAILED;
+	set = v & ~dev->status;
 	if ((set & SQB_VIO_S_FEATURES_OK) &&
 	    (!(dev->drv_features & 1ull << SQB_VIO_F_VERSION_1) ||
 	     (dev->drv_features & ~dev->dev_features)))

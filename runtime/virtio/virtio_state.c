@@ -269,7 +269,8 @@ static void sv_transport(struct sqb_vio_sbuf *b, sqb_vio_dev *d)
 		if (d->isr & ~3u)
 			return sqb_vio_sv_fail(b, -SQB_ECORRUPT, at + 40,
 					       "unknown interrupt_status bits 0x%x", d->isr);
-		if (d->drv_features & ~d->dev_features)
+		/* Before FEATURES_OK the driver may have written anything. */
+		if ((d->status & SQB_VIO_S_FEATURES_OK) && (d->drv_features & ~d->dev_features))
 			return sqb_vio_sv_fail(b, -SQB_ECORRUPT, at + 16,
 					       "driver_features not a subset of device_features");
 	}
