@@ -182,6 +182,7 @@ static void test_save_restore_mid_stream(void **state)
 	sqb_vio_dev_free(dev);
 
 	dev = blk_new(&e, fd, 0, SQB_VIO_CACHE_UNSAFE, NULL);
+	d.dev = dev; /* the same driver goes on with the new device */
 	irqs = e.irqs;
 	assert_int_equal(sqb_vio_dev_restore(dev, SQB_VIO_STATE_VERSION, buf, len, NULL), 0);
 	assert_int_equal(e.irqs, irqs + 1); /* pending VRING interrupt raised again */
