@@ -113,7 +113,8 @@ static int vq_walk(const struct sqb_vq *q, const struct sqb_vio_mem *mem, uint16
 	c->nseg = c->nread = 0;
 	c->read_len = c->write_len = 0;
 	for (;;) {
-		const uint8_t *d;
+		const volatile uint8_t *d;
+		uint8_t raw[16];
 		uint64_t addr;
 		uint32_t len;
 		uint16_t flags, next;
@@ -125,10 +126,14 @@ static int vq_walk(const struct sqb_vq *q, const struct sqb_vio_mem *mem, uint16
 		d = vq_map(mem, q->desc + 16ull * idx, 16, 0);
 		if (!d)
 			return bad(why, "descriptor table outside guest RAM");
-		addr = get_le64(d);
-		len = get_le32(d + 8);
-		flags = get_le16(d + 12);
-		next = get_le16(d + 14);
+		/* One snapshot of the descriptor: the driver may rewrite it while we
+		 * look, and a second read must never bypass the checks below. */
+		for (int i = 0; i < 16; i++)
+			raw[i] = d[i];
+		addr = get_le64(raw);
+		len = get_le32(raw + 8);
+		flags = get_le16(raw + 12);
+		next = get_le16(raw + 14);
 		if (flags & VQ_DESC_F_INDIRECT)
 			return bad(why, "indirect descriptor, VIRTIO_F_RING_INDIRECT_DESC not offered");
 		s = &c->seg[c->nseg];
