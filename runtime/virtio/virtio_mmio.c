@@ -129,16 +129,16 @@ void sqb_vio_signal_used(sqb_vio_dev *dev, unsigned int q)
 		raise_isr(dev, SQB_VIO_INT_VRING);
 }
 
-/* virtio 1.x 2.1.2: the device sets DEVICE_NEEDS_RESET and sends a
- * configuration change notification; queues stay stopped until reset. */
+/* virtio 1.x 2.1.2: the device sets DEVICE_NEEDS_RESET and, once the driver
+ * is up (DRIVER_OK), sends a configuration change notification; queues stay
+ * stopped until reset. */
 static void needs_reset(sqb_vio_dev *dev, const char *why)
 {
 	if (dev->status & SQB_VIO_S_NEEDS_RESET)
 		return;
 	sqb_debug("virtio dev %u: DEVICE_NEEDS_RESET: %s", dev->ops->device_id, why);
 	dev->status |= SQB_VIO_S_NEEDS_RESET;
-	dev->config_gen++;
-	raise_isr(dev, SQB_VIO_INT_CONFIG);
+	sqb_vio_config_changed(dev);
 }
 
 static void dev_reset(sqb_vio_dev *dev)
