@@ -2,7 +2,8 @@
  * 0xd0000000 (magic "virt", device id 2).  mode=rw writes a pattern, flushes
  * (if FLUSH is offered), reads it back and checks it, asks GET_ID; mode=ro
  * expects VIRTIO_BLK_F_RO and an IOERR for a write; mode=verify only checks
- * what an earlier rw run wrote (snapshot tests).  One line per step. */
+ * what an earlier rw run wrote; mode=loop rounds=N repeats write, flush,
+ * read and check (snapshots mid-stream).  One line per step. */
 #include "guest.h"
 #include "virtio_guest.h"
 
@@ -126,6 +127,27 @@ void guest_main(uint32_t start_info)
 
 	if (str_eq(mode, "verify")) {
 		check_pattern("verify", seed, bytes);
+	} else if (str_eq(mode, "loop")) {
+		/* Many requests back to back, for snapshots taken mid-stream. */
+		uint64_t rounds = cmdline_u64("rounds", 20), r;
+		for (r = 0; r < rounds; r++) {
+			for (uint32_t i = 0; i < bytes; i++)
+				wbuf[i] = pattern(seed + r, i);
+			st = blk_req(1, 0, wbuf, bytes, 0);
+			if (st == 0 && (acked & F_FLUSH))
+				st = blk_req(4, 0, 0, 0, 0);
+			if (st != 0)
+				break;
+			for (uint32_t i = 0; i < bytes; i++)
+				rbuf[i] = 0;
+			st = blk_req(0, 0, rbuf, bytes, 1);
+			for (uint32_t i = 0; st == 0 && i < bytes; i++)
+				if (rbuf[i] != wbuf[i])
+					st = 0x200;
+			if (st != 0)
+				break;
+		}
+		result("loop", r == rounds, "round failed, round", r);
 	} else if (str_eq(mode, "ro")) {
 		result("ro-feature", (acked & F_RO) != 0, "VIRTIO_BLK_F_RO not offered", acked);
 		for (uint32_t i = 0; i < bytes; i++)

@@ -27,6 +27,8 @@ static int failures;
 
 struct vm {
 	int fd, cpu_fd;
+	long snap_every;   /* >0: stop after this many blk MMIO exits */
+	long blk_exits;
 	struct kvm_run *run;
 	uint8_t *ram;
 	sqb_vio_dev *blk, *rng;
@@ -91,15 +93,17 @@ static void mmio(struct vm *vm)
 	uint8_t *d = vm->run->mmio.data;
 	unsigned int len = vm->run->mmio.len;
 
-	if (a >= BLK_BASE && a < BLK_BASE + SQB_VIO_MMIO_SIZE && vm->blk)
+	if (a >= BLK_BASE && a < BLK_BASE + SQB_VIO_MMIO_SIZE && vm->blk) {
 		sqb_vio_mmio_access(vm->blk, a - BLK_BASE, d, len, vm->run->mmio.is_write);
+		vm->blk_exits++;
+	}
 	else if (a >= RNG_BASE && a < RNG_BASE + SQB_VIO_MMIO_SIZE && vm->rng)
 		sqb_vio_mmio_access(vm->rng, a - RNG_BASE, d, len, vm->run->mmio.is_write);
 	else if (!vm->run->mmio.is_write)
 		memset(d, 0xff, len);
 }
 
-/* Run to the guest's reset; 0 on a clean reset. */
+/* Run to the guest's reset (0), or to the snapshot point (1). */
 static int run(struct vm *vm)
 {
 	for (;;) {
@@ -127,6 +131,8 @@ static int run(struct vm *vm)
 			break;
 		case KVM_EXIT_MMIO:
 			mmio(vm);
+			if (vm->snap_every && vm->blk_exits % vm->snap_every == 0)
+				return 1;
 			break;
 		default:
 			fprintf(stderr, "unexpected exit %u\n", r->exit_reason);
@@ -135,7 +141,30 @@ static int run(struct vm *vm)
 	}
 }
 
-/* Boot guest.elf with cmdline and the devices given; output in vm->out. */
+/* Create the VM (memory, irqchip, one vCPU) over vm->ram. */
+static int vm_create(struct vm *vm)
+{
+	struct kvm_userspace_memory_region reg;
+	uint64_t idmap = 0xfffbc000;
+
+	vm->fd = ioctl(kvm_fd, KVM_CREATE_VM, 0);
+	if (vm->fd < 0)
+		return -1;
+	reg = (struct kvm_userspace_memory_region){0, 0, 0, RAM_SIZE, (uint64_t)(uintptr_t)vm->ram};
+	if (ioctl(vm->fd, KVM_SET_USER_MEMORY_REGION, &reg) < 0 ||
+	    ioctl(vm->fd, KVM_SET_TSS_ADDR, 0xfffbd000UL) < 0 ||
+	    ioctl(vm->fd, KVM_SET_IDENTITY_MAP_ADDR, &idmap) < 0 ||
+	    ioctl(vm->fd, KVM_CREATE_IRQCHIP, 0) < 0)
+		return -1;
+	vm->cpu_fd = ioctl(vm->fd, KVM_CREATE_VCPU, 0);
+	if (vm->cpu_fd < 0)
+		return -1;
+	vm->run = mmap(NULL, (size_t)ioctl(kvm_fd, KVM_GET_VCPU_MMAP_SIZE, 0),
+		       PROT_READ | PROT_WRITE, MAP_SHARED, vm->cpu_fd, 0);
+	return vm->run == MAP_FAILED ? -1 : 0;
+}
+
+/* Boot guest.elf with cmdline; runs to the reset or the snapshot point. */
 static int boot(struct vm *vm, const char *guest, const char *cmdline)
 {
 	char path[1024];
@@ -145,20 +174,11 @@ static int boot(struct vm *vm, const char *guest, const char *cmdline)
 				    .nmmio = 2};
 	struct sqb_x86boot_entry e;
 	struct sqb_diag diag;
-	struct kvm_userspace_memory_region reg;
-	uint64_t idmap = 0xfffbc000;
 	int rc;
 
 	snprintf(path, sizeof(path), "%s/%s", guest_dir, guest);
-	vm->fd = ioctl(kvm_fd, KVM_CREATE_VM, 0);
 	vm->ram = mmap(NULL, RAM_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	if (vm->fd < 0 || vm->ram == MAP_FAILED)
-		return -1;
-	reg = (struct kvm_userspace_memory_region){0, 0, 0, RAM_SIZE, (uint64_t)(uintptr_t)vm->ram};
-	if (ioctl(vm->fd, KVM_SET_USER_MEMORY_REGION, &reg) < 0 ||
-	    ioctl(vm->fd, KVM_SET_TSS_ADDR, 0xfffbd000UL) < 0 ||
-	    ioctl(vm->fd, KVM_SET_IDENTITY_MAP_ADDR, &idmap) < 0 ||
-	    ioctl(vm->fd, KVM_CREATE_IRQCHIP, 0) < 0)
+	if (vm->ram == MAP_FAILED || vm_create(vm))
 		return -1;
 	ram = (struct sqb_x86boot_mem){vm->ram, 0, RAM_SIZE};
 	in.kernel_path = path;
@@ -168,12 +188,7 @@ static int boot(struct vm *vm, const char *guest, const char *cmdline)
 		fprintf(stderr, "%s: %s\n", path, sqb_strerror(rc));
 		return -1;
 	}
-	vm->cpu_fd = ioctl(vm->fd, KVM_CREATE_VCPU, 0);
-	if (vm->cpu_fd < 0)
-		return -1;
-	vm->run = mmap(NULL, (size_t)ioctl(kvm_fd, KVM_GET_VCPU_MMAP_SIZE, 0),
-		       PROT_READ | PROT_WRITE, MAP_SHARED, vm->cpu_fd, 0);
-	if (vm->run == MAP_FAILED || setup_cpu(vm, &e))
+	if (setup_cpu(vm, &e))
 		return -1;
 	rc = run(vm);
 	vm->out[vm->out_len] = 0;
@@ -217,6 +232,52 @@ static struct vm *vm_new(int blk_fd, int ro, int rng)
 	}
 	if (rng && sqb_vio_rng_new(&vm->rng, &host, NULL))
 		abort();
+	return vm;
+}
+
+/* Snapshot and load in one process: finish the pending exit, take the
+ * registers, a copy of RAM and the device state; destroy the VM; build a new
+ * one that goes on from the same instruction with a restored device. */
+static struct vm *migrate(struct vm *old, int blk_fd)
+{
+	struct kvm_regs r;
+	struct kvm_sregs sr;
+	struct kvm_cpuid2 *c = calloc(1, sizeof(*c) + 256 * sizeof(c->entries[0]));
+	struct sqb_diag diag;
+	uint8_t *st;
+	size_t len;
+	struct vm *vm;
+
+	/* KVM completes an MMIO read on the next entry: enter once, exit at once. */
+	old->run->immediate_exit = 1;
+	if (ioctl(old->cpu_fd, KVM_RUN, 0) == 0 || errno != EINTR)
+		return NULL;
+	old->run->immediate_exit = 0;
+	if (ioctl(old->cpu_fd, KVM_GET_REGS, &r) < 0 || ioctl(old->cpu_fd, KVM_GET_SREGS, &sr) < 0 ||
+	    sqb_vio_quiesce(old->blk) || sqb_vio_dev_save(old->blk, &st, &len))
+		return NULL;
+	vm = vm_new(blk_fd, 0, 0);
+	vm->ram = mmap(NULL, RAM_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (vm->ram == MAP_FAILED)
+		return NULL;
+	memcpy(vm->ram, old->ram, RAM_SIZE);
+	memcpy(vm->out, old->out, old->out_len);
+	vm->out_len = old->out_len;
+	vm->snap_every = old->snap_every;
+	vm->blk_exits = old->blk_exits;
+	vm_free(old);
+	c->nent = 256;
+	if (vm_create(vm) || ioctl(kvm_fd, KVM_GET_SUPPORTED_CPUID, c) < 0 ||
+	    ioctl(vm->cpu_fd, KVM_SET_CPUID2, c) < 0 || ioctl(vm->cpu_fd, KVM_SET_SREGS, &sr) < 0 ||
+	    ioctl(vm->cpu_fd, KVM_SET_REGS, &r) < 0)
+		return NULL;
+	free(c);
+	if (sqb_vio_dev_restore(vm->blk, SQB_VIO_STATE_VERSION, st, len, &diag)) {
+		fprintf(stderr, "restore: %s\n", diag.reason);
+		return NULL;
+	}
+	free(st);
+	sqb_vio_dev_poll(vm->blk); /* [F-108] */
 	return vm;
 }
 
@@ -273,6 +334,32 @@ int main(int argc, char **argv)
 	rc = boot(vm, "virtioblk.elf", "mode=rw");
 	expect("virtioblk without a device", vm, rc, "VBLK probe FAIL");
 	vm_free(vm);
+
+	/* Snapshot + load every 7 register accesses of a write/flush/read
+	 * loop: the guest checks its own data across all the loads. */
+	{
+		int loads = 0;
+		vm = vm_new(fd, 0, 0);
+		vm->snap_every = 7;
+		rc = boot(vm, "virtioblk.elf", "mode=loop rounds=12 seed=9 sectors=8");
+		while (rc == 1 && vm) {
+			vm = migrate(vm, fd);
+			loads++;
+			if (vm) {
+				rc = run(vm);
+				vm->out[vm->out_len] = 0;
+			}
+		}
+		if (!vm) {
+			printf("FAIL virtioblk snapshot/load: migrate failed after %d loads\n", loads);
+			failures++;
+		} else {
+			printf("     %d loads\n", loads);
+			expect("virtioblk snapshot/load mid-stream", vm, loads > 5 ? rc : -1,
+			       "VBLK DONE pass=3 fail=0");
+			vm_free(vm);
+		}
+	}
 
 	vm = vm_new(-1, 0, 1);
 	rc = boot(vm, "virtiorng.elf", "");
