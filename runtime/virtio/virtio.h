@@ -87,13 +87,13 @@ struct sqb_vio_bucket {
 
 struct sqb_vio_rl_config {
 	struct sqb_vio_bucket bandwidth; /* bytes */
-	struct sqb_vio_bucket ops;       /* requests */
+	struct sqb_vio_bucket ops;	 /* requests */
 };
 
 /* ---- virtio-mmio window ------------------------------------------------ */
 
 #define SQB_VIO_MMIO_SIZE	  0x1000u /* the device's window */
-#define SQB_VIO_MMIO_QUEUE_NOTIFY 0x50u   /* ioeventfd: 4 bytes, datamatch = queue index */
+#define SQB_VIO_MMIO_QUEUE_NOTIFY 0x50u	  /* ioeventfd: 4 bytes, datamatch = queue index */
 #define SQB_VIO_MAGIC		  0x74726976u
 #define SQB_VIO_VENDOR_ID	  0x00425153u /* "SQB" */
 
@@ -144,14 +144,17 @@ void sqb_vio_dev_free(sqb_vio_dev *dev);
 enum sqb_vio_cache { SQB_VIO_CACHE_UNSAFE = 0, SQB_VIO_CACHE_WRITEBACK = 1 };
 
 struct sqb_vio_blk_opts {
-	unsigned int version;  /* SQB_VIO_OPTS_VERSION */
-	int fd;                /* backing file; the device dup()s it */
-	int read_only;         /* offer VIRTIO_BLK_F_RO and refuse writes */
+	unsigned int version; /* SQB_VIO_OPTS_VERSION */
+	int fd;		      /* backing file; the device dup()s it */
+	int read_only;	      /* offer VIRTIO_BLK_F_RO and refuse writes */
 	enum sqb_vio_cache cache;
-	const char *drive_id;  /* GET_ID answer, at most 20 bytes used */
+	const char *drive_id;			      /* GET_ID answer, at most 20 bytes used */
 	const struct sqb_vio_rl_config *rate_limiter; /* NULL: none */
 };
-#define SQB_VIO_BLK_OPTS_INIT {SQB_VIO_OPTS_VERSION, -1, 0, SQB_VIO_CACHE_UNSAFE, NULL, NULL}
+#define SQB_VIO_BLK_OPTS_INIT                                                                      \
+	{                                                                                          \
+		SQB_VIO_OPTS_VERSION, -1, 0, SQB_VIO_CACHE_UNSAFE, NULL, NULL                      \
+	}
 
 int sqb_vio_blk_new(sqb_vio_dev **out, const struct sqb_vio_host *host,
 		    const struct sqb_vio_blk_opts *opts, struct sqb_diag *diag);
@@ -167,7 +170,10 @@ struct sqb_vio_rng_opts {
 	unsigned int version; /* SQB_VIO_OPTS_VERSION */
 	const struct sqb_vio_rl_config *rate_limiter;
 };
-#define SQB_VIO_RNG_OPTS_INIT {SQB_VIO_OPTS_VERSION, NULL}
+#define SQB_VIO_RNG_OPTS_INIT                                                                      \
+	{                                                                                          \
+		SQB_VIO_OPTS_VERSION, NULL                                                         \
+	}
 
 int sqb_vio_rng_new(sqb_vio_dev **out, const struct sqb_vio_host *host,
 		    const struct sqb_vio_rng_opts *opts);

@@ -88,8 +88,8 @@ static bool in_range(const struct blk *b, uint64_t sector, uint64_t len)
 
 /* Execute one request; returns the status byte, *to_mem the bytes written
  * into guest buffers before the status byte. */
-static uint8_t blk_exec(struct blk *b, const struct sqb_vq_chain *c, uint32_t type,
-			uint64_t sector, uint64_t *to_mem)
+static uint8_t blk_exec(struct blk *b, const struct sqb_vq_chain *c, uint32_t type, uint64_t sector,
+			uint64_t *to_mem)
 {
 	uint64_t data;
 
@@ -108,7 +108,7 @@ static uint8_t blk_exec(struct blk *b, const struct sqb_vq_chain *c, uint32_t ty
 		if (b->ro || !in_range(b, sector, data))
 			return BLK_S_IOERR;
 		return blk_io(b->fd, c, true, HDR_LEN, data, sector << SECTOR_SHIFT) ? BLK_S_IOERR
-										      : BLK_S_OK;
+										     : BLK_S_OK;
 	case BLK_T_FLUSH:
 		if (b->cache == SQB_VIO_CACHE_WRITEBACK && !b->ro && fdatasync(b->fd))
 			return BLK_S_IOERR;
@@ -155,15 +155,17 @@ static int blk_process(sqb_vio_dev *dev, unsigned int qi, const char **why)
 			for (int i = 0; i < 8; i++)
 				sector |= (uint64_t)hdr[8 + i] << (8 * i);
 		}
-		if (!sqb_vio_throttle_ok(dev, type == BLK_T_IN ? c->write_len - 1 : c->read_len - HDR_LEN,
-					 c->write_len && (type == BLK_T_IN || type == BLK_T_OUT))) {
+		if (!sqb_vio_throttle_ok(
+			dev, type == BLK_T_IN ? c->write_len - 1 : c->read_len - HDR_LEN,
+			c->write_len && (type == BLK_T_IN || type == BLK_T_OUT))) {
 			sqb_vq_unpop(q);
 			rc = 0;
 			break;
 		}
 		/* No writable status byte: nothing can be reported, complete with 0. */
 		if (c->write_len) {
-			st = type == UINT32_MAX ? BLK_S_IOERR : blk_exec(b, c, type, sector, &to_mem);
+			st = type == UINT32_MAX ? BLK_S_IOERR
+						: blk_exec(b, c, type, sector, &to_mem);
 			sqb_vq_write_bytes(c, c->write_len - 1, &st, 1);
 			used = to_mem + 1;
 		}
@@ -215,13 +217,13 @@ static void blk_free(sqb_vio_dev *dev)
 }
 
 static const struct sqb_vio_ops blk_ops = {
-	.device_id = SQB_VIO_ID_BLK,
-	.num_queues = 1,
-	.config_read = blk_config_read,
-	.config_len = blk_config_len,
-	.process = blk_process,
-	.state = blk_state,
-	.free = blk_free,
+    .device_id = SQB_VIO_ID_BLK,
+    .num_queues = 1,
+    .config_read = blk_config_read,
+    .config_len = blk_config_len,
+    .process = blk_process,
+    .state = blk_state,
+    .free = blk_free,
 };
 
 static void diag_set(struct sqb_diag *d, const char *reason)

@@ -69,8 +69,8 @@ int sqb_vio_dev_init(sqb_vio_dev *dev, const struct sqb_vio_ops *ops,
 	dev->host = *host;
 	if (!dev->host.clock.now_ns)
 		dev->host.clock.now_ns = clock_now;
-	dev->dev_features = features | 1ull << SQB_VIO_F_VERSION_1 |
-			    1ull << SQB_VIO_F_RING_EVENT_IDX;
+	dev->dev_features =
+	    features | 1ull << SQB_VIO_F_VERSION_1 | 1ull << SQB_VIO_F_RING_EVENT_IDX;
 	for (unsigned int i = 0; i < SQB_VIO_MAX_QUEUES; i++) {
 		dev->vq[i].max_num = i < ops->num_queues ? SQB_VQ_MAX_SIZE : 0;
 		sqb_vq_reset(&dev->vq[i]);
@@ -205,6 +205,8 @@ bool sqb_vio_throttle_ok(sqb_vio_dev *dev, uint64_t bytes, bool count_bytes)
 	if (!dev->has_rl)
 		return true;
 	now = sqb_vio_now(dev);
+	/* A notify after the deadline need not wait for the timer's poll. */
+	sqb_vio_rl_expire(&dev->rl, now);
 	if (!sqb_vio_rl_consume(&dev->rl, 1, SQB_VIO_TOK_OPS, now, &at))
 		goto throttled;
 	if (count_bytes && !sqb_vio_rl_consume(&dev->rl, bytes, SQB_VIO_TOK_BYTES, now, &at)) {
@@ -244,9 +246,8 @@ static uint32_t status_write(sqb_vio_dev *dev, uint32_t v)
 	v &= SQB_VIO_S_ACKNOWLEDGE | SQB_VIO_S_DRIVER | SQB_VIO_S_DRIVER_OK |
 	     SQB_VIO_S_FEATURES_OK | SQB_VIO_S_FAILED;
 	set = v & ~dev->status;
-	if ((set & SQB_VIO_S_FEATURES_OK) &&
-	    (!(dev->drv_features & 1ull << SQB_VIO_F_VERSION_1) ||
-	     (dev->drv_features & ~dev->dev_features)))
+	if ((set & SQB_VIO_S_FEATURES_OK) && (!(dev->drv_features & 1ull << SQB_VIO_F_VERSION_1) ||
+					      (dev->drv_features & ~dev->dev_features)))
 		v &= ~SQB_VIO_S_FEATURES_OK;
 	if ((set & SQB_VIO_S_DRIVER_OK) && !(dev->status & SQB_VIO_S_FEATURES_OK) &&
 	    !(v & SQB_VIO_S_FEATURES_OK))
@@ -276,8 +277,8 @@ static uint32_t reg_read(sqb_vio_dev *dev, uint32_t off)
 		return SQB_VIO_VENDOR_ID;
 	case R_DEV_FEATURES:
 		return dev->dev_features_sel < 2
-			       ? (uint32_t)(dev->dev_features >> (32 * dev->dev_features_sel))
-			       : 0;
+			   ? (uint32_t)(dev->dev_features >> (32 * dev->dev_features_sel))
+			   : 0;
 	case R_QUEUE_NUM_MAX:
 		return q ? q->max_num : 0;
 	case R_QUEUE_READY:

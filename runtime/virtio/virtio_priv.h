@@ -8,27 +8,27 @@
 
 #include "virtio.h"
 
-#define SQB_VQ_MAX_SIZE	  256 /* QueueNumMax of every device here */
+#define SQB_VQ_MAX_SIZE	   256 /* QueueNumMax of every device here */
 #define SQB_VIO_MAX_QUEUES 2
 
 /* Descriptor flags (virtio 1.x, 2.7.5). */
-#define VQ_DESC_F_NEXT	   1
-#define VQ_DESC_F_WRITE	   2
-#define VQ_DESC_F_INDIRECT 4
+#define VQ_DESC_F_NEXT		1
+#define VQ_DESC_F_WRITE		2
+#define VQ_DESC_F_INDIRECT	4
 #define VQ_AVAIL_F_NO_INTERRUPT 1
 
 /* ---- split virtqueue (virtio_queue.c) ---------------------------------- */
 
 struct sqb_vq {
-	uint16_t num;     /* QueueNum: power of two, 1..max_num */
+	uint16_t num;	  /* QueueNum: power of two, 1..max_num */
 	uint16_t max_num; /* QueueNumMax */
 	bool ready;
 	uint64_t desc, avail, used; /* guest-physical ring addresses */
-	uint16_t next_avail;        /* next avail ring slot to pop */
-	uint16_t next_used;         /* used idx the device publishes next */
+	uint16_t next_avail;	    /* next avail ring slot to pop */
+	uint16_t next_used;	    /* used idx the device publishes next */
 	uint16_t signalled_used;    /* used idx at the last interrupt decision */
-	bool signalled_valid;       /* false: the next decision must notify */
-	bool event_idx;             /* VIRTIO_F_RING_EVENT_IDX negotiated */
+	bool signalled_valid;	    /* false: the next decision must notify */
+	bool event_idx;		    /* VIRTIO_F_RING_EVENT_IDX negotiated */
 };
 
 /* One descriptor of a popped chain, already mapped and bounds-checked. */
@@ -41,9 +41,9 @@ struct sqb_vq_seg {
 struct sqb_vq_chain {
 	uint16_t head;
 	uint16_t nseg;
-	uint16_t nread;      /* readable segments come first: [0, nread) */
-	uint64_t read_len;   /* total bytes the device may read */
-	uint64_t write_len;  /* total bytes the device may write */
+	uint16_t nread;	    /* readable segments come first: [0, nread) */
+	uint64_t read_len;  /* total bytes the device may read */
+	uint64_t write_len; /* total bytes the device may write */
 	struct sqb_vq_seg seg[SQB_VQ_MAX_SIZE];
 };
 
@@ -75,9 +75,9 @@ uint64_t sqb_vq_write_bytes(const struct sqb_vq_chain *c, uint64_t off, const vo
 struct sqb_vio_tb {
 	bool enabled;
 	uint64_t size, initial_burst, refill_ms;
-	uint64_t burst;  /* one-time burst left */
-	uint64_t budget; /* tokens now */
-	uint64_t last_update; /* clock ns */
+	uint64_t burst;			/* one-time burst left */
+	uint64_t budget;		/* tokens now */
+	uint64_t last_update;		/* clock ns */
 	uint64_t proc_cap, proc_refill; /* size / gcd, refill_ns / gcd */
 };
 
@@ -123,7 +123,7 @@ void sqb_vio_sv_cmp_u64(struct sqb_vio_sbuf *b, uint64_t cur, const char *name);
 void sqb_vio_sv_reserved(struct sqb_vio_sbuf *b, size_t n, const char *name);
 /* Fail the load at the current field with a reason. */
 void sqb_vio_sv_fail(struct sqb_vio_sbuf *b, int err, size_t at, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
+    __attribute__((format(printf, 4, 5)));
 
 /* ---- the device object (virtio_mmio.c) --------------------------------- */
 
@@ -160,7 +160,7 @@ struct sqb_vio_dev {
 	struct sqb_vio_rl rl;
 	bool has_rl;
 
-	struct sqb_vq_chain chain; /* scratch for process(), under lock */
+	struct sqb_vq_chain chain;  /* scratch for process(), under lock */
 	uint64_t used_since_signal; /* diagnostics */
 };
 

@@ -135,7 +135,8 @@ static int vq_walk(const struct sqb_vq *q, const struct sqb_vio_mem *mem, uint16
 		flags = get_le16(raw + 12);
 		next = get_le16(raw + 14);
 		if (flags & VQ_DESC_F_INDIRECT)
-			return bad(why, "indirect descriptor, VIRTIO_F_RING_INDIRECT_DESC not offered");
+			return bad(why,
+				   "indirect descriptor, VIRTIO_F_RING_INDIRECT_DESC not offered");
 		s = &c->seg[c->nseg];
 		s->write = (flags & VQ_DESC_F_WRITE) != 0;
 		s->len = len;

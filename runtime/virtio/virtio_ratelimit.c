@@ -64,8 +64,8 @@ static void tb_replenish(struct sqb_vio_tb *tb, uint64_t now)
 	if ((tokens * tb->proc_refill) % tb->proc_cap)
 		adj++;
 	tb->last_update += (uint64_t)adj;
-	tb->budget = tb->budget + (uint64_t)tokens > tb->size ? tb->size
-							      : tb->budget + (uint64_t)tokens;
+	tb->budget =
+	    tb->budget + (uint64_t)tokens > tb->size ? tb->size : tb->budget + (uint64_t)tokens;
 }
 
 enum tb_result { TB_OK, TB_FAIL, TB_OVER };
@@ -89,8 +89,9 @@ static enum tb_result tb_reduce(struct sqb_vio_tb *tb, uint64_t tokens, uint64_t
 		if (tokens > tb->size) {
 			tokens -= tb->budget;
 			tb->budget = 0;
-			*over_ns = (uint64_t)((unsigned __int128)tokens * tb->refill_ms / tb->size) *
-				   NS_PER_MS;
+			*over_ns =
+			    (uint64_t)((unsigned __int128)tokens * tb->refill_ms / tb->size) *
+			    NS_PER_MS;
 			return TB_OVER;
 		}
 		if (tokens > tb->budget)
@@ -135,8 +136,8 @@ void sqb_vio_rl_replenish(struct sqb_vio_rl *rl, uint64_t tokens, enum sqb_vio_t
 	if (!tb->enabled)
 		return;
 	if (tb->burst > 0) {
-		tb->burst = tb->burst + tokens > tb->initial_burst ? tb->initial_burst
-								   : tb->burst + tokens;
+		tb->burst =
+		    tb->burst + tokens > tb->initial_burst ? tb->initial_burst : tb->burst + tokens;
 		return;
 	}
 	tb->budget = tb->budget + tokens > tb->size ? tb->size : tb->budget + tokens;

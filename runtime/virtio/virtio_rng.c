@@ -67,9 +67,9 @@ static int rng_process(sqb_vio_dev *dev, unsigned int qi, const char **why)
 }
 
 static const struct sqb_vio_ops rng_ops = {
-	.device_id = SQB_VIO_ID_RNG,
-	.num_queues = 1,
-	.process = rng_process,
+    .device_id = SQB_VIO_ID_RNG,
+    .num_queues = 1,
+    .process = rng_process,
 };
 
 int sqb_vio_rng_new(sqb_vio_dev **out, const struct sqb_vio_host *host,

@@ -170,8 +170,9 @@ static void sv_queue(struct sqb_vio_sbuf *b, struct sqb_vq *q, unsigned int i, b
 	q->ready = flags & 1;
 	q->signalled_valid = (flags >> 1) & 1;
 	if (q->ready && (q->num == 0 || q->num > q->max_num || (q->num & (q->num - 1))))
-		sqb_vio_sv_fail(b, -SQB_ECORRUPT, at, "queue %u: size %u is not a power of two <= %u",
-				i, q->num, q->max_num);
+		sqb_vio_sv_fail(b, -SQB_ECORRUPT, at,
+				"queue %u: size %u is not a power of two <= %u", i, q->num,
+				q->max_num);
 	else if (q->ready && !broken && q->next_avail != q->next_used)
 		/* [F-101]: quiesce completed every popped buffer before the save. */
 		sqb_vio_sv_fail(b, -SQB_ECORRUPT, at + 32,
@@ -200,7 +201,8 @@ static void sv_bucket(struct sqb_vio_sbuf *b, struct sqb_vio_tb *tb, uint64_t no
 		return sqb_vio_sv_fail(b, -SQB_ERESERVED, at, "bucket: reserved flag set");
 	if (!flags) {
 		/* A disabled bucket carries no state: all zero. */
-		if (tb->size || tb->initial_burst || tb->refill_ms || tb->burst || tb->budget || elapsed)
+		if (tb->size || tb->initial_burst || tb->refill_ms || tb->burst || tb->budget ||
+		    elapsed)
 			return sqb_vio_sv_fail(b, -SQB_ECORRUPT, at, "disabled bucket with values");
 		memset(tb, 0, sizeof(*tb));
 		return;
@@ -237,14 +239,15 @@ static void sv_limiter(struct sqb_vio_sbuf *b, struct sqb_vio_rl *rl, uint64_t n
 	if (flags & ~1u)
 		return sqb_vio_sv_fail(b, -SQB_ERESERVED, at, "limiter: reserved flag set");
 	if (!flags && left)
-		return sqb_vio_sv_fail(b, -SQB_ECORRUPT, at + 8, "limiter not blocked but blocked_ns set");
+		return sqb_vio_sv_fail(b, -SQB_ECORRUPT, at + 8,
+				       "limiter not blocked but blocked_ns set");
 	rl->blocked = flags & 1;
 	rl->blocked_until = rl->blocked ? now + left : 0;
 }
 
-#define KNOWN_STATUS                                                                          \
-	(SQB_VIO_S_ACKNOWLEDGE | SQB_VIO_S_DRIVER | SQB_VIO_S_DRIVER_OK |                     \
-	 SQB_VIO_S_FEATURES_OK | SQB_VIO_S_NEEDS_RESET | SQB_VIO_S_FAILED)
+#define KNOWN_STATUS                                                                               \
+	(SQB_VIO_S_ACKNOWLEDGE | SQB_VIO_S_DRIVER | SQB_VIO_S_DRIVER_OK | SQB_VIO_S_FEATURES_OK |  \
+	 SQB_VIO_S_NEEDS_RESET | SQB_VIO_S_FAILED)
 
 /* Transport record, 56 bytes ([F-102]), then the queues. */
 static void sv_transport(struct sqb_vio_sbuf *b, sqb_vio_dev *d)
@@ -264,8 +267,8 @@ static void sv_transport(struct sqb_vio_sbuf *b, sqb_vio_dev *d)
 	sqb_vio_sv_reserved(b, 8, "transport reserved");
 	if (b->load && !b->err) {
 		if (d->status & ~KNOWN_STATUS)
-			return sqb_vio_sv_fail(b, -SQB_ECORRUPT, at + 24, "unknown status bits 0x%x",
-					       d->status);
+			return sqb_vio_sv_fail(b, -SQB_ECORRUPT, at + 24,
+					       "unknown status bits 0x%x", d->status);
 		if (d->isr & ~3u)
 			return sqb_vio_sv_fail(b, -SQB_ECORRUPT, at + 40,
 					       "unknown interrupt_status bits 0x%x", d->isr);

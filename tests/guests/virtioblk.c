@@ -57,8 +57,9 @@ static int blk_req(uint32_t type, uint64_t sector, uint8_t *data, uint32_t len, 
 	ring.desc[n] = (struct vq_desc){(uint64_t)(uintptr_t)hdr, 16, 1, (uint16_t)(n + 1)};
 	n++;
 	if (len) {
-		ring.desc[n] = (struct vq_desc){(uint64_t)(uintptr_t)data, len,
-						(uint16_t)(1 | (dev_writes ? 2 : 0)), (uint16_t)(n + 1)};
+		ring.desc[n] =
+		    (struct vq_desc){(uint64_t)(uintptr_t)data, len,
+				     (uint16_t)(1 | (dev_writes ? 2 : 0)), (uint16_t)(n + 1)};
 		n++;
 	}
 	ring.desc[n] = (struct vq_desc){(uint64_t)(uintptr_t)&status_byte, 1, 2, 0};

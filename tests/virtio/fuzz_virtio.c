@@ -141,8 +141,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	sqb_vio_queue_notify(dev, 0);
 	sqb_vio_queue_notify(dev, 1);
 	if (getenv("SQB_FUZZ_TRACE"))
-		fprintf(stderr, "flags 0x%02x num %u: status 0x%x used idx %u avail idx %u\n", flags,
-			num, r32(dev, 0x70), ram[0x1202] | ram[0x1203] << 8,
+		fprintf(stderr, "flags 0x%02x num %u: status 0x%x used idx %u avail idx %u\n",
+			flags, num, r32(dev, 0x70), ram[0x1202] | ram[0x1203] << 8,
 			ram[0x1102] | ram[0x1103] << 8);
 
 	dev2 = make(&h, flags);

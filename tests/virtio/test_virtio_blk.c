@@ -48,8 +48,8 @@ static void fx_free(struct fx *f)
 	free(f);
 }
 
-static const uint32_t DRIVER_OK_ALL = SQB_VIO_S_ACKNOWLEDGE | SQB_VIO_S_DRIVER |
-				      SQB_VIO_S_FEATURES_OK | SQB_VIO_S_DRIVER_OK;
+static const uint32_t DRIVER_OK_ALL =
+    SQB_VIO_S_ACKNOWLEDGE | SQB_VIO_S_DRIVER | SQB_VIO_S_FEATURES_OK | SQB_VIO_S_DRIVER_OK;
 
 /* Values straight from the virtio 1.x spec, 4.2.2 (MMIO device register layout). */
 static void test_mmio_registers_from_spec(void **state)
@@ -59,15 +59,15 @@ static void test_mmio_registers_from_spec(void **state)
 	(void)state;
 
 	assert_int_equal(vt_r32(f->dev, 0x000), 0x74726976); /* "virt" */
-	assert_int_equal(vt_r32(f->dev, 0x004), 2);          /* modern */
-	assert_int_equal(vt_r32(f->dev, 0x008), 2);          /* block device */
-	assert_int_equal(vt_r32(f->dev, 0x034), 256);        /* QueueNumMax */
+	assert_int_equal(vt_r32(f->dev, 0x004), 2);	     /* modern */
+	assert_int_equal(vt_r32(f->dev, 0x008), 2);	     /* block device */
+	assert_int_equal(vt_r32(f->dev, 0x034), 256);	     /* QueueNumMax */
 	vt_w32(f->dev, 0x014, 1);
-	assert_true(vt_r32(f->dev, 0x010) & 1);              /* VERSION_1 is bit 32 */
+	assert_true(vt_r32(f->dev, 0x010) & 1); /* VERSION_1 is bit 32 */
 	vt_w32(f->dev, 0x014, 0);
-	assert_true(vt_r32(f->dev, 0x010) & (1u << 29));     /* EVENT_IDX */
-	assert_false(vt_r32(f->dev, 0x010) & (1u << 5));     /* not read-only */
-	assert_false(vt_r32(f->dev, 0x010) & (1u << 9));     /* no FLUSH when Unsafe */
+	assert_true(vt_r32(f->dev, 0x010) & (1u << 29)); /* EVENT_IDX */
+	assert_false(vt_r32(f->dev, 0x010) & (1u << 5)); /* not read-only */
+	assert_false(vt_r32(f->dev, 0x010) & (1u << 9)); /* no FLUSH when Unsafe */
 	vt_w32(f->dev, 0x014, 2);
 	assert_int_equal(vt_r32(f->dev, 0x010), 0);
 	/* No shared memory regions: length and base read as -1. */
@@ -423,17 +423,17 @@ static void test_rng_fills_buffers(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_mmio_registers_from_spec),
-		cmocka_unit_test(test_features_need_version_1),
-		cmocka_unit_test(test_queue_setup_checks),
-		cmocka_unit_test(test_blk_write_read_back),
-		cmocka_unit_test(test_blk_flush_and_get_id),
-		cmocka_unit_test(test_blk_read_only),
-		cmocka_unit_test(test_blk_out_of_range),
-		cmocka_unit_test(test_blk_any_framing),
-		cmocka_unit_test(test_blk_set_backing),
-		cmocka_unit_test(test_blk_bad_options),
-		cmocka_unit_test(test_rng_fills_buffers),
+	    cmocka_unit_test(test_mmio_registers_from_spec),
+	    cmocka_unit_test(test_features_need_version_1),
+	    cmocka_unit_test(test_queue_setup_checks),
+	    cmocka_unit_test(test_blk_write_read_back),
+	    cmocka_unit_test(test_blk_flush_and_get_id),
+	    cmocka_unit_test(test_blk_read_only),
+	    cmocka_unit_test(test_blk_out_of_range),
+	    cmocka_unit_test(test_blk_any_framing),
+	    cmocka_unit_test(test_blk_set_backing),
+	    cmocka_unit_test(test_blk_bad_options),
+	    cmocka_unit_test(test_rng_fills_buffers),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

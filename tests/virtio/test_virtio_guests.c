@@ -27,7 +27,7 @@ static int failures;
 
 struct vm {
 	int fd, cpu_fd;
-	long snap_every;   /* >0: stop after this many blk MMIO exits */
+	long snap_every; /* >0: stop after this many blk MMIO exits */
 	long blk_exits;
 	struct kvm_run *run;
 	uint8_t *ram;
@@ -56,14 +56,19 @@ static int setup_cpu(struct vm *vm, const struct sqb_x86boot_entry *e)
 	struct kvm_sregs sr;
 	struct kvm_regs r = {0};
 	struct kvm_cpuid2 *c = calloc(1, sizeof(*c) + 256 * sizeof(c->entries[0]));
-	struct kvm_segment code = {.limit = 0xffffffff, .selector = SQB_X86BOOT_SEL_CODE32,
-				   .type = 0xb, .present = 1, .s = 1, .g = 1, .db = 1};
+	struct kvm_segment code = {.limit = 0xffffffff,
+				   .selector = SQB_X86BOOT_SEL_CODE32,
+				   .type = 0xb,
+				   .present = 1,
+				   .s = 1,
+				   .g = 1,
+				   .db = 1};
 	struct kvm_segment data = code;
 	int rc = -1;
 
 	c->nent = 256;
-	if (ioctl(kvm_fd, KVM_GET_SUPPORTED_CPUID, c) < 0 || ioctl(vm->cpu_fd, KVM_SET_CPUID2, c) < 0 ||
-	    ioctl(vm->cpu_fd, KVM_GET_SREGS, &sr) < 0)
+	if (ioctl(kvm_fd, KVM_GET_SUPPORTED_CPUID, c) < 0 ||
+	    ioctl(vm->cpu_fd, KVM_SET_CPUID2, c) < 0 || ioctl(vm->cpu_fd, KVM_GET_SREGS, &sr) < 0)
 		goto out;
 	data.selector = SQB_X86BOOT_SEL_DATA;
 	data.type = 0x3;
@@ -96,8 +101,7 @@ static void mmio(struct vm *vm)
 	if (a >= BLK_BASE && a < BLK_BASE + SQB_VIO_MMIO_SIZE && vm->blk) {
 		sqb_vio_mmio_access(vm->blk, a - BLK_BASE, d, len, vm->run->mmio.is_write);
 		vm->blk_exits++;
-	}
-	else if (a >= RNG_BASE && a < RNG_BASE + SQB_VIO_MMIO_SIZE && vm->rng)
+	} else if (a >= RNG_BASE && a < RNG_BASE + SQB_VIO_MMIO_SIZE && vm->rng)
 		sqb_vio_mmio_access(vm->rng, a - RNG_BASE, d, len, vm->run->mmio.is_write);
 	else if (!vm->run->mmio.is_write)
 		memset(d, 0xff, len);
@@ -126,7 +130,8 @@ static int run(struct vm *vm)
 				   io[0] == 0xfe) {
 				return 0;
 			} else if (r->io.direction == KVM_EXIT_IO_IN) {
-				memset(io, r->io.port == 0x3fd ? 0x60 : 0xff, r->io.size * r->io.count);
+				memset(io, r->io.port == 0x3fd ? 0x60 : 0xff,
+				       r->io.size * r->io.count);
 			}
 			break;
 		case KVM_EXIT_MMIO:
@@ -170,8 +175,8 @@ static int boot(struct vm *vm, const char *guest, const char *cmdline)
 	char path[1024];
 	struct sqb_x86boot_mem ram;
 	struct sqb_x86boot_mmio_dev devs[2] = {{BLK_BASE, 0x1000, 5}, {RNG_BASE, 0x1000, 6}};
-	struct sqb_x86boot_in in = {.cmdline = cmdline, .nram = 1, .ncpus = 1, .mmio = devs,
-				    .nmmio = 2};
+	struct sqb_x86boot_in in = {
+	    .cmdline = cmdline, .nram = 1, .ncpus = 1, .mmio = devs, .nmmio = 2};
 	struct sqb_x86boot_entry e;
 	struct sqb_diag diag;
 	int rc;
@@ -253,8 +258,9 @@ static struct vm *migrate(struct vm *old, int blk_fd)
 	if (ioctl(old->cpu_fd, KVM_RUN, 0) == 0 || errno != EINTR)
 		return NULL;
 	old->run->immediate_exit = 0;
-	if (ioctl(old->cpu_fd, KVM_GET_REGS, &r) < 0 || ioctl(old->cpu_fd, KVM_GET_SREGS, &sr) < 0 ||
-	    sqb_vio_quiesce(old->blk) || sqb_vio_dev_save(old->blk, &st, &len))
+	if (ioctl(old->cpu_fd, KVM_GET_REGS, &r) < 0 ||
+	    ioctl(old->cpu_fd, KVM_GET_SREGS, &sr) < 0 || sqb_vio_quiesce(old->blk) ||
+	    sqb_vio_dev_save(old->blk, &st, &len))
 		return NULL;
 	vm = vm_new(blk_fd, 0, 0);
 	vm->ram = mmap(NULL, RAM_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -351,7 +357,8 @@ int main(int argc, char **argv)
 			}
 		}
 		if (!vm) {
-			printf("FAIL virtioblk snapshot/load: migrate failed after %d loads\n", loads);
+			printf("FAIL virtioblk snapshot/load: migrate failed after %d loads\n",
+			       loads);
 			failures++;
 		} else {
 			printf("     %d loads\n", loads);

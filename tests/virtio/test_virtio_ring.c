@@ -15,11 +15,11 @@
 
 #include "vio_test_util.h"
 
-#define NUM 8
-#define F_NEXT 1
-#define F_WRITE 2
+#define NUM	   8
+#define F_NEXT	   1
+#define F_WRITE	   2
 #define F_INDIRECT 4
-#define ALL_OK 0xf
+#define ALL_OK	   0xf
 
 struct fx {
 	struct vt_env e;
@@ -175,22 +175,22 @@ static const struct {
 	void (*craft)(struct fx *f);
 	uint16_t good; /* used entries expected before the bad chain */
 } hostile[] = {
-	{"self loop", h_self_loop, 0},
-	{"two-descriptor loop", h_two_loop, 0},
-	{"chain longer than the queue", h_longer_than_queue, 0},
-	{"next == num", h_next_out_of_range, 0},
-	{"next == 0xffff", h_next_huge, 0},
-	{"head >= num", h_head_out_of_range, 0},
-	{"avail idx jumps by num+1", h_avail_jump, 0},
-	{"avail idx moves backwards", h_avail_backwards, 0},
-	{"address outside RAM", h_addr_outside, 0},
-	{"address in the hole between regions", h_addr_between_regions, 0},
-	{"buffer crosses a region end", h_crosses_regions, 0},
-	{"length 0xffffffff", h_huge_len, 0},
-	{"address + length wraps", h_addr_wraps, 0},
-	{"indirect descriptor (not offered)", h_indirect, 0},
-	{"readable after writable", h_readable_after_writable, 0},
-	{"good request, then a loop", h_good_then_loop, 1},
+    {"self loop", h_self_loop, 0},
+    {"two-descriptor loop", h_two_loop, 0},
+    {"chain longer than the queue", h_longer_than_queue, 0},
+    {"next == num", h_next_out_of_range, 0},
+    {"next == 0xffff", h_next_huge, 0},
+    {"head >= num", h_head_out_of_range, 0},
+    {"avail idx jumps by num+1", h_avail_jump, 0},
+    {"avail idx moves backwards", h_avail_backwards, 0},
+    {"address outside RAM", h_addr_outside, 0},
+    {"address in the hole between regions", h_addr_between_regions, 0},
+    {"buffer crosses a region end", h_crosses_regions, 0},
+    {"length 0xffffffff", h_huge_len, 0},
+    {"address + length wraps", h_addr_wraps, 0},
+    {"indirect descriptor (not offered)", h_indirect, 0},
+    {"readable after writable", h_readable_after_writable, 0},
+    {"good request, then a loop", h_good_then_loop, 1},
 };
 
 static void test_hostile_rings_need_reset(void **state)
@@ -353,12 +353,12 @@ static void test_ready_queue_is_locked(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_hostile_rings_need_reset),
-		cmocka_unit_test(test_zero_length_descriptors),
-		cmocka_unit_test(test_indices_wrap),
-		cmocka_unit_test(test_event_idx_suppression),
-		cmocka_unit_test(test_no_interrupt_flag),
-		cmocka_unit_test(test_ready_queue_is_locked),
+	    cmocka_unit_test(test_hostile_rings_need_reset),
+	    cmocka_unit_test(test_zero_length_descriptors),
+	    cmocka_unit_test(test_indices_wrap),
+	    cmocka_unit_test(test_event_idx_suppression),
+	    cmocka_unit_test(test_no_interrupt_flag),
+	    cmocka_unit_test(test_ready_queue_is_locked),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

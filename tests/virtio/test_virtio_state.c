@@ -35,6 +35,7 @@ static sqb_vio_dev *blk_new(struct vt_env *e, int fd, int ro, enum sqb_vio_cache
 /* [F-100], [F-102], [F-103], [F-104], [F-106]: a writeback blk of 2048
  * sectors, queue of 16 at 0x1000/0x3000/0x4000, EVENT_IDX and FLUSH acked,
  * three requests done, VRING interrupt pending, no rate limiter. */
+/* clang-format off */
 static const uint8_t kat_blk[240] = {
 	/* transport: device_id 2, num_queues 1 */
 	0x02, 0, 0, 0, 0x01, 0, 0, 0,
@@ -57,6 +58,7 @@ static const uint8_t kat_blk[240] = {
 	0x00, 0x08, 0, 0, 0, 0, 0, 0, 0x02, 0, 0, 0, 0, 0, 0, 0,
 	/* rate limiter: not blocked, two disabled buckets: 128 zero bytes */
 };
+/* clang-format on */
 
 static void test_kat_blk_state(void **state)
 {
@@ -85,6 +87,7 @@ static void test_kat_blk_state(void **state)
 
 /* [F-105], [F-106]: an rng with both buckets, two 64-byte requests at T0,
  * saved 1.5 ms later. */
+/* clang-format off */
 static const uint8_t kat_rng_tail[128] = {
 	/* limiter: flags 0, reserved, blocked_ns 0 */
 	0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
@@ -101,6 +104,7 @@ static const uint8_t kat_rng_tail[128] = {
 	0x03, 0, 0, 0, 0, 0, 0, 0, 0x0a, 0, 0, 0, 0, 0, 0, 0,
 	0x60, 0xe3, 0x16, 0, 0, 0, 0, 0,
 };
+/* clang-format on */
 
 static void test_kat_rng_limiter_state(void **state)
 {
@@ -176,8 +180,12 @@ static void test_save_restore_mid_stream(void **state)
 	memset(h, 0, 32);
 	h[8] = 7;
 	h[16 + 8] = 7;
-	vt_add(&d, (struct vt_seg[]){{VT_HDR + 32, 16, false}, {0x20000, 512, true}, {0x9100, 1, true}}, 3);
-	vt_add(&d, (struct vt_seg[]){{VT_HDR + 48, 16, false}, {0x20200, 512, true}, {0x9101, 1, true}}, 3);
+	vt_add(&d,
+	       (struct vt_seg[]){{VT_HDR + 32, 16, false}, {0x20000, 512, true}, {0x9100, 1, true}},
+	       3);
+	vt_add(&d,
+	       (struct vt_seg[]){{VT_HDR + 48, 16, false}, {0x20200, 512, true}, {0x9101, 1, true}},
+	       3);
 	assert_int_equal(sqb_vio_dev_save(dev, &buf, &len), 0);
 	sqb_vio_dev_free(dev);
 
@@ -207,8 +215,8 @@ static void test_save_restore_mid_stream(void **state)
 	vt_env_fini(&e);
 }
 
-static void expect_fail(sqb_vio_dev *dev, const uint8_t *buf, size_t len, int err,
-			uint64_t off, const char *word)
+static void expect_fail(sqb_vio_dev *dev, const uint8_t *buf, size_t len, int err, uint64_t off,
+			const char *word)
 {
 	struct sqb_diag dg;
 	uint8_t *before, *after;
@@ -450,14 +458,14 @@ static void test_rl_throttles_queue(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_kat_blk_state),
-		cmocka_unit_test(test_kat_rng_limiter_state),
-		cmocka_unit_test(test_save_restore_mid_stream),
-		cmocka_unit_test(test_restore_refuses_bad_state),
-		cmocka_unit_test(test_rl_ops_bucket_and_timer),
-		cmocka_unit_test(test_rl_overconsumption_and_burst),
-		cmocka_unit_test(test_rl_fraction_carry),
-		cmocka_unit_test(test_rl_throttles_queue),
+	    cmocka_unit_test(test_kat_blk_state),
+	    cmocka_unit_test(test_kat_rng_limiter_state),
+	    cmocka_unit_test(test_save_restore_mid_stream),
+	    cmocka_unit_test(test_restore_refuses_bad_state),
+	    cmocka_unit_test(test_rl_ops_bucket_and_timer),
+	    cmocka_unit_test(test_rl_overconsumption_and_burst),
+	    cmocka_unit_test(test_rl_fraction_carry),
+	    cmocka_unit_test(test_rl_throttles_queue),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -83,7 +83,10 @@ static void test_concurrent_notify_mmio_save(void **state)
 		uint32_t id, len;
 		long spins = 0;
 		__atomic_store_n(st, 0xee, __ATOMIC_RELAXED);
-		vt_add(&s->d, (struct vt_seg[]){{VT_HDR, 16, false}, {VT_DATA, 512, true}, {VT_STAT, 1, true}}, 3);
+		vt_add(&s->d,
+		       (struct vt_seg[]){
+			   {VT_HDR, 16, false}, {VT_DATA, 512, true}, {VT_STAT, 1, true}},
+		       3);
 		__atomic_thread_fence(__ATOMIC_SEQ_CST);
 		if (i % 7 == 0)
 			vt_w32(s->dev, 0x50, 0); /* a notify through MMIO, no ioeventfd */
@@ -113,7 +116,7 @@ static void test_concurrent_notify_mmio_save(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_concurrent_notify_mmio_save),
+	    cmocka_unit_test(test_concurrent_notify_mmio_save),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

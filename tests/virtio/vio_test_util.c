@@ -168,8 +168,9 @@ uint32_t vt_drv_init(struct vt_drv *d, struct vt_env *e, sqb_vio_dev *dev, uint1
 	vt_w32(dev, 0xa0, (uint32_t)VT_USED);
 	vt_w32(dev, 0xa4, 0);
 	vt_w32(dev, 0x44, 1);
-	vt_w32(dev, 0x70, SQB_VIO_S_ACKNOWLEDGE | SQB_VIO_S_DRIVER | SQB_VIO_S_FEATURES_OK |
-				  SQB_VIO_S_DRIVER_OK);
+	vt_w32(dev, 0x70,
+	       SQB_VIO_S_ACKNOWLEDGE | SQB_VIO_S_DRIVER | SQB_VIO_S_FEATURES_OK |
+		   SQB_VIO_S_DRIVER_OK);
 	return vt_r32(dev, 0x70);
 }
 

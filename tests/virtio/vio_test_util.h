@@ -27,8 +27,8 @@ struct vt_env {
 	uint8_t *r0, *r1;
 	uint8_t dirty0[VT_R0_SIZE / 4096], dirty1[VT_R1_SIZE / 4096];
 	unsigned int irqs;
-	uint64_t now;         /* injected clock, ns */
-	uint64_t timer_at;    /* last deadline armed, 0 if none */
+	uint64_t now;	   /* injected clock, ns */
+	uint64_t timer_at; /* last deadline armed, 0 if none */
 	unsigned int timer_arms;
 	struct sqb_vio_host host;
 };
@@ -42,7 +42,7 @@ struct vt_drv {
 	struct vt_env *e;
 	sqb_vio_dev *dev;
 	uint16_t num;
-	uint16_t avail_idx;  /* driver's shadow */
+	uint16_t avail_idx; /* driver's shadow */
 	uint16_t last_used;
 	uint16_t next_desc;
 	bool event_idx;
