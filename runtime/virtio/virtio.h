@@ -132,6 +132,9 @@ unsigned int sqb_vio_num_queues(const sqb_vio_dev *dev);
 uint32_t sqb_vio_device_id(const sqb_vio_dev *dev);
 /* Current Status register (for tests and `inspect`). */
 uint32_t sqb_vio_status(sqb_vio_dev *dev);
+/* Why the device set DEVICE_NEEDS_RESET (a static one-line string naming
+ * the broken ring field, for the VMM's log), or NULL. */
+const char *sqb_vio_reset_reason(sqb_vio_dev *dev);
 /* Replace the rate limiter (PATCH); NULL disables it. */
 int sqb_vio_set_rate_limiter(sqb_vio_dev *dev, const struct sqb_vio_rl_config *rl);
 void sqb_vio_dev_free(sqb_vio_dev *dev);

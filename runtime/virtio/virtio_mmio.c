@@ -110,6 +110,16 @@ uint32_t sqb_vio_status(sqb_vio_dev *dev)
 	return s;
 }
 
+const char *sqb_vio_reset_reason(sqb_vio_dev *dev)
+{
+	const char *why;
+
+	pthread_mutex_lock(&dev->lock);
+	why = dev->reset_why;
+	pthread_mutex_unlock(&dev->lock);
+	return why;
+}
+
 static void raise_isr(sqb_vio_dev *dev, uint32_t bit)
 {
 	dev->isr |= bit;
@@ -138,12 +148,14 @@ static void needs_reset(sqb_vio_dev *dev, const char *why)
 		return;
 	sqb_debug("virtio dev %u: DEVICE_NEEDS_RESET: %s", dev->ops->device_id, why);
 	dev->status |= SQB_VIO_S_NEEDS_RESET;
+	dev->reset_why = why;
 	sqb_vio_config_changed(dev);
 }
 
 static void dev_reset(sqb_vio_dev *dev)
 {
 	dev->status = 0;
+	dev->reset_why = NULL;
 	dev->drv_features = 0;
 	dev->dev_features_sel = dev->drv_features_sel = 0;
 	dev->queue_sel = 0;

@@ -147,6 +147,7 @@ struct sqb_vio_dev {
 	const struct sqb_vio_ops *ops;
 	struct sqb_vio_host host;
 	void *priv;
+	const char *reset_why; /* why NEEDS_RESET was set (static string), or NULL */
 
 	uint64_t dev_features;
 	uint64_t drv_features;
@@ -160,8 +161,7 @@ struct sqb_vio_dev {
 	struct sqb_vio_rl rl;
 	bool has_rl;
 
-	struct sqb_vq_chain chain;  /* scratch for process(), under lock */
-	uint64_t used_since_signal; /* diagnostics */
+	struct sqb_vq_chain chain; /* scratch for process(), under lock */
 };
 
 int sqb_vio_dev_init(sqb_vio_dev *dev, const struct sqb_vio_ops *ops,

@@ -338,6 +338,10 @@ int sqb_vio_dev_restore(sqb_vio_dev *dev, uint32_t version, const uint8_t *buf, 
 	sv_device(&b, dev, sqb_vio_now(dev));
 	if (b.err)
 		memcpy((uint8_t *)dev + from, saved, to - from);
+	if (!b.err)
+		dev->reset_why = (dev->status & SQB_VIO_S_NEEDS_RESET)
+				     ? "saved while in DEVICE_NEEDS_RESET"
+				     : NULL;
 	raise = !b.err && dev->isr;
 	/* An interrupt that was pending when saved is delivered again (edge). */
 	if (raise)

@@ -71,7 +71,7 @@ static void h_self_loop(struct fx *f)
 static void h_two_loop(struct fx *f)
 {
 	vt_put_desc(&f->e, 0, VT_HDR, 16, F_NEXT, 1);
-	vt_put_desc(&f->e, 1, VT_DATA, 512, F_NEXT | F_WRITE, 0);
+	vt_put_desc(&f->e, 1, VT_DATA, 512, F_NEXT, 0);
 	avail(f, 0);
 }
 
@@ -173,24 +173,25 @@ static void h_good_then_loop(struct fx *f)
 static const struct {
 	const char *name;
 	void (*craft)(struct fx *f);
-	uint16_t good; /* used entries expected before the bad chain */
+	uint16_t good;	 /* used entries expected before the bad chain */
+	const char *why; /* in sqb_vio_reset_reason() */
 } hostile[] = {
-    {"self loop", h_self_loop, 0},
-    {"two-descriptor loop", h_two_loop, 0},
-    {"chain longer than the queue", h_longer_than_queue, 0},
-    {"next == num", h_next_out_of_range, 0},
-    {"next == 0xffff", h_next_huge, 0},
-    {"head >= num", h_head_out_of_range, 0},
-    {"avail idx jumps by num+1", h_avail_jump, 0},
-    {"avail idx moves backwards", h_avail_backwards, 0},
-    {"address outside RAM", h_addr_outside, 0},
-    {"address in the hole between regions", h_addr_between_regions, 0},
-    {"buffer crosses a region end", h_crosses_regions, 0},
-    {"length 0xffffffff", h_huge_len, 0},
-    {"address + length wraps", h_addr_wraps, 0},
-    {"indirect descriptor (not offered)", h_indirect, 0},
-    {"readable after writable", h_readable_after_writable, 0},
-    {"good request, then a loop", h_good_then_loop, 1},
+    {"self loop", h_self_loop, 0, "loop"},
+    {"two-descriptor loop", h_two_loop, 0, "loop"},
+    {"chain longer than the queue", h_longer_than_queue, 0, "loop"},
+    {"next == num", h_next_out_of_range, 0, "next index"},
+    {"next == 0xffff", h_next_huge, 0, "next index"},
+    {"head >= num", h_head_out_of_range, 0, "head index"},
+    {"avail idx jumps by num+1", h_avail_jump, 0, "avail idx"},
+    {"avail idx moves backwards", h_avail_backwards, 0, "avail idx"},
+    {"address outside RAM", h_addr_outside, 0, "outside guest RAM"},
+    {"address in the hole between regions", h_addr_between_regions, 0, "outside guest RAM"},
+    {"buffer crosses a region end", h_crosses_regions, 0, "outside guest RAM"},
+    {"length 0xffffffff", h_huge_len, 0, "outside guest RAM"},
+    {"address + length wraps", h_addr_wraps, 0, "wraps"},
+    {"indirect descriptor (not offered)", h_indirect, 0, "indirect"},
+    {"readable after writable", h_readable_after_writable, 0, "after a device-writable"},
+    {"good request, then a loop", h_good_then_loop, 1, "loop"},
 };
 
 static void test_hostile_rings_need_reset(void **state)
@@ -213,6 +214,9 @@ static void test_hostile_rings_need_reset(void **state)
 		assert_true(vt_r32(f->dev, 0x60) & SQB_VIO_INT_CONFIG);
 		assert_true(f->e.irqs > irqs);
 		assert_int_equal(vt_get16(&f->e, VT_USED + 2), hostile[i].good);
+		assert_non_null(sqb_vio_reset_reason(f->dev));
+		print_message("  -> %s\n", sqb_vio_reset_reason(f->dev));
+		assert_non_null(strstr(sqb_vio_reset_reason(f->dev), hostile[i].why));
 		for (uint16_t g = 0; g < hostile[i].good; g++)
 			assert_true(vt_used(&f->d, &id, &len));
 		/* No device write landed in the data area. */
@@ -224,6 +228,7 @@ static void test_hostile_rings_need_reset(void **state)
 		assert_int_equal(f->e.irqs, irqs);
 		/* Reset and a fresh driver: works again. */
 		assert_int_equal(vt_drv_init(&f->d, &f->e, f->dev, NUM, 0), ALL_OK);
+		assert_null(sqb_vio_reset_reason(f->dev));
 		assert_int_equal(vt_blk(&f->d, 0, 0, 512, true, NULL), 0);
 		fx_free(f);
 	}

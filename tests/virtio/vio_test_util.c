@@ -34,7 +34,7 @@ static uint8_t *fake_map(void *opaque, uint64_t gpa, uint64_t len, int write)
 
 static void fake_raise(void *opaque)
 {
-	((struct vt_env *)opaque)->irqs++;
+	__atomic_fetch_add(&((struct vt_env *)opaque)->irqs, 1, __ATOMIC_RELAXED);
 }
 
 static uint64_t fake_now(void *opaque)
