@@ -113,6 +113,7 @@ struct sqb_vio_rl_config {
 #define SQB_VIO_INT_CONFIG 2u
 
 /* Feature bits. */
+#define SQB_VIO_F_BLK_SEG_MAX	 2
 #define SQB_VIO_F_BLK_RO	 5
 #define SQB_VIO_F_BLK_FLUSH	 9
 #define SQB_VIO_F_RING_EVENT_IDX 29

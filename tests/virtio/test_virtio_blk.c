@@ -92,7 +92,12 @@ static void test_mmio_registers_from_spec(void **state)
 	assert_int_equal(sqb_vio_mmio_access(f->dev, 0x101, b, 1, 0), 0);
 	assert_int_equal(b[0], 2048 >> 8);
 	assert_int_equal(sqb_vio_mmio_access(f->dev, 0x108, b, 4, 0), 0);
-	assert_int_equal(b[0] | b[1] | b[2] | b[3], 0);
+	assert_int_equal(b[0] | b[1] | b[2] | b[3], 0); /* size_max: not offered */
+	assert_int_equal(vt_r32(f->dev, 0x10c), 254);	/* seg_max */
+	assert_int_equal(sqb_vio_mmio_access(f->dev, 0x110, b, 4, 0), 0);
+	assert_int_equal(b[0] | b[1] | b[2] | b[3], 0); /* past the config */
+	vt_w32(f->dev, 0x014, 0);
+	assert_true(vt_r32(f->dev, 0x010) & (1u << 2)); /* SEG_MAX */
 	assert_int_equal(SQB_VIO_MMIO_QUEUE_NOTIFY, 0x50);
 	fx_free(f);
 }
@@ -339,6 +344,48 @@ static void test_blk_any_framing(void **state)
 	fx_free(f);
 }
 
+/* SEG_MAX (254) data segments in one request, each its own page. */
+static void test_blk_seg_max_segments(void **state)
+{
+	struct fx *f = fx_new(1 << 20, 0, SQB_VIO_CACHE_UNSAFE);
+	static struct vt_seg s[256];
+	uint8_t *h = vt_ptr(&f->e, VT_HDR), buf[512];
+	uint32_t id, len;
+	(void)state;
+
+	assert_int_equal(vt_drv_init(&f->d, &f->e, f->dev, 256, 1ull << 2), DRIVER_OK_ALL);
+	memset(h, 0, 16);
+	h[0] = BLK_OUT;
+	h[8] = 100;
+	s[0] = (struct vt_seg){VT_HDR, 16, false};
+	for (int i = 0; i < 254; i++) {
+		uint64_t gpa = 0x20000 + 2048ull * i; /* scattered, not contiguous */
+		memset(vt_ptr(&f->e, gpa), i, 512);
+		s[1 + i] = (struct vt_seg){gpa, 512, false};
+	}
+	s[255] = (struct vt_seg){VT_STAT, 1, true};
+	vt_add(&f->d, s, 256);
+	sqb_vio_queue_notify(f->dev, 0);
+	assert_true(vt_used(&f->d, &id, &len));
+	assert_int_equal(*vt_ptr(&f->e, VT_STAT), 0);
+	for (int i = 0; i < 254; i++) {
+		assert_int_equal(pread(f->fd, buf, 512, (100 + i) * 512), 512);
+		assert_int_equal(buf[0], (uint8_t)i);
+		assert_int_equal(buf[511], (uint8_t)i);
+	}
+	/* And back, into fresh buffers in the other region. */
+	h[0] = BLK_IN;
+	for (int i = 0; i < 254; i++)
+		s[1 + i] = (struct vt_seg){VT_R1_BASE + 1024ull * i, 512, true};
+	vt_add(&f->d, s, 256);
+	sqb_vio_queue_notify(f->dev, 0);
+	assert_true(vt_used(&f->d, &id, &len));
+	assert_int_equal(len, 254 * 512 + 1);
+	for (int i = 0; i < 254; i++)
+		assert_int_equal(*vt_ptr(&f->e, VT_R1_BASE + 1024ull * i + 511), (uint8_t)i);
+	fx_free(f);
+}
+
 static void test_blk_set_backing(void **state)
 {
 	struct fx *f = fx_new(1 << 20, 0, SQB_VIO_CACHE_UNSAFE);
@@ -431,6 +478,7 @@ int main(void)
 	    cmocka_unit_test(test_blk_read_only),
 	    cmocka_unit_test(test_blk_out_of_range),
 	    cmocka_unit_test(test_blk_any_framing),
+	    cmocka_unit_test(test_blk_seg_max_segments),
 	    cmocka_unit_test(test_blk_set_backing),
 	    cmocka_unit_test(test_blk_bad_options),
 	    cmocka_unit_test(test_rng_fills_buffers),
