@@ -1,6 +1,6 @@
 /* virtio-blk (device id 2; virtio 1.x section 5.2) with Firecracker's
  * semantics: IN, OUT, FLUSH (fdatasync with cache Writeback, where FLUSH is
- * offered), GET_ID; read-only enforced with IOERR; synchronous pread/pwrite
+ * offered), GET_ID; read-only enforced with IOERR; synchronous preadv/pwritev
  * inside the notify call, so nothing is ever in flight ([F-101]). */
 #include <errno.h>
 #include <fcntl.h>
