@@ -113,11 +113,12 @@ struct sqb_vio_rl_config {
 #define SQB_VIO_INT_CONFIG 2u
 
 /* Feature bits. */
-#define SQB_VIO_F_BLK_SEG_MAX	 2
-#define SQB_VIO_F_BLK_RO	 5
-#define SQB_VIO_F_BLK_FLUSH	 9
-#define SQB_VIO_F_RING_EVENT_IDX 29
-#define SQB_VIO_F_VERSION_1	 32
+#define SQB_VIO_F_BLK_SEG_MAX	     2
+#define SQB_VIO_F_BLK_RO	     5
+#define SQB_VIO_F_BLK_FLUSH	     9
+#define SQB_VIO_F_RING_INDIRECT_DESC 28
+#define SQB_VIO_F_RING_EVENT_IDX     29
+#define SQB_VIO_F_VERSION_1	     32
 
 /* A register access from a vCPU: offset inside the window, data in guest
  * (little-endian) byte order, size 1, 2, 4 or 8.  Reads of unknown or

@@ -69,8 +69,8 @@ int sqb_vio_dev_init(sqb_vio_dev *dev, const struct sqb_vio_ops *ops,
 	dev->host = *host;
 	if (!dev->host.clock.now_ns)
 		dev->host.clock.now_ns = clock_now;
-	dev->dev_features =
-	    features | 1ull << SQB_VIO_F_VERSION_1 | 1ull << SQB_VIO_F_RING_EVENT_IDX;
+	dev->dev_features = features | 1ull << SQB_VIO_F_VERSION_1 |
+			    1ull << SQB_VIO_F_RING_EVENT_IDX | 1ull << SQB_VIO_F_RING_INDIRECT_DESC;
 	for (unsigned int i = 0; i < SQB_VIO_MAX_QUEUES; i++) {
 		dev->vq[i].max_num = i < ops->num_queues ? SQB_VQ_MAX_SIZE : 0;
 		sqb_vq_reset(&dev->vq[i]);
@@ -268,8 +268,11 @@ static uint32_t status_write(sqb_vio_dev *dev, uint32_t v)
 	dev->status |= v & ~SQB_VIO_S_NEEDS_RESET;
 	if (dev->status & SQB_VIO_S_FEATURES_OK) {
 		bool ev = (dev->drv_features >> SQB_VIO_F_RING_EVENT_IDX) & 1;
-		for (unsigned int i = 0; i < SQB_VIO_MAX_QUEUES; i++)
+		bool ind = (dev->drv_features >> SQB_VIO_F_RING_INDIRECT_DESC) & 1;
+		for (unsigned int i = 0; i < SQB_VIO_MAX_QUEUES; i++) {
 			dev->vq[i].event_idx = ev;
+			dev->vq[i].indirect = ind;
+		}
 	}
 	return dev->status;
 }

@@ -29,6 +29,7 @@ struct sqb_vq {
 	uint16_t signalled_used;    /* used idx at the last interrupt decision */
 	bool signalled_valid;	    /* false: the next decision must notify */
 	bool event_idx;		    /* VIRTIO_F_RING_EVENT_IDX negotiated */
+	bool indirect;		    /* VIRTIO_F_RING_INDIRECT_DESC negotiated */
 };
 
 /* One descriptor of a popped chain, already mapped and bounds-checked. */

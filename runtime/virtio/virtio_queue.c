@@ -1,6 +1,7 @@
 /* Split virtqueues, device side (virtio 1.x section 2.7): popping and
  * bounds-checking descriptor chains, publishing used buffers, and
- * VIRTIO_F_RING_EVENT_IDX notification suppression (2.7.7, 2.7.10).
+ * VIRTIO_F_RING_EVENT_IDX notification suppression (2.7.7, 2.7.10), and
+ * indirect descriptor tables (VIRTIO_F_RING_INDIRECT_DESC, 2.7.5.3).
  * Every ring access goes through sqb_vio_mem.map(); a hostile ring yields
  * -SQB_ECORRUPT with a reason, never a crash, a hang or a stray write. */
 #include <string.h>
@@ -103,10 +104,14 @@ int sqb_vq_validate(const struct sqb_vq *q, const struct sqb_vio_mem *mem, const
 	return 0;
 }
 
-/* Walk the chain starting at head into c, mapping each buffer. */
+/* Walk the chain starting at head into c, mapping each buffer.  The chain
+ * may end in one indirect descriptor (2.7.5.3) whose table continues it. */
 static int vq_walk(const struct sqb_vq *q, const struct sqb_vio_mem *mem, uint16_t head,
 		   struct sqb_vq_chain *c, const char **why)
 {
+	uint64_t table = q->desc; /* the descriptor table being walked */
+	uint32_t table_n = q->num;
+	bool in_indirect = false;
 	uint16_t idx = head;
 
 	c->head = head;
@@ -120,10 +125,11 @@ static int vq_walk(const struct sqb_vq *q, const struct sqb_vio_mem *mem, uint16
 		uint16_t flags, next;
 		struct sqb_vq_seg *s;
 
-		/* A chain can hold at most num descriptors; more means a loop. */
+		/* A chain, indirect part included, holds at most num descriptors
+		 * (2.7.5.3.1); more means a loop. */
 		if (c->nseg >= q->num)
 			return bad(why, "descriptor chain longer than the queue (loop)");
-		d = vq_map(mem, q->desc + 16ull * idx, 16, 0);
+		d = vq_map(mem, table + 16ull * idx, 16, 0);
 		if (!d)
 			return bad(why, "descriptor table outside guest RAM");
 		/* One snapshot of the descriptor: the driver may rewrite it while we
@@ -134,9 +140,24 @@ static int vq_walk(const struct sqb_vq *q, const struct sqb_vio_mem *mem, uint16
 		len = get_le32(raw + 8);
 		flags = get_le16(raw + 12);
 		next = get_le16(raw + 14);
-		if (flags & VQ_DESC_F_INDIRECT)
-			return bad(why,
-				   "indirect descriptor, VIRTIO_F_RING_INDIRECT_DESC not offered");
+		if (flags & VQ_DESC_F_INDIRECT) {
+			if (!q->indirect)
+				return bad(why, "indirect descriptor, "
+						"VIRTIO_F_RING_INDIRECT_DESC not negotiated");
+			if (in_indirect)
+				return bad(why, "indirect descriptor inside an indirect table");
+			if (flags & VQ_DESC_F_NEXT)
+				return bad(why, "indirect descriptor with NEXT set");
+			if (len == 0 || len % 16)
+				return bad(why, "indirect table length not a multiple of 16");
+			if (!vq_map(mem, addr, len, 0))
+				return bad(why, "indirect table outside guest RAM");
+			table = addr;
+			table_n = len / 16;
+			in_indirect = true;
+			idx = 0;
+			continue;
+		}
 		s = &c->seg[c->nseg];
 		s->write = (flags & VQ_DESC_F_WRITE) != 0;
 		s->len = len;
@@ -159,7 +180,7 @@ static int vq_walk(const struct sqb_vq *q, const struct sqb_vio_mem *mem, uint16
 		c->nseg++;
 		if (!(flags & VQ_DESC_F_NEXT))
 			return 0;
-		if (next >= q->num)
+		if (next >= table_n)
 			return bad(why, "descriptor next index out of range");
 		idx = next;
 	}

@@ -283,7 +283,7 @@ static void sv_transport(struct sqb_vio_sbuf *b, sqb_vio_dev *d)
 
 static void sv_device(struct sqb_vio_sbuf *b, sqb_vio_dev *d, uint64_t now)
 {
-	bool ev;
+	bool ev, ind;
 
 	sv_transport(b, d);
 	if (d->ops->state)
@@ -294,8 +294,12 @@ static void sv_device(struct sqb_vio_sbuf *b, sqb_vio_dev *d, uint64_t now)
 				b->len - b->off);
 	ev = (d->status & SQB_VIO_S_FEATURES_OK) &&
 	     ((d->drv_features >> SQB_VIO_F_RING_EVENT_IDX) & 1);
-	for (unsigned int i = 0; b->load && i < SQB_VIO_MAX_QUEUES; i++)
+	ind = (d->status & SQB_VIO_S_FEATURES_OK) &&
+	      ((d->drv_features >> SQB_VIO_F_RING_INDIRECT_DESC) & 1);
+	for (unsigned int i = 0; b->load && i < SQB_VIO_MAX_QUEUES; i++) {
 		d->vq[i].event_idx = ev;
+		d->vq[i].indirect = ind;
+	}
 	if (b->load)
 		d->has_rl = d->rl.bw.enabled || d->rl.ops.enabled || d->rl.blocked;
 }

@@ -7,7 +7,8 @@
  * fuzzes a little on every run (under ASan in the sanitizer build).
  *
  * Input: byte 0 flags (bit 0 EVENT_IDX, bit 1 read-only, bit 2 writeback,
- * bit 3 rng instead of blk, bits 4-6 log2 of the queue size); bytes 1.. are
+ * bit 3 rng instead of blk, bits 4-6 log2 of the queue size, bit 7 indirect
+ * descriptors); bytes 1.. are
  * copied to guest-physical 0x1000.  Rings: desc 0x1000, avail 0x1100, used
  * 0x1200; the seeds put headers at 0x1300, status at 0x1310, data at 0x1400. */
 #include <dirent.h>
@@ -126,7 +127,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	w32(dev, 0x70, 1);
 	w32(dev, 0x70, 3);
 	feat = (1ull << 32) | ((flags & 1) ? 1ull << 29 : 0) | ((flags & 2) ? 1ull << 5 : 0) |
-	       ((flags & 4) ? 1ull << 9 : 0);
+	       ((flags & 4) ? 1ull << 9 : 0) | ((flags & 0x80) ? 1ull << 28 : 0);
 	w32(dev, 0x24, 0);
 	w32(dev, 0x20, (uint32_t)feat);
 	w32(dev, 0x24, 1);

@@ -170,11 +170,99 @@ static void h_good_then_loop(struct fx *f)
 	avail(f, 2);
 }
 
+/* ---- indirect tables (negotiated): table at VT_IND ---------------------- */
+#define VT_IND 0x6000ull
+
+static void put_ind(struct fx *f, uint16_t i, uint64_t addr, uint32_t len, uint16_t flags,
+		    uint16_t next)
+{
+	uint8_t *d = vt_ptr(&f->e, VT_IND + 16ull * i);
+
+	for (int k = 0; k < 8; k++)
+		d[k] = (uint8_t)(addr >> (8 * k));
+	for (int k = 0; k < 4; k++)
+		d[8 + k] = (uint8_t)(len >> (8 * k));
+	d[12] = (uint8_t)flags;
+	d[13] = (uint8_t)(flags >> 8);
+	d[14] = (uint8_t)next;
+	d[15] = (uint8_t)(next >> 8);
+}
+
+static void h_ind_nested(struct fx *f)
+{
+	put_ind(f, 0, VT_HDR, 16, F_NEXT, 1);
+	put_ind(f, 1, VT_IND + 0x100, 32, F_INDIRECT, 0);
+	vt_put_desc(&f->e, 0, VT_IND, 32, F_INDIRECT, 0);
+	avail(f, 0);
+}
+
+static void h_ind_with_next(struct fx *f)
+{
+	put_ind(f, 0, VT_HDR, 16, 0, 0);
+	vt_put_desc(&f->e, 0, VT_IND, 16, F_INDIRECT | F_NEXT, 1);
+	vt_put_desc(&f->e, 1, VT_STAT, 1, F_WRITE, 0);
+	avail(f, 0);
+}
+
+static void h_ind_len_40(struct fx *f)
+{
+	put_ind(f, 0, VT_HDR, 16, 0, 0);
+	vt_put_desc(&f->e, 0, VT_IND, 40, F_INDIRECT, 0);
+	avail(f, 0);
+}
+
+static void h_ind_len_0(struct fx *f)
+{
+	vt_put_desc(&f->e, 0, VT_IND, 0, F_INDIRECT, 0);
+	avail(f, 0);
+}
+
+static void h_ind_outside(struct fx *f)
+{
+	vt_put_desc(&f->e, 0, VT_R0_SIZE - 16, 32, F_INDIRECT, 0);
+	avail(f, 0);
+}
+
+static void h_ind_loop(struct fx *f)
+{
+	put_ind(f, 0, VT_HDR, 16, F_NEXT, 1);
+	put_ind(f, 1, VT_HDR, 16, F_NEXT, 0);
+	vt_put_desc(&f->e, 0, VT_IND, 32, F_INDIRECT, 0);
+	avail(f, 0);
+}
+
+static void h_ind_next_past_table(struct fx *f)
+{
+	put_ind(f, 0, VT_HDR, 16, F_NEXT, 2); /* the table has 2 entries */
+	put_ind(f, 1, VT_STAT, 1, F_WRITE, 0);
+	put_ind(f, 2, VT_STAT, 1, F_WRITE, 0);
+	vt_put_desc(&f->e, 0, VT_IND, 32, F_INDIRECT, 0);
+	avail(f, 0);
+}
+
+/* A 16-entry table: a chain longer than the queue (8) without a loop. */
+static void h_ind_longer_than_queue(struct fx *f)
+{
+	for (uint16_t i = 0; i < 16; i++)
+		put_ind(f, i, VT_HDR, 16, i < 15 ? F_NEXT : 0, (uint16_t)(i + 1));
+	vt_put_desc(&f->e, 0, VT_IND, 256, F_INDIRECT, 0);
+	avail(f, 0);
+}
+
+static void h_ind_buffer_outside(struct fx *f)
+{
+	put_ind(f, 0, VT_HDR, 16, F_NEXT, 1);
+	put_ind(f, 1, 0x7fff0000ull, 512, F_WRITE, 0);
+	vt_put_desc(&f->e, 0, VT_IND, 32, F_INDIRECT, 0);
+	avail(f, 0);
+}
+
 static const struct {
 	const char *name;
 	void (*craft)(struct fx *f);
 	uint16_t good;	 /* used entries expected before the bad chain */
 	const char *why; /* in sqb_vio_reset_reason() */
+	bool ind;	 /* negotiate VIRTIO_F_RING_INDIRECT_DESC */
 } hostile[] = {
     {"self loop", h_self_loop, 0, "loop"},
     {"two-descriptor loop", h_two_loop, 0, "loop"},
@@ -192,13 +280,23 @@ static const struct {
     {"indirect descriptor (not offered)", h_indirect, 0, "indirect"},
     {"readable after writable", h_readable_after_writable, 0, "after a device-writable"},
     {"good request, then a loop", h_good_then_loop, 1, "loop"},
+    {"indirect inside an indirect table", h_ind_nested, 0, "inside an indirect", true},
+    {"indirect with NEXT", h_ind_with_next, 0, "with NEXT", true},
+    {"indirect table of 40 bytes", h_ind_len_40, 0, "multiple of 16", true},
+    {"indirect table of 0 bytes", h_ind_len_0, 0, "multiple of 16", true},
+    {"indirect table crosses the end of RAM", h_ind_outside, 0, "indirect table outside", true},
+    {"loop inside an indirect table", h_ind_loop, 0, "loop", true},
+    {"next past the indirect table", h_ind_next_past_table, 0, "next index", true},
+    {"indirect chain longer than the queue", h_ind_longer_than_queue, 0, "loop", true},
+    {"indirect buffer outside RAM", h_ind_buffer_outside, 0, "outside guest RAM", true},
 };
 
 static void test_hostile_rings_need_reset(void **state)
 {
 	(void)state;
 	for (size_t i = 0; i < sizeof(hostile) / sizeof(hostile[0]); i++) {
-		struct fx *f = fx_new(0);
+		uint64_t want = hostile[i].ind ? 1ull << 28 : 0;
+		struct fx *f = fx_new(want);
 		uint8_t guard[VT_R0_SIZE / 16];
 		uint32_t id, len;
 		unsigned int irqs;
@@ -227,11 +325,59 @@ static void test_hostile_rings_need_reset(void **state)
 		sqb_vio_dev_poll(f->dev);
 		assert_int_equal(f->e.irqs, irqs);
 		/* Reset and a fresh driver: works again. */
-		assert_int_equal(vt_drv_init(&f->d, &f->e, f->dev, NUM, 0), ALL_OK);
+		assert_int_equal(vt_drv_init(&f->d, &f->e, f->dev, NUM, want), ALL_OK);
 		assert_null(sqb_vio_reset_reason(f->dev));
 		assert_int_equal(vt_blk(&f->d, 0, 0, 512, true, NULL), 0);
 		fx_free(f);
 	}
+}
+
+/* 2.7.5.3: a chain may continue in an indirect table, alone or after
+ * direct descriptors; the WRITE flag of the indirect descriptor is ignored. */
+static void test_indirect_chains(void **state)
+{
+	struct fx *f = fx_new(1ull << 28);
+	uint8_t *data = vt_ptr(&f->e, VT_DATA), buf[1024];
+	uint32_t id, len;
+	(void)state;
+
+	vt_w32(f->dev, 0x14, 0);
+	assert_true(vt_r32(f->dev, 0x10) & (1u << 28));
+	/* OUT of 1024 bytes in two pieces, all in the table. */
+	hdr(f);
+	vt_ptr(&f->e, VT_HDR)[0] = 1;
+	vt_ptr(&f->e, VT_HDR)[8] = 2;
+	for (int i = 0; i < 1024; i++)
+		data[i] = (uint8_t)(i * 5 + 1);
+	put_ind(f, 0, VT_HDR, 16, F_NEXT, 1);
+	put_ind(f, 1, VT_DATA, 300, F_NEXT, 2);
+	put_ind(f, 2, VT_DATA + 300, 724, F_NEXT, 3);
+	put_ind(f, 3, VT_STAT, 1, F_WRITE, 0);
+	vt_put_desc(&f->e, 0, VT_IND, 64, F_INDIRECT | F_WRITE, 0);
+	avail(f, 0);
+	sqb_vio_queue_notify(f->dev, 0);
+	assert_true(vt_used(&f->d, &id, &len));
+	assert_int_equal(id, 0);
+	assert_int_equal(*vt_ptr(&f->e, VT_STAT), 0);
+	assert_int_equal(pread(f->fd, buf, 1024, 2 * 512), 1024);
+	assert_memory_equal(buf, data, 1024);
+	/* IN: header direct, data + status in a table reached from desc 1. */
+	vt_ptr(&f->e, VT_HDR)[0] = 0;
+	memset(vt_ptr(&f->e, 0x30000), 0, 1024);
+	put_ind(f, 0, 0x30000, 1024, F_WRITE | F_NEXT, 1);
+	put_ind(f, 1, VT_STAT, 1, F_WRITE, 0);
+	vt_put_desc(&f->e, 2, VT_HDR, 16, F_NEXT, 3);
+	vt_put_desc(&f->e, 3, VT_IND, 32, F_INDIRECT, 0);
+	*vt_ptr(&f->e, VT_STAT) = 0xee;
+	avail(f, 2);
+	sqb_vio_queue_notify(f->dev, 0);
+	assert_true(vt_used(&f->d, &id, &len));
+	assert_int_equal(id, 2);
+	assert_int_equal(len, 1025);
+	assert_int_equal(*vt_ptr(&f->e, VT_STAT), 0);
+	assert_memory_equal(vt_ptr(&f->e, 0x30000), data, 1024);
+	assert_false(vt_r32(f->dev, 0x70) & SQB_VIO_S_NEEDS_RESET);
+	fx_free(f);
 }
 
 /* Zero-length descriptors are not an error by themselves. */
@@ -359,6 +505,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_hostile_rings_need_reset),
+	    cmocka_unit_test(test_indirect_chains),
 	    cmocka_unit_test(test_zero_length_descriptors),
 	    cmocka_unit_test(test_indices_wrap),
 	    cmocka_unit_test(test_event_idx_suppression),

@@ -39,8 +39,9 @@ static sqb_vio_dev *blk_new(struct vt_env *e, int fd, int ro, enum sqb_vio_cache
 static const uint8_t kat_blk[240] = {
 	/* transport: device_id 2, num_queues 1 */
 	0x02, 0, 0, 0, 0x01, 0, 0, 0,
-	/* device_features: VERSION_1 (32) | EVENT_IDX (29) | FLUSH (9) | SEG_MAX (2) */
-	0x04, 0x02, 0x00, 0x20, 0x01, 0, 0, 0,
+	/* device_features: VERSION_1 (32) | EVENT_IDX (29) | INDIRECT_DESC (28) |
+	 * FLUSH (9) | SEG_MAX (2) */
+	0x04, 0x02, 0x00, 0x30, 0x01, 0, 0, 0,
 	/* driver_features: VERSION_1 | EVENT_IDX | FLUSH */
 	0x00, 0x02, 0x00, 0x20, 0x01, 0, 0, 0,
 	/* status 0x0f, device_features_sel 1, driver_features_sel 1, queue_sel 0 */
