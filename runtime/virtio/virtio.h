@@ -59,9 +59,8 @@ struct sqb_vio_clock {
 
 /* One-shot timer for the rate limiter: a throttled device calls arm() with
  * the earliest clock time (ns) at which it may make progress; the integrator
- * arms a timerfd and then calls sqb_vio_dev_poll().  Optional when no rate
- * limiter is configured (a throttled device without one just waits for the
- * next notify). */
+ * arms a timerfd and then calls sqb_vio_dev_poll().  Required when a rate
+ * limiter is configured (creating one without it is -EINVAL). */
 struct sqb_vio_timer {
 	void *opaque;
 	void (*arm)(void *opaque, uint64_t deadline_ns);

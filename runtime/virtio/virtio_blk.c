@@ -303,7 +303,7 @@ int sqb_vio_blk_new(sqb_vio_dev **out, const struct sqb_vio_host *host,
 	dev->priv = b;
 	rc = sqb_vio_dev_init(dev, &blk_ops, host, features, opts->rate_limiter);
 	if (rc) {
-		diag_set(diag, "bad host callbacks");
+		diag_set(diag, "bad host callbacks (a rate limiter needs host.timer)");
 		goto err_fd;
 	}
 	*out = dev;

@@ -63,6 +63,9 @@ int sqb_vio_dev_init(sqb_vio_dev *dev, const struct sqb_vio_ops *ops,
 {
 	if (!host || !host->mem.map || !host->irq.raise || ops->num_queues > SQB_VIO_MAX_QUEUES)
 		return -EINVAL;
+	/* A throttled queue waits for the timer: without one it would stall. */
+	if (rl && !host->timer.arm)
+		return -EINVAL;
 	if (pthread_mutex_init(&dev->lock, NULL))
 		return -ENOMEM;
 	dev->ops = ops;
@@ -237,6 +240,8 @@ throttled:
 
 int sqb_vio_set_rate_limiter(sqb_vio_dev *dev, const struct sqb_vio_rl_config *rl)
 {
+	if (rl && !dev->host.timer.arm)
+		return -EINVAL;
 	pthread_mutex_lock(&dev->lock);
 	dev->has_rl = rl != NULL;
 	sqb_vio_rl_init(&dev->rl, rl, sqb_vio_now(dev));

@@ -447,6 +447,22 @@ static void test_rl_throttles_queue(void **state)
 	e.now = T0 + 1000 * MS;
 	sqb_vio_dev_poll(dev);
 	assert_int_equal(vt_get16(&e, VT_USED + 2), 2);
+	/* A limiter needs the integrator's timer. */
+	{
+		struct vt_env e2;
+		struct sqb_vio_blk_opts o = SQB_VIO_BLK_OPTS_INIT;
+		sqb_vio_dev *d2;
+		vt_env_init(&e2);
+		e2.host.timer.arm = NULL;
+		o.fd = fd;
+		o.rate_limiter = &rl;
+		assert_int_equal(sqb_vio_blk_new(&d2, &e2.host, &o, NULL), -22);
+		o.rate_limiter = NULL;
+		assert_int_equal(sqb_vio_blk_new(&d2, &e2.host, &o, NULL), 0);
+		assert_int_equal(sqb_vio_set_rate_limiter(d2, &rl), -22);
+		sqb_vio_dev_free(d2);
+		vt_env_fini(&e2);
+	}
 	/* PATCH: disable the limiter, requests flow. */
 	assert_int_equal(sqb_vio_set_rate_limiter(dev, NULL), 0);
 	for (int i = 0; i < 5; i++)
