@@ -300,8 +300,12 @@ static void sv_device(struct sqb_vio_sbuf *b, sqb_vio_dev *d, uint64_t now)
 		d->vq[i].event_idx = ev;
 		d->vq[i].indirect = ind;
 	}
-	if (b->load)
+	if (b->load && !b->err) {
 		d->has_rl = d->rl.bw.enabled || d->rl.ops.enabled || d->rl.blocked;
+		if (d->has_rl && !d->host.timer.arm)
+			sqb_vio_sv_fail(b, -EINVAL, b->len - 128,
+					"a rate limiter in the state, but no host timer to run it");
+	}
 }
 
 int sqb_vio_dev_save(sqb_vio_dev *dev, uint8_t **out, size_t *out_len)
