@@ -1,0 +1,206 @@
+/* sqb_virtio: virtio 1.x devices behind the virtio-mmio transport, as a
+ * self-contained library the VMM glues onto its bus (docs/virtio.md).
+ *
+ *   vCPU thread                      event-loop thread
+ *   MMIO exit in [base, base+0x1000) QueueNotify ioeventfd (offset 0x50,
+ *        |                           datamatch = queue index), rate-limit timer
+ *        v                                  |
+ *   sqb_vio_mmio_access()     sqb_vio_queue_notify() / sqb_vio_dev_poll()
+ *        \________________________________/
+ *                       |  (one mutex per device)
+ *        +--------------v---------------+
+ *        | sqb_vio_dev: transport regs  |     status, features offered/acked,
+ *        |  queue[i]: split virtqueue --+---> desc / avail / used rings in
+ *        |  device: blk | rng           |     guest RAM, reached only through
+ *        |  rate limiter (2 buckets)    |     host->mem.map() (bounds, dirty)
+ *        +--------------+---------------+
+ *                       | host->irq.raise() (edge: an irqfd)
+ *                       v
+ *                     guest
+ *
+ * The library never sees the VM: the integrator passes guest memory, an
+ * interrupt, and optionally a clock and a one-shot timer (struct sqb_vio_host).
+ * Requests are executed synchronously inside the notify call, so an idle
+ * device has nothing in flight: quiesce is a no-op ([F-101]).
+ */
+#ifndef SQB_VIRTIO_H
+#define SQB_VIRTIO_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "squib/errors.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct sqb_vio_dev sqb_vio_dev;
+
+/* Guest memory.  map() returns a host pointer when [gpa, gpa+len) lies inside
+ * one guest RAM region, else NULL; with write=1 the platform marks the pages
+ * dirty.  Every access the library makes to guest memory goes through it. */
+struct sqb_vio_mem {
+	void *opaque;
+	uint8_t *(*map)(void *opaque, uint64_t gpa, uint64_t len, int write);
+};
+
+/* Edge interrupt (the integrator writes an irqfd). */
+struct sqb_vio_irq {
+	void *opaque;
+	void (*raise)(void *opaque);
+};
+
+/* Monotonic clock in nanoseconds; NULL now_ns means CLOCK_MONOTONIC. */
+struct sqb_vio_clock {
+	void *opaque;
+	uint64_t (*now_ns)(void *opaque);
+};
+
+/* One-shot timer for the rate limiter: a throttled device calls arm() with
+ * the earliest clock time (ns) at which it may make progress; the integrator
+ * arms a timerfd and then calls sqb_vio_dev_poll().  Required when a rate
+ * limiter is configured (creating one without it is -EINVAL). */
+struct sqb_vio_timer {
+	void *opaque;
+	void (*arm)(void *opaque, uint64_t deadline_ns);
+};
+
+/* Callbacks run with the device's mutex held: they must not call back into
+ * the same device. */
+struct sqb_vio_host {
+	struct sqb_vio_mem mem;
+	struct sqb_vio_irq irq;
+	struct sqb_vio_clock clock;
+	struct sqb_vio_timer timer;
+};
+
+/* A token bucket, Firecracker's semantics: size tokens, refilled completely
+ * in refill_time_ms; one_time_burst extra tokens at start.  size == 0 or
+ * refill_time_ms == 0 disables the bucket. */
+struct sqb_vio_bucket {
+	uint64_t size;
+	uint64_t one_time_burst;
+	uint64_t refill_time_ms;
+};
+
+struct sqb_vio_rl_config {
+	struct sqb_vio_bucket bandwidth; /* bytes */
+	struct sqb_vio_bucket ops;	 /* requests */
+};
+
+/* ---- virtio-mmio window ------------------------------------------------ */
+
+#define SQB_VIO_MMIO_SIZE	  0x1000u /* the device's window */
+#define SQB_VIO_MMIO_QUEUE_NOTIFY 0x50u	  /* ioeventfd: 4 bytes, datamatch = queue index */
+#define SQB_VIO_MAGIC		  0x74726976u
+#define SQB_VIO_VENDOR_ID	  0x00425153u /* "SQB" */
+
+#define SQB_VIO_ID_BLK 2u
+#define SQB_VIO_ID_RNG 4u
+
+/* Device status bits (virtio 1.x, 2.1). */
+#define SQB_VIO_S_ACKNOWLEDGE 1u
+#define SQB_VIO_S_DRIVER      2u
+#define SQB_VIO_S_DRIVER_OK   4u
+#define SQB_VIO_S_FEATURES_OK 8u
+#define SQB_VIO_S_NEEDS_RESET 0x40u
+#define SQB_VIO_S_FAILED      0x80u
+
+/* InterruptStatus bits. */
+#define SQB_VIO_INT_VRING  1u
+#define SQB_VIO_INT_CONFIG 2u
+
+/* Feature bits. */
+#define SQB_VIO_F_BLK_SEG_MAX	     2
+#define SQB_VIO_F_BLK_RO	     5
+#define SQB_VIO_F_BLK_FLUSH	     9
+#define SQB_VIO_F_RING_INDIRECT_DESC 28
+#define SQB_VIO_F_RING_EVENT_IDX     29
+#define SQB_VIO_F_VERSION_1	     32
+
+/* A register access from a vCPU: offset inside the window, data in guest
+ * (little-endian) byte order, size 1, 2, 4 or 8.  Reads of unknown or
+ * write-only registers return zero; bad sizes and offsets are ignored. */
+int sqb_vio_mmio_access(sqb_vio_dev *dev, uint64_t offset, void *data, unsigned int size,
+			int is_write);
+/* The driver notified queue_index (from the QueueNotify ioeventfd). */
+int sqb_vio_queue_notify(sqb_vio_dev *dev, uint32_t queue_index);
+/* Process every ready queue: after a rate-limit timer fired, and once after
+ * a restore (a notify may have been pending in an ioeventfd). */
+int sqb_vio_dev_poll(sqb_vio_dev *dev);
+unsigned int sqb_vio_num_queues(const sqb_vio_dev *dev);
+uint32_t sqb_vio_device_id(const sqb_vio_dev *dev);
+/* Current Status register (for tests and `inspect`). */
+uint32_t sqb_vio_status(sqb_vio_dev *dev);
+/* Why the device set DEVICE_NEEDS_RESET (a static one-line string naming
+ * the broken ring field, for the VMM's log), or NULL. */
+const char *sqb_vio_reset_reason(sqb_vio_dev *dev);
+/* Replace the rate limiter (PATCH); NULL disables it. */
+int sqb_vio_set_rate_limiter(sqb_vio_dev *dev, const struct sqb_vio_rl_config *rl);
+void sqb_vio_dev_free(sqb_vio_dev *dev);
+
+/* ---- virtio-blk ------------------------------------------------------- */
+
+#define SQB_VIO_BLK_ID_BYTES 20
+#define SQB_VIO_OPTS_VERSION 1
+
+enum sqb_vio_cache { SQB_VIO_CACHE_UNSAFE = 0, SQB_VIO_CACHE_WRITEBACK = 1 };
+
+struct sqb_vio_blk_opts {
+	unsigned int version; /* SQB_VIO_OPTS_VERSION */
+	int fd;		      /* backing file; the device dup()s it */
+	int read_only;	      /* offer VIRTIO_BLK_F_RO and refuse writes */
+	enum sqb_vio_cache cache;
+	const char *drive_id;			      /* GET_ID answer, at most 20 bytes used */
+	const struct sqb_vio_rl_config *rate_limiter; /* NULL: none */
+};
+#define SQB_VIO_BLK_OPTS_INIT                                                                      \
+	{                                                                                          \
+		SQB_VIO_OPTS_VERSION, -1, 0, SQB_VIO_CACHE_UNSAFE, NULL, NULL                      \
+	}
+
+int sqb_vio_blk_new(sqb_vio_dev **out, const struct sqb_vio_host *host,
+		    const struct sqb_vio_blk_opts *opts, struct sqb_diag *diag);
+/* Swap the backing file after boot (PATCH path_on_host): dup()s fd, takes
+ * the new capacity, raises a config-change interrupt. */
+int sqb_vio_blk_set_backing(sqb_vio_dev *dev, int fd);
+/* Capacity in 512-byte sectors. */
+uint64_t sqb_vio_blk_capacity(sqb_vio_dev *dev);
+
+/* ---- virtio-rng ------------------------------------------------------- */
+
+struct sqb_vio_rng_opts {
+	unsigned int version; /* SQB_VIO_OPTS_VERSION */
+	const struct sqb_vio_rl_config *rate_limiter;
+};
+#define SQB_VIO_RNG_OPTS_INIT                                                                      \
+	{                                                                                          \
+		SQB_VIO_OPTS_VERSION, NULL                                                         \
+	}
+
+int sqb_vio_rng_new(sqb_vio_dev **out, const struct sqb_vio_host *host,
+		    const struct sqb_vio_rng_opts *opts);
+
+/* ---- snapshots (docs/format.md 9.1.1) --------------------------------- */
+
+#define SQB_VIO_STATE_VERSION	  1u
+#define SQB_VIO_STATE_MIN_VERSION 1u
+
+/* Quiesce: I/O is synchronous, so nothing is ever in flight; this takes and
+ * drops the device lock so that a notify running now has finished ([F-101]). */
+int sqb_vio_quiesce(sqb_vio_dev *dev);
+/* Encode the device state (transport, queues, device record, rate limiter);
+ * *out is malloc'd and the caller's. */
+int sqb_vio_dev_save(sqb_vio_dev *dev, uint8_t **out, size_t *out_len);
+/* Restore a state of the given version into a device created with the same
+ * configuration.  Invariants (device id, queue count, features offered, blk
+ * capacity and read-only) must match; on failure the device is unchanged
+ * and diag says which field at which offset of the state. */
+int sqb_vio_dev_restore(sqb_vio_dev *dev, uint32_t version, const uint8_t *buf, size_t len,
+			struct sqb_diag *diag);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

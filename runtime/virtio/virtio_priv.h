@@ -1,0 +1,180 @@
+/* Private to runtime/virtio: the split virtqueue walker, the token-bucket
+ * rate limiter, the symmetric state codec and the device object. */
+#ifndef SQB_VIRTIO_PRIV_H
+#define SQB_VIRTIO_PRIV_H
+
+#include <pthread.h>
+#include <stdbool.h>
+
+#include "virtio.h"
+
+#define SQB_VQ_MAX_SIZE	   256 /* QueueNumMax of every device here */
+#define SQB_VIO_MAX_QUEUES 2
+
+/* Descriptor flags (virtio 1.x, 2.7.5). */
+#define VQ_DESC_F_NEXT		1
+#define VQ_DESC_F_WRITE		2
+#define VQ_DESC_F_INDIRECT	4
+#define VQ_AVAIL_F_NO_INTERRUPT 1
+
+/* ---- split virtqueue (virtio_queue.c) ---------------------------------- */
+
+struct sqb_vq {
+	uint16_t num;	  /* QueueNum: power of two, 1..max_num */
+	uint16_t max_num; /* QueueNumMax */
+	bool ready;
+	uint64_t desc, avail, used; /* guest-physical ring addresses */
+	uint16_t next_avail;	    /* next avail ring slot to pop */
+	uint16_t next_used;	    /* used idx the device publishes next */
+	uint16_t signalled_used;    /* used idx at the last interrupt decision */
+	bool signalled_valid;	    /* false: the next decision must notify */
+	bool event_idx;		    /* VIRTIO_F_RING_EVENT_IDX negotiated */
+	bool indirect;		    /* VIRTIO_F_RING_INDIRECT_DESC negotiated */
+};
+
+/* One descriptor of a popped chain, already mapped and bounds-checked. */
+struct sqb_vq_seg {
+	uint8_t *host;
+	uint32_t len;
+	bool write; /* device-writable */
+};
+
+struct sqb_vq_chain {
+	uint16_t head;
+	uint16_t nseg;
+	uint16_t nread;	    /* readable segments come first: [0, nread) */
+	uint64_t read_len;  /* total bytes the device may read */
+	uint64_t write_len; /* total bytes the device may write */
+	struct sqb_vq_seg seg[SQB_VQ_MAX_SIZE];
+};
+
+/* Returns 1 with a chain, 0 when the ring is empty, -SQB_ECORRUPT on a
+ * hostile ring (why is filled, a static string). */
+int sqb_vq_pop(struct sqb_vq *q, const struct sqb_vio_mem *mem, struct sqb_vq_chain *c,
+	       const char **why);
+void sqb_vq_unpop(struct sqb_vq *q);
+int sqb_vq_push(struct sqb_vq *q, const struct sqb_vio_mem *mem, uint16_t head, uint32_t len,
+		const char **why);
+/* With EVENT_IDX: publish avail_event = next_avail and report whether new
+ * buffers arrived meanwhile (1), so the caller loops again. */
+int sqb_vq_enable_notify(struct sqb_vq *q, const struct sqb_vio_mem *mem, const char **why);
+/* Whether the driver wants an interrupt for what was pushed since the last
+ * decision (EVENT_IDX used_event, or avail flags NO_INTERRUPT). */
+bool sqb_vq_should_signal(struct sqb_vq *q, const struct sqb_vio_mem *mem);
+/* Check num and the three ring areas when the driver sets QueueReady. */
+int sqb_vq_validate(const struct sqb_vq *q, const struct sqb_vio_mem *mem, const char **why);
+void sqb_vq_reset(struct sqb_vq *q);
+
+/* Copy helpers over a chain's readable / writable byte streams, so that
+ * devices never assume a framing (virtio 1.x, 2.7.4). */
+uint64_t sqb_vq_read_bytes(const struct sqb_vq_chain *c, uint64_t off, void *dst, uint64_t len);
+uint64_t sqb_vq_write_bytes(const struct sqb_vq_chain *c, uint64_t off, const void *src,
+			    uint64_t len);
+
+/* ---- rate limiter (virtio_ratelimit.c) --------------------------------- */
+
+struct sqb_vio_tb {
+	bool enabled;
+	uint64_t size, initial_burst, refill_ms;
+	uint64_t burst;			/* one-time burst left */
+	uint64_t budget;		/* tokens now */
+	uint64_t last_update;		/* clock ns */
+	uint64_t proc_cap, proc_refill; /* size / gcd, refill_ns / gcd */
+};
+
+struct sqb_vio_rl {
+	struct sqb_vio_tb bw, ops;
+	bool blocked;
+	uint64_t blocked_until; /* clock ns */
+};
+
+enum sqb_vio_tok { SQB_VIO_TOK_BYTES, SQB_VIO_TOK_OPS };
+
+void sqb_vio_rl_init(struct sqb_vio_rl *rl, const struct sqb_vio_rl_config *cfg, uint64_t now);
+/* Firecracker's consume(): false when throttled (then *retry_at says when
+ * the integrator's timer should fire). */
+bool sqb_vio_rl_consume(struct sqb_vio_rl *rl, uint64_t tokens, enum sqb_vio_tok t, uint64_t now,
+			uint64_t *retry_at);
+void sqb_vio_rl_replenish(struct sqb_vio_rl *rl, uint64_t tokens, enum sqb_vio_tok t);
+/* The timer fired: unblock when its time has come (true). */
+bool sqb_vio_rl_expire(struct sqb_vio_rl *rl, uint64_t now);
+
+#define SQB_VIO_RL_REFILL_TIMER_NS 100000000ull /* Firecracker's 100 ms */
+
+/* ---- symmetric state codec (virtio_state.c) ---------------------------- */
+
+/* One function both saves and restores: load=0 appends little-endian
+ * fields, load=1 reads them back; cmp fields are invariants checked on load
+ * (bhyve's SNAPSHOT_VAR_CMP_OR_LEAVE).  The first error sticks. */
+struct sqb_vio_sbuf {
+	uint8_t *buf;
+	size_t len, cap, off;
+	int load;
+	int err;
+	struct sqb_diag *diag;
+};
+
+void sqb_vio_sv_u8(struct sqb_vio_sbuf *b, uint8_t *v, const char *name);
+void sqb_vio_sv_u16(struct sqb_vio_sbuf *b, uint16_t *v, const char *name);
+void sqb_vio_sv_u32(struct sqb_vio_sbuf *b, uint32_t *v, const char *name);
+void sqb_vio_sv_u64(struct sqb_vio_sbuf *b, uint64_t *v, const char *name);
+void sqb_vio_sv_cmp_u16(struct sqb_vio_sbuf *b, uint16_t cur, const char *name);
+void sqb_vio_sv_cmp_u32(struct sqb_vio_sbuf *b, uint32_t cur, const char *name);
+void sqb_vio_sv_cmp_u64(struct sqb_vio_sbuf *b, uint64_t cur, const char *name);
+void sqb_vio_sv_reserved(struct sqb_vio_sbuf *b, size_t n, const char *name);
+/* Fail the load at the current field with a reason. */
+void sqb_vio_sv_fail(struct sqb_vio_sbuf *b, int err, size_t at, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+/* ---- the device object (virtio_mmio.c) --------------------------------- */
+
+struct sqb_vio_ops {
+	uint32_t device_id;
+	uint16_t num_queues;
+	/* Read config space bytes [off, off+len) into dst (already bounds-checked
+	 * against config_len). */
+	void (*config_read)(sqb_vio_dev *dev, uint32_t off, uint8_t *dst, uint32_t len);
+	uint32_t (*config_len)(sqb_vio_dev *dev);
+	/* Process queue q until empty, throttled or broken.  Returns 0, or
+	 * -SQB_ECORRUPT with *why set (the transport then sets NEEDS_RESET). */
+	int (*process)(sqb_vio_dev *dev, unsigned int q, const char **why);
+	/* Device record of the state: invariants only (rate limiter is generic). */
+	void (*state)(sqb_vio_dev *dev, struct sqb_vio_sbuf *b);
+	void (*free)(sqb_vio_dev *dev);
+};
+
+struct sqb_vio_dev {
+	pthread_mutex_t lock;
+	const struct sqb_vio_ops *ops;
+	struct sqb_vio_host host;
+	void *priv;
+	const char *reset_why; /* why NEEDS_RESET was set (static string), or NULL */
+
+	uint64_t dev_features;
+	uint64_t drv_features;
+	uint32_t status;
+	uint32_t dev_features_sel, drv_features_sel;
+	uint32_t queue_sel;
+	uint32_t isr;
+	uint32_t config_gen;
+	struct sqb_vq vq[SQB_VIO_MAX_QUEUES];
+
+	struct sqb_vio_rl rl;
+	bool has_rl;
+
+	struct sqb_vq_chain chain; /* scratch for process(), under lock */
+};
+
+int sqb_vio_dev_init(sqb_vio_dev *dev, const struct sqb_vio_ops *ops,
+		     const struct sqb_vio_host *host, uint64_t features,
+		     const struct sqb_vio_rl_config *rl);
+uint64_t sqb_vio_now(sqb_vio_dev *dev);
+/* Under lock: a used buffer was pushed on q; interrupt if the driver wants. */
+void sqb_vio_signal_used(sqb_vio_dev *dev, unsigned int q);
+/* Under lock: config space changed. */
+void sqb_vio_config_changed(sqb_vio_dev *dev);
+/* Under lock: consume rate-limit tokens for a request, arming the timer when
+ * throttled.  Returns true when the request may go on. */
+bool sqb_vio_throttle_ok(sqb_vio_dev *dev, uint64_t bytes, bool count_bytes);
+
+#endif
