@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "snap_test_util.h"
+#include "squib/snapfmt.h"
 
 const char *st_squib, *st_guests, *st_pager;
 char st_dir[128];
@@ -195,4 +196,47 @@ long long st_last_num(const char *s, const char *prefix)
 	if (!last)
 		return -1;
 	return strtoll(last + strlen(prefix), NULL, 10);
+}
+
+void st_mark(struct sqb_tc *t, char k)
+{
+	char in[2] = {k, 0}, want[32];
+
+	st_resume(t);
+	st_input(t, in);
+	snprintf(want, sizeof(want), "MARK %d written\n", k - 'A');
+	st_expect_serial(t, want, 30000);
+	st_pause(t);
+}
+
+void st_expect_marks(struct sqb_tc *t, int n)
+{
+	char want[32];
+
+	st_input(t, "v");
+	snprintf(want, sizeof(want), "MARKS OK n=%d\n", n);
+	st_expect_serial(t, want, 30000);
+}
+
+void st_load_count_marks(const char *name, const char *mode, int n)
+{
+	struct sqb_tc t;
+
+	st_load(&t, name, mode, NULL);
+	st_expect_marks(&t, n);
+	tc_stop(&t);
+}
+
+void st_mem_stats(const char *name, struct sqb_mem_stats *ms, int *has_parent)
+{
+	struct sqb_open_opts oo = SQB_OPEN_OPTS_INIT;
+	sqb_snap *s = NULL;
+
+	oo.no_parents = 1;
+	if (sqb_snap_open(&s, st_path(name, ".mem"), &oo, NULL))
+		fail_msg("cannot open %s", st_path(name, ".mem"));
+	sqb_snap_mem_stats(s, ms);
+	if (has_parent)
+		*has_parent = !sqb_uuid_is_zero(&sqb_snap_get_info(s)->parent_uuid);
+	sqb_snap_free(s);
 }

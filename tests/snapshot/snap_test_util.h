@@ -48,4 +48,16 @@ void st_input(struct sqb_tc *t, const char *s);
 /* Last value after the last occurrence of prefix in s (e.g. "ROUND "), or -1. */
 long long st_last_num(const char *s, const char *prefix);
 
+/* The snapshot guest's markers (guests/snapguest.c mode=1): resume, write
+ * marker set k ('A'..'Z'), wait for it, pause again. */
+void st_mark(struct sqb_tc *t, char k);
+/* Ask the guest to check its markers ('v'); exactly n sets must be intact. */
+void st_expect_marks(struct sqb_tc *t, int n);
+/* Load name in a fresh squib (mode as st_load) and expect n marker sets. */
+void st_load_count_marks(const char *name, const char *mode, int n);
+/* Page statistics of name's memory file opened alone; *has_parent when it
+ * is a Diff (may be NULL). */
+struct sqb_mem_stats;
+void st_mem_stats(const char *name, struct sqb_mem_stats *ms, int *has_parent);
+
 #endif

@@ -75,18 +75,6 @@ static long long cur_round(struct sqb_tc *t)
 	return r;
 }
 
-static void mem_stats(const char *name, struct sqb_mem_stats *ms)
-{
-	struct sqb_open_opts oo = SQB_OPEN_OPTS_INIT;
-	sqb_snap *s = NULL;
-
-	oo.no_parents = 1;
-	if (sqb_snap_open(&s, st_path(name, ".mem"), &oo, NULL))
-		fail_msg("cannot open %s", st_path(name, ".mem"));
-	sqb_snap_mem_stats(s, ms);
-	sqb_snap_free(s);
-}
-
 /* After a load of the chain: rounds continue and verify, the markers
  * written once (one of them before a failed Diff) are all intact. */
 static void verify_writer(struct sqb_tc *t, long long last)
@@ -119,7 +107,7 @@ static void test_writer_diff_chain_every_backend(void **state)
 	st_pause(&t);
 	st_create(&t, "Full", "w0", "{\"codec\":\"zstd\",\"level\":3,\"dedup\":true}");
 	st_create(&t, "Diff", "w-empty", NULL);
-	mem_stats("w-empty", &ms);
+	st_mem_stats("w-empty", &ms, NULL);
 	assert_int_equal(ms.raw + ms.compressed + ms.dedup + ms.zero, 0); /* all PARENT */
 	st_resume(&t);
 	st_input(&t, "A");
@@ -138,7 +126,7 @@ static void test_writer_diff_chain_every_backend(void **state)
 	wait_round(&t, cur_round(&t) + 2);
 	st_pause(&t);
 	st_create(&t, "Diff", "w1", "{\"codec\":\"lz4\"}");
-	mem_stats("w1", &ms);
+	st_mem_stats("w1", &ms, NULL);
 	assert_true(ms.parent > ms.pages / 2); /* the first Diff does not hold every page */
 	st_resume(&t);
 	st_input(&t, "B");

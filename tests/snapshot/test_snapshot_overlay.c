@@ -15,43 +15,6 @@
 #include "snap_test_util.h"
 #include "squib/snapfmt.h"
 
-static void mem_stats(const char *name, struct sqb_mem_stats *ms, int *has_parent)
-{
-	struct sqb_open_opts oo = SQB_OPEN_OPTS_INIT;
-	sqb_snap *s = NULL;
-
-	oo.no_parents = 1;
-	if (sqb_snap_open(&s, st_path(name, ".mem"), &oo, NULL))
-		fail_msg("cannot open %s", st_path(name, ".mem"));
-	sqb_snap_mem_stats(s, ms);
-	*has_parent = !sqb_uuid_is_zero(&sqb_snap_get_info(s)->parent_uuid);
-	sqb_snap_free(s);
-}
-
-static void mark(struct sqb_tc *t, char k)
-{
-	char in[2] = {k, 0}, want[32];
-
-	st_resume(t);
-	st_input(t, in);
-	snprintf(want, sizeof(want), "MARK %d written\n", k - 'A');
-	st_expect_serial(t, want, 30000);
-	st_pause(t);
-}
-
-/* Load name in a fresh squib and check that exactly n marker sets exist. */
-static void load_and_count(const char *name, int n)
-{
-	struct sqb_tc t;
-	char want[32];
-
-	st_load(&t, name, NULL, NULL);
-	st_input(&t, "v");
-	snprintf(want, sizeof(want), "MARKS OK n=%d\n", n);
-	st_expect_serial(&t, want, 30000);
-	tc_stop(&t);
-}
-
 static void load_and_count_counter(const char *name)
 {
 	struct sqb_tc t;
@@ -91,24 +54,24 @@ static void test_diff_over_ancestor_merges(void **state)
 	st_expect_serial(&t, "ROUND 2", 60000);
 	st_pause(&t);
 	st_create(&t, "Full", "F", NULL);
-	mark(&t, 'A');
+	st_mark(&t, 'A');
 	st_create(&t, "Diff", "D1", NULL);
-	mem_stats("D1", &ms, &has_parent);
+	st_mem_stats("D1", &ms, &has_parent);
 	assert_true(has_parent);
-	mark(&t, 'B');
+	st_mark(&t, 'B');
 	create_paths(&t, "Diff", "F", "F", 204); /* over the grandparent */
-	mem_stats("F", &ms, &has_parent);
+	st_mem_stats("F", &ms, &has_parent);
 	assert_false(has_parent);
 	assert_int_equal(ms.parent, 0);
-	mark(&t, 'C');
+	st_mark(&t, 'C');
 	st_create(&t, "Diff", "D2", NULL); /* parent: the merged F */
-	mem_stats("D2", &ms, &has_parent);
+	st_mem_stats("D2", &ms, &has_parent);
 	assert_true(has_parent);
 	assert_true(ms.parent > ms.pages / 2);
 	tc_stop(&t);
 
-	load_and_count("F", 2);
-	load_and_count("D2", 3);
+	st_load_count_marks("F", NULL, 2);
+	st_load_count_marks("D2", NULL, 3);
 	st_spawn(&t2);
 	{
 		char body[600];
@@ -135,17 +98,17 @@ static void test_diff_overlay_same_paths(void **state)
 	(void)state;
 	st_boot(&t, "snapguest.elf", "mode=1 mib=8", 1, 32, 1);
 	st_expect_serial(&t, "ROUND 2", 60000);
-	mark(&t, 'A');
+	st_mark(&t, 'A');
 	st_create(&t, "Diff", "ov", NULL); /* first snapshot: complete */
-	mem_stats("ov", &ms, &has_parent);
+	st_mem_stats("ov", &ms, &has_parent);
 	assert_false(has_parent);
 	assert_true(ms.raw + ms.compressed + ms.dedup > 0);
-	mark(&t, 'B');
+	st_mark(&t, 'B');
 	st_create(&t, "Diff", "ov", NULL); /* over its own parent: merged */
-	mem_stats("ov", &ms, &has_parent);
+	st_mem_stats("ov", &ms, &has_parent);
 	assert_false(has_parent);
 	tc_stop(&t);
-	load_and_count("ov", 2);
+	st_load_count_marks("ov", NULL, 2);
 	assert_int_equal(access(st_path("ov", ".mem.squib-new"), F_OK), -1);
 }
 
@@ -160,15 +123,15 @@ static void test_diff_without_tracking_is_complete(void **state)
 	(void)state;
 	st_boot(&t, "snapguest.elf", "mode=1 mib=8", 1, 32, 0);
 	st_expect_serial(&t, "ROUND 2", 60000);
-	mark(&t, 'A');
+	st_mark(&t, 'A');
 	st_create(&t, "Full", "nt0", NULL);
-	mark(&t, 'B');
+	st_mark(&t, 'B');
 	st_create(&t, "Diff", "nt1", NULL);
-	mem_stats("nt1", &ms, &has_parent);
+	st_mem_stats("nt1", &ms, &has_parent);
 	assert_false(has_parent);
 	tc_stop(&t);
-	load_and_count("nt1", 2);
-	load_and_count("nt0", 1);
+	st_load_count_marks("nt1", NULL, 2);
+	st_load_count_marks("nt0", NULL, 1);
 }
 
 /* issue 11: each file of the pair is renamed once, straight from its
@@ -241,7 +204,7 @@ static void test_kill_between_renames_recovers(void **state)
 	st_boot(&t, "snapguest.elf", "mode=1 mib=8", 1, 32, 0);
 	unsetenv("SQB_FAULT");
 	st_expect_serial(&t, "ROUND 2", 60000);
-	mark(&t, 'A');
+	st_mark(&t, 'A');
 	{
 		char body[600];
 
@@ -253,15 +216,15 @@ static void test_kill_between_renames_recovers(void **state)
 	}
 	tc_stop(&t);
 	assert_true(count_temps() >= 2); /* old memory + new state, under temporary names */
-	load_and_count("k", 0);		 /* the old snapshot, recovered */
+	st_load_count_marks("k", NULL, 0);		 /* the old snapshot, recovered */
 	st_boot(&t, "snapguest.elf", "mode=1 mib=8", 1, 32, 0);
 	st_expect_serial(&t, "ROUND 2", 60000);
-	mark(&t, 'A');
-	mark(&t, 'B');
+	st_mark(&t, 'A');
+	st_mark(&t, 'B');
 	st_create(&t, "Full", "k", NULL);
 	tc_stop(&t);
 	assert_int_equal(count_temps(), 0); /* swept */
-	load_and_count("k", 2);
+	st_load_count_marks("k", NULL, 2);
 }
 
 struct racer {

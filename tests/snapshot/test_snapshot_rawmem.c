@@ -18,35 +18,6 @@
 #define GUEST_MIB 32
 static char handler[512];
 
-static void mark(struct sqb_tc *t, char k)
-{
-	char in[2] = {k, 0}, want[32];
-
-	st_resume(t);
-	st_input(t, in);
-	snprintf(want, sizeof(want), "MARK %d written\n", k - 'A');
-	st_expect_serial(t, want, 30000);
-	st_pause(t);
-}
-
-static void expect_marks(struct sqb_tc *t, int n)
-{
-	char want[32];
-
-	st_input(t, "v");
-	snprintf(want, sizeof(want), "MARKS OK n=%d\n", n);
-	st_expect_serial(t, want, 30000);
-}
-
-static void load_and_count(const char *name, const char *mode, int n)
-{
-	struct sqb_tc t;
-
-	st_load(&t, name, mode, NULL);
-	expect_marks(&t, n);
-	tc_stop(&t);
-}
-
 /* Load name through the Firecracker-style handler serving name.mem. */
 static void load_via_fc_handler(const char *name, int n)
 {
@@ -66,7 +37,7 @@ static void load_via_fc_handler(const char *name, int n)
 		usleep(10000);
 	assert_int_equal(stat(sock, &sb), 0);
 	st_load(&t, name, NULL, sock);
-	expect_marks(&t, n);
+	st_expect_marks(&t, n);
 	tc_stop(&t);
 	kill(pid, SIGKILL);
 	waitpid(pid, NULL, 0);
@@ -84,7 +55,7 @@ static void test_raw_full_loads_every_way(void **state)
 	(void)state;
 	st_boot(&t, "snapguest.elf", "mode=1 mib=8", 1, GUEST_MIB, 1);
 	st_expect_serial(&t, "ROUND 2", 60000);
-	mark(&t, 'A');
+	st_mark(&t, 'A');
 	st_create(&t, "Full", "r0", "{\"mem_format\":\"raw\"}");
 	tc_stop(&t);
 	assert_int_equal(stat(st_path("r0", ".mem"), &sb), 0);
@@ -94,9 +65,9 @@ static void test_raw_full_loads_every_way(void **state)
 	assert_non_null(sqb_snap_external_path(s));
 	assert_int_equal(sqb_snap_verify(s, SQB_VERIFY_CHAIN, 0, NULL, NULL), 0);
 	sqb_snap_free(s);
-	load_and_count("r0", NULL, 1);
-	load_and_count("r0", "eager", 1);
-	load_and_count("r0", "lazy", 1);
+	st_load_count_marks("r0", NULL, 1);
+	st_load_count_marks("r0", "eager", 1);
+	st_load_count_marks("r0", "lazy", 1);
 	load_via_fc_handler("r0", 1);
 }
 
@@ -112,9 +83,9 @@ static void test_raw_diff_chain_and_overlay(void **state)
 	(void)state;
 	st_boot(&t, "snapguest.elf", "mode=1 mib=8", 1, GUEST_MIB, 1);
 	st_expect_serial(&t, "ROUND 2", 60000);
-	mark(&t, 'A');
+	st_mark(&t, 'A');
 	st_create(&t, "Full", "c0", "{\"mem_format\":\"raw\"}");
-	mark(&t, 'B');
+	st_mark(&t, 'B');
 	st_create(&t, "Diff", "c1", "{\"mem_format\":\"raw\"}");
 	assert_int_equal(stat(st_path("c0", ".mem"), &s0), 0);
 	assert_int_equal(stat(st_path("c1", ".mem"), &s1), 0);
@@ -123,15 +94,15 @@ static void test_raw_diff_chain_and_overlay(void **state)
 	assert_int_equal(sqb_snap_open(&s, st_path("c1", ".state"), NULL, NULL), 0);
 	assert_non_null(sqb_snap_parent(s));
 	sqb_snap_free(s);
-	mark(&t, 'C');
+	st_mark(&t, 'C');
 	st_create(&t, "Diff", "c1", "{\"mem_format\":\"raw\"}"); /* overlay: merged */
 	tc_stop(&t);
 	assert_int_equal(sqb_snap_open(&s, st_path("c1", ".state"), NULL, NULL), 0);
 	assert_null(sqb_snap_parent(s));
 	sqb_snap_free(s);
-	load_and_count("c1", NULL, 3);
+	st_load_count_marks("c1", NULL, 3);
 	load_via_fc_handler("c1", 3);
-	load_and_count("c0", NULL, 1);
+	st_load_count_marks("c0", NULL, 1);
 }
 
 /* Never run a guest on wrong memory: a flipped byte in a data page fails
