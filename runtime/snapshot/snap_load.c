@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "log.h"
@@ -243,6 +244,8 @@ static int restore_memory(struct loadctx *c, struct sqb_vm *vm, struct sqb_snaps
 	static const enum sqb_restore_strategy strat[] = {SQB_RESTORE_MMAP, SQB_RESTORE_EAGER,
 							  SQB_RESTORE_LAZY};
 	struct sqb_restore_opts ro = SQB_RESTORE_OPTS_INIT;
+	struct timespec began;
+	int remembered, err;
 	void *host[2];
 
 	ss->no_holes = c->o->backend == SQB_VM_MEM_UFFD || c->o->mode != SQB_VM_LOAD_EAGER;
@@ -254,9 +257,20 @@ static int restore_memory(struct loadctx *c, struct sqb_vm *vm, struct sqb_snaps
 	ro.host = host;
 	ro.flags = c->o->trust_raw ? SQB_RESTORE_TRUST_RAW : 0;
 	ro.on_error = on_restore_error;
+	/* verified by an earlier load and unchanged since: map without reading */
+	remembered = !c->o->trust_raw && ro.strategy == SQB_RESTORE_MMAP &&
+		     sqb_snap_vcache_hit(c->mem);
+	if (remembered) {
+		ro.flags |= SQB_RESTORE_TRUST_RAW;
+		sqb_debug("snapshot load: verification of %s remembered", c->o->backend_path);
+	}
 	ss->loaded = c->mem;
 	c->mem = NULL;
-	return sqb_restore_start(&ss->rs, ss->loaded, &ro, c->diag);
+	clock_gettime(CLOCK_REALTIME, &began);
+	err = sqb_restore_start(&ss->rs, ss->loaded, &ro, c->diag);
+	if (!err && !c->o->trust_raw && !remembered && ro.strategy == SQB_RESTORE_MMAP)
+		sqb_snap_vcache_record(ss->loaded, &began);
+	return err;
 }
 
 /* The next Diff's parent: the memory file just loaded, opened alone. */

@@ -42,6 +42,14 @@ int sqb_snapstate_get(struct sqb_vm *vm, struct sqb_snapstate **out);
 /* Is name "<base>.tmp.XXXXXX", a create's temporary for the file base? */
 int sqb_snap_is_temp_of(const char *name, const char *base);
 
+/* ---- snap_vcache.c ---- */
+/* Every layer of s was verified by an earlier load and is unchanged. */
+int sqb_snap_vcache_hit(const sqb_snap *s);
+/* Remember that every layer of s was verified (began: CLOCK_REALTIME when
+ * the verification started; layers changed since are not recorded). */
+struct timespec;
+void sqb_snap_vcache_record(const sqb_snap *s, const struct timespec *began);
+
 /* ---- snap_dirty.c ---- */
 /* Arm tracking over the VM's memslots (idempotent). */
 int sqb_snap_dirty_start(struct sqb_vm *vm, struct sqb_snapstate *ss);

@@ -162,12 +162,90 @@ static void test_raw_wrong_memory_refused(void **state)
 	tc_stop(&t);
 }
 
+static int count_entries(const char *dir)
+{
+	char cmd[400];
+	FILE *f;
+	int n = -1;
+
+	snprintf(cmd, sizeof(cmd), "ls -1 '%s' 2>/dev/null | wc -l", dir);
+	f = popen(cmd, "r");
+	if (f && fscanf(f, "%d", &n) != 1)
+		n = -1;
+	if (f)
+		pclose(f);
+	return n;
+}
+
+/* issue 15: a verified mmap load is remembered per unchanged file, so the
+ * next load of the same files maps them without reading them; a file
+ * rewritten in place (same size, a flipped byte) is verified again and
+ * refused.  Container and raw memory files alike. */
+static void test_verification_remembered_until_the_file_changes(void **state)
+{
+	static const char *const fmt[2] = {NULL, "{\"mem_format\":\"raw\"}"};
+	char cache[200], body[800];
+	struct sqb_tc t;
+	const char *r;
+
+	(void)state;
+	snprintf(cache, sizeof(cache), "%s/vcache", st_dir);
+	setenv("SQB_VERIFY_CACHE", cache, 1);
+	for (int k = 0; k < 2; k++) {
+		const char *name = k ? "vr" : "vc";
+		int fd;
+
+		st_boot(&t, "snapguest.elf", "mode=1 mib=8", 1, GUEST_MIB, 0);
+		st_expect_serial(&t, "ROUND 2", 60000);
+		st_mark(&t, 'A');
+		st_create(&t, "Full", name, fmt[k]);
+		tc_stop(&t);
+		st_load_count_marks(name, NULL, 1); /* verifies, remembers */
+		assert_int_equal(count_entries(cache), k + 1);
+		st_load_count_marks(name, NULL, 1); /* remembered */
+		/* flip a byte of the guest's data in place, same size */
+		fd = open(st_path(name, ".mem"), O_RDWR);
+		assert_true(fd >= 0);
+		{
+			off_t at = k ? (5 << 20) + 8 : 0;
+			unsigned char b;
+
+			if (!k) { /* container: the first RAW extent's bytes */
+				sqb_snap *s;
+
+				assert_int_equal(sqb_snap_open(&s, st_path(name, ".mem"), NULL, NULL), 0);
+				for (size_t i = 0; i < sqb_snap_extent_count(s, 0); i++)
+					if (sqb_snap_extents(s, 0)[i].kind == SQB_EXT_RAW) {
+						at = (off_t)sqb_snap_extents(s, 0)[i].data + 100;
+						break;
+					}
+				sqb_snap_free(s);
+				assert_true(at > 0);
+			}
+			assert_int_equal(pread(fd, &b, 1, at), 1);
+			b ^= 0x5a;
+			assert_int_equal(pwrite(fd, &b, 1, at), 1);
+		}
+		close(fd);
+		st_spawn(&t);
+		snprintf(body, sizeof(body),
+			 "{\"snapshot_path\":\"%s\",\"mem_backend\":{\"backend_type\":\"File\","
+			 "\"backend_path\":\"%s\"},\"resume_vm\":true}",
+			 st_path(name, ".state"), st_path(name, ".mem"));
+		r = st_req(&t, "PUT", "/snapshot/load", body, 400);
+		assert_non_null(strstr(r, "checksum"));
+		tc_stop(&t);
+	}
+	unsetenv("SQB_VERIFY_CACHE");
+}
+
 int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_raw_full_loads_every_way),
 	    cmocka_unit_test(test_raw_diff_chain_and_overlay),
 	    cmocka_unit_test(test_raw_wrong_memory_refused),
+	    cmocka_unit_test(test_verification_remembered_until_the_file_changes),
 	};
 	int rc;
 
