@@ -691,6 +691,9 @@ static void read_line(struct vsock *v, struct vconn *c)
 	}
 	if (rc < 0 || recv(c->fd, buf, used, MSG_DONTWAIT) != (ssize_t)used) {
 		sqb_debug("vsock: bad host command on %s", v->path);
+		/* Consume what we looked at, so the client sees EOF, not a reset. */
+		if (rc < 0 && recv(c->fd, buf, (size_t)r, MSG_DONTWAIT) < 0)
+			sqb_debug("vsock: recv: %s", strerror(errno));
 		conn_kill(v, c, false);
 		return;
 	}
