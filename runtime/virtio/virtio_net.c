@@ -383,7 +383,7 @@ static void net_restored(sqb_vio_dev *dev)
 	n->tx_has_rl = n->tx_rl.bw.enabled || n->tx_rl.ops.enabled || n->tx_rl.blocked;
 	n->offloads_valid = false;
 	n->rx_len = 0;
-	/* A clone with another MAC: the guest's netdev keeps its address until
+	/* [F-113]: a clone with another MAC: the guest's netdev keeps its address until
 	 * the driver re-probes; the config space already shows the new one. */
 	if (memcmp(n->st_mac, n->mac, 6))
 		sqb_vio_config_changed(dev);

@@ -327,7 +327,7 @@ static void test_tx_backpressure(void **state)
 	assert_int_equal(recv(t->sv[1], b, sizeof(b), 0), HDR + sizeof(f));
 }
 
-/* docs/format.md 9.1.1: transport 56 + 2 queues x 40 + net record 272 +
+/* docs/format.md 9.1.1, [F-110] and [F-114]: transport 56 + 2 queues x 40 + net record 272 +
  * limiter 128 = 536 bytes; quiesce sends every queued TX frame first. */
 static void test_quiesce_state_kat(void **state)
 {

@@ -673,7 +673,7 @@ static void test_restore_transport_reset(void **state)
 	free(p);
 }
 
-/* docs/format.md 9.1.1: transport 56 + 3 queues x 40 + vsock record 16 +
+/* docs/format.md 9.1.1, [F-111] and [F-114]: transport 56 + 3 queues x 40 + vsock record 16 +
  * limiter 128 = 320 bytes. */
 static void test_kat_state(void **state)
 {
