@@ -96,9 +96,9 @@ struct sqb_vio_rl_config {
 #define SQB_VIO_MAGIC		  0x74726976u
 #define SQB_VIO_VENDOR_ID	  0x00425153u /* "SQB" */
 
-#define SQB_VIO_ID_NET   1u
-#define SQB_VIO_ID_BLK   2u
-#define SQB_VIO_ID_RNG   4u
+#define SQB_VIO_ID_NET	 1u
+#define SQB_VIO_ID_BLK	 2u
+#define SQB_VIO_ID_RNG	 4u
 #define SQB_VIO_ID_VSOCK 19u
 
 /* Device status bits (virtio 1.x, 2.1). */

@@ -34,9 +34,9 @@ struct net {
 	uint8_t st_mac[6];
 	uint64_t offloads_for; /* driver_features the tap offloads were set for */
 	bool offloads_valid;
-	uint32_t rx_len;  /* a frame read from the tap, not yet delivered */
-	bool rx_charged;  /* ... and already paid to the rx limiter */
-	bool tap_broken;  /* the tap failed: the device keeps running, frames drop */
+	uint32_t rx_len; /* a frame read from the tap, not yet delivered */
+	bool rx_charged; /* ... and already paid to the rx limiter */
+	bool tap_broken; /* the tap failed: the device keeps running, frames drop */
 	struct sqb_vio_net_stats st;
 	struct sqb_vq_chain first; /* first chain of a mergeable frame */
 	uint16_t mrg_heads[SQB_VQ_MAX_SIZE];
@@ -79,7 +79,7 @@ static void put_le16(uint8_t *p, uint16_t v)
 	p[1] = (uint8_t)(v >> 8);
 }
 
-#define RX_DONE    1 /* delivered */
+#define RX_DONE	   1 /* delivered */
 #define RX_DROPPED 2 /* no buffer of this driver can ever hold it */
 
 /* One chain holds the whole frame (no MRG_RXBUF).  RX_DONE, RX_DROPPED,
@@ -196,13 +196,15 @@ static int net_rx(sqb_vio_dev *dev, const char **why)
 				break;
 		}
 		if (n->rx_has_rl && !n->rx_charged) {
-			if (!sqb_vio_rl_throttle_ok(dev, &n->rx_rl, n->rx_len - SQB_VIO_NET_HDR_LEN)) {
+			if (!sqb_vio_rl_throttle_ok(dev, &n->rx_rl,
+						    n->rx_len - SQB_VIO_NET_HDR_LEN)) {
 				rc = 0;
 				break; /* the timer's poll resumes us */
 			}
 			n->rx_charged = true;
 		}
-		rc = acked(dev, SQB_VIO_F_NET_MRG_RXBUF) ? rx_mrg(dev, n, why) : rx_one(dev, n, why);
+		rc =
+		    acked(dev, SQB_VIO_F_NET_MRG_RXBUF) ? rx_mrg(dev, n, why) : rx_one(dev, n, why);
 		if (rc < 0)
 			break;
 		if (rc == 0) {

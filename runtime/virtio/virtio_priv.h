@@ -9,7 +9,7 @@
 #include "virtio.h"
 
 #define SQB_VQ_MAX_SIZE	   256 /* QueueNumMax of every device here */
-#define SQB_VIO_MAX_QUEUES 3 /* vsock: rx, tx, event */
+#define SQB_VIO_MAX_QUEUES 3   /* vsock: rx, tx, event */
 
 /* Descriptor flags (virtio 1.x, 2.7.5). */
 #define VQ_DESC_F_NEXT		1
@@ -209,9 +209,9 @@ enum sqb_vsock_op {
 	SQB_VSOCK_OP_CREDIT_UPDATE = 6,
 	SQB_VSOCK_OP_CREDIT_REQUEST = 7,
 };
-#define SQB_VSOCK_TYPE_STREAM	  1u
-#define SQB_VSOCK_SHUTDOWN_RCV	  1u
-#define SQB_VSOCK_SHUTDOWN_SEND	  2u
+#define SQB_VSOCK_TYPE_STREAM		1u
+#define SQB_VSOCK_SHUTDOWN_RCV		1u
+#define SQB_VSOCK_SHUTDOWN_SEND		2u
 #define SQB_VSOCK_EVENT_TRANSPORT_RESET 0u
 
 struct sqb_vsock_hdr {

@@ -18,10 +18,10 @@
 #define Q_TX 1
 #define Q_EV 2
 
-#define CONN_BUF     (256u << 10) /* buf_alloc we advertise: guest data we may hold */
-#define MAX_CONNS    1023u	  /* Firecracker's limit */
-#define RST_RING     64u	  /* RSTs for unknown connections waiting for RX buffers */
-#define PORT_BASE    (1u << 30)	  /* host ports of host-initiated connections */
+#define CONN_BUF      (256u << 10) /* buf_alloc we advertise: guest data we may hold */
+#define MAX_CONNS     1023u	   /* Firecracker's limit */
+#define RST_RING      64u	   /* RSTs for unknown connections waiting for RX buffers */
+#define PORT_BASE     (1u << 30)   /* host ports of host-initiated connections */
 #define VSOCK_CFG_LEN 8u
 
 enum cstate {
@@ -227,8 +227,7 @@ static void flush_txb(struct vsock *v, struct vconn *c)
 	apply_shutdown(v, c);
 }
 
-static void guest_rw(struct vsock *v, struct vconn *c, const struct sqb_vq_chain *ch,
-		     uint32_t len)
+static void guest_rw(struct vsock *v, struct vconn *c, const struct sqb_vq_chain *ch, uint32_t len)
 {
 	uint32_t n = 0;
 
@@ -395,8 +394,8 @@ static bool can_read(const struct vconn *c)
 
 static bool conn_has_work(const struct vconn *c)
 {
-	return !c->gone && c->st != C_LINE && (c->pend || (can_read(c) && peer_credit(c)) ||
-					       (can_read(c) && !c->creq_sent));
+	return !c->gone && c->st != C_LINE &&
+	       (c->pend || (can_read(c) && peer_credit(c)) || (can_read(c) && !c->creq_sent));
 }
 
 static bool have_work(struct vsock *v)

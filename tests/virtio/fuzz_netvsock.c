@@ -65,8 +65,7 @@ static void w32(sqb_vio_dev *dev, uint32_t off, uint32_t v)
 
 static const struct sqb_vio_rl_config rl = {{100000, 1000, 100}, {50, 0, 100}};
 
-static sqb_vio_dev *make(const struct sqb_vio_host *h, uint8_t flags, const char *name,
-			 int *peer)
+static sqb_vio_dev *make(const struct sqb_vio_host *h, uint8_t flags, const char *name, int *peer)
 {
 	sqb_vio_dev *dev = NULL;
 
@@ -167,8 +166,8 @@ static void host_side(sqb_vio_dev *dev, uint8_t flags, int peer, const uint8_t *
 		uint8_t sink[2048];
 		/* Frames of three sizes from the input, then drain what the
 		 * guest sent. */
-		if (send(peer, d, n < 65562 ? n : 65562, 0) < 0 || send(peer, d, n < 64 ? n : 64, 0) < 0 ||
-		    send(peer, d, n < 12 ? n : 12, 0) < 0)
+		if (send(peer, d, n < 65562 ? n : 65562, 0) < 0 ||
+		    send(peer, d, n < 64 ? n : 64, 0) < 0 || send(peer, d, n < 12 ? n : 12, 0) < 0)
 			abort();
 		sqb_vio_net_tap_ready(dev);
 		while (recv(peer, sink, sizeof(sink), 0) > 0)

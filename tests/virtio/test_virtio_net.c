@@ -130,7 +130,7 @@ static void test_features_and_config(void **state)
 	f |= (uint64_t)vt_r32(t->dev, 0x10) << 32;
 	assert_int_equal(f, F(0) | F(1) | F(5) | F(7) | F(8) | F(10) | F(11) | F(12) | F(14) |
 				F(15) | F(28) | F(29) | F(32));
-	assert_int_equal(vt_r32(t->dev, 0x008), 1);  /* DeviceID: network card */
+	assert_int_equal(vt_r32(t->dev, 0x008), 1);   /* DeviceID: network card */
 	assert_int_equal(vt_r32(t->dev, 0x034), 256); /* QueueNumMax, queue 0 */
 	for (int i = 0; i < 8; i++)
 		sqb_vio_mmio_access(t->dev, 0x100 + (uint64_t)i, &b[i], 1, 0);
@@ -418,9 +418,8 @@ static void test_bad_options(void **state)
 
 static int pkt_sock(int ifindex, bool vnet)
 {
-	struct sockaddr_ll sll = {.sll_family = AF_PACKET,
-				  .sll_protocol = htons(ETH_TYPE),
-				  .sll_ifindex = ifindex};
+	struct sockaddr_ll sll = {
+	    .sll_family = AF_PACKET, .sll_protocol = htons(ETH_TYPE), .sll_ifindex = ifindex};
 	int one = 1, s = socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, htons(ETH_TYPE));
 
 	CHECK(s >= 0);
@@ -550,7 +549,7 @@ static void netns_child(void)
 	len = guest_rx(t, &g);
 	CHECK(len == HDR + sizeof(f));
 	CHECK(memcmp(g + HDR, f, sizeof(f)) == 0);
-	CHECK(g[0] == 0);			/* flags: nothing to do */
+	CHECK(g[0] == 0);		  /* flags: nothing to do */
 	CHECK((g[10] | g[11] << 8) == 1); /* num_buffers */
 
 	/* Checksum offload, host -> guest: with GUEST_CSUM the partial checksum
@@ -558,9 +557,9 @@ static void netns_child(void)
 	{
 		uint8_t vf[10 + 200] = {0};
 		size_t n = udp_frame(vf + 10);
-		vf[0] = 1;	     /* VIRTIO_NET_HDR_F_NEEDS_CSUM */
+		vf[0] = 1;	 /* VIRTIO_NET_HDR_F_NEEDS_CSUM */
 		vf[6] = 14 + 20; /* csum_start */
-		vf[8] = 6;	     /* csum_offset */
+		vf[8] = 6;	 /* csum_offset */
 		CHECK(send(pv, vf, 10 + n, 0) == (ssize_t)(10 + n));
 		len = guest_rx(t, &g);
 		CHECK(len == HDR + n);

@@ -20,9 +20,9 @@
 #include "vio_test_mq.h"
 #include "virtio_priv.h"
 
-#define CID   3u
-#define RXSZ  4096u
-#define NRX   32u
+#define CID	  3u
+#define RXSZ	  4096u
+#define NRX	  32u
 #define TXSLOT(h) (VT_R1_BASE + ((h) % 8) * 0x20000ull)
 
 enum { REQUEST = 1, RESPONSE, RST, SHUTDOWN, RW, CREDIT_UPDATE, CREDIT_REQUEST };
@@ -327,7 +327,8 @@ static void test_host_bad_command(void **state)
 {
 	struct vs *t = *state;
 	struct pkt *p = malloc(sizeof(*p));
-	const char *bad[] = {"CONNEC 5\n", "CONNECT\n", "CONNECT x\n", "CONNECT 4294967296\n",
+	const char *bad[] = {"CONNEC 5\n",    "CONNECT\n",
+			     "CONNECT x\n",   "CONNECT 4294967296\n",
 			     "CONNECT 5 6\n", "0123456789012345678901234567890123456789"};
 
 	for (unsigned int i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
@@ -692,7 +693,7 @@ static void test_kat_state(void **state)
 	/* device_features: VERSION_1 (32), EVENT_IDX (29), INDIRECT (28) */
 	assert_int_equal(g64(st + 8), 1ull << 32 | 1ull << 29 | 1ull << 28);
 	for (int q = 0; q < 3; q++) {
-		assert_int_equal(g16(st + 56 + 40 * q), 64);	 /* num */
+		assert_int_equal(g16(st + 56 + 40 * q), 64);	  /* num */
 		assert_int_equal(g16(st + 56 + 40 * q + 2), 256); /* num_max */
 		assert_int_equal(g32(st + 56 + 40 * q + 4) & 1, 1);
 		assert_int_equal(g64(st + 56 + 40 * q + 8), MQ_Q_BASE + 0x4000ull * q);

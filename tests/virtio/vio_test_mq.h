@@ -6,9 +6,9 @@
 
 #include "vio_test_util.h"
 
-#define MQ_MAX_Q   3
-#define MQ_Q_BASE  0x20000ull /* queue i: desc at base + i*0x4000, avail +0x1000, used +0x2000 */
-#define MQ_BUF(i)  (0x40000ull + (uint64_t)(i) * 0x40000ull) /* 256 KiB of buffers per queue */
+#define MQ_MAX_Q  3
+#define MQ_Q_BASE 0x20000ull /* queue i: desc at base + i*0x4000, avail +0x1000, used +0x2000 */
+#define MQ_BUF(i) (0x40000ull + (uint64_t)(i)*0x40000ull) /* 256 KiB of buffers per queue */
 
 struct mq_q {
 	uint64_t desc, avail, used;
