@@ -161,12 +161,14 @@ static int tap_read(struct net *n)
 	do
 		r = read(n->tap, n->rxbuf, sizeof(n->rxbuf));
 	while (r < 0 && errno == EINTR);
-	if (r < 0) {
-		if (errno != EAGAIN && errno != EWOULDBLOCK && !n->tap_broken) {
-			sqb_warn("virtio-net: tap read: %s; device stops receiving",
-				 strerror(errno));
-			n->tap_broken = true;
-		}
+	if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+		return 0;
+	if (r <= 0) {
+		/* A tap never reads empty: an error or EOF means it is gone.  The
+		 * device stops receiving (an error of this device, not the VMM). */
+		sqb_warn("virtio-net: tap read: %s; device stops receiving",
+			 r < 0 ? strerror(errno) : "end of file");
+		n->tap_broken = true;
 		return 0;
 	}
 	if ((size_t)r < SQB_VIO_NET_HDR_LEN) {

@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -386,6 +387,34 @@ static void test_quiesce_state_kat(void **state)
 	free(st2);
 }
 
+/* A tap that fails (here: a descriptor that cannot be read or written) is
+ * an error on this device only: RX stops, TX frames drop and complete. */
+static void test_broken_tap(void **state)
+{
+	struct nt *t = *state;
+	struct sqb_vio_net_opts o = SQB_VIO_NET_OPTS_INIT;
+	uint8_t hdr[HDR] = {0}, f[100];
+	struct sqb_vio_net_stats st;
+	uint32_t id, len;
+	int bad = epoll_create1(EPOLL_CLOEXEC);
+
+	sqb_vio_dev_free(t->dev);
+	o.tap_fd = bad;
+	assert_int_equal(sqb_vio_net_new(&t->dev, &t->e.host, &o, NULL), 0);
+	close(bad);
+	drv_up(t, 0, 4);
+	sqb_vio_net_tap_ready(t->dev);
+	sqb_vio_net_tap_ready(t->dev);
+	frame(f, sizeof(f), 1);
+	tx_add(t, hdr, f, sizeof(f));
+	sqb_vio_queue_notify(t->dev, 1);
+	assert_true(mq_used(&t->d, 1, &id, &len));
+	assert_false(mq_used(&t->d, 0, &id, &len));
+	sqb_vio_net_stats(t->dev, &st);
+	assert_int_equal(st.tx_dropped, 1);
+	assert_false(sqb_vio_status(t->dev) & SQB_VIO_S_NEEDS_RESET);
+}
+
 static void test_bad_options(void **state)
 {
 	struct nt *t = *state;
@@ -631,6 +660,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_rate_limiters, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_tx_backpressure, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_quiesce_state_kat, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_broken_tap, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_bad_options, setup, teardown),
 	    cmocka_unit_test(test_real_tap_netns),
 	};
