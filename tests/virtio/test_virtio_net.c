@@ -328,6 +328,47 @@ static void test_tx_backpressure(void **state)
 	assert_int_equal(recv(t->sv[1], b, sizeof(b), 0), HDR + sizeof(f));
 }
 
+static void le(uint8_t *p, uint64_t v, int n)
+{
+	for (int i = 0; i < n; i++)
+		p[i] = (uint8_t)(v >> (8 * i));
+}
+
+/* The whole state of a device whose driver set it up and did nothing else,
+ * field by field from the tables of docs/format.md 9.1.1 ([F-110]). */
+static void test_kat_fresh_state(void **state)
+{
+	struct nt *t = *state;
+	uint8_t exp[536] = {0}, *st;
+	size_t n;
+
+	drv_up(t, F(15) | F(1), 0);
+	assert_int_equal(sqb_vio_dev_save(t->dev, &st, &n), 0);
+	assert_int_equal(n, sizeof(exp));
+	le(exp + 0, 1, 4);		/* device_id: network card */
+	le(exp + 4, 2, 4);		/* num_queues */
+	le(exp + 8, 0x13000dda3ull, 8); /* features offered ([F-102]: invariant) */
+	le(exp + 16, 1ull << 32 | 1ull << 15 | 1ull << 1, 8); /* VERSION_1, MRG_RXBUF, GUEST_CSUM */
+	le(exp + 24, 0xf, 4);
+	le(exp + 28, 1, 4);
+	le(exp + 32, 1, 4);
+	le(exp + 36, 1, 4); /* queue_sel: TX, last set up */
+	for (int q = 0; q < 2; q++) {
+		uint8_t *r = exp + 56 + 40 * q;
+		le(r, 64, 2);
+		le(r + 2, 256, 2);
+		le(r + 4, 1, 4);
+		le(r + 8, MQ_Q_BASE + 0x4000ull * q, 8);
+		le(r + 16, MQ_Q_BASE + 0x4000ull * q + 0x1000, 8);
+		le(r + 24, MQ_Q_BASE + 0x4000ull * q + 0x2000, 8);
+	}
+	memcpy(exp + 136, MAC, 6); /* net record: mac, reserved, flags (has MAC) */
+	le(exp + 144, 1, 4);
+	/* rx and tx limiters (152, 280) and the generic one (408): all off. */
+	assert_memory_equal(st, exp, sizeof(exp));
+	free(st);
+}
+
 /* docs/format.md 9.1.1, [F-110] and [F-114]: transport 56 + 2 queues x 40 + net record 272 +
  * limiter 128 = 536 bytes; quiesce sends every queued TX frame first. */
 static void test_quiesce_state_kat(void **state)
@@ -659,6 +700,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_hostile, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_rate_limiters, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_tx_backpressure, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_kat_fresh_state, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_quiesce_state_kat, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_broken_tap, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_bad_options, setup, teardown),

@@ -674,6 +674,12 @@ static void test_restore_transport_reset(void **state)
 	free(p);
 }
 
+static void le(uint8_t *p, uint64_t v, int n)
+{
+	for (int i = 0; i < n; i++)
+		p[i] = (uint8_t)(v >> (8 * i));
+}
+
 /* docs/format.md 9.1.1, [F-111] and [F-114]: transport 56 + 3 queues x 40 + vsock record 16 +
  * limiter 128 = 320 bytes. */
 static void test_kat_state(void **state)
@@ -689,6 +695,29 @@ static void test_kat_state(void **state)
 
 	assert_int_equal(sqb_vio_dev_save(t->dev, &st, &len), 0);
 	assert_int_equal(len, 320);
+	{
+		/* The whole vector, field by field from the tables of 9.1.1. */
+		uint8_t exp[320] = {0};
+		le(exp + 0, 19, 4);		/* device_id */
+		le(exp + 4, 3, 4);		/* num_queues */
+		le(exp + 8, 0x130000000ull, 8); /* VERSION_1, EVENT_IDX, INDIRECT */
+		le(exp + 16, 1ull << 32, 8);	/* driver_features */
+		le(exp + 24, 0xf, 4);		/* status up to DRIVER_OK */
+		le(exp + 28, 1, 4);		/* device_features_sel */
+		le(exp + 32, 1, 4);		/* driver_features_sel */
+		le(exp + 36, 2, 4);		/* queue_sel: the event queue, last set up */
+		for (int q = 0; q < 3; q++) {	/* queue records; next_* 0: nothing popped yet */
+			uint8_t *r = exp + 56 + 40 * q;
+			le(r, 64, 2);
+			le(r + 2, 256, 2);
+			le(r + 4, 1, 4); /* ready */
+			le(r + 8, MQ_Q_BASE + 0x4000ull * q, 8);
+			le(r + 16, MQ_Q_BASE + 0x4000ull * q + 0x1000, 8);
+			le(r + 24, MQ_Q_BASE + 0x4000ull * q + 0x2000, 8);
+		}
+		le(exp + 176, CID, 8); /* vsock record; then the limiter, off: zero */
+		assert_memory_equal(st, exp, sizeof(exp));
+	}
 	assert_memory_equal(st, head, 8);
 	/* device_features: VERSION_1 (32), EVENT_IDX (29), INDIRECT (28) */
 	assert_int_equal(g64(st + 8), 1ull << 32 | 1ull << 29 | 1ull << 28);
