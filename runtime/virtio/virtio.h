@@ -273,7 +273,8 @@ unsigned int sqb_vio_vsock_num_conns(sqb_vio_dev *dev);
 #define SQB_VIO_STATE_MIN_VERSION 1u
 
 /* Quiesce: I/O is synchronous, so nothing is ever in flight; this takes and
- * drops the device lock so that a notify running now has finished ([F-101]). */
+ * drops the device lock so that a notify running now has finished ([F-101]).
+ * virtio-net also hands every frame queued on TX to the tap first. */
 int sqb_vio_quiesce(sqb_vio_dev *dev);
 /* Encode the device state (transport, queues, device record, rate limiter);
  * *out is malloc'd and the caller's. */
