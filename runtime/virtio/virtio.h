@@ -11,7 +11,7 @@
  *        +--------------v---------------+
  *        | sqb_vio_dev: transport regs  |     status, features offered/acked,
  *        |  queue[i]: split virtqueue --+---> desc / avail / used rings in
- *        |  device: blk | rng           |     guest RAM, reached only through
+ *        |  device: blk|rng|net|vsock   |     guest RAM, reached only through
  *        |  rate limiter (2 buckets)    |     host->mem.map() (bounds, dirty)
  *        +--------------+---------------+
  *                       | host->irq.raise() (edge: an irqfd)
@@ -96,8 +96,10 @@ struct sqb_vio_rl_config {
 #define SQB_VIO_MAGIC		  0x74726976u
 #define SQB_VIO_VENDOR_ID	  0x00425153u /* "SQB" */
 
-#define SQB_VIO_ID_BLK 2u
-#define SQB_VIO_ID_RNG 4u
+#define SQB_VIO_ID_NET	 1u
+#define SQB_VIO_ID_BLK	 2u
+#define SQB_VIO_ID_RNG	 4u
+#define SQB_VIO_ID_VSOCK 19u
 
 /* Device status bits (virtio 1.x, 2.1). */
 #define SQB_VIO_S_ACKNOWLEDGE 1u
@@ -182,13 +184,97 @@ struct sqb_vio_rng_opts {
 int sqb_vio_rng_new(sqb_vio_dev **out, const struct sqb_vio_host *host,
 		    const struct sqb_vio_rng_opts *opts);
 
+/* ---- virtio-net (device id 1) ------------------------------------------
+ *
+ *   guest TX queue (1) --notify--> writev(tap)      vnet header v1 (12 bytes)
+ *   guest RX queue (0) <--------- read(tap)         + frame, both directions
+ *        tap fd: the integrator watches it EPOLLIN|EPOLLOUT|EPOLLET and calls
+ *        sqb_vio_net_tap_ready(); the device reads until EAGAIN or until the
+ *        guest has no RX buffer (one frame then waits inside the device).
+ */
+
+/* Feature bits (virtio 1.x 5.1.3), the set Firecracker offers. */
+#define SQB_VIO_F_NET_CSUM	 0
+#define SQB_VIO_F_NET_GUEST_CSUM 1
+#define SQB_VIO_F_NET_MAC	 5
+#define SQB_VIO_F_NET_GUEST_TSO4 7
+#define SQB_VIO_F_NET_GUEST_TSO6 8
+#define SQB_VIO_F_NET_GUEST_UFO	 10
+#define SQB_VIO_F_NET_HOST_TSO4	 11
+#define SQB_VIO_F_NET_HOST_TSO6	 12
+#define SQB_VIO_F_NET_HOST_UFO	 14
+#define SQB_VIO_F_NET_MRG_RXBUF	 15
+
+#define SQB_VIO_NET_HDR_LEN 12u	   /* struct virtio_net_hdr_v1 */
+#define SQB_VIO_NET_MAX_BUF 65562u /* header + largest frame (Firecracker's) */
+
+struct sqb_vio_net_opts {
+	unsigned int version; /* SQB_VIO_OPTS_VERSION */
+	int tap_fd;	      /* from sqb_vio_net_tap_open(); the device dup()s it */
+	const uint8_t *mac;   /* 6 bytes (offers VIRTIO_NET_F_MAC), or NULL */
+	const struct sqb_vio_rl_config *rx_rate_limiter; /* NULL: none */
+	const struct sqb_vio_rl_config *tx_rate_limiter;
+};
+#define SQB_VIO_NET_OPTS_INIT                                                                      \
+	{                                                                                          \
+		SQB_VIO_OPTS_VERSION, -1, NULL, NULL, NULL                                         \
+	}
+
+struct sqb_vio_net_stats {
+	uint64_t rx_frames, rx_bytes, rx_dropped; /* dropped: no buffer could ever hold it */
+	uint64_t tx_frames, tx_bytes, tx_dropped; /* dropped: bad chain or tap error */
+};
+
+/* Open an existing tap (or create one, given the privilege) by name on
+ * /dev/net/tun with IFF_TAP | IFF_NO_PI | IFF_VNET_HDR, non-blocking,
+ * vnet header size 12.  *fd is the caller's. */
+int sqb_vio_net_tap_open(int *fd, const char *ifname, struct sqb_diag *diag);
+int sqb_vio_net_new(sqb_vio_dev **out, const struct sqb_vio_host *host,
+		    const struct sqb_vio_net_opts *opts, struct sqb_diag *diag);
+/* The tap fd (the device's dup) became readable or writable. */
+int sqb_vio_net_tap_ready(sqb_vio_dev *dev);
+int sqb_vio_net_tap_fd(sqb_vio_dev *dev);
+/* PATCH /network-interfaces: replace either limiter (NULL disables it). */
+int sqb_vio_net_set_rate_limiters(sqb_vio_dev *dev, const struct sqb_vio_rl_config *rx,
+				  const struct sqb_vio_rl_config *tx);
+int sqb_vio_net_stats(sqb_vio_dev *dev, struct sqb_vio_net_stats *st);
+
+/* ---- virtio-vsock (device id 19) ----------------------------------------
+ *
+ *   host client --connect(uds_path)--> "CONNECT <port>\n" --> REQUEST to guest
+ *               <-- "OK <host_port>\n" <-- RESPONSE from guest
+ *   guest REQUEST to (cid 2, port P) --> connect("<uds_path>_P")
+ *   connection table: (guest port, host port) -> Unix socket + credit state
+ *   host side: one epoll fd (sqb_vio_vsock_host_fd) holding the listener and
+ *   every connection, edge-triggered; the integrator watches it for EPOLLIN
+ *   and calls sqb_vio_vsock_host_ready().
+ */
+
+struct sqb_vio_vsock_opts {
+	unsigned int version; /* SQB_VIO_OPTS_VERSION */
+	uint64_t guest_cid;   /* 3 .. 0xfffffffe */
+	const char *uds_path; /* bound by the device; must not exist */
+};
+#define SQB_VIO_VSOCK_OPTS_INIT                                                                    \
+	{                                                                                          \
+		SQB_VIO_OPTS_VERSION, 0, NULL                                                      \
+	}
+
+int sqb_vio_vsock_new(sqb_vio_dev **out, const struct sqb_vio_host *host,
+		      const struct sqb_vio_vsock_opts *opts, struct sqb_diag *diag);
+int sqb_vio_vsock_host_fd(sqb_vio_dev *dev);
+int sqb_vio_vsock_host_ready(sqb_vio_dev *dev);
+/* Live connections (for tests and `inspect`). */
+unsigned int sqb_vio_vsock_num_conns(sqb_vio_dev *dev);
+
 /* ---- snapshots (docs/format.md 9.1.1) --------------------------------- */
 
 #define SQB_VIO_STATE_VERSION	  1u
 #define SQB_VIO_STATE_MIN_VERSION 1u
 
 /* Quiesce: I/O is synchronous, so nothing is ever in flight; this takes and
- * drops the device lock so that a notify running now has finished ([F-101]). */
+ * drops the device lock so that a notify running now has finished ([F-101]).
+ * virtio-net also hands every frame queued on TX to the tap first. */
 int sqb_vio_quiesce(sqb_vio_dev *dev);
 /* Encode the device state (transport, queues, device record, rate limiter);
  * *out is malloc'd and the caller's. */

@@ -173,7 +173,7 @@ static bool queue_live(const sqb_vio_dev *dev, unsigned int q)
 	       (dev->status & SQB_VIO_S_DRIVER_OK) && !(dev->status & SQB_VIO_S_NEEDS_RESET);
 }
 
-static void process_locked(sqb_vio_dev *dev, unsigned int q)
+void sqb_vio_process_locked(sqb_vio_dev *dev, unsigned int q)
 {
 	const char *why = NULL;
 
@@ -186,7 +186,7 @@ static void process_locked(sqb_vio_dev *dev, unsigned int q)
 int sqb_vio_queue_notify(sqb_vio_dev *dev, uint32_t queue_index)
 {
 	pthread_mutex_lock(&dev->lock);
-	process_locked(dev, queue_index);
+	sqb_vio_process_locked(dev, queue_index);
 	pthread_mutex_unlock(&dev->lock);
 	return 0;
 }
@@ -200,7 +200,7 @@ int sqb_vio_dev_poll(sqb_vio_dev *dev)
 			dev->host.timer.arm(dev->host.timer.opaque, dev->rl.blocked_until);
 	} else {
 		for (unsigned int q = 0; q < dev->ops->num_queues; q++)
-			process_locked(dev, q);
+			sqb_vio_process_locked(dev, q);
 	}
 	pthread_mutex_unlock(&dev->lock);
 	return 0;
@@ -209,6 +209,8 @@ int sqb_vio_dev_poll(sqb_vio_dev *dev)
 int sqb_vio_quiesce(sqb_vio_dev *dev)
 {
 	pthread_mutex_lock(&dev->lock);
+	if (dev->ops->quiesce)
+		dev->ops->quiesce(dev);
 	pthread_mutex_unlock(&dev->lock);
 	return 0;
 }
@@ -231,6 +233,26 @@ bool sqb_vio_throttle_ok(sqb_vio_dev *dev, uint64_t bytes, bool count_bytes)
 	/* An over-consumption succeeds but blocks later requests: arm now. */
 	if (dev->rl.blocked && dev->host.timer.arm)
 		dev->host.timer.arm(dev->host.timer.opaque, dev->rl.blocked_until);
+	return true;
+throttled:
+	if (dev->host.timer.arm)
+		dev->host.timer.arm(dev->host.timer.opaque, at);
+	return false;
+}
+
+bool sqb_vio_rl_throttle_ok(sqb_vio_dev *dev, struct sqb_vio_rl *rl, uint64_t bytes)
+{
+	uint64_t now = sqb_vio_now(dev), at = 0;
+
+	sqb_vio_rl_expire(rl, now);
+	if (!sqb_vio_rl_consume(rl, 1, SQB_VIO_TOK_OPS, now, &at))
+		goto throttled;
+	if (!sqb_vio_rl_consume(rl, bytes, SQB_VIO_TOK_BYTES, now, &at)) {
+		sqb_vio_rl_replenish(rl, 1, SQB_VIO_TOK_OPS);
+		goto throttled;
+	}
+	if (rl->blocked && dev->host.timer.arm)
+		dev->host.timer.arm(dev->host.timer.opaque, rl->blocked_until);
 	return true;
 throttled:
 	if (dev->host.timer.arm)
@@ -374,7 +396,7 @@ static void reg_write(sqb_vio_dev *dev, uint32_t off, uint32_t v)
 			queue_ready_write(dev, q, v);
 		break;
 	case R_QUEUE_NOTIFY:
-		process_locked(dev, v & 0xffff);
+		sqb_vio_process_locked(dev, v & 0xffff);
 		break;
 	case R_INT_ACK:
 		dev->isr &= ~v;

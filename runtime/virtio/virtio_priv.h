@@ -9,7 +9,7 @@
 #include "virtio.h"
 
 #define SQB_VQ_MAX_SIZE	   256 /* QueueNumMax of every device here */
-#define SQB_VIO_MAX_QUEUES 2
+#define SQB_VIO_MAX_QUEUES 3   /* vsock: rx, tx, event */
 
 /* Descriptor flags (virtio 1.x, 2.7.5). */
 #define VQ_DESC_F_NEXT		1
@@ -141,6 +141,12 @@ struct sqb_vio_ops {
 	/* Device record of the state: invariants only (rate limiter is generic). */
 	void (*state)(sqb_vio_dev *dev, struct sqb_vio_sbuf *b);
 	void (*free)(sqb_vio_dev *dev);
+	/* Optional, under lock: finish work the guest already handed over
+	 * (net: send every queued TX frame) before a save ([F-101]). */
+	void (*quiesce)(sqb_vio_dev *dev);
+	/* Optional, under lock: a restore succeeded; commit what state() staged
+	 * and do what a load implies (vsock: TRANSPORT_RESET, [F-112]). */
+	void (*restored)(sqb_vio_dev *dev);
 };
 
 struct sqb_vio_dev {
@@ -176,5 +182,60 @@ void sqb_vio_config_changed(sqb_vio_dev *dev);
 /* Under lock: consume rate-limit tokens for a request, arming the timer when
  * throttled.  Returns true when the request may go on. */
 bool sqb_vio_throttle_ok(sqb_vio_dev *dev, uint64_t bytes, bool count_bytes);
+/* Under lock: run ops->process on queue q if it is live; a hostile ring sets
+ * DEVICE_NEEDS_RESET.  For work that starts on the host side (a tap or a
+ * socket became readable) rather than with a guest notify. */
+void sqb_vio_process_locked(sqb_vio_dev *dev, unsigned int q);
+/* The rate-limiter record ([F-106]) of any limiter, for devices that carry
+ * their own (net: rx and tx). */
+void sqb_vio_sv_limiter(struct sqb_vio_sbuf *b, struct sqb_vio_rl *rl, uint64_t now);
+/* Under lock: a limiter's consume with the device's clock and timer, as
+ * sqb_vio_throttle_ok() does for the generic one. */
+bool sqb_vio_rl_throttle_ok(sqb_vio_dev *dev, struct sqb_vio_rl *rl, uint64_t bytes);
+
+/* ---- virtio-vsock packet header (virtio_vsock_proto.c) ----------------- */
+
+#define SQB_VSOCK_HDR_LEN  44
+#define SQB_VSOCK_HOST_CID 2u
+#define SQB_VSOCK_MAX_PKT  (64u << 10) /* payload per packet (Firecracker's) */
+
+enum sqb_vsock_op {
+	SQB_VSOCK_OP_INVALID = 0,
+	SQB_VSOCK_OP_REQUEST = 1,
+	SQB_VSOCK_OP_RESPONSE = 2,
+	SQB_VSOCK_OP_RST = 3,
+	SQB_VSOCK_OP_SHUTDOWN = 4,
+	SQB_VSOCK_OP_RW = 5,
+	SQB_VSOCK_OP_CREDIT_UPDATE = 6,
+	SQB_VSOCK_OP_CREDIT_REQUEST = 7,
+};
+#define SQB_VSOCK_TYPE_STREAM		1u
+#define SQB_VSOCK_SHUTDOWN_RCV		1u
+#define SQB_VSOCK_SHUTDOWN_SEND		2u
+#define SQB_VSOCK_EVENT_TRANSPORT_RESET 0u
+
+struct sqb_vsock_hdr {
+	uint64_t src_cid, dst_cid;
+	uint32_t src_port, dst_port, len;
+	uint16_t type, op;
+	uint32_t flags, buf_alloc, fwd_cnt;
+};
+
+enum sqb_vsock_verdict {
+	SQB_VSOCK_OK = 0,
+	SQB_VSOCK_DROP = 1, /* not addressed to us: drop silently */
+	SQB_VSOCK_RST = 2,  /* well addressed but invalid: answer RST */
+};
+
+void sqb_vsock_hdr_decode(const uint8_t b[SQB_VSOCK_HDR_LEN], struct sqb_vsock_hdr *h);
+void sqb_vsock_hdr_encode(uint8_t b[SQB_VSOCK_HDR_LEN], const struct sqb_vsock_hdr *h);
+/* Validate a guest TX header field by field; payload is the number of
+ * readable bytes after the header in the chain. *why names the field. */
+enum sqb_vsock_verdict sqb_vsock_hdr_check(const struct sqb_vsock_hdr *h, uint64_t guest_cid,
+					   uint64_t payload, const char **why);
+/* Firecracker's host command "CONNECT <port>\n" (keyword case-insensitive,
+ * at most 32 bytes with the newline).  Returns 1 with *port, 0 when more
+ * bytes are needed, -EINVAL when it can never be valid. */
+int sqb_vsock_parse_connect(const char *buf, size_t len, uint32_t *port, size_t *used);
 
 #endif

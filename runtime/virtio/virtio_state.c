@@ -245,6 +245,11 @@ static void sv_limiter(struct sqb_vio_sbuf *b, struct sqb_vio_rl *rl, uint64_t n
 	rl->blocked_until = rl->blocked ? now + left : 0;
 }
 
+void sqb_vio_sv_limiter(struct sqb_vio_sbuf *b, struct sqb_vio_rl *rl, uint64_t now)
+{
+	sv_limiter(b, rl, now);
+}
+
 #define KNOWN_STATUS                                                                               \
 	(SQB_VIO_S_ACKNOWLEDGE | SQB_VIO_S_DRIVER | SQB_VIO_S_DRIVER_OK | SQB_VIO_S_FEATURES_OK |  \
 	 SQB_VIO_S_NEEDS_RESET | SQB_VIO_S_FAILED)
@@ -350,6 +355,8 @@ int sqb_vio_dev_restore(sqb_vio_dev *dev, uint32_t version, const uint8_t *buf, 
 		dev->reset_why = (dev->status & SQB_VIO_S_NEEDS_RESET)
 				     ? "saved while in DEVICE_NEEDS_RESET"
 				     : NULL;
+	if (!b.err && dev->ops->restored)
+		dev->ops->restored(dev);
 	raise = !b.err && dev->isr;
 	/* An interrupt that was pending when saved is delivered again (edge). */
 	if (raise)

@@ -1,0 +1,916 @@
+/* virtio-vsock (device id 19; virtio 1.x section 5.10) with Firecracker's
+ * host side on Unix sockets: host-initiated "CONNECT <port>\n" on uds_path,
+ * guest-initiated connections to "<uds_path>_<port>", credit-based flow
+ * control (5.10.6.3), and TRANSPORT_RESET after a load ([F-112]). */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "virtio_priv.h"
+
+#define Q_RX 0
+#define Q_TX 1
+#define Q_EV 2
+
+#define CONN_BUF      (256u << 10) /* buf_alloc we advertise: guest data we may hold */
+#define MAX_CONNS     1023u	   /* Firecracker's limit */
+#define RST_RING      64u	   /* RSTs for unknown connections waiting for RX buffers */
+#define PORT_BASE     (1u << 30)   /* host ports of host-initiated connections */
+#define VSOCK_CFG_LEN 8u
+
+enum cstate {
+	C_LINE, /* host socket accepted, waiting for "CONNECT <port>\n" */
+	C_REQ,	/* REQUEST for the guest pending or sent, waiting for RESPONSE */
+	C_EST,	/* established */
+	C_DEAD, /* host socket closed; an RST for the guest is pending */
+};
+
+/* Control packets a connection owes the guest. */
+enum {
+	P_REQUEST = 1,
+	P_RESPONSE = 2,
+	P_CREDIT_UPDATE = 4,
+	P_SHUTDOWN = 8, /* host sent EOF: SHUTDOWN with SEND */
+	P_RST = 16,
+	P_CREDIT_REQUEST = 32,
+};
+
+struct vconn {
+	int fd;
+	enum cstate st;
+	bool gone; /* freed at the next sweep */
+	uint32_t gport, hport;
+	uint32_t peer_buf_alloc, peer_fwd_cnt;
+	uint32_t rx_cnt;   /* payload bytes sent to the guest */
+	uint32_t fwd_cnt;  /* guest payload bytes written to the host socket */
+	uint32_t fwd_told; /* fwd_cnt the guest last heard */
+	uint32_t pend;
+	uint32_t guest_shut; /* SHUTDOWN flags the guest sent */
+	bool readable, writable, rd_eof, creq_sent;
+	uint8_t *txb; /* guest data the host socket has not taken yet */
+	uint32_t txb_len;
+};
+
+struct rst {
+	uint32_t gport, hport;
+};
+
+struct vsock {
+	uint64_t cid;
+	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
+	int listen_fd, ep;
+	struct vconn **conns;
+	unsigned int nconns, cap, rr;
+	struct rst rst[RST_RING];
+	unsigned int rst_head, rst_n;
+	uint32_t next_port;
+	bool reset_pending;
+	uint64_t saved_cid; /* from the last restored state (informational) */
+	uint8_t scratch[SQB_VSOCK_MAX_PKT];
+};
+
+static char listener_tag;
+
+static void queue_rst(struct vsock *v, uint32_t gport, uint32_t hport)
+{
+	/* Bounded: a guest spraying bad packets loses RSTs, never memory. */
+	if (v->rst_n == RST_RING)
+		return;
+	v->rst[(v->rst_head + v->rst_n) % RST_RING] = (struct rst){gport, hport};
+	v->rst_n++;
+}
+
+static struct vconn *find(struct vsock *v, uint32_t gport, uint32_t hport)
+{
+	for (unsigned int i = 0; i < v->nconns; i++) {
+		struct vconn *c = v->conns[i];
+		if (!c->gone && c->st != C_LINE && c->gport == gport && c->hport == hport)
+			return c;
+	}
+	return NULL;
+}
+
+static void close_fd(struct vsock *v, struct vconn *c)
+{
+	if (c->fd < 0)
+		return;
+	epoll_ctl(v->ep, EPOLL_CTL_DEL, c->fd, NULL);
+	close(c->fd);
+	c->fd = -1;
+	free(c->txb);
+	c->txb = NULL;
+	c->txb_len = 0;
+}
+
+/* End a connection; the guest hears an RST when it knows the connection. */
+static void conn_kill(struct vsock *v, struct vconn *c, bool tell_guest)
+{
+	close_fd(v, c);
+	if (tell_guest && c->st != C_LINE && !(c->st == C_REQ && (c->pend & P_REQUEST))) {
+		c->st = C_DEAD;
+		c->pend = P_RST;
+	} else {
+		c->gone = true;
+	}
+}
+
+static struct vconn *conn_add(struct vsock *v, int fd, enum cstate st)
+{
+	struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET};
+	struct vconn *c;
+
+	if (v->nconns >= MAX_CONNS)
+		return NULL;
+	if (v->nconns == v->cap) {
+		unsigned int cap = v->cap ? v->cap * 2 : 16;
+		struct vconn **n = realloc(v->conns, cap * sizeof(*n));
+		if (!n)
+			return NULL;
+		v->conns = n;
+		v->cap = cap;
+	}
+	c = calloc(1, sizeof(*c));
+	if (!c)
+		return NULL;
+	c->fd = fd;
+	c->st = st;
+	ev.data.ptr = c;
+	if (epoll_ctl(v->ep, EPOLL_CTL_ADD, fd, &ev)) {
+		free(c);
+		return NULL;
+	}
+	v->conns[v->nconns++] = c;
+	return c;
+}
+
+static void sweep(struct vsock *v)
+{
+	for (unsigned int i = 0; i < v->nconns;) {
+		struct vconn *c = v->conns[i];
+		if (!c->gone) {
+			i++;
+			continue;
+		}
+		close_fd(v, c);
+		free(c);
+		v->conns[i] = v->conns[--v->nconns];
+	}
+}
+
+static void drop_all(struct vsock *v)
+{
+	for (unsigned int i = 0; i < v->nconns; i++)
+		v->conns[i]->gone = true;
+	sweep(v);
+	v->rst_n = 0;
+}
+
+/* ---- guest -> host ----------------------------------------------------- */
+
+static void credit_check(struct vconn *c)
+{
+	/* The guest may stall once it used its credit; tell it about freed
+	 * space by half-buffers (every packet we send also carries fwd_cnt). */
+	if (c->fwd_cnt - c->fwd_told >= CONN_BUF / 2)
+		c->pend |= P_CREDIT_UPDATE;
+}
+
+static int sock_send(int fd, const uint8_t *p, uint32_t len, uint32_t *done)
+{
+	*done = 0;
+	while (*done < len) {
+		ssize_t r = send(fd, p + *done, len - *done, MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			return 0;
+		if (r <= 0)
+			return -1;
+		*done += (uint32_t)r;
+	}
+	return 0;
+}
+
+/* After the guest's SHUTDOWN: half-close once our buffer is empty; after
+ * both directions, close and answer with RST (5.10.6.5). */
+static void apply_shutdown(struct vsock *v, struct vconn *c)
+{
+	if (c->txb_len || c->fd < 0)
+		return;
+	if ((c->guest_shut & (SQB_VSOCK_SHUTDOWN_RCV | SQB_VSOCK_SHUTDOWN_SEND)) ==
+	    (SQB_VSOCK_SHUTDOWN_RCV | SQB_VSOCK_SHUTDOWN_SEND))
+		conn_kill(v, c, true);
+	else if (c->guest_shut & SQB_VSOCK_SHUTDOWN_SEND)
+		shutdown(c->fd, SHUT_WR);
+}
+
+static void flush_txb(struct vsock *v, struct vconn *c)
+{
+	uint32_t n;
+
+	if (!c->txb_len || c->fd < 0)
+		return;
+	if (sock_send(c->fd, c->txb, c->txb_len, &n)) {
+		conn_kill(v, c, true);
+		return;
+	}
+	memmove(c->txb, c->txb + n, c->txb_len - n);
+	c->txb_len -= n;
+	c->fwd_cnt += n;
+	credit_check(c);
+	apply_shutdown(v, c);
+}
+
+static void guest_rw(struct vsock *v, struct vconn *c, const struct sqb_vq_chain *ch, uint32_t len)
+{
+	uint32_t n = 0;
+
+	if (c->st != C_EST || (c->guest_shut & SQB_VSOCK_SHUTDOWN_SEND) ||
+	    c->txb_len + (uint64_t)len > CONN_BUF) {
+		/* Data out of state, or beyond the credit we gave: a broken peer. */
+		conn_kill(v, c, true);
+		return;
+	}
+	if (!len)
+		return;
+	sqb_vq_read_bytes(ch, SQB_VSOCK_HDR_LEN, v->scratch, len);
+	if (!c->txb_len && sock_send(c->fd, v->scratch, len, &n)) {
+		conn_kill(v, c, true);
+		return;
+	}
+	c->fwd_cnt += n;
+	if (n < len) {
+		if (!c->txb && !(c->txb = malloc(CONN_BUF))) {
+			conn_kill(v, c, true);
+			return;
+		}
+		memcpy(c->txb + c->txb_len, v->scratch + n, len - n);
+		c->txb_len += len - n;
+	}
+	credit_check(c);
+}
+
+static void guest_connect(struct vsock *v, const struct sqb_vsock_hdr *h)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	struct vconn *c;
+	int fd, n;
+
+	n = snprintf(sa.sun_path, sizeof(sa.sun_path), "%s_%u", v->path, h->dst_port);
+	if (n < 0 || (size_t)n >= sizeof(sa.sun_path))
+		goto refuse;
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		goto refuse;
+	/* A Unix stream connect completes at once or fails (EAGAIN: backlog
+	 * full): nothing waits here. */
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa))) {
+		sqb_debug("vsock: guest connect to %s: %s", sa.sun_path, strerror(errno));
+		close(fd);
+		goto refuse;
+	}
+	c = conn_add(v, fd, C_EST);
+	if (!c) {
+		close(fd);
+		goto refuse;
+	}
+	c->gport = h->src_port;
+	c->hport = h->dst_port;
+	c->peer_buf_alloc = h->buf_alloc;
+	c->peer_fwd_cnt = h->fwd_cnt;
+	c->pend = P_RESPONSE;
+	return;
+refuse:
+	queue_rst(v, h->src_port, h->dst_port);
+}
+
+static void guest_response(struct vsock *v, struct vconn *c)
+{
+	char line[24];
+	uint32_t n;
+	int len;
+
+	if (c->st != C_REQ || (c->pend & P_REQUEST)) {
+		conn_kill(v, c, true);
+		return;
+	}
+	c->st = C_EST;
+	len = snprintf(line, sizeof(line), "OK %u\n", c->hport);
+	/* A fresh socket's buffer always takes a dozen bytes. */
+	if (sock_send(c->fd, (const uint8_t *)line, (uint32_t)len, &n) || n != (uint32_t)len)
+		conn_kill(v, c, true);
+}
+
+static void tx_packet(struct vsock *v, const struct sqb_vq_chain *ch)
+{
+	uint8_t raw[SQB_VSOCK_HDR_LEN];
+	struct sqb_vsock_hdr h;
+	enum sqb_vsock_verdict vd;
+	struct vconn *c;
+	const char *why = NULL;
+
+	if (ch->read_len < SQB_VSOCK_HDR_LEN) {
+		sqb_debug("vsock: tx chain of %llu bytes, no header: dropped",
+			  (unsigned long long)ch->read_len);
+		return;
+	}
+	sqb_vq_read_bytes(ch, 0, raw, sizeof(raw));
+	sqb_vsock_hdr_decode(raw, &h);
+	vd = sqb_vsock_hdr_check(&h, v->cid, ch->read_len - SQB_VSOCK_HDR_LEN, &why);
+	if (vd != SQB_VSOCK_OK) {
+		sqb_debug("vsock: tx packet %u->%u: %s", h.src_port, h.dst_port, why);
+		if (vd == SQB_VSOCK_RST) {
+			c = find(v, h.src_port, h.dst_port);
+			if (c)
+				conn_kill(v, c, true);
+			else
+				queue_rst(v, h.src_port, h.dst_port);
+		}
+		return;
+	}
+	c = find(v, h.src_port, h.dst_port);
+	if (h.op == SQB_VSOCK_OP_REQUEST) {
+		if (c)
+			conn_kill(v, c, true); /* a second REQUEST on a live pair */
+		else
+			guest_connect(v, &h);
+		return;
+	}
+	if (!c) {
+		if (h.op != SQB_VSOCK_OP_RST)
+			queue_rst(v, h.src_port, h.dst_port);
+		return;
+	}
+	if (c->st == C_DEAD)
+		return; /* our RST is on its way */
+	c->peer_buf_alloc = h.buf_alloc;
+	c->peer_fwd_cnt = h.fwd_cnt;
+	if (c->rx_cnt - c->peer_fwd_cnt < c->peer_buf_alloc)
+		c->creq_sent = false;
+	switch (h.op) {
+	case SQB_VSOCK_OP_RST:
+		conn_kill(v, c, false);
+		break;
+	case SQB_VSOCK_OP_RESPONSE:
+		guest_response(v, c);
+		break;
+	case SQB_VSOCK_OP_RW:
+		guest_rw(v, c, ch, h.len);
+		break;
+	case SQB_VSOCK_OP_SHUTDOWN:
+		c->guest_shut |= h.flags;
+		apply_shutdown(v, c);
+		break;
+	case SQB_VSOCK_OP_CREDIT_REQUEST:
+		c->pend |= P_CREDIT_UPDATE;
+		break;
+	default: /* CREDIT_UPDATE: the credit fields above are all it says */
+		break;
+	}
+	if (c->st == C_REQ && h.op != SQB_VSOCK_OP_RESPONSE && h.op != SQB_VSOCK_OP_RST)
+		conn_kill(v, c, true);
+}
+
+/* ---- host -> guest ------------------------------------------------------ */
+
+static uint32_t peer_credit(const struct vconn *c)
+{
+	uint32_t in_flight = c->rx_cnt - c->peer_fwd_cnt;
+
+	return in_flight >= c->peer_buf_alloc ? 0 : c->peer_buf_alloc - in_flight;
+}
+
+static bool can_read(const struct vconn *c)
+{
+	return c->st == C_EST && c->fd >= 0 && c->readable && !c->rd_eof &&
+	       !(c->guest_shut & SQB_VSOCK_SHUTDOWN_RCV);
+}
+
+static bool conn_has_work(const struct vconn *c)
+{
+	return !c->gone && c->st != C_LINE &&
+	       (c->pend || (can_read(c) && peer_credit(c)) || (can_read(c) && !c->creq_sent));
+}
+
+static bool have_work(struct vsock *v)
+{
+	if (v->rst_n)
+		return true;
+	for (unsigned int i = 0; i < v->nconns; i++)
+		if (conn_has_work(v->conns[i]))
+			return true;
+	return false;
+}
+
+static uint32_t put_pkt(struct vsock *v, const struct sqb_vq_chain *ch, struct vconn *c,
+			uint16_t op, uint32_t flags, uint32_t len)
+{
+	struct sqb_vsock_hdr h = {
+	    .src_cid = SQB_VSOCK_HOST_CID,
+	    .dst_cid = v->cid,
+	    .src_port = c->hport,
+	    .dst_port = c->gport,
+	    .len = len,
+	    .type = SQB_VSOCK_TYPE_STREAM,
+	    .op = op,
+	    .flags = flags,
+	    .buf_alloc = CONN_BUF,
+	    .fwd_cnt = c->fwd_cnt,
+	};
+	uint8_t raw[SQB_VSOCK_HDR_LEN];
+
+	sqb_vsock_hdr_encode(raw, &h);
+	sqb_vq_write_bytes(ch, 0, raw, sizeof(raw));
+	if (len)
+		sqb_vq_write_bytes(ch, SQB_VSOCK_HDR_LEN, v->scratch, len);
+	c->fwd_told = c->fwd_cnt;
+	c->pend &= ~(uint32_t)P_CREDIT_UPDATE;
+	return SQB_VSOCK_HDR_LEN + len;
+}
+
+/* Fill ch with the next packet c owes the guest; 0 when it has none. */
+static uint32_t conn_produce(struct vsock *v, struct vconn *c, const struct sqb_vq_chain *ch)
+{
+	uint64_t room = ch->write_len - SQB_VSOCK_HDR_LEN;
+	uint32_t credit, n;
+	ssize_t r;
+
+	if (c->pend & P_RST) {
+		c->gone = true;
+		return put_pkt(v, ch, c, SQB_VSOCK_OP_RST, 0, 0);
+	}
+	if (c->pend & P_RESPONSE) {
+		c->pend &= ~(uint32_t)P_RESPONSE;
+		return put_pkt(v, ch, c, SQB_VSOCK_OP_RESPONSE, 0, 0);
+	}
+	if (c->pend & P_REQUEST) {
+		c->pend &= ~(uint32_t)P_REQUEST;
+		return put_pkt(v, ch, c, SQB_VSOCK_OP_REQUEST, 0, 0);
+	}
+	if (c->pend & P_CREDIT_UPDATE)
+		return put_pkt(v, ch, c, SQB_VSOCK_OP_CREDIT_UPDATE, 0, 0);
+	credit = can_read(c) ? peer_credit(c) : 0;
+	if (credit && room) {
+		n = (uint32_t)(room < SQB_VSOCK_MAX_PKT ? room : SQB_VSOCK_MAX_PKT);
+		if (n > credit)
+			n = credit;
+		do
+			r = recv(c->fd, v->scratch, n, MSG_DONTWAIT);
+		while (r < 0 && errno == EINTR);
+		if (r > 0) {
+			c->rx_cnt += (uint32_t)r;
+			return put_pkt(v, ch, c, SQB_VSOCK_OP_RW, 0, (uint32_t)r);
+		}
+		if (r == 0) {
+			c->rd_eof = true;
+			c->pend |= P_SHUTDOWN;
+		} else if (errno == EAGAIN || errno == EWOULDBLOCK) {
+			c->readable = false;
+		} else {
+			conn_kill(v, c, true);
+			return c->gone ? 0 : conn_produce(v, c, ch);
+		}
+	} else if (can_read(c) && !credit && !c->creq_sent) {
+		/* Stalled on the guest's credit: ask once (5.10.6.3). */
+		c->creq_sent = true;
+		c->pend |= P_CREDIT_REQUEST;
+	}
+	if (c->pend & P_SHUTDOWN) {
+		c->pend &= ~(uint32_t)P_SHUTDOWN;
+		return put_pkt(v, ch, c, SQB_VSOCK_OP_SHUTDOWN, SQB_VSOCK_SHUTDOWN_SEND, 0);
+	}
+	if (c->pend & P_CREDIT_REQUEST) {
+		c->pend &= ~(uint32_t)P_CREDIT_REQUEST;
+		return put_pkt(v, ch, c, SQB_VSOCK_OP_CREDIT_REQUEST, 0, 0);
+	}
+	return 0;
+}
+
+static uint32_t produce(struct vsock *v, const struct sqb_vq_chain *ch)
+{
+	if (v->rst_n) {
+		struct vconn tmp = {.gport = v->rst[v->rst_head].gport,
+				    .hport = v->rst[v->rst_head].hport};
+		v->rst_head = (v->rst_head + 1) % RST_RING;
+		v->rst_n--;
+		return put_pkt(v, ch, &tmp, SQB_VSOCK_OP_RST, 0, 0);
+	}
+	/* Round robin, so that one busy connection cannot starve the others. */
+	for (unsigned int k = 0; k < v->nconns; k++) {
+		struct vconn *c = v->conns[(v->rr + k) % v->nconns];
+		uint32_t used;
+
+		if (c->gone || c->st == C_LINE)
+			continue;
+		used = conn_produce(v, c, ch);
+		if (used) {
+			v->rr = (v->rr + k + 1) % v->nconns;
+			return used;
+		}
+	}
+	return 0;
+}
+
+static int rx_fill(sqb_vio_dev *dev, const char **why)
+{
+	struct vsock *v = dev->priv;
+	struct sqb_vq *q = &dev->vq[Q_RX];
+	struct sqb_vq_chain *ch = &dev->chain;
+	bool pushed = false;
+	int rc = 0;
+
+	while (have_work(v)) {
+		uint32_t used;
+
+		rc = sqb_vq_pop(q, &dev->host.mem, ch, why);
+		if (rc < 0)
+			break;
+		if (rc == 0) {
+			rc = sqb_vq_enable_notify(q, &dev->host.mem, why);
+			if (rc > 0)
+				continue;
+			break;
+		}
+		/* A buffer too small for a header cannot carry anything. */
+		used = ch->write_len < SQB_VSOCK_HDR_LEN ? 0 : produce(v, ch);
+		if (!used && ch->write_len >= SQB_VSOCK_HDR_LEN) {
+			sqb_vq_unpop(q);
+			rc = 0;
+			break;
+		}
+		rc = sqb_vq_push(q, &dev->host.mem, ch->head, used, why);
+		if (rc < 0)
+			break;
+		pushed = true;
+	}
+	sweep(v);
+	if (pushed)
+		sqb_vio_signal_used(dev, Q_RX);
+	return rc < 0 ? rc : 0;
+}
+
+static int tx_drain(sqb_vio_dev *dev, const char **why)
+{
+	struct vsock *v = dev->priv;
+	struct sqb_vq *q = &dev->vq[Q_TX];
+	struct sqb_vq_chain *ch = &dev->chain;
+	bool pushed = false;
+	int rc;
+
+	for (;;) {
+		rc = sqb_vq_pop(q, &dev->host.mem, ch, why);
+		if (rc < 0)
+			break;
+		if (rc == 0) {
+			rc = sqb_vq_enable_notify(q, &dev->host.mem, why);
+			if (rc > 0)
+				continue;
+			break;
+		}
+		tx_packet(v, ch);
+		rc = sqb_vq_push(q, &dev->host.mem, ch->head, 0, why);
+		if (rc < 0)
+			break;
+		pushed = true;
+	}
+	if (pushed)
+		sqb_vio_signal_used(dev, Q_TX);
+	if (rc < 0)
+		return rc;
+	/* Answers (RESPONSE, RST, credit) go out on RX now. */
+	sqb_vio_process_locked(dev, Q_RX);
+	sweep(v);
+	return 0;
+}
+
+static int ev_fill(sqb_vio_dev *dev, const char **why)
+{
+	struct vsock *v = dev->priv;
+	struct sqb_vq *q = &dev->vq[Q_EV];
+	struct sqb_vq_chain *ch = &dev->chain;
+	uint8_t id[4] = {SQB_VSOCK_EVENT_TRANSPORT_RESET, 0, 0, 0};
+	int rc;
+
+	if (!v->reset_pending)
+		return 0;
+	rc = sqb_vq_pop(q, &dev->host.mem, ch, why);
+	if (rc <= 0)
+		return rc;
+	/* struct virtio_vsock_event: le32 id. */
+	if (sqb_vq_write_bytes(ch, 0, id, sizeof(id)) != sizeof(id)) {
+		sqb_vq_unpop(q);
+		*why = "vsock event buffer shorter than 4 bytes";
+		return -SQB_ECORRUPT;
+	}
+	rc = sqb_vq_push(q, &dev->host.mem, ch->head, sizeof(id), why);
+	if (rc < 0)
+		return rc;
+	v->reset_pending = false;
+	sqb_vio_signal_used(dev, Q_EV);
+	return 0;
+}
+
+static int vsock_process(sqb_vio_dev *dev, unsigned int q, const char **why)
+{
+	if (q == Q_RX)
+		return rx_fill(dev, why);
+	if (q == Q_TX)
+		return tx_drain(dev, why);
+	return ev_fill(dev, why);
+}
+
+/* ---- host sockets ------------------------------------------------------ */
+
+static void accept_all(struct vsock *v)
+{
+	for (;;) {
+		int fd = accept4(v->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		struct vconn *c;
+
+		if (fd < 0) {
+			if (errno == EINTR || errno == ECONNABORTED)
+				continue;
+			return;
+		}
+		c = conn_add(v, fd, C_LINE);
+		if (!c) {
+			close(fd);
+			continue;
+		}
+		c->readable = true;
+	}
+}
+
+static uint32_t alloc_port(struct vsock *v)
+{
+	for (;;) {
+		uint32_t p = v->next_port;
+		bool used = false;
+
+		v->next_port = v->next_port + 1 >= (1u << 31) ? PORT_BASE : v->next_port + 1;
+		for (unsigned int i = 0; i < v->nconns && !used; i++)
+			used = !v->conns[i]->gone && v->conns[i]->st != C_LINE &&
+			       v->conns[i]->hport == p;
+		if (!used)
+			return p;
+	}
+}
+
+static void read_line(struct vsock *v, struct vconn *c)
+{
+	char buf[32];
+	uint32_t port = 0;
+	size_t used = 0;
+	ssize_t r;
+	int rc;
+
+	/* Peek, so that bytes the client pipelines after the line stay in the
+	 * socket for the guest. */
+	do
+		r = recv(c->fd, buf, sizeof(buf), MSG_PEEK | MSG_DONTWAIT);
+	while (r < 0 && errno == EINTR);
+	if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+		c->readable = false;
+		return;
+	}
+	if (r <= 0) {
+		conn_kill(v, c, false);
+		return;
+	}
+	rc = sqb_vsock_parse_connect(buf, (size_t)r, &port, &used);
+	if (rc == 0) {
+		c->readable = false; /* wait for the rest of the line */
+		return;
+	}
+	if (rc < 0 || recv(c->fd, buf, used, MSG_DONTWAIT) != (ssize_t)used) {
+		sqb_debug("vsock: bad host command on %s", v->path);
+		/* Consume what we looked at, so the client sees EOF, not a reset. */
+		if (rc < 0 && recv(c->fd, buf, (size_t)r, MSG_DONTWAIT) < 0)
+			sqb_debug("vsock: recv: %s", strerror(errno));
+		conn_kill(v, c, false);
+		return;
+	}
+	c->st = C_REQ;
+	c->gport = port;
+	c->hport = alloc_port(v);
+	c->pend = P_REQUEST;
+	c->peer_buf_alloc = 0; /* no credit until the guest's RESPONSE */
+}
+
+int sqb_vio_vsock_host_ready(sqb_vio_dev *dev)
+{
+	struct vsock *v;
+	struct epoll_event ev[64];
+	int n;
+
+	if (!dev || dev->ops->device_id != SQB_VIO_ID_VSOCK)
+		return -EINVAL;
+	v = dev->priv;
+	pthread_mutex_lock(&dev->lock);
+	do {
+		n = epoll_wait(v->ep, ev, 64, 0);
+		for (int i = 0; i < n; i++) {
+			struct vconn *c = ev[i].data.ptr;
+			if (ev[i].data.ptr == &listener_tag) {
+				accept_all(v);
+				continue;
+			}
+			if (ev[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR | EPOLLRDHUP))
+				c->readable = true;
+			if (ev[i].events & (EPOLLOUT | EPOLLERR))
+				c->writable = true;
+		}
+	} while (n == 64);
+	for (unsigned int i = 0; i < v->nconns; i++) {
+		struct vconn *c = v->conns[i];
+		if (c->gone)
+			continue;
+		if (c->st == C_LINE && c->readable)
+			read_line(v, c);
+		if (c->writable) {
+			c->writable = false;
+			flush_txb(v, c);
+		}
+	}
+	sqb_vio_process_locked(dev, Q_RX);
+	sweep(v);
+	pthread_mutex_unlock(&dev->lock);
+	return 0;
+}
+
+/* ---- device object ----------------------------------------------------- */
+
+static uint32_t vsock_config_len(sqb_vio_dev *dev)
+{
+	(void)dev;
+	return VSOCK_CFG_LEN;
+}
+
+static void vsock_config_read(sqb_vio_dev *dev, uint32_t off, uint8_t *dst, uint32_t len)
+{
+	struct vsock *v = dev->priv;
+	uint8_t cfg[VSOCK_CFG_LEN];
+
+	for (int i = 0; i < 8; i++)
+		cfg[i] = (uint8_t)(v->cid >> (8 * i));
+	memcpy(dst, cfg + off, len);
+}
+
+/* Device record, 16 bytes ([F-111]): the cid is informational, the
+ * configured one wins (a clone may get another). */
+static void vsock_state(sqb_vio_dev *dev, struct sqb_vio_sbuf *b)
+{
+	struct vsock *v = dev->priv;
+	uint64_t cid = v->cid;
+
+	sqb_vio_sv_u64(b, &cid, "vsock guest_cid");
+	sqb_vio_sv_reserved(b, 8, "vsock reserved");
+	if (b->load && !b->err)
+		v->saved_cid = cid;
+}
+
+/* [F-112]: connections do not survive a load; the driver hears it. */
+static void vsock_restored(sqb_vio_dev *dev)
+{
+	struct vsock *v = dev->priv;
+
+	drop_all(v);
+	v->reset_pending = true;
+	if (v->saved_cid != v->cid)
+		sqb_vio_config_changed(dev);
+	sqb_vio_process_locked(dev, Q_EV);
+}
+
+static void vsock_free(sqb_vio_dev *dev)
+{
+	struct vsock *v = dev->priv;
+
+	if (!v)
+		return;
+	drop_all(v);
+	free(v->conns);
+	if (v->listen_fd >= 0) {
+		close(v->listen_fd);
+		unlink(v->path);
+	}
+	if (v->ep >= 0)
+		close(v->ep);
+	free(v);
+}
+
+static const struct sqb_vio_ops vsock_ops = {
+    .device_id = SQB_VIO_ID_VSOCK,
+    .num_queues = 3,
+    .config_read = vsock_config_read,
+    .config_len = vsock_config_len,
+    .process = vsock_process,
+    .state = vsock_state,
+    .free = vsock_free,
+    .restored = vsock_restored,
+};
+
+static int fail(struct sqb_diag *d, int rc, const char *reason)
+{
+	if (d) {
+		d->offset = UINT64_MAX;
+		snprintf(d->section, sizeof(d->section), "virtio-vsock");
+		snprintf(d->reason, sizeof(d->reason), "%s", reason);
+	}
+	return rc;
+}
+
+static int vsock_listen(struct vsock *v, struct sqb_diag *diag)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	struct epoll_event ev = {.events = EPOLLIN | EPOLLET, .data.ptr = &listener_tag};
+	int rc;
+
+	memcpy(sa.sun_path, v->path, sizeof(sa.sun_path));
+	v->ep = epoll_create1(EPOLL_CLOEXEC);
+	if (v->ep < 0)
+		return fail(diag, -errno, "epoll_create1 failed");
+	v->listen_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (v->listen_fd < 0)
+		return fail(diag, -errno, "cannot create the Unix socket");
+	if (bind(v->listen_fd, (struct sockaddr *)&sa, sizeof(sa))) {
+		rc = -errno;
+		close(v->listen_fd);
+		v->listen_fd = -1;
+		return fail(diag, rc,
+			    rc == -EADDRINUSE ? "uds_path already exists" : "cannot bind uds_path");
+	}
+	if (listen(v->listen_fd, 128) || epoll_ctl(v->ep, EPOLL_CTL_ADD, v->listen_fd, &ev))
+		return fail(diag, -errno, "cannot listen on uds_path");
+	return 0;
+}
+
+int sqb_vio_vsock_new(sqb_vio_dev **out, const struct sqb_vio_host *host,
+		      const struct sqb_vio_vsock_opts *opts, struct sqb_diag *diag)
+{
+	sqb_vio_dev *dev = NULL;
+	struct vsock *v = NULL;
+	int rc;
+
+	*out = NULL;
+	if (!opts || opts->version != SQB_VIO_OPTS_VERSION || !opts->uds_path)
+		return fail(diag, -EINVAL, "bad options (version or uds_path)");
+	if (opts->guest_cid < 3 || opts->guest_cid > 0xfffffffeull)
+		return fail(diag, -EINVAL, "guest_cid must be 3 .. 4294967294");
+	/* "<uds_path>_<port>" must fit too: 11 more bytes. */
+	if (strlen(opts->uds_path) + 11 >= sizeof(v->path))
+		return fail(diag, -ENAMETOOLONG, "uds_path longer than 96 bytes");
+	dev = calloc(1, sizeof(*dev));
+	v = calloc(1, sizeof(*v));
+	if (!dev || !v) {
+		rc = -ENOMEM;
+		goto err;
+	}
+	v->cid = v->saved_cid = opts->guest_cid;
+	v->listen_fd = v->ep = -1;
+	v->next_port = PORT_BASE;
+	snprintf(v->path, sizeof(v->path), "%s", opts->uds_path);
+	dev->priv = v;
+	rc = vsock_listen(v, diag);
+	if (rc)
+		goto err;
+	rc = sqb_vio_dev_init(dev, &vsock_ops, host, 0, NULL);
+	if (rc) {
+		fail(diag, rc, "bad host callbacks");
+		goto err;
+	}
+	*out = dev;
+	return 0;
+err:
+	if (v)
+		vsock_free(&(sqb_vio_dev){.priv = v});
+	free(dev);
+	return rc;
+}
+
+int sqb_vio_vsock_host_fd(sqb_vio_dev *dev)
+{
+	if (!dev || dev->ops->device_id != SQB_VIO_ID_VSOCK)
+		return -EINVAL;
+	return ((struct vsock *)dev->priv)->ep;
+}
+
+unsigned int sqb_vio_vsock_num_conns(sqb_vio_dev *dev)
+{
+	struct vsock *v;
+	unsigned int n = 0;
+
+	if (!dev || dev->ops->device_id != SQB_VIO_ID_VSOCK)
+		return 0;
+	v = dev->priv;
+	pthread_mutex_lock(&dev->lock);
+	for (unsigned int i = 0; i < v->nconns; i++)
+		n += !v->conns[i]->gone && v->conns[i]->st != C_DEAD;
+	pthread_mutex_unlock(&dev->lock);
+	return n;
+}
