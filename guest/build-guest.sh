@@ -10,7 +10,8 @@
 #   CACHE/guest/initramfs.cpio.gz  busybox + sqbtool + guest/init.sh as /init +
 #                                  the virtio modules (lib/modules/load.order)
 #   CACHE/guest/rootfs.ext4        ext4 root image (mke2fs -d, no mounts): busybox,
-#                                  sqbtool, init.sh as /sbin/init, /data/big.pat
+#                                  sqbtool, init.sh as /sbin/init, /data/big.pat,
+#                                  blkbench.sh as /bin/sqb-blkbench
 #   CACHE/guest/sqbtool            the workloads, static (also runs on the host)
 #   CACHE/guest/modules/           kvm.ko kvm-amd.ko irqbypass.ko (test host)
 #   CACHE/guest/busybox            static busybox (the test host's initramfs uses it)
@@ -56,7 +57,8 @@ kver=$(candidate "$kpkg")
 bbver=$(candidate busybox-static)
 [ -n "$kver" ] && [ "$kver" != "(none)" ] || die "no candidate version for $kpkg"
 [ -n "$bbver" ] && [ "$bbver" != "(none)" ] || die "no candidate version for busybox-static"
-kit=$(cat "$here/init.sh" "$here/sqbtool.c" "$here/build-guest.sh" | sha256sum | cut -c1-16)
+kit=$(cat "$here/init.sh" "$here/sqbtool.c" "$here/blkbench.sh" "$here/build-guest.sh" |
+	sha256sum | cut -c1-16)
 e2v=$(mke2fs -V 2>&1 | head -n1 | awk '{print $2}')
 key="$kpkg=$kver busybox-static=$bbver kit=$kit mke2fs=$e2v rootfs_mib=${SQB_ROOTFS_MIB:-128}"
 
@@ -195,6 +197,7 @@ for a in $("$rf/bin/busybox" --list-full); do
 done
 cp "$work/sqbtool" "$rf/bin/sqbtool"
 install -m 0755 "$here/init.sh" "$rf/sbin/init"
+install -m 0755 "$here/blkbench.sh" "$rf/bin/sqb-blkbench"
 echo "root:x:0:0:root:/root:/bin/sh" >"$rf/etc/passwd"
 echo "root:x:0:" >"$rf/etc/group"
 echo "squib-guest" >"$rf/etc/hostname"

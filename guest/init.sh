@@ -8,6 +8,7 @@
 # line asks for, run commands read from the serial console.  Protocol
 # (docs/testing.md, "Guest kit"):
 #   SQUIB-READY uptime=S cpus=N mem_kb=K root=DEV|initramfs   once, when init is up
+#   root=/dev/X, root=LABEL=L or root=UUID=U (the kit's image: LABEL=sqbroot)
 #   SQUIB-ROOT-ERROR reason                 root= given but not usable: stays on
 #                                           the initramfs
 #   sqb.run=W[+W...] on the command line   workloads, W = name[:arg[:arg]]:
@@ -42,8 +43,14 @@ if [ -f /etc/sqb-initramfs ] && [ -n "$root_dev" ]; then
 	for m in $(cat /lib/modules/load.order 2>/dev/null); do
 		insmod "/lib/modules/$m.ko" || echo "SQUIB-ROOT-ERROR insmod $m failed"
 	done
+	# root=LABEL=x / UUID=x (busybox findfs) as well as root=/dev/x
+	want=$root_dev
 	i=0
-	while [ ! -b "$root_dev" ] && [ $i -lt $((root_wait * 10)) ]; do
+	while [ $i -lt $((root_wait * 10)) ]; do
+		case "$want" in
+		LABEL=* | UUID=*) root_dev=$(findfs "$want" 2>/dev/null) || root_dev=$want ;;
+		esac
+		[ -b "$root_dev" ] && break
 		sleep 0.1
 		i=$((i + 1))
 	done

@@ -168,7 +168,6 @@ t1=$(now)
 echo "SQUIB-BLK-TIME full_pause_to_files_ms=$(ms "$t0" "$t1")"
 n_full=$(writer_n "$log")
 stop_squib
-cp "$log" "$T/before.log"
 
 start_squib full
 t2=$(now)
@@ -209,7 +208,6 @@ done
 pass "took Diffs D1 D2 D3 over the loaded Full while the writer writes"
 n_chain=$(writer_n "$log")
 stop_squib
-cp "$log" "$T/chain.log"
 
 start_squib chain
 c=$(api PUT /snapshot/load "{\"snapshot_path\": \"$T/d3.state\",
