@@ -268,7 +268,7 @@ static int writer(const char *dir, unsigned long slots, uint64_t seed)
 	static _Alignas(4096) unsigned char buf[WR_MAX], chk[WR_MAX + 1];
 	uint64_t *last, *sums, n = 0, checks = 0;
 	char path[512];
-	int jfd;
+	int jfd, rc = 1;
 
 	if (!slots || slots > 100000) {
 		printf("SQUIB-WRITER bad slots=%lu (1..100000)\n", slots);
@@ -281,7 +281,7 @@ static int writer(const char *dir, unsigned long slots, uint64_t seed)
 	jfd = open(path, O_WRONLY | O_CREAT | O_APPEND, 0644);
 	if (!last || !sums || jfd < 0) {
 		printf("SQUIB-WRITER bad setup %s: %s\n", path, strerror(errno));
-		return 1;
+		goto out;
 	}
 	signal(SIGUSR1, on_usr1);
 	signal(SIGUSR2, on_usr2);
@@ -298,7 +298,7 @@ static int writer(const char *dir, unsigned long slots, uint64_t seed)
 		if (fd < 0 || write_all(fd, buf, len) || fsync(fd) || close(fd)) {
 			printf("SQUIB-WRITER bad write=%llu %s: %s\n", (unsigned long long)m, path,
 			       strerror(errno));
-			return 1;
+			goto out;
 		}
 		sum = fnv64(buf, len);
 		last[slot] = m;
@@ -308,7 +308,7 @@ static int writer(const char *dir, unsigned long slots, uint64_t seed)
 			     slot, len, (unsigned long long)sum);
 		if (write_all(jfd, line, (size_t)k) || fsync(jfd)) {
 			printf("SQUIB-WRITER bad journal: %s\n", strerror(errno));
-			return 1;
+			goto out;
 		}
 		if (n % 25 == 0)
 			printf("SQUIB-WRITER n=%llu\n", (unsigned long long)n);
@@ -318,14 +318,19 @@ static int writer(const char *dir, unsigned long slots, uint64_t seed)
 		drop_caches();
 		for (unsigned long s = 0; s < slots; s++)
 			if (last[s] && wr_check_slot(dir, s, seed, last[s], sums[s], buf, chk))
-				return 1;
+				goto out;
 		printf("SQUIB-WRITER verify ok n=%llu check=%llu\n", (unsigned long long)n,
 		       (unsigned long long)++checks);
 	}
-	close(jfd);
 	sync();
 	printf("SQUIB-WRITER stopped n=%llu\n", (unsigned long long)n);
-	return 0;
+	rc = 0;
+out:
+	if (jfd >= 0)
+		close(jfd);
+	free(last);
+	free(sums);
+	return rc;
 }
 
 /* A new process (after a reboot or a restore) checks DIR against the journal:
