@@ -207,7 +207,7 @@ find "$rf" -exec touch -h -d @0 {} +
 # Fixed UUID, hash seed and time: the same inputs give the same image.
 E2FSPROGS_FAKE_TIME=1 mke2fs -q -F -t ext4 -b 4096 -L sqbroot -U 5c0b1e00-0000-4000-8000-000000000001 \
 	-E root_owner=0:0,hash_seed=5c0b1e00-0000-4000-8000-000000000002 \
-	-d "$rf" "$work/out/rootfs.ext4" "${SQB_ROOTFS_MIB:-128}M" >&2 ||
+	-d "$rf" "$work/out/rootfs.ext4" "${SQB_ROOTFS_MIB:-128}M" >/dev/null ||
 	die "mke2fs -d failed"
 e2fsck -fn "$work/out/rootfs.ext4" >/dev/null 2>&1 || die "e2fsck finds the new rootfs.ext4 unclean"
 echo "$key" >"$work/out/stamp"
