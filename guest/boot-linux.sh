@@ -70,7 +70,9 @@ if wait_for SQUIB-READY 120; then
 	echo 'uname -a; grep -c ^processor /proc/cpuinfo; free -m' >&3
 	wait_for 'SQUIB-DONE' 30
 	if [ $disk = 1 ]; then
-		echo 'mount; df -h; echo "/dev/hwrng, 32 bytes:"; dd if=/dev/hwrng bs=32 count=1 2>/dev/null | hexdump -C; cat /sys/class/misc/hw_random/rng_current; echo DISK-SHOWN' >&3
+		# short lines: squib takes 64 bytes of serial input at a time
+		sleep 0.5
+		echo 'sqb-check show; echo DISK-SHOWN' >&3
 		wait_for '^DISK-SHOWN' 30 || echo "== the mount/df/hwrng commands did not finish"
 		grep -q 'root=/dev/vda' "$T/console" || { echo "== the root is not /dev/vda"; rc=1; }
 	fi

@@ -11,7 +11,8 @@
 #                                  the virtio modules (lib/modules/load.order)
 #   CACHE/guest/rootfs.ext4        ext4 root image (mke2fs -d, no mounts): busybox,
 #                                  sqbtool, init.sh as /sbin/init, /data/big.pat,
-#                                  blkbench.sh as /bin/sqb-blkbench
+#                                  blkbench.sh as /bin/sqb-blkbench, sqbcheck.sh
+#                                  as /bin/sqb-check
 #   CACHE/guest/sqbtool            the workloads, static (also runs on the host)
 #   CACHE/guest/modules/           kvm.ko kvm-amd.ko irqbypass.ko (test host)
 #   CACHE/guest/busybox            static busybox (the test host's initramfs uses it)
@@ -57,7 +58,8 @@ kver=$(candidate "$kpkg")
 bbver=$(candidate busybox-static)
 [ -n "$kver" ] && [ "$kver" != "(none)" ] || die "no candidate version for $kpkg"
 [ -n "$bbver" ] && [ "$bbver" != "(none)" ] || die "no candidate version for busybox-static"
-kit=$(cat "$here/init.sh" "$here/sqbtool.c" "$here/blkbench.sh" "$here/build-guest.sh" |
+kit=$(cat "$here/init.sh" "$here/sqbtool.c" "$here/blkbench.sh" "$here/sqbcheck.sh" \
+	"$here/build-guest.sh" |
 	sha256sum | cut -c1-16)
 e2v=$(mke2fs -V 2>&1 | head -n1 | awk '{print $2}')
 key="$kpkg=$kver busybox-static=$bbver kit=$kit mke2fs=$e2v rootfs_mib=${SQB_ROOTFS_MIB:-128}"
@@ -198,6 +200,7 @@ done
 cp "$work/sqbtool" "$rf/bin/sqbtool"
 install -m 0755 "$here/init.sh" "$rf/sbin/init"
 install -m 0755 "$here/blkbench.sh" "$rf/bin/sqb-blkbench"
+install -m 0755 "$here/sqbcheck.sh" "$rf/bin/sqb-check"
 echo "root:x:0:0:root:/root:/bin/sh" >"$rf/etc/passwd"
 echo "root:x:0:" >"$rf/etc/group"
 echo "squib-guest" >"$rf/etc/hostname"
