@@ -7,7 +7,13 @@
 #
 #   CACHE/guest/vmlinuz            bzImage (boot protocol, 64-bit entry)
 #   CACHE/guest/vmlinux            the same kernel uncompressed (PVH ELF)
-#   CACHE/guest/initramfs.cpio.gz  busybox + sqbtool + guest/init.sh as /init
+#   CACHE/guest/initramfs.cpio.gz  busybox + sqbtool + guest/init.sh as /init +
+#                                  the virtio modules (lib/modules/load.order)
+#   CACHE/guest/rootfs.ext4        ext4 root image (mke2fs -d, no mounts): busybox,
+#                                  sqbtool, init.sh as /sbin/init, /data/big.pat,
+#                                  blkbench.sh as /bin/sqb-blkbench, sqbcheck.sh
+#                                  as /bin/sqb-check
+#   CACHE/guest/sqbtool            the workloads, static (also runs on the host)
 #   CACHE/guest/modules/           kvm.ko kvm-amd.ko irqbypass.ko (test host)
 #   CACHE/guest/busybox            static busybox (the test host's initramfs uses it)
 #   CACHE/guest/release            kernel release, e.g. 6.1.0-56-cloud-amd64
@@ -33,7 +39,7 @@ done
 say() { [ "$quiet" = 1 ] || echo "build-guest: $*" >&2; }
 die() { echo "build-guest: error: $*" >&2; exit 1; }
 
-for tool in apt-cache apt-get dpkg-deb cpio gzip cc flock od lz4 xz; do
+for tool in apt-cache apt-get dpkg-deb cpio gzip cc flock od lz4 xz mke2fs e2fsck; do
 	command -v "$tool" >/dev/null || die "$tool not found (scripts/deps.sh installs the build deps)"
 done
 mkdir -p "$cache/debs"
@@ -52,8 +58,11 @@ kver=$(candidate "$kpkg")
 bbver=$(candidate busybox-static)
 [ -n "$kver" ] && [ "$kver" != "(none)" ] || die "no candidate version for $kpkg"
 [ -n "$bbver" ] && [ "$bbver" != "(none)" ] || die "no candidate version for busybox-static"
-kit=$(cat "$here/init.sh" "$here/sqbtool.c" "$here/build-guest.sh" | sha256sum | cut -c1-16)
-key="$kpkg=$kver busybox-static=$bbver kit=$kit"
+kit=$(cat "$here/init.sh" "$here/sqbtool.c" "$here/blkbench.sh" "$here/sqbcheck.sh" \
+	"$here/build-guest.sh" |
+	sha256sum | cut -c1-16)
+e2v=$(mke2fs -V 2>&1 | head -n1 | awk '{print $2}')
+key="$kpkg=$kver busybox-static=$bbver kit=$kit mke2fs=$e2v rootfs_mib=${SQB_ROOTFS_MIB:-128}"
 
 if [ "$force" = 0 ] && [ -f "$out/stamp" ] && [ "$(cat "$out/stamp")" = "$key" ]; then
 	say "cached: $key"
@@ -110,16 +119,100 @@ tail -c +$((start + 1)) "$vmlinuz" | head -c "$len" | "${dec[@]}" >"$work/out/vm
 
 say "building initramfs"
 cc -static -O2 -Wall -o "$work/sqbtool" "$here/sqbtool.c"
+cp "$work/sqbtool" "$work/out/sqbtool"
 ir=$work/initramfs
-mkdir -p "$ir"/{bin,sbin,dev,proc,sys,run,tmp,etc,root}
+mkdir -p "$ir"/{bin,sbin,dev,proc,sys,run,tmp,etc,root,newroot,lib/modules}
 cp "$work/bb/bin/busybox" "$ir/bin/busybox"
 cp "$work/sqbtool" "$ir/bin/sqbtool"
 install -m 0755 "$here/init.sh" "$ir/init"
 echo "root:x:0:0:root:/root:/bin/sh" >"$ir/etc/passwd"
+# Marks the initramfs: init.sh switches to root= only from here.
+echo "squib guest kit initramfs" >"$ir/etc/sqb-initramfs"
+
+# The virtio modules a root on virtio-blk and /dev/hwrng need, with what they
+# depend on, in load order (dependencies first).  The .deb has no
+# modules.dep (depmod writes it at install time), so the order comes from
+# each module's own modinfo "depends=" field, as depmod reads it; a driver
+# the kernel's config builds in (=y, or listed in modules.builtin) needs no
+# module.
+kmods=$work/k/lib/modules/$release
+kconfig=$work/k/boot/config-$release
+[ -f "$kconfig" ] || die "kernel config $kconfig missing from $kpkg"
+modpath() { # module name -> path under $kmods ('-' and '_' are the same)
+	local n=${1//-/_}
+	find "$kmods/kernel" -name '*.ko*' | awk -v n="$n" '
+		{ b = $0; sub(/.*\//, "", b); sub(/\.ko.*$/, "", b); gsub(/-/, "_", b) }
+		b == n && !found { print; found = 1 }'
+}
+is_builtin() { # module name -> 0 if built into the kernel
+	local n=${1//-/_}
+	sed 's/.*\///; s/\.ko$//; s/-/_/g' "$kmods/modules.builtin" | grep -qx "$n"
+}
+order=()
+visit() {
+	local m=${1//-/_} f d
+	for d in "${order[@]+"${order[@]}"}"; do [ "$d" = "$m" ] && return 0; done
+	if is_builtin "$m"; then
+		say "module $m: built into the kernel"
+		return 0
+	fi
+	f=$(modpath "$m")
+	[ -n "$f" ] || die "module $m is neither built in nor in $kpkg"
+	case "$f" in *.ko) ;; *) die "compressed module $f: not supported yet" ;; esac
+	for d in $(tr '\0' '\n' <"$f" | sed -n 's/^depends=//p' | tr ',' ' '); do
+		visit "$d"
+	done
+	order+=("$m")
+	cp "$f" "$ir/lib/modules/$m.ko"
+}
+# CONFIG symbol -> module: checked against the config so a kernel that builds
+# one of them in is handled, and one that lacks it is an error.
+for pair in VIRTIO_MMIO:virtio_mmio VIRTIO_BLK:virtio_blk HW_RANDOM_VIRTIO:virtio_rng \
+	EXT4_FS:ext4; do
+	sym=${pair%%:*} mod=${pair#*:}
+	val=$(sed -n "s/^CONFIG_$sym=//p" "$kconfig")
+	case "$val" in
+	y) say "CONFIG_$sym=y: $mod built in" ;;
+	m) visit "$mod" ;;
+	*) die "CONFIG_$sym is not set in $kconfig: this kernel cannot use $mod" ;;
+	esac
+done
+grep -q '^CONFIG_ACPI=y' "$kconfig" || die "CONFIG_ACPI is off: virtio-mmio devices come from the DSDT"
+printf '%s\n' "${order[@]+"${order[@]}"}" >"$ir/lib/modules/load.order"
+say "initramfs modules (load order): ${order[*]-none}"
+
 find "$ir" -exec touch -h -d @0 {} +
 (cd "$ir" && find . -print0 | LC_ALL=C sort -z |
 	cpio --null -o -H newc --owner=0:0 --reproducible --quiet | gzip -9 -n) \
 	>"$work/out/initramfs.cpio.gz"
+
+# Root filesystem: a directory tree turned into ext4 by mke2fs -d (no loop
+# device, no mount, no root needed).  busybox applets as symlinks from its
+# own --list-full; the same init.sh as /sbin/init (it knows it is no longer
+# on the initramfs); /data/big.pat is a 32 MiB pattern the tests read.
+say "building rootfs.ext4 (${SQB_ROOTFS_MIB:-128} MiB)"
+rf=$work/rootfs
+mkdir -p "$rf"/{bin,sbin,usr/bin,usr/sbin,dev,proc,sys,run,tmp,etc,root,mnt,data}
+cp "$work/bb/bin/busybox" "$rf/bin/busybox"
+for a in $("$rf/bin/busybox" --list-full); do
+	[ -e "$rf/$a" ] || [ -L "$rf/$a" ] || ln -s /bin/busybox "$rf/$a"
+done
+cp "$work/sqbtool" "$rf/bin/sqbtool"
+install -m 0755 "$here/init.sh" "$rf/sbin/init"
+install -m 0755 "$here/blkbench.sh" "$rf/bin/sqb-blkbench"
+install -m 0755 "$here/sqbcheck.sh" "$rf/bin/sqb-check"
+echo "root:x:0:0:root:/root:/bin/sh" >"$rf/etc/passwd"
+echo "root:x:0:" >"$rf/etc/group"
+echo "squib-guest" >"$rf/etc/hostname"
+chmod 1777 "$rf/tmp"
+"$work/sqbtool" memfill 32 5 "$rf/data/big.pat" >/dev/null || die "sqbtool memfill failed"
+find "$rf" -exec touch -h -d @0 {} +
+# Fixed UUID, hash seed and time: the same inputs give the same image.
+E2FSPROGS_FAKE_TIME=1 mke2fs -q -F -t ext4 -b 4096 -L sqbroot -U 5c0b1e00-0000-4000-8000-000000000001 \
+	-E root_owner=0:0,hash_seed=5c0b1e00-0000-4000-8000-000000000002 \
+	-d "$rf" "$work/out/rootfs.ext4" "${SQB_ROOTFS_MIB:-128}M" >/dev/null ||
+	die "mke2fs -d failed"
+e2fsck -fn "$work/out/rootfs.ext4" >/dev/null 2>&1 || die "e2fsck finds the new rootfs.ext4 unclean"
 echo "$key" >"$work/out/stamp"
 
 rm -rf "$out.old"

@@ -2,7 +2,9 @@
 # The Linux stage of scripts/main.sh: boot the default guest in squib through
 # the API and show its console (boot-linux.sh), then snapshot a running guest,
 # SIGKILL squib, load the snapshot in a new squib and let the guest prove its
-# state survived (tests/snapshot/testhost_snapshot.sh).  Runs inside the
+# state survived (tests/snapshot/testhost_snapshot.sh).  With a squib that
+# answers PUT /drives the guest's root is on virtio-blk and the console shows
+# mount, df and /dev/hwrng (boot-linux.sh decides).  Runs inside the
 # nested test host (testhost/main-stage.sh copies both scripts to /test) or
 # directly where /dev/kvm is hardware KVM.
 here=$(cd "$(dirname "$0")" && pwd)

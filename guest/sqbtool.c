@@ -8,7 +8,15 @@
  *   sqbtool keeper MIB SEED         keep a pattern in anonymous memory; verify
  *                                   it on SIGUSR1 and every 5 s
  *   sqbtool uptime                  SQUIB-UPTIME seconds (CLOCK_BOOTTIME)
+ *   sqbtool writer DIR SLOTS SEED   write checksummed files into DIR forever, each
+ *                                   fsynced before it counts; SIGUSR1: verify
+ *                                   every completed write on disk; SIGUSR2: stop
+ *   sqbtool wcheck DIR SEED         verify DIR against its journal (new process)
+ *   sqbtool holdread FILE MIB SEED  pre-touched buffer; SIGUSR1: first an O_DIRECT
+ *                                   read of FILE into it, later checks of it
+ *   sqbtool randread DEV COUNT [BS] O_DIRECT reads at random aligned offsets: IOPS
  */
+#define _GNU_SOURCE /* O_DIRECT */
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -17,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -94,12 +103,18 @@ static double uptime(void)
 	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
-static volatile sig_atomic_t verify_now;
+static volatile sig_atomic_t verify_now, stop_now;
 
 static void on_usr1(int sig)
 {
 	(void)sig;
 	verify_now = 1;
+}
+
+static void on_usr2(int sig)
+{
+	(void)sig;
+	stop_now = 1;
 }
 
 static int keeper(unsigned long mib, uint64_t seed)
@@ -144,6 +159,321 @@ static int counter(long ms)
 	return 0;
 }
 
+/* ---- disk workloads (root on virtio-blk, docs/testing.md) ---- */
+
+/* FNV-1a 64: the checksum each completed write records in the journal. */
+static uint64_t fnv64(const void *p, size_t n)
+{
+	const unsigned char *b = p;
+	uint64_t h = 0xcbf29ce484222325ULL;
+
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ b[i]) * 0x100000001b3ULL;
+	return h;
+}
+
+#define WR_MAX (64 * 1024)
+
+/* Write number N: its slot, size (4..64 KiB) and bytes follow from (seed, n). */
+static size_t wr_make(unsigned char *buf, uint64_t seed, uint64_t n)
+{
+	size_t len = 4096 * (1 + pattern(seed, n) % 16);
+
+	fill((uint64_t *)buf, len / 8, seed ^ n, n << 20);
+	return len;
+}
+
+static int write_all(int fd, const void *p, size_t n)
+{
+	const char *c = p;
+
+	while (n) {
+		ssize_t w = write(fd, c, n);
+
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return -1;
+		c += w;
+		n -= (size_t)w;
+	}
+	return 0;
+}
+
+static ssize_t read_full(int fd, void *p, size_t n)
+{
+	size_t got = 0;
+
+	while (got < n) {
+		ssize_t r = read(fd, (char *)p + got, n - got);
+
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0)
+			return -1;
+		if (r == 0)
+			break;
+		got += (size_t)r;
+	}
+	return (ssize_t)got;
+}
+
+/* Compare file DIR/f<slot> with write number n; 0 if equal.  With drop
+ * caches first the bytes come from the disk, not from the page cache. */
+static int wr_check_slot(const char *dir, unsigned long slot, uint64_t seed, uint64_t n,
+			 uint64_t sum, unsigned char *want, unsigned char *got)
+{
+	char path[512];
+	size_t len = wr_make(want, seed, n);
+	ssize_t r;
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/f%lu", dir, slot);
+	fd = open(path, O_RDONLY);
+	if (fd < 0) {
+		printf("SQUIB-WRITER bad slot=%lu write=%llu: open: %s\n", slot,
+		       (unsigned long long)n, strerror(errno));
+		return 1;
+	}
+	r = read_full(fd, got, WR_MAX + 1);
+	close(fd);
+	if (r != (ssize_t)len || memcmp(want, got, len) || (sum && fnv64(got, len) != sum)) {
+		printf("SQUIB-WRITER bad slot=%lu write=%llu: %zd bytes on disk, want %zu%s\n",
+		       slot, (unsigned long long)n, r, len,
+		       r == (ssize_t)len ? " (content differs)" : "");
+		return 1;
+	}
+	return 0;
+}
+
+static void drop_caches(void)
+{
+	int fd = open("/proc/sys/vm/drop_caches", O_WRONLY);
+
+	sync();
+	if (fd >= 0) {
+		if (write(fd, "3\n", 2) != 2)
+			printf("SQUIB-WRITER note: drop_caches: %s\n", strerror(errno));
+		close(fd);
+	}
+}
+
+/* Writes files DIR/f<n % slots> of 4..64 KiB for n = 1, 2, ...: each is
+ * written, fsynced and closed before it counts as complete; then its
+ * checksum goes to DIR/journal (fsynced too).  The in-memory table is what
+ * this process saw complete: a verify (SIGUSR1) reads every slot back from
+ * disk and compares it with the last completed write to that slot. */
+static int writer(const char *dir, unsigned long slots, uint64_t seed)
+{
+	static _Alignas(4096) unsigned char buf[WR_MAX], chk[WR_MAX + 1];
+	uint64_t *last, *sums, n = 0, checks = 0;
+	char path[512];
+	int jfd, rc = 1;
+
+	if (!slots || slots > 100000) {
+		printf("SQUIB-WRITER bad slots=%lu (1..100000)\n", slots);
+		return 2;
+	}
+	last = calloc(slots, sizeof(*last));
+	sums = calloc(slots, sizeof(*sums));
+	mkdir(dir, 0755);
+	snprintf(path, sizeof(path), "%s/journal", dir);
+	jfd = open(path, O_WRONLY | O_CREAT | O_APPEND, 0644);
+	if (!last || !sums || jfd < 0) {
+		printf("SQUIB-WRITER bad setup %s: %s\n", path, strerror(errno));
+		goto out;
+	}
+	signal(SIGUSR1, on_usr1);
+	signal(SIGUSR2, on_usr2);
+	printf("SQUIB-WRITER ready pid=%d slots=%lu\n", (int)getpid(), slots);
+	while (!stop_now) {
+		uint64_t m = n + 1, sum;
+		unsigned long slot = (unsigned long)(m % slots);
+		size_t len = wr_make(buf, seed, m);
+		char line[96];
+		int fd, k;
+
+		snprintf(path, sizeof(path), "%s/f%lu", dir, slot);
+		fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+		if (fd < 0 || write_all(fd, buf, len) || fsync(fd) || close(fd)) {
+			printf("SQUIB-WRITER bad write=%llu %s: %s\n", (unsigned long long)m, path,
+			       strerror(errno));
+			goto out;
+		}
+		sum = fnv64(buf, len);
+		last[slot] = m;
+		sums[slot] = sum;
+		n = m; /* complete: written and fsynced */
+		k = snprintf(line, sizeof(line), "%llu %lu %zu %016llx\n", (unsigned long long)m,
+			     slot, len, (unsigned long long)sum);
+		if (write_all(jfd, line, (size_t)k) || fsync(jfd)) {
+			printf("SQUIB-WRITER bad journal: %s\n", strerror(errno));
+			goto out;
+		}
+		if (n % 25 == 0)
+			printf("SQUIB-WRITER n=%llu\n", (unsigned long long)n);
+		if (!verify_now)
+			continue;
+		verify_now = 0;
+		drop_caches();
+		for (unsigned long s = 0; s < slots; s++)
+			if (last[s] && wr_check_slot(dir, s, seed, last[s], sums[s], buf, chk))
+				goto out;
+		printf("SQUIB-WRITER verify ok n=%llu check=%llu\n", (unsigned long long)n,
+		       (unsigned long long)++checks);
+	}
+	sync();
+	printf("SQUIB-WRITER stopped n=%llu\n", (unsigned long long)n);
+	rc = 0;
+out:
+	if (jfd >= 0)
+		close(jfd);
+	free(last);
+	free(sums);
+	return rc;
+}
+
+/* A new process (after a reboot or a restore) checks DIR against the journal:
+ * the last journal record of each slot must match the slot's file. */
+static int wcheck(const char *dir, uint64_t seed)
+{
+	static _Alignas(4096) unsigned char want[WR_MAX], got[WR_MAX + 1];
+	unsigned long long m, slots = 0, max = 0;
+	char path[512], line[128];
+	unsigned long slot;
+	size_t len;
+	unsigned long long sum;
+	uint64_t *last = NULL, *sums = NULL;
+	FILE *j;
+	int rc = 0;
+
+	snprintf(path, sizeof(path), "%s/journal", dir);
+	j = fopen(path, "r");
+	if (!j) {
+		printf("SQUIB-WCHECK bad %s: %s\n", path, strerror(errno));
+		return 1;
+	}
+	while (fgets(line, sizeof(line), j)) {
+		if (sscanf(line, "%llu %lu %zu %llx", &m, &slot, &len, &sum) != 4 ||
+		    slot >= 100000) {
+			printf("SQUIB-WCHECK bad journal line: %s", line);
+			rc = 1;
+			break;
+		}
+		if (slot >= slots) {
+			unsigned long long ns = slot + 1;
+			uint64_t *a = realloc(last, ns * sizeof(*a)), *b;
+
+			if (a)
+				last = a;
+			b = a ? realloc(sums, ns * sizeof(*b)) : NULL;
+			if (!a || !b) {
+				printf("SQUIB-WCHECK bad: out of memory\n");
+				rc = 1;
+				break;
+			}
+			sums = b;
+			memset(last + slots, 0, (ns - slots) * sizeof(*last));
+			slots = ns;
+		}
+		last[slot] = m;
+		sums[slot] = sum;
+		max = m > max ? m : max;
+	}
+	fclose(j);
+	drop_caches();
+	for (unsigned long s = 0; !rc && s < slots; s++)
+		if (last[s] && wr_check_slot(dir, s, seed, last[s], sums[s], want, got))
+			rc = 1;
+	if (!rc)
+		printf("SQUIB-WCHECK ok writes=%llu\n", max);
+	free(last);
+	free(sums);
+	return rc;
+}
+
+/* A buffer every page of which this process wrote before the base snapshot;
+ * the first SIGUSR1 fills it with an O_DIRECT read, so from then on its bytes
+ * were written only by the virtio-blk device (the VMM), never by a guest
+ * CPU: a Diff that misses VMM writes restores the 0xa5 filler instead. */
+static int holdread(const char *file, unsigned long mib, uint64_t seed)
+{
+	size_t words = mib * MiB / 8, bad;
+	uint64_t *p;
+	unsigned long gen = 0;
+	int loaded = 0;
+
+	if (!mib || mib > 4096) {
+		printf("SQUIB-HOLD bad mib=%lu\n", mib);
+		return 2;
+	}
+	p = mmap(NULL, mib * MiB, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (p == MAP_FAILED) {
+		printf("SQUIB-HOLD bad mmap: %s\n", strerror(errno));
+		return 1;
+	}
+	memset(p, 0xa5, mib * MiB);
+	mlock(p, mib * MiB);
+	signal(SIGUSR1, on_usr1);
+	printf("SQUIB-HOLD ready pid=%d mib=%lu\n", (int)getpid(), mib);
+	for (;;) {
+		while (!verify_now)
+			pause();
+		verify_now = 0;
+		if (!loaded) {
+			int fd = open(file, O_RDONLY | O_DIRECT);
+			ssize_t r = fd < 0 ? -1 : read_full(fd, p, mib * MiB);
+
+			if (r != (ssize_t)(mib * MiB)) {
+				printf("SQUIB-HOLD bad read %s: %zd bytes: %s\n", file, r,
+				       strerror(errno));
+				return 1;
+			}
+			close(fd);
+			loaded = 1;
+		}
+		bad = check(p, words, seed, 0);
+		if (bad != (size_t)-1) {
+			printf("SQUIB-HOLD bad offset=%llu%s\n", (unsigned long long)bad * 8,
+			       ((unsigned char *)p)[bad * 8] == 0xa5 ? " (filler: a lost VMM write)"
+								     : "");
+			return 1;
+		}
+		printf("SQUIB-HOLD ok gen=%lu mib=%lu\n", ++gen, mib);
+	}
+}
+
+/* COUNT O_DIRECT reads of BS bytes at random BS-aligned offsets of DEV. */
+static int randread(const char *dev, unsigned long count, unsigned long bs)
+{
+	int fd = open(dev, O_RDONLY | O_DIRECT);
+	off_t size = fd < 0 ? -1 : lseek(fd, 0, SEEK_END);
+	uint64_t blocks = size > 0 && bs ? (uint64_t)size / bs : 0, x = 0x2545f4914f6cdd1dULL;
+	struct timespec t0, t1;
+	void *buf = NULL;
+	double s;
+
+	if (fd < 0 || !blocks || bs % 512 || posix_memalign(&buf, 4096, bs)) {
+		printf("SQUIB-RANDREAD bad %s (bs %lu): %s\n", dev, bs, strerror(errno));
+		return 1;
+	}
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	for (unsigned long i = 0; i < count; i++) {
+		x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+		if (pread(fd, buf, bs, (off_t)((x % blocks) * bs)) != (ssize_t)bs) {
+			printf("SQUIB-RANDREAD bad read %lu: %s\n", i, strerror(errno));
+			return 1;
+		}
+	}
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	s = (double)(t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) / 1e9;
+	printf("SQUIB-RANDREAD reads=%lu bs=%lu seconds=%.3f iops=%.0f\n", count, bs, s,
+	       s > 0 ? count / s : 0.0);
+	free(buf);
+	close(fd);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	setvbuf(stdout, NULL, _IOLBF, 0);
@@ -159,7 +489,17 @@ int main(int argc, char **argv)
 		printf("SQUIB-UPTIME %.3f\n", uptime());
 		return 0;
 	}
+	if (argc == 5 && !strcmp(argv[1], "writer"))
+		return writer(argv[2], strtoul(argv[3], NULL, 0), strtoull(argv[4], NULL, 0));
+	if (argc == 4 && !strcmp(argv[1], "wcheck"))
+		return wcheck(argv[2], strtoull(argv[3], NULL, 0));
+	if (argc == 5 && !strcmp(argv[1], "holdread"))
+		return holdread(argv[2], strtoul(argv[3], NULL, 0), strtoull(argv[4], NULL, 0));
+	if ((argc == 4 || argc == 5) && !strcmp(argv[1], "randread"))
+		return randread(argv[2], strtoul(argv[3], NULL, 0),
+				argc == 5 ? strtoul(argv[4], NULL, 0) : 4096);
 	fprintf(stderr, "usage: sqbtool memfill|memcheck MIB SEED FILE | counter [MS] | "
-			"keeper MIB SEED | uptime\n");
+			"keeper MIB SEED | uptime | writer DIR SLOTS SEED | wcheck DIR SEED | "
+			"holdread FILE MIB SEED | randread DEV COUNT [BS]\n");
 	return 2;
 }

@@ -4,7 +4,9 @@
 #   1. the snapshot toolkit on a synthetic guest image (import, inspect,
 #      verify, extract, byte-compare)
 #   2. boot the default Linux guest (directly on hardware KVM, or inside the
-#      nested test host), snapshot it and restore it
+#      nested test host) with its root on virtio-blk and virtio-rng when squib
+#      answers PUT /drives and /entropy (else from its initramfs, said so),
+#      show mount, df and /dev/hwrng, snapshot it and restore it
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/deps.sh
@@ -46,7 +48,7 @@ PY
 fi
 
 if [ -x testhost/main-stage.sh ]; then
-  echo "== stage 2: boot, snapshot and restore a Linux guest =="
+  echo "== stage 2: boot (root on virtio-blk when squib has drives), snapshot and restore a Linux guest =="
   bash testhost/main-stage.sh
 fi
 echo "== main job done =="

@@ -15,6 +15,8 @@
 #                    (found with ldd); repeatable
 #   --file SRC[:DST] copy a file into the test host (default DST /test/NAME)
 #   --no-vmlinux     leave the 50 MB uncompressed PVH vmlinux out
+#   --rootfs         add the guest kit's root image (/guest/rootfs.ext4, 128 MiB)
+#                    and sqbtool (/guest/sqbtool) for root-on-virtio-blk tests
 #   --timeout S      wall-clock limit (default 300); QEMU is killed after it
 #   --log FILE       keep the full serial log there
 #   --mem M --smp N  test host size (default 4G, 2)
@@ -27,13 +29,14 @@ set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo=$(dirname "$here")
-timeout=300 mem=4G smp=2 log="" quiet=0 vmlinux=1 auto=0
+timeout=300 mem=4G smp=2 log="" quiet=0 vmlinux=1 auto=0 rootfs=0
 bins=() files=()
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--bin) bins+=("$2"); shift 2 ;;
 	--file) files+=("$2"); shift 2 ;;
 	--no-vmlinux) vmlinux=0; shift ;;
+	--rootfs) rootfs=1; shift ;;
 	--timeout) timeout=$2; shift 2 ;;
 	--log) log=$2; shift 2 ;;
 	--mem) mem=$2; shift 2 ;;
@@ -45,7 +48,7 @@ while [ $# -gt 0 ]; do
 	*) break ;;
 	esac
 done
-[ $# -ge 1 ] || { sed -n '2,27p' "$0" >&2; exit 2; }
+[ $# -ge 1 ] || { sed -n '2,29p' "$0" >&2; exit 2; }
 script=$1
 shift
 say() { [ "$quiet" = 1 ] || echo "testhost: $*" >&2; }
@@ -139,6 +142,7 @@ for f in "${files[@]+"${files[@]}"}"; do
 done
 cp "$guest/vmlinuz" "$guest/initramfs.cpio.gz" "$p/guest/"
 [ "$vmlinux" = 1 ] && cp "$guest/vmlinux" "$p/guest/"
+[ "$rootfs" = 1 ] && cp "$guest/rootfs.ext4" "$guest/sqbtool" "$p/guest/"
 (cd "$p" && find . -print0 | LC_ALL=C sort -z | cpio --null -o -H newc --owner=0:0 --quiet) \
 	>"$work/payload.cpio"
 cat "$work/payload.cpio" "$base" >"$work/initrd"
