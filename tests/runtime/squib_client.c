@@ -12,6 +12,7 @@
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
+#include <sys/prctl.h>
 #include <unistd.h>
 
 #include "squib_client.h"
@@ -67,6 +68,10 @@ static int spawn(struct sqb_tc *t, const char *squib, const char *const *extra, 
 		return -1;
 	if (t->pid == 0) {
 		int in = want_stdin ? in_pipe[0] : open("/dev/null", O_RDONLY);
+
+		/* a test that fails half-way (cmocka jumps out) must not leave a
+		 * squib running for ever */
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
 		int out = open(t->serial, O_WRONLY | O_CREAT | O_TRUNC, 0644);
 		int err = open(t->errlog, O_WRONLY | O_CREAT | O_TRUNC, 0644);
 		dup2(in, 0);
