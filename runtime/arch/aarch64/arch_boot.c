@@ -109,7 +109,8 @@ int sqb_arch_boot_load(struct sqb_vm *vm, const struct sqb_vm_config *cfg, struc
 	 * base; RAM starts 2 MiB-aligned, so move it up if text_offset != 0. */
 	if (!image_size) /* pre-3.17 kernels leave it 0: the file is the image */
 		image_size = klen;
-	if (text_offset % 4096 || text_offset >= SQB_ARM64_FDT_MAX ||
+	/* header fields are untrusted: bound each before adding them */
+	if (text_offset % 4096 || text_offset >= SQB_ARM64_FDT_MAX || image_size > top ||
 	    text_offset + (image_size > klen ? image_size : klen) > top) {
 		bdiag(diag, "kernel", 8, "%s", "text_offset/image_size do not fit in guest RAM");
 		return -SQB_ELIMIT;
