@@ -8,6 +8,7 @@
 #   3. Full snapshot mid-run, squib killed, the snapshot loaded (File) in a
 #      new squib: ticks continue, the pattern holds; squib-snap verifies it;
 #      the state file goes out base64 on the console for the x86 squib-snap;
+#   5. Full, then Diff (dirty log), loaded through squib-pager (Uffd);
 #   4. optional (arg "linux"): Debian's arm64 cloud kernel to a shell marker
 #      with 1 and 2 vCPUs.
 # Prints PASS:/FAIL:/INFO: lines; exit 1 on any FAIL.
@@ -125,6 +126,49 @@ if boot snap 2 64 /test/hello.img; then
 		bad "snapshot load: $c $(cat $T/api.out)"
 		tail -n 20 "$log"
 		kill -9 "$pid" 2>/dev/null
+	fi
+fi
+
+# 5: Full, then a Diff from KVM's dirty log, loaded through squib-pager (Uffd)
+if command -v squib-pager >/dev/null && start_squib dboot; then
+	c=$(api PUT /machine-config '{"vcpu_count": 2, "mem_size_mib": 64, "track_dirty_pages": true}')
+	c=$c$(api PUT /boot-source '{"kernel_image_path": "/test/hello.img"}')
+	c=$c$(api PUT /actions '{"action_type": "InstanceStart"}')
+	wait_for 'arm64-guest: tick 5$' "$log" 30 || bad "diff: no tick 5"
+	c=$c$(api PATCH /vm '{"state": "Paused"}')
+	c=$c$(api PUT /snapshot/create "{\"snapshot_type\": \"Full\", \"snapshot_path\": \"$T/f0.state\", \"mem_file_path\": \"$T/f0.mem\"}")
+	c=$c$(api PATCH /vm '{"state": "Resumed"}')
+	wait_for 'arm64-guest: tick 12$' "$log" 30 || bad "diff: no tick 12"
+	c=$c$(api PATCH /vm '{"state": "Paused"}')
+	c=$c$(api PUT /snapshot/create "{\"snapshot_type\": \"Diff\", \"snapshot_path\": \"$T/d1.state\", \"mem_file_path\": \"$T/d1.mem\"}")
+	kill -9 "$pid"
+	wait "$pid" 2>/dev/null
+	cp "$log" "$T/before.log"
+	if [ "$c" = 204204204204204204204204 ]; then
+		pass "Full then Diff snapshot of the tiny guest (2 vCPUs, dirty log)"
+		squib-snap inspect "$T/d1.mem" 2>&1 | grep -E "^(kind|parent)"
+		squib-pager "$T/pager.sock" "$T/d1.mem" >"$T/pager.log" 2>&1 &
+		ppid=$!
+		i=0
+		while [ ! -S "$T/pager.sock" ] && [ $i -lt 50 ]; do sleep 0.1; i=$((i + 1)); done
+		start_squib dload
+		c=$(api PUT /snapshot/load "{\"snapshot_path\": \"$T/d1.state\", \"mem_backend\": {\"backend_type\": \"Uffd\", \"backend_path\": \"$T/pager.sock\"}, \"resume_vm\": true}")
+		if [ "$c" = 204 ]; then
+			wait_exit 60
+			rc=$?
+			cat "$T/before.log" "$log" | grep -o '^arm64-guest: tick [0-9]*$' | awk '{print $3}' >"$T/ticks"
+			awk 'NR != $1 { bad = 1 } END { exit bad || NR != 40 }' "$T/ticks" &&
+				grep -q 'arm64-guest: mem ok' "$log" && [ $rc = 0 ] &&
+				pass "Diff loaded through squib-pager (Uffd): ticks 1..40 once each, RAM pattern intact, exit 0" ||
+				{ bad "Diff + Uffd load (squib exit $rc)"; tail -n 10 "$log"; cat "$T/pager.log"; }
+		else
+			bad "Diff + Uffd load: $c $(cat $T/api.out)"
+			tail -n 10 "$log"
+			kill -9 "$pid" 2>/dev/null
+		fi
+		kill -9 "$ppid" 2>/dev/null
+	else
+		bad "Full/Diff create: $c $(cat $T/api.out)"
 	fi
 fi
 

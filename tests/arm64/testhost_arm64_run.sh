@@ -21,7 +21,7 @@ trap 'rm -f "$log" "$log.state"' EXIT
 img=--no-image
 [ "$extra" = linux ] && img=
 "$repo/testhost/run-arm64.sh" $img --timeout "${SQB_ARM64_TIMEOUT:-540}" --bin "$a64/runtime/squib" \
-	--bin "$a64/tools/squib-snap" --bin "$bins/sqb-api" --file "$bins/hello.img" \
+	--bin "$a64/tools/squib-snap" --bin "$a64/restore/pager/squib-pager" --bin "$bins/sqb-api" --file "$bins/hello.img" \
 	"$here/testhost_arm64.sh" $extra 2>&1 | tee "$log" | grep -v '^[A-Za-z0-9+/=]\{40,\}$'
 rc=${PIPESTATUS[0]}
 [ "$rc" = 125 ] && skip "the arm64 test host did not come up"
