@@ -40,14 +40,21 @@ static const void *prop(const char *path, const char *name, int *len)
 	return fdt_getprop(fdt, off, name, len);
 }
 
+/* properties are only 4-byte aligned: copy the cells out */
 static uint32_t cell(const void *p, int i)
 {
-	return fdt32_to_cpu(((const fdt32_t *)p)[i]);
+	fdt32_t v;
+
+	memcpy(&v, (const uint8_t *)p + 4 * i, sizeof(v));
+	return fdt32_to_cpu(v);
 }
 
 static uint64_t cell64(const void *p, int i)
 {
-	return fdt64_to_cpu(((const fdt64_t *)p)[i]);
+	fdt64_t v;
+
+	memcpy(&v, (const uint8_t *)p + 8 * i, sizeof(v));
+	return fdt64_to_cpu(v);
 }
 
 static void build(unsigned int ncpus, struct sqb_bus *bus)
