@@ -5,6 +5,8 @@
 # locally, see below), then configures
 # with cmake/aarch64-linux-gnu.cmake.  The x86 build is untouched.
 #   scripts/build-arm64.sh [BUILD_DIR (default build-arm64)] [CMAKE_BUILD_TYPE]
+# SQB_SANITIZE=ON builds with ASan + UBSan (the cross gcc's libasan/libubsan;
+# testhost/run-arm64.sh --bin carries them along).
 set -euo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 build=${1:-$repo/build-arm64}
@@ -27,9 +29,9 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 # libfdt-dev is not Multi-Arch: same -- installing the :arm64 one would
-# remove the host's.  Its .deb is unpacked under the build directory and
-# linked statically instead (then the test host needs no libfdt.so either).
-fdt=$build/.deps/libfdt
+# remove the host's.  Its .deb is unpacked under build-arm64/.deps (shared by
+# every arm64 build directory) and linked statically instead (then the test host needs no libfdt.so either).
+fdt=$repo/build-arm64/.deps/libfdt
 if [ ! -f "$fdt/usr/lib/aarch64-linux-gnu/libfdt.a" ]; then
 	mkdir -p "$fdt/deb"
 	chmod 0777 "$fdt/deb"
@@ -42,7 +44,7 @@ fi
 # guests are x86 code) and run the arm64 programs through testhost/.
 cmake -S "$repo" -B "$build" -DCMAKE_BUILD_TYPE="$type" \
 	-DCMAKE_TOOLCHAIN_FILE="$repo/cmake/aarch64-linux-gnu.cmake" \
-	-DSQB_MODULES="common;snapfmt;dirty;restore;runtime;tools" \
+	-DSQB_MODULES="common;snapfmt;dirty;restore;runtime;tools" -DSQB_SANITIZE="${SQB_SANITIZE:-OFF}" \
 	-DFDT_INCLUDE_DIR="$fdt/usr/include" -DFDT_LIBRARY="$fdt/usr/lib/aarch64-linux-gnu/libfdt.a" >/dev/null
 cmake --build "$build" -j"${SQB_JOBS:-2}" --target squib squib-snap squib-pager
 for t in runtime/squib tools/squib-snap; do
