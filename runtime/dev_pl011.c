@@ -76,7 +76,8 @@ static uint32_t pl011_read(struct sqb_pl011 *u, uint64_t off)
 			s->ris &= ~INT_RX;
 		return v;
 	case PL011_FR:
-		return FR_TXFE | (s->rx_len ? 0 : FR_RXFE) | (s->rx_len == PL011_FIFO ? FR_RXFF : 0);
+		return FR_TXFE | (s->rx_len ? 0 : FR_RXFE) |
+		       (s->rx_len == PL011_FIFO ? FR_RXFF : 0);
 	case PL011_ILPR:
 		return s->ilpr;
 	case PL011_IBRD:
@@ -205,8 +206,8 @@ static int pl011_realize(struct sqb_dev *d, const void *cfg)
 		return -ENOMEM;
 	pthread_mutex_init(&u->lock, NULL);
 	u->dev = d;
-	u->st.cr = 0x300;    /* TXE | RXE: the reset value */
-	u->st.ifls = 0x12;   /* half-full triggers */
+	u->st.cr = 0x300;  /* TXE | RXE: the reset value */
+	u->st.ifls = 0x12; /* half-full triggers */
 	d->priv = u;
 	return 0;
 }

@@ -56,7 +56,8 @@ int main(int argc, char **argv)
 		char *end = memmem(resp, got, "\r\n\r\n", 4);
 		if (end) {
 			const char *cl = strcasestr(resp, "Content-Length:");
-			size_t want = (size_t)(end + 4 - resp) + (cl && cl < end ? strtoul(cl + 15, NULL, 10) : 0);
+			size_t want = (size_t)(end + 4 - resp) +
+				      (cl && cl < end ? strtoul(cl + 15, NULL, 10) : 0);
 			if (got >= want || want >= sizeof(resp))
 				break;
 		}

@@ -147,8 +147,8 @@ static void test_tree(void **state)
 /* Limits: no CPU, or a buffer too small for the tree, are refused. */
 static void test_limits(void **state)
 {
-	struct sqb_arm64_fdt_in in = {.ram_base = SQB_ARM64_RAM_START, .ram_size = 1 << 30,
-				      .ncpus = 0, .cmdline = ""};
+	struct sqb_arm64_fdt_in in = {
+	    .ram_base = SQB_ARM64_RAM_START, .ram_size = 1 << 30, .ncpus = 0, .cmdline = ""};
 	struct sqb_diag diag = {0};
 
 	(void)state;

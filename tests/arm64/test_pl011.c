@@ -40,9 +40,9 @@ static struct sqb_dev *mk(void)
 
 	nout = 0;
 	pulses = 0;
-	assert_int_equal(sqb_dev_create(&d, &sqb_dev_classes[SQB_DEVCLS_PL011], "uart0", 0x9000000,
-					&ctx, NULL),
-			 0);
+	assert_int_equal(
+	    sqb_dev_create(&d, &sqb_dev_classes[SQB_DEVCLS_PL011], "uart0", 0x9000000, &ctx, NULL),
+	    0);
 	return d;
 }
 
@@ -104,7 +104,7 @@ static void test_tx_and_interrupts(void **state)
 	wr(d, 0x000, 'k');
 	assert_int_equal(nout, 2);
 	assert_memory_equal(out, "ok", 2);
-	assert_true(rd(d, 0x03c) & 0x20); /* TXRIS */
+	assert_true(rd(d, 0x03c) & 0x20);  /* TXRIS */
 	assert_int_equal(rd(d, 0x040), 0); /* masked */
 	assert_int_equal(pulses, 0);
 	wr(d, 0x038, 0x20); /* TXIM: the pending TX interrupt now fires */
@@ -193,9 +193,12 @@ static void test_state_encoding(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_ids),		  cmocka_unit_test(test_reset_values),
-	    cmocka_unit_test(test_tx_and_interrupts), cmocka_unit_test(test_rx),
-	    cmocka_unit_test(test_hostile_access),  cmocka_unit_test(test_state_encoding),
+	    cmocka_unit_test(test_ids),
+	    cmocka_unit_test(test_reset_values),
+	    cmocka_unit_test(test_tx_and_interrupts),
+	    cmocka_unit_test(test_rx),
+	    cmocka_unit_test(test_hostile_access),
+	    cmocka_unit_test(test_state_encoding),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -42,8 +42,8 @@ static uint64_t rd64(const uint8_t *p)
 }
 
 /* Read a whole file into guest RAM at [dst, dst + cap); *len its size. */
-static int load_file(const char *path, uint8_t *dst, uint64_t cap, uint64_t *len,
-		     const char *what, struct sqb_diag *diag)
+static int load_file(const char *path, uint8_t *dst, uint64_t cap, uint64_t *len, const char *what,
+		     struct sqb_diag *diag)
 {
 	struct stat st;
 	uint64_t done = 0;
@@ -65,7 +65,8 @@ static int load_file(const char *path, uint8_t *dst, uint64_t cap, uint64_t *len
 		return -SQB_ELIMIT;
 	}
 	while (done < (uint64_t)st.st_size) {
-		ssize_t n = pread(fd, dst + done, (size_t)((uint64_t)st.st_size - done), (off_t)done);
+		ssize_t n =
+		    pread(fd, dst + done, (size_t)((uint64_t)st.st_size - done), (off_t)done);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n <= 0) {
@@ -96,11 +97,13 @@ int sqb_arch_boot_load(struct sqb_vm *vm, const struct sqb_vm_config *cfg, struc
 	}
 	fdt_gpa = r->gpa + r->size - SQB_ARM64_FDT_MAX;
 	top = r->size - SQB_ARM64_FDT_MAX;
-	FORWARD_IF_ERROR(load_file(cfg->kernel_path, ram, top < ARM64_MAX_KERNEL ? top : ARM64_MAX_KERNEL,
-				   &klen, "kernel", diag));
+	FORWARD_IF_ERROR(load_file(cfg->kernel_path, ram,
+				   top < ARM64_MAX_KERNEL ? top : ARM64_MAX_KERNEL, &klen, "kernel",
+				   diag));
 	if (klen < IMAGE_HDR_SIZE || (uint32_t)rd64(ram + 56) != IMAGE_MAGIC) {
 		bdiag(diag, "kernel", 56, "%s",
-		      "not an arm64 Image (no \"ARM\\x64\" magic at offset 56; a gzip'd vmlinuz must be unpacked)");
+		      "not an arm64 Image (no \"ARM\\x64\" magic at offset 56; a gzip'd vmlinuz "
+		      "must be unpacked)");
 		return -SQB_EBADMAGIC;
 	}
 	text_offset = rd64(ram + 8);
@@ -131,12 +134,13 @@ int sqb_arch_boot_load(struct sqb_vm *vm, const struct sqb_vm_config *cfg, struc
 		}
 		/* page-aligned, just below the DTB, above the kernel */
 		if ((uint64_t)st.st_size > top - kend) {
-			bdiag(diag, "initrd", UINT64_MAX, "%s does not fit above the kernel", cfg->initrd_path);
+			bdiag(diag, "initrd", UINT64_MAX, "%s does not fit above the kernel",
+			      cfg->initrd_path);
 			return -SQB_ELIMIT;
 		}
 		initrd_gpa = (top - (uint64_t)st.st_size) & ~0xfffULL;
-		FORWARD_IF_ERROR(load_file(cfg->initrd_path, ram + initrd_gpa, top - initrd_gpa, &ilen,
-					   "initrd", diag));
+		FORWARD_IF_ERROR(load_file(cfg->initrd_path, ram + initrd_gpa, top - initrd_gpa,
+					   &ilen, "initrd", diag));
 		initrd_gpa += r->gpa;
 	}
 

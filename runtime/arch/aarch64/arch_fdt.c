@@ -64,11 +64,18 @@ static int fdt_gic_timer_psci(void *fdt, unsigned int ncpus)
 			      cpu_to_fdt64(SQB_ARM64_GICR_BASE),
 			      cpu_to_fdt64(SQB_ARM64_GICR_STRIDE * ncpus)};
 	/* secure phys, non-secure phys, virtual, hypervisor: level, per CPU */
-	fdt32_t timer[12] = {
-	    cpu_to_fdt32(GIC_PPI), cpu_to_fdt32(SQB_ARM64_PPI_TIMER_SEC),  cpu_to_fdt32(IRQ_LEVEL_HIGH),
-	    cpu_to_fdt32(GIC_PPI), cpu_to_fdt32(SQB_ARM64_PPI_TIMER_PHYS), cpu_to_fdt32(IRQ_LEVEL_HIGH),
-	    cpu_to_fdt32(GIC_PPI), cpu_to_fdt32(SQB_ARM64_PPI_TIMER_VIRT), cpu_to_fdt32(IRQ_LEVEL_HIGH),
-	    cpu_to_fdt32(GIC_PPI), cpu_to_fdt32(SQB_ARM64_PPI_TIMER_HYP),  cpu_to_fdt32(IRQ_LEVEL_HIGH)};
+	fdt32_t timer[12] = {cpu_to_fdt32(GIC_PPI),
+			     cpu_to_fdt32(SQB_ARM64_PPI_TIMER_SEC),
+			     cpu_to_fdt32(IRQ_LEVEL_HIGH),
+			     cpu_to_fdt32(GIC_PPI),
+			     cpu_to_fdt32(SQB_ARM64_PPI_TIMER_PHYS),
+			     cpu_to_fdt32(IRQ_LEVEL_HIGH),
+			     cpu_to_fdt32(GIC_PPI),
+			     cpu_to_fdt32(SQB_ARM64_PPI_TIMER_VIRT),
+			     cpu_to_fdt32(IRQ_LEVEL_HIGH),
+			     cpu_to_fdt32(GIC_PPI),
+			     cpu_to_fdt32(SQB_ARM64_PPI_TIMER_HYP),
+			     cpu_to_fdt32(IRQ_LEVEL_HIGH)};
 	int err;
 
 	snprintf(name, sizeof(name), "intc@%llx", (unsigned long long)SQB_ARM64_GICD_BASE);
@@ -172,7 +179,9 @@ static int fdt_body(void *fdt, const struct sqb_arm64_fdt_in *in)
 		err = err ?: fdt_property_string(fdt, "stdout-path", stdout_path);
 	if (in->initrd_size) {
 		err = err ?: fdt_property_u64(fdt, "linux,initrd-start", in->initrd_start);
-		err = err ?: fdt_property_u64(fdt, "linux,initrd-end", in->initrd_start + in->initrd_size);
+		err = err
+			  ?: fdt_property_u64(fdt, "linux,initrd-end",
+					      in->initrd_start + in->initrd_size);
 	}
 	err = err ?: fdt_end_node(fdt);
 	return err ?: fdt_end_node(fdt);
@@ -193,7 +202,8 @@ int sqb_arm64_fdt_build(const struct sqb_arm64_fdt_in *in, void *buf, size_t cap
 		if (diag) {
 			diag->offset = UINT64_MAX;
 			snprintf(diag->section, sizeof(diag->section), "fdt");
-			snprintf(diag->reason, sizeof(diag->reason), "device tree: %s", fdt_strerror(err));
+			snprintf(diag->reason, sizeof(diag->reason), "device tree: %s",
+				 fdt_strerror(err));
 		}
 		return err == -FDT_ERR_NOSPACE ? -SQB_ELIMIT : -EINVAL;
 	}

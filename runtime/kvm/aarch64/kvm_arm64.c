@@ -14,7 +14,7 @@
 #include "layout.h"
 
 /* Core registers: offsets into struct kvm_regs in 32-bit words. */
-#define CORE_REG(field) \
+#define CORE_REG(field)                                                                            \
 	(KVM_REG_ARM64 | KVM_REG_SIZE_U64 | KVM_REG_ARM_CORE | KVM_REG_ARM_CORE_REG(field))
 #define SYSREG_MPIDR_EL1 ARM64_SYS_REG(3, 0, 0, 0, 5)
 
@@ -94,7 +94,8 @@ int sqb_kvm_arch_platform(struct sqb_hv_vm *vm, struct sqb_diag *diag)
 	vm->arch.vgic_fd = (int)cd.fd;
 	err = vgic_attr(vm, KVM_DEV_ARM_VGIC_GRP_ADDR, KVM_VGIC_V3_ADDR_TYPE_DIST, &dist);
 	if (!err)
-		err = vgic_attr(vm, KVM_DEV_ARM_VGIC_GRP_ADDR, KVM_VGIC_V3_ADDR_TYPE_REDIST, &redist);
+		err =
+		    vgic_attr(vm, KVM_DEV_ARM_VGIC_GRP_ADDR, KVM_VGIC_V3_ADDR_TYPE_REDIST, &redist);
 	if (!err)
 		err = vgic_attr(vm, KVM_DEV_ARM_VGIC_GRP_NR_IRQS, 0, &nirq);
 	if (err < 0)
@@ -178,4 +179,3 @@ int sqb_kvm_vm_dirty_fd(struct sqb_hv_vm *vm)
 {
 	return vm->vm_fd;
 }
-

@@ -17,7 +17,7 @@
 #include "squib/runtime.h"
 #include "squib/snapfmt.h"
 
-#define CORE_ID(size, field) \
+#define CORE_ID(size, field)                                                                       \
 	(KVM_REG_ARM64 | (size) | KVM_REG_ARM_CORE | KVM_REG_ARM_CORE_REG(field))
 #define CORE64(field)	 CORE_ID(KVM_REG_SIZE_U64, field)
 #define SYSREG_KEY_MASK	 0xffffULL
@@ -27,7 +27,7 @@
 /* CNTV_CTL_EL0 / CNTV_CVAL_EL0 / the counter as KVM names them.  KVM's
  * TIMER_CNT and TIMER_CVAL ids carry each other's encodings (a historical
  * swap kept for ABI), so they are spelled by KVM's macros, not encodings. */
-#define ENC(op0, op1, crn, crm, op2) \
+#define ENC(op0, op1, crn, crm, op2)                                                               \
 	((uint32_t)((op0) << 14 | (op1) << 11 | (crn) << 7 | (crm) << 3 | (op2)))
 
 #define POWER_OFF 0
@@ -197,8 +197,8 @@ int sqb_kvm_vcpu_save_records(struct sqb_hv_vcpu *vc, struct sqb_record *recs, u
 	if (!(p = rec_add(recs, cap, n, SQB_REC_ARM64_FPSIMD, 520)))
 		return -ENOMEM;
 	for (unsigned int i = 0; i < 32 && !err; i++) /* 128 bits, little-endian */
-		err = sqb_kvm_arm64_get_reg(
-		    vc, CORE_ID(KVM_REG_SIZE_U128, fp_regs.vregs[i]), p + 16 * i);
+		err = sqb_kvm_arm64_get_reg(vc, CORE_ID(KVM_REG_SIZE_U128, fp_regs.vregs[i]),
+					    p + 16 * i);
 	err = err ?: sqb_kvm_arm64_get_reg(vc, CORE_ID(KVM_REG_SIZE_U32, fp_regs.fpcr), &w);
 	if (!err)
 		le32(p + 512, w);
@@ -381,11 +381,11 @@ int sqb_kvm_vcpu_load_records(struct sqb_hv_vcpu *vc, const struct sqb_record *r
 }
 
 /* ---- KVM_VGICV3 (format.md 8.3.2, [F-61]): the in-kernel GICv3 ---- */
-#define GIC_FRAME_DIST	 1u
-#define GIC_FRAME_REDIST 2u
+#define GIC_FRAME_DIST		  1u
+#define GIC_FRAME_REDIST	  2u
 #define GIC_KEY(frame, vcpu, off) ((frame) << 24 | (uint32_t)(vcpu) << 17 | (uint32_t)(off))
-#define GIC_NSPI_REGS	 ((SQB_ARM64_GIC_NR_IRQS - 32) / 32) /* 32-IRQ registers of SPIs */
-#define GIC_MAX_KEYS \
+#define GIC_NSPI_REGS		  ((SQB_ARM64_GIC_NR_IRQS - 32) / 32) /* 32-IRQ registers of SPIs */
+#define GIC_MAX_KEYS                                                                               \
 	(1 + 15 * GIC_NSPI_REGS + 2 * (SQB_ARM64_GIC_NR_IRQS - 32) + 15 * SQB_VM_MAX_VCPUS)
 
 /* Every register a snapshot carries, in apply order: GICD_CTLR, then each
@@ -398,14 +398,15 @@ static unsigned int gic_keys(unsigned int nvcpus, uint32_t *k)
 
 	k[n++] = GIC_KEY(GIC_FRAME_DIST, 0, 0x0000); /* GICD_CTLR */
 	for (unsigned int v = 0; v < nvcpus; v++) {
-		static const uint32_t sgi[] = {0x10080, 0x10d00, 0x10c00, 0x10c04}; /* IGROUPR0 IGRPMODR0 ICFGR0/1 */
+		static const uint32_t sgi[] = {0x10080, 0x10d00, 0x10c00,
+					       0x10c04}; /* IGROUPR0 IGRPMODR0 ICFGR0/1 */
 		for (unsigned int i = 0; i < 4; i++)
 			k[n++] = GIC_KEY(GIC_FRAME_REDIST, v, sgi[i]);
 		for (unsigned int i = 0; i < 8; i++)
 			k[n++] = GIC_KEY(GIC_FRAME_REDIST, v, 0x10400 + 4 * i); /* IPRIORITYR */
-		k[n++] = GIC_KEY(GIC_FRAME_REDIST, v, 0x10200); /* ISPENDR0 */
-		k[n++] = GIC_KEY(GIC_FRAME_REDIST, v, 0x10300); /* ISACTIVER0 */
-		k[n++] = GIC_KEY(GIC_FRAME_REDIST, v, 0x10100); /* ISENABLER0 */
+		k[n++] = GIC_KEY(GIC_FRAME_REDIST, v, 0x10200);			/* ISPENDR0 */
+		k[n++] = GIC_KEY(GIC_FRAME_REDIST, v, 0x10300);			/* ISACTIVER0 */
+		k[n++] = GIC_KEY(GIC_FRAME_REDIST, v, 0x10100);			/* ISENABLER0 */
 	}
 	for (unsigned int r = 1; r <= GIC_NSPI_REGS; r++) {
 		k[n++] = GIC_KEY(GIC_FRAME_DIST, 0, 0x080 + 4 * r); /* IGROUPR */
@@ -518,7 +519,8 @@ int sqb_kvm_vm_load_records(struct sqb_hv_vm *vm, const struct sqb_record *recs,
 		uint32_t key = rd32(p + 8 + 16 * (size_t)i), j;
 		for (j = 0; j < nk && keys[j] != key; j++)
 			;
-		if (j == nk || rd32(p + 8 + 16 * (size_t)i + 4) || rd32(p + 8 + 16 * (size_t)i + 12)) {
+		if (j == nk || rd32(p + 8 + 16 * (size_t)i + 4) ||
+		    rd32(p + 8 + 16 * (size_t)i + 12)) {
 			rdiag(d, r->tag, "names a register outside table 8.3.2", key);
 			return -SQB_ECORRUPT;
 		}
