@@ -145,6 +145,7 @@ enum sqb_dev_class_id {
 	SQB_DEVCLS_I8042,
 	SQB_DEVCLS_POSTCODE,
 	SQB_DEVCLS_MMIO_SLOT, /* dev_mmio.c: a virtio-mmio window driven by callbacks */
+	SQB_DEVCLS_PL011,     /* dev_pl011.c: the arm64 board's UART */
 	SQB_DEVCLS_COUNT_
 };
 extern const struct sqb_dev_class sqb_dev_classes[SQB_DEVCLS_COUNT_];
@@ -195,6 +196,8 @@ void sqb_bus_destroy(struct sqb_bus *b);
 #define SQB_UART_FIFO 64
 #define SQB_I8042_BUF 16
 size_t sqb_uart_input(struct sqb_dev *uart, const uint8_t *buf, size_t len);
+#define SQB_PL011_WINDOW 0x1000
+size_t sqb_pl011_input(struct sqb_dev *pl011, const uint8_t *buf, size_t len);
 int sqb_i8042_ctrl_alt_del(struct sqb_dev *i8042);
 
 /* ---- virtio-mmio slots (dev_mmio.c): the integrator's hook ----

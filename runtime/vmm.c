@@ -774,6 +774,8 @@ void sqb_vm_get_stats(sqb_vm *vm, struct sqb_vm_stats *out)
 
 int sqb_vm_serial_input(sqb_vm *vm, const void *buf, size_t len)
 {
+	if (!vm->uart) /* arm64: the PL011 is not wired to the API yet */
+		return -ENOTSUP;
 	return (int)sqb_uart_input(vm->uart, buf, len);
 }
 
@@ -781,6 +783,8 @@ int sqb_vm_send_ctrl_alt_del(sqb_vm *vm)
 {
 	if (sqb_vm_get_state(vm) != SQB_VM_RUNNING)
 		return -SQB_ESTATE;
+	if (!vm->i8042) /* arm64 has no i8042 */
+		return -ENOTSUP;
 	return sqb_i8042_ctrl_alt_del(vm->i8042);
 }
 

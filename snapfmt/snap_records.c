@@ -38,6 +38,7 @@ static const struct {
 	{ SQB_REC_KVM_IOAPIC, "KVM_IOAPIC", 216, 0 },
 	{ SQB_REC_KVM_PIT, "KVM_PIT", 80, 0 },
 	{ SQB_REC_KVM_CLOCK, "KVM_CLOCK", 32, 0 },
+	{ SQB_REC_KVM_VGICV3, "KVM_VGICV3", 0, 16 },
 	{ SQB_REC_HVF_GIC_STATE, "HVF_GIC_STATE", 0, 0 },
 };
 

@@ -94,6 +94,7 @@ enum sqb_record_tag {
 	SQB_REC_KVM_IOAPIC = 0x0303,
 	SQB_REC_KVM_PIT = 0x0304,
 	SQB_REC_KVM_CLOCK = 0x0305,
+	SQB_REC_KVM_VGICV3 = 0x0306, /* arm64 KVM GICv3 registers, format.md 8.3.2 */
 	SQB_REC_HVF_GIC_STATE = 0x0401,
 };
 #define SQB_RECF_CRITICAL 0x1u

@@ -2,7 +2,8 @@
  * (runtime/hv.h) with /dev/kvm ioctls — VM, memslots, irqfd / ioeventfd,
  * vCPUs with a run area, the kick (immediate_exit + a signal) and exit
  * translation.  The arch part (kvm/x86_64/: irqchip + PIT, CPUID, MSRs,
- * entry registers, state records) answers the sqb_kvm_arch_* hooks. */
+ * entry registers, state records; kvm/aarch64/: vGICv3, PSCI, ONE_REG
+ * registers) answers the sqb_kvm_arch_* hooks. */
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -132,7 +133,7 @@ static int kvm_vm_map_memory(struct sqb_hv_vm *vm, unsigned int slot, uint64_t g
 
 static int kvm_vm_irq_line(struct sqb_hv_vm *vm, unsigned int irq, int level)
 {
-	struct kvm_irq_level l = {.irq = irq, .level = level ? 1 : 0};
+	struct kvm_irq_level l = {.irq = sqb_kvm_arch_irq_line(irq), .level = level ? 1 : 0};
 
 	if (ioctl(vm->vm_fd, KVM_IRQ_LINE, &l) < 0)
 		return -errno;
@@ -299,11 +300,7 @@ static const char *kvm_internal_name(uint64_t sub)
 
 static uint64_t kvm_vcpu_rip(struct sqb_hv_vcpu *vc)
 {
-	struct kvm_regs r;
-
-	if (ioctl(vc->fd, KVM_GET_REGS, &r) < 0)
-		return UINT64_MAX;
-	return r.rip;
+	return sqb_kvm_arch_vcpu_pc(vc);
 }
 
 const struct sqb_hv_ops sqb_hv_backend = {

@@ -43,18 +43,14 @@ void sqb_kvm_arch_vm_fini(struct sqb_hv_vm *vm);
 int sqb_kvm_arch_platform(struct sqb_hv_vm *vm, struct sqb_diag *diag);
 int sqb_kvm_arch_vcpu_init(struct sqb_hv_vcpu *vc, struct sqb_diag *diag);
 
-/* x86_64 (kvm/x86_64/kvm_cpu.c) */
-int sqb_kvm_cpuid_init(struct sqb_hv_vm *vm);
-int sqb_kvm_cpuid_set(struct sqb_hv_vcpu *vc);
-int sqb_kvm_msr_init(struct sqb_hv_vm *vm);
-int sqb_kvm_msr_boot(struct sqb_hv_vcpu *vc);
+/* The program counter of a vCPU (reports; UINT64_MAX when unknown) and
+ * the KVM_IRQ_LINE argument for line irq (x86: the GSI; arm64: an SPI
+ * encoded with its type). */
+uint64_t sqb_kvm_arch_vcpu_pc(struct sqb_hv_vcpu *vc);
+uint32_t sqb_kvm_arch_irq_line(unsigned int irq);
 int sqb_kvm_vcpu_set_entry(struct sqb_hv_vcpu *vc, const struct sqb_arch_entry *e);
-size_t sqb_kvm_vcpu_state_size(struct sqb_hv_vcpu *vc, enum sqb_hv_vcpu_state_kind kind);
-int sqb_kvm_vcpu_get_state(struct sqb_hv_vcpu *vc, enum sqb_hv_vcpu_state_kind kind, void *buf);
-int sqb_kvm_vcpu_set_state(struct sqb_hv_vcpu *vc, enum sqb_hv_vcpu_state_kind kind,
-			   const void *buf);
 
-/* kvm_snapshot.c: state as snapfmt records (hv.h snapshot ops). */
+/* kvm/<arch>/: state as snapfmt records (hv.h snapshot ops). */
 int sqb_kvm_vcpu_save_records(struct sqb_hv_vcpu *vc, struct sqb_record *recs, unsigned int cap,
 			      unsigned int *n);
 int sqb_kvm_vcpu_load_records(struct sqb_hv_vcpu *vc, const struct sqb_record *recs, unsigned int n,

@@ -4,6 +4,7 @@
 #define SQB_KVM_ARCH_H
 
 #include <linux/kvm.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #define SQB_KVM_SNAP_ARCH SQB_ARCH_X86_64 /* snapfmt enum sqb_arch of its records */
@@ -43,5 +44,18 @@ struct sqb_kvm_arch_vm {
 	uint32_t *msr_index;	  /* MSRs this host lets us read (snapshot list) */
 	unsigned int nmsr_index;
 };
+
+struct sqb_hv_vm;
+struct sqb_hv_vcpu;
+
+/* x86_64 (kvm/x86_64/kvm_cpu.c) */
+int sqb_kvm_cpuid_init(struct sqb_hv_vm *vm);
+int sqb_kvm_cpuid_set(struct sqb_hv_vcpu *vc);
+int sqb_kvm_msr_init(struct sqb_hv_vm *vm);
+int sqb_kvm_msr_boot(struct sqb_hv_vcpu *vc);
+size_t sqb_kvm_vcpu_state_size(struct sqb_hv_vcpu *vc, enum sqb_hv_vcpu_state_kind kind);
+int sqb_kvm_vcpu_get_state(struct sqb_hv_vcpu *vc, enum sqb_hv_vcpu_state_kind kind, void *buf);
+int sqb_kvm_vcpu_set_state(struct sqb_hv_vcpu *vc, enum sqb_hv_vcpu_state_kind kind,
+			   const void *buf);
 
 #endif

@@ -73,3 +73,17 @@ int sqb_kvm_arch_vcpu_init(struct sqb_hv_vcpu *vc, struct sqb_diag *diag)
 		sqb_kvm_diag(diag, "KVM_SET_MSRS", err);
 	return err;
 }
+
+uint64_t sqb_kvm_arch_vcpu_pc(struct sqb_hv_vcpu *vc)
+{
+	struct kvm_regs r;
+
+	if (ioctl(vc->fd, KVM_GET_REGS, &r) < 0)
+		return UINT64_MAX;
+	return r.rip;
+}
+
+uint32_t sqb_kvm_arch_irq_line(unsigned int irq)
+{
+	return irq; /* a GSI of the PIC/IOAPIC */
+}

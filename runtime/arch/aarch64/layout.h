@@ -1,0 +1,64 @@
+/* aarch64 guest-physical memory map and board facts: the only source of
+ * these numbers in runtime/ on arm64 (the KVM backend's vGIC, the device
+ * tree, the PL011 and the snapshot layout check include this).  Same names
+ * as arch/x86_64/layout.h: SQB_ARCH_* and sqb_arch_ram_layout().
+ *
+ *   0x0800_0000  GICv3 distributor (64 KiB)
+ *   0x080a_0000  GICv3 redistributors, 128 KiB per vCPU (32 vCPUs: 4 MiB)
+ *   0x0900_0000  PL011 UART (4 KiB), SPI 1
+ *   0x0a00_0000  virtio-mmio slots, 4 KiB each, SPI 2 + n
+ *   0x8000_0000  RAM (2 GiB, as Firecracker's arm64 layout; QEMU's virt
+ *                board puts RAM at 1 GiB), the DTB in its last 2 MiB
+ */
+#ifndef SQB_ARCH_AARCH64_LAYOUT_H
+#define SQB_ARCH_AARCH64_LAYOUT_H
+
+#include <stdint.h>
+
+#define SQB_ARM64_RAM_START	 0x80000000ULL
+#define SQB_ARCH_MAX_RAM_REGIONS 1
+
+#define SQB_ARM64_GICD_BASE   0x08000000ULL
+#define SQB_ARM64_GICD_SIZE   0x10000ULL
+#define SQB_ARM64_GICR_BASE   0x080a0000ULL
+#define SQB_ARM64_GICR_STRIDE 0x20000ULL /* RD_base + SGI_base frames */
+#define SQB_ARM64_GIC_NR_IRQS 96	 /* 32 private + 64 SPIs */
+#define SQB_ARM64_SPI_BASE    32	 /* INTID of SPI 0 */
+
+#define SQB_ARM64_UART_BASE 0x09000000ULL
+#define SQB_ARM64_UART_SIZE 0x1000ULL
+#define SQB_ARM64_UART_SPI  1
+
+/* virtio-mmio windows; a slot's GSI is its SPI number (INTID 32 + gsi),
+ * which is also how KVM's default irqfd routing reads a GSI on arm64. */
+#define SQB_ARCH_VIRTIO_MMIO_BASE  0x0a000000ULL
+#define SQB_ARCH_VIRTIO_MMIO_SLOTS 22
+#define SQB_ARCH_GSI_FIRST	   2
+#define SQB_ARCH_GSI_LAST	   23
+
+/* Architected timer PPIs (INTIDs 16 + n): secure / non-secure physical,
+ * virtual, hypervisor — the order the arm,armv8-timer binding lists. */
+#define SQB_ARM64_PPI_TIMER_SEC	 13
+#define SQB_ARM64_PPI_TIMER_PHYS 14
+#define SQB_ARM64_PPI_TIMER_VIRT 11
+#define SQB_ARM64_PPI_TIMER_HYP	 10
+
+/* The DTB goes in the last 2 MiB of RAM (the boot protocol's limit on its
+ * size; a 2 MiB block of its own), the initrd just below it. */
+#define SQB_ARM64_FDT_MAX 0x200000ULL
+
+/* MPIDR_EL1 of vCPU index: the affinity KVM assigns by default (Aff0 the
+ * low 4 bits, Aff1 the next 8), which the device tree's cpu@ reg repeats. */
+static inline uint64_t sqb_arm64_mpidr(unsigned int index)
+{
+	return (uint64_t)(index & 0xf) | ((uint64_t)((index >> 4) & 0xff) << 8);
+}
+
+static inline unsigned int sqb_arch_ram_layout(uint64_t size, uint64_t gpa[1], uint64_t len[1],
+					       uint64_t off[1])
+{
+	gpa[0] = SQB_ARM64_RAM_START, len[0] = size, off[0] = 0;
+	return 1;
+}
+
+#endif
