@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "ctl.h"
+#include "dev_virtio.h"
 #include "json_fields.h"
 #include "squib/snapfmt.h"
 
@@ -259,6 +260,32 @@ static const char *load_error(int rc, const struct sqb_diag *d, const struct loa
 	return buf;
 }
 
+/* CONF is read: the drives and the entropy device of the snapshot's
+ * vm_config_json become this controller's, so that add_devices re-creates
+ * them (their files reopened, in the same slots) before DEVS is restored. */
+static int load_conf_ready(void *arg, const struct sqb_vm_snap_conf *conf, struct sqb_diag *d)
+{
+	struct sqb_ctl *c = arg;
+	yajl_val root = NULL;
+	char err[600];
+	int rc;
+
+	sqb_ctl_devices_clear(c);
+	if (!conf->vm_config_json)
+		return 0; /* a snapshot of a VM without drives */
+	rc = sqb_json_parse_object(&root, conf->vm_config_json, strlen(conf->vm_config_json), err,
+				   sizeof(err));
+	if (!rc)
+		rc = sqb_ctl_devices_from_config(c, root, err, sizeof(err));
+	yajl_tree_free(root);
+	if (rc < 0) {
+		snprintf(d->section, sizeof(d->section), "CONF");
+		snprintf(d->reason, sizeof(d->reason), "vm_config_json: %.180s", err);
+		return -SQB_ECORRUPT;
+	}
+	return 0;
+}
+
 /* Firecracker's order: serde, the deprecation header, then the state
  * (after boot or after a load: not supported after start; after boot-specific
  * configuration: LoadSnapshotNotAllowed).  A failed load leaves squib usable
@@ -289,11 +316,20 @@ void sqb_ctl_snapshot_load(struct sqb_ctl *c, yajl_val body, struct sqb_ctl_resp
 	q.o.track_dirty_pages = q.dirty || q.diff_alias;
 	q.o.resume = q.resume;
 	q.o.serial_out_fd = c->serial_fd >= 0 ? c->serial_fd : STDOUT_FILENO;
+	q.o.add_devices = sqb_ctl_add_devices;
+	q.o.add_devices_arg = c;
+	q.o.conf_ready = load_conf_ready;
 	memset(&conf, 0, sizeof(conf));
 	rc = sqb_vm_snapshot_load(&c->vm, &q.o, &conf, &d);
-	if (rc < 0)
+	if (rc < 0) {
+		sqb_ctl_devices_clear(c); /* nothing configured: a new load may follow */
+		c->configured = 0;
 		return sqb_ctl_fault(r, "Load snapshot error: Failed to restore from snapshot: %s",
 				     load_error(rc, &d, &q, err, sizeof(err)));
+	}
+	/* a notify may have been pending in an ioeventfd at the snapshot ([F-108]) */
+	sqb_vdev_poll_all(c->vm);
+	free(conf.vm_config_json);
 	c->n.load_snapshot_us = sqb_ctl_now_us() - t0;
 	c->configured = 1;
 	c->vcpu_count = conf.vcpu_count;
