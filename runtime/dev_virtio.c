@@ -232,8 +232,7 @@ static int vdev_realize(void *opaque, const struct sqb_mmio_slot_info *slot)
 	return v->timer_h < 0 ? (int)v->timer_h : 0;
 }
 
-static void vdev_access(void *opaque, uint64_t off, uint8_t *data, unsigned int size,
-			int is_write)
+static void vdev_access(void *opaque, uint64_t off, uint8_t *data, unsigned int size, int is_write)
 {
 	struct vdev *v = opaque;
 
@@ -302,7 +301,8 @@ static int vdev_load(void *opaque, unsigned int version, const uint8_t *buf, siz
 			int n = snprintf(r, cap, "drive '%s' (%.60s): ", v->id, v->path);
 			size_t used = n < 0 ? 0 : (size_t)n >= cap ? cap - 1 : (size_t)n;
 
-			snprintf(r + used, cap - used, "%s", d.reason[0] ? d.reason : sqb_strerror(err));
+			snprintf(r + used, cap - used, "%s",
+				 d.reason[0] ? d.reason : sqb_strerror(err));
 		}
 	}
 	return err;
@@ -443,8 +443,7 @@ static struct vdev *find(sqb_vm *vm, const char *id)
 	return ops && ops->realize == vdev_realize ? opaque : NULL;
 }
 
-int sqb_vdev_blk_set_path(sqb_vm *vm, const char *drive_id, const char *path,
-			  struct sqb_diag *diag)
+int sqb_vdev_blk_set_path(sqb_vm *vm, const char *drive_id, const char *path, struct sqb_diag *diag)
 {
 	struct vdev *v = find(vm, drive_id);
 	char *copy;

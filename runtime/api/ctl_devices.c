@@ -34,7 +34,8 @@ static const char *id_error(const char *id)
 	if (!id || !*id)
 		return MSG_EMPTY_ID;
 	for (const char *p = id; *p; p++)
-		if (!(*p == '_' || (*p >= '0' && *p <= '9') || ((*p | 0x20) >= 'a' && (*p | 0x20) <= 'z')))
+		if (!(*p == '_' || (*p >= '0' && *p <= '9') ||
+		      ((*p | 0x20) >= 'a' && (*p | 0x20) <= 'z')))
 			return MSG_BAD_ID;
 	return NULL;
 }
@@ -136,8 +137,9 @@ static int parse_drive(yajl_val body, struct sqb_ctl_drive *d, char *err, size_t
 		return -1;
 	}
 	if (!path) { /* neither virtio (path) nor vhost-user (socket) */
-		snprintf(err, errlen, MSG_DRIVE "Unable to create the block device: Invalid block "
-						"config.");
+		snprintf(err, errlen,
+			 MSG_DRIVE "Unable to create the block device: Invalid block "
+				   "config.");
 		return -1;
 	}
 	if (!strcmp(engine, "Async")) {
@@ -232,8 +234,9 @@ static void put_drive(struct sqb_ctl *c, const char *id, yajl_val body, struct s
 	if (fd < 0) {
 		e = errno;
 		sqb_ctl_fault(r,
-			      MSG_CREATE "Virtio backend error: Error manipulating the backing file: "
-					 "%s (os error %d) %s",
+			      MSG_CREATE
+			      "Virtio backend error: Error manipulating the backing file: "
+			      "%s (os error %d) %s",
 			      strerror(e), e, d.path);
 		drive_free(&d);
 		return;
@@ -299,9 +302,11 @@ static void patch_drive(struct sqb_ctl *c, const char *id, yajl_val body, struct
 		if (rc < 0) {
 			free(copy);
 			if (rc == -ENODEV)
-				return sqb_ctl_fault(r, MSG_PATCH "Failed perform action on device: "
-								  "Device not found" MSG_VERIFY);
-			return sqb_ctl_fault(r, MSG_PATCH "Block: Virtio backend error: %s" MSG_VERIFY,
+				return sqb_ctl_fault(r,
+						     MSG_PATCH "Failed perform action on device: "
+							       "Device not found" MSG_VERIFY);
+			return sqb_ctl_fault(r,
+					     MSG_PATCH "Block: Virtio backend error: %s" MSG_VERIFY,
 					     diag.reason[0] ? diag.reason : sqb_strerror(rc));
 		}
 		free(c->drives[at].path);
@@ -440,7 +445,10 @@ int sqb_ctl_add_devices(void *arg, sqb_vm *vm, struct sqb_diag *diag)
 
 	for (unsigned int i = 0; i < c->ndrives; i++) {
 		const struct sqb_ctl_drive *d = &c->drives[i];
-		struct sqb_vdev_blk_cfg b = {SQB_VDEV_BLK_VERSION, d->id, d->path, d->read_only,
+		struct sqb_vdev_blk_cfg b = {SQB_VDEV_BLK_VERSION,
+					     d->id,
+					     d->path,
+					     d->read_only,
 					     d->writeback ? SQB_VIO_CACHE_WRITEBACK
 							  : SQB_VIO_CACHE_UNSAFE,
 					     d->has_rl ? &d->rl : NULL};

@@ -107,8 +107,8 @@ static void test_put_drive_refusals_with_firecracker_messages(void **state)
 		  "\"is_read_only\":true}",
 		  "Error manipulating the backing file: No such file or directory (os error 2) "
 		  "foo.bar");
-	api_fault(&c, "PUT", "/drives/scratch", "{\"drive_id\":\"scratch\",\"is_root_device\":false}",
-		  "Invalid block config");
+	api_fault(&c, "PUT", "/drives/scratch",
+		  "{\"drive_id\":\"scratch\",\"is_root_device\":false}", "Invalid block config");
 	snprintf(body, sizeof(body),
 		 "{\"drive_id\":\"scratch\",\"path_on_host\":\"%s\",\"is_root_device\":false,"
 		 "\"io_engine\":\"Async\"}",
@@ -170,7 +170,8 @@ static void test_vm_config_shows_drives_root_first_and_entropy(void **state)
 		 "\"partuuid\":\"0eaa91a0-01\",\"io_engine\":\"Sync\",\"rate_limiter\":null}",
 		 g);
 	api_ok(&c, "PUT", "/drives/rootfs", body);
-	api_ok(&c, "PUT", "/entropy", "{\"rate_limiter\":{\"ops\":{\"size\":0,\"refill_time\":1}}}");
+	api_ok(&c, "PUT", "/entropy",
+	       "{\"rate_limiter\":{\"ops\":{\"size\":0,\"refill_time\":1}}}");
 	assert_int_equal(api(&c, "GET", "/vm/config", NULL, &r), 200);
 	snprintf(want, sizeof(want),
 		 "\"drives\":[{\"drive_id\":\"rootfs\",\"partuuid\":\"0eaa91a0-01\","
@@ -405,7 +406,8 @@ static void test_patch_drive_after_boot(void **state)
 	r = req(&t, "PATCH", "/drives/scratch", "{\"drive_id\":\"scratch\"}", 400);
 	assert_non_null(strstr(r, "Running method expected different backend."));
 	r = req(&t, "PATCH", "/drives/scratch",
-		"{\"drive_id\":\"scratch\",\"path_on_host\":\"foo.bar\",\"is_read_only\":true}", 400);
+		"{\"drive_id\":\"scratch\",\"path_on_host\":\"foo.bar\",\"is_read_only\":true}",
+		400);
 	assert_non_null(strstr(r, "unknown field `is_read_only`"));
 	r = req(&t, "PATCH", "/drives/scratch",
 		"{\"drive_id\":\"scratch\",\"path_on_host\":\"foo.bar\"}", 400);
@@ -419,11 +421,12 @@ static void test_patch_drive_after_boot(void **state)
 	assert_non_null(strstr(r, "not supported after starting the microVM"));
 	r = req(&t, "PUT", "/entropy", "{}", 400);
 	assert_non_null(strstr(r, "not supported after starting the microVM"));
-	snprintf(body, sizeof(body),
-		 "{\"drive_id\":\"scratch\",\"path_on_host\":\"%s\",\"rate_limiter\":{\"bandwidth\":"
-		 "{\"size\":100000000,\"refill_time\":100},\"ops\":{\"size\":100000,"
-		 "\"refill_time\":100}}}",
-		 b);
+	snprintf(
+	    body, sizeof(body),
+	    "{\"drive_id\":\"scratch\",\"path_on_host\":\"%s\",\"rate_limiter\":{\"bandwidth\":"
+	    "{\"size\":100000000,\"refill_time\":100},\"ops\":{\"size\":100000,"
+	    "\"refill_time\":100}}}",
+	    b);
 	req(&t, "PATCH", "/drives/scratch", body, 204);
 	req(&t, "PATCH", "/drives/scratch",
 	    "{\"drive_id\":\"scratch\",\"rate_limiter\":{\"ops\":{\"size\":50000,"
@@ -647,7 +650,8 @@ int main(int argc, char **argv)
 		guest_dir = argv[3];
 		fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
 		if (fd < 0) {
-			fprintf(stderr, "skip: /dev/kvm is not usable here (%s)\n", strerror(errno));
+			fprintf(stderr, "skip: /dev/kvm is not usable here (%s)\n",
+				strerror(errno));
 			rm_tmp();
 			return 77;
 		}
