@@ -22,7 +22,7 @@
 #include "ctl.h"
 #include "squib_client.h"
 
-static const char *squib_bin, *guest_dir;
+static const char *squib_bin, *guest_dir, *snap_tool;
 static char tmpdir[64];
 
 /* ---------------------------------------------------------------- helpers */
@@ -481,6 +481,25 @@ static const char *snap_load_spawned(struct sqb_tc *t, const char *name, int wan
  * on the avail ring (and the limiter's timer) across the snapshot. */
 #define SLOW_RL "\"rate_limiter\":{\"ops\":{\"size\":2,\"refill_time\":100}}"
 
+/* squib-snap inspect --devices decodes both virtio devices (format.md 9.1.1). */
+static void check_inspect(const char *name)
+{
+	char cmd[512], out[8192];
+	size_t n = 0;
+	FILE *f;
+
+	snprintf(cmd, sizeof(cmd), "%s inspect --devices %s/%s.state 2>&1", snap_tool, tmpdir, name);
+	f = popen(cmd, "r");
+	assert_non_null(f);
+	while (n < sizeof(out) - 1 && fgets(out + n, (int)(sizeof(out) - n), f))
+		n += strlen(out + n);
+	pclose(f);
+	if (!strstr(out, "scratch") || !strstr(out, "virtio-blk status 0x0f") ||
+	    !strstr(out, "capacity 2048 sectors writeback") || !strstr(out, "virtio-rng") ||
+	    !strstr(out, "rate limiter ops: size 2 refill 100 ms"))
+		fail_msg("inspect --devices: %s", out);
+}
+
 static const char *snap_load(struct sqb_tc *t, const char *name, int want)
 {
 	spawn(t);
@@ -510,6 +529,8 @@ static void test_blk_snapshot_kill_load_mid_stream(void **state)
 		fail_msg("the loop ended before the snapshot: %s", r);
 	free((void *)r);
 	tc_stop(&t); /* SIGKILL */
+	if (snap_tool)
+		check_inspect("mid");
 	snap_load(&t2, "mid", 204);
 	r = req(&t2, "GET", "/vm/config", NULL, 200);
 	assert_non_null(strstr(r, "\"drive_id\":\"scratch\""));
@@ -637,7 +658,8 @@ int main(int argc, char **argv)
 	int rc, fd;
 
 	if (argc < 2 || (strcmp(argv[1], "api") && argc < 4)) {
-		fprintf(stderr, "usage: %s api | guests SQUIB GUEST_DIR\n", argv[0]);
+		fprintf(stderr, "usage: %s api | guests SQUIB GUEST_DIR [SQUIB_SNAP [FILTER]]\n",
+			argv[0]);
 		return 2;
 	}
 	snprintf(tmpdir, sizeof(tmpdir), "/tmp/squib-vdev-XXXXXX");
@@ -656,8 +678,9 @@ int main(int argc, char **argv)
 			return 77;
 		}
 		close(fd);
-		if (argc > 4) /* one test by name pattern, by hand */
-			cmocka_set_test_filter(argv[4]);
+		snap_tool = argc > 4 ? argv[4] : NULL;
+		if (argc > 5) /* one test by name pattern, by hand */
+			cmocka_set_test_filter(argv[5]);
 		rc = cmocka_run_group_tests_name("virtio_guests", guest_tests, NULL, NULL);
 	}
 	rm_tmp();
