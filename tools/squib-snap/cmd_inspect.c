@@ -541,7 +541,8 @@ static void virtio_state(struct ins *x, const struct sqb_device *dev)
 		} else {
 			printf("    queue %zu: num %llu%s avail %llu used %llu\n", q,
 			       (unsigned long long)le(r, 2), le(r + 4, 4) & 1 ? " ready" : "",
-			       (unsigned long long)le(r + 32, 2), (unsigned long long)le(r + 34, 2));
+			       (unsigned long long)le(r + 32, 2),
+			       (unsigned long long)le(r + 34, 2));
 		}
 	}
 	if (x->g)
@@ -575,8 +576,7 @@ static void virtio_state(struct ins *x, const struct sqb_device *dev)
 		} else {
 			printf("    rate limiter %s: size %llu refill %llu ms budget %llu%s\n", nm,
 			       (unsigned long long)le(k + 8, 8), (unsigned long long)le(k + 24, 8),
-			       (unsigned long long)le(k + 40, 8),
-			       le(p, 4) & 1 ? " (blocked)" : "");
+			       (unsigned long long)le(k + 40, 8), le(p, 4) & 1 ? " (blocked)" : "");
 		}
 	}
 	if (x->g)
