@@ -150,3 +150,12 @@ unsigned int sqb_mmio_slot_version(const struct sqb_dev *d)
 
 	return s->cfg.ops->state_version;
 }
+
+void *sqb_mmio_slot_opaque(const struct sqb_dev *d, const struct sqb_mmio_dev_ops **ops)
+{
+	const struct mmio_slot *s = d->priv;
+
+	if (ops)
+		*ops = s ? s->cfg.ops : NULL;
+	return s ? s->cfg.opaque : NULL;
+}

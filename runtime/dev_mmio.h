@@ -17,5 +17,8 @@ struct sqb_mmio_slot_cfg {
 
 /* The state version the library writes (DEVS version field). */
 unsigned int sqb_mmio_slot_version(const struct sqb_dev *d);
+/* The library's opaque and ops behind a slot (dev_virtio.c finds its own
+ * devices by id through it). */
+void *sqb_mmio_slot_opaque(const struct sqb_dev *d, const struct sqb_mmio_dev_ops **ops);
 
 #endif

@@ -159,6 +159,7 @@ struct sqb_vm_snap_create {
 int sqb_vm_snapshot_create(sqb_vm *vm, const struct sqb_vm_snap_create *o, struct sqb_diag *diag);
 
 enum sqb_vm_mem_backend { SQB_VM_MEM_FILE = 1, SQB_VM_MEM_UFFD = 2 };
+struct sqb_vm_snap_conf;
 enum sqb_vm_load_mode {
 	SQB_VM_LOAD_MMAP = 0, /* map RAW data from the files, decode the rest in place */
 	SQB_VM_LOAD_EAGER = 1,
@@ -180,6 +181,10 @@ struct sqb_vm_snap_load {
 	 * beyond the built-in ones (a load refuses a mismatch). */
 	int (*add_devices)(void *arg, sqb_vm *vm, struct sqb_diag *diag);
 	void *add_devices_arg;
+	/* Optional, called with add_devices_arg once CONF is read and before
+	 * the VM exists: the caller learns what devices to add (e.g. the drives
+	 * in vm_config_json).  Nonzero fails the load with diag. */
+	int (*conf_ready)(void *arg, const struct sqb_vm_snap_conf *conf, struct sqb_diag *diag);
 };
 /* What the snapshot's CONF section says (malloc'd strings, NULL if absent). */
 struct sqb_vm_snap_conf {
@@ -187,6 +192,7 @@ struct sqb_vm_snap_conf {
 	uint64_t mem_size_mib;
 	int smt, track_dirty_pages;
 	char *kernel_path, *initrd_path, *boot_args;
+	char *vm_config_json; /* the Firecracker-style configuration (drives, entropy) */
 };
 /* Build a VM from a snapshot: every file is checked before the VM exists,
  * and no guest instruction runs before all state is set. */

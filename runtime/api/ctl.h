@@ -13,6 +13,7 @@
 #include <time.h>
 
 #include "squib/runtime.h"
+#include "virtio.h" /* struct sqb_vio_rl_config */
 
 #define SQB_VERSION_STRING "0.1.0"
 /* Largest response body.  Every body is built with the bounded builder
@@ -29,6 +30,17 @@ enum sqb_ctl_level {
 	SQB_CTL_TRACE
 };
 
+/* PUT /drives/{drive_id} (Firecracker's BlockDeviceConfig, virtio-blk). */
+#define SQB_CTL_MAX_DRIVES 16
+struct sqb_ctl_drive {
+	char id[32];	/* drive_id: [A-Za-z0-9_], at most 31 bytes in squib */
+	char *path;	/* path_on_host (a host hint in snapshots) */
+	char *partuuid; /* NULL: none */
+	int root, read_only, writeback;
+	int has_rl;
+	struct sqb_vio_rl_config rl;
+};
+
 struct sqb_ctl {
 	char id[64];
 	/* machine-config */
@@ -37,6 +49,11 @@ struct sqb_ctl {
 	const char *cpu_template, *huge_pages; /* canonical static strings */
 	/* boot-source */
 	char *kernel_path, *initrd_path, *boot_args;
+	/* drives (root first, as Firecracker orders them) and entropy */
+	struct sqb_ctl_drive drives[SQB_CTL_MAX_DRIVES];
+	unsigned int ndrives;
+	int entropy_set, entropy_has_rl;
+	struct sqb_vio_rl_config entropy_rl;
 	/* serial */
 	char *serial_out_path;
 	int serial_fd; /* -1: stdout */
@@ -64,6 +81,7 @@ struct sqb_ctl {
 		uint64_t put_logger, put_logger_fails, put_machine_cfg, put_machine_cfg_fails;
 		uint64_t put_metrics, put_metrics_fails, put_serial, put_serial_fails;
 		uint64_t patch_machine_cfg, patch_machine_cfg_fails;
+		uint64_t put_drive, put_drive_fails, patch_drive, patch_drive_fails;
 		uint64_t deprecated_http_api_calls;
 		uint64_t full_create_snapshot_us, diff_create_snapshot_us, load_snapshot_us;
 		uint64_t pause_vm_us, resume_vm_us;
@@ -106,6 +124,28 @@ void sqb_ctl_vm_stopped(struct sqb_ctl *c);
 /* ---- PUT /snapshot/create and /snapshot/load (ctl_snapshot.c) ---- */
 void sqb_ctl_snapshot_create(struct sqb_ctl *c, struct yajl_val_s *body, struct sqb_ctl_resp *r);
 void sqb_ctl_snapshot_load(struct sqb_ctl *c, struct yajl_val_s *body, struct sqb_ctl_resp *r);
+
+/* ---- drives and entropy (ctl_devices.c) ---- */
+void sqb_ctl_put_drive(struct sqb_ctl *c, const char *id, struct yajl_val_s *body,
+		       struct sqb_ctl_resp *r);
+void sqb_ctl_patch_drive(struct sqb_ctl *c, const char *id, struct yajl_val_s *body,
+			 struct sqb_ctl_resp *r);
+void sqb_ctl_put_entropy(struct sqb_ctl *c, struct yajl_val_s *body, struct sqb_ctl_resp *r);
+/* GET /vm/config's "drives" array and "entropy" object (or null). */
+struct sqb_jb;
+void sqb_ctl_drives_json(struct sqb_ctl *c, struct sqb_jb *b);
+void sqb_ctl_entropy_json(struct sqb_ctl *c, struct sqb_jb *b);
+/* struct sqb_vm_config.add_devices (arg: the ctl): drives in order, then
+ * the entropy device (test guests expect blk in slot 0, rng after). */
+int sqb_ctl_add_devices(void *arg, sqb_vm *vm, struct sqb_diag *diag);
+/* The kernel command line with Firecracker's root= and ro/rw for the root
+ * drive appended; *out malloc'd (NULL when nothing is added: use args). */
+int sqb_ctl_root_cmdline(struct sqb_ctl *c, const char *args, char **out);
+/* Replace the drives and entropy device from a VmmConfig object (a
+ * --config-file, or a snapshot's vm_config_json); files are not opened. */
+int sqb_ctl_devices_from_config(struct sqb_ctl *c, struct yajl_val_s *root, char *err,
+				size_t errlen);
+void sqb_ctl_devices_clear(struct sqb_ctl *c);
 
 /* ---- logging and metrics (ctl_log.c) ---- */
 void sqb_ctl_log_at(enum sqb_ctl_level lvl, const char *file, int line, const char *fmt, ...)

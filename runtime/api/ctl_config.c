@@ -32,6 +32,7 @@ void sqb_ctl_destroy(struct sqb_ctl *c)
 	c->vm = NULL;
 	if (c->serial_fd >= 0)
 		close(c->serial_fd);
+	sqb_ctl_devices_clear(c);
 	free(c->kernel_path);
 	free(c->initrd_path);
 	free(c->boot_args);
@@ -63,13 +64,12 @@ static const struct {
 	const char *key, *path;
 } config_sections[] = {
     {"logger", "/logger"}, {"metrics", "/metrics"},	    {"machine-config", "/machine-config"},
-    {"serial", "/serial"}, {"boot-source", "/boot-source"},
+    {"serial", "/serial"}, {"boot-source", "/boot-source"}, {"entropy", "/entropy"},
 };
 
 /* Firecracker sections squib does not build: accepted only when empty. */
 static const char *const config_unbuilt[] = {
-    "drives",  "network-interfaces", "balloon", "vsock",	 "mmds-config",
-    "entropy", "cpu-config",	     "pmem",	"memory-hotplug"};
+    "network-interfaces", "balloon", "vsock", "mmds-config", "cpu-config", "pmem", "memory-hotplug"};
 
 static int check_keys(yajl_val root, char *err, size_t errlen)
 {
@@ -80,6 +80,7 @@ static int check_keys(yajl_val root, char *err, size_t errlen)
 
 		for (size_t i = 0; i < sizeof(config_sections) / sizeof(config_sections[0]); i++)
 			known |= !strcmp(config_sections[i].key, key);
+		known |= !strcmp(key, "drives"); /* apply_drives() */
 		for (size_t i = 0; !known && i < sizeof(config_unbuilt) / sizeof(config_unbuilt[0]);
 		     i++) {
 			if (strcmp(config_unbuilt[i], key))
@@ -95,6 +96,32 @@ static int check_keys(yajl_val root, char *err, size_t errlen)
 		}
 		if (!known) {
 			snprintf(err, errlen, "config file: unknown section `%.64s`", key);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* "drives": each element through PUT /drives/{drive_id}, in order. */
+static int apply_drives(struct sqb_ctl *c, yajl_val root, struct sqb_ctl_resp *r, char *err,
+			size_t errlen)
+{
+	const char *path[] = {"drives", NULL};
+	yajl_val v = yajl_tree_get(root, path, yajl_t_any);
+
+	if (!v || YAJL_IS_NULL(v))
+		return 0;
+	if (!YAJL_IS_ARRAY(v)) {
+		snprintf(err, errlen, "config file: section `drives` must be an array");
+		return -1;
+	}
+	for (size_t i = 0; i < v->u.array.len; i++) {
+		r->status = 400;
+		/* no path id: the body's drive_id is the id (Firecracker's
+		 * config file inserts BlockDeviceConfig as it is) */
+		sqb_ctl_put_drive(c, NULL, v->u.array.values[i], r);
+		if (r->status >= 300) {
+			snprintf(err, errlen, "config file: section `drives`[%zu]: %s", i, r->body);
 			return -1;
 		}
 	}
@@ -127,6 +154,8 @@ static int apply_tree(struct sqb_ctl *c, yajl_val root, char *err, size_t errlen
 			rc = -1;
 		}
 	}
+	if (!rc)
+		rc = apply_drives(c, root, r, err, errlen);
 	free(r);
 	return rc;
 }

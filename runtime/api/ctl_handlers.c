@@ -179,7 +179,7 @@ static void get_vm_config(struct sqb_ctl *c, yajl_val body, struct sqb_ctl_resp 
 	sqb_jb_key(&b, "balloon");
 	sqb_jb_null(&b);
 	sqb_jb_key(&b, "drives");
-	sqb_jb_rawval(&b, "[]");
+	sqb_ctl_drives_json(c, &b);
 	sqb_jb_key(&b, "boot-source");
 	sqb_jb_open(&b, '{');
 	sqb_jb_key(&b, "kernel_image_path");
@@ -204,7 +204,7 @@ static void get_vm_config(struct sqb_ctl *c, yajl_val body, struct sqb_ctl_resp 
 	sqb_jb_key(&b, "vsock");
 	sqb_jb_null(&b);
 	sqb_jb_key(&b, "entropy");
-	sqb_jb_null(&b);
+	sqb_ctl_entropy_json(c, &b);
 	sqb_jb_key(&b, "pmem");
 	sqb_jb_rawval(&b, "[]");
 	sqb_jb_key(&b, "memory-hotplug");
@@ -527,6 +527,7 @@ int sqb_ctl_start(struct sqb_ctl *c, char *err, size_t errlen)
 {
 	struct sqb_vm_config cfg = SQB_VM_CONFIG_INIT;
 	struct sqb_diag diag = {0};
+	char *cmdline = NULL;
 	int rc;
 
 	if (c->vm) {
@@ -551,10 +552,17 @@ int sqb_ctl_start(struct sqb_ctl *c, char *err, size_t errlen)
 	cfg.track_dirty_pages = c->track_dirty_pages;
 	cfg.kernel_path = c->kernel_path;
 	cfg.initrd_path = c->initrd_path;
-	cfg.cmdline = c->boot_args;
+	if (sqb_ctl_root_cmdline(c, c->boot_args, &cmdline) < 0) {
+		snprintf(err, errlen, "Start microvm error: " MSG_NOMEM);
+		return -1;
+	}
+	cfg.cmdline = cmdline ? cmdline : c->boot_args;
+	cfg.add_devices = sqb_ctl_add_devices;
+	cfg.add_devices_arg = c;
 	cfg.serial_out_fd = c->serial_fd >= 0 ? c->serial_fd : STDOUT_FILENO;
 	cfg.huge_pages = strcmp(c->huge_pages, "Transparent") ? SQB_VM_HUGE_NONE : SQB_VM_HUGE_THP;
 	rc = sqb_vm_create(&c->vm, &cfg, &diag);
+	free(cmdline);
 	if (rc < 0) {
 		start_error(err, errlen, rc, &diag);
 		return -1;
@@ -710,7 +718,34 @@ static const struct sqb_route routes[] = {
     {"PUT", "/serial", put_serial, 1},
     {"PUT", "/snapshot/create", sqb_ctl_snapshot_create, 1},
     {"PUT", "/snapshot/load", sqb_ctl_snapshot_load, 1},
+    {"PUT", "/entropy", sqb_ctl_put_entropy, 1},
 };
+
+/* Endpoints with a resource id in the path ("/drives/{drive_id}"); the
+ * bare collection path answers Firecracker's EmptyID. */
+typedef void (*sqb_id_handler_fn)(struct sqb_ctl *c, const char *id, yajl_val body,
+				  struct sqb_ctl_resp *r);
+static const struct {
+	const char *method, *prefix;
+	sqb_id_handler_fn fn;
+} id_routes[] = {
+    {"PUT", "/drives", sqb_ctl_put_drive},
+    {"PATCH", "/drives", sqb_ctl_patch_drive},
+};
+
+/* The id of path under prefix ("" for the bare collection), or NULL. */
+static const char *route_id(const char *prefix, const char *path)
+{
+	size_t n = strlen(prefix);
+
+	if (strncmp(prefix, path, n))
+		return NULL;
+	if (!path[n])
+		return "";
+	if (path[n] != '/' || strchr(path + n + 1, '/'))
+		return NULL;
+	return path + n + 1;
+}
 
 /* Firecracker endpoints squib does not build yet (docs/api-compat.md). */
 struct sqb_unbuilt {
@@ -727,15 +762,12 @@ static const struct sqb_unbuilt unbuilt[] = {
     {"GET", "/balloon/hinting/status", NULL, NULL},
     {"PATCH", "/balloon/hinting/stop", NULL, NULL},
     {"PUT", "/cpu-config", NULL, NULL},
-    {"PUT", "/drives/", "/drives/{drive_id}", NULL},
-    {"PATCH", "/drives/", "/drives/{drive_id}", NULL},
     {"PUT", "/pmem/", "/pmem/{id}", NULL},
     {"PATCH", "/pmem/", "/pmem/{id}", NULL},
     {"PUT", "/mmds", NULL, NULL},
     {"PATCH", "/mmds", NULL, NULL},
     {"GET", "/mmds", NULL, NULL},
     {"PUT", "/mmds/config", NULL, NULL},
-    {"PUT", "/entropy", NULL, NULL},
     {"PUT", "/hotplug/memory", NULL, NULL},
     {"PATCH", "/hotplug/memory", NULL, NULL},
     {"GET", "/hotplug/memory", NULL, NULL},
@@ -764,6 +796,14 @@ int sqb_ctl_dispatch(struct sqb_ctl *c, const char *method, const char *path, ya
 		routes[i].fn(c, tree, r);
 		return 0;
 	}
+	for (size_t i = 0; i < sizeof(id_routes) / sizeof(id_routes[0]); i++) {
+		const char *id = route_id(id_routes[i].prefix, path);
+
+		if (strcmp(id_routes[i].method, method) || !id)
+			continue;
+		id_routes[i].fn(c, id, tree, r);
+		return 0;
+	}
 	return -1;
 }
 
@@ -773,6 +813,12 @@ static int route_needs_body(const char *method, const char *path, int *found)
 		if (!strcmp(routes[i].method, method) && !strcmp(routes[i].path, path)) {
 			*found = 1;
 			return routes[i].body;
+		}
+	}
+	for (size_t i = 0; i < sizeof(id_routes) / sizeof(id_routes[0]); i++) {
+		if (!strcmp(id_routes[i].method, method) && route_id(id_routes[i].prefix, path)) {
+			*found = 1;
+			return 1;
 		}
 	}
 	*found = 0;

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "ctl.h"
+#include "dev_virtio.h"
 #include "json_fields.h"
 #include "squib/snapfmt.h"
 
@@ -124,22 +125,26 @@ static const char *const huge_load[] = {"Snapshot", "None", "Transparent", "2M",
 
 struct load_req {
 	struct sqb_vm_snap_load o;
+	struct sqb_ctl *c;
+	yajl_val drives_ov; /* squib.drives: [{drive_id, path_on_host}] or NULL */
 	int resume, dirty, diff_alias, clock_rt, deprecated;
 	int have_mb, have_ext, have_netov, have_vsock;
 	yajl_val ext, netov, vsock;
 	const char *huge;
 };
 
-static int load_ext(yajl_val ext, struct sqb_vm_snap_load *o, char *err, size_t errlen)
+static int load_ext(yajl_val ext, struct load_req *q, char *err, size_t errlen)
 {
+	struct sqb_vm_snap_load *o = &q->o;
 	const char *mode = "mmap";
 	int verify = 1;
 	const struct sqb_jfield f[] = {
 	    {"restore", SQB_JT_ENUM, 0, &mode, NULL, 0, 0, load_modes},
 	    {"verify", SQB_JT_BOOL, 0, &verify},
+	    {"drives", SQB_JT_ARRAY, 0, &q->drives_ov},
 	};
 
-	if (sqb_json_fields(ext, f, 2, err, errlen) < 0)
+	if (sqb_json_fields(ext, f, 3, err, errlen) < 0)
 		return -1;
 	o->mode = !strcmp(mode, "eager")  ? SQB_VM_LOAD_EAGER
 		  : !strcmp(mode, "lazy") ? SQB_VM_LOAD_LAZY
@@ -202,7 +207,7 @@ static int parse_load(yajl_val body, struct load_req *q, char *err, size_t errle
 /* What squib does not do yet, and its own "squib" object. */
 static int check_load(struct load_req *q, char *err, size_t errlen)
 {
-	if (q->have_ext && load_ext(q->ext, &q->o, err, errlen) < 0)
+	if (q->have_ext && load_ext(q->ext, q, err, errlen) < 0)
 		return -1;
 	if ((q->have_netov && q->netov->u.array.len) || q->have_vsock || q->clock_rt ||
 	    (q->huge && strcmp(q->huge, "Snapshot") && strcmp(q->huge, "None"))) {
@@ -259,6 +264,76 @@ static const char *load_error(int rc, const struct sqb_diag *d, const struct loa
 	return buf;
 }
 
+/* CONF is read: the drives and the entropy device of the snapshot's
+ * vm_config_json become this controller's, so that add_devices re-creates
+ * them (their files reopened, in the same slots) before DEVS is restored. */
+/* squib.drives: a drive's backing file at another path than the snapshot's
+ * hint ([F-104]); each names a drive the snapshot has. */
+static int drive_overrides(struct sqb_ctl *c, yajl_val ov, char *err, size_t errlen)
+{
+	for (size_t i = 0; ov && i < ov->u.array.len; i++) {
+		const char *id = NULL, *path = NULL;
+		const struct sqb_jfield f[] = {
+		    {"drive_id", SQB_JT_STR, 1, &id},
+		    {"path_on_host", SQB_JT_STR, 1, &path},
+		};
+		unsigned int k;
+		char *copy;
+
+		if (sqb_json_fields(ov->u.array.values[i], f, 2, err, errlen) < 0)
+			return -1;
+		for (k = 0; k < c->ndrives && strcmp(c->drives[k].id, id); k++)
+			;
+		if (k == c->ndrives) {
+			snprintf(err, errlen, "squib.drives[%zu]: the snapshot has no drive '%.64s'",
+				 i, id);
+			return -1;
+		}
+		if (!(copy = strdup(path))) {
+			snprintf(err, errlen, "out of memory");
+			return -1;
+		}
+		free(c->drives[k].path);
+		c->drives[k].path = copy;
+	}
+	return 0;
+}
+
+static int load_add_devices(void *arg, sqb_vm *vm, struct sqb_diag *diag)
+{
+	struct load_req *q = arg;
+
+	return sqb_ctl_add_devices(q->c, vm, diag);
+}
+
+static int load_conf_ready(void *arg, const struct sqb_vm_snap_conf *conf, struct sqb_diag *d)
+{
+	struct load_req *q = arg;
+	struct sqb_ctl *c = q->c;
+	yajl_val root = NULL;
+	char err[600];
+	int rc = 0;
+
+	sqb_ctl_devices_clear(c);
+	if (conf->vm_config_json) /* else a snapshot of a VM without drives */
+		rc = sqb_json_parse_object(&root, conf->vm_config_json,
+					   strlen(conf->vm_config_json), err, sizeof(err));
+	if (!rc && root)
+		rc = sqb_ctl_devices_from_config(c, root, err, sizeof(err));
+	yajl_tree_free(root);
+	if (!rc && q->drives_ov && drive_overrides(c, q->drives_ov, err, sizeof(err)) < 0) {
+		snprintf(d->section, sizeof(d->section), "squib.drives");
+		snprintf(d->reason, sizeof(d->reason), "%.190s", err);
+		return -EINVAL;
+	}
+	if (rc < 0) {
+		snprintf(d->section, sizeof(d->section), "CONF");
+		snprintf(d->reason, sizeof(d->reason), "vm_config_json: %.180s", err);
+		return -SQB_ECORRUPT;
+	}
+	return 0;
+}
+
 /* Firecracker's order: serde, the deprecation header, then the state
  * (after boot or after a load: not supported after start; after boot-specific
  * configuration: LoadSnapshotNotAllowed).  A failed load leaves squib usable
@@ -289,11 +364,21 @@ void sqb_ctl_snapshot_load(struct sqb_ctl *c, yajl_val body, struct sqb_ctl_resp
 	q.o.track_dirty_pages = q.dirty || q.diff_alias;
 	q.o.resume = q.resume;
 	q.o.serial_out_fd = c->serial_fd >= 0 ? c->serial_fd : STDOUT_FILENO;
+	q.c = c;
+	q.o.add_devices = load_add_devices;
+	q.o.add_devices_arg = &q;
+	q.o.conf_ready = load_conf_ready;
 	memset(&conf, 0, sizeof(conf));
 	rc = sqb_vm_snapshot_load(&c->vm, &q.o, &conf, &d);
-	if (rc < 0)
+	if (rc < 0) {
+		sqb_ctl_devices_clear(c); /* nothing configured: a new load may follow */
+		c->configured = 0;
 		return sqb_ctl_fault(r, "Load snapshot error: Failed to restore from snapshot: %s",
 				     load_error(rc, &d, &q, err, sizeof(err)));
+	}
+	/* a notify may have been pending in an ioeventfd at the snapshot ([F-108]) */
+	sqb_vdev_poll_all(c->vm);
+	free(conf.vm_config_json);
 	c->n.load_snapshot_us = sqb_ctl_now_us() - t0;
 	c->configured = 1;
 	c->vcpu_count = conf.vcpu_count;

@@ -58,6 +58,7 @@ static int read_conf(struct loadctx *c)
 		char **dst = !strcmp(k, "kernel_image_path") ? &c->conf.kernel_path
 			     : !strcmp(k, "initrd_path")     ? &c->conf.initrd_path
 			     : !strcmp(k, "boot_args")	     ? &c->conf.boot_args
+			     : !strcmp(k, "vm_config_json")  ? &c->conf.vm_config_json
 							     : NULL;
 		if (dst && !(*dst = strdup(val)))
 			err = -ENOMEM;
@@ -345,6 +346,8 @@ static int build_vm(struct loadctx *c, struct sqb_vm **out)
 	cfg.add_devices = c->o->add_devices;
 	cfg.add_devices_arg = c->o->add_devices_arg;
 	uint64_t t0 = sqb_now_ns(), t1 = 0, t2 = 0, t3 = 0;
+	if (c->o->conf_ready && (err = c->o->conf_ready(c->o->add_devices_arg, &c->conf, c->diag)))
+		return err < 0 ? err : -EINVAL;
 	err = sqb_vm_create(&vm, &cfg, c->diag);
 	if (err)
 		return err;
@@ -424,5 +427,6 @@ void sqb_vm_snap_conf_free(struct sqb_vm_snap_conf *conf)
 	free(conf->kernel_path);
 	free(conf->initrd_path);
 	free(conf->boot_args);
-	conf->kernel_path = conf->initrd_path = conf->boot_args = NULL;
+	free(conf->vm_config_json);
+	conf->kernel_path = conf->initrd_path = conf->boot_args = conf->vm_config_json = NULL;
 }

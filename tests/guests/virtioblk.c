@@ -3,7 +3,10 @@
  * (if FLUSH is offered), reads it back and checks it, asks GET_ID; mode=ro
  * expects VIRTIO_BLK_F_RO and an IOERR for a write; mode=verify only checks
  * what an earlier rw run wrote; mode=loop rounds=N repeats write, flush,
- * read and check (snapshots mid-stream).  One line per step. */
+ * read and check (snapshots mid-stream); mode=hold reads into a buffer the
+ * guest never writes, between two host bytes on COM1, and checks it after
+ * the second (a Diff taken in between must hold the device's writes).  One
+ * line per step. */
 #include "guest.h"
 #include "virtio_guest.h"
 
@@ -16,6 +19,7 @@ static uint8_t hdr[16] __attribute__((aligned(16)));
 static volatile uint8_t status_byte;
 static uint8_t wbuf[64 * 512] __attribute__((aligned(4096)));
 static uint8_t rbuf[64 * 512] __attribute__((aligned(4096)));
+static uint8_t hold[64 * 512] __attribute__((aligned(4096))); /* written by the device only */
 static unsigned int passed, failed;
 
 static uint8_t pattern(uint64_t seed, uint64_t pos)
@@ -66,6 +70,14 @@ static int blk_req(uint32_t type, uint64_t sector, uint8_t *data, uint32_t len, 
 	if (vq_submit(&ring) < 0)
 		return 0x100;
 	return status_byte;
+}
+
+/* Wait for one byte of host input on COM1 (LSR.DR). */
+static void wait_rx(void)
+{
+	while (!(inb(0x3fd) & 1))
+		cpu_relax();
+	(void)inb(0x3f8);
 }
 
 static void check_pattern(const char *step, uint64_t seed, uint32_t bytes)
@@ -149,6 +161,20 @@ void guest_main(uint32_t start_info)
 				break;
 		}
 		result("loop", r == rounds, "round failed, round", r);
+	} else if (str_eq(mode, "hold")) {
+		puts_serial("VBLK hold-wait\n");
+		wait_rx();
+		st = blk_req(0, 0, hold, bytes, 1);
+		result("hold-read", st == 0, "read status", (uint64_t)st);
+		wait_rx();
+		st = 0;
+		for (uint32_t i = 0; i < bytes && !st; i++)
+			if (hold[i] != pattern(seed, i)) {
+				result("hold-verify", 0, "mismatch at byte", i);
+				st = 1;
+			}
+		if (!st)
+			result("hold-verify", 1, "", 0);
 	} else if (str_eq(mode, "ro")) {
 		result("ro-feature", (acked & F_RO) != 0, "VIRTIO_BLK_F_RO not offered", acked);
 		for (uint32_t i = 0; i < bytes; i++)

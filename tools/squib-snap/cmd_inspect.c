@@ -487,6 +487,102 @@ static void hexdump(const uint8_t *p, size_t n)
 	}
 }
 
+static uint64_t le(const uint8_t *p, unsigned int n)
+{
+	uint64_t v = 0;
+
+	while (n--)
+		v = v << 8 | p[n];
+	return v;
+}
+
+/* A virtio-mmio device state (docs/format.md 9.1.1, version 1): transport,
+ * queues, the blk record, the rate limiter.  Anything that does not parse
+ * is left to the hexdump. */
+static void virtio_state(struct ins *x, const struct sqb_device *dev)
+{
+	const uint8_t *p = dev->state;
+	size_t len = dev->state_len, q, want;
+	uint32_t vid, nq;
+
+	if (dev->version != 1 || len < 56)
+		return;
+	vid = (uint32_t)le(p, 4);
+	nq = (uint32_t)le(p + 4, 4);
+	want = 56 + (size_t)nq * 40 + (vid == 2 ? 16 : 0) + 128;
+	if (nq > 64 || len != want || (vid != 2 && vid != 4))
+		return;
+	if (x->g) {
+		st_jkey(x->g, "virtio");
+		st_jmap(x->g);
+		st_jkv_str(x->g, "device", vid == 2 ? "blk" : "rng");
+		st_jkv_hex(x->g, "status", le(p + 24, 4));
+		st_jkv_hex(x->g, "device_features", le(p + 8, 8));
+		st_jkv_hex(x->g, "driver_features", le(p + 16, 8));
+		st_jkv_u64(x->g, "interrupt_status", le(p + 40, 4));
+		st_jkey(x->g, "queues");
+		st_jarr(x->g);
+	} else {
+		printf("    virtio-%s status 0x%02llx features acked 0x%llx of 0x%llx isr %llu\n",
+		       vid == 2 ? "blk" : "rng", (unsigned long long)le(p + 24, 4),
+		       (unsigned long long)le(p + 16, 8), (unsigned long long)le(p + 8, 8),
+		       (unsigned long long)le(p + 40, 4));
+	}
+	for (q = 0; q < nq; q++) {
+		const uint8_t *r = p + 56 + q * 40;
+
+		if (x->g) {
+			st_jmap(x->g);
+			st_jkv_u64(x->g, "num", le(r, 2));
+			st_jkv_bool(x->g, "ready", (int)(le(r + 4, 4) & 1));
+			st_jkv_u64(x->g, "next_avail", le(r + 32, 2));
+			st_jkv_u64(x->g, "next_used", le(r + 34, 2));
+			st_jmap_end(x->g);
+		} else {
+			printf("    queue %zu: num %llu%s avail %llu used %llu\n", q,
+			       (unsigned long long)le(r, 2), le(r + 4, 4) & 1 ? " ready" : "",
+			       (unsigned long long)le(r + 32, 2),
+			       (unsigned long long)le(r + 34, 2));
+		}
+	}
+	if (x->g)
+		st_jarr_end(x->g);
+	p += 56 + (size_t)nq * 40;
+	if (vid == 2) {
+		if (x->g) {
+			st_jkv_u64(x->g, "capacity_sectors", le(p, 8));
+			st_jkv_bool(x->g, "read_only", (int)(le(p + 8, 4) & 1));
+			st_jkv_bool(x->g, "writeback", (int)(le(p + 8, 4) >> 1 & 1));
+		} else {
+			printf("    capacity %llu sectors%s%s\n", (unsigned long long)le(p, 8),
+			       le(p + 8, 4) & 1 ? " read-only" : "",
+			       le(p + 8, 4) & 2 ? " writeback" : "");
+		}
+		p += 16;
+	}
+	for (int b = 0; b < 2; b++) {
+		const uint8_t *k = p + 16 + 56 * b;
+		const char *nm = b ? "ops" : "bandwidth";
+
+		if (!(le(k, 4) & 1))
+			continue;
+		if (x->g) {
+			char key[48];
+
+			snprintf(key, sizeof(key), "rate_limiter_%s_size", nm);
+			st_jkv_u64(x->g, key, le(k + 8, 8));
+			snprintf(key, sizeof(key), "rate_limiter_%s_refill_ms", nm);
+			st_jkv_u64(x->g, key, le(k + 24, 8));
+		} else {
+			printf("    rate limiter %s: size %llu refill %llu ms budget %llu%s\n", nm,
+			       (unsigned long long)le(k + 8, 8), (unsigned long long)le(k + 24, 8),
+			       (unsigned long long)le(k + 40, 8), le(p, 4) & 1 ? " (blocked)" : "");
+		}
+	}
+	if (x->g)
+		st_jmap_end(x->g);
+}
+
 static int do_devices(struct ins *x)
 {
 	unsigned int n = sqb_snap_device_count(x->s);
@@ -513,11 +609,15 @@ static int do_devices(struct ins *x)
 			st_jkv_u64(x->g, "bus_addr", dev.bus_addr);
 			st_jkv_u64(x->g, "irq", dev.irq);
 			st_jkv_u64(x->g, "state_length", dev.state_len);
+			if ((dev.type & ~0xffu) == 0x100)
+				virtio_state(x, &dev);
 			st_jmap_end(x->g);
 		} else {
 			printf("  %-16s type %u v%u  bus 0x%llx  irq %u  state %zu bytes\n", dev.id,
 			       dev.type, dev.version, (unsigned long long)dev.bus_addr, dev.irq,
 			       dev.state_len);
+			if ((dev.type & ~0xffu) == 0x100)
+				virtio_state(x, &dev);
 			if (x->detail)
 				hexdump(dev.state, dev.state_len > 256 ? 256 : dev.state_len);
 		}

@@ -1,0 +1,541 @@
+/* PUT/PATCH /drives/{drive_id} and PUT /entropy (Firecracker's
+ * BlockDeviceConfig, BlockDeviceUpdateConfig, EntropyDeviceConfig and
+ * RateLimiterConfig, with its checks in order and its messages), their
+ * GET /vm/config view, the root= command line and the add_devices hook that
+ * puts them on the VM (runtime/dev_virtio.c; docs/api-compat.md). */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "ctl.h"
+#include "dev_virtio.h"
+#include "json_fields.h"
+#include "x86boot/x86boot.h"
+
+#define MSG_AFTER_START	 "The requested operation is not supported after starting the microVM."
+#define MSG_BEFORE_START "The requested operation is not supported before starting the microVM."
+#define MSG_DRIVE	 "Drive config error: "
+#define MSG_CREATE	 MSG_DRIVE "Unable to create the virtio block device: "
+#define MSG_PATCH	 MSG_DRIVE "Unable to patch the block device: "
+#define MSG_VERIFY	 " Please verify the request arguments."
+#define MSG_EMPTY_ID	 "The ID cannot be empty."
+#define MSG_BAD_ID	 "API Resource IDs can only contain alphanumeric characters and underscores."
+#define MSG_ID_MISMATCH	 "The id from the path does not match the id from the body!"
+
+static const char *const cache_types[] = {"Unsafe", "Writeback", NULL};
+static const char *const io_engines[] = {"Sync", "Async", NULL};
+
+/* parsed_request.rs checked_id: non-empty, alphanumeric or '_'. */
+static const char *id_error(const char *id)
+{
+	if (!id || !*id)
+		return MSG_EMPTY_ID;
+	for (const char *p = id; *p; p++)
+		if (!(*p == '_' || (*p >= '0' && *p <= '9') ||
+		      ((*p | 0x20) >= 'a' && (*p | 0x20) <= 'z')))
+			return MSG_BAD_ID;
+	return NULL;
+}
+
+/* TokenBucketConfig (unknown keys ignored: no deny_unknown_fields). */
+static int parse_bucket(yajl_val v, struct sqb_vio_bucket *b, char *err, size_t errlen)
+{
+	uint64_t size = 0, burst = 0, refill = 0;
+	const struct sqb_jfield f[] = {
+	    {"size", SQB_JT_UINT, 1, &size, NULL, 0, UINT64_MAX, .expect = "u64"},
+	    {"one_time_burst", SQB_JT_UINT, 0, &burst, NULL, 0, UINT64_MAX, .expect = "u64"},
+	    {"refill_time", SQB_JT_UINT, 1, &refill, NULL, 0, UINT64_MAX, .expect = "u64"},
+	};
+
+	if (sqb_json_fields_ex(v, f, 3, SQB_JF_IGNORE_UNKNOWN, err, errlen) < 0)
+		return -1;
+	/* TokenBucket::new: a zero size or refill time is no bucket */
+	if (size == 0 || refill == 0)
+		size = burst = refill = 0;
+	*b = (struct sqb_vio_bucket){size, burst, refill};
+	return 0;
+}
+
+/* RateLimiterConfig.  given[0/1]: the bucket was in the body (PATCH keeps
+ * the others, as Firecracker's BucketUpdate::None). */
+static int parse_rl(yajl_val v, struct sqb_vio_rl_config *rl, int given[2], char *err,
+		    size_t errlen)
+{
+	yajl_val bw = NULL, ops = NULL;
+	int have[2] = {0, 0};
+	const struct sqb_jfield f[] = {
+	    {"bandwidth", SQB_JT_OBJECT, 0, &bw, &have[0]},
+	    {"ops", SQB_JT_OBJECT, 0, &ops, &have[1]},
+	};
+
+	memset(rl, 0, sizeof(*rl));
+	if (sqb_json_fields(v, f, 2, err, errlen) < 0)
+		return -1;
+	if (have[0] && parse_bucket(bw, &rl->bandwidth, err, errlen) < 0)
+		return -1;
+	if (have[1] && parse_bucket(ops, &rl->ops, err, errlen) < 0)
+		return -1;
+	if (given)
+		given[0] = have[0], given[1] = have[1];
+	return 0;
+}
+
+static int rl_enabled(const struct sqb_vio_rl_config *rl)
+{
+	return rl->bandwidth.size || rl->ops.size;
+}
+
+static void drive_free(struct sqb_ctl_drive *d)
+{
+	free(d->path);
+	free(d->partuuid);
+	memset(d, 0, sizeof(*d));
+}
+
+void sqb_ctl_devices_clear(struct sqb_ctl *c)
+{
+	for (unsigned int i = 0; i < c->ndrives; i++)
+		drive_free(&c->drives[i]);
+	c->ndrives = 0;
+	c->entropy_set = c->entropy_has_rl = 0;
+	memset(&c->entropy_rl, 0, sizeof(c->entropy_rl));
+}
+
+/* The serde stage of BlockDeviceConfig, then squib's own refusals (what
+ * it does not build) as their own messages.  The file is not opened. */
+static int parse_drive(yajl_val body, struct sqb_ctl_drive *d, char *err, size_t errlen)
+{
+	const char *id = NULL, *partuuid = NULL, *cache = "Unsafe", *path = NULL, *engine = "Sync";
+	const char *socket = NULL;
+	int root = 0, ro = 0, have_rl = 0;
+	yajl_val rl = NULL;
+	const struct sqb_jfield f[] = {
+	    {"drive_id", SQB_JT_STR, 1, &id},
+	    {"partuuid", SQB_JT_STR, 0, &partuuid},
+	    {"is_root_device", SQB_JT_BOOL, 1, &root},
+	    {"cache_type", SQB_JT_ENUM, 0, &cache, NULL, 0, 0, cache_types},
+	    {"is_read_only", SQB_JT_BOOL, 0, &ro},
+	    {"path_on_host", SQB_JT_STR, 0, &path},
+	    {"rate_limiter", SQB_JT_OBJECT, 0, &rl, &have_rl},
+	    {"io_engine", SQB_JT_ENUM, 0, &engine, NULL, 0, 0, io_engines},
+	    {"socket", SQB_JT_STR, 0, &socket},
+	};
+
+	memset(d, 0, sizeof(*d));
+	if (sqb_json_fields(body, f, 9, err, errlen) < 0)
+		return -1;
+	if (have_rl && parse_rl(rl, &d->rl, NULL, err, errlen) < 0)
+		return -1;
+	d->has_rl = have_rl && rl_enabled(&d->rl);
+	if (socket) {
+		snprintf(err, errlen,
+			 MSG_DRIVE "vhost-user drives (`socket`) are not supported by squib (see "
+				   "docs/api-compat.md).");
+		return -1;
+	}
+	if (!path) { /* neither virtio (path) nor vhost-user (socket) */
+		snprintf(err, errlen,
+			 MSG_DRIVE "Unable to create the block device: Invalid block "
+				   "config.");
+		return -1;
+	}
+	if (!strcmp(engine, "Async")) {
+		snprintf(err, errlen,
+			 MSG_CREATE "io_engine `Async` (io_uring) is not supported by squib yet; "
+				    "use `Sync` (see docs/api-compat.md).");
+		return -1;
+	}
+	if (strlen(id) > SQB_VDEV_ID_MAX) {
+		snprintf(err, errlen,
+			 MSG_DRIVE "drive_id `%.40s...` is longer than squib's limit of %d bytes.",
+			 id, SQB_VDEV_ID_MAX);
+		return -1;
+	}
+	snprintf(d->id, sizeof(d->id), "%s", id);
+	d->root = root;
+	d->read_only = ro;
+	d->writeback = !strcmp(cache, "Writeback");
+	if (!(d->path = strdup(path)) || (partuuid && !(d->partuuid = strdup(partuuid)))) {
+		drive_free(d);
+		snprintf(err, errlen, "Out of memory");
+		return -1;
+	}
+	return 0;
+}
+
+static int find_drive(struct sqb_ctl *c, const char *id)
+{
+	for (unsigned int i = 0; i < c->ndrives; i++)
+		if (!strcmp(c->drives[i].id, id))
+			return (int)i;
+	return -1;
+}
+
+/* BlockBuilder::insert: a second root is refused, an existing id is
+ * replaced, a root goes first. */
+static int insert_drive(struct sqb_ctl *c, struct sqb_ctl_drive *d, char *err, size_t errlen)
+{
+	int at = find_drive(c, d->id), has_root = c->ndrives && c->drives[0].root;
+
+	if (d->root && has_root && at != 0) {
+		snprintf(err, errlen, MSG_DRIVE "A root block device already exists!");
+		return -1;
+	}
+	if (at < 0 && c->ndrives >= SQB_CTL_MAX_DRIVES) {
+		snprintf(err, errlen, MSG_DRIVE "squib supports at most %d drives.",
+			 SQB_CTL_MAX_DRIVES);
+		return -1;
+	}
+	if (at < 0) {
+		at = (int)c->ndrives++;
+	} else {
+		drive_free(&c->drives[at]);
+	}
+	c->drives[at] = *d;
+	if (d->root && at != 0) {
+		struct sqb_ctl_drive t = c->drives[at];
+
+		memmove(&c->drives[1], &c->drives[0], (size_t)at * sizeof(t));
+		c->drives[0] = t;
+	}
+	memset(d, 0, sizeof(*d));
+	return 0;
+}
+
+/* id: from the path; NULL for a config file's drive (the body's id). */
+static void put_drive(struct sqb_ctl *c, const char *id, yajl_val body, struct sqb_ctl_resp *r)
+{
+	struct sqb_ctl_drive d;
+	const char *bad = id ? id_error(id) : NULL;
+	char err[700];
+	int fd, e;
+
+	if (bad)
+		return sqb_ctl_fault(r, "%s", bad);
+	if (parse_drive(body, &d, err, sizeof(err)) < 0)
+		return sqb_ctl_fault(r, "%s", err);
+	if (id && strcmp(d.id, id)) {
+		drive_free(&d);
+		return sqb_ctl_fault(r, MSG_ID_MISMATCH);
+	}
+	if (!id && (bad = id_error(d.id))) {
+		drive_free(&d);
+		return sqb_ctl_fault(r, "%s", bad);
+	}
+	if (c->vm) {
+		drive_free(&d);
+		return sqb_ctl_fault(r, MSG_AFTER_START);
+	}
+	/* VirtioBlock::new opens the file now (read-only or read-write) */
+	fd = open(d.path, (d.read_only ? O_RDONLY : O_RDWR) | O_CLOEXEC);
+	if (fd < 0) {
+		e = errno;
+		sqb_ctl_fault(r,
+			      MSG_CREATE
+			      "Virtio backend error: Error manipulating the backing file: "
+			      "%s (os error %d) %s",
+			      strerror(e), e, d.path);
+		drive_free(&d);
+		return;
+	}
+	close(fd);
+	if (insert_drive(c, &d, err, sizeof(err)) < 0) {
+		drive_free(&d);
+		return sqb_ctl_fault(r, "%s", err);
+	}
+	c->configured = 1;
+	r->status = 204;
+}
+
+void sqb_ctl_put_drive(struct sqb_ctl *c, const char *id, yajl_val body, struct sqb_ctl_resp *r)
+{
+	c->n.put_drive++;
+	put_drive(c, id, body, r);
+	c->n.put_drive_fails += r->status == 400;
+}
+
+static void bucket_merge(struct sqb_vio_bucket *cur, const struct sqb_vio_bucket *upd, int given)
+{
+	if (given)
+		*cur = *upd; /* a zero size or refill time disables it */
+}
+
+static void patch_drive(struct sqb_ctl *c, const char *id, yajl_val body, struct sqb_ctl_resp *r)
+{
+	const char *did = NULL, *path = NULL;
+	yajl_val rlv = NULL;
+	int have_rl = 0, given[2] = {0, 0}, at, rc;
+	const struct sqb_jfield f[] = {
+	    {"drive_id", SQB_JT_STR, 1, &did},
+	    {"path_on_host", SQB_JT_STR, 0, &path},
+	    {"rate_limiter", SQB_JT_OBJECT, 0, &rlv, &have_rl},
+	};
+	const char *bad = id_error(id);
+	struct sqb_vio_rl_config upd, merged;
+	struct sqb_diag diag = {0};
+	char err[700], *copy = NULL;
+
+	if (bad)
+		return sqb_ctl_fault(r, "%s", bad);
+	if (sqb_json_fields(body, f, 3, err, sizeof(err)) < 0)
+		return sqb_ctl_fault(r, "%s", err);
+	if (have_rl && parse_rl(rlv, &upd, given, err, sizeof(err)) < 0)
+		return sqb_ctl_fault(r, "%s", err);
+	if (strcmp(did, id))
+		return sqb_ctl_fault(r, MSG_ID_MISMATCH);
+	if (!c->vm)
+		return sqb_ctl_fault(r, MSG_BEFORE_START);
+	at = find_drive(c, id);
+	if (at < 0)
+		return sqb_ctl_fault(r, MSG_PATCH "Failed perform action on device: Device not "
+						  "found" MSG_VERIFY);
+	if (!path && !have_rl) /* vhost-user's update on a virtio drive */
+		return sqb_ctl_fault(r, MSG_PATCH "Block: Running method expected different "
+						  "backend." MSG_VERIFY);
+	if (path) {
+		if (!(copy = strdup(path)))
+			return sqb_ctl_fault(r, "Out of memory");
+		rc = sqb_vdev_blk_set_path(c->vm, id, path, &diag);
+		if (rc < 0) {
+			free(copy);
+			if (rc == -ENODEV)
+				return sqb_ctl_fault(r,
+						     MSG_PATCH "Failed perform action on device: "
+							       "Device not found" MSG_VERIFY);
+			return sqb_ctl_fault(r,
+					     MSG_PATCH "Block: Virtio backend error: %s" MSG_VERIFY,
+					     diag.reason[0] ? diag.reason : sqb_strerror(rc));
+		}
+		free(c->drives[at].path);
+		c->drives[at].path = copy;
+	}
+	if (have_rl) {
+		merged = c->drives[at].has_rl ? c->drives[at].rl : (struct sqb_vio_rl_config){0};
+		bucket_merge(&merged.bandwidth, &upd.bandwidth, given[0]);
+		bucket_merge(&merged.ops, &upd.ops, given[1]);
+		rc = sqb_vdev_set_rate_limiter(c->vm, id, rl_enabled(&merged) ? &merged : NULL);
+		if (rc < 0)
+			return sqb_ctl_fault(r, MSG_PATCH "Block: rate limiter: %s" MSG_VERIFY,
+					     sqb_strerror(rc));
+		c->drives[at].rl = merged;
+		c->drives[at].has_rl = rl_enabled(&merged);
+	}
+	sqb_ctl_log(SQB_CTL_INFO, "drive %s updated%s%s", id, path ? ": backing file " : "",
+		    path ? path : "");
+	r->status = 204;
+}
+
+void sqb_ctl_patch_drive(struct sqb_ctl *c, const char *id, yajl_val body, struct sqb_ctl_resp *r)
+{
+	c->n.patch_drive++;
+	patch_drive(c, id, body, r);
+	c->n.patch_drive_fails += r->status == 400;
+}
+
+void sqb_ctl_put_entropy(struct sqb_ctl *c, yajl_val body, struct sqb_ctl_resp *r)
+{
+	yajl_val rlv = NULL;
+	int have_rl = 0;
+	const struct sqb_jfield f[] = {
+	    {"rate_limiter", SQB_JT_OBJECT, 0, &rlv, &have_rl},
+	};
+	struct sqb_vio_rl_config rl;
+	char err[700];
+
+	if (sqb_json_fields(body, f, 1, err, sizeof(err)) < 0)
+		return sqb_ctl_fault(r, "%s", err);
+	memset(&rl, 0, sizeof(rl));
+	if (have_rl && parse_rl(rlv, &rl, NULL, err, sizeof(err)) < 0)
+		return sqb_ctl_fault(r, "%s", err);
+	if (c->vm)
+		return sqb_ctl_fault(r, MSG_AFTER_START);
+	c->entropy_set = 1;
+	c->entropy_has_rl = rl_enabled(&rl);
+	c->entropy_rl = rl;
+	c->configured = 1;
+	r->status = 204;
+}
+
+/* ---- GET /vm/config (BlockDeviceConfig / EntropyDeviceConfig serialized) ---- */
+
+static void bucket_json(struct sqb_jb *b, const struct sqb_vio_bucket *k)
+{
+	if (!k->size) {
+		sqb_jb_null(b);
+		return;
+	}
+	sqb_jb_open(b, '{');
+	sqb_jb_key(b, "size");
+	sqb_jb_u64(b, k->size);
+	sqb_jb_key(b, "one_time_burst");
+	if (k->one_time_burst)
+		sqb_jb_u64(b, k->one_time_burst);
+	else
+		sqb_jb_null(b);
+	sqb_jb_key(b, "refill_time");
+	sqb_jb_u64(b, k->refill_time_ms);
+	sqb_jb_close(b, '}');
+}
+
+static void rl_json(struct sqb_jb *b, int has, const struct sqb_vio_rl_config *rl)
+{
+	if (!has || !rl_enabled(rl)) {
+		sqb_jb_null(b);
+		return;
+	}
+	sqb_jb_open(b, '{');
+	sqb_jb_key(b, "bandwidth");
+	bucket_json(b, &rl->bandwidth);
+	sqb_jb_key(b, "ops");
+	bucket_json(b, &rl->ops);
+	sqb_jb_close(b, '}');
+}
+
+void sqb_ctl_drives_json(struct sqb_ctl *c, struct sqb_jb *b)
+{
+	sqb_jb_open(b, '[');
+	for (unsigned int i = 0; i < c->ndrives; i++) {
+		const struct sqb_ctl_drive *d = &c->drives[i];
+
+		sqb_jb_open(b, '{');
+		sqb_jb_key(b, "drive_id");
+		sqb_jb_str(b, d->id);
+		sqb_jb_key(b, "partuuid");
+		sqb_jb_str(b, d->partuuid);
+		sqb_jb_key(b, "is_root_device");
+		sqb_jb_bool(b, d->root);
+		sqb_jb_key(b, "cache_type");
+		sqb_jb_str(b, d->writeback ? "Writeback" : "Unsafe");
+		sqb_jb_key(b, "is_read_only");
+		sqb_jb_bool(b, d->read_only);
+		sqb_jb_key(b, "path_on_host");
+		sqb_jb_str(b, d->path);
+		sqb_jb_key(b, "rate_limiter");
+		rl_json(b, d->has_rl, &d->rl);
+		sqb_jb_key(b, "io_engine");
+		sqb_jb_str(b, "Sync");
+		sqb_jb_key(b, "socket");
+		sqb_jb_null(b);
+		sqb_jb_close(b, '}');
+	}
+	sqb_jb_close(b, ']');
+}
+
+void sqb_ctl_entropy_json(struct sqb_ctl *c, struct sqb_jb *b)
+{
+	if (!c->entropy_set) {
+		sqb_jb_null(b);
+		return;
+	}
+	sqb_jb_open(b, '{');
+	sqb_jb_key(b, "rate_limiter");
+	rl_json(b, c->entropy_has_rl, &c->entropy_rl);
+	sqb_jb_close(b, '}');
+}
+
+/* ---- the VM ---- */
+
+int sqb_ctl_add_devices(void *arg, sqb_vm *vm, struct sqb_diag *diag)
+{
+	struct sqb_ctl *c = arg;
+	int err;
+
+	for (unsigned int i = 0; i < c->ndrives; i++) {
+		const struct sqb_ctl_drive *d = &c->drives[i];
+		struct sqb_vdev_blk_cfg b = {SQB_VDEV_BLK_VERSION,
+					     d->id,
+					     d->path,
+					     d->read_only,
+					     d->writeback ? SQB_VIO_CACHE_WRITEBACK
+							  : SQB_VIO_CACHE_UNSAFE,
+					     d->has_rl ? &d->rl : NULL};
+
+		if ((err = sqb_vdev_add_blk(vm, &b, diag)) < 0)
+			return err;
+	}
+	if (c->entropy_set &&
+	    (err = sqb_vdev_add_rng(vm, c->entropy_has_rl ? &c->entropy_rl : NULL, diag)) < 0)
+		return err;
+	return 0;
+}
+
+/* builder.rs attach_block_devices: "root=PARTUUID=<p>" or "root=/dev/vda",
+ * then "ro" or "rw", appended to the command line. */
+int sqb_ctl_root_cmdline(struct sqb_ctl *c, const char *args, char **out)
+{
+	const struct sqb_ctl_drive *d = c->ndrives ? &c->drives[0] : NULL;
+	const char *base = args ? args : sqb_x86boot_default_cmdline();
+	int n;
+
+	*out = NULL;
+	if (!d || !d->root)
+		return 0;
+	if (d->partuuid)
+		n = asprintf(out, "%s%sroot=PARTUUID=%s %s", base, *base ? " " : "", d->partuuid,
+			     d->read_only ? "ro" : "rw");
+	else
+		n = asprintf(out, "%s%sroot=/dev/vda %s", base, *base ? " " : "",
+			     d->read_only ? "ro" : "rw");
+	if (n < 0) {
+		*out = NULL;
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+/* "drives": [BlockDeviceConfig...] and "entropy": {...} | null of a
+ * VmmConfig object; everything else in it is ignored here. */
+int sqb_ctl_devices_from_config(struct sqb_ctl *c, yajl_val root, char *err, size_t errlen)
+{
+	const char *pd[] = {"drives", NULL}, *pe[] = {"entropy", NULL};
+	yajl_val drives = yajl_tree_get(root, pd, yajl_t_any);
+	yajl_val ent = yajl_tree_get(root, pe, yajl_t_any);
+	char why[600];
+
+	sqb_ctl_devices_clear(c);
+	if (drives && !YAJL_IS_NULL(drives) && !YAJL_IS_ARRAY(drives)) {
+		snprintf(err, errlen, "`drives` must be an array");
+		return -1;
+	}
+	for (size_t i = 0; drives && YAJL_IS_ARRAY(drives) && i < drives->u.array.len; i++) {
+		struct sqb_ctl_drive d;
+
+		if (parse_drive(drives->u.array.values[i], &d, why, sizeof(why)) < 0 ||
+		    (id_error(d.id) && (snprintf(why, sizeof(why), "%s", id_error(d.id)), 1))) {
+			if (d.path)
+				drive_free(&d);
+			snprintf(err, errlen, "drives[%zu]: %s", i, why);
+			sqb_ctl_devices_clear(c);
+			return -1;
+		}
+		if (insert_drive(c, &d, why, sizeof(why)) < 0) {
+			drive_free(&d);
+			snprintf(err, errlen, "drives[%zu]: %s", i, why);
+			sqb_ctl_devices_clear(c);
+			return -1;
+		}
+	}
+	if (ent && !YAJL_IS_NULL(ent)) {
+		struct sqb_ctl_resp *r = malloc(sizeof(*r));
+		int ok;
+
+		if (!r) {
+			snprintf(err, errlen, "Out of memory");
+			return -1;
+		}
+		r->status = 400;
+		sqb_ctl_put_entropy(c, ent, r);
+		ok = r->status == 204;
+		if (!ok)
+			snprintf(err, errlen, "entropy: %s", r->body);
+		free(r);
+		if (!ok) {
+			sqb_ctl_devices_clear(c);
+			return -1;
+		}
+	}
+	return 0;
+}

@@ -1,0 +1,51 @@
+/* virtio-blk and virtio-rng as VM devices (private to runtime/ and its API,
+ * dev_virtio.c): the glue between the virtio library and the VM.
+ *
+ *   cfg.add_devices ─> sqb_vdev_add_blk / _rng ─> sqb_vm_add_mmio_dev (slot n)
+ *        slot.loop:  one eventfd per queue (KVM ioeventfd on QueueNotify,
+ *                    datamatch = queue index) ─> sqb_vio_queue_notify()
+ *                    one timerfd (rate limiter) ─> sqb_vio_dev_poll()
+ *        slot.irq:   sqb_vio_host.irq.raise ─> the slot's irqfd
+ *        slot.mem:   sqb_vio_host.mem.map ─> sqb_gmem_map (marks dirty)
+ *
+ * Devices are named by id: a drive by its drive_id, the entropy device by
+ * SQB_VDEV_RNG_ID.  The VM owns them; they go away with it.
+ */
+#ifndef SQB_RUNTIME_DEV_VIRTIO_H
+#define SQB_RUNTIME_DEV_VIRTIO_H
+
+#include "squib/runtime.h"
+#include "virtio.h"
+
+/* The entropy device's bus and DEVS id ('-' is not allowed in a drive id). */
+#define SQB_VDEV_RNG_ID "virtio-rng"
+/* Longest drive id (the bus and DEVS id of the drive). */
+#define SQB_VDEV_ID_MAX 31
+
+#define SQB_VDEV_BLK_VERSION 1
+struct sqb_vdev_blk_cfg {
+	unsigned int version; /* SQB_VDEV_BLK_VERSION */
+	const char *drive_id; /* [A-Za-z0-9_], 1..SQB_VDEV_ID_MAX bytes */
+	const char *path;     /* opened O_RDWR, or O_RDONLY when read_only */
+	int read_only;
+	enum sqb_vio_cache cache;
+	const struct sqb_vio_rl_config *rate_limiter; /* NULL: none */
+};
+
+/* Call from struct sqb_vm_config.add_devices (or the snapshot load's): the
+ * next virtio-mmio slot.  diag names the drive and the file on failure. */
+int sqb_vdev_add_blk(sqb_vm *vm, const struct sqb_vdev_blk_cfg *cfg, struct sqb_diag *diag);
+int sqb_vdev_add_rng(sqb_vm *vm, const struct sqb_vio_rl_config *rate_limiter,
+		     struct sqb_diag *diag);
+
+/* PATCH after boot.  -ENODEV: no such device; -errno of open() with diag. */
+int sqb_vdev_blk_set_path(sqb_vm *vm, const char *drive_id, const char *path,
+			  struct sqb_diag *diag);
+int sqb_vdev_set_rate_limiter(sqb_vm *vm, const char *id, const struct sqb_vio_rl_config *rl);
+/* Process every ready queue of every virtio device once: after a snapshot
+ * load (a notify may have been pending, [F-108]). */
+void sqb_vdev_poll_all(sqb_vm *vm);
+/* Capacity in 512-byte sectors of a drive (tests); 0 if none. */
+uint64_t sqb_vdev_blk_capacity(sqb_vm *vm, const char *drive_id);
+
+#endif
