@@ -152,6 +152,7 @@ int sqb_ctl_metrics_open(const char *path, char *err, size_t errlen)
  * the previous line; its latencies (SharedStoreMetric) as the last value. */
 static struct sqb_ctl_counters metrics_prev;
 static uint64_t uart_prev;
+static uint64_t uart_drop_prev;
 
 #define DELTA(field) (c->n.field - metrics_prev.field)
 
@@ -181,7 +182,7 @@ int sqb_ctl_metrics_flush(struct sqb_ctl *c)
 	    "actions_count", "actions_fails", "boot_source_count", "boot_source_fails",
 	    "logger_count",  "logger_fails",  "machine_cfg_count", "machine_cfg_fails",
 	    "metrics_count", "metrics_fails", "serial_count",	   "serial_fails"};
-	static const char *const k_uart[] = {"write_count"};
+	static const char *const k_uart[] = {"missed_write_count", "write_count"};
 	static const char *const k_sqb[] = {
 	    "api_requests", "api_errors",     "get_vm_config_count", "vcpu_exits",
 	    "vcpu_exit_io", "vcpu_exit_mmio", "uart_tx_bytes",	     "guest_mem_bytes"};
@@ -226,7 +227,10 @@ int sqb_ctl_metrics_flush(struct sqb_ctl *c)
 		  DELTA(put_machine_cfg), DELTA(put_machine_cfg_fails), DELTA(put_metrics),
 		  DELTA(put_metrics_fails), DELTA(put_serial), DELTA(put_serial_fails)},
 	      12);
-	group(&b, "uart", k_uart, (const uint64_t[]){st.uart_tx_bytes - uart_prev}, 1);
+	/* missed_write_count: serial bytes dropped because the sink was full */
+	group(&b, "uart", k_uart,
+	      (const uint64_t[]){st.uart_dropped_bytes - uart_drop_prev, st.uart_tx_bytes - uart_prev},
+	      2);
 	/* squib's own totals (cumulative) */
 	group(&b, "squib", k_sqb,
 	      (const uint64_t[]){c->api_requests, c->api_errors, c->n.get_vm_config, st.exits,
@@ -240,5 +244,6 @@ int sqb_ctl_metrics_flush(struct sqb_ctl *c)
 		return -1;
 	metrics_prev = c->n;
 	uart_prev = st.uart_tx_bytes;
+	uart_drop_prev = st.uart_dropped_bytes;
 	return 0;
 }

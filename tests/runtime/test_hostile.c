@@ -1,0 +1,137 @@
+/* Hostile guests and clients against the real squib binary (issue 17 part 2,
+ * docs/security.md): a guest flooding its serial port into a pipe nobody
+ * reads, FIFOs given as paths, and slow clients filling every connection. */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "squib_client.h"
+
+static const char *squib_bin;
+static const char *guest_dir;
+static int have_kvm;
+
+static long long now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
+}
+
+static void show_log_and_fail(struct sqb_tc *t, const char *what)
+{
+	char *e = tc_read_file(t->errlog);
+	tc_stop(t); /* no squib left behind by a failed test */
+	fail_msg("%s; squib's log: %.2000s", what, e ? e : "(none)");
+}
+
+/* Sum of every "missed_write_count":N in the metrics file. */
+static unsigned long long missed_writes(const char *path)
+{
+	char *m = tc_read_file(path), *p;
+	unsigned long long sum = 0;
+
+	for (p = m; p && (p = strstr(p, "\"missed_write_count\":")); p++)
+		sum += strtoull(p + 21, NULL, 10);
+	free(m);
+	return sum;
+}
+
+/* The counter guest with delay=0 writes "count=N" lines as fast as it can;
+ * squib's stdout is a pipe that is never read.  Pause, snapshot, resume and
+ * SIGTERM must all still answer promptly, and the metrics count the drops
+ * (Firecracker's uart.missed_write_count). */
+static void test_serial_flood_into_undrained_pipe(void **state)
+{
+	struct sqb_tc t;
+	char body[1024], resp[2048], mpath[256];
+	int p[2];
+	long long t0;
+
+	(void)state;
+	if (!have_kvm)
+		skip();
+	assert_int_equal(pipe2(p, O_CLOEXEC), 0);
+	assert_int_equal(tc_spawn_out(&t, squib_bin, (const char *const[]){"--level", "Info", NULL},
+				      p[1]),
+			 0);
+	/* the smallest pipe: the guest (slow under emulation) fills it at once */
+	fcntl(p[1], F_SETPIPE_SZ, 4096);
+	close(p[1]); /* p[0] stays open and is never read */
+	snprintf(mpath, sizeof(mpath), "%s/metrics", t.dir);
+	snprintf(body, sizeof(body), "{\"metrics_path\":\"%s\"}", mpath);
+	assert_int_equal(tc_req(&t, "PUT", "/metrics", body, resp, sizeof(resp)), 204);
+	assert_int_equal(tc_req(&t, "PUT", "/machine-config",
+				"{\"vcpu_count\":1,\"mem_size_mib\":32}", resp, sizeof(resp)),
+			 204);
+	snprintf(body, sizeof(body),
+		 "{\"kernel_image_path\":\"%s/counter.elf\",\"boot_args\":\"delay=0\"}", guest_dir);
+	assert_int_equal(tc_req(&t, "PUT", "/boot-source", body, resp, sizeof(resp)), 204);
+	assert_int_equal(tc_req(&t, "PUT", "/actions", "{\"action_type\":\"InstanceStart\"}", resp,
+				sizeof(resp)),
+			 204);
+	usleep(2000 * 1000); /* more than the pipe and squib's buffer hold */
+	t0 = now_ms();
+	if (tc_req(&t, "PATCH", "/vm", "{\"state\":\"Paused\"}", resp, sizeof(resp)) != 204)
+		show_log_and_fail(&t, "pause did not answer while the serial sink was full");
+	snprintf(body, sizeof(body),
+		 "{\"snapshot_type\":\"Full\",\"snapshot_path\":\"%s/st\",\"mem_file_path\":\"%s/"
+		 "mem\"}",
+		 t.dir, t.dir);
+	if (tc_req(&t, "PUT", "/snapshot/create", body, resp, sizeof(resp)) != 204)
+		show_log_and_fail(&t, "snapshot create failed while the serial sink was full");
+	if (tc_req(&t, "PATCH", "/vm", "{\"state\":\"Resumed\"}", resp, sizeof(resp)) != 204)
+		show_log_and_fail(&t, "resume did not answer while the serial sink was full");
+	assert_true(now_ms() - t0 < 8000);
+	usleep(300 * 1000);
+	assert_int_equal(tc_req(&t, "PUT", "/actions", "{\"action_type\":\"FlushMetrics\"}", resp,
+				sizeof(resp)),
+			 204);
+	if (missed_writes(mpath) == 0)
+		show_log_and_fail(&t, "no dropped serial bytes were counted");
+	t0 = now_ms();
+	kill(t.pid, SIGTERM);
+	if (tc_wait_exit(&t, 3000) < 0)
+		show_log_and_fail(&t, "SIGTERM did not end squib within 3 s");
+	assert_true(now_ms() - t0 < 3000);
+	close(p[0]);
+	tc_stop(&t);
+}
+
+int main(int argc, char **argv)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_serial_flood_into_undrained_pipe),
+	};
+	int fd;
+
+	if (argc < 3) {
+		fprintf(stderr, "usage: %s SQUIB GUEST_DIR\n", argv[0]);
+		return 2;
+	}
+	squib_bin = argv[1];
+	guest_dir = argv[2];
+	signal(SIGPIPE, SIG_IGN);
+	fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
+	if (fd >= 0) {
+		have_kvm = 1;
+		close(fd);
+	} else {
+		fprintf(stderr, "note: /dev/kvm is not usable here; guest tests are skipped\n");
+	}
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
