@@ -107,7 +107,7 @@ int sqb_ctl_log_configure(const char *path, const char *level, int show_level, i
 		return -1;
 	}
 	if (path) {
-		int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+		int fd = sqb_ctl_open_sink(path);
 		if (fd < 0) {
 			snprintf(err, errlen, "Cannot open the log file %s: %s", path,
 				 strerror(errno));
@@ -134,9 +134,22 @@ int sqb_ctl_log_configure(const char *path, const char *level, int show_level, i
 	return 0;
 }
 
+/* Never block the API thread on a FIFO nobody reads yet: open without
+ * waiting and, for a FIFO with no reader, hold a read end ourselves (as
+ * Firecracker's open_file_nonblock does).  Writes are non-blocking: a full
+ * FIFO loses lines rather than stopping squib. */
+int sqb_ctl_open_sink(const char *path)
+{
+	int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_NONBLOCK | O_CLOEXEC, 0644);
+
+	if (fd < 0 && errno == ENXIO)
+		fd = open(path, O_RDWR | O_APPEND | O_NONBLOCK | O_CLOEXEC);
+	return fd;
+}
+
 int sqb_ctl_metrics_open(const char *path, char *err, size_t errlen)
 {
-	int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+	int fd = sqb_ctl_open_sink(path);
 
 	if (fd < 0) {
 		snprintf(err, errlen, "Cannot open the metrics file %s: %s", path, strerror(errno));

@@ -112,10 +112,107 @@ static void test_serial_flood_into_undrained_pipe(void **state)
 	tc_stop(&t);
 }
 
+/* One request that must answer within 3 s with the given status; returns
+ * the body in resp. */
+static void req_quick(struct sqb_tc *t, const char *method, const char *path, const char *json,
+		      int want, char *resp, size_t cap)
+{
+	long long t0 = now_ms();
+	int st = tc_req(t, method, path, json, resp, cap);
+	char what[512];
+
+	if (st != want || now_ms() - t0 > 3000) {
+		snprintf(what, sizeof(what), "%s %s %s: status %d after %lld ms (want %d): %.200s",
+			 method, path, json ? json : "", st, now_ms() - t0, want, resp);
+		show_log_and_fail(t, what);
+	}
+}
+
+/* Firecracker's logger and metrics docs create the path with mkfifo and
+ * read it later: the PUT must answer at once, and so must the next client.
+ * A FIFO where a file is read (kernel, initrd, snapshot state and memory)
+ * is refused with a 400 that says so, never waited on. */
+static void test_fifo_paths_never_block_the_api(void **state)
+{
+	struct sqb_tc t;
+	char fifo[256], body[1024], resp[2048];
+
+	(void)state;
+	assert_int_equal(tc_spawn(&t, squib_bin, NULL, 1), 0);
+	snprintf(fifo, sizeof(fifo), "%s/fifo", t.dir);
+	assert_int_equal(mkfifo(fifo, 0600), 0);
+	snprintf(body, sizeof(body), "{\"log_path\":\"%s\",\"level\":\"Info\"}", fifo);
+	req_quick(&t, "PUT", "/logger", body, 204, resp, sizeof(resp));
+	snprintf(body, sizeof(body), "{\"metrics_path\":\"%s\"}", fifo);
+	req_quick(&t, "PUT", "/metrics", body, 204, resp, sizeof(resp));
+	snprintf(body, sizeof(body), "{\"serial_out_path\":\"%s\"}", fifo);
+	req_quick(&t, "PUT", "/serial", body, 204, resp, sizeof(resp));
+	req_quick(&t, "GET", "/", NULL, 200, resp, sizeof(resp));
+	snprintf(body, sizeof(body), "{\"kernel_image_path\":\"%s\"}", fifo);
+	req_quick(&t, "PUT", "/boot-source", body, 400, resp, sizeof(resp));
+	assert_non_null(strstr(resp, "FIFO"));
+	snprintf(body, sizeof(body), "{\"kernel_image_path\":\"%s/counter.elf\",\"initrd_path\":\"%s\"}",
+		 guest_dir, fifo);
+	req_quick(&t, "PUT", "/boot-source", body, 400, resp, sizeof(resp));
+	assert_non_null(strstr(resp, "FIFO"));
+	snprintf(body, sizeof(body), "{\"snapshot_path\":\"%s\",\"mem_backend\":{\"backend_type\":\"File\",\"backend_path\":\"%s\"}}",
+		 fifo, fifo);
+	req_quick(&t, "PUT", "/snapshot/load", body, 400, resp, sizeof(resp));
+	assert_non_null(strstr(resp, "regular file"));
+	req_quick(&t, "GET", "/", NULL, 200, resp, sizeof(resp));
+	kill(t.pid, SIGTERM);
+	assert_true(tc_wait_exit(&t, 3000) >= 0);
+	tc_stop(&t);
+}
+
+/* A snapshot's memory file swapped for a FIFO: the load is refused, clearly
+ * and at once; and a FIFO at the create path is refused too. */
+static void test_fifo_snapshot_files_refused(void **state)
+{
+	struct sqb_tc t, u;
+	char fifo[256], body[1024], resp[2048];
+
+	(void)state;
+	if (!have_kvm)
+		skip();
+	assert_int_equal(tc_spawn(&t, squib_bin, NULL, 1), 0);
+	snprintf(fifo, sizeof(fifo), "%s/fifo", t.dir);
+	assert_int_equal(mkfifo(fifo, 0600), 0);
+	req_quick(&t, "PUT", "/machine-config", "{\"vcpu_count\":1,\"mem_size_mib\":32}", 204, resp,
+		  sizeof(resp));
+	snprintf(body, sizeof(body), "{\"kernel_image_path\":\"%s/counter.elf\"}", guest_dir);
+	req_quick(&t, "PUT", "/boot-source", body, 204, resp, sizeof(resp));
+	req_quick(&t, "PUT", "/actions", "{\"action_type\":\"InstanceStart\"}", 204, resp,
+		  sizeof(resp));
+	req_quick(&t, "PATCH", "/vm", "{\"state\":\"Paused\"}", 204, resp, sizeof(resp));
+	snprintf(body, sizeof(body), "{\"snapshot_path\":\"%s\",\"mem_file_path\":\"%s/mem\"}",
+		 fifo, t.dir);
+	req_quick(&t, "PUT", "/snapshot/create", body, 400, resp, sizeof(resp));
+	assert_non_null(strstr(resp, "regular file"));
+	snprintf(body, sizeof(body), "{\"snapshot_path\":\"%s/st\",\"mem_file_path\":\"%s\"}",
+		 t.dir, fifo);
+	req_quick(&t, "PUT", "/snapshot/create", body, 400, resp, sizeof(resp));
+	assert_non_null(strstr(resp, "regular file"));
+	snprintf(body, sizeof(body), "{\"snapshot_path\":\"%s/st\",\"mem_file_path\":\"%s/mem\"}",
+		 t.dir, t.dir);
+	req_quick(&t, "PUT", "/snapshot/create", body, 204, resp, sizeof(resp));
+
+	assert_int_equal(tc_spawn(&u, squib_bin, NULL, 1), 0);
+	snprintf(body, sizeof(body), "{\"snapshot_path\":\"%s/st\",\"mem_backend\":{\"backend_type\":\"File\",\"backend_path\":\"%s\"}}",
+		 t.dir, fifo);
+	req_quick(&u, "PUT", "/snapshot/load", body, 400, resp, sizeof(resp));
+	assert_non_null(strstr(resp, "regular file"));
+	req_quick(&u, "GET", "/", NULL, 200, resp, sizeof(resp));
+	tc_stop(&u);
+	tc_stop(&t);
+}
+
 int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_serial_flood_into_undrained_pipe),
+	    cmocka_unit_test(test_fifo_paths_never_block_the_api),
+	    cmocka_unit_test(test_fifo_snapshot_files_refused),
 	};
 	int fd;
 
