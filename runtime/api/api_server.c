@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,6 +20,10 @@
 
 #define SQB_API_MAX_CONNS     32
 #define SQB_API_IDLE_MS	      60000
+/* A request must arrive whole within this time of its first byte, however
+ * often bytes trickle in (issue 17: one header byte every 10 s reset the
+ * idle timer and 32 such clients held the API). */
+#define SQB_API_REQUEST_MS 10000
 #define SQB_METRICS_PERIOD_MS 60000
 #define SQB_API_OUT_CAP	      (SQB_CTL_RESP_MAX + 512)
 
@@ -31,6 +36,7 @@ struct sqb_conn {
 	int closing;	   /* close once out is drained */
 	int sent_continue; /* 100 Continue already sent for the pending request */
 	uint64_t last_ms;
+	uint64_t req_start_ms; /* first byte of the request being received */
 };
 
 struct sqb_api {
@@ -186,6 +192,7 @@ static void conn_process(struct sqb_api *s, struct sqb_ctl *c, struct sqb_conn *
 		memmove(cn->in, cn->in + req.total_len, cn->in_len - req.total_len);
 		cn->in_len -= req.total_len;
 		cn->sent_continue = 0;
+		cn->req_start_ms = now_ms(); /* a pipelined request starts now */
 		conn_flush(cn); /* drained: the loop goes on with pipelined requests */
 	}
 	if (cn->fd >= 0 && cn->out_len)
@@ -211,29 +218,62 @@ static void conn_read(struct sqb_api *s, struct sqb_ctl *c, struct sqb_conn *cn)
 		conn_close(cn);
 		return;
 	}
+	if (!cn->in_len)
+		cn->req_start_ms = now_ms();
 	cn->in_len += (size_t)n;
 	cn->last_ms = now_ms();
 	conn_process(s, c, cn);
 }
 
+/* With every slot taken, a new client still gets in: the connection that
+ * has waited longest without a complete request (idle since its last
+ * answer, or trickling a request in) makes room.  A request being answered
+ * is complete, so it is never the one dropped. */
+static int api_evict(struct sqb_api *s)
+{
+	int victim = -1;
+	uint64_t oldest = UINT64_MAX;
+
+	for (int i = 0; i < SQB_API_MAX_CONNS; i++) {
+		const struct sqb_conn *cn = &s->conns[i];
+		uint64_t since = cn->in_len ? cn->req_start_ms : cn->last_ms;
+		if (cn->fd >= 0 && !cn->out_len && since < oldest) {
+			oldest = since;
+			victim = i;
+		}
+	}
+	if (victim >= 0) {
+		sqb_ctl_log(SQB_CTL_WARN,
+			    "API: all %d connections busy; closing the one idle or incomplete "
+			    "for longest (%llu ms) to let a new client in",
+			    SQB_API_MAX_CONNS, (unsigned long long)(now_ms() - oldest));
+		conn_close(&s->conns[victim]);
+	}
+	return victim;
+}
+
 static void api_accept(struct sqb_api *s)
 {
 	int fd = accept4(s->listen_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+	int slot = -1;
 
 	if (fd < 0)
 		return;
-	for (int i = 0; i < SQB_API_MAX_CONNS; i++) {
-		if (s->conns[i].fd < 0) {
-			s->conns[i].fd = fd;
-			s->conns[i].closing = 0;
-			s->conns[i].sent_continue = 0;
-			s->conns[i].last_ms = now_ms();
-			return;
-		}
+	for (int i = 0; i < SQB_API_MAX_CONNS && slot < 0; i++)
+		if (s->conns[i].fd < 0)
+			slot = i;
+	if (slot < 0)
+		slot = api_evict(s);
+	if (slot < 0) {
+		sqb_ctl_log(SQB_CTL_WARN, "API: too many connections (%d); refusing one",
+			    SQB_API_MAX_CONNS);
+		close(fd);
+		return;
 	}
-	sqb_ctl_log(SQB_CTL_WARN, "API: too many connections (%d); refusing one",
-		    SQB_API_MAX_CONNS);
-	close(fd);
+	s->conns[slot].fd = fd;
+	s->conns[slot].closing = 0;
+	s->conns[slot].sent_continue = 0;
+	s->conns[slot].last_ms = s->conns[slot].req_start_ms = now_ms();
 }
 
 static void serial_from_stdin(struct sqb_ctl *c, int *stdin_open)
@@ -270,6 +310,14 @@ int sqb_api_run(struct sqb_ctl *c, struct sqb_api *s, int sig_fd, int use_stdin)
 			if (cn->fd < 0)
 				continue;
 			if (t - cn->last_ms > SQB_API_IDLE_MS) { /* idle or stalled client */
+				conn_close(cn);
+				continue;
+			}
+			if (cn->in_len && !cn->out_len && t - cn->req_start_ms > SQB_API_REQUEST_MS) {
+				sqb_ctl_log(SQB_CTL_WARN,
+					    "API: closing a client whose request did not arrive "
+					    "within %d ms",
+					    SQB_API_REQUEST_MS);
 				conn_close(cn);
 				continue;
 			}
