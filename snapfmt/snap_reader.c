@@ -816,7 +816,7 @@ int sqb_snap_open(sqb_snap **out, const char *path, const struct sqb_open_opts *
 	if (fstat(s->fd, &st) < 0 || !S_ISREG(st.st_mode)) {
 		err = S_ISDIR(st.st_mode) ? -EISDIR : -EINVAL;
 		sqb_diag_set(diag, err, UINT64_MAX, path,
-			     "not a regular file (a FIFO, device or folder cannot hold a snapshot)");
+			     "not a regular file (a FIFO, device or folder holds no snapshot)");
 		goto fail;
 	}
 	if ((err = r_header(s, (uint64_t)st.st_size, diag)) || (err = r_directory(s, diag)) ||

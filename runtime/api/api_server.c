@@ -18,12 +18,12 @@
 #include "http.h"
 #include "json_fields.h"
 
-#define SQB_API_MAX_CONNS     32
-#define SQB_API_IDLE_MS	      60000
+#define SQB_API_MAX_CONNS 32
+#define SQB_API_IDLE_MS	  60000
 /* A request must arrive whole within this time of its first byte, however
  * often bytes trickle in (issue 17: one header byte every 10 s reset the
  * idle timer and 32 such clients held the API). */
-#define SQB_API_REQUEST_MS 10000
+#define SQB_API_REQUEST_MS    10000
 #define SQB_METRICS_PERIOD_MS 60000
 #define SQB_API_OUT_CAP	      (SQB_CTL_RESP_MAX + 512)
 
@@ -193,7 +193,7 @@ static void conn_process(struct sqb_api *s, struct sqb_ctl *c, struct sqb_conn *
 		cn->in_len -= req.total_len;
 		cn->sent_continue = 0;
 		cn->req_start_ms = now_ms(); /* a pipelined request starts now */
-		conn_flush(cn); /* drained: the loop goes on with pipelined requests */
+		conn_flush(cn);		     /* drained: the loop goes on with pipelined requests */
 	}
 	if (cn->fd >= 0 && cn->out_len)
 		conn_flush(cn);
@@ -313,7 +313,8 @@ int sqb_api_run(struct sqb_ctl *c, struct sqb_api *s, int sig_fd, int use_stdin)
 				conn_close(cn);
 				continue;
 			}
-			if (cn->in_len && !cn->out_len && t - cn->req_start_ms > SQB_API_REQUEST_MS) {
+			if (cn->in_len && !cn->out_len &&
+			    t - cn->req_start_ms > SQB_API_REQUEST_MS) {
 				sqb_ctl_log(SQB_CTL_WARN,
 					    "API: closing a client whose request did not arrive "
 					    "within %d ms",

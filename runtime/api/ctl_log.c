@@ -242,7 +242,8 @@ int sqb_ctl_metrics_flush(struct sqb_ctl *c)
 	      12);
 	/* missed_write_count: serial bytes dropped because the sink was full */
 	group(&b, "uart", k_uart,
-	      (const uint64_t[]){st.uart_dropped_bytes - uart_drop_prev, st.uart_tx_bytes - uart_prev},
+	      (const uint64_t[]){st.uart_dropped_bytes - uart_drop_prev,
+				 st.uart_tx_bytes - uart_prev},
 	      2);
 	/* squib's own totals (cumulative) */
 	group(&b, "squib", k_sqb,

@@ -250,8 +250,7 @@ static void test_sigterm_during_pause_wait(void **state)
 }
 
 /* Run squib-pager --state STATE SOCK MEM; returns its pid, stderr to log. */
-static pid_t pager_with_state(const char *state, const char *mem, const char *sock,
-			      const char *log)
+static pid_t pager_with_state(const char *state, const char *mem, const char *sock, const char *log)
 {
 	pid_t pid = fork();
 

@@ -67,7 +67,8 @@ static int spawn(struct sqb_tc *t, const char *squib, const char *const *extra, 
 		return -1;
 	if (t->pid == 0) {
 		int in = want_stdin ? in_pipe[0] : open("/dev/null", O_RDONLY);
-		int out = out_fd >= 0 ? out_fd : open(t->serial, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+		int out =
+		    out_fd >= 0 ? out_fd : open(t->serial, O_WRONLY | O_CREAT | O_TRUNC, 0644);
 		int err = open(t->errlog, O_WRONLY | O_CREAT | O_TRUNC, 0644);
 		dup2(in, 0);
 		dup2(out, 1);

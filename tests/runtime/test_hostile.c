@@ -67,9 +67,8 @@ static void test_serial_flood_into_undrained_pipe(void **state)
 	if (!have_kvm)
 		skip();
 	assert_int_equal(pipe2(p, O_CLOEXEC), 0);
-	assert_int_equal(tc_spawn_out(&t, squib_bin, (const char *const[]){"--level", "Info", NULL},
-				      p[1]),
-			 0);
+	assert_int_equal(
+	    tc_spawn_out(&t, squib_bin, (const char *const[]){"--level", "Info", NULL}, p[1]), 0);
 	/* the smallest pipe: the guest (slow under emulation) fills it at once */
 	fcntl(p[1], F_SETPIPE_SZ, 4096);
 	close(p[1]); /* p[0] stays open and is never read */
@@ -155,11 +154,14 @@ static void test_fifo_paths_never_block_the_api(void **state)
 	snprintf(body, sizeof(body), "{\"kernel_image_path\":\"%s\"}", fifo);
 	req_quick(&t, "PUT", "/boot-source", body, 400, resp, sizeof(resp));
 	assert_non_null(strstr(resp, "FIFO"));
-	snprintf(body, sizeof(body), "{\"kernel_image_path\":\"%s/counter.elf\",\"initrd_path\":\"%s\"}",
-		 guest_dir, fifo);
+	snprintf(body, sizeof(body),
+		 "{\"kernel_image_path\":\"%s/counter.elf\",\"initrd_path\":\"%s\"}", guest_dir,
+		 fifo);
 	req_quick(&t, "PUT", "/boot-source", body, 400, resp, sizeof(resp));
 	assert_non_null(strstr(resp, "FIFO"));
-	snprintf(body, sizeof(body), "{\"snapshot_path\":\"%s\",\"mem_backend\":{\"backend_type\":\"File\",\"backend_path\":\"%s\"}}",
+	snprintf(body, sizeof(body),
+		 "{\"snapshot_path\":\"%s\",\"mem_backend\":{\"backend_type\":\"File\",\"backend_"
+		 "path\":\"%s\"}}",
 		 fifo, fifo);
 	req_quick(&t, "PUT", "/snapshot/load", body, 400, resp, sizeof(resp));
 	assert_non_null(strstr(resp, "regular file"));
@@ -202,7 +204,9 @@ static void test_fifo_snapshot_files_refused(void **state)
 	req_quick(&t, "PUT", "/snapshot/create", body, 204, resp, sizeof(resp));
 
 	assert_int_equal(tc_spawn(&u, squib_bin, NULL, 1), 0);
-	snprintf(body, sizeof(body), "{\"snapshot_path\":\"%s/st\",\"mem_backend\":{\"backend_type\":\"File\",\"backend_path\":\"%s\"}}",
+	snprintf(body, sizeof(body),
+		 "{\"snapshot_path\":\"%s/"
+		 "st\",\"mem_backend\":{\"backend_type\":\"File\",\"backend_path\":\"%s\"}}",
 		 t.dir, fifo);
 	req_quick(&u, "PUT", "/snapshot/load", body, 400, resp, sizeof(resp));
 	assert_non_null(strstr(resp, "regular file"));
@@ -254,9 +258,10 @@ static void test_slow_clients_do_not_lock_out_a_new_one(void **state)
 			int st = tc_req(&t, "GET", "/", NULL, resp, sizeof(resp));
 			if (st != 200 || now_ms() - t0 > 1000) {
 				char what[128];
-				snprintf(what, sizeof(what),
-					 "round %d: GET / gave %d after %lld ms with %d slow clients",
-					 round, st, now_ms() - t0, NSLOW);
+				snprintf(
+				    what, sizeof(what),
+				    "round %d: GET / gave %d after %lld ms with %d slow clients",
+				    round, st, now_ms() - t0, NSLOW);
 				show_log_and_fail(&t, what);
 			}
 		}

@@ -61,8 +61,8 @@ static void test_http_unterminated_buffer(void **state)
 	    "GET /x HTTP/1.1\r\nA: b\r\n\r\n",
 	};
 	long pg = sysconf(_SC_PAGESIZE);
-	char *map = mmap(NULL, (size_t)pg * 2, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
-			 -1, 0);
+	char *map =
+	    mmap(NULL, (size_t)pg * 2, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 
 	(void)state;
 	assert_true(map != MAP_FAILED);
