@@ -199,17 +199,18 @@ void sqb_vm_serial_flush(struct sqb_vm *vm)
 static enum sqb_vm_stop_reason vcpu_dispatch(struct sqb_vcpu *vc, struct sqb_hv_exit *ex, char *msg,
 					     size_t msglen)
 {
-	vc->exits++;
+	/* read by the API thread for metrics while this vCPU runs */
+	__atomic_add_fetch(&vc->exits, 1, __ATOMIC_RELAXED);
 	switch (ex->kind) {
 	case SQB_HV_EXIT_IO:
-		vc->io_exits++;
+		__atomic_add_fetch(&vc->io_exits, 1, __ATOMIC_RELAXED);
 		for (uint32_t i = 0; i < ex->u.io.count; i++)
 			sqb_bus_access(&vc->vm->bus, SQB_BUS_PIO, ex->u.io.port,
 				       ex->u.io.data + i * ex->u.io.size, ex->u.io.size,
 				       ex->u.io.is_write);
 		return SQB_VM_STOP_NONE;
 	case SQB_HV_EXIT_MMIO:
-		vc->mmio_exits++;
+		__atomic_add_fetch(&vc->mmio_exits, 1, __ATOMIC_RELAXED);
 		if (ex->u.mmio.len > 8)
 			ex->u.mmio.len = 8;
 		sqb_bus_access(&vc->vm->bus, SQB_BUS_MMIO, ex->u.mmio.gpa, ex->u.mmio.data,
@@ -816,9 +817,9 @@ void sqb_vm_get_stats(sqb_vm *vm, struct sqb_vm_stats *out)
 	memset(out, 0, sizeof(*out));
 	pthread_mutex_lock(&vm->lock);
 	for (unsigned int i = 0; i < vm->nvcpus; i++) {
-		out->exits += vm->vcpus[i].exits;
-		out->io_exits += vm->vcpus[i].io_exits;
-		out->mmio_exits += vm->vcpus[i].mmio_exits;
+		out->exits += __atomic_load_n(&vm->vcpus[i].exits, __ATOMIC_RELAXED);
+		out->io_exits += __atomic_load_n(&vm->vcpus[i].io_exits, __ATOMIC_RELAXED);
+		out->mmio_exits += __atomic_load_n(&vm->vcpus[i].mmio_exits, __ATOMIC_RELAXED);
 	}
 	pthread_mutex_unlock(&vm->lock);
 	out->uart_tx_bytes = __atomic_load_n(&vm->uart_tx_bytes, __ATOMIC_RELAXED);
