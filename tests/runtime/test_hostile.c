@@ -35,9 +35,13 @@ static long long now_ms(void)
 
 static void show_log_and_fail(struct sqb_tc *t, const char *what)
 {
+	static char log[4096]; /* fail_msg does not return: nothing to free */
 	char *e = tc_read_file(t->errlog);
+
+	snprintf(log, sizeof(log), "%s", e ? e : "(none)");
+	free(e);
 	tc_stop(t); /* no squib left behind by a failed test */
-	fail_msg("%s; squib's log: %.2000s", what, e ? e : "(none)");
+	fail_msg("%s; squib's log: %.2000s", what, log);
 }
 
 /* Sum of every "missed_write_count":N in the metrics file. */
