@@ -3,6 +3,7 @@
  * serves the API socket until the guest resets or a signal arrives. */
 #include <errno.h>
 #include <getopt.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -126,6 +127,56 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 	return 0;
 }
 
+/* SIGTERM always ends squib promptly (issue 17).  The event loop reads
+ * termination signals from a signalfd; should it be held up (a blocked
+ * handler, a teardown that never ends), this watchdog ends the process a
+ * bounded time after the signal arrived: Firecracker dies on SIGTERM at
+ * once, squib allows its loop this long to exit cleanly. */
+#define SQB_TERM_GRACE_MS 5000
+
+static uint64_t term_since_ms; /* atomic: 0, or when termination began */
+
+static uint64_t mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static void term_begin(void)
+{
+	uint64_t zero = 0;
+
+	__atomic_compare_exchange_n(&term_since_ms, &zero, mono_ms(), 0, __ATOMIC_RELAXED,
+				    __ATOMIC_RELAXED);
+}
+
+static void *term_watchdog(void *arg)
+{
+	(void)arg;
+	for (;;) {
+		struct timespec nap = {0, 200 * 1000000L};
+		sigset_t pend;
+		uint64_t since;
+
+		nanosleep(&nap, NULL);
+		/* still queued for the signalfd: the loop has not seen it yet */
+		if (!sigpending(&pend) &&
+		    (sigismember(&pend, SIGTERM) || sigismember(&pend, SIGINT)))
+			term_begin();
+		since = __atomic_load_n(&term_since_ms, __ATOMIC_RELAXED);
+		if (since && mono_ms() - since > SQB_TERM_GRACE_MS) {
+			sqb_ctl_log(SQB_CTL_ERROR,
+				    "squib did not stop within %d ms of a termination signal; "
+				    "exiting now. exit_code=1",
+				    SQB_TERM_GRACE_MS);
+			_exit(1);
+		}
+	}
+	return NULL;
+}
+
 static int block_signals(void)
 {
 	sigset_t set;
@@ -177,6 +228,12 @@ int main(int argc, char **argv)
 		perror("squib: signalfd");
 		return 1;
 	}
+	{
+		pthread_t wd;
+		/* signals are blocked already: the watchdog inherits the mask */
+		if (pthread_create(&wd, NULL, term_watchdog, NULL) == 0)
+			pthread_detach(wd);
+	}
 	if (!o.no_api && sqb_api_open(&api, o.api_sock, o.max_payload, err, sizeof(err)) < 0) {
 		sqb_ctl_log(SQB_CTL_ERROR, "%s", err);
 		fprintf(stderr, "squib: %s\n", err);
@@ -196,6 +253,8 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	rc = sqb_api_run(&ctl, api, sig_fd, o.serial_input);
+	if (ctl.exit_requested)
+		term_begin(); /* the teardown below is bounded too */
 	if (ctl.metrics_set)
 		sqb_ctl_metrics_flush(&ctl);
 out:

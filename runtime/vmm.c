@@ -4,6 +4,7 @@
  * pause/resume rendezvous a snapshot captures at.  No global VM state:
  * all lives in struct sqb_vm, so several VMs can share a process. */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -133,6 +134,29 @@ static void vm_request_reset(void *opaque)
 	pthread_mutex_unlock(&vm->lock);
 }
 
+/* One non-blocking write: how many bytes the sink took (0 if it is full or
+ * gone; a broken sink is not the guest's failure). */
+static size_t serial_write(struct sqb_vm *vm, const uint8_t *buf, size_t len)
+{
+	ssize_t n;
+
+	do
+		n = write(vm->serial_fd, buf, len);
+	while (n < 0 && errno == EINTR);
+	return n > 0 ? (size_t)n : 0;
+}
+
+static void serial_flush_locked(struct sqb_vm *vm)
+{
+	size_t n;
+
+	if (!vm->serial_len)
+		return;
+	n = serial_write(vm, vm->serial_buf, vm->serial_len);
+	memmove(vm->serial_buf, vm->serial_buf + n, vm->serial_len - n);
+	vm->serial_len -= n;
+}
+
 static void vm_serial_out(void *opaque, const uint8_t *buf, size_t len)
 {
 	struct sqb_vm *vm = opaque;
@@ -140,12 +164,33 @@ static void vm_serial_out(void *opaque, const uint8_t *buf, size_t len)
 	if (!__atomic_load_n(&vm->first_tx_ns, __ATOMIC_RELAXED))
 		__atomic_store_n(&vm->first_tx_ns, sqb_now_ns(), __ATOMIC_RELAXED);
 	__atomic_add_fetch(&vm->uart_tx_bytes, len, __ATOMIC_RELAXED);
-	if (vm->serial_fd >= 0) {
-		ssize_t n;
-		do
-			n = write(vm->serial_fd, buf, len);
-		while (n < 0 && errno == EINTR);
+	if (vm->serial_fd < 0)
+		return;
+	pthread_mutex_lock(&vm->serial_lock);
+	serial_flush_locked(vm);
+	if (!vm->serial_len) { /* nothing queued: keep the byte order, try directly */
+		size_t n = serial_write(vm, buf, len);
+		buf += n;
+		len -= n;
 	}
+	if (len) {
+		size_t room = sizeof(vm->serial_buf) - vm->serial_len;
+		size_t keep = len < room ? len : room;
+		memcpy(vm->serial_buf + vm->serial_len, buf, keep);
+		vm->serial_len += keep;
+		if (len > keep)
+			__atomic_add_fetch(&vm->uart_dropped_bytes, len - keep, __ATOMIC_RELAXED);
+	}
+	pthread_mutex_unlock(&vm->serial_lock);
+}
+
+void sqb_vm_serial_flush(struct sqb_vm *vm)
+{
+	if (!vm || vm->serial_fd < 0)
+		return;
+	pthread_mutex_lock(&vm->serial_lock);
+	serial_flush_locked(vm);
+	pthread_mutex_unlock(&vm->serial_lock);
 }
 
 /* ---- vCPU thread ---- */
@@ -154,17 +199,18 @@ static void vm_serial_out(void *opaque, const uint8_t *buf, size_t len)
 static enum sqb_vm_stop_reason vcpu_dispatch(struct sqb_vcpu *vc, struct sqb_hv_exit *ex, char *msg,
 					     size_t msglen)
 {
-	vc->exits++;
+	/* read by the API thread for metrics while this vCPU runs */
+	__atomic_add_fetch(&vc->exits, 1, __ATOMIC_RELAXED);
 	switch (ex->kind) {
 	case SQB_HV_EXIT_IO:
-		vc->io_exits++;
+		__atomic_add_fetch(&vc->io_exits, 1, __ATOMIC_RELAXED);
 		for (uint32_t i = 0; i < ex->u.io.count; i++)
 			sqb_bus_access(&vc->vm->bus, SQB_BUS_PIO, ex->u.io.port,
 				       ex->u.io.data + i * ex->u.io.size, ex->u.io.size,
 				       ex->u.io.is_write);
 		return SQB_VM_STOP_NONE;
 	case SQB_HV_EXIT_MMIO:
-		vc->mmio_exits++;
+		__atomic_add_fetch(&vc->mmio_exits, 1, __ATOMIC_RELAXED);
 		if (ex->u.mmio.len > 8)
 			ex->u.mmio.len = 8;
 		sqb_bus_access(&vc->vm->bus, SQB_BUS_MMIO, ex->u.mmio.gpa, ex->u.mmio.data,
@@ -542,6 +588,14 @@ int sqb_vm_create(sqb_vm **out, const struct sqb_vm_config *cfg, struct sqb_diag
 	vm->nvcpus = cfg->vcpu_count;
 	vm->mem.fd = -1;
 	vm->serial_fd = cfg->serial_out_fd;
+	pthread_mutex_init(&vm->serial_lock, NULL);
+	if (vm->serial_fd >= 0) {
+		/* A sink nobody drains must not stop a vCPU in write(): as
+		 * Firecracker does for stdout, the descriptor becomes non-blocking. */
+		int fl = fcntl(vm->serial_fd, F_GETFL);
+		if (fl >= 0 && !(fl & O_NONBLOCK))
+			fcntl(vm->serial_fd, F_SETFL, fl | O_NONBLOCK);
+	}
 	vm->stop.vcpu = -1;
 	pthread_mutex_init(&vm->lock, NULL);
 	pthread_cond_init(&vm->cond, NULL);
@@ -726,6 +780,8 @@ void sqb_vm_free(sqb_vm *vm)
 	if (vm->hv)
 		vm->ops->vm_destroy(vm->hv);
 	sqb_mem_destroy(&vm->mem);
+	sqb_vm_serial_flush(vm); /* last chance, still without blocking */
+	pthread_mutex_destroy(&vm->serial_lock);
 	if (vm->event_fd >= 0)
 		close(vm->event_fd);
 	pthread_cond_destroy(&vm->cond);
@@ -761,15 +817,16 @@ void sqb_vm_get_stats(sqb_vm *vm, struct sqb_vm_stats *out)
 	memset(out, 0, sizeof(*out));
 	pthread_mutex_lock(&vm->lock);
 	for (unsigned int i = 0; i < vm->nvcpus; i++) {
-		out->exits += vm->vcpus[i].exits;
-		out->io_exits += vm->vcpus[i].io_exits;
-		out->mmio_exits += vm->vcpus[i].mmio_exits;
+		out->exits += __atomic_load_n(&vm->vcpus[i].exits, __ATOMIC_RELAXED);
+		out->io_exits += __atomic_load_n(&vm->vcpus[i].io_exits, __ATOMIC_RELAXED);
+		out->mmio_exits += __atomic_load_n(&vm->vcpus[i].mmio_exits, __ATOMIC_RELAXED);
 	}
 	pthread_mutex_unlock(&vm->lock);
 	out->uart_tx_bytes = __atomic_load_n(&vm->uart_tx_bytes, __ATOMIC_RELAXED);
 	out->guest_mem_bytes = vm->mem.size;
 	out->start_ns = vm->start_ns;
 	out->first_tx_ns = __atomic_load_n(&vm->first_tx_ns, __ATOMIC_RELAXED);
+	out->uart_dropped_bytes = __atomic_load_n(&vm->uart_dropped_bytes, __ATOMIC_RELAXED);
 }
 
 int sqb_vm_serial_input(sqb_vm *vm, const void *buf, size_t len)

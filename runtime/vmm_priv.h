@@ -22,6 +22,8 @@
 #include "squib/runtime.h"
 
 #define SQB_VM_MAX_GSI 24
+/* Serial output held while the sink is full; beyond it bytes are dropped. */
+#define SQB_VM_SERIAL_BUF 4096
 
 struct sqb_vcpu;
 typedef int (*sqb_vcpu_fn)(struct sqb_vcpu *vc, void *arg);
@@ -70,13 +72,22 @@ struct sqb_vm {
 	struct sqb_vm_stop_info stop;
 	int event_fd;
 
+	/* Serial output never blocks a vCPU (issue 17): the sink is
+	 * non-blocking, bytes it cannot take wait here, and what does not fit is
+	 * dropped and counted (Firecracker drops on a full stdout likewise). */
 	int serial_fd;
+	pthread_mutex_t serial_lock;
+	size_t serial_len;
+	uint64_t uart_dropped_bytes;
+	uint8_t serial_buf[SQB_VM_SERIAL_BUF];
 	struct sqb_snapstate *snap; /* runtime/snapshot/: dirty set, parent, restore */
 	uint64_t uart_tx_bytes;
 	uint64_t start_ns, first_tx_ns;
 };
 
 uint64_t sqb_now_ns(void);
+/* Push buffered serial output to its sink without blocking (vmm.c). */
+void sqb_vm_serial_flush(struct sqb_vm *vm);
 /* Stop the VM from outside its vCPUs (e.g. its memory source is gone):
  * first reason wins, vCPUs are kicked, the event fd fires. */
 void sqb_vm_fail(struct sqb_vm *vm, enum sqb_vm_stop_reason why, const char *msg);

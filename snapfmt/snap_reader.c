@@ -753,7 +753,7 @@ static int r_xmem(sqb_snap *s, const struct sqb_open_opts *opts, struct sqb_diag
 		goto out;
 	}
 	s->xpath = path;
-	s->dfd = open(path, O_RDONLY | O_CLOEXEC);
+	s->dfd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC); /* a FIFO must not block */
 	if (s->dfd < 0 || fstat(s->dfd, &st) < 0 || !S_ISREG(st.st_mode)) {
 		err = s->dfd < 0 ? -errno : -EINVAL;
 		if (s->dfd >= 0)
@@ -804,7 +804,9 @@ int sqb_snap_open(sqb_snap **out, const char *path, const struct sqb_open_opts *
 		return -ENOMEM;
 	s->data_sec = -1;
 	s->path = strdup(path);
-	s->fd = open(path, O_RDONLY | O_CLOEXEC);
+	/* O_NONBLOCK: opening a FIFO must not wait for a writer; fstat then
+	 * refuses anything but a regular file (no effect on regular files). */
+	s->fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
 	s->dfd = s->fd;
 	if (!s->path || s->fd < 0) {
 		err = s->path ? -errno : -ENOMEM;
@@ -813,7 +815,8 @@ int sqb_snap_open(sqb_snap **out, const char *path, const struct sqb_open_opts *
 	}
 	if (fstat(s->fd, &st) < 0 || !S_ISREG(st.st_mode)) {
 		err = S_ISDIR(st.st_mode) ? -EISDIR : -EINVAL;
-		sqb_diag_set(diag, err, UINT64_MAX, path, "not a regular file");
+		sqb_diag_set(diag, err, UINT64_MAX, path,
+			     "not a regular file (a FIFO, device or folder holds no snapshot)");
 		goto fail;
 	}
 	if ((err = r_header(s, (uint64_t)st.st_size, diag)) || (err = r_directory(s, diag)) ||

@@ -92,8 +92,9 @@ struct sqb_vm_stats {
 	uint64_t mmio_exits;
 	uint64_t uart_tx_bytes;
 	uint64_t guest_mem_bytes;
-	uint64_t start_ns;    /* CLOCK_MONOTONIC when vCPUs were released */
-	uint64_t first_tx_ns; /* CLOCK_MONOTONIC of the first serial byte, 0 if none */
+	uint64_t start_ns;	     /* CLOCK_MONOTONIC when vCPUs were released */
+	uint64_t first_tx_ns;	     /* CLOCK_MONOTONIC of the first serial byte, 0 if none */
+	uint64_t uart_dropped_bytes; /* serial bytes dropped: the sink would block */
 };
 
 /* Create the VM: memory, irqchip, devices, boot image, vCPUs (not running).

@@ -21,9 +21,11 @@ static void usage(void)
 {
 	fprintf(stderr,
 		"usage: squib-pager [--parent PATH]... [--verify] [--no-fill] [--wset PATH]\n"
-		"                   [--threads N] SOCKET SNAPSHOT\n"
+		"                   [--threads N] [--state STATE] SOCKET SNAPSHOT\n"
 		"Listens on the Unix socket SOCKET, takes one Firecracker Uffd handshake\n"
-		"(JSON mappings + userfaultfd), serves SNAPSHOT until the VMM exits.\n");
+		"(JSON mappings + userfaultfd), serves SNAPSHOT until the VMM exits.\n"
+		"--state: refuse to serve unless SNAPSHOT is the memory file paired with\n"
+		"the state file STATE that the VMM loads (format.md [F-46]).\n");
 }
 
 static void on_error(void *ctx, int err, const struct sqb_diag *d)
@@ -199,9 +201,30 @@ out:
 	return status;
 }
 
+/* STATE and the memory snapshot name each other ([F-46]); 0 if they do. */
+static int check_state(const char *state_path, const sqb_snap *mem, const char *mem_path)
+{
+	struct sqb_diag d = {0};
+	sqb_snap *st = NULL;
+	char b[300];
+	int err;
+
+	if ((err = sqb_snap_open(&st, state_path, NULL, &d)) ||
+	    (err = sqb_snap_check_pair(st, mem, &d))) {
+		fprintf(stderr,
+			"squib-pager: %s is not the memory of the state file %s; refusing to serve "
+			"it: %s: %s\n",
+			mem_path, state_path, sqb_strerror(err), sqb_diag_format(&d, b, sizeof(b)));
+		sqb_snap_free(st);
+		return -1;
+	}
+	sqb_snap_free(st);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
-	const char *parents[16], *sock_path, *snap_path;
+	const char *parents[16], *sock_path, *snap_path, *state_path = NULL;
 	unsigned int np = 0;
 	struct sqb_restore_opts o = SQB_RESTORE_OPTS_INIT;
 	struct sqb_open_opts oo = SQB_OPEN_OPTS_INIT;
@@ -220,6 +243,8 @@ int main(int argc, char **argv)
 			o.flags |= SQB_RESTORE_NO_FILL;
 		else if (!strcmp(argv[i], "--wset") && i + 1 < argc)
 			o.wset_path = argv[++i];
+		else if (!strcmp(argv[i], "--state") && i + 1 < argc)
+			state_path = argv[++i];
 		else if (!strcmp(argv[i], "--threads") && i + 1 < argc)
 			o.threads = (unsigned int)atoi(argv[++i]);
 		else {
@@ -248,6 +273,12 @@ int main(int argc, char **argv)
 
 		fprintf(stderr, "squib-pager: %s: %s: %s\n", snap_path, sqb_strerror(err),
 			sqb_diag_format(&d, b, sizeof(b)));
+		return 1;
+	}
+	/* Serving another snapshot's memory would run the guest on wrong memory
+	 * (issue 17): with --state, check the pair before anyone connects. */
+	if (state_path && check_state(state_path, snap, snap_path)) {
+		sqb_snap_free(snap);
 		return 1;
 	}
 	if ((ls = listen_on(sock_path)) < 0) {

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,8 +18,12 @@
 #include "http.h"
 #include "json_fields.h"
 
-#define SQB_API_MAX_CONNS     32
-#define SQB_API_IDLE_MS	      60000
+#define SQB_API_MAX_CONNS 32
+#define SQB_API_IDLE_MS	  60000
+/* A request must arrive whole within this time of its first byte, however
+ * often bytes trickle in (issue 17: one header byte every 10 s reset the
+ * idle timer and 32 such clients held the API). */
+#define SQB_API_REQUEST_MS    10000
 #define SQB_METRICS_PERIOD_MS 60000
 #define SQB_API_OUT_CAP	      (SQB_CTL_RESP_MAX + 512)
 
@@ -31,6 +36,7 @@ struct sqb_conn {
 	int closing;	   /* close once out is drained */
 	int sent_continue; /* 100 Continue already sent for the pending request */
 	uint64_t last_ms;
+	uint64_t req_start_ms; /* first byte of the request being received */
 };
 
 struct sqb_api {
@@ -186,7 +192,8 @@ static void conn_process(struct sqb_api *s, struct sqb_ctl *c, struct sqb_conn *
 		memmove(cn->in, cn->in + req.total_len, cn->in_len - req.total_len);
 		cn->in_len -= req.total_len;
 		cn->sent_continue = 0;
-		conn_flush(cn); /* drained: the loop goes on with pipelined requests */
+		cn->req_start_ms = now_ms(); /* a pipelined request starts now */
+		conn_flush(cn);		     /* drained: the loop goes on with pipelined requests */
 	}
 	if (cn->fd >= 0 && cn->out_len)
 		conn_flush(cn);
@@ -211,45 +218,103 @@ static void conn_read(struct sqb_api *s, struct sqb_ctl *c, struct sqb_conn *cn)
 		conn_close(cn);
 		return;
 	}
+	if (!cn->in_len)
+		cn->req_start_ms = now_ms();
 	cn->in_len += (size_t)n;
 	cn->last_ms = now_ms();
 	conn_process(s, c, cn);
 }
 
+/* With every slot taken, a new client still gets in: the connection that
+ * has waited longest without a complete request (idle since its last
+ * answer, or trickling a request in) makes room.  A request being answered
+ * is complete, so it is never the one dropped. */
+static int api_evict(struct sqb_api *s)
+{
+	int victim = -1;
+	uint64_t oldest = UINT64_MAX;
+
+	for (int i = 0; i < SQB_API_MAX_CONNS; i++) {
+		const struct sqb_conn *cn = &s->conns[i];
+		uint64_t since = cn->in_len ? cn->req_start_ms : cn->last_ms;
+		if (cn->fd >= 0 && !cn->out_len && since < oldest) {
+			oldest = since;
+			victim = i;
+		}
+	}
+	if (victim >= 0) {
+		sqb_ctl_log(SQB_CTL_WARN,
+			    "API: all %d connections busy; closing the one idle or incomplete "
+			    "for longest (%llu ms) to let a new client in",
+			    SQB_API_MAX_CONNS, (unsigned long long)(now_ms() - oldest));
+		conn_close(&s->conns[victim]);
+	}
+	return victim;
+}
+
 static void api_accept(struct sqb_api *s)
 {
 	int fd = accept4(s->listen_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+	int slot = -1;
 
 	if (fd < 0)
 		return;
-	for (int i = 0; i < SQB_API_MAX_CONNS; i++) {
-		if (s->conns[i].fd < 0) {
-			s->conns[i].fd = fd;
-			s->conns[i].closing = 0;
-			s->conns[i].sent_continue = 0;
-			s->conns[i].last_ms = now_ms();
-			return;
-		}
+	for (int i = 0; i < SQB_API_MAX_CONNS && slot < 0; i++)
+		if (s->conns[i].fd < 0)
+			slot = i;
+	if (slot < 0)
+		slot = api_evict(s);
+	if (slot < 0) {
+		sqb_ctl_log(SQB_CTL_WARN, "API: too many connections (%d); refusing one",
+			    SQB_API_MAX_CONNS);
+		close(fd);
+		return;
 	}
-	sqb_ctl_log(SQB_CTL_WARN, "API: too many connections (%d); refusing one",
-		    SQB_API_MAX_CONNS);
-	close(fd);
+	s->conns[slot].fd = fd;
+	s->conns[slot].closing = 0;
+	s->conns[slot].sent_continue = 0;
+	s->conns[slot].last_ms = s->conns[slot].req_start_ms = now_ms();
 }
 
-static void serial_from_stdin(struct sqb_ctl *c, int *stdin_open)
-{
-	char buf[64];
-	ssize_t n = read(STDIN_FILENO, buf, sizeof(buf));
+/* Serial input: stdin bytes the guest's UART cannot take yet (its receive
+ * FIFO holds 64) wait here, and stdin is not read again until they are in;
+ * nothing typed is dropped (a 150-byte console line used to lose its
+ * newline). */
+struct serial_in {
+	char buf[4096];
+	size_t off, len;
+};
 
-	if (n > 0)
-		sqb_vm_serial_input(c->vm, buf, (size_t)n);
-	else if (n == 0 || (errno != EINTR && errno != EAGAIN))
+static void serial_push(struct sqb_ctl *c, struct serial_in *in)
+{
+	while (in->off < in->len) {
+		int n = sqb_vm_serial_input(c->vm, in->buf + in->off, in->len - in->off);
+
+		if (n <= 0)
+			break;
+		in->off += (size_t)n;
+	}
+	if (in->off == in->len)
+		in->off = in->len = 0;
+}
+
+static void serial_from_stdin(struct sqb_ctl *c, struct serial_in *in, int *stdin_open)
+{
+	ssize_t n = read(STDIN_FILENO, in->buf, sizeof(in->buf));
+
+	if (n > 0) {
+		in->off = 0;
+		in->len = (size_t)n;
+		serial_push(c, in);
+	} else if (n == 0 || (errno != EINTR && errno != EAGAIN)) {
 		*stdin_open = 0;
+	}
 }
 
 int sqb_api_run(struct sqb_ctl *c, struct sqb_api *s, int sig_fd, int use_stdin)
 {
 	struct pollfd pf[4 + SQB_API_MAX_CONNS];
+	struct serial_in sin = {.off = 0, .len = 0};
 	int stdin_open = use_stdin;
 
 	c->metrics_last_ms = now_ms();
@@ -260,7 +325,9 @@ int sqb_api_run(struct sqb_ctl *c, struct sqb_api *s, int sig_fd, int use_stdin)
 		pf[idx_sig = np++] = (struct pollfd){sig_fd, POLLIN, 0};
 		if (c->vm)
 			pf[idx_ev = np++] = (struct pollfd){sqb_vm_event_fd(c->vm), POLLIN, 0};
-		if (c->vm && stdin_open)
+		if (c->vm && sin.len)
+			serial_push(c, &sin); /* the guest read some: hand over more */
+		if (c->vm && stdin_open && !sin.len)
 			pf[idx_in = np++] = (struct pollfd){STDIN_FILENO, POLLIN, 0};
 		if (s)
 			pf[idx_l = np++] = (struct pollfd){s->listen_fd, POLLIN, 0};
@@ -273,10 +340,20 @@ int sqb_api_run(struct sqb_ctl *c, struct sqb_api *s, int sig_fd, int use_stdin)
 				conn_close(cn);
 				continue;
 			}
+			if (cn->in_len && !cn->out_len &&
+			    t - cn->req_start_ms > SQB_API_REQUEST_MS) {
+				sqb_ctl_log(SQB_CTL_WARN,
+					    "API: closing a client whose request did not arrive "
+					    "within %d ms",
+					    SQB_API_REQUEST_MS);
+				conn_close(cn);
+				continue;
+			}
 			ci[i] = np;
 			pf[np++] = (struct pollfd){cn->fd, cn->out_len ? POLLOUT : POLLIN, 0};
 		}
-		if (poll(pf, (nfds_t)np, 1000) < 0) {
+		/* pending serial input: look again soon (the UART has no "drained" event) */
+		if (poll(pf, (nfds_t)np, sin.len ? 5 : 1000) < 0) {
 			if (errno == EINTR)
 				continue;
 			return 1;
@@ -291,7 +368,7 @@ int sqb_api_run(struct sqb_ctl *c, struct sqb_api *s, int sig_fd, int use_stdin)
 			break;
 		}
 		if (idx_in >= 0 && pf[idx_in].revents)
-			serial_from_stdin(c, &stdin_open);
+			serial_from_stdin(c, &sin, &stdin_open);
 		for (int i = 0; s && i < SQB_API_MAX_CONNS; i++) {
 			struct sqb_conn *cn = &s->conns[i];
 			if (ci[i] < 0 || cn->fd < 0 || !pf[ci[i]].revents)

@@ -158,6 +158,9 @@ int sqb_ctl_log_configure(const char *path, const char *level, int show_level, i
 int sqb_ctl_level_parse(const char *s, enum sqb_ctl_level *out);
 void sqb_ctl_log_set_id(const char *id);
 int sqb_ctl_metrics_open(const char *path, char *err, size_t errlen);
+/* Open a log, metrics or serial output path for appending without ever
+ * blocking, FIFOs included (ctl_log.c); -1 with errno on failure. */
+int sqb_ctl_open_sink(const char *path);
 int sqb_ctl_metrics_flush(struct sqb_ctl *c);
 
 #endif

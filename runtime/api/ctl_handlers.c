@@ -5,6 +5,7 @@
  * code (docs/api-compat.md). */
 #include <errno.h>
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -295,13 +296,23 @@ static void patch_machine_config(struct sqb_ctl *c, yajl_val body, struct sqb_ct
 
 /* ---- boot-source, serial, logger, metrics ---- */
 
+/* O_NONBLOCK: opening a FIFO for reading would wait for a writer and hold
+ * the API thread (issue 17), so a FIFO is refused here; other non-regular
+ * files (Firecracker accepts /dev/null here) fail at InstanceStart. */
 static int readable_file(const char *path, const char *fmt, struct sqb_ctl_resp *r)
 {
-	int fd = open(path, O_RDONLY | O_CLOEXEC), e = errno;
+	int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC), e = errno;
+	struct stat st;
 
 	if (fd < 0) {
 		/* Rust's io::Error display: "<strerror> (os error N)" */
 		sqb_ctl_fault(r, fmt, strerror(e), e);
+		return -1;
+	}
+	if (fstat(fd, &st) < 0 || S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode)) {
+		sqb_ctl_fault(r, "Boot source error: %s is a FIFO or socket, not a regular file",
+			      path);
+		close(fd);
 		return -1;
 	}
 	close(fd);
@@ -370,7 +381,7 @@ static void put_serial(struct sqb_ctl *c, yajl_val body, struct sqb_ctl_resp *r)
 	else if (have_rl)
 		sqb_ctl_fault(r, "serial rate_limiter is not supported by squib yet; see "
 				 "docs/api-compat.md");
-	else if (path && (fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644)) < 0)
+	else if (path && (fd = sqb_ctl_open_sink(path)) < 0)
 		sqb_ctl_fault(r, "Cannot open the serial output file %s: %s", path,
 			      strerror(errno));
 	else if (path && set_str(&c->serial_out_path, path))
@@ -490,7 +501,7 @@ static void put_metrics(struct sqb_ctl *c, yajl_val body, struct sqb_ctl_resp *r
 static void log_boot_protocol(const char *kernel)
 {
 	unsigned char m[4] = {0};
-	int fd = open(kernel, O_RDONLY | O_CLOEXEC);
+	int fd = open(kernel, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
 
 	if (fd < 0)
 		return;

@@ -107,7 +107,7 @@ int sqb_ctl_log_configure(const char *path, const char *level, int show_level, i
 		return -1;
 	}
 	if (path) {
-		int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+		int fd = sqb_ctl_open_sink(path);
 		if (fd < 0) {
 			snprintf(err, errlen, "Cannot open the log file %s: %s", path,
 				 strerror(errno));
@@ -134,9 +134,22 @@ int sqb_ctl_log_configure(const char *path, const char *level, int show_level, i
 	return 0;
 }
 
+/* Never block the API thread on a FIFO nobody reads yet: open without
+ * waiting and, for a FIFO with no reader, hold a read end ourselves (as
+ * Firecracker's open_file_nonblock does).  Writes are non-blocking: a full
+ * FIFO loses lines rather than stopping squib. */
+int sqb_ctl_open_sink(const char *path)
+{
+	int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_NONBLOCK | O_CLOEXEC, 0644);
+
+	if (fd < 0 && errno == ENXIO)
+		fd = open(path, O_RDWR | O_APPEND | O_NONBLOCK | O_CLOEXEC);
+	return fd;
+}
+
 int sqb_ctl_metrics_open(const char *path, char *err, size_t errlen)
 {
-	int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+	int fd = sqb_ctl_open_sink(path);
 
 	if (fd < 0) {
 		snprintf(err, errlen, "Cannot open the metrics file %s: %s", path, strerror(errno));
@@ -152,6 +165,7 @@ int sqb_ctl_metrics_open(const char *path, char *err, size_t errlen)
  * the previous line; its latencies (SharedStoreMetric) as the last value. */
 static struct sqb_ctl_counters metrics_prev;
 static uint64_t uart_prev;
+static uint64_t uart_drop_prev;
 
 #define DELTA(field) (c->n.field - metrics_prev.field)
 
@@ -181,7 +195,7 @@ int sqb_ctl_metrics_flush(struct sqb_ctl *c)
 	    "actions_count", "actions_fails", "boot_source_count", "boot_source_fails",
 	    "logger_count",  "logger_fails",  "machine_cfg_count", "machine_cfg_fails",
 	    "metrics_count", "metrics_fails", "serial_count",	   "serial_fails"};
-	static const char *const k_uart[] = {"write_count"};
+	static const char *const k_uart[] = {"missed_write_count", "write_count"};
 	static const char *const k_sqb[] = {
 	    "api_requests", "api_errors",     "get_vm_config_count", "vcpu_exits",
 	    "vcpu_exit_io", "vcpu_exit_mmio", "uart_tx_bytes",	     "guest_mem_bytes"};
@@ -226,7 +240,11 @@ int sqb_ctl_metrics_flush(struct sqb_ctl *c)
 		  DELTA(put_machine_cfg), DELTA(put_machine_cfg_fails), DELTA(put_metrics),
 		  DELTA(put_metrics_fails), DELTA(put_serial), DELTA(put_serial_fails)},
 	      12);
-	group(&b, "uart", k_uart, (const uint64_t[]){st.uart_tx_bytes - uart_prev}, 1);
+	/* missed_write_count: serial bytes dropped because the sink was full */
+	group(&b, "uart", k_uart,
+	      (const uint64_t[]){st.uart_dropped_bytes - uart_drop_prev,
+				 st.uart_tx_bytes - uart_prev},
+	      2);
 	/* squib's own totals (cumulative) */
 	group(&b, "squib", k_sqb,
 	      (const uint64_t[]){c->api_requests, c->api_errors, c->n.get_vm_config, st.exits,
@@ -240,5 +258,6 @@ int sqb_ctl_metrics_flush(struct sqb_ctl *c)
 		return -1;
 	metrics_prev = c->n;
 	uart_prev = st.uart_tx_bytes;
+	uart_drop_prev = st.uart_dropped_bytes;
 	return 0;
 }

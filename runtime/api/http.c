@@ -162,8 +162,13 @@ int sqb_http_parse(const char *buf, size_t len, size_t max_payload, struct sqb_h
 	hlen = (size_t)(end - buf) + 4;
 	if (memchr(buf, 0, hlen))
 		return bad(err, errlen, "NUL byte in HTTP request headers");
+	/* Lengths only from here on: the receive buffer is not NUL-terminated,
+	 * so no C-string function may look at it (issue 17: strstr read past
+	 * the end).  The first CRLF is at or before `end`. */
 	line = buf;
-	eol = strstr(line, "\r\n"); /* found: the header block ends in CRLFCRLF, no NULs */
+	eol = line;
+	while (!(eol[0] == '\r' && eol[1] == '\n'))
+		eol++;
 	rc = parse_request_line(line, (size_t)(eol - line), req, err, errlen);
 	if (rc < 0)
 		return rc;

@@ -477,6 +477,20 @@ static int check_request(struct sqb_vm *vm, struct sqb_snapstate *ss,
 		sqb_snap_diag(diag, "paths", "snapshot_path and mem_file_path must differ");
 		return -EINVAL;
 	}
+	/* A FIFO, device or folder at a target path is somebody's plumbing, not
+	 * an old snapshot: refuse rather than rename over it (issue 17). */
+	for (int i = 0; i < 2; i++) {
+		const char *p = i ? o->mem_path : o->state_path;
+		struct stat st;
+
+		if (stat(p, &st) == 0 && !S_ISREG(st.st_mode)) {
+			sqb_snap_diag(diag, "paths",
+				      "%s exists and is not a regular file (a FIFO, device or "
+				      "folder cannot hold a snapshot)",
+				      p);
+			return -EINVAL;
+		}
+	}
 	*plan = PLAN_FULL;
 	if (o->type != SQB_VM_SNAP_DIFF)
 		return 0;

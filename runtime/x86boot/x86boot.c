@@ -130,7 +130,7 @@ static int read_image(struct xb_image *img, const char *path, struct sqb_diag *d
 	uint8_t *buf = NULL;
 	int fd, err;
 
-	fd = open(path, O_RDONLY | O_CLOEXEC);
+	fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC); /* a FIFO must not block */
 	if (fd < 0)
 		return xb_fail(diag, -errno, UINT64_MAX, "kernel", "cannot open %s", path);
 	if (fstat(fd, &st) < 0) {
@@ -172,7 +172,7 @@ int xb_load_initrd(const struct sqb_x86boot_in *in, uint64_t limit, uint64_t avo
 	entry->initrd_start = entry->initrd_size = 0;
 	if (!in->initrd_path)
 		return 0;
-	fd = open(in->initrd_path, O_RDONLY | O_CLOEXEC);
+	fd = open(in->initrd_path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
 	if (fd < 0)
 		return xb_fail(diag, -errno, UINT64_MAX, "initrd", "cannot open %s",
 			       in->initrd_path);

@@ -42,6 +42,15 @@ static void sleep_ms(int ms)
 
 /* Lines of /proc/self/maps.  Under ASan freed buffers stay mapped in its
  * quarantine, so the count only means something in a plain build. */
+/* ThreadSanitizer maps its own shadow memory as the process touches new
+ * memory, so the count of mappings moves by itself there: the "no mapping
+ * leaked" checks compare counts only in builds without it. */
+#ifdef __SANITIZE_THREAD__
+#define MAPS_EQUAL(a, b) ((void)(a), (void)(b))
+#else
+#define MAPS_EQUAL(a, b) assert_int_equal(a, b)
+#endif
+
 static int count_lines(const char *path)
 {
 #ifdef __SANITIZE_ADDRESS__
@@ -444,7 +453,7 @@ static void test_corrupt_chunk_eager_and_mmap_fail(void **state)
 			assert_int_equal(sqb_restore_start(&rs, t.s, &o, &d), -SQB_ECHECKSUM);
 			assert_null(rs);
 			assert_non_null(strstr(d.reason, "checksum"));
-			assert_int_equal(count_lines("/proc/self/maps"), maps);
+			MAPS_EQUAL(count_lines("/proc/self/maps"), maps);
 		}
 		rt_free(&t);
 	}
@@ -525,7 +534,7 @@ static void expect_refused(sqb_snap *s, const struct sqb_restore_opts *base, int
 		assert_int_equal(sqb_restore_start(&rs, s, &o, &d), want);
 		assert_null(rs);
 		assert_true(d.reason[0] != 0); /* says why */
-		assert_int_equal(count_lines("/proc/self/maps"), maps);
+		MAPS_EQUAL(count_lines("/proc/self/maps"), maps);
 		assert_int_equal(count_fds(), fds);
 	}
 }

@@ -89,6 +89,7 @@ static int setup(void **state)
 	st_expect_serial(&t, "ROUND 2 OK\n", 30000);
 	st_pause(&t);
 	st_create(&t, "Full", "fc", NULL);
+	st_create(&t, "Full", "fc2", NULL); /* same guest, another snapshot */
 	s = tc_read_file(t.serial);
 	last_round = st_last_num(s, "ROUND ");
 	free(s);
@@ -248,6 +249,62 @@ static void test_sigterm_during_pause_wait(void **state)
 	handler_stop(&h);
 }
 
+/* Run squib-pager --state STATE SOCK MEM; returns its pid, stderr to log. */
+static pid_t pager_with_state(const char *state, const char *mem, const char *sock, const char *log)
+{
+	pid_t pid = fork();
+
+	if (!pid) {
+		int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+
+		if (fd >= 0)
+			dup2(fd, 2);
+		execl(st_pager, st_pager, "--state", state, sock, mem, (char *)NULL);
+		_exit(127);
+	}
+	return pid;
+}
+
+/* squib-pager --state refuses another snapshot's memory before any VMM
+ * connects (issue 17: the guest ran on wrong memory), and serves the right
+ * one: the load through it runs on. */
+static void test_pager_checks_the_state_it_serves(void **state)
+{
+	char sock[256], log[256], *l;
+	struct sqb_tc t;
+	struct stat sb;
+	pid_t pid;
+	int st = -1;
+
+	(void)state;
+	snprintf(sock, sizeof(sock), "%s/pair.sock", st_dir);
+	snprintf(log, sizeof(log), "%s/pair.log", st_dir);
+	unlink(sock);
+	pid = pager_with_state(st_path("fc", ".state"), st_path("fc2", ".mem"), sock, log);
+	assert_true(pid > 0);
+	for (long long end = ms_now() + 10000; ms_now() < end; usleep(10000))
+		if (waitpid(pid, &st, WNOHANG) == pid)
+			break;
+	l = tc_read_file(log);
+	if (!WIFEXITED(st) || WEXITSTATUS(st) != 1 || !l || !strstr(l, "is not the memory"))
+		fail_msg("squib-pager served another snapshot's memory (status 0x%x): %s", st,
+			 l ? l : "");
+	free(l);
+	assert_int_not_equal(stat(sock, &sb), 0); /* it never listened */
+
+	pid = pager_with_state(st_path("fc", ".state"), st_path("fc", ".mem"), sock, log);
+	for (int i = 0; i < 500 && stat(sock, &sb); i++)
+		usleep(10000);
+	if (stat(sock, &sb))
+		fail_msg("squib-pager --state with the right pair never listened");
+	st_load(&t, "fc", NULL, sock);
+	snprintf(body, sizeof(body), "ROUND %lld OK\n", last_round + 2);
+	st_expect_serial(&t, body, 30000);
+	tc_stop(&t);
+	kill(pid, SIGKILL);
+	waitpid(pid, NULL, 0);
+}
+
 int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
@@ -255,6 +312,7 @@ int main(int argc, char **argv)
 	    cmocka_unit_test(test_dead_handler_stops_vm_with_exit_2),
 	    cmocka_unit_test(test_never_serving_handler_cannot_wedge_squib),
 	    cmocka_unit_test(test_sigterm_during_pause_wait),
+	    cmocka_unit_test(test_pager_checks_the_state_it_serves),
 	};
 	int rc;
 

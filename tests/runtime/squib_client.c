@@ -40,7 +40,7 @@ int tc_connect(struct sqb_tc *t)
 }
 
 static int spawn(struct sqb_tc *t, const char *squib, const char *const *extra, int api,
-		 int want_stdin)
+		 int want_stdin, int out_fd)
 {
 	const char *argv[32];
 	int n = 0, in_pipe[2] = {-1, -1};
@@ -72,7 +72,8 @@ static int spawn(struct sqb_tc *t, const char *squib, const char *const *extra, 
 		/* a test that fails half-way (cmocka jumps out) must not leave a
 		 * squib running for ever */
 		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		int out = open(t->serial, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+		int out =
+		    out_fd >= 0 ? out_fd : open(t->serial, O_WRONLY | O_CREAT | O_TRUNC, 0644);
 		int err = open(t->errlog, O_WRONLY | O_CREAT | O_TRUNC, 0644);
 		dup2(in, 0);
 		dup2(out, 1);
@@ -102,12 +103,17 @@ static int spawn(struct sqb_tc *t, const char *squib, const char *const *extra, 
 
 int tc_spawn(struct sqb_tc *t, const char *squib, const char *const *extra, int api)
 {
-	return spawn(t, squib, extra, api, 0);
+	return spawn(t, squib, extra, api, 0, -1);
+}
+
+int tc_spawn_out(struct sqb_tc *t, const char *squib, const char *const *extra, int out_fd)
+{
+	return spawn(t, squib, extra, 1, 0, out_fd);
 }
 
 int tc_spawn_stdin(struct sqb_tc *t, const char *squib, const char *const *extra, int api)
 {
-	return spawn(t, squib, extra, api, 1);
+	return spawn(t, squib, extra, api, 1, -1);
 }
 
 int tc_status_of(const char *reply)

@@ -22,6 +22,8 @@ struct sqb_tc {
 int tc_spawn(struct sqb_tc *t, const char *squib, const char *const *extra, int api);
 /* Same, with squib's stdin on a pipe whose write end is t->stdin_fd. */
 int tc_spawn_stdin(struct sqb_tc *t, const char *squib, const char *const *extra, int api);
+/* Same, with the API on and squib's stdout (the serial sink) on out_fd. */
+int tc_spawn_out(struct sqb_tc *t, const char *squib, const char *const *extra, int out_fd);
 /* One request on a fresh connection.  Returns the HTTP status or -1;
  * body (NUL-terminated) gets the response body. */
 int tc_req(struct sqb_tc *t, const char *method, const char *path, const char *json, char *body,

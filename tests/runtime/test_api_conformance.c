@@ -967,7 +967,7 @@ static void test_metrics_line(void **state)
 	    "\"patch_api_requests\":{\"machine_cfg_count\":1,\"machine_cfg_fails\":0}",
 	    "\"put_api_requests\":{\"actions_count\":1,\"actions_fails\":1,",
 	    "\"metrics_count\":1,\"metrics_fails\":0,",
-	    "\"uart\":{\"write_count\":0}",
+	    "\"uart\":{\"missed_write_count\":0,\"write_count\":0}",
 	};
 	const char *args[] = {"--id", "vm-7", NULL};
 	struct sqb_tc t;

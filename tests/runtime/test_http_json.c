@@ -9,6 +9,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -36,6 +38,55 @@ static void test_http_complete_and_incremental(void **state)
 	assert_memory_equal(req.body, "hello", 5);
 	assert_int_equal(req.total_len, full);
 	assert_int_equal(req.close, 0);
+}
+
+/* Make ASan check the whole string a C-string function is given, not only
+ * the bytes up to a match: strstr on the unterminated receive buffer
+ * (issue 17) then fails here instead of passing unnoticed. */
+const char *__asan_default_options(void);
+const char *__asan_default_options(void)
+{
+	return "strict_string_checks=1";
+}
+
+/* RFC 9112 section 2.1: a request is a start line, header lines each ended
+ * by CRLF, an empty line, then Content-Length bytes of body; nothing after
+ * them belongs to it.  The bytes end exactly at a PROT_NONE page, as they
+ * would at the end of a receive buffer: any read past them faults. */
+static void test_http_unterminated_buffer(void **state)
+{
+	static const char *const reqs[] = {
+	    "GET / HTTP/1.1\r\n\r\n",
+	    "PUT /vm HTTP/1.1\r\nContent-Length: 3\r\n\r\nabc",
+	    "GET /x HTTP/1.1\r\nA: b\r\n\r\n",
+	};
+	long pg = sysconf(_SC_PAGESIZE);
+	char *map =
+	    mmap(NULL, (size_t)pg * 2, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+	(void)state;
+	assert_true(map != MAP_FAILED);
+	assert_int_equal(mprotect(map + pg, (size_t)pg, PROT_NONE), 0);
+	for (size_t i = 0; i < sizeof(reqs) / sizeof(reqs[0]); i++) {
+		size_t n = strlen(reqs[i]);
+		char *at = map + pg - n;
+		struct sqb_http_req req;
+		char err[256];
+
+		memset(map, 'A', (size_t)pg); /* no NUL anywhere before the guard */
+		memcpy(at, reqs[i], n);
+		assert_int_equal(sqb_http_parse(at, n, 51200, &req, err, sizeof(err)),
+				 SQB_HTTP_DONE);
+		assert_int_equal(req.total_len, n);
+		/* every strict prefix is incomplete, read without running over */
+		for (size_t cut = 1; cut < n; cut++) {
+			memmove(map + pg - cut, reqs[i], cut);
+			if (sqb_http_parse(map + pg - cut, cut, 51200, &req, err, sizeof(err)) !=
+			    SQB_HTTP_INCOMPLETE)
+				fail_msg("prefix %zu of request %zu not incomplete", cut, i);
+		}
+	}
+	munmap(map, (size_t)pg * 2);
 }
 
 static void test_http_rejections(void **state)
@@ -342,6 +393,7 @@ int main(void)
 	    cmocka_unit_test(test_json_builder_fails_closed),
 	    cmocka_unit_test(test_elapsed_us_across_second_boundary),
 	    cmocka_unit_test(test_http_targets),
+	    cmocka_unit_test(test_http_unterminated_buffer),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -55,8 +55,9 @@ void st_cleanup(void)
 
 const char *st_path(const char *name, const char *suffix)
 {
-	static char buf[4][256];
-	static int k;
+	/* per thread: tests call this from racing threads (ThreadSanitizer) */
+	static _Thread_local char buf[4][256];
+	static _Thread_local int k;
 
 	k = (k + 1) % 4;
 	snprintf(buf[k], sizeof(buf[k]), "%s/%s%s", st_dir, name, suffix);

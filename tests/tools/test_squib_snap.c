@@ -410,6 +410,26 @@ static void test_merge_refusals_leave_no_output(void **state)
 	assert_int_equal(snap("verify fromcopy.sqb"), 0);
 }
 
+/* Every error on corrupt input names the file, the section and the offset,
+ * for extract, repack and merge as for verify (issue 17). */
+static void test_write_side_errors_are_located(void **state)
+{
+	(void)state;
+	mk("full lc.sqb 8 1024");
+	mk("diff lc.sqb lcd.sqb 1");
+	corrupt_at("lc.sqb", "lcbad.sqb", data_offset("lc.sqb"), 0);
+	assert_int_equal(snap("verify lcbad.sqb"), 1);
+	assert_int_equal(snap("extract lcbad.sqb --memory lc.raw"), 1);
+	assert_located("err.txt");
+	assert_contains("err.txt", "lcbad.sqb");
+	assert_int_equal(snap("repack lcbad.sqb -o lcr.sqb"), 1);
+	assert_located("err.txt");
+	assert_contains("err.txt", "lcbad.sqb");
+	assert_int_equal(snap("merge lcbad.sqb lcd.sqb -o lcm.sqb"), 1);
+	assert_located("err.txt");
+	assert_contains("err.txt", "lcbad.sqb");
+}
+
 static void test_json_fields(void **state)
 {
 	(void)state;
@@ -843,6 +863,7 @@ int main(int argc, char **argv)
 	    cmocka_unit_test(test_import_inspect_verify_extract_identical),
 	    cmocka_unit_test(test_diff_then_merge_reproduces_b),
 	    cmocka_unit_test(test_five_deep_chain_merges_like_step_by_step),
+	    cmocka_unit_test(test_write_side_errors_are_located),
 	    cmocka_unit_test(test_merge_refusals_leave_no_output),
 	    cmocka_unit_test(test_json_fields),
 	    cmocka_unit_test(test_corrupt_and_truncated_inputs),

@@ -34,9 +34,13 @@ static int extract_memory(sqb_snap *s, const char *out, long region)
 	st_progress_stop();
 	if (err == -EEXIST)
 		return st_fail(ST_FAIL, "refusing to write %s: it is an input", out);
-	if (err)
-		return st_fail(ST_FAIL, "cannot extract memory of %s to %s: %s", sqb_snap_path(s),
-			       out, sqb_strerror(err));
+	if (err) {
+		char what[512];
+
+		snprintf(what, sizeof(what), "cannot extract memory of %s to %s", sqb_snap_path(s),
+			 out);
+		return st_fail_located(what, err, s);
+	}
 	printf("wrote %s: %llu bytes\n", out, (unsigned long long)total);
 	return 0;
 }

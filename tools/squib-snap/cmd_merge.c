@@ -125,8 +125,12 @@ static int do_merge(sqb_snap *top, char **paths, unsigned int n, const struct st
 	free(hint);
 	if (err == -EEXIST)
 		return st_fail(ST_FAIL, "refusing to write %s: it is an input", wo->out);
-	if (err)
-		return st_fail(ST_FAIL, "cannot write %s: %s", wo->out, sqb_strerror(err));
+	if (err) {
+		char what[512];
+
+		snprintf(what, sizeof(what), "cannot write %s", wo->out);
+		return st_fail_located(what, err, top);
+	}
 	return rs->in ? st_restate_write(rs, wo->out, &mu, &md) : 0;
 }
 

@@ -76,13 +76,16 @@ int cmd_repack(int argc, char **argv)
 	err = sqb_snap_repack_ident(&mu, &md, wo.out, s, &o);
 	st_progress_stop();
 	free(hint);
-	sqb_snap_free(s);
-	if (err == -EEXIST)
+	if (err == -EEXIST) {
 		rc = st_fail(ST_FAIL, "refusing to write %s: it is an input", wo.out);
-	else if (err)
-		rc = st_fail(ST_FAIL, "cannot repack %s into %s: %s", in[0], wo.out,
-			     sqb_strerror(err));
-	else
+	} else if (err) {
+		char what[512];
+
+		snprintf(what, sizeof(what), "cannot repack %s into %s", in[0], wo.out);
+		rc = st_fail_located(what, err, s);
+	}
+	sqb_snap_free(s);
+	if (!err)
 		rc = rs.in ? st_restate_write(&rs, wo.out, &mu, &md) : 0;
 	if (!rc)
 		printf("wrote %s (%s%s)\n", wo.out, sqb_codec_name(wo.codec),

@@ -53,6 +53,9 @@ int st_add_parent(const char **parents, unsigned int *np, const char *arg);
 int st_usage(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Print a located diagnostic (or the bare error) for `what`; returns ST_FAIL. */
 int st_fail_diag(const char *what, int err, const struct sqb_diag *d);
+/* An operation on s failed with err: for format errors, find and print the
+ * first located problem (file, section, offset) as verify would. */
+int st_fail_located(const char *what, int err, sqb_snap *s);
 /* Print the help of the running command to stdout; returns ST_OK. */
 int st_help(void);
 /* Parse "none|lz4|zstd[:level]". */

@@ -57,6 +57,44 @@ int st_fail_diag(const char *what, int err, const struct sqb_diag *d)
 	return st_fail(ST_FAIL, "%s: %s", what, sqb_strerror(err));
 }
 
+struct first_problem {
+	int found;
+	struct sqb_diag d;
+};
+
+static void keep_first(void *ctx, int err, const struct sqb_diag *d)
+{
+	struct first_problem *f = ctx;
+
+	(void)err;
+	if (!f->found && d && d->reason[0]) {
+		f->d = *d;
+		f->found = 1;
+	}
+}
+
+/* A read, repack or merge stopped on a format error (checksum, corrupt
+ * field, codec): the library says what, verify's walk says where.  The
+ * first located problem of s or of a parent layer names the file, the
+ * section and the offset (issue 17: these used to print only the what). */
+int st_fail_located(const char *what, int err, sqb_snap *s)
+{
+	char buf[320];
+
+	if (err > -SQB_EBADMAGIC || !s)
+		return st_fail(ST_FAIL, "%s: %s", what, sqb_strerror(err));
+	for (sqb_snap *p = s; p; p = sqb_snap_parent(p)) {
+		struct first_problem f = {0};
+
+		sqb_snap_verify(p, 0, 1, keep_first, &f);
+		if (f.found)
+			return st_fail(ST_FAIL, "%s: %s: %s: %s", what, sqb_strerror(err),
+				       sqb_snap_path(p), sqb_diag_format(&f.d, buf, sizeof(buf)));
+	}
+	return st_fail(ST_FAIL, "%s: %s (%s: no section fails verification)", what,
+		       sqb_strerror(err), sqb_snap_path(s));
+}
+
 int st_help(void)
 {
 	for (unsigned int i = 0; i < st_ncommands; i++)
