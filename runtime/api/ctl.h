@@ -106,6 +106,7 @@ void sqb_ctl_vm_stopped(struct sqb_ctl *c);
 /* ---- PUT /snapshot/create and /snapshot/load (ctl_snapshot.c) ---- */
 void sqb_ctl_snapshot_create(struct sqb_ctl *c, struct yajl_val_s *body, struct sqb_ctl_resp *r);
 void sqb_ctl_snapshot_load(struct sqb_ctl *c, struct yajl_val_s *body, struct sqb_ctl_resp *r);
+void sqb_ctl_snapshot_status(struct sqb_ctl *c, struct yajl_val_s *body, struct sqb_ctl_resp *r);
 
 /* ---- logging and metrics (ctl_log.c) ---- */
 void sqb_ctl_log_at(enum sqb_ctl_level lvl, const char *file, int line, const char *fmt, ...)

@@ -710,6 +710,7 @@ static const struct sqb_route routes[] = {
     {"PUT", "/serial", put_serial, 1},
     {"PUT", "/snapshot/create", sqb_ctl_snapshot_create, 1},
     {"PUT", "/snapshot/load", sqb_ctl_snapshot_load, 1},
+    {"GET", "/snapshot/status", sqb_ctl_snapshot_status, 0},
 };
 
 /* Firecracker endpoints squib does not build yet (docs/api-compat.md). */
