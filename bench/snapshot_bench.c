@@ -3,7 +3,7 @@
  * for File-mmap, File-lazy, File-eager and Uffd, beside a bare-KVM floor
  * measured in the same run: create a VM with irqchip + PIT, map the same
  * memory file, create the vCPUs and set the same kinds of state.
- *   usage: snapshot_bench SQUIB GUEST_DIR SQUIB_PAGER [--quick] */
+ *   usage: snapshot_bench SQUIB GUEST_DIR SQUIB_PAGER [--quick | --pause MIB] */
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/kvm.h>
@@ -353,6 +353,7 @@ static double disk_mib(const char *name)
 /* Raw memory file (Firecracker's layout, index in the state file) against
  * squib's container, both codec none, same guest, same run. */
 static double raw_w[16], raw_c[16];
+static int pause_only; /* --pause MIB: the create rows of one size, no loads */
 
 static void bench_raw_create(struct sqb_tc *t, int reps)
 {
@@ -434,7 +435,8 @@ static void bench_size(int mib, int fill, int reps)
 		snprintf(name, sizeof(name), "bgdiff%d", i);
 		bgd_w[i] = bg_once(&t, "Diff", name, &bgd_d[i]);
 	}
-	bench_raw_create(&t, reps);
+	if (!pause_only)
+		bench_raw_create(&t, reps);
 	tc_stop(&t);
 	printf(
 	    "\n%d MiB guest (%d MiB written by the guest), 1 vCPU, codec none, %d runs, medians\n",
@@ -452,6 +454,10 @@ static void bench_size(int mib, int fill, int reps)
 	printf("  %-34s %9.2f ms  (floor %.2f ms; durable %.1f ms after resume)\n",
 	       "create Diff 1% background: pause", median(bgd_w, reps), median(pfl, reps),
 	       median(bgd_d, reps));
+	if (pause_only) {
+		fflush(stdout);
+		return;
+	}
 	/* the floor is measured between squib's runs so both see the same noise */
 	for (int i = 0; i < reps; i++)
 		fl[i] = floor_child(path("full", ".mem"), (uint64_t)mib << 20);
@@ -504,7 +510,7 @@ int main(int argc, char **argv)
 		return 0;
 	}
 	if (argc < 4) {
-		fprintf(stderr, "usage: snapshot_bench SQUIB GUEST_DIR SQUIB_PAGER [--quick]\n");
+		fprintf(stderr, "usage: snapshot_bench SQUIB GUEST_DIR SQUIB_PAGER [--quick | --pause MIB]\n");
 		return 2;
 	}
 	squib = argv[1];
@@ -520,7 +526,10 @@ int main(int argc, char **argv)
 	if (!mkdtemp(dir))
 		return 1;
 	printf("snapshot_bench: squib snapshot create/load vs a bare-KVM floor, one run\n");
-	if (quick) {
+	if (argc > 5 && !strcmp(argv[4], "--pause")) {
+		pause_only = 1;
+		bench_size(atoi(argv[5]), 200, 5);
+	} else if (quick) {
 		bench_size(64, 32, 2);
 	} else {
 		bench_size(256, 200, 5);
