@@ -206,12 +206,19 @@ int sqb_snap_cow_read(struct sqb_snap_cow *c, unsigned int r, uint64_t first, ui
 			memcpy(dst + (uint64_t)i * PG, g->host + p * PG, PG);
 		}
 	}
-	for (uint32_t i = 0; i < n; i++)
-		if (bit(g->prot, first + i)) {
-			g->prot[(first + i) / 64] &= ~(1ull << ((first + i) % 64));
-			if (wp(c->uffd, g->host + (first + i) * PG, PG, 0) && !err)
-				err = -errno;
+	/* un-protect what was read, one ioctl per run of protected pages */
+	for (uint32_t i = 0; i < n;) {
+		uint32_t j = i;
+
+		while (j < n && bit(g->prot, first + j)) {
+			g->prot[(first + j) / 64] &= ~(1ull << ((first + j) % 64));
+			j++;
 		}
+		if (j > i && wp(c->uffd, g->host + (first + i) * PG, (uint64_t)(j - i) * PG, 0) &&
+		    !err)
+			err = -errno;
+		i = j > i ? j : i + 1;
+	}
 	if (c->failed)
 		err = -ENOMEM;
 	pthread_mutex_unlock(&c->lock);
