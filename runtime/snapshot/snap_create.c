@@ -215,20 +215,37 @@ static int memsrc_get(void *ctx, uint64_t first, uint32_t n, const void **data, 
 	return sqb_snap_cow_read(m->cow, m->r, first, n, kinds, scratch);
 }
 
-/* Which pages a background create reads (DATA kinds): the bits of want. */
+/* Which pages a background create reads (DATA kinds): the bits of want.
+ * Walks the data ranges and ANDs the dirty words, not page by page. */
 static uint64_t *memsrc_want(const struct memsrc *m, uint64_t npages)
 {
-	uint64_t *w = calloc((npages + 63) / 64, 8);
+	size_t nw = (npages + 63) / 64;
+	uint64_t *w = calloc(nw, 8);
 
-	for (uint64_t p = 0; w && p < npages; p++) {
-		int data = !(m->dirty && !((m->dirty[p / 64] >> (p % 64)) & 1));
+	if (!w)
+		return NULL;
+	if (!m->holes) {
+		memset(w, 0xff, nw * 8);
+	} else {
+		for (size_t k = 0; k < m->n; k++) {
+			uint64_t a = (m->beg[k] - m->fd_off) / 4096,
+				 b = (m->end[k] - m->fd_off + 4095) / 4096;
 
-		/* ranges are sorted: a forward walk would do, the search is cheap */
-		if (data && m->holes && !memsrc_is_data(m, m->fd_off + p * 4096))
-			data = 0;
-		if (data)
-			w[p / 64] |= 1ull << (p % 64);
+			for (uint64_t p = a; p < b && p < npages;) {
+				if (p % 64 == 0 && p + 64 <= b && p + 64 <= npages) {
+					w[p / 64] = ~0ull;
+					p += 64;
+				} else {
+					w[p / 64] |= 1ull << (p % 64);
+					p++;
+				}
+			}
+		}
 	}
+	if (npages % 64)
+		w[nw - 1] &= (1ull << (npages % 64)) - 1;
+	for (size_t k = 0; m->dirty && k < nw; k++)
+		w[k] &= m->dirty[k];
 	return w;
 }
 
