@@ -19,6 +19,7 @@
 #include "snap_priv.h"
 
 #define PG 4096u
+#define COW_GAP 64 /* pages */
 
 struct cow_region {
 	uint8_t *host;
@@ -118,8 +119,19 @@ static int arm_region(struct sqb_snap_cow *c, struct cow_region *g)
 			p++;
 			continue;
 		}
-		for (q = p + 1; q < g->npages && bit(g->prot, q); q++)
-			;
+		/* a gap of up to COW_GAP unwanted pages is protected with its
+		 * neighbours: one ioctl (a KVM MMU invalidation each) costs more
+		 * in the pause than walking a few more PTEs; a write to a gap
+		 * page is only un-protected, never copied */
+		for (q = p + 1; q < g->npages; q++) {
+			uint64_t e = q;
+
+			while (e < g->npages && e - q < COW_GAP && !bit(g->prot, e))
+				e++;
+			if (e >= g->npages || !bit(g->prot, e))
+				break;
+			q = e;
+		}
 		FORWARD_IF_ERROR(wp(c->uffd, g->host + p * PG, (q - p) * PG, 1));
 		p = q;
 	}
