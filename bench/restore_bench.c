@@ -488,8 +488,11 @@ int main(int argc, char **argv)
 	if (eager_only) {
 		bench_eager_vm();
 		for (int i = 0; i < nrows; i++)
-			printf("%-34s %-30s %-18s %s\n", rows[i].name, rows[i].value, rows[i].target,
-			       rows[i].verdict < 0 ? "" : rows[i].verdict ? "PASS" : "MISS");
+			printf("%-34s %-30s %-18s %s\n", rows[i].name, rows[i].value,
+			       rows[i].target,
+			       rows[i].verdict < 0 ? ""
+			       : rows[i].verdict   ? "PASS"
+						   : "MISS");
 		return 0;
 	}
 	{

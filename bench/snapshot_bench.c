@@ -510,7 +510,9 @@ int main(int argc, char **argv)
 		return 0;
 	}
 	if (argc < 4) {
-		fprintf(stderr, "usage: snapshot_bench SQUIB GUEST_DIR SQUIB_PAGER [--quick | --pause MIB]\n");
+		fprintf(
+		    stderr,
+		    "usage: snapshot_bench SQUIB GUEST_DIR SQUIB_PAGER [--quick | --pause MIB]\n");
 		return 2;
 	}
 	squib = argv[1];

@@ -18,7 +18,7 @@
 #include "log.h"
 #include "snap_priv.h"
 
-#define PG 4096u
+#define PG	4096u
 #define COW_GAP 64 /* pages */
 
 struct cow_region {
@@ -41,8 +41,8 @@ struct sqb_snap_cow {
 
 static int wp(int uffd, const void *a, uint64_t len, int on)
 {
-	struct uffdio_writeprotect w = {
-	    {(uint64_t)(uintptr_t)a, len}, on ? UFFDIO_WRITEPROTECT_MODE_WP : 0};
+	struct uffdio_writeprotect w = {{(uint64_t)(uintptr_t)a, len},
+					on ? UFFDIO_WRITEPROTECT_MODE_WP : 0};
 
 	return ioctl(uffd, UFFDIO_WRITEPROTECT, &w) ? -errno : 0;
 }

@@ -601,7 +601,6 @@ static void after_success(struct sqb_snapstate *ss, const char *mem_abs, const c
 	}
 }
 
-
 /* ---- background create (docs/snapshots.md, "Background snapshots") ---- */
 
 struct snap_bg {
@@ -767,15 +766,14 @@ static int start_background(struct sqb_vm *vm, struct sqb_snapstate *ss,
 	err = sqb_snap_cow_arm(&bg->cow, vm, want); /* owns want[] from here */
 	memset(want, 0, sizeof(want));
 	if (err) {
-		sqb_snap_diag(diag, "memory",
-			      "cannot write-protect guest memory (userfaultfd): %s",
+		sqb_snap_diag(diag, "memory", "cannot write-protect guest memory (userfaultfd): %s",
 			      sqb_strerror(err));
 		goto fail;
 	}
 	td = sqb_now_ns();
 	sqb_info("snapshot create (background): settle+dirty %.2f ms, scan %.2f ms, state "
-		  "%.2f ms, write-protect %.2f ms",
-		  (ta - t0) / 1e6, (tb - ta) / 1e6, (tc - tb) / 1e6, (td - tc) / 1e6);
+		 "%.2f ms, write-protect %.2f ms",
+		 (ta - t0) / 1e6, (tb - ta) / 1e6, (tc - tb) / 1e6, (td - tc) / 1e6);
 	for (unsigned int r = 0; r < vm->mem.nregions; r++)
 		bg->ms[r].cow = bg->cow;
 	pthread_mutex_lock(&bg_lock);

@@ -101,8 +101,7 @@ static void test_background_full_and_diff_are_the_pause_instant(void **state)
 		assert_int_equal(access(st_path("bgf", ".state"), F_OK), -1);
 		/* a second create waits for the first: refused meanwhile */
 		char body[512];
-		snprintf(body, sizeof(body),
-			 "{\"snapshot_path\":\"%s\",\"mem_file_path\":\"%s\"}",
+		snprintf(body, sizeof(body), "{\"snapshot_path\":\"%s\",\"mem_file_path\":\"%s\"}",
 			 st_path("bg2", ".state"), st_path("bg2", ".mem"));
 		b = st_req(&t, "PUT", "/snapshot/create", body, 400);
 		assert_non_null(strstr(b, "still being written"));
