@@ -95,7 +95,8 @@ void sqb_ctl_snapshot_status(struct sqb_ctl *c, yajl_val body, struct sqb_ctl_re
 	}
 	sqb_jb_close(&b, '}');
 	if (sqb_jb_done(&b) < 0)
-		return sqb_ctl_fault(r, "The snapshot status does not fit in the API response buffer.");
+		return sqb_ctl_fault(
+		    r, "The snapshot status does not fit in the API response buffer.");
 	r->status = 200;
 }
 
