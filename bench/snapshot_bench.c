@@ -3,7 +3,7 @@
  * for File-mmap, File-lazy, File-eager and Uffd, beside a bare-KVM floor
  * measured in the same run: create a VM with irqchip + PIT, map the same
  * memory file, create the vCPUs and set the same kinds of state.
- *   usage: snapshot_bench SQUIB GUEST_DIR SQUIB_PAGER [--quick] */
+ *   usage: snapshot_bench SQUIB GUEST_DIR SQUIB_PAGER [--quick | --pause MIB] */
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/kvm.h>
@@ -129,6 +129,45 @@ static double snap_once(struct sqb_tc *t, const char *type, const char *name, co
 	t3 = now_ms();
 	*create = t2 - t1;
 	return t3 - t0;
+}
+
+/* Background create (docs/snapshots.md): pause -> create -> resume, then
+ * GET /snapshot/status until durable (*done: resume to durable, ms). */
+static double bg_once(struct sqb_tc *t, const char *type, const char *name, double *done)
+{
+	char body[1024], st[1024];
+	double t0, t3;
+
+	snprintf(body, sizeof(body),
+		 "{\"snapshot_type\":\"%s\",\"snapshot_path\":\"%s\",\"mem_file_path\":\"%s\","
+		 "\"squib\":{\"background\":true}}",
+		 type, path(name, ".state"), path(name, ".mem"));
+	t0 = now_ms();
+	req(t, "PATCH", "/vm", "{\"state\":\"Paused\"}", 204);
+	req(t, "PUT", "/snapshot/create", body, 204);
+	req(t, "PATCH", "/vm", "{\"state\":\"Resumed\"}", 204);
+	t3 = now_ms();
+	for (;;) {
+		if (tc_req(t, "GET", "/snapshot/status", NULL, st, sizeof(st)) != 200)
+			die("GET /snapshot/status failed", t);
+		if (!strstr(st, "\"writing\""))
+			break;
+		usleep(1000);
+	}
+	if (!strstr(st, "\"complete\""))
+		die(st, t);
+	*done = now_ms() - t3;
+	return t3 - t0;
+}
+
+/* The floor of a pause window: pause and resume with nothing between. */
+static double pause_floor_once(struct sqb_tc *t)
+{
+	double t0 = now_ms();
+
+	req(t, "PATCH", "/vm", "{\"state\":\"Paused\"}", 204);
+	req(t, "PATCH", "/vm", "{\"state\":\"Resumed\"}", 204);
+	return now_ms() - t0;
 }
 
 struct load_res {
@@ -314,6 +353,7 @@ static double disk_mib(const char *name)
 /* Raw memory file (Firecracker's layout, index in the state file) against
  * squib's container, both codec none, same guest, same run. */
 static double raw_w[16], raw_c[16];
+static int pause_only; /* --pause MIB: the create rows of one size, no loads */
 
 static void bench_raw_create(struct sqb_tc *t, int reps)
 {
@@ -352,7 +392,7 @@ static void bench_size(int mib, int fill, int reps)
 	static const char *const hows[] = {"mmap-trust", "mmap-verify", "mmap-verify-remembered",
 					   "lazy", "eager", "uffd"};
 	double full_w[16], full_c[16], diff_w[16], diff_c[16], dlz_w[16], dlz_c[16], fl[128],
-	    ld[16], pg[16], floor_ms = 1;
+	    ld[16], pg[16], floor_ms = 1, bgf_w[16], bgf_d[16], bgd_w[16], bgd_d[16], pfl[16];
 	char args[128], want[40], mc[128];
 	struct sqb_tc t;
 
@@ -384,7 +424,19 @@ static void bench_size(int mib, int fill, int reps)
 		else
 			dlz_w[i - reps] = snap_once(&t, "Diff", name, "lz4", &dlz_c[i - reps]);
 	}
-	bench_raw_create(&t, reps);
+	for (int i = 0; i < reps; i++) {
+		char name[32];
+
+		pfl[i] = pause_floor_once(&t);
+		bgf_w[i] = bg_once(&t, "Full", "bgfull", &bgf_d[i]);
+		input(&t, "d");
+		if (wait_nth(&t, "DIRTIED", 2 * reps + i + 1, 30000))
+			die("guest never dirtied", &t);
+		snprintf(name, sizeof(name), "bgdiff%d", i);
+		bgd_w[i] = bg_once(&t, "Diff", name, &bgd_d[i]);
+	}
+	if (!pause_only)
+		bench_raw_create(&t, reps);
 	tc_stop(&t);
 	printf(
 	    "\n%d MiB guest (%d MiB written by the guest), 1 vCPU, codec none, %d runs, medians\n",
@@ -395,6 +447,17 @@ static void bench_size(int mib, int fill, int reps)
 	       median(diff_w, reps), median(diff_c, reps));
 	printf("  %-34s %9.2f ms  (create request %.2f ms)\n", "create Diff 1% lz4: pause window",
 	       median(dlz_w, reps), median(dlz_c, reps));
+	printf("  %-34s %9.2f ms\n", "floor: pause+resume, no create", median(pfl, reps));
+	printf("  %-34s %9.2f ms  (floor %.2f ms; durable %.1f ms after resume)\n",
+	       "create Full background: pause win.", median(bgf_w, reps), median(pfl, reps),
+	       median(bgf_d, reps));
+	printf("  %-34s %9.2f ms  (floor %.2f ms; durable %.1f ms after resume)\n",
+	       "create Diff 1% background: pause", median(bgd_w, reps), median(pfl, reps),
+	       median(bgd_d, reps));
+	if (pause_only) {
+		fflush(stdout);
+		return;
+	}
 	/* the floor is measured between squib's runs so both see the same noise */
 	for (int i = 0; i < reps; i++)
 		fl[i] = floor_child(path("full", ".mem"), (uint64_t)mib << 20);
@@ -447,7 +510,9 @@ int main(int argc, char **argv)
 		return 0;
 	}
 	if (argc < 4) {
-		fprintf(stderr, "usage: snapshot_bench SQUIB GUEST_DIR SQUIB_PAGER [--quick]\n");
+		fprintf(
+		    stderr,
+		    "usage: snapshot_bench SQUIB GUEST_DIR SQUIB_PAGER [--quick | --pause MIB]\n");
 		return 2;
 	}
 	squib = argv[1];
@@ -463,7 +528,10 @@ int main(int argc, char **argv)
 	if (!mkdtemp(dir))
 		return 1;
 	printf("snapshot_bench: squib snapshot create/load vs a bare-KVM floor, one run\n");
-	if (quick) {
+	if (argc > 5 && !strcmp(argv[4], "--pause")) {
+		pause_only = 1;
+		bench_size(atoi(argv[5]), 200, 5);
+	} else if (quick) {
 		bench_size(64, 32, 2);
 	} else {
 		bench_size(256, 200, 5);

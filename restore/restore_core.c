@@ -184,8 +184,9 @@ static int validate(sqb_snap *s, const struct sqb_restore_opts *o, struct sqb_di
 		diag_set(d, "options", "unknown options version or strategy");
 		return -EINVAL;
 	}
-	if (o->flags & ~(SQB_RESTORE_MEMFD | SQB_RESTORE_VERIFY | SQB_RESTORE_NO_FILL |
-			 SQB_RESTORE_RECORD | SQB_RESTORE_TRUST_RAW | SQB_RESTORE_WSET_SYNC)) {
+	if (o->flags &
+	    ~(SQB_RESTORE_MEMFD | SQB_RESTORE_VERIFY | SQB_RESTORE_NO_FILL | SQB_RESTORE_RECORD |
+	      SQB_RESTORE_TRUST_RAW | SQB_RESTORE_WSET_SYNC | SQB_RESTORE_DEST_ZERO)) {
 		diag_set(d, "options", "unknown flag");
 		return -EINVAL;
 	}
@@ -378,7 +379,8 @@ static int eager_block(sqb_restore *rs, uint64_t blk, uint8_t *buf)
 	int zero = rs_block_is_zero(rs, blk), err = 0;
 
 	len = rg->size - off < RS_BLOCK ? rg->size - off : RS_BLOCK;
-	if (zero && !rs->own_mem)
+	/* fresh memory is already zero: writing zeros would only allocate it */
+	if (zero && !rs->own_mem && !(rs->o.flags & SQB_RESTORE_DEST_ZERO))
 		memset(rg->local + off, 0, len);
 	else if (!zero && rs->fs) {
 		err = rs_decode_block(rs, blk, buf, &len, &d);
@@ -386,7 +388,7 @@ static int eager_block(sqb_restore *rs, uint64_t blk, uint8_t *buf)
 			err = rs->fs->ops->install(rs->fs, rg, off, buf, len);
 	} else if (!zero) {
 		/* one batched fault-in beats a first-touch fault per page */
-		if (rs->own_mem)
+		if (rs->own_mem || (rs->o.flags & SQB_RESTORE_DEST_ZERO))
 			(void)madvise(rg->local + off, len, MADV_POPULATE_WRITE);
 		err = sqb_snap_read(rs->snap, rg->gpa + off, rg->local + off, len, &d);
 		if (!err)

@@ -201,6 +201,17 @@ fail:
 	return err;
 }
 
+int sqb_writer_set_companion(sqb_snap_writer *w, const struct sqb_uuid *uuid,
+			     const struct sqb_digest *digest)
+{
+	if (!w || w->finished || !digest)
+		return -EINVAL;
+	if (uuid)
+		w->comp_uuid = *uuid;
+	w->comp_digest = *digest;
+	return 0;
+}
+
 const char *sqb_writer_temp_path(const sqb_snap_writer *w)
 {
 	return w && w->finished && w->o.defer_commit ? w->af.tmp : NULL;

@@ -53,6 +53,8 @@ enum sqb_restore_strategy {
 #define SQB_RESTORE_RECORD    0x08u /* lazy: record first-touch order (page faults, no filler) */
 #define SQB_RESTORE_TRUST_RAW 0x10u /* mmap: map RAW bytes without reading their checksums */
 #define SQB_RESTORE_WSET_SYNC 0x20u /* lazy: working set installed before start returns */
+#define SQB_RESTORE_DEST_ZERO 0x40u /* eager: the caller's destination is fresh (all zero):
+				      zero blocks are skipped, not written */
 
 /* Called (from a restore thread) when the restore fails; diag says where. */
 typedef void (*sqb_restore_error_cb)(void *ctx, int err, const struct sqb_diag *diag);

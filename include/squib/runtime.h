@@ -153,11 +153,34 @@ struct sqb_vm_snap_create {
 	 * carries the page index and checksums (format.md 7.5).  Forces codec
 	 * none and no dedup. */
 	int raw_mem;
+	/* Background create (docs/snapshots.md): capture the state and arm
+	 * copy-before-write while paused, return, write memory while the VM
+	 * runs; sqb_vm_snapshot_status() says when the pair is durable.
+	 * Needs the squib memory format and memfd guest memory. */
+	int background;
 };
 /* Write a snapshot of a PAUSED VM: memory file first, then the state file
  * naming it ([F-46]); both appear together or not at all (previous files
  * at the paths are kept on failure).  The VM stays paused either way. */
 int sqb_vm_snapshot_create(sqb_vm *vm, const struct sqb_vm_snap_create *o, struct sqb_diag *diag);
+
+/* The last background create of this VM. */
+enum sqb_vm_snap_bg_state {
+	SQB_VM_SNAP_BG_NONE = 0, /* none started */
+	SQB_VM_SNAP_BG_WRITING,	 /* memory file still being written */
+	SQB_VM_SNAP_BG_DONE,	 /* both files durable at their paths */
+	SQB_VM_SNAP_BG_FAILED,	 /* nothing new at the paths; reason says why */
+};
+struct sqb_vm_snap_status {
+	enum sqb_vm_snap_bg_state state;
+	char state_path[512], mem_path[512];
+	char reason[256];
+	uint64_t pause_us;     /* the create's pause work (request to return) */
+	uint64_t write_ms;     /* return to durable */
+	uint64_t pages_copied; /* pages copied aside before a write */
+};
+/* Fills *out (state NONE if no background create ran); never fails. */
+void sqb_vm_snapshot_status(sqb_vm *vm, struct sqb_vm_snap_status *out);
 
 enum sqb_vm_mem_backend { SQB_VM_MEM_FILE = 1, SQB_VM_MEM_UFFD = 2 };
 struct sqb_vm_snap_conf;

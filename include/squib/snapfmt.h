@@ -379,6 +379,11 @@ int sqb_writer_add_section(sqb_snap_writer *w, uint32_t type, uint32_t instance,
 int sqb_writer_copy_state(sqb_snap_writer *w, const sqb_snap *s);
 
 int sqb_writer_finish(sqb_snap_writer *w, struct sqb_uuid *uuid, struct sqb_digest *digest);
+/* Set the companion's digest (and uuid when not NULL) before finish: a
+ * state file opened while its memory file is still being written (a
+ * background create) learns the memory file's digest last. */
+int sqb_writer_set_companion(sqb_snap_writer *w, const struct sqb_uuid *uuid,
+			     const struct sqb_digest *digest);
 
 /* Writer statistics so far (pages by kind, bytes written). */
 struct sqb_write_stats {

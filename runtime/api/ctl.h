@@ -124,6 +124,7 @@ void sqb_ctl_vm_stopped(struct sqb_ctl *c);
 /* ---- PUT /snapshot/create and /snapshot/load (ctl_snapshot.c) ---- */
 void sqb_ctl_snapshot_create(struct sqb_ctl *c, struct yajl_val_s *body, struct sqb_ctl_resp *r);
 void sqb_ctl_snapshot_load(struct sqb_ctl *c, struct yajl_val_s *body, struct sqb_ctl_resp *r);
+void sqb_ctl_snapshot_status(struct sqb_ctl *c, struct yajl_val_s *body, struct sqb_ctl_resp *r);
 
 /* ---- drives and entropy (ctl_devices.c) ---- */
 void sqb_ctl_put_drive(struct sqb_ctl *c, const char *id, struct yajl_val_s *body,

@@ -730,6 +730,7 @@ static const struct sqb_route routes[] = {
     {"PUT", "/snapshot/create", sqb_ctl_snapshot_create, 1},
     {"PUT", "/snapshot/load", sqb_ctl_snapshot_load, 1},
     {"PUT", "/entropy", sqb_ctl_put_entropy, 1},
+    {"GET", "/snapshot/status", sqb_ctl_snapshot_status, 0},
 };
 
 /* Endpoints with a resource id in the path ("/drives/{drive_id}"); the

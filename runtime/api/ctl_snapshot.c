@@ -31,20 +31,21 @@ static const char *const codecs[] = {"none", "lz4", "zstd", NULL};
 static const char *const mem_formats[] = {"squib", "raw", NULL};
 
 /* "squib": {"codec": "none"|"lz4"|"zstd", "level": 0..22, "dedup": bool,
- *           "mem_format": "squib"|"raw"} */
+ *           "mem_format": "squib"|"raw", "background": bool} */
 static int create_ext(yajl_val ext, struct sqb_vm_snap_create *o, char *err, size_t errlen)
 {
 	const char *codec = "none", *fmt = o->raw_mem ? "raw" : "squib";
 	uint64_t level = 0;
-	int dedup = 0;
+	int dedup = 0, background = 0;
 	const struct sqb_jfield f[] = {
 	    {"codec", SQB_JT_ENUM, 0, &codec, NULL, 0, 0, codecs},
 	    {"level", SQB_JT_UINT, 0, &level, NULL, 0, 22},
 	    {"dedup", SQB_JT_BOOL, 0, &dedup},
 	    {"mem_format", SQB_JT_ENUM, 0, &fmt, NULL, 0, 0, mem_formats},
+	    {"background", SQB_JT_BOOL, 0, &background},
 	};
 
-	if (sqb_json_fields(ext, f, 4, err, errlen) < 0)
+	if (sqb_json_fields(ext, f, 5, err, errlen) < 0)
 		return -1;
 	o->raw_mem = !strcmp(fmt, "raw");
 	if (o->raw_mem && (strcmp(codec, "none") || dedup)) {
@@ -57,7 +58,47 @@ static int create_ext(yajl_val ext, struct sqb_vm_snap_create *o, char *err, siz
 					    : SQB_CODEC_NONE;
 	o->level = (int)level;
 	o->dedup = dedup;
+	o->background = background;
 	return 0;
+}
+
+/* GET /snapshot/status (squib): the last background create, see
+ * docs/snapshots.md "Background snapshots". */
+void sqb_ctl_snapshot_status(struct sqb_ctl *c, yajl_val body, struct sqb_ctl_resp *r)
+{
+	static const char *const names[] = {"none", "writing", "complete", "failed"};
+	struct sqb_vm_snap_status st;
+	struct sqb_jb b;
+
+	(void)body;
+	sqb_vm_snapshot_status(c->vm, &st);
+	sqb_jb_init(&b, r->body, sizeof(r->body));
+	sqb_jb_open(&b, '{');
+	sqb_jb_key(&b, "state");
+	sqb_jb_str(&b, names[st.state]);
+	if (st.state != SQB_VM_SNAP_BG_NONE) {
+		sqb_jb_key(&b, "snapshot_path");
+		sqb_jb_str(&b, st.state_path);
+		sqb_jb_key(&b, "mem_file_path");
+		sqb_jb_str(&b, st.mem_path);
+		sqb_jb_key(&b, "pause_us");
+		sqb_jb_u64(&b, st.pause_us);
+		if (st.state != SQB_VM_SNAP_BG_WRITING) {
+			sqb_jb_key(&b, "write_ms");
+			sqb_jb_u64(&b, st.write_ms);
+			sqb_jb_key(&b, "pages_copied");
+			sqb_jb_u64(&b, st.pages_copied);
+		}
+		if (st.state == SQB_VM_SNAP_BG_FAILED) {
+			sqb_jb_key(&b, "error");
+			sqb_jb_str(&b, st.reason);
+		}
+	}
+	sqb_jb_close(&b, '}');
+	if (sqb_jb_done(&b) < 0)
+		return sqb_ctl_fault(
+		    r, "The snapshot status does not fit in the API response buffer.");
+	r->status = 200;
 }
 
 /* Firecracker's order: serde (CreateSnapshotParams has no `version` any

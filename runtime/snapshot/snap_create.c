@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <libgen.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -139,6 +140,10 @@ struct memsrc {
 	uint64_t *beg, *end; /* data ranges, fd offsets, sorted */
 	size_t n;
 	int holes;
+	/* background create: pause-instant bytes through copy-before-write */
+	struct sqb_snap_cow *cow;
+	unsigned int r;
+	const int *cancel;
 };
 
 static int memsrc_scan(struct memsrc *m, int fd, uint64_t size)
@@ -192,7 +197,6 @@ static int memsrc_get(void *ctx, uint64_t first, uint32_t n, const void **data, 
 {
 	const struct memsrc *m = ctx;
 
-	(void)scratch;
 	*data = m->host + first * 4096;
 	for (uint32_t i = 0; i < n; i++) {
 		uint64_t p = first + i;
@@ -203,30 +207,92 @@ static int memsrc_get(void *ctx, uint64_t first, uint32_t n, const void **data, 
 		else
 			kinds[i] = SQB_PAGE_DATA;
 	}
-	return 0;
+	if (!m->cow)
+		return 0;
+	if (__atomic_load_n(m->cancel, __ATOMIC_ACQUIRE))
+		return -ECANCELED;
+	*data = scratch;
+	return sqb_snap_cow_read(m->cow, m->r, first, n, kinds, scratch);
 }
 
-static int add_region(struct sqb_vm *vm, struct sqb_snapstate *ss, sqb_snap_writer *w,
-		      unsigned int r, int diff)
+/* Which pages a background create reads (DATA kinds): the bits of want.
+ * Walks the data ranges and ANDs the dirty words, not page by page. */
+static uint64_t *memsrc_want(const struct memsrc *m, uint64_t npages)
+{
+	size_t nw = (npages + 63) / 64;
+	uint64_t *w = calloc(nw, 8);
+
+	if (!w)
+		return NULL;
+	if (!m->holes) {
+		memset(w, 0xff, nw * 8);
+	} else {
+		for (size_t k = 0; k < m->n; k++) {
+			uint64_t a = (m->beg[k] - m->fd_off) / 4096,
+				 b = (m->end[k] - m->fd_off + 4095) / 4096;
+
+			for (uint64_t p = a; p < b && p < npages;) {
+				if (p % 64 == 0 && p + 64 <= b && p + 64 <= npages) {
+					w[p / 64] = ~0ull;
+					p += 64;
+				} else {
+					w[p / 64] |= 1ull << (p % 64);
+					p++;
+				}
+			}
+		}
+	}
+	if (npages % 64)
+		w[nw - 1] &= (1ull << (npages % 64)) - 1;
+	for (size_t k = 0; m->dirty && k < nw; k++)
+		w[k] &= m->dirty[k];
+	return w;
+}
+
+static int memsrc_init(struct sqb_vm *vm, struct sqb_snapstate *ss, unsigned int r, int diff,
+		       struct memsrc *m)
 {
 	const struct sqb_mem_region *rg = &vm->mem.regions[r];
-	struct memsrc m = {rg->host, diff ? sqb_snap_dirty_region(vm, ss, r) : NULL, rg->fd_offset};
-	struct sqb_page_source src = {memsrc_get, &m};
 	int err = 0;
 
+	*m = (struct memsrc){rg->host, diff ? sqb_snap_dirty_region(vm, ss, r) : NULL,
+			     rg->fd_offset};
+	m->r = r;
 	if (!ss->no_holes && vm->mem.fd >= 0)
-		err = memsrc_scan(&m, vm->mem.fd, rg->size);
+		err = memsrc_scan(m, vm->mem.fd, rg->size);
+	return err;
+}
+
+static void memsrc_fini(struct memsrc *m)
+{
+	free(m->beg);
+	free(m->end);
+	m->beg = m->end = NULL;
+}
+
+/* pre: the background create's sources, scanned at the pause instant */
+static int add_region(struct sqb_vm *vm, struct sqb_snapstate *ss, sqb_snap_writer *w,
+		      unsigned int r, int diff, struct memsrc *pre)
+{
+	const struct sqb_mem_region *rg = &vm->mem.regions[r];
+	struct memsrc m;
+	struct sqb_page_source src = {memsrc_get, pre ? pre : &m};
+	int err = 0;
+
+	if (!pre)
+		err = memsrc_init(vm, ss, r, diff, &m);
 	if (!err)
 		err = sqb_writer_add_memory_src(w, rg->gpa, rg->size, &src);
-	free(m.beg);
-	free(m.end);
+	if (!pre)
+		memsrc_fini(&m);
 	return err;
 }
 
 static int write_memory(struct sqb_vm *vm, struct sqb_snapstate *ss,
 			const struct sqb_vm_snap_create *o, enum mem_plan plan,
 			const struct sqb_uuid *state_uuid, const char *state_hint,
-			struct sqb_uuid *uuid, struct sqb_digest *digest, sqb_snap_writer **out)
+			struct sqb_uuid *uuid, struct sqb_digest *digest, sqb_snap_writer **out,
+			struct memsrc *pre)
 {
 	struct sqb_write_opts wo = SQB_WRITE_OPTS_INIT;
 	sqb_snap_writer *w = NULL;
@@ -242,9 +308,11 @@ static int write_memory(struct sqb_vm *vm, struct sqb_snapstate *ss,
 	wo.companion_uuid = state_uuid;
 	wo.companion_path_hint = state_hint;
 	wo.defer_commit = 1;
+	if (pre)
+		wo.uuid = uuid; /* chosen at the pause: the state file names it */
 	FORWARD_IF_ERROR(sqb_writer_open(&w, o->mem_path, &wo));
 	for (unsigned int r = 0; r < vm->mem.nregions; r++)
-		if ((err = add_region(vm, ss, w, r, diff)))
+		if ((err = add_region(vm, ss, w, r, diff, pre ? &pre[r] : NULL)))
 			goto fail;
 	if ((err = sqb_writer_finish(w, uuid, digest)))
 		goto fail;
@@ -285,14 +353,14 @@ static int write_state(struct sqb_vm *vm, struct sqb_snapstate *ss,
 	}
 	FORWARD_IF_ERROR(sqb_writer_open(&w, o->state_path, &wo));
 	for (unsigned int r = 0; o->raw_mem && r < vm->mem.nregions && !err; r++)
-		err = add_region(vm, ss, w, r, plan == PLAN_DIFF);
+		err = add_region(vm, ss, w, r, plan == PLAN_DIFF, NULL);
 	if (!err)
 		err = write_vcpus(vm, w);
 	if (!err)
 		err = sqb_snap_devs_save(vm, w);
 	if (!err)
 		err = write_conf(vm, w, o, plan);
-	if (!err)
+	if (!err && !o->background)
 		err = sqb_writer_finish(w, NULL, NULL);
 	if (err) {
 		sqb_writer_free(w);
@@ -547,6 +615,223 @@ static void after_success(struct sqb_snapstate *ss, const char *mem_abs, const c
 	}
 }
 
+/* ---- background create (docs/snapshots.md, "Background snapshots") ---- */
+
+struct snap_bg {
+	pthread_t thr;
+	struct sqb_vm *vm;
+	struct sqb_snapstate *ss;
+	struct sqb_vm_snap_create o; /* paths point at the copies below */
+	char *state_path, *mem_path, *mem_abs, *st_abs;
+	enum mem_plan plan;
+	struct sqb_uuid st_uuid, mem_uuid;
+	sqb_snap_writer *sw; /* state file, complete but for the memory digest */
+	struct sqb_snap_cow *cow;
+	struct memsrc ms[SQB_GMEM_MAX_REGIONS];
+	int cancel;
+	uint64_t t_ret; /* when the create returned */
+};
+
+static pthread_mutex_t bg_lock = PTHREAD_MUTEX_INITIALIZER; /* ss->bg_status */
+
+static void bg_set(struct sqb_snapstate *ss, enum sqb_vm_snap_bg_state st, const char *reason)
+{
+	pthread_mutex_lock(&bg_lock);
+	ss->bg_status.state = st;
+	if (reason)
+		snprintf(ss->bg_status.reason, sizeof(ss->bg_status.reason), "%s", reason);
+	pthread_mutex_unlock(&bg_lock);
+}
+
+static void bg_free(struct snap_bg *bg)
+{
+	sqb_snap_cow_free(bg->cow);
+	sqb_writer_free(bg->sw);
+	for (unsigned int r = 0; r < SQB_GMEM_MAX_REGIONS; r++)
+		memsrc_fini(&bg->ms[r]);
+	free(bg->state_path);
+	free(bg->mem_path);
+	free(bg->mem_abs);
+	free(bg->st_abs);
+	free(bg);
+}
+
+static void *bg_thread(void *arg)
+{
+	struct snap_bg *bg = arg;
+	struct sqb_digest mem_digest;
+	sqb_snap_writer *mw = NULL;
+	uint64_t copied;
+	char why[256] = "";
+	int err;
+
+	err = write_memory(bg->vm, bg->ss, &bg->o, bg->plan, &bg->st_uuid, bg->st_abs,
+			   &bg->mem_uuid, &mem_digest, &mw, bg->ms);
+	/* every page is read: nothing is protected any more */
+	copied = sqb_snap_cow_copied(bg->cow);
+	sqb_snap_cow_free(bg->cow);
+	bg->cow = NULL;
+	if (err) {
+		snprintf(why, sizeof(why), "writing %s failed: %s", bg->o.mem_path,
+			 sqb_strerror(err));
+		goto out;
+	}
+	err = sqb_writer_set_companion(bg->sw, &bg->mem_uuid, &mem_digest);
+	if (!err)
+		err = sqb_writer_finish(bg->sw, NULL, NULL);
+	if (!err) {
+		err = commit_pair(sqb_writer_temp_path(mw), bg->o.mem_path,
+				  sqb_writer_temp_path(bg->sw), bg->o.state_path);
+		if (!err || access(sqb_writer_temp_path(bg->sw), F_OK) != 0) {
+			sqb_writer_disown_temp(mw);
+			sqb_writer_disown_temp(bg->sw);
+		}
+	}
+	if (err)
+		snprintf(why, sizeof(why), "writing %s failed: %s", bg->o.state_path,
+			 sqb_strerror(err));
+	else
+		after_success(bg->ss, bg->mem_abs, NULL);
+out:
+	sqb_writer_free(mw);
+	sqb_writer_free(bg->sw);
+	bg->sw = NULL;
+	pthread_mutex_lock(&bg_lock);
+	bg->ss->bg_status.write_ms = (sqb_now_ns() - bg->t_ret) / 1000000;
+	bg->ss->bg_status.pages_copied = copied;
+	pthread_mutex_unlock(&bg_lock);
+	if (err)
+		sqb_warn("background snapshot %s: %s", bg->o.state_path, why);
+	else
+		sqb_info("background snapshot %s durable (%llu pages copied before a write)",
+			 bg->o.state_path, (unsigned long long)copied);
+	bg_set(bg->ss, err ? SQB_VM_SNAP_BG_FAILED : SQB_VM_SNAP_BG_DONE, err ? why : "");
+	return NULL;
+}
+
+void sqb_snap_bg_join(struct sqb_snapstate *ss, int cancel)
+{
+	struct snap_bg *bg = ss->bg;
+
+	if (!bg)
+		return;
+	if (cancel)
+		__atomic_store_n(&bg->cancel, 1, __ATOMIC_RELEASE);
+	pthread_join(bg->thr, NULL);
+	bg_free(bg);
+	ss->bg = NULL;
+}
+
+void sqb_vm_snapshot_status(sqb_vm *vm, struct sqb_vm_snap_status *out)
+{
+	memset(out, 0, sizeof(*out));
+	if (!vm || !vm->snap)
+		return;
+	pthread_mutex_lock(&bg_lock);
+	*out = vm->snap->bg_status;
+	pthread_mutex_unlock(&bg_lock);
+}
+
+/* While paused: scan holes, capture the state file, protect the pages the
+ * memory file will read, start the writer; the VM may resume on return. */
+static int start_background(struct sqb_vm *vm, struct sqb_snapstate *ss,
+			    const struct sqb_vm_snap_create *o, enum mem_plan plan,
+			    const char *mem_abs, const char *st_abs, uint64_t t0,
+			    struct sqb_diag *diag)
+{
+	struct snap_bg *bg = calloc(1, sizeof(*bg));
+	uint64_t *want[SQB_GMEM_MAX_REGIONS] = {0};
+	struct sqb_digest none = {0};
+	uint64_t ta = sqb_now_ns(), tb = 0, tc = 0, td = 0;
+	int err = -ENOMEM;
+
+	if (!bg)
+		return -ENOMEM;
+	bg->vm = vm;
+	bg->ss = ss;
+	bg->plan = plan;
+	bg->o = *o;
+	bg->state_path = strdup(o->state_path);
+	bg->mem_path = strdup(o->mem_path);
+	bg->mem_abs = strdup(mem_abs);
+	bg->st_abs = strdup(st_abs);
+	if (!bg->state_path || !bg->mem_path || !bg->mem_abs || !bg->st_abs)
+		goto fail;
+	bg->o.state_path = bg->state_path;
+	bg->o.mem_path = bg->mem_path;
+	bg->o.kernel_path = bg->o.initrd_path = bg->o.boot_args = bg->o.vm_config_json = NULL;
+	new_uuid(&bg->st_uuid);
+	new_uuid(&bg->mem_uuid);
+	for (unsigned int r = 0; r < vm->mem.nregions; r++) {
+		if ((err = memsrc_init(vm, ss, r, plan == PLAN_DIFF, &bg->ms[r])))
+			goto fail;
+		bg->ms[r].cancel = &bg->cancel;
+		err = -ENOMEM;
+		if (!(want[r] = memsrc_want(&bg->ms[r], vm->mem.regions[r].size / 4096)))
+			goto fail;
+	}
+	tb = sqb_now_ns();
+	err = write_state(vm, ss, o, plan, &bg->st_uuid, &bg->mem_uuid, &none, mem_abs, &bg->sw);
+	tc = sqb_now_ns();
+	if (err) {
+		sqb_snap_diag(diag, "state", "capturing the state failed: %s", sqb_strerror(err));
+		goto fail;
+	}
+	err = sqb_snap_cow_arm(&bg->cow, vm, want); /* owns want[] from here */
+	memset(want, 0, sizeof(want));
+	if (err) {
+		sqb_snap_diag(diag, "memory", "cannot write-protect guest memory (userfaultfd): %s",
+			      sqb_strerror(err));
+		goto fail;
+	}
+	td = sqb_now_ns();
+	sqb_info("snapshot create (background): settle+dirty %.2f ms, scan %.2f ms, state "
+		 "%.2f ms, write-protect %.2f ms",
+		 (ta - t0) / 1e6, (tb - ta) / 1e6, (tc - tb) / 1e6, (td - tc) / 1e6);
+	for (unsigned int r = 0; r < vm->mem.nregions; r++)
+		bg->ms[r].cow = bg->cow;
+	pthread_mutex_lock(&bg_lock);
+	memset(&ss->bg_status, 0, sizeof(ss->bg_status));
+	ss->bg_status.state = SQB_VM_SNAP_BG_WRITING;
+	snprintf(ss->bg_status.state_path, sizeof(ss->bg_status.state_path), "%s", o->state_path);
+	snprintf(ss->bg_status.mem_path, sizeof(ss->bg_status.mem_path), "%s", o->mem_path);
+	bg->t_ret = sqb_now_ns();
+	ss->bg_status.pause_us = (bg->t_ret - t0) / 1000;
+	pthread_mutex_unlock(&bg_lock);
+	err = -pthread_create(&bg->thr, NULL, bg_thread, bg);
+	if (err) {
+		bg_set(ss, SQB_VM_SNAP_BG_FAILED, "cannot start the writer thread");
+		goto fail;
+	}
+	ss->bg = bg;
+	return 0;
+fail:
+	for (unsigned int r = 0; r < SQB_GMEM_MAX_REGIONS; r++)
+		free(want[r]);
+	bg_free(bg);
+	return err;
+}
+
+/* A background create refuses what it cannot do before anything runs. */
+static int check_background(struct sqb_vm *vm, struct sqb_snapstate *ss,
+			    const struct sqb_vm_snap_create *o, struct sqb_diag *diag)
+{
+	if (o->raw_mem) {
+		sqb_snap_diag(diag, "squib.background",
+			      "a background create needs the squib memory format (mem_format "
+			      "\"raw\" is written in the pause)");
+		return -EINVAL;
+	}
+	if (vm->mem.fd < 0 || ss->no_holes) {
+		sqb_snap_diag(diag, "squib.background",
+			      "memory mapped from a snapshot file or a page server (mmap, "
+			      "lazy, Uffd load) cannot be write-protected: create in the "
+			      "foreground, or load with restore eager");
+		return -ENOTSUP;
+	}
+	return 0;
+}
+
 int sqb_vm_snapshot_create(sqb_vm *vm, const struct sqb_vm_snap_create *o, struct sqb_diag *diag)
 {
 	struct sqb_snapstate *ss;
@@ -559,7 +844,22 @@ int sqb_vm_snapshot_create(sqb_vm *vm, const struct sqb_vm_snap_create *o, struc
 	int err, quiesced = 0;
 
 	FORWARD_IF_ERROR(sqb_snapstate_get(vm, &ss));
+	if (ss->bg) {
+		struct sqb_vm_snap_status st;
+
+		sqb_vm_snapshot_status(vm, &st);
+		if (st.state == SQB_VM_SNAP_BG_WRITING) {
+			sqb_snap_diag(diag, "squib.background",
+				      "a background snapshot (%s) is still being written; "
+				      "GET /snapshot/status says when it is done",
+				      st.state_path);
+			return -EBUSY;
+		}
+		sqb_snap_bg_join(ss, 0); /* finished: only the thread is left */
+	}
 	FORWARD_IF_ERROR(check_request(vm, ss, o, &plan, diag));
+	if (o->background)
+		FORWARD_IF_ERROR(check_background(vm, ss, o, diag));
 	mem_abs = abs_path(o->mem_path);
 	st_abs = abs_path(o->state_path);
 	if (!mem_abs || !st_abs) {
@@ -577,10 +877,17 @@ int sqb_vm_snapshot_create(sqb_vm *vm, const struct sqb_vm_snap_create *o, struc
 		err = sqb_snap_dirty_collect(ss); /* OR-ed into pending until written */
 	if (err)
 		goto out;
+	if (o->background) {
+		err = start_background(vm, ss, o, plan, mem_abs, st_abs, t0, diag);
+		sqb_debug("snapshot create (background): pause work %.2f ms",
+			  (sqb_now_ns() - t0) / 1e6);
+		goto out;
+	}
 	new_uuid(&st_uuid);
 	t1 = sqb_now_ns();
 	if (!o->raw_mem)
-		err = write_memory(vm, ss, o, plan, &st_uuid, st_abs, &mem_uuid, &mem_digest, &mw);
+		err = write_memory(vm, ss, o, plan, &st_uuid, st_abs, &mem_uuid, &mem_digest, &mw,
+				   NULL);
 	if (err) {
 		sqb_snap_diag(diag, "memory", "writing %s failed: %s", o->mem_path,
 			      sqb_strerror(err));

@@ -132,6 +132,7 @@ void sqb_snapstate_free(struct sqb_vm *vm)
 		return;
 	/* no device thread may use the hooks any more (event loop stopped) */
 	sqb_gmem_set_hooks(&vm->mem, NULL);
+	sqb_snap_bg_join(ss, 1); /* an unfinished background create is given up */
 	sqb_snap_uffd_unwatch(ss);
 	sqb_dirty_free(ss->dirty);
 	free(ss->pending);

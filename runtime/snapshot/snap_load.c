@@ -257,6 +257,8 @@ static int restore_memory(struct loadctx *c, struct sqb_vm *vm, struct sqb_snaps
 	ro.strategy = strat[c->o->mode];
 	ro.host = host;
 	ro.flags = c->o->trust_raw ? SQB_RESTORE_TRUST_RAW : 0;
+	if (ro.strategy == SQB_RESTORE_EAGER)
+		ro.flags |= SQB_RESTORE_DEST_ZERO; /* the VM's memfd is new: all holes */
 	ro.on_error = on_restore_error;
 	/* verified by an earlier load and unchanged since: map without reading */
 	remembered = !c->o->trust_raw && ro.strategy == SQB_RESTORE_MMAP &&

@@ -33,6 +33,9 @@ struct sqb_snapstate {
 	/* Installed on the VM's guest memory (gmem.h): VMM writes are marked
 	 * in the tracker, a lazy restore fetches pages before the VMM reads. */
 	struct sqb_gmem_hooks gmem_hooks;
+	/* Background create (snap_create.c): its writer thread and status. */
+	struct snap_bg *bg;
+	struct sqb_vm_snap_status bg_status;
 };
 
 /* The VM's snapshot state, created on first use. */
@@ -41,6 +44,24 @@ int sqb_snapstate_get(struct sqb_vm *vm, struct sqb_snapstate **out);
 /* ---- snap_create.c ---- */
 /* Is name "<base>.tmp.XXXXXX", a create's temporary for the file base? */
 int sqb_snap_is_temp_of(const char *name, const char *base);
+
+/* Wait for a background create's writer thread (cancel: give up the
+ * snapshot, its temporaries are removed) and release it. */
+void sqb_snap_bg_join(struct sqb_snapstate *ss, int cancel);
+
+/* ---- snap_cow.c ---- */
+/* Copy-before-write over guest memory: want[r] (one bit per page of region
+ * r, ownership passes) marks the pages a background create will read; they
+ * are write-protected (userfaultfd) until read, and copied aside by a
+ * handler thread before anyone writes them. */
+struct sqb_snap_cow;
+int sqb_snap_cow_arm(struct sqb_snap_cow **out, struct sqb_vm *vm, uint64_t *const want[]);
+/* The pause-instant bytes of the DATA pages of [first, first+n) of region
+ * r into dst (n pages); those pages are un-protected. */
+int sqb_snap_cow_read(struct sqb_snap_cow *c, unsigned int r, uint64_t first, uint32_t n,
+		      const uint8_t *kinds, uint8_t *dst);
+uint64_t sqb_snap_cow_copied(struct sqb_snap_cow *c);
+void sqb_snap_cow_free(struct sqb_snap_cow *c);
 
 /* ---- snap_vcache.c ---- */
 /* Every layer of s was verified by an earlier load and is unchanged. */

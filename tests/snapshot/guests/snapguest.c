@@ -2,7 +2,13 @@
  * across a snapshot/kill/load cycle.
  *   mode=1 writer: rounds over mib= MiB at 4 MiB: every page gets the round
  *          number (words 0 and 511) and a fixed per-page pattern, then all
- *          pages are checked; a lost write shows as "WRITER BAD".  Serial
+ *          pages are checked; a lost write shows as "WRITER BAD"; down=1
+ *          writes the pages last to first (against a snapshot writer that
+ *          reads first to last, see test_snapshot_background.c); stamp=1
+ *          stamps each round with the TSC instead of its number and checks
+ *          every page still holds the previous round's stamp before writing
+ *          it ("WRITER STALE"), so memory from after a snapshot's pause
+ *          instant shows after the load even though the run is replayed.  Serial
  *          input 'A'..'Z' writes marker set k once (4 pages at 20 MiB + 16 KiB
  *          * k); 'v' checks every marker written so far.
  *   mode=2 clock:  kvmclock (MSR_KVM_SYSTEM_TIME_NEW) and TSC read in a loop;
@@ -77,19 +83,34 @@ static void poll_serial(void)
 
 static void writer(void)
 {
-	uint64_t pages = cmdline_u64("mib", 8) << 8;
+	uint64_t pages = cmdline_u64("mib", 8) << 8, down = cmdline_u64("down", 0);
+	uint64_t stamped = cmdline_u64("stamp", 0), prev = 0, cur;
 	volatile uint64_t *b = (volatile uint64_t *)WR_BASE;
 
 	for (uint64_t p = 0; p < pages; p++)
 		b[p * 512 + 1 + p % 509] = page_pattern(p);
 	puts_serial("WRITER start\n");
 	for (uint64_t g = 1;; g++) {
-		for (uint64_t p = 0; p < pages; p++) {
-			b[p * 512] = g;
-			b[p * 512 + 511] = g ^ p;
+		if (stamped) {
+			uint32_t lo, hi;
+			__asm__ volatile("rdtsc" : "=a"(lo), "=d"(hi));
+			cur = (((uint64_t)hi << 32) | lo) | 1; /* never 0 (fresh memory) */
+		} else {
+			cur = g;
 		}
+		for (uint64_t i = 0; i < pages; i++) {
+			uint64_t p = down ? pages - 1 - i : i;
+			if (stamped && b[p * 512] != prev) {
+				say("WRITER STALE round=", g, "");
+				say(" page=", p, "\n");
+				guest_reset();
+			}
+			b[p * 512] = cur;
+			b[p * 512 + 511] = cur ^ p;
+		}
+		prev = cur;
 		for (uint64_t p = 0; p < pages; p++) {
-			if (b[p * 512] != g || b[p * 512 + 511] != (g ^ p) ||
+			if (b[p * 512] != cur || b[p * 512 + 511] != (cur ^ p) ||
 			    b[p * 512 + 1 + p % 509] != page_pattern(p)) {
 				say("WRITER BAD round=", g, "");
 				say(" page=", p, "\n");

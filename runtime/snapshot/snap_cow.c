@@ -1,0 +1,281 @@
+/* Copy-before-write for background snapshots (docs/snapshots.md,
+ * "Background snapshots"): guest pages the memory file still has to read
+ * are write-protected with userfaultfd while the VM is paused; a handler
+ * thread copies a page aside before the first write to it (guest, KVM or
+ * VMM), so the file holds exactly the memory of the pause instant. */
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/userfaultfd.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "snap_priv.h"
+
+#define PG	4096u
+#define COW_GAP 64 /* pages */
+
+struct cow_region {
+	uint8_t *host;
+	uint64_t npages;
+	uint64_t *prot;	 /* 1: still protected, not yet read or copied */
+	uint8_t **aside; /* copy of the page at the pause instant */
+};
+
+struct sqb_snap_cow {
+	int uffd, evfd;
+	pthread_t thr;
+	int thread;
+	pthread_mutex_t lock;
+	unsigned int nreg;
+	struct cow_region reg[SQB_GMEM_MAX_REGIONS];
+	uint64_t copied;
+	int failed; /* a page could not be copied aside: the snapshot is void */
+};
+
+static int wp(int uffd, const void *a, uint64_t len, int on)
+{
+	struct uffdio_writeprotect w = {{(uint64_t)(uintptr_t)a, len},
+					on ? UFFDIO_WRITEPROTECT_MODE_WP : 0};
+
+	return ioctl(uffd, UFFDIO_WRITEPROTECT, &w) ? -errno : 0;
+}
+
+static int bit(const uint64_t *b, uint64_t p)
+{
+	return (int)((b[p / 64] >> (p % 64)) & 1);
+}
+
+/* A write fault on a protected page: keep its pause-instant bytes, then
+ * let the writer go on (un-protecting wakes it). */
+static void cow_fault(struct sqb_snap_cow *c, uint64_t addr)
+{
+	uint64_t a = addr & ~(uint64_t)(PG - 1);
+
+	pthread_mutex_lock(&c->lock);
+	for (unsigned int r = 0; r < c->nreg; r++) {
+		struct cow_region *g = &c->reg[r];
+		uint64_t base = (uint64_t)(uintptr_t)g->host;
+
+		if (a < base || a >= base + g->npages * PG)
+			continue;
+		uint64_t p = (a - base) / PG;
+		if (bit(g->prot, p)) {
+			uint8_t *copy = malloc(PG);
+			if (copy) {
+				memcpy(copy, g->host + p * PG, PG);
+				g->aside[p] = copy;
+				c->copied++;
+			} else {
+				c->failed = 1;
+			}
+			g->prot[p / 64] &= ~(1ull << (p % 64));
+		}
+		break;
+	}
+	if (wp(c->uffd, (void *)(uintptr_t)a, PG, 0) && errno != ENOENT)
+		c->failed = 1;
+	pthread_mutex_unlock(&c->lock);
+}
+
+static void *cow_thread(void *arg)
+{
+	struct sqb_snap_cow *c = arg;
+
+	for (;;) {
+		struct pollfd pf[2] = {{c->uffd, POLLIN, 0}, {c->evfd, POLLIN, 0}};
+		struct uffd_msg m;
+
+		if (poll(pf, 2, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			break;
+		}
+		if (pf[1].revents)
+			break;
+		while (read(c->uffd, &m, sizeof(m)) == (ssize_t)sizeof(m))
+			if (m.event == UFFD_EVENT_PAGEFAULT)
+				cow_fault(c, m.arg.pagefault.address);
+	}
+	return NULL;
+}
+
+/* Protect every page whose bit is set in want[r] (runs of set bits, one
+ * ioctl each). */
+static int arm_region(struct sqb_snap_cow *c, struct cow_region *g)
+{
+	uint64_t p = 0;
+
+	while (p < g->npages) {
+		uint64_t q;
+
+		if (!bit(g->prot, p)) {
+			p++;
+			continue;
+		}
+		/* a gap of up to COW_GAP unwanted pages is protected with its
+		 * neighbours: one ioctl (a KVM MMU invalidation each) costs more
+		 * in the pause than walking a few more PTEs; a write to a gap
+		 * page is only un-protected, never copied */
+		for (q = p + 1; q < g->npages; q++) {
+			uint64_t e = q;
+
+			while (e < g->npages && e - q < COW_GAP && !bit(g->prot, e))
+				e++;
+			if (e >= g->npages || !bit(g->prot, e))
+				break;
+			q = e;
+		}
+		FORWARD_IF_ERROR(wp(c->uffd, g->host + p * PG, (q - p) * PG, 1));
+		p = q;
+	}
+	return 0;
+}
+
+int sqb_snap_cow_arm(struct sqb_snap_cow **out, struct sqb_vm *vm, uint64_t *const want[])
+{
+	struct uffdio_api api = {.api = UFFD_API,
+				 .features = UFFD_FEATURE_PAGEFAULT_FLAG_WP |
+					     UFFD_FEATURE_WP_HUGETLBFS_SHMEM};
+	struct sqb_snap_cow *c = calloc(1, sizeof(*c));
+	int err = 0;
+
+	if (!c)
+		return -ENOMEM;
+	c->evfd = -1;
+	pthread_mutex_init(&c->lock, NULL);
+	/* not user-mode-only: KVM's own accesses to guest memory must fault too */
+	c->uffd = (int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
+	if (c->uffd < 0 || ioctl(c->uffd, UFFDIO_API, &api)) {
+		err = -errno;
+		goto fail;
+	}
+	c->evfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (c->evfd < 0) {
+		err = -errno;
+		goto fail;
+	}
+	c->nreg = vm->mem.nregions;
+	for (unsigned int r = 0; r < c->nreg; r++) {
+		struct cow_region *g = &c->reg[r];
+		struct uffdio_register reg = {
+		    {(uint64_t)(uintptr_t)vm->mem.regions[r].host, vm->mem.regions[r].size},
+		    UFFDIO_REGISTER_MODE_WP};
+
+		g->host = vm->mem.regions[r].host;
+		g->npages = vm->mem.regions[r].size / PG;
+		g->prot = want[r]; /* owned from here on */
+		g->aside = calloc(g->npages, sizeof(*g->aside));
+		if (!g->aside) {
+			err = -ENOMEM;
+			goto fail;
+		}
+		if (ioctl(c->uffd, UFFDIO_REGISTER, &reg)) {
+			err = -errno;
+			goto fail;
+		}
+	}
+	for (unsigned int r = 0; r < c->nreg && !err; r++)
+		err = arm_region(c, &c->reg[r]);
+	if (!err)
+		err = -pthread_create(&c->thr, NULL, cow_thread, c);
+	if (err)
+		goto fail;
+	c->thread = 1;
+	*out = c;
+	return 0;
+fail:
+	for (unsigned int r = c->nreg; r < vm->mem.nregions; r++)
+		free(want[r]);
+	sqb_snap_cow_free(c);
+	return err;
+}
+
+int sqb_snap_cow_read(struct sqb_snap_cow *c, unsigned int r, uint64_t first, uint32_t n,
+		      const uint8_t *kinds, uint8_t *dst)
+{
+	struct cow_region *g = &c->reg[r];
+	int err = 0;
+
+	pthread_mutex_lock(&c->lock);
+	for (uint32_t i = 0; i < n; i++) {
+		uint64_t p = first + i;
+
+		if (kinds[i] != SQB_PAGE_DATA)
+			continue;
+		if (g->aside[p]) {
+			memcpy(dst + (uint64_t)i * PG, g->aside[p], PG);
+			free(g->aside[p]);
+			g->aside[p] = NULL;
+		} else {
+			/* still protected: nobody changed it since the pause */
+			memcpy(dst + (uint64_t)i * PG, g->host + p * PG, PG);
+		}
+	}
+	/* un-protect what was read, one ioctl per run of protected pages */
+	for (uint32_t i = 0; i < n;) {
+		uint32_t j = i;
+
+		while (j < n && bit(g->prot, first + j)) {
+			g->prot[(first + j) / 64] &= ~(1ull << ((first + j) % 64));
+			j++;
+		}
+		if (j > i && wp(c->uffd, g->host + (first + i) * PG, (uint64_t)(j - i) * PG, 0) &&
+		    !err)
+			err = -errno;
+		i = j > i ? j : i + 1;
+	}
+	if (c->failed)
+		err = -ENOMEM;
+	pthread_mutex_unlock(&c->lock);
+	return err;
+}
+
+uint64_t sqb_snap_cow_copied(struct sqb_snap_cow *c)
+{
+	uint64_t n;
+
+	pthread_mutex_lock(&c->lock);
+	n = c->copied;
+	pthread_mutex_unlock(&c->lock);
+	return n;
+}
+
+void sqb_snap_cow_free(struct sqb_snap_cow *c)
+{
+	if (!c)
+		return;
+	if (c->uffd >= 0) {
+		/* un-registering un-protects and wakes every waiting fault */
+		for (unsigned int r = 0; r < c->nreg; r++) {
+			struct uffdio_range rg = {(uint64_t)(uintptr_t)c->reg[r].host,
+						  c->reg[r].npages * PG};
+			ioctl(c->uffd, UFFDIO_UNREGISTER, &rg);
+		}
+	}
+	if (c->thread) {
+		uint64_t one = 1;
+
+		if (write(c->evfd, &one, sizeof(one)) < 0)
+			sqb_warn("snapshot: cannot wake the copy-before-write thread");
+		pthread_join(c->thr, NULL);
+	}
+	for (unsigned int r = 0; r < c->nreg; r++) {
+		for (uint64_t p = 0; c->reg[r].aside && p < c->reg[r].npages; p++)
+			free(c->reg[r].aside[p]);
+		free(c->reg[r].aside);
+		free(c->reg[r].prot);
+	}
+	if (c->uffd >= 0)
+		close(c->uffd);
+	if (c->evfd >= 0)
+		close(c->evfd);
+	pthread_mutex_destroy(&c->lock);
+	free(c);
+}
