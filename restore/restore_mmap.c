@@ -3,6 +3,7 @@
  * to its guest offset mod 64 KiB, filler is zero), anonymous zero for ZERO,
  * and a decode fallback per extent for everything else. */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -28,6 +29,7 @@ struct mctx {
 	size_t ndec, capdec;
 	struct sqb_diag *diag;
 	uint8_t *scratch;
+	const sqb_snap *cur_layer; /* layer of the active run */
 };
 
 /* One piece of an extent: e of region r of layer (whose file is fd), the
@@ -135,8 +137,18 @@ static int check_filler(struct mctx *m, uint64_t off, uint64_t len)
 		if (got != (ssize_t)n)
 			return got < 0 ? -errno : -SQB_ETRUNCATED;
 		for (uint64_t i = 0; i < n; i++)
-			if (m->scratch[i])
+			if (m->scratch[i]) {
+				if (m->diag) {
+					m->diag->offset = off + (uint64_t)m->delta + i;
+					snprintf(m->diag->section, sizeof(m->diag->section), "DATA");
+					snprintf(m->diag->reason, sizeof(m->diag->reason),
+						 "non-zero filler under a ZERO gap between two RAW "
+						 "runs (guest offset 0x%llx, file %s)",
+						 (unsigned long long)(off + i),
+						 sqb_snap_path(m->cur_layer));
+				}
 				return -SQB_ECORRUPT;
+			}
 		off += n;
 		len -= n;
 	}
@@ -176,6 +188,7 @@ static inline int on_run(struct mctx *m, const struct piece *p)
 			return err;
 		m->active = 1;
 		m->fd = fd;
+		m->cur_layer = p->layer;
 		m->delta = (int64_t)(foff - off);
 		m->start = off;
 		m->end = m->end_raw = off + len;

@@ -289,6 +289,33 @@ static void test_concurrent_creates_leave_one_pair(void **state)
 	assert_int_equal(count_temps(), 0);
 }
 
+/* The test-host blk test's shape on a test guest: Full, SIGKILL, mmap load
+ * with tracking, three Diffs of the loaded VM, SIGKILL, mmap load of the
+ * 4-layer chain (every layer's RAW extents mapped). */
+static void test_diff_chain_of_a_loaded_vm_loads_by_mmap(void **state)
+{
+	struct sqb_tc t;
+
+	(void)state;
+	st_boot(&t, "snapguest.elf", "mode=1 mib=8", 1, 32, 1);
+	st_expect_serial(&t, "ROUND 2", 60000);
+	st_mark(&t, 'A');
+	st_create(&t, "Full", "lf", NULL);
+	tc_stop(&t);
+	st_load_ex(&t, "lf", NULL, NULL, "\"track_dirty_pages\":true");
+	st_pause(&t);
+	for (int d = 1; d <= 3; d++) {
+		char name[8];
+
+		snprintf(name, sizeof(name), "ld%d", d);
+		st_mark(&t, (char)('A' + d));
+		st_create(&t, "Diff", name, NULL);
+	}
+	tc_stop(&t);
+	st_load_count_marks("ld3", NULL, 4);
+	st_load_count_marks("ld3", "lazy", 4);
+}
+
 int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
@@ -298,6 +325,7 @@ int main(int argc, char **argv)
 	    cmocka_unit_test(test_create_renames_each_file_once),
 	    cmocka_unit_test(test_kill_between_renames_recovers),
 	    cmocka_unit_test(test_concurrent_creates_leave_one_pair),
+	    cmocka_unit_test(test_diff_chain_of_a_loaded_vm_loads_by_mmap),
 	};
 	int rc;
 
