@@ -235,7 +235,7 @@ static int copy_libs(const char *exec, const char *root)
 static int make_devs(const char *root, uid_t uid, gid_t gid)
 {
 	static const char *const devs[] = {"/dev/kvm", "/dev/net/tun", "/dev/userfaultfd", NULL};
-	char path[PATH_MAX];
+	char path[PATH_MAX + 32];
 	struct stat st;
 
 	for (int i = 0; devs[i]; i++) {
