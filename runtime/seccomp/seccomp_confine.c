@@ -94,8 +94,7 @@ static int add_rule(scmp_filter_ctx ctx, const struct sqb_sc_rule *r, struct sqb
 		break;
 	case SQB_SC_ARG0_EQ:
 		for (const unsigned long *q = r->ioctls; *q && !rc; q++)
-			rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, nr, 1,
-					      SCMP_A0(SCMP_CMP_EQ, *q));
+			rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, nr, 1, SCMP_A0(SCMP_CMP_EQ, *q));
 		break;
 	}
 	if (rc < 0)
@@ -249,8 +248,7 @@ void sqb_confine_reset(void)
 
 int sqb_confine_setup(const struct sqb_confine_opts *o, struct sqb_diag *diag)
 {
-	struct sigaction sa = {.sa_sigaction = on_sigsys,
-			       .sa_flags = SA_SIGINFO | SA_RESETHAND};
+	struct sigaction sa = {.sa_sigaction = on_sigsys, .sa_flags = SA_SIGINFO | SA_RESETHAND};
 	int rc = 0;
 
 	sqb_confine_reset();

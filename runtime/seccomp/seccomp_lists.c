@@ -13,6 +13,8 @@
 
 #include "seccomp_lists.h"
 
+/* clang-format off: the lists read best as dense tables */
+
 #define ANY(n) {#n, SQB_SC_ANY, NULL}
 #define NOEXEC(n) {#n, SQB_SC_NOEXEC, NULL}
 #define END {NULL, SQB_SC_ANY, NULL}
@@ -142,3 +144,4 @@ const struct sqb_sc_rule *const sqb_sc_lists[SQB_CONFINE_NKINDS] = {
     [SQB_CONFINE_EVLOOP] = evloop,
     [SQB_CONFINE_WATCH] = watch,
 };
+/* clang-format on */

@@ -32,7 +32,10 @@ struct sqb_confine_opts {
 	int enabled;		 /* 0: no filters (the hook still names threads) */
 	const char *filter_file; /* raw BPF (struct sock_filter[]) for every thread */
 };
-#define SQB_CONFINE_OPTS_INIT {SQB_CONFINE_OPTS_VERSION, 1, NULL}
+#define SQB_CONFINE_OPTS_INIT                                                                      \
+	{                                                                                          \
+		SQB_CONFINE_OPTS_VERSION, 1, NULL                                                  \
+	}
 
 /* Build (or read) the programs and install the SIGSYS reporter.  Call once,
  * single-threaded.  0, -errno, or -SQB_EINVAL with diag saying why. */

@@ -50,9 +50,10 @@ static pid_t jail(const char *id, struct sqb_tc *t, const char *cg)
 	pid = fork();
 	if (pid == 0) {
 		int fd = open(serial, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-		const char *argv[32] = {jailer, "--id", id, "--exec-file", squib_bin, "--uid",
-					"65534", "--gid", "65534", "--chroot-base-dir", base,
-					"--new-pid-ns", "--netns", netns};
+		const char *argv[32] = {
+		    jailer,  "--id",	     id,	"--exec-file", squib_bin,
+		    "--uid", "65534",	     "--gid",	"65534",       "--chroot-base-dir",
+		    base,    "--new-pid-ns", "--netns", netns};
 		int n = 14;
 
 		if (cg) {
@@ -80,8 +81,7 @@ static pid_t vmm_pid(pid_t jailer_pid)
 	char path[64], buf[64] = "";
 	FILE *f;
 
-	snprintf(path, sizeof(path), "/proc/%d/task/%d/children", (int)jailer_pid,
-		 (int)jailer_pid);
+	snprintf(path, sizeof(path), "/proc/%d/task/%d/children", (int)jailer_pid, (int)jailer_pid);
 	f = fopen(path, "r");
 	if (f) {
 		if (!fgets(buf, sizeof(buf), f))
@@ -156,8 +156,10 @@ static void test_jailed_boot_snapshot_load(void **state)
 	(void)state;
 	if (!strcmp(mode, "cgroup"))
 		cg = "memory.max=268435456";
-	snprintf(path, sizeof(path), "mkdir -p %s/squib/a/root/snap %s/squib/b/root && "
-		 "chown 65534:65534 %s/squib/a/root/snap", base, base, base);
+	snprintf(path, sizeof(path),
+		 "mkdir -p %s/squib/a/root/snap %s/squib/b/root && "
+		 "chown 65534:65534 %s/squib/a/root/snap",
+		 base, base, base);
 	assert_int_equal(system(path), 0);
 	snprintf(path, sizeof(path), "%s/squib/a/root/counter.elf", base);
 	assert_int_equal(cp(guest_dir, path), 0);
@@ -166,14 +168,18 @@ static void test_jailed_boot_snapshot_load(void **state)
 	if (access(a.sock, F_OK))
 		fail_msg("jail a never made its API socket");
 	check_confined(vmm_pid(a.pid));
-	assert_int_equal(tc_req(&a, "PUT", "/machine-config", "{\"vcpu_count\":1,\"mem_size_mib\":16}",
-				resp, sizeof(resp)), 204);
-	assert_int_equal(tc_req(&a, "PUT", "/boot-source",
-				"{\"kernel_image_path\":\"/counter.elf\",\"boot_args\":\"delay=2000\"}",
-				resp, sizeof(resp)), 204);
+	assert_int_equal(tc_req(&a, "PUT", "/machine-config",
+				"{\"vcpu_count\":1,\"mem_size_mib\":16}", resp, sizeof(resp)),
+			 204);
+	assert_int_equal(
+	    tc_req(&a, "PUT", "/boot-source",
+		   "{\"kernel_image_path\":\"/counter.elf\",\"boot_args\":\"delay=2000\"}", resp,
+		   sizeof(resp)),
+	    204);
 	/* a host path is not reachable from inside */
 	assert_int_equal(tc_req(&a, "PUT", "/actions", "{\"action_type\":\"InstanceStart\"}", resp,
-				sizeof(resp)), 204);
+				sizeof(resp)),
+			 204);
 	assert_int_equal(tc_wait_serial(&a, "count=3\n", 20000), 0);
 	assert_int_equal(tc_req(&a, "PATCH", "/vm", "{\"state\":\"Paused\"}", resp, sizeof(resp)),
 			 204);
@@ -184,13 +190,16 @@ static void test_jailed_boot_snapshot_load(void **state)
 	stop(&a);
 
 	/* hand the files to jail b: links into its chroot (docs/jailer.md) */
-	snprintf(path, sizeof(path), "ln %s/squib/a/root/snap/s.state %s/squib/a/root/snap/s.mem "
-		 "%s/squib/b/root/", base, base, base);
+	snprintf(path, sizeof(path),
+		 "ln %s/squib/a/root/snap/s.state %s/squib/a/root/snap/s.mem "
+		 "%s/squib/b/root/",
+		 base, base, base);
 	assert_int_equal(system(path), 0);
 	jail("b", &b, cg);
 	if (access(b.sock, F_OK))
 		fail_msg("jail b never made its API socket");
-	snprintf(body, sizeof(body), "{\"snapshot_path\":\"/s.state\",\"mem_backend\":{"
+	snprintf(body, sizeof(body),
+		 "{\"snapshot_path\":\"/s.state\",\"mem_backend\":{"
 		 "\"backend_type\":\"File\",\"backend_path\":\"/s.mem\"},\"resume_vm\":true}");
 	if (tc_req(&b, "PUT", "/snapshot/load", body, resp, sizeof(resp)) != 204)
 		fail_msg("snapshot/load in the jail: %s", resp);

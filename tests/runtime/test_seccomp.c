@@ -33,8 +33,8 @@ static const char *guest_dir;
 typedef void (*child_fn)(void);
 
 /* Run fn in a child confined as kind; return its wait status and stderr. */
-static int run_confined(enum sqb_confine_kind kind, const char *filter_file, child_fn fn,
-			char *err, size_t cap)
+static int run_confined(enum sqb_confine_kind kind, const char *filter_file, child_fn fn, char *err,
+			size_t cap)
 {
 	int pfd[2], st = 0;
 	pid_t pid;
@@ -197,8 +197,9 @@ static void boot_counter(struct sqb_tc *t, const char *const *extra)
 	char body[512], resp[1024];
 
 	assert_int_equal(tc_spawn(t, squib_bin, extra, 1), 0);
-	assert_int_equal(tc_req(t, "PUT", "/machine-config", "{\"vcpu_count\":2,\"mem_size_mib\":16}",
-				resp, sizeof(resp)), 204);
+	assert_int_equal(tc_req(t, "PUT", "/machine-config",
+				"{\"vcpu_count\":2,\"mem_size_mib\":16}", resp, sizeof(resp)),
+			 204);
 	snprintf(body, sizeof(body), "{\"kernel_image_path\":\"%s/smp.elf\"}", guest_dir);
 	assert_int_equal(tc_req(t, "PUT", "/boot-source", body, resp, sizeof(resp)), 204);
 	if (tc_req(t, "PUT", "/actions", "{\"action_type\":\"InstanceStart\"}", resp,

@@ -103,22 +103,42 @@ static int parse(int argc, char **argv, struct jopts *o)
 	*o = (struct jopts){.base = "/srv/jailer", .uid = -1, .gid = -1, .cg_version = 2};
 	while ((ch = getopt_long(argc, argv, "", lo, NULL)) != -1) {
 		switch (ch) {
-		case 'i': o->id = optarg; break;
-		case 'e': o->exec_file = optarg; break;
-		case 'u': o->uid = parse_num(optarg, INT_MAX); break;
-		case 'g': o->gid = parse_num(optarg, INT_MAX); break;
-		case 'b': o->base = optarg; break;
-		case 'n': o->netns = optarg; break;
-		case 'd': o->daemonize = 1; break;
-		case 'p': o->new_pid_ns = 1; break;
-		case 'P': o->parent_cg = optarg; break;
+		case 'i':
+			o->id = optarg;
+			break;
+		case 'e':
+			o->exec_file = optarg;
+			break;
+		case 'u':
+			o->uid = parse_num(optarg, INT_MAX);
+			break;
+		case 'g':
+			o->gid = parse_num(optarg, INT_MAX);
+			break;
+		case 'b':
+			o->base = optarg;
+			break;
+		case 'n':
+			o->netns = optarg;
+			break;
+		case 'd':
+			o->daemonize = 1;
+			break;
+		case 'p':
+			o->new_pid_ns = 1;
+			break;
+		case 'P':
+			o->parent_cg = optarg;
+			break;
 		case 'v':
 			if (strcmp(optarg, "2"))
-				return fail("--cgroup-version %s: only cgroup v2 is supported", optarg);
+				return fail("--cgroup-version %s: only cgroup v2 is supported",
+					    optarg);
 			break;
 		case 'c':
 			if (o->ncg == MAX_CG || !strchr(optarg, '=') || strchr(optarg, '/'))
-				return fail("--cgroup '%s': FILE=VALUE (at most %d)", optarg, MAX_CG);
+				return fail("--cgroup '%s': FILE=VALUE (at most %d)", optarg,
+					    MAX_CG);
 			o->cg[o->ncg++] = optarg;
 			break;
 		case 'r':
@@ -126,8 +146,12 @@ static int parse(int argc, char **argv, struct jopts *o)
 				return fail("too many --resource-limit");
 			o->rl[o->nrl++] = optarg;
 			break;
-		case 'h': usage(stdout); exit(0);
-		default: usage(stderr); return -1;
+		case 'h':
+			usage(stdout);
+			exit(0);
+		default:
+			usage(stderr);
+			return -1;
 		}
 	}
 	if (!o->id || parse_id(o->id))
@@ -320,8 +344,10 @@ static int cgroup_enter(const struct jopts *o, const char *exec_name)
 				*p = 0;
 				if (write_str(dir, "cgroup.subtree_control", plus) < 0) {
 					*p = save;
-					return fail("cgroup v2 controller '%s' is not available under "
-						    "%s (cgroup.controllers)", ctl, root);
+					return fail(
+					    "cgroup v2 controller '%s' is not available under "
+					    "%s (cgroup.controllers)",
+					    ctl, root);
 				}
 				*p = save;
 				p = strchr(p + 1, '/');
