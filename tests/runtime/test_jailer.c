@@ -44,8 +44,9 @@ static pid_t jail(const char *id, struct sqb_tc *t, const char *cg)
 	snprintf(root, sizeof(root), "%s/squib/%s/root", base, id);
 	snprintf(netns, sizeof(netns), "/proc/%d/ns/net", (int)netns_holder);
 	memset(t, 0, sizeof(*t));
-	snprintf(t->sock, sizeof(t->sock), "%s/api.sock", root);
-	snprintf(t->serial, sizeof(t->serial), "%s/serial", root);
+	if (snprintf(t->sock, sizeof(t->sock), "%s/api.sock", root) >= (int)sizeof(t->sock) ||
+	    snprintf(t->serial, sizeof(t->serial), "%s/serial", root) >= (int)sizeof(t->serial))
+		fail_msg("jail path too long");
 	snprintf(serial, sizeof(serial), "%s/serial", root);
 	pid = fork();
 	if (pid == 0) {
