@@ -13,8 +13,8 @@
 
 #include "seccomp_lists.h"
 
-
-/* clang-format off: the lists read best as dense tables */
+/* The lists read best as dense tables. */
+/* clang-format off */
 #define ANY(n) {#n, SQB_SC_ANY, NULL}
 #define NOEXEC(n) {#n, SQB_SC_NOEXEC, NULL}
 #define END {NULL, SQB_SC_ANY, NULL}
