@@ -131,7 +131,7 @@ static const struct sqb_sc_rule api[] = {
     ANY(copy_file_range), ANY(sendfile), ANY(memfd_create), ANY(userfaultfd), ANY(mremap),
     ANY(mincore), ANY(getcwd), ANY(utimensat), ANY(umask),
 #ifdef SQB_SC_SANITIZER
-    ANY(ptrace), ANY(wait4), ANY(process_vm_readv),
+    ANY(ptrace), ANY(wait4), ANY(process_vm_readv), ANY(getdents),
 #endif
     /* identity */
     ANY(uname), ANY(getuid), ANY(geteuid), ANY(getgid), ANY(getegid), ANY(getppid),
