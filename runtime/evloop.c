@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "evloop.h"
+#include "seccomp/sqb_confine.h"
 #include "log.h"
 #include "squib/errors.h"
 
@@ -57,6 +58,8 @@ static void *evl_thread(void *arg)
 	struct sqb_evloop *l = arg;
 	struct epoll_event ev[16];
 
+	if (sqb_confine_thread(SQB_CONFINE_EVLOOP) < 0) /* keeps its creator's filter */
+		sqb_err("event loop: cannot install its seccomp filter");
 	for (;;) {
 		int n = epoll_wait(l->epfd, ev, 16, -1);
 

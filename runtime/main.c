@@ -15,6 +15,7 @@
 #include "api/api_server.h"
 #include "api/ctl.h"
 #include "api/http.h"
+#include "seccomp/sqb_confine.h"
 
 static void usage(FILE *f)
 {
@@ -23,6 +24,7 @@ static void usage(FILE *f)
 		   "             [--show-level] [--metrics-path FILE] [--id ID]\n"
 		   "             [--http-api-max-payload-size BYTES] [--no-serial-input]\n"
 		   "             [--snapshot-mem-format squib|raw]\n"
+		   "             [--no-seccomp] [--seccomp-filter BPF_FILE]\n"
 		   "             [--version] [--help]\n"
 		   "Starts a microVM monitor driven by a Firecracker-compatible REST API\n"
 		   "(HTTP/1.1 over the Unix socket PATH, default /run/squib.socket).\n");
@@ -30,7 +32,8 @@ static void usage(FILE *f)
 
 struct opts {
 	const char *api_sock, *config_file, *log_path, *level, *metrics_path, *id;
-	int no_api, show_level, serial_input, raw_mem;
+	const char *seccomp_filter;
+	int no_api, show_level, serial_input, raw_mem, no_seccomp;
 	size_t max_payload;
 };
 
@@ -48,6 +51,8 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 	    {"http-api-max-payload-size", required_argument, NULL, 'p'},
 	    {"no-serial-input", no_argument, NULL, 'S'},
 	    {"snapshot-mem-format", required_argument, NULL, 'F'},
+	    {"no-seccomp", no_argument, NULL, 'X'},
+	    {"seccomp-filter", required_argument, NULL, 'f'},
 	    {"version", no_argument, NULL, 'V'},
 	    {"help", no_argument, NULL, 'h'},
 	    {0},
@@ -104,6 +109,12 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 			o->max_payload = v;
 			break;
 		}
+		case 'X':
+			o->no_seccomp = 1;
+			break;
+		case 'f':
+			o->seccomp_filter = optarg;
+			break;
 		case 'V':
 			printf("squib %s (backend %s)\n", SQB_VERSION_STRING,
 			       sqb_runtime_backend_name());
@@ -118,6 +129,10 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 	}
 	if (optind < argc) {
 		fprintf(stderr, "squib: unexpected argument '%s'\n", argv[optind]);
+		return -1;
+	}
+	if (o->no_seccomp && o->seccomp_filter) {
+		fprintf(stderr, "squib: --no-seccomp and --seccomp-filter exclude each other\n");
 		return -1;
 	}
 	if (o->no_api && !o->config_file) {
@@ -192,6 +207,27 @@ static int block_signals(void)
 	return signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
 }
 
+/* Seccomp on by default, as Firecracker (docs/security.md): the main thread
+ * is confined before it opens the API socket; every later thread at its
+ * entry. */
+static int confine(const struct opts *o)
+{
+	struct sqb_confine_opts co = SQB_CONFINE_OPTS_INIT;
+	struct sqb_diag d = {0};
+	int rc;
+
+	co.enabled = !o->no_seccomp;
+	co.filter_file = o->seccomp_filter;
+	rc = sqb_confine_setup(&co, &d);
+	if (rc == 0)
+		rc = sqb_confine_thread(SQB_CONFINE_API);
+	if (rc < 0) {
+		sqb_ctl_log(SQB_CTL_ERROR, "seccomp: %s", d.reason[0] ? d.reason : strerror(-rc));
+		fprintf(stderr, "squib: seccomp: %s\n", d.reason[0] ? d.reason : strerror(-rc));
+	}
+	return rc;
+}
+
 int main(int argc, char **argv)
 {
 	struct timespec t0;
@@ -228,9 +264,12 @@ int main(int argc, char **argv)
 		perror("squib: signalfd");
 		return 1;
 	}
+	if (confine(&o) < 0)
+		goto out;
 	{
 		pthread_t wd;
-		/* signals are blocked already: the watchdog inherits the mask */
+		/* signals are blocked already: the watchdog inherits the mask,
+		 * and the API thread's seccomp filter (created after confine) */
 		if (pthread_create(&wd, NULL, term_watchdog, NULL) == 0)
 			pthread_detach(wd);
 	}

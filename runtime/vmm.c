@@ -17,6 +17,7 @@
 #include "io.h"
 #include "log.h"
 #include "vmm_priv.h"
+#include "seccomp/sqb_confine.h"
 
 uint64_t sqb_now_ns(void)
 {
@@ -339,8 +340,11 @@ static void *vcpu_thread(void *arg)
 	struct sqb_hv_vcpu *hv = NULL;
 	int rc;
 
-	/* SQB_FAULT=vcpu_create: the last vCPU fails (partial creation) */
-	if (vc->index > 0 && vc->index + 1 == vm->nvcpus && sqb_fault_enabled("vcpu_create"))
+	/* seccomp before the vCPU exists (docs/security.md); SQB_FAULT=vcpu_create:
+	 * the last vCPU fails (partial creation) */
+	if ((rc = sqb_confine_thread(SQB_CONFINE_VCPU)) < 0)
+		;
+	else if (vc->index > 0 && vc->index + 1 == vm->nvcpus && sqb_fault_enabled("vcpu_create"))
 		rc = -EIO;
 	else
 		rc = vm->ops->vcpu_create(&hv, vm->hv, vc->index, st->diag);

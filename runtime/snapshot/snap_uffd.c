@@ -23,6 +23,7 @@
 
 #include "log.h"
 #include "snap_priv.h"
+#include "seccomp/sqb_confine.h"
 
 struct snap_uffd_watch {
 	pthread_t thread;
@@ -203,6 +204,8 @@ static void *watch_thread(void *arg)
 	struct snap_uffd_watch *w = ss->watch;
 	struct pollfd p[2] = {{w->pidfd, POLLIN, 0}, {w->quit_fd, POLLIN, 0}};
 
+	if (sqb_confine_thread(SQB_CONFINE_WATCH) < 0)
+		sqb_err("Uffd watcher: cannot install its seccomp filter; it keeps its creator's");
 	for (;;) {
 		if (poll(p, 2, -1) < 0) {
 			if (errno == EINTR)

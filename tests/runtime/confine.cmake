@@ -1,0 +1,17 @@
+# Confinement tests (docs/security.md, docs/jailer.md): squib's seccomp
+# filters, and squib started through squib-jailer.
+add_executable(test_runtime_seccomp test_seccomp.c)
+target_include_directories(test_runtime_seccomp PRIVATE ${PROJECT_SOURCE_DIR}/runtime)
+target_link_libraries(test_runtime_seccomp PRIVATE sqb_runtime sqb_test_squib_client
+                      PkgConfig::CMOCKA PkgConfig::SECCOMP)
+add_dependencies(test_runtime_seccomp squib sqb_test_guests)
+sqb_add_test(runtime.seccomp COMMAND test_runtime_seccomp $<TARGET_FILE:squib> ${SQB_GUEST_DIR}
+  LABELS integration TIMEOUT 120)
+
+add_executable(test_runtime_jailer test_jailer.c)
+target_link_libraries(test_runtime_jailer PRIVATE sqb_test_squib_client PkgConfig::CMOCKA)
+add_dependencies(test_runtime_jailer squib squib-jailer sqb_test_guests)
+foreach(mode plain cgroup)
+  sqb_add_test(runtime.jailer_${mode} COMMAND test_runtime_jailer $<TARGET_FILE:squib-jailer>
+    $<TARGET_FILE:squib> ${SQB_GUEST_DIR}/counter.elf ${mode} LABELS integration TIMEOUT 120)
+endforeach()
