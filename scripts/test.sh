@@ -36,4 +36,9 @@ cmake -S . -B build-tsan -DCMAKE_BUILD_TYPE=Debug -DSQB_TSAN=ON >/dev/null
 cmake --build build-tsan -j"$jobs"
 tsan_re='^(runtime|snapshot|restore|virtio)\.'
 [ -n "${SQB_TEST_FILTER:-}" ] && tsan_re="$SQB_TEST_FILTER"
-ctest --test-dir build-tsan --output-on-failure -j"$jobs" -R "$tsan_re" -E 'testhost|bench'
+# runtime.virtio_guests is left out here: its guests finish on their own
+# timing, which TSan's slowdown turns into races of the test against the
+# guest (it runs in the release and ASan builds; the device's threading is
+# covered here by virtio.threads and the runtime tests).
+ctest --test-dir build-tsan --output-on-failure -j"$jobs" -R "$tsan_re" \
+	-E 'testhost|bench|runtime\.virtio_guests'
