@@ -36,9 +36,10 @@ cmake -S . -B build-tsan -DCMAKE_BUILD_TYPE=Debug -DSQB_TSAN=ON >/dev/null
 cmake --build build-tsan -j"$jobs"
 tsan_re='^(runtime|snapshot|restore|virtio)\.'
 [ -n "${SQB_TEST_FILTER:-}" ] && tsan_re="$SQB_TEST_FILTER"
-# runtime.virtio_guests is left out here: its guests finish on their own
-# timing, which TSan's slowdown turns into races of the test against the
-# guest (it runs in the release and ASan builds; the device's threading is
-# covered here by virtio.threads and the runtime tests).
+# Left out here, both run in the release and ASan builds:
+# runtime.virtio_guests: its guests finish on their own timing, which TSan's
+#   slowdown turns into races of the test against the guest (the device's
+#   threading is covered here by virtio.threads and the runtime tests);
+# runtime.jailer_*: the jail has no /proc, which TSan's runtime needs.
 ctest --test-dir build-tsan --output-on-failure -j"$jobs" -R "$tsan_re" \
-	-E 'testhost|bench|runtime\.virtio_guests'
+	-E 'testhost|bench|runtime\.virtio_guests|runtime\.jailer'
