@@ -11,7 +11,6 @@
  * descriptors); bytes 1.. are
  * copied to guest-physical 0x1000.  Rings: desc 0x1000, avail 0x1100, used
  * 0x1200; the seeds put headers at 0x1300, status at 0x1310, data at 0x1400. */
-#include <dirent.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,6 +18,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "fuzz_replay.h"
 #include "virtio.h"
 
 #define RAM_SIZE 0x10000u
@@ -172,88 +172,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 }
 
 #ifndef SQB_LIBFUZZER
-static uint64_t rng = 0x5eed;
-
-static uint64_t next(void)
+/* the ring area, where mutations matter most */
+static size_t aim_rings(size_t n)
 {
-	rng ^= rng << 13;
-	rng ^= rng >> 7;
-	rng ^= rng << 17;
-	return rng;
-}
-
-static void mutate_and_run(const uint8_t *seed, size_t len, int rounds)
-{
-	uint8_t *buf = malloc(len + 64);
-
-	for (int r = 0; buf && r < rounds; r++) {
-		size_t n = len;
-		memcpy(buf, seed, len);
-		for (int k = (int)(next() % 8) + 1; k > 0 && n; k--) {
-			size_t at = next() % n;
-			switch (next() % 4) {
-			case 0:
-				buf[at] ^= (uint8_t)(1u << (next() % 8));
-				break;
-			case 1:
-				buf[at] = (uint8_t)next();
-				break;
-			case 2: /* aim at the ring area, where mutations matter most */
-				at = 1 + next() % (n < 0x300 ? n : 0x300);
-				if (at < n)
-					buf[at] = (uint8_t)next();
-				break;
-			default:
-				if (n > 1 && (next() & 7) == 0)
-					n = at ? at : 1; /* truncate */
-			}
-		}
-		LLVMFuzzerTestOneInput(buf, n);
-	}
-	free(buf);
+	return 1 + vfz_next() % (n < 0x300 ? n : 0x300);
 }
 
 int main(int argc, char **argv)
 {
-	int files = 0, rounds = argc > 2 ? atoi(argv[2]) : 200;
-	DIR *d;
-	struct dirent *e;
-
-	if (argc < 2) {
-		fprintf(stderr, "usage: %s CORPUS_DIR [ROUNDS]\n", argv[0]);
-		return 2;
-	}
-	d = opendir(argv[1]);
-	if (!d) {
-		perror(argv[1]);
-		return 1;
-	}
-	while ((e = readdir(d))) {
-		char path[1024];
-		uint8_t *buf;
-		long sz;
-		FILE *f;
-
-		if (e->d_name[0] == '.')
-			continue;
-		snprintf(path, sizeof(path), "%s/%s", argv[1], e->d_name);
-		f = fopen(path, "rb");
-		if (!f)
-			continue;
-		fseek(f, 0, SEEK_END);
-		sz = ftell(f);
-		fseek(f, 0, SEEK_SET);
-		buf = malloc(sz > 0 ? (size_t)sz : 1);
-		if (buf && fread(buf, 1, (size_t)sz, f) == (size_t)sz) {
-			LLVMFuzzerTestOneInput(buf, (size_t)sz);
-			mutate_and_run(buf, (size_t)sz, rounds);
-			files++;
-		}
-		free(buf);
-		fclose(f);
-	}
-	closedir(d);
-	printf("fuzz_virtio: %d corpus files, %d mutations each\n", files, rounds);
-	return files ? 0 : 1;
+	return vfz_replay_main(argc, argv, "fuzz_virtio", aim_rings);
 }
 #endif
