@@ -21,7 +21,7 @@
 # Usage: guest/build-guest.sh [--cache DIR] [--force] [--quiet]
 #   CACHE defaults to $SQB_GUEST_CACHE or <repo>/guest-cache.
 # Prints the output directory on stdout.
-set -euo pipefail
+set -Eeuo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo=$(dirname "$here")
@@ -38,6 +38,8 @@ while [ $# -gt 0 ]; do
 done
 say() { [ "$quiet" = 1 ] || echo "build-guest: $*" >&2; }
 die() { echo "build-guest: error: $*" >&2; exit 1; }
+# Any other failing command says which one, never a silent exit.
+trap 'echo "build-guest: error: line $LINENO: \"$BASH_COMMAND\" failed" >&2' ERR
 
 for tool in apt-cache apt-get dpkg-deb cpio gzip cc flock od lz4 xz mke2fs e2fsck; do
 	command -v "$tool" >/dev/null || die "$tool not found (scripts/deps.sh installs the build deps)"
@@ -50,9 +52,9 @@ out=$cache/guest
 exec 9>"$cache/.lock"
 flock -w 600 9 || die "timed out waiting for $cache/.lock"
 
-candidate() { apt-cache policy "$1" 2>/dev/null | awk '/Candidate:/ {print $2; exit}'; }
+candidate() { apt-cache policy "$1" 2>/dev/null | awk '/Candidate:/ && !f {print $2; f = 1}'; }
 kpkg=$(apt-cache depends linux-image-cloud-amd64 2>/dev/null |
-	awk '$1 == "Depends:" && $2 ~ /^linux-image-[0-9]/ {print $2; exit}')
+	awk '$1 == "Depends:" && $2 ~ /^linux-image-[0-9]/ && !f {print $2; f = 1}')
 [ -n "$kpkg" ] || die "apt-cache cannot resolve linux-image-cloud-amd64 (run apt-get update)"
 kver=$(candidate "$kpkg")
 bbver=$(candidate busybox-static)
@@ -61,7 +63,7 @@ bbver=$(candidate busybox-static)
 kit=$(cat "$here/init.sh" "$here/sqbtool.c" "$here/blkbench.sh" "$here/sqbcheck.sh" \
 	"$here/build-guest.sh" |
 	sha256sum | cut -c1-16)
-e2v=$(mke2fs -V 2>&1 | head -n1 | awk '{print $2}')
+e2v=$(mke2fs -V 2>&1 | awk 'NR == 1 {print $2}')
 key="$kpkg=$kver busybox-static=$bbver kit=$kit mke2fs=$e2v rootfs_mib=${SQB_ROOTFS_MIB:-128}"
 
 if [ "$force" = 0 ] && [ -f "$out/stamp" ] && [ "$(cat "$out/stamp")" = "$key" ]; then
@@ -87,7 +89,7 @@ trap 'rm -rf "$work"' EXIT
 say "unpacking $kpkg $kver and busybox-static $bbver"
 dpkg-deb -x "$kdeb" "$work/k"
 dpkg-deb -x "$bbdeb" "$work/bb"
-vmlinuz=$(ls "$work"/k/boot/vmlinuz-* | head -n1)
+vmlinuz=$(ls "$work"/k/boot/vmlinuz-* | awk 'NR == 1')
 release=${vmlinuz##*/vmlinuz-}
 mkdir -p "$work/out/modules"
 cp "$vmlinuz" "$work/out/vmlinuz"

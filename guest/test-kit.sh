@@ -61,7 +61,7 @@ seen=" "
 while read -r m; do
 	ko=$T/ir/lib/modules/$m.ko
 	[ -f "$ko" ] || { bad "$m listed but $m.ko missing"; continue; }
-	name=$(tr '\0' '\n' <"$ko" | sed -n 's/^name=//p' | head -n1)
+	name=$(tr '\0' '\n' <"$ko" | sed -n 's/^name=//p' | awk 'NR == 1')
 	[ "$name" = "$m" ] || bad "$m.ko says name=$name"
 	for d in $(tr '\0' '\n' <"$ko" | sed -n 's/^depends=//p' | tr ',' ' '); do
 		d=${d//-/_}

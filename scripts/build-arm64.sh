@@ -50,4 +50,4 @@ cmake --build "$build" -j"${SQB_JOBS:-2}" --target squib squib-snap squib-pager
 for t in runtime/squib tools/squib-snap; do
 	file "$build/$t" 2>/dev/null | grep -q 'ARM aarch64' || { echo "build-arm64: $build/$t is not arm64" >&2; exit 1; }
 done
-echo "build-arm64: $build/runtime/squib $build/tools/squib-snap $(find "$build" -name squib-pager -type f | head -1)"
+echo "build-arm64: $build/runtime/squib $build/tools/squib-snap $(find "$build" -name squib-pager -type f | awk 'NR == 1')"

@@ -23,7 +23,7 @@ fi
 dpkg --print-foreign-architectures | grep -qx arm64 ||
 	die "dpkg has no arm64 architecture (scripts/build-arm64.sh adds it)"
 kpkg=$(apt-cache depends linux-image-cloud-arm64:arm64 2>/dev/null |
-	awk '/Depends: linux-image-[0-9]/ { sub(":arm64", "", $2); print $2; exit }')
+	awk '/Depends: linux-image-[0-9]/ && !f { sub(":arm64", "", $2); print $2; f = 1 }')
 [ -n "$kpkg" ] || die "cannot resolve linux-image-cloud-arm64:arm64 (apt-get update?)"
 say "downloading $kpkg:arm64 and busybox-static:arm64"
 (cd "$cache/debs" && chmod 0777 . && apt-get download -q "$kpkg:arm64" busybox-static:arm64 >/dev/null) ||

@@ -18,7 +18,7 @@ read -r up _ </proc/uptime
 kvm=no
 [ -c /dev/kvm ] && kvm=yes
 echo "SQUIB-TESTHOST-BEGIN uptime=$up kvm=$kvm arch=$(uname -m)"
-dmesg | grep -iE 'kvm \[|kvm:' | head -5
+dmesg | grep -iE 'kvm \[|kvm:' | awk 'NR <= 5'
 set --
 if [ -f /test/args ]; then
 	while IFS= read -r a; do set -- "$@" "$a"; done </test/args

@@ -170,7 +170,7 @@ stream() {
 	local size nl
 	size=$(stat -c %s "$log" 2>/dev/null || echo 0)
 	[ "$size" -gt "$shown" ] || return 0
-	tail -c +$((shown + 1)) "$log" | head -c $((size - shown)) >"$work/chunk"
+	tail -c +$((shown + 1)) "$log" | head -c $((size - shown)) >"$work/chunk" || true # tail may see EPIPE: the log grows
 	nl=$(tr -cd '\n' <"$work/chunk" | wc -c)
 	if [ "${1:-}" = final ]; then
 		cp "$work/chunk" "$work/lines"

@@ -73,7 +73,8 @@ static void handler_alive(struct handler *h)
 
 static void handler_stop(struct handler *h)
 {
-	kill(h->pid, SIGKILL);
+	if (h->pid > 0)
+		kill(h->pid, SIGKILL);
 	waitpid(h->pid, NULL, 0);
 }
 

@@ -152,7 +152,7 @@ grep -qE '^/dev/vda on / type ext4 \(rw' "$log" && pass "mount shows /dev/vda on
 
 # ---- read-only drive ----
 cmd 30 'sqb-check drives'
-ro_dev=$(sed -n 's/^DRIVE \(vd[a-z]*\) 16384 ro=.*/\1/p' "$log" | head -n1)
+ro_dev=$(sed -n 's/^DRIVE \(vd[a-z]*\) 16384 ro=.*/\1/p' "$log" | awk 'NR == 1')
 if [ -z "$ro_dev" ]; then
 	cmd 20 'dmesg | grep -i virtio | tail -n 15'
 	die "no 8 MiB drive in the guest: $(grep '^DRIVE' "$log" | tr '\n' ' ')"
@@ -164,7 +164,7 @@ grep -qE '^RO-WRITE1 [1-9]' "$log" && grep -qE '^RO-WRITE2 [1-9]' "$log" &&
 	pass "writes to the read-only drive fail (also after blockdev --setrw)" ||
 	bad "a write to the read-only drive succeeded: $(grep '^RO-WRITE' "$log" | tr '\n' ' ')"
 cmd 30 "sqb-check rosum $ro_dev 8"
-g_sum=$(sed -n 's/^RO-SUM \([0-9a-f]*\).*/\1/p' "$log" | head -n1)
+g_sum=$(sed -n 's/^RO-SUM \([0-9a-f]*\).*/\1/p' "$log" | awk 'NR == 1')
 [ "$(md5sum <"$T/ro.img")" = "$ro_sum" ] && [ "$g_sum  -" = "$ro_sum" ] &&
 	pass "read-only drive: the guest reads the file's bytes, the file is unchanged" ||
 	bad "read-only drive content (guest $g_sum, host $(md5sum <"$T/ro.img"), was $ro_sum)"
@@ -174,8 +174,8 @@ send 'sqbtool writer /data/w 64 11 &'
 send 'sqbtool holdread /data/big.pat 32 5 &'
 wait_for 'SQUIB-WRITER ready' "$log" 30 && wait_for 'SQUIB-HOLD ready' "$log" 30 ||
 	die "workloads did not start"
-wpid=$(sed -n 's/.*SQUIB-WRITER ready pid=\([0-9]*\).*/\1/p' "$log" | head -n1)
-hpid=$(sed -n 's/.*SQUIB-HOLD ready pid=\([0-9]*\).*/\1/p' "$log" | head -n1)
+wpid=$(sed -n 's/.*SQUIB-WRITER ready pid=\([0-9]*\).*/\1/p' "$log" | awk 'NR == 1')
+hpid=$(sed -n 's/.*SQUIB-HOLD ready pid=\([0-9]*\).*/\1/p' "$log" | awk 'NR == 1')
 wait_for 'SQUIB-WRITER n=50([^0-9]|$)' "$log" 60 || die "writer does not progress"
 # the page cache must not hold big.pat yet: the read after the base fills it
 cmd 30 'echo 3 >/proc/sys/vm/drop_caches'

@@ -101,7 +101,7 @@ cat $T/before.log "$log" | grep -o 'SQUIB-COUNTER [0-9]*' | awk '{print $2}' |
 	awk 'NR > 1 && $1 != prev + 1 { gap = 1 } { prev = $1 } END { exit gap }' &&
 	pass "counter has no gap or repeat across snapshot, kill and load" ||
 	bad "counter has a gap across the load"
-kpid=$(sed -n 's/.*SQUIB-KEEPER ready pid=\([0-9]*\).*/\1/p' $T/before.log | head -n1)
+kpid=$(sed -n 's/.*SQUIB-KEEPER ready pid=\([0-9]*\).*/\1/p' $T/before.log | awk 'NR == 1')
 k0=$(cat $T/before.log "$log" | grep -c 'SQUIB-KEEPER ok gen=')
 echo "kill -USR1 $kpid" >&3
 wait_for "SQUIB-KEEPER ok gen=$((k0 + 1))([^0-9]|\$)" "$log" 60 &&

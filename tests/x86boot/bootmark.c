@@ -46,7 +46,8 @@ static pid_t child;
 static void on_alarm(int sig)
 {
 	(void)sig;
-	kill(child, SIGKILL);
+	if (child > 0)
+		kill(child, SIGKILL);
 	_exit(3);
 }
 

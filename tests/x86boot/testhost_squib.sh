@@ -95,7 +95,7 @@ run_case() { # run_case NAME KERNEL VCPUS
 	# The keeper's 16 MiB pattern in anonymous memory survived pause/resume.
 	# (it fills its pattern first: on a loaded host that takes a while)
 	wait_for 'SQUIB-KEEPER ready' "$log" 90 || true
-	kpid=$(sed -n 's/.*SQUIB-KEEPER ready pid=\([0-9]*\).*/\1/p' "$log" | head -n1)
+	kpid=$(sed -n 's/.*SQUIB-KEEPER ready pid=\([0-9]*\).*/\1/p' "$log" | awk 'NR == 1')
 	if [ -n "$kpid" ]; then
 		k0=$(grep -c 'SQUIB-KEEPER ok gen=' "$log")
 		echo "kill -USR1 $kpid" >&3
