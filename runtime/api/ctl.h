@@ -41,6 +41,14 @@ struct sqb_ctl_drive {
 	struct sqb_vio_rl_config rl;
 };
 
+/* PUT /balloon (Firecracker's BalloonDeviceConfig; ctl_balloon.c). */
+struct sqb_ctl_balloon {
+	int set;
+	uint32_t amount_mib;
+	uint16_t stats_polling_interval_s;
+	int deflate_on_oom, free_page_hinting, free_page_reporting;
+};
+
 struct sqb_ctl {
 	char id[64];
 	/* machine-config */
@@ -54,6 +62,7 @@ struct sqb_ctl {
 	unsigned int ndrives;
 	int entropy_set, entropy_has_rl;
 	struct sqb_vio_rl_config entropy_rl;
+	struct sqb_ctl_balloon balloon;
 	/* serial */
 	char *serial_out_path;
 	int serial_fd; /* -1: stdout */
@@ -147,6 +156,27 @@ int sqb_ctl_root_cmdline(struct sqb_ctl *c, const char *args, char **out);
 int sqb_ctl_devices_from_config(struct sqb_ctl *c, struct yajl_val_s *root, char *err,
 				size_t errlen);
 void sqb_ctl_devices_clear(struct sqb_ctl *c);
+
+/* ---- the balloon (ctl_balloon.c) ---- */
+void sqb_ctl_put_balloon(struct sqb_ctl *c, struct yajl_val_s *body, struct sqb_ctl_resp *r);
+void sqb_ctl_patch_balloon(struct sqb_ctl *c, struct yajl_val_s *body, struct sqb_ctl_resp *r);
+void sqb_ctl_get_balloon(struct sqb_ctl *c, struct yajl_val_s *body, struct sqb_ctl_resp *r);
+void sqb_ctl_get_balloon_stats(struct sqb_ctl *c, struct yajl_val_s *body,
+			       struct sqb_ctl_resp *r);
+void sqb_ctl_patch_balloon_stats(struct sqb_ctl *c, struct yajl_val_s *body,
+				 struct sqb_ctl_resp *r);
+void sqb_ctl_balloon_hint_start(struct sqb_ctl *c, struct yajl_val_s *body,
+				struct sqb_ctl_resp *r);
+void sqb_ctl_balloon_hint_stop(struct sqb_ctl *c, struct yajl_val_s *body, struct sqb_ctl_resp *r);
+void sqb_ctl_balloon_hint_status(struct sqb_ctl *c, struct yajl_val_s *body,
+				 struct sqb_ctl_resp *r);
+/* GET /vm/config's "balloon" (null when none). */
+void sqb_ctl_balloon_json(struct sqb_ctl *c, struct sqb_jb *b);
+/* From sqb_ctl_add_devices: the balloon, if configured, after the others. */
+int sqb_ctl_balloon_add(struct sqb_ctl *c, sqb_vm *vm, struct sqb_diag *diag);
+/* "balloon" of a VmmConfig (config file, snapshot vm_config_json); 0 or -1. */
+int sqb_ctl_balloon_from_config(struct sqb_ctl *c, struct yajl_val_s *root, char *err,
+				size_t errlen);
 
 /* ---- logging and metrics (ctl_log.c) ---- */
 void sqb_ctl_log_at(enum sqb_ctl_level lvl, const char *file, int line, const char *fmt, ...)

@@ -65,11 +65,12 @@ static const struct {
 } config_sections[] = {
     {"logger", "/logger"}, {"metrics", "/metrics"},	    {"machine-config", "/machine-config"},
     {"serial", "/serial"}, {"boot-source", "/boot-source"}, {"entropy", "/entropy"},
+    {"balloon", "/balloon"},
 };
 
 /* Firecracker sections squib does not build: accepted only when empty. */
 static const char *const config_unbuilt[] = {
-    "network-interfaces", "balloon", "vsock", "mmds-config", "cpu-config", "pmem", "memory-hotplug"};
+    "network-interfaces", "vsock", "mmds-config", "cpu-config", "pmem", "memory-hotplug"};
 
 static int check_keys(yajl_val root, char *err, size_t errlen)
 {

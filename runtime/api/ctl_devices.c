@@ -102,6 +102,7 @@ void sqb_ctl_devices_clear(struct sqb_ctl *c)
 	c->ndrives = 0;
 	c->entropy_set = c->entropy_has_rl = 0;
 	memset(&c->entropy_rl, 0, sizeof(c->entropy_rl));
+	memset(&c->balloon, 0, sizeof(c->balloon));
 }
 
 /* The serde stage of BlockDeviceConfig, then squib's own refusals (what
@@ -459,7 +460,7 @@ int sqb_ctl_add_devices(void *arg, sqb_vm *vm, struct sqb_diag *diag)
 	if (c->entropy_set &&
 	    (err = sqb_vdev_add_rng(vm, c->entropy_has_rl ? &c->entropy_rl : NULL, diag)) < 0)
 		return err;
-	return 0;
+	return sqb_ctl_balloon_add(c, vm, diag);
 }
 
 /* builder.rs attach_block_devices: "root=PARTUUID=<p>" or "root=/dev/vda",
@@ -536,6 +537,10 @@ int sqb_ctl_devices_from_config(struct sqb_ctl *c, yajl_val root, char *err, siz
 			sqb_ctl_devices_clear(c);
 			return -1;
 		}
+	}
+	if (sqb_ctl_balloon_from_config(c, root, err, errlen) < 0) {
+		sqb_ctl_devices_clear(c);
+		return -1;
 	}
 	return 0;
 }

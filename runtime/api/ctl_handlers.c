@@ -178,7 +178,7 @@ static void get_vm_config(struct sqb_ctl *c, yajl_val body, struct sqb_ctl_resp 
 	sqb_jb_init(&b, r->body, sizeof(r->body));
 	sqb_jb_open(&b, '{');
 	sqb_jb_key(&b, "balloon");
-	sqb_jb_null(&b);
+	sqb_ctl_balloon_json(c, &b);
 	sqb_jb_key(&b, "drives");
 	sqb_ctl_drives_json(c, &b);
 	sqb_jb_key(&b, "boot-source");
@@ -711,7 +711,7 @@ static void patch_vm(struct sqb_ctl *c, yajl_val body, struct sqb_ctl_resp *r)
 struct sqb_route {
 	const char *method, *path;
 	sqb_handler_fn fn;
-	int body; /* 1: a JSON object body is required */
+	int body; /* 1: a JSON object body is required; 2: optional (parsed when given) */
 };
 
 static const struct sqb_route routes[] = {
@@ -731,6 +731,14 @@ static const struct sqb_route routes[] = {
     {"PUT", "/snapshot/load", sqb_ctl_snapshot_load, 1},
     {"PUT", "/entropy", sqb_ctl_put_entropy, 1},
     {"GET", "/snapshot/status", sqb_ctl_snapshot_status, 0},
+    {"PUT", "/balloon", sqb_ctl_put_balloon, 1},
+    {"PATCH", "/balloon", sqb_ctl_patch_balloon, 1},
+    {"GET", "/balloon", sqb_ctl_get_balloon, 0},
+    {"GET", "/balloon/statistics", sqb_ctl_get_balloon_stats, 0},
+    {"PATCH", "/balloon/statistics", sqb_ctl_patch_balloon_stats, 1},
+    {"PATCH", "/balloon/hinting/start", sqb_ctl_balloon_hint_start, 2}, /* body optional */
+    {"GET", "/balloon/hinting/status", sqb_ctl_balloon_hint_status, 0},
+    {"PATCH", "/balloon/hinting/stop", sqb_ctl_balloon_hint_stop, 0},
 };
 
 /* Endpoints with a resource id in the path ("/drives/{drive_id}"); the
@@ -765,14 +773,6 @@ struct sqb_unbuilt {
 };
 
 static const struct sqb_unbuilt unbuilt[] = {
-    {"GET", "/balloon", NULL, NULL},
-    {"PUT", "/balloon", NULL, NULL},
-    {"PATCH", "/balloon", NULL, NULL},
-    {"GET", "/balloon/statistics", NULL, NULL},
-    {"PATCH", "/balloon/statistics", NULL, NULL},
-    {"PATCH", "/balloon/hinting/start", NULL, NULL},
-    {"GET", "/balloon/hinting/status", NULL, NULL},
-    {"PATCH", "/balloon/hinting/stop", NULL, NULL},
     {"PUT", "/cpu-config", NULL, NULL},
     {"PUT", "/pmem/", "/pmem/{id}", NULL},
     {"PATCH", "/pmem/", "/pmem/{id}", NULL},
@@ -883,7 +883,9 @@ void sqb_ctl_handle(struct sqb_ctl *c, const char *method, const char *path, con
 		sqb_ctl_fault(r, "GET request cannot have a body.");
 		goto out;
 	}
-	if ((!strcmp(method, "PUT") || !strcmp(method, "PATCH")) && !body_len) {
+	/* balloon.rs parse_patch_hinting: start and stop take no body */
+	if ((!strcmp(method, "PUT") || !strcmp(method, "PATCH")) && !body_len &&
+	    strcmp(path, "/balloon/hinting/start") && strcmp(path, "/balloon/hinting/stop")) {
 		sqb_ctl_fault(r, "Empty %s request.", method);
 		goto out;
 	}
@@ -893,7 +895,7 @@ void sqb_ctl_handle(struct sqb_ctl *c, const char *method, const char *path, con
 	}
 	needs_body = route_needs_body(method, path, &found);
 	if (found) {
-		if (needs_body &&
+		if ((needs_body == 1 || (needs_body == 2 && body_len)) &&
 		    sqb_json_parse_object(&tree, body, body_len, err, sizeof(err)) < 0)
 			sqb_ctl_fault(r, "%s", err);
 		else

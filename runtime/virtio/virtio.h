@@ -99,6 +99,7 @@ struct sqb_vio_rl_config {
 #define SQB_VIO_ID_NET	 1u
 #define SQB_VIO_ID_BLK	 2u
 #define SQB_VIO_ID_RNG	 4u
+#define SQB_VIO_ID_BALLOON 5u
 #define SQB_VIO_ID_VSOCK 19u
 
 /* Device status bits (virtio 1.x, 2.1). */
@@ -266,6 +267,91 @@ int sqb_vio_vsock_host_fd(sqb_vio_dev *dev);
 int sqb_vio_vsock_host_ready(sqb_vio_dev *dev);
 /* Live connections (for tests and `inspect`). */
 unsigned int sqb_vio_vsock_num_conns(sqb_vio_dev *dev);
+
+/* ---- virtio-balloon (device id 5; virtio 1.x 5.5) -----------------------
+ *
+ *   queue 0 inflate  : PFN lists (u32, 4 KiB pages) --> discard()  [F-120]
+ *   queue 1 deflate  : PFN lists, acknowledged only (pages fault back in)
+ *   [stats]          : one buffer held by the device; each poll tick hands
+ *                      it back and the driver refills it (tag u16, val u64)
+ *   [hinting]        : cmd id (4 bytes) then page ranges --> discard()
+ *   [reporting]      : free page ranges --> discard()
+ *   config space     : num_pages (target) | actual (driver writes) | cmd id
+ *
+ * Queues exist as Firecracker lays them out: stats only when a polling
+ * interval is set, then hinting, then reporting, each only when enabled.
+ * The device never touches host memory mappings itself: discard() is the
+ * integrator's (which knows how guest RAM is backed).
+ */
+#define SQB_VIO_F_BALLOON_STATS_VQ	 1
+#define SQB_VIO_F_BALLOON_DEFLATE_ON_OOM 2
+#define SQB_VIO_F_BALLOON_FREE_PAGE_HINT 3
+#define SQB_VIO_F_BALLOON_PAGE_REPORTING 5
+
+#define SQB_VIO_BALLOON_NSTATS	     16 /* tags 0..15 (virtio 1.x + Linux 6.12) */
+#define SQB_VIO_BALLOON_MAX_STAT_LEN 2560u /* 256 tags x 10 bytes (Firecracker's bound) */
+#define SQB_VIO_BALLOON_MAX_PFNS     256u  /* per inflate/deflate buffer */
+#define SQB_VIO_BALLOON_HINT_STOP    0u
+#define SQB_VIO_BALLOON_HINT_DONE    1u
+
+/* Drop the host memory behind guest range [gpa, gpa+len) (page aligned) so
+ * that it reads as zero afterwards.  -EFAULT: not (entirely) guest RAM. */
+struct sqb_vio_discard {
+	void *opaque;
+	int (*discard)(void *opaque, uint64_t gpa, uint64_t len);
+};
+
+struct sqb_vio_balloon_opts {
+	unsigned int version; /* SQB_VIO_OPTS_VERSION */
+	uint32_t amount_mib;  /* target; at most guest_mib */
+	int deflate_on_oom;
+	uint16_t stats_polling_interval_s; /* 0: no statistics queue */
+	int free_page_hinting;
+	int free_page_reporting;
+	uint64_t guest_mib; /* guest RAM, bounds amount_mib */
+	struct sqb_vio_discard discard;
+};
+#define SQB_VIO_BALLOON_OPTS_INIT                                                                  \
+	{                                                                                          \
+		SQB_VIO_OPTS_VERSION, 0, 0, 0, 0, 0, 0, { NULL, NULL }                            \
+	}
+
+/* The latest statistics (GET /balloon/statistics): have bit t set when the
+ * driver reported tag t. */
+struct sqb_vio_balloon_stats {
+	uint32_t target_pages, actual_pages;
+	uint32_t have;
+	uint64_t val[SQB_VIO_BALLOON_NSTATS];
+};
+
+/* Counters for tests, metrics and `inspect`. */
+struct sqb_vio_balloon_counters {
+	uint64_t inflated_pages, deflated_pages, reported_bytes, hinted_bytes;
+	uint64_t bad_pfns, discard_fails, stats_updates, bad_stats;
+};
+
+int sqb_vio_balloon_new(sqb_vio_dev **out, const struct sqb_vio_balloon_opts *opts,
+			const struct sqb_vio_host *host, struct sqb_diag *diag);
+/* PATCH /balloon after boot: new target, config-change interrupt.  -EINVAL
+ * above guest memory, -ERANGE when amount_mib * 256 overflows u32, -EAGAIN
+ * before the driver is up (Firecracker: "Device not activated yet."). */
+int sqb_vio_balloon_set_target(sqb_vio_dev *dev, uint32_t amount_mib);
+uint32_t sqb_vio_balloon_target_mib(sqb_vio_dev *dev);
+/* -ENODATA: statistics not enabled. */
+int sqb_vio_balloon_get_stats(sqb_vio_dev *dev, struct sqb_vio_balloon_stats *st);
+/* The polling timer fired: give the held statistics buffer back so the
+ * driver refills it.  0, or -ENOENT when the driver gave none yet. */
+int sqb_vio_balloon_stats_tick(sqb_vio_dev *dev);
+uint16_t sqb_vio_balloon_stats_interval(sqb_vio_dev *dev);
+/* PATCH /balloon/statistics: -EPERM when it would turn statistics on or
+ * off (Firecracker's StatisticsStateChange).  Hands the buffer back now. */
+int sqb_vio_balloon_set_stats_interval(sqb_vio_dev *dev, uint16_t interval_s);
+/* Free page hinting runs (-ENOTSUP: not enabled; -EAGAIN: driver not up). */
+int sqb_vio_balloon_hint_start(sqb_vio_dev *dev, int acknowledge_on_stop);
+int sqb_vio_balloon_hint_stop(sqb_vio_dev *dev);
+int sqb_vio_balloon_hint_status(sqb_vio_dev *dev, uint32_t *host_cmd, uint32_t *guest_cmd,
+				int *has_guest_cmd);
+void sqb_vio_balloon_counters(sqb_vio_dev *dev, struct sqb_vio_balloon_counters *c);
 
 /* ---- snapshots (docs/format.md 9.1.1) --------------------------------- */
 

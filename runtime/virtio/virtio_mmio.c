@@ -165,6 +165,8 @@ static void dev_reset(sqb_vio_dev *dev)
 	dev->isr = 0;
 	for (unsigned int i = 0; i < SQB_VIO_MAX_QUEUES; i++)
 		sqb_vq_reset(&dev->vq[i]);
+	if (dev->ops->reset)
+		dev->ops->reset(dev);
 }
 
 static bool queue_live(const sqb_vio_dev *dev, unsigned int q)
@@ -429,8 +431,12 @@ static void config_access(sqb_vio_dev *dev, uint32_t off, uint8_t *data, unsigne
 {
 	uint32_t len = dev->ops->config_len ? dev->ops->config_len(dev) : 0;
 
-	if (is_write)
-		return; /* no writable config fields in blk or rng */
+	if (is_write) {
+		/* blk, rng, net, vsock: no writable config fields */
+		if (dev->ops->config_write && off < len)
+			dev->ops->config_write(dev, off, data, size <= len - off ? size : len - off);
+		return;
+	}
 	memset(data, 0, size);
 	if (off < len)
 		dev->ops->config_read(dev, off, data, size <= len - off ? size : len - off);

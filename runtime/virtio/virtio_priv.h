@@ -9,7 +9,7 @@
 #include "virtio.h"
 
 #define SQB_VQ_MAX_SIZE	   256 /* QueueNumMax of every device here */
-#define SQB_VIO_MAX_QUEUES 3   /* vsock: rx, tx, event */
+#define SQB_VIO_MAX_QUEUES 5   /* balloon: inflate, deflate, stats, hinting, reporting */
 
 /* Descriptor flags (virtio 1.x, 2.7.5). */
 #define VQ_DESC_F_NEXT		1
@@ -35,6 +35,7 @@ struct sqb_vq {
 /* One descriptor of a popped chain, already mapped and bounds-checked. */
 struct sqb_vq_seg {
 	uint8_t *host;
+	uint64_t gpa; /* the descriptor's address (balloon: the range to discard) */
 	uint32_t len;
 	bool write; /* device-writable */
 };
@@ -147,6 +148,11 @@ struct sqb_vio_ops {
 	/* Optional, under lock: a restore succeeded; commit what state() staged
 	 * and do what a load implies (vsock: TRANSPORT_RESET, [F-112]). */
 	void (*restored)(sqb_vio_dev *dev);
+	/* Optional, under lock: the driver writes config space bytes [off,
+	 * off+len) (bounds-checked against config_len; balloon: `actual`). */
+	void (*config_write)(sqb_vio_dev *dev, uint32_t off, const uint8_t *src, uint32_t len);
+	/* Optional, under lock: the driver reset the device (Status 0). */
+	void (*reset)(sqb_vio_dev *dev);
 };
 
 struct sqb_vio_dev {

@@ -161,6 +161,7 @@ static int vq_walk(const struct sqb_vq *q, const struct sqb_vio_mem *mem, uint16
 		s = &c->seg[c->nseg];
 		s->write = (flags & VQ_DESC_F_WRITE) != 0;
 		s->len = len;
+		s->gpa = addr;
 		s->host = NULL;
 		if (!s->write && c->nseg != c->nread)
 			return bad(why, "device-readable descriptor after a device-writable one");
