@@ -6,7 +6,7 @@
 
 #include "vio_test_util.h"
 
-#define MQ_MAX_Q  3
+#define MQ_MAX_Q  5 /* balloon: inflate, deflate, stats, hinting, reporting */
 #define MQ_Q_BASE 0x20000ull /* queue i: desc at base + i*0x4000, avail +0x1000, used +0x2000 */
 #define MQ_BUF(i) (0x40000ull + (uint64_t)(i)*0x40000ull) /* 256 KiB of buffers per queue */
 
