@@ -50,11 +50,24 @@ static uint32_t le32(const uint8_t *p)
 	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
 }
 
-static int cmp_u32(const void *a, const void *b)
+/* Shell sort of at most 256 PFNs: glibc's qsort asks sysinfo() for the
+ * machine's memory, which the event loop's seccomp filter forbids. */
+static void sort_u32(uint32_t *v, unsigned int n)
 {
-	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+	static const unsigned int gaps[] = {57, 23, 10, 4, 1};
 
-	return x < y ? -1 : x > y;
+	for (unsigned int g = 0; g < sizeof(gaps) / sizeof(gaps[0]); g++) {
+		unsigned int gap = gaps[g];
+
+		for (unsigned int i = gap; i < n; i++) {
+			uint32_t x = v[i];
+			unsigned int j = i;
+
+			for (; j >= gap && v[j - gap] > x; j -= gap)
+				v[j] = v[j - gap];
+			v[j] = x;
+		}
+	}
 }
 
 /* One range through the integrator; a refusal is logged, never fatal. */
@@ -81,7 +94,7 @@ static void inflate_pfns(struct balloon *b, uint32_t *pfn, unsigned int n, unsig
 {
 	unsigned int i = 0;
 
-	qsort(pfn, n, sizeof(pfn[0]), cmp_u32);
+	sort_u32(pfn, n);
 	while (i < n) {
 		unsigned int j = i + 1;
 

@@ -324,13 +324,267 @@ static void rm_tmp(void)
 
 /* ---------------------------------------------------------------- guests */
 
+static const char *req(struct sqb_tc *t, const char *method, const char *path, const char *json,
+		       int want)
+{
+	static char resp[8192];
+	int st = tc_req(t, method, path, json, resp, sizeof(resp));
+
+	if (st != want) {
+		char *e = tc_read_file(t->errlog), *s = tc_read_file(t->serial);
+		fail_msg("%s %s %s: expected %d, got %d: %s\nserial: %.1500s\nlog: %.1500s", method,
+			 path, json ? json : "", want, st, resp, s ? s : "", e ? e : "");
+	}
+	return resp;
+}
+
+static void expect_serial(struct sqb_tc *t, const char *needle, int ms)
+{
+	if (tc_wait_serial(t, needle, ms) < 0) {
+		char *s = tc_read_file(t->serial), *e = tc_read_file(t->errlog);
+		fail_msg("serial never showed '%s'; serial: %.2000s\nlog: %.1500s", needle,
+			 s ? s : "", e ? e : "");
+	}
+}
+
+/* Count of needle in the serial output so far. */
+static int serial_count(struct sqb_tc *t, const char *needle)
+{
+	char *s = tc_read_file(t->serial), *p = s;
+	int n = 0;
+
+	while (p && (p = strstr(p, needle))) {
+		n++;
+		p += strlen(needle);
+	}
+	free(s);
+	return n;
+}
+
+/* Wait for the n-th occurrence of needle. */
+static void expect_nth(struct sqb_tc *t, const char *needle, int n, int ms)
+{
+	for (int i = 0; i < ms / 10; i++) {
+		if (serial_count(t, needle) >= n)
+			return;
+		usleep(10000);
+	}
+	expect_serial(t, "(timed out)", 1);
+	(void)needle;
+}
+
+static void spawn(struct sqb_tc *t)
+{
+	assert_int_equal(
+	    tc_spawn_stdin(t, squib_bin, (const char *const[]){"--level", "Info", NULL}, 1), 0);
+}
+
+static void input(struct sqb_tc *t, const char *s)
+{
+	assert_int_equal(write(t->stdin_fd, s, strlen(s)), (ssize_t)strlen(s));
+}
+
+/* Resident memory of the squib process (guest pages it maps included). */
+static long rss_kib(struct sqb_tc *t)
+{
+	char path[64], line[256];
+	long v = -1;
+	FILE *f;
+
+	assert_true(t->pid > 1);
+	snprintf(path, sizeof(path), "/proc/%d/smaps_rollup", (int)t->pid);
+	f = fopen(path, "r");
+	assert_non_null(f);
+	while (v < 0 && fgets(line, sizeof(line), f))
+		if (!strncmp(line, "Rss:", 4))
+			v = strtol(line + 4, NULL, 10);
+	fclose(f);
+	assert_true(v > 0);
+	return v;
+}
+
+static void start(struct sqb_tc *t)
+{
+	char body[512];
+
+	req(t, "PUT", "/machine-config", "{\"vcpu_count\":1,\"mem_size_mib\":64}", 204);
+	/* docs/ballooning.md's installation example, plus free page reporting */
+	req(t, "PUT", "/balloon",
+	    "{\"amount_mib\":0,\"deflate_on_oom\":false,\"stats_polling_interval_s\":1,"
+	    "\"free_page_reporting\":true}",
+	    204);
+	snprintf(body, sizeof(body),
+		 "{\"kernel_image_path\":\"%s/virtioballoon.elf\",\"boot_args\":\"mem=64\"}",
+		 guest_dir);
+	req(t, "PUT", "/boot-source", body, 204);
+	req(t, "PUT", "/actions", "{\"action_type\":\"InstanceStart\"}", 204);
+	expect_serial(t, "VBAL READY 4\n", 60000);
+}
+
+static void check_guest(struct sqb_tc *t, int nth)
+{
+	char *s;
+
+	input(t, "c");
+	expect_nth(t, "VBAL CHECKED", nth, 60000);
+	s = tc_read_file(t->serial);
+	if (!s || strstr(s, " FAIL "))
+		fail_msg("the guest found a failure: %s", s ? s : "");
+	free(s);
+}
+
+static void snap_create(struct sqb_tc *t, const char *name)
+{
+	char body[600];
+
+	req(t, "PATCH", "/vm", "{\"state\":\"Paused\"}", 204);
+	snprintf(body, sizeof(body),
+		 "{\"snapshot_type\":\"Full\",\"snapshot_path\":\"%s/%s.state\","
+		 "\"mem_file_path\":\"%s/%s.mem\"}",
+		 tmpdir, name, tmpdir, name);
+	req(t, "PUT", "/snapshot/create", body, 204);
+}
+
+static void snap_load(struct sqb_tc *t, const char *name, const char *mode)
+{
+	char body[700];
+
+	spawn(t);
+	snprintf(body, sizeof(body),
+		 "{\"snapshot_path\":\"%s/%s.state\",\"mem_backend\":{\"backend_type\":\"File\","
+		 "\"backend_path\":\"%s/%s.mem\"},\"resume_vm\":true,"
+		 "\"squib\":{\"restore\":\"%s\"}}",
+		 tmpdir, name, tmpdir, name, mode);
+	req(t, "PUT", "/snapshot/load", body, 204);
+}
+
+/* Inflate: the host RSS drops by the ballooned memory; statistics come
+ * from the guest and are refreshed each polling interval; free page
+ * reporting drops its range; deflate; the guest's memory checks pass. */
+static void test_inflate_stats_report_deflate(void **state)
+{
+	struct sqb_tc t;
+	long before, after;
+	const char *r;
+	char *p;
+
+	(void)state;
+	spawn(&t);
+	start(&t);
+	before = rss_kib(&t);
+	req(&t, "PATCH", "/balloon", "{\"amount_mib\":16}", 204);
+	expect_serial(&t, "VBAL INFLATED 4096\n", 60000);
+	after = rss_kib(&t);
+	if (before - after < 14 * 1024)
+		fail_msg("RSS %ld KiB -> %ld KiB after inflating 16 MiB", before, after);
+	r = req(&t, "GET", "/balloon", NULL, 200);
+	assert_non_null(strstr(r, "\"amount_mib\":16,"));
+	r = req(&t, "GET", "/balloon/statistics", NULL, 200);
+	if (!strstr(r, "\"target_pages\":4096,\"actual_pages\":4096,\"target_mib\":16,"
+		       "\"actual_mib\":16") ||
+	    !strstr(r, "\"free_memory\":19087360") || !strstr(r, "\"total_memory\":67108864"))
+		fail_msg("statistics: %s", r);
+	/* each interval the buffer goes back and the guest refills it */
+	for (int i = 0; i < 300; i++) {
+		r = req(&t, "GET", "/balloon/statistics", NULL, 200);
+		p = strstr(r, "\"minor_faults\":");
+		if (p && strtol(p + 15, NULL, 10) >= 1)
+			break;
+		usleep(10000);
+	}
+	if (!p || strtol(p + 15, NULL, 10) < 1)
+		fail_msg("statistics never refreshed: %s", r);
+	/* Firecracker's refusals after boot */
+	r = req(&t, "PATCH", "/balloon/statistics", "{\"stats_polling_interval_s\":0}", 400);
+	assert_non_null(strstr(r, "Statistics cannot be enabled/disabled after activation."));
+	req(&t, "PATCH", "/balloon/statistics", "{\"stats_polling_interval_s\":2}", 204);
+	r = req(&t, "PATCH", "/balloon", "{\"amount_mib\":300}", 400);
+	assert_non_null(strstr(r, "Requested memory should be less than 300MiB"));
+	req(&t, "PUT", "/balloon", "{\"amount_mib\":1,\"deflate_on_oom\":false}", 400);
+	r = req(&t, "PATCH", "/balloon/hinting/start", NULL, 400);
+	assert_non_null(strstr(r, "Attempting to use hinting when not enabled"));
+	r = req(&t, "GET", "/vm/config", NULL, 200);
+	assert_non_null(strstr(r, "\"balloon\":{\"amount_mib\":16,\"deflate_on_oom\":false,"
+				  "\"stats_polling_interval_s\":2,"));
+	/* free page reporting */
+	before = rss_kib(&t);
+	input(&t, "r");
+	expect_serial(&t, "VBAL report PASS\n", 30000);
+	after = rss_kib(&t);
+	if (before - after < 1536)
+		fail_msg("RSS %ld KiB -> %ld KiB after reporting 2 MiB", before, after);
+	req(&t, "PATCH", "/balloon", "{\"amount_mib\":8}", 204);
+	expect_serial(&t, "VBAL DEFLATED 2048\n", 60000);
+	check_guest(&t, 1);
+	input(&t, "q");
+	expect_serial(&t, "VBAL DONE pass=", 30000);
+	tc_stop(&t);
+}
+
+/* Snapshot with pages in the balloon, load (mmap: the memory file mapped
+ * MAP_PRIVATE; eager: copied into the memfd), the guest checks its memory,
+ * then inflates pages that the snapshot holds as data: they must read zero
+ * (MADV_DONTNEED on a private file mapping would bring the file back). */
+static void snapshot_then_load(const char *mode)
+{
+	struct sqb_tc t, t2;
+	char name[32];
+	const char *r;
+
+	snprintf(name, sizeof(name), "b-%s", mode);
+	spawn(&t);
+	start(&t);
+	req(&t, "PATCH", "/balloon", "{\"amount_mib\":16}", 204);
+	expect_serial(&t, "VBAL INFLATED 4096\n", 60000);
+	req(&t, "PATCH", "/balloon", "{\"amount_mib\":8}", 204);
+	expect_serial(&t, "VBAL DEFLATED 2048\n", 60000);
+	snap_create(&t, name);
+	tc_stop(&t);
+
+	snap_load(&t2, name, mode);
+	r = req(&t2, "GET", "/balloon", NULL, 200);
+	if (!strstr(r, "\"amount_mib\":8,") || !strstr(r, "\"free_page_reporting\":true"))
+		fail_msg("GET /balloon after load: %s", r);
+	check_guest(&t2, 1);
+	req(&t2, "PATCH", "/balloon", "{\"amount_mib\":20}", 204);
+	expect_serial(&t2, "VBAL INFLATED 5120\n", 60000);
+	check_guest(&t2, 2);
+	r = req(&t2, "GET", "/balloon/statistics", NULL, 200);
+	assert_non_null(strstr(r, "\"free_memory\":19087360"));
+	input(&t2, "q");
+	expect_serial(&t2, "VBAL DONE pass=", 30000);
+	tc_stop(&t2);
+}
+
+static void test_snapshot_load_mmap(void **state)
+{
+	(void)state;
+	snapshot_then_load("mmap");
+}
+
+static void test_snapshot_load_eager(void **state)
+{
+	(void)state;
+	snapshot_then_load("eager");
+}
+
 static int run_guest_tests(const char *filter)
 {
-	(void)filter;
-	(void)squib_bin;
-	(void)guest_dir;
-	fprintf(stderr, "skip: no balloon guest yet\n");
-	return 77;
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_inflate_stats_report_deflate),
+	    cmocka_unit_test(test_snapshot_load_mmap),
+	    cmocka_unit_test(test_snapshot_load_eager),
+	};
+	int fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
+
+	if (fd < 0) {
+		fprintf(stderr, "skip: /dev/kvm is not usable here (%s)\n", strerror(errno));
+		return 77;
+	}
+	close(fd);
+	if (filter)
+		cmocka_set_test_filter(filter);
+	return cmocka_run_group_tests_name("balloon_guests", tests, NULL, NULL);
 }
 
 int main(int argc, char **argv)
