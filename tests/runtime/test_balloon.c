@@ -606,12 +606,21 @@ static void test_diff_after_inflate(void **state)
 	tc_stop(&t2);
 }
 
+/* Lazy: pages come from a userfaultfd handler; the balloon's discard of a
+ * page not yet fetched sends UFFD_EVENT_REMOVE and the page reads zero. */
+static void test_snapshot_load_lazy(void **state)
+{
+	(void)state;
+	snapshot_then_load("lazy");
+}
+
 static int run_guest_tests(const char *filter)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_inflate_stats_report_deflate),
 	    cmocka_unit_test(test_snapshot_load_mmap),
 	    cmocka_unit_test(test_snapshot_load_eager),
+	    cmocka_unit_test(test_snapshot_load_lazy),
 	    cmocka_unit_test(test_diff_after_inflate),
 	};
 	int fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
