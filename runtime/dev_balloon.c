@@ -58,10 +58,9 @@ static int read_maps(int fd, char **out, size_t *out_len)
 
 	if (!buf)
 		return -ENOMEM;
-	if (lseek(fd, 0, SEEK_SET) < 0) {
-		free(buf);
-		return -errno;
-	}
+	/* pread from 0 restarts the seq_file; unlike lseek it is on the
+	 * event loop's and the vCPU's seccomp lists (a notify may run on
+	 * either) */
 	for (;;) {
 		if (cap - len < 4096) {
 			if (cap >= MAPS_MAX || !(nb = realloc(buf, cap * 2))) {
@@ -71,7 +70,7 @@ static int read_maps(int fd, char **out, size_t *out_len)
 			buf = nb;
 			cap *= 2;
 		}
-		n = read(fd, buf + len, cap - len - 1);
+		n = pread(fd, buf + len, cap - len - 1, (off_t)len);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0) {

@@ -614,6 +614,44 @@ static void test_snapshot_load_lazy(void **state)
 	snapshot_then_load("lazy");
 }
 
+/* docs/ballooning.md: "insert the balloon into the JSON configuration
+ * file given as a command line argument". */
+static void test_config_file(void **state)
+{
+	char path[128], json[700];
+	struct sqb_tc t;
+	const char *r;
+	FILE *f;
+
+	(void)state;
+	snprintf(path, sizeof(path), "%s/vm.json", tmpdir);
+	snprintf(json, sizeof(json),
+		 "{\"boot-source\":{\"kernel_image_path\":\"%s/virtioballoon.elf\","
+		 "\"boot_args\":\"mem=64\"},\"machine-config\":{\"vcpu_count\":1,"
+		 "\"mem_size_mib\":64},\"balloon\":{\"amount_mib\":4,\"deflate_on_oom\":true,"
+		 "\"stats_polling_interval_s\":1}}",
+		 guest_dir);
+	f = fopen(path, "w");
+	assert_non_null(f);
+	fputs(json, f);
+	fclose(f);
+	assert_int_equal(tc_spawn_stdin(&t, squib_bin,
+					(const char *const[]){"--level", "Info", "--config-file",
+							      path, NULL},
+					1),
+			 0);
+	/* no reporting queue here: inflate, deflate, statistics */
+	expect_serial(&t, "VBAL READY 3\n", 60000);
+	expect_serial(&t, "VBAL INFLATED 1024\n", 60000);
+	r = req(&t, "GET", "/balloon", NULL, 200);
+	assert_string_equal(r, "{\"amount_mib\":4,\"deflate_on_oom\":true,"
+			       "\"stats_polling_interval_s\":1,\"free_page_hinting\":false,"
+			       "\"free_page_reporting\":false}");
+	input(&t, "q");
+	expect_serial(&t, "VBAL DONE pass=", 30000);
+	tc_stop(&t);
+}
+
 static int run_guest_tests(const char *filter)
 {
 	const struct CMUnitTest tests[] = {
@@ -622,6 +660,7 @@ static int run_guest_tests(const char *filter)
 	    cmocka_unit_test(test_snapshot_load_eager),
 	    cmocka_unit_test(test_snapshot_load_lazy),
 	    cmocka_unit_test(test_diff_after_inflate),
+	    cmocka_unit_test(test_config_file),
 	};
 	int fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
 
