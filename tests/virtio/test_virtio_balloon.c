@@ -493,6 +493,75 @@ static void test_state_record(void **state)
 	done(t);
 }
 
+static uint64_t rnd(uint64_t *s)
+{
+	uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+	return z ^ (z >> 31);
+}
+
+/* A driver gone mad: random descriptors (addresses near and far, lengths,
+ * flags, next), random avail indexes and config writes on every queue,
+ * fixed seed.  The device never crashes or hangs, never asks to discard
+ * anything but page-aligned guest RAM, and the driver can always reset it. */
+static void test_random_rings(void **state)
+{
+	struct bt *t = mk(1, 3, 1, 1, 1);
+	uint64_t seed = 14;
+
+	(void)state;
+	for (int round = 0; round < 400; round++) {
+		if (round % 40 == 0 || (vt_r32(t->dev, 0x70) & SQB_VIO_S_NEEDS_RESET))
+			up(t);
+		for (unsigned int qi = 0; qi < 5; qi++) {
+			struct mq_q *q = &t->d.q[qi];
+
+			for (int i = 0; i < 16; i++) {
+				uint64_t r = rnd(&seed), a;
+				uint16_t f;
+
+				switch (r % 16) {
+				case 0: a = r; break;			     /* anywhere */
+				case 1: a = (r >> 8) % 0x400000; break; /* RAM or the gap */
+				case 2: case 3: case 4: case 5: a = RANGE + ((r >> 8) % 0x100000); break;
+				default: a = BUF + (r >> 8) % 0x1000; break;
+				}
+				/* mostly well-formed single buffers, so that the
+				 * device gets past the walker into its own parsing */
+				f = rnd(&seed) % 8 ? (uint16_t)(rnd(&seed) & 2) : (uint16_t)(rnd(&seed) & 7);
+				mq_put_desc(&t->d, qi, (uint16_t)i, a, (uint32_t)(rnd(&seed) % 0x3000),
+					    f, (uint16_t)(rnd(&seed) % 20));
+				mq_put32(&t->e, BUF + 4 * (uint64_t)i,
+					 (uint32_t)(rnd(&seed) % 4 ? rnd(&seed) % 0x400 : rnd(&seed)));
+			}
+			for (int i = 0; i < 16; i++)
+				vt_put16(&t->e, q->avail + 4 + 2 * (uint64_t)i,
+					 (uint16_t)(rnd(&seed) % (rnd(&seed) % 8 ? 16 : 20)));
+			q->avail_idx = (uint16_t)(q->avail_idx +
+						  (rnd(&seed) % 8 ? rnd(&seed) % 4 : rnd(&seed) % 24));
+			vt_put16(&t->e, q->avail + 2, q->avail_idx);
+			sqb_vio_queue_notify(t->dev, qi);
+		}
+		vt_w32(t->dev, 0x100 + (uint32_t)(rnd(&seed) % 16), (uint32_t)rnd(&seed));
+		(void)sqb_vio_balloon_stats_tick(t->dev);
+	}
+	for (unsigned int i = 0; i < t->rec.n && i < NDISC; i++) {
+		assert_int_equal(t->rec.gpa[i] & 4095, 0);
+		assert_int_equal(t->rec.len[i] & 4095, 0);
+	}
+	print_message("random rings: %u discards, %u refused\n", t->rec.n, t->rec.refused);
+	/* still a working device after a reset */
+	up(t);
+	{
+		const uint32_t one = 0x30;
+		unsigned int before = t->rec.n;
+		assert_true(pfns(t, 0, &one, 1));
+		assert_int_equal(t->rec.n, before + 1);
+	}
+	done(t);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -506,6 +575,7 @@ int main(void)
 	    cmocka_unit_test(test_hinting),
 	    cmocka_unit_test(test_reporting),
 	    cmocka_unit_test(test_state_record),
+	    cmocka_unit_test(test_random_rings),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
