@@ -333,7 +333,8 @@ struct sqb_vio_balloon_counters {
 int sqb_vio_balloon_new(sqb_vio_dev **out, const struct sqb_vio_balloon_opts *opts,
 			const struct sqb_vio_host *host, struct sqb_diag *diag);
 /* PATCH /balloon after boot: new target, config-change interrupt.  -EINVAL
- * above guest memory, -ERANGE when amount_mib * 256 overflows u32, -EAGAIN
+ * above guest memory, -ERANGE when amount_mib * 256 overflows u32 (with
+ * guest memory above 16 TiB only), -EAGAIN
  * before the driver is up (Firecracker: "Device not activated yet."). */
 int sqb_vio_balloon_set_target(sqb_vio_dev *dev, uint32_t amount_mib);
 uint32_t sqb_vio_balloon_target_mib(sqb_vio_dev *dev);

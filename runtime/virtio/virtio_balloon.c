@@ -549,10 +549,10 @@ int sqb_vio_balloon_set_target(sqb_vio_dev *dev, uint32_t amount_mib)
 		return -EINVAL;
 	if (!(dev->status & SQB_VIO_S_DRIVER_OK))
 		rc = -EAGAIN; /* Firecracker: DeviceNotActive */
+	else if ((uint64_t)amount_mib * PAGES_PER_MIB > b->guest_pages)
+		rc = -EINVAL; /* checked first, as Firecracker's update_size */
 	else if ((uint64_t)amount_mib * PAGES_PER_MIB > UINT32_MAX)
 		rc = -ERANGE;
-	else if ((uint64_t)amount_mib * PAGES_PER_MIB > b->guest_pages)
-		rc = -EINVAL;
 	if (!rc) {
 		b->v.num_pages = amount_mib * PAGES_PER_MIB;
 		sqb_vio_config_changed(dev);

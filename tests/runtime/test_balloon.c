@@ -513,6 +513,9 @@ static void test_inflate_stats_report_deflate(void **state)
 	req(&t, "PATCH", "/balloon/statistics", "{\"stats_polling_interval_s\":2}", 204);
 	r = req(&t, "PATCH", "/balloon", "{\"amount_mib\":300}", 400);
 	assert_non_null(strstr(r, "Requested memory should be less than 300MiB"));
+	/* test_api.py: u32::MAX / 128 MiB */
+	r = req(&t, "PATCH", "/balloon", "{\"amount_mib\":33554432}", 400);
+	assert_non_null(strstr(r, "Balloon update error: Balloon: Requested memory should be less than"));
 	req(&t, "PUT", "/balloon", "{\"amount_mib\":1,\"deflate_on_oom\":false}", 400);
 	r = req(&t, "PATCH", "/balloon/hinting/start", NULL, 400);
 	assert_non_null(strstr(r, "Attempting to use hinting when not enabled"));

@@ -193,7 +193,8 @@ static void test_set_target(void **state)
 	assert_true(vt_r32(t->dev, 0x60) & SQB_VIO_INT_CONFIG);
 	assert_int_equal(sqb_vio_balloon_target_mib(t->dev), 1);
 	assert_int_equal(sqb_vio_balloon_set_target(t->dev, 3), -EINVAL);
-	assert_int_equal(sqb_vio_balloon_set_target(t->dev, 33554432), -ERANGE);
+	/* test_api.py's u32::MAX / 128: above guest memory first */
+	assert_int_equal(sqb_vio_balloon_set_target(t->dev, 33554432), -EINVAL);
 	assert_int_equal(cfg32(t->dev, 0), 256);
 	done(t);
 }
