@@ -19,9 +19,9 @@
 #include "log.h"
 #include "vmm_priv.h"
 
-#define BQ_MAX	      5
-#define MAPS_MAX      (64u << 20) /* a /proc/self/maps larger than this is refused */
-#define PAGE	      4096ull
+#define BQ_MAX	 5
+#define MAPS_MAX (64u << 20) /* a /proc/self/maps larger than this is refused */
+#define PAGE	 4096ull
 
 struct bdev;
 

@@ -19,10 +19,10 @@
 
 /* BalloonStats keys in Firecracker's order: tags 0..15 of virtio 5.5.6.3. */
 static const char *const stat_keys[SQB_VIO_BALLOON_NSTATS] = {
-    "swap_in",	    "swap_out",		   "major_faults",     "minor_faults",
-    "free_memory",  "total_memory",	   "available_memory", "disk_caches",
-    "hugetlb_allocations", "hugetlb_failures", "oom_kill",	       "alloc_stall",
-    "async_scan",   "direct_scan",	   "async_reclaim",    "direct_reclaim",
+    "swap_in",	      "swap_out",	  "major_faults", "minor_faults",	 "free_memory",
+    "total_memory",   "available_memory", "disk_caches",  "hugetlb_allocations", "hugetlb_failures",
+    "oom_kill",	      "alloc_stall",	  "async_scan",	  "direct_scan",	 "async_reclaim",
+    "direct_reclaim",
 };
 
 static void reply(struct sqb_ctl_resp *r, struct sqb_jb *b, const char *what)
@@ -59,11 +59,13 @@ static void update_fault(struct sqb_ctl_resp *r, int err, uint32_t amount_mib)
 		return sqb_ctl_fault(r, MSG_UPDATE "Balloon: Statistics cannot be enabled/disabled "
 						   "after activation.");
 	case -EINVAL:
-		return sqb_ctl_fault(r, MSG_UPDATE "Balloon: Requested memory should be less than %uMiB",
-				     amount_mib);
+		return sqb_ctl_fault(
+		    r, MSG_UPDATE "Balloon: Requested memory should be less than %uMiB",
+		    amount_mib);
 	case -ERANGE:
-		return sqb_ctl_fault(r, MSG_UPDATE "Balloon: Requested memory should be less than %uMiB",
-				     (unsigned int)(UINT32_MAX / 256));
+		return sqb_ctl_fault(
+		    r, MSG_UPDATE "Balloon: Requested memory should be less than %uMiB",
+		    (unsigned int)(UINT32_MAX / 256));
 	default:
 		return sqb_ctl_fault(r, MSG_UPDATE "%s", sqb_strerror(err));
 	}
@@ -85,7 +87,7 @@ static int parse_config(yajl_val body, struct sqb_ctl_balloon *out, char *err, s
 
 	if (sqb_json_fields(body, f, 5, err, errlen) < 0)
 		return -1;
-	*out = (struct sqb_ctl_balloon){1, (uint32_t)amount, (uint16_t)interval, deflate, hint,
+	*out = (struct sqb_ctl_balloon){1,     (uint32_t)amount, (uint16_t)interval, deflate, hint,
 					report};
 	return 0;
 }
@@ -297,12 +299,10 @@ void sqb_ctl_balloon_hint_status(struct sqb_ctl *c, yajl_val body, struct sqb_ct
 
 int sqb_ctl_balloon_add(struct sqb_ctl *c, sqb_vm *vm, struct sqb_diag *diag)
 {
-	struct sqb_balloon_cfg cfg = {SQB_BALLOON_VERSION,
-				      c->balloon.amount_mib,
-				      c->balloon.deflate_on_oom,
-				      c->balloon.stats_polling_interval_s,
-				      c->balloon.free_page_hinting,
-				      c->balloon.free_page_reporting};
+	struct sqb_balloon_cfg cfg = {
+	    SQB_BALLOON_VERSION,	  c->balloon.amount_mib,
+	    c->balloon.deflate_on_oom,	  c->balloon.stats_polling_interval_s,
+	    c->balloon.free_page_hinting, c->balloon.free_page_reporting};
 
 	if (!c->balloon.set)
 		return 0;

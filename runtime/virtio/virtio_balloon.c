@@ -28,7 +28,7 @@ struct bl_vars {
 };
 
 struct balloon {
-	struct sqb_vio_ops ops; /* per instance: the queue count depends on features */
+	struct sqb_vio_ops ops;	       /* per instance: the queue count depends on features */
 	int q_stats, q_hint, q_report; /* queue index, or -1 */
 	uint64_t guest_pages;
 	struct sqb_vio_discard discard;
@@ -263,8 +263,9 @@ static int hint_queue(sqb_vio_dev *dev, unsigned int qi, const char **why)
 					   b->v.guest_cmd == SQB_VIO_BALLOON_HINT_DONE;
 				continue;
 			}
-			if (host == SQB_VIO_BALLOON_HINT_STOP || host == SQB_VIO_BALLOON_HINT_DONE ||
-			    !b->v.has_guest_cmd || b->v.guest_cmd != host || !s->len)
+			if (host == SQB_VIO_BALLOON_HINT_STOP ||
+			    host == SQB_VIO_BALLOON_HINT_DONE || !b->v.has_guest_cmd ||
+			    b->v.guest_cmd != host || !s->len)
 				continue; /* no run, or a range of an older run */
 			/* whole pages only: a partial page may hold live data */
 			{

@@ -49,8 +49,8 @@ static void api_fault(struct sqb_ctl *c, const char *method, const char *path, c
 			 needle, r.status, r.body);
 }
 
-static const char *api_ok(struct sqb_ctl *c, const char *method, const char *path,
-			  const char *json, int want)
+static const char *api_ok(struct sqb_ctl *c, const char *method, const char *path, const char *json,
+			  int want)
 {
 	static struct sqb_ctl_resp r;
 
@@ -245,7 +245,8 @@ static void test_discard_private_file(void **state)
 
 static void test_discard_private_anonymous(void **state)
 {
-	uint8_t *p = mmap(NULL, 64 * PG, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	uint8_t *p =
+	    mmap(NULL, 64 * PG, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 
 	(void)state;
 	assert_true(p != MAP_FAILED);
@@ -515,7 +516,8 @@ static void test_inflate_stats_report_deflate(void **state)
 	assert_non_null(strstr(r, "Requested memory should be less than 300MiB"));
 	/* test_api.py: u32::MAX / 128 MiB */
 	r = req(&t, "PATCH", "/balloon", "{\"amount_mib\":33554432}", 400);
-	assert_non_null(strstr(r, "Balloon update error: Balloon: Requested memory should be less than"));
+	assert_non_null(
+	    strstr(r, "Balloon update error: Balloon: Requested memory should be less than"));
 	req(&t, "PUT", "/balloon", "{\"amount_mib\":1,\"deflate_on_oom\":false}", 400);
 	r = req(&t, "PATCH", "/balloon/hinting/start", NULL, 400);
 	assert_non_null(strstr(r, "Attempting to use hinting when not enabled"));
@@ -638,11 +640,11 @@ static void test_config_file(void **state)
 	assert_non_null(f);
 	fputs(json, f);
 	fclose(f);
-	assert_int_equal(tc_spawn_stdin(&t, squib_bin,
-					(const char *const[]){"--level", "Info", "--config-file",
-							      path, NULL},
-					1),
-			 0);
+	assert_int_equal(
+	    tc_spawn_stdin(&t, squib_bin,
+			   (const char *const[]){"--level", "Info", "--config-file", path, NULL},
+			   1),
+	    0);
 	/* no reporting queue here: inflate, deflate, statistics */
 	expect_serial(&t, "VBAL READY 3\n", 60000);
 	expect_serial(&t, "VBAL INFLATED 1024\n", 60000);

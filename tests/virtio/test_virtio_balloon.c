@@ -447,11 +447,11 @@ static void test_state_record(void **state)
 	assert_int_equal(sqb_vio_dev_save(t->dev, &st, &n), 0);
 	assert_int_equal(n, rec + 192 + 128);
 	/* little-endian fields at their table offsets */
-	assert_int_equal(st[rec + 0] | st[rec + 1] << 8, 256);	 /* num_pages */
+	assert_int_equal(st[rec + 0] | st[rec + 1] << 8, 256);	  /* num_pages */
 	assert_int_equal(st[rec + 4] | st[rec + 5] << 8, 0x1234); /* actual_pages */
-	assert_int_equal(st[rec + 12], 5);			 /* stats_polling_interval_s */
-	assert_int_equal(st[rec + 32], 1u << 6);		 /* stats_present: tag 6 */
-	assert_int_equal(st[rec + 64 + 6 * 8], 0xef);		 /* stats value[6] */
+	assert_int_equal(st[rec + 12], 5);			  /* stats_polling_interval_s */
+	assert_int_equal(st[rec + 32], 1u << 6);		  /* stats_present: tag 6 */
+	assert_int_equal(st[rec + 64 + 6 * 8], 0xef);		  /* stats value[6] */
 	assert_int_equal(st[rec + 64 + 6 * 8 + 2], 0xab);
 
 	/* into a fresh device of the same configuration */
@@ -523,24 +523,39 @@ static void test_random_rings(void **state)
 				uint16_t f;
 
 				switch (r % 16) {
-				case 0: a = r; break;			     /* anywhere */
-				case 1: a = (r >> 8) % 0x400000; break; /* RAM or the gap */
-				case 2: case 3: case 4: case 5: a = RANGE + ((r >> 8) % 0x100000); break;
-				default: a = BUF + (r >> 8) % 0x1000; break;
+				case 0:
+					a = r;
+					break; /* anywhere */
+				case 1:
+					a = (r >> 8) % 0x400000;
+					break; /* RAM or the gap */
+				case 2:
+				case 3:
+				case 4:
+				case 5:
+					a = RANGE + ((r >> 8) % 0x100000);
+					break;
+				default:
+					a = BUF + (r >> 8) % 0x1000;
+					break;
 				}
 				/* mostly well-formed single buffers, so that the
 				 * device gets past the walker into its own parsing */
-				f = rnd(&seed) % 8 ? (uint16_t)(rnd(&seed) & 2) : (uint16_t)(rnd(&seed) & 7);
-				mq_put_desc(&t->d, qi, (uint16_t)i, a, (uint32_t)(rnd(&seed) % 0x3000),
-					    f, (uint16_t)(rnd(&seed) % 20));
-				mq_put32(&t->e, BUF + 4 * (uint64_t)i,
-					 (uint32_t)(rnd(&seed) % 4 ? rnd(&seed) % 0x400 : rnd(&seed)));
+				f = rnd(&seed) % 8 ? (uint16_t)(rnd(&seed) & 2)
+						   : (uint16_t)(rnd(&seed) & 7);
+				mq_put_desc(&t->d, qi, (uint16_t)i, a,
+					    (uint32_t)(rnd(&seed) % 0x3000), f,
+					    (uint16_t)(rnd(&seed) % 20));
+				mq_put32(
+				    &t->e, BUF + 4 * (uint64_t)i,
+				    (uint32_t)(rnd(&seed) % 4 ? rnd(&seed) % 0x400 : rnd(&seed)));
 			}
 			for (int i = 0; i < 16; i++)
 				vt_put16(&t->e, q->avail + 4 + 2 * (uint64_t)i,
 					 (uint16_t)(rnd(&seed) % (rnd(&seed) % 8 ? 16 : 20)));
-			q->avail_idx = (uint16_t)(q->avail_idx +
-						  (rnd(&seed) % 8 ? rnd(&seed) % 4 : rnd(&seed) % 24));
+			q->avail_idx =
+			    (uint16_t)(q->avail_idx +
+				       (rnd(&seed) % 8 ? rnd(&seed) % 4 : rnd(&seed) % 24));
 			vt_put16(&t->e, q->avail + 2, q->avail_idx);
 			sqb_vio_queue_notify(t->dev, qi);
 		}
