@@ -161,12 +161,10 @@ void sqb_ctl_devices_clear(struct sqb_ctl *c);
 void sqb_ctl_put_balloon(struct sqb_ctl *c, struct yajl_val_s *body, struct sqb_ctl_resp *r);
 void sqb_ctl_patch_balloon(struct sqb_ctl *c, struct yajl_val_s *body, struct sqb_ctl_resp *r);
 void sqb_ctl_get_balloon(struct sqb_ctl *c, struct yajl_val_s *body, struct sqb_ctl_resp *r);
-void sqb_ctl_get_balloon_stats(struct sqb_ctl *c, struct yajl_val_s *body,
-			       struct sqb_ctl_resp *r);
+void sqb_ctl_get_balloon_stats(struct sqb_ctl *c, struct yajl_val_s *body, struct sqb_ctl_resp *r);
 void sqb_ctl_patch_balloon_stats(struct sqb_ctl *c, struct yajl_val_s *body,
 				 struct sqb_ctl_resp *r);
-void sqb_ctl_balloon_hint_start(struct sqb_ctl *c, struct yajl_val_s *body,
-				struct sqb_ctl_resp *r);
+void sqb_ctl_balloon_hint_start(struct sqb_ctl *c, struct yajl_val_s *body, struct sqb_ctl_resp *r);
 void sqb_ctl_balloon_hint_stop(struct sqb_ctl *c, struct yajl_val_s *body, struct sqb_ctl_resp *r);
 void sqb_ctl_balloon_hint_status(struct sqb_ctl *c, struct yajl_val_s *body,
 				 struct sqb_ctl_resp *r);
