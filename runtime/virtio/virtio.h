@@ -288,7 +288,7 @@ unsigned int sqb_vio_vsock_num_conns(sqb_vio_dev *dev);
 #define SQB_VIO_F_BALLOON_FREE_PAGE_HINT 3
 #define SQB_VIO_F_BALLOON_PAGE_REPORTING 5
 
-#define SQB_VIO_BALLOON_NSTATS	     16 /* tags 0..15 (virtio 1.x + Linux 6.12) */
+#define SQB_VIO_BALLOON_NSTATS	     16	   /* tags 0..15 (virtio 1.x + Linux 6.12) */
 #define SQB_VIO_BALLOON_MAX_STAT_LEN 2560u /* 256 tags x 10 bytes (Firecracker's bound) */
 #define SQB_VIO_BALLOON_MAX_PFNS     256u  /* per inflate/deflate buffer */
 #define SQB_VIO_BALLOON_HINT_STOP    0u
@@ -313,7 +313,10 @@ struct sqb_vio_balloon_opts {
 };
 #define SQB_VIO_BALLOON_OPTS_INIT                                                                  \
 	{                                                                                          \
-		SQB_VIO_OPTS_VERSION, 0, 0, 0, 0, 0, 0, { NULL, NULL }                            \
+		SQB_VIO_OPTS_VERSION, 0, 0, 0, 0, 0, 0,                                            \
+		{                                                                                  \
+			NULL, NULL                                                                 \
+		}                                                                                  \
 	}
 
 /* The latest statistics (GET /balloon/statistics): have bit t set when the
