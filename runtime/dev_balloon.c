@@ -497,6 +497,14 @@ int sqb_balloon_set_stats_interval(sqb_vm *vm, uint16_t interval_s)
 	return arm_stats(v, interval_s);
 }
 
+void sqb_balloon_poll(sqb_vm *vm)
+{
+	struct bdev *v = find(vm);
+
+	if (v && v->dev)
+		run_locked(v, -1);
+}
+
 uint64_t sqb_balloon_guest_mib(sqb_vm *vm)
 {
 	return vm ? vm->mem.size >> 20 : 0;

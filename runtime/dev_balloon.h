@@ -37,6 +37,9 @@ int sqb_balloon_add(sqb_vm *vm, const struct sqb_balloon_cfg *cfg, struct sqb_di
 sqb_vio_dev *sqb_balloon_dev(sqb_vm *vm);
 /* PATCH /balloon/statistics: the library's check, then the timer re-armed. */
 int sqb_balloon_set_stats_interval(sqb_vm *vm, uint16_t interval_s);
+/* Process every ready queue once: after a snapshot load (a notify may
+ * have been pending in an ioeventfd, [F-108]). */
+void sqb_balloon_poll(sqb_vm *vm);
 /* Guest memory in MiB (bounds amount_mib). */
 uint64_t sqb_balloon_guest_mib(sqb_vm *vm);
 

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "ctl.h"
+#include "dev_balloon.h"
 #include "dev_virtio.h"
 #include "json_fields.h"
 #include "squib/snapfmt.h"
@@ -419,6 +420,7 @@ void sqb_ctl_snapshot_load(struct sqb_ctl *c, yajl_val body, struct sqb_ctl_resp
 	}
 	/* a notify may have been pending in an ioeventfd at the snapshot ([F-108]) */
 	sqb_vdev_poll_all(c->vm);
+	sqb_balloon_poll(c->vm);
 	free(conf.vm_config_json);
 	c->n.load_snapshot_us = sqb_ctl_now_us() - t0;
 	c->configured = 1;
