@@ -185,8 +185,22 @@ static double one_clone(int pooled, unsigned int k)
 	return ms;
 }
 
+static long mem_available_kib(void)
+{
+	char line[256];
+	long v = -1;
+	FILE *f = fopen("/proc/meminfo", "r");
+
+	while (f && fgets(line, sizeof(line), f))
+		if (!strncmp(line, "MemAvailable:", 13))
+			v = strtol(line + 13, NULL, 10);
+	if (f)
+		fclose(f);
+	return v;
+}
+
 struct many {
-	double wall_ms;
+	double wall_ms, host_kib; /* host_kib: MemAvailable drop per clone (kernel included) */
 	double pss_kib, anon_kib, file_kib, shmem_kib, dirty_kib;
 };
 
@@ -200,6 +214,7 @@ static void many_clones(unsigned int n, int pooled, struct many *out)
 	if (!p || !fds)
 		die("out of memory");
 	memset(out, 0, sizeof(*out));
+	long avail0 = mem_available_kib();
 	if (pooled) { /* the pool: ready before the request */
 		for (unsigned int i = 0; i < n; i++)
 			spawn(&p[i], i, 1);
@@ -231,6 +246,7 @@ static void many_clones(unsigned int n, int pooled, struct many *out)
 	}
 	out->wall_ms = (double)(sqb_fleet_now_ns() - t0) / 1e6;
 	usleep(200000); /* idle: let the loads' transient memory go */
+	out->host_kib = (double)(avail0 - mem_available_kib()) / n;
 	for (unsigned int i = 0; i < n; i++) {
 		struct sqb_fleet_mem m;
 		if (sqb_fleet_smaps(p[i].pid, &m))
@@ -404,6 +420,9 @@ int main(int argc, char **argv)
 		       pooled.dirty_kib, pooled.pss_kib / fpss);
 		printf("  squib clone, no pool: PSS %.0f (anon %.0f, file %.0f, shmem %.0f)\n",
 		       cold.pss_kib, cold.anon_kib, cold.file_kib, cold.shmem_kib);
+		printf("  MemAvailable drop per clone (kernel: KVM, page tables, stacks): pooled %.0f, "
+		       "no pool %.0f (noisy on a shared host)\n",
+		       pooled.host_kib, cold.host_kib);
 		printf("  anchors: forkd 0.12 MiB (123 KiB) per idle child; zeroboot ~265 KB\n");
 	}
 	close(kvm);
