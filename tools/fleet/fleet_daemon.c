@@ -329,7 +329,7 @@ static void do_clone(struct fleet *f, char **w, int nw, struct out *o)
 	int *fds = NULL;
 	char why[600], body[2400];
 	unsigned long n;
-	int nopool, pool, si, err;
+	int nopool, pool, si = -1, err;
 	unsigned int got = 0, ok = 0, pooled = 0;
 	uint64_t t0 = sqb_fleet_now_ns();
 
@@ -338,13 +338,15 @@ static void do_clone(struct fleet *f, char **w, int nw, struct out *o)
 		return;
 	}
 	nopool = !strcmp(w[4], "1");
-	if ((err = sqb_fleet_snapshot_shape(w[1], &sh, why, sizeof(why))) ||
-	    (si = snap_lookup(f, w[1], w[2], why, sizeof(why))) < 0 ||
-	    (err = sqb_fleet_host_check((unsigned int)n, &sh, f->o->reserve_mib, open_fds(), why,
-					sizeof(why))) ||
-	    (err = sqb_fleet_load_body(body, sizeof(body), w[1], w[2]))) {
-		if (!err && si >= 0)
-			snprintf(why, sizeof(why), "snapshot paths too long");
+	err = sqb_fleet_snapshot_shape(w[1], &sh, why, sizeof(why));
+	if (!err && (si = snap_lookup(f, w[1], w[2], why, sizeof(why))) < 0)
+		err = si;
+	if (!err)
+		err = sqb_fleet_host_check((unsigned int)n, &sh, f->o->reserve_mib, open_fds(), why,
+					   sizeof(why));
+	if (!err && (err = sqb_fleet_load_body(body, sizeof(body), w[1], w[2])))
+		snprintf(why, sizeof(why), "snapshot paths too long");
+	if (err) {
 		put(o, "{\"error\":");
 		put_str(o, why);
 		put(o, "}");
@@ -374,7 +376,6 @@ static void do_clone(struct fleet *f, char **w, int nw, struct out *o)
 		if (sqb_fleet_wait_ready(&take[i]->p, 10000))
 			take[i]->p.state = SQB_FLEET_EXITED; /* reported below */
 	for (unsigned int i = 0; i < got; i++) {	     /* all loads in flight at once */
-		take[i]->pool = take[i]->pool >= 0 ? take[i]->pool : -1;
 		fds[i] = take[i]->p.state == SQB_FLEET_WARM
 			     ? sqb_fleet_http_send(take[i]->p.sock, "PUT", "/snapshot/load", body)
 			     : -ECHILD;
