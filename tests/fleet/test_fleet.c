@@ -3,7 +3,8 @@
  * refused after a run); prewarm: squib --prewarm; pool: squib-fleet with N
  * clones of the self-checking fleet guest from one snapshot, refill,
  * replacement of a killed pool process, a snapshot replaced on disk and a
- * request larger than the host.  Usage: test_fleet GROUP SQUIB FLEET GUEST */
+ * request larger than the host.
+ * Usage: test_fleet GROUP SQUIB FLEET GUEST [COUNTER_GUEST] */
 #include <errno.h>
 #include <fcntl.h>
 #include <setjmp.h>
@@ -24,7 +25,7 @@
 #include "fleet.h"
 #include "squib/runtime.h"
 
-static const char *squib, *fleet_bin, *guest;
+static const char *squib, *fleet_bin, *guest, *counter_guest;
 static char tmp[64], state[128], mem[128];
 static const struct sqb_fleet_shape shape = {1, 32};
 #define GUEST_ARGS  "mib=8"
@@ -436,6 +437,42 @@ static void test_pool_clones_and_refill(void **st)
 		assert_non_null(strstr(s, ids[i]));
 }
 
+/* tests/guests/counter.c: each clone continues the count it was
+ * snapshotted at (a reboot would print "COUNTER start" and count=1). */
+static void test_pool_counter_clones_continue(void **st)
+{
+	char cst[160], cmem[160], dir[160], why[600], ids[4][16];
+	const char *s;
+	int rc;
+
+	(void)st;
+	if (!counter_guest)
+		skip();
+	snprintf(cst, sizeof(cst), "%s/counter.state", tmp);
+	snprintf(cmem, sizeof(cmem), "%s/counter.mem", tmp);
+	snprintf(dir, sizeof(dir), "%s/golden-counter", tmp);
+	if (sqb_fleet_golden(squib, dir, counter_guest, "delay=30000", &shape, "count=3\n", cst,
+			     cmem, why, sizeof(why)))
+		fail_msg("%s", why);
+	s = clone_n(&rc, cst, cmem, "3");
+	if (rc || clone_ids(s, ids, 4) != 3)
+		fail_msg("3 counter clones: %s", s);
+	for (int i = 0; i < 3; i++) {
+		char logp[256];
+		const char *text;
+
+		snprintf(logp, sizeof(logp), "%s/vms/%s/serial.log", fdir, ids[i]);
+		if (wait_file_text(logp, "count=", 10000))
+			fail_msg("counter clone %s is silent", ids[i]);
+		text = slurp(logp);
+		if (strstr(text, "COUNTER start") || strstr(text, "count=1\n") ||
+		    strstr(text, "count=2\n"))
+			fail_msg("clone %s started over instead of continuing: %s", ids[i], text);
+	}
+	s = cli(&rc, fdir, "stop", "all", NULL, NULL); /* they spin: stop them now */
+	assert_int_equal(rc, 0);
+}
+
 static void test_pool_process_killed_is_replaced(void **st)
 {
 	const char *s;
@@ -571,6 +608,7 @@ int main(int argc, char **argv)
 	};
 	const struct CMUnitTest pool[] = {
 	    cmocka_unit_test(test_pool_clones_and_refill),
+	    cmocka_unit_test(test_pool_counter_clones_continue),
 	    cmocka_unit_test(test_pool_process_killed_is_replaced),
 	    cmocka_unit_test(test_snapshot_replaced_on_disk),
 	    cmocka_unit_test(test_request_larger_than_host),
@@ -579,14 +617,16 @@ int main(int argc, char **argv)
 	char vc[128];
 	int fd, rc;
 
-	if (argc != 5) {
-		fprintf(stderr, "usage: %s unit|shell|prewarm|pool SQUIB SQUIB_FLEET GUEST\n",
+	if (argc != 5 && argc != 6) {
+		fprintf(stderr,
+			"usage: %s unit|shell|prewarm|pool SQUIB SQUIB_FLEET GUEST [COUNTER]\n",
 			argv[0]);
 		return 2;
 	}
 	squib = argv[2];
 	fleet_bin = argv[3];
 	guest = argv[4];
+	counter_guest = argc > 5 ? argv[5] : NULL;
 	snprintf(tmp, sizeof(tmp), "/tmp/sqb-fleet-XXXXXX");
 	if (!mkdtemp(tmp)) {
 		perror("mkdtemp");
