@@ -666,9 +666,16 @@ int main(int argc, char **argv)
 		snprintf(fdir, sizeof(fdir), "%s/fleet", tmp);
 		start_daemon(fdir, "vcpus=1,mem_mib=32,count=2", "8");
 		rc = cmocka_run_group_tests_name("fleet.pool", pool, NULL, NULL);
+		int dst = 0;
+
 		cli(NULL, fdir, "shutdown", NULL, NULL, NULL);
-		if (daemon_pid > 1)
-			waitpid(daemon_pid, NULL, 0);
+		if (daemon_pid > 1 && waitpid(daemon_pid, &dst, 0) == daemon_pid &&
+		    !(WIFEXITED(dst) && WEXITSTATUS(dst) == 0)) {
+			/* a clean shutdown (LeakSanitizer included in ASan builds) */
+			fprintf(stderr, "squib-fleet daemon ended with status 0x%x; see %s.log\n",
+				dst, fdir);
+			rc = 1;
+		}
 		daemon_pid = 0;
 	}
 	cleanup();

@@ -194,10 +194,10 @@ static void reap(struct fleet *f)
 				last_log_line(v, why, sizeof(why));
 				if (v->p.state == SQB_FLEET_WARMING) {
 					pl->fails++;
-					snprintf(
-					    pl->error, sizeof(pl->error),
-					    "squib --prewarm exited before its socket came up: %s",
-					    why[0] ? why : "(no log line)");
+					snprintf(pl->error, sizeof(pl->error),
+						 "squib --prewarm exited before its socket came "
+						 "up: %.200s",
+						 why[0] ? why : "(no log line)");
 				} else {
 					pl->replaced++;
 				}
