@@ -279,6 +279,41 @@ static void test_prewarm_other_shape_falls_back(void **st)
 	prewarm_load(&other, "pre-warmed shell not used (another shape)");
 }
 
+/* A snapshot with a virtio-rng device: the shell takes the device at
+ * adopt time (its DEVS state restores into it; a missing device would
+ * fail the load) and the clone still verifies. */
+static void test_prewarm_shell_takes_devices(void **st)
+{
+	char dir[160], why[600], logp[256], sst[160], smem[160], body[2600], resp[1024];
+	char text[4096];
+	struct sqb_fleet_proc p;
+	size_t len = 0;
+
+	(void)st;
+	snprintf(dir, sizeof(dir), "%s/golden-rng", tmp);
+	snprintf(sst, sizeof(sst), "%s/rng.state", tmp);
+	snprintf(smem, sizeof(smem), "%s/rng.mem", tmp);
+	if (sqb_fleet_golden_cfg(squib, dir, guest, GUEST_ARGS, &shape, "/entropy", "{}",
+				 "FLEET ready", sst, smem, why, sizeof(why)))
+		fail_msg("%s", why);
+	snprintf(dir, sizeof(dir), "%s/pw-rng", tmp);
+	assert_int_equal(sqb_fleet_spawn(&p, squib, dir, "pwrng", &shape, 1, 1), 0);
+	assert_int_equal(sqb_fleet_wait_ready(&p, 10000), 0);
+	assert_int_equal(sqb_fleet_load_body(body, sizeof(body), sst, smem), 0);
+	if (sqb_fleet_http(p.sock, "PUT", "/snapshot/load", body, resp, sizeof(resp), 20000) != 204)
+		fail_msg("load with an entropy device: %s", resp);
+	assert_int_equal(
+	    sqb_fleet_http(p.sock, "GET", "/vm/config", NULL, resp, sizeof(resp), 5000), 200);
+	assert_non_null(strstr(resp, "\"entropy\":{"));
+	assert_int_equal(write(p.stdin_fd, "v", 1), 1);
+	if (sqb_fleet_wait_text(p.out_fd, text, sizeof(text), &len, "FLEET OK " GUEST_PAGES, 10000))
+		fail_msg("clone did not verify: %s", text);
+	snprintf(logp, sizeof(logp), "%s/vmm.log", dir);
+	if (wait_file_text(logp, "pre-warmed shell used", 2000))
+		fail_msg("vmm.log: %s", slurp(logp));
+	sqb_fleet_kill(&p);
+}
+
 static void test_prewarm_bad_option(void **st)
 {
 	struct sqb_fleet_shape bad = {0, 32};
@@ -604,6 +639,7 @@ int main(int argc, char **argv)
 	const struct CMUnitTest prewarm[] = {
 	    cmocka_unit_test(test_prewarm_shell_used),
 	    cmocka_unit_test(test_prewarm_other_shape_falls_back),
+	    cmocka_unit_test(test_prewarm_shell_takes_devices),
 	    cmocka_unit_test(test_prewarm_bad_option),
 	};
 	const struct CMUnitTest pool[] = {

@@ -112,5 +112,11 @@ int sqb_fleet_wait_text(int fd, char *buf, size_t cap, size_t *len, const char *
 int sqb_fleet_golden(const char *squib, const char *dir, const char *kernel, const char *args,
 		     const struct sqb_fleet_shape *shape, const char *ready_text, const char *state,
 		     const char *mem, char *why, size_t whylen);
+/* The same with one more configuration request before the start (put_path
+ * and put_body; NULL: none), e.g. PUT /entropy {} for a virtio-rng device. */
+int sqb_fleet_golden_cfg(const char *squib, const char *dir, const char *kernel, const char *args,
+			 const struct sqb_fleet_shape *shape, const char *put_path,
+			 const char *put_body, const char *ready_text, const char *state,
+			 const char *mem, char *why, size_t whylen);
 
 #endif

@@ -488,6 +488,15 @@ int sqb_fleet_golden(const char *squib, const char *dir, const char *kernel, con
 		     const struct sqb_fleet_shape *shape, const char *ready_text, const char *state,
 		     const char *mem, char *why, size_t whylen)
 {
+	return sqb_fleet_golden_cfg(squib, dir, kernel, args, shape, NULL, NULL, ready_text, state,
+				    mem, why, whylen);
+}
+
+int sqb_fleet_golden_cfg(const char *squib, const char *dir, const char *kernel, const char *args,
+			 const struct sqb_fleet_shape *shape, const char *put_path,
+			 const char *put_body, const char *ready_text, const char *state,
+			 const char *mem, char *why, size_t whylen)
+{
 	struct sqb_fleet_proc p;
 	char body[2600], resp[1024], text[4096], ka[1100];
 	size_t len = 0;
@@ -513,6 +522,8 @@ int sqb_fleet_golden(const char *squib, const char *dir, const char *kernel, con
 	}
 	if (st == 204)
 		st = sqb_fleet_http(p.sock, "PUT", "/boot-source", body, resp, sizeof(resp), 5000);
+	if (st == 204 && put_path) /* a device, e.g. PUT /entropy */
+		st = sqb_fleet_http(p.sock, "PUT", put_path, put_body, resp, sizeof(resp), 5000);
 	if (st == 204)
 		st =
 		    sqb_fleet_http(p.sock, "PUT", "/actions", "{\"action_type\":\"InstanceStart\"}",
