@@ -508,6 +508,57 @@ static void test_pool_counter_clones_continue(void **st)
 	assert_int_equal(rc, 0);
 }
 
+static const char *clone_extra(int *rc, const char *n, const char *extra)
+{
+	static char out[65536];
+	int p[2], stt;
+	size_t len = 0;
+	ssize_t r;
+	pid_t pid;
+
+	assert_int_equal(pipe2(p, O_CLOEXEC), 0);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		const char *argv[] = {fleet_bin,      "clone", "--dir", fdir, "--snapshot",
+				      state,	      "--mem", mem,	"-n", n,
+				      "--load-extra", extra,   NULL};
+		dup2(p[1], 1);
+		execv(fleet_bin, (char *const *)argv);
+		_exit(127);
+	}
+	close(p[1]);
+	while (len < sizeof(out) - 1 && (r = read(p[0], out + len, sizeof(out) - 1 - len)) > 0)
+		len += (size_t)r;
+	out[len] = 0;
+	close(p[0]);
+	waitpid(pid, &stt, 0);
+	*rc = WIFEXITED(stt) ? WEXITSTATUS(stt) : -1;
+	return out;
+}
+
+/* Per-clone load members: "{id}" becomes each clone's id; a member squib
+ * refuses fails that clone with squib's own message, and no clone stays. */
+static void test_clone_load_extra_per_clone(void **st)
+{
+	char ids[4][16];
+	const char *s;
+	int rc;
+
+	(void)st;
+	s = clone_extra(&rc, "2", "\"track_dirty_pages\":true");
+	if (rc || clone_ids(s, ids, 4) != 2)
+		fail_msg("clone with track_dirty_pages: %s", s);
+	expect_clones_verify(ids, 2);
+	s = clone_extra(&rc, "2", "\"no_such_field_{id}\":1");
+	assert_int_not_equal(rc, 0);
+	if (!strstr(s, "\"ok\":0") || !strstr(s, "no_such_field_vm-"))
+		fail_msg("refused member: %s", s);
+	s = cli(&rc, fdir, "stop", "all", NULL, NULL);
+	assert_int_equal(rc, 0);
+	assert_non_null(strstr(s, "\"stopped\":2")); /* the two good ones only */
+}
+
 static void test_pool_process_killed_is_replaced(void **st)
 {
 	const char *s;
@@ -645,6 +696,7 @@ int main(int argc, char **argv)
 	const struct CMUnitTest pool[] = {
 	    cmocka_unit_test(test_pool_clones_and_refill),
 	    cmocka_unit_test(test_pool_counter_clones_continue),
+	    cmocka_unit_test(test_clone_load_extra_per_clone),
 	    cmocka_unit_test(test_pool_process_killed_is_replaced),
 	    cmocka_unit_test(test_snapshot_replaced_on_disk),
 	    cmocka_unit_test(test_request_larger_than_host),

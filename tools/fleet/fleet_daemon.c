@@ -322,19 +322,53 @@ static unsigned int open_fds(void)
 	return n;
 }
 
+/* The load body for one clone: the common body with the request's extra
+ * members appended, "{id}" and "{dir}" replaced by the clone's own (its
+ * per-clone identity: vsock paths, MACs, seeds once squib takes them). */
+static int clone_body(char *dst, size_t cap, const char *base, const char *extra,
+		      const struct vm *v)
+{
+	size_t n = strlen(base) - 1; /* without the closing brace */
+
+	if (!extra || !*extra)
+		return snprintf(dst, cap, "%s", base) < (int)cap ? 0 : -ENAMETOOLONG;
+	if (n + 2 >= cap)
+		return -ENAMETOOLONG;
+	memcpy(dst, base, n);
+	dst[n++] = ',';
+	for (const char *e = extra; *e; e++) {
+		const char *sub = !strncmp(e, "{id}", 4)    ? v->p.id
+				  : !strncmp(e, "{dir}", 5) ? v->p.dir
+							    : NULL;
+		size_t l = sub ? strlen(sub) : 1;
+
+		if (n + l + 2 >= cap)
+			return -ENAMETOOLONG;
+		memcpy(dst + n, sub ? sub : e, l);
+		n += l;
+		e += sub ? (sub == v->p.id ? 3 : 4) : 0;
+	}
+	dst[n++] = '}';
+	dst[n] = 0;
+	return 0;
+}
+
 static void do_clone(struct fleet *f, char **w, int nw, struct out *o)
 {
 	struct sqb_fleet_shape sh;
 	struct vm **take = NULL;
 	int *fds = NULL;
-	char why[600], body[2400];
+	char why[600], body[2400], one[8192];
 	unsigned long n;
 	int nopool, pool, si = -1, err;
 	unsigned int got = 0, ok = 0, pooled = 0;
 	uint64_t t0 = sqb_fleet_now_ns();
 
-	if (nw != 5 || !(n = strtoul(w[3], NULL, 10)) || n > MAX_VMS) {
-		put(o, "{\"error\":\"clone wants: state, memory, count 1..%d, nopool\"}", MAX_VMS);
+	if ((nw != 5 && nw != 6) || !(n = strtoul(w[3], NULL, 10)) || n > MAX_VMS) {
+		put(o,
+		    "{\"error\":\"clone wants: state, memory, count 1..%d, nopool[, extra load "
+		    "members]\"}",
+		    MAX_VMS);
 		return;
 	}
 	nopool = !strcmp(w[4], "1");
@@ -376,9 +410,12 @@ static void do_clone(struct fleet *f, char **w, int nw, struct out *o)
 		if (sqb_fleet_wait_ready(&take[i]->p, 10000))
 			take[i]->p.state = SQB_FLEET_EXITED; /* reported below */
 	for (unsigned int i = 0; i < got; i++) {	     /* all loads in flight at once */
-		fds[i] = take[i]->p.state == SQB_FLEET_WARM
-			     ? sqb_fleet_http_send(take[i]->p.sock, "PUT", "/snapshot/load", body)
-			     : -ECHILD;
+		if (take[i]->p.state != SQB_FLEET_WARM)
+			fds[i] = -ECHILD;
+		else if (clone_body(one, sizeof(one), body, nw == 6 ? w[5] : NULL, take[i]))
+			fds[i] = -ENAMETOOLONG;
+		else
+			fds[i] = sqb_fleet_http_send(take[i]->p.sock, "PUT", "/snapshot/load", one);
 	}
 	put(o, "{\"snapshot\":");
 	put_str(o, w[1]);

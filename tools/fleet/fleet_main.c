@@ -20,6 +20,7 @@ static void usage(FILE *f)
 	    f, "usage: squib-fleet daemon --dir DIR --squib PATH\n"
 	       "                          [--pool vcpus=N,mem_mib=M,count=K]... [--reserve-mib R]\n"
 	       "       squib-fleet clone --dir DIR --snapshot STATE --mem MEM [-n N] [--no-pool]\n"
+	       "                         [--load-extra 'JSON members, {id} {dir} per clone']\n"
 	       "       squib-fleet list|reap|shutdown --dir DIR\n"
 	       "       squib-fleet stop --dir DIR ID|all\n"
 	       "       squib-fleet input --dir DIR ID|all TEXT\n"
@@ -115,11 +116,12 @@ int main(int argc, char **argv)
 	    {"snapshot", required_argument, NULL, 'S'},
 	    {"mem", required_argument, NULL, 'm'},
 	    {"no-pool", no_argument, NULL, 'N'},
+	    {"load-extra", required_argument, NULL, 'x'},
 	    {"help", no_argument, NULL, 'h'},
 	    {0},
 	};
 	struct sqb_fleet_opts o = {.reserve_mib = 8};
-	const char *cmd, *state = NULL, *mem = NULL;
+	const char *cmd, *state = NULL, *mem = NULL, *extra = NULL;
 	char line[8192];
 	unsigned long n = 1;
 	int ch, nopool = 0;
@@ -163,6 +165,9 @@ int main(int argc, char **argv)
 		case 'N':
 			nopool = 1;
 			break;
+		case 'x':
+			extra = optarg;
+			break;
 		case 'h':
 			usage(stdout);
 			return 0;
@@ -183,11 +188,18 @@ int main(int argc, char **argv)
 		return sqb_fleet_daemon(&o);
 	}
 	if (!strcmp(cmd, "clone")) {
-		if (!state || !mem || n < 1 || strchr(state, '\t') || strchr(mem, '\t')) {
-			fprintf(stderr, "squib-fleet: clone needs --snapshot, --mem and -n >= 1\n");
+		if (!state || !mem || n < 1 || strpbrk(state, "\t\n") || strpbrk(mem, "\t\n") ||
+		    (extra && strpbrk(extra, "\t\n"))) {
+			fprintf(stderr, "squib-fleet: clone needs --snapshot, --mem and -n >= 1 "
+					"(no tabs or newlines in them)\n");
 			return 2;
 		}
-		snprintf(line, sizeof(line), "clone\t%s\t%s\t%lu\t%d", state, mem, n, nopool);
+		if ((size_t)snprintf(line, sizeof(line), "clone\t%s\t%s\t%lu\t%d%s%s", state, mem,
+				     n, nopool, extra ? "\t" : "",
+				     extra ? extra : "") >= sizeof(line)) {
+			fprintf(stderr, "squib-fleet: clone request too long\n");
+			return 2;
+		}
 	} else if (!strcmp(cmd, "list") || !strcmp(cmd, "reap") || !strcmp(cmd, "shutdown") ||
 		   !strcmp(cmd, "pool-pids")) {
 		snprintf(line, sizeof(line), "%s", cmd);
