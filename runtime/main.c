@@ -1,8 +1,10 @@
 /* squib: the microVM monitor binary.  Parses Firecracker-style flags, sets
- * up logging and metrics, optionally applies --config-file and boots, then
- * serves the API socket until the guest resets or a signal arrives. */
+ * up logging and metrics, optionally pre-warms a VM shell (--prewarm,
+ * docs/fleet.md), applies --config-file and boots, then serves the API
+ * socket until the guest resets or a signal arrives. */
 #include <errno.h>
 #include <getopt.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -25,6 +27,7 @@ static void usage(FILE *f)
 		   "             [--http-api-max-payload-size BYTES] [--no-serial-input]\n"
 		   "             [--snapshot-mem-format squib|raw]\n"
 		   "             [--no-seccomp] [--seccomp-filter BPF_FILE]\n"
+		   "             [--prewarm vcpus=N,mem_mib=M[,dirty=0|1]]\n"
 		   "             [--version] [--help]\n"
 		   "Starts a microVM monitor driven by a Firecracker-compatible REST API\n"
 		   "(HTTP/1.1 over the Unix socket PATH, default /run/squib.socket).\n");
@@ -33,9 +36,42 @@ static void usage(FILE *f)
 struct opts {
 	const char *api_sock, *config_file, *log_path, *level, *metrics_path, *id;
 	const char *seccomp_filter;
+	struct sqb_vm_shape prewarm; /* vcpu_count 0: none */
 	int no_api, show_level, serial_input, raw_mem, no_seccomp;
 	size_t max_payload;
 };
+
+/* --prewarm vcpus=N,mem_mib=M[,dirty=0|1] (docs/fleet.md "Shells"). */
+static int parse_prewarm(const char *arg, struct sqb_vm_shape *sh)
+{
+	char buf[128], *save = NULL;
+
+	*sh = (struct sqb_vm_shape){0};
+	if (strlen(arg) >= sizeof(buf))
+		return -1;
+	strcpy(buf, arg);
+	for (char *kv = strtok_r(buf, ",", &save); kv; kv = strtok_r(NULL, ",", &save)) {
+		char *eq = strchr(kv, '='), *end;
+		unsigned long long v;
+
+		if (!eq || !eq[1] || eq[1] == '-')
+			return -1;
+		*eq = 0;
+		errno = 0;
+		v = strtoull(eq + 1, &end, 10);
+		if (*end || errno)
+			return -1;
+		if (!strcmp(kv, "vcpus") && v >= 1 && v <= SQB_VM_MAX_VCPUS)
+			sh->vcpu_count = (unsigned int)v;
+		else if (!strcmp(kv, "mem_mib") && v >= 1 && v <= (1ULL << 20))
+			sh->mem_size_mib = v;
+		else if (!strcmp(kv, "dirty") && v <= 1)
+			sh->track_dirty_pages = (int)v;
+		else
+			return -1;
+	}
+	return sh->vcpu_count && sh->mem_size_mib ? 0 : -1;
+}
 
 static int parse_opts(int argc, char **argv, struct opts *o)
 {
@@ -53,6 +89,7 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 	    {"snapshot-mem-format", required_argument, NULL, 'F'},
 	    {"no-seccomp", no_argument, NULL, 'X'},
 	    {"seccomp-filter", required_argument, NULL, 'f'},
+	    {"prewarm", required_argument, NULL, 'P'},
 	    {"version", no_argument, NULL, 'V'},
 	    {"help", no_argument, NULL, 'h'},
 	    {0},
@@ -114,6 +151,15 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 			break;
 		case 'f':
 			o->seccomp_filter = optarg;
+			break;
+		case 'P':
+			if (parse_prewarm(optarg, &o->prewarm) < 0) {
+				fprintf(stderr,
+					"squib: --prewarm wants vcpus=1..%d,mem_mib=1..1048576"
+					"[,dirty=0|1], got '%s'\n",
+					SQB_VM_MAX_VCPUS, optarg);
+				return -1;
+			}
 			break;
 		case 'V':
 			printf("squib %s (backend %s)\n", SQB_VERSION_STRING,
@@ -276,12 +322,29 @@ int main(int argc, char **argv)
 	}
 	if (confine(&o) < 0)
 		goto out;
+	/* building the filters left about 200 KiB of freed heap: give it back,
+	 * each idle VM of a fleet pays for what stays (docs/fleet.md) */
+	malloc_trim(0);
 	{
 		pthread_t wd;
 		/* signals are blocked already: the watchdog inherits the mask,
 		 * and the API thread's seccomp filter (created after confine) */
 		if (pthread_create(&wd, NULL, term_watchdog, NULL) == 0)
 			pthread_detach(wd);
+	}
+	if (o.prewarm.vcpu_count) {
+		/* the shell before the socket: a fleet reads the socket's
+		 * appearance as "warm" (docs/fleet.md) */
+		struct sqb_diag d = {0};
+		int e = sqb_vm_shell_create(&ctl.shell, &o.prewarm, &d);
+
+		if (e < 0) {
+			sqb_ctl_log(SQB_CTL_ERROR, "--prewarm: cannot create the VM shell: %s%s%s",
+				    sqb_strerror(e), d.reason[0] ? ": " : "", d.reason);
+			fprintf(stderr, "squib: --prewarm: cannot create the VM shell: %s%s%s\n",
+				sqb_strerror(e), d.reason[0] ? ": " : "", d.reason);
+			goto out;
+		}
 	}
 	if (!o.no_api && sqb_api_open(&api, o.api_sock, o.max_payload, err, sizeof(err)) < 0) {
 		sqb_ctl_log(SQB_CTL_ERROR, "%s", err);
@@ -308,6 +371,8 @@ int main(int argc, char **argv)
 		sqb_ctl_metrics_flush(&ctl);
 out:
 	sqb_api_close(api);
+	sqb_vm_free(ctl.shell);
+	ctl.shell = NULL;
 	sqb_ctl_destroy(&ctl);
 	close(sig_fd);
 	/* Firecracker's last line, with squib's name (docs/api-compat.md) */

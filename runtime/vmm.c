@@ -306,6 +306,7 @@ static void vcpu_run_loop(struct sqb_vcpu *vc)
 		int rc;
 
 		memset(&ex, 0, sizeof(ex));
+		__atomic_store_n(&vc->ran, 1, __ATOMIC_RELEASE);
 		rc = vm->ops->vcpu_run(vc->hv, &ex);
 		if (rc == -EINTR)
 			continue;
@@ -422,6 +423,7 @@ static int req_settle(struct sqb_vcpu *vc, void *arg)
 		int rc;
 
 		memset(&ex, 0, sizeof(ex));
+		__atomic_store_n(&vc->ran, 1, __ATOMIC_RELEASE);
 		rc = vm->ops->vcpu_run(vc->hv, &ex);
 		if (rc == -EINTR)
 			return 0;
@@ -590,6 +592,7 @@ int sqb_vm_create(sqb_vm **out, const struct sqb_vm_config *cfg, struct sqb_diag
 		return -ENOMEM;
 	vm->ops = &sqb_hv_backend;
 	vm->nvcpus = cfg->vcpu_count;
+	vm->track_dirty = cfg->track_dirty_pages != 0;
 	vm->mem.fd = -1;
 	vm->serial_fd = cfg->serial_out_fd;
 	pthread_mutex_init(&vm->serial_lock, NULL);

@@ -38,6 +38,9 @@ struct sqb_vcpu {
 	int created; /* creation finished (create_rc says how) */
 	int create_rc;
 	int parked;
+	/* atomic: set before this vCPU's first KVM_RUN (or any run); a VM
+	 * shell (vm_shell.c) must never have it set when a snapshot is applied */
+	int ran;
 	/* request mailbox (vm->lock): the parked thread runs fn(vc, arg) */
 	sqb_vcpu_fn req_fn;
 	void *req_arg;
@@ -65,6 +68,8 @@ struct sqb_vm {
 	enum sqb_vm_state state;
 	int started; /* vCPUs may run (sqb_vm_start) */
 	int sealed;  /* the bus is final (the guest's ACPI tables describe it) */
+	int shell;   /* created by sqb_vm_shell_create, no snapshot applied yet */
+	int track_dirty; /* memslots registered with dirty logging */
 	int pause_req;
 	int stop_req;
 	unsigned int nparked;
@@ -96,6 +101,13 @@ void sqb_vm_fail(struct sqb_vm *vm, enum sqb_vm_stop_reason why, const char *msg
 void sqb_snap_uffd_release(struct sqb_vm *vm);
 /* runtime/snapshot/snap_dirty.c: release vm->snap (vCPUs already joined). */
 void sqb_snapstate_free(struct sqb_vm *vm);
+
+/* ---- VM shells (vm_shell.c, docs/fleet.md) ----
+ * Take a shell for a snapshot load whose VM would be cfg: 0 and the shell
+ * adopted (serial sink and cfg->add_devices applied), 1 when its shape
+ * differs (the caller builds a VM the normal way), -SQB_ESTATE (with diag)
+ * when a vCPU of the shell has ever run: the invariant a shell must keep. */
+int sqb_vm_shell_adopt(struct sqb_vm *vm, const struct sqb_vm_config *cfg, struct sqb_diag *diag);
 
 /* ---- per-vCPU requests (vmm.c) ----
  * Run fn(vc, arg) on vc's own thread and return its result.  The vCPU must

@@ -116,6 +116,24 @@ int sqb_vm_resume(sqb_vm *vm);
 int sqb_vm_stop(sqb_vm *vm);
 void sqb_vm_free(sqb_vm *vm); /* accepts NULL; stops first */
 
+/* VM shells (docs/fleet.md "Shells"): the part of a snapshot load that does
+ * not depend on the snapshot, done before one is chosen.  A shell is a VM
+ * of this shape with guest memory reserved and registered, the irqchip and
+ * board devices, and every vCPU created on its thread (CPUID and MSRs set)
+ * and parked; it never runs a guest instruction.  Pass it to
+ * sqb_vm_snapshot_load (struct sqb_vm_snap_load.shell): a snapshot of the
+ * same shape is applied to it, another shape loads the normal way. */
+struct sqb_vm_shape {
+	unsigned int vcpu_count; /* 1..SQB_VM_MAX_VCPUS */
+	uint64_t mem_size_mib;	 /* 1..2^20 */
+	int track_dirty_pages;	 /* memslots with dirty logging (a load asking
+				  * for track_dirty_pages needs it) */
+};
+int sqb_vm_shell_create(sqb_vm **out, const struct sqb_vm_shape *shape, struct sqb_diag *diag);
+/* 0 while vm is a shell no vCPU of which has ever entered the guest;
+ * -SQB_ESTATE once one has run or a snapshot was applied. */
+int sqb_vm_shell_check(sqb_vm *vm);
+
 enum sqb_vm_state sqb_vm_get_state(sqb_vm *vm);
 /* A file descriptor that becomes readable once the VM stopped on its own
  * (guest reset or failure); owned by the VM. */
@@ -209,6 +227,11 @@ struct sqb_vm_snap_load {
 	 * the VM exists: the caller learns what devices to add (e.g. the drives
 	 * in vm_config_json).  Nonzero fails the load with diag. */
 	int (*conf_ready)(void *arg, const struct sqb_vm_snap_conf *conf, struct sqb_diag *diag);
+	/* Optional (NULL): a pre-built VM shell (sqb_vm_shell_create).  When
+	 * the snapshot's shape matches, the load takes it (*shell becomes
+	 * NULL; on failure it is freed with the half-loaded VM); otherwise
+	 * *shell is left to the caller and the VM is built the normal way. */
+	sqb_vm **shell;
 };
 /* What the snapshot's CONF section says (malloc'd strings, NULL if absent). */
 struct sqb_vm_snap_conf {

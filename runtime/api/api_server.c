@@ -31,7 +31,8 @@ struct sqb_conn {
 	int fd;
 	char *in;
 	size_t in_len;
-	char out[SQB_API_OUT_CAP];
+	char *out; /* SQB_API_OUT_CAP bytes once a reply is queued: an idle API
+		    * costs a fleet's clones no page per connection slot */
 	size_t out_len, out_off;
 	int closing;	   /* close once out is drained */
 	int sent_continue; /* 100 Continue already sent for the pending request */
@@ -96,7 +97,8 @@ static void conn_close(struct sqb_conn *cn)
 	if (cn->fd >= 0)
 		close(cn->fd);
 	free(cn->in);
-	cn->in = NULL;
+	free(cn->out);
+	cn->in = cn->out = NULL;
 	cn->fd = -1;
 	cn->in_len = cn->out_len = cn->out_off = 0;
 }
@@ -136,7 +138,8 @@ static void conn_flush(struct sqb_conn *cn)
 
 static void conn_queue(struct sqb_conn *cn, const char *data, size_t len)
 {
-	if (len > sizeof(cn->out) - cn->out_len) {
+	if ((!cn->out && !(cn->out = malloc(SQB_API_OUT_CAP))) ||
+	    len > SQB_API_OUT_CAP - cn->out_len) {
 		conn_close(cn);
 		return;
 	}

@@ -77,6 +77,7 @@ struct sqb_ctl {
 	int configured; /* machine-config / boot-source set: no snapshot load */
 	/* the VM */
 	sqb_vm *vm;
+	sqb_vm *shell; /* --prewarm: a VM shell for the next snapshot load (docs/fleet.md) */
 	int exit_requested;
 	int exit_code;
 	uint64_t api_requests, api_errors;

@@ -387,7 +387,7 @@ void sqb_ctl_snapshot_load(struct sqb_ctl *c, yajl_val body, struct sqb_ctl_resp
 	struct sqb_diag d = {0};
 	uint64_t t0 = sqb_ctl_now_us();
 	char err[1024];
-	int rc;
+	int rc, had_shell;
 
 	memset(&q, 0, sizeof(q));
 	q.o.version = SQB_VM_SNAP_LOAD_VERSION;
@@ -410,6 +410,8 @@ void sqb_ctl_snapshot_load(struct sqb_ctl *c, yajl_val body, struct sqb_ctl_resp
 	q.o.add_devices = load_add_devices;
 	q.o.add_devices_arg = &q;
 	q.o.conf_ready = load_conf_ready;
+	q.o.shell = c->shell ? &c->shell : NULL; /* taken (NULL) when its shape matches */
+	had_shell = c->shell != NULL;
 	memset(&conf, 0, sizeof(conf));
 	rc = sqb_vm_snapshot_load(&c->vm, &q.o, &conf, &d);
 	if (rc < 0) {
@@ -418,6 +420,11 @@ void sqb_ctl_snapshot_load(struct sqb_ctl *c, yajl_val body, struct sqb_ctl_resp
 		return sqb_ctl_fault(r, "Load snapshot error: Failed to restore from snapshot: %s",
 				     load_error(rc, &d, &q, err, sizeof(err)));
 	}
+	if (had_shell)
+		sqb_ctl_log(SQB_CTL_INFO, "snapshot load: pre-warmed shell %s",
+			    c->shell ? "not used (another shape)" : "used");
+	sqb_vm_free(c->shell); /* one load per process: an unused shell is only memory */
+	c->shell = NULL;
 	/* a notify may have been pending in an ioeventfd at the snapshot ([F-108]) */
 	sqb_vdev_poll_all(c->vm);
 	sqb_balloon_poll(c->vm);

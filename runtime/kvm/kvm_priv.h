@@ -42,6 +42,9 @@ int sqb_kvm_arch_vm_init(struct sqb_hv_vm *vm, struct sqb_diag *diag);
 void sqb_kvm_arch_vm_fini(struct sqb_hv_vm *vm);
 int sqb_kvm_arch_platform(struct sqb_hv_vm *vm, struct sqb_diag *diag);
 int sqb_kvm_arch_vcpu_init(struct sqb_hv_vcpu *vc, struct sqb_diag *diag);
+/* x86: host probes (supported CPUID, MSR list) are cached per process;
+ * forget them (tests that fake a host between calls). */
+void sqb_kvm_probe_cache_reset(void);
 
 /* The program counter of a vCPU (reports; UINT64_MAX when unknown) and
  * the KVM_IRQ_LINE argument for line irq (x86: the GSI; arm64: an SPI

@@ -1,7 +1,8 @@
 /* Snapshot load (docs/snapshots.md "Restore order"): check the pair, the
  * architecture and hypervisor, parse every state section, then build the
- * VM from CONF, restore memory (restore library or a Uffd page server), set
- * VM state, vCPU state and devices, and release the vCPUs parked. */
+ * VM from CONF (or adopt a pre-warmed shell, docs/fleet.md), restore
+ * memory (restore library or a Uffd page server), set VM state, vCPU state
+ * and devices, and release the vCPUs parked. */
 #include <dirent.h>
 #include <errno.h>
 #include <libgen.h>
@@ -333,6 +334,31 @@ static int release(struct sqb_vm *vm, int resume)
 	return resume ? sqb_vm_resume(vm) : 0;
 }
 
+/* A pre-warmed shell of the snapshot's shape replaces "create the VM"
+ * (docs/fleet.md "Shells"); another shape leaves it to the caller. */
+static int take_shell(struct loadctx *c, const struct sqb_vm_config *cfg, struct sqb_vm **vm)
+{
+	sqb_vm *shell = c->o->shell ? *c->o->shell : NULL;
+	int err;
+
+	*vm = NULL;
+	if (!shell)
+		return 0;
+	err = sqb_vm_shell_adopt(shell, cfg, c->diag);
+	if (err == 1) {
+		sqb_info("snapshot load: the pre-warmed shell has another shape; building the VM");
+		return 0;
+	}
+	*c->o->shell = NULL; /* taken: ours to free on failure */
+	if (err) {
+		sqb_vm_free(shell);
+		return err;
+	}
+	sqb_debug("snapshot load: pre-warmed VM shell used");
+	*vm = shell;
+	return 0;
+}
+
 static int build_vm(struct loadctx *c, struct sqb_vm **out)
 {
 	struct sqb_vm_config cfg = SQB_VM_CONFIG_INIT;
@@ -350,7 +376,9 @@ static int build_vm(struct loadctx *c, struct sqb_vm **out)
 	uint64_t t0 = sqb_now_ns(), t1 = 0, t2 = 0, t3 = 0;
 	if (c->o->conf_ready && (err = c->o->conf_ready(c->o->add_devices_arg, &c->conf, c->diag)))
 		return err < 0 ? err : -EINVAL;
-	err = sqb_vm_create(&vm, &cfg, c->diag);
+	err = take_shell(c, &cfg, &vm);
+	if (!err && !vm)
+		err = sqb_vm_create(&vm, &cfg, c->diag);
 	if (err)
 		return err;
 	t1 = sqb_now_ns();

@@ -93,6 +93,7 @@ static void test_cpuid_grows_on_e2big(void **state)
 	free(vm.arch.cpuid);
 	host_cpuid_leaves = 100000; /* absurd: refused, not an endless loop */
 	vm.arch.cpuid = NULL;
+	sqb_kvm_probe_cache_reset(); /* probes are cached per process (docs/fleet.md) */
 	assert_int_equal(sqb_kvm_cpuid_init(&vm), -E2BIG);
 	assert_null(vm.arch.cpuid);
 	host_cpuid_leaves = 300;
@@ -104,6 +105,7 @@ static void test_msr_index_not_left_behind(void **state)
 
 	(void)state;
 	msr_second_call_fails = 1;
+	sqb_kvm_probe_cache_reset();
 	assert_int_equal(sqb_kvm_msr_init(&vm), -EFAULT);
 	assert_null(vm.arch.msr_index); /* freed, not leaked (LeakSanitizer agrees) */
 	assert_int_equal(vm.arch.nmsr_index, 0);

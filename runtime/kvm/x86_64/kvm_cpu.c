@@ -2,6 +2,7 @@
  * docs/runtime.md documents, boot MSRs filtered by what the host accepts,
  * entry register state (PVH 32-bit or 64-bit) and the vCPU state slots. */
 #include <errno.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -14,24 +15,64 @@
 #define CPUID_1_ECX_HYPERVISOR (1u << 31)
 #define CPUID_1_EDX_HTT	       (1u << 28)
 
-int sqb_kvm_cpuid_init(struct sqb_hv_vm *vm)
-{
-	struct kvm_cpuid2 *c = NULL;
+/* Host probes are per process (docs/fleet.md "Shells"): what KVM supports
+ * does not change while squib runs, so the first VM asks and later VMs (a
+ * pre-warmed shell, a test process with many VMs) copy the answer. */
+static pthread_mutex_t probe_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct kvm_cpuid2 *supported_cpuid; /* KVM's answer, unfiltered */
+static struct kvm_msr_list *msr_list;
 
+static int probe_cpuid(int kvm_fd, struct kvm_cpuid2 **out)
+{
 	/* KVM answers E2BIG while the buffer is too small: grow and ask again
 	 * (a host with many leaves, e.g. AMX or many cache levels). */
 	for (unsigned int nent = SQB_KVM_CPUID_FIRST;; nent *= 2) {
-		c = calloc(1, sizeof(*c) + nent * sizeof(struct kvm_cpuid_entry2));
+		struct kvm_cpuid2 *c =
+		    calloc(1, sizeof(*c) + nent * sizeof(struct kvm_cpuid_entry2));
 		if (!c)
 			return -ENOMEM;
 		c->nent = nent;
-		if (ioctl(vm->kvm_fd, KVM_GET_SUPPORTED_CPUID, c) == 0)
-			break;
+		if (ioctl(kvm_fd, KVM_GET_SUPPORTED_CPUID, c) == 0) {
+			*out = c;
+			return 0;
+		}
 		int err = -errno;
 		free(c);
 		if (err != -E2BIG || nent >= SQB_KVM_CPUID_MAX)
 			return err;
 	}
+}
+
+void sqb_kvm_probe_cache_reset(void)
+{
+	pthread_mutex_lock(&probe_lock);
+	free(supported_cpuid);
+	free(msr_list);
+	supported_cpuid = NULL;
+	msr_list = NULL;
+	pthread_mutex_unlock(&probe_lock);
+}
+
+int sqb_kvm_cpuid_init(struct sqb_hv_vm *vm)
+{
+	struct kvm_cpuid2 *c = NULL;
+	size_t sz;
+	int err = 0;
+
+	pthread_mutex_lock(&probe_lock);
+	if (!supported_cpuid)
+		err = probe_cpuid(vm->kvm_fd, &supported_cpuid);
+	if (!err) {
+		sz = sizeof(*c) + supported_cpuid->nent * sizeof(struct kvm_cpuid_entry2);
+		c = malloc(sz);
+		if (c)
+			memcpy(c, supported_cpuid, sz);
+		else
+			err = -ENOMEM;
+	}
+	pthread_mutex_unlock(&probe_lock);
+	if (err)
+		return err;
 	/* The filter: no PMU (leaf 0xA zeroed), no MONITOR/MWAIT, hypervisor
 	 * bit set; per-vCPU topology fields are patched in cpuid_set. */
 	for (unsigned int i = 0; i < c->nent; i++) {
@@ -80,40 +121,54 @@ int sqb_kvm_cpuid_set(struct sqb_hv_vcpu *vc)
 
 /* Probe which MSRs from the host's index list can actually be read, so a
  * snapshot never asks for one PVM (or any host) refuses. */
-int sqb_kvm_msr_init(struct sqb_hv_vm *vm)
+static int probe_msrs(int kvm_fd, struct kvm_msr_list **out)
 {
 	struct kvm_msr_list probe = {.nmsrs = 0}, *l;
-	int n = 0, err;
 
-	if (ioctl(vm->kvm_fd, KVM_GET_MSR_INDEX_LIST, &probe) < 0 && errno != E2BIG)
+	if (ioctl(kvm_fd, KVM_GET_MSR_INDEX_LIST, &probe) < 0 && errno != E2BIG)
 		return -errno;
 	l = calloc(1, sizeof(*l) + probe.nmsrs * sizeof(uint32_t));
-	vm->arch.msr_index = calloc(probe.nmsrs + 1, sizeof(uint32_t));
-	if (!l || !vm->arch.msr_index) {
-		err = -ENOMEM;
-		goto fail;
-	}
+	if (!l)
+		return -ENOMEM;
 	l->nmsrs = probe.nmsrs;
-	if (ioctl(vm->kvm_fd, KVM_GET_MSR_INDEX_LIST, l) < 0) {
-		err = -errno;
-		goto fail;
+	if (ioctl(kvm_fd, KVM_GET_MSR_INDEX_LIST, l) < 0) {
+		int err = -errno;
+		free(l);
+		return err;
 	}
 	if (l->nmsrs > probe.nmsrs) { /* the list grew in between: never overrun */
-		err = -EAGAIN;
-		goto fail;
+		free(l);
+		return -EAGAIN;
 	}
-	/* Per-vCPU acceptance is checked where MSRs are set (msr_boot) and,
-	 * for snapshots, by the count KVM_GET_MSRS returns. */
-	for (unsigned int i = 0; i < l->nmsrs; i++)
-		vm->arch.msr_index[n++] = l->indices[i];
-	vm->arch.nmsr_index = n;
-	free(l);
+	*out = l;
 	return 0;
-fail:
-	free(l);
-	free(vm->arch.msr_index); /* no half-built list stays behind */
-	vm->arch.msr_index = NULL;
-	vm->arch.nmsr_index = 0;
+}
+
+/* The host's MSR index list (probed once per process).  Per-vCPU
+ * acceptance is checked where MSRs are set (msr_boot) and, for snapshots,
+ * by the count KVM_GET_MSRS returns. */
+int sqb_kvm_msr_init(struct sqb_hv_vm *vm)
+{
+	int err = 0;
+
+	pthread_mutex_lock(&probe_lock);
+	if (!msr_list)
+		err = probe_msrs(vm->kvm_fd, &msr_list);
+	if (!err) {
+		vm->arch.msr_index = calloc(msr_list->nmsrs + 1, sizeof(uint32_t));
+		if (vm->arch.msr_index) {
+			memcpy(vm->arch.msr_index, msr_list->indices,
+			       msr_list->nmsrs * sizeof(uint32_t));
+			vm->arch.nmsr_index = msr_list->nmsrs;
+		} else {
+			err = -ENOMEM;
+		}
+	}
+	pthread_mutex_unlock(&probe_lock);
+	if (err) { /* no half-built list stays behind */
+		vm->arch.msr_index = NULL;
+		vm->arch.nmsr_index = 0;
+	}
 	return err;
 }
 

@@ -51,11 +51,20 @@ static uint8_t *rec_add(struct sqb_record *recs, unsigned int cap, unsigned int 
 	return p;
 }
 
+/* The XSAVE area size, probed once per process (a host fact, as the CPUID
+ * and MSR lists of kvm_cpu.c; docs/fleet.md "Shells"). */
 static size_t xsave_size(struct sqb_hv_vm *vm)
 {
-	int n = ioctl(vm->vm_fd, KVM_CHECK_EXTENSION, KVM_CAP_XSAVE2);
+	static size_t cached; /* atomic: 0 until probed */
+	size_t sz = __atomic_load_n(&cached, __ATOMIC_RELAXED);
+	int n;
 
-	return n > (int)sizeof(struct kvm_xsave) ? (size_t)n : sizeof(struct kvm_xsave);
+	if (sz)
+		return sz;
+	n = ioctl(vm->vm_fd, KVM_CHECK_EXTENSION, KVM_CAP_XSAVE2);
+	sz = n > (int)sizeof(struct kvm_xsave) ? (size_t)n : sizeof(struct kvm_xsave);
+	__atomic_store_n(&cached, sz, __ATOMIC_RELAXED);
+	return sz;
 }
 
 static int save_fixed(struct sqb_hv_vcpu *vc, struct sqb_record *recs, unsigned int cap,

@@ -1,0 +1,439 @@
+/* fleet_bench (docs/fleet.md "Numbers", issue 14): clone latency p50/p99
+ * from the load request to the guest answering on its serial line, with a
+ * pool of pre-warmed squib processes and without; wall time for N clones
+ * of one snapshot; host memory (PSS) per idle clone.  The floor is measured
+ * in the same run: bare KVM VM creation plus a MAP_PRIVATE mapping of the
+ * memory file, per clone.  Not a pass/fail test: the ctest runs --tiny.
+ * Usage: fleet_bench SQUIB GUEST [--tiny] [--iters K] [--clones N,...]
+ *                    [--mem-mib M] [--fill-mib F] */
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/kvm.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "fleet.h"
+
+static const char *squib, *guest;
+static char tmp[64], state[128], mem[128], body[2600];
+static struct sqb_fleet_shape shape = {1, 32};
+static unsigned int fill_mib = 8;
+
+static int cmp_d(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+	return (x > y) - (x < y);
+}
+
+static double pct(double *v, unsigned int n, double p)
+{
+	unsigned int i;
+
+	qsort(v, n, sizeof(*v), cmp_d);
+	i = (unsigned int)(p * (n - 1) + 0.5);
+	return v[i < n ? i : n - 1];
+}
+
+static void die(const char *what)
+{
+	fprintf(stderr, "fleet_bench: %s\n", what);
+	exit(1);
+}
+
+/* ---- the floor: KVM_CREATE_VM + MAP_PRIVATE of the memory file + memslot ---- */
+
+struct floor_vm {
+	int vm;
+	void *map;
+};
+
+static int floor_create(int kvm, struct floor_vm *f)
+{
+	struct kvm_userspace_memory_region r = {0};
+	int fd = open(mem, O_RDONLY | O_CLOEXEC);
+	size_t len = shape.mem_mib << 20;
+
+	f->vm = -1;
+	f->map = MAP_FAILED;
+	if (fd < 0)
+		return -errno;
+	f->map = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_NORESERVE, fd, 0);
+	close(fd);
+	f->vm = ioctl(kvm, KVM_CREATE_VM, 0);
+	if (f->vm < 0 || f->map == MAP_FAILED)
+		return -errno;
+	r.memory_size = len < (3ULL << 30) ? len : (3ULL << 30);
+	r.userspace_addr = (uint64_t)(uintptr_t)f->map;
+	return ioctl(f->vm, KVM_SET_USER_MEMORY_REGION, &r) < 0 ? -errno : 0;
+}
+
+static void floor_free(struct floor_vm *f)
+{
+	if (f->map != MAP_FAILED)
+		munmap(f->map, shape.mem_mib << 20);
+	if (f->vm >= 0)
+		close(f->vm);
+}
+
+/* --floor-child: one idle floor VM in its own process, for its PSS. */
+static int floor_child(void)
+{
+	struct floor_vm f;
+	int kvm = open("/dev/kvm", O_RDWR | O_CLOEXEC);
+	char c;
+
+	if (kvm < 0 || floor_create(kvm, &f))
+		return 1;
+	if (write(1, "R", 1) != 1)
+		return 1;
+	while (read(0, &c, 1) > 0) /* until the bench closes the pipe */
+		;
+	return 0;
+}
+
+struct fchild {
+	pid_t pid;
+	int in, out;
+};
+
+static int floor_spawn(struct fchild *c, const char *self)
+{
+	int in[2], out[2];
+	char r;
+
+	if (pipe2(in, O_CLOEXEC) || pipe2(out, O_CLOEXEC))
+		return -1;
+	c->pid = fork();
+	if (c->pid == 0) {
+		char m[32];
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		dup2(in[0], 0);
+		dup2(out[1], 1);
+		snprintf(m, sizeof(m), "%llu", (unsigned long long)shape.mem_mib);
+		execl(self, self, "--floor-child", mem, m, (char *)NULL);
+		_exit(127);
+	}
+	close(in[0]);
+	close(out[1]);
+	c->in = in[1];
+	c->out = out[0];
+	return c->pid > 0 && read(c->out, &r, 1) == 1 ? 0 : -1;
+}
+
+static void floor_reap(struct fchild *c)
+{
+	close(c->in);
+	close(c->out);
+	if (c->pid > 1)
+		waitpid(c->pid, NULL, 0);
+}
+
+/* ---- clones ---- */
+
+static void spawn(struct sqb_fleet_proc *p, unsigned int k, int prewarm)
+{
+	char dir[160], id[32];
+
+	snprintf(dir, sizeof(dir), "%s/c%u", tmp, k);
+	snprintf(id, sizeof(id), "c%u", k);
+	if (sqb_fleet_spawn(p, squib, dir, id, &shape, prewarm, 1))
+		die("spawn failed");
+}
+
+static void finish(struct sqb_fleet_proc *p)
+{
+	sqb_fleet_kill(p);
+	sqb_fleet_remove_dir(p);
+}
+
+/* Request -> "PONG": the guest runs and answers. */
+static double one_clone(int pooled, unsigned int k)
+{
+	struct sqb_fleet_proc p;
+	char resp[1024], text[1024];
+	size_t len = 0;
+	uint64_t t0;
+	double ms;
+
+	if (pooled) {
+		spawn(&p, k, 1);
+		if (sqb_fleet_wait_ready(&p, 10000))
+			die("a pre-warmed squib did not come up");
+	}
+	t0 = sqb_fleet_now_ns();
+	if (!pooled) {
+		spawn(&p, k, 0);
+		if (sqb_fleet_wait_ready(&p, 10000))
+			die("squib did not come up");
+	}
+	if (sqb_fleet_http(p.sock, "PUT", "/snapshot/load", body, resp, sizeof(resp), 20000) != 204)
+		die(resp);
+	if (write(p.stdin_fd, "p", 1) != 1 ||
+	    sqb_fleet_wait_text(p.out_fd, text, sizeof(text), &len, "PONG", 10000))
+		die("no PONG from a clone");
+	ms = (double)(sqb_fleet_now_ns() - t0) / 1e6;
+	finish(&p);
+	return ms;
+}
+
+static long mem_available_kib(void)
+{
+	char line[256];
+	long v = -1;
+	FILE *f = fopen("/proc/meminfo", "r");
+
+	while (f && fgets(line, sizeof(line), f))
+		if (!strncmp(line, "MemAvailable:", 13))
+			v = strtol(line + 13, NULL, 10);
+	if (f)
+		fclose(f);
+	return v;
+}
+
+struct many {
+	double wall_ms, host_kib; /* host_kib: MemAvailable drop per clone (kernel included) */
+	double pss_kib, anon_kib, file_kib, shmem_kib, dirty_kib;
+};
+
+static void many_clones(unsigned int n, int pooled, struct many *out)
+{
+	struct sqb_fleet_proc *p = calloc(n, sizeof(*p));
+	int *fds = calloc(n, sizeof(*fds));
+	char resp[1024], text[256];
+	uint64_t t0;
+
+	if (!p || !fds)
+		die("out of memory");
+	memset(out, 0, sizeof(*out));
+	long avail0 = mem_available_kib();
+	if (pooled) { /* the pool: ready before the request */
+		for (unsigned int i = 0; i < n; i++)
+			spawn(&p[i], i, 1);
+		for (unsigned int i = 0; i < n; i++)
+			if (sqb_fleet_wait_ready(&p[i], 60000))
+				die("a pre-warmed squib did not come up");
+	}
+	t0 = sqb_fleet_now_ns();
+	if (!pooled) {
+		for (unsigned int i = 0; i < n; i++)
+			spawn(&p[i], i, 0);
+		for (unsigned int i = 0; i < n; i++)
+			if (sqb_fleet_wait_ready(&p[i], 60000))
+				die("squib did not come up");
+	}
+	for (unsigned int i = 0; i < n; i++)
+		if ((fds[i] = sqb_fleet_http_send(p[i].sock, "PUT", "/snapshot/load", body)) < 0)
+			die("cannot send a load");
+	for (unsigned int i = 0; i < n; i++) {
+		if (sqb_fleet_http_recv(fds[i], resp, sizeof(resp), 60000) != 204)
+			die(resp);
+		if (write(p[i].stdin_fd, "p", 1) != 1)
+			die("serial input");
+	}
+	for (unsigned int i = 0; i < n; i++) {
+		size_t len = 0;
+		if (sqb_fleet_wait_text(p[i].out_fd, text, sizeof(text), &len, "PONG", 60000))
+			die("no PONG from a clone");
+	}
+	out->wall_ms = (double)(sqb_fleet_now_ns() - t0) / 1e6;
+	usleep(200000); /* idle: let the loads' transient memory go */
+	out->host_kib = (double)(avail0 - mem_available_kib()) / n;
+	for (unsigned int i = 0; i < n; i++) {
+		struct sqb_fleet_mem m;
+		if (sqb_fleet_smaps(p[i].pid, &m))
+			die("smaps_rollup");
+		out->pss_kib += (double)m.pss / n;
+		out->anon_kib += (double)m.pss_anon / n;
+		out->file_kib += (double)m.pss_file / n;
+		out->shmem_kib += (double)m.pss_shmem / n;
+		out->dirty_kib += (double)m.private_dirty / n;
+	}
+	for (unsigned int i = 0; i < n; i++)
+		finish(&p[i]);
+	free(p);
+	free(fds);
+}
+
+static double floor_pss(unsigned int n, const char *self)
+{
+	struct fchild *c = calloc(n, sizeof(*c));
+	double pss = 0;
+
+	if (!c)
+		die("out of memory");
+	for (unsigned int i = 0; i < n; i++)
+		if (floor_spawn(&c[i], self))
+			die("floor child failed");
+	for (unsigned int i = 0; i < n; i++) {
+		struct sqb_fleet_mem m;
+		if (sqb_fleet_smaps(c[i].pid, &m))
+			die("smaps_rollup");
+		pss += (double)m.pss / n;
+	}
+	for (unsigned int i = 0; i < n; i++)
+		floor_reap(&c[i]);
+	free(c);
+	return pss;
+}
+
+int main(int argc, char **argv)
+{
+	unsigned int iters = 50, counts[4] = {100, 0, 0, 0}, ncounts = 1;
+	double *pool_ms, *cold_ms, *floor_ms;
+	char why[600], dir[160], vc[128];
+	int kvm;
+
+	if (argc == 4 && !strcmp(argv[1], "--floor-child")) {
+		snprintf(mem, sizeof(mem), "%s", argv[2]);
+		shape.mem_mib = strtoull(argv[3], NULL, 10);
+		return floor_child();
+	}
+	if (argc < 3) {
+		fprintf(stderr, "usage: %s SQUIB GUEST [--tiny] [--iters K] [--clones N[,N...]] "
+				"[--mem-mib M] [--fill-mib F]\n",
+			argv[0]);
+		return 2;
+	}
+	squib = argv[1];
+	guest = argv[2];
+	for (int i = 3; i < argc; i++) {
+		if (!strcmp(argv[i], "--tiny")) {
+			iters = 5;
+			counts[0] = 4;
+		} else if (!strcmp(argv[i], "--iters") && i + 1 < argc) {
+			iters = (unsigned int)strtoul(argv[++i], NULL, 10);
+		} else if (!strcmp(argv[i], "--clones") && i + 1 < argc) {
+			char *s = argv[++i], *save = NULL;
+			ncounts = 0;
+			for (char *t = strtok_r(s, ",", &save); t && ncounts < 4;
+			     t = strtok_r(NULL, ",", &save))
+				counts[ncounts++] = (unsigned int)strtoul(t, NULL, 10);
+		} else if (!strcmp(argv[i], "--mem-mib") && i + 1 < argc) {
+			shape.mem_mib = strtoull(argv[++i], NULL, 10);
+		} else if (!strcmp(argv[i], "--fill-mib") && i + 1 < argc) {
+			fill_mib = (unsigned int)strtoul(argv[++i], NULL, 10);
+		} else {
+			fprintf(stderr, "fleet_bench: unknown argument %s\n", argv[i]);
+			return 2;
+		}
+	}
+	if (iters < 2 || !ncounts || fill_mib + 4 > shape.mem_mib)
+		die("--iters >= 2, --clones N >= 1 and --fill-mib + 4 <= --mem-mib");
+	kvm = open("/dev/kvm", O_RDWR | O_CLOEXEC);
+	if (kvm < 0) {
+		fprintf(stderr, "skip: /dev/kvm is not usable here (%s)\n", strerror(errno));
+		return 77;
+	}
+	snprintf(tmp, sizeof(tmp), "/tmp/sqb-fleetbench-XXXXXX");
+	if (!mkdtemp(tmp))
+		die("mkdtemp");
+	snprintf(vc, sizeof(vc), "%s/vcache", tmp);
+	setenv("SQB_VERIFY_CACHE", vc, 1);
+	snprintf(state, sizeof(state), "%s/golden.state", tmp);
+	snprintf(mem, sizeof(mem), "%s/golden.mem", tmp);
+	snprintf(dir, sizeof(dir), "%s/golden", tmp);
+	{
+		char args[64];
+		snprintf(args, sizeof(args), "mib=%u", fill_mib);
+		if (sqb_fleet_golden(squib, dir, guest, args, &shape, "FLEET ready", state, mem, why,
+				     sizeof(why)))
+			die(why);
+	}
+	if (sqb_fleet_load_body(body, sizeof(body), state, mem))
+		die("paths too long");
+	printf("fleet_bench: guest %u vCPU / %llu MiB, %u MiB written before the snapshot; "
+	       "%u latency samples each\n",
+	       shape.vcpus, (unsigned long long)shape.mem_mib, fill_mib, iters);
+	printf("  first load (verifies the image, remembers it): %.2f ms request -> PONG\n",
+	       one_clone(1, 9999));
+
+	pool_ms = calloc(iters, sizeof(double));
+	cold_ms = calloc(iters, sizeof(double));
+	floor_ms = calloc(iters, sizeof(double));
+	if (!pool_ms || !cold_ms || !floor_ms)
+		die("out of memory");
+	for (unsigned int i = 0; i < iters; i++) {
+		struct floor_vm f;
+		uint64_t t0 = sqb_fleet_now_ns();
+
+		if (floor_create(kvm, &f))
+			die("floor VM");
+		floor_ms[i] = (double)(sqb_fleet_now_ns() - t0) / 1e6;
+		floor_free(&f);
+		pool_ms[i] = one_clone(1, i);
+		cold_ms[i] = one_clone(0, i);
+	}
+	{
+		double f50 = pct(floor_ms, iters, 0.5), f99 = pct(floor_ms, iters, 0.99);
+		double p50 = pct(pool_ms, iters, 0.5), p99 = pct(pool_ms, iters, 0.99);
+		double c50 = pct(cold_ms, iters, 0.5), c99 = pct(cold_ms, iters, 0.99);
+
+		printf("\nclone latency, request -> guest answers (ms)      p50      p99   "
+		       "p50/floor\n");
+		printf("  floor: KVM_CREATE_VM + MAP_PRIVATE + memslot %8.3f %8.3f\n", f50, f99);
+		printf("  squib, pre-warmed pool (--prewarm)            %8.3f %8.3f %8.1fx\n", p50,
+		       p99, p50 / f50);
+		printf("  squib, no pool (spawn + load)                 %8.3f %8.3f %8.1fx\n", c50,
+		       c99, c50 / f50);
+		printf("  anchor zeroboot                                  0.790    1.740\n");
+	}
+	for (unsigned int k = 0; k < ncounts; k++) {
+		unsigned int n = counts[k];
+		struct many pooled, cold;
+		uint64_t t0 = sqb_fleet_now_ns();
+		double floor_wall, fpss;
+		struct floor_vm *fv = calloc(n, sizeof(*fv));
+
+		if (!fv)
+			die("out of memory");
+		for (unsigned int i = 0; i < n; i++)
+			if (floor_create(kvm, &fv[i]))
+				die("floor VM (too many for this host?)");
+		floor_wall = (double)(sqb_fleet_now_ns() - t0) / 1e6;
+		for (unsigned int i = 0; i < n; i++)
+			floor_free(&fv[i]);
+		free(fv);
+		fpss = floor_pss(n, argv[0]);
+		many_clones(n, 1, &pooled);
+		many_clones(n, 0, &cold);
+		printf("\n%u clones from one snapshot, all answering (ms)   wall   /floor\n", n);
+		printf("  floor: %u x (KVM VM + MAP_PRIVATE), one process %8.1f\n", n, floor_wall);
+		printf("  squib, pre-warmed pool                       %8.1f %7.1fx\n", pooled.wall_ms,
+		       pooled.wall_ms / floor_wall);
+		printf("  squib, no pool                               %8.1f %7.1fx\n", cold.wall_ms,
+		       cold.wall_ms / floor_wall);
+		printf("  anchors: forkd 100 in 101 ms; zeroboot 1000 in 815 ms\n");
+		printf("host memory per idle clone (KiB, PSS from smaps_rollup)\n");
+		printf("  floor process (KVM VM + MAP_PRIVATE)          %8.0f\n", fpss);
+		printf("  squib clone, pooled: PSS %.0f (anon %.0f, file %.0f, shmem %.0f; private "
+		       "dirty %.0f)  %.1fx floor\n",
+		       pooled.pss_kib, pooled.anon_kib, pooled.file_kib, pooled.shmem_kib,
+		       pooled.dirty_kib, pooled.pss_kib / fpss);
+		printf("  squib clone, no pool: PSS %.0f (anon %.0f, file %.0f, shmem %.0f)\n",
+		       cold.pss_kib, cold.anon_kib, cold.file_kib, cold.shmem_kib);
+		printf("  MemAvailable drop per clone (kernel: KVM, page tables, stacks): pooled %.0f, "
+		       "no pool %.0f (noisy on a shared host)\n",
+		       pooled.host_kib, cold.host_kib);
+		printf("  anchors: forkd 0.12 MiB (123 KiB) per idle child; zeroboot ~265 KB\n");
+	}
+	close(kvm);
+	if (!getenv("SQB_FLEETBENCH_KEEP")) {
+		char cmd[128];
+		snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmp);
+		if (system(cmd) != 0)
+			fprintf(stderr, "could not remove %s\n", tmp);
+	}
+	free(pool_ms);
+	free(cold_ms);
+	free(floor_ms);
+	return 0;
+}

@@ -1,0 +1,771 @@
+/* Fleet tests (docs/fleet.md, issue 14).  unit: helpers against documented
+ * formats; shell: VM shells in process (never ran, adopted, other shape,
+ * refused after a run); prewarm: squib --prewarm; pool: squib-fleet with N
+ * clones of the self-checking fleet guest from one snapshot, refill,
+ * replacement of a killed pool process, a snapshot replaced on disk and a
+ * request larger than the host.
+ * Usage: test_fleet GROUP SQUIB FLEET GUEST [COUNTER_GUEST] */
+#include <errno.h>
+#include <fcntl.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "fleet.h"
+#include "squib/runtime.h"
+
+static const char *squib, *fleet_bin, *guest, *counter_guest;
+static char tmp[64], state[128], mem[128];
+static const struct sqb_fleet_shape shape = {1, 32};
+#define GUEST_ARGS  "mib=8"
+#define GUEST_PAGES "pages=2048" /* mib=8: 8 << 8 pages */
+
+static void golden(const char *st, const char *mf)
+{
+	char dir[160], why[600];
+
+	snprintf(dir, sizeof(dir), "%s/golden", tmp);
+	if (sqb_fleet_golden(squib, dir, guest, GUEST_ARGS, &shape, "FLEET ready", st, mf, why,
+			     sizeof(why)))
+		fail_msg("%s", why);
+}
+
+static char *slurp(const char *path)
+{
+	static char buf[65536];
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	ssize_t n = fd >= 0 ? read(fd, buf, sizeof(buf) - 1) : -1;
+
+	if (fd >= 0)
+		close(fd);
+	buf[n > 0 ? n : 0] = 0;
+	return buf;
+}
+
+static int wait_file_text(const char *path, const char *needle, int ms)
+{
+	for (int i = 0; i < ms / 10; i++) {
+		if (strstr(slurp(path), needle))
+			return 0;
+		usleep(10000);
+	}
+	return -1;
+}
+
+/* ---- unit: from the documentation, not from squib's code ---- */
+
+/* proc(5): /proc/PID/smaps_rollup has "Pss:", "Pss_Anon:", "Pss_File:",
+ * "Pss_Shmem:" and "Private_Dirty:" lines in kB (Linux >= 5.0). */
+static void test_smaps_rollup_fields(void **st)
+{
+	struct sqb_fleet_mem m;
+	char *big = malloc(4 << 20);
+
+	(void)st;
+	assert_non_null(big);
+	memset(big, 1, 4 << 20); /* 4 MiB of private anonymous memory */
+	assert_int_equal(sqb_fleet_smaps(getpid(), &m), 0);
+	assert_true(m.pss >= 4096);
+	assert_true(m.pss_anon >= 4096);
+	assert_true(m.private_dirty >= 4096);
+	assert_true(m.pss >= m.pss_anon);
+	free(big);
+	assert_int_equal(sqb_fleet_smaps(0x7ffffff0, &m), -ENOENT);
+}
+
+/* Firecracker's swagger, LoadSnapshotConfig: snapshot_path, mem_backend
+ * {backend_type "File"|"Uffd", backend_path}, resume_vm. */
+static void test_load_body_is_firecrackers(void **st)
+{
+	char b[4096];
+
+	(void)st;
+	assert_int_equal(sqb_fleet_load_body(b, sizeof(b), "/s/a\"b.state", "/s/m"), 0);
+	assert_string_equal(b, "{\"snapshot_path\":\"/s/a\\\"b.state\",\"mem_backend\":"
+			       "{\"backend_type\":\"File\",\"backend_path\":\"/s/m\"},"
+			       "\"resume_vm\":true}");
+	assert_int_equal(sqb_fleet_load_body(b, 40, "/s/a", "/s/m"), -ENAMETOOLONG);
+}
+
+static void test_host_check_refuses_clearly(void **st)
+{
+	struct sqb_fleet_shape huge = {1, 1ULL << 20}; /* 1 TiB: no test host has it */
+	char why[400];
+
+	(void)st;
+	assert_int_equal(sqb_fleet_host_check(1, &huge, 1, 10, why, sizeof(why)), -ENOMEM);
+	assert_non_null(strstr(why, "larger than the host"));
+	assert_int_equal(sqb_fleet_host_check(1000000, &shape, 1024, 10, why, sizeof(why)),
+			 -ENOMEM);
+	assert_non_null(strstr(why, "available"));
+	assert_int_equal(sqb_fleet_host_check(1, &shape, 1, 10, why, sizeof(why)), 0);
+}
+
+static void test_identity_sees_replace_and_rewrite(void **st)
+{
+	struct sqb_fleet_ident a, b, c;
+	char p[160], q[160];
+	FILE *f;
+
+	(void)st;
+	snprintf(p, sizeof(p), "%s/ident", tmp);
+	snprintf(q, sizeof(q), "%s/ident.new", tmp);
+	f = fopen(p, "w");
+	assert_non_null(f);
+	fputs("one", f);
+	fclose(f);
+	assert_int_equal(sqb_fleet_ident(p, &a), 0);
+	f = fopen(q, "w");
+	fputs("two", f);
+	fclose(f);
+	assert_int_equal(rename(q, p), 0); /* replaced: another inode */
+	assert_int_equal(sqb_fleet_ident(p, &b), 0);
+	assert_false(sqb_fleet_ident_equal(&a, &b));
+	usleep(20000);
+	f = fopen(p, "r+"); /* rewritten in place: same inode, new ctime */
+	fputs("TWO", f);
+	fclose(f);
+	assert_int_equal(sqb_fleet_ident(p, &c), 0);
+	assert_int_equal(b.ino, c.ino);
+	assert_false(sqb_fleet_ident_equal(&b, &c));
+}
+
+/* ---- shell: in process ---- */
+
+static int load_into(sqb_vm **vm, sqb_vm **shell, int out_fd, struct sqb_diag *d)
+{
+	struct sqb_vm_snap_load o = {.version = SQB_VM_SNAP_LOAD_VERSION};
+
+	o.state_path = state;
+	o.backend = SQB_VM_MEM_FILE;
+	o.backend_path = mem;
+	o.mode = SQB_VM_LOAD_MMAP;
+	o.resume = 1;
+	o.serial_out_fd = out_fd;
+	o.shell = shell;
+	return sqb_vm_snapshot_load(vm, &o, NULL, d);
+}
+
+static void expect_guest_ok(sqb_vm *vm, int rd)
+{
+	char text[4096];
+	size_t len = 0;
+
+	assert_int_equal(sqb_vm_serial_input(vm, "v", 1), 1);
+	if (sqb_fleet_wait_text(rd, text, sizeof(text), &len, "FLEET OK " GUEST_PAGES, 10000))
+		fail_msg("the clone did not verify its memory; serial: %s", text);
+}
+
+static void test_shell_adopted_by_matching_load(void **st)
+{
+	struct sqb_vm_shape sh = {shape.vcpus, shape.mem_mib, 0};
+	struct sqb_diag d = {0};
+	sqb_vm *shell = NULL, *vm = NULL;
+	int p[2];
+
+	(void)st;
+	assert_int_equal(pipe2(p, O_CLOEXEC | O_NONBLOCK), 0);
+	assert_int_equal(sqb_vm_shell_create(&shell, &sh, &d), 0);
+	assert_int_equal(sqb_vm_shell_check(shell), 0); /* created, parked, never ran */
+	usleep(20000);
+	assert_int_equal(sqb_vm_shell_check(shell), 0); /* and it stays so */
+	assert_int_equal(load_into(&vm, &shell, p[1], &d), 0);
+	assert_null(shell);				       /* taken */
+	assert_int_equal(sqb_vm_shell_check(vm), -SQB_ESTATE); /* no longer a shell */
+	expect_guest_ok(vm, p[0]);
+	sqb_vm_free(vm);
+	close(p[0]);
+	close(p[1]);
+}
+
+static void test_shell_of_other_shape_left_alone(void **st)
+{
+	struct sqb_vm_shape sh = {shape.vcpus, shape.mem_mib * 2, 0};
+	struct sqb_diag d = {0};
+	sqb_vm *shell = NULL, *vm = NULL;
+	int p[2];
+
+	(void)st;
+	assert_int_equal(pipe2(p, O_CLOEXEC | O_NONBLOCK), 0);
+	assert_int_equal(sqb_vm_shell_create(&shell, &sh, &d), 0);
+	assert_int_equal(load_into(&vm, &shell, p[1], &d), 0);
+	assert_non_null(shell); /* another shape: the normal path built the VM */
+	assert_int_equal(sqb_vm_shell_check(shell), 0);
+	expect_guest_ok(vm, p[0]);
+	sqb_vm_free(vm);
+	sqb_vm_free(shell);
+	close(p[0]);
+	close(p[1]);
+}
+
+/* The invariant: a shell whose vCPUs ran is never given a snapshot. */
+static void test_shell_that_ran_is_refused(void **st)
+{
+	struct sqb_vm_shape sh = {shape.vcpus, shape.mem_mib, 0};
+	struct sqb_diag d = {0};
+	sqb_vm *shell = NULL, *vm = NULL;
+
+	(void)st;
+	assert_int_equal(sqb_vm_shell_create(&shell, &sh, &d), 0);
+	assert_int_equal(sqb_vm_start(shell), 0); /* runs whatever zeroed memory holds */
+	usleep(20000);
+	assert_int_equal(sqb_vm_shell_check(shell), -SQB_ESTATE);
+	memset(&d, 0, sizeof(d));
+	assert_int_equal(load_into(&vm, &shell, -1, &d), -SQB_ESTATE);
+	assert_null(vm);
+	assert_null(shell); /* freed by the load, never reused */
+	assert_string_equal(d.section, "shell");
+	assert_non_null(strstr(d.reason, "already run"));
+}
+
+static void test_shell_bad_shape(void **st)
+{
+	struct sqb_vm_shape sh = {0, 32, 0};
+	sqb_vm *shell = (sqb_vm *)1;
+
+	(void)st;
+	assert_int_equal(sqb_vm_shell_create(&shell, &sh, NULL), -EINVAL);
+	assert_null(shell);
+	sh = (struct sqb_vm_shape){SQB_VM_MAX_VCPUS + 1, 32, 0};
+	assert_int_equal(sqb_vm_shell_create(&shell, &sh, NULL), -EINVAL);
+	assert_int_equal(sqb_vm_shell_check(NULL), -SQB_ESTATE);
+}
+
+/* ---- prewarm: the squib binary ---- */
+
+static void prewarm_load(const struct sqb_fleet_shape *sh, const char *want_log)
+{
+	struct sqb_fleet_proc p;
+	char dir[160], body[2600], resp[1024], text[4096], logp[256];
+	size_t len = 0;
+
+	snprintf(dir, sizeof(dir), "%s/pw-%llu", tmp, (unsigned long long)sh->mem_mib);
+	assert_int_equal(sqb_fleet_spawn(&p, squib, dir, "pw", sh, 1, 1), 0);
+	assert_int_equal(sqb_fleet_wait_ready(&p, 10000), 0);
+	assert_int_equal(sqb_fleet_load_body(body, sizeof(body), state, mem), 0);
+	assert_int_equal(
+	    sqb_fleet_http(p.sock, "PUT", "/snapshot/load", body, resp, sizeof(resp), 20000), 204);
+	assert_int_equal(write(p.stdin_fd, "v", 1), 1);
+	if (sqb_fleet_wait_text(p.out_fd, text, sizeof(text), &len, "FLEET OK " GUEST_PAGES, 10000))
+		fail_msg("clone did not verify: %s", text);
+	snprintf(logp, sizeof(logp), "%s/vmm.log", dir);
+	if (wait_file_text(logp, want_log, 2000))
+		fail_msg("squib.log lacks '%s': %s", want_log, slurp(logp));
+	sqb_fleet_kill(&p);
+}
+
+static void test_prewarm_shell_used(void **st)
+{
+	(void)st;
+	prewarm_load(&shape, "pre-warmed shell used");
+}
+
+static void test_prewarm_other_shape_falls_back(void **st)
+{
+	struct sqb_fleet_shape other = {shape.vcpus, shape.mem_mib * 2};
+
+	(void)st;
+	prewarm_load(&other, "pre-warmed shell not used (another shape)");
+}
+
+/* A snapshot with a virtio-rng device: the shell takes the device at
+ * adopt time (its DEVS state restores into it; a missing device would
+ * fail the load) and the clone still verifies. */
+static void test_prewarm_shell_takes_devices(void **st)
+{
+	char dir[160], why[600], logp[256], sst[160], smem[160], body[2600], resp[1024];
+	char text[4096];
+	struct sqb_fleet_proc p;
+	size_t len = 0;
+
+	(void)st;
+	snprintf(dir, sizeof(dir), "%s/golden-rng", tmp);
+	snprintf(sst, sizeof(sst), "%s/rng.state", tmp);
+	snprintf(smem, sizeof(smem), "%s/rng.mem", tmp);
+	if (sqb_fleet_golden_cfg(squib, dir, guest, GUEST_ARGS, &shape, "/entropy", "{}",
+				 "FLEET ready", sst, smem, why, sizeof(why)))
+		fail_msg("%s", why);
+	snprintf(dir, sizeof(dir), "%s/pw-rng", tmp);
+	assert_int_equal(sqb_fleet_spawn(&p, squib, dir, "pwrng", &shape, 1, 1), 0);
+	assert_int_equal(sqb_fleet_wait_ready(&p, 10000), 0);
+	assert_int_equal(sqb_fleet_load_body(body, sizeof(body), sst, smem), 0);
+	if (sqb_fleet_http(p.sock, "PUT", "/snapshot/load", body, resp, sizeof(resp), 20000) != 204)
+		fail_msg("load with an entropy device: %s", resp);
+	assert_int_equal(
+	    sqb_fleet_http(p.sock, "GET", "/vm/config", NULL, resp, sizeof(resp), 5000), 200);
+	assert_non_null(strstr(resp, "\"entropy\":{"));
+	assert_int_equal(write(p.stdin_fd, "v", 1), 1);
+	if (sqb_fleet_wait_text(p.out_fd, text, sizeof(text), &len, "FLEET OK " GUEST_PAGES, 10000))
+		fail_msg("clone did not verify: %s", text);
+	snprintf(logp, sizeof(logp), "%s/vmm.log", dir);
+	if (wait_file_text(logp, "pre-warmed shell used", 2000))
+		fail_msg("vmm.log: %s", slurp(logp));
+	sqb_fleet_kill(&p);
+}
+
+static void test_prewarm_bad_option(void **st)
+{
+	struct sqb_fleet_shape bad = {0, 32};
+	struct sqb_fleet_proc p;
+	char dir[160], logp[200];
+
+	(void)st;
+	snprintf(dir, sizeof(dir), "%s/pw-bad", tmp);
+	assert_int_equal(sqb_fleet_spawn(&p, squib, dir, "pwbad", &bad, 1, 0), 0);
+	assert_int_equal(sqb_fleet_wait_ready(&p, 5000), -ECHILD);
+	assert_true(WIFEXITED(p.exit_status) && WEXITSTATUS(p.exit_status) == 1);
+	snprintf(logp, sizeof(logp), "%s/squib.log", dir);
+	assert_non_null(strstr(slurp(logp), "--prewarm wants vcpus="));
+	sqb_fleet_kill(&p);
+}
+
+/* ---- pool: squib-fleet ---- */
+
+static pid_t daemon_pid;
+static char fdir[160];
+
+static void start_daemon(const char *dir, const char *pool, const char *reserve)
+{
+	char logp[200];
+	pid_t pid;
+
+	snprintf(logp, sizeof(logp), "%s.log", dir);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		int fd = open(logp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if (fd >= 0)
+			dup2(fd, 2);
+		execl(fleet_bin, fleet_bin, "daemon", "--dir", dir, "--squib", squib, "--pool",
+		      pool, "--reserve-mib", reserve, (char *)NULL);
+		_exit(127);
+	}
+	daemon_pid = pid;
+}
+
+/* Run the CLI; its stdout in a static buffer, the exit code in *rc. */
+static const char *cli(int *rc, const char *dir, const char *a, const char *b, const char *c,
+		       const char *d)
+{
+	static char out[65536];
+	int p[2], st;
+	size_t len = 0;
+	ssize_t r;
+	pid_t pid;
+
+	assert_int_equal(pipe2(p, O_CLOEXEC), 0);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		const char *argv[10] = {fleet_bin, a, "--dir", dir, b, c, d, NULL};
+		dup2(p[1], 1);
+		execv(fleet_bin, (char *const *)argv);
+		_exit(127);
+	}
+	close(p[1]);
+	while (len < sizeof(out) - 1 && (r = read(p[0], out + len, sizeof(out) - 1 - len)) > 0)
+		len += (size_t)r;
+	out[len] = 0;
+	close(p[0]);
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	if (rc)
+		*rc = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+	return out;
+}
+
+static void wait_list(const char *needle, int ms)
+{
+	const char *s = "";
+
+	for (int i = 0; i < ms / 50; i++) {
+		s = cli(NULL, fdir, "list", NULL, NULL, NULL);
+		if (strstr(s, needle))
+			return;
+		usleep(50000);
+	}
+	fail_msg("squib-fleet list never showed %s: %s", needle, s);
+}
+
+/* Every clone id in a clone answer; n of them. */
+static int clone_ids(const char *json, char ids[][16], int max)
+{
+	int n = 0;
+
+	for (const char *p = json; n < max && (p = strstr(p, "{\"id\":\"vm-")); p += 8)
+		if (strstr(p, "\"pid\":") &&
+		    (!strstr(p, "\"error\"") || strstr(p, "\"pid\":") < strstr(p, "\"error\"")))
+			sscanf(p + 7, "%15[^\"]", ids[n++]);
+	return n;
+}
+
+static void expect_clones_verify(char ids[][16], int n)
+{
+	for (int i = 0; i < n; i++) {
+		char logp[200];
+		int rc;
+
+		cli(&rc, fdir, "input", ids[i], "v", NULL);
+		assert_int_equal(rc, 0);
+		snprintf(logp, sizeof(logp), "%s/vms/%s/serial.log", fdir, ids[i]);
+		if (wait_file_text(logp, "FLEET OK " GUEST_PAGES, 15000))
+			fail_msg("clone %s did not verify its memory: %s", ids[i], slurp(logp));
+	}
+}
+
+static const char *clone_n(int *rc, const char *st, const char *mf, const char *n)
+{
+	static char out[65536];
+	int p[2], stt;
+	size_t len = 0;
+	ssize_t r;
+	pid_t pid;
+
+	assert_int_equal(pipe2(p, O_CLOEXEC), 0);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		const char *argv[] = {fleet_bin, "clone", "--dir", fdir, "--snapshot", st,
+				      "--mem",	 mf,	  "-n",	   n,	 NULL};
+		dup2(p[1], 1);
+		execv(fleet_bin, (char *const *)argv);
+		_exit(127);
+	}
+	close(p[1]);
+	while (len < sizeof(out) - 1 && (r = read(p[0], out + len, sizeof(out) - 1 - len)) > 0)
+		len += (size_t)r;
+	out[len] = 0;
+	close(p[0]);
+	waitpid(pid, &stt, 0);
+	*rc = WIFEXITED(stt) ? WEXITSTATUS(stt) : -1;
+	return out;
+}
+
+static void test_pool_clones_and_refill(void **st)
+{
+	char ids[8][16];
+	const char *s;
+	int rc;
+
+	(void)st;
+	wait_list("\"warm\":2", 20000);
+	s = clone_n(&rc, state, mem, "4");
+	if (rc || !strstr(s, "\"ok\":4") || !strstr(s, "\"from_pool\":2"))
+		fail_msg("clone -n 4: %s", s);
+	assert_int_equal(clone_ids(s, ids, 8), 4);
+	expect_clones_verify(ids, 4); /* four at once from one snapshot */
+	/* the pool refills in the background after the hand-out */
+	wait_list("\"warm\":2,\"warming\":0,\"handed_out\":2", 20000);
+	s = cli(&rc, fdir, "list", NULL, NULL, NULL);
+	for (int i = 0; i < 4; i++)
+		assert_non_null(strstr(s, ids[i]));
+}
+
+/* tests/guests/counter.c: each clone continues the count it was
+ * snapshotted at (a reboot would print "COUNTER start" and count=1). */
+static void test_pool_counter_clones_continue(void **st)
+{
+	char cst[160], cmem[160], dir[160], why[600], ids[4][16];
+	const char *s;
+	int rc;
+
+	(void)st;
+	if (!counter_guest)
+		skip();
+	snprintf(cst, sizeof(cst), "%s/counter.state", tmp);
+	snprintf(cmem, sizeof(cmem), "%s/counter.mem", tmp);
+	snprintf(dir, sizeof(dir), "%s/golden-counter", tmp);
+	if (sqb_fleet_golden(squib, dir, counter_guest, "delay=30000", &shape, "count=3\n", cst,
+			     cmem, why, sizeof(why)))
+		fail_msg("%s", why);
+	s = clone_n(&rc, cst, cmem, "3");
+	if (rc || clone_ids(s, ids, 4) != 3)
+		fail_msg("3 counter clones: %s", s);
+	for (int i = 0; i < 3; i++) {
+		char logp[256];
+		const char *text;
+
+		snprintf(logp, sizeof(logp), "%s/vms/%s/serial.log", fdir, ids[i]);
+		if (wait_file_text(logp, "count=", 10000))
+			fail_msg("counter clone %s is silent", ids[i]);
+		text = slurp(logp);
+		if (strstr(text, "COUNTER start") || strstr(text, "count=1\n") ||
+		    strstr(text, "count=2\n"))
+			fail_msg("clone %s started over instead of continuing: %s", ids[i], text);
+	}
+	s = cli(&rc, fdir, "stop", "all", NULL, NULL); /* they spin: stop them now */
+	assert_int_equal(rc, 0);
+}
+
+static const char *clone_extra(int *rc, const char *n, const char *extra)
+{
+	static char out[65536];
+	int p[2], stt;
+	size_t len = 0;
+	ssize_t r;
+	pid_t pid;
+
+	assert_int_equal(pipe2(p, O_CLOEXEC), 0);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		const char *argv[] = {fleet_bin,      "clone", "--dir", fdir, "--snapshot",
+				      state,	      "--mem", mem,	"-n", n,
+				      "--load-extra", extra,   NULL};
+		dup2(p[1], 1);
+		execv(fleet_bin, (char *const *)argv);
+		_exit(127);
+	}
+	close(p[1]);
+	while (len < sizeof(out) - 1 && (r = read(p[0], out + len, sizeof(out) - 1 - len)) > 0)
+		len += (size_t)r;
+	out[len] = 0;
+	close(p[0]);
+	waitpid(pid, &stt, 0);
+	*rc = WIFEXITED(stt) ? WEXITSTATUS(stt) : -1;
+	return out;
+}
+
+/* Per-clone load members: "{id}" becomes each clone's id; a member squib
+ * refuses fails that clone with squib's own message, and no clone stays. */
+static void test_clone_load_extra_per_clone(void **st)
+{
+	char ids[4][16];
+	const char *s;
+	int rc;
+
+	(void)st;
+	s = clone_extra(&rc, "2", "\"track_dirty_pages\":true");
+	if (rc || clone_ids(s, ids, 4) != 2)
+		fail_msg("clone with track_dirty_pages: %s", s);
+	expect_clones_verify(ids, 2);
+	s = clone_extra(&rc, "2", "\"no_such_field_{id}\":1");
+	assert_int_not_equal(rc, 0);
+	if (!strstr(s, "\"ok\":0") || !strstr(s, "no_such_field_vm-"))
+		fail_msg("refused member: %s", s);
+	s = cli(&rc, fdir, "stop", "all", NULL, NULL);
+	assert_int_equal(rc, 0);
+	assert_non_null(strstr(s, "\"stopped\":2")); /* the two good ones only */
+}
+
+static void test_pool_process_killed_is_replaced(void **st)
+{
+	const char *s;
+	int pid = 0;
+
+	(void)st;
+	wait_list("\"warm\":2", 20000);
+	s = cli(NULL, fdir, "pool-pids", NULL, NULL, NULL);
+	assert_int_equal(sscanf(s, "{\"pids\":[%d", &pid), 1);
+	assert_true(pid > 1);
+	assert_int_equal(kill(pid, SIGKILL), 0);
+	wait_list("\"replaced\":1", 10000);
+	wait_list("\"warm\":2", 20000);
+}
+
+static void test_snapshot_replaced_on_disk(void **st)
+{
+	char st2[160], mem2[160], ids[2][16];
+	const char *s;
+	int rc;
+
+	(void)st;
+	s = clone_n(&rc, state, mem, "1");
+	if (rc)
+		fail_msg("first clone: %s", s);
+	/* a new golden image renamed over the old paths while clones run */
+	snprintf(st2, sizeof(st2), "%s.new", state);
+	snprintf(mem2, sizeof(mem2), "%s.new", mem);
+	golden(st2, mem2);
+	assert_int_equal(rename(mem2, mem), 0);
+	assert_int_equal(rename(st2, state), 0);
+	s = clone_n(&rc, state, mem, "1");
+	if (rc || !strstr(s, "\"generation\":1") || clone_ids(s, ids, 2) != 1)
+		fail_msg("clone after the replace: %s", s);
+	expect_clones_verify(ids, 1); /* the new file, verified afresh */
+	s = cli(&rc, fdir, "list", NULL, NULL, NULL);
+	if (!strstr(s, "\"snapshot_stale\":true,\"snapshot_change\":\"replaced\""))
+		fail_msg("old clones not marked stale: %s", s);
+	/* gone: a clear error, no clone */
+	s = clone_n(&rc, "/nonexistent/x.state", mem, "1");
+	assert_int_not_equal(rc, 0);
+	assert_non_null(strstr(s, "\"error\""));
+}
+
+static void test_request_larger_than_host(void **st)
+{
+	char dir2[160];
+	const char *s;
+	int rc;
+
+	(void)st;
+	s = clone_n(&rc, state, mem, "4096");
+	assert_int_not_equal(rc, 0);
+	if (!strstr(s, "available") && !strstr(s, "exceed") && !strstr(s, "descriptors"))
+		fail_msg("4096 clones: %s", s);
+	/* a fleet told each clone may write 1 TiB: one clone does not fit */
+	snprintf(dir2, sizeof(dir2), "%s/fleet2", tmp);
+	char save[160];
+	snprintf(save, sizeof(save), "%s", fdir);
+	snprintf(fdir, sizeof(fdir), "%s", dir2);
+	pid_t first = daemon_pid;
+	start_daemon(dir2, "vcpus=1,mem_mib=32,count=0", "1048576");
+	for (int i = 0; i < 100; i++) {
+		char sockp[200];
+		snprintf(sockp, sizeof(sockp), "%s/fleet.sock", dir2);
+		if (!access(sockp, F_OK))
+			break;
+		usleep(20000);
+	}
+	s = clone_n(&rc, state, mem, "1");
+	assert_int_not_equal(rc, 0);
+	if (!strstr(s, "available"))
+		fail_msg("1 TiB reserve: %s", s);
+	cli(NULL, fdir, "shutdown", NULL, NULL, NULL);
+	if (daemon_pid > 1)
+		waitpid(daemon_pid, NULL, 0);
+	daemon_pid = first;
+	snprintf(fdir, sizeof(fdir), "%s", save);
+}
+
+static void test_stop_and_reap(void **st)
+{
+	const char *s;
+	int rc;
+
+	(void)st;
+	s = cli(&rc, fdir, "stop", "all", NULL, NULL);
+	assert_int_equal(rc, 0);
+	assert_non_null(strstr(s, "\"stopped\":"));
+	s = cli(&rc, fdir, "list", NULL, NULL, NULL);
+	assert_non_null(strstr(s, "\"clones\":[]"));
+	s = cli(&rc, fdir, "reap", NULL, NULL, NULL);
+	assert_non_null(strstr(s, "\"reaped\":0"));
+}
+
+/* ---- main ---- */
+
+static void cleanup(void)
+{
+	char cmd[128];
+
+	if (daemon_pid > 1) {
+		kill(daemon_pid, SIGTERM);
+		waitpid(daemon_pid, NULL, 0);
+	}
+	if (getenv("SQB_FLEETTEST_KEEP")) {
+		fprintf(stderr, "kept %s\n", tmp);
+		return;
+	}
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmp);
+	if (system(cmd) != 0)
+		fprintf(stderr, "could not remove %s\n", tmp);
+}
+
+int main(int argc, char **argv)
+{
+	const struct CMUnitTest unit[] = {
+	    cmocka_unit_test(test_smaps_rollup_fields),
+	    cmocka_unit_test(test_load_body_is_firecrackers),
+	    cmocka_unit_test(test_host_check_refuses_clearly),
+	    cmocka_unit_test(test_identity_sees_replace_and_rewrite),
+	};
+	const struct CMUnitTest shell[] = {
+	    cmocka_unit_test(test_shell_bad_shape),
+	    cmocka_unit_test(test_shell_adopted_by_matching_load),
+	    cmocka_unit_test(test_shell_of_other_shape_left_alone),
+	    cmocka_unit_test(test_shell_that_ran_is_refused),
+	};
+	const struct CMUnitTest prewarm[] = {
+	    cmocka_unit_test(test_prewarm_shell_used),
+	    cmocka_unit_test(test_prewarm_other_shape_falls_back),
+	    cmocka_unit_test(test_prewarm_shell_takes_devices),
+	    cmocka_unit_test(test_prewarm_bad_option),
+	};
+	const struct CMUnitTest pool[] = {
+	    cmocka_unit_test(test_pool_clones_and_refill),
+	    cmocka_unit_test(test_pool_counter_clones_continue),
+	    cmocka_unit_test(test_clone_load_extra_per_clone),
+	    cmocka_unit_test(test_pool_process_killed_is_replaced),
+	    cmocka_unit_test(test_snapshot_replaced_on_disk),
+	    cmocka_unit_test(test_request_larger_than_host),
+	    cmocka_unit_test(test_stop_and_reap),
+	};
+	char vc[128];
+	int fd, rc;
+
+	if (argc != 5 && argc != 6) {
+		fprintf(stderr,
+			"usage: %s unit|shell|prewarm|pool SQUIB SQUIB_FLEET GUEST [COUNTER]\n",
+			argv[0]);
+		return 2;
+	}
+	squib = argv[2];
+	fleet_bin = argv[3];
+	guest = argv[4];
+	counter_guest = argc > 5 ? argv[5] : NULL;
+	snprintf(tmp, sizeof(tmp), "/tmp/sqb-fleet-XXXXXX");
+	if (!mkdtemp(tmp)) {
+		perror("mkdtemp");
+		return 1;
+	}
+	snprintf(vc, sizeof(vc), "%s/vcache", tmp);
+	setenv("SQB_VERIFY_CACHE", vc, 1); /* squib children inherit it */
+	if (!strcmp(argv[1], "unit")) {
+		rc = cmocka_run_group_tests_name("fleet.unit", unit, NULL, NULL);
+		cleanup();
+		return rc;
+	}
+	fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
+	if (fd < 0) {
+		fprintf(stderr, "skip: /dev/kvm is not usable here (%s)\n", strerror(errno));
+		cleanup();
+		return 77;
+	}
+	close(fd);
+	snprintf(state, sizeof(state), "%s/golden.state", tmp);
+	snprintf(mem, sizeof(mem), "%s/golden.mem", tmp);
+	{
+		char dir[160], why[600];
+		snprintf(dir, sizeof(dir), "%s/golden", tmp);
+		if (sqb_fleet_golden(squib, dir, guest, GUEST_ARGS, &shape, "FLEET ready", state,
+				     mem, why, sizeof(why))) {
+			fprintf(stderr, "cannot make the golden snapshot: %s\n", why);
+			cleanup();
+			return 1;
+		}
+	}
+	if (!strcmp(argv[1], "shell"))
+		rc = cmocka_run_group_tests_name("fleet.shell", shell, NULL, NULL);
+	else if (!strcmp(argv[1], "prewarm"))
+		rc = cmocka_run_group_tests_name("fleet.prewarm", prewarm, NULL, NULL);
+	else {
+		snprintf(fdir, sizeof(fdir), "%s/fleet", tmp);
+		start_daemon(fdir, "vcpus=1,mem_mib=32,count=2", "8");
+		rc = cmocka_run_group_tests_name("fleet.pool", pool, NULL, NULL);
+		int dst = 0;
+
+		cli(NULL, fdir, "shutdown", NULL, NULL, NULL);
+		if (daemon_pid > 1 && waitpid(daemon_pid, &dst, 0) == daemon_pid &&
+		    !(WIFEXITED(dst) && WEXITSTATUS(dst) == 0)) {
+			/* a clean shutdown (LeakSanitizer included in ASan builds) */
+			fprintf(stderr, "squib-fleet daemon ended with status 0x%x; see %s.log\n",
+				dst, fdir);
+			rc = 1;
+		}
+		daemon_pid = 0;
+	}
+	cleanup();
+	return rc;
+}

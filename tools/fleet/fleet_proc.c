@@ -1,0 +1,556 @@
+/* squib-fleet: squib processes (spawn pre-warmed, readiness, kill), a small
+ * HTTP/1.1 client for their API sockets, snapshot shape and identity, host
+ * capacity and per-process memory (docs/fleet.md "Pool lifecycle"). */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "fleet.h"
+#include "squib/snapfmt.h"
+
+uint64_t sqb_fleet_now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
+static void child_exec(const char *squib, const struct sqb_fleet_proc *p, int in_rd, int out_wr)
+{
+	char prewarm[96], path[260], logp[260];
+	const char *argv[16];
+	int n = 0, fd;
+
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	dup2(in_rd, 0);
+	if (out_wr >= 0) {
+		dup2(out_wr, 1);
+	} else {
+		snprintf(path, sizeof(path), "%s/serial.log", p->dir);
+		fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+		if (fd >= 0)
+			dup2(fd, 1);
+	}
+	snprintf(path, sizeof(path), "%s/squib.log", p->dir);
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd >= 0)
+		dup2(fd, 2);
+	argv[n++] = squib;
+	argv[n++] = "--api-sock";
+	argv[n++] = p->sock;
+	argv[n++] = "--id";
+	argv[n++] = p->id;
+	snprintf(logp, sizeof(logp), "%s/vmm.log", p->dir); /* squib's own log, Info */
+	argv[n++] = "--log-path";
+	argv[n++] = logp;
+	argv[n++] = "--level";
+	argv[n++] = "Info";
+	if (p->prewarmed) {
+		snprintf(prewarm, sizeof(prewarm), "vcpus=%u,mem_mib=%llu", p->shape.vcpus,
+			 (unsigned long long)p->shape.mem_mib);
+		argv[n++] = "--prewarm";
+		argv[n++] = prewarm;
+	}
+	argv[n] = NULL;
+	execv(squib, (char *const *)argv);
+	_exit(127);
+}
+
+int sqb_fleet_spawn(struct sqb_fleet_proc *p, const char *squib, const char *dir, const char *id,
+		    const struct sqb_fleet_shape *shape, int prewarm, int out_pipe)
+{
+	int in[2], out[2] = {-1, -1};
+	pid_t pid;
+
+	memset(p, 0, sizeof(*p));
+	p->stdin_fd = p->out_fd = -1;
+	if (strlen(dir) >= sizeof(p->dir) || strlen(id) >= sizeof(p->id))
+		return -ENAMETOOLONG;
+	snprintf(p->dir, sizeof(p->dir), "%s", dir);
+	snprintf(p->id, sizeof(p->id), "%s", id);
+	snprintf(p->sock, sizeof(p->sock), "%s/api.sock", dir);
+	if (strlen(p->sock) >= sizeof(((struct sockaddr_un *)0)->sun_path))
+		return -ENAMETOOLONG;
+	if (mkdir(dir, 0700) < 0 && errno != EEXIST)
+		return -errno;
+	unlink(p->sock);
+	if (shape)
+		p->shape = *shape;
+	p->prewarmed = prewarm && shape;
+	if (pipe2(in, O_CLOEXEC) < 0)
+		return -errno;
+	if (out_pipe && pipe2(out, O_CLOEXEC) < 0) {
+		close(in[0]);
+		close(in[1]);
+		return -errno;
+	}
+	p->spawned_ns = sqb_fleet_now_ns();
+	pid = fork();
+	if (pid < 0) {
+		int err = -errno;
+		close(in[0]);
+		close(in[1]);
+		if (out_pipe) {
+			close(out[0]);
+			close(out[1]);
+		}
+		return err;
+	}
+	if (pid == 0)
+		child_exec(squib, p, in[0], out[1]);
+	close(in[0]);
+	if (out_pipe) {
+		close(out[1]);
+		p->out_fd = out[0];
+		fcntl(p->out_fd, F_SETFL, fcntl(p->out_fd, F_GETFL) | O_NONBLOCK);
+	}
+	p->stdin_fd = in[1];
+	p->pid = pid;
+	p->state = SQB_FLEET_WARMING;
+	return 0;
+}
+
+static int connect_sock(const char *path)
+{
+	struct sockaddr_un a = {.sun_family = AF_UNIX};
+	int fd;
+
+	if (strlen(path) >= sizeof(a.sun_path))
+		return -ENAMETOOLONG;
+	strcpy(a.sun_path, path);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	if (connect(fd, (struct sockaddr *)&a, sizeof(a)) < 0) {
+		int err = -errno;
+		close(fd);
+		return err;
+	}
+	return fd;
+}
+
+int sqb_fleet_ready(struct sqb_fleet_proc *p)
+{
+	int fd;
+
+	if (p->state != SQB_FLEET_WARMING)
+		return p->state == SQB_FLEET_WARM || p->state == SQB_FLEET_CLONE;
+	if (access(p->sock, F_OK) < 0 || (fd = connect_sock(p->sock)) < 0)
+		return 0;
+	close(fd);
+	p->state = SQB_FLEET_WARM;
+	p->ready_ns = sqb_fleet_now_ns();
+	return 1;
+}
+
+int sqb_fleet_wait_ready(struct sqb_fleet_proc *p, int timeout_ms)
+{
+	uint64_t end = sqb_fleet_now_ns() + (uint64_t)timeout_ms * 1000000ULL;
+
+	for (;;) {
+		int st;
+
+		if (sqb_fleet_ready(p))
+			return 0;
+		if (p->pid > 1 && waitpid(p->pid, &st, WNOHANG) == p->pid) {
+			p->state = SQB_FLEET_EXITED;
+			p->exit_status = st;
+			p->pid = 0;
+			return -ECHILD;
+		}
+		if (sqb_fleet_now_ns() > end)
+			return -ETIMEDOUT;
+		usleep(200);
+	}
+}
+
+void sqb_fleet_remove_dir(const struct sqb_fleet_proc *p)
+{
+	static const char *const files[] = {"api.sock", "serial.log", "squib.log", "vmm.log"};
+	char path[300];
+
+	if (!p->dir[0])
+		return;
+	for (unsigned int i = 0; i < 4; i++) {
+		snprintf(path, sizeof(path), "%s/%s", p->dir, files[i]);
+		unlink(path);
+	}
+	rmdir(p->dir); /* stays if something else was put there */
+}
+
+void sqb_fleet_kill(struct sqb_fleet_proc *p)
+{
+	if (p->pid > 1) {
+		int st;
+
+		kill(p->pid, SIGKILL);
+		if (waitpid(p->pid, &st, 0) == p->pid)
+			p->exit_status = st;
+	}
+	p->pid = 0;
+	p->state = SQB_FLEET_EXITED;
+	if (p->stdin_fd >= 0)
+		close(p->stdin_fd);
+	if (p->out_fd >= 0)
+		close(p->out_fd);
+	p->stdin_fd = p->out_fd = -1;
+}
+
+/* ---- HTTP ---- */
+
+int sqb_fleet_http_send(const char *sock, const char *method, const char *path, const char *json)
+{
+	char head[512];
+	size_t blen = json ? strlen(json) : 0;
+	int fd = connect_sock(sock), n;
+
+	if (fd < 0)
+		return fd;
+	n = snprintf(head, sizeof(head),
+		     "%s %s HTTP/1.1\r\nHost: localhost\r\nAccept: application/json\r\n"
+		     "Content-Type: application/json\r\nContent-Length: %zu\r\n\r\n",
+		     method, path, blen);
+	if (n < 0 || (size_t)n >= sizeof(head) || send(fd, head, (size_t)n, MSG_NOSIGNAL) != n ||
+	    (blen && send(fd, json, blen, MSG_NOSIGNAL) != (ssize_t)blen)) {
+		close(fd);
+		return -EIO;
+	}
+	return fd;
+}
+
+int sqb_fleet_http_recv(int fd, char *body, size_t cap, int timeout_ms)
+{
+	char buf[8192];
+	size_t len = 0;
+	long clen = -1;
+	int status = -EPROTO;
+	uint64_t end = sqb_fleet_now_ns() + (uint64_t)timeout_ms * 1000000ULL;
+
+	if (body && cap)
+		body[0] = 0;
+	for (;;) {
+		struct pollfd pf = {fd, POLLIN, 0};
+		char *hdr_end;
+		ssize_t r;
+		int64_t left = (int64_t)(end - sqb_fleet_now_ns()) / 1000000;
+
+		buf[len] = 0;
+		hdr_end = strstr(buf, "\r\n\r\n");
+		if (hdr_end) {
+			char *cl = strcasestr(buf, "Content-Length:");
+			clen = cl && cl < hdr_end ? strtol(cl + 15, NULL, 10) : 0;
+			if ((size_t)(hdr_end + 4 - buf) + (size_t)clen <= len ||
+			    len == sizeof(buf) - 1)
+				break;
+		}
+		if (len == sizeof(buf) - 1)
+			break;
+		if (left <= 0 || poll(&pf, 1, (int)left) <= 0) {
+			close(fd);
+			return -ETIMEDOUT;
+		}
+		r = recv(fd, buf + len, sizeof(buf) - 1 - len, 0);
+		if (r <= 0)
+			break;
+		len += (size_t)r;
+	}
+	buf[len] = 0;
+	close(fd);
+	if (sscanf(buf, "HTTP/1.%*d %d", &status) != 1)
+		return -EPROTO;
+	if (body && cap) {
+		char *b = strstr(buf, "\r\n\r\n");
+		snprintf(body, cap, "%s", b ? b + 4 : "");
+	}
+	return status;
+}
+
+int sqb_fleet_http(const char *sock, const char *method, const char *path, const char *json,
+		   char *body, size_t cap, int timeout_ms)
+{
+	int fd = sqb_fleet_http_send(sock, method, path, json);
+
+	return fd < 0 ? fd : sqb_fleet_http_recv(fd, body, cap, timeout_ms);
+}
+
+/* JSON string contents: paths come from the operator, still escaped. */
+static size_t json_escape(char *dst, size_t cap, const char *s)
+{
+	size_t n = 0;
+
+	for (; *s && n + 7 < cap; s++) {
+		unsigned char c = (unsigned char)*s;
+		if (c == '"' || c == '\\')
+			n += (size_t)snprintf(dst + n, cap - n, "\\%c", c);
+		else if (c < 0x20)
+			n += (size_t)snprintf(dst + n, cap - n, "\\u%04x", c);
+		else
+			dst[n++] = (char)c;
+	}
+	dst[n] = 0;
+	return *s ? 0 : n; /* 0: did not fit */
+}
+
+int sqb_fleet_load_body(char *buf, size_t cap, const char *state, const char *mem)
+{
+	char s[1100], m[1100];
+	int n;
+
+	if (!json_escape(s, sizeof(s), state) || !json_escape(m, sizeof(m), mem))
+		return -ENAMETOOLONG;
+	n = snprintf(buf, cap,
+		     "{\"snapshot_path\":\"%s\",\"mem_backend\":{\"backend_type\":\"File\","
+		     "\"backend_path\":\"%s\"},\"resume_vm\":true}",
+		     s, m);
+	return n < 0 || (size_t)n >= cap ? -ENAMETOOLONG : 0;
+}
+
+/* ---- snapshot shape and identity ---- */
+
+int sqb_fleet_snapshot_shape(const char *state, struct sqb_fleet_shape *out, char *why,
+			     size_t whylen)
+{
+	struct sqb_open_opts oo = SQB_OPEN_OPTS_INIT;
+	struct sqb_diag d = {0};
+	struct sqb_kv *kvs = NULL;
+	void *backing = NULL;
+	unsigned int n = 0;
+	sqb_snap *s = NULL;
+	int err;
+
+	memset(out, 0, sizeof(*out));
+	oo.no_external = 1;
+	oo.no_parents = 1;
+	err = sqb_snap_open(&s, state, &oo, &d);
+	if (!err)
+		err = sqb_snap_kv(s, SQB_SEC_CONF, &kvs, &n, &backing, &d);
+	if (err) {
+		char where[300];
+		snprintf(why, whylen, "snapshot %s: %s (%s)", state,
+			 d.reason[0] ? sqb_diag_format(&d, where, sizeof(where)) : "unreadable",
+			 sqb_strerror(err));
+		sqb_snap_free(s);
+		return err;
+	}
+	for (unsigned int i = 0; i < n; i++) {
+		if (!strcmp(kvs[i].key, "vcpu_count"))
+			out->vcpus = (unsigned int)strtoul(kvs[i].value, NULL, 10);
+		else if (!strcmp(kvs[i].key, "mem_size_mib"))
+			out->mem_mib = strtoull(kvs[i].value, NULL, 10);
+	}
+	free(kvs);
+	free(backing);
+	sqb_snap_free(s);
+	if (out->vcpus < 1 || out->vcpus > 32 || out->mem_mib < 1 || out->mem_mib > (1ULL << 20)) {
+		snprintf(why, whylen, "snapshot %s: CONF has no valid vcpu_count / mem_size_mib",
+			 state);
+		return -SQB_ECORRUPT;
+	}
+	return 0;
+}
+
+int sqb_fleet_ident(const char *path, struct sqb_fleet_ident *out)
+{
+	struct stat st;
+
+	if (stat(path, &st) < 0)
+		return -errno;
+	*out = (struct sqb_fleet_ident){
+	    (uint64_t)st.st_dev, (uint64_t)st.st_ino, (uint64_t)st.st_size,
+	    (int64_t)st.st_ctim.tv_sec * 1000000000LL + st.st_ctim.tv_nsec};
+	return 0;
+}
+
+int sqb_fleet_ident_equal(const struct sqb_fleet_ident *a, const struct sqb_fleet_ident *b)
+{
+	return a->dev == b->dev && a->ino == b->ino && a->size == b->size &&
+	       a->ctime_ns == b->ctime_ns;
+}
+
+/* ---- host ---- */
+
+static long meminfo_kib(const char *key)
+{
+	char line[256];
+	long v = -1;
+	size_t kl = strlen(key);
+	FILE *f = fopen("/proc/meminfo", "r");
+
+	while (f && fgets(line, sizeof(line), f))
+		if (!strncmp(line, key, kl) && line[kl] == ':')
+			v = strtol(line + kl + 1, NULL, 10);
+	if (f)
+		fclose(f);
+	return v;
+}
+
+int sqb_fleet_host_check(unsigned int n, const struct sqb_fleet_shape *shape, uint64_t reserve_mib,
+			 unsigned int open_fds, char *why, size_t whylen)
+{
+	long avail = meminfo_kib("MemAvailable"), total = meminfo_kib("MemTotal");
+	struct rlimit nofile;
+	uint64_t need_kib = (uint64_t)n * reserve_mib * 1024;
+
+	if (total > 0 && shape->mem_mib * 1024 > (uint64_t)total) {
+		snprintf(why, whylen,
+			 "one clone of %llu MiB is larger than the host's memory (%ld MiB)",
+			 (unsigned long long)shape->mem_mib, total / 1024);
+		return -ENOMEM;
+	}
+	if (avail >= 0 && need_kib > (uint64_t)avail) {
+		snprintf(why, whylen,
+			 "%u clones reserve %llu MiB (%llu MiB each beyond the shared snapshot "
+			 "pages) but the host has %ld MiB available",
+			 n, (unsigned long long)(need_kib / 1024), (unsigned long long)reserve_mib,
+			 avail / 1024);
+		return -ENOMEM;
+	}
+	/* one descriptor per clone here (its serial input), a few to spare */
+	if (!getrlimit(RLIMIT_NOFILE, &nofile) && nofile.rlim_cur != RLIM_INFINITY &&
+	    (uint64_t)open_fds + n + 16 > nofile.rlim_cur) {
+		snprintf(why, whylen,
+			 "%u more clones need %u descriptors in squib-fleet; %u are open and the "
+			 "limit is %llu (ulimit -n)",
+			 n, n, open_fds, (unsigned long long)nofile.rlim_cur);
+		return -EMFILE;
+	}
+	return 0;
+}
+
+int sqb_fleet_smaps(pid_t pid, struct sqb_fleet_mem *out)
+{
+	static const char *const keys[] = {
+	    "Pss:", "Pss_Anon:", "Pss_File:", "Pss_Shmem:", "Private_Dirty:", "Rss:"};
+	long *dst[] = {&out->pss,	&out->pss_anon,	     &out->pss_file,
+		       &out->pss_shmem, &out->private_dirty, &out->rss};
+	char path[64], line[256];
+	FILE *f;
+
+	*out = (struct sqb_fleet_mem){-1, -1, -1, -1, -1, -1};
+	snprintf(path, sizeof(path), "/proc/%d/smaps_rollup", (int)pid);
+	f = fopen(path, "r");
+	if (!f)
+		return -errno;
+	while (fgets(line, sizeof(line), f))
+		for (unsigned int i = 0; i < 6; i++)
+			if (!strncmp(line, keys[i], strlen(keys[i])))
+				*dst[i] = strtol(line + strlen(keys[i]), NULL, 10);
+	fclose(f);
+	return out->pss < 0 ? -EPROTO : 0;
+}
+
+int sqb_fleet_wait_text(int fd, char *buf, size_t cap, size_t *len, const char *needle,
+			int timeout_ms)
+{
+	uint64_t end = sqb_fleet_now_ns() + (uint64_t)timeout_ms * 1000000ULL;
+
+	for (;;) {
+		struct pollfd pf = {fd, POLLIN, 0};
+		int64_t left;
+		ssize_t r;
+
+		buf[*len] = 0;
+		if (strstr(buf, needle))
+			return 0;
+		left = (int64_t)(end - sqb_fleet_now_ns());
+		if (left <= 0)
+			return -ETIMEDOUT;
+		if (poll(&pf, 1, (int)(left / 1000000 + 1)) <= 0)
+			continue;
+		if (*len + 1 >= cap) { /* keep the tail: needles are short */
+			memmove(buf, buf + cap / 2, *len - cap / 2);
+			*len -= cap / 2;
+		}
+		r = read(fd, buf + *len, cap - 1 - *len);
+		if (r == 0)
+			return -EPIPE;
+		if (r > 0)
+			*len += (size_t)r;
+	}
+}
+
+/* ---- a golden snapshot ---- */
+
+int sqb_fleet_golden(const char *squib, const char *dir, const char *kernel, const char *args,
+		     const struct sqb_fleet_shape *shape, const char *ready_text, const char *state,
+		     const char *mem, char *why, size_t whylen)
+{
+	return sqb_fleet_golden_cfg(squib, dir, kernel, args, shape, NULL, NULL, ready_text, state,
+				    mem, why, whylen);
+}
+
+int sqb_fleet_golden_cfg(const char *squib, const char *dir, const char *kernel, const char *args,
+			 const struct sqb_fleet_shape *shape, const char *put_path,
+			 const char *put_body, const char *ready_text, const char *state,
+			 const char *mem, char *why, size_t whylen)
+{
+	struct sqb_fleet_proc p;
+	char body[2600], resp[1024], text[4096], ka[1100];
+	size_t len = 0;
+	int st, err;
+
+	err = sqb_fleet_spawn(&p, squib, dir, "golden", NULL, 0, 1);
+	if (!err)
+		err = sqb_fleet_wait_ready(&p, 10000);
+	if (err) {
+		snprintf(why, whylen, "squib did not start: %s", strerror(-err));
+		sqb_fleet_kill(&p);
+		return err;
+	}
+	snprintf(body, sizeof(body), "{\"vcpu_count\":%u,\"mem_size_mib\":%llu}", shape->vcpus,
+		 (unsigned long long)shape->mem_mib);
+	st = sqb_fleet_http(p.sock, "PUT", "/machine-config", body, resp, sizeof(resp), 5000);
+	if (st == 204) {
+		if (!json_escape(ka, sizeof(ka), kernel))
+			st = -ENAMETOOLONG;
+		else
+			snprintf(body, sizeof(body),
+				 "{\"kernel_image_path\":\"%s\",\"boot_args\":\"%s\"}", ka, args);
+	}
+	if (st == 204)
+		st = sqb_fleet_http(p.sock, "PUT", "/boot-source", body, resp, sizeof(resp), 5000);
+	if (st == 204 && put_path) /* a device, e.g. PUT /entropy */
+		st = sqb_fleet_http(p.sock, "PUT", put_path, put_body, resp, sizeof(resp), 5000);
+	if (st == 204)
+		st =
+		    sqb_fleet_http(p.sock, "PUT", "/actions", "{\"action_type\":\"InstanceStart\"}",
+				   resp, sizeof(resp), 10000);
+	if (st == 204 &&
+	    sqb_fleet_wait_text(p.out_fd, text, sizeof(text), &len, ready_text, 30000) < 0) {
+		snprintf(resp, sizeof(resp), "the guest never printed '%s'", ready_text);
+		st = -ETIMEDOUT;
+	}
+	if (st == 204)
+		st = sqb_fleet_http(p.sock, "PATCH", "/vm", "{\"state\":\"Paused\"}", resp,
+				    sizeof(resp), 5000);
+	if (st == 204) {
+		char s[1100], m[1100];
+		json_escape(s, sizeof(s), state);
+		json_escape(m, sizeof(m), mem);
+		snprintf(body, sizeof(body),
+			 "{\"snapshot_type\":\"Full\",\"snapshot_path\":\"%s\",\"mem_file_path\":"
+			 "\"%s\"}",
+			 s, m);
+		st = sqb_fleet_http(p.sock, "PUT", "/snapshot/create", body, resp, sizeof(resp),
+				    60000);
+	}
+	sqb_fleet_kill(&p);
+	if (st != 204) {
+		snprintf(why, whylen, "golden snapshot: %d %s", st, st < 0 ? strerror(-st) : resp);
+		return st < 0 ? st : -EIO;
+	}
+	return 0;
+}
