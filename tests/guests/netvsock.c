@@ -506,6 +506,29 @@ static int vsock_init(uint64_t base)
 	return 0;
 }
 
+static void print_mac(const char *what)
+{
+	puts_serial("NVS ");
+	puts_serial(what);
+	for (int i = 0; i < 6; i++) {
+		putc_serial("0123456789abcdef"[mac[i] >> 4]);
+		putc_serial("0123456789abcdef"[mac[i] & 15]);
+	}
+	puts_serial("\n");
+}
+
+/* A configuration-change interrupt (InterruptStatus bit 1): a clone may
+ * have been given another MAC (5.1.4: the driver re-reads config space). */
+static void net_config_check(uint64_t base)
+{
+	if (!(vm_rd(base, VM_INT_STATUS) & 2))
+		return;
+	vm_wr(base, VM_INT_ACK, 2);
+	for (int i = 0; i < 6; i++)
+		mac[i] = *(volatile uint8_t *)(uintptr_t)(base + VM_CONFIG + (uint64_t)i);
+	print_mac("net-config-change mac=");
+}
+
 void guest_main(uint32_t start_info)
 {
 	uint64_t net = 0, vs = 0, idle = 0, max_idle;
@@ -527,12 +550,7 @@ void guest_main(uint32_t start_info)
 		result("net-init", net_init(net) == 0, vm_rd(net, VM_STATUS));
 	if (vs)
 		result("vsock-init", vsock_init(vs) == 0, vm_rd(vs, VM_STATUS));
-	puts_serial("NVS mac=");
-	for (int i = 0; i < 6; i++) {
-		putc_serial("0123456789abcdef"[mac[i] >> 4]);
-		putc_serial("0123456789abcdef"[mac[i] & 15]);
-	}
-	puts_serial("\n");
+	print_mac("mac=");
 	say("ready cid", cid);
 	for (;;) {
 		uint64_t before = pings + records;
@@ -548,6 +566,8 @@ void guest_main(uint32_t start_info)
 				result("idle-timeout", 0, idle);
 				break;
 			}
+			if (net && !(idle & 0x3ff))
+				net_config_check(net);
 			cpu_relax();
 		} else {
 			idle = 0;
