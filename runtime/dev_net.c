@@ -112,8 +112,7 @@ int sqb_vdev_add_net(sqb_vm *vm, const struct sqb_vdev_net_cfg *cfg, struct sqb_
 	bus_id(id, cfg->iface_id);
 	err = sqb_vdev_add_ext(vm, id, SQB_VIO_ID_NET, &ext, diag);
 	if (err < 0 && diag && !diag->section[0])
-		snprintf(diag->section, sizeof(diag->section), "iface %.24s",
-			 cfg->iface_id);
+		snprintf(diag->section, sizeof(diag->section), "iface %.24s", cfg->iface_id);
 	return err;
 }
 

@@ -184,8 +184,7 @@ void sqb_ctl_vsock_json(struct sqb_ctl *c, struct sqb_jb *b);
 int sqb_ctl_net_add_devices(struct sqb_ctl *c, sqb_vm *vm, struct sqb_diag *diag);
 /* "network-interfaces" and "vsock" of a VmmConfig object (a snapshot's
  * vm_config_json): replaced, taps not opened. */
-int sqb_ctl_net_from_config(struct sqb_ctl *c, struct yajl_val_s *root, char *err,
-			    size_t errlen);
+int sqb_ctl_net_from_config(struct sqb_ctl *c, struct yajl_val_s *root, char *err, size_t errlen);
 /* --config-file: each "network-interfaces" element through PUT. */
 int sqb_ctl_net_apply_config(struct sqb_ctl *c, struct yajl_val_s *root, struct sqb_ctl_resp *r,
 			     char *err, size_t errlen);

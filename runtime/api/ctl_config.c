@@ -69,8 +69,8 @@ static const struct {
 };
 
 /* Firecracker sections squib does not build: accepted only when empty. */
-static const char *const config_unbuilt[] = {
-    "balloon", "mmds-config", "cpu-config", "pmem", "memory-hotplug"};
+static const char *const config_unbuilt[] = {"balloon", "mmds-config", "cpu-config", "pmem",
+					     "memory-hotplug"};
 
 static int check_keys(yajl_val root, char *err, size_t errlen)
 {
@@ -81,7 +81,7 @@ static int check_keys(yajl_val root, char *err, size_t errlen)
 
 		for (size_t i = 0; i < sizeof(config_sections) / sizeof(config_sections[0]); i++)
 			known |= !strcmp(config_sections[i].key, key);
-		known |= !strcmp(key, "drives"); /* apply_drives() */
+		known |= !strcmp(key, "drives");	     /* apply_drives() */
 		known |= !strcmp(key, "network-interfaces"); /* sqb_ctl_net_apply_config() */
 		for (size_t i = 0; !known && i < sizeof(config_unbuilt) / sizeof(config_unbuilt[0]);
 		     i++) {

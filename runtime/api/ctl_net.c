@@ -42,7 +42,7 @@ static int parse_mac(const char *s, uint8_t mac[6])
 
 		for (int k = 0; k < 2; k++) {
 			char ch = s[i * 3 + k];
-			int d = ch >= '0' && ch <= '9'		 ? ch - '0'
+			int d = ch >= '0' && ch <= '9'			   ? ch - '0'
 				: (ch | 0x20) >= 'a' && (ch | 0x20) <= 'f' ? (ch | 0x20) - 'a' + 10
 									   : -1;
 			if (d < 0)
@@ -134,8 +134,9 @@ static int parse_iface(yajl_val body, struct sqb_ctl_iface *f, char *err, size_t
 		return -1;
 	}
 	if (strlen(id) > SQB_VDEV_IFACE_MAX) {
-		snprintf(err, errlen, MSG_NET "iface_id `%.40s...` is longer than squib's limit of %d "
-					      "bytes.",
+		snprintf(err, errlen,
+			 MSG_NET "iface_id `%.40s...` is longer than squib's limit of %d "
+				 "bytes.",
 			 id, SQB_VDEV_IFACE_MAX);
 		return -1;
 	}
@@ -164,7 +165,8 @@ static void put_net(struct sqb_ctl *c, const char *id, yajl_val body, struct sqb
 		return sqb_ctl_fault(r, "%s", err);
 	}
 	if (id && strcmp(f.id, id)) {
-		sqb_ctl_fault(r, "The id from the path [%s] does not match the id from the body [%s]!",
+		sqb_ctl_fault(r,
+			      "The id from the path [%s] does not match the id from the body [%s]!",
 			      id, f.id);
 		iface_free(&f);
 		return;
@@ -182,7 +184,8 @@ static void put_net(struct sqb_ctl *c, const char *id, yajl_val body, struct sqb
 		    strcmp(c->ifaces[i].id, f.id)) {
 			mac_str(f.mac, ms);
 			iface_free(&f);
-			return sqb_ctl_fault(r, MSG_NET "The MAC address is already in use: %s", ms);
+			return sqb_ctl_fault(r, MSG_NET "The MAC address is already in use: %s",
+					     ms);
 		}
 	at = find_iface(c, f.id);
 	if (at < 0 && c->nifaces >= SQB_CTL_MAX_IFACES) {
@@ -203,10 +206,11 @@ static void put_net(struct sqb_ctl *c, const char *id, yajl_val body, struct sqb
 	e = sqb_vdev_net_tap_open(&f.tap_fd, f.host_dev_name, &d);
 	if (e < 0) {
 		sqb_ctl_fault(r,
-			      MSG_NET "Could not create the network device: Open tap device failed: "
-				      "Error while creating ifreq structure: %s (os error %d). Invalid "
-				      "TUN/TAP Backend provided by %s. Check our documentation on "
-				      "setting up the network devices.",
+			      MSG_NET
+			      "Could not create the network device: Open tap device failed: "
+			      "Error while creating ifreq structure: %s (os error %d). Invalid "
+			      "TUN/TAP Backend provided by %s. Check our documentation on "
+			      "setting up the network devices.",
 			      strerror(-e), -e, f.host_dev_name);
 		iface_free(&f);
 		return;
@@ -298,15 +302,17 @@ static int parse_vsock(yajl_val body, uint64_t *cid, const char **path, int *dep
 	*depr = vid != NULL;
 	if (*cid < 3 || *cid > 0xfffffffeull) {
 		snprintf(err, errlen,
-			 MSG_VSOCK "Cannot create vsock device: guest_cid %llu is reserved: it must "
-				   "be 3 .. 4294967294.",
+			 MSG_VSOCK
+			 "Cannot create vsock device: guest_cid %llu is reserved: it must "
+			 "be 3 .. 4294967294.",
 			 (unsigned long long)*cid);
 		return -1;
 	}
 	if (!**path || strlen(*path) > 96) {
 		snprintf(err, errlen,
-			 MSG_VSOCK "Cannot create backend for vsock device: uds_path must be 1 .. 96 "
-				   "bytes (\"<uds_path>_<port>\" must fit a Unix socket address).");
+			 MSG_VSOCK
+			 "Cannot create backend for vsock device: uds_path must be 1 .. 96 "
+			 "bytes (\"<uds_path>_<port>\" must fit a Unix socket address).");
 		return -1;
 	}
 	return 0;
@@ -390,12 +396,9 @@ int sqb_ctl_net_add_devices(struct sqb_ctl *c, sqb_vm *vm, struct sqb_diag *diag
 
 	for (unsigned int i = 0; i < c->nifaces; i++) {
 		struct sqb_ctl_iface *f = &c->ifaces[i];
-		struct sqb_vdev_net_cfg n = {SQB_VDEV_NET_VERSION,
-					     f->id,
-					     f->host_dev_name,
-					     f->tap_fd,
-					     f->has_mac ? f->mac : NULL,
-					     f->has_rx ? &f->rx : NULL,
+		struct sqb_vdev_net_cfg n = {SQB_VDEV_NET_VERSION,	 f->id,
+					     f->host_dev_name,		 f->tap_fd,
+					     f->has_mac ? f->mac : NULL, f->has_rx ? &f->rx : NULL,
 					     f->has_tx ? &f->tx : NULL};
 
 		if ((err = sqb_vdev_add_net(vm, &n, diag)) < 0)
@@ -438,8 +441,9 @@ int sqb_ctl_net_from_config(struct sqb_ctl *c, yajl_val root, char *err, size_t 
 		    (bad = id_error(f.id)) || find_iface(c, f.id) >= 0 ||
 		    c->nifaces >= SQB_CTL_MAX_IFACES) {
 			snprintf(err, errlen, "network-interfaces[%zu]: %s", i,
-				 bad ? bad : f.id[0] && f.host_dev_name ? "duplicate or too many"
-									: why);
+				 bad			      ? bad
+				 : f.id[0] && f.host_dev_name ? "duplicate or too many"
+							      : why);
 			iface_free(&f);
 			sqb_ctl_net_clear(c);
 			return -1;
@@ -453,7 +457,8 @@ int sqb_ctl_net_from_config(struct sqb_ctl *c, yajl_val root, char *err, size_t 
 
 		if (!YAJL_IS_OBJECT(vs) ||
 		    parse_vsock(vs, &cid, &path, &depr, why, sizeof(why)) < 0) {
-			snprintf(err, errlen, "vsock: %s", YAJL_IS_OBJECT(vs) ? why : "not an object");
+			snprintf(err, errlen, "vsock: %s",
+				 YAJL_IS_OBJECT(vs) ? why : "not an object");
 			sqb_ctl_net_clear(c);
 			return -1;
 		}
@@ -486,8 +491,8 @@ int sqb_ctl_net_apply_config(struct sqb_ctl *c, yajl_val root, struct sqb_ctl_re
 		else /* the body's iface_id is the id, as Firecracker inserts it */
 			put_net(c, NULL, v->u.array.values[i], r);
 		if (r->status >= 300) {
-			snprintf(err, errlen, "config file: section `network-interfaces`[%zu]: %s", i,
-				 r->body);
+			snprintf(err, errlen, "config file: section `network-interfaces`[%zu]: %s",
+				 i, r->body);
 			return -1;
 		}
 	}
@@ -541,8 +546,9 @@ int sqb_ctl_net_overrides(struct sqb_ctl *c, yajl_val netov, yajl_val vsockov, y
 			return -1;
 		}
 		if (!c->vsock_set) {
-			snprintf(err, errlen, "Unknown Vsock Device: vsock_override given, but the "
-					      "snapshot has no vsock");
+			snprintf(err, errlen,
+				 "Unknown Vsock Device: vsock_override given, but the "
+				 "snapshot has no vsock");
 			return -1;
 		}
 		if (!(copy = strdup(path))) {
@@ -565,18 +571,19 @@ int sqb_ctl_net_overrides(struct sqb_ctl *c, yajl_val netov, yajl_val vsockov, y
 			return -1;
 		}
 		if ((at = find_iface(c, id)) < 0) {
-			snprintf(err, errlen,
-				 "Unknown Network Device: squib.network[%zu] names iface_id '%.64s', "
-				 "which the snapshot does not have",
-				 i, id);
+			snprintf(
+			    err, errlen,
+			    "Unknown Network Device: squib.network[%zu] names iface_id '%.64s', "
+			    "which the snapshot does not have",
+			    i, id);
 			return -1;
 		}
 		if (!c->ifaces[at].has_mac || parse_mac(mac, c->ifaces[at].mac) < 0) {
-			snprintf(err, errlen,
-				 "squib.network[%zu]: %s", i,
-				 c->ifaces[at].has_mac ? "The provided MAC address is invalid."
-						       : "the interface was saved without a guest_mac "
-							 "(VIRTIO_NET_F_MAC is fixed by the snapshot)");
+			snprintf(err, errlen, "squib.network[%zu]: %s", i,
+				 c->ifaces[at].has_mac
+				     ? "The provided MAC address is invalid."
+				     : "the interface was saved without a guest_mac "
+				       "(VIRTIO_NET_F_MAC is fixed by the snapshot)");
 			return -1;
 		}
 	}
@@ -590,8 +597,9 @@ int sqb_ctl_net_overrides(struct sqb_ctl *c, yajl_val netov, yajl_val vsockov, y
 			return -1;
 		}
 		if (!c->vsock_set) {
-			snprintf(err, errlen, "Unknown Vsock Device: squib.vsock given, but the "
-					      "snapshot has no vsock");
+			snprintf(err, errlen,
+				 "Unknown Vsock Device: squib.vsock given, but the "
+				 "snapshot has no vsock");
 			return -1;
 		}
 		c->vsock_cid = cid;

@@ -289,14 +289,14 @@ static void vs_send(struct conn *c, uint32_t lport, uint32_t pport, uint16_t op,
 	}
 	h = vtx_buf[s];
 	memset(h, 0, HDR_VS);
-	wr64(h, cid);		     /* src_cid */
-	wr64(h + 8, 2);		     /* dst_cid: the host */
-	wr32(h + 16, lport);	     /* src_port */
-	wr32(h + 20, pport);	     /* dst_port */
-	wr32(h + 24, n);	     /* len */
-	h[28] = 1;		     /* type: STREAM */
-	h[30] = (uint8_t)op;	     /* op */
-	wr32(h + 36, 64 * 1024);     /* buf_alloc */
+	wr64(h, cid);			  /* src_cid */
+	wr64(h + 8, 2);			  /* dst_cid: the host */
+	wr32(h + 16, lport);		  /* src_port */
+	wr32(h + 20, pport);		  /* dst_port */
+	wr32(h + 24, n);		  /* len */
+	h[28] = 1;			  /* type: STREAM */
+	h[30] = (uint8_t)op;		  /* op */
+	wr32(h + 36, 64 * 1024);	  /* buf_alloc */
 	wr32(h + 40, c ? c->fwd_cnt : 0); /* fwd_cnt */
 	if (n)
 		memcpy(h + HDR_VS, data, n);
@@ -463,7 +463,7 @@ static void vsock_poll(void)
 				conns[i].used = 0;
 			}
 			cid = vm_rd(vev.base, VM_CONFIG) | (uint64_t)vm_rd(vev.base, VM_CONFIG + 4)
-								 << 32;
+							       << 32;
 			say("vsock-transport-reset dropped", (uint64_t)n);
 			say("vsock-cid", cid);
 		}

@@ -207,38 +207,46 @@ static void test_net_and_vsock_refusals(void **state)
 	if (!have_netns)
 		skip();
 	sqb_ctl_init(&c);
-	api_ok(&c, "PUT", "/network-interfaces/1",
-	       "{\"iface_id\":\"1\",\"guest_mac\":\"06:00:00:00:00:01\",\"host_dev_name\":\"sqbt0\"}");
-	api_ok(&c, "PUT", "/network-interfaces/2",
-	       "{\"iface_id\":\"2\",\"guest_mac\":\"07:00:00:00:00:01\",\"host_dev_name\":\"sqbt1\"}");
-	api_fault(&c, "PUT", "/network-interfaces/2",
-		  "{\"iface_id\":\"2\",\"guest_mac\":\"06:00:00:00:00:01\",\"host_dev_name\":\"sqbt1\"}",
-		  "The MAC address is already in use: 06:00:00:00:00:01");
-	api_ok(&c, "PUT", "/network-interfaces/2",
-	       "{\"iface_id\":\"2\",\"guest_mac\":\"08:00:00:00:00:01\",\"host_dev_name\":\"sqbt1\"}");
+	api_ok(
+	    &c, "PUT", "/network-interfaces/1",
+	    "{\"iface_id\":\"1\",\"guest_mac\":\"06:00:00:00:00:01\",\"host_dev_name\":\"sqbt0\"}");
+	api_ok(
+	    &c, "PUT", "/network-interfaces/2",
+	    "{\"iface_id\":\"2\",\"guest_mac\":\"07:00:00:00:00:01\",\"host_dev_name\":\"sqbt1\"}");
+	api_fault(
+	    &c, "PUT", "/network-interfaces/2",
+	    "{\"iface_id\":\"2\",\"guest_mac\":\"06:00:00:00:00:01\",\"host_dev_name\":\"sqbt1\"}",
+	    "The MAC address is already in use: 06:00:00:00:00:01");
+	api_ok(
+	    &c, "PUT", "/network-interfaces/2",
+	    "{\"iface_id\":\"2\",\"guest_mac\":\"08:00:00:00:00:01\",\"host_dev_name\":\"sqbt1\"}");
 	/* iface 1 onto the tap iface 2 holds */
-	api_fault(&c, "PUT", "/network-interfaces/1",
-		  "{\"iface_id\":\"1\",\"guest_mac\":\"06:00:00:00:00:01\",\"host_dev_name\":\"sqbt1\"}",
-		  "Could not create the network device");
-	api_ok(&c, "PUT", "/network-interfaces/3",
-	       "{\"iface_id\":\"3\",\"guest_mac\":\"06:00:00:00:00:01\",\"host_dev_name\":\"sqbt2\"}");
+	api_fault(
+	    &c, "PUT", "/network-interfaces/1",
+	    "{\"iface_id\":\"1\",\"guest_mac\":\"06:00:00:00:00:01\",\"host_dev_name\":\"sqbt1\"}",
+	    "Could not create the network device");
+	api_ok(
+	    &c, "PUT", "/network-interfaces/3",
+	    "{\"iface_id\":\"3\",\"guest_mac\":\"06:00:00:00:00:01\",\"host_dev_name\":\"sqbt2\"}");
 	api_fault(&c, "PUT", "/network-interfaces/a",
 		  "{\"iface_id\":\"b\",\"host_dev_name\":\"sqbt0\"}",
 		  "The id from the path [a] does not match the id from the body [b]!");
 	api_fault(&c, "PUT", "/network-interfaces/a", "{\"iface_id\":\"a\"}",
 		  "missing field `host_dev_name`");
-	api_fault(&c, "PUT", "/network-interfaces/a",
-		  "{\"iface_id\":\"a\",\"host_dev_name\":\"sqbt0\",\"guest_mac\":\"06:00:00:00:01\"}",
-		  "The provided MAC address is invalid.");
+	api_fault(
+	    &c, "PUT", "/network-interfaces/a",
+	    "{\"iface_id\":\"a\",\"host_dev_name\":\"sqbt0\",\"guest_mac\":\"06:00:00:00:01\"}",
+	    "The provided MAC address is invalid.");
 	api_fault(&c, "PUT", "/network-interfaces/a",
 		  "{\"iface_id\":\"a\",\"host_dev_name\":\"sqbt0\",\"x\":1}", "unknown field `x`");
 	api_fault(&c, "PUT", "/network-interfaces/a-b",
 		  "{\"iface_id\":\"a-b\",\"host_dev_name\":\"sqbt0\"}",
 		  "API Resource IDs can only contain alphanumeric characters and underscores.");
 	api_fault(&c, "PUT", "/network-interfaces/a",
-		  "{\"iface_id\":\"a\",\"host_dev_name\":\"sqbt0\",\"mtu\":1500}", "VIRTIO_NET_F_MTU");
-	api_fault(&c, "PATCH", "/network-interfaces/a",
-		  "{\"iface_id\":\"b\"}", "does not match the id from the body");
+		  "{\"iface_id\":\"a\",\"host_dev_name\":\"sqbt0\",\"mtu\":1500}",
+		  "VIRTIO_NET_F_MTU");
+	api_fault(&c, "PATCH", "/network-interfaces/a", "{\"iface_id\":\"b\"}",
+		  "does not match the id from the body");
 	api_fault(&c, "PUT", "/vsock", "{\"uds_path\":\"v.sock\"}", "missing field `guest_cid`");
 	api_fault(&c, "PUT", "/vsock", "{\"guest_cid\":3}", "missing field `uds_path`");
 	api_fault(&c, "PUT", "/vsock", "{\"guest_cid\":2,\"uds_path\":\"v.sock\"}",
@@ -291,10 +299,11 @@ static void configure(struct sqb_tc *t, const char *tap, const char *vsock_name,
 {
 	char body[600], p[128];
 
-	snprintf(body, sizeof(body),
-		 "{\"iface_id\":\"eth0\",\"host_dev_name\":\"%s\",\"guest_mac\":\"02:53:51:42:00:0a\""
-		 "%s%s}",
-		 tap, extra ? "," : "", extra ? extra : "");
+	snprintf(
+	    body, sizeof(body),
+	    "{\"iface_id\":\"eth0\",\"host_dev_name\":\"%s\",\"guest_mac\":\"02:53:51:42:00:0a\""
+	    "%s%s}",
+	    tap, extra ? "," : "", extra ? extra : "");
 	req(t, "PUT", "/network-interfaces/eth0", body, 204);
 	sock_path(p, sizeof(p), vsock_name);
 	snprintf(body, sizeof(body), "{\"guest_cid\":3,\"uds_path\":\"%s\"}", p);
@@ -582,7 +591,8 @@ static void test_net_and_vsock_traffic(void **state)
 	}
 	vs_dial(&t, fd, uds, 1);
 	req(&t, "PATCH", "/network-interfaces/eth0",
-	    "{\"iface_id\":\"eth0\",\"tx_rate_limiter\":{\"ops\":{\"size\":100,\"refill_time\":100}}}",
+	    "{\"iface_id\":\"eth0\",\"tx_rate_limiter\":{\"ops\":{\"size\":100,\"refill_time\":100}"
+	    "}}",
 	    204);
 	r = req(&t, "PATCH", "/network-interfaces/nope", "{\"iface_id\":\"nope\"}", 400);
 	assert_non_null(strstr(r, "Device not found"));
@@ -621,8 +631,8 @@ static void test_config_file_sections(void **state)
 	assert_non_null(f);
 	fputs(body, f);
 	fclose(f);
-	assert_int_equal(tc_spawn(&t, squib_bin, (const char *const[]){"--config-file", cfg, NULL}, 1),
-			 0);
+	assert_int_equal(
+	    tc_spawn(&t, squib_bin, (const char *const[]){"--config-file", cfg, NULL}, 1), 0);
 	cur = &t;
 	expect_serial(&t, "NVS ready cid 3\n", 30000);
 	ping_n(0, 1, 5);
@@ -744,7 +754,8 @@ static void test_snapshot_in_flight_load_with_overrides(void **state)
 
 	spawn(&t2);
 	/* persist.rs: an override naming an iface the snapshot lacks */
-	r = load(&t2, "nv", "\"network_overrides\":[{\"iface_id\":\"nope\",\"host_dev_name\":\"sqbt1\"}]",
+	r = load(&t2, "nv",
+		 "\"network_overrides\":[{\"iface_id\":\"nope\",\"host_dev_name\":\"sqbt1\"}]",
 		 400);
 	if (!strstr(r, "Unknown Network Device") || !strstr(r, "nope"))
 		fail_msg("unknown iface override: %s", r);
