@@ -55,7 +55,7 @@ struct vdev {
 	 * starts between the drain and the resume ([F-101]). */
 	pthread_mutex_t lock;
 	int quiesced, pending;
-	int *freed; /* during sqb_vm_add_mmio_dev: destroy() ran */
+	int *freed;	       /* during sqb_vm_add_mmio_dev: destroy() ran */
 	struct sqb_diag *diag; /* during sqb_vm_add_mmio_dev: the caller's */
 };
 

@@ -167,7 +167,7 @@ static const char *const huge_load[] = {"Snapshot", "None", "Transparent", "2M",
 struct load_req {
 	struct sqb_vm_snap_load o;
 	struct sqb_ctl *c;
-	yajl_val drives_ov; /* squib.drives: [{drive_id, path_on_host}] or NULL */
+	yajl_val drives_ov;	     /* squib.drives: [{drive_id, path_on_host}] or NULL */
 	yajl_val net_ext, vsock_ext; /* squib.network / squib.vsock (ctl_net.c) or NULL */
 	int resume, dirty, diff_alias, clock_rt, deprecated;
 	int have_mb, have_ext, have_netov, have_vsock;

@@ -623,9 +623,10 @@ static void rl_buckets(struct ins *x, const uint8_t *p, const char *dir)
 			snprintf(key, sizeof(key), "%srate_limiter_%s_refill_ms", pre, nm);
 			st_jkv_u64(x->g, key, le(k + 24, 8));
 		} else {
-			printf("    %srate limiter %s: size %llu refill %llu ms budget %llu%s\n", dir,
-			       nm, (unsigned long long)le(k + 8, 8), (unsigned long long)le(k + 24, 8),
-			       (unsigned long long)le(k + 40, 8), le(p, 4) & 1 ? " (blocked)" : "");
+			printf("    %srate limiter %s: size %llu refill %llu ms budget %llu%s\n",
+			       dir, nm, (unsigned long long)le(k + 8, 8),
+			       (unsigned long long)le(k + 24, 8), (unsigned long long)le(k + 40, 8),
+			       le(p, 4) & 1 ? " (blocked)" : "");
 		}
 	}
 }
