@@ -38,17 +38,18 @@
 #define REC	 64
 #define DIAL_SEQ 0xffffffffu
 #define DIAL_REC 0xd1a1u
-#define NTAPS	 3
+#define NTAPS	 4
 
 static const char *squib_bin, *guest_dir, *snap_tool;
 static char tmpdir[64];
 static int have_netns;
-static const char *const taps[NTAPS] = {"sqbt0", "sqbt1", "sqbt2"};
-static int pkt[NTAPS] = {-1, -1, -1};
+static const char *const taps[NTAPS] = {"sqbt0", "sqbt1", "sqbt2", "sqbt3"};
+static int pkt[NTAPS] = {-1, -1, -1, -1};
 static const uint8_t host_mac[6] = {0x02, 0x00, 0x00, 0x00, 0x00, 0x01};
 static const uint8_t guest_mac[6] = {0x02, 0x53, 0x51, 0x42, 0x00, 0x0a};
 static const uint8_t clone_mac[6] = {0x02, 0x53, 0x51, 0x42, 0x00, 0x0b};
-static const uint8_t *tap_gmac[NTAPS] = {guest_mac, guest_mac, guest_mac}; /* answers from */
+static const uint8_t *tap_gmac[NTAPS] = {guest_mac, guest_mac, guest_mac,
+					 guest_mac}; /* answers from */
 
 /* ------------------------------------------------------------- utilities */
 
@@ -647,6 +648,69 @@ static void test_config_file_sections(void **state)
 	tc_stop(&t);
 }
 
+/* A tap that disappears under a running VM is an error on that device,
+ * not on the VMM: the API still answers and the vsock still carries data. */
+static void test_tap_disappears(void **state)
+{
+	struct sqb_tc t;
+	char uds[128];
+	const char *r;
+	int fd;
+
+	(void)state;
+	if (system("ip -V >/dev/null 2>&1") != 0)
+		skip(); /* no iproute2 to delete the tap with */
+	drain(3);
+	spawn(&t);
+	cur = &t;
+	configure(&t, "sqbt3", "d1.sock", NULL);
+	expect_serial(&t, "NVS ready cid 3\n", 30000);
+	ping_n(3, 1, 5);
+	close(pkt[3]);
+	pkt[3] = -1;
+	assert_int_equal(system("ip link del sqbt3"), 0);
+	sock_path(uds, sizeof(uds), "d1.sock");
+	fd = vs_connect(uds, 1234);
+	for (uint32_t s = 1; s <= 5; s++) {
+		rec_send(fd, s);
+		rec_expect(fd, s);
+	}
+	close(fd);
+	r = req(&t, "GET", "/vm/config", NULL, 200);
+	assert_non_null(strstr(r, "\"host_dev_name\":\"sqbt3\""));
+	req(&t, "PATCH", "/vm", "{\"state\":\"Paused\"}", 204);
+	req(&t, "PATCH", "/vm", "{\"state\":\"Resumed\"}", 204);
+	assert_int_equal(tc_wait_exit(&t, 100), -1); /* still running */
+	tc_stop(&t);
+}
+
+/* uds_path is bound at InstanceStart; a path that exists fails the start
+ * with a message that says so, and squib can be configured again. */
+static void test_vsock_path_exists(void **state)
+{
+	struct sqb_tc t;
+	char uds[128], body[600];
+	const char *r;
+	FILE *f;
+
+	(void)state;
+	sock_path(uds, sizeof(uds), "busy.sock");
+	f = fopen(uds, "w");
+	assert_non_null(f);
+	fclose(f);
+	spawn(&t);
+	snprintf(body, sizeof(body), "{\"guest_cid\":3,\"uds_path\":\"%s\"}", uds);
+	req(&t, "PUT", "/vsock", body, 204);
+	req(&t, "PUT", "/machine-config", "{\"vcpu_count\":1,\"mem_size_mib\":32}", 204);
+	snprintf(body, sizeof(body), "{\"kernel_image_path\":\"%s/netvsock.elf\"}", guest_dir);
+	req(&t, "PUT", "/boot-source", body, 204);
+	r = req(&t, "PUT", "/actions", "{\"action_type\":\"InstanceStart\"}", 400);
+	if (!strstr(r, "uds_path already exists"))
+		fail_msg("InstanceStart with an existing uds_path: %s", r);
+	unlink(uds);
+	tc_stop(&t);
+}
+
 static void check_inspect(const char *name)
 {
 	char cmd[512], out[8192];
@@ -814,6 +878,8 @@ int main(int argc, char **argv)
 	const struct CMUnitTest guest_tests[] = {
 	    cmocka_unit_test(test_net_and_vsock_traffic),
 	    cmocka_unit_test(test_config_file_sections),
+	    cmocka_unit_test(test_tap_disappears),
+	    cmocka_unit_test(test_vsock_path_exists),
 	    cmocka_unit_test(test_snapshot_in_flight_load_with_overrides),
 	};
 	int rc, fd;
