@@ -602,6 +602,24 @@ static void test_net_and_vsock_traffic(void **state)
 		       "\"one_time_burst\":null,\"refill_time\":100}}"))
 		fail_msg("GET /vm/config after PATCH: %s", r);
 	ping_n(0, 100, 30); /* through the limiter: 1000 frames/s is plenty */
+	/* a tight one: 10 frames, then 10 a second; 25 pings need >= 1.5 s of
+	 * refill, which only the limiter's timer on the event loop gives */
+	req(&t, "PATCH", "/network-interfaces/eth0",
+	    "{\"iface_id\":\"eth0\",\"tx_rate_limiter\":{\"ops\":{\"size\":10,\"refill_time\":"
+	    "1000}}}",
+	    204);
+	{
+		long long t0 = now_ms(), dt;
+
+		ping_n(0, 200, 25);
+		dt = now_ms() - t0;
+		if (dt < 1300 || dt > 20000)
+			fail_msg("25 frames through a 10/s tx limiter took %lld ms", dt);
+	}
+	req(&t, "PATCH", "/network-interfaces/eth0",
+	    "{\"iface_id\":\"eth0\",\"tx_rate_limiter\":{\"ops\":{\"size\":0,\"refill_time\":0}}}",
+	    204);
+	ping_n(0, 300, 20);
 	req(&t, "PUT", "/vsock", "{\"guest_cid\":9,\"uds_path\":\"/tmp/x\"}", 400);
 	close(fd);
 	expect_done_ok(&t, 0);
