@@ -473,6 +473,8 @@ static void vsock_poll(void)
 
 /* ---- set-up ---- */
 
+static int norx; /* cmdline norx=1: never give the device an RX buffer (hostile) */
+
 static int net_init(uint64_t base)
 {
 	if (dev_begin(base, 1ull << 5) < 0 || queue_setup(&nrx, base, 0) < 0 ||
@@ -481,7 +483,7 @@ static int net_init(uint64_t base)
 	for (int i = 0; i < 6; i++)
 		mac[i] = *(volatile uint8_t *)(uintptr_t)(base + VM_CONFIG + (uint64_t)i);
 	vm_wr(base, VM_STATUS, 3 | 8 | 4);
-	for (uint16_t i = 0; i < QN; i++) {
+	for (uint16_t i = 0; i < QN && !norx; i++) {
 		nrx.desc[i] = (struct vq_desc){(uint64_t)(uintptr_t)nrx_buf[i], NET_BUF, 2, 0};
 		post(&nrx, i, i == QN - 1);
 	}
@@ -535,6 +537,7 @@ void guest_main(uint32_t start_info)
 
 	cmdline_init(start_info);
 	max_idle = cmdline_u64("idle", 2000000000ull); /* polls without traffic before giving up */
+	norx = cmdline_u64("norx", 0) != 0;
 	for (int n = 0; n < 8; n++) {
 		uint64_t b = SLOT0 + 0x1000ull * (uint64_t)n;
 
