@@ -597,6 +597,33 @@ static void test_net_and_vsock_traffic(void **state)
 		rec_expect(fd, s);
 	}
 	vs_dial(&t, fd, uds, 1);
+	/* guest-initiated to a port nobody listens on: the device answers RST */
+	{
+		uint8_t cmd[REC] = {0};
+
+		wr32(cmd, DIAL_SEQ);
+		wr32(cmd + 4, 5001);
+		wr32(cmd + 60, fnv(cmd, 60));
+		assert_int_equal(write(fd, cmd, REC), REC);
+		expect_serial(&t, "NVS vsock-rst 5001\n", 5000);
+	}
+	/* host-initiated to a port the guest does not listen on: the guest
+	 * answers RST and the client's socket closes without "OK" */
+	{
+		struct sockaddr_un sa = {.sun_family = AF_UNIX};
+		int c = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		struct pollfd p = {c, POLLIN, 0};
+		char b[32];
+
+		snprintf(sa.sun_path, sizeof(sa.sun_path), "%.100s", uds);
+		assert_int_equal(connect(c, (struct sockaddr *)&sa, sizeof(sa)), 0);
+		assert_int_equal(write(c, "CONNECT 999\n", 12), 12);
+		if (poll(&p, 1, 5000) != 1)
+			fail_msg("CONNECT to a port nobody listens on: no close within 5 s");
+		if (read(c, b, sizeof(b)) > 0)
+			fail_msg("CONNECT to a port nobody listens on got an answer");
+		close(c);
+	}
 	req(&t, "PATCH", "/network-interfaces/eth0",
 	    "{\"iface_id\":\"eth0\",\"tx_rate_limiter\":{\"ops\":{\"size\":100,\"refill_time\":100}"
 	    "}}",
