@@ -7,6 +7,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "ctl.h"
@@ -285,8 +287,7 @@ void sqb_ctl_patch_net(struct sqb_ctl *c, const char *id, yajl_val body, struct 
 	r->status = 204;
 }
 
-/* VsockDeviceConfig.  Firecracker binds uds_path at PUT; squib checks the
- * values here and binds when the VM is built (docs/api-compat.md). */
+/* VsockDeviceConfig (the values; the path is tried in sqb_ctl_put_vsock). */
 static int parse_vsock(yajl_val body, uint64_t *cid, const char **path, int *depr, char *err,
 		       size_t errlen)
 {
@@ -318,11 +319,33 @@ static int parse_vsock(yajl_val body, uint64_t *cid, const char **path, int *dep
 	return 0;
 }
 
+/* VsockUnixBackend::new binds uds_path at PUT: squib binds it here too, to
+ * give the same error at the same time, and lets it go again (the device
+ * binds it for good at InstanceStart).  0 or the bind's errno. */
+static int try_bind(const char *path)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	int fd, e = 0;
+
+	if (strlen(path) >= sizeof(sa.sun_path))
+		return ENAMETOOLONG;
+	memcpy(sa.sun_path, path, strlen(path));
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return errno;
+	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)))
+		e = errno;
+	close(fd);
+	if (!e)
+		unlink(path);
+	return e;
+}
+
 void sqb_ctl_put_vsock(struct sqb_ctl *c, yajl_val body, struct sqb_ctl_resp *r)
 {
 	const char *path = NULL;
 	uint64_t cid = 0;
-	int depr = 0;
+	int depr = 0, e;
 	char err[700], *copy;
 
 	if (parse_vsock(body, &cid, &path, &depr, err, sizeof(err)) < 0)
@@ -331,6 +354,12 @@ void sqb_ctl_put_vsock(struct sqb_ctl *c, yajl_val body, struct sqb_ctl_resp *r)
 		sqb_ctl_deprecated(c, r, VSOCK_DEPRECATED);
 	if (c->vm)
 		return sqb_ctl_fault(r, MSG_AFTER_START);
+	if ((e = try_bind(path)))
+		return sqb_ctl_fault(r,
+				     MSG_VSOCK
+				     "Cannot create backend for vsock device: Error binding "
+				     "to the host-side Unix socket: %s (os error %d)",
+				     strerror(e), e);
 	if (!(copy = strdup(path)))
 		return sqb_ctl_fault(r, "Out of memory");
 	free(c->vsock_uds);

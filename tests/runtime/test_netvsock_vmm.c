@@ -812,8 +812,9 @@ static void test_guest_never_consumes_rx(void **state)
 	tc_stop(&t);
 }
 
-/* uds_path is bound at InstanceStart; a path that exists fails the start
- * with a message that says so, and squib can be configured again. */
+/* uds_path: a path that exists is refused at PUT as Firecracker's bind
+ * refuses it; one that appears between PUT and InstanceStart fails the
+ * start with a message that says so. */
 static void test_vsock_path_exists(void **state)
 {
 	struct sqb_tc t;
@@ -828,7 +829,15 @@ static void test_vsock_path_exists(void **state)
 	fclose(f);
 	spawn(&t);
 	snprintf(body, sizeof(body), "{\"guest_cid\":3,\"uds_path\":\"%s\"}", uds);
+	r = req(&t, "PUT", "/vsock", body, 400);
+	if (!strstr(r, "Vsock config error: Cannot create backend for vsock device: Error binding "
+		       "to the host-side Unix socket: Address already in use (os error 98)"))
+		fail_msg("PUT /vsock on an existing path: %s", r);
+	unlink(uds);
 	req(&t, "PUT", "/vsock", body, 204);
+	f = fopen(uds, "w"); /* it appears before the start */
+	assert_non_null(f);
+	fclose(f);
 	req(&t, "PUT", "/machine-config", "{\"vcpu_count\":1,\"mem_size_mib\":32}", 204);
 	snprintf(body, sizeof(body), "{\"kernel_image_path\":\"%s/netvsock.elf\"}", guest_dir);
 	req(&t, "PUT", "/boot-source", body, 204);
