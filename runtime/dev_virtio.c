@@ -39,6 +39,10 @@ struct vdev {
 	enum sqb_vio_cache cache;
 	struct sqb_vio_rl_config rl;
 	int has_rl;
+	/* built by dev_net.c / dev_vsock.c (NULL: blk or rng) */
+	struct sqb_vdev_ext ext;
+	int has_ext;
+	int64_t host_h; /* the ext's host fd on the loop, 0 if none */
 
 	sqb_vio_dev *dev;
 	struct sqb_mmio_slot_info slot;
@@ -51,7 +55,8 @@ struct vdev {
 	 * starts between the drain and the resume ([F-101]). */
 	pthread_mutex_t lock;
 	int quiesced, pending;
-	int *freed; /* during sqb_vm_add_mmio_dev: destroy() ran */
+	int *freed;	       /* during sqb_vm_add_mmio_dev: destroy() ran */
+	struct sqb_diag *diag; /* during sqb_vm_add_mmio_dev: the caller's */
 };
 
 /* ---- host callbacks (run with the library device's lock held) ---- */
@@ -88,6 +93,7 @@ static void host_arm(void *opaque, uint64_t deadline_ns)
 
 /* ---- event-loop callbacks ---- */
 
+/* queue >= 0: a notify; -1: poll every queue; -2: the ext's host fd. */
 static void run_locked(struct vdev *v, int queue)
 {
 	pthread_mutex_lock(&v->lock);
@@ -95,9 +101,20 @@ static void run_locked(struct vdev *v, int queue)
 		v->pending = 1;
 	else if (queue >= 0)
 		sqb_vio_queue_notify(v->dev, (uint32_t)queue);
+	else if (queue == -2)
+		v->ext.host_ready(v->dev);
 	else
 		sqb_vio_dev_poll(v->dev);
 	pthread_mutex_unlock(&v->lock);
+}
+
+/* Host side (a tap, the vsock sockets' epoll fd): edge-triggered, so an
+ * edge that arrives while quiesced is made up for at resume. */
+static void on_host(int fd, uint32_t events, void *arg)
+{
+	(void)fd;
+	(void)events;
+	run_locked(arg, -2);
 }
 
 static void on_notify(int fd, uint32_t events, void *arg)
@@ -134,6 +151,9 @@ static void release_fds(struct vdev *v)
 			close(q->fd);
 		q->h = 0, q->ioevent = 0, q->fd = -1;
 	}
+	if (v->host_h > 0 && v->slot.loop)
+		sqb_evloop_del(v->slot.loop, v->host_h);
+	v->host_h = 0;
 	if (v->timer_h > 0 && v->slot.loop)
 		sqb_evloop_del(v->slot.loop, v->timer_h);
 	if (v->timer_fd >= 0)
@@ -199,7 +219,9 @@ static int vdev_realize(void *opaque, const struct sqb_mmio_slot_info *slot)
 	v->timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
 	if (v->timer_fd < 0)
 		return -errno;
-	if (v->is_blk) {
+	if (v->has_ext) {
+		err = v->ext.create(v->ext.arg, &v->dev, &host, v->diag);
+	} else if (v->is_blk) {
 		struct sqb_vio_blk_opts o = SQB_VIO_BLK_OPTS_INIT;
 
 		err = open_backing(v->path, v->read_only, &fd, NULL);
@@ -229,7 +251,18 @@ static int vdev_realize(void *opaque, const struct sqb_mmio_slot_info *slot)
 		if ((err = wire_queue(v, i)) < 0)
 			return err;
 	v->timer_h = sqb_evloop_add(v->slot.loop, v->timer_fd, EPOLLIN, on_timer, v);
-	return v->timer_h < 0 ? (int)v->timer_h : 0;
+	if (v->timer_h < 0)
+		return (int)v->timer_h;
+	if (v->has_ext && v->ext.host_fd) {
+		int hfd = v->ext.host_fd(v->dev);
+
+		if (hfd < 0)
+			return hfd;
+		v->host_h = sqb_evloop_add(v->slot.loop, hfd, v->ext.host_events, on_host, v);
+		if (v->host_h < 0)
+			return (int)v->host_h;
+	}
+	return 0;
 }
 
 static void vdev_access(void *opaque, uint64_t off, uint8_t *data, unsigned int size, int is_write)
@@ -265,6 +298,8 @@ static void vdev_resume(void *opaque)
 	v->pending = 0;
 	if (pending)
 		sqb_vio_dev_poll(v->dev);
+	if (v->has_ext && v->ext.host_ready)
+		v->ext.host_ready(v->dev); /* an edge may have come while quiesced */
 	pthread_mutex_unlock(&v->lock);
 }
 
@@ -314,6 +349,8 @@ static void vdev_free(struct vdev *v)
 		return;
 	release_fds(v);
 	sqb_vio_dev_free(v->dev);
+	if (v->has_ext && v->ext.free_arg)
+		v->ext.free_arg(v->ext.arg);
 	pthread_mutex_destroy(&v->lock);
 	free(v->path);
 	free(v);
@@ -359,6 +396,7 @@ static int attach(struct sqb_vm *vm, struct vdev *v, struct sqb_diag *diag)
 	int freed = 0, err;
 
 	v->freed = &freed;
+	v->diag = diag;
 	err = sqb_vm_add_mmio_dev(vm, &v->ops, v, NULL, diag);
 	if (err < 0) {
 		if (!freed)
@@ -366,6 +404,7 @@ static int attach(struct sqb_vm *vm, struct vdev *v, struct sqb_diag *diag)
 		return err;
 	}
 	v->freed = NULL;
+	v->diag = NULL;
 	return 0;
 }
 
@@ -411,6 +450,28 @@ int sqb_vdev_add_blk(sqb_vm *vm, const struct sqb_vdev_blk_cfg *cfg, struct sqb_
 		v->rl = *cfg->rate_limiter;
 		v->has_rl = 1;
 	}
+	return attach(vm, v, diag);
+}
+
+int sqb_vdev_add_ext(sqb_vm *vm, const char *id, uint32_t virtio_id, const struct sqb_vdev_ext *ext,
+		     struct sqb_diag *diag)
+{
+	struct vdev *v;
+
+	if (!vm || !ext || !ext->create || !id || !*id || strlen(id) > SQB_VDEV_ID_MAX ||
+	    (ext->host_fd && !ext->host_ready)) {
+		if (ext && ext->free_arg)
+			ext->free_arg(ext->arg);
+		return -EINVAL;
+	}
+	v = vdev_new(id, virtio_id);
+	if (!v) {
+		if (ext->free_arg)
+			ext->free_arg(ext->arg);
+		return -ENOMEM;
+	}
+	v->ext = *ext;
+	v->has_ext = 1;
 	return attach(vm, v, diag);
 }
 
@@ -496,4 +557,11 @@ uint64_t sqb_vdev_blk_capacity(sqb_vm *vm, const char *drive_id)
 	struct vdev *v = find(vm, drive_id);
 
 	return v && v->is_blk ? sqb_vio_blk_capacity(v->dev) : 0;
+}
+
+sqb_vio_dev *sqb_vdev_lib(sqb_vm *vm, const char *id)
+{
+	struct vdev *v = find(vm, id);
+
+	return v ? v->dev : NULL;
 }

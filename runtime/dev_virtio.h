@@ -45,6 +45,25 @@ int sqb_vdev_set_rate_limiter(sqb_vm *vm, const char *id, const struct sqb_vio_r
 /* Process every ready queue of every virtio device once: after a snapshot
  * load (a notify may have been pending, [F-108]). */
 void sqb_vdev_poll_all(sqb_vm *vm);
+/* A device whose library object the caller builds (dev_net.c, dev_vsock.c):
+ * same slot, ioeventfds, irqfd, timer and quiesce as blk/rng, plus one host
+ * fd (a tap, the vsock sockets' epoll fd) on the loop whose readiness calls
+ * host_ready under the device's lock, never while quiesced (made up for at
+ * resume).  create runs once the slot exists; free_arg(arg) runs with the
+ * device (or at once on failure). */
+struct sqb_vdev_ext {
+	int (*create)(void *arg, sqb_vio_dev **out, const struct sqb_vio_host *host,
+		      struct sqb_diag *diag);
+	int (*host_fd)(sqb_vio_dev *dev); /* NULL: none */
+	uint32_t host_events;		  /* EPOLLIN | EPOLLET, ... */
+	int (*host_ready)(sqb_vio_dev *dev);
+	void (*free_arg)(void *arg);
+	void *arg;
+};
+int sqb_vdev_add_ext(sqb_vm *vm, const char *id, uint32_t virtio_id, const struct sqb_vdev_ext *ext,
+		     struct sqb_diag *diag);
+/* The library device behind a virtio device id on the bus, or NULL. */
+sqb_vio_dev *sqb_vdev_lib(sqb_vm *vm, const char *id);
 /* Capacity in 512-byte sectors of a drive (tests); 0 if none. */
 uint64_t sqb_vdev_blk_capacity(sqb_vm *vm, const char *drive_id);
 

@@ -49,6 +49,18 @@ struct sqb_ctl_balloon {
 	int deflate_on_oom, free_page_hinting, free_page_reporting;
 };
 
+/* PUT /network-interfaces/{iface_id} (Firecracker's NetworkInterfaceConfig). */
+#define SQB_CTL_MAX_IFACES 8
+struct sqb_ctl_iface {
+	char id[32];	     /* iface_id: [A-Za-z0-9_], at most 27 bytes in squib */
+	char *host_dev_name; /* the tap (a host hint in snapshots, [F-113]) */
+	int tap_fd;	     /* held open from PUT to boot as Firecracker does, or -1 */
+	int has_mac;
+	uint8_t mac[6];
+	int has_rx, has_tx;
+	struct sqb_vio_rl_config rx, tx;
+};
+
 struct sqb_ctl {
 	char id[64];
 	/* machine-config */
@@ -63,6 +75,12 @@ struct sqb_ctl {
 	int entropy_set, entropy_has_rl;
 	struct sqb_vio_rl_config entropy_rl;
 	struct sqb_ctl_balloon balloon;
+	/* network interfaces and the vsock (ctl_net.c) */
+	struct sqb_ctl_iface ifaces[SQB_CTL_MAX_IFACES];
+	unsigned int nifaces;
+	int vsock_set;
+	uint64_t vsock_cid;
+	char *vsock_uds; /* a host hint in snapshots, [F-112] */
 	/* serial */
 	char *serial_out_path;
 	int serial_fd; /* -1: stdout */
@@ -176,6 +194,35 @@ int sqb_ctl_balloon_add(struct sqb_ctl *c, sqb_vm *vm, struct sqb_diag *diag);
 /* "balloon" of a VmmConfig (config file, snapshot vm_config_json); 0 or -1. */
 int sqb_ctl_balloon_from_config(struct sqb_ctl *c, struct yajl_val_s *root, char *err,
 				size_t errlen);
+/* RateLimiterConfig in and out (ctl_devices.c), shared with ctl_net.c. */
+int sqb_ctl_parse_rl(struct yajl_val_s *v, struct sqb_vio_rl_config *rl, int given[2], char *err,
+		     size_t errlen);
+void sqb_ctl_rl_json(struct sqb_jb *b, int has, const struct sqb_vio_rl_config *rl);
+
+/* ---- network interfaces and vsock (ctl_net.c) ---- */
+void sqb_ctl_put_net(struct sqb_ctl *c, const char *id, struct yajl_val_s *body,
+		     struct sqb_ctl_resp *r);
+void sqb_ctl_patch_net(struct sqb_ctl *c, const char *id, struct yajl_val_s *body,
+		       struct sqb_ctl_resp *r);
+void sqb_ctl_put_vsock(struct sqb_ctl *c, struct yajl_val_s *body, struct sqb_ctl_resp *r);
+/* GET /vm/config's "network-interfaces" array and "vsock" object (or null). */
+void sqb_ctl_net_json(struct sqb_ctl *c, struct sqb_jb *b);
+void sqb_ctl_vsock_json(struct sqb_ctl *c, struct sqb_jb *b);
+/* The interfaces in order, then the vsock (from sqb_ctl_add_devices). */
+int sqb_ctl_net_add_devices(struct sqb_ctl *c, sqb_vm *vm, struct sqb_diag *diag);
+/* "network-interfaces" and "vsock" of a VmmConfig object (a snapshot's
+ * vm_config_json): replaced, taps not opened. */
+int sqb_ctl_net_from_config(struct sqb_ctl *c, struct yajl_val_s *root, char *err, size_t errlen);
+/* --config-file: each "network-interfaces" element through PUT. */
+int sqb_ctl_net_apply_config(struct sqb_ctl *c, struct yajl_val_s *root, struct sqb_ctl_resp *r,
+			     char *err, size_t errlen);
+/* PUT /snapshot/load: Firecracker's network_overrides ([{iface_id,
+ * host_dev_name}]) and vsock_override ({uds_path}), then squib's own
+ * per-clone guest_mac / guest_cid (NULL: absent).  0, or -1 with err. */
+int sqb_ctl_net_overrides(struct sqb_ctl *c, struct yajl_val_s *netov, struct yajl_val_s *vsockov,
+			  struct yajl_val_s *ext_net, struct yajl_val_s *ext_vsock, char *err,
+			  size_t errlen);
+void sqb_ctl_net_clear(struct sqb_ctl *c);
 
 /* ---- logging and metrics (ctl_log.c) ---- */
 void sqb_ctl_log_at(enum sqb_ctl_level lvl, const char *file, int line, const char *fmt, ...)

@@ -66,11 +66,11 @@ static const struct {
     {"logger", "/logger"}, {"metrics", "/metrics"},	    {"machine-config", "/machine-config"},
     {"serial", "/serial"}, {"boot-source", "/boot-source"}, {"entropy", "/entropy"},
     {"balloon", "/balloon"},
+    {"vsock", "/vsock"},
 };
 
 /* Firecracker sections squib does not build: accepted only when empty. */
-static const char *const config_unbuilt[] = {
-    "network-interfaces", "vsock", "mmds-config", "cpu-config", "pmem", "memory-hotplug"};
+static const char *const config_unbuilt[] = {"mmds-config", "cpu-config", "pmem", "memory-hotplug"};
 
 static int check_keys(yajl_val root, char *err, size_t errlen)
 {
@@ -81,7 +81,8 @@ static int check_keys(yajl_val root, char *err, size_t errlen)
 
 		for (size_t i = 0; i < sizeof(config_sections) / sizeof(config_sections[0]); i++)
 			known |= !strcmp(config_sections[i].key, key);
-		known |= !strcmp(key, "drives"); /* apply_drives() */
+		known |= !strcmp(key, "drives");	     /* apply_drives() */
+		known |= !strcmp(key, "network-interfaces"); /* sqb_ctl_net_apply_config() */
 		for (size_t i = 0; !known && i < sizeof(config_unbuilt) / sizeof(config_unbuilt[0]);
 		     i++) {
 			if (strcmp(config_unbuilt[i], key))
@@ -157,6 +158,8 @@ static int apply_tree(struct sqb_ctl *c, yajl_val root, char *err, size_t errlen
 	}
 	if (!rc)
 		rc = apply_drives(c, root, r, err, errlen);
+	if (!rc)
+		rc = sqb_ctl_net_apply_config(c, root, r, err, errlen);
 	free(r);
 	return rc;
 }

@@ -61,8 +61,8 @@ static int parse_bucket(yajl_val v, struct sqb_vio_bucket *b, char *err, size_t 
 
 /* RateLimiterConfig.  given[0/1]: the bucket was in the body (PATCH keeps
  * the others, as Firecracker's BucketUpdate::None). */
-static int parse_rl(yajl_val v, struct sqb_vio_rl_config *rl, int given[2], char *err,
-		    size_t errlen)
+int sqb_ctl_parse_rl(yajl_val v, struct sqb_vio_rl_config *rl, int given[2], char *err,
+		     size_t errlen)
 {
 	yajl_val bw = NULL, ops = NULL;
 	int have[2] = {0, 0};
@@ -103,6 +103,7 @@ void sqb_ctl_devices_clear(struct sqb_ctl *c)
 	c->entropy_set = c->entropy_has_rl = 0;
 	memset(&c->entropy_rl, 0, sizeof(c->entropy_rl));
 	memset(&c->balloon, 0, sizeof(c->balloon));
+	sqb_ctl_net_clear(c);
 }
 
 /* The serde stage of BlockDeviceConfig, then squib's own refusals (what
@@ -128,7 +129,7 @@ static int parse_drive(yajl_val body, struct sqb_ctl_drive *d, char *err, size_t
 	memset(d, 0, sizeof(*d));
 	if (sqb_json_fields(body, f, 9, err, errlen) < 0)
 		return -1;
-	if (have_rl && parse_rl(rl, &d->rl, NULL, err, errlen) < 0)
+	if (have_rl && sqb_ctl_parse_rl(rl, &d->rl, NULL, err, errlen) < 0)
 		return -1;
 	d->has_rl = have_rl && rl_enabled(&d->rl);
 	if (socket) {
@@ -283,7 +284,7 @@ static void patch_drive(struct sqb_ctl *c, const char *id, yajl_val body, struct
 		return sqb_ctl_fault(r, "%s", bad);
 	if (sqb_json_fields(body, f, 3, err, sizeof(err)) < 0)
 		return sqb_ctl_fault(r, "%s", err);
-	if (have_rl && parse_rl(rlv, &upd, given, err, sizeof(err)) < 0)
+	if (have_rl && sqb_ctl_parse_rl(rlv, &upd, given, err, sizeof(err)) < 0)
 		return sqb_ctl_fault(r, "%s", err);
 	if (strcmp(did, id))
 		return sqb_ctl_fault(r, MSG_ID_MISMATCH);
@@ -349,7 +350,7 @@ void sqb_ctl_put_entropy(struct sqb_ctl *c, yajl_val body, struct sqb_ctl_resp *
 	if (sqb_json_fields(body, f, 1, err, sizeof(err)) < 0)
 		return sqb_ctl_fault(r, "%s", err);
 	memset(&rl, 0, sizeof(rl));
-	if (have_rl && parse_rl(rlv, &rl, NULL, err, sizeof(err)) < 0)
+	if (have_rl && sqb_ctl_parse_rl(rlv, &rl, NULL, err, sizeof(err)) < 0)
 		return sqb_ctl_fault(r, "%s", err);
 	if (c->vm)
 		return sqb_ctl_fault(r, MSG_AFTER_START);
@@ -381,7 +382,7 @@ static void bucket_json(struct sqb_jb *b, const struct sqb_vio_bucket *k)
 	sqb_jb_close(b, '}');
 }
 
-static void rl_json(struct sqb_jb *b, int has, const struct sqb_vio_rl_config *rl)
+void sqb_ctl_rl_json(struct sqb_jb *b, int has, const struct sqb_vio_rl_config *rl)
 {
 	if (!has || !rl_enabled(rl)) {
 		sqb_jb_null(b);
@@ -415,7 +416,7 @@ void sqb_ctl_drives_json(struct sqb_ctl *c, struct sqb_jb *b)
 		sqb_jb_key(b, "path_on_host");
 		sqb_jb_str(b, d->path);
 		sqb_jb_key(b, "rate_limiter");
-		rl_json(b, d->has_rl, &d->rl);
+		sqb_ctl_rl_json(b, d->has_rl, &d->rl);
 		sqb_jb_key(b, "io_engine");
 		sqb_jb_str(b, "Sync");
 		sqb_jb_key(b, "socket");
@@ -433,7 +434,7 @@ void sqb_ctl_entropy_json(struct sqb_ctl *c, struct sqb_jb *b)
 	}
 	sqb_jb_open(b, '{');
 	sqb_jb_key(b, "rate_limiter");
-	rl_json(b, c->entropy_has_rl, &c->entropy_rl);
+	sqb_ctl_rl_json(b, c->entropy_has_rl, &c->entropy_rl);
 	sqb_jb_close(b, '}');
 }
 
@@ -459,6 +460,9 @@ int sqb_ctl_add_devices(void *arg, sqb_vm *vm, struct sqb_diag *diag)
 	}
 	if (c->entropy_set &&
 	    (err = sqb_vdev_add_rng(vm, c->entropy_has_rl ? &c->entropy_rl : NULL, diag)) < 0)
+		return err;
+	/* slot order: drives, entropy, network interfaces, vsock (ctl_net.c), balloon */
+	if ((err = sqb_ctl_net_add_devices(c, vm, diag)) < 0)
 		return err;
 	return sqb_ctl_balloon_add(c, vm, diag);
 }
@@ -518,6 +522,10 @@ int sqb_ctl_devices_from_config(struct sqb_ctl *c, yajl_val root, char *err, siz
 			sqb_ctl_devices_clear(c);
 			return -1;
 		}
+	}
+	if (sqb_ctl_net_from_config(c, root, err, errlen) < 0) {
+		sqb_ctl_devices_clear(c);
+		return -1;
 	}
 	if (ent && !YAJL_IS_NULL(ent)) {
 		struct sqb_ctl_resp *r = malloc(sizeof(*r));

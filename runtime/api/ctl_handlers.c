@@ -201,9 +201,9 @@ static void get_vm_config(struct sqb_ctl *c, yajl_val body, struct sqb_ctl_resp 
 	sqb_jb_key(&b, "mmds-config");
 	sqb_jb_null(&b);
 	sqb_jb_key(&b, "network-interfaces");
-	sqb_jb_rawval(&b, "[]");
+	sqb_ctl_net_json(c, &b);
 	sqb_jb_key(&b, "vsock");
-	sqb_jb_null(&b);
+	sqb_ctl_vsock_json(c, &b);
 	sqb_jb_key(&b, "entropy");
 	sqb_ctl_entropy_json(c, &b);
 	sqb_jb_key(&b, "pmem");
@@ -739,6 +739,7 @@ static const struct sqb_route routes[] = {
     {"PATCH", "/balloon/hinting/start", sqb_ctl_balloon_hint_start, 2}, /* body optional */
     {"GET", "/balloon/hinting/status", sqb_ctl_balloon_hint_status, 0},
     {"PATCH", "/balloon/hinting/stop", sqb_ctl_balloon_hint_stop, 0},
+    {"PUT", "/vsock", sqb_ctl_put_vsock, 1},
 };
 
 /* Endpoints with a resource id in the path ("/drives/{drive_id}"); the
@@ -751,6 +752,8 @@ static const struct {
 } id_routes[] = {
     {"PUT", "/drives", sqb_ctl_put_drive},
     {"PATCH", "/drives", sqb_ctl_patch_drive},
+    {"PUT", "/network-interfaces", sqb_ctl_put_net},
+    {"PATCH", "/network-interfaces", sqb_ctl_patch_net},
 };
 
 /* The id of path under prefix ("" for the bare collection), or NULL. */
@@ -783,9 +786,6 @@ static const struct sqb_unbuilt unbuilt[] = {
     {"PUT", "/hotplug/memory", NULL, NULL},
     {"PATCH", "/hotplug/memory", NULL, NULL},
     {"GET", "/hotplug/memory", NULL, NULL},
-    {"PUT", "/network-interfaces/", "/network-interfaces/{iface_id}", NULL},
-    {"PATCH", "/network-interfaces/", "/network-interfaces/{iface_id}", NULL},
-    {"PUT", "/vsock", NULL, NULL},
 };
 
 static int path_matches(const char *pattern, const char *path)

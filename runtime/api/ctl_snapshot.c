@@ -168,7 +168,8 @@ static const char *const huge_load[] = {"Snapshot", "None", "Transparent", "2M",
 struct load_req {
 	struct sqb_vm_snap_load o;
 	struct sqb_ctl *c;
-	yajl_val drives_ov; /* squib.drives: [{drive_id, path_on_host}] or NULL */
+	yajl_val drives_ov;	     /* squib.drives: [{drive_id, path_on_host}] or NULL */
+	yajl_val net_ext, vsock_ext; /* squib.network / squib.vsock (ctl_net.c) or NULL */
 	int resume, dirty, diff_alias, clock_rt, deprecated;
 	int have_mb, have_ext, have_netov, have_vsock;
 	yajl_val ext, netov, vsock;
@@ -184,9 +185,11 @@ static int load_ext(yajl_val ext, struct load_req *q, char *err, size_t errlen)
 	    {"restore", SQB_JT_ENUM, 0, &mode, NULL, 0, 0, load_modes},
 	    {"verify", SQB_JT_BOOL, 0, &verify},
 	    {"drives", SQB_JT_ARRAY, 0, &q->drives_ov},
+	    {"network", SQB_JT_ARRAY, 0, &q->net_ext},
+	    {"vsock", SQB_JT_OBJECT, 0, &q->vsock_ext},
 	};
 
-	if (sqb_json_fields(ext, f, 3, err, errlen) < 0)
+	if (sqb_json_fields(ext, f, 5, err, errlen) < 0)
 		return -1;
 	o->mode = !strcmp(mode, "eager")  ? SQB_VM_LOAD_EAGER
 		  : !strcmp(mode, "lazy") ? SQB_VM_LOAD_LAZY
@@ -251,12 +254,10 @@ static int check_load(struct load_req *q, char *err, size_t errlen)
 {
 	if (q->have_ext && load_ext(q->ext, q, err, errlen) < 0)
 		return -1;
-	if ((q->have_netov && q->netov->u.array.len) || q->have_vsock || q->clock_rt ||
-	    (q->huge && strcmp(q->huge, "Snapshot") && strcmp(q->huge, "None"))) {
+	if (q->clock_rt || (q->huge && strcmp(q->huge, "Snapshot") && strcmp(q->huge, "None"))) {
 		snprintf(err, errlen,
-			 "network_overrides, vsock_override, clock_realtime and "
-			 "huge_pages other than Snapshot/None are not supported by "
-			 "squib yet (see docs/snapshots.md).");
+			 "clock_realtime and huge_pages other than Snapshot/None are not "
+			 "supported by squib yet (see docs/snapshots.md).");
 		return -1;
 	}
 	if (q->o.backend == SQB_VM_MEM_UFFD && q->o.mode != SQB_VM_LOAD_MMAP) {
@@ -372,6 +373,15 @@ static int load_conf_ready(void *arg, const struct sqb_vm_snap_conf *conf, struc
 		snprintf(d->section, sizeof(d->section), "CONF");
 		snprintf(d->reason, sizeof(d->reason), "vm_config_json: %.180s", err);
 		return -SQB_ECORRUPT;
+	}
+	/* Firecracker's network_overrides / vsock_override, squib's per-clone
+	 * MAC and cid: before add_devices opens the taps and binds uds_path */
+	if (sqb_ctl_net_overrides(c, q->have_netov ? q->netov : NULL,
+				  q->have_vsock ? q->vsock : NULL, q->net_ext, q->vsock_ext, err,
+				  sizeof(err)) < 0) {
+		snprintf(d->section, sizeof(d->section), "overrides");
+		snprintf(d->reason, sizeof(d->reason), "%.190s", err);
+		return -EINVAL;
 	}
 	return 0;
 }

@@ -255,11 +255,11 @@ static void test_unknown_and_unbuilt_endpoints(void **state)
 	    {"PUT", "/hotplug/memory", "{}", 400, "not yet supported"},
 	    {"PATCH", "/hotplug/memory", "{}", 400, "not yet supported"},
 	    {"GET", "/hotplug/memory", NULL, 400, "not yet supported"},
-	    {"PUT", "/network-interfaces/eth0", "{}", 400, "/network-interfaces/{iface_id}"},
-	    {"PATCH", "/network-interfaces/eth0", "{}", 400, "/network-interfaces/{iface_id}"},
+	    {"PUT", "/network-interfaces/eth0", "{}", 400, "missing field `iface_id`"},
+	    {"PATCH", "/network-interfaces/eth0", "{}", 400, "missing field `iface_id`"},
 	    {"PUT", "/snapshot/create", "{}", 400, "missing field `snapshot_path`"},
 	    {"PUT", "/snapshot/load", "{}", 400, "missing field `snapshot_path`"},
-	    {"PUT", "/vsock", "{}", 400, "PUT /vsock is not yet supported"},
+	    {"PUT", "/vsock", "{}", 400, "missing field `guest_cid`"},
 	};
 	run_cases(*state, c, sizeof(c) / sizeof(c[0]));
 }

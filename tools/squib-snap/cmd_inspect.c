@@ -496,9 +496,45 @@ static uint64_t le(const uint8_t *p, unsigned int n)
 	return v;
 }
 
+static const char *vio_name(uint32_t vid)
+{
+	return vid == 1 ? "net" : vid == 2 ? "blk" : vid == 4 ? "rng" : vid == 19 ? "vsock" : NULL;
+}
+
+static size_t vio_record_len(uint32_t vid)
+{
+	return vid == 2 ? 16 : vid == 1 ? 272 : vid == 19 ? 16 : 0; /* [F-104], [F-110], [F-111] */
+}
+
+static void rl_buckets(struct ins *x, const uint8_t *rl, const char *dir);
+
+/* virtio-net [F-110] and virtio-vsock [F-111] device records. */
+static void netvsock_record(struct ins *x, uint32_t vid, const uint8_t *p)
+{
+	char mac[18];
+
+	if (vid == 19) {
+		if (x->g)
+			st_jkv_u64(x->g, "guest_cid", le(p, 8));
+		else
+			printf("    guest_cid %llu\n", (unsigned long long)le(p, 8));
+		return;
+	}
+	snprintf(mac, sizeof(mac), "%02x:%02x:%02x:%02x:%02x:%02x", p[0], p[1], p[2], p[3], p[4],
+		 p[5]);
+	if (x->g) {
+		if (le(p + 8, 4) & 1)
+			st_jkv_str(x->g, "mac", mac);
+	} else {
+		printf("    mac %s\n", le(p + 8, 4) & 1 ? mac : "(none)");
+	}
+	rl_buckets(x, p + 16, "rx ");
+	rl_buckets(x, p + 144, "tx ");
+}
+
 /* A virtio-mmio device state (docs/format.md 9.1.1, version 1): transport,
- * queues, the blk record, the rate limiter.  Anything that does not parse
- * is left to the hexdump. */
+ * queues, the device record, the rate limiter.  Anything that does not
+ * parse is left to the hexdump. */
 static void virtio_state(struct ins *x, const struct sqb_device *dev)
 {
 	const uint8_t *p = dev->state;
@@ -509,13 +545,13 @@ static void virtio_state(struct ins *x, const struct sqb_device *dev)
 		return;
 	vid = (uint32_t)le(p, 4);
 	nq = (uint32_t)le(p + 4, 4);
-	want = 56 + (size_t)nq * 40 + (vid == 2 ? 16 : 0) + 128;
-	if (nq > 64 || len != want || (vid != 2 && vid != 4))
+	want = 56 + (size_t)nq * 40 + vio_record_len(vid) + 128;
+	if (nq > 64 || len != want || !vio_name(vid))
 		return;
 	if (x->g) {
 		st_jkey(x->g, "virtio");
 		st_jmap(x->g);
-		st_jkv_str(x->g, "device", vid == 2 ? "blk" : "rng");
+		st_jkv_str(x->g, "device", vio_name(vid));
 		st_jkv_hex(x->g, "status", le(p + 24, 4));
 		st_jkv_hex(x->g, "device_features", le(p + 8, 8));
 		st_jkv_hex(x->g, "driver_features", le(p + 16, 8));
@@ -524,7 +560,7 @@ static void virtio_state(struct ins *x, const struct sqb_device *dev)
 		st_jarr(x->g);
 	} else {
 		printf("    virtio-%s status 0x%02llx features acked 0x%llx of 0x%llx isr %llu\n",
-		       vid == 2 ? "blk" : "rng", (unsigned long long)le(p + 24, 4),
+		       vio_name(vid), (unsigned long long)le(p + 24, 4),
 		       (unsigned long long)le(p + 16, 8), (unsigned long long)le(p + 8, 8),
 		       (unsigned long long)le(p + 40, 4));
 	}
@@ -559,7 +595,18 @@ static void virtio_state(struct ins *x, const struct sqb_device *dev)
 			       le(p + 8, 4) & 2 ? " writeback" : "");
 		}
 		p += 16;
+	} else if (vid == 1 || vid == 19) {
+		netvsock_record(x, vid, p);
+		p += vio_record_len(vid);
 	}
+	rl_buckets(x, p, "");
+	if (x->g)
+		st_jmap_end(x->g);
+}
+
+/* One rate-limiter record ([F-106]): its enabled buckets. */
+static void rl_buckets(struct ins *x, const uint8_t *p, const char *dir)
+{
 	for (int b = 0; b < 2; b++) {
 		const uint8_t *k = p + 16 + 56 * b;
 		const char *nm = b ? "ops" : "bandwidth";
@@ -569,18 +616,19 @@ static void virtio_state(struct ins *x, const struct sqb_device *dev)
 		if (x->g) {
 			char key[48];
 
-			snprintf(key, sizeof(key), "rate_limiter_%s_size", nm);
+			const char *pre = *dir == 'r' ? "rx_" : *dir == 't' ? "tx_" : "";
+
+			snprintf(key, sizeof(key), "%srate_limiter_%s_size", pre, nm);
 			st_jkv_u64(x->g, key, le(k + 8, 8));
-			snprintf(key, sizeof(key), "rate_limiter_%s_refill_ms", nm);
+			snprintf(key, sizeof(key), "%srate_limiter_%s_refill_ms", pre, nm);
 			st_jkv_u64(x->g, key, le(k + 24, 8));
 		} else {
-			printf("    rate limiter %s: size %llu refill %llu ms budget %llu%s\n", nm,
-			       (unsigned long long)le(k + 8, 8), (unsigned long long)le(k + 24, 8),
-			       (unsigned long long)le(k + 40, 8), le(p, 4) & 1 ? " (blocked)" : "");
+			printf("    %srate limiter %s: size %llu refill %llu ms budget %llu%s\n",
+			       dir, nm, (unsigned long long)le(k + 8, 8),
+			       (unsigned long long)le(k + 24, 8), (unsigned long long)le(k + 40, 8),
+			       le(p, 4) & 1 ? " (blocked)" : "");
 		}
 	}
-	if (x->g)
-		st_jmap_end(x->g);
 }
 
 static int do_devices(struct ins *x)
