@@ -63,10 +63,10 @@ static void check_restores(sqb_snap *top, const uint8_t *want)
 				 d.reason);
 		assert_int_equal(sqb_restore_mem(rs, 0, &m), 0);
 		for (unsigned int p = 0; p < NPAGES; p++)
-			if (memcmp((uint8_t *)m.host + (uint64_t)p * 4096, want + (uint64_t)p * 4096,
-				   4096))
-				fail_msg("flags 0x%x: page %u differs from the chain's bytes", flags[i],
-					 p);
+			if (memcmp((uint8_t *)m.host + (uint64_t)p * 4096,
+				   want + (uint64_t)p * 4096, 4096))
+				fail_msg("flags 0x%x: page %u differs from the chain's bytes",
+					 flags[i], p);
 		sqb_restore_free(rs);
 	}
 }
