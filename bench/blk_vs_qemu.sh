@@ -3,8 +3,10 @@
 # the same guest, inside the nested test host (or directly on hardware KVM).
 # Sequential write/read MB/s (busybox dd, O_DIRECT, 1 MiB blocks) and 4 KiB
 # random-read IOPS (O_DIRECT pread loop; and busybox dd iflag=direct, one
-# process per read), medians side by side with squib/QEMU ratios.  Not a
-# ctest: run it by hand.
+# process per read), and the snapshot pause window while the guest reads
+# the disk (squib Full snapshot vs QEMU stop + migrate to a file + cont),
+# medians side by side with squib/QEMU ratios.  Not a ctest: run it by hand,
+# under `flock /work/testhost.lock` on a shared machine.
 #
 #   bench/blk_vs_qemu.sh [BUILD_DIR] [RUNS] [DISK_MIB] [RANDOM_READS]
 #

@@ -17,7 +17,8 @@ struct mctx {
 	struct rs_range *rg;
 	int verify;
 	/* the file run being built: [start, end_raw) maps fd at start + delta;
-	 * end extends over ZERO gaps that a later matching RAW run may absorb */
+	 * end extends over ZERO gaps of the run's own layer that a later
+	 * matching RAW run may absorb */
 	int active, fd;
 	uint64_t start, end, end_raw;
 	int64_t delta;
@@ -127,7 +128,9 @@ static int add_decode(struct mctx *m, uint64_t off, uint64_t gpa, uint64_t len)
 	return 0;
 }
 
-/* Read the filler under a ZERO gap of a file run: it must be zero. */
+/* Read the filler under a ZERO gap of a file run (a gap of the run's own
+ * layer, see on_run): [F-26] says it is zero; a file that breaks that rule
+ * is refused rather than mapped. */
 static int check_filler(struct mctx *m, uint64_t off, uint64_t len)
 {
 	while (len) {
@@ -162,9 +165,14 @@ static inline int on_run(struct mctx *m, const struct piece *p)
 	int err;
 
 	if (e->kind == SQB_EXT_ZERO) {
-		/* the destination is fresh anonymous memory: zero already */
-		if (m->active && off == m->end)
-			m->end = off + len; /* maybe absorbed by the next RAW run */
+		/* The destination is fresh anonymous memory: zero already.  A
+		 * later RAW run of the same file may absorb the gap only when the
+		 * ZERO extent is that file's own: then the file bytes under it are
+		 * filler ([F-26]).  A ZERO of another layer (a page a Diff zeroed
+		 * between two pages it left to its parent) lies over the parent's
+		 * data, which must not be mapped. */
+		if (m->active && off == m->end && p->layer == m->cur_layer)
+			m->end = off + len;
 		return 0;
 	}
 	if (e->kind == SQB_EXT_RAW) {

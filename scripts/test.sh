@@ -41,5 +41,6 @@ tsan_re='^(runtime|snapshot|restore|virtio)\.'
 #   slowdown turns into races of the test against the guest (the device's
 #   threading is covered here by virtio.threads and the runtime tests);
 # runtime.jailer_*: the jail has no /proc, which TSan's runtime needs.
+# snapshot.blk_chain: like virtio_guests, a rate-limited guest on its own timing.
 ctest --test-dir build-tsan --output-on-failure -j"$jobs" -R "$tsan_re" \
-	-E 'testhost|bench|runtime\.virtio_guests|runtime\.jailer'
+	-E 'testhost|bench|runtime\.virtio_guests|runtime\.jailer|snapshot\.blk_chain'

@@ -24,7 +24,14 @@ T=$(mktemp -d)
 fail=0
 pass() { echo "PASS: $*"; }
 bad() { echo "FAIL: $*"; fail=1; }
-die() { echo "FAIL: $*"; [ -n "${log:-}" ] && [ -f "$log" ] && tail -n 40 "$log"; cleanup; exit 1; }
+# What a guest crash leaves on the console (a panic falls back to a triple
+# fault when the reboot does not take), wherever it is in the log.
+crash_lines() {
+	[ -n "${log:-}" ] && [ -f "$log" ] || return 0
+	grep -nE 'Kernel panic|BUG:|Oops|general protection|RIP:|Call Trace|triple fault|stopped|virtio_blk|I/O error' \
+		"$log" | tail -n 40 | sed 's/^/CONSOLE: /'
+}
+die() { echo "FAIL: $*"; crash_lines; [ -n "${log:-}" ] && [ -f "$log" ] && tail -n 40 "$log"; cleanup; exit 1; }
 now() { read -r t _ </proc/uptime; echo "$t"; }
 ms() { awk -v a="$1" -v b="$2" 'BEGIN{printf "%.0f", (b-a)*1000}'; }
 pid=""
@@ -309,6 +316,6 @@ i=0
 while kill -0 "$pid" 2>/dev/null && [ $i -lt 300 ]; do sleep 0.1; i=$((i + 1)); done
 stop_squib
 e2fsck -fn "$T/root.ext4" >"$T/fsck.out" 2>&1 || bad "e2fsck after the read-only boot: $(tail -n 5 "$T/fsck.out")"
-[ $fail = 0 ] || { echo "== last console lines"; tail -n 30 "$log"; }
+[ $fail = 0 ] || { crash_lines; echo "== last console lines"; tail -n 30 "$log"; }
 cleanup
 exit $fail
