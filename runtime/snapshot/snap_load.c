@@ -362,6 +362,10 @@ static int build_vm(struct loadctx *c, struct sqb_vm **out)
 		err = set_state(c, vm);
 	if (!err && c->o->track_dirty_pages)
 		err = sqb_snap_dirty_start(vm, ss);
+	/* clone identity: a new generation ID, written through the accessor
+	 * (so in the next Diff) before any vCPU runs ([F-125]) */
+	if (!err)
+		err = sqb_bus_vmgenid_regenerate(&vm->bus);
 	t3 = sqb_now_ns();
 	if (!err && ss->pager_fd >= 0)
 		err = sqb_snap_uffd_watch(vm, ss);
