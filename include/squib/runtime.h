@@ -209,6 +209,9 @@ struct sqb_vm_snap_load {
 	 * the VM exists: the caller learns what devices to add (e.g. the drives
 	 * in vm_config_json).  Nonzero fails the load with diag. */
 	int (*conf_ready)(void *arg, const struct sqb_vm_snap_conf *conf, struct sqb_diag *diag);
+	/* Firecracker's clock_realtime: the guest's clock moves on by the host
+	 * wall-clock time since the save (x86 kvmclock; format.md [F-126]). */
+	int clock_realtime;
 };
 /* What the snapshot's CONF section says (malloc'd strings, NULL if absent). */
 struct sqb_vm_snap_conf {

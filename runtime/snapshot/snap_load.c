@@ -301,8 +301,18 @@ static void set_parent(struct loadctx *c, struct sqb_snapstate *ss)
 
 static int set_state(struct loadctx *c, struct sqb_vm *vm)
 {
-	int err = vm->ops->vm_load_records(vm->hv, c->intc.recs, c->intc.n, c->diag);
+	unsigned int opts = c->o->clock_realtime ? SQB_HV_LOAD_CLOCK_REALTIME : 0;
+	int err = 0;
 
+	if (opts && !vm->ops->vm_load_options) {
+		sqb_snap_diag(c->diag, "INTC", "clock_realtime is not supported by the %s backend",
+			      vm->ops->name);
+		return -SQB_EUNSUPPORTED;
+	}
+	if (vm->ops->vm_load_options)
+		err = vm->ops->vm_load_options(vm->hv, opts, c->diag);
+	if (!err)
+		err = vm->ops->vm_load_records(vm->hv, c->intc.recs, c->intc.n, c->diag);
 	if (err) {
 		snprintf(c->diag->section, sizeof(c->diag->section), "INTC");
 		return err;
