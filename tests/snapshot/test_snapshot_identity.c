@@ -231,12 +231,105 @@ static void test_clock_realtime_moves_kvmclock_by_the_gap(void **state)
 	free(s1);
 }
 
+/* An older squib's state file: the same pair (uuid, companion), but the
+ * KVM_CLOCK record without a realtime (bit 2 of flags clear, realtime 0),
+ * as written before [F-126].  The memory file is shared by a hard link. */
+static void write_old_state(const char *from, const char *to)
+{
+	struct sqb_open_opts oo = SQB_OPEN_OPTS_INIT;
+	struct sqb_write_opts wo = SQB_WRITE_OPTS_INIT;
+	const struct sqb_snap_info *si;
+	sqb_snap_writer *w = NULL;
+	sqb_snap *s = NULL;
+	char mem[300];
+	int patched = 0;
+
+	oo.no_external = 1;
+	oo.no_parents = 1;
+	assert_int_equal(sqb_snap_open(&s, st_path(from, ".state"), &oo, NULL), 0);
+	si = sqb_snap_get_info(s);
+	wo.arch = si->arch;
+	wo.hv = si->hv;
+	wo.role = si->role;
+	wo.guest_page_size = si->guest_page_size;
+	wo.uuid = &si->uuid;
+	wo.companion_uuid = &si->companion_uuid;
+	wo.companion_digest = &si->companion_digest;
+	assert_int_equal(sqb_writer_open(&w, st_path(to, ".state"), &wo), 0);
+	for (unsigned int i = 0; i < sqb_snap_section_count(s); i++) {
+		struct sqb_section_info sec;
+		struct sqb_record *recs = NULL;
+		unsigned int n = 0;
+		void *data = NULL;
+		size_t len = 0;
+
+		assert_int_equal(sqb_snap_section_info(s, i, &sec), 0);
+		if (sec.type == SQB_SEC_LINK)
+			continue;
+		if (sec.type != SQB_SEC_INTC) {
+			assert_int_equal(sqb_snap_section_read(s, i, &data, &len, NULL), 0);
+			assert_int_equal(sqb_writer_add_section(w, sec.type, sec.instance, sec.version,
+								sec.min_version, sec.flags, data, len),
+					 0);
+			free(data);
+			continue;
+		}
+		assert_int_equal(sqb_snap_records(s, SQB_SEC_INTC, 0, &recs, &n, &data, NULL), 0);
+		for (unsigned int k = 0; k < n; k++) {
+			uint8_t *c = (uint8_t *)recs[k].data;
+
+			if (recs[k].tag != 0x0305) /* KVM_CLOCK: clock, flags, rsvd, realtime */
+				continue;
+			assert_true(c[8] & 4); /* this squib records it */
+			c[8] &= (uint8_t)~4;
+			memset(c + 16, 0, 8);
+			patched++;
+		}
+		assert_int_equal(sqb_writer_add_records(w, SQB_SEC_INTC, 0, recs, n), 0);
+		free(recs);
+		free(data);
+	}
+	assert_int_equal(patched, 1);
+	assert_int_equal(sqb_writer_finish(w, NULL, NULL), 0);
+	sqb_writer_free(w);
+	sqb_snap_free(s);
+	snprintf(mem, sizeof(mem), "%s", st_path(to, ".mem"));
+	unlink(mem);
+	assert_int_equal(link(st_path(from, ".mem"), mem), 0);
+}
+
+/* Firecracker's rule for a state without realtime: clock_realtime is a
+ * clear 400 (the load without it still works). */
+static void test_clock_realtime_refused_for_an_older_snapshot(void **state)
+{
+	struct sqb_tc t;
+	char body[1024];
+	const char *r;
+
+	(void)state;
+	write_old_state("rt", "rtold");
+	st_spawn(&t);
+	snprintf(body, sizeof(body),
+		 "{\"snapshot_path\":\"%s\",\"mem_backend\":{\"backend_type\":\"File\","
+		 "\"backend_path\":\"%s\"},\"resume_vm\":true,\"clock_realtime\":true}",
+		 st_path("rtold", ".state"), st_path("rtold", ".mem"));
+	r = st_req(&t, "PUT", "/snapshot/load", body, 400);
+	fprintf(stderr, "older snapshot + clock_realtime: %s\n", r);
+	assert_non_null(strstr(r, "KVM_CLOCK"));
+	assert_non_null(strstr(r, "clock_realtime"));
+	tc_stop(&t);
+	st_load(&t, "rtold", NULL, NULL);
+	st_expect_serial(&t, "CLOCK ns=", 30000);
+	tc_stop(&t);
+}
+
 int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_every_clone_gets_a_new_generation_id),
 	    cmocka_unit_test(test_new_id_is_in_the_next_diff),
 	    cmocka_unit_test(test_clock_realtime_moves_kvmclock_by_the_gap),
+	    cmocka_unit_test(test_clock_realtime_refused_for_an_older_snapshot),
 	};
 	int rc;
 

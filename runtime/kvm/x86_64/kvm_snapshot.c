@@ -439,8 +439,7 @@ int sqb_kvm_vm_load_options(struct sqb_hv_vm *vm, unsigned int flags, struct sqb
  * the step itself when it takes KVM_CLOCK_REALTIME (and never steps back),
  * else the same step is computed here.  A snapshot without a realtime
  * (an older squib's) is refused, as Firecracker refuses it. */
-static int clock_to_set(struct sqb_hv_vm *vm, const struct sqb_record *r,
-			struct kvm_clock_data *clk, struct sqb_diag *d)
+static int clock_to_set(struct sqb_hv_vm *vm, struct kvm_clock_data *clk, struct sqb_diag *d)
 {
 	uint64_t saved = (clk->flags & KVM_CLOCK_REALTIME) ? clk->realtime : 0, now;
 	int caps;
@@ -450,11 +449,13 @@ static int clock_to_set(struct sqb_hv_vm *vm, const struct sqb_record *r,
 	if (!(vm->arch.load_flags & SQB_HV_LOAD_CLOCK_REALTIME))
 		return 0;
 	if (!saved) {
-		rdiag(d, r->tag,
-		      "holds no host realtime (an older squib wrote it), so clock_realtime "
-		      "cannot be honoured; load it without clock_realtime",
-		      -SQB_EUNSUPPORTED);
-		return -SQB_EUNSUPPORTED;
+		if (d) {
+			d->offset = UINT64_MAX;
+			snprintf(d->reason, sizeof(d->reason),
+				 "KVM_CLOCK holds no host realtime (an older squib wrote it): "
+				 "clock_realtime cannot be honoured; load it without");
+		}
+		return -SQB_ENOTFOUND;
 	}
 	caps = ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_ADJUST_CLOCK);
 	now = realtime_ns();
@@ -494,7 +495,7 @@ int sqb_kvm_vm_load_records(struct sqb_hv_vm *vm, const struct sqb_record *recs,
 		return -SQB_EMISMATCH;
 	}
 	sqb_kvm_dec_clock(clk_r->data, &clk);
-	if ((err = clock_to_set(vm, clk_r, &clk, d)) < 0)
+	if ((err = clock_to_set(vm, &clk, d)) < 0)
 		return err;
 	if (ioctl(vm->vm_fd, KVM_SET_CLOCK, &clk) < 0) {
 		rdiag(d, clk_r->tag, "refused by the hypervisor", -errno);
