@@ -130,10 +130,11 @@ int sqb_vmgenid_regenerate(struct sqb_dev *d)
 		return 0; /* an older snapshot: its guest has no VGEN device */
 	}
 	err = new_id(id, g->id);
-	/* the accessor marks the page for the next Diff and fetches it first
-	 * under a lazy restore */
+	/* the accessor marks the page for the next Diff; the page is ours
+	 * (reserved, nothing else in it), so a page server that has not sent
+	 * it yet is not waited for */
 	if (!err)
-		err = sqb_gmem_write(d->ctx.mem, d->base, id, sizeof(id));
+		err = sqb_gmem_write_owned(d->ctx.mem, d->base, id, sizeof(id));
 	if (!err)
 		memcpy(g->id, id, sizeof(id));
 	pthread_mutex_unlock(&g->lock);
