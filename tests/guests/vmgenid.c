@@ -76,12 +76,23 @@ static uint64_t aml_int(const uint8_t **pp)
 	int n = 0;
 
 	switch (*p++) {
-	case 0x01: v = 1; break;
-	case 0x0a: n = 1; break;
-	case 0x0b: n = 2; break;
-	case 0x0c: n = 4; break;
-	case 0x0e: n = 8; break;
-	default: break;
+	case 0x01:
+		v = 1;
+		break;
+	case 0x0a:
+		n = 1;
+		break;
+	case 0x0b:
+		n = 2;
+		break;
+	case 0x0c:
+		n = 4;
+		break;
+	case 0x0e:
+		n = 8;
+		break;
+	default:
+		break;
 	}
 	for (int i = 0; i < n; i++)
 		v |= (uint64_t)p[i] << (8 * i);
@@ -111,6 +122,7 @@ void guest_main(uint32_t start_info)
 	} __attribute__((packed)) idtr = {sizeof(idt) - 1, (uint64_t)(uintptr_t)idt};
 	const uint8_t *rsdp = (const uint8_t *)0xe0000UL, *xsdt, *fadt, *dsdt, *p, *ged;
 	uint64_t addr, lo = 0, hi = 0, seen = ~0ULL;
+	static const char addr_name[6] = {0x08, 'A', 'D', 'D', 'R', 0x12}; /* NameOp .. PackageOp */
 	uint32_t len, gsi;
 
 	cmdline_init(start_info);
@@ -118,7 +130,7 @@ void guest_main(uint32_t start_info)
 	fadt = (const uint8_t *)(uintptr_t)rd64(xsdt + 36);
 	dsdt = (const uint8_t *)(uintptr_t)rd64(fadt + 140);
 	len = rd32(dsdt + 4);
-	p = find(dsdt, len, "\x08" "ADDR\x12", 6);
+	p = find(dsdt, len, addr_name, sizeof(addr_name));
 	ged = find(dsdt, len, "ACPI0013", 8);
 	if (!find(dsdt, len, "VMGENCTR", 8) || !p || !ged ||
 	    !(ged = find(ged, len - (uint32_t)(ged - dsdt), "\x89\x06\x00", 3))) {

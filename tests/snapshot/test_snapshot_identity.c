@@ -222,12 +222,13 @@ static void test_clock_realtime_moves_kvmclock_by_the_gap(void **state)
 	clock_gettime(CLOCK_MONOTONIC, &b);
 	gap_ms = (b.tv_sec - a.tv_sec) * 1000 + (b.tv_nsec - a.tv_nsec) / 1000000;
 	without = clock_step_ms("\"clock_realtime\":false", s1);
-	fprintf(stderr,
-		"clock_realtime: guest kvmclock +%lld ms across a %lld ms gap (without: +%lld ms)\n",
-		with_rt, gap_ms, without);
-	assert_true(with_rt >= 1900);		/* the 2 s on disk are in it */
+	fprintf(
+	    stderr,
+	    "clock_realtime: guest kvmclock +%lld ms across a %lld ms gap (without: +%lld ms)\n",
+	    with_rt, gap_ms, without);
+	assert_true(with_rt >= 1900);	       /* the 2 s on disk are in it */
 	assert_true(with_rt <= gap_ms + 2000); /* and not much more */
-	assert_true(without < 1500);		/* the default still resumes as paused */
+	assert_true(without < 1500);	       /* the default still resumes as paused */
 	free(s1);
 }
 
@@ -268,8 +269,9 @@ static void write_old_state(const char *from, const char *to)
 			continue;
 		if (sec.type != SQB_SEC_INTC) {
 			assert_int_equal(sqb_snap_section_read(s, i, &data, &len, NULL), 0);
-			assert_int_equal(sqb_writer_add_section(w, sec.type, sec.instance, sec.version,
-								sec.min_version, sec.flags, data, len),
+			assert_int_equal(sqb_writer_add_section(w, sec.type, sec.instance,
+								sec.version, sec.min_version,
+								sec.flags, data, len),
 					 0);
 			free(data);
 			continue;

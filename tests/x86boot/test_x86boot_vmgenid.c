@@ -23,6 +23,7 @@ static const uint8_t genid[16] = {0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77, 0x88
  *   Name (_DDN, "VM_Gen_Counter") Name (ADDR, Package (2) {0xFF000, 0}) }
  * DeviceOp 5B 82, PkgLength of 81 in two bytes (20.2.4: 0x40 | low nibble,
  * then the rest), NameOp 08, StringPrefix 0D, PackageOp 12, DWordPrefix 0C. */
+/* clang-format off */
 static const uint8_t want_vgen[] = {
     0x5b, 0x82, 0x41, 0x05, 'V', 'G', 'E', 'N',
     0x08, '_', 'H', 'I', 'D', 0x0d, 'V', 'M', 'G', 'E', 'N', 'C', 'T', 'R', 0x00,
@@ -50,6 +51,7 @@ static const uint8_t want_ged[] = {
     0xa0, 0x12, 0x93, 0x68, 0x0a, 0x17,
     0x86, 0x5c, 0x2e, '_', 'S', 'B', '_', 'V', 'G', 'E', 'N', 0x0a, 0x80,
 };
+/* clang-format on */
 
 static const uint8_t *find(const uint8_t *hay, size_t n, const uint8_t *needle, size_t m)
 {
@@ -78,13 +80,25 @@ static uint64_t aml_integer(const uint8_t **pp)
 	size_t n = 0;
 
 	switch (*p++) {
-	case 0x00: break;
-	case 0x01: v = 1; break;
-	case 0x0a: n = 1; break;
-	case 0x0b: n = 2; break;
-	case 0x0c: n = 4; break;
-	case 0x0e: n = 8; break;
-	default: fail_msg("ADDR element is not an integer (0x%02x)", p[-1]);
+	case 0x00:
+		break;
+	case 0x01:
+		v = 1;
+		break;
+	case 0x0a:
+		n = 1;
+		break;
+	case 0x0b:
+		n = 2;
+		break;
+	case 0x0c:
+		n = 4;
+		break;
+	case 0x0e:
+		n = 8;
+		break;
+	default:
+		fail_msg("ADDR element is not an integer (0x%02x)", p[-1]);
 	}
 	for (size_t i = 0; i < n; i++)
 		v |= (uint64_t)p[i] << (8 * i);
