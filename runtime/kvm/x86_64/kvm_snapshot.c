@@ -396,7 +396,6 @@ int sqb_kvm_vm_save_records(struct sqb_hv_vm *vm, struct sqb_record *recs, unsig
 	struct kvm_pit_state2 pit;
 	struct kvm_clock_data clk;
 	uint8_t *p;
-
 	int err;
 
 	*n = 0;
