@@ -99,6 +99,12 @@ struct sqb_dev_describe {
 	enum { SQB_DESC_IRQ_NONE = 0, SQB_DESC_IRQ_LEGACY, SQB_DESC_IRQ_GSI } irq_kind;
 	uint32_t gsi;
 	int dma_coherent; /* the device DMAs into guest RAM coherently (virtio) */
+	/* SQB_DESC_VMGENID (dev_vmgenid.c): a Virtual Machine Generation ID
+	 * counter; base is the 16-byte ID's guest-physical address (reserved
+	 * memory, not a window), genid its current bytes for the boot loader to
+	 * store there, gsi the line whose edge means "the ID changed". */
+	enum { SQB_DESC_DEVICE = 0, SQB_DESC_VMGENID } kind;
+	const uint8_t *genid;
 };
 
 struct sqb_dev_ops {
@@ -126,7 +132,11 @@ struct sqb_dev_class {
 	enum sqb_bus_space space;
 	uint64_t window; /* bytes (or ports) of the device's range */
 	const struct sqb_dev_ops *ops;
+	/* SQB_DEVCLS_SNAP_OPTIONAL: a snapshot written before the class existed
+	 * lacks its DEVS record; such a load leaves the device as created. */
+	unsigned int flags;
 };
+#define SQB_DEVCLS_SNAP_OPTIONAL 1u
 
 struct sqb_dev {
 	const struct sqb_dev_class *cls;
@@ -146,6 +156,7 @@ enum sqb_dev_class_id {
 	SQB_DEVCLS_POSTCODE,
 	SQB_DEVCLS_MMIO_SLOT, /* dev_mmio.c: a virtio-mmio window driven by callbacks */
 	SQB_DEVCLS_PL011,     /* dev_pl011.c: the arm64 board's UART */
+	SQB_DEVCLS_VMGENID,   /* dev_vmgenid.c: the x86 board's VM Generation ID */
 	SQB_DEVCLS_COUNT_
 };
 extern const struct sqb_dev_class sqb_dev_classes[SQB_DEVCLS_COUNT_];
@@ -199,6 +210,17 @@ size_t sqb_uart_input(struct sqb_dev *uart, const uint8_t *buf, size_t len);
 #define SQB_PL011_WINDOW 0x1000
 size_t sqb_pl011_input(struct sqb_dev *pl011, const uint8_t *buf, size_t len);
 int sqb_i8042_ctrl_alt_del(struct sqb_dev *i8042);
+/* VM Generation ID (dev_vmgenid.c, format.md [F-125]).  After a snapshot
+ * load, before any vCPU runs and once dirty tracking is armed: a new ID
+ * from getrandom() into guest memory through the accessor, then the
+ * notification edge.  0 without doing anything when the snapshot held no
+ * record of the device (its guest never saw one). */
+#define SQB_VMGENID_LEN 16
+int sqb_vmgenid_regenerate(struct sqb_dev *vmgenid);
+/* The same for every VMGenID device on the bus (none on arm64). */
+int sqb_bus_vmgenid_regenerate(struct sqb_bus *b);
+/* The current ID (tests, logs). */
+void sqb_vmgenid_get(struct sqb_dev *vmgenid, uint8_t id[SQB_VMGENID_LEN]);
 
 /* ---- virtio-mmio slots (dev_mmio.c): the integrator's hook ----
  *

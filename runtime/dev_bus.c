@@ -9,7 +9,8 @@
 
 #include "dev.h"
 
-extern const struct sqb_dev_ops sqb_uart_ops, sqb_i8042_ops, sqb_mmio_slot_ops, sqb_pl011_ops;
+extern const struct sqb_dev_ops sqb_uart_ops, sqb_i8042_ops, sqb_mmio_slot_ops, sqb_pl011_ops,
+    sqb_vmgenid_ops;
 
 /* POST code port: guests (and the exit benchmark) write here freely. */
 static void postcode_access(struct sqb_dev *d, uint64_t off, uint8_t *data, unsigned int size,
@@ -32,6 +33,10 @@ const struct sqb_dev_class sqb_dev_classes[SQB_DEVCLS_COUNT_] = {
     [SQB_DEVCLS_MMIO_SLOT] = {"virtio-mmio", 0x100, UINT32_MAX, 0, SQB_BUS_MMIO, SQB_MMIO_SLOT_SIZE,
 			      &sqb_mmio_slot_ops},
     [SQB_DEVCLS_PL011] = {"pl011", 3, 1, 1, SQB_BUS_MMIO, SQB_PL011_WINDOW, &sqb_pl011_ops},
+    /* its "window" is the 16-byte ID in reserved guest RAM: the guest reads
+     * it as memory, so no exit is ever dispatched to it */
+    [SQB_DEVCLS_VMGENID] = {"vmgenid", 4, 1, 1, SQB_BUS_MMIO, SQB_VMGENID_LEN, &sqb_vmgenid_ops,
+			    SQB_DEVCLS_SNAP_OPTIONAL},
 };
 
 int sqb_dev_create(struct sqb_dev **out, const struct sqb_dev_class *cls, const char *id,

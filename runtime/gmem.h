@@ -35,6 +35,11 @@ struct sqb_gmem_hooks {
 	void (*written)(void *opaque, uint64_t gpa, uint64_t len);
 	/* Make [gpa, gpa+len) resident before the VMM touches it (0 or -errno). */
 	int (*prefault)(void *opaque, uint64_t gpa, uint64_t len);
+	/* The same for memory the VMM itself defines (reserved, page-aligned
+	 * pages such as the VM Generation ID's): may be NULL.  Never waits for
+	 * an external page server: a page it has not served yet becomes a zero
+	 * page the VMM then writes (the server's later copy finds it there). */
+	int (*own)(void *opaque, uint64_t gpa, uint8_t *host, uint64_t len);
 };
 
 struct sqb_gmem {
@@ -58,6 +63,9 @@ uint8_t *sqb_gmem_map(struct sqb_gmem *m, uint64_t gpa, uint64_t len, int write)
 /* Copy helpers over sqb_gmem_map: 0 or -EFAULT. */
 int sqb_gmem_read(struct sqb_gmem *m, void *dst, uint64_t gpa, uint64_t len);
 int sqb_gmem_write(struct sqb_gmem *m, uint64_t gpa, const void *src, uint64_t len);
+/* sqb_gmem_write into VMM-defined memory (hooks.own first): for pages no
+ * guest data lives in, so that a write never waits on a page server. */
+int sqb_gmem_write_owned(struct sqb_gmem *m, uint64_t gpa, const void *src, uint64_t len);
 /* Install or clear (NULL) the hooks; returns the previous ones. */
 const struct sqb_gmem_hooks *sqb_gmem_set_hooks(struct sqb_gmem *m, const struct sqb_gmem_hooks *h);
 

@@ -59,6 +59,10 @@ struct sqb_hv_exit {
 	} u;
 };
 
+/* vm_load_options: advance the guest's clock by the host wall-clock time
+ * that passed since the save (Firecracker's clock_realtime; format.md [F-126]). */
+#define SQB_HV_LOAD_CLOCK_REALTIME 1u
+
 struct sqb_hv_ops {
 	const char *name;
 	unsigned int snap_arch, snap_hv; /* snapfmt enum sqb_arch / sqb_hv of its records */
@@ -111,6 +115,10 @@ struct sqb_hv_ops {
 			       unsigned int *n);
 	int (*vm_load_records)(struct sqb_hv_vm *vm, const struct sqb_record *recs, unsigned int n,
 			       struct sqb_diag *diag);
+	/* Before vm_load_records: how the next load applies them
+	 * (SQB_HV_LOAD_*).  -SQB_EUNSUPPORTED with diag for an option this
+	 * backend cannot honour; NULL: none is supported. */
+	int (*vm_load_options)(struct sqb_hv_vm *vm, unsigned int flags, struct sqb_diag *diag);
 	/* The descriptor a dirty tracker (squib/dirty.h) drives for this VM. */
 	int (*vm_dirty_fd)(struct sqb_hv_vm *vm);
 };

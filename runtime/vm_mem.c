@@ -101,6 +101,21 @@ int sqb_gmem_write(struct sqb_gmem *m, uint64_t gpa, const void *src, uint64_t l
 	return 0;
 }
 
+int sqb_gmem_write_owned(struct sqb_gmem *m, uint64_t gpa, const void *src, uint64_t len)
+{
+	const struct sqb_gmem_hooks *h = __atomic_load_n(&m->hooks, __ATOMIC_ACQUIRE);
+
+	for (unsigned int i = 0; h && h->own && i < m->nregions; i++) {
+		const struct sqb_mem_region *r = &m->regions[i];
+
+		if (gpa < r->gpa || gpa - r->gpa >= r->size || len > r->size - (gpa - r->gpa))
+			continue;
+		if (h->own(h->opaque, gpa, r->host + (gpa - r->gpa), len) < 0)
+			return -EFAULT;
+	}
+	return sqb_gmem_write(m, gpa, src, len);
+}
+
 const struct sqb_gmem_hooks *sqb_gmem_set_hooks(struct sqb_gmem *m, const struct sqb_gmem_hooks *h)
 {
 	return __atomic_exchange_n(&m->hooks, h, __ATOMIC_ACQ_REL);

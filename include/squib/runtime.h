@@ -232,6 +232,9 @@ struct sqb_vm_snap_load {
 	 * NULL; on failure it is freed with the half-loaded VM); otherwise
 	 * *shell is left to the caller and the VM is built the normal way. */
 	sqb_vm **shell;
+	/* Firecracker's clock_realtime: the guest's clock moves on by the host
+	 * wall-clock time since the save (x86 kvmclock; format.md [F-126]). */
+	int clock_realtime;
 };
 /* What the snapshot's CONF section says (malloc'd strings, NULL if absent). */
 struct sqb_vm_snap_conf {

@@ -254,12 +254,13 @@ static int check_load(struct load_req *q, char *err, size_t errlen)
 {
 	if (q->have_ext && load_ext(q->ext, q, err, errlen) < 0)
 		return -1;
-	if (q->clock_rt || (q->huge && strcmp(q->huge, "Snapshot") && strcmp(q->huge, "None"))) {
+	if (q->huge && strcmp(q->huge, "Snapshot") && strcmp(q->huge, "None")) {
 		snprintf(err, errlen,
-			 "clock_realtime and huge_pages other than Snapshot/None are not "
-			 "supported by squib yet (see docs/snapshots.md).");
+			 "huge_pages other than Snapshot/None are not supported by squib yet "
+			 "(see docs/snapshots.md).");
 		return -1;
 	}
+	q->o.clock_realtime = q->clock_rt;
 	if (q->o.backend == SQB_VM_MEM_UFFD && q->o.mode != SQB_VM_LOAD_MMAP) {
 		snprintf(err, errlen, "squib.restore applies to the File backend only.");
 		return -1;

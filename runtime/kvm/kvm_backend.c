@@ -326,5 +326,6 @@ const struct sqb_hv_ops sqb_hv_backend = {
     .vcpu_load_records = sqb_kvm_vcpu_load_records,
     .vm_save_records = sqb_kvm_vm_save_records,
     .vm_load_records = sqb_kvm_vm_load_records,
+    .vm_load_options = sqb_kvm_vm_load_options,
     .vm_dirty_fd = sqb_kvm_vm_dirty_fd,
 };

@@ -63,5 +63,6 @@ int sqb_kvm_vm_save_records(struct sqb_hv_vm *vm, struct sqb_record *recs, unsig
 int sqb_kvm_vm_load_records(struct sqb_hv_vm *vm, const struct sqb_record *recs, unsigned int n,
 			    struct sqb_diag *d);
 int sqb_kvm_vm_dirty_fd(struct sqb_hv_vm *vm);
+int sqb_kvm_vm_load_options(struct sqb_hv_vm *vm, unsigned int flags, struct sqb_diag *d);
 
 #endif

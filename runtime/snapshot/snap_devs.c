@@ -15,6 +15,12 @@ static int stateful(const struct sqb_dev *d)
 	return d->cls->ops->state && d->devs_type;
 }
 
+/* A device class newer than some snapshots ([F-125]): those lack its record. */
+static int optional(const struct sqb_dev *d)
+{
+	return (d->cls->flags & SQB_DEVCLS_SNAP_OPTIONAL) != 0;
+}
+
 static uint32_t dev_version(const struct sqb_dev *d)
 {
 	return d->cls == &sqb_dev_classes[SQB_DEVCLS_MMIO_SLOT] ? sqb_mmio_slot_version(d)
@@ -48,15 +54,16 @@ int sqb_snap_devs_save(struct sqb_vm *vm, sqb_snap_writer *w)
 	return 0;
 }
 
-/* Every stateful device on this VM's bus must be in the snapshot once, and
- * every device in the snapshot must be one on the bus, at the same place. */
+/* Every stateful device on this VM's bus must be in the snapshot once (but
+ * an optional one may be absent), and every device in the snapshot must be
+ * one on the bus, at the same place. */
 int sqb_snap_devs_load(struct sqb_vm *vm, const sqb_snap *s, struct sqb_diag *diag)
 {
 	unsigned int n = sqb_snap_device_count(s), found = 0, want = 0;
 	uint64_t seen = 0;
 
 	for (unsigned int i = 0; i < vm->bus.ndevs; i++)
-		want += stateful(vm->bus.devs[i]);
+		want += stateful(vm->bus.devs[i]) && !optional(vm->bus.devs[i]);
 	for (unsigned int k = 0; k < n; k++) {
 		struct sqb_device rec;
 		struct sqb_dev *d = NULL;
@@ -88,7 +95,7 @@ int sqb_snap_devs_load(struct sqb_vm *vm, const sqb_snap *s, struct sqb_diag *di
 				      rec.version, field ? field : "invalid", sqb_strerror(err));
 			return err < 0 && err > -1000 ? -SQB_ECORRUPT : err;
 		}
-		found++;
+		found += !optional(d);
 	}
 	if (found != want) {
 		sqb_snap_diag(diag, "DEVS", "snapshot holds %u of this VM's %u stateful devices",

@@ -7,6 +7,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/userfaultfd.h>
+#include <sys/ioctl.h>
 #include <unistd.h>
 
 #include "log.h"
@@ -45,6 +47,29 @@ static int ss_prefault(void *opaque, uint64_t gpa, uint64_t len)
 	return rs ? sqb_restore_fetch(rs, gpa, len) : 0;
 }
 
+/* gmem hook: VMM-defined pages (the VM Generation ID's).  A lazy restore
+ * fetches them as any page; under the Uffd backend a page the server has
+ * not served yet is filled with zeros here (EEXIST: it was served), since
+ * a server that never serves must not wedge the load ([F-125]). */
+static int ss_own(void *opaque, uint64_t gpa, uint8_t *host, uint64_t len)
+{
+	static const uint8_t zero[4096] __attribute__((aligned(4096)));
+	struct sqb_snapstate *ss = opaque;
+	sqb_restore *rs = __atomic_load_n(&ss->rs, __ATOMIC_ACQUIRE);
+	uint64_t first = (uint64_t)(uintptr_t)host & ~4095ULL;
+	uint64_t end = ((uint64_t)(uintptr_t)host + len + 4095) & ~4095ULL;
+
+	if (rs)
+		return sqb_restore_fetch(rs, gpa, len);
+	for (uint64_t a = first; ss->uffd >= 0 && a < end; a += 4096) {
+		struct uffdio_copy c = {.dst = a, .src = (uint64_t)(uintptr_t)zero, .len = 4096};
+
+		if (ioctl(ss->uffd, UFFDIO_COPY, &c) < 0 && errno != EEXIST)
+			return -errno;
+	}
+	return 0;
+}
+
 int sqb_snapstate_get(struct sqb_vm *vm, struct sqb_snapstate **out)
 {
 	if (!vm->snap) {
@@ -52,7 +77,8 @@ int sqb_snapstate_get(struct sqb_vm *vm, struct sqb_snapstate **out)
 		if (!vm->snap)
 			return -ENOMEM;
 		vm->snap->uffd = vm->snap->pager_fd = -1;
-		vm->snap->gmem_hooks = (struct sqb_gmem_hooks){vm->snap, ss_written, ss_prefault};
+		vm->snap->gmem_hooks =
+		    (struct sqb_gmem_hooks){vm->snap, ss_written, ss_prefault, ss_own};
 		sqb_gmem_set_hooks(&vm->mem, &vm->snap->gmem_hooks);
 	}
 	*out = vm->snap;

@@ -302,8 +302,18 @@ static void set_parent(struct loadctx *c, struct sqb_snapstate *ss)
 
 static int set_state(struct loadctx *c, struct sqb_vm *vm)
 {
-	int err = vm->ops->vm_load_records(vm->hv, c->intc.recs, c->intc.n, c->diag);
+	unsigned int opts = c->o->clock_realtime ? SQB_HV_LOAD_CLOCK_REALTIME : 0;
+	int err = 0;
 
+	if (opts && !vm->ops->vm_load_options) {
+		sqb_snap_diag(c->diag, "INTC", "clock_realtime is not supported by the %s backend",
+			      vm->ops->name);
+		return -SQB_EUNSUPPORTED;
+	}
+	if (vm->ops->vm_load_options)
+		err = vm->ops->vm_load_options(vm->hv, opts, c->diag);
+	if (!err)
+		err = vm->ops->vm_load_records(vm->hv, c->intc.recs, c->intc.n, c->diag);
 	if (err) {
 		snprintf(c->diag->section, sizeof(c->diag->section), "INTC");
 		return err;
@@ -390,6 +400,10 @@ static int build_vm(struct loadctx *c, struct sqb_vm **out)
 		err = set_state(c, vm);
 	if (!err && c->o->track_dirty_pages)
 		err = sqb_snap_dirty_start(vm, ss);
+	/* clone identity: a new generation ID, written through the accessor
+	 * (so in the next Diff) before any vCPU runs ([F-125]) */
+	if (!err)
+		err = sqb_bus_vmgenid_regenerate(&vm->bus);
 	t3 = sqb_now_ns();
 	if (!err && ss->pager_fd >= 0)
 		err = sqb_snap_uffd_watch(vm, ss);

@@ -19,6 +19,8 @@
  *   0x09000  PML4, 0x0a000 PDPT, 0x0b000-0x0efff PDs  (bzImage: 4 GiB identity, 2 MiB pages)
  *   0x20000  kernel command line (NUL-terminated, < 4 KiB)
  *   0xe0000  ACPI: RSDP, XSDT, FADT, DSDT, MADT       (e820 "reserved")
+ *   (a VMGenID device's 16-byte ID: where the VMM says, in that reserved
+ *    area above the tables; squib's x86 board puts it at 0xff000)
  *  >=1 MiB   kernel (PVH: PT_LOAD p_paddr; bzImage: pref_address), initrd high below 4 GiB
  *
  * e820 / PVH memmap: every RAM range given, minus [0x9fc00, 0x100000);
@@ -64,6 +66,16 @@ struct sqb_x86boot_dev {
 	} irq_kind;
 	uint32_t irq; /* ISA: 0..15 (edge, high); GSI: IOAPIC pin (extended, edge, high) */
 	int cca;      /* _CCA One: DMA-coherent (virtio-mmio, as Firecracker) */
+	/* SQB_X86BOOT_DEV_VMGENID (at most one): a Virtual Machine Generation
+	 * ID device.  The loader emits Device(VGEN) (_HID "VMGENCTR", _CID and
+	 * _DDN "VM_Gen_Counter", ADDR = Package {low, high} of genid_addr) and
+	 * a GED (ACPI0013) whose _EVT does Notify(VGEN, 0x80) for irq (kind
+	 * GSI), and stores the 16 bytes at genid inside the reserved ACPI area
+	 * at genid_addr (8-byte aligned, above the tables).  name, hid and the
+	 * fields above are ignored for it. */
+	enum sqb_x86boot_dev_kind { SQB_X86BOOT_DEV_PLAIN = 0, SQB_X86BOOT_DEV_VMGENID } kind;
+	uint64_t genid_addr;
+	const uint8_t *genid;
 };
 
 struct sqb_x86boot_in {

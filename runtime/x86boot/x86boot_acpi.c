@@ -1,8 +1,9 @@
 /* ACPI tables for a hardware-reduced x86 microVM (ACPI 6.x, as Firecracker
  * does): RSDP -> XSDT -> {FADT -> DSDT, MADT}, written at 0xe0000.  The DSDT
  * lists the devices the VMM's bus describes (or, standalone, COM1, the i8042
- * and virtio-mmio devices as LNRO0005 with _CCA, Firecracker's shape); the
- * MADT one local APIC per vCPU and the IOAPIC at 0xfec00000. */
+ * and virtio-mmio devices as LNRO0005 with _CCA, Firecracker's shape), and a
+ * VM Generation ID counter with its GED (Microsoft's VMGenID spec, ACPI 6.4
+ * 5.6.9 GED); the MADT one local APIC per vCPU and the IOAPIC at 0xfec00000. */
 #include <errno.h>
 #include <stdio.h>
 
@@ -212,6 +213,90 @@ static void aml_device(struct aml *a, const struct sqb_x86boot_dev *d)
 	aml_pkg_end(a, start);
 }
 
+/* The smallest integer encoding (ACPI 6.4, 20.2.3): Zero, One, ByteConst,
+ * DWordConst. */
+static void aml_int(struct aml *a, uint32_t v)
+{
+	uint8_t b[4];
+
+	if (v <= 1) {
+		aml_byte(a, (uint8_t)v); /* ZeroOp / OneOp */
+	} else if (v < 0x100) {
+		aml_byte(a, 0x0a); /* BytePrefix */
+		aml_byte(a, (uint8_t)v);
+	} else {
+		aml_byte(a, 0x0c);
+		xb_put32(b, v);
+		aml_bytes(a, b, 4);
+	}
+}
+
+/* Device (VGEN): the generation counter as Microsoft's VMGenID spec names
+ * it and Linux's vmgenid driver reads it: ADDR is a package of two
+ * integers, the low and high halves of the ID's guest-physical address. */
+static void aml_vmgenid(struct aml *a, const struct sqb_x86boot_dev *d)
+{
+	unsigned int start, pkg;
+	uint8_t b[4];
+
+	aml_byte(a, 0x5b); /* DeviceOp */
+	aml_byte(a, 0x82);
+	start = a->len;
+	aml_bytes(a, "VGEN", 4);
+	aml_name_string(a, "_HID", "VMGENCTR");
+	aml_name_string(a, "_CID", "VM_Gen_Counter");
+	aml_name_string(a, "_DDN", "VM_Gen_Counter");
+	aml_byte(a, 0x08); /* NameOp */
+	aml_bytes(a, "ADDR", 4);
+	aml_byte(a, 0x12); /* PackageOp */
+	pkg = a->len;
+	aml_byte(a, 2); /* NumElements */
+	for (int half = 0; half < 2; half++) {
+		aml_byte(a, 0x0c); /* always DWords, as the spec's example */
+		xb_put32(b, (uint32_t)(d->genid_addr >> (32 * half)));
+		aml_bytes(a, b, 4);
+	}
+	aml_pkg_end(a, pkg);
+	aml_pkg_end(a, start);
+}
+
+/* Device (GED_): the Generic Event Device (ACPI0013) whose interrupt runs
+ * _EVT(gsi); for the counter's line that is Notify (\_SB.VGEN, 0x80), the
+ * "generation ID changed" notification of the VMGenID spec. */
+static void aml_ged(struct aml *a, uint32_t gsi)
+{
+	static const uint8_t vgen_path[] = {'\\', 0x2e, '_', 'S', 'B', '_', 'V', 'G', 'E', 'N'};
+	uint8_t r[9];
+	unsigned int start, method, cond;
+
+	r[0] = 0x89; /* Extended Interrupt: consumer, edge, active high, exclusive */
+	xb_put16(r + 1, 6);
+	r[3] = 0x03;
+	r[4] = 1;
+	xb_put32(r + 5, gsi);
+	aml_byte(a, 0x5b);
+	aml_byte(a, 0x82);
+	start = a->len;
+	aml_bytes(a, "GED_", 4);
+	aml_name_string(a, "_HID", "ACPI0013");
+	aml_crs(a, r, sizeof(r));
+	aml_byte(a, 0x14); /* MethodOp */
+	method = a->len;
+	aml_bytes(a, "_EVT", 4);
+	aml_byte(a, 0x09); /* one argument, serialized */
+	aml_byte(a, 0xa0); /* IfOp */
+	cond = a->len;
+	aml_byte(a, 0x93); /* LEqualOp */
+	aml_byte(a, 0x68); /* Arg0 */
+	aml_int(a, gsi);
+	aml_byte(a, 0x86); /* NotifyOp */
+	aml_bytes(a, vgen_path, sizeof(vgen_path));
+	aml_int(a, 0x80);
+	aml_pkg_end(a, cond);
+	aml_pkg_end(a, method);
+	aml_pkg_end(a, start);
+}
+
 /* Without the VMM's list: COM1, PS2K, then mmio[] (a standalone loader). */
 static unsigned int builtin_devs(const struct sqb_x86boot_in *in, struct sqb_x86boot_dev *o)
 {
@@ -257,8 +342,14 @@ static void build_dsdt_body(const struct sqb_x86boot_in *in, struct aml *a)
 	aml_byte(a, 0x10); /* ScopeOp (\_SB) */
 	start = a->len;
 	aml_bytes(a, "\\_SB_", 5);
-	for (unsigned int i = 0; i < n; i++)
-		aml_device(a, &d[i]);
+	for (unsigned int i = 0; i < n; i++) {
+		if (d[i].kind != SQB_X86BOOT_DEV_VMGENID) {
+			aml_device(a, &d[i]);
+			continue;
+		}
+		aml_vmgenid(a, &d[i]);
+		aml_ged(a, d[i].irq);
+	}
 	aml_pkg_end(a, start);
 }
 
@@ -300,16 +391,42 @@ static void build_fadt(uint8_t *t, uint64_t dsdt)
 	sdt_finish(t, FADT_LEN);
 }
 
+/* The VMM's VMGenID device, if any (at most one, with a GSI and its ID). */
+static int find_vmgenid(const struct sqb_x86boot_in *in, const struct sqb_x86boot_dev **out,
+			struct sqb_diag *diag)
+{
+	*out = NULL;
+	for (unsigned int i = 0; in->devs && i < in->ndevs; i++) {
+		const struct sqb_x86boot_dev *d = &in->devs[i];
+
+		if (d->kind != SQB_X86BOOT_DEV_VMGENID)
+			continue;
+		if (*out)
+			return xb_fail(diag, -EINVAL, UINT64_MAX, "ACPI", "two VMGenID devices");
+		if (!d->genid || d->irq_kind != SQB_X86BOOT_IRQ_GSI || (d->genid_addr & 7))
+			return xb_fail(diag, -EINVAL, UINT64_MAX, "ACPI",
+				       "VMGenID device without an ID, a GSI or 8-byte alignment");
+		*out = d;
+	}
+	return 0;
+}
+
 int xb_acpi_build(const struct sqb_x86boot_in *in, uint64_t *rsdp_out, struct sqb_diag *diag)
 {
+	const struct sqb_x86boot_dev *vgen;
 	uint8_t *base = xb_gpa(in, XB_ACPI_BASE, ACPI_AREA);
 	uint64_t xsdt = XB_ACPI_BASE + 0x40, fadt = xsdt + 0x40, dsdt = fadt + 0x120;
 	uint64_t madt;
+	uint32_t len;
 	uint8_t *t;
 	struct aml a;
+	int err;
 
 	if (!base)
 		return xb_fail(diag, -EINVAL, UINT64_MAX, "ACPI", "no RAM at 0xe0000");
+	err = find_vmgenid(in, &vgen, diag);
+	if (err)
+		return err;
 	memset(base, 0, ACPI_AREA);
 
 	/* DSDT: header, then AML; everything after it is bounded by the area. */
@@ -322,7 +439,17 @@ int xb_acpi_build(const struct sqb_x86boot_in *in, uint64_t *rsdp_out, struct sq
 	sdt_finish(t, SDT_HDR + a.len);
 	madt = (dsdt + SDT_HDR + a.len + 15) & ~15ULL;
 
-	build_madt(in, base + (madt - XB_ACPI_BASE));
+	len = build_madt(in, base + (madt - XB_ACPI_BASE));
+	if (vgen) { /* the ID lives in the reserved area, above every table */
+		if (vgen->genid_addr < madt + len || !xb_fits(vgen->genid_addr, 16, XB_ACPI_END))
+			return xb_fail(diag, -EINVAL, vgen->genid_addr, "ACPI",
+				       "VMGenID ID at 0x%llx is not in the reserved ACPI area "
+				       "above the tables (0x%llx..0x%llx)",
+				       (unsigned long long)vgen->genid_addr,
+				       (unsigned long long)(madt + len),
+				       (unsigned long long)XB_ACPI_END);
+		memcpy(base + (vgen->genid_addr - XB_ACPI_BASE), vgen->genid, 16);
+	}
 	build_fadt(base + (fadt - XB_ACPI_BASE), dsdt);
 
 	t = base + (xsdt - XB_ACPI_BASE);

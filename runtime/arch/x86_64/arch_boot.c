@@ -48,6 +48,12 @@ int sqb_arch_boot_load(struct sqb_vm *vm, const struct sqb_vm_config *cfg, struc
 			      : dd.irq_kind == SQB_DESC_IRQ_GSI	 ? SQB_X86BOOT_IRQ_GSI
 								 : SQB_X86BOOT_IRQ_NONE;
 		x->irq = dd.gsi;
+		if (dd.kind == SQB_DESC_VMGENID) { /* an ID in RAM, not a window */
+			x->kind = SQB_X86BOOT_DEV_VMGENID;
+			x->genid_addr = dd.base;
+			x->genid = dd.genid;
+			x->mmio_base = x->mmio_size = 0;
+		}
 		ndevs++;
 	}
 	in.devs = devs;

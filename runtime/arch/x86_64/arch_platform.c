@@ -1,7 +1,8 @@
 /* The x86_64 microVM board (arch.h): the fixed ISA devices every squib VM
  * has — COM1 16550 at 0x3f8 (IRQ 4), the i8042 at 0x60/0x64 (IRQ 1, the
- * reset line) and the POST-code port 0x80 — in the order the DEVS sections
- * and the DSDT list them. */
+ * reset line), the POST-code port 0x80 and the VM Generation ID (its ID at
+ * 0xff000, its notification on pin 23) — in the order the DEVS sections and
+ * the DSDT list them. */
 #include "arch.h"
 #include "log.h"
 #include "vmm_priv.h"
@@ -17,6 +18,7 @@ int sqb_arch_add_platform_devices(struct sqb_vm *vm)
 	    {SQB_DEVCLS_UART, "uart0", SQB_X86_UART_PORT, SQB_X86_UART_IRQ},
 	    {SQB_DEVCLS_I8042, "i8042", SQB_X86_I8042_PORT, SQB_X86_I8042_IRQ},
 	    {SQB_DEVCLS_POSTCODE, "postcode", SQB_X86_POST_PORT, 0},
+	    {SQB_DEVCLS_VMGENID, "vmgenid", SQB_X86_VMGENID_ADDR, SQB_X86_VMGENID_GSI},
 	};
 
 	for (size_t i = 0; i < sizeof(board) / sizeof(board[0]); i++) {

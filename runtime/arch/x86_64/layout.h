@@ -36,6 +36,13 @@
 #define SQB_X86_I8042_IRQ  1
 #define SQB_X86_POST_PORT  0x80
 
+/* VM Generation ID (dev_vmgenid.c): the 16-byte ID in the last page of the
+ * e820-reserved ACPI area [0xe0000, 0x100000), above the tables the loader
+ * writes there; its notification is the last IOAPIC pin, taken before the
+ * allocator hands pins to virtio-mmio slots (which so keep 5, 6, ...). */
+#define SQB_X86_VMGENID_ADDR 0xff000ULL
+#define SQB_X86_VMGENID_GSI  23
+
 /* IOAPIC pins the interrupt allocator hands out (0..4 are ISA legacy). */
 #define SQB_ARCH_GSI_FIRST 5
 #define SQB_ARCH_GSI_LAST  23

@@ -480,6 +480,20 @@ int sqb_kvm_vm_save_records(struct sqb_hv_vm *vm, struct sqb_record *recs, unsig
 	return 0;
 }
 
+/* arm64 has no kvmclock to advance (Firecracker refuses clock_realtime on
+ * aarch64 too). */
+int sqb_kvm_vm_load_options(struct sqb_hv_vm *vm, unsigned int flags, struct sqb_diag *d)
+{
+	(void)vm;
+	if (!(flags & SQB_HV_LOAD_CLOCK_REALTIME))
+		return 0;
+	if (d) {
+		d->offset = UINT64_MAX;
+		snprintf(d->reason, sizeof(d->reason), "clock_realtime is not supported on aarch64");
+	}
+	return -SQB_EUNSUPPORTED;
+}
+
 /* [F-61]: every key this VM's GIC has, none other; applied in gic_keys'
  * order whatever the record's order. */
 int sqb_kvm_vm_load_records(struct sqb_hv_vm *vm, const struct sqb_record *recs, unsigned int n,

@@ -43,6 +43,7 @@ struct sqb_kvm_arch_vm {
 	struct kvm_cpuid2 *cpuid; /* filtered template (APIC ID patched per vCPU) */
 	uint32_t *msr_index;	  /* MSRs this host lets us read (snapshot list) */
 	unsigned int nmsr_index;
+	unsigned int load_flags; /* SQB_HV_LOAD_* of the next vm_load_records */
 };
 
 struct sqb_hv_vm;

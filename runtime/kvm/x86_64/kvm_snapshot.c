@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <time.h>
 
 #include "kvm_priv.h"
 #include "kvm_records.h"
@@ -369,6 +370,32 @@ int sqb_kvm_vcpu_load_records(struct sqb_hv_vcpu *vc, const struct sqb_record *r
 	return set_ioctl(vc, KVM_SET_DEBUGREGS, &dbg, dr->tag, d);
 }
 
+static uint64_t realtime_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
+/* kvmclock and, [F-126], the host's wall clock at that instant: KVM's own
+ * pairing where it gives one (KVM_CLOCK_REALTIME in flags: a host on a
+ * stable TSC master clock), else the midpoint of two CLOCK_REALTIME reads
+ * around the ioctl (this machine's PVM KVM gives none). */
+static int get_clock(struct sqb_hv_vm *vm, struct kvm_clock_data *clk)
+{
+	uint64_t before = realtime_ns(), after;
+
+	if (ioctl(vm->vm_fd, KVM_GET_CLOCK, clk) < 0)
+		return -errno;
+	after = realtime_ns();
+	if (!(clk->flags & KVM_CLOCK_REALTIME) || !clk->realtime) {
+		clk->realtime = before + (after - before) / 2;
+		clk->flags |= KVM_CLOCK_REALTIME;
+	}
+	return 0;
+}
+
 int sqb_kvm_vm_save_records(struct sqb_hv_vm *vm, struct sqb_record *recs, unsigned int cap,
 			    unsigned int *n)
 {
@@ -378,10 +405,13 @@ int sqb_kvm_vm_save_records(struct sqb_hv_vm *vm, struct sqb_record *recs, unsig
 	struct kvm_pit_state2 pit;
 	struct kvm_clock_data clk;
 	uint8_t *p;
+	int err;
 
 	*n = 0;
-	if (ioctl(vm->vm_fd, KVM_GET_PIT2, &pit) < 0 || ioctl(vm->vm_fd, KVM_GET_CLOCK, &clk) < 0)
+	if (ioctl(vm->vm_fd, KVM_GET_PIT2, &pit) < 0)
 		return -errno;
+	if ((err = get_clock(vm, &clk)) < 0)
+		return err;
 	if (!(p = rec_add(recs, cap, n, SQB_REC_KVM_PIT, SQB_KVM_PIT_SIZE)))
 		return -ENOMEM;
 	sqb_kvm_enc_pit(&pit, p);
@@ -404,8 +434,51 @@ int sqb_kvm_vm_save_records(struct sqb_hv_vm *vm, struct sqb_record *recs, unsig
 	return 0;
 }
 
-/* PIT, kvmclock, then the irqchips (Firecracker's order).  The clock is set
- * with flags 0: kvmclock resumes at the captured value, as after a pause. */
+int sqb_kvm_vm_load_options(struct sqb_hv_vm *vm, unsigned int flags, struct sqb_diag *d)
+{
+	(void)d;
+	vm->arch.load_flags = flags;
+	return 0;
+}
+
+/* The KVM_SET_CLOCK argument.  Without clock_realtime, flags 0: kvmclock
+ * resumes at the captured value, as after a pause.  With it ([F-126]),
+ * kvmclock moves on by the host wall-clock time since the save: KVM does
+ * the step itself when it takes KVM_CLOCK_REALTIME (and never steps back),
+ * else the same step is computed here.  A snapshot without a realtime
+ * (an older squib's) is refused, as Firecracker refuses it. */
+static int clock_to_set(struct sqb_hv_vm *vm, struct kvm_clock_data *clk, struct sqb_diag *d)
+{
+	uint64_t saved = (clk->flags & KVM_CLOCK_REALTIME) ? clk->realtime : 0, now;
+	int caps;
+
+	clk->flags = 0;
+	clk->realtime = clk->host_tsc = 0;
+	if (!(vm->arch.load_flags & SQB_HV_LOAD_CLOCK_REALTIME))
+		return 0;
+	if (!saved) {
+		if (d) {
+			d->offset = UINT64_MAX;
+			snprintf(d->reason, sizeof(d->reason),
+				 "KVM_CLOCK holds no host realtime (an older squib wrote it): "
+				 "clock_realtime cannot be honoured; load it without");
+		}
+		return -SQB_ENOTFOUND;
+	}
+	caps = ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_ADJUST_CLOCK);
+	now = realtime_ns();
+	sqb_debug("snapshot load: clock_realtime: %.3f s of host time since the save",
+		  now > saved ? (now - saved) / 1e9 : 0.0);
+	if (caps > 0 && (caps & KVM_CLOCK_REALTIME)) {
+		clk->flags = KVM_CLOCK_REALTIME;
+		clk->realtime = saved;
+	} else if (now > saved) {
+		clk->clock += now - saved;
+	}
+	return 0;
+}
+
+/* PIT, kvmclock, then the irqchips (Firecracker's order). */
 int sqb_kvm_vm_load_records(struct sqb_hv_vm *vm, const struct sqb_record *recs, unsigned int n,
 			    struct sqb_diag *d)
 {
@@ -430,8 +503,8 @@ int sqb_kvm_vm_load_records(struct sqb_hv_vm *vm, const struct sqb_record *recs,
 		return -SQB_EMISMATCH;
 	}
 	sqb_kvm_dec_clock(clk_r->data, &clk);
-	clk.flags = 0;
-	clk.realtime = clk.host_tsc = 0;
+	if ((err = clock_to_set(vm, &clk, d)) < 0)
+		return err;
 	if (ioctl(vm->vm_fd, KVM_SET_CLOCK, &clk) < 0) {
 		rdiag(d, clk_r->tag, "refused by the hypervisor", -errno);
 		return -SQB_EMISMATCH;
