@@ -231,13 +231,19 @@ static int read_records(struct loadctx *c)
 				c->diag);
 }
 
+/* From a restore thread: a lazy restore met a bad chunk (the guest can never
+ * get that memory), or a mapped file is being changed under the guest.  The
+ * VM stops at once with the reason (squib then exits as for any VM failure);
+ * the kick takes a vCPU out of a fault that will never be served. */
 static void on_restore_error(void *ctx, int err, const struct sqb_diag *d)
 {
-	char buf[300];
+	char buf[300], msg[400];
 
-	(void)ctx;
-	sqb_err("snapshot memory restore failed: %s: %s", sqb_strerror(err),
-		d ? sqb_diag_format(d, buf, sizeof(buf)) : "");
+	snprintf(msg, sizeof(msg), "snapshot memory restore failed: %s: %s", sqb_strerror(err),
+		 d ? sqb_diag_format(d, buf, sizeof(buf)) : "");
+	sqb_err("%s; stopping the VM", msg);
+	if (ctx)
+		sqb_vm_fail(ctx, SQB_VM_STOP_HOST_ERROR, msg);
 }
 
 static int restore_memory(struct loadctx *c, struct sqb_vm *vm, struct sqb_snapstate *ss)
@@ -260,6 +266,7 @@ static int restore_memory(struct loadctx *c, struct sqb_vm *vm, struct sqb_snaps
 	if (ro.strategy == SQB_RESTORE_EAGER)
 		ro.flags |= SQB_RESTORE_DEST_ZERO; /* the VM's memfd is new: all holes */
 	ro.on_error = on_restore_error;
+	ro.cb_ctx = vm;
 	/* verified by an earlier load and unchanged since: map without reading */
 	remembered = !c->o->trust_raw && ro.strategy == SQB_RESTORE_MMAP &&
 		     sqb_snap_vcache_hit(c->mem);

@@ -163,6 +163,16 @@ static void serve_orphans(struct sqb_vm *vm, struct sqb_snapstate *ss, struct sn
 	unsigned int nagain = 0;
 	int failed = 0;
 
+	/* a fault the server read but never answered (it died, or gave up on a
+	 * corrupt chunk) is gone from the queue: wake every waiter so its
+	 * access faults again and reaches us */
+	for (unsigned int i = 0; i < vm->mem.nregions; i++) {
+		struct uffdio_range r = {(uint64_t)(uintptr_t)vm->mem.regions[i].host,
+					 vm->mem.regions[i].size};
+
+		if (ioctl(ss->uffd, UFFDIO_WAKE, &r) < 0)
+			sqb_debug("UFFDIO_WAKE: %s", strerror(errno));
+	}
 	for (;;) {
 		struct uffd_msg msg;
 		int rc = poll(p, 2, 100);
