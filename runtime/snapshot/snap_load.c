@@ -257,7 +257,7 @@ static int restore_memory(struct loadctx *c, struct sqb_vm *vm, struct sqb_snaps
 
 	ss->no_holes = c->o->backend == SQB_VM_MEM_UFFD || c->o->mode != SQB_VM_LOAD_EAGER;
 	if (c->o->backend == SQB_VM_MEM_UFFD)
-		return sqb_snap_uffd_connect(vm, ss, c->o->backend_path, c->diag);
+		return sqb_snap_uffd_connect(vm, ss, c->o->backend_path, c->st, c->diag);
 	for (unsigned int i = 0; i < vm->mem.nregions; i++)
 		host[i] = vm->mem.regions[i].host;
 	ro.strategy = strat[c->o->mode];
@@ -265,6 +265,10 @@ static int restore_memory(struct loadctx *c, struct sqb_vm *vm, struct sqb_snaps
 	ro.flags = c->o->trust_raw ? SQB_RESTORE_TRUST_RAW : 0;
 	if (ro.strategy == SQB_RESTORE_EAGER)
 		ro.flags |= SQB_RESTORE_DEST_ZERO; /* the VM's memfd is new: all holes */
+	/* test knob (docs/testing.md): a lazy load that serves faults only, so a
+	 * test can make the guest, not the filler, meet a page first */
+	if (ro.strategy == SQB_RESTORE_LAZY && getenv("SQB_LAZY_NO_FILL"))
+		ro.flags |= SQB_RESTORE_NO_FILL;
 	ro.on_error = on_restore_error;
 	ro.cb_ctx = vm;
 	/* verified by an earlier load and unchanged since: map without reading */
@@ -281,6 +285,21 @@ static int restore_memory(struct loadctx *c, struct sqb_vm *vm, struct sqb_snaps
 	if (!err && !c->o->trust_raw && !remembered && ro.strategy == SQB_RESTORE_MMAP)
 		sqb_snap_vcache_record(ss->loaded, &began);
 	return err;
+}
+
+/* A lazy restore that failed before the load answered (a filler met a
+ * corrupt chunk): the load fails with the restore's reason, not with the
+ * state error of the VM it stopped. */
+static int restore_failed(struct sqb_vm *vm, struct sqb_snapstate *ss, struct sqb_diag *diag)
+{
+	int err = ss->rs ? sqb_restore_wait(ss->rs, 0) : 0;
+
+	if (!err || err == -ETIMEDOUT)
+		return 0;
+	pthread_mutex_lock(&vm->lock);
+	sqb_snap_diag(diag, "DATA", "%s", vm->stop.message);
+	pthread_mutex_unlock(&vm->lock);
+	return 1;
 }
 
 /* The next Diff's parent: the memory file just loaded, opened alone. */
@@ -376,6 +395,8 @@ static int build_vm(struct loadctx *c, struct sqb_vm **out)
 		set_parent(c, ss);
 		err = release(vm, c->o->resume);
 	}
+	if (ss && restore_failed(vm, ss, c->diag))
+		err = sqb_restore_wait(ss->rs, 0); /* said while loading: a 400 */
 	sqb_debug("snapshot load: VM %.2f ms, memory %.2f ms, state %.2f ms, start %.2f ms",
 		  (t1 - t0) / 1e6, (t2 - t1) / 1e6, (t3 - t2) / 1e6, (sqb_now_ns() - t3) / 1e6);
 	if (err) {

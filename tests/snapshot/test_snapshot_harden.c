@@ -25,7 +25,8 @@ static char body[2048];
  * each test damages its file. */
 static int setup(void **state)
 {
-	static const char *const names[] = {"trunc", "rewrite", "held", "lazy", "uffd"};
+	static const char *const names[] = {"trunc", "rewrite", "held", "lazy",
+					    "lazyf", "uffd",	"ida",	"idb"};
 	struct sqb_tc t;
 
 	(void)state;
@@ -230,10 +231,46 @@ static void test_lazy_corrupt_chunk_stops_vm(void **state)
 		 "\"backend_path\":\"%s\"},\"resume_vm\":true,\"squib\":{\"restore\":\"lazy\"}}",
 		 st_path("lazy", ".state"), st_path("lazy", ".mem"));
 	st = tc_req(&t, "PUT", "/snapshot/load", body, reply, sizeof(reply));
-	assert_true(st == 204 || st == 400 || st == -1); /* the filler may win the race */
-	if (st == 204)
-		st_input(&t, "v"); /* touch the marker pages */
+	if (st == 400) {
+		/* the filler met the chunk before the load answered: the load
+		 * fails with the reason, and no guest instruction ran */
+		char *s = tc_read_file(t.serial);
+
+		if (!strstr(reply, "checksum mismatch"))
+			fail_msg("load refused without the reason: %s", reply);
+		assert_null(strstr(s, "MARK"));
+		free(s);
+		tc_stop(&t);
+		return;
+	}
+	assert_int_equal(st, 204);
+	st_input(&t, "v"); /* touch the marker pages */
 	expect_vm_stopped(&t, "checksum mismatch", 15000);
+	tc_stop(&t);
+}
+
+/* The issue's wedge exactly: no filler (SQB_LAZY_NO_FILL), so the guest's
+ * own access is what meets the corrupt chunk; the vCPU waits in the kernel
+ * for a page that will never come, and the stop must release it (before: it
+ * waited for ever, squib said "Running", and a pause never answered). */
+static void test_lazy_corrupt_page_met_by_the_guest(void **state)
+{
+	struct sqb_tc t;
+
+	(void)state;
+	corrupt_marker_chunk("lazyf");
+	setenv("SQB_LAZY_NO_FILL", "1", 1);
+	st_load(&t, "lazyf", "lazy", NULL);
+	unsetenv("SQB_LAZY_NO_FILL");
+	st_expect_serial(&t, " OK\n", 30000); /* the writer runs on served pages */
+	st_input(&t, "v");		      /* touch the marker pages */
+	expect_vm_stopped(&t, "checksum mismatch", 15000);
+	{
+		char *s = tc_read_file(t.serial);
+
+		assert_null(strstr(s, "MARKS OK"));
+		free(s);
+	}
 	tc_stop(&t);
 }
 
@@ -256,6 +293,28 @@ static void test_uffd_corrupt_chunk_stops_vm(void **state)
 	tc_stop(&t);
 }
 
+/* A page server started on another snapshot's memory (here: a second Full
+ * of the same paused VM, so equal bytes but another identity).  squib names
+ * the memory its state pairs with in the handshake; squib-pager refuses and
+ * exits before serving a page, and the VM stops without running (before:
+ * the guest ran on the other memory). */
+static void test_uffd_pager_refuses_other_memory(void **state)
+{
+	struct sqb_tc t;
+	char sock[200], *s;
+	pid_t pager;
+
+	(void)state;
+	pager = st_pager_start("idb", "--no-fill", sock, sizeof(sock));
+	st_load(&t, "ida", NULL, sock);
+	expect_vm_stopped(&t, "page server", 15000);
+	s = tc_read_file(t.serial);
+	assert_null(strstr(s, "ROUND"));
+	free(s);
+	st_pager_stop(pager);
+	tc_stop(&t);
+}
+
 int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
@@ -263,7 +322,9 @@ int main(int argc, char **argv)
 	    cmocka_unit_test(test_mapped_file_rewritten),
 	    cmocka_unit_test(test_unleasable_file_is_copied),
 	    cmocka_unit_test(test_lazy_corrupt_chunk_stops_vm),
+	    cmocka_unit_test(test_lazy_corrupt_page_met_by_the_guest),
 	    cmocka_unit_test(test_uffd_corrupt_chunk_stops_vm),
+	    cmocka_unit_test(test_uffd_pager_refuses_other_memory),
 	};
 	int rc;
 
