@@ -102,6 +102,8 @@ static void expect_vm_stopped(struct sqb_tc *t, const char *needle, int ms)
 	if (!e || !strstr(e, needle))
 		fail_msg("squib's log does not say '%s': %.2000s", needle, e ? e : "");
 	assert_null(strstr(s, "BAD"));
+	if (strstr(e, "Sanitizer")) /* ASan builds: the failure path leaks nothing */
+		fail_msg("sanitizer report: %.3000s", strstr(e, "Sanitizer"));
 	free(s);
 	free(e);
 }
