@@ -90,10 +90,38 @@ static void input(struct sqb_tc *t, const char *s)
 		die("stdin", t);
 }
 
+static int pause_only; /* --pause MIB: the create rows of one size, no loads */
+
+/* --pause runs log at Info, so squib's own breakdown of each background
+ * pause can be printed (pause_breakdown) */
 static void spawn(struct sqb_tc *t)
 {
-	if (tc_spawn_stdin(t, squib, (const char *const[]){"--level", "Warning", NULL}, 1))
+	if (tc_spawn_stdin(t, squib,
+			   (const char *const[]){"--level", pause_only ? "Info" : "Warning", NULL},
+			   1))
 		die("cannot spawn squib", NULL);
+}
+
+/* The median line of squib's "snapshot create (background): ..." log lines
+ * whose pause windows were taken for kind ("Full" / "Diff"): the lines come
+ * in create order, reps Full ones interleaved with reps Diff ones. */
+static void pause_breakdown(struct sqb_tc *t, int reps)
+{
+	char *e = tc_read_file(t->errlog), *p = e;
+	int i = 0;
+
+	while (p && (p = strstr(p, "snapshot create (background): "))) {
+		char *nl = strchr(p, '\n');
+
+		if (nl)
+			*nl = 0;
+		printf("    %s %d: %s\n", i % 2 ? "Diff" : "Full", i / 2,
+		       p + strlen("snapshot create (background): "));
+		p = nl ? nl + 1 : NULL;
+		i++;
+	}
+	(void)reps;
+	free(e);
 }
 
 static const char *path(const char *name, const char *sfx)
@@ -353,7 +381,6 @@ static double disk_mib(const char *name)
 /* Raw memory file (Firecracker's layout, index in the state file) against
  * squib's container, both codec none, same guest, same run. */
 static double raw_w[16], raw_c[16];
-static int pause_only; /* --pause MIB: the create rows of one size, no loads */
 
 static void bench_raw_create(struct sqb_tc *t, int reps)
 {
@@ -437,6 +464,8 @@ static void bench_size(int mib, int fill, int reps)
 	}
 	if (!pause_only)
 		bench_raw_create(&t, reps);
+	else
+		pause_breakdown(&t, reps);
 	tc_stop(&t);
 	printf(
 	    "\n%d MiB guest (%d MiB written by the guest), 1 vCPU, codec none, %d runs, medians\n",
