@@ -44,7 +44,7 @@ struct sqb_snap_cow {
 	uint64_t copied;
 	int failed;    /* a page could not be copied aside: the snapshot is void */
 	uint8_t *pool; /* copy mode: every wanted page, copied while paused */
-	uint64_t pooled;
+	uint64_t pooled, pool_cap;
 };
 
 static int wp(int uffd, const void *a, uint64_t len, int on)
@@ -146,6 +146,45 @@ static int arm_region(struct sqb_snap_cow *c, struct cow_region *g)
 	return 0;
 }
 
+/* The copy pool outlives a create: allocating (zeroing) fresh pages cost
+ * more of the pause than the copy itself, so the last pool is kept, at most
+ * COW_COPY_MAX pages, and reused by the next create of the process. */
+static pthread_mutex_t pool_lock = PTHREAD_MUTEX_INITIALIZER;
+static uint8_t *pool_cache;
+static uint64_t pool_cache_pages;
+
+static uint8_t *pool_get(uint64_t n, uint64_t *cap)
+{
+	uint8_t *p = NULL;
+
+	pthread_mutex_lock(&pool_lock);
+	if (pool_cache && pool_cache_pages >= n) {
+		p = pool_cache;
+		*cap = pool_cache_pages;
+		pool_cache = NULL;
+	}
+	pthread_mutex_unlock(&pool_lock);
+	if (p)
+		return p;
+	*cap = n > 256 ? n : 256; /* at least 1 MiB */
+	p = malloc(*cap * PG);
+	return p;
+}
+
+static void pool_put(uint8_t *p, uint64_t cap)
+{
+	pthread_mutex_lock(&pool_lock);
+	if (!pool_cache || pool_cache_pages < cap) {
+		uint8_t *old = pool_cache;
+
+		pool_cache = p;
+		pool_cache_pages = cap;
+		p = old;
+	}
+	pthread_mutex_unlock(&pool_lock);
+	free(p);
+}
+
 /* Pages wanted in all regions, stopping early past COW_COPY_MAX. */
 static uint64_t want_count(struct sqb_vm *vm, uint64_t *const want[], uint64_t *total)
 {
@@ -168,7 +207,7 @@ static int arm_copy(struct sqb_snap_cow *c, struct sqb_vm *vm, uint64_t *const w
 {
 	uint64_t k = 0;
 
-	c->pool = malloc(n ? n * PG : PG);
+	c->pool = pool_get(n, &c->pool_cap);
 	if (!c->pool)
 		return -ENOMEM;
 	for (unsigned int r = 0; r < vm->mem.nregions; r++) {
@@ -348,7 +387,8 @@ void sqb_snap_cow_free(struct sqb_snap_cow *c)
 		close(c->uffd);
 	if (c->evfd >= 0)
 		close(c->evfd);
-	free(c->pool);
+	if (c->pool)
+		pool_put(c->pool, c->pool_cap);
 	pthread_mutex_destroy(&c->lock);
 	free(c);
 }
