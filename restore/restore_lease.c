@@ -1,7 +1,7 @@
 /* mmap strategy: the files guest memory is mapped from must not change under
- * it (docs/restore.md "Mapped files", docs/security.md).  Each layer file gets
- * a read lease; a writer's open or a truncate breaks it, the kernel holds the
- * writer back and tells a watcher thread, and the restore fails at once
+ * it (docs/restore.md "Mapped files are leased", docs/security.md).  Each
+ * layer file gets a read lease; a writer's open or a truncate breaks it, the
+ * kernel holds the writer back and signals us, and the restore fails at once
  * (-ETXTBSY, the file named) while the lease still holds the writer off. */
 #include <errno.h>
 #include <fcntl.h>
@@ -11,15 +11,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
-#include <sys/signalfd.h>
 #include <unistd.h>
 
 #include "log.h"
 #include "restore_int.h"
 
-/* Lease breaks arrive as this signal, directed at the watcher thread only
- * (F_OWNER_TID), which keeps it blocked and reads it from a signalfd. */
+/* Lease breaks arrive as this signal (F_SETSIG, so si_fd names the file),
+ * process-directed: whichever thread takes it only writes the fd into a
+ * pipe, and one watcher thread per process turns it into a restore failure.
+ * Nothing waits for a thread to start before a lease is taken (a new thread
+ * took 5-8 ms to run on a loaded host, more than the whole mapping). */
 #define RS_LEASE_SIG (SIGRTMIN + 5)
 
 struct rs_lease_file {
@@ -29,15 +30,32 @@ struct rs_lease_file {
 };
 
 struct rs_lease {
-	pthread_t thr;
-	int started;
-	int quit_fd;
-	pthread_mutex_t lock;
-	pthread_cond_t cond;
-	pid_t tid; /* the watcher's, once it can take signals; -1: it failed */
 	unsigned int n;
 	struct rs_lease_file f[];
 };
+
+/* Process-wide: the pipe, the watcher, and which restore leased which fd. */
+static pthread_once_t lease_once = PTHREAD_ONCE_INIT;
+static int lease_pipe[2] = {-1, -1};
+static int lease_ready; /* handler, pipe and watcher are in place */
+static pthread_mutex_t reg_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct lease_reg {
+	int fd;
+	sqb_restore *rs;
+} * reg;
+static size_t nreg, capreg;
+
+static void lease_signal(int sig, siginfo_t *si, void *uc)
+{
+	int saved = errno, fd = si->si_fd;
+
+	(void)sig;
+	(void)uc;
+	if (write(lease_pipe[1], &fd, sizeof(fd)) < 0) {
+		/* the pipe is full of earlier breaks: the restore already fails */
+	}
+	errno = saved;
+}
 
 static void broken(sqb_restore *rs, int fd)
 {
@@ -45,7 +63,7 @@ static void broken(sqb_restore *rs, int fd)
 	struct sqb_diag d = {0};
 	const char *path = "?";
 
-	for (unsigned int i = 0; i < l->n; i++)
+	for (unsigned int i = 0; l && i < l->n; i++)
 		if (l->f[i].fd == fd)
 			path = sqb_snap_path(l->f[i].layer);
 	snprintf(d.section, sizeof(d.section), "DATA");
@@ -56,43 +74,83 @@ static void broken(sqb_restore *rs, int fd)
 	rs_fail(rs, -ETXTBSY, &d);
 }
 
+/* Never exits: it serves every restore of the process. */
 static void *lease_thread(void *arg)
 {
-	sqb_restore *rs = arg;
-	struct rs_lease *l = rs->lease;
-	sigset_t set;
-	int sfd;
-
-	sigemptyset(&set);
-	sigaddset(&set, RS_LEASE_SIG);
-	pthread_sigmask(SIG_BLOCK, &set, NULL);
-	sfd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
-	pthread_mutex_lock(&l->lock);
-	l->tid = sfd < 0 ? -1 : gettid();
-	pthread_cond_broadcast(&l->cond);
-	pthread_mutex_unlock(&l->lock);
-	if (sfd < 0)
-		return NULL;
+	(void)arg;
 	for (;;) {
-		struct pollfd p[2] = {{sfd, POLLIN, 0}, {l->quit_fd, POLLIN, 0}};
-		struct signalfd_siginfo si;
+		int fd;
+		ssize_t got = read(lease_pipe[0], &fd, sizeof(fd));
 
-		if (poll(p, 2, -1) < 0 && errno != EINTR)
-			break;
-		if (p[1].revents)
-			break;
-		while (read(sfd, &si, sizeof(si)) == (ssize_t)sizeof(si))
-			broken(rs, si.ssi_fd);
+		if (got < 0 && errno == EINTR)
+			continue;
+		if (got != (ssize_t)sizeof(fd))
+			return NULL;
+		pthread_mutex_lock(&reg_lock);
+		for (size_t i = 0; i < nreg; i++)
+			if (reg[i].fd == fd)
+				broken(reg[i].rs, fd);
+		pthread_mutex_unlock(&reg_lock);
 	}
-	close(sfd);
-	return NULL;
 }
 
-static int lease_one(struct rs_lease *l, struct rs_lease_file *f)
+static void lease_init(void)
 {
-	struct f_owner_ex own = {.type = F_OWNER_TID, .pid = l->tid};
+	struct sigaction sa = {0};
+	pthread_attr_t attr;
+	pthread_t thr;
 
-	if (fcntl(f->fd, F_SETSIG, RS_LEASE_SIG) < 0 || fcntl(f->fd, F_SETOWN_EX, &own) < 0 ||
+	if (pipe2(lease_pipe, O_CLOEXEC))
+		return;
+	sa.sa_sigaction = lease_signal;
+	sa.sa_flags = SA_SIGINFO | SA_RESTART;
+	sigemptyset(&sa.sa_mask);
+	pthread_attr_init(&attr);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	if (!sigaction(RS_LEASE_SIG, &sa, NULL) && !pthread_create(&thr, &attr, lease_thread, NULL))
+		lease_ready = 1;
+	pthread_attr_destroy(&attr);
+}
+
+static int reg_add(int fd, sqb_restore *rs)
+{
+	int err = 0;
+
+	pthread_mutex_lock(&reg_lock);
+	if (nreg == capreg) {
+		size_t cap = capreg ? capreg * 2 : 8;
+		struct lease_reg *n = realloc(reg, cap * sizeof(*reg));
+
+		if (n) {
+			reg = n;
+			capreg = cap;
+		} else {
+			err = -ENOMEM;
+		}
+	}
+	if (!err)
+		reg[nreg++] = (struct lease_reg){fd, rs};
+	pthread_mutex_unlock(&reg_lock);
+	return err;
+}
+
+/* fd < 0: every entry of rs */
+static void reg_del(sqb_restore *rs, int fd)
+{
+	pthread_mutex_lock(&reg_lock);
+	for (size_t i = 0; i < nreg;)
+		if (reg[i].rs == rs && (fd < 0 || reg[i].fd == fd))
+			reg[i] = reg[--nreg];
+		else
+			i++;
+	pthread_mutex_unlock(&reg_lock);
+}
+
+static int lease_one(struct rs_lease_file *f)
+{
+	if (!lease_ready)
+		return -ESRCH;
+	if (fcntl(f->fd, F_SETSIG, RS_LEASE_SIG) < 0 || fcntl(f->fd, F_SETOWN, getpid()) < 0 ||
 	    fcntl(f->fd, F_SETLEASE, F_RDLCK) < 0)
 		return -errno;
 	return 0;
@@ -103,29 +161,23 @@ int rs_lease_take(sqb_restore *rs)
 	struct rs_lease *l;
 	unsigned int n = 0;
 
+	pthread_once(&lease_once, lease_init);
 	for (const sqb_snap *s = rs->snap; s; s = sqb_snap_parent(s))
 		n++;
 	l = calloc(1, sizeof(*l) + n * sizeof(l->f[0]));
 	if (!l)
 		return -ENOMEM;
-	pthread_mutex_init(&l->lock, NULL);
-	pthread_cond_init(&l->cond, NULL);
-	l->tid = 0;
 	l->n = n;
 	n = 0;
 	for (const sqb_snap *s = rs->snap; s; s = sqb_snap_parent(s))
 		l->f[n++] = (struct rs_lease_file){.layer = s, .fd = sqb_snap_fd(s)};
 	rs->lease = l;
-	l->quit_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	if (l->quit_fd >= 0 && !pthread_create(&l->thr, NULL, lease_thread, rs))
-		l->started = 1;
-	pthread_mutex_lock(&l->lock);
-	while (l->started && !l->tid)
-		pthread_cond_wait(&l->cond, &l->lock);
-	pthread_mutex_unlock(&l->lock);
 	for (unsigned int i = 0; i < l->n; i++) {
-		int err = l->started && l->tid > 0 ? lease_one(l, &l->f[i]) : -ESRCH;
+		/* registered before the lease: a break at once finds its restore */
+		int err = reg_add(l->f[i].fd, rs);
 
+		if (!err && (err = lease_one(&l->f[i])))
+			reg_del(rs, l->f[i].fd);
 		l->f[i].held = !err;
 		if (err)
 			sqb_info(
@@ -149,23 +201,14 @@ int rs_lease_held(const sqb_restore *rs, const sqb_snap *layer)
 void rs_lease_release(sqb_restore *rs)
 {
 	struct rs_lease *l = rs->lease;
-	uint64_t one = 1;
 
 	if (!l)
 		return;
-	if (l->started) {
-		if (write(l->quit_fd, &one, sizeof(one)) < 0)
-			sqb_debug("restore: lease watcher eventfd: %s", strerror(errno));
-		pthread_join(l->thr, NULL);
-	}
+	reg_del(rs, -1);
 	for (unsigned int i = 0; i < l->n; i++)
 		if (l->f[i].held && fcntl(l->f[i].fd, F_SETLEASE, F_UNLCK) < 0)
 			sqb_debug("restore: releasing the lease on %s: %s",
 				  sqb_snap_path(l->f[i].layer), strerror(errno));
-	if (l->quit_fd >= 0)
-		close(l->quit_fd);
-	pthread_mutex_destroy(&l->lock);
-	pthread_cond_destroy(&l->cond);
 	free(l);
 	rs->lease = NULL;
 }
