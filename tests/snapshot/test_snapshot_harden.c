@@ -102,8 +102,12 @@ static void expect_vm_stopped(struct sqb_tc *t, const char *needle, int ms)
 	if (!e || !strstr(e, needle))
 		fail_msg("squib's log does not say '%s': %.2000s", needle, e ? e : "");
 	assert_null(strstr(s, "BAD"));
-	if (strstr(e, "Sanitizer")) /* ASan builds: the failure path leaks nothing */
-		fail_msg("sanitizer report: %.3000s", strstr(e, "Sanitizer"));
+	/* sanitizer builds: the failure path leaks nothing and races nothing */
+	static const char *const reports[] = {"ERROR: AddressSanitizer", "ERROR: LeakSanitizer",
+					      "WARNING: ThreadSanitizer", "runtime error:"};
+	for (size_t i = 0; i < sizeof(reports) / sizeof(reports[0]); i++)
+		if (strstr(e, reports[i]))
+			fail_msg("sanitizer report: %.3000s", strstr(e, reports[i]));
 	free(s);
 	free(e);
 }
