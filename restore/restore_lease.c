@@ -20,7 +20,9 @@
  * process-directed: whichever thread takes it only writes the fd into a
  * pipe, and one watcher thread per process turns it into a restore failure.
  * Nothing waits for a thread to start before a lease is taken (a new thread
- * took 5-8 ms to run on a loaded host, more than the whole mapping). */
+ * took 5-8 ms to run on a loaded host, more than the whole mapping); the
+ * watcher lives while some restore holds leases, so a process without one
+ * has no thread of ours (a fork stays single-threaded). */
 #define RS_LEASE_SIG (SIGRTMIN + 5)
 
 struct rs_lease_file {
@@ -30,6 +32,7 @@ struct rs_lease_file {
 };
 
 struct rs_lease {
+	int watched; /* holds a reference on the watcher */
 	unsigned int n;
 	struct rs_lease_file f[];
 };
@@ -37,7 +40,11 @@ struct rs_lease {
 /* Process-wide: the pipe, the watcher, and which restore leased which fd. */
 static pthread_once_t lease_once = PTHREAD_ONCE_INIT;
 static int lease_pipe[2] = {-1, -1};
-static int lease_ready; /* handler, pipe and watcher are in place */
+static int lease_ready; /* handler and pipe are in place */
+static pthread_mutex_t life_lock = PTHREAD_MUTEX_INITIALIZER;
+static unsigned int watch_users;
+static pthread_t watcher;
+static int watcher_on;
 static pthread_mutex_t reg_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct lease_reg {
 	int fd;
@@ -74,7 +81,7 @@ static void broken(sqb_restore *rs, int fd)
 	rs_fail(rs, -ETXTBSY, &d);
 }
 
-/* Never exits: it serves every restore of the process. */
+/* Serves every restore of the process; -1 in the pipe ends it. */
 static void *lease_thread(void *arg)
 {
 	(void)arg;
@@ -84,7 +91,7 @@ static void *lease_thread(void *arg)
 
 		if (got < 0 && errno == EINTR)
 			continue;
-		if (got != (ssize_t)sizeof(fd))
+		if (got != (ssize_t)sizeof(fd) || fd < 0)
 			return NULL;
 		pthread_mutex_lock(&reg_lock);
 		for (size_t i = 0; i < nreg; i++)
@@ -97,19 +104,46 @@ static void *lease_thread(void *arg)
 static void lease_init(void)
 {
 	struct sigaction sa = {0};
-	pthread_attr_t attr;
-	pthread_t thr;
 
 	if (pipe2(lease_pipe, O_CLOEXEC))
 		return;
 	sa.sa_sigaction = lease_signal;
 	sa.sa_flags = SA_SIGINFO | SA_RESTART;
 	sigemptyset(&sa.sa_mask);
-	pthread_attr_init(&attr);
-	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-	if (!sigaction(RS_LEASE_SIG, &sa, NULL) && !pthread_create(&thr, &attr, lease_thread, NULL))
+	if (!sigaction(RS_LEASE_SIG, &sa, NULL))
 		lease_ready = 1;
-	pthread_attr_destroy(&attr);
+}
+
+/* A reference on the watcher, started by the first; 0 or -errno. */
+static int watcher_get(void)
+{
+	int err = 0;
+
+	pthread_mutex_lock(&life_lock);
+	if (!watcher_on)
+		err = -pthread_create(&watcher, NULL, lease_thread, NULL);
+	if (!err) {
+		watcher_on = 1;
+		watch_users++;
+	}
+	pthread_mutex_unlock(&life_lock);
+	return err;
+}
+
+/* The last reference stops and joins it (breaks queued before are served). */
+static void watcher_put(void)
+{
+	int stop = -1;
+
+	pthread_mutex_lock(&life_lock);
+	if (watch_users && !--watch_users) {
+		if (write(lease_pipe[1], &stop, sizeof(stop)) == (ssize_t)sizeof(stop))
+			pthread_join(watcher, NULL);
+		else
+			pthread_detach(watcher);
+		watcher_on = 0;
+	}
+	pthread_mutex_unlock(&life_lock);
 }
 
 static int reg_add(int fd, sqb_restore *rs)
@@ -148,8 +182,6 @@ static void reg_del(sqb_restore *rs, int fd)
 
 static int lease_one(struct rs_lease_file *f)
 {
-	if (!lease_ready)
-		return -ESRCH;
 	if (fcntl(f->fd, F_SETSIG, RS_LEASE_SIG) < 0 || fcntl(f->fd, F_SETOWN, getpid()) < 0 ||
 	    fcntl(f->fd, F_SETLEASE, F_RDLCK) < 0)
 		return -errno;
@@ -172,9 +204,10 @@ int rs_lease_take(sqb_restore *rs)
 	for (const sqb_snap *s = rs->snap; s; s = sqb_snap_parent(s))
 		l->f[n++] = (struct rs_lease_file){.layer = s, .fd = sqb_snap_fd(s)};
 	rs->lease = l;
+	l->watched = lease_ready && !watcher_get();
 	for (unsigned int i = 0; i < l->n; i++) {
 		/* registered before the lease: a break at once finds its restore */
-		int err = reg_add(l->f[i].fd, rs);
+		int err = l->watched ? reg_add(l->f[i].fd, rs) : -ESRCH;
 
 		if (!err && (err = lease_one(&l->f[i])))
 			reg_del(rs, l->f[i].fd);
@@ -209,6 +242,8 @@ void rs_lease_release(sqb_restore *rs)
 		if (l->f[i].held && fcntl(l->f[i].fd, F_SETLEASE, F_UNLCK) < 0)
 			sqb_debug("restore: releasing the lease on %s: %s",
 				  sqb_snap_path(l->f[i].layer), strerror(errno));
+	if (l->watched)
+		watcher_put();
 	free(l);
 	rs->lease = NULL;
 }
