@@ -654,6 +654,7 @@ void sqb_restore_free(sqb_restore *rs)
 	if (!rs)
 		return;
 	rs_lazy_stop(rs);
+	rs_lease_release(rs);
 	if (rs->own_mem) {
 		for (unsigned int i = 0; i < rs->nrg; i++)
 			if (rs->rg[i].local)

@@ -125,6 +125,9 @@ struct sqb_restore {
 	size_t nsamples;
 	uint64_t dec_ns;   /* handler: source time of the fault being served */
 	uint8_t *hbuf;	   /* handler's decode buffer */
+
+	/* MMAP: leases on the mapped files (restore_lease.c) */
+	struct rs_lease *lease;
 	uint64_t hbuf_blk; /* 1 + the block hbuf holds, or 0 */
 };
 
@@ -153,6 +156,12 @@ static inline void rs_bit_clear(_Atomic uint64_t *bm, uint64_t i)
 
 /* restore_mmap.c */
 int rs_mmap_restore(sqb_restore *rs, struct sqb_diag *d);
+
+/* restore_lease.c: read leases on every layer file of an MMAP restore; a
+ * break fails the restore with -ETXTBSY.  held: 0 means copy, never map. */
+int rs_lease_take(sqb_restore *rs);
+int rs_lease_held(const sqb_restore *rs, const sqb_snap *layer);
+void rs_lease_release(sqb_restore *rs);
 
 /* restore_lazy.c */
 int rs_lazy_start(sqb_restore *rs, struct sqb_diag *d);

@@ -1,7 +1,8 @@
 /* mmap strategy: MAP_PRIVATE of RAW runs straight from the snapshot file of
  * whichever chain layer holds them (format.md [F-33]: RAW data is congruent
  * to its guest offset mod 64 KiB, filler is zero), anonymous zero for ZERO,
- * and a decode fallback per extent for everything else. */
+ * and a decode fallback per extent for everything else (and for RAW runs of
+ * a file that could not be leased: restore_lease.c). */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -175,7 +176,7 @@ static inline int on_run(struct mctx *m, const struct piece *p)
 			m->end = off + len;
 		return 0;
 	}
-	if (e->kind == SQB_EXT_RAW) {
+	if (e->kind == SQB_EXT_RAW && rs_lease_held(m->rs, p->layer)) {
 		uint64_t foff = e->data + (p->gpa - p->ext_gpa);
 		int fd = p->fd;
 
@@ -202,7 +203,8 @@ static inline int on_run(struct mctx *m, const struct piece *p)
 		m->end = m->end_raw = off + len;
 		return 0;
 	}
-	if (m->active && (err = flush(m))) /* COMPRESSED, DEDUP: decoded below */
+	/* COMPRESSED, DEDUP, and RAW of a file we could not lease: decoded below */
+	if (m->active && (err = flush(m)))
 		return err;
 	return add_decode(m, off, p->gpa, len);
 }
@@ -245,6 +247,8 @@ int rs_mmap_restore(sqb_restore *rs, struct sqb_diag *d)
 
 	if (rs->memfd >= 0)
 		return -EINVAL; /* a memfd destination cannot also be a file mapping */
+	if ((err = rs_lease_take(rs)))
+		return err;
 	for (unsigned int i = 0; i < rs->nrg; i++)
 		if ((err = map_range(rs, &rs->rg[i], d)))
 			return err;

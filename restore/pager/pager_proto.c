@@ -76,6 +76,45 @@ static int page_size_of(yajl_val o, unsigned int i, uint64_t *ps, char *why, siz
 	return 0;
 }
 
+/* An optional string field of exactly len characters from set; 1 if absent. */
+static int field_str(yajl_val obj, const char *key, char *out, size_t len, const char *set,
+		     char *why, size_t wl, unsigned int idx)
+{
+	const char *path[] = {key, NULL};
+	yajl_val v = yajl_tree_get(obj, path, yajl_t_any);
+	const char *str;
+
+	if (!v)
+		return 1;
+	str = YAJL_IS_STRING(v) ? YAJL_GET_STRING(v) : NULL;
+	if (!str || strlen(str) != len || strspn(str, set) != len) {
+		snprintf(why, wl, "mapping %u: \"%s\" is not %zu characters of [%s]", idx, key, len,
+			 set);
+		return -EINVAL;
+	}
+	memcpy(out, str, len + 1);
+	return 0;
+}
+
+static int parse_ident(yajl_val o, unsigned int i, struct sqb_pager_map *m, char *why, size_t wl)
+{
+	int u = field_str(o, "squib_memory_uuid", m->mem_uuid, 36, "0123456789abcdef-", why, wl, i);
+	int d;
+
+	if (u < 0)
+		return -EINVAL;
+	d = field_str(o, "squib_memory_digest", m->mem_digest, 32, "0123456789abcdef", why, wl, i);
+	if (d < 0)
+		return -EINVAL;
+	if (u != d) {
+		snprintf(why, wl,
+			 "mapping %u: squib_memory_uuid and squib_memory_digest come together", i);
+		return -EINVAL;
+	}
+	m->has_ident = !u;
+	return 0;
+}
+
 static int parse_one(yajl_val o, unsigned int i, struct sqb_pager_map *m, char *why, size_t wl)
 {
 	if (!YAJL_IS_OBJECT(o)) {
@@ -85,7 +124,7 @@ static int parse_one(yajl_val o, unsigned int i, struct sqb_pager_map *m, char *
 	if (field_u64(o, "base_host_virt_addr", &m->base_host_virt_addr, 1, why, wl, i) ||
 	    field_u64(o, "size", &m->size, 1, why, wl, i) ||
 	    field_u64(o, "offset", &m->offset, 1, why, wl, i) ||
-	    page_size_of(o, i, &m->page_size, why, wl))
+	    page_size_of(o, i, &m->page_size, why, wl) || parse_ident(o, i, m, why, wl))
 		return -EINVAL;
 	if (!m->size || m->size % 4096 || m->base_host_virt_addr % 4096 || m->offset % 4096 ||
 	    m->base_host_virt_addr + m->size < m->base_host_virt_addr ||
@@ -150,6 +189,25 @@ out:
 	}
 	yajl_tree_free(root);
 	return rc;
+}
+
+int sqb_pager_check_ident(const sqb_snap *snap, const struct sqb_pager_map *m, unsigned int n,
+			  char *why, size_t whylen)
+{
+	const struct sqb_snap_info *si = sqb_snap_get_info(snap);
+	char u[37], d[33];
+
+	sqb_uuid_format(&si->uuid, u);
+	sqb_digest_format(&si->digest, d);
+	for (unsigned int i = 0; i < n; i++)
+		if (m[i].has_ident && (strcmp(m[i].mem_uuid, u) || strcmp(m[i].mem_digest, d))) {
+			snprintf(why, whylen,
+				 "the VMM loads a state whose memory file is %s (digest %s), but "
+				 "this memory file is %s (digest %s)",
+				 m[i].mem_uuid, m[i].mem_digest, u, d);
+			return -SQB_EMISMATCH;
+		}
+	return 0;
 }
 
 int sqb_pager_ranges(sqb_snap *s, const struct sqb_pager_map *m, unsigned int n,
@@ -224,7 +282,7 @@ long sqb_pager_recv(int sock, char *buf, size_t cap, int *fd)
 
 int sqb_pager_send(int sock, const struct sqb_pager_map *m, unsigned int n, int uffd)
 {
-	size_t cap = 64 + (size_t)n * 160, len = 0;
+	size_t cap = 64 + (size_t)n * 260, len = 0;
 	char *json = malloc(cap);
 	union {
 		struct cmsghdr h;
@@ -238,14 +296,21 @@ int sqb_pager_send(int sock, const struct sqb_pager_map *m, unsigned int n, int 
 	if (!json)
 		return -ENOMEM;
 	len += (size_t)snprintf(json + len, cap - len, "[");
-	for (unsigned int i = 0; i < n; i++)
+	for (unsigned int i = 0; i < n; i++) {
 		len += (size_t)snprintf(
 		    json + len, cap - len,
 		    "%s{\"base_host_virt_addr\":%llu,\"size\":%llu,\"offset\":%llu,"
-		    "\"page_size\":%llu,\"page_size_kib\":%llu}",
+		    "\"page_size\":%llu,\"page_size_kib\":%llu",
 		    i ? "," : "", (unsigned long long)m[i].base_host_virt_addr,
 		    (unsigned long long)m[i].size, (unsigned long long)m[i].offset,
 		    (unsigned long long)m[i].page_size, (unsigned long long)m[i].page_size);
+		if (m[i].has_ident)
+			len += (size_t)snprintf(
+			    json + len, cap - len,
+			    ",\"squib_memory_uuid\":\"%.36s\",\"squib_memory_digest\":\"%.32s\"",
+			    m[i].mem_uuid, m[i].mem_digest);
+		len += (size_t)snprintf(json + len, cap - len, "}");
+	}
 	len += (size_t)snprintf(json + len, cap - len, "]");
 	iov.iov_base = json;
 	iov.iov_len = len;

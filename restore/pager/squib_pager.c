@@ -163,6 +163,13 @@ static int serve(int conn, sqb_snap *snap, struct sqb_restore_opts *o)
 		fprintf(stderr, "squib-pager: malformed handshake: %s\n", why);
 		goto out;
 	}
+	/* squib VMMs name the memory their state file pairs with ([F-46]):
+	 * serving another snapshot's memory would run the guest on it */
+	if (sqb_pager_check_ident(snap, maps, n, why, sizeof(why))) {
+		fprintf(stderr, "squib-pager: refusing to serve: %s\n", why);
+		status = 1;
+		goto out;
+	}
 	rr = calloc(n, sizeof(*rr));
 	if (!rr || sqb_pager_ranges(snap, maps, n, rr, why, sizeof(why))) {
 		fprintf(stderr, "squib-pager: handshake does not fit the snapshot: %s\n",

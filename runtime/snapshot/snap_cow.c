@@ -2,7 +2,9 @@
  * "Background snapshots"): guest pages the memory file still has to read
  * are write-protected with userfaultfd while the VM is paused; a handler
  * thread copies a page aside before the first write to it (guest, KVM or
- * VMM), so the file holds exactly the memory of the pause instant. */
+ * VMM), so the file holds exactly the memory of the pause instant.  A small,
+ * sparse set (a Diff at 1 %) is instead copied aside whole while paused: a
+ * memcpy of its pages costs less than protecting the span they lie in. */
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/userfaultfd.h>
@@ -20,6 +22,10 @@
 
 #define PG	4096u
 #define COW_GAP 64 /* pages */
+/* copy at the pause when the set is at most this many pages and at most
+ * 1/COW_SPARSE of guest memory */
+#define COW_COPY_MAX 4096u
+#define COW_SPARSE   16u
 
 struct cow_region {
 	uint8_t *host;
@@ -36,7 +42,9 @@ struct sqb_snap_cow {
 	unsigned int nreg;
 	struct cow_region reg[SQB_GMEM_MAX_REGIONS];
 	uint64_t copied;
-	int failed; /* a page could not be copied aside: the snapshot is void */
+	int failed;    /* a page could not be copied aside: the snapshot is void */
+	uint8_t *pool; /* copy mode: every wanted page, copied while paused */
+	uint64_t pooled, pool_cap;
 };
 
 static int wp(int uffd, const void *a, uint64_t len, int on)
@@ -138,6 +146,95 @@ static int arm_region(struct sqb_snap_cow *c, struct cow_region *g)
 	return 0;
 }
 
+/* The copy pool outlives a create: allocating (zeroing) fresh pages cost
+ * more of the pause than the copy itself, so the last pool is kept, at most
+ * COW_COPY_MAX pages, and reused by the next create of the process. */
+static pthread_mutex_t pool_lock = PTHREAD_MUTEX_INITIALIZER;
+static uint8_t *pool_cache;
+static uint64_t pool_cache_pages;
+
+static uint8_t *pool_get(uint64_t n, uint64_t *cap)
+{
+	uint8_t *p = NULL;
+
+	pthread_mutex_lock(&pool_lock);
+	if (pool_cache && pool_cache_pages >= n) {
+		p = pool_cache;
+		*cap = pool_cache_pages;
+		pool_cache = NULL;
+	}
+	pthread_mutex_unlock(&pool_lock);
+	if (p)
+		return p;
+	*cap = n > 256 ? n : 256; /* at least 1 MiB */
+	p = malloc(*cap * PG);
+	return p;
+}
+
+static void pool_put(uint8_t *p, uint64_t cap)
+{
+	pthread_mutex_lock(&pool_lock);
+	if (!pool_cache || pool_cache_pages < cap) {
+		uint8_t *old = pool_cache;
+
+		pool_cache = p;
+		pool_cache_pages = cap;
+		p = old;
+	}
+	pthread_mutex_unlock(&pool_lock);
+	free(p);
+}
+
+/* Pages wanted in all regions, stopping early past COW_COPY_MAX. */
+static uint64_t want_count(struct sqb_vm *vm, uint64_t *const want[], uint64_t *total)
+{
+	uint64_t n = 0;
+
+	*total = 0;
+	for (unsigned int r = 0; r < vm->mem.nregions; r++) {
+		uint64_t np = vm->mem.regions[r].size / PG;
+
+		*total += np;
+		for (uint64_t k = 0; k < (np + 63) / 64 && n <= COW_COPY_MAX; k++)
+			n += (uint64_t)__builtin_popcountll(want[r][k]);
+	}
+	return n;
+}
+
+/* Copy mode: every wanted page into one pool now, while the VM is paused;
+ * nothing is protected, no thread runs, the guest never faults. */
+static int arm_copy(struct sqb_snap_cow *c, struct sqb_vm *vm, uint64_t *const want[], uint64_t n)
+{
+	uint64_t k = 0;
+
+	c->pool = pool_get(n, &c->pool_cap);
+	if (!c->pool)
+		return -ENOMEM;
+	for (unsigned int r = 0; r < vm->mem.nregions; r++) {
+		struct cow_region *g = &c->reg[r];
+
+		g->host = vm->mem.regions[r].host;
+		g->npages = vm->mem.regions[r].size / PG;
+		g->prot = want[r]; /* owned from here on; cleared as copied */
+		c->nreg = r + 1;
+		g->aside = calloc(g->npages ? g->npages : 1, sizeof(*g->aside));
+		if (!g->aside)
+			return -ENOMEM;
+		for (uint64_t w = 0; w < (g->npages + 63) / 64; w++)
+			while (g->prot[w] && k < n) {
+				uint64_t p = w * 64 + (uint64_t)__builtin_ctzll(g->prot[w]);
+
+				g->aside[p] = c->pool + k++ * PG;
+				memcpy(g->aside[p], g->host + p * PG, PG);
+				g->prot[w] &= g->prot[w] - 1;
+			}
+	}
+	c->pooled = k;
+	sqb_debug("snapshot: %llu pages copied aside at the pause (sparse set, no write-protect)",
+		  (unsigned long long)k);
+	return 0;
+}
+
 int sqb_snap_cow_arm(struct sqb_snap_cow **out, struct sqb_vm *vm, uint64_t *const want[])
 {
 	struct uffdio_api api = {.api = UFFD_API,
@@ -146,10 +243,23 @@ int sqb_snap_cow_arm(struct sqb_snap_cow **out, struct sqb_vm *vm, uint64_t *con
 	struct sqb_snap_cow *c = calloc(1, sizeof(*c));
 	int err = 0;
 
+	uint64_t total, n;
+
 	if (!c)
 		return -ENOMEM;
-	c->evfd = -1;
+	c->uffd = c->evfd = -1;
 	pthread_mutex_init(&c->lock, NULL);
+	n = want_count(vm, want, &total);
+	if (n <= COW_COPY_MAX && n * COW_SPARSE <= total) {
+		if ((err = arm_copy(c, vm, want, n))) {
+			for (unsigned int r = c->nreg; r < vm->mem.nregions; r++)
+				free(want[r]);
+			sqb_snap_cow_free(c);
+			return err;
+		}
+		*out = c;
+		return 0;
+	}
 	/* not user-mode-only: KVM's own accesses to guest memory must fault too */
 	c->uffd = (int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
 	if (c->uffd < 0 || ioctl(c->uffd, UFFDIO_API, &api)) {
@@ -211,7 +321,8 @@ int sqb_snap_cow_read(struct sqb_snap_cow *c, unsigned int r, uint64_t first, ui
 			continue;
 		if (g->aside[p]) {
 			memcpy(dst + (uint64_t)i * PG, g->aside[p], PG);
-			free(g->aside[p]);
+			if (!c->pool)
+				free(g->aside[p]);
 			g->aside[p] = NULL;
 		} else {
 			/* still protected: nobody changed it since the pause */
@@ -267,7 +378,7 @@ void sqb_snap_cow_free(struct sqb_snap_cow *c)
 		pthread_join(c->thr, NULL);
 	}
 	for (unsigned int r = 0; r < c->nreg; r++) {
-		for (uint64_t p = 0; c->reg[r].aside && p < c->reg[r].npages; p++)
+		for (uint64_t p = 0; !c->pool && c->reg[r].aside && p < c->reg[r].npages; p++)
 			free(c->reg[r].aside[p]);
 		free(c->reg[r].aside);
 		free(c->reg[r].prot);
@@ -276,6 +387,8 @@ void sqb_snap_cow_free(struct sqb_snap_cow *c)
 		close(c->uffd);
 	if (c->evfd >= 0)
 		close(c->evfd);
+	if (c->pool)
+		pool_put(c->pool, c->pool_cap);
 	pthread_mutex_destroy(&c->lock);
 	free(c);
 }

@@ -232,13 +232,19 @@ static int read_records(struct loadctx *c)
 				c->diag);
 }
 
+/* From a restore thread: a lazy restore met a bad chunk (the guest can never
+ * get that memory), or a mapped file is being changed under the guest.  The
+ * VM stops at once with the reason (squib then exits as for any VM failure);
+ * the kick takes a vCPU out of a fault that will never be served. */
 static void on_restore_error(void *ctx, int err, const struct sqb_diag *d)
 {
-	char buf[300];
+	char buf[300], msg[400];
 
-	(void)ctx;
-	sqb_err("snapshot memory restore failed: %s: %s", sqb_strerror(err),
-		d ? sqb_diag_format(d, buf, sizeof(buf)) : "");
+	snprintf(msg, sizeof(msg), "snapshot memory restore failed: %s: %s", sqb_strerror(err),
+		 d ? sqb_diag_format(d, buf, sizeof(buf)) : "");
+	sqb_err("%s; stopping the VM", msg);
+	if (ctx)
+		sqb_vm_fail(ctx, SQB_VM_STOP_HOST_ERROR, msg);
 }
 
 static int restore_memory(struct loadctx *c, struct sqb_vm *vm, struct sqb_snapstate *ss)
@@ -252,7 +258,7 @@ static int restore_memory(struct loadctx *c, struct sqb_vm *vm, struct sqb_snaps
 
 	ss->no_holes = c->o->backend == SQB_VM_MEM_UFFD || c->o->mode != SQB_VM_LOAD_EAGER;
 	if (c->o->backend == SQB_VM_MEM_UFFD)
-		return sqb_snap_uffd_connect(vm, ss, c->o->backend_path, c->diag);
+		return sqb_snap_uffd_connect(vm, ss, c->o->backend_path, c->st, c->diag);
 	for (unsigned int i = 0; i < vm->mem.nregions; i++)
 		host[i] = vm->mem.regions[i].host;
 	ro.strategy = strat[c->o->mode];
@@ -260,7 +266,12 @@ static int restore_memory(struct loadctx *c, struct sqb_vm *vm, struct sqb_snaps
 	ro.flags = c->o->trust_raw ? SQB_RESTORE_TRUST_RAW : 0;
 	if (ro.strategy == SQB_RESTORE_EAGER)
 		ro.flags |= SQB_RESTORE_DEST_ZERO; /* the VM's memfd is new: all holes */
+	/* test knob (docs/testing.md): a lazy load that serves faults only, so a
+	 * test can make the guest, not the filler, meet a page first */
+	if (ro.strategy == SQB_RESTORE_LAZY && getenv("SQB_LAZY_NO_FILL"))
+		ro.flags |= SQB_RESTORE_NO_FILL;
 	ro.on_error = on_restore_error;
+	ro.cb_ctx = vm;
 	/* verified by an earlier load and unchanged since: map without reading */
 	remembered = !c->o->trust_raw && ro.strategy == SQB_RESTORE_MMAP &&
 		     sqb_snap_vcache_hit(c->mem);
@@ -275,6 +286,21 @@ static int restore_memory(struct loadctx *c, struct sqb_vm *vm, struct sqb_snaps
 	if (!err && !c->o->trust_raw && !remembered && ro.strategy == SQB_RESTORE_MMAP)
 		sqb_snap_vcache_record(ss->loaded, &began);
 	return err;
+}
+
+/* A lazy restore that failed before the load answered (a filler met a
+ * corrupt chunk): the load fails with the restore's reason, not with the
+ * state error of the VM it stopped. */
+static int restore_failed(struct sqb_vm *vm, struct sqb_snapstate *ss, struct sqb_diag *diag)
+{
+	int err = ss->rs ? sqb_restore_wait(ss->rs, 0) : 0;
+
+	if (!err || err == -ETIMEDOUT)
+		return 0;
+	pthread_mutex_lock(&vm->lock);
+	sqb_snap_diag(diag, "DATA", "%s", vm->stop.message);
+	pthread_mutex_unlock(&vm->lock);
+	return 1;
 }
 
 /* The next Diff's parent: the memory file just loaded, opened alone. */
@@ -411,6 +437,8 @@ static int build_vm(struct loadctx *c, struct sqb_vm **out)
 		set_parent(c, ss);
 		err = release(vm, c->o->resume);
 	}
+	if (ss && restore_failed(vm, ss, c->diag))
+		err = sqb_restore_wait(ss->rs, 0); /* said while loading: a 400 */
 	sqb_debug("snapshot load: VM %.2f ms, memory %.2f ms, state %.2f ms, start %.2f ms",
 		  (t1 - t0) / 1e6, (t2 - t1) / 1e6, (t3 - t2) / 1e6, (sqb_now_ns() - t3) / 1e6);
 	if (err) {

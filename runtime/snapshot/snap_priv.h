@@ -85,9 +85,11 @@ int sqb_snap_devs_load(struct sqb_vm *vm, const sqb_snap *s, struct sqb_diag *di
 
 /* ---- snap_uffd.c ---- */
 /* Firecracker Uffd backend, VMM side: register guest memory with a new
- * userfaultfd and hand it to the page server listening on path. */
+ * userfaultfd and hand it to the page server listening on path.  state (or
+ * NULL): the state file being loaded, whose memory identity the handshake
+ * carries as squib's extension. */
 int sqb_snap_uffd_connect(struct sqb_vm *vm, struct sqb_snapstate *ss, const char *path,
-			  struct sqb_diag *diag);
+			  const sqb_snap *state, struct sqb_diag *diag);
 /* Start / stop the thread that watches the page server's process (a pidfd
  * of the socket's peer); it never reads the uffd while the server lives. */
 int sqb_snap_uffd_watch(struct sqb_vm *vm, struct sqb_snapstate *ss);

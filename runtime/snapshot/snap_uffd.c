@@ -72,9 +72,9 @@ static int uffd_open(struct sqb_vm *vm, struct sqb_diag *diag)
 /* What Firecracker >= 1.12 sends: page_size and the deprecated page_size_kib,
  * both in BYTES (the older field's name is wrong; 1.7-1.11 handlers read it
  * as bytes).  offset: the region's place in the guest memory file. */
-static int send_handshake(int sock, struct sqb_vm *vm, int uffd)
+static int send_handshake(int sock, struct sqb_vm *vm, int uffd, const char *ident)
 {
-	char js[1024], cbuf[CMSG_SPACE(sizeof(int))];
+	char js[2048], cbuf[CMSG_SPACE(sizeof(int))];
 	struct iovec iov;
 	struct msghdr mh = {0};
 	struct cmsghdr *cm;
@@ -86,10 +86,10 @@ static int send_handshake(int sock, struct sqb_vm *vm, int uffd)
 		pos += (size_t)snprintf(
 		    js + pos, sizeof(js) - pos,
 		    "%s{\"base_host_virt_addr\":%llu,\"size\":%llu,\"offset\":%llu,"
-		    "\"page_size\":4096,\"page_size_kib\":4096}",
+		    "\"page_size\":4096,\"page_size_kib\":4096%s}",
 		    i ? "," : "", (unsigned long long)(uintptr_t)vm->mem.regions[i].host,
 		    (unsigned long long)vm->mem.regions[i].size,
-		    (unsigned long long)vm->mem.regions[i].fd_offset);
+		    (unsigned long long)vm->mem.regions[i].fd_offset, ident);
 	pos += (size_t)snprintf(js + pos, sizeof(js) - pos, "]");
 	iov = (struct iovec){js, pos};
 	mh.msg_iov = &iov;
@@ -111,10 +111,22 @@ static int send_handshake(int sock, struct sqb_vm *vm, int uffd)
 }
 
 int sqb_snap_uffd_connect(struct sqb_vm *vm, struct sqb_snapstate *ss, const char *path,
-			  struct sqb_diag *diag)
+			  const sqb_snap *state, struct sqb_diag *diag)
 {
 	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	const struct sqb_snap_info *si = state ? sqb_snap_get_info(state) : NULL;
+	char ident[128] = "", u[37], d[33];
 	int sock, uffd, err;
+
+	/* squib's extension of the handshake (docs/snapshots.md): the identity
+	 * of the memory file the state pairs with ([F-46]), so squib-pager can
+	 * refuse to serve another snapshot's memory; other handlers ignore it */
+	if (si && !sqb_uuid_is_zero(&si->companion_uuid)) {
+		sqb_uuid_format(&si->companion_uuid, u);
+		sqb_digest_format(&si->companion_digest, d);
+		snprintf(ident, sizeof(ident),
+			 ",\"squib_memory_uuid\":\"%s\",\"squib_memory_digest\":\"%s\"", u, d);
+	}
 
 	if (strlen(path) >= sizeof(sa.sun_path)) {
 		sqb_snap_diag(diag, "mem_backend", "backend_path is too long for a Unix socket");
@@ -136,7 +148,7 @@ int sqb_snap_uffd_connect(struct sqb_vm *vm, struct sqb_snapstate *ss, const cha
 		close(sock);
 		return uffd;
 	}
-	err = send_handshake(sock, vm, uffd);
+	err = send_handshake(sock, vm, uffd, ident);
 	if (err) {
 		sqb_snap_diag(diag, "mem_backend", "handshake with the page server failed: %s",
 			      strerror(-err));
@@ -163,6 +175,16 @@ static void serve_orphans(struct sqb_vm *vm, struct sqb_snapstate *ss, struct sn
 	unsigned int nagain = 0;
 	int failed = 0;
 
+	/* a fault the server read but never answered (it died, or gave up on a
+	 * corrupt chunk) is gone from the queue: wake every waiter so its
+	 * access faults again and reaches us */
+	for (unsigned int i = 0; i < vm->mem.nregions; i++) {
+		struct uffdio_range r = {(uint64_t)(uintptr_t)vm->mem.regions[i].host,
+					 vm->mem.regions[i].size};
+
+		if (ioctl(ss->uffd, UFFDIO_WAKE, &r) < 0)
+			sqb_debug("UFFDIO_WAKE: %s", strerror(errno));
+	}
 	for (;;) {
 		struct uffd_msg msg;
 		int rc = poll(p, 2, 100);

@@ -752,6 +752,60 @@ static void test_handshake_parser(void **state)
 	assert_non_null(strstr(why, "not page-aligned"));
 }
 
+/* squib's identity extension of the handshake (docs/restore.md): both
+ * fields or neither, well-formed, and a mapping naming another memory file
+ * is refused by sqb_pager_check_ident with both identities in the reason. */
+static void test_handshake_identity_extension(void **state)
+{
+	const struct sqb_snap_info *si = sqb_snap_get_info(full.s);
+	struct sqb_pager_map *m = NULL;
+	unsigned int n = 0;
+	char u[37], d[33], json[512], why[256];
+
+	(void)state;
+	sqb_uuid_format(&si->uuid, u);
+	sqb_digest_format(&si->digest, d);
+#define MAP0 "{\"base_host_virt_addr\":4096,\"size\":4096,\"offset\":0,\"page_size\":4096"
+	/* none: nothing to check (Firecracker's own VMM) */
+	snprintf(json, sizeof(json), "[" MAP0 "}]");
+	assert_int_equal(sqb_pager_parse(json, strlen(json), &m, &n, why, sizeof(why)), 0);
+	assert_false(m[0].has_ident);
+	assert_int_equal(sqb_pager_check_ident(full.s, m, n, why, sizeof(why)), 0);
+	free(m);
+	/* the served memory: accepted */
+	snprintf(json, sizeof(json),
+		 "[" MAP0 ",\"squib_memory_uuid\":\"%s\",\"squib_memory_digest\":\"%s\"}]", u, d);
+	assert_int_equal(sqb_pager_parse(json, strlen(json), &m, &n, why, sizeof(why)), 0);
+	assert_true(m[0].has_ident);
+	assert_int_equal(sqb_pager_check_ident(full.s, m, n, why, sizeof(why)), 0);
+	free(m);
+	/* another memory file (one digit of the digest differs): refused */
+	d[0] = d[0] == '0' ? '1' : '0';
+	snprintf(json, sizeof(json),
+		 "[" MAP0 ",\"squib_memory_uuid\":\"%s\",\"squib_memory_digest\":\"%s\"}]", u, d);
+	assert_int_equal(sqb_pager_parse(json, strlen(json), &m, &n, why, sizeof(why)), 0);
+	assert_int_equal(sqb_pager_check_ident(full.s, m, n, why, sizeof(why)), -SQB_EMISMATCH);
+	assert_non_null(strstr(why, d));
+	free(m);
+	/* malformed: one field alone, wrong length, upper case, not a string */
+	snprintf(json, sizeof(json), "[" MAP0 ",\"squib_memory_uuid\":\"%s\"}]", u);
+	assert_int_equal(sqb_pager_parse(json, strlen(json), &m, &n, why, sizeof(why)), -EINVAL);
+	assert_non_null(strstr(why, "come together"));
+	snprintf(json, sizeof(json),
+		 "[" MAP0 ",\"squib_memory_uuid\":\"%s\",\"squib_memory_digest\":\"%.31s\"}]", u,
+		 d);
+	assert_int_equal(sqb_pager_parse(json, strlen(json), &m, &n, why, sizeof(why)), -EINVAL);
+	assert_non_null(strstr(why, "squib_memory_digest"));
+	snprintf(json, sizeof(json),
+		 "[" MAP0 ",\"squib_memory_uuid\":\"%s\",\"squib_memory_digest\":\"ABCDEF%.26s\"}]",
+		 u, d);
+	assert_int_equal(sqb_pager_parse(json, strlen(json), &m, &n, why, sizeof(why)), -EINVAL);
+	snprintf(json, sizeof(json),
+		 "[" MAP0 ",\"squib_memory_uuid\":7,\"squib_memory_digest\":\"%s\"}]", d);
+	assert_int_equal(sqb_pager_parse(json, strlen(json), &m, &n, why, sizeof(why)), -EINVAL);
+#undef MAP0
+}
+
 static int setup(void **state)
 {
 	(void)state;
@@ -781,6 +835,7 @@ int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_handshake_parser),
+	    cmocka_unit_test(test_handshake_identity_extension),
 	    cmocka_unit_test(test_pager_serves_full_snapshot),
 	    cmocka_unit_test(test_pager_serves_diff_chain),
 	    cmocka_unit_test(test_pager_refuses_malformed_handshakes),
