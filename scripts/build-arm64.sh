@@ -49,6 +49,11 @@ cmake -S "$repo" -B "$build" -DCMAKE_BUILD_TYPE="$type" \
 	-DSQB_HVF="${SQB_HVF:-OFF}" \
 	-DFDT_INCLUDE_DIR="$fdt/usr/include" -DFDT_LIBRARY="$fdt/usr/lib/aarch64-linux-gnu/libfdt.a" >/dev/null
 cmake --build "$build" -j"${SQB_JOBS:-2}" --target squib squib-snap squib-pager
+# SQB_HVF=ON: the Hypervisor.framework backend over its KVM emulation, plus
+# the self-test the arm64 test host runs (docs/hvf.md).
+if [ "${SQB_HVF:-OFF}" = ON ]; then
+	cmake --build "$build" -j"${SQB_JOBS:-2}" --target hvf-selftest sqb_hvf_guest
+fi
 for t in runtime/squib tools/squib-snap; do
 	file "$build/$t" 2>/dev/null | grep -q 'ARM aarch64' || { echo "build-arm64: $build/$t is not arm64" >&2; exit 1; }
 done

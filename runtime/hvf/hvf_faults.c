@@ -107,7 +107,7 @@ int sqb_hvf_faults_dirty_protect(void *ctx, uint64_t gpa, uint64_t len, int writ
 {
 	struct sqb_hvf_faults *f = ctx;
 	uint64_t end, run = 0, p;
-	int err = 0;
+	int err = 0, have = 0;
 
 	if (gpa < f->gpa || len > f->len || gpa - f->gpa > f->len - len)
 		return -EINVAL;
@@ -116,14 +116,15 @@ int sqb_hvf_faults_dirty_protect(void *ctx, uint64_t gpa, uint64_t len, int writ
 	/* runs of resident pages; a lazy page keeps no access until fetched */
 	for (p = gpa; p < end && !err; p += f->page) {
 		if (atomic_load(&f->lazy[(p - f->gpa) / f->page])) {
-			if (p > run && run)
+			if (have)
 				err = sqb_hvf_protect(f->vm, run, p - run, writable ? PROT_RWX : PROT_RX);
-			run = 0;
-		} else if (!run) {
+			have = 0;
+		} else if (!have) {
 			run = p;
+			have = 1;
 		}
 	}
-	if (!err && run)
+	if (!err && have)
 		err = sqb_hvf_protect(f->vm, run, end - run, writable ? PROT_RWX : PROT_RX);
 	pthread_mutex_unlock(&f->lock);
 	return err;

@@ -52,6 +52,7 @@ static uint64_t emu_esr_dabt(int isv, unsigned int len, int sse, unsigned int sr
 struct evcpu {
 	int fd;
 	struct kvm_run *run;
+	size_t run_size;
 	pthread_t thread;
 	hv_vcpu_exit_t exit;
 	uint64_t mpidr;
@@ -227,6 +228,14 @@ hv_return_t hv_vm_destroy(void)
 		pthread_join(E.observer, NULL);
 		E.observer_on = 0;
 	}
+	for (unsigned int i = 0; i < E.nvcpus; i++) {
+		munmap(E.vcpus[i]->run, E.vcpus[i]->run_size);
+		close(E.vcpus[i]->fd);
+		pthread_mutex_destroy(&E.vcpus[i]->qlock);
+		free(E.vcpus[i]);
+		E.vcpus[i] = NULL;
+	}
+	E.nvcpus = 0;
 	while (E.nruns)
 		run_del(0);
 	for (unsigned int i = 0; i < E.nreg; i++)
@@ -360,6 +369,7 @@ hv_return_t hv_vcpu_create(hv_vcpu_t *vcpu, hv_vcpu_exit_t **exit, hv_vcpu_confi
 	ev->run = mmap(NULL, (size_t)mmap_size, PROT_READ | PROT_WRITE, MAP_SHARED, ev->fd, 0);
 	if (ev->run == MAP_FAILED)
 		goto fail_fd;
+	ev->run_size = (size_t)mmap_size;
 	init = E.init;
 	if (id > 0) /* secondaries wait for PSCI CPU_ON, as the backend's do */
 		init.features[0] |= 1u << KVM_ARM_VCPU_POWER_OFF;
