@@ -1058,6 +1058,14 @@ hv_return_t hv_vcpu_run(hv_vcpu_t vcpu)
 	if (!ev || gic_ready())
 		return HV_BAD_ARGUMENT;
 	ev->synth_active = 0; /* the fake HVC arguments end with the exit */
+	if (atomic_exchange(&ev->await_on, 0)) {
+		/* the backend runs a vCPU KVM still holds powered off (a snapshot
+		 * restored it as on): on HVF, running it is what powers it */
+		struct kvm_mp_state mp = {KVM_MP_STATE_RUNNABLE};
+
+		if (ioctl(ev->fd, KVM_SET_MP_STATE, &mp) < 0)
+			return HV_ERROR;
+	}
 	memset(&ev->exit, 0, sizeof(ev->exit));
 	if (ev->cancel_mmio) {
 		/* KVM completes an MMIO exit on the next KVM_RUN unless the exit
