@@ -11,7 +11,9 @@
  *      Full+Diff chain (sqb_restore, no background filler), the pattern
  *      area inaccessible: every first touch is a stage-2 fault that fetches
  *      the page and re-grants it; the guest verifies the pattern.
- *   hvf-selftest GUEST_IMAGE WORKDIR      exit 0 pass, 1 fail, 77 skip */
+ *   hvf-selftest GUEST_IMAGE WORKDIR      exit 0 pass, 1 fail, 77 skip
+ * HVF_SELFTEST_DROP_BIT=1 drops one written page from the collected bitmap:
+ * the exactness check and the postcopy guest's verification must then fail. */
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -218,6 +220,14 @@ static int dirty_part(const uint8_t *img, size_t imglen, const char *full, const
 	      "guest wrote its pattern and powered off through PSCI SYSTEM_OFF (HVC exit)");
 	err = sqb_dirty_collect(d, bm, sizeof(bm) / 8, &nd);
 	CHECK(!err, "collect (%s)", strerror(-err));
+	if (getenv("HVF_SELFTEST_DROP_BIT")) { /* prove the checks can fail: lose one page */
+		uint64_t p = PAT_OFF / 4096;
+
+		bm[p / 64] &= ~(1ull << (p % 64));
+		nd--;
+		printf("INFO: HVF_SELFTEST_DROP_BIT: page %llu dropped from the Diff\n",
+		       (unsigned long long)p);
+	}
 	for (uint64_t p = 0; p < RAM_SIZE / 4096; p++) {
 		int bit = (bm[p / 64] >> (p % 64)) & 1;
 
