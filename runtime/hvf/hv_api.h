@@ -11,7 +11,7 @@
  * WRITTEN FROM APPLE'S DOCUMENTATION (developer.apple.com/documentation/
  * hypervisor: the function pages, hv_exit_reason_t, hv_reg_t, hv_sys_reg_t,
  * hv_memory_flags_t, GIC functions), not copied from Apple's headers.  On
- * macOS, build with the SDK's <Hypervisor/Hypervisor.h> instead
+ * macOS the SDK's <Hypervisor/Hypervisor.h> is used instead
  * (SQB_HVF_SYSTEM_HEADERS, runtime/CMakeLists.txt): this file is what the
  * backend compiles against elsewhere and what the KVM emulation
  * (tests/hvf/hvf_emu_kvm.c) implements.
@@ -39,6 +39,15 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+/* A system register's encoding (hv_sys_reg_t's documented value). */
+#define HV_SYSREG_ENC(op0, op1, crn, crm, op2)                                                     \
+	((uint16_t)((op0) << 14 | (op1) << 11 | (crn) << 7 | (crm) << 3 | (op2)))
+
+#if defined(SQB_HVF_SYSTEM_HEADERS)
+/* macOS: the SDK's declarations (runtime/CMakeLists.txt defines this). */
+#include <Hypervisor/Hypervisor.h>
+#else
 
 #ifdef __cplusplus
 extern "C" {
@@ -106,8 +115,6 @@ typedef struct {
 
 /* System registers: the architectural encoding (documented). */
 typedef uint16_t hv_sys_reg_t;
-#define HV_SYSREG_ENC(op0, op1, crn, crm, op2)                                                     \
-	((hv_sys_reg_t)((op0) << 14 | (op1) << 11 | (crn) << 7 | (crm) << 3 | (op2)))
 
 typedef uint32_t hv_interrupt_type_t;
 #define HV_INTERRUPT_TYPE_IRQ 0u /* unconfirmed value */
@@ -158,7 +165,7 @@ hv_return_t hv_gic_get_redistributor_reg(hv_vcpu_t vcpu, hv_gic_redistributor_re
 					 uint64_t *value);
 hv_return_t hv_gic_set_redistributor_reg(hv_vcpu_t vcpu, hv_gic_redistributor_reg_t reg,
 					 uint64_t value);
-#define HV_GIC_REDISTRIBUTOR_REG_GICR_ISPENDR0 0x10200u /* SGI frame + 0x200 */
+#define HV_GIC_REDISTRIBUTOR_REG_GICR_ISPENDR0 0x10200u /* SGI frame + 0x200; unconfirmed */
 
 /* The CPU interface registers of a vCPU (ICC_*_EL1: sysreg encodings). */
 typedef uint16_t hv_gic_icc_reg_t;
@@ -180,5 +187,7 @@ void os_release(void *object);
 #ifdef __cplusplus
 }
 #endif
+
+#endif /* !SQB_HVF_SYSTEM_HEADERS */
 
 #endif

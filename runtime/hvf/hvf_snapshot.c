@@ -118,7 +118,7 @@ static hv_return_t save_fpsimd(hv_vcpu_t id, uint8_t *p)
 
 	for (unsigned int i = 0; i < 32 && r == HV_SUCCESS; i++) {
 		r = hv_vcpu_get_simd_fp_reg(id, HV_SIMD_FP_REG_Q0 + i, &q);
-		memcpy(p + 16 * i, q.b, 16); /* little-endian: low 64 bits first */
+		memcpy(p + 16 * i, &q, 16); /* little-endian: low 64 bits first */
 	}
 	if (r == HV_SUCCESS)
 		r = hv_vcpu_get_reg(id, HV_REG_FPCR, &fpcr);
@@ -293,7 +293,7 @@ int sqb_hvf_vcpu_load_records(struct sqb_hv_vcpu *vc, const struct sqb_record *r
 	for (unsigned int i = 0; i < 32 && r == HV_SUCCESS; i++) {
 		hv_simd_fp_uchar16_t q;
 
-		memcpy(q.b, (const uint8_t *)fp->data + 16 * i, 16);
+		memcpy(&q, (const uint8_t *)fp->data + 16 * i, 16);
 		r = hv_vcpu_set_simd_fp_reg(id, HV_SIMD_FP_REG_Q0 + i, q);
 	}
 	if (r == HV_SUCCESS)

@@ -6,7 +6,8 @@
 #   2. squib built with SQB_HVF=ON boots the tiny arm64 guest (hello.img)
 #      through the API with 1 and 2 vCPUs: DTB, RAM pattern, 40 virtual-timer
 #      ticks, the secondary started by PSCI CPU_ON in the VMM, SYSTEM_OFF;
-#   3. a Full snapshot of it mid-run, loaded in a new HVF squib (File).
+#   3. a Full snapshot of it mid-run, loaded in a new HVF squib (File);
+#   4. optional (arg "linux"): Debian's arm64 kernel, 2 vCPUs, to a shell.
 # Prints PASS:/FAIL:/INFO: lines; exit 1 on any FAIL.
 T=$(mktemp -d)
 fail=0
@@ -93,6 +94,41 @@ if [ "$c" = 204204204204204 ]; then
 else
 	bad "HVF squib snapshot: API answered $c"
 	tail -n 15 "$log"
+fi
+
+# 4. optional (arg "linux"): Debian's arm64 cloud kernel under the HVF squib,
+#    2 vCPUs, to a shell marker, then a counter driven by timer interrupts
+G=${SQB_GUEST_DIR:-/guest}
+if [ "${1:-}" = linux ] && [ -f "$G/Image" ]; then
+	mkdir -p "$T/ird/bin" "$T/ird/proc"
+	cp /bin/busybox "$T/ird/bin/busybox"
+	cat >"$T/ird/init" <<'INIT'
+#!/bin/busybox sh
+/bin/busybox mount -t proc proc /proc
+echo SQUIB-HVF-SHELL cpus=$(/bin/busybox grep -c ^processor /proc/cpuinfo)
+i=0
+while [ $i -lt 100000 ]; do echo SQUIB-HVF-COUNTER $i; i=$((i + 1)); /bin/busybox sleep 1; done
+INIT
+	chmod 755 "$T/ird/init"
+	(cd "$T/ird" && find . | cpio -o -H newc 2>/dev/null) >"$T/ird.cpio"
+	sock=$T/linux.sock log=$T/linux.log
+	squib --api-sock "$sock" --no-seccomp --no-serial-input </dev/null >"$log" 2>&1 &
+	pid=$!
+	i=0
+	while [ ! -S "$sock" ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+	c=$(sqb-api "$sock" PUT /machine-config '{"vcpu_count": 2, "mem_size_mib": 256}' 2>&1)
+	c=$c$(sqb-api "$sock" PUT /boot-source "{\"kernel_image_path\": \"$G/Image\", \"initrd_path\": \"$T/ird.cpio\", \"boot_args\": \"console=ttyAMA0 earlycon panic=-1 quiet\"}" 2>&1)
+	c=$c$(sqb-api "$sock" PUT /actions '{"action_type": "InstanceStart"}' 2>&1)
+	i=0
+	while ! grep -q 'SQUIB-HVF-COUNTER 3[^0-9]' "$log" && kill -0 "$pid" 2>/dev/null && [ $i -lt 3000 ]; do
+		sleep 0.1
+		i=$((i + 1))
+	done
+	grep -q 'SQUIB-HVF-SHELL cpus=2' "$log" && grep -q 'SQUIB-HVF-COUNTER 3[^0-9]' "$log" &&
+		pass "HVF squib: Debian arm64 kernel, 2 vCPUs, shell and a timer-driven counter ($(i=$i; echo $((i / 10))) s)" ||
+		{ bad "HVF squib: Debian arm64 kernel (API $c)"; tail -n 30 "$log"; }
+	kill -9 "$pid" 2>/dev/null
+	wait "$pid" 2>/dev/null
 fi
 
 rm -rf "$T"

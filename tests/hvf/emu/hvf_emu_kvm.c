@@ -922,22 +922,69 @@ void os_release(void *object)
 
 /* ---- running ---- */
 
-/* Guest PC -> host pointer to the instruction: MMU off only (PC = IPA);
- * with the MMU on the emulation gives no syndrome (docs/hvf.md). */
-static const uint8_t *insn_ptr(struct evcpu *ev)
+static const uint8_t *ram_ptr(uint64_t ipa, uint64_t len)
 {
-	uint64_t pc, sctlr;
 	struct emu_region *rg;
 
-	if (one_reg(ev->fd, CORE_ID(regs.pc), &pc, 0) ||
-	    one_reg(ev->fd, SYSREG_ID(HV_SYSREG_ENC(3, 0, 1, 0, 0)), &sctlr, 0) || (sctlr & 1))
-		return NULL;
 	pthread_mutex_lock(&E.lock);
-	rg = region_of(pc);
+	rg = region_of(ipa);
 	pthread_mutex_unlock(&E.lock);
-	if (!rg || pc % 4 || rg->size - (pc - rg->ipa) < 4)
+	if (!rg || rg->size - (ipa - rg->ipa) < len)
 		return NULL;
-	return rg->host + (pc - rg->ipa);
+	return rg->host + (ipa - rg->ipa);
+}
+
+/* Stage-1 translation of a guest VA, 4 KiB granule only (what Linux and
+ * squib's guests use); 0 with *ipa set, -1 where it cannot. */
+static int s1_walk(struct evcpu *ev, uint64_t va, uint64_t *ipa)
+{
+	const uint64_t amask = 0x0000fffffffff000ull;
+	uint64_t tcr, ttbr, desc;
+	unsigned int hi = (va >> 55) & 1, sz, bits, levels, level;
+
+	if (one_reg(ev->fd, SYSREG_ID(HV_SYSREG_ENC(3, 0, 2, 0, 2)), &tcr, 0) ||
+	    one_reg(ev->fd, SYSREG_ID(HV_SYSREG_ENC(3, 0, 2, 0, hi)), &ttbr, 0))
+		return -1;
+	sz = hi ? (tcr >> 16) & 0x3f : tcr & 0x3f;
+	if ((hi ? ((tcr >> 30) & 3) != 2 : ((tcr >> 14) & 3) != 0) || sz < 16 || sz > 39)
+		return -1; /* not a 4 KiB granule, or a size this walk does not handle */
+	bits = 64 - sz - 12;
+	levels = (bits + 8) / 9;
+	level = 4 - levels;
+	ttbr &= amask;
+	for (;; level++) {
+		unsigned int shift = 12 + 9 * (3 - level);
+		uint64_t idx = (va >> shift) & ((level == 4 - levels) ? ((1ull << (bits - 9 * (levels - 1))) - 1) : 0x1ff);
+		const uint8_t *p = ram_ptr(ttbr + 8 * idx, 8);
+
+		if (!p)
+			return -1;
+		memcpy(&desc, p, 8);
+		if (!(desc & 1))
+			return -1;
+		if (level == 3 || !(desc & 2)) { /* page, or block */
+			if (level == 3 && !(desc & 2))
+				return -1;
+			*ipa = (desc & amask & ~((1ull << shift) - 1)) | (va & ((1ull << shift) - 1));
+			return 0;
+		}
+		ttbr = desc & amask;
+	}
+}
+
+/* Guest PC -> host pointer to the instruction (MMU off: PC is the IPA;
+ * on: a 4 KiB-granule stage-1 walk). */
+static const uint8_t *insn_ptr(struct evcpu *ev)
+{
+	uint64_t pc, sctlr, ipa;
+
+	if (one_reg(ev->fd, CORE_ID(regs.pc), &pc, 0) ||
+	    one_reg(ev->fd, SYSREG_ID(HV_SYSREG_ENC(3, 0, 1, 0, 0)), &sctlr, 0) || pc % 4)
+		return NULL;
+	ipa = pc;
+	if ((sctlr & 1) && s1_walk(ev, pc, &ipa))
+		return NULL;
+	return ram_ptr(ipa, 4);
 }
 
 /* The syndrome hardware gives for a single-register load/store: Rt from the
