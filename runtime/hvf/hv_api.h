@@ -54,15 +54,15 @@ extern "C" {
 #endif
 
 typedef int32_t hv_return_t; /* a mach_error_t */
-#define HV_SUCCESS	       ((hv_return_t)0)
-#define HV_ERROR	       ((hv_return_t)0xfae94001) /* unconfirmed value */
-#define HV_BUSY		       ((hv_return_t)0xfae94002) /* unconfirmed value */
-#define HV_BAD_ARGUMENT	       ((hv_return_t)0xfae94003) /* unconfirmed value */
-#define HV_ILLEGAL_GUEST_STATE ((hv_return_t)0xfae94004) /* unconfirmed value */
-#define HV_NO_RESOURCES	       ((hv_return_t)0xfae94005) /* unconfirmed value */
-#define HV_NO_DEVICE	       ((hv_return_t)0xfae94006) /* unconfirmed value */
-#define HV_DENIED	       ((hv_return_t)0xfae94007) /* unconfirmed value */
-#define HV_UNSUPPORTED	       ((hv_return_t)0xfae9400f) /* unconfirmed value */
+#define HV_SUCCESS			       ((hv_return_t)0)
+#define HV_ERROR			       ((hv_return_t)0xfae94001) /* unconfirmed value */
+#define HV_BUSY				       ((hv_return_t)0xfae94002) /* unconfirmed value */
+#define HV_BAD_ARGUMENT			       ((hv_return_t)0xfae94003) /* unconfirmed value */
+#define HV_ILLEGAL_GUEST_STATE		       ((hv_return_t)0xfae94004) /* unconfirmed value */
+#define HV_NO_RESOURCES			       ((hv_return_t)0xfae94005) /* unconfirmed value */
+#define HV_NO_DEVICE			       ((hv_return_t)0xfae94006) /* unconfirmed value */
+#define HV_DENIED			       ((hv_return_t)0xfae94007) /* unconfirmed value */
+#define HV_UNSUPPORTED			       ((hv_return_t)0xfae9400f) /* unconfirmed value */
 
 typedef uint64_t hv_ipa_t;
 typedef uint64_t hv_vcpu_t;
@@ -76,20 +76,20 @@ typedef struct hv_gic_config_s *hv_gic_config_t;
 typedef struct hv_gic_state_s *hv_gic_state_t;
 
 typedef uint64_t hv_memory_flags_t;
-#define HV_MEMORY_READ	(1ull << 0) /* unconfirmed value */
-#define HV_MEMORY_WRITE (1ull << 1) /* unconfirmed value */
-#define HV_MEMORY_EXEC	(1ull << 2) /* unconfirmed value */
+#define HV_MEMORY_READ			       (1ull << 0)		 /* unconfirmed value */
+#define HV_MEMORY_WRITE			       (1ull << 1)		 /* unconfirmed value */
+#define HV_MEMORY_EXEC			       (1ull << 2)		 /* unconfirmed value */
 
 typedef uint32_t hv_exit_reason_t;
-#define HV_EXIT_REASON_CANCELED		0u /* hv_vcpus_exit asked for it */
-#define HV_EXIT_REASON_EXCEPTION	1u /* a synchronous exception to EL2 */
-#define HV_EXIT_REASON_VTIMER_ACTIVATED 2u /* the vtimer fired; now masked */
-#define HV_EXIT_REASON_UNKNOWN		3u
+#define HV_EXIT_REASON_CANCELED		       0u /* hv_vcpus_exit asked for it */
+#define HV_EXIT_REASON_EXCEPTION	       1u /* a synchronous exception to EL2 */
+#define HV_EXIT_REASON_VTIMER_ACTIVATED	       2u /* the vtimer fired; now masked */
+#define HV_EXIT_REASON_UNKNOWN		       3u
 
 typedef struct {
-	hv_exception_syndrome_t syndrome;      /* ESR_EL2 */
+	hv_exception_syndrome_t syndrome;	/* ESR_EL2 */
 	hv_exception_address_t virtual_address; /* FAR_EL2 */
-	hv_ipa_t physical_address;	       /* the faulting IPA (HPFAR_EL2 based) */
+	hv_ipa_t physical_address;		/* the faulting IPA (HPFAR_EL2 based) */
 } hv_vcpu_exit_exception_t;
 
 typedef struct {
@@ -98,17 +98,17 @@ typedef struct {
 } hv_vcpu_exit_t;
 
 typedef uint32_t hv_reg_t; /* unconfirmed numbering */
-#define HV_REG_X0   0u
-#define HV_REG_X30  30u
-#define HV_REG_FP   29u
-#define HV_REG_LR   30u
-#define HV_REG_PC   31u
-#define HV_REG_FPCR 32u
-#define HV_REG_FPSR 33u
-#define HV_REG_CPSR 34u
+#define HV_REG_X0			       0u
+#define HV_REG_X30			       30u
+#define HV_REG_FP			       29u
+#define HV_REG_LR			       30u
+#define HV_REG_PC			       31u
+#define HV_REG_FPCR			       32u
+#define HV_REG_FPSR			       33u
+#define HV_REG_CPSR			       34u
 
 typedef uint32_t hv_simd_fp_reg_t; /* HV_SIMD_FP_REG_Q0 + n, unconfirmed */
-#define HV_SIMD_FP_REG_Q0 0u
+#define HV_SIMD_FP_REG_Q0		       0u
 typedef struct {
 	uint8_t b[16];
 } hv_simd_fp_uchar16_t; /* a 128-bit vector (Apple: a clang ext vector) */
@@ -117,8 +117,8 @@ typedef struct {
 typedef uint16_t hv_sys_reg_t;
 
 typedef uint32_t hv_interrupt_type_t;
-#define HV_INTERRUPT_TYPE_IRQ 0u /* unconfirmed value */
-#define HV_INTERRUPT_TYPE_FIQ 1u /* unconfirmed value */
+#define HV_INTERRUPT_TYPE_IRQ		       0u	/* unconfirmed value */
+#define HV_INTERRUPT_TYPE_FIQ		       1u	/* unconfirmed value */
 
 /* ---- VM ---- */
 hv_return_t hv_vm_create(hv_vm_config_t config);

@@ -117,7 +117,8 @@ int sqb_hvf_faults_dirty_protect(void *ctx, uint64_t gpa, uint64_t len, int writ
 	for (p = gpa; p < end && !err; p += f->page) {
 		if (atomic_load(&f->lazy[(p - f->gpa) / f->page])) {
 			if (have)
-				err = sqb_hvf_protect(f->vm, run, p - run, writable ? PROT_RWX : PROT_RX);
+				err = sqb_hvf_protect(f->vm, run, p - run,
+						      writable ? PROT_RWX : PROT_RX);
 			have = 0;
 		} else if (!have) {
 			run = p;

@@ -76,8 +76,9 @@ void sqb_hvf_esr_decode(uint64_t esr, struct sqb_hvf_esr *o)
 		o->u.sys.rt = (o->iss >> 5) & 0x1f;
 		o->u.sys.crm = (o->iss >> 1) & 0xf;
 		o->u.sys.read = o->iss & 1;
-		o->u.sys.encoding = (uint16_t)(o->u.sys.op0 << 14 | o->u.sys.op1 << 11 |
-					       o->u.sys.crn << 7 | o->u.sys.crm << 3 | o->u.sys.op2);
+		o->u.sys.encoding =
+		    (uint16_t)(o->u.sys.op0 << 14 | o->u.sys.op1 << 11 | o->u.sys.crn << 7 |
+			       o->u.sys.crm << 3 | o->u.sys.op2);
 		break;
 	default:
 		o->cls = SQB_HVF_ESR_OTHER;
@@ -243,13 +244,16 @@ int sqb_hvf_gic_rec_parse(const uint8_t *p, size_t len, const char *running_buil
 		return gdiag(diag, 8, -SQB_ETRUNCATED, "OS build string runs past the record");
 	for (size_t i = 8 + bl; i < body; i++)
 		if (p[i])
-			return gdiag(diag, i, -SQB_ECORRUPT, "padding after the OS build is not zero");
+			return gdiag(diag, i, -SQB_ECORRUPT,
+				     "padding after the OS build is not zero");
 	if (body == len)
 		return gdiag(diag, body, -SQB_ETRUNCATED, "no hv_gic_state blob");
-	if (!running_build || strlen(running_build) != bl || memcmp(p + 8, running_build, bl) != 0) {
+	if (!running_build || strlen(running_build) != bl ||
+	    memcmp(p + 8, running_build, bl) != 0) {
 		char why[200];
 
-		snprintf(why, sizeof(why), "GIC state of OS build '%.*s', this host runs '%s' [F-55]",
+		snprintf(why, sizeof(why),
+			 "GIC state of OS build '%.*s', this host runs '%s' [F-55]",
 			 (int)(bl > 64 ? 64 : bl), (const char *)p + 8,
 			 running_build ? running_build : "?");
 		return gdiag(diag, 8, -SQB_EMISMATCH, why);

@@ -50,12 +50,12 @@ struct sqb_hvf_esr {
 	uint32_t iss;
 	union {
 		struct {
-			uint8_t isv;  /* the rest of the syndrome is valid */
-			uint8_t len;  /* access size in bytes (1, 2, 4, 8) */
-			uint8_t sse;  /* sign-extend a load */
-			uint8_t srt;  /* register Xt (31 = XZR) */
-			uint8_t sf;   /* Xt is 64-bit */
-			uint8_t wnr;  /* write */
+			uint8_t isv;   /* the rest of the syndrome is valid */
+			uint8_t len;   /* access size in bytes (1, 2, 4, 8) */
+			uint8_t sse;   /* sign-extend a load */
+			uint8_t srt;   /* register Xt (31 = XZR) */
+			uint8_t sf;    /* Xt is 64-bit */
+			uint8_t wnr;   /* write */
 			uint8_t s1ptw; /* stage-2 fault on a stage-1 table walk */
 			uint8_t level; /* lookup level of the fault, 0-3 */
 			enum sqb_hvf_fsc fsc;
@@ -93,12 +93,12 @@ uint64_t sqb_hvf_esr_dabt(int isv, unsigned int len, int sse, unsigned int srt, 
 #define SQB_PSCI_SYSTEM_OFF	   0x84000008u
 #define SQB_PSCI_SYSTEM_RESET	   0x84000009u
 
-#define SQB_PSCI_RET_SUCCESS	     0
-#define SQB_PSCI_RET_NOT_SUPPORTED   (-1)
-#define SQB_PSCI_RET_INVALID_PARAMS  (-2)
-#define SQB_PSCI_RET_DENIED	     (-3)
-#define SQB_PSCI_RET_ALREADY_ON	     (-4)
-#define SQB_PSCI_RET_ON_PENDING	     (-5)
+#define SQB_PSCI_RET_SUCCESS	      0
+#define SQB_PSCI_RET_NOT_SUPPORTED    (-1)
+#define SQB_PSCI_RET_INVALID_PARAMS   (-2)
+#define SQB_PSCI_RET_DENIED	      (-3)
+#define SQB_PSCI_RET_ALREADY_ON	      (-4)
+#define SQB_PSCI_RET_ON_PENDING	      (-5)
 #define SQB_PSCI_RET_INTERNAL_FAILURE (-6)
 
 enum sqb_hvf_psci_action {

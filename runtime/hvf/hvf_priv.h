@@ -63,8 +63,8 @@ int sqb_hvf_err(hv_return_t r); /* hv_return_t -> -errno */
 /* hvf_snapshot.c */
 int sqb_hvf_vcpu_save_records(struct sqb_hv_vcpu *vc, struct sqb_record *recs, unsigned int cap,
 			      unsigned int *n);
-int sqb_hvf_vcpu_load_records(struct sqb_hv_vcpu *vc, const struct sqb_record *recs,
-			      unsigned int n, struct sqb_diag *d);
+int sqb_hvf_vcpu_load_records(struct sqb_hv_vcpu *vc, const struct sqb_record *recs, unsigned int n,
+			      struct sqb_diag *d);
 int sqb_hvf_vm_save_records(struct sqb_hv_vm *vm, struct sqb_record *recs, unsigned int cap,
 			    unsigned int *n);
 int sqb_hvf_vm_load_records(struct sqb_hv_vm *vm, const struct sqb_record *recs, unsigned int n,

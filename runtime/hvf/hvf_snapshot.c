@@ -17,34 +17,34 @@
 /* EL1 system state the framework lets a VMM read and write, apply order:
  * MPIDR and the translation regime before SCTLR turns the MMU on. */
 static const hv_sys_reg_t sysregs[] = {
-    ENC(3, 0, 0, 0, 5),	  /* MPIDR_EL1 */
-    ENC(3, 0, 1, 0, 2),	  /* CPACR_EL1 */
-    ENC(3, 0, 2, 0, 0),	  /* TTBR0_EL1 */
-    ENC(3, 0, 2, 0, 1),	  /* TTBR1_EL1 */
-    ENC(3, 0, 2, 0, 2),	  /* TCR_EL1 */
-    ENC(3, 0, 5, 1, 0),	  /* AFSR0_EL1 */
-    ENC(3, 0, 5, 1, 1),	  /* AFSR1_EL1 */
-    ENC(3, 0, 5, 2, 0),	  /* ESR_EL1 */
-    ENC(3, 0, 6, 0, 0),	  /* FAR_EL1 */
-    ENC(3, 0, 7, 4, 0),	  /* PAR_EL1 */
-    ENC(3, 0, 10, 2, 0),  /* MAIR_EL1 */
-    ENC(3, 0, 10, 3, 0),  /* AMAIR_EL1 */
-    ENC(3, 0, 12, 0, 0),  /* VBAR_EL1 */
-    ENC(3, 0, 13, 0, 1),  /* CONTEXTIDR_EL1 */
-    ENC(3, 0, 13, 0, 4),  /* TPIDR_EL1 */
-    ENC(3, 0, 14, 1, 0),  /* CNTKCTL_EL1 */
-    ENC(3, 2, 0, 0, 0),	  /* CSSELR_EL1 */
-    ENC(3, 3, 13, 0, 2),  /* TPIDR_EL0 */
-    ENC(3, 3, 13, 0, 3),  /* TPIDRRO_EL0 */
-    ENC(2, 0, 0, 2, 2),	  /* MDSCR_EL1 */
-    ENC(3, 0, 1, 0, 0),	  /* SCTLR_EL1 */
+    ENC(3, 0, 0, 0, 5),	 /* MPIDR_EL1 */
+    ENC(3, 0, 1, 0, 2),	 /* CPACR_EL1 */
+    ENC(3, 0, 2, 0, 0),	 /* TTBR0_EL1 */
+    ENC(3, 0, 2, 0, 1),	 /* TTBR1_EL1 */
+    ENC(3, 0, 2, 0, 2),	 /* TCR_EL1 */
+    ENC(3, 0, 5, 1, 0),	 /* AFSR0_EL1 */
+    ENC(3, 0, 5, 1, 1),	 /* AFSR1_EL1 */
+    ENC(3, 0, 5, 2, 0),	 /* ESR_EL1 */
+    ENC(3, 0, 6, 0, 0),	 /* FAR_EL1 */
+    ENC(3, 0, 7, 4, 0),	 /* PAR_EL1 */
+    ENC(3, 0, 10, 2, 0), /* MAIR_EL1 */
+    ENC(3, 0, 10, 3, 0), /* AMAIR_EL1 */
+    ENC(3, 0, 12, 0, 0), /* VBAR_EL1 */
+    ENC(3, 0, 13, 0, 1), /* CONTEXTIDR_EL1 */
+    ENC(3, 0, 13, 0, 4), /* TPIDR_EL1 */
+    ENC(3, 0, 14, 1, 0), /* CNTKCTL_EL1 */
+    ENC(3, 2, 0, 0, 0),	 /* CSSELR_EL1 */
+    ENC(3, 3, 13, 0, 2), /* TPIDR_EL0 */
+    ENC(3, 3, 13, 0, 3), /* TPIDRRO_EL0 */
+    ENC(2, 0, 0, 2, 2),	 /* MDSCR_EL1 */
+    ENC(3, 0, 1, 0, 0),	 /* SCTLR_EL1 */
 };
 
 /* ICC registers, apply order as the KVM backend: SRE, CTLR first, enables last. */
 static const hv_gic_icc_reg_t icc_regs[] = {
-    ENC(3, 0, 12, 12, 5), ENC(3, 0, 12, 12, 4), ENC(3, 0, 4, 6, 0),  ENC(3, 0, 12, 8, 3),
-    ENC(3, 0, 12, 12, 3), ENC(3, 0, 12, 8, 4),	ENC(3, 0, 12, 9, 0),  ENC(3, 0, 12, 12, 6),
-    ENC(3, 0, 12, 12, 7),
+    ENC(3, 0, 12, 12, 5), ENC(3, 0, 12, 12, 4), ENC(3, 0, 4, 6, 0),
+    ENC(3, 0, 12, 8, 3),  ENC(3, 0, 12, 12, 3), ENC(3, 0, 12, 8, 4),
+    ENC(3, 0, 12, 9, 0),  ENC(3, 0, 12, 12, 6), ENC(3, 0, 12, 12, 7),
 };
 
 /* PAC keys APIA, APIB, APDA, APDB, APGA: lo then hi (CRn 2, CRm 1..3). */
@@ -54,14 +54,14 @@ static const hv_sys_reg_t pauth_regs[10] = {
     ENC(3, 0, 2, 3, 0), ENC(3, 0, 2, 3, 1),
 };
 
-#define SYS_SP_EL0	ENC(3, 0, 4, 1, 0)
-#define SYS_SP_EL1	ENC(3, 4, 4, 1, 0)
-#define SYS_ELR_EL1	ENC(3, 0, 4, 0, 1)
-#define SYS_SPSR_EL1	ENC(3, 0, 4, 0, 0)
-#define SYS_CNTV_CTL	ENC(3, 3, 14, 3, 1)
-#define SYS_CNTV_CVAL	ENC(3, 3, 14, 3, 2)
-#define NSYS		(sizeof(sysregs) / sizeof(sysregs[0]))
-#define NICC		(sizeof(icc_regs) / sizeof(icc_regs[0]))
+#define SYS_SP_EL0    ENC(3, 0, 4, 1, 0)
+#define SYS_SP_EL1    ENC(3, 4, 4, 1, 0)
+#define SYS_ELR_EL1   ENC(3, 0, 4, 0, 1)
+#define SYS_SPSR_EL1  ENC(3, 0, 4, 0, 0)
+#define SYS_CNTV_CTL  ENC(3, 3, 14, 3, 1)
+#define SYS_CNTV_CVAL ENC(3, 3, 14, 3, 2)
+#define NSYS	      (sizeof(sysregs) / sizeof(sysregs[0]))
+#define NICC	      (sizeof(icc_regs) / sizeof(icc_regs[0]))
 
 static void le32(uint8_t *p, uint32_t v)
 {
@@ -107,7 +107,8 @@ static hv_return_t core_reg(hv_vcpu_t id, unsigned int i, uint64_t *v, int set)
 
 		return set ? hv_vcpu_set_reg(id, r, *v) : hv_vcpu_get_reg(id, r, v);
 	}
-	return set ? hv_vcpu_set_sys_reg(id, sys[i - 31], *v) : hv_vcpu_get_sys_reg(id, sys[i - 31], v);
+	return set ? hv_vcpu_set_sys_reg(id, sys[i - 31], *v)
+		   : hv_vcpu_get_sys_reg(id, sys[i - 31], v);
 }
 
 static hv_return_t save_fpsimd(hv_vcpu_t id, uint8_t *p)
@@ -207,8 +208,8 @@ static int rdiag(struct sqb_diag *d, int err, uint16_t tag, const char *what, ui
 
 	if (d) {
 		d->offset = UINT64_MAX;
-		snprintf(d->reason, sizeof(d->reason), "%s: %s (key 0x%x)", nm ? nm : "record", what,
-			 key);
+		snprintf(d->reason, sizeof(d->reason), "%s: %s (key 0x%x)", nm ? nm : "record",
+			 what, key);
 	}
 	return err;
 }
@@ -255,8 +256,8 @@ static const struct sqb_record *need(const struct sqb_record *recs, unsigned int
 	return *err ? NULL : r;
 }
 
-int sqb_hvf_vcpu_load_records(struct sqb_hv_vcpu *vc, const struct sqb_record *recs,
-			      unsigned int n, struct sqb_diag *d)
+int sqb_hvf_vcpu_load_records(struct sqb_hv_vcpu *vc, const struct sqb_record *recs, unsigned int n,
+			      struct sqb_diag *d)
 {
 	const struct sqb_record *core, *fp, *sys, *icc, *vt, *pw, *pa;
 	hv_vcpu_t id = vc->id;
@@ -275,7 +276,8 @@ int sqb_hvf_vcpu_load_records(struct sqb_hv_vcpu *vc, const struct sqb_record *r
 	pa = sqb_record_find(recs, n, SQB_REC_ARM64_PAUTH);
 	if (pa && pa->len != 80)
 		return rdiag(d, -SQB_ECORRUPT, pa->tag, "wrong size [F-52]", pa->len);
-	if (rd32((const uint8_t *)pw->data) > SQB_HVF_ON_PENDING || rd32((const uint8_t *)pw->data + 4))
+	if (rd32((const uint8_t *)pw->data) > SQB_HVF_ON_PENDING ||
+	    rd32((const uint8_t *)pw->data + 4))
 		return rdiag(d, -SQB_ECORRUPT, pw->tag, "power state not 0, 1 or 2", 0);
 	const uint8_t *t = vt->data;
 	for (int i = 9; i < 16; i++)
@@ -313,7 +315,8 @@ int sqb_hvf_vcpu_load_records(struct sqb_hv_vcpu *vc, const struct sqb_record *r
 	if (r == HV_SUCCESS)
 		r = hv_vcpu_set_vtimer_mask(id, t[8] != 0);
 	if (r != HV_SUCCESS)
-		return rdiag(d, sqb_hvf_err(r), SQB_REC_ARM64_CORE, "the framework refused a register", 0);
+		return rdiag(d, sqb_hvf_err(r), SQB_REC_ARM64_CORE,
+			     "the framework refused a register", 0);
 	pthread_mutex_lock(&vc->vm->lock);
 	vc->vm->power[vc->index] = (enum sqb_hvf_power)rd32((const uint8_t *)pw->data);
 	pthread_mutex_unlock(&vc->vm->lock);

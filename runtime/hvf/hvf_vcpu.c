@@ -12,7 +12,7 @@
 #include "layout.h"
 #include "log.h"
 
-#define CPSR_EL1H_DAIF 0x3c5
+#define CPSR_EL1H_DAIF	0x3c5
 #define SYSREG_CNTV_CTL HV_SYSREG_ENC(3, 3, 14, 3, 1)
 
 static uint64_t internal(enum sqb_hvf_internal why, uint64_t esr)
@@ -178,7 +178,8 @@ static int psci(struct sqb_hv_vcpu *vc, uint64_t esr, struct sqb_hv_exit *ex)
 	case SQB_HVF_PSCI_SYSTEM_OFF:
 	case SQB_HVF_PSCI_SYSTEM_RESET:
 		ex->kind = SQB_HV_EXIT_SYSTEM_EVENT;
-		ex->detail = a == SQB_HVF_PSCI_SYSTEM_OFF ? SQB_HV_SYSEV_SHUTDOWN : SQB_HV_SYSEV_RESET;
+		ex->detail =
+		    a == SQB_HVF_PSCI_SYSTEM_OFF ? SQB_HV_SYSEV_SHUTDOWN : SQB_HV_SYSEV_RESET;
 		return 0;
 	}
 regs:
@@ -239,14 +240,13 @@ static int exception(struct sqb_hv_vcpu *vc, struct sqb_hv_exit *ex)
 		fn = vc->vm->fault;
 		fctx = vc->vm->fault_ctx;
 		pthread_mutex_unlock(&vc->vm->lock);
-		r = fn ? fn(fctx, x->physical_address,
-			    e.cls == SQB_HVF_ESR_IABT ? 2 : e.u.abt.wnr)
+		r = fn ? fn(fctx, x->physical_address, e.cls == SQB_HVF_ESR_IABT ? 2 : e.u.abt.wnr)
 		       : 0;
 		if (r == 1)
 			return 1; /* granted: the instruction runs again */
 		ex->kind = SQB_HV_EXIT_INTERNAL;
-		ex->detail = internal(r < 0 ? SQB_HVF_INT_HOOK_FAILED : SQB_HVF_INT_RAM_FAULT,
-				      x->syndrome);
+		ex->detail =
+		    internal(r < 0 ? SQB_HVF_INT_HOOK_FAILED : SQB_HVF_INT_RAM_FAULT, x->syndrome);
 		return 0;
 	case SQB_HVF_ESR_HVC:
 		return psci(vc, x->syndrome, ex);

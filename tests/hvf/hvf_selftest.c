@@ -32,7 +32,7 @@
 
 #define RAM_GPA	 0x80000000ull
 #define RAM_SIZE (16ull << 20)
-#define CFG_W	 0x1000ull    /* config blocks, RAM offsets */
+#define CFG_W	 0x1000ull /* config blocks, RAM offsets */
 #define CFG_V	 0x1040ull
 #define PAT_OFF	 (4ull << 20) /* the pattern: 1024 pages from RAM + 4 MiB */
 #define PAT_NPG	 1024ull
@@ -85,7 +85,8 @@ static void *vcpu_main(void *arg)
 		if (r->rc)
 			break;
 		if (ex.kind == SQB_HV_EXIT_MMIO) {
-			if (ex.u.mmio.gpa == UART && ex.u.mmio.is_write && r->nout < sizeof(r->out) - 1)
+			if (ex.u.mmio.gpa == UART && ex.u.mmio.is_write &&
+			    r->nout < sizeof(r->out) - 1)
 				r->out[r->nout++] = (char)ex.u.mmio.data[0];
 			else if (!ex.u.mmio.is_write)
 				memset(ex.u.mmio.data, 0, ex.u.mmio.len);
@@ -243,7 +244,8 @@ static int dirty_part(const uint8_t *img, size_t imglen, const char *full, const
 	sqb_hvf_faults_stats(f, &fetched, &dfaults);
 	printf("INFO: %llu pages changed, %llu reported dirty, %llu write faults\n",
 	       (unsigned long long)changed, (unsigned long long)nd, (unsigned long long)dfaults);
-	CHECK(missed == 0 && changed > 0, "exactness: every changed page is in the Diff (%llu missed)",
+	CHECK(missed == 0 && changed > 0,
+	      "exactness: every changed page is in the Diff (%llu missed)",
 	      (unsigned long long)missed);
 	CHECK(wrote_missed == 0, "every page the guest wrote is dirty (%llu missed)",
 	      (unsigned long long)wrote_missed);
@@ -259,7 +261,8 @@ static int dirty_part(const uint8_t *img, size_t imglen, const char *full, const
 	CHECK(!err && nv == 1 && vrec[0].tag == SQB_REC_HVF_GIC_STATE,
 	      "HVF_GIC_STATE from hv_gic_state_create/get_data (%u bytes)", nv ? vrec[0].len : 0);
 	if (!err && nv == 1) {
-		CHECK(ops->vm_load_records(r.vm, vrec, 1, &dg) == 0, "GIC blob loads on the same OS build");
+		CHECK(ops->vm_load_records(r.vm, vrec, 1, &dg) == 0,
+		      "GIC blob loads on the same OS build");
 		((uint8_t *)vrec[0].data)[8] ^= 1; /* another OS build */
 		CHECK(ops->vm_load_records(r.vm, vrec, 1, &dg) == -SQB_EMISMATCH,
 		      "GIC blob of another OS build refused [F-55]: %s", dg.reason);
@@ -304,7 +307,8 @@ static int postcopy_part(const char *diff)
 	ro.host = host;
 	if (!err)
 		err = sqb_restore_start(&rs, s, &ro, &dg);
-	CHECK(!err, "lazy restore of the Full+Diff chain started (%s %s)", strerror(-err), dg.reason);
+	CHECK(!err, "lazy restore of the Full+Diff chain started (%s %s)", strerror(-err),
+	      dg.reason);
 	if (err || (err = vm_up(&r.vm, ram)))
 		return err;
 	err = sqb_hvf_faults_create(&f, r.vm, RAM_GPA, RAM_SIZE);
@@ -353,7 +357,8 @@ int main(int argc, char **argv)
 	if (fd >= 0)
 		close(fd);
 	if (n <= 0 || (size_t)n > CFG_W) {
-		fprintf(stderr, "hvf-selftest: cannot read %s (or it overlaps the config)\n", argv[1]);
+		fprintf(stderr, "hvf-selftest: cannot read %s (or it overlaps the config)\n",
+			argv[1]);
 		return 1;
 	}
 	snprintf(full, sizeof(full), "%s/hvf-full.sqb", argv[2]);

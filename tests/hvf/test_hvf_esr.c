@@ -121,18 +121,24 @@ static void test_sysreg(void **state)
 static void test_encoder_known_answers(void **state)
 {
 	(void)state;
-	assert_int_equal(sqb_hvf_esr_dabt(1, 8, 0, 1, 1, 0, SQB_HVF_FSC_TRANSLATION, 2), 0x93c18006);
+	assert_int_equal(sqb_hvf_esr_dabt(1, 8, 0, 1, 1, 0, SQB_HVF_FSC_TRANSLATION, 2),
+			 0x93c18006);
 	assert_int_equal(sqb_hvf_esr_dabt(1, 1, 0, 0, 0, 1, SQB_HVF_FSC_PERMISSION, 3), 0x9300004f);
-	assert_int_equal(sqb_hvf_esr_dabt(1, 2, 1, 3, 0, 0, SQB_HVF_FSC_TRANSLATION, 3), 0x93630007);
-	assert_int_equal(sqb_hvf_esr_dabt(0, 8, 1, 7, 1, 1, SQB_HVF_FSC_TRANSLATION, 2), 0x92000046);
+	assert_int_equal(sqb_hvf_esr_dabt(1, 2, 1, 3, 0, 0, SQB_HVF_FSC_TRANSLATION, 3),
+			 0x93630007);
+	assert_int_equal(sqb_hvf_esr_dabt(0, 8, 1, 7, 1, 1, SQB_HVF_FSC_TRANSLATION, 2),
+			 0x92000046);
 }
 
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_dabt_load64),	     cmocka_unit_test(test_dabt_store8_permission),
-	    cmocka_unit_test(test_dabt_signed_half), cmocka_unit_test(test_dabt_no_syndrome),
-	    cmocka_unit_test(test_iabt_and_others),  cmocka_unit_test(test_sysreg),
+	    cmocka_unit_test(test_dabt_load64),
+	    cmocka_unit_test(test_dabt_store8_permission),
+	    cmocka_unit_test(test_dabt_signed_half),
+	    cmocka_unit_test(test_dabt_no_syndrome),
+	    cmocka_unit_test(test_iabt_and_others),
+	    cmocka_unit_test(test_sysreg),
 	    cmocka_unit_test(test_encoder_known_answers),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -12,8 +12,8 @@
 #include "hvf_logic.h"
 
 /* os_build_len 6, reserved 0, "24A335", 2 zero bytes to 8, blob 01 02 03 */
-static const uint8_t golden[] = {6,   0,   0,	0,   0,	  0,   0,   0, '2', '4', 'A',
-				 '3', '3', '5', 0,   0,	  1,   2,   3};
+static const uint8_t golden[] = {6,   0,   0,	0,   0, 0, 0, 0, '2', '4',
+				 'A', '3', '3', '5', 0, 0, 1, 2, 3};
 
 static void test_encode_known_answer(void **state)
 {
@@ -35,7 +35,8 @@ static void test_parse_ok(void **state)
 	size_t bl = 0;
 
 	(void)state;
-	assert_int_equal(sqb_hvf_gic_rec_parse(golden, sizeof(golden), "24A335", &blob, &bl, &d), 0);
+	assert_int_equal(sqb_hvf_gic_rec_parse(golden, sizeof(golden), "24A335", &blob, &bl, &d),
+			 0);
 	assert_ptr_equal(blob, golden + 16);
 	assert_int_equal(bl, 3);
 }

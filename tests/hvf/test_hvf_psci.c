@@ -56,7 +56,7 @@ static void test_version_and_info(void **state)
 	(void)state;
 	assert_int_equal(call(&f, 0x84000000, 0, 0, 0, &a), 0x00000002); /* v0.2 */
 	assert_int_equal(a, SQB_HVF_PSCI_CONTINUE);
-	assert_int_equal(call(&f, 0x84000006, 0, 0, 0, &a), 2); /* MIGRATE_INFO_TYPE */
+	assert_int_equal(call(&f, 0x84000006, 0, 0, 0, &a), 2);	 /* MIGRATE_INFO_TYPE */
 	assert_int_equal(call(&f, 0x84000050, 0, 0, 0, &a), -1); /* NOT_SUPPORTED */
 	assert_int_equal(call(&f, 0x80000000, 0, 0, 0, &a), -1); /* SMCCC_VERSION: 0.2 has none */
 	assert_int_equal(call(&f, 0x1ull << 32 | 0x84000000, 0, 0, 0, &a), -1);
@@ -74,7 +74,8 @@ static void test_cpu_on(void **state)
 	assert_int_equal(call(&f, 0xc4000003, 1, 0x80001000, 0, &a), -5); /* ON_PENDING */
 	assert_int_equal(call(&f, 0xc4000003, 0, 0x80001000, 0, &a), -4); /* ALREADY_ON */
 	assert_int_equal(call(&f, 0xc4000003, 9, 0x80001000, 0, &a), -2); /* no such CPU */
-	assert_int_equal(call(&f, 0xc4000003, 1ull << 24 | 2, 0, 0, &a), -2); /* non-affinity bits */
+	assert_int_equal(call(&f, 0xc4000003, 1ull << 24 | 2, 0, 0, &a),
+			 -2); /* non-affinity bits */
 	/* SMC32 CPU_ON: the upper halves of the arguments are ignored */
 	assert_int_equal(call(&f, 0x84000003, 0xffffffff00000002ull, 0xdead00080002000ull, 7, &a),
 			 0);

@@ -28,8 +28,8 @@
 /* ESR_EL2 of a data abort from a lower EL (the same encoding as
  * runtime/hvf/hvf_logic.c's sqb_hvf_esr_dabt; a copy keeps the emulation a
  * stand-alone library in place of the framework). */
-static uint64_t emu_esr_dabt(int isv, unsigned int len, int sse, unsigned int srt, int sf,
-				 int wnr, enum sqb_hvf_fsc fsc, unsigned int level)
+static uint64_t emu_esr_dabt(int isv, unsigned int len, int sse, unsigned int srt, int sf, int wnr,
+			     enum sqb_hvf_fsc fsc, unsigned int level)
 {
 	static const uint32_t fscbase[] = {0x10, 0x04, 0x08, 0x0c};
 	uint32_t iss = fscbase[fsc] | (fsc == SQB_HVF_FSC_OTHER ? 0 : (level & 3));
@@ -56,10 +56,10 @@ struct evcpu {
 	pthread_t thread;
 	hv_vcpu_exit_t exit;
 	uint64_t mpidr;
-	atomic_int cancel;  /* hv_vcpus_exit pending */
+	atomic_int cancel;   /* hv_vcpus_exit pending */
 	atomic_int await_on; /* created powered off: watch for KVM's CPU_ON */
-	int cancel_mmio;    /* drop KVM's completion of the last MMIO exit */
-	int synth_active;   /* X0..X3 read/write the fake HVC arguments */
+	int cancel_mmio;     /* drop KVM's completion of the last MMIO exit */
+	int synth_active;    /* X0..X3 read/write the fake HVC arguments */
 	uint64_t synth_x[4];
 	pthread_mutex_t qlock; /* synthesized CPU_ON exits waiting for delivery */
 	uint64_t q[EMU_MAX_VCPUS][4];
@@ -106,7 +106,7 @@ static void kick_handler(int sig)
 static int slot_set(int slot, uint64_t ipa, uint64_t size, void *host, uint32_t flags)
 {
 	struct kvm_userspace_memory_region r = {(uint32_t)slot, flags, ipa, size,
-						 (uint64_t)(uintptr_t)host};
+						(uint64_t)(uintptr_t)host};
 
 	return ioctl(E.vm, KVM_SET_USER_MEMORY_REGION, &r) < 0 ? -errno : 0;
 }
@@ -799,7 +799,7 @@ static unsigned int gic_keys(uint32_t *k)
 				       0x410, 0x414, 0x418, 0x41c, 0x200, 0x300, 0x100};
 	unsigned int n = 0;
 
-	k[n++] = 1u << 24; /* GICD_CTLR */
+	k[n++] = 1u << 24;		     /* GICD_CTLR */
 	for (unsigned int r = 0; r < 7; r++) /* words bits .. 3*bits-1 hold INTIDs 32..95 */
 		for (uint32_t w = spi_regs[r][1]; w < 3 * spi_regs[r][1]; w++)
 			k[n++] = 1u << 24 | (spi_regs[r][0] + 4 * w);
@@ -954,7 +954,9 @@ static int s1_walk(struct evcpu *ev, uint64_t va, uint64_t *ipa)
 	ttbr &= amask;
 	for (;; level++) {
 		unsigned int shift = 12 + 9 * (3 - level);
-		uint64_t idx = (va >> shift) & ((level == 4 - levels) ? ((1ull << (bits - 9 * (levels - 1))) - 1) : 0x1ff);
+		uint64_t idx =
+		    (va >> shift) &
+		    ((level == 4 - levels) ? ((1ull << (bits - 9 * (levels - 1))) - 1) : 0x1ff);
 		const uint8_t *p = ram_ptr(ttbr + 8 * idx, 8);
 
 		if (!p)
@@ -965,7 +967,8 @@ static int s1_walk(struct evcpu *ev, uint64_t va, uint64_t *ipa)
 		if (level == 3 || !(desc & 2)) { /* page, or block */
 			if (level == 3 && !(desc & 2))
 				return -1;
-			*ipa = (desc & amask & ~((1ull << shift) - 1)) | (va & ((1ull << shift) - 1));
+			*ipa =
+			    (desc & amask & ~((1ull << shift) - 1)) | (va & ((1ull << shift) - 1));
 			return 0;
 		}
 		ttbr = desc & amask;
@@ -1002,8 +1005,8 @@ static uint64_t synth_esr(struct evcpu *ev, unsigned int len, int write, enum sq
 		return emu_esr_dabt(0, 0, 0, 0, 0, write, fsc, 3);
 	opc = (insn >> 22) & 3;
 	return emu_esr_dabt(1, len, opc >= 2 && !write, insn & 0x1f,
-				write ? (len == 8) : (opc == 2 || (opc == 1 && len == 8)), write, fsc,
-				3);
+			    write ? (len == 8) : (opc == 2 || (opc == 1 && len == 8)), write, fsc,
+			    3);
 }
 
 /* Is an access allowed by the current protection (a race with a re-grant)? */
@@ -1083,13 +1086,12 @@ static int kvm_exit(struct evcpu *ev)
 		write = (run->arm_nisv.esr_iss >> 6) & 1;
 		if (access_ok(ipa, write, &in_ram))
 			return 0;
-		exception_exit(ev,
-			       emu_esr_dabt(0, 0, 0, 0, 0, write, fault_kind(ipa), 3), ipa);
+		exception_exit(ev, emu_esr_dabt(0, 0, 0, 0, 0, write, fault_kind(ipa), 3), ipa);
 		return 1;
 	case KVM_EXIT_SYSTEM_EVENT:
 		/* KVM's PSCI took SYSTEM_OFF / RESET: show the backend the HVC */
 		x[0] = run->system_event.type == KVM_SYSTEM_EVENT_RESET ? SQB_PSCI_SYSTEM_RESET
-									 : SQB_PSCI_SYSTEM_OFF;
+									: SQB_PSCI_SYSTEM_OFF;
 		hvc_exit(ev, x);
 		return 1;
 	default:
