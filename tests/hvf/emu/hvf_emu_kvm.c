@@ -58,6 +58,7 @@ struct evcpu {
 	uint64_t mpidr;
 	atomic_int cancel;   /* hv_vcpus_exit pending */
 	atomic_int await_on; /* created powered off: watch for KVM's CPU_ON */
+	atomic_int gone;     /* hv_vcpu_destroy'd: its thread may be gone */
 	int cancel_mmio;     /* drop KVM's completion of the last MMIO exit */
 	int synth_active;    /* X0..X3 read/write the fake HVC arguments */
 	uint64_t synth_x[4];
@@ -93,8 +94,16 @@ static struct {
 	unsigned int nvcpus;
 	pthread_t observer;
 	int observer_on;
+	/* The observer's ioctls on a powered-off vCPU vs. the vGIC's register
+	 * accesses (KVM refuses those with EBUSY while any vCPU mutex is held)
+	 * and vs. that vCPU starting to run. */
+	pthread_mutex_t obs_lock;
 	atomic_int stop;
-} E = {.lock = PTHREAD_MUTEX_INITIALIZER, .kvm = -1, .vm = -1, .vgic = -1};
+} E = {.lock = PTHREAD_MUTEX_INITIALIZER,
+       .obs_lock = PTHREAD_MUTEX_INITIALIZER,
+       .kvm = -1,
+       .vm = -1,
+       .vgic = -1};
 
 static void kick_handler(int sig)
 {
@@ -402,7 +411,10 @@ hv_return_t hv_vcpu_destroy(hv_vcpu_t vcpu)
 	if (!ev)
 		return HV_BAD_ARGUMENT;
 	/* KVM frees vCPUs with the VM: keep the fd, forget the thread tie */
+	pthread_mutex_lock(&E.obs_lock);
 	atomic_store(&ev->await_on, 0);
+	atomic_store(&ev->gone, 1);
+	pthread_mutex_unlock(&E.obs_lock);
 	return HV_SUCCESS;
 }
 
@@ -596,8 +608,22 @@ hv_return_t hv_vcpu_set_vtimer_offset(hv_vcpu_t vcpu, uint64_t off)
 static int gic_attr(uint32_t group, uint64_t attr, void *val, int set)
 {
 	struct kvm_device_attr a = {0, group, attr, (uint64_t)(uintptr_t)val};
+	const struct timespec ms = {0, 1000000};
+	int err = 0;
 
-	return ioctl(E.vgic, set ? KVM_SET_DEVICE_ATTR : KVM_GET_DEVICE_ATTR, &a) < 0 ? -errno : 0;
+	/* KVM takes every vCPU's mutex for these: EBUSY while a vCPU is inside
+	 * KVM_RUN or another ioctl; the callers (snapshots) have them parked */
+	for (int i = 0; i < 500; i++) {
+		pthread_mutex_lock(&E.obs_lock);
+		err = ioctl(E.vgic, set ? KVM_SET_DEVICE_ATTR : KVM_GET_DEVICE_ATTR, &a) < 0
+			  ? -errno
+			  : 0;
+		pthread_mutex_unlock(&E.obs_lock);
+		if (err != -EBUSY)
+			break;
+		nanosleep(&ms, NULL);
+	}
+	return err;
 }
 
 /* KVM wants every vCPU before CTRL_INIT: done at the first call that needs
@@ -1107,14 +1133,18 @@ hv_return_t hv_vcpu_run(hv_vcpu_t vcpu)
 	if (!ev || gic_ready())
 		return HV_BAD_ARGUMENT;
 	ev->synth_active = 0; /* the fake HVC arguments end with the exit */
+	pthread_mutex_lock(&E.obs_lock);
 	if (atomic_exchange(&ev->await_on, 0)) {
 		/* the backend runs a vCPU KVM still holds powered off (a snapshot
 		 * restored it as on): on HVF, running it is what powers it */
 		struct kvm_mp_state mp = {KVM_MP_STATE_RUNNABLE};
 
-		if (ioctl(ev->fd, KVM_SET_MP_STATE, &mp) < 0)
+		if (ioctl(ev->fd, KVM_SET_MP_STATE, &mp) < 0) {
+			pthread_mutex_unlock(&E.obs_lock);
 			return HV_ERROR;
+		}
 	}
+	pthread_mutex_unlock(&E.obs_lock);
 	memset(&ev->exit, 0, sizeof(ev->exit));
 	if (ev->cancel_mmio) {
 		/* KVM completes an MMIO exit on the next KVM_RUN unless the exit
@@ -1161,21 +1191,33 @@ static void *observer_main(void *arg)
 
 			if (!ev || !boot || !atomic_load(&ev->await_on))
 				continue;
-			if (ioctl(ev->fd, KVM_GET_MP_STATE, &mp) < 0 ||
-			    mp.mp_state != KVM_MP_STATE_RUNNABLE)
+			/* under obs_lock: a vCPU still awaiting is not in KVM_RUN */
+			pthread_mutex_lock(&E.obs_lock);
+			if (!atomic_load(&ev->await_on) ||
+			    ioctl(ev->fd, KVM_GET_MP_STATE, &mp) < 0 ||
+			    mp.mp_state != KVM_MP_STATE_RUNNABLE) {
+				pthread_mutex_unlock(&E.obs_lock);
 				continue;
+			}
 			x[0] = SQB_PSCI_CPU_ON_64;
 			x[1] = ev->mpidr;
 			if (one_reg(ev->fd, CORE_ID(regs.pc), &x[2], 0) ||
-			    one_reg(ev->fd, CORE_ID(regs.regs[0]), &x[3], 0))
+			    one_reg(ev->fd, CORE_ID(regs.regs[0]), &x[3], 0)) {
+				pthread_mutex_unlock(&E.obs_lock);
 				continue;
+			}
 			atomic_store(&ev->await_on, 0);
+			if (atomic_load(&boot->gone)) {
+				pthread_mutex_unlock(&E.obs_lock);
+				continue;
+			}
 			pthread_mutex_lock(&boot->qlock);
 			if (boot->nq < EMU_MAX_VCPUS)
 				memcpy(boot->q[boot->nq++], x, sizeof(x));
 			pthread_mutex_unlock(&boot->qlock);
 			__atomic_store_n(&boot->run->immediate_exit, 1, __ATOMIC_SEQ_CST);
 			pthread_kill(boot->thread, EMU_KICK_SIG);
+			pthread_mutex_unlock(&E.obs_lock);
 		}
 		nanosleep(&ms, NULL);
 	}
