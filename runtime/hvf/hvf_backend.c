@@ -90,6 +90,7 @@ static void hvf_vm_destroy(struct sqb_hv_vm *vm)
 {
 	if (!vm)
 		return;
+	sqb_hvf_faults_free(vm->faults);
 	for (unsigned int i = 0; i < vm->nmem; i++)
 		hv_vm_unmap(vm->mem[i].gpa, vm->mem[i].size);
 	hv_vm_destroy();
@@ -295,6 +296,32 @@ static int hvf_vm_dirty_fd(struct sqb_hv_vm *vm)
 	return -1; /* no dirty log: SQB_DIRTY_EXIT through sqb_hvf_faults */
 }
 
+/* squib's Diff tracking (runtime/snapshot/snap_dirty.c): SQB_DIRTY_EXIT
+ * over RAM, write faults routed through hvf_faults.c. */
+static int hvf_vm_dirty_exit(struct sqb_hv_vm *vm, struct sqb_dirty_opts *o)
+{
+	int err;
+
+	if (vm->nmem != 1)
+		return -ENOTSUP; /* one RAM region on arm64 (arch/aarch64/layout.h) */
+	if (!vm->faults) {
+		err = sqb_hvf_faults_create(&vm->faults, vm, vm->mem[0].gpa, vm->mem[0].size);
+		if (err)
+			return err;
+	}
+	o->backend = SQB_DIRTY_EXIT;
+	o->kvm_vm_fd = -1;
+	o->protect = sqb_hvf_faults_dirty_protect;
+	o->protect_ctx = vm->faults;
+	return 0;
+}
+
+static void hvf_vm_dirty_route(struct sqb_hv_vm *vm, struct sqb_dirty *d)
+{
+	if (vm->faults)
+		sqb_hvf_faults_set_dirty(vm->faults, d);
+}
+
 void sqb_hvf_set_fault_handler(struct sqb_hv_vm *vm, sqb_hvf_fault_fn fn, void *ctx)
 {
 	pthread_mutex_lock(&vm->lock);
@@ -341,4 +368,6 @@ const struct sqb_hv_ops sqb_hv_backend = {
     .vm_save_records = sqb_hvf_vm_save_records,
     .vm_load_records = sqb_hvf_vm_load_records,
     .vm_dirty_fd = hvf_vm_dirty_fd,
+    .vm_dirty_exit = hvf_vm_dirty_exit,
+    .vm_dirty_route = hvf_vm_dirty_route,
 };

@@ -38,6 +38,7 @@ struct sqb_hv_vm {
 	uint64_t vtimer_offset; /* every vCPU's, so their counters agree */
 	sqb_hvf_fault_fn fault;
 	void *fault_ctx;
+	struct sqb_hvf_faults *faults; /* made by vm_dirty_exit (squib's Diff tracking) */
 };
 
 struct sqb_hv_vcpu {

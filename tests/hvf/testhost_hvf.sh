@@ -7,6 +7,8 @@
 #      through the API with 1 and 2 vCPUs: DTB, RAM pattern, 40 virtual-timer
 #      ticks, the secondary started by PSCI CPU_ON in the VMM, SYSTEM_OFF;
 #   3. a Full snapshot of it mid-run, loaded in a new HVF squib (File);
+#      then Full + Diff through the API (exit-driven tracking), the Diff
+#      loaded through squib-pager;
 #   4. optional (arg "linux"): Debian's arm64 kernel, 2 vCPUs, to a shell.
 # Prints PASS:/FAIL:/INFO: lines; exit 1 on any FAIL.
 T=$(mktemp -d)
@@ -94,6 +96,56 @@ if [ "$c" = 204204204204204 ]; then
 else
 	bad "HVF squib snapshot: API answered $c"
 	tail -n 15 "$log"
+fi
+
+# 3b. Full, then a Diff through the API: squib's dirty tracking on the HVF
+#     backend is SQB_DIRTY_EXIT (hv_vm_protect + write faults); the Diff is
+#     loaded through squib-pager (Uffd) and the guest goes on
+sock=$T/dboot.sock log=$T/dboot.log
+squib --api-sock "$sock" --no-seccomp --no-serial-input </dev/null >"$log" 2>&1 &
+pid=$!
+i=0
+while [ ! -S "$sock" ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+c=$(sqb-api "$sock" PUT /machine-config '{"vcpu_count": 2, "mem_size_mib": 64, "track_dirty_pages": true}' 2>&1)
+c=$c$(sqb-api "$sock" PUT /boot-source '{"kernel_image_path": "/test/hello.img"}' 2>&1)
+c=$c$(sqb-api "$sock" PUT /actions '{"action_type": "InstanceStart"}' 2>&1)
+i=0
+while ! grep -q 'arm64-guest: tick 5$' "$log" && [ $i -lt 300 ]; do sleep 0.1; i=$((i + 1)); done
+c=$c$(sqb-api "$sock" PATCH /vm '{"state": "Paused"}' 2>&1)
+c=$c$(sqb-api "$sock" PUT /snapshot/create "{\"snapshot_type\": \"Full\", \"snapshot_path\": \"$T/f0.state\", \"mem_file_path\": \"$T/f0.mem\"}" 2>&1)
+c=$c$(sqb-api "$sock" PATCH /vm '{"state": "Resumed"}' 2>&1)
+i=0
+while ! grep -q 'arm64-guest: tick 12$' "$log" && [ $i -lt 300 ]; do sleep 0.1; i=$((i + 1)); done
+c=$c$(sqb-api "$sock" PATCH /vm '{"state": "Paused"}' 2>&1)
+c=$c$(sqb-api "$sock" PUT /snapshot/create "{\"snapshot_type\": \"Diff\", \"snapshot_path\": \"$T/d1.state\", \"mem_file_path\": \"$T/d1.mem\"}" 2>&1)
+kill -9 "$pid"
+wait "$pid" 2>/dev/null
+cp "$log" "$T/before.log"
+if [ "$c" = 204204204204204204204204 ]; then
+	pass "HVF squib: Full then Diff through the API (exit-driven dirty tracking)"
+	squib-snap inspect "$T/d1.mem" 2>&1 | grep -E "^(kind|parent)" | sed 's/^/INFO: /'
+	squib-pager "$T/pager.sock" "$T/d1.mem" >"$T/pager.log" 2>&1 &
+	ppid=$!
+	i=0
+	while [ ! -S "$T/pager.sock" ] && [ $i -lt 50 ]; do sleep 0.1; i=$((i + 1)); done
+	sock=$T/dload.sock log=$T/dload.log
+	squib --api-sock "$sock" --no-seccomp --no-serial-input </dev/null >"$log" 2>&1 &
+	pid=$!
+	i=0
+	while [ ! -S "$sock" ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+	c=$(sqb-api "$sock" PUT /snapshot/load "{\"snapshot_path\": \"$T/d1.state\", \"mem_backend\": {\"backend_type\": \"Uffd\", \"backend_path\": \"$T/pager.sock\"}, \"resume_vm\": true}" 2>&1)
+	i=0
+	while kill -0 "$pid" 2>/dev/null && [ $i -lt 600 ]; do sleep 0.1; i=$((i + 1)); done
+	if kill -0 "$pid" 2>/dev/null; then kill -9 "$pid"; rc=124; else wait "$pid"; rc=$?; fi
+	cat "$T/before.log" "$log" | grep -o '^arm64-guest: tick [0-9]*$' | awk '{print $3}' >"$T/ticks"
+	[ "$c" = 204 ] && awk 'NR != $1 { bad = 1 } END { exit bad || NR != 40 }' "$T/ticks" &&
+		grep -q 'arm64-guest: mem ok' "$log" && [ $rc = 0 ] &&
+		pass "HVF squib: Diff loaded through squib-pager: ticks 1..40 once each, RAM pattern intact, exit 0" ||
+		{ bad "HVF squib: Diff load (API $c, exit $rc)"; tail -n 10 "$log"; cat "$T/pager.log"; }
+	kill -9 "$ppid" 2>/dev/null
+else
+	bad "HVF squib: Full/Diff create: $c"
+	tail -n 10 "$log"
 fi
 
 # 4. optional (arg "linux"): Debian's arm64 cloud kernel under the HVF squib,

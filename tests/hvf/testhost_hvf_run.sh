@@ -18,7 +18,7 @@ skip() { echo "SKIP: $*"; exit 77; }
 command -v qemu-system-aarch64 >/dev/null || skip "qemu-system-aarch64 not installed (qemu-system-arm)"
 "$repo/testhost/arm64-kit.sh" --quiet >/dev/null || skip "arm64 kit (Debian arm64 kernel) unavailable"
 "$repo/testhost/run-arm64.sh" $img --timeout "${SQB_ARM64_TIMEOUT:-540}" \
-	--bin "$a64/runtime/squib" --bin "$a64/tools/squib-snap" --bin "$a64/runtime/hvf_emu/hvf-selftest" --bin "$bins/sqb-api" \
+	--bin "$a64/runtime/squib" --bin "$a64/tools/squib-snap" --bin "$a64/restore/pager/squib-pager" --bin "$a64/runtime/hvf_emu/hvf-selftest" --bin "$bins/sqb-api" \
 	--file "$bins/hello.img" --file "$a64/runtime/hvf_emu/hvf_guest.img" "$here/testhost_hvf.sh" $extra
 rc=$?
 [ "$rc" = 125 ] && skip "the arm64 test host did not come up"
