@@ -20,5 +20,8 @@ int sqb_arch_add_platform_devices(struct sqb_vm *vm);
 /* Load the boot image, describe the bus to the guest, and send the boot
  * vCPU its entry state (a vCPU request).  After the bus is sealed. */
 int sqb_arch_boot_load(struct sqb_vm *vm, const struct sqb_vm_config *cfg, struct sqb_diag *diag);
+/* The kernel command line a boot source without boot_args gets (the API's
+ * root= builder appends to it). */
+const char *sqb_arch_default_cmdline(void);
 
 #endif

@@ -22,6 +22,8 @@ struct sqb_hv_vm;
 struct sqb_hv_vcpu;
 struct sqb_record;     /* squib/snapfmt.h */
 struct sqb_arch_entry; /* arch/<arch>/arch_entry.h: how the boot vCPU enters */
+struct sqb_dirty_opts; /* squib/dirty.h */
+struct sqb_dirty;
 
 enum sqb_hv_exit_kind {
 	SQB_HV_EXIT_IO = 1,
@@ -121,6 +123,11 @@ struct sqb_hv_ops {
 	int (*vm_load_options)(struct sqb_hv_vm *vm, unsigned int flags, struct sqb_diag *diag);
 	/* The descriptor a dirty tracker (squib/dirty.h) drives for this VM. */
 	int (*vm_dirty_fd)(struct sqb_hv_vm *vm);
+	/* Exit-driven tracking (hvf; NULL elsewhere): fill o's backend and
+	 * protect callback for this VM's memory, then route write faults to d
+	 * once it is open (NULL: stop routing, before d is freed). */
+	int (*vm_dirty_exit)(struct sqb_hv_vm *vm, struct sqb_dirty_opts *o);
+	void (*vm_dirty_route)(struct sqb_hv_vm *vm, struct sqb_dirty *d);
 };
 
 /* The backend this build was configured with (CMake picks the file). */

@@ -13,7 +13,8 @@ build=${1:-$repo/build-arm64}
 type=${2:-RelWithDebInfo}
 
 pkgs=(gcc-aarch64-linux-gnu libc6-dev-arm64-cross cmake pkg-config
-      libzstd-dev:arm64 liblz4-dev:arm64 libxxhash-dev:arm64 libyajl-dev:arm64)
+      libzstd-dev:arm64 liblz4-dev:arm64 libxxhash-dev:arm64 libyajl-dev:arm64
+      libseccomp-dev:arm64)
 missing=()
 for p in "${pkgs[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -45,8 +46,14 @@ fi
 cmake -S "$repo" -B "$build" -DCMAKE_BUILD_TYPE="$type" \
 	-DCMAKE_TOOLCHAIN_FILE="$repo/cmake/aarch64-linux-gnu.cmake" \
 	-DSQB_MODULES="common;snapfmt;dirty;restore;runtime;tools" -DSQB_SANITIZE="${SQB_SANITIZE:-OFF}" \
+	-DSQB_HVF="${SQB_HVF:-OFF}" \
 	-DFDT_INCLUDE_DIR="$fdt/usr/include" -DFDT_LIBRARY="$fdt/usr/lib/aarch64-linux-gnu/libfdt.a" >/dev/null
 cmake --build "$build" -j"${SQB_JOBS:-2}" --target squib squib-snap squib-pager
+# SQB_HVF=ON: the Hypervisor.framework backend over its KVM emulation, plus
+# the self-test the arm64 test host runs (docs/hvf.md).
+if [ "${SQB_HVF:-OFF}" = ON ]; then
+	cmake --build "$build" -j"${SQB_JOBS:-2}" --target hvf-selftest sqb_hvf_guest
+fi
 for t in runtime/squib tools/squib-snap; do
 	file "$build/$t" 2>/dev/null | grep -q 'ARM aarch64' || { echo "build-arm64: $build/$t is not arm64" >&2; exit 1; }
 done

@@ -13,7 +13,7 @@
 #include "ctl.h"
 #include "dev_virtio.h"
 #include "json_fields.h"
-#include "x86boot/x86boot.h"
+#include "arch.h"
 
 #define MSG_AFTER_START	 "The requested operation is not supported after starting the microVM."
 #define MSG_BEFORE_START "The requested operation is not supported before starting the microVM."
@@ -472,7 +472,7 @@ int sqb_ctl_add_devices(void *arg, sqb_vm *vm, struct sqb_diag *diag)
 int sqb_ctl_root_cmdline(struct sqb_ctl *c, const char *args, char **out)
 {
 	const struct sqb_ctl_drive *d = c->ndrives ? &c->drives[0] : NULL;
-	const char *base = args ? args : sqb_x86boot_default_cmdline();
+	const char *base = args ? args : sqb_arch_default_cmdline();
 	int n;
 
 	*out = NULL;

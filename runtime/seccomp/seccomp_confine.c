@@ -224,9 +224,14 @@ static void on_sigsys(int sig, siginfo_t *si, void *uc_)
 	put("); squib exits with SIGSYS\n");
 	/* SA_RESETHAND made SIGSYS default and it is blocked here: the same
 	 * call traps again and the kernel then kills the whole process. */
+#if defined(__aarch64__)
+	syscall(nr, uc->uc_mcontext.regs[0], uc->uc_mcontext.regs[1], uc->uc_mcontext.regs[2],
+		uc->uc_mcontext.regs[3], uc->uc_mcontext.regs[4], uc->uc_mcontext.regs[5]);
+#else
 	syscall(nr, uc->uc_mcontext.gregs[REG_RDI], uc->uc_mcontext.gregs[REG_RSI],
 		uc->uc_mcontext.gregs[REG_RDX], uc->uc_mcontext.gregs[REG_R10],
 		uc->uc_mcontext.gregs[REG_R8], uc->uc_mcontext.gregs[REG_R9]);
+#endif
 	syscall(SYS_tgkill, getpid(), syscall(SYS_gettid), SIGSYS);
 	_exit(128 + SIGSYS);
 }

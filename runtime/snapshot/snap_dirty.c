@@ -99,10 +99,15 @@ int sqb_snap_dirty_start(struct sqb_vm *vm, struct sqb_snapstate *ss)
 	o.ranges = rg;
 	o.nranges = vm->mem.nregions;
 	o.kvm_vm_fd = vm->ops->vm_dirty_fd ? vm->ops->vm_dirty_fd(vm->hv) : -1;
+	/* exit-driven backends (hvf) bring their own protect callback */
+	if (vm->ops->vm_dirty_exit && (err = vm->ops->vm_dirty_exit(vm->hv, &o)) < 0)
+		return err;
 	sqb_dirty *d = NULL;
 	err = sqb_dirty_open(&d, &o);
 	if (err)
 		return err;
+	if (vm->ops->vm_dirty_route)
+		vm->ops->vm_dirty_route(vm->hv, d);
 	__atomic_store_n(&ss->dirty, d, __ATOMIC_RELEASE);
 	ss->nwords = SQB_DIRTY_BITMAP_WORDS(sqb_dirty_ngranules(ss->dirty));
 	ss->pending = calloc(ss->nwords ? ss->nwords : 1, sizeof(uint64_t));
@@ -115,6 +120,8 @@ int sqb_snap_dirty_start(struct sqb_vm *vm, struct sqb_snapstate *ss)
 		memset(ss->pending, 0, ss->nwords * sizeof(uint64_t));
 	if (err) {
 		__atomic_store_n(&ss->dirty, NULL, __ATOMIC_RELEASE);
+		if (vm->ops->vm_dirty_route)
+			vm->ops->vm_dirty_route(vm->hv, NULL);
 		sqb_dirty_free(d);
 		free(ss->pending);
 		ss->pending = NULL;
@@ -160,6 +167,8 @@ void sqb_snapstate_free(struct sqb_vm *vm)
 	sqb_gmem_set_hooks(&vm->mem, NULL);
 	sqb_snap_bg_join(ss, 1); /* an unfinished background create is given up */
 	sqb_snap_uffd_unwatch(ss);
+	if (ss->dirty && vm->ops->vm_dirty_route && vm->hv)
+		vm->ops->vm_dirty_route(vm->hv, NULL);
 	sqb_dirty_free(ss->dirty);
 	free(ss->pending);
 	sqb_restore_free(ss->rs);

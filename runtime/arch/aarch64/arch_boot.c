@@ -81,6 +81,11 @@ static int load_file(const char *path, uint8_t *dst, uint64_t cap, uint64_t *len
 	return err;
 }
 
+const char *sqb_arch_default_cmdline(void)
+{
+	return SQB_ARM64_DEFAULT_CMDLINE;
+}
+
 int sqb_arch_boot_load(struct sqb_vm *vm, const struct sqb_vm_config *cfg, struct sqb_diag *diag)
 {
 	struct sqb_mem_region *r = &vm->mem.regions[0];

@@ -14,6 +14,11 @@
 #include "vmm_priv.h"
 #include "x86boot.h"
 
+const char *sqb_arch_default_cmdline(void)
+{
+	return sqb_x86boot_default_cmdline();
+}
+
 int sqb_arch_boot_load(struct sqb_vm *vm, const struct sqb_vm_config *cfg, struct sqb_diag *diag)
 {
 	struct sqb_arch_entry e, *entry = &e;
