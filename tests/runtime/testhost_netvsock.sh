@@ -13,16 +13,16 @@
 #     deleted, tap B takes its host address; load with network_overrides onto
 #     tap B and vsock_override onto P2: the guest's TCP rounds go on through
 #     tap B, a host client reaches the agent through P2, the vsock connection
-#     cut by the snapshot ended on both sides (EOF on the host, ECONNRESET in
-#     the guest), nothing hangs;
+#     cut by the snapshot ended on both sides (EOF on the host, ECONNRESET or
+#     ENOTCONN in the guest), nothing hangs;
 #   - two clones of that snapshot at once, each in a network namespace of its
 #     own (same host address, own tap, own uds_path, squib's per-clone
 #     guest_mac and guest_cid): both go on with TCP and answer vsock, each
 #     agent on its clone's new cid.
 G=${SQB_GUEST_DIR:-/guest}
 T=$(mktemp -d)
-MIB=${SQB_NET_MIB:-16} # measured transfer, each way
-BUSY_MIB=4             # the rounds that run across the snapshot
+MIB=16 # measured transfer, each way
+BUSY_MIB=4 # the rounds that run across the snapshot
 fail=0
 pass() { echo "PASS: $*"; }
 bad() { echo "FAIL: $*"; fail=1; }
@@ -228,7 +228,6 @@ grep 'SQUIB-TCP' "$log" | head -n 4 | sed 's/^/  /'
 wait_for 'SQUIB-VAGENT conn=2 end' "$log" 30 &&
 	pass "the guest's end of the cut vsock connection ended ($(grep -o 'SQUIB-VAGENT conn=2 end.*' "$log"))" ||
 	bad "the agent's old connection did not end: $(grep SQUIB-VAGENT "$log")"
-grep -q 'SQUIB-VAGENT conn=2 end.*reset' "$log" || echo "  note: not ended with ECONNRESET"
 timeout 120 "$SQBTOOL" vsock-client "$T/v2.sock" 1234 300 >"$T/vc2.log" 2>&1
 cat "$T/vc2.log" | sed 's/^/  /'
 grep -q 'SQUIB-VCLIENT ok lines=300' "$T/vc2.log" &&
@@ -291,6 +290,10 @@ for k in 1 2; do
 	eval "qpid$k='' spid$k=''"
 	"$IP" netns del c$k 2>/dev/null
 done
+# a squib built with -DSQB_SANITIZE=ON reports into its log
+if grep -lE 'ERROR: AddressSanitizer|runtime error:' "$T"/*.log 2>/dev/null; then
+	bad "sanitizer report: $(grep -hE -A5 'ERROR: AddressSanitizer|runtime error:' "$T"/*.log | head -n 20)"
+fi
 [ $fail = 0 ] || { crash_lines; echo "== last console lines"; tail -n 30 "$log"; }
 cleanup
 exit $fail
