@@ -494,7 +494,7 @@ static int randread(const char *dev, unsigned long count, unsigned long bs)
 
 /* ---- network and vsock workloads (docs/network.md) ---- */
 
-#define NET_CHUNK (64 * 1024)
+#define NET_CHUNK     (64 * 1024)
 #define NET_TIMEOUT_S 20
 
 /* FNV-1a over 64-bit little-endian words, not bytes: a byte-wise FNV of
@@ -520,7 +520,7 @@ static uint64_t fnv64_more(uint64_t h, const void *p, size_t n)
  * snapshot cut ends in an error, never in a hang. */
 static void net_timeouts(int fd)
 {
-	struct timeval tv = { .tv_sec = NET_TIMEOUT_S };
+	struct timeval tv = {.tv_sec = NET_TIMEOUT_S};
 
 	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
@@ -550,7 +550,7 @@ static int read_line(int fd, char *buf, size_t n)
 
 static int tcp_listen(unsigned port)
 {
-	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
 	int one = 1, fd = socket(AF_INET, SOCK_STREAM, 0);
 
 	if (fd < 0)
@@ -585,7 +585,8 @@ static void tcpserve_one(int c)
 	}
 	if (strcmp(line, "PUT"))
 		return;
-	while ((r = read_full(c, buf, sizeof(buf))) > 0) { /* whole chunks: fnv64_more is word-wise */
+	/* whole chunks: fnv64_more is word-wise */
+	while ((r = read_full(c, buf, sizeof(buf))) > 0) {
 		h = fnv64_more(h, buf, (size_t)r);
 		total += (uint64_t)r;
 	}
@@ -622,7 +623,7 @@ static int tcpserve(unsigned port)
 
 static int tcp_connect(const char *host, unsigned port)
 {
-	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
 	int fd;
 
 	if (inet_pton(AF_INET, host, &a.sin_addr) != 1) {
@@ -739,8 +740,8 @@ static int tcp_rounds(const char *host, unsigned port, unsigned long mib, unsign
 
 			t1 = uptime();
 			if (rc == 0)
-				printf("SQUIB-TCP %s n=%lu ok mib=%lu ms=%.0f\n", get ? "get" : "put",
-				       n, mib, (t1 - t0) * 1000);
+				printf("SQUIB-TCP %s n=%lu ok mib=%lu ms=%.0f\n",
+				       get ? "get" : "put", n, mib, (t1 - t0) * 1000);
 			else
 				printf("SQUIB-TCP %s n=%lu error ms=%.0f %s\n", get ? "get" : "put",
 				       n, (t1 - t0) * 1000, why);
@@ -779,8 +780,8 @@ static void vagent_one(int c, unsigned id)
 
 static int vsock_agent(unsigned port)
 {
-	struct sockaddr_vm a = { .svm_family = AF_VSOCK, .svm_cid = VMADDR_CID_ANY,
-				 .svm_port = port };
+	struct sockaddr_vm a = {
+	    .svm_family = AF_VSOCK, .svm_cid = VMADDR_CID_ANY, .svm_port = port};
 	int l = socket(AF_VSOCK, SOCK_STREAM, 0);
 	unsigned id = 0;
 
@@ -801,7 +802,7 @@ static int vsock_agent(unsigned port)
 		id++;
 		{
 			/* the cid this end answers on: a clone's new guest_cid shows here */
-			struct sockaddr_vm me = { 0 };
+			struct sockaddr_vm me = {0};
 			socklen_t ml = sizeof(me);
 
 			getsockname(c, (struct sockaddr *)&me, &ml);
@@ -821,7 +822,7 @@ static int vsock_agent(unsigned port)
  * (docs/vsock.md: "CONNECT <port>\n" -> "OK <host port>\n"), then lines. */
 static int vsock_client(const char *uds, unsigned port, unsigned long count)
 {
-	struct sockaddr_un a = { .sun_family = AF_UNIX };
+	struct sockaddr_un a = {.sun_family = AF_UNIX};
 	char line[512], want[128], got[128];
 	unsigned long n;
 	double t0 = uptime();
@@ -905,9 +906,10 @@ int main(int argc, char **argv)
 	if (argc == 5 && !strcmp(argv[1], "vsock-client"))
 		return vsock_client(argv[2], (unsigned)strtoul(argv[3], NULL, 0),
 				    strtoul(argv[4], NULL, 0));
-	fprintf(stderr, "usage: sqbtool memfill|memcheck MIB SEED FILE | counter [MS] | "
-			"keeper MIB SEED | uptime | writer DIR SLOTS SEED | wcheck DIR SEED | "
-			"holdread FILE MIB SEED | randread DEV COUNT [BS] | tcpserve PORT | "
-			"tcp HOST PORT MIB COUNT | vsock-agent PORT | vsock-client UDS PORT COUNT\n");
+	fprintf(stderr,
+		"usage: sqbtool memfill|memcheck MIB SEED FILE | counter [MS] | "
+		"keeper MIB SEED | uptime | writer DIR SLOTS SEED | wcheck DIR SEED | "
+		"holdread FILE MIB SEED | randread DEV COUNT [BS] | tcpserve PORT | "
+		"tcp HOST PORT MIB COUNT | vsock-agent PORT | vsock-client UDS PORT COUNT\n");
 	return 2;
 }

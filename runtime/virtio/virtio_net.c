@@ -34,10 +34,10 @@ struct net {
 	uint8_t st_mac[6];
 	uint64_t offloads_for; /* driver_features the tap offloads were set for */
 	bool offloads_valid;
-	uint32_t rx_len; /* a frame read from the tap, not yet delivered */
+	uint32_t rx_len;     /* a frame read from the tap, not yet delivered */
 	uint16_t rx_ran_out; /* avail index where rx_mrg last found no buffer */
-	bool rx_charged; /* ... and already paid to the rx limiter */
-	bool tap_broken; /* the tap failed: the device keeps running, frames drop */
+	bool rx_charged;     /* ... and already paid to the rx limiter */
+	bool tap_broken;     /* the tap failed: the device keeps running, frames drop */
 	struct sqb_vio_net_stats st;
 	struct sqb_vq_chain first; /* first chain of a mergeable frame */
 	uint16_t mrg_heads[SQB_VQ_MAX_SIZE];
