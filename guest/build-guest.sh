@@ -14,7 +14,7 @@
 #                                  blkbench.sh as /bin/sqb-blkbench, sqbcheck.sh
 #                                  as /bin/sqb-check
 #   CACHE/guest/sqbtool            the workloads, static (also runs on the host)
-#   CACHE/guest/modules/           kvm.ko kvm-amd.ko irqbypass.ko (test host)
+#   CACHE/guest/modules/           kvm.ko kvm-amd.ko irqbypass.ko tun.ko (test host)
 #   CACHE/guest/busybox            static busybox (the test host's initramfs uses it)
 #   CACHE/guest/release            kernel release, e.g. 6.1.0-56-cloud-amd64
 #
@@ -95,7 +95,8 @@ mkdir -p "$work/out/modules"
 cp "$vmlinuz" "$work/out/vmlinuz"
 cp "$work/bb/bin/busybox" "$work/out/busybox"
 echo "$release" >"$work/out/release"
-for m in arch/x86/kvm/kvm.ko arch/x86/kvm/kvm-amd.ko virt/lib/irqbypass.ko; do
+# tun.ko: the test host's taps for virtio-net tests (no dependencies).
+for m in arch/x86/kvm/kvm.ko arch/x86/kvm/kvm-amd.ko virt/lib/irqbypass.ko drivers/net/tun.ko; do
 	cp "$work/k/lib/modules/$release/kernel/$m" "$work/out/modules/" ||
 		die "module $m missing from $kpkg"
 done
@@ -131,7 +132,7 @@ echo "root:x:0:0:root:/root:/bin/sh" >"$ir/etc/passwd"
 # Marks the initramfs: init.sh switches to root= only from here.
 echo "squib guest kit initramfs" >"$ir/etc/sqb-initramfs"
 
-# The virtio modules a root on virtio-blk and /dev/hwrng need, with what they
+# The virtio modules a root on virtio-blk, /dev/hwrng, eth0 and AF_VSOCK need, with what they
 # depend on, in load order (dependencies first).  The .deb has no
 # modules.dep (depmod writes it at install time), so the order comes from
 # each module's own modinfo "depends=" field, as depmod reads it; a driver
@@ -169,8 +170,10 @@ visit() {
 }
 # CONFIG symbol -> module: checked against the config so a kernel that builds
 # one of them in is handled, and one that lacks it is an error.
+# virtio_net pulls in net_failover and failover, the vsock transport vsock
+# and vmw_vsock_virtio_transport_common (docs/network.md).
 for pair in VIRTIO_MMIO:virtio_mmio VIRTIO_BLK:virtio_blk HW_RANDOM_VIRTIO:virtio_rng \
-	EXT4_FS:ext4; do
+	EXT4_FS:ext4 VIRTIO_NET:virtio_net VIRTIO_VSOCKETS:vmw_vsock_virtio_transport; do
 	sym=${pair%%:*} mod=${pair#*:}
 	val=$(sed -n "s/^CONFIG_$sym=//p" "$kconfig")
 	case "$val" in

@@ -15,6 +15,17 @@
  *   sqbtool holdread FILE MIB SEED  pre-touched buffer; SIGUSR1: first an O_DIRECT
  *                                   read of FILE into it, later checks of it
  *   sqbtool randread DEV COUNT [BS] O_DIRECT reads at random aligned offsets: IOPS
+ * Network and vsock (docs/network.md, tests/runtime/testhost_netvsock.sh):
+ *   sqbtool tcpserve PORT           host side: per connection, "PUT\n" + bytes:
+ *                                   answer "SUM <fnv64> <bytes>"; "GET MIB SEED\n":
+ *                                   send MIB of pattern and close
+ *   sqbtool tcp HOST PORT MIB COUNT PUT then GET of MIB each, COUNT rounds (0:
+ *                                   forever): SQUIB-TCP put|get n= ok|bad ms=
+ *   sqbtool vsock-agent PORT        guest side: AF_VSOCK listener; each line is
+ *                                   answered "SUM <fnv64> <length>"
+ *   sqbtool vsock-client UDS PORT COUNT  host side: Firecracker's "CONNECT PORT"
+ *                                   on a vsock uds_path, COUNT lines (0: until
+ *                                   the connection ends), each answer checked
  */
 #define _GNU_SOURCE /* O_DIRECT */
 #include <errno.h>
@@ -24,8 +35,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <linux/vm_sockets.h>
+#include <netinet/in.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/time.h>
+#include <sys/un.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -474,6 +492,386 @@ static int randread(const char *dev, unsigned long count, unsigned long bs)
 	return 0;
 }
 
+/* ---- network and vsock workloads (docs/network.md) ---- */
+
+#define NET_CHUNK     (64 * 1024)
+#define NET_TIMEOUT_S 20
+
+/* FNV-1a over 64-bit little-endian words, not bytes: a byte-wise FNV of
+ * 16 MiB costs a nested guest more time than the transfer.  n is a
+ * multiple of 8 for whole transfers; a tail is folded in byte by byte. */
+static uint64_t fnv64_more(uint64_t h, const void *p, size_t n)
+{
+	const unsigned char *b = p;
+	size_t i = 0;
+
+	for (; i + 8 <= n; i += 8) {
+		uint64_t w;
+
+		memcpy(&w, b + i, 8);
+		h = (h ^ w) * 0x100000001b3ULL;
+	}
+	for (; i < n; i++)
+		h = (h ^ b[i]) * 0x100000001b3ULL;
+	return h;
+}
+
+/* No read or write waits longer than NET_TIMEOUT_S: a connection that a
+ * snapshot cut ends in an error, never in a hang. */
+static void net_timeouts(int fd)
+{
+	struct timeval tv = {.tv_sec = NET_TIMEOUT_S};
+
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+}
+
+/* One line (without '\n') of at most n-1 bytes, read byte by byte so
+ * nothing after it is consumed; -1 on error or EOF before '\n'. */
+static int read_line(int fd, char *buf, size_t n)
+{
+	size_t i = 0;
+
+	while (i + 1 < n) {
+		ssize_t r = read(fd, buf + i, 1);
+
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			return -1;
+		if (buf[i] == '\n') {
+			buf[i] = 0;
+			return (int)i;
+		}
+		i++;
+	}
+	return -1;
+}
+
+static int tcp_listen(unsigned port)
+{
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+	int one = 1, fd = socket(AF_INET, SOCK_STREAM, 0);
+
+	if (fd < 0)
+		return -1;
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (bind(fd, (struct sockaddr *)&a, sizeof(a)) || listen(fd, 16)) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+static void tcpserve_one(int c)
+{
+	static unsigned char buf[NET_CHUNK];
+	char line[128];
+	unsigned long mib;
+	unsigned long long seed;
+	uint64_t h = 0xcbf29ce484222325ULL, total = 0;
+	ssize_t r;
+
+	net_timeouts(c);
+	if (read_line(c, line, sizeof(line)) < 0)
+		return;
+	if (sscanf(line, "GET %lu %llu", &mib, &seed) == 2 && mib <= 4096) {
+		for (uint64_t off = 0; off < mib * MiB; off += NET_CHUNK) {
+			fill((uint64_t *)buf, NET_CHUNK / 8, seed, off / 8);
+			if (write_all(c, buf, NET_CHUNK))
+				return;
+		}
+		return;
+	}
+	if (strcmp(line, "PUT"))
+		return;
+	/* whole chunks: fnv64_more is word-wise */
+	while ((r = read_full(c, buf, sizeof(buf))) > 0) {
+		h = fnv64_more(h, buf, (size_t)r);
+		total += (uint64_t)r;
+	}
+	if (r == 0) {
+		int n = snprintf(line, sizeof(line), "SUM %016llx %llu\n", (unsigned long long)h,
+				 (unsigned long long)total);
+		write_all(c, line, (size_t)n);
+	}
+}
+
+static int tcpserve(unsigned port)
+{
+	int l = tcp_listen(port);
+
+	if (l < 0) {
+		printf("SQUIB-TCPSERVE error port=%u: %s\n", port, strerror(errno));
+		return 1;
+	}
+	signal(SIGCHLD, SIG_IGN); /* children are reaped by the kernel */
+	printf("SQUIB-TCPSERVE ready port=%u pid=%d\n", port, (int)getpid());
+	for (;;) {
+		int c = accept(l, NULL, NULL);
+
+		if (c < 0)
+			continue;
+		if (fork() == 0) {
+			close(l);
+			tcpserve_one(c);
+			_exit(0);
+		}
+		close(c);
+	}
+}
+
+static int tcp_connect(const char *host, unsigned port)
+{
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+	int fd;
+
+	if (inet_pton(AF_INET, host, &a.sin_addr) != 1) {
+		errno = EINVAL;
+		return -1;
+	}
+	fd = socket(AF_INET, SOCK_STREAM, 0);
+	if (fd < 0)
+		return -1;
+	net_timeouts(fd); /* SO_SNDTIMEO bounds connect() too */
+	if (connect(fd, (struct sockaddr *)&a, sizeof(a))) {
+		int e = errno;
+
+		close(fd);
+		errno = e;
+		return -1;
+	}
+	return fd;
+}
+
+/* One PUT of MIB of pattern SEED: 0 when the server's SUM matches ours. */
+static int tcp_put(const char *host, unsigned port, unsigned long mib, uint64_t seed, char *why,
+		   size_t whyn)
+{
+	static unsigned char buf[NET_CHUNK];
+	uint64_t h = 0xcbf29ce484222325ULL;
+	char line[128], want[128];
+	int rc = -1, fd = tcp_connect(host, port);
+
+	if (fd < 0) {
+		snprintf(why, whyn, "connect: %s", strerror(errno));
+		return -1;
+	}
+	if (write_all(fd, "PUT\n", 4)) {
+		snprintf(why, whyn, "write: %s", strerror(errno));
+		goto out;
+	}
+	for (uint64_t off = 0; off < mib * MiB; off += NET_CHUNK) {
+		fill((uint64_t *)buf, NET_CHUNK / 8, seed, off / 8);
+		h = fnv64_more(h, buf, NET_CHUNK);
+		if (write_all(fd, buf, NET_CHUNK)) {
+			snprintf(why, whyn, "write at %llu: %s", (unsigned long long)off,
+				 strerror(errno));
+			goto out;
+		}
+	}
+	shutdown(fd, SHUT_WR);
+	if (read_line(fd, line, sizeof(line)) < 0) {
+		snprintf(why, whyn, "no SUM: %s", errno ? strerror(errno) : "EOF");
+		goto out;
+	}
+	snprintf(want, sizeof(want), "SUM %016llx %llu", (unsigned long long)h,
+		 (unsigned long long)(mib * MiB));
+	if (strcmp(line, want)) {
+		snprintf(why, whyn, "server says '%.60s', we sent '%.60s'", line, want);
+		goto out;
+	}
+	rc = 0;
+out:
+	close(fd);
+	return rc;
+}
+
+/* One GET of MIB of pattern SEED: 0 when every byte is the pattern's. */
+static int tcp_get(const char *host, unsigned port, unsigned long mib, uint64_t seed, char *why,
+		   size_t whyn)
+{
+	static uint64_t buf[NET_CHUNK / 8];
+	char req[64];
+	int rc = -1, fd = tcp_connect(host, port);
+	int n = snprintf(req, sizeof(req), "GET %lu %llu\n", mib, (unsigned long long)seed);
+
+	if (fd < 0) {
+		snprintf(why, whyn, "connect: %s", strerror(errno));
+		return -1;
+	}
+	if (write_all(fd, req, (size_t)n)) {
+		snprintf(why, whyn, "write: %s", strerror(errno));
+		goto out;
+	}
+	for (uint64_t off = 0; off < mib * MiB; off += NET_CHUNK) {
+		ssize_t r = read_full(fd, buf, NET_CHUNK);
+		size_t bad;
+
+		if (r != NET_CHUNK) {
+			snprintf(why, whyn, "short read at %llu (%zd): %s", (unsigned long long)off,
+				 r, r < 0 ? strerror(errno) : "EOF");
+			goto out;
+		}
+		bad = check(buf, NET_CHUNK / 8, seed, off / 8);
+		if (bad != (size_t)-1) {
+			snprintf(why, whyn, "wrong bytes at %llu",
+				 (unsigned long long)(off + bad * 8));
+			goto out;
+		}
+	}
+	rc = 0;
+out:
+	close(fd);
+	return rc;
+}
+
+static int tcp_rounds(const char *host, unsigned port, unsigned long mib, unsigned long count)
+{
+	char why[200];
+	int fails = 0;
+
+	printf("SQUIB-TCP ready pid=%d\n", (int)getpid());
+	for (unsigned long n = 1; count == 0 || n <= count; n++) {
+		for (int get = 0; get < 2; get++) {
+			double t0 = uptime(), t1;
+			int rc = get ? tcp_get(host, port, mib, n, why, sizeof(why))
+				     : tcp_put(host, port, mib, n, why, sizeof(why));
+
+			t1 = uptime();
+			if (rc == 0)
+				printf("SQUIB-TCP %s n=%lu ok mib=%lu ms=%.0f\n",
+				       get ? "get" : "put", n, mib, (t1 - t0) * 1000);
+			else
+				printf("SQUIB-TCP %s n=%lu error ms=%.0f %s\n", get ? "get" : "put",
+				       n, (t1 - t0) * 1000, why);
+			fails += rc != 0;
+			if (rc)
+				sleep(1);
+		}
+	}
+	return fails != 0;
+}
+
+/* Guest side of vsock: one child per connection, each line answered with
+ * its checksum.  How a connection ends is printed: EOF, or the error a
+ * transport reset gives (ECONNRESET). */
+static void vagent_one(int c, unsigned id)
+{
+	char line[512], out[128];
+	unsigned long lines = 0;
+	int n;
+
+	for (;;) {
+		n = read_line(c, line, sizeof(line));
+		if (n < 0)
+			break;
+		n = snprintf(out, sizeof(out), "SUM %016llx %d\n",
+			     (unsigned long long)fnv64(line, (size_t)n), n);
+		if (write_all(c, out, (size_t)n)) {
+			n = -1;
+			break;
+		}
+		lines++;
+	}
+	printf("SQUIB-VAGENT conn=%u end lines=%lu %s\n", id, lines,
+	       errno ? strerror(errno) : "eof");
+}
+
+static int vsock_agent(unsigned port)
+{
+	struct sockaddr_vm a = {
+	    .svm_family = AF_VSOCK, .svm_cid = VMADDR_CID_ANY, .svm_port = port};
+	int l = socket(AF_VSOCK, SOCK_STREAM, 0);
+	unsigned id = 0;
+
+	if (l < 0 || bind(l, (struct sockaddr *)&a, sizeof(a)) || listen(l, 16)) {
+		printf("SQUIB-VAGENT error port=%u: %s\n", port, strerror(errno));
+		return 1;
+	}
+	signal(SIGCHLD, SIG_IGN);
+	printf("SQUIB-VAGENT ready port=%u pid=%d\n", port, (int)getpid());
+	for (;;) {
+		int c = accept(l, NULL, NULL);
+
+		if (c < 0) {
+			printf("SQUIB-VAGENT accept: %s\n", strerror(errno));
+			sleep(1);
+			continue;
+		}
+		id++;
+		{
+			/* the cid this end answers on: a clone's new guest_cid shows here */
+			struct sockaddr_vm me = {0};
+			socklen_t ml = sizeof(me);
+
+			getsockname(c, (struct sockaddr *)&me, &ml);
+			printf("SQUIB-VAGENT conn=%u open cid=%u\n", id, me.svm_cid);
+		}
+		if (fork() == 0) {
+			close(l);
+			errno = 0;
+			vagent_one(c, id);
+			_exit(0);
+		}
+		close(c);
+	}
+}
+
+/* Host side of vsock: Firecracker's host-initiated connection
+ * (docs/vsock.md: "CONNECT <port>\n" -> "OK <host port>\n"), then lines. */
+static int vsock_client(const char *uds, unsigned port, unsigned long count)
+{
+	struct sockaddr_un a = {.sun_family = AF_UNIX};
+	char line[512], want[128], got[128];
+	unsigned long n;
+	double t0 = uptime();
+	int fd = socket(AF_UNIX, SOCK_STREAM, 0), len;
+
+	if (strlen(uds) >= sizeof(a.sun_path) || fd < 0) {
+		printf("SQUIB-VCLIENT error: bad path or socket\n");
+		return 1;
+	}
+	strcpy(a.sun_path, uds);
+	net_timeouts(fd);
+	if (connect(fd, (struct sockaddr *)&a, sizeof(a))) {
+		printf("SQUIB-VCLIENT error connect %s: %s\n", uds, strerror(errno));
+		return 1;
+	}
+	len = snprintf(line, sizeof(line), "CONNECT %u\n", port);
+	if (write_all(fd, line, (size_t)len) || read_line(fd, got, sizeof(got)) < 0) {
+		printf("SQUIB-VCLIENT error no answer to CONNECT %u: %s\n", port,
+		       errno ? strerror(errno) : "EOF");
+		return 1;
+	}
+	if (strncmp(got, "OK ", 3)) {
+		printf("SQUIB-VCLIENT error CONNECT %u answered '%.60s'\n", port, got);
+		return 1;
+	}
+	printf("SQUIB-VCLIENT connected %s\n", got);
+	for (n = 0; count == 0 || n < count; n++) {
+		len = snprintf(line, sizeof(line), "line %lu %016llx", n,
+			       (unsigned long long)pattern(port, n));
+		snprintf(want, sizeof(want), "SUM %016llx %d",
+			 (unsigned long long)fnv64(line, (size_t)len), len);
+		line[len++] = '\n';
+		errno = 0;
+		if (write_all(fd, line, (size_t)len) || read_line(fd, got, sizeof(got)) < 0) {
+			printf("SQUIB-VCLIENT end lines=%lu %s\n", n,
+			       errno ? strerror(errno) : "eof");
+			return count == 0 ? 0 : 1;
+		}
+		if (strcmp(got, want)) {
+			printf("SQUIB-VCLIENT bad line %lu: '%.60s' want '%.60s'\n", n, got, want);
+			return 1;
+		}
+		if (count == 0 && n % 200 == 199)
+			usleep(20000); /* busy, not flat out: the test host has 2 TCG vCPUs */
+	}
+	printf("SQUIB-VCLIENT ok lines=%lu ms=%.0f\n", n, (uptime() - t0) * 1000);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	setvbuf(stdout, NULL, _IOLBF, 0);
@@ -498,8 +896,20 @@ int main(int argc, char **argv)
 	if ((argc == 4 || argc == 5) && !strcmp(argv[1], "randread"))
 		return randread(argv[2], strtoul(argv[3], NULL, 0),
 				argc == 5 ? strtoul(argv[4], NULL, 0) : 4096);
-	fprintf(stderr, "usage: sqbtool memfill|memcheck MIB SEED FILE | counter [MS] | "
-			"keeper MIB SEED | uptime | writer DIR SLOTS SEED | wcheck DIR SEED | "
-			"holdread FILE MIB SEED | randread DEV COUNT [BS]\n");
+	if (argc == 3 && !strcmp(argv[1], "tcpserve"))
+		return tcpserve((unsigned)strtoul(argv[2], NULL, 0));
+	if (argc == 6 && !strcmp(argv[1], "tcp"))
+		return tcp_rounds(argv[2], (unsigned)strtoul(argv[3], NULL, 0),
+				  strtoul(argv[4], NULL, 0), strtoul(argv[5], NULL, 0));
+	if (argc == 3 && !strcmp(argv[1], "vsock-agent"))
+		return vsock_agent((unsigned)strtoul(argv[2], NULL, 0));
+	if (argc == 5 && !strcmp(argv[1], "vsock-client"))
+		return vsock_client(argv[2], (unsigned)strtoul(argv[3], NULL, 0),
+				    strtoul(argv[4], NULL, 0));
+	fprintf(stderr,
+		"usage: sqbtool memfill|memcheck MIB SEED FILE | counter [MS] | "
+		"keeper MIB SEED | uptime | writer DIR SLOTS SEED | wcheck DIR SEED | "
+		"holdread FILE MIB SEED | randread DEV COUNT [BS] | tcpserve PORT | "
+		"tcp HOST PORT MIB COUNT | vsock-agent PORT | vsock-client UDS PORT COUNT\n");
 	return 2;
 }

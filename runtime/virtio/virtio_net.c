@@ -34,9 +34,10 @@ struct net {
 	uint8_t st_mac[6];
 	uint64_t offloads_for; /* driver_features the tap offloads were set for */
 	bool offloads_valid;
-	uint32_t rx_len; /* a frame read from the tap, not yet delivered */
-	bool rx_charged; /* ... and already paid to the rx limiter */
-	bool tap_broken; /* the tap failed: the device keeps running, frames drop */
+	uint32_t rx_len;     /* a frame read from the tap, not yet delivered */
+	uint16_t rx_ran_out; /* avail index where rx_mrg last found no buffer */
+	bool rx_charged;     /* ... and already paid to the rx limiter */
+	bool tap_broken;     /* the tap failed: the device keeps running, frames drop */
 	struct sqb_vio_net_stats st;
 	struct sqb_vq_chain first; /* first chain of a mergeable frame */
 	uint16_t mrg_heads[SQB_VQ_MAX_SIZE];
@@ -126,6 +127,7 @@ static int rx_mrg(sqb_vio_dev *dev, struct net *n, const char **why)
 		}
 		rc = sqb_vq_pop(q, &dev->host.mem, c, why);
 		if (rc <= 0) {
+			n->rx_ran_out = q->next_avail;
 			for (; k; k--)
 				sqb_vq_unpop(q);
 			return rc;
@@ -210,8 +212,19 @@ static int net_rx(sqb_vio_dev *dev, const char **why)
 		if (rc < 0)
 			break;
 		if (rc == 0) {
-			/* No buffer: the frame waits; the driver's RX notify resumes. */
-			rc = sqb_vq_enable_notify(&dev->vq[Q_RX], &dev->host.mem, why);
+			/* No buffer: the frame waits; the driver's RX notify resumes.
+			 * A mergeable frame that took k buffers and then ran out gave
+			 * them back, so "new buffers" means past where it ran out:
+			 * avail_event goes there, else the buffers it gave back count
+			 * as new and this loop never ends (the event loop spins, the
+			 * guest never gets them: seen with Linux after a load). */
+			struct sqb_vq *q = &dev->vq[Q_RX];
+			uint16_t next = q->next_avail;
+
+			if (acked(dev, SQB_VIO_F_NET_MRG_RXBUF))
+				q->next_avail = n->rx_ran_out;
+			rc = sqb_vq_enable_notify(q, &dev->host.mem, why);
+			q->next_avail = next;
 			if (rc > 0)
 				continue;
 			break;
