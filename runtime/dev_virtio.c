@@ -1,7 +1,8 @@
-/* virtio-blk and virtio-rng on the VM's bus: each device is a virtio-mmio
- * slot whose library device (runtime/virtio/) gets guest memory, its irqfd,
- * an ioeventfd per queue and a rate-limit timerfd on the VM's event loop
- * (docs/virtio.md "Integrating it", docs/format.md [F-101], [F-104], [F-108]). */
+/* virtio-blk, virtio-rng and the ext devices (net, vsock, balloon) on the
+ * VM's bus: each device is a virtio-mmio slot whose library device
+ * (runtime/virtio/) gets guest memory, its irqfd, an ioeventfd per queue and
+ * a rate-limit timerfd on the VM's event loop (docs/virtio.md "Integrating
+ * it", docs/format.md [F-101], [F-104], [F-108]). */
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>

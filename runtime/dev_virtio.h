@@ -5,6 +5,7 @@
  *        slot.loop:  one eventfd per queue (KVM ioeventfd on QueueNotify,
  *                    datamatch = queue index) ─> sqb_vio_queue_notify()
  *                    one timerfd (rate limiter) ─> sqb_vio_dev_poll()
+ *                    an ext's periodic tick (the balloon's statistics)
  *        slot.irq:   sqb_vio_host.irq.raise ─> the slot's irqfd
  *        slot.mem:   sqb_vio_host.mem.map ─> sqb_gmem_map (marks dirty)
  *
