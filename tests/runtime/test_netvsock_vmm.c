@@ -944,6 +944,13 @@ static void test_snapshot_in_flight_load_with_overrides(void **state)
 	tc_stop(&t3);
 }
 
+/* vt_main's setup: the taps live in a namespace of our own. */
+static const char *netns_why(void)
+{
+	have_netns = netns_setup() == 0;
+	return have_netns ? NULL : "no network namespace with taps of our own";
+}
+
 int main(int argc, char **argv)
 {
 	const struct CMUnitTest api_tests[] = {
@@ -958,38 +965,21 @@ int main(int argc, char **argv)
 	    cmocka_unit_test(test_vsock_path_exists),
 	    cmocka_unit_test(test_snapshot_in_flight_load_with_overrides),
 	};
-	int rc, fd;
+	const struct vt_main m = {
+	    .tmp_template = "/tmp/squib-nv-XXXXXX",
+	    .tmpdir = tmpdir,
+	    .tmpdir_cap = sizeof(tmpdir),
+	    .squib_bin = &squib_bin,
+	    .guest_dir = &guest_dir,
+	    .snap_tool = &snap_tool,
+	    .api_group = "netvsock_api",
+	    .guest_group = "netvsock_guests",
+	    .api_tests = api_tests,
+	    .guest_tests = guest_tests,
+	    .n_api = sizeof(api_tests) / sizeof(api_tests[0]),
+	    .n_guests = sizeof(guest_tests) / sizeof(guest_tests[0]),
+	    .setup = netns_why,
+	};
 
-	if (argc < 2 || (strcmp(argv[1], "api") && argc < 4)) {
-		fprintf(stderr, "usage: %s api | guests SQUIB GUEST_DIR [SQUIB_SNAP [FILTER]]\n",
-			argv[0]);
-		return 2;
-	}
-	snprintf(tmpdir, sizeof(tmpdir), "/tmp/squib-nv-XXXXXX");
-	if (!mkdtemp(tmpdir))
-		return 1;
-	have_netns = netns_setup() == 0;
-	if (!strcmp(argv[1], "api")) {
-		rc = cmocka_run_group_tests_name("netvsock_api", api_tests, NULL, NULL);
-	} else {
-		squib_bin = argv[2];
-		guest_dir = argv[3];
-		fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
-		if (fd < 0 || !have_netns) {
-			fprintf(stderr, "skip: %s\n",
-				fd < 0 ? "/dev/kvm is not usable here"
-				       : "no network namespace with taps of our own");
-			if (fd >= 0)
-				close(fd);
-			vt_rm_tmp(tmpdir);
-			return 77;
-		}
-		close(fd);
-		snap_tool = argc > 4 ? argv[4] : NULL;
-		if (argc > 5)
-			cmocka_set_test_filter(argv[5]);
-		rc = cmocka_run_group_tests_name("netvsock_guests", guest_tests, NULL, NULL);
-	}
-	vt_rm_tmp(tmpdir);
-	return rc;
+	return vt_main(&m, argc, argv);
 }

@@ -623,34 +623,21 @@ int main(int argc, char **argv)
 	    cmocka_unit_test(test_blk_diff_after_device_writes),
 	    cmocka_unit_test(test_load_refuses_a_drive_that_shrank),
 	};
-	int rc, fd;
+	const struct vt_main m = {
+	    .tmp_template = "/tmp/squib-vdev-XXXXXX",
+	    .tmpdir = tmpdir,
+	    .tmpdir_cap = sizeof(tmpdir),
+	    .squib_bin = &squib_bin,
+	    .guest_dir = &guest_dir,
+	    .snap_tool = &snap_tool,
+	    .api_group = "virtio_api",
+	    .guest_group = "virtio_guests",
+	    .api_tests = api_tests,
+	    .guest_tests = guest_tests,
+	    .n_api = sizeof(api_tests) / sizeof(api_tests[0]),
+	    .n_guests = sizeof(guest_tests) / sizeof(guest_tests[0]),
+	    .setup = NULL,
+	};
 
-	if (argc < 2 || (strcmp(argv[1], "api") && argc < 4)) {
-		fprintf(stderr, "usage: %s api | guests SQUIB GUEST_DIR [SQUIB_SNAP [FILTER]]\n",
-			argv[0]);
-		return 2;
-	}
-	snprintf(tmpdir, sizeof(tmpdir), "/tmp/squib-vdev-XXXXXX");
-	if (!mkdtemp(tmpdir))
-		return 1;
-	if (!strcmp(argv[1], "api")) {
-		rc = cmocka_run_group_tests_name("virtio_api", api_tests, NULL, NULL);
-	} else {
-		squib_bin = argv[2];
-		guest_dir = argv[3];
-		fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
-		if (fd < 0) {
-			fprintf(stderr, "skip: /dev/kvm is not usable here (%s)\n",
-				strerror(errno));
-			vt_rm_tmp(tmpdir);
-			return 77;
-		}
-		close(fd);
-		snap_tool = argc > 4 ? argv[4] : NULL;
-		if (argc > 5) /* one test by name pattern, by hand */
-			cmocka_set_test_filter(argv[5]);
-		rc = cmocka_run_group_tests_name("virtio_guests", guest_tests, NULL, NULL);
-	}
-	vt_rm_tmp(tmpdir);
-	return rc;
+	return vt_main(&m, argc, argv);
 }

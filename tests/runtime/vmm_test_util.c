@@ -1,6 +1,9 @@
 /* Helpers shared by the virtio device tests (test_virtio_vmm.c,
  * test_netvsock_vmm.c): API requests in process and on the real squib, and
- * the checks on its serial output and `squib-snap inspect --devices`. */
+ * the checks on its serial output and `squib-snap inspect --devices`, and
+ * their common main(). */
+#include <errno.h>
+#include <fcntl.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -8,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -97,4 +101,47 @@ void vt_rm_tmp(const char *dir)
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
 	if (system(cmd) != 0)
 		fprintf(stderr, "could not remove %s\n", dir);
+}
+
+int vt_main(const struct vt_main *m, int argc, char **argv)
+{
+	const char *why = NULL;
+	int rc, fd;
+
+	if (argc < 2 || (strcmp(argv[1], "api") && argc < 4)) {
+		fprintf(stderr, "usage: %s api | guests SQUIB GUEST_DIR [SQUIB_SNAP [FILTER]]\n",
+			argv[0]);
+		return 2;
+	}
+	snprintf(m->tmpdir, m->tmpdir_cap, "%s", m->tmp_template);
+	if (!mkdtemp(m->tmpdir))
+		return 1;
+	if (m->setup)
+		why = m->setup();
+	if (!strcmp(argv[1], "api")) {
+		rc = _cmocka_run_group_tests(m->api_group, m->api_tests, m->n_api, NULL, NULL);
+		vt_rm_tmp(m->tmpdir);
+		return rc;
+	}
+	*m->squib_bin = argv[2];
+	*m->guest_dir = argv[3];
+	fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
+	if (fd < 0 || why) {
+		if (fd < 0)
+			fprintf(stderr, "skip: /dev/kvm is not usable here (%s)\n",
+				strerror(errno));
+		else
+			fprintf(stderr, "skip: %s\n", why);
+		if (fd >= 0)
+			close(fd);
+		vt_rm_tmp(m->tmpdir);
+		return 77;
+	}
+	close(fd);
+	*m->snap_tool = argc > 4 ? argv[4] : NULL;
+	if (argc > 5) /* one test by name pattern, by hand */
+		cmocka_set_test_filter(argv[5]);
+	rc = _cmocka_run_group_tests(m->guest_group, m->guest_tests, m->n_guests, NULL, NULL);
+	vt_rm_tmp(m->tmpdir);
+	return rc;
 }

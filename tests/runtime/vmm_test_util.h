@@ -4,6 +4,12 @@
 #ifndef SQB_TEST_VMM_TEST_UTIL_H
 #define SQB_TEST_VMM_TEST_UTIL_H
 
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+
+#include <cmocka.h>
+
 #include "ctl.h"
 #include "squib_client.h"
 
@@ -30,5 +36,21 @@ void vt_expect_inspect(const char *snap_tool, const char *dir, const char *name,
 		       const char *const *needles);
 /* rm -rf dir (a mkdtemp folder of the test's own). */
 void vt_rm_tmp(const char *dir);
+
+/* A device test's main: `api` runs api_tests; `guests SQUIB GUEST_DIR
+ * [SQUIB_SNAP [FILTER]]` sets the three paths and runs guest_tests, or
+ * exits 77 (saying why) without /dev/kvm or when setup says why not. */
+struct vt_main {
+	const char *tmp_template; /* "/tmp/squib-xx-XXXXXX", made into tmpdir */
+	char *tmpdir;
+	size_t tmpdir_cap;
+	const char **squib_bin, **guest_dir, **snap_tool;
+	const char *api_group, *guest_group;
+	const struct CMUnitTest *api_tests, *guest_tests;
+	size_t n_api, n_guests;
+	/* NULL, or run once tmpdir exists: NULL, or why the guests cannot run */
+	const char *(*setup)(void);
+};
+int vt_main(const struct vt_main *m, int argc, char **argv);
 
 #endif
