@@ -1,9 +1,9 @@
 /* virtio-balloon as a VM device (private to runtime/ and its API,
  * dev_balloon.c): the glue between runtime/virtio's balloon and the VM.
  *
- *   cfg.add_devices ─> sqb_balloon_add ─> sqb_vm_add_mmio_dev (slot n)
+ *   cfg.add_devices ─> sqb_balloon_add ─> sqb_vdev_add_ext (dev_virtio.c, slot n)
  *        slot.loop: one eventfd per queue ─> sqb_vio_queue_notify()
- *                   stats timer (every stats_polling_interval_s)
+ *                   the ext's tick (every stats_polling_interval_s)
  *                        ─> sqb_vio_balloon_stats_tick()
  *        discard(gpa, len) ─> mark the pages for the next Diff, then drop
  *                   them as their backing needs (sqb_balloon_discard_host):

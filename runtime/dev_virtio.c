@@ -1,7 +1,8 @@
-/* virtio-blk and virtio-rng on the VM's bus: each device is a virtio-mmio
- * slot whose library device (runtime/virtio/) gets guest memory, its irqfd,
- * an ioeventfd per queue and a rate-limit timerfd on the VM's event loop
- * (docs/virtio.md "Integrating it", docs/format.md [F-101], [F-104], [F-108]). */
+/* virtio-blk, virtio-rng and the ext devices (net, vsock, balloon) on the
+ * VM's bus: each device is a virtio-mmio slot whose library device
+ * (runtime/virtio/) gets guest memory, its irqfd, an ioeventfd per queue and
+ * a rate-limit timerfd on the VM's event loop (docs/virtio.md "Integrating
+ * it", docs/format.md [F-101], [F-104], [F-108]). */
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -17,7 +18,7 @@
 #include "dev_virtio.h"
 #include "vmm_priv.h"
 
-#define VDEV_MAX_QUEUES 4
+#define VDEV_MAX_QUEUES 5 /* the balloon's, with hinting and reporting */
 
 struct vdev;
 
@@ -43,6 +44,8 @@ struct vdev {
 	struct sqb_vdev_ext ext;
 	int has_ext;
 	int64_t host_h; /* the ext's host fd on the loop, 0 if none */
+	int64_t tick_h; /* the ext's periodic tick on the loop, 0 if none */
+	uint64_t tick_period;
 
 	sqb_vio_dev *dev;
 	struct sqb_mmio_slot_info slot;
@@ -135,7 +138,44 @@ static void on_timer(int fd, uint32_t events, void *arg)
 	run_locked(arg, -1);
 }
 
+static void on_tick(int fd, uint32_t events, void *arg)
+{
+	struct vdev *v = arg;
+
+	(void)fd;
+	(void)events;
+	pthread_mutex_lock(&v->lock);
+	if (!v->quiesced) /* a tick while quiesced is simply skipped */
+		v->ext.tick(v->dev);
+	pthread_mutex_unlock(&v->lock);
+}
+
 /* ---- slot ops ---- */
+
+static int arm_tick(struct vdev *v)
+{
+	uint64_t ns;
+
+	if (!v->has_ext || !v->ext.tick || !v->ext.tick_ns || !v->dev)
+		return 0;
+	ns = v->ext.tick_ns(v->dev);
+	if (ns == v->tick_period && (v->tick_h > 0 || !ns))
+		return 0;
+	if (v->tick_h > 0 && v->slot.loop)
+		sqb_evloop_del(v->slot.loop, v->tick_h);
+	v->tick_h = 0;
+	v->tick_period = ns;
+	if (!ns || !v->slot.loop)
+		return 0;
+	v->tick_h = sqb_evloop_timer(v->slot.loop, ns, 1, on_tick, v);
+	if (v->tick_h < 0) {
+		int err = (int)v->tick_h;
+
+		v->tick_h = 0;
+		return err;
+	}
+	return 0;
+}
 
 static void release_fds(struct vdev *v)
 {
@@ -154,6 +194,9 @@ static void release_fds(struct vdev *v)
 	if (v->host_h > 0 && v->slot.loop)
 		sqb_evloop_del(v->slot.loop, v->host_h);
 	v->host_h = 0;
+	if (v->tick_h > 0 && v->slot.loop)
+		sqb_evloop_del(v->slot.loop, v->tick_h);
+	v->tick_h = 0;
 	if (v->timer_h > 0 && v->slot.loop)
 		sqb_evloop_del(v->slot.loop, v->timer_h);
 	if (v->timer_fd >= 0)
@@ -219,6 +262,8 @@ static int vdev_realize(void *opaque, const struct sqb_mmio_slot_info *slot)
 	v->timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
 	if (v->timer_fd < 0)
 		return -errno;
+	if (v->has_ext && v->ext.prepare && (err = v->ext.prepare(v->ext.arg, slot->mem)) < 0)
+		return err;
 	if (v->has_ext) {
 		err = v->ext.create(v->ext.arg, &v->dev, &host, v->diag);
 	} else if (v->is_blk) {
@@ -262,7 +307,7 @@ static int vdev_realize(void *opaque, const struct sqb_mmio_slot_info *slot)
 		if (v->host_h < 0)
 			return (int)v->host_h;
 	}
-	return 0;
+	return arm_tick(v);
 }
 
 static void vdev_access(void *opaque, uint64_t off, uint8_t *data, unsigned int size, int is_write)
@@ -340,6 +385,9 @@ static int vdev_load(void *opaque, unsigned int version, const uint8_t *buf, siz
 				 d.reason[0] ? d.reason : sqb_strerror(err));
 		}
 	}
+	/* the snapshot's tick period (the balloon's polling interval) wins */
+	if (!err)
+		err = arm_tick(v);
 	return err;
 }
 
@@ -459,7 +507,7 @@ int sqb_vdev_add_ext(sqb_vm *vm, const char *id, uint32_t virtio_id, const struc
 	struct vdev *v;
 
 	if (!vm || !ext || !ext->create || !id || !*id || strlen(id) > SQB_VDEV_ID_MAX ||
-	    (ext->host_fd && !ext->host_ready)) {
+	    (ext->host_fd && !ext->host_ready) || (!ext->tick != !ext->tick_ns)) {
 		if (ext && ext->free_arg)
 			ext->free_arg(ext->arg);
 		return -EINVAL;
@@ -550,6 +598,23 @@ void sqb_vdev_poll_all(sqb_vm *vm)
 		if (v)
 			run_locked(v, -1);
 	}
+}
+
+void sqb_vdev_poll(sqb_vm *vm, const char *id)
+{
+	struct vdev *v = find(vm, id);
+
+	if (v && v->dev)
+		run_locked(v, -1);
+}
+
+int sqb_vdev_retick(sqb_vm *vm, const char *id)
+{
+	struct vdev *v = find(vm, id);
+
+	if (!v || !v->dev)
+		return -ENODEV;
+	return arm_tick(v);
 }
 
 uint64_t sqb_vdev_blk_capacity(sqb_vm *vm, const char *drive_id)

@@ -5,6 +5,7 @@
  *        slot.loop:  one eventfd per queue (KVM ioeventfd on QueueNotify,
  *                    datamatch = queue index) ─> sqb_vio_queue_notify()
  *                    one timerfd (rate limiter) ─> sqb_vio_dev_poll()
+ *                    an ext's periodic tick (the balloon's statistics)
  *        slot.irq:   sqb_vio_host.irq.raise ─> the slot's irqfd
  *        slot.mem:   sqb_vio_host.mem.map ─> sqb_gmem_map (marks dirty)
  *
@@ -16,6 +17,8 @@
 
 #include "squib/runtime.h"
 #include "virtio.h"
+
+struct sqb_gmem;
 
 /* The entropy device's bus and DEVS id ('-' is not allowed in a drive id). */
 #define SQB_VDEV_RNG_ID "virtio-rng"
@@ -59,9 +62,21 @@ struct sqb_vdev_ext {
 	int (*host_ready)(sqb_vio_dev *dev);
 	void (*free_arg)(void *arg);
 	void *arg;
+	/* Optional (the balloon): prepare runs on the API thread before create
+	 * with the slot's guest memory (for a discard op; it may open files).
+	 * tick runs under the device's lock every tick_ns(dev) nanoseconds
+	 * (0: off) and is skipped while quiesced; the period is asked of the
+	 * device at realize, after a load and by sqb_vdev_retick(). */
+	int (*prepare)(void *arg, struct sqb_gmem *mem);
+	void (*tick)(sqb_vio_dev *dev);
+	uint64_t (*tick_ns)(sqb_vio_dev *dev);
 };
 int sqb_vdev_add_ext(sqb_vm *vm, const char *id, uint32_t virtio_id, const struct sqb_vdev_ext *ext,
 		     struct sqb_diag *diag);
+/* Re-arm an ext device's tick if tick_ns(dev) changed.  -ENODEV: none. */
+int sqb_vdev_retick(sqb_vm *vm, const char *id);
+/* sqb_vdev_poll_all for one device (no-op if there is none). */
+void sqb_vdev_poll(sqb_vm *vm, const char *id);
 /* The library device behind a virtio device id on the bus, or NULL. */
 sqb_vio_dev *sqb_vdev_lib(sqb_vm *vm, const char *id);
 /* Capacity in 512-byte sectors of a drive (tests); 0 if none. */

@@ -30,8 +30,7 @@
 
 #include <cmocka.h>
 
-#include "ctl.h"
-#include "squib_client.h"
+#include "vmm_test_util.h"
 
 #define ETYPE	 0x88b5
 #define MAGIC	 0x4e425153u
@@ -136,31 +135,6 @@ static int netns_setup(void)
 
 /* ------------------------------------------------------------ api unit */
 
-static int api(struct sqb_ctl *c, const char *method, const char *path, const char *json,
-	       struct sqb_ctl_resp *r)
-{
-	sqb_ctl_handle(c, method, path, json, json ? strlen(json) : 0, r);
-	return r->status;
-}
-
-static void api_fault(struct sqb_ctl *c, const char *method, const char *path, const char *json,
-		      const char *want)
-{
-	static struct sqb_ctl_resp r;
-
-	if (api(c, method, path, json, &r) != 400 || !strstr(r.body, want))
-		fail_msg("%s %s %s: expected 400 with '%s', got %d %s", method, path,
-			 json ? json : "", want, r.status, r.body);
-}
-
-static void api_ok(struct sqb_ctl *c, const char *method, const char *path, const char *json)
-{
-	static struct sqb_ctl_resp r;
-
-	if (api(c, method, path, json, &r) != 204)
-		fail_msg("%s %s %s: expected 204, got %d %s", method, path, json, r.status, r.body);
-}
-
 /* Written from Firecracker's docs, not squib's code: getting-started.md's
  * PUT /network-interfaces/net1 (guest_mac "06:00:AC:10:00:02"), vsock.md's
  * PUT /vsock {"guest_cid": 3, "uds_path": "./v.sock"}, and GET /vm/config
@@ -175,11 +149,11 @@ static void test_fc_docs_bodies_and_vm_config(void **state)
 	if (!have_netns)
 		skip();
 	sqb_ctl_init(&c);
-	api_ok(&c, "PUT", "/network-interfaces/net1",
-	       "{\"iface_id\": \"net1\", \"guest_mac\": \"06:00:AC:10:00:02\", "
-	       "\"host_dev_name\": \"sqbt0\"}");
-	api_ok(&c, "PUT", "/vsock", "{\"guest_cid\": 3, \"uds_path\": \"./v.sock\"}");
-	assert_int_equal(api(&c, "GET", "/vm/config", NULL, &r), 200);
+	vt_api_ok(&c, "PUT", "/network-interfaces/net1",
+		  "{\"iface_id\": \"net1\", \"guest_mac\": \"06:00:AC:10:00:02\", "
+		  "\"host_dev_name\": \"sqbt0\"}");
+	vt_api_ok(&c, "PUT", "/vsock", "{\"guest_cid\": 3, \"uds_path\": \"./v.sock\"}");
+	assert_int_equal(vt_api(&c, "GET", "/vm/config", NULL, &r), 200);
 	if (!strstr(r.body, "\"network-interfaces\":[{\"iface_id\":\"net1\",\"host_dev_name\":"
 			    "\"sqbt0\",\"guest_mac\":\"06:00:ac:10:00:02\",\"mtu\":null,"
 			    "\"rx_rate_limiter\":null,\"tx_rate_limiter\":null}]") ||
@@ -187,15 +161,16 @@ static void test_fc_docs_bodies_and_vm_config(void **state)
 		fail_msg("GET /vm/config: %s", r.body);
 	/* test_api.py test_api_vsock: a second PUT replaces; vsock_id is
 	 * deprecated but works, with the Deprecation header */
-	api_ok(&c, "PUT", "/vsock", "{\"guest_cid\": 166, \"uds_path\": \"vsock.sock\"}");
+	vt_api_ok(&c, "PUT", "/vsock", "{\"guest_cid\": 166, \"uds_path\": \"vsock.sock\"}");
 	assert_int_equal(
-	    api(&c, "PUT", "/vsock",
-		"{\"vsock_id\": \"vsock1\", \"guest_cid\": 15, \"uds_path\": \"vsock.sock\"}", &r),
+	    vt_api(&c, "PUT", "/vsock",
+		   "{\"vsock_id\": \"vsock1\", \"guest_cid\": 15, \"uds_path\": \"vsock.sock\"}",
+		   &r),
 	    204);
 	assert_true(r.deprecation);
 	/* test_api.py test_api_patch_pre_boot: PATCH net before boot */
-	api_fault(&c, "PATCH", "/network-interfaces/net1", "{\"iface_id\": \"net1\"}",
-		  "The requested operation is not supported before starting the microVM.");
+	vt_api_fault(&c, "PATCH", "/network-interfaces/net1", "{\"iface_id\": \"net1\"}",
+		     "The requested operation is not supported before starting the microVM.");
 	sqb_ctl_destroy(&c);
 }
 
@@ -208,88 +183,57 @@ static void test_net_and_vsock_refusals(void **state)
 	if (!have_netns)
 		skip();
 	sqb_ctl_init(&c);
-	api_ok(
+	vt_api_ok(
 	    &c, "PUT", "/network-interfaces/1",
 	    "{\"iface_id\":\"1\",\"guest_mac\":\"06:00:00:00:00:01\",\"host_dev_name\":\"sqbt0\"}");
-	api_ok(
+	vt_api_ok(
 	    &c, "PUT", "/network-interfaces/2",
 	    "{\"iface_id\":\"2\",\"guest_mac\":\"07:00:00:00:00:01\",\"host_dev_name\":\"sqbt1\"}");
-	api_fault(
+	vt_api_fault(
 	    &c, "PUT", "/network-interfaces/2",
 	    "{\"iface_id\":\"2\",\"guest_mac\":\"06:00:00:00:00:01\",\"host_dev_name\":\"sqbt1\"}",
 	    "The MAC address is already in use: 06:00:00:00:00:01");
-	api_ok(
+	vt_api_ok(
 	    &c, "PUT", "/network-interfaces/2",
 	    "{\"iface_id\":\"2\",\"guest_mac\":\"08:00:00:00:00:01\",\"host_dev_name\":\"sqbt1\"}");
 	/* iface 1 onto the tap iface 2 holds */
-	api_fault(
+	vt_api_fault(
 	    &c, "PUT", "/network-interfaces/1",
 	    "{\"iface_id\":\"1\",\"guest_mac\":\"06:00:00:00:00:01\",\"host_dev_name\":\"sqbt1\"}",
 	    "Could not create the network device");
-	api_ok(
+	vt_api_ok(
 	    &c, "PUT", "/network-interfaces/3",
 	    "{\"iface_id\":\"3\",\"guest_mac\":\"06:00:00:00:00:01\",\"host_dev_name\":\"sqbt2\"}");
-	api_fault(&c, "PUT", "/network-interfaces/a",
-		  "{\"iface_id\":\"b\",\"host_dev_name\":\"sqbt0\"}",
-		  "The id from the path [a] does not match the id from the body [b]!");
-	api_fault(&c, "PUT", "/network-interfaces/a", "{\"iface_id\":\"a\"}",
-		  "missing field `host_dev_name`");
-	api_fault(
+	vt_api_fault(&c, "PUT", "/network-interfaces/a",
+		     "{\"iface_id\":\"b\",\"host_dev_name\":\"sqbt0\"}",
+		     "The id from the path [a] does not match the id from the body [b]!");
+	vt_api_fault(&c, "PUT", "/network-interfaces/a", "{\"iface_id\":\"a\"}",
+		     "missing field `host_dev_name`");
+	vt_api_fault(
 	    &c, "PUT", "/network-interfaces/a",
 	    "{\"iface_id\":\"a\",\"host_dev_name\":\"sqbt0\",\"guest_mac\":\"06:00:00:00:01\"}",
 	    "The provided MAC address is invalid.");
-	api_fault(&c, "PUT", "/network-interfaces/a",
-		  "{\"iface_id\":\"a\",\"host_dev_name\":\"sqbt0\",\"x\":1}", "unknown field `x`");
-	api_fault(&c, "PUT", "/network-interfaces/a-b",
-		  "{\"iface_id\":\"a-b\",\"host_dev_name\":\"sqbt0\"}",
-		  "API Resource IDs can only contain alphanumeric characters and underscores.");
-	api_fault(&c, "PUT", "/network-interfaces/a",
-		  "{\"iface_id\":\"a\",\"host_dev_name\":\"sqbt0\",\"mtu\":1500}",
-		  "VIRTIO_NET_F_MTU");
-	api_fault(&c, "PATCH", "/network-interfaces/a", "{\"iface_id\":\"b\"}",
-		  "does not match the id from the body");
-	api_fault(&c, "PUT", "/vsock", "{\"uds_path\":\"v.sock\"}", "missing field `guest_cid`");
-	api_fault(&c, "PUT", "/vsock", "{\"guest_cid\":3}", "missing field `uds_path`");
-	api_fault(&c, "PUT", "/vsock", "{\"guest_cid\":2,\"uds_path\":\"v.sock\"}",
-		  "Vsock config error");
-	api_fault(&c, "PUT", "/vsock", "{\"guest_cid\":3,\"uds_path\":\"v.sock\",\"x\":0}",
-		  "unknown field `x`");
+	vt_api_fault(&c, "PUT", "/network-interfaces/a",
+		     "{\"iface_id\":\"a\",\"host_dev_name\":\"sqbt0\",\"x\":1}",
+		     "unknown field `x`");
+	vt_api_fault(&c, "PUT", "/network-interfaces/a-b",
+		     "{\"iface_id\":\"a-b\",\"host_dev_name\":\"sqbt0\"}",
+		     "API Resource IDs can only contain alphanumeric characters and underscores.");
+	vt_api_fault(&c, "PUT", "/network-interfaces/a",
+		     "{\"iface_id\":\"a\",\"host_dev_name\":\"sqbt0\",\"mtu\":1500}",
+		     "VIRTIO_NET_F_MTU");
+	vt_api_fault(&c, "PATCH", "/network-interfaces/a", "{\"iface_id\":\"b\"}",
+		     "does not match the id from the body");
+	vt_api_fault(&c, "PUT", "/vsock", "{\"uds_path\":\"v.sock\"}", "missing field `guest_cid`");
+	vt_api_fault(&c, "PUT", "/vsock", "{\"guest_cid\":3}", "missing field `uds_path`");
+	vt_api_fault(&c, "PUT", "/vsock", "{\"guest_cid\":2,\"uds_path\":\"v.sock\"}",
+		     "Vsock config error");
+	vt_api_fault(&c, "PUT", "/vsock", "{\"guest_cid\":3,\"uds_path\":\"v.sock\",\"x\":0}",
+		     "unknown field `x`");
 	sqb_ctl_destroy(&c);
 }
 
 /* ----------------------------------------------------------- guests (KVM) */
-
-static const char *req(struct sqb_tc *t, const char *method, const char *path, const char *json,
-		       int want)
-{
-	static char resp[16384];
-	int st = tc_req(t, method, path, json, resp, sizeof(resp));
-
-	if (st != want) {
-		char *e = tc_read_file(t->errlog);
-		fail_msg("%s %s %s: expected %d, got %d: %s\nlog: %.1500s", method, path,
-			 json ? json : "", want, st, resp, e ? e : "");
-	}
-	return resp;
-}
-
-static void expect_serial(struct sqb_tc *t, const char *needle, int ms)
-{
-	if (tc_wait_serial(t, needle, ms) < 0) {
-		char *s = tc_read_file(t->serial), *e = tc_read_file(t->errlog);
-		size_t el = e ? strlen(e) : 0;
-
-		fprintf(stderr, "serial: %s\nlog tail: %s (exit %d)\n", s ? s : "",
-			e ? e + (el > 2500 ? el - 2500 : 0) : "", tc_wait_exit(t, 1));
-		fail_msg("serial never showed '%s'", needle);
-	}
-}
-
-static void spawn(struct sqb_tc *t)
-{
-	assert_int_equal(tc_spawn(t, squib_bin, (const char *const[]){"--level", "Info", NULL}, 1),
-			 0);
-}
 
 static void sock_path(char *out, size_t n, const char *name)
 {
@@ -304,16 +248,16 @@ static void configure(struct sqb_tc *t, const char *tap, const char *vsock_name,
 		 "{\"iface_id\":\"eth0\",\"host_dev_name\":\"%s\",\"guest_mac\":"
 		 "\"02:53:51:42:00:0a\"}",
 		 tap);
-	req(t, "PUT", "/network-interfaces/eth0", body, 204);
+	vt_req(t, "PUT", "/network-interfaces/eth0", body, 204);
 	sock_path(p, sizeof(p), vsock_name);
 	snprintf(body, sizeof(body), "{\"guest_cid\":3,\"uds_path\":\"%s\"}", p);
-	req(t, "PUT", "/vsock", body, 204);
-	req(t, "PUT", "/machine-config", "{\"vcpu_count\":1,\"mem_size_mib\":32}", 204);
+	vt_req(t, "PUT", "/vsock", body, 204);
+	vt_req(t, "PUT", "/machine-config", "{\"vcpu_count\":1,\"mem_size_mib\":32}", 204);
 	snprintf(body, sizeof(body),
 		 "{\"kernel_image_path\":\"%s/netvsock.elf\",\"boot_args\":\"%s\"}", guest_dir,
 		 args ? args : "");
-	req(t, "PUT", "/boot-source", body, 204);
-	req(t, "PUT", "/actions", "{\"action_type\":\"InstanceStart\"}", 204);
+	vt_req(t, "PUT", "/boot-source", body, 204);
+	vt_req(t, "PUT", "/actions", "{\"action_type\":\"InstanceStart\"}", 204);
 }
 
 /* ---- frames ---- */
@@ -565,7 +509,7 @@ static void expect_done_ok(struct sqb_tc *t, int tap)
 	char *s;
 
 	send_frame(tap, 3, 0, 0);
-	expect_serial(t, "NVS DONE pass=", 10000);
+	vt_expect_serial(t, "NVS DONE pass=", 10000);
 	usleep(50000);
 	s = tc_read_file(t->serial);
 	if (!s || !strstr(s, " fail=0\n") || strstr(s, " FAIL "))
@@ -584,11 +528,11 @@ static void test_net_and_vsock_traffic(void **state)
 
 	(void)state;
 	drain(0);
-	spawn(&t);
+	vt_spawn(&t, squib_bin);
 	cur = &t;
 	configure(&t, "sqbt0", "t1.sock", NULL);
-	expect_serial(&t, "NVS ready cid 3\n", 30000);
-	expect_serial(&t, "NVS mac=02535142000a\n", 1000);
+	vt_expect_serial(&t, "NVS ready cid 3\n", 30000);
+	vt_expect_serial(&t, "NVS mac=02535142000a\n", 1000);
 	ping_n(0, 1, 40);
 	sock_path(uds, sizeof(uds), "t1.sock");
 	fd = vs_connect(uds, 1234);
@@ -605,7 +549,7 @@ static void test_net_and_vsock_traffic(void **state)
 		wr32(cmd + 4, 5001);
 		wr32(cmd + 60, fnv(cmd, 60));
 		assert_int_equal(write(fd, cmd, REC), REC);
-		expect_serial(&t, "NVS vsock-rst 5001\n", 5000);
+		vt_expect_serial(&t, "NVS vsock-rst 5001\n", 5000);
 	}
 	/* host-initiated to a port the guest does not listen on: the guest
 	 * answers RST and the client's socket closes without "OK" */
@@ -624,23 +568,24 @@ static void test_net_and_vsock_traffic(void **state)
 			fail_msg("CONNECT to a port nobody listens on got an answer");
 		close(c);
 	}
-	req(&t, "PATCH", "/network-interfaces/eth0",
+	vt_req(
+	    &t, "PATCH", "/network-interfaces/eth0",
 	    "{\"iface_id\":\"eth0\",\"tx_rate_limiter\":{\"ops\":{\"size\":100,\"refill_time\":100}"
 	    "}}",
 	    204);
-	r = req(&t, "PATCH", "/network-interfaces/nope", "{\"iface_id\":\"nope\"}", 400);
+	r = vt_req(&t, "PATCH", "/network-interfaces/nope", "{\"iface_id\":\"nope\"}", 400);
 	assert_non_null(strstr(r, "Device not found"));
-	r = req(&t, "GET", "/vm/config", NULL, 200);
+	r = vt_req(&t, "GET", "/vm/config", NULL, 200);
 	if (!strstr(r, "\"tx_rate_limiter\":{\"bandwidth\":null,\"ops\":{\"size\":100,"
 		       "\"one_time_burst\":null,\"refill_time\":100}}"))
 		fail_msg("GET /vm/config after PATCH: %s", r);
 	ping_n(0, 100, 30); /* through the limiter: 1000 frames/s is plenty */
 	/* a tight one: 10 frames, then 10 a second; 25 pings need >= 1.5 s of
 	 * refill, which only the limiter's timer on the event loop gives */
-	req(&t, "PATCH", "/network-interfaces/eth0",
-	    "{\"iface_id\":\"eth0\",\"tx_rate_limiter\":{\"ops\":{\"size\":10,\"refill_time\":"
-	    "1000}}}",
-	    204);
+	vt_req(&t, "PATCH", "/network-interfaces/eth0",
+	       "{\"iface_id\":\"eth0\",\"tx_rate_limiter\":{\"ops\":{\"size\":10,\"refill_time\":"
+	       "1000}}}",
+	       204);
 	{
 		long long t0 = now_ms(), dt;
 
@@ -649,7 +594,8 @@ static void test_net_and_vsock_traffic(void **state)
 		if (dt < 1300 || dt > 20000)
 			fail_msg("25 frames through a 10/s tx limiter took %lld ms", dt);
 	}
-	req(&t, "PATCH", "/network-interfaces/eth0",
+	vt_req(
+	    &t, "PATCH", "/network-interfaces/eth0",
 	    "{\"iface_id\":\"eth0\",\"tx_rate_limiter\":{\"ops\":{\"size\":0,\"refill_time\":0}}}",
 	    204);
 	ping_n(0, 300, 20);
@@ -669,7 +615,7 @@ static void test_net_and_vsock_traffic(void **state)
 			fail_msg("a pong (%u) for a frame larger than every RX buffer", got);
 		ping_n(0, 401, 10);
 	}
-	req(&t, "PUT", "/vsock", "{\"guest_cid\":9,\"uds_path\":\"/tmp/x\"}", 400);
+	vt_req(&t, "PUT", "/vsock", "{\"guest_cid\":9,\"uds_path\":\"/tmp/x\"}", 400);
 	close(fd);
 	expect_done_ok(&t, 0);
 	tc_stop(&t);
@@ -702,13 +648,13 @@ static void test_config_file_sections(void **state)
 	assert_int_equal(
 	    tc_spawn(&t, squib_bin, (const char *const[]){"--config-file", cfg, NULL}, 1), 0);
 	cur = &t;
-	expect_serial(&t, "NVS ready cid 3\n", 30000);
+	vt_expect_serial(&t, "NVS ready cid 3\n", 30000);
 	ping_n(0, 1, 5);
 	fd = vs_connect(uds, 1234);
 	rec_send(fd, 7);
 	rec_expect(fd, 7);
 	close(fd);
-	r = req(&t, "GET", "/vm/config", NULL, 200);
+	r = vt_req(&t, "GET", "/vm/config", NULL, 200);
 	if (!strstr(r, "\"host_dev_name\":\"sqbt0\"") || !strstr(r, "\"guest_cid\":3"))
 		fail_msg("GET /vm/config: %s", r);
 	expect_done_ok(&t, 0);
@@ -728,10 +674,10 @@ static void test_tap_disappears(void **state)
 	if (system("ip -V >/dev/null 2>&1") != 0)
 		skip(); /* no iproute2 to delete the tap with */
 	drain(3);
-	spawn(&t);
+	vt_spawn(&t, squib_bin);
 	cur = &t;
 	configure(&t, "sqbt3", "d1.sock", NULL);
-	expect_serial(&t, "NVS ready cid 3\n", 30000);
+	vt_expect_serial(&t, "NVS ready cid 3\n", 30000);
 	ping_n(3, 1, 5);
 	close(pkt[3]);
 	pkt[3] = -1;
@@ -743,10 +689,10 @@ static void test_tap_disappears(void **state)
 		rec_expect(fd, s);
 	}
 	close(fd);
-	r = req(&t, "GET", "/vm/config", NULL, 200);
+	r = vt_req(&t, "GET", "/vm/config", NULL, 200);
 	assert_non_null(strstr(r, "\"host_dev_name\":\"sqbt3\""));
-	req(&t, "PATCH", "/vm", "{\"state\":\"Paused\"}", 204);
-	req(&t, "PATCH", "/vm", "{\"state\":\"Resumed\"}", 204);
+	vt_req(&t, "PATCH", "/vm", "{\"state\":\"Paused\"}", 204);
+	vt_req(&t, "PATCH", "/vm", "{\"state\":\"Resumed\"}", 204);
 	assert_int_equal(tc_wait_exit(&t, 100), -1); /* still running */
 	tc_stop(&t);
 }
@@ -802,10 +748,10 @@ static void test_guest_never_consumes_rx(void **state)
 
 	(void)state;
 	drain(0);
-	spawn(&t);
+	vt_spawn(&t, squib_bin);
 	cur = &t;
 	configure(&t, "sqbt0", "r1.sock", "norx=1");
-	expect_serial(&t, "NVS ready cid 3\n", 30000);
+	vt_expect_serial(&t, "NVS ready cid 3\n", 30000);
 	for (uint32_t s = 0; s < 3000; s++)
 		(void)send_frame_raw(0, 1, s, 1200); /* the tap's queue fills; drops are fine */
 	usleep(200000);
@@ -824,7 +770,7 @@ static void test_guest_never_consumes_rx(void **state)
 		rec_expect(fd, s);
 	}
 	close(fd);
-	req(&t, "GET", "/vm/config", NULL, 200);
+	vt_req(&t, "GET", "/vm/config", NULL, 200);
 	tc_stop(&t);
 }
 
@@ -843,45 +789,30 @@ static void test_vsock_path_exists(void **state)
 	f = fopen(uds, "w");
 	assert_non_null(f);
 	fclose(f);
-	spawn(&t);
+	vt_spawn(&t, squib_bin);
 	snprintf(body, sizeof(body), "{\"guest_cid\":3,\"uds_path\":\"%s\"}", uds);
-	r = req(&t, "PUT", "/vsock", body, 400);
+	r = vt_req(&t, "PUT", "/vsock", body, 400);
 	if (!strstr(r, "Vsock config error: Cannot create backend for vsock device: Error binding "
 		       "to the host-side Unix socket: Address already in use (os error 98)"))
 		fail_msg("PUT /vsock on an existing path: %s", r);
 	unlink(uds);
-	req(&t, "PUT", "/vsock", body, 204);
+	vt_req(&t, "PUT", "/vsock", body, 204);
 	f = fopen(uds, "w"); /* it appears before the start */
 	assert_non_null(f);
 	fclose(f);
-	req(&t, "PUT", "/machine-config", "{\"vcpu_count\":1,\"mem_size_mib\":32}", 204);
+	vt_req(&t, "PUT", "/machine-config", "{\"vcpu_count\":1,\"mem_size_mib\":32}", 204);
 	snprintf(body, sizeof(body), "{\"kernel_image_path\":\"%s/netvsock.elf\"}", guest_dir);
-	req(&t, "PUT", "/boot-source", body, 204);
-	r = req(&t, "PUT", "/actions", "{\"action_type\":\"InstanceStart\"}", 400);
+	vt_req(&t, "PUT", "/boot-source", body, 204);
+	r = vt_req(&t, "PUT", "/actions", "{\"action_type\":\"InstanceStart\"}", 400);
 	if (!strstr(r, "uds_path already exists"))
 		fail_msg("InstanceStart with an existing uds_path: %s", r);
 	unlink(uds);
 	tc_stop(&t);
 }
 
-static void check_inspect(const char *name)
-{
-	char cmd[512], out[8192];
-	size_t n = 0;
-	FILE *f;
-
-	snprintf(cmd, sizeof(cmd), "%s inspect --devices %s/%s.state 2>&1", snap_tool, tmpdir,
-		 name);
-	f = popen(cmd, "r");
-	assert_non_null(f);
-	while (n < sizeof(out) - 1 && fgets(out + n, (int)(sizeof(out) - n), f))
-		n += strlen(out + n);
-	pclose(f);
-	if (!strstr(out, "net-eth0") || !strstr(out, "virtio-net status 0x0f") ||
-	    !strstr(out, "mac 02:53:51:42:00:0a") || !strstr(out, "virtio-vsock") ||
-	    !strstr(out, "guest_cid 3"))
-		fail_msg("inspect --devices: %s", out);
-}
+static const char *const inspect_needles[] = {
+    "net-eth0", "virtio-net status 0x0f", "mac 02:53:51:42:00:0a", "virtio-vsock", "guest_cid 3",
+    NULL};
 
 static const char *load(struct sqb_tc *t, const char *name, const char *extra, int want)
 {
@@ -891,7 +822,7 @@ static const char *load(struct sqb_tc *t, const char *name, const char *extra, i
 		 "{\"snapshot_path\":\"%s/%s.state\",\"mem_backend\":{\"backend_type\":\"File\","
 		 "\"backend_path\":\"%s/%s.mem\"},\"resume_vm\":true%s%s}",
 		 tmpdir, name, tmpdir, name, extra ? "," : "", extra ? extra : "");
-	return req(t, "PUT", "/snapshot/load", body, want);
+	return vt_req(t, "PUT", "/snapshot/load", body, want);
 }
 
 /* After the load: the old host connection is gone, the guest saw
@@ -909,7 +840,7 @@ static void clone_works(struct sqb_tc *t, int tap, const char *uds_name, uint32_
 	/* the host connection of the saved VM ends in the guest either with
 	 * the reset event or, when the guest spoke on it first, with the RST
 	 * the device answers for a connection it does not know ([F-112]) */
-	expect_serial(t, "NVS vsock-transport-reset dropped ", 10000);
+	vt_expect_serial(t, "NVS vsock-transport-reset dropped ", 10000);
 	o = tc_read_file(t->serial);
 	if (!strstr(o, "NVS vsock-transport-reset dropped 1\n") &&
 	    !strstr(o, "NVS vsock-rst 1073741824\n"))
@@ -936,10 +867,10 @@ static void test_snapshot_in_flight_load_with_overrides(void **state)
 	(void)state;
 	for (int i = 0; i < NTAPS; i++)
 		drain(i);
-	spawn(&t);
+	vt_spawn(&t, squib_bin);
 	cur = &t;
 	configure(&t, "sqbt0", "s1.sock", NULL);
-	expect_serial(&t, "NVS ready cid 3\n", 30000);
+	vt_expect_serial(&t, "NVS ready cid 3\n", 30000);
 	ping_n(0, 1, 10);
 	sock_path(uds, sizeof(uds), "s1.sock");
 	fd = vs_connect(uds, 1234);
@@ -952,12 +883,12 @@ static void test_snapshot_in_flight_load_with_overrides(void **state)
 		send_frame(0, 1, s, 1000);
 	for (uint32_t s = 500; s < 520; s++)
 		rec_send(fd, s);
-	req(&t, "PATCH", "/vm", "{\"state\":\"Paused\"}", 204);
+	vt_req(&t, "PATCH", "/vm", "{\"state\":\"Paused\"}", 204);
 	snprintf(ov, sizeof(ov),
 		 "{\"snapshot_type\":\"Full\",\"snapshot_path\":\"%s/nv.state\","
 		 "\"mem_file_path\":\"%s/nv.mem\"}",
 		 tmpdir, tmpdir);
-	req(&t, "PUT", "/snapshot/create", ov, 204);
+	vt_req(&t, "PUT", "/snapshot/create", ov, 204);
 	if (getenv("NV_DEBUG")) {
 		char *o = tc_read_file(t.serial);
 		fprintf(stderr, "first VM serial:\n%s\n", o ? o : "");
@@ -967,9 +898,9 @@ static void test_snapshot_in_flight_load_with_overrides(void **state)
 	close(fd);
 	unlink(uds);
 	if (snap_tool)
-		check_inspect("nv");
+		vt_expect_inspect(snap_tool, tmpdir, "nv", inspect_needles);
 
-	spawn(&t2);
+	vt_spawn(&t2, squib_bin);
 	/* persist.rs: an override naming an iface the snapshot lacks */
 	r = load(&t2, "nv",
 		 "\"network_overrides\":[{\"iface_id\":\"nope\",\"host_dev_name\":\"sqbt1\"}]",
@@ -983,12 +914,12 @@ static void test_snapshot_in_flight_load_with_overrides(void **state)
 		 "\"vsock_override\":{\"uds_path\":\"%s/s2.sock\"}",
 		 tmpdir);
 	load(&t2, "nv", ov, 204);
-	r = req(&t2, "GET", "/vm/config", NULL, 200);
+	r = vt_req(&t2, "GET", "/vm/config", NULL, 200);
 	if (!strstr(r, "\"host_dev_name\":\"sqbt1\"") || !strstr(r, "/s2.sock\"}"))
 		fail_msg("GET /vm/config after the load: %s", r);
 	/* a second clone of the same snapshot at once, its own tap and path,
 	 * and (squib extension) its own MAC and cid */
-	spawn(&t3);
+	vt_spawn(&t3, squib_bin);
 	snprintf(ov, sizeof(ov),
 		 "\"network_overrides\":[{\"iface_id\":\"eth0\",\"host_dev_name\":\"sqbt2\"}],"
 		 "\"vsock_override\":{\"uds_path\":\"%s/s3.sock\"},"
@@ -996,11 +927,11 @@ static void test_snapshot_in_flight_load_with_overrides(void **state)
 		 "\"02:53:51:42:00:0b\"}],\"vsock\":{\"guest_cid\":7}}",
 		 tmpdir);
 	load(&t3, "nv", ov, 204);
-	r = req(&t3, "GET", "/vm/config", NULL, 200);
+	r = vt_req(&t3, "GET", "/vm/config", NULL, 200);
 	if (!strstr(r, "\"guest_mac\":\"02:53:51:42:00:0b\"") || !strstr(r, "\"guest_cid\":7"))
 		fail_msg("GET /vm/config of the second clone: %s", r);
-	expect_serial(&t3, "NVS vsock-cid 7\n", 10000);
-	expect_serial(&t3, "NVS net-config-change mac=02535142000b\n", 10000);
+	vt_expect_serial(&t3, "NVS vsock-cid 7\n", 10000);
+	vt_expect_serial(&t3, "NVS net-config-change mac=02535142000b\n", 10000);
 	tap_gmac[2] = clone_mac;
 	clone_works(&t2, 1, "s2.sock", 1000);
 	clone_works(&t3, 2, "s3.sock", 2000);
@@ -1013,13 +944,11 @@ static void test_snapshot_in_flight_load_with_overrides(void **state)
 	tc_stop(&t3);
 }
 
-static void rm_tmp(void)
+/* vt_main's setup: the taps live in a namespace of our own. */
+static const char *netns_why(void)
 {
-	char cmd[128];
-
-	snprintf(cmd, sizeof(cmd), "rm -rf %s", tmpdir);
-	if (system(cmd) != 0)
-		fprintf(stderr, "could not remove %s\n", tmpdir);
+	have_netns = netns_setup() == 0;
+	return have_netns ? NULL : "no network namespace with taps of our own";
 }
 
 int main(int argc, char **argv)
@@ -1036,38 +965,21 @@ int main(int argc, char **argv)
 	    cmocka_unit_test(test_vsock_path_exists),
 	    cmocka_unit_test(test_snapshot_in_flight_load_with_overrides),
 	};
-	int rc, fd;
+	const struct vt_main m = {
+	    .tmp_template = "/tmp/squib-nv-XXXXXX",
+	    .tmpdir = tmpdir,
+	    .tmpdir_cap = sizeof(tmpdir),
+	    .squib_bin = &squib_bin,
+	    .guest_dir = &guest_dir,
+	    .snap_tool = &snap_tool,
+	    .api_group = "netvsock_api",
+	    .guest_group = "netvsock_guests",
+	    .api_tests = api_tests,
+	    .guest_tests = guest_tests,
+	    .n_api = sizeof(api_tests) / sizeof(api_tests[0]),
+	    .n_guests = sizeof(guest_tests) / sizeof(guest_tests[0]),
+	    .setup = netns_why,
+	};
 
-	if (argc < 2 || (strcmp(argv[1], "api") && argc < 4)) {
-		fprintf(stderr, "usage: %s api | guests SQUIB GUEST_DIR [SQUIB_SNAP [FILTER]]\n",
-			argv[0]);
-		return 2;
-	}
-	snprintf(tmpdir, sizeof(tmpdir), "/tmp/squib-nv-XXXXXX");
-	if (!mkdtemp(tmpdir))
-		return 1;
-	have_netns = netns_setup() == 0;
-	if (!strcmp(argv[1], "api")) {
-		rc = cmocka_run_group_tests_name("netvsock_api", api_tests, NULL, NULL);
-	} else {
-		squib_bin = argv[2];
-		guest_dir = argv[3];
-		fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
-		if (fd < 0 || !have_netns) {
-			fprintf(stderr, "skip: %s\n",
-				fd < 0 ? "/dev/kvm is not usable here"
-				       : "no network namespace with taps of our own");
-			if (fd >= 0)
-				close(fd);
-			rm_tmp();
-			return 77;
-		}
-		close(fd);
-		snap_tool = argc > 4 ? argv[4] : NULL;
-		if (argc > 5)
-			cmocka_set_test_filter(argv[5]);
-		rc = cmocka_run_group_tests_name("netvsock_guests", guest_tests, NULL, NULL);
-	}
-	rm_tmp();
-	return rc;
+	return vt_main(&m, argc, argv);
 }

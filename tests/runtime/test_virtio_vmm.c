@@ -19,8 +19,7 @@
 
 #include <cmocka.h>
 
-#include "ctl.h"
-#include "squib_client.h"
+#include "vmm_test_util.h"
 
 static const char *squib_bin, *guest_dir, *snap_tool;
 static char tmpdir[64];
@@ -49,32 +48,6 @@ static const char *tmp_file(const char *name, size_t size, int fill)
 	return p;
 }
 
-/* In process: one request through the controller's router. */
-static int api(struct sqb_ctl *c, const char *method, const char *path, const char *json,
-	       struct sqb_ctl_resp *r)
-{
-	sqb_ctl_handle(c, method, path, json, json ? strlen(json) : 0, r);
-	return r->status;
-}
-
-static void api_fault(struct sqb_ctl *c, const char *method, const char *path, const char *json,
-		      const char *want)
-{
-	static struct sqb_ctl_resp r;
-
-	if (api(c, method, path, json, &r) != 400 || !strstr(r.body, want))
-		fail_msg("%s %s %s: expected 400 with '%s', got %d %s", method, path,
-			 json ? json : "", want, r.status, r.body);
-}
-
-static void api_ok(struct sqb_ctl *c, const char *method, const char *path, const char *json)
-{
-	static struct sqb_ctl_resp r;
-
-	if (api(c, method, path, json, &r) != 204)
-		fail_msg("%s %s %s: expected 204, got %d %s", method, path, json, r.status, r.body);
-}
-
 /* --------------------------------------------------------------- api unit */
 
 /* Messages from Firecracker's parsed_request.rs, drive.rs and test_api.py. */
@@ -86,60 +59,62 @@ static void test_put_drive_refusals_with_firecracker_messages(void **state)
 
 	(void)state;
 	sqb_ctl_init(&c);
-	api_fault(&c, "PUT", "/drives", "{\"drive_id\":\"a\"}", "The ID cannot be empty.");
-	api_fault(&c, "PUT", "/drives/a-b", "{\"drive_id\":\"a-b\"}",
-		  "API Resource IDs can only contain alphanumeric characters and underscores.");
+	vt_api_fault(&c, "PUT", "/drives", "{\"drive_id\":\"a\"}", "The ID cannot be empty.");
+	vt_api_fault(&c, "PUT", "/drives/a-b", "{\"drive_id\":\"a-b\"}",
+		     "API Resource IDs can only contain alphanumeric characters and underscores.");
 	snprintf(body, sizeof(body),
 		 "{\"drive_id\":\"other\",\"path_on_host\":\"%s\",\"is_root_device\":false}", f);
-	api_fault(&c, "PUT", "/drives/scratch", body,
-		  "The id from the path does not match the id from the body!");
-	api_fault(&c, "PUT", "/drives/scratch", "{\"drive_id\":\"scratch\",\"path_on_host\":\"x\"}",
-		  "missing field `is_root_device`");
-	api_fault(&c, "PUT", "/drives/scratch",
-		  "{\"drive_id\":\"scratch\",\"is_root_device\":false,\"bogus\":1}",
-		  "unknown field `bogus`");
-	api_fault(&c, "PUT", "/drives/scratch",
-		  "{\"drive_id\":\"scratch\",\"is_root_device\":false,\"cache_type\":\"Fast\"}",
-		  "unknown variant `Fast`");
+	vt_api_fault(&c, "PUT", "/drives/scratch", body,
+		     "The id from the path does not match the id from the body!");
+	vt_api_fault(&c, "PUT", "/drives/scratch",
+		     "{\"drive_id\":\"scratch\",\"path_on_host\":\"x\"}",
+		     "missing field `is_root_device`");
+	vt_api_fault(&c, "PUT", "/drives/scratch",
+		     "{\"drive_id\":\"scratch\",\"is_root_device\":false,\"bogus\":1}",
+		     "unknown field `bogus`");
+	vt_api_fault(&c, "PUT", "/drives/scratch",
+		     "{\"drive_id\":\"scratch\",\"is_root_device\":false,\"cache_type\":\"Fast\"}",
+		     "unknown variant `Fast`");
 	/* test_api.py: "No such file or directory" for a bad path_on_host */
-	api_fault(&c, "PUT", "/drives/rootfs",
-		  "{\"drive_id\":\"rootfs\",\"path_on_host\":\"foo.bar\",\"is_root_device\":true,"
-		  "\"is_read_only\":true}",
-		  "Error manipulating the backing file: No such file or directory (os error 2) "
-		  "foo.bar");
-	api_fault(&c, "PUT", "/drives/scratch",
-		  "{\"drive_id\":\"scratch\",\"is_root_device\":false}", "Invalid block config");
+	vt_api_fault(
+	    &c, "PUT", "/drives/rootfs",
+	    "{\"drive_id\":\"rootfs\",\"path_on_host\":\"foo.bar\",\"is_root_device\":true,"
+	    "\"is_read_only\":true}",
+	    "Error manipulating the backing file: No such file or directory (os error 2) "
+	    "foo.bar");
+	vt_api_fault(&c, "PUT", "/drives/scratch",
+		     "{\"drive_id\":\"scratch\",\"is_root_device\":false}", "Invalid block config");
 	snprintf(body, sizeof(body),
 		 "{\"drive_id\":\"scratch\",\"path_on_host\":\"%s\",\"is_root_device\":false,"
 		 "\"io_engine\":\"Async\"}",
 		 f);
-	api_fault(&c, "PUT", "/drives/scratch", body, "io_engine `Async`");
-	api_fault(&c, "PUT", "/drives/scratch",
-		  "{\"drive_id\":\"scratch\",\"is_root_device\":false,\"socket\":\"/x\"}",
-		  "vhost-user");
+	vt_api_fault(&c, "PUT", "/drives/scratch", body, "io_engine `Async`");
+	vt_api_fault(&c, "PUT", "/drives/scratch",
+		     "{\"drive_id\":\"scratch\",\"is_root_device\":false,\"socket\":\"/x\"}",
+		     "vhost-user");
 	snprintf(body, sizeof(body),
 		 "{\"drive_id\":\"scratch\",\"path_on_host\":\"%s\",\"is_root_device\":false,"
 		 "\"rate_limiter\":{\"ops\":{\"refill_time\":100}}}",
 		 f);
-	api_fault(&c, "PUT", "/drives/scratch", body, "missing field `size`");
+	vt_api_fault(&c, "PUT", "/drives/scratch", body, "missing field `size`");
 	/* test_api.py: "A root block device already exists" */
 	snprintf(body, sizeof(body),
 		 "{\"drive_id\":\"rootfs\",\"path_on_host\":\"%s\",\"is_root_device\":true}", f);
-	api_ok(&c, "PUT", "/drives/rootfs", body);
+	vt_api_ok(&c, "PUT", "/drives/rootfs", body);
 	snprintf(body, sizeof(body),
 		 "{\"drive_id\":\"scratch\",\"path_on_host\":\"%s\",\"is_root_device\":true}", f);
-	api_fault(&c, "PUT", "/drives/scratch", body,
-		  "Drive config error: A root block device already exists!");
+	vt_api_fault(&c, "PUT", "/drives/scratch", body,
+		     "Drive config error: A root block device already exists!");
 	/* test_api.py: patching a drive before boot is not allowed */
-	api_fault(&c, "PATCH", "/drives/rootfs",
-		  "{\"drive_id\":\"rootfs\",\"path_on_host\":\"foo.bar\"}",
-		  "The requested operation is not supported before starting the microVM.");
-	api_fault(&c, "PUT", "/entropy", "{\"rate_limiter\":{\"bogus\":{}}}",
-		  "unknown field `bogus`");
+	vt_api_fault(&c, "PATCH", "/drives/rootfs",
+		     "{\"drive_id\":\"rootfs\",\"path_on_host\":\"foo.bar\"}",
+		     "The requested operation is not supported before starting the microVM.");
+	vt_api_fault(&c, "PUT", "/entropy", "{\"rate_limiter\":{\"bogus\":{}}}",
+		     "unknown field `bogus`");
 	/* test_api.py: the snapshot load refused after boot-specific resources */
-	api_fault(&c, "PUT", "/snapshot/load",
-		  "{\"snapshot_path\":\"/nonexistent\",\"mem_file_path\":\"/nonexistent\"}",
-		  "Loading a microVM snapshot not allowed after configuring boot-specific");
+	vt_api_fault(&c, "PUT", "/snapshot/load",
+		     "{\"snapshot_path\":\"/nonexistent\",\"mem_file_path\":\"/nonexistent\"}",
+		     "Loading a microVM snapshot not allowed after configuring boot-specific");
 	sqb_ctl_destroy(&c);
 }
 
@@ -155,7 +130,7 @@ static void test_vm_config_shows_drives_root_first_and_entropy(void **state)
 
 	(void)state;
 	sqb_ctl_init(&c);
-	assert_int_equal(api(&c, "GET", "/vm/config", NULL, &r), 200);
+	assert_int_equal(vt_api(&c, "GET", "/vm/config", NULL, &r), 200);
 	assert_non_null(strstr(r.body, "\"drives\":[]"));
 	assert_non_null(strstr(r.body, "\"entropy\":null"));
 	snprintf(body, sizeof(body),
@@ -164,15 +139,15 @@ static void test_vm_config_shows_drives_root_first_and_entropy(void **state)
 		 "\"rate_limiter\":{\"bandwidth\":{\"size\":1000000,\"refill_time\":100},"
 		 "\"ops\":{\"size\":10,\"one_time_burst\":5,\"refill_time\":1000}}}",
 		 f);
-	api_ok(&c, "PUT", "/drives/scratch", body);
+	vt_api_ok(&c, "PUT", "/drives/scratch", body);
 	snprintf(body, sizeof(body),
 		 "{\"drive_id\":\"rootfs\",\"path_on_host\":\"%s\",\"is_root_device\":true,"
 		 "\"partuuid\":\"0eaa91a0-01\",\"io_engine\":\"Sync\",\"rate_limiter\":null}",
 		 g);
-	api_ok(&c, "PUT", "/drives/rootfs", body);
-	api_ok(&c, "PUT", "/entropy",
-	       "{\"rate_limiter\":{\"ops\":{\"size\":0,\"refill_time\":1}}}");
-	assert_int_equal(api(&c, "GET", "/vm/config", NULL, &r), 200);
+	vt_api_ok(&c, "PUT", "/drives/rootfs", body);
+	vt_api_ok(&c, "PUT", "/entropy",
+		  "{\"rate_limiter\":{\"ops\":{\"size\":0,\"refill_time\":1}}}");
+	assert_int_equal(vt_api(&c, "GET", "/vm/config", NULL, &r), 200);
 	snprintf(want, sizeof(want),
 		 "\"drives\":[{\"drive_id\":\"rootfs\",\"partuuid\":\"0eaa91a0-01\","
 		 "\"is_root_device\":true,\"cache_type\":\"Unsafe\",\"is_read_only\":false,"
@@ -191,7 +166,7 @@ static void test_vm_config_shows_drives_root_first_and_entropy(void **state)
 	/* the same id again replaces the drive, and a non-root keeps its place */
 	snprintf(body, sizeof(body),
 		 "{\"drive_id\":\"scratch\",\"path_on_host\":\"%s\",\"is_root_device\":false}", g);
-	api_ok(&c, "PUT", "/drives/scratch", body);
+	vt_api_ok(&c, "PUT", "/drives/scratch", body);
 	assert_int_equal(c.ndrives, 2);
 	assert_string_equal(c.drives[0].id, "rootfs");
 	assert_false(c.drives[1].read_only);
@@ -211,14 +186,14 @@ static void test_root_drive_on_the_command_line(void **state)
 	sqb_ctl_init(&c);
 	snprintf(body, sizeof(body),
 		 "{\"drive_id\":\"data\",\"path_on_host\":\"%s\",\"is_root_device\":false}", f);
-	api_ok(&c, "PUT", "/drives/data", body);
+	vt_api_ok(&c, "PUT", "/drives/data", body);
 	assert_int_equal(sqb_ctl_root_cmdline(&c, "console=ttyS0", &cl), 0);
 	assert_null(cl);
 	snprintf(body, sizeof(body),
 		 "{\"drive_id\":\"rootfs\",\"path_on_host\":\"%s\",\"is_root_device\":true,"
 		 "\"is_read_only\":true}",
 		 f);
-	api_ok(&c, "PUT", "/drives/rootfs", body);
+	vt_api_ok(&c, "PUT", "/drives/rootfs", body);
 	assert_int_equal(sqb_ctl_root_cmdline(&c, "console=ttyS0", &cl), 0);
 	assert_string_equal(cl, "console=ttyS0 root=/dev/vda ro");
 	free(cl);
@@ -226,7 +201,7 @@ static void test_root_drive_on_the_command_line(void **state)
 		 "{\"drive_id\":\"rootfs\",\"path_on_host\":\"%s\",\"is_root_device\":true,"
 		 "\"partuuid\":\"0eaa91a0-01\"}",
 		 f);
-	api_ok(&c, "PUT", "/drives/rootfs", body);
+	vt_api_ok(&c, "PUT", "/drives/rootfs", body);
 	assert_int_equal(sqb_ctl_root_cmdline(&c, "", &cl), 0);
 	assert_string_equal(cl, "root=PARTUUID=0eaa91a0-01 rw");
 	free(cl);
@@ -247,35 +222,6 @@ static uint8_t blk_pattern(uint64_t seed, uint64_t pos)
 	return (uint8_t)(z ^ (z >> 32));
 }
 
-static const char *req(struct sqb_tc *t, const char *method, const char *path, const char *json,
-		       int want)
-{
-	static char resp[8192];
-	int st = tc_req(t, method, path, json, resp, sizeof(resp));
-
-	if (st != want) {
-		char *e = tc_read_file(t->errlog);
-		fail_msg("%s %s %s: expected %d, got %d: %s\nlog: %.1500s", method, path,
-			 json ? json : "", want, st, resp, e ? e : "");
-	}
-	return resp;
-}
-
-static void expect_serial(struct sqb_tc *t, const char *needle, int ms)
-{
-	if (tc_wait_serial(t, needle, ms) < 0) {
-		char *s = tc_read_file(t->serial), *e = tc_read_file(t->errlog);
-		fail_msg("serial never showed '%s'; serial: %.1500s\nlog: %.1500s", needle,
-			 s ? s : "", e ? e : "");
-	}
-}
-
-static void spawn(struct sqb_tc *t)
-{
-	assert_int_equal(tc_spawn(t, squib_bin, (const char *const[]){"--level", "Info", NULL}, 1),
-			 0);
-}
-
 static void drive(struct sqb_tc *t, const char *id, const char *path, int ro, const char *extra)
 {
 	char body[700], url[64];
@@ -285,7 +231,7 @@ static void drive(struct sqb_tc *t, const char *id, const char *path, int ro, co
 		 "{\"drive_id\":\"%s\",\"path_on_host\":\"%s\",\"is_root_device\":false,"
 		 "\"is_read_only\":%s%s%s}",
 		 id, path, ro ? "true" : "false", extra ? "," : "", extra ? extra : "");
-	req(t, "PUT", url, body, 204);
+	vt_req(t, "PUT", url, body, 204);
 }
 
 static void start(struct sqb_tc *t, const char *guest, const char *args, int dirty)
@@ -294,11 +240,11 @@ static void start(struct sqb_tc *t, const char *guest, const char *args, int dir
 
 	snprintf(body, sizeof(body), "{\"vcpu_count\":1,\"mem_size_mib\":32%s}",
 		 dirty ? ",\"track_dirty_pages\":true" : "");
-	req(t, "PUT", "/machine-config", body, 204);
+	vt_req(t, "PUT", "/machine-config", body, 204);
 	snprintf(body, sizeof(body), "{\"kernel_image_path\":\"%s/%s\",\"boot_args\":\"%s\"}",
 		 guest_dir, guest, args);
-	req(t, "PUT", "/boot-source", body, 204);
-	req(t, "PUT", "/actions", "{\"action_type\":\"InstanceStart\"}", 204);
+	vt_req(t, "PUT", "/boot-source", body, 204);
+	vt_req(t, "PUT", "/actions", "{\"action_type\":\"InstanceStart\"}", 204);
 }
 
 static void expect_done_ok(struct sqb_tc *t, const char *tag, int ms)
@@ -306,7 +252,7 @@ static void expect_done_ok(struct sqb_tc *t, const char *tag, int ms)
 	char want[64], *s;
 
 	snprintf(want, sizeof(want), "%s DONE pass=", tag);
-	expect_serial(t, want, ms);
+	vt_expect_serial(t, want, ms);
 	for (int i = 0; i < 500; i++) { /* the rest of the line */
 		const char *p;
 
@@ -345,13 +291,13 @@ static void test_blk_rw_guest_writes_the_host_file(void **state)
 	const char *img = tmp_file("rw.img", 1 << 20, 0);
 
 	(void)state;
-	spawn(&t);
+	vt_spawn(&t, squib_bin);
 	drive(&t, "scratch", img, 0, "\"cache_type\":\"Writeback\"");
 	start(&t, "virtioblk.elf", "mode=rw seed=5 sectors=16", 0);
 	expect_done_ok(&t, "VBLK", 30000);
-	expect_serial(&t, "VBLK capacity=2048 ro=0 flush=1\n", 100);
-	expect_serial(&t, "VBLK flush PASS\n", 100);
-	expect_serial(&t, "VBLK id=scratch\n", 100);
+	vt_expect_serial(&t, "VBLK capacity=2048 ro=0 flush=1\n", 100);
+	vt_expect_serial(&t, "VBLK flush PASS\n", 100);
+	vt_expect_serial(&t, "VBLK id=scratch\n", 100);
 	assert_int_equal(tc_wait_exit(&t, 10000), 0);
 	check_file_pattern(img, 5, 16 * 512);
 	tc_stop(&t);
@@ -367,12 +313,12 @@ static void test_blk_read_only_refuses_writes(void **state)
 	int fd;
 
 	(void)state;
-	spawn(&t);
+	vt_spawn(&t, squib_bin);
 	drive(&t, "ro", img, 1, NULL);
 	start(&t, "virtioblk.elf", "mode=ro", 0);
 	expect_done_ok(&t, "VBLK", 30000);
-	expect_serial(&t, "VBLK ro-write-refused PASS\n", 100);
-	expect_serial(&t, "ro=1 flush=0\n", 100); /* Unsafe: no FLUSH (Firecracker) */
+	vt_expect_serial(&t, "VBLK ro-write-refused PASS\n", 100);
+	vt_expect_serial(&t, "ro=1 flush=0\n", 100); /* Unsafe: no FLUSH (Firecracker) */
 	tc_stop(&t);
 	fd = open(img, O_RDONLY | O_CLOEXEC);
 	assert_int_equal(pread(fd, b, sizeof(b), 0), (ssize_t)sizeof(b));
@@ -388,9 +334,9 @@ static void test_rng_gives_bytes_next_to_a_drive(void **state)
 	const char *img = tmp_file("rng.img", 4096, 0);
 
 	(void)state;
-	spawn(&t);
+	vt_spawn(&t, squib_bin);
 	drive(&t, "d0", img, 0, NULL);
-	req(&t, "PUT", "/entropy", "{}", 204);
+	vt_req(&t, "PUT", "/entropy", "{}", 204);
 	start(&t, "virtiorng.elf", "", 0);
 	expect_done_ok(&t, "VRNG", 30000);
 	tc_stop(&t);
@@ -409,32 +355,33 @@ static void test_patch_drive_after_boot(void **state)
 	int fd, seen = 0;
 
 	(void)state;
-	spawn(&t);
+	vt_spawn(&t, squib_bin);
 	drive(&t, "scratch", a, 0, NULL);
 	start(&t, "virtioblk.elf", "mode=loop rounds=100000000 seed=9 sectors=1", 0);
-	expect_serial(&t, "VBLK init PASS\n", 30000);
-	r = req(&t, "PATCH", "/drives/scratch", "{\"drive_id\":\"scratch\"}", 400);
+	vt_expect_serial(&t, "VBLK init PASS\n", 30000);
+	r = vt_req(&t, "PATCH", "/drives/scratch", "{\"drive_id\":\"scratch\"}", 400);
 	assert_non_null(strstr(r, "Running method expected different backend."));
-	r = req(&t, "PATCH", "/drives/scratch",
-		"{\"drive_id\":\"scratch\",\"path_on_host\":\"foo.bar\",\"is_read_only\":true}",
-		400);
+	r = vt_req(&t, "PATCH", "/drives/scratch",
+		   "{\"drive_id\":\"scratch\",\"path_on_host\":\"foo.bar\",\"is_read_only\":true}",
+		   400);
 	assert_non_null(strstr(r, "unknown field `is_read_only`"));
-	r = req(&t, "PATCH", "/drives/scratch",
-		"{\"drive_id\":\"scratch\",\"path_on_host\":\"foo.bar\"}", 400);
+	r = vt_req(&t, "PATCH", "/drives/scratch",
+		   "{\"drive_id\":\"scratch\",\"path_on_host\":\"foo.bar\"}", 400);
 	assert_non_null(strstr(r, "Error manipulating the backing file: No such file or directory "
 				  "(os error 2) foo.bar"));
-	r = req(&t, "PATCH", "/drives/nope", "{\"drive_id\":\"nope\",\"path_on_host\":\"x\"}", 400);
+	r = vt_req(&t, "PATCH", "/drives/nope", "{\"drive_id\":\"nope\",\"path_on_host\":\"x\"}",
+		   400);
 	assert_non_null(strstr(r, "Device not found"));
 	snprintf(body, sizeof(body),
 		 "{\"drive_id\":\"late\",\"path_on_host\":\"%s\",\"is_root_device\":false}", b);
-	r = req(&t, "PUT", "/drives/late", body, 400);
+	r = vt_req(&t, "PUT", "/drives/late", body, 400);
 	assert_non_null(strstr(r, "not supported after starting the microVM"));
-	r = req(&t, "PUT", "/entropy", "{}", 400);
+	r = vt_req(&t, "PUT", "/entropy", "{}", 400);
 	assert_non_null(strstr(r, "not supported after starting the microVM"));
 	/* Swap while paused, onto a copy of the old file once the event loop
 	 * has run any notify still pending: the guest's next read finds what it
 	 * wrote, and from then on only the new file changes. */
-	req(&t, "PATCH", "/vm", "{\"state\":\"Paused\"}", 204);
+	vt_req(&t, "PATCH", "/vm", "{\"state\":\"Paused\"}", 204);
 	usleep(200000);
 	fd = open(a, O_RDONLY | O_CLOEXEC);
 	assert_int_equal(pread(fd, copy, sizeof(copy), 0), (ssize_t)sizeof(copy));
@@ -449,13 +396,13 @@ static void test_patch_drive_after_boot(void **state)
 	    "{\"size\":100000000,\"refill_time\":100},\"ops\":{\"size\":100000,"
 	    "\"refill_time\":100}}}",
 	    b);
-	req(&t, "PATCH", "/drives/scratch", body, 204);
-	req(&t, "PATCH", "/vm", "{\"state\":\"Resumed\"}", 204);
-	req(&t, "PATCH", "/drives/scratch",
-	    "{\"drive_id\":\"scratch\",\"rate_limiter\":{\"ops\":{\"size\":50000,"
-	    "\"refill_time\":100}}}",
-	    204);
-	r = req(&t, "GET", "/vm/config", NULL, 200);
+	vt_req(&t, "PATCH", "/drives/scratch", body, 204);
+	vt_req(&t, "PATCH", "/vm", "{\"state\":\"Resumed\"}", 204);
+	vt_req(&t, "PATCH", "/drives/scratch",
+	       "{\"drive_id\":\"scratch\",\"rate_limiter\":{\"ops\":{\"size\":50000,"
+	       "\"refill_time\":100}}}",
+	       204);
+	r = vt_req(&t, "GET", "/vm/config", NULL, 200);
 	snprintf(body, sizeof(body), "\"path_on_host\":\"%s\"", b);
 	assert_non_null(strstr(r, body));
 	/* bandwidth kept (BucketUpdate::None), ops replaced */
@@ -488,7 +435,7 @@ static void snap_create(struct sqb_tc *t, const char *type, const char *name)
 		 "{\"snapshot_type\":\"%s\",\"snapshot_path\":\"%s/%s.state\","
 		 "\"mem_file_path\":\"%s/%s.mem\"}",
 		 type, tmpdir, name, tmpdir, name);
-	req(t, "PUT", "/snapshot/create", body, 204);
+	vt_req(t, "PUT", "/snapshot/create", body, 204);
 }
 
 static const char *snap_load_spawned(struct sqb_tc *t, const char *name, int want)
@@ -499,7 +446,7 @@ static const char *snap_load_spawned(struct sqb_tc *t, const char *name, int wan
 		 "{\"snapshot_path\":\"%s/%s.state\",\"mem_backend\":{\"backend_type\":\"File\","
 		 "\"backend_path\":\"%s/%s.mem\"},\"resume_vm\":true}",
 		 tmpdir, name, tmpdir, name);
-	return req(t, "PUT", "/snapshot/load", body, want);
+	return vt_req(t, "PUT", "/snapshot/load", body, want);
 }
 
 /* 20 requests a second at most: a stream of rounds stays mid-way when the
@@ -508,28 +455,16 @@ static const char *snap_load_spawned(struct sqb_tc *t, const char *name, int wan
 #define SLOW_RL "\"rate_limiter\":{\"ops\":{\"size\":2,\"refill_time\":100}}"
 
 /* squib-snap inspect --devices decodes both virtio devices (format.md 9.1.1). */
-static void check_inspect(const char *name)
-{
-	char cmd[512], out[8192];
-	size_t n = 0;
-	FILE *f;
-
-	snprintf(cmd, sizeof(cmd), "%s inspect --devices %s/%s.state 2>&1", snap_tool, tmpdir,
-		 name);
-	f = popen(cmd, "r");
-	assert_non_null(f);
-	while (n < sizeof(out) - 1 && fgets(out + n, (int)(sizeof(out) - n), f))
-		n += strlen(out + n);
-	pclose(f);
-	if (!strstr(out, "scratch") || !strstr(out, "virtio-blk status 0x0f") ||
-	    !strstr(out, "capacity 2048 sectors writeback") || !strstr(out, "virtio-rng") ||
-	    !strstr(out, "rate limiter ops: size 2 refill 100 ms"))
-		fail_msg("inspect --devices: %s", out);
-}
+static const char *const inspect_needles[] = {"scratch",
+					      "virtio-blk status 0x0f",
+					      "capacity 2048 sectors writeback",
+					      "virtio-rng",
+					      "rate limiter ops: size 2 refill 100 ms",
+					      NULL};
 
 static const char *snap_load(struct sqb_tc *t, const char *name, int want)
 {
-	spawn(t);
+	vt_spawn(t, squib_bin);
 	return snap_load_spawned(t, name, want);
 }
 
@@ -543,13 +478,13 @@ static void test_blk_snapshot_kill_load_mid_stream(void **state)
 	const char *r;
 
 	(void)state;
-	spawn(&t);
+	vt_spawn(&t, squib_bin);
 	drive(&t, "scratch", img, 0, "\"cache_type\":\"Writeback\"," SLOW_RL);
-	req(&t, "PUT", "/entropy", "{}", 204);
+	vt_req(&t, "PUT", "/entropy", "{}", 204);
 	start(&t, "virtioblk.elf", "mode=loop rounds=12 seed=3 sectors=2", 0);
-	expect_serial(&t, "VBLK init PASS\n", 30000);
+	vt_expect_serial(&t, "VBLK init PASS\n", 30000);
 	usleep(50000);
-	req(&t, "PATCH", "/vm", "{\"state\":\"Paused\"}", 204);
+	vt_req(&t, "PATCH", "/vm", "{\"state\":\"Paused\"}", 204);
 	snap_create(&t, "Full", "mid");
 	r = tc_read_file(t.serial);
 	if (strstr(r, "VBLK loop"))
@@ -557,12 +492,12 @@ static void test_blk_snapshot_kill_load_mid_stream(void **state)
 	free((void *)r);
 	tc_stop(&t); /* SIGKILL */
 	if (snap_tool)
-		check_inspect("mid");
+		vt_expect_inspect(snap_tool, tmpdir, "mid", inspect_needles);
 	snap_load(&t2, "mid", 204);
-	r = req(&t2, "GET", "/vm/config", NULL, 200);
+	r = vt_req(&t2, "GET", "/vm/config", NULL, 200);
 	assert_non_null(strstr(r, "\"drive_id\":\"scratch\""));
 	assert_non_null(strstr(r, "\"entropy\":{\"rate_limiter\":null}"));
-	expect_serial(&t2, "VBLK loop PASS\n", 200000);
+	vt_expect_serial(&t2, "VBLK loop PASS\n", 200000);
 	expect_done_ok(&t2, "VBLK", 5000);
 	tc_stop(&t2);
 }
@@ -606,20 +541,20 @@ static void test_blk_diff_after_device_writes(void **state)
 	spawn_stdin(&t);
 	drive(&t, "scratch", img, 1, NULL);
 	start(&t, "virtioblk.elf", "mode=hold seed=8 sectors=32", 1);
-	expect_serial(&t, "VBLK hold-wait\n", 30000);
-	req(&t, "PATCH", "/vm", "{\"state\":\"Paused\"}", 204);
+	vt_expect_serial(&t, "VBLK hold-wait\n", 30000);
+	vt_req(&t, "PATCH", "/vm", "{\"state\":\"Paused\"}", 204);
 	snap_create(&t, "Full", "base");
-	req(&t, "PATCH", "/vm", "{\"state\":\"Resumed\"}", 204);
+	vt_req(&t, "PATCH", "/vm", "{\"state\":\"Resumed\"}", 204);
 	input(&t, "r");
-	expect_serial(&t, "VBLK hold-read PASS\n", 30000);
-	req(&t, "PATCH", "/vm", "{\"state\":\"Paused\"}", 204);
+	vt_expect_serial(&t, "VBLK hold-read PASS\n", 30000);
+	vt_req(&t, "PATCH", "/vm", "{\"state\":\"Paused\"}", 204);
 	snap_create(&t, "Diff", "top");
 	tc_stop(&t);
 	spawn_stdin(&t2);
 	snap_load_spawned(&t2, "top", 204);
 	input(&t2, "v");
 	expect_done_ok(&t2, "VBLK", 30000);
-	expect_serial(&t2, "VBLK hold-verify PASS\n", 100);
+	vt_expect_serial(&t2, "VBLK hold-verify PASS\n", 100);
 	tc_stop(&t2);
 }
 
@@ -633,11 +568,11 @@ static void test_load_refuses_a_drive_that_shrank(void **state)
 	const char *r;
 
 	(void)state;
-	spawn(&t);
+	vt_spawn(&t, squib_bin);
 	drive(&t, "data", img, 0, NULL);
 	start(&t, "virtioblk.elf", "mode=loop rounds=3 seed=6 sectors=1", 0);
-	expect_serial(&t, "VBLK init PASS\n", 30000);
-	req(&t, "PATCH", "/vm", "{\"state\":\"Paused\"}", 204);
+	vt_expect_serial(&t, "VBLK init PASS\n", 30000);
+	vt_req(&t, "PATCH", "/vm", "{\"state\":\"Paused\"}", 204);
 	snap_create(&t, "Full", "shrink");
 	tc_stop(&t);
 	assert_int_equal(truncate(img, 512 * 1024), 0);
@@ -655,7 +590,7 @@ static void test_load_refuses_a_drive_that_shrank(void **state)
 		    "\"File\",\"backend_path\":\"%s/shrink.mem\"},\"resume_vm\":true,"
 		    "\"squib\":{\"drives\":[{\"drive_id\":\"nope\",\"path_on_host\":\"%s\"}]}}",
 		    tmpdir, tmpdir, moved);
-		r = req(&t2, "PUT", "/snapshot/load", body, 400);
+		r = vt_req(&t2, "PUT", "/snapshot/load", body, 400);
 		assert_non_null(strstr(r, "the snapshot has no drive 'nope'"));
 		snprintf(
 		    body, sizeof(body),
@@ -663,22 +598,13 @@ static void test_load_refuses_a_drive_that_shrank(void **state)
 		    "\"File\",\"backend_path\":\"%s/shrink.mem\"},\"resume_vm\":true,"
 		    "\"squib\":{\"drives\":[{\"drive_id\":\"data\",\"path_on_host\":\"%s\"}]}}",
 		    tmpdir, tmpdir, moved);
-		req(&t2, "PUT", "/snapshot/load", body, 204);
-		r = req(&t2, "GET", "/vm/config", NULL, 200);
+		vt_req(&t2, "PUT", "/snapshot/load", body, 204);
+		r = vt_req(&t2, "GET", "/vm/config", NULL, 200);
 		snprintf(body, sizeof(body), "\"path_on_host\":\"%s\"", moved);
 		assert_non_null(strstr(r, body));
 	}
-	expect_serial(&t2, "VBLK DONE pass=", 200000);
+	vt_expect_serial(&t2, "VBLK DONE pass=", 200000);
 	tc_stop(&t2);
-}
-
-static void rm_tmp(void)
-{
-	char cmd[128];
-
-	snprintf(cmd, sizeof(cmd), "rm -rf %s", tmpdir);
-	if (system(cmd) != 0)
-		fprintf(stderr, "could not remove %s\n", tmpdir);
 }
 
 int main(int argc, char **argv)
@@ -697,34 +623,21 @@ int main(int argc, char **argv)
 	    cmocka_unit_test(test_blk_diff_after_device_writes),
 	    cmocka_unit_test(test_load_refuses_a_drive_that_shrank),
 	};
-	int rc, fd;
+	const struct vt_main m = {
+	    .tmp_template = "/tmp/squib-vdev-XXXXXX",
+	    .tmpdir = tmpdir,
+	    .tmpdir_cap = sizeof(tmpdir),
+	    .squib_bin = &squib_bin,
+	    .guest_dir = &guest_dir,
+	    .snap_tool = &snap_tool,
+	    .api_group = "virtio_api",
+	    .guest_group = "virtio_guests",
+	    .api_tests = api_tests,
+	    .guest_tests = guest_tests,
+	    .n_api = sizeof(api_tests) / sizeof(api_tests[0]),
+	    .n_guests = sizeof(guest_tests) / sizeof(guest_tests[0]),
+	    .setup = NULL,
+	};
 
-	if (argc < 2 || (strcmp(argv[1], "api") && argc < 4)) {
-		fprintf(stderr, "usage: %s api | guests SQUIB GUEST_DIR [SQUIB_SNAP [FILTER]]\n",
-			argv[0]);
-		return 2;
-	}
-	snprintf(tmpdir, sizeof(tmpdir), "/tmp/squib-vdev-XXXXXX");
-	if (!mkdtemp(tmpdir))
-		return 1;
-	if (!strcmp(argv[1], "api")) {
-		rc = cmocka_run_group_tests_name("virtio_api", api_tests, NULL, NULL);
-	} else {
-		squib_bin = argv[2];
-		guest_dir = argv[3];
-		fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
-		if (fd < 0) {
-			fprintf(stderr, "skip: /dev/kvm is not usable here (%s)\n",
-				strerror(errno));
-			rm_tmp();
-			return 77;
-		}
-		close(fd);
-		snap_tool = argc > 4 ? argv[4] : NULL;
-		if (argc > 5) /* one test by name pattern, by hand */
-			cmocka_set_test_filter(argv[5]);
-		rc = cmocka_run_group_tests_name("virtio_guests", guest_tests, NULL, NULL);
-	}
-	rm_tmp();
-	return rc;
+	return vt_main(&m, argc, argv);
 }

@@ -241,3 +241,54 @@ void st_mem_stats(const char *name, struct sqb_mem_stats *ms, int *has_parent)
 		*has_parent = !sqb_uuid_is_zero(&sqb_snap_get_info(s)->parent_uuid);
 	sqb_snap_free(s);
 }
+
+void st_wait_round(struct sqb_tc *t, long long n)
+{
+	char want[64];
+
+	snprintf(want, sizeof(want), "ROUND %lld OK\n", n);
+	st_expect_serial(t, want, 60000);
+}
+
+long long st_cur_round(struct sqb_tc *t)
+{
+	char *s = tc_read_file(t->serial);
+	long long r = s ? st_last_num(s, "ROUND ") : -1;
+
+	free(s);
+	return r;
+}
+
+long long st_bg_wait_complete(struct sqb_tc *t)
+{
+	for (int i = 0; i < 6000; i++) {
+		const char *b = st_req(t, "GET", "/snapshot/status", NULL, 200);
+
+		if (!strstr(b, "\"writing\"")) {
+			const char *c = strstr(b, "\"pages_copied\":");
+
+			if (!strstr(b, "\"complete\""))
+				fail_msg("background snapshot did not complete: %s", b);
+			assert_non_null(c);
+			return atoll(c + 15);
+		}
+		usleep(10000);
+	}
+	fail_msg("background snapshot still writing after 60 s");
+	return -1;
+}
+
+void st_bg_load_and_verify(const char *name, const char *mode, long long last)
+{
+	struct sqb_tc t2;
+	char *s;
+
+	st_load(&t2, name, mode, NULL);
+	st_wait_round(&t2, last + 3);
+	s = tc_read_file(t2.serial);
+	assert_non_null(s);
+	assert_null(strstr(s, "BAD"));
+	assert_null(strstr(s, "STALE"));
+	free(s);
+	tc_stop(&t2);
+}

@@ -48,6 +48,20 @@ void st_input(struct sqb_tc *t, const char *s);
 /* Last value after the last occurrence of prefix in s (e.g. "ROUND "), or -1. */
 long long st_last_num(const char *s, const char *prefix);
 
+/* The snapshot guest in mode=1 prints "ROUND n OK" per round: wait for
+ * round n (60 s) / the last round it printed, or -1. */
+void st_wait_round(struct sqb_tc *t, long long n);
+long long st_cur_round(struct sqb_tc *t);
+/* st_create's ext for a background create (docs/snapshots.md). */
+#define ST_BG "{\"background\":true}"
+/* Poll GET /snapshot/status until the background create is no longer
+ * "writing"; fails unless "complete"; returns pages_copied. */
+long long st_bg_wait_complete(struct sqb_tc *t);
+/* Load name (mode as st_load): the guest continues past round last + 3 and
+ * none of its pages checks "BAD" or "STALE" (a page from after the pause,
+ * or a torn one). */
+void st_bg_load_and_verify(const char *name, const char *mode, long long last);
+
 /* The snapshot guest's markers (guests/snapguest.c mode=1): resume, write
  * marker set k ('A'..'Z'), wait for it, pause again. */
 void st_mark(struct sqb_tc *t, char k);
