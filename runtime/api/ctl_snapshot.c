@@ -438,7 +438,6 @@ void sqb_ctl_snapshot_load(struct sqb_ctl *c, yajl_val body, struct sqb_ctl_resp
 	c->shell = NULL;
 	/* a notify may have been pending in an ioeventfd at the snapshot ([F-108]) */
 	sqb_vdev_poll_all(c->vm);
-	sqb_balloon_poll(c->vm);
 	free(conf.vm_config_json);
 	c->n.load_snapshot_us = sqb_ctl_now_us() - t0;
 	c->configured = 1;
