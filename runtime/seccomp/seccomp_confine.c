@@ -29,6 +29,8 @@ static struct {
 	int enabled;
 	struct sock_fprog prog[SQB_CONFINE_NKINDS];
 	char *names[NR_NAMES]; /* resolved up front: the handler cannot malloc */
+	void *store;	       /* after setup: programs and names in one mapping */
+	size_t store_len;
 } g;
 
 static _Thread_local int t_kind = -1;
@@ -240,15 +242,68 @@ static void on_sigsys(int sig, siginfo_t *si, void *uc_)
 
 void sqb_confine_reset(void)
 {
-	if (g.prog[0].filter == g.prog[1].filter) { /* one file for all kinds */
+	if (g.store) { /* everything lives in the one mapping */
+		munmap(g.store, g.store_len);
+	} else if (g.prog[0].filter == g.prog[1].filter) { /* one file for all kinds */
 		free(g.prog[0].filter);
+		for (int i = 0; i < NR_NAMES; i++)
+			free(g.names[i]);
 	} else {
 		for (int k = 0; k < SQB_CONFINE_NKINDS; k++)
 			free(g.prog[k].filter);
+		for (int i = 0; i < NR_NAMES; i++)
+			free(g.names[i]);
 	}
-	for (int i = 0; i < NR_NAMES; i++)
-		free(g.names[i]);
 	memset(&g, 0, sizeof(g));
+}
+
+/* The programs were malloc'd while libseccomp's build state was live, and
+ * some 400 names after it: small live blocks scattered over a freed heap
+ * keep every page they sit on (136 KiB per process, docs/fleet.md). Copy
+ * them into one read-only mapping and free the heap copies, so the heap
+ * can be trimmed; each idle VM of a fleet pays for what stays. */
+static int compact(void)
+{
+	size_t len = 0, off = 0;
+	int shared = g.prog[0].filter == g.prog[1].filter;
+	char *p;
+
+	for (int k = 0; k < SQB_CONFINE_NKINDS; k++)
+		if (k == 0 || !shared)
+			len += g.prog[k].len * sizeof(struct sock_filter);
+	for (int i = 0; i < NR_NAMES; i++)
+		if (g.names[i])
+			len += strlen(g.names[i]) + 1;
+	p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (p == MAP_FAILED)
+		return -errno;
+	for (int k = 0; k < SQB_CONFINE_NKINDS; k++) {
+		size_t n = g.prog[k].len * sizeof(struct sock_filter);
+
+		if (k > 0 && shared) {
+			g.prog[k].filter = g.prog[0].filter;
+			continue;
+		}
+		memcpy(p + off, g.prog[k].filter, n);
+		free(g.prog[k].filter);
+		g.prog[k].filter = (struct sock_filter *)(void *)(p + off);
+		off += n;
+	}
+	for (int i = 0; i < NR_NAMES; i++) {
+		size_t n;
+
+		if (!g.names[i])
+			continue;
+		n = strlen(g.names[i]) + 1;
+		memcpy(p + off, g.names[i], n);
+		free(g.names[i]);
+		g.names[i] = p + off;
+		off += n;
+	}
+	g.store = p;
+	g.store_len = len;
+	mprotect(p, len, PROT_READ); /* nothing writes them again */
+	return 0;
 }
 
 int sqb_confine_setup(const struct sqb_confine_opts *o, struct sqb_diag *diag)
@@ -271,9 +326,9 @@ int sqb_confine_setup(const struct sqb_confine_opts *o, struct sqb_diag *diag)
 	}
 	for (int i = 0; i < NR_NAMES; i++)
 		g.names[i] = seccomp_syscall_resolve_num_arch(SCMP_ARCH_NATIVE, i);
-	sigemptyset(&sa.sa_mask);
-	if (sigaction(SIGSYS, &sa, NULL) < 0) {
-		rc = -errno;
+	rc = compact();
+	if (rc < 0 || sigaction(SIGSYS, &sa, NULL) < 0) {
+		rc = rc < 0 ? rc : -errno;
 		sqb_confine_reset();
 		return rc;
 	}
