@@ -311,7 +311,7 @@ static int build_store(int build, struct sqb_diag *diag)
 	char *p = mmap(NULL, STORE_LEN, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	struct store_hdr *h;
 	pid_t pid;
-	int st, rc;
+	int st = 0, rc;
 
 	if (p == MAP_FAILED)
 		return -errno;
@@ -323,11 +323,16 @@ static int build_store(int build, struct sqb_diag *diag)
 		_exit(0);
 	}
 	rc = pid < 0 ? -errno : 0;
-	while (pid > 0 && waitpid(pid, &st, 0) < 0)
-		if (errno != EINTR) {
-			rc = -errno;
+	while (pid > 0 && waitpid(pid, &st, 0) < 0) {
+		if (errno == EINTR)
+			continue;
+		if (errno == ECHILD) { /* SIGCHLD ignored (inherited): h->rc tells */
+			st = 0;
 			break;
 		}
+		rc = -errno;
+		break;
+	}
 	if (!rc)
 		rc = WIFEXITED(st) && WEXITSTATUS(st) == 0 ? h->rc : -ECHILD;
 	if (rc < 0) {
