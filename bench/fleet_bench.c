@@ -323,8 +323,9 @@ int main(int argc, char **argv)
 		return floor_child();
 	}
 	if (argc < 3) {
-		fprintf(stderr, "usage: %s SQUIB GUEST [--tiny] [--iters K] [--clones N[,N...]] "
-				"[--mem-mib M] [--fill-mib F] [--smaps FILE]\n",
+		fprintf(stderr,
+			"usage: %s SQUIB GUEST [--tiny] [--iters K] [--clones N[,N...]] "
+			"[--mem-mib M] [--fill-mib F] [--smaps FILE]\n",
 			argv[0]);
 		return 2;
 	}

@@ -269,7 +269,8 @@ struct store_hdr {
 };
 
 #define STORE_PROGS (((sizeof(struct store_hdr) + 63) / 64) * 64)
-#define STORE_NAMES_AT (STORE_PROGS + SQB_CONFINE_NKINDS * BPF_MAXINSNS * sizeof(struct sock_filter))
+#define STORE_NAMES_AT                                                                             \
+	(STORE_PROGS + SQB_CONFINE_NKINDS * BPF_MAXINSNS * sizeof(struct sock_filter))
 #define STORE_LEN (STORE_NAMES_AT + STORE_NAMES)
 
 static void build_child(char *p, int build)
@@ -282,8 +283,9 @@ static void build_child(char *p, int build)
 	for (int k = 0; k < SQB_CONFINE_NKINDS && build && !rc; k++) {
 		rc = build_kind(k, &h->diag);
 		if (!rc && g.prog[k].len > BPF_MAXINSNS) {
-			diag_set(&h->diag, "seccomp", "the %s program has more than %s instructions",
-				 kind_names[k], "4096");
+			diag_set(&h->diag, "seccomp",
+				 "the %s program has more than %s instructions", kind_names[k],
+				 "4096");
 			rc = -E2BIG;
 		}
 		if (!rc) {
@@ -345,8 +347,8 @@ static int build_store(int build, struct sqb_diag *diag)
 		return rc;
 	}
 	for (int k = 0; k < SQB_CONFINE_NKINDS && build; k++) {
-		g.prog[k].filter = (struct sock_filter *)(void *)(p + STORE_PROGS) +
-				   (size_t)k * BPF_MAXINSNS;
+		g.prog[k].filter =
+		    (struct sock_filter *)(void *)(p + STORE_PROGS) + (size_t)k * BPF_MAXINSNS;
 		g.prog[k].len = h->len[k];
 	}
 	for (int i = 0; i < NR_NAMES; i++)
