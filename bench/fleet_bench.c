@@ -5,7 +5,8 @@
  * in the same run: bare KVM VM creation plus a MAP_PRIVATE mapping of the
  * memory file, per clone.  Not a pass/fail test: the ctest runs --tiny.
  * Usage: fleet_bench SQUIB GUEST [--tiny] [--iters K] [--clones N,...]
- *                    [--mem-mib M] [--fill-mib F] */
+ *                    [--mem-mib M] [--fill-mib F] [--smaps FILE]
+ * --smaps FILE saves /proc/PID/smaps of one idle pooled clone. */
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/kvm.h>
@@ -27,6 +28,7 @@ static const char *squib, *guest;
 static char tmp[64], state[128], mem[128], body[2600];
 static struct sqb_fleet_shape shape = {1, 32};
 static unsigned int fill_mib = 8;
+static const char *smaps_out; /* --smaps FILE: one idle pooled clone's smaps */
 
 static int cmp_d(const void *a, const void *b)
 {
@@ -204,6 +206,27 @@ struct many {
 	double pss_kib, anon_kib, file_kib, shmem_kib, dirty_kib;
 };
 
+/* which mappings an idle clone pays for: copied as the kernel writes it */
+static void save_smaps(pid_t pid)
+{
+	char path[64], buf[8192];
+	int in, out;
+	ssize_t r;
+
+	snprintf(path, sizeof(path), "/proc/%d/smaps", (int)pid);
+	in = open(path, O_RDONLY | O_CLOEXEC);
+	out = open(smaps_out, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	while (in >= 0 && out >= 0 && (r = read(in, buf, sizeof(buf))) > 0)
+		if (write(out, buf, (size_t)r) != r)
+			break;
+	if (in < 0 || out < 0)
+		fprintf(stderr, "fleet_bench: cannot save %s to %s\n", path, smaps_out);
+	if (in >= 0)
+		close(in);
+	if (out >= 0)
+		close(out);
+}
+
 static void many_clones(unsigned int n, int pooled, struct many *out)
 {
 	struct sqb_fleet_proc *p = calloc(n, sizeof(*p));
@@ -247,6 +270,8 @@ static void many_clones(unsigned int n, int pooled, struct many *out)
 	out->wall_ms = (double)(sqb_fleet_now_ns() - t0) / 1e6;
 	usleep(200000); /* idle: let the loads' transient memory go */
 	out->host_kib = (double)(avail0 - mem_available_kib()) / n;
+	if (pooled && smaps_out)
+		save_smaps(p[0].pid);
 	for (unsigned int i = 0; i < n; i++) {
 		struct sqb_fleet_mem m;
 		if (sqb_fleet_smaps(p[i].pid, &m))
@@ -298,8 +323,9 @@ int main(int argc, char **argv)
 		return floor_child();
 	}
 	if (argc < 3) {
-		fprintf(stderr, "usage: %s SQUIB GUEST [--tiny] [--iters K] [--clones N[,N...]] "
-				"[--mem-mib M] [--fill-mib F]\n",
+		fprintf(stderr,
+			"usage: %s SQUIB GUEST [--tiny] [--iters K] [--clones N[,N...]] "
+			"[--mem-mib M] [--fill-mib F] [--smaps FILE]\n",
 			argv[0]);
 		return 2;
 	}
@@ -319,6 +345,8 @@ int main(int argc, char **argv)
 				counts[ncounts++] = (unsigned int)strtoul(t, NULL, 10);
 		} else if (!strcmp(argv[i], "--mem-mib") && i + 1 < argc) {
 			shape.mem_mib = strtoull(argv[++i], NULL, 10);
+		} else if (!strcmp(argv[i], "--smaps") && i + 1 < argc) {
+			smaps_out = argv[++i];
 		} else if (!strcmp(argv[i], "--fill-mib") && i + 1 < argc) {
 			fill_mib = (unsigned int)strtoul(argv[++i], NULL, 10);
 		} else {

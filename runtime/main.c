@@ -294,6 +294,9 @@ int main(int argc, char **argv)
 	int sig_fd, rc = 1;
 
 	clock_gettime(CLOCK_MONOTONIC, &t0);
+	/* one malloc arena: the threads allocate little and rarely, and each
+	 * further arena costs an idle VM of a fleet a dirty page or two */
+	mallopt(M_ARENA_MAX, 1);
 	if (parse_opts(argc, argv, &o) < 0)
 		return 1;
 	sqb_ctl_init(&ctl);

@@ -17,6 +17,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <ucontext.h>
 #include <unistd.h>
 
@@ -29,6 +30,9 @@ static struct {
 	int enabled;
 	struct sock_fprog prog[SQB_CONFINE_NKINDS];
 	char *names[NR_NAMES]; /* resolved up front: the handler cannot malloc */
+	void *store;	       /* built programs and names, one read-only mapping */
+	size_t store_len;
+	void *file_buf; /* --seccomp-filter: the program, shared by every kind */
 } g;
 
 static _Thread_local int t_kind = -1;
@@ -185,6 +189,7 @@ static int read_prog_file(const char *path, struct sqb_diag *diag)
 		free(buf);
 		goto out;
 	}
+	g.file_buf = buf;
 	for (int k = 0; k < SQB_CONFINE_NKINDS; k++) {
 		g.prog[k].filter = buf;
 		g.prog[k].len = (unsigned short)(st.st_size / sizeof(struct sock_filter));
@@ -240,15 +245,118 @@ static void on_sigsys(int sig, siginfo_t *si, void *uc_)
 
 void sqb_confine_reset(void)
 {
-	if (g.prog[0].filter == g.prog[1].filter) { /* one file for all kinds */
-		free(g.prog[0].filter);
-	} else {
-		for (int k = 0; k < SQB_CONFINE_NKINDS; k++)
-			free(g.prog[k].filter);
+	if (g.store)
+		munmap(g.store, g.store_len);
+	free(g.file_buf);
+	memset(&g, 0, sizeof(g));
+}
+
+/* ---- building in a child process ----
+ * libseccomp's build allocates and frees a lot; the programs and some 400
+ * names kept afterwards would sit scattered over that freed heap and keep
+ * every page they touch (about 136 KiB per squib, docs/fleet.md "Numbers").
+ * A child builds them into a shared mapping and exits; this process's heap
+ * never sees the churn. Layout: store_hdr | NKINDS x BPF_MAXINSNS
+ * instructions | STORE_NAMES bytes of names; untouched pages cost nothing. */
+
+#define STORE_NAMES 16384
+
+struct store_hdr {
+	int rc;
+	struct sqb_diag diag;
+	unsigned short len[SQB_CONFINE_NKINDS];
+	unsigned short name_off[NR_NAMES]; /* 1 + offset in the names area; 0: none */
+};
+
+#define STORE_PROGS (((sizeof(struct store_hdr) + 63) / 64) * 64)
+#define STORE_NAMES_AT                                                                             \
+	(STORE_PROGS + SQB_CONFINE_NKINDS * BPF_MAXINSNS * sizeof(struct sock_filter))
+#define STORE_LEN (STORE_NAMES_AT + STORE_NAMES)
+
+static void build_child(char *p, int build)
+{
+	struct store_hdr *h = (struct store_hdr *)(void *)p;
+	struct sock_filter *progs = (struct sock_filter *)(void *)(p + STORE_PROGS);
+	size_t off = 0;
+	int rc = 0;
+
+	for (int k = 0; k < SQB_CONFINE_NKINDS && build && !rc; k++) {
+		rc = build_kind(k, &h->diag);
+		if (!rc && g.prog[k].len > BPF_MAXINSNS) {
+			diag_set(&h->diag, "seccomp",
+				 "the %s program has more than %s instructions", kind_names[k],
+				 "4096");
+			rc = -E2BIG;
+		}
+		if (!rc) {
+			memcpy(progs + (size_t)k * BPF_MAXINSNS, g.prog[k].filter,
+			       g.prog[k].len * sizeof(struct sock_filter));
+			h->len[k] = g.prog[k].len;
+		}
+	}
+	for (int i = 0; i < NR_NAMES && !rc; i++) {
+		char *n = seccomp_syscall_resolve_num_arch(SCMP_ARCH_NATIVE, i);
+		size_t l = n ? strlen(n) + 1 : 0;
+
+		if (n && off + l <= STORE_NAMES) { /* a name that does not fit is "unknown" */
+			memcpy(p + STORE_NAMES_AT + off, n, l);
+			h->name_off[i] = (unsigned short)(off + 1);
+			off += l;
+		}
+		free(n);
+	}
+	h->rc = rc;
+}
+
+static int build_store(int build, struct sqb_diag *diag)
+{
+	char *p = mmap(NULL, STORE_LEN, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	struct store_hdr *h;
+	pid_t pid;
+	int st = 0, rc;
+
+	if (p == MAP_FAILED)
+		return -errno;
+	h = (struct store_hdr *)(void *)p;
+	h->rc = -ECHILD;
+	pid = fork();
+	if (pid == 0) {
+		build_child(p, build);
+		_exit(0);
+	}
+	rc = pid < 0 ? -errno : 0;
+	while (pid > 0 && waitpid(pid, &st, 0) < 0) {
+		if (errno == EINTR)
+			continue;
+		if (errno == ECHILD) { /* SIGCHLD ignored (inherited): h->rc tells */
+			st = 0;
+			break;
+		}
+		rc = -errno;
+		break;
+	}
+	if (!rc)
+		rc = WIFEXITED(st) && WEXITSTATUS(st) == 0 ? h->rc : -ECHILD;
+	if (rc < 0) {
+		if (diag && h->diag.reason[0])
+			*diag = h->diag;
+		else
+			diag_set(diag, "seccomp", "the filter builder process failed: %s%s",
+				 strerror(-rc), "");
+		munmap(p, STORE_LEN);
+		return rc;
+	}
+	for (int k = 0; k < SQB_CONFINE_NKINDS && build; k++) {
+		g.prog[k].filter =
+		    (struct sock_filter *)(void *)(p + STORE_PROGS) + (size_t)k * BPF_MAXINSNS;
+		g.prog[k].len = h->len[k];
 	}
 	for (int i = 0; i < NR_NAMES; i++)
-		free(g.names[i]);
-	memset(&g, 0, sizeof(g));
+		g.names[i] = h->name_off[i] ? p + STORE_NAMES_AT + h->name_off[i] - 1 : NULL;
+	g.store = p;
+	g.store_len = STORE_LEN;
+	mprotect(p, STORE_LEN, PROT_READ); /* nothing writes them again */
+	return 0;
 }
 
 int sqb_confine_setup(const struct sqb_confine_opts *o, struct sqb_diag *diag)
@@ -263,17 +371,10 @@ int sqb_confine_setup(const struct sqb_confine_opts *o, struct sqb_diag *diag)
 		return 0;
 	if (o->filter_file)
 		rc = read_prog_file(o->filter_file, diag);
-	for (int k = 0; k < SQB_CONFINE_NKINDS && !rc && !o->filter_file; k++)
-		rc = build_kind(k, diag);
-	if (rc < 0) {
-		sqb_confine_reset();
-		return rc;
-	}
-	for (int i = 0; i < NR_NAMES; i++)
-		g.names[i] = seccomp_syscall_resolve_num_arch(SCMP_ARCH_NATIVE, i);
-	sigemptyset(&sa.sa_mask);
-	if (sigaction(SIGSYS, &sa, NULL) < 0) {
-		rc = -errno;
+	if (!rc)
+		rc = build_store(!o->filter_file, diag);
+	if (rc < 0 || sigaction(SIGSYS, &sa, NULL) < 0) {
+		rc = rc < 0 ? rc : -errno;
 		sqb_confine_reset();
 		return rc;
 	}
