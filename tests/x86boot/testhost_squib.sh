@@ -26,7 +26,8 @@ api() { # api METHOD PATH [JSON] -> prints the HTTP status code
 wait_for() { # wait_for REGEX FILE SECONDS
 	i=0
 	while [ $i -lt $(($3 * 10)) ]; do
-		grep -qE "$1" "$2" 2>/dev/null && return 0
+		# complete lines only: a marker half written must not match
+		head -n "$( (wc -l <"$2") 2>/dev/null || echo 0)" "$2" 2>/dev/null | grep -qE "$1" && return 0
 		sleep 0.1
 		i=$((i + 1))
 	done
