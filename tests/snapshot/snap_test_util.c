@@ -192,11 +192,30 @@ long long st_last_num(const char *s, const char *prefix)
 {
 	const char *p, *last = NULL;
 
+	/* complete lines only: the serial file may end in a half-written one */
 	for (p = strstr(s, prefix); p; p = strstr(p + 1, prefix))
-		last = p;
+		if (strchr(p, '\n'))
+			last = p;
 	if (!last)
 		return -1;
 	return strtoll(last + strlen(prefix), NULL, 10);
+}
+
+long long st_first_num(struct sqb_tc *t, const char *prefix, int timeout_ms)
+{
+	for (int waited = 0;; waited += 10) {
+		char *s = tc_read_file(t->serial);
+		const char *p = s ? strstr(s, prefix) : NULL;
+		long long v = -1;
+		int done = p && strchr(p, '\n');
+
+		if (done)
+			v = strtoll(p + strlen(prefix), NULL, 10);
+		free(s);
+		if (done || waited >= timeout_ms)
+			return v;
+		usleep(10000);
+	}
 }
 
 void st_mark(struct sqb_tc *t, char k)

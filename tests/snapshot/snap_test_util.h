@@ -47,6 +47,9 @@ void st_pager_stop(pid_t pid);
 void st_input(struct sqb_tc *t, const char *s);
 /* Last value after the last occurrence of prefix in s (e.g. "ROUND "), or -1. */
 long long st_last_num(const char *s, const char *prefix);
+/* The number after the first `prefix` on a complete line of t's serial,
+ * waiting up to timeout_ms for that line to be whole; -1 if none. */
+long long st_first_num(struct sqb_tc *t, const char *prefix, int timeout_ms);
 
 /* The snapshot guest in mode=1 prints "ROUND n OK" per round: wait for
  * round n (60 s) / the last round it printed, or -1. */

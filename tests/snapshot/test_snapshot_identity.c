@@ -172,13 +172,6 @@ static void test_new_id_is_in_the_next_diff(void **state)
 	check_devs_record("vgd", clone_id);
 }
 
-static long long first_num(const char *s, const char *prefix)
-{
-	const char *p = strstr(s, prefix);
-
-	return p ? strtoll(p + strlen(prefix), NULL, 10) : -1;
-}
-
 /* Guest kvmclock from the last print before the snapshot to the first
  * after a load (with or without clock_realtime) of snapshot "rt". */
 static long long clock_step_ms(const char *extra, const char *s1)
@@ -189,10 +182,10 @@ static long long clock_step_ms(const char *extra, const char *s1)
 
 	st_load_ex(&t, "rt", NULL, NULL, extra);
 	st_expect_serial(&t, "CLOCK ns=", 30000);
+	after = st_first_num(&t, "CLOCK ns=", 30000);
 	s2 = tc_read_file(t.serial);
 	tc_stop(&t);
 	assert_null(strstr(s2, "BACKWARDS"));
-	after = first_num(s2, "CLOCK ns=");
 	free(s2);
 	assert_true(before > 0 && after >= before);
 	return (after - before) / 1000000;
