@@ -2,6 +2,7 @@
  * turn from one poll loop (no client can wedge another), plus the VM's stop
  * event, serial input from stdin and termination signals. */
 #include <errno.h>
+#include <malloc.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdint.h>
@@ -314,6 +315,14 @@ static void serial_from_stdin(struct sqb_ctl *c, struct serial_in *in, int *stdi
 	}
 }
 
+static int replies_pending(const struct sqb_api *s)
+{
+	for (int i = 0; s && i < SQB_API_MAX_CONNS; i++)
+		if (s->conns[i].fd >= 0 && s->conns[i].out_len)
+			return 1;
+	return 0;
+}
+
 int sqb_api_run(struct sqb_ctl *c, struct sqb_api *s, int sig_fd, int use_stdin)
 {
 	struct pollfd pf[4 + SQB_API_MAX_CONNS];
@@ -354,6 +363,14 @@ int sqb_api_run(struct sqb_ctl *c, struct sqb_api *s, int sig_fd, int use_stdin)
 			}
 			ci[i] = np;
 			pf[np++] = (struct pollfd){cn->fd, cn->out_len ? POLLOUT : POLLIN, 0};
+		}
+		if (c->trim_heap && !replies_pending(s)) {
+			/* a load leaves freed parsing and set-up memory scattered
+			 * over the heap; every idle clone of a fleet pays for the
+			 * pages it sits on (docs/fleet.md): return them once the
+			 * reply is out, off the request's latency */
+			malloc_trim(0);
+			c->trim_heap = 0;
 		}
 		/* pending serial input: look again soon (the UART has no "drained" event) */
 		if (poll(pf, (nfds_t)np, sin.len ? 5 : 1000) < 0) {

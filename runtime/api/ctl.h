@@ -97,6 +97,7 @@ struct sqb_ctl {
 	sqb_vm *vm;
 	sqb_vm *shell; /* --prewarm: a VM shell for the next snapshot load (docs/fleet.md) */
 	int exit_requested;
+	int trim_heap; /* a load freed memory: give it back once replies are out */
 	int exit_code;
 	uint64_t api_requests, api_errors;
 	uint64_t startup_us;

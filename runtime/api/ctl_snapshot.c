@@ -451,5 +451,6 @@ void sqb_ctl_snapshot_load(struct sqb_ctl *c, yajl_val body, struct sqb_ctl_resp
 	sqb_ctl_log(SQB_CTL_INFO, "snapshot %s loaded (%u vCPU(s), %llu MiB), %s", q.o.state_path,
 		    conf.vcpu_count, (unsigned long long)conf.mem_size_mib,
 		    q.resume ? "resumed" : "paused");
+	c->trim_heap = 1;
 	r->status = 204;
 }
