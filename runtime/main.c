@@ -10,7 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/signalfd.h>
+#include <sys/eventfd.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -213,44 +213,60 @@ static void term_begin(void)
 				    __ATOMIC_RELAXED);
 }
 
+/* The watchdog thread owns the termination signals: it sleeps in
+ * sigwaitinfo (no periodic wake-ups: an idle VM of a fleet costs the host
+ * nothing while it waits), tells the event loop through term_efd, and ends
+ * the process if the loop has not finished SQB_TERM_GRACE_MS later.  A
+ * teardown the loop starts on its own (exit_requested) wakes it with a
+ * thread-directed SIGTERM so that teardown is bounded too. */
+static sigset_t term_set;
+static int term_efd = -1;
+
 static void *term_watchdog(void *arg)
 {
 	(void)arg;
 	for (;;) {
-		struct timespec nap = {0, 200 * 1000000L};
-		sigset_t pend;
-		uint64_t since;
+		uint64_t since = __atomic_load_n(&term_since_ms, __ATOMIC_RELAXED);
+		uint64_t one = 1;
 
-		nanosleep(&nap, NULL);
-		/* still queued for the signalfd: the loop has not seen it yet */
-		if (!sigpending(&pend) &&
-		    (sigismember(&pend, SIGTERM) || sigismember(&pend, SIGINT)))
+		if (!since) {
+			if (sigwaitinfo(&term_set, NULL) < 0)
+				continue; /* EINTR */
 			term_begin();
-		since = __atomic_load_n(&term_since_ms, __ATOMIC_RELAXED);
-		if (since && mono_ms() - since > SQB_TERM_GRACE_MS) {
+			if (write(term_efd, &one, sizeof(one)) < 0) {
+				/* a full counter is already readable */
+			}
+			continue;
+		}
+		uint64_t now = mono_ms();
+		if (now - since > SQB_TERM_GRACE_MS) {
 			sqb_ctl_log(SQB_CTL_ERROR,
 				    "squib did not stop within %d ms of a termination signal; "
 				    "exiting now. exit_code=1",
 				    SQB_TERM_GRACE_MS);
 			_exit(1);
 		}
+		uint64_t left = since + SQB_TERM_GRACE_MS + 1 - now;
+		struct timespec nap = {(time_t)(left / 1000), (long)(left % 1000) * 1000000L};
+		nanosleep(&nap, NULL);
 	}
 	return NULL;
 }
 
+/* Blocks the termination signals in every thread (the watchdog takes them
+ * with sigwaitinfo) and returns the eventfd the event loop polls. */
 static int block_signals(void)
 {
-	sigset_t set;
-
 	signal(SIGPIPE, SIG_IGN);
-	sigemptyset(&set);
-	sigaddset(&set, SIGTERM);
-	sigaddset(&set, SIGINT);
-	sigaddset(&set, SIGHUP);
-	sigaddset(&set, SIGQUIT);
-	if (pthread_sigmask(SIG_BLOCK, &set, NULL))
+	sigemptyset(&term_set);
+	sigaddset(&term_set, SIGTERM);
+	sigaddset(&term_set, SIGINT);
+	sigaddset(&term_set, SIGHUP);
+	sigaddset(&term_set, SIGQUIT);
+	if (pthread_sigmask(SIG_BLOCK, &term_set, NULL))
 		return -1;
-	return signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
+	term_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	return term_efd;
 }
 
 /* Seccomp on by default, as Firecracker (docs/security.md): the main thread
@@ -292,6 +308,7 @@ int main(int argc, char **argv)
 	struct opts o;
 	char err[1024];
 	int sig_fd, rc = 1;
+	pthread_t wd;
 
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	/* one malloc arena: the threads allocate little and rarely, and each
@@ -320,7 +337,7 @@ int main(int argc, char **argv)
 	}
 	sig_fd = block_signals();
 	if (sig_fd < 0) {
-		perror("squib: signalfd");
+		perror("squib: eventfd");
 		return 1;
 	}
 	if (confine(&o) < 0)
@@ -328,13 +345,13 @@ int main(int argc, char **argv)
 	/* building the filters left about 200 KiB of freed heap: give it back,
 	 * each idle VM of a fleet pays for what stays (docs/fleet.md) */
 	malloc_trim(0);
-	{
-		pthread_t wd;
-		/* signals are blocked already: the watchdog inherits the mask,
-		 * and the API thread's seccomp filter (created after confine) */
-		if (pthread_create(&wd, NULL, term_watchdog, NULL) == 0)
-			pthread_detach(wd);
+	/* signals are blocked already: the watchdog inherits the mask, and
+	 * the API thread's seccomp filter (created after confine) */
+	if (pthread_create(&wd, NULL, term_watchdog, NULL) != 0) {
+		perror("squib: watchdog thread");
+		goto out;
 	}
+	pthread_detach(wd);
 	if (o.prewarm.vcpu_count) {
 		/* the shell before the socket: a fleet reads the socket's
 		 * appearance as "warm" (docs/fleet.md) */
@@ -368,8 +385,10 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	rc = sqb_api_run(&ctl, api, sig_fd, o.serial_input);
-	if (ctl.exit_requested)
+	if (ctl.exit_requested && !__atomic_load_n(&term_since_ms, __ATOMIC_RELAXED)) {
 		term_begin(); /* the teardown below is bounded too */
+		pthread_kill(wd, SIGTERM); /* the watchdog starts counting */
+	}
 	if (ctl.metrics_set)
 		sqb_ctl_metrics_flush(&ctl);
 out:

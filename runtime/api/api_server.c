@@ -323,6 +323,28 @@ static int replies_pending(const struct sqb_api *s)
 	return 0;
 }
 
+/* How long the loop may sleep.  Nothing periodic is left when no client is
+ * connected, no serial input waits and no metrics file is set: an idle VM
+ * of a fleet then never wakes its API thread. */
+static int poll_timeout(const struct sqb_ctl *c, const struct sqb_api *s,
+			const struct serial_in *in, uint64_t t)
+{
+	int ms = -1;
+
+	if (in->len)
+		return 5; /* pending serial input: the UART has no "drained" event */
+	for (int i = 0; s && i < SQB_API_MAX_CONNS; i++)
+		if (s->conns[i].fd >= 0)
+			ms = 1000; /* the idle and request deadlines */
+	if (c->metrics_set) {
+		uint64_t due = c->metrics_last_ms + SQB_METRICS_PERIOD_MS;
+		int left = due > t ? (int)(due - t) : 0;
+		if (ms < 0 || left < ms)
+			ms = left;
+	}
+	return ms;
+}
+
 int sqb_api_run(struct sqb_ctl *c, struct sqb_api *s, int sig_fd, int use_stdin)
 {
 	struct pollfd pf[4 + SQB_API_MAX_CONNS];
@@ -372,8 +394,7 @@ int sqb_api_run(struct sqb_ctl *c, struct sqb_api *s, int sig_fd, int use_stdin)
 			malloc_trim(0);
 			c->trim_heap = 0;
 		}
-		/* pending serial input: look again soon (the UART has no "drained" event) */
-		if (poll(pf, (nfds_t)np, sin.len ? 5 : 1000) < 0) {
+		if (poll(pf, (nfds_t)np, poll_timeout(c, s, &sin, t)) < 0) {
 			if (errno == EINTR)
 				continue;
 			return 1;

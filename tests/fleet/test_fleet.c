@@ -5,6 +5,7 @@
  * replacement of a killed pool process, a snapshot replaced on disk and a
  * request larger than the host.
  * Usage: test_fleet GROUP SQUIB FLEET GUEST [COUNTER_GUEST] */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <setjmp.h>
@@ -311,6 +312,60 @@ static void test_prewarm_shell_takes_devices(void **st)
 	snprintf(logp, sizeof(logp), "%s/vmm.log", dir);
 	if (wait_file_text(logp, "pre-warmed shell used", 2000))
 		fail_msg("vmm.log: %s", slurp(logp));
+	sqb_fleet_kill(&p);
+}
+
+/* Voluntary context switches of every thread of a process: a thread that
+ * sleeps in poll/sigwaitinfo/KVM_RUN and is never woken adds none. */
+static long proc_switches(pid_t pid)
+{
+	char path[320], line[160];
+	long sum = 0;
+	DIR *d;
+	struct dirent *e;
+
+	snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
+	d = opendir(path);
+	if (!d)
+		return -1;
+	while ((e = readdir(d))) {
+		FILE *f;
+		if (e->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "/proc/%d/task/%s/status", (int)pid, e->d_name);
+		f = fopen(path, "r");
+		if (!f)
+			continue;
+		while (fgets(line, sizeof(line), f))
+			if (!strncmp(line, "voluntary_ctxt_switches:", 24))
+				sum += strtol(line + 24, NULL, 10);
+		fclose(f);
+	}
+	closedir(d);
+	return sum;
+}
+
+/* An idle pre-warmed squib has nothing periodic to do: no watchdog tick,
+ * no API poll tick (docs/fleet.md "Idle clone memory"); a fleet of a
+ * thousand idle members must cost the host no wake-ups.  Before this,
+ * the watchdog woke every 200 ms and the API loop every second. */
+static void test_prewarm_idle_never_wakes(void **st)
+{
+	struct sqb_fleet_proc p;
+	char dir[160];
+	long a, b;
+
+	(void)st;
+	snprintf(dir, sizeof(dir), "%s/pw-idle", tmp);
+	assert_int_equal(sqb_fleet_spawn(&p, squib, dir, "pwidle", &shape, 1, 1), 0);
+	assert_int_equal(sqb_fleet_wait_ready(&p, 10000), 0);
+	usleep(300 * 1000); /* the ready probe's connection is closed by now */
+	a = proc_switches(p.pid);
+	usleep(2500 * 1000);
+	b = proc_switches(p.pid);
+	assert_true(a >= 0 && b >= 0);
+	if (b - a > 1)
+		fail_msg("an idle pre-warmed squib woke %ld times in 2.5 s", b - a);
 	sqb_fleet_kill(&p);
 }
 
@@ -692,6 +747,7 @@ int main(int argc, char **argv)
 	    cmocka_unit_test(test_prewarm_other_shape_falls_back),
 	    cmocka_unit_test(test_prewarm_shell_takes_devices),
 	    cmocka_unit_test(test_prewarm_bad_option),
+	    cmocka_unit_test(test_prewarm_idle_never_wakes),
 	};
 	const struct CMUnitTest pool[] = {
 	    cmocka_unit_test(test_pool_clones_and_refill),
