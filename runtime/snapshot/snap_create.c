@@ -766,7 +766,7 @@ static void *bg_thread(void *arg)
 			err = memsrc_scan(&bg->ms[r], bg->vm->mem.fd, bg->vm->mem.regions[r].size);
 	if (!err)
 		err = write_memory(bg->vm, bg->ss, &bg->o, bg->plan, &bg->st_uuid, bg->st_abs,
-			   &bg->mem_uuid, &mem_digest, &mw, bg->ms);
+				   &bg->mem_uuid, &mem_digest, &mw, bg->ms);
 	/* every page is read: nothing is protected any more */
 	copied = sqb_snap_cow_copied(bg->cow);
 	sqb_snap_cow_free(bg->cow);
