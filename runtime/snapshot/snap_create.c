@@ -757,6 +757,8 @@ static void *bg_thread(void *arg)
 	 * win every wake-up against the writer (a 2-core host: the resume
 	 * request waited ~8 ms behind it) */
 	(void)pthread_setschedparam(pthread_self(), SCHED_BATCH, &sp);
+	if (sqb_fault_enabled("bg_slow_writer"))
+		usleep(500 * 1000); /* tests: the guest writes before any page is read */
 	/* the exact holes, now that the guest runs: a hole now was a hole at
 	 * the pause (pages only appear), and a page filled since is read
 	 * through copy-before-write, which kept its pause-instant zeros */
