@@ -102,24 +102,42 @@ static void spawn(struct sqb_tc *t)
 		die("cannot spawn squib", NULL);
 }
 
-/* The median line of squib's "snapshot create (background): ..." log lines
- * whose pause windows were taken for kind ("Full" / "Diff"): the lines come
- * in create order, reps Full ones interleaved with reps Diff ones. */
+/* squib's "snapshot create (background): ..." log lines, one per create,
+ * in create order (reps Full ones interleaved with reps Diff ones): each
+ * line, then the median of each pause step per kind. */
 static void pause_breakdown(struct sqb_tc *t, int reps)
 {
+	static const char *const step[4] = {"settle+dirty", "holes (cover)", "state file",
+					    "write-protect/copy"};
 	char *e = tc_read_file(t->errlog), *p = e;
-	int i = 0;
+	double v[2][4][16];
+	int i = 0, n[2] = {0, 0};
 
 	while (p && (p = strstr(p, "snapshot create (background): "))) {
-		char *nl = strchr(p, '\n');
+		char *nl = strchr(p, '\n'), what[16];
+		double a, b, c, d;
+		int k = i % 2;
 
 		if (nl)
 			*nl = 0;
-		printf("    %s %d: %s\n", i % 2 ? "Diff" : "Full", i / 2,
-		       p + strlen("snapshot create (background): "));
+		p += strlen("snapshot create (background): ");
+		printf("    %s %d: %s\n", k ? "Diff" : "Full", i / 2, p);
+		/* "scan" in builds before the cover, "cover" since */
+		if (sscanf(p,
+			   "settle+dirty %lf ms, %15s %lf ms, state %lf ms, write-protect %lf ms",
+			   &a, what, &b, &c, &d) == 5 &&
+		    n[k] < 16) {
+			v[k][0][n[k]] = a;
+			v[k][1][n[k]] = b;
+			v[k][2][n[k]] = c;
+			v[k][3][n[k]++] = d;
+		}
 		p = nl ? nl + 1 : NULL;
 		i++;
 	}
+	for (int s = 0; s < 4; s++)
+		printf("  pause step %-19s %8.2f ms (Full)  %8.2f ms (Diff), medians of %d / %d\n",
+		       step[s], median(v[0][s], n[0]), median(v[1][s], n[1]), n[0], n[1]);
 	(void)reps;
 	free(e);
 }
@@ -478,9 +496,20 @@ static void bench_size(int mib, int fill, int reps)
 	else
 		pause_breakdown(&t, reps);
 	tc_stop(&t);
-	printf(
-	    "\n%d MiB guest (%d MiB written by the guest), 1 vCPU, codec none, %d runs, medians\n",
-	    mib, fill, reps);
+	{
+		char la[64] = "?";
+		FILE *f = fopen("/proc/loadavg", "r");
+
+		if (f) {
+			if (!fgets(la, sizeof(la), f))
+				snprintf(la, sizeof(la), "?");
+			fclose(f);
+		}
+		la[strcspn(la, "\n")] = 0;
+		printf("\n%d MiB guest (%d MiB written by the guest), 1 vCPU, codec none, %d runs, "
+		       "medians; load average %s\n",
+		       mib, fill, reps, la);
+	}
 	printf("  %-34s %9.2f ms  (create request %.2f ms)\n", "create Full: pause window",
 	       median(full_w, reps), median(full_c, reps));
 	printf("  %-34s %9.2f ms  (create request %.2f ms)\n", "create Diff 1% dirty: pause window",

@@ -1,21 +1,114 @@
 #!/usr/bin/env python3
 """snapshot_vs_qemu: squib vs QEMU microvm on the same tiny guest (the
 snapshot test guest in bench mode: fills 200 MiB, then answers 'p' with
-PONG on the serial port), in one run on this host's /dev/kvm.
+PONG on the serial port), all in one run on this host's /dev/kvm.
 
-  save:    pause + write the snapshot (squib: PATCH Paused + PUT
-           /snapshot/create Full, codec none; QEMU: stop + migrate to a file)
-  restore: process start -> guest answers PONG (squib: spawn + PUT
-           /snapshot/load mmap + 'p'; QEMU: -incoming from the file + cont + 'p')
+  squib    pause window: PATCH Paused + PUT /snapshot/create Full with
+           "squib": {"background": true} + PATCH Resumed (the guest runs
+           again; the file is written meanwhile, waited for before restore);
+           save: PATCH Paused + PUT /snapshot/create Full (foreground,
+           durable); restore: process start -> PUT /snapshot/load File with
+           squib's defaults (verified) -> 'p' -> PONG
+  QEMU 7.2 -incoming: stop + migrate to exec:cat > file; restore: -incoming
+           exec:cat file + cont + 'p' -> PONG
+  QEMU 7.2 x-ignore-shared: RAM in a shared file (memory-backend-file,
+           share=on), capability x-ignore-shared on both sides: the stream
+           holds the device state only, the RAM file is the memory
+  QEMU 10 mapped-ram + multifd (Debian bookworm-backports, fetched with
+           apt-get download into a cache and unpacked with dpkg-deb -x, never
+           installed): migrate to file: with capabilities mapped-ram and
+           multifd, restore with -incoming defer + migrate-incoming file:
 
-usage: snapshot_vs_qemu.py SQUIB GUEST_DIR [--quick]   (not a ctest; QEMU optional)
+Ratios: squib's default (verified) restore against the fastest QEMU restore,
+and squib's pause window against QEMU's fastest stop+save (goal >= 10x each).
+
+usage: snapshot_vs_qemu.py SQUIB GUEST_DIR [--quick] [--runs N]  (not a ctest)
+  QEMU 10 cache: $SQUIB_QEMU10_CACHE (default ~/.cache/squib/qemu10-bpo12);
+  SQUIB_QEMU10=0 leaves it out.
 """
-import json, os, shutil, socket, statistics, subprocess, sys, tempfile, time
+import glob, json, os, re, shutil, socket, statistics, subprocess, sys, tempfile, time
 
 SQUIB, GUESTS = sys.argv[1], sys.argv[2]
 QUICK = "--quick" in sys.argv
-QEMU = shutil.which("qemu-system-x86_64")
+RUNS = int(sys.argv[sys.argv.index("--runs") + 1]) if "--runs" in sys.argv else (1 if QUICK else 3)
+QEMU7 = shutil.which("qemu-system-x86_64")
 D = tempfile.mkdtemp(prefix="squib-vsqemu-")
+NOTES = []
+
+
+def debian_uri():
+    """The Debian mirror this host's apt already uses (no host named here)."""
+    for f in ["/etc/apt/sources.list"] + glob.glob("/etc/apt/sources.list.d/*.sources") + \
+            glob.glob("/etc/apt/sources.list.d/*.list"):
+        try:
+            txt = open(f).read()
+        except OSError:
+            continue
+        for m in re.finditer(r"^deb\s+(?:\[[^]]*\]\s+)?(\S+)\s+bookworm\s", txt, re.M):
+            return m.group(1)
+        for blk in txt.split("\n\n"):
+            u = re.search(r"^URIs:\s*(\S+)", blk, re.M)
+            st = re.search(r"^Suites:(.*)$", blk, re.M)
+            if u and st and "bookworm" in st.group(1).split() and "security" not in u.group(1):
+                return u.group(1)
+    return None
+
+
+def fetch_qemu10():
+    """QEMU 10 from bookworm-backports, unpacked into a cache: returns
+    (binary, env, extra args) or None (the reason goes to NOTES)."""
+    if os.environ.get("SQUIB_QEMU10") == "0":
+        NOTES.append("QEMU 10: left out (SQUIB_QEMU10=0)")
+        return None
+    cache = os.environ.get("SQUIB_QEMU10_CACHE",
+                           os.path.expanduser("~/.cache/squib/qemu10-bpo12"))
+    root = cache + "/root"
+    binary = root + "/usr/bin/qemu-system-x86_64"
+    if not os.path.exists(binary):
+        uri = debian_uri()
+        if not uri or not shutil.which("apt-get"):
+            NOTES.append("QEMU 10: no Debian apt source on this host to fetch it from")
+            return None
+        os.makedirs(cache + "/lists/partial", exist_ok=True)
+        os.makedirs(cache + "/apt/archives/partial", exist_ok=True)
+        os.makedirs(cache + "/debs", exist_ok=True)
+        with open(cache + "/sources.list", "w") as f:
+            f.write("deb %s bookworm main\ndeb %s bookworm-backports main\n" % (uri, uri))
+        apt = ["-o", "Dir::Etc::sourcelist=%s/sources.list" % cache, "-o",
+               "Dir::Etc::sourceparts=-", "-o", "Dir::State::Lists=%s/lists" % cache,
+               "-o", "Dir::Cache=%s/apt" % cache]
+        if subprocess.run(["apt-get"] + apt + ["update"], stdout=subprocess.DEVNULL,
+                          stderr=subprocess.DEVNULL).returncode:
+            NOTES.append("QEMU 10: apt-get update of bookworm-backports failed")
+            return None
+        # what installing it would change = the backports packages it needs
+        sim = subprocess.run(["apt-get"] + apt + ["-s", "install", "--no-install-recommends",
+                              "qemu-system-x86/bookworm-backports"],
+                             capture_output=True, text=True)
+        pkgs = re.findall(r"^Inst (\S+) (?:\[[^]]*\] )?\((\S+)", sim.stdout, re.M)
+        if sim.returncode or not pkgs:
+            NOTES.append("QEMU 10: dependencies not satisfiable: " +
+                         " ".join(l for l in (sim.stdout + sim.stderr).splitlines()
+                                  if l.startswith("E:") or "Depends:" in l))
+            return None
+        r = subprocess.run(["apt-get"] + apt + ["download"] + ["%s=%s" % p for p in pkgs],
+                           cwd=cache + "/debs", stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                           text=True)
+        if r.returncode:
+            NOTES.append("QEMU 10: apt-get download failed: " + r.stderr.strip()[-300:])
+            return None
+        for deb in glob.glob(cache + "/debs/*.deb"):
+            subprocess.run(["dpkg-deb", "-x", deb, root], check=True)
+    env = dict(os.environ)
+    env["LD_LIBRARY_PATH"] = ":".join(
+        [root + "/usr/lib/x86_64-linux-gnu", root + "/lib/x86_64-linux-gnu"] +
+        ([env["LD_LIBRARY_PATH"]] if env.get("LD_LIBRARY_PATH") else []))
+    v = subprocess.run([binary, "--version"], env=env, capture_output=True, text=True)
+    if v.returncode:
+        NOTES.append("QEMU 10: does not start: " + (v.stderr.strip().splitlines() or ["?"])[-1])
+        return None
+    NOTES.append("QEMU 10: " + v.stdout.splitlines()[0])
+    return binary, env, ["-L", root + "/usr/share/seabios", "-L", root + "/usr/share/qemu"]
 
 
 def wait_file(path, needle, timeout=120.0, start=0):
@@ -99,6 +192,20 @@ def squib_spawn(tag):
     return p, sock, ser
 
 
+def squib_status(sock):
+    s = socket.socket(socket.AF_UNIX)
+    s.connect(sock)
+    s.sendall(b"GET /snapshot/status HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    resp = b""
+    while True:
+        c = s.recv(65536)
+        if not c:
+            break
+        resp += c
+    s.close()
+    return resp.decode(errors="replace")
+
+
 def squib_cycle(mib, tag):
     p, sock, ser = squib_spawn(tag + "-a")
     wait_path(sock)
@@ -107,6 +214,18 @@ def squib_cycle(mib, tag):
                                        "boot_args": "mode=4 mib=200"})
     http(sock, "PUT", "/actions", {"action_type": "InstanceStart"})
     wait_file(ser, b"FILLED")
+    # background: the pause window ends when the guest runs again
+    t0 = time.monotonic()
+    http(sock, "PATCH", "/vm", {"state": "Paused"})
+    http(sock, "PUT", "/snapshot/create", {"snapshot_path": "%s/%s-bg.st" % (D, tag),
+                                           "mem_file_path": "%s/%s-bg.mem" % (D, tag),
+                                           "squib": {"background": True}})
+    http(sock, "PATCH", "/vm", {"state": "Resumed"})
+    pause = time.monotonic() - t0
+    while '"writing"' in squib_status(sock):
+        time.sleep(0.001)
+    if '"complete"' not in squib_status(sock):
+        raise RuntimeError("background snapshot failed: " + squib_status(sock))
     t0 = time.monotonic()
     http(sock, "PATCH", "/vm", {"state": "Paused"})
     http(sock, "PUT", "/snapshot/create", {"snapshot_path": "%s/%s.st" % (D, tag),
@@ -127,72 +246,154 @@ def squib_cycle(mib, tag):
     t3 = time.monotonic()
     p.kill()
     p.wait()
-    return save * 1e3, (t3 - t1) * 1e3, (t3 - t2) * 1e3
+    for f in glob.glob("%s/%s*" % (D, tag)):
+        os.unlink(f)
+    return {"pause": pause * 1e3, "save": save * 1e3, "restore": (t3 - t1) * 1e3,
+            "load": (t3 - t2) * 1e3}
 
 
-def qemu_args(mib, tag, extra):
-    return [QEMU, "-M", "microvm,x-option-roms=off,rtc=off,isa-serial=on", "-accel", "kvm",
-            "-cpu", "max,-arch-capabilities", "-m", str(mib), "-smp", "1", "-nodefaults",
-            "-no-user-config", "-display", "none", "-monitor", "none",
-            "-kernel", GUESTS + "/snapguest.elf", "-append", "mode=4 mib=200",
-            "-chardev", "pipe,id=s0,path=%s/%s.ser" % (D, tag), "-serial", "chardev:s0",
-            "-qmp", "unix:%s/%s.qmp,server=on,wait=off" % (D, tag)] + extra
+# QEMU variants: (label, binary, env, extra args, machine options, shared RAM
+# file, capabilities, migration URI kind)
+def qemu_variants(q10):
+    v = []
+    if QEMU7:
+        v.append(("QEMU 7.2 -incoming", QEMU7, None, [], "", False, [], "exec"))
+        v.append(("QEMU 7.2 x-ignore-shared", QEMU7, None, [], "", True, ["x-ignore-shared"],
+                  "exec"))
+    if q10:
+        # QEMU 10's microvm gives the guest no serial output with ACPI on
+        v.append(("QEMU 10 mapped-ram+multifd", q10[0], q10[1], q10[2], ",acpi=off", False,
+                  ["mapped-ram", "multifd"], "file"))
+    return v
 
 
-def qemu_cycle(mib, tag):
-    for t in ("a", "b"):
-        os.mkfifo("%s/%s%s.ser.in" % (D, tag, t))
-        os.mkfifo("%s/%s%s.ser.out" % (D, tag, t))
-    out = "%s/%sa.log" % (D, tag)
-    p = subprocess.Popen(qemu_args(mib, tag + "a", []), stderr=subprocess.DEVNULL)
-    sin = open("%s/%sa.ser.in" % (D, tag), "wb", buffering=0)
-    cat = subprocess.Popen(["cat", "%s/%sa.ser.out" % (D, tag)], stdout=open(out, "wb"))
-    q = Qmp("%s/%sa.qmp" % (D, tag))
-    wait_file(out, b"FILLED")
-    q.cmd("migrate-set-parameters", **{"max-bandwidth": 1 << 40})  # no throttling
-    t0 = time.monotonic()
-    q.cmd("stop")
-    q.cmd("migrate", uri="exec:cat > %s/%s.qemu" % (D, tag))
-    while q.cmd("query-migrate").get("status") not in ("completed", "failed"):
-        time.sleep(0.0005)
-    save = time.monotonic() - t0
+def qemu_args(binary, extra, mopts, mib, tag, ram_file):
+    machine = "microvm,x-option-roms=off,rtc=off,isa-serial=on" + mopts
+    mem = []
+    if ram_file:
+        machine += ",memory-backend=ram0"
+        mem = ["-object", "memory-backend-file,id=ram0,size=%dM,mem-path=%s,share=on" %
+               (mib, ram_file)]
+    return [binary] + extra + [
+        "-M", machine, "-accel", "kvm", "-cpu", "max,-arch-capabilities", "-m", str(mib),
+        "-smp", "1", "-nodefaults", "-no-user-config", "-display", "none", "-monitor", "none",
+        "-kernel", GUESTS + "/snapguest.elf", "-append", "mode=4 mib=200",
+        "-chardev", "pipe,id=s0,path=%s/%s.ser" % (D, tag), "-serial", "chardev:s0",
+        "-qmp", "unix:%s/%s.qmp,server=on,wait=off" % (D, tag)] + mem
+
+
+def qemu_start(var, mib, tag, extra):
+    _, binary, env, args, mopts, shared, _, _ = var
+    os.mkfifo("%s/%s.ser.in" % (D, tag))
+    os.mkfifo("%s/%s.ser.out" % (D, tag))
+    out = "%s/%s.log" % (D, tag)
+    ram = "%s/%s.ram" % (D, tag[:-1]) if shared else None
+    p = subprocess.Popen(qemu_args(binary, args, mopts, mib, tag, ram) + extra, env=env,
+                         stderr=open("%s/%s.err" % (D, tag), "wb"))
+    sin = open("%s/%s.ser.in" % (D, tag), "wb", buffering=0)
+    cat = subprocess.Popen(["cat", "%s/%s.ser.out" % (D, tag)], stdout=open(out, "wb"))
+    return p, sin, cat, out
+
+
+def qemu_stop(p, sin, cat):
     p.kill()
     p.wait()
     cat.kill()
+    cat.wait()
     sin.close()
-    out = "%s/%sb.log" % (D, tag)
-    t1 = time.monotonic()
-    p = subprocess.Popen(qemu_args(mib, tag + "b", ["-incoming", "exec:cat %s/%s.qemu" % (D, tag)]),
-                         stderr=subprocess.DEVNULL)
-    sin = open("%s/%sb.ser.in" % (D, tag), "wb", buffering=0)
-    cat = subprocess.Popen(["cat", "%s/%sb.ser.out" % (D, tag)], stdout=open(out, "wb"))
-    q = Qmp("%s/%sb.qmp" % (D, tag))
-    while q.cmd("query-migrate").get("status") != "completed":
+
+
+def qemu_caps(q, caps):
+    if caps:
+        q.cmd("migrate-set-capabilities",
+              capabilities=[{"capability": c, "state": True} for c in caps])
+    if "multifd" in caps:
+        q.cmd("migrate-set-parameters", **{"multifd-channels": 4})
+
+
+def qemu_wait(q):
+    while True:
+        st = q.cmd("query-migrate").get("status")
+        if st == "completed":
+            return
+        if st in ("failed", "cancelled"):
+            raise RuntimeError("QEMU migration " + st + ": " + str(q.cmd("query-migrate")))
         time.sleep(0.0005)
+
+
+def qemu_cycle(var, mib, tag):
+    caps, kind = var[6], var[7]
+    img = "%s/%s.qemu" % (D, tag)
+    p, sin, cat, out = qemu_start(var, mib, tag + "a", [])
+    q = Qmp("%s/%sa.qmp" % (D, tag))
+    wait_file(out, b"FILLED")
+    q.cmd("migrate-set-parameters", **{"max-bandwidth": 1 << 40})  # no throttling
+    qemu_caps(q, caps)
+    t0 = time.monotonic()
+    q.cmd("stop")
+    q.cmd("migrate", uri=("file:%s" % img) if kind == "file" else "exec:cat > %s" % img)
+    qemu_wait(q)
+    save = time.monotonic() - t0
+    qemu_stop(p, sin, cat)
+    t1 = time.monotonic()
+    p, sin, cat, out = qemu_start(var, mib, tag + "b", ["-incoming", "defer"])
+    q = Qmp("%s/%sb.qmp" % (D, tag))
+    qemu_caps(q, caps)
+    q.cmd("migrate-incoming", uri=("file:%s" % img) if kind == "file" else "exec:cat %s" % img)
+    qemu_wait(q)
     q.cmd("cont")
     sin.write(b"p")
     wait_file(out, b"PONG")
     t2 = time.monotonic()
-    p.kill()
-    p.wait()
-    cat.kill()
-    sin.close()
-    return save * 1e3, (t2 - t1) * 1e3
+    qemu_stop(p, sin, cat)
+    for f in glob.glob("%s/%s*" % (D, tag)):
+        os.unlink(f)
+    return {"save": save * 1e3, "restore": (t2 - t1) * 1e3}
 
 
 def main():
-    reps = 1 if QUICK else 3
-    print("snapshot_vs_qemu: same guest (fills 200 MiB), one run, medians of %d" % reps)
-    print("%-8s %-34s %10s %10s" % ("guest", "", "squib", "QEMU 7.2"))
+    q10 = fetch_qemu10() if not QUICK or os.environ.get("SQUIB_QEMU10") else None
+    variants = qemu_variants(q10)
+    print("snapshot_vs_qemu: same guest (fills 200 MiB), %d runs, alternating; load %s" %
+          (RUNS, open("/proc/loadavg").read().split()[0:3]))
+    for n in NOTES:
+        print("  " + n)
     for mib in ([256] if QUICK else [256, 1024]):
-        s = [squib_cycle(mib, "s%d-%d" % (mib, i)) for i in range(reps)]
-        qm = [qemu_cycle(mib, "q%d-%d" % (mib, i)) for i in range(reps)] if QEMU else []
-        med = lambda v, k: statistics.median(x[k] for x in v) if v else float("nan")
-        print("%-8s %-34s %8.1f ms %8.1f ms  (%.2fx)" % (
-            "%d MiB" % mib, "save (pause + write)", med(s, 0), med(qm, 0), med(s, 0) / med(qm, 0)))
-        print("%-8s %-34s %8.1f ms %8.1f ms  (%.2fx)" % (
-            "", "restore: process start -> PONG", med(s, 1), med(qm, 1), med(s, 1) / med(qm, 1)))
-        print("%-8s %-34s %8.1f ms" % ("", "squib: load request -> PONG", med(s, 2)))
+        res = {"squib": []}
+        res.update({v[0]: [] for v in variants})
+        for i in range(RUNS):
+            res["squib"].append(squib_cycle(mib, "s%d-%d" % (mib, i)))
+            for k, v in enumerate(variants):
+                try:
+                    res[v[0]].append(qemu_cycle(v, mib, "q%d-%d-%d" % (mib, k, i)))
+                except (RuntimeError, OSError) as e:
+                    print("  %s: %s" % (v[0], e))
+        load = open("/proc/loadavg").read().split()[0:3]
+        print("\n%d MiB guest, runs %s, load after: %s" % (mib, " / ".join(
+            str(i + 1) for i in range(RUNS)), " ".join(load)))
+        row = lambda name, key: "  %-28s %-9s %s  (median %.1f ms)" % (
+            name, key, " / ".join("%.1f" % r[key] for r in res[name]),
+            statistics.median(r[key] for r in res[name])) if res[name] else \
+            "  %-28s %-9s -" % (name, key)
+        print(row("squib", "pause"))
+        print(row("squib", "save"))
+        print(row("squib", "restore"))
+        print(row("squib", "load"))
+        for v in variants:
+            print(row(v[0], "save"))
+            print(row(v[0], "restore"))
+        med = lambda name, key: statistics.median(r[key] for r in res[name])
+        done = [v[0] for v in variants if res[v[0]]]
+        if done:
+            fr = min(done, key=lambda n: med(n, "restore"))
+            fs = min(done, key=lambda n: med(n, "save"))
+            print("  restore: squib default (verified) %.1f ms vs fastest QEMU (%s) %.1f ms: "
+                  "%.1fx (goal >= 10x)" % (med("squib", "restore"), fr, med(fr, "restore"),
+                                           med(fr, "restore") / med("squib", "restore")))
+            print("  pause:   squib background pause window %.2f ms vs fastest QEMU stop+save "
+                  "(%s) %.1f ms: %.1fx (goal >= 10x)" % (
+                      med("squib", "pause"), fs, med(fs, "save"),
+                      med(fs, "save") / med("squib", "pause")))
     shutil.rmtree(D, ignore_errors=True)
 
 

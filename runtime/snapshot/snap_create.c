@@ -145,6 +145,10 @@ struct memsrc {
 	struct sqb_snap_cow *cow;
 	unsigned int r;
 	const int *cancel;
+	/* pages that may hold data at the pause (write-protected then); the
+	 * exact holes are scanned after the resume (rescan) */
+	uint64_t *cover;
+	int rescan;
 };
 
 static int memsrc_scan(struct memsrc *m, int fd, uint64_t size)
@@ -203,6 +207,8 @@ static int memsrc_get(void *ctx, uint64_t first, uint32_t n, const void **data, 
 		uint64_t p = first + i;
 		if (m->dirty && !((m->dirty[p / 64] >> (p % 64)) & 1))
 			kinds[i] = SQB_PAGE_PARENT;
+		else if (m->cover && !((m->cover[p / 64] >> (p % 64)) & 1))
+			kinds[i] = SQB_PAGE_ZERO; /* a hole at the pause, whatever since */
 		else if (m->holes && !memsrc_is_data(m, m->fd_off + p * 4096))
 			kinds[i] = SQB_PAGE_ZERO;
 		else
@@ -225,6 +231,10 @@ static uint64_t *memsrc_want(const struct memsrc *m, uint64_t npages)
 
 	if (!w)
 		return NULL;
+	if (m->cover) {
+		memcpy(w, m->cover, nw * 8);
+		return w; /* already ANDed with the dirty set */
+	}
 	if (!m->holes) {
 		memset(w, 0xff, nw * 8);
 	} else {
@@ -280,11 +290,71 @@ static int memsrc_init(struct sqb_vm *vm, struct sqb_snapstate *ss, unsigned int
 	return err;
 }
 
+/* Background create, while paused: which pages may hold data, in chunks of
+ * COVER_CHUNK pages.  One SEEK_DATA per chunk that holds data hops over the
+ * holes; no SEEK_HOLE walk over every data page (3 ms for 200 MiB here),
+ * which the writer does after the resume.  A page outside every chunk was
+ * a hole at the pause: it is written as ZERO whatever the guest does next.
+ * Holes inside a chunk are write-protected too (a marker, ~10 ns a page). */
+#define COVER_CHUNK 512u /* pages: 2 MiB */
+
+static int memsrc_cover(struct memsrc *m, int fd, uint64_t npages)
+{
+	size_t nw = (npages + 63) / 64;
+	off_t pos = (off_t)m->fd_off, lim = (off_t)(m->fd_off + npages * 4096);
+
+	m->cover = calloc(nw ? nw : 1, 8);
+	if (!m->cover)
+		return -ENOMEM;
+	while (pos < lim) {
+		off_t d = lseek(fd, pos, SEEK_DATA);
+		uint64_t a, b;
+
+		if (d < 0 && errno != ENXIO)
+			return -errno;
+		if (d < 0 || d >= lim)
+			break; /* ENXIO: no more data */
+		a = ((uint64_t)d - m->fd_off) / 4096;
+		b = a + COVER_CHUNK < npages ? a + COVER_CHUNK : npages;
+		for (uint64_t p = a; p < b;) {
+			if (p % 64 == 0 && p + 64 <= b) {
+				m->cover[p / 64] = ~0ull;
+				p += 64;
+			} else {
+				m->cover[p / 64] |= 1ull << (p % 64);
+				p++;
+			}
+		}
+		pos = (off_t)(m->fd_off + b * 4096);
+	}
+	for (size_t k = 0; m->dirty && k < nw; k++)
+		m->cover[k] &= m->dirty[k];
+	m->rescan = 1;
+	return 0;
+}
+
+/* Background create, while paused: the sources of region r.  A sparse Diff
+ * needs no scan (sparse_diff); anything else gets the coarse cover. */
+static int memsrc_init_bg(struct sqb_vm *vm, struct sqb_snapstate *ss, unsigned int r, int diff,
+			  struct memsrc *m)
+{
+	const struct sqb_mem_region *rg = &vm->mem.regions[r];
+
+	*m = (struct memsrc){rg->host, diff ? sqb_snap_dirty_region(vm, ss, r) : NULL,
+			     rg->fd_offset};
+	m->r = r;
+	if (sparse_diff(m, rg->size / 4096))
+		return 0;
+	return memsrc_cover(m, vm->mem.fd, rg->size / 4096);
+}
+
 static void memsrc_fini(struct memsrc *m)
 {
 	free(m->beg);
 	free(m->end);
+	free(m->cover);
 	m->beg = m->end = NULL;
+	m->cover = NULL;
 }
 
 /* pre: the background create's sources, scanned at the pause instant */
@@ -687,8 +757,18 @@ static void *bg_thread(void *arg)
 	 * win every wake-up against the writer (a 2-core host: the resume
 	 * request waited ~8 ms behind it) */
 	(void)pthread_setschedparam(pthread_self(), SCHED_BATCH, &sp);
-	err = write_memory(bg->vm, bg->ss, &bg->o, bg->plan, &bg->st_uuid, bg->st_abs,
-			   &bg->mem_uuid, &mem_digest, &mw, bg->ms);
+	if (sqb_fault_enabled("bg_slow_writer"))
+		usleep(500 * 1000); /* tests: the guest writes before any page is read */
+	/* the exact holes, now that the guest runs: a hole now was a hole at
+	 * the pause (pages only appear), and a page filled since is read
+	 * through copy-before-write, which kept its pause-instant zeros */
+	err = 0;
+	for (unsigned int r = 0; r < bg->vm->mem.nregions && !err; r++)
+		if (bg->ms[r].rescan)
+			err = memsrc_scan(&bg->ms[r], bg->vm->mem.fd, bg->vm->mem.regions[r].size);
+	if (!err)
+		err = write_memory(bg->vm, bg->ss, &bg->o, bg->plan, &bg->st_uuid, bg->st_abs,
+				   &bg->mem_uuid, &mem_digest, &mw, bg->ms);
 	/* every page is read: nothing is protected any more */
 	copied = sqb_snap_cow_copied(bg->cow);
 	sqb_snap_cow_free(bg->cow);
@@ -785,7 +865,7 @@ static int start_background(struct sqb_vm *vm, struct sqb_snapstate *ss,
 	new_uuid(&bg->st_uuid);
 	new_uuid(&bg->mem_uuid);
 	for (unsigned int r = 0; r < vm->mem.nregions; r++) {
-		if ((err = memsrc_init(vm, ss, r, plan == PLAN_DIFF, &bg->ms[r])))
+		if ((err = memsrc_init_bg(vm, ss, r, plan == PLAN_DIFF, &bg->ms[r])))
 			goto fail;
 		bg->ms[r].cancel = &bg->cancel;
 		err = -ENOMEM;
@@ -807,7 +887,7 @@ static int start_background(struct sqb_vm *vm, struct sqb_snapstate *ss,
 		goto fail;
 	}
 	td = sqb_now_ns();
-	sqb_info("snapshot create (background): settle+dirty %.2f ms, scan %.2f ms, state "
+	sqb_info("snapshot create (background): settle+dirty %.2f ms, cover %.2f ms, state "
 		 "%.2f ms, write-protect %.2f ms",
 		 (ta - t0) / 1e6, (tb - ta) / 1e6, (tc - tb) / 1e6, (td - tc) / 1e6);
 	for (unsigned int r = 0; r < vm->mem.nregions; r++)

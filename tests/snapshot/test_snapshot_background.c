@@ -58,6 +58,47 @@ static void test_background_full_and_diff_are_the_pause_instant(void **state)
 	st_bg_load_and_verify("bgd", "eager", diff_round);
 }
 
+/* docs/snapshots.md, "Background snapshots": the memory file holds the
+ * memory of the pause instant.  A page that was never written before the
+ * pause (a hole of the memfd) and that the guest writes right after the
+ * resume, before the writer has read anything (SQB_FAULT=bg_slow_writer),
+ * must read as zeros in the file; a page written before the pause keeps
+ * its bytes. */
+static void test_background_hole_written_after_the_pause_is_zero(void **state)
+{
+	struct sqb_open_opts oo = SQB_OPEN_OPTS_INIT;
+	static uint8_t buf[4 * 4096];
+	const uint64_t mark0 = 20ull << 20, mark1 = mark0 + sizeof(buf);
+	struct sqb_tc t;
+	sqb_snap *s = NULL;
+	size_t nz = 0;
+
+	(void)state;
+	setenv("SQB_FAULT", "bg_slow_writer", 1);
+	st_boot(&t, "snapguest.elf", "mode=1 mib=8", 1, 64, 0);
+	unsetenv("SQB_FAULT");
+	st_wait_round(&t, 1);
+	st_pause(&t);
+	st_mark(&t, 'A'); /* resumes, writes set 0, pauses again */
+	st_create(&t, "Full", "bgh", ST_BG);
+	st_mark(&t, 'B'); /* set 1: holes at the pause, written now */
+	st_resume(&t);
+	st_bg_wait_complete(&t);
+	tc_stop(&t);
+
+	oo.no_parents = 1;
+	assert_int_equal(sqb_snap_open(&s, st_path("bgh", ".mem"), &oo, NULL), 0);
+	assert_int_equal(sqb_snap_read(s, mark1, buf, sizeof(buf), NULL), 0);
+	for (size_t i = 0; i < sizeof(buf); i++)
+		nz += buf[i] != 0;
+	assert_int_equal(nz, 0);
+	assert_int_equal(sqb_snap_read(s, mark0, buf, sizeof(buf), NULL), 0);
+	for (size_t i = 0; i < sizeof(buf); i++)
+		nz += buf[i] != 0;
+	assert_true(nz > 0);
+	sqb_snap_free(s);
+}
+
 /* What a background create cannot do is refused before anything runs. */
 static void test_background_refusals(void **state)
 {
@@ -93,6 +134,7 @@ int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_background_full_and_diff_are_the_pause_instant),
+	    cmocka_unit_test(test_background_hole_written_after_the_pause_is_zero),
 	    cmocka_unit_test(test_background_refusals),
 	};
 	int rc;
