@@ -396,7 +396,8 @@ out:
 	sqb_vm_free(ctl.shell);
 	ctl.shell = NULL;
 	sqb_ctl_destroy(&ctl);
-	close(sig_fd);
+	/* sig_fd (term_efd) stays open: the watchdog may still write to it, and
+	 * the process ends here */
 	/* Firecracker's last line, with squib's name (docs/api-compat.md) */
 	if (rc == 0)
 		sqb_ctl_log(SQB_CTL_INFO, "squib exiting successfully. exit_code=0");
