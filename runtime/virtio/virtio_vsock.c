@@ -705,8 +705,9 @@ static void read_line(struct vsock *v, struct vconn *c)
 		return;
 	}
 	if (r <= 0) {
-		conn_kill(v, c, false, r ? "recv of the CONNECT line failed"
-					  : "host client closed before CONNECT");
+		conn_kill(v, c, false,
+			  r ? "recv of the CONNECT line failed"
+			    : "host client closed before CONNECT");
 		return;
 	}
 	rc = sqb_vsock_parse_connect(buf, (size_t)r, &port, &used);
