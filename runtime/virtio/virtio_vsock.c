@@ -62,6 +62,7 @@ struct rst {
 };
 
 struct vsock {
+	sqb_vio_dev *dev; /* the device this is the priv of (debug dumps) */
 	uint64_t cid;
 	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
 	int listen_fd, ep;
@@ -108,6 +109,35 @@ static void close_fd(struct vsock *v, struct vconn *c)
 	c->txb_len = 0;
 }
 
+/* A ring's le16 at gpa, or -1 (debug dumps only). */
+static int ring16(sqb_vio_dev *dev, uint64_t gpa)
+{
+	const volatile uint8_t *p = dev->host.mem.map(dev->host.mem.opaque, gpa, 2, 0);
+
+	return p ? (int)(p[0] | p[1] << 8) : -1;
+}
+
+/* Where each queue stands, at debug level: enough to tell a notify the
+ * device missed (avail idx ahead of next_avail) from an interrupt the driver
+ * missed (used idx ahead of used_event with the ISR bit still set). */
+static void dump_queues(sqb_vio_dev *dev, const char *when)
+{
+	static const char *const name[] = {"rx", "tx", "ev"};
+
+	if (!sqb_log_enabled(SQB_LOG_DEBUG))
+		return;
+	for (unsigned int i = 0; i < 3; i++) {
+		const struct sqb_vq *q = &dev->vq[i];
+
+		sqb_debug("vsock %s: %s queue: avail idx %d, next_avail %u, used idx %u, "
+			  "used_event %d, avail_event %d, signalled_used %u%s; isr 0x%x",
+			  when, name[i], ring16(dev, q->avail + 2), q->next_avail, q->next_used,
+			  ring16(dev, q->avail + 4 + 2ull * q->num),
+			  ring16(dev, q->used + 4 + 8ull * q->num), q->signalled_used,
+			  q->signalled_valid ? "" : " (not valid)", dev->isr);
+	}
+}
+
 /* End a connection; the guest hears an RST when it knows the connection.
  * Every close of a host socket says why at debug level (SQB_LOG_LEVEL=debug),
  * so a host client's early EOF explains itself in squib's log. */
@@ -118,6 +148,8 @@ static void conn_kill(struct vsock *v, struct vconn *c, bool tell_guest, const c
 			  "(rx_cnt %u, fwd_cnt %u, peer buf_alloc %u fwd_cnt %u, held %u)",
 			  v->path, c->hport, c->gport, why, c->rx_cnt, c->fwd_cnt,
 			  c->peer_buf_alloc, c->peer_fwd_cnt, c->txb_len);
+	if (c->fd >= 0 && v->dev)
+		dump_queues(v->dev, "close");
 	close_fd(v, c);
 	if (tell_guest && c->st != C_LINE && !(c->st == C_REQ && (c->pend & P_REQUEST))) {
 		c->st = C_DEAD;
@@ -485,8 +517,12 @@ static uint32_t conn_produce(struct vsock *v, struct vconn *c, const struct sqb_
 		}
 		if (r == 0) {
 			sqb_debug("vsock %s: host connection %u <-> guest port %u: EOF from "
-				  "the host client after %u bytes, SHUTDOWN(SEND) to the guest",
-				  v->path, c->hport, c->gport, c->rx_cnt);
+				  "the host client after %u bytes (guest fwd_cnt %u, buf_alloc "
+				  "%u; squib fwd_cnt %u), SHUTDOWN(SEND) to the guest",
+				  v->path, c->hport, c->gport, c->rx_cnt, c->peer_fwd_cnt,
+				  c->peer_buf_alloc, c->fwd_cnt);
+			if (v->dev)
+				dump_queues(v->dev, "host EOF");
 			c->rd_eof = true;
 			c->pend |= P_SHUTDOWN;
 		} else if (errno == EAGAIN || errno == EWOULDBLOCK) {
@@ -916,6 +952,7 @@ int sqb_vio_vsock_new(sqb_vio_dev **out, const struct sqb_vio_host *host,
 	v->next_port = PORT_BASE;
 	snprintf(v->path, sizeof(v->path), "%s", opts->uds_path);
 	dev->priv = v;
+	v->dev = dev;
 	rc = vsock_listen(v, diag);
 	if (rc)
 		goto err;

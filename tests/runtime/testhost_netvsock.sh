@@ -108,7 +108,9 @@ stop_squib() { # SIGKILL, as a crash would
 vsock_why() { # vsock_why LOG PID
 	if [ "${2:-0}" -gt 1 ] && kill -0 "$2" 2>/dev/null; then echo "  squib $2 is alive"; else
 		echo "  squib ${2:-?} is gone"; fi
-	grep -E 'SQUIB-VAGENT|vsock|seccomp|virtio' "$1" | tail -n 20 | sed 's/^/  WHY: /'
+	sleep 25 # the guest's agent gives up after 20 s: its last line too
+	grep -E 'SQUIB-VAGENT|vsock|seccomp|virtio' "$1" | tail -n 30 | sed 's/^/  WHY: /'
+	grep -vE 'SQUIB-TCP|vsock|CMD-' "$1" | tail -n 25 | sed 's/^/  LOG: /'
 }
 
 # last round number of the guest's TCP rounds that ended ok, in FILE
@@ -282,7 +284,8 @@ done
 for k in 1 2; do
 	wait_for 'SQUIB-TCP (put|get) n=[0-9]+ ok' "$T/c$k.log" 150 &&
 		pass "clone $k: TCP rounds go on through its own tap in namespace c$k" ||
-		bad "clone $k: no TCP round ok: $(grep SQUIB-TCP "$T/c$k.log" | tail -n 2)"
+		{ bad "clone $k: no TCP round ok: $(grep SQUIB-TCP "$T/c$k.log" | tail -n 2)"
+		  eval "vsock_why \"\$T/c\$k.log\" \"\$qpid$k\""; }
 	timeout 120 "$SQBTOOL" vsock-client "$T/p$k.sock" 1234 100 >"$T/vcc$k.log" 2>&1
 	grep -q 'SQUIB-VCLIENT ok lines=100' "$T/vcc$k.log" &&
 		pass "clone $k: its agent answers 100 lines through its own uds_path" ||
