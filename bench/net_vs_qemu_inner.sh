@@ -66,7 +66,8 @@ run_one() {
 	mkfifo "$T/in"
 	: >"$T/con"
 	if [ "$vmm" = squib ]; then
-		squib --api-sock "$T/api.sock" <"$T/in" >"$T/con" 2>&1 &
+		# debug: squib says why it closes a host vsock connection (a few lines)
+		SQB_LOG_LEVEL=debug squib --api-sock "$T/api.sock" <"$T/in" >"$T/con" 2>&1 &
 		vpid=$!
 		exec 3>"$T/in"
 		i=0
@@ -117,7 +118,7 @@ run_one() {
 				v=$(timeout 600 "$SQBTOOL" vsock-bench "$target" 1234 "$mib" "$pings" 2>&1)
 				echo "$v" | grep -q 'SQUIB-VSOCKBENCH h2g' && line="$line $(echo "$v" |
 					sed -e 's/.*SQUIB-VSOCKBENCH //' -e 's/\([a-z0-9_]*\)=/v_\1=/g')" ||
-					echo "run $n $vmm vsock: $v"
+					{ echo "run $n $vmm vsock: $v"; grep -E 'vsock|VAGENT' "$T/con" | tail -n 12; }
 			else
 				echo "run $n $vmm: no vsock agent: $(grep SQUIB-VAGENT "$T/con")"
 			fi

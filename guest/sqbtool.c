@@ -634,6 +634,8 @@ typedef int (*bench_dial)(const char *target, unsigned port);
 
 /* SINK, SRC and ECHO against one server: MB/s (10^6 bytes) each way, from
  * the client's view (out: client -> server), ping-pong p50/p99 in us. */
+static const char *bench_phase = "";
+
 static int bench_client(bench_dial dial, const char *target, unsigned port, unsigned long mib,
 			unsigned long pings, double r[4])
 {
@@ -645,6 +647,8 @@ static int bench_client(bench_dial dial, const char *target, unsigned port, unsi
 	int fd;
 
 	/* client -> server */
+	bench_phase = "SINK";
+	errno = 0;
 	if ((fd = dial(target, port)) < 0 || write_all(fd, "SINK\n", 5))
 		return -1;
 	t0 = mono();
@@ -657,6 +661,8 @@ static int bench_client(bench_dial dial, const char *target, unsigned port, unsi
 	r[0] = (double)(mib * MiB) / 1e6 / (mono() - t0);
 	close(fd);
 	/* server -> client */
+	bench_phase = "SRC";
+	errno = 0;
 	n = snprintf(line, sizeof(line), "SRC %lu\n", mib);
 	if ((fd = dial(target, port)) < 0 || write_all(fd, line, (size_t)n))
 		return -1;
@@ -673,12 +679,16 @@ static int bench_client(bench_dial dial, const char *target, unsigned port, unsi
 	if ((fd = dial(target, port)) < 0 || write_all(fd, "ECHO\n", 5))
 		return free(rtt), -1;
 	nodelay(fd);
+	bench_phase = "ECHO";
 	for (unsigned long i = 0; i < pings + 10; i++) {
 		char b = 'p';
 
 		t0 = mono();
-		if (write_all(fd, &b, 1) || read_full(fd, &b, 1) != 1)
+		errno = 0;
+		if (write_all(fd, &b, 1) || read_full(fd, &b, 1) != 1) {
+			fprintf(stderr, "ping %lu: %s\n", i, errno ? strerror(errno) : "EOF");
 			return close(fd), free(rtt), -1;
+		}
 		if (i >= 10)
 			rtt[i - 10] = (mono() - t0) * 1e6;
 	}
@@ -698,7 +708,8 @@ static int netbench(const char *host, unsigned port, unsigned long mib, unsigned
 	double r[4];
 
 	if (bench_client(tcp_dial, host, port, mib, pings, r)) {
-		printf("SQUIB-NETBENCH error: %s\n", errno ? strerror(errno) : "short transfer");
+		printf("SQUIB-NETBENCH error in %s: %s\n", bench_phase,
+		       errno ? strerror(errno) : "EOF or short transfer");
 		return 1;
 	}
 	printf("SQUIB-NETBENCH g2h_mbs=%.1f h2g_mbs=%.1f rr_p50_us=%.0f rr_p99_us=%.0f mib=%lu "
@@ -712,7 +723,8 @@ static int vsock_bench(const char *target, unsigned port, unsigned long mib, uns
 	double r[4];
 
 	if (bench_client(vsock_dial, target, port, mib, pings, r)) {
-		printf("SQUIB-VSOCKBENCH error: %s\n", errno ? strerror(errno) : "short transfer");
+		printf("SQUIB-VSOCKBENCH error in %s: %s\n", bench_phase,
+		       errno ? strerror(errno) : "EOF or short transfer");
 		return 1;
 	}
 	printf("SQUIB-VSOCKBENCH h2g_mbs=%.1f g2h_mbs=%.1f rr_p50_us=%.0f rr_p99_us=%.0f mib=%lu "
