@@ -851,8 +851,9 @@ static int vsock_dial(const char *target, unsigned port)
 			return -1;
 		net_timeouts(fd);
 		n = snprintf(line, sizeof(line), "CONNECT %u\n", port);
-		if (connect(fd, (struct sockaddr *)&a, sizeof(a)) || write_all(fd, line, (size_t)n) ||
-		    read_line(fd, line, sizeof(line)) < 0 || strncmp(line, "OK ", 3))
+		if (connect(fd, (struct sockaddr *)&a, sizeof(a)) ||
+		    write_all(fd, line, (size_t)n) || read_line(fd, line, sizeof(line)) < 0 ||
+		    strncmp(line, "OK ", 3))
 			return close(fd), -1;
 		return fd;
 	}

@@ -177,8 +177,7 @@ static void post(struct ring *r, uint16_t id, int notify)
 	 * idx passes avail_event, the le16 after the used ring: for one buffer,
 	 * when avail_event is its index.  A device that forgets to advance it
 	 * (or loses a notify across a snapshot) leaves this guest unheard. */
-	if (notify && r->event_idx &&
-	    (uint16_t)r->used[1 + 2 * QN] != (uint16_t)(r->avail_idx - 1))
+	if (notify && r->event_idx && (uint16_t)r->used[1 + 2 * QN] != (uint16_t)(r->avail_idx - 1))
 		return;
 	if (notify)
 		vm_wr(r->base, VM_QUEUE_NOTIFY, r->qi);
