@@ -26,6 +26,13 @@
  *   sqbtool vsock-client UDS PORT COUNT  host side: Firecracker's "CONNECT PORT"
  *                                   on a vsock uds_path, COUNT lines (0: until
  *                                   the connection ends), each answer checked
+ * Benchmarks (bench/net_vs_qemu.sh): tcpserve and vsock-agent also serve a
+ * connection whose first line is "SINK" (read to EOF, answer "GOT <bytes>"),
+ * "SRC MIB" (send MIB MiB, close) or "ECHO" (echo every byte):
+ *   sqbtool netbench HOST PORT MIB PINGS    guest: TCP guest->host and
+ *                                   host->guest MB/s, 1-byte ping-pong p50/p99
+ *   sqbtool vsock-bench TARGET PORT MIB PINGS  host: the same over vsock;
+ *                                   TARGET a uds_path (CONNECT) or cid:N (AF_VSOCK)
  */
 #define _GNU_SOURCE /* O_DIRECT */
 #include <errno.h>
@@ -38,6 +45,7 @@
 #include <arpa/inet.h>
 #include <linux/vm_sockets.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -563,6 +571,168 @@ static int tcp_listen(unsigned port)
 	return fd;
 }
 
+/* ---- benchmark protocol (bench/net_vs_qemu.sh) ----
+ * Plain bytes, no pattern or checksum: what is timed is the path through
+ * the VMM, not the guest's or the host's arithmetic. */
+static double mono(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void nodelay(int fd)
+{
+	int one = 1;
+
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)); /* fails on vsock: fine */
+}
+
+/* Serve a benchmark connection whose first line is line; 0 if it is none. */
+static int bench_serve(int c, const char *line)
+{
+	static unsigned char buf[NET_CHUNK];
+	unsigned long mib;
+	uint64_t total = 0;
+	ssize_t r;
+	char out[64];
+	int n;
+
+	if (!strcmp(line, "SINK")) {
+		while ((r = read(c, buf, sizeof(buf))) > 0 || (r < 0 && errno == EINTR))
+			total += r > 0 ? (uint64_t)r : 0;
+		n = snprintf(out, sizeof(out), "GOT %llu\n", (unsigned long long)total);
+		write_all(c, out, (size_t)n);
+		return 1;
+	}
+	if (sscanf(line, "SRC %lu", &mib) == 1 && mib <= 4096) {
+		for (uint64_t off = 0; off < mib * MiB; off += NET_CHUNK)
+			if (write_all(c, buf, NET_CHUNK))
+				break;
+		return 1;
+	}
+	if (!strcmp(line, "ECHO")) {
+		nodelay(c);
+		while ((r = read(c, buf, sizeof(buf))) > 0 || (r < 0 && errno == EINTR))
+			if (r > 0 && write_all(c, buf, (size_t)r))
+				break;
+		return 1;
+	}
+	return 0;
+}
+
+static int cmp_dbl(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return (x > y) - (x < y);
+}
+
+/* A connected stream to the bench server, or -1 with errno. */
+typedef int (*bench_dial)(const char *target, unsigned port);
+
+/* SINK, SRC and ECHO against one server: MB/s (10^6 bytes) each way, from
+ * the client's view (out: client -> server), ping-pong p50/p99 in us. */
+static const char *bench_phase = "";
+
+static int bench_client(bench_dial dial, const char *target, unsigned port, unsigned long mib,
+			unsigned long pings, double r[4])
+{
+	static unsigned char buf[NET_CHUNK];
+	char line[64];
+	double t0, *rtt;
+	uint64_t total = 0;
+	ssize_t n;
+	int fd;
+
+	/* client -> server */
+	bench_phase = "SINK";
+	errno = 0;
+	if ((fd = dial(target, port)) < 0 || write_all(fd, "SINK\n", 5))
+		return -1;
+	t0 = mono();
+	for (uint64_t off = 0; off < mib * MiB; off += NET_CHUNK)
+		if (write_all(fd, buf, NET_CHUNK))
+			return close(fd), -1;
+	shutdown(fd, SHUT_WR);
+	if (read_line(fd, line, sizeof(line)) < 0 || strtoull(line + 4, NULL, 10) != mib * MiB)
+		return close(fd), -1;
+	r[0] = (double)(mib * MiB) / 1e6 / (mono() - t0);
+	close(fd);
+	/* server -> client */
+	bench_phase = "SRC";
+	errno = 0;
+	n = snprintf(line, sizeof(line), "SRC %lu\n", mib);
+	if ((fd = dial(target, port)) < 0 || write_all(fd, line, (size_t)n))
+		return -1;
+	t0 = mono();
+	while ((n = read(fd, buf, sizeof(buf))) > 0 || (n < 0 && errno == EINTR))
+		total += n > 0 ? (uint64_t)n : 0;
+	r[1] = (double)total / 1e6 / (mono() - t0);
+	close(fd);
+	if (total != mib * MiB)
+		return -1;
+	/* request/response: 1 byte each way, after 10 unmeasured rounds */
+	if (!pings || !(rtt = calloc(pings, sizeof(*rtt))))
+		return -1;
+	if ((fd = dial(target, port)) < 0 || write_all(fd, "ECHO\n", 5))
+		return free(rtt), -1;
+	nodelay(fd);
+	bench_phase = "ECHO";
+	for (unsigned long i = 0; i < pings + 10; i++) {
+		char b = 'p';
+
+		t0 = mono();
+		errno = 0;
+		if (write_all(fd, &b, 1) || read_full(fd, &b, 1) != 1) {
+			fprintf(stderr, "ping %lu: %s\n", i, errno ? strerror(errno) : "EOF");
+			return close(fd), free(rtt), -1;
+		}
+		if (i >= 10)
+			rtt[i - 10] = (mono() - t0) * 1e6;
+	}
+	close(fd);
+	qsort(rtt, pings, sizeof(*rtt), cmp_dbl);
+	r[2] = rtt[pings / 2];
+	r[3] = rtt[pings * 99 / 100];
+	free(rtt);
+	return 0;
+}
+
+static int tcp_dial(const char *host, unsigned port);
+static int vsock_dial(const char *target, unsigned port);
+
+static int netbench(const char *host, unsigned port, unsigned long mib, unsigned long pings)
+{
+	double r[4];
+
+	if (bench_client(tcp_dial, host, port, mib, pings, r)) {
+		printf("SQUIB-NETBENCH error in %s: %s\n", bench_phase,
+		       errno ? strerror(errno) : "EOF or short transfer");
+		return 1;
+	}
+	printf("SQUIB-NETBENCH g2h_mbs=%.1f h2g_mbs=%.1f rr_p50_us=%.0f rr_p99_us=%.0f mib=%lu "
+	       "pings=%lu\n",
+	       r[0], r[1], r[2], r[3], mib, pings);
+	return 0;
+}
+
+static int vsock_bench(const char *target, unsigned port, unsigned long mib, unsigned long pings)
+{
+	double r[4];
+
+	if (bench_client(vsock_dial, target, port, mib, pings, r)) {
+		printf("SQUIB-VSOCKBENCH error in %s: %s\n", bench_phase,
+		       errno ? strerror(errno) : "EOF or short transfer");
+		return 1;
+	}
+	printf("SQUIB-VSOCKBENCH h2g_mbs=%.1f g2h_mbs=%.1f rr_p50_us=%.0f rr_p99_us=%.0f mib=%lu "
+	       "pings=%lu\n",
+	       r[0], r[1], r[2], r[3], mib, pings);
+	return 0;
+}
+
 static void tcpserve_one(int c)
 {
 	static unsigned char buf[NET_CHUNK];
@@ -574,6 +744,8 @@ static void tcpserve_one(int c)
 
 	net_timeouts(c);
 	if (read_line(c, line, sizeof(line)) < 0)
+		return;
+	if (bench_serve(c, line))
 		return;
 	if (sscanf(line, "GET %lu %llu", &mib, &seed) == 2 && mib <= 4096) {
 		for (uint64_t off = 0; off < mib * MiB; off += NET_CHUNK) {
@@ -642,6 +814,49 @@ static int tcp_connect(const char *host, unsigned port)
 		return -1;
 	}
 	return fd;
+}
+
+static int tcp_dial(const char *host, unsigned port)
+{
+	return tcp_connect(host, port);
+}
+
+/* "cid:N": AF_VSOCK (a vhost-vsock host); else a Firecracker-style
+ * uds_path: "CONNECT PORT\n", answered "OK ...". */
+static int vsock_dial(const char *target, unsigned port)
+{
+	char line[64];
+	int fd, n;
+
+	if (!strncmp(target, "cid:", 4)) {
+		struct sockaddr_vm a = {.svm_family = AF_VSOCK,
+					.svm_cid = (unsigned)strtoul(target + 4, NULL, 0),
+					.svm_port = port};
+
+		fd = socket(AF_VSOCK, SOCK_STREAM, 0);
+		if (fd < 0)
+			return -1;
+		net_timeouts(fd);
+		if (connect(fd, (struct sockaddr *)&a, sizeof(a)))
+			return close(fd), -1;
+		return fd;
+	} else {
+		struct sockaddr_un a = {.sun_family = AF_UNIX};
+
+		if (strlen(target) >= sizeof(a.sun_path))
+			return errno = ENAMETOOLONG, -1;
+		strcpy(a.sun_path, target);
+		fd = socket(AF_UNIX, SOCK_STREAM, 0);
+		if (fd < 0)
+			return -1;
+		net_timeouts(fd);
+		n = snprintf(line, sizeof(line), "CONNECT %u\n", port);
+		if (connect(fd, (struct sockaddr *)&a, sizeof(a)) ||
+		    write_all(fd, line, (size_t)n) || read_line(fd, line, sizeof(line)) < 0 ||
+		    strncmp(line, "OK ", 3))
+			return close(fd), -1;
+		return fd;
+	}
 }
 
 /* One PUT of MIB of pattern SEED: 0 when the server's SUM matches ours. */
@@ -766,6 +981,8 @@ static void vagent_one(int c, unsigned id)
 		n = read_line(c, line, sizeof(line));
 		if (n < 0)
 			break;
+		if (!lines && bench_serve(c, line))
+			return;
 		n = snprintf(out, sizeof(out), "SUM %016llx %d\n",
 			     (unsigned long long)fnv64(line, (size_t)n), n);
 		if (write_all(c, out, (size_t)n)) {
@@ -903,6 +1120,12 @@ int main(int argc, char **argv)
 				  strtoul(argv[4], NULL, 0), strtoul(argv[5], NULL, 0));
 	if (argc == 3 && !strcmp(argv[1], "vsock-agent"))
 		return vsock_agent((unsigned)strtoul(argv[2], NULL, 0));
+	if (argc == 6 && !strcmp(argv[1], "netbench"))
+		return netbench(argv[2], (unsigned)strtoul(argv[3], NULL, 0),
+				strtoul(argv[4], NULL, 0), strtoul(argv[5], NULL, 0));
+	if (argc == 6 && !strcmp(argv[1], "vsock-bench"))
+		return vsock_bench(argv[2], (unsigned)strtoul(argv[3], NULL, 0),
+				   strtoul(argv[4], NULL, 0), strtoul(argv[5], NULL, 0));
 	if (argc == 5 && !strcmp(argv[1], "vsock-client"))
 		return vsock_client(argv[2], (unsigned)strtoul(argv[3], NULL, 0),
 				    strtoul(argv[4], NULL, 0));
@@ -910,6 +1133,7 @@ int main(int argc, char **argv)
 		"usage: sqbtool memfill|memcheck MIB SEED FILE | counter [MS] | "
 		"keeper MIB SEED | uptime | writer DIR SLOTS SEED | wcheck DIR SEED | "
 		"holdread FILE MIB SEED | randread DEV COUNT [BS] | tcpserve PORT | "
-		"tcp HOST PORT MIB COUNT | vsock-agent PORT | vsock-client UDS PORT COUNT\n");
+		"tcp HOST PORT MIB COUNT | vsock-agent PORT | vsock-client UDS PORT COUNT | "
+		"netbench HOST PORT MIB PINGS | vsock-bench UDS|cid:N PORT MIB PINGS\n");
 	return 2;
 }

@@ -404,6 +404,11 @@ static void net_restored(sqb_vio_dev *dev)
 	 * the driver re-probes; the config space already shows the new one. */
 	if (memcmp(n->st_mac, n->mac, 6))
 		sqb_vio_config_changed(dev);
+	/* A TX frame queued before the save (the tap was full at quiesce) had
+	 * its notify in the old process; with EVENT_IDX the driver sends none
+	 * until avail idx passes avail_event again: run both queues now. */
+	sqb_vio_process_locked(dev, Q_TX);
+	sqb_vio_process_locked(dev, Q_RX);
 }
 
 static void net_free(sqb_vio_dev *dev)

@@ -52,7 +52,7 @@ struct vconn {
 	uint32_t fwd_told; /* fwd_cnt the guest last heard */
 	uint32_t pend;
 	uint32_t guest_shut; /* SHUTDOWN flags the guest sent */
-	bool readable, writable, rd_eof, creq_sent;
+	bool readable, writable, rd_eof, creq_sent, host_wr_shut;
 	uint8_t *txb; /* guest data the host socket has not taken yet */
 	uint32_t txb_len;
 };
@@ -62,6 +62,7 @@ struct rst {
 };
 
 struct vsock {
+	sqb_vio_dev *dev; /* the device this is the priv of (debug dumps) */
 	uint64_t cid;
 	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
 	int listen_fd, ep;
@@ -108,9 +109,47 @@ static void close_fd(struct vsock *v, struct vconn *c)
 	c->txb_len = 0;
 }
 
-/* End a connection; the guest hears an RST when it knows the connection. */
-static void conn_kill(struct vsock *v, struct vconn *c, bool tell_guest)
+/* A ring's le16 at gpa, or -1 (debug dumps only). */
+static int ring16(sqb_vio_dev *dev, uint64_t gpa)
 {
+	const volatile uint8_t *p = dev->host.mem.map(dev->host.mem.opaque, gpa, 2, 0);
+
+	return p ? (int)(p[0] | p[1] << 8) : -1;
+}
+
+/* Where each queue stands, at debug level: enough to tell a notify the
+ * device missed (avail idx ahead of next_avail) from an interrupt the driver
+ * missed (used idx ahead of used_event with the ISR bit still set). */
+static void dump_queues(sqb_vio_dev *dev, const char *when)
+{
+	static const char *const name[] = {"rx", "tx", "ev"};
+
+	if (!sqb_log_enabled(SQB_LOG_DEBUG))
+		return;
+	for (unsigned int i = 0; i < 3; i++) {
+		const struct sqb_vq *q = &dev->vq[i];
+
+		sqb_debug("vsock %s: %s queue: avail idx %d, next_avail %u, used idx %u, "
+			  "used_event %d, avail_event %d, signalled_used %u%s; isr 0x%x",
+			  when, name[i], ring16(dev, q->avail + 2), q->next_avail, q->next_used,
+			  ring16(dev, q->avail + 4 + 2ull * q->num),
+			  ring16(dev, q->used + 4 + 8ull * q->num), q->signalled_used,
+			  q->signalled_valid ? "" : " (not valid)", dev->isr);
+	}
+}
+
+/* End a connection; the guest hears an RST when it knows the connection.
+ * Every close of a host socket says why at debug level (SQB_LOG_LEVEL=debug),
+ * so a host client's early EOF explains itself in squib's log. */
+static void conn_kill(struct vsock *v, struct vconn *c, bool tell_guest, const char *why)
+{
+	if (c->fd >= 0)
+		sqb_debug("vsock %s: closing host connection %u <-> guest port %u: %s "
+			  "(rx_cnt %u, fwd_cnt %u, peer buf_alloc %u fwd_cnt %u, held %u)",
+			  v->path, c->hport, c->gport, why, c->rx_cnt, c->fwd_cnt,
+			  c->peer_buf_alloc, c->peer_fwd_cnt, c->txb_len);
+	if (c->fd >= 0 && v->dev)
+		dump_queues(v->dev, "close");
 	close_fd(v, c);
 	if (tell_guest && c->st != C_LINE && !(c->st == C_REQ && (c->pend & P_REQUEST))) {
 		c->st = C_DEAD;
@@ -205,9 +244,14 @@ static void apply_shutdown(struct vsock *v, struct vconn *c)
 		return;
 	if ((c->guest_shut & (SQB_VSOCK_SHUTDOWN_RCV | SQB_VSOCK_SHUTDOWN_SEND)) ==
 	    (SQB_VSOCK_SHUTDOWN_RCV | SQB_VSOCK_SHUTDOWN_SEND))
-		conn_kill(v, c, true);
-	else if (c->guest_shut & SQB_VSOCK_SHUTDOWN_SEND)
+		conn_kill(v, c, true, "the guest shut down both directions");
+	else if ((c->guest_shut & SQB_VSOCK_SHUTDOWN_SEND) && !c->host_wr_shut) {
+		sqb_debug("vsock %s: host connection %u <-> guest port %u: the guest "
+			  "shut down sending, host socket half-closed",
+			  v->path, c->hport, c->gport);
+		c->host_wr_shut = true;
 		shutdown(c->fd, SHUT_WR);
+	}
 }
 
 static void flush_txb(struct vsock *v, struct vconn *c)
@@ -217,7 +261,7 @@ static void flush_txb(struct vsock *v, struct vconn *c)
 	if (!c->txb_len || c->fd < 0)
 		return;
 	if (sock_send(c->fd, c->txb, c->txb_len, &n)) {
-		conn_kill(v, c, true);
+		conn_kill(v, c, true, "send to the host socket failed");
 		return;
 	}
 	memmove(c->txb, c->txb + n, c->txb_len - n);
@@ -234,20 +278,24 @@ static void guest_rw(struct vsock *v, struct vconn *c, const struct sqb_vq_chain
 	if (c->st != C_EST || (c->guest_shut & SQB_VSOCK_SHUTDOWN_SEND) ||
 	    c->txb_len + (uint64_t)len > CONN_BUF) {
 		/* Data out of state, or beyond the credit we gave: a broken peer. */
-		conn_kill(v, c, true);
+		conn_kill(v, c, true,
+			  c->st != C_EST ? "guest data before the connection was established"
+			  : (c->guest_shut & SQB_VSOCK_SHUTDOWN_SEND)
+			      ? "guest data after its SHUTDOWN(SEND)"
+			      : "guest data beyond the credit squib gave");
 		return;
 	}
 	if (!len)
 		return;
 	sqb_vq_read_bytes(ch, SQB_VSOCK_HDR_LEN, v->scratch, len);
 	if (!c->txb_len && sock_send(c->fd, v->scratch, len, &n)) {
-		conn_kill(v, c, true);
+		conn_kill(v, c, true, "send to the host socket failed");
 		return;
 	}
 	c->fwd_cnt += n;
 	if (n < len) {
 		if (!c->txb && !(c->txb = malloc(CONN_BUF))) {
-			conn_kill(v, c, true);
+			conn_kill(v, c, true, "out of memory for the guest's data");
 			return;
 		}
 		memcpy(c->txb + c->txb_len, v->scratch + n, len - n);
@@ -297,14 +345,14 @@ static void guest_response(struct vsock *v, struct vconn *c)
 	int len;
 
 	if (c->st != C_REQ || (c->pend & P_REQUEST)) {
-		conn_kill(v, c, true);
+		conn_kill(v, c, true, "RESPONSE from the guest out of state");
 		return;
 	}
 	c->st = C_EST;
 	len = snprintf(line, sizeof(line), "OK %u\n", c->hport);
 	/* A fresh socket's buffer always takes a dozen bytes. */
 	if (sock_send(c->fd, (const uint8_t *)line, (uint32_t)len, &n) || n != (uint32_t)len)
-		conn_kill(v, c, true);
+		conn_kill(v, c, true, "cannot send OK to the host client");
 }
 
 static void tx_packet(struct vsock *v, const struct sqb_vq_chain *ch)
@@ -328,7 +376,7 @@ static void tx_packet(struct vsock *v, const struct sqb_vq_chain *ch)
 		if (vd == SQB_VSOCK_RST) {
 			c = find(v, h.src_port, h.dst_port);
 			if (c)
-				conn_kill(v, c, true);
+				conn_kill(v, c, true, why);
 			else
 				queue_rst(v, h.src_port, h.dst_port);
 		}
@@ -336,8 +384,8 @@ static void tx_packet(struct vsock *v, const struct sqb_vq_chain *ch)
 	}
 	c = find(v, h.src_port, h.dst_port);
 	if (h.op == SQB_VSOCK_OP_REQUEST) {
-		if (c)
-			conn_kill(v, c, true); /* a second REQUEST on a live pair */
+		if (c) /* a second REQUEST on a live pair */
+			conn_kill(v, c, true, "REQUEST from the guest on a live connection");
 		else
 			guest_connect(v, &h);
 		return;
@@ -355,7 +403,7 @@ static void tx_packet(struct vsock *v, const struct sqb_vq_chain *ch)
 		c->creq_sent = false;
 	switch (h.op) {
 	case SQB_VSOCK_OP_RST:
-		conn_kill(v, c, false);
+		conn_kill(v, c, false, "RST from the guest");
 		break;
 	case SQB_VSOCK_OP_RESPONSE:
 		guest_response(v, c);
@@ -374,7 +422,7 @@ static void tx_packet(struct vsock *v, const struct sqb_vq_chain *ch)
 		break;
 	}
 	if (c->st == C_REQ && h.op != SQB_VSOCK_OP_RESPONSE && h.op != SQB_VSOCK_OP_RST)
-		conn_kill(v, c, true);
+		conn_kill(v, c, true, "guest packet other than RESPONSE to squib's REQUEST");
 }
 
 /* ---- host -> guest ------------------------------------------------------ */
@@ -468,12 +516,19 @@ static uint32_t conn_produce(struct vsock *v, struct vconn *c, const struct sqb_
 			return put_pkt(v, ch, c, SQB_VSOCK_OP_RW, 0, (uint32_t)r);
 		}
 		if (r == 0) {
+			sqb_debug("vsock %s: host connection %u <-> guest port %u: EOF from "
+				  "the host client after %u bytes (guest fwd_cnt %u, buf_alloc "
+				  "%u; squib fwd_cnt %u), SHUTDOWN(SEND) to the guest",
+				  v->path, c->hport, c->gport, c->rx_cnt, c->peer_fwd_cnt,
+				  c->peer_buf_alloc, c->fwd_cnt);
+			if (v->dev)
+				dump_queues(v->dev, "host EOF");
 			c->rd_eof = true;
 			c->pend |= P_SHUTDOWN;
 		} else if (errno == EAGAIN || errno == EWOULDBLOCK) {
 			c->readable = false;
 		} else {
-			conn_kill(v, c, true);
+			conn_kill(v, c, true, "recv from the host socket failed");
 			return c->gone ? 0 : conn_produce(v, c, ch);
 		}
 	} else if (can_read(c) && !credit && !c->creq_sent) {
@@ -599,8 +654,14 @@ static int ev_fill(sqb_vio_dev *dev, const char **why)
 
 	if (!v->reset_pending)
 		return 0;
-	rc = sqb_vq_pop(q, &dev->host.mem, ch, why);
-	if (rc <= 0)
+	/* No event buffer: ask for the driver's next one (avail_event, 2.7.10)
+	 * and look again, or a driver that posts it then never notifies. */
+	while ((rc = sqb_vq_pop(q, &dev->host.mem, ch, why)) == 0) {
+		rc = sqb_vq_enable_notify(q, &dev->host.mem, why);
+		if (rc <= 0)
+			return rc;
+	}
+	if (rc < 0)
 		return rc;
 	/* struct virtio_vsock_event: le32 id. */
 	if (sqb_vq_write_bytes(ch, 0, id, sizeof(id)) != sizeof(id)) {
@@ -680,7 +741,9 @@ static void read_line(struct vsock *v, struct vconn *c)
 		return;
 	}
 	if (r <= 0) {
-		conn_kill(v, c, false);
+		conn_kill(v, c, false,
+			  r ? "recv of the CONNECT line failed"
+			    : "host client closed before CONNECT");
 		return;
 	}
 	rc = sqb_vsock_parse_connect(buf, (size_t)r, &port, &used);
@@ -693,7 +756,7 @@ static void read_line(struct vsock *v, struct vconn *c)
 		/* Consume what we looked at, so the client sees EOF, not a reset. */
 		if (rc < 0 && recv(c->fd, buf, (size_t)r, MSG_DONTWAIT) < 0)
 			sqb_debug("vsock: recv: %s", strerror(errno));
-		conn_kill(v, c, false);
+		conn_kill(v, c, false, "bad CONNECT line");
 		return;
 	}
 	c->st = C_REQ;
@@ -775,7 +838,18 @@ static void vsock_state(sqb_vio_dev *dev, struct sqb_vio_sbuf *b)
 		v->saved_cid = cid;
 }
 
-/* [F-112]: connections do not survive a load; the driver hears it. */
+/* [F-101]: every packet the guest queued on TX goes to the host sockets
+ * (or gets its RST) before a save, so no TX buffer waits in the snapshot
+ * for a notify the driver already sent to the old process. */
+static void vsock_quiesce(sqb_vio_dev *dev)
+{
+	sqb_vio_process_locked(dev, Q_TX);
+}
+
+/* [F-112]: connections do not survive a load; the driver hears it.  Then
+ * every queue is run once: a buffer the driver queued before the save,
+ * whose notify went to the old process, would otherwise wait for ever (with
+ * EVENT_IDX the driver notifies only when avail idx passes avail_event). */
 static void vsock_restored(sqb_vio_dev *dev)
 {
 	struct vsock *v = dev->priv;
@@ -785,6 +859,7 @@ static void vsock_restored(sqb_vio_dev *dev)
 	if (v->saved_cid != v->cid)
 		sqb_vio_config_changed(dev);
 	sqb_vio_process_locked(dev, Q_EV);
+	sqb_vio_process_locked(dev, Q_TX); /* runs RX after it */
 }
 
 static void vsock_free(sqb_vio_dev *dev)
@@ -812,6 +887,7 @@ static const struct sqb_vio_ops vsock_ops = {
     .process = vsock_process,
     .state = vsock_state,
     .free = vsock_free,
+    .quiesce = vsock_quiesce,
     .restored = vsock_restored,
 };
 
@@ -876,6 +952,7 @@ int sqb_vio_vsock_new(sqb_vio_dev **out, const struct sqb_vio_host *host,
 	v->next_port = PORT_BASE;
 	snprintf(v->path, sizeof(v->path), "%s", opts->uds_path);
 	dev->priv = v;
+	v->dev = dev;
 	rc = vsock_listen(v, diag);
 	if (rc)
 		goto err;

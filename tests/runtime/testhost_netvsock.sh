@@ -88,7 +88,8 @@ start_squib() { # start_squib NAME -> pid, sock, log, fd 3 = serial input
 	sock=$T/$1.sock log=$T/$1.log fifo=$T/$1.in
 	rm -f "$sock" "$fifo"
 	mkfifo "$fifo"
-	squib --api-sock "$sock" <"$fifo" >"$log" 2>&1 &
+	# debug: squib logs why it closes each host vsock connection
+	SQB_LOG_LEVEL=debug squib --api-sock "$sock" <"$fifo" >"$log" 2>&1 &
 	pid=$!
 	exec 3>"$fifo"
 	i=0
@@ -101,6 +102,15 @@ stop_squib() { # SIGKILL, as a crash would
 	wait "$pid" 2>/dev/null
 	pid=""
 	exec 3>&-
+}
+
+# after a failed vsock exchange: what the guest's agent and squib said
+vsock_why() { # vsock_why LOG PID
+	if [ "${2:-0}" -gt 1 ] && kill -0 "$2" 2>/dev/null; then echo "  squib $2 is alive"; else
+		echo "  squib ${2:-?} is gone"; fi
+	sleep 25 # the guest's agent gives up after 20 s: its last line too
+	grep -E 'SQUIB-VAGENT|vsock|seccomp|virtio' "$1" | tail -n 30 | sed 's/^/  WHY: /'
+	grep -vE 'SQUIB-TCP|vsock|CMD-' "$1" | tail -n 25 | sed 's/^/  LOG: /'
 }
 
 # last round number of the guest's TCP rounds that ended ok, in FILE
@@ -181,7 +191,7 @@ timeout 120 "$SQBTOOL" vsock-client "$T/v1.sock" 1234 300 >"$T/vc1.log" 2>&1
 cat "$T/vc1.log" | sed 's/^/  /'
 grep -q '^SQUIB-VCLIENT connected OK ' "$T/vc1.log" && grep -q 'SQUIB-VCLIENT ok lines=300' "$T/vc1.log" &&
 	pass "host client through P1: CONNECT 1234 -> OK, 300 lines answered with their checksums" ||
-	bad "vsock through P1"
+	{ bad "vsock through P1"; vsock_why "$log" "$pid"; }
 
 # ---- busy: TCP rounds and a vsock client, then a Full snapshot ----
 send "sqbtool tcp 10.0.0.1 5001 $BUSY_MIB 0 &"
@@ -233,7 +243,7 @@ timeout 120 "$SQBTOOL" vsock-client "$T/v2.sock" 1234 300 >"$T/vc2.log" 2>&1
 cat "$T/vc2.log" | sed 's/^/  /'
 grep -q 'SQUIB-VCLIENT ok lines=300' "$T/vc2.log" &&
 	pass "host client through P2: the guest's agent answers 300 lines after the load" ||
-	bad "vsock through P2"
+	{ bad "vsock through P2"; vsock_why "$log" "$pid"; }
 timeout 10 "$SQBTOOL" vsock-client "$T/v1.sock" 1234 1 >"$T/vc3.log" 2>&1
 grep -q 'SQUIB-VCLIENT error connect' "$T/vc3.log" && pass "P1 answers nobody" ||
 	bad "P1 after the load: $(cat "$T/vc3.log")"
@@ -257,7 +267,8 @@ for k in 1 2; do
 	wait_for 'SQUIB-TCPSERVE ready' "$T/serve$k.log" 10 || die "tcpserve in c$k: $(cat "$T/serve$k.log")"
 	sock=$T/c$k.sock
 	mkfifo "$T/c$k.in"
-	"$IP" netns exec c$k squib --api-sock "$sock" <"$T/c$k.in" >"$T/c$k.log" 2>&1 &
+	"$IP" netns exec c$k env SQB_LOG_LEVEL=debug squib --api-sock "$sock" <"$T/c$k.in" \
+		>"$T/c$k.log" 2>&1 &
 	eval "qpid$k=\$!"
 	eval "exec $((3 + k))>\"\$T/c\$k.in\""
 	i=0
@@ -273,11 +284,12 @@ done
 for k in 1 2; do
 	wait_for 'SQUIB-TCP (put|get) n=[0-9]+ ok' "$T/c$k.log" 150 &&
 		pass "clone $k: TCP rounds go on through its own tap in namespace c$k" ||
-		bad "clone $k: no TCP round ok: $(grep SQUIB-TCP "$T/c$k.log" | tail -n 2)"
+		{ bad "clone $k: no TCP round ok: $(grep SQUIB-TCP "$T/c$k.log" | tail -n 2)"
+		  eval "vsock_why \"\$T/c\$k.log\" \"\$qpid$k\""; }
 	timeout 120 "$SQBTOOL" vsock-client "$T/p$k.sock" 1234 100 >"$T/vcc$k.log" 2>&1
 	grep -q 'SQUIB-VCLIENT ok lines=100' "$T/vcc$k.log" &&
 		pass "clone $k: its agent answers 100 lines through its own uds_path" ||
-		bad "clone $k vsock: $(cat "$T/vcc$k.log")"
+		{ bad "clone $k vsock: $(cat "$T/vcc$k.log")"; vsock_why "$T/c$k.log" "$(eval echo \$qpid$k)"; }
 	wait_for "SQUIB-VAGENT conn=[0-9]+ open cid=$((10 + k))([^0-9]|\$)" "$T/c$k.log" 10 &&
 		pass "clone $k: the guest answers on its new guest_cid $((10 + k))" ||
 		bad "clone $k cid: $(grep 'SQUIB-VAGENT.*open' "$T/c$k.log" | tail -n 1)"

@@ -674,6 +674,160 @@ static void test_restore_transport_reset(void **state)
 	free(p);
 }
 
+/* ---- VIRTIO_F_RING_EVENT_IDX (virtio 1.x 2.7.10), from the spec ----
+ * With EVENT_IDX the driver notifies only when its new avail idx passes the
+ * device's avail_event (the le16 after the used ring): vring_need_event
+ * (avail_event, new, old) = (u16)(new - avail_event - 1) < (u16)(new - old).
+ * A device that wants to hear of the next buffer must write avail_event and
+ * then look at avail idx again. */
+
+static int setup_ev(void **state)
+{
+	struct vs *t = calloc(1, sizeof(*t));
+	struct sqb_vio_vsock_opts o = SQB_VIO_VSOCK_OPTS_INIT;
+	struct sqb_diag diag = {0};
+
+	vt_env_init(&t->e);
+	snprintf(t->dir, sizeof(t->dir), "/tmp/sqbvs.XXXXXX");
+	assert_non_null(mkdtemp(t->dir));
+	snprintf(t->uds, sizeof(t->uds), "%s/v.sock", t->dir);
+	o.guest_cid = CID;
+	o.uds_path = t->uds;
+	assert_int_equal(sqb_vio_vsock_new(&t->dev, &t->e.host, &o, &diag), 0);
+	assert_int_equal(mq_init(&t->d, &t->e, t->dev, 3, 64, 1ull << SQB_VIO_F_RING_EVENT_IDX) &
+			     SQB_VIO_S_DRIVER_OK,
+			 SQB_VIO_S_DRIVER_OK);
+	assert_true(t->d.acked & 1ull << SQB_VIO_F_RING_EVENT_IDX);
+	*state = t;
+	return 0;
+}
+
+static uint16_t avail_event(struct vs *t, unsigned int qi)
+{
+	return g16(vt_ptr(&t->e, t->d.q[qi].used + 4 + 8ull * t->d.q[qi].num));
+}
+
+/* A Linux-like driver: notify only when the spec says it must. */
+static void kick_if_needed(struct vs *t, unsigned int qi, uint16_t old)
+{
+	uint16_t ev = avail_event(t, qi), now = t->d.q[qi].avail_idx;
+
+	if ((uint16_t)(now - ev - 1) < (uint16_t)(now - old))
+		sqb_vio_queue_notify(t->dev, qi);
+}
+
+/* Save t->dev and restore the state into a new device on path name (the
+ * old device goes away, as a killed VMM's). */
+static void reload(struct vs *t, const char *name, bool quiesce)
+{
+	struct sqb_vio_vsock_opts o = SQB_VIO_VSOCK_OPTS_INIT;
+	struct sqb_diag diag = {0};
+	sqb_vio_dev *dev2;
+	uint8_t *st;
+	size_t len;
+
+	if (quiesce)
+		assert_int_equal(sqb_vio_quiesce(t->dev), 0);
+	assert_int_equal(sqb_vio_dev_save(t->dev, &st, &len), 0);
+	snprintf(t->uds, sizeof(t->uds), "%s/%s", t->dir, name);
+	o.guest_cid = CID;
+	o.uds_path = t->uds;
+	assert_int_equal(sqb_vio_vsock_new(&dev2, &t->e.host, &o, &diag), 0);
+	sqb_vio_dev_free(t->dev);
+	t->dev = t->d.dev = dev2;
+	assert_int_equal(sqb_vio_dev_restore(dev2, SQB_VIO_STATE_VERSION, st, len, &diag), 0);
+	free(st);
+}
+
+/* A TRANSPORT_RESET pending while the event queue is empty: the device
+ * asks for the next event buffer through avail_event, so a driver that
+ * notifies only when the spec requires it still gets the event. */
+static void test_event_idx_reset_without_buffer(void **state)
+{
+	struct vs *t = *state;
+	uint32_t id, used;
+	uint16_t old;
+
+	/* One event buffer, used up by the first load's reset. */
+	ev_post(t);
+	sqb_vio_queue_notify(t->dev, 2);
+	reload(t, "a.sock", true);
+	assert_true(mq_used(&t->d, 2, &id, &used));
+	assert_int_equal(used, 4);
+	/* Second load, no event buffer posted: the reset waits for one. */
+	reload(t, "b.sock", true);
+	assert_false(mq_used(&t->d, 2, &id, &used));
+	assert_int_equal(avail_event(t, 2), t->d.q[2].avail_idx);
+	old = t->d.q[2].avail_idx;
+	ev_post(t);
+	kick_if_needed(t, 2, old);
+	assert_true(mq_used(&t->d, 2, &id, &used));
+	assert_int_equal(used, 4);
+	assert_int_equal(mq_get32(&t->e, MQ_BUF(2) + id * 16ull), 0); /* TRANSPORT_RESET */
+}
+
+/* A TX packet the driver queued (and notified) just before the save whose
+ * notify the old process never handled: the loaded device completes it at
+ * once and asks for the next one, so later packets are not stuck behind it. */
+static void test_event_idx_tx_queued_at_save(void **state)
+{
+	struct vs *t = *state;
+	struct pkt *p = malloc(sizeof(*p));
+	uint8_t h[44];
+	uint32_t id, used;
+	uint16_t old;
+	char path[160];
+	int l2;
+
+	for (unsigned int i = 0; i < 8; i++)
+		rx_post(t);
+	ev_post(t);
+	sqb_vio_queue_notify(t->dev, 0);
+	sqb_vio_queue_notify(t->dev, 2);
+	/* The device has seen TX empty: avail_event names the next buffer. */
+	sqb_vio_queue_notify(t->dev, 1);
+	assert_int_equal(avail_event(t, 1), t->d.q[1].avail_idx);
+	/* The guest queues a packet; its notify is lost with the old process. */
+	put_hdr(h, CID, 2, 7000, 99, 0, 1, RST, 0, 65536, 0);
+	memcpy(vt_ptr(&t->e, TXSLOT(t->d.q[1].next_desc)), h, 44);
+	mq_add(&t->d, 1, &(struct vt_seg){TXSLOT(t->d.q[1].next_desc), 44, false}, 1);
+	reload(t, "c.sock", false);
+	assert_true(mq_used(&t->d, 1, &id, &used));
+	assert_int_equal(avail_event(t, 1), t->d.q[1].avail_idx);
+	/* The next packet: a connection request to <uds_path>_5000, notified
+	 * only as the spec requires, is answered. */
+	snprintf(path, sizeof(path), "%s_5000", t->uds);
+	l2 = unix_listen(path);
+	while (rx_get(t, p))
+		; /* nothing for the guest but what the reset left */
+	old = t->d.q[1].avail_idx;
+	put_hdr(h, CID, 2, 7001, 5000, 0, 1, REQUEST, 0, 65536, 0);
+	memcpy(vt_ptr(&t->e, TXSLOT(t->d.q[1].next_desc)), h, 44);
+	mq_add(&t->d, 1, &(struct vt_seg){TXSLOT(t->d.q[1].next_desc), 44, false}, 1);
+	kick_if_needed(t, 1, old);
+	assert_true(mq_used(&t->d, 1, &id, &used));
+	assert_true(rx_get(t, p));
+	assert_int_equal(p->op, RESPONSE);
+	assert_int_equal(p->dst_port, 7001);
+	close(l2);
+	free(p);
+}
+
+/* [F-101]: a quiesce completes every TX buffer the driver queued. */
+static void test_quiesce_drains_tx(void **state)
+{
+	struct vs *t = *state;
+	uint8_t h[44];
+	uint32_t id, used;
+
+	put_hdr(h, CID, 2, 7000, 99, 0, 1, RST, 0, 65536, 0);
+	memcpy(vt_ptr(&t->e, TXSLOT(t->d.q[1].next_desc)), h, 44);
+	mq_add(&t->d, 1, &(struct vt_seg){TXSLOT(t->d.q[1].next_desc), 44, false}, 1);
+	assert_false(mq_used(&t->d, 1, &id, &used));
+	assert_int_equal(sqb_vio_quiesce(t->dev), 0);
+	assert_true(mq_used(&t->d, 1, &id, &used));
+}
+
 static void le(uint8_t *p, uint64_t v, int n)
 {
 	for (int i = 0; i < n; i++)
@@ -794,6 +948,10 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_restore_transport_reset, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_kat_state, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_bad_options, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_event_idx_reset_without_buffer, setup_ev,
+					    teardown),
+	    cmocka_unit_test_setup_teardown(test_event_idx_tx_queued_at_save, setup_ev, teardown),
+	    cmocka_unit_test_setup_teardown(test_quiesce_drains_tx, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
