@@ -24,8 +24,9 @@ static void make_snapshot(const char *name, int len)
 	st_spawn(&t);
 	st_req(&t, "PUT", "/machine-config", "{\"vcpu_count\":1,\"mem_size_mib\":64}", 204);
 	snprintf(args, sizeof(args), "slot=0 len=%d", len);
-	snprintf(body, sizeof(body), "{\"kernel_image_path\":\"%s/rngseed.elf\",\"boot_args\":\"%s\"}",
-		 st_guests, args);
+	snprintf(body, sizeof(body),
+		 "{\"kernel_image_path\":\"%s/rngseed.elf\",\"boot_args\":\"%s\"}", st_guests,
+		 args);
 	st_req(&t, "PUT", "/boot-source", body, 204);
 	st_req(&t, "PUT", "/entropy", RL_ENTROPY, 204);
 	st_req(&t, "PUT", "/actions", "{\"action_type\":\"InstanceStart\"}", 204);

@@ -345,7 +345,7 @@ static void test_stats_buffer_without_a_notify(void **state)
 	(void)state;
 	up(t);
 	put_stat(&t->e, BUF, 4, 4242); /* MEMFREE */
-	mq_add(&t->d, 2, &s, 1);      /* no notify */
+	mq_add(&t->d, 2, &s, 1);       /* no notify */
 	assert_int_equal(sqb_vio_balloon_get_stats(t->dev, &st), 0);
 	assert_int_equal(st.have, 0);
 	assert_int_equal(sqb_vio_balloon_stats_tick(t->dev), 0);
