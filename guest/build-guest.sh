@@ -17,8 +17,17 @@
 #   CACHE/guest/modules/           kvm.ko kvm-amd.ko irqbypass.ko tun.ko (test host)
 #   CACHE/guest/busybox            static busybox (the test host's initramfs uses it)
 #   CACHE/guest/release            kernel release, e.g. 6.1.0-56-cloud-amd64
+#   CACHE/guest/config             the kernel's build configuration
 #
-# Usage: guest/build-guest.sh [--cache DIR] [--force] [--quiet]
+# --flavour generic builds the same kit from Debian's generic kernel of the
+# same version and ABI (linux-image-6.1.0-N-amd64 next to -cloud-amd64),
+# fetched only when asked for, into CACHE/guest-generic/: vmlinuz, vmlinux,
+# initramfs.cpio.gz (its own modules), modules/, busybox, sqbtool, release,
+# config -- no rootfs.ext4 (the cloud kit's image carries no kernel parts).
+# The cloud kernel lacks CONFIG_VMGENID; the generic one has it, so clone
+# identity tests use it to see Linux's vmgenid driver (docs/fleet.md).
+#
+# Usage: guest/build-guest.sh [--cache DIR] [--flavour cloud|generic] [--force] [--quiet]
 #   CACHE defaults to $SQB_GUEST_CACHE or <repo>/guest-cache.
 # Prints the output directory on stdout.
 set -Eeuo pipefail
@@ -28,15 +37,21 @@ repo=$(dirname "$here")
 cache=${SQB_GUEST_CACHE:-$repo/guest-cache}
 force=0
 quiet=0
+flavour=cloud
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--cache) cache=$2; shift 2 ;;
+	--flavour) flavour=$2; shift 2 ;;
 	--force) force=1; shift ;;
 	--quiet) quiet=1; shift ;;
-	*) echo "usage: $0 [--cache DIR] [--force] [--quiet]" >&2; exit 2 ;;
+	*) echo "usage: $0 [--cache DIR] [--flavour cloud|generic] [--force] [--quiet]" >&2; exit 2 ;;
 	esac
 done
 say() { [ "$quiet" = 1 ] || echo "build-guest: $*" >&2; }
+case "$flavour" in
+cloud | generic) ;;
+*) echo "build-guest: error: --flavour $flavour: cloud or generic" >&2; exit 2 ;;
+esac
 die() { echo "build-guest: error: $*" >&2; exit 1; }
 # Any other failing command says which one, never a silent exit.
 trap 'echo "build-guest: error: line $LINENO: \"$BASH_COMMAND\" failed" >&2' ERR
@@ -47,6 +62,7 @@ done
 mkdir -p "$cache/debs"
 cache=$(cd "$cache" && pwd)
 out=$cache/guest
+[ "$flavour" = generic ] && out=$cache/guest-generic
 
 # One builder at a time; the others wait and then find the cache fresh.
 exec 9>"$cache/.lock"
@@ -56,6 +72,8 @@ candidate() { apt-cache policy "$1" 2>/dev/null | awk '/Candidate:/ && !f {print
 kpkg=$(apt-cache depends linux-image-cloud-amd64 2>/dev/null |
 	awk '$1 == "Depends:" && $2 ~ /^linux-image-[0-9]/ && !f {print $2; f = 1}')
 [ -n "$kpkg" ] || die "apt-cache cannot resolve linux-image-cloud-amd64 (run apt-get update)"
+# the generic kernel of the cloud one's version and ABI: one source, two configs
+[ "$flavour" = generic ] && kpkg=${kpkg%-cloud-amd64}-amd64
 kver=$(candidate "$kpkg")
 bbver=$(candidate busybox-static)
 [ -n "$kver" ] && [ "$kver" != "(none)" ] || die "no candidate version for $kpkg"
@@ -64,7 +82,7 @@ kit=$(cat "$here/init.sh" "$here/sqbtool.c" "$here/blkbench.sh" "$here/sqbcheck.
 	"$here/build-guest.sh" |
 	sha256sum | cut -c1-16)
 e2v=$(mke2fs -V 2>&1 | awk 'NR == 1 {print $2}')
-key="$kpkg=$kver busybox-static=$bbver kit=$kit mke2fs=$e2v rootfs_mib=${SQB_ROOTFS_MIB:-128}"
+key="flavour=$flavour $kpkg=$kver busybox-static=$bbver kit=$kit mke2fs=$e2v rootfs_mib=${SQB_ROOTFS_MIB:-128}"
 
 if [ "$force" = 0 ] && [ -f "$out/stamp" ] && [ "$(cat "$out/stamp")" = "$key" ]; then
 	say "cached: $key"
@@ -95,6 +113,7 @@ mkdir -p "$work/out/modules"
 cp "$vmlinuz" "$work/out/vmlinuz"
 cp "$work/bb/bin/busybox" "$work/out/busybox"
 echo "$release" >"$work/out/release"
+cp "$work/k/boot/config-$release" "$work/out/config" || die "kernel config missing from $kpkg"
 # tun.ko: the test host's taps for virtio-net tests (no dependencies).
 for m in arch/x86/kvm/kvm.ko arch/x86/kvm/kvm-amd.ko virt/lib/irqbypass.ko drivers/net/tun.ko; do
 	cp "$work/k/lib/modules/$release/kernel/$m" "$work/out/modules/" ||
@@ -172,8 +191,10 @@ visit() {
 # one of them in is handled, and one that lacks it is an error.
 # virtio_net pulls in net_failover and failover, the vsock transport vsock
 # and vmw_vsock_virtio_transport_common (docs/network.md).
+# virtio_balloon: balloon tests load it by hand (docs/testing.md).
 for pair in VIRTIO_MMIO:virtio_mmio VIRTIO_BLK:virtio_blk HW_RANDOM_VIRTIO:virtio_rng \
-	EXT4_FS:ext4 VIRTIO_NET:virtio_net VIRTIO_VSOCKETS:vmw_vsock_virtio_transport; do
+	EXT4_FS:ext4 VIRTIO_NET:virtio_net VIRTIO_VSOCKETS:vmw_vsock_virtio_transport \
+	VIRTIO_BALLOON:virtio_balloon; do
 	sym=${pair%%:*} mod=${pair#*:}
 	val=$(sed -n "s/^CONFIG_$sym=//p" "$kconfig")
 	case "$val" in
@@ -183,6 +204,9 @@ for pair in VIRTIO_MMIO:virtio_mmio VIRTIO_BLK:virtio_blk HW_RANDOM_VIRTIO:virti
 	esac
 done
 grep -q '^CONFIG_ACPI=y' "$kconfig" || die "CONFIG_ACPI is off: virtio-mmio devices come from the DSDT"
+if [ "$flavour" = generic ]; then
+	grep -q '^CONFIG_VMGENID=y' "$kconfig" || die "CONFIG_VMGENID is not built into $kpkg"
+fi
 printf '%s\n' "${order[@]+"${order[@]}"}" >"$ir/lib/modules/load.order"
 say "initramfs modules (load order): ${order[*]-none}"
 
@@ -195,29 +219,31 @@ find "$ir" -exec touch -h -d @0 {} +
 # device, no mount, no root needed).  busybox applets as symlinks from its
 # own --list-full; the same init.sh as /sbin/init (it knows it is no longer
 # on the initramfs); /data/big.pat is a 32 MiB pattern the tests read.
-say "building rootfs.ext4 (${SQB_ROOTFS_MIB:-128} MiB)"
-rf=$work/rootfs
-mkdir -p "$rf"/{bin,sbin,usr/bin,usr/sbin,dev,proc,sys,run,tmp,etc,root,mnt,data}
-cp "$work/bb/bin/busybox" "$rf/bin/busybox"
-for a in $("$rf/bin/busybox" --list-full); do
-	[ -e "$rf/$a" ] || [ -L "$rf/$a" ] || ln -s /bin/busybox "$rf/$a"
-done
-cp "$work/sqbtool" "$rf/bin/sqbtool"
-install -m 0755 "$here/init.sh" "$rf/sbin/init"
-install -m 0755 "$here/blkbench.sh" "$rf/bin/sqb-blkbench"
-install -m 0755 "$here/sqbcheck.sh" "$rf/bin/sqb-check"
-echo "root:x:0:0:root:/root:/bin/sh" >"$rf/etc/passwd"
-echo "root:x:0:" >"$rf/etc/group"
-echo "squib-guest" >"$rf/etc/hostname"
-chmod 1777 "$rf/tmp"
-"$work/sqbtool" memfill 32 5 "$rf/data/big.pat" >/dev/null || die "sqbtool memfill failed"
-find "$rf" -exec touch -h -d @0 {} +
-# Fixed UUID, hash seed and time: the same inputs give the same image.
-E2FSPROGS_FAKE_TIME=1 mke2fs -q -F -t ext4 -b 4096 -L sqbroot -U 5c0b1e00-0000-4000-8000-000000000001 \
-	-E root_owner=0:0,hash_seed=5c0b1e00-0000-4000-8000-000000000002 \
-	-d "$rf" "$work/out/rootfs.ext4" "${SQB_ROOTFS_MIB:-128}M" >/dev/null ||
-	die "mke2fs -d failed"
-e2fsck -fn "$work/out/rootfs.ext4" >/dev/null 2>&1 || die "e2fsck finds the new rootfs.ext4 unclean"
+if [ "$flavour" = cloud ]; then
+	say "building rootfs.ext4 (${SQB_ROOTFS_MIB:-128} MiB)"
+	rf=$work/rootfs
+	mkdir -p "$rf"/{bin,sbin,usr/bin,usr/sbin,dev,proc,sys,run,tmp,etc,root,mnt,data}
+	cp "$work/bb/bin/busybox" "$rf/bin/busybox"
+	for a in $("$rf/bin/busybox" --list-full); do
+		[ -e "$rf/$a" ] || [ -L "$rf/$a" ] || ln -s /bin/busybox "$rf/$a"
+	done
+	cp "$work/sqbtool" "$rf/bin/sqbtool"
+	install -m 0755 "$here/init.sh" "$rf/sbin/init"
+	install -m 0755 "$here/blkbench.sh" "$rf/bin/sqb-blkbench"
+	install -m 0755 "$here/sqbcheck.sh" "$rf/bin/sqb-check"
+	echo "root:x:0:0:root:/root:/bin/sh" >"$rf/etc/passwd"
+	echo "root:x:0:" >"$rf/etc/group"
+	echo "squib-guest" >"$rf/etc/hostname"
+	chmod 1777 "$rf/tmp"
+	"$work/sqbtool" memfill 32 5 "$rf/data/big.pat" >/dev/null || die "sqbtool memfill failed"
+	find "$rf" -exec touch -h -d @0 {} +
+	# Fixed UUID, hash seed and time: the same inputs give the same image.
+	E2FSPROGS_FAKE_TIME=1 mke2fs -q -F -t ext4 -b 4096 -L sqbroot -U 5c0b1e00-0000-4000-8000-000000000001 \
+		-E root_owner=0:0,hash_seed=5c0b1e00-0000-4000-8000-000000000002 \
+		-d "$rf" "$work/out/rootfs.ext4" "${SQB_ROOTFS_MIB:-128}M" >/dev/null ||
+		die "mke2fs -d failed"
+	e2fsck -fn "$work/out/rootfs.ext4" >/dev/null 2>&1 || die "e2fsck finds the new rootfs.ext4 unclean"
+fi
 echo "$key" >"$work/out/stamp"
 
 rm -rf "$out.old"

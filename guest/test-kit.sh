@@ -4,7 +4,7 @@
 # rules, not from build-guest.sh: e2fsck must find the ext4 image clean; the
 # files init needs are in it (debugfs); /data/big.pat holds sqbtool's
 # pattern; the initramfs carries /init, the marker, and virtio_mmio,
-# virtio_blk, virtio_rng, virtio_net, vmw_vsock_virtio_transport with every
+# virtio_blk, virtio_rng, virtio_net, vmw_vsock_virtio_transport, virtio_balloon with every
 # module named in a module's modinfo `depends=` loaded before it (what
 # modules.dep would order).
 # Exit 77 when the kit cannot be built here (no apt sources / no network).
@@ -55,7 +55,7 @@ mkdir "$T/ir"
 	bad "initramfs: /init or /etc/sqb-initramfs missing"
 order=$T/ir/lib/modules/load.order
 [ -f "$order" ] || { bad "initramfs: lib/modules/load.order missing"; exit 1; }
-for m in virtio_mmio virtio_blk virtio_rng virtio_net vmw_vsock_virtio_transport; do
+for m in virtio_mmio virtio_blk virtio_rng virtio_net vmw_vsock_virtio_transport virtio_balloon; do
 	grep -qx "$m" "$order" && [ -f "$T/ir/lib/modules/$m.ko" ] || bad "module $m not in the initramfs"
 done
 seen=" "

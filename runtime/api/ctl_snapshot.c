@@ -162,6 +162,8 @@ void sqb_ctl_snapshot_create(struct sqb_ctl *c, yajl_val body, struct sqb_ctl_re
 }
 
 static const char *const backend_types[] = {"File", "Uffd", NULL};
+/* squib.entropy_seed's bound: one virtio-rng request's worth (virtio_rng.c) */
+#define SQB_ENTROPY_SEED_MAX 65536
 static const char *const load_modes[] = {"mmap", "eager", "lazy", NULL};
 static const char *const huge_load[] = {"Snapshot", "None", "Transparent", "2M", NULL};
 
@@ -174,6 +176,7 @@ struct load_req {
 	int have_mb, have_ext, have_netov, have_vsock;
 	yajl_val ext, netov, vsock;
 	const char *huge;
+	uint64_t seed; /* squib.entropy_seed: bytes (docs/fleet.md "Entropy seed"), 0: none */
 };
 
 static int load_ext(yajl_val ext, struct load_req *q, char *err, size_t errlen)
@@ -187,9 +190,10 @@ static int load_ext(yajl_val ext, struct load_req *q, char *err, size_t errlen)
 	    {"drives", SQB_JT_ARRAY, 0, &q->drives_ov},
 	    {"network", SQB_JT_ARRAY, 0, &q->net_ext},
 	    {"vsock", SQB_JT_OBJECT, 0, &q->vsock_ext},
+	    {"entropy_seed", SQB_JT_UINT, 0, &q->seed, NULL, 0, SQB_ENTROPY_SEED_MAX},
 	};
 
-	if (sqb_json_fields(ext, f, 5, err, errlen) < 0)
+	if (sqb_json_fields(ext, f, 6, err, errlen) < 0)
 		return -1;
 	o->mode = !strcmp(mode, "eager")  ? SQB_VM_LOAD_EAGER
 		  : !strcmp(mode, "lazy") ? SQB_VM_LOAD_LAZY
@@ -346,8 +350,29 @@ static int drive_overrides(struct sqb_ctl *c, yajl_val ov, char *err, size_t err
 static int load_add_devices(void *arg, sqb_vm *vm, struct sqb_diag *diag)
 {
 	struct load_req *q = arg;
+	int rc = sqb_ctl_add_devices(q->c, vm, diag);
 
-	return sqb_ctl_add_devices(q->c, vm, diag);
+	if (!rc && q->seed && !sqb_vdev_lib(vm, SQB_VDEV_RNG_ID)) {
+		snprintf(diag->section, sizeof(diag->section), "squib.entropy_seed");
+		snprintf(diag->reason, sizeof(diag->reason),
+			 "the snapshot has no entropy device (PUT /entropy before the boot)");
+		return -ENODEV;
+	}
+	return rc;
+}
+
+/* squib.entropy_seed: fresh host bytes into the buffers the guest left on
+ * the virtio-rng queue, before any vCPU runs (the load was made paused)
+ * and before the [F-108] poll, which would serve them through the limiter. */
+static void seed_entropy(struct sqb_ctl *c, const struct load_req *q)
+{
+	uint64_t served = 0;
+	int rc = sqb_vio_rng_seed(sqb_vdev_lib(c->vm, SQB_VDEV_RNG_ID), q->seed, &served);
+
+	sqb_ctl_log(rc < 0 ? SQB_CTL_WARN : SQB_CTL_INFO,
+		    "snapshot load: entropy seed: %llu of %llu bytes served%s",
+		    (unsigned long long)served, (unsigned long long)q->seed,
+		    rc < 0 ? " (no entropy device)" : "");
 }
 
 static int load_conf_ready(void *arg, const struct sqb_vm_snap_conf *conf, struct sqb_diag *d)
@@ -415,7 +440,7 @@ void sqb_ctl_snapshot_load(struct sqb_ctl *c, yajl_val body, struct sqb_ctl_resp
 	if (check_load(&q, err, sizeof(err)) < 0)
 		return sqb_ctl_fault(r, "%s", err);
 	q.o.track_dirty_pages = q.dirty || q.diff_alias;
-	q.o.resume = q.resume;
+	q.o.resume = q.resume && !q.seed; /* with a seed: resumed once it is served */
 	q.o.serial_out_fd = c->serial_fd >= 0 ? c->serial_fd : STDOUT_FILENO;
 	q.c = c;
 	q.o.add_devices = load_add_devices;
@@ -436,6 +461,8 @@ void sqb_ctl_snapshot_load(struct sqb_ctl *c, yajl_val body, struct sqb_ctl_resp
 			    c->shell ? "not used (another shape)" : "used");
 	sqb_vm_free(c->shell); /* one load per process: an unused shell is only memory */
 	c->shell = NULL;
+	if (q.seed)
+		seed_entropy(c, &q);
 	/* a notify may have been pending in an ioeventfd at the snapshot ([F-108]) */
 	sqb_vdev_poll_all(c->vm);
 	free(conf.vm_config_json);
@@ -448,6 +475,10 @@ void sqb_ctl_snapshot_load(struct sqb_ctl *c, yajl_val body, struct sqb_ctl_resp
 	dup_str(&c->kernel_path, conf.kernel_path);
 	dup_str(&c->initrd_path, conf.initrd_path);
 	dup_str(&c->boot_args, conf.boot_args);
+	/* loaded paused for the seed; a failed resume leaves it so (PATCH /vm) */
+	if (q.seed && q.resume && (rc = sqb_vm_resume(c->vm)) < 0)
+		return sqb_ctl_fault(r, "Load snapshot error: cannot resume after the entropy seed: %s",
+				     sqb_strerror(rc));
 	sqb_ctl_log(SQB_CTL_INFO, "snapshot %s loaded (%u vCPU(s), %llu MiB), %s", q.o.state_path,
 		    conf.vcpu_count, (unsigned long long)conf.mem_size_mib,
 		    q.resume ? "resumed" : "paused");

@@ -184,6 +184,12 @@ struct sqb_vio_rng_opts {
 
 int sqb_vio_rng_new(sqb_vio_dev **out, const struct sqb_vio_host *host,
 		    const struct sqb_vio_rng_opts *opts);
+/* Entropy seed (docs/fleet.md): fill the buffers the driver has made
+ * available on the queue with up to `bytes` of fresh getrandom() output,
+ * not charged to the rate limiter, and interrupt.  *served: bytes written
+ * (0 when the driver has no buffer waiting or the queue is not live).
+ * -EINVAL: dev is not a virtio-rng. */
+int sqb_vio_rng_seed(sqb_vio_dev *dev, uint64_t bytes, uint64_t *served);
 
 /* ---- virtio-net (device id 1) ------------------------------------------
  *

@@ -600,6 +600,11 @@ int sqb_vio_balloon_stats_tick(sqb_vio_dev *dev)
 
 	if (!b)
 		return -EINVAL;
+	/* Linux (6.1 init_vqs) queues its first statistics buffer and notifies
+	 * before it sets DRIVER_OK, when the transport drops the notify: look
+	 * at the queue again (nothing when it is not live yet). */
+	if (b->q_stats >= 0 && !b->stats_held)
+		sqb_vio_process_locked(dev, (unsigned int)b->q_stats);
 	rc = b->q_stats < 0 ? -ENODATA : stats_release(dev, &why);
 	if (rc == -SQB_ECORRUPT)
 		sqb_warn("virtio-balloon: statistics buffer not returned: %s", why);

@@ -1,13 +1,21 @@
 /* virtio-rng, the entropy device (device id 4; virtio 1.x section 5.4):
  * fills each chain's device-writable buffers from getrandom(), at most
- * 64 KiB per request, optionally behind the rate limiter (bytes and ops). */
+ * 64 KiB per request, optionally behind the rate limiter (bytes and ops);
+ * a load's entropy seed (docs/fleet.md "Entropy seed") serves the buffers
+ * the guest left available, past the limiter, before its vCPUs run. */
 #include <errno.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <sys/random.h>
 
 #include "virtio_priv.h"
 
 #define RNG_MAX_REQ (64u << 10)
+
+struct rng {
+	uint64_t seed_left; /* a seed in progress: bytes still to serve unthrottled */
+	uint64_t seeded;    /* ... and those served so far */
+};
 
 static uint64_t fill_random(const struct sqb_vq_chain *c, uint64_t want)
 {
@@ -34,11 +42,13 @@ static int rng_process(sqb_vio_dev *dev, unsigned int qi, const char **why)
 {
 	struct sqb_vq *q = &dev->vq[qi];
 	struct sqb_vq_chain *c = &dev->chain;
+	struct rng *r = dev->priv;
 	bool pushed = false;
 	int rc;
 
 	for (;;) {
 		uint64_t want, got;
+		bool seed = r->seed_left != 0;
 
 		rc = sqb_vq_pop(q, &dev->host.mem, c, why);
 		if (rc < 0)
@@ -50,7 +60,10 @@ static int rng_process(sqb_vio_dev *dev, unsigned int qi, const char **why)
 			break;
 		}
 		want = c->write_len < RNG_MAX_REQ ? c->write_len : RNG_MAX_REQ;
-		if (!sqb_vio_throttle_ok(dev, want, want != 0)) {
+		if (seed && want > r->seed_left)
+			want = r->seed_left;
+		/* the seed is the host's gift: the guest's limiter does not pay for it */
+		if (!seed && !sqb_vio_throttle_ok(dev, want, want != 0)) {
 			sqb_vq_unpop(q);
 			rc = 0;
 			break;
@@ -60,17 +73,48 @@ static int rng_process(sqb_vio_dev *dev, unsigned int qi, const char **why)
 		if (rc < 0)
 			break;
 		pushed = true;
+		if (seed) {
+			r->seeded += got;
+			r->seed_left -= got < r->seed_left ? got : r->seed_left;
+		}
 	}
 	if (pushed)
 		sqb_vio_signal_used(dev, qi);
 	return rc < 0 ? rc : 0;
 }
 
+static void rng_free(sqb_vio_dev *dev)
+{
+	free(dev->priv);
+	dev->priv = NULL;
+}
+
 static const struct sqb_vio_ops rng_ops = {
     .device_id = SQB_VIO_ID_RNG,
     .num_queues = 1,
     .process = rng_process,
+    .free = rng_free,
 };
+
+int sqb_vio_rng_seed(sqb_vio_dev *dev, uint64_t bytes, uint64_t *served)
+{
+	struct rng *r;
+
+	*served = 0;
+	if (!dev || dev->ops != &rng_ops)
+		return -EINVAL;
+	if (!bytes)
+		return 0;
+	pthread_mutex_lock(&dev->lock);
+	r = dev->priv;
+	r->seed_left = bytes;
+	r->seeded = 0;
+	sqb_vio_process_locked(dev, 0); /* nothing when the queue is not live */
+	*served = r->seeded;
+	r->seed_left = 0;
+	pthread_mutex_unlock(&dev->lock);
+	return 0;
+}
 
 int sqb_vio_rng_new(sqb_vio_dev **out, const struct sqb_vio_host *host,
 		    const struct sqb_vio_rng_opts *opts)
@@ -88,6 +132,11 @@ int sqb_vio_rng_new(sqb_vio_dev **out, const struct sqb_vio_host *host,
 	if (rc) {
 		free(dev);
 		return rc;
+	}
+	dev->priv = calloc(1, sizeof(struct rng));
+	if (!dev->priv) {
+		sqb_vio_dev_free(dev);
+		return -ENOMEM;
 	}
 	*out = dev;
 	return 0;

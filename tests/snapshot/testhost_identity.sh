@@ -9,7 +9,8 @@
 # clone's wall clock right across a dormant gap (a clone loaded without it
 # lags by the gap).  The
 # kit's kernel (Debian cloud 6.1) is built without CONFIG_VMGENID, so the
-# driver's reseed is not shown here (docs/snapshots.md "Clone identity").
+# driver's reseed is not shown here; testhost_identity_rng.sh shows it with
+# the kit's generic kernel (docs/snapshots.md "Clone identity").
 G=${SQB_GUEST_DIR:-/guest}
 T=$(mktemp -d)
 fail=0
