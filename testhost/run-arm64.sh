@@ -12,6 +12,8 @@
 #   --bin PATH       copy an arm64 executable to /usr/bin with the shared
 #                    libraries its NEEDED entries name (aarch64 readelf);
 #                    repeatable
+#   --libdir DIR     search DIR too for those libraries (before the host's
+#                    arm64 ones); repeatable
 #   --file SRC[:DST] copy a file in (default DST /test/NAME); repeatable
 #   --no-image       leave the 27 MB kernel Image out of /guest
 #   --timeout S      wall-clock limit (default 300); QEMU is killed after it
@@ -25,11 +27,12 @@ set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo=$(dirname "$here")
 timeout=300 mem=2G smp=2 log="" quiet=0 image=1
-bins=() files=()
+bins=() files=() xlibdirs=""
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--bin) bins+=("$2"); shift 2 ;;
 	--file) files+=("$2"); shift 2 ;;
+	--libdir) xlibdirs="$xlibdirs $2"; shift 2 ;;
 	--no-image) image=0; shift ;;
 	--timeout) timeout=$2; shift 2 ;;
 	--log) log=$2; shift 2 ;;
@@ -41,7 +44,7 @@ while [ $# -gt 0 ]; do
 	*) break ;;
 	esac
 done
-[ $# -ge 1 ] || { sed -n '2,24p' "$0" >&2; exit 2; }
+[ $# -ge 1 ] || { sed -n '2,26p' "$0" >&2; exit 2; }
 script=$1
 shift
 say() { [ "$quiet" = 1 ] || echo "testhost-arm64: $*" >&2; }
@@ -88,7 +91,7 @@ mkdir -p "$p/test" "$p/usr/bin" "$p/guest" "$p/lib/aarch64-linux-gnu"
 install -m 0755 "$script" "$p/test/run"
 : >"$p/test/args"
 for a in "$@"; do printf '%s\n' "$a" >>"$p/test/args"; done
-libdirs="/usr/lib/aarch64-linux-gnu /lib/aarch64-linux-gnu /usr/aarch64-linux-gnu/lib"
+libdirs="$xlibdirs /usr/lib/aarch64-linux-gnu /lib/aarch64-linux-gnu /usr/aarch64-linux-gnu/lib"
 addlibs() { # NEEDED entries, recursively, into /lib/aarch64-linux-gnu
 	local lib d
 	for lib in $(aarch64-linux-gnu-readelf -d "$1" 2>/dev/null | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p'); do

@@ -89,6 +89,16 @@ static int read_conf(struct loadctx *c)
 	return 0;
 }
 
+static const char *arch_name(unsigned int a)
+{
+	return a == SQB_ARCH_X86_64 ? "x86_64" : a == SQB_ARCH_AARCH64 ? "aarch64" : "unknown";
+}
+
+static const char *hv_name(unsigned int h)
+{
+	return h == SQB_HV_KVM ? "kvm" : h == SQB_HV_HVF ? "hvf" : "unknown";
+}
+
 static int open_state(struct loadctx *c, unsigned int arch, unsigned int hv)
 {
 	struct sqb_open_opts oo = SQB_OPEN_OPTS_INIT;
@@ -108,11 +118,12 @@ static int open_state(struct loadctx *c, unsigned int arch, unsigned int hv)
 			      c->o->state_path, (int)si->role);
 		return -SQB_EMISMATCH;
 	}
-	if (si->arch != arch || si->hv != hv) {
+	if (si->arch != arch || si->hv != hv) { /* [F-16] */
 		sqb_snap_diag(c->diag, "header",
-			      "snapshot is for arch %d / hypervisor %d; this squib runs arch %u / "
-			      "hypervisor %u",
-			      (int)si->arch, (int)si->hv, arch, hv);
+			      "snapshot is for %s/%s (arch %d, hypervisor %d); this squib runs "
+			      "%s/%s (arch %u, hypervisor %u)",
+			      arch_name(si->arch), hv_name(si->hv), (int)si->arch, (int)si->hv,
+			      arch_name(arch), hv_name(hv), arch, hv);
 		return -SQB_EMISMATCH;
 	}
 	c->nvcpus = sqb_snap_vcpu_count(c->st);
