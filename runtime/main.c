@@ -233,6 +233,7 @@ static void *term_watchdog(void *arg)
 			if (sigwaitinfo(&term_set, NULL) < 0)
 				continue; /* EINTR */
 			term_begin();
+			sqb_ctl_note_termination();
 			if (write(term_efd, &one, sizeof(one)) < 0) {
 				/* a full counter is already readable */
 			}

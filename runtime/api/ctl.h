@@ -241,4 +241,7 @@ int sqb_ctl_metrics_open(const char *path, char *err, size_t errlen);
 int sqb_ctl_open_sink(const char *path);
 int sqb_ctl_metrics_flush(struct sqb_ctl *c);
 
+/* The process took a termination signal: a pause that waits gives up. */
+void sqb_ctl_note_termination(void);
+
 #endif

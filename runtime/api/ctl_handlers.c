@@ -651,13 +651,24 @@ static unsigned int pause_timeout_ms(void)
 	return (*end || v < 1 || v > 600000) ? 30000 : (unsigned int)v;
 }
 
-/* A termination signal waits in signalfd's queue (blocked in every thread):
+/* Set by the thread that takes the termination signals (runtime/main.c's
+ * watchdog, which sleeps in sigwaitinfo) before it wakes the event loop. */
+static int term_noted;
+
+void sqb_ctl_note_termination(void)
+{
+	__atomic_store_n(&term_noted, 1, __ATOMIC_RELEASE);
+}
+
+/* A termination signal arrived (or still waits, blocked in every thread):
  * give up the pause so the event loop can act on it. */
 static int term_pending(void *arg)
 {
 	sigset_t set;
 
 	(void)arg;
+	if (__atomic_load_n(&term_noted, __ATOMIC_ACQUIRE))
+		return 1;
 	return !sigpending(&set) && (sigismember(&set, SIGTERM) || sigismember(&set, SIGINT));
 }
 
