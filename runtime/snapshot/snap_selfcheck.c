@@ -74,9 +74,12 @@ int sqb_snap_selfcheck(struct sqb_vm *vm, const char *mem_path, const char *raw_
 	if (err)
 		sqb_err("snapshot self-check: cannot read %s back: %s: %s", mem_path,
 			sqb_strerror(err), d.reason);
-	else
+	else if (bad)
 		sqb_err("snapshot self-check: %s: %llu of %llu pages differ from guest memory",
 			mem_path, (unsigned long long)bad, (unsigned long long)pages);
+	else /* asked for: said at the default log level */
+		sqb_warn("snapshot self-check: %s: 0 of %llu pages differ from guest memory",
+			 mem_path, (unsigned long long)pages);
 	sqb_snap_free(s);
 	free(buf);
 	return err ? err : bad ? -SQB_ECORRUPT : 0;
