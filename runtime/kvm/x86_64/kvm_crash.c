@@ -4,7 +4,10 @@
  * environment, the last state squib knew (a snapshot load, then every exit)
  * and a check of what the CPU needs to deliver an exception: page walks of
  * the IDT, GDT, TSS, IST stacks, stack and handlers, each table and page
- * compared with its bytes at the load (docs/testing.md "Known failures"). */
+ * compared with its bytes at the load (docs/testing.md "Known failures").
+ * It reads guest memory at the load and at the fault: meant for File (mmap,
+ * eager) loads; with lazy or Uffd memory a read waits for the page server
+ * (for ever if the server refuses to serve). */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
