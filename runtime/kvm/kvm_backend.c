@@ -128,6 +128,11 @@ static int kvm_vm_map_memory(struct sqb_hv_vm *vm, unsigned int slot, uint64_t g
 
 	if (ioctl(vm->vm_fd, KVM_SET_USER_MEMORY_REGION, &r) < 0)
 		return -errno;
+	if (slot < SQB_KVM_MAX_SLOTS) {
+		vm->slots[slot] = (struct sqb_kvm_slot){gpa, size, host};
+		if (slot >= vm->nslots)
+			vm->nslots = slot + 1;
+	}
 	return 0;
 }
 
@@ -208,6 +213,7 @@ static void kvm_vcpu_destroy(struct sqb_hv_vcpu *vc)
 {
 	if (!vc)
 		return;
+	sqb_kvm_crash_free(vc);
 	munmap(vc->run, vc->vm->run_size);
 	close(vc->fd);
 	free(vc);
@@ -222,6 +228,8 @@ static int kvm_vcpu_run(struct sqb_hv_vcpu *vc, struct sqb_hv_exit *ex)
 			return -EINTR;
 		return -errno;
 	}
+	if (vc->crash)
+		sqb_kvm_crash_note_exit(vc);
 	memset(ex, 0, sizeof(*ex));
 	ex->detail = run->exit_reason;
 	switch (run->exit_reason) {
@@ -244,6 +252,7 @@ static int kvm_vcpu_run(struct sqb_hv_vcpu *vc, struct sqb_hv_exit *ex)
 		ex->kind = SQB_HV_EXIT_HLT;
 		break;
 	case KVM_EXIT_SHUTDOWN:
+		sqb_kvm_crash_report(vc);
 		ex->kind = SQB_HV_EXIT_SHUTDOWN;
 		break;
 	case KVM_EXIT_INTERNAL_ERROR:

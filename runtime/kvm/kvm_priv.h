@@ -16,20 +16,32 @@
 
 #include <pthread.h>
 
+/* A memslot as squib set it (reports read guest memory through it). */
+struct sqb_kvm_slot {
+	uint64_t gpa, size;
+	uint8_t *host;
+};
+#define SQB_KVM_MAX_SLOTS 8
+
 struct sqb_hv_vm {
 	int kvm_fd;
 	int vm_fd;
 	int run_size;
 	unsigned int nvcpus;
 	struct sqb_kvm_arch_vm arch;
+	struct sqb_kvm_slot slots[SQB_KVM_MAX_SLOTS];
+	unsigned int nslots;
 };
+
+struct sqb_kvm_crash;
 
 struct sqb_hv_vcpu {
 	struct sqb_hv_vm *vm;
 	unsigned int index;
 	int fd;
 	struct kvm_run *run;
-	pthread_t thread; /* the thread that created (and runs) it: kick target */
+	pthread_t thread;	     /* the thread that created (and runs) it: kick target */
+	struct sqb_kvm_crash *crash; /* SQB_CRASH_CHECK state, or NULL */
 };
 
 /* kvm_backend.c */
@@ -52,6 +64,18 @@ void sqb_kvm_probe_cache_reset(void);
 uint64_t sqb_kvm_arch_vcpu_pc(struct sqb_hv_vcpu *vc);
 uint32_t sqb_kvm_arch_irq_line(unsigned int irq);
 int sqb_kvm_vcpu_set_entry(struct sqb_hv_vcpu *vc, const struct sqb_arch_entry *e);
+
+/* kvm/<arch>/: a guest triple fault (KVM_EXIT_SHUTDOWN) reported in the
+ * log: KVM's registers, and with SQB_CRASH_CHECK=1 the last known state and
+ * a check of the guest's exception path against its bytes at the load
+ * (x86_64: kvm_crash.c).  arm: after a snapshot load sets the state;
+ * note_exit: after every exit (SQB_CRASH_CHECK only). */
+struct kvm_sregs;
+struct kvm_regs;
+void sqb_kvm_crash_arm(struct sqb_hv_vcpu *vc, const struct kvm_sregs *s, const struct kvm_regs *r);
+void sqb_kvm_crash_note_exit(struct sqb_hv_vcpu *vc);
+void sqb_kvm_crash_report(struct sqb_hv_vcpu *vc);
+void sqb_kvm_crash_free(struct sqb_hv_vcpu *vc);
 
 /* kvm/<arch>/: state as snapfmt records (hv.h snapshot ops). */
 int sqb_kvm_vcpu_save_records(struct sqb_hv_vcpu *vc, struct sqb_record *recs, unsigned int cap,

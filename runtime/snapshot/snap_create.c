@@ -1016,6 +1016,9 @@ int sqb_vm_snapshot_create(sqb_vm *vm, const struct sqb_vm_snap_create *o, struc
 		goto out;
 	}
 	after_success(ss, o->raw_mem ? st_abs : mem_abs, o->raw_mem ? mem_abs : NULL);
+	if (sqb_snap_selfcheck_enabled()) /* debug: still paused and quiesced */
+		(void)sqb_snap_selfcheck(vm, o->raw_mem ? st_abs : mem_abs,
+					 o->raw_mem ? mem_abs : NULL);
 	if (plan == PLAN_DIFF_OVERLAY)
 		sqb_info("Diff over %s (a file of its own chain) written as merged memory",
 			 o->mem_path);

@@ -49,6 +49,13 @@ int sqb_snap_is_temp_of(const char *name, const char *base);
  * snapshot, its temporaries are removed) and release it. */
 void sqb_snap_bg_join(struct sqb_snapstate *ss, int cancel);
 
+/* ---- snap_selfcheck.c ---- */
+/* SQB_SNAP_SELFCHECK=1: after a create, while the VM is paused, read the
+ * memory file back (its chain, raw_path for a raw file) and compare every
+ * page with guest memory; differences are logged (0 or -SQB_ECORRUPT). */
+int sqb_snap_selfcheck_enabled(void);
+int sqb_snap_selfcheck(struct sqb_vm *vm, const char *mem_path, const char *raw_path);
+
 /* ---- snap_cow.c ---- */
 /* Copy-before-write over guest memory: want[r] (one bit per page of region
  * r, ownership passes) marks the pages a background create will read; they

@@ -21,6 +21,10 @@
 # the virtio-blk/virtio-rng API is not in this build yet.
 G=${SQB_GUEST_DIR:-/guest}
 T=$(mktemp -d)
+# A guest triple fault logs the last vCPU state squib knew and a check of
+# the guest's exception path against the load (docs/testing.md "Known
+# failures"); costs two ioctls per exit after a load, nothing before.
+export SQB_CRASH_CHECK=${SQB_CRASH_CHECK:-1}
 fail=0
 pass() { echo "PASS: $*"; }
 bad() { echo "FAIL: $*"; fail=1; }
@@ -28,8 +32,8 @@ bad() { echo "FAIL: $*"; fail=1; }
 # fault when the reboot does not take), wherever it is in the log.
 crash_lines() {
 	[ -n "${log:-}" ] && [ -f "$log" ] || return 0
-	grep -nE 'Kernel panic|BUG:|Oops|general protection|RIP:|Call Trace|triple fault|stopped|virtio_blk|I/O error' \
-		"$log" | tail -n 40 | sed 's/^/CONSOLE: /'
+	grep -nE 'Kernel panic|BUG:|Oops|general protection|RIP:|Call Trace|triple fault|stopped|virtio_blk|I/O error|crash check|shutdown' \
+		"$log" | tail -n 120 | sed 's/^/CONSOLE: /'
 }
 die() { echo "FAIL: $*"; crash_lines; [ -n "${log:-}" ] && [ -f "$log" ] && tail -n 40 "$log"; cleanup; exit 1; }
 now() { read -r t _ </proc/uptime; echo "$t"; }

@@ -179,3 +179,26 @@ int sqb_kvm_vm_dirty_fd(struct sqb_hv_vm *vm)
 {
 	return vm->vm_fd;
 }
+
+/* A guest shutdown exit has no x86 triple-fault check here (kvm_priv.h). */
+void sqb_kvm_crash_arm(struct sqb_hv_vcpu *vc, const struct kvm_sregs *s, const struct kvm_regs *r)
+{
+	(void)vc;
+	(void)s;
+	(void)r;
+}
+
+void sqb_kvm_crash_note_exit(struct sqb_hv_vcpu *vc)
+{
+	(void)vc;
+}
+
+void sqb_kvm_crash_report(struct sqb_hv_vcpu *vc)
+{
+	(void)vc;
+}
+
+void sqb_kvm_crash_free(struct sqb_hv_vcpu *vc)
+{
+	(void)vc;
+}

@@ -367,7 +367,9 @@ int sqb_kvm_vcpu_load_records(struct sqb_hv_vcpu *vc, const struct sqb_record *r
 	}
 	FORWARD_IF_ERROR(set_ioctl(vc, KVM_SET_MP_STATE, &mps, mp->tag, d));
 	sqb_kvm_dec_debugregs(dr->data, &dbg);
-	return set_ioctl(vc, KVM_SET_DEBUGREGS, &dbg, dr->tag, d);
+	FORWARD_IF_ERROR(set_ioctl(vc, KVM_SET_DEBUGREGS, &dbg, dr->tag, d));
+	sqb_kvm_crash_arm(vc, &s, &r); /* SQB_CRASH_CHECK only: memory is in place */
+	return 0;
 }
 
 static uint64_t realtime_ns(void)
