@@ -11,7 +11,7 @@ gk=$(bash "$here/../../guest/build-guest.sh" --flavour generic --quiet) ||
 	{ echo "skip: the generic guest kernel cannot be fetched or built" >&2; exit 77; }
 # SQB_GUEST_GENERIC_DIR serves a direct run (hardware KVM, no test host)
 SQB_GUEST_GENERIC_DIR=$gk exec bash "$here/../../testhost/run.sh" --auto --timeout 520 --no-vmlinux \
-	--bin "$squib" --bin "$curl" \
+	--bin "$squib" --bin "$curl" --file "$here/testhost_lib.sh:/test/testhost_lib.sh" \
 	--file "$gk/vmlinuz:/guest/generic/vmlinuz" \
 	--file "$gk/initramfs.cpio.gz:/guest/generic/initramfs.cpio.gz" \
 	"$here/testhost_identity_rng.sh"
