@@ -6,7 +6,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <sys/stat.h>
-#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -660,16 +659,12 @@ void sqb_ctl_note_termination(void)
 	__atomic_store_n(&term_noted, 1, __ATOMIC_RELEASE);
 }
 
-/* A termination signal arrived (or still waits, blocked in every thread):
- * give up the pause so the event loop can act on it. */
+/* A termination signal arrived: give up the pause so the event loop can
+ * act on it. */
 static int term_pending(void *arg)
 {
-	sigset_t set;
-
 	(void)arg;
-	if (__atomic_load_n(&term_noted, __ATOMIC_ACQUIRE))
-		return 1;
-	return !sigpending(&set) && (sigismember(&set, SIGTERM) || sigismember(&set, SIGINT));
+	return __atomic_load_n(&term_noted, __ATOMIC_ACQUIRE);
 }
 
 static void patch_vm(struct sqb_ctl *c, yajl_val body, struct sqb_ctl_resp *r)
