@@ -6,4 +6,4 @@ squib=${1:-}
 [ -x "$squib" ] || { echo "skip: no squib binary" >&2; exit 77; }
 curl=$(command -v curl) || { echo "curl not found (scripts/deps.sh installs it)" >&2; exit 1; }
 exec bash "$here/../../testhost/run.sh" --auto --timeout 400 --no-vmlinux --bin "$squib" \
-	--bin "$curl" "$here/testhost_identity.sh"
+	--bin "$curl" --file "$here/testhost_lib.sh:/test/testhost_lib.sh" "$here/testhost_identity.sh"

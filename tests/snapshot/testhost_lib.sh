@@ -1,5 +1,6 @@
 # Shell helpers for the Linux snapshot tests that run inside the test host
-# (testhost_balloon.sh, testhost_identity_rng.sh; docs/testing.md).  Sourced,
+# (testhost_snapshot.sh, testhost_identity.sh, testhost_identity_rng.sh,
+# testhost_balloon.sh; docs/testing.md).  Sourced,
 # not run: the *_ctest.sh wrapper copies it next to the test as
 # /test/testhost_lib.sh (direct runs find it beside the script).  Expects T
 # (a scratch folder); sets fail, and pid/sock/log/fd 3 per start_squib.

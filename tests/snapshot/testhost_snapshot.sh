@@ -10,44 +10,10 @@
 # SQUIB-SNAP-TIME lines.
 G=${SQB_GUEST_DIR:-/guest}
 T=$(mktemp -d)
-fail=0
-pass() { echo "PASS: $*"; }
-bad() { echo "FAIL: $*"; fail=1; }
+# pass/bad/api/lines/wait_for/start_squib/stop_squib
+. "$(dirname "$0")/testhost_lib.sh"
 now() { read -r t _ </proc/uptime; echo "$t"; }
 ms() { awk -v a="$1" -v b="$2" 'BEGIN{printf "%.0f", (b-a)*1000}'; }
-
-api() { # api METHOD PATH [JSON] -> HTTP status; body in $T/api.out
-	if [ -n "${3:-}" ]; then
-		curl -s -o $T/api.out -w '%{http_code}' --unix-socket "$sock" -X "$1" \
-			-H 'Content-Type: application/json' -d "$3" "http://localhost$2"
-	else
-		curl -s -o $T/api.out -w '%{http_code}' --unix-socket "$sock" -X "$1" \
-			"http://localhost$2"
-	fi
-}
-
-wait_for() { # wait_for REGEX FILE SECONDS
-	i=0
-	while [ $i -lt $(($3 * 10)) ]; do
-		# complete lines only: a marker half written must not match
-		head -n "$( (wc -l <"$2") 2>/dev/null || echo 0)" "$2" 2>/dev/null | grep -qE "$1" && return 0
-		sleep 0.1
-		i=$((i + 1))
-	done
-	return 1
-}
-
-start_squib() { # start_squib NAME -> pid, sock, log, fd 3 = serial input
-	sock=$T/$1.sock log=$T/$1.log fifo=$T/$1.in
-	rm -f "$sock" "$fifo"
-	mkfifo "$fifo"
-	squib --api-sock "$sock" <"$fifo" >"$log" 2>&1 &
-	pid=$!
-	exec 3>"$fifo"
-	i=0
-	while [ ! -S "$sock" ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
-	[ -S "$sock" ] || { bad "$1: no API socket"; cat "$log"; exit 1; }
-}
 
 command -v squib >/dev/null || { echo "FAIL: squib not in the test host"; exit 1; }
 command -v curl >/dev/null || { echo "FAIL: curl not in the test host"; exit 1; }

@@ -5,5 +5,5 @@ here=$(cd "$(dirname "$0")" && pwd)
 squib=${1:-}
 [ -x "$squib" ] || { echo "skip: no squib binary" >&2; exit 77; }
 curl=$(command -v curl) || { echo "curl not found (scripts/deps.sh installs it)" >&2; exit 1; }
-exec bash "$here/../../testhost/run.sh" --auto --timeout 330 --bin "$squib" --bin "$curl" \
+exec bash "$here/../../testhost/run.sh" --auto --timeout 330 --bin "$squib" --bin "$curl" --file "$here/testhost_lib.sh:/test/testhost_lib.sh" \
 	"$here/testhost_snapshot.sh"
