@@ -26,7 +26,7 @@ usage: snapshot_vs_qemu.py SQUIB GUEST_DIR [--quick] [--runs N]  (not a ctest)
   QEMU 10 cache: $SQUIB_QEMU10_CACHE (default ~/.cache/squib/qemu10-bpo12);
   SQUIB_QEMU10=0 leaves it out.
 """
-import glob, json, os, re, shutil, socket, statistics, subprocess, sys, tempfile, time
+import glob, json, os, shutil, socket, statistics, subprocess, sys, tempfile, time
 
 SQUIB, GUESTS = sys.argv[1], sys.argv[2]
 QUICK = "--quick" in sys.argv
@@ -36,79 +36,22 @@ D = tempfile.mkdtemp(prefix="squib-vsqemu-")
 NOTES = []
 
 
-def debian_uri():
-    """The Debian mirror this host's apt already uses (no host named here)."""
-    for f in ["/etc/apt/sources.list"] + glob.glob("/etc/apt/sources.list.d/*.sources") + \
-            glob.glob("/etc/apt/sources.list.d/*.list"):
-        try:
-            txt = open(f).read()
-        except OSError:
-            continue
-        for m in re.finditer(r"^deb\s+(?:\[[^]]*\]\s+)?(\S+)\s+bookworm\s", txt, re.M):
-            return m.group(1)
-        for blk in txt.split("\n\n"):
-            u = re.search(r"^URIs:\s*(\S+)", blk, re.M)
-            st = re.search(r"^Suites:(.*)$", blk, re.M)
-            if u and st and "bookworm" in st.group(1).split() and "security" not in u.group(1):
-                return u.group(1)
-    return None
-
-
 def fetch_qemu10():
-    """QEMU 10 from bookworm-backports, unpacked into a cache: returns
-    (binary, env, extra args) or None (the reason goes to NOTES)."""
+    """QEMU 10 from bookworm-backports, fetched into a cache by
+    scripts/qemu10.sh: returns (binary, env, extra args) or None (the reason
+    goes to NOTES)."""
     if os.environ.get("SQUIB_QEMU10") == "0":
         NOTES.append("QEMU 10: left out (SQUIB_QEMU10=0)")
         return None
-    cache = os.environ.get("SQUIB_QEMU10_CACHE",
-                           os.path.expanduser("~/.cache/squib/qemu10-bpo12"))
-    root = cache + "/root"
-    binary = root + "/usr/bin/qemu-system-x86_64"
-    if not os.path.exists(binary):
-        uri = debian_uri()
-        if not uri or not shutil.which("apt-get"):
-            NOTES.append("QEMU 10: no Debian apt source on this host to fetch it from")
-            return None
-        os.makedirs(cache + "/lists/partial", exist_ok=True)
-        os.makedirs(cache + "/apt/archives/partial", exist_ok=True)
-        os.makedirs(cache + "/debs", exist_ok=True)
-        with open(cache + "/sources.list", "w") as f:
-            f.write("deb %s bookworm main\ndeb %s bookworm-backports main\n" % (uri, uri))
-        apt = ["-o", "Dir::Etc::sourcelist=%s/sources.list" % cache, "-o",
-               "Dir::Etc::sourceparts=-", "-o", "Dir::State::Lists=%s/lists" % cache,
-               "-o", "Dir::Cache=%s/apt" % cache]
-        if subprocess.run(["apt-get"] + apt + ["update"], stdout=subprocess.DEVNULL,
-                          stderr=subprocess.DEVNULL).returncode:
-            NOTES.append("QEMU 10: apt-get update of bookworm-backports failed")
-            return None
-        # what installing it would change = the backports packages it needs
-        sim = subprocess.run(["apt-get"] + apt + ["-s", "install", "--no-install-recommends",
-                              "qemu-system-x86/bookworm-backports"],
-                             capture_output=True, text=True)
-        pkgs = re.findall(r"^Inst (\S+) (?:\[[^]]*\] )?\((\S+)", sim.stdout, re.M)
-        if sim.returncode or not pkgs:
-            NOTES.append("QEMU 10: dependencies not satisfiable: " +
-                         " ".join(l for l in (sim.stdout + sim.stderr).splitlines()
-                                  if l.startswith("E:") or "Depends:" in l))
-            return None
-        r = subprocess.run(["apt-get"] + apt + ["download"] + ["%s=%s" % p for p in pkgs],
-                           cwd=cache + "/debs", stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                           text=True)
-        if r.returncode:
-            NOTES.append("QEMU 10: apt-get download failed: " + r.stderr.strip()[-300:])
-            return None
-        for deb in glob.glob(cache + "/debs/*.deb"):
-            subprocess.run(["dpkg-deb", "-x", deb, root], check=True)
-    env = dict(os.environ)
-    env["LD_LIBRARY_PATH"] = ":".join(
-        [root + "/usr/lib/x86_64-linux-gnu", root + "/lib/x86_64-linux-gnu"] +
-        ([env["LD_LIBRARY_PATH"]] if env.get("LD_LIBRARY_PATH") else []))
-    v = subprocess.run([binary, "--version"], env=env, capture_output=True, text=True)
-    if v.returncode:
-        NOTES.append("QEMU 10: does not start: " + (v.stderr.strip().splitlines() or ["?"])[-1])
+    script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "scripts", "qemu10.sh")
+    r = subprocess.run(["bash", script, "--quiet"], capture_output=True, text=True)
+    if r.returncode:
+        NOTES.append("QEMU 10: " + (r.stderr.strip().splitlines() or ["fetch failed"])[-1])
         return None
+    binary = r.stdout.strip()
+    v = subprocess.run([binary, "--version"], capture_output=True, text=True)
     NOTES.append("QEMU 10: " + v.stdout.splitlines()[0])
-    return binary, env, ["-L", root + "/usr/share/seabios", "-L", root + "/usr/share/qemu"]
+    return binary, dict(os.environ), []
 
 
 def wait_file(path, needle, timeout=120.0, start=0):

@@ -1,0 +1,37 @@
+#!/bin/sh
+# x86boot.testhost_panic_retry: when the test host's own kernel panics (the
+# emulator's nested SVM has done this inside KVM_RUN, docs/testing.md "The
+# test host"), testhost/run.sh reports it, runs the test again from a fresh
+# boot, and after the last attempt exits 125 (no verdict), never 0.  The
+# panic here is a real one: the test writes 'c' to /proc/sysrq-trigger.
+here=$(cd "$(dirname "$0")" && pwd)
+run=$here/../../testhost/run.sh
+[ -f "$run" ] || { echo "skip: no testhost/run.sh" >&2; exit 77; }
+command -v qemu-system-x86_64 >/dev/null ||
+	{ echo "skip: no qemu-system-x86_64 for the test host" >&2; exit 77; }
+t=$(mktemp -d "${TMPDIR:-/tmp}/sqb-panic.XXXXXX")
+trap 'rm -rf "$t"' EXIT
+cat >"$t/panic.sh" <<'IN'
+#!/bin/sh
+echo "SQB-PANIC-TEST: panicking the test host now"
+echo 1 >/proc/sys/kernel/sysrq
+echo c >/proc/sysrq-trigger
+echo "SQB-PANIC-TEST: still alive after the sysrq crash"
+IN
+SQB_TESTHOST=always SQB_TESTHOST_ATTEMPTS=2 bash "$run" --no-vmlinux --timeout 200 "$t/panic.sh" >"$t/out" 2>&1
+rc=$?
+cat "$t/out"
+fail=0
+check() { # check DESCRIPTION COMMAND...
+	d=$1; shift
+	if "$@"; then echo "PASS: $d"; else echo "FAIL: $d"; fail=1; fi
+}
+check "exit status 125 (no verdict), got $rc" [ "$rc" = 125 ]
+check "two boots of the test host" [ "$(grep -c '^testhost: booting test host' "$t/out")" = 2 ]
+check "each attempt reports the test host's panic" \
+	[ "$(grep -c "THE TEST HOST'S OWN KERNEL PANICKED (attempt [12] of 2" "$t/out")" = 2 ]
+check "the second attempt is announced" grep -q 'running the test again from the start (attempt 2 of 2)' "$t/out"
+check "the final message says there is no verdict" grep -q 'panicked in all 2 attempts; no verdict' "$t/out"
+check "the test ran in both attempts" [ "$(grep -c '^SQB-PANIC-TEST: panicking' "$t/out")" = 2 ]
+check "nothing ran after the panic" sh -c "! grep -q 'still alive' '$t/out'"
+exit $fail
