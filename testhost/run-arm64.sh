@@ -16,6 +16,12 @@
 #                    arm64 ones); repeatable
 #   --file SRC[:DST] copy a file in (default DST /test/NAME); repeatable
 #   --no-image       leave the 27 MB kernel Image out of /guest
+#   --out-disk FILE  attach FILE (a raw file on this host, made by the
+#                    caller) as a virtio-blk disk: the way large files come
+#                    out (the test writes e.g. a tar to it; /test/out-disk
+#                    says it is there; the test host's kernel has virtio,
+#                    virtio_mmio and virtio_blk as modules, which the test
+#                    loads itself)
 #   --timeout S      wall-clock limit (default 300); QEMU is killed after it
 #   --log FILE       keep the full serial log there
 #   --mem M --smp N  test host size (default 2G, 2)
@@ -26,7 +32,7 @@ set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo=$(dirname "$here")
-timeout=300 mem=2G smp=2 log="" quiet=0 image=1
+timeout=300 mem=2G smp=2 log="" quiet=0 image=1 outdisk=""
 bins=() files=() xlibdirs=""
 while [ $# -gt 0 ]; do
 	case "$1" in
@@ -34,6 +40,7 @@ while [ $# -gt 0 ]; do
 	--file) files+=("$2"); shift 2 ;;
 	--libdir) xlibdirs="$xlibdirs $2"; shift 2 ;;
 	--no-image) image=0; shift ;;
+	--out-disk) outdisk=$2; shift 2 ;;
 	--timeout) timeout=$2; shift 2 ;;
 	--log) log=$2; shift 2 ;;
 	--mem) mem=$2; shift 2 ;;
@@ -44,7 +51,7 @@ while [ $# -gt 0 ]; do
 	*) break ;;
 	esac
 done
-[ $# -ge 1 ] || { sed -n '2,26p' "$0" >&2; exit 2; }
+[ $# -ge 1 ] || { sed -n '2,30p' "$0" >&2; exit 2; }
 script=$1
 shift
 say() { [ "$quiet" = 1 ] || echo "testhost-arm64: $*" >&2; }
@@ -125,6 +132,12 @@ for f in "${files[@]+"${files[@]}"}"; do
 	cp -rL "$src" "$p$dst"
 done
 [ "$image" = 1 ] && cp "$kit/Image" "$p/guest/"
+outdev=()
+if [ -n "$outdisk" ]; then
+	[ -f "$outdisk" ] || fail "--out-disk $outdisk is not a file"
+	echo "virtio-blk" >"$p/test/out-disk"
+	outdev=(-drive "if=none,id=out,format=raw,file=$outdisk" -device virtio-blk-device,drive=out)
+fi
 (cd "$p" && find . -print0 | LC_ALL=C sort -z | cpio --null -o -H newc --owner=0:0 --quiet) \
 	>"$work/payload.cpio"
 cat "$work/payload.cpio" "$base" >"$work/initrd"
@@ -141,7 +154,7 @@ setpriv --help 2>/dev/null | grep -q -- --pdeathsig && pdeath=(setpriv --pdeaths
 	-cpu max,pauth-impdef=on -accel tcg,thread=multi -m "$mem" -smp "$smp" \
 	-nodefaults -no-user-config -display none -no-reboot \
 	-serial "file:$log" \
-	-kernel "$kit/Image" -initrd "$work/initrd" \
+	-kernel "$kit/Image" -initrd "$work/initrd" "${outdev[@]+"${outdev[@]}"}" \
 	-append "console=ttyAMA0 quiet loglevel=3 panic=-1" \
 	>"$work/qemu.out" 2>&1 &
 qpid=$!

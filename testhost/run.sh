@@ -19,7 +19,7 @@
 #                    and sqbtool (/guest/sqbtool) for root-on-virtio-blk tests
 #   --timeout S      wall-clock limit (default 300); QEMU is killed after it
 #   --log FILE       keep the full serial log there
-#   --mem M --smp N  test host size (default 4G, 2)
+#   --mem M --smp N  test host size (default 4G, $SQB_TESTHOST_SMP or 2)
 #   --quiet          print only the test's own output (default adds progress)
 #   --auto           run SCRIPT directly on this machine when its /dev/kvm is
 #                    hardware KVM (not PVM); SQB_TESTHOST=always|never overrides
@@ -29,7 +29,7 @@ set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo=$(dirname "$here")
-timeout=300 mem=4G smp=2 log="" quiet=0 vmlinux=1 auto=0 rootfs=0
+timeout=300 mem=4G smp=${SQB_TESTHOST_SMP:-2} log="" quiet=0 vmlinux=1 auto=0 rootfs=0
 bins=() files=()
 while [ $# -gt 0 ]; do
 	case "$1" in

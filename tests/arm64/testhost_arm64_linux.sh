@@ -11,7 +11,9 @@
 #      lazily through squib-pager (Uffd), each in a new squib on its own copy
 #      of the disk as it was at the Diff: counter, RAM pattern, uptime and the
 #      files on disk must go on;
-#   3. both state files go out base64 on the console (x86 squib-snap checks).
+#   3. both state files go out base64 on the console (x86 squib-snap checks);
+#      with an out disk, the memory files too (as a tar, with this side's md5
+#      of the dense memory of the Full and of the Diff over it).
 # Prints PASS:/FAIL:/INFO:/TIME: lines; exit 1 on any FAIL.
 G=${SQB_GUEST_DIR:-/guest}
 T=$(mktemp -d)
@@ -125,6 +127,35 @@ if [ "${pid:-0}" -gt 1 ]; then
 		base64 "$T/$f.state"
 		echo "SQUIB-ARM64-STATE-END $f"
 	done
+	# The memory files are too big for the console: with an out disk
+	# (run-arm64.sh --out-disk) all four files go out as a tar on it, with
+	# the md5 of the dense memory this arm64 squib-snap extracts from each
+	# layer, for the x86 squib-snap to match.  The test host's own kernel
+	# has virtio as modules: the guest's initramfs carries them (same kit).
+	if [ -f /test/out-disk ]; then
+		mkdir -p "$T/mods"
+		(cd "$T/mods" && zcat /test/initramfs.cpio.gz | cpio -i -d 'lib/modules/*' 2>/dev/null)
+		while read -r m; do
+			insmod "$T/mods/lib/modules/$m.ko" 2>/dev/null
+		done <"$T/mods/lib/modules/load.order"
+		i=0
+		while [ ! -b /dev/vda ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+		if [ -b /dev/vda ]; then
+			squib-snap extract "$T/f.mem" --memory "$T/x.raw" >/dev/null &&
+				echo "SQUIB-ARM64-MD5 f $(md5sum <"$T/x.raw" | cut -d' ' -f1) $(wc -c <"$T/x.raw")"
+			rm -f "$T/x.raw"
+			squib-snap extract "$T/d.mem" --parent "$T/f.mem" --memory "$T/x.raw" >/dev/null &&
+				echo "SQUIB-ARM64-MD5 d $(md5sum <"$T/x.raw" | cut -d' ' -f1) $(wc -c <"$T/x.raw")"
+			rm -f "$T/x.raw"
+			if tar -cf /dev/vda -C "$T" f.state f.mem d.state d.mem && sync; then
+				echo "SQUIB-ARM64-OUT tar"
+			else
+				bad "tar of the snapshot files onto the out disk failed"
+			fi
+		else
+			bad "the out disk (/dev/vda) did not appear: $(lsmod 2>/dev/null | grep -c virtio) virtio modules"
+		fi
+	fi
 fi
 
 check_restored() { # WHAT: the workload in $log went on from the Diff's values

@@ -841,6 +841,33 @@ static void test_merge_with_state_writes_a_pair(void **state)
 	assert_false(exists("bad-st.sqb"));
 }
 
+/* A Diff pair whose parent moved (e.g. files copied off another host, as the
+ * arm64 test does): verify --memory-file and pair find the parent through
+ * --parent; without it they fail and say where to give it. */
+static void test_diff_pair_with_moved_parent(void **state)
+{
+	char from[128], to[128];
+
+	(void)state;
+	mk("pair mvst0.sqb mvbase.sqb 21 1024");
+	mk("pair mvst.sqb mvdiff.sqb 21 1024 mvbase.sqb 1");
+	assert_int_equal(snap("verify mvst.sqb --memory-file mvdiff.sqb"), 0);
+	snprintf(from, sizeof(from), "%s/mvbase.sqb", dir);
+	snprintf(to, sizeof(to), "%s/moved-base.sqb", dir);
+	assert_int_equal(rename(from, to), 0);
+	assert_int_equal(snap("verify mvst.sqb --memory-file mvdiff.sqb"), 1);
+	assert_contains("err.txt", "give it with --parent");
+	assert_int_equal(snap("pair mvst.sqb mvdiff.sqb"), 1);
+	assert_int_equal(
+	    snap("verify mvst.sqb --memory-file mvdiff.sqb --parent moved-base.sqb"), 0);
+	assert_contains("out.txt", "companion identity matches");
+	assert_int_equal(snap("pair mvst.sqb mvdiff.sqb --parent moved-base.sqb"), 0);
+	assert_contains("out.txt", "pair OK");
+	/* a parent that is not this Diff's is refused */
+	mk("pair otherst.sqb other.sqb 23 1024");
+	assert_int_equal(snap("pair mvst.sqb mvdiff.sqb --parent other.sqb"), 1);
+}
+
 static int setup(void **state)
 {
 	(void)state;
@@ -871,6 +898,7 @@ int main(int argc, char **argv)
 	    cmocka_unit_test(test_usage_errors_exit_2),
 	    cmocka_unit_test(test_pair_and_repack),
 	    cmocka_unit_test(test_merge_with_state_writes_a_pair),
+	    cmocka_unit_test(test_diff_pair_with_moved_parent),
 	};
 
 	if (argc != 3) {

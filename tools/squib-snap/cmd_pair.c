@@ -54,13 +54,16 @@ static int pair_identity(const char *state, const char *memf, const struct sqb_s
 	return 0;
 }
 
-int st_pair_check(const char *state, const char *memf, int verbose)
+int st_pair_check(const char *state, const char *memf, const char *const *parents,
+		  unsigned int np, int verbose)
 {
 	sqb_snap *s = NULL, *m = NULL;
 	unsigned int problems = 0;
 	int rc;
 
-	if ((rc = st_open(&s, state, NULL, 0, 0)) || (rc = st_open(&m, memf, NULL, 0, 0)))
+	/* a Diff's memory file opens with its parent chain: --parent paths
+	 * first, then the hint the file names */
+	if ((rc = st_open(&s, state, NULL, 0, 0)) || (rc = st_open(&m, memf, parents, np, 0)))
 		goto out;
 	if ((rc = pair_identity(state, memf, sqb_snap_get_info(s), sqb_snap_get_info(m))))
 		goto out;
@@ -79,20 +82,32 @@ out:
 
 int cmd_pair(int argc, char **argv)
 {
-	static const struct option lo[] = {
-	    {"quiet", no_argument, NULL, 'q'}, {"help", no_argument, NULL, 'h'}, {0}};
+	static const struct option lo[] = {{"parent", required_argument, NULL, 'p'},
+					   {"quiet", no_argument, NULL, 'q'},
+					   {"help", no_argument, NULL, 'h'},
+					   {0}};
+	const char *parents[ST_MAX_PARENTS];
+	unsigned int np = 0;
 	int opt, quiet = 0, rc;
 
-	while ((opt = getopt_long(argc, argv, "hq", lo, NULL)) != -1) {
-		if (opt == 'h')
+	while ((opt = getopt_long(argc, argv, "hqp:", lo, NULL)) != -1) {
+		switch (opt) {
+		case 'h':
 			return st_help();
-		if (opt != 'q')
+		case 'q':
+			quiet = 1;
+			break;
+		case 'p':
+			if (st_add_parent(parents, &np, optarg))
+				return ST_USAGE;
+			break;
+		default:
 			return st_usage("bad arguments");
-		quiet = 1;
+		}
 	}
 	if (argc - optind != 2)
 		return st_usage("need STATE and MEM");
-	rc = st_pair_check(argv[optind], argv[optind + 1], !quiet);
+	rc = st_pair_check(argv[optind], argv[optind + 1], parents, np, !quiet);
 	if (!rc && !quiet)
 		printf("pair OK\n");
 	return rc;

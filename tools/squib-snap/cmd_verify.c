@@ -110,7 +110,7 @@ int cmd_verify(int argc, char **argv)
 	if (problems)
 		return st_fail(ST_FAIL, "%s: %u problem%s", argv[optind], problems,
 			       problems == 1 ? "" : "s");
-	if (memf && (rc = st_pair_check(argv[optind], memf, !quiet)))
+	if (memf && (rc = st_pair_check(argv[optind], memf, parents, np, !quiet)))
 		return rc;
 	if (!quiet)
 		printf("%s: OK (%u layer%s verified)\n", argv[optind], layers,

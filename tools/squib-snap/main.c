@@ -25,6 +25,7 @@ const struct st_command st_commands[] = {
      "    SECTION at 0xOFFSET: reason\n"
      "  --memory-file MEM  FILE is a STATE file; also check that MEM is its\n"
      "                     companion MEMORY file (identity) and verify MEM\n"
+     "                     with its parent chain (--parent paths first)\n"
      "  --max-problems N   stop after N problems (default 100)\n"},
     {"diff", cmd_diff, "show what changed from A to B; write B as a diff on A",
      "usage: squib-snap diff A B [--json] [--all] [--output D [--codec C] [--dedup]]\n"
@@ -66,9 +67,10 @@ const struct st_command st_commands[] = {
      "  Kind and parent are kept: a diff stays a diff on the same parent.\n"
      "  --state/--state-out: as for merge (STATE is FILE's state file).\n"},
     {"pair", cmd_pair, "check that a STATE file and a MEMORY file belong together",
-     "usage: squib-snap pair STATE MEM [--quiet]\n"
+     "usage: squib-snap pair STATE MEM [--parent FILE]... [--quiet]\n"
      "  Checks roles, that STATE names MEM as its companion (uuid + digest),\n"
-     "  and verifies both files.\n"},
+     "  and verifies both files; a diff MEM with its parent chain, looked for\n"
+     "  in the --parent files first, then at the path MEM names.\n"},
 };
 const unsigned int st_ncommands = sizeof(st_commands) / sizeof(st_commands[0]);
 

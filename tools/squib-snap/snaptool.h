@@ -122,7 +122,8 @@ char *st_link_hint(const sqb_snap *s, uint32_t instance);
  * returns the number of problems (cmd_verify.c). */
 unsigned int st_verify_chain(sqb_snap *s, unsigned int max, const char *label);
 /* STATE/MEMORY companion check plus verification of both (cmd_pair.c). */
-int st_pair_check(const char *state, const char *memf, int verbose);
+int st_pair_check(const char *state, const char *memf, const char *const *parents,
+		  unsigned int np, int verbose);
 
 /* ---- a new state file for a new memory file (st_state.c) ---- */
 struct st_restate {
