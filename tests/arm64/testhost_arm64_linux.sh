@@ -141,10 +141,10 @@ if [ "${pid:-0}" -gt 1 ]; then
 		i=0
 		while [ ! -b /dev/vda ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
 		if [ -b /dev/vda ]; then
-			squib-snap extract "$T/f.mem" --memory "$T/x.raw" >/dev/null &&
+			squib-snap extract "$T/f.mem" --memory "$T/x.raw" >/dev/null 2>&1 &&
 				echo "SQUIB-ARM64-MD5 f $(md5sum <"$T/x.raw" | cut -d' ' -f1) $(wc -c <"$T/x.raw")"
 			rm -f "$T/x.raw"
-			squib-snap extract "$T/d.mem" --parent "$T/f.mem" --memory "$T/x.raw" >/dev/null &&
+			squib-snap extract "$T/d.mem" --parent "$T/f.mem" --memory "$T/x.raw" >/dev/null 2>&1 &&
 				echo "SQUIB-ARM64-MD5 d $(md5sum <"$T/x.raw" | cut -d' ' -f1) $(wc -c <"$T/x.raw")"
 			rm -f "$T/x.raw"
 			if tar -cf /dev/vda -C "$T" f.state f.mem d.state d.mem && sync; then
