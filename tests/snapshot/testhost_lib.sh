@@ -5,8 +5,22 @@
 # /test/testhost_lib.sh (direct runs find it beside the script).  Expects T
 # (a scratch folder); sets fail, and pid/sock/log/fd 3 per start_squib.
 fail=0
+# A squib that died closes its serial FIFO: the next write to fd 3 must fail
+# (and the test report it), not kill the test with SIGPIPE.
+trap '' PIPE
 pass() { echo "PASS: $*"; }
-bad() { echo "FAIL: $*"; fail=1; }
+bad() { # the first failure also shows what the current squib last said
+	echo "FAIL: $*"
+	[ "$fail" = 1 ] && return 0
+	fail=1
+	if [ "${pid:-0}" -gt 1 ] && ! kill -0 "$pid" 2>/dev/null; then
+		echo "INFO: squib (pid $pid) is no longer running"
+	fi
+	if [ -n "${log:-}" ] && [ -f "$log" ]; then
+		echo "INFO: the last lines of $log:"
+		tail -n 30 "$log" | tr -d '\r' | sed 's/^/  | /'
+	fi
+}
 
 api() { # api METHOD PATH [JSON] -> HTTP status; body in $T/api.out
 	if [ -n "${3:-}" ]; then
