@@ -4,6 +4,11 @@
 # test host"), testhost/run.sh reports it, runs the test again from a fresh
 # boot, and after the last attempt exits 125 (no verdict), never 0.  The
 # panic here is a real one: the test writes 'c' to /proc/sysrq-trigger.
+# With SQUIB and FAULT_ELF (tests/guests' fault.elf) as arguments, also: a
+# failed run in which a nested guest triple-faulted (a real one: squib boots
+# fault.elf on the test host's KVM) is run again, and the last attempt's
+# failure is the test's own status (1), never 0 or 125.
+#   testhost_panic_retry.sh [SQUIB FAULT_ELF]
 here=$(cd "$(dirname "$0")" && pwd)
 run=$here/../../testhost/run.sh
 [ -f "$run" ] || { echo "skip: no testhost/run.sh" >&2; exit 77; }
@@ -34,4 +39,32 @@ check "the second attempt is announced" grep -q 'running the test again from the
 check "the final message says there is no verdict" grep -q 'panicked in all 2 attempts; no verdict' "$t/out"
 check "the test ran in both attempts" [ "$(grep -c '^SQB-PANIC-TEST: panicking' "$t/out")" = 2 ]
 check "nothing ran after the panic" sh -c "! grep -q 'still alive' '$t/out'"
+
+squib=${1:-} fault=${2:-}
+if [ -x "$squib" ] && [ -f "$fault" ]; then
+	cat >"$t/triple.sh" <<'IN'
+#!/bin/sh
+printf '{"boot-source":{"kernel_image_path":"/test/fault.elf"},"machine-config":{"vcpu_count":1,"mem_size_mib":16}}' >/tmp/cfg.json
+squib --no-api --config-file /tmp/cfg.json >/tmp/squib.out 2>&1
+rc=$?
+cat /tmp/squib.out
+echo "SQB-TRIPLE-TEST: squib exited $rc"
+[ "$rc" = 0 ]
+IN
+	SQB_TESTHOST=always SQB_TESTHOST_ATTEMPTS=2 bash "$run" --no-vmlinux --timeout 200 \
+		--bin "$squib" --file "$fault:/test/fault.elf" "$t/triple.sh" >"$t/out2" 2>&1
+	rc=$?
+	cat "$t/out2"
+	check "triple fault: exit status 1 (the test's own failure), got $rc" [ "$rc" = 1 ]
+	check "triple fault: squib reported the guest's triple fault" \
+		grep -q 'guest shutdown (triple fault)' "$t/out2"
+	check "triple fault: two boots of the test host" \
+		[ "$(grep -c '^testhost: booting test host' "$t/out2")" = 2 ]
+	check "triple fault: each attempt is reported" \
+		[ "$(grep -c 'A NESTED GUEST TRIPLE-FAULTED in this failed run (attempt [12] of 2' "$t/out2")" = 2 ]
+	check "triple fault: the final message says the test fails" \
+		grep -q 'triple-faulted in all 2 attempts: the test fails' "$t/out2"
+else
+	echo "INFO: no squib or fault.elf given: the triple-fault retry is not checked"
+fi
 exit $fail
