@@ -136,6 +136,7 @@ outdev=()
 if [ -n "$outdisk" ]; then
 	[ -f "$outdisk" ] || fail "--out-disk $outdisk is not a file"
 	echo "virtio-blk" >"$p/test/out-disk"
+	# shellcheck disable=SC2054 # commas belong to QEMU's option syntax
 	outdev=(-drive "if=none,id=out,format=raw,file=$outdisk" -device virtio-blk-device,drive=out)
 fi
 (cd "$p" && find . -print0 | LC_ALL=C sort -z | cpio --null -o -H newc --owner=0:0 --quiet) \
