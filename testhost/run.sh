@@ -294,6 +294,4 @@ if [ -z "$exitline" ]; then
 	tail -n 40 "$log" >&2
 	exit 125
 fi
-rc=${exitline#SQUIB-TESTHOST-EXIT=}
-rc=${rc%% *}
-exit "$rc"
+exit "$rc" # parsed from the exit marker in the attempt loop
