@@ -69,8 +69,8 @@ md5_of() { # SNAPSHOT [--parent P]: md5 of the dense memory the x86 squib-snap e
 		md5sum <"$states/x.raw" | cut -d' ' -f1
 	rm -f "$states/x.raw"
 }
-arm_md5() { tr -d '\r' <"$log" | sed -n "s/^SQUIB-ARM64-MD5 $1 \([0-9a-f]*\) .*/\1/p" | head -n1; }
-if tr -d '\r' <"$log" | grep -q '^SQUIB-ARM64-OUT tar$'; then
+arm_md5() { tr -d '\r' <"$log" | sed -n "s/^SQUIB-ARM64-MD5 $1 \([0-9a-f]*\) .*/\1/p" | sed -n 1p; } # reads all: no SIGPIPE under pipefail
+if [ "$(tr -d '\r' <"$log" | grep -c '^SQUIB-ARM64-OUT tar$')" != 0 ]; then # grep -c reads it all: no SIGPIPE under pipefail
 	m=$states/mem
 	mkdir -p "$m"
 	tar -xf "$states/out.img" -C "$m"

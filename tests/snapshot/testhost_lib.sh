@@ -13,7 +13,7 @@ bad() { # the first failure also shows what the current squib last said
 	echo "FAIL: $*"
 	[ "$fail" = 1 ] && return 0
 	fail=1
-	if [ "${pid:-0}" -gt 1 ] && ! kill -0 "$pid" 2>/dev/null; then
+	if [ "${pid:-0}" -gt 1 ] && ! alive "$pid"; then
 		echo "INFO: squib (pid $pid) is no longer running"
 	fi
 	if [ -n "${log:-}" ] && [ -f "$log" ]; then
@@ -36,14 +36,27 @@ lines() { # complete lines of FILE only: a marker half written must not count
 	head -n "$( (wc -l <"$1") 2>/dev/null || echo 0)" "$1" 2>/dev/null | tr -d '\r'
 }
 
-wait_for() { # wait_for REGEX FILE SECONDS
-	i=0
-	while [ $i -lt $(($3 * 10)) ]; do
+alive() { # alive PID: running (a squib that exited stays a zombie of this
+	# shell until waited for, and kill -0 still finds a zombie)
+	case $(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | cut -c1) in
+	'' | Z | X) return 1 ;;
+	esac
+}
+
+wait_for() { # wait_for REGEX FILE SECONDS: 0 once a complete line matches;
+	# 1 at the deadline, or as soon as the current squib ($pid) has exited
+	# (CI once waited 300 s on a squib that had died in its guest's boot)
+	wf_end=$(($(date +%s) + $3))
+	while :; do
 		lines "$2" | grep -qE "$1" && return 0
-		sleep 0.1
-		i=$((i + 1))
+		if [ "${pid:-0}" -gt 1 ] && ! alive "$pid"; then
+			lines "$2" | grep -qE "$1" && return 0 # its last words
+			echo "INFO: squib (pid $pid) exited while this test waited for /$1/ in $2"
+			return 1
+		fi
+		[ "$(date +%s)" -lt "$wf_end" ] || return 1
+		sleep 0.2
 	done
-	return 1
 }
 
 start_squib() { # start_squib NAME -> pid, sock, log, fd 3 = serial input
