@@ -252,3 +252,16 @@ int rs_uffd_create(struct fault_src **out, sqb_restore *rs, int ext_fd)
 	*out = &u->base;
 	return 0;
 }
+
+int sqb_restore_lazy_usable(void)
+{
+	struct uffdio_api api = {.api = UFFD_API, .features = UFFD_FEATURE_EVENT_REMOVE};
+	int fd = (int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK), err = 0;
+
+	if (fd < 0)
+		return -errno;
+	if (ioctl(fd, UFFDIO_API, &api))
+		err = errno == EINVAL ? -ENOTSUP : -errno;
+	close(fd);
+	return err;
+}

@@ -55,6 +55,10 @@ static void block_check_complete(sqb_restore *rs, struct rs_range *rg, uint64_t 
 		pthread_mutex_lock(&rs->lock);
 		pthread_cond_broadcast(&rs->cond);
 		pthread_mutex_unlock(&rs->lock);
+		/* the last block: every byte came through a checked read, unless a
+		 * REMOVE settled some page first (never read, never checked) */
+		if (rs->o.on_done && !atomic_load(&rs->error) && !atomic_load(&rs->removed))
+			rs->o.on_done(rs->o.done_ctx);
 	}
 }
 

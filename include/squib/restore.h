@@ -58,6 +58,11 @@ enum sqb_restore_strategy {
 
 /* Called (from a restore thread) when the restore fails; diag says where. */
 typedef void (*sqb_restore_error_cb)(void *ctx, int err, const struct sqb_diag *diag);
+/* LAZY: called once (from a restore thread) when every block is resident and
+ * every one was installed from the snapshot's checked bytes (docs/restore.md
+ * "lazy"): never after a failure, nor when a REMOVE event settled a page
+ * (that page's bytes were never read, so they were never checked). */
+typedef void (*sqb_restore_done_cb)(void *ctx);
 
 #define SQB_RESTORE_OPTS_VERSION 1
 struct sqb_restore_opts {
@@ -73,6 +78,8 @@ struct sqb_restore_opts {
 	const char *wset_path; /* LAZY: working-set sidecar to prefetch, or NULL */
 	sqb_restore_error_cb on_error;
 	void *cb_ctx;
+	sqb_restore_done_cb on_done; /* LAZY, or NULL */
+	void *done_ctx;
 };
 #define SQB_RESTORE_OPTS_INIT                                                                      \
 	{                                                                                          \
@@ -96,6 +103,12 @@ struct sqb_restore_mem {
  * served (and, with SQB_RESTORE_WSET_SYNC, the working set is installed). */
 int sqb_restore_start(sqb_restore **out, sqb_snap *s, const struct sqb_restore_opts *opts,
 		      struct sqb_diag *diag);
+
+/* 0 when this process can run a LAZY restore of its own memory (a
+ * userfaultfd that also sees the kernel's faults, KVM's included, with
+ * REMOVE events), else -errno: EPERM where vm.unprivileged_userfaultfd is 0
+ * and the caller lacks CAP_SYS_PTRACE, ENOSYS, ENOTSUP. */
+int sqb_restore_lazy_usable(void);
 
 /* A userfaultfd created and registered by another process (a VMM) for the
  * ranges below, host addresses in that process.  Used by squib-pager. */

@@ -206,6 +206,12 @@ enum sqb_vm_load_mode {
 	SQB_VM_LOAD_MMAP = 0, /* map RAW data from the files, decode the rest in place */
 	SQB_VM_LOAD_EAGER = 1,
 	SQB_VM_LOAD_LAZY = 2, /* userfaultfd, pages filled on demand and in background */
+	/* The API's default (docs/snapshots.md "First loads"): MMAP when the
+	 * files are trusted or their verification is remembered, else LAZY
+	 * (each chunk checked before the guest can see it) and remembered once
+	 * complete; MMAP with a full verification where userfaultfd is not
+	 * usable. */
+	SQB_VM_LOAD_AUTO = 3,
 };
 
 #define SQB_VM_SNAP_LOAD_VERSION 1

@@ -164,7 +164,7 @@ void sqb_ctl_snapshot_create(struct sqb_ctl *c, yajl_val body, struct sqb_ctl_re
 static const char *const backend_types[] = {"File", "Uffd", NULL};
 /* squib.entropy_seed's bound: one virtio-rng request's worth (virtio_rng.c) */
 #define SQB_ENTROPY_SEED_MAX 65536
-static const char *const load_modes[] = {"mmap", "eager", "lazy", NULL};
+static const char *const load_modes[] = {"auto", "mmap", "eager", "lazy", NULL};
 static const char *const huge_load[] = {"Snapshot", "None", "Transparent", "2M", NULL};
 
 struct load_req {
@@ -182,7 +182,7 @@ struct load_req {
 static int load_ext(yajl_val ext, struct load_req *q, char *err, size_t errlen)
 {
 	struct sqb_vm_snap_load *o = &q->o;
-	const char *mode = "mmap";
+	const char *mode = "auto";
 	int verify = 1;
 	const struct sqb_jfield f[] = {
 	    {"restore", SQB_JT_ENUM, 0, &mode, NULL, 0, 0, load_modes},
@@ -197,7 +197,8 @@ static int load_ext(yajl_val ext, struct load_req *q, char *err, size_t errlen)
 		return -1;
 	o->mode = !strcmp(mode, "eager")  ? SQB_VM_LOAD_EAGER
 		  : !strcmp(mode, "lazy") ? SQB_VM_LOAD_LAZY
-					  : SQB_VM_LOAD_MMAP;
+		  : !strcmp(mode, "mmap") ? SQB_VM_LOAD_MMAP
+					  : SQB_VM_LOAD_AUTO;
 	o->trust_raw = !verify;
 	return 0;
 }
@@ -265,7 +266,8 @@ static int check_load(struct load_req *q, char *err, size_t errlen)
 		return -1;
 	}
 	q->o.clock_realtime = q->clock_rt;
-	if (q->o.backend == SQB_VM_MEM_UFFD && q->o.mode != SQB_VM_LOAD_MMAP) {
+	if (q->o.backend == SQB_VM_MEM_UFFD && q->o.mode != SQB_VM_LOAD_AUTO &&
+	    q->o.mode != SQB_VM_LOAD_MMAP) {
 		snprintf(err, errlen, "squib.restore applies to the File backend only.");
 		return -1;
 	}
@@ -427,6 +429,7 @@ void sqb_ctl_snapshot_load(struct sqb_ctl *c, yajl_val body, struct sqb_ctl_resp
 
 	memset(&q, 0, sizeof(q));
 	q.o.version = SQB_VM_SNAP_LOAD_VERSION;
+	q.o.mode = SQB_VM_LOAD_AUTO;
 	if (parse_load(body, &q, err, sizeof(err)) < 0)
 		return sqb_ctl_fault(r, "%s", err);
 	if (q.deprecated)

@@ -77,6 +77,7 @@ int sqb_snapstate_get(struct sqb_vm *vm, struct sqb_snapstate **out)
 		if (!vm->snap)
 			return -ENOMEM;
 		vm->snap->uffd = vm->snap->pager_fd = -1;
+		atomic_init(&vm->snap->vc_claim, -1);
 		vm->snap->gmem_hooks =
 		    (struct sqb_gmem_hooks){vm->snap, ss_written, ss_prefault, ss_own};
 		sqb_gmem_set_hooks(&vm->mem, &vm->snap->gmem_hooks);
@@ -171,7 +172,9 @@ void sqb_snapstate_free(struct sqb_vm *vm)
 		vm->ops->vm_dirty_route(vm->hv, NULL);
 	sqb_dirty_free(ss->dirty);
 	free(ss->pending);
-	sqb_restore_free(ss->rs);
+	sqb_restore_free(ss->rs); /* joins the thread that may release the claim */
+	if (atomic_load(&ss->vc_claim) >= 0)
+		close(atomic_load(&ss->vc_claim));
 	if (ss->uffd >= 0)
 		close(ss->uffd);
 	if (ss->pager_fd >= 0)

@@ -258,13 +258,67 @@ static void on_restore_error(void *ctx, int err, const struct sqb_diag *d)
 		sqb_vm_fail(ctx, SQB_VM_STOP_HOST_ERROR, msg);
 }
 
+/* A first verified load (AUTO) has checked every chunk the guest could
+ * see: remember the files and let waiting loads of them go on (from the
+ * restore thread that installed the last block). */
+static void on_verified(void *ctx)
+{
+	struct sqb_snapstate *ss = ctx;
+	int fd;
+
+	sqb_snap_vcache_record(ss->loaded, &ss->vc_began);
+	fd = atomic_exchange(&ss->vc_claim, -1);
+	if (fd >= 0)
+		close(fd);
+	sqb_debug("snapshot load: every chunk verified; the files are remembered");
+}
+
+/* How an AUTO load goes (docs/snapshots.md "First loads"): mapped when the
+ * files are trusted or known verified, else lazily verified.  Concurrent
+ * first loads of the same files wait for one verifier (up to 10 s, then
+ * they verify everything themselves before mapping). */
+static enum sqb_restore_strategy auto_strategy(struct loadctx *c, struct sqb_snapstate *ss,
+					       int *remembered)
+{
+	int claim;
+
+	if (c->o->trust_raw || sqb_snap_vcache_hit(c->mem)) {
+		*remembered = !c->o->trust_raw;
+		return SQB_RESTORE_MMAP;
+	}
+	if (sqb_restore_lazy_usable()) {
+		sqb_info("snapshot load: userfaultfd is not usable here: %s is verified whole "
+			 "before the guest runs",
+			 c->o->backend_path);
+		return SQB_RESTORE_MMAP;
+	}
+	claim = sqb_snap_vcache_claim(c->mem, 10000);
+	if (claim >= 0 && sqb_snap_vcache_hit(c->mem)) { /* another load verified it */
+		close(claim);
+		*remembered = 1;
+		return SQB_RESTORE_MMAP;
+	}
+	if (claim == -ETIMEDOUT) {
+		sqb_info("snapshot load: another load of %s is still verifying it after 10 s: "
+			 "verifying it whole here",
+			 c->o->backend_path);
+		return SQB_RESTORE_MMAP;
+	}
+	atomic_store(&ss->vc_claim, claim); /* -ENOENT (no cache): none */
+	if (claim < 0)
+		atomic_store(&ss->vc_claim, -1);
+	sqb_debug("snapshot load: first load of %s: each chunk is verified as it is installed",
+		  c->o->backend_path);
+	return SQB_RESTORE_LAZY;
+}
+
 static int restore_memory(struct loadctx *c, struct sqb_vm *vm, struct sqb_snapstate *ss)
 {
 	static const enum sqb_restore_strategy strat[] = {SQB_RESTORE_MMAP, SQB_RESTORE_EAGER,
 							  SQB_RESTORE_LAZY};
 	struct sqb_restore_opts ro = SQB_RESTORE_OPTS_INIT;
 	struct timespec began;
-	int remembered, err;
+	int remembered = 0, err, is_auto = c->o->mode == SQB_VM_LOAD_AUTO;
 	void *host[2];
 
 	ss->no_holes = c->o->backend == SQB_VM_MEM_UFFD || c->o->mode != SQB_VM_LOAD_EAGER;
@@ -272,7 +326,8 @@ static int restore_memory(struct loadctx *c, struct sqb_vm *vm, struct sqb_snaps
 		return sqb_snap_uffd_connect(vm, ss, c->o->backend_path, c->st, c->diag);
 	for (unsigned int i = 0; i < vm->mem.nregions; i++)
 		host[i] = vm->mem.regions[i].host;
-	ro.strategy = strat[c->o->mode];
+	clock_gettime(CLOCK_REALTIME, &began);
+	ro.strategy = is_auto ? auto_strategy(c, ss, &remembered) : strat[c->o->mode];
 	ro.host = host;
 	ro.flags = c->o->trust_raw ? SQB_RESTORE_TRUST_RAW : 0;
 	if (ro.strategy == SQB_RESTORE_EAGER)
@@ -283,19 +338,43 @@ static int restore_memory(struct loadctx *c, struct sqb_vm *vm, struct sqb_snaps
 		ro.flags |= SQB_RESTORE_NO_FILL;
 	ro.on_error = on_restore_error;
 	ro.cb_ctx = vm;
+	if (is_auto && ro.strategy == SQB_RESTORE_LAZY) {
+		ss->vc_began = began;
+		ro.on_done = on_verified;
+		ro.done_ctx = ss;
+		/* the guest first: one filler (on 2 cores, two made the first
+		 * answer 1.8x a trusted mmap load's time, one 1.2x; SCHED_IDLE
+		 * gave 1.0x but a filler preempted while holding the event lock
+		 * would stall the guest's faults on a busy host) */
+		ro.threads = 1;
+	}
 	/* verified by an earlier load and unchanged since: map without reading */
-	remembered = !c->o->trust_raw && ro.strategy == SQB_RESTORE_MMAP &&
-		     sqb_snap_vcache_hit(c->mem);
+	if (!is_auto)
+		remembered = !c->o->trust_raw && ro.strategy == SQB_RESTORE_MMAP &&
+			     sqb_snap_vcache_hit(c->mem);
 	if (remembered) {
 		ro.flags |= SQB_RESTORE_TRUST_RAW;
 		sqb_debug("snapshot load: verification of %s remembered", c->o->backend_path);
 	}
 	ss->loaded = c->mem;
 	c->mem = NULL;
-	clock_gettime(CLOCK_REALTIME, &began);
 	err = sqb_restore_start(&ss->rs, ss->loaded, &ro, c->diag);
+	if (is_auto && ro.strategy == SQB_RESTORE_LAZY &&
+	    (err == -ENOTSUP || err == -EPERM || err == -ENOSYS || err == -EINVAL)) {
+		/* the fault source could not be set up (nothing ran yet; MMAP
+		 * starts from fresh memory): verify whole, then map */
+		sqb_info("snapshot load: a lazy restore cannot start here (%s): %s is verified "
+			 "whole before the guest runs",
+			 sqb_strerror(err), c->o->backend_path);
+		ro.strategy = SQB_RESTORE_MMAP;
+		ro.flags &= ~SQB_RESTORE_NO_FILL;
+		ro.on_done = NULL;
+		err = sqb_restore_start(&ss->rs, ss->loaded, &ro, c->diag);
+	}
 	if (!err && !c->o->trust_raw && !remembered && ro.strategy == SQB_RESTORE_MMAP)
 		sqb_snap_vcache_record(ss->loaded, &began);
+	if (atomic_load(&ss->vc_claim) >= 0 && (err || ro.strategy != SQB_RESTORE_LAZY))
+		close(atomic_exchange(&ss->vc_claim, -1));
 	return err;
 }
 
@@ -474,7 +553,7 @@ int sqb_vm_snapshot_load(sqb_vm **out, const struct sqb_vm_snap_load *o,
 	memset(diag, 0, sizeof(*diag));
 	if (!o || o->version != SQB_VM_SNAP_LOAD_VERSION || !o->state_path || !o->backend_path ||
 	    (o->backend != SQB_VM_MEM_FILE && o->backend != SQB_VM_MEM_UFFD) ||
-	    (unsigned int)o->mode > SQB_VM_LOAD_LAZY)
+	    (unsigned int)o->mode > SQB_VM_LOAD_AUTO)
 		return -EINVAL;
 	memset(&c, 0, sizeof(c));
 	c.o = o;

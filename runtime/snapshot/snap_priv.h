@@ -10,8 +10,10 @@
 #ifndef SQB_SNAP_PRIV_H
 #define SQB_SNAP_PRIV_H
 
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 #include "squib/dirty.h"
 #include "squib/restore.h"
@@ -36,6 +38,11 @@ struct sqb_snapstate {
 	/* Background create (snap_create.c): its writer thread and status. */
 	struct snap_bg *bg;
 	struct sqb_vm_snap_status bg_status;
+	/* A first verified load verifying while the guest runs (LAZY): the
+	 * claim on its files in the verification cache (-1: none), released
+	 * once they are remembered, and when verification began. */
+	_Atomic int vc_claim;
+	struct timespec vc_began;
 };
 
 /* The VM's snapshot state, created on first use. */
@@ -77,6 +84,12 @@ int sqb_snap_vcache_hit(const sqb_snap *s);
  * the verification started; layers changed since are not recorded). */
 struct timespec;
 void sqb_snap_vcache_record(const sqb_snap *s, const struct timespec *began);
+/* Claim the verification of s's files (an flock in the cache folder) so
+ * that concurrent first loads of them (a fleet's clones) wait for one
+ * verifier instead of each reading everything: the held fd (close it to
+ * release), waiting up to wait_ms for another process's claim; -ENOENT
+ * when there is no usable cache folder, -ETIMEDOUT, or -errno. */
+int sqb_snap_vcache_claim(const sqb_snap *s, int wait_ms);
 
 /* ---- snap_dirty.c ---- */
 /* Arm tracking over the VM's memslots (idempotent). */

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -135,4 +136,40 @@ void sqb_snap_vcache_record(const sqb_snap *s, const struct timespec *began)
 			unlink(tmp);
 		close(fd);
 	}
+}
+
+int sqb_snap_vcache_claim(const sqb_snap *s, int wait_ms)
+{
+	char dir[512], path[620];
+	struct timespec nap = {0, 2 * 1000 * 1000};
+	struct stat st;
+	int fd, waited = 0;
+
+	if (vc_dir(dir, sizeof(dir)))
+		return -ENOENT;
+	if (fstat(sqb_snap_fd(s), &st) < 0)
+		return -errno;
+	if (vc_path(dir, &st, path, sizeof(path) - 5))
+		return -ENAMETOOLONG;
+	/* "<dev>-<ino>.lock" beside the entry, never removed (an unlink would
+	 * race with a waiter's open); empty, and gone with /run at boot */
+	strcat(path, ".lock");
+	fd = open(path, O_RDONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (fd < 0)
+		return -errno;
+	while (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+		if (errno != EWOULDBLOCK && errno != EINTR) {
+			int err = -errno;
+
+			close(fd);
+			return err;
+		}
+		if (waited >= wait_ms) {
+			close(fd);
+			return -ETIMEDOUT;
+		}
+		nanosleep(&nap, NULL);
+		waited += 2;
+	}
+	return fd;
 }

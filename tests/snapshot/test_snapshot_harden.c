@@ -25,8 +25,8 @@ static char body[2048];
  * each test damages its file. */
 static int setup(void **state)
 {
-	static const char *const names[] = {"trunc", "rewrite", "held", "lazy",
-					    "lazyf", "uffd",	"ida",	"idb"};
+	static const char *const names[] = {"trunc", "rewrite", "held", "lazy", "lazyf",
+					    "uffd",  "ida",	"idb",	"first"};
 	struct sqb_tc t;
 
 	(void)state;
@@ -126,7 +126,7 @@ static void test_mapped_file_truncated(void **state)
 
 	(void)state;
 	snprintf(memp, sizeof(memp), "%s", mem);
-	st_load(&t, "trunc", NULL, NULL);
+	st_load(&t, "trunc", "mmap", NULL); /* the first load's default is lazy */
 	st_expect_serial(&t, " OK\n", 30000); /* rounds go on */
 	s = tc_read_file(t.serial);
 	last = st_last_num(s, "ROUND ");
@@ -149,7 +149,7 @@ static void test_mapped_file_rewritten(void **state)
 
 	(void)state;
 	snprintf(memp, sizeof(memp), "%s", st_path("rewrite", ".mem"));
-	st_load(&t, "rewrite", NULL, NULL);
+	st_load(&t, "rewrite", "mmap", NULL);
 	st_expect_marks(&t, 1);
 	child = damage(memp, 1);
 	expect_vm_stopped(&t, "being opened for writing or truncated", 20000);
@@ -170,7 +170,7 @@ static void test_unleasable_file_is_copied(void **state)
 	fd = open(st_path("held", ".mem"), O_RDWR);
 	assert_true(fd >= 0);
 	assert_int_equal(fstat(fd, &sb), 0);
-	st_load(&t, "held", NULL, NULL);
+	st_load(&t, "held", "mmap", NULL);
 	memset(junk, 0xa5, sizeof(junk));
 	for (off_t off = 4096; off < sb.st_size; off += (off_t)sizeof(junk))
 		assert_true(pwrite(fd, junk, sizeof(junk), off) > 0);
@@ -280,6 +280,34 @@ static void test_lazy_corrupt_page_met_by_the_guest(void **state)
 	tc_stop(&t);
 }
 
+/* squib's default load of a file never verified before (issue 15, docs/
+ * snapshots.md "First loads"): the guest runs at once and each chunk is
+ * checked as it is installed, so a flipped byte in a chunk nothing touched
+ * at load time is refused at the guest's first touch, and the guest never
+ * sees it (before: the whole file was read first and the load got 400; a
+ * load that still did that fails here, where SQB_LAZY_NO_FILL leaves the
+ * chunk to the guest and the load must answer 204). */
+static void test_first_load_verifies_on_first_touch(void **state)
+{
+	struct sqb_tc t;
+	char *s;
+
+	(void)state;
+	setenv("SQB_VERIFY_CACHE", st_path("first-vcache", ""), 1); /* nothing remembered */
+	corrupt_marker_chunk("first");
+	setenv("SQB_LAZY_NO_FILL", "1", 1);
+	st_load(&t, "first", NULL, NULL); /* no "squib" object: the default, 204 */
+	unsetenv("SQB_LAZY_NO_FILL");
+	st_expect_serial(&t, " OK\n", 30000); /* the writer runs on verified pages */
+	st_input(&t, "v");		      /* touch the marker pages */
+	expect_vm_stopped(&t, "checksum mismatch", 15000);
+	s = tc_read_file(t.serial);
+	assert_null(strstr(s, "MARKS OK"));
+	free(s);
+	tc_stop(&t);
+	unsetenv("SQB_VERIFY_CACHE");
+}
+
 /* The same through a page server that serves faults only: it gives up on
  * the chunk and exits; the vCPU waiting for that page is released and the
  * VM stops (before: it waited until some API call kicked it). */
@@ -329,6 +357,7 @@ int main(int argc, char **argv)
 	    cmocka_unit_test(test_unleasable_file_is_copied),
 	    cmocka_unit_test(test_lazy_corrupt_chunk_stops_vm),
 	    cmocka_unit_test(test_lazy_corrupt_page_met_by_the_guest),
+	    cmocka_unit_test(test_first_load_verifies_on_first_touch),
 	    cmocka_unit_test(test_uffd_corrupt_chunk_stops_vm),
 	    cmocka_unit_test(test_uffd_pager_refuses_other_memory),
 	};
