@@ -7,6 +7,7 @@
  * Usage: fleet_bench SQUIB GUEST [--tiny] [--iters K] [--clones N,...]
  *                    [--mem-mib M] [--fill-mib F] [--smaps FILE]
  * --smaps FILE saves /proc/PID/smaps of one idle pooled clone. */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/kvm.h>
@@ -157,8 +158,26 @@ static void finish(struct sqb_fleet_proc *p)
 	sqb_fleet_remove_dir(p);
 }
 
-/* Request -> "PONG": the guest runs and answers. */
-static double one_clone(int pooled, unsigned int k)
+/* The verification cache folder holds an entry (not only a claim's
+ * ".lock"): a first load has verified every chunk and remembered the file. */
+static int remembered(const char *vc)
+{
+	DIR *d = opendir(vc);
+	struct dirent *e;
+	int n = 0;
+
+	while (d && (e = readdir(d)))
+		n += e->d_name[0] != '.' && !strstr(e->d_name, ".lock");
+	if (d)
+		closedir(d);
+	return n > 0;
+}
+
+/* Request -> "PONG": the guest runs and answers.  remember_in: a first
+ * load's cache folder; the clone lives on until its lazy, verifying load
+ * has remembered the image (as a fleet's first clone would), so that the
+ * clones after it map the image. */
+static double one_clone(int pooled, unsigned int k, const char *remember_in)
 {
 	struct sqb_fleet_proc p;
 	char resp[1024], text[1024];
@@ -183,6 +202,11 @@ static double one_clone(int pooled, unsigned int k)
 	    sqb_fleet_wait_text(p.out_fd, text, sizeof(text), &len, "PONG", 10000))
 		die("no PONG from a clone");
 	ms = (double)(sqb_fleet_now_ns() - t0) / 1e6;
+	for (int i = 0; remember_in && !remembered(remember_in); i++) {
+		if (i == 3000)
+			die("the first load never remembered the image (30 s)");
+		usleep(10000);
+	}
 	finish(&p);
 	return ms;
 }
@@ -381,8 +405,9 @@ int main(int argc, char **argv)
 	printf("fleet_bench: guest %u vCPU / %llu MiB, %u MiB written before the snapshot; "
 	       "%u latency samples each\n",
 	       shape.vcpus, (unsigned long long)shape.mem_mib, fill_mib, iters);
-	printf("  first load (verifies the image, remembers it): %.2f ms request -> PONG\n",
-	       one_clone(1, 9999));
+	printf("  first load (verifies each chunk as installed, then remembers the image): "
+	       "%.2f ms request -> PONG\n",
+	       one_clone(1, 9999, vc));
 
 	pool_ms = calloc(iters, sizeof(double));
 	cold_ms = calloc(iters, sizeof(double));
@@ -397,8 +422,8 @@ int main(int argc, char **argv)
 			die("floor VM");
 		floor_ms[i] = (double)(sqb_fleet_now_ns() - t0) / 1e6;
 		floor_free(&f);
-		pool_ms[i] = one_clone(1, i);
-		cold_ms[i] = one_clone(0, i);
+		pool_ms[i] = one_clone(1, i, NULL);
+		cold_ms[i] = one_clone(0, i, NULL);
 	}
 	{
 		double f50 = pct(floor_ms, iters, 0.5), f99 = pct(floor_ms, iters, 0.99);
