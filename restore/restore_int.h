@@ -120,6 +120,8 @@ struct sqb_restore {
 
 	/* stats */
 	atomic_uint_fast64_t faults, removed, mapped, decoded;
+	atomic_uint_fast64_t removed_unread; /* REMOVEs of pages not yet installed */
+	_Atomic int done_reported;	     /* on_done was called */
 	uint32_t *samples;	/* fault service, event read -> installed */
 	uint32_t *samples_inst; /* the same minus reading/decoding the source */
 	size_t nsamples;

@@ -53,12 +53,8 @@ static void block_check_complete(sqb_restore *rs, struct rs_range *rg, uint64_t 
 	    atomic_fetch_add(&rs->blocks_present, 1) + 1 == rs->nblk) {
 		atomic_store(&rs->done, 1);
 		pthread_mutex_lock(&rs->lock);
-		pthread_cond_broadcast(&rs->cond);
+		pthread_cond_broadcast(&rs->cond); /* a filler reports it (worker_main) */
 		pthread_mutex_unlock(&rs->lock);
-		/* the last block: every byte came through a checked read, unless a
-		 * REMOVE settled some page first (never read, never checked) */
-		if (rs->o.on_done && !atomic_load(&rs->error) && !atomic_load(&rs->removed))
-			rs->o.on_done(rs->o.done_ctx);
 	}
 }
 
@@ -262,6 +258,8 @@ static void mark_removed(sqb_restore *rs, uint64_t start, uint64_t end)
 			uint64_t pg = rg->pg0 + (a - rg->host) / RS_HPAGE;
 
 			/* the block stays settled: this page now reads zero */
+			if (!rs_bit(rs->pg_present, pg))
+				atomic_fetch_add(&rs->removed_unread, 1); /* never read */
 			rs_bit_clear(rs->pg_present, pg);
 			rs_bit_set(rs->pg_removed, pg);
 			atomic_fetch_add(&rs->removed, 1);
@@ -585,6 +583,17 @@ static void *worker_main(void *arg)
 	}
 	free(buf);
 	atomic_fetch_sub(&rs->installers, 1);
+	/* the restore's end is reported by one filler, with no lock held (the
+	 * callback may write files or read more of the snapshot) */
+	if (rs->o.on_done) {
+		pthread_mutex_lock(&rs->lock);
+		while (!atomic_load(&rs->done) && !atomic_load(&rs->stop) && !atomic_load(&rs->error))
+			pthread_cond_wait(&rs->cond, &rs->lock);
+		pthread_mutex_unlock(&rs->lock);
+		if (atomic_load(&rs->done) && !atomic_load(&rs->error) &&
+		    !atomic_exchange(&rs->done_reported, 1))
+			rs->o.on_done(rs->o.done_ctx, !atomic_load(&rs->removed_unread));
+	}
 	return NULL;
 }
 

@@ -58,11 +58,14 @@ enum sqb_restore_strategy {
 
 /* Called (from a restore thread) when the restore fails; diag says where. */
 typedef void (*sqb_restore_error_cb)(void *ctx, int err, const struct sqb_diag *diag);
-/* LAZY: called once (from a restore thread) when every block is resident and
- * every one was installed from the snapshot's checked bytes (docs/restore.md
- * "lazy"): never after a failure, nor when a REMOVE event settled a page
- * (that page's bytes were never read, so they were never checked). */
-typedef void (*sqb_restore_done_cb)(void *ctx);
+/* LAZY: called once, from a filler thread holding no restore lock, when every
+ * page is resident or settled by a REMOVE event (docs/restore.md "lazy");
+ * never after a failure, nor without a filler (SQB_RESTORE_NO_FILL).
+ * all_checked: every page came from a read of the snapshot whose checksums
+ * passed (0 when a REMOVE settled a page before it was installed: its bytes
+ * were never read).  Parent layers are read only where the top ones do not
+ * cover them: all_checked says nothing of their other chunks. */
+typedef void (*sqb_restore_done_cb)(void *ctx, int all_checked);
 
 #define SQB_RESTORE_OPTS_VERSION 1
 struct sqb_restore_opts {

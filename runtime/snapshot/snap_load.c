@@ -258,19 +258,31 @@ static void on_restore_error(void *ctx, int err, const struct sqb_diag *d)
 		sqb_vm_fail(ctx, SQB_VM_STOP_HOST_ERROR, msg);
 }
 
-/* A first verified load (AUTO) has checked every chunk the guest could
- * see: remember the files and let waiting loads of them go on (from the
- * restore thread that installed the last block). */
-static void on_verified(void *ctx)
+/* A first verified load (AUTO) is complete (from a filler thread, no
+ * restore lock held): remember the files if every chunk of every layer was
+ * checked, and let waiting loads of them go on either way.  The lazy
+ * restore read only the chunks of a parent layer that the layers above do
+ * not cover, so each parent is verified whole here first. */
+static void on_verified(void *ctx, int all_checked)
 {
 	struct sqb_snapstate *ss = ctx;
 	int fd;
 
-	sqb_snap_vcache_record(ss->loaded, &ss->vc_began);
+	for (sqb_snap *p = sqb_snap_parent(ss->loaded); p && all_checked; p = sqb_snap_parent(p))
+		if (sqb_snap_verify(p, 0, 1, NULL, NULL)) {
+			sqb_info("snapshot load: a parent layer of %s failed its verification: "
+				 "nothing is remembered",
+				 sqb_snap_path(ss->loaded));
+			all_checked = 0;
+		}
+	if (all_checked)
+		sqb_snap_vcache_record(ss->loaded, &ss->vc_began);
 	fd = atomic_exchange(&ss->vc_claim, -1);
 	if (fd >= 0)
 		close(fd);
-	sqb_debug("snapshot load: every chunk verified; the files are remembered");
+	sqb_debug("snapshot load: every chunk is in; %s",
+		  all_checked ? "the files are remembered"
+			      : "a REMOVE settled pages never read: nothing is remembered");
 }
 
 /* How an AUTO load goes (docs/snapshots.md "First loads"): mapped when the
@@ -326,7 +338,9 @@ static int restore_memory(struct loadctx *c, struct sqb_vm *vm, struct sqb_snaps
 		return sqb_snap_uffd_connect(vm, ss, c->o->backend_path, c->st, c->diag);
 	for (unsigned int i = 0; i < vm->mem.nregions; i++)
 		host[i] = vm->mem.regions[i].host;
-	clock_gettime(CLOCK_REALTIME, &began);
+	/* the kernel stamps ctime from the coarse clock: a write after this
+	 * instant never gets an older ctime (snap_vcache.c) */
+	clock_gettime(CLOCK_REALTIME_COARSE, &began);
 	ro.strategy = is_auto ? auto_strategy(c, ss, &remembered) : strat[c->o->mode];
 	ro.host = host;
 	ro.flags = c->o->trust_raw ? SQB_RESTORE_TRUST_RAW : 0;

@@ -141,9 +141,9 @@ void sqb_snap_vcache_record(const sqb_snap *s, const struct timespec *began)
 int sqb_snap_vcache_claim(const sqb_snap *s, int wait_ms)
 {
 	char dir[512], path[620];
-	struct timespec nap = {0, 2 * 1000 * 1000};
+	struct timespec nap = {0, 2 * 1000 * 1000}, now, end;
 	struct stat st;
-	int fd, waited = 0;
+	int fd;
 
 	if (vc_dir(dir, sizeof(dir)))
 		return -ENOENT;
@@ -157,6 +157,13 @@ int sqb_snap_vcache_claim(const sqb_snap *s, int wait_ms)
 	fd = open(path, O_RDONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
 	if (fd < 0)
 		return -errno;
+	clock_gettime(CLOCK_MONOTONIC, &end);
+	end.tv_sec += wait_ms / 1000;
+	end.tv_nsec += (long)(wait_ms % 1000) * 1000000L;
+	if (end.tv_nsec >= 1000000000L) {
+		end.tv_sec++;
+		end.tv_nsec -= 1000000000L;
+	}
 	while (flock(fd, LOCK_EX | LOCK_NB) < 0) {
 		if (errno != EWOULDBLOCK && errno != EINTR) {
 			int err = -errno;
@@ -164,12 +171,12 @@ int sqb_snap_vcache_claim(const sqb_snap *s, int wait_ms)
 			close(fd);
 			return err;
 		}
-		if (waited >= wait_ms) {
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		if (now.tv_sec > end.tv_sec || (now.tv_sec == end.tv_sec && now.tv_nsec >= end.tv_nsec)) {
 			close(fd);
 			return -ETIMEDOUT;
 		}
 		nanosleep(&nap, NULL);
-		waited += 2;
 	}
 	return fd;
 }

@@ -7,8 +7,10 @@
 #   2. the 2-vCPU guest runs its workload (counter on vCPU 0, 16 MiB RAM
 #      pattern on vCPU 1, fsynced checksummed files on the root disk, uptime):
 #      Full snapshot, resumed, more work, Diff snapshot (KVM dirty log), squib
-#      killed; the Diff loaded (a) by File with squib.restore mmap and (b)
-#      lazily through squib-pager (Uffd), each in a new squib on its own copy
+#      killed; the Diff loaded by File with squib's default (a first load:
+#      lazy, each chunk verified as installed), with squib.restore mmap and
+#      with eager, and (b) lazily through squib-pager (Uffd), each in a new
+#      squib on its own copy
 #      of the disk as it was at the Diff: counter, RAM pattern, uptime and the
 #      files on disk must go on;
 #   3. both state files go out base64 on the console (x86 squib-snap checks);
@@ -113,8 +115,7 @@ if [ "${pid:-0}" -gt 1 ]; then
 	wn=$(lastnum 'SQUIB-WRITER verify ok n=' "$log")
 	up=$(lastnum 'SQUIB-UPTIME ' "$log")
 	echo "INFO: at the Diff: counter $cnt, keeper gen $gen, writer verified n=$wn, uptime $up"
-	cp "$T/disk2.ext4" "$T/diskA.ext4"
-	cp "$T/disk2.ext4" "$T/diskB.ext4"
+	for d in A B C D; do cp "$T/disk2.ext4" "$T/disk$d.ext4"; done
 	ls -l "$T"/f.mem "$T"/d.mem | awk '{ print "INFO: " $5 " bytes " $9 }'
 	du -k "$T/d.mem" | awk '{ print "INFO: d.mem allocated " $1 " KiB" }'
 	for f in f.state d.state d.mem; do
@@ -182,21 +183,29 @@ check_restored() { # WHAT: the workload in $log went on from the Diff's values
 }
 
 if [ $snap_ok = 1 ]; then
-	# (a) File backend, mmap of the Diff over its parent
-	start_squib loadA
-	t0=$(now)
-	c=$(api PUT /snapshot/load "{\"snapshot_path\": \"$T/d.state\", \"mem_backend\": {\"backend_type\": \"File\", \"backend_path\": \"$T/d.mem\"}, \"resume_vm\": true, \"squib\": {\"restore\": \"mmap\", \"drives\": [{\"drive_id\": \"rootfs\", \"path_on_host\": \"$T/diskA.ext4\"}]}}")
-	t1=$(now)
-	if [ "$c" = 204 ]; then
-		wait_for '^SQUIB-COUNTER' "$log" 60
-		t2=$(now)
-		echo "TIME: squib load backend=File-mmap api_s=$(dt "$t0" "$t1") to_first_counter_s=$(dt "$t0" "$t2")"
-		check_restored "Diff loaded by File (mmap)"
-	else
-		bad "File (mmap) load: $c $(cat "$T/api.out")"
-		tail -n 20 "$log"
-	fi
-	stop_squib
+	# File backend, the Diff over its parent, each load with the disk as it
+	# was at the Diff: (a) squib's default, a first load of these files, so
+	# lazy with each chunk verified as installed (docs/snapshots.md "First
+	# loads"); (c) mmap; (d) eager
+	for m in default:A mmap:C eager:D; do
+		mode=${m%:*} disk=${m#*:}
+		ext=""
+		[ "$mode" = default ] || ext="\"restore\": \"$mode\", "
+		start_squib "load$disk"
+		t0=$(now)
+		c=$(api PUT /snapshot/load "{\"snapshot_path\": \"$T/d.state\", \"mem_backend\": {\"backend_type\": \"File\", \"backend_path\": \"$T/d.mem\"}, \"resume_vm\": true, \"squib\": {$ext\"drives\": [{\"drive_id\": \"rootfs\", \"path_on_host\": \"$T/disk$disk.ext4\"}]}}")
+		t1=$(now)
+		if [ "$c" = 204 ]; then
+			wait_for '^SQUIB-COUNTER' "$log" 60
+			t2=$(now)
+			echo "TIME: squib load backend=File-$mode api_s=$(dt "$t0" "$t1") to_first_counter_s=$(dt "$t0" "$t2")"
+			check_restored "Diff loaded by File ($mode)"
+		else
+			bad "File ($mode) load: $c $(cat "$T/api.out")"
+			tail -n 20 "$log"
+		fi
+		stop_squib
+	done
 	# (b) lazily through squib-pager (Uffd)
 	squib-pager "$T/pager.sock" "$T/d.mem" >"$T/pager.log" 2>&1 &
 	ppid=$!

@@ -187,9 +187,9 @@ static void test_unleasable_file_is_copied(void **state)
 	tc_stop(&t);
 }
 
-/* Flip one byte of marker set 0's stored bytes: that chunk fails its
- * checksum, the rest of the file is good. */
-static void corrupt_marker_chunk(const char *name)
+/* Flip the byte at guest address gpa in name's memory file (opened alone):
+ * that chunk fails its checksum, the rest of the file is good. */
+static void corrupt_gpa(const char *name, uint64_t gpa)
 {
 	struct sqb_open_opts oo = SQB_OPEN_OPTS_INIT;
 	sqb_snap *s = NULL;
@@ -204,12 +204,12 @@ static void corrupt_marker_chunk(const char *name)
 
 	oo.no_parents = 1;
 	assert_int_equal(sqb_snap_open(&s, st_path(name, ".mem"), &oo, NULL), 0);
-	assert_int_equal(sqb_snap_locate(s, MARK0_GPA, &r, &page), 0);
+	assert_int_equal(sqb_snap_locate(s, gpa, &r, &page), 0);
 	assert_int_equal(sqb_snap_extent_find(s, r, page, &idx), 0);
 	assert_int_equal(sqb_snap_region(s, r, &reg), 0);
 	e = &sqb_snap_extents(s, r)[idx];
 	assert_int_equal(e->kind, SQB_EXT_RAW);
-	at = (off_t)(e->data + (page - e->first_page) * 4096 + 100);
+	at = (off_t)(e->data + (page - e->first_page) * 4096 + gpa % 4096);
 	sqb_snap_free(s);
 	fd = open(st_path(name, ".mem"), O_RDWR);
 	assert_true(fd >= 0);
@@ -217,6 +217,11 @@ static void corrupt_marker_chunk(const char *name)
 	b ^= 0x40;
 	assert_int_equal(pwrite(fd, &b, 1, at), 1);
 	close(fd);
+}
+
+static void corrupt_marker_chunk(const char *name)
+{
+	corrupt_gpa(name, MARK0_GPA + 100);
 }
 
 /* A lazy load meets a corrupt chunk (the filler or a fault, whichever comes
@@ -308,6 +313,86 @@ static void test_first_load_verifies_on_first_touch(void **state)
 	unsetenv("SQB_VERIFY_CACHE");
 }
 
+/* A Diff's first default load reads, of its parent, only the chunks the
+ * Diff does not cover; remembering the chain must not vouch for the
+ * parent's other chunks.  With a corrupt parent chunk under pages the Diff
+ * rewrote, the Diff loads and runs, the parent (verified whole once the
+ * load is complete) is not remembered, and a default load of the parent
+ * alone still refuses the chunk (before the fix it was mapped unverified
+ * and the guest's writer saw the byte: "WRITER BAD"). */
+static void test_chain_first_load_remembers_no_unread_parent(void **state)
+{
+	/* snapguest's writer: pages at 4 MiB; page 256's pattern word */
+	const uint64_t bad = (4ULL << 20) + 256 * 4096 + (1 + 256 % 509) * 8;
+	struct sqb_open_opts oo = SQB_OPEN_OPTS_INIT;
+	char reply[512];
+	struct sqb_tc t;
+	sqb_snap *d = NULL;
+	int st, said = 0;
+
+	(void)state;
+	setenv("SQB_VERIFY_CACHE", st_path("chain-vcache", ""), 1);
+	st_boot(&t, "snapguest.elf", "mode=1 mib=4", 1, 32, 1);
+	st_expect_serial(&t, "ROUND 2 OK\n", 30000);
+	st_pause(&t);
+	st_create(&t, "Full", "cpf", NULL);
+	st_resume(&t);
+	st_wait_round(&t, st_cur_round(&t) + 2);
+	st_pause(&t);
+	st_create(&t, "Diff", "cpd", NULL);
+	tc_stop(&t);
+	/* the Diff holds the page itself: its load never reads the Full's chunk */
+	oo.no_parents = 1;
+	assert_int_equal(sqb_snap_open(&d, st_path("cpd", ".mem"), &oo, NULL), 0);
+	{
+		unsigned int r;
+		uint64_t page;
+		size_t idx;
+
+		assert_int_equal(sqb_snap_locate(d, bad, &r, &page), 0);
+		assert_int_equal(sqb_snap_extent_find(d, r, page, &idx), 0);
+		assert_int_equal(sqb_snap_extents(d, r)[idx].kind, SQB_EXT_RAW);
+	}
+	sqb_snap_free(d);
+	corrupt_gpa("cpf", bad);
+
+	st_load(&t, "cpd", NULL, NULL); /* default: lazy, the chain */
+	st_expect_serial(&t, " OK\n", 30000);
+	/* the filler ends, the parent is checked: squib says it remembers
+	 * nothing (or, wrongly, an entry appears) */
+	for (int i = 0; i < 300 && !said; i++) {
+		char *e = tc_read_file(t.errlog), cmd[400];
+		FILE *f;
+
+		said = e && strstr(e, "failed its verification: nothing is remembered");
+		free(e);
+		snprintf(cmd, sizeof(cmd), "ls '%s' 2>/dev/null | grep -vc lock",
+			 st_path("chain-vcache", ""));
+		f = popen(cmd, "r");
+		if (f && fscanf(f, "%d", &st) == 1 && st > 0)
+			said = 2;
+		if (f)
+			pclose(f);
+		if (!said)
+			usleep(50000);
+	}
+	tc_stop(&t);
+
+	st_spawn(&t);
+	snprintf(body, sizeof(body),
+		 "{\"snapshot_path\":\"%s\",\"mem_backend\":{\"backend_type\":\"File\","
+		 "\"backend_path\":\"%s\"},\"resume_vm\":true}",
+		 st_path("cpf", ".state"), st_path("cpf", ".mem"));
+	st = tc_req(&t, "PUT", "/snapshot/load", body, reply, sizeof(reply));
+	if (st == 400)
+		assert_non_null(strstr(reply, "checksum mismatch"));
+	else
+		expect_vm_stopped(&t, "checksum mismatch", 15000); /* the writer touches it */
+	tc_stop(&t);
+	assert_int_equal(said, 1);
+	unsetenv("SQB_VERIFY_CACHE");
+}
+
 /* The same through a page server that serves faults only: it gives up on
  * the chunk and exits; the vCPU waiting for that page is released and the
  * VM stops (before: it waited until some API call kicked it). */
@@ -358,6 +443,7 @@ int main(int argc, char **argv)
 	    cmocka_unit_test(test_lazy_corrupt_chunk_stops_vm),
 	    cmocka_unit_test(test_lazy_corrupt_page_met_by_the_guest),
 	    cmocka_unit_test(test_first_load_verifies_on_first_touch),
+	    cmocka_unit_test(test_chain_first_load_remembers_no_unread_parent),
 	    cmocka_unit_test(test_uffd_corrupt_chunk_stops_vm),
 	    cmocka_unit_test(test_uffd_pager_refuses_other_memory),
 	};
