@@ -114,36 +114,9 @@ static void *cow_thread(void *arg)
 	return NULL;
 }
 
-/* A run of pages to protect with one ioctl. */
-struct wp_run {
-	uint8_t *a;
-	uint64_t len;
-};
-
-struct wp_runs {
-	struct wp_run *r;
-	size_t n, cap;
-	uint64_t bytes;
-};
-
-static int runs_add(struct wp_runs *w, uint8_t *a, uint64_t len)
-{
-	if (w->n == w->cap) {
-		size_t cap = w->cap ? w->cap * 2 : 64;
-		struct wp_run *g = realloc(w->r, cap * sizeof(*g));
-
-		if (!g)
-			return -ENOMEM;
-		w->r = g;
-		w->cap = cap;
-	}
-	w->r[w->n++] = (struct wp_run){a, len};
-	w->bytes += len;
-	return 0;
-}
-
-/* The runs covering every page whose bit is set in g->prot. */
-static int region_runs(struct cow_region *g, struct wp_runs *w)
+/* Protect every page whose bit is set in want[r] (runs of set bits, one
+ * ioctl each). */
+static int arm_region(struct sqb_snap_cow *c, struct cow_region *g)
 {
 	uint64_t p = 0;
 
@@ -167,112 +140,10 @@ static int region_runs(struct cow_region *g, struct wp_runs *w)
 				break;
 			q = e;
 		}
-		FORWARD_IF_ERROR(runs_add(w, g->host + p * PG, (q - p) * PG));
+		FORWARD_IF_ERROR(wp(c->uffd, g->host + p * PG, (q - p) * PG, 1));
 		p = q;
 	}
 	return 0;
-}
-
-/* One share of the runs, protected by one thread. */
-struct wp_share {
-	int uffd;
-	const struct wp_run *r;
-	size_t n;
-	uint64_t head_skip, tail_len; /* the first run starts later / the last ends earlier */
-	int err;
-};
-
-static void *wp_share_main(void *arg)
-{
-	struct wp_share *s = arg;
-
-	for (size_t i = 0; i < s->n && !s->err; i++) {
-		uint8_t *a = s->r[i].a;
-		uint64_t len = s->r[i].len;
-
-		if (i == s->n - 1 && s->tail_len)
-			len = s->tail_len;
-		if (i == 0) {
-			a += s->head_skip;
-			len -= s->head_skip;
-		}
-		if (len)
-			s->err = wp(s->uffd, a, len, 1);
-	}
-	return NULL;
-}
-
-/* Protect the runs, split by bytes over up to COW_ARM_THREADS threads: the
- * kernel's page-table walk is most of a large pause (about 85 ns a
- * populated page here) and runs in parallel on disjoint ranges while the
- * vCPUs, paused, leave the other cores free. */
-#define COW_ARM_THREADS	 4
-#define COW_ARM_PER_THREAD (16ull << 20) /* bytes worth a thread */
-static int arm_runs(int uffd, const struct wp_runs *w)
-{
-	struct wp_share sh[COW_ARM_THREADS];
-	pthread_t thr[COW_ARM_THREADS];
-	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
-	/* test knob (docs/testing.md): a smaller share, so that a small test
-	 * guest's pause is split over threads too */
-	const char *knob = getenv("SQB_COW_ARM_SPLIT_KIB");
-	uint64_t per = knob && atoi(knob) > 0 ? (uint64_t)atoi(knob) << 10 : COW_ARM_PER_THREAD;
-	unsigned int nt = (unsigned int)(w->bytes / per), started = 0;
-	uint64_t share, acc = 0;
-	size_t i = 0;
-	int err = 0;
-
-	if (ncpu > 0 && nt > (unsigned int)ncpu)
-		nt = (unsigned int)ncpu;
-	if (nt > COW_ARM_THREADS)
-		nt = COW_ARM_THREADS;
-	if (nt < 2) {
-		struct wp_share one = {uffd, w->r, w->n, 0, 0, 0};
-
-		wp_share_main(&one);
-		return one.err;
-	}
-	share = (w->bytes / nt + PG - 1) & ~(uint64_t)(PG - 1);
-	/* cut the runs into nt shares of about `share` bytes each; a run may
-	 * be split at a page boundary between two shares */
-	for (unsigned int t = 0; t < nt; t++) {
-		uint64_t want = t == nt - 1 ? UINT64_MAX : share, got = 0;
-		uint64_t skip = acc; /* bytes of r[i] taken by earlier shares */
-
-		sh[t] = (struct wp_share){uffd, &w->r[i], 0, skip, 0, 0};
-		while (i < w->n && got < want) {
-			uint64_t left = w->r[i].len - acc;
-
-			if (left > want - got) { /* this share ends inside r[i] */
-				acc += want - got;
-				sh[t].n++;
-				sh[t].tail_len = acc;
-				got = want;
-				break;
-			}
-			got += left;
-			acc = 0;
-			sh[t].n++;
-			i++;
-		}
-	}
-	for (unsigned int t = 1; t < nt; t++) {
-		if (!sh[t].n)
-			continue;
-		if (pthread_create(&thr[t], NULL, wp_share_main, &sh[t]))
-			wp_share_main(&sh[t]); /* no thread: do it here */
-		else
-			started |= 1u << t;
-	}
-	wp_share_main(&sh[0]);
-	for (unsigned int t = 1; t < nt; t++)
-		if (started & (1u << t))
-			pthread_join(thr[t], NULL);
-	for (unsigned int t = 0; t < nt && !err; t++)
-		err = sh[t].err;
-	sqb_debug("snapshot: %llu KiB in %zu runs write-protected by %u threads",
-		  (unsigned long long)(w->bytes >> 10), w->n, nt);
-	return err;
 }
 
 /* The copy pool outlives a create: allocating (zeroing) fresh pages cost
@@ -420,15 +291,8 @@ int sqb_snap_cow_arm(struct sqb_snap_cow **out, struct sqb_vm *vm, uint64_t *con
 			goto fail;
 		}
 	}
-	{
-		struct wp_runs w = {0};
-
-		for (unsigned int r = 0; r < c->nreg && !err; r++)
-			err = region_runs(&c->reg[r], &w);
-		if (!err)
-			err = arm_runs(c->uffd, &w);
-		free(w.r);
-	}
+	for (unsigned int r = 0; r < c->nreg && !err; r++)
+		err = arm_region(c, &c->reg[r]);
 	if (!err)
 		err = -pthread_create(&c->thr, NULL, cow_thread, c);
 	if (err)

@@ -12,12 +12,13 @@
 #include "snap_test_util.h"
 #include "squib/snapfmt.h"
 
-static void pause_instant(const char *f, const char *d, const char *bg2)
+static void test_background_full_and_diff_are_the_pause_instant(void **state)
 {
 	struct sqb_tc t;
 	long long full_round, diff_round, copied;
 	const char *b;
 
+	(void)state;
 	st_boot(&t, "snapguest.elf", "mode=1 mib=16 down=1 stamp=1", 1, 64, 1);
 	st_wait_round(&t, 2);
 	b = st_req(&t, "GET", "/snapshot/status", NULL, 200);
@@ -25,15 +26,15 @@ static void pause_instant(const char *f, const char *d, const char *bg2)
 
 	st_pause(&t);
 	full_round = st_cur_round(&t);
-	st_create(&t, "Full", f, ST_BG);
+	st_create(&t, "Full", "bgf", ST_BG);
 	/* the files appear only when complete and durable */
 	b = st_req(&t, "GET", "/snapshot/status", NULL, 200);
 	if (strstr(b, "\"writing\"")) {
-		assert_int_equal(access(st_path(f, ".state"), F_OK), -1);
+		assert_int_equal(access(st_path("bgf", ".state"), F_OK), -1);
 		/* a second create waits for the first: refused meanwhile */
 		char body[512];
 		snprintf(body, sizeof(body), "{\"snapshot_path\":\"%s\",\"mem_file_path\":\"%s\"}",
-			 st_path(bg2, ".state"), st_path(bg2, ".mem"));
+			 st_path("bg2", ".state"), st_path("bg2", ".mem"));
 		b = st_req(&t, "PUT", "/snapshot/create", body, 400);
 		assert_non_null(strstr(b, "still being written"));
 	}
@@ -41,37 +42,20 @@ static void pause_instant(const char *f, const char *d, const char *bg2)
 	copied = st_bg_wait_complete(&t);
 	/* the guest wrote while the file was written: copy-before-write ran */
 	assert_true(copied > 0);
-	assert_int_equal(access(st_path(f, ".state"), F_OK), 0);
+	assert_int_equal(access(st_path("bgf", ".state"), F_OK), 0);
 	st_wait_round(&t, st_cur_round(&t) + 2);
 
 	st_pause(&t);
 	diff_round = st_cur_round(&t);
-	st_create(&t, "Diff", d, ST_BG);
+	st_create(&t, "Diff", "bgd", ST_BG);
 	st_resume(&t);
 	st_bg_wait_complete(&t);
 	st_wait_round(&t, st_cur_round(&t) + 1);
 	tc_stop(&t);
 
-	st_bg_load_and_verify(f, "mmap", full_round);
-	st_bg_load_and_verify(d, "mmap", diff_round);
-	st_bg_load_and_verify(d, "eager", diff_round);
-}
-
-static void test_background_full_and_diff_are_the_pause_instant(void **state)
-{
-	(void)state;
-	pause_instant("bgf", "bgd", "bg2");
-}
-
-/* The same with the write-protection at the pause split over threads
- * (runtime/snapshot/snap_cow.c arm_runs; a 1 MiB share instead of 16 MiB,
- * so this 16 MiB guest's runs are cut between threads, one inside a run). */
-static void test_background_pause_instant_with_split_arm(void **state)
-{
-	(void)state;
-	setenv("SQB_COW_ARM_SPLIT_KIB", "1024", 1);
-	pause_instant("bgsf", "bgsd", "bgs2");
-	unsetenv("SQB_COW_ARM_SPLIT_KIB");
+	st_bg_load_and_verify("bgf", "mmap", full_round);
+	st_bg_load_and_verify("bgd", "mmap", diff_round);
+	st_bg_load_and_verify("bgd", "eager", diff_round);
 }
 
 /* docs/snapshots.md, "Background snapshots": the memory file holds the
@@ -150,7 +134,6 @@ int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_background_full_and_diff_are_the_pause_instant),
-	    cmocka_unit_test(test_background_pause_instant_with_split_arm),
 	    cmocka_unit_test(test_background_hole_written_after_the_pause_is_zero),
 	    cmocka_unit_test(test_background_refusals),
 	};
