@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -39,6 +40,7 @@ enum {
 	P_SHUTDOWN = 8, /* host sent EOF: SHUTDOWN with SEND */
 	P_RST = 16,
 	P_CREDIT_REQUEST = 32,
+	P_SHUTDOWN_RCV = 64, /* host client takes no more data: SHUTDOWN with RCV */
 };
 
 struct vconn {
@@ -53,6 +55,7 @@ struct vconn {
 	uint32_t pend;
 	uint32_t guest_shut; /* SHUTDOWN flags the guest sent */
 	bool readable, writable, rd_eof, creq_sent, host_wr_shut;
+	bool host_rd_gone; /* the host client closed or shut its read side (EPIPE) */
 	uint8_t *txb; /* guest data the host socket has not taken yet */
 	uint32_t txb_len;
 };
@@ -220,6 +223,27 @@ static void credit_check(struct vconn *c)
 		c->pend |= P_CREDIT_UPDATE;
 }
 
+/* A send to the host socket failed.  EPIPE/ECONNRESET only mean the client
+ * stopped reading: what it already wrote is still in our socket and must
+ * reach the guest (vhost-vsock delivers it too), so tell the guest the host
+ * receives no more (SHUTDOWN RCV) and drop its data from now on; any other
+ * error ends the connection. */
+static void host_send_failed(struct vsock *v, struct vconn *c, const char *why)
+{
+	if (errno != EPIPE && errno != ECONNRESET) {
+		conn_kill(v, c, true, why);
+		return;
+	}
+	c->fwd_cnt += c->txb_len; /* discarded: the guest's credit keeps flowing */
+	free(c->txb);
+	c->txb = NULL;
+	c->txb_len = 0;
+	if (!c->host_rd_gone) {
+		c->host_rd_gone = true;
+		c->pend |= P_SHUTDOWN_RCV;
+	}
+}
+
 static int sock_send(int fd, const uint8_t *p, uint32_t len, uint32_t *done)
 {
 	*done = 0;
@@ -261,7 +285,7 @@ static void flush_txb(struct vsock *v, struct vconn *c)
 	if (!c->txb_len || c->fd < 0)
 		return;
 	if (sock_send(c->fd, c->txb, c->txb_len, &n)) {
-		conn_kill(v, c, true, "send to the host socket failed");
+		host_send_failed(v, c, "send to the host socket failed");
 		return;
 	}
 	memmove(c->txb, c->txb + n, c->txb_len - n);
@@ -287,9 +311,15 @@ static void guest_rw(struct vsock *v, struct vconn *c, const struct sqb_vq_chain
 	}
 	if (!len)
 		return;
+	if (c->host_rd_gone) { /* nobody reads it: count it as forwarded */
+		c->fwd_cnt += len;
+		credit_check(c);
+		return;
+	}
 	sqb_vq_read_bytes(ch, SQB_VSOCK_HDR_LEN, v->scratch, len);
 	if (!c->txb_len && sock_send(c->fd, v->scratch, len, &n)) {
-		conn_kill(v, c, true, "send to the host socket failed");
+		c->fwd_cnt += len;
+		host_send_failed(v, c, "send to the host socket failed");
 		return;
 	}
 	c->fwd_cnt += n;
@@ -351,7 +381,9 @@ static void guest_response(struct vsock *v, struct vconn *c)
 	c->st = C_EST;
 	len = snprintf(line, sizeof(line), "OK %u\n", c->hport);
 	/* A fresh socket's buffer always takes a dozen bytes. */
-	if (sock_send(c->fd, (const uint8_t *)line, (uint32_t)len, &n) || n != (uint32_t)len)
+	if (sock_send(c->fd, (const uint8_t *)line, (uint32_t)len, &n))
+		host_send_failed(v, c, "cannot send OK to the host client");
+	else if (n != (uint32_t)len)
 		conn_kill(v, c, true, "cannot send OK to the host client");
 }
 
@@ -474,12 +506,33 @@ static uint32_t put_pkt(struct vsock *v, const struct sqb_vq_chain *ch, struct v
 	uint8_t raw[SQB_VSOCK_HDR_LEN];
 
 	sqb_vsock_hdr_encode(raw, &h);
-	sqb_vq_write_bytes(ch, 0, raw, sizeof(raw));
-	if (len)
-		sqb_vq_write_bytes(ch, SQB_VSOCK_HDR_LEN, v->scratch, len);
+	sqb_vq_write_bytes(ch, 0, raw, sizeof(raw)); /* an RW payload is already in place */
 	c->fwd_told = c->fwd_cnt;
 	c->pend &= ~(uint32_t)P_CREDIT_UPDATE;
 	return SQB_VSOCK_HDR_LEN + len;
+}
+
+/* The chain's writable bytes [off, off + len) as an iovec, so that recv
+ * lands straight in guest memory (no bounce through scratch). */
+static int chain_iov(const struct sqb_vq_chain *ch, uint64_t off, uint64_t len, struct iovec *iov)
+{
+	int n = 0;
+
+	for (unsigned int i = ch->nread; i < ch->nseg && len; i++) {
+		const struct sqb_vq_seg *s = &ch->seg[i];
+		uint64_t k;
+
+		if (off >= s->len) {
+			off -= s->len;
+			continue;
+		}
+		k = s->len - off < len ? s->len - off : len;
+		iov[n].iov_base = s->host + off;
+		iov[n++].iov_len = (size_t)k;
+		len -= k;
+		off = 0;
+	}
+	return n;
 }
 
 /* Fill ch with the next packet c owes the guest; 0 when it has none. */
@@ -508,8 +561,12 @@ static uint32_t conn_produce(struct vsock *v, struct vconn *c, const struct sqb_
 		n = (uint32_t)(room < SQB_VSOCK_MAX_PKT ? room : SQB_VSOCK_MAX_PKT);
 		if (n > credit)
 			n = credit;
+		struct iovec iov[SQB_VQ_MAX_SIZE];
+		struct msghdr mh = {.msg_iov = iov};
+
+		mh.msg_iovlen = (size_t)chain_iov(ch, SQB_VSOCK_HDR_LEN, n, iov);
 		do
-			r = recv(c->fd, v->scratch, n, MSG_DONTWAIT);
+			r = recvmsg(c->fd, &mh, MSG_DONTWAIT);
 		while (r < 0 && errno == EINTR);
 		if (r > 0) {
 			c->rx_cnt += (uint32_t)r;
@@ -536,9 +593,13 @@ static uint32_t conn_produce(struct vsock *v, struct vconn *c, const struct sqb_
 		c->creq_sent = true;
 		c->pend |= P_CREDIT_REQUEST;
 	}
-	if (c->pend & P_SHUTDOWN) {
-		c->pend &= ~(uint32_t)P_SHUTDOWN;
-		return put_pkt(v, ch, c, SQB_VSOCK_OP_SHUTDOWN, SQB_VSOCK_SHUTDOWN_SEND, 0);
+	if (c->pend & (P_SHUTDOWN | P_SHUTDOWN_RCV)) {
+		/* Flags accumulate (5.10.6.5): say everything that holds. */
+		uint32_t fl = (c->rd_eof ? SQB_VSOCK_SHUTDOWN_SEND : 0) |
+			      (c->host_rd_gone ? SQB_VSOCK_SHUTDOWN_RCV : 0);
+
+		c->pend &= ~(uint32_t)(P_SHUTDOWN | P_SHUTDOWN_RCV);
+		return put_pkt(v, ch, c, SQB_VSOCK_OP_SHUTDOWN, fl, 0);
 	}
 	if (c->pend & P_CREDIT_REQUEST) {
 		c->pend &= ~(uint32_t)P_CREDIT_REQUEST;

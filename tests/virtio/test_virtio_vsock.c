@@ -5,8 +5,11 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -934,10 +937,204 @@ static void test_bad_options(void **state)
 	assert_null(d);
 }
 
+
+/* A host client thread: writes total bytes of a known sequence to fd, then
+ * close()s it (mode 0) or shuts its write side (mode 1). */
+struct wr_arg {
+	int fd;
+	size_t total;
+	int mode;
+	atomic_int done;
+};
+
+static void *writer(void *a)
+{
+	struct wr_arg *w = a;
+	static uint8_t buf[65536];
+	size_t off = 0;
+	while (off < w->total) {
+		size_t n = w->total - off < sizeof(buf) ? w->total - off : sizeof(buf);
+		for (size_t i = 0; i < n; i++)
+			buf[i] = (uint8_t)((off + i) * 31 + 7);
+		size_t d = 0;
+		while (d < n) {
+			ssize_t r = write(w->fd, buf + d, n - d);
+			if (r <= 0) { perror("writer"); return NULL; }
+			d += (size_t)r;
+		}
+		off += n;
+	}
+	if (w->mode == 0)
+		close(w->fd);
+	else
+		shutdown(w->fd, SHUT_WR);
+	atomic_store(&w->done, 1);
+	return NULL;
+}
+
+static void stress_once(struct vs *t, size_t total, uint32_t chunk, int mode, uint32_t gport)
+{
+	struct pkt *p = malloc(sizeof(*p));
+	char line[32];
+	int hs = unix_connect(t->uds);
+	uint32_t hport, ba = 256u << 10, rx_bytes = 0, fwd = 0, last = 0;
+	size_t got = 0;
+	bool shut = false;
+	int idle = 0;
+	pthread_t th;
+	struct wr_arg w;
+	int n = snprintf(line, sizeof(line), "CONNECT %u\n", gport);
+
+	assert_int_equal(write(hs, line, (size_t)n), n);
+	pump(t);
+	assert_true(rx_get(t, p));
+	assert_int_equal(p->op, REQUEST);
+	hport = p->src_port;
+	tx(t, RESPONSE, gport, hport, 0, ba, 0, NULL, 0);
+	n = snprintf(line, sizeof(line), "OK %u\n", hport);
+	host_read(hs, line, (size_t)n);
+	w.fd = hs;
+	w.total = total;
+	w.mode = mode;
+	atomic_init(&w.done, 0);
+	pthread_create(&th, NULL, writer, &w);
+	while (!shut) {
+		bool prog = false;
+		pump(t);
+		while (rx_get(t, p)) {
+			prog = true;
+			if (p->op == RW) {
+				for (uint32_t i = 0; i < p->len; i++)
+					if (p->data[i] != (uint8_t)((got + i) * 31 + 7))
+						fail_msg("bad byte at %zu", got + i);
+				got += p->len;
+				rx_bytes += p->len;
+				if (rx_bytes > ba)
+					fail_msg("credit exceeded");
+			} else if (p->op == CREDIT_REQUEST) {
+				tx(t, CREDIT_UPDATE, gport, hport, 0, ba, fwd, NULL, 0);
+				last = fwd;
+			} else if (p->op == SHUTDOWN) {
+				if (got != total)
+					fail_msg("SHUTDOWN after %zu of %zu", got, total);
+				shut = true;
+			} else {
+				fail_msg("op %u after %zu of %zu", p->op, got, total);
+			}
+		}
+		if (rx_bytes) {
+			uint32_t c = rx_bytes < chunk ? rx_bytes : chunk;
+			rx_bytes -= c;
+			fwd += c;
+			prog = true;
+			if (ba - (fwd - last) < 65536) {
+				tx(t, CREDIT_UPDATE, gport, hport, 0, ba, fwd, NULL, 0);
+				last = fwd;
+			}
+		}
+		idle = prog ? 0 : idle + 1;
+		if (idle > 300)
+			fail_msg("stall: got %zu of %zu, rx_bytes %u fwd %u last %u", got, total,
+				 rx_bytes, fwd, last);
+	}
+	pthread_join(th, NULL);
+	if (mode)
+		close(hs);
+	tx(t, SHUTDOWN, gport, hport, 3, ba, fwd, NULL, 0);
+	while (rx_get(t, p))
+		;
+	free(p);
+}
+
+/* Host to guest through the Unix socket under credit (virtio 1.x 5.10.6.3):
+ * the fake guest follows Linux's policy (a CREDIT_UPDATE once less than
+ * 64 KiB of its buffer is left, answers to CREDIT_REQUEST) and reads in
+ * chunks of 1 B to 300 kB; every byte arrives in order, squib never sends
+ * beyond the credit, and SHUTDOWN comes only after the last byte, whether
+ * the client closed or shut its write side. */
+static void test_stress_h2g(void **state)
+{
+	struct vs *t = *state;
+	const uint32_t chunks[] = {65536, 4096, 100000, 1, 300000};
+
+	for (unsigned int i = 0; i < 5; i++)
+		stress_once(t, i == 3 ? 200000 : (2u << 20) + i * 777, chunks[i], (int)(i & 1),
+			    2000 + i);
+}
+
+/* The host client writes 320 KiB and close()s; the guest has read its
+ * credit's worth (256 KiB) and sends one byte back after the close, as an
+ * echo or an ack would.  squib's send gets EPIPE: every byte the client
+ * wrote must still reach the guest (a Unix socket keeps them readable after
+ * the peer's close, and vhost-vsock delivers them), with a SHUTDOWN saying
+ * the host receives no more, then SHUTDOWN SEND after the last byte (before:
+ * squib closed the socket and sent RST after 262144 of 327680 bytes). */
+static void test_host_close_still_delivers_h2g(void **state)
+{
+	struct vs *t = *state;
+	struct pkt *p = malloc(sizeof(*p));
+	char line[32];
+	int hs = unix_connect(t->uds), n;
+	uint32_t hport, gport = 3000, ba = 256u << 10, fwd = 0;
+	size_t got = 0, total = (256u << 10) + (64u << 10);
+	bool sent = false, end = false, rcv_shut = false;
+	pthread_t th;
+	struct wr_arg w;
+
+	n = snprintf(line, sizeof(line), "CONNECT %u\n", gport);
+	assert_int_equal(write(hs, line, (size_t)n), n);
+	pump(t);
+	assert_true(rx_get(t, p));
+	hport = p->src_port;
+	tx(t, RESPONSE, gport, hport, 0, ba, 0, NULL, 0);
+	n = snprintf(line, sizeof(line), "OK %u\n", hport);
+	host_read(hs, line, (size_t)n);
+	w.fd = hs;
+	w.total = total;
+	w.mode = 0;
+	atomic_init(&w.done, 0);
+	pthread_create(&th, NULL, writer, &w);
+	for (int it = 0; it < 2000 && !end; it++) {
+		pump(t);
+		while (rx_get(t, p)) {
+			if (p->op == RW) {
+				got += p->len;
+				if (sent) {
+					fwd = (uint32_t)got;
+					tx(t, CREDIT_UPDATE, gport, hport, 0, ba, fwd, NULL, 0);
+				}
+			} else if (p->op == CREDIT_REQUEST) {
+				tx(t, CREDIT_UPDATE, gport, hport, 0, ba, fwd, NULL, 0);
+			} else {
+				if (p->op != SHUTDOWN)
+					fail_msg("op %u after %zu of %zu bytes", p->op, got, total);
+				if (p->flags & 1) /* RCV: the host takes no more */
+					rcv_shut = true;
+				if (!(p->flags & 2)) /* SEND not yet: more data may come */
+					continue;
+				end = true;
+				break;
+			}
+		}
+		if (!sent && atomic_load(&w.done)) {
+			pthread_join(th, NULL); /* the host client has closed */
+			sent = true;
+			fwd = (uint32_t)got;
+			tx(t, RW, gport, hport, 0, ba, fwd, "x", 1);
+		}
+	}
+	assert_int_equal(got, total);
+	assert_true(end);
+	assert_true(rcv_shut);
+	free(p);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_connect_parser),
+	    cmocka_unit_test_setup_teardown(test_stress_h2g, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_host_close_still_delivers_h2g, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_host_initiated, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_host_bad_command, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_guest_initiated, setup, teardown),
