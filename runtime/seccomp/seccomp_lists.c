@@ -29,6 +29,10 @@ const struct sqb_sc_rule sqb_sc_common[] = {
     ANY(restart_syscall), ANY(getrandom),
     ANY(sched_getaffinity), /* glibc malloc sizing its arenas in a new thread */
     ANY(sigaltstack), /* sanitizer runtimes on a new thread */
+    /* glibc's realloc moves a large (mmapped) block with mremap: a lazy
+     * restore's fetch queue grows on whichever thread touches guest memory
+     * first (the event loop's devices after a default first load) */
+    ANY(mremap),
     END,
 };
 
