@@ -27,7 +27,20 @@ T=$(mktemp -d)
 export SQB_CRASH_CHECK=${SQB_CRASH_CHECK:-1}
 fail=0
 pass() { echo "PASS: $*"; }
-bad() { echo "FAIL: $*"; fail=1; }
+# A squib that died closes its serial FIFO: the next write must fail (and
+# the test report it), not kill the test with SIGPIPE.
+trap '' PIPE
+bad() { # the first failure also shows what the current squib last said
+	echo "FAIL: $*"
+	[ "$fail" = 1 ] && return 0
+	fail=1
+	if [ -n "${pid:-}" ] && [ "$(sed 's/.*) //' "/proc/$pid/stat" 2>/dev/null | cut -c1)" != S ] &&
+		[ "$(sed 's/.*) //' "/proc/$pid/stat" 2>/dev/null | cut -c1)" != R ]; then
+		echo "INFO: squib (pid $pid) is not running"
+	fi
+	[ -n "${log:-}" ] && [ -f "$log" ] && tail -n 40 "$log" | tr -d '\r' | grep -v 'virtio_blk virtio' |
+		sed 's/^/  | /'
+}
 # What a guest crash leaves on the console (a panic falls back to a triple
 # fault when the reboot does not take), wherever it is in the log.
 crash_lines() {
