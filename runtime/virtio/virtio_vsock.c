@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -19,7 +20,6 @@
 #define Q_EV 2
 
 #define CONN_BUF      (256u << 10) /* buf_alloc we advertise: guest data we may hold */
-#define STAGE         (64u << 10)  /* host data read ahead per connection */
 #define MAX_CONNS     1023u	   /* Firecracker's limit */
 #define RST_RING      64u	   /* RSTs for unknown connections waiting for RX buffers */
 #define PORT_BASE     (1u << 30)   /* host ports of host-initiated connections */
@@ -58,10 +58,6 @@ struct vconn {
 	bool host_rd_gone; /* the host client closed or shut its read side (EPIPE) */
 	uint8_t *txb; /* guest data the host socket has not taken yet */
 	uint32_t txb_len;
-	/* host data read ahead for the guest (one recv of up to STAGE bytes of
-	 * credit, handed out over the small RX buffers the driver posts) */
-	uint8_t *stage;
-	uint32_t stage_off, stage_len;
 };
 
 struct rst {
@@ -114,9 +110,6 @@ static void close_fd(struct vsock *v, struct vconn *c)
 	free(c->txb);
 	c->txb = NULL;
 	c->txb_len = 0;
-	free(c->stage);
-	c->stage = NULL;
-	c->stage_off = c->stage_len = 0;
 }
 
 /* A ring's le16 at gpa, or -1 (debug dumps only). */
@@ -473,14 +466,9 @@ static uint32_t peer_credit(const struct vconn *c)
 	return in_flight >= c->peer_buf_alloc ? 0 : c->peer_buf_alloc - in_flight;
 }
 
-static bool staged(const struct vconn *c)
-{
-	return c->stage_off < c->stage_len;
-}
-
 static bool can_read(const struct vconn *c)
 {
-	return c->st == C_EST && c->fd >= 0 && (staged(c) || (c->readable && !c->rd_eof)) &&
+	return c->st == C_EST && c->fd >= 0 && c->readable && !c->rd_eof &&
 	       !(c->guest_shut & SQB_VSOCK_SHUTDOWN_RCV);
 }
 
@@ -524,6 +512,29 @@ static uint32_t put_pkt(struct vsock *v, const struct sqb_vq_chain *ch, struct v
 	return SQB_VSOCK_HDR_LEN + len;
 }
 
+/* The chain's writable bytes [off, off + len) as an iovec, so that recv
+ * lands straight in guest memory (no bounce through scratch). */
+static int chain_iov(const struct sqb_vq_chain *ch, uint64_t off, uint64_t len, struct iovec *iov)
+{
+	int n = 0;
+
+	for (unsigned int i = ch->nread; i < ch->nseg && len; i++) {
+		const struct sqb_vq_seg *s = &ch->seg[i];
+		uint64_t k;
+
+		if (off >= s->len) {
+			off -= s->len;
+			continue;
+		}
+		k = s->len - off < len ? s->len - off : len;
+		iov[n].iov_base = s->host + off;
+		iov[n++].iov_len = (size_t)k;
+		len -= k;
+		off = 0;
+	}
+	return n;
+}
+
 /* Fill ch with the next packet c owes the guest; 0 when it has none. */
 static uint32_t conn_produce(struct vsock *v, struct vconn *c, const struct sqb_vq_chain *ch)
 {
@@ -546,23 +557,22 @@ static uint32_t conn_produce(struct vsock *v, struct vconn *c, const struct sqb_
 	if (c->pend & P_CREDIT_UPDATE)
 		return put_pkt(v, ch, c, SQB_VSOCK_OP_CREDIT_UPDATE, 0, 0);
 	credit = can_read(c) ? peer_credit(c) : 0;
-	if (credit && room && !staged(c)) {
-		/* One recv for up to STAGE bytes of credit: the Linux driver posts
-		 * 4 KiB RX buffers, and a recv per buffer made host -> guest the
-		 * slow direction (a syscall costs far more than the copy). */
-		uint32_t want = credit < STAGE ? credit : STAGE;
+	if (credit && room) {
+		n = (uint32_t)(room < SQB_VSOCK_MAX_PKT ? room : SQB_VSOCK_MAX_PKT);
+		if (n > credit)
+			n = credit;
+		struct iovec iov[SQB_VQ_MAX_SIZE];
+		struct msghdr mh = {.msg_iov = iov};
 
-		if (!c->stage && !(c->stage = malloc(STAGE))) {
-			conn_kill(v, c, true, "out of memory for the host data");
-			return c->gone ? 0 : conn_produce(v, c, ch);
-		}
+		mh.msg_iovlen = (size_t)chain_iov(ch, SQB_VSOCK_HDR_LEN, n, iov);
 		do
-			r = recv(c->fd, c->stage, want, MSG_DONTWAIT);
+			r = recvmsg(c->fd, &mh, MSG_DONTWAIT);
 		while (r < 0 && errno == EINTR);
 		if (r > 0) {
-			c->stage_off = 0;
-			c->stage_len = (uint32_t)r;
-		} else if (r == 0) {
+			c->rx_cnt += (uint32_t)r;
+			return put_pkt(v, ch, c, SQB_VSOCK_OP_RW, 0, (uint32_t)r);
+		}
+		if (r == 0) {
 			sqb_debug("vsock %s: host connection %u <-> guest port %u: EOF from "
 				  "the host client after %u bytes (guest fwd_cnt %u, buf_alloc "
 				  "%u; squib fwd_cnt %u), SHUTDOWN(SEND) to the guest",
@@ -578,17 +588,6 @@ static uint32_t conn_produce(struct vsock *v, struct vconn *c, const struct sqb_
 			conn_kill(v, c, true, "recv from the host socket failed");
 			return c->gone ? 0 : conn_produce(v, c, ch);
 		}
-	}
-	if (credit && room && staged(c)) {
-		n = (uint32_t)(room < SQB_VSOCK_MAX_PKT ? room : SQB_VSOCK_MAX_PKT);
-		if (n > credit)
-			n = credit;
-		if (n > c->stage_len - c->stage_off)
-			n = c->stage_len - c->stage_off;
-		sqb_vq_write_bytes(ch, SQB_VSOCK_HDR_LEN, c->stage + c->stage_off, n);
-		c->stage_off += n;
-		c->rx_cnt += n;
-		return put_pkt(v, ch, c, SQB_VSOCK_OP_RW, 0, n);
 	} else if (can_read(c) && !credit && !c->creq_sent) {
 		/* Stalled on the guest's credit: ask once (5.10.6.3). */
 		c->creq_sent = true;
