@@ -49,26 +49,11 @@ static int file_sectors(int fd, uint64_t *out)
 static int blk_io(int fd, const struct sqb_vq_chain *c, bool to_file, uint64_t stream_off,
 		  uint64_t len, uint64_t file_off)
 {
-	unsigned int i = to_file ? 0 : c->nread, end = to_file ? c->nread : c->nseg;
 	struct iovec iov[SQB_VQ_MAX_SIZE], *v = iov;
-	int n = 0;
+	uint64_t short_by;
+	int n = sqb_vq_iov(c, !to_file, stream_off, len, iov, &short_by);
 
-	for (; i < end && len; i++) {
-		const struct sqb_vq_seg *s = &c->seg[i];
-		uint64_t k;
-
-		if (stream_off >= s->len) {
-			stream_off -= s->len;
-			continue;
-		}
-		k = s->len - stream_off < len ? s->len - stream_off : len;
-		iov[n].iov_base = s->host + stream_off;
-		iov[n].iov_len = k;
-		n++;
-		len -= k;
-		stream_off = 0;
-	}
-	if (len)
+	if (short_by)
 		return -EIO;
 	while (n > 0) {
 		ssize_t r = to_file ? pwritev(fd, v, n, (off_t)file_off)

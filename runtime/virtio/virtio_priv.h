@@ -69,6 +69,12 @@ void sqb_vq_reset(struct sqb_vq *q);
 /* Copy helpers over a chain's readable / writable byte streams, so that
  * devices never assume a framing (virtio 1.x, 2.7.4). */
 uint64_t sqb_vq_read_bytes(const struct sqb_vq_chain *c, uint64_t off, void *dst, uint64_t len);
+/* The chain's readable (writable = false) or writable stream bytes [off,
+ * off + len) as an iovec of at most SQB_VQ_MAX_SIZE entries (their count);
+ * *short_by: the part of len past the stream's end (0 when all of it fits). */
+struct iovec;
+int sqb_vq_iov(const struct sqb_vq_chain *c, bool writable, uint64_t off, uint64_t len,
+	       struct iovec *iov, uint64_t *short_by);
 uint64_t sqb_vq_write_bytes(const struct sqb_vq_chain *c, uint64_t off, const void *src,
 			    uint64_t len);
 

@@ -5,6 +5,7 @@
  * Every ring access goes through sqb_vio_mem.map(); a hostile ring yields
  * -SQB_ECORRUPT with a reason, never a crash, a hang or a stray write. */
 #include <string.h>
+#include <sys/uio.h>
 
 #include "virtio_priv.h"
 
@@ -291,6 +292,30 @@ uint64_t sqb_vq_read_bytes(const struct sqb_vq_chain *c, uint64_t off, void *dst
 		off = 0;
 	}
 	return done;
+}
+
+int sqb_vq_iov(const struct sqb_vq_chain *c, bool writable, uint64_t off, uint64_t len,
+	       struct iovec *iov, uint64_t *short_by)
+{
+	unsigned int i = writable ? c->nread : 0, end = writable ? c->nseg : c->nread;
+	int n = 0;
+
+	for (; i < end && len; i++) {
+		const struct sqb_vq_seg *s = &c->seg[i];
+		uint64_t k;
+
+		if (off >= s->len) {
+			off -= s->len;
+			continue;
+		}
+		k = s->len - off < len ? s->len - off : len;
+		iov[n].iov_base = s->host + off;
+		iov[n++].iov_len = (size_t)k;
+		len -= k;
+		off = 0;
+	}
+	*short_by = len;
+	return n;
 }
 
 uint64_t sqb_vq_write_bytes(const struct sqb_vq_chain *c, uint64_t off, const void *src,

@@ -512,29 +512,6 @@ static uint32_t put_pkt(struct vsock *v, const struct sqb_vq_chain *ch, struct v
 	return SQB_VSOCK_HDR_LEN + len;
 }
 
-/* The chain's writable bytes [off, off + len) as an iovec, so that recv
- * lands straight in guest memory (no bounce through scratch). */
-static int chain_iov(const struct sqb_vq_chain *ch, uint64_t off, uint64_t len, struct iovec *iov)
-{
-	int n = 0;
-
-	for (unsigned int i = ch->nread; i < ch->nseg && len; i++) {
-		const struct sqb_vq_seg *s = &ch->seg[i];
-		uint64_t k;
-
-		if (off >= s->len) {
-			off -= s->len;
-			continue;
-		}
-		k = s->len - off < len ? s->len - off : len;
-		iov[n].iov_base = s->host + off;
-		iov[n++].iov_len = (size_t)k;
-		len -= k;
-		off = 0;
-	}
-	return n;
-}
-
 /* Fill ch with the next packet c owes the guest; 0 when it has none. */
 static uint32_t conn_produce(struct vsock *v, struct vconn *c, const struct sqb_vq_chain *ch)
 {
@@ -564,7 +541,9 @@ static uint32_t conn_produce(struct vsock *v, struct vconn *c, const struct sqb_
 		struct iovec iov[SQB_VQ_MAX_SIZE];
 		struct msghdr mh = {.msg_iov = iov};
 
-		mh.msg_iovlen = (size_t)chain_iov(ch, SQB_VSOCK_HDR_LEN, n, iov);
+		uint64_t short_by; /* none: n <= room */
+
+		mh.msg_iovlen = (size_t)sqb_vq_iov(ch, true, SQB_VSOCK_HDR_LEN, n, iov, &short_by);
 		do
 			r = recvmsg(c->fd, &mh, MSG_DONTWAIT);
 		while (r < 0 && errno == EINTR);
