@@ -8,8 +8,10 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
+#include <sys/timerfd.h>
 #include <sys/uio.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "log.h"
@@ -24,6 +26,15 @@
 #define RST_RING      64u	   /* RSTs for unknown connections waiting for RX buffers */
 #define PORT_BASE     (1u << 30)   /* host ports of host-initiated connections */
 #define VSOCK_CFG_LEN 8u
+
+/* Kill timers (Firecracker's csm defs: CONN_REQUEST_TIMEOUT_MS and
+ * CONN_SHUTDOWN_TIMEOUT_MS are both 2000): a REQUEST the guest never
+ * answers, a shutdown that never completes, a CONNECT line left half
+ * written.  A connection stalled on the guest's credit asks again every
+ * CREQ_RETRY_NS; accept() out of descriptors retries every ACCEPT_RETRY_NS. */
+#define KILL_NS		(2000ull * 1000000ull)
+#define CREQ_RETRY_NS	(1000ull * 1000000ull)
+#define ACCEPT_RETRY_NS (100ull * 1000000ull)
 
 enum cstate {
 	C_LINE, /* host socket accepted, waiting for "CONNECT <port>\n" */
@@ -56,6 +67,10 @@ struct vconn {
 	uint32_t guest_shut; /* SHUTDOWN flags the guest sent */
 	bool readable, writable, rd_eof, creq_sent, host_wr_shut;
 	bool host_rd_gone; /* the host client closed or shut its read side (EPIPE) */
+	bool hup;	   /* the host client hung up (EPOLLRDHUP/EPOLLHUP seen) */
+	uint64_t expire;   /* CLOCK_MONOTONIC ns at which the kill timer fires; 0: none */
+	const char *expire_why;
+	uint64_t creq_at; /* when the last CREDIT_REQUEST went out (stall retry) */
 	uint8_t *txb; /* guest data the host socket has not taken yet */
 	uint32_t txb_len;
 };
@@ -69,6 +84,10 @@ struct vsock {
 	uint64_t cid;
 	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
 	int listen_fd, ep;
+	int tfd;	    /* timerfd in ep: kill timers, credit retries, accept retry */
+	uint64_t tfd_at;    /* what tfd is armed for; 0: disarmed */
+	bool accept_retry;  /* accept() ran out of descriptors with clients waiting */
+	uint64_t accept_at; /* when to try accept() again */
 	struct vconn **conns;
 	unsigned int nconns, cap, rr;
 	struct rst rst[RST_RING];
@@ -79,7 +98,21 @@ struct vsock {
 	uint8_t scratch[SQB_VSOCK_MAX_PKT];
 };
 
-static char listener_tag;
+static char listener_tag, timer_tag;
+
+static uint64_t mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static void set_expiry(struct vconn *c, const char *why)
+{
+	c->expire = mono_ns() + KILL_NS;
+	c->expire_why = why;
+}
 
 static void queue_rst(struct vsock *v, uint32_t gport, uint32_t hport)
 {
@@ -154,6 +187,7 @@ static void conn_kill(struct vsock *v, struct vconn *c, bool tell_guest, const c
 	if (c->fd >= 0 && v->dev)
 		dump_queues(v->dev, "close");
 	close_fd(v, c);
+	c->expire = 0;
 	if (tell_guest && c->st != C_LINE && !(c->st == C_REQ && (c->pend & P_REQUEST))) {
 		c->st = C_DEAD;
 		c->pend = P_RST;
@@ -264,8 +298,19 @@ static int sock_send(int fd, const uint8_t *p, uint32_t len, uint32_t *done)
  * both directions, close and answer with RST (5.10.6.5). */
 static void apply_shutdown(struct vsock *v, struct vconn *c)
 {
-	if (c->txb_len || c->fd < 0)
+	const uint32_t both = SQB_VSOCK_SHUTDOWN_RCV | SQB_VSOCK_SHUTDOWN_SEND;
+
+	if (c->fd < 0)
 		return;
+	if (c->txb_len) {
+		/* Firecracker waits CONN_SHUTDOWN_TIMEOUT_MS for its buffer to
+		 * drain, then kills: a host client that never reads cannot keep
+		 * a closed guest socket's connection for ever. */
+		if ((c->guest_shut & both) == both && !c->expire)
+			set_expiry(c, "the host client did not take the guest's last data "
+				      "within 2 s of the guest's close");
+		return;
+	}
 	if ((c->guest_shut & (SQB_VSOCK_SHUTDOWN_RCV | SQB_VSOCK_SHUTDOWN_SEND)) ==
 	    (SQB_VSOCK_SHUTDOWN_RCV | SQB_VSOCK_SHUTDOWN_SEND))
 		conn_kill(v, c, true, "the guest shut down both directions");
@@ -379,6 +424,7 @@ static void guest_response(struct vsock *v, struct vconn *c)
 		return;
 	}
 	c->st = C_EST;
+	c->expire = 0;
 	len = snprintf(line, sizeof(line), "OK %u\n", c->hport);
 	/* A fresh socket's buffer always takes a dozen bytes. */
 	if (sock_send(c->fd, (const uint8_t *)line, (uint32_t)len, &n))
@@ -529,10 +575,9 @@ static uint32_t conn_produce(struct vsock *v, struct vconn *c, const struct sqb_
 	}
 	if (c->pend & P_REQUEST) {
 		c->pend &= ~(uint32_t)P_REQUEST;
+		set_expiry(c, "the guest did not answer squib's REQUEST within 2 s");
 		return put_pkt(v, ch, c, SQB_VSOCK_OP_REQUEST, 0, 0);
 	}
-	if (c->pend & P_CREDIT_UPDATE)
-		return put_pkt(v, ch, c, SQB_VSOCK_OP_CREDIT_UPDATE, 0, 0);
 	credit = can_read(c) ? peer_credit(c) : 0;
 	if (credit && room) {
 		n = (uint32_t)(room < SQB_VSOCK_MAX_PKT ? room : SQB_VSOCK_MAX_PKT);
@@ -568,20 +613,30 @@ static uint32_t conn_produce(struct vsock *v, struct vconn *c, const struct sqb_
 			return c->gone ? 0 : conn_produce(v, c, ch);
 		}
 	} else if (can_read(c) && !credit && !c->creq_sent) {
-		/* Stalled on the guest's credit: ask once (5.10.6.3). */
+		/* Stalled on the guest's credit: ask (5.10.6.3); the timer asks
+		 * again while the stall lasts. */
 		c->creq_sent = true;
 		c->pend |= P_CREDIT_REQUEST;
 	}
+	/* Every packet carries fwd_cnt: a bare CREDIT_UPDATE only when no data
+	 * went out above. */
+	if (c->pend & P_CREDIT_UPDATE)
+		return put_pkt(v, ch, c, SQB_VSOCK_OP_CREDIT_UPDATE, 0, 0);
 	if (c->pend & (P_SHUTDOWN | P_SHUTDOWN_RCV)) {
 		/* Flags accumulate (5.10.6.5): say everything that holds. */
 		uint32_t fl = (c->rd_eof ? SQB_VSOCK_SHUTDOWN_SEND : 0) |
 			      (c->host_rd_gone ? SQB_VSOCK_SHUTDOWN_RCV : 0);
 
 		c->pend &= ~(uint32_t)(P_SHUTDOWN | P_SHUTDOWN_RCV);
+		/* Both ways closed on the host: the guest should answer with
+		 * RST; Firecracker kills after CONN_SHUTDOWN_TIMEOUT_MS. */
+		if (c->rd_eof && c->host_rd_gone && !c->expire)
+			set_expiry(c, "the guest did not close within 2 s of the host client's close");
 		return put_pkt(v, ch, c, SQB_VSOCK_OP_SHUTDOWN, fl, 0);
 	}
 	if (c->pend & P_CREDIT_REQUEST) {
 		c->pend &= ~(uint32_t)P_CREDIT_REQUEST;
+		c->creq_at = mono_ns();
 		return put_pkt(v, ch, c, SQB_VSOCK_OP_CREDIT_REQUEST, 0, 0);
 	}
 	return 0;
@@ -610,6 +665,62 @@ static uint32_t produce(struct vsock *v, const struct sqb_vq_chain *ch)
 		}
 	}
 	return 0;
+}
+
+static bool credit_stalled(const struct vconn *c)
+{
+	return c->creq_sent && !(c->pend & P_CREDIT_REQUEST) && can_read(c) && !peer_credit(c);
+}
+
+/* Arm the timerfd for the earliest deadline, or disarm it. */
+static void rearm(struct vsock *v)
+{
+	struct itimerspec it = {{0, 0}, {0, 0}};
+	uint64_t at = v->accept_retry ? v->accept_at : 0;
+
+	for (unsigned int i = 0; i < v->nconns; i++) {
+		const struct vconn *c = v->conns[i];
+		uint64_t t = 0;
+
+		if (c->gone || c->st == C_DEAD)
+			continue;
+		if (c->expire)
+			t = c->expire;
+		if (credit_stalled(c) && (!t || c->creq_at + CREQ_RETRY_NS < t))
+			t = c->creq_at + CREQ_RETRY_NS;
+		if (t && (!at || t < at))
+			at = t;
+	}
+	if (at == v->tfd_at || v->tfd < 0)
+		return;
+	v->tfd_at = at;
+	it.it_value.tv_sec = (time_t)(at / 1000000000ull);
+	it.it_value.tv_nsec = (long)(at % 1000000000ull);
+	timerfd_settime(v->tfd, TFD_TIMER_ABSTIME, &it, NULL);
+}
+
+static void accept_all(struct vsock *v);
+
+/* Deadlines that passed: kill timers, a credit stall's next CREDIT_REQUEST,
+ * accept() after a lack of descriptors. */
+static void timers(struct vsock *v)
+{
+	uint64_t now = mono_ns();
+
+	if (v->accept_retry && now >= v->accept_at) {
+		v->accept_retry = false;
+		accept_all(v);
+	}
+	for (unsigned int i = 0; i < v->nconns; i++) {
+		struct vconn *c = v->conns[i];
+
+		if (c->gone || c->st == C_DEAD)
+			continue;
+		if (c->expire && now >= c->expire)
+			conn_kill(v, c, true, c->expire_why);
+		else if (credit_stalled(c) && now >= c->creq_at + CREQ_RETRY_NS)
+			c->creq_sent = false; /* ask again */
+	}
 }
 
 static int rx_fill(sqb_vio_dev *dev, const char **why)
@@ -645,6 +756,7 @@ static int rx_fill(sqb_vio_dev *dev, const char **why)
 		pushed = true;
 	}
 	sweep(v);
+	rearm(v);
 	if (pushed)
 		sqb_vio_signal_used(dev, Q_RX);
 	return rc < 0 ? rc : 0;
@@ -681,6 +793,7 @@ static int tx_drain(sqb_vio_dev *dev, const char **why)
 	/* Answers (RESPONSE, RST, credit) go out on RX now. */
 	sqb_vio_process_locked(dev, Q_RX);
 	sweep(v);
+	rearm(v);
 	return 0;
 }
 
@@ -737,6 +850,18 @@ static void accept_all(struct vsock *v)
 		if (fd < 0) {
 			if (errno == EINTR || errno == ECONNABORTED)
 				continue;
+			if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
+			    errno == ENOMEM) {
+				/* The listener is edge-triggered: clients already
+				 * queued would wait for the next connect.  Look
+				 * again shortly. */
+				if (!v->accept_retry)
+					sqb_warn("vsock %s: cannot accept a host connection: %s; "
+						 "retrying every 100 ms",
+						 v->path, strerror(errno));
+				v->accept_retry = true;
+				v->accept_at = mono_ns() + ACCEPT_RETRY_NS;
+			}
 			return;
 		}
 		c = conn_add(v, fd, C_LINE);
@@ -788,7 +913,15 @@ static void read_line(struct vsock *v, struct vconn *c)
 	}
 	rc = sqb_vsock_parse_connect(buf, (size_t)r, &port, &used);
 	if (rc == 0) {
-		c->readable = false; /* wait for the rest of the line */
+		/* Wait for the rest of the line, but not for ever, and not
+		 * after the client hung up (no further edge would come). */
+		if (c->hup) {
+			conn_kill(v, c, false, "host client closed in the middle of the CONNECT line");
+			return;
+		}
+		c->readable = false;
+		if (!c->expire)
+			set_expiry(c, "CONNECT line not completed within 2 s");
 		return;
 	}
 	if (rc < 0 || recv(c->fd, buf, used, MSG_DONTWAIT) != (ssize_t)used) {
@@ -800,6 +933,7 @@ static void read_line(struct vsock *v, struct vconn *c)
 		return;
 	}
 	c->st = C_REQ;
+	c->expire = 0;
 	c->gport = port;
 	c->hport = alloc_port(v);
 	c->pend = P_REQUEST;
@@ -824,12 +958,23 @@ int sqb_vio_vsock_host_ready(sqb_vio_dev *dev)
 				accept_all(v);
 				continue;
 			}
+			if (ev[i].data.ptr == &timer_tag) {
+				uint64_t ticks;
+
+				if (read(v->tfd, &ticks, sizeof(ticks)) < 0 && errno != EAGAIN)
+					sqb_debug("vsock: timerfd read: %s", strerror(errno));
+				v->tfd_at = 0;
+				continue;
+			}
 			if (ev[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR | EPOLLRDHUP))
 				c->readable = true;
+			if (ev[i].events & (EPOLLHUP | EPOLLRDHUP))
+				c->hup = true;
 			if (ev[i].events & (EPOLLOUT | EPOLLERR))
 				c->writable = true;
 		}
 	} while (n == 64);
+	timers(v);
 	for (unsigned int i = 0; i < v->nconns; i++) {
 		struct vconn *c = v->conns[i];
 		if (c->gone)
@@ -843,6 +988,7 @@ int sqb_vio_vsock_host_ready(sqb_vio_dev *dev)
 	}
 	sqb_vio_process_locked(dev, Q_RX);
 	sweep(v);
+	rearm(v);
 	pthread_mutex_unlock(&dev->lock);
 	return 0;
 }
@@ -914,6 +1060,8 @@ static void vsock_free(sqb_vio_dev *dev)
 		close(v->listen_fd);
 		unlink(v->path);
 	}
+	if (v->tfd >= 0)
+		close(v->tfd);
 	if (v->ep >= 0)
 		close(v->ep);
 	free(v);
@@ -963,6 +1111,10 @@ static int vsock_listen(struct vsock *v, struct sqb_diag *diag)
 	}
 	if (listen(v->listen_fd, 128) || epoll_ctl(v->ep, EPOLL_CTL_ADD, v->listen_fd, &ev))
 		return fail(diag, -errno, "cannot listen on uds_path");
+	v->tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+	ev = (struct epoll_event){.events = EPOLLIN, .data.ptr = &timer_tag};
+	if (v->tfd < 0 || epoll_ctl(v->ep, EPOLL_CTL_ADD, v->tfd, &ev))
+		return fail(diag, -errno, "cannot create the connection timer");
 	return 0;
 }
 
@@ -988,7 +1140,7 @@ int sqb_vio_vsock_new(sqb_vio_dev **out, const struct sqb_vio_host *host,
 		goto err;
 	}
 	v->cid = v->saved_cid = opts->guest_cid;
-	v->listen_fd = v->ep = -1;
+	v->listen_fd = v->ep = v->tfd = -1;
 	v->next_port = PORT_BASE;
 	snprintf(v->path, sizeof(v->path), "%s", opts->uds_path);
 	dev->priv = v;
