@@ -46,6 +46,8 @@ const char *sqb_restore_strategy_name(enum sqb_restore_strategy st)
 		return "lazy";
 	case SQB_RESTORE_LAZY_SIGNAL:
 		return "lazy-signal";
+	case SQB_RESTORE_LAZY_EXIT:
+		return "lazy-exit";
 	}
 	return "?";
 }
@@ -180,7 +182,7 @@ static int validate(sqb_snap *s, const struct sqb_restore_opts *o, struct sqb_di
 	long hp = sysconf(_SC_PAGESIZE);
 
 	if (!o || o->version != SQB_RESTORE_OPTS_VERSION || o->strategy < SQB_RESTORE_EAGER ||
-	    o->strategy > SQB_RESTORE_LAZY_SIGNAL) {
+	    o->strategy > SQB_RESTORE_LAZY_EXIT) {
 		diag_set(d, "options", "unknown options version or strategy");
 		return -EINVAL;
 	}
@@ -256,10 +258,12 @@ static int alloc_state(sqb_restore *rs)
 	rs->blk_state = calloc(rs->nblk ? rs->nblk : 1, 1);
 	rs->pg_present = calloc(rs->npg / 64 + 1, 8);
 	rs->pg_removed = calloc(rs->npg / 64 + 1, 8);
-	if (rs->strategy == SQB_RESTORE_LAZY_SIGNAL)
+	/* sources that copy without the kernel's EEXIST guard claim each page */
+	if (rs->strategy == SQB_RESTORE_LAZY_SIGNAL || rs->strategy == SQB_RESTORE_LAZY_EXIT)
 		rs->pg_claim = calloc(rs->npg / 64 + 1, 8);
 	if (!rs->blk_state || !rs->pg_present || !rs->pg_removed ||
-	    (rs->strategy == SQB_RESTORE_LAZY_SIGNAL && !rs->pg_claim))
+	    ((rs->strategy == SQB_RESTORE_LAZY_SIGNAL || rs->strategy == SQB_RESTORE_LAZY_EXIT) &&
+	     !rs->pg_claim))
 		return -ENOMEM;
 	return 0;
 }
@@ -582,7 +586,8 @@ int sqb_restore_fetch(sqb_restore *rs, uint64_t gpa, uint64_t len)
 		return -EINVAL;
 	if (atomic_load(&rs->error))
 		return atomic_load(&rs->error);
-	if (rs->strategy != SQB_RESTORE_LAZY && rs->strategy != SQB_RESTORE_LAZY_SIGNAL)
+	if (rs->strategy != SQB_RESTORE_LAZY && rs->strategy != SQB_RESTORE_LAZY_SIGNAL &&
+	    rs->strategy != SQB_RESTORE_LAZY_EXIT)
 		return 0; /* already resident */
 	return rs_lazy_fetch(rs, gpa, len);
 }

@@ -176,5 +176,6 @@ int rs_wset_load(sqb_restore *rs, const char *path, struct sqb_diag *d);
 /* fault_uffd.c, fault_signal.c */
 int rs_uffd_create(struct fault_src **out, sqb_restore *rs, int ext_fd);
 int rs_signal_create(struct fault_src **out, sqb_restore *rs);
+int rs_exit_create(struct fault_src **out, sqb_restore *rs);
 
 #endif

@@ -553,6 +553,13 @@ static int fill_one(sqb_restore *rs, uint64_t blk, uint8_t *buf)
 		pthread_rwlock_rdlock(&rs->ev_lock);
 		err = put_range(rs, rg, off, len, zero ? NULL : buf);
 		pthread_rwlock_unlock(&rs->ev_lock);
+		if (rs->pg_claim) {
+			/* a fetch that found these pages claimed by this filler
+			 * waits for them on the condition */
+			pthread_mutex_lock(&rs->lock);
+			pthread_cond_broadcast(&rs->cond);
+			pthread_mutex_unlock(&rs->lock);
+		}
 		if (err != -EAGAIN || atomic_load(&rs->stop) || atomic_load(&rs->error))
 			break;
 		usleep(50); /* an event is pending: the handler reads it first */
@@ -649,6 +656,7 @@ int rs_lazy_start(sqb_restore *rs, struct sqb_diag *d)
 	(void)d;
 	if (!rs->fs) {
 		err = rs->strategy == SQB_RESTORE_LAZY_SIGNAL ? rs_signal_create(&rs->fs, rs)
+		      : rs->strategy == SQB_RESTORE_LAZY_EXIT ? rs_exit_create(&rs->fs, rs)
 							      : rs_uffd_create(&rs->fs, rs, -1);
 		if (err)
 			return err;

@@ -44,6 +44,11 @@ enum sqb_restore_strategy {
 	SQB_RESTORE_MMAP = 2,	     /* zero-copy map of RAW data, decode the rest */
 	SQB_RESTORE_LAZY = 3,	     /* userfaultfd postcopy + background filler */
 	SQB_RESTORE_LAZY_SIGNAL = 4, /* PROT_NONE + SIGSEGV postcopy (portable design) */
+	/* Postcopy without a host fault source: the caller routes every access
+	 * through sqb_restore_fetch() first (a hypervisor that reports guest
+	 * accesses as exits, e.g. HVF with hv_vm_protect, plus the VMM's own
+	 * accessor); pages are copied in once each; filler as LAZY. */
+	SQB_RESTORE_LAZY_EXIT = 5,
 };
 
 /* Flags of struct sqb_restore_opts. */

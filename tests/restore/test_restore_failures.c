@@ -721,6 +721,55 @@ static void test_signal_mode_fetch_for_kernel_access(void **state)
 	sqb_restore_free(rs);
 }
 
+/* Exit-driven postcopy (SQB_RESTORE_LAZY_EXIT, the HVF shape): nothing in
+ * the host traps; what was not fetched is simply not there yet (the
+ * hypervisor keeps the guest off it).  A fetch installs exactly the blocks
+ * it covers; a fetch of a corrupt chunk fails with the checksum error and
+ * the VMM's callback hears it; that page is never filled. */
+static void test_exit_mode_fetch_and_corrupt_chunk(void **state)
+{
+	static const uint8_t zero[4096];
+	struct sqb_restore_opts o = SQB_RESTORE_OPTS_INIT;
+	struct sqb_restore_mem m;
+	struct sqb_restore_stats st;
+	struct rt_snap t;
+	sqb_restore *rs;
+	uint64_t bad;
+	int pfd[2], err = 0;
+
+	(void)state;
+	make_corrupt(&t, "ce", SQB_CODEC_LZ4, &bad);
+	assert_int_equal(pipe(pfd), 0);
+	cb_pipe = pfd[1];
+	o.strategy = SQB_RESTORE_LAZY_EXIT;
+	o.flags = SQB_RESTORE_NO_FILL;
+	o.on_error = on_err_pipe;
+	assert_int_equal(sqb_restore_start(&rs, t.s, &o, NULL), 0);
+	assert_int_equal(sqb_restore_mem(rs, 0, &m), 0);
+	/* nothing is installed before a fetch */
+	assert_memory_equal((uint8_t *)m.host + S0 - 4096, zero, 4096);
+	assert_int_equal(sqb_restore_fetch(rs, RT_R0_GPA + S0 - 4096, 4096), 0);
+	assert_memory_equal((uint8_t *)m.host + S0 - 4096, t.ref[0] + S0 - 4096, 4096);
+	/* a page the guest wrote after its fetch is never filled again */
+	((uint8_t *)m.host)[S0 - 4096] ^= 0xff;
+	assert_int_equal(sqb_restore_fetch(rs, RT_R0_GPA + S0 - 8192, 8192), 0);
+	assert_int_equal(((uint8_t *)m.host)[S0 - 4096], (uint8_t)~t.ref[0][S0 - 4096]);
+	sqb_restore_get_stats(rs, &st);
+	assert_true(st.blocks_present < st.blocks);
+	/* the corrupt chunk */
+	assert_int_equal(sqb_restore_fetch(rs, RT_R0_GPA + bad, 4096), -SQB_ECHECKSUM);
+	assert_memory_equal((uint8_t *)m.host + bad, zero, 4096);
+	assert_int_equal(read(pfd[0], &err, sizeof(err)), (ssize_t)sizeof(err));
+	assert_int_equal(err, -SQB_ECHECKSUM);
+	/* and every later fetch says so too */
+	assert_int_equal(sqb_restore_fetch(rs, RT_R0_GPA, 4096), -SQB_ECHECKSUM);
+	assert_int_equal(sqb_restore_wait(rs, 0), -SQB_ECHECKSUM);
+	sqb_restore_free(rs);
+	close(pfd[0]);
+	close(pfd[1]);
+	rt_free(&t);
+}
+
 static int setup(void **state)
 {
 	(void)state;
@@ -756,6 +805,7 @@ int main(void)
 	    cmocka_unit_test(test_bad_snapshot_refused_before_mapping),
 	    cmocka_unit_test(test_working_set_record_and_prefetch),
 	    cmocka_unit_test(test_signal_mode_fetch_for_kernel_access),
+	    cmocka_unit_test(test_exit_mode_fetch_and_corrupt_chunk),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

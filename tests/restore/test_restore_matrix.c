@@ -1,6 +1,7 @@
 /* Every strategy x codec x chain depth x destination kind: while threads read
  * and write random pages (and, for userfaultfd, the kernel reads them through
- * write() on a pipe, as KVM would), every page must equal sqb_snap_read()'s
+ * write() on a pipe, as KVM would; for the exit-driven strategy each access
+ * first calls sqb_restore_fetch(), as an exit would), every page must equal sqb_snap_read()'s
  * bytes, and after the restore converges the whole memory must too. */
 #include <pthread.h>
 #include <setjmp.h>
@@ -39,7 +40,17 @@ struct shared {
 	uint8_t *written[2]; /* page -> written by its owner */
 	atomic_int bad;
 	atomic_int kernel_bad;
+	sqb_restore *exit_rs; /* LAZY_EXIT: fetch before every access, as a VMM does on an exit */
+	uint64_t gpa[2];
 };
+
+/* LAZY_EXIT has no host fault source: a hypervisor exit (or the VMM's
+ * accessor) calls sqb_restore_fetch() before the access. */
+static void touch(struct shared *sh, int r, uint64_t p, atomic_int *bad)
+{
+	if (sh->exit_rs && sqb_restore_fetch(sh->exit_rs, sh->gpa[r] + p * 4096, 4096))
+		atomic_fetch_add(bad, 1);
+}
 
 struct worker {
 	struct shared *sh;
@@ -75,6 +86,7 @@ static void *user_thread(void *arg)
 			continue;
 		pg = sh->base[r] + p * 4096;
 		ref = sh->ref[r] + p * 4096;
+		touch(sh, r, p, &sh->bad);
 		if ((int)(p % 8) == w->tid) {
 			if (!sh->written[r][p]) {
 				if (memcmp(pg, ref, 4096))
@@ -111,6 +123,7 @@ static void *kernel_thread(void *arg)
 			p |= 3;
 		if (p >= sh->npages[r])
 			continue;
+		touch(sh, r, p, &sh->kernel_bad);
 		if (write(pfd[1], sh->base[r] + p * 4096, 4096) != 4096 ||
 		    read(pfd[0], buf, 4096) != 4096 || memcmp(buf, sh->ref[r] + p * 4096, 4096))
 			atomic_fetch_add(&sh->kernel_bad, 1);
@@ -179,10 +192,13 @@ static void run_case(struct rt_snap *t, enum sqb_restore_strategy st, enum dest 
 		if (d == OWN_MEMFD)
 			assert_true(m.memfd >= 0);
 		sh.base[r] = m.host;
+		sh.gpa[r] = m.gpa;
 		sh.ref[r] = t->ref[r];
 		sh.npages[r] = t->size[r] / 4096;
 		sh.written[r] = calloc(sh.npages[r], 1);
 	}
+	if (st == SQB_RESTORE_LAZY_EXIT)
+		sh.exit_rs = rs;
 	nthreads = st == SQB_RESTORE_LAZY_SIGNAL ? 3 : 4;
 	for (int i = 0; i < nthreads; i++) {
 		w[i] = (struct worker){&sh, i, 77 + (uint64_t)i * 1000 + (uint64_t)st};
@@ -253,6 +269,8 @@ static void matrix(enum sqb_codec codec, int depth)
 	run_case(&t, SQB_RESTORE_MMAP, OWN_ANON);
 	run_case(&t, SQB_RESTORE_MMAP, CALLER_ANON);
 	run_case(&t, SQB_RESTORE_LAZY_SIGNAL, OWN_MEMFD);
+	for (enum dest d = OWN_ANON; d <= CALLER_MEMFD; d++)
+		run_case(&t, SQB_RESTORE_LAZY_EXIT, d);
 	if (have_uffd)
 		for (enum dest d = OWN_ANON; d <= CALLER_MEMFD; d++)
 			run_case(&t, SQB_RESTORE_LAZY, d);
