@@ -24,6 +24,7 @@ struct sqb_record;     /* squib/snapfmt.h */
 struct sqb_arch_entry; /* arch/<arch>/arch_entry.h: how the boot vCPU enters */
 struct sqb_dirty_opts; /* squib/dirty.h */
 struct sqb_dirty;
+struct sqb_restore; /* squib/restore.h */
 
 enum sqb_hv_exit_kind {
 	SQB_HV_EXIT_IO = 1,
@@ -128,6 +129,12 @@ struct sqb_hv_ops {
 	 * once it is open (NULL: stop routing, before d is freed). */
 	int (*vm_dirty_exit)(struct sqb_hv_vm *vm, struct sqb_dirty_opts *o);
 	void (*vm_dirty_route)(struct sqb_hv_vm *vm, struct sqb_dirty *d);
+	/* Exit-driven postcopy (hvf; NULL elsewhere: userfaultfd serves the
+	 * kernel's faults): withhold guest RAM from the guest; its first
+	 * access to a page is an exit that fetches the page through rs (an
+	 * SQB_RESTORE_LAZY_EXIT restore) and grants it.  After the vCPUs'
+	 * state is loaded, before they run; rs outlives the VM's vCPUs. */
+	int (*vm_lazy_exit)(struct sqb_hv_vm *vm, struct sqb_restore *rs);
 };
 
 /* The backend this build was configured with (CMake picks the file). */

@@ -48,6 +48,10 @@ void sqb_hvf_faults_set_dirty(struct sqb_hvf_faults *f, sqb_dirty *d);
 /* Postcopy: make [gpa, gpa+len) inaccessible to the guest; each first
  * access fetches the page from rs (sqb_restore_fetch) and grants it. */
 int sqb_hvf_faults_lazy(struct sqb_hvf_faults *f, sqb_restore *rs, uint64_t gpa, uint64_t len);
+/* Postcopy: fetch [gpa, gpa+len) now and grant it (pages the vCPUs are
+ * about to execute: an instruction abort would fetch them too, but the
+ * emulation on KVM cannot report one, docs/hvf.md). */
+int sqb_hvf_faults_prefetch(struct sqb_hvf_faults *f, uint64_t gpa, uint64_t len);
 /* Counters: pages fetched by access faults, write faults passed to dirty. */
 void sqb_hvf_faults_stats(const struct sqb_hvf_faults *f, uint64_t *fetched, uint64_t *dirty);
 

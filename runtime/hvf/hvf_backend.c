@@ -90,6 +90,13 @@ static void hvf_vm_destroy(struct sqb_hv_vm *vm)
 {
 	if (!vm)
 		return;
+	if (vm->faults) {
+		uint64_t fetched = 0, dirtied = 0;
+
+		sqb_hvf_faults_stats(vm->faults, &fetched, &dirtied);
+		sqb_info("hvf: %llu pages fetched by access faults, %llu write faults tracked",
+			 (unsigned long long)fetched, (unsigned long long)dirtied);
+	}
 	sqb_hvf_faults_free(vm->faults);
 	for (unsigned int i = 0; i < vm->nmem; i++)
 		hv_vm_unmap(vm->mem[i].gpa, vm->mem[i].size);
@@ -322,6 +329,38 @@ static void hvf_vm_dirty_route(struct sqb_hv_vm *vm, struct sqb_dirty *d)
 		sqb_hvf_faults_set_dirty(vm->faults, d);
 }
 
+/* Exit-driven postcopy of a snapshot load (runtime/snapshot/snap_load.c):
+ * RAM withheld from the guest, each first access fetched through rs and
+ * granted (hvf_faults.c).  The 64 KiB around each vCPU's PC is fetched up
+ * front: those pages are needed at once, and under the emulation on KVM an
+ * instruction fetch from a withheld page cannot be reported (docs/hvf.md). */
+static int hvf_vm_lazy_exit(struct sqb_hv_vm *vm, struct sqb_restore *rs)
+{
+	const uint64_t win = 64u << 10;
+	int err;
+
+	if (vm->nmem != 1)
+		return -ENOTSUP;
+	if (!vm->faults) {
+		err = sqb_hvf_faults_create(&vm->faults, vm, vm->mem[0].gpa, vm->mem[0].size);
+		if (err)
+			return err;
+	}
+	err = sqb_hvf_faults_lazy(vm->faults, rs, vm->mem[0].gpa, vm->mem[0].size);
+	for (unsigned int i = 0; !err && i < vm->nvcpus; i++) {
+		struct sqb_hv_vcpu *vc = vm->vcpus[i];
+		uint64_t pc;
+
+		pthread_mutex_lock(&vm->lock);
+		pc = vc && vc->have_loaded_pc ? vc->loaded_pc : UINT64_MAX;
+		pthread_mutex_unlock(&vm->lock);
+		if (pc == UINT64_MAX || !sqb_hvf_in_ram(vm, pc))
+			continue;
+		err = sqb_hvf_faults_prefetch(vm->faults, pc - pc % win, win);
+	}
+	return err;
+}
+
 void sqb_hvf_set_fault_handler(struct sqb_hv_vm *vm, sqb_hvf_fault_fn fn, void *ctx)
 {
 	pthread_mutex_lock(&vm->lock);
@@ -370,4 +409,5 @@ const struct sqb_hv_ops sqb_hv_backend = {
     .vm_dirty_fd = hvf_vm_dirty_fd,
     .vm_dirty_exit = hvf_vm_dirty_exit,
     .vm_dirty_route = hvf_vm_dirty_route,
+    .vm_lazy_exit = hvf_vm_lazy_exit,
 };

@@ -154,6 +154,21 @@ int sqb_hvf_faults_lazy(struct sqb_hvf_faults *f, sqb_restore *rs, uint64_t gpa,
 	return err;
 }
 
+int sqb_hvf_faults_prefetch(struct sqb_hvf_faults *f, uint64_t gpa, uint64_t len)
+{
+	uint64_t lo, hi;
+	int err = 0;
+
+	if (!f->rs)
+		return -EINVAL;
+	lo = gpa < f->gpa ? f->gpa : gpa - (gpa - f->gpa) % f->page;
+	hi = gpa + len > f->gpa + f->len ? f->gpa + f->len : gpa + len;
+	for (uint64_t p = lo; p < hi && err >= 0; p += f->page)
+		if (atomic_load(&f->lazy[(p - f->gpa) / f->page]))
+			err = faults_handler(f, p, 2); /* as the instruction abort would */
+	return err < 0 ? err : 0;
+}
+
 void sqb_hvf_faults_stats(const struct sqb_hvf_faults *f, uint64_t *fetched, uint64_t *dirty)
 {
 	*fetched = atomic_load(&((struct sqb_hvf_faults *)f)->fetched);

@@ -53,6 +53,8 @@ struct sqb_hv_vcpu {
 	} mmio;
 	uint8_t mmio_data[8];
 	uint64_t sysreg_traps;
+	uint64_t loaded_pc; /* PC of the last vcpu_load_records (postcopy prefetch) */
+	int have_loaded_pc;
 };
 
 /* hvf_vcpu.c */

@@ -319,6 +319,8 @@ int sqb_hvf_vcpu_load_records(struct sqb_hv_vcpu *vc, const struct sqb_record *r
 			     "the framework refused a register", 0);
 	pthread_mutex_lock(&vc->vm->lock);
 	vc->vm->power[vc->index] = (enum sqb_hvf_power)rd32((const uint8_t *)pw->data);
+	vc->loaded_pc = rd64((const uint8_t *)core->data + 8 * 33);
+	vc->have_loaded_pc = 1;
 	pthread_mutex_unlock(&vc->vm->lock);
 	return 0;
 }

@@ -973,6 +973,14 @@ int sqb_vm_snapshot_create(sqb_vm *vm, const struct sqb_vm_snap_create *o, struc
 	t0 = sqb_now_ns();
 	err = settle_vcpus(vm, diag);
 	quiesced = !err;
+	/* an exit-driven lazy restore installs pages only when asked: every
+	 * page the snapshot reads is fetched (verified) first, never read as
+	 * the zeros of a page not yet installed */
+	for (unsigned int i = 0; !err && ss->lazy_exit && ss->rs && i < vm->mem.nregions; i++)
+		err = sqb_restore_fetch(ss->rs, vm->mem.regions[i].gpa, vm->mem.regions[i].size);
+	if (err && quiesced)
+		sqb_snap_diag(diag, "memory", "the lazily restored memory cannot be completed: %s",
+			      sqb_strerror(err));
 	if (!err && o->track_dirty && !ss->dirty)
 		err = sqb_snap_dirty_start(vm, ss); /* a Full captures everything before */
 	else if (!err && ss->dirty)

@@ -290,7 +290,7 @@ static void on_verified(void *ctx, int all_checked)
  * first loads of the same files wait for one verifier (up to 10 s, then
  * they verify everything themselves before mapping). */
 static enum sqb_restore_strategy auto_strategy(struct loadctx *c, struct sqb_snapstate *ss,
-					       int *remembered)
+					       int exit_lazy, int *remembered)
 {
 	int claim;
 
@@ -298,7 +298,7 @@ static enum sqb_restore_strategy auto_strategy(struct loadctx *c, struct sqb_sna
 		*remembered = !c->o->trust_raw;
 		return SQB_RESTORE_MMAP;
 	}
-	if (sqb_restore_lazy_usable()) {
+	if (!exit_lazy && sqb_restore_lazy_usable()) {
 		sqb_info("snapshot load: userfaultfd is not usable here: %s is verified whole "
 			 "before the guest runs",
 			 c->o->backend_path);
@@ -331,6 +331,7 @@ static int restore_memory(struct loadctx *c, struct sqb_vm *vm, struct sqb_snaps
 	struct sqb_restore_opts ro = SQB_RESTORE_OPTS_INIT;
 	struct timespec began;
 	int remembered = 0, err, is_auto = c->o->mode == SQB_VM_LOAD_AUTO;
+	int exit_lazy = vm->ops->vm_lazy_exit != NULL, lazy;
 	void *host[2];
 
 	ss->no_holes = c->o->backend == SQB_VM_MEM_UFFD || c->o->mode != SQB_VM_LOAD_EAGER;
@@ -341,18 +342,24 @@ static int restore_memory(struct loadctx *c, struct sqb_vm *vm, struct sqb_snaps
 	/* the kernel stamps ctime from the coarse clock: a write after this
 	 * instant never gets an older ctime (snap_vcache.c) */
 	clock_gettime(CLOCK_REALTIME_COARSE, &began);
-	ro.strategy = is_auto ? auto_strategy(c, ss, &remembered) : strat[c->o->mode];
+	ro.strategy = is_auto ? auto_strategy(c, ss, exit_lazy, &remembered) : strat[c->o->mode];
+	/* a hypervisor that reports guest accesses as exits (HVF) drives the
+	 * postcopy itself: no userfaultfd (vm_lazy_exit, after set_state) */
+	if (ro.strategy == SQB_RESTORE_LAZY && exit_lazy)
+		ro.strategy = SQB_RESTORE_LAZY_EXIT;
+	lazy = ro.strategy == SQB_RESTORE_LAZY || ro.strategy == SQB_RESTORE_LAZY_EXIT;
+	ss->lazy_exit = ro.strategy == SQB_RESTORE_LAZY_EXIT;
 	ro.host = host;
 	ro.flags = c->o->trust_raw ? SQB_RESTORE_TRUST_RAW : 0;
 	if (ro.strategy == SQB_RESTORE_EAGER)
 		ro.flags |= SQB_RESTORE_DEST_ZERO; /* the VM's memfd is new: all holes */
 	/* test knob (docs/testing.md): a lazy load that serves faults only, so a
 	 * test can make the guest, not the filler, meet a page first */
-	if (ro.strategy == SQB_RESTORE_LAZY && getenv("SQB_LAZY_NO_FILL"))
+	if (lazy && getenv("SQB_LAZY_NO_FILL"))
 		ro.flags |= SQB_RESTORE_NO_FILL;
 	ro.on_error = on_restore_error;
 	ro.cb_ctx = vm;
-	if (is_auto && ro.strategy == SQB_RESTORE_LAZY) {
+	if (is_auto && lazy) {
 		ss->vc_began = began;
 		ro.on_done = on_verified;
 		ro.done_ctx = ss;
@@ -373,7 +380,7 @@ static int restore_memory(struct loadctx *c, struct sqb_vm *vm, struct sqb_snaps
 	ss->loaded = c->mem;
 	c->mem = NULL;
 	err = sqb_restore_start(&ss->rs, ss->loaded, &ro, c->diag);
-	if (is_auto && ro.strategy == SQB_RESTORE_LAZY &&
+	if (is_auto && lazy &&
 	    (err == -ENOTSUP || err == -EPERM || err == -ENOSYS || err == -EINVAL)) {
 		/* the fault source could not be set up (nothing ran yet; MMAP
 		 * starts from fresh memory): verify whole, then map */
@@ -383,11 +390,12 @@ static int restore_memory(struct loadctx *c, struct sqb_vm *vm, struct sqb_snaps
 		ro.strategy = SQB_RESTORE_MMAP;
 		ro.flags &= ~SQB_RESTORE_NO_FILL;
 		ro.on_done = NULL;
+		lazy = ss->lazy_exit = 0;
 		err = sqb_restore_start(&ss->rs, ss->loaded, &ro, c->diag);
 	}
 	if (!err && !c->o->trust_raw && !remembered && ro.strategy == SQB_RESTORE_MMAP)
 		sqb_snap_vcache_record(ss->loaded, &began);
-	if (atomic_load(&ss->vc_claim) >= 0 && (err || ro.strategy != SQB_RESTORE_LAZY))
+	if (atomic_load(&ss->vc_claim) >= 0 && (err || !lazy))
 		close(atomic_exchange(&ss->vc_claim, -1));
 	return err;
 }
@@ -528,6 +536,14 @@ static int build_vm(struct loadctx *c, struct sqb_vm **out)
 	t2 = sqb_now_ns();
 	if (!err)
 		err = set_state(c, vm);
+	/* exit-driven postcopy: RAM withheld from the guest from here on
+	 * (before Diff tracking arms, which grants only resident pages) */
+	if (!err && ss->lazy_exit) {
+		err = vm->ops->vm_lazy_exit(vm->hv, ss->rs);
+		sqb_info("snapshot load: exit-driven postcopy: guest RAM is fetched on its first "
+			 "access (%s)",
+			 err ? sqb_strerror(err) : "armed");
+	}
 	if (!err && c->o->track_dirty_pages)
 		err = sqb_snap_dirty_start(vm, ss);
 	/* clone identity: a new generation ID, written through the accessor

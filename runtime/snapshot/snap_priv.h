@@ -43,6 +43,10 @@ struct sqb_snapstate {
 	 * once they are remembered, and when verification began. */
 	_Atomic int vc_claim;
 	struct timespec vc_began;
+	/* The lazy restore is exit-driven (SQB_RESTORE_LAZY_EXIT, hv op
+	 * vm_lazy_exit): memory the VMM reads without its accessor (a
+	 * snapshot create) must be fetched first. */
+	int lazy_exit;
 };
 
 /* The VM's snapshot state, created on first use. */
