@@ -1094,7 +1094,7 @@ static void test_metrics_fc_schema(void **state)
 		fail_msg("no vCPU exits counted: %s", l2);
 	close(fd);
 	usleep(200000); /* the close's SHUTDOWN / RST have gone */
-	(void)flush_line(&t, mpath);
+	free(flush_line(&t, mpath));
 	l3 = flush_line(&t, mpath);
 	/* nothing happened on the tap since the previous line */
 	if (mval(l3, "net_eth0.rx_packets_count") || mval(l3, "net_eth0.tx_packets_count") ||
