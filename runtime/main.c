@@ -377,6 +377,10 @@ int main(int argc, char **argv)
 		clock_gettime(CLOCK_MONOTONIC, &t1);
 		/* signed arithmetic: tv_nsec goes down across a second boundary */
 		ctl.startup_us = sqb_ctl_elapsed_us(&t0, &t1);
+		/* CPU time this process used up to here */
+		if (!clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t1))
+			ctl.startup_cpu_us =
+			    (uint64_t)t1.tv_sec * 1000000u + (uint64_t)t1.tv_nsec / 1000u;
 	}
 	sqb_ctl_log(SQB_CTL_INFO, "squib %s running, API socket %s", SQB_VERSION_STRING,
 		    o.no_api ? "(none)" : o.api_sock);
@@ -387,7 +391,7 @@ int main(int argc, char **argv)
 	}
 	rc = sqb_api_run(&ctl, api, sig_fd, o.serial_input);
 	if (ctl.exit_requested && !__atomic_load_n(&term_since_ms, __ATOMIC_RELAXED)) {
-		term_begin(); /* the teardown below is bounded too */
+		term_begin();		   /* the teardown below is bounded too */
 		pthread_kill(wd, SIGTERM); /* the watchdog starts counting */
 	}
 	if (ctl.metrics_set)

@@ -205,6 +205,8 @@ static enum sqb_vm_stop_reason vcpu_dispatch(struct sqb_vcpu *vc, struct sqb_hv_
 	switch (ex->kind) {
 	case SQB_HV_EXIT_IO:
 		__atomic_add_fetch(&vc->io_exits, 1, __ATOMIC_RELAXED);
+		if (ex->u.io.is_write)
+			__atomic_add_fetch(&vc->io_out_exits, 1, __ATOMIC_RELAXED);
 		for (uint32_t i = 0; i < ex->u.io.count; i++)
 			sqb_bus_access(&vc->vm->bus, SQB_BUS_PIO, ex->u.io.port,
 				       ex->u.io.data + i * ex->u.io.size, ex->u.io.size,
@@ -212,6 +214,8 @@ static enum sqb_vm_stop_reason vcpu_dispatch(struct sqb_vcpu *vc, struct sqb_hv_
 		return SQB_VM_STOP_NONE;
 	case SQB_HV_EXIT_MMIO:
 		__atomic_add_fetch(&vc->mmio_exits, 1, __ATOMIC_RELAXED);
+		if (ex->u.mmio.is_write)
+			__atomic_add_fetch(&vc->mmio_write_exits, 1, __ATOMIC_RELAXED);
 		if (ex->u.mmio.len > 8)
 			ex->u.mmio.len = 8;
 		sqb_bus_access(&vc->vm->bus, SQB_BUS_MMIO, ex->u.mmio.gpa, ex->u.mmio.data,
@@ -827,6 +831,9 @@ void sqb_vm_get_stats(sqb_vm *vm, struct sqb_vm_stats *out)
 		out->exits += __atomic_load_n(&vm->vcpus[i].exits, __ATOMIC_RELAXED);
 		out->io_exits += __atomic_load_n(&vm->vcpus[i].io_exits, __ATOMIC_RELAXED);
 		out->mmio_exits += __atomic_load_n(&vm->vcpus[i].mmio_exits, __ATOMIC_RELAXED);
+		out->io_out_exits += __atomic_load_n(&vm->vcpus[i].io_out_exits, __ATOMIC_RELAXED);
+		out->mmio_write_exits +=
+		    __atomic_load_n(&vm->vcpus[i].mmio_write_exits, __ATOMIC_RELAXED);
 	}
 	pthread_mutex_unlock(&vm->lock);
 	out->uart_tx_bytes = __atomic_load_n(&vm->uart_tx_bytes, __ATOMIC_RELAXED);

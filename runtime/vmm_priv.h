@@ -46,6 +46,7 @@ struct sqb_vcpu {
 	void *req_arg;
 	int req_rc, req_done;
 	uint64_t exits, io_exits, mmio_exits;
+	uint64_t io_out_exits, mmio_write_exits; /* of io_exits, mmio_exits */
 };
 
 struct sqb_vm {

@@ -95,6 +95,8 @@ struct sqb_vm_stats {
 	uint64_t start_ns;	     /* CLOCK_MONOTONIC when vCPUs were released */
 	uint64_t first_tx_ns;	     /* CLOCK_MONOTONIC of the first serial byte, 0 if none */
 	uint64_t uart_dropped_bytes; /* serial bytes dropped: the sink would block */
+	uint64_t io_out_exits;	     /* of io_exits: port writes */
+	uint64_t mmio_write_exits;   /* of mmio_exits: MMIO writes */
 };
 
 /* Create the VM: memory, irqchip, devices, boot image, vCPUs (not running).

@@ -20,6 +20,8 @@
  * (json_fields.h); one that does not fit is answered with a 400, never
  * written past the buffer. */
 #define SQB_CTL_RESP_MAX 32768
+/* Endpoints counted for {get,put,patch}_api_requests (ctl_metrics.c). */
+#define SQB_CTL_MX_API 48
 
 enum sqb_ctl_level {
 	SQB_CTL_OFF = 0,
@@ -91,6 +93,7 @@ struct sqb_ctl {
 	char *metrics_path;
 	int metrics_emit_id;
 	char *metrics_props; /* pre-encoded JSON object, or NULL */
+	int metrics_squib;   /* PUT /metrics "squib": {"group": true} (not Firecracker's) */
 	uint64_t metrics_last_ms;
 	int configured; /* machine-config / boot-source set: no snapshot load */
 	/* the VM */
@@ -100,17 +103,14 @@ struct sqb_ctl {
 	int trim_heap; /* a load freed memory: give it back once replies are out */
 	int exit_code;
 	uint64_t api_requests, api_errors;
-	uint64_t startup_us;
+	uint64_t startup_us, startup_cpu_us;
 	int raw_mem_default; /* --snapshot-mem-format raw: memory files in Firecracker's layout */
-	/* Firecracker metric counters (put/patch/get_api_requests, latencies_us,
-	 * deprecated_api); names in ctl_log.c. */
+	/* Firecracker metric counters (names and meaning in ctl_metrics.c):
+	 * API requests by endpoint over HTTP (count and 400 answers),
+	 * deprecated API calls, and the last latencies in µs. */
+	uint64_t api_count[SQB_CTL_MX_API], api_fails[SQB_CTL_MX_API];
 	struct sqb_ctl_counters {
-		uint64_t get_instance_info, get_machine_cfg, get_vmm_version, get_vm_config;
-		uint64_t put_actions, put_actions_fails, put_boot_source, put_boot_source_fails;
-		uint64_t put_logger, put_logger_fails, put_machine_cfg, put_machine_cfg_fails;
-		uint64_t put_metrics, put_metrics_fails, put_serial, put_serial_fails;
-		uint64_t patch_machine_cfg, patch_machine_cfg_fails;
-		uint64_t put_drive, put_drive_fails, patch_drive, patch_drive_fails;
+		uint64_t get_vm_config;
 		uint64_t deprecated_http_api_calls;
 		uint64_t full_create_snapshot_us, diff_create_snapshot_us, load_snapshot_us;
 		uint64_t pause_vm_us, resume_vm_us;
@@ -239,7 +239,19 @@ int sqb_ctl_metrics_open(const char *path, char *err, size_t errlen);
 /* Open a log, metrics or serial output path for appending without ever
  * blocking, FIFOs included (ctl_log.c); -1 with errno on failure. */
 int sqb_ctl_open_sink(const char *path);
+/* Write one metrics line (ctl_metrics.c): Firecracker's groups and keys,
+ * counters as the change since the previous line.  0, or -1 when no file
+ * is open or the write failed. */
 int sqb_ctl_metrics_flush(struct sqb_ctl *c);
+/* The api_count / api_fails slot of an HTTP request, or -1 when
+ * Firecracker counts no such request (sqb_ctl_handle counts it before it
+ * runs, as Firecracker's parser does, so a FlushMetrics line includes
+ * itself; a 400 answer adds a fail). */
+int sqb_ctl_metrics_api_index(const char *method, const char *path);
+/* Write the line to the metrics file (ctl_log.c); 0 or -1. */
+int sqb_ctl_metrics_write(const char *line, size_t len);
+/* Log lines that could not be written (ctl_log.c). */
+uint64_t sqb_ctl_missed_log_count(void);
 
 /* The process took a termination signal: a pause that waits gives up. */
 void sqb_ctl_note_termination(void);

@@ -254,9 +254,7 @@ static void put_drive(struct sqb_ctl *c, const char *id, yajl_val body, struct s
 
 void sqb_ctl_put_drive(struct sqb_ctl *c, const char *id, yajl_val body, struct sqb_ctl_resp *r)
 {
-	c->n.put_drive++;
 	put_drive(c, id, body, r);
-	c->n.put_drive_fails += r->status == 400;
 }
 
 static void bucket_merge(struct sqb_vio_bucket *cur, const struct sqb_vio_bucket *upd, int given)
@@ -332,9 +330,7 @@ static void patch_drive(struct sqb_ctl *c, const char *id, yajl_val body, struct
 
 void sqb_ctl_patch_drive(struct sqb_ctl *c, const char *id, yajl_val body, struct sqb_ctl_resp *r)
 {
-	c->n.patch_drive++;
 	patch_drive(c, id, body, r);
-	c->n.patch_drive_fails += r->status == 400;
 }
 
 void sqb_ctl_put_entropy(struct sqb_ctl *c, yajl_val body, struct sqb_ctl_resp *r)

@@ -125,7 +125,6 @@ static void get_root(struct sqb_ctl *c, yajl_val body, struct sqb_ctl_resp *r)
 	struct sqb_jb b;
 
 	(void)body;
-	c->n.get_instance_info++;
 	sqb_jb_init(&b, r->body, sizeof(r->body));
 	sqb_jb_open(&b, '{');
 	sqb_jb_key(&b, "id");
@@ -144,8 +143,8 @@ static void get_version(struct sqb_ctl *c, yajl_val body, struct sqb_ctl_resp *r
 {
 	struct sqb_jb b;
 
+	(void)c;
 	(void)body;
-	c->n.get_vmm_version++;
 	sqb_jb_init(&b, r->body, sizeof(r->body));
 	sqb_jb_open(&b, '{');
 	sqb_jb_key(&b, "firecracker_version");
@@ -159,7 +158,6 @@ static void get_machine_config(struct sqb_ctl *c, yajl_val body, struct sqb_ctl_
 	struct sqb_jb b;
 
 	(void)body;
-	c->n.get_machine_cfg++;
 	sqb_jb_init(&b, r->body, sizeof(r->body));
 	machine_config_json(c, &b);
 	reply_json(r, &b, "machine configuration");
@@ -281,16 +279,12 @@ static void machine_config(struct sqb_ctl *c, yajl_val body, struct sqb_ctl_resp
 
 static void put_machine_config(struct sqb_ctl *c, yajl_val body, struct sqb_ctl_resp *r)
 {
-	c->n.put_machine_cfg++;
 	machine_config(c, body, r, 0);
-	c->n.put_machine_cfg_fails += r->status == 400;
 }
 
 static void patch_machine_config(struct sqb_ctl *c, yajl_val body, struct sqb_ctl_resp *r)
 {
-	c->n.patch_machine_cfg++;
 	machine_config(c, body, r, 1);
-	c->n.patch_machine_cfg_fails += r->status == 400;
 }
 
 /* ---- boot-source, serial, logger, metrics ---- */
@@ -355,9 +349,7 @@ static void boot_source(struct sqb_ctl *c, yajl_val body, struct sqb_ctl_resp *r
 
 static void put_boot_source(struct sqb_ctl *c, yajl_val body, struct sqb_ctl_resp *r)
 {
-	c->n.put_boot_source++;
 	boot_source(c, body, r);
-	c->n.put_boot_source_fails += r->status == 400;
 }
 
 static void put_serial(struct sqb_ctl *c, yajl_val body, struct sqb_ctl_resp *r)
@@ -371,7 +363,6 @@ static void put_serial(struct sqb_ctl *c, yajl_val body, struct sqb_ctl_resp *r)
 	};
 	char err[512];
 
-	c->n.put_serial++;
 	r->status = 400;
 	if (sqb_json_fields(body, f, 2, err, sizeof(err)) < 0)
 		sqb_ctl_fault(r, "%s", err);
@@ -393,7 +384,6 @@ static void put_serial(struct sqb_ctl *c, yajl_val body, struct sqb_ctl_resp *r)
 		}
 		r->status = 204;
 	}
-	c->n.put_serial_fails += r->status == 400;
 }
 
 /* Firecracker accepts any case and both "warn" and "warning". */
@@ -431,29 +421,33 @@ static void logger(struct sqb_ctl *c, yajl_val body, struct sqb_ctl_resp *r)
 
 static void put_logger(struct sqb_ctl *c, yajl_val body, struct sqb_ctl_resp *r)
 {
-	c->n.put_logger++;
 	logger(c, body, r);
-	c->n.put_logger_fails += r->status == 400;
 }
 
 #define MSG_METRICS "Metrics error: Cannot initialize the metrics system due to bad user input: "
 
 /* MetricsConfig has no deny_unknown_fields in Firecracker: unknown keys are
- * ignored. */
+ * ignored.  squib's own options, as in its snapshot bodies, are in a
+ * "squib" object: {"group": true} adds squib's "squib" group to each line
+ * (off by default: Firecracker's metrics schema has additionalProperties
+ * false; Firecracker ignores the key). */
 static void metrics(struct sqb_ctl *c, yajl_val body, struct sqb_ctl_resp *r)
 {
 	const char *path = NULL;
-	int emit_id = 0;
-	yajl_val props = NULL;
+	int emit_id = 0, squib_group = 0;
+	yajl_val props = NULL, ext = NULL;
 	const struct sqb_jfield f[] = {
 	    {"metrics_path", SQB_JT_STR, 1, &path},
 	    {"emit_id", SQB_JT_BOOL, 0, &emit_id},
 	    {"properties", SQB_JT_OBJECT, 0, &props},
+	    {"squib", SQB_JT_OBJECT, 0, &ext},
 	};
+	const struct sqb_jfield fx[] = {{"group", SQB_JT_BOOL, 0, &squib_group}};
 	char err[512], enc[2048];
 	struct sqb_jb b;
 
-	if (sqb_json_fields_ex(body, f, 3, SQB_JF_IGNORE_UNKNOWN, err, sizeof(err)) < 0)
+	if (sqb_json_fields_ex(body, f, 4, SQB_JF_IGNORE_UNKNOWN, err, sizeof(err)) < 0 ||
+	    (ext && sqb_json_fields(ext, fx, 1, err, sizeof(err)) < 0))
 		return sqb_ctl_fault(r, "%s", err);
 	if (c->vm)
 		return sqb_ctl_fault(r, MSG_AFTER_START);
@@ -481,6 +475,7 @@ static void metrics(struct sqb_ctl *c, yajl_val body, struct sqb_ctl_resp *r)
 		return sqb_ctl_fault(r, MSG_METRICS "%s", err);
 	c->metrics_set = 1;
 	c->metrics_emit_id = emit_id;
+	c->metrics_squib = squib_group;
 	if (set_str(&c->metrics_path, path) || (props && set_str(&c->metrics_props, enc)))
 		return sqb_ctl_fault(r, "Out of memory");
 	r->status = 204;
@@ -488,9 +483,7 @@ static void metrics(struct sqb_ctl *c, yajl_val body, struct sqb_ctl_resp *r)
 
 static void put_metrics(struct sqb_ctl *c, yajl_val body, struct sqb_ctl_resp *r)
 {
-	c->n.put_metrics++;
 	metrics(c, body, r);
-	c->n.put_metrics_fails += r->status == 400;
 }
 
 /* ---- actions and VM state ---- */
@@ -629,9 +622,7 @@ static void actions(struct sqb_ctl *c, yajl_val body, struct sqb_ctl_resp *r)
 
 static void put_actions(struct sqb_ctl *c, yajl_val body, struct sqb_ctl_resp *r)
 {
-	c->n.put_actions++;
 	actions(c, body, r);
-	c->n.put_actions_fails += r->status == 400;
 }
 
 static const char *const vm_states[] = {"Paused", "Resumed", NULL};
@@ -876,9 +867,11 @@ void sqb_ctl_handle(struct sqb_ctl *c, const char *method, const char *path, con
 {
 	char err[512];
 	yajl_val tree = NULL;
-	int found, needs_body;
+	int found, needs_body, mx = sqb_ctl_metrics_api_index(method, path);
 
 	c->api_requests++;
+	if (mx >= 0)
+		c->api_count[mx]++;
 	r->status = 400;
 	r->deprecation = 0;
 	r->body[0] = 0;
@@ -922,6 +915,8 @@ void sqb_ctl_handle(struct sqb_ctl *c, const char *method, const char *path, con
 	}
 	sqb_ctl_fault(r, "Invalid request method and/or path: %s %s.", method, path);
 out:
+	if (mx >= 0 && r->status == 400)
+		c->api_fails[mx]++;
 	if (r->status == 400) {
 		c->api_errors++;
 		sqb_ctl_log(SQB_CTL_INFO, "API %s %s -> 400 %s", method, path, r->body);

@@ -96,11 +96,11 @@ struct sqb_vio_rl_config {
 #define SQB_VIO_MAGIC		  0x74726976u
 #define SQB_VIO_VENDOR_ID	  0x00425153u /* "SQB" */
 
-#define SQB_VIO_ID_NET	 1u
-#define SQB_VIO_ID_BLK	 2u
-#define SQB_VIO_ID_RNG	 4u
+#define SQB_VIO_ID_NET	   1u
+#define SQB_VIO_ID_BLK	   2u
+#define SQB_VIO_ID_RNG	   4u
 #define SQB_VIO_ID_BALLOON 5u
-#define SQB_VIO_ID_VSOCK 19u
+#define SQB_VIO_ID_VSOCK   19u
 
 /* Device status bits (virtio 1.x, 2.1). */
 #define SQB_VIO_S_ACKNOWLEDGE 1u
@@ -139,6 +139,31 @@ uint32_t sqb_vio_status(sqb_vio_dev *dev);
 /* Why the device set DEVICE_NEEDS_RESET (a static one-line string naming
  * the broken ring field, for the VMM's log), or NULL. */
 const char *sqb_vio_reset_reason(sqb_vio_dev *dev);
+/* Counters a device keeps under its lock from creation on (never reset: a
+ * reader takes differences).  The generic ones are kept for every device;
+ * the others only by the device named; a field a device does not keep
+ * stays 0.  For the VMM's metrics (docs/api-compat.md "Metrics"). */
+#define SQB_VIO_METRICS_QUEUES 5
+struct sqb_vio_lat {
+	uint64_t min_us, max_us, sum_us; /* min/max: 0 until the first sample */
+};
+struct sqb_vio_metrics {
+	uint64_t notify[SQB_VIO_METRICS_QUEUES];      /* QueueNotify events per queue */
+	uint64_t queue_fails[SQB_VIO_METRICS_QUEUES]; /* a bad ring stopped the device */
+	uint64_t throttled;    /* requests the device's limiter held back (net: RX's) */
+	uint64_t throttled_tx; /* net: requests the TX limiter held back */
+	/* virtio-blk */
+	uint64_t read_count, read_bytes, write_count, write_bytes, flush_count;
+	uint64_t invalid_reqs; /* unknown request type or a header too short */
+	uint64_t exec_fails;   /* requests answered IOERR */
+	struct sqb_vio_lat read_lat, write_lat;
+	/* virtio-rng */
+	uint64_t entropy_bytes, host_rng_fails;
+	/* virtio-vsock: packets and payload bytes to (rx) / from (tx) the guest */
+	uint64_t rx_packets, rx_bytes, tx_packets, tx_bytes;
+	uint64_t conns_added, conns_killed, conns_removed;
+};
+void sqb_vio_get_metrics(sqb_vio_dev *dev, struct sqb_vio_metrics *out);
 /* Replace the rate limiter (PATCH); NULL disables it. */
 int sqb_vio_set_rate_limiter(sqb_vio_dev *dev, const struct sqb_vio_rl_config *rl);
 void sqb_vio_dev_free(sqb_vio_dev *dev);

@@ -181,13 +181,34 @@ void sqb_vio_process_locked(sqb_vio_dev *dev, unsigned int q)
 
 	if (!queue_live(dev, q))
 		return;
-	if (dev->ops->process(dev, q, &why) < 0)
+	if (dev->ops->process(dev, q, &why) < 0) {
+		if (!(dev->status & SQB_VIO_S_NEEDS_RESET) && q < SQB_VIO_METRICS_QUEUES)
+			dev->m.queue_fails[q]++;
 		needs_reset(dev, why ? why : "bad descriptor chain");
+	}
+}
+
+void sqb_vio_lat_add(struct sqb_vio_lat *l, uint64_t us)
+{
+	l->sum_us += us;
+	if (!l->min_us || us < l->min_us)
+		l->min_us = us;
+	if (us > l->max_us)
+		l->max_us = us;
+}
+
+void sqb_vio_get_metrics(sqb_vio_dev *dev, struct sqb_vio_metrics *out)
+{
+	pthread_mutex_lock(&dev->lock);
+	*out = dev->m;
+	pthread_mutex_unlock(&dev->lock);
 }
 
 int sqb_vio_queue_notify(sqb_vio_dev *dev, uint32_t queue_index)
 {
 	pthread_mutex_lock(&dev->lock);
+	if (queue_index < SQB_VIO_METRICS_QUEUES)
+		dev->m.notify[queue_index]++;
 	sqb_vio_process_locked(dev, queue_index);
 	pthread_mutex_unlock(&dev->lock);
 	return 0;
@@ -237,6 +258,7 @@ bool sqb_vio_throttle_ok(sqb_vio_dev *dev, uint64_t bytes, bool count_bytes)
 		dev->host.timer.arm(dev->host.timer.opaque, dev->rl.blocked_until);
 	return true;
 throttled:
+	dev->m.throttled++;
 	if (dev->host.timer.arm)
 		dev->host.timer.arm(dev->host.timer.opaque, at);
 	return false;
@@ -434,7 +456,8 @@ static void config_access(sqb_vio_dev *dev, uint32_t off, uint8_t *data, unsigne
 	if (is_write) {
 		/* blk, rng, net, vsock: no writable config fields */
 		if (dev->ops->config_write && off < len)
-			dev->ops->config_write(dev, off, data, size <= len - off ? size : len - off);
+			dev->ops->config_write(dev, off, data,
+					       size <= len - off ? size : len - off);
 		return;
 	}
 	memset(data, 0, size);

@@ -202,6 +202,7 @@ static int net_rx(sqb_vio_dev *dev, const char **why)
 		if (n->rx_has_rl && !n->rx_charged) {
 			if (!sqb_vio_rl_throttle_ok(dev, &n->rx_rl,
 						    n->rx_len - SQB_VIO_NET_HDR_LEN)) {
+				dev->m.throttled++;
 				rc = 0;
 				break; /* the timer's poll resumes us */
 			}
@@ -290,6 +291,7 @@ static int net_tx(sqb_vio_dev *dev, const char **why)
 			len = (uint32_t)c->read_len;
 			if (n->tx_has_rl &&
 			    !sqb_vio_rl_throttle_ok(dev, &n->tx_rl, len - SQB_VIO_NET_HDR_LEN)) {
+				dev->m.throttled_tx++;
 				sqb_vq_unpop(q);
 				rc = 0;
 				break;

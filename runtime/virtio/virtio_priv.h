@@ -181,12 +181,15 @@ struct sqb_vio_dev {
 	bool has_rl;
 
 	struct sqb_vq_chain chain; /* scratch for process(), under lock */
+	struct sqb_vio_metrics m;  /* under lock */
 };
 
 int sqb_vio_dev_init(sqb_vio_dev *dev, const struct sqb_vio_ops *ops,
 		     const struct sqb_vio_host *host, uint64_t features,
 		     const struct sqb_vio_rl_config *rl);
 uint64_t sqb_vio_now(sqb_vio_dev *dev);
+/* Under lock: one latency sample into an aggregate. */
+void sqb_vio_lat_add(struct sqb_vio_lat *l, uint64_t us);
 /* Under lock: a used buffer was pushed on q; interrupt if the driver wants. */
 void sqb_vio_signal_used(sqb_vio_dev *dev, unsigned int q);
 /* Under lock: config space changed. */

@@ -69,6 +69,8 @@ static int rng_process(sqb_vio_dev *dev, unsigned int qi, const char **why)
 			break;
 		}
 		got = fill_random(c, want);
+		dev->m.entropy_bytes += got;
+		dev->m.host_rng_fails += got < want;
 		rc = sqb_vq_push(q, &dev->host.mem, c->head, (uint32_t)got, why);
 		if (rc < 0)
 			break;

@@ -71,7 +71,7 @@ struct vconn {
 	uint64_t expire;   /* CLOCK_MONOTONIC ns at which the kill timer fires; 0: none */
 	const char *expire_why;
 	uint64_t creq_at; /* when the last CREDIT_REQUEST went out (stall retry) */
-	uint8_t *txb; /* guest data the host socket has not taken yet */
+	uint8_t *txb;	  /* guest data the host socket has not taken yet */
 	uint32_t txb_len;
 };
 
@@ -222,6 +222,8 @@ static struct vconn *conn_add(struct vsock *v, int fd, enum cstate st)
 		return NULL;
 	}
 	v->conns[v->nconns++] = c;
+	if (v->dev)
+		v->dev->m.conns_added++;
 	return c;
 }
 
@@ -236,6 +238,8 @@ static void sweep(struct vsock *v)
 		close_fd(v, c);
 		free(c);
 		v->conns[i] = v->conns[--v->nconns];
+		if (v->dev)
+			v->dev->m.conns_removed++;
 	}
 }
 
@@ -631,7 +635,8 @@ static uint32_t conn_produce(struct vsock *v, struct vconn *c, const struct sqb_
 		/* Both ways closed on the host: the guest should answer with
 		 * RST; Firecracker kills after CONN_SHUTDOWN_TIMEOUT_MS. */
 		if (c->rd_eof && c->host_rd_gone && !c->expire)
-			set_expiry(c, "the guest did not close within 2 s of the host client's close");
+			set_expiry(c,
+				   "the guest did not close within 2 s of the host client's close");
 		return put_pkt(v, ch, c, SQB_VSOCK_OP_SHUTDOWN, fl, 0);
 	}
 	if (c->pend & P_CREDIT_REQUEST) {
@@ -716,9 +721,11 @@ static void timers(struct vsock *v)
 
 		if (c->gone || c->st == C_DEAD)
 			continue;
-		if (c->expire && now >= c->expire)
+		if (c->expire && now >= c->expire) {
+			if (v->dev) /* Firecracker's kill timer */
+				v->dev->m.conns_killed++;
 			conn_kill(v, c, true, c->expire_why);
-		else if (credit_stalled(c) && now >= c->creq_at + CREQ_RETRY_NS)
+		} else if (credit_stalled(c) && now >= c->creq_at + CREQ_RETRY_NS)
 			c->creq_sent = false; /* ask again */
 	}
 }
@@ -754,6 +761,10 @@ static int rx_fill(sqb_vio_dev *dev, const char **why)
 		if (rc < 0)
 			break;
 		pushed = true;
+		if (used >= SQB_VSOCK_HDR_LEN) {
+			dev->m.rx_packets++;
+			dev->m.rx_bytes += used - SQB_VSOCK_HDR_LEN;
+		}
 	}
 	sweep(v);
 	rearm(v);
@@ -781,6 +792,10 @@ static int tx_drain(sqb_vio_dev *dev, const char **why)
 			break;
 		}
 		tx_packet(v, ch);
+		if (ch->read_len >= SQB_VSOCK_HDR_LEN) {
+			dev->m.tx_packets++;
+			dev->m.tx_bytes += ch->read_len - SQB_VSOCK_HDR_LEN;
+		}
 		rc = sqb_vq_push(q, &dev->host.mem, ch->head, 0, why);
 		if (rc < 0)
 			break;
@@ -916,7 +931,8 @@ static void read_line(struct vsock *v, struct vconn *c)
 		/* Wait for the rest of the line, but not for ever, and not
 		 * after the client hung up (no further edge would come). */
 		if (c->hup) {
-			conn_kill(v, c, false, "host client closed in the middle of the CONNECT line");
+			conn_kill(v, c, false,
+				  "host client closed in the middle of the CONNECT line");
 			return;
 		}
 		c->readable = false;

@@ -19,6 +19,7 @@
 
 #include <cmocka.h>
 
+#include "fc_metrics_schema.h"
 #include "squib_client.h"
 
 static const char *squib_bin;
@@ -952,28 +953,49 @@ static void test_regression_long_config_and_deep_json(void **state)
 	free(esc);
 }
 
-/* The metrics line uses Firecracker's group and key names (logger/metrics.rs)
- * and is written at exit too; unknown PUT /metrics fields are ignored
- * (vmm_config/metrics.rs has no deny_unknown_fields). */
+/* The metrics line has exactly Firecracker's groups and keys (checked
+ * against the schema of Firecracker's fcmetrics.py, fc_metrics_schema.c) in
+ * the order logger/metrics.rs writes them, with a block_<drive_id> group
+ * for a drive configured before boot, and is written at exit too; unknown
+ * PUT /metrics fields are ignored (vmm_config/metrics.rs has no
+ * deny_unknown_fields).  Firecracker refuses FlushMetrics before boot, so
+ * the line before boot is the one written at exit. */
 static void test_metrics_line(void **state)
 {
 	static const char *const want[] = {
-	    "{\"id\":\"vm-7\",\"utc_timestamp_ms\":",
-	    "\"properties\":{\"team\":\"vm\\\"s\",\"zone\":\"a\"}",
+	    "{\"utc_timestamp_ms\":",
+	    ",\"id\":\"vm-7\",\"properties\":{\"team\":\"vm\\\"s\",\"zone\":\"a\"},\"api_server\":",
 	    "\"api_server\":{\"process_startup_time_us\":",
 	    "\"deprecated_api\":{\"deprecated_http_api_calls\":1}",
 	    "\"get_api_requests\":{\"instance_info_count\":",
-	    "\"vmm_version_count\":2}",
+	    "\"vmm_version_count\":2,",
 	    "\"latencies_us\":{\"full_create_snapshot\":0,",
-	    "\"patch_api_requests\":{\"machine_cfg_count\":1,\"machine_cfg_fails\":0}",
 	    "\"put_api_requests\":{\"actions_count\":1,\"actions_fails\":1,",
 	    "\"metrics_count\":1,\"metrics_fails\":0,",
-	    "\"uart\":{\"missed_write_count\":0,\"write_count\":0}",
+	    "\"uart\":{\"error_count\":0,\"flush_count\":0,\"missed_read_count\":0,"
+	    "\"missed_write_count\":0,\"read_count\":0,\"write_count\":0,"
+	    "\"rate_limiter_dropped_bytes\":0}",
+	};
+	static const struct {
+		const char *path;
+		uint64_t v;
+	} counts[] = {
+	    {"patch_api_requests.machine_cfg_count", 1},
+	    {"patch_api_requests.machine_cfg_fails", 0},
+	    {"put_api_requests.drive_count", 2},
+	    {"put_api_requests.drive_fails", 1},
+	    {"put_api_requests.vsock_count", 1},
+	    {"put_api_requests.vsock_fails", 0},
+	    {"put_api_requests.cpu_cfg_count", 1}, /* not built: counted and failed */
+	    {"put_api_requests.cpu_cfg_fails", 1},
+	    {"get_api_requests.mmds_count", 1},
+	    {"block_rootfs.read_count", 0},
+	    {"block.read_agg.sum_us", 0},
 	};
 	const char *args[] = {"--id", "vm-7", NULL};
 	struct sqb_tc t;
-	char body[1024], req[1024], path[256], *m, *p;
-	unsigned long long us;
+	char body[1024], req[1024], path[256], why[512], *m, *line;
+	uint64_t us;
 
 	(void)state;
 	assert_int_equal(tc_spawn(&t, squib_bin, args, 1), 0);
@@ -989,6 +1011,20 @@ static void test_metrics_line(void **state)
 	assert_int_equal(tc_req(&t, "PATCH", "/machine-config", "{\"cpu_template\":\"None\"}", body,
 				sizeof(body)),
 			 204);
+	/* a drive and a vsock before boot: Firecracker has their device
+	 * (and the drive's block_<drive_id> group) from the PUT on */
+	snprintf(req, sizeof(req),
+		 "{\"drive_id\": \"rootfs\", \"path_on_host\": \"%s\", \"is_root_device\": false, "
+		 "\"is_read_only\": true}",
+		 compat_doc);
+	assert_int_equal(tc_req(&t, "PUT", "/drives/rootfs", req, body, sizeof(body)), 204);
+	assert_int_equal(
+	    tc_req(&t, "PUT", "/drives/rootfs", "{\"drive_id\": \"other\"}", body, sizeof(body)),
+	    400);
+	snprintf(req, sizeof(req), "{\"guest_cid\": 3, \"uds_path\": \"%s/v.sock\"}", t.dir);
+	assert_int_equal(tc_req(&t, "PUT", "/vsock", req, body, sizeof(body)), 204);
+	assert_int_equal(tc_req(&t, "PUT", "/cpu-config", "{}", body, sizeof(body)), 400);
+	assert_int_equal(tc_req(&t, "GET", "/mmds", NULL, body, sizeof(body)), 400);
 	assert_int_equal(
 	    tc_req(&t, "PUT", "/actions", "{\"action_type\":\"FlushMetrics\"}", body, sizeof(body)),
 	    400);
@@ -996,14 +1032,81 @@ static void test_metrics_line(void **state)
 	assert_int_equal(tc_wait_exit(&t, 5000), 0);
 	m = tc_read_file(path);
 	assert_non_null(m);
+	line = fcm_last_line(m);
+	assert_non_null(line);
 	for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++)
-		if (!strstr(m, want[i]))
+		if (!strstr(line, want[i]))
 			fail_msg("[src/vmm/src/logger/metrics.rs] metrics line has no %s: %s",
-				 want[i], m);
+				 want[i], line);
+	/* Firecracker's test allows 1 s; a sanitizer build may be slower to
+	 * exit, and a wrong unit or clock would be off by far more */
+	if (fcm_validate(line, 5000, why, sizeof(why)))
+		fail_msg("[tests/host_tools/fcmetrics.py validate_fc_metrics] %s: %s", why, line);
+	if (fcm_check_order(line, why, sizeof(why)))
+		fail_msg("[src/vmm/src/logger/metrics.rs FirecrackerMetrics] %s: %s", why, line);
+	assert_true(fcm_has(line, "block_rootfs"));
+	assert_false(fcm_has(line, "block_other"));
+	assert_false(fcm_has(line, "squib")); /* only on request */
+	for (size_t i = 0; i < sizeof(counts) / sizeof(counts[0]); i++) {
+		uint64_t v = ~0ull;
+
+		if (fcm_u64(line, counts[i].path, &v) || v != counts[i].v)
+			fail_msg("%s is %llu, want %llu: %s", counts[i].path, (unsigned long long)v,
+				 (unsigned long long)counts[i].v, line);
+	}
 	/* regression (issue 11): startup_us is small, never an underflow */
-	p = strstr(m, "\"process_startup_time_us\":");
-	us = strtoull(p + 26, NULL, 10);
+	assert_int_equal(fcm_u64(line, "api_server.process_startup_time_us", &us), 0);
 	assert_true(us < 60ULL * 1000000);
+	free(line);
+	free(m);
+	tc_stop(&t);
+}
+
+/* squib's own group only when PUT /metrics asks with "squib": {"group":
+ * true} (a key Firecracker ignores); Firecracker's schema then refuses the line,
+ * as it refuses any key it does not know or any key missing (the
+ * validator itself, as fcmetrics' validate_missing_metrics checks it). */
+static void test_metrics_squib_group_and_schema(void **state)
+{
+	struct sqb_tc t;
+	char body[1024], req[512], path[256], why[512], *m, *line, *k, *e;
+
+	(void)state;
+	assert_int_equal(tc_spawn(&t, squib_bin, NULL, 1), 0);
+	snprintf(path, sizeof(path), "%s/metrics", t.dir);
+	snprintf(req, sizeof(req), "{\"metrics_path\": \"%s\", \"squib\": {\"group\": 1}}", path);
+	assert_int_equal(tc_req(&t, "PUT", "/metrics", req, body, sizeof(body)), 400);
+	assert_non_null(strstr(body, "expected a boolean"));
+	snprintf(req, sizeof(req), "{\"metrics_path\": \"%s\", \"squib\": {\"group\": true}}",
+		 path);
+	assert_int_equal(tc_req(&t, "PUT", "/metrics", req, body, sizeof(body)), 204);
+	kill(t.pid, SIGTERM);
+	assert_int_equal(tc_wait_exit(&t, 5000), 0);
+	m = tc_read_file(path);
+	line = fcm_last_line(m);
+	assert_non_null(line);
+	assert_true(fcm_has(line, "squib"));
+	assert_non_null(strstr(line, "\"squib\":{\"api_requests\":2,"));
+	if (!fcm_validate(line, 0, why, sizeof(why)) || !strstr(why, "'squib'"))
+		fail_msg("the schema took a line with a squib group: %s", why);
+	/* without the group the line passes; without one key it does not */
+	k = strstr(line, ",\"squib\":");
+	assert_non_null(k);
+	strcpy(k, "}");
+	if (fcm_validate(line, 0, why, sizeof(why)))
+		fail_msg("%s: %s", why, line);
+	k = strstr(line, "\"process_startup_time_us\":");
+	e = strchr(k, ',');
+	memmove(k, e + 1, strlen(e + 1) + 1);
+	if (!fcm_validate(line, 0, why, sizeof(why)) ||
+	    !strstr(why, "'process_startup_time_us' is a required property"))
+		fail_msg("a line without process_startup_time_us: %s", why);
+	k = strstr(line, "\"read_count\":0,\"reset_count\"");
+	assert_non_null(k);
+	memcpy(k, "\"reed_count\"", 12);
+	if (!fcm_validate(line, 0, why, sizeof(why)))
+		fail_msg("a line with an unknown i8042 key passed");
+	free(line);
 	free(m);
 	tc_stop(&t);
 }
@@ -1152,6 +1255,7 @@ int main(int argc, char **argv)
 	    cmocka_unit_test(test_fc_vm_config_keys),
 	    cmocka_unit_test(test_regression_long_config_and_deep_json),
 	    cmocka_unit_test(test_metrics_line),
+	    cmocka_unit_test(test_metrics_squib_group_and_schema),
 	    cmocka_unit_test(test_fc_post_boot_rules),
 	};
 

@@ -16,6 +16,7 @@
 #include <poll.h>
 #include <sched.h>
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -30,6 +31,7 @@
 
 #include <cmocka.h>
 
+#include "fc_metrics_schema.h"
 #include "vmm_test_util.h"
 
 #define ETYPE	 0x88b5
@@ -944,6 +946,171 @@ static void test_snapshot_in_flight_load_with_overrides(void **state)
 	tc_stop(&t3);
 }
 
+/* ---- metrics ---- */
+
+/* FlushMetrics, then the line it wrote, checked against Firecracker's
+ * schema (fcmetrics.py, fc_metrics_schema.c) and key order. */
+static char *flush_line(struct sqb_tc *t, const char *path)
+{
+	char why[512], *m, *line;
+
+	vt_req(t, "PUT", "/actions", "{\"action_type\":\"FlushMetrics\"}", 204);
+	m = tc_read_file(path);
+	line = fcm_last_line(m);
+	free(m);
+	if (!line)
+		fail_msg("no metrics line in %s", path);
+	if (fcm_validate(line, 5000, why, sizeof(why)))
+		fail_msg("[tests/host_tools/fcmetrics.py validate_fc_metrics] %s: %s", why, line);
+	if (fcm_check_order(line, why, sizeof(why)))
+		fail_msg("[src/vmm/src/logger/metrics.rs FirecrackerMetrics] %s: %s", why, line);
+	return line;
+}
+
+static uint64_t mval(const char *line, const char *path)
+{
+	uint64_t v;
+
+	if (fcm_u64(line, path, &v))
+		fail_msg("metrics line has no number %s: %s", path, line);
+	return v;
+}
+
+/* The device groups Firecracker's per-device checks look at (fcmetrics.py
+ * FcDeviceMetrics): exactly one block_<drive_id> and net_<iface_id>, the
+ * aggregate the sum of the device's counters. */
+static void expect_devices(const char *line)
+{
+	static const char *const sums[] = {
+	    "rx_packets_count",	    "tx_packets_count",	    "rx_bytes_count",	   "tx_bytes_count",
+	    "rx_queue_event_count", "tx_queue_event_count", "tap_write_agg.sum_us"};
+
+	if (!fcm_has(line, "block_scratch") || !fcm_has(line, "net_eth0") || fcm_has(line, "squib"))
+		fail_msg("want block_scratch and net_eth0, no squib: %s", line);
+	for (size_t i = 0; i < sizeof(sums) / sizeof(sums[0]); i++) {
+		char a[96], b[96];
+
+		snprintf(a, sizeof(a), "net.%s", sums[i]);
+		snprintf(b, sizeof(b), "net_eth0.%s", sums[i]);
+		if (mval(line, a) != mval(line, b))
+			fail_msg("%s is not the sum of the net_* groups: %s", a, line);
+	}
+	if (mval(line, "block.read_agg.min_us") || mval(line, "net.tap_write_agg.max_us"))
+		fail_msg("an aggregate's min_us / max_us is not 0 (Firecracker's): %s", line);
+}
+
+/* A VM with a drive, a tap and a vsock: its metrics lines pass
+ * Firecracker's schema before boot (the line written at exit, as
+ * Firecracker refuses FlushMetrics before boot) and after; counters are
+ * the change since the previous line (Firecracker's SharedIncMetric),
+ * values stay (SharedStoreMetric). */
+static void test_metrics_fc_schema(void **state)
+{
+	struct sqb_tc t;
+	char mpath[128], disk[128], body[512], uds[128], *m, *l0, *l1, *l2, *l3, why[512];
+	FILE *f;
+	int fd;
+
+	(void)state;
+	drain(0);
+	snprintf(disk, sizeof(disk), "%s/scratch.img", tmpdir);
+	f = fopen(disk, "w");
+	assert_non_null(f);
+	assert_int_equal(ftruncate(fileno(f), 1 << 20), 0);
+	fclose(f);
+	/* before boot: the line at exit */
+	vt_spawn(&t, squib_bin);
+	snprintf(mpath, sizeof(mpath), "%s/metrics-pre.json", tmpdir);
+	snprintf(body, sizeof(body), "{\"metrics_path\":\"%s\"}", mpath);
+	vt_req(&t, "PUT", "/metrics", body, 204);
+	snprintf(body, sizeof(body),
+		 "{\"drive_id\":\"scratch\",\"path_on_host\":\"%s\",\"is_root_device\":false,"
+		 "\"is_read_only\":false}",
+		 disk);
+	vt_req(&t, "PUT", "/drives/scratch", body, 204);
+	vt_req(&t, "PUT", "/network-interfaces/eth0",
+	       "{\"iface_id\":\"eth0\",\"host_dev_name\":\"sqbt0\"}", 204);
+	sock_path(uds, sizeof(uds), "mx-pre.sock");
+	snprintf(body, sizeof(body), "{\"guest_cid\":3,\"uds_path\":\"%s\"}", uds);
+	vt_req(&t, "PUT", "/vsock", body, 204);
+	kill(t.pid, SIGTERM);
+	assert_int_equal(tc_wait_exit(&t, 5000), 0);
+	m = tc_read_file(mpath);
+	l0 = fcm_last_line(m);
+	free(m);
+	assert_non_null(l0);
+	if (fcm_validate(l0, 5000, why, sizeof(why)) || fcm_check_order(l0, why, sizeof(why)))
+		fail_msg("before boot: %s: %s", why, l0);
+	expect_devices(l0);
+	if (mval(l0, "put_api_requests.network_count") != 1 ||
+	    mval(l0, "put_api_requests.drive_count") != 1 ||
+	    mval(l0, "put_api_requests.vsock_count") != 1)
+		fail_msg("before boot, the PUTs are not counted: %s", l0);
+	free(l0);
+	tc_stop(&t);
+
+	/* booted */
+	vt_spawn(&t, squib_bin);
+	cur = &t;
+	snprintf(mpath, sizeof(mpath), "%s/metrics.json", tmpdir);
+	snprintf(body, sizeof(body), "{\"metrics_path\":\"%s\"}", mpath);
+	vt_req(&t, "PUT", "/metrics", body, 204);
+	snprintf(body, sizeof(body),
+		 "{\"drive_id\":\"scratch\",\"path_on_host\":\"%s\",\"is_root_device\":false,"
+		 "\"is_read_only\":false}",
+		 disk);
+	vt_req(&t, "PUT", "/drives/scratch", body, 204);
+	configure(&t, "sqbt0", "mx.sock", NULL);
+	vt_expect_serial(&t, "NVS ready cid 3\n", 30000);
+	l1 = flush_line(&t, mpath);
+	expect_devices(l1);
+	ping_n(0, 1, 20);
+	sock_path(uds, sizeof(uds), "mx.sock");
+	fd = vs_connect(uds, 1234);
+	for (uint32_t s = 1; s <= 5; s++) {
+		rec_send(fd, s);
+		rec_expect(fd, s);
+	}
+	l2 = flush_line(&t, mpath);
+	if (getenv("SQB_TEST_SHOW_METRICS")) /* a look at a real line */
+		fprintf(stderr, "%s\n", l2);
+	expect_devices(l2);
+	/* 20 frames each way through the tap, 5 records each way on vsock */
+	if (mval(l2, "net_eth0.rx_packets_count") < 20 ||
+	    mval(l2, "net_eth0.tx_packets_count") < 20 ||
+	    mval(l2, "net_eth0.rx_bytes_count") == 0 ||
+	    mval(l2, "net_eth0.tx_queue_event_count") == 0)
+		fail_msg("frames are not counted: %s", l2);
+	if (mval(l2, "vsock.rx_packets_count") < 5 || mval(l2, "vsock.tx_packets_count") < 5 ||
+	    mval(l2, "vsock.rx_bytes_count") < 5 * REC || mval(l2, "vsock.conns_added") != 1)
+		fail_msg("vsock packets are not counted: %s", l2);
+	/* each FlushMetrics line counts its own request, not the earlier ones */
+	if (mval(l2, "put_api_requests.actions_count") != 1 ||
+	    mval(l2, "put_api_requests.network_count") != 0)
+		fail_msg("API counters are not the change since the last line: %s", l2);
+	if (mval(l2, "vcpu.exit_mmio_read") + mval(l2, "vcpu.exit_mmio_write") +
+		mval(l2, "vcpu.exit_io_in") + mval(l2, "vcpu.exit_io_out") ==
+	    0)
+		fail_msg("no vCPU exits counted: %s", l2);
+	close(fd);
+	usleep(200000); /* the close's SHUTDOWN / RST have gone */
+	free(flush_line(&t, mpath));
+	l3 = flush_line(&t, mpath);
+	/* nothing happened on the tap since the previous line */
+	if (mval(l3, "net_eth0.rx_packets_count") || mval(l3, "net_eth0.tx_packets_count") ||
+	    mval(l3, "net.rx_packets_count") || mval(l3, "vsock.conns_added"))
+		fail_msg("counters are not the change since the last line: %s", l3);
+	/* values are not reset by a flush */
+	if (mval(l3, "api_server.process_startup_time_us") !=
+	    mval(l1, "api_server.process_startup_time_us"))
+		fail_msg("process_startup_time_us changed between lines: %s / %s", l1, l3);
+	free(l1);
+	free(l2);
+	free(l3);
+	expect_done_ok(&t, 0);
+	tc_stop(&t);
+}
+
 /* vt_main's setup: the taps live in a namespace of our own. */
 static const char *netns_why(void)
 {
@@ -959,6 +1126,7 @@ int main(int argc, char **argv)
 	};
 	const struct CMUnitTest guest_tests[] = {
 	    cmocka_unit_test(test_net_and_vsock_traffic),
+	    cmocka_unit_test(test_metrics_fc_schema),
 	    cmocka_unit_test(test_config_file_sections),
 	    cmocka_unit_test(test_guest_never_consumes_rx),
 	    cmocka_unit_test(test_tap_disappears),

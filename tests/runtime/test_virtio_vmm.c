@@ -13,12 +13,14 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <signal.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <cmocka.h>
 
+#include "fc_metrics_schema.h"
 #include "vmm_test_util.h"
 
 static const char *squib_bin, *guest_dir, *snap_tool;
@@ -284,14 +286,53 @@ static void check_file_pattern(const char *path, uint64_t seed, size_t bytes)
 	free(b);
 }
 
-/* rw on a real temp file; the host reads the bytes back; GET_ID = drive_id. */
+/* PUT /metrics to name (in tmpdir); the path of the file. */
+static const char *metrics_to(struct sqb_tc *t, const char *name)
+{
+	static char path[160];
+	char body[256];
+
+	snprintf(path, sizeof(path), "%s/%s", tmpdir, name);
+	snprintf(body, sizeof(body), "{\"metrics_path\":\"%s\"}", path);
+	vt_req(t, "PUT", "/metrics", body, 204);
+	return path;
+}
+
+/* The line squib wrote at exit, which must pass Firecracker's metrics
+ * schema (fc_metrics_schema.c, from its fcmetrics.py); malloc'd. */
+static char *exit_metrics(const char *path)
+{
+	char *m = tc_read_file(path), *line = fcm_last_line(m), why[512];
+
+	free(m);
+	if (!line)
+		fail_msg("no metrics line in %s", path);
+	if (fcm_validate(line, 10000, why, sizeof(why)) || fcm_check_order(line, why, sizeof(why)))
+		fail_msg("[tests/host_tools/fcmetrics.py] %s: %s", why, line);
+	return line;
+}
+
+static uint64_t mval(const char *line, const char *path)
+{
+	uint64_t v;
+
+	if (fcm_u64(line, path, &v))
+		fail_msg("metrics line has no number %s: %s", path, line);
+	return v;
+}
+
+/* rw on a real temp file; the host reads the bytes back; GET_ID = drive_id.
+ * The metrics line at exit counts the guest's requests in block_scratch
+ * (Firecracker's BlockDeviceMetrics) and in the "block" aggregate. */
 static void test_blk_rw_guest_writes_the_host_file(void **state)
 {
 	struct sqb_tc t;
-	const char *img = tmp_file("rw.img", 1 << 20, 0);
+	const char *img = tmp_file("rw.img", 1 << 20, 0), *mpath;
+	char *line;
 
 	(void)state;
 	vt_spawn(&t, squib_bin);
+	mpath = metrics_to(&t, "rw-metrics.json");
 	drive(&t, "scratch", img, 0, "\"cache_type\":\"Writeback\"");
 	start(&t, "virtioblk.elf", "mode=rw seed=5 sectors=16", 0);
 	expect_done_ok(&t, "VBLK", 30000);
@@ -300,6 +341,19 @@ static void test_blk_rw_guest_writes_the_host_file(void **state)
 	vt_expect_serial(&t, "VBLK id=scratch\n", 100);
 	assert_int_equal(tc_wait_exit(&t, 10000), 0);
 	check_file_pattern(img, 5, 16 * 512);
+	line = exit_metrics(mpath);
+	if (mval(line, "block_scratch.write_count") == 0 ||
+	    mval(line, "block_scratch.write_bytes") < 16 * 512 ||
+	    mval(line, "block_scratch.read_count") == 0 ||
+	    mval(line, "block_scratch.flush_count") == 0 ||
+	    mval(line, "block_scratch.queue_event_count") == 0 ||
+	    mval(line, "block_scratch.execute_fails") != 1 || /* the guest's out-of-range read */
+	    mval(line, "block.write_count") != mval(line, "block_scratch.write_count") ||
+	    mval(line, "block.read_bytes") != mval(line, "block_scratch.read_bytes") ||
+	    mval(line, "block_scratch.read_agg.max_us") <
+		mval(line, "block_scratch.read_agg.min_us"))
+		fail_msg("the guest's requests are not counted: %s", line);
+	free(line);
 	tc_stop(&t);
 }
 
@@ -313,12 +367,22 @@ static void test_blk_read_only_refuses_writes(void **state)
 	int fd;
 
 	(void)state;
+	const char *mpath;
+	char *line;
+
 	vt_spawn(&t, squib_bin);
+	mpath = metrics_to(&t, "ro-metrics.json");
 	drive(&t, "ro", img, 1, NULL);
 	start(&t, "virtioblk.elf", "mode=ro", 0);
 	expect_done_ok(&t, "VBLK", 30000);
 	vt_expect_serial(&t, "VBLK ro-write-refused PASS\n", 100);
 	vt_expect_serial(&t, "ro=1 flush=0\n", 100); /* Unsafe: no FLUSH (Firecracker) */
+	kill(t.pid, SIGTERM);
+	tc_wait_exit(&t, 10000);
+	line = exit_metrics(mpath); /* the refused write: an IOERR answer */
+	if (mval(line, "block_ro.execute_fails") == 0 || mval(line, "block_ro.write_count") != 0)
+		fail_msg("the refused write is not counted: %s", line);
+	free(line);
 	tc_stop(&t);
 	fd = open(img, O_RDONLY | O_CLOEXEC);
 	assert_int_equal(pread(fd, b, sizeof(b), 0), (ssize_t)sizeof(b));
@@ -334,11 +398,22 @@ static void test_rng_gives_bytes_next_to_a_drive(void **state)
 	const char *img = tmp_file("rng.img", 4096, 0);
 
 	(void)state;
+	const char *mpath;
+	char *line;
+
 	vt_spawn(&t, squib_bin);
+	mpath = metrics_to(&t, "rng-metrics.json");
 	drive(&t, "d0", img, 0, NULL);
 	vt_req(&t, "PUT", "/entropy", "{}", 204);
 	start(&t, "virtiorng.elf", "", 0);
 	expect_done_ok(&t, "VRNG", 30000);
+	kill(t.pid, SIGTERM);
+	tc_wait_exit(&t, 10000);
+	line = exit_metrics(mpath); /* Firecracker's EntropyDeviceMetrics */
+	if (mval(line, "entropy.entropy_bytes") == 0 ||
+	    mval(line, "entropy.entropy_event_count") == 0)
+		fail_msg("the guest's entropy requests are not counted: %s", line);
+	free(line);
 	tc_stop(&t);
 }
 
