@@ -167,17 +167,26 @@ static void uffd_kick(struct fault_src *fs)
 	(void)!write(u->evfd, &one, sizeof(one));
 }
 
-static void uffd_destroy(struct fault_src *fs)
+/* Unregistering wakes every thread waiting in a fault on the range (the
+ * kernel's userfaultfd_unregister); only our own memory is ours to let go. */
+static void uffd_release(struct fault_src *fs)
 {
 	struct uffd_src *u = (struct uffd_src *)fs;
 	sqb_restore *rs = fs->rs;
 
-	if (u->own)
+	if (u->own && u->fd >= 0)
 		for (unsigned int i = 0; i < rs->nrg; i++) {
 			struct uffdio_range r = {.start = rs->rg[i].host, .len = rs->rg[i].size};
 
 			(void)ioctl(u->fd, UFFDIO_UNREGISTER, &r);
 		}
+}
+
+static void uffd_destroy(struct fault_src *fs)
+{
+	struct uffd_src *u = (struct uffd_src *)fs;
+
+	uffd_release(fs);
 	if (u->fd >= 0)
 		close(u->fd);
 	if (u->evfd >= 0)
@@ -193,6 +202,7 @@ static const struct fault_ops uffd_ops = {
     .zero = uffd_zero,
     .wake = uffd_wake,
     .kick = uffd_kick,
+    .release = uffd_release,
     .destroy = uffd_destroy,
 };
 

@@ -654,6 +654,12 @@ void sqb_restore_get_stats(sqb_restore *rs, struct sqb_restore_stats *out)
 	pthread_mutex_unlock(&rs->lock);
 }
 
+void sqb_restore_stop(sqb_restore *rs)
+{
+	if (rs)
+		rs_lazy_halt(rs);
+}
+
 void sqb_restore_free(sqb_restore *rs)
 {
 	if (!rs)

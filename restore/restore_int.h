@@ -51,6 +51,10 @@ struct fault_ops {
 	int (*zero)(struct fault_src *fs, struct rs_range *rg, uint64_t off, uint64_t len);
 	int (*wake)(struct fault_src *fs, uint64_t addr, uint64_t len);
 	void (*kick)(struct fault_src *fs);
+	/* Let go of the memory (unregister): every thread waiting in a fault
+	 * is woken and retries it as a plain access; kick still works until
+	 * destroy.  May be NULL. */
+	void (*release)(struct fault_src *fs);
 	void (*destroy)(struct fault_src *fs); /* unregister and close */
 };
 
@@ -85,6 +89,7 @@ struct sqb_restore {
 	struct fault_src *fs;
 	pthread_t handler;
 	int handler_started;
+	int halted; /* rs_lazy_halt() ran: no thread, memory let go of */
 	pthread_t *workers;
 	unsigned int nworkers;
 	pthread_mutex_t lock;
@@ -167,6 +172,7 @@ void rs_lease_release(sqb_restore *rs);
 
 /* restore_lazy.c */
 int rs_lazy_start(sqb_restore *rs, struct sqb_diag *d);
+void rs_lazy_halt(sqb_restore *rs);
 void rs_lazy_stop(sqb_restore *rs);
 int rs_lazy_fetch(sqb_restore *rs, uint64_t gpa, uint64_t len);
 

@@ -636,8 +636,13 @@ int rs_lazy_fetch(sqb_restore *rs, uint64_t gpa, uint64_t len)
 		       block_missing(
 			   rs, rg, lo - rg->gpa - (lo - rg->gpa) % RS_HPAGE,
 			   ((hi - rg->gpa + RS_HPAGE - 1) / RS_HPAGE - (lo - rg->gpa) / RS_HPAGE) *
-			       RS_HPAGE))
+			       RS_HPAGE)) {
+			if (atomic_load(&rs->stop)) { /* halted: nobody installs it */
+				err = -ECANCELED;
+				break;
+			}
 			pthread_cond_wait(&rs->cond, &rs->lock);
+		}
 		pthread_mutex_unlock(&rs->lock);
 		if (err || (err = atomic_load(&rs->error)))
 			return err;
@@ -737,13 +742,20 @@ static void seal_missing(sqb_restore *rs)
 	}
 }
 
-void rs_lazy_stop(sqb_restore *rs)
+/* Serve no more: join every thread of the restore (a filler in on_done
+ * included), seal the pages that never arrived, then let go of the memory,
+ * which wakes every thread still waiting in a fault there: it retries and
+ * fails (EFAULT in the kernel, SIGSEGV in user space) instead of waiting for
+ * a page nobody will install.  The fault source stays (fetch may still kick
+ * it) until rs_lazy_stop().  Idempotent; the owner's thread only. */
+void rs_lazy_halt(sqb_restore *rs)
 {
-	if (!rs->fs)
+	if (!rs->fs || rs->halted)
 		return;
+	rs->halted = 1;
 	atomic_store(&rs->stop, 1);
 	pthread_mutex_lock(&rs->lock);
-	pthread_cond_broadcast(&rs->cond);
+	pthread_cond_broadcast(&rs->cond); /* fillers waiting for done, fetches */
 	pthread_mutex_unlock(&rs->lock);
 	rs->fs->ops->kick(rs->fs);
 	if (rs->prefetch_started)
@@ -756,6 +768,15 @@ void rs_lazy_stop(sqb_restore *rs)
 	rs->workers = NULL;
 	if (!atomic_load(&rs->done))
 		seal_missing(rs);
+	if (rs->fs->ops->release)
+		rs->fs->ops->release(rs->fs);
+}
+
+void rs_lazy_stop(sqb_restore *rs)
+{
+	if (!rs->fs)
+		return;
+	rs_lazy_halt(rs);
 	rs->fs->ops->destroy(rs->fs);
 	rs->fs = NULL;
 }

@@ -763,7 +763,8 @@ int sqb_vm_stop(sqb_vm *vm)
 	pthread_mutex_lock(&vm->lock);
 	vm_request_stop_locked(vm, SQB_VM_STOP_REQUESTED, -1, 0, 0, "stopped by the VMM");
 	pthread_mutex_unlock(&vm->lock);
-	sqb_snap_uffd_release(vm); /* vCPUs waiting on a page server that never serves */
+	sqb_snap_uffd_release(vm);    /* vCPUs waiting on a page server that never serves */
+	sqb_snap_restore_release(vm); /* ... or on a lazy restore that failed */
 	for (unsigned int i = 0; i < vm->nvcpus; i++) {
 		if (vm->vcpus[i].thread_started) {
 			pthread_join(vm->vcpus[i].thread, NULL);

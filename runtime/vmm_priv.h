@@ -100,6 +100,10 @@ void sqb_vm_fail(struct sqb_vm *vm, enum sqb_vm_stop_reason why, const char *msg
 /* runtime/snapshot/snap_uffd.c: during a stop, let vCPUs blocked on guest
  * memory that a Uffd page server never served leave the kernel. */
 void sqb_snap_uffd_release(struct sqb_vm *vm);
+/* runtime/snapshot/snap_load.c: during a stop, before the vCPUs are joined,
+ * make sure none can wait for a page of a lazy restore (a failed one: at
+ * once; a working one: after 200 ms with a vCPU still in). */
+void sqb_snap_restore_release(struct sqb_vm *vm);
 /* runtime/snapshot/snap_dirty.c: release vm->snap (vCPUs already joined). */
 void sqb_snapstate_free(struct sqb_vm *vm);
 

@@ -160,9 +160,21 @@ void sqb_restore_get_stats(sqb_restore *rs, struct sqb_restore_stats *out);
  * to the snapshot by companion uuid + digest.  Atomic replace of path. */
 int sqb_restore_wset_save(sqb_restore *rs, const char *path);
 
-/* Stop threads and unregister.  Library-made memory is unmapped; the
- * caller's memory stays mapped, with pages that never became resident made
- * PROT_NONE so nothing can read them as zero.  NULL ok. */
+/* LAZY: serve no more, now.  Joins the restore's threads (on_done and
+ * on_error have returned and are not called again), makes the caller's pages
+ * that never became resident PROT_NONE, and unregisters the memory, which
+ * wakes every thread waiting in a fault there: its access fails (EFAULT in
+ * the kernel, SIGSEGV in user space), it never reads zeros and never waits
+ * for ever.  sqb_restore_fetch() fails from then on for pages not resident
+ * (-ECANCELED).  A VMM calls it when it stops the VM, before it joins the
+ * vCPU threads.  Not concurrently with sqb_restore_free(); idempotent; a
+ * no-op for other strategies; NULL ok. */
+void sqb_restore_stop(sqb_restore *rs);
+
+/* Stop threads and unregister (sqb_restore_stop() first if it was not
+ * called).  Library-made memory is unmapped; the caller's memory stays
+ * mapped, with pages that never became resident made PROT_NONE so nothing
+ * can read them as zero.  NULL ok. */
 void sqb_restore_free(sqb_restore *rs);
 
 const char *sqb_restore_strategy_name(enum sqb_restore_strategy st);

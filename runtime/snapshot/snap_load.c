@@ -246,7 +246,8 @@ static int read_records(struct loadctx *c)
 /* From a restore thread: a lazy restore met a bad chunk (the guest can never
  * get that memory), or a mapped file is being changed under the guest.  The
  * VM stops at once with the reason (squib then exits as for any VM failure);
- * the kick takes a vCPU out of a fault that will never be served. */
+ * the kick takes a vCPU out of a fault that will never be served, and where
+ * it does not, sqb_snap_restore_release() does before the vCPU is joined. */
 static void on_restore_error(void *ctx, int err, const struct sqb_diag *d)
 {
 	char buf[300], msg[400];
@@ -256,6 +257,57 @@ static void on_restore_error(void *ctx, int err, const struct sqb_diag *d)
 	sqb_err("%s; stopping the VM", msg);
 	if (ctx)
 		sqb_vm_fail(ctx, SQB_VM_STOP_HOST_ERROR, msg);
+}
+
+/* During sqb_vm_stop(), after the stop request and before the vCPU threads
+ * are joined.  A lazy restore that failed serves no more faults (a failed
+ * restore never wakes a thread onto a page it cannot fill), so a vCPU that
+ * touched a page it had not installed waits in the kernel for ever: the
+ * stop's kick does not always take it out (one was seen re-faulting inside
+ * KVM_RUN with the kick pending), and what releases it, the restore letting
+ * go of the memory, came only in sqb_snapstate_free(), after the join.  A
+ * failed restore is therefore stopped here at once; a working one serves
+ * the vCPUs while they get a moment to leave, and is stopped after it too,
+ * so that no join can wait for one of its pages. */
+void sqb_snap_restore_release(struct sqb_vm *vm)
+{
+	struct sqb_snapstate *ss = vm->snap;
+	uint64_t end = sqb_now_ns() + 200000000ULL;
+	unsigned int alive = 0;
+	int st = 0;
+
+	if (!ss || !ss->rs)
+		return;
+	for (;;) {
+		struct timespec ts;
+
+		st = sqb_restore_wait(ss->rs, 0);
+		if (st && st != -ETIMEDOUT)
+			break; /* failed: none of its missing pages will come */
+		pthread_mutex_lock(&vm->lock);
+		alive = 0;
+		for (unsigned int i = 0; i < vm->nvcpus; i++)
+			alive += vm->vcpus[i].alive ? 1 : 0;
+		if (alive && sqb_now_ns() < end) {
+			clock_gettime(CLOCK_REALTIME, &ts);
+			ts.tv_nsec += 20000000L; /* looks at the restore again */
+			ts.tv_sec += ts.tv_nsec / 1000000000L;
+			ts.tv_nsec %= 1000000000L;
+			pthread_cond_timedwait(&vm->cond, &vm->lock, &ts);
+		}
+		pthread_mutex_unlock(&vm->lock);
+		if (!alive)
+			return; /* every vCPU left: the restore goes with the snapshot state */
+		if (sqb_now_ns() >= end)
+			break;
+	}
+	if (st && st != -ETIMEDOUT)
+		sqb_debug("VM stop: the failed lazy restore lets go of guest memory before the "
+			  "vCPUs are joined");
+	else
+		sqb_warn("VM stop: a vCPU is still running 200 ms after the stop; the lazy restore "
+			 "stops serving guest memory");
+	sqb_restore_stop(ss->rs);
 }
 
 /* A first verified load (AUTO) is complete (from a filler thread, no

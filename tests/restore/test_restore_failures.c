@@ -408,6 +408,59 @@ static void test_killed_handler_gives_no_zero_pages(void **state)
 	munmap(mem, S0 + S1);
 }
 
+/* sqb_restore_stop() (what squib does when it stops the VM, before it joins
+ * the vCPUs): a kernel access waiting for a page nobody serves (here the
+ * handler died; in squib the restore failed) is woken and fails with
+ * EFAULT, never with zeros; a fetch of a missing page fails at once instead
+ * of waiting for ever; resident pages stay; free after it is fine. */
+static void test_stop_releases_a_blocked_access(void **state)
+{
+	struct sqb_restore_opts o = SQB_RESTORE_OPTS_INIT;
+	struct rt_snap *t = &lz4snap;
+	uint8_t *mem, buf[4096];
+	void *host[2];
+	sqb_restore *rs;
+	struct kread k = {0};
+	pthread_t th;
+	int pfd[2];
+	uint64_t a = 3 * 4096, b = S0 - 8 * 4096; /* different blocks */
+
+	(void)state;
+	NEED_UFFD();
+	mem = mmap(NULL, S0 + S1, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	assert_true(mem != MAP_FAILED);
+	host[0] = mem;
+	host[1] = mem + S0;
+	o.strategy = SQB_RESTORE_LAZY;
+	o.flags = SQB_RESTORE_NO_FILL;
+	o.host = host;
+	setenv("SQB_FAULT", "restore_handler_dies", 1);
+	setenv("SQB_FAULT_AFTER", "1", 1);
+	assert_int_equal(sqb_restore_start(&rs, t->s, &o, NULL), 0);
+	assert_memory_equal(mem + a, t->ref[0] + a, 4096); /* served, then it dies */
+	unsetenv("SQB_FAULT");
+	unsetenv("SQB_FAULT_AFTER");
+	assert_int_equal(pipe2(pfd, O_NONBLOCK), 0);
+	k.addr = mem + b;
+	k.pipefd = pfd[1];
+	assert_int_equal(pthread_create(&th, NULL, kernel_reader, &k), 0);
+	sleep_ms(300);
+	assert_int_equal(atomic_load(&k.done), 0);
+	sqb_restore_stop(rs); /* not free: the access is released by the stop */
+	pthread_join(th, NULL);
+	assert_int_equal(k.result, -1);
+	assert_int_equal(k.err, EFAULT);
+	assert_int_equal(read(pfd[0], buf, sizeof(buf)), -1);
+	assert_int_equal(sqb_restore_fetch(rs, b, 4096), -ECANCELED);
+	assert_int_equal(sqb_restore_fetch(rs, a, 4096), 0); /* resident */
+	assert_memory_equal(mem + a, t->ref[0] + a, 4096);
+	sqb_restore_stop(rs); /* idempotent */
+	sqb_restore_free(rs);
+	close(pfd[0]);
+	close(pfd[1]);
+	munmap(mem, S0 + S1);
+}
+
 static void test_corrupt_chunk_found_by_filler(void **state)
 {
 	struct rt_snap t;
@@ -800,6 +853,7 @@ int main(void)
 	    cmocka_unit_test(test_corrupt_chunk_reported_not_served),
 	    cmocka_unit_test(test_corrupt_chunk_found_by_filler),
 	    cmocka_unit_test(test_killed_handler_gives_no_zero_pages),
+	    cmocka_unit_test(test_stop_releases_a_blocked_access),
 	    cmocka_unit_test(test_corrupt_chunk_eager_and_mmap_fail),
 	    cmocka_unit_test(test_signal_mode_corrupt_page_is_fatal),
 	    cmocka_unit_test(test_bad_snapshot_refused_before_mapping),
