@@ -199,5 +199,8 @@ int sqb_pool_create(struct sqb_pool **out, unsigned int threads);
 void sqb_pool_free(struct sqb_pool *p);
 void sqb_pool_run(struct sqb_pool *p, size_t n, void (*fn)(void *ctx, size_t i), void *ctx);
 unsigned int sqb_pool_threads(const struct sqb_pool *p);
+/* The writer's pool, for a page source that decodes in parallel between the
+ * writer's own pool runs (sqb_writer_add_memory_src calls get serially). */
+struct sqb_pool *sqb_writer_pool(sqb_snap_writer *w);
 
 #endif

@@ -62,30 +62,24 @@ struct chain_src {
 	sqb_snap *base;
 	uint8_t *cmp;
 	size_t cmp_cap;
+	/* one batch, cut into sub-ranges decoded on the writer's pool */
+	struct sqb_pool *pool;
+	uint64_t bgpa;
+	uint32_t bn, sub;
+	uint8_t *buf, *kinds;
+	int *errs;
+	size_t errs_cap;
 };
 
-static int chain_get(void *ctx, uint64_t first, uint32_t n, const void **data, void *scratch,
-		     uint8_t *kinds)
+/* Compare decoded pages [gpa, +n) with the base: equal pages become PARENT. */
+static int chain_cmp(struct chain_src *c, uint64_t gpa, uint32_t n, uint8_t *buf, uint8_t *kinds,
+		     uint8_t *cmp)
 {
-	struct chain_src *c = ctx;
 	uint32_t gps = c->top->info.guest_page_size;
-	uint64_t gpa = c->gpa + first * gps;
-	uint8_t *buf = scratch;
 	int err;
 
-	*data = scratch;
-	if ((err = chain_fill(c->top, c->stop, gpa, n, buf, kinds)))
-		return err;
-	if (!c->base)
-		return 0;
-	if ((size_t)n * gps > c->cmp_cap) {
-		free(c->cmp);
-		c->cmp_cap = (size_t)n * gps;
-		if (!(c->cmp = malloc(c->cmp_cap)))
-			return -ENOMEM;
-	}
 	/* one batched read of the base when the range lies in one of its regions */
-	if (sqb_snap_read(c->base, gpa, c->cmp, (size_t)n * gps, NULL) == 0) {
+	if (sqb_snap_read(c->base, gpa, cmp, (size_t)n * gps, NULL) == 0) {
 		for (uint32_t i = 0; i < n; i++) {
 			uint8_t *mine = buf + (size_t)i * gps;
 
@@ -93,7 +87,7 @@ static int chain_get(void *ctx, uint64_t first, uint32_t n, const void **data, v
 				continue;
 			if (kinds[i] == SQB_PAGE_ZERO)
 				memset(mine, 0, gps);
-			if (!memcmp(mine, c->cmp + (size_t)i * gps, gps))
+			if (!memcmp(mine, cmp + (size_t)i * gps, gps))
 				kinds[i] = SQB_PAGE_PARENT;
 		}
 		return 0;
@@ -103,16 +97,71 @@ static int chain_get(void *ctx, uint64_t first, uint32_t n, const void **data, v
 
 		if (kinds[i] == SQB_PAGE_PARENT)
 			continue;
-		err = sqb_snap_read(c->base, gpa + (uint64_t)i * gps, c->cmp, gps, NULL);
+		err = sqb_snap_read(c->base, gpa + (uint64_t)i * gps, cmp, gps, NULL);
 		if (err == -SQB_ENOTFOUND)
 			continue; /* memory the base does not have: keep it */
 		if (err)
 			return err;
 		if (kinds[i] == SQB_PAGE_ZERO)
 			memset(mine, 0, gps);
-		if (!memcmp(mine, c->cmp, gps))
+		if (!memcmp(mine, cmp, gps))
 			kinds[i] = SQB_PAGE_PARENT;
 	}
+	return 0;
+}
+
+/* Pool task: sub-range k of the batch (readers are thread-safe). */
+static void chain_task(void *ctx, size_t k)
+{
+	struct chain_src *c = ctx;
+	uint32_t gps = c->top->info.guest_page_size;
+	uint32_t lo = (uint32_t)k * c->sub, n = c->bn - lo < c->sub ? c->bn - lo : c->sub;
+	uint64_t gpa = c->bgpa + (uint64_t)lo * gps;
+	uint8_t *buf = c->buf + (size_t)lo * gps, *kinds = c->kinds + lo;
+	int err = chain_fill(c->top, c->stop, gpa, n, buf, kinds);
+
+	if (!err && c->base)
+		err = chain_cmp(c, gpa, n, buf, kinds, c->cmp + (size_t)lo * gps);
+	c->errs[k] = err;
+}
+
+static int chain_get(void *ctx, uint64_t first, uint32_t n, const void **data, void *scratch,
+		     uint8_t *kinds)
+{
+	struct chain_src *c = ctx;
+	uint32_t gps = c->top->info.guest_page_size;
+	size_t ntask;
+
+	*data = scratch;
+	if (c->base && (size_t)n * gps > c->cmp_cap) {
+		free(c->cmp);
+		c->cmp_cap = (size_t)n * gps;
+		if (!(c->cmp = malloc(c->cmp_cap)))
+			return -ENOMEM;
+	}
+	/* sub-ranges of 1 MiB of guest memory, the largest chunk a writer may
+	 * cut ([F-36]), aligned to the region: no chunk is decoded twice */
+	c->sub = SQB_MAX_CHUNK / gps;
+	c->bgpa = c->gpa + first * gps;
+	c->bn = n;
+	c->buf = scratch;
+	c->kinds = kinds;
+	ntask = (n + c->sub - 1) / c->sub;
+	if (ntask > c->errs_cap) {
+		free(c->errs);
+		c->errs_cap = ntask;
+		if (!(c->errs = malloc(ntask * sizeof(int))))
+			return -ENOMEM;
+	}
+	if (c->pool && ntask > 1) {
+		sqb_pool_run(c->pool, ntask, chain_task, c);
+	} else {
+		for (size_t k = 0; k < ntask; k++)
+			chain_task(c, k);
+	}
+	for (size_t k = 0; k < ntask; k++)
+		if (c->errs[k])
+			return c->errs[k]; /* the first in guest order */
 	return 0;
 }
 
@@ -139,12 +188,13 @@ static int ops_write(const char *out, sqb_snap *top, const sqb_snap *stop, sqb_s
 		     struct sqb_digest *digest)
 {
 	sqb_snap_writer *w;
-	struct chain_src c = { top, stop, 0, base, NULL, 0 };
+	struct chain_src c = { .top = top, .stop = stop, .base = base };
 	struct sqb_page_source src = { chain_get, &c };
 	int err;
 
 	if ((err = sqb_writer_open(&w, out, opts)))
 		return err;
+	c.pool = sqb_writer_pool(w);
 	for (unsigned int r = 0; r < top->nregions && !err; r++) {
 		c.gpa = top->regions[r].gpa;
 		err = sqb_writer_add_memory_src(w, c.gpa, top->regions[r].size, &src);
@@ -155,6 +205,7 @@ static int ops_write(const char *out, sqb_snap *top, const sqb_snap *stop, sqb_s
 		err = sqb_writer_finish(w, uuid, digest);
 	sqb_writer_free(w);
 	free(c.cmp);
+	free(c.errs);
 	return err;
 }
 

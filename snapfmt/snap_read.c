@@ -75,16 +75,17 @@ static int decode_stored_prefix(sqb_snap *s, unsigned int r, const struct sqb_ex
 				uint8_t *dst, size_t want, struct sqb_diag *diag)
 {
 	size_t bytes = (size_t)e->page_count * s->info.guest_page_size;
-	char name[32];
+	char name[32] = "";
 	struct scratch *sc;
 	int err;
 
-	snprintf(name, sizeof(name), "DATA/PIDX[%u]", r);
+	/* the section name only matters for a diagnostic: no snprintf per extent */
+#define NAME() (snprintf(name, sizeof(name), "DATA/PIDX[%u]", r), name)
 	if (e->kind == SQB_EXT_RAW) {
 		if ((err = sqb_pread_full(s->dfd, dst, bytes, e->data)))
-			return sqb_diag_set(diag, err, e->data, name, "cannot read RAW extent");
+			return sqb_diag_set(diag, err, e->data, NAME(), "cannot read RAW extent");
 		if (sqb_xxh64(dst, bytes) != e->checksum)
-			return sqb_diag_set(diag, -SQB_ECHECKSUM, e->data, name,
+			return sqb_diag_set(diag, -SQB_ECHECKSUM, e->data, NAME(),
 					    "RAW extent for page %llu: checksum mismatch",
 					    (unsigned long long)e->first_page);
 		return 0;
@@ -93,17 +94,18 @@ static int decode_stored_prefix(sqb_snap *s, unsigned int r, const struct sqb_ex
 	if (!sc)
 		return -ENOMEM;
 	if ((err = sqb_pread_full(s->dfd, sc->in, e->stored_len, e->data)))
-		return sqb_diag_set(diag, err, e->data, name, "cannot read compressed extent");
+		return sqb_diag_set(diag, err, e->data, NAME(), "cannot read compressed extent");
 	/* [F-23] integrity before the decoder sees a byte */
 	if (sqb_xxh64(sc->in, e->stored_len) != e->checksum)
-		return sqb_diag_set(diag, -SQB_ECHECKSUM, e->data, name,
+		return sqb_diag_set(diag, -SQB_ECHECKSUM, e->data, NAME(),
 				    "compressed extent for page %llu: checksum mismatch",
 				    (unsigned long long)e->first_page);
 	if (sqb_codec_decompress_prefix(e->codec, sc->in, e->stored_len, dst, bytes, want,
 					&sc->dctx))
-		return sqb_diag_set(diag, -SQB_ECODEC, e->data, name,
+		return sqb_diag_set(diag, -SQB_ECODEC, e->data, NAME(),
 				    "%s chunk for page %llu does not decode to %zu bytes",
 				    sqb_codec_name(e->codec), (unsigned long long)e->first_page, bytes);
+#undef NAME
 	return 0;
 }
 

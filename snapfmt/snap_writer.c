@@ -212,6 +212,11 @@ int sqb_writer_set_companion(sqb_snap_writer *w, const struct sqb_uuid *uuid,
 	return 0;
 }
 
+struct sqb_pool *sqb_writer_pool(sqb_snap_writer *w)
+{
+	return w->pool;
+}
+
 const char *sqb_writer_temp_path(const sqb_snap_writer *w)
 {
 	return w && w->finished && w->o.defer_commit ? w->af.tmp : NULL;

@@ -222,6 +222,18 @@ int sqb_snap_extent_decode(sqb_snap *s, unsigned int r, const struct sqb_extent 
  * The range must lie inside one region. */
 int sqb_snap_read(sqb_snap *s, uint64_t gpa, void *buf, size_t len, struct sqb_diag *diag);
 
+/* Compare guest pages [gpa, gpa + npages pages) of a and b (inside one region
+ * of each): differs[i] = 1 where page i's bytes differ, else 0.  Pages with
+ * skip[i] != 0 (skip may be NULL) are taken as equal without reading.  ZERO
+ * against ZERO, and RAW/COMPRESSED extents with the same pages, kind, codec,
+ * length and checksum whose stored bytes are identical, are equal without
+ * decoding (the stored bytes are read and checksum-verified); all else is
+ * decoded as by sqb_snap_read and compared byte by byte.  threads: 0 = one per
+ * core.  On error *side says which snapshot (0 = a, 1 = b) the diag is about. */
+int sqb_snap_compare(sqb_snap *a, sqb_snap *b, uint64_t gpa, uint64_t npages,
+		     const uint8_t *skip, uint8_t *differs, unsigned int threads, int *side,
+		     struct sqb_diag *diag);
+
 /* [F-46] Check that state and mem are the two files of one snapshot (each
  * names the other's uuid; the state file names the memory file's digest). */
 int sqb_snap_check_pair(const sqb_snap *state, const sqb_snap *mem, struct sqb_diag *diag);

@@ -635,6 +635,84 @@ static void test_corrupt_and_truncated_inputs(void **state)
 	assert_contains("err.txt", "warning");
 }
 
+/* diff's shortcuts (sqb_snap_compare): identical stored extents and ZERO
+ * pages are equal without decoding; the same pages in other codecs compare
+ * equal byte by byte; one changed byte in an extent whose layout, codec and
+ * length match is still found; a damaged stored extent in an otherwise
+ * identical file is a checksum error, never "identical". */
+static void test_diff_shortcuts_stay_exact(void **state)
+{
+	const size_t size = 8u << 20;
+	uint8_t *a = malloc(size);
+	uint64_t s = 7;
+
+	(void)state;
+	for (size_t i = 0; i < size; i += 8) {
+		s = s * 6364136223846793005ull + 1442695040888963407ull;
+		memcpy(a + i, &s, 8);
+		if ((i / 4096) % 5 == 0)
+			memset(a + i, 0, 8); /* ZERO pages */
+		else if ((i / 4096) % 5 == 1)
+			memset(a + i, (int)(i >> 12) & 0xff, 4); /* compressible */
+	}
+	write_raw("sa.raw", a, size);
+	a[3 * 4096 + 77] ^= 1; /* one byte of one page */
+	write_raw("sb.raw", a, size);
+	free(a);
+	assert_int_equal(snap("import --memory sa.raw -o SL.sqb --codec lz4"), 0);
+	assert_int_equal(snap("import --memory sa.raw -o SL2.sqb --codec lz4"), 0);
+	assert_int_equal(snap("import --memory sa.raw -o SZ.sqb --codec zstd"), 0);
+	assert_int_equal(snap("import --memory sa.raw -o SN.sqb --codec none"), 0);
+	assert_int_equal(snap("import --memory sb.raw -o TL.sqb --codec lz4"), 0);
+	assert_int_equal(snap("import --memory sb.raw -o TN.sqb --codec none"), 0);
+	/* same content: identical stored bytes, or other codecs */
+	{
+		static const char *const same[][2] = {
+		    {"SL.sqb", "SL2.sqb"}, {"SL.sqb", "SZ.sqb"}, {"SN.sqb", "SL.sqb"}, {"SZ.sqb", "SN.sqb"}};
+
+		for (size_t i = 0; i < sizeof(same) / sizeof(same[0]); i++) {
+			yajl_val v;
+
+			assert_int_equal(snap("diff %s %s --json", same[i][0], same[i][1]), 0);
+			v = json_out();
+			assert_int_equal(YAJL_GET_INTEGER(jget(v, "memory", "changed_pages", NULL)), 0);
+			assert_int_equal(YAJL_GET_INTEGER(jget(v, "memory", "compared_pages", NULL)),
+					 (long long)(size / 4096));
+			yajl_tree_free(v);
+		}
+	}
+	/* one byte: found whatever the codecs (same layout and length for none) */
+	{
+		static const char *const one[][2] = {
+		    {"SN.sqb", "TN.sqb"}, {"SL.sqb", "TL.sqb"}, {"SZ.sqb", "TL.sqb"}, {"TN.sqb", "SL.sqb"}};
+
+		for (size_t i = 0; i < sizeof(one) / sizeof(one[0]); i++) {
+			yajl_val v, r;
+
+			assert_int_equal(snap("diff %s %s --json", one[i][0], one[i][1]), 0);
+			v = json_out();
+			assert_int_equal(YAJL_GET_INTEGER(jget(v, "memory", "changed_pages", NULL)), 1);
+			r = jget(v, "memory", "ranges", NULL);
+			assert_int_equal(YAJL_GET_ARRAY(r)->len, 1);
+			assert_int_equal(YAJL_GET_INTEGER(jget(jidx(r, 0), "gpa", NULL, NULL)), 3 * 4096);
+			yajl_tree_free(v);
+		}
+	}
+	/* damaged stored bytes, index untouched: a checksum error on either side */
+	corrupt_at("SL2.sqb", "SLbad.sqb", data_offset("SL2.sqb"), 0);
+	assert_int_equal(snap("diff SL.sqb SLbad.sqb"), 1);
+	assert_contains("err.txt", "checksum mismatch");
+	assert_contains("err.txt", "SLbad.sqb");
+	assert_int_equal(snap("diff SLbad.sqb SL.sqb"), 1);
+	assert_contains("err.txt", "checksum mismatch");
+	/* (a copy with the same identity would be the same file: diff takes
+	 * equal digests as equal memory) */
+	assert_int_equal(snap("import --memory sa.raw -o SN2.sqb --codec none"), 0);
+	corrupt_at("SN2.sqb", "SNbad.sqb", data_offset("SN2.sqb"), 0);
+	assert_int_equal(snap("diff SN.sqb SNbad.sqb"), 1);
+	assert_contains("err.txt", "checksum mismatch");
+}
+
 /* Damage anywhere (one byte at 48 spread offsets, 12 truncation points):
  * every command fails cleanly with 1 or succeeds, never crashes. */
 static void test_damage_anywhere_fails_cleanly(void **state)
@@ -894,6 +972,7 @@ int main(int argc, char **argv)
 	    cmocka_unit_test(test_merge_refusals_leave_no_output),
 	    cmocka_unit_test(test_json_fields),
 	    cmocka_unit_test(test_corrupt_and_truncated_inputs),
+	    cmocka_unit_test(test_diff_shortcuts_stay_exact),
 	    cmocka_unit_test(test_damage_anywhere_fails_cleanly),
 	    cmocka_unit_test(test_usage_errors_exit_2),
 	    cmocka_unit_test(test_pair_and_repack),

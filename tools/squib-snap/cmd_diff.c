@@ -4,14 +4,13 @@
  * controller records, devices, config and metadata; --output writes B as a
  * diff snapshot on A (sqb_snap_write_diff). */
 #include <getopt.h>
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "snaptool.h"
 
 #define TEXT_RANGES 16
-#define RUN_PAGES   1024u /* pages compared per read */
+#define RUN_PAGES   65536u /* pages per sqb_snap_compare call */
 
 struct dx {
 	sqb_snap *a, *b;
@@ -21,7 +20,7 @@ struct dx {
 	unsigned int changes; /* differences other than memory */
 	/* memory */
 	uint64_t changed, compared, nranges, rstart, rlen;
-	uint8_t *ba, *bb, *same;
+	uint8_t *diff, *same;
 };
 
 static const char *arrow = "\xe2\x86\x92"; /* → */
@@ -94,52 +93,9 @@ static int inherited(const sqb_snap *s, const struct sqb_digest *a, uint64_t gpa
 	return 0;
 }
 
-struct side_read {
-	sqb_snap *s;
-	uint64_t gpa;
-	size_t len;
-	uint8_t *buf;
-	struct sqb_diag d;
-	int err;
-};
-
-static void *side_read_run(void *arg)
-{
-	struct side_read *r = arg;
-
-	r->err = sqb_snap_read(r->s, r->gpa, r->buf, r->len, &r->d);
-	return NULL;
-}
-
-/* Decode the run from A on a helper thread while this thread decodes B
- * (readers are thread-safe); decoding, not I/O, is what a diff waits for. */
-static int compare_run(struct dx *x, uint64_t gpa, uint32_t n)
-{
-	uint32_t gps = x->bi->guest_page_size;
-	struct side_read ra = {x->a, gpa, (size_t)n * gps, x->ba, {0}, 0};
-	struct side_read rb = {x->b, gpa, (size_t)n * gps, x->bb, {0}, 0};
-	pthread_t t;
-	int threaded = n >= 64 && pthread_create(&t, NULL, side_read_run, &ra) == 0;
-
-	if (!threaded)
-		side_read_run(&ra);
-	side_read_run(&rb);
-	if (threaded)
-		pthread_join(t, NULL);
-	if (ra.err)
-		return st_fail_diag(sqb_snap_path(x->a), ra.err, &ra.d);
-	if (rb.err)
-		return st_fail_diag(sqb_snap_path(x->b), rb.err, &rb.d);
-	for (uint32_t i = 0; i < n; i++)
-		if (memcmp(x->ba + (size_t)i * gps, x->bb + (size_t)i * gps, gps)) {
-			page_changed(x, gpa + (uint64_t)i * gps);
-			x->changed++;
-		}
-	x->compared += n;
-	return 0;
-}
-
-/* Compare [lo, hi), which lies in one region of each snapshot. */
+/* Compare [lo, hi), which lies in one region of each snapshot, block by
+ * block on every core (sqb_snap_compare: identical stored extents and ZERO
+ * against ZERO are equal without decoding, all else is compared bytewise). */
 static int compare_span(struct dx *x, uint64_t lo, uint64_t hi)
 {
 	uint32_t gps = x->bi->guest_page_size;
@@ -147,23 +103,20 @@ static int compare_span(struct dx *x, uint64_t lo, uint64_t hi)
 	for (uint64_t gpa = lo; gpa < hi;) {
 		uint32_t n =
 		    (hi - gpa) / gps < RUN_PAGES ? (uint32_t)((hi - gpa) / gps) : RUN_PAGES;
-		int rc;
+		struct sqb_diag d;
+		int side, err;
 
+		/* pages B inherits from A through its parent chain: not read */
 		inherited(x->b, &x->ai->digest, gpa, n, x->same);
-		for (uint32_t i = 0; i < n;) {
-			uint32_t j = i;
-
-			if (x->same[i]) {
-				x->compared++;
-				i++;
-				continue;
+		err = sqb_snap_compare(x->a, x->b, gpa, n, x->same, x->diff, 0, &side, &d);
+		if (err)
+			return st_fail_diag(sqb_snap_path(side ? x->b : x->a), err, &d);
+		for (uint32_t i = 0; i < n; i++)
+			if (x->diff[i]) {
+				page_changed(x, gpa + (uint64_t)i * gps);
+				x->changed++;
 			}
-			while (j < n && !x->same[j])
-				j++;
-			if ((rc = compare_run(x, gpa + (uint64_t)i * gps, j - i)))
-				return rc;
-			i = j;
-		}
+		x->compared += n;
 		gpa += (uint64_t)n * gps;
 	}
 	return 0;
@@ -241,10 +194,9 @@ static int diff_memory(struct dx *x)
 	} else {
 		printf("memory:\n");
 	}
-	x->ba = malloc((size_t)RUN_PAGES * gps);
-	x->bb = malloc((size_t)RUN_PAGES * gps);
+	x->diff = malloc(RUN_PAGES);
 	x->same = malloc(RUN_PAGES);
-	if (!x->ba || !x->bb || !x->same)
+	if (!x->diff || !x->same)
 		return st_fail(ST_FAIL, "out of memory");
 	for (unsigned int r = 0; r < sqb_snap_region_count(x->b); r++) {
 		struct sqb_region rb;
@@ -841,8 +793,7 @@ int cmd_diff(int argc, char **argv)
 		rc = st_fail(ST_FAIL, "cannot write output");
 	if (!rc && wo.out)
 		rc = write_diff(&x, &wo);
-	free(x.ba);
-	free(x.bb);
+	free(x.diff);
 	free(x.same);
 	sqb_snap_free(x.a);
 	sqb_snap_free(x.b);
