@@ -1064,6 +1064,25 @@ static void vsock_restored(sqb_vio_dev *dev)
 	sqb_vio_process_locked(dev, Q_TX); /* runs RX after it */
 }
 
+/* The driver reset the device (Status 0: unbind, reboot): every connection
+ * ends (host clients see EOF), nothing queued for the old rings survives,
+ * as Firecracker's muxer reset; the listener stays, so a host client may
+ * connect again once a driver is back. */
+static void vsock_reset(sqb_vio_dev *dev)
+{
+	struct vsock *v = dev->priv;
+
+	for (unsigned int i = 0; i < v->nconns; i++)
+		if (v->conns[i]->fd >= 0)
+			sqb_debug("vsock %s: device reset by the driver: closing host connection "
+				  "%u <-> guest port %u",
+				  v->path, v->conns[i]->hport, v->conns[i]->gport);
+	drop_all(v);
+	v->reset_pending = false;
+	v->accept_retry = false;
+	rearm(v);
+}
+
 static void vsock_free(sqb_vio_dev *dev)
 {
 	struct vsock *v = dev->priv;
@@ -1093,6 +1112,7 @@ static const struct sqb_vio_ops vsock_ops = {
     .free = vsock_free,
     .quiesce = vsock_quiesce,
     .restored = vsock_restored,
+    .reset = vsock_reset,
 };
 
 static int fail(struct sqb_diag *d, int rc, const char *reason)

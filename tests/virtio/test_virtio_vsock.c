@@ -769,6 +769,37 @@ static void test_accept_out_of_fds(void **state)
 		close(hs[i]);
 }
 
+/* The driver resets the device (Status 0, e.g. an unbind and rebind of
+ * vmw_vsock_virtio_transport, Firecracker's test_device_reset): every
+ * connection ends, its host client sees EOF, nothing of it reaches the new
+ * rings, and a new host connection works through the same uds_path. */
+static void test_device_reset_drops_connections(void **state)
+{
+	struct vs *t = *state;
+	struct pkt *p = malloc(sizeof(*p));
+	int hs, hs2;
+
+	host_open(t, &hs, 1500);
+	assert_int_equal(sqb_vio_vsock_num_conns(t->dev), 1);
+	assert_int_equal(mq_init(&t->d, &t->e, t->dev, 3, 64, 0) & SQB_VIO_S_DRIVER_OK,
+			 SQB_VIO_S_DRIVER_OK);
+	assert_int_equal(sqb_vio_vsock_num_conns(t->dev), 0);
+	assert_true(host_closed(hs));
+	for (unsigned int i = 0; i < NRX; i++)
+		rx_post(t);
+	ev_post(t);
+	sqb_vio_queue_notify(t->dev, 0);
+	sqb_vio_queue_notify(t->dev, 2);
+	pump(t);
+	assert_false(rx_get(t, p)); /* no RST, no SHUTDOWN of the old connection */
+	assert_false(mq_used(&t->d, 2, &(uint32_t){0}, &(uint32_t){0})); /* no TRANSPORT_RESET */
+	host_open(t, &hs2, 1501);
+	assert_int_equal(sqb_vio_vsock_num_conns(t->dev), 1);
+	close(hs);
+	close(hs2);
+	free(p);
+}
+
 static void test_hostile_headers(void **state)
 {
 	struct vs *t = *state;
@@ -1348,6 +1379,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_credit_request_repeats, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_shutdown_timeout, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_accept_out_of_fds, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_device_reset_drops_connections, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_guest_initiated, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_credit_host_to_guest, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_credit_guest_to_host, setup, teardown),
