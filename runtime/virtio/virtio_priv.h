@@ -59,6 +59,14 @@ int sqb_vq_push(struct sqb_vq *q, const struct sqb_vio_mem *mem, uint16_t head, 
 /* With EVENT_IDX: publish avail_event = next_avail and report whether new
  * buffers arrived meanwhile (1), so the caller loops again. */
 int sqb_vq_enable_notify(struct sqb_vq *q, const struct sqb_vio_mem *mem, const char **why);
+/* The driver's avail idx now (*idx), and a notify asked for as soon as it
+ * moves on (EVENT_IDX: avail_event = that idx; without it every add
+ * notifies).  0 or -SQB_ECORRUPT with *why. */
+int sqb_vq_watch_avail(struct sqb_vq *q, const struct sqb_vio_mem *mem, uint16_t *idx,
+		       const char **why);
+/* The driver's avail idx now. */
+int sqb_vq_avail_idx(struct sqb_vq *q, const struct sqb_vio_mem *mem, uint16_t *idx,
+		     const char **why);
 /* Whether the driver wants an interrupt for what was pushed since the last
  * decision (EVENT_IDX used_event, or avail flags NO_INTERRUPT). */
 bool sqb_vq_should_signal(struct sqb_vq *q, const struct sqb_vio_mem *mem);

@@ -251,6 +251,26 @@ int sqb_vq_enable_notify(struct sqb_vq *q, const struct sqb_vio_mem *mem, const 
 	return avail_idx != q->next_avail;
 }
 
+int sqb_vq_avail_idx(struct sqb_vq *q, const struct sqb_vio_mem *mem, uint16_t *idx,
+		     const char **why)
+{
+	if (rd16(mem, q->avail + 2, idx))
+		return bad(why, "driver area (avail ring) outside guest RAM");
+	return 0;
+}
+
+int sqb_vq_watch_avail(struct sqb_vq *q, const struct sqb_vio_mem *mem, uint16_t *idx,
+		       const char **why)
+{
+	if (rd16(mem, q->avail + 2, idx))
+		return bad(why, "driver area (avail ring) outside guest RAM");
+	if (q->event_idx && wr16(mem, q->used + 4 + 8ull * q->num, *idx))
+		return bad(why, "device area (used ring) outside guest RAM");
+	/* the avail_event store before any later load of avail idx (2.7.10) */
+	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+	return 0;
+}
+
 bool sqb_vq_should_signal(struct sqb_vq *q, const struct sqb_vio_mem *mem)
 {
 	uint16_t old = q->signalled_used, now = q->next_used, ev, flags;

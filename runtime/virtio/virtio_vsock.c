@@ -35,6 +35,7 @@
 #define KILL_NS		(2000ull * 1000000ull)
 #define CREQ_RETRY_NS	(1000ull * 1000000ull)
 #define ACCEPT_RETRY_NS (100ull * 1000000ull)
+#define EV_ACK_NS	(2000ull * 1000000ull)
 
 enum cstate {
 	C_LINE, /* host socket accepted, waiting for "CONNECT <port>\n" */
@@ -94,6 +95,15 @@ struct vsock {
 	unsigned int rst_head, rst_n;
 	uint32_t next_port;
 	bool reset_pending;
+	/* A TRANSPORT_RESET is in the used ring but the driver has not acted
+	 * on it (it re-posts the event buffer after resetting its sockets):
+	 * RX waits, or a new connection's REQUEST could be reset by the
+	 * event's handling (Firecracker's pending_event_ack, the post-restore
+	 * connect storm).  Opens on the driver's next event-queue post, or
+	 * after EV_ACK_NS. */
+	bool ev_ack_wait;
+	uint16_t ev_avail;  /* event queue avail idx when the reset went out */
+	uint64_t ev_ack_at; /* CLOCK_MONOTONIC ns: give up waiting */
 	uint64_t saved_cid; /* from the last restored state (informational) */
 	uint8_t scratch[SQB_VSOCK_MAX_PKT];
 };
@@ -683,6 +693,9 @@ static void rearm(struct vsock *v)
 	struct itimerspec it = {{0, 0}, {0, 0}};
 	uint64_t at = v->accept_retry ? v->accept_at : 0;
 
+	if (v->ev_ack_wait && (!at || v->ev_ack_at < at))
+		at = v->ev_ack_at;
+
 	for (unsigned int i = 0; i < v->nconns; i++) {
 		const struct vconn *c = v->conns[i];
 		uint64_t t = 0;
@@ -716,6 +729,12 @@ static void timers(struct vsock *v)
 		v->accept_retry = false;
 		accept_all(v);
 	}
+	if (v->ev_ack_wait && now >= v->ev_ack_at) {
+		sqb_debug("vsock %s: the driver did not re-post an event buffer within 2 s of "
+			  "the transport reset: RX goes on",
+			  v->path);
+		v->ev_ack_wait = false;
+	}
 	for (unsigned int i = 0; i < v->nconns; i++) {
 		struct vconn *c = v->conns[i];
 
@@ -738,6 +757,10 @@ static int rx_fill(sqb_vio_dev *dev, const char **why)
 	bool pushed = false;
 	int rc = 0;
 
+	if (v->ev_ack_wait) { /* the driver has not handled the reset yet */
+		rearm(v);
+		return 0;
+	}
 	while (have_work(v)) {
 		uint32_t used;
 
@@ -820,6 +843,17 @@ static int ev_fill(sqb_vio_dev *dev, const char **why)
 	uint8_t id[4] = {SQB_VSOCK_EVENT_TRANSPORT_RESET, 0, 0, 0};
 	int rc;
 
+	if (v->ev_ack_wait) {
+		uint16_t idx;
+
+		rc = sqb_vq_avail_idx(q, &dev->host.mem, &idx, why);
+		if (rc < 0)
+			return rc;
+		if (idx != v->ev_avail) { /* re-posted: the reset was handled */
+			v->ev_ack_wait = false;
+			sqb_vio_process_locked(dev, Q_RX);
+		}
+	}
 	if (!v->reset_pending)
 		return 0;
 	/* No event buffer: ask for the driver's next one (avail_event, 2.7.10)
@@ -841,6 +875,12 @@ static int ev_fill(sqb_vio_dev *dev, const char **why)
 	if (rc < 0)
 		return rc;
 	v->reset_pending = false;
+	rc = sqb_vq_watch_avail(q, &dev->host.mem, &v->ev_avail, why);
+	if (rc < 0)
+		return rc;
+	v->ev_ack_wait = true;
+	v->ev_ack_at = mono_ns() + EV_ACK_NS;
+	rearm(v);
 	sqb_vio_signal_used(dev, Q_EV);
 	return 0;
 }
@@ -1079,6 +1119,7 @@ static void vsock_reset(sqb_vio_dev *dev)
 				  v->path, v->conns[i]->hport, v->conns[i]->gport);
 	drop_all(v);
 	v->reset_pending = false;
+	v->ev_ack_wait = false;
 	v->accept_retry = false;
 	rearm(v);
 }
