@@ -35,7 +35,6 @@
 #define KILL_NS		(2000ull * 1000000ull)
 #define CREQ_RETRY_NS	(1000ull * 1000000ull)
 #define ACCEPT_RETRY_NS (100ull * 1000000ull)
-#define EV_ACK_NS	(2000ull * 1000000ull)
 
 enum cstate {
 	C_LINE, /* host socket accepted, waiting for "CONNECT <port>\n" */
@@ -99,11 +98,11 @@ struct vsock {
 	 * on it (it re-posts the event buffer after resetting its sockets):
 	 * RX waits, or a new connection's REQUEST could be reset by the
 	 * event's handling (Firecracker's pending_event_ack, the post-restore
-	 * connect storm).  Opens on the driver's next event-queue post, or
-	 * after EV_ACK_NS. */
+	 * connect storm).  Opens on the driver's next event-queue post, and
+	 * only then, as Firecracker's: no timer, since a VM loaded paused
+	 * may wait any time before its driver runs. */
 	bool ev_ack_wait;
-	uint16_t ev_avail;  /* event queue avail idx when the reset went out */
-	uint64_t ev_ack_at; /* CLOCK_MONOTONIC ns: give up waiting */
+	uint16_t ev_avail; /* event queue avail idx when the reset went out */
 	uint64_t saved_cid; /* from the last restored state (informational) */
 	uint8_t scratch[SQB_VSOCK_MAX_PKT];
 };
@@ -693,9 +692,6 @@ static void rearm(struct vsock *v)
 	struct itimerspec it = {{0, 0}, {0, 0}};
 	uint64_t at = v->accept_retry ? v->accept_at : 0;
 
-	if (v->ev_ack_wait && (!at || v->ev_ack_at < at))
-		at = v->ev_ack_at;
-
 	for (unsigned int i = 0; i < v->nconns; i++) {
 		const struct vconn *c = v->conns[i];
 		uint64_t t = 0;
@@ -729,12 +725,7 @@ static void timers(struct vsock *v)
 		v->accept_retry = false;
 		accept_all(v);
 	}
-	if (v->ev_ack_wait && now >= v->ev_ack_at) {
-		sqb_debug("vsock %s: the driver did not re-post an event buffer within 2 s of "
-			  "the transport reset: RX goes on",
-			  v->path);
-		v->ev_ack_wait = false;
-	}
+
 	for (unsigned int i = 0; i < v->nconns; i++) {
 		struct vconn *c = v->conns[i];
 
@@ -757,10 +748,8 @@ static int rx_fill(sqb_vio_dev *dev, const char **why)
 	bool pushed = false;
 	int rc = 0;
 
-	if (v->ev_ack_wait) { /* the driver has not handled the reset yet */
-		rearm(v);
+	if (v->ev_ack_wait) /* the driver has not handled the reset yet */
 		return 0;
-	}
 	while (have_work(v)) {
 		uint32_t used;
 
@@ -879,8 +868,6 @@ static int ev_fill(sqb_vio_dev *dev, const char **why)
 	if (rc < 0)
 		return rc;
 	v->ev_ack_wait = true;
-	v->ev_ack_at = mono_ns() + EV_ACK_NS;
-	rearm(v);
 	sqb_vio_signal_used(dev, Q_EV);
 	return 0;
 }
