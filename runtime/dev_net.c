@@ -14,6 +14,7 @@
 struct net_arg {
 	int tap_fd; /* ours until the device dup()s it */
 	int has_mac, has_rx, has_tx;
+	uint16_t mtu;
 	uint8_t mac[6];
 	struct sqb_vio_rl_config rx, tx;
 };
@@ -28,6 +29,7 @@ static int net_create(void *arg, sqb_vio_dev **out, const struct sqb_vio_host *h
 	o.mac = a->has_mac ? a->mac : NULL;
 	o.rx_rate_limiter = a->has_rx ? &a->rx : NULL;
 	o.tx_rate_limiter = a->has_tx ? &a->tx : NULL;
+	o.mtu = a->mtu;
 	return sqb_vio_net_new(out, host, &o, diag);
 }
 
@@ -95,6 +97,7 @@ int sqb_vdev_add_net(sqb_vm *vm, const struct sqb_vdev_net_cfg *cfg, struct sqb_
 		memcpy(a->mac, cfg->mac, 6);
 		a->has_mac = 1;
 	}
+	a->mtu = cfg->mtu;
 	if (cfg->rx_rate_limiter) {
 		a->rx = *cfg->rx_rate_limiter;
 		a->has_rx = 1;

@@ -31,6 +31,7 @@ struct sqb_vdev_net_cfg {
 	const uint8_t *mac;	   /* 6 bytes, or NULL: VIRTIO_NET_F_MAC not offered */
 	const struct sqb_vio_rl_config *rx_rate_limiter; /* NULL: none */
 	const struct sqb_vio_rl_config *tx_rate_limiter;
+	uint16_t mtu; /* advertised with VIRTIO_NET_F_MTU; 0: not offered */
 };
 
 #define SQB_VDEV_VSOCK_VERSION 1

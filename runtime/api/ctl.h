@@ -61,6 +61,7 @@ struct sqb_ctl_iface {
 	uint8_t mac[6];
 	int has_rx, has_tx;
 	struct sqb_vio_rl_config rx, tx;
+	uint16_t mtu; /* 0: not given (VIRTIO_NET_F_MTU not offered) */
 };
 
 struct sqb_ctl {

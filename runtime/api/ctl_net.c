@@ -129,12 +129,15 @@ static int parse_iface(yajl_val body, struct sqb_ctl_iface *f, char *err, size_t
 		return -1;
 	f->has_rx = have_rx && rl_on(&f->rx);
 	f->has_tx = have_tx && rl_on(&f->tx);
-	if (have_mtu) {
+	/* NetError::InvalidMtu, from Net::new at PUT as in Firecracker */
+	if (have_mtu && mtu < 68) {
 		snprintf(err, errlen,
-			 MSG_NET "squib does not offer VIRTIO_NET_F_MTU yet: leave `mtu` out "
-				 "(see docs/api-compat.md).");
+			 MSG_NET "Could not create the network device: MTU %llu is out of range "
+				 "[68, 65535]",
+			 (unsigned long long)mtu);
 		return -1;
 	}
+	f->mtu = have_mtu ? (uint16_t)mtu : 0;
 	if (strlen(id) > SQB_VDEV_IFACE_MAX) {
 		snprintf(err, errlen,
 			 MSG_NET "iface_id `%.40s...` is longer than squib's limit of %d "
@@ -393,7 +396,10 @@ void sqb_ctl_net_json(struct sqb_ctl *c, struct sqb_jb *b)
 			sqb_jb_null(b);
 		}
 		sqb_jb_key(b, "mtu");
-		sqb_jb_null(b);
+		if (f->mtu)
+			sqb_jb_u64(b, f->mtu);
+		else
+			sqb_jb_null(b);
 		sqb_jb_key(b, "rx_rate_limiter");
 		sqb_ctl_rl_json(b, f->has_rx, &f->rx);
 		sqb_jb_key(b, "tx_rate_limiter");
@@ -428,7 +434,7 @@ int sqb_ctl_net_add_devices(struct sqb_ctl *c, sqb_vm *vm, struct sqb_diag *diag
 		struct sqb_vdev_net_cfg n = {SQB_VDEV_NET_VERSION,	 f->id,
 					     f->host_dev_name,		 f->tap_fd,
 					     f->has_mac ? f->mac : NULL, f->has_rx ? &f->rx : NULL,
-					     f->has_tx ? &f->tx : NULL};
+					     f->has_tx ? &f->tx : NULL,	 f->mtu};
 
 		if ((err = sqb_vdev_add_net(vm, &n, diag)) < 0)
 			return err;

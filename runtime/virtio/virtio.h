@@ -228,6 +228,7 @@ int sqb_vio_rng_seed(sqb_vio_dev *dev, uint64_t bytes, uint64_t *served);
 /* Feature bits (virtio 1.x 5.1.3), the set Firecracker offers. */
 #define SQB_VIO_F_NET_CSUM	 0
 #define SQB_VIO_F_NET_GUEST_CSUM 1
+#define SQB_VIO_F_NET_MTU	 3
 #define SQB_VIO_F_NET_MAC	 5
 #define SQB_VIO_F_NET_GUEST_TSO4 7
 #define SQB_VIO_F_NET_GUEST_TSO6 8
@@ -246,10 +247,11 @@ struct sqb_vio_net_opts {
 	const uint8_t *mac;   /* 6 bytes (offers VIRTIO_NET_F_MAC), or NULL */
 	const struct sqb_vio_rl_config *rx_rate_limiter; /* NULL: none */
 	const struct sqb_vio_rl_config *tx_rate_limiter;
+	uint16_t mtu; /* 68..65535 offers VIRTIO_NET_F_MTU with it; 0: not offered */
 };
 #define SQB_VIO_NET_OPTS_INIT                                                                      \
 	{                                                                                          \
-		SQB_VIO_OPTS_VERSION, -1, NULL, NULL, NULL                                         \
+		SQB_VIO_OPTS_VERSION, -1, NULL, NULL, NULL, 0                                      \
 	}
 
 struct sqb_vio_net_stats {

@@ -18,7 +18,11 @@
 #define Q_RX 0
 #define Q_TX 1
 
-#define NET_CFG_LEN 6u /* mac; status, max_virtqueue_pairs and mtu not offered */
+/* struct virtio_net_config: mac[6], status, max_virtqueue_pairs, mtu (le16
+ * each); status and max_virtqueue_pairs read 0 (their features are not
+ * offered), mtu only with VIRTIO_NET_F_MTU, at offset 10 as Firecracker. */
+#define NET_CFG_LEN	6u
+#define NET_CFG_LEN_MTU 12u
 
 /* struct virtio_net_hdr_v1: flags u8, gso_type u8, hdr_len, gso_size,
  * csum_start, csum_offset, num_buffers (le16 each). */
@@ -28,6 +32,7 @@ struct net {
 	int tap;
 	uint8_t mac[6];
 	bool has_mac;
+	uint16_t mtu; /* 0: VIRTIO_NET_F_MTU not offered */
 	struct sqb_vio_rl rx_rl, tx_rl;
 	bool rx_has_rl, tx_has_rl;
 	struct sqb_vio_rl st_rx, st_tx; /* staged by a restore, committed by restored() */
@@ -348,15 +353,17 @@ int sqb_vio_net_tap_ready(sqb_vio_dev *dev)
 
 static uint32_t net_config_len(sqb_vio_dev *dev)
 {
-	(void)dev;
-	return NET_CFG_LEN;
+	return ((struct net *)dev->priv)->mtu ? NET_CFG_LEN_MTU : NET_CFG_LEN;
 }
 
 static void net_config_read(sqb_vio_dev *dev, uint32_t off, uint8_t *dst, uint32_t len)
 {
 	struct net *n = dev->priv;
+	uint8_t cfg[NET_CFG_LEN_MTU] = {0};
 
-	memcpy(dst, n->mac + off, len);
+	memcpy(cfg, n->mac, 6);
+	put_le16(cfg + 10, n->mtu);
+	memcpy(dst, cfg + off, len); /* off + len <= net_config_len() */
 }
 
 /* Device record, 272 bytes ([F-110]): the MAC as saved (informational: the
@@ -501,6 +508,12 @@ int sqb_vio_net_new(sqb_vio_dev **out, const struct sqb_vio_host *host,
 		memcpy(n->mac, opts->mac, 6);
 		n->has_mac = true;
 	}
+	if (opts->mtu && opts->mtu < 68) {
+		rc = fail(diag, -EINVAL, "mtu below 68");
+		close(n->tap);
+		goto err;
+	}
+	n->mtu = opts->mtu;
 	f = 1ull << SQB_VIO_F_NET_CSUM | 1ull << SQB_VIO_F_NET_GUEST_CSUM |
 	    1ull << SQB_VIO_F_NET_GUEST_TSO4 | 1ull << SQB_VIO_F_NET_GUEST_TSO6 |
 	    1ull << SQB_VIO_F_NET_GUEST_UFO | 1ull << SQB_VIO_F_NET_HOST_TSO4 |
@@ -508,6 +521,8 @@ int sqb_vio_net_new(sqb_vio_dev **out, const struct sqb_vio_host *host,
 	    1ull << SQB_VIO_F_NET_MRG_RXBUF;
 	if (n->has_mac)
 		f |= 1ull << SQB_VIO_F_NET_MAC;
+	if (n->mtu)
+		f |= 1ull << SQB_VIO_F_NET_MTU;
 	dev->priv = n;
 	rc = sqb_vio_dev_init(dev, &net_ops, host, f, NULL);
 	if (rc) {

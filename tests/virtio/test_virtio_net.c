@@ -140,6 +140,41 @@ static void test_features_and_config(void **state)
 	assert_int_equal(b[7], 0);
 }
 
+/* VIRTIO_NET_F_MTU (bit 3; virtio 1.x 5.1.4: le16 mtu at offset 10 of
+ * struct virtio_net_config, after mac[6], status, max_virtqueue_pairs),
+ * offered only when an mtu is configured, 68..65535 as Firecracker. */
+static void test_mtu_config(void **state)
+{
+	struct nt *t = *state;
+	struct sqb_vio_net_opts o = SQB_VIO_NET_OPTS_INIT;
+	struct sqb_diag diag = {0};
+	sqb_vio_dev *d = NULL;
+	uint8_t b[12];
+	uint64_t f;
+	int sv[2];
+
+	vt_w32(t->dev, 0x14, 0); /* the default device: no mtu, no bit 3 */
+	assert_int_equal(vt_r32(t->dev, 0x10) & F(3), 0);
+	assert_int_equal(socketpair(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK, 0, sv), 0);
+	o.tap_fd = sv[0];
+	o.mtu = 67;
+	assert_int_equal(sqb_vio_net_new(&d, &t->e.host, &o, &diag), -EINVAL);
+	assert_null(d);
+	o.mtu = 9000;
+	assert_int_equal(sqb_vio_net_new(&d, &t->e.host, &o, &diag), 0);
+	vt_w32(d, 0x14, 0);
+	f = vt_r32(d, 0x10);
+	assert_int_equal(f & F(3), F(3));
+	assert_int_equal(f & F(5), 0); /* no MAC given */
+	for (int i = 0; i < 12; i++)
+		sqb_vio_mmio_access(d, 0x100 + (uint64_t)i, &b[i], 1, 0);
+	assert_int_equal(b[10] | b[11] << 8, 9000);
+	assert_int_equal(b[6] | b[7] | b[8] | b[9], 0); /* status, max_virtqueue_pairs */
+	sqb_vio_dev_free(d);
+	close(sv[0]);
+	close(sv[1]);
+}
+
 static void test_tx_rx(void **state)
 {
 	struct nt *t = *state;
@@ -733,6 +768,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_setup_teardown(test_features_and_config, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_mtu_config, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_tx_rx, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_mergeable, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_mergeable_event_idx, setup, teardown),
