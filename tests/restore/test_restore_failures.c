@@ -358,54 +358,83 @@ static void test_corrupt_chunk_reported_not_served(void **state)
 	rt_free(&t);
 }
 
-/* The handler dies mid-restore (SQB_FAULT=restore_handler_dies): a kernel
- * access to a page it never served stays blocked, and once the restore is
- * freed it fails with EFAULT; it never reads zeros.  Without the sealing in
- * sqb_restore_free() the access would complete with a zero page. */
-static void test_killed_handler_gives_no_zero_pages(void **state)
-{
-	struct sqb_restore_opts o = SQB_RESTORE_OPTS_INIT;
-	struct rt_snap *t = &lz4snap;
-	uint8_t *mem, buf[4096];
+/* A lazy restore into caller memory whose handler dies after serving page
+ * A (SQB_FAULT=restore_handler_dies), and a kernel access to page B (another
+ * block) left blocked on it: the common start of the next two tests. */
+#define DEAD_A (3 * 4096ull)
+#define DEAD_B (S0 - 8 * 4096ull)
+struct dead_handler {
+	uint8_t *mem;
 	void *host[2];
 	sqb_restore *rs;
-	struct kread k = {0};
+	struct kread k;
 	pthread_t th;
 	int pfd[2];
-	uint64_t a = 3 * 4096, b = S0 - 8 * 4096; /* different blocks */
+};
+
+static void dead_handler_start(struct dead_handler *h, struct rt_snap *t)
+{
+	struct sqb_restore_opts o = SQB_RESTORE_OPTS_INIT;
+
+	memset(h, 0, sizeof(*h));
+	assert_false(is_zero(t->ref[0] + DEAD_B, 4096));
+	h->mem = mmap(NULL, S0 + S1, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	assert_true(h->mem != MAP_FAILED);
+	h->host[0] = h->mem;
+	h->host[1] = h->mem + S0;
+	o.strategy = SQB_RESTORE_LAZY;
+	o.flags = SQB_RESTORE_NO_FILL;
+	o.host = h->host;
+	setenv("SQB_FAULT", "restore_handler_dies", 1);
+	setenv("SQB_FAULT_AFTER", "1", 1);
+	assert_int_equal(sqb_restore_start(&h->rs, t->s, &o, NULL), 0);
+	/* served, then it dies */
+	assert_memory_equal(h->mem + DEAD_A, t->ref[0] + DEAD_A, 4096);
+	unsetenv("SQB_FAULT");
+	unsetenv("SQB_FAULT_AFTER");
+	assert_int_equal(pipe2(h->pfd, O_NONBLOCK), 0);
+	h->k.addr = h->mem + DEAD_B;
+	h->k.pipefd = h->pfd[1];
+	assert_int_equal(pthread_create(&h->th, NULL, kernel_reader, &h->k), 0);
+	sleep_ms(300);
+	assert_int_equal(atomic_load(&h->k.done), 0);
+}
+
+/* The access was released: it failed with EFAULT and wrote nothing. */
+static void dead_handler_released(struct dead_handler *h)
+{
+	uint8_t buf[4096];
+
+	pthread_join(h->th, NULL);
+	assert_int_equal(h->k.result, -1);
+	assert_int_equal(h->k.err, EFAULT);
+	assert_int_equal(read(h->pfd[0], buf, sizeof(buf)), -1);
+}
+
+static void dead_handler_end(struct dead_handler *h)
+{
+	close(h->pfd[0]);
+	close(h->pfd[1]);
+	munmap(h->mem, S0 + S1);
+}
+
+/* The handler dies mid-restore: a kernel access to a page it never served
+ * stays blocked, and once the restore is freed it fails with EFAULT; it
+ * never reads zeros.  Without the sealing in sqb_restore_free() the access
+ * would complete with a zero page. */
+static void test_killed_handler_gives_no_zero_pages(void **state)
+{
+	struct rt_snap *t = &lz4snap;
+	struct dead_handler h;
 
 	(void)state;
 	NEED_UFFD();
-	assert_false(is_zero(t->ref[0] + b, 4096));
-	mem = mmap(NULL, S0 + S1, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	assert_true(mem != MAP_FAILED);
-	host[0] = mem;
-	host[1] = mem + S0;
-	o.strategy = SQB_RESTORE_LAZY;
-	o.flags = SQB_RESTORE_NO_FILL;
-	o.host = host;
-	setenv("SQB_FAULT", "restore_handler_dies", 1);
-	setenv("SQB_FAULT_AFTER", "1", 1);
-	assert_int_equal(sqb_restore_start(&rs, t->s, &o, NULL), 0);
-	assert_memory_equal(mem + a, t->ref[0] + a, 4096); /* served, then it dies */
-	unsetenv("SQB_FAULT");
-	unsetenv("SQB_FAULT_AFTER");
-	assert_int_equal(pipe2(pfd, O_NONBLOCK), 0);
-	k.addr = mem + b;
-	k.pipefd = pfd[1];
-	assert_int_equal(pthread_create(&th, NULL, kernel_reader, &k), 0);
-	sleep_ms(300);
-	assert_int_equal(atomic_load(&k.done), 0);
-	assert_int_equal(sqb_restore_wait(rs, 50), -ETIMEDOUT);
-	sqb_restore_free(rs);
-	pthread_join(th, NULL);
-	assert_int_equal(k.result, -1);
-	assert_int_equal(k.err, EFAULT);
-	assert_int_equal(read(pfd[0], buf, sizeof(buf)), -1);
-	assert_memory_equal(mem + a, t->ref[0] + a, 4096);
-	close(pfd[0]);
-	close(pfd[1]);
-	munmap(mem, S0 + S1);
+	dead_handler_start(&h, t);
+	assert_int_equal(sqb_restore_wait(h.rs, 50), -ETIMEDOUT);
+	sqb_restore_free(h.rs);
+	dead_handler_released(&h);
+	assert_memory_equal(h.mem + DEAD_A, t->ref[0] + DEAD_A, 4096);
+	dead_handler_end(&h);
 }
 
 /* sqb_restore_stop() (what squib does when it stops the VM, before it joins
@@ -415,50 +444,20 @@ static void test_killed_handler_gives_no_zero_pages(void **state)
  * of waiting for ever; resident pages stay; free after it is fine. */
 static void test_stop_releases_a_blocked_access(void **state)
 {
-	struct sqb_restore_opts o = SQB_RESTORE_OPTS_INIT;
 	struct rt_snap *t = &lz4snap;
-	uint8_t *mem, buf[4096];
-	void *host[2];
-	sqb_restore *rs;
-	struct kread k = {0};
-	pthread_t th;
-	int pfd[2];
-	uint64_t a = 3 * 4096, b = S0 - 8 * 4096; /* different blocks */
+	struct dead_handler h;
 
 	(void)state;
 	NEED_UFFD();
-	mem = mmap(NULL, S0 + S1, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	assert_true(mem != MAP_FAILED);
-	host[0] = mem;
-	host[1] = mem + S0;
-	o.strategy = SQB_RESTORE_LAZY;
-	o.flags = SQB_RESTORE_NO_FILL;
-	o.host = host;
-	setenv("SQB_FAULT", "restore_handler_dies", 1);
-	setenv("SQB_FAULT_AFTER", "1", 1);
-	assert_int_equal(sqb_restore_start(&rs, t->s, &o, NULL), 0);
-	assert_memory_equal(mem + a, t->ref[0] + a, 4096); /* served, then it dies */
-	unsetenv("SQB_FAULT");
-	unsetenv("SQB_FAULT_AFTER");
-	assert_int_equal(pipe2(pfd, O_NONBLOCK), 0);
-	k.addr = mem + b;
-	k.pipefd = pfd[1];
-	assert_int_equal(pthread_create(&th, NULL, kernel_reader, &k), 0);
-	sleep_ms(300);
-	assert_int_equal(atomic_load(&k.done), 0);
-	sqb_restore_stop(rs); /* not free: the access is released by the stop */
-	pthread_join(th, NULL);
-	assert_int_equal(k.result, -1);
-	assert_int_equal(k.err, EFAULT);
-	assert_int_equal(read(pfd[0], buf, sizeof(buf)), -1);
-	assert_int_equal(sqb_restore_fetch(rs, b, 4096), -ECANCELED);
-	assert_int_equal(sqb_restore_fetch(rs, a, 4096), 0); /* resident */
-	assert_memory_equal(mem + a, t->ref[0] + a, 4096);
-	sqb_restore_stop(rs); /* idempotent */
-	sqb_restore_free(rs);
-	close(pfd[0]);
-	close(pfd[1]);
-	munmap(mem, S0 + S1);
+	dead_handler_start(&h, t);
+	sqb_restore_stop(h.rs); /* not free: the access is released by the stop */
+	dead_handler_released(&h);
+	assert_int_equal(sqb_restore_fetch(h.rs, DEAD_B, 4096), -ECANCELED);
+	assert_int_equal(sqb_restore_fetch(h.rs, DEAD_A, 4096), 0); /* resident */
+	assert_memory_equal(h.mem + DEAD_A, t->ref[0] + DEAD_A, 4096);
+	sqb_restore_stop(h.rs); /* idempotent */
+	sqb_restore_free(h.rs);
+	dead_handler_end(&h);
 }
 
 static void test_corrupt_chunk_found_by_filler(void **state)
