@@ -268,27 +268,27 @@ static void on_restore_error(void *ctx, int err, const struct sqb_diag *d)
  * go of the memory, came only in sqb_snapstate_free(), after the join.  A
  * failed restore is therefore stopped here at once; a working one serves
  * the vCPUs while they get a moment to leave, and is stopped after it too,
- * so that no join can wait for one of its pages. */
+ * so that no join can wait for one of its pages; a complete one has no
+ * page left to wait for. */
 void sqb_snap_restore_release(struct sqb_vm *vm)
 {
 	struct sqb_snapstate *ss = vm->snap;
 	uint64_t end = sqb_now_ns() + 200000000ULL;
-	unsigned int alive = 0;
-	int st = 0;
+	int st;
 
 	if (!ss || !ss->rs)
 		return;
-	for (;;) {
+	/* still filling: give the vCPUs up to 200 ms to leave on their own */
+	while ((st = sqb_restore_wait(ss->rs, 0)) == -ETIMEDOUT) {
 		struct timespec ts;
+		unsigned int alive = 0;
+		int late;
 
-		st = sqb_restore_wait(ss->rs, 0);
-		if (st && st != -ETIMEDOUT)
-			break; /* failed: none of its missing pages will come */
 		pthread_mutex_lock(&vm->lock);
-		alive = 0;
 		for (unsigned int i = 0; i < vm->nvcpus; i++)
 			alive += vm->vcpus[i].alive ? 1 : 0;
-		if (alive && sqb_now_ns() < end) {
+		late = sqb_now_ns() >= end;
+		if (alive && !late) {
 			clock_gettime(CLOCK_REALTIME, &ts);
 			ts.tv_nsec += 20000000L; /* looks at the restore again */
 			ts.tv_sec += ts.tv_nsec / 1000000000L;
@@ -298,10 +298,12 @@ void sqb_snap_restore_release(struct sqb_vm *vm)
 		pthread_mutex_unlock(&vm->lock);
 		if (!alive)
 			return; /* every vCPU left: the restore goes with the snapshot state */
-		if (sqb_now_ns() >= end)
+		if (late)
 			break;
 	}
-	if (st && st != -ETIMEDOUT)
+	if (!st)
+		return; /* complete: no vCPU can be waiting on it */
+	if (st != -ETIMEDOUT)
 		sqb_debug("VM stop: the failed lazy restore lets go of guest memory before the "
 			  "vCPUs are joined");
 	else
