@@ -324,8 +324,7 @@ static void apply_shutdown(struct vsock *v, struct vconn *c)
 				      "within 2 s of the guest's close");
 		return;
 	}
-	if ((c->guest_shut & (SQB_VSOCK_SHUTDOWN_RCV | SQB_VSOCK_SHUTDOWN_SEND)) ==
-	    (SQB_VSOCK_SHUTDOWN_RCV | SQB_VSOCK_SHUTDOWN_SEND))
+	if ((c->guest_shut & both) == both)
 		conn_kill(v, c, true, "the guest shut down both directions");
 	else if ((c->guest_shut & SQB_VSOCK_SHUTDOWN_SEND) && !c->host_wr_shut) {
 		sqb_debug("vsock %s: host connection %u <-> guest port %u: the guest "
