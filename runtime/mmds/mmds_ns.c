@@ -1,0 +1,2 @@
+/* mmds_ns.c: see mmds.h (to be written) */
+#include "mmds.h"

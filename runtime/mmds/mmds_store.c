@@ -1,0 +1,2 @@
+/* mmds_store.c: see mmds.h (to be written) */
+#include "mmds.h"
