@@ -7,9 +7,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "dev_net.h"
+#include "mmds.h"
+#include "mmds_ns.h"
 
 struct net_arg {
 	int tap_fd; /* ours until the device dup()s it */
@@ -17,7 +20,45 @@ struct net_arg {
 	uint16_t mtu;
 	uint8_t mac[6];
 	struct sqb_vio_rl_config rx, tx;
+	sqb_mmds *mmds;	 /* shared store (the controller's), or NULL */
+	sqb_mmds_ns *ns; /* this device's MMDS stack, or NULL */
+	struct sqb_vio_net_detour detour;
 };
+
+static uint64_t mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* The MMDS stack as the virtio-net device's frame detour (virtio.h). */
+static bool mmds_tx(void *ctx, const uint8_t *frame, size_t len)
+{
+	return sqb_mmds_ns_detour(ctx, frame, len, mono_ms());
+}
+
+static bool mmds_pending(void *ctx)
+{
+	return sqb_mmds_ns_pending(ctx);
+}
+
+static size_t mmds_rx(void *ctx, uint8_t *buf, size_t cap)
+{
+	return sqb_mmds_ns_next_frame(ctx, buf, cap, mono_ms());
+}
+
+static void mmds_reset(void *ctx)
+{
+	sqb_mmds_ns_reset(ctx);
+}
+
+static int mmds_respond(void *ctx, const uint8_t *req, size_t len, uint8_t **resp,
+			size_t *resp_len)
+{
+	return sqb_mmds_http_respond(ctx, req, len, mono_ms(), resp, resp_len);
+}
 
 static int net_create(void *arg, sqb_vio_dev **out, const struct sqb_vio_host *host,
 		      struct sqb_diag *diag)
@@ -30,6 +71,8 @@ static int net_create(void *arg, sqb_vio_dev **out, const struct sqb_vio_host *h
 	o.rx_rate_limiter = a->has_rx ? &a->rx : NULL;
 	o.tx_rate_limiter = a->has_tx ? &a->tx : NULL;
 	o.mtu = a->mtu;
+	if (a->ns)
+		o.detour = &a->detour;
 	return sqb_vio_net_new(out, host, &o, diag);
 }
 
@@ -39,6 +82,7 @@ static void net_arg_free(void *arg)
 
 	if (a->tap_fd >= 0)
 		close(a->tap_fd);
+	sqb_mmds_ns_free(a->ns);
 	free(a);
 }
 
@@ -105,6 +149,26 @@ int sqb_vdev_add_net(sqb_vm *vm, const struct sqb_vdev_net_cfg *cfg, struct sqb_
 	if (cfg->tx_rate_limiter) {
 		a->tx = *cfg->tx_rate_limiter;
 		a->has_tx = 1;
+	}
+	if (cfg->mmds) {
+		struct sqb_mmds_ns_config nc = {
+		    .ipv4 = cfg->mmds_ipv4,
+		    .mac = {0x06, 0x01, 0x23, 0x45, 0x67, 0x01}, /* Firecracker's MMDS MAC */
+		    .respond = mmds_respond,
+		    .ctx = cfg->mmds,
+		    .metrics = sqb_mmds_metrics_ref(cfg->mmds),
+		};
+		err = sqb_mmds_ns_new(&nc, &a->ns);
+		if (err < 0) {
+			net_arg_free(a);
+			return err;
+		}
+		a->mmds = cfg->mmds;
+		a->detour = (struct sqb_vio_net_detour){.ctx = a->ns,
+							.tx = mmds_tx,
+							.pending = mmds_pending,
+							.rx = mmds_rx,
+							.reset = mmds_reset};
 	}
 	ext.create = net_create;
 	ext.host_fd = sqb_vio_net_tap_fd;

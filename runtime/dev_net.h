@@ -32,6 +32,11 @@ struct sqb_vdev_net_cfg {
 	const struct sqb_vio_rl_config *rx_rate_limiter; /* NULL: none */
 	const struct sqb_vio_rl_config *tx_rate_limiter;
 	uint16_t mtu; /* advertised with VIRTIO_NET_F_MTU; 0: not offered */
+	/* PUT /mmds/config named this interface: frames for mmds_ipv4 are
+	 * served by an MMDS network stack on this device (docs/mmds.md).  The
+	 * store is shared and must outlive the VM; NULL: no MMDS here. */
+	struct sqb_mmds *mmds;
+	uint32_t mmds_ipv4; /* host byte order */
 };
 
 #define SQB_VDEV_VSOCK_VERSION 1

@@ -25,6 +25,7 @@ static void usage(FILE *f)
 		   "             [--log-path FILE] [--level Error|Warning|Info|Debug|Trace|Off]\n"
 		   "             [--show-level] [--metrics-path FILE] [--id ID]\n"
 		   "             [--http-api-max-payload-size BYTES] [--no-serial-input]\n"
+		   "             [--mmds-size-limit BYTES] [--metadata JSON_FILE]\n"
 		   "             [--snapshot-mem-format squib|raw]\n"
 		   "             [--no-seccomp] [--seccomp-filter BPF_FILE]\n"
 		   "             [--prewarm vcpus=N,mem_mib=M[,dirty=0|1]]\n"
@@ -35,7 +36,8 @@ static void usage(FILE *f)
 
 struct opts {
 	const char *api_sock, *config_file, *log_path, *level, *metrics_path, *id;
-	const char *seccomp_filter;
+	const char *seccomp_filter, *metadata;
+	size_t mmds_limit; /* 0: the API payload limit, as Firecracker */
 	struct sqb_vm_shape prewarm; /* vcpu_count 0: none */
 	int no_api, show_level, serial_input, raw_mem, no_seccomp;
 	size_t max_payload;
@@ -90,6 +92,8 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 	    {"no-seccomp", no_argument, NULL, 'X'},
 	    {"seccomp-filter", required_argument, NULL, 'f'},
 	    {"prewarm", required_argument, NULL, 'P'},
+	    {"mmds-size-limit", required_argument, NULL, 'M'},
+	    {"metadata", required_argument, NULL, 'D'},
 	    {"version", no_argument, NULL, 'V'},
 	    {"help", no_argument, NULL, 'h'},
 	    {0},
@@ -146,6 +150,22 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 			o->max_payload = v;
 			break;
 		}
+		case 'M': {
+			char *end;
+			unsigned long long v;
+
+			errno = 0;
+			v = strtoull(optarg, &end, 10);
+			if (*end || errno || !*optarg || optarg[0] == '-' || v > (1ULL << 30)) {
+				fprintf(stderr, "squib: --mmds-size-limit must be 0..1073741824\n");
+				return -1;
+			}
+			o->mmds_limit = (size_t)v;
+			break;
+		}
+		case 'D':
+			o->metadata = optarg;
+			break;
 		case 'X':
 			o->no_seccomp = 1;
 			break;
@@ -323,6 +343,13 @@ int main(int argc, char **argv)
 		sqb_ctl_log_set_id(o.id);
 	}
 	ctl.raw_mem_default = o.raw_mem;
+	/* main.rs: without --mmds-size-limit the store may be as large as the
+	 * API's payload limit */
+	ctl.mmds_limit = o.mmds_limit ? o.mmds_limit : o.max_payload;
+	if (o.metadata && sqb_ctl_mmds_put_file(&ctl, o.metadata, err, sizeof(err)) < 0) {
+		fprintf(stderr, "squib: --metadata: %s\n", err);
+		return 1;
+	}
 	if ((o.log_path || o.level || o.show_level) &&
 	    sqb_ctl_log_configure(o.log_path, o.level, 1, 0, NULL, err, sizeof(err)) < 0) {
 		fprintf(stderr, "squib: %s\n", err);

@@ -33,8 +33,9 @@ struct sqb_conn {
 	char *in;
 	size_t in_len;
 	char *out; /* SQB_API_OUT_CAP bytes once a reply is queued: an idle API
-		    * costs a fleet's clones no page per connection slot */
-	size_t out_len, out_off;
+		    * costs a fleet's clones no page per connection slot; more
+		    * for one large reply (GET /mmds), back to the floor after */
+	size_t out_len, out_off, out_cap;
 	int closing;	   /* close once out is drained */
 	int sent_continue; /* 100 Continue already sent for the pending request */
 	uint64_t last_ms;
@@ -100,6 +101,7 @@ static void conn_close(struct sqb_conn *cn)
 	free(cn->in);
 	free(cn->out);
 	cn->in = cn->out = NULL;
+	cn->out_cap = 0;
 	cn->fd = -1;
 	cn->in_len = cn->out_len = cn->out_off = 0;
 }
@@ -133,16 +135,28 @@ static void conn_flush(struct sqb_conn *cn)
 		cn->out_off += (size_t)n;
 	}
 	cn->out_len = cn->out_off = 0;
+	if (cn->out_cap > SQB_API_OUT_CAP) { /* a large reply went out: shrink back */
+		free(cn->out);
+		cn->out = NULL;
+		cn->out_cap = 0;
+	}
 	if (cn->closing)
 		conn_close(cn);
 }
 
 static void conn_queue(struct sqb_conn *cn, const char *data, size_t len)
 {
-	if ((!cn->out && !(cn->out = malloc(SQB_API_OUT_CAP))) ||
-	    len > SQB_API_OUT_CAP - cn->out_len) {
-		conn_close(cn);
-		return;
+	if (len > cn->out_cap - cn->out_len) {
+		size_t cap = cn->out_len + len < SQB_API_OUT_CAP ? SQB_API_OUT_CAP
+								 : cn->out_len + len;
+		char *p = realloc(cn->out, cap);
+
+		if (!p) {
+			conn_close(cn);
+			return;
+		}
+		cn->out = p;
+		cn->out_cap = cap;
 	}
 	memcpy(cn->out + cn->out_len, data, len);
 	cn->out_len += len;
@@ -187,10 +201,25 @@ static void conn_process(struct sqb_api *s, struct sqb_ctl *c, struct sqb_conn *
 			break;
 		}
 		sqb_ctl_handle(c, req.method, req.path, req.body, req.body_len, &resp);
-		n = sqb_http_format_ex(hdr, sizeof(hdr), resp.status,
-				       resp.status == 204 ? NULL : resp.body, req.close,
-				       resp.deprecation ? "Deprecation: true\r\n" : NULL);
-		conn_queue(cn, hdr, n);
+		if (resp.heap) { /* a large body: the header here, the body from the heap */
+			size_t blen = strlen(resp.heap);
+
+			n = (size_t)snprintf(hdr, sizeof(hdr),
+					     "HTTP/1.1 %d \r\nServer: Firecracker API\r\n"
+					     "Connection: %s\r\nContent-Type: application/json\r\n"
+					     "Content-Length: %zu\r\n\r\n",
+					     resp.status, req.close ? "close" : "keep-alive", blen);
+			conn_queue(cn, hdr, n);
+			if (cn->fd >= 0)
+				conn_queue(cn, resp.heap, blen);
+			free(resp.heap);
+			resp.heap = NULL;
+		} else {
+			n = sqb_http_format_ex(hdr, sizeof(hdr), resp.status,
+					       resp.status == 204 ? NULL : resp.body, req.close,
+					       resp.deprecation ? "Deprecation: true\r\n" : NULL);
+			conn_queue(cn, hdr, n);
+		}
 		if (req.close)
 			cn->closing = 1;
 		memmove(cn->in, cn->in + req.total_len, cn->in_len - req.total_len);

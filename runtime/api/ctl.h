@@ -62,6 +62,7 @@ struct sqb_ctl_iface {
 	int has_rx, has_tx;
 	struct sqb_vio_rl_config rx, tx;
 	uint16_t mtu; /* 0: not given (VIRTIO_NET_F_MTU not offered) */
+	int mmds;     /* PUT /mmds/config named it: the MMDS stack runs on it */
 };
 
 struct sqb_ctl {
@@ -84,6 +85,10 @@ struct sqb_ctl {
 	int vsock_set;
 	uint64_t vsock_cid;
 	char *vsock_uds; /* a host hint in snapshots, [F-112] */
+	/* MMDS (ctl_mmds.c): the store, created on first use before boot */
+	struct sqb_mmds *mmds;
+	size_t mmds_limit; /* --mmds-size-limit (default: the API payload limit) */
+	uint32_t mmds_ipv4;
 	/* serial */
 	char *serial_out_path;
 	int serial_fd; /* -1: stdout */
@@ -119,8 +124,10 @@ struct sqb_ctl {
 };
 
 struct sqb_ctl_resp {
-	int status;	 /* 200, 204 or 400 */
+	int status;	 /* 200, 204, 400 or 413 (MMDS) */
 	int deprecation; /* answer with "Deprecation: true" (Firecracker's deprecated fields) */
+	char *heap;	 /* a body too large for body[] (GET /mmds), malloc'd: the
+			  * server sends and frees it; NULL: body[] */
 	char body[SQB_CTL_RESP_MAX];
 };
 
@@ -177,6 +184,16 @@ int sqb_ctl_root_cmdline(struct sqb_ctl *c, const char *args, char **out);
 int sqb_ctl_devices_from_config(struct sqb_ctl *c, struct yajl_val_s *root, char *err,
 				size_t errlen);
 void sqb_ctl_devices_clear(struct sqb_ctl *c);
+
+/* ---- MMDS (ctl_mmds.c) ---- */
+/* /mmds with a raw body (any JSON value): 1 when answered, 0 to route on. */
+int sqb_ctl_mmds_raw(struct sqb_ctl *c, const char *method, const char *path, const char *body,
+		     size_t len, struct sqb_ctl_resp *r);
+void sqb_ctl_put_mmds_config(struct sqb_ctl *c, struct yajl_val_s *body, struct sqb_ctl_resp *r);
+void sqb_ctl_mmds_json(struct sqb_ctl *c, struct sqb_jb *b);
+int sqb_ctl_mmds_from_config(struct sqb_ctl *c, struct yajl_val_s *root, char *err, size_t errlen);
+int sqb_ctl_mmds_put_file(struct sqb_ctl *c, const char *path, char *err, size_t errlen);
+void sqb_ctl_mmds_destroy(struct sqb_ctl *c);
 
 /* ---- the balloon (ctl_balloon.c) ---- */
 void sqb_ctl_put_balloon(struct sqb_ctl *c, struct yajl_val_s *body, struct sqb_ctl_resp *r);

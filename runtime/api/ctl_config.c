@@ -33,6 +33,7 @@ void sqb_ctl_destroy(struct sqb_ctl *c)
 	if (c->serial_fd >= 0)
 		close(c->serial_fd);
 	sqb_ctl_devices_clear(c);
+	sqb_ctl_mmds_destroy(c); /* after the VM: its net devices used the store */
 	free(c->kernel_path);
 	free(c->initrd_path);
 	free(c->boot_args);
@@ -70,7 +71,7 @@ static const struct {
 };
 
 /* Firecracker sections squib does not build: accepted only when empty. */
-static const char *const config_unbuilt[] = {"mmds-config", "cpu-config", "pmem", "memory-hotplug"};
+static const char *const config_unbuilt[] = {"cpu-config", "pmem", "memory-hotplug"};
 
 static int check_keys(yajl_val root, char *err, size_t errlen)
 {
@@ -83,6 +84,7 @@ static int check_keys(yajl_val root, char *err, size_t errlen)
 			known |= !strcmp(config_sections[i].key, key);
 		known |= !strcmp(key, "drives");	     /* apply_drives() */
 		known |= !strcmp(key, "network-interfaces"); /* sqb_ctl_net_apply_config() */
+		known |= !strcmp(key, "mmds-config");	     /* after the interfaces */
 		for (size_t i = 0; !known && i < sizeof(config_unbuilt) / sizeof(config_unbuilt[0]);
 		     i++) {
 			if (strcmp(config_unbuilt[i], key))
@@ -160,6 +162,21 @@ static int apply_tree(struct sqb_ctl *c, yajl_val root, char *err, size_t errlen
 		rc = apply_drives(c, root, r, err, errlen);
 	if (!rc)
 		rc = sqb_ctl_net_apply_config(c, root, r, err, errlen);
+	if (!rc) { /* resources.rs: mmds_config after the network interfaces */
+		const char *path[] = {"mmds-config", NULL};
+		yajl_val v = yajl_tree_get(root, path, yajl_t_any);
+
+		if (v && !YAJL_IS_NULL(v)) {
+			r->status = 400;
+			r->heap = NULL;
+			sqb_ctl_dispatch(c, "PUT", "/mmds/config", v, r);
+			if (r->status >= 300) {
+				snprintf(err, errlen, "config file: section `mmds-config`: %s",
+					 r->body);
+				rc = -1;
+			}
+		}
+	}
 	free(r);
 	return rc;
 }

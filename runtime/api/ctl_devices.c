@@ -519,7 +519,8 @@ int sqb_ctl_devices_from_config(struct sqb_ctl *c, yajl_val root, char *err, siz
 			return -1;
 		}
 	}
-	if (sqb_ctl_net_from_config(c, root, err, errlen) < 0) {
+	if (sqb_ctl_net_from_config(c, root, err, errlen) < 0 ||
+	    sqb_ctl_mmds_from_config(c, root, err, errlen) < 0) {
 		sqb_ctl_devices_clear(c);
 		return -1;
 	}

@@ -196,7 +196,7 @@ static void get_vm_config(struct sqb_ctl *c, yajl_val body, struct sqb_ctl_resp 
 	sqb_jb_key(&b, "metrics");
 	sqb_jb_null(&b);
 	sqb_jb_key(&b, "mmds-config");
-	sqb_jb_null(&b);
+	sqb_ctl_mmds_json(c, &b);
 	sqb_jb_key(&b, "network-interfaces");
 	sqb_ctl_net_json(c, &b);
 	sqb_jb_key(&b, "vsock");
@@ -737,6 +737,7 @@ static const struct sqb_route routes[] = {
     {"GET", "/balloon/hinting/status", sqb_ctl_balloon_hint_status, 0},
     {"PATCH", "/balloon/hinting/stop", sqb_ctl_balloon_hint_stop, 0},
     {"PUT", "/vsock", sqb_ctl_put_vsock, 1},
+    {"PUT", "/mmds/config", sqb_ctl_put_mmds_config, 1},
 };
 
 /* Endpoints with a resource id in the path ("/drives/{drive_id}"); the
@@ -776,10 +777,6 @@ static const struct sqb_unbuilt unbuilt[] = {
     {"PUT", "/cpu-config", NULL, NULL},
     {"PUT", "/pmem/", "/pmem/{id}", NULL},
     {"PATCH", "/pmem/", "/pmem/{id}", NULL},
-    {"PUT", "/mmds", NULL, NULL},
-    {"PATCH", "/mmds", NULL, NULL},
-    {"GET", "/mmds", NULL, NULL},
-    {"PUT", "/mmds/config", NULL, NULL},
     {"PUT", "/hotplug/memory", NULL, NULL},
     {"PATCH", "/hotplug/memory", NULL, NULL},
     {"GET", "/hotplug/memory", NULL, NULL},
@@ -874,6 +871,7 @@ void sqb_ctl_handle(struct sqb_ctl *c, const char *method, const char *path, con
 		c->api_count[mx]++;
 	r->status = 400;
 	r->deprecation = 0;
+	r->heap = NULL;
 	r->body[0] = 0;
 	log_request(method, path, body, body_len);
 	/* parsed_request.rs: a GET with a body and a PUT/PATCH without one are
@@ -892,6 +890,8 @@ void sqb_ctl_handle(struct sqb_ctl *c, const char *method, const char *path, con
 		sqb_ctl_fault(r, "Missing snapshot operation type.");
 		goto out;
 	}
+	if (sqb_ctl_mmds_raw(c, method, path, body, body_len, r))
+		goto out;
 	needs_body = route_needs_body(method, path, &found);
 	if (found) {
 		if ((needs_body == 1 || (needs_body == 2 && body_len)) &&
@@ -915,13 +915,13 @@ void sqb_ctl_handle(struct sqb_ctl *c, const char *method, const char *path, con
 	}
 	sqb_ctl_fault(r, "Invalid request method and/or path: %s %s.", method, path);
 out:
-	if (mx >= 0 && r->status == 400)
+	if (mx >= 0 && r->status >= 400)
 		c->api_fails[mx]++;
-	if (r->status == 400) {
+	if (r->status >= 400) {
 		c->api_errors++;
-		sqb_ctl_log(SQB_CTL_INFO, "API %s %s -> 400 %s", method, path, r->body);
-		sqb_ctl_log(SQB_CTL_ERROR,
-			    "Received Error. Status code: 400 Bad Request. Message: %s",
+		sqb_ctl_log(SQB_CTL_INFO, "API %s %s -> %d %s", method, path, r->status, r->body);
+		sqb_ctl_log(SQB_CTL_ERROR, "Received Error. Status code: %s. Message: %s",
+			    r->status == 413 ? "413 Payload too large" : "400 Bad Request",
 			    last_fault);
 	} else {
 		sqb_ctl_log(SQB_CTL_DEBUG, "API %s %s -> %d", method, path, r->status);

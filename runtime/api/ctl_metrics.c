@@ -23,6 +23,7 @@
 #include <time.h>
 
 #include "ctl.h"
+#include "mmds.h"
 #include "dev_balloon.h"
 #include "dev_net.h"
 #include "dev_virtio.h"
@@ -563,6 +564,24 @@ int sqb_ctl_metrics_flush(struct sqb_ctl *c)
 	mx_plain(&b, "logger", &g);
 
 	mx_init(&g, KEYS(K_MMDS));
+	if (c->mmds) {
+		struct sqb_mmds_metrics mm;
+
+		sqb_mmds_metrics(c->mmds, &mm);
+		mx_set(&g, "rx_accepted", mm.rx_accepted);
+		mx_set(&g, "rx_accepted_err", mm.rx_accepted_err);
+		mx_set(&g, "rx_accepted_unusual", mm.rx_accepted_unusual);
+		mx_set(&g, "rx_bad_eth", mm.rx_bad_eth);
+		mx_set(&g, "rx_invalid_token", mm.rx_invalid_token);
+		mx_set(&g, "rx_no_token", mm.rx_no_token);
+		mx_set(&g, "rx_count", mm.rx_count);
+		mx_set(&g, "tx_bytes", mm.tx_bytes);
+		mx_set(&g, "tx_count", mm.tx_count);
+		mx_set(&g, "tx_errors", mm.tx_errors);
+		mx_set(&g, "tx_frames", mm.tx_frames);
+		mx_set(&g, "connections_created", mm.connections_created);
+		mx_set(&g, "connections_destroyed", mm.connections_destroyed);
+	}
 	mx_plain(&b, "mmds", &g);
 
 	for (unsigned int i = 0; i < c->nifaces; i++)

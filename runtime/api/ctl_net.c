@@ -431,10 +431,16 @@ int sqb_ctl_net_add_devices(struct sqb_ctl *c, sqb_vm *vm, struct sqb_diag *diag
 
 	for (unsigned int i = 0; i < c->nifaces; i++) {
 		struct sqb_ctl_iface *f = &c->ifaces[i];
-		struct sqb_vdev_net_cfg n = {SQB_VDEV_NET_VERSION,	 f->id,
-					     f->host_dev_name,		 f->tap_fd,
-					     f->has_mac ? f->mac : NULL, f->has_rx ? &f->rx : NULL,
-					     f->has_tx ? &f->tx : NULL,	 f->mtu};
+		struct sqb_vdev_net_cfg n = {SQB_VDEV_NET_VERSION,
+					     f->id,
+					     f->host_dev_name,
+					     f->tap_fd,
+					     f->has_mac ? f->mac : NULL,
+					     f->has_rx ? &f->rx : NULL,
+					     f->has_tx ? &f->tx : NULL,
+					     f->mtu,
+					     f->mmds ? c->mmds : NULL,
+					     c->mmds_ipv4};
 
 		if ((err = sqb_vdev_add_net(vm, &n, diag)) < 0)
 			return err;

@@ -26,6 +26,7 @@
 #ifndef SQB_VIRTIO_H
 #define SQB_VIRTIO_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -248,15 +249,35 @@ struct sqb_vio_net_opts {
 	const struct sqb_vio_rl_config *rx_rate_limiter; /* NULL: none */
 	const struct sqb_vio_rl_config *tx_rate_limiter;
 	uint16_t mtu; /* 68..65535 offers VIRTIO_NET_F_MTU with it; 0: not offered */
+	const struct sqb_vio_net_detour *detour; /* NULL: every frame goes to the tap */
 };
 #define SQB_VIO_NET_OPTS_INIT                                                                      \
 	{                                                                                          \
-		SQB_VIO_OPTS_VERSION, -1, NULL, NULL, NULL, 0                                      \
+		SQB_VIO_OPTS_VERSION, -1, NULL, NULL, NULL, 0, NULL                                \
 	}
+
+/* A frame detour in front of the tap (the MMDS network stack, docs/mmds.md):
+ * every frame the guest transmits is offered to tx() first (Ethernet header
+ * first, no vnet header); one it claims (returns true) never reaches the
+ * tap.  Frames the detour has for the guest (pending() true) go to the RX
+ * queue ahead of the tap's, each with a zeroed vnet header (no offloads:
+ * the detour computes its checksums).  Called under the device lock on the
+ * thread that processes the device; reset() on a driver reset and after a
+ * snapshot load. */
+struct sqb_vio_net_detour {
+	void *ctx;
+	bool (*tx)(void *ctx, const uint8_t *frame, size_t len);
+	bool (*pending)(void *ctx);
+	/* Copy the next frame into buf; its length (0: none; > cap: it does
+	 * not fit and stays queued). */
+	size_t (*rx)(void *ctx, uint8_t *buf, size_t cap);
+	void (*reset)(void *ctx);
+};
 
 struct sqb_vio_net_stats {
 	uint64_t rx_frames, rx_bytes, rx_dropped; /* dropped: no buffer could ever hold it */
 	uint64_t tx_frames, tx_bytes, tx_dropped; /* dropped: bad chain or tap error */
+	uint64_t tx_detoured, rx_detoured;	  /* frames to and from the detour (MMDS) */
 };
 
 /* Open an existing tap (or create one, given the privilege) by name on

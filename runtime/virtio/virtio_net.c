@@ -43,6 +43,8 @@ struct net {
 	uint16_t rx_ran_out; /* avail index where rx_mrg last found no buffer */
 	bool rx_charged;     /* ... and already paid to the rx limiter */
 	bool tap_broken;     /* the tap failed: the device keeps running, frames drop */
+	bool has_detour;
+	struct sqb_vio_net_detour detour; /* MMDS: frames before the tap (virtio.h) */
 	struct sqb_vio_net_stats st;
 	struct sqb_vq_chain first; /* first chain of a mergeable frame */
 	uint16_t mrg_heads[SQB_VQ_MAX_SIZE];
@@ -187,6 +189,26 @@ static int tap_read(struct net *n)
 	return 1;
 }
 
+/* The detour's next frame into rxbuf behind a zeroed vnet header (no
+ * offload flags: the detour's checksums are complete). */
+static void detour_read(struct net *n)
+{
+	uint8_t *f = n->rxbuf + SQB_VIO_NET_HDR_LEN;
+	size_t cap = sizeof(n->rxbuf) - SQB_VIO_NET_HDR_LEN;
+	size_t len = n->detour.rx(n->detour.ctx, f, cap);
+
+	if (!len)
+		return;
+	if (len > cap) { /* the detour makes frames of at most 1514 bytes */
+		n->st.rx_dropped++;
+		return;
+	}
+	memset(n->rxbuf, 0, SQB_VIO_NET_HDR_LEN);
+	n->rx_len = (uint32_t)(SQB_VIO_NET_HDR_LEN + len);
+	n->rx_charged = false;
+	n->st.rx_detoured++;
+}
+
 static int net_rx(sqb_vio_dev *dev, const char **why)
 {
 	struct net *n = dev->priv;
@@ -195,6 +217,8 @@ static int net_rx(sqb_vio_dev *dev, const char **why)
 
 	apply_offloads(dev, n);
 	for (;;) {
+		if (!n->rx_len && n->has_detour && n->detour.pending(n->detour.ctx))
+			detour_read(n);
 		if (!n->rx_len) {
 			if (n->tap_broken)
 				break;
@@ -274,7 +298,7 @@ static int net_tx(sqb_vio_dev *dev, const char **why)
 	struct net *n = dev->priv;
 	struct sqb_vq *q = &dev->vq[Q_TX];
 	struct sqb_vq_chain *c = &dev->chain;
-	bool pushed = false;
+	bool pushed = false, detoured = false;
 	int rc;
 
 	apply_offloads(dev, n);
@@ -302,7 +326,15 @@ static int net_tx(sqb_vio_dev *dev, const char **why)
 				break;
 			}
 			sqb_vq_read_bytes(c, 0, n->txbuf, len);
-			rc = tap_write(n, len);
+			if (n->has_detour &&
+			    n->detour.tx(n->detour.ctx, n->txbuf + SQB_VIO_NET_HDR_LEN,
+					 len - SQB_VIO_NET_HDR_LEN)) {
+				n->st.tx_detoured++;
+				detoured = true;
+				rc = 1;
+			} else {
+				rc = tap_write(n, len);
+			}
 			if (rc == 0) {
 				if (n->tx_has_rl) {
 					sqb_vio_rl_replenish(&n->tx_rl, 1, SQB_VIO_TOK_OPS);
@@ -326,6 +358,13 @@ static int net_tx(sqb_vio_dev *dev, const char **why)
 	}
 	if (pushed)
 		sqb_vio_signal_used(dev, Q_TX);
+	/* The detour answered (an ARP reply, a TCP segment): deliver it now,
+	 * no tap event will come for it. */
+	if (detoured && rc >= 0 && n->detour.pending(n->detour.ctx)) {
+		int rrc = net_rx(dev, why);
+		if (rrc < 0)
+			return rrc;
+	}
 	return rc < 0 ? rc : 0;
 }
 
@@ -409,6 +448,8 @@ static void net_restored(sqb_vio_dev *dev)
 	n->tx_has_rl = n->tx_rl.bw.enabled || n->tx_rl.ops.enabled || n->tx_rl.blocked;
 	n->offloads_valid = false;
 	n->rx_len = 0;
+	if (n->has_detour && n->detour.reset)
+		n->detour.reset(n->detour.ctx); /* no MMDS connection survives a load */
 	/* [F-113]: a clone with another MAC: the guest's netdev keeps its address until
 	 * the driver re-probes; the config space already shows the new one. */
 	if (memcmp(n->st_mac, n->mac, 6))
@@ -418,6 +459,15 @@ static void net_restored(sqb_vio_dev *dev)
 	 * until avail idx passes avail_event again: run both queues now. */
 	sqb_vio_process_locked(dev, Q_TX);
 	sqb_vio_process_locked(dev, Q_RX);
+}
+
+/* The driver reset the device: its TCP peers (MMDS) are gone with it. */
+static void net_reset(sqb_vio_dev *dev)
+{
+	struct net *n = dev->priv;
+
+	if (n->has_detour && n->detour.reset)
+		n->detour.reset(n->detour.ctx);
 }
 
 static void net_free(sqb_vio_dev *dev)
@@ -440,6 +490,7 @@ static const struct sqb_vio_ops net_ops = {
     .free = net_free,
     .quiesce = net_quiesce,
     .restored = net_restored,
+    .reset = net_reset,
 };
 
 static int fail(struct sqb_diag *d, int rc, const char *reason)
@@ -514,6 +565,15 @@ int sqb_vio_net_new(sqb_vio_dev **out, const struct sqb_vio_host *host,
 		goto err;
 	}
 	n->mtu = opts->mtu;
+	if (opts->detour) {
+		if (!opts->detour->tx || !opts->detour->pending || !opts->detour->rx) {
+			rc = fail(diag, -EINVAL, "detour without tx, pending or rx");
+			close(n->tap);
+			goto err;
+		}
+		n->detour = *opts->detour;
+		n->has_detour = true;
+	}
 	f = 1ull << SQB_VIO_F_NET_CSUM | 1ull << SQB_VIO_F_NET_GUEST_CSUM |
 	    1ull << SQB_VIO_F_NET_GUEST_TSO4 | 1ull << SQB_VIO_F_NET_GUEST_TSO6 |
 	    1ull << SQB_VIO_F_NET_GUEST_UFO | 1ull << SQB_VIO_F_NET_HOST_TSO4 |
