@@ -185,6 +185,129 @@ static void test_fc_docs_bodies_and_vm_config(void **state)
 	sqb_ctl_destroy(&c);
 }
 
+/* MMDS API, written from Firecracker's tests (test_api.py
+ * test_api_mmds_config and test_get_full_config's mmds-config; test_mmds.py
+ * test_mmds_dummy, test_mmds_limit_scenario, test_deprecated_mmds_config)
+ * and parsed_request.rs (GET /mmds of an empty store is {}). */
+static void test_fc_mmds_api(void **state)
+{
+	static struct sqb_ctl c;
+	static struct sqb_ctl_resp r;
+	static char big[60000];
+	size_t n;
+
+	(void)state;
+	if (!have_netns)
+		skip();
+	sqb_ctl_init(&c);
+	/* test_mmds_dummy: empty store, PATCH before PUT, PUT, PATCH */
+	assert_int_equal(vt_api(&c, "GET", "/mmds", NULL, &r), 200);
+	assert_string_equal(r.body, "{}");
+	vt_api_fault(&c, "PATCH", "/mmds", "{\"latest\":{\"meta-data\":{\"ami-id\":\"dummy\"}}}",
+		     "The MMDS data store is not initialized.");
+	vt_api_ok(&c, "PUT", "/mmds", "{\"latest\": {\"meta-data\": {\"ami-id\": \"dummy\"}}}");
+	assert_int_equal(vt_api(&c, "GET", "/mmds", NULL, &r), 200);
+	assert_string_equal(r.body, "{\"latest\":{\"meta-data\":{\"ami-id\":\"dummy\"}}}");
+	vt_api_ok(&c, "PATCH", "/mmds",
+		  "{\"latest\": {\"meta-data\": {\"ami-id\": \"another_dummy\", "
+		  "\"secret_key\": \"eaasda48141411aeaeae\"}}}");
+	assert_int_equal(vt_api(&c, "GET", "/mmds", NULL, &r), 200);
+	assert_string_equal(r.body, "{\"latest\":{\"meta-data\":{\"ami-id\":\"another_dummy\","
+				    "\"secret_key\":\"eaasda48141411aeaeae\"}}}");
+	/* RFC 7396: null removes a member */
+	vt_api_ok(&c, "PATCH", "/mmds", "{\"latest\": {\"meta-data\": {\"secret_key\": null}}}");
+	assert_int_equal(vt_api(&c, "GET", "/mmds", NULL, &r), 200);
+	assert_string_equal(r.body, "{\"latest\":{\"meta-data\":{\"ami-id\":\"another_dummy\"}}}");
+	/* any JSON value is a document; a body that is not JSON is refused */
+	vt_api_ok(&c, "PUT", "/mmds", "[1, \"two\"]");
+	assert_int_equal(vt_api(&c, "GET", "/mmds", NULL, &r), 200);
+	assert_string_equal(r.body, "[1,\"two\"]");
+	vt_api_fault(&c, "PUT", "/mmds", "{\"a\": ", "An error occurred when deserializing");
+	vt_api_fault(&c, "PUT", "/mmds/other", "{}", "Unrecognized PUT request path `other`.");
+
+	/* test_api_mmds_config */
+	vt_api_fault(&c, "PUT", "/mmds/config", "{\"network_interfaces\": []}",
+		     "The list of network interface IDs that allow forwarding MMDS requests is "
+		     "empty.");
+	vt_api_fault(&c, "PUT", "/mmds/config", "{\"network_interfaces\": [\"foo\"]}",
+		     "The list of network interface IDs provided contains at least one ID that "
+		     "does not correspond to any existing network interface.");
+	vt_api_ok(
+	    &c, "PUT", "/network-interfaces/1",
+	    "{\"iface_id\":\"1\",\"guest_mac\":\"06:00:00:00:00:01\",\"host_dev_name\":\"sqbt0\"}");
+	vt_api_fault(&c, "PUT", "/mmds/config", "{\"network_interfaces\": [\"1\", \"foo\"]}",
+		     "does not correspond to any existing network interface.");
+	vt_api_fault(&c, "PUT", "/mmds/config",
+		     "{\"version\": \"foo\", \"network_interfaces\": [\"1\"]}",
+		     "An error occurred when deserializing the json body of a request: unknown "
+		     "variant `foo`, expected `V1` or `V2`");
+	vt_api_fault(&c, "PUT", "/mmds/config",
+		     "{\"network_interfaces\": [\"1\"], \"ipv4_address\": \"10.0.0.1\"}",
+		     "The MMDS IPv4 address is not link local.");
+	vt_api_fault(&c, "PUT", "/mmds/config",
+		     "{\"network_interfaces\": [\"1\"], \"ipv4_address\": \"169.254.0.7\"}",
+		     "The MMDS IPv4 address is not link local.");
+	vt_api_fault(&c, "PUT", "/mmds/config", "{\"network_interfaces\": [\"1\"], \"x\": 1}",
+		     "unknown field `x`");
+	assert_int_equal(vt_api(&c, "GET", "/vm/config", NULL, &r), 200);
+	assert_non_null(strstr(r.body, "\"mmds-config\":null"));
+	/* test_deprecated_mmds_config: V1 (given or default) is deprecated */
+	assert_int_equal(vt_api(&c, "PUT", "/mmds/config", "{\"network_interfaces\": [\"1\"]}", &r),
+			 204);
+	assert_true(r.deprecation);
+	assert_int_equal(vt_api(&c, "GET", "/vm/config", NULL, &r), 200);
+	if (!strstr(r.body, "\"mmds-config\":{\"version\":\"V1\",\"network_interfaces\":[\"1\"],"
+			    "\"ipv4_address\":\"169.254.169.254\",\"imds_compat\":false}"))
+		fail_msg("GET /vm/config: %s", r.body);
+	assert_int_equal(vt_api(&c, "PUT", "/mmds/config",
+				"{\"version\": \"V2\", \"ipv4_address\": \"169.254.169.250\", "
+				"\"network_interfaces\": [\"1\"], \"imds_compat\": true}",
+				&r),
+			 204);
+	assert_false(r.deprecation);
+	assert_int_equal(vt_api(&c, "GET", "/vm/config", NULL, &r), 200);
+	if (!strstr(r.body, "\"mmds-config\":{\"version\":\"V2\",\"network_interfaces\":[\"1\"],"
+			    "\"ipv4_address\":\"169.254.169.250\",\"imds_compat\":true}"))
+		fail_msg("GET /vm/config: %s", r.body);
+
+	/* test_mmds_limit_scenario (limit 51200, as --mmds-size-limit) */
+	c.mmds_limit = 51200;
+	sqb_ctl_destroy(&c);
+	sqb_ctl_init(&c);
+	c.mmds_limit = 51200;
+	vt_api_ok(&c, "PUT", "/mmds", "{\"latest\": {\"meta-data\": {\"ami-id\": \"dummy\"}}}");
+	n = (size_t)snprintf(big, sizeof(big),
+			     "{\"latest\": {\"meta-data\": {\"ami-id\": \"smth\", \"secret_key\": \"");
+	memset(big + n, 'a', 51200);
+	strcpy(big + n + 51200, "\"}}}");
+	assert_int_equal(vt_api(&c, "PUT", "/mmds", big, &r), 413);
+	assert_non_null(strstr(r.body, "{\"fault_message\":\""));
+	assert_int_equal(vt_api(&c, "GET", "/mmds", NULL, &r), 200);
+	assert_string_equal(r.body, "{\"latest\":{\"meta-data\":{\"ami-id\":\"dummy\"}}}");
+	/* 51137 a's fill the store to exactly the limit */
+	memset(big + n, 'a', 51137);
+	strcpy(big + n + 51137, "\"}}}");
+	vt_api_ok(&c, "PATCH", "/mmds", big);
+	assert_int_equal(vt_api(&c, "PATCH", "/mmds",
+				"{\"latest\": {\"meta-data\": {\"ami-id\": \"smth\", "
+				"\"secret_key2\": \"bbbbbbbbbb\"}}}",
+				&r),
+			 413);
+	assert_int_equal(vt_api(&c, "GET", "/mmds", NULL, &r), 200);
+	/* 51200 bytes do not fit body[]: the reply comes from the heap */
+	assert_non_null(r.heap);
+	assert_int_equal(strlen(r.heap), 51195); /* 58 + 51137: within the limit */
+	assert_null(strstr(r.heap, "bbbb"));
+	free(r.heap);
+	r.heap = NULL;
+	vt_api_ok(&c, "PATCH", "/mmds",
+		  "{\"latest\": {\"meta-data\": {\"ami-id\": \"smth\", \"secret_key\": \"a\"}}}");
+	assert_int_equal(vt_api(&c, "GET", "/mmds", NULL, &r), 200);
+	assert_string_equal(r.body,
+			    "{\"latest\":{\"meta-data\":{\"ami-id\":\"smth\",\"secret_key\":\"a\"}}}");
+	sqb_ctl_destroy(&c);
+}
+
 /* test_api.py test_net_api_put_update_pre_boot and parsed_request.rs. */
 static void test_net_and_vsock_refusals(void **state)
 {
@@ -1137,6 +1260,7 @@ int main(int argc, char **argv)
 	const struct CMUnitTest api_tests[] = {
 	    cmocka_unit_test(test_fc_docs_bodies_and_vm_config),
 	    cmocka_unit_test(test_net_and_vsock_refusals),
+	    cmocka_unit_test(test_fc_mmds_api),
 	};
 	const struct CMUnitTest guest_tests[] = {
 	    cmocka_unit_test(test_net_and_vsock_traffic),
