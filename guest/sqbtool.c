@@ -26,6 +26,13 @@
  *   sqbtool vsock-client UDS PORT COUNT  host side: Firecracker's "CONNECT PORT"
  *                                   on a vsock uds_path, COUNT lines (0: until
  *                                   the connection ends), each answer checked
+ * MMDS (docs/mmds.md, tests/runtime/testhost_mmds.sh):
+ *   sqbtool http [-s FILE] IP METHOD PATH [HEADER]...  one HTTP/1.1 request
+ *                                   to IP:80 (HEADER "Name: value", a value
+ *                                   "@FILE" is FILE's content); prints
+ *                                   SQUIB-HTTP status=N len=L fnv=X, then the
+ *                                   body between SQUIB-BODY< and >SQUIB-BODY;
+ *                                   -s: the body also into FILE (a token)
  * Benchmarks (bench/net_vs_qemu.sh): tcpserve and vsock-agent also serve a
  * connection whose first line is "SINK" (read to EOF, answer "GOT <bytes>"),
  * "SRC MIB" (send MIB MiB, close) or "ECHO" (echo every byte):
@@ -1089,6 +1096,83 @@ static int vsock_client(const char *uds, unsigned port, unsigned long count)
 	return 0;
 }
 
+/* One HTTP/1.1 request; the answer is read up to its Content-Length (MMDS
+ * keeps the connection open), 10 s at most. */
+static int http_req(const char *save, const char *ip, const char *method, const char *path,
+		    char **hdrs, int nh)
+{
+	static char buf[1 << 20];
+	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(80)};
+	struct timeval tv = {10, 0};
+	char req[4096], *body, *cl;
+	size_t got = 0, need = 0;
+	int fd, n, status = 0;
+	uint64_t h = 0xcbf29ce484222325ull;
+
+	if (inet_pton(AF_INET, ip, &sa.sin_addr) != 1)
+		return 2;
+	fd = socket(AF_INET, SOCK_STREAM, 0);
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa))) {
+		printf("SQUIB-HTTP error connect %s\n", strerror(errno));
+		return 1;
+	}
+	n = snprintf(req, sizeof(req), "%s %s HTTP/1.1\r\nHost: %s\r\n", method, path, ip);
+	for (int i = 0; i < nh && n < (int)sizeof(req) - 8; i++) {
+		char *at = strstr(hdrs[i], ": @"), val[1024] = "";
+		FILE *f;
+
+		if (at && (f = fopen(at + 3, "r"))) {
+			size_t k = fread(val, 1, sizeof(val) - 1, f);
+			val[k] = 0;
+			fclose(f);
+			n += snprintf(req + n, sizeof(req) - (size_t)n, "%.*s: %s\r\n",
+				      (int)(at - hdrs[i]), hdrs[i], val);
+			continue;
+		}
+		n += snprintf(req + n, sizeof(req) - (size_t)n, "%s\r\n", hdrs[i]);
+	}
+	n += snprintf(req + n, sizeof(req) - (size_t)n, "\r\n");
+	if (write(fd, req, (size_t)n) != n) {
+		printf("SQUIB-HTTP error write %s\n", strerror(errno));
+		return 1;
+	}
+	for (;;) {
+		ssize_t r = read(fd, buf + got, sizeof(buf) - 1 - got);
+
+		if (r <= 0)
+			break;
+		got += (size_t)r;
+		buf[got] = 0;
+		body = strstr(buf, "\r\n\r\n");
+		if (!body)
+			continue;
+		cl = strcasestr(buf, "\ncontent-length:");
+		need = (size_t)(body + 4 - buf) + (cl && cl < body ? strtoul(cl + 16, NULL, 10) : 0);
+		if (got >= need)
+			break;
+	}
+	close(fd);
+	buf[got] = 0;
+	body = strstr(buf, "\r\n\r\n");
+	if (!body || sscanf(buf, "HTTP/1.%*d %d", &status) != 1) {
+		printf("SQUIB-HTTP error answer got=%zu '%.80s'\n", got, buf);
+		return 1;
+	}
+	body += 4;
+	for (const char *p = body; *p; p++)
+		h = (h ^ (unsigned char)*p) * 0x100000001b3ull;
+	printf("SQUIB-HTTP status=%d len=%zu fnv=%016llx\n", status, strlen(body),
+	       (unsigned long long)h);
+	printf("SQUIB-BODY<%.3000s>SQUIB-BODY\n", body);
+	if (save) {
+		FILE *f = fopen(save, "w");
+		if (!f || fputs(body, f) < 0 || fclose(f))
+			printf("SQUIB-HTTP error save %s\n", save);
+	}
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	setvbuf(stdout, NULL, _IOLBF, 0);
@@ -1126,6 +1210,10 @@ int main(int argc, char **argv)
 	if (argc == 6 && !strcmp(argv[1], "vsock-bench"))
 		return vsock_bench(argv[2], (unsigned)strtoul(argv[3], NULL, 0),
 				   strtoul(argv[4], NULL, 0), strtoul(argv[5], NULL, 0));
+	if (argc >= 7 && !strcmp(argv[1], "http") && !strcmp(argv[2], "-s"))
+		return http_req(argv[3], argv[4], argv[5], argv[6], argv + 7, argc - 7);
+	if (argc >= 5 && !strcmp(argv[1], "http"))
+		return http_req(NULL, argv[2], argv[3], argv[4], argv + 5, argc - 5);
 	if (argc == 5 && !strcmp(argv[1], "vsock-client"))
 		return vsock_client(argv[2], (unsigned)strtoul(argv[3], NULL, 0),
 				    strtoul(argv[4], NULL, 0));
@@ -1134,6 +1222,7 @@ int main(int argc, char **argv)
 		"keeper MIB SEED | uptime | writer DIR SLOTS SEED | wcheck DIR SEED | "
 		"holdread FILE MIB SEED | randread DEV COUNT [BS] | tcpserve PORT | "
 		"tcp HOST PORT MIB COUNT | vsock-agent PORT | vsock-client UDS PORT COUNT | "
-		"netbench HOST PORT MIB PINGS | vsock-bench UDS|cid:N PORT MIB PINGS\n");
+		"netbench HOST PORT MIB PINGS | vsock-bench UDS|cid:N PORT MIB PINGS | "
+		"http [-s FILE] IP METHOD PATH [HEADER]...\n");
 	return 2;
 }

@@ -1,0 +1,19 @@
+#!/bin/sh
+# ctest entry of runtime.testhost_mmds: boots the nested test host with
+# squib, curl and iproute2's ip and runs testhost_mmds.sh inside with the
+# guest kit's root image.  $1: the squib binary.  Skips (77) where the test
+# host cannot run here (no QEMU, no iproute2).
+here=$(cd "$(dirname "$0")" && pwd)
+repo=$here/../..
+squib=${1:-}
+[ -x "$squib" ] || { echo "skip: no squib binary" >&2; exit 77; }
+[ -f "$repo/testhost/run.sh" ] || { echo "skip: no testhost/run.sh" >&2; exit 77; }
+if ! command -v qemu-system-x86_64 >/dev/null && ! [ -c /dev/kvm ]; then
+	echo "skip: no qemu-system-x86_64 for the test host" >&2
+	exit 77
+fi
+curl=$(command -v curl) || { echo "curl not found (scripts/deps.sh installs it)" >&2; exit 1; }
+ip=$(PATH=$PATH:/sbin:/usr/sbin command -v ip) || { echo "skip: iproute2's ip not found" >&2; exit 77; }
+"$ip" -V 2>&1 | grep -q iproute2 || { echo "skip: $ip is not iproute2's (no tuntap)" >&2; exit 77; }
+exec bash "$repo/testhost/run.sh" --auto --rootfs --no-vmlinux --timeout 400 --bin "$squib" \
+	--bin "$curl" --bin "$ip" "$here/testhost_mmds.sh"
