@@ -656,7 +656,8 @@ static bool conn_owes_segment(const struct conn *c)
 		uint32_t end = c->resp_seq0 + (uint32_t)c->resp_len;
 		uint32_t actual_end = seq_at_or_after(c->remote_rwnd_edge, end) ? end : c->remote_rwnd_edge;
 
-		if (seq_after(actual_end, c->first_not_sent))
+		if (seq_after(actual_end, c->first_not_sent) &&
+		    !(c->send_fin && seq_after(actual_end, c->fin_seq)))
 			return true;
 	}
 	return c->pending_ack || conn_can_send_first_fin(c);
@@ -733,7 +734,8 @@ static void ep_receive(sqb_mmds_ns *ns, struct conn *c, const struct seg *s, uin
 		c->resp_len = 0;
 	}
 
-	if (!c->resp_len) {
+	/* Nothing is answered once our FIN is decided. */
+	if (!c->resp_len && !c->send_fin) {
 		size_t end = find_request_end(c->rbuf, c->rlen);
 
 		if (end) {
@@ -1022,7 +1024,9 @@ int sqb_mmds_ns_new(const struct sqb_mmds_ns_config *cfg, sqb_mmds_ns **out)
 	memcpy(ns->remote_mac, ns->cfg.mac, 6);
 	/* ISNs need only be unpredictable to the guest (RFC 6528); a xorshift
 	 * seeded once is what dumbo uses too (xor_pseudo_rng_u32). */
-	if (getrandom(&ns->rng, sizeof(ns->rng), GRND_NONBLOCK) != sizeof(ns->rng)) {
+	if (cfg->isn_seed)
+		ns->rng = cfg->isn_seed;
+	else if (getrandom(&ns->rng, sizeof(ns->rng), GRND_NONBLOCK) != sizeof(ns->rng)) {
 		struct timespec ts;
 		clock_gettime(CLOCK_MONOTONIC, &ts);
 		ns->rng = (uint32_t)ts.tv_nsec ^ (uint32_t)ts.tv_sec ^ (uint32_t)(uintptr_t)ns;

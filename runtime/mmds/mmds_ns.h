@@ -35,6 +35,9 @@ struct sqb_mmds_ns_config {
 	 * (VIRTIO_NET_HDR_F_NEEDS_CSUM), so verifying it would drop good
 	 * segments.  Output checksums are always complete. */
 	bool verify_csum;
+	/* Nonzero: initial sequence numbers follow xorshift32 from this seed
+	 * (deterministic, for tests and fuzzing); 0: random. */
+	uint32_t isn_seed;
 };
 
 #define SQB_MMDS_DEFAULT_IPV4 0xa9fea9feu /* 169.254.169.254 */
