@@ -18,15 +18,15 @@
 #include "mmds.h"
 #include "mmds_ns.h"
 
-#define ETH_HLEN	14
-#define ETHERTYPE_IPV4	0x0800
-#define ETHERTYPE_ARP	0x0806
-#define ARP_LEN		28
-#define IPV4_HLEN	20
-#define IPPROTO_TCP_	6
-#define IPV4_TTL	1	/* dumbo's DEFAULT_TTL: the peer is one hop away */
-#define TCP_HLEN	20
-#define TCP_HLEN_MAX	60
+#define ETH_HLEN       14
+#define ETHERTYPE_IPV4 0x0800
+#define ETHERTYPE_ARP  0x0806
+#define ARP_LEN	       28
+#define IPV4_HLEN      20
+#define IPPROTO_TCP_   6
+#define IPV4_TTL       1 /* dumbo's DEFAULT_TTL: the peer is one hop away */
+#define TCP_HLEN       20
+#define TCP_HLEN_MAX   60
 
 #define TCP_FIN 0x01
 #define TCP_SYN 0x02
@@ -41,14 +41,14 @@
 #define MSS_MAX		(65535 - IPV4_HLEN - TCP_HLEN)
 /* dumbo has no cap of its own (its frame buffer is 64 KiB); ours keeps every
  * frame within SQB_MMDS_MAX_FRAME. */
-#define MSS_CAP		(SQB_MMDS_MAX_FRAME - ETH_HLEN - IPV4_HLEN - TCP_HLEN)
-#define RST_WINDOW	10000	/* handler.rs: "just an arbitrary number" */
+#define MSS_CAP	   (SQB_MMDS_MAX_FRAME - ETH_HLEN - IPV4_HLEN - TCP_HLEN)
+#define RST_WINDOW 10000 /* handler.rs: "just an arbitrary number" */
 
 /* endpoint.rs counts these in TSC cycles ("roughly 10 seconds" and "~300 ms"
  * on a 4 GHz CPU); here they are milliseconds of the caller's clock. */
-#define EVICTION_MS	10000u
-#define RTO_MS		300u
-#define RTO_COUNT_MAX	15u
+#define EVICTION_MS   10000u
+#define RTO_MS	      300u
+#define RTO_COUNT_MAX 15u
 
 /* connection.rs ConnStatusFlags */
 #define ST_SYN_RECEIVED 0x01
@@ -59,17 +59,17 @@
 #define ST_RESET	0x20
 
 /* connection.rs RecvStatusFlags: any of them is "unusual" */
-#define RS_INVALID_ACK		0x001
-#define RS_DUP_ACK		0x002
-#define RS_SEGMENT_BEYOND_RWND	0x004
-#define RS_UNEXPECTED_SEQ	0x008
-#define RS_REMOTE_RWND_EDGE	0x010
-#define RS_DATA_BEYOND_FIN	0x020
-#define RS_RESET_RECEIVED	0x040
-#define RS_INVALID_RST		0x080
-#define RS_INVALID_SEGMENT	0x100
-#define RS_CONN_RESETTING	0x200
-#define RS_INVALID_FIN		0x400
+#define RS_INVALID_ACK	       0x001
+#define RS_DUP_ACK	       0x002
+#define RS_SEGMENT_BEYOND_RWND 0x004
+#define RS_UNEXPECTED_SEQ      0x008
+#define RS_REMOTE_RWND_EDGE    0x010
+#define RS_DATA_BEYOND_FIN     0x020
+#define RS_RESET_RECEIVED      0x040
+#define RS_INVALID_RST	       0x080
+#define RS_INVALID_SEGMENT     0x100
+#define RS_CONN_RESETTING      0x200
+#define RS_INVALID_FIN	       0x400
 
 /* A parsed incoming segment (pointers into the guest's frame). */
 struct seg {
@@ -111,16 +111,16 @@ struct conn {
 	/* Endpoint (endpoint.rs) */
 	uint8_t rbuf[SQB_MMDS_RCV_BUF];
 	size_t rlen;
-	uint8_t *resp;		/* kept until all of it is acknowledged */
+	uint8_t *resp; /* kept until all of it is acknowledged */
 	size_t resp_len;
-	uint32_t resp_seq0;	/* sequence number of resp[0] */
+	uint32_t resp_seq0; /* sequence number of resp[0] */
 	uint64_t last_rx_ms;
 	bool stop_receiving;
 };
 
 struct sqb_mmds_ns {
 	struct sqb_mmds_ns_config cfg;
-	struct sqb_mmds_metrics dummy;	/* counted into when cfg.metrics is NULL */
+	struct sqb_mmds_metrics dummy; /* counted into when cfg.metrics is NULL */
 	struct sqb_mmds_metrics *m;
 	uint8_t remote_mac[6];
 	bool arp_pending;
@@ -128,7 +128,7 @@ struct sqb_mmds_ns {
 	struct rst rstq[SQB_MMDS_MAX_PENDING_RESETS];
 	unsigned int nrst;
 	struct conn conns[SQB_MMDS_MAX_CONNECTIONS];
-	unsigned int next_conn;	/* round robin among connections that owe a segment */
+	unsigned int next_conn; /* round robin among connections that owe a segment */
 	uint32_t rng;
 	uint8_t stage[SQB_MMDS_MAX_FRAME];
 	size_t stage_len;
@@ -376,7 +376,8 @@ static int conn_receive(struct conn *c, const struct seg *s, uint8_t *buf, size_
 
 	if (s->flags & TCP_RST) {
 		/* Only an in-window RST is believed (RFC 5961 in spirit). */
-		if (seq_at_or_after(s->seq, c->ack_to_send) && seq_after(c->local_rwnd_edge, s->seq)) {
+		if (seq_at_or_after(s->seq, c->ack_to_send) &&
+		    seq_after(c->local_rwnd_edge, s->seq)) {
 			c->st |= ST_RESET;
 			*status = RS_RESET_RECEIVED;
 		} else {
@@ -407,7 +408,8 @@ static int conn_receive(struct conn *c, const struct seg *s, uint8_t *buf, size_
 	if (s->flags & TCP_ACK) {
 		uint32_t ack = s->ack;
 
-		if (seq_at_or_after(ack, c->highest_ack) && seq_at_or_after(c->first_not_sent, ack)) {
+		if (seq_at_or_after(ack, c->highest_ack) &&
+		    seq_at_or_after(c->first_not_sent, ack)) {
 			c->rto_count = 0;
 			if (ack == c->highest_ack && ack != c->first_not_sent) {
 				if (!conn_established(c)) {
@@ -654,7 +656,8 @@ static bool conn_owes_segment(const struct conn *c)
 		return false;
 	if (c->resp_len) {
 		uint32_t end = c->resp_seq0 + (uint32_t)c->resp_len;
-		uint32_t actual_end = seq_at_or_after(c->remote_rwnd_edge, end) ? end : c->remote_rwnd_edge;
+		uint32_t actual_end =
+		    seq_at_or_after(c->remote_rwnd_edge, end) ? end : c->remote_rwnd_edge;
 
 		if (seq_after(actual_end, c->first_not_sent) &&
 		    !(c->send_fin && seq_after(actual_end, c->fin_seq)))
@@ -816,8 +819,7 @@ static bool conn_open(sqb_mmds_ns *ns, struct conn *c, const struct seg *s, uint
 	return true;
 }
 
-static void tcp_receive(sqb_mmds_ns *ns, const uint8_t *ip, size_t iphl, size_t iplen,
-			uint64_t now)
+static void tcp_receive(sqb_mmds_ns *ns, const uint8_t *ip, size_t iphl, size_t iplen, uint64_t now)
 {
 	const uint8_t *t = ip + iphl;
 	size_t len = iplen - iphl, hl;
@@ -1068,7 +1070,7 @@ static void detour_arp(sqb_mmds_ns *ns, const uint8_t *a, size_t len)
 		return;
 	memcpy(ns->remote_mac, a + 8, 6);
 	ns->arp_dest = ld32(a + 14);
-	ns->arp_pending = true;	/* one slot: a newer request replaces it */
+	ns->arp_pending = true; /* one slot: a newer request replaces it */
 }
 
 static void detour_ipv4(sqb_mmds_ns *ns, const uint8_t *frame, const uint8_t *ip, size_t len,

@@ -24,8 +24,8 @@ typedef int (*sqb_mmds_respond_fn)(void *ctx, const uint8_t *req, size_t len, ui
 				   size_t *resp_len);
 
 struct sqb_mmds_ns_config {
-	uint32_t ipv4;		/* host byte order; 0: SQB_MMDS_DEFAULT_IPV4 */
-	uint8_t mac[6];		/* the MMDS MAC answered to ARP; all zero: the default */
+	uint32_t ipv4;	/* host byte order; 0: SQB_MMDS_DEFAULT_IPV4 */
+	uint8_t mac[6]; /* the MMDS MAC answered to ARP; all zero: the default */
 	sqb_mmds_respond_fn respond;
 	void *ctx;
 	struct sqb_mmds_metrics *metrics; /* may be NULL */
@@ -41,12 +41,15 @@ struct sqb_mmds_ns_config {
 };
 
 #define SQB_MMDS_DEFAULT_IPV4 0xa9fea9feu /* 169.254.169.254 */
-#define SQB_MMDS_DEFAULT_MAC {0x06, 0x01, 0x23, 0x45, 0x67, 0x01}
+#define SQB_MMDS_DEFAULT_MAC                                                                       \
+	{                                                                                          \
+		0x06, 0x01, 0x23, 0x45, 0x67, 0x01                                                 \
+	}
 #define SQB_MMDS_TCP_PORT 80
 /* Firecracker's bounds (mmds/ns.rs, dumbo/tcp/endpoint.rs). */
-#define SQB_MMDS_MAX_CONNECTIONS 30
+#define SQB_MMDS_MAX_CONNECTIONS    30
 #define SQB_MMDS_MAX_PENDING_RESETS 100
-#define SQB_MMDS_RCV_BUF 2500	/* one more than the largest request accepted */
+#define SQB_MMDS_RCV_BUF	    2500 /* one more than the largest request accepted */
 /* Largest frame produced: an Ethernet frame of a 1500-byte IPv4 packet. */
 #define SQB_MMDS_MAX_FRAME 1514
 
@@ -56,7 +59,15 @@ void sqb_mmds_ns_free(sqb_mmds_ns *ns);
 /* A frame the guest transmitted (Ethernet header first, no virtio-net
  * header).  Returns true when the frame is for MMDS (ARP for its address, or
  * IPv4 to its address): the stack consumed it and it must not reach the tap.
- * now_ms: monotonic milliseconds. */
+ * As Firecracker's is_mmds_frame, only the target address decides: a
+ * malformed frame for the address is consumed too (and dropped).
+ * now_ms: monotonic milliseconds.
+ *
+ * Metrics: the stack counts every network counter of sqb_mmds_metrics,
+ * including the ones Firecracker's net device counts (rx_accepted for each
+ * consumed frame here, tx_frames and tx_bytes in next_frame), so the device
+ * counts none of them.  A frame shorter than an Ethernet header counts
+ * rx_bad_eth and is not consumed. */
 bool sqb_mmds_ns_detour(sqb_mmds_ns *ns, const uint8_t *frame, size_t len, uint64_t now_ms);
 
 /* True while the stack has a frame for the guest. */

@@ -72,7 +72,8 @@ def conversation(req_parts, win=64240, mss=1460, fin=True):
     for p in req_parts:
         f.append(tcp(port, seq, isn + 1, ACK | PSH, win, p))
         seq += len(p)
-    req_len = sum(len(p) for p in req_parts)
+    req = b"".join(req_parts)
+    req_len = req.index(b"\r\n\r\n") + 4  # the stack passes the head only
     resp = 40 + (req_len * 7) % 4000
     acked = 0
     while acked < resp:  # acknowledge window by window

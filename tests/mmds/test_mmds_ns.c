@@ -36,8 +36,7 @@ static uint8_t resp_byte(size_t i)
 	return (uint8_t)('a' + i % 26);
 }
 
-static int fake_respond(void *ctx, const uint8_t *req, size_t len, uint8_t **resp,
-			size_t *resp_len)
+static int fake_respond(void *ctx, const uint8_t *req, size_t len, uint8_t **resp, size_t *resp_len)
 {
 	(void)ctx;
 	nreq++;
@@ -583,7 +582,8 @@ static void test_content_length_not_awaited(void **state)
 {
 	struct fx *x = *state;
 	struct peer p = {.port = 41002, .snd_nxt = 1};
-	static const char req[] = "PUT /latest/api/token HTTP/1.1\r\nContent-Length: 100\r\n\r\nsome body";
+	static const char req[] =
+	    "PUT /latest/api/token HTTP/1.1\r\nContent-Length: 100\r\n\r\nsome body";
 	size_t head = sizeof(req) - 1 - strlen("some body");
 	uint8_t buf[4096], fl;
 	size_t at = 0;
