@@ -1,0 +1,222 @@
+/* Fuzz target for the MMDS network stack (mmds_ns.c): the input is a
+ * sequence of guest frames, each a 2-byte big-endian length (bit 15 of the
+ * first: verify input checksums) and that many bytes.  ISNs come from a
+ * fixed seed so seeds can carry whole conversations
+ * (tests/mmds/gen_mmds_corpus.py writes them).  Every frame goes
+ * through sqb_mmds_ns_detour, the stack is drained with
+ * sqb_mmds_ns_next_frame after each (the clock advancing so timers fire), and
+ * every frame it produces is checked for size and checksums.  Built as a
+ * libFuzzer target with -DSQB_LIBFUZZER; otherwise main() replays a corpus
+ * folder and runs a fixed-seed mutation pass over each file, as
+ * tests/virtio/fuzz_replay.c does for the virtio targets (self-contained
+ * here: the mmds tests link nothing of tests/virtio). */
+#include <dirent.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "mmds.h"
+#include "mmds_ns.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+static int respond(void *ctx, const uint8_t *req, size_t len, uint8_t **resp, size_t *resp_len)
+{
+	/* A response whose size depends on the request, up to a few MSS. */
+	size_t n = 40 + (len * 7) % 4000;
+
+	(void)ctx;
+	if (len && req[0] == '!')
+		return -1;
+	*resp = malloc(n);
+	if (!*resp)
+		return -1;
+	memset(*resp, 'r', n);
+	*resp_len = n;
+	return 0;
+}
+
+static uint16_t r16(const uint8_t *p)
+{
+	return (uint16_t)(p[0] << 8 | p[1]);
+}
+
+static uint16_t sum(uint32_t acc, const uint8_t *p, size_t n)
+{
+	for (size_t i = 0; i + 1 < n; i += 2)
+		acc += r16(p + i);
+	if (n & 1)
+		acc += (uint32_t)p[n - 1] << 8;
+	while (acc >> 16)
+		acc = (acc & 0xffff) + (acc >> 16);
+	return (uint16_t)~acc;
+}
+
+/* Frames out must be well formed whatever came in. */
+static void check_out(const uint8_t *f, size_t n)
+{
+	if (n > SQB_MMDS_MAX_FRAME || n < 14)
+		abort();
+	if (r16(f + 12) == 0x0806) {
+		if (n != 42)
+			abort();
+		return;
+	}
+	if (r16(f + 12) != 0x0800 || n < 54 || r16(f + 16) != n - 14 || sum(0, f + 14, 20))
+		abort();
+	{
+		const uint8_t *ip = f + 14;
+		uint32_t acc = r16(ip + 12) + r16(ip + 14) + r16(ip + 16) + r16(ip + 18) + 6 +
+			       (uint32_t)(n - 34);
+		if (sum(acc, f + 34, n - 34))
+			abort();
+	}
+}
+
+static void drain(sqb_mmds_ns *ns, uint64_t now)
+{
+	uint8_t out[SQB_MMDS_MAX_FRAME];
+	size_t n;
+	int guard = 0;
+
+	while ((n = sqb_mmds_ns_next_frame(ns, out, sizeof(out), now)) != 0) {
+		if (n > sizeof(out))
+			abort();
+		check_out(out, n);
+		if (++guard > 100000)
+			abort(); /* a stack that never stops producing */
+	}
+	if (sqb_mmds_ns_pending(ns))
+		abort();
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	struct sqb_mmds_metrics m = {0};
+	struct sqb_mmds_ns_config cfg = {
+	    .ipv4 = SQB_MMDS_DEFAULT_IPV4,
+	    .respond = respond,
+	    .metrics = &m,
+	};
+	sqb_mmds_ns *ns;
+	uint64_t now = 1000;
+	size_t at = 0;
+
+	if (size && (data[0] & 0x80))
+		cfg.verify_csum = true;
+	cfg.isn_seed = 0x5eed;
+	if (sqb_mmds_ns_new(&cfg, &ns))
+		return 0;
+	while (at + 2 <= size) {
+		size_t n = r16(data + at) & 0x7fff;
+		uint8_t *copy;
+
+		at += 2;
+		if (n > size - at)
+			n = size - at;
+		/* an exact-size heap copy, so ASan sees any overread */
+		copy = malloc(n ? n : 1);
+		if (!copy)
+			break;
+		memcpy(copy, data + at, n);
+		sqb_mmds_ns_detour(ns, copy, n, now);
+		free(copy);
+		at += n;
+		now += 1 + (n % 4) * 2500; /* sometimes past RTOs and evictions */
+		drain(ns, now);
+	}
+	sqb_mmds_ns_free(ns);
+	return 0;
+}
+
+#ifndef SQB_LIBFUZZER
+static uint64_t rng = 0x5eed;
+
+static uint64_t next(void)
+{
+	rng ^= rng << 13;
+	rng ^= rng >> 7;
+	rng ^= rng << 17;
+	return rng;
+}
+
+/* Mutations aimed at the header bytes of the first frames (length fields,
+ * IHL, data offset, flags, options) as often as anywhere else. */
+static void mutate_and_run(const uint8_t *seed, size_t len, int rounds)
+{
+	uint8_t *buf = malloc(len + 64);
+
+	for (int r = 0; buf && r < rounds; r++) {
+		size_t n = len;
+
+		memcpy(buf, seed, len);
+		for (int k = (int)(next() % 8) + 1; k > 0 && n; k--) {
+			size_t at = next() % n;
+
+			switch (next() % 4) {
+			case 0:
+				buf[at] ^= (uint8_t)(1u << (next() % 8));
+				break;
+			case 1:
+				buf[at] = (uint8_t)next();
+				break;
+			case 2:
+				at = 2 + next() % 80;
+				if (at < n)
+					buf[at] = (uint8_t)next();
+				break;
+			default:
+				if (n > 1 && (next() & 7) == 0)
+					n = at ? at : 1;
+			}
+		}
+		LLVMFuzzerTestOneInput(buf, n);
+	}
+	free(buf);
+}
+
+int main(int argc, char **argv)
+{
+	int files = 0, rounds = argc > 2 ? atoi(argv[2]) : 200;
+	struct dirent *e;
+	DIR *d;
+
+	if (argc < 2) {
+		fprintf(stderr, "usage: %s CORPUS_DIR [ROUNDS]\n", argv[0]);
+		return 2;
+	}
+	d = opendir(argv[1]);
+	if (!d) {
+		perror(argv[1]);
+		return 1;
+	}
+	while ((e = readdir(d))) {
+		char path[1024];
+		uint8_t *buf;
+		long sz;
+		FILE *f;
+
+		if (e->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", argv[1], e->d_name);
+		f = fopen(path, "rb");
+		if (!f)
+			continue;
+		fseek(f, 0, SEEK_END);
+		sz = ftell(f);
+		fseek(f, 0, SEEK_SET);
+		buf = malloc(sz > 0 ? (size_t)sz : 1);
+		if (buf && sz >= 0 && fread(buf, 1, (size_t)sz, f) == (size_t)sz) {
+			LLVMFuzzerTestOneInput(buf, (size_t)sz);
+			mutate_and_run(buf, (size_t)sz, rounds);
+			files++;
+		}
+		free(buf);
+		fclose(f);
+	}
+	closedir(d);
+	printf("fuzz_mmds: %d corpus files, %d mutations each\n", files, rounds);
+	return files ? 0 : 1;
+}
+#endif
