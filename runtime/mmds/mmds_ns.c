@@ -1,7 +1,8 @@
-/* MMDS network stack: a C port of Firecracker's MmdsNetworkStack
- * (src/vmm/src/mmds/ns.rs) and of the parts of dumbo it uses (pdu/ parsers,
- * tcp/connection.rs, tcp/endpoint.rs, tcp/handler.rs).  Where this file
- * departs from dumbo the comment says so and why.
+/* MMDS network stack (docs/mmds.md), written for squib to behave as
+ * Firecracker's MmdsNetworkStack and its dumbo TCP endpoint do on the wire:
+ * the limits, framing and reset rules were read from Firecracker's
+ * mmds/ns.rs and dumbo/ (pdu/, tcp/) and are cited where they apply.  Where
+ * squib behaves differently the comment says so and why.
  *
  * Frames are not queued: like dumbo, the stack keeps per-connection state
  * (what is owed: SYN-ACK, ACK, data, FIN, RST) and builds the next frame when

@@ -202,7 +202,7 @@ static uint32_t arp_req(uint8_t *f, const uint8_t tip[4])
 	memcpy(f + 22, GMAC, 6);
 	memcpy(f + 28, GIP, 4);
 	memcpy(f + 38, tip, 4);
-	return 60;
+	return 42; /* as Linux sends it on virtio-net: no padding to 60 */
 }
 
 /* IPv4 + TCP from the guest's port 40000 to dip:80. */
@@ -279,8 +279,8 @@ static void test_arp(void **state)
 	/* who-has another address: the tap's, untouched */
 	tx(t, f, arp_req(f, other));
 	assert_int_equal(rx(t, got), 0);
-	assert_int_equal(recv(t->sv[1], got, sizeof(got), 0), HDR + 60);
-	assert_memory_equal(got + HDR, f, 60);
+	assert_int_equal(recv(t->sv[1], got, sizeof(got), 0), HDR + 42);
+	assert_memory_equal(got + HDR, f, 42);
 }
 
 /* The three-way handshake, one GET, the whole answer, FIN. */
