@@ -155,11 +155,13 @@ static int reply(int minor, int status, enum media type, const char *body, uint8
 struct perr {
 	int status; /* 0: out of memory */
 	char *msg;
+	size_t len;
 };
 
 static int fail(struct perr *e, int status, const char *msg)
 {
 	e->msg = strdup(msg);
+	e->len = strlen(msg);
 	e->status = e->msg ? status : 0;
 	return -1;
 }
@@ -202,49 +204,6 @@ static const char *find(const char *p, size_t n, const char *seq, size_t sn)
 	return NULL;
 }
 
-/* Strict UTF-8 (Rust's from_utf8: no overlongs, no surrogates, <= U+10FFFF). */
-static bool utf8_ok(const unsigned char *s, size_t n)
-{
-	size_t i = 0;
-
-	while (i < n) {
-		unsigned char c = s[i];
-		size_t k, need;
-		unsigned lo = 0x80, hi = 0xbf;
-
-		if (c < 0x80) {
-			i++;
-			continue;
-		}
-		if (c >= 0xc2 && c <= 0xdf)
-			need = 1;
-		else if (c >= 0xe0 && c <= 0xef)
-			need = 2;
-		else if (c >= 0xf0 && c <= 0xf4)
-			need = 3;
-		else
-			return false;
-		if (c == 0xe0)
-			lo = 0xa0;
-		else if (c == 0xed)
-			hi = 0x9f;
-		else if (c == 0xf0)
-			lo = 0x90;
-		else if (c == 0xf4)
-			hi = 0x8f;
-		if (n - i - 1 < need)
-			return false;
-		for (k = 1; k <= need; k++) {
-			unsigned char d = s[i + k];
-
-			if (k == 1 ? (d < lo || d > hi) : (d < 0x80 || d > 0xbf))
-				return false;
-		}
-		i += need + 1;
-	}
-	return true;
-}
-
 /* Rust's u32::from_str: optional '+', at least one digit, no overflow. */
 static bool parse_u32(struct span s, uint32_t *out)
 {
@@ -266,16 +225,23 @@ static bool parse_u32(struct span s, uint32_t *out)
 	return true;
 }
 
-/* The texts quote what the guest sent, whole (a header line can be as
- * long as the request). */
-static int perr_fmt(struct perr *e, const char *fmt, struct span a, struct span b)
+/* pre + a + mid + b: the texts quote what the guest sent, whole and byte
+ * for byte (a header line can be as long as the request, and hold NULs). */
+static int perr_cat(struct perr *e, const char *pre, struct span a, const char *mid,
+		    struct span b)
 {
-	size_t n = strlen(fmt) + a.n + b.n + 1;
+	size_t pl = strlen(pre), ml = strlen(mid);
 
-	e->msg = malloc(n);
+	e->len = pl + a.n + ml + b.n;
+	e->msg = malloc(e->len + 1);
 	e->status = e->msg ? 400 : 0;
-	if (e->msg)
-		snprintf(e->msg, n, fmt, (int)a.n, a.p, (int)b.n, b.p);
+	if (!e->msg)
+		return -1;
+	memcpy(e->msg, pre, pl);
+	memcpy(e->msg + pl, a.p, a.n);
+	memcpy(e->msg + pl + a.n, mid, ml);
+	memcpy(e->msg + pl + a.n + ml, b.p, b.n);
+	e->msg[e->len] = '\0';
 	return -1;
 }
 
@@ -298,7 +264,7 @@ static int check_encoding(struct span v, struct perr *e)
 		piece.n = i - start;
 		t = trim(piece);
 		if (span_is(t, "identity;q=0") || (span_is(t, "*;q=0") && !has_identity))
-			return perr_fmt(e, "Invalid value. Key:%.*s; Value:%.*s", key, piece);
+			return perr_cat(e, "Invalid value. Key:", key, "; Value:", piece);
 		start = i + 1;
 	}
 	return 0;
@@ -310,7 +276,7 @@ static int parse_header(struct request *rq, struct span line, struct perr *e)
 	struct span name, val, tname;
 
 	if (!colon)
-		return perr_fmt(e, "Header is incorrectly formatted. Key: %.*s%.*s", line,
+		return perr_cat(e, "Header is incorrectly formatted. Key: ", line, "",
 				(struct span){"", 0});
 	name.p = line.p;
 	name.n = (size_t)(colon - line.p);
@@ -319,7 +285,7 @@ static int parse_header(struct request *rq, struct span line, struct perr *e)
 	tname = trim(name);
 	if (span_ieq(tname, "content-length")) {
 		if (!parse_u32(trim(val), &rq->cl))
-			return perr_fmt(e, "Invalid value. Key:%.*s; Value:%.*s", name, val);
+			return perr_cat(e, "Invalid value. Key:", name, "; Value:", val);
 		return 0;
 	}
 	if (span_ieq(tname, "accept")) {
@@ -377,7 +343,7 @@ static int parse_request(const char *b, size_t len, struct request *rq, struct p
 		return fail(e, 501, "Unsupported HTTP method.");
 	if (!rq->uri.n)
 		return fail(e, 400, "Empty URI not allowed.");
-	if (!utf8_ok((const unsigned char *)rq->uri.p, rq->uri.n))
+	if (!sqb_json_utf8_ok((const unsigned char *)rq->uri.p, rq->uri.n))
 		return fail(e, 400, "Cannot parse URI as UTF-8.");
 	if (span_is(version, "HTTP/1.0"))
 		rq->minor = 0;
@@ -397,7 +363,7 @@ static int parse_request(const char *b, size_t len, struct request *rq, struct p
 	/* Header lines sit between the request line's CRLF and CRLFCRLF. */
 	start = rl_len + 2;
 	hlen = (size_t)(hend - b) - start;
-	if (!utf8_ok((const unsigned char *)b + start, hlen))
+	if (!sqb_json_utf8_ok((const unsigned char *)b + start, hlen))
 		return fail(e, 400, MSG_INVALID_REQUEST);
 	for (i = 0; i + 1 < hlen; i++)
 		if (b[start + i] == '\r' && b[start + i + 1] == '\n')
@@ -515,12 +481,34 @@ static char *format_imds(const struct sqb_jv *v, size_t *n)
 	return o.p;
 }
 
+/* "Resource not found: <path>." with the path as sent (NULs included). */
+static int not_found(const struct request *rq, struct span path, uint8_t **resp,
+		     size_t *resp_len)
+{
+	struct response r = {.minor = rq->minor, .status = 404, .type = MT_PLAIN};
+	struct out o = {0};
+	int ret;
+
+	puts_(&o, "Resource not found: ");
+	put(&o, path.p, path.n);
+	put(&o, ".", 1);
+	if (o.nomem) {
+		free(o.p);
+		return SQB_MMDS_E_NOMEM;
+	}
+	r.body = o.p;
+	r.body_len = o.n;
+	ret = emit(&r, resp, resp_len);
+	free(o.p);
+	return ret;
+}
+
 static int get_request(sqb_mmds *m, const struct request *rq, struct span path, uint8_t **resp,
 		       size_t *resp_len)
 {
 	const struct sqb_jv *v;
 	struct response r = {.minor = rq->minor, .status = 200, .type = rq->accept};
-	char *jp, *body, *nf;
+	char *jp, *body;
 	size_t jn, bn = 0;
 	int ret;
 
@@ -531,13 +519,7 @@ static int get_request(sqb_mmds *m, const struct request *rq, struct span path, 
 	v = sqb_json_pointer(m->doc, jp, jn && jp[jn - 1] == '/' ? jn - 1 : jn);
 	free(jp);
 	if (!v) {
-		nf = malloc(path.n + 32);
-		if (!nf)
-			return SQB_MMDS_E_NOMEM;
-		snprintf(nf, path.n + 32, "Resource not found: %.*s.", (int)path.n, path.p);
-		ret = reply(rq->minor, 404, MT_PLAIN, nf, resp, resp_len);
-		free(nf);
-		return ret;
+		return not_found(rq, path, resp, resp_len);
 	}
 	/* EC2's IMDS ignores Accept; the Content-Type still echoes it. */
 	if (m->imds_compat || rq->accept == MT_PLAIN) {
@@ -579,15 +561,7 @@ static int put_request(sqb_mmds *m, const struct request *rq, struct span path, 
 	is_token = !strcmp(jp, PATH_TO_TOKEN) && jn == strlen(PATH_TO_TOKEN);
 	free(jp);
 	if (!is_token) {
-		char *nf = malloc(path.n + 32);
-		int ret;
-
-		if (!nf)
-			return SQB_MMDS_E_NOMEM;
-		snprintf(nf, path.n + 32, "Resource not found: %.*s.", (int)path.n, path.p);
-		ret = reply(rq->minor, 404, MT_PLAIN, nf, resp, resp_len);
-		free(nf);
-		return ret;
+		return not_found(rq, path, resp, resp_len);
 	}
 	h = header(rq, ttl_names);
 	if (!h)
@@ -658,6 +632,9 @@ int sqb_mmds_http_respond(sqb_mmds *m, const uint8_t *req, size_t len, uint64_t 
 {
 	struct request rq = {0};
 	struct perr e = {0};
+	/* Refusals are answered as dumbo's build_response makes them:
+	 * Version::default() and micro_http's default Content-Type. */
+	struct response r = {.minor = 1, .type = MT_JSON};
 	int ret;
 
 	*resp = NULL;
@@ -666,7 +643,10 @@ int sqb_mmds_http_respond(sqb_mmds *m, const uint8_t *req, size_t len, uint64_t 
 		free(rq.custom);
 		if (!e.status)
 			return SQB_MMDS_E_NOMEM;
-		ret = reply(1, e.status, MT_JSON, e.msg, resp, resp_len);
+		r.status = e.status;
+		r.body = e.msg;
+		r.body_len = e.len;
+		ret = emit(&r, resp, resp_len);
 		free(e.msg);
 		return ret;
 	}

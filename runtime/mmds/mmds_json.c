@@ -315,11 +315,96 @@ static int canon_number(const char *t, size_t n, char **out, size_t *out_len)
 
 /* ---- parsing ---- */
 
+/* Strict UTF-8 (Rust's from_utf8: no overlongs, no surrogates, <= U+10FFFF). */
+bool sqb_json_utf8_ok(const void *p, size_t n)
+{
+	const unsigned char *s = p;
+	size_t i = 0;
+
+	while (i < n) {
+		unsigned char c = s[i];
+		size_t k, need;
+		unsigned lo = 0x80, hi = 0xbf;
+
+		if (c < 0x80) {
+			i++;
+			continue;
+		}
+		if (c >= 0xc2 && c <= 0xdf)
+			need = 1;
+		else if (c >= 0xe0 && c <= 0xef)
+			need = 2;
+		else if (c >= 0xf0 && c <= 0xf4)
+			need = 3;
+		else
+			return false;
+		if (c == 0xe0)
+			lo = 0xa0;
+		else if (c == 0xed)
+			hi = 0x9f;
+		else if (c == 0xf0)
+			lo = 0x90;
+		else if (c == 0xf4)
+			hi = 0x8f;
+		if (n - i - 1 < need)
+			return false;
+		for (k = 1; k <= need; k++) {
+			unsigned char d = s[i + k];
+
+			if (k == 1 ? (d < lo || d > hi) : (d < 0x80 || d > 0xbf))
+				return false;
+		}
+		i += need + 1;
+	}
+	return true;
+}
+
+/* yajl's own UTF-8 check lets overlong forms, encoded surrogates and code
+ * points past U+10FFFF through, and turns a lone surrogate escape into '?';
+ * serde_json refuses all of them.  Strings are checked again here, and the
+ * escapes in the source text after a successful parse. */
+static bool lone_surrogate(const char *t, size_t n, size_t *at)
+{
+	bool in_str = false;
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		unsigned u, u2;
+
+		if (t[i] == '"') {
+			in_str = !in_str;
+			continue;
+		}
+		if (!in_str || t[i] != '\\')
+			continue;
+		i++; /* the escaped character (yajl checked the escape) */
+		if (i >= n || t[i] != 'u' || i + 4 >= n)
+			continue;
+		if (sscanf(t + i + 1, "%4x", &u) != 1)
+			continue;
+		if (u >= 0xdc00 && u <= 0xdfff) {
+			*at = i + 5;
+			return true;
+		}
+		if (u < 0xd800 || u > 0xdbff) {
+			i += 4;
+			continue;
+		}
+		if (i + 10 >= n || t[i + 5] != '\\' || t[i + 6] != 'u' ||
+		    sscanf(t + i + 7, "%4x", &u2) != 1 || u2 < 0xdc00 || u2 > 0xdfff) {
+			*at = i + 5;
+			return true;
+		}
+		i += 10;
+	}
+	return false;
+}
+
 struct pctx {
 	struct sqb_jv *root;
 	struct sqb_jv *stack[SQB_JSON_MAX_DEPTH + 1];
 	int depth;
-	bool nomem, too_deep, bad_number;
+	bool nomem, too_deep, bad_number, bad_utf8;
 };
 
 /* Attach v where the parser is: the root, the next array item, or the
@@ -386,7 +471,13 @@ static int cb_number(void *ctx, const char *t, size_t n)
 
 static int cb_string(void *ctx, const unsigned char *s, size_t n)
 {
-	struct sqb_jv *v = sqb_json_new(SQB_J_STR);
+	struct sqb_jv *v;
+
+	if (!sqb_json_utf8_ok(s, n)) {
+		((struct pctx *)ctx)->bad_utf8 = true;
+		return 0;
+	}
+	v = sqb_json_new(SQB_J_STR);
 
 	if (v) {
 		v->s = memdup0(s, n);
@@ -403,7 +494,9 @@ static int open_container(struct pctx *c, enum sqb_jtype t)
 {
 	struct sqb_jv *v;
 
-	if (c->depth >= SQB_JSON_MAX_DEPTH) {
+	/* serde_json counts down from 128 and fails when it reaches 0:
+	 * the 128th nested container is refused. */
+	if (c->depth + 1 >= SQB_JSON_MAX_DEPTH) {
 		c->too_deep = true;
 		return 0;
 	}
@@ -430,6 +523,10 @@ static int cb_key(void *ctx, const unsigned char *k, size_t n)
 	struct sqb_jv *o = c->stack[c->depth - 1];
 	char *key;
 
+	if (!sqb_json_utf8_ok(k, n)) {
+		c->bad_utf8 = true;
+		return 0;
+	}
 	if (grow((void **)&o->mems, &o->cap, o->n + 1, sizeof(*o->mems)) ||
 	    !(key = memdup0(k, n))) {
 		c->nomem = true;
@@ -556,6 +653,10 @@ int sqb_json_parse(const char *txt, size_t len, struct sqb_jv **out, char *err, 
 		st = yajl_complete_parse(h);
 		off = len;
 	}
+	if (st == yajl_status_ok && c.root && lone_surrogate(txt, len, &off)) {
+		why = "lone surrogate in hex escape";
+		goto refuse;
+	}
 	if (st == yajl_status_ok && c.root) {
 		yajl_free(h);
 		*out = c.root;
@@ -570,6 +671,8 @@ int sqb_json_parse(const char *txt, size_t len, struct sqb_jv **out, char *err, 
 		why = "recursion limit exceeded";
 	} else if (c.bad_number) {
 		why = "number out of range";
+	} else if (c.bad_utf8) {
+		why = "invalid unicode code point";
 	} else if (st == yajl_status_ok) {
 		why = "EOF while parsing a value";
 	} else {
@@ -582,7 +685,11 @@ int sqb_json_parse(const char *txt, size_t len, struct sqb_jv **out, char *err, 
 		snprintf(reason, sizeof(reason), "%s", why);
 		reason[strcspn(reason, "\n")] = '\0';
 		why = reason;
+		/* serde_json's wording for input that stops early. */
+		if (strstr(reason, "premature EOF"))
+			why = "EOF while parsing a value";
 	}
+refuse:
 	if (off > len)
 		off = len;
 	where(txt, off, &line, &col);

@@ -11,7 +11,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-/* serde_json's recursion limit: deeper input is a parse error, and every
+/* serde_json's recursion limit (127 nested containers parse, the 128th is
+ * "recursion limit exceeded"): deeper input is a parse error, and every
  * recursive walk over a tree is bounded by it (a merge patch cannot build a
  * tree deeper than the deeper of its two inputs). */
 #define SQB_JSON_MAX_DEPTH 128
@@ -61,5 +62,9 @@ const struct sqb_jv *sqb_json_pointer(const struct sqb_jv *v, const char *ptr, s
 
 /* Object member lookup; NULL when absent or v is not an object. */
 const struct sqb_jv *sqb_json_get(const struct sqb_jv *v, const char *key, size_t klen);
+
+/* Strict UTF-8 as Rust's str::from_utf8 takes it (no overlong forms, no
+ * surrogates, nothing past U+10FFFF). */
+bool sqb_json_utf8_ok(const void *p, size_t n);
 
 #endif
