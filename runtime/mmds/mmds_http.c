@@ -33,9 +33,9 @@
 #define PATH_TO_TOKEN "/latest/api/token"
 
 #define MSG_INVALID_REQUEST "Invalid request."
-#define MSG_INVALID_URI "Invalid URI."
-#define MSG_NOT_ALLOWED "Not allowed HTTP method."
-#define MSG_INVALID_TOKEN "MMDS token not valid."
+#define MSG_INVALID_URI	    "Invalid URI."
+#define MSG_NOT_ALLOWED	    "Not allowed HTTP method."
+#define MSG_INVALID_TOKEN   "MMDS token not valid."
 #define MSG_NO_TOKEN                                                                               \
 	"No MMDS token provided. Use `X-metadata-token` or `X-aws-ec2-metadata-token` header to "  \
 	"specify the session token."
@@ -227,8 +227,7 @@ static bool parse_u32(struct span s, uint32_t *out)
 
 /* pre + a + mid + b: the texts quote what the guest sent, whole and byte
  * for byte (a header line can be as long as the request, and hold NULs). */
-static int perr_cat(struct perr *e, const char *pre, struct span a, const char *mid,
-		    struct span b)
+static int perr_cat(struct perr *e, const char *pre, struct span a, const char *mid, struct span b)
 {
 	size_t pl = strlen(pre), ml = strlen(mid);
 
@@ -482,8 +481,7 @@ static char *format_imds(const struct sqb_jv *v, size_t *n)
 }
 
 /* "Resource not found: <path>." with the path as sent (NULs included). */
-static int not_found(const struct request *rq, struct span path, uint8_t **resp,
-		     size_t *resp_len)
+static int not_found(const struct request *rq, struct span path, uint8_t **resp, size_t *resp_len)
 {
 	struct response r = {.minor = rq->minor, .status = 404, .type = MT_PLAIN};
 	struct out o = {0};
@@ -551,7 +549,8 @@ static int put_request(sqb_mmds *m, const struct request *rq, struct span path, 
 
 	h = header(rq, xff_names);
 	if (h) {
-		snprintf(msg, sizeof(msg), "Invalid header. Reason: Unsupported header name. Key: %.*s",
+		snprintf(msg, sizeof(msg),
+			 "Invalid header. Reason: Unsupported header name. Key: %.*s",
 			 (int)h->key.n, h->key.p);
 		return reply(rq->minor, 400, MT_PLAIN, msg, resp, resp_len);
 	}
@@ -610,7 +609,8 @@ static int convert(sqb_mmds *m, const struct request *rq, uint64_t now_ms, uint8
 		if (!tok) {
 			m->metrics.rx_no_token++;
 			if (m->version == SQB_MMDS_V2)
-				return reply(rq->minor, 401, MT_PLAIN, MSG_NO_TOKEN, resp, resp_len);
+				return reply(rq->minor, 401, MT_PLAIN, MSG_NO_TOKEN, resp,
+					     resp_len);
 		} else if (!sqb_mmds_token_valid_locked(m, tok->val.p, tok->val.n, now_ms)) {
 			m->metrics.rx_invalid_token++;
 			if (m->version == SQB_MMDS_V2)

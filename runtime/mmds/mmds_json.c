@@ -559,9 +559,10 @@ static int sort_members(struct sqb_jv *o)
 			size_t b = am, bm = i + 2 * w < n ? i + 2 * w : n, k = i;
 
 			while (a < am && b < bm)
-				dst[k++] = keycmp(src[b].key, src[b].klen, src[a].key, src[a].klen) < 0
-						   ? src[b++]
-						   : src[a++];
+				dst[k++] =
+				    keycmp(src[b].key, src[b].klen, src[a].key, src[a].klen) < 0
+					? src[b++]
+					: src[a++];
 			while (a < am)
 				dst[k++] = src[a++];
 			while (b < bm)
@@ -572,7 +573,8 @@ static int sort_members(struct sqb_jv *o)
 		dst = sw;
 	}
 	for (i = 0, out = 0; i < n; i++) {
-		if (i + 1 < n && !keycmp(src[i].key, src[i].klen, src[i + 1].key, src[i + 1].klen)) {
+		if (i + 1 < n &&
+		    !keycmp(src[i].key, src[i].klen, src[i + 1].key, src[i + 1].klen)) {
 			free(src[i].key);
 			sqb_json_free(src[i].val);
 			continue;
@@ -606,15 +608,15 @@ static int cb_end_array(void *ctx)
 }
 
 static const yajl_callbacks parse_cbs = {
-	.yajl_null = cb_null,
-	.yajl_boolean = cb_bool,
-	.yajl_number = cb_number,
-	.yajl_string = cb_string,
-	.yajl_start_map = cb_start_map,
-	.yajl_map_key = cb_key,
-	.yajl_end_map = cb_end_map,
-	.yajl_start_array = cb_start_array,
-	.yajl_end_array = cb_end_array,
+    .yajl_null = cb_null,
+    .yajl_boolean = cb_bool,
+    .yajl_number = cb_number,
+    .yajl_string = cb_string,
+    .yajl_start_map = cb_start_map,
+    .yajl_map_key = cb_key,
+    .yajl_end_map = cb_end_map,
+    .yajl_start_array = cb_start_array,
+    .yajl_end_array = cb_end_array,
 };
 
 /* serde_json counts lines from 1 and columns as the bytes read on the
@@ -731,8 +733,7 @@ static struct sqb_jv **obj_slot(struct sqb_jv *o, const char *key, size_t klen)
 	m.klen = klen;
 	m.key = memdup0(key, klen);
 	m.val = sqb_json_new(SQB_J_NULL);
-	if (!m.key || !m.val ||
-	    grow((void **)&o->mems, &o->cap, o->n + 1, sizeof(*o->mems))) {
+	if (!m.key || !m.val || grow((void **)&o->mems, &o->cap, o->n + 1, sizeof(*o->mems))) {
 		free(m.key);
 		sqb_json_free(m.val);
 		return NULL;

@@ -13,13 +13,13 @@
 /* MmdsDatastoreError's texts (data_store.rs).  The API prefixes them as
  * VmmActionError does: "MMDS limit exceeded error: " (413) and
  * "MMDS error: " (400). */
-#define SQB_MMDS_MSG_TOO_LARGE "The MMDS patch request doesn't fit."
-#define SQB_MMDS_MSG_NOT_INIT "The MMDS data store is not initialized."
+#define SQB_MMDS_MSG_TOO_LARGE	 "The MMDS patch request doesn't fit."
+#define SQB_MMDS_MSG_NOT_INIT	 "The MMDS data store is not initialized."
 #define SQB_MMDS_MSG_UNSUPPORTED "Cannot retrieve value. The value has an unsupported type."
 
 #define SQB_MMDS_MAX_TOKENS 1024
-#define SQB_MMDS_TOKEN_RAW 36 /* Firecracker: IV 12 + expiry 8 + tag 16 */
-#define SQB_MMDS_TOKEN_LEN 48 /* base64 of 36 bytes */
+#define SQB_MMDS_TOKEN_RAW  36 /* Firecracker: IV 12 + expiry 8 + tag 16 */
+#define SQB_MMDS_TOKEN_LEN  48 /* base64 of 36 bytes */
 
 struct sqb_mmds_token {
 	char text[SQB_MMDS_TOKEN_LEN + 1];

@@ -42,7 +42,7 @@ void sqb_mmds_free(sqb_mmds *m)
 
 /* The getters take a const handle (the other half reads them), but the
  * mutex inside is not const: the lock is the only thing touched. */
-#define LOCK(m) pthread_mutex_lock(&((sqb_mmds *)(m))->lock)
+#define LOCK(m)	  pthread_mutex_lock(&((sqb_mmds *)(m))->lock)
 #define UNLOCK(m) pthread_mutex_unlock(&((sqb_mmds *)(m))->lock)
 
 void sqb_mmds_set_version(sqb_mmds *m, enum sqb_mmds_version v)
@@ -221,7 +221,7 @@ struct sqb_mmds_metrics *sqb_mmds_metrics_ref(sqb_mmds *m)
 static void b64(const unsigned char *in, size_t n, char *out)
 {
 	static const char tab[] =
-		"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+	    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 	size_t i, o = 0;
 
 	for (i = 0; i + 2 < n; i += 3) {

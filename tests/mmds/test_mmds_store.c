@@ -93,7 +93,7 @@ static void expect_exact(sqb_mmds *m, const char *request, uint64_t now, const c
 }
 
 #define PLAIN "text/plain"
-#define JSON "application/json"
+#define JSON  "application/json"
 
 static void put_ok(sqb_mmds *m, const char *json)
 {
@@ -237,8 +237,9 @@ static void test_json_escapes(void **state)
 	(void)state;
 	/* serde_json: short escapes, \u00xx lowercase for other controls,
 	 * '/' and DEL and non-ASCII unescaped. */
-	expect_compact("\"a\\\"b\\\\c\\/d\\b\\f\\n\\r\\t\\u0001\\u001F\\u007f\\u00e9\\ud83d\\ude00\"",
-		       "\"a\\\"b\\\\c/d\\b\\f\\n\\r\\t\\u0001\\u001f\x7f\xc3\xa9\xf0\x9f\x98\x80\"");
+	expect_compact(
+	    "\"a\\\"b\\\\c\\/d\\b\\f\\n\\r\\t\\u0001\\u001F\\u007f\\u00e9\\ud83d\\ude00\"",
+	    "\"a\\\"b\\\\c/d\\b\\f\\n\\r\\t\\u0001\\u001f\x7f\xc3\xa9\xf0\x9f\x98\x80\"");
 	/* An escaped NUL is a string byte like any other. */
 	expect_compact("{\"a\\u0000b\":\"\\u0000\"}", "{\"a\\u0000b\":\"\\u0000\"}");
 }
@@ -350,25 +351,23 @@ static void test_json_merge_patch(void **state)
 
 	/* RFC 7396 appendix A corner cases. */
 	static const char *const cases[][3] = {
-		{"{\"a\":\"b\"}", "{\"a\":\"c\"}", "{\"a\":\"c\"}"},
-		{"{\"a\":\"b\"}", "{\"a\":null}", "{}"},
-		{"{\"a\":[{\"b\":\"c\"}]}", "{\"a\":[1]}", "{\"a\":[1]}"},
-		{"[\"a\",\"b\"]", "[\"c\",\"d\"]", "[\"c\",\"d\"]"},
-		{"{\"a\":\"b\"}", "[\"c\"]", "[\"c\"]"},
-		{"{\"a\":\"foo\"}", "null", "null"},
-		{"{\"a\":\"foo\"}", "\"bar\"", "\"bar\""},
-		{"{\"e\":null}", "{\"a\":1}", "{\"a\":1,\"e\":null}"},
-		{"[1,2]", "{\"a\":\"b\",\"c\":null}", "{\"a\":\"b\"}"},
-		{"{}", "{\"a\":{\"bb\":{\"ccc\":null}}}", "{\"a\":{\"bb\":{}}}"},
+	    {"{\"a\":\"b\"}", "{\"a\":\"c\"}", "{\"a\":\"c\"}"},
+	    {"{\"a\":\"b\"}", "{\"a\":null}", "{}"},
+	    {"{\"a\":[{\"b\":\"c\"}]}", "{\"a\":[1]}", "{\"a\":[1]}"},
+	    {"[\"a\",\"b\"]", "[\"c\",\"d\"]", "[\"c\",\"d\"]"},
+	    {"{\"a\":\"b\"}", "[\"c\"]", "[\"c\"]"},
+	    {"{\"a\":\"foo\"}", "null", "null"},
+	    {"{\"a\":\"foo\"}", "\"bar\"", "\"bar\""},
+	    {"{\"e\":null}", "{\"a\":1}", "{\"a\":1,\"e\":null}"},
+	    {"[1,2]", "{\"a\":\"b\",\"c\":null}", "{\"a\":\"b\"}"},
+	    {"{}", "{\"a\":{\"bb\":{\"ccc\":null}}}", "{\"a\":{\"bb\":{}}}"},
 	};
 	sqb_json_free(doc);
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		assert_int_equal(sqb_json_parse(cases[i][0], strlen(cases[i][0]), &doc, err,
-						sizeof(err)),
-				 0);
-		assert_int_equal(sqb_json_parse(cases[i][1], strlen(cases[i][1]), &patch, err,
-						sizeof(err)),
-				 0);
+		assert_int_equal(
+		    sqb_json_parse(cases[i][0], strlen(cases[i][0]), &doc, err, sizeof(err)), 0);
+		assert_int_equal(
+		    sqb_json_parse(cases[i][1], strlen(cases[i][1]), &patch, err, sizeof(err)), 0);
 		assert_int_equal(sqb_json_merge_patch(&doc, patch), 0);
 		assert_int_equal(sqb_json_compact(doc, &s, &n), 0);
 		assert_string_equal(s, cases[i][2]);
@@ -380,7 +379,8 @@ static void test_json_merge_patch(void **state)
 
 static void test_json_pointer(void **state)
 {
-	const char *d = "{\"a/b\":1,\"m~n\":2,\"arr\":[10,20,{\"x\":\"y\"}],\"\":{\"\":3},\"~1\":4}";
+	const char *d =
+	    "{\"a/b\":1,\"m~n\":2,\"arr\":[10,20,{\"x\":\"y\"}],\"\":{\"\":3},\"~1\":4}";
 	struct sqb_jv *v;
 	const struct sqb_jv *p;
 	char err[256];
@@ -489,8 +489,7 @@ static void test_store_put_limit(void **state)
 	for (i = 0; i < 51300; i++)
 		big[9 + i] = 'X';
 	strcpy(big + 9 + 51300, "\"}");
-	assert_int_equal(sqb_mmds_put(m, big, strlen(big), err, sizeof(err)),
-			 SQB_MMDS_E_TOO_LARGE);
+	assert_int_equal(sqb_mmds_put(m, big, strlen(big), err, sizeof(err)), SQB_MMDS_E_TOO_LARGE);
 	assert_string_equal(err, "The MMDS patch request doesn't fit.");
 	expect_doc(m, "{}");
 	/* Still not initialized: a failed PUT does not count. */
@@ -501,8 +500,7 @@ static void test_store_put_limit(void **state)
 	put_ok(m, "{ \"a\" :  [ 1 ] }");
 	assert_int_equal(doc_len(m), 9);
 	sqb_mmds_set_limit(m, 8);
-	assert_int_equal(sqb_mmds_put(m, "{\"a\":[1]}", 9, err, sizeof(err)),
-			 SQB_MMDS_E_TOO_LARGE);
+	assert_int_equal(sqb_mmds_put(m, "{\"a\":[1]}", 9, err, sizeof(err)), SQB_MMDS_E_TOO_LARGE);
 	free(big);
 	sqb_mmds_free(m);
 }
@@ -541,12 +539,12 @@ static void test_store_limit_scenario(void **state)
 	(void)state;
 	big = malloc(60000);
 	put_ok(m, d);
-	n = (size_t)sprintf(big, "{\"latest\":{\"meta-data\":{\"ami-id\":\"smth\",\"secret_key\":\"");
+	n = (size_t)sprintf(big,
+			    "{\"latest\":{\"meta-data\":{\"ami-id\":\"smth\",\"secret_key\":\"");
 	for (i = 0; i < 51200; i++)
 		big[n + i] = 'a';
 	strcpy(big + n + 51200, "\"}}}");
-	assert_int_equal(sqb_mmds_put(m, big, strlen(big), err, sizeof(err)),
-			 SQB_MMDS_E_TOO_LARGE);
+	assert_int_equal(sqb_mmds_put(m, big, strlen(big), err, sizeof(err)), SQB_MMDS_E_TOO_LARGE);
 	expect_doc(m, d);
 
 	/* Fill the store: 51195 bytes of 51200. */
@@ -567,7 +565,8 @@ static void test_store_limit_scenario(void **state)
 
 	patch_ok(m, "{\"latest\":{\"meta-data\":{\"ami-id\":\"smth\",\"secret_key\":\"a\"}}}");
 	assert_int_equal(doc_len(m), 59);
-	n = (size_t)sprintf(big, "{\"latest\":{\"meta-data\":{\"ami-id\":\"smth\",\"secret_key\":\"");
+	n = (size_t)sprintf(big,
+			    "{\"latest\":{\"meta-data\":{\"ami-id\":\"smth\",\"secret_key\":\"");
 	for (i = 0; i < 100; i++)
 		big[n + i] = 'a';
 	strcpy(big + n + 100, "\"}}}");
@@ -583,10 +582,10 @@ static void test_http_accept_header(void **state)
 {
 	sqb_mmds *m = populated(SQB_MMDS_V1);
 	static const char *const plain[] = {
-		"GET http://169.254.169.254/ HTTP/1.0\r\n\r\n",
-		"GET http://169.254.169.254/ HTTP/1.0\r\nAccept:\r\n\r\n",
-		"GET http://169.254.169.254/ HTTP/1.0\r\nAccept: */*\r\n\r\n",
-		"GET http://169.254.169.254/ HTTP/1.0\r\nAccept: text/plain\r\n\r\n",
+	    "GET http://169.254.169.254/ HTTP/1.0\r\n\r\n",
+	    "GET http://169.254.169.254/ HTTP/1.0\r\nAccept:\r\n\r\n",
+	    "GET http://169.254.169.254/ HTTP/1.0\r\nAccept: */*\r\n\r\n",
+	    "GET http://169.254.169.254/ HTTP/1.0\r\nAccept: text/plain\r\n\r\n",
 	};
 
 	(void)state;
@@ -595,8 +594,8 @@ static void test_http_accept_header(void **state)
 	expect_exact(m, "GET http://169.254.169.254/ HTTP/1.0\r\nAccept: application/json\r\n\r\n",
 		     0, "1.0", 200, "", JSON, POP_JSON);
 	/* Header names in any case, relative URIs, HTTP/1.1. */
-	expect_exact(m, "GET / HTTP/1.1\r\naCCEPT:   application/json  \r\n\r\n", 0, "1.1", 200,
-		     "", JSON, POP_JSON);
+	expect_exact(m, "GET / HTTP/1.1\r\naCCEPT:   application/json  \r\n\r\n", 0, "1.1", 200, "",
+		     JSON, POP_JSON);
 	sqb_mmds_free(m);
 }
 
@@ -677,19 +676,20 @@ static void test_http_v2(void **state)
 	assert_int_equal(mt.rx_no_token, 0);
 	assert_int_equal(mt.rx_invalid_token, 1);
 
-	expect_exact(m, "GET http://169.254.169.254/ HTTP/1.0\r\n\r\n", 1000, "1.0", 401, "",
-		     PLAIN, MSG_NO_TOKEN);
+	expect_exact(m, "GET http://169.254.169.254/ HTTP/1.0\r\n\r\n", 1000, "1.0", 401, "", PLAIN,
+		     MSG_NO_TOKEN);
 	sqb_mmds_metrics(m, &mt);
 	assert_int_equal(mt.rx_no_token, 1);
 
 	/* Expired (TTL 1 s) and made-up tokens. */
 	expired = token(m, 1, 5000);
-	snprintf(rq, sizeof(rq), "GET http://169.254.169.254/ HTTP/1.0\r\nX-metadata-token: %s\r\n\r\n",
-		 expired);
+	snprintf(rq, sizeof(rq),
+		 "GET http://169.254.169.254/ HTTP/1.0\r\nX-metadata-token: %s\r\n\r\n", expired);
 	expect_exact(m, rq, 5999, "1.0", 200, "", PLAIN, POP_IMDS);
 	expect_exact(m, rq, 6000, "1.0", 401, "", PLAIN, "MMDS token not valid.");
-	expect_exact(m, "GET http://169.254.169.254/ HTTP/1.0\r\nX-metadata-token: INVALID_TOKEN\r\n\r\n",
-		     5000, "1.0", 401, "", PLAIN, "MMDS token not valid.");
+	expect_exact(
+	    m, "GET http://169.254.169.254/ HTTP/1.0\r\nX-metadata-token: INVALID_TOKEN\r\n\r\n",
+	    5000, "1.0", 401, "", PLAIN, "MMDS token not valid.");
 	/* A token one character off, and one of the right length. */
 	snprintf(rq, sizeof(rq), "GET / HTTP/1.0\r\nX-aws-ec2-metadata-token: %.47sA\r\n\r\n", tok);
 	if (tok[47] != 'A')
@@ -718,9 +718,10 @@ static void test_http_get_versions(void **state)
 		sqb_mmds *m = populated((enum sqb_mmds_version)v);
 		char rq[512], *tok = token(m, 60, 0);
 
-		snprintf(rq, sizeof(rq),
-			 "GET http://169.254.169.254/invalid HTTP/1.0\r\nX-metadata-token: %s\r\n\r\n",
-			 tok);
+		snprintf(
+		    rq, sizeof(rq),
+		    "GET http://169.254.169.254/invalid HTTP/1.0\r\nX-metadata-token: %s\r\n\r\n",
+		    tok);
 		expect_exact(m, rq, 0, "1.0", 404, "", PLAIN, "Resource not found: /invalid.");
 		snprintf(rq, sizeof(rq), "GET /age HTTP/1.1\r\nX-metadata-token: %s\r\n\r\n", tok);
 		expect_exact(m, rq, 0, "1.1", 501, "", PLAIN,
@@ -737,7 +738,8 @@ static void test_http_get_versions(void **state)
 		expect_exact(m, rq, 0, "1.1", 200, "", PLAIN, "RO\nUK");
 		snprintf(rq, sizeof(rq),
 			 "GET /phones//nope/ HTTP/1.1\r\nX-metadata-token: %s\r\n\r\n", tok);
-		expect_exact(m, rq, 0, "1.1", 404, "", PLAIN, "Resource not found: /phones//nope/.");
+		expect_exact(m, rq, 0, "1.1", 404, "", PLAIN,
+			     "Resource not found: /phones//nope/.");
 		snprintf(rq, sizeof(rq), "GET /name?x=1 HTTP/1.1\r\nX-metadata-token: %s\r\n\r\n",
 			 tok);
 		expect_exact(m, rq, 0, "1.1", 404, "", PLAIN, "Resource not found: /name?x=1.");
@@ -750,23 +752,23 @@ static void test_http_get_versions(void **state)
 static void test_http_get_value(void **state)
 {
 	static const char *const data =
-		"{\"name\":{\"first\":\"John\",\"second\":\"Doe\"},\"age\":43,"
-		"\"phones\":[\"+401234567\",\"+441234567\"],\"member\":false,"
-		"\"shares_percentage\":12.12,\"balance\":-24,"
-		"\"json_string\":\"{\\n  \\\"hello\\\": \\\"world\\\"\\n}\"}";
+	    "{\"name\":{\"first\":\"John\",\"second\":\"Doe\"},\"age\":43,"
+	    "\"phones\":[\"+401234567\",\"+441234567\"],\"member\":false,"
+	    "\"shares_percentage\":12.12,\"balance\":-24,"
+	    "\"json_string\":\"{\\n  \\\"hello\\\": \\\"world\\\"\\n}\"}";
 	static const struct {
 		const char *path, *json, *imds; /* imds NULL: 501 */
 	} cases[] = {
-		{"/name", "{\"first\":\"John\",\"second\":\"Doe\"}", "first\nsecond"},
-		{"/age", "43", NULL},
-		{"/phones/", "[\"+401234567\",\"+441234567\"]", NULL},
-		{"/phones", "[\"+401234567\",\"+441234567\"]", NULL},
-		{"/phones/0/", "\"+401234567\"", "+401234567"},
-		{"/member", "false", NULL},
-		{"/shares_percentage", "12.12", NULL},
-		{"/balance", "-24", NULL},
-		{"/json_string", "\"{\\n  \\\"hello\\\": \\\"world\\\"\\n}\"",
-		 "{\n  \"hello\": \"world\"\n}"},
+	    {"/name", "{\"first\":\"John\",\"second\":\"Doe\"}", "first\nsecond"},
+	    {"/age", "43", NULL},
+	    {"/phones/", "[\"+401234567\",\"+441234567\"]", NULL},
+	    {"/phones", "[\"+401234567\",\"+441234567\"]", NULL},
+	    {"/phones/0/", "\"+401234567\"", "+401234567"},
+	    {"/member", "false", NULL},
+	    {"/shares_percentage", "12.12", NULL},
+	    {"/balance", "-24", NULL},
+	    {"/json_string", "\"{\\n  \\\"hello\\\": \\\"world\\\"\\n}\"",
+	     "{\n  \"hello\": \"world\"\n}"},
 	};
 	char rq[256];
 
@@ -822,9 +824,10 @@ static void test_http_put(void **state)
 		assert_non_null(strstr(r.raw, "\r\nContent-Type: text/plain\r\n"));
 		assert_int_equal(r.body_len, 48);
 		for (size_t i = 0; i < r.body_len; i++)
-			assert_non_null(strchr("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-					       "0123456789+/",
-					       r.body[i]));
+			assert_non_null(
+			    strchr("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+				   "0123456789+/",
+				   r.body[i]));
 		{
 			/* The whole frame, byte for byte. */
 			char *f = framed("1.0", 200, "X-metadata-token-ttl-seconds: 60\r\n", PLAIN,
@@ -850,7 +853,8 @@ static void test_http_put(void **state)
 				 "%s: 203.0.113.195\r\n\r\n",
 				 xff[i]);
 			snprintf(want, sizeof(want),
-				 "Invalid header. Reason: Unsupported header name. Key: %s", xff[i]);
+				 "Invalid header. Reason: Unsupported header name. Key: %s",
+				 xff[i]);
 			expect_exact(m, rq, 0, "1.0", 400, "", PLAIN, want);
 		}
 		expect_exact(m,
@@ -905,14 +909,12 @@ static void test_http_token_table(void **state)
 	for (int i = 0; i < 1022; i++)
 		free(token(m, 60, 0));
 	last = token(m, 60, 0); /* the 1025th: evicts first (expires first) */
-	snprintf(rq, sizeof(rq), "GET /name/first HTTP/1.1\r\nX-metadata-token: %s\r\n\r\n",
-		 first);
+	snprintf(rq, sizeof(rq), "GET /name/first HTTP/1.1\r\nX-metadata-token: %s\r\n\r\n", first);
 	expect_exact(m, rq, 0, "1.1", 401, "", PLAIN, "MMDS token not valid.");
 	snprintf(rq, sizeof(rq), "GET /name/first HTTP/1.1\r\nX-metadata-token: %s\r\n\r\n",
 		 second);
 	expect_exact(m, rq, 0, "1.1", 200, "", PLAIN, "John");
-	snprintf(rq, sizeof(rq), "GET /name/first HTTP/1.1\r\nX-metadata-token: %s\r\n\r\n",
-		 last);
+	snprintf(rq, sizeof(rq), "GET /name/first HTTP/1.1\r\nX-metadata-token: %s\r\n\r\n", last);
 	expect_exact(m, rq, 0, "1.1", 200, "", PLAIN, "John");
 	/* Expired ones go before live ones are evicted. */
 	free(token(m, 60, 70000));
@@ -977,12 +979,13 @@ static void refused(sqb_mmds *m, const char *rq, size_t n, int status, const cha
 static void test_http_refused(void **state)
 {
 	sqb_mmds *m = populated(SQB_MMDS_V1);
-	static const char *const methods[] = {"POST", "HEAD", "CONNECT", "OPTIONS", "TRACE",
-					      "get", "DELETE"};
+	static const char *const methods[] = {"POST",  "HEAD", "CONNECT", "OPTIONS",
+					      "TRACE", "get",  "DELETE"};
 	char rq[256];
 
 	(void)state;
-	REFUSED(m, "GET http://169.254.169.255/ HTTP/2.0\r\n\r\n", 501, "Unsupported HTTP version.");
+	REFUSED(m, "GET http://169.254.169.255/ HTTP/2.0\r\n\r\n", 501,
+		"Unsupported HTTP version.");
 	REFUSED(m, "GET / HTTP/1.1 \r\n\r\n", 501, "Unsupported HTTP version.");
 	REFUSED(m, "GET   HTTP/1.0\r\n\r\n", 400, "Empty URI not allowed.");
 	for (size_t i = 0; i < 7; i++) {
@@ -1079,9 +1082,10 @@ static void test_http_nul_and_odd(void **state)
 	assert_int_equal(r.status, 405);
 	resp_free(&r);
 	/* A body of exactly Content-Length is fine (and unused). */
-	snprintf(buf, sizeof(buf),
-		 "GET /name/second HTTP/1.1\r\nX-metadata-token: %s\r\nContent-Length: 3\r\n\r\nabc",
-		 tok);
+	snprintf(
+	    buf, sizeof(buf),
+	    "GET /name/second HTTP/1.1\r\nX-metadata-token: %s\r\nContent-Length: 3\r\n\r\nabc",
+	    tok);
 	expect_exact(m, buf, 0, "1.1", 200, "", PLAIN, "Doe");
 	/* Long garbage request: refused, no crash. */
 	{
@@ -1107,28 +1111,28 @@ static void test_http_nul_and_odd(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_json_compact_sorted),
-		cmocka_unit_test(test_json_escapes),
-		cmocka_unit_test(test_json_numbers),
-		cmocka_unit_test(test_json_hostile),
-		cmocka_unit_test(test_json_merge_patch),
-		cmocka_unit_test(test_json_pointer),
-		cmocka_unit_test(test_store_mmds),
-		cmocka_unit_test(test_store_update),
-		cmocka_unit_test(test_store_put_limit),
-		cmocka_unit_test(test_store_dummy),
-		cmocka_unit_test(test_store_limit_scenario),
-		cmocka_unit_test(test_http_accept_header),
-		cmocka_unit_test(test_http_negative),
-		cmocka_unit_test(test_http_v1),
-		cmocka_unit_test(test_http_v2),
-		cmocka_unit_test(test_http_get_versions),
-		cmocka_unit_test(test_http_get_value),
-		cmocka_unit_test(test_http_put),
-		cmocka_unit_test(test_http_token_table),
-		cmocka_unit_test(test_http_null_document),
-		cmocka_unit_test(test_http_refused),
-		cmocka_unit_test(test_http_nul_and_odd),
+	    cmocka_unit_test(test_json_compact_sorted),
+	    cmocka_unit_test(test_json_escapes),
+	    cmocka_unit_test(test_json_numbers),
+	    cmocka_unit_test(test_json_hostile),
+	    cmocka_unit_test(test_json_merge_patch),
+	    cmocka_unit_test(test_json_pointer),
+	    cmocka_unit_test(test_store_mmds),
+	    cmocka_unit_test(test_store_update),
+	    cmocka_unit_test(test_store_put_limit),
+	    cmocka_unit_test(test_store_dummy),
+	    cmocka_unit_test(test_store_limit_scenario),
+	    cmocka_unit_test(test_http_accept_header),
+	    cmocka_unit_test(test_http_negative),
+	    cmocka_unit_test(test_http_v1),
+	    cmocka_unit_test(test_http_v2),
+	    cmocka_unit_test(test_http_get_versions),
+	    cmocka_unit_test(test_http_get_value),
+	    cmocka_unit_test(test_http_put),
+	    cmocka_unit_test(test_http_token_table),
+	    cmocka_unit_test(test_http_null_document),
+	    cmocka_unit_test(test_http_refused),
+	    cmocka_unit_test(test_http_nul_and_odd),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
