@@ -31,11 +31,13 @@ enum sqb_mmds_version { SQB_MMDS_V1 = 1, SQB_MMDS_V2 = 2 };
 #define SQB_MMDS_TTL_MAX 21600u
 
 /* Results of the API operations.  The API maps them to statuses: TOO_LARGE
- * 413, every other error 400 with the message in err. */
+ * 413, every other error 400 with the message in err.  err holds the text of
+ * Firecracker's MmdsDatastoreError; its API shows VmmActionError, which adds
+ * "MMDS limit exceeded error: " (413) or "MMDS error: " (400) in front. */
 enum {
 	SQB_MMDS_OK = 0,
-	SQB_MMDS_E_PARSE = -1,	   /* body is not JSON (err says where) */
-	SQB_MMDS_E_TOO_LARGE = -2, /* "The MMDS data store size limit is exceeded." ... */
+	SQB_MMDS_E_PARSE = -1,	   /* body is not JSON: "<why> at line L column C" */
+	SQB_MMDS_E_TOO_LARGE = -2, /* "The MMDS patch request doesn't fit." (PUT too) */
 	SQB_MMDS_E_NOT_INIT = -3,  /* "The MMDS data store is not initialized." */
 	SQB_MMDS_E_NOMEM = -4,
 };
@@ -66,7 +68,9 @@ int sqb_mmds_put(sqb_mmds *m, const char *body, size_t len, char *err, size_t er
 int sqb_mmds_patch(sqb_mmds *m, const char *body, size_t len, char *err, size_t errlen);
 
 /* GET /mmds: the document as compact JSON text (malloc'd, NUL-terminated);
- * "{}" while nothing was put (as Firecracker answers). */
+ * "{}" whenever the document is null: nothing put yet, after a reset, or
+ * after PUT "null" (Firecracker's success_response_with_mmds_value).  The
+ * guest, asking with Accept: application/json, reads "null" then. */
 int sqb_mmds_get(sqb_mmds *m, char **out, size_t *out_len);
 
 /* Drop the document (back to "not initialized") and every session token:
@@ -74,16 +78,22 @@ int sqb_mmds_get(sqb_mmds *m, char **out, size_t *out_len);
  * tokens issued before it are invalid after it). */
 void sqb_mmds_reset(sqb_mmds *m);
 
-/* Guest side: req[0..len) is one HTTP/1.x request as the guest sent it;
- * *resp (malloc'd) gets one complete HTTP/1.1 response.  now_ms is a
- * monotonic clock in milliseconds (token expiry).  Returns 0, or
- * SQB_MMDS_E_NOMEM. */
+/* Guest side: req[0..len) is one HTTP/1.x request as the guest sent it
+ * (request line, headers, CRLF CRLF, then exactly Content-Length body bytes;
+ * Firecracker's TCP endpoint hands over only up to the first blank line, so
+ * a request announcing a body gets "Invalid request." there);
+ * *resp (malloc'd) gets one complete response: in the request's HTTP
+ * version, or HTTP/1.1 for a request micro_http refuses.  now_ms is a
+ * monotonic clock in milliseconds (a token is valid while now_ms < its
+ * issue time + TTL).  Returns 0, or SQB_MMDS_E_NOMEM. */
 int sqb_mmds_http_respond(sqb_mmds *m, const uint8_t *req, size_t len, uint64_t now_ms,
 			  uint8_t **resp, size_t *resp_len);
 
 /* Snapshot of the counters (locked copy). */
 void sqb_mmds_metrics(sqb_mmds *m, struct sqb_mmds_metrics *out);
-/* The network stack adds its counters here. */
+/* The network stack adds its counters here (not locked: one event loop
+ * thread writes them; sqb_mmds_http_respond writes the two token counters
+ * under the lock from that same thread). */
 struct sqb_mmds_metrics *sqb_mmds_metrics_ref(sqb_mmds *m);
 
 #endif
