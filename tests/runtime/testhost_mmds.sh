@@ -67,7 +67,7 @@ last_body() { grep -oE 'SQUIB-BODY<.*>SQUIB-BODY' "$log" | tail -n 1 | sed 's/^S
 http() { # http SECONDS GUEST-ARGS...: one sqbtool http in the guest
 	s_=$1
 	shift
-	cmd "$s_" "h $*" || bad "guest: sqbtool http $* did not finish"
+	cmd "$s_" ". /e;h $*" || bad "guest: sqbtool http $* did not finish"
 }
 
 start_squib() { # start_squib NAME -> pid, sock, log, fd 3 = serial input
@@ -129,11 +129,13 @@ wait_for 'SQUIB-READY|SQUIB-ROOT-ERROR' "$log" 180 || die "no SQUIB-READY"
 cmd 20 'ip addr add 10.0.0.2/24 dev eth0' || bad "ip addr"
 cmd 20 'ip link set eth0 up' || bad "ip link up"
 cmd 20 "ip route add $MIP dev eth0" || bad "ip route"
-cmd 10 "M=$MIP; TK=X-metadata-token" || bad "console"
-cmd 10 'h(){ sqbtool http "$@";}' || bad "console"
-cmd 10 'P=/latest/meta-data' || bad "console"
-cmd 10 "TT=X-metadata-token-ttl-seconds" || bad "console"
-cmd 10 "AJ='Accept: application/json'" || bad "console"
+# each console line runs in its own sh -c (guest/init.sh): names for the
+# requests go into /e, which every request line sources
+cmd 10 "echo 'M=$MIP;P=/latest/meta-data' >/e" || bad "console"
+cmd 10 "echo 'TK=X-metadata-token' >>/e" || bad "console"
+cmd 10 "echo 'TT=X-metadata-token-ttl-seconds' >>/e" || bad "console"
+cmd 10 "echo \"AJ='Accept: application/json'\" >>/e" || bad "console"
+cmd 10 "echo 'h(){ sqbtool http \"\$@\";}' >>/e" || bad "console"
 
 # ---- V2 without and with a token (test_mmds_v2_negative) ----
 http 30 '$M GET $P/ami-id'
@@ -152,7 +154,7 @@ last_http | grep -q 'status=200' && pass "PUT /latest/api/token: a token" || die
 
 # ---- the document in IMDS and JSON form (test_mmds_response) ----
 http 30 '$M GET $P "$TK: @/k"'
-tail -n 4 "$log" | grep -q '^SQUIB-BODY<ami-id$' && tail -n 4 "$log" | grep -q '^reservation-id>SQUIB-BODY' &&
+grep -A1 '^SQUIB-BODY<ami-id$' "$log" | grep -q '^reservation-id>SQUIB-BODY' &&
 	pass "IMDS listing of /latest/meta-data" || bad "IMDS listing: $(last_http) $(grep -A2 'SQUIB-BODY<' "$log" | tail -n 3)"
 http 30 '$M GET $P/ami-id "$TK: @/k"'
 [ "$(last_body)" = "ami-12345678" ] && pass "IMDS value: ami-12345678" || bad "IMDS value: $(last_http) $(last_body)"
