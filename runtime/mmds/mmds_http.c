@@ -607,12 +607,12 @@ static int convert(sqb_mmds *m, const struct request *rq, uint64_t now_ms, uint8
 	case M_GET:
 		tok = header(rq, token_names);
 		if (!tok) {
-			m->metrics.rx_no_token++;
+			__atomic_fetch_add(&m->metrics.rx_no_token, 1, __ATOMIC_RELAXED);
 			if (m->version == SQB_MMDS_V2)
 				return reply(rq->minor, 401, MT_PLAIN, MSG_NO_TOKEN, resp,
 					     resp_len);
 		} else if (!sqb_mmds_token_valid_locked(m, tok->val.p, tok->val.n, now_ms)) {
-			m->metrics.rx_invalid_token++;
+			__atomic_fetch_add(&m->metrics.rx_invalid_token, 1, __ATOMIC_RELAXED);
 			if (m->version == SQB_MMDS_V2)
 				return reply(rq->minor, 401, MT_PLAIN, MSG_INVALID_TOKEN, resp,
 					     resp_len);

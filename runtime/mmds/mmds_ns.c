@@ -19,6 +19,9 @@
 #include "mmds.h"
 #include "mmds_ns.h"
 
+/* The counters are read by the metrics writer on another thread. */
+#define CNT(ns, field, n) __atomic_fetch_add(&(ns)->m->field, (uint64_t)(n), __ATOMIC_RELAXED)
+
 #define ETH_HLEN       14
 #define ETHERTYPE_IPV4 0x0800
 #define ETHERTYPE_ARP  0x0806
@@ -685,7 +688,7 @@ static void conn_free(sqb_mmds_ns *ns, struct conn *c, bool count)
 	free(c->resp);
 	memset(c, 0, sizeof(*c));
 	if (count)
-		ns->m->connections_destroyed++;
+		CNT(ns, connections_destroyed, 1);
 }
 
 /* endpoint.rs: a request ends at the first empty line, "\n\n" or "\n\r\n".
@@ -718,11 +721,11 @@ static void ep_receive(sqb_mmds_ns *ns, struct conn *c, const struct seg *s, uin
 	c->last_rx_ms = now;
 	if (conn_receive(c, s, c->rbuf + c->rlen, sizeof(c->rbuf) - c->rlen, now, &stored,
 			 &status) < 0) {
-		ns->m->rx_accepted_err++;
+		CNT(ns, rx_accepted_err, 1);
 		return;
 	}
 	if (status) {
-		ns->m->rx_accepted_unusual++;
+		CNT(ns, rx_accepted_unusual, 1);
 		if (status & RS_CONN_RESETTING) {
 			c->stop_receiving = true;
 			return;
@@ -829,24 +832,24 @@ static void tcp_receive(sqb_mmds_ns *ns, const uint8_t *ip, size_t iphl, size_t 
 
 	/* pdu/tcp.rs TcpSegment::from_bytes */
 	if (len < TCP_HLEN) {
-		ns->m->rx_accepted_err++;
+		CNT(ns, rx_accepted_err, 1);
 		return;
 	}
 	hl = (size_t)(t[12] >> 4) * 4;
 	if (hl < TCP_HLEN || hl > TCP_HLEN_MAX || hl > len) {
-		ns->m->rx_accepted_err++;
+		CNT(ns, rx_accepted_err, 1);
 		return;
 	}
 	s.saddr = ld32(ip + 12);
 	if (ns->cfg.verify_csum && tcp_csum(s.saddr, ld32(ip + 16), t, len) != 0) {
-		ns->m->rx_accepted_err++;
+		CNT(ns, rx_accepted_err, 1);
 		return;
 	}
 	s.sport = ld16(t);
 	s.dport = ld16(t + 2);
 	/* Another port: dropped without an RST (dumbo's InvalidPort error). */
 	if (s.dport != SQB_MMDS_TCP_PORT) {
-		ns->m->rx_accepted_err++;
+		CNT(ns, rx_accepted_err, 1);
 		return;
 	}
 	s.seq = ld32(t + 4);
@@ -858,7 +861,7 @@ static void tcp_receive(sqb_mmds_ns *ns, const uint8_t *ip, size_t iphl, size_t 
 	s.payload = t + hl;
 	s.payload_len = len - hl;
 
-	ns->m->rx_count++;
+	CNT(ns, rx_count, 1);
 	c = find_conn(ns, s.saddr, s.sport);
 	if (c) {
 		ep_receive(ns, c, &s, now);
@@ -895,7 +898,7 @@ static void tcp_receive(sqb_mmds_ns *ns, const uint8_t *ip, size_t iphl, size_t 
 			conn_free(ns, slot, true);
 		}
 		conn_open(ns, slot, &s, now);
-		ns->m->connections_created++;
+		CNT(ns, connections_created, 1);
 		return;
 	}
 	/* Anything else for no connection gets an RST, unless it is one. */
@@ -965,7 +968,7 @@ static size_t produce(sqb_mmds_ns *ns, uint8_t *out, uint64_t now)
 
 	if (ns->arp_pending) {
 		ns->arp_pending = false;
-		ns->m->tx_count++;
+		CNT(ns, tx_count, 1);
 		return write_arp_reply(ns, out);
 	}
 	if (ns->nrst) {
@@ -979,7 +982,7 @@ static size_t produce(sqb_mmds_ns *ns, uint8_t *out, uint64_t now)
 		t[12] = (TCP_HLEN / 4) << 4;
 		t[13] = r->flags;
 		st16(t + 14, RST_WINDOW);
-		ns->m->tx_count++;
+		CNT(ns, tx_count, 1);
 		return finish_ipv4(ns, out, r->raddr, TCP_HLEN);
 	}
 	for (unsigned int k = 0; k < SQB_MMDS_MAX_CONNECTIONS; k++) {
@@ -997,7 +1000,7 @@ static size_t produce(sqb_mmds_ns *ns, uint8_t *out, uint64_t now)
 		ns->next_conn = (i + 1) % SQB_MMDS_MAX_CONNECTIONS;
 		if (conn_is_done(c))
 			conn_free(ns, c, true);
-		ns->m->tx_count++;
+		CNT(ns, tx_count, 1);
 		return finish_ipv4(ns, out, raddr, n);
 	}
 	return 0;
@@ -1088,17 +1091,17 @@ static void detour_ipv4(sqb_mmds_ns *ns, const uint8_t *frame, const uint8_t *ip
 		return;
 	/* dumbo verifies no IPv4 checksum on input; optional here. */
 	if (ns->cfg.verify_csum && csum_fold(csum_add(0, ip, hl)) != 0) {
-		ns->m->rx_accepted_err++;
+		CNT(ns, rx_accepted_err, 1);
 		return;
 	}
 	if (ip[9] != IPPROTO_TCP_) {
-		ns->m->rx_accepted_unusual++;
+		CNT(ns, rx_accepted_unusual, 1);
 		return;
 	}
 	/* dumbo ignores the fragment fields; a fragment cannot be reassembled
 	 * here, so it is dropped rather than read as a whole segment. */
 	if (ld16(ip + 6) & 0x3fff) {
-		ns->m->rx_accepted_unusual++;
+		CNT(ns, rx_accepted_unusual, 1);
 		return;
 	}
 	memcpy(ns->remote_mac, frame + 6, 6);
@@ -1112,7 +1115,7 @@ bool sqb_mmds_ns_detour(sqb_mmds_ns *ns, const uint8_t *frame, size_t len, uint6
 	if (!ns || !frame)
 		return false;
 	if (len < ETH_HLEN) {
-		ns->m->rx_bad_eth++;
+		CNT(ns, rx_bad_eth, 1);
 		return false;
 	}
 	/* MmdsNetworkStack::is_mmds_frame: the target address alone decides;
@@ -1121,14 +1124,14 @@ bool sqb_mmds_ns_detour(sqb_mmds_ns *ns, const uint8_t *frame, size_t len, uint6
 	if (type == ETHERTYPE_ARP) {
 		if (len < ETH_HLEN + ARP_LEN || ld32(frame + ETH_HLEN + 24) != ns->cfg.ipv4)
 			return false;
-		ns->m->rx_accepted++;
+		CNT(ns, rx_accepted, 1);
 		detour_arp(ns, frame + ETH_HLEN, len - ETH_HLEN);
 		return true;
 	}
 	if (type == ETHERTYPE_IPV4) {
 		if (len < ETH_HLEN + IPV4_HLEN || ld32(frame + ETH_HLEN + 16) != ns->cfg.ipv4)
 			return false;
-		ns->m->rx_accepted++;
+		CNT(ns, rx_accepted, 1);
 		detour_ipv4(ns, frame, frame + ETH_HLEN, len - ETH_HLEN, now_ms);
 		return true;
 	}
@@ -1176,7 +1179,7 @@ size_t sqb_mmds_ns_next_frame(sqb_mmds_ns *ns, uint8_t *buf, size_t cap, uint64_
 		return n;
 	memcpy(buf, ns->stage, n);
 	ns->stage_len = 0;
-	ns->m->tx_frames++;
-	ns->m->tx_bytes += n;
+	CNT(ns, tx_frames, 1);
+	CNT(ns, tx_bytes, n);
 	return n;
 }

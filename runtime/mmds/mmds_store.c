@@ -193,11 +193,16 @@ void sqb_mmds_reset(sqb_mmds *m)
 	UNLOCK(m);
 }
 
+/* Every counter is a relaxed atomic: the network stack counts on the event
+ * loop's thread without the store's lock. */
 void sqb_mmds_metrics(sqb_mmds *m, struct sqb_mmds_metrics *out)
 {
-	LOCK(m);
-	*out = m->metrics;
-	UNLOCK(m);
+	const uint64_t *src = (const uint64_t *)&m->metrics;
+	uint64_t *dst = (uint64_t *)out;
+
+	_Static_assert(sizeof(*out) % sizeof(uint64_t) == 0, "counters only");
+	for (size_t i = 0; i < sizeof(*out) / sizeof(uint64_t); i++)
+		dst[i] = __atomic_load_n(&src[i], __ATOMIC_RELAXED);
 }
 
 struct sqb_mmds_metrics *sqb_mmds_metrics_ref(sqb_mmds *m)

@@ -745,6 +745,83 @@ static void test_fc_payload_limit_reply_bytes(void **state)
 	}
 }
 
+/* One request of any size; the reply's body (up to its Content-Length)
+ * into body.  Returns the status, or -1. */
+static int big_req(struct sqb_tc *t, const char *method, const char *path, const char *json,
+		   char *body, size_t cap)
+{
+	size_t blen = json ? strlen(json) : 0, got = 0, off = 0, need = SIZE_MAX;
+	char head[256], *p;
+	int fd = tc_connect(t), n;
+
+	if (fd < 0)
+		return -1;
+	n = snprintf(head, sizeof(head),
+		     "%s %s HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
+		     "Content-Length: %zu\r\n\r\n",
+		     method, path, blen);
+	if (write(fd, head, (size_t)n) != n)
+		goto fail;
+	while (off < blen) {
+		ssize_t w = write(fd, json + off, blen - off);
+		if (w <= 0)
+			goto fail;
+		off += (size_t)w;
+	}
+	while (got < need && got < cap - 1) {
+		ssize_t r = read(fd, body + got, cap - 1 - got);
+		if (r <= 0)
+			break;
+		got += (size_t)r;
+		body[got] = 0;
+		if (need == SIZE_MAX && (p = strstr(body, "\r\n\r\n"))) {
+			char *cl = strstr(body, "Content-Length: ");
+			need = (size_t)(p + 4 - body) + (cl && cl < p ? strtoul(cl + 16, NULL, 10) : 0);
+		}
+	}
+	close(fd);
+	if (got < need)
+		return -1;
+	n = tc_status_of(body);
+	p = strstr(body, "\r\n\r\n");
+	memmove(body, p + 4, strlen(p + 4) + 1);
+	return n;
+fail:
+	close(fd);
+	return -1;
+}
+
+/* test_api.py test_map_private_seccomp_regression: with a 2 MiB payload
+ * limit a 1 MiB document goes in and comes back whole (its reply is larger
+ * than the fixed buffers: heap memory under the API thread's seccomp
+ * filter), and the size limit follows the payload limit (main.rs). */
+static void test_fc_mmds_large_document(void **state)
+{
+	const char *a[] = {"--http-api-max-payload-size", "2097152", NULL};
+	const size_t n = 1024 * 1024;
+	char *doc = malloc(n + 64), *out = malloc(n + 4096);
+	struct sqb_tc t;
+	size_t k;
+
+	(void)state;
+	assert_non_null(doc);
+	assert_non_null(out);
+	assert_int_equal(tc_spawn(&t, squib_bin, a, 1), 0);
+	assert_int_equal(big_req(&t, "GET", "/mmds", NULL, out, n + 4096), 200);
+	assert_string_equal(out, "{}");
+	k = (size_t)sprintf(doc, "{\"latest\":{\"meta-data\":{\"ami-id\":\"");
+	memset(doc + k, 'b', n);
+	strcpy(doc + k + n, "\"}}}");
+	assert_int_equal(big_req(&t, "PUT", "/mmds", doc, out, n + 4096), 204);
+	assert_int_equal(big_req(&t, "GET", "/mmds", NULL, out, n + 4096), 200);
+	if (strcmp(out, doc))
+		fail_msg("GET /mmds gave %zu bytes, want the %zu put", strlen(out), strlen(doc));
+	still_serving(&t);
+	tc_stop(&t);
+	free(doc);
+	free(out);
+}
+
 /* test_negative_snapshot_load_api on a fresh process (squib stays usable
  * after a failed load; Firecracker exits). */
 static void test_fc_snapshot_load_validation(void **state)
@@ -1252,6 +1329,7 @@ int main(int argc, char **argv)
 	    cmocka_unit_test(test_command_line),
 	    cmocka_unit_test(test_fc_http_layer_and_preboot_rules),
 	    cmocka_unit_test(test_fc_payload_limit_reply_bytes),
+	    cmocka_unit_test(test_fc_mmds_large_document),
 	    cmocka_unit_test(test_fc_snapshot_load_validation),
 	    cmocka_unit_test(test_fc_vm_config_keys),
 	    cmocka_unit_test(test_regression_long_config_and_deep_json),
