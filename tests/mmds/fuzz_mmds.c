@@ -1,4 +1,6 @@
-/* Fuzz target for the MMDS network stack (mmds_ns.c): the input is a
+/* Fuzz target for MMDS: an input starting with 'H' goes to the store and
+ * its guest HTTP answers (fuzz_http below); any other to the network stack
+ * (mmds_ns.c), as a
  * sequence of guest frames, each a 2-byte big-endian length (bit 15 of the
  * first: verify input checksums) and that many bytes.  ISNs come from a
  * fixed seed so seeds can carry whole conversations
@@ -91,6 +93,70 @@ static void drain(sqb_mmds_ns *ns, uint64_t now)
 		abort();
 }
 
+/* An answer must be one complete HTTP/1.x response whose Content-Length is
+ * the length of what follows its head. */
+static void check_http(const uint8_t *r, size_t n)
+{
+	const char *end, *cl;
+	char *s = malloc(n + 1);
+
+	if (!s)
+		return;
+	memcpy(s, r, n);
+	s[n] = 0;
+	end = strstr(s, "\r\n\r\n");
+	cl = strstr(s, "Content-Length: ");
+	if (n < 12 || memcmp(s, "HTTP/1.", 7) || !end || (cl && cl > end) ||
+	    (cl && strtoul(cl + 16, NULL, 10) != n - (size_t)(end + 4 - s)))
+		abort();
+	free(s);
+}
+
+/* HTTP mode (first byte 'H'): byte 1 picks V2 (bit 0) and imds_compat
+ * (bit 1); the rest is "document \0 patch \0 request": the real store takes
+ * the document and the patch as the API would, then answers the request as
+ * the guest's, twice (the second with the clock past every token's TTL). */
+static void fuzz_http(const uint8_t *data, size_t size)
+{
+	const uint8_t *p = data + 2, *end = data + size, *doc, *patch, *req;
+	size_t ldoc, lpatch, lreq;
+	char err[256];
+	uint8_t *resp;
+	size_t rlen;
+	sqb_mmds *m;
+
+	if (size < 2 || sqb_mmds_new(4096, &m))
+		return;
+	sqb_mmds_set_version(m, (data[1] & 1) ? SQB_MMDS_V2 : SQB_MMDS_V1);
+	sqb_mmds_set_imds_compat(m, data[1] & 2);
+	doc = p;
+	while (p < end && *p)
+		p++;
+	ldoc = (size_t)(p - doc);
+	patch = p < end ? ++p : p;
+	while (p < end && *p)
+		p++;
+	lpatch = (size_t)(p - patch);
+	req = p < end ? ++p : p;
+	lreq = (size_t)(end - req);
+	sqb_mmds_put(m, (const char *)doc, ldoc, err, sizeof(err));
+	sqb_mmds_patch(m, (const char *)patch, lpatch, err, sizeof(err));
+	for (int i = 0; i < 2; i++) {
+		uint8_t *copy = malloc(lreq ? lreq : 1);
+
+		if (!copy)
+			break;
+		memcpy(copy, req, lreq);
+		if (!sqb_mmds_http_respond(m, copy, lreq, i ? 30000000 : 1000, &resp, &rlen)) {
+			check_http(resp, rlen);
+			free(resp);
+		}
+		free(copy);
+	}
+	free(sqb_mmds_get(m, (char **)&resp, &rlen) ? NULL : resp);
+	sqb_mmds_free(m);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct sqb_mmds_metrics m = {0};
@@ -103,6 +169,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	uint64_t now = 1000;
 	size_t at = 0;
 
+	if (size && data[0] == 'H') {
+		fuzz_http(data, size);
+		return 0;
+	}
 	if (size && (data[0] & 0x80))
 		cfg.verify_csum = true;
 	cfg.isn_seed = 0x5eed;
