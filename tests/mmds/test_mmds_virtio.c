@@ -229,7 +229,8 @@ static uint32_t tcp_seg(uint8_t *f, const uint8_t dip[4], uint32_t seq, uint32_t
 	tcp[12] = 5 << 4;
 	tcp[13] = flags;
 	put16(tcp + 14, 65535);
-	memcpy(tcp + 20, data, dlen);
+	if (dlen)
+		memcpy(tcp + 20, data, dlen);
 	s = sum16(ip + 12, 8, 0) + 6 + tl;
 	put16(tcp + 16, fold(sum16(tcp, tl, s)));
 	return 14 + 20 + tl;
