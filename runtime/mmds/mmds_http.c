@@ -17,10 +17,10 @@
  *   body
  *
  * The version is the request's; requests micro_http refuses are answered
- * HTTP/1.1 with micro_http's default Content-Type, application/json.  Where
- * the token TTL header goes relative to Content-Type could not be checked
- * against the micro_http revision Firecracker pins; it is placed with the
- * other optional headers, before Content-Type. */
+ * HTTP/1.1 with micro_http's default Content-Type, application/json.  The
+ * token TTL header is one of micro_http's custom headers, which
+ * Headers::write_all puts after Allow and before Content-Type (checked in
+ * micro-http's src/response.rs). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
