@@ -764,7 +764,7 @@ static void test_net_and_vsock_traffic(void **state)
 static void test_config_file_sections(void **state)
 {
 	struct sqb_tc t;
-	char cfg[128], uds[128], body[1200];
+	char cfg[128], uds[128], meta[128], body[1200];
 	const char *r;
 	FILE *f;
 	int fd;
@@ -778,14 +778,23 @@ static void test_config_file_sections(void **state)
 		 "\"machine-config\":{\"vcpu_count\":1,\"mem_size_mib\":32},"
 		 "\"network-interfaces\":[{\"iface_id\":\"eth0\",\"host_dev_name\":\"sqbt0\","
 		 "\"guest_mac\":\"02:53:51:42:00:0a\"}],"
-		 "\"vsock\":{\"guest_cid\":3,\"uds_path\":\"%s\"}}",
+		 "\"vsock\":{\"guest_cid\":3,\"uds_path\":\"%s\"},"
+		 "\"mmds-config\":{\"version\":\"V2\",\"network_interfaces\":[\"eth0\"]}}",
 		 guest_dir, uds);
 	f = fopen(cfg, "w");
 	assert_non_null(f);
 	fputs(body, f);
 	fclose(f);
-	assert_int_equal(
-	    tc_spawn(&t, squib_bin, (const char *const[]){"--config-file", cfg, NULL}, 1), 0);
+	/* Firecracker's --metadata: the document before the API starts */
+	snprintf(meta, sizeof(meta), "%s/meta.json", tmpdir);
+	f = fopen(meta, "w");
+	assert_non_null(f);
+	fputs("{\"latest\": {\"meta-data\": {\"ami-id\": \"ami-cfg\"}}}", f);
+	fclose(f);
+	assert_int_equal(tc_spawn(&t, squib_bin,
+				  (const char *const[]){"--config-file", cfg, "--metadata", meta, NULL},
+				  1),
+			 0);
 	cur = &t;
 	vt_expect_serial(&t, "NVS ready cid 3\n", 30000);
 	ping_n(0, 1, 5);
@@ -794,8 +803,14 @@ static void test_config_file_sections(void **state)
 	rec_expect(fd, 7);
 	close(fd);
 	r = vt_req(&t, "GET", "/vm/config", NULL, 200);
-	if (!strstr(r, "\"host_dev_name\":\"sqbt0\"") || !strstr(r, "\"guest_cid\":3"))
+	if (!strstr(r, "\"host_dev_name\":\"sqbt0\"") || !strstr(r, "\"guest_cid\":3") ||
+	    !strstr(r, "\"mmds-config\":{\"version\":\"V2\",\"network_interfaces\":[\"eth0\"],"
+		       "\"ipv4_address\":\"169.254.169.254\",\"imds_compat\":false}"))
 		fail_msg("GET /vm/config: %s", r);
+	/* ping_n above: with MMDS on eth0 the guest's other frames still
+	 * reach the tap; the document is --metadata's */
+	r = vt_req(&t, "GET", "/mmds", NULL, 200);
+	assert_string_equal(r, "{\"latest\":{\"meta-data\":{\"ami-id\":\"ami-cfg\"}}}");
 	expect_done_ok(&t, 0);
 	tc_stop(&t);
 }
