@@ -17,6 +17,7 @@
 
 #ifdef SQB_HAVE_URING
 #include <liburing.h>
+#include <sys/syscall.h>
 #endif
 
 #include "log.h"
@@ -220,6 +221,14 @@ struct blk_async {
 
 #ifdef SQB_HAVE_URING
 
+static int ring_register(struct io_uring *ring, unsigned int op, const void *arg,
+			 unsigned int nr)
+{
+	long rc = syscall(__NR_io_uring_register, ring->ring_fd, op, arg, nr);
+
+	return rc < 0 ? -errno : (int)rc;
+}
+
 static int async_setup(struct blk_async *a, const char **what)
 {
 	/* Only readv, writev and fsync (with IO_DRAIN), whatever a bug in the
@@ -245,12 +254,14 @@ static int async_setup(struct blk_async *a, const char **what)
 	res[2].sqe_op = IORING_OP_FSYNC;
 	res[3].opcode = IORING_RESTRICTION_SQE_FLAGS_ALLOWED;
 	res[3].sqe_flags = IOSQE_IO_DRAIN;
+	/* The raw call: Debian's liburing 2.3 shared library does not export
+	 * io_uring_register_restrictions() / io_uring_enable_rings(). */
 	*what = "io_uring_register (restrictions)";
-	rc = io_uring_register_restrictions(&a->ring, res, 4);
+	rc = ring_register(&a->ring, IORING_REGISTER_RESTRICTIONS, res, 4);
 	if (rc < 0)
 		goto err;
 	*what = "io_uring_register (enable rings)";
-	rc = io_uring_enable_rings(&a->ring);
+	rc = ring_register(&a->ring, IORING_REGISTER_ENABLE_RINGS, NULL, 0);
 	if (rc < 0)
 		goto err;
 	return 0;
