@@ -335,8 +335,8 @@ static int vdev_realize(void *opaque, const struct sqb_mmio_slot_info *slot)
 			return (int)v->host_h;
 	}
 	if (v->is_blk && v->engine == SQB_VIO_ENGINE_ASYNC) {
-		v->io_h = sqb_evloop_add(v->slot.loop, sqb_vio_blk_io_fd(v->dev), EPOLLIN,
-					 on_blk_io, v);
+		v->io_h =
+		    sqb_evloop_add(v->slot.loop, sqb_vio_blk_io_fd(v->dev), EPOLLIN, on_blk_io, v);
 		if (v->io_h < 0)
 			return (int)v->io_h;
 	}

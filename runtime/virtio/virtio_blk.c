@@ -194,13 +194,13 @@ static void diag_set(struct sqb_diag *d, const char *reason);
 
 struct blk_req {
 	uint16_t head;
-	uint8_t type;	  /* BLK_T_IN, BLK_T_OUT or BLK_T_FLUSH */
-	bool heap_iov;	  /* iov was malloc'd */
-	uint8_t *status;  /* the chain's status byte, in guest RAM */
-	uint64_t data;	  /* the request's data bytes (what a success moves) */
-	uint64_t left;	  /* bytes still to move */
-	uint64_t off;	  /* file offset of the next byte */
-	uint64_t t0;	  /* submission time (us), for the latency aggregates */
+	uint8_t type;	   /* BLK_T_IN, BLK_T_OUT or BLK_T_FLUSH */
+	bool heap_iov;	   /* iov was malloc'd */
+	uint8_t *status;   /* the chain's status byte, in guest RAM */
+	uint64_t data;	   /* the request's data bytes (what a success moves) */
+	uint64_t left;	   /* bytes still to move */
+	uint64_t off;	   /* file offset of the next byte */
+	uint64_t t0;	   /* submission time (us), for the latency aggregates */
 	struct iovec *iov; /* iov[cur .. n) is what is left */
 	int n, cur;
 	struct iovec small[BLK_INLINE_IOV];
@@ -221,8 +221,7 @@ struct blk_async {
 
 #ifdef SQB_HAVE_URING
 
-static int ring_register(struct io_uring *ring, unsigned int op, const void *arg,
-			 unsigned int nr)
+static int ring_register(struct io_uring *ring, unsigned int op, const void *arg, unsigned int nr)
 {
 	long rc = syscall(__NR_io_uring_register, ring->ring_fd, op, arg, nr);
 
@@ -389,7 +388,8 @@ static int async_peek(struct blk_async *a, uint64_t *idx, int32_t *res)
 int sqb_vio_blk_async_probe(char *why, size_t len)
 {
 	if (why && len)
-		snprintf(why, len, "Error calling io_uring_setup: squib was built without liburing");
+		snprintf(why, len,
+			 "Error calling io_uring_setup: squib was built without liburing");
 	return -ENOTSUP;
 }
 
@@ -409,8 +409,8 @@ static void async_put_slot(struct blk_async *a, unsigned int idx)
 
 /* Submit a popped IN, OUT or FLUSH.  1: in flight, published later; 0:
  * answered now with *st (range, read-only, nothing to move, no memory). */
-static int async_submit(struct blk *b, const struct sqb_vq_chain *c, uint32_t type,
-			uint64_t sector, uint64_t t0, uint8_t *st)
+static int async_submit(struct blk *b, const struct sqb_vq_chain *c, uint32_t type, uint64_t sector,
+			uint64_t t0, uint8_t *st)
 {
 	struct blk_async *a = b->as;
 	struct iovec tmp[SQB_VQ_MAX_SIZE], sb;
@@ -658,8 +658,8 @@ static int blk_process(sqb_vio_dev *dev, unsigned int qi, const char **why)
 
 			if (type == UINT32_MAX)
 				st = BLK_S_IOERR;
-			else if (b->as && (type == BLK_T_IN || type == BLK_T_OUT ||
-					   type == BLK_T_FLUSH)) {
+			else if (b->as &&
+				 (type == BLK_T_IN || type == BLK_T_OUT || type == BLK_T_FLUSH)) {
 				if (async_submit(b, c, type, sector, t0, &st))
 					continue; /* published by async_complete() */
 			} else

@@ -385,8 +385,7 @@ static void rw_guest(const char *engine)
 
 	vt_spawn(&t, squib_bin);
 	mpath = metrics_to(&t, "rw-metrics.json");
-	snprintf(extra, sizeof(extra), "\"cache_type\":\"Writeback\",\"io_engine\":\"%s\"",
-		 engine);
+	snprintf(extra, sizeof(extra), "\"cache_type\":\"Writeback\",\"io_engine\":\"%s\"", engine);
 	drive(&t, "scratch", img, 0, extra);
 	start(&t, "virtioblk.elf", "mode=rw seed=5 sectors=16", 0);
 	expect_done_ok(&t, "VBLK", 30000);
@@ -622,8 +621,8 @@ static void snapshot_mid_stream(const char *engine)
 	char extra[256];
 
 	vt_spawn(&t, squib_bin);
-	snprintf(extra, sizeof(extra),
-		 "\"cache_type\":\"Writeback\",\"io_engine\":\"%s\"," SLOW_RL, engine);
+	snprintf(extra, sizeof(extra), "\"cache_type\":\"Writeback\",\"io_engine\":\"%s\"," SLOW_RL,
+		 engine);
 	drive(&t, "scratch", img, 0, extra);
 	vt_req(&t, "PUT", "/entropy", "{}", 204);
 	start(&t, "virtioblk.elf", "mode=loop rounds=12 seed=3 sectors=2", 0);

@@ -620,10 +620,8 @@ static void test_async_flush_after_writes(void **state)
 	memset(h, 0, 16);
 	h[0] = BLK_FL;
 	*vt_ptr(&f->e, VT_STAT + 40) = 0xee;
-	flush_head = vt_add(&f->d,
-			    (struct vt_seg[]){{VT_HDR + 16ull * 40, 16, false},
-					      {VT_STAT + 40, 1, true}},
-			    2);
+	flush_head = vt_add(
+	    &f->d, (struct vt_seg[]){{VT_HDR + 16ull * 40, 16, false}, {VT_STAT + 40, 1, true}}, 2);
 	sqb_vio_queue_notify(f->dev, 0);
 	assert_int_equal(sqb_vio_blk_inflight(f->dev), 9);
 	vt_blk_settle(f->dev);
@@ -893,6 +891,6 @@ int main(void)
 	};
 	int fails = cmocka_run_group_tests_name("virtio_blk_sync", sync_tests, use_sync, NULL);
 
-	return fails + cmocka_run_group_tests_name("virtio_blk_async", async_tests, use_async,
-						   NULL);
+	return fails +
+	       cmocka_run_group_tests_name("virtio_blk_async", async_tests, use_async, NULL);
 }
