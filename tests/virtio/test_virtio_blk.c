@@ -6,6 +6,9 @@
  * ordering, a full ring, and a host without io_uring. */
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/userfaultfd.h>
+#include <poll.h>
+#include <pthread.h>
 #include <seccomp.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -14,6 +17,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -642,6 +648,93 @@ static void test_async_flush_after_writes(void **state)
 	fx_free(f);
 }
 
+/* A write held up in the kernel: another thread's pwrite() to the backing
+ * file faults on a userfaultfd page and holds the inode lock meanwhile, so
+ * the device's write (punted to io-wq) waits for that lock.  The FLUSH sent
+ * with it must wait too (IO_DRAIN): an fsync alone would finish at once.
+ * Once the fault is served both complete, the write first.  Skips without
+ * userfaultfd. */
+struct slow_writer {
+	int fd;
+	uint8_t *page;
+};
+
+static void *slow_write(void *arg)
+{
+	struct slow_writer *w = arg;
+
+	if (pwrite(w->fd, w->page, 4096, 1 << 19) != 4096)
+		abort();
+	return NULL;
+}
+
+static void test_async_flush_waits_for_a_held_write(void **state)
+{
+	struct fx *f = fx_new(1 << 20, 0, SQB_VIO_CACHE_WRITEBACK);
+	long psz = sysconf(_SC_PAGESIZE);
+	struct uffdio_api api = {.api = UFFD_API};
+	struct uffdio_register reg = {0};
+	struct uffdio_zeropage zp = {0};
+	struct slow_writer w = {f->fd, NULL};
+	struct pollfd pfd;
+	struct uffd_msg msg;
+	uint8_t *h = vt_ptr(&f->e, VT_HDR + 16ull * 40);
+	uint32_t id, len;
+	uint16_t flush_head;
+	pthread_t t;
+	int uffd;
+	(void)state;
+
+	uffd = (int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
+	if (uffd < 0 || ioctl(uffd, UFFDIO_API, &api)) {
+		print_message("userfaultfd unavailable (%s): skipped\n", strerror(errno));
+		if (uffd >= 0)
+			close(uffd);
+		fx_free(f);
+		skip();
+	}
+	w.page =
+	    mmap(NULL, (size_t)psz, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	assert_true(w.page != MAP_FAILED);
+	reg.range.start = (uintptr_t)w.page;
+	reg.range.len = (uint64_t)psz;
+	reg.mode = UFFDIO_REGISTER_MODE_MISSING;
+	assert_int_equal(ioctl(uffd, UFFDIO_REGISTER, &reg), 0);
+	assert_int_equal(pthread_create(&t, NULL, slow_write, &w), 0);
+	pfd = (struct pollfd){uffd, POLLIN, 0};
+	assert_int_equal(poll(&pfd, 1, 5000), 1); /* the writer sits in the fault */
+	assert_int_equal(read(uffd, &msg, sizeof(msg)), (ssize_t)sizeof(msg));
+
+	assert_int_equal(vt_drv_init(&f->d, &f->e, f->dev, 64, 1ull << 9), DRIVER_OK_ALL);
+	add_writes(f, 0, 1);
+	memset(h, 0, 16);
+	h[0] = BLK_FL;
+	*vt_ptr(&f->e, VT_STAT + 40) = 0xee;
+	flush_head = vt_add(
+	    &f->d, (struct vt_seg[]){{VT_HDR + 16ull * 40, 16, false}, {VT_STAT + 40, 1, true}}, 2);
+	sqb_vio_queue_notify(f->dev, 0);
+	assert_int_equal(sqb_vio_blk_inflight(f->dev), 2);
+	usleep(300000);
+	sqb_vio_blk_io_ready(f->dev);
+	if (vt_used(&f->d, &id, &len))
+		fail_msg("request %u completed while the write was held (FLUSH not ordered)", id);
+	assert_int_equal(sqb_vio_blk_inflight(f->dev), 2);
+
+	zp.range = reg.range;
+	assert_int_equal(ioctl(uffd, UFFDIO_ZEROPAGE, &zp), 0);
+	pthread_join(t, NULL);
+	vt_blk_settle(f->dev);
+	assert_true(vt_used(&f->d, &id, &len));
+	assert_int_equal(id, 0); /* the write */
+	assert_true(vt_used(&f->d, &id, &len));
+	assert_int_equal(id, flush_head);
+	assert_int_equal(*vt_ptr(&f->e, VT_STAT + 40), 0);
+	check_writes(f, 1);
+	munmap(w.page, (size_t)psz);
+	close(uffd);
+	fx_free(f);
+}
+
 /* A ring 4 deep and 10 requests: 4 in flight, the rest wait on the avail
  * ring; each completion lets more in, and all 10 are published. */
 static void test_async_full_ring_resumes_on_completions(void **state)
@@ -884,6 +977,7 @@ int main(void)
 	    BLK_CASES,
 	    cmocka_unit_test(test_async_quiesce_publishes_all_in_flight),
 	    cmocka_unit_test(test_async_flush_after_writes),
+	    cmocka_unit_test(test_async_flush_waits_for_a_held_write),
 	    cmocka_unit_test(test_async_full_ring_resumes_on_completions),
 	    cmocka_unit_test(test_async_set_backing_drains),
 	    cmocka_unit_test(test_async_reset_and_free_wait),
