@@ -486,7 +486,7 @@ static void test_rng_gives_bytes_next_to_a_drive(void **state)
 
 /* PATCH after boot: Firecracker's test_drive_patch messages; a swapped file
  * is what the guest writes to from then on; rate limiter updates. */
-static void test_patch_drive_after_boot(void **state)
+static void patch_after_boot(const char *engine)
 {
 	struct sqb_tc t;
 	const char *a = tmp_file("pa.img", 64 * 1024, 0), *b = tmp_file("pb.img", 128 * 1024, 0);
@@ -496,9 +496,9 @@ static void test_patch_drive_after_boot(void **state)
 	uint8_t buf[512], old0[512];
 	int fd, seen = 0;
 
-	(void)state;
 	vt_spawn(&t, squib_bin);
-	drive(&t, "scratch", a, 0, NULL);
+	snprintf(body, sizeof(body), "\"io_engine\":\"%s\"", engine);
+	drive(&t, "scratch", a, 0, body);
 	start(&t, "virtioblk.elf", "mode=loop rounds=100000000 seed=9 sectors=1", 0);
 	vt_expect_serial(&t, "VBLK init PASS\n", 30000);
 	r = vt_req(&t, "PATCH", "/drives/scratch", "{\"drive_id\":\"scratch\"}", 400);
@@ -567,6 +567,19 @@ static void test_patch_drive_after_boot(void **state)
 	assert_null(strstr(r, "FAIL"));
 	free((void *)r);
 	tc_stop(&t);
+}
+
+static void test_patch_drive_after_boot(void **state)
+{
+	(void)state;
+	patch_after_boot("Sync");
+}
+
+/* Async: the swap drains the ring first, so no request straddles the files. */
+static void test_patch_drive_after_boot_async(void **state)
+{
+	(void)state;
+	patch_after_boot("Async");
 }
 
 static void snap_create(struct sqb_tc *t, const char *type, const char *name)
@@ -783,6 +796,7 @@ int main(int argc, char **argv)
 	    cmocka_unit_test(test_blk_read_only_refuses_writes),
 	    cmocka_unit_test(test_rng_gives_bytes_next_to_a_drive),
 	    cmocka_unit_test(test_patch_drive_after_boot),
+	    cmocka_unit_test(test_patch_drive_after_boot_async),
 	    cmocka_unit_test(test_blk_snapshot_kill_load_mid_stream),
 	    cmocka_unit_test(test_blk_snapshot_kill_load_mid_stream_async),
 	    cmocka_unit_test(test_blk_diff_after_device_writes),
