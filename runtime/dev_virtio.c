@@ -38,6 +38,8 @@ struct vdev {
 	char *path;
 	int read_only;
 	enum sqb_vio_cache cache;
+	enum sqb_vio_engine engine;
+	int64_t io_h; /* Async: the completion eventfd on the loop, 0 if none */
 	struct sqb_vio_rl_config rl;
 	int has_rl;
 	/* built by dev_net.c / dev_vsock.c (NULL: blk or rng) */
@@ -96,7 +98,8 @@ static void host_arm(void *opaque, uint64_t deadline_ns)
 
 /* ---- event-loop callbacks ---- */
 
-/* queue >= 0: a notify; -1: poll every queue; -2: the ext's host fd. */
+/* queue >= 0: a notify; -1: poll every queue; -2: the ext's host fd;
+ * -3: Async virtio-blk completions. */
 static void run_locked(struct vdev *v, int queue)
 {
 	pthread_mutex_lock(&v->lock);
@@ -106,9 +109,24 @@ static void run_locked(struct vdev *v, int queue)
 		sqb_vio_queue_notify(v->dev, (uint32_t)queue);
 	else if (queue == -2)
 		v->ext.host_ready(v->dev);
+	else if (queue == -3)
+		sqb_vio_blk_io_ready(v->dev);
 	else
 		sqb_vio_dev_poll(v->dev);
 	pthread_mutex_unlock(&v->lock);
+}
+
+/* Async virtio-blk: io_uring posted completions.  The count is cleared
+ * here, so a level-triggered fd does not spin while quiesced (quiesce has
+ * drained the ring; resume reaps whatever came since). */
+static void on_blk_io(int fd, uint32_t events, void *arg)
+{
+	uint64_t n;
+
+	(void)events;
+	if (read(fd, &n, sizeof(n)) != (ssize_t)sizeof(n))
+		return;
+	run_locked(arg, -3);
 }
 
 /* Host side (a tap, the vsock sockets' epoll fd): edge-triggered, so an
@@ -194,6 +212,10 @@ static void release_fds(struct vdev *v)
 	if (v->host_h > 0 && v->slot.loop)
 		sqb_evloop_del(v->slot.loop, v->host_h);
 	v->host_h = 0;
+	/* before the library closes the eventfd in sqb_vio_dev_free() */
+	if (v->io_h > 0 && v->slot.loop)
+		sqb_evloop_del(v->slot.loop, v->io_h);
+	v->io_h = 0;
 	if (v->tick_h > 0 && v->slot.loop)
 		sqb_evloop_del(v->slot.loop, v->tick_h);
 	v->tick_h = 0;
@@ -277,8 +299,13 @@ static int vdev_realize(void *opaque, const struct sqb_mmio_slot_info *slot)
 		o.cache = v->cache;
 		o.drive_id = v->id;
 		o.rate_limiter = v->has_rl ? &v->rl : NULL;
+		o.engine = v->engine;
 		err = sqb_vio_blk_new(&v->dev, &host, &o, &d);
 		close(fd); /* the device holds its own dup */
+		if (err < 0 && v->diag && d.reason[0]) {
+			*v->diag = d;
+			snprintf(v->diag->section, sizeof(v->diag->section), "drive %.24s", v->id);
+		}
 	} else {
 		struct sqb_vio_rng_opts o = SQB_VIO_RNG_OPTS_INIT;
 
@@ -306,6 +333,12 @@ static int vdev_realize(void *opaque, const struct sqb_mmio_slot_info *slot)
 		v->host_h = sqb_evloop_add(v->slot.loop, hfd, v->ext.host_events, on_host, v);
 		if (v->host_h < 0)
 			return (int)v->host_h;
+	}
+	if (v->is_blk && v->engine == SQB_VIO_ENGINE_ASYNC) {
+		v->io_h =
+		    sqb_evloop_add(v->slot.loop, sqb_vio_blk_io_fd(v->dev), EPOLLIN, on_blk_io, v);
+		if (v->io_h < 0)
+			return (int)v->io_h;
 	}
 	return arm_tick(v);
 }
@@ -343,6 +376,8 @@ static void vdev_resume(void *opaque)
 	v->pending = 0;
 	if (pending)
 		sqb_vio_dev_poll(v->dev);
+	if (v->io_h > 0) /* a completion may have come while quiesced */
+		sqb_vio_blk_io_ready(v->dev);
 	if (v->has_ext && v->ext.host_ready)
 		v->ext.host_ready(v->dev); /* an edge may have come while quiesced */
 	pthread_mutex_unlock(&v->lock);
@@ -494,6 +529,7 @@ int sqb_vdev_add_blk(sqb_vm *vm, const struct sqb_vdev_blk_cfg *cfg, struct sqb_
 	v->is_blk = 1;
 	v->read_only = cfg->read_only;
 	v->cache = cfg->cache;
+	v->engine = cfg->engine;
 	if (cfg->rate_limiter) {
 		v->rl = *cfg->rate_limiter;
 		v->has_rl = 1;

@@ -33,6 +33,7 @@ struct sqb_vdev_blk_cfg {
 	int read_only;
 	enum sqb_vio_cache cache;
 	const struct sqb_vio_rl_config *rate_limiter; /* NULL: none */
+	enum sqb_vio_engine engine; /* Async: its completion eventfd joins the loop */
 };
 
 /* Call from struct sqb_vm_config.add_devices (or the snapshot load's): the

@@ -14,7 +14,7 @@ type=${2:-RelWithDebInfo}
 
 pkgs=(gcc-aarch64-linux-gnu libc6-dev-arm64-cross cmake pkg-config
       libzstd-dev:arm64 liblz4-dev:arm64 libxxhash-dev:arm64 libyajl-dev:arm64
-      libseccomp-dev:arm64)
+      libseccomp-dev:arm64 liburing-dev:arm64)
 missing=()
 for p in "${pkgs[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

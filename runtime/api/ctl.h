@@ -39,6 +39,7 @@ struct sqb_ctl_drive {
 	char *path;	/* path_on_host (a host hint in snapshots) */
 	char *partuuid; /* NULL: none */
 	int root, read_only, writeback;
+	int async; /* io_engine Async (io_uring) */
 	int has_rl;
 	struct sqb_vio_rl_config rl;
 };

@@ -144,12 +144,6 @@ static int parse_drive(yajl_val body, struct sqb_ctl_drive *d, char *err, size_t
 				   "config.");
 		return -1;
 	}
-	if (!strcmp(engine, "Async")) {
-		snprintf(err, errlen,
-			 MSG_CREATE "io_engine `Async` (io_uring) is not supported by squib yet; "
-				    "use `Sync` (see docs/api-compat.md).");
-		return -1;
-	}
 	if (strlen(id) > SQB_VDEV_ID_MAX) {
 		snprintf(err, errlen,
 			 MSG_DRIVE "drive_id `%.40s...` is longer than squib's limit of %d bytes.",
@@ -160,6 +154,7 @@ static int parse_drive(yajl_val body, struct sqb_ctl_drive *d, char *err, size_t
 	d->root = root;
 	d->read_only = ro;
 	d->writeback = !strcmp(cache, "Writeback");
+	d->async = !strcmp(engine, "Async");
 	if (!(d->path = strdup(path)) || (partuuid && !(d->partuuid = strdup(partuuid)))) {
 		drive_free(d);
 		snprintf(err, errlen, "Out of memory");
@@ -244,6 +239,16 @@ static void put_drive(struct sqb_ctl *c, const char *id, yajl_val body, struct s
 		return;
 	}
 	close(fd);
+	/* then the engine: Firecracker sets its io_uring up here, in
+	 * VirtioBlock::new, so a host without one fails the PUT */
+	if (d.async && (e = sqb_vio_blk_async_probe(err, sizeof(err))) < 0) {
+		sqb_ctl_fault(r,
+			      MSG_CREATE "Virtio backend error: Error coming from the IO engine: "
+					 "Async error: IoUring: %s",
+			      err);
+		drive_free(&d);
+		return;
+	}
 	if (insert_drive(c, &d, err, sizeof(err)) < 0) {
 		drive_free(&d);
 		return sqb_ctl_fault(r, "%s", err);
@@ -414,7 +419,7 @@ void sqb_ctl_drives_json(struct sqb_ctl *c, struct sqb_jb *b)
 		sqb_jb_key(b, "rate_limiter");
 		sqb_ctl_rl_json(b, d->has_rl, &d->rl);
 		sqb_jb_key(b, "io_engine");
-		sqb_jb_str(b, "Sync");
+		sqb_jb_str(b, d->async ? "Async" : "Sync");
 		sqb_jb_key(b, "socket");
 		sqb_jb_null(b);
 		sqb_jb_close(b, '}');
@@ -449,7 +454,8 @@ int sqb_ctl_add_devices(void *arg, sqb_vm *vm, struct sqb_diag *diag)
 					     d->read_only,
 					     d->writeback ? SQB_VIO_CACHE_WRITEBACK
 							  : SQB_VIO_CACHE_UNSAFE,
-					     d->has_rl ? &d->rl : NULL};
+					     d->has_rl ? &d->rl : NULL,
+					     d->async ? SQB_VIO_ENGINE_ASYNC : SQB_VIO_ENGINE_SYNC};
 
 		if ((err = sqb_vdev_add_blk(vm, &b, diag)) < 0)
 			return err;

@@ -62,7 +62,11 @@ static const unsigned long vcpu_ioctls[] = {
  * copes with a refusal: the vCPU gets EACCES, never a file. */
 static const struct sqb_sc_rule vcpu[] = {
     {"ioctl", SQB_SC_IOCTLS, vcpu_ioctls}, {"openat", SQB_SC_EACCES, NULL},
-    ANY(writev), ANY(pread64), ANY(pwrite64), END,
+    ANY(writev), ANY(pread64), ANY(pwrite64),
+    /* a driver reset (a Status write) of an Async virtio-blk waits for its
+     * requests in flight (virtio 1.x 2.4): io_uring_enter, no setup */
+    ANY(io_uring_enter),
+    END,
 };
 
 /* The event loop: device fds.  Block/net/vsock I/O; virtio-net sets the
@@ -77,7 +81,11 @@ static const struct sqb_sc_rule evloop[] = {
     ANY(fdatasync), ANY(fallocate), ANY(recvmsg), ANY(sendmsg), ANY(recvfrom), ANY(sendto),
     ANY(accept4), ANY(connect), ANY(shutdown), ANY(fcntl), ANY(fstat), ANY(newfstatat),
     {"socket", SQB_SC_AF_UNIX, NULL}, {"ioctl", SQB_SC_IOCTLS, evloop_ioctls},
-    {"openat", SQB_SC_EACCES, NULL}, END,
+    {"openat", SQB_SC_EACCES, NULL},
+    /* Async virtio-blk: submit and reap on the device's ring (the ring and
+     * its restrictions are set up on the API thread) */
+    ANY(io_uring_enter),
+    END,
 };
 
 /* The Uffd watcher: waits on the page server's pidfd, then serves the
@@ -147,6 +155,9 @@ static const struct sqb_sc_rule api[] = {
     ANY(fchmod), ANY(flock), ANY(fgetxattr), ANY(fsetxattr), ANY(fremovexattr),
     ANY(copy_file_range), ANY(sendfile), ANY(memfd_create), ANY(userfaultfd), ANY(mremap),
     ANY(mincore), ANY(getcwd), ANY(utimensat), ANY(umask),
+    /* Async virtio-blk: its ring's set-up (eventfd, opcode restrictions),
+     * drain on quiesce, backing swap and free */
+    ANY(io_uring_setup), ANY(io_uring_enter), ANY(io_uring_register),
 #ifdef SQB_SC_SANITIZER
     ANY(ptrace), ANY(wait4), ANY(process_vm_readv), ANY(getdents),
 #endif

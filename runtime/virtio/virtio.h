@@ -21,7 +21,8 @@
  * The library never sees the VM: the integrator passes guest memory, an
  * interrupt, and optionally a clock and a one-shot timer (struct sqb_vio_host).
  * Requests are executed synchronously inside the notify call, so an idle
- * device has nothing in flight: quiesce is a no-op ([F-101]).
+ * device has nothing in flight: quiesce is a no-op ([F-101]).  The one
+ * exception is virtio-blk's Async engine (io_uring), whose quiesce drains.
  */
 #ifndef SQB_VIRTIO_H
 #define SQB_VIRTIO_H
@@ -176,6 +177,12 @@ void sqb_vio_dev_free(sqb_vio_dev *dev);
 
 enum sqb_vio_cache { SQB_VIO_CACHE_UNSAFE = 0, SQB_VIO_CACHE_WRITEBACK = 1 };
 
+/* Firecracker's io_engine.  Sync: each request runs to completion inside
+ * the notify call.  Async: IN/OUT/FLUSH go to an io_uring (one per device)
+ * and complete later; the integrator watches sqb_vio_blk_io_fd() (an
+ * eventfd, EPOLLIN) and calls sqb_vio_blk_io_ready() when it fires. */
+enum sqb_vio_engine { SQB_VIO_ENGINE_SYNC = 0, SQB_VIO_ENGINE_ASYNC = 1 };
+
 struct sqb_vio_blk_opts {
 	unsigned int version; /* SQB_VIO_OPTS_VERSION */
 	int fd;		      /* backing file; the device dup()s it */
@@ -183,10 +190,16 @@ struct sqb_vio_blk_opts {
 	enum sqb_vio_cache cache;
 	const char *drive_id;			      /* GET_ID answer, at most 20 bytes used */
 	const struct sqb_vio_rl_config *rate_limiter; /* NULL: none */
+	enum sqb_vio_engine engine;
+	/* Async: requests in flight at most (the ring's depth); 0 means
+	 * QueueNumMax (256), the most a queue can hand over at once.  A full
+	 * ring leaves requests on the avail ring until completions free it. */
+	unsigned int async_depth;
 };
 #define SQB_VIO_BLK_OPTS_INIT                                                                      \
 	{                                                                                          \
-		SQB_VIO_OPTS_VERSION, -1, 0, SQB_VIO_CACHE_UNSAFE, NULL, NULL                      \
+		SQB_VIO_OPTS_VERSION, -1, 0, SQB_VIO_CACHE_UNSAFE, NULL, NULL,                     \
+		    SQB_VIO_ENGINE_SYNC, 0                                                         \
 	}
 
 int sqb_vio_blk_new(sqb_vio_dev **out, const struct sqb_vio_host *host,
@@ -196,6 +209,18 @@ int sqb_vio_blk_new(sqb_vio_dev **out, const struct sqb_vio_host *host,
 int sqb_vio_blk_set_backing(sqb_vio_dev *dev, int fd);
 /* Capacity in 512-byte sectors. */
 uint64_t sqb_vio_blk_capacity(sqb_vio_dev *dev);
+/* Async: the completion eventfd (-1 for a Sync device). */
+int sqb_vio_blk_io_fd(sqb_vio_dev *dev);
+/* Async: the eventfd fired.  Publishes every finished request (status byte,
+ * used entry, one interrupt for the batch) and, when a full ring stopped
+ * the queue, takes requests off the avail ring again.  A no-op for Sync. */
+int sqb_vio_blk_io_ready(sqb_vio_dev *dev);
+/* Async: requests submitted and not yet published (0 for Sync). */
+unsigned int sqb_vio_blk_inflight(sqb_vio_dev *dev);
+/* Whether this host can run the Async engine: 0, or the -errno of
+ * io_uring_setup (-ENOSYS: kernel without io_uring, -EPERM: forbidden,
+ * -ENOTSUP: squib built without liburing).  *why: Firecracker's wording. */
+int sqb_vio_blk_async_probe(char *why, size_t len);
 
 /* ---- virtio-rng ------------------------------------------------------- */
 
@@ -416,9 +441,12 @@ void sqb_vio_balloon_counters(sqb_vio_dev *dev, struct sqb_vio_balloon_counters 
 #define SQB_VIO_STATE_VERSION	  1u
 #define SQB_VIO_STATE_MIN_VERSION 1u
 
-/* Quiesce: I/O is synchronous, so nothing is ever in flight; this takes and
+/* Quiesce: with synchronous I/O nothing is ever in flight; this takes and
  * drops the device lock so that a notify running now has finished ([F-101]).
- * virtio-net also hands every frame queued on TX to the tap first. */
+ * virtio-net also hands every frame queued on TX to the tap first; an Async
+ * virtio-blk waits for every request in flight and publishes it (status
+ * byte, used entry, interrupt) before it returns, so a save that follows
+ * finds nothing in flight (Firecracker's prepare_save drain). */
 int sqb_vio_quiesce(sqb_vio_dev *dev);
 /* Encode the device state (transport, queues, device record, rate limiter);
  * *out is malloc'd and the caller's. */

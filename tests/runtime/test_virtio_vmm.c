@@ -7,6 +7,7 @@
  * writes, a load whose drive file shrank. */
 #include <errno.h>
 #include <fcntl.h>
+#include <seccomp.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -16,6 +17,7 @@
 #include <signal.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -90,7 +92,7 @@ static void test_put_drive_refusals_with_firecracker_messages(void **state)
 		 "{\"drive_id\":\"scratch\",\"path_on_host\":\"%s\",\"is_root_device\":false,"
 		 "\"io_engine\":\"Async\"}",
 		 f);
-	vt_api_fault(&c, "PUT", "/drives/scratch", body, "io_engine `Async`");
+	vt_api_ok(&c, "PUT", "/drives/scratch", body); /* Async (io_uring) is accepted */
 	vt_api_fault(&c, "PUT", "/drives/scratch",
 		     "{\"drive_id\":\"scratch\",\"is_root_device\":false,\"socket\":\"/x\"}",
 		     "vhost-user");
@@ -120,6 +122,57 @@ static void test_put_drive_refusals_with_firecracker_messages(void **state)
 	sqb_ctl_destroy(&c);
 }
 
+/* A host where io_uring_setup fails (a seccomp filter answers ENOSYS in a
+ * child): PUT /drives with Async fails as Firecracker's VirtioBlock::new
+ * does, after the backing file was opened; Sync still works. */
+static void test_put_drive_async_without_io_uring(void **state)
+{
+	const char *f = tmp_file("nouring.img", 4096, 0);
+	int st = -1;
+	pid_t pid;
+
+	(void)state;
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_ALLOW);
+		struct sqb_ctl c;
+		struct sqb_ctl_resp r;
+		char body[512];
+
+		if (!ctx ||
+		    seccomp_rule_add(ctx, SCMP_ACT_ERRNO(ENOSYS), SCMP_SYS(io_uring_setup), 0) ||
+		    seccomp_load(ctx))
+			_exit(10);
+		sqb_ctl_init(&c);
+		snprintf(body, sizeof(body),
+			 "{\"drive_id\":\"scratch\",\"path_on_host\":\"%s\",\"is_root_device\":"
+			 "false,\"io_engine\":\"Async\"}",
+			 f);
+		if (vt_api(&c, "PUT", "/drives/scratch", body, &r) != 400)
+			_exit(11);
+		if (!strstr(r.body, "Drive config error: Unable to create the virtio block device: "
+				    "Virtio backend error: Error coming from the IO engine: Async "
+				    "error: IoUring: Error calling io_uring_setup: Function not "
+				    "implemented (os error 38)")) {
+			fprintf(stderr, "answer: %s\n", r.body);
+			_exit(12);
+		}
+		if (c.ndrives != 0)
+			_exit(13);
+		snprintf(body, sizeof(body),
+			 "{\"drive_id\":\"scratch\",\"path_on_host\":\"%s\",\"is_root_device\":"
+			 "false,\"io_engine\":\"Sync\"}",
+			 f);
+		if (vt_api(&c, "PUT", "/drives/scratch", body, &r) != 204)
+			_exit(14);
+		_exit(0);
+	}
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	assert_true(WIFEXITED(st));
+	assert_int_equal(WEXITSTATUS(st), 0);
+}
+
 /* swagger's Drive / EntropyDevice / RateLimiter / TokenBucket, as
  * Firecracker serializes them in GET /vm/config (Option -> null), the
  * root drive first (BlockBuilder), a PUT with the same id replacing. */
@@ -137,7 +190,7 @@ static void test_vm_config_shows_drives_root_first_and_entropy(void **state)
 	assert_non_null(strstr(r.body, "\"entropy\":null"));
 	snprintf(body, sizeof(body),
 		 "{\"drive_id\":\"scratch\",\"path_on_host\":\"%s\",\"is_root_device\":false,"
-		 "\"is_read_only\":true,\"cache_type\":\"Writeback\","
+		 "\"is_read_only\":true,\"cache_type\":\"Writeback\",\"io_engine\":\"Async\","
 		 "\"rate_limiter\":{\"bandwidth\":{\"size\":1000000,\"refill_time\":100},"
 		 "\"ops\":{\"size\":10,\"one_time_burst\":5,\"refill_time\":1000}}}",
 		 f);
@@ -158,7 +211,7 @@ static void test_vm_config_shows_drives_root_first_and_entropy(void **state)
 		 "\"is_root_device\":false,\"cache_type\":\"Writeback\",\"is_read_only\":true,"
 		 "\"path_on_host\":\"%s\",\"rate_limiter\":{\"bandwidth\":{\"size\":1000000,"
 		 "\"one_time_burst\":null,\"refill_time\":100},\"ops\":{\"size\":10,"
-		 "\"one_time_burst\":5,\"refill_time\":1000}},\"io_engine\":\"Sync\","
+		 "\"one_time_burst\":5,\"refill_time\":1000}},\"io_engine\":\"Async\","
 		 "\"socket\":null}]",
 		 g, f);
 	if (!strstr(r.body, want))
@@ -324,16 +377,16 @@ static uint64_t mval(const char *line, const char *path)
 /* rw on a real temp file; the host reads the bytes back; GET_ID = drive_id.
  * The metrics line at exit counts the guest's requests in block_scratch
  * (Firecracker's BlockDeviceMetrics) and in the "block" aggregate. */
-static void test_blk_rw_guest_writes_the_host_file(void **state)
+static void rw_guest(const char *engine)
 {
 	struct sqb_tc t;
 	const char *img = tmp_file("rw.img", 1 << 20, 0), *mpath;
-	char *line;
+	char *line, extra[128];
 
-	(void)state;
 	vt_spawn(&t, squib_bin);
 	mpath = metrics_to(&t, "rw-metrics.json");
-	drive(&t, "scratch", img, 0, "\"cache_type\":\"Writeback\"");
+	snprintf(extra, sizeof(extra), "\"cache_type\":\"Writeback\",\"io_engine\":\"%s\"", engine);
+	drive(&t, "scratch", img, 0, extra);
 	start(&t, "virtioblk.elf", "mode=rw seed=5 sectors=16", 0);
 	expect_done_ok(&t, "VBLK", 30000);
 	vt_expect_serial(&t, "VBLK capacity=2048 ro=0 flush=1\n", 100);
@@ -355,6 +408,20 @@ static void test_blk_rw_guest_writes_the_host_file(void **state)
 		fail_msg("the guest's requests are not counted: %s", line);
 	free(line);
 	tc_stop(&t);
+}
+
+static void test_blk_rw_guest_writes_the_host_file(void **state)
+{
+	(void)state;
+	rw_guest("Sync");
+}
+
+/* The same guest on io_engine Async: every request through the io_uring,
+ * the same bytes in the file and the same metrics. */
+static void test_blk_rw_guest_async(void **state)
+{
+	(void)state;
+	rw_guest("Async");
 }
 
 /* A read-only drive: VIRTIO_BLK_F_RO offered, the write answered IOERR, the
@@ -419,7 +486,7 @@ static void test_rng_gives_bytes_next_to_a_drive(void **state)
 
 /* PATCH after boot: Firecracker's test_drive_patch messages; a swapped file
  * is what the guest writes to from then on; rate limiter updates. */
-static void test_patch_drive_after_boot(void **state)
+static void patch_after_boot(const char *engine)
 {
 	struct sqb_tc t;
 	const char *a = tmp_file("pa.img", 64 * 1024, 0), *b = tmp_file("pb.img", 128 * 1024, 0);
@@ -429,9 +496,9 @@ static void test_patch_drive_after_boot(void **state)
 	uint8_t buf[512], old0[512];
 	int fd, seen = 0;
 
-	(void)state;
 	vt_spawn(&t, squib_bin);
-	drive(&t, "scratch", a, 0, NULL);
+	snprintf(body, sizeof(body), "\"io_engine\":\"%s\"", engine);
+	drive(&t, "scratch", a, 0, body);
 	start(&t, "virtioblk.elf", "mode=loop rounds=100000000 seed=9 sectors=1", 0);
 	vt_expect_serial(&t, "VBLK init PASS\n", 30000);
 	r = vt_req(&t, "PATCH", "/drives/scratch", "{\"drive_id\":\"scratch\"}", 400);
@@ -502,6 +569,19 @@ static void test_patch_drive_after_boot(void **state)
 	tc_stop(&t);
 }
 
+static void test_patch_drive_after_boot(void **state)
+{
+	(void)state;
+	patch_after_boot("Sync");
+}
+
+/* Async: the swap drains the ring first, so no request straddles the files. */
+static void test_patch_drive_after_boot_async(void **state)
+{
+	(void)state;
+	patch_after_boot("Async");
+}
+
 static void snap_create(struct sqb_tc *t, const char *type, const char *name)
 {
 	char body[600];
@@ -546,15 +626,17 @@ static const char *snap_load(struct sqb_tc *t, const char *name, int want)
 /* Snapshot in the middle of a write/flush/read stream, SIGKILL, load in a
  * new squib: the drive comes back from CONF on the same file, the device
  * state from DEVS, and the guest's own checks of every later round pass. */
-static void test_blk_snapshot_kill_load_mid_stream(void **state)
+static void snapshot_mid_stream(const char *engine)
 {
 	struct sqb_tc t, t2;
 	const char *img = tmp_file("snap.img", 1 << 20, 0);
 	const char *r;
+	char extra[256];
 
-	(void)state;
 	vt_spawn(&t, squib_bin);
-	drive(&t, "scratch", img, 0, "\"cache_type\":\"Writeback\"," SLOW_RL);
+	snprintf(extra, sizeof(extra), "\"cache_type\":\"Writeback\",\"io_engine\":\"%s\"," SLOW_RL,
+		 engine);
+	drive(&t, "scratch", img, 0, extra);
 	vt_req(&t, "PUT", "/entropy", "{}", 204);
 	start(&t, "virtioblk.elf", "mode=loop rounds=12 seed=3 sectors=2", 0);
 	vt_expect_serial(&t, "VBLK init PASS\n", 30000);
@@ -572,9 +654,27 @@ static void test_blk_snapshot_kill_load_mid_stream(void **state)
 	r = vt_req(&t2, "GET", "/vm/config", NULL, 200);
 	assert_non_null(strstr(r, "\"drive_id\":\"scratch\""));
 	assert_non_null(strstr(r, "\"entropy\":{\"rate_limiter\":null}"));
+	snprintf(extra, sizeof(extra), "\"io_engine\":\"%s\"", engine);
+	if (!strstr(r, extra)) /* the engine comes back with the configuration */
+		fail_msg("vm/config after the load has no %s: %s", extra, r);
 	vt_expect_serial(&t2, "VBLK loop PASS\n", 200000);
 	expect_done_ok(&t2, "VBLK", 5000);
 	tc_stop(&t2);
+}
+
+static void test_blk_snapshot_kill_load_mid_stream(void **state)
+{
+	(void)state;
+	snapshot_mid_stream("Sync");
+}
+
+/* Async: the save drains the ring first (requests the guest sent before
+ * the pause are published into the snapshot), the load re-creates the
+ * io_uring from CONF. */
+static void test_blk_snapshot_kill_load_mid_stream_async(void **state)
+{
+	(void)state;
+	snapshot_mid_stream("Async");
 }
 
 static void spawn_stdin(struct sqb_tc *t)
@@ -690,15 +790,19 @@ int main(int argc, char **argv)
 {
 	const struct CMUnitTest api_tests[] = {
 	    cmocka_unit_test(test_put_drive_refusals_with_firecracker_messages),
+	    cmocka_unit_test(test_put_drive_async_without_io_uring),
 	    cmocka_unit_test(test_vm_config_shows_drives_root_first_and_entropy),
 	    cmocka_unit_test(test_root_drive_on_the_command_line),
 	};
 	const struct CMUnitTest guest_tests[] = {
 	    cmocka_unit_test(test_blk_rw_guest_writes_the_host_file),
+	    cmocka_unit_test(test_blk_rw_guest_async),
 	    cmocka_unit_test(test_blk_read_only_refuses_writes),
 	    cmocka_unit_test(test_rng_gives_bytes_next_to_a_drive),
 	    cmocka_unit_test(test_patch_drive_after_boot),
+	    cmocka_unit_test(test_patch_drive_after_boot_async),
 	    cmocka_unit_test(test_blk_snapshot_kill_load_mid_stream),
+	    cmocka_unit_test(test_blk_snapshot_kill_load_mid_stream_async),
 	    cmocka_unit_test(test_blk_diff_after_device_writes),
 	    cmocka_unit_test(test_load_refuses_a_drive_that_shrank),
 	};

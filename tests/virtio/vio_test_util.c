@@ -1,5 +1,6 @@
 /* Test kit for runtime/virtio: fake guest RAM, interrupt, clock and timer,
  * and a driver that lays out split rings per virtio 1.x section 2.7. */
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -224,12 +225,31 @@ int vt_blk(struct vt_drv *d, uint32_t type, uint64_t sector, uint32_t data_len, 
 		s[n++] = (struct vt_seg){VT_DATA, data_len, dev_writes};
 	s[n++] = (struct vt_seg){VT_STAT, 1, true};
 	vt_add(d, s, n);
-	sqb_vio_queue_notify(d->dev, 0);
+	vt_notify(d->dev);
 	if (!vt_used(d, &id, &len))
 		return 0xff;
 	if (used_len)
 		*used_len = len;
 	return *vt_ptr(d->e, VT_STAT);
+}
+
+void vt_blk_settle(sqb_vio_dev *dev)
+{
+	int fd = sqb_vio_blk_io_fd(dev);
+
+	/* 10 s at most: a lost completion fails the caller's checks */
+	for (int i = 0; fd >= 0 && sqb_vio_blk_inflight(dev) && i < 1000; i++) {
+		struct pollfd p = {fd, POLLIN, 0};
+
+		poll(&p, 1, 10);
+		sqb_vio_blk_io_ready(dev);
+	}
+}
+
+void vt_notify(sqb_vio_dev *dev)
+{
+	sqb_vio_queue_notify(dev, 0);
+	vt_blk_settle(dev);
 }
 
 int vt_tempfile(uint64_t size)

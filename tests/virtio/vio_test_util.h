@@ -71,6 +71,13 @@ bool vt_used(struct vt_drv *d, uint32_t *id, uint32_t *len);
 int vt_blk(struct vt_drv *d, uint32_t type, uint64_t sector, uint32_t data_len, bool dev_writes,
 	   uint32_t *used_len);
 
+/* Async virtio-blk: wait on the completion eventfd and call
+ * sqb_vio_blk_io_ready() until nothing is in flight, as the VMM's loop
+ * would (a no-op for other devices and Sync).  vt_notify: notify queue 0,
+ * then settle. */
+void vt_blk_settle(sqb_vio_dev *dev);
+void vt_notify(sqb_vio_dev *dev);
+
 uint16_t vt_get16(struct vt_env *e, uint64_t gpa);
 void vt_put16(struct vt_env *e, uint64_t gpa, uint16_t v);
 void vt_put_desc(struct vt_env *e, uint16_t i, uint64_t addr, uint32_t len, uint16_t flags,
