@@ -740,6 +740,12 @@ static void blk_quiesce(sqb_vio_dev *dev)
 
 	if (b->as)
 		async_drain(dev, false);
+	/* Firecracker's prepare_save (drain_and_flush: sync_all for either
+	 * engine, whatever the cache type): what the guest wrote is on the
+	 * disk before the snapshot that counts on it is written, or the
+	 * snapshot fails. */
+	if (!b->ro && (dev->status & SQB_VIO_S_DRIVER_OK) && fsync(b->fd))
+		dev->quiesce_err = -errno;
 }
 
 /* A driver reset (virtio 1.x 2.4): the device must not use the buffers

@@ -231,11 +231,15 @@ int sqb_vio_dev_poll(sqb_vio_dev *dev)
 
 int sqb_vio_quiesce(sqb_vio_dev *dev)
 {
+	int err;
+
 	pthread_mutex_lock(&dev->lock);
+	dev->quiesce_err = 0;
 	if (dev->ops->quiesce)
 		dev->ops->quiesce(dev);
+	err = dev->quiesce_err;
 	pthread_mutex_unlock(&dev->lock);
-	return 0;
+	return err;
 }
 
 bool sqb_vio_throttle_ok(sqb_vio_dev *dev, uint64_t bytes, bool count_bytes)

@@ -190,6 +190,7 @@ struct sqb_vio_dev {
 
 	struct sqb_vq_chain chain; /* scratch for process(), under lock */
 	struct sqb_vio_metrics m;  /* under lock */
+	int quiesce_err;	   /* set by ops->quiesce: what sqb_vio_quiesce returns */
 };
 
 int sqb_vio_dev_init(sqb_vio_dev *dev, const struct sqb_vio_ops *ops,
