@@ -9,15 +9,15 @@
  * sqb_mmds_ns_next_frame after each (the clock advancing so timers fire), and
  * every frame it produces is checked for size and checksums.  Built as a
  * libFuzzer target with -DSQB_LIBFUZZER; otherwise main() replays a corpus
- * folder and runs a fixed-seed mutation pass over each file, as
- * tests/virtio/fuzz_replay.c does for the virtio targets (self-contained
- * here: the mmds tests link nothing of tests/virtio). */
+ * folder and runs a fixed-seed mutation pass over each file with the virtio
+ * targets' replay driver (tests/virtio/fuzz_replay.c). */
 #include <dirent.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "fuzz_replay.h"
 #include "mmds.h"
 #include "mmds_ns.h"
 
@@ -201,92 +201,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 }
 
 #ifndef SQB_LIBFUZZER
-static uint64_t rng = 0x5eed;
-
-static uint64_t next(void)
+/* Mutations aimed at the first frames' header bytes (length fields, IHL,
+ * data offset, flags, options) as often as anywhere else. */
+static size_t aim(size_t n)
 {
-	rng ^= rng << 13;
-	rng ^= rng >> 7;
-	rng ^= rng << 17;
-	return rng;
-}
-
-/* Mutations aimed at the header bytes of the first frames (length fields,
- * IHL, data offset, flags, options) as often as anywhere else. */
-static void mutate_and_run(const uint8_t *seed, size_t len, int rounds)
-{
-	uint8_t *buf = malloc(len + 64);
-
-	for (int r = 0; buf && r < rounds; r++) {
-		size_t n = len;
-
-		memcpy(buf, seed, len);
-		for (int k = (int)(next() % 8) + 1; k > 0 && n; k--) {
-			size_t at = next() % n;
-
-			switch (next() % 4) {
-			case 0:
-				buf[at] ^= (uint8_t)(1u << (next() % 8));
-				break;
-			case 1:
-				buf[at] = (uint8_t)next();
-				break;
-			case 2:
-				at = 2 + next() % 80;
-				if (at < n)
-					buf[at] = (uint8_t)next();
-				break;
-			default:
-				if (n > 1 && (next() & 7) == 0)
-					n = at ? at : 1;
-			}
-		}
-		LLVMFuzzerTestOneInput(buf, n);
-	}
-	free(buf);
+	(void)n;
+	return 2 + vfz_next() % 80;
 }
 
 int main(int argc, char **argv)
 {
-	int files = 0, rounds = argc > 2 ? atoi(argv[2]) : 200;
-	struct dirent *e;
-	DIR *d;
-
-	if (argc < 2) {
-		fprintf(stderr, "usage: %s CORPUS_DIR [ROUNDS]\n", argv[0]);
-		return 2;
-	}
-	d = opendir(argv[1]);
-	if (!d) {
-		perror(argv[1]);
-		return 1;
-	}
-	while ((e = readdir(d))) {
-		char path[1024];
-		uint8_t *buf;
-		long sz;
-		FILE *f;
-
-		if (e->d_name[0] == '.')
-			continue;
-		snprintf(path, sizeof(path), "%s/%s", argv[1], e->d_name);
-		f = fopen(path, "rb");
-		if (!f)
-			continue;
-		fseek(f, 0, SEEK_END);
-		sz = ftell(f);
-		fseek(f, 0, SEEK_SET);
-		buf = malloc(sz > 0 ? (size_t)sz : 1);
-		if (buf && sz >= 0 && fread(buf, 1, (size_t)sz, f) == (size_t)sz) {
-			LLVMFuzzerTestOneInput(buf, (size_t)sz);
-			mutate_and_run(buf, (size_t)sz, rounds);
-			files++;
-		}
-		free(buf);
-		fclose(f);
-	}
-	closedir(d);
-	printf("fuzz_mmds: %d corpus files, %d mutations each\n", files, rounds);
-	return files ? 0 : 1;
+	return vfz_replay_main(argc, argv, "fuzz_mmds", aim);
 }
 #endif

@@ -18,36 +18,20 @@
 G=${SQB_GUEST_DIR:-/guest}
 T=$(mktemp -d)
 MIP=169.254.169.250
-fail=0
-pass() { echo "PASS: $*"; }
-bad() { echo "FAIL: $*"; fail=1; }
-die() { echo "FAIL: $*"; [ -n "${log:-}" ] && [ -f "$log" ] && tail -n 40 "$log"; cleanup; exit 1; }
+# pass, bad, api, wait_for, start_squib, stop_squib: the test-host helpers
+# (the ctest wrapper puts them beside this script; a direct run finds them
+# in tests/snapshot/)
+for lib_ in "$(dirname "$0")/testhost_lib.sh" "$(dirname "$0")/../snapshot/testhost_lib.sh"; do
+	[ -f "$lib_" ] && . "$lib_" && break
+done
+command -v start_squib >/dev/null || { echo "FAIL: testhost_lib.sh not found"; exit 1; }
+die() { bad "$*"; cleanup; exit 1; }
 pid=""
 cleanup() {
 	[ -n "$pid" ] && kill -9 "$pid" 2>/dev/null
 	exec 3>&- 2>/dev/null
 	"$IP" link del sqbM 2>/dev/null
 	rm -rf "$T"
-}
-
-api() { # api METHOD PATH [JSON] -> HTTP status; body in $T/api.out
-	if [ -n "${3:-}" ]; then
-		curl -s -o "$T/api.out" -w '%{http_code}' --unix-socket "$sock" -X "$1" \
-			-H 'Content-Type: application/json' -d "$3" "http://localhost$2"
-	else
-		curl -s -o "$T/api.out" -w '%{http_code}' --unix-socket "$sock" -X "$1" \
-			"http://localhost$2"
-	fi
-}
-
-wait_for() { # wait_for REGEX FILE SECONDS
-	i=0
-	while [ $i -lt $(($3 * 10)) ]; do
-		head -n "$( (wc -l <"$2") 2>/dev/null || echo 0)" "$2" 2>/dev/null | grep -qE "$1" && return 0
-		sleep 0.1
-		i=$((i + 1))
-	done
-	return 1
 }
 
 # One console line; squib's UART takes 64 bytes at a time.
@@ -69,25 +53,6 @@ http() { # http SECONDS GUEST-ARGS...: one sqbtool http in the guest
 	s_=$1
 	shift
 	cmd "$s_" ". /e;h $*" || bad "guest: sqbtool http $* did not finish"
-}
-
-start_squib() { # start_squib NAME -> pid, sock, log, fd 3 = serial input
-	sock=$T/$1.sock log=$T/$1.log fifo=$T/$1.in
-	rm -f "$sock" "$fifo"
-	mkfifo "$fifo"
-	squib --api-sock "$sock" <"$fifo" >"$log" 2>&1 &
-	pid=$!
-	exec 3>"$fifo"
-	i=0
-	while [ ! -S "$sock" ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
-	[ -S "$sock" ] || die "$1: no API socket"
-}
-
-stop_squib() {
-	kill -9 "$pid" 2>/dev/null
-	wait "$pid" 2>/dev/null
-	pid=""
-	exec 3>&-
 }
 
 command -v squib >/dev/null || { echo "FAIL: squib not in the test host"; exit 1; }

@@ -16,4 +16,5 @@ curl=$(command -v curl) || { echo "curl not found (scripts/deps.sh installs it)"
 ip=$(PATH=$PATH:/sbin:/usr/sbin command -v ip) || { echo "skip: iproute2's ip not found" >&2; exit 77; }
 "$ip" -V 2>&1 | grep -q iproute2 || { echo "skip: $ip is not iproute2's (no tuntap)" >&2; exit 77; }
 exec bash "$repo/testhost/run.sh" --auto --rootfs --no-vmlinux --timeout 400 --bin "$squib" \
-	--bin "$curl" --bin "$ip" "$here/testhost_mmds.sh"
+	--bin "$curl" --bin "$ip" --file "$here/../snapshot/testhost_lib.sh:/test/testhost_lib.sh" \
+	"$here/testhost_mmds.sh"
