@@ -11,7 +11,6 @@
  * libFuzzer target with -DSQB_LIBFUZZER; otherwise main() replays a corpus
  * folder and runs a fixed-seed mutation pass over each file with the virtio
  * targets' replay driver (tests/virtio/fuzz_replay.c). */
-#include <dirent.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
