@@ -138,6 +138,14 @@ last_http | grep -q 'status=200 len=2920 ' && [ "$(last_body)" = "$big" ] &&
 http 30 '$M GET /nope "$TK: @/k"'
 last_http | grep -q 'status=404' && last_body | grep -q 'Resource not found: /nope.' &&
 	pass "404 Resource not found: /nope." || bad "404: $(last_http) $(last_body)"
+# test_guest_mmds_hang: a Content-Length larger than what comes is
+# answered at once, not waited for
+http 30 '$M GET / "$TK: @/k" "Content-Length: 100"'
+last_body | grep -q 'Invalid request' && pass "GET with Content-Length 100 and no body: Invalid request, no hang" ||
+	bad "Content-Length GET: $(last_http) $(last_body)"
+http 30 '$M PUT / "$TK: @/k" "Content-Length: 100"'
+last_body | grep -q 'Invalid request' && pass "PUT with Content-Length 100 and no body: Invalid request" ||
+	bad "Content-Length PUT: $(last_http) $(last_body)"
 c=$(api PATCH /mmds '{"latest": {"meta-data": {"ami-id": "ami-87654321"}}}')
 [ "$c" = 204 ] || bad "PATCH /mmds: $c $(cat "$T/api.out")"
 http 30 '$M GET $P/ami-id "$TK: @/k"'
