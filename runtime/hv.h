@@ -18,6 +18,8 @@
 
 #include "squib/errors.h"
 
+struct sqb_cpu_template; /* squib/runtime.h */
+
 struct sqb_hv_vm;
 struct sqb_hv_vcpu;
 struct sqb_record;     /* squib/snapfmt.h */

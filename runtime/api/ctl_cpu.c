@@ -236,7 +236,7 @@ static int parse_cpuid(yajl_val arr, struct sqb_cpu_template *t, char *err, size
 		yajl_val v = arr->u.array.values[i], mods = NULL;
 		struct sqb_cpuid_mod *cm = &t->cpuid[t->ncpuid];
 		const char *leaf, *sub;
-		uint64_t flags, x;
+		uint64_t flags = 0, x = 0;
 		char msg[400];
 		const struct sqb_jfield f[] = {
 		    {"leaf", SQB_JT_STR, 1, &leaf},
@@ -267,8 +267,8 @@ static int parse_cpuid(yajl_val arr, struct sqb_cpu_template *t, char *err, size
 		for (size_t j = 0; j < mods->u.array.len; j++) {
 			yajl_val m = mods->u.array.values[j];
 			struct sqb_cpu_reg_mod *rm = &t->regs[t->nregs];
-			const char *reg, *bitmap;
-			uint64_t filter, value;
+			const char *reg = "", *bitmap = "";
+			uint64_t filter = 0, value = 0;
 			static const char *const names[] = {"eax", "ebx", "ecx", "edx"};
 			const struct sqb_jfield g[] = {
 			    {"register", SQB_JT_STR, 1, &reg},
@@ -316,8 +316,8 @@ static int parse_msrs(yajl_val arr, struct sqb_cpu_template *t, char *err, size_
 	for (size_t i = 0; i < arr->u.array.len; i++) {
 		yajl_val v = arr->u.array.values[i];
 		struct sqb_msr_mod *mm = &t->msrs[t->nmsrs];
-		const char *addr, *bitmap;
-		uint64_t x;
+		const char *addr = "", *bitmap = "";
+		uint64_t x = 0;
 		char msg[400];
 		const struct sqb_jfield f[] = {
 		    {"addr", SQB_JT_STR, 1, &addr},
