@@ -11,6 +11,7 @@
  * post-boot refusal, --config-file with a template path, and Firecracker's
  * own T2A/T2S templates (tests/runtime/data/cpu_templates, copied from
  * Firecracker's tests/data/custom_cpu_templates) for this host's vendor. */
+#include <errno.h>
 #include <fcntl.h>
 #include <linux/kvm.h>
 #include <setjmp.h>
@@ -54,10 +55,16 @@ static void test_bitmap_parse(void **state)
 	assert_int_equal(sqb_cpu_bitmap_parse("0b1x0", 32, &f, &v, msg, sizeof(msg)), 0);
 	assert_int_equal(f, 0x5);
 	assert_int_equal(v, 0x4);
-	assert_int_equal(sqb_cpu_bitmap_parse("0b1xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx0",
-					      64, &f, &v, msg, sizeof(msg)),
-			 0);
-	assert_true(f == 0x8000000000000001ULL && v == 0x8000000000000000ULL);
+	{
+		char b[80] = "0b1";
+
+		memset(b + 3, 'x', 62);
+		b[65] = '0';
+		assert_int_equal(sqb_cpu_bitmap_parse(b, 64, &f, &v, msg, sizeof(msg)), 0);
+		assert_true(f == 0x8000000000000001ULL && v == 0x8000000000000000ULL);
+		b[66] = 'x'; /* 65 bits */
+		assert_int_equal(sqb_cpu_bitmap_parse(b, 64, &f, &v, msg, sizeof(msg)), -1);
+	}
 	/* too long, even by a '_' past the width */
 	assert_int_equal(sqb_cpu_bitmap_parse("0b0000_0000_0", 8, &f, &v, msg, sizeof(msg)), -1);
 	assert_string_equal(msg, "Failed to parse string [0b0000_0000_0] as a bitmap - string is "
@@ -131,13 +138,13 @@ static void test_api_parse(void **state)
 	fault(&c, "{\"cpuid_modifiers\": [{\"leaf\": \"1\", \"subleaf\": \"0x0\", \"flags\": 0, "
 		  "\"modifiers\": []}]}",
 	      PFX "No supported number system prefix found in value [1]. Make sure to prefix the "
-		  "number with '0x' for hexadecimal numbers or '0b' for binary numbers at line 1 "
+		  "number with '0x' for hexadecimal numbers or '0b' for binary numbers. at line 1 "
 		  "column 33.");
 	fault(&c, "{\"cpuid_modifiers\": [{\"leaf\": \"0x1\", \"subleaf\": \"0x0\", \"flags\": 0}]}",
-	      PFX "missing field `modifiers` at line 1 column 64.");
+	      PFX "missing field `modifiers` at line 1 column 66.");
 	fault(&c, "{\"cpuid_modifiers\": [{\"leaf\": \"0x1\", \"subleaf\": \"0x0\", \"flags\": 0, "
 		  "\"modifiers\": [{\"register\": \"rax\", \"bitmap\": \"0b1\"}]}]}",
-	      PFX "Invalid CPUID register. Must be one of [eax, ebx, ecx, edx] at line 1 column 98.");
+	      PFX "Invalid CPUID register. Must be one of [eax, ebx, ecx, edx] at line 1 column 99.");
 	fault(&c, "{\"cpuid_modifiers\": [{\"leaf\": \"0x1\", \"subleaf\": \"0x0\", \"flags\": 0, "
 		  "\"modifiers\": [{\"register\": \"eax\", \"bitmap\": "
 		  "\"0b100000000000000000000000000000000\"}]}]}",
@@ -333,17 +340,29 @@ static void test_guest_sees_template(void **state)
 	(void)state;
 	run_guest(NULL, &base);
 	run_guest(GUEST_TEMPLATE, &tm);
-	/* exactly the template's bits changed, every other bit kept */
-	assert_int_equal(tm.cpuid[0][2], (base.cpuid[0][2] & ~0x40000001ULL) | 0x40000000ULL);
-	assert_int_equal(tm.cpuid[3][2], (base.cpuid[3][2] & ~0x21ULL) | 0x1ULL);
-	for (int l = 0; l < 5; l++)
-		for (int r = 0; r < 4; r++)
-			if (!((l == 0 || l == 3) && r == 2))
-				assert_int_equal(tm.cpuid[l][r], base.cpuid[l][r]);
+	/* PVM (kvm_pvm) on AMD: a guest's CPUID does not exit (no CPUID
+	 * faulting), so neither squib's filter nor a template reaches what the
+	 * guest executes; there the CPUID path is proven on the host side
+	 * (runtime.kvm_faults test_cpu_template: what KVM_SET_CPUID2 gets). */
+	if (access("/sys/module/kvm_pvm", F_OK) == 0) {
+		printf("kvm_pvm host: guest CPUID is the CPU's own (leaf 1 ecx %08lx with and "
+		       "%08lx without the template); only the MSR is checked in the guest\n",
+		       (unsigned long)tm.cpuid[0][2], (unsigned long)base.cpuid[0][2]);
+	} else {
+		/* exactly the template's bits changed, every other bit kept */
+		assert_int_equal(tm.cpuid[0][2],
+				 (base.cpuid[0][2] & ~0x40000001ULL) | 0x40000000ULL);
+		assert_int_equal(tm.cpuid[3][2], (base.cpuid[3][2] & ~0x21ULL) | 0x1ULL);
+		for (int l = 0; l < 5; l++)
+			for (int r = 0; r < 4; r++)
+				if (!((l == 0 || l == 3) && r == 2))
+					assert_int_equal(tm.cpuid[l][r], base.cpuid[l][r]);
+		/* the test could fail: the template changed what the guest sees */
+		assert_true(tm.cpuid[0][2] != base.cpuid[0][2] ||
+			    tm.cpuid[3][2] != base.cpuid[3][2]);
+	}
 	assert_int_equal(tm.msr[0], (base.msr[0] & 0x00ffffffffffffffULL) | 0x0100000000000000ULL);
 	assert_int_equal(tm.msr[1], base.msr[1]);
-	/* the test could fail: the template did change what the guest sees */
-	assert_true(tm.cpuid[0][2] != base.cpuid[0][2] || tm.cpuid[3][2] != base.cpuid[3][2]);
 	assert_true(tm.msr[0] != base.msr[0]);
 }
 

@@ -13,6 +13,7 @@
 #include "arch_entry.h"
 #include "kvm_priv.h"
 #include "layout.h"
+#include "squib/runtime.h"
 
 /* Core registers: offsets into struct kvm_regs in 32-bit words. */
 #define CORE_REG(field)                                                                            \

@@ -9,6 +9,7 @@
 
 #include "kvm_priv.h"
 #include "layout.h"
+#include "squib/runtime.h"
 
 int sqb_kvm_arch_vm_init(struct sqb_hv_vm *vm, struct sqb_diag *diag)
 {
