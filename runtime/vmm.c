@@ -590,8 +590,7 @@ static int vm_cpu_template(struct sqb_vm *vm, const struct sqb_cpu_template *t,
 		return 0;
 	if (diag)
 		snprintf(diag->reason, sizeof(diag->reason),
-			 "custom CPU templates are not supported by the %s backend",
-			 vm->ops->name);
+			 "custom CPU templates are not supported by the %s backend", vm->ops->name);
 	return -SQB_EUNSUPPORTED;
 }
 

@@ -18,7 +18,7 @@
 #include "ctl.h"
 #include "json_fields.h"
 
-#define MSG_AFTER_START "The requested operation is not supported after starting the microVM."
+#define MSG_AFTER_START	    "The requested operation is not supported after starting the microVM."
 #define CPU_CONFIG_FILE_MAX (1 << 20)
 
 void sqb_cpu_template_free(struct sqb_cpu_template *t)
@@ -112,8 +112,8 @@ int sqb_cpu_bitmap_parse(const char *s, unsigned int bits, uint64_t *filter, uin
 		unsigned char ch = (unsigned char)p[n];
 
 		if (i == bits) {
-			snprintf(msg, len, "Failed to parse string [%s] as a bitmap - string is too long",
-				 s);
+			snprintf(msg, len,
+				 "Failed to parse string [%s] as a bitmap - string is too long", s);
 			return -1;
 		}
 		switch (ch) {
@@ -129,8 +129,8 @@ int sqb_cpu_bitmap_parse(const char *s, unsigned int bits, uint64_t *filter, uin
 			break;
 		default:
 			snprintf(msg, len,
-				 "Failed to parse string [%s] as a bitmap - unknown character: %u", s,
-				 ch);
+				 "Failed to parse string [%s] as a bitmap - unknown character: %u",
+				 s, ch);
 			return -1;
 		}
 		i++;
@@ -144,11 +144,11 @@ static int want_struct(yajl_val v, const char *name, char *err, size_t errlen)
 	if (YAJL_IS_OBJECT(v))
 		return 0;
 	snprintf(err, errlen, SQB_JSON_ERR_PREFIX "invalid type: %s, expected struct %s.",
-		 YAJL_IS_STRING(v)			 ? "string"
-		 : YAJL_IS_ARRAY(v)			 ? "sequence"
+		 YAJL_IS_STRING(v)		       ? "string"
+		 : YAJL_IS_ARRAY(v)		       ? "sequence"
 		 : YAJL_IS_TRUE(v) || YAJL_IS_FALSE(v) ? "boolean"
-		 : YAJL_IS_NULL(v)			 ? "null"
-							 : "number",
+		 : YAJL_IS_NULL(v)		       ? "null"
+						       : "number",
 		 name);
 	return -1;
 }
@@ -186,7 +186,9 @@ static int parse_caps(yajl_val arr, struct sqb_cpu_template *t, char *err, size_
 		if (!YAJL_IS_STRING(v)) {
 			snprintf(err, errlen,
 				 SQB_JSON_ERR_PREFIX "invalid type: %s, expected a string.",
-				 YAJL_IS_OBJECT(v) ? "map" : YAJL_IS_ARRAY(v) ? "sequence" : "value");
+				 YAJL_IS_OBJECT(v)  ? "map"
+				 : YAJL_IS_ARRAY(v) ? "sequence"
+						    : "value");
 			return -1;
 		}
 		s = v->u.string;
@@ -194,8 +196,9 @@ static int parse_caps(yajl_val arr, struct sqb_cpu_template *t, char *err, size_
 		e = parse_radix(s + t->caps[i].remove, 10, UINT32_MAX, &cap);
 		if (e != PIE_OK) {
 			snprintf(err, errlen,
-				 SQB_JSON_ERR_PREFIX "Failed to parse string [%s] as a kvm capability "
-						     "- can not convert to numeric: %s.",
+				 SQB_JSON_ERR_PREFIX
+				 "Failed to parse string [%s] as a kvm capability "
+				 "- can not convert to numeric: %s.",
 				 s, pie_text[e]);
 			return -1;
 		}
@@ -282,14 +285,15 @@ static int parse_cpuid(yajl_val arr, struct sqb_cpu_template *t, char *err, size
 				const char *key = m->u.object.keys[k];
 
 				if (!strcmp(key, "register")) {
-					for (rm->reg = 0; rm->reg < 4 && strcmp(names[rm->reg], reg);
-					     rm->reg++)
+					for (rm->reg = 0;
+					     rm->reg < 4 && strcmp(names[rm->reg], reg); rm->reg++)
 						;
 					if (rm->reg == 4)
-						return custom_err(m, key,
-								  "Invalid CPUID register. Must be one "
-								  "of [eax, ebx, ecx, edx]",
-								  err, errlen);
+						return custom_err(
+						    m, key,
+						    "Invalid CPUID register. Must be one "
+						    "of [eax, ebx, ecx, edx]",
+						    err, errlen);
 				} else if (!strcmp(key, "bitmap")) {
 					if (sqb_cpu_bitmap_parse(bitmap, 32, &filter, &value, msg,
 								 sizeof(msg)) < 0)
@@ -331,7 +335,8 @@ static int parse_msrs(yajl_val arr, struct sqb_cpu_template *t, char *err, size_
 			const char *key = v->u.object.keys[k];
 
 			if (!strcmp(key, "addr")) {
-				if (sqb_cpu_number_parse(addr, UINT32_MAX, &x, msg, sizeof(msg)) < 0)
+				if (sqb_cpu_number_parse(addr, UINT32_MAX, &x, msg, sizeof(msg)) <
+				    0)
 					return custom_err(v, key, msg, err, errlen);
 				mm->addr = (uint32_t)x;
 			} else if (!strcmp(key, "bitmap") &&
@@ -345,8 +350,7 @@ static int parse_msrs(yajl_val arr, struct sqb_cpu_template *t, char *err, size_
 	return 0;
 }
 
-int sqb_cpu_template_parse(yajl_val body, struct sqb_cpu_template **out, char *err,
-			   size_t errlen)
+int sqb_cpu_template_parse(yajl_val body, struct sqb_cpu_template **out, char *err, size_t errlen)
 {
 	struct sqb_cpu_template *t;
 	yajl_val caps = NULL, cpuid = NULL, msrs = NULL;

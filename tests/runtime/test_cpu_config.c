@@ -71,9 +71,12 @@ static void test_bitmap_parse(void **state)
 				 "too long");
 	assert_int_equal(sqb_cpu_bitmap_parse("_00000000", 8, &f, &v, msg, sizeof(msg)), -1);
 	/* unknown character: Rust prints the byte (a u8) as a number */
-	assert_int_equal(sqb_cpu_bitmap_parse("0b0_x\xcf\xbd" "1_xx_xx", 8, &f, &v, msg, sizeof(msg)),
+	assert_int_equal(sqb_cpu_bitmap_parse("0b0_x\xcf\xbd"
+					      "1_xx_xx",
+					      8, &f, &v, msg, sizeof(msg)),
 			 -1);
-	assert_string_equal(msg, "Failed to parse string [0b0_x\xcf\xbd" "1_xx_xx] as a bitmap - "
+	assert_string_equal(msg, "Failed to parse string [0b0_x\xcf\xbd"
+				 "1_xx_xx] as a bitmap - "
 				 "unknown character: 189");
 	assert_int_equal(sqb_cpu_bitmap_parse("0b2", 32, &f, &v, msg, sizeof(msg)), -1);
 	assert_non_null(strstr(msg, "unknown character: 50"));
@@ -135,19 +138,24 @@ static void test_api_parse(void **state)
 	      PFX "Failed to parse string [!a2] as a kvm capability - can not convert to numeric: "
 		  "invalid digit found in string.");
 	fault(&c, "{\"kvm_capabilities\": [\"\"]}", "cannot parse integer from empty string");
-	fault(&c, "{\"cpuid_modifiers\": [{\"leaf\": \"1\", \"subleaf\": \"0x0\", \"flags\": 0, "
-		  "\"modifiers\": []}]}",
+	fault(&c,
+	      "{\"cpuid_modifiers\": [{\"leaf\": \"1\", \"subleaf\": \"0x0\", \"flags\": 0, "
+	      "\"modifiers\": []}]}",
 	      PFX "No supported number system prefix found in value [1]. Make sure to prefix the "
 		  "number with '0x' for hexadecimal numbers or '0b' for binary numbers. at line 1 "
 		  "column 33.");
-	fault(&c, "{\"cpuid_modifiers\": [{\"leaf\": \"0x1\", \"subleaf\": \"0x0\", \"flags\": 0}]}",
+	fault(&c,
+	      "{\"cpuid_modifiers\": [{\"leaf\": \"0x1\", \"subleaf\": \"0x0\", \"flags\": 0}]}",
 	      PFX "missing field `modifiers` at line 1 column 66.");
-	fault(&c, "{\"cpuid_modifiers\": [{\"leaf\": \"0x1\", \"subleaf\": \"0x0\", \"flags\": 0, "
-		  "\"modifiers\": [{\"register\": \"rax\", \"bitmap\": \"0b1\"}]}]}",
-	      PFX "Invalid CPUID register. Must be one of [eax, ebx, ecx, edx] at line 1 column 99.");
-	fault(&c, "{\"cpuid_modifiers\": [{\"leaf\": \"0x1\", \"subleaf\": \"0x0\", \"flags\": 0, "
-		  "\"modifiers\": [{\"register\": \"eax\", \"bitmap\": "
-		  "\"0b100000000000000000000000000000000\"}]}]}",
+	fault(&c,
+	      "{\"cpuid_modifiers\": [{\"leaf\": \"0x1\", \"subleaf\": \"0x0\", \"flags\": 0, "
+	      "\"modifiers\": [{\"register\": \"rax\", \"bitmap\": \"0b1\"}]}]}",
+	      PFX
+	      "Invalid CPUID register. Must be one of [eax, ebx, ecx, edx] at line 1 column 99.");
+	fault(&c,
+	      "{\"cpuid_modifiers\": [{\"leaf\": \"0x1\", \"subleaf\": \"0x0\", \"flags\": 0, "
+	      "\"modifiers\": [{\"register\": \"eax\", \"bitmap\": "
+	      "\"0b100000000000000000000000000000000\"}]}]}",
 	      "as a bitmap - string is too long");
 	fault(&c, "{\"msr_modifiers\": [{\"addr\": \"0x10a\", \"bitmap\": \"0bq\"}]}",
 	      "Failed to parse string [0bq] as a bitmap - unknown character: 113");
@@ -155,8 +163,9 @@ static void test_api_parse(void **state)
 	fault(&c, "{\"msr_modifiers\": [\"0x10a\"]}",
 	      "invalid type: string, expected struct RegisterModifier");
 	fault(&c, "{\"cpuid_modifiers\": {}}", "invalid type: map, expected a sequence");
-	fault(&c, "{\"cpuid_modifiers\": [{\"leaf\": \"0x1\", \"subleaf\": \"0x0\", \"flags\": -1, "
-		  "\"modifiers\": []}]}",
+	fault(&c,
+	      "{\"cpuid_modifiers\": [{\"leaf\": \"0x1\", \"subleaf\": \"0x0\", \"flags\": -1, "
+	      "\"modifiers\": []}]}",
 	      "expected u32");
 	/* nested structs do not deny unknown fields (only CustomCpuTemplate does) */
 	assert_int_equal(api(&c, "PUT", "/cpu-config",
@@ -168,13 +177,14 @@ static void test_api_parse(void **state)
 	assert_int_equal(c.cpu_config->nmsrs, 1);
 	assert_int_equal(c.cpu_config->msrs[0].addr, 0x277);
 	/* a second PUT replaces the first; a failed one leaves it */
-	assert_int_equal(api(&c, "PUT", "/cpu-config",
-			     "{\"kvm_capabilities\": [\"!5\", \"7\"], \"cpuid_modifiers\": [{\"leaf\": "
-			     "\"0x80000001\", \"subleaf\": \"0b0\", \"flags\": 1, \"modifiers\": "
-			     "[{\"register\": \"ecx\", \"bitmap\": \"0b1x0\"}, {\"register\": "
-			     "\"edx\", \"bitmap\": \"0bxxxxxxxx\"}]}]}",
-			     &r),
-			 204);
+	assert_int_equal(
+	    api(&c, "PUT", "/cpu-config",
+		"{\"kvm_capabilities\": [\"!5\", \"7\"], \"cpuid_modifiers\": [{\"leaf\": "
+		"\"0x80000001\", \"subleaf\": \"0b0\", \"flags\": 1, \"modifiers\": "
+		"[{\"register\": \"ecx\", \"bitmap\": \"0b1x0\"}, {\"register\": "
+		"\"edx\", \"bitmap\": \"0bxxxxxxxx\"}]}]}",
+		&r),
+	    204);
 	fault(&c, "{\"foo\": 1}", "unknown field");
 	assert_int_equal(c.cpu_config->nmsrs, 0);
 	assert_int_equal(c.cpu_config->ncaps, 2);
@@ -193,9 +203,8 @@ static void test_api_parse(void **state)
 	assert_non_null(strstr(r.body, "\"cpu-config\":null"));
 	assert_null(strstr(r.body, "cpu_template"));
 	/* an absent cpu_template keeps the custom template ... */
-	assert_int_equal(api(&c, "PUT", "/machine-config", "{\"vcpu_count\":1,\"mem_size_mib\":64}",
-			     &r),
-			 204);
+	assert_int_equal(
+	    api(&c, "PUT", "/machine-config", "{\"vcpu_count\":1,\"mem_size_mib\":64}", &r), 204);
 	assert_non_null(c.cpu_config);
 	/* ... an explicit "None" clears it (MachineConfig::update) */
 	assert_int_equal(api(&c, "PATCH", "/machine-config", "{\"cpu_template\":\"None\"}", &r),
@@ -216,7 +225,8 @@ static void test_cpuid_apply(void **state)
 	    {.reg = 2, .filter = 0x00000100, .value = 0x00000100}, /* a second on ecx */
 	    {.reg = 3, .filter = 0x80000000, .value = 0},	   /* edx: clear bit 31 */
 	};
-	struct sqb_cpuid_mod mods[] = {{.leaf = 7, .subleaf = 1, .flags = 1, .first = 0, .count = 3}};
+	struct sqb_cpuid_mod mods[] = {
+	    {.leaf = 7, .subleaf = 1, .flags = 1, .first = 0, .count = 3}};
 	struct sqb_cpu_template t = {.ncpuid = 1, .nregs = 3, .cpuid = mods, .regs = regs};
 	uint32_t bad[2] = {0};
 
@@ -329,7 +339,8 @@ static void run_guest(const char *tmpl, struct seen *s)
 	"{\"register\": \"ecx\", \"bitmap\": \"0b0xxxx1\"},"                                       \
 	"{\"register\": \"edx\", \"bitmap\": \"0bxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\"}]}],"          \
 	"\"msr_modifiers\": ["                                                                     \
-	"{\"addr\": \"0x277\", \"bitmap\": \"0b00000001xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx" \
+	"{\"addr\": \"0x277\", \"bitmap\": "                                                       \
+	"\"0b00000001xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"                                \
 	"xxxxxxxxxxx\"},"                                                                          \
 	"{\"addr\": \"0x1a0\", \"bitmap\": \"0b0\"}]}"
 
@@ -382,9 +393,10 @@ static void start_fails(const char *tmpl, const char *want)
 static void test_start_errors(void **state)
 {
 	(void)state;
-	start_fails("{\"cpuid_modifiers\": [{\"leaf\": \"0x4fffffff\", \"subleaf\": \"0x3\", "
-		    "\"flags\": 0, \"modifiers\": []}]}",
-		    "Template changes a CPUID entry not supported by KVM: Leaf: 4fffffff, Subleaf: 3");
+	start_fails(
+	    "{\"cpuid_modifiers\": [{\"leaf\": \"0x4fffffff\", \"subleaf\": \"0x3\", "
+	    "\"flags\": 0, \"modifiers\": []}]}",
+	    "Template changes a CPUID entry not supported by KVM: Leaf: 4fffffff, Subleaf: 3");
 	start_fails("{\"msr_modifiers\": [{\"addr\": \"0x12345\", \"bitmap\": \"0b1\"}]}",
 		    "Template changes an MSR entry not supported by KVM: Register Address: 12345");
 	start_fails("{\"kvm_capabilities\": [\"999999\"]}", "Missing KVM capabilities: 0xf423f");
@@ -393,7 +405,8 @@ static void test_start_errors(void **state)
 		struct sqb_tc t;
 
 		spawn(&t);
-		req(&t, "PUT", "/cpu-config", "{\"kvm_capabilities\": [\"!999999\", \"!0x1\"]}", 400);
+		req(&t, "PUT", "/cpu-config", "{\"kvm_capabilities\": [\"!999999\", \"!0x1\"]}",
+		    400);
 		/* in order: added, then dropped again (combine_capabilities) */
 		req(&t, "PUT", "/cpu-config", "{\"kvm_capabilities\": [\"999999\", \"!999999\"]}",
 		    204);
@@ -427,7 +440,8 @@ static void test_config_file(void **state)
 	fputs(cfg, f);
 	fclose(f);
 	assert_int_equal(tc_spawn(&t, squib_bin,
-				  (const char *const[]){"--no-api", "--config-file", path, NULL}, 0),
+				  (const char *const[]){"--no-api", "--config-file", path, NULL},
+				  0),
 			 0);
 	wait_done(&t);
 	parse_seen(&t, &s);
@@ -443,7 +457,8 @@ static void test_config_file(void **state)
 	fputs(cfg, f);
 	fclose(f);
 	assert_int_equal(tc_spawn(&t, squib_bin,
-				  (const char *const[]){"--no-api", "--config-file", path, NULL}, 0),
+				  (const char *const[]){"--no-api", "--config-file", path, NULL},
+				  0),
 			 0);
 	assert_true(tc_wait_exit(&t, 10000) > 0);
 	{
@@ -471,7 +486,9 @@ static void test_firecracker_template(void **state)
 	(void)state;
 	while (f && fgets(line, sizeof(line), f))
 		if (!strncmp(line, "vendor_id", 9)) {
-			name = strstr(line, "AuthenticAMD") ? "T2A" : strstr(line, "GenuineIntel") ? "T2S" : NULL;
+			name = strstr(line, "AuthenticAMD")   ? "T2A"
+			       : strstr(line, "GenuineIntel") ? "T2S"
+							      : NULL;
 			break;
 		}
 	if (f)
@@ -497,11 +514,11 @@ static void test_firecracker_template(void **state)
 int main(int argc, char **argv)
 {
 	const struct CMUnitTest unit[] = {
-	    cmocka_unit_test(test_bitmap_parse),
-	    cmocka_unit_test(test_number_parse),
-	    cmocka_unit_test(test_api_parse),
+		cmocka_unit_test(test_bitmap_parse),
+		cmocka_unit_test(test_number_parse),
+		cmocka_unit_test(test_api_parse),
 #if defined(__x86_64__)
-	    cmocka_unit_test(test_cpuid_apply),
+		cmocka_unit_test(test_cpuid_apply),
 #endif
 	};
 	const struct CMUnitTest guests[] = {

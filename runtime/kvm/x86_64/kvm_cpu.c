@@ -78,7 +78,8 @@ int sqb_kvm_cpuid_apply(struct kvm_cpuid2 *c, const struct sqb_cpu_template *t, 
 		struct kvm_cpuid_entry2 *e = NULL;
 
 		for (unsigned int i = 0; i < c->nent && !e; i++)
-			if (c->entries[i].function == cm->leaf && c->entries[i].index == cm->subleaf)
+			if (c->entries[i].function == cm->leaf &&
+			    c->entries[i].index == cm->subleaf)
 				e = &c->entries[i];
 		if (!e) {
 			bad[0] = cm->leaf;
@@ -89,7 +90,7 @@ int sqb_kvm_cpuid_apply(struct kvm_cpuid2 *c, const struct sqb_cpu_template *t, 
 		e->flags = cm->flags;
 		for (unsigned int r = cm->first; r < cm->first + cm->count && r < t->nregs; r++) {
 			const struct sqb_cpu_reg_mod *rm = &t->regs[r];
-			uint32_t *reg = rm->reg == 0 ? &e->eax
+			uint32_t *reg = rm->reg == 0   ? &e->eax
 					: rm->reg == 1 ? &e->ebx
 					: rm->reg == 2 ? &e->ecx
 						       : &e->edx;
@@ -129,7 +130,8 @@ static int cpuid_build(struct sqb_hv_vm *vm, const struct sqb_cpu_template *t,
 
 		err = sqb_kvm_cpuid_apply(c, t, bad);
 		if (err) {
-			/* CpuConfigurationError::CpuidFeatureNotSupported ({0:0x}: hex, no prefix) */
+			/* CpuConfigurationError::CpuidFeatureNotSupported ({0:0x}: hex, no prefix)
+			 */
 			template_diag(diag,
 				      "Template changes a CPUID entry not supported by KVM: "
 				      "Leaf: %x, Subleaf: %x",
@@ -165,14 +167,13 @@ int sqb_kvm_cpuid_init(struct sqb_hv_vm *vm)
 /* Firecracker's arch/x86_64/kvm.rs DEFAULT_CAPABILITIES: what a template's
  * "!N" can drop from the check and "N" adds to it. */
 static const uint32_t default_caps[] = {
-    KVM_CAP_IRQCHIP,	KVM_CAP_IOEVENTFD,    KVM_CAP_IRQFD,	   KVM_CAP_USER_MEMORY,
-    KVM_CAP_SET_TSS_ADDR, KVM_CAP_PIT2,	      KVM_CAP_PIT_STATE2, KVM_CAP_ADJUST_CLOCK,
-    KVM_CAP_DEBUGREGS,	KVM_CAP_MP_STATE,     KVM_CAP_VCPU_EVENTS, KVM_CAP_XCRS,
-    KVM_CAP_XSAVE,	KVM_CAP_EXT_CPUID,
+    KVM_CAP_IRQCHIP,	  KVM_CAP_IOEVENTFD, KVM_CAP_IRQFD,	  KVM_CAP_USER_MEMORY,
+    KVM_CAP_SET_TSS_ADDR, KVM_CAP_PIT2,	     KVM_CAP_PIT_STATE2,  KVM_CAP_ADJUST_CLOCK,
+    KVM_CAP_DEBUGREGS,	  KVM_CAP_MP_STATE,  KVM_CAP_VCPU_EVENTS, KVM_CAP_XCRS,
+    KVM_CAP_XSAVE,	  KVM_CAP_EXT_CPUID,
 };
 
-static int caps_check(struct sqb_hv_vm *vm, const struct sqb_cpu_template *t,
-		      struct sqb_diag *diag)
+static int caps_check(struct sqb_hv_vm *vm, const struct sqb_cpu_template *t, struct sqb_diag *diag)
 {
 	uint32_t caps[sizeof(default_caps) / sizeof(default_caps[0]) + 64];
 	unsigned int n = sizeof(default_caps) / sizeof(default_caps[0]);
@@ -192,7 +193,8 @@ static int caps_check(struct sqb_hv_vm *vm, const struct sqb_cpu_template *t,
 	for (unsigned int i = 0; i < n; i++) {
 		if (ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, (unsigned long)caps[i]) > 0)
 			continue;
-		template_diag(diag, "Missing KVM capabilities: %#x", caps[i]); /* KvmError::Capabilities */
+		template_diag(diag, "Missing KVM capabilities: %#x",
+			      caps[i]); /* KvmError::Capabilities */
 		return -SQB_EUNSUPPORTED;
 	}
 	return 0;
