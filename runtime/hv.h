@@ -18,6 +18,8 @@
 
 #include "squib/errors.h"
 
+struct sqb_cpu_template; /* squib/runtime.h */
+
 struct sqb_hv_vm;
 struct sqb_hv_vcpu;
 struct sqb_record;     /* squib/snapfmt.h */
@@ -70,6 +72,11 @@ struct sqb_hv_ops {
 	const char *name;
 	unsigned int snap_arch, snap_hv; /* snapfmt enum sqb_arch / sqb_hv of its records */
 	int (*vm_create)(struct sqb_hv_vm **out, unsigned int nvcpus, struct sqb_diag *diag);
+	/* A custom CPU template (squib/runtime.h) for the vCPUs not yet
+	 * created: checked and folded into the per-VM CPUID / MSR set-up.
+	 * NULL: the backend has none (a non-empty template is refused). */
+	int (*vm_cpu_template)(struct sqb_hv_vm *vm, const struct sqb_cpu_template *t,
+			       struct sqb_diag *diag);
 	void (*vm_destroy)(struct sqb_hv_vm *vm);
 	/* Interrupt controllers and timers; after vm_map_memory, before vCPUs. */
 	int (*vm_init_platform)(struct sqb_hv_vm *vm, struct sqb_diag *diag);

@@ -581,6 +581,19 @@ int sqb_vm_add_mmio_dev(struct sqb_vm *vm, const struct sqb_mmio_dev_ops *ops, v
 	return 0;
 }
 
+static int vm_cpu_template(struct sqb_vm *vm, const struct sqb_cpu_template *t,
+			   struct sqb_diag *diag)
+{
+	if (vm->ops->vm_cpu_template)
+		return vm->ops->vm_cpu_template(vm->hv, t, diag);
+	if (!t->ncaps && !t->ncpuid && !t->nmsrs)
+		return 0;
+	if (diag)
+		snprintf(diag->reason, sizeof(diag->reason),
+			 "custom CPU templates are not supported by the %s backend", vm->ops->name);
+	return -SQB_EUNSUPPORTED;
+}
+
 int sqb_vm_create(sqb_vm **out, const struct sqb_vm_config *cfg, struct sqb_diag *diag)
 {
 	struct sqb_vm *vm;
@@ -619,6 +632,10 @@ int sqb_vm_create(sqb_vm **out, const struct sqb_vm_config *cfg, struct sqb_diag
 	vm->dev_host = (struct sqb_dev_host){vm, vm_request_reset, vm_serial_out};
 	err = vm->ops->vm_create(&vm->hv, vm->nvcpus, diag);
 	if (err < 0)
+		goto err;
+	/* Before any vCPU exists: each gets the templated CPUID and MSRs on
+	 * its own thread when it is created. */
+	if (cfg->cpu_template && (err = vm_cpu_template(vm, cfg->cpu_template, diag)) < 0)
 		goto err;
 	err = sqb_mem_create(&vm->mem, cfg->mem_size_mib << 20, cfg->huge_pages == SQB_VM_HUGE_THP);
 	if (!err && sqb_fault_enabled("vm_memory"))

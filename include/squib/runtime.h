@@ -29,6 +29,39 @@ typedef struct sqb_vcpu sqb_vcpu;
 
 #define SQB_VM_MAX_VCPUS 32
 
+/* A custom CPU template (Firecracker's PUT /cpu-config, docs/cpu-templates.md):
+ * KVM capabilities to require (or, "!N", not to require), and bit-by-bit
+ * modifiers of the guest's CPUID leaves and MSRs.  A modifier replaces the
+ * bits set in filter with value's bits and keeps the others ("x"). */
+struct sqb_cpu_kvm_cap {
+	uint32_t cap;
+	int remove; /* "!N": drop N from the capabilities checked by default */
+};
+struct sqb_cpu_reg_mod {
+	unsigned int reg; /* 0 eax, 1 ebx, 2 ecx, 3 edx */
+	uint32_t filter, value;
+};
+struct sqb_cpuid_mod {
+	uint32_t leaf, subleaf, flags; /* flags: KVM_CPUID_FLAG_* of the entry */
+	unsigned int first, count;     /* its register modifiers in regs[] */
+};
+struct sqb_msr_mod {
+	uint32_t addr;
+	uint64_t filter, value;
+};
+struct sqb_cpu_template {
+	unsigned int ncaps, ncpuid, nregs, nmsrs;
+	struct sqb_cpu_kvm_cap *caps;
+	struct sqb_cpuid_mod *cpuid;
+	struct sqb_cpu_reg_mod *regs;
+	struct sqb_msr_mod *msrs;
+};
+
+static inline uint64_t sqb_cpu_bits_apply(uint64_t x, uint64_t filter, uint64_t value)
+{
+	return (x & ~filter) | (value & filter);
+}
+
 struct sqb_vm_config {
 	unsigned int version;	 /* SQB_VM_CONFIG_VERSION */
 	unsigned int vcpu_count; /* 1..SQB_VM_MAX_VCPUS */
@@ -49,6 +82,10 @@ struct sqb_vm_config {
 	 * virtio-mmio slots (runtime-internal sqb_vm_add_mmio_dev). */
 	int (*add_devices)(void *arg, sqb_vm *vm, struct sqb_diag *diag);
 	void *add_devices_arg;
+	/* Optional: a custom CPU template, applied while the VM is created
+	 * (read only during sqb_vm_create; the caller keeps it).  A backend
+	 * without templates refuses a non-empty one (-SQB_EUNSUPPORTED). */
+	const struct sqb_cpu_template *cpu_template;
 };
 
 #define SQB_VM_CONFIG_VERSION 1

@@ -72,6 +72,7 @@ struct sqb_ctl {
 	uint64_t vcpu_count, mem_size_mib;
 	int smt, track_dirty_pages;
 	const char *cpu_template, *huge_pages; /* canonical static strings */
+	struct sqb_cpu_template *cpu_config;   /* PUT /cpu-config (ctl_cpu.c), or NULL */
 	/* boot-source */
 	char *kernel_path, *initrd_path, *boot_args;
 	/* drives (root first, as Firecracker orders them) and entropy */
@@ -274,5 +275,15 @@ uint64_t sqb_ctl_missed_log_count(void);
 
 /* The process took a termination signal: a pause that waits gives up. */
 void sqb_ctl_note_termination(void);
+
+/* Custom CPU templates (ctl_cpu.c, docs/cpu-templates.md). */
+void sqb_ctl_put_cpu_config(struct sqb_ctl *c, struct yajl_val_s *body, struct sqb_ctl_resp *r);
+int sqb_cpu_template_parse(struct yajl_val_s *body, struct sqb_cpu_template **out, char *err,
+			   size_t errlen);
+void sqb_cpu_template_free(struct sqb_cpu_template *t);
+/* Firecracker's number strings ("0x.."/"0b..") and bitmaps ("0b" + 0/1/x/_). */
+int sqb_cpu_number_parse(const char *s, uint64_t max, uint64_t *out, char *msg, size_t len);
+int sqb_cpu_bitmap_parse(const char *s, unsigned int bits, uint64_t *filter, uint64_t *value,
+			 char *msg, size_t len);
 
 #endif

@@ -41,6 +41,8 @@ void sqb_ctl_destroy(struct sqb_ctl *c)
 	free(c->log_path);
 	free(c->metrics_path);
 	free(c->metrics_props);
+	sqb_cpu_template_free(c->cpu_config);
+	c->cpu_config = NULL;
 }
 
 void sqb_ctl_vm_stopped(struct sqb_ctl *c)
@@ -65,13 +67,14 @@ static const struct {
 	const char *key, *path;
 } config_sections[] = {
     {"logger", "/logger"}, {"metrics", "/metrics"},	    {"machine-config", "/machine-config"},
+    {"cpu-config", "/cpu-config"}, /* resources.rs: after machine-config; a path or a template */
     {"serial", "/serial"}, {"boot-source", "/boot-source"}, {"entropy", "/entropy"},
     {"balloon", "/balloon"},
     {"vsock", "/vsock"},
 };
 
 /* Firecracker sections squib does not build: accepted only when empty. */
-static const char *const config_unbuilt[] = {"cpu-config", "pmem", "memory-hotplug"};
+static const char *const config_unbuilt[] = {"pmem", "memory-hotplug"};
 
 static int check_keys(yajl_val root, char *err, size_t errlen)
 {

@@ -272,6 +272,12 @@ static void machine_config(struct sqb_ctl *c, yajl_val body, struct sqb_ctl_resp
 	c->smt = smt;
 	c->track_dirty_pages = dirty;
 	c->cpu_template = tmpl;
+	/* machine_config.rs update(): an explicit "None" clears the template
+	 * slot, which a custom template shares; an absent field keeps it. */
+	if (have_tmpl) {
+		sqb_cpu_template_free(c->cpu_config);
+		c->cpu_config = NULL;
+	}
 	c->huge_pages = huge;
 	c->configured = 1;
 	r->status = 204;
@@ -518,6 +524,11 @@ static void start_error(char *err, size_t errlen, int rc, const struct sqb_diag 
 		what = "Error with initrd initialization";
 	else if (!strcmp(d->section, "cmdline"))
 		what = "Invalid kernel command line";
+	else if (!strcmp(d->section, "cpu-config")) { /* the reason says it all, no errno text */
+		snprintf(err, errlen, "Start microvm error: Error configuring the vcpu for boot: %s",
+			 d->reason);
+		return;
+	}
 	else if (!strcmp(d->section, "kernel") || !strncmp(d->section, "ELF", 3) ||
 		 !strcmp(d->section, "setup header"))
 		what = "System configuration error: Cannot load kernel due to invalid memory "
@@ -564,6 +575,7 @@ int sqb_ctl_start(struct sqb_ctl *c, char *err, size_t errlen)
 	cfg.add_devices_arg = c;
 	cfg.serial_out_fd = c->serial_fd >= 0 ? c->serial_fd : STDOUT_FILENO;
 	cfg.huge_pages = strcmp(c->huge_pages, "Transparent") ? SQB_VM_HUGE_NONE : SQB_VM_HUGE_THP;
+	cfg.cpu_template = c->cpu_config;
 	rc = sqb_vm_create(&c->vm, &cfg, &diag);
 	free(cmdline);
 	if (rc < 0) {
@@ -738,6 +750,7 @@ static const struct sqb_route routes[] = {
     {"PATCH", "/balloon/hinting/stop", sqb_ctl_balloon_hint_stop, 0},
     {"PUT", "/vsock", sqb_ctl_put_vsock, 1},
     {"PUT", "/mmds/config", sqb_ctl_put_mmds_config, 1},
+    {"PUT", "/cpu-config", sqb_ctl_put_cpu_config, 1},
 };
 
 /* Endpoints with a resource id in the path ("/drives/{drive_id}"); the
@@ -774,7 +787,6 @@ struct sqb_unbuilt {
 };
 
 static const struct sqb_unbuilt unbuilt[] = {
-    {"PUT", "/cpu-config", NULL, NULL},
     {"PUT", "/pmem/", "/pmem/{id}", NULL},
     {"PATCH", "/pmem/", "/pmem/{id}", NULL},
     {"PUT", "/hotplug/memory", NULL, NULL},

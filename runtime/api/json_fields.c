@@ -176,6 +176,17 @@ static int jerr(char *err, size_t errlen, yajl_val obj, int at, size_t k, const 
 	return -1;
 }
 
+int sqb_json_value_err(yajl_val obj, size_t k, char *err, size_t errlen, const char *fmt, ...)
+{
+	char msg[640];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	return jerr(err, errlen, obj, AT_VAL, k, "%s", msg);
+}
+
 /* serde's list: "`a`", "`a` or `b`", "one of `a`, `b`, `c`". */
 static void one_of(char *list, size_t len, const char *const *names, size_t n, size_t stride)
 {

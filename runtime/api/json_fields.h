@@ -50,6 +50,11 @@ int sqb_json_fields(yajl_val obj, const struct sqb_jfield *f, unsigned int n, ch
 int sqb_json_fields_ex(yajl_val obj, const struct sqb_jfield *f, unsigned int n, unsigned flags,
 		       char *err, size_t errlen);
 
+/* A custom deserializer's message at the value of obj's k-th key: the
+ * prefix, msg, " at line L column C" where that value ends, and ".". */
+int sqb_json_value_err(yajl_val obj, size_t k, char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+
 /* Parse body (len bytes, need not be NUL-terminated) into an object tree. */
 int sqb_json_parse_object(yajl_val *out, const char *body, size_t len, char *err, size_t errlen);
 

@@ -317,6 +317,7 @@ const struct sqb_hv_ops sqb_hv_backend = {
     .snap_arch = SQB_KVM_SNAP_ARCH,
     .snap_hv = SQB_HV_KVM,
     .vm_create = kvm_vm_create,
+    .vm_cpu_template = sqb_kvm_arch_cpu_template,
     .vm_destroy = kvm_vm_destroy,
     .vm_init_platform = kvm_vm_init_platform,
     .vm_map_memory = kvm_vm_map_memory,

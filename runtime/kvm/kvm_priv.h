@@ -54,6 +54,10 @@ int sqb_kvm_arch_vm_init(struct sqb_hv_vm *vm, struct sqb_diag *diag);
 void sqb_kvm_arch_vm_fini(struct sqb_hv_vm *vm);
 int sqb_kvm_arch_platform(struct sqb_hv_vm *vm, struct sqb_diag *diag);
 int sqb_kvm_arch_vcpu_init(struct sqb_hv_vcpu *vc, struct sqb_diag *diag);
+/* A custom CPU template before the vCPUs exist (hv.h vm_cpu_template). */
+struct sqb_cpu_template;
+int sqb_kvm_arch_cpu_template(struct sqb_hv_vm *vm, const struct sqb_cpu_template *t,
+			      struct sqb_diag *diag);
 /* x86: host probes (supported CPUID, MSR list) are cached per process;
  * forget them (tests that fake a host between calls). */
 void sqb_kvm_probe_cache_reset(void);

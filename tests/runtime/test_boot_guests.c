@@ -297,7 +297,7 @@ static void test_config_file_no_api_boots_and_exits(void **state)
 	/* A config file with an unsupported section is refused up front. */
 	f = fopen(cfg, "w");
 	fputs("{\"boot-source\":{\"kernel_image_path\":\"/dev/null\"},"
-	      "\"cpu-config\":{\"kvm_capabilities\":[\"171\"]}}",
+	      "\"pmem\":[{\"id\":\"p0\"}]}",
 	      f);
 	fclose(f);
 	assert_int_equal(tc_spawn(&t, squib_bin,
@@ -305,7 +305,7 @@ static void test_config_file_no_api_boots_and_exits(void **state)
 			 0);
 	assert_int_equal(tc_wait_exit(&t, 10000), 1);
 	char *e = tc_read_file(t.errlog);
-	assert_non_null(strstr(e, "section `cpu-config` is not yet supported"));
+	assert_non_null(strstr(e, "section `pmem` is not yet supported"));
 	free(e);
 	tc_stop(&t);
 	/* drives go through PUT /drives: a bad one is refused with its message */

@@ -16,6 +16,7 @@
 #include <cmocka.h>
 
 #include "kvm_priv.h"
+#include "squib/runtime.h"
 #include "squib/snapfmt.h"
 
 #define FAKE_FD 7777
@@ -23,6 +24,10 @@
 static unsigned int host_cpuid_leaves = 300; /* more than the first guess */
 static int msr_second_call_fails;
 static int fail_calloc_8;
+/* custom CPU templates: what the vCPU was given */
+static struct kvm_cpuid_entry2 set_leaf1, set_leaf2;
+static uint64_t set_pat, set_misc;
+static unsigned int pat_sets, misc_sets;
 
 int __real_ioctl(int fd, unsigned long req, ...);
 void *__real_calloc(size_t n, size_t sz);
@@ -76,6 +81,41 @@ int __wrap_ioctl(int fd, unsigned long req, ...)
 	}
 	case KVM_GET_TSC_KHZ:
 		return 2500000;
+	case KVM_CHECK_EXTENSION:
+		return (unsigned long)arg == 4242 ? 0 : 1;
+	case KVM_SET_CPUID2: {
+		struct kvm_cpuid2 *c = arg;
+		for (unsigned int i = 0; i < c->nent; i++) {
+			if (c->entries[i].function == 1)
+				set_leaf1 = c->entries[i];
+			if (c->entries[i].function == 2)
+				set_leaf2 = c->entries[i];
+		}
+		return 0;
+	}
+	case KVM_GET_MSRS: {
+		struct kvm_msrs *m = arg;
+		/* one-entry reads of the template's MSRs; others read nothing */
+		if (m->nmsrs == 1 && m->entries[0].index == 0x277) {
+			m->entries[0].data = 0x0007040600070406ULL;
+			return 1;
+		}
+		if (m->nmsrs == 1 && m->entries[0].index == 0x1a0) {
+			m->entries[0].data = 1;
+			return 1;
+		}
+		return 0;
+	}
+	case KVM_SET_MSRS: {
+		struct kvm_msrs *m = arg;
+		for (unsigned int i = 0; i < m->nmsrs; i++) {
+			if (m->entries[i].index == 0x277)
+				set_pat = m->entries[i].data, pat_sets++;
+			if (m->entries[i].index == 0x1a0)
+				set_misc = m->entries[i].data, misc_sets++;
+		}
+		return (int)m->nmsrs;
+	}
 	default:
 		return 0; /* every other state ioctl: zeroed state */
 	}
@@ -149,12 +189,78 @@ static void test_tsc_record_never_dropped(void **state)
 	free(vm.arch.msr_index);
 }
 
+/* A custom CPU template (PUT /cpu-config) on the fake host: the capability
+ * check, CPUID modifiers before squib's filter in what KVM_SET_CPUID2 gets,
+ * a missing leaf refused with Firecracker's text, MSR modifiers read,
+ * modified and written on the vCPU, a boot MSR kept, a missing MSR refused. */
+static void test_cpu_template(void **state)
+{
+	struct sqb_hv_vm vm = {.kvm_fd = FAKE_FD, .vm_fd = FAKE_FD, .nvcpus = 1};
+	struct sqb_hv_vcpu vc = {.vm = &vm, .fd = FAKE_FD};
+	struct sqb_cpu_kvm_cap caps[] = {{4242, 0}, {4242, 1}};
+	struct sqb_cpu_reg_mod regs[] = {
+	    /* leaf 1 ecx: set MONITOR (3) and bit 0, clear hypervisor (31) */
+	    {.reg = 2, .filter = 0x80000009u, .value = 0x9},
+	    {.reg = 1, .filter = 0xffu, .value = 0xa5}, /* leaf 2 ebx low byte */
+	};
+	struct sqb_cpuid_mod cpuid[] = {
+	    {.leaf = 1, .subleaf = 0, .flags = 0, .first = 0, .count = 1},
+	    {.leaf = 2, .subleaf = 0, .flags = 1, .first = 1, .count = 1},
+	};
+	struct sqb_msr_mod msrs[] = {
+	    {0x277, 0xff00000000000000ULL, 0x0100000000000000ULL},
+	    {0x1a0, 1, 0}, /* a boot MSR: keeps squib's boot value */
+	};
+	struct sqb_cpu_template t = {.ncaps = 1, .caps = caps};
+	struct sqb_diag diag = {0};
+
+	(void)state;
+	sqb_kvm_probe_cache_reset();
+	assert_int_equal(sqb_kvm_cpuid_init(&vm), 0);
+	assert_int_equal(sqb_kvm_msr_init(&vm), 0);
+	/* "4242" is missing; "4242" then "!4242" drops it again */
+	assert_int_equal(sqb_kvm_cpu_template(&vm, &t, &diag), -SQB_EUNSUPPORTED);
+	assert_string_equal(diag.reason, "Missing KVM capabilities: 0x1092");
+	t.ncaps = 2;
+	t.ncpuid = 2, t.cpuid = cpuid, t.nregs = 2, t.regs = regs;
+	t.nmsrs = 2, t.msrs = msrs;
+	assert_int_equal(sqb_kvm_cpu_template(&vm, &t, &diag), 0);
+	assert_int_equal(vm.arch.msr_index[vm.arch.nmsr_index - 1], 0x1a0); /* saved too */
+	assert_int_equal(sqb_kvm_cpuid_set(&vc), 0);
+	/* bit 0 from the template; the filter still clears MONITOR and sets
+	 * the hypervisor bit (Firecracker's template-then-normalize order) */
+	assert_int_equal(set_leaf1.ecx, 0x80000001u);
+	assert_int_equal(set_leaf2.ebx, 0xa5u);
+	assert_int_equal(set_leaf2.flags, 1u);
+	pat_sets = misc_sets = 0;
+	assert_int_equal(sqb_kvm_msr_boot(&vc, &diag), 0);
+	assert_int_equal(pat_sets, 1);
+	assert_int_equal(set_pat, 0x0107040600070406ULL);
+	assert_int_equal(misc_sets, 1); /* the boot write only */
+	assert_int_equal(set_misc, 1);
+	/* a leaf and an MSR KVM does not have */
+	cpuid[1].leaf = 0x4fffffff;
+	assert_int_equal(sqb_kvm_cpu_template(&vm, &t, &diag), -ENOENT);
+	assert_string_equal(diag.reason, "Template changes a CPUID entry not supported by KVM: "
+					 "Leaf: 4fffffff, Subleaf: 0");
+	cpuid[1].leaf = 2;
+	msrs[1].addr = 0x9999;
+	assert_int_equal(sqb_kvm_cpu_template(&vm, &t, &diag), 0);
+	assert_int_equal(sqb_kvm_msr_boot(&vc, &diag), -EINVAL);
+	assert_string_equal(diag.reason, "Template changes an MSR entry not supported by KVM: "
+					 "Register Address: 9999");
+	free(vm.arch.cpuid);
+	free(vm.arch.msr_index);
+	free(vm.arch.msr_mods);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_cpuid_grows_on_e2big),
 	    cmocka_unit_test(test_msr_index_not_left_behind),
 	    cmocka_unit_test(test_tsc_record_never_dropped),
+	    cmocka_unit_test(test_cpu_template),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

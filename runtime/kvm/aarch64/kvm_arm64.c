@@ -4,6 +4,7 @@
  * KVM_ARM_PREFERRED_TARGET and in-kernel PSCI 0.2, secondaries powered
  * off, MPIDR per vCPU; entry registers through KVM_SET_ONE_REG. */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -12,6 +13,7 @@
 #include "arch_entry.h"
 #include "kvm_priv.h"
 #include "layout.h"
+#include "squib/runtime.h"
 
 /* Core registers: offsets into struct kvm_regs in 32-bit words. */
 #define CORE_REG(field)                                                                            \
@@ -201,4 +203,29 @@ void sqb_kvm_crash_report(struct sqb_hv_vcpu *vc)
 void sqb_kvm_crash_free(struct sqb_hv_vcpu *vc)
 {
 	(void)vc;
+}
+
+/* A custom CPU template on arm64: only kvm_capabilities reach here (the API
+ * refuses vcpu_features and reg_modifiers, docs/cpu-templates.md); each
+ * "N" must be present.  Firecracker's arm64 default list is not checked,
+ * so "!N" has nothing to drop. */
+int sqb_kvm_arch_cpu_template(struct sqb_hv_vm *vm, const struct sqb_cpu_template *t,
+			      struct sqb_diag *diag)
+{
+	if (t->ncpuid || t->nmsrs) {
+		if (diag)
+			snprintf(diag->reason, sizeof(diag->reason),
+				 "CPUID and MSR modifiers are x86_64 only");
+		return -SQB_EUNSUPPORTED;
+	}
+	for (unsigned int i = 0; i < t->ncaps; i++) {
+		if (t->caps[i].remove ||
+		    ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, (unsigned long)t->caps[i].cap) > 0)
+			continue;
+		if (diag)
+			snprintf(diag->reason, sizeof(diag->reason),
+				 "Missing KVM capabilities: %#x", t->caps[i].cap);
+		return -SQB_EUNSUPPORTED;
+	}
+	return 0;
 }

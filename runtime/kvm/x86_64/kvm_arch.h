@@ -44,16 +44,28 @@ struct sqb_kvm_arch_vm {
 	uint32_t *msr_index;	  /* MSRs this host lets us read (snapshot list) */
 	unsigned int nmsr_index;
 	unsigned int load_flags; /* SQB_HV_LOAD_* of the next vm_load_records */
+	struct sqb_msr_mod *msr_mods; /* a custom CPU template's MSR modifiers */
+	unsigned int nmsr_mods;
+	int templated;		 /* a template changed CPUID leaves: named on a refusal */
+	char tmpl_leaves[120];	 /* "0x1/0, 0x7/0, ..." (cut when long) */
 };
 
 struct sqb_hv_vm;
 struct sqb_hv_vcpu;
+struct sqb_diag;
+struct sqb_cpu_template;
 
 /* x86_64 (kvm/x86_64/kvm_cpu.c) */
 int sqb_kvm_cpuid_init(struct sqb_hv_vm *vm);
 int sqb_kvm_cpuid_set(struct sqb_hv_vcpu *vc);
 int sqb_kvm_msr_init(struct sqb_hv_vm *vm);
-int sqb_kvm_msr_boot(struct sqb_hv_vcpu *vc);
+int sqb_kvm_msr_boot(struct sqb_hv_vcpu *vc, struct sqb_diag *diag);
+/* Custom CPU templates (Firecracker's cpu_config/x86_64): the template's
+ * CPUID modifiers on c's entries; -ENOENT with the (leaf, subleaf) KVM
+ * does not have in *bad (Firecracker refuses, it never adds a leaf). */
+int sqb_kvm_cpuid_apply(struct kvm_cpuid2 *c, const struct sqb_cpu_template *t, uint32_t bad[2]);
+int sqb_kvm_cpu_template(struct sqb_hv_vm *vm, const struct sqb_cpu_template *t,
+			 struct sqb_diag *diag);
 size_t sqb_kvm_vcpu_state_size(struct sqb_hv_vcpu *vc, enum sqb_hv_vcpu_state_kind kind);
 int sqb_kvm_vcpu_get_state(struct sqb_hv_vcpu *vc, enum sqb_hv_vcpu_state_kind kind, void *buf);
 int sqb_kvm_vcpu_set_state(struct sqb_hv_vcpu *vc, enum sqb_hv_vcpu_state_kind kind,

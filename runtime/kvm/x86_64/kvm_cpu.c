@@ -3,13 +3,16 @@
  * entry register state (PVH 32-bit or 64-bit) and the vCPU state slots. */
 #include <errno.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/ioctl.h>
 
 #include "arch_entry.h"
 #include "kvm_priv.h"
 #include "log.h"
+#include "squib/runtime.h"
 
 #define CPUID_1_ECX_MONITOR    (1u << 3)
 #define CPUID_1_ECX_HYPERVISOR (1u << 31)
@@ -53,7 +56,56 @@ void sqb_kvm_probe_cache_reset(void)
 	pthread_mutex_unlock(&probe_lock);
 }
 
-int sqb_kvm_cpuid_init(struct sqb_hv_vm *vm)
+static void template_diag(struct sqb_diag *diag, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static void template_diag(struct sqb_diag *diag, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (!diag)
+		return;
+	diag->offset = UINT64_MAX;
+	snprintf(diag->section, sizeof(diag->section), "cpu-config");
+	va_start(ap, fmt);
+	vsnprintf(diag->reason, sizeof(diag->reason), fmt, ap);
+	va_end(ap);
+}
+
+int sqb_kvm_cpuid_apply(struct kvm_cpuid2 *c, const struct sqb_cpu_template *t, uint32_t bad[2])
+{
+	for (unsigned int m = 0; m < t->ncpuid; m++) {
+		const struct sqb_cpuid_mod *cm = &t->cpuid[m];
+		struct kvm_cpuid_entry2 *e = NULL;
+
+		for (unsigned int i = 0; i < c->nent && !e; i++)
+			if (c->entries[i].function == cm->leaf &&
+			    c->entries[i].index == cm->subleaf)
+				e = &c->entries[i];
+		if (!e) {
+			bad[0] = cm->leaf;
+			bad[1] = cm->subleaf;
+			return -ENOENT;
+		}
+		/* Firecracker takes the template's KVM flags for the entry. */
+		e->flags = cm->flags;
+		for (unsigned int r = cm->first; r < cm->first + cm->count && r < t->nregs; r++) {
+			const struct sqb_cpu_reg_mod *rm = &t->regs[r];
+			uint32_t *reg = rm->reg == 0   ? &e->eax
+					: rm->reg == 1 ? &e->ebx
+					: rm->reg == 2 ? &e->ecx
+						       : &e->edx;
+
+			*reg = (uint32_t)sqb_cpu_bits_apply(*reg, rm->filter, rm->value);
+		}
+	}
+	return 0;
+}
+
+/* The VM's CPUID: KVM's supported set, then the custom template (before
+ * the filter, as Firecracker applies it before its normalization), then
+ * squib's filter. */
+static int cpuid_build(struct sqb_hv_vm *vm, const struct sqb_cpu_template *t,
+		       struct sqb_diag *diag)
 {
 	struct kvm_cpuid2 *c = NULL;
 	size_t sz;
@@ -73,6 +125,21 @@ int sqb_kvm_cpuid_init(struct sqb_hv_vm *vm)
 	pthread_mutex_unlock(&probe_lock);
 	if (err)
 		return err;
+	if (t) {
+		uint32_t bad[2];
+
+		err = sqb_kvm_cpuid_apply(c, t, bad);
+		if (err) {
+			/* CpuConfigurationError::CpuidFeatureNotSupported ({0:0x}: hex, no prefix)
+			 */
+			template_diag(diag,
+				      "Template changes a CPUID entry not supported by KVM: "
+				      "Leaf: %x, Subleaf: %x",
+				      bad[0], bad[1]);
+			free(c);
+			return err;
+		}
+	}
 	/* The filter: no PMU (leaf 0xA zeroed), no MONITOR/MWAIT, hypervisor
 	 * bit set; per-vCPU topology fields are patched in cpuid_set. */
 	for (unsigned int i = 0; i < c->nent; i++) {
@@ -87,7 +154,91 @@ int sqb_kvm_cpuid_init(struct sqb_hv_vm *vm)
 			e->eax = e->ebx = e->ecx = e->edx = 0;
 		}
 	}
+	free(vm->arch.cpuid);
 	vm->arch.cpuid = c;
+	return 0;
+}
+
+int sqb_kvm_cpuid_init(struct sqb_hv_vm *vm)
+{
+	return cpuid_build(vm, NULL, NULL);
+}
+
+/* Firecracker's arch/x86_64/kvm.rs DEFAULT_CAPABILITIES: what a template's
+ * "!N" can drop from the check and "N" adds to it. */
+static const uint32_t default_caps[] = {
+    KVM_CAP_IRQCHIP,	  KVM_CAP_IOEVENTFD, KVM_CAP_IRQFD,	  KVM_CAP_USER_MEMORY,
+    KVM_CAP_SET_TSS_ADDR, KVM_CAP_PIT2,	     KVM_CAP_PIT_STATE2,  KVM_CAP_ADJUST_CLOCK,
+    KVM_CAP_DEBUGREGS,	  KVM_CAP_MP_STATE,  KVM_CAP_VCPU_EVENTS, KVM_CAP_XCRS,
+    KVM_CAP_XSAVE,	  KVM_CAP_EXT_CPUID,
+};
+
+static int caps_check(struct sqb_hv_vm *vm, const struct sqb_cpu_template *t, struct sqb_diag *diag)
+{
+	uint32_t caps[sizeof(default_caps) / sizeof(default_caps[0]) + 64];
+	unsigned int n = sizeof(default_caps) / sizeof(default_caps[0]);
+
+	memcpy(caps, default_caps, sizeof(default_caps));
+	/* vstate/kvm.rs combine_capabilities: in order, add if absent, remove if present */
+	for (unsigned int i = 0; i < t->ncaps; i++) {
+		unsigned int j;
+
+		for (j = 0; j < n && caps[j] != t->caps[i].cap; j++)
+			;
+		if (t->caps[i].remove && j < n)
+			caps[j] = caps[--n];
+		else if (!t->caps[i].remove && j == n && n < sizeof(caps) / sizeof(caps[0]))
+			caps[n++] = t->caps[i].cap;
+	}
+	for (unsigned int i = 0; i < n; i++) {
+		if (ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, (unsigned long)caps[i]) > 0)
+			continue;
+		template_diag(diag, "Missing KVM capabilities: %#x",
+			      caps[i]); /* KvmError::Capabilities */
+		return -SQB_EUNSUPPORTED;
+	}
+	return 0;
+}
+
+/* A template's MSRs join the snapshot list (Firecracker's msrs_to_save
+ * takes them too), so a save keeps what the template set. */
+static int msr_index_add(struct sqb_hv_vm *vm, uint32_t addr)
+{
+	uint32_t *l;
+
+	for (unsigned int i = 0; i < vm->arch.nmsr_index; i++)
+		if (vm->arch.msr_index[i] == addr)
+			return 0;
+	l = realloc(vm->arch.msr_index, (vm->arch.nmsr_index + 1) * sizeof(uint32_t));
+	if (!l)
+		return -ENOMEM;
+	l[vm->arch.nmsr_index++] = addr;
+	vm->arch.msr_index = l;
+	return 0;
+}
+
+int sqb_kvm_cpu_template(struct sqb_hv_vm *vm, const struct sqb_cpu_template *t,
+			 struct sqb_diag *diag)
+{
+	int err;
+
+	if ((err = caps_check(vm, t, diag)) < 0)
+		return err;
+	if (t->ncpuid && (err = cpuid_build(vm, t, diag)) < 0)
+		return err;
+	free(vm->arch.msr_mods);
+	vm->arch.msr_mods = NULL;
+	vm->arch.nmsr_mods = 0;
+	if (!t->nmsrs)
+		return 0;
+	vm->arch.msr_mods = calloc(t->nmsrs, sizeof(*t->msrs));
+	if (!vm->arch.msr_mods)
+		return -ENOMEM;
+	memcpy(vm->arch.msr_mods, t->msrs, t->nmsrs * sizeof(*t->msrs));
+	vm->arch.nmsr_mods = t->nmsrs;
+	for (unsigned int i = 0; i < t->nmsrs; i++)
+		if ((err = msr_index_add(vm, t->msrs[i].addr)) < 0)
+			return err;
 	return 0;
 }
 
@@ -191,10 +342,62 @@ static const struct boot_msr boot_msrs[] = {
     {0x2ff, (1u << 11) | 6}, /* MTRRdefType: enabled, write-back */
 };
 
+static int msr_is_boot(uint32_t index)
+{
+	for (size_t i = 0; i < sizeof(boot_msrs) / sizeof(boot_msrs[0]); i++)
+		if (boot_msrs[i].index == index)
+			return 1;
+	return 0;
+}
+
+/* A custom template's MSR modifiers, after the vCPU's CPUID is set (KVM
+ * decides from it which MSRs exist) and before its first KVM_RUN: read the
+ * value KVM gives the vCPU, replace the template's bits, write it back.
+ * As Firecracker (configure_msrs_for_boot inserts the boot MSRs after the
+ * template's), a boot MSR keeps its boot value; it is still read, so an
+ * MSR KVM does not have is refused whichever it is. */
+static int msr_template(struct sqb_hv_vcpu *vc, struct sqb_diag *diag)
+{
+	struct {
+		struct kvm_msrs h;
+		struct kvm_msr_entry e;
+	} m;
+
+	for (unsigned int i = 0; i < vc->vm->arch.nmsr_mods; i++) {
+		const struct sqb_msr_mod *mm = &vc->vm->arch.msr_mods[i];
+		int rc;
+
+		memset(&m, 0, sizeof(m));
+		m.h.nmsrs = 1;
+		m.e.index = mm->addr;
+		rc = ioctl(vc->fd, KVM_GET_MSRS, &m);
+		if (rc != 1) {
+			/* CpuConfigurationError::MsrNotSupported ({0:0x}: hex, no prefix) */
+			template_diag(diag,
+				      "Template changes an MSR entry not supported by KVM: "
+				      "Register Address: %x",
+				      mm->addr);
+			return rc < 0 ? -errno : -EINVAL;
+		}
+		if (msr_is_boot(mm->addr))
+			continue;
+		m.e.data = sqb_cpu_bits_apply(m.e.data, mm->filter, mm->value);
+		rc = ioctl(vc->fd, KVM_SET_MSRS, &m);
+		if (rc != 1) {
+			template_diag(diag,
+				      "KVM_SET_MSRS refused MSR 0x%x = 0x%llx set by the custom "
+				      "CPU template",
+				      mm->addr, (unsigned long long)m.e.data);
+			return rc < 0 ? -errno : -EINVAL;
+		}
+	}
+	return 0;
+}
+
 /* Set the boot MSRs one at a time: KVM_SET_MSRS returns how many entries it
  * set, and a host may refuse some (PVM refuses e.g. 0x10a); those are
  * skipped with a debug note instead of failing the VM. */
-int sqb_kvm_msr_boot(struct sqb_hv_vcpu *vc)
+int sqb_kvm_msr_boot(struct sqb_hv_vcpu *vc, struct sqb_diag *diag)
 {
 	struct {
 		struct kvm_msrs h;
@@ -215,7 +418,9 @@ int sqb_kvm_msr_boot(struct sqb_hv_vcpu *vc)
 		else
 			sqb_debug("host refused MSR 0x%x", boot_msrs[i].index);
 	}
-	return set ? 0 : -EINVAL;
+	if (!set)
+		return -EINVAL;
+	return msr_template(vc, diag);
 }
 
 static struct kvm_segment flat_seg(uint16_t sel, int code, int long_mode)
