@@ -16,6 +16,7 @@
 #include "dev_mmio.h"
 #include "io.h"
 #include "log.h"
+#include "virtio.h" /* the serial rate limiter's bucket */
 #include "vmm_priv.h"
 #include "seccomp/sqb_confine.h"
 
@@ -168,6 +169,12 @@ static void vm_serial_out(void *opaque, const uint8_t *buf, size_t len)
 	if (vm->serial_fd < 0)
 		return;
 	pthread_mutex_lock(&vm->serial_lock);
+	/* Firecracker's SerialOut: bytes over the bucket are dropped, counted */
+	if (vm->serial_rl && !sqb_vio_tbucket_take(vm->serial_rl, len, sqb_now_ns())) {
+		__atomic_add_fetch(&vm->uart_rl_dropped_bytes, len, __ATOMIC_RELAXED);
+		pthread_mutex_unlock(&vm->serial_lock);
+		return;
+	}
 	serial_flush_locked(vm);
 	if (!vm->serial_len) { /* nothing queued: keep the byte order, try directly */
 		size_t n = serial_write(vm, buf, len);
@@ -183,6 +190,26 @@ static void vm_serial_out(void *opaque, const uint8_t *buf, size_t len)
 			__atomic_add_fetch(&vm->uart_dropped_bytes, len - keep, __ATOMIC_RELAXED);
 	}
 	pthread_mutex_unlock(&vm->serial_lock);
+}
+
+int sqb_vm_serial_rate_limit(sqb_vm *vm, uint64_t size, uint64_t one_time_burst,
+			     uint64_t refill_time_ms)
+{
+	struct sqb_vio_bucket b = {size, one_time_burst, refill_time_ms};
+	sqb_vio_tbucket *nb = NULL, *old;
+	int err;
+
+	if (!vm)
+		return -EINVAL;
+	err = sqb_vio_tbucket_new(&b, sqb_now_ns(), &nb);
+	if (err < 0)
+		return err;
+	pthread_mutex_lock(&vm->serial_lock);
+	old = vm->serial_rl;
+	vm->serial_rl = nb;
+	pthread_mutex_unlock(&vm->serial_lock);
+	sqb_vio_tbucket_free(old);
+	return 0;
 }
 
 void sqb_vm_serial_flush(struct sqb_vm *vm)
@@ -811,6 +838,7 @@ void sqb_vm_free(sqb_vm *vm)
 	sqb_mem_destroy(&vm->mem);
 	sqb_vm_serial_flush(vm); /* last chance, still without blocking */
 	pthread_mutex_destroy(&vm->serial_lock);
+	sqb_vio_tbucket_free(vm->serial_rl);
 	if (vm->event_fd >= 0)
 		close(vm->event_fd);
 	pthread_cond_destroy(&vm->cond);
@@ -859,6 +887,7 @@ void sqb_vm_get_stats(sqb_vm *vm, struct sqb_vm_stats *out)
 	out->start_ns = vm->start_ns;
 	out->first_tx_ns = __atomic_load_n(&vm->first_tx_ns, __ATOMIC_RELAXED);
 	out->uart_dropped_bytes = __atomic_load_n(&vm->uart_dropped_bytes, __ATOMIC_RELAXED);
+	out->uart_rl_dropped_bytes = __atomic_load_n(&vm->uart_rl_dropped_bytes, __ATOMIC_RELAXED);
 }
 
 int sqb_vm_serial_input(sqb_vm *vm, const void *buf, size_t len)

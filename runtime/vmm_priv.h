@@ -85,6 +85,8 @@ struct sqb_vm {
 	pthread_mutex_t serial_lock;
 	size_t serial_len;
 	uint64_t uart_dropped_bytes;
+	struct sqb_vio_tbucket *serial_rl; /* PUT /serial rate_limiter, or NULL */
+	uint64_t uart_rl_dropped_bytes;
 	uint8_t serial_buf[SQB_VM_SERIAL_BUF];
 	struct sqb_snapstate *snap; /* runtime/snapshot/: dirty set, parent, restore */
 	uint64_t uart_tx_bytes;

@@ -134,6 +134,7 @@ struct sqb_vm_stats {
 	uint64_t uart_dropped_bytes; /* serial bytes dropped: the sink would block */
 	uint64_t io_out_exits;	     /* of io_exits: port writes */
 	uint64_t mmio_write_exits;   /* of mmio_exits: MMIO writes */
+	uint64_t uart_rl_dropped_bytes; /* serial bytes over the rate limiter, dropped */
 };
 
 /* Create the VM: memory, irqchip, devices, boot image, vCPUs (not running).
@@ -180,6 +181,11 @@ int sqb_vm_event_fd(const sqb_vm *vm);
 void sqb_vm_get_stop_info(sqb_vm *vm, struct sqb_vm_stop_info *out);
 void sqb_vm_get_stats(sqb_vm *vm, struct sqb_vm_stats *out);
 
+/* Firecracker's serial rate_limiter: a token bucket on the console's output
+ * bytes (size, one-time burst, refill time in ms); what is over it is
+ * dropped and counted (uart_rl_dropped_bytes).  size or refill 0: none. */
+int sqb_vm_serial_rate_limit(sqb_vm *vm, uint64_t size, uint64_t one_time_burst,
+			     uint64_t refill_time_ms);
 /* Feed bytes to the serial console's receive FIFO (excess is dropped). */
 int sqb_vm_serial_input(sqb_vm *vm, const void *buf, size_t len);
 /* Press Ctrl+Alt+Del on the i8042 keyboard (Firecracker's SendCtrlAltDel). */

@@ -94,6 +94,7 @@ struct sqb_ctl {
 	/* serial */
 	char *serial_out_path;
 	int serial_fd; /* -1: stdout */
+	struct sqb_vio_bucket serial_rl; /* PUT /serial rate_limiter (size 0: none) */
 	/* logger / metrics (process-wide sinks live in ctl_log.c) */
 	int logger_set;
 	char *log_path;
@@ -215,6 +216,9 @@ int sqb_ctl_balloon_add(struct sqb_ctl *c, sqb_vm *vm, struct sqb_diag *diag);
 /* "balloon" of a VmmConfig (config file, snapshot vm_config_json); 0 or -1. */
 int sqb_ctl_balloon_from_config(struct sqb_ctl *c, struct yajl_val_s *root, char *err,
 				size_t errlen);
+/* TokenBucket (size, one_time_burst, refill_time): a zero size or refill
+ * time is no bucket (ctl_devices.c; also PUT /serial's rate_limiter). */
+int sqb_ctl_parse_bucket(struct yajl_val_s *v, struct sqb_vio_bucket *b, char *err, size_t errlen);
 /* RateLimiterConfig in and out (ctl_devices.c), shared with ctl_net.c. */
 int sqb_ctl_parse_rl(struct yajl_val_s *v, struct sqb_vio_rl_config *rl, int given[2], char *err,
 		     size_t errlen);

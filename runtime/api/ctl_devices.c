@@ -41,7 +41,7 @@ static const char *id_error(const char *id)
 }
 
 /* TokenBucketConfig (unknown keys ignored: no deny_unknown_fields). */
-static int parse_bucket(yajl_val v, struct sqb_vio_bucket *b, char *err, size_t errlen)
+int sqb_ctl_parse_bucket(yajl_val v, struct sqb_vio_bucket *b, char *err, size_t errlen)
 {
 	uint64_t size = 0, burst = 0, refill = 0;
 	const struct sqb_jfield f[] = {
@@ -74,9 +74,9 @@ int sqb_ctl_parse_rl(yajl_val v, struct sqb_vio_rl_config *rl, int given[2], cha
 	memset(rl, 0, sizeof(*rl));
 	if (sqb_json_fields(v, f, 2, err, errlen) < 0)
 		return -1;
-	if (have[0] && parse_bucket(bw, &rl->bandwidth, err, errlen) < 0)
+	if (have[0] && sqb_ctl_parse_bucket(bw, &rl->bandwidth, err, errlen) < 0)
 		return -1;
-	if (have[1] && parse_bucket(ops, &rl->ops, err, errlen) < 0)
+	if (have[1] && sqb_ctl_parse_bucket(ops, &rl->ops, err, errlen) < 0)
 		return -1;
 	if (given)
 		given[0] = have[0], given[1] = have[1];

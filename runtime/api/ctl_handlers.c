@@ -367,16 +367,16 @@ static void put_serial(struct sqb_ctl *c, yajl_val body, struct sqb_ctl_resp *r)
 	    {"serial_out_path", SQB_JT_STR, 0, &path},
 	    {"rate_limiter", SQB_JT_OBJECT, 0, &rl, &have_rl},
 	};
+	struct sqb_vio_bucket b = {0};
 	char err[512];
 
 	r->status = 400;
 	if (sqb_json_fields(body, f, 2, err, sizeof(err)) < 0)
 		sqb_ctl_fault(r, "%s", err);
+	else if (have_rl && sqb_ctl_parse_bucket(rl, &b, err, sizeof(err)) < 0)
+		sqb_ctl_fault(r, "%s", err);
 	else if (c->vm)
 		sqb_ctl_fault(r, MSG_AFTER_START);
-	else if (have_rl)
-		sqb_ctl_fault(r, "serial rate_limiter is not supported by squib yet; see "
-				 "docs/api-compat.md");
 	else if (path && (fd = sqb_ctl_open_sink(path)) < 0)
 		sqb_ctl_fault(r, "Cannot open the serial output file %s: %s", path,
 			      strerror(errno));
@@ -388,6 +388,7 @@ static void put_serial(struct sqb_ctl *c, yajl_val body, struct sqb_ctl_resp *r)
 				close(c->serial_fd);
 			c->serial_fd = fd;
 		}
+		c->serial_rl = b; /* a PUT without one clears it */
 		r->status = 204;
 	}
 }
@@ -580,6 +581,13 @@ int sqb_ctl_start(struct sqb_ctl *c, char *err, size_t errlen)
 	free(cmdline);
 	if (rc < 0) {
 		start_error(err, errlen, rc, &diag);
+		return -1;
+	}
+	if (sqb_vm_serial_rate_limit(c->vm, c->serial_rl.size, c->serial_rl.one_time_burst,
+				     c->serial_rl.refill_time_ms) < 0) {
+		snprintf(err, errlen, "Start microvm error: " MSG_NOMEM);
+		sqb_vm_free(c->vm);
+		c->vm = NULL;
 		return -1;
 	}
 	log_boot_protocol(c->kernel_path);

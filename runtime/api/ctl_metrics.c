@@ -547,6 +547,7 @@ int sqb_ctl_metrics_flush(struct sqb_ctl *c)
 	/* missed_write_count: serial bytes dropped because the sink was full */
 	mx_init(&g, KEYS(K_UART));
 	mx_set(&g, "missed_write_count", st.uart_dropped_bytes);
+	mx_set(&g, "rate_limiter_dropped_bytes", st.uart_rl_dropped_bytes);
 	mx_set(&g, "write_count", st.uart_tx_bytes);
 	mx_plain(&b, "uart", &g);
 

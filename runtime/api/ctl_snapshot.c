@@ -459,6 +459,9 @@ void sqb_ctl_snapshot_load(struct sqb_ctl *c, yajl_val body, struct sqb_ctl_resp
 		return sqb_ctl_fault(r, "Load snapshot error: Failed to restore from snapshot: %s",
 				     load_error(rc, &d, &q, err, sizeof(err)));
 	}
+	/* the serial console's limiter (PUT /serial before the load) */
+	sqb_vm_serial_rate_limit(c->vm, c->serial_rl.size, c->serial_rl.one_time_burst,
+				 c->serial_rl.refill_time_ms);
 	if (had_shell)
 		sqb_ctl_log(SQB_CTL_INFO, "snapshot load: pre-warmed shell %s",
 			    c->shell ? "not used (another shape)" : "used");

@@ -91,6 +91,17 @@ struct sqb_vio_rl_config {
 	struct sqb_vio_bucket ops;	 /* requests */
 };
 
+/* One token bucket on its own, Firecracker's TokenBucket (the serial
+ * console's rate_limiter).  A disabled config (size or refill time 0)
+ * gives *out = NULL, which takes everything.  take() is reduce(): true when
+ * the tokens were there and are now spent; false when they were not
+ * (nothing spent), or when more than size were asked (the bucket is then
+ * emptied, as Firecracker's over-consumption).  Not locked. */
+typedef struct sqb_vio_tbucket sqb_vio_tbucket;
+int sqb_vio_tbucket_new(const struct sqb_vio_bucket *cfg, uint64_t now_ns, sqb_vio_tbucket **out);
+bool sqb_vio_tbucket_take(sqb_vio_tbucket *b, uint64_t tokens, uint64_t now_ns);
+void sqb_vio_tbucket_free(sqb_vio_tbucket *b);
+
 /* ---- virtio-mmio window ------------------------------------------------ */
 
 #define SQB_VIO_MMIO_SIZE	  0x1000u /* the device's window */

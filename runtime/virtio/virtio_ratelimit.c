@@ -3,6 +3,8 @@
  * one-time burst and complete refill time; a failed consume blocks the
  * limiter for 100 ms, an over-sized one succeeds and blocks it for
  * ratio x refill_time.  Time comes from the device's (injectable) clock. */
+#include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "virtio_priv.h"
@@ -127,6 +129,40 @@ bool sqb_vio_rl_consume(struct sqb_vio_rl *rl, uint64_t tokens, enum sqb_vio_tok
 		*retry_at = rl->blocked_until;
 		return false;
 	}
+}
+
+/* A lone bucket (virtio.h): what reduce() takes is taken; a failure or an
+ * over-consumption is "no" (the serial console drops those bytes, as
+ * Firecracker's SerialOut does for both). */
+struct sqb_vio_tbucket {
+	struct sqb_vio_tb tb;
+};
+
+int sqb_vio_tbucket_new(const struct sqb_vio_bucket *cfg, uint64_t now_ns, sqb_vio_tbucket **out)
+{
+	sqb_vio_tbucket *b;
+
+	*out = NULL;
+	if (!cfg || !cfg->size || !cfg->refill_time_ms)
+		return 0; /* disabled: no bucket, nothing limited */
+	b = calloc(1, sizeof(*b));
+	if (!b)
+		return -ENOMEM;
+	tb_init(&b->tb, cfg, now_ns);
+	*out = b;
+	return 0;
+}
+
+bool sqb_vio_tbucket_take(sqb_vio_tbucket *b, uint64_t tokens, uint64_t now_ns)
+{
+	uint64_t over = 0;
+
+	return !b || !b->tb.enabled || tb_reduce(&b->tb, tokens, now_ns, &over) == TB_OK;
+}
+
+void sqb_vio_tbucket_free(sqb_vio_tbucket *b)
+{
+	free(b);
 }
 
 void sqb_vio_rl_replenish(struct sqb_vio_rl *rl, uint64_t tokens, enum sqb_vio_tok t)

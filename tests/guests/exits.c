@@ -1,5 +1,7 @@
 /* exit-cost guest for the benchmark: prints one line, then n= writes to the
- * POST-code port 0x80 (each a VM exit to the VMM), then a final line. */
+ * POST-code port 0x80 (each a VM exit to the VMM), then a final line.
+ * spam=N first prints N bytes of lines of letters (the serial rate
+ * limiter's test). */
 #include "guest.h"
 
 void guest_main(uint32_t start_info)
@@ -9,6 +11,8 @@ void guest_main(uint32_t start_info)
 	cmdline_init(start_info);
 	n = cmdline_u64("n", 10000);
 	puts_serial("EXITS start\n");
+	for (uint64_t i = 0, spam = cmdline_u64("spam", 0); i < spam; i++)
+		puts_serial(i % 64 == 63 ? "\n" : (const char[]){(char)('a' + i % 26), 0});
 	for (uint64_t i = 0; i < n; i++)
 		outb(0x80, (uint8_t)i);
 	puts_serial("EXITS done n=");

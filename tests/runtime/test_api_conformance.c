@@ -201,7 +201,7 @@ static void test_boot_source_logger_metrics_serial(void **state)
 	    {"PUT", "/metrics", "{}", 400, "missing field `metrics_path`"},
 	    {"PUT", "/metrics", b3, 204, NULL},
 	    {"PUT", "/metrics", b3, 400, "Reinitialization of metrics not allowed."},
-	    {"PUT", "/serial", b5, 400, "rate_limiter is not supported"},
+	    {"PUT", "/serial", b5, 400, "missing field `size`"},
 	    {"PUT", "/serial", b4, 204, NULL},
 	    {"PUT", "/serial", "{\"serial_out_path\":\"/nonexistent/dir/x\"}", 400,
 	     "Cannot open the serial output file"},

@@ -13,6 +13,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -326,6 +328,69 @@ static void test_config_file_no_api_boots_and_exits(void **state)
 	unlink(cfg);
 }
 
+/* Firecracker's SerialDevice.rate_limiter (swagger; test_serial_io.py
+ * test_serial_rate_limiting): a TokenBucket on the output bytes, the excess
+ * dropped and counted in uart.rate_limiter_dropped_bytes.  40,000 bytes
+ * against a 4 KiB burst and 1 KiB/s: what reaches the file is at most the
+ * burst plus the refill over the guest's run, and the rest is counted. */
+static long long now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void test_serial_rate_limiter(void **state)
+{
+	struct sqb_tc t;
+	char cfg[256], out[256], mx[256], json[1400], *m;
+	const char *p;
+	long long t0, ms;
+	struct stat st;
+	FILE *f;
+
+	(void)state;
+	snprintf(cfg, sizeof(cfg), "/tmp/sqb-cfg-rl-%d.json", (int)getpid());
+	snprintf(out, sizeof(out), "/tmp/sqb-serial-rl-%d.out", (int)getpid());
+	snprintf(mx, sizeof(mx), "/tmp/sqb-metrics-rl-%d.json", (int)getpid());
+	unlink(out);
+	unlink(mx);
+	snprintf(json, sizeof(json),
+		 "{\"boot-source\":{\"kernel_image_path\":\"%s/exits.elf\",\"boot_args\":"
+		 "\"n=10 spam=40000\"},\"machine-config\":{\"vcpu_count\":1,\"mem_size_mib\":16},"
+		 "\"serial\":{\"serial_out_path\":\"%s\",\"rate_limiter\":{\"size\":1024,"
+		 "\"one_time_burst\":4096,\"refill_time\":1000}},"
+		 "\"metrics\":{\"metrics_path\":\"%s\"}}",
+		 guest_dir, out, mx);
+	f = fopen(cfg, "w");
+	assert_non_null(f);
+	fputs(json, f);
+	fclose(f);
+	t0 = now_ms();
+	assert_int_equal(tc_spawn(&t, squib_bin,
+				  (const char *const[]){"--no-api", "--config-file", cfg, NULL}, 0),
+			 0);
+	assert_int_equal(tc_wait_exit(&t, 60000), 0);
+	ms = now_ms() - t0;
+	assert_int_equal(stat(out, &st), 0);
+	/* the burst, the initial budget (a full bucket), then 1 byte/ms */
+	if (st.st_size < 4096 || st.st_size > 4096 + 1024 + ms * 1024 / 1000 + 64)
+		fail_msg("serial file has %lld bytes after %lld ms", (long long)st.st_size, ms);
+	m = tc_read_file(mx);
+	assert_non_null(m);
+	p = strstr(m, "\"rate_limiter_dropped_bytes\":");
+	assert_non_null(p);
+	if (strtoull(p + 29, NULL, 10) + (unsigned long long)st.st_size < 40000)
+		fail_msg("written %lld + dropped %s < the 40000 bytes sent", (long long)st.st_size,
+			 p + 29);
+	free(m);
+	tc_stop(&t);
+	unlink(cfg);
+	unlink(out);
+	unlink(mx);
+}
+
 static void test_stdin_reaches_the_guest_uart(void **state)
 {
 	struct sqb_tc t;
@@ -402,6 +467,7 @@ int main(int argc, char **argv)
 	    cmocka_unit_test(test_smp_guest_every_vcpu_reports),
 	    cmocka_unit_test(test_smp_32_vcpus_survive_pause_resume_during_bringup),
 	    cmocka_unit_test(test_config_file_no_api_boots_and_exits),
+	    cmocka_unit_test(test_serial_rate_limiter),
 	    cmocka_unit_test(test_stdin_reaches_the_guest_uart),
 	    cmocka_unit_test(test_uart_interrupts_reach_the_guest),
 	    cmocka_unit_test(test_triple_fault_is_reported_not_hung),
