@@ -37,7 +37,8 @@ static void usage(FILE *f)
 struct opts {
 	const char *api_sock, *config_file, *log_path, *level, *metrics_path, *id;
 	const char *seccomp_filter, *metadata;
-	size_t mmds_limit; /* 0: the API payload limit, as Firecracker */
+	size_t mmds_limit; /* --mmds-size-limit; without it the API payload limit */
+	int mmds_limit_set;
 	struct sqb_vm_shape prewarm; /* vcpu_count 0: none */
 	int no_api, show_level, serial_input, raw_mem, no_seccomp;
 	size_t max_payload;
@@ -161,6 +162,7 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 				return -1;
 			}
 			o->mmds_limit = (size_t)v;
+			o->mmds_limit_set = 1;
 			break;
 		}
 		case 'D':
@@ -345,7 +347,8 @@ int main(int argc, char **argv)
 	ctl.raw_mem_default = o.raw_mem;
 	/* main.rs: without --mmds-size-limit the store may be as large as the
 	 * API's payload limit */
-	ctl.mmds_limit = o.mmds_limit ? o.mmds_limit : o.max_payload;
+	ctl.mmds_limit = o.mmds_limit_set ? o.mmds_limit : o.max_payload;
+	ctl.mmds_limit_set = 1; /* 0 is a limit too: every document is refused */
 	if (o.metadata && sqb_ctl_mmds_put_file(&ctl, o.metadata, err, sizeof(err)) < 0) {
 		fprintf(stderr, "squib: --metadata: %s\n", err);
 		return 1;

@@ -30,11 +30,11 @@ ctest --test-dir build-asan --output-on-failure -j"$jobs" -E testhost "${filter[
 # ThreadSanitizer: the multi-threaded parts (vCPU threads, the event loop,
 # device threads, lazy/Uffd restore helpers).  Suppressions, each with its
 # reason, live in scripts/tsan.supp.
-echo "== ThreadSanitizer build (runtime, snapshot, restore, virtio) =="
+echo "== ThreadSanitizer build (runtime, snapshot, restore, virtio, mmds) =="
 export TSAN_OPTIONS="halt_on_error=1:second_deadlock_stack=1:suppressions=$PWD/scripts/tsan.supp"
 cmake -S . -B build-tsan -DCMAKE_BUILD_TYPE=Debug -DSQB_TSAN=ON >/dev/null
 cmake --build build-tsan -j"$jobs"
-tsan_re='^(runtime|snapshot|restore|virtio)\.'
+tsan_re='^(runtime|snapshot|restore|virtio|mmds)\.'
 [ -n "${SQB_TEST_FILTER:-}" ] && tsan_re="$SQB_TEST_FILTER"
 # Left out here, both run in the release and ASan builds:
 # runtime.virtio_guests: its guests finish on their own timing, which TSan's

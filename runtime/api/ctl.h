@@ -90,6 +90,7 @@ struct sqb_ctl {
 	/* MMDS (ctl_mmds.c): the store, created on first use before boot */
 	struct sqb_mmds *mmds;
 	size_t mmds_limit; /* --mmds-size-limit (default: the API payload limit) */
+	int mmds_limit_set; /* else SQB_MMDS_DEFAULT_LIMIT (a controller without main.c) */
 	uint32_t mmds_ipv4;
 	/* serial */
 	char *serial_out_path;

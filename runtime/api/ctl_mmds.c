@@ -48,8 +48,9 @@ static sqb_mmds *store(struct sqb_ctl *c)
 {
 	if (c->vm)
 		return any_iface(c) ? c->mmds : NULL;
-	if (!c->mmds && sqb_mmds_new(c->mmds_limit ? c->mmds_limit : SQB_MMDS_DEFAULT_LIMIT,
-				     &c->mmds) < 0)
+	if (!c->mmds &&
+	    sqb_mmds_new(c->mmds_limit_set || c->mmds_limit ? c->mmds_limit : SQB_MMDS_DEFAULT_LIMIT,
+			 &c->mmds) < 0)
 		return NULL;
 	return c->mmds;
 }
