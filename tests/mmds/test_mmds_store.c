@@ -10,6 +10,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <pthread.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -1108,6 +1109,68 @@ static void test_http_nul_and_odd(void **state)
 	sqb_mmds_free(m);
 }
 
+/* The API thread (put, patch, get, metrics) and the event loop (guest
+ * requests, token PUTs) at once, as squib runs them: every answer is whole
+ * and is one of the documents put (never a mix); ThreadSanitizer checks the
+ * locking (scripts/test.sh runs mmds.* under TSan). */
+struct race {
+	sqb_mmds *m;
+	int bad;
+};
+
+static void *race_guest(void *arg)
+{
+	static const char get[] = "GET /k HTTP/1.1\r\nAccept: application/json\r\n\r\n";
+	static const char tok[] = "PUT /latest/api/token HTTP/1.1\r\n"
+				  "X-metadata-token-ttl-seconds: 60\r\n\r\n";
+	struct race *r = arg;
+
+	for (int i = 0; i < 2000; i++) {
+		uint8_t *resp;
+		size_t n;
+		const char *q = i % 4 ? get : tok;
+
+		if (sqb_mmds_http_respond(r->m, (const uint8_t *)q, strlen(q), 1000 + (uint64_t)i,
+					  &resp, &n)) {
+			r->bad = 1;
+			continue;
+		}
+		if (q == get && n > 4 && !memcmp(resp, "HTTP/1.1 200", 12) &&
+		    !memmem(resp, n, "\"aaaa\"", 6) && !memmem(resp, n, "\"bbbb\"", 6))
+			r->bad = 1;
+		free(resp);
+	}
+	return NULL;
+}
+
+static void test_api_and_guest_threads(void **state)
+{
+	struct race r = {0};
+	struct sqb_mmds_metrics mx;
+	pthread_t th;
+	char err[128], *doc;
+	size_t n;
+
+	(void)state;
+	assert_int_equal(sqb_mmds_new(SQB_MMDS_DEFAULT_LIMIT, &r.m), 0);
+	assert_int_equal(sqb_mmds_put(r.m, "{\"k\":\"aaaa\"}", 12, err, sizeof(err)), 0);
+	assert_int_equal(pthread_create(&th, NULL, race_guest, &r), 0);
+	for (int i = 0; i < 2000; i++) {
+		const char *d = i % 2 ? "{\"k\":\"aaaa\"}" : "{\"k\":\"bbbb\"}";
+
+		assert_int_equal(i % 3 ? sqb_mmds_put(r.m, d, 12, err, sizeof(err))
+				       : sqb_mmds_patch(r.m, d, 12, err, sizeof(err)),
+				 0);
+		assert_int_equal(sqb_mmds_get(r.m, &doc, &n), 0);
+		assert_true(!strcmp(doc, "{\"k\":\"aaaa\"}") || !strcmp(doc, "{\"k\":\"bbbb\"}"));
+		free(doc);
+		sqb_mmds_metrics(r.m, &mx);
+	}
+	pthread_join(th, NULL);
+	assert_false(r.bad);
+	sqb_mmds_free(r.m);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1133,6 +1196,7 @@ int main(void)
 	    cmocka_unit_test(test_http_null_document),
 	    cmocka_unit_test(test_http_refused),
 	    cmocka_unit_test(test_http_nul_and_odd),
+	    cmocka_unit_test(test_api_and_guest_threads),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
