@@ -8,7 +8,7 @@
 # medians side by side with squib/QEMU ratios.  Not a ctest: run it by hand,
 # under `flock /work/testhost.lock` on a shared machine.
 #
-#   bench/blk_vs_qemu.sh [BUILD_DIR] [RUNS] [DISK_MIB] [RANDOM_READS]
+#   bench/blk_vs_qemu.sh [BUILD_DIR] [RUNS] [DISK_MIB] [RANDOM_READS] [Sync|Async]
 #
 # Without a squib that answers PUT /drives only QEMU is measured.
 set -euo pipefail

@@ -13,8 +13,9 @@
 # pipe) stop, migrate "exec:cat>FILE" (returns when all state is written),
 # cont.  squib fsyncs its files ([F-70]), QEMU's cat does not.  Lower is
 # better; its ratio is QEMU/squib, so above 1.0 favours squib as well.
-#   blk_vs_qemu_inner.sh [RUNS] [MIB] [COUNT]
-runs=${1:-3} mib=${2:-192} count=${3:-4000}
+#   blk_vs_qemu_inner.sh [RUNS] [MIB] [COUNT] [ENGINE]
+# ENGINE: squib's io_engine for both disks, Sync (default) or Async (io_uring).
+runs=${1:-3} mib=${2:-192} count=${3:-4000} engine=${4:-Sync}
 G=${SQB_GUEST_DIR:-/guest}
 T=$(mktemp -d)
 args="console=ttyS0 reboot=k panic=1 pci=off i8042.noaux i8042.nomux i8042.dumbkbd quiet"
@@ -82,9 +83,9 @@ run_one() {
 		i=0
 		while [ ! -S "$T/api.sock" ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
 		c=$(api /drives/rootfs "{\"drive_id\": \"rootfs\", \"path_on_host\": \"$T/root.ext4\",
-			\"is_root_device\": true, \"is_read_only\": false}")
+			\"is_root_device\": true, \"is_read_only\": false, \"io_engine\": \"$engine\"}")
 		c=$c$(api /drives/bench "{\"drive_id\": \"bench\", \"path_on_host\": \"$T/bench.img\",
-			\"is_root_device\": false, \"is_read_only\": false}")
+			\"is_root_device\": false, \"is_read_only\": false, \"io_engine\": \"$engine\"}")
 		c=$c$(api /machine-config '{"vcpu_count": 1, "mem_size_mib": 256}')
 		c=$c$(api /boot-source "{\"kernel_image_path\": \"$G/vmlinuz\",
 			\"initrd_path\": \"$G/initramfs.cpio.gz\", \"boot_args\": \"$args\"}")
@@ -145,6 +146,7 @@ for n in $(seq 1 "$runs"); do
 done
 
 field() { sed -n "s/.* $1=\([0-9.a-z]*\).*/\1/p" "$T/$2.res" 2>/dev/null | grep -v nan | median; }
+echo "squib io_engine: $engine"
 printf '%-22s %12s %12s %8s\n' measure squib qemu-microvm ratio
 for f in seqw_mbs seqr_mbs rand_iops rand_dd_iops pause_ms; do
 	s=$(field $f squib) q=$(field $f qemu)
