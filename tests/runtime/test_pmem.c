@@ -323,6 +323,18 @@ static void test_pmem_snapshot_kill_load(void **state)
 	put_pmem(&t, "scratch", f, 0);
 	start(&t, "mode=hold seed=1 len=12288");
 	vt_expect_serial(&t, "VPMEM hold-wait\n", 30000);
+	/* after boot: PATCH sets the limiter (test_pmem_rate_limiter_api), PUT is refused */
+	vt_req(&t, "PATCH", "/pmem/scratch",
+	       "{\"id\":\"scratch\",\"rate_limiter\":{\"ops\":{\"size\":500,"
+	       "\"refill_time\":100}}}",
+	       204);
+	r = vt_req(&t, "PATCH", "/pmem/nope",
+		   "{\"id\":\"nope\",\"rate_limiter\":{\"ops\":{\"size\":5,\"refill_time\":1}}}",
+		   400);
+	assert_non_null(strstr(r, "Pmem config error: Unable to patch the pmem device: Failed "
+				  "perform action on device: Device not found"));
+	r = vt_req(&t, "PUT", "/pmem/late", "{\"id\":\"late\",\"path_on_host\":\"/x\"}", 400);
+	assert_non_null(strstr(r, "not supported after starting the microVM"));
 	vt_req(&t, "PATCH", "/vm", "{\"state\":\"Paused\"}", 204);
 	snap_create(&t, "pm");
 	tc_stop(&t); /* SIGKILL */
@@ -333,7 +345,8 @@ static void test_pmem_snapshot_kill_load(void **state)
 	assert_true(st.st_size <= (32 << 20));
 	snap_load(&t2, "pm", 204);
 	r = vt_req(&t2, "GET", "/vm/config", NULL, 200);
-	if (!strstr(r, "\"pmem\":[{\"id\":\"scratch\""))
+	if (!strstr(r, "\"pmem\":[{\"id\":\"scratch\"") ||
+	    !strstr(r, "\"ops\":{\"size\":500,\"one_time_burst\":null,\"refill_time\":100}"))
 		fail_msg("vm/config after the load: %s", r);
 	assert_int_equal(write(t2.stdin_fd, "g", 1), 1);
 	expect_done_ok(&t2, 30000);
