@@ -166,7 +166,7 @@ struct sqb_vio_metrics {
 	uint64_t queue_fails[SQB_VIO_METRICS_QUEUES]; /* a bad ring stopped the device */
 	uint64_t throttled;    /* requests the device's limiter held back (net: RX's) */
 	uint64_t throttled_tx; /* net: requests the TX limiter held back */
-	/* virtio-blk */
+	/* virtio-blk (virtio-pmem: flush_count, invalid_reqs, exec_fails) */
 	uint64_t read_count, read_bytes, write_count, write_bytes, flush_count;
 	uint64_t invalid_reqs; /* unknown request type or a header too short */
 	uint64_t exec_fails;   /* requests answered IOERR */
