@@ -11,6 +11,8 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
 #include <sys/timerfd.h>
 #include <unistd.h>
 
@@ -42,6 +44,12 @@ struct vdev {
 	int64_t io_h; /* Async: the completion eventfd on the loop, 0 if none */
 	struct sqb_vio_rl_config rl;
 	int has_rl;
+	/* pmem: the file, its mapping (map_len bytes, the file's first) and
+	 * where the guest sees it */
+	int is_pmem;
+	int pmem_fd;
+	uint8_t *pmem_host;
+	uint64_t pmem_file_len, pmem_map_len, pmem_gpa;
 	/* built by dev_net.c / dev_vsock.c (NULL: blk or rng) */
 	struct sqb_vdev_ext ext;
 	int has_ext;
@@ -306,6 +314,16 @@ static int vdev_realize(void *opaque, const struct sqb_mmio_slot_info *slot)
 			*v->diag = d;
 			snprintf(v->diag->section, sizeof(v->diag->section), "drive %.24s", v->id);
 		}
+	} else if (v->is_pmem) {
+		struct sqb_vio_pmem_opts o = {SQB_VIO_OPTS_VERSION,
+					      v->pmem_fd,
+					      v->read_only,
+					      v->pmem_file_len,
+					      v->pmem_gpa,
+					      v->pmem_map_len,
+					      v->has_rl ? &v->rl : NULL};
+
+		err = sqb_vio_pmem_new(&v->dev, &host, &o);
 	} else {
 		struct sqb_vio_rng_opts o = SQB_VIO_RNG_OPTS_INIT;
 
@@ -410,10 +428,11 @@ static int vdev_load(void *opaque, unsigned int version, const uint8_t *buf, siz
 
 	if (err < 0 && diag) {
 		*diag = d;
-		if (v->is_blk) { /* name the drive and its file ([F-104]) */
+		if (v->is_blk || v->is_pmem) { /* name the device and its file ([F-104]) */
 			char *r = diag->reason;
 			size_t cap = sizeof(diag->reason);
-			int n = snprintf(r, cap, "drive '%s' (%.60s): ", v->id, v->path);
+			int n = snprintf(r, cap, "%s '%s' (%.60s): ", v->is_pmem ? "pmem" : "drive",
+					 v->id, v->path);
 			size_t used = n < 0 ? 0 : (size_t)n >= cap ? cap - 1 : (size_t)n;
 
 			snprintf(r + used, cap - used, "%s",
@@ -435,6 +454,12 @@ static void vdev_free(struct vdev *v)
 	if (v->has_ext && v->ext.free_arg)
 		v->ext.free_arg(v->ext.arg);
 	pthread_mutex_destroy(&v->lock);
+	/* the memslot may still point here: the VM goes away with its devices
+	 * (a guest access after this would fault in KVM, never in squib) */
+	if (v->pmem_host)
+		munmap(v->pmem_host, v->pmem_map_len);
+	if (v->pmem_fd >= 0)
+		close(v->pmem_fd);
 	free(v->path);
 	free(v);
 }
@@ -456,6 +481,7 @@ static struct vdev *vdev_new(const char *id, uint32_t virtio_id)
 		return NULL;
 	snprintf(v->id, sizeof(v->id), "%s", id);
 	v->timer_fd = -1;
+	v->pmem_fd = -1;
 	for (unsigned int i = 0; i < VDEV_MAX_QUEUES; i++)
 		v->q[i].fd = -1;
 	pthread_mutex_init(&v->lock, NULL);
@@ -533,6 +559,95 @@ int sqb_vdev_add_blk(sqb_vm *vm, const struct sqb_vdev_blk_cfg *cfg, struct sqb_
 	if (cfg->rate_limiter) {
 		v->rl = *cfg->rate_limiter;
 		v->has_rl = 1;
+	}
+	return attach(vm, v, diag);
+}
+
+#define PMEM_ALIGN (2ULL << 20)
+
+/* Firecracker's PmemMmap: the 2 MiB rounded length reserved as private
+ * anonymous memory, the file mapped over its start (MAP_FIXED, shared), so
+ * the tail past the file's end is memory the file never sees. */
+static int pmem_map(struct vdev *v, struct sqb_diag *diag)
+{
+	int prot = PROT_READ | (v->read_only ? 0 : PROT_WRITE);
+	struct stat st;
+	void *p;
+	int e;
+
+	v->pmem_fd = open(v->path, (v->read_only ? O_RDONLY : O_RDWR) | O_CLOEXEC);
+	if (v->pmem_fd < 0 || fstat(v->pmem_fd, &st) < 0) {
+		e = errno;
+		snprintf(diag->reason, sizeof(diag->reason),
+			 "Error accessing backing file: %s (os error %d) %s", strerror(e), e,
+			 v->path);
+		return -e;
+	}
+	if (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode)) {
+		snprintf(diag->reason, sizeof(diag->reason),
+			 "Error accessing backing file: not a regular file %s", v->path);
+		return -EINVAL;
+	}
+	if (S_ISBLK(st.st_mode)) {
+		off_t end = lseek(v->pmem_fd, 0, SEEK_END);
+
+		st.st_size = end < 0 ? 0 : end;
+	}
+	if (st.st_size <= 0) {
+		snprintf(diag->reason, sizeof(diag->reason), "Error backing file size is 0");
+		return -EINVAL;
+	}
+	v->pmem_file_len = (uint64_t)st.st_size;
+	if (v->pmem_file_len > UINT64_MAX - PMEM_ALIGN)
+		return -EFBIG;
+	v->pmem_map_len = (v->pmem_file_len + PMEM_ALIGN - 1) & ~(PMEM_ALIGN - 1);
+	p = mmap(NULL, v->pmem_map_len, prot, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (p == MAP_FAILED)
+		goto err;
+	v->pmem_host = p;
+	p = mmap(p, v->pmem_file_len, prot, MAP_SHARED | MAP_NORESERVE | MAP_FIXED, v->pmem_fd, 0);
+	if (p == MAP_FAILED)
+		goto err;
+	return 0;
+err:
+	e = errno;
+	snprintf(diag->reason, sizeof(diag->reason),
+		 "Error accessing backing file: %s (os error %d) %s", strerror(e), e, v->path);
+	return -e;
+}
+
+int sqb_vdev_add_pmem(sqb_vm *vm, const struct sqb_vdev_pmem_cfg *cfg, struct sqb_diag *diag)
+{
+	struct sqb_diag d = {0};
+	struct vdev *v;
+	int err;
+
+	if (!vm || !cfg || cfg->version != SQB_VDEV_PMEM_VERSION || !cfg->path ||
+	    !id_ok(cfg->id))
+		return -EINVAL;
+	v = vdev_new(cfg->id, SQB_VIO_ID_PMEM);
+	if (!v || !(v->path = strdup(cfg->path))) {
+		if (v)
+			vdev_free(v);
+		return -ENOMEM;
+	}
+	v->is_pmem = 1;
+	v->read_only = cfg->read_only;
+	if (cfg->rate_limiter) {
+		v->rl = *cfg->rate_limiter;
+		v->has_rl = 1;
+	}
+	err = pmem_map(v, &d);
+	if (!err)
+		err = sqb_vm_map_device_mem(vm, v->pmem_map_len, v->pmem_host, v->read_only,
+					    &v->pmem_gpa, &d);
+	if (err < 0) {
+		if (diag) {
+			*diag = d;
+			snprintf(diag->section, sizeof(diag->section), "pmem %.24s", cfg->id);
+		}
+		vdev_free(v);
+		return err;
 	}
 	return attach(vm, v, diag);
 }
@@ -665,4 +780,15 @@ sqb_vio_dev *sqb_vdev_lib(sqb_vm *vm, const char *id)
 	struct vdev *v = find(vm, id);
 
 	return v ? v->dev : NULL;
+}
+
+int sqb_vdev_pmem_region(sqb_vm *vm, const char *id, uint64_t *gpa, uint64_t *size)
+{
+	struct vdev *v = find(vm, id);
+
+	if (!v || !v->is_pmem)
+		return -ENODEV;
+	*gpa = v->pmem_gpa;
+	*size = v->pmem_map_len;
+	return 0;
 }

@@ -42,6 +42,22 @@ int sqb_vdev_add_blk(sqb_vm *vm, const struct sqb_vdev_blk_cfg *cfg, struct sqb_
 int sqb_vdev_add_rng(sqb_vm *vm, const struct sqb_vio_rl_config *rate_limiter,
 		     struct sqb_diag *diag);
 
+/* virtio-pmem (Firecracker's PmemConfig): the file mapped MAP_SHARED
+ * (read-only: PROT_READ and a read-only memslot) at the next 2 MiB aligned
+ * address from SQB_ARCH_PMEM_BASE, its length rounded up to 2 MiB with
+ * private anonymous memory (never written back: Firecracker's tail). */
+#define SQB_VDEV_PMEM_VERSION 1
+struct sqb_vdev_pmem_cfg {
+	unsigned int version; /* SQB_VDEV_PMEM_VERSION */
+	const char *id;	      /* [A-Za-z0-9_], 1..SQB_VDEV_ID_MAX bytes */
+	const char *path;     /* opened O_RDWR, or O_RDONLY when read_only */
+	int read_only;
+	const struct sqb_vio_rl_config *rate_limiter; /* NULL: none */
+};
+int sqb_vdev_add_pmem(sqb_vm *vm, const struct sqb_vdev_pmem_cfg *cfg, struct sqb_diag *diag);
+/* Where a pmem device's region lies (tests); -ENODEV if none. */
+int sqb_vdev_pmem_region(sqb_vm *vm, const char *id, uint64_t *gpa, uint64_t *size);
+
 /* PATCH after boot.  -ENODEV: no such device; -errno of open() with diag. */
 int sqb_vdev_blk_set_path(sqb_vm *vm, const char *drive_id, const char *path,
 			  struct sqb_diag *diag);

@@ -142,6 +142,13 @@ struct sqb_hv_ops {
 	 * SQB_RESTORE_LAZY_EXIT restore) and grants it.  After the vCPUs'
 	 * state is loaded, before they run; rs outlives the VM's vCPUs. */
 	int (*vm_lazy_exit)(struct sqb_hv_vm *vm, struct sqb_restore *rs);
+	/* Map host memory that is not guest RAM (a virtio-pmem file) at gpa
+	 * in slot: no dirty logging, never in a snapshot's memory; read_only:
+	 * the guest's writes exit as MMIO instead.  -SQB_EUNSUPPORTED where
+	 * the hypervisor cannot read_only; NULL: no such mappings (virtio-pmem
+	 * is refused). */
+	int (*vm_map_device_memory)(struct sqb_hv_vm *vm, unsigned int slot, uint64_t gpa,
+				    uint64_t size, void *host, int read_only);
 };
 
 /* The backend this build was configured with (CMake picks the file). */

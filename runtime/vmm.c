@@ -15,6 +15,7 @@
 #include "arch.h"
 #include "dev_mmio.h"
 #include "io.h"
+#include "layout.h"
 #include "log.h"
 #include "virtio.h" /* the serial rate limiter's bucket */
 #include "vmm_priv.h"
@@ -554,6 +555,54 @@ static int slot_ioeventfd(const struct sqb_mmio_slot_info *slot, uint64_t off, u
 		return -EINVAL;
 	return vm->ops->vm_ioeventfd(vm->hv, slot->base + off, len, 0, datamatch, has_match, fd,
 				     assign);
+}
+
+/* Device memory takes memslots from 16 on: RAM has the first ones. */
+#define VM_DEVMEM_SLOT0 16u
+#define VM_DEVMEM_MAX	8u
+#define VM_DEVMEM_ALIGN (2ULL << 20)
+
+int sqb_vm_map_device_mem(struct sqb_vm *vm, uint64_t size, void *host, int read_only,
+			  uint64_t *gpa, struct sqb_diag *diag)
+{
+	uint64_t at = vm->devmem_next ? vm->devmem_next : SQB_ARCH_PMEM_BASE;
+	const struct sqb_mem_region *last = &vm->mem.regions[vm->mem.nregions - 1];
+	int err;
+
+	if (vm->sealed || !size || size % VM_DEVMEM_ALIGN || (uintptr_t)host % 4096)
+		return -EINVAL;
+	if (!vm->ops->vm_map_device_memory) {
+		snprintf(diag->reason, sizeof(diag->reason),
+			 "the %s backend cannot map device memory: virtio-pmem is not supported "
+			 "on it",
+			 vm->ops->name);
+		return -ENOTSUP;
+	}
+	if (vm->ndevmem >= VM_DEVMEM_MAX) {
+		snprintf(diag->reason, sizeof(diag->reason),
+			 "squib maps at most %u virtio-pmem devices", VM_DEVMEM_MAX);
+		return -SQB_ELIMIT;
+	}
+	/* never over RAM (a guest of more than ~508 GiB) */
+	if (last->gpa + last->size > at || at + size < at) {
+		snprintf(diag->reason, sizeof(diag->reason),
+			 "guest RAM reaches the virtio-pmem area at 0x%llx",
+			 (unsigned long long)SQB_ARCH_PMEM_BASE);
+		return -ERANGE;
+	}
+	err = vm->ops->vm_map_device_memory(vm->hv, VM_DEVMEM_SLOT0 + vm->ndevmem, at, size, host,
+					    read_only);
+	if (err < 0) {
+		snprintf(diag->reason, sizeof(diag->reason),
+			 "Cannot set the memory regions: %s%s", sqb_strerror(err),
+			 err == -SQB_EUNSUPPORTED ? " (no read-only memory slots on this host)"
+						  : "");
+		return err;
+	}
+	vm->ndevmem++;
+	vm->devmem_next = at + size;
+	*gpa = at;
+	return 0;
 }
 
 int sqb_vm_add_mmio_dev(struct sqb_vm *vm, const struct sqb_mmio_dev_ops *ops, void *opaque,

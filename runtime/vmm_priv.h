@@ -60,6 +60,8 @@ struct sqb_vm {
 	struct sqb_irq irqs[SQB_VM_MAX_GSI];
 	uint32_t irq_used;  /* bit per GSI handed out */
 	unsigned int nmmio; /* virtio-mmio slots so far */
+	unsigned int ndevmem; /* device memory slots so far (virtio-pmem) */
+	uint64_t devmem_next; /* guest-physical address of the next one */
 	unsigned int nvcpus;
 	struct sqb_vcpu vcpus[SQB_VM_MAX_VCPUS];
 
@@ -143,5 +145,14 @@ int sqb_vm_irq_get(struct sqb_vm *vm, unsigned int gsi, struct sqb_irq **out);
  * slot description. */
 int sqb_vm_add_mmio_dev(struct sqb_vm *vm, const struct sqb_mmio_dev_ops *ops, void *opaque,
 			struct sqb_mmio_slot_info *out, struct sqb_diag *diag);
+
+/* ---- device memory (vmm.c) ----
+ * Map host memory that is not guest RAM (a virtio-pmem file) into the
+ * guest at the next 2 MiB aligned address from SQB_ARCH_PMEM_BASE (*gpa),
+ * in its own memslot; size a 2 MiB multiple.  From add_devices only (the
+ * address of the n-th call is the same on every VM: a snapshot load finds
+ * its regions where they were).  -ENOTSUP (diag): the backend has none. */
+int sqb_vm_map_device_mem(struct sqb_vm *vm, uint64_t size, void *host, int read_only,
+			  uint64_t *gpa, struct sqb_diag *diag);
 
 #endif

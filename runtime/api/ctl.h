@@ -44,6 +44,17 @@ struct sqb_ctl_drive {
 	struct sqb_vio_rl_config rl;
 };
 
+/* PUT /pmem/{id} (Firecracker's PmemConfig, virtio-pmem), in the order
+ * configured (/dev/pmem<i> is the i-th). */
+#define SQB_CTL_MAX_PMEM 8
+struct sqb_ctl_pmem {
+	char id[32]; /* [A-Za-z0-9_], at most 31 bytes in squib */
+	char *path;  /* path_on_host (a host hint in snapshots) */
+	int root, read_only;
+	int has_rl;
+	struct sqb_vio_rl_config rl;
+};
+
 /* PUT /balloon (Firecracker's BalloonDeviceConfig; ctl_balloon.c). */
 struct sqb_ctl_balloon {
 	int set;
@@ -78,6 +89,8 @@ struct sqb_ctl {
 	/* drives (root first, as Firecracker orders them) and entropy */
 	struct sqb_ctl_drive drives[SQB_CTL_MAX_DRIVES];
 	unsigned int ndrives;
+	struct sqb_ctl_pmem pmem[SQB_CTL_MAX_PMEM];
+	unsigned int npmem;
 	int entropy_set, entropy_has_rl;
 	struct sqb_vio_rl_config entropy_rl;
 	struct sqb_ctl_balloon balloon;
@@ -173,10 +186,15 @@ void sqb_ctl_put_drive(struct sqb_ctl *c, const char *id, struct yajl_val_s *bod
 void sqb_ctl_patch_drive(struct sqb_ctl *c, const char *id, struct yajl_val_s *body,
 			 struct sqb_ctl_resp *r);
 void sqb_ctl_put_entropy(struct sqb_ctl *c, struct yajl_val_s *body, struct sqb_ctl_resp *r);
+void sqb_ctl_put_pmem(struct sqb_ctl *c, const char *id, struct yajl_val_s *body,
+		      struct sqb_ctl_resp *r);
+void sqb_ctl_patch_pmem(struct sqb_ctl *c, const char *id, struct yajl_val_s *body,
+			struct sqb_ctl_resp *r);
 /* GET /vm/config's "drives" array and "entropy" object (or null). */
 struct sqb_jb;
 void sqb_ctl_drives_json(struct sqb_ctl *c, struct sqb_jb *b);
 void sqb_ctl_entropy_json(struct sqb_ctl *c, struct sqb_jb *b);
+void sqb_ctl_pmem_json(struct sqb_ctl *c, struct sqb_jb *b);
 /* struct sqb_vm_config.add_devices (arg: the ctl): drives in order, then
  * the entropy device (test guests expect blk in slot 0, rng after). */
 int sqb_ctl_add_devices(void *arg, sqb_vm *vm, struct sqb_diag *diag);

@@ -74,7 +74,7 @@ static const struct {
 };
 
 /* Firecracker sections squib does not build: accepted only when empty. */
-static const char *const config_unbuilt[] = {"pmem", "memory-hotplug"};
+static const char *const config_unbuilt[] = {"memory-hotplug"};
 
 static int check_keys(yajl_val root, char *err, size_t errlen)
 {
@@ -86,6 +86,7 @@ static int check_keys(yajl_val root, char *err, size_t errlen)
 		for (size_t i = 0; i < sizeof(config_sections) / sizeof(config_sections[0]); i++)
 			known |= !strcmp(config_sections[i].key, key);
 		known |= !strcmp(key, "drives");	     /* apply_drives() */
+		known |= !strcmp(key, "pmem");		     /* apply_drives() too */
 		known |= !strcmp(key, "network-interfaces"); /* sqb_ctl_net_apply_config() */
 		known |= !strcmp(key, "mmds-config");	     /* after the interfaces */
 		for (size_t i = 0; !known && i < sizeof(config_unbuilt) / sizeof(config_unbuilt[0]);
@@ -109,27 +110,38 @@ static int check_keys(yajl_val root, char *err, size_t errlen)
 	return 0;
 }
 
-/* "drives": each element through PUT /drives/{drive_id}, in order. */
+/* "drives", then "pmem" (resources.rs' order): each element through
+ * PUT /drives/{drive_id} or PUT /pmem/{id}, in order. */
 static int apply_drives(struct sqb_ctl *c, yajl_val root, struct sqb_ctl_resp *r, char *err,
 			size_t errlen)
 {
-	const char *path[] = {"drives", NULL};
-	yajl_val v = yajl_tree_get(root, path, yajl_t_any);
+	static const struct {
+		const char *key;
+		void (*put)(struct sqb_ctl *c, const char *id, yajl_val body,
+			    struct sqb_ctl_resp *r);
+	} arrays[] = {{"drives", sqb_ctl_put_drive}, {"pmem", sqb_ctl_put_pmem}};
 
-	if (!v || YAJL_IS_NULL(v))
-		return 0;
-	if (!YAJL_IS_ARRAY(v)) {
-		snprintf(err, errlen, "config file: section `drives` must be an array");
-		return -1;
-	}
-	for (size_t i = 0; i < v->u.array.len; i++) {
-		r->status = 400;
-		/* no path id: the body's drive_id is the id (Firecracker's
-		 * config file inserts BlockDeviceConfig as it is) */
-		sqb_ctl_put_drive(c, NULL, v->u.array.values[i], r);
-		if (r->status >= 300) {
-			snprintf(err, errlen, "config file: section `drives`[%zu]: %s", i, r->body);
+	for (size_t k = 0; k < sizeof(arrays) / sizeof(arrays[0]); k++) {
+		const char *path[] = {arrays[k].key, NULL};
+		yajl_val v = yajl_tree_get(root, path, yajl_t_any);
+
+		if (!v || YAJL_IS_NULL(v))
+			continue;
+		if (!YAJL_IS_ARRAY(v)) {
+			snprintf(err, errlen, "config file: section `%s` must be an array",
+				 arrays[k].key);
 			return -1;
+		}
+		for (size_t i = 0; i < v->u.array.len; i++) {
+			r->status = 400;
+			/* no path id: the body's id is the id (Firecracker's
+			 * config file inserts the configs as they are) */
+			arrays[k].put(c, NULL, v->u.array.values[i], r);
+			if (r->status >= 300) {
+				snprintf(err, errlen, "config file: section `%s`[%zu]: %s",
+					 arrays[k].key, i, r->body);
+				return -1;
+			}
 		}
 	}
 	return 0;

@@ -1,6 +1,7 @@
-/* PUT/PATCH /drives/{drive_id} and PUT /entropy (Firecracker's
- * BlockDeviceConfig, BlockDeviceUpdateConfig, EntropyDeviceConfig and
- * RateLimiterConfig, with its checks in order and its messages), their
+/* PUT/PATCH /drives/{drive_id}, PUT/PATCH /pmem/{id} and PUT /entropy
+ * (Firecracker's BlockDeviceConfig, BlockDeviceUpdateConfig, PmemConfig,
+ * PmemDeviceUpdateConfig, EntropyDeviceConfig and RateLimiterConfig, with
+ * its checks in order and its messages), their
  * GET /vm/config view, the root= command line and the add_devices hook that
  * puts them on the VM (runtime/dev_virtio.c; docs/api-compat.md). */
 #include <errno.h>
@@ -24,6 +25,8 @@
 #define MSG_EMPTY_ID	 "The ID cannot be empty."
 #define MSG_BAD_ID	 "API Resource IDs can only contain alphanumeric characters and underscores."
 #define MSG_ID_MISMATCH	 "The id from the path does not match the id from the body!"
+#define MSG_PMEM	 "Pmem config error: "
+#define MSG_PMEM_PATCH	 MSG_PMEM "Unable to patch the pmem device: "
 
 static const char *const cache_types[] = {"Unsafe", "Writeback", NULL};
 static const char *const io_engines[] = {"Sync", "Async", NULL};
@@ -100,6 +103,10 @@ void sqb_ctl_devices_clear(struct sqb_ctl *c)
 	for (unsigned int i = 0; i < c->ndrives; i++)
 		drive_free(&c->drives[i]);
 	c->ndrives = 0;
+	for (unsigned int i = 0; i < c->npmem; i++)
+		free(c->pmem[i].path);
+	memset(c->pmem, 0, sizeof(c->pmem));
+	c->npmem = 0;
 	c->entropy_set = c->entropy_has_rl = 0;
 	memset(&c->entropy_rl, 0, sizeof(c->entropy_rl));
 	memset(&c->balloon, 0, sizeof(c->balloon));
@@ -177,6 +184,13 @@ static int insert_drive(struct sqb_ctl *c, struct sqb_ctl_drive *d, char *err, s
 {
 	int at = find_drive(c, d->id), has_root = c->ndrives && c->drives[0].root;
 
+	for (unsigned int i = 0; d->root && i < c->npmem; i++)
+		if (c->pmem[i].root) {
+			snprintf(err, errlen,
+				 MSG_DRIVE "Attempt to add block as a root device while the root "
+					   "device defined as a pmem device");
+			return -1;
+		}
 	if (d->root && has_root && at != 0) {
 		snprintf(err, errlen, MSG_DRIVE "A root block device already exists!");
 		return -1;
@@ -362,6 +376,155 @@ void sqb_ctl_put_entropy(struct sqb_ctl *c, yajl_val body, struct sqb_ctl_resp *
 	r->status = 204;
 }
 
+/* ---- PUT / PATCH /pmem/{id} (vmm_config/pmem.rs) ---- */
+
+/* The serde stage of PmemConfig (deny_unknown_fields).  The file is not
+ * opened: Firecracker maps it at InstanceStart. */
+static int parse_pmem(yajl_val body, struct sqb_ctl_pmem *p, char *err, size_t errlen)
+{
+	const char *id = NULL, *path = NULL;
+	int root = 0, ro = 0, have_rl = 0;
+	yajl_val rl = NULL;
+	const struct sqb_jfield f[] = {
+	    {"id", SQB_JT_STR, 1, &id},
+	    {"path_on_host", SQB_JT_STR, 1, &path},
+	    {"root_device", SQB_JT_BOOL, 0, &root},
+	    {"read_only", SQB_JT_BOOL, 0, &ro},
+	    {"rate_limiter", SQB_JT_OBJECT, 0, &rl, &have_rl},
+	};
+
+	memset(p, 0, sizeof(*p));
+	if (sqb_json_fields(body, f, 5, err, errlen) < 0)
+		return -1;
+	if (have_rl && sqb_ctl_parse_rl(rl, &p->rl, NULL, err, errlen) < 0)
+		return -1;
+	p->has_rl = have_rl && rl_enabled(&p->rl);
+	if (strlen(id) > SQB_VDEV_ID_MAX) {
+		snprintf(err, errlen, MSG_PMEM "id `%.40s...` is longer than squib's limit of %d bytes.",
+			 id, SQB_VDEV_ID_MAX);
+		return -1;
+	}
+	snprintf(p->id, sizeof(p->id), "%s", id);
+	p->root = root;
+	p->read_only = ro;
+	if (!(p->path = strdup(path))) {
+		snprintf(err, errlen, "Out of memory");
+		return -1;
+	}
+	return 0;
+}
+
+/* PmemBuilder::build: no pmem root next to a block root, one pmem root,
+ * an existing id replaced in its place, a new one appended. */
+static int insert_pmem(struct sqb_ctl *c, struct sqb_ctl_pmem *p, char *err, size_t errlen)
+{
+	int at = -1, has_root = 0;
+
+	for (unsigned int i = 0; i < c->npmem; i++) {
+		if (!strcmp(c->pmem[i].id, p->id))
+			at = (int)i;
+		has_root |= c->pmem[i].root;
+	}
+	if (p->root && c->ndrives && c->drives[0].root) {
+		snprintf(err, errlen,
+			 MSG_PMEM "Attempt to add pmem as a root device while the root device "
+				  "defined as a block device");
+		return -1;
+	}
+	if (p->root && has_root && (at < 0 || !c->pmem[at].root)) {
+		snprintf(err, errlen, MSG_PMEM "A root pmem device already exist");
+		return -1;
+	}
+	if (at < 0 && c->npmem >= SQB_CTL_MAX_PMEM) {
+		snprintf(err, errlen, MSG_PMEM "squib supports at most %d pmem devices.",
+			 SQB_CTL_MAX_PMEM);
+		return -1;
+	}
+	if (at < 0)
+		at = (int)c->npmem++;
+	else
+		free(c->pmem[at].path);
+	c->pmem[at] = *p;
+	memset(p, 0, sizeof(*p));
+	return 0;
+}
+
+/* id: from the path; NULL for a config file's entry (the body's id). */
+void sqb_ctl_put_pmem(struct sqb_ctl *c, const char *id, yajl_val body, struct sqb_ctl_resp *r)
+{
+	struct sqb_ctl_pmem p;
+	const char *bad = id ? id_error(id) : NULL;
+	char err[700];
+
+	if (bad)
+		return sqb_ctl_fault(r, "%s", bad);
+	if (parse_pmem(body, &p, err, sizeof(err)) < 0)
+		return sqb_ctl_fault(r, "%s", err);
+	if ((id && strcmp(p.id, id)) || (!id && (bad = id_error(p.id)))) {
+		free(p.path);
+		if (bad)
+			return sqb_ctl_fault(r, "%s", bad);
+		return sqb_ctl_fault(r, MSG_ID_MISMATCH);
+	}
+	if (c->vm) { /* Firecracker hot-plugs on PCI only; squib has virtio-mmio */
+		free(p.path);
+		return sqb_ctl_fault(r, MSG_AFTER_START);
+	}
+	if (insert_pmem(c, &p, err, sizeof(err)) < 0) {
+		free(p.path);
+		return sqb_ctl_fault(r, "%s", err);
+	}
+	c->configured = 1;
+	r->status = 204;
+}
+
+/* PmemDeviceUpdateConfig: only the rate limiter, only after boot. */
+void sqb_ctl_patch_pmem(struct sqb_ctl *c, const char *id, yajl_val body, struct sqb_ctl_resp *r)
+{
+	const char *pid = NULL;
+	yajl_val rlv = NULL;
+	int have_rl = 0, given[2] = {0, 0}, at = -1, rc;
+	const struct sqb_jfield f[] = {
+	    {"id", SQB_JT_STR, 1, &pid},
+	    {"rate_limiter", SQB_JT_OBJECT, 0, &rlv, &have_rl},
+	};
+	const char *bad = id_error(id);
+	struct sqb_vio_rl_config upd, merged;
+	char err[700];
+
+	if (bad)
+		return sqb_ctl_fault(r, "%s", bad);
+	if (sqb_json_fields(body, f, 2, err, sizeof(err)) < 0)
+		return sqb_ctl_fault(r, "%s", err);
+	if (have_rl && sqb_ctl_parse_rl(rlv, &upd, given, err, sizeof(err)) < 0)
+		return sqb_ctl_fault(r, "%s", err);
+	if (strcmp(pid, id))
+		return sqb_ctl_fault(r, MSG_ID_MISMATCH);
+	if (!c->vm)
+		return sqb_ctl_fault(r, MSG_BEFORE_START);
+	if (!have_rl) { /* update_pmem_device: nothing to do */
+		r->status = 204;
+		return;
+	}
+	for (unsigned int i = 0; i < c->npmem; i++)
+		if (!strcmp(c->pmem[i].id, id))
+			at = (int)i;
+	if (at < 0)
+		return sqb_ctl_fault(r, MSG_PMEM_PATCH "Failed perform action on device: Device not "
+						       "found" MSG_VERIFY);
+	merged = c->pmem[at].has_rl ? c->pmem[at].rl : (struct sqb_vio_rl_config){0};
+	bucket_merge(&merged.bandwidth, &upd.bandwidth, given[0]);
+	bucket_merge(&merged.ops, &upd.ops, given[1]);
+	rc = sqb_vdev_set_rate_limiter(c->vm, id, rl_enabled(&merged) ? &merged : NULL);
+	if (rc < 0)
+		return sqb_ctl_fault(r, MSG_PMEM_PATCH "rate limiter: %s" MSG_VERIFY,
+				     sqb_strerror(rc));
+	c->pmem[at].rl = merged;
+	c->pmem[at].has_rl = rl_enabled(&merged);
+	sqb_ctl_log(SQB_CTL_INFO, "pmem %s updated: rate limiter", id);
+	r->status = 204;
+}
+
 /* ---- GET /vm/config (BlockDeviceConfig / EntropyDeviceConfig serialized) ---- */
 
 static void bucket_json(struct sqb_jb *b, const struct sqb_vio_bucket *k)
@@ -427,6 +590,29 @@ void sqb_ctl_drives_json(struct sqb_ctl *c, struct sqb_jb *b)
 	sqb_jb_close(b, ']');
 }
 
+/* PmemConfig serialized: every field, rate_limiter null when none. */
+void sqb_ctl_pmem_json(struct sqb_ctl *c, struct sqb_jb *b)
+{
+	sqb_jb_open(b, '[');
+	for (unsigned int i = 0; i < c->npmem; i++) {
+		const struct sqb_ctl_pmem *p = &c->pmem[i];
+
+		sqb_jb_open(b, '{');
+		sqb_jb_key(b, "id");
+		sqb_jb_str(b, p->id);
+		sqb_jb_key(b, "path_on_host");
+		sqb_jb_str(b, p->path);
+		sqb_jb_key(b, "root_device");
+		sqb_jb_bool(b, p->root);
+		sqb_jb_key(b, "read_only");
+		sqb_jb_bool(b, p->read_only);
+		sqb_jb_key(b, "rate_limiter");
+		sqb_ctl_rl_json(b, p->has_rl, &p->rl);
+		sqb_jb_close(b, '}');
+	}
+	sqb_jb_close(b, ']');
+}
+
 void sqb_ctl_entropy_json(struct sqb_ctl *c, struct sqb_jb *b)
 {
 	if (!c->entropy_set) {
@@ -460,10 +646,19 @@ int sqb_ctl_add_devices(void *arg, sqb_vm *vm, struct sqb_diag *diag)
 		if ((err = sqb_vdev_add_blk(vm, &b, diag)) < 0)
 			return err;
 	}
+	for (unsigned int i = 0; i < c->npmem; i++) {
+		const struct sqb_ctl_pmem *p = &c->pmem[i];
+		struct sqb_vdev_pmem_cfg pc = {SQB_VDEV_PMEM_VERSION, p->id, p->path,
+					       p->read_only, p->has_rl ? &p->rl : NULL};
+
+		if ((err = sqb_vdev_add_pmem(vm, &pc, diag)) < 0)
+			return err;
+	}
 	if (c->entropy_set &&
 	    (err = sqb_vdev_add_rng(vm, c->entropy_has_rl ? &c->entropy_rl : NULL, diag)) < 0)
 		return err;
-	/* slot order: drives, entropy, network interfaces, vsock (ctl_net.c), balloon */
+	/* slot order: drives, pmem, entropy, network interfaces, vsock
+	 * (ctl_net.c), balloon: a VM without pmem keeps its slots */
 	if ((err = sqb_ctl_net_add_devices(c, vm, diag)) < 0)
 		return err;
 	return sqb_ctl_balloon_add(c, vm, diag);
@@ -478,6 +673,19 @@ int sqb_ctl_root_cmdline(struct sqb_ctl *c, const char *args, char **out)
 	int n;
 
 	*out = NULL;
+	/* builder.rs attach_pmem_devices: "root=/dev/pmem<i>" then "ro" or
+	 * "rw" (a block root and a pmem root never come together) */
+	for (unsigned int i = 0; (!d || !d->root) && i < c->npmem; i++) {
+		if (!c->pmem[i].root)
+			continue;
+		n = asprintf(out, "%s%sroot=/dev/pmem%u %s", base, *base ? " " : "", i,
+			     c->pmem[i].read_only ? "ro" : "rw");
+		if (n < 0) {
+			*out = NULL;
+			return -ENOMEM;
+		}
+		return 0;
+	}
 	if (!d || !d->root)
 		return 0;
 	if (d->partuuid)
@@ -497,9 +705,10 @@ int sqb_ctl_root_cmdline(struct sqb_ctl *c, const char *args, char **out)
  * VmmConfig object; everything else in it is ignored here. */
 int sqb_ctl_devices_from_config(struct sqb_ctl *c, yajl_val root, char *err, size_t errlen)
 {
-	const char *pd[] = {"drives", NULL}, *pe[] = {"entropy", NULL};
+	const char *pd[] = {"drives", NULL}, *pe[] = {"entropy", NULL}, *pp[] = {"pmem", NULL};
 	yajl_val drives = yajl_tree_get(root, pd, yajl_t_any);
 	yajl_val ent = yajl_tree_get(root, pe, yajl_t_any);
+	yajl_val pm = yajl_tree_get(root, pp, yajl_t_any);
 	char why[600];
 
 	sqb_ctl_devices_clear(c);
@@ -521,6 +730,23 @@ int sqb_ctl_devices_from_config(struct sqb_ctl *c, yajl_val root, char *err, siz
 		if (insert_drive(c, &d, why, sizeof(why)) < 0) {
 			drive_free(&d);
 			snprintf(err, errlen, "drives[%zu]: %s", i, why);
+			sqb_ctl_devices_clear(c);
+			return -1;
+		}
+	}
+	if (pm && !YAJL_IS_NULL(pm) && !YAJL_IS_ARRAY(pm)) {
+		snprintf(err, errlen, "`pmem` must be an array");
+		sqb_ctl_devices_clear(c);
+		return -1;
+	}
+	for (size_t i = 0; pm && YAJL_IS_ARRAY(pm) && i < pm->u.array.len; i++) {
+		struct sqb_ctl_pmem p;
+
+		if (parse_pmem(pm->u.array.values[i], &p, why, sizeof(why)) < 0 ||
+		    (id_error(p.id) && (snprintf(why, sizeof(why), "%s", id_error(p.id)), 1)) ||
+		    insert_pmem(c, &p, why, sizeof(why)) < 0) {
+			free(p.path);
+			snprintf(err, errlen, "pmem[%zu]: %s", i, why);
 			sqb_ctl_devices_clear(c);
 			return -1;
 		}

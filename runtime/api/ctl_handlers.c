@@ -204,7 +204,7 @@ static void get_vm_config(struct sqb_ctl *c, yajl_val body, struct sqb_ctl_resp 
 	sqb_jb_key(&b, "entropy");
 	sqb_ctl_entropy_json(c, &b);
 	sqb_jb_key(&b, "pmem");
-	sqb_jb_rawval(&b, "[]");
+	sqb_ctl_pmem_json(c, &b);
 	sqb_jb_key(&b, "memory-hotplug");
 	sqb_jb_null(&b);
 	sqb_jb_close(&b, '}');
@@ -773,6 +773,8 @@ static const struct {
     {"PATCH", "/drives", sqb_ctl_patch_drive},
     {"PUT", "/network-interfaces", sqb_ctl_put_net},
     {"PATCH", "/network-interfaces", sqb_ctl_patch_net},
+    {"PUT", "/pmem", sqb_ctl_put_pmem},
+    {"PATCH", "/pmem", sqb_ctl_patch_pmem},
 };
 
 /* The id of path under prefix ("" for the bare collection), or NULL. */
@@ -795,8 +797,6 @@ struct sqb_unbuilt {
 };
 
 static const struct sqb_unbuilt unbuilt[] = {
-    {"PUT", "/pmem/", "/pmem/{id}", NULL},
-    {"PATCH", "/pmem/", "/pmem/{id}", NULL},
     {"PUT", "/hotplug/memory", NULL, NULL},
     {"PATCH", "/hotplug/memory", NULL, NULL},
     {"GET", "/hotplug/memory", NULL, NULL},

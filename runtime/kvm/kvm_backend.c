@@ -136,6 +136,25 @@ static int kvm_vm_map_memory(struct sqb_hv_vm *vm, unsigned int slot, uint64_t g
 	return 0;
 }
 
+/* Not recorded in vm->slots: those are guest RAM (crash dumps read them). */
+static int kvm_vm_map_device_memory(struct sqb_hv_vm *vm, unsigned int slot, uint64_t gpa,
+				    uint64_t size, void *host, int read_only)
+{
+	struct kvm_userspace_memory_region r = {
+	    .slot = slot,
+	    .flags = read_only ? KVM_MEM_READONLY : 0,
+	    .guest_phys_addr = gpa,
+	    .memory_size = size,
+	    .userspace_addr = (uint64_t)(uintptr_t)host,
+	};
+
+	if (read_only && ioctl(vm->vm_fd, KVM_CHECK_EXTENSION, KVM_CAP_READONLY_MEM) <= 0)
+		return -SQB_EUNSUPPORTED;
+	if (ioctl(vm->vm_fd, KVM_SET_USER_MEMORY_REGION, &r) < 0)
+		return -errno;
+	return 0;
+}
+
 static int kvm_vm_irq_line(struct sqb_hv_vm *vm, unsigned int irq, int level)
 {
 	struct kvm_irq_level l = {.irq = sqb_kvm_arch_irq_line(irq), .level = level ? 1 : 0};
@@ -321,6 +340,7 @@ const struct sqb_hv_ops sqb_hv_backend = {
     .vm_destroy = kvm_vm_destroy,
     .vm_init_platform = kvm_vm_init_platform,
     .vm_map_memory = kvm_vm_map_memory,
+    .vm_map_device_memory = kvm_vm_map_device_memory,
     .vm_irq_line = kvm_vm_irq_line,
     .vm_irqfd = kvm_vm_irqfd,
     .vm_ioeventfd = kvm_vm_ioeventfd,

@@ -114,6 +114,7 @@ void sqb_vio_tbucket_free(sqb_vio_tbucket *b);
 #define SQB_VIO_ID_RNG	   4u
 #define SQB_VIO_ID_BALLOON 5u
 #define SQB_VIO_ID_VSOCK   19u
+#define SQB_VIO_ID_PMEM	   27u
 
 /* Device status bits (virtio 1.x, 2.1). */
 #define SQB_VIO_S_ACKNOWLEDGE 1u
@@ -165,7 +166,7 @@ struct sqb_vio_metrics {
 	uint64_t queue_fails[SQB_VIO_METRICS_QUEUES]; /* a bad ring stopped the device */
 	uint64_t throttled;    /* requests the device's limiter held back (net: RX's) */
 	uint64_t throttled_tx; /* net: requests the TX limiter held back */
-	/* virtio-blk */
+	/* virtio-blk (virtio-pmem: flush_count, invalid_reqs, exec_fails) */
 	uint64_t read_count, read_bytes, write_count, write_bytes, flush_count;
 	uint64_t invalid_reqs; /* unknown request type or a header too short */
 	uint64_t exec_fails;   /* requests answered IOERR */
@@ -252,6 +253,24 @@ int sqb_vio_rng_new(sqb_vio_dev **out, const struct sqb_vio_host *host,
  * (0 when the driver has no buffer waiting or the queue is not live).
  * -EINVAL: dev is not a virtio-rng. */
 int sqb_vio_rng_seed(sqb_vio_dev *dev, uint64_t bytes, uint64_t *served);
+
+/* ---- virtio-pmem (device id 27) ------------------------------------------
+ *
+ * The integrator maps the backing file (MAP_SHARED) at guest-physical
+ * [start, start + size) itself; the device answers config space {start,
+ * size} and FLUSH requests (fsync of its dup of fd).  Read-only: no fd is
+ * kept, FLUSH answers OK (nothing can be dirty). */
+struct sqb_vio_pmem_opts {
+	unsigned int version; /* SQB_VIO_OPTS_VERSION */
+	int fd;		      /* backing file; the device dup()s it unless read_only */
+	int read_only;
+	uint64_t file_len;    /* bytes of the file (> 0) */
+	uint64_t start, size; /* the guest region: size >= file_len, 2 MiB multiple */
+	const struct sqb_vio_rl_config *rate_limiter; /* NULL: none */
+};
+
+int sqb_vio_pmem_new(sqb_vio_dev **out, const struct sqb_vio_host *host,
+		     const struct sqb_vio_pmem_opts *opts);
 
 /* ---- virtio-net (device id 1) ------------------------------------------
  *

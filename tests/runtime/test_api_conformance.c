@@ -247,8 +247,8 @@ static void test_unknown_and_unbuilt_endpoints(void **state)
 	    {"PUT", "/cpu-config", "{\"foo\":false}", 400, "unknown field `foo`"},
 	    {"PUT", "/drives/rootfs", "{}", 400, "missing field `drive_id`"},
 	    {"PATCH", "/drives/rootfs", "{}", 400, "missing field `drive_id`"},
-	    {"PUT", "/pmem/p0", "{}", 400, "PUT /pmem/{id}"},
-	    {"PATCH", "/pmem/p0", "{}", 400, "PATCH /pmem/{id}"},
+	    {"PUT", "/pmem/p0", "{}", 400, "missing field `id`"},
+	    {"PATCH", "/pmem/p0", "{}", 400, "missing field `id`"},
 	    /* MMDS is built (ctl_mmds.c): Firecracker's pre-boot answers */
 	    {"GET", "/mmds", NULL, 200, "{}"},
 	    {"PATCH", "/mmds", "{}", 400, "MMDS error: The MMDS data store is not initialized."},

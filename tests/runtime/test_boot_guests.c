@@ -296,7 +296,7 @@ static void test_config_file_no_api_boots_and_exits(void **state)
 	assert_int_equal(tc_wait_exit(&t, 20000), 0);
 	expect_serial(&t, "EXITS done n=500\n", 100);
 	tc_stop(&t);
-	/* A config file with an unsupported section is refused up front. */
+	/* A bad pmem entry is refused with PUT /pmem's message. */
 	f = fopen(cfg, "w");
 	fputs("{\"boot-source\":{\"kernel_image_path\":\"/dev/null\"},"
 	      "\"pmem\":[{\"id\":\"p0\"}]}",
@@ -307,7 +307,8 @@ static void test_config_file_no_api_boots_and_exits(void **state)
 			 0);
 	assert_int_equal(tc_wait_exit(&t, 10000), 1);
 	char *e = tc_read_file(t.errlog);
-	assert_non_null(strstr(e, "section `pmem` is not yet supported"));
+	assert_non_null(strstr(e, "section `pmem`[0]"));
+	assert_non_null(strstr(e, "missing field `path_on_host`"));
 	free(e);
 	tc_stop(&t);
 	/* drives go through PUT /drives: a bad one is refused with its message */

@@ -29,6 +29,11 @@
 #define SQB_ARM64_UART_SIZE 0x1000ULL
 #define SQB_ARM64_UART_SPI  1
 
+/* virtio-pmem regions (dev_virtio.c), 2 MiB aligned, one after another
+ * from here: Firecracker's first address past the 64-bit MMIO window
+ * (512 GiB), far above any RAM this layout gives a guest. */
+#define SQB_ARCH_PMEM_BASE (512ULL << 30)
+
 /* virtio-mmio windows; a slot's GSI is its SPI number (INTID 32 + gsi),
  * which is also how KVM's default irqfd routing reads a GSI on arm64. */
 #define SQB_ARCH_VIRTIO_MMIO_BASE  0x0a000000ULL

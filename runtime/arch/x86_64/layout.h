@@ -29,6 +29,11 @@
 #define SQB_ARCH_VIRTIO_MMIO_BASE  0xd0000000ULL
 #define SQB_ARCH_VIRTIO_MMIO_SLOTS 32
 
+/* virtio-pmem regions (dev_virtio.c), 2 MiB aligned, one after another
+ * from here: Firecracker's first address past the 64-bit MMIO window
+ * (512 GiB), far above any RAM this layout gives a guest. */
+#define SQB_ARCH_PMEM_BASE (512ULL << 30)
+
 /* Legacy ISA devices and their lines. */
 #define SQB_X86_UART_PORT  0x3f8
 #define SQB_X86_UART_IRQ   4
