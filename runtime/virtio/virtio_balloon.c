@@ -117,15 +117,9 @@ static int pfn_queue(sqb_vio_dev *dev, unsigned int qi, const char **why)
 	int rc;
 
 	for (;;) {
-		rc = sqb_vq_pop(q, &dev->host.mem, c, why);
-		if (rc < 0)
+		rc = sqb_vq_pop_or_arm(q, &dev->host.mem, c, why);
+		if (rc <= 0)
 			break;
-		if (rc == 0) {
-			rc = sqb_vq_enable_notify(q, &dev->host.mem, why);
-			if (rc > 0)
-				continue;
-			break;
-		}
 		if (c->read_len % 4 || c->read_len > 4ull * SQB_VIO_BALLOON_MAX_PFNS) {
 			if (logged++ < LOG_BURST)
 				sqb_warn("virtio-balloon: %s buffer of %llu bytes is not a list of "
@@ -243,15 +237,9 @@ static int hint_queue(sqb_vio_dev *dev, unsigned int qi, const char **why)
 	int rc;
 
 	for (;;) {
-		rc = sqb_vq_pop(q, &dev->host.mem, c, why);
-		if (rc < 0)
+		rc = sqb_vq_pop_or_arm(q, &dev->host.mem, c, why);
+		if (rc <= 0)
 			break;
-		if (rc == 0) {
-			rc = sqb_vq_enable_notify(q, &dev->host.mem, why);
-			if (rc > 0)
-				continue;
-			break;
-		}
 		for (unsigned int i = 0; i < c->nseg; i++) {
 			const struct sqb_vq_seg *s = &c->seg[i];
 			uint32_t host = b->v.host_cmd;
@@ -302,15 +290,9 @@ static int report_queue(sqb_vio_dev *dev, unsigned int qi, const char **why)
 	int rc;
 
 	for (;;) {
-		rc = sqb_vq_pop(q, &dev->host.mem, c, why);
-		if (rc < 0)
+		rc = sqb_vq_pop_or_arm(q, &dev->host.mem, c, why);
+		if (rc <= 0)
 			break;
-		if (rc == 0) {
-			rc = sqb_vq_enable_notify(q, &dev->host.mem, why);
-			if (rc > 0)
-				continue;
-			break;
-		}
 		for (unsigned int i = 0; i < c->nseg; i++) {
 			const struct sqb_vq_seg *s = &c->seg[i];
 			uint64_t start = (s->gpa + 4095) & ~4095ull;

@@ -630,15 +630,9 @@ static int blk_process(sqb_vio_dev *dev, unsigned int qi, const char **why)
 			rc = 0;
 			break;
 		}
-		rc = sqb_vq_pop(q, &dev->host.mem, c, why);
-		if (rc < 0)
+		rc = sqb_vq_pop_or_arm(q, &dev->host.mem, c, why);
+		if (rc <= 0)
 			break;
-		if (rc == 0) {
-			rc = sqb_vq_enable_notify(q, &dev->host.mem, why);
-			if (rc > 0)
-				continue;
-			break;
-		}
 		if (sqb_vq_read_bytes(c, 0, hdr, HDR_LEN) == HDR_LEN) {
 			type = (uint32_t)hdr[0] | (uint32_t)hdr[1] << 8 | (uint32_t)hdr[2] << 16 |
 			       (uint32_t)hdr[3] << 24;

@@ -305,15 +305,9 @@ static int net_tx(sqb_vio_dev *dev, const char **why)
 	for (;;) {
 		uint32_t len;
 
-		rc = sqb_vq_pop(q, &dev->host.mem, c, why);
-		if (rc < 0)
+		rc = sqb_vq_pop_or_arm(q, &dev->host.mem, c, why);
+		if (rc <= 0)
 			break;
-		if (rc == 0) {
-			rc = sqb_vq_enable_notify(q, &dev->host.mem, why);
-			if (rc > 0)
-				continue;
-			break;
-		}
 		if (c->read_len < SQB_VIO_NET_HDR_LEN || c->read_len > SQB_VIO_NET_MAX_BUF) {
 			n->st.tx_dropped++;
 		} else {

@@ -90,15 +90,9 @@ static int pmem_process(sqb_vio_dev *dev, unsigned int qi, const char **why)
 	int rc, flush_rc = 1;
 
 	for (;;) {
-		rc = sqb_vq_pop(q, &dev->host.mem, c, why);
-		if (rc < 0)
+		rc = sqb_vq_pop_or_arm(q, &dev->host.mem, c, why);
+		if (rc <= 0)
 			break;
-		if (rc == 0) {
-			rc = sqb_vq_enable_notify(q, &dev->host.mem, why);
-			if (rc > 0)
-				continue;
-			break;
-		}
 		if (!charged && !sqb_vio_throttle_ok(dev, p->file_len, true)) {
 			sqb_vq_unpop(q);
 			rc = 0;

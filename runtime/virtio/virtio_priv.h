@@ -59,6 +59,11 @@ int sqb_vq_push(struct sqb_vq *q, const struct sqb_vio_mem *mem, uint16_t head, 
 /* With EVENT_IDX: publish avail_event = next_avail and report whether new
  * buffers arrived meanwhile (1), so the caller loops again. */
 int sqb_vq_enable_notify(struct sqb_vq *q, const struct sqb_vio_mem *mem, const char **why);
+/* The next chain (1); or, once the ring is empty, notifications re-enabled
+ * so that a buffer the driver adds meanwhile is popped, not missed (0);
+ * -SQB_ECORRUPT on a hostile ring.  Every device's queue loop starts here. */
+int sqb_vq_pop_or_arm(struct sqb_vq *q, const struct sqb_vio_mem *mem, struct sqb_vq_chain *c,
+		      const char **why);
 /* The driver's avail idx now (*idx), and a notify asked for as soon as it
  * moves on (EVENT_IDX: avail_event = that idx; without it every add
  * notifies).  0 or -SQB_ECORRUPT with *why. */

@@ -251,6 +251,20 @@ int sqb_vq_enable_notify(struct sqb_vq *q, const struct sqb_vio_mem *mem, const 
 	return avail_idx != q->next_avail;
 }
 
+int sqb_vq_pop_or_arm(struct sqb_vq *q, const struct sqb_vio_mem *mem, struct sqb_vq_chain *c,
+		      const char **why)
+{
+	for (;;) {
+		int rc = sqb_vq_pop(q, mem, c, why);
+
+		if (rc)
+			return rc;
+		rc = sqb_vq_enable_notify(q, mem, why);
+		if (rc <= 0)
+			return rc;
+	}
+}
+
 int sqb_vq_avail_idx(struct sqb_vq *q, const struct sqb_vio_mem *mem, uint16_t *idx,
 		     const char **why)
 {

@@ -50,15 +50,9 @@ static int rng_process(sqb_vio_dev *dev, unsigned int qi, const char **why)
 		uint64_t want, got;
 		bool seed = r->seed_left != 0;
 
-		rc = sqb_vq_pop(q, &dev->host.mem, c, why);
-		if (rc < 0)
+		rc = sqb_vq_pop_or_arm(q, &dev->host.mem, c, why);
+		if (rc <= 0)
 			break;
-		if (rc == 0) {
-			rc = sqb_vq_enable_notify(q, &dev->host.mem, why);
-			if (rc > 0)
-				continue;
-			break;
-		}
 		want = c->write_len < RNG_MAX_REQ ? c->write_len : RNG_MAX_REQ;
 		if (seed && want > r->seed_left)
 			want = r->seed_left;

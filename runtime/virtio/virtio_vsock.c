@@ -752,15 +752,9 @@ static int rx_fill(sqb_vio_dev *dev, const char **why)
 	while (have_work(v)) {
 		uint32_t used;
 
-		rc = sqb_vq_pop(q, &dev->host.mem, ch, why);
-		if (rc < 0)
+		rc = sqb_vq_pop_or_arm(q, &dev->host.mem, ch, why);
+		if (rc <= 0)
 			break;
-		if (rc == 0) {
-			rc = sqb_vq_enable_notify(q, &dev->host.mem, why);
-			if (rc > 0)
-				continue;
-			break;
-		}
 		/* A buffer too small for a header cannot carry anything. */
 		used = ch->write_len < SQB_VSOCK_HDR_LEN ? 0 : produce(v, ch);
 		if (!used && ch->write_len >= SQB_VSOCK_HDR_LEN) {
@@ -793,15 +787,9 @@ static int tx_drain(sqb_vio_dev *dev, const char **why)
 	int rc;
 
 	for (;;) {
-		rc = sqb_vq_pop(q, &dev->host.mem, ch, why);
-		if (rc < 0)
+		rc = sqb_vq_pop_or_arm(q, &dev->host.mem, ch, why);
+		if (rc <= 0)
 			break;
-		if (rc == 0) {
-			rc = sqb_vq_enable_notify(q, &dev->host.mem, why);
-			if (rc > 0)
-				continue;
-			break;
-		}
 		tx_packet(v, ch);
 		if (ch->read_len >= SQB_VSOCK_HDR_LEN) {
 			dev->m.tx_packets++;
