@@ -46,6 +46,39 @@ struct vq_ring {
 	uint64_t base;
 };
 
+/* Every virtio test guest reports its steps the same way: "<TAG> <step>
+ * PASS", or "<TAG> <step> FAIL <why> <hex value>", counted for its DONE line. */
+static unsigned int vg_passed __attribute__((unused)), vg_failed __attribute__((unused));
+
+static inline void vg_result(const char *tag, const char *step, int ok, const char *why,
+			     uint64_t v)
+{
+	puts_serial(tag);
+	puts_serial(" ");
+	puts_serial(step);
+	if (ok) {
+		vg_passed++;
+		puts_serial(" PASS\n");
+		return;
+	}
+	vg_failed++;
+	puts_serial(" FAIL ");
+	puts_serial(why);
+	puts_serial(" ");
+	put_hex(v);
+	puts_serial("\n");
+}
+
+/* The byte at pos of a seeded pattern (splitmix64), the one the host side
+ * of the tests writes and checks too. */
+static inline uint8_t vg_pattern(uint64_t seed, uint64_t pos)
+{
+	uint64_t z = (pos + 1) * 0x9e3779b97f4a7c15ULL + seed;
+
+	z = (z ^ (z >> 29)) * 0xbf58476d1ce4e5b9ULL;
+	return (uint8_t)(z ^ (z >> 32));
+}
+
 static inline uint32_t vm_rd(uint64_t base, uint32_t off)
 {
 	return *(volatile uint32_t *)(uintptr_t)(base + off);

@@ -49,27 +49,12 @@ struct stat_e {
 static struct bq q[NQ_MAX] __attribute__((aligned(4096)));
 static uint32_t pfns[PFNS_PER_RQ] __attribute__((aligned(64)));
 static struct stat_e stats[3] __attribute__((aligned(64)));
-static unsigned int passed, failed, nq, q_stats = 99, q_report = 99;
+static unsigned int nq, q_stats = 99, q_report = 99;
 static uint32_t inflated, ever; /* pool pages [0, inflated) are in the balloon */
 static uint64_t refills;
 static int reported;
 
-static void result(const char *step, int ok, const char *why, uint64_t v)
-{
-	puts_serial("VBAL ");
-	puts_serial(step);
-	if (ok) {
-		passed++;
-		puts_serial(" PASS\n");
-		return;
-	}
-	failed++;
-	puts_serial(" FAIL ");
-	puts_serial(why);
-	puts_serial(" ");
-	put_hex(v);
-	puts_serial("\n");
-}
+#define result(step, ok, why, v) vg_result("VBAL", step, ok, why, v)
 
 static void say(const char *what, uint64_t n)
 {
@@ -320,9 +305,9 @@ void guest_main(uint32_t start_info)
 	}
 done:
 	puts_serial("VBAL DONE pass=");
-	put_u64(passed);
+	put_u64(vg_passed);
 	puts_serial(" fail=");
-	put_u64(failed);
+	put_u64(vg_failed);
 	puts_serial("\n");
 	guest_reset();
 }

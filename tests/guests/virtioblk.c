@@ -20,31 +20,10 @@ static volatile uint8_t status_byte;
 static uint8_t wbuf[64 * 512] __attribute__((aligned(4096)));
 static uint8_t rbuf[64 * 512] __attribute__((aligned(4096)));
 static uint8_t hold[64 * 512] __attribute__((aligned(4096))); /* written by the device only */
-static unsigned int passed, failed;
 
-static uint8_t pattern(uint64_t seed, uint64_t pos)
-{
-	uint64_t z = (pos + 1) * 0x9e3779b97f4a7c15ULL + seed;
-	z = (z ^ (z >> 29)) * 0xbf58476d1ce4e5b9ULL;
-	return (uint8_t)(z ^ (z >> 32));
-}
+#define pattern vg_pattern
 
-static void result(const char *step, int ok, const char *why, uint64_t v)
-{
-	puts_serial("VBLK ");
-	puts_serial(step);
-	if (ok) {
-		passed++;
-		puts_serial(" PASS");
-	} else {
-		failed++;
-		puts_serial(" FAIL ");
-		puts_serial(why);
-		puts_serial(" ");
-		put_hex(v);
-	}
-	puts_serial("\n");
-}
+#define result(step, ok, why, v) vg_result("VBLK", step, ok, why, v)
 
 /* One request: header, optional data, status.  Returns the status byte, or
  * 0x100 when no used element came back. */
@@ -208,9 +187,9 @@ void guest_main(uint32_t start_info)
 	}
 done:
 	puts_serial("VBLK DONE pass=");
-	put_u64(passed);
+	put_u64(vg_passed);
 	puts_serial(" fail=");
-	put_u64(failed);
+	put_u64(vg_failed);
 	puts_serial("\n");
 	guest_reset();
 }

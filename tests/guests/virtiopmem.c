@@ -24,31 +24,10 @@ static uint64_t pdpt[512] __attribute__((aligned(4096)));
 static uint64_t pd[512] __attribute__((aligned(4096)));
 static uint8_t req[8] __attribute__((aligned(8)));
 static volatile int32_t status_word;
-static unsigned int passed, failed;
 
-static uint8_t pattern(uint64_t seed, uint64_t pos)
-{
-	uint64_t z = (pos + 1) * 0x9e3779b97f4a7c15ULL + seed;
-	z = (z ^ (z >> 29)) * 0xbf58476d1ce4e5b9ULL;
-	return (uint8_t)(z ^ (z >> 32));
-}
+#define pattern vg_pattern
 
-static void result(const char *step, int ok, const char *why, uint64_t v)
-{
-	puts_serial("VPMEM ");
-	puts_serial(step);
-	if (ok) {
-		passed++;
-		puts_serial(" PASS");
-	} else {
-		failed++;
-		puts_serial(" FAIL ");
-		puts_serial(why);
-		puts_serial(" ");
-		put_hex(v);
-	}
-	puts_serial("\n");
-}
+#define result(step, ok, why, v) vg_result("VPMEM", step, ok, why, v)
 
 static void wait_rx(void)
 {
@@ -194,9 +173,9 @@ void guest_main(uint32_t start_info)
 	}
 done:
 	puts_serial("VPMEM DONE pass=");
-	put_u64(passed);
+	put_u64(vg_passed);
 	puts_serial(" fail=");
-	put_u64(failed);
+	put_u64(vg_failed);
 	puts_serial("\n");
 	guest_reset();
 }
