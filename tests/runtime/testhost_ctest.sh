@@ -6,7 +6,7 @@
 # Skips (77) where the test host cannot run here (no QEMU, no iproute2).
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$here/../..
-script=$1 timeout=$2 squib=${3:-}
+script=$1 timeout=$2 squib=${3:-} want_ip=${4:-}
 [ -x "$squib" ] || { echo "skip: no squib binary" >&2; exit 77; }
 [ -f "$repo/testhost/run.sh" ] || { echo "skip: no testhost/run.sh" >&2; exit 77; }
 if ! command -v qemu-system-x86_64 >/dev/null && ! [ -c /dev/kvm ]; then
@@ -15,7 +15,7 @@ if ! command -v qemu-system-x86_64 >/dev/null && ! [ -c /dev/kvm ]; then
 fi
 curl=$(command -v curl) || { echo "curl not found (scripts/deps.sh installs it)" >&2; exit 1; }
 set -- --bin "$squib" --bin "$curl" --file "$here/../snapshot/testhost_lib.sh:/test/testhost_lib.sh"
-if [ "${4:-}" = --ip ]; then
+if [ "$want_ip" = --ip ]; then
 	ip=$(PATH=$PATH:/sbin:/usr/sbin command -v ip) || { echo "skip: iproute2's ip not found" >&2; exit 77; }
 	"$ip" -V 2>&1 | grep -q iproute2 || { echo "skip: $ip is not iproute2's (no tuntap)" >&2; exit 77; }
 	set -- "$@" --bin "$ip"
