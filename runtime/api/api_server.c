@@ -204,11 +204,8 @@ static void conn_process(struct sqb_api *s, struct sqb_ctl *c, struct sqb_conn *
 		if (resp.heap) { /* a large body: the header here, the body from the heap */
 			size_t blen = strlen(resp.heap);
 
-			n = (size_t)snprintf(hdr, sizeof(hdr),
-					     "HTTP/1.1 %d \r\nServer: Firecracker API\r\n"
-					     "Connection: %s\r\nContent-Type: application/json\r\n"
-					     "Content-Length: %zu\r\n\r\n",
-					     resp.status, req.close ? "close" : "keep-alive", blen);
+			n = sqb_http_format_head(hdr, sizeof(hdr), resp.status, 1, blen, req.close,
+						 resp.deprecation ? "Deprecation: true\r\n" : NULL);
 			conn_queue(cn, hdr, n);
 			if (cn->fd >= 0)
 				conn_queue(cn, resp.heap, blen);

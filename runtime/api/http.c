@@ -195,8 +195,8 @@ int sqb_http_parse(const char *buf, size_t len, size_t max_payload, struct sqb_h
 	return SQB_HTTP_DONE;
 }
 
-size_t sqb_http_format_ex(char *out, size_t cap, int status, const char *body, int close,
-			  const char *extra)
+size_t sqb_http_format_head(char *out, size_t cap, int status, int has_body, size_t body_len,
+			    int close, const char *extra)
 {
 	int n;
 
@@ -205,16 +205,30 @@ size_t sqb_http_format_ex(char *out, size_t cap, int status, const char *body, i
 	 * Deprecation line, then Content-Type/Length unless 204. */
 	if (!extra)
 		extra = "";
-	if (body)
+	if (has_body)
 		n = snprintf(out, cap,
 			     "HTTP/1.1 %d \r\nServer: Firecracker API\r\nConnection: %s\r\n%s"
-			     "Content-Type: application/json\r\nContent-Length: %zu\r\n\r\n%s",
-			     status, close ? "close" : "keep-alive", extra, strlen(body), body);
+			     "Content-Type: application/json\r\nContent-Length: %zu\r\n\r\n",
+			     status, close ? "close" : "keep-alive", extra, body_len);
 	else
 		n = snprintf(out, cap,
 			     "HTTP/1.1 %d \r\nServer: Firecracker API\r\nConnection: %s\r\n%s\r\n",
 			     status, close ? "close" : "keep-alive", extra);
 	return (n < 0 || (size_t)n >= cap) ? 0 : (size_t)n;
+}
+
+size_t sqb_http_format_ex(char *out, size_t cap, int status, const char *body, int close,
+			  const char *extra)
+{
+	size_t blen = body ? strlen(body) : 0;
+	size_t n = sqb_http_format_head(out, cap, status, body != NULL, blen, close, extra);
+
+	if (!n || blen >= cap - n)
+		return 0;
+	if (blen)
+		memcpy(out + n, body, blen);
+	out[n + blen] = 0;
+	return n + blen;
 }
 
 size_t sqb_http_format(char *out, size_t cap, int status, const char *body, int close)

@@ -38,6 +38,10 @@ int sqb_http_parse(const char *buf, size_t len, size_t max_payload, struct sqb_h
 size_t sqb_http_format(char *out, size_t cap, int status, const char *body, int close);
 /* Same, with extra header lines (each ending in CRLF) such as
  * "Deprecation: true\r\n"; extra may be NULL. */
+/* Only the head of that response, for a body of body_len bytes sent apart
+ * (has_body 0: a 204, no Content-Type/Length). */
+size_t sqb_http_format_head(char *out, size_t cap, int status, int has_body, size_t body_len,
+			    int close, const char *extra);
 size_t sqb_http_format_ex(char *out, size_t cap, int status, const char *body, int close,
 			  const char *extra);
 
