@@ -89,8 +89,9 @@ static void put_or_patch(struct sqb_ctl *c, int patch, const char *body, size_t 
 	}
 }
 
-/* GET /mmds: the document, "{}" for none (success_response_with_mmds_value).
- * A body larger than the fixed buffer goes out from the heap. */
+/* GET /mmds: the document (sqb_mmds_get answers "{}" for none, as
+ * success_response_with_mmds_value).  A body larger than the fixed buffer
+ * goes out from the heap. */
 static void get(struct sqb_ctl *c, struct sqb_ctl_resp *r)
 {
 	sqb_mmds *m = store(c);
@@ -99,15 +100,8 @@ static void get(struct sqb_ctl *c, struct sqb_ctl_resp *r)
 
 	if (!m)
 		return sqb_ctl_fault(r, MSG_NOT_INIT);
-	if (sqb_mmds_get(m, &doc, &n) < 0)
+	if (sqb_mmds_get(m, &doc, &n) < 0) /* "{}" for a null document, as Firecracker */
 		return sqb_ctl_fault(r, MSG_MMDS "out of memory");
-	if (n == 4 && !memcmp(doc, "null", 4)) {
-		free(doc);
-		doc = strdup("{}");
-		n = 2;
-		if (!doc)
-			return sqb_ctl_fault(r, MSG_MMDS "out of memory");
-	}
 	if (n < sizeof(r->body)) {
 		memcpy(r->body, doc, n + 1);
 		free(doc);
