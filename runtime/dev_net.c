@@ -7,12 +7,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "dev_net.h"
 #include "mmds.h"
 #include "mmds_ns.h"
+#include "vmm_priv.h" /* sqb_now_ns */
 
 struct net_arg {
 	int tap_fd; /* ours until the device dup()s it */
@@ -27,10 +27,7 @@ struct net_arg {
 
 static uint64_t mono_ms(void)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+	return sqb_now_ns() / 1000000u;
 }
 
 /* The MMDS stack as the virtio-net device's frame detour (virtio.h). */
