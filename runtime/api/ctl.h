@@ -168,6 +168,9 @@ void sqb_ctl_handle(struct sqb_ctl *c, const char *method, const char *path, con
 struct yajl_val_s;
 int sqb_ctl_dispatch(struct sqb_ctl *c, const char *method, const char *path,
 		     struct yajl_val_s *tree, struct sqb_ctl_resp *r);
+/* A whole file (a pipe too) into a NUL-terminated *out of at most max
+ * bytes: 0, -EFBIG when longer, or the open/read -errno (ctl_config.c). */
+int sqb_ctl_read_file(const char *path, size_t max, char **out, size_t *out_len);
 /* Apply a Firecracker JSON config file and start the VM; 0 or -1 with err. */
 int sqb_ctl_apply_config_file(struct sqb_ctl *c, const char *path, char *err, size_t errlen);
 /* InstanceStart; 0 or -1 with err. */

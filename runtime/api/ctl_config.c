@@ -196,36 +196,61 @@ static int apply_tree(struct sqb_ctl *c, yajl_val root, char *err, size_t errlen
 	return rc;
 }
 
-static int finish(int rc, yajl_val root, char *buf, int fd);
+static int finish(int rc, yajl_val root, char *buf);
+
+int sqb_ctl_read_file(const char *path, size_t max, char **out, size_t *out_len)
+{
+	size_t len = 0;
+	char *buf;
+	int fd, err = 0;
+
+	*out = NULL;
+	*out_len = 0;
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	/* Read to EOF (pipes and /dev/fd paths have no size), bounded. */
+	buf = malloc(max + 1);
+	while (buf && len <= max) {
+		ssize_t n = read(fd, buf + len, max + 1 - len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			err = -errno;
+			break;
+		}
+		if (n == 0)
+			break;
+		len += (size_t)n;
+	}
+	close(fd);
+	if (!buf)
+		return -ENOMEM;
+	if (!err && len > max)
+		err = -EFBIG;
+	if (err) {
+		free(buf);
+		return err;
+	}
+	buf[len] = 0;
+	*out = buf;
+	*out_len = len;
+	return 0;
+}
 
 int sqb_ctl_apply_config_file(struct sqb_ctl *c, const char *path, char *err, size_t errlen)
 {
 	char *buf = NULL, perr[512];
 	yajl_val root = NULL;
 	size_t len = 0;
-	int fd, rc = -1;
+	int rc = -1, e;
 
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0) {
-		snprintf(err, errlen, "cannot open config file %s: %s", path, strerror(errno));
+	e = sqb_ctl_read_file(path, SQB_CONFIG_MAX, &buf, &len);
+	if (e < 0 && e != -EFBIG) {
+		snprintf(err, errlen, "cannot open config file %s: %s", path, strerror(-e));
 		goto out;
 	}
-	/* Read to EOF (pipes and /dev/fd paths have no size), bounded. */
-	buf = malloc(SQB_CONFIG_MAX + 1);
-	while (buf && len <= SQB_CONFIG_MAX) {
-		ssize_t n = read(fd, buf + len, SQB_CONFIG_MAX + 1 - len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			snprintf(err, errlen, "cannot read config file %s: %s", path,
-				 strerror(errno));
-			goto out;
-		}
-		if (n == 0)
-			break;
-		len += (size_t)n;
-	}
-	if (!buf || len == 0 || len > SQB_CONFIG_MAX) {
+	if (e < 0 || len == 0) {
 		snprintf(err, errlen, "config file %s: size must be 1..%d bytes", path,
 			 SQB_CONFIG_MAX);
 		goto out;
@@ -247,7 +272,7 @@ int sqb_ctl_apply_config_file(struct sqb_ctl *c, const char *path, char *err, si
 		    "Failed to build MicroVM from Json: Could not Start MicroVM from one single "
 		    "json: %s",
 		    perr);
-	return finish(rc, root, buf, fd);
+	return finish(rc, root, buf);
 out:
 	/* Firecracker's BuildFromJsonError::ParseFromJson text, then squib's reason */
 	if (errlen > 0) {
@@ -258,14 +283,12 @@ out:
 			 "json failed: %s",
 			 why);
 	}
-	return finish(rc, root, buf, fd);
+	return finish(rc, root, buf);
 }
 
-static int finish(int rc, yajl_val root, char *buf, int fd)
+static int finish(int rc, yajl_val root, char *buf)
 {
 	yajl_tree_free(root);
 	free(buf);
-	if (fd >= 0)
-		close(fd);
 	return rc;
 }

@@ -9,12 +9,9 @@
  * part of a snapshot; version, address, interfaces and imds_compat are. */
 #include <arpa/inet.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include "ctl.h"
 #include "json_fields.h"
@@ -272,34 +269,21 @@ int sqb_ctl_mmds_from_config(struct sqb_ctl *c, yajl_val root, char *err, size_t
  * the API starts; a file that is not JSON or too large is a start error. */
 int sqb_ctl_mmds_put_file(struct sqb_ctl *c, const char *path, char *err, size_t errlen)
 {
-	struct stat st;
 	sqb_mmds *m = store(c);
 	char *buf;
-	ssize_t n;
-	size_t got = 0;
-	int fd, rc;
+	size_t got;
+	int rc;
 
 	if (!m) {
 		snprintf(err, errlen, "MMDS: out of memory");
 		return -1;
 	}
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0 || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size > (1 << 26)) {
+	rc = sqb_ctl_read_file(path, 1 << 26, &buf, &got);
+	if (rc < 0) {
 		snprintf(err, errlen, "Unable to open or read from the mmds content file %s: %s",
-			 path, fd < 0 ? strerror(errno) : "not a regular file of at most 64 MiB");
-		if (fd >= 0)
-			close(fd);
+			 path, rc == -EFBIG ? "larger than 64 MiB" : strerror(-rc));
 		return -1;
 	}
-	buf = malloc((size_t)st.st_size + 1);
-	if (!buf) {
-		close(fd);
-		snprintf(err, errlen, "MMDS: out of memory");
-		return -1;
-	}
-	while (got < (size_t)st.st_size && (n = read(fd, buf + got, (size_t)st.st_size - got)) > 0)
-		got += (size_t)n;
-	close(fd);
 	rc = sqb_mmds_put(m, buf, got, err, errlen);
 	free(buf);
 	if (rc == SQB_MMDS_E_TOO_LARGE)
