@@ -53,10 +53,18 @@ static void clone_got(struct sqb_tc *t, long long *len, char hex[33], int *nonze
 	const char *p;
 
 	st_expect_serial(t, "nonzero=", 10000);
-	s = tc_read_file(t->serial);
-	assert_non_null(s);
-	p = strstr(s, "RSEED got len=");
-	assert_non_null(p);
+	/* the console writes a byte at a time: "nonzero=" can be there before
+	 * its number (seen under ThreadSanitizer); wait for the line's end */
+	for (int i = 0;; i++) {
+		s = tc_read_file(t->serial);
+		assert_non_null(s);
+		p = strstr(s, "RSEED got len=");
+		assert_non_null(p);
+		if (strchr(strstr(p, "nonzero="), '\n') || i == 1000)
+			break;
+		free(s);
+		usleep(10 * 1000);
+	}
 	assert_int_equal(sscanf(p, "RSEED got len=%lld %32s nonzero=%d", len, hex, nonzero), 3);
 	free(s);
 }
