@@ -157,9 +157,18 @@ enum sqb_dev_class_id {
 	SQB_DEVCLS_MMIO_SLOT, /* dev_mmio.c: a virtio-mmio window driven by callbacks */
 	SQB_DEVCLS_PL011,     /* dev_pl011.c: the arm64 board's UART */
 	SQB_DEVCLS_VMGENID,   /* dev_vmgenid.c: the x86 board's VM Generation ID */
+	SQB_DEVCLS_BOOT_TIMER, /* dev_boot_timer.c: Firecracker's --boot-timer */
 	SQB_DEVCLS_COUNT_
 };
 extern const struct sqb_dev_class sqb_dev_classes[SQB_DEVCLS_COUNT_];
+
+/* The boot timer's realize cfg: fire(arg) runs on the vCPU thread that
+ * wrote the magic byte. */
+struct sqb_boot_timer_cfg {
+	void (*fire)(void *arg);
+	void *arg;
+};
+#define SQB_BOOT_TIMER_WINDOW 0x1000
 
 int sqb_dev_create(struct sqb_dev **out, const struct sqb_dev_class *cls, const char *id,
 		   uint64_t base, const struct sqb_dev_ctx *ctx, const void *cfg);

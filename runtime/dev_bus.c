@@ -10,7 +10,7 @@
 #include "dev.h"
 
 extern const struct sqb_dev_ops sqb_uart_ops, sqb_i8042_ops, sqb_mmio_slot_ops, sqb_pl011_ops,
-    sqb_vmgenid_ops;
+    sqb_vmgenid_ops, sqb_boot_timer_ops;
 
 /* POST code port: guests (and the exit benchmark) write here freely. */
 static void postcode_access(struct sqb_dev *d, uint64_t off, uint8_t *data, unsigned int size,
@@ -37,6 +37,9 @@ const struct sqb_dev_class sqb_dev_classes[SQB_DEVCLS_COUNT_] = {
      * it as memory, so no exit is ever dispatched to it */
     [SQB_DEVCLS_VMGENID] = {"vmgenid", 4, 1, 1, SQB_BUS_MMIO, SQB_VMGENID_LEN, &sqb_vmgenid_ops,
 			    SQB_DEVCLS_SNAP_OPTIONAL},
+    /* stateless, boot path only (dev_boot_timer.c) */
+    [SQB_DEVCLS_BOOT_TIMER] = {"boot-timer", 0, 0, 0, SQB_BUS_MMIO, SQB_BOOT_TIMER_WINDOW,
+			       &sqb_boot_timer_ops},
 };
 
 int sqb_dev_create(struct sqb_dev **out, const struct sqb_dev_class *cls, const char *id,

@@ -18,18 +18,23 @@
 #include "api/ctl.h"
 #include "api/http.h"
 #include "seccomp/sqb_confine.h"
+#include "squib/snapfmt.h"
 
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: squib [--api-sock PATH] [--config-file FILE] [--no-api]\n"
 		   "             [--log-path FILE] [--level Error|Warning|Info|Debug|Trace|Off]\n"
-		   "             [--show-level] [--metrics-path FILE] [--id ID]\n"
+		   "             [--show-level] [--show-log-origin] [--module NAME]\n"
+		   "             [--metrics-path FILE] [--id ID] [--boot-timer]\n"
+		   "             [--start-time-us US] [--start-time-cpu-us US]\n"
+		   "             [--parent-cpu-time-us US]\n"
 		   "             [--http-api-max-payload-size BYTES] [--no-serial-input]\n"
 		   "             [--mmds-size-limit BYTES] [--metadata JSON_FILE]\n"
 		   "             [--snapshot-mem-format squib|raw]\n"
 		   "             [--no-seccomp] [--seccomp-filter BPF_FILE]\n"
 		   "             [--prewarm vcpus=N,mem_mib=M[,dirty=0|1]]\n"
-		   "             [--version] [--help]\n"
+		   "             [--version] [--snapshot-version]\n"
+		   "             [--describe-snapshot STATE_FILE] [--help]\n"
 		   "Starts a microVM monitor driven by a Firecracker-compatible REST API\n"
 		   "(HTTP/1.1 over the Unix socket PATH, default /run/squib.socket).\n");
 }
@@ -42,7 +47,55 @@ struct opts {
 	struct sqb_vm_shape prewarm; /* vcpu_count 0: none */
 	int no_api, show_level, serial_input, raw_mem, no_seccomp;
 	size_t max_payload;
+	const char *module;   /* --module: only log lines from this source */
+	int show_origin;      /* --show-log-origin */
+	int boot_timer;	      /* --boot-timer */
+	int enable_pci;	      /* --enable-pci: accepted, squib has no PCI (warned) */
+	/* Firecracker's jailer passes these (env.rs exec_command): the
+	 * startup metrics then count from the jailer's start */
+	int have_start, have_start_cpu;
+	uint64_t start_us, start_cpu_us, parent_cpu_us;
 };
+
+/* main.rs: `s.parse::<u64>()`, and the same words when it fails. */
+static int parse_u64_arg(const char *name, const char *arg, uint64_t *out)
+{
+	char *end;
+	unsigned long long v;
+
+	errno = 0;
+	v = strtoull(arg, &end, 10);
+	if (!*arg || *end || errno || ((arg[0] < '0' || arg[0] > '9') && arg[0] != '+')) {
+		fprintf(stderr, "squib: '%s' parameter expected to be of 'u64' type.\n", name);
+		return -1;
+	}
+	*out = v;
+	return 0;
+}
+
+/* --describe-snapshot: the state file's format version, in the form
+ * --snapshot-version prints (main.rs print_snapshot_data_format). */
+static int describe_snapshot(const char *path)
+{
+	struct sqb_open_opts oo = SQB_OPEN_OPTS_INIT;
+	struct sqb_diag d = {0};
+	sqb_snap *s = NULL;
+	int err;
+
+	oo.no_parents = 1;
+	oo.no_external = 1;
+	err = sqb_snap_open(&s, path, &oo, &d);
+	if (err < 0) {
+		char why[300];
+
+		fprintf(stderr, "squib: --describe-snapshot %s: %s\n", path,
+			d.reason[0] ? sqb_diag_format(&d, why, sizeof(why)) : sqb_strerror(err));
+		return 1;
+	}
+	printf("v%u.0.0\n", (unsigned int)sqb_snap_get_info(s)->write_version);
+	sqb_snap_free(s);
+	return 0;
+}
 
 /* --prewarm vcpus=N,mem_mib=M[,dirty=0|1] (docs/fleet.md "Shells"). */
 static int parse_prewarm(const char *arg, struct sqb_vm_shape *sh)
@@ -95,6 +148,15 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 	    {"prewarm", required_argument, NULL, 'P'},
 	    {"mmds-size-limit", required_argument, NULL, 'M'},
 	    {"metadata", required_argument, NULL, 'D'},
+	    {"show-log-origin", no_argument, NULL, 'O'},
+	    {"module", required_argument, NULL, 'o'},
+	    {"boot-timer", no_argument, NULL, 'B'},
+	    {"enable-pci", no_argument, NULL, 'e'},
+	    {"start-time-us", required_argument, NULL, 'T'},
+	    {"start-time-cpu-us", required_argument, NULL, 'C'},
+	    {"parent-cpu-time-us", required_argument, NULL, 'R'},
+	    {"snapshot-version", no_argument, NULL, 'v'},
+	    {"describe-snapshot", required_argument, NULL, 'd'},
 	    {"version", no_argument, NULL, 'V'},
 	    {"help", no_argument, NULL, 'h'},
 	    {0},
@@ -183,6 +245,38 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 				return -1;
 			}
 			break;
+		case 'O':
+			o->show_origin = 1;
+			break;
+		case 'o':
+			o->module = optarg;
+			break;
+		case 'B':
+			o->boot_timer = 1;
+			break;
+		case 'e':
+			o->enable_pci = 1;
+			break;
+		case 'T':
+			if (parse_u64_arg("start-time-us", optarg, &o->start_us) < 0)
+				return -1;
+			o->have_start = 1;
+			break;
+		case 'C':
+			if (parse_u64_arg("start-time-cpu-us", optarg, &o->start_cpu_us) < 0)
+				return -1;
+			o->have_start_cpu = 1;
+			break;
+		case 'R':
+			if (parse_u64_arg("parent-cpu-time-us", optarg, &o->parent_cpu_us) < 0)
+				return -1;
+			break;
+		case 'v':
+			/* the data format version of the files this squib writes */
+			printf("v%u.0.0\n", (unsigned int)SQB_SNAP_FORMAT_VERSION);
+			exit(0);
+		case 'd':
+			exit(describe_snapshot(optarg));
 		case 'V':
 			printf("squib %s (backend %s)\n", SQB_VERSION_STRING,
 			       sqb_runtime_backend_name());
@@ -345,6 +439,7 @@ int main(int argc, char **argv)
 		sqb_ctl_log_set_id(o.id);
 	}
 	ctl.raw_mem_default = o.raw_mem;
+	ctl.boot_timer = o.boot_timer;
 	/* main.rs: without --mmds-size-limit the store may be as large as the
 	 * API's payload limit */
 	ctl.mmds_limit = o.mmds_limit_set ? o.mmds_limit : o.max_payload;
@@ -353,8 +448,9 @@ int main(int argc, char **argv)
 		fprintf(stderr, "squib: --metadata: %s\n", err);
 		return 1;
 	}
-	if ((o.log_path || o.level || o.show_level) &&
-	    sqb_ctl_log_configure(o.log_path, o.level, 1, 0, NULL, err, sizeof(err)) < 0) {
+	if ((o.log_path || o.level || o.show_level || o.show_origin || o.module) &&
+	    sqb_ctl_log_configure(o.log_path, o.level, 1, o.show_origin ? 1 : -1, o.module, err,
+				  sizeof(err)) < 0) {
 		fprintf(stderr, "squib: %s\n", err);
 		return 1;
 	}
@@ -407,11 +503,26 @@ int main(int argc, char **argv)
 		clock_gettime(CLOCK_MONOTONIC, &t1);
 		/* signed arithmetic: tv_nsec goes down across a second boundary */
 		ctl.startup_us = sqb_ctl_elapsed_us(&t0, &t1);
-		/* CPU time this process used up to here */
-		if (!clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t1))
-			ctl.startup_cpu_us =
-			    (uint64_t)t1.tv_sec * 1000000u + (uint64_t)t1.tv_nsec / 1000u;
+		/* metrics.rs ProcessTimeReporter: from the jailer's start when
+		 * it passed one (both CLOCK_MONOTONIC), else from main() */
+		if (o.have_start) {
+			uint64_t now = (uint64_t)t1.tv_sec * 1000000u + (uint64_t)t1.tv_nsec / 1000u;
+			ctl.startup_us = now > o.start_us ? now - o.start_us : 0;
+		}
+		/* CPU time this process used up to here (with --start-time-cpu-us:
+		 * since that reading, plus the jailer's --parent-cpu-time-us) */
+		if (!clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t1)) {
+			uint64_t cpu = (uint64_t)t1.tv_sec * 1000000u + (uint64_t)t1.tv_nsec / 1000u;
+
+			ctl.startup_cpu_us = cpu;
+			if (o.have_start_cpu)
+				ctl.startup_cpu_us =
+				    (cpu > o.start_cpu_us ? cpu - o.start_cpu_us : 0) + o.parent_cpu_us;
+		}
 	}
+	if (o.enable_pci)
+		sqb_ctl_log(SQB_CTL_WARN, "--enable-pci: squib has no PCI transport; every virtio "
+					  "device stays on virtio-mmio (docs/api-compat.md)");
 	sqb_ctl_log(SQB_CTL_INFO, "squib %s running, API socket %s", SQB_VERSION_STRING,
 		    o.no_api ? "(none)" : o.api_sock);
 	if (o.config_file && sqb_ctl_apply_config_file(&ctl, o.config_file, err, sizeof(err)) < 0) {

@@ -657,6 +657,26 @@ int sqb_vm_add_mmio_dev(struct sqb_vm *vm, const struct sqb_mmio_dev_ops *ops, v
 	return 0;
 }
 
+int sqb_vm_add_boot_timer(sqb_vm *vm, void (*fire)(void *arg), void *arg, struct sqb_diag *diag)
+{
+	struct sqb_boot_timer_cfg cfg = {fire, arg};
+	struct sqb_dev_ctx ctx = {&vm->mem, vm->loop, NULL, &vm->dev_host};
+	struct sqb_dev *d;
+	int err;
+
+	if (!fire)
+		return -EINVAL;
+	if (vm->sealed)
+		return -SQB_ESTATE;
+	err = sqb_dev_create(&d, &sqb_dev_classes[SQB_DEVCLS_BOOT_TIMER], "boot-timer",
+			     SQB_ARCH_BOOT_TIMER_ADDR, &ctx, &cfg);
+	if (!err && (err = sqb_bus_add(&vm->bus, d)) < 0)
+		sqb_dev_free(d);
+	if (err < 0 && diag && !diag->reason[0])
+		snprintf(diag->reason, sizeof(diag->reason), "boot timer: %s", sqb_strerror(err));
+	return err;
+}
+
 static int vm_cpu_template(struct sqb_vm *vm, const struct sqb_cpu_template *t,
 			   struct sqb_diag *diag)
 {

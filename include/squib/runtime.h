@@ -88,6 +88,12 @@ struct sqb_vm_config {
 	const struct sqb_cpu_template *cpu_template;
 };
 
+/* Firecracker's boot timer (--boot-timer): from an add_devices hook, puts
+ * the boot-device page on the bus (x86_64 0xc000_0000, aarch64
+ * 0x4000_0000); a guest's one-byte write of 123 at its start calls
+ * fire(arg) on that vCPU's thread. */
+int sqb_vm_add_boot_timer(sqb_vm *vm, void (*fire)(void *arg), void *arg, struct sqb_diag *diag);
+
 #define SQB_VM_CONFIG_VERSION 1
 #define SQB_VM_CONFIG_INIT                                                                         \
 	{                                                                                          \

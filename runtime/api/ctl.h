@@ -127,6 +127,9 @@ struct sqb_ctl {
 	int exit_code;
 	uint64_t api_requests, api_errors;
 	uint64_t startup_us, startup_cpu_us;
+	/* --boot-timer: InstanceStart's monotonic and process-CPU times (ns) */
+	int boot_timer;
+	uint64_t boot_req_ns, boot_req_cpu_ns;
 	int raw_mem_default; /* --snapshot-mem-format raw: memory files in Firecracker's layout */
 	/* Firecracker metric counters (names and meaning in ctl_metrics.c):
 	 * API requests by endpoint over HTTP (count and 400 answers),

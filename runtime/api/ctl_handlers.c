@@ -538,6 +538,41 @@ static void start_error(char *err, size_t errlen, int rc, const struct sqb_diag 
 		 d->reason[0] ? ": " : "", d->reason);
 }
 
+static uint64_t clock_ns(clockid_t id)
+{
+	struct timespec ts;
+
+	if (clock_gettime(id, &ts) < 0)
+		return 0;
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* boot_timer.rs's line, at Info, on the vCPU thread that wrote the magic
+ * byte: wall and process-CPU time since InstanceStart. */
+static void boot_timer_fire(void *arg)
+{
+	const struct sqb_ctl *c = arg;
+	uint64_t us = (clock_ns(CLOCK_MONOTONIC) - c->boot_req_ns) / 1000;
+	uint64_t cpu = (clock_ns(CLOCK_PROCESS_CPUTIME_ID) - c->boot_req_cpu_ns) / 1000;
+
+	sqb_ctl_log(SQB_CTL_INFO, "Guest-boot-time = %6llu us %llu ms, %6llu CPU us %llu CPU ms",
+		    (unsigned long long)us, (unsigned long long)(us / 1000),
+		    (unsigned long long)cpu, (unsigned long long)(cpu / 1000));
+}
+
+/* The boot path's devices: the configured ones, then the boot timer when
+ * squib runs with --boot-timer (a snapshot load never gets one, as in
+ * Firecracker, whose builder attaches it only when booting). */
+static int boot_add_devices(void *arg, sqb_vm *vm, struct sqb_diag *diag)
+{
+	struct sqb_ctl *c = arg;
+	int err = sqb_ctl_add_devices(c, vm, diag);
+
+	if (!err && c->boot_timer)
+		err = sqb_vm_add_boot_timer(vm, boot_timer_fire, c, diag);
+	return err;
+}
+
 int sqb_ctl_start(struct sqb_ctl *c, char *err, size_t errlen)
 {
 	struct sqb_vm_config cfg = SQB_VM_CONFIG_INIT;
@@ -572,7 +607,9 @@ int sqb_ctl_start(struct sqb_ctl *c, char *err, size_t errlen)
 		return -1;
 	}
 	cfg.cmdline = cmdline ? cmdline : c->boot_args;
-	cfg.add_devices = sqb_ctl_add_devices;
+	c->boot_req_ns = clock_ns(CLOCK_MONOTONIC);
+	c->boot_req_cpu_ns = clock_ns(CLOCK_PROCESS_CPUTIME_ID);
+	cfg.add_devices = boot_add_devices;
 	cfg.add_devices_arg = c;
 	cfg.serial_out_fd = c->serial_fd >= 0 ? c->serial_fd : STDOUT_FILENO;
 	cfg.huge_pages = strcmp(c->huge_pages, "Transparent") ? SQB_VM_HUGE_NONE : SQB_VM_HUGE_THP;

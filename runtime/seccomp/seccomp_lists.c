@@ -19,9 +19,14 @@
 #define NOEXEC(n) {#n, SQB_SC_NOEXEC, NULL}
 #define END {NULL, SQB_SC_ANY, NULL}
 
+/* The logger names the calling thread (ctl_log.c): every thread may read
+ * its own name; a vCPU logs the boot timer's line (dev_boot_timer.c). */
+static const unsigned long get_name_prctls[] = {PR_GET_NAME, 0};
+
 /* Every thread: exit, memory (never executable), locks, time, signals
  * (the vCPU kick, the SIGSYS report), and stdio/log writes. */
 const struct sqb_sc_rule sqb_sc_common[] = {
+    {"prctl", SQB_SC_ARG0_EQ, get_name_prctls},
     ANY(exit), ANY(exit_group), ANY(rt_sigreturn), ANY(rt_sigprocmask), ANY(futex),
     ANY(read), ANY(write), ANY(close), ANY(madvise), ANY(munmap), NOEXEC(mmap),
     NOEXEC(mprotect), ANY(brk), ANY(getpid), ANY(gettid), ANY(tgkill),

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -392,6 +393,180 @@ static void test_serial_rate_limiter(void **state)
 	unlink(mx);
 }
 
+/* Count lines of text that contain needle. */
+static int count_lines_with(const char *text, const char *needle)
+{
+	int n = 0;
+
+	for (const char *p = text; p && (p = strstr(p, needle)); p += strlen(needle))
+		n++;
+	return n;
+}
+
+/* Run squib with args (NULL-terminated) and capture its stdout. */
+static char *run_capture(const char *const *args, int *status)
+{
+	char cmd[2048] = "", *out = malloc(4096);
+	size_t n = 0, r;
+	FILE *p;
+
+	snprintf(cmd, sizeof(cmd), "'%s'", squib_bin);
+	for (int i = 0; args[i]; i++)
+		snprintf(cmd + strlen(cmd), sizeof(cmd) - strlen(cmd), " '%s'", args[i]);
+	strncat(cmd, " 2>/dev/null", sizeof(cmd) - strlen(cmd) - 1);
+	p = popen(cmd, "r");
+	assert_non_null(p);
+	assert_non_null(out);
+	while ((r = fread(out + n, 1, 4095 - n, p)) > 0 && n < 4095)
+		n += r;
+	out[n] = 0;
+	*status = pclose(p);
+	return out;
+}
+
+/* Firecracker's --boot-timer (devices/pseudo/boot_timer.rs): the guest's
+ * byte 123 at offset 0 of the boot-device page logs one Guest-boot-time
+ * line at Info; a wrong value, a 16-bit write and the magic at offset 1
+ * do not.  The jailer's --start-time-us / --start-time-cpu-us /
+ * --parent-cpu-time-us (jailer env.rs exec_command) set the api_server
+ * startup metrics (logger/metrics.rs ProcessTimeReporter): backdated by
+ * 5 s and given 7 s of parent CPU, the values can only be at least that. */
+static void test_boot_timer_and_jailer_start_times(void **state)
+{
+	struct sqb_tc t;
+	char body[1024], resp[2048], mx[256], start[32], *log, *m, *p;
+	struct timespec now;
+
+	(void)state;
+	snprintf(mx, sizeof(mx), "/tmp/sqb-metrics-bt-%d.json", (int)getpid());
+	unlink(mx);
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	snprintf(start, sizeof(start), "%llu",
+		 (unsigned long long)now.tv_sec * 1000000ULL + (unsigned long long)now.tv_nsec / 1000 -
+		     5000000ULL);
+	assert_int_equal(tc_spawn(&t, squib_bin,
+				  (const char *const[]){"--level", "Info", "--show-level", "--boot-timer",
+							"--start-time-us", start,
+							"--start-time-cpu-us", "0",
+							"--parent-cpu-time-us", "7000000",
+							"--metrics-path", mx, NULL},
+				  1),
+			 0);
+	assert_int_equal(tc_req(&t, "PUT", "/machine-config",
+				"{\"vcpu_count\":1,\"mem_size_mib\":16}", resp, sizeof(resp)),
+			 204);
+	snprintf(body, sizeof(body),
+		 "{\"kernel_image_path\":\"%s/exits.elf\",\"boot_args\":\"n=10 boottimer=1\"}",
+		 guest_dir);
+	assert_int_equal(tc_req(&t, "PUT", "/boot-source", body, resp, sizeof(resp)), 204);
+	assert_int_equal(tc_req(&t, "PUT", "/actions", "{\"action_type\":\"InstanceStart\"}",
+				resp, sizeof(resp)),
+			 204);
+	expect_serial(&t, "EXITS done n=10", 30000);
+	assert_int_equal(tc_wait_exit(&t, 30000), 0); /* the guest resets: squib ends */
+	log = tc_read_file(t.errlog);
+	assert_non_null(log);
+	if (count_lines_with(log, "Guest-boot-time = ") != 1)
+		fail_msg("want one Guest-boot-time line; log: %.3000s", log);
+	p = strstr(log, "Guest-boot-time = ");
+	{
+		unsigned long long us, ms, cus, cms;
+		/* boot_timer.rs: "{:>6} us {} ms, {:>6} CPU us {} CPU ms" */
+		if (sscanf(p, "Guest-boot-time = %llu us %llu ms, %llu CPU us %llu CPU ms", &us, &ms,
+			   &cus, &cms) != 4 ||
+		    ms != us / 1000 || cms != cus / 1000)
+			fail_msg("bad Guest-boot-time line: %.200s", p);
+		assert_non_null(strstr(p - 8, ":INFO] Guest-boot-time")); /* at Info */
+	}
+	free(log);
+	m = tc_read_file(mx);
+	assert_non_null(m);
+	p = strstr(m, "\"process_startup_time_us\":");
+	assert_non_null(p);
+	if (strtoull(p + 26, NULL, 10) < 5000000ULL)
+		fail_msg("process_startup_time_us %.40s, want >= 5000000 (--start-time-us)", p + 26);
+	p = strstr(m, "\"process_startup_time_cpu_us\":");
+	assert_non_null(p);
+	if (strtoull(p + 30, NULL, 10) < 7000000ULL)
+		fail_msg("process_startup_time_cpu_us %.40s, want >= 7000000", p + 30);
+	free(m);
+	tc_stop(&t);
+	unlink(mx);
+
+	/* without --boot-timer the page is unclaimed: writes are dropped,
+	 * the guest goes on, and nothing is logged */
+	boot(&t, "exits.elf", "n=10 boottimer=1", 1, 16);
+	expect_serial(&t, "EXITS done n=10", 30000);
+	assert_int_equal(tc_wait_exit(&t, 30000), 0);
+	log = tc_read_file(t.errlog);
+	assert_non_null(log);
+	assert_null(strstr(log, "Guest-boot-time"));
+	free(log);
+	tc_stop(&t);
+
+	/* a value that is not a u64 stops squib with main.rs's words */
+	{
+		int st;
+		char *out = run_capture((const char *const[]){"--start-time-us", "-5", NULL}, &st);
+
+		assert_true(WIFEXITED(st) && WEXITSTATUS(st) != 0);
+		free(out);
+	}
+}
+
+/* Firecracker's test_cmd_line_parameters.py test_describe_snapshot:
+ * --snapshot-version prints the data format version, and
+ * --describe-snapshot on a Diff's state file prints that same string;
+ * a file that is not a snapshot is an error, not a version. */
+static void test_snapshot_version_and_describe_snapshot(void **state)
+{
+	struct sqb_tc t;
+	char body[1024], resp[2048], st_path[256], mem_path[256], *ver, *desc;
+	int st;
+
+	(void)state;
+	ver = run_capture((const char *const[]){"--snapshot-version", NULL}, &st);
+	assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	assert_int_equal(ver[0], 'v');
+	assert_non_null(strchr(ver, '.'));
+	assert_int_equal(tc_spawn(&t, squib_bin, (const char *const[]){"--level", "Info", NULL}, 1),
+			 0);
+	assert_int_equal(tc_req(&t, "PUT", "/machine-config",
+				"{\"vcpu_count\":1,\"mem_size_mib\":16,\"track_dirty_pages\":true}",
+				resp, sizeof(resp)),
+			 204);
+	snprintf(body, sizeof(body),
+		 "{\"kernel_image_path\":\"%s/counter.elf\",\"boot_args\":\"delay=3000\"}",
+		 guest_dir);
+	assert_int_equal(tc_req(&t, "PUT", "/boot-source", body, resp, sizeof(resp)), 204);
+	assert_int_equal(tc_req(&t, "PUT", "/actions", "{\"action_type\":\"InstanceStart\"}",
+				resp, sizeof(resp)),
+			 204);
+	expect_serial(&t, "count=2\n", 20000);
+	assert_int_equal(tc_req(&t, "PATCH", "/vm", "{\"state\":\"Paused\"}", resp, sizeof(resp)),
+			 204);
+	snprintf(st_path, sizeof(st_path), "%s/diff.state", t.dir);
+	snprintf(mem_path, sizeof(mem_path), "%s/diff.mem", t.dir);
+	snprintf(body, sizeof(body),
+		 "{\"snapshot_type\":\"Diff\",\"snapshot_path\":\"%s\",\"mem_file_path\":\"%s\"}",
+		 st_path, mem_path);
+	if (tc_req(&t, "PUT", "/snapshot/create", body, resp, sizeof(resp)) != 204)
+		fail_msg("snapshot/create: %s", resp);
+	desc = run_capture((const char *const[]){"--describe-snapshot", st_path, NULL}, &st);
+	assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	assert_string_equal(desc, ver);
+	free(desc);
+	/* the memory file of the pair is not a state file with a version
+	 * line either way: any non-snapshot is refused */
+	desc = run_capture((const char *const[]){"--describe-snapshot", "/proc/self/status", NULL},
+			   &st);
+	assert_true(WIFEXITED(st) && WEXITSTATUS(st) != 0);
+	assert_string_equal(desc, "");
+	free(desc);
+	free(ver);
+	tc_stop(&t);
+}
+
 static void test_stdin_reaches_the_guest_uart(void **state)
 {
 	struct sqb_tc t;
@@ -469,6 +644,8 @@ int main(int argc, char **argv)
 	    cmocka_unit_test(test_smp_32_vcpus_survive_pause_resume_during_bringup),
 	    cmocka_unit_test(test_config_file_no_api_boots_and_exits),
 	    cmocka_unit_test(test_serial_rate_limiter),
+	    cmocka_unit_test(test_boot_timer_and_jailer_start_times),
+	    cmocka_unit_test(test_snapshot_version_and_describe_snapshot),
 	    cmocka_unit_test(test_stdin_reaches_the_guest_uart),
 	    cmocka_unit_test(test_uart_interrupts_reach_the_guest),
 	    cmocka_unit_test(test_triple_fault_is_reported_not_hung),

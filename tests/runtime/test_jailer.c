@@ -17,6 +17,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -152,6 +153,39 @@ static void stop(struct sqb_tc *t)
 	waitpid(t->pid, NULL, 0);
 }
 
+/* Firecracker's jailer passes --start-time-us (its CLOCK_MONOTONIC start,
+ * in the past), --start-time-cpu-us and --parent-cpu-time-us after --id
+ * (jailer env.rs exec_command); squib's jailer does the same. */
+static void check_start_times(pid_t pid)
+{
+	char path[64], buf[4096];
+	const char *want[] = {"--start-time-us", "--start-time-cpu-us", "--parent-cpu-time-us"};
+	struct timespec now;
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%d/cmdline", (int)pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	assert_true(fd >= 0);
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	assert_true(n > 0);
+	buf[n] = 0;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	for (size_t w = 0; w < 3; w++) {
+		const char *p = buf, *v = NULL;
+
+		for (; p < buf + n; p += strlen(p) + 1)
+			if (!strcmp(p, want[w]))
+				v = p + strlen(p) + 1;
+		if (!v || v >= buf + n || !*v || strspn(v, "0123456789") != strlen(v))
+			fail_msg("the VMM's command line lacks %s N", want[w]);
+		if (w == 0 && strtoull(v, NULL, 10) >
+				  (unsigned long long)now.tv_sec * 1000000ULL + now.tv_nsec / 1000)
+			fail_msg("--start-time-us %s is in the future", v);
+	}
+}
+
 static void test_jailed_boot_snapshot_load(void **state)
 {
 	const char *cg = NULL;
@@ -173,6 +207,7 @@ static void test_jailed_boot_snapshot_load(void **state)
 	if (access(a.sock, F_OK))
 		fail_msg("jail a never made its API socket");
 	check_confined(vmm_pid(a.pid));
+	check_start_times(vmm_pid(a.pid));
 	assert_int_equal(tc_req(&a, "PUT", "/machine-config",
 				"{\"vcpu_count\":1,\"mem_size_mib\":16}", resp, sizeof(resp)),
 			 204);

@@ -11,6 +11,7 @@
 #include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +21,7 @@
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #define MAX_CG 32
@@ -440,18 +442,41 @@ static int drop_privs(uid_t uid, gid_t gid)
 	return 0;
 }
 
+/* Firecracker's jailer hands the VMM its own start (CLOCK_MONOTONIC), the
+ * VMM process's CPU clock at exec, and the CPU the jailer's other processes
+ * used (env.rs exec_command): the VMM's startup metrics then count from the
+ * jailer's start. */
+static uint64_t j_start_us, j_start_cpu_us, j_parent_cpu_us;
+
+static uint64_t clock_us(clockid_t id)
+{
+	struct timespec ts;
+
+	clock_gettime(id, &ts);
+	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
 static void exec_vmm(const struct jopts *o, const char *exec_name)
 {
-	char path[PATH_MAX];
-	char **argv = calloc(o->nextra + 4, sizeof(*argv));
+	char path[PATH_MAX], start[24], cpu[24], parent[24];
+	char **argv = calloc(o->nextra + 10, sizeof(*argv));
 	int n = 0;
 
 	snprintf(path, sizeof(path), "/%s", exec_name);
 	if (!argv)
 		_exit(1);
+	snprintf(start, sizeof(start), "%llu", (unsigned long long)j_start_us);
+	snprintf(cpu, sizeof(cpu), "%llu", (unsigned long long)clock_us(CLOCK_PROCESS_CPUTIME_ID));
+	snprintf(parent, sizeof(parent), "%llu", (unsigned long long)j_parent_cpu_us);
 	argv[n++] = path;
 	argv[n++] = "--id";
 	argv[n++] = (char *)o->id;
+	argv[n++] = "--start-time-us";
+	argv[n++] = start;
+	argv[n++] = "--start-time-cpu-us";
+	argv[n++] = cpu;
+	argv[n++] = "--parent-cpu-time-us";
+	argv[n++] = parent;
 	for (int i = 0; i < o->nextra; i++)
 		argv[n++] = o->extra[i];
 	execv(path, argv);
@@ -505,6 +530,8 @@ int main(int argc, char **argv)
 	const char *exec_name;
 	struct jopts o;
 
+	j_start_us = clock_us(CLOCK_MONOTONIC);
+	j_start_cpu_us = clock_us(CLOCK_PROCESS_CPUTIME_ID);
 	if (parse(argc, argv, &o) < 0)
 		return 1;
 	exec_name = strrchr(o.exec_file, '/') ? strrchr(o.exec_file, '/') + 1 : o.exec_file;
@@ -525,6 +552,9 @@ int main(int argc, char **argv)
 		return 1;
 	if (pivot(root) < 0)
 		return 1;
+	/* the jailer's own CPU so far (env.rs jailer_cpu_time_us): the VMM
+	 * counts from its exec, and adds this */
+	j_parent_cpu_us = clock_us(CLOCK_PROCESS_CPUTIME_ID) - j_start_cpu_us;
 	if (o.daemonize && daemonize() < 0)
 		return 1;
 	if (o.new_pid_ns && fork_into_pidns(exec_name, o.daemonize) < 0)

@@ -7,6 +7,7 @@
  *   0x080a_0000  GICv3 redistributors, 128 KiB per vCPU (32 vCPUs: 4 MiB)
  *   0x0900_0000  PL011 UART (4 KiB), SPI 1
  *   0x0a00_0000  virtio-mmio slots, 4 KiB each, SPI 2 + n
+ *   0x4000_0000  boot timer page (--boot-timer), Firecracker's address
  *   0x8000_0000  RAM (2 GiB, as Firecracker's arm64 layout; QEMU's virt
  *                board puts RAM at 1 GiB), the DTB in its last 2 MiB
  */
@@ -28,6 +29,10 @@
 #define SQB_ARM64_UART_BASE 0x09000000ULL
 #define SQB_ARM64_UART_SIZE 0x1000ULL
 #define SQB_ARM64_UART_SPI  1
+
+/* Firecracker's boot-device page (--boot-timer): its arm64 MMIO32 start,
+ * where Firecracker's guest init writes. */
+#define SQB_ARCH_BOOT_TIMER_ADDR 0x40000000ULL
 
 /* virtio-pmem regions (dev_virtio.c), 2 MiB aligned, one after another
  * from here: Firecracker's first address past the 64-bit MMIO window

@@ -25,6 +25,10 @@
 #define SQB_X86_KVM_TSS_ADDR   0xfffbd000UL
 #define SQB_X86_KVM_IDMAP_ADDR 0xfffbc000UL
 
+/* Firecracker's boot-device page (--boot-timer), its MMIO32_MEM_START: the
+ * first page of the gap, where Firecracker's guest init writes. */
+#define SQB_ARCH_BOOT_TIMER_ADDR 0xc0000000ULL
+
 /* virtio-mmio windows: Firecracker's x86 MMIO base, one 4 KiB page each. */
 #define SQB_ARCH_VIRTIO_MMIO_BASE  0xd0000000ULL
 #define SQB_ARCH_VIRTIO_MMIO_SLOTS 32
