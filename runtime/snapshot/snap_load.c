@@ -641,19 +641,28 @@ static int build_vm(struct loadctx *c, struct sqb_vm **out)
 	}
 	if (!err && c->o->track_dirty_pages)
 		err = sqb_snap_dirty_start(vm, ss);
+	/* watched before the VM Generation ID is written: with 2 MiB pages
+	 * that write waits for the server, and a server that dies meanwhile
+	 * must release it (a zero page, the VM stopped) rather than hang */
+	if (!err && ss->pager_fd >= 0)
+		err = sqb_snap_uffd_watch(vm, ss);
 	/* clone identity: a new generation ID, written through the accessor
 	 * (so in the next Diff) before any vCPU runs ([F-125]) */
 	if (!err)
 		err = sqb_bus_vmgenid_regenerate(&vm->bus);
 	t3 = sqb_now_ns();
-	if (!err && ss->pager_fd >= 0)
-		err = sqb_snap_uffd_watch(vm, ss);
 	if (!err) {
 		set_parent(c, ss);
 		err = release(vm, c->o->resume);
 	}
 	if (ss && restore_failed(vm, ss, c->diag))
 		err = sqb_restore_wait(ss->rs, 0); /* said while loading: a 400 */
+	else if (err && ss && ss->pager_fd >= 0) { /* the page server died while loading */
+		pthread_mutex_lock(&vm->lock);
+		if (vm->stop.message[0])
+			sqb_snap_diag(c->diag, "mem_backend", "%s", vm->stop.message);
+		pthread_mutex_unlock(&vm->lock);
+	}
 	sqb_debug("snapshot load: VM %.2f ms, memory %.2f ms, state %.2f ms, start %.2f ms",
 		  (t1 - t0) / 1e6, (t2 - t1) / 1e6, (t3 - t2) / 1e6, (sqb_now_ns() - t3) / 1e6);
 	if (err) {

@@ -194,7 +194,8 @@ static void handler_stop(pid_t pid)
 /* Boot in 2M, smaps as Firecracker checks it; a Full and a Diff (dirty
  * tracking works at 4 KiB on hugetlb memory); each loads through File:
  * Snapshot (2M, eager) and None (2M->None, the override's second row);
- * a mapped load into 2M memory is refused with the reason. */
+ * a mapped load into 2M memory and a background create are refused with
+ * the reason. */
 static void test_2m_boot_full_diff_file_loads(void **state)
 {
 	struct sqb_tc t;
@@ -208,6 +209,15 @@ static void test_2m_boot_full_diff_file_loads(void **state)
 	st_create(&t, "Full", "h2m", NULL);
 	st_mark(&t, 'B');
 	st_create(&t, "Diff", "h2d", NULL);
+	/* uffd-wp on hugetlb works in 2 MiB pages only: refused, with why */
+	snprintf(body, sizeof(body),
+		 "{\"snapshot_type\":\"Full\",\"snapshot_path\":\"%s\",\"mem_file_path\":"
+		 "\"%s\",\"squib\":" ST_BG "}",
+		 st_path("h2bg", ".state"), st_path("h2bg", ".mem"));
+	l = strdup(st_req(&t, "PUT", "/snapshot/create", body, 400));
+	if (!strstr(l, "huge_pages 2M guest memory cannot be write-protected"))
+		fail_msg("background create of 2M memory: %s", l);
+	free(l);
 	tc_stop(&t);
 
 	st_load(&t, "h2m", NULL, NULL); /* huge_pages absent: the snapshot's 2M */
