@@ -25,6 +25,7 @@ struct barg {
 	uint64_t guest_mib;
 	struct sqb_gmem *mem; /* the slot's, from prepare */
 	int maps_fd;	      /* /proc/self/maps, opened where the seccomp filter allows it */
+	unsigned int huge_said; /* the 2 MiB-page note was logged (event loop only) */
 };
 
 /* ---- discarding host memory ---- */
@@ -146,6 +147,16 @@ static int host_discard(void *opaque, uint64_t gpa, uint64_t len)
 
 		if (gpa < r->gpa || gpa - r->gpa >= r->size || len > r->size - (gpa - r->gpa))
 			continue;
+		/* huge_pages 2M: a 4 KiB balloon page is part of a 2 MiB hugetlb
+		 * page, which cannot be dropped in part; the balloon still holds
+		 * the guest's memory down, the host keeps the page (as
+		 * Firecracker: docs/hugepages.md "Known Limitations") */
+		if (m->page_size != SQB_GMEM_PAGE) {
+			if (!a->huge_said++)
+				sqb_info("balloon: guest memory is in 2 MiB huge pages: pages the "
+					 "guest gives up stay allocated on the host");
+			return 0;
+		}
 		err = sqb_balloon_discard_host(r->host + (gpa - r->gpa), len, a->maps_fd);
 		if (err)
 			sqb_warn("balloon: discarding guest 0x%llx+0x%llx failed: %s",

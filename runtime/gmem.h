@@ -1,6 +1,7 @@
 /* Guest memory and its accessor (private to runtime/, vm_mem.c).
  *
  *   memfd ── one host mapping ── regions[] (arch layout: low RAM, high RAM)
+ *   (huge_pages 2M: no memfd, one private MAP_HUGETLB mapping instead)
  *                 ▲
  *   sqb_gmem_map(gpa, len, write) ── bounds check, no region crossing
  *                 │   write: pages marked for the next Diff (hooks.written)
@@ -18,6 +19,7 @@
 #include <stdint.h>
 
 #define SQB_GMEM_PAGE	     4096ULL
+#define SQB_GMEM_HUGE_PAGE   (2ULL << 20) /* huge_pages 2M */
 #define SQB_GMEM_MAX_REGIONS 2
 
 struct sqb_mem_region {
@@ -43,7 +45,8 @@ struct sqb_gmem_hooks {
 };
 
 struct sqb_gmem {
-	int fd;
+	int fd;	       /* -1 with huge_pages 2M (anonymous hugetlb) */
+	uint64_t page_size; /* of the host backing: SQB_GMEM_PAGE or SQB_GMEM_HUGE_PAGE */
 	uint8_t *host;
 	uint64_t size;
 	struct sqb_mem_region regions[SQB_GMEM_MAX_REGIONS];
@@ -51,8 +54,11 @@ struct sqb_gmem {
 	const struct sqb_gmem_hooks *hooks; /* atomic pointer; NULL: none */
 };
 
-/* thp: ask for transparent huge pages (best effort; shmem_enabled decides). */
-int sqb_mem_create(struct sqb_gmem *m, uint64_t size, int thp);
+/* huge: enum sqb_vm_huge_pages.  THP asks for transparent huge pages (best
+ * effort; shmem_enabled decides); 2M reserves hugetlb pages now (-ENOMEM,
+ * diag section "memory", when the host's pool is too small). */
+struct sqb_diag;
+int sqb_mem_create(struct sqb_gmem *m, uint64_t size, int huge, struct sqb_diag *diag);
 void sqb_mem_destroy(struct sqb_gmem *m);
 
 /* Host pointer to [gpa, gpa+len) inside ONE region, or NULL (out of range,

@@ -698,7 +698,8 @@ int sqb_vm_create(sqb_vm **out, const struct sqb_vm_config *cfg, struct sqb_diag
 	*out = NULL;
 	if (!cfg || cfg->version != SQB_VM_CONFIG_VERSION || cfg->vcpu_count < 1 ||
 	    cfg->vcpu_count > SQB_VM_MAX_VCPUS || cfg->mem_size_mib < 1 ||
-	    cfg->mem_size_mib > (1ULL << 20) || (unsigned int)cfg->huge_pages > SQB_VM_HUGE_THP)
+	    cfg->mem_size_mib > (1ULL << 20) || (unsigned int)cfg->huge_pages > SQB_VM_HUGE_2M ||
+	    (cfg->huge_pages == SQB_VM_HUGE_2M && (cfg->mem_size_mib & 1)))
 		return -EINVAL;
 	vm = calloc(1, sizeof(*vm));
 	if (!vm)
@@ -733,7 +734,8 @@ int sqb_vm_create(sqb_vm **out, const struct sqb_vm_config *cfg, struct sqb_diag
 	 * its own thread when it is created. */
 	if (cfg->cpu_template && (err = vm_cpu_template(vm, cfg->cpu_template, diag)) < 0)
 		goto err;
-	err = sqb_mem_create(&vm->mem, cfg->mem_size_mib << 20, cfg->huge_pages == SQB_VM_HUGE_THP);
+	err = sqb_mem_create(&vm->mem, cfg->mem_size_mib << 20, cfg->huge_pages, diag);
+	vm->huge_pages = cfg->huge_pages;
 	if (!err && sqb_fault_enabled("vm_memory"))
 		err = -EIO; /* SQB_FAULT=vm_memory: fail before any vCPU exists */
 	if (err < 0)
@@ -979,6 +981,22 @@ const char *sqb_vm_state_name(enum sqb_vm_state st)
 {
 	static const char *const n[] = {"Not started", "Running", "Paused", "Stopped"};
 	return (unsigned int)st < 4 ? n[st] : "Unknown";
+}
+
+const char *sqb_vm_huge_name(enum sqb_vm_huge_pages h)
+{
+	static const char *const n[] = {"None", "Transparent", "2M"};
+	return (unsigned int)h < 3 ? n[h] : "Unknown";
+}
+
+int sqb_vm_huge_parse(const char *s, enum sqb_vm_huge_pages *out)
+{
+	for (unsigned int i = 0; s && i < 3; i++)
+		if (!strcmp(s, sqb_vm_huge_name((enum sqb_vm_huge_pages)i))) {
+			*out = (enum sqb_vm_huge_pages)i;
+			return 0;
+		}
+	return -EINVAL;
 }
 
 const char *sqb_vm_stop_reason_name(enum sqb_vm_stop_reason r)

@@ -73,6 +73,7 @@ struct sqb_vm {
 	int sealed;  /* the bus is final (the guest's ACPI tables describe it) */
 	int shell;   /* created by sqb_vm_shell_create, no snapshot applied yet */
 	int track_dirty; /* memslots registered with dirty logging */
+	int huge_pages;	 /* enum sqb_vm_huge_pages the memory was made with */
 	int pause_req;
 	int stop_req;
 	unsigned int nparked;

@@ -76,6 +76,11 @@ struct sqb_vm_config {
 	enum sqb_vm_huge_pages {
 		SQB_VM_HUGE_NONE = 0, /* 4 KiB pages */
 		SQB_VM_HUGE_THP = 1,  /* madvise(MADV_HUGEPAGE) on guest memory */
+		/* Firecracker's "2M": private anonymous hugetlb memory
+		 * (MAP_HUGETLB | MAP_HUGE_2MB), its pages reserved from the
+		 * host's pool when the VM is created (-ENOMEM and a diag
+		 * naming the pool when it is too small); mem_size_mib even. */
+		SQB_VM_HUGE_2M = 2,
 	} huge_pages;
 	/* Optional: called once the VM's platform exists and before the guest
 	 * is loaded (its ACPI tables describe the bus): adds devices, e.g.
@@ -292,12 +297,24 @@ struct sqb_vm_snap_load {
 	/* Firecracker's clock_realtime: the guest's clock moves on by the host
 	 * wall-clock time since the save (x86 kvmclock; format.md [F-126]). */
 	int clock_realtime;
+	/* Firecracker's huge_pages on load: the snapshot's own (0) or this
+	 * one.  A File load into 2M memory is always eager (docs/snapshots.md
+	 * "Huge pages"); the Uffd handshake then says 2 MiB pages. */
+	enum sqb_vm_load_huge {
+		SQB_VM_LOAD_HUGE_SNAPSHOT = 0,
+		SQB_VM_LOAD_HUGE_NONE = 1,
+		SQB_VM_LOAD_HUGE_THP = 2,
+		SQB_VM_LOAD_HUGE_2M = 3,
+	} huge_pages;
 };
 /* What the snapshot's CONF section says (malloc'd strings, NULL if absent). */
 struct sqb_vm_snap_conf {
 	unsigned int vcpu_count;
 	uint64_t mem_size_mib;
 	int smt, track_dirty_pages;
+	/* CONF's huge_pages (None when absent); after a load: the value the
+	 * VM was built with (the load's huge_pages resolved against it) */
+	enum sqb_vm_huge_pages huge_pages;
 	char *kernel_path, *initrd_path, *boot_args;
 	char *vm_config_json; /* the Firecracker-style configuration (drives, entropy) */
 };
@@ -308,6 +325,10 @@ int sqb_vm_snapshot_load(sqb_vm **out, const struct sqb_vm_snap_load *o,
 void sqb_vm_snap_conf_free(struct sqb_vm_snap_conf *conf);
 
 const char *sqb_vm_state_name(enum sqb_vm_state st);
+/* Firecracker's names of huge_pages: "None", "Transparent", "2M" (and back:
+ * 0, or -EINVAL for any other text). */
+const char *sqb_vm_huge_name(enum sqb_vm_huge_pages h);
+int sqb_vm_huge_parse(const char *s, enum sqb_vm_huge_pages *out);
 const char *sqb_vm_stop_reason_name(enum sqb_vm_stop_reason r);
 /* Name of the hypervisor backend this build uses ("kvm"). */
 const char *sqb_runtime_backend_name(void);

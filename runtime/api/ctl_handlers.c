@@ -263,10 +263,6 @@ static void machine_config(struct sqb_ctl *c, yajl_val body, struct sqb_ctl_resp
 		    "cpu_template `%s` is not supported by squib (only `None`); see "
 		    "docs/api-compat.md",
 		    tmpl);
-	if (!strcmp(huge, "2M"))
-		return sqb_ctl_fault(
-		    r, "huge_pages `2M` (hugetlbfs) is not supported by squib yet; use "
-		       "`None` or `Transparent`");
 	c->vcpu_count = vcpus;
 	c->mem_size_mib = mem;
 	c->smt = smt;
@@ -521,7 +517,9 @@ static void start_error(char *err, size_t errlen, int rc, const struct sqb_diag 
 		snprintf(err, errlen, "Start microvm error: " MSG_NOMEM);
 		return;
 	}
-	if (!strcmp(d->section, "initrd"))
+	if (!strcmp(d->section, "memory")) /* huge_pages 2M: the pool is too small */
+		what = "Invalid Memory Configuration";
+	else if (!strcmp(d->section, "initrd"))
 		what = "Error with initrd initialization";
 	else if (!strcmp(d->section, "cmdline"))
 		what = "Invalid kernel command line";
@@ -612,7 +610,8 @@ int sqb_ctl_start(struct sqb_ctl *c, char *err, size_t errlen)
 	cfg.add_devices = boot_add_devices;
 	cfg.add_devices_arg = c;
 	cfg.serial_out_fd = c->serial_fd >= 0 ? c->serial_fd : STDOUT_FILENO;
-	cfg.huge_pages = strcmp(c->huge_pages, "Transparent") ? SQB_VM_HUGE_NONE : SQB_VM_HUGE_THP;
+	if (sqb_vm_huge_parse(c->huge_pages, &cfg.huge_pages) < 0)
+		cfg.huge_pages = SQB_VM_HUGE_NONE; /* c->huge_pages is one of huge_pages_enum */
 	cfg.cpu_template = c->cpu_config;
 	rc = sqb_vm_create(&c->vm, &cfg, &diag);
 	free(cmdline);

@@ -259,12 +259,10 @@ static int check_load(struct load_req *q, char *err, size_t errlen)
 {
 	if (q->have_ext && load_ext(q->ext, q, err, errlen) < 0)
 		return -1;
-	if (q->huge && strcmp(q->huge, "Snapshot") && strcmp(q->huge, "None")) {
-		snprintf(err, errlen,
-			 "huge_pages other than Snapshot/None are not supported by squib yet "
-			 "(see docs/snapshots.md).");
-		return -1;
-	}
+	/* huge_load's order is enum sqb_vm_load_huge's */
+	for (unsigned int i = 0; q->huge && huge_load[i]; i++)
+		if (!strcmp(q->huge, huge_load[i]))
+			q->o.huge_pages = (enum sqb_vm_load_huge)i;
 	q->o.clock_realtime = q->clock_rt;
 	if (q->o.backend == SQB_VM_MEM_UFFD && q->o.mode != SQB_VM_LOAD_AUTO &&
 	    q->o.mode != SQB_VM_LOAD_MMAP) {
@@ -478,6 +476,7 @@ void sqb_ctl_snapshot_load(struct sqb_ctl *c, yajl_val body, struct sqb_ctl_resp
 	c->mem_size_mib = conf.mem_size_mib;
 	c->smt = conf.smt;
 	c->track_dirty_pages = q.o.track_dirty_pages;
+	c->huge_pages = sqb_vm_huge_name(conf.huge_pages); /* resolved: GET /machine-config */
 	dup_str(&c->kernel_path, conf.kernel_path);
 	dup_str(&c->initrd_path, conf.initrd_path);
 	dup_str(&c->boot_args, conf.boot_args);

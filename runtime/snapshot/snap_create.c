@@ -114,6 +114,7 @@ static int write_conf(struct sqb_vm *vm, sqb_snap_writer *w, const struct sqb_vm
 	FORWARD_IF_ERROR(kv_u64(w, "mem_size_mib", vm->mem.size >> 20));
 	FORWARD_IF_ERROR(kv_u64(w, "smt", (uint64_t) !!o->smt));
 	FORWARD_IF_ERROR(kv_u64(w, "track_dirty_pages", (uint64_t) !!o->track_dirty));
+	FORWARD_IF_ERROR(kv(w, SQB_SEC_CONF, "huge_pages", sqb_vm_huge_name(vm->huge_pages)));
 	FORWARD_IF_ERROR(kv(w, SQB_SEC_CONF, "kernel_image_path", o->kernel_path));
 	FORWARD_IF_ERROR(kv(w, SQB_SEC_CONF, "initrd_path", o->initrd_path));
 	FORWARD_IF_ERROR(kv(w, SQB_SEC_CONF, "boot_args", o->boot_args));
@@ -923,6 +924,12 @@ static int check_background(struct sqb_vm *vm, struct sqb_snapstate *ss,
 			      "a background create needs the squib memory format (mem_format "
 			      "\"raw\" is written in the pause)");
 		return -EINVAL;
+	}
+	if (vm->mem.page_size != SQB_GMEM_PAGE) {
+		sqb_snap_diag(diag, "squib.background",
+			      "huge_pages 2M guest memory cannot be write-protected 4 KiB at a "
+			      "time: create in the foreground");
+		return -ENOTSUP;
 	}
 	if (vm->mem.fd < 0 || ss->no_holes) {
 		sqb_snap_diag(diag, "squib.background",

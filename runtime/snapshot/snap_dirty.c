@@ -61,6 +61,11 @@ static int ss_own(void *opaque, uint64_t gpa, uint8_t *host, uint64_t len)
 
 	if (rs)
 		return sqb_restore_fetch(rs, gpa, len);
+	/* huge_pages 2M: the 2 MiB page holds guest data besides the VMM's
+	 * bytes, so it is never zero-filled; the write faults and waits for
+	 * the server to serve that page, as Firecracker's does */
+	if (ss->huge_page)
+		return 0;
 	for (uint64_t a = first; ss->uffd >= 0 && a < end; a += 4096) {
 		struct uffdio_copy c = {.dst = a, .src = (uint64_t)(uintptr_t)zero, .len = 4096};
 

@@ -71,6 +71,11 @@ static int read_conf(struct loadctx *c)
 			c->conf.smt = v != 0;
 		else if (!strcmp(k, "track_dirty_pages") && !parse_u64(val, &v))
 			c->conf.track_dirty_pages = v != 0;
+		else if (!strcmp(k, "huge_pages") && sqb_vm_huge_parse(val, &c->conf.huge_pages)) {
+			sqb_snap_diag(c->diag, "CONF", "huge_pages \"%.32s\" is not None, "
+				      "Transparent or 2M", val);
+			err = -SQB_ECORRUPT;
+		}
 	}
 	free(kvs);
 	free(backing);
@@ -378,6 +383,24 @@ static enum sqb_restore_strategy auto_strategy(struct loadctx *c, struct sqb_sna
 	return SQB_RESTORE_LAZY;
 }
 
+/* huge_pages 2M memory cannot take a file mapping (MMAP) nor 4 KiB
+ * userfaultfd copies (LAZY): a File load into it decodes everything first
+ * (EAGER), which Firecracker refuses instead (docs/snapshots.md). */
+static int huge_strategy(struct loadctx *c, struct sqb_vm *vm, enum sqb_restore_strategy *st)
+{
+	if (vm->mem.page_size == SQB_GMEM_PAGE)
+		return 0;
+	if (c->o->mode != SQB_VM_LOAD_AUTO && c->o->mode != SQB_VM_LOAD_EAGER) {
+		sqb_snap_diag(c->diag, "squib.restore",
+			      "huge_pages 2M guest memory is loaded eagerly from a File backend: "
+			      "restore \"%s\" would map or fault it in 4 KiB pages",
+			      c->o->mode == SQB_VM_LOAD_MMAP ? "mmap" : "lazy");
+		return -EINVAL;
+	}
+	*st = SQB_RESTORE_EAGER;
+	return 1;
+}
+
 static int restore_memory(struct loadctx *c, struct sqb_vm *vm, struct sqb_snapstate *ss)
 {
 	static const enum sqb_restore_strategy strat[] = {SQB_RESTORE_MMAP, SQB_RESTORE_EAGER,
@@ -388,7 +411,8 @@ static int restore_memory(struct loadctx *c, struct sqb_vm *vm, struct sqb_snaps
 	int exit_lazy = vm->ops->vm_lazy_exit != NULL, lazy;
 	void *host[2];
 
-	ss->no_holes = c->o->backend == SQB_VM_MEM_UFFD || c->o->mode != SQB_VM_LOAD_EAGER;
+	ss->no_holes = c->o->backend == SQB_VM_MEM_UFFD ||
+		       (c->o->mode != SQB_VM_LOAD_EAGER && vm->mem.page_size == SQB_GMEM_PAGE);
 	if (c->o->backend == SQB_VM_MEM_UFFD)
 		return sqb_snap_uffd_connect(vm, ss, c->o->backend_path, c->st, c->diag);
 	for (unsigned int i = 0; i < vm->mem.nregions; i++)
@@ -396,7 +420,14 @@ static int restore_memory(struct loadctx *c, struct sqb_vm *vm, struct sqb_snaps
 	/* the kernel stamps ctime from the coarse clock: a write after this
 	 * instant never gets an older ctime (snap_vcache.c) */
 	clock_gettime(CLOCK_REALTIME_COARSE, &began);
-	ro.strategy = is_auto ? auto_strategy(c, ss, exit_lazy, &remembered) : strat[c->o->mode];
+	err = huge_strategy(c, vm, &ro.strategy);
+	if (err < 0)
+		return err;
+	if (err)
+		is_auto = 0; /* eager, neither mapped nor lazily verified */
+	else
+		ro.strategy =
+		    is_auto ? auto_strategy(c, ss, exit_lazy, &remembered) : strat[c->o->mode];
 	/* a hypervisor that reports guest accesses as exits (HVF) drives the
 	 * postcopy itself: no userfaultfd (vm_lazy_exit, after set_state) */
 	if (ro.strategy == SQB_RESTORE_LAZY && exit_lazy)
@@ -571,6 +602,16 @@ static int build_vm(struct loadctx *c, struct sqb_vm **out)
 	cfg.vcpu_count = c->conf.vcpu_count;
 	cfg.mem_size_mib = c->conf.mem_size_mib;
 	cfg.track_dirty_pages = c->o->track_dirty_pages;
+	/* persist.rs SnapshotLoadHugePageConfig: the snapshot's, or this load's */
+	if (c->o->huge_pages != SQB_VM_LOAD_HUGE_SNAPSHOT)
+		c->conf.huge_pages = (enum sqb_vm_huge_pages)(c->o->huge_pages - 1);
+	cfg.huge_pages = c->conf.huge_pages;
+	if (cfg.huge_pages == SQB_VM_HUGE_2M && (cfg.mem_size_mib & 1)) {
+		sqb_snap_diag(c->diag, "huge_pages",
+			      "mem_size_mib %llu is not a multiple of the 2 MiB huge page size",
+			      (unsigned long long)cfg.mem_size_mib);
+		return -EINVAL;
+	}
 	cfg.kernel_path = NULL; /* nothing loaded: state comes from the snapshot */
 	cfg.serial_out_fd = c->o->serial_out_fd;
 	cfg.add_devices = c->o->add_devices;
@@ -600,19 +641,28 @@ static int build_vm(struct loadctx *c, struct sqb_vm **out)
 	}
 	if (!err && c->o->track_dirty_pages)
 		err = sqb_snap_dirty_start(vm, ss);
+	/* watched before the VM Generation ID is written: with 2 MiB pages
+	 * that write waits for the server, and a server that dies meanwhile
+	 * must release it (a zero page, the VM stopped) rather than hang */
+	if (!err && ss->pager_fd >= 0)
+		err = sqb_snap_uffd_watch(vm, ss);
 	/* clone identity: a new generation ID, written through the accessor
 	 * (so in the next Diff) before any vCPU runs ([F-125]) */
 	if (!err)
 		err = sqb_bus_vmgenid_regenerate(&vm->bus);
 	t3 = sqb_now_ns();
-	if (!err && ss->pager_fd >= 0)
-		err = sqb_snap_uffd_watch(vm, ss);
 	if (!err) {
 		set_parent(c, ss);
 		err = release(vm, c->o->resume);
 	}
 	if (ss && restore_failed(vm, ss, c->diag))
 		err = sqb_restore_wait(ss->rs, 0); /* said while loading: a 400 */
+	else if (err && ss && ss->pager_fd >= 0) { /* the page server died while loading */
+		pthread_mutex_lock(&vm->lock);
+		if (vm->stop.message[0])
+			sqb_snap_diag(c->diag, "mem_backend", "%s", vm->stop.message);
+		pthread_mutex_unlock(&vm->lock);
+	}
 	sqb_debug("snapshot load: VM %.2f ms, memory %.2f ms, state %.2f ms, start %.2f ms",
 		  (t1 - t0) / 1e6, (t2 - t1) / 1e6, (t3 - t2) / 1e6, (sqb_now_ns() - t3) / 1e6);
 	if (err) {
@@ -637,7 +687,7 @@ int sqb_vm_snapshot_load(sqb_vm **out, const struct sqb_vm_snap_load *o,
 	memset(diag, 0, sizeof(*diag));
 	if (!o || o->version != SQB_VM_SNAP_LOAD_VERSION || !o->state_path || !o->backend_path ||
 	    (o->backend != SQB_VM_MEM_FILE && o->backend != SQB_VM_MEM_UFFD) ||
-	    (unsigned int)o->mode > SQB_VM_LOAD_AUTO)
+	    (unsigned int)o->mode > SQB_VM_LOAD_AUTO || (unsigned int)o->huge_pages > SQB_VM_LOAD_HUGE_2M)
 		return -EINVAL;
 	memset(&c, 0, sizeof(c));
 	c.o = o;

@@ -28,6 +28,7 @@ struct sqb_snapstate {
 	sqb_snap *loaded; /* memory snapshot a lazy restore reads (with parents) */
 	sqb_restore *rs;
 	int uffd, pager_fd;
+	int huge_page; /* guest memory in 2 MiB hugetlb pages (Uffd: never zero-filled by the VMM) */
 	struct snap_uffd_watch *watch; /* Uffd: notices a page server that died */
 	/* Guest memory is not (only) the memfd, or pages may still arrive
 	 * (mmap/lazy/Uffd load): memfd holes must not be read as zero pages. */

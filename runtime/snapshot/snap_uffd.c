@@ -15,6 +15,7 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/un.h>
@@ -30,6 +31,8 @@ struct snap_uffd_watch {
 	int pidfd; /* the page server's process */
 	pid_t pid;
 	int quit_fd; /* eventfd: the VM is going away */
+	void *zero;  /* huge_pages 2M: a zero page to copy in (no ZEROPAGE on hugetlb) */
+	uint64_t zero_len;
 };
 
 static int uffd_open(struct sqb_vm *vm, struct sqb_diag *diag)
@@ -71,7 +74,9 @@ static int uffd_open(struct sqb_vm *vm, struct sqb_diag *diag)
 
 /* What Firecracker >= 1.12 sends: page_size and the deprecated page_size_kib,
  * both in BYTES (the older field's name is wrong; 1.7-1.11 handlers read it
- * as bytes).  offset: the region's place in the guest memory file. */
+ * as bytes): 4096, or 2097152 with huge_pages 2M (the server's UFFDIO_COPY
+ * must then fill whole 2 MiB pages).  offset: the region's place in the
+ * guest memory file. */
 static int send_handshake(int sock, struct sqb_vm *vm, int uffd, const char *ident)
 {
 	char js[2048], cbuf[CMSG_SPACE(sizeof(int))];
@@ -86,10 +91,12 @@ static int send_handshake(int sock, struct sqb_vm *vm, int uffd, const char *ide
 		pos += (size_t)snprintf(
 		    js + pos, sizeof(js) - pos,
 		    "%s{\"base_host_virt_addr\":%llu,\"size\":%llu,\"offset\":%llu,"
-		    "\"page_size\":4096,\"page_size_kib\":4096%s}",
+		    "\"page_size\":%llu,\"page_size_kib\":%llu%s}",
 		    i ? "," : "", (unsigned long long)(uintptr_t)vm->mem.regions[i].host,
 		    (unsigned long long)vm->mem.regions[i].size,
-		    (unsigned long long)vm->mem.regions[i].fd_offset, ident);
+		    (unsigned long long)vm->mem.regions[i].fd_offset,
+		    (unsigned long long)vm->mem.page_size, (unsigned long long)vm->mem.page_size,
+		    ident);
 	pos += (size_t)snprintf(js + pos, sizeof(js) - pos, "]");
 	iov = (struct iovec){js, pos};
 	mh.msg_iov = &iov;
@@ -160,7 +167,20 @@ int sqb_snap_uffd_connect(struct sqb_vm *vm, struct sqb_snapstate *ss, const cha
 	 * does the same); the server may close its end at any time */
 	ss->uffd = uffd;
 	ss->pager_fd = sock;
+	ss->huge_page = vm->mem.page_size != 4096;
 	return 0;
+}
+
+/* Resolve the fault at page (a host page of size ps) with zeros: hugetlb
+ * memory has no UFFDIO_ZEROPAGE, so a 2 MiB zero page is copied in. */
+static int zero_fill(int uffd, uint64_t page, uint64_t ps, const void *zero)
+{
+	struct uffdio_zeropage z = {.range = {page, ps}};
+	struct uffdio_copy c = {.dst = page, .src = (uint64_t)(uintptr_t)zero, .len = ps};
+
+	if (ps == 4096)
+		return ioctl(uffd, UFFDIO_ZEROPAGE, &z);
+	return ioctl(uffd, UFFDIO_COPY, &c);
 }
 
 /* Reached only once the page server process has exited: nobody else reads
@@ -172,6 +192,7 @@ static void serve_orphans(struct sqb_vm *vm, struct sqb_snapstate *ss, struct sn
 {
 	struct pollfd p[2] = {{ss->uffd, POLLIN, 0}, {w->quit_fd, POLLIN, 0}};
 	uint64_t again[64]; /* zero pages refused with EAGAIN (a REMOVE was queued) */
+	uint64_t ps = vm->mem.page_size;
 	unsigned int nagain = 0;
 	int failed = 0;
 
@@ -205,12 +226,10 @@ static void serve_orphans(struct sqb_vm *vm, struct sqb_snapstate *ss, struct sn
 				failed = 1;
 			}
 			if (nagain < 64)
-				again[nagain++] = msg.arg.pagefault.address & ~4095ULL;
+				again[nagain++] = msg.arg.pagefault.address & ~(ps - 1);
 		}
 		for (unsigned int i = 0; i < nagain;) {
-			struct uffdio_zeropage z = {.range = {again[i], 4096}};
-
-			if (ioctl(ss->uffd, UFFDIO_ZEROPAGE, &z) < 0 && errno == EAGAIN) {
+			if (zero_fill(ss->uffd, again[i], ps, w->zero) < 0 && errno == EAGAIN) {
 				i++; /* retried after the next read drains the queue */
 				continue;
 			}
@@ -282,6 +301,16 @@ int sqb_snap_uffd_watch(struct sqb_vm *vm, struct sqb_snapstate *ss)
 		free(w);
 		return 0;
 	}
+	if (vm->mem.page_size != 4096) { /* here: the watcher's filter has no mmap */
+		w->zero = mmap(NULL, vm->mem.page_size, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1,
+			       0);
+		if (w->zero == MAP_FAILED) {
+			err = -errno;
+			w->zero = NULL;
+			goto fail;
+		}
+		w->zero_len = vm->mem.page_size;
+	}
 	w->quit_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (w->quit_fd < 0) {
 		err = -errno;
@@ -294,6 +323,8 @@ int sqb_snap_uffd_watch(struct sqb_vm *vm, struct sqb_snapstate *ss)
 	ss->watch = NULL;
 	close(w->quit_fd);
 fail:
+	if (w->zero)
+		munmap(w->zero, w->zero_len);
 	close(w->pidfd);
 	free(w);
 	return err;
@@ -311,6 +342,8 @@ void sqb_snap_uffd_unwatch(struct sqb_snapstate *ss)
 	pthread_join(w->thread, NULL);
 	close(w->quit_fd);
 	close(w->pidfd);
+	if (w->zero)
+		munmap(w->zero, w->zero_len);
 	free(w);
 	ss->watch = NULL;
 }

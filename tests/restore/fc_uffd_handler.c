@@ -10,7 +10,9 @@
  *   the socket ("no other communication happens on the UDS") and serve: a
  *   fault gets the page from MEMFILE at the mapping's offset (UFFDIO_COPY);
  *   a range named by UFFD_EVENT_REMOVE (the VMM's MADV_DONTNEED) is zeroed
- *   when touched again, as the document prescribes.  Like the handlers
+ *   when touched again, as the document prescribes.  A page is what the
+ *   handshake's page size says: 2 MiB pages (huge_pages 2M) are copied
+ *   whole, as UFFDIO_COPY on hugetlb memory requires.  Like the handlers
  *   written for Firecracker 1.7-1.11 it takes its page size from
  *   "page_size_kib", which Firecracker fills with bytes; and it insists the
  *   VMM enabled UFFD_FEATURE_EVENT_REMOVE, as Firecracker does.
@@ -161,10 +163,18 @@ static int serve_fault(int uffd, const uint8_t *mem, uint64_t mem_size, uint64_t
 
 		if (page < m->base || page >= m->base + m->size)
 			continue;
-		if (is_removed(page)) {
+		if (is_removed(page) && page_size == 4096) {
 			struct uffdio_zeropage z = {.range = {page, page_size}};
 
 			rc = ioctl(uffd, UFFDIO_ZEROPAGE, &z);
+		} else if (is_removed(page)) { /* hugetlb has no ZEROPAGE: copy zeros */
+			static uint8_t *zero;
+			struct uffdio_copy c = {.dst = page, .len = page_size};
+
+			if (!zero && !(zero = calloc(1, page_size)))
+				die(5, "%s", "out of memory");
+			c.src = (uint64_t)(uintptr_t)zero;
+			rc = ioctl(uffd, UFFDIO_COPY, &c);
 		} else {
 			uint64_t src = m->offset + (page - m->base);
 			struct uffdio_copy c = {.dst = page, .len = page_size};

@@ -131,8 +131,14 @@ static void test_machine_config_valid_and_invalid(void **state)
 	    {"PUT", "/machine-config",
 	     "{\"vcpu_count\":1,\"mem_size_mib\":64,\"cpu_template\":\"Z9\"}", 400,
 	     "unknown variant `Z9`"},
+	    /* machine_config.rs is_valid_mem_size: 2M wants an even size */
 	    {"PUT", "/machine-config",
-	     "{\"vcpu_count\":1,\"mem_size_mib\":64,\"huge_pages\":\"2M\"}", 400, "not supported"},
+	     "{\"vcpu_count\":1,\"mem_size_mib\":65,\"huge_pages\":\"2M\"}", 400,
+	     "Machine config error: The memory size (MiB) is either 0, or not a multiple of the "
+	     "configured page size."},
+	    {"PUT", "/machine-config",
+	     "{\"vcpu_count\":1,\"mem_size_mib\":64,\"huge_pages\":\"4M\"}", 400,
+	     "unknown variant `4M`, expected one of `None`, `Transparent`, `2M`"},
 	    {"PUT", "/machine-config", "{\"vcpu_count\":3,\"mem_size_mib\":64,\"smt\":true}", 400,
 	     "must be 1 or an even number if SMT is enabled"},
 	    {"PUT", "/machine-config",

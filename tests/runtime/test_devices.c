@@ -471,7 +471,7 @@ static void test_gmem_bounds_regions_and_dirty_marks(void **state)
 	uint8_t b[16] = "hello, guest";
 
 	(void)state;
-	assert_int_equal(sqb_mem_create(&m, size, 0), 0);
+	assert_int_equal(sqb_mem_create(&m, size, 0, NULL), 0);
 	assert_int_equal(m.nregions, 2);
 	assert_int_equal(m.regions[1].gpa, 4ULL << 30);
 	assert_non_null(sqb_gmem_map(&m, 0x1000, 16, 0));
