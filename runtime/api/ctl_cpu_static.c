@@ -47,14 +47,14 @@ struct static_msr {
 /* CPUID.1:EAX of the CPUs a template may run on, compared on Firecracker's
  * CpuModel fields (stepping, model, family, extended model and family):
  * the processor type and the reserved bits are not compared. */
-#define FMS_MASK	   0x0fff0fffu
-#define FMS_SKYLAKE	   0x00050654u
-#define FMS_CASCADE_LAKE   0x00050657u
-#define FMS_ICE_LAKE	   0x000606a6u
-#define FMS_MILAN	   0x00a00f11u
-#define VENDOR_INTEL	   "GenuineIntel"
-#define VENDOR_AMD	   "AuthenticAMD"
-#define N(a)		   (unsigned int)(sizeof(a) / sizeof((a)[0]))
+#define FMS_MASK	 0x0fff0fffu
+#define FMS_SKYLAKE	 0x00050654u
+#define FMS_CASCADE_LAKE 0x00050657u
+#define FMS_ICE_LAKE	 0x000606a6u
+#define FMS_MILAN	 0x00a00f11u
+#define VENDOR_INTEL	 "GenuineIntel"
+#define VENDOR_AMD	 "AuthenticAMD"
+#define N(a)		 (unsigned int)(sizeof(a) / sizeof((a)[0]))
 
 /* Every template hides the CPU's identity (leaf 1 EAX: family 6, an Ivy
  * Bridge for C3, a Haswell for the T2 family), the host-only leaf 1
@@ -65,7 +65,7 @@ static const struct static_row c3_cpuid[] = {
     {0x1, 0x0, 0, ECX, 0x0040dd3c, 0x00000000}, /* DTES64 .. PDCM, FMA, MOVBE off */
     {0x1, 0x0, 0, EDX, 0xa8641080, 0x00001080}, /* MCE, MTRR on; PSN, DS, ACPI, SS, TM, PBE off */
     {0x7, 0x0, 1, EBX, 0xffafdd3c, 0x00000000}, /* SGX, BMI1/2, AVX2, AVX-512, SHA, ... off */
-    {0x7, 0x0, 1, ECX, 0x4041481e, 0x00000000}, /* VBMI, UMIP, PKU, OSPKE, VNNI, LA57, RDPID, SGX_LC */
+    {0x7, 0x0, 1, ECX, 0x4041481e, 0x00000000}, /* VBMI, UMIP, PKU, VNNI, LA57, RDPID, ... */
     {0x7, 0x0, 1, EDX, 0x0000000c, 0x00000000}, /* AVX512_4VNNIW, AVX512_4FMAPS */
     {0xd, 0x0, 1, EAX, 0x000002f8, 0x00000000}, /* MPX, AVX-512 and PKRU state */
     {0xd, 0x1, 1, EAX, 0x0000000e, 0x00000000}, /* XSAVEC, XGETBV, XSAVES */
@@ -226,8 +226,9 @@ int sqb_cpu_static_build(const char *name, struct sqb_cpu_template **out)
 		    (struct sqb_cpu_reg_mod){.reg = r->reg, .filter = r->filter, .value = r->value};
 	}
 	for (unsigned int i = 0; i < s->nmsrs; i++)
-		t->msrs[t->nmsrs++] = (struct sqb_msr_mod){
-		    .addr = s->msrs[i].addr, .filter = s->msrs[i].filter, .value = s->msrs[i].value};
+		t->msrs[t->nmsrs++] = (struct sqb_msr_mod){.addr = s->msrs[i].addr,
+							   .filter = s->msrs[i].filter,
+							   .value = s->msrs[i].value};
 	*out = t;
 	return 0;
 }
@@ -248,7 +249,8 @@ int sqb_cpu_static_get(const char *name, const struct sqb_cpu_host *host,
 	}
 	if (memcmp(host->vendor, s->vendor, 12)) {
 		snprintf(err, errlen,
-			 MSG_GET_TEMPLATE "CPU vendor mismatched between actual CPU and CPU template.");
+			 MSG_GET_TEMPLATE
+			 "CPU vendor mismatched between actual CPU and CPU template.");
 		return -1;
 	}
 	for (i = 0; i < s->nmodels && (host->fms & FMS_MASK) != s->models[i]; i++)
@@ -260,10 +262,11 @@ int sqb_cpu_static_get(const char *name, const struct sqb_cpu_host *host,
 		return -1;
 	}
 	if (!strcmp(name, "C3") && (host->fms & FMS_MASK) == FMS_SKYLAKE)
-		sqb_ctl_log(SQB_CTL_WARN,
-			    "On processors that do not enumerate FBSDP_NO, PSDP_NO and SBDR_SSDP_NO "
-			    "on IA32_ARCH_CAPABILITIES MSR, the guest kernel does not apply the "
-			    "mitigation against MMIO stale data vulnerability.");
+		sqb_ctl_log(
+		    SQB_CTL_WARN,
+		    "On processors that do not enumerate FBSDP_NO, PSDP_NO and SBDR_SSDP_NO "
+		    "on IA32_ARCH_CAPABILITIES MSR, the guest kernel does not apply the "
+		    "mitigation against MMIO stale data vulnerability.");
 	rc = sqb_cpu_static_build(name, out);
 	if (rc < 0) {
 		snprintf(err, errlen, "Start microvm error: Cannot allocate memory (os error 12)");
@@ -329,8 +332,9 @@ int sqb_cpu_static_from_vm_config(struct yajl_val_s *root, const char **name, ch
 			*name = sqb_cpu_static_names[i];
 			return 0;
 		}
-	snprintf(err, errlen, "machine-config.cpu_template: %s%.32s%s is not a CPU template of "
-			      "this architecture",
+	snprintf(err, errlen,
+		 "machine-config.cpu_template: %s%.32s%s is not a CPU template of "
+		 "this architecture",
 		 YAJL_IS_STRING(v) ? "`" : "", YAJL_IS_STRING(v) ? v->u.string : "(not a string)",
 		 YAJL_IS_STRING(v) ? "`" : "");
 	return -1;

@@ -34,10 +34,10 @@
 #include "ctl.h"
 #include "json_fields.h"
 
-#define PFX "An error occurred when deserializing the json body of a request: "
-#define GET_TMPL "Start microvm error: Failed to get CPU template: "
+#define PFX	   "An error occurred when deserializing the json body of a request: "
+#define GET_TMPL   "Start microvm error: Failed to get CPU template: "
 #define VENDOR_ERR GET_TMPL "CPU vendor mismatched between actual CPU and CPU template."
-#define MODEL_ERR GET_TMPL "The current CPU model is not permitted to apply the CPU template."
+#define MODEL_ERR  GET_TMPL "The current CPU model is not permitted to apply the CPU template."
 
 static const char *data_dir, *guest_dir;
 
@@ -59,6 +59,8 @@ static void want(struct sqb_ctl *c, const char *method, const char *path, const 
 			 r.status, r.body, status, text ? text : "");
 }
 
+#if defined(__x86_64__)
+
 /* A file that PUT /boot-source opens: the template check comes first. */
 static char kernel_path[64];
 
@@ -72,8 +74,6 @@ static void make_kernel(void)
 	assert_int_equal(write(fd, "not a kernel", 12), 12);
 	close(fd);
 }
-
-#if defined(__x86_64__)
 
 static const char *const x86_names[] = {"C3", "T2", "T2S", "T2CL", "T2A"};
 
@@ -151,9 +151,9 @@ static void test_slot(void **state)
 	want(&c, "PUT", "/machine-config", "{\"vcpu_count\": 1, \"mem_size_mib\": 64}", 204, NULL);
 	assert_string_equal(c.cpu_template, "T2");
 	/* null is serde's None: absent, and no deprecation */
-	assert_int_equal(api(&c, "PATCH", "/machine-config",
-			     "{\"cpu_template\": null, \"smt\": false}", &r),
-			 204);
+	assert_int_equal(
+	    api(&c, "PATCH", "/machine-config", "{\"cpu_template\": null, \"smt\": false}", &r),
+	    204);
 	assert_false(r.deprecation);
 	assert_string_equal(c.cpu_template, "T2");
 	/* a refused request changes nothing */
@@ -340,9 +340,9 @@ static void test_known_bits(void **state)
 	assert_int_equal(sqb_cpu_static_build("T2S", &t), 0);
 	assert_non_null(msr = msr_of(t, 0x10a));
 	assert_true(msr->filter == UINT64_MAX);
-	assert_true(msr->value == ((1ull << 2) | (1ull << 3) | (1ull << 6) | (1ull << 10) |
-				   (1ull << 11) | (1ull << 17) | (1ull << 19) | (1ull << 26) |
-				   (1ull << 27)));
+	assert_true(msr->value ==
+		    ((1ull << 2) | (1ull << 3) | (1ull << 6) | (1ull << 10) | (1ull << 11) |
+		     (1ull << 17) | (1ull << 19) | (1ull << 26) | (1ull << 27)));
 	sqb_cpu_template_free(t);
 
 	/* T2CL: 0x10a keeps the pass-through mitigation bits (0-8, 13-15, 17,
@@ -380,11 +380,11 @@ static void test_known_bits(void **state)
 /* ---- unit: the host check (custom_cpu_template.rs get_cpu_template) ---- */
 
 static const struct sqb_cpu_host skylake = {"GenuineIntel", 0x00050654},
-				  cascade = {"GenuineIntel", 0x00050657},
-				  icelake = {"GenuineIntel", 0x000606a6},
-				  milan = {"AuthenticAMD", 0x00a00f11},
-				  genoa = {"AuthenticAMD", 0x00a10f11},
-				  other = {"HygonGenuine", 0x00900f01};
+				 cascade = {"GenuineIntel", 0x00050657},
+				 icelake = {"GenuineIntel", 0x000606a6},
+				 milan = {"AuthenticAMD", 0x00a00f11},
+				 genoa = {"AuthenticAMD", 0x00a10f11},
+				 other = {"HygonGenuine", 0x00900f01};
 
 static void check(const char *name, const struct sqb_cpu_host *h, const char *want_err)
 {
@@ -611,8 +611,7 @@ static void wait_readback(unsigned int since, struct cpuid_buf *set, struct cpui
 	fail_msg("no KVM_SET_CPUID2 reached a vCPU");
 }
 
-static const struct kvm_cpuid_entry2 *entry(const struct cpuid_buf *b, uint32_t leaf,
-					    uint32_t sub)
+static const struct kvm_cpuid_entry2 *entry(const struct cpuid_buf *b, uint32_t leaf, uint32_t sub)
 {
 	for (unsigned int i = 0; i < b->h.nent && i < CAP_MAX; i++)
 		if (b->e[i].function == leaf && b->e[i].index == sub)
@@ -847,8 +846,7 @@ static void test_real_host(void **state)
 
 		if (strcmp(vendor, fc[i].vendor))
 			err = VENDOR_ERR;
-		else if (fms != fc[i].models[0] && fms != fc[i].models[1] &&
-			 fms != fc[i].models[2])
+		else if (fms != fc[i].models[0] && fms != fc[i].models[1] && fms != fc[i].models[2])
 			err = MODEL_ERR;
 		sqb_ctl_init(&c);
 		c.serial_fd = open("/dev/null", O_WRONLY | O_CLOEXEC);
