@@ -84,6 +84,10 @@ struct sqb_ctl {
 	int smt, track_dirty_pages;
 	const char *cpu_template, *huge_pages; /* canonical static strings */
 	struct sqb_cpu_template *cpu_config;   /* PUT /cpu-config (ctl_cpu.c), or NULL */
+	/* Firecracker's one template slot: a static cpu_template other than
+	 * "None" and cpu_config are never both set.  cpu_host: the CPU the
+	 * static template check sees; NULL: the host's (tests pretend another). */
+	const struct sqb_cpu_host *cpu_host;
 	/* boot-source */
 	char *kernel_path, *initrd_path, *boot_args;
 	/* drives (root first, as Firecracker orders them) and entropy */
@@ -314,5 +318,27 @@ void sqb_cpu_template_free(struct sqb_cpu_template *t);
 int sqb_cpu_number_parse(const char *s, uint64_t max, uint64_t *out, char *msg, size_t len);
 int sqb_cpu_bitmap_parse(const char *s, unsigned int bits, uint64_t *filter, uint64_t *value,
 			 char *msg, size_t len);
+
+/* Firecracker's static CPU templates (ctl_cpu_static.c): machine-config
+ * "cpu_template" names, built as custom templates at InstanceStart. */
+struct sqb_cpu_host {
+	char vendor[12]; /* CPUID.0: EBX, EDX, ECX ("GenuineIntel", "AuthenticAMD") */
+	uint32_t fms;	 /* CPUID.1:EAX: family, model, stepping */
+};
+/* This architecture's StaticCpuTemplate variants, serde's order, NULL-ended. */
+extern const char *const sqb_cpu_static_names[];
+/* The CPU squib runs on (x86_64; zeroes elsewhere). */
+void sqb_cpu_host_probe(struct sqb_cpu_host *h);
+/* -1 with a message: a name of the API that squib cannot apply (arm64 V1N1). */
+int sqb_cpu_static_refused(const char *name, char *err, size_t errlen);
+/* The template's table as a custom template, no host check; -ENOENT, -ENOMEM. */
+int sqb_cpu_static_build(const char *name, struct sqb_cpu_template **out);
+/* InstanceStart: Firecracker's vendor and model check, then the table;
+ * -1 with the whole "Start microvm error: ..." message. */
+int sqb_cpu_static_get(const char *name, const struct sqb_cpu_host *host,
+		       struct sqb_cpu_template **out, char *err, size_t errlen);
+/* A snapshot's vm_config_json: its machine-config template ("None" if absent). */
+int sqb_cpu_static_from_vm_config(struct yajl_val_s *root, const char **name, char *err,
+				  size_t errlen);
 
 #endif

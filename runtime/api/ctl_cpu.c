@@ -432,7 +432,8 @@ static int read_template_file(const char *path, yajl_val *tree, char *err, size_
 
 /* rpc_interface.rs PutCpuConfiguration: the body is parsed first (a bad one
  * is a serde error whatever the state), then refused after boot; a second
- * PUT replaces the first, and so does a static template (squib has none). */
+ * PUT replaces the first, and it replaces a static machine-config
+ * cpu_template (resources.rs set_custom_cpu_template: one slot). */
 void sqb_ctl_put_cpu_config(struct sqb_ctl *c, yajl_val body, struct sqb_ctl_resp *r)
 {
 	struct sqb_cpu_template *t;
@@ -455,6 +456,7 @@ void sqb_ctl_put_cpu_config(struct sqb_ctl *c, yajl_val body, struct sqb_ctl_res
 	}
 	sqb_cpu_template_free(c->cpu_config);
 	c->cpu_config = t;
+	c->cpu_template = "None";
 	sqb_ctl_log(SQB_CTL_INFO,
 		    "custom CPU template set: %u KVM capabilities, %u CPUID leaves, %u MSRs",
 		    t->ncaps, t->ncpuid, t->nmsrs);

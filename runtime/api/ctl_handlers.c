@@ -213,7 +213,6 @@ static void get_vm_config(struct sqb_ctl *c, yajl_val body, struct sqb_ctl_resp 
 
 /* ---- machine-config ---- */
 
-static const char *const cpu_templates[] = {"C3", "T2", "T2S", "T2CL", "T2A", "V1N1", "None", NULL};
 static const char *const huge_pages_enum[] = {"None", "Transparent", "2M", NULL};
 
 #define MSG_MACHINE "Machine config error: "
@@ -226,12 +225,13 @@ static void machine_config(struct sqb_ctl *c, yajl_val body, struct sqb_ctl_resp
 	uint64_t vcpus = patch ? c->vcpu_count : 1, mem = patch ? c->mem_size_mib : 128;
 	int smt = patch ? c->smt : 0, dirty = patch ? c->track_dirty_pages : 0, have_tmpl = 0;
 	int have[6] = {0};
-	const char *tmpl = patch ? c->cpu_template : "None", *huge = patch ? c->huge_pages : "None";
+	/* an absent cpu_template keeps the slot, PUT as PATCH (MachineConfigUpdate::from) */
+	const char *tmpl = c->cpu_template, *huge = patch ? c->huge_pages : "None";
 	const struct sqb_jfield f[] = {
 	    {"vcpu_count", SQB_JT_UINT, !patch, &vcpus, &have[0], 0, UINT8_MAX},
 	    {"mem_size_mib", SQB_JT_UINT, !patch, &mem, &have[1], 0, UINT64_MAX, .expect = "usize"},
 	    {"smt", SQB_JT_BOOL, 0, &smt, &have[2]},
-	    {"cpu_template", SQB_JT_ENUM, 0, &tmpl, &have_tmpl, 0, 0, cpu_templates},
+	    {"cpu_template", SQB_JT_ENUM, 0, &tmpl, &have_tmpl, 0, 0, sqb_cpu_static_names},
 	    {"track_dirty_pages", SQB_JT_BOOL, 0, &dirty, &have[3]},
 	    {"huge_pages", SQB_JT_ENUM, 0, &huge, &have[4], 0, 0, huge_pages_enum},
 	};
@@ -257,20 +257,16 @@ static void machine_config(struct sqb_ctl *c, yajl_val body, struct sqb_ctl_resp
 	if (mem == 0 || (strcmp(huge, "None") && (mem & 1)))
 		return sqb_ctl_fault(r, MSG_MACHINE "The memory size (MiB) is either 0, or not a "
 						    "multiple of the configured page size.");
-	if (strcmp(tmpl, "None"))
-		return sqb_ctl_fault(
-		    r,
-		    "cpu_template `%s` is not supported by squib (only `None`); see "
-		    "docs/api-compat.md",
-		    tmpl);
+	if (have_tmpl && sqb_cpu_static_refused(tmpl, err, sizeof(err)) < 0)
+		return sqb_ctl_fault(r, "%s", err);
 	c->vcpu_count = vcpus;
 	c->mem_size_mib = mem;
 	c->smt = smt;
 	c->track_dirty_pages = dirty;
-	c->cpu_template = tmpl;
-	/* machine_config.rs update(): an explicit "None" clears the template
-	 * slot, which a custom template shares; an absent field keeps it. */
+	/* machine_config.rs update(): a given cpu_template takes the slot a
+	 * custom template shares ("None" empties it); an absent one keeps it. */
 	if (have_tmpl) {
+		c->cpu_template = tmpl;
 		sqb_cpu_template_free(c->cpu_config);
 		c->cpu_config = NULL;
 	}
@@ -574,6 +570,7 @@ static int boot_add_devices(void *arg, sqb_vm *vm, struct sqb_diag *diag)
 int sqb_ctl_start(struct sqb_ctl *c, char *err, size_t errlen)
 {
 	struct sqb_vm_config cfg = SQB_VM_CONFIG_INIT;
+	struct sqb_cpu_template *static_tmpl = NULL;
 	struct sqb_diag diag = {0};
 	char *cmdline = NULL;
 	int rc;
@@ -613,7 +610,20 @@ int sqb_ctl_start(struct sqb_ctl *c, char *err, size_t errlen)
 	if (sqb_vm_huge_parse(c->huge_pages, &cfg.huge_pages) < 0)
 		cfg.huge_pages = SQB_VM_HUGE_NONE; /* c->huge_pages is one of huge_pages_enum */
 	cfg.cpu_template = c->cpu_config;
+	if (strcmp(c->cpu_template, "None")) { /* builder.rs: after memory, before KVM */
+		struct sqb_cpu_host host;
+
+		if (!c->cpu_host)
+			sqb_cpu_host_probe(&host);
+		if (sqb_cpu_static_get(c->cpu_template, c->cpu_host ? c->cpu_host : &host,
+				       &static_tmpl, err, errlen) < 0) {
+			free(cmdline);
+			return -1;
+		}
+		cfg.cpu_template = static_tmpl;
+	}
 	rc = sqb_vm_create(&c->vm, &cfg, &diag);
+	sqb_cpu_template_free(static_tmpl); /* read only while the VM is created */
 	free(cmdline);
 	if (rc < 0) {
 		start_error(err, errlen, rc, &diag);

@@ -176,6 +176,7 @@ struct load_req {
 	int have_mb, have_ext, have_netov, have_vsock;
 	yajl_val ext, netov, vsock;
 	const char *huge;
+	const char *cpu_template; /* the snapshot's machine-config static template */
 	uint64_t seed; /* squib.entropy_seed: bytes (docs/fleet.md "Entropy seed"), 0: none */
 };
 
@@ -389,6 +390,8 @@ static int load_conf_ready(void *arg, const struct sqb_vm_snap_conf *conf, struc
 					   strlen(conf->vm_config_json), err, sizeof(err));
 	if (!rc && root)
 		rc = sqb_ctl_devices_from_config(c, root, err, sizeof(err));
+	if (!rc)
+		rc = sqb_cpu_static_from_vm_config(root, &q->cpu_template, err, sizeof(err));
 	yajl_tree_free(root);
 	if (!rc && q->drives_ov && drive_overrides(c, q->drives_ov, err, sizeof(err)) < 0) {
 		snprintf(d->section, sizeof(d->section), "squib.drives");
@@ -475,6 +478,11 @@ void sqb_ctl_snapshot_load(struct sqb_ctl *c, yajl_val body, struct sqb_ctl_resp
 	c->vcpu_count = conf.vcpu_count;
 	c->mem_size_mib = conf.mem_size_mib;
 	c->smt = conf.smt;
+	/* persist.rs: the load updates machine-config with the snapshot's
+	 * static template, which also empties a custom one */
+	c->cpu_template = q.cpu_template ? q.cpu_template : "None";
+	sqb_cpu_template_free(c->cpu_config);
+	c->cpu_config = NULL;
 	c->track_dirty_pages = q.o.track_dirty_pages;
 	c->huge_pages = sqb_vm_huge_name(conf.huge_pages); /* resolved: GET /machine-config */
 	dup_str(&c->kernel_path, conf.kernel_path);

@@ -563,6 +563,16 @@ static void test_fc_http_layer_and_preboot_rules(void **state)
 	     T_API " test_api_machine_config"},
 	    {"PUT", "/machine-config", "{\"cpu_template\": \"random_string\"}", 400, NULL,
 	     T_API " test_api_machine_config"},
+#if defined(__x86_64__)
+	    {"PUT", "/machine-config",
+	     "{\"vcpu_count\": 4, \"smt\": true, \"mem_size_mib\": 256, \"track_dirty_pages\": "
+	     "true, \"cpu_template\": \"C3\"}",
+	     204, NULL, T_API " test_api_machine_config (x86_64)"},
+	    {"GET", "/machine-config", NULL, 200,
+	     "{\"vcpu_count\":4,\"mem_size_mib\":256,\"smt\":true,\"cpu_template\":\"C3\","
+	     "\"track_dirty_pages\":true",
+	     T_API " test_api_machine_config (x86_64)"},
+#endif
 	    {"PATCH", "/machine-config", "{\"track_dirty_pages\": true}", 204, NULL,
 	     T_API " test_api_machine_config"},
 	    {"PUT", "/machine-config", "{\"mem_size_mib\": 128}", 400,
