@@ -370,16 +370,106 @@ static void *term_watchdog(void *arg)
 	return NULL;
 }
 
+/* Firecracker's signal handlers (vmm/src/signal_handler.rs): SIGBUS,
+ * SIGSEGV, SIGXFSZ, SIGXCPU, SIGHUP and SIGILL store their metric, log
+ * "Shutting down VM after intercepting signal N, code C." at Error, write
+ * the metrics and exit with FcExitCode's number; SIGPIPE counts and logs
+ * "Received signal 13, code C." and squib goes on (the write sees EPIPE);
+ * SIGSYS from a seccomp filter stores seccomp.num_faults and logs the bad
+ * syscall, then squib's own report (seccomp_confine.c) ends the process
+ * with SIGSYS; a SIGSYS sent by someone else ends it with exit code 2. */
+static struct sqb_ctl *sig_ctl; /* for the metrics line */
+static int fatal_taken;	/* a second fatal signal inside the handler: leave */
+static struct sigaction confine_sigsys; /* seccomp_confine.c's report, if any */
+
+static int fatal_code(int sig)
+{
+	switch (sig) {
+	case SIGBUS: return 149;
+	case SIGSEGV: return 150;
+	case SIGXFSZ: return 151;
+	case SIGXCPU: return 154;
+	case SIGHUP: return 156;
+	case SIGILL: return 157;
+	default: return 2; /* UnexpectedError */
+	}
+}
+
+static void flush_for_exit(void)
+{
+	if (sig_ctl && sig_ctl->metrics_set)
+		sqb_ctl_metrics_flush(sig_ctl);
+}
+
+static void on_fatal_signal(int sig, siginfo_t *si, void *uc)
+{
+	if (__atomic_exchange_n(&fatal_taken, 1, __ATOMIC_SEQ_CST))
+		_exit(fatal_code(sig));
+	if (sig == SIGSYS) {
+		sqb_ctl_signal_metric(SIGSYS);
+		sqb_ctl_log(SQB_CTL_ERROR, "Shutting down VM after intercepting signal %d, code %d.",
+			    si->si_signo, si->si_code);
+		if (si->si_code != 1 /* SYS_SECCOMP */) {
+			flush_for_exit();
+			_exit(2);
+		}
+		sqb_ctl_log(SQB_CTL_ERROR, "Shutting down VM after intercepting a bad syscall (%d).",
+			    si->si_syscall);
+		flush_for_exit();
+		if (confine_sigsys.sa_flags & SA_SIGINFO && confine_sigsys.sa_sigaction)
+			confine_sigsys.sa_sigaction(sig, si, uc); /* does not return */
+		_exit(148); /* BadSyscall */
+	}
+	sqb_ctl_signal_metric(sig);
+	sqb_ctl_log(SQB_CTL_ERROR, "Shutting down VM after intercepting signal %d, code %d.",
+		    si->si_signo, si->si_code);
+	flush_for_exit();
+	_exit(fatal_code(sig));
+}
+
+static void on_sigpipe(int sig, siginfo_t *si, void *uc)
+{
+	int saved = errno;
+
+	(void)sig;
+	(void)uc;
+	sqb_ctl_signal_metric(SIGPIPE);
+	sqb_ctl_log(SQB_CTL_ERROR, "Received signal %d, code %d.", si->si_signo, si->si_code);
+	errno = saved;
+}
+
+/* After confine(): SIGSYS wraps the seccomp report it installed. */
+static int install_signal_handlers(struct sqb_ctl *c)
+{
+	static const int fatal[] = {SIGBUS, SIGSEGV, SIGXFSZ, SIGXCPU, SIGHUP, SIGILL, SIGSYS};
+	struct sigaction sa = {.sa_sigaction = on_fatal_signal, .sa_flags = SA_SIGINFO};
+
+	sig_ctl = c;
+	/* every other handled signal waits while one runs (sa_mask); SIGSYS
+	 * stays at its default once taken, as the seccomp report needs */
+	sigemptyset(&sa.sa_mask);
+	for (size_t i = 0; i < sizeof(fatal) / sizeof(fatal[0]); i++)
+		sigaddset(&sa.sa_mask, fatal[i]);
+	for (size_t i = 0; i < sizeof(fatal) / sizeof(fatal[0]); i++) {
+		sa.sa_flags = SA_SIGINFO | (fatal[i] == SIGSYS ? SA_RESETHAND : 0);
+		if (sigaction(fatal[i], &sa, fatal[i] == SIGSYS ? &confine_sigsys : NULL) < 0)
+			return -1;
+	}
+	sa.sa_sigaction = on_sigpipe;
+	sa.sa_flags = SA_SIGINFO | SA_RESTART;
+	sigemptyset(&sa.sa_mask);
+	return sigaction(SIGPIPE, &sa, NULL);
+}
+
 /* Blocks the termination signals in every thread (the watchdog takes them
  * with sigwaitinfo) and returns the eventfd the event loop polls. */
 static int block_signals(void)
 {
-	signal(SIGPIPE, SIG_IGN);
+	signal(SIGPIPE, SIG_IGN); /* until install_signal_handlers */
 	sigemptyset(&term_set);
 	sigaddset(&term_set, SIGTERM);
 	sigaddset(&term_set, SIGINT);
-	sigaddset(&term_set, SIGHUP);
-	sigaddset(&term_set, SIGQUIT);
+	sigaddset(&term_set, SIGQUIT); /* SIGHUP: Firecracker's fatal handler */
 	if (pthread_sigmask(SIG_BLOCK, &term_set, NULL))
 		return -1;
 	term_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
@@ -469,6 +559,10 @@ int main(int argc, char **argv)
 	}
 	if (confine(&o) < 0)
 		goto out;
+	if (install_signal_handlers(&ctl) < 0) {
+		perror("squib: sigaction");
+		goto out;
+	}
 	/* building the filters left about 200 KiB of freed heap: give it back,
 	 * each idle VM of a fleet pays for what stays (docs/fleet.md) */
 	malloc_trim(0);

@@ -362,7 +362,7 @@ static int poll_timeout(const struct sqb_ctl *c, const struct sqb_api *s,
 	for (int i = 0; s && i < SQB_API_MAX_CONNS; i++)
 		if (s->conns[i].fd >= 0)
 			ms = 1000; /* the idle and request deadlines */
-	if (c->metrics_set) {
+	if (c->metrics_set && c->vm) {
 		uint64_t due = c->metrics_last_ms + SQB_METRICS_PERIOD_MS;
 		int left = due > t ? (int)(due - t) : 0;
 		if (ms < 0 || left < ms)
@@ -377,10 +377,22 @@ int sqb_api_run(struct sqb_ctl *c, struct sqb_api *s, int sig_fd, int use_stdin)
 	struct serial_in sin = {.off = 0, .len = 0};
 	int stdin_open = use_stdin;
 
+	int vm_seen = 0;
+
 	c->metrics_last_ms = now_ms();
 	while (!c->exit_requested) {
 		int np = 0, idx_sig, idx_ev = -1, idx_in = -1, idx_l = -1, ci[SQB_API_MAX_CONNS];
 		uint64_t t = now_ms();
+
+		/* Firecracker's PeriodicMetrics starts once the microVM is built
+		 * (booted or loaded): one line at once ("to check the process
+		 * startup time"), then one every 60 s; none before */
+		if (c->vm && !vm_seen) {
+			vm_seen = 1;
+			if (c->metrics_set)
+				sqb_ctl_metrics_flush(c);
+			c->metrics_last_ms = t;
+		}
 
 		pf[idx_sig = np++] = (struct pollfd){sig_fd, POLLIN, 0};
 		if (c->vm)
@@ -450,7 +462,8 @@ int sqb_api_run(struct sqb_ctl *c, struct sqb_api *s, int sig_fd, int use_stdin)
 		}
 		if (idx_l >= 0 && (pf[idx_l].revents & POLLIN))
 			api_accept(s);
-		if (c->metrics_set && now_ms() - c->metrics_last_ms >= SQB_METRICS_PERIOD_MS) {
+		if (c->metrics_set && c->vm &&
+		    now_ms() - c->metrics_last_ms >= SQB_METRICS_PERIOD_MS) {
 			sqb_ctl_metrics_flush(c); /* periodic, as Firecracker does */
 			c->metrics_last_ms = now_ms();
 		}

@@ -306,6 +306,11 @@ int sqb_ctl_metrics_write(const char *line, size_t len);
 /* Log lines that could not be written (ctl_log.c). */
 uint64_t sqb_ctl_missed_log_count(void);
 
+/* A signal handler's metric (signal_handler.rs): the fatal signals store
+ * 1 in signals.<name>, SIGPIPE counts, SIGSYS stores seccomp.num_faults.
+ * Async-signal-safe. */
+void sqb_ctl_signal_metric(int sig);
+
 /* The process took a termination signal: a pause that waits gives up. */
 void sqb_ctl_note_termination(void);
 

@@ -17,6 +17,7 @@
  * docs and visible below: only keys set with mx_set are.
  */
 #include <assert.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -193,6 +194,27 @@ static const char *const K_VMM[] = {"=panic_count"};
 /* all but sigpipe are values in Firecracker (set from a dying signal handler) */
 static const char *const K_SIGNALS[] = {"=sigbus", "=sigsegv", "=sigxfsz", "=sigxcpu",
 					"sigpipe", "=sighup",  "=sigill"};
+
+/* Set from signal handlers (main.c, signal_handler.rs's metrics): the
+ * fatal ones store 1, SIGPIPE counts; seccomp.num_faults stores 1. */
+static uint64_t sig_metric[8]; /* K_SIGNALS order, then num_faults */
+
+void sqb_ctl_signal_metric(int sig)
+{
+	static const int order[7] = {SIGBUS, SIGSEGV, SIGXFSZ, SIGXCPU, SIGPIPE, SIGHUP, SIGILL};
+
+	if (sig == SIGSYS) {
+		__atomic_store_n(&sig_metric[7], 1, __ATOMIC_RELAXED);
+		return;
+	}
+	for (int i = 0; i < 7; i++)
+		if (order[i] == sig) {
+			if (sig == SIGPIPE)
+				__atomic_add_fetch(&sig_metric[i], 1, __ATOMIC_RELAXED);
+			else
+				__atomic_store_n(&sig_metric[i], 1, __ATOMIC_RELAXED);
+		}
+}
 static const char *const K_VSOCK[] = {
     "activate_fails",	    "cfg_fails",	 "rx_queue_event_fails", "tx_queue_event_fails",
     "ev_queue_event_fails", "muxer_event_fails", "conn_event_fails",	 "rx_queue_event_count",
@@ -598,6 +620,7 @@ int sqb_ctl_metrics_flush(struct sqb_ctl *c)
 	mx_plain(&b, "put_api_requests", &g);
 
 	mx_init(&g, KEYS(K_SECCOMP));
+	mx_set(&g, "num_faults", __atomic_load_n(&sig_metric[7], __ATOMIC_RELAXED));
 	mx_plain(&b, "seccomp", &g);
 
 	mx_init(&g, KEYS(K_VCPU));
@@ -611,6 +634,8 @@ int sqb_ctl_metrics_flush(struct sqb_ctl *c)
 	mx_plain(&b, "vmm", &g);
 
 	mx_init(&g, KEYS(K_SIGNALS));
+	for (unsigned int i = 0; i < 7; i++)
+		g.v[i] = __atomic_load_n(&sig_metric[i], __ATOMIC_RELAXED);
 	mx_plain(&b, "signals", &g);
 
 	mx_init(&g, KEYS(K_VSOCK));

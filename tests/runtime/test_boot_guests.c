@@ -381,11 +381,18 @@ static void test_serial_rate_limiter(void **state)
 		fail_msg("serial file has %lld bytes after %lld ms", (long long)st.st_size, ms);
 	m = tc_read_file(mx);
 	assert_non_null(m);
-	p = strstr(m, "\"rate_limiter_dropped_bytes\":");
-	assert_non_null(p);
-	if (strtoull(p + 29, NULL, 10) + (unsigned long long)st.st_size < 40000)
-		fail_msg("written %lld + dropped %s < the 40000 bytes sent", (long long)st.st_size,
-			 p + 29);
+	/* a counter: each line has the change since the line before (the
+	 * first is written when the VM starts), so sum them */
+	{
+		unsigned long long dropped = 0;
+
+		assert_non_null(strstr(m, "\"rate_limiter_dropped_bytes\":"));
+		for (p = m; (p = strstr(p, "\"rate_limiter_dropped_bytes\":")); p += 29)
+			dropped += strtoull(p + 29, NULL, 10);
+		if (dropped + (unsigned long long)st.st_size < 40000)
+			fail_msg("written %lld + dropped %llu < the 40000 bytes sent",
+				 (long long)st.st_size, dropped);
+	}
 	free(m);
 	tc_stop(&t);
 	unlink(cfg);
@@ -567,6 +574,118 @@ static void test_snapshot_version_and_describe_snapshot(void **state)
 	tc_stop(&t);
 }
 
+/* The metrics file's lines that carry "group":{... key:N ...}: the value
+ * in the n-th line (0-based), or -1. */
+static long long metric_in_line(const char *text, int n, const char *group, const char *key)
+{
+	char g[64], k[64];
+	const char *line = text, *end, *p, *q;
+
+	for (int i = 0; line && i < n; i++)
+		line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL;
+	if (!line || !*line)
+		return -1;
+	end = strchr(line, '\n');
+	snprintf(g, sizeof(g), "\"%s\":{", group);
+	snprintf(k, sizeof(k), "\"%s\":", key);
+	p = strstr(line, g);
+	if (!p || (end && p > end))
+		return -1;
+	q = strstr(p, k);
+	if (!q || (end && q > end) || strchr(p, '}') < q)
+		return -1;
+	return strtoll(q + strlen(k), NULL, 10);
+}
+
+static int count_lines(const char *text)
+{
+	int n = 0;
+
+	for (const char *p = text; p && *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : NULL)
+		n++;
+	return n;
+}
+
+/* Firecracker's test_signals.py (vmm/src/signal_handler.rs): after a start
+ * the metrics file has one line (PeriodicMetrics writes one when the VM is
+ * built); a fatal signal logs "Shutting down VM after intercepting signal
+ * N", stores signals.<name> = 1 in a last line and exits with FcExitCode's
+ * number; SIGSYS from kill() (not a seccomp trap) exits with 2; SIGPIPE is
+ * counted and logged ("Received signal 13") and squib goes on. */
+static void test_signals_as_firecracker(void **state)
+{
+	static const struct {
+		int sig;
+		const char *name;
+		int code;
+	} cases[] = {
+	    {SIGBUS, "sigbus", 149},  {SIGSEGV, "sigsegv", 150}, {SIGXFSZ, "sigxfsz", 151},
+	    {SIGXCPU, "sigxcpu", 154}, {SIGHUP, "sighup", 156},   {SIGILL, "sigill", 157},
+	    {SIGSYS, NULL, 2},	       {SIGPIPE, "sigpipe", 0},
+	};
+	char mx[256], body[512], resp[2048], want[96], *m, *log;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct sqb_tc t;
+
+		snprintf(mx, sizeof(mx), "/tmp/sqb-metrics-sig-%d-%zu.json", (int)getpid(), i);
+		unlink(mx);
+		assert_int_equal(tc_spawn(&t, squib_bin,
+					  (const char *const[]){"--level", "Info", "--metrics-path",
+								mx, NULL},
+					  1),
+				 0);
+		assert_int_equal(tc_req(&t, "PUT", "/machine-config",
+					"{\"vcpu_count\":1,\"mem_size_mib\":16}", resp,
+					sizeof(resp)),
+				 204);
+		snprintf(body, sizeof(body),
+			 "{\"kernel_image_path\":\"%s/counter.elf\",\"boot_args\":"
+			 "\"delay=3000\"}",
+			 guest_dir);
+		assert_int_equal(tc_req(&t, "PUT", "/boot-source", body, resp, sizeof(resp)), 204);
+		assert_int_equal(tc_req(&t, "PUT", "/actions",
+					"{\"action_type\":\"InstanceStart\"}", resp, sizeof(resp)),
+				 204);
+		expect_serial(&t, "count=1\n", 20000);
+		m = tc_read_file(mx);
+		assert_non_null(m);
+		if (count_lines(m) != 1)
+			fail_msg("%zu: want one metrics line after the start, have %d", i,
+				 count_lines(m));
+		free(m);
+		kill(t.pid, cases[i].sig);
+		if (cases[i].sig == SIGPIPE) {
+			usleep(200000);
+			assert_int_equal(tc_req(&t, "PUT", "/actions",
+						"{\"action_type\":\"FlushMetrics\"}", resp,
+						sizeof(resp)),
+					 204);
+			snprintf(want, sizeof(want), "Received signal %d", SIGPIPE);
+		} else {
+			assert_int_equal(tc_wait_exit(&t, 10000), cases[i].code);
+			snprintf(want, sizeof(want),
+				 "Shutting down VM after intercepting signal %d", cases[i].sig);
+		}
+		log = tc_read_file(t.errlog);
+		assert_non_null(log);
+		if (!strstr(log, want))
+			fail_msg("signal %d: no '%s' in the log: %.2000s", cases[i].sig, want, log);
+		free(log);
+		m = tc_read_file(mx);
+		assert_non_null(m);
+		if (cases[i].name && metric_in_line(m, 1, "signals", cases[i].name) != 1)
+			fail_msg("signal %d: the line after the signal lacks signals.%s = 1: %.1500s",
+				 cases[i].sig, cases[i].name, m);
+		if (!cases[i].name && metric_in_line(m, 1, "seccomp", "num_faults") != 1)
+			fail_msg("SIGSYS: the last line lacks seccomp.num_faults = 1: %.1500s", m);
+		free(m);
+		tc_stop(&t);
+		unlink(mx);
+	}
+}
+
 static void test_stdin_reaches_the_guest_uart(void **state)
 {
 	struct sqb_tc t;
@@ -646,6 +765,7 @@ int main(int argc, char **argv)
 	    cmocka_unit_test(test_serial_rate_limiter),
 	    cmocka_unit_test(test_boot_timer_and_jailer_start_times),
 	    cmocka_unit_test(test_snapshot_version_and_describe_snapshot),
+	    cmocka_unit_test(test_signals_as_firecracker),
 	    cmocka_unit_test(test_stdin_reaches_the_guest_uart),
 	    cmocka_unit_test(test_uart_interrupts_reach_the_guest),
 	    cmocka_unit_test(test_triple_fault_is_reported_not_hung),
