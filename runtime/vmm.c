@@ -583,8 +583,8 @@ int sqb_vm_map_device_mem(struct sqb_vm *vm, uint64_t size, void *host, int read
 			 "squib maps at most %u virtio-pmem devices", VM_DEVMEM_MAX);
 		return -SQB_ELIMIT;
 	}
-	/* never over RAM (a guest of more than ~508 GiB) */
-	if (last->gpa + last->size > at || at + size < at) {
+	/* never over RAM (a guest of more than ~508 GiB), never into virtio-mem's window */
+	if (last->gpa + last->size > at || at + size < at || at + size > SQB_ARCH_MEMHP_BASE) {
 		snprintf(diag->reason, sizeof(diag->reason),
 			 "guest RAM reaches the virtio-pmem area at 0x%llx",
 			 (unsigned long long)SQB_ARCH_PMEM_BASE);
@@ -603,6 +603,20 @@ int sqb_vm_map_device_mem(struct sqb_vm *vm, uint64_t size, void *host, int read
 	vm->devmem_next = at + size;
 	*gpa = at;
 	return 0;
+}
+
+/* virtio-mem's slots take memslots from 32 on, one per slot index. */
+#define VM_MEMHP_SLOT0 32u
+
+int sqb_vm_map_hotplug_slot(struct sqb_vm *vm, unsigned int index, uint64_t gpa, uint64_t size,
+			    void *host)
+{
+	if (!vm->ops->vm_map_device_memory)
+		return -ENOTSUP;
+	if (index > UINT16_MAX || gpa < SQB_ARCH_MEMHP_BASE ||
+	    gpa - SQB_ARCH_MEMHP_BASE + size > SQB_ARCH_MEMHP_SIZE)
+		return -EINVAL;
+	return vm->ops->vm_map_device_memory(vm->hv, VM_MEMHP_SLOT0 + index, gpa, size, host, 0);
 }
 
 int sqb_vm_add_mmio_dev(struct sqb_vm *vm, const struct sqb_mmio_dev_ops *ops, void *opaque,

@@ -155,5 +155,10 @@ int sqb_vm_add_mmio_dev(struct sqb_vm *vm, const struct sqb_mmio_dev_ops *ops, v
  * its regions where they were).  -ENOTSUP (diag): the backend has none. */
 int sqb_vm_map_device_mem(struct sqb_vm *vm, uint64_t size, void *host, int read_only,
 			  uint64_t *gpa, struct sqb_diag *diag);
+/* virtio-mem (dev_vmem.c): map host at gpa (inside the arch's hotplug
+ * window) as memslot index of the hotplug region; size 0 removes it.  Any
+ * time, from any thread.  -ENOTSUP: the backend maps no device memory. */
+int sqb_vm_map_hotplug_slot(struct sqb_vm *vm, unsigned int index, uint64_t gpa, uint64_t size,
+			    void *host);
 
 #endif

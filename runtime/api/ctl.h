@@ -63,6 +63,12 @@ struct sqb_ctl_balloon {
 	int deflate_on_oom, free_page_hinting, free_page_reporting;
 };
 
+/* PUT /hotplug/memory (Firecracker's MemoryHotplugConfig; ctl_memhp.c). */
+struct sqb_ctl_memhp {
+	int set;
+	uint32_t total_size_mib, block_size_mib, slot_size_mib;
+};
+
 /* PUT /network-interfaces/{iface_id} (Firecracker's NetworkInterfaceConfig). */
 #define SQB_CTL_MAX_IFACES 8
 struct sqb_ctl_iface {
@@ -98,6 +104,7 @@ struct sqb_ctl {
 	int entropy_set, entropy_has_rl;
 	struct sqb_vio_rl_config entropy_rl;
 	struct sqb_ctl_balloon balloon;
+	struct sqb_ctl_memhp memhp;
 	/* network interfaces and the vsock (ctl_net.c) */
 	struct sqb_ctl_iface ifaces[SQB_CTL_MAX_IFACES];
 	unsigned int nifaces;
@@ -252,6 +259,20 @@ int sqb_ctl_parse_bucket(struct yajl_val_s *v, struct sqb_vio_bucket *b, char *e
 int sqb_ctl_parse_rl(struct yajl_val_s *v, struct sqb_vio_rl_config *rl, int given[2], char *err,
 		     size_t errlen);
 void sqb_ctl_rl_json(struct sqb_jb *b, int has, const struct sqb_vio_rl_config *rl);
+
+/* ---- memory hotplug, virtio-mem (ctl_memhp.c) ---- */
+void sqb_ctl_put_memhp(struct sqb_ctl *c, struct yajl_val_s *body, struct sqb_ctl_resp *r);
+void sqb_ctl_patch_memhp(struct sqb_ctl *c, struct yajl_val_s *body, struct sqb_ctl_resp *r);
+void sqb_ctl_get_memhp(struct sqb_ctl *c, struct yajl_val_s *body, struct sqb_ctl_resp *r);
+/* GET /vm/config's "memory-hotplug" (null when none). */
+void sqb_ctl_memhp_json(struct sqb_ctl *c, struct sqb_jb *b);
+/* From sqb_ctl_add_devices: the virtio-mem device, if configured, last. */
+int sqb_ctl_memhp_add(struct sqb_ctl *c, sqb_vm *vm, struct sqb_diag *diag);
+/* "memory-hotplug" of a VmmConfig (snapshot vm_config_json); 0 or -1. */
+int sqb_ctl_memhp_from_config(struct sqb_ctl *c, struct yajl_val_s *root, char *err,
+			      size_t errlen);
+/* 1 with the plugged MiB when the VM has a virtio-mem device, else 0. */
+int sqb_ctl_memhp_plugged_mib(struct sqb_ctl *c, uint64_t *mib);
 
 /* ---- network interfaces and vsock (ctl_net.c) ---- */
 void sqb_ctl_put_net(struct sqb_ctl *c, const char *id, struct yajl_val_s *body,

@@ -71,10 +71,11 @@ static const struct {
     {"serial", "/serial"}, {"boot-source", "/boot-source"}, {"entropy", "/entropy"},
     {"balloon", "/balloon"},
     {"vsock", "/vsock"},
+    {"memory-hotplug", "/hotplug/memory"}, /* resources.rs: last */
 };
 
 /* Firecracker sections squib does not build: accepted only when empty. */
-static const char *const config_unbuilt[] = {"memory-hotplug"};
+static const char *const config_unbuilt[] = {NULL}; /* none today */
 
 static int check_keys(yajl_val root, char *err, size_t errlen)
 {
@@ -89,8 +90,7 @@ static int check_keys(yajl_val root, char *err, size_t errlen)
 		known |= !strcmp(key, "pmem");		     /* apply_drives() too */
 		known |= !strcmp(key, "network-interfaces"); /* sqb_ctl_net_apply_config() */
 		known |= !strcmp(key, "mmds-config");	     /* after the interfaces */
-		for (size_t i = 0; !known && i < sizeof(config_unbuilt) / sizeof(config_unbuilt[0]);
-		     i++) {
+		for (size_t i = 0; !known && config_unbuilt[i]; i++) {
 			if (strcmp(config_unbuilt[i], key))
 				continue;
 			if (v && !YAJL_IS_NULL(v) && !(YAJL_IS_ARRAY(v) && v->u.array.len == 0)) {

@@ -110,6 +110,7 @@ void sqb_ctl_devices_clear(struct sqb_ctl *c)
 	c->entropy_set = c->entropy_has_rl = 0;
 	memset(&c->entropy_rl, 0, sizeof(c->entropy_rl));
 	memset(&c->balloon, 0, sizeof(c->balloon));
+	memset(&c->memhp, 0, sizeof(c->memhp));
 	sqb_ctl_net_clear(c);
 }
 
@@ -661,7 +662,9 @@ int sqb_ctl_add_devices(void *arg, sqb_vm *vm, struct sqb_diag *diag)
 	 * (ctl_net.c), balloon: a VM without pmem keeps its slots */
 	if ((err = sqb_ctl_net_add_devices(c, vm, diag)) < 0)
 		return err;
-	return sqb_ctl_balloon_add(c, vm, diag);
+	if ((err = sqb_ctl_balloon_add(c, vm, diag)) < 0)
+		return err;
+	return sqb_ctl_memhp_add(c, vm, diag); /* after the balloon: older VMs keep their slots */
 }
 
 /* builder.rs attach_block_devices: "root=PARTUUID=<p>" or "root=/dev/vda",
@@ -775,7 +778,8 @@ int sqb_ctl_devices_from_config(struct sqb_ctl *c, yajl_val root, char *err, siz
 			return -1;
 		}
 	}
-	if (sqb_ctl_balloon_from_config(c, root, err, errlen) < 0) {
+	if (sqb_ctl_balloon_from_config(c, root, err, errlen) < 0 ||
+	    sqb_ctl_memhp_from_config(c, root, err, errlen) < 0) {
 		sqb_ctl_devices_clear(c);
 		return -1;
 	}

@@ -28,6 +28,7 @@
 #include "dev_balloon.h"
 #include "dev_net.h"
 #include "dev_virtio.h"
+#include "dev_vmem.h"
 #include "json_fields.h"
 
 /* ---- API requests by endpoint ---------------------------------------- */
@@ -672,6 +673,27 @@ int sqb_ctl_metrics_flush(struct sqb_ctl *c)
 	mx_plain(&b, "interrupts", &g);
 
 	mx_init(&g, KEYS(K_MEM_HOTPLUG));
+	{
+		sqb_vio_dev *vd = c->vm ? sqb_vmem_dev(c->vm) : NULL;
+		struct sqb_vio_vmem_counters n = {0};
+
+		if (vd && sqb_vio_vmem_counters(vd, &n) == 0) {
+			lib_metrics(c, SQB_VMEM_ID, &m);
+			mx_set(&g, "queue_event_fails", m.queue_fails[0]);
+			mx_set(&g, "queue_event_count", m.notify[0]);
+			mx_set(&g, "plug_count", n.plug_count);
+			mx_set(&g, "plug_bytes", n.plug_bytes);
+			mx_set(&g, "plug_fails", n.plug_fails);
+			mx_set(&g, "unplug_count", n.unplug_count);
+			mx_set(&g, "unplug_bytes", n.unplug_bytes);
+			mx_set(&g, "unplug_fails", n.unplug_fails);
+			mx_set(&g, "unplug_discard_fails", n.unplug_discard_fails);
+			mx_set(&g, "unplug_all_count", n.unplug_all_count);
+			mx_set(&g, "unplug_all_fails", n.unplug_all_fails);
+			mx_set(&g, "state_count", n.state_count);
+			mx_set(&g, "state_fails", n.state_fails);
+		}
+	}
 	mx_plain(&b, "memory_hotplug", &g);
 
 	if (c->metrics_squib) {

@@ -76,9 +76,11 @@ static const struct sqb_sc_rule vcpu[] = {
 
 /* The event loop: device fds.  Block/net/vsock I/O; virtio-net sets the
  * tap's offloads (TUNSETOFFLOAD) when it first moves a frame after the
- * driver acked its features (measured: runtime.netvsock_guests). */
+ * driver acked its features (measured: runtime.netvsock_guests); virtio-mem
+ * adds and removes its slots' memslots when a PLUG or UNPLUG needs it
+ * (runtime.memhp_guests). */
 static const unsigned long evloop_ioctls[] = {KVM_IRQ_LINE, FIONBIO, FIONREAD, TUNSETOFFLOAD,
-					      0};
+					      KVM_SET_USER_MEMORY_REGION, 0};
 static const struct sqb_sc_rule evloop[] = {
     ANY(epoll_wait), ANY(epoll_pwait), ANY(epoll_ctl), ANY(timerfd_settime),
     ANY(timerfd_gettime), ANY(readv), ANY(writev), ANY(pread64), ANY(pwrite64),

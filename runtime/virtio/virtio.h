@@ -114,6 +114,7 @@ void sqb_vio_tbucket_free(sqb_vio_tbucket *b);
 #define SQB_VIO_ID_RNG	   4u
 #define SQB_VIO_ID_BALLOON 5u
 #define SQB_VIO_ID_VSOCK   19u
+#define SQB_VIO_ID_MEM	   24u
 #define SQB_VIO_ID_PMEM	   27u
 
 /* Device status bits (virtio 1.x, 2.1). */
@@ -271,6 +272,71 @@ struct sqb_vio_pmem_opts {
 
 int sqb_vio_pmem_new(sqb_vio_dev **out, const struct sqb_vio_host *host,
 		     const struct sqb_vio_pmem_opts *opts);
+
+/* ---- virtio-mem (device id 24; virtio 1.2 5.15) ----------------------------
+ *
+ *   [addr, addr + region_size): blocks of block_size, grouped in slots of
+ *   slot_size (the host's unit: a memslot).  Config space: block_size,
+ *   addr, region_size, usable_region_size, plugged_size, requested_size.
+ *   queue 0: PLUG / UNPLUG / UNPLUG_ALL / STATE ──> plugged bitmap
+ *        a slot with any plugged block ──> backing.slot(i, 1)
+ *        a slot left without one ──────> backing.slot(i, 0)
+ *        unplugged blocks ─────────────> backing.discard(off, len)
+ *   host: set_requested() ──> config-change interrupt, usable grows to the
+ *         next slot multiple (Firecracker's update_requested_size).
+ */
+#define SQB_VIO_F_MEM_UNPLUGGED_INACCESSIBLE 1
+#define SQB_VIO_VMEM_RESP_ACK		     0u
+#define SQB_VIO_VMEM_RESP_NACK		     1u
+#define SQB_VIO_VMEM_RESP_BUSY		     2u
+#define SQB_VIO_VMEM_RESP_ERROR		     3u
+#define SQB_VIO_VMEM_STATE_PLUGGED	     0u
+#define SQB_VIO_VMEM_STATE_UNPLUGGED	     1u
+#define SQB_VIO_VMEM_STATE_MIXED	     2u
+/* Most blocks a device manages (the bitmap and the state stay small). */
+#define SQB_VIO_VMEM_MAX_BLOCKS (1u << 20)
+
+/* The integrator's memory: offsets are from the region's start.  slot():
+ * slot i must be mapped for the guest (present) or no longer (its pages
+ * dropped); idempotent; 0 or -errno (a failed map answers the PLUG with
+ * ERROR).  discard(): the pages behind [off, off + len) read as zero from
+ * now on.  Called under the device lock. */
+struct sqb_vio_vmem_backing {
+	void *opaque;
+	int (*slot)(void *opaque, uint64_t index, int present);
+	int (*discard)(void *opaque, uint64_t off, uint64_t len);
+};
+
+struct sqb_vio_vmem_opts {
+	unsigned int version; /* SQB_VIO_OPTS_VERSION */
+	uint64_t addr;	      /* guest-physical start, block aligned */
+	uint64_t region_size; /* a multiple of slot_size */
+	uint64_t block_size;  /* a power of two, >= 4096 */
+	uint64_t slot_size;   /* a multiple of block_size */
+	struct sqb_vio_vmem_backing backing;
+};
+
+struct sqb_vio_vmem_status {
+	uint64_t addr, region_size, block_size, slot_size;
+	uint64_t usable, plugged, requested; /* bytes */
+};
+
+/* Firecracker's memory_hotplug metrics (counts; never reset). */
+struct sqb_vio_vmem_counters {
+	uint64_t plug_count, plug_bytes, plug_fails;
+	uint64_t unplug_count, unplug_bytes, unplug_fails, unplug_discard_fails;
+	uint64_t unplug_all_count, unplug_all_fails;
+	uint64_t state_count, state_fails;
+};
+
+int sqb_vio_vmem_new(sqb_vio_dev **out, const struct sqb_vio_host *host,
+		     const struct sqb_vio_vmem_opts *opts);
+/* PATCH /hotplug/memory: -EAGAIN before DRIVER_OK (Firecracker: "Device is
+ * not active"), -ERANGE when bytes is not a block multiple or above the
+ * region, -EINVAL: not a virtio-mem device. */
+int sqb_vio_vmem_set_requested(sqb_vio_dev *dev, uint64_t bytes);
+int sqb_vio_vmem_status(sqb_vio_dev *dev, struct sqb_vio_vmem_status *st);
+int sqb_vio_vmem_counters(sqb_vio_dev *dev, struct sqb_vio_vmem_counters *n);
 
 /* ---- virtio-net (device id 1) ------------------------------------------
  *

@@ -314,7 +314,8 @@ static uint32_t status_write(sqb_vio_dev *dev, uint32_t v)
 	     SQB_VIO_S_FEATURES_OK | SQB_VIO_S_FAILED;
 	set = v & ~dev->status;
 	if ((set & SQB_VIO_S_FEATURES_OK) && (!(dev->drv_features & 1ull << SQB_VIO_F_VERSION_1) ||
-					      (dev->drv_features & ~dev->dev_features)))
+					      (dev->drv_features & ~dev->dev_features) ||
+					      (dev->ops->required_features & ~dev->drv_features)))
 		v &= ~SQB_VIO_S_FEATURES_OK;
 	if ((set & SQB_VIO_S_DRIVER_OK) && !(dev->status & SQB_VIO_S_FEATURES_OK) &&
 	    !(v & SQB_VIO_S_FEATURES_OK))

@@ -172,6 +172,9 @@ struct sqb_vio_ops {
 	void (*config_write)(sqb_vio_dev *dev, uint32_t off, const uint8_t *src, uint32_t len);
 	/* Optional, under lock: the driver reset the device (Status 0). */
 	void (*reset)(sqb_vio_dev *dev);
+	/* Offered features the driver must accept for FEATURES_OK (virtio-mem:
+	 * VIRTIO_MEM_F_UNPLUGGED_INACCESSIBLE, as Firecracker requires). */
+	uint64_t required_features;
 };
 
 struct sqb_vio_dev {

@@ -261,9 +261,10 @@ static void test_unknown_and_unbuilt_endpoints(void **state)
 	    {"PUT", "/mmds/config", "{}", 400, "missing field `network_interfaces`"},
 	    {"PUT", "/mmds", "{}", 204, NULL},
 	    {"PUT", "/entropy", "{\"x\":1}", 400, "unknown field `x`"},
-	    {"PUT", "/hotplug/memory", "{}", 400, "not yet supported"},
-	    {"PATCH", "/hotplug/memory", "{}", 400, "not yet supported"},
-	    {"GET", "/hotplug/memory", NULL, 400, "not yet supported"},
+	    /* built (ctl_memhp.c): serde first, then the state */
+	    {"PUT", "/hotplug/memory", "{}", 400, "missing field `total_size_mib`"},
+	    {"PATCH", "/hotplug/memory", "{}", 400, "missing field `requested_size_mib`"},
+	    {"GET", "/hotplug/memory", NULL, 400, "not supported before starting"},
 	    {"PUT", "/network-interfaces/eth0", "{}", 400, "missing field `iface_id`"},
 	    {"PATCH", "/network-interfaces/eth0", "{}", 400, "missing field `iface_id`"},
 	    {"PUT", "/snapshot/create", "{}", 400, "missing field `snapshot_path`"},
@@ -1328,7 +1329,7 @@ static void test_compat_table_matches_server(void **state)
 	}
 	free(doc);
 	assert_int_equal(rows, 38); /* every path+method of Firecracker's swagger */
-	assert_true(notyet > 0 && notyet < rows);
+	assert_int_equal(notyet, 0); /* /hotplug/memory was the last one not built */
 	still_serving(t);
 }
 

@@ -39,6 +39,10 @@
  * (512 GiB), far above any RAM this layout gives a guest. */
 #define SQB_ARCH_PMEM_BASE (512ULL << 30)
 
+/* virtio-mem's hotpluggable region (dev_vmem.c): [768 GiB, 1 TiB). */
+#define SQB_ARCH_MEMHP_BASE (768ULL << 30)
+#define SQB_ARCH_MEMHP_SIZE (256ULL << 30)
+
 /* virtio-mmio windows; a slot's GSI is its SPI number (INTID 32 + gsi),
  * which is also how KVM's default irqfd routing reads a GSI on arm64. */
 #define SQB_ARCH_VIRTIO_MMIO_BASE  0x0a000000ULL

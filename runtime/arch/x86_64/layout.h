@@ -38,6 +38,11 @@
  * (512 GiB), far above any RAM this layout gives a guest. */
 #define SQB_ARCH_PMEM_BASE (512ULL << 30)
 
+/* virtio-mem's hotpluggable region (dev_vmem.c): its own window above the
+ * pmem area, [768 GiB, 1 TiB); virtio-pmem regions stop below it. */
+#define SQB_ARCH_MEMHP_BASE (768ULL << 30)
+#define SQB_ARCH_MEMHP_SIZE (256ULL << 30)
+
 /* Legacy ISA devices and their lines. */
 #define SQB_X86_UART_PORT  0x3f8
 #define SQB_X86_UART_IRQ   4

@@ -1,0 +1,215 @@
+/* Memory hotplug (virtio-mem) in squib.  `api`: PUT/GET/PATCH
+ * /hotplug/memory in process: serde, validate()'s order and texts
+ * (vmm_config/memory_hotplug.rs), the states rpc_interface.rs allows each
+ * verb in, GET /vm/config's "memory-hotplug".  `guests`: the real squib on
+ * /dev/kvm with the virtiomem guest: test_api.py test_api_memory_hotplug's
+ * sequence, then the guest plugs, writes, unplugs and checks STATE; a
+ * snapshot is refused while memory is plugged; the metrics count it. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "vmm_test_util.h"
+
+static const char *squib_bin, *guest_dir, *snap_tool;
+static char tmpdir[64];
+
+#define CFG "Memory hotplug config error: "
+
+static void test_put_memhp_validation_texts(void **state)
+{
+	struct sqb_ctl c;
+
+	(void)state;
+	sqb_ctl_init(&c);
+	vt_api_fault(&c, "PUT", "/hotplug/memory", "{}", "missing field `total_size_mib`");
+	vt_api_fault(&c, "PUT", "/hotplug/memory", "{\"total_size_mib\":\"bar\"}",
+		     "invalid type");
+	vt_api_fault(&c, "PUT", "/hotplug/memory", "{\"total_size_mib\":1024,\"foo\":1}",
+		     "unknown field `foo`");
+	vt_api_fault(&c, "PUT", "/hotplug/memory", "{\"total_size_mib\":4294967296}", "u32");
+	/* validate(), in its order */
+	vt_api_fault(&c, "PUT", "/hotplug/memory",
+		     "{\"total_size_mib\":1024,\"block_size_mib\":1,\"slot_size_mib\":1}",
+		     CFG "Block size must not be lower than 2 MiB");
+	vt_api_fault(&c, "PUT", "/hotplug/memory",
+		     "{\"total_size_mib\":1024,\"block_size_mib\":3,\"slot_size_mib\":1}",
+		     CFG "Block size must be a power of 2");
+	vt_api_fault(&c, "PUT", "/hotplug/memory",
+		     "{\"total_size_mib\":1024,\"block_size_mib\":2,\"slot_size_mib\":1}",
+		     CFG "Slot size must not be lower than 128 MiB");
+	vt_api_fault(&c, "PUT", "/hotplug/memory",
+		     "{\"total_size_mib\":1024,\"block_size_mib\":4,\"slot_size_mib\":130}",
+		     CFG "Slot size must be a multiple of block size (4 MiB)");
+	vt_api_fault(&c, "PUT", "/hotplug/memory", "{\"total_size_mib\":64}",
+		     CFG "Total size must not be lower than slot size (128 MiB)");
+	vt_api_fault(&c, "PUT", "/hotplug/memory", "{\"total_size_mib\":1000}",
+		     CFG "Total size must be a multiple of slot size (128 MiB)");
+	/* test_api_memory_hotplug: PUT before boot is OK and overwritable */
+	vt_api_ok(&c, "PUT", "/hotplug/memory",
+		  "{\"total_size_mib\":1024,\"block_size_mib\":128,\"slot_size_mib\":1024}");
+	vt_api_ok(&c, "PUT", "/hotplug/memory", "{\"total_size_mib\":1024}");
+	{
+		struct sqb_ctl_resp *r = malloc(sizeof(*r));
+
+		assert_non_null(r);
+		sqb_ctl_handle(&c, "GET", "/vm/config", NULL, 0, r);
+		assert_int_equal(r->status, 200);
+		assert_non_null(strstr(r->body, "\"memory-hotplug\":{\"total_size_mib\":1024,"
+						"\"block_size_mib\":2,\"slot_size_mib\":128}}"));
+		free(r);
+	}
+	/* GET and PATCH are refused before boot */
+	vt_api_fault(&c, "GET", "/hotplug/memory", NULL,
+		     "The requested operation is not supported before starting the microVM.");
+	vt_api_fault(&c, "PATCH", "/hotplug/memory", "{\"requested_size_mib\":512}",
+		     "The requested operation is not supported before starting the microVM.");
+	vt_api_fault(&c, "PATCH", "/hotplug/memory", "{}", "missing field `requested_size_mib`");
+	vt_api_fault(&c, "PATCH", "/hotplug/memory", "{\"requested_size_mib\":1,\"x\":2}",
+		     "unknown field `x`");
+	sqb_ctl_destroy(&c);
+}
+
+static void start(struct sqb_tc *t, int memhp)
+{
+	char body[512];
+
+	vt_req(t, "PUT", "/machine-config", "{\"vcpu_count\":1,\"mem_size_mib\":32}", 204);
+	snprintf(body, sizeof(body), "{\"kernel_image_path\":\"%s/virtiomem.elf\"}", guest_dir);
+	vt_req(t, "PUT", "/boot-source", body, 204);
+	if (memhp)
+		vt_req(t, "PUT", "/hotplug/memory",
+		       "{\"total_size_mib\":256,\"block_size_mib\":2,\"slot_size_mib\":128}", 204);
+	vt_req(t, "PUT", "/actions", "{\"action_type\":\"InstanceStart\"}", 204);
+}
+
+static void expect_done_ok(struct sqb_tc *t, int ms)
+{
+	char *s = NULL;
+
+	vt_expect_serial(t, "VMEM DONE pass=", ms);
+	for (int i = 0; i < 500; i++) {
+		const char *p;
+
+		s = tc_read_file(t->serial);
+		p = s ? strstr(s, "VMEM DONE pass=") : NULL;
+		if (p && strchr(p, '\n'))
+			break;
+		free(s);
+		s = NULL;
+		usleep(10000);
+	}
+	if (!s || !strstr(s, " fail=0\n"))
+		fail_msg("guest reported failures: %s", s ? s : "(no complete DONE line)");
+	free(s);
+}
+
+/* test_api_memory_hotplug after boot, then the guest's side. */
+static void test_memhp_guest_plugs_and_unplugs(void **state)
+{
+	struct sqb_tc t;
+	const char *r;
+	char body[600];
+
+	(void)state;
+	assert_int_equal(
+	    tc_spawn_stdin(&t, squib_bin, (const char *const[]){"--level", "Info", NULL}, 1), 0);
+	start(&t, 1);
+	vt_expect_serial(&t, "VMEM ready\n", 30000);
+	r = vt_req(&t, "PUT", "/hotplug/memory", "{\"total_size_mib\":1024}", 400);
+	assert_non_null(strstr(r, "The requested operation is not supported after starting the "
+				  "microVM."));
+	r = vt_req(&t, "GET", "/hotplug/memory", NULL, 200);
+	assert_string_equal(r, "{\"block_size_mib\":2,\"total_size_mib\":256,\"slot_size_mib\":128,"
+			       "\"plugged_size_mib\":0,\"requested_size_mib\":0}");
+	r = vt_req(&t, "PATCH", "/hotplug/memory", "{\"requested_size_mib\":3}", 400);
+	assert_non_null(strstr(r, "Memory hotplug update error: Failed to create memory hotplug "
+				  "device: Size 3145728 is invalid: it must be a multiple of block "
+				  "size and less than the total size"));
+	r = vt_req(&t, "PATCH", "/hotplug/memory", "{\"requested_size_mib\":258}", 400);
+	assert_non_null(strstr(r, "Size 270532608 is invalid"));
+	vt_req(&t, "PATCH", "/hotplug/memory", "{\"requested_size_mib\":8}", 204);
+	r = vt_req(&t, "GET", "/hotplug/memory", NULL, 200);
+	assert_non_null(strstr(r, "\"requested_size_mib\":8}"));
+	vt_expect_serial(&t, "VMEM hold-wait\n", 60000);
+	vt_expect_serial(&t, "VMEM addr=0x000000c000000000 requested=0x0000000000800000 "
+			     "usable=0x0000000008000000\n",
+			 100);
+	r = vt_req(&t, "GET", "/hotplug/memory", NULL, 200);
+	assert_non_null(strstr(r, "\"plugged_size_mib\":8,\"requested_size_mib\":8}"));
+	r = vt_req(&t, "GET", "/vm/config", NULL, 200);
+	assert_non_null(strstr(r, "\"memory-hotplug\":{\"total_size_mib\":256,"
+				  "\"block_size_mib\":2,\"slot_size_mib\":128}"));
+	/* a snapshot would lose the plugged memory: refused, the VM goes on */
+	vt_req(&t, "PATCH", "/vm", "{\"state\":\"Paused\"}", 204);
+	snprintf(body, sizeof(body),
+		 "{\"snapshot_type\":\"Full\",\"snapshot_path\":\"%s/m.state\","
+		 "\"mem_file_path\":\"%s/m.mem\"}",
+		 tmpdir, tmpdir);
+	r = vt_req(&t, "PUT", "/snapshot/create", body, 400);
+	assert_non_null(strstr(r, "the virtio-mem device has 8 MiB plugged"));
+	vt_req(&t, "PATCH", "/vm", "{\"state\":\"Resumed\"}", 204);
+	assert_int_equal(write(t.stdin_fd, "g", 1), 1);
+	expect_done_ok(&t, 60000);
+	vt_expect_serial(&t, "VMEM plug-too-much-nack PASS\n", 100);
+	vt_expect_serial(&t, "VMEM state-mixed PASS\n", 100);
+	vt_expect_serial(&t, "VMEM replug-zero PASS\n", 100);
+	vt_expect_serial(&t, "VMEM after-hold PASS\n", 100);
+	tc_stop(&t);
+}
+
+/* No device: GET and PATCH after boot name it as Firecracker does. */
+static void test_memhp_without_device(void **state)
+{
+	struct sqb_tc t;
+	const char *r;
+
+	(void)state;
+	assert_int_equal(
+	    tc_spawn_stdin(&t, squib_bin, (const char *const[]){"--level", "Info", NULL}, 1), 0);
+	start(&t, 0);
+	vt_expect_serial(&t, "VMEM no-device\n", 30000);
+	r = vt_req(&t, "GET", "/hotplug/memory", NULL, 400);
+	assert_non_null(strstr(r, "Internal VMM error: Failed perform action on device: Device "
+				  "not found"));
+	r = vt_req(&t, "PATCH", "/hotplug/memory", "{\"requested_size_mib\":2}", 400);
+	assert_non_null(strstr(r, "Memory hotplug update error: Failed perform action on device: "
+				  "Device not found"));
+	assert_int_equal(write(t.stdin_fd, "g", 1), 1);
+	tc_stop(&t);
+}
+
+int main(int argc, char **argv)
+{
+	const struct CMUnitTest api_tests[] = {
+	    cmocka_unit_test(test_put_memhp_validation_texts),
+	};
+	const struct CMUnitTest guest_tests[] = {
+	    cmocka_unit_test(test_memhp_guest_plugs_and_unplugs),
+	    cmocka_unit_test(test_memhp_without_device),
+	};
+	const struct vt_main m = {
+	    .tmp_template = "/tmp/squib-memhp-XXXXXX",
+	    .tmpdir = tmpdir,
+	    .tmpdir_cap = sizeof(tmpdir),
+	    .squib_bin = &squib_bin,
+	    .guest_dir = &guest_dir,
+	    .snap_tool = &snap_tool,
+	    .api_group = "memhp_api",
+	    .guest_group = "memhp_guests",
+	    .api_tests = api_tests,
+	    .guest_tests = guest_tests,
+	    .n_api = sizeof(api_tests) / sizeof(api_tests[0]),
+	    .n_guests = sizeof(guest_tests) / sizeof(guest_tests[0]),
+	    .setup = NULL,
+	};
+
+	return vt_main(&m, argc, argv);
+}
