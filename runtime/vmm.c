@@ -642,7 +642,9 @@ int sqb_vm_add_mmio_dev(struct sqb_vm *vm, const struct sqb_mmio_dev_ops *ops, v
 	if (err < 0) {
 		if (diag)
 			snprintf(diag->reason, sizeof(diag->reason),
-				 "no free interrupt line for device '%s'", ops->id);
+				 "Could not allocate GSI: The requested resource is not "
+				 "available. (no free interrupt line for device '%s')",
+				 ops->id);
 		return err;
 	}
 	cfg.slot = (struct sqb_mmio_slot_info){

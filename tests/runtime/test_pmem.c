@@ -377,6 +377,47 @@ static void test_pmem_load_refuses_a_resized_file(void **state)
 	tc_stop(&t2);
 }
 
+/* Firecracker's test_max_devices.py test_attach_too_many_devices: x86's
+ * device lines are GSIs 5..23 less the VM Generation ID's; one device too
+ * many fails InstanceStart with Firecracker's words.  16 drives + 2 pmem
+ * take the 18 free lines, the entropy device finds none. */
+static void test_too_many_devices_fails_the_start(void **state)
+{
+	struct sqb_tc t;
+	char body[600], url[64], path[512];
+	const char *r;
+
+	(void)state;
+	vt_spawn(&t, squib_bin);
+	vt_req(&t, "PUT", "/machine-config", "{\"vcpu_count\":1,\"mem_size_mib\":16}", 204);
+	snprintf(body, sizeof(body), "{\"kernel_image_path\":\"%s/virtiopmem.elf\"}", guest_dir);
+	vt_req(&t, "PUT", "/boot-source", body, 204);
+	for (int i = 0; i < 18; i++) {
+		char name[32];
+
+		snprintf(name, sizeof(name), "many-%d", i);
+		snprintf(path, sizeof(path), "%s", pattern_file(name, (uint64_t)i, 1 << 20));
+		if (i < 16) {
+			snprintf(url, sizeof(url), "/drives/d%d", i);
+			snprintf(body, sizeof(body),
+				 "{\"drive_id\":\"d%d\",\"path_on_host\":\"%s\",\"is_root_device\":false,"
+				 "\"is_read_only\":true}",
+				 i, path);
+			vt_req(&t, "PUT", url, body, 204);
+		} else {
+			char id[8];
+
+			snprintf(id, sizeof(id), "p%d", i);
+			put_pmem(&t, id, path, 1);
+		}
+	}
+	vt_req(&t, "PUT", "/entropy", "{}", 204);
+	r = vt_req(&t, "PUT", "/actions", "{\"action_type\":\"InstanceStart\"}", 400);
+	if (!strstr(r, "Could not allocate GSI: The requested resource is not available."))
+		fail_msg("too many devices: %s", r);
+	tc_stop(&t);
+}
+
 int main(int argc, char **argv)
 {
 	const struct CMUnitTest api_tests[] = {
@@ -389,6 +430,7 @@ int main(int argc, char **argv)
 	    cmocka_unit_test(test_pmem_from_a_config_file),
 	    cmocka_unit_test(test_pmem_snapshot_kill_load),
 	    cmocka_unit_test(test_pmem_load_refuses_a_resized_file),
+	    cmocka_unit_test(test_too_many_devices_fails_the_start),
 	};
 	const struct vt_main m = {
 	    .tmp_template = "/tmp/squib-pmem-XXXXXX",
