@@ -51,7 +51,7 @@ void sqb_ctl_vm_stopped(struct sqb_ctl *c)
 
 	sqb_vm_get_stop_info(c->vm, &si);
 	if (si.reason == SQB_VM_STOP_RESET || si.reason == SQB_VM_STOP_REQUESTED) {
-		sqb_ctl_log(SQB_CTL_INFO, "Vmm is stopping: %s", si.message);
+		sqb_ctl_log(SQB_CTL_INFO, "microVM stopped: %s", si.message);
 		c->exit_code = 0;
 	} else {
 		sqb_ctl_log(SQB_CTL_ERROR, "microVM failed (%s): %s; rip 0x%llx",
@@ -59,6 +59,8 @@ void sqb_ctl_vm_stopped(struct sqb_ctl *c)
 			    (unsigned long long)si.rip);
 		c->exit_code = 2;
 	}
+	/* lib.rs Vmm::stop's line, whatever ended the VM */
+	sqb_ctl_log(SQB_CTL_INFO, "Vmm is stopping.");
 	c->exit_requested = 1;
 }
 

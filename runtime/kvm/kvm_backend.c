@@ -282,7 +282,18 @@ static int kvm_vcpu_run(struct sqb_hv_vcpu *vc, struct sqb_hv_exit *ex)
 		ex->kind = SQB_HV_EXIT_FAIL_ENTRY;
 		ex->detail = run->fail_entry.hardware_entry_failure_reason;
 		break;
-	case KVM_EXIT_SYSTEM_EVENT:
+	case KVM_EXIT_SYSTEM_EVENT: {
+		/* vcpu.rs's line: the raw type and the event data as a list */
+		char ev[160] = "";
+		size_t at = 0;
+		unsigned int nd = run->system_event.ndata < 16 ? run->system_event.ndata : 16;
+
+		for (unsigned int i = 0; i < nd && at < sizeof(ev) - 24; i++)
+			at += (size_t)snprintf(ev + at, sizeof(ev) - at, "%s%llu", i ? ", " : "",
+					       (unsigned long long)run->system_event.data[i]);
+		sqb_info("Received KVM_SYSTEM_EVENT: type: %u, event: [%s]", run->system_event.type,
+			 ev);
+	}
 		ex->kind = SQB_HV_EXIT_SYSTEM_EVENT;
 		ex->detail =
 		    run->system_event.type == KVM_SYSTEM_EVENT_SHUTDOWN ? SQB_HV_SYSEV_SHUTDOWN

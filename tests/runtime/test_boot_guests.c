@@ -475,6 +475,9 @@ static void test_boot_timer_and_jailer_start_times(void **state)
 	assert_non_null(log);
 	if (count_lines_with(log, "Guest-boot-time = ") != 1)
 		fail_msg("want one Guest-boot-time line; log: %.3000s", log);
+	/* the guest's reset ends the VM with lib.rs Vmm::stop's line */
+	if (!strstr(log, "] Vmm is stopping.\n"))
+		fail_msg("no 'Vmm is stopping.' line: %.3000s", log);
 	p = strstr(log, "Guest-boot-time = ");
 	{
 		unsigned long long us, ms, cus, cms;
