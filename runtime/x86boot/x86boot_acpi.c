@@ -274,7 +274,7 @@ static void aml_vmclock(struct aml *a, const struct sqb_x86boot_dev *d)
 	r[0] = 0x8a; /* QWord Address Space Descriptor */
 	xb_put16(r + 1, 43);
 	r[3] = 0;	     /* memory range */
-	r[4] = 0x0c;	     /* MinFixed, MaxFixed */
+	r[4] = 0x0c;	     /* MinFixed, MaxFixed (Firecracker's general flags) */
 	r[5] = 0x02;	     /* cacheable, read-only (Firecracker's flags) */
 	xb_put64(r + 14, d->page_addr);
 	xb_put64(r + 22, d->page_addr + XB_PAGE - 1);
