@@ -17,19 +17,19 @@
 /* struct vmclock_abi, version 1: offsets of the fields squib writes (every
  * field is little-endian; the rest of the 112 bytes stays zero: no clock
  * data, as Firecracker). */
-#define ABI_MAGIC	   0  /* u32 */
-#define ABI_SIZE	   4  /* u32: the page size */
-#define ABI_VERSION	   8  /* u16 */
-#define ABI_COUNTER_ID	   10 /* u8 */
-#define ABI_SEQ_COUNT	   12 /* u32: odd while the VMM writes */
-#define ABI_DISRUPTION	   16 /* u64 */
-#define ABI_FLAGS	   24 /* u64 */
-#define ABI_CLOCK_STATUS   34 /* u8 */
-#define ABI_VM_GENERATION  104 /* u64 */
+#define ABI_MAGIC	  0   /* u32 */
+#define ABI_SIZE	  4   /* u32: the page size */
+#define ABI_VERSION	  8   /* u16 */
+#define ABI_COUNTER_ID	  10  /* u8 */
+#define ABI_SEQ_COUNT	  12  /* u32: odd while the VMM writes */
+#define ABI_DISRUPTION	  16  /* u64 */
+#define ABI_FLAGS	  24  /* u64 */
+#define ABI_CLOCK_STATUS  34  /* u8 */
+#define ABI_VM_GENERATION 104 /* u64 */
 
-#define VMCLOCK_MAGIC		  0x4b4c4356u /* "VCLK" */
-#define VMCLOCK_COUNTER_INVALID	  255
-#define VMCLOCK_STATUS_UNKNOWN	  0
+#define VMCLOCK_MAGIC			    0x4b4c4356u /* "VCLK" */
+#define VMCLOCK_COUNTER_INVALID		    255
+#define VMCLOCK_STATUS_UNKNOWN		    0
 #define VMCLOCK_FLAG_VM_GEN_COUNTER_PRESENT (1ull << 8)
 #define VMCLOCK_FLAG_NOTIFICATION_PRESENT   (1ull << 9)
 

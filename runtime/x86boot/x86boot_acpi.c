@@ -3,7 +3,8 @@
  * lists the devices the VMM's bus describes (or, standalone, COM1, the i8042
  * and virtio-mmio devices as LNRO0005 with _CCA, Firecracker's shape), and a
  * VM Generation ID counter (Microsoft's VMGenID spec) and a VMClock page
- * (Firecracker's vmclock.rs) with their GED (ACPI 6.4 5.6.9); the MADT one local APIC per vCPU and the IOAPIC at 0xfec00000. */
+ * (Firecracker's vmclock.rs) with their GED (ACPI 6.4 5.6.9); the MADT one local APIC per vCPU and
+ * the IOAPIC at 0xfec00000. */
 #include <errno.h>
 #include <stdio.h>
 
@@ -14,7 +15,7 @@
 #define FADT_LEN    276
 #define LAPIC_ADDR  0xfee00000u
 #define IOAPIC_ADDR 0xfec00000u
-#define XB_PAGE     0x1000ULL /* a VMClock page */
+#define XB_PAGE	    0x1000ULL /* a VMClock page */
 
 /* FADT flags and IA-PC boot architecture flags (ACPI 6.4, 5.2.9) */
 #define FADT_F_PWR_BUTTON      (1u << 4)
@@ -273,13 +274,13 @@ static void aml_vmclock(struct aml *a, const struct sqb_x86boot_dev *d)
 	memset(r, 0, sizeof(r));
 	r[0] = 0x8a; /* QWord Address Space Descriptor */
 	xb_put16(r + 1, 43);
-	r[3] = 0;	     /* memory range */
-	r[4] = 0x0c;	     /* MinFixed, MaxFixed (Firecracker's general flags) */
-	r[5] = 0x02;	     /* cacheable, read-only (Firecracker's flags) */
+	r[3] = 0;    /* memory range */
+	r[4] = 0x0c; /* MinFixed, MaxFixed (Firecracker's general flags) */
+	r[5] = 0x02; /* cacheable, read-only (Firecracker's flags) */
 	xb_put64(r + 14, d->page_addr);
 	xb_put64(r + 22, d->page_addr + XB_PAGE - 1);
 	xb_put64(r + 38, XB_PAGE); /* granularity and translation stay 0 */
-	aml_byte(a, 0x5b); /* DeviceOp */
+	aml_byte(a, 0x5b);	   /* DeviceOp */
 	aml_byte(a, 0x82);
 	start = a->len;
 	aml_bytes(a, "VCLK", 4);

@@ -101,8 +101,8 @@ void guest_main(uint32_t start_info)
 		uint16_t limit;
 		uint64_t base;
 	} __attribute__((packed)) idtr = {sizeof(idt) - 1, (uint64_t)(uintptr_t)idt};
-	static const char notify_vclk[] = {(char)0x86, 0x5c, 0x2e, '_', 'S', 'B', '_',
-					   'V',	       'C',  'L',  'K'};
+	static const char notify_vclk[] = {(char)0x86, 0x5c, 0x2e, '_', 'S', 'B',
+					   '_',	       'V',  'C',  'L', 'K'};
 	const uint8_t *rsdp = (const uint8_t *)0xe0000UL, *xsdt, *fadt, *dsdt, *dev, *q, *n;
 	const volatile uint8_t *pg;
 	uint64_t dis = ~0ULL, gen = ~0ULL, seen = ~0ULL;

@@ -60,9 +60,9 @@ static struct sqb_dev *make(struct sqb_gmem *mem, struct sqb_irq *irq)
 	struct sqb_dev_ctx ctx = {mem, NULL, irq, NULL};
 	struct sqb_dev *d = NULL;
 
-	assert_int_equal(sqb_dev_create(&d, &sqb_dev_classes[SQB_DEVCLS_VMCLOCK], "vmclock", PAGE,
-					&ctx, NULL),
-			 0);
+	assert_int_equal(
+	    sqb_dev_create(&d, &sqb_dev_classes[SQB_DEVCLS_VMCLOCK], "vmclock", PAGE, &ctx, NULL),
+	    0);
 	return d;
 }
 
@@ -221,10 +221,8 @@ static void test_load_bumps_both_counters_under_seq_count(void **state)
 {
 	struct sqb_gmem m = {.fd = -1};
 	struct wlog w = {.mem = &m};
-	struct sqb_gmem_hooks hk = {.opaque = &w,
-				    .written = on_written,
-				    .prefault = on_prefault,
-				    .own = on_own};
+	struct sqb_gmem_hooks hk = {
+	    .opaque = &w, .written = on_written, .prefault = on_prefault, .own = on_own};
 	struct sqb_irq irq = {.gsi = 22, .fd = -1, .pulse = count_pulse};
 	struct sqb_dev *d;
 	uint8_t *st = NULL, page[0x1000], abi[SQB_VMCLOCK_ABI_LEN];

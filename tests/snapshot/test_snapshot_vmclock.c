@@ -16,7 +16,7 @@
 #include "squib/snapfmt.h"
 
 #define BOOT_LINE                                                                                  \
-	"VMCLOCK addr=0x00000000000fe000 gsi=22 magic=0x000000004b4c4356 size=4096 version=1 "    \
+	"VMCLOCK addr=0x00000000000fe000 gsi=22 magic=0x000000004b4c4356 size=4096 version=1 "     \
 	"counter_id=255 status=0 flags=0x0000000000000300\n"
 
 static uint64_t le(const uint8_t *p, unsigned int n)

@@ -32,8 +32,8 @@ static uint8_t page[112];
  * _CRS: BufferOp 11, PkgLength 0x34, WordPrefix 0B size 0x30 (46 + 2);
  * QWord descriptor 8A, length 0x2B, type 0 (memory), general flags 0C
  * (MinFixed | MaxFixed; bit 0 clear, so iasl prints ResourceProducer:
- * Firecracker's acpi-tables AddressSpace sets exactly these), type flags 02 (cacheable, bit 0 clear: read-only);
- * granularity, min, max, translation, length; EndTag 79 00. */
+ * Firecracker's acpi-tables AddressSpace sets exactly these), type flags 02 (cacheable, bit 0
+ * clear: read-only); granularity, min, max, translation, length; EndTag 79 00. */
 /* clang-format off */
 static const uint8_t want_vclk[] = {
     0x5b, 0x82, 0x45, 0x07, 'V', 'C', 'L', 'K',
@@ -181,8 +181,7 @@ static void test_vclk_and_ged_bytes(void **state)
 	len = xbt_get32(dsdt + 4);
 	v = find(dsdt, len, want_vclk, sizeof(want_vclk));
 	assert_non_null(v);
-	assert_memory_equal(v + sizeof(want_vclk), want_ged_vclk_only,
-			    sizeof(want_ged_vclk_only));
+	assert_memory_equal(v + sizeof(want_vclk), want_ged_vclk_only, sizeof(want_ged_vclk_only));
 	xbt_guest_free(&g);
 }
 
@@ -245,9 +244,14 @@ static void test_bad_vmclock_devices_refused(void **state)
 		unsigned int n;
 		const char *says;
 	} cases[] = {
-	    {two, 2, "two VMClock"},	 {low, 1, "above the tables"}, {odd, 1, "alignment"},
-	    {high, 1, "above the tables"}, {noirq, 1, "GSI"},	       {big, 1, "4096"},
-	    {nopage, 1, "page contents"},	 {clash, 2, "inside the VMClock page"},
+	    {two, 2, "two VMClock"},
+	    {low, 1, "above the tables"},
+	    {odd, 1, "alignment"},
+	    {high, 1, "above the tables"},
+	    {noirq, 1, "GSI"},
+	    {big, 1, "4096"},
+	    {nopage, 1, "page contents"},
+	    {clash, 2, "inside the VMClock page"},
 	};
 	struct xbt_guest g;
 
