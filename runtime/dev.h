@@ -103,8 +103,13 @@ struct sqb_dev_describe {
 	 * counter; base is the 16-byte ID's guest-physical address (reserved
 	 * memory, not a window), genid its current bytes for the boot loader to
 	 * store there, gsi the line whose edge means "the ID changed". */
-	enum { SQB_DESC_DEVICE = 0, SQB_DESC_VMGENID } kind;
+	enum { SQB_DESC_DEVICE = 0, SQB_DESC_VMGENID, SQB_DESC_VMCLOCK } kind;
 	const uint8_t *genid;
+	/* SQB_DESC_VMCLOCK (dev_vmclock.c): base is the VMClock page (len
+	 * bytes of reserved memory), page its first page_len bytes for the boot
+	 * loader to store there (the rest zero), gsi its notification line. */
+	const uint8_t *page;
+	uint32_t page_len;
 };
 
 struct sqb_dev_ops {
@@ -158,6 +163,7 @@ enum sqb_dev_class_id {
 	SQB_DEVCLS_PL011,     /* dev_pl011.c: the arm64 board's UART */
 	SQB_DEVCLS_VMGENID,   /* dev_vmgenid.c: the x86 board's VM Generation ID */
 	SQB_DEVCLS_BOOT_TIMER, /* dev_boot_timer.c: Firecracker's --boot-timer */
+	SQB_DEVCLS_VMCLOCK,    /* dev_vmclock.c: the x86 board's VMClock page */
 	SQB_DEVCLS_COUNT_
 };
 extern const struct sqb_dev_class sqb_dev_classes[SQB_DEVCLS_COUNT_];
@@ -230,6 +236,19 @@ int sqb_vmgenid_regenerate(struct sqb_dev *vmgenid);
 int sqb_bus_vmgenid_regenerate(struct sqb_bus *b);
 /* The current ID (tests, logs). */
 void sqb_vmgenid_get(struct sqb_dev *vmgenid, uint8_t id[SQB_VMGENID_LEN]);
+/* VMClock (dev_vmclock.c, format.md [F-131]): a page of reserved memory
+ * with struct vmclock_abi (Linux's vmclock-abi.h, 112 bytes used).  After
+ * a snapshot load, at the same point as the VMGenID's: disruption_marker
+ * and vm_generation_counter + 1 under the ABI's seq_count protocol, written
+ * through the accessor, then the notification edge.  0 without doing
+ * anything when the snapshot held no record of the device. */
+#define SQB_VMCLOCK_SIZE    0x1000
+#define SQB_VMCLOCK_ABI_LEN 112
+int sqb_vmclock_post_restore(struct sqb_dev *vmclock);
+/* The same for every VMClock device on the bus (none on arm64). */
+int sqb_bus_vmclock_post_restore(struct sqb_bus *b);
+/* The page image squib last wrote (tests, logs). */
+void sqb_vmclock_get(struct sqb_dev *vmclock, uint8_t abi[SQB_VMCLOCK_ABI_LEN]);
 
 /* ---- virtio-mmio slots (dev_mmio.c): the integrator's hook ----
  *

@@ -10,7 +10,7 @@
 #include "dev.h"
 
 extern const struct sqb_dev_ops sqb_uart_ops, sqb_i8042_ops, sqb_mmio_slot_ops, sqb_pl011_ops,
-    sqb_vmgenid_ops, sqb_boot_timer_ops;
+    sqb_vmgenid_ops, sqb_boot_timer_ops, sqb_vmclock_ops;
 
 /* POST code port: guests (and the exit benchmark) write here freely. */
 static void postcode_access(struct sqb_dev *d, uint64_t off, uint8_t *data, unsigned int size,
@@ -40,6 +40,10 @@ const struct sqb_dev_class sqb_dev_classes[SQB_DEVCLS_COUNT_] = {
     /* stateless, boot path only (dev_boot_timer.c) */
     [SQB_DEVCLS_BOOT_TIMER] = {"boot-timer", 0, 0, 0, SQB_BUS_MMIO, SQB_BOOT_TIMER_WINDOW,
 			       &sqb_boot_timer_ops},
+    /* a page of reserved guest RAM the guest maps: like the VMGenID's ID,
+     * never an exit (format.md [F-131]) */
+    [SQB_DEVCLS_VMCLOCK] = {"vmclock", 5, 1, 1, SQB_BUS_MMIO, SQB_VMCLOCK_SIZE, &sqb_vmclock_ops,
+			    SQB_DEVCLS_SNAP_OPTIONAL},
 };
 
 int sqb_dev_create(struct sqb_dev **out, const struct sqb_dev_class *cls, const char *id,

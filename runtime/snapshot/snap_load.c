@@ -650,6 +650,9 @@ static int build_vm(struct loadctx *c, struct sqb_vm **out)
 	 * (so in the next Diff) before any vCPU runs ([F-125]) */
 	if (!err)
 		err = sqb_bus_vmgenid_regenerate(&vm->bus);
+	/* and VMClock's disruption: both counters + 1, notified ([F-131]) */
+	if (!err)
+		err = sqb_bus_vmclock_post_restore(&vm->bus);
 	t3 = sqb_now_ns();
 	if (!err) {
 		set_parent(c, ss);

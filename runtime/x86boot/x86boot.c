@@ -110,8 +110,8 @@ static int check_in(const struct sqb_x86boot_in *in, struct sqb_diag *diag)
 	for (unsigned int i = 0; i < in->ndevs; i++) {
 		const struct sqb_x86boot_dev *d = &in->devs[i];
 
-		if (d->kind == SQB_X86BOOT_DEV_VMGENID)
-			continue; /* its names are fixed; xb_acpi_build checks the rest */
+		if (d->kind == SQB_X86BOOT_DEV_VMGENID || d->kind == SQB_X86BOOT_DEV_VMCLOCK)
+			continue; /* their names are fixed; xb_acpi_build checks the rest */
 		if (!d->hid || strlen(d->name) != 4 ||
 		    (d->hid_eisa ? strlen(d->hid) != 7 : strlen(d->hid) > 8) ||
 		    (d->irq_kind == SQB_X86BOOT_IRQ_ISA && d->irq > 15) ||

@@ -19,8 +19,9 @@
  *   0x09000  PML4, 0x0a000 PDPT, 0x0b000-0x0efff PDs  (bzImage: 4 GiB identity, 2 MiB pages)
  *   0x20000  kernel command line (NUL-terminated, < 4 KiB)
  *   0xe0000  ACPI: RSDP, XSDT, FADT, DSDT, MADT       (e820 "reserved")
- *   (a VMGenID device's 16-byte ID: where the VMM says, in that reserved
- *    area above the tables; squib's x86 board puts it at 0xff000)
+ *   (a VMGenID device's 16-byte ID and a VMClock device's page: where the
+ *    VMM says, in that reserved area above the tables; squib's x86 board
+ *    puts them at 0xff000 and 0xfe000)
  *  >=1 MiB   kernel (PVH: PT_LOAD p_paddr; bzImage: pref_address), initrd high below 4 GiB
  *
  * e820 / PVH memmap: every RAM range given, minus [0x9fc00, 0x100000);
@@ -73,9 +74,23 @@ struct sqb_x86boot_dev {
 	 * GSI), and stores the 16 bytes at genid inside the reserved ACPI area
 	 * at genid_addr (8-byte aligned, above the tables).  name, hid and the
 	 * fields above are ignored for it. */
-	enum sqb_x86boot_dev_kind { SQB_X86BOOT_DEV_PLAIN = 0, SQB_X86BOOT_DEV_VMGENID } kind;
+	/* SQB_X86BOOT_DEV_VMCLOCK (at most one): Firecracker's VMClock.  The
+	 * loader emits Device(VCLK) (_HID "AMZNC10C", _CID and _DDN "VMCLOCK",
+	 * _STA 0x0F, _CRS a read-only cacheable QWord memory range of the 4 KiB
+	 * page at page_addr), adds irq (kind GSI) to the GED with
+	 * Notify(VCLK, 0x80), and stores page_len bytes of page at page_addr
+	 * (4 KiB aligned, inside the reserved ACPI area above the tables; the
+	 * rest of the page is zero). */
+	enum sqb_x86boot_dev_kind {
+		SQB_X86BOOT_DEV_PLAIN = 0,
+		SQB_X86BOOT_DEV_VMGENID,
+		SQB_X86BOOT_DEV_VMCLOCK
+	} kind;
 	uint64_t genid_addr;
 	const uint8_t *genid;
+	uint64_t page_addr;
+	const uint8_t *page;
+	uint32_t page_len; /* <= 4096 */
 };
 
 struct sqb_x86boot_in {

@@ -2,8 +2,9 @@
  * does): RSDP -> XSDT -> {FADT -> DSDT, MADT}, written at 0xe0000.  The DSDT
  * lists the devices the VMM's bus describes (or, standalone, COM1, the i8042
  * and virtio-mmio devices as LNRO0005 with _CCA, Firecracker's shape), and a
- * VM Generation ID counter with its GED (Microsoft's VMGenID spec, ACPI 6.4
- * 5.6.9 GED); the MADT one local APIC per vCPU and the IOAPIC at 0xfec00000. */
+ * VM Generation ID counter (Microsoft's VMGenID spec) and a VMClock page
+ * (Firecracker's vmclock.rs) with their GED (ACPI 6.4 5.6.9); the MADT one local APIC per vCPU and
+ * the IOAPIC at 0xfec00000. */
 #include <errno.h>
 #include <stdio.h>
 
@@ -14,6 +15,7 @@
 #define FADT_LEN    276
 #define LAPIC_ADDR  0xfee00000u
 #define IOAPIC_ADDR 0xfec00000u
+#define XB_PAGE	    0x1000ULL /* a VMClock page */
 
 /* FADT flags and IA-PC boot architecture flags (ACPI 6.4, 5.2.9) */
 #define FADT_F_PWR_BUTTON      (1u << 4)
@@ -260,39 +262,96 @@ static void aml_vmgenid(struct aml *a, const struct sqb_x86boot_dev *d)
 	aml_pkg_end(a, start);
 }
 
-/* Device (GED_): the Generic Event Device (ACPI0013) whose interrupt runs
- * _EVT(gsi); for the counter's line that is Notify (\_SB.VGEN, 0x80), the
- * "generation ID changed" notification of the VMGenID spec. */
-static void aml_ged(struct aml *a, uint32_t gsi)
+/* Device (VCLK): Firecracker's VMClock, as Linux's ptp_vmclock binds it:
+ * _HID "AMZNC10C", _CID and _DDN "VMCLOCK", _STA 0x0F and a _CRS with one
+ * QWord memory range (ACPI 6.4 6.4.3.5.1: read-only, cacheable, min and
+ * max fixed) over the page. */
+static void aml_vmclock(struct aml *a, const struct sqb_x86boot_dev *d)
 {
-	static const uint8_t vgen_path[] = {'\\', 0x2e, '_', 'S', 'B', '_', 'V', 'G', 'E', 'N'};
-	uint8_t r[9];
-	unsigned int start, method, cond;
+	uint8_t r[46];
+	unsigned int start, method;
 
-	r[0] = 0x89; /* Extended Interrupt: consumer, edge, active high, exclusive */
-	xb_put16(r + 1, 6);
-	r[3] = 0x03;
-	r[4] = 1;
-	xb_put32(r + 5, gsi);
-	aml_byte(a, 0x5b);
+	memset(r, 0, sizeof(r));
+	r[0] = 0x8a; /* QWord Address Space Descriptor */
+	xb_put16(r + 1, 43);
+	r[3] = 0;    /* memory range */
+	r[4] = 0x0c; /* MinFixed, MaxFixed (Firecracker's general flags) */
+	r[5] = 0x02; /* cacheable, read-only (Firecracker's flags) */
+	xb_put64(r + 14, d->page_addr);
+	xb_put64(r + 22, d->page_addr + XB_PAGE - 1);
+	xb_put64(r + 38, XB_PAGE); /* granularity and translation stay 0 */
+	aml_byte(a, 0x5b);	   /* DeviceOp */
 	aml_byte(a, 0x82);
 	start = a->len;
-	aml_bytes(a, "GED_", 4);
-	aml_name_string(a, "_HID", "ACPI0013");
-	aml_crs(a, r, sizeof(r));
-	aml_byte(a, 0x14); /* MethodOp */
+	aml_bytes(a, "VCLK", 4);
+	aml_name_string(a, "_HID", "AMZNC10C");
+	aml_name_string(a, "_CID", "VMCLOCK");
+	aml_name_string(a, "_DDN", "VMCLOCK");
+	aml_byte(a, 0x14); /* Method (_STA, 0, NotSerialized) { Return (0x0F) } */
 	method = a->len;
-	aml_bytes(a, "_EVT", 4);
-	aml_byte(a, 0x09); /* one argument, serialized */
+	aml_bytes(a, "_STA", 4);
+	aml_byte(a, 0x00);
+	aml_byte(a, 0xa4); /* ReturnOp */
+	aml_int(a, 0x0f);
+	aml_pkg_end(a, method);
+	aml_crs(a, r, sizeof(r));
+	aml_pkg_end(a, start);
+}
+
+/* If (Arg0 == gsi) { Notify (\_SB.<name>, 0x80) } */
+static void aml_evt_case(struct aml *a, uint32_t gsi, const char name[4])
+{
+	uint8_t path[10] = {'\\', 0x2e, '_', 'S', 'B', '_'};
+	unsigned int cond;
+
+	memcpy(path + 6, name, 4);
 	aml_byte(a, 0xa0); /* IfOp */
 	cond = a->len;
 	aml_byte(a, 0x93); /* LEqualOp */
 	aml_byte(a, 0x68); /* Arg0 */
 	aml_int(a, gsi);
 	aml_byte(a, 0x86); /* NotifyOp */
-	aml_bytes(a, vgen_path, sizeof(vgen_path));
+	aml_bytes(a, path, sizeof(path));
 	aml_int(a, 0x80);
 	aml_pkg_end(a, cond);
+}
+
+/* Device (GED_): the Generic Event Device (ACPI0013) whose interrupts run
+ * _EVT(gsi): for the VMGenID's line Notify (\_SB.VGEN, 0x80), the
+ * "generation ID changed" notification of the VMGenID spec, for VMClock's
+ * Notify (\_SB.VCLK, 0x80) (Firecracker's GED: both lines, in that order).
+ * vgen or vclk may be NULL. */
+static void aml_ged(struct aml *a, const struct sqb_x86boot_dev *vgen,
+		    const struct sqb_x86boot_dev *vclk)
+{
+	const struct sqb_x86boot_dev *src[2] = {vgen, vclk};
+	static const char names[2][4] = {{'V', 'G', 'E', 'N'}, {'V', 'C', 'L', 'K'}};
+	uint8_t r[18];
+	unsigned int n = 0, start, method;
+
+	for (int i = 0; i < 2; i++) {
+		if (!src[i])
+			continue;
+		r[n] = 0x89; /* Extended Interrupt: consumer, edge, active high, exclusive */
+		xb_put16(r + n + 1, 6);
+		r[n + 3] = 0x03;
+		r[n + 4] = 1;
+		xb_put32(r + n + 5, src[i]->irq);
+		n += 9;
+	}
+	aml_byte(a, 0x5b);
+	aml_byte(a, 0x82);
+	start = a->len;
+	aml_bytes(a, "GED_", 4);
+	aml_name_string(a, "_HID", "ACPI0013");
+	aml_crs(a, r, n);
+	aml_byte(a, 0x14); /* MethodOp */
+	method = a->len;
+	aml_bytes(a, "_EVT", 4);
+	aml_byte(a, 0x09); /* one argument, serialized */
+	for (int i = 0; i < 2; i++)
+		if (src[i])
+			aml_evt_case(a, src[i]->irq, names[i]);
 	aml_pkg_end(a, method);
 	aml_pkg_end(a, start);
 }
@@ -332,23 +391,28 @@ static unsigned int builtin_devs(const struct sqb_x86boot_in *in, struct sqb_x86
 static void build_dsdt_body(const struct sqb_x86boot_in *in, struct aml *a)
 {
 	struct sqb_x86boot_dev builtin[2 + SQB_X86BOOT_MAX_MMIO];
-	const struct sqb_x86boot_dev *d = in->devs;
-	unsigned int n = in->ndevs, start;
+	const struct sqb_x86boot_dev *d = in->devs, *vgen = NULL, *vclk = NULL;
+	unsigned int n = in->ndevs, start, last = 0;
 
 	if (!d) {
 		n = builtin_devs(in, builtin);
 		d = builtin;
 	}
+	for (unsigned int i = 0; i < n; i++)
+		if (d[i].kind != SQB_X86BOOT_DEV_PLAIN)
+			last = i;
 	aml_byte(a, 0x10); /* ScopeOp (\_SB) */
 	start = a->len;
 	aml_bytes(a, "\\_SB_", 5);
 	for (unsigned int i = 0; i < n; i++) {
-		if (d[i].kind != SQB_X86BOOT_DEV_VMGENID) {
+		if (d[i].kind == SQB_X86BOOT_DEV_VMGENID)
+			aml_vmgenid(a, vgen = &d[i]);
+		else if (d[i].kind == SQB_X86BOOT_DEV_VMCLOCK)
+			aml_vmclock(a, vclk = &d[i]);
+		else
 			aml_device(a, &d[i]);
-			continue;
-		}
-		aml_vmgenid(a, &d[i]);
-		aml_ged(a, d[i].irq);
+		if (i == last && (vgen || vclk)) /* the GED follows what it notifies */
+			aml_ged(a, vgen, vclk);
 	}
 	aml_pkg_end(a, start);
 }
@@ -411,9 +475,45 @@ static int find_vmgenid(const struct sqb_x86boot_in *in, const struct sqb_x86boo
 	return 0;
 }
 
+/* The VMM's VMClock device, if any (at most one, with a GSI and its page). */
+static int find_vmclock(const struct sqb_x86boot_in *in, const struct sqb_x86boot_dev **out,
+			struct sqb_diag *diag)
+{
+	*out = NULL;
+	for (unsigned int i = 0; in->devs && i < in->ndevs; i++) {
+		const struct sqb_x86boot_dev *d = &in->devs[i];
+
+		if (d->kind != SQB_X86BOOT_DEV_VMCLOCK)
+			continue;
+		if (*out)
+			return xb_fail(diag, -EINVAL, UINT64_MAX, "ACPI", "two VMClock devices");
+		if (!d->page || d->page_len > XB_PAGE || d->irq_kind != SQB_X86BOOT_IRQ_GSI ||
+		    (d->page_addr & (XB_PAGE - 1)))
+			return xb_fail(diag, -EINVAL, UINT64_MAX, "ACPI",
+				       "VMClock device without its page contents (at most 4096 "
+				       "bytes), a GSI or 4 KiB alignment");
+		*out = d;
+	}
+	return 0;
+}
+
+/* A VMM-defined range [at, at + len) must lie in the reserved area above
+ * every table (tables_end). */
+static int check_reserved(uint64_t at, uint64_t len, uint64_t tables_end, const char *what,
+			  struct sqb_diag *diag)
+{
+	if (at < tables_end || !xb_fits(at, len, XB_ACPI_END))
+		return xb_fail(diag, -EINVAL, at, "ACPI",
+			       "%s at 0x%llx is not in the reserved ACPI area above the tables "
+			       "(0x%llx..0x%llx)",
+			       what, (unsigned long long)at, (unsigned long long)tables_end,
+			       (unsigned long long)XB_ACPI_END);
+	return 0;
+}
+
 int xb_acpi_build(const struct sqb_x86boot_in *in, uint64_t *rsdp_out, struct sqb_diag *diag)
 {
-	const struct sqb_x86boot_dev *vgen;
+	const struct sqb_x86boot_dev *vgen, *vclk;
 	uint8_t *base = xb_gpa(in, XB_ACPI_BASE, ACPI_AREA);
 	uint64_t xsdt = XB_ACPI_BASE + 0x40, fadt = xsdt + 0x40, dsdt = fadt + 0x120;
 	uint64_t madt;
@@ -425,6 +525,8 @@ int xb_acpi_build(const struct sqb_x86boot_in *in, uint64_t *rsdp_out, struct sq
 	if (!base)
 		return xb_fail(diag, -EINVAL, UINT64_MAX, "ACPI", "no RAM at 0xe0000");
 	err = find_vmgenid(in, &vgen, diag);
+	if (!err)
+		err = find_vmclock(in, &vclk, diag);
 	if (err)
 		return err;
 	memset(base, 0, ACPI_AREA);
@@ -440,16 +542,23 @@ int xb_acpi_build(const struct sqb_x86boot_in *in, uint64_t *rsdp_out, struct sq
 	madt = (dsdt + SDT_HDR + a.len + 15) & ~15ULL;
 
 	len = build_madt(in, base + (madt - XB_ACPI_BASE));
-	if (vgen) { /* the ID lives in the reserved area, above every table */
-		if (vgen->genid_addr < madt + len || !xb_fits(vgen->genid_addr, 16, XB_ACPI_END))
-			return xb_fail(diag, -EINVAL, vgen->genid_addr, "ACPI",
-				       "VMGenID ID at 0x%llx is not in the reserved ACPI area "
-				       "above the tables (0x%llx..0x%llx)",
-				       (unsigned long long)vgen->genid_addr,
-				       (unsigned long long)(madt + len),
-				       (unsigned long long)XB_ACPI_END);
+	/* the ID and the VMClock page live in the reserved area, above every
+	 * table, apart from each other */
+	if (vgen && (err = check_reserved(vgen->genid_addr, 16, madt + len, "VMGenID ID", diag)))
+		return err;
+	if (vclk &&
+	    (err = check_reserved(vclk->page_addr, XB_PAGE, madt + len, "VMClock page", diag)))
+		return err;
+	if (vgen && vclk && vgen->genid_addr + 16 > vclk->page_addr &&
+	    vgen->genid_addr < vclk->page_addr + XB_PAGE)
+		return xb_fail(diag, -EINVAL, vgen->genid_addr, "ACPI",
+			       "VMGenID ID at 0x%llx is inside the VMClock page at 0x%llx",
+			       (unsigned long long)vgen->genid_addr,
+			       (unsigned long long)vclk->page_addr);
+	if (vgen)
 		memcpy(base + (vgen->genid_addr - XB_ACPI_BASE), vgen->genid, 16);
-	}
+	if (vclk)
+		memcpy(base + (vclk->page_addr - XB_ACPI_BASE), vclk->page, vclk->page_len);
 	build_fadt(base + (fadt - XB_ACPI_BASE), dsdt);
 
 	t = base + (xsdt - XB_ACPI_BASE);

@@ -1,7 +1,8 @@
 /* The x86_64 microVM board (arch.h): the fixed ISA devices every squib VM
  * has — COM1 16550 at 0x3f8 (IRQ 4), the i8042 at 0x60/0x64 (IRQ 1, the
- * reset line), the POST-code port 0x80 and the VM Generation ID (its ID at
- * 0xff000, its notification on pin 23) — in the order the DEVS sections and
+ * reset line), the POST-code port 0x80, the VM Generation ID (its ID at
+ * 0xff000, its notification on pin 23) and VMClock (its page at 0xfe000,
+ * pin 22) — in the order the DEVS sections and
  * the DSDT list them. */
 #include "arch.h"
 #include "log.h"
@@ -19,6 +20,7 @@ int sqb_arch_add_platform_devices(struct sqb_vm *vm)
 	    {SQB_DEVCLS_I8042, "i8042", SQB_X86_I8042_PORT, SQB_X86_I8042_IRQ},
 	    {SQB_DEVCLS_POSTCODE, "postcode", SQB_X86_POST_PORT, 0},
 	    {SQB_DEVCLS_VMGENID, "vmgenid", SQB_X86_VMGENID_ADDR, SQB_X86_VMGENID_GSI},
+	    {SQB_DEVCLS_VMCLOCK, "vmclock", SQB_X86_VMCLOCK_ADDR, SQB_X86_VMCLOCK_GSI},
 	};
 
 	for (size_t i = 0; i < sizeof(board) / sizeof(board[0]); i++) {

@@ -57,6 +57,14 @@
 #define SQB_X86_VMGENID_ADDR 0xff000ULL
 #define SQB_X86_VMGENID_GSI  23
 
+/* VMClock (dev_vmclock.c): its page is the last free page of the same
+ * reserved area, just below the VMGenID's (Firecracker, too, puts it at the
+ * top of its system-memory area, right under the VMGenID); its notification
+ * is the pin below the VMGenID's, also taken before the slots', which so
+ * keep 5, 6, ... and have 17 pins (5..21), Firecracker's count. */
+#define SQB_X86_VMCLOCK_ADDR 0xfe000ULL
+#define SQB_X86_VMCLOCK_GSI  22
+
 /* IOAPIC pins the interrupt allocator hands out (0..4 are ISA legacy). */
 #define SQB_ARCH_GSI_FIRST 5
 #define SQB_ARCH_GSI_LAST  23
