@@ -17,7 +17,6 @@
 
 #include "xbtest.h"
 
-#define MiB (1024ULL * 1024)
 
 static const uint8_t genid[16] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16};
 static uint8_t page[112];
@@ -83,46 +82,6 @@ static const uint8_t want_ged_vclk_only[] = {
 };
 /* clang-format on */
 
-static const uint8_t *find(const uint8_t *hay, size_t n, const uint8_t *needle, size_t m)
-{
-	for (size_t i = 0; i + m <= n; i++)
-		if (!memcmp(hay + i, needle, m))
-			return hay + i;
-	return NULL;
-}
-
-static uint64_t last_start_info;
-static char last_reason[200];
-
-static int load(struct xbt_guest *g, const struct sqb_x86boot_dev *devs, unsigned int n,
-		const uint8_t **dsdt)
-{
-	struct xbt_elf e;
-	struct sqb_x86boot_entry out;
-	struct sqb_diag d = {0};
-	char *path;
-	int rc;
-
-	xbt_elf_build(&e);
-	path = xbt_tmpfile(e.buf, e.len);
-	xbt_guest_init(g, 4 * MiB, 0xcc);
-	g->in.kernel_path = path;
-	g->in.devs = devs;
-	g->in.ndevs = n;
-	last_reason[0] = 0;
-	rc = sqb_x86boot_load(&g->in, &out, &d);
-	xbt_rmfile(path);
-	last_start_info = out.rbx;
-	if (rc == 0 && dsdt) {
-		const uint8_t *fadt =
-		    g->ram + xbt_get64(g->ram + xbt_get64(g->ram + out.acpi_rsdp + 24) + 36);
-		*dsdt = g->ram + xbt_get64(fadt + 140);
-	} else if (rc) {
-		snprintf(last_reason, sizeof(last_reason), "%s", d.reason);
-	}
-	return rc;
-}
-
 static struct sqb_x86boot_dev vgen_dev(uint64_t addr)
 {
 	return (struct sqb_x86boot_dev){.kind = SQB_X86BOOT_DEV_VMGENID,
@@ -159,27 +118,27 @@ static void test_vclk_and_ged_bytes(void **state)
 	uint32_t len;
 
 	(void)state;
-	assert_int_equal(load(&g, devs, 2, &dsdt), 0);
+	assert_int_equal(xbt_load_devs(&g, devs, 2, &dsdt), 0);
 	len = xbt_get32(dsdt + 4);
 	assert_int_equal(xbt_sum(dsdt, len), 0);
-	v = find(dsdt, len, want_vclk, sizeof(want_vclk));
+	v = xbt_find(dsdt, len, want_vclk, sizeof(want_vclk));
 	assert_non_null(v);
-	vg = find(dsdt, len, (const uint8_t *)"VGEN", 4);
+	vg = xbt_find(dsdt, len, (const uint8_t *)"VGEN", 4);
 	assert_non_null(vg);
 	assert_true(vg < v); /* VGEN first */
 	assert_memory_equal(v + sizeof(want_vclk), want_ged, sizeof(want_ged));
 	/* one GED only */
-	assert_null(find(v + sizeof(want_vclk) + sizeof(want_ged),
+	assert_null(xbt_find(v + sizeof(want_vclk) + sizeof(want_ged),
 			 len - (size_t)(v - dsdt) - sizeof(want_vclk) - sizeof(want_ged),
 			 (const uint8_t *)"ACPI0013", 8));
-	assert_null(find(dsdt, (size_t)(v - dsdt), (const uint8_t *)"ACPI0013", 8));
+	assert_null(xbt_find(dsdt, (size_t)(v - dsdt), (const uint8_t *)"ACPI0013", 8));
 	xbt_guest_free(&g);
 
 	/* VMClock alone: its GED names its line only */
 	struct sqb_x86boot_dev one[1] = {vclk_dev(0xfe000)};
-	assert_int_equal(load(&g, one, 1, &dsdt), 0);
+	assert_int_equal(xbt_load_devs(&g, one, 1, &dsdt), 0);
 	len = xbt_get32(dsdt + 4);
-	v = find(dsdt, len, want_vclk, sizeof(want_vclk));
+	v = xbt_find(dsdt, len, want_vclk, sizeof(want_vclk));
 	assert_non_null(v);
 	assert_memory_equal(v + sizeof(want_vclk), want_ged_vclk_only, sizeof(want_ged_vclk_only));
 	xbt_guest_free(&g);
@@ -196,10 +155,10 @@ static void test_crs_points_at_the_page_in_reserved_memory(void **state)
 	int reserved = 0;
 
 	(void)state;
-	assert_int_equal(load(&g, devs, 2, &dsdt), 0);
-	v = find(dsdt, xbt_get32(dsdt + 4), (const uint8_t *)"VCLK", 4);
+	assert_int_equal(xbt_load_devs(&g, devs, 2, &dsdt), 0);
+	v = xbt_find(dsdt, xbt_get32(dsdt + 4), (const uint8_t *)"VCLK", 4);
 	assert_non_null(v);
-	q = find(v, 200, (const uint8_t *)"\x8a\x2b\x00\x00", 4);
+	q = xbt_find(v, 200, (const uint8_t *)"\x8a\x2b\x00\x00", 4);
 	assert_non_null(q);
 	min = xbt_get64(q + 14);
 	max = xbt_get64(q + 22);
@@ -211,7 +170,7 @@ static void test_crs_points_at_the_page_in_reserved_memory(void **state)
 		assert_int_equal(g.ram[a], 0);
 	assert_memory_equal(g.ram + 0xff000, genid, 16); /* the neighbour intact */
 	{
-		const uint8_t *si = g.ram + last_start_info;
+		const uint8_t *si = g.ram + xbt_last_start_info;
 		const uint8_t *map = g.ram + xbt_get64(si + 40);
 		uint32_t n = xbt_get32(si + 48);
 
@@ -260,62 +219,39 @@ static void test_bad_vmclock_devices_refused(void **state)
 	big[0].page_len = 4097;
 	nopage[0].page = NULL;
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		assert_int_not_equal(load(&g, cases[i].d, cases[i].n, NULL), 0);
-		if (!strstr(last_reason, cases[i].says))
-			fail_msg("case %zu: '%s' does not say '%s'", i, last_reason, cases[i].says);
+		assert_int_not_equal(xbt_load_devs(&g, cases[i].d, cases[i].n, NULL), 0);
+		if (!strstr(xbt_last_reason, cases[i].says))
+			fail_msg("case %zu: '%s' does not say '%s'", i, xbt_last_reason, cases[i].says);
 		xbt_guest_free(&g);
 	}
-}
-
-static int file_contains(const char *path, const char *needle)
-{
-	static char buf[65536];
-	FILE *f = fopen(path, "r");
-	size_t n;
-
-	assert_non_null(f);
-	n = fread(buf, 1, sizeof(buf) - 1, f);
-	fclose(f);
-	buf[n] = 0;
-	return strstr(buf, needle) != NULL;
 }
 
 static void test_iasl_reads_vclk_and_ged(void **state)
 {
 	struct sqb_x86boot_dev devs[2] = {vgen_dev(0xff000), vclk_dev(0xfe000)};
-	char dir[] = "/tmp/xbvclk-XXXXXX", path[600], cmd[1400];
+	char dir[] = "/tmp/xbvclk-XXXXXX", path[600], cmd[700];
 	struct xbt_guest g;
 	const uint8_t *dsdt;
-	FILE *f;
 
 	(void)state;
-	if (system("command -v iasl >/dev/null") != 0)
-		fail_msg("iasl not found: install acpica-tools (scripts/deps.sh does)");
-	assert_non_null(mkdtemp(dir));
-	assert_int_equal(load(&g, devs, 2, &dsdt), 0);
-	snprintf(path, sizeof(path), "%s/dsdt.dat", dir);
-	f = fopen(path, "wb");
-	assert_non_null(f);
-	assert_int_equal(fwrite(dsdt, 1, xbt_get32(dsdt + 4), f), xbt_get32(dsdt + 4));
-	fclose(f);
-	snprintf(cmd, sizeof(cmd), "cd %s && iasl -d dsdt.dat > dsdt.log 2>&1", dir);
-	assert_int_equal(system(cmd), 0);
-	snprintf(path, sizeof(path), "%s/dsdt.dsl", dir);
-	assert_true(file_contains(path, "Device (VCLK)"));
-	assert_true(file_contains(path, "Name (_HID, \"AMZNC10C\")"));
-	assert_true(file_contains(path, "Name (_CID, \"VMCLOCK\")"));
-	assert_true(file_contains(path, "Name (_DDN, \"VMCLOCK\")"));
-	assert_true(file_contains(path, "Method (_STA, 0, NotSerialized)"));
-	assert_true(file_contains(path, "Return (0x0F)"));
-	assert_true(file_contains(path, "QWordMemory (ResourceProducer, PosDecode, MinFixed, "
+	assert_int_equal(xbt_load_devs(&g, devs, 2, &dsdt), 0);
+	if (xbt_iasl_disassemble(dsdt, dir, path, sizeof(path)) < 0)
+		fail_msg("iasl -d failed or is missing: install acpica-tools (scripts/deps.sh does)");
+	assert_true(xbt_file_contains(path, "Device (VCLK)"));
+	assert_true(xbt_file_contains(path, "Name (_HID, \"AMZNC10C\")"));
+	assert_true(xbt_file_contains(path, "Name (_CID, \"VMCLOCK\")"));
+	assert_true(xbt_file_contains(path, "Name (_DDN, \"VMCLOCK\")"));
+	assert_true(xbt_file_contains(path, "Method (_STA, 0, NotSerialized)"));
+	assert_true(xbt_file_contains(path, "Return (0x0F)"));
+	assert_true(xbt_file_contains(path, "QWordMemory (ResourceProducer, PosDecode, MinFixed, "
 					"MaxFixed, Cacheable, ReadOnly,"));
-	assert_true(file_contains(path, "0x00000000000FE000"));
-	assert_true(file_contains(path, "0x00000000000FEFFF"));
-	assert_true(file_contains(path, "Notify (\\_SB.VGEN, 0x80)"));
-	assert_true(file_contains(path, "Notify (\\_SB.VCLK, 0x80)"));
-	assert_true(file_contains(path, "0x00000016,"));
-	assert_true(file_contains(path, "0x00000017,"));
-	assert_false(file_contains(path, "Error"));
+	assert_true(xbt_file_contains(path, "0x00000000000FE000"));
+	assert_true(xbt_file_contains(path, "0x00000000000FEFFF"));
+	assert_true(xbt_file_contains(path, "Notify (\\_SB.VGEN, 0x80)"));
+	assert_true(xbt_file_contains(path, "Notify (\\_SB.VCLK, 0x80)"));
+	assert_true(xbt_file_contains(path, "0x00000016,"));
+	assert_true(xbt_file_contains(path, "0x00000017,"));
+	assert_false(xbt_file_contains(path, "Error"));
 	if (getenv("XBT_KEEP"))
 		fprintf(stderr, "kept %s\n", dir);
 	else {

@@ -14,7 +14,6 @@
 
 #include "xbtest.h"
 
-#define MiB (1024ULL * 1024)
 
 static const uint8_t genid[16] = {0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77, 0x88,
 				  0x99, 0xaa, 0xbb, 0xcc, 0xdd, 0xee, 0xf0, 0x01};
@@ -52,14 +51,6 @@ static const uint8_t want_ged[] = {
     0x86, 0x5c, 0x2e, '_', 'S', 'B', '_', 'V', 'G', 'E', 'N', 0x0a, 0x80,
 };
 /* clang-format on */
-
-static const uint8_t *find(const uint8_t *hay, size_t n, const uint8_t *needle, size_t m)
-{
-	for (size_t i = 0; i + m <= n; i++)
-		if (!memcmp(hay + i, needle, m))
-			return hay + i;
-	return NULL;
-}
 
 /* PkgLength (20.2.4): returns the encoded length, *used the bytes it took. */
 static size_t pkg_length(const uint8_t *p, size_t *used)
@@ -110,7 +101,7 @@ static uint64_t aml_integer(const uint8_t **pp)
 static uint64_t decode_addr(const uint8_t *dsdt)
 {
 	static const uint8_t name[] = {0x08, 'A', 'D', 'D', 'R', 0x12};
-	const uint8_t *p = find(dsdt, xbt_get32(dsdt + 4), name, sizeof(name));
+	const uint8_t *p = xbt_find(dsdt, xbt_get32(dsdt + 4), name, sizeof(name));
 	size_t used, len;
 	uint64_t lo, hi;
 
@@ -124,38 +115,6 @@ static uint64_t decode_addr(const uint8_t *dsdt)
 	hi = aml_integer(&p);
 	assert_true(lo <= 0xffffffffu && hi <= 0xffffffffu);
 	return lo | hi << 32;
-}
-
-static uint64_t last_start_info; /* PVH hvm_start_info of the last load */
-
-static char last_reason[200]; /* the loader's diagnosis of the last failure */
-
-static int load(struct xbt_guest *g, const struct sqb_x86boot_dev *devs, unsigned int n,
-		const uint8_t **dsdt)
-{
-	struct xbt_elf e;
-	struct sqb_x86boot_entry out;
-	struct sqb_diag d = {0};
-	char *path;
-	int rc;
-
-	xbt_elf_build(&e);
-	path = xbt_tmpfile(e.buf, e.len);
-	xbt_guest_init(g, 4 * MiB, 0xcc);
-	g->in.kernel_path = path;
-	g->in.devs = devs;
-	g->in.ndevs = n;
-	rc = sqb_x86boot_load(&g->in, &out, &d);
-	xbt_rmfile(path);
-	last_start_info = out.rbx;
-	if (rc == 0 && dsdt) {
-		const uint8_t *fadt =
-		    g->ram + xbt_get64(g->ram + xbt_get64(g->ram + out.acpi_rsdp + 24) + 36);
-		*dsdt = g->ram + xbt_get64(fadt + 140);
-	} else if (rc) {
-		snprintf(last_reason, sizeof(last_reason), "%s", d.reason);
-	}
-	return rc;
 }
 
 static struct sqb_x86boot_dev vgen_dev(uint64_t addr)
@@ -175,16 +134,16 @@ static void test_vgen_and_ged_bytes_follow_the_spec(void **state)
 	uint32_t len;
 
 	(void)state;
-	assert_int_equal(load(&g, devs, 1, &dsdt), 0);
+	assert_int_equal(xbt_load_devs(&g, devs, 1, &dsdt), 0);
 	len = xbt_get32(dsdt + 4);
 	assert_int_equal(xbt_sum(dsdt, len), 0);
-	v = find(dsdt, len, want_vgen, sizeof(want_vgen));
+	v = xbt_find(dsdt, len, want_vgen, sizeof(want_vgen));
 	assert_non_null(v);
 	/* the GED follows the counter it notifies */
 	assert_memory_equal(v + sizeof(want_vgen), want_ged, sizeof(want_ged));
 	/* and both sit inside Scope (\_SB_) */
 	assert_memory_equal(dsdt + 36, "\x10", 1);
-	assert_non_null(find(dsdt + 36, 8, (const uint8_t *)"\\_SB_", 5));
+	assert_non_null(xbt_find(dsdt + 36, 8, (const uint8_t *)"\\_SB_", 5));
 	xbt_guest_free(&g);
 }
 
@@ -196,7 +155,7 @@ static void test_addr_points_at_the_id_in_reserved_memory(void **state)
 	uint64_t addr;
 
 	(void)state;
-	assert_int_equal(load(&g, devs, 1, &dsdt), 0);
+	assert_int_equal(xbt_load_devs(&g, devs, 1, &dsdt), 0);
 	addr = decode_addr(dsdt);
 	assert_int_equal(addr, 0xff000);
 	assert_int_equal(addr % 8, 0); /* the spec: 8-byte aligned */
@@ -206,7 +165,7 @@ static void test_addr_points_at_the_id_in_reserved_memory(void **state)
 	/* PVH memory map (hvm_start_info memmap_paddr at 40, entries at 48;
 	 * 24-byte entries addr, size, type): no RAM (type 1) entry covers it */
 	{
-		const uint8_t *si = g.ram + last_start_info;
+		const uint8_t *si = g.ram + xbt_last_start_info;
 		const uint8_t *map = g.ram + xbt_get64(si + 40);
 		uint32_t n = xbt_get32(si + 48);
 
@@ -232,67 +191,44 @@ static void test_bad_vmgenid_devices_refused(void **state)
 
 	(void)state;
 	noirq[0].irq_kind = SQB_X86BOOT_IRQ_NONE;
-	assert_int_not_equal(load(&g, two, 2, NULL), 0);
-	assert_non_null(strstr(last_reason, "two VMGenID"));
+	assert_int_not_equal(xbt_load_devs(&g, two, 2, NULL), 0);
+	assert_non_null(strstr(xbt_last_reason, "two VMGenID"));
 	xbt_guest_free(&g);
-	assert_int_not_equal(load(&g, low, 1, NULL), 0);
-	assert_non_null(strstr(last_reason, "above the tables"));
+	assert_int_not_equal(xbt_load_devs(&g, low, 1, NULL), 0);
+	assert_non_null(strstr(xbt_last_reason, "above the tables"));
 	xbt_guest_free(&g);
-	assert_int_not_equal(load(&g, odd, 1, NULL), 0);
-	assert_non_null(strstr(last_reason, "alignment"));
+	assert_int_not_equal(xbt_load_devs(&g, odd, 1, NULL), 0);
+	assert_non_null(strstr(xbt_last_reason, "alignment"));
 	xbt_guest_free(&g);
-	assert_int_not_equal(load(&g, high, 1, NULL), 0);
-	assert_non_null(strstr(last_reason, "above the tables"));
+	assert_int_not_equal(xbt_load_devs(&g, high, 1, NULL), 0);
+	assert_non_null(strstr(xbt_last_reason, "above the tables"));
 	xbt_guest_free(&g);
-	assert_int_not_equal(load(&g, noirq, 1, NULL), 0);
-	assert_non_null(strstr(last_reason, "GSI"));
+	assert_int_not_equal(xbt_load_devs(&g, noirq, 1, NULL), 0);
+	assert_non_null(strstr(xbt_last_reason, "GSI"));
 	xbt_guest_free(&g);
-}
-
-static int file_contains(const char *path, const char *needle)
-{
-	static char buf[65536];
-	FILE *f = fopen(path, "r");
-	size_t n;
-
-	assert_non_null(f);
-	n = fread(buf, 1, sizeof(buf) - 1, f);
-	fclose(f);
-	buf[n] = 0;
-	return strstr(buf, needle) != NULL;
 }
 
 static void test_iasl_reads_vgen_and_ged(void **state)
 {
 	struct sqb_x86boot_dev devs[1] = {vgen_dev(0xff000)};
-	char dir[] = "/tmp/xbvgen-XXXXXX", path[600], cmd[1400];
+	char dir[] = "/tmp/xbvgen-XXXXXX", path[600], cmd[700];
 	struct xbt_guest g;
 	const uint8_t *dsdt;
-	FILE *f;
 
 	(void)state;
-	if (system("command -v iasl >/dev/null") != 0)
-		fail_msg("iasl not found: install acpica-tools (scripts/deps.sh does)");
-	assert_non_null(mkdtemp(dir));
-	assert_int_equal(load(&g, devs, 1, &dsdt), 0);
-	snprintf(path, sizeof(path), "%s/dsdt.dat", dir);
-	f = fopen(path, "wb");
-	assert_non_null(f);
-	assert_int_equal(fwrite(dsdt, 1, xbt_get32(dsdt + 4), f), xbt_get32(dsdt + 4));
-	fclose(f);
-	snprintf(cmd, sizeof(cmd), "cd %s && iasl -d dsdt.dat > dsdt.log 2>&1", dir);
-	assert_int_equal(system(cmd), 0);
-	snprintf(path, sizeof(path), "%s/dsdt.dsl", dir);
-	assert_true(file_contains(path, "Device (VGEN)"));
-	assert_true(file_contains(path, "Name (_HID, \"VMGENCTR\")"));
-	assert_true(file_contains(path, "Name (_CID, \"VM_Gen_Counter\")"));
-	assert_true(file_contains(path, "0x000FF000"));
-	assert_true(file_contains(path, "Device (GED)") || file_contains(path, "Device (GED_)"));
-	assert_true(file_contains(path, "\"ACPI0013\""));
-	assert_true(file_contains(path, "Method (_EVT, 1, Serialized)"));
-	assert_true(file_contains(path, "Notify (\\_SB.VGEN, 0x80)"));
-	assert_true(file_contains(path, "0x00000017,"));
-	assert_false(file_contains(path, "Error"));
+	assert_int_equal(xbt_load_devs(&g, devs, 1, &dsdt), 0);
+	if (xbt_iasl_disassemble(dsdt, dir, path, sizeof(path)) < 0)
+		fail_msg("iasl -d failed or is missing: install acpica-tools (scripts/deps.sh does)");
+	assert_true(xbt_file_contains(path, "Device (VGEN)"));
+	assert_true(xbt_file_contains(path, "Name (_HID, \"VMGENCTR\")"));
+	assert_true(xbt_file_contains(path, "Name (_CID, \"VM_Gen_Counter\")"));
+	assert_true(xbt_file_contains(path, "0x000FF000"));
+	assert_true(xbt_file_contains(path, "Device (GED)") || xbt_file_contains(path, "Device (GED_)"));
+	assert_true(xbt_file_contains(path, "\"ACPI0013\""));
+	assert_true(xbt_file_contains(path, "Method (_EVT, 1, Serialized)"));
+	assert_true(xbt_file_contains(path, "Notify (\\_SB.VGEN, 0x80)"));
+	assert_true(xbt_file_contains(path, "0x00000017,"));
+	assert_false(xbt_file_contains(path, "Error"));
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
 	(void)system(cmd);
 	xbt_guest_free(&g);

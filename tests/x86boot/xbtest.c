@@ -145,3 +145,81 @@ void xbt_elf_build(struct xbt_elf *e)
 	phdr(XBT_PHDR(e, 1), 1, e->data_off, 0x200000, 0x100, 0x100);
 	phdr(XBT_PHDR(e, 2), 4, e->note_off, 0, 24, 24);
 }
+
+const uint8_t *xbt_find(const uint8_t *hay, size_t n, const uint8_t *needle, size_t m)
+{
+	for (size_t i = 0; i + m <= n; i++)
+		if (!memcmp(hay + i, needle, m))
+			return hay + i;
+	return NULL;
+}
+
+uint64_t xbt_last_start_info;
+char xbt_last_reason[200];
+
+int xbt_load_devs(struct xbt_guest *g, const struct sqb_x86boot_dev *devs, unsigned int n,
+		  const uint8_t **dsdt)
+{
+	struct xbt_elf e;
+	struct sqb_x86boot_entry out;
+	struct sqb_diag d = {0};
+	char *path;
+	int rc;
+
+	xbt_elf_build(&e);
+	path = xbt_tmpfile(e.buf, e.len);
+	xbt_guest_init(g, 4u << 20, 0xcc);
+	g->in.kernel_path = path;
+	g->in.devs = devs;
+	g->in.ndevs = n;
+	xbt_last_reason[0] = 0;
+	rc = sqb_x86boot_load(&g->in, &out, &d);
+	xbt_rmfile(path);
+	xbt_last_start_info = out.rbx;
+	if (rc == 0 && dsdt) {
+		const uint8_t *fadt =
+		    g->ram + xbt_get64(g->ram + xbt_get64(g->ram + out.acpi_rsdp + 24) + 36);
+		*dsdt = g->ram + xbt_get64(fadt + 140);
+	} else if (rc) {
+		snprintf(xbt_last_reason, sizeof(xbt_last_reason), "%s", d.reason);
+	}
+	return rc;
+}
+
+int xbt_iasl_disassemble(const uint8_t *dsdt, char *dir_template, char *dsl_path, size_t cap)
+{
+	char path[600], cmd[1400];
+	FILE *f;
+	size_t len = xbt_get32(dsdt + 4);
+
+	if (system("command -v iasl >/dev/null") != 0 || !mkdtemp(dir_template))
+		return -1;
+	snprintf(path, sizeof(path), "%s/dsdt.dat", dir_template);
+	f = fopen(path, "wb");
+	if (!f)
+		return -1;
+	if (fwrite(dsdt, 1, len, f) != len) {
+		fclose(f);
+		return -1;
+	}
+	fclose(f);
+	snprintf(cmd, sizeof(cmd), "cd %s && iasl -d dsdt.dat > dsdt.log 2>&1", dir_template);
+	if (system(cmd) != 0)
+		return -1;
+	snprintf(dsl_path, cap, "%s/dsdt.dsl", dir_template);
+	return 0;
+}
+
+int xbt_file_contains(const char *path, const char *needle)
+{
+	static char buf[65536];
+	FILE *f = fopen(path, "r");
+	size_t n;
+
+	if (!f)
+		return 0;
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = 0;
+	return strstr(buf, needle) != NULL;
+}

@@ -46,4 +46,23 @@ void xbt_elf_build(struct xbt_elf *e);
 
 #define XBT_PHDR(e, i) ((e)->buf + (e)->phoff + 56 * (i))
 
+/* First occurrence of needle (m bytes) in hay (n bytes), or NULL. */
+const uint8_t *xbt_find(const uint8_t *hay, size_t n, const uint8_t *needle, size_t m);
+
+/* Load the test ELF into a fresh 4 MiB guest (0xcc-filled) with the given
+ * ACPI devices.  On success *dsdt (may be NULL) points at the DSDT in
+ * guest RAM; xbt_last_start_info is the PVH start-info address; on failure
+ * xbt_last_reason holds the loader's diagnosis. */
+extern uint64_t xbt_last_start_info;
+extern char xbt_last_reason[200];
+int xbt_load_devs(struct xbt_guest *g, const struct sqb_x86boot_dev *devs, unsigned int n,
+		  const uint8_t **dsdt);
+
+/* Disassemble a DSDT with iasl in a new folder made from dir_template
+ * (mkdtemp); dsl_path gets the .dsl file's path.  0, or -1 (no iasl, or it
+ * failed: the caller's assertion says so). */
+int xbt_iasl_disassemble(const uint8_t *dsdt, char *dir_template, char *dsl_path, size_t cap);
+/* Whether the text file at path contains needle. */
+int xbt_file_contains(const char *path, const char *needle);
+
 #endif
