@@ -52,4 +52,33 @@ void delay_loop(uint64_t n);
 void *memset(void *d, int c, unsigned long n);
 void *memcpy(void *d, const void *s, unsigned long n);
 
+/* Little-endian reads of firmware tables and device pages. */
+static inline uint32_t rd32(const volatile uint8_t *p)
+{
+	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+static inline uint64_t rd64(const volatile uint8_t *p)
+{
+	return rd32(p) | (uint64_t)rd32(p + 4) << 32;
+}
+
+/* The first m bytes of s inside p[0..n), or 0. */
+const uint8_t *mem_find(const uint8_t *p, uint32_t n, const char *s, uint32_t m);
+/* The DSDT as an OS finds it: RSDP at 0xe0000 -> XSDT -> FADT; *len its size. */
+const uint8_t *acpi_dsdt(uint32_t *len);
+
+/* Interrupts: one IDT for the guest; vectors get an interrupt gate. */
+void idt_set(unsigned int vec, void (*isr)(void));
+void idt_load(void);
+/* Stubs for idt_set: count_isr adds one to irq_count and EOIs; eoi_isr only
+ * EOIs (a periodic LAPIC timer that wakes HLT). */
+void count_isr(void);
+void eoi_isr(void);
+extern volatile uint64_t irq_count;
+/* PICs masked, LAPIC enabled, IOAPIC pin gsi -> vector on APIC 0 (fixed,
+ * edge, active high, unmasked), and a periodic LAPIC timer on timer_vec
+ * every ~10 ms so HLT wakes. */
+void irq_route_gsi(uint32_t gsi, unsigned int vector, unsigned int timer_vec);
+
 #endif
