@@ -311,3 +311,57 @@ void st_bg_load_and_verify(const char *name, const char *mode, long long last)
 	free(s);
 	tc_stop(&t2);
 }
+
+void st_rewrite_state(const char *from, const char *to, const struct st_rewrite *rw)
+{
+	struct sqb_open_opts oo = SQB_OPEN_OPTS_INIT;
+	struct sqb_write_opts wo = SQB_WRITE_OPTS_INIT;
+	const struct sqb_snap_info *si;
+	sqb_snap_writer *w = NULL;
+	sqb_snap *s = NULL;
+	char mem[300];
+
+	oo.no_external = 1;
+	oo.no_parents = 1;
+	assert_int_equal(sqb_snap_open(&s, st_path(from, ".state"), &oo, NULL), 0);
+	si = sqb_snap_get_info(s);
+	wo.arch = si->arch;
+	wo.hv = si->hv;
+	wo.role = si->role;
+	wo.guest_page_size = si->guest_page_size;
+	wo.uuid = &si->uuid;
+	wo.companion_uuid = &si->companion_uuid;
+	wo.companion_digest = &si->companion_digest;
+	assert_int_equal(sqb_writer_open(&w, st_path(to, ".state"), &wo), 0);
+	for (unsigned int i = 0; i < sqb_snap_section_count(s); i++) {
+		struct sqb_section_info sec;
+		void *data = NULL;
+		size_t len = 0;
+
+		assert_int_equal(sqb_snap_section_info(s, i, &sec), 0);
+		if (sec.type == SQB_SEC_LINK || (sec.type == SQB_SEC_DEVS && rw->keep_device))
+			continue;
+		if (rw->section && rw->section(s, i, &sec, w, rw->arg))
+			continue;
+		assert_int_equal(sqb_snap_section_read(s, i, &data, &len, NULL), 0);
+		assert_int_equal(sqb_writer_add_section(w, sec.type, sec.instance, sec.version,
+							sec.min_version, sec.flags, data, len),
+				 0);
+		free(data);
+	}
+	for (unsigned int k = 0; rw->keep_device && k < sqb_snap_device_count(s); k++) {
+		struct sqb_device rec;
+		void *backing = NULL;
+
+		assert_int_equal(sqb_snap_device(s, k, &rec, &backing, NULL), 0);
+		if (rw->keep_device(&rec, rw->arg))
+			assert_int_equal(sqb_writer_add_device(w, &rec), 0);
+		free(backing);
+	}
+	assert_int_equal(sqb_writer_finish(w, NULL, NULL), 0);
+	sqb_writer_free(w);
+	sqb_snap_free(s);
+	snprintf(mem, sizeof(mem), "%s", st_path(to, ".mem"));
+	unlink(mem);
+	assert_int_equal(link(st_path(from, ".mem"), mem), 0);
+}

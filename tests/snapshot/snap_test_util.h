@@ -77,4 +77,21 @@ void st_load_count_marks(const char *name, const char *mode, int n);
 struct sqb_mem_stats;
 void st_mem_stats(const char *name, struct sqb_mem_stats *ms, int *has_parent);
 
+/* An "older squib's" state file: to gets from's identity (uuid, companion)
+ * and sections, less LINK, each passed through rw->section first (it returns
+ * 1 when it wrote or dropped the section itself, 0 to have it copied); with
+ * rw->keep_device the DEVS records are rewritten keeping those it accepts.
+ * to's memory file is a hard link of from's. */
+struct sqb_snap;
+struct sqb_snap_writer;
+struct sqb_section_info;
+struct sqb_device;
+struct st_rewrite {
+	int (*section)(struct sqb_snap *s, unsigned int i, const struct sqb_section_info *sec,
+		       struct sqb_snap_writer *w, void *arg);
+	int (*keep_device)(const struct sqb_device *rec, void *arg);
+	void *arg;
+};
+void st_rewrite_state(const char *from, const char *to, const struct st_rewrite *rw);
+
 #endif

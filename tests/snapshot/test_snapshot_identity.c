@@ -228,69 +228,41 @@ static void test_clock_realtime_moves_kvmclock_by_the_gap(void **state)
 /* An older squib's state file: the same pair (uuid, companion), but the
  * KVM_CLOCK record without a realtime (bit 2 of flags clear, realtime 0),
  * as written before [F-126].  The memory file is shared by a hard link. */
+static int clear_realtime(struct sqb_snap *s, unsigned int i, const struct sqb_section_info *sec,
+			  struct sqb_snap_writer *w, void *arg)
+{
+	struct sqb_record *recs = NULL;
+	unsigned int n = 0;
+	void *data = NULL;
+	int *patched = arg;
+
+	(void)i;
+	if (sec->type != SQB_SEC_INTC)
+		return 0;
+	assert_int_equal(sqb_snap_records(s, SQB_SEC_INTC, 0, &recs, &n, &data, NULL), 0);
+	for (unsigned int k = 0; k < n; k++) {
+		uint8_t *c = (uint8_t *)recs[k].data;
+
+		if (recs[k].tag != 0x0305) /* KVM_CLOCK: clock, flags, rsvd, realtime */
+			continue;
+		assert_true(c[8] & 4); /* this squib records it */
+		c[8] &= (uint8_t)~4;
+		memset(c + 16, 0, 8);
+		++*patched;
+	}
+	assert_int_equal(sqb_writer_add_records(w, SQB_SEC_INTC, 0, recs, n), 0);
+	free(recs);
+	free(data);
+	return 1;
+}
+
 static void write_old_state(const char *from, const char *to)
 {
-	struct sqb_open_opts oo = SQB_OPEN_OPTS_INIT;
-	struct sqb_write_opts wo = SQB_WRITE_OPTS_INIT;
-	const struct sqb_snap_info *si;
-	sqb_snap_writer *w = NULL;
-	sqb_snap *s = NULL;
-	char mem[300];
 	int patched = 0;
+	const struct st_rewrite rw = {clear_realtime, NULL, &patched};
 
-	oo.no_external = 1;
-	oo.no_parents = 1;
-	assert_int_equal(sqb_snap_open(&s, st_path(from, ".state"), &oo, NULL), 0);
-	si = sqb_snap_get_info(s);
-	wo.arch = si->arch;
-	wo.hv = si->hv;
-	wo.role = si->role;
-	wo.guest_page_size = si->guest_page_size;
-	wo.uuid = &si->uuid;
-	wo.companion_uuid = &si->companion_uuid;
-	wo.companion_digest = &si->companion_digest;
-	assert_int_equal(sqb_writer_open(&w, st_path(to, ".state"), &wo), 0);
-	for (unsigned int i = 0; i < sqb_snap_section_count(s); i++) {
-		struct sqb_section_info sec;
-		struct sqb_record *recs = NULL;
-		unsigned int n = 0;
-		void *data = NULL;
-		size_t len = 0;
-
-		assert_int_equal(sqb_snap_section_info(s, i, &sec), 0);
-		if (sec.type == SQB_SEC_LINK)
-			continue;
-		if (sec.type != SQB_SEC_INTC) {
-			assert_int_equal(sqb_snap_section_read(s, i, &data, &len, NULL), 0);
-			assert_int_equal(sqb_writer_add_section(w, sec.type, sec.instance,
-								sec.version, sec.min_version,
-								sec.flags, data, len),
-					 0);
-			free(data);
-			continue;
-		}
-		assert_int_equal(sqb_snap_records(s, SQB_SEC_INTC, 0, &recs, &n, &data, NULL), 0);
-		for (unsigned int k = 0; k < n; k++) {
-			uint8_t *c = (uint8_t *)recs[k].data;
-
-			if (recs[k].tag != 0x0305) /* KVM_CLOCK: clock, flags, rsvd, realtime */
-				continue;
-			assert_true(c[8] & 4); /* this squib records it */
-			c[8] &= (uint8_t)~4;
-			memset(c + 16, 0, 8);
-			patched++;
-		}
-		assert_int_equal(sqb_writer_add_records(w, SQB_SEC_INTC, 0, recs, n), 0);
-		free(recs);
-		free(data);
-	}
+	st_rewrite_state(from, to, &rw);
 	assert_int_equal(patched, 1);
-	assert_int_equal(sqb_writer_finish(w, NULL, NULL), 0);
-	sqb_writer_free(w);
-	sqb_snap_free(s);
-	snprintf(mem, sizeof(mem), "%s", st_path(to, ".mem"));
-	unlink(mem);
-	assert_int_equal(link(st_path(from, ".mem"), mem), 0);
 }
 
 /* Firecracker's rule for a state without realtime: clock_realtime is a
