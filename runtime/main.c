@@ -47,10 +47,10 @@ struct opts {
 	struct sqb_vm_shape prewarm; /* vcpu_count 0: none */
 	int no_api, show_level, serial_input, raw_mem, no_seccomp;
 	size_t max_payload;
-	const char *module;   /* --module: only log lines from this source */
-	int show_origin;      /* --show-log-origin */
-	int boot_timer;	      /* --boot-timer */
-	int enable_pci;	      /* --enable-pci: accepted, squib has no PCI (warned) */
+	const char *module; /* --module: only log lines from this source */
+	int show_origin;    /* --show-log-origin */
+	int boot_timer;	    /* --boot-timer */
+	int enable_pci;	    /* --enable-pci: accepted, squib has no PCI (warned) */
 	/* Firecracker's jailer passes these (env.rs exec_command): the
 	 * startup metrics then count from the jailer's start */
 	int have_start, have_start_cpu;
@@ -378,20 +378,27 @@ static void *term_watchdog(void *arg)
  * SIGSYS from a seccomp filter stores seccomp.num_faults and logs the bad
  * syscall, then squib's own report (seccomp_confine.c) ends the process
  * with SIGSYS; a SIGSYS sent by someone else ends it with exit code 2. */
-static struct sqb_ctl *sig_ctl; /* for the metrics line */
-static int fatal_taken;	/* a second fatal signal inside the handler: leave */
+static struct sqb_ctl *sig_ctl;		/* for the metrics line */
+static int fatal_taken;			/* a second fatal signal inside the handler: leave */
 static struct sigaction confine_sigsys; /* seccomp_confine.c's report, if any */
 
 static int fatal_code(int sig)
 {
 	switch (sig) {
-	case SIGBUS: return 149;
-	case SIGSEGV: return 150;
-	case SIGXFSZ: return 151;
-	case SIGXCPU: return 154;
-	case SIGHUP: return 156;
-	case SIGILL: return 157;
-	default: return 2; /* UnexpectedError */
+	case SIGBUS:
+		return 149;
+	case SIGSEGV:
+		return 150;
+	case SIGXFSZ:
+		return 151;
+	case SIGXCPU:
+		return 154;
+	case SIGHUP:
+		return 156;
+	case SIGILL:
+		return 157;
+	default:
+		return 2; /* UnexpectedError */
 	}
 }
 
@@ -407,18 +414,20 @@ static void on_fatal_signal(int sig, siginfo_t *si, void *uc)
 		_exit(fatal_code(sig));
 	if (sig == SIGSYS) {
 		sqb_ctl_signal_metric(SIGSYS);
-		sqb_ctl_log(SQB_CTL_ERROR, "Shutting down VM after intercepting signal %d, code %d.",
-			    si->si_signo, si->si_code);
+		sqb_ctl_log(SQB_CTL_ERROR,
+			    "Shutting down VM after intercepting signal %d, code %d.", si->si_signo,
+			    si->si_code);
 		if (si->si_code != 1 /* SYS_SECCOMP */) {
 			flush_for_exit();
 			_exit(2);
 		}
-		sqb_ctl_log(SQB_CTL_ERROR, "Shutting down VM after intercepting a bad syscall (%d).",
+		sqb_ctl_log(SQB_CTL_ERROR,
+			    "Shutting down VM after intercepting a bad syscall (%d).",
 			    si->si_syscall);
 		flush_for_exit();
 		if (confine_sigsys.sa_flags & SA_SIGINFO && confine_sigsys.sa_sigaction)
 			confine_sigsys.sa_sigaction(sig, si, uc); /* does not return */
-		_exit(148); /* BadSyscall */
+		_exit(148);					  /* BadSyscall */
 	}
 	sqb_ctl_signal_metric(sig);
 	sqb_ctl_log(SQB_CTL_ERROR, "Shutting down VM after intercepting signal %d, code %d.",
@@ -600,18 +609,21 @@ int main(int argc, char **argv)
 		/* metrics.rs ProcessTimeReporter: from the jailer's start when
 		 * it passed one (both CLOCK_MONOTONIC), else from main() */
 		if (o.have_start) {
-			uint64_t now = (uint64_t)t1.tv_sec * 1000000u + (uint64_t)t1.tv_nsec / 1000u;
+			uint64_t now =
+			    (uint64_t)t1.tv_sec * 1000000u + (uint64_t)t1.tv_nsec / 1000u;
 			ctl.startup_us = now > o.start_us ? now - o.start_us : 0;
 		}
 		/* CPU time this process used up to here (with --start-time-cpu-us:
 		 * since that reading, plus the jailer's --parent-cpu-time-us) */
 		if (!clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t1)) {
-			uint64_t cpu = (uint64_t)t1.tv_sec * 1000000u + (uint64_t)t1.tv_nsec / 1000u;
+			uint64_t cpu =
+			    (uint64_t)t1.tv_sec * 1000000u + (uint64_t)t1.tv_nsec / 1000u;
 
 			ctl.startup_cpu_us = cpu;
 			if (o.have_start_cpu)
 				ctl.startup_cpu_us =
-				    (cpu > o.start_cpu_us ? cpu - o.start_cpu_us : 0) + o.parent_cpu_us;
+				    (cpu > o.start_cpu_us ? cpu - o.start_cpu_us : 0) +
+				    o.parent_cpu_us;
 		}
 	}
 	if (o.enable_pci)

@@ -593,8 +593,8 @@ int sqb_vm_map_device_mem(struct sqb_vm *vm, uint64_t size, void *host, int read
 	err = vm->ops->vm_map_device_memory(vm->hv, VM_DEVMEM_SLOT0 + vm->ndevmem, at, size, host,
 					    read_only);
 	if (err < 0) {
-		snprintf(diag->reason, sizeof(diag->reason),
-			 "Cannot set the memory regions: %s%s", sqb_strerror(err),
+		snprintf(diag->reason, sizeof(diag->reason), "Cannot set the memory regions: %s%s",
+			 sqb_strerror(err),
 			 err == -SQB_EUNSUPPORTED ? " (no read-only memory slots on this host)"
 						  : "");
 		return err;

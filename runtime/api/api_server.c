@@ -147,8 +147,8 @@ static void conn_flush(struct sqb_conn *cn)
 static void conn_queue(struct sqb_conn *cn, const char *data, size_t len)
 {
 	if (len > cn->out_cap - cn->out_len) {
-		size_t cap = cn->out_len + len < SQB_API_OUT_CAP ? SQB_API_OUT_CAP
-								 : cn->out_len + len;
+		size_t cap =
+		    cn->out_len + len < SQB_API_OUT_CAP ? SQB_API_OUT_CAP : cn->out_len + len;
 		char *p = realloc(cn->out, cap);
 
 		if (!p) {

@@ -68,9 +68,13 @@ void sqb_ctl_vm_stopped(struct sqb_ctl *c)
 static const struct {
 	const char *key, *path;
 } config_sections[] = {
-    {"logger", "/logger"}, {"metrics", "/metrics"},	    {"machine-config", "/machine-config"},
+    {"logger", "/logger"},
+    {"metrics", "/metrics"},
+    {"machine-config", "/machine-config"},
     {"cpu-config", "/cpu-config"}, /* resources.rs: after machine-config; a path or a template */
-    {"serial", "/serial"}, {"boot-source", "/boot-source"}, {"entropy", "/entropy"},
+    {"serial", "/serial"},
+    {"boot-source", "/boot-source"},
+    {"entropy", "/entropy"},
     {"balloon", "/balloon"},
     {"vsock", "/vsock"},
     {"memory-hotplug", "/hotplug/memory"}, /* resources.rs: last */

@@ -520,12 +520,11 @@ static void start_error(char *err, size_t errlen, int rc, const struct sqb_diag 
 	else if (!strcmp(d->section, "cmdline"))
 		what = "Invalid kernel command line";
 	else if (!strcmp(d->section, "cpu-config")) { /* the reason says it all, no errno text */
-		snprintf(err, errlen, "Start microvm error: Error configuring the vcpu for boot: %s",
-			 d->reason);
+		snprintf(err, errlen,
+			 "Start microvm error: Error configuring the vcpu for boot: %s", d->reason);
 		return;
-	}
-	else if (!strcmp(d->section, "kernel") || !strncmp(d->section, "ELF", 3) ||
-		 !strcmp(d->section, "setup header"))
+	} else if (!strcmp(d->section, "kernel") || !strncmp(d->section, "ELF", 3) ||
+		   !strcmp(d->section, "setup header"))
 		what = "System configuration error: Cannot load kernel due to invalid memory "
 		       "configuration or invalid kernel image";
 	snprintf(err, errlen, "Start microvm error: %s: %s%s%s", what, sqb_strerror(rc),

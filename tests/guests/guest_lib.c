@@ -191,11 +191,11 @@ void eoi_irq(void)
 
 /* caller-saved registers around the C handler, then iretq */
 #define ISR_STUB(name, fn)                                                                         \
-	".globl " name "\n" name ":\n"                                                              \
+	".globl " name "\n" name ":\n"                                                             \
 	"push %rax\npush %rcx\npush %rdx\npush %rsi\npush %rdi\n"                                  \
-	"push %r8\npush %r9\npush %r10\npush %r11\n"                                                \
+	"push %r8\npush %r9\npush %r10\npush %r11\n"                                               \
 	"call " fn "\n"                                                                            \
-	"pop %r11\npop %r10\npop %r9\npop %r8\n"                                                    \
+	"pop %r11\npop %r10\npop %r9\npop %r8\n"                                                   \
 	"pop %rdi\npop %rsi\npop %rdx\npop %rcx\npop %rax\niretq\n"
 __asm__(".text\n" ISR_STUB("count_isr", "count_irq") ISR_STUB("eoi_isr", "eoi_irq"));
 
@@ -212,11 +212,11 @@ void irq_route_gsi(uint32_t gsi, unsigned int vector, unsigned int timer_vec)
 	outb(0x21, 0xff); /* PICs masked: the IOAPIC delivers */
 	outb(0xa1, 0xff);
 	lapic_write(0xf0, 0x1ff);
-	ioapic_write(0x10 + 2 * gsi + 1, 0);		  /* -> APIC 0 */
-	ioapic_write(0x10 + 2 * gsi, vector);		  /* fixed, edge, high, unmasked */
-	lapic_write(0x3e0, 0xb);			  /* timer: divide by 1 */
-	lapic_write(0x320, timer_vec | (1u << 17));	  /* periodic: wakes hlt */
-	lapic_write(0x380, 10000000);			  /* ~10 ms */
+	ioapic_write(0x10 + 2 * gsi + 1, 0);	    /* -> APIC 0 */
+	ioapic_write(0x10 + 2 * gsi, vector);	    /* fixed, edge, high, unmasked */
+	lapic_write(0x3e0, 0xb);		    /* timer: divide by 1 */
+	lapic_write(0x320, timer_vec | (1u << 17)); /* periodic: wakes hlt */
+	lapic_write(0x380, 10000000);		    /* ~10 ms */
 }
 
 /* Guests without secondary vCPUs never get here. */

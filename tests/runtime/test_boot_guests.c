@@ -449,16 +449,16 @@ static void test_boot_timer_and_jailer_start_times(void **state)
 	unlink(mx);
 	clock_gettime(CLOCK_MONOTONIC, &now);
 	snprintf(start, sizeof(start), "%llu",
-		 (unsigned long long)now.tv_sec * 1000000ULL + (unsigned long long)now.tv_nsec / 1000 -
-		     5000000ULL);
-	assert_int_equal(tc_spawn(&t, squib_bin,
-				  (const char *const[]){"--level", "Info", "--show-level", "--boot-timer",
-							"--start-time-us", start,
-							"--start-time-cpu-us", "0",
-							"--parent-cpu-time-us", "7000000",
-							"--metrics-path", mx, NULL},
-				  1),
-			 0);
+		 (unsigned long long)now.tv_sec * 1000000ULL +
+		     (unsigned long long)now.tv_nsec / 1000 - 5000000ULL);
+	assert_int_equal(
+	    tc_spawn(&t, squib_bin,
+		     (const char *const[]){"--level", "Info", "--show-level", "--boot-timer",
+					   "--start-time-us", start, "--start-time-cpu-us", "0",
+					   "--parent-cpu-time-us", "7000000", "--metrics-path", mx,
+					   NULL},
+		     1),
+	    0);
 	assert_int_equal(tc_req(&t, "PUT", "/machine-config",
 				"{\"vcpu_count\":1,\"mem_size_mib\":16}", resp, sizeof(resp)),
 			 204);
@@ -466,8 +466,8 @@ static void test_boot_timer_and_jailer_start_times(void **state)
 		 "{\"kernel_image_path\":\"%s/exits.elf\",\"boot_args\":\"n=10 boottimer=1\"}",
 		 guest_dir);
 	assert_int_equal(tc_req(&t, "PUT", "/boot-source", body, resp, sizeof(resp)), 204);
-	assert_int_equal(tc_req(&t, "PUT", "/actions", "{\"action_type\":\"InstanceStart\"}",
-				resp, sizeof(resp)),
+	assert_int_equal(tc_req(&t, "PUT", "/actions", "{\"action_type\":\"InstanceStart\"}", resp,
+				sizeof(resp)),
 			 204);
 	expect_serial(&t, "EXITS done n=10", 30000);
 	assert_int_equal(tc_wait_exit(&t, 30000), 0); /* the guest resets: squib ends */
@@ -482,8 +482,8 @@ static void test_boot_timer_and_jailer_start_times(void **state)
 	{
 		unsigned long long us, ms, cus, cms;
 		/* boot_timer.rs: "{:>6} us {} ms, {:>6} CPU us {} CPU ms" */
-		if (sscanf(p, "Guest-boot-time = %llu us %llu ms, %llu CPU us %llu CPU ms", &us, &ms,
-			   &cus, &cms) != 4 ||
+		if (sscanf(p, "Guest-boot-time = %llu us %llu ms, %llu CPU us %llu CPU ms", &us,
+			   &ms, &cus, &cms) != 4 ||
 		    ms != us / 1000 || cms != cus / 1000)
 			fail_msg("bad Guest-boot-time line: %.200s", p);
 		assert_non_null(strstr(p - 8, ":INFO] Guest-boot-time")); /* at Info */
@@ -494,7 +494,8 @@ static void test_boot_timer_and_jailer_start_times(void **state)
 	p = strstr(m, "\"process_startup_time_us\":");
 	assert_non_null(p);
 	if (strtoull(p + 26, NULL, 10) < 5000000ULL)
-		fail_msg("process_startup_time_us %.40s, want >= 5000000 (--start-time-us)", p + 26);
+		fail_msg("process_startup_time_us %.40s, want >= 5000000 (--start-time-us)",
+			 p + 26);
 	p = strstr(m, "\"process_startup_time_cpu_us\":");
 	assert_non_null(p);
 	if (strtoull(p + 30, NULL, 10) < 7000000ULL)
@@ -549,8 +550,8 @@ static void test_snapshot_version_and_describe_snapshot(void **state)
 		 "{\"kernel_image_path\":\"%s/counter.elf\",\"boot_args\":\"delay=3000\"}",
 		 guest_dir);
 	assert_int_equal(tc_req(&t, "PUT", "/boot-source", body, resp, sizeof(resp)), 204);
-	assert_int_equal(tc_req(&t, "PUT", "/actions", "{\"action_type\":\"InstanceStart\"}",
-				resp, sizeof(resp)),
+	assert_int_equal(tc_req(&t, "PUT", "/actions", "{\"action_type\":\"InstanceStart\"}", resp,
+				sizeof(resp)),
 			 204);
 	expect_serial(&t, "count=2\n", 20000);
 	assert_int_equal(tc_req(&t, "PATCH", "/vm", "{\"state\":\"Paused\"}", resp, sizeof(resp)),
@@ -622,8 +623,8 @@ static void test_signals_as_firecracker(void **state)
 		const char *name;
 		int code;
 	} cases[] = {
-	    {SIGBUS, "sigbus", 149},  {SIGSEGV, "sigsegv", 150}, {SIGXFSZ, "sigxfsz", 151},
-	    {SIGXCPU, "sigxcpu", 154}, {SIGHUP, "sighup", 156},   {SIGILL, "sigill", 157},
+	    {SIGBUS, "sigbus", 149},   {SIGSEGV, "sigsegv", 150}, {SIGXFSZ, "sigxfsz", 151},
+	    {SIGXCPU, "sigxcpu", 154}, {SIGHUP, "sighup", 156},	  {SIGILL, "sigill", 157},
 	    {SIGSYS, NULL, 2},	       {SIGPIPE, "sigpipe", 0},
 	};
 	char mx[256], body[512], resp[2048], want[96], *m, *log;
@@ -634,11 +635,11 @@ static void test_signals_as_firecracker(void **state)
 
 		snprintf(mx, sizeof(mx), "/tmp/sqb-metrics-sig-%d-%zu.json", (int)getpid(), i);
 		unlink(mx);
-		assert_int_equal(tc_spawn(&t, squib_bin,
-					  (const char *const[]){"--level", "Info", "--metrics-path",
-								mx, NULL},
-					  1),
-				 0);
+		assert_int_equal(
+		    tc_spawn(&t, squib_bin,
+			     (const char *const[]){"--level", "Info", "--metrics-path", mx, NULL},
+			     1),
+		    0);
 		assert_int_equal(tc_req(&t, "PUT", "/machine-config",
 					"{\"vcpu_count\":1,\"mem_size_mib\":16}", resp,
 					sizeof(resp)),
@@ -679,8 +680,9 @@ static void test_signals_as_firecracker(void **state)
 		m = tc_read_file(mx);
 		assert_non_null(m);
 		if (cases[i].name && metric_in_line(m, 1, "signals", cases[i].name) != 1)
-			fail_msg("signal %d: the line after the signal lacks signals.%s = 1: %.1500s",
-				 cases[i].sig, cases[i].name, m);
+			fail_msg(
+			    "signal %d: the line after the signal lacks signals.%s = 1: %.1500s",
+			    cases[i].sig, cases[i].name, m);
 		if (!cases[i].name && metric_in_line(m, 1, "seccomp", "num_faults") != 1)
 			fail_msg("SIGSYS: the last line lacks seccomp.num_faults = 1: %.1500s", m);
 		free(m);

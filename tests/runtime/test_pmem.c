@@ -82,8 +82,7 @@ static void test_put_pmem_firecracker_rules_and_texts(void **state)
 	(void)state;
 	sqb_ctl_init(&c);
 	/* test_api.py: path_on_host is required */
-	vt_api_fault(&c, "PUT", "/pmem/pmem", "{\"id\":\"pmem\"}",
-		     "missing field `path_on_host`");
+	vt_api_fault(&c, "PUT", "/pmem/pmem", "{\"id\":\"pmem\"}", "missing field `path_on_host`");
 	vt_api_fault(&c, "PUT", "/pmem/pmem", "{\"id\":\"pmem\",\"path_on_host\":\"/x\",\"foo\":1}",
 		     "unknown field `foo`");
 	vt_api_fault(&c, "PUT", "/pmem/a-b", "{\"id\":\"a-b\",\"path_on_host\":\"/x\"}",
@@ -91,14 +90,16 @@ static void test_put_pmem_firecracker_rules_and_texts(void **state)
 	vt_api_fault(&c, "PUT", "/pmem/p1", "{\"id\":\"p2\",\"path_on_host\":\"/x\"}",
 		     "The id from the path does not match the id from the body!");
 	/* test_api.py: a pmem root next to a block root, and the reverse */
-	vt_api_ok(&c, "PUT", "/drives/drive",
-		  "{\"drive_id\":\"drive\",\"path_on_host\":\"/dev/null\",\"is_root_device\":true}");
+	vt_api_ok(
+	    &c, "PUT", "/drives/drive",
+	    "{\"drive_id\":\"drive\",\"path_on_host\":\"/dev/null\",\"is_root_device\":true}");
 	vt_api_fault(&c, "PUT", "/pmem/pmem",
 		     "{\"id\":\"pmem\",\"path_on_host\":\"/x\",\"root_device\":true}",
 		     "Pmem config error: Attempt to add pmem as a root device while the root "
 		     "device defined as a block device");
-	vt_api_ok(&c, "PUT", "/drives/drive",
-		  "{\"drive_id\":\"drive\",\"path_on_host\":\"/dev/null\",\"is_root_device\":false}");
+	vt_api_ok(
+	    &c, "PUT", "/drives/drive",
+	    "{\"drive_id\":\"drive\",\"path_on_host\":\"/dev/null\",\"is_root_device\":false}");
 	/* test_api.py: a second pmem root; the same id may be replaced */
 	vt_api_ok(&c, "PUT", "/pmem/pmem",
 		  "{\"id\":\"pmem\",\"path_on_host\":\"/x\",\"root_device\":true}");
@@ -108,10 +109,11 @@ static void test_put_pmem_firecracker_rules_and_texts(void **state)
 	vt_api_ok(&c, "PUT", "/pmem/pmem",
 		  "{\"id\":\"pmem\",\"path_on_host\":\"/y\",\"root_device\":true,"
 		  "\"read_only\":true}");
-	vt_api_fault(&c, "PUT", "/drives/drive",
-		     "{\"drive_id\":\"drive\",\"path_on_host\":\"/dev/null\",\"is_root_device\":true}",
-		     "Drive config error: Attempt to add block as a root device while the root "
-		     "device defined as a pmem device");
+	vt_api_fault(
+	    &c, "PUT", "/drives/drive",
+	    "{\"drive_id\":\"drive\",\"path_on_host\":\"/dev/null\",\"is_root_device\":true}",
+	    "Drive config error: Attempt to add block as a root device while the root "
+	    "device defined as a pmem device");
 	/* test_pmem_rate_limiter_api: PATCH before boot */
 	vt_api_fault(&c, "PATCH", "/pmem/pmem",
 		     "{\"id\":\"pmem\",\"rate_limiter\":{\"bandwidth\":{\"size\":5000,"
@@ -178,8 +180,8 @@ static void put_pmem(struct sqb_tc *t, const char *id, const char *path, int ro)
 	char body[600], url[64];
 
 	snprintf(url, sizeof(url), "/pmem/%s", id);
-	snprintf(body, sizeof(body), "{\"id\":\"%s\",\"path_on_host\":\"%s\",\"read_only\":%s}",
-		 id, path, ro ? "true" : "false");
+	snprintf(body, sizeof(body), "{\"id\":\"%s\",\"path_on_host\":\"%s\",\"read_only\":%s}", id,
+		 path, ro ? "true" : "false");
 	vt_req(t, "PUT", url, body, 204);
 }
 
@@ -395,7 +397,8 @@ static void config_devices(struct sqb_tc *t, int n, int with_entropy)
 		if (i < 16) {
 			snprintf(url, sizeof(url), "/drives/d%d", i);
 			snprintf(body, sizeof(body),
-				 "{\"drive_id\":\"d%d\",\"path_on_host\":\"%s\",\"is_root_device\":false,"
+				 "{\"drive_id\":\"d%d\",\"path_on_host\":\"%s\",\"is_root_device\":"
+				 "false,"
 				 "\"is_read_only\":true}",
 				 i, path);
 			vt_req(t, "PUT", url, body, 204);

@@ -17,7 +17,6 @@
 
 #include "xbtest.h"
 
-
 static const uint8_t genid[16] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16};
 static uint8_t page[112];
 
@@ -129,8 +128,8 @@ static void test_vclk_and_ged_bytes(void **state)
 	assert_memory_equal(v + sizeof(want_vclk), want_ged, sizeof(want_ged));
 	/* one GED only */
 	assert_null(xbt_find(v + sizeof(want_vclk) + sizeof(want_ged),
-			 len - (size_t)(v - dsdt) - sizeof(want_vclk) - sizeof(want_ged),
-			 (const uint8_t *)"ACPI0013", 8));
+			     len - (size_t)(v - dsdt) - sizeof(want_vclk) - sizeof(want_ged),
+			     (const uint8_t *)"ACPI0013", 8));
 	assert_null(xbt_find(dsdt, (size_t)(v - dsdt), (const uint8_t *)"ACPI0013", 8));
 	xbt_guest_free(&g);
 
@@ -221,7 +220,8 @@ static void test_bad_vmclock_devices_refused(void **state)
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		assert_int_not_equal(xbt_load_devs(&g, cases[i].d, cases[i].n, NULL), 0);
 		if (!strstr(xbt_last_reason, cases[i].says))
-			fail_msg("case %zu: '%s' does not say '%s'", i, xbt_last_reason, cases[i].says);
+			fail_msg("case %zu: '%s' does not say '%s'", i, xbt_last_reason,
+				 cases[i].says);
 		xbt_guest_free(&g);
 	}
 }
@@ -236,7 +236,8 @@ static void test_iasl_reads_vclk_and_ged(void **state)
 	(void)state;
 	assert_int_equal(xbt_load_devs(&g, devs, 2, &dsdt), 0);
 	if (xbt_iasl_disassemble(dsdt, dir, path, sizeof(path)) < 0)
-		fail_msg("iasl -d failed or is missing: install acpica-tools (scripts/deps.sh does)");
+		fail_msg(
+		    "iasl -d failed or is missing: install acpica-tools (scripts/deps.sh does)");
 	assert_true(xbt_file_contains(path, "Device (VCLK)"));
 	assert_true(xbt_file_contains(path, "Name (_HID, \"AMZNC10C\")"));
 	assert_true(xbt_file_contains(path, "Name (_CID, \"VMCLOCK\")"));
@@ -244,7 +245,7 @@ static void test_iasl_reads_vclk_and_ged(void **state)
 	assert_true(xbt_file_contains(path, "Method (_STA, 0, NotSerialized)"));
 	assert_true(xbt_file_contains(path, "Return (0x0F)"));
 	assert_true(xbt_file_contains(path, "QWordMemory (ResourceProducer, PosDecode, MinFixed, "
-					"MaxFixed, Cacheable, ReadOnly,"));
+					    "MaxFixed, Cacheable, ReadOnly,"));
 	assert_true(xbt_file_contains(path, "0x00000000000FE000"));
 	assert_true(xbt_file_contains(path, "0x00000000000FEFFF"));
 	assert_true(xbt_file_contains(path, "Notify (\\_SB.VGEN, 0x80)"));

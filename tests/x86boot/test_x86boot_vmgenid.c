@@ -14,7 +14,6 @@
 
 #include "xbtest.h"
 
-
 static const uint8_t genid[16] = {0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77, 0x88,
 				  0x99, 0xaa, 0xbb, 0xcc, 0xdd, 0xee, 0xf0, 0x01};
 
@@ -218,12 +217,14 @@ static void test_iasl_reads_vgen_and_ged(void **state)
 	(void)state;
 	assert_int_equal(xbt_load_devs(&g, devs, 1, &dsdt), 0);
 	if (xbt_iasl_disassemble(dsdt, dir, path, sizeof(path)) < 0)
-		fail_msg("iasl -d failed or is missing: install acpica-tools (scripts/deps.sh does)");
+		fail_msg(
+		    "iasl -d failed or is missing: install acpica-tools (scripts/deps.sh does)");
 	assert_true(xbt_file_contains(path, "Device (VGEN)"));
 	assert_true(xbt_file_contains(path, "Name (_HID, \"VMGENCTR\")"));
 	assert_true(xbt_file_contains(path, "Name (_CID, \"VM_Gen_Counter\")"));
 	assert_true(xbt_file_contains(path, "0x000FF000"));
-	assert_true(xbt_file_contains(path, "Device (GED)") || xbt_file_contains(path, "Device (GED_)"));
+	assert_true(xbt_file_contains(path, "Device (GED)") ||
+		    xbt_file_contains(path, "Device (GED_)"));
 	assert_true(xbt_file_contains(path, "\"ACPI0013\""));
 	assert_true(xbt_file_contains(path, "Method (_EVT, 1, Serialized)"));
 	assert_true(xbt_file_contains(path, "Notify (\\_SB.VGEN, 0x80)"));
