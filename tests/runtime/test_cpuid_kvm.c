@@ -65,7 +65,8 @@ int __wrap_ioctl(int fd, unsigned long req, ...)
 					break;
 				pthread_mutex_lock(&lock);
 				memset(&seen[apic], 0, sizeof(seen[apic]));
-				memcpy(&seen[apic], in, sizeof(*in) + in->nent * sizeof(in->entries[0]));
+				memcpy(&seen[apic], in,
+				       sizeof(*in) + in->nent * sizeof(in->entries[0]));
 				nseen++;
 				pthread_mutex_unlock(&lock);
 			}
@@ -247,9 +248,10 @@ static void test_topology(void **state)
 /* leaf 1 EBX (APIC ID byte all ones: normalization's) and ECX bit 0 (SSE3
  * cleared: nobody else's) */
 #define TEMPLATE                                                                                   \
-	"{\"cpuid_modifiers\": [{\"leaf\": \"0x1\", \"subleaf\": \"0x0\", \"flags\": 0, "         \
-	"\"modifiers\": [{\"register\": \"ebx\", \"bitmap\": "                                    \
-	"\"0b11111111xxxxxxxxxxxxxxxxxxxxxxxx\"}, {\"register\": \"ecx\", \"bitmap\": \"0b0\"}]}]}"
+	"{\"cpuid_modifiers\": [{\"leaf\": \"0x1\", \"subleaf\": \"0x0\", \"flags\": 0, "          \
+	"\"modifiers\": [{\"register\": \"ebx\", \"bitmap\": "                                     \
+	"\"0b11111111xxxxxxxxxxxxxxxxxxxxxxxx\"}, {\"register\": \"ecx\", \"bitmap\": "            \
+	"\"0b0\"}]}]}"
 
 static void test_template_then_normalize(void **state)
 {

@@ -212,8 +212,7 @@ static void test_intel_leaf_1f(void **state)
 
 	(void)state;
 	intel_table(&t, 1);
-	assert_int_equal(sqb_cpuid_normalize(&t.h, CAP, &intel_host, 3, 4, 2, err, sizeof(err)),
-			 0);
+	assert_int_equal(sqb_cpuid_normalize(&t.h, CAP, &intel_host, 3, 4, 2, err, sizeof(err)), 0);
 	regs_are(&t, 0x1f, 0, 1, 2, 0x100, 3);
 	regs_are(&t, 0x1f, 1, 5, 4, 0x201, 3);
 	regs_are(&t, 0x1f, 2, 0x7, 0x60, 0x502, 0x7);
@@ -231,8 +230,7 @@ static void test_leaf_b_extra_subleaf(void **state)
 	t.e[n] = (struct kvm_cpuid_entry2){.function = 0xb, .index = 1, .eax = 9, .ebx = 9};
 	t.e[n + 1] = (struct kvm_cpuid_entry2){.function = 0xb, .index = 2, .eax = 9, .ebx = 9};
 	t.h.nent = n + 2;
-	assert_int_equal(sqb_cpuid_normalize(&t.h, CAP, &intel_host, 1, 2, 1, err, sizeof(err)),
-			 0);
+	assert_int_equal(sqb_cpuid_normalize(&t.h, CAP, &intel_host, 1, 2, 1, err, sizeof(err)), 0);
 	assert_int_equal(t.h.nent, n + 2); /* nothing added */
 	regs_are(&t, 0xb, 1, 5, 2, 0x201, 1);
 	regs_are(&t, 0xb, 2, 0, 0, 2, 1);
@@ -291,12 +289,18 @@ struct amd_case {
 static const struct amd_case amd_cases[] = {
     {1, 1, 0, 0x00010800, 0x078bfbff, 0x00017000, {0x121, 0x122, 0x143, 0x163}, 0x0000, 0, 1},
     {2, 1, 1, 0x01020800, 0x178bfbff, 0x00017001, {0x121, 0x122, 0x143, 0x4163}, 0x0001, 0, 1},
-    {2, 2, 1, 0x01020800, 0x178bfbff, 0x00017001, {0x4121, 0x4122, 0x4143, 0x4163}, 0x0100, 1,
-     2},
+    {2, 2, 1, 0x01020800, 0x178bfbff, 0x00017001, {0x4121, 0x4122, 0x4143, 0x4163}, 0x0100, 1, 2},
     {3, 1, 2, 0x02040800, 0x178bfbff, 0x00017002, {0x121, 0x122, 0x143, 0x8163}, 0x0002, 0, 1},
-    {32, 1, 31, 0x1f200800, 0x178bfbff, 0x0001701f, {0x121, 0x122, 0x143, 0x7c163}, 0x001f, 0,
-     1},
-    {32, 2, 17, 0x11200800, 0x178bfbff, 0x0001701f, {0x4121, 0x4122, 0x4143, 0x7c163}, 0x0108, 1,
+    {32, 1, 31, 0x1f200800, 0x178bfbff, 0x0001701f, {0x121, 0x122, 0x143, 0x7c163}, 0x001f, 0, 1},
+    {32,
+     2,
+     17,
+     0x11200800,
+     0x178bfbff,
+     0x0001701f,
+     {0x4121, 0x4122, 0x4143, 0x7c163},
+     0x0108,
+     1,
      2},
 };
 
@@ -315,7 +319,7 @@ static void test_amd_known_answers(void **state)
 		/* + 0xB/1, 0x8000001E, 0x8000001D subleaves 1..3 */
 		assert_int_equal(t.h.nent, n0 + 5);
 		regs_are(&t, 0x1, 0, 0x00a00f11, x->l1_ebx, 0xfff83203, x->l1_edx);
-		regs_are(&t, 0x6, 0, 4, 0, 0, 0);			 /* Intel only */
+		regs_are(&t, 0x6, 0, 4, 0, 0, 0);		       /* Intel only */
 		regs_are(&t, 0x7, 0, 0, 0x219c91a9, 0x0040069c, 0x10); /* no ARCH_CAPABILITIES */
 		regs_are(&t, 0xb, 0, x->b0_eax, x->b0_ebx, 0x100, x->index);
 		regs_are(&t, 0xb, 1, 5, x->count, 0x201, x->index);
@@ -350,11 +354,9 @@ static void test_idempotent(void **state)
 	assert_int_equal(sqb_cpuid_normalize(&b.h, CAP, &amd_host, 5, 8, 2, err, sizeof(err)), 0);
 	assert_memory_equal(&a, &b, sizeof(a));
 	intel_table(&a, 1);
-	assert_int_equal(sqb_cpuid_normalize(&a.h, CAP, &intel_host, 5, 8, 2, err, sizeof(err)),
-			 0);
+	assert_int_equal(sqb_cpuid_normalize(&a.h, CAP, &intel_host, 5, 8, 2, err, sizeof(err)), 0);
 	memcpy(&b, &a, sizeof(a));
-	assert_int_equal(sqb_cpuid_normalize(&b.h, CAP, &intel_host, 5, 8, 2, err, sizeof(err)),
-			 0);
+	assert_int_equal(sqb_cpuid_normalize(&b.h, CAP, &intel_host, 5, 8, 2, err, sizeof(err)), 0);
 	assert_memory_equal(&a, &b, sizeof(a));
 }
 
@@ -380,8 +382,8 @@ static void refused(int amd, uint32_t leaf, uint32_t sub, const char *want)
 	else
 		intel_table(&t, 0);
 	drop(&t, leaf, sub);
-	assert_int_equal(sqb_cpuid_normalize(&t.h, CAP, amd ? &amd_host : &intel_host, 0, 1, 1,
-					     err, sizeof(err)),
+	assert_int_equal(sqb_cpuid_normalize(&t.h, CAP, amd ? &amd_host : &intel_host, 0, 1, 1, err,
+					     sizeof(err)),
 			 -ENOENT);
 	assert_string_equal(err, want);
 }
@@ -391,7 +393,8 @@ static void refused(int amd, uint32_t leaf, uint32_t sub, const char *want)
 static void test_missing_leaves(void **state)
 {
 	(void)state;
-	refused(0, 0x0, 0, PFX "Failed to set vendor ID in leaf 0x0: Leaf 0x0 is missing from CPUID.");
+	refused(0, 0x0, 0,
+		PFX "Failed to set vendor ID in leaf 0x0: Leaf 0x0 is missing from CPUID.");
 	refused(0, 0x1, 0,
 		PFX "Failed to set feature information leaf: Leaf 0x1 is missing from CPUID.");
 	refused(1, 0x80000005, 0,
@@ -455,8 +458,7 @@ static void test_bad_host_args_and_room(void **state)
 	regs_are(&t, 0x6, 0, 0x77, 2, 9, 0); /* Intel's rules not applied */
 	/* the rules follow the host's vendor (leaf 0 takes it first) */
 	amd_table(&t);
-	assert_int_equal(sqb_cpuid_normalize(&t.h, CAP, &intel_host, 0, 1, 1, err, sizeof(err)),
-			 0);
+	assert_int_equal(sqb_cpuid_normalize(&t.h, CAP, &intel_host, 0, 1, 1, err, sizeof(err)), 0);
 	assert_null(find(&t, 0x8000001e, 0)); /* Intel's path ran: no passthrough */
 }
 
@@ -478,7 +480,8 @@ static void test_intel_brand(void **state)
 	(void)state;
 	brand_case("Intel(R) Xeon(R) Platinum 8259CL CPU @ 2.50GHz",
 		   "Intel(R) Xeon(R) Processor @ 2.50GHz");
-	brand_case("Intel(R) Xeon(R) CPU E5-2686 v4 @ 2.30GHz", "Intel(R) Xeon(R) Processor @ 2.30GHz");
+	brand_case("Intel(R) Xeon(R) CPU E5-2686 v4 @ 2.30GHz",
+		   "Intel(R) Xeon(R) Processor @ 2.30GHz");
 	brand_case("Intel(R) Genuine Processor Model 1234 @ 800MHz",
 		   "Intel(R) Xeon(R) Processor @ 800MHz");
 	brand_case("Intel(R) Future Processor Model 1234 @ 1.5THz",

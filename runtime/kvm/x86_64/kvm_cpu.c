@@ -173,9 +173,9 @@ static int cpuid_build(struct sqb_hv_vm *vm, const struct sqb_cpu_template *t,
 		}
 	}
 	trial = cpuid_copy(c, &cap);
-	err = trial ? sqb_cpuid_normalize(trial, cap, &host_cpuid, 0, vm->nvcpus, 1, why,
-					  sizeof(why))
-		    : -ENOMEM;
+	err = trial
+		  ? sqb_cpuid_normalize(trial, cap, &host_cpuid, 0, vm->nvcpus, 1, why, sizeof(why))
+		  : -ENOMEM;
 	if (err) {
 		if (trial)
 			cpuid_diag(diag, why);

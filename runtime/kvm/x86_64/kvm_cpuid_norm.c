@@ -88,7 +88,8 @@ struct norm {
 	size_t errlen;
 };
 
-static int fail(struct norm *n, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int fail(struct norm *n, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 static int fail(struct norm *n, int code, const char *fmt, ...)
 {
 	va_list ap;
@@ -179,11 +180,12 @@ static int brand_apply(struct norm *n, const uint8_t b[48], const char *who)
 
 	for (unsigned int i = 0; i < 3; i++)
 		if (!(e[i] = get(n, 0x80000002 + i, 0)))
-			return fail(n, -ENOENT,
-				    "Failed to apply modifications to %s CPUID: Failed to set brand "
-				    "string: Missing brand string leaves 0x80000002, 0x80000003 and "
-				    "0x80000004.",
-				    who);
+			return fail(
+			    n, -ENOENT,
+			    "Failed to apply modifications to %s CPUID: Failed to set brand "
+			    "string: Missing brand string leaves 0x80000002, 0x80000003 and "
+			    "0x80000004.",
+			    who);
 	for (unsigned int i = 0; i < 3; i++) {
 		memcpy(&e[i]->eax, b + 16 * i, 4);
 		memcpy(&e[i]->ebx, b + 16 * i + 4, 4);
@@ -204,16 +206,18 @@ static int common(struct norm *n, const struct sqb_cpuid_host *h, unsigned int i
 
 	/* update_vendor_id: the host's vendor, KVM's max leaf */
 	if (!(e = get(n, 0, 0)))
-		return fail(n, -ENOENT, "Failed to set vendor ID in leaf 0x0: Leaf 0x0 is missing "
-					"from CPUID.");
+		return fail(n, -ENOENT,
+			    "Failed to set vendor ID in leaf 0x0: Leaf 0x0 is missing "
+			    "from CPUID.");
 	e->ebx = h->vendor[0];
 	e->ecx = h->vendor[1];
 	e->edx = h->vendor[2];
 
 	/* update_feature_info_entry */
 	if (!(e = get(n, 1, 0)))
-		return fail(n, -ENOENT, "Failed to set feature information leaf: Leaf 0x1 is "
-					"missing from CPUID.");
+		return fail(n, -ENOENT,
+			    "Failed to set feature information leaf: Leaf 0x1 is "
+			    "missing from CPUID.");
 	set_range(&e->ebx, 8, 15, 8); /* CLFLUSH line size, in 8-byte units */
 	set_range(&e->ebx, 16, 23, next_pow2(count));
 	set_range(&e->ebx, 24, 31, index); /* initial APIC ID */
@@ -246,15 +250,17 @@ static int common(struct norm *n, const struct sqb_cpuid_host *h, unsigned int i
 
 	/* update_extended_cache_features: the host's L1/L2/L3 descriptions */
 	if (!(e = get(n, 0x80000005, 0)))
-		return fail(n, -ENOENT, "Failed to set extended cache features leaf: Leaf "
-					"0x80000005 is missing from CPUID.");
+		return fail(n, -ENOENT,
+			    "Failed to set extended cache features leaf: Leaf "
+			    "0x80000005 is missing from CPUID.");
 	e->eax = h->l80000005[0];
 	e->ebx = h->l80000005[1];
 	e->ecx = h->l80000005[2];
 	e->edx = h->l80000005[3];
 	if (!(e = get(n, 0x80000006, 0)))
-		return fail(n, -ENOENT, "Failed to set extended cache features leaf: Leaf "
-					"0x80000006 is missing from CPUID.");
+		return fail(n, -ENOENT,
+			    "Failed to set extended cache features leaf: Leaf "
+			    "0x80000006 is missing from CPUID.");
 	e->eax = h->l80000006[0];
 	e->ebx = h->l80000006[1];
 	e->ecx = h->l80000006[2];
@@ -328,23 +334,26 @@ static int intel(struct norm *n, const struct sqb_cpuid_host *h, unsigned int co
 
 	/* update_power_management_entry */
 	if (!(e = get(n, 6, 0)))
-		return fail(n, -ENOENT, "Failed to apply modifications to Intel CPUID: Leaf 0x6 "
-					"is missing from CPUID.");
+		return fail(n, -ENOENT,
+			    "Failed to apply modifications to Intel CPUID: Leaf 0x6 "
+			    "is missing from CPUID.");
 	set_bit(&e->eax, 1, 0); /* Turbo Boost */
 	set_bit(&e->ecx, 3, 0); /* energy-performance bias */
 
 	/* update_extended_feature_flags_entry */
 	if (!(e = get(n, 7, 0)))
-		return fail(n, -ENOENT, "Failed to apply modifications to Intel CPUID: Leaf 0x7 / "
-					"subleaf 0 is missing from CPUID.");
+		return fail(n, -ENOENT,
+			    "Failed to apply modifications to Intel CPUID: Leaf 0x7 / "
+			    "subleaf 0 is missing from CPUID.");
 	set_bit(&e->ebx, 6, 1);	 /* FDP_EXCPTN_ONLY */
 	set_bit(&e->ebx, 13, 1); /* FPU CS/DS deprecated */
 	set_bit(&e->ecx, 5, 0);	 /* WAITPKG */
 
 	/* update_performance_monitoring_entry: no PMU */
 	if (!(e = get(n, 0xa, 0)))
-		return fail(n, -ENOENT, "Failed to apply modifications to Intel CPUID: Leaf 0xA "
-					"is missing from CPUID.");
+		return fail(n, -ENOENT,
+			    "Failed to apply modifications to Intel CPUID: Leaf 0xA "
+			    "is missing from CPUID.");
 	e->eax = e->ebx = e->ecx = e->edx = 0;
 
 	/* update_extended_topology_v2_entry: 0x1F, when KVM has it, is 0xB */
@@ -372,7 +381,8 @@ static int amd(struct norm *n, const struct sqb_cpuid_host *h, unsigned int inde
 	struct kvm_cpuid_entry2 *e;
 	uint8_t brand[48] = {0};
 
-#define AMD_FAIL(code, ...) fail(n, code, "Failed to apply modifications to AMD CPUID: " __VA_ARGS__)
+#define AMD_FAIL(code, ...)                                                                        \
+	fail(n, code, "Failed to apply modifications to AMD CPUID: " __VA_ARGS__)
 	/* passthrough_cache_topology: only from an AMD host */
 	if (sqb_cpuid_vendor_of(h->vendor) != SQB_CPUID_AMD)
 		return AMD_FAIL(-EINVAL, "Failed to passthrough cache topology: The host vendor id "
@@ -397,7 +407,7 @@ static int amd(struct norm *n, const struct sqb_cpuid_host *h, unsigned int inde
 	if (!(e = get(n, 0x80000008, 0)))
 		return AMD_FAIL(-ENOENT, "Failed to set feature entry leaf: Missing leaf "
 					 "0x80000008.");
-	set_range(&e->ecx, 12, 15, 7); /* ApicIdSize */
+	set_range(&e->ecx, 12, 15, 7);	     /* ApicIdSize */
 	set_range(&e->ecx, 0, 7, count - 1); /* NC */
 
 	/* update_extended_cache_topology_entry */

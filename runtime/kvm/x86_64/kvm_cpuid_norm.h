@@ -24,17 +24,17 @@
 #define SQB_CPUID_MAX_VCPUS 32u
 /* Entries normalization may add to a table: 0xB subleaf 1, the copies of
  * 0xB into 0x1F (Intel), 0x8000001E and the 0x8000001D subleaves (AMD). */
-#define SQB_CPUID_NORM_EXTRA 48u
+#define SQB_CPUID_NORM_EXTRA	  48u
 #define SQB_CPUID_HOST_MAX_CACHES 16u
 
 enum sqb_cpuid_vendor { SQB_CPUID_OTHER = 0, SQB_CPUID_INTEL, SQB_CPUID_AMD };
 
 struct sqb_cpuid_host {
-	uint32_t vendor[3];	  /* leaf 0 EBX, ECX, EDX */
-	uint32_t l80000005[4];	  /* EAX..EDX; all zero if the host lacks it */
+	uint32_t vendor[3];    /* leaf 0 EBX, ECX, EDX */
+	uint32_t l80000005[4]; /* EAX..EDX; all zero if the host lacks it */
 	uint32_t l80000006[4];
-	uint8_t brand[48];	  /* 0x80000002..4, EAX..EDX each, bytes in order */
-	uint32_t l8000001e[4];	  /* AMD: processor topology */
+	uint8_t brand[48];     /* 0x80000002..4, EAX..EDX each, bytes in order */
+	uint32_t l8000001e[4]; /* AMD: processor topology */
 	uint32_t l8000001d[SQB_CPUID_HOST_MAX_CACHES][4]; /* AMD: caches until type 0 */
 	unsigned int n8000001d;
 };
