@@ -77,6 +77,9 @@ struct sqb_hv_ops {
 	 * NULL: the backend has none (a non-empty template is refused). */
 	int (*vm_cpu_template)(struct sqb_hv_vm *vm, const struct sqb_cpu_template *t,
 			       struct sqb_diag *diag);
+	/* machine-config smt for the vCPUs not yet created: their CPUID shows
+	 * two threads per core (x86 KVM).  NULL: the backend ignores it. */
+	void (*vm_set_smt)(struct sqb_hv_vm *vm, int smt);
 	void (*vm_destroy)(struct sqb_hv_vm *vm);
 	/* Interrupt controllers and timers; after vm_map_memory, before vCPUs. */
 	int (*vm_init_platform)(struct sqb_hv_vm *vm, struct sqb_diag *diag);

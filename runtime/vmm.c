@@ -746,6 +746,8 @@ int sqb_vm_create(sqb_vm **out, const struct sqb_vm_config *cfg, struct sqb_diag
 	err = vm->ops->vm_create(&vm->hv, vm->nvcpus, diag);
 	if (err < 0)
 		goto err;
+	if (vm->ops->vm_set_smt)
+		vm->ops->vm_set_smt(vm->hv, cfg->smt);
 	/* Before any vCPU exists: each gets the templated CPUID and MSRs on
 	 * its own thread when it is created. */
 	if (cfg->cpu_template && (err = vm_cpu_template(vm, cfg->cpu_template, diag)) < 0)

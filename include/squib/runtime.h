@@ -91,6 +91,9 @@ struct sqb_vm_config {
 	 * (read only during sqb_vm_create; the caller keeps it).  A backend
 	 * without templates refuses a non-empty one (-SQB_EUNSUPPORTED). */
 	const struct sqb_cpu_template *cpu_template;
+	/* Firecracker's machine-config smt: with more than one vCPU, CPUID
+	 * shows two threads per core (docs/cpuid.md).  vcpu_count even. */
+	int smt;
 };
 
 /* Firecracker's boot timer (--boot-timer): from an add_devices hook, puts

@@ -105,6 +105,11 @@ static int kvm_vm_init_platform(struct sqb_hv_vm *vm, struct sqb_diag *diag)
 	return sqb_kvm_arch_platform(vm, diag);
 }
 
+static void kvm_vm_set_smt(struct sqb_hv_vm *vm, int smt)
+{
+	vm->smt = smt != 0;
+}
+
 static void kvm_vm_destroy(struct sqb_hv_vm *vm)
 {
 	if (!vm)
@@ -348,6 +353,7 @@ const struct sqb_hv_ops sqb_hv_backend = {
     .snap_hv = SQB_HV_KVM,
     .vm_create = kvm_vm_create,
     .vm_cpu_template = sqb_kvm_arch_cpu_template,
+    .vm_set_smt = kvm_vm_set_smt,
     .vm_destroy = kvm_vm_destroy,
     .vm_init_platform = kvm_vm_init_platform,
     .vm_map_memory = kvm_vm_map_memory,

@@ -601,6 +601,7 @@ static int build_vm(struct loadctx *c, struct sqb_vm **out)
 
 	cfg.vcpu_count = c->conf.vcpu_count;
 	cfg.mem_size_mib = c->conf.mem_size_mib;
+	cfg.smt = c->conf.smt; /* the saved CPUID replaces what it makes */
 	cfg.track_dirty_pages = c->o->track_dirty_pages;
 	/* persist.rs SnapshotLoadHugePageConfig: the snapshot's, or this load's */
 	if (c->o->huge_pages != SQB_VM_LOAD_HUGE_SNAPSHOT)

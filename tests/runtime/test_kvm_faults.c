@@ -59,8 +59,10 @@ int __wrap_ioctl(int fd, unsigned long req, ...)
 			return -1;
 		}
 		c->nent = host_cpuid_leaves;
+		/* basic leaves, then the ten extended ones normalization needs */
 		for (unsigned int i = 0; i < c->nent; i++)
-			c->entries[i] = (struct kvm_cpuid_entry2){.function = i};
+			c->entries[i] = (struct kvm_cpuid_entry2){
+			    .function = i + 10 < c->nent ? i : 0x80000000u + (i + 10 - c->nent)};
 		return 0;
 	}
 	case KVM_GET_MSR_INDEX_LIST: {
@@ -123,18 +125,19 @@ int __wrap_ioctl(int fd, unsigned long req, ...)
 
 static void test_cpuid_grows_on_e2big(void **state)
 {
-	struct sqb_hv_vm vm = {.kvm_fd = FAKE_FD, .vm_fd = FAKE_FD};
+	struct sqb_hv_vm vm = {.kvm_fd = FAKE_FD, .vm_fd = FAKE_FD, .nvcpus = 1};
 
 	(void)state;
-	assert_int_equal(sqb_kvm_cpuid_init(&vm), 0);
+	assert_int_equal(sqb_kvm_cpuid_init(&vm, NULL), 0);
 	assert_non_null(vm.arch.cpuid);
 	assert_int_equal(vm.arch.cpuid->nent, 300);
-	assert_int_equal(vm.arch.cpuid->entries[299].function, 299);
+	assert_int_equal(vm.arch.cpuid->entries[289].function, 289);
+	assert_int_equal(vm.arch.cpuid->entries[299].function, 0x80000009u);
 	free(vm.arch.cpuid);
 	host_cpuid_leaves = 100000; /* absurd: refused, not an endless loop */
 	vm.arch.cpuid = NULL;
 	sqb_kvm_probe_cache_reset(); /* probes are cached per process (docs/fleet.md) */
-	assert_int_equal(sqb_kvm_cpuid_init(&vm), -E2BIG);
+	assert_int_equal(sqb_kvm_cpuid_init(&vm, NULL), -E2BIG);
 	assert_null(vm.arch.cpuid);
 	host_cpuid_leaves = 300;
 }
@@ -165,7 +168,7 @@ static void test_tsc_record_never_dropped(void **state)
 	int rc, has_tsc = 0;
 
 	(void)state;
-	assert_int_equal(sqb_kvm_cpuid_init(&vm), 0);
+	assert_int_equal(sqb_kvm_cpuid_init(&vm, NULL), 0);
 	assert_int_equal(sqb_kvm_msr_init(&vm), 0);
 	fail_calloc_8 = 1; /* the 8-byte X86_TSC_KHZ payload */
 	rc = sqb_kvm_vcpu_save_records(&vc, recs, 32, &n);
@@ -216,7 +219,7 @@ static void test_cpu_template(void **state)
 
 	(void)state;
 	sqb_kvm_probe_cache_reset();
-	assert_int_equal(sqb_kvm_cpuid_init(&vm), 0);
+	assert_int_equal(sqb_kvm_cpuid_init(&vm, NULL), 0);
 	assert_int_equal(sqb_kvm_msr_init(&vm), 0);
 	/* "4242" is missing; "4242" then "!4242" drops it again */
 	assert_int_equal(sqb_kvm_cpu_template(&vm, &t, &diag), -SQB_EUNSUPPORTED);
@@ -226,10 +229,11 @@ static void test_cpu_template(void **state)
 	t.nmsrs = 2, t.msrs = msrs;
 	assert_int_equal(sqb_kvm_cpu_template(&vm, &t, &diag), 0);
 	assert_int_equal(vm.arch.msr_index[vm.arch.nmsr_index - 1], 0x1a0); /* saved too */
-	assert_int_equal(sqb_kvm_cpuid_set(&vc), 0);
-	/* bit 0 from the template; the filter still clears MONITOR and sets
-	 * the hypervisor bit (Firecracker's template-then-normalize order) */
-	assert_int_equal(set_leaf1.ecx, 0x80000001u);
+	assert_int_equal(sqb_kvm_cpuid_set(&vc, NULL), 0);
+	/* bits 0 and 3 (MONITOR) from the template; normalization then sets
+	 * the hypervisor and TSC-deadline bits (Firecracker's
+	 * template-then-normalize order; it leaves MONITOR to the template) */
+	assert_int_equal(set_leaf1.ecx, 0x81000009u);
 	assert_int_equal(set_leaf2.ebx, 0xa5u);
 	assert_int_equal(set_leaf2.flags, 1u);
 	pat_sets = misc_sets = 0;

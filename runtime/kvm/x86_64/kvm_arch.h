@@ -40,7 +40,8 @@ enum sqb_hv_vm_state_kind {
 };
 
 struct sqb_kvm_arch_vm {
-	struct kvm_cpuid2 *cpuid; /* filtered template (APIC ID patched per vCPU) */
+	struct kvm_cpuid2 *cpuid; /* supported + template; normalized per vCPU */
+	unsigned int cpuid_nent;  /* entries a vCPU's normalized CPUID has */
 	uint32_t *msr_index;	  /* MSRs this host lets us read (snapshot list) */
 	unsigned int nmsr_index;
 	unsigned int load_flags; /* SQB_HV_LOAD_* of the next vm_load_records */
@@ -56,8 +57,8 @@ struct sqb_diag;
 struct sqb_cpu_template;
 
 /* x86_64 (kvm/x86_64/kvm_cpu.c) */
-int sqb_kvm_cpuid_init(struct sqb_hv_vm *vm);
-int sqb_kvm_cpuid_set(struct sqb_hv_vcpu *vc);
+int sqb_kvm_cpuid_init(struct sqb_hv_vm *vm, struct sqb_diag *diag);
+int sqb_kvm_cpuid_set(struct sqb_hv_vcpu *vc, struct sqb_diag *diag);
 int sqb_kvm_msr_init(struct sqb_hv_vm *vm);
 int sqb_kvm_msr_boot(struct sqb_hv_vcpu *vc, struct sqb_diag *diag);
 /* Custom CPU templates (Firecracker's cpu_config/x86_64): the template's

@@ -1,6 +1,7 @@
-/* KVM vCPU set-up: CPUID from KVM_GET_SUPPORTED_CPUID with the filter that
- * docs/runtime.md documents, boot MSRs filtered by what the host accepts,
- * entry register state (PVH 32-bit or 64-bit) and the vCPU state slots. */
+/* KVM vCPU set-up: CPUID from KVM_GET_SUPPORTED_CPUID, a CPU template's
+ * modifiers, then Firecracker's per-vCPU normalization (kvm_cpuid_norm.c,
+ * docs/cpuid.md); boot MSRs filtered by what the host accepts, entry
+ * register state (PVH 32-bit or 64-bit) and the vCPU state slots. */
 #include <errno.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -10,13 +11,10 @@
 #include <sys/ioctl.h>
 
 #include "arch_entry.h"
+#include "kvm_cpuid_norm.h"
 #include "kvm_priv.h"
 #include "log.h"
 #include "squib/runtime.h"
-
-#define CPUID_1_ECX_MONITOR    (1u << 3)
-#define CPUID_1_ECX_HYPERVISOR (1u << 31)
-#define CPUID_1_EDX_HTT	       (1u << 28)
 
 /* Host probes are per process (docs/fleet.md "Shells"): what KVM supports
  * does not change while squib runs, so the first VM asks and later VMs (a
@@ -24,6 +22,8 @@
 static pthread_mutex_t probe_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct kvm_cpuid2 *supported_cpuid; /* KVM's answer, unfiltered */
 static struct kvm_msr_list *msr_list;
+static struct sqb_cpuid_host host_cpuid; /* the CPUID instruction's answers */
+static int host_cpuid_read;
 
 static int probe_cpuid(int kvm_fd, struct kvm_cpuid2 **out)
 {
@@ -53,6 +53,7 @@ void sqb_kvm_probe_cache_reset(void)
 	free(msr_list);
 	supported_cpuid = NULL;
 	msr_list = NULL;
+	host_cpuid_read = 0;
 	pthread_mutex_unlock(&probe_lock);
 }
 
@@ -69,6 +70,13 @@ static void template_diag(struct sqb_diag *diag, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(diag->reason, sizeof(diag->reason), fmt, ap);
 	va_end(ap);
+}
+
+static void cpuid_diag(struct sqb_diag *diag, const char *why)
+{
+	template_diag(diag, "%s", why);
+	if (diag)
+		snprintf(diag->section, sizeof(diag->section), "cpuid");
 }
 
 int sqb_kvm_cpuid_apply(struct kvm_cpuid2 *c, const struct sqb_cpu_template *t, uint32_t bad[2])
@@ -101,19 +109,39 @@ int sqb_kvm_cpuid_apply(struct kvm_cpuid2 *c, const struct sqb_cpu_template *t, 
 	return 0;
 }
 
-/* The VM's CPUID: KVM's supported set, then the custom template (before
- * the filter, as Firecracker applies it before its normalization), then
- * squib's filter. */
+/* A copy of the VM table with room for what normalization adds. */
+static struct kvm_cpuid2 *cpuid_copy(const struct kvm_cpuid2 *t, unsigned int *cap)
+{
+	struct kvm_cpuid2 *c;
+
+	*cap = t->nent + SQB_CPUID_NORM_EXTRA;
+	c = calloc(1, sizeof(*c) + *cap * sizeof(struct kvm_cpuid_entry2));
+	if (c)
+		memcpy(c, t, sizeof(*t) + t->nent * sizeof(struct kvm_cpuid_entry2));
+	return c;
+}
+
+/* The VM's CPUID table: KVM's supported set, then the template's modifiers
+ * (Firecracker's configure_vcpus_for_boot applies them first, then
+ * normalizes a copy per vCPU).  A trial normalization for vCPU 0 refuses
+ * now what Firecracker would refuse at InstanceStart and fixes the entry
+ * count every vCPU gets (only values differ per vCPU). */
 static int cpuid_build(struct sqb_hv_vm *vm, const struct sqb_cpu_template *t,
 		       struct sqb_diag *diag)
 {
-	struct kvm_cpuid2 *c = NULL;
+	struct kvm_cpuid2 *c = NULL, *trial;
+	char why[sizeof(diag->reason)];
+	unsigned int cap;
 	size_t sz;
 	int err = 0;
 
 	pthread_mutex_lock(&probe_lock);
 	if (!supported_cpuid)
 		err = probe_cpuid(vm->kvm_fd, &supported_cpuid);
+	if (!host_cpuid_read) {
+		sqb_cpuid_host_read(&host_cpuid);
+		host_cpuid_read = 1;
+	}
 	if (!err) {
 		sz = sizeof(*c) + supported_cpuid->nent * sizeof(struct kvm_cpuid_entry2);
 		c = malloc(sz);
@@ -123,8 +151,12 @@ static int cpuid_build(struct sqb_hv_vm *vm, const struct sqb_cpu_template *t,
 			err = -ENOMEM;
 	}
 	pthread_mutex_unlock(&probe_lock);
-	if (err)
+	if (err) {
+		template_diag(diag, "KVM_GET_SUPPORTED_CPUID: %s", strerror(-err));
+		if (diag)
+			snprintf(diag->section, sizeof(diag->section), "kvm");
 		return err;
+	}
 	if (t) {
 		uint32_t bad[2];
 
@@ -140,28 +172,27 @@ static int cpuid_build(struct sqb_hv_vm *vm, const struct sqb_cpu_template *t,
 			return err;
 		}
 	}
-	/* The filter: no PMU (leaf 0xA zeroed), no MONITOR/MWAIT, hypervisor
-	 * bit set; per-vCPU topology fields are patched in cpuid_set. */
-	for (unsigned int i = 0; i < c->nent; i++) {
-		struct kvm_cpuid_entry2 *e = &c->entries[i];
-
-		if (e->function == 1) {
-			e->ecx &= ~CPUID_1_ECX_MONITOR;
-			e->ecx |= CPUID_1_ECX_HYPERVISOR;
-		} else if (e->function == 0xa) {
-			e->eax = e->ebx = e->ecx = e->edx = 0;
-		} else if (e->function == 5) {
-			e->eax = e->ebx = e->ecx = e->edx = 0;
-		}
+	trial = cpuid_copy(c, &cap);
+	err = trial
+		  ? sqb_cpuid_normalize(trial, cap, &host_cpuid, 0, vm->nvcpus, 1, why, sizeof(why))
+		  : -ENOMEM;
+	if (err) {
+		if (trial)
+			cpuid_diag(diag, why);
+		free(trial);
+		free(c);
+		return err;
 	}
 	free(vm->arch.cpuid);
 	vm->arch.cpuid = c;
+	vm->arch.cpuid_nent = trial->nent;
+	free(trial);
 	return 0;
 }
 
-int sqb_kvm_cpuid_init(struct sqb_hv_vm *vm)
+int sqb_kvm_cpuid_init(struct sqb_hv_vm *vm, struct sqb_diag *diag)
 {
-	return cpuid_build(vm, NULL, NULL);
+	return cpuid_build(vm, NULL, diag);
 }
 
 /* Firecracker's arch/x86_64/kvm.rs DEFAULT_CAPABILITIES: what a template's
@@ -242,29 +273,25 @@ int sqb_kvm_cpu_template(struct sqb_hv_vm *vm, const struct sqb_cpu_template *t,
 	return 0;
 }
 
-int sqb_kvm_cpuid_set(struct sqb_hv_vcpu *vc)
+/* This vCPU's CPUID: the VM table normalized for its index (APIC ID),
+ * the vCPU count and threads per core (two with smt and more than one
+ * vCPU, as Firecracker's cpu_bits).  A snapshot load replaces it with the
+ * saved table as it is (kvm_snapshot.c load_cpuid). */
+int sqb_kvm_cpuid_set(struct sqb_hv_vcpu *vc, struct sqb_diag *diag)
 {
-	struct kvm_cpuid2 *t = vc->vm->arch.cpuid, *c;
-	size_t sz = sizeof(*t) + t->nent * sizeof(struct kvm_cpuid_entry2);
-	int err = 0;
+	unsigned int cap, tpc = (vc->vm->smt && vc->vm->nvcpus > 1) ? 2 : 1;
+	char why[sizeof(diag->reason)];
+	struct kvm_cpuid2 *c;
+	int err;
 
-	c = malloc(sz);
+	c = cpuid_copy(vc->vm->arch.cpuid, &cap);
 	if (!c)
 		return -ENOMEM;
-	memcpy(c, t, sz);
-	for (unsigned int i = 0; i < c->nent; i++) {
-		struct kvm_cpuid_entry2 *e = &c->entries[i];
-
-		if (e->function == 1) {
-			e->ebx = (e->ebx & 0x0000ffffu) | (vc->index << 24) |
-				 ((vc->vm->nvcpus & 0xff) << 16);
-			if (vc->vm->nvcpus > 1)
-				e->edx |= CPUID_1_EDX_HTT;
-		} else if (e->function == 0xb || e->function == 0x1f) {
-			e->edx = vc->index;
-		}
-	}
-	if (ioctl(vc->fd, KVM_SET_CPUID2, c) < 0)
+	err = sqb_cpuid_normalize(c, cap, &host_cpuid, vc->index, vc->vm->nvcpus, tpc, why,
+				  sizeof(why));
+	if (err)
+		cpuid_diag(diag, why);
+	else if (ioctl(vc->fd, KVM_SET_CPUID2, c) < 0)
 		err = -errno;
 	free(c);
 	return err;
@@ -479,7 +506,7 @@ size_t sqb_kvm_vcpu_state_size(struct sqb_hv_vcpu *vc, enum sqb_hv_vcpu_state_ki
 	switch (kind) {
 	case SQB_HV_VCPU_CPUID:
 		return sizeof(struct kvm_cpuid2) +
-		       vc->vm->arch.cpuid->nent * sizeof(struct kvm_cpuid_entry2);
+		       vc->vm->arch.cpuid_nent * sizeof(struct kvm_cpuid_entry2);
 	case SQB_HV_VCPU_TSC_KHZ:
 		return sizeof(uint32_t);
 	case SQB_HV_VCPU_REGS:
@@ -599,7 +626,7 @@ int sqb_kvm_vcpu_get_state(struct sqb_hv_vcpu *vc, enum sqb_hv_vcpu_state_kind k
 	}
 	if (kind == SQB_HV_VCPU_CPUID) {
 		struct kvm_cpuid2 *c = buf;
-		c->nent = vc->vm->arch.cpuid->nent;
+		c->nent = vc->vm->arch.cpuid_nent;
 		return ioctl(vc->fd, KVM_GET_CPUID2, c) < 0 ? -errno : 0;
 	}
 	if (kind == SQB_HV_VCPU_MSRS)

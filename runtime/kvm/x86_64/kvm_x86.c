@@ -13,12 +13,10 @@
 
 int sqb_kvm_arch_vm_init(struct sqb_hv_vm *vm, struct sqb_diag *diag)
 {
-	int err = sqb_kvm_cpuid_init(vm);
+	int err = sqb_kvm_cpuid_init(vm, diag);
 
-	if (err < 0) {
-		sqb_kvm_diag(diag, "KVM_GET_SUPPORTED_CPUID", err);
+	if (err < 0)
 		return err;
-	}
 	err = sqb_kvm_msr_init(vm);
 	if (err < 0) {
 		sqb_kvm_diag(diag, "KVM_GET_MSR_INDEX_LIST", err);
@@ -68,8 +66,10 @@ int sqb_kvm_arch_platform(struct sqb_hv_vm *vm, struct sqb_diag *diag)
 
 int sqb_kvm_arch_vcpu_init(struct sqb_hv_vcpu *vc, struct sqb_diag *diag)
 {
-	int err = sqb_kvm_cpuid_set(vc);
+	int err = sqb_kvm_cpuid_set(vc, diag);
 
+	if (err < 0 && diag && !strcmp(diag->section, "cpuid"))
+		return err; /* normalization refused: its reason is said */
 	if (err < 0) {
 		sqb_kvm_diag(diag, "KVM_SET_CPUID2", err);
 		if (diag && vc->vm->arch.templated) /* KVM does not say which entry */
