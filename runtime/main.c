@@ -312,6 +312,9 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 #define SQB_TERM_GRACE_MS 5000
 
 static uint64_t term_since_ms; /* atomic: 0, or when termination began */
+static int fatal_taken;	       /* atomic: a fatal signal's handler runs (below) */
+static pthread_t wd_thread;    /* the watchdog, once wd_running */
+static int wd_running;
 
 static uint64_t mono_ms(void)
 {
@@ -348,6 +351,10 @@ static void *term_watchdog(void *arg)
 		if (!since) {
 			if (sigwaitinfo(&term_set, NULL) < 0)
 				continue; /* EINTR */
+			/* a fatal signal's handler woke us to bound its exit: no
+			 * clean shutdown, only the deadline */
+			if (__atomic_load_n(&fatal_taken, __ATOMIC_SEQ_CST))
+				continue;
 			term_begin();
 			sqb_ctl_note_termination();
 			if (write(term_efd, &one, sizeof(one)) < 0) {
@@ -379,7 +386,6 @@ static void *term_watchdog(void *arg)
  * syscall, then squib's own report (seccomp_confine.c) ends the process
  * with SIGSYS; a SIGSYS sent by someone else ends it with exit code 2. */
 static struct sqb_ctl *sig_ctl;		/* for the metrics line */
-static int fatal_taken;			/* a second fatal signal inside the handler: leave */
 static struct sigaction confine_sigsys; /* seccomp_confine.c's report, if any */
 
 static int fatal_code(int sig)
@@ -402,8 +408,15 @@ static int fatal_code(int sig)
 	}
 }
 
+/* Like Firecracker's exit_with_code, the metrics line is written from the
+ * handler, which is not async-signal-safe (it allocates): should the signal
+ * have hit inside malloc, the watchdog ends the process SQB_TERM_GRACE_MS
+ * later (exit code 1) instead of leaving it hung. */
 static void flush_for_exit(void)
 {
+	term_begin();
+	if (__atomic_load_n(&wd_running, __ATOMIC_SEQ_CST))
+		pthread_kill(wd_thread, SIGTERM);
 	if (sig_ctl && sig_ctl->metrics_set)
 		sqb_ctl_metrics_flush(sig_ctl);
 }
@@ -582,6 +595,8 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	pthread_detach(wd);
+	wd_thread = wd;
+	__atomic_store_n(&wd_running, 1, __ATOMIC_SEQ_CST);
 	if (o.prewarm.vcpu_count) {
 		/* the shell before the socket: a fleet reads the socket's
 		 * appearance as "warm" (docs/fleet.md) */

@@ -403,7 +403,7 @@ static void config_devices(struct sqb_tc *t, int n, int with_entropy)
 				 i, path);
 			vt_req(t, "PUT", url, body, 204);
 		} else {
-			char id[8];
+			char id[16];
 
 			snprintf(id, sizeof(id), "p%d", i);
 			put_pmem(t, id, path, 1);
