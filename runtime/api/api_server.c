@@ -31,8 +31,8 @@
 
 struct sqb_conn {
 	int fd;
-	char *in;  /* in_cap bytes while a request is being received or
-		    * answered, freed once none is pending */
+	char *in; /* in_cap bytes while a request is being received or
+		   * answered, freed once none is pending */
 	size_t in_len;
 	char *out; /* SQB_API_OUT_CAP bytes (more for one large reply, GET
 		    * /mmds) while a reply is queued, freed once it is sent: an
@@ -216,17 +216,19 @@ static void conn_process(struct sqb_api *s, struct sqb_ctl *c, struct sqb_conn *
 		if (rb->resp.heap) { /* a large body: the header here, the body from the heap */
 			size_t blen = strlen(rb->resp.heap);
 
-			n = sqb_http_format_head(rb->hdr, sizeof(rb->hdr), rb->resp.status, 1, blen, req.close,
-						 rb->resp.deprecation ? "Deprecation: true\r\n" : NULL);
+			n = sqb_http_format_head(
+			    rb->hdr, sizeof(rb->hdr), rb->resp.status, 1, blen, req.close,
+			    rb->resp.deprecation ? "Deprecation: true\r\n" : NULL);
 			conn_queue(cn, rb->hdr, n);
 			if (cn->fd >= 0)
 				conn_queue(cn, rb->resp.heap, blen);
 			free(rb->resp.heap);
 			rb->resp.heap = NULL;
 		} else {
-			n = sqb_http_format_ex(rb->hdr, sizeof(rb->hdr), rb->resp.status,
-					       rb->resp.status == 204 ? NULL : rb->resp.body, req.close,
-					       rb->resp.deprecation ? "Deprecation: true\r\n" : NULL);
+			n = sqb_http_format_ex(
+			    rb->hdr, sizeof(rb->hdr), rb->resp.status,
+			    rb->resp.status == 204 ? NULL : rb->resp.body, req.close,
+			    rb->resp.deprecation ? "Deprecation: true\r\n" : NULL);
 			conn_queue(cn, rb->hdr, n);
 		}
 		if (req.close)
