@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <time.h>
@@ -30,11 +31,13 @@
 
 struct sqb_conn {
 	int fd;
-	char *in;
+	char *in; /* in_cap bytes while a request is being received or
+		   * answered, freed once none is pending */
 	size_t in_len;
-	char *out; /* SQB_API_OUT_CAP bytes once a reply is queued: an idle API
-		    * costs a fleet's clones no page per connection slot; more
-		    * for one large reply (GET /mmds), back to the floor after */
+	char *out; /* SQB_API_OUT_CAP bytes (more for one large reply, GET
+		    * /mmds) while a reply is queued, freed once it is sent: an
+		    * idle clone of a fleet whose client keeps the connection
+		    * open holds no buffer for it (docs/fleet.md) */
 	size_t out_len, out_off, out_cap;
 	int closing;	   /* close once out is drained */
 	int sent_continue; /* 100 Continue already sent for the pending request */
@@ -135,11 +138,9 @@ static void conn_flush(struct sqb_conn *cn)
 		cn->out_off += (size_t)n;
 	}
 	cn->out_len = cn->out_off = 0;
-	if (cn->out_cap > SQB_API_OUT_CAP) { /* a large reply went out: shrink back */
-		free(cn->out);
-		cn->out = NULL;
-		cn->out_cap = 0;
-	}
+	free(cn->out);
+	cn->out = NULL;
+	cn->out_cap = 0;
 	if (cn->closing)
 		conn_close(cn);
 }
@@ -162,11 +163,17 @@ static void conn_queue(struct sqb_conn *cn, const char *data, size_t len)
 	cn->out_len += len;
 }
 
+/* The response and its header are built in heap buffers made for the
+ * request and freed after it (not static ones: the pages a request touched
+ * would stay with every idle clone). */
+struct reply_bufs {
+	struct sqb_ctl_resp resp;
+	char hdr[SQB_API_OUT_CAP];
+};
+
 static void conn_process(struct sqb_api *s, struct sqb_ctl *c, struct sqb_conn *cn)
 {
-	/* single-threaded loop; keeps the response buffers off the stack */
-	static struct sqb_ctl_resp resp;
-	static char hdr[SQB_API_OUT_CAP];
+	struct reply_bufs *rb = NULL;
 	char err[256];
 
 	while (cn->fd >= 0 && !cn->closing && cn->out_len == 0 && cn->in_len) {
@@ -179,6 +186,10 @@ static void conn_process(struct sqb_api *s, struct sqb_ctl *c, struct sqb_conn *
 				conn_queue(cn, "HTTP/1.1 100 Continue\r\n\r\n", 25);
 				cn->sent_continue = 1;
 			}
+			break;
+		}
+		if (!rb && !(rb = malloc(sizeof(*rb)))) {
+			conn_close(cn);
 			break;
 		}
 		if (rc == SQB_HTTP_BAD) {
@@ -194,28 +205,31 @@ static void conn_process(struct sqb_api *s, struct sqb_ctl *c, struct sqb_conn *
 				 "{ \"error\": \"%s\nAll previous unanswered requests will be "
 				 "dropped.\" }",
 				 err);
-			n = sqb_http_format(hdr, sizeof(hdr), 400, body, 0);
-			conn_queue(cn, hdr, n);
+			n = sqb_http_format(rb->hdr, sizeof(rb->hdr), 400, body, 0);
+			conn_queue(cn, rb->hdr, n);
 			cn->closing = 1;
 			sqb_ctl_log(SQB_CTL_INFO, "API: bad HTTP request: %s", err);
 			break;
 		}
-		sqb_ctl_handle(c, req.method, req.path, req.body, req.body_len, &resp);
-		if (resp.heap) { /* a large body: the header here, the body from the heap */
-			size_t blen = strlen(resp.heap);
+		sqb_ctl_handle(c, req.method, req.path, req.body, req.body_len, &rb->resp);
+		sqb_json_positions_free(); /* the request's parse is done with */
+		if (rb->resp.heap) { /* a large body: the header here, the body from the heap */
+			size_t blen = strlen(rb->resp.heap);
 
-			n = sqb_http_format_head(hdr, sizeof(hdr), resp.status, 1, blen, req.close,
-						 resp.deprecation ? "Deprecation: true\r\n" : NULL);
-			conn_queue(cn, hdr, n);
+			n = sqb_http_format_head(
+			    rb->hdr, sizeof(rb->hdr), rb->resp.status, 1, blen, req.close,
+			    rb->resp.deprecation ? "Deprecation: true\r\n" : NULL);
+			conn_queue(cn, rb->hdr, n);
 			if (cn->fd >= 0)
-				conn_queue(cn, resp.heap, blen);
-			free(resp.heap);
-			resp.heap = NULL;
+				conn_queue(cn, rb->resp.heap, blen);
+			free(rb->resp.heap);
+			rb->resp.heap = NULL;
 		} else {
-			n = sqb_http_format_ex(hdr, sizeof(hdr), resp.status,
-					       resp.status == 204 ? NULL : resp.body, req.close,
-					       resp.deprecation ? "Deprecation: true\r\n" : NULL);
-			conn_queue(cn, hdr, n);
+			n = sqb_http_format_ex(
+			    rb->hdr, sizeof(rb->hdr), rb->resp.status,
+			    rb->resp.status == 204 ? NULL : rb->resp.body, req.close,
+			    rb->resp.deprecation ? "Deprecation: true\r\n" : NULL);
+			conn_queue(cn, rb->hdr, n);
 		}
 		if (req.close)
 			cn->closing = 1;
@@ -225,8 +239,13 @@ static void conn_process(struct sqb_api *s, struct sqb_ctl *c, struct sqb_conn *
 		cn->req_start_ms = now_ms(); /* a pipelined request starts now */
 		conn_flush(cn);		     /* drained: the loop goes on with pipelined requests */
 	}
+	free(rb);
 	if (cn->fd >= 0 && cn->out_len)
 		conn_flush(cn);
+	if (cn->fd >= 0 && !cn->in_len) { /* nothing pending: no buffer kept */
+		free(cn->in);
+		cn->in = NULL;
+	}
 }
 
 static void conn_read(struct sqb_api *s, struct sqb_ctl *c, struct sqb_conn *cn)
@@ -371,10 +390,62 @@ static int poll_timeout(const struct sqb_ctl *c, const struct sqb_api *s,
 	return ms;
 }
 
+/* The main thread's stack mapping as it was when the loop started, from
+ * /proc/self/maps; {0, 0} when that cannot be read (no /proc in a jail). */
+struct stack_span {
+	uintptr_t lo, hi;
+};
+
+static struct stack_span stack_span(void)
+{
+	struct stack_span sp = {0, 0};
+	uintptr_t here = (uintptr_t)&sp;
+	char line[256];
+	FILE *f = fopen("/proc/self/maps", "re");
+
+	while (f && fgets(line, sizeof(line), f)) {
+		unsigned long lo, hi;
+
+		if (sscanf(line, "%lx-%lx", &lo, &hi) == 2 && here >= lo && here < hi) {
+			sp.lo = lo;
+			sp.hi = hi;
+			break;
+		}
+	}
+	if (f)
+		fclose(f);
+	return sp;
+}
+
+/* Give the kernel back the main thread's stack pages below this frame: a
+ * load runs deep (parsing, device set-up, the vCPU state requests) and each
+ * idle clone of a fleet kept about 20 KiB of dead frames.  Below the stack
+ * pointer nothing is live (x86-64's red zone belongs to a leaf function,
+ * and this one calls madvise); a released page is a zero page again when a
+ * later call reaches it.  Only the part of the stack mapping that existed
+ * when the loop started is released (a stack mapping only grows down), so
+ * no other mapping is touched.  Called from sqb_api_run's own frame, the
+ * shallowest the loop has. */
+static __attribute__((noinline)) void trim_stack(const struct stack_span *span)
+{
+	volatile char here = 0;
+	long pg = sysconf(_SC_PAGESIZE);
+	uintptr_t top;
+
+	if (pg <= 0 || !span->lo)
+		return;
+	/* a page of margin below this frame for madvise's own call */
+	top = ((uintptr_t)&here & ~(uintptr_t)(pg - 1)) - (uintptr_t)pg;
+	if (top > span->lo && top <= span->hi)
+		madvise((void *)span->lo, top - span->lo, MADV_DONTNEED);
+	(void)here;
+}
+
 int sqb_api_run(struct sqb_ctl *c, struct sqb_api *s, int sig_fd, int use_stdin)
 {
 	struct pollfd pf[4 + SQB_API_MAX_CONNS];
 	struct serial_in sin = {.off = 0, .len = 0};
+	struct stack_span span = stack_span();
 	int stdin_open = use_stdin;
 
 	int vm_seen = 0;
@@ -430,6 +501,7 @@ int sqb_api_run(struct sqb_ctl *c, struct sqb_api *s, int sig_fd, int use_stdin)
 			 * pages it sits on (docs/fleet.md): return them once the
 			 * reply is out, off the request's latency */
 			malloc_trim(0);
+			trim_stack(&span);
 			c->trim_heap = 0;
 		}
 		if (poll(pf, (nfds_t)np, poll_timeout(c, s, &sin, t)) < 0) {

@@ -26,9 +26,19 @@ struct jpos {
 };
 
 /* The API serves one request at a time on one thread; the table belongs to
- * the last parsed body and is looked up by tree node. */
-static struct jpos jpos[JPOS_OBJS];
+ * the last parsed body and is looked up by tree node.  It is made by the
+ * parse and freed by sqb_json_positions_free() once the request is answered
+ * (33 KiB: static, the pages one request touched stayed with every idle
+ * clone).  Without memory for it, errors just carry no position. */
+static struct jpos *jpos;
 static unsigned jpos_n;
+
+void sqb_json_positions_free(void)
+{
+	free(jpos);
+	jpos = NULL;
+	jpos_n = 0;
+}
 
 struct jwalk {
 	const char *s;
@@ -87,7 +97,7 @@ static void walk(struct jwalk *w, yajl_val v)
 	if (w->i >= w->n || !v)
 		return;
 	if (YAJL_IS_OBJECT(v)) {
-		struct jpos *p = jpos_n < JPOS_OBJS ? &jpos[jpos_n++] : NULL;
+		struct jpos *p = jpos && jpos_n < JPOS_OBJS ? &jpos[jpos_n++] : NULL;
 		if (p)
 			memset(p, 0, sizeof(*p)), p->node = v;
 		w->i++;
@@ -490,6 +500,8 @@ int sqb_json_parse_object(yajl_val *out, const char *body, size_t len, char *err
 		return -1;
 	}
 	w = (struct jwalk){.s = s, .n = len, .line = 1};
+	if (!jpos)
+		jpos = malloc(JPOS_OBJS * sizeof(*jpos));
 	walk(&w, v);
 	free(s);
 	*out = v;

@@ -55,7 +55,10 @@ int sqb_json_fields_ex(yajl_val obj, const struct sqb_jfield *f, unsigned int n,
 int sqb_json_value_err(yajl_val obj, size_t k, char *err, size_t errlen, const char *fmt, ...)
     __attribute__((format(printf, 5, 6)));
 
-/* Parse body (len bytes, need not be NUL-terminated) into an object tree. */
+/* Parse body (len bytes, need not be NUL-terminated) into an object tree.
+ * The key and value positions its errors cite live until the next parse or
+ * sqb_json_positions_free(), which the API server calls after each request. */
+void sqb_json_positions_free(void);
 int sqb_json_parse_object(yajl_val *out, const char *body, size_t len, char *err, size_t errlen);
 
 /* Append " at line L column C" for where obj ends (missing-field position);

@@ -500,7 +500,11 @@ static int restore_failed(struct sqb_vm *vm, struct sqb_snapstate *ss, struct sq
 	return 1;
 }
 
-/* The next Diff's parent: the memory file just loaded, opened alone. */
+/* The next Diff's parent: the memory file just loaded, opened alone.  Only
+ * a load that tracks dirty pages keeps it: without tracking a Diff is
+ * written whole (snap_create.c check_request, PLAN_DIFF_ALONE) and a Full
+ * names its own file as the parent afterwards, so the open handle and its
+ * index copies would only cost every idle clone of a fleet heap pages. */
 static void set_parent(struct loadctx *c, struct sqb_snapstate *ss)
 {
 	struct sqb_open_opts oo = SQB_OPEN_OPTS_INIT;
@@ -508,6 +512,8 @@ static void set_parent(struct loadctx *c, struct sqb_snapstate *ss)
 
 	if (c->o->backend != SQB_VM_MEM_FILE)
 		return; /* Uffd: the memory file is the page server's business */
+	if (!c->o->track_dirty_pages)
+		return;
 	abs = realpath(c->o->backend_path, NULL);
 	oo.no_parents = 1;
 	if (c->raw_mem) { /* the state file is the memory index */
