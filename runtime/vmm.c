@@ -566,7 +566,7 @@ int sqb_vm_map_device_mem(struct sqb_vm *vm, uint64_t size, void *host, int read
 			  uint64_t *gpa, struct sqb_diag *diag)
 {
 	uint64_t at = vm->devmem_next ? vm->devmem_next : SQB_ARCH_PMEM_BASE;
-	const struct sqb_mem_region *last = &vm->mem.regions[vm->mem.nregions - 1];
+	const struct sqb_mem_region *last = &vm->mem.regions[vm->mem.nram - 1];
 	int err;
 
 	if (vm->sealed || !size || size % VM_DEVMEM_ALIGN || (uintptr_t)host % 4096)
@@ -756,7 +756,7 @@ int sqb_vm_create(sqb_vm **out, const struct sqb_vm_config *cfg, struct sqb_diag
 		err = -EIO; /* SQB_FAULT=vm_memory: fail before any vCPU exists */
 	if (err < 0)
 		goto err;
-	for (unsigned int i = 0; i < vm->mem.nregions; i++) {
+	for (unsigned int i = 0; i < vm->mem.nram; i++) {
 		struct sqb_mem_region *r = &vm->mem.regions[i];
 		err = vm->ops->vm_map_memory(vm->hv, i, r->gpa, r->size, r->host,
 					     cfg->track_dirty_pages);

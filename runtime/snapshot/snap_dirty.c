@@ -27,13 +27,34 @@ void sqb_snap_diag(struct sqb_diag *d, const char *section, const char *fmt, ...
 	va_end(ap);
 }
 
+/* The hotplug region's part of pending: a write there (or a discard) sets
+ * its pages' bits directly; the tracker knows RAM only. */
+static void hp_mark(struct sqb_snapstate *ss, uint64_t gpa, uint64_t len)
+{
+	const struct sqb_gmem *m = ss->mem;
+	const struct sqb_mem_region *r = &m->regions[m->nram];
+	uint64_t *pend = __atomic_load_n(&ss->pending, __ATOMIC_ACQUIRE);
+
+	if (!pend || gpa - r->gpa >= r->size || !len)
+		return;
+	if (len > r->size - (gpa - r->gpa))
+		len = r->size - (gpa - r->gpa);
+	pend += ss->nwords_ram;
+	for (uint64_t p = (gpa - r->gpa) / 4096; p <= (gpa - r->gpa + len - 1) / 4096; p++)
+		__atomic_fetch_or(&pend[p / 64], 1ull << (p % 64), __ATOMIC_RELAXED);
+}
+
 /* gmem hook: a VMM write (device DMA) the KVM log does not see (snapshots.md). */
 static void ss_written(void *opaque, uint64_t gpa, uint64_t len)
 {
 	struct sqb_snapstate *ss = opaque;
 	sqb_dirty *d = __atomic_load_n(&ss->dirty, __ATOMIC_ACQUIRE);
 
-	if (d)
+	if (!d)
+		return;
+	if (ss->mem->nregions > ss->mem->nram && gpa >= ss->mem->regions[ss->mem->nram].gpa)
+		hp_mark(ss, gpa, len);
+	else
 		sqb_dirty_mark(d, gpa, len);
 }
 
@@ -82,6 +103,7 @@ int sqb_snapstate_get(struct sqb_vm *vm, struct sqb_snapstate **out)
 		if (!vm->snap)
 			return -ENOMEM;
 		vm->snap->uffd = vm->snap->pager_fd = -1;
+		vm->snap->mem = &vm->mem;
 		atomic_init(&vm->snap->vc_claim, -1);
 		vm->snap->gmem_hooks =
 		    (struct sqb_gmem_hooks){vm->snap, ss_written, ss_prefault, ss_own};
@@ -93,17 +115,17 @@ int sqb_snapstate_get(struct sqb_vm *vm, struct sqb_snapstate **out)
 
 int sqb_snap_dirty_start(struct sqb_vm *vm, struct sqb_snapstate *ss)
 {
-	struct sqb_dirty_range rg[2];
+	struct sqb_dirty_range rg[SQB_GMEM_MAX_REGIONS];
 	struct sqb_dirty_opts o = SQB_DIRTY_OPTS_INIT;
 	int err;
 
 	if (ss->dirty)
 		return 0;
-	for (unsigned int i = 0; i < vm->mem.nregions; i++)
+	for (unsigned int i = 0; i < vm->mem.nram; i++)
 		rg[i] = (struct sqb_dirty_range){vm->mem.regions[i].host, vm->mem.regions[i].gpa,
 						 vm->mem.regions[i].size, i, 0};
 	o.ranges = rg;
-	o.nranges = vm->mem.nregions;
+	o.nranges = vm->mem.nram;
 	o.kvm_vm_fd = vm->ops->vm_dirty_fd ? vm->ops->vm_dirty_fd(vm->hv) : -1;
 	/* exit-driven backends (hvf) bring their own protect callback */
 	if (vm->ops->vm_dirty_exit && (err = vm->ops->vm_dirty_exit(vm->hv, &o)) < 0)
@@ -114,9 +136,13 @@ int sqb_snap_dirty_start(struct sqb_vm *vm, struct sqb_snapstate *ss)
 		return err;
 	if (vm->ops->vm_dirty_route)
 		vm->ops->vm_dirty_route(vm->hv, d);
-	__atomic_store_n(&ss->dirty, d, __ATOMIC_RELEASE);
-	ss->nwords = SQB_DIRTY_BITMAP_WORDS(sqb_dirty_ngranules(ss->dirty));
-	ss->pending = calloc(ss->nwords ? ss->nwords : 1, sizeof(uint64_t));
+	ss->nwords = ss->nwords_ram = SQB_DIRTY_BITMAP_WORDS(sqb_dirty_ngranules(d));
+	for (unsigned int i = vm->mem.nram; i < vm->mem.nregions; i++)
+		ss->nwords += vm->mem.regions[i].size / 4096 / 64;
+	__atomic_store_n(&ss->pending, calloc(ss->nwords ? ss->nwords : 1, sizeof(uint64_t)),
+			 __ATOMIC_RELEASE);
+	if (ss->pending)
+		__atomic_store_n(&ss->dirty, d, __ATOMIC_RELEASE);
 	err = ss->pending ? sqb_dirty_start(ss->dirty) : -ENOMEM;
 	/* Memslots created with logging on have logged since then, and a
 	 * re-issued slot keeps its log: drain it so tracking starts clean. */
@@ -135,19 +161,39 @@ int sqb_snap_dirty_start(struct sqb_vm *vm, struct sqb_snapstate *ss)
 	return err;
 }
 
+/* The guest's own writes to hotplugged memory: its memslots come and go
+ * with the driver's requests and are not dirty-logged, so every page of a
+ * plugged block counts as written since the last snapshot (an unplugged
+ * block was marked when it was discarded). */
+static void hp_collect(struct sqb_snapstate *ss)
+{
+	const struct sqb_gmem *m = ss->mem;
+	uint64_t per, nblocks, *pend = ss->pending + ss->nwords_ram;
+
+	if (m->nregions == m->nram || !m->hp_bits)
+		return;
+	per = m->hp_block / 4096; /* a multiple of 64: blocks are MiB multiples */
+	nblocks = m->regions[m->nram].size / m->hp_block;
+	for (uint64_t b = 0; b < nblocks; b++)
+		if (__atomic_load_n(&m->hp_bits[b / 64], __ATOMIC_ACQUIRE) >> (b % 64) & 1)
+			for (uint64_t w = b * per / 64; w < (b + 1) * per / 64; w++)
+				__atomic_store_n(&pend[w], ~0ull, __ATOMIC_RELAXED);
+}
+
 int sqb_snap_dirty_collect(struct sqb_snapstate *ss)
 {
-	uint64_t *b = calloc(ss->nwords ? ss->nwords : 1, sizeof(uint64_t));
+	uint64_t *b = calloc(ss->nwords_ram ? ss->nwords_ram : 1, sizeof(uint64_t));
 	int err;
 
 	if (!b)
 		return -ENOMEM;
-	err = sqb_dirty_collect(ss->dirty, b, ss->nwords, NULL);
+	err = sqb_dirty_collect(ss->dirty, b, ss->nwords_ram, NULL);
 	if (!err)
-		for (size_t i = 0; i < ss->nwords; i++)
+		for (size_t i = 0; i < ss->nwords_ram; i++)
 			ss->pending[i] |= b[i];
 	else /* the tracker failed: every page must count as dirty */
 		memset(ss->pending, 0xff, ss->nwords * sizeof(uint64_t));
+	hp_collect(ss);
 	free(b);
 	return err;
 }
