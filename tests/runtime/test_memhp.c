@@ -148,6 +148,27 @@ static void load(struct sqb_tc *t, const char *name, const char *mode, const cha
 	vt_req(t, "PUT", "/snapshot/load", body, 204);
 }
 
+/* squib-snap inspect shows each needle for the memory file name, and
+ * verify passes (its chain included). */
+static void expect_mem_file(const char *name, const char *const *needles)
+{
+	char cmd[700], out[16384];
+	size_t n = 0;
+	FILE *f;
+
+	snprintf(cmd, sizeof(cmd), "%s inspect %s/%s 2>&1; %s verify %s/%s 2>&1", snap_tool,
+		 tmpdir, name, snap_tool, tmpdir, name);
+	f = popen(cmd, "r");
+	assert_non_null(f);
+	out[0] = 0;
+	while (n < sizeof(out) - 1 && fgets(out + n, (int)(sizeof(out) - n), f))
+		n += strlen(out + n);
+	pclose(f);
+	for (; *needles; needles++)
+		if (!strstr(out, *needles))
+			fail_msg("%s: no '%s' in:\n%s", name, *needles, out);
+}
+
 static pid_t pager_start(const char *sock, const char *name)
 {
 	char mem[300];
@@ -249,6 +270,16 @@ static void test_memhp_guest_plugs_and_unplugs(void **state)
 			vt_req(&t2, "PATCH", "/vm", "{\"state\":\"Paused\"}", 204);
 			snap(&t2, "Diff", "d");
 			tc_stop(&t2);
+			/* the hotplug region is region 1 (768 GiB, 256 MiB); the
+			 * Diff names the Full as parent */
+			expect_mem_file("m.mem", (const char *const[]){
+						     "kind         full", "memory: 2 regions",
+						     "1      0x000000c000000000 256.0 MiB",
+						     "m.mem: OK (1 layer verified)", NULL});
+			expect_mem_file("d.mem", (const char *const[]){
+						     "kind         diff", "parent hint  ",
+						     "1      0x000000c000000000 256.0 MiB",
+						     "d.mem: OK (2 layers verified)", NULL});
 			load(&t3, "d", "mmap", NULL, 0);
 			t2 = t3;
 		}
