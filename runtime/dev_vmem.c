@@ -150,7 +150,7 @@ int sqb_vmem_add(sqb_vm *vm, const struct sqb_vmem_cfg *cfg, struct sqb_diag *di
 	a->slot_on = calloc(a->nslots, 1);
 	a->maps_fd = -1;
 	err = a->slot_on ? sqb_mem_add_hotplug(&vm->mem, SQB_ARCH_MEMHP_BASE, a->total,
-					       (uint64_t)cfg->block_size_mib << 20)
+					       (uint64_t)cfg->block_size_mib << 20, a->slot_size)
 			 : -ENOMEM;
 	if (err < 0) {
 		if (diag)

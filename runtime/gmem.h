@@ -57,7 +57,7 @@ struct sqb_gmem {
 	/* virtio-mem (regions[nram] when nregions > nram): its own mapping
 	 * (the memfd at fd_offset = size, or private anonymous memory), and
 	 * one bit per block, set while the block is plugged (atomic words). */
-	uint64_t hp_block;
+	uint64_t hp_block, hp_slot; /* bytes; a slot is one KVM memslot */
 	uint64_t *hp_bits;
 	const struct sqb_gmem_hooks *hooks; /* atomic pointer; NULL: none */
 };
@@ -70,11 +70,12 @@ int sqb_mem_create(struct sqb_gmem *m, uint64_t size, int huge, struct sqb_diag 
 void sqb_mem_destroy(struct sqb_gmem *m);
 
 /* Add virtio-mem's region [gpa, gpa+size) after RAM (blocks of block
- * bytes, all unplugged): the memfd grows by size and maps it shared at
+ * bytes in slots of slot bytes, all unplugged): the memfd grows by size and maps it shared at
  * offset m->size, or (no memfd) private anonymous memory.  Read-write in
  * the VMM for its whole life; what the guest reaches is the memslots'
  * business (dev_vmem.c), what the VMM reaches the plugged bits'. */
-int sqb_mem_add_hotplug(struct sqb_gmem *m, uint64_t gpa, uint64_t size, uint64_t block);
+int sqb_mem_add_hotplug(struct sqb_gmem *m, uint64_t gpa, uint64_t size, uint64_t block,
+			uint64_t slot);
 /* Mark blocks [first, first+n) of the hotplug region plugged or not. */
 void sqb_mem_hotplug_set(struct sqb_gmem *m, uint64_t first, uint64_t n, int plugged);
 /* Every block of [off, off+len) of the hotplug region is plugged (len > 0). */

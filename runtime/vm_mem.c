@@ -119,14 +119,15 @@ err_fd:
 	return err;
 }
 
-int sqb_mem_add_hotplug(struct sqb_gmem *m, uint64_t gpa, uint64_t size, uint64_t block)
+int sqb_mem_add_hotplug(struct sqb_gmem *m, uint64_t gpa, uint64_t size, uint64_t block,
+			uint64_t slot)
 {
 	const struct sqb_mem_region *last = &m->regions[m->nram - 1];
 	uint64_t nblocks = block ? size / block : 0;
 	uint8_t *p;
 
 	if (m->nregions != m->nram || m->nregions >= SQB_GMEM_MAX_REGIONS || !size || !block ||
-	    size % block || block % SQB_GMEM_PAGE || gpa < last->gpa + last->size ||
+	    !slot || size % slot || slot % block || block % (64 * SQB_GMEM_PAGE) || gpa < last->gpa + last->size ||
 	    gpa + size < gpa)
 		return -EINVAL;
 	if (!(m->hp_bits = calloc((nblocks + 63) / 64, sizeof(uint64_t))))
@@ -148,6 +149,7 @@ int sqb_mem_add_hotplug(struct sqb_gmem *m, uint64_t gpa, uint64_t size, uint64_
 	 * layout (the Uffd handshake's offset) either way */
 	m->regions[m->nregions++] = (struct sqb_mem_region){gpa, size, p, m->size};
 	m->hp_block = block;
+	m->hp_slot = slot;
 	return 0;
 fail:
 	{

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/kvm.h>
 #include <linux/userfaultfd.h>
 #include <sys/ioctl.h>
 #include <unistd.h>
@@ -104,6 +105,8 @@ int sqb_snapstate_get(struct sqb_vm *vm, struct sqb_snapstate **out)
 			return -ENOMEM;
 		vm->snap->uffd = vm->snap->pager_fd = -1;
 		vm->snap->mem = &vm->mem;
+		vm->snap->vm = vm;
+		vm->snap->hp_kvm_fd = -1;
 		atomic_init(&vm->snap->vc_claim, -1);
 		vm->snap->gmem_hooks =
 		    (struct sqb_gmem_hooks){vm->snap, ss_written, ss_prefault, ss_own};
@@ -112,6 +115,8 @@ int sqb_snapstate_get(struct sqb_vm *vm, struct sqb_snapstate **out)
 	*out = vm->snap;
 	return 0;
 }
+
+static int hp_log_start(struct sqb_vm *vm, struct sqb_snapstate *ss, int kvm_fd);
 
 int sqb_snap_dirty_start(struct sqb_vm *vm, struct sqb_snapstate *ss)
 {
@@ -144,6 +149,8 @@ int sqb_snap_dirty_start(struct sqb_vm *vm, struct sqb_snapstate *ss)
 	if (ss->pending)
 		__atomic_store_n(&ss->dirty, d, __ATOMIC_RELEASE);
 	err = ss->pending ? sqb_dirty_start(ss->dirty) : -ENOMEM;
+	if (!err)
+		err = hp_log_start(vm, ss, o.kvm_vm_fd);
 	/* Memslots created with logging on have logged since then, and a
 	 * re-issued slot keeps its log: drain it so tracking starts clean. */
 	if (!err)
@@ -157,33 +164,100 @@ int sqb_snap_dirty_start(struct sqb_vm *vm, struct sqb_snapstate *ss)
 		sqb_dirty_free(d);
 		free(ss->pending);
 		ss->pending = NULL;
+		__atomic_store_n(&vm->hp_dirty_log, 0, __ATOMIC_RELEASE);
+		ss->hp_kvm_fd = -1;
+		free(ss->hp_log);
+		ss->hp_log = NULL;
 	}
 	return err;
 }
 
-/* The guest's own writes to hotplugged memory: its memslots come and go
- * with the driver's requests and are not dirty-logged, so every page of a
- * plugged block counts as written since the last snapshot (an unplugged
- * block was marked when it was discarded). */
-static void hp_collect(struct sqb_snapstate *ss)
+/* The guest's own writes to hotplugged memory.  With KVM, each present
+ * hotplug slot is dirty-logged like RAM (as Firecracker's slots are) and
+ * read here: GET, then CLEAR what it reported (which re-protects those
+ * pages whether or not manual protect is on); an absent slot has no log
+ * (ENOENT): its blocks were marked when they were discarded.  Without a
+ * KVM log, every page of a plugged block counts as written. */
+static int hp_collect(struct sqb_snapstate *ss)
 {
 	const struct sqb_gmem *m = ss->mem;
-	uint64_t per, nblocks, *pend = ss->pending + ss->nwords_ram;
+	uint64_t per, nblocks, spages, *pend = ss->pending + ss->nwords_ram;
+	int err = 0;
 
 	if (m->nregions == m->nram || !m->hp_bits)
-		return;
-	per = m->hp_block / 4096; /* a multiple of 64: blocks are MiB multiples */
+		return 0;
+	spages = m->hp_slot / 4096;
+	for (uint64_t i = 0; ss->hp_kvm_fd >= 0 && !err && i < m->regions[m->nram].size / m->hp_slot;
+	     i++) {
+		struct kvm_dirty_log log = {.slot = SQB_VM_MEMHP_SLOT0 + (uint32_t)i,
+					    .dirty_bitmap = ss->hp_log};
+		uint64_t any = 0, *dst = pend + i * spages / 64;
+
+		if (ioctl(ss->hp_kvm_fd, KVM_GET_DIRTY_LOG, &log) < 0) {
+			if (errno != ENOENT)
+				err = -errno;
+			continue;
+		}
+		for (uint64_t w = 0; w < spages / 64; w++)
+			any |= ss->hp_log[w];
+		if (!any)
+			continue;
+		struct kvm_clear_dirty_log clr = {.slot = SQB_VM_MEMHP_SLOT0 + (uint32_t)i,
+						  .num_pages = (uint32_t)spages,
+						  .first_page = 0,
+						  .dirty_bitmap = ss->hp_log};
+		if (ioctl(ss->hp_kvm_fd, KVM_CLEAR_DIRTY_LOG, &clr) < 0)
+			err = -errno;
+		for (uint64_t w = 0; w < spages / 64; w++)
+			__atomic_fetch_or(&dst[w], ss->hp_log[w], __ATOMIC_RELAXED);
+	}
+	if (ss->hp_kvm_fd >= 0 && !err)
+		return 0;
+	per = m->hp_block / 4096; /* a multiple of 64 */
 	nblocks = m->regions[m->nram].size / m->hp_block;
 	for (uint64_t b = 0; b < nblocks; b++)
 		if (__atomic_load_n(&m->hp_bits[b / 64], __ATOMIC_ACQUIRE) >> (b % 64) & 1)
 			for (uint64_t w = b * per / 64; w < (b + 1) * per / 64; w++)
 				__atomic_store_n(&pend[w], ~0ull, __ATOMIC_RELAXED);
+	return err;
+}
+
+/* Turn on KVM's dirty log for the hotplug slots: slots mapped from now on
+ * log (sqb_vm_map_hotplug_slot), present ones are mapped again with it. */
+static int hp_log_start(struct sqb_vm *vm, struct sqb_snapstate *ss, int kvm_fd)
+{
+	const struct sqb_gmem *m = &vm->mem;
+	const struct sqb_mem_region *r;
+	uint64_t per;
+
+	if (m->nregions == m->nram || kvm_fd < 0 || !vm->ops->vm_map_memory)
+		return 0;
+	r = &m->regions[m->nram];
+	if (!(ss->hp_log = calloc(m->hp_slot / 4096 / 64, sizeof(uint64_t))))
+		return -ENOMEM;
+	__atomic_store_n(&vm->hp_dirty_log, 1, __ATOMIC_RELEASE);
+	per = m->hp_slot / m->hp_block;
+	for (uint64_t i = 0; i < r->size / m->hp_slot; i++) {
+		uint64_t any = 0;
+		int err;
+
+		for (uint64_t b = i * per; b < (i + 1) * per && !any; b++)
+			any = __atomic_load_n(&m->hp_bits[b / 64], __ATOMIC_ACQUIRE) >> (b % 64) & 1;
+		if (!any)
+			continue;
+		err = sqb_vm_map_hotplug_slot(vm, (unsigned int)i, r->gpa + i * m->hp_slot,
+					      m->hp_slot, r->host + i * m->hp_slot);
+		if (err < 0)
+			return err;
+	}
+	ss->hp_kvm_fd = kvm_fd;
+	return 0;
 }
 
 int sqb_snap_dirty_collect(struct sqb_snapstate *ss)
 {
 	uint64_t *b = calloc(ss->nwords_ram ? ss->nwords_ram : 1, sizeof(uint64_t));
-	int err;
+	int err, herr;
 
 	if (!b)
 		return -ENOMEM;
@@ -193,7 +267,8 @@ int sqb_snap_dirty_collect(struct sqb_snapstate *ss)
 			ss->pending[i] |= b[i];
 	else /* the tracker failed: every page must count as dirty */
 		memset(ss->pending, 0xff, ss->nwords * sizeof(uint64_t));
-	hp_collect(ss);
+	if ((herr = hp_collect(ss)) < 0 && !err)
+		err = herr;
 	free(b);
 	return err;
 }
@@ -223,6 +298,7 @@ void sqb_snapstate_free(struct sqb_vm *vm)
 		vm->ops->vm_dirty_route(vm->hv, NULL);
 	sqb_dirty_free(ss->dirty);
 	free(ss->pending);
+	free(ss->hp_log);
 	sqb_restore_free(ss->rs); /* joins the thread that may release the claim */
 	if (atomic_load(&ss->vc_claim) >= 0)
 		close(atomic_load(&ss->vc_claim));

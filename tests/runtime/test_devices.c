@@ -478,10 +478,11 @@ static void test_gmem_hotplug_region(void **state)
 
 	(void)state;
 	assert_int_equal(sqb_mem_create(&m, 16ULL << 20, 0, NULL), 0);
-	assert_int_equal(sqb_mem_add_hotplug(&m, 4096, 8 * blk, blk), -EINVAL); /* over RAM */
-	assert_int_equal(sqb_mem_add_hotplug(&m, hp, 8 * blk + 4096, blk), -EINVAL);
-	assert_int_equal(sqb_mem_add_hotplug(&m, hp, 8 * blk, blk), 0);
-	assert_int_equal(sqb_mem_add_hotplug(&m, hp, 8 * blk, blk), -EINVAL); /* one only */
+	assert_int_equal(sqb_mem_add_hotplug(&m, 4096, 8 * blk, blk, 4 * blk), -EINVAL); /* RAM */
+	assert_int_equal(sqb_mem_add_hotplug(&m, hp, 9 * blk, blk, 4 * blk), -EINVAL); /* slots */
+	assert_int_equal(sqb_mem_add_hotplug(&m, hp, 8 * blk, blk, 3 * blk), -EINVAL);
+	assert_int_equal(sqb_mem_add_hotplug(&m, hp, 8 * blk, blk, 4 * blk), 0);
+	assert_int_equal(sqb_mem_add_hotplug(&m, hp, 8 * blk, blk, 4 * blk), -EINVAL); /* one */
 	assert_int_equal(m.nram, 1);
 	assert_int_equal(m.nregions, 2);
 	assert_int_equal(m.regions[1].fd_offset, 16ULL << 20);
