@@ -62,7 +62,15 @@ static int vmem_discard(void *opaque, uint64_t off, uint64_t len)
 
 	if (off > a->total || len > a->total - off)
 		return -EINVAL;
-	err = sqb_balloon_discard_host(a->host + off, len, a->maps_fd);
+	/* a background create still reading: dropping a page would lose its
+	 * pause-instant bytes; zeros written through the write protection
+	 * are copied aside first (the pages are dropped at the next discard) */
+	if (__atomic_load_n(&a->vm->mem.cow_armed, __ATOMIC_ACQUIRE)) {
+		memset(a->host + off, 0, len);
+		err = 0;
+	} else {
+		err = sqb_balloon_discard_host(a->host + off, len, a->maps_fd);
+	}
 	h = __atomic_load_n(&a->vm->mem.hooks, __ATOMIC_ACQUIRE);
 	if (h && h->written)
 		h->written(h->opaque, SQB_ARCH_MEMHP_BASE + off, len);

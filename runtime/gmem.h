@@ -60,6 +60,10 @@ struct sqb_gmem {
 	uint64_t hp_block, hp_slot; /* bytes; a slot is one KVM memslot */
 	uint64_t *hp_bits;
 	const struct sqb_gmem_hooks *hooks; /* atomic pointer; NULL: none */
+	/* A background create's copy-before-write protects guest memory
+	 * (atomic): a discard must write zeros through it instead of dropping
+	 * pages whose pause-instant bytes the writer has yet to read. */
+	int cow_armed;
 };
 
 /* huge: enum sqb_vm_huge_pages.  THP asks for transparent huge pages (best
