@@ -364,6 +364,15 @@ static enum sqb_restore_strategy auto_strategy(struct loadctx *c, struct sqb_sna
 		*remembered = !c->o->trust_raw;
 		return SQB_RESTORE_MMAP;
 	}
+	/* a lazy restore's filler makes every page resident, zeros included:
+	 * virtio-mem's region (up to 256 GiB, mostly unplugged) would all be
+	 * allocated; a mapped load leaves its ZERO runs untouched */
+	if (ss->vm->mem.nregions > ss->vm->mem.nram) {
+		sqb_info("snapshot load: %s has hotpluggable memory: verified whole and mapped, "
+			 "not restored lazily",
+			 c->o->backend_path);
+		return SQB_RESTORE_MMAP;
+	}
 	if (!exit_lazy && sqb_restore_lazy_usable()) {
 		sqb_info("snapshot load: userfaultfd is not usable here: %s is verified whole "
 			 "before the guest runs",

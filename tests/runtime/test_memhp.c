@@ -138,7 +138,7 @@ static void load(struct sqb_tc *t, const char *name, const char *mode, const cha
 
 	assert_int_equal(
 	    tc_spawn_stdin(t, squib_bin, (const char *const[]){"--level", "Info", NULL}, 1), 0);
-	if (mode)
+	if (mode && strcmp(mode, "auto"))
 		snprintf(ext, sizeof(ext), ",\"squib\":{\"restore\":\"%s\"}", mode);
 	snprintf(body, sizeof(body),
 		 "{\"snapshot_path\":\"%s/%s.state\",\"mem_backend\":{\"backend_type\":"
@@ -262,9 +262,10 @@ static void test_memhp_guest_plugs_and_unplugs(void **state)
 			      r);
 	vt_expect_serial(&t, "VMEM replug-after-load-zero PASS\n", 100);
 	tc_stop(&t);
-	for (unsigned int i = 0; i < 4; i++) {
-		static const char *const modes[] = {"eager", "mmap", "lazy", NULL};
+	for (unsigned int i = 0; i < 5; i++) {
+		static const char *const modes[] = {"auto", "eager", "mmap", "lazy", NULL};
 		char sock[300];
+		int diff = modes[i] && !strcmp(modes[i], "eager");
 		pid_t pager = -1;
 		struct sqb_tc t2;
 
@@ -276,14 +277,23 @@ static void test_memhp_guest_plugs_and_unplugs(void **state)
 			snprintf(sock, sizeof(sock), "%s/m.pager.sock", tmpdir);
 			pager = pager_start(sock, "m");
 		}
-		load(&t2, "m", modes[i], modes[i] ? NULL : sock, i == 0);
+		load(&t2, "m", modes[i], modes[i] ? NULL : sock, diff);
 		r = vt_req(&t2, "GET", "/hotplug/memory", NULL, 200);
 		assert_non_null(strstr(r, "\"plugged_size_mib\":8,\"requested_size_mib\":8}"));
+		if (modes[i] && !strcmp(modes[i], "auto")) {
+			/* a first load (nothing verified yet) maps rather than
+			 * fills the hotplug region */
+			char *log = tc_read_file(t2.errlog);
+
+			if (!log || !strstr(log, "has hotpluggable memory: verified whole and mapped"))
+				fail_msg("auto load: %s", log ? log : "(no log)");
+			free(log);
+		}
 		assert_int_equal(write(t2.stdin_fd, "g", 1), 1);
 		vt_expect_serial(&t2, "VMEM hold2-wait\n", 60000);
 		vt_expect_serial(&t2, "VMEM after-hold PASS\n", 100);
 		vt_expect_serial(&t2, "VMEM replug-after-load-zero PASS\n", 100);
-		if (i == 0) {
+		if (diff) {
 			/* a Diff after the guest rewrote two blocks, loaded alone */
 			struct sqb_tc t3;
 
