@@ -22,7 +22,7 @@
 
 #define SQB_GMEM_PAGE	     4096ULL
 #define SQB_GMEM_HUGE_PAGE   (2ULL << 20) /* huge_pages 2M */
-#define SQB_GMEM_MAX_REGIONS 3 /* RAM (the arch layout's) + hotplug */
+#define SQB_GMEM_MAX_REGIONS 3		  /* RAM (the arch layout's) + hotplug */
 
 struct sqb_mem_region {
 	uint64_t gpa;

@@ -107,7 +107,7 @@ regions:
 	m->size = size;
 	m->nregions = m->nram = sqb_arch_ram_layout(size, gpa, len, off);
 	m->hp_bits = NULL;
-	m->hp_block = 0;
+	m->hp_block = m->hp_slot = 0;
 	for (unsigned int i = 0; i < m->nregions; i++)
 		m->regions[i] = (struct sqb_mem_region){gpa[i], len[i], m->host + off[i], off[i]};
 	return 0;
@@ -125,10 +125,12 @@ int sqb_mem_add_hotplug(struct sqb_gmem *m, uint64_t gpa, uint64_t size, uint64_
 	const struct sqb_mem_region *last = &m->regions[m->nram - 1];
 	uint64_t nblocks = block ? size / block : 0;
 	uint8_t *p;
+	int err;
 
+	/* blocks of whole bitmap words of pages (the Diff's bitmaps) */
 	if (m->nregions != m->nram || m->nregions >= SQB_GMEM_MAX_REGIONS || !size || !block ||
-	    !slot || size % slot || slot % block || block % (64 * SQB_GMEM_PAGE) || gpa < last->gpa + last->size ||
-	    gpa + size < gpa)
+	    !slot || size % slot || slot % block || block % (64 * SQB_GMEM_PAGE) ||
+	    gpa < last->gpa + last->size || gpa + size < gpa)
 		return -EINVAL;
 	if (!(m->hp_bits = calloc((nblocks + 63) / 64, sizeof(uint64_t))))
 		return -ENOMEM;
@@ -152,15 +154,12 @@ int sqb_mem_add_hotplug(struct sqb_gmem *m, uint64_t gpa, uint64_t size, uint64_
 	m->hp_slot = slot;
 	return 0;
 fail:
-	{
-		int err = -errno;
-
-		if (m->fd >= 0)
-			(void)ftruncate(m->fd, (off_t)m->size);
-		free(m->hp_bits);
-		m->hp_bits = NULL;
-		return err;
-	}
+	err = -errno;
+	if (m->fd >= 0)
+		(void)ftruncate(m->fd, (off_t)m->size);
+	free(m->hp_bits);
+	m->hp_bits = NULL;
+	return err;
 }
 
 void sqb_mem_hotplug_set(struct sqb_gmem *m, uint64_t first, uint64_t n, int plugged)
@@ -182,7 +181,7 @@ void sqb_mem_hotplug_set(struct sqb_gmem *m, uint64_t first, uint64_t n, int plu
 
 int sqb_mem_hotplug_ok(const struct sqb_gmem *m, uint64_t off, uint64_t len)
 {
-	if (!len)
+	if (!len || !m->hp_bits)
 		return 0;
 	for (uint64_t b = off / m->hp_block; b <= (off + len - 1) / m->hp_block; b++)
 		if (!(__atomic_load_n(&m->hp_bits[b / 64], __ATOMIC_ACQUIRE) >> (b % 64) & 1))

@@ -187,8 +187,8 @@ static int hp_collect(struct sqb_snapstate *ss)
 	if (m->nregions == m->nram || !m->hp_bits)
 		return 0;
 	spages = m->hp_slot / 4096;
-	for (uint64_t i = 0; ss->hp_kvm_fd >= 0 && !err && i < m->regions[m->nram].size / m->hp_slot;
-	     i++) {
+	for (uint64_t i = 0;
+	     ss->hp_kvm_fd >= 0 && !err && i < m->regions[m->nram].size / m->hp_slot; i++) {
 		struct kvm_dirty_log log = {.slot = SQB_VM_MEMHP_SLOT0 + (uint32_t)i,
 					    .dirty_bitmap = ss->hp_log};
 		uint64_t any = 0, *dst = pend + i * spages / 64;
@@ -242,7 +242,8 @@ static int hp_log_start(struct sqb_vm *vm, struct sqb_snapstate *ss, int kvm_fd)
 		int err;
 
 		for (uint64_t b = i * per; b < (i + 1) * per && !any; b++)
-			any = __atomic_load_n(&m->hp_bits[b / 64], __ATOMIC_ACQUIRE) >> (b % 64) & 1;
+			any =
+			    __atomic_load_n(&m->hp_bits[b / 64], __ATOMIC_ACQUIRE) >> (b % 64) & 1;
 		if (!any)
 			continue;
 		err = sqb_vm_map_hotplug_slot(vm, (unsigned int)i, r->gpa + i * m->hp_slot,

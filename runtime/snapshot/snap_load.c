@@ -428,9 +428,8 @@ static int vm_layout(struct loadctx *c, struct sqb_vm *vm)
 	if (!c->mem)
 		return 0; /* Uffd: the page server has the memory, the handshake its layout */
 	n = sqb_snap_region_count(c->mem);
-	if (n == vm->mem.nregions &&
-	    (n == vm->mem.nram || (!sqb_snap_region(c->mem, n - 1, &r) &&
-				   r.size == vm->mem.regions[n - 1].size)))
+	if (n == vm->mem.nregions && (n == vm->mem.nram || (!sqb_snap_region(c->mem, n - 1, &r) &&
+							    r.size == vm->mem.regions[n - 1].size)))
 		return 0;
 	if (n > vm->mem.nram)
 		sqb_snap_region(c->mem, n - 1, &r);

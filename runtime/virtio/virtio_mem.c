@@ -324,17 +324,16 @@ static void vmem_state(sqb_vio_dev *dev, struct sqb_vio_sbuf *b)
 	/* the memory itself is the memory file's last region: the slots of
 	 * the plugged blocks get their memslots back now, where a failure can
 	 * fail the load (a fresh device has none, so none is taken away) */
-	for (uint64_t per = m->slot_size / m->block_size, s = 0; pop && s < m->nblocks / per;
-	     s++) {
+	for (uint64_t per = m->slot_size / m->block_size, s = 0; pop && s < m->nblocks / per; s++) {
 		uint64_t any = 0;
 		int err;
 
 		for (uint64_t k = s * per; k < (s + 1) * per && !any; k++)
 			any = bits[k / 64] >> (k % 64) & 1;
 		if (any && m->be.slot && (err = m->be.slot(m->be.opaque, s, 1)) < 0)
-			return sqb_vio_sv_fail(b, err, at + 48,
-					       "virtio-mem: cannot map hotplug slot %llu (error %d)",
-					       (unsigned long long)s, err);
+			return sqb_vio_sv_fail(
+			    b, err, at + 48, "virtio-mem: cannot map hotplug slot %llu (error %d)",
+			    (unsigned long long)s, err);
 	}
 	m->st_plugged = pop * m->block_size;
 	m->st_usable = usable;

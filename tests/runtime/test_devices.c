@@ -479,7 +479,7 @@ static void test_gmem_hotplug_region(void **state)
 	(void)state;
 	assert_int_equal(sqb_mem_create(&m, 16ULL << 20, 0, NULL), 0);
 	assert_int_equal(sqb_mem_add_hotplug(&m, 4096, 8 * blk, blk, 4 * blk), -EINVAL); /* RAM */
-	assert_int_equal(sqb_mem_add_hotplug(&m, hp, 9 * blk, blk, 4 * blk), -EINVAL); /* slots */
+	assert_int_equal(sqb_mem_add_hotplug(&m, hp, 9 * blk, blk, 4 * blk), -EINVAL);	 /* slots */
 	assert_int_equal(sqb_mem_add_hotplug(&m, hp, 8 * blk, blk, 3 * blk), -EINVAL);
 	assert_int_equal(sqb_mem_add_hotplug(&m, hp, 8 * blk, blk, 4 * blk), 0);
 	assert_int_equal(sqb_mem_add_hotplug(&m, hp, 8 * blk, blk, 4 * blk), -EINVAL); /* one */
@@ -494,10 +494,10 @@ static void test_gmem_hotplug_region(void **state)
 	sqb_mem_hotplug_set(&m, 1, 2, 1); /* blocks 1 and 2 */
 	assert_null(sqb_gmem_map(&m, hp, 8, 0));
 	assert_non_null(sqb_gmem_map(&m, hp + blk, 8, 0));
-	assert_non_null(sqb_gmem_map(&m, hp + blk, 2 * blk, 0));     /* both blocks */
-	assert_null(sqb_gmem_map(&m, hp + blk - 4, 8, 0));	     /* starts in block 0 */
-	assert_null(sqb_gmem_map(&m, hp + 3 * blk - 4, 8, 0));	     /* ends in block 3 */
-	assert_null(sqb_gmem_map(&m, hp + 8 * blk - 4, 8, 0));	     /* past the region */
+	assert_non_null(sqb_gmem_map(&m, hp + blk, 2 * blk, 0)); /* both blocks */
+	assert_null(sqb_gmem_map(&m, hp + blk - 4, 8, 0));	 /* starts in block 0 */
+	assert_null(sqb_gmem_map(&m, hp + 3 * blk - 4, 8, 0));	 /* ends in block 3 */
+	assert_null(sqb_gmem_map(&m, hp + 8 * blk - 4, 8, 0));	 /* past the region */
 	assert_null(sqb_gmem_map(&m, hp + 5 * blk, 8, 0));
 	assert_null(sqb_gmem_set_hooks(&m, &hk));
 	assert_int_equal(sqb_gmem_write(&m, hp + 2 * blk + 16, b, 8), 0);

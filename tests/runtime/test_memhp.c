@@ -131,8 +131,7 @@ static void snap(struct sqb_tc *t, const char *type, const char *name, const cha
 
 /* mode: squib's restore strategy (File), or NULL with the page server's
  * socket (Uffd). */
-static void load(struct sqb_tc *t, const char *name, const char *mode, const char *sock,
-		 int track)
+static void load(struct sqb_tc *t, const char *name, const char *mode, const char *sock, int track)
 {
 	char body[900], ext[64] = "";
 
@@ -157,8 +156,8 @@ static void expect_mem_file(const char *name, const char *const *needles)
 	size_t n = 0;
 	FILE *f;
 
-	snprintf(cmd, sizeof(cmd), "%s inspect %s/%s 2>&1; %s verify %s/%s 2>&1", snap_tool,
-		 tmpdir, name, snap_tool, tmpdir, name);
+	snprintf(cmd, sizeof(cmd), "%s inspect %s/%s 2>&1; %s verify %s/%s 2>&1", snap_tool, tmpdir,
+		 name, snap_tool, tmpdir, name);
 	f = popen(cmd, "r");
 	assert_non_null(f);
 	out[0] = 0;
@@ -258,8 +257,8 @@ static void test_memhp_guest_plugs_and_unplugs(void **state)
 	assert_non_null(strstr(r, "\"state\":\"complete\""));
 	/* the unplug met the write protection (block 3 copied aside) */
 	if (strstr(r, "\"pages_copied\":0,"))
-		print_message("note: nothing was copied aside, the unplug came after the writer: %s\n",
-			      r);
+		print_message(
+		    "note: nothing was copied aside, the unplug came after the writer: %s\n", r);
 	vt_expect_serial(&t, "VMEM replug-after-load-zero PASS\n", 100);
 	tc_stop(&t);
 	for (unsigned int i = 0; i < 5; i++) {
@@ -285,7 +284,8 @@ static void test_memhp_guest_plugs_and_unplugs(void **state)
 			 * fills the hotplug region */
 			char *log = tc_read_file(t2.errlog);
 
-			if (!log || !strstr(log, "has hotpluggable memory: verified whole and mapped"))
+			if (!log ||
+			    !strstr(log, "has hotpluggable memory: verified whole and mapped"))
 				fail_msg("auto load: %s", log ? log : "(no log)");
 			free(log);
 		}
@@ -305,14 +305,15 @@ static void test_memhp_guest_plugs_and_unplugs(void **state)
 			 * only block 3 (unplugged since: 512 pages) and the two
 			 * pages written in block 2 (KVM's log of the hotplug
 			 * slot); the other 65022 pages are PARENT */
-			expect_mem_file("m.mem", (const char *const[]){
-						     "kind         full", "memory: 2 regions",
-						     "1      0x000000c000000000 256.0 MiB",
-						     "m.mem: OK (1 layer verified)", NULL});
-			expect_mem_file("d.mem", (const char *const[]){
-						     "kind         diff", "parent hint  ",
-						     "1      0x000000c000000000 256.0 MiB",
-						     "/65022/", "d.mem: OK (2 layers verified)", NULL});
+			expect_mem_file(
+			    "m.mem", (const char *const[]){"kind         full", "memory: 2 regions",
+							   "1      0x000000c000000000 256.0 MiB",
+							   "m.mem: OK (1 layer verified)", NULL});
+			expect_mem_file(
+			    "d.mem",
+			    (const char *const[]){"kind         diff", "parent hint  ",
+						  "1      0x000000c000000000 256.0 MiB", "/65022/",
+						  "d.mem: OK (2 layers verified)", NULL});
 			load(&t3, "d", "mmap", NULL, 0);
 			t2 = t3;
 		}

@@ -68,7 +68,11 @@ static void be_blocks(void *opaque, uint64_t first, uint64_t n, int on)
 static struct mt *mk(void)
 {
 	struct mt *t = calloc(1, sizeof(*t));
-	struct sqb_vio_vmem_opts o = {SQB_VIO_OPTS_VERSION, ADDR, REGION, BLOCK, SLOT,
+	struct sqb_vio_vmem_opts o = {SQB_VIO_OPTS_VERSION,
+				      ADDR,
+				      REGION,
+				      BLOCK,
+				      SLOT,
 				      {NULL, be_slot, be_discard, be_blocks}};
 
 	assert_non_null(t);
