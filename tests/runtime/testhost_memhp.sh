@@ -88,7 +88,15 @@ while [ $i -lt 60 ]; do
 done
 grep -q '"plugged_size_mib":256' "$T/api.out" && pass "the driver plugged the 256 MiB asked for" ||
 	{ cmd 20 'dmesg | grep -i virtio_mem | tail'; die "plugged: $(cat "$T/api.out")"; }
-mt1=$(memtotal)
+# the driver onlines each memory block after plugging it: MemTotal follows
+i=0
+while :; do
+	mt1=$(memtotal)
+	[ -n "$mt1" ] && [ $((mt1 - mt0)) -ge $((250 * 1024)) ] && break
+	[ $i -lt 30 ] || break
+	sleep 2
+	i=$((i + 1))
+done
 [ -n "$mt1" ] && [ $((mt1 - mt0)) -ge $((250 * 1024)) ] &&
 	pass "MemTotal grew from $mt0 kB to $mt1 kB" || bad "MemTotal $mt0 -> $mt1 kB"
 
