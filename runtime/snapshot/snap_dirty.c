@@ -178,10 +178,22 @@ int sqb_snap_dirty_start(struct sqb_vm *vm, struct sqb_snapstate *ss)
  * pages whether or not manual protect is on); an absent slot has no log
  * (ENOENT): its blocks were marked when they were discarded.  Without a
  * KVM log, every page of a plugged block counts as written. */
+/* Every page of the plugged blocks among [first, first + n) is written. */
+static void hp_mark_plugged(struct sqb_snapstate *ss, uint64_t first, uint64_t n)
+{
+	const struct sqb_gmem *m = ss->mem;
+	uint64_t per = m->hp_block / 4096, *pend = ss->pending + ss->nwords_ram; /* per % 64 == 0 */
+
+	for (uint64_t b = first; b < first + n; b++)
+		if (__atomic_load_n(&m->hp_bits[b / 64], __ATOMIC_ACQUIRE) >> (b % 64) & 1)
+			for (uint64_t w = b * per / 64; w < (b + 1) * per / 64; w++)
+				__atomic_store_n(&pend[w], ~0ull, __ATOMIC_RELAXED);
+}
+
 static int hp_collect(struct sqb_snapstate *ss)
 {
 	const struct sqb_gmem *m = ss->mem;
-	uint64_t per, nblocks, spages, *pend = ss->pending + ss->nwords_ram;
+	uint64_t spages, *pend = ss->pending + ss->nwords_ram;
 	int err = 0;
 
 	if (m->nregions == m->nram || !m->hp_bits)
@@ -196,6 +208,10 @@ static int hp_collect(struct sqb_snapstate *ss)
 		if (ioctl(ss->hp_kvm_fd, KVM_GET_DIRTY_LOG, &log) < 0) {
 			if (errno != ENOENT)
 				err = -errno;
+			else /* no log: absent (its blocks are unplugged), or never
+			      * logged: then its plugged blocks count as written */
+				hp_mark_plugged(ss, i * (m->hp_slot / m->hp_block),
+						m->hp_slot / m->hp_block);
 			continue;
 		}
 		for (uint64_t w = 0; w < spages / 64; w++)
@@ -211,14 +227,8 @@ static int hp_collect(struct sqb_snapstate *ss)
 		for (uint64_t w = 0; w < spages / 64; w++)
 			__atomic_fetch_or(&dst[w], ss->hp_log[w], __ATOMIC_RELAXED);
 	}
-	if (ss->hp_kvm_fd >= 0 && !err)
-		return 0;
-	per = m->hp_block / 4096; /* a multiple of 64 */
-	nblocks = m->regions[m->nram].size / m->hp_block;
-	for (uint64_t b = 0; b < nblocks; b++)
-		if (__atomic_load_n(&m->hp_bits[b / 64], __ATOMIC_ACQUIRE) >> (b % 64) & 1)
-			for (uint64_t w = b * per / 64; w < (b + 1) * per / 64; w++)
-				__atomic_store_n(&pend[w], ~0ull, __ATOMIC_RELAXED);
+	if (ss->hp_kvm_fd < 0 || err)
+		hp_mark_plugged(ss, 0, m->regions[m->nram].size / m->hp_block);
 	return err;
 }
 

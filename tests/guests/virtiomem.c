@@ -9,7 +9,9 @@
  * (the device reads and writes hotplugged memory).  Then "VMEM hold-wait"
  * and a host byte on COM1 (the host snapshots and loads meanwhile); the
  * patterns again; block 3 unplugged, plugged again (zero), block 2 and 3
- * rewritten; "VMEM hold2-wait" and a host byte (a Diff); every pattern;
+ * rewritten; when the host has asked for more than a slot, block 64 (slot
+ * 1, a new memslot) plugged and written; "VMEM hold2-wait" and a host byte
+ * (a Diff); every pattern;
  * a request whose response buffer is in unplugged block 5 (its slot is
  * present) is refused by the device (DEVICE_NEEDS_RESET or nothing
  * written) and writes nothing; the driver resets the device, UNPLUG_ALL,
@@ -112,7 +114,7 @@ void guest_main(uint32_t start_info)
 {
 	uint64_t addr, bs, req_size;
 	uint16_t st = 0xffff, r;
-	int ok;
+	int ok, slot1 = 0;
 
 	cmdline_init(start_info);
 	for (unsigned int s = 0; s < 32 && !base; s++) {
@@ -193,11 +195,21 @@ void guest_main(uint32_t start_info)
 	result("replug-after-load-zero", check(addr + 3 * bs, 0, 1), "", 0);
 	fill(addr + 2 * bs, 22);
 	fill(addr + 3 * bs, 23);
+	/* the host asked for more than a slot: block 64 opens slot 1, a
+	 * memslot made after the load (dirty-logged for the next Diff) */
+	if (cfg64(48) > 64 * bs) {
+		slot1 = map_region(addr + 64 * bs, bs) == 0 && mem_req(0, addr + 64 * bs, 1, 0) == 0;
+		result("plug-slot1", slot1, "", 0);
+		if (slot1)
+			fill(addr + 64 * bs, 64);
+	}
 	puts_serial("VMEM hold2-wait\n");
 	wait_rx();
 	ok = check(addr, 10, 0) && check(addr + bs, 11, 0) && check(addr + 2 * bs, 22, 0) &&
 	     check(addr + 3 * bs, 23, 0);
 	result("after-hold2", ok, "", 0);
+	if (slot1)
+		result("slot1-after-hold2", check(addr + 64 * bs, 64, 0), "", 0);
 	/* block 5: inside the usable region and a present slot, not plugged */
 	{
 		volatile uint8_t *bad = (volatile uint8_t *)(uintptr_t)(addr + 5 * bs);
