@@ -28,21 +28,22 @@ void sqb_snap_diag(struct sqb_diag *d, const char *section, const char *fmt, ...
 	va_end(ap);
 }
 
-/* The hotplug region's part of pending: a write there (or a discard) sets
- * its pages' bits directly; the tracker knows RAM only. */
+/* A VMM write (or a discard) in the hotplug region: its pages' bits in
+ * hp_marks, the tracker's role for RAM (which knows RAM only); a collect
+ * moves them into pending, so a write after a pause is never lost to the
+ * reset after that snapshot is written. */
 static void hp_mark(struct sqb_snapstate *ss, uint64_t gpa, uint64_t len)
 {
 	const struct sqb_gmem *m = ss->mem;
 	const struct sqb_mem_region *r = &m->regions[m->nram];
-	uint64_t *pend = __atomic_load_n(&ss->pending, __ATOMIC_ACQUIRE);
+	uint64_t *marks = __atomic_load_n(&ss->hp_marks, __ATOMIC_ACQUIRE);
 
-	if (!pend || gpa - r->gpa >= r->size || !len)
+	if (!marks || gpa - r->gpa >= r->size || !len)
 		return;
 	if (len > r->size - (gpa - r->gpa))
 		len = r->size - (gpa - r->gpa);
-	pend += ss->nwords_ram;
 	for (uint64_t p = (gpa - r->gpa) / 4096; p <= (gpa - r->gpa + len - 1) / 4096; p++)
-		__atomic_fetch_or(&pend[p / 64], 1ull << (p % 64), __ATOMIC_RELAXED);
+		__atomic_fetch_or(&marks[p / 64], 1ull << (p % 64), __ATOMIC_RELEASE);
 }
 
 /* gmem hook: a VMM write (device DMA) the KVM log does not see (snapshots.md). */
@@ -146,6 +147,11 @@ int sqb_snap_dirty_start(struct sqb_vm *vm, struct sqb_snapstate *ss)
 		ss->nwords += vm->mem.regions[i].size / 4096 / 64;
 	__atomic_store_n(&ss->pending, calloc(ss->nwords ? ss->nwords : 1, sizeof(uint64_t)),
 			 __ATOMIC_RELEASE);
+	if (ss->pending && ss->nwords > ss->nwords_ram &&
+	    !(ss->hp_marks = calloc(ss->nwords - ss->nwords_ram, sizeof(uint64_t)))) {
+		free(ss->pending);
+		ss->pending = NULL;
+	}
 	if (ss->pending)
 		__atomic_store_n(&ss->dirty, d, __ATOMIC_RELEASE);
 	err = ss->pending ? sqb_dirty_start(ss->dirty) : -ENOMEM;
@@ -168,6 +174,8 @@ int sqb_snap_dirty_start(struct sqb_vm *vm, struct sqb_snapstate *ss)
 		ss->hp_kvm_fd = -1;
 		free(ss->hp_log);
 		ss->hp_log = NULL;
+		free(ss->hp_marks);
+		ss->hp_marks = NULL;
 	}
 	return err;
 }
@@ -198,6 +206,9 @@ static int hp_collect(struct sqb_snapstate *ss)
 
 	if (m->nregions == m->nram || !m->hp_bits)
 		return 0;
+	for (size_t w = 0; ss->hp_marks && w < ss->nwords - ss->nwords_ram; w++)
+		if (__atomic_load_n(&ss->hp_marks[w], __ATOMIC_RELAXED))
+			pend[w] |= __atomic_exchange_n(&ss->hp_marks[w], 0, __ATOMIC_ACQ_REL);
 	spages = m->hp_slot / 4096;
 	for (uint64_t i = 0;
 	     ss->hp_kvm_fd >= 0 && !err && i < m->regions[m->nram].size / m->hp_slot; i++) {
@@ -310,6 +321,7 @@ void sqb_snapstate_free(struct sqb_vm *vm)
 	sqb_dirty_free(ss->dirty);
 	free(ss->pending);
 	free(ss->hp_log);
+	free(ss->hp_marks);
 	sqb_restore_free(ss->rs); /* joins the thread that may release the claim */
 	if (atomic_load(&ss->vc_claim) >= 0)
 		close(atomic_load(&ss->vc_claim));

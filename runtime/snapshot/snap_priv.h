@@ -29,6 +29,7 @@ struct sqb_snapstate {
 	struct sqb_vm *vm;
 	int hp_kvm_fd;	  /* >= 0: the hotplug slots are read from KVM's dirty log */
 	uint64_t *hp_log; /* one slot's KVM bitmap */
+	uint64_t *hp_marks; /* VMM writes to the hotplug region since the last collect */
 	sqb_snap *parent; /* last memory file written or loaded (opened alone) */
 	sqb_snap *loaded; /* memory snapshot a lazy restore reads (with parents) */
 	sqb_restore *rs;
