@@ -147,6 +147,8 @@ static int host_discard(void *opaque, uint64_t gpa, uint64_t len)
 
 		if (gpa < r->gpa || gpa - r->gpa >= r->size || len > r->size - (gpa - r->gpa))
 			continue;
+		if (i >= m->nram && m->hp_bits && !sqb_mem_hotplug_ok(m, gpa - r->gpa, len))
+			return -EFAULT; /* hotplug memory that is not plugged is no RAM */
 		/* huge_pages 2M: a 4 KiB balloon page is part of a 2 MiB hugetlb
 		 * page, which cannot be dropped in part; the balloon still holds
 		 * the guest's memory down, the host keeps the page (as

@@ -2,6 +2,8 @@
  *
  *   memfd ── one host mapping ── regions[] (arch layout: low RAM, high RAM)
  *   (huge_pages 2M: no memfd, one private MAP_HUGETLB mapping instead)
+ *     └── after RAM: virtio-mem's hotplug region (sqb_mem_add_hotplug), the
+ *         last region; the accessor resolves only its plugged blocks
  *                 ▲
  *   sqb_gmem_map(gpa, len, write) ── bounds check, no region crossing
  *                 │   write: pages marked for the next Diff (hooks.written)
@@ -20,7 +22,7 @@
 
 #define SQB_GMEM_PAGE	     4096ULL
 #define SQB_GMEM_HUGE_PAGE   (2ULL << 20) /* huge_pages 2M */
-#define SQB_GMEM_MAX_REGIONS 2
+#define SQB_GMEM_MAX_REGIONS 3		  /* RAM (the arch layout's) + hotplug */
 
 struct sqb_mem_region {
 	uint64_t gpa;
@@ -50,8 +52,18 @@ struct sqb_gmem {
 	uint8_t *host;
 	uint64_t size;
 	struct sqb_mem_region regions[SQB_GMEM_MAX_REGIONS];
-	unsigned int nregions;
+	unsigned int nregions; /* RAM regions, then the hotplug region if any */
+	unsigned int nram;     /* RAM regions: regions[0 .. nram) */
+	/* virtio-mem (regions[nram] when nregions > nram): its own mapping
+	 * (the memfd at fd_offset = size, or private anonymous memory), and
+	 * one bit per block, set while the block is plugged (atomic words). */
+	uint64_t hp_block, hp_slot; /* bytes; a slot is one KVM memslot */
+	uint64_t *hp_bits;
 	const struct sqb_gmem_hooks *hooks; /* atomic pointer; NULL: none */
+	/* A background create's copy-before-write protects guest memory
+	 * (atomic): a discard must write zeros through it instead of dropping
+	 * pages whose pause-instant bytes the writer has yet to read. */
+	int cow_armed;
 };
 
 /* huge: enum sqb_vm_huge_pages.  THP asks for transparent huge pages (best
@@ -61,8 +73,21 @@ struct sqb_diag;
 int sqb_mem_create(struct sqb_gmem *m, uint64_t size, int huge, struct sqb_diag *diag);
 void sqb_mem_destroy(struct sqb_gmem *m);
 
+/* Add virtio-mem's region [gpa, gpa+size) after RAM (blocks of block
+ * bytes in slots of slot bytes, all unplugged): the memfd grows by size and maps it shared at
+ * offset m->size, or (no memfd) private anonymous memory.  Read-write in
+ * the VMM for its whole life; what the guest reaches is the memslots'
+ * business (dev_vmem.c), what the VMM reaches the plugged bits'. */
+int sqb_mem_add_hotplug(struct sqb_gmem *m, uint64_t gpa, uint64_t size, uint64_t block,
+			uint64_t slot);
+/* Mark blocks [first, first+n) of the hotplug region plugged or not. */
+void sqb_mem_hotplug_set(struct sqb_gmem *m, uint64_t first, uint64_t n, int plugged);
+/* Every block of [off, off+len) of the hotplug region is plugged (len > 0). */
+int sqb_mem_hotplug_ok(const struct sqb_gmem *m, uint64_t off, uint64_t len);
+
 /* Host pointer to [gpa, gpa+len) inside ONE region, or NULL (out of range,
- * crosses a region boundary, len 0, or the lazy fetch failed).  write: the
+ * crosses a region boundary, touches an unplugged block of the hotplug
+ * region, len 0, or the lazy fetch failed).  write: the
  * range is reported dirty; the caller's write must complete before the
  * device's quiesce returns (a snapshot collects after quiesce). */
 uint8_t *sqb_gmem_map(struct sqb_gmem *m, uint64_t gpa, uint64_t len, int write);

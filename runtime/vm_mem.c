@@ -5,6 +5,7 @@
  * (gmem.h: bounds, dirty marks, lazy fetch). */
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -104,7 +105,9 @@ int sqb_mem_create(struct sqb_gmem *m, uint64_t size, int huge, struct sqb_diag 
 		sqb_debug("MADV_HUGEPAGE refused: %d", errno); /* 4 KiB pages then */
 regions:
 	m->size = size;
-	m->nregions = sqb_arch_ram_layout(size, gpa, len, off);
+	m->nregions = m->nram = sqb_arch_ram_layout(size, gpa, len, off);
+	m->hp_bits = NULL;
+	m->hp_block = m->hp_slot = 0;
 	for (unsigned int i = 0; i < m->nregions; i++)
 		m->regions[i] = (struct sqb_mem_region){gpa[i], len[i], m->host + off[i], off[i]};
 	return 0;
@@ -116,8 +119,83 @@ err_fd:
 	return err;
 }
 
+int sqb_mem_add_hotplug(struct sqb_gmem *m, uint64_t gpa, uint64_t size, uint64_t block,
+			uint64_t slot)
+{
+	const struct sqb_mem_region *last = &m->regions[m->nram - 1];
+	uint64_t nblocks = block ? size / block : 0;
+	uint8_t *p;
+	int err;
+
+	/* blocks of whole bitmap words of pages (the Diff's bitmaps) */
+	if (m->nregions != m->nram || m->nregions >= SQB_GMEM_MAX_REGIONS || !size || !block ||
+	    !slot || size % slot || slot % block || block % (64 * SQB_GMEM_PAGE) ||
+	    gpa < last->gpa + last->size || gpa + size < gpa)
+		return -EINVAL;
+	if (!(m->hp_bits = calloc((nblocks + 63) / 64, sizeof(uint64_t))))
+		return -ENOMEM;
+	if (m->fd >= 0) {
+		/* in the memfd after RAM: SEEK_DATA scans, page servers and
+		 * MADV_REMOVE treat it as RAM (Firecracker's file offset) */
+		if (ftruncate(m->fd, (off_t)(m->size + size)) < 0)
+			goto fail;
+		p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE, m->fd,
+			 (off_t)m->size);
+	} else {
+		p = mmap(NULL, size, PROT_READ | PROT_WRITE,
+			 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	}
+	if (p == MAP_FAILED)
+		goto fail;
+	/* fd_offset: after RAM in the memfd, and in a memory file's raw
+	 * layout (the Uffd handshake's offset) either way */
+	m->regions[m->nregions++] = (struct sqb_mem_region){gpa, size, p, m->size};
+	m->hp_block = block;
+	m->hp_slot = slot;
+	return 0;
+fail:
+	err = -errno;
+	if (m->fd >= 0)
+		(void)ftruncate(m->fd, (off_t)m->size);
+	free(m->hp_bits);
+	m->hp_bits = NULL;
+	return err;
+}
+
+void sqb_mem_hotplug_set(struct sqb_gmem *m, uint64_t first, uint64_t n, int plugged)
+{
+	uint64_t nblocks;
+
+	if (m->nregions == m->nram)
+		return;
+	nblocks = m->regions[m->nram].size / m->hp_block;
+	for (uint64_t b = first; b < first + n && b < nblocks; b++) {
+		uint64_t bit = 1ull << (b % 64);
+
+		if (plugged)
+			__atomic_fetch_or(&m->hp_bits[b / 64], bit, __ATOMIC_RELEASE);
+		else
+			__atomic_fetch_and(&m->hp_bits[b / 64], ~bit, __ATOMIC_RELEASE);
+	}
+}
+
+int sqb_mem_hotplug_ok(const struct sqb_gmem *m, uint64_t off, uint64_t len)
+{
+	if (!len || !m->hp_bits)
+		return 0;
+	for (uint64_t b = off / m->hp_block; b <= (off + len - 1) / m->hp_block; b++)
+		if (!(__atomic_load_n(&m->hp_bits[b / 64], __ATOMIC_ACQUIRE) >> (b % 64) & 1))
+			return 0;
+	return 1;
+}
+
 void sqb_mem_destroy(struct sqb_gmem *m)
 {
+	for (unsigned int i = m->nram; i < m->nregions; i++)
+		munmap(m->regions[i].host, m->regions[i].size);
+	m->nregions = m->nram;
+	free(m->hp_bits);
+	m->hp_bits = NULL;
 	if (m->host && m->host != MAP_FAILED)
 		munmap(m->host, m->size);
 	if (m->fd >= 0)
@@ -139,6 +217,9 @@ uint8_t *sqb_gmem_map(struct sqb_gmem *m, uint64_t gpa, uint64_t len, int write)
 			continue;
 		if (len > r->size - (gpa - r->gpa))
 			return NULL; /* runs past the region: never into the next one */
+		/* hotplug: an unplugged block is no more RAM than a hole */
+		if (i >= m->nram && m->hp_bits && !sqb_mem_hotplug_ok(m, gpa - r->gpa, len))
+			return NULL;
 		h = __atomic_load_n(&m->hooks, __ATOMIC_ACQUIRE);
 		if (h && h->prefault && h->prefault(h->opaque, gpa, len) < 0)
 			return NULL;
@@ -178,7 +259,7 @@ int sqb_gmem_write_owned(struct sqb_gmem *m, uint64_t gpa, const void *src, uint
 {
 	const struct sqb_gmem_hooks *h = __atomic_load_n(&m->hooks, __ATOMIC_ACQUIRE);
 
-	for (unsigned int i = 0; h && h->own && i < m->nregions; i++) {
+	for (unsigned int i = 0; h && h->own && i < m->nram; i++) {
 		const struct sqb_mem_region *r = &m->regions[i];
 
 		if (gpa < r->gpa || gpa - r->gpa >= r->size || len > r->size - (gpa - r->gpa))

@@ -566,7 +566,7 @@ int sqb_vm_map_device_mem(struct sqb_vm *vm, uint64_t size, void *host, int read
 			  uint64_t *gpa, struct sqb_diag *diag)
 {
 	uint64_t at = vm->devmem_next ? vm->devmem_next : SQB_ARCH_PMEM_BASE;
-	const struct sqb_mem_region *last = &vm->mem.regions[vm->mem.nregions - 1];
+	const struct sqb_mem_region *last = &vm->mem.regions[vm->mem.nram - 1];
 	int err;
 
 	if (vm->sealed || !size || size % VM_DEVMEM_ALIGN || (uintptr_t)host % 4096)
@@ -605,8 +605,10 @@ int sqb_vm_map_device_mem(struct sqb_vm *vm, uint64_t size, void *host, int read
 	return 0;
 }
 
-/* virtio-mem's slots take memslots from 32 on, one per slot index. */
-#define VM_MEMHP_SLOT0 32u
+/* virtio-mem's slots take memslots from 32 on, one per slot index; while
+ * Diff tracking runs they are dirty-logged as RAM's (KVM: vm_map_memory,
+ * which records only RAM's first slots). */
+#define VM_MEMHP_SLOT0 SQB_VM_MEMHP_SLOT0
 
 int sqb_vm_map_hotplug_slot(struct sqb_vm *vm, unsigned int index, uint64_t gpa, uint64_t size,
 			    void *host)
@@ -616,6 +618,8 @@ int sqb_vm_map_hotplug_slot(struct sqb_vm *vm, unsigned int index, uint64_t gpa,
 	if (index > UINT16_MAX || gpa < SQB_ARCH_MEMHP_BASE ||
 	    gpa - SQB_ARCH_MEMHP_BASE + size > SQB_ARCH_MEMHP_SIZE)
 		return -EINVAL;
+	if (__atomic_load_n(&vm->hp_dirty_log, __ATOMIC_ACQUIRE) && vm->ops->vm_map_memory)
+		return vm->ops->vm_map_memory(vm->hv, VM_MEMHP_SLOT0 + index, gpa, size, host, 1);
 	return vm->ops->vm_map_device_memory(vm->hv, VM_MEMHP_SLOT0 + index, gpa, size, host, 0);
 }
 
@@ -758,7 +762,7 @@ int sqb_vm_create(sqb_vm **out, const struct sqb_vm_config *cfg, struct sqb_diag
 		err = -EIO; /* SQB_FAULT=vm_memory: fail before any vCPU exists */
 	if (err < 0)
 		goto err;
-	for (unsigned int i = 0; i < vm->mem.nregions; i++) {
+	for (unsigned int i = 0; i < vm->mem.nram; i++) {
 		struct sqb_mem_region *r = &vm->mem.regions[i];
 		err = vm->ops->vm_map_memory(vm->hv, i, r->gpa, r->size, r->host,
 					     cfg->track_dirty_pages);

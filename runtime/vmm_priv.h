@@ -73,6 +73,7 @@ struct sqb_vm {
 	int sealed;  /* the bus is final (the guest's ACPI tables describe it) */
 	int shell;   /* created by sqb_vm_shell_create, no snapshot applied yet */
 	int track_dirty; /* memslots registered with dirty logging */
+	int hp_dirty_log; /* virtio-mem slots get KVM dirty logging (snap_dirty.c; atomic) */
 	int huge_pages;	 /* enum sqb_vm_huge_pages the memory was made with */
 	int pause_req;
 	int stop_req;
@@ -157,8 +158,10 @@ int sqb_vm_map_device_mem(struct sqb_vm *vm, uint64_t size, void *host, int read
 			  uint64_t *gpa, struct sqb_diag *diag);
 /* virtio-mem (dev_vmem.c): map host at gpa (inside the arch's hotplug
  * window) as memslot index of the hotplug region; size 0 removes it.  Any
- * time, from any thread.  -ENOTSUP: the backend maps no device memory. */
+ * time, from any thread; mapped again, a slot takes the current logging
+ * (hp_dirty_log).  -ENOTSUP: the backend maps no device memory. */
 int sqb_vm_map_hotplug_slot(struct sqb_vm *vm, unsigned int index, uint64_t gpa, uint64_t size,
 			    void *host);
+#define SQB_VM_MEMHP_SLOT0 32u /* KVM memslot of hotplug slot 0 */
 
 #endif

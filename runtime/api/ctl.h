@@ -271,8 +271,6 @@ int sqb_ctl_memhp_add(struct sqb_ctl *c, sqb_vm *vm, struct sqb_diag *diag);
 /* "memory-hotplug" of a VmmConfig (snapshot vm_config_json); 0 or -1. */
 int sqb_ctl_memhp_from_config(struct sqb_ctl *c, struct yajl_val_s *root, char *err,
 			      size_t errlen);
-/* 1 with the plugged MiB when the VM has a virtio-mem device, else 0. */
-int sqb_ctl_memhp_plugged_mib(struct sqb_ctl *c, uint64_t *mib);
 
 /* ---- network interfaces and vsock (ctl_net.c) ---- */
 void sqb_ctl_put_net(struct sqb_ctl *c, const char *id, struct yajl_val_s *body,

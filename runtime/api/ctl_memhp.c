@@ -196,15 +196,3 @@ int sqb_ctl_memhp_from_config(struct sqb_ctl *c, yajl_val root, char *err, size_
 	c->memhp = m;
 	return 0;
 }
-
-int sqb_ctl_memhp_plugged_mib(struct sqb_ctl *c, uint64_t *mib)
-{
-	struct sqb_vio_vmem_status st;
-	sqb_vio_dev *d = c->vm ? sqb_vmem_dev(c->vm) : NULL;
-
-	*mib = 0;
-	if (!d || sqb_vio_vmem_status(d, &st) < 0)
-		return 0;
-	*mib = st.plugged >> 20;
-	return 1;
-}

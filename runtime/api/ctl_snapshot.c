@@ -111,7 +111,6 @@ void sqb_ctl_snapshot_create(struct sqb_ctl *c, yajl_val body, struct sqb_ctl_re
 	const char *type = "Full", *spath = NULL, *mpath = NULL;
 	yajl_val ext = NULL;
 	int have_ext = 0, rc;
-	uint64_t plugged = 0;
 	const struct sqb_jfield f[] = {
 	    {"snapshot_type", SQB_JT_ENUM, 0, &type, NULL, 0, 0, snap_types},
 	    {"snapshot_path", SQB_JT_STR, 1, &spath},
@@ -135,12 +134,6 @@ void sqb_ctl_snapshot_create(struct sqb_ctl *c, yajl_val body, struct sqb_ctl_re
 		return sqb_ctl_fault(r, "Create snapshot error: Cannot save the microVM state: "
 					"Operation not allowed: save/restore unavailable while "
 					"running (pause it first: PATCH /vm {\"state\":\"Paused\"}).");
-	if (sqb_ctl_memhp_plugged_mib(c, &plugged) && plugged)
-		return sqb_ctl_fault(r, "Create snapshot error: the virtio-mem device has %llu MiB "
-					"plugged and squib does not save hotplugged memory yet "
-					"(PATCH /hotplug/memory {\"requested_size_mib\": 0} and let "
-					"the guest unplug it first; docs/virtio.md)",
-				     (unsigned long long)plugged);
 	o.type = strcmp(type, "Diff") ? SQB_VM_SNAP_FULL : SQB_VM_SNAP_DIFF;
 	o.state_path = spath;
 	o.mem_path = mpath;

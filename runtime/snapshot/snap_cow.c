@@ -17,6 +17,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "io.h"
 #include "log.h"
 #include "snap_priv.h"
 
@@ -250,7 +251,8 @@ int sqb_snap_cow_arm(struct sqb_snap_cow **out, struct sqb_vm *vm, uint64_t *con
 	c->uffd = c->evfd = -1;
 	pthread_mutex_init(&c->lock, NULL);
 	n = want_count(vm, want, &total);
-	if (n <= COW_COPY_MAX && n * COW_SPARSE <= total) {
+	/* SQB_FAULT=bg_protect (tests): write-protect even a sparse set */
+	if (n <= COW_COPY_MAX && n * COW_SPARSE <= total && !sqb_fault_enabled("bg_protect")) {
 		if ((err = arm_copy(c, vm, want, n))) {
 			for (unsigned int r = c->nreg; r < vm->mem.nregions; r++)
 				free(want[r]);

@@ -734,6 +734,8 @@ static void bg_set(struct sqb_snapstate *ss, enum sqb_vm_snap_bg_state st, const
 static void bg_free(struct snap_bg *bg)
 {
 	sqb_snap_cow_free(bg->cow);
+	if (bg->cow)
+		__atomic_store_n(&bg->vm->mem.cow_armed, 0, __ATOMIC_RELEASE);
 	sqb_writer_free(bg->sw);
 	for (unsigned int r = 0; r < SQB_GMEM_MAX_REGIONS; r++)
 		memsrc_fini(&bg->ms[r]);
@@ -773,6 +775,7 @@ static void *bg_thread(void *arg)
 	/* every page is read: nothing is protected any more */
 	copied = sqb_snap_cow_copied(bg->cow);
 	sqb_snap_cow_free(bg->cow);
+	__atomic_store_n(&bg->vm->mem.cow_armed, 0, __ATOMIC_RELEASE);
 	bg->cow = NULL;
 	if (err) {
 		snprintf(why, sizeof(why), "writing %s failed: %s", bg->o.mem_path,
@@ -882,6 +885,8 @@ static int start_background(struct sqb_vm *vm, struct sqb_snapstate *ss,
 	}
 	err = sqb_snap_cow_arm(&bg->cow, vm, want); /* owns want[] from here */
 	memset(want, 0, sizeof(want));
+	if (!err) /* virtio-mem's discards write zeros now (dev_vmem.c) */
+		__atomic_store_n(&vm->mem.cow_armed, 1, __ATOMIC_RELEASE);
 	if (err) {
 		sqb_snap_diag(diag, "memory", "cannot write-protect guest memory (userfaultfd): %s",
 			      sqb_strerror(err));

@@ -140,7 +140,9 @@ static int open_state(struct loadctx *c, unsigned int arch, unsigned int hv)
 	return read_conf(c);
 }
 
-/* Regions must be exactly the layout squib builds for mem_size_mib. */
+/* Regions must be exactly the layout squib builds for mem_size_mib, then
+ * at most virtio-mem's region (matched against the VM once it is built:
+ * vm_layout). */
 static int check_layout(struct loadctx *c, const sqb_snap *m)
 {
 	uint64_t gpa[SQB_ARCH_MAX_RAM_REGIONS], len[SQB_ARCH_MAX_RAM_REGIONS],
@@ -148,11 +150,16 @@ static int check_layout(struct loadctx *c, const sqb_snap *m)
 	unsigned int nwant = sqb_arch_ram_layout(c->conf.mem_size_mib << 20, gpa, len, off);
 	struct sqb_region r;
 
-	if (sqb_snap_region_count(m) != nwant)
+	unsigned int n = sqb_snap_region_count(m);
+
+	if (n != nwant && n != nwant + 1)
 		goto bad;
 	for (unsigned int i = 0; i < nwant; i++)
 		if (sqb_snap_region(m, i, &r) || r.gpa != gpa[i] || r.size != len[i])
 			goto bad;
+	if (n > nwant && (sqb_snap_region(m, nwant, &r) || r.gpa != SQB_ARCH_MEMHP_BASE ||
+			  r.size > SQB_ARCH_MEMHP_SIZE))
+		goto bad;
 	if (sqb_snap_get_info(m)->guest_page_size != 4096)
 		goto bad;
 	return 0;
@@ -357,6 +364,15 @@ static enum sqb_restore_strategy auto_strategy(struct loadctx *c, struct sqb_sna
 		*remembered = !c->o->trust_raw;
 		return SQB_RESTORE_MMAP;
 	}
+	/* a lazy restore's filler makes every page resident, zeros included:
+	 * virtio-mem's region (up to 256 GiB, mostly unplugged) would all be
+	 * allocated; a mapped load leaves its ZERO runs untouched */
+	if (ss->vm->mem.nregions > ss->vm->mem.nram) {
+		sqb_info("snapshot load: %s has hotpluggable memory: verified whole and mapped, "
+			 "not restored lazily",
+			 c->o->backend_path);
+		return SQB_RESTORE_MMAP;
+	}
 	if (!exit_lazy && sqb_restore_lazy_usable()) {
 		sqb_info("snapshot load: userfaultfd is not usable here: %s is verified whole "
 			 "before the guest runs",
@@ -401,6 +417,32 @@ static int huge_strategy(struct loadctx *c, struct sqb_vm *vm, enum sqb_restore_
 	return 1;
 }
 
+/* The VM built from CONF has the memory file's regions: its RAM (checked
+ * by check_layout) and virtio-mem's region exactly when the file has one,
+ * of the same size. */
+static int vm_layout(struct loadctx *c, struct sqb_vm *vm)
+{
+	unsigned int n;
+	struct sqb_region r = {0};
+
+	if (!c->mem)
+		return 0; /* Uffd: the page server has the memory, the handshake its layout */
+	n = sqb_snap_region_count(c->mem);
+	if (n == vm->mem.nregions && (n == vm->mem.nram || (!sqb_snap_region(c->mem, n - 1, &r) &&
+							    r.size == vm->mem.regions[n - 1].size)))
+		return 0;
+	if (n > vm->mem.nram)
+		sqb_snap_region(c->mem, n - 1, &r);
+	sqb_snap_diag(c->diag, "MEMR",
+		      "the memory file has %llu MiB of hotpluggable memory, the VM's "
+		      "memory-hotplug configuration %llu MiB",
+		      (unsigned long long)(n > vm->mem.nram ? r.size >> 20 : 0),
+		      (unsigned long long)(vm->mem.nregions > vm->mem.nram
+					       ? vm->mem.regions[vm->mem.nram].size >> 20
+					       : 0));
+	return -SQB_EMISMATCH;
+}
+
 static int restore_memory(struct loadctx *c, struct sqb_vm *vm, struct sqb_snapstate *ss)
 {
 	static const enum sqb_restore_strategy strat[] = {SQB_RESTORE_MMAP, SQB_RESTORE_EAGER,
@@ -409,8 +451,10 @@ static int restore_memory(struct loadctx *c, struct sqb_vm *vm, struct sqb_snaps
 	struct timespec began;
 	int remembered = 0, err, is_auto = c->o->mode == SQB_VM_LOAD_AUTO;
 	int exit_lazy = vm->ops->vm_lazy_exit != NULL, lazy;
-	void *host[2];
+	void *host[SQB_GMEM_MAX_REGIONS];
 
+	if ((err = vm_layout(c, vm)) < 0)
+		return err;
 	ss->no_holes = c->o->backend == SQB_VM_MEM_UFFD ||
 		       (c->o->mode != SQB_VM_LOAD_EAGER && vm->mem.page_size == SQB_GMEM_PAGE);
 	if (c->o->backend == SQB_VM_MEM_UFFD)

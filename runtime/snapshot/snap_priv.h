@@ -23,7 +23,13 @@
 struct sqb_snapstate {
 	sqb_dirty *dirty;
 	uint64_t *pending; /* OR of collected epochs not yet in a written snapshot */
-	size_t nwords;
+	size_t nwords;	   /* every region's pages: RAM's, then the hotplug region's */
+	size_t nwords_ram; /* the tracker's (RAM memslots) */
+	struct sqb_gmem *mem;
+	struct sqb_vm *vm;
+	int hp_kvm_fd;	  /* >= 0: the hotplug slots are read from KVM's dirty log */
+	uint64_t *hp_log; /* one slot's KVM bitmap */
+	uint64_t *hp_marks; /* VMM writes to the hotplug region since the last collect */
 	sqb_snap *parent; /* last memory file written or loaded (opened alone) */
 	sqb_snap *loaded; /* memory snapshot a lazy restore reads (with parents) */
 	sqb_restore *rs;

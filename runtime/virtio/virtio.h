@@ -305,6 +305,10 @@ struct sqb_vio_vmem_backing {
 	void *opaque;
 	int (*slot)(void *opaque, uint64_t index, int present);
 	int (*discard)(void *opaque, uint64_t off, uint64_t len);
+	/* Optional: blocks [first, first + n) are plugged (on) or not: told
+	 * after their slots are present, before an unplug discards them, and
+	 * for every plugged block when a load is committed. */
+	void (*blocks)(void *opaque, uint64_t first, uint64_t n, int on);
 };
 
 struct sqb_vio_vmem_opts {

@@ -38,7 +38,7 @@ struct vmem {
 	struct sqb_vio_vmem_backing be;
 	struct sqb_vio_vmem_counters n;
 	/* a load's record, committed by vmem_restored() */
-	uint64_t st_usable, st_requested, *st_bits;
+	uint64_t st_usable, st_requested, st_plugged, *st_bits;
 };
 
 static struct vmem *vm_of(sqb_vio_dev *dev)
@@ -154,6 +154,8 @@ static uint16_t vmem_plug(struct vmem *m, uint64_t addr, uint64_t nb)
 		m->n.plug_fails++;
 		return SQB_VIO_VMEM_RESP_ERROR;
 	}
+	if (m->be.blocks)
+		m->be.blocks(m->be.opaque, first, nb, 1);
 	m->plugged += nb * m->block_size;
 	m->n.plug_bytes += nb * m->block_size;
 	return SQB_VIO_VMEM_RESP_ACK;
@@ -167,6 +169,8 @@ static void unplug_blocks(struct vmem *m, uint64_t first, uint64_t n)
 
 	set_range(m, first, n, false);
 	m->plugged -= had * m->block_size;
+	if (m->be.blocks) /* the VMM stops resolving them before they go */
+		m->be.blocks(m->be.opaque, first, n, 0);
 	if (m->be.discard &&
 	    m->be.discard(m->be.opaque, first * m->block_size, n * m->block_size) < 0)
 		m->n.unplug_discard_fails++;
@@ -317,12 +321,21 @@ static void vmem_state(sqb_vio_dev *dev, struct sqb_vio_sbuf *b)
 				       "virtio-mem bitmap has bits past the last block");
 	for (uint64_t i = 0; i < words; i++)
 		pop += (uint64_t)__builtin_popcountll(bits[i]);
-	if (pop)
-		/* the memory behind them is not in the snapshot (docs/virtio.md) */
-		return sqb_vio_sv_fail(b, -SQB_EUNSUPPORTED, at + 48,
-				       "virtio-mem: %llu plugged blocks, but squib does not carry "
-				       "hotplugged memory in a snapshot",
-				       (unsigned long long)pop);
+	/* the memory itself is the memory file's last region: the slots of
+	 * the plugged blocks get their memslots back now, where a failure can
+	 * fail the load (a fresh device has none, so none is taken away) */
+	for (uint64_t per = m->slot_size / m->block_size, s = 0; pop && s < m->nblocks / per; s++) {
+		uint64_t any = 0;
+		int err;
+
+		for (uint64_t k = s * per; k < (s + 1) * per && !any; k++)
+			any = bits[k / 64] >> (k % 64) & 1;
+		if (any && m->be.slot && (err = m->be.slot(m->be.opaque, s, 1)) < 0)
+			return sqb_vio_sv_fail(
+			    b, err, at + 48, "virtio-mem: cannot map hotplug slot %llu (error %d)",
+			    (unsigned long long)s, err);
+	}
+	m->st_plugged = pop * m->block_size;
 	m->st_usable = usable;
 	m->st_requested = requested;
 }
@@ -336,7 +349,10 @@ static void vmem_restored(sqb_vio_dev *dev)
 	m->st_bits = NULL;
 	m->usable = m->st_usable;
 	m->requested = m->st_requested;
-	m->plugged = 0; /* the load refuses plugged blocks */
+	m->plugged = m->st_plugged;
+	for (uint64_t b = 0; m->be.blocks && b < m->nblocks; b++)
+		if (m->bits[b / 64] >> (b % 64) & 1)
+			m->be.blocks(m->be.opaque, b, 1, 1);
 }
 
 static void vmem_free(sqb_vio_dev *dev)

@@ -5,8 +5,17 @@
  * back, a 5th block is NACKed (above requested_size), a range outside the
  * usable region is ERROR, UNPLUGs block 1 (STATE MIXED over 0..3), the
  * other blocks keep their pattern, block 1 plugged again reads zero.
- * Then "VMEM hold-wait" and a host byte on COM1; then the patterns again,
- * UNPLUG_ALL, DONE.  The region is mapped with 2 MiB pages (at 768 GiB). */
+ * A STATE request whose request and response buffers lie in plugged blocks
+ * (the device reads and writes hotplugged memory).  Then "VMEM hold-wait"
+ * and a host byte on COM1 (the host snapshots and loads meanwhile); the
+ * patterns again; block 3 unplugged, plugged again (zero), block 2 and 3
+ * rewritten; when the host has asked for more than a slot, block 64 (slot
+ * 1, a new memslot) plugged and written; "VMEM hold2-wait" and a host byte
+ * (a Diff); every pattern;
+ * a request whose response buffer is in unplugged block 5 (its slot is
+ * present) is refused by the device (DEVICE_NEEDS_RESET or nothing
+ * written) and writes nothing; the driver resets the device, UNPLUG_ALL,
+ * DONE.  The region is mapped with 2 MiB pages (at 768 GiB). */
 #include "guest.h"
 #include "virtio_guest.h"
 
@@ -45,24 +54,31 @@ static int map_region(uint64_t start, uint64_t size)
 	return 0;
 }
 
-/* One request; returns the response type (0xeeee: none), *state. */
-static uint16_t mem_req(uint16_t type, uint64_t addr, uint16_t nb, uint16_t *state)
+/* One request from buffers q (24 bytes) and a (16); returns the response
+ * type (0xeeee: none), *state. */
+static uint16_t mem_req_at(volatile uint8_t *q, volatile uint8_t *a, uint16_t type, uint64_t addr,
+			   uint16_t nb, uint16_t *state)
 {
 	for (int i = 0; i < 24; i++)
-		req[i] = 0;
-	req[0] = (uint8_t)type, req[1] = (uint8_t)(type >> 8);
+		q[i] = 0;
+	q[0] = (uint8_t)type, q[1] = (uint8_t)(type >> 8);
 	for (int i = 0; i < 8; i++)
-		req[8 + i] = (uint8_t)(addr >> (8 * i));
-	req[16] = (uint8_t)nb, req[17] = (uint8_t)(nb >> 8);
+		q[8 + i] = (uint8_t)(addr >> (8 * i));
+	q[16] = (uint8_t)nb, q[17] = (uint8_t)(nb >> 8);
 	for (int i = 0; i < 16; i++)
-		resp[i] = 0xee;
-	ring.desc[0] = (struct vq_desc){(uint64_t)(uintptr_t)req, 24, 1, 1};
-	ring.desc[1] = (struct vq_desc){(uint64_t)(uintptr_t)resp, 10, 2, 0};
+		a[i] = 0xee;
+	ring.desc[0] = (struct vq_desc){(uint64_t)(uintptr_t)q, 24, 1, 1};
+	ring.desc[1] = (struct vq_desc){(uint64_t)(uintptr_t)a, 10, 2, 0};
 	if (vq_submit(&ring) != 10)
 		return 0xeeee;
 	if (state)
-		*state = (uint16_t)(resp[8] | resp[9] << 8);
-	return (uint16_t)(resp[0] | resp[1] << 8);
+		*state = (uint16_t)(a[8] | a[9] << 8);
+	return (uint16_t)(a[0] | a[1] << 8);
+}
+
+static uint16_t mem_req(uint16_t type, uint64_t addr, uint16_t nb, uint16_t *state)
+{
+	return mem_req_at(req, resp, type, addr, nb, state);
 }
 
 /* First and last page of a block (the emulated guest is slow). */
@@ -98,7 +114,7 @@ void guest_main(uint32_t start_info)
 {
 	uint64_t addr, bs, req_size;
 	uint16_t st = 0xffff, r;
-	int ok;
+	int ok, slot1 = 0;
 
 	cmdline_init(start_info);
 	for (unsigned int s = 0; s < 32 && !base; s++) {
@@ -157,12 +173,66 @@ void guest_main(uint32_t start_info)
 	result("replug", mem_req(0, addr + bs, 1, 0) == 0, "resp", 0);
 	result("replug-zero", check(addr + bs, 0, 1), "", 0);
 	fill(addr + bs, 11);
+	/* the device reads the request from and writes the answer into
+	 * hotplugged memory (pages the patterns leave alone) */
+	{
+		volatile uint8_t *q = (volatile uint8_t *)(uintptr_t)(addr + 3 * bs + 8192);
+		volatile uint8_t *a = (volatile uint8_t *)(uintptr_t)(addr + 2 * bs + 8192);
+
+		st = 0xffff;
+		r = mem_req_at(q, a, 3, addr, 4, &st);
+		result("dma-plugged", r == 0 && st == 0, "resp/state", (uint64_t)r << 16 | st);
+	}
 	puts_serial("VMEM hold-wait\n");
 	wait_rx();
 	ok = 1;
 	for (int b = 0; b < 4; b++)
 		ok &= check(addr + b * bs, 10 + b, 0);
 	result("after-hold", ok, "", 0);
+	/* after a load: plug and unplug go on, a replugged block is zero */
+	result("unplug-after-load", mem_req(1, addr + 3 * bs, 1, 0) == 0, "resp", 0);
+	result("replug-after-load", mem_req(0, addr + 3 * bs, 1, 0) == 0, "resp", 0);
+	result("replug-after-load-zero", check(addr + 3 * bs, 0, 1), "", 0);
+	fill(addr + 2 * bs, 22);
+	fill(addr + 3 * bs, 23);
+	/* the host asked for more than a slot: block 64 opens slot 1, a
+	 * memslot made after the load (dirty-logged for the next Diff) */
+	if (cfg64(48) > 64 * bs) {
+		slot1 = map_region(addr + 64 * bs, bs) == 0 && mem_req(0, addr + 64 * bs, 1, 0) == 0;
+		result("plug-slot1", slot1, "", 0);
+		if (slot1)
+			fill(addr + 64 * bs, 64);
+	}
+	puts_serial("VMEM hold2-wait\n");
+	wait_rx();
+	ok = check(addr, 10, 0) && check(addr + bs, 11, 0) && check(addr + 2 * bs, 22, 0) &&
+	     check(addr + 3 * bs, 23, 0);
+	result("after-hold2", ok, "", 0);
+	if (slot1)
+		result("slot1-after-hold2", check(addr + 64 * bs, 64, 0), "", 0);
+	/* block 5: inside the usable region and a present slot, not plugged */
+	{
+		volatile uint8_t *bad = (volatile uint8_t *)(uintptr_t)(addr + 5 * bs);
+		int64_t n;
+
+		for (int i = 0; i < 24; i++)
+			req[i] = 0;
+		req[0] = 3;
+		for (int i = 0; i < 8; i++)
+			req[8 + i] = (uint8_t)(addr >> (8 * i));
+		req[16] = 1;
+		ring.desc[0] = (struct vq_desc){(uint64_t)(uintptr_t)req, 24, 1, 1};
+		ring.desc[1] = (struct vq_desc){(uint64_t)(uintptr_t)bad, 10, 2, 0};
+		n = vq_submit(&ring);
+		result("unplugged-buffer-refused", n != 10, "used length", (uint64_t)n);
+		result("patterns-after-refusal", check(addr, 10, 0) && check(addr + 3 * bs, 23, 0),
+		       "", 0);
+	}
+	/* a driver starting over (Linux's probe): reset, UNPLUG_ALL */
+	if (vq_setup(&ring, base, 1ull << 1) >> 63) {
+		result("reinit", 0, "status", vm_rd(base, VM_STATUS));
+		goto done;
+	}
 	result("unplug-all", mem_req(2, 0, 0, 0) == 0, "resp", 0);
 	result("usable-zero", cfg64(32) == 0 && cfg64(40) == 0, "usable", cfg64(32));
 done:

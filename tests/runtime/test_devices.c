@@ -16,6 +16,8 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include <sys/stat.h>
+
 #include <cmocka.h>
 
 #include "dev.h"
@@ -462,6 +464,58 @@ static int hk_prefault(void *o, uint64_t gpa, uint64_t len)
 	return l->fail_prefault ? -EIO : 0;
 }
 
+/* virtio-mem's region: resolved block by block while plugged, never across
+ * into an unplugged block (even inside the same memslot), VMM writes
+ * marked like RAM's; the memfd carries it after RAM. */
+static void test_gmem_hotplug_region(void **state)
+{
+	struct sqb_gmem m = {.fd = -1};
+	struct hook_log log = {0};
+	struct sqb_gmem_hooks hk = {&log, hk_written, hk_prefault};
+	const uint64_t hp = 768ULL << 30, blk = 2ULL << 20;
+	uint8_t b[8] = "plugged", back[8];
+	struct stat st;
+
+	(void)state;
+	assert_int_equal(sqb_mem_create(&m, 16ULL << 20, 0, NULL), 0);
+	assert_int_equal(sqb_mem_add_hotplug(&m, 4096, 8 * blk, blk, 4 * blk), -EINVAL); /* RAM */
+	assert_int_equal(sqb_mem_add_hotplug(&m, hp, 9 * blk, blk, 4 * blk), -EINVAL);	 /* slots */
+	assert_int_equal(sqb_mem_add_hotplug(&m, hp, 8 * blk, blk, 3 * blk), -EINVAL);
+	assert_int_equal(sqb_mem_add_hotplug(&m, hp, 8 * blk, blk, 4 * blk), 0);
+	assert_int_equal(sqb_mem_add_hotplug(&m, hp, 8 * blk, blk, 4 * blk), -EINVAL); /* one */
+	assert_int_equal(m.nram, 1);
+	assert_int_equal(m.nregions, 2);
+	assert_int_equal(m.regions[1].fd_offset, 16ULL << 20);
+	assert_int_equal(fstat(m.fd, &st), 0);
+	assert_int_equal((uint64_t)st.st_size, (16ULL << 20) + 8 * blk);
+	/* nothing plugged: the region is no RAM */
+	assert_null(sqb_gmem_map(&m, hp, 8, 0));
+	assert_int_equal(sqb_gmem_write(&m, hp + blk, b, 8), -EFAULT);
+	sqb_mem_hotplug_set(&m, 1, 2, 1); /* blocks 1 and 2 */
+	assert_null(sqb_gmem_map(&m, hp, 8, 0));
+	assert_non_null(sqb_gmem_map(&m, hp + blk, 8, 0));
+	assert_non_null(sqb_gmem_map(&m, hp + blk, 2 * blk, 0)); /* both blocks */
+	assert_null(sqb_gmem_map(&m, hp + blk - 4, 8, 0));	 /* starts in block 0 */
+	assert_null(sqb_gmem_map(&m, hp + 3 * blk - 4, 8, 0));	 /* ends in block 3 */
+	assert_null(sqb_gmem_map(&m, hp + 8 * blk - 4, 8, 0));	 /* past the region */
+	assert_null(sqb_gmem_map(&m, hp + 5 * blk, 8, 0));
+	assert_null(sqb_gmem_set_hooks(&m, &hk));
+	assert_int_equal(sqb_gmem_write(&m, hp + 2 * blk + 16, b, 8), 0);
+	assert_int_equal(log.writes, 1);
+	assert_int_equal(log.wr_gpa, hp + 2 * blk + 16);
+	assert_int_equal(sqb_gmem_read(&m, back, hp + 2 * blk + 16, 8), 0);
+	assert_memory_equal(back, b, 8);
+	assert_memory_equal(m.regions[1].host + 2 * blk + 16, b, 8);
+	sqb_mem_hotplug_set(&m, 2, 1, 0); /* unplugged: refused again */
+	assert_int_equal(sqb_gmem_read(&m, back, hp + 2 * blk + 16, 8), -EFAULT);
+	assert_int_equal(log.writes, 1);
+	sqb_mem_hotplug_set(&m, 7, 100, 1); /* clipped at the last block */
+	assert_non_null(sqb_gmem_map(&m, hp + 7 * blk, blk, 0));
+	assert_ptr_equal(sqb_gmem_set_hooks(&m, NULL), &hk);
+	sqb_mem_destroy(&m);
+	assert_int_equal(m.nregions, m.nram);
+}
+
 static void test_gmem_bounds_regions_and_dirty_marks(void **state)
 {
 	struct sqb_gmem m = {.fd = -1};
@@ -700,6 +754,7 @@ int main(void)
 	    cmocka_unit_test(test_i8042_state_known_answer),
 	    cmocka_unit_test(test_mmio_slot_forwards_to_the_library),
 	    cmocka_unit_test(test_gmem_bounds_regions_and_dirty_marks),
+	    cmocka_unit_test(test_gmem_hotplug_region),
 	    cmocka_unit_test(test_evloop_fds_and_timers),
 	    cmocka_unit_test(test_uart_loopback_decided_under_lock),
 	    cmocka_unit_test(test_hostile_state_and_accesses),

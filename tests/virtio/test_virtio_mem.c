@@ -31,6 +31,7 @@ struct mt {
 	int slot_on[NSLOTS];
 	unsigned int slot_calls, discards, fail_map;
 	uint64_t disc_off, disc_len;
+	uint64_t blk_on; /* blocks 0..63 the backing was told are plugged */
 };
 
 static int be_slot(void *opaque, uint64_t i, int present)
@@ -56,11 +57,23 @@ static int be_discard(void *opaque, uint64_t off, uint64_t len)
 	return 0;
 }
 
+static void be_blocks(void *opaque, uint64_t first, uint64_t n, int on)
+{
+	struct mt *t = opaque;
+
+	for (uint64_t b = first; b < first + n && b < 64; b++)
+		t->blk_on = on ? t->blk_on | 1ull << b : t->blk_on & ~(1ull << b);
+}
+
 static struct mt *mk(void)
 {
 	struct mt *t = calloc(1, sizeof(*t));
-	struct sqb_vio_vmem_opts o = {SQB_VIO_OPTS_VERSION, ADDR, REGION, BLOCK, SLOT,
-				      {NULL, be_slot, be_discard}};
+	struct sqb_vio_vmem_opts o = {SQB_VIO_OPTS_VERSION,
+				      ADDR,
+				      REGION,
+				      BLOCK,
+				      SLOT,
+				      {NULL, be_slot, be_discard, be_blocks}};
 
 	assert_non_null(t);
 	o.backing.opaque = t;
@@ -436,15 +449,27 @@ static void state_round_trip(void **state)
 		memcpy(bad, st, n);
 		bad[dev_rec + 48 + 2] = 1; /* block 16 of 16: past the last */
 		assert_int_equal(sqb_vio_dev_restore(u->dev, 1, bad, n, &d), -SQB_ERESERVED);
-		memcpy(bad, st, n);
-		bad[dev_rec + 48] = 1; /* a plugged block: its memory is not carried */
-		assert_int_equal(sqb_vio_dev_restore(u->dev, 1, bad, n, &d), -SQB_EUNSUPPORTED);
-		assert_non_null(strstr(d.reason, "hotplugged memory"));
 		assert_int_equal(sqb_vio_dev_restore(u->dev, 1, st, n - 1, &d), -SQB_ETRUNCATED);
+		/* the failed loads left u as it was */
+		assert_int_equal(status(u).plugged, BLOCK);
+		/* plugged blocks load: their slots are mapped, the backing told */
+		struct mt *v = mk();
+
+		memcpy(bad, st, n);
+		bad[dev_rec + 48] = 0x01;     /* block 0: slot 0 */
+		bad[dev_rec + 48 + 1] = 0x80; /* block 15: slot 3 */
+		assert_int_equal(sqb_vio_dev_restore(v->dev, 1, bad, n, &d), 0);
+		assert_int_equal(status(v).plugged, 2 * BLOCK);
+		assert_true(v->slot_on[0] && !v->slot_on[1] && !v->slot_on[2] && v->slot_on[3]);
+		assert_int_equal(v->blk_on, 1ull | 1ull << 15);
+		/* a slot that cannot be mapped fails the load */
+		v->fail_map = 1;
+		v->slot_on[3] = 0;
+		assert_int_equal(sqb_vio_dev_restore(v->dev, 1, bad, n, &d), -ENOMEM);
+		assert_non_null(strstr(d.reason, "cannot map hotplug slot"));
+		done(v);
 		free(bad);
 	}
-	/* the failed loads left u as it was */
-	assert_int_equal(status(u).plugged, BLOCK);
 	free(st);
 	done(t);
 	done(u);

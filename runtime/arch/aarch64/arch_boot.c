@@ -96,7 +96,7 @@ int sqb_arch_boot_load(struct sqb_vm *vm, const struct sqb_vm_config *cfg, struc
 	int err;
 
 	/* The DTB takes the last 2 MiB; RAM must hold it and a kernel. */
-	if (vm->mem.nregions != 1 || r->size < 2 * SQB_ARM64_FDT_MAX) {
+	if (vm->mem.nram != 1 || r->size < 2 * SQB_ARM64_FDT_MAX) {
 		bdiag(diag, "memory", UINT64_MAX, "%s", "arm64 needs at least 4 MiB of RAM");
 		return -SQB_ELIMIT;
 	}

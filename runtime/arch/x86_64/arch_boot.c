@@ -69,7 +69,7 @@ int sqb_arch_boot_load(struct sqb_vm *vm, const struct sqb_vm_config *cfg, struc
 	}
 	in.devs = devs;
 	in.ndevs = ndevs;
-	for (unsigned int i = 0; i < vm->mem.nregions; i++)
+	for (unsigned int i = 0; i < vm->mem.nram; i++)
 		ram[i] = (struct sqb_x86boot_mem){vm->mem.regions[i].host, vm->mem.regions[i].gpa,
 						  vm->mem.regions[i].size};
 	in.kernel_path = cfg->kernel_path;
@@ -77,7 +77,7 @@ int sqb_arch_boot_load(struct sqb_vm *vm, const struct sqb_vm_config *cfg, struc
 	/* No boot_args: the microVM default command line, as Firecracker does. */
 	in.cmdline = cfg->cmdline ? cfg->cmdline : sqb_x86boot_default_cmdline();
 	in.ram = ram;
-	in.nram = vm->mem.nregions;
+	in.nram = vm->mem.nram;
 	in.ncpus = vm->nvcpus;
 	memset(&out, 0, sizeof(out));
 	FORWARD_IF_ERROR(sqb_x86boot_load(&in, &out, diag));
