@@ -159,7 +159,17 @@ static int host_discard(void *opaque, uint64_t gpa, uint64_t len)
 					 "guest gives up stay allocated on the host");
 			return 0;
 		}
-		err = sqb_balloon_discard_host(r->host + (gpa - r->gpa), len, a->maps_fd);
+		/* a background create still reading guest memory: dropping the
+		 * pages would lose their pause-instant bytes from the file; zeros
+		 * written through its write protection are copied aside first;
+		 * those pages stay resident (zero) on the host, the file comes
+		 * first (docs/snapshots.md "Background snapshots") */
+		if (__atomic_load_n(&m->cow_armed, __ATOMIC_ACQUIRE)) {
+			memset(r->host + (gpa - r->gpa), 0, len);
+			err = 0;
+		} else {
+			err = sqb_balloon_discard_host(r->host + (gpa - r->gpa), len, a->maps_fd);
+		}
 		if (err)
 			sqb_warn("balloon: discarding guest 0x%llx+0x%llx failed: %s",
 				 (unsigned long long)gpa, (unsigned long long)len,

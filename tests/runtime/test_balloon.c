@@ -619,6 +619,49 @@ static void test_snapshot_load_lazy(void **state)
 	snapshot_then_load("lazy");
 }
 
+/* A background Full (squib's `background` create: the guest runs while the
+ * memory is written) and an inflate right after the resume: the pages the
+ * guest gives up must still be in the file with their pause-instant bytes.
+ * The writer is held 500 ms and every page write-protected
+ * (SQB_FAULT=bg_slow_writer,bg_protect), so the discards come first; a
+ * discard that dropped the pages would leave zeros where the loaded guest,
+ * which never ballooned them, checks its fill byte. */
+static void test_inflate_during_a_background_create(void **state)
+{
+	struct sqb_tc t, t2;
+	char body[600];
+	const char *r;
+
+	(void)state;
+	setenv("SQB_FAULT", "bg_slow_writer,bg_protect", 1);
+	spawn(&t);
+	unsetenv("SQB_FAULT");
+	start(&t);
+	req(&t, "PATCH", "/vm", "{\"state\":\"Paused\"}", 204);
+	snprintf(body, sizeof(body),
+		 "{\"snapshot_type\":\"Full\",\"snapshot_path\":\"%s/bg.state\","
+		 "\"mem_file_path\":\"%s/bg.mem\",\"squib\":{\"background\":true}}",
+		 tmpdir, tmpdir);
+	req(&t, "PUT", "/snapshot/create", body, 204);
+	req(&t, "PATCH", "/vm", "{\"state\":\"Resumed\"}", 204);
+	req(&t, "PATCH", "/balloon", "{\"amount_mib\":16}", 204);
+	expect_serial(&t, "VBAL INFLATED 4096\n", 60000);
+	r = req(&t, "GET", "/snapshot/status", NULL, 200);
+	for (int k = 0; k < 1000 && !strstr(r, "\"state\":\"complete\""); k++) {
+		usleep(10000);
+		r = req(&t, "GET", "/snapshot/status", NULL, 200);
+	}
+	assert_non_null(strstr(r, "\"state\":\"complete\""));
+	check_guest(&t, 1); /* the running guest: its ballooned pages read zero */
+	tc_stop(&t);
+
+	snap_load(&t2, "bg", "eager");
+	check_guest(&t2, 1); /* the pause instant: no page ballooned, all filled */
+	input(&t2, "q");
+	expect_serial(&t2, "VBAL DONE pass=", 30000);
+	tc_stop(&t2);
+}
+
 /* docs/ballooning.md: "insert the balloon into the JSON configuration
  * file given as a command line argument". */
 static void test_config_file(void **state)
@@ -665,6 +708,7 @@ static int run_guest_tests(const char *filter)
 	    cmocka_unit_test(test_snapshot_load_eager),
 	    cmocka_unit_test(test_snapshot_load_lazy),
 	    cmocka_unit_test(test_diff_after_inflate),
+	    cmocka_unit_test(test_inflate_during_a_background_create),
 	    cmocka_unit_test(test_config_file),
 	};
 	int fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
