@@ -4,7 +4,7 @@
 #       --file tests/snapshot/testhost_lib.sh:/test/testhost_lib.sh tests/runtime/testhost_cpuid.sh
 # Firecracker's CPUID normalization seen by Debian's Linux (docs/cpuid.md;
 # Firecracker's test_topology.py and test_cpu_features_x86_64.py): for 2
-# and 4 vCPUs with smt off and on, /proc/cpuinfo shows every vCPU in one
+# vCPUs with smt off and 4 with smt on (all four with SQB_CPUID_ALL=1), /proc/cpuinfo shows every vCPU in one
 # package ("siblings" = vCPUs), "cpu cores" = vCPUs / threads per core,
 # "core id" = vCPU / threads per core, and the normalized "model name"
 # (AMD EPYC, or Intel(R) Xeon(R) Processor).  In the test host the guest's
@@ -88,10 +88,15 @@ check() { # check VCPUS SMT
 	pid=""
 }
 
+# two boots cover both smt settings and both sizes (each boot of Linux in
+# the nested test host costs about 25 s of CI time; all four cases:
+# SQB_CPUID_ALL=1)
 check 2 false
-check 2 true
-check 4 false
 check 4 true
+if [ "${SQB_CPUID_ALL:-0}" = 1 ]; then
+	check 2 true
+	check 4 false
+fi
 if grep -lE 'ERROR: AddressSanitizer|runtime error:' "$T"/*.log 2>/dev/null; then
 	bad "sanitizer report: $(grep -hE -A5 'ERROR: AddressSanitizer|runtime error:' "$T"/*.log | head -n 20)"
 fi
