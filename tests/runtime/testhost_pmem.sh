@@ -16,24 +16,7 @@ for lib_ in "$(dirname "$0")/testhost_lib.sh" "$(dirname "$0")/../snapshot/testh
 	[ -f "$lib_" ] && . "$lib_" && break
 done
 command -v start_squib >/dev/null || { echo "FAIL: testhost_lib.sh not found"; exit 1; }
-pid=""
-cleanup() {
-	[ -n "$pid" ] && kill -9 "$pid" 2>/dev/null
-	exec 3>&- 2>/dev/null
-	rm -rf "$T"
-}
-die() { bad "$*"; cleanup; exit 1; }
-send() {
-	[ ${#1} -lt 60 ] || { echo "FAIL: test bug: console line over 60 bytes: $1"; fail=1; }
-	echo "$1" >&3
-	sleep 0.5
-}
-ncmd=0
-cmd() { # cmd SECONDS COMMAND: waits for its end marker
-	ncmd=$((ncmd + 1))
-	send "$2;echo Z$ncmd."
-	wait_for "^Z$ncmd\\." "$log" "$1"
-}
+pid="" # cleanup, die, send, cmd: testhost_lib.sh
 
 command -v squib >/dev/null || { echo "FAIL: squib not in the test host"; exit 1; }
 [ -c /dev/kvm ] || { echo "FAIL: no /dev/kvm in the test host"; exit 1; }

@@ -76,3 +76,25 @@ stop_squib() {
 	wait "$pid" 2>/dev/null
 	exec 3>&-
 }
+
+# The console helpers of the Linux tests (a script may define its own after
+# sourcing this file): cleanup (kills $pid, closes fd 3, removes $T), die,
+# send (one console line of at most 60 bytes to fd 3) and cmd SECONDS
+# COMMAND (runs COMMAND in the guest and waits for its end marker in $log).
+cleanup() {
+	[ -n "$pid" ] && kill -9 "$pid" 2>/dev/null
+	exec 3>&- 2>/dev/null
+	rm -rf "$T"
+}
+die() { bad "$*"; cleanup; exit 1; }
+send() {
+	[ ${#1} -lt 60 ] || { echo "FAIL: test bug: console line over 60 bytes: $1"; fail=1; }
+	echo "$1" >&3
+	sleep 0.5
+}
+ncmd=0
+cmd() { # cmd SECONDS COMMAND: waits for its end marker
+	ncmd=$((ncmd + 1))
+	send "$2;echo Z$ncmd."
+	wait_for "^Z$ncmd\\." "$log" "$1"
+}
