@@ -330,6 +330,14 @@ uint64_t sqb_ctl_missed_log_count(void);
  * Async-signal-safe. */
 void sqb_ctl_signal_metric(int sig);
 
+/* A device of the running VM found by lookup, else NULL with the fault
+ * already answered: before boot Firecracker's "not supported before
+ * starting", without the device prefix + "Failed perform action on device:
+ * Device not found" (balloon, memory hotplug). */
+struct sqb_vio_dev;
+struct sqb_vio_dev *sqb_ctl_vm_device(struct sqb_ctl *c, struct sqb_ctl_resp *r, const char *prefix,
+				      struct sqb_vio_dev *(*lookup)(sqb_vm *vm));
+
 /* The process took a termination signal: a pause that waits gives up. */
 void sqb_ctl_note_termination(void);
 

@@ -11,7 +11,6 @@
 #include "json_fields.h"
 
 #define MSG_AFTER_START	 "The requested operation is not supported after starting the microVM."
-#define MSG_BEFORE_START "The requested operation is not supported before starting the microVM."
 #define MSG_CONFIG	 "Balloon config error: "
 #define MSG_UPDATE	 "Balloon update error: "
 #define MSG_INTERNAL	 "Internal VMM error: "
@@ -32,18 +31,9 @@ static void reply(struct sqb_ctl_resp *r, struct sqb_jb *b, const char *what)
 	r->status = 200;
 }
 
-/* The device after boot, else NULL with the fault already answered. */
 static sqb_vio_dev *device(struct sqb_ctl *c, struct sqb_ctl_resp *r, const char *prefix)
 {
-	sqb_vio_dev *d;
-
-	if (!c->vm) {
-		sqb_ctl_fault(r, MSG_BEFORE_START);
-		return NULL;
-	}
-	if (!(d = sqb_balloon_dev(c->vm)))
-		sqb_ctl_fault(r, "%s" MSG_NOT_FOUND, prefix);
-	return d;
+	return sqb_ctl_vm_device(c, r, prefix, sqb_balloon_dev);
 }
 
 /* BalloonError texts behind "Balloon update error: Balloon: ". */

@@ -628,6 +628,20 @@ void sqb_ctl_entropy_json(struct sqb_ctl *c, struct sqb_jb *b)
 
 /* ---- the VM ---- */
 
+struct sqb_vio_dev *sqb_ctl_vm_device(struct sqb_ctl *c, struct sqb_ctl_resp *r, const char *prefix,
+				      struct sqb_vio_dev *(*lookup)(sqb_vm *vm))
+{
+	struct sqb_vio_dev *d;
+
+	if (!c->vm) {
+		sqb_ctl_fault(r, MSG_BEFORE_START);
+		return NULL;
+	}
+	if (!(d = lookup(c->vm)))
+		sqb_ctl_fault(r, "%sFailed perform action on device: Device not found", prefix);
+	return d;
+}
+
 int sqb_ctl_add_devices(void *arg, sqb_vm *vm, struct sqb_diag *diag)
 {
 	struct sqb_ctl *c = arg;

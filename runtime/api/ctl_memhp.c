@@ -11,7 +11,6 @@
 #include "json_fields.h"
 
 #define MSG_AFTER_START	 "The requested operation is not supported after starting the microVM."
-#define MSG_BEFORE_START "The requested operation is not supported before starting the microVM."
 #define MSG_CONFIG	 "Memory hotplug config error: "
 #define MSG_UPDATE	 "Memory hotplug update error: "
 #define MSG_INTERNAL	 "Internal VMM error: "
@@ -83,15 +82,7 @@ void sqb_ctl_put_memhp(struct sqb_ctl *c, yajl_val body, struct sqb_ctl_resp *r)
 
 static sqb_vio_dev *device(struct sqb_ctl *c, struct sqb_ctl_resp *r, const char *prefix)
 {
-	sqb_vio_dev *d;
-
-	if (!c->vm) {
-		sqb_ctl_fault(r, MSG_BEFORE_START);
-		return NULL;
-	}
-	if (!(d = sqb_vmem_dev(c->vm)))
-		sqb_ctl_fault(r, "%s" MSG_NOT_FOUND, prefix);
-	return d;
+	return sqb_ctl_vm_device(c, r, prefix, sqb_vmem_dev);
 }
 
 void sqb_ctl_patch_memhp(struct sqb_ctl *c, yajl_val body, struct sqb_ctl_resp *r)
