@@ -36,8 +36,7 @@ static void test_put_memhp_validation_texts(void **state)
 	(void)state;
 	sqb_ctl_init(&c);
 	vt_api_fault(&c, "PUT", "/hotplug/memory", "{}", "missing field `total_size_mib`");
-	vt_api_fault(&c, "PUT", "/hotplug/memory", "{\"total_size_mib\":\"bar\"}",
-		     "invalid type");
+	vt_api_fault(&c, "PUT", "/hotplug/memory", "{\"total_size_mib\":\"bar\"}", "invalid type");
 	vt_api_fault(&c, "PUT", "/hotplug/memory", "{\"total_size_mib\":1024,\"foo\":1}",
 		     "unknown field `foo`");
 	vt_api_fault(&c, "PUT", "/hotplug/memory", "{\"total_size_mib\":4294967296}", "u32");
@@ -94,27 +93,6 @@ static void start(struct sqb_tc *t, int memhp)
 		vt_req(t, "PUT", "/hotplug/memory",
 		       "{\"total_size_mib\":256,\"block_size_mib\":2,\"slot_size_mib\":128}", 204);
 	vt_req(t, "PUT", "/actions", "{\"action_type\":\"InstanceStart\"}", 204);
-}
-
-static void expect_done_ok(struct sqb_tc *t, int ms)
-{
-	char *s = NULL;
-
-	vt_expect_serial(t, "VMEM DONE pass=", ms);
-	for (int i = 0; i < 500; i++) {
-		const char *p;
-
-		s = tc_read_file(t->serial);
-		p = s ? strstr(s, "VMEM DONE pass=") : NULL;
-		if (p && strchr(p, '\n'))
-			break;
-		free(s);
-		s = NULL;
-		usleep(10000);
-	}
-	if (!s || !strstr(s, " fail=0\n"))
-		fail_msg("guest reported failures: %s", s ? s : "(no complete DONE line)");
-	free(s);
 }
 
 /* ext: squib's extension object, or NULL */
@@ -222,8 +200,9 @@ static void test_memhp_guest_plugs_and_unplugs(void **state)
 	r = vt_req(&t, "GET", "/hotplug/memory", NULL, 200);
 	assert_non_null(strstr(r, "\"requested_size_mib\":8}"));
 	vt_expect_serial(&t, "VMEM hold-wait\n", 60000);
-	vt_expect_serial(&t, "VMEM addr=0x000000c000000000 requested=0x0000000000800000 "
-			     "usable=0x0000000008000000\n",
+	vt_expect_serial(&t,
+			 "VMEM addr=0x000000c000000000 requested=0x0000000000800000 "
+			 "usable=0x0000000008000000\n",
 			 100);
 	r = vt_req(&t, "GET", "/hotplug/memory", NULL, 200);
 	assert_non_null(strstr(r, "\"plugged_size_mib\":8,\"requested_size_mib\":8}"));
@@ -291,7 +270,8 @@ static void test_memhp_guest_plugs_and_unplugs(void **state)
 		}
 		/* before the Diff: more than a slot, the guest opens slot 1 */
 		if (diff)
-			vt_req(&t2, "PATCH", "/hotplug/memory", "{\"requested_size_mib\":130}", 204);
+			vt_req(&t2, "PATCH", "/hotplug/memory", "{\"requested_size_mib\":130}",
+			       204);
 		assert_int_equal(write(t2.stdin_fd, "g", 1), 1);
 		vt_expect_serial(&t2, "VMEM hold2-wait\n", 60000);
 		if (diff)
@@ -324,7 +304,7 @@ static void test_memhp_guest_plugs_and_unplugs(void **state)
 			t2 = t3;
 		}
 		assert_int_equal(write(t2.stdin_fd, "g", 1), 1);
-		expect_done_ok(&t2, 60000);
+		vt_expect_done_ok(&t2, "VMEM", 60000);
 		vt_expect_serial(&t2, "VMEM after-hold2 PASS\n", 100);
 		if (diff)
 			vt_expect_serial(&t2, "VMEM slot1-after-hold2 PASS\n", 100);

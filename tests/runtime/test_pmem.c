@@ -197,27 +197,6 @@ static void start(struct sqb_tc *t, const char *args)
 	vt_req(t, "PUT", "/actions", "{\"action_type\":\"InstanceStart\"}", 204);
 }
 
-static void expect_done_ok(struct sqb_tc *t, int ms)
-{
-	char *s = NULL;
-
-	vt_expect_serial(t, "VPMEM DONE pass=", ms);
-	for (int i = 0; i < 500; i++) {
-		const char *p;
-
-		s = tc_read_file(t->serial);
-		p = s ? strstr(s, "VPMEM DONE pass=") : NULL;
-		if (p && strchr(p, '\n'))
-			break;
-		free(s);
-		s = NULL;
-		usleep(10000);
-	}
-	if (!s || !strstr(s, " fail=0\n"))
-		fail_msg("guest reported failures: %s", s ? s : "(no complete DONE line)");
-	free(s);
-}
-
 /* The guest reads the file's bytes through the region, writes new ones and
  * FLUSHes: the file on disk has them (and only them: same length). */
 static void test_pmem_rw_guest_writes_the_file(void **state)
@@ -229,7 +208,7 @@ static void test_pmem_rw_guest_writes_the_file(void **state)
 	vt_spawn(&t, squib_bin);
 	put_pmem(&t, "scratch", f, 0);
 	start(&t, "mode=rw seed=1 len=12288");
-	expect_done_ok(&t, 30000);
+	vt_expect_done_ok(&t, "VPMEM", 30000);
 	vt_expect_serial(&t, "VPMEM start=0x0000008000000000 size=0x0000000000200000\n", 100);
 	vt_expect_serial(&t, "VPMEM bad-type PASS\n", 100);
 	vt_expect_serial(&t, "VPMEM bad-chain PASS\n", 100);
@@ -249,7 +228,7 @@ static void test_pmem_read_only_keeps_the_file(void **state)
 	vt_spawn(&t, squib_bin);
 	put_pmem(&t, "ro", f, 1);
 	start(&t, "mode=ro seed=1 len=12288");
-	expect_done_ok(&t, 30000);
+	vt_expect_done_ok(&t, "VPMEM", 30000);
 	vt_expect_serial(&t, "VPMEM ro-unchanged PASS\n", 100);
 	tc_stop(&t);
 	check_file(f, 1, FILE_LEN);
@@ -280,7 +259,7 @@ static void test_pmem_from_a_config_file(void **state)
 				  (const char *const[]){"--no-api", "--config-file", cfg, NULL}, 0),
 			 0);
 	assert_int_equal(tc_wait_exit(&t, 30000), 0);
-	expect_done_ok(&t, 1000);
+	vt_expect_done_ok(&t, "VPMEM", 1000);
 	tc_stop(&t);
 	check_file(f, 5, FILE_LEN);
 }
@@ -351,7 +330,7 @@ static void test_pmem_snapshot_kill_load(void **state)
 	    !strstr(r, "\"ops\":{\"size\":500,\"one_time_burst\":null,\"refill_time\":100}"))
 		fail_msg("vm/config after the load: %s", r);
 	assert_int_equal(write(t2.stdin_fd, "g", 1), 1);
-	expect_done_ok(&t2, 30000);
+	vt_expect_done_ok(&t2, "VPMEM", 30000);
 	vt_expect_serial(&t2, "VPMEM after-load PASS\n", 100);
 	tc_stop(&t2);
 	check_file(f, 3, FILE_LEN);

@@ -302,28 +302,6 @@ static void start(struct sqb_tc *t, const char *guest, const char *args, int dir
 	vt_req(t, "PUT", "/actions", "{\"action_type\":\"InstanceStart\"}", 204);
 }
 
-static void expect_done_ok(struct sqb_tc *t, const char *tag, int ms)
-{
-	char want[64], *s;
-
-	snprintf(want, sizeof(want), "%s DONE pass=", tag);
-	vt_expect_serial(t, want, ms);
-	for (int i = 0; i < 500; i++) { /* the rest of the line */
-		const char *p;
-
-		s = tc_read_file(t->serial);
-		p = s ? strstr(s, want) : NULL;
-		if (p && strchr(p, '\n'))
-			break;
-		free(s);
-		s = NULL;
-		usleep(10000);
-	}
-	if (!s || !strstr(s, " fail=0\n"))
-		fail_msg("guest reported failures: %s", s ? s : "(no complete DONE line)");
-	free(s);
-}
-
 static void check_file_pattern(const char *path, uint64_t seed, size_t bytes)
 {
 	uint8_t *b = malloc(bytes);
@@ -388,7 +366,7 @@ static void rw_guest(const char *engine)
 	snprintf(extra, sizeof(extra), "\"cache_type\":\"Writeback\",\"io_engine\":\"%s\"", engine);
 	drive(&t, "scratch", img, 0, extra);
 	start(&t, "virtioblk.elf", "mode=rw seed=5 sectors=16", 0);
-	expect_done_ok(&t, "VBLK", 30000);
+	vt_expect_done_ok(&t, "VBLK", 30000);
 	vt_expect_serial(&t, "VBLK capacity=2048 ro=0 flush=1\n", 100);
 	vt_expect_serial(&t, "VBLK flush PASS\n", 100);
 	vt_expect_serial(&t, "VBLK id=scratch\n", 100);
@@ -441,7 +419,7 @@ static void test_blk_read_only_refuses_writes(void **state)
 	mpath = metrics_to(&t, "ro-metrics.json");
 	drive(&t, "ro", img, 1, NULL);
 	start(&t, "virtioblk.elf", "mode=ro", 0);
-	expect_done_ok(&t, "VBLK", 30000);
+	vt_expect_done_ok(&t, "VBLK", 30000);
 	vt_expect_serial(&t, "VBLK ro-write-refused PASS\n", 100);
 	vt_expect_serial(&t, "ro=1 flush=0\n", 100); /* Unsafe: no FLUSH (Firecracker) */
 	kill(t.pid, SIGTERM);
@@ -473,7 +451,7 @@ static void test_rng_gives_bytes_next_to_a_drive(void **state)
 	drive(&t, "d0", img, 0, NULL);
 	vt_req(&t, "PUT", "/entropy", "{}", 204);
 	start(&t, "virtiorng.elf", "", 0);
-	expect_done_ok(&t, "VRNG", 30000);
+	vt_expect_done_ok(&t, "VRNG", 30000);
 	kill(t.pid, SIGTERM);
 	tc_wait_exit(&t, 10000);
 	line = exit_metrics(mpath); /* Firecracker's EntropyDeviceMetrics */
@@ -658,7 +636,7 @@ static void snapshot_mid_stream(const char *engine)
 	if (!strstr(r, extra)) /* the engine comes back with the configuration */
 		fail_msg("vm/config after the load has no %s: %s", extra, r);
 	vt_expect_serial(&t2, "VBLK loop PASS\n", 200000);
-	expect_done_ok(&t2, "VBLK", 5000);
+	vt_expect_done_ok(&t2, "VBLK", 5000);
 	tc_stop(&t2);
 }
 
@@ -728,7 +706,7 @@ static void test_blk_diff_after_device_writes(void **state)
 	spawn_stdin(&t2);
 	snap_load_spawned(&t2, "top", 204);
 	input(&t2, "v");
-	expect_done_ok(&t2, "VBLK", 30000);
+	vt_expect_done_ok(&t2, "VBLK", 30000);
 	vt_expect_serial(&t2, "VBLK hold-verify PASS\n", 100);
 	tc_stop(&t2);
 }

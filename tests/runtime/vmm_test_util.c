@@ -69,6 +69,28 @@ void vt_expect_serial(struct sqb_tc *t, const char *needle, int ms)
 	}
 }
 
+void vt_expect_done_ok(struct sqb_tc *t, const char *tag, int ms)
+{
+	char want[64], *s;
+
+	snprintf(want, sizeof(want), "%s DONE pass=", tag);
+	vt_expect_serial(t, want, ms);
+	for (int i = 0; i < 500; i++) { /* the rest of the line */
+		const char *p;
+
+		s = tc_read_file(t->serial);
+		p = s ? strstr(s, want) : NULL;
+		if (p && strchr(p, '\n'))
+			break;
+		free(s);
+		s = NULL;
+		usleep(10000);
+	}
+	if (!s || !strstr(s, " fail=0\n"))
+		fail_msg("guest reported failures: %s", s ? s : "(no complete DONE line)");
+	free(s);
+}
+
 void vt_spawn(struct sqb_tc *t, const char *squib_bin)
 {
 	assert_int_equal(tc_spawn(t, squib_bin, (const char *const[]){"--level", "Info", NULL}, 1),

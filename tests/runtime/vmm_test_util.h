@@ -28,6 +28,9 @@ const char *vt_req(struct sqb_tc *t, const char *method, const char *path, const
 /* The serial output must show needle within ms (else the serial and the
  * tail of squib's log go to stderr and the test fails). */
 void vt_expect_serial(struct sqb_tc *t, const char *needle, int ms);
+/* A test guest's "<tag> DONE pass=N fail=M" line: it must come within ms,
+ * whole, with fail=0 (else the test fails with the serial output). */
+void vt_expect_done_ok(struct sqb_tc *t, const char *tag, int ms);
 /* squib with --level Info on a private API socket. */
 void vt_spawn(struct sqb_tc *t, const char *squib_bin);
 /* `snap_tool inspect --devices dir/name.state` must print every string of
