@@ -241,6 +241,18 @@ struct sqb_vm_snap_create {
  * at the paths are kept on failure).  The VM stays paused either way. */
 int sqb_vm_snapshot_create(sqb_vm *vm, const struct sqb_vm_snap_create *o, struct sqb_diag *diag);
 
+/* Live create (docs/snapshots.md "Live creates"): a background create of a
+ * RUNNING VM.  Write-protects the pages that hold data while the guest
+ * still runs, so that the caller's pause -> sqb_vm_snapshot_create() ->
+ * resume only protects again what the guest wrote meanwhile.  The next
+ * create takes the protection over; sqb_vm_snapshot_prearm_drop() gives it
+ * up (a failed pause).  Refused (diag) where a background create is. */
+int sqb_vm_snapshot_prearm(sqb_vm *vm, const struct sqb_vm_snap_create *o, struct sqb_diag *diag);
+void sqb_vm_snapshot_prearm_drop(sqb_vm *vm);
+/* The pause window a live create's caller measured, for
+ * sqb_vm_snapshot_status()'s pause_us. */
+void sqb_vm_snapshot_set_pause_us(sqb_vm *vm, uint64_t us);
+
 /* The last background create of this VM. */
 enum sqb_vm_snap_bg_state {
 	SQB_VM_SNAP_BG_NONE = 0, /* none started */

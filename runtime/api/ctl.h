@@ -168,6 +168,8 @@ void sqb_ctl_deprecated(struct sqb_ctl *c, struct sqb_ctl_resp *r, const char *m
 /* Microseconds from a to b (b later), never negative across a second boundary. */
 uint64_t sqb_ctl_elapsed_us(const struct timespec *a, const struct timespec *b);
 uint64_t sqb_ctl_now_us(void);
+/* PATCH /vm's pause of a RUNNING VM (its timeout and cancel; ctl_handlers.c) */
+int sqb_ctl_pause_vm(struct sqb_ctl *c);
 
 /* Answer 400 {"fault_message": "..."}, the message escaped as JSON. */
 void sqb_ctl_fault(struct sqb_ctl_resp *r, const char *fmt, ...)

@@ -724,6 +724,13 @@ static int term_pending(void *arg)
 	return __atomic_load_n(&term_noted, __ATOMIC_ACQUIRE);
 }
 
+/* Pause a RUNNING VM as PATCH /vm does (its timeout, given up on a
+ * termination signal): 0, -ETIMEDOUT, -EINTR or -SQB_ESTATE. */
+int sqb_ctl_pause_vm(struct sqb_ctl *c)
+{
+	return sqb_vm_pause_timeout(c->vm, pause_timeout_ms(), term_pending, NULL);
+}
+
 static void patch_vm(struct sqb_ctl *c, yajl_val body, struct sqb_ctl_resp *r)
 {
 	const char *state = NULL;
@@ -744,7 +751,7 @@ static void patch_vm(struct sqb_ctl *c, yajl_val body, struct sqb_ctl_resp *r)
 	if (pause && cur == SQB_VM_RUNNING) {
 		unsigned int ms = pause_timeout_ms();
 
-		rc = sqb_vm_pause_timeout(c->vm, ms, term_pending, NULL);
+		rc = sqb_ctl_pause_vm(c);
 		if (rc == -ETIMEDOUT || rc == -EINTR) {
 			const char *why = rc == -EINTR
 					      ? "interrupted by a termination signal"

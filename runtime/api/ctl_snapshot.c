@@ -102,6 +102,50 @@ void sqb_ctl_snapshot_status(struct sqb_ctl *c, yajl_val body, struct sqb_ctl_re
 	r->status = 200;
 }
 
+/* A live create: protect guest memory while the guest runs, pause, create
+ * in the background (protecting again only what was written meanwhile),
+ * resume.  The VM runs again whatever happened, unless it stopped. */
+static int live_create(struct sqb_ctl *c, struct sqb_vm_snap_create *o, struct sqb_diag *d)
+{
+	uint64_t tp = sqb_ctl_now_us(), t0, t1, t2;
+	int rc = sqb_vm_snapshot_prearm(c->vm, o, d), rr;
+
+	if (rc < 0)
+		return rc;
+	t0 = sqb_ctl_now_us();
+	rc = sqb_ctl_pause_vm(c);
+	t1 = sqb_ctl_now_us();
+	if (rc < 0) {
+		sqb_vm_snapshot_prearm_drop(c->vm);
+		snprintf(d->section, sizeof(d->section), "state");
+		if (rc == -SQB_ESTATE)
+			snprintf(d->reason, sizeof(d->reason), "the microVM has stopped");
+		else
+			snprintf(d->reason, sizeof(d->reason),
+				 "the microVM could not be paused (%s); it keeps running",
+				 sqb_strerror(rc));
+		return rc;
+	}
+	rc = sqb_vm_snapshot_create(c->vm, o, d);
+	t2 = sqb_ctl_now_us();
+	rr = sqb_vm_resume(c->vm);
+	if (!rc) {
+		uint64_t us = sqb_ctl_now_us() - t0;
+
+		sqb_vm_snapshot_set_pause_us(c->vm, us);
+		sqb_ctl_log(SQB_CTL_INFO,
+			    "live snapshot: the microVM was paused for %llu us (pause %llu, "
+			    "create %llu, resume %llu; early protection %llu us before)",
+			    (unsigned long long)us, (unsigned long long)(t1 - t0),
+			    (unsigned long long)(t2 - t1), (unsigned long long)(sqb_ctl_now_us() - t2),
+			    (unsigned long long)(t0 - tp));
+	}
+	if (rr < 0)
+		sqb_ctl_log(SQB_CTL_WARN, "live snapshot: the microVM could not be resumed: %s",
+			    sqb_strerror(rr));
+	return rc;
+}
+
 /* Firecracker's order: serde (CreateSnapshotParams has no `version` any
  * more: it is an unknown field), then the state (rpc_interface.rs: refused
  * before boot; vcpu.rs: refused while running). */
@@ -110,7 +154,7 @@ void sqb_ctl_snapshot_create(struct sqb_ctl *c, yajl_val body, struct sqb_ctl_re
 	struct sqb_vm_snap_create o = {.version = SQB_VM_SNAP_CREATE_VERSION};
 	const char *type = "Full", *spath = NULL, *mpath = NULL;
 	yajl_val ext = NULL;
-	int have_ext = 0, rc;
+	int have_ext = 0, rc, live;
 	const struct sqb_jfield f[] = {
 	    {"snapshot_type", SQB_JT_ENUM, 0, &type, NULL, 0, 0, snap_types},
 	    {"snapshot_path", SQB_JT_STR, 1, &spath},
@@ -130,7 +174,10 @@ void sqb_ctl_snapshot_create(struct sqb_ctl *c, yajl_val body, struct sqb_ctl_re
 	if (!c->vm)
 		return sqb_ctl_fault(r, "The requested operation is not supported before starting "
 					"the microVM.");
-	if (sqb_vm_get_state(c->vm) != SQB_VM_PAUSED)
+	/* squib.background on a RUNNING VM is a live create: squib pauses it
+	 * itself, for as short as it can (docs/snapshots.md "Live creates") */
+	live = o.background && sqb_vm_get_state(c->vm) == SQB_VM_RUNNING;
+	if (!live && sqb_vm_get_state(c->vm) != SQB_VM_PAUSED)
 		return sqb_ctl_fault(r, "Create snapshot error: Cannot save the microVM state: "
 					"Operation not allowed: save/restore unavailable while "
 					"running (pause it first: PATCH /vm {\"state\":\"Paused\"}).");
@@ -150,7 +197,10 @@ void sqb_ctl_snapshot_create(struct sqb_ctl *c, yajl_val body, struct sqb_ctl_re
 	cfg->body[0] = 0;
 	if (sqb_ctl_dispatch(c, "GET", "/vm/config", NULL, cfg) == 0 && cfg->status == 200)
 		o.vm_config_json = cfg->body;
-	rc = sqb_vm_snapshot_create(c->vm, &o, &d);
+	if (live)
+		rc = live_create(c, &o, &d);
+	else
+		rc = sqb_vm_snapshot_create(c->vm, &o, &d);
 	free(cfg);
 	if (rc < 0)
 		return sqb_ctl_fault(r, "Create snapshot error: Cannot create the %s snapshot: %s",

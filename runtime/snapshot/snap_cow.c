@@ -4,7 +4,14 @@
  * thread copies a page aside before the first write to it (guest, KVM or
  * VMM), so the file holds exactly the memory of the pause instant.  A small,
  * sparse set (a Diff at 1 %) is instead copied aside whole while paused: a
- * memcpy of its pages costs less than protecting the span they lie in. */
+ * memcpy of its pages costs less than protecting the span they lie in.
+ *
+ * A live create (a background create asked of a RUNNING VM) protects the
+ * pages that hold data before it pauses (sqb_snap_cow_prearm): while the
+ * guest still runs the handler only notes a written page and un-protects
+ * it; in the pause only those pages (and data that appeared outside the
+ * early cover) are protected again, so the pause no longer pays ~85 ns
+ * for every populated page. */
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/userfaultfd.h>
@@ -33,6 +40,9 @@ struct cow_region {
 	uint64_t npages;
 	uint64_t *prot;	 /* 1: still protected, not yet read or copied */
 	uint8_t **aside; /* copy of the page at the pause instant */
+	/* live create: protected before the pause (the early cover), and
+	 * written (un-protected) since then; NULL otherwise */
+	uint64_t *early, *touched;
 };
 
 struct sqb_snap_cow {
@@ -44,6 +54,7 @@ struct sqb_snap_cow {
 	struct cow_region reg[SQB_GMEM_MAX_REGIONS];
 	uint64_t copied;
 	int failed;    /* a page could not be copied aside: the snapshot is void */
+	int pre;       /* live create before its pause: note and un-protect only */
 	uint8_t *pool; /* copy mode: every wanted page, copied while paused */
 	uint64_t pooled, pool_cap;
 };
@@ -75,7 +86,10 @@ static void cow_fault(struct sqb_snap_cow *c, uint64_t addr)
 		if (a < base || a >= base + g->npages * PG)
 			continue;
 		uint64_t p = (a - base) / PG;
-		if (bit(g->prot, p)) {
+		if (c->pre) {
+			if (g->touched)
+				g->touched[p / 64] |= 1ull << (p % 64);
+		} else if (bit(g->prot, p)) {
 			uint8_t *copy = malloc(PG);
 			if (copy) {
 				memcpy(copy, g->host + p * PG, PG);
@@ -115,16 +129,16 @@ static void *cow_thread(void *arg)
 	return NULL;
 }
 
-/* Protect every page whose bit is set in want[r] (runs of set bits, one
- * ioctl each). */
-static int arm_region(struct sqb_snap_cow *c, struct cow_region *g)
+/* Protect every page whose bit is set in set (runs of set bits, one ioctl
+ * each). */
+static int arm_region(struct sqb_snap_cow *c, struct cow_region *g, const uint64_t *set)
 {
 	uint64_t p = 0;
 
 	while (p < g->npages) {
 		uint64_t q;
 
-		if (!bit(g->prot, p)) {
+		if (!bit(set, p)) {
 			p++;
 			continue;
 		}
@@ -135,9 +149,9 @@ static int arm_region(struct sqb_snap_cow *c, struct cow_region *g)
 		for (q = p + 1; q < g->npages; q++) {
 			uint64_t e = q;
 
-			while (e < g->npages && e - q < COW_GAP && !bit(g->prot, e))
+			while (e < g->npages && e - q < COW_GAP && !bit(set, e))
 				e++;
-			if (e >= g->npages || !bit(g->prot, e))
+			if (e >= g->npages || !bit(set, e))
 				break;
 			q = e;
 		}
@@ -236,20 +250,142 @@ static int arm_copy(struct sqb_snap_cow *c, struct sqb_vm *vm, uint64_t *const w
 	return 0;
 }
 
-int sqb_snap_cow_arm(struct sqb_snap_cow **out, struct sqb_vm *vm, uint64_t *const want[])
+/* The userfaultfd in write-protect mode over every region, and the handler
+ * thread.  Nothing is protected yet. */
+static int cow_open(struct sqb_snap_cow *c, struct sqb_vm *vm)
 {
 	struct uffdio_api api = {.api = UFFD_API,
 				 .features = UFFD_FEATURE_PAGEFAULT_FLAG_WP |
 					     UFFD_FEATURE_WP_HUGETLBFS_SHMEM};
-	struct sqb_snap_cow *c = calloc(1, sizeof(*c));
-	int err = 0;
 
-	uint64_t total, n;
+	/* not user-mode-only: KVM's own accesses to guest memory must fault too */
+	c->uffd = (int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
+	if (c->uffd < 0 || ioctl(c->uffd, UFFDIO_API, &api))
+		return -errno;
+	c->evfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (c->evfd < 0)
+		return -errno;
+	c->nreg = vm->mem.nregions;
+	for (unsigned int r = 0; r < c->nreg; r++) {
+		struct cow_region *g = &c->reg[r];
+		struct uffdio_register reg = {
+		    {(uint64_t)(uintptr_t)vm->mem.regions[r].host, vm->mem.regions[r].size},
+		    UFFDIO_REGISTER_MODE_WP};
+
+		g->host = vm->mem.regions[r].host;
+		g->npages = vm->mem.regions[r].size / PG;
+		g->aside = calloc(g->npages ? g->npages : 1, sizeof(*g->aside));
+		if (!g->aside)
+			return -ENOMEM;
+		if (ioctl(c->uffd, UFFDIO_REGISTER, &reg))
+			return -errno;
+	}
+	FORWARD_IF_ERROR(-pthread_create(&c->thr, NULL, cow_thread, c));
+	c->thread = 1;
+	return 0;
+}
+
+static struct sqb_snap_cow *cow_new(void)
+{
+	struct sqb_snap_cow *c = calloc(1, sizeof(*c));
 
 	if (!c)
-		return -ENOMEM;
+		return NULL;
 	c->uffd = c->evfd = -1;
 	pthread_mutex_init(&c->lock, NULL);
+	return c;
+}
+
+int sqb_snap_cow_prearm(struct sqb_snap_cow **out, struct sqb_vm *vm, uint64_t *const cover[])
+{
+	struct sqb_snap_cow *c = cow_new();
+	int err;
+
+	if (!c) {
+		for (unsigned int r = 0; r < vm->mem.nregions; r++)
+			free(cover[r]);
+		return -ENOMEM;
+	}
+	for (unsigned int r = 0; r < vm->mem.nregions; r++)
+		c->reg[r].early = cover[r]; /* owned from here on */
+	c->pre = 1;
+	err = cow_open(c, vm);
+	for (unsigned int r = 0; r < c->nreg && !err; r++) {
+		struct cow_region *g = &c->reg[r];
+
+		g->touched = calloc((g->npages + 63) / 64 ? (g->npages + 63) / 64 : 1, 8);
+		if (!g->touched)
+			err = -ENOMEM;
+	}
+	/* the guest runs: a page written from here on is noted (touched) */
+	for (unsigned int r = 0; r < c->nreg && !err; r++)
+		err = arm_region(c, &c->reg[r], c->reg[r].early);
+	if (err) {
+		for (unsigned int r = c->nreg; r < vm->mem.nregions; r++)
+			free(c->reg[r].early);
+		sqb_snap_cow_free(c);
+		return err;
+	}
+	/* SQB_FAULT=live_slow_pause (tests): the guest writes a while before
+	 * the pause, so that many protected pages are written meanwhile */
+	if (sqb_fault_enabled("live_slow_pause"))
+		usleep(300000);
+	*out = c;
+	return 0;
+}
+
+/* A live create in its pause: the pages to save are want[]; those written
+ * since the early protection, or outside it, are protected now.  A sparse
+ * set is not copied aside here (unlike arm_copy): it is protected already,
+ * and a copy costs the pause more than protecting the few pages written. */
+static int cow_finish(struct sqb_snap_cow *c, uint64_t *const want[])
+{
+	uint64_t again = 0;
+	int err = 0;
+
+	pthread_mutex_lock(&c->lock);
+	c->pre = 0; /* from here a fault on a wanted page copies it aside */
+	for (unsigned int r = 0; r < c->nreg; r++) {
+		struct cow_region *g = &c->reg[r];
+		uint64_t nw = (g->npages + 63) / 64;
+
+		g->prot = want[r]; /* owned from here on */
+		if (err)
+			continue;
+		/* again: wanted and (written since, or never protected) */
+		for (uint64_t w = 0; w < nw; w++) {
+			g->touched[w] = g->prot[w] & (g->touched[w] | ~g->early[w]);
+			again += (uint64_t)__builtin_popcountll(g->touched[w]);
+		}
+		err = arm_region(c, g, g->touched);
+	}
+	pthread_mutex_unlock(&c->lock);
+	sqb_debug("snapshot: live create: %llu pages protected again at the pause",
+		  (unsigned long long)again);
+	return err;
+}
+
+int sqb_snap_cow_arm(struct sqb_snap_cow **out, struct sqb_vm *vm, uint64_t *const want[],
+		     struct sqb_snap_cow *pre)
+{
+	struct sqb_snap_cow *c;
+	int err = 0;
+	uint64_t total, n;
+
+	if (pre) {
+		err = cow_finish(pre, want);
+		if (err) {
+			sqb_snap_cow_free(pre);
+			return err;
+		}
+		*out = pre;
+		return 0;
+	}
+	if (!(c = cow_new())) {
+		for (unsigned int r = 0; r < vm->mem.nregions; r++)
+			free(want[r]);
+		return -ENOMEM;
+	}
 	n = want_count(vm, want, &total);
 	/* SQB_FAULT=bg_protect (tests): write-protect even a sparse set */
 	if (n <= COW_COPY_MAX && n * COW_SPARSE <= total && !sqb_fault_enabled("bg_protect")) {
@@ -262,51 +398,19 @@ int sqb_snap_cow_arm(struct sqb_snap_cow **out, struct sqb_vm *vm, uint64_t *con
 		*out = c;
 		return 0;
 	}
-	/* not user-mode-only: KVM's own accesses to guest memory must fault too */
-	c->uffd = (int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
-	if (c->uffd < 0 || ioctl(c->uffd, UFFDIO_API, &api)) {
-		err = -errno;
-		goto fail;
-	}
-	c->evfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	if (c->evfd < 0) {
-		err = -errno;
-		goto fail;
-	}
-	c->nreg = vm->mem.nregions;
-	for (unsigned int r = 0; r < c->nreg; r++) {
-		struct cow_region *g = &c->reg[r];
-		struct uffdio_register reg = {
-		    {(uint64_t)(uintptr_t)vm->mem.regions[r].host, vm->mem.regions[r].size},
-		    UFFDIO_REGISTER_MODE_WP};
-
-		g->host = vm->mem.regions[r].host;
-		g->npages = vm->mem.regions[r].size / PG;
-		g->prot = want[r]; /* owned from here on */
-		g->aside = calloc(g->npages, sizeof(*g->aside));
-		if (!g->aside) {
-			err = -ENOMEM;
-			goto fail;
-		}
-		if (ioctl(c->uffd, UFFDIO_REGISTER, &reg)) {
-			err = -errno;
-			goto fail;
-		}
-	}
+	for (unsigned int r = 0; r < vm->mem.nregions; r++)
+		c->reg[r].prot = want[r]; /* owned from here on */
+	err = cow_open(c, vm);
 	for (unsigned int r = 0; r < c->nreg && !err; r++)
-		err = arm_region(c, &c->reg[r]);
-	if (!err)
-		err = -pthread_create(&c->thr, NULL, cow_thread, c);
-	if (err)
-		goto fail;
-	c->thread = 1;
+		err = arm_region(c, &c->reg[r], c->reg[r].prot);
+	if (err) {
+		for (unsigned int r = c->nreg; r < vm->mem.nregions; r++)
+			free(c->reg[r].prot);
+		sqb_snap_cow_free(c);
+		return err;
+	}
 	*out = c;
 	return 0;
-fail:
-	for (unsigned int r = c->nreg; r < vm->mem.nregions; r++)
-		free(want[r]);
-	sqb_snap_cow_free(c);
-	return err;
 }
 
 int sqb_snap_cow_read(struct sqb_snap_cow *c, unsigned int r, uint64_t first, uint32_t n,
@@ -384,6 +488,8 @@ void sqb_snap_cow_free(struct sqb_snap_cow *c)
 			free(c->reg[r].aside[p]);
 		free(c->reg[r].aside);
 		free(c->reg[r].prot);
+		free(c->reg[r].early);
+		free(c->reg[r].touched);
 	}
 	if (c->uffd >= 0)
 		close(c->uffd);

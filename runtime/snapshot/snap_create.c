@@ -883,10 +883,12 @@ static int start_background(struct sqb_vm *vm, struct sqb_snapstate *ss,
 		sqb_snap_diag(diag, "state", "capturing the state failed: %s", sqb_strerror(err));
 		goto fail;
 	}
-	err = sqb_snap_cow_arm(&bg->cow, vm, want); /* owns want[] from here */
+	/* owns want[] (and a live create's early protection) from here */
+	err = sqb_snap_cow_arm(&bg->cow, vm, want, ss->prearm);
+	ss->prearm = NULL;
 	memset(want, 0, sizeof(want));
-	if (!err) /* virtio-mem's discards write zeros now (dev_vmem.c) */
-		__atomic_store_n(&vm->mem.cow_armed, 1, __ATOMIC_RELEASE);
+	/* the balloon's and virtio-mem's discards write zeros now */
+	__atomic_store_n(&vm->mem.cow_armed, !err, __ATOMIC_RELEASE);
 	if (err) {
 		sqb_snap_diag(diag, "memory", "cannot write-protect guest memory (userfaultfd): %s",
 			      sqb_strerror(err));
@@ -946,7 +948,91 @@ static int check_background(struct sqb_vm *vm, struct sqb_snapstate *ss,
 	return 0;
 }
 
+/* A background create still writing refuses another create. */
+static int bg_busy(struct sqb_vm *vm, struct sqb_snapstate *ss, struct sqb_diag *diag)
+{
+	struct sqb_vm_snap_status st;
+
+	if (!ss->bg)
+		return 0;
+	sqb_vm_snapshot_status(vm, &st);
+	if (st.state == SQB_VM_SNAP_BG_WRITING) {
+		sqb_snap_diag(diag, "squib.background",
+			      "a background snapshot (%s) is still being written; "
+			      "GET /snapshot/status says when it is done",
+			      st.state_path);
+		return -EBUSY;
+	}
+	sqb_snap_bg_join(ss, 0); /* finished: only the thread is left */
+	return 0;
+}
+
+int sqb_vm_snapshot_prearm(sqb_vm *vm, const struct sqb_vm_snap_create *o, struct sqb_diag *diag)
+{
+	struct sqb_snapstate *ss;
+	uint64_t *cover[SQB_GMEM_MAX_REGIONS] = {0};
+	int err = 0;
+
+	FORWARD_IF_ERROR(sqb_snapstate_get(vm, &ss));
+	if (!o || o->version != SQB_VM_SNAP_CREATE_VERSION || !o->background || ss->prearm)
+		return -EINVAL;
+	FORWARD_IF_ERROR(bg_busy(vm, ss, diag));
+	FORWARD_IF_ERROR(check_background(vm, ss, o, diag));
+	/* the same coarse cover as the pause takes (memsrc_cover), early */
+	for (unsigned int r = 0; r < vm->mem.nregions && !err; r++) {
+		struct memsrc m = {.fd_off = vm->mem.regions[r].fd_offset};
+
+		err = memsrc_cover(&m, vm->mem.fd, vm->mem.regions[r].size / 4096);
+		cover[r] = m.cover;
+	}
+	if (err) {
+		for (unsigned int r = 0; r < SQB_GMEM_MAX_REGIONS; r++)
+			free(cover[r]);
+	} else {
+		err = sqb_snap_cow_prearm(&ss->prearm, vm, cover); /* owns cover[] */
+	}
+	if (err) {
+		sqb_snap_diag(diag, "memory", "cannot write-protect guest memory (userfaultfd): %s",
+			      sqb_strerror(err));
+		return err;
+	}
+	__atomic_store_n(&vm->mem.cow_armed, 1, __ATOMIC_RELEASE);
+	return 0;
+}
+
+void sqb_vm_snapshot_prearm_drop(sqb_vm *vm)
+{
+	struct sqb_snapstate *ss = vm ? vm->snap : NULL;
+
+	if (!ss || !ss->prearm)
+		return;
+	sqb_snap_cow_free(ss->prearm);
+	ss->prearm = NULL;
+	__atomic_store_n(&vm->mem.cow_armed, 0, __ATOMIC_RELEASE);
+}
+
+void sqb_vm_snapshot_set_pause_us(sqb_vm *vm, uint64_t us)
+{
+	if (!vm || !vm->snap)
+		return;
+	pthread_mutex_lock(&bg_lock);
+	vm->snap->bg_status.pause_us = us;
+	pthread_mutex_unlock(&bg_lock);
+}
+
+static int snapshot_create(sqb_vm *vm, const struct sqb_vm_snap_create *o,
+			   struct sqb_diag *diag);
+
 int sqb_vm_snapshot_create(sqb_vm *vm, const struct sqb_vm_snap_create *o, struct sqb_diag *diag)
+{
+	int err = snapshot_create(vm, o, diag);
+
+	/* a live create's early protection not taken by its writer */
+	sqb_vm_snapshot_prearm_drop(vm);
+	return err;
+}
+
+static int snapshot_create(sqb_vm *vm, const struct sqb_vm_snap_create *o, struct sqb_diag *diag)
 {
 	struct sqb_snapstate *ss;
 	struct sqb_uuid st_uuid, mem_uuid;
@@ -958,20 +1044,10 @@ int sqb_vm_snapshot_create(sqb_vm *vm, const struct sqb_vm_snap_create *o, struc
 	int err, quiesced = 0;
 
 	FORWARD_IF_ERROR(sqb_snapstate_get(vm, &ss));
-	if (ss->bg) {
-		struct sqb_vm_snap_status st;
-
-		sqb_vm_snapshot_status(vm, &st);
-		if (st.state == SQB_VM_SNAP_BG_WRITING) {
-			sqb_snap_diag(diag, "squib.background",
-				      "a background snapshot (%s) is still being written; "
-				      "GET /snapshot/status says when it is done",
-				      st.state_path);
-			return -EBUSY;
-		}
-		sqb_snap_bg_join(ss, 0); /* finished: only the thread is left */
-	}
+	FORWARD_IF_ERROR(bg_busy(vm, ss, diag));
 	FORWARD_IF_ERROR(check_request(vm, ss, o, &plan, diag));
+	if (!o->background)
+		sqb_vm_snapshot_prearm_drop(vm);
 	if (o->background)
 		FORWARD_IF_ERROR(check_background(vm, ss, o, diag));
 	mem_abs = abs_path(o->mem_path);

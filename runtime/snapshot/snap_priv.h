@@ -45,6 +45,8 @@ struct sqb_snapstate {
 	/* Background create (snap_create.c): its writer thread and status. */
 	struct snap_bg *bg;
 	struct sqb_vm_snap_status bg_status;
+	/* A live create between its early protection and its pause. */
+	struct sqb_snap_cow *prearm;
 	/* A first verified load verifying while the guest runs (LAZY): the
 	 * claim on its files in the verification cache (-1: none), released
 	 * once they are remembered, and when verification began. */
@@ -80,7 +82,13 @@ int sqb_snap_selfcheck(struct sqb_vm *vm, const char *mem_path, const char *raw_
  * are write-protected (userfaultfd) until read, and copied aside by a
  * handler thread before anyone writes them. */
 struct sqb_snap_cow;
-int sqb_snap_cow_arm(struct sqb_snap_cow **out, struct sqb_vm *vm, uint64_t *const want[]);
+/* pre: from sqb_snap_cow_prearm (a live create), consumed (freed on
+ * failure); NULL: protect want[] now. */
+int sqb_snap_cow_arm(struct sqb_snap_cow **out, struct sqb_vm *vm, uint64_t *const want[],
+		     struct sqb_snap_cow *pre);
+/* Live create, VM still running: protect the pages of cover[] (owned from
+ * the call on) and note every page written from then on. */
+int sqb_snap_cow_prearm(struct sqb_snap_cow **out, struct sqb_vm *vm, uint64_t *const cover[]);
 /* The pause-instant bytes of the DATA pages of [first, first+n) of region
  * r into dst (n pages); those pages are un-protected. */
 int sqb_snap_cow_read(struct sqb_snap_cow *c, unsigned int r, uint64_t first, uint32_t n,

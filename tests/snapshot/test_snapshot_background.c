@@ -99,6 +99,49 @@ static void test_background_hole_written_after_the_pause_is_zero(void **state)
 	sqb_snap_free(s);
 }
 
+/* docs/snapshots.md "Live creates": a background create asked of a RUNNING
+ * VM protects guest memory while the guest runs, pauses it, protects again
+ * only the pages written meanwhile, and resumes it.  The writer guest
+ * rewrites every page continuously, so many pages are written between the
+ * early protection and the pause: a page not protected again would be read
+ * with a later round's stamp (WRITER STALE after the load).  Full, then a
+ * Diff. */
+static void test_live_create_is_the_pause_instant(void **state)
+{
+	struct sqb_tc t;
+	long long full_round, diff_round, copied;
+	const char *b;
+
+	(void)state;
+	/* the guest writes for 300 ms between the early protection and the
+	 * pause, and the writer waits 500 ms after it: the guest rewrites every
+	 * page many times before one is read; always protect (never the
+	 * sparse copy) */
+	setenv("SQB_FAULT", "bg_slow_writer,bg_protect,live_slow_pause", 1);
+	st_boot(&t, "snapguest.elf", "mode=1 mib=16 down=1 stamp=1", 1, 64, 1);
+	unsetenv("SQB_FAULT");
+	st_wait_round(&t, 2);
+	st_create(&t, "Full", "lvf", ST_BG); /* no PATCH /vm: it runs */
+	full_round = st_cur_round(&t);
+	b = st_req(&t, "GET", "/", NULL, 200);
+	assert_non_null(strstr(b, "\"Running\""));
+	copied = st_bg_wait_complete(&t);
+	assert_true(copied > 0);
+	b = st_req(&t, "GET", "/snapshot/status", NULL, 200);
+	assert_null(strstr(b, "\"pause_us\":0,"));
+	st_wait_round(&t, st_cur_round(&t) + 2);
+
+	st_create(&t, "Diff", "lvd", ST_BG);
+	diff_round = st_cur_round(&t);
+	st_bg_wait_complete(&t);
+	st_wait_round(&t, st_cur_round(&t) + 1);
+	tc_stop(&t);
+
+	st_bg_load_and_verify("lvf", "mmap", full_round);
+	st_bg_load_and_verify("lvd", "mmap", diff_round);
+	st_bg_load_and_verify("lvd", "eager", diff_round);
+}
+
 /* What a background create cannot do is refused before anything runs. */
 static void test_background_refusals(void **state)
 {
@@ -127,6 +170,17 @@ static void test_background_refusals(void **state)
 		 st_path("bgx", ".state"), st_path("bgx", ".mem"));
 	b = st_req(&t2, "PUT", "/snapshot/create", body, 400);
 	assert_non_null(strstr(b, "eager"));
+	/* the same live (VM running): refused before it pauses, it runs on */
+	st_resume(&t2);
+	b = st_req(&t2, "PUT", "/snapshot/create", body, 400);
+	assert_non_null(strstr(b, "eager"));
+	b = st_req(&t2, "GET", "/", NULL, 200);
+	assert_non_null(strstr(b, "\"Running\""));
+	/* without background, a running VM is refused as Firecracker does */
+	snprintf(body, sizeof(body), "{\"snapshot_path\":\"%s\",\"mem_file_path\":\"%s\"}",
+		 st_path("bgx", ".state"), st_path("bgx", ".mem"));
+	b = st_req(&t2, "PUT", "/snapshot/create", body, 400);
+	assert_non_null(strstr(b, "save/restore unavailable while running"));
 	tc_stop(&t2);
 }
 
@@ -135,6 +189,7 @@ int main(int argc, char **argv)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_background_full_and_diff_are_the_pause_instant),
 	    cmocka_unit_test(test_background_hole_written_after_the_pause_is_zero),
+	    cmocka_unit_test(test_live_create_is_the_pause_instant),
 	    cmocka_unit_test(test_background_refusals),
 	};
 	int rc;
