@@ -177,12 +177,18 @@ static int remembered(const char *vc)
  * load's cache folder; the clone lives on until its lazy, verifying load
  * has remembered the image (as a fleet's first clone would), so that the
  * clones after it map the image. */
+/* pooled clones' split of the latency (ms): the load request, then 'p' ->
+ * PONG right after it, then again on the running clone (the guest's own
+ * serial round trip, which the floor does not have) */
+static double *split_load, *split_first, *split_again;
+static unsigned int nsplit;
+
 static double one_clone(int pooled, unsigned int k, const char *remember_in)
 {
 	struct sqb_fleet_proc p;
 	char resp[1024], text[1024];
 	size_t len = 0;
-	uint64_t t0;
+	uint64_t t0, t1;
 	double ms;
 
 	if (pooled) {
@@ -198,10 +204,23 @@ static double one_clone(int pooled, unsigned int k, const char *remember_in)
 	}
 	if (sqb_fleet_http(p.sock, "PUT", "/snapshot/load", body, resp, sizeof(resp), 20000) != 204)
 		die(resp);
+	t1 = sqb_fleet_now_ns();
 	if (write(p.stdin_fd, "p", 1) != 1 ||
 	    sqb_fleet_wait_text(p.out_fd, text, sizeof(text), &len, "PONG", 10000))
 		die("no PONG from a clone");
 	ms = (double)(sqb_fleet_now_ns() - t0) / 1e6;
+	if (pooled && split_load && !remember_in) {
+		uint64_t t2 = sqb_fleet_now_ns();
+
+		split_load[nsplit] = (double)(t1 - t0) / 1e6;
+		split_first[nsplit] = (double)(t2 - t1) / 1e6;
+		len = 0;
+		memset(text, 0, sizeof(text));
+		if (write(p.stdin_fd, "p", 1) != 1 ||
+		    sqb_fleet_wait_text(p.out_fd, text, sizeof(text), &len, "PONG", 10000))
+			die("no second PONG from a clone");
+		split_again[nsplit++] = (double)(sqb_fleet_now_ns() - t2) / 1e6;
+	}
 	for (int i = 0; remember_in && !remembered(remember_in); i++) {
 		if (i == 3000)
 			die("the first load never remembered the image (30 s)");
@@ -412,7 +431,10 @@ int main(int argc, char **argv)
 	pool_ms = calloc(iters, sizeof(double));
 	cold_ms = calloc(iters, sizeof(double));
 	floor_ms = calloc(iters, sizeof(double));
-	if (!pool_ms || !cold_ms || !floor_ms)
+	split_load = calloc(iters, sizeof(double));
+	split_first = calloc(iters, sizeof(double));
+	split_again = calloc(iters, sizeof(double));
+	if (!pool_ms || !cold_ms || !floor_ms || !split_load || !split_first || !split_again)
 		die("out of memory");
 	for (unsigned int i = 0; i < iters; i++) {
 		struct floor_vm f;
@@ -438,6 +460,10 @@ int main(int argc, char **argv)
 		printf("  squib, no pool (spawn + load)                 %8.3f %8.3f %8.1fx\n", c50,
 		       c99, c50 / f50);
 		printf("  anchor zeroboot                                  0.790    1.740\n");
+		printf("  pooled, split: load request %.3f, then 'p' -> PONG %.3f; the same on the "
+		       "running clone %.3f (the guest's serial round trip; p50s)\n",
+		       pct(split_load, nsplit, 0.5), pct(split_first, nsplit, 0.5),
+		       pct(split_again, nsplit, 0.5));
 	}
 	for (unsigned int k = 0; k < ncounts; k++) {
 		unsigned int n = counts[k];
