@@ -24,6 +24,8 @@
 
 static char tmpdir[64];
 static uint8_t *mem0, *mem1; /* base and newest guest memory */
+#define BIG_SIZE (20u << 20) /* several of the writer's 8 MiB batches */
+static uint8_t *big;
 
 static const char *tpath(const char *name)
 {
@@ -35,7 +37,26 @@ static const char *tpath(const char *name)
 	return p[k];
 }
 
-enum op { OP_WRITE, OP_MERGE, OP_REPACK, OP_EXPORT, OP_SETUP };
+enum op { OP_WRITE, OP_MERGE, OP_REPACK, OP_EXPORT, OP_SETUP, OP_WRITE_BIG };
+
+/* One region of several batches: the writer's I/O thread writes one batch
+ * while the next is compressed, and must hand its errors back. */
+static int write_big(const char *path)
+{
+	struct sqb_write_opts o = SQB_WRITE_OPTS_INIT;
+	sqb_snap_writer *w;
+	int err;
+
+	o.codec = SQB_CODEC_LZ4;
+	o.dedup = 1;
+	if ((err = sqb_writer_open(&w, path, &o)))
+		return err;
+	err = sqb_writer_add_memory(w, 0, BIG_SIZE, big, NULL);
+	if (!err)
+		err = sqb_writer_finish(w, NULL, NULL);
+	sqb_writer_free(w);
+	return err;
+}
 
 static int write_mem(const char *path, const uint8_t *m, const sqb_snap *parent,
 		     enum sqb_codec codec)
@@ -90,6 +111,8 @@ static int do_op(enum op op, const char *target)
 		break;
 	case OP_WRITE:
 		return write_mem(target, mem1, NULL, SQB_CODEC_LZ4);
+	case OP_WRITE_BIG:
+		return write_big(target);
 	case OP_MERGE:
 	case OP_REPACK:
 	case OP_EXPORT:
@@ -188,7 +211,8 @@ static int setup(void **state)
 		return -1;
 	mem0 = sqbt_pattern_mem(MEM_SIZE, 4096, 11);
 	mem1 = malloc(MEM_SIZE);
-	if (!mem0 || !mem1)
+	big = sqbt_pattern_mem(BIG_SIZE, 4096, 12);
+	if (!mem0 || !mem1 || !big)
 		return -1;
 	memcpy(mem1, mem0, MEM_SIZE);
 	sqbt_mutate(mem1, MEM_SIZE, 4096, 1, NULL);
@@ -204,6 +228,7 @@ static int teardown(void **state)
 	(void)state;
 	free(mem0);
 	free(mem1);
+	free(big);
 	if (getenv("SQB_TEST_KEEP"))
 		return 0;
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", tmpdir);
@@ -335,12 +360,57 @@ static void test_short_writes_and_eintr_still_write_correct_files(void **state)
 	free(prev);
 }
 
+/* A write failing in the middle of a multi-batch region (ENOSPC on the I/O
+ * thread, while the pool encodes the next batch) returns the error, keeps
+ * the previous target and leaves no temporary; short writes and EINTR on
+ * that thread still give an exact file. */
+static void test_multi_batch_write_faults(void **state)
+{
+	const char *target = tpath("target");
+	size_t prev_n, n;
+	uint8_t *prev = sqbt_load(tpath("previous.sqb"), &prev_n), *cur, *buf = malloc(BIG_SIZE);
+	long long full;
+	sqb_snap *s;
+
+	(void)state;
+	assert_non_null(prev);
+	assert_non_null(buf);
+	unlink(target);
+	assert_int_equal(run_child(OP_WRITE_BIG, target, NULL, 0), 0);
+	cur = sqbt_load(target, &n);
+	assert_non_null(cur);
+	free(cur);
+	full = (long long)n;
+	for (int k = 0; k < 8; k++) { /* from the first batch to the directory */
+		long long after = full * k / 8 + (k ? 0 : 4096);
+
+		assert_int_equal(sqbt_save(target, prev, prev_n), 0);
+		assert_int_equal(run_child(OP_WRITE_BIG, target, "enospc", after), -ENOSPC);
+		assert_true(no_temp_files());
+		cur = sqbt_load(target, &n);
+		assert_non_null(cur);
+		assert_int_equal(n, prev_n);
+		assert_memory_equal(cur, prev, prev_n);
+		free(cur);
+	}
+	assert_int_equal(run_child(OP_WRITE_BIG, target, "short_write,eintr", 0), 0);
+	assert_true(no_temp_files());
+	assert_int_equal(sqb_snap_open(&s, target, NULL, NULL), 0);
+	assert_int_equal(sqb_snap_verify(s, 0, 0, NULL, NULL), 0);
+	assert_int_equal(sqb_snap_read(s, 0, buf, BIG_SIZE, NULL), 0);
+	assert_memory_equal(buf, big, BIG_SIZE);
+	sqb_snap_free(s);
+	free(buf);
+	free(prev);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_enospc_anywhere_keeps_the_target),
 	    cmocka_unit_test(test_fsync_and_rename_failures_keep_the_target),
 	    cmocka_unit_test(test_short_writes_and_eintr_still_write_correct_files),
+	    cmocka_unit_test(test_multi_batch_write_faults),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
