@@ -1,14 +1,16 @@
-/* Per-thread seccomp filters for squib (docs/security.md "Seccomp"): builds
- * one BPF program per thread kind from seccomp_lists.c with libseccomp, or
- * reads a compiled program (--seccomp-filter), installs it at each thread's
- * entry and reports a forbidden call by name before the process dies. */
+/* Per-thread seccomp filters for squib (docs/security.md "Seccomp"): one
+ * BPF program per thread kind, built from seccomp_lists.c with libseccomp
+ * at build time (seccomp_gen; SQB_SECCOMP_PREBUILT) or, where that cannot
+ * run (cross builds), at start-up in a child process; or a compiled program
+ * read from a file (--seccomp-filter).  Installs it at each thread's entry
+ * and reports a forbidden call by name before the process dies. */
 
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/filter.h>
 #include <linux/seccomp.h>
-#include <seccomp.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,8 +23,12 @@
 #include <ucontext.h>
 #include <unistd.h>
 
+#include "seccomp_build.h"
 #include "seccomp_lists.h"
 #include "sqb_confine.h"
+#ifdef SQB_SECCOMP_PREBUILT
+#include "seccomp_prebuilt.h"
+#endif
 
 #define NR_NAMES 512 /* x86_64 numbers stay below this */
 
@@ -54,108 +60,7 @@ int sqb_confine_enabled(void)
 	return g.enabled;
 }
 
-static void diag_set(struct sqb_diag *d, const char *where, const char *fmt, const char *a,
-		     const char *b)
-{
-	if (!d)
-		return;
-	d->offset = UINT64_MAX;
-	snprintf(d->section, sizeof(d->section), "%s", where);
-	snprintf(d->reason, sizeof(d->reason), fmt, a, b);
-}
-
-/* ---- building the programs ---- */
-
-static int add_rule(scmp_filter_ctx ctx, const struct sqb_sc_rule *r, struct sqb_diag *diag)
-{
-	int nr = seccomp_syscall_resolve_name(r->name);
-	int rc = 0;
-
-	if (nr == __NR_SCMP_ERROR) {
-		diag_set(diag, "seccomp", "unknown system call '%s' in the %s list", r->name,
-			 "built-in");
-		return -EINVAL;
-	}
-	switch (r->arg) {
-	case SQB_SC_ANY:
-		rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, nr, 0);
-		break;
-	case SQB_SC_NOEXEC: /* mmap(addr, len, prot, ...) and mprotect(addr, len, prot) */
-		rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, nr, 1,
-				      SCMP_A2(SCMP_CMP_MASKED_EQ, PROT_EXEC, 0));
-		break;
-	case SQB_SC_AF_UNIX:
-		rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, nr, 1, SCMP_A0(SCMP_CMP_EQ, AF_UNIX));
-		break;
-	case SQB_SC_IOCTLS:
-		/* the kernel reads the request as 32 bits: compare those only */
-		for (const unsigned long *q = r->ioctls; *q && !rc; q++)
-			rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, nr, 1,
-					      SCMP_A1(SCMP_CMP_MASKED_EQ, 0xffffffffUL, *q));
-		break;
-	case SQB_SC_EACCES:
-		rc = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EACCES), nr, 0);
-		break;
-	case SQB_SC_ARG0_EQ:
-		for (const unsigned long *q = r->ioctls; *q && !rc; q++)
-			rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, nr, 1, SCMP_A0(SCMP_CMP_EQ, *q));
-		break;
-	}
-	if (rc < 0)
-		diag_set(diag, "seccomp", "libseccomp refused the rule for '%s' (%s)", r->name,
-			 strerror(-rc));
-	return rc;
-}
-
-/* libseccomp 2.5 exports to an fd only: go through a memfd. */
-static int export_prog(scmp_filter_ctx ctx, struct sock_fprog *out)
-{
-	int fd = memfd_create("squib-seccomp", MFD_CLOEXEC);
-	struct stat st;
-	void *buf = NULL;
-	int rc;
-
-	if (fd < 0)
-		return -errno;
-	rc = seccomp_export_bpf(ctx, fd);
-	if (rc < 0)
-		goto out;
-	if (fstat(fd, &st) < 0 || st.st_size <= 0 || st.st_size % sizeof(struct sock_filter)) {
-		rc = -EIO;
-		goto out;
-	}
-	buf = malloc(st.st_size);
-	if (!buf || pread(fd, buf, st.st_size, 0) != st.st_size) {
-		rc = buf ? -EIO : -ENOMEM;
-		free(buf);
-		goto out;
-	}
-	out->filter = buf;
-	out->len = (unsigned short)(st.st_size / sizeof(struct sock_filter));
-	rc = 0;
-out:
-	close(fd);
-	return rc;
-}
-
-static int build_kind(enum sqb_confine_kind kind, struct sqb_diag *diag)
-{
-	scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_TRAP);
-	int rc = 0;
-
-	if (!ctx)
-		return -ENOMEM;
-	/* no_new_privs is set by the hook itself; a 32-bit entry is denied */
-	seccomp_attr_set(ctx, SCMP_FLTATR_CTL_NNP, 0);
-	for (const struct sqb_sc_rule *r = sqb_sc_lists[kind]; r->name && !rc; r++)
-		rc = add_rule(ctx, r, diag);
-	for (const struct sqb_sc_rule *r = sqb_sc_common; r->name && !rc; r++)
-		rc = add_rule(ctx, r, diag);
-	if (!rc)
-		rc = export_prog(ctx, &g.prog[kind]);
-	seccomp_release(ctx);
-	return rc;
-}
+#define diag_set sqb_sc_diag_set
 
 /* --seccomp-filter FILE: a classic BPF program as the kernel takes it
  * (struct sock_filter[], host byte order, 1..4096 instructions; what
@@ -208,6 +113,17 @@ static void put(const char *s)
 	(void)r;
 }
 
+static const char *name_of(int nr)
+{
+	if (nr < 0 || nr >= NR_NAMES)
+		return "unknown";
+#ifdef SQB_SECCOMP_PREBUILT
+	if (sqb_sc_pb_name_off[nr])
+		return sqb_sc_pb_names + sqb_sc_pb_name_off[nr] - 1;
+#endif
+	return g.names[nr] ? g.names[nr] : "unknown";
+}
+
 static void on_sigsys(int sig, siginfo_t *si, void *uc_)
 {
 	ucontext_t *uc = uc_;
@@ -225,7 +141,7 @@ static void on_sigsys(int sig, siginfo_t *si, void *uc_)
 	put("' made a forbidden system call ");
 	put(p);
 	put(" (");
-	put(nr >= 0 && nr < NR_NAMES && g.names[nr] ? g.names[nr] : "unknown");
+	put(name_of(nr));
 	put("); squib exits with SIGSYS\n");
 	/* SA_RESETHAND made SIGSYS default and it is blocked here: the same
 	 * call traps again and the kernel then kills the whole process. */
@@ -251,6 +167,7 @@ void sqb_confine_reset(void)
 	memset(&g, 0, sizeof(g));
 }
 
+#ifndef SQB_SECCOMP_PREBUILT
 /* ---- building in a child process ----
  * libseccomp's build allocates and frees a lot; the programs and some 400
  * names kept afterwards would sit scattered over that freed heap and keep
@@ -281,7 +198,7 @@ static void build_child(char *p, int build)
 	int rc = 0;
 
 	for (int k = 0; k < SQB_CONFINE_NKINDS && build && !rc; k++) {
-		rc = build_kind(k, &h->diag);
+		rc = sqb_sc_build_kind(k, &g.prog[k], &h->diag);
 		if (!rc && g.prog[k].len > BPF_MAXINSNS) {
 			diag_set(&h->diag, "seccomp",
 				 "the %s program has more than %s instructions", kind_names[k],
@@ -295,7 +212,7 @@ static void build_child(char *p, int build)
 		}
 	}
 	for (int i = 0; i < NR_NAMES && !rc; i++) {
-		char *n = seccomp_syscall_resolve_num_arch(SCMP_ARCH_NATIVE, i);
+		char *n = sqb_sc_syscall_name(i);
 		size_t l = n ? strlen(n) + 1 : 0;
 
 		if (n && off + l <= STORE_NAMES) { /* a name that does not fit is "unknown" */
@@ -358,6 +275,19 @@ static int build_store(int build, struct sqb_diag *diag)
 	mprotect(p, STORE_LEN, PROT_READ); /* nothing writes them again */
 	return 0;
 }
+#else
+/* The programs seccomp_gen built into the binary: nothing to build. */
+static int build_store(int build, struct sqb_diag *diag)
+{
+	(void)diag;
+	for (int k = 0; k < SQB_CONFINE_NKINDS && build; k++) {
+		g.prog[k].filter = (struct sock_filter *)(uintptr_t)(sqb_sc_pb_insns +
+								     sqb_sc_pb_off[k]);
+		g.prog[k].len = sqb_sc_pb_len[k];
+	}
+	return 0;
+}
+#endif
 
 int sqb_confine_setup(const struct sqb_confine_opts *o, struct sqb_diag *diag)
 {

@@ -11,6 +11,10 @@
 #include <sys/prctl.h>
 #include <termios.h>
 
+#include <stdint.h>
+#include <stdio.h>
+
+#include "seccomp_build.h"
 #include "seccomp_lists.h"
 
 /* The lists read best as dense tables. */
@@ -183,3 +187,13 @@ const struct sqb_sc_rule *const sqb_sc_lists[SQB_CONFINE_NKINDS] = {
     [SQB_CONFINE_WATCH] = watch,
 };
 /* clang-format on */
+
+void sqb_sc_diag_set(struct sqb_diag *d, const char *where, const char *fmt, const char *a,
+		     const char *b)
+{
+	if (!d)
+		return;
+	d->offset = UINT64_MAX;
+	snprintf(d->section, sizeof(d->section), "%s", where);
+	snprintf(d->reason, sizeof(d->reason), fmt, a, b);
+}

@@ -1,7 +1,12 @@
 # Confinement tests (docs/security.md, docs/jailer.md): squib's seccomp
 # filters, and squib started through squib-jailer.
 add_executable(test_runtime_seccomp test_seccomp.c)
-target_include_directories(test_runtime_seccomp PRIVATE ${PROJECT_SOURCE_DIR}/runtime)
+target_include_directories(test_runtime_seccomp PRIVATE ${PROJECT_SOURCE_DIR}/runtime
+                           ${PROJECT_SOURCE_DIR}/runtime/seccomp)
+if(SQB_SECCOMP_PREBUILT) # the programs squib carries are checked against a fresh build
+  target_sources(test_runtime_seccomp PRIVATE ${PROJECT_SOURCE_DIR}/runtime/seccomp/seccomp_build.c)
+  target_compile_definitions(test_runtime_seccomp PRIVATE SQB_SECCOMP_PREBUILT)
+endif()
 target_link_libraries(test_runtime_seccomp PRIVATE sqb_runtime sqb_test_squib_client
                       PkgConfig::CMOCKA PkgConfig::SECCOMP)
 add_dependencies(test_runtime_seccomp squib sqb_test_guests)

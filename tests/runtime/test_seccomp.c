@@ -24,6 +24,8 @@
 
 #include <cmocka.h>
 
+#include "seccomp/seccomp_build.h"
+#include "seccomp/seccomp_prebuilt.h"
 #include "seccomp/sqb_confine.h"
 #include "squib_client.h"
 
@@ -207,6 +209,41 @@ static void boot_counter(struct sqb_tc *t, const char *const *extra)
 		fail_msg("InstanceStart: %s", resp);
 }
 
+/* The programs squib carries (built by seccomp_gen when squib was built)
+ * are exactly what libseccomp builds from the lists now, instruction for
+ * instruction, and the names the SIGSYS reporter prints are libseccomp's:
+ * a list edited without a rebuild, or a generator that drops or reorders
+ * a rule, fails here. */
+static void test_prebuilt_programs_equal_a_fresh_build(void **state)
+{
+	(void)state;
+#ifdef SQB_SECCOMP_PREBUILT
+	for (int k = 0; k < SQB_CONFINE_NKINDS; k++) {
+		struct sock_fprog p = {0};
+		struct sqb_diag d = {0};
+
+		assert_int_equal(sqb_sc_build_kind((enum sqb_confine_kind)k, &p, &d), 0);
+		assert_int_equal(p.len, sqb_sc_pb_len[k]);
+		assert_memory_equal(p.filter, sqb_sc_pb_insns + sqb_sc_pb_off[k],
+				    p.len * sizeof(struct sock_filter));
+		free(p.filter);
+	}
+	for (int nr = 0; nr < SQB_SC_PB_NAMES; nr++) {
+		char *n = sqb_sc_syscall_name(nr);
+
+		if (n) {
+			assert_int_not_equal(sqb_sc_pb_name_off[nr], 0);
+			assert_string_equal(sqb_sc_pb_names + sqb_sc_pb_name_off[nr] - 1, n);
+		} else {
+			assert_int_equal(sqb_sc_pb_name_off[nr], 0);
+		}
+		free(n);
+	}
+#else
+	skip();
+#endif
+}
+
 static void test_every_thread_of_running_squib_is_filtered(void **state)
 {
 	struct sqb_tc t;
@@ -246,6 +283,7 @@ int main(int argc, char **argv)
 	    cmocka_unit_test(test_vcpu_list_refuses_files_sockets_and_exec_memory),
 	    cmocka_unit_test(test_compiled_filter_file_is_obeyed_and_bad_files_refused),
 	    cmocka_unit_test(test_every_thread_of_running_squib_is_filtered),
+	    cmocka_unit_test(test_prebuilt_programs_equal_a_fresh_build),
 	};
 
 	if (argc != 3) {
