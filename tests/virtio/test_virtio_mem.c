@@ -30,7 +30,7 @@ struct mt {
 	sqb_vio_dev *dev;
 	int slot_on[NSLOTS];
 	unsigned int slot_calls, discards, fail_map;
-	uint64_t disc_off, disc_len;
+	uint64_t disc_off, disc_len, disc_total;
 	uint64_t blk_on; /* blocks 0..63 the backing was told are plugged */
 };
 
@@ -54,6 +54,7 @@ static int be_discard(void *opaque, uint64_t off, uint64_t len)
 	t->discards++;
 	t->disc_off = off;
 	t->disc_len = len;
+	t->disc_total += len;
 	return 0;
 }
 
@@ -290,6 +291,40 @@ static void unplug_all(void **state)
 	done(t);
 }
 
+/* UNPLUG_ALL discards the runs that were plugged, not the whole region: a
+ * guest repeating it must not make the host discard (during a background
+ * create: zero-fill, and report written) every byte of the region. */
+static void unplug_all_discards_only_plugged(void **state)
+{
+	struct mt *t = mk();
+
+	(void)state;
+	up(t);
+	assert_int_equal(req(t, 2, 0, 0, NULL), SQB_VIO_VMEM_RESP_ACK);
+	assert_int_equal(t->discards, 0);
+	assert_int_equal(sqb_vio_vmem_set_requested(t->dev, REGION), 0);
+	assert_int_equal(req(t, 0, ADDR, 1, NULL), SQB_VIO_VMEM_RESP_ACK);
+	assert_int_equal(req(t, 0, ADDR + 9 * BLOCK, 2, NULL), SQB_VIO_VMEM_RESP_ACK);
+	for (int i = 0; i < 8; i++)
+		assert_int_equal(req(t, 2, 0, 0, NULL), SQB_VIO_VMEM_RESP_ACK);
+	assert_int_equal(t->discards, 2);
+	assert_int_equal(t->disc_total, 3 * BLOCK);
+	assert_int_equal(t->disc_off, 9 * BLOCK);
+	assert_int_equal(t->disc_len, 2 * BLOCK);
+	assert_int_equal(t->blk_on, 0);
+	assert_int_equal(status(t).plugged, 0);
+	for (int i = 0; i < NSLOTS; i++)
+		assert_false(t->slot_on[i]);
+	/* a ranged UNPLUG of plugged blocks still discards exactly them */
+	assert_int_equal(sqb_vio_vmem_set_requested(t->dev, REGION), 0);
+	assert_int_equal(req(t, 0, ADDR + 4 * BLOCK, 3, NULL), SQB_VIO_VMEM_RESP_ACK);
+	assert_int_equal(req(t, 1, ADDR + 4 * BLOCK, 3, NULL), SQB_VIO_VMEM_RESP_ACK);
+	assert_int_equal(t->discards, 3);
+	assert_int_equal(t->disc_off, 4 * BLOCK);
+	assert_int_equal(t->disc_len, 3 * BLOCK);
+	done(t);
+}
+
 static void hostile_ranges(void **state)
 {
 	struct mt *t = mk();
@@ -483,6 +518,7 @@ int main(void)
 	    cmocka_unit_test(requested_size),
 	    cmocka_unit_test(plug_unplug_state),
 	    cmocka_unit_test(unplug_all),
+	    cmocka_unit_test(unplug_all_discards_only_plugged),
 	    cmocka_unit_test(hostile_ranges),
 	    cmocka_unit_test(hostile_chains),
 	    cmocka_unit_test(slot_map_failure),
