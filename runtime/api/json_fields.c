@@ -2,6 +2,7 @@
  * tree API, a field table that refuses what serde's deny_unknown_fields
  * refuses with serde_json's messages and positions ("unknown field `x`,
  * expected one of ... at line 1 column 9"), and a bounded output builder. */
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -214,18 +215,129 @@ static void one_of(char *list, size_t len, const char *const *names, size_t n, s
 #undef NAME
 }
 
+/* How serde_json reads a number's text (de.rs parse_number): an unsigned
+ * integer that fits u64 is U64, a negative one down to i64::MIN is I64, and
+ * everything else is F64 — a fraction, an exponent, an integer too large
+ * for either, and `-0`.  *d is the text as a double (strtod rounds
+ * correctly, as serde_json's float parser). */
+enum jnum { JNUM_U64, JNUM_I64, JNUM_F64 };
+
+static enum jnum classify_number(const char *r, uint64_t *u, double *d)
+{
+	const char *p = r[0] == '-' ? r + 1 : r;
+	uint64_t x = 0;
+	int overflow = 0;
+
+	*d = strtod(r, NULL);
+	if (strpbrk(r, ".eE") || !*p)
+		return JNUM_F64;
+	for (; *p >= '0' && *p <= '9'; p++) {
+		if (x > (UINT64_MAX - (uint64_t)(*p - '0')) / 10)
+			overflow = 1;
+		x = x * 10 + (uint64_t)(*p - '0');
+	}
+	*u = x;
+	if (overflow)
+		return JNUM_F64;
+	if (r[0] != '-')
+		return JNUM_U64;
+	return x && x <= (1ull << 63) ? JNUM_I64 : JNUM_F64;
+}
+
+/* Rust's `{}` for an f64 (the shortest digits that read back as the same
+ * double, the nearest such, a tie rounded up; written out without an
+ * exponent) with serde's WithDecimalPoint: ".0" appended when that has no
+ * '.': 1e3 is `1000.0`, -0 is `-0.0`. */
+static void rust_f64(double d, char *buf, size_t len)
+{
+	char exact[800], try[40], digits[24];
+	const char *ex;
+	double a = d < 0 ? -d : d;
+	int nd = 1, exp10 = 0, p;
+	size_t pos = 0;
+
+	if (d != d || d - d != 0) { /* NaN, infinite: JSON has neither */
+		snprintf(buf, len, "%s", d != d ? "NaN" : d < 0 ? "-inf" : "inf");
+		return;
+	}
+	digits[0] = '0';
+	/* glibc prints a double's exact decimal expansion: round it by hand,
+	 * half up (printf would round a tie to even) */
+	snprintf(exact, sizeof(exact), "%.780e", a);
+	ex = strchr(exact, 'e');
+	for (p = 1; a != 0 && p <= 17; p++) {
+		int up = exact[p + 1] >= '5', e10 = atoi(ex + 1);
+
+		digits[0] = exact[0];
+		memcpy(digits + 1, exact + 2, (size_t)p - 1);
+		for (int i = p - 1; up && i >= 0; i--) {
+			up = digits[i] == '9';
+			digits[i] = up ? '0' : (char)(digits[i] + 1);
+		}
+		if (up) { /* 9.99 became 10.0 */
+			memmove(digits + 1, digits, (size_t)p - 1);
+			digits[0] = '1';
+			e10++;
+		}
+		snprintf(try, sizeof(try), "%c.%.*se%d", digits[0], p - 1, digits + 1, e10);
+		if (p == 1)
+			snprintf(try, sizeof(try), "%ce%d", digits[0], e10);
+		if (strtod(try, NULL) == a) {
+			nd = p, exp10 = e10;
+			break;
+		}
+	}
+	while (nd > 1 && digits[nd - 1] == '0')
+		nd--;
+#define PUT(c)                                                                                     \
+	do {                                                                                       \
+		if (pos + 1 < len)                                                                 \
+			buf[pos++] = (c);                                                          \
+	} while (0)
+	if (signbit(d))
+		PUT('-');
+	if (exp10 < 0) {
+		PUT('0');
+		PUT('.');
+		for (int i = -1; i > exp10; i--)
+			PUT('0');
+		for (int i = 0; i < nd; i++)
+			PUT(digits[i]);
+	} else {
+		for (int i = 0; i < nd || i <= exp10; i++) {
+			if (i == exp10 + 1)
+				PUT('.');
+			PUT(i < nd ? digits[i] : '0');
+		}
+		if (nd <= exp10 + 1) {
+			PUT('.');
+			PUT('0');
+		}
+	}
+#undef PUT
+	if (len)
+		buf[pos] = 0;
+}
+
 /* serde's Unexpected: string "x", integer `1`, floating point `1.5`, ... */
 static void unexpected(yajl_val v, char *buf, size_t len)
 {
-	if (!v || YAJL_IS_NULL(v))
+	if (!v || YAJL_IS_NULL(v)) {
 		snprintf(buf, len, "null");
-	else if (YAJL_IS_STRING(v))
+	} else if (YAJL_IS_STRING(v)) {
 		snprintf(buf, len, "string \"%.48s\"", v->u.string);
-	else if (YAJL_IS_INTEGER(v))
-		snprintf(buf, len, "integer `%.40s`", v->u.number.r);
-	else if (YAJL_IS_NUMBER(v))
-		snprintf(buf, len, "floating point `%.40s`", v->u.number.r);
-	else if (YAJL_IS_TRUE(v) || YAJL_IS_FALSE(v))
+	} else if (YAJL_IS_NUMBER(v) && v->u.number.r) {
+		uint64_t u = 0;
+		double d;
+		char f[400];
+
+		if (classify_number(v->u.number.r, &u, &d) != JNUM_F64) {
+			snprintf(buf, len, "integer `%.40s`", v->u.number.r);
+		} else {
+			rust_f64(d, f, sizeof(f));
+			snprintf(buf, len, "floating point `%s`", f);
+		}
+	} else if (YAJL_IS_TRUE(v) || YAJL_IS_FALSE(v))
 		snprintf(buf, len, "boolean `%s`", YAJL_IS_TRUE(v) ? "true" : "false");
 	else if (YAJL_IS_OBJECT(v))
 		snprintf(buf, len, "map");
@@ -263,30 +375,10 @@ static const char *expected(const struct sqb_jfield *f, char *buf, size_t len)
 	return buf;
 }
 
-/* 1: a plain unsigned integer that fits u64; 0: not one (sign, fraction,
- * exponent or too large). */
-static int parse_uint(yajl_val v, uint64_t *out)
-{
-	const char *r = v->u.number.r;
-	uint64_t x = 0;
-
-	if (!r || !*r)
-		return 0;
-	for (const char *p = r; *p; p++) {
-		if (*p < '0' || *p > '9')
-			return 0;
-		if (x > (UINT64_MAX - (uint64_t)(*p - '0')) / 10)
-			return 0;
-		x = x * 10 + (uint64_t)(*p - '0');
-	}
-	*out = x;
-	return 1;
-}
-
 static int set_field(const struct sqb_jfield *f, yajl_val obj, size_t k, char *err, size_t errlen)
 {
 	yajl_val v = obj->u.object.values[k];
-	char ub[96], eb[64];
+	char ub[440], eb[64];
 
 	switch (f->type) {
 	case SQB_JT_STR:
@@ -316,14 +408,20 @@ static int set_field(const struct sqb_jfield *f, yajl_val obj, size_t k, char *e
 		}
 		return 0;
 	case SQB_JT_UINT: {
-		uint64_t x;
-		if (!YAJL_IS_NUMBER(v))
+		uint64_t x = 0;
+		double d;
+
+		if (!YAJL_IS_NUMBER(v) || !v->u.number.r)
 			break;
-		if (!parse_uint(v, &x)) {
-			/* serde_json: a negative integer is a value of the wrong range,
-			 * a fraction or a u64 overflow is a float, i.e. the wrong type. */
-			if (YAJL_IS_INTEGER(v) && v->u.number.r[0] == '-')
-				goto bad_value;
+		/* serde_json: an integer of the wrong range (negative, or above
+		 * the field's) is a wrong value; a float (a fraction, an exponent,
+		 * -0, past u64 or i64::MIN) is the wrong type */
+		switch (classify_number(v->u.number.r, &x, &d)) {
+		case JNUM_I64:
+			goto bad_value;
+		case JNUM_F64:
+			goto wrong_type;
+		case JNUM_U64:
 			break;
 		}
 		if (x < f->min || x > f->max)
@@ -347,6 +445,15 @@ static int set_field(const struct sqb_jfield *f, yajl_val obj, size_t k, char *e
 		*(yajl_val *)f->out = v;
 		return 0;
 	}
+wrong_type:
+	/* serde_json refuses a float past f64 before any type is looked at */
+	if (YAJL_IS_NUMBER(v) && v->u.number.r) {
+		uint64_t x;
+		double d;
+
+		if (classify_number(v->u.number.r, &x, &d) == JNUM_F64 && d - d != 0)
+			return jerr(err, errlen, obj, AT_VAL, k, "number out of range");
+	}
 	unexpected(v, ub, sizeof(ub));
 	return jerr(err, errlen, obj, AT_VAL, k, "invalid type: %s, expected %s", ub,
 		    expected(f, eb, sizeof(eb)));
@@ -360,7 +467,7 @@ int sqb_json_fields_ex(yajl_val obj, const struct sqb_jfield *f, unsigned int n,
 		       char *err, size_t errlen)
 {
 	unsigned char seen[32] = {0};
-	char ub[96];
+	char ub[440];
 
 	if (n > sizeof(seen))
 		return jerr(err, errlen, NULL, AT_END, 0, "internal: field table too large");

@@ -155,7 +155,7 @@ static void test_json_fields(void **state)
 	} cases[] = {
 	    {"{\"n\":3,\"b\":true,\"s\":\"x\",\"c\":\"blue\"}", NULL},
 	    {"{\"n\":11}", "expected an integer in 1..=10"},
-	    {"{\"n\":1e2}", "invalid type: floating point `1e2`, expected an integer in 1..=10"},
+	    {"{\"n\":1e2}", "invalid type: floating point `100.0`, expected an integer in 1..=10"},
 	    {"{}", "missing field `n`"},
 	    {"{\"n\":1,\"z\":0}", "unknown field `z`, expected one of `n`, `b`, `s`, `c`"},
 	    {"{\"n\":1,\"n\":2}", "duplicate field `n`"},
@@ -184,6 +184,75 @@ static void test_json_fields(void **state)
 			fail_msg("%s: got '%s'", cases[i].json, err);
 	}
 	assert_int_equal(n, 1); /* the last valid case */
+}
+
+/* Numbers as serde_json reads them (de.rs parse_number) and serde prints
+ * them (Unexpected, WithDecimalPoint over Rust's f64 Display): an integer
+ * that fits u64 or i64 is an integer of the wrong value; a fraction, an
+ * exponent, -0 and an integer past u64 or below i64::MIN are floats of the
+ * wrong type, written as Rust writes them; a float past f64 is "number out
+ * of range".  The texts and columns are what Firecracker answers. */
+static void test_json_numbers_as_serde_json(void **state)
+{
+	uint64_t n = 0;
+	const char *str = NULL;
+	const struct sqb_jfield f[] = {
+	    {"n", SQB_JT_UINT, 0, &n, NULL, 0, UINT32_MAX, .expect = "u32"},
+	    {"s", SQB_JT_STR, 0, &str},
+	};
+	static const struct {
+		const char *json, *err;
+	} cases[] = {
+	    {"{\"n\":4294967295}", NULL},
+	    {"{\"n\":4294967296}", "invalid value: integer `4294967296`, expected u32 at line 1 "
+				 "column 15."},
+	    {"{\"n\":9223372036854775808}",
+	     "invalid value: integer `9223372036854775808`, expected u32 at line 1 column 24."},
+	    {"{\"n\":18446744073709551615}",
+	     "invalid value: integer `18446744073709551615`, expected u32"},
+	    {"{\"n\":18446744073709551616}",
+	     "invalid type: floating point `18446744073709552000.0`, expected u32"},
+	    {"{\"n\":-1}", "invalid value: integer `-1`, expected u32 at line 1 column 7."},
+	    {"{\"n\":-9223372036854775808}",
+	     "invalid value: integer `-9223372036854775808`, expected u32"},
+	    {"{\"n\":-9223372036854775809}",
+	     "invalid type: floating point `-9223372036854776000.0`, expected u32"},
+	    {"{\"n\":-0}", "invalid type: floating point `-0.0`, expected u32 at line 1 column 7."},
+	    {"{\"n\":0}", NULL},
+	    {"{\"n\":1.5}", "invalid type: floating point `1.5`, expected u32"},
+	    {"{\"n\":1024.0}", "invalid type: floating point `1024.0`, expected u32"},
+	    {"{\"n\":1E3}", "invalid type: floating point `1000.0`, expected u32 at line 1 column 8."},
+	    {"{\"n\":2.50}", "invalid type: floating point `2.5`, expected u32"},
+	    {"{\"n\":1e-7}", "invalid type: floating point `0.0000001`, expected u32"},
+	    {"{\"n\":0.30000000000000004}",
+	     "invalid type: floating point `0.30000000000000004`, expected u32"},
+	    {"{\"n\":1e23}", "invalid type: floating point `100000000000000000000000.0`, expected u32"},
+	    {"{\"n\":996219154410990.25}",
+	     "invalid type: floating point `996219154410990.3`, expected u32"}, /* a tie: up */
+	    {"{\"n\":1e400}", "number out of range at line 1 column 10."},
+	    {"{\"n\":-1e400}", "number out of range at line 1 column 11."},
+	    {"{\"n\":1e-400}", "invalid type: floating point `0.0`, expected u32"},
+	    {"{\"s\":1e3}", "invalid type: floating point `1000.0`, expected a string"},
+	    {"{\"s\":-0}", "invalid type: floating point `-0.0`, expected a string"},
+	    {"{\"s\":12}", "invalid type: integer `12`, expected a string"},
+	};
+	char err[700];
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		yajl_val v = NULL;
+		int rc;
+
+		assert_int_equal(sqb_json_parse_object(&v, cases[i].json, strlen(cases[i].json),
+						       err, sizeof(err)),
+				 0);
+		err[0] = 0;
+		rc = sqb_json_fields(v, f, 2, err, sizeof(err));
+		yajl_tree_free(v);
+		if (!cases[i].err ? rc != 0 : rc != -1 || !strstr(err, cases[i].err))
+			fail_msg("%s: got %d '%s', want '%s'", cases[i].json, rc, err,
+				 cases[i].err ? cases[i].err : "(accepted)");
+	}
 }
 
 static void test_json_escape_and_parse_errors(void **state)
@@ -387,6 +456,7 @@ int main(void)
 	    cmocka_unit_test(test_http_rejections),
 	    cmocka_unit_test(test_http_connection_close_and_expect),
 	    cmocka_unit_test(test_json_fields),
+	    cmocka_unit_test(test_json_numbers_as_serde_json),
 	    cmocka_unit_test(test_json_escape_and_parse_errors),
 	    cmocka_unit_test(test_json_nesting_depth_bounded),
 	    cmocka_unit_test(test_json_error_positions),
