@@ -556,6 +556,39 @@ static const char *jval_kind(yajl_val v)
 	return "null";
 }
 
+/* What yajl takes and serde_json does not, or what a C string cannot hold:
+ * a comment outside a string (yajl allows them; serde_json's grammar has
+ * none) and a \u0000 escape inside one (yajl decodes it into a C string,
+ * so "a\u0000b" would silently become "a": a path or a key cut short).
+ * Returns 0, or 1 for a comment / 2 for a NUL with *at on its first byte. */
+static int text_check(const char *s, size_t n, struct jloc *at)
+{
+	size_t line_start = 0;
+	unsigned line = 1;
+	int in_str = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		char c = s[i];
+
+		if (c == '\n') {
+			line++;
+			line_start = i + 1;
+		} else if (in_str && c == '\\') {
+			if (i + 5 < n && s[i + 1] == 'u' && !memcmp(s + i + 2, "0000", 4)) {
+				*at = (struct jloc){line, i - line_start + 1};
+				return 2;
+			}
+			i++; /* the escaped character */
+		} else if (c == '"') {
+			in_str = !in_str;
+		} else if (!in_str && c == '/') {
+			*at = (struct jloc){line, i - line_start + 1};
+			return 1;
+		}
+	}
+	return 0;
+}
+
 int sqb_json_parse_object(yajl_val *out, const char *body, size_t len, char *err, size_t errlen)
 {
 	char ebuf[256];
@@ -573,6 +606,20 @@ int sqb_json_parse_object(yajl_val *out, const char *body, size_t len, char *err
 	}
 	if (memchr(body, 0, len)) {
 		snprintf(err, errlen, SQB_JSON_ERR_PREFIX "NUL byte in the request body.");
+		return -1;
+	}
+	switch (text_check(body, len, &at)) {
+	case 1:
+		snprintf(err, errlen,
+			 SQB_JSON_ERR_PREFIX "malformed JSON: a comment is not JSON at line %u "
+					     "column %zu.",
+			 at.line, at.col);
+		return -1;
+	case 2:
+		snprintf(err, errlen,
+			 SQB_JSON_ERR_PREFIX "a string holds a NUL character (\\u0000), which "
+					     "squib does not accept, at line %u column %zu.",
+			 at.line, at.col);
 		return -1;
 	}
 	if (!depth_ok(body, len, &at)) {

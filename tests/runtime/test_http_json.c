@@ -255,6 +255,51 @@ static void test_json_numbers_as_serde_json(void **state)
 	}
 }
 
+/* What yajl would take but serde_json or a C string cannot: a comment
+ * (serde_json has none) and a \u0000 escape (yajl's C strings would cut
+ * "path\u0000x" to "path", or a key to a known field's name) are refused
+ * with where; a '/' or an escaped backslash before "u0000" inside a string
+ * is just text. */
+static void test_json_comments_and_nul_escapes_refused(void **state)
+{
+	static const struct {
+		const char *json, *err;
+	} cases[] = {
+	    {"{\"total_size_mib\\u0000\":1024}",
+	     "a string holds a NUL character (\\u0000), which squib does not accept, at line 1 "
+	     "column 17."},
+	    {"{\"a\":\"/tmp/x\\u0000y\"}", "NUL character (\\u0000)"},
+	    {"{\"a\":1 /* c */}", "malformed JSON: a comment is not JSON at line 1 column 8."},
+	    {"{\"a\":1}\n// c", "a comment is not JSON at line 2 column 1."},
+	    {"// c\n{\"a\":1}", "a comment is not JSON at line 1 column 1."},
+	    {"{\"a\":\"//x/*y*/\"}", NULL},
+	    {"{\"a\":\"\\\"/\"}", NULL},
+	    {"{\"a\":\"x\\\\u0000\"}", NULL}, /* an escaped backslash, then text */
+	};
+	char err[512];
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		yajl_val v = NULL;
+		int rc;
+
+		err[0] = 0;
+		rc = sqb_json_parse_object(&v, cases[i].json, strlen(cases[i].json), err, sizeof(err));
+		if (!cases[i].err ? rc != 0 : rc != -1 || !strstr(err, cases[i].err))
+			fail_msg("%s: got %d '%s', want '%s'", cases[i].json, rc, err,
+				 cases[i].err ? cases[i].err : "(parsed)");
+		if (!rc) {
+			const char *path[] = {"a", NULL};
+			yajl_val a = yajl_tree_get(v, path, yajl_t_string);
+
+			assert_non_null(a);
+			if (i == sizeof(cases) / sizeof(cases[0]) - 1)
+				assert_string_equal(YAJL_GET_STRING(a), "x\\u0000");
+		}
+		yajl_tree_free(v);
+	}
+}
+
 static void test_json_escape_and_parse_errors(void **state)
 {
 	char buf[64] = "";
@@ -457,6 +502,7 @@ int main(void)
 	    cmocka_unit_test(test_http_connection_close_and_expect),
 	    cmocka_unit_test(test_json_fields),
 	    cmocka_unit_test(test_json_numbers_as_serde_json),
+	    cmocka_unit_test(test_json_comments_and_nul_escapes_refused),
 	    cmocka_unit_test(test_json_escape_and_parse_errors),
 	    cmocka_unit_test(test_json_nesting_depth_bounded),
 	    cmocka_unit_test(test_json_error_positions),
