@@ -470,6 +470,7 @@ static void test_cli_hostile_arguments(void **state)
 		    "unrecognized option");
 	cli_refused((const char *const[]){"--describe-snapshot", f[5], "--boot-timer=1", NULL},
 		    "doesn't allow an argument");
+	cli_refused((const char *const[]){"--api-sock", "", NULL}, "API socket path is empty");
 	cli_ok((const char *const[]){"--bogus", "--help", NULL}, "usage: squib");
 	cli_ok((const char *const[]){"--start-time-us", "x", "--version", NULL}, "squib ");
 	for (int i = 0; i < 6; i++)
