@@ -319,13 +319,93 @@ static void rust_f64(double d, char *buf, size_t len)
 		buf[pos] = 0;
 }
 
+/* The length of the valid UTF-8 sequence at s (1 for ASCII), 0 when the
+ * bytes there are not one (RFC 3629: no overlongs, no surrogates). */
+static size_t utf8_seq(const char *s)
+{
+	const unsigned char *u = (const unsigned char *)s;
+	unsigned char lo = 0x80, hi = 0xbf;
+	size_t n;
+
+	if (u[0] < 0x80)
+		return 1;
+	if (u[0] >= 0xc2 && u[0] <= 0xdf)
+		n = 2;
+	else if (u[0] >= 0xe0 && u[0] <= 0xef)
+		n = 3, lo = u[0] == 0xe0 ? 0xa0 : 0x80, hi = u[0] == 0xed ? 0x9f : 0xbf;
+	else if (u[0] >= 0xf0 && u[0] <= 0xf4)
+		n = 4, lo = u[0] == 0xf0 ? 0x90 : 0x80, hi = u[0] == 0xf4 ? 0x8f : 0xbf;
+	else
+		return 0;
+	if (u[1] < lo || u[1] > hi)
+		return 0;
+	for (size_t i = 2; i < n; i++)
+		if (u[i] < 0x80 || u[i] > 0xbf)
+			return 0;
+	return n;
+}
+
+/* How many bytes of s, at most max, end on a character boundary: a text
+ * shortened for a message never ends in half a character. */
+static int utf8_cut(const char *s, size_t max)
+{
+	size_t n = 0, l;
+
+	while (s[n] && (l = utf8_seq(s + n)) && n + l <= max)
+		n += l;
+	return (int)n;
+}
+
+/* Rust's `{:?}` for a str, as serde's Unexpected::Str writes it: in
+ * quotes, with \" \\ \n \r \t and \u{..} for the other ASCII controls
+ * (other characters as they are), within len (cut on a boundary). */
+static void rust_debug_str(const char *s, char *buf, size_t len)
+{
+	size_t pos = 0, n;
+	char tmp[16];
+
+	if (len < 3) {
+		if (len)
+			buf[0] = 0;
+		return;
+	}
+	buf[pos++] = '"';
+	for (; *s; s += n) {
+		unsigned char c = (unsigned char)*s;
+
+		n = utf8_seq(s);
+		if (!n) { /* not UTF-8 (yajl checks strings): as U+FFFD */
+			memcpy(tmp, "\xef\xbf\xbd", 4);
+			n = 1;
+		} else if (c == '"' || c == '\\') {
+			snprintf(tmp, sizeof(tmp), "\\%c", c);
+		} else if (c == '\n' || c == '\r' || c == '\t') {
+			snprintf(tmp, sizeof(tmp), "\\%c", c == '\n' ? 'n' : c == '\r' ? 'r' : 't');
+		} else if (c < 0x20 || c == 0x7f) {
+			snprintf(tmp, sizeof(tmp), "\\u{%x}", c);
+		} else {
+			memcpy(tmp, s, n);
+			tmp[n] = 0;
+		}
+		if (pos + strlen(tmp) + 2 > len)
+			break;
+		memcpy(buf + pos, tmp, strlen(tmp));
+		pos += strlen(tmp);
+	}
+	buf[pos++] = '"';
+	buf[pos] = 0;
+}
+
 /* serde's Unexpected: string "x", integer `1`, floating point `1.5`, ... */
 static void unexpected(yajl_val v, char *buf, size_t len)
 {
 	if (!v || YAJL_IS_NULL(v)) {
 		snprintf(buf, len, "null");
 	} else if (YAJL_IS_STRING(v)) {
-		snprintf(buf, len, "string \"%.48s\"", v->u.string);
+		char q[300];
+
+		rust_debug_str(v->u.string, q, sizeof(q));
+		snprintf(buf, len, "string %s", q);
 	} else if (YAJL_IS_NUMBER(v) && v->u.number.r) {
 		uint64_t u = 0;
 		double d;
@@ -399,7 +479,8 @@ static int set_field(const struct sqb_jfield *f, yajl_val obj, size_t k, char *e
 					ne++;
 				one_of(list, sizeof(list), f->enums, ne, sizeof(f->enums[0]));
 				return jerr(err, errlen, obj, AT_VAL, k,
-					    "unknown variant `%.48s`, expected %s", v->u.string,
+					    "unknown variant `%.*s`, expected %s",
+					    utf8_cut(v->u.string, 200), v->u.string,
 					    list);
 			}
 			*(const char **)f->out = *e; /* canonical spelling */
@@ -487,7 +568,7 @@ int sqb_json_fields_ex(yajl_val obj, const struct sqb_jfield *f, unsigned int n,
 				continue;
 			one_of(list, sizeof(list), &f[0].name, n, sizeof(f[0]));
 			return jerr(err, errlen, obj, AT_KEY, k,
-				    "unknown field `%.48s`, expected %s", key, list);
+				    "unknown field `%.*s`, expected %s", utf8_cut(key, 200), key, list);
 		}
 		if (seen[i])
 			return jerr(err, errlen, obj, AT_KEY, k, "duplicate field `%s`", f[i].name);
@@ -667,8 +748,29 @@ int sqb_json_escape(char *dst, size_t cap, size_t *pos, const char *s)
 	for (; *s; s++) {
 		unsigned char c = (unsigned char)*s;
 		char tmp[8];
-		size_t l;
+		size_t l, n;
 
+		if (c >= 0x80) {
+			/* a whole UTF-8 sequence as is; a broken one (a message cut
+			 * short, bytes from a file name) as U+FFFD, so that every
+			 * answer stays valid JSON text (RFC 8259 8.1) */
+			n = utf8_seq(s);
+			if (!n) {
+				memcpy(tmp, "\\ufffd", 7);
+				n = 1;
+			} else {
+				memcpy(tmp, s, n);
+				tmp[n] = 0;
+			}
+			l = strlen(tmp);
+			if (*pos + l >= cap)
+				return -1;
+			memcpy(dst + *pos, tmp, l);
+			*pos += l;
+			dst[*pos] = 0;
+			s += n - 1;
+			continue;
+		}
 		if (c == '"' || c == '\\') {
 			tmp[0] = '\\';
 			tmp[1] = (char)c;

@@ -300,6 +300,86 @@ static void test_json_comments_and_nul_escapes_refused(void **state)
 	}
 }
 
+/* 1 when s is valid UTF-8 (RFC 3629). */
+static int utf8_valid(const char *s)
+{
+	const unsigned char *u = (const unsigned char *)s;
+
+	while (*u) {
+		size_t n = *u < 0x80 ? 1 : *u >= 0xc2 && *u <= 0xdf ? 2 : *u >= 0xe0 && *u <= 0xef ? 3
+					 : *u >= 0xf0 && *u <= 0xf4		   ? 4
+										   : 0;
+		if (!n)
+			return 0;
+		for (size_t i = 1; i < n; i++)
+			if ((u[i] & 0xc0) != 0x80)
+				return 0;
+		u += n;
+	}
+	return 1;
+}
+
+/* A string in an error is written as serde's Unexpected::Str writes it
+ * (Rust's {:?}: quotes, backslashes, \n \r \t and \u{..} escaped: a value
+ * cannot forge a log line); long texts are cut on a character boundary, and
+ * every JSON answer is valid UTF-8 (a broken sequence becomes U+FFFD). */
+static void test_json_strings_in_errors(void **state)
+{
+	uint64_t n = 0;
+	const char *c = NULL;
+	static const char *const modes[] = {"None", "2M", NULL};
+	const struct sqb_jfield f[] = {
+	    {"n", SQB_JT_UINT, 0, &n, NULL, 0, UINT32_MAX, .expect = "u32"},
+	    {"c", SQB_JT_ENUM, 0, &c, NULL, 0, 0, modes},
+	};
+	static const struct {
+		const char *json, *err;
+	} cases[] = {
+	    {"{\"n\":\"x\\\"y\\\\z\"}", "invalid type: string \"x\\\"y\\\\z\", expected u32"},
+	    {"{\"n\":\"l1\\nl2\\r\\t\"}", "invalid type: string \"l1\\nl2\\r\\t\", expected u32"},
+	    {"{\"n\":\"\\u0001\\u001f\\u007f'\"}",
+	     "invalid type: string \"\\u{1}\\u{1f}\\u{7f}'\", expected u32"},
+	    {"{\"n\":\"\xc3\xa9\xf0\x9f\x98\x80\"}", "invalid type: string \"\xc3\xa9\xf0\x9f\x98\x80\""},
+	};
+	char err[700], big[2048], esc[64];
+	size_t pos;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		yajl_val v = NULL;
+
+		assert_int_equal(sqb_json_parse_object(&v, cases[i].json, strlen(cases[i].json),
+						       err, sizeof(err)),
+				 0);
+		assert_int_equal(sqb_json_fields(v, f, 2, err, sizeof(err)), -1);
+		yajl_tree_free(v);
+		if (!strstr(err, cases[i].err) || strchr(err, '\n'))
+			fail_msg("%s: got '%s', want '%s'", cases[i].json, err, cases[i].err);
+	}
+	/* 1 + 2 * 600 bytes of text: cut, never inside a character */
+	for (int k = 0; k < 3; k++) {
+		yajl_val v = NULL;
+		size_t o = (size_t)snprintf(big, sizeof(big), k == 0   ? "{\"n\":\"a"
+								: k == 1 ? "{\"c\":\"a"
+									 : "{\"a");
+		for (int i = 0; i < 600; i++)
+			o += (size_t)snprintf(big + o, sizeof(big) - o, "\xc3\xa9");
+		snprintf(big + o, sizeof(big) - o, k == 2 ? "\":1}" : "\"}");
+		assert_int_equal(sqb_json_parse_object(&v, big, strlen(big), err, sizeof(err)), 0);
+		assert_int_equal(sqb_json_fields(v, f, 2, err, sizeof(err)), -1);
+		yajl_tree_free(v);
+		if (!utf8_valid(err) || !strstr(err, " at line 1 column "))
+			fail_msg("case %d: not UTF-8 or cut short: '%s'", k, err);
+	}
+	/* the JSON writer: broken sequences become U+FFFD */
+	pos = 0;
+	assert_int_equal(sqb_json_escape(esc, sizeof(esc), &pos, "a\xc3"), 0);
+	assert_string_equal(esc, "a\\ufffd");
+	pos = 0;
+	assert_int_equal(sqb_json_escape(esc, sizeof(esc), &pos, "\xed\xa0\x80|\xc3\xa9|\xff"), 0);
+	assert_string_equal(esc, "\\ufffd\\ufffd\\ufffd|\xc3\xa9|\\ufffd");
+}
+
 static void test_json_escape_and_parse_errors(void **state)
 {
 	char buf[64] = "";
@@ -503,6 +583,7 @@ int main(void)
 	    cmocka_unit_test(test_json_fields),
 	    cmocka_unit_test(test_json_numbers_as_serde_json),
 	    cmocka_unit_test(test_json_comments_and_nul_escapes_refused),
+	    cmocka_unit_test(test_json_strings_in_errors),
 	    cmocka_unit_test(test_json_escape_and_parse_errors),
 	    cmocka_unit_test(test_json_nesting_depth_bounded),
 	    cmocka_unit_test(test_json_error_positions),
