@@ -76,6 +76,40 @@ static int parse_u64_arg(const char *name, const char *arg, uint64_t *out)
 	return 0;
 }
 
+/* --id: validators.rs validate_instance_id, 1..64 bytes of letters, digits
+ * and '-' (ASCII here, as squib-jailer; Rust's is_alphanumeric also takes
+ * non-ASCII letters).  The id starts every log line: a newline or control
+ * character in it would forge lines. */
+static int check_id(const char *id)
+{
+	size_t n = strlen(id);
+
+	if (n < 1 || n > 64) {
+		fprintf(stderr,
+			"squib: Invalid instance ID: Invalid len (%zu);  the length must be between "
+			"1 and 64\n",
+			n);
+		return -1;
+	}
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)id[i];
+
+		if (c == '-' || (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') ||
+		    (c >= 'A' && c <= 'Z'))
+			continue;
+		if (c >= 0x21 && c < 0x7f)
+			fprintf(stderr, "squib: Invalid instance ID: Invalid char (%c) at position %zu\n",
+				c, i);
+		else
+			fprintf(stderr,
+				"squib: Invalid instance ID: Invalid char (byte 0x%02x) at position "
+				"%zu\n",
+				c, i);
+		return -1;
+	}
+	return 0;
+}
+
 /* --describe-snapshot: the state file's format version, in the form
  * --snapshot-version prints (main.rs print_snapshot_data_format). */
 static int describe_snapshot(const char *path)
@@ -206,6 +240,8 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 			o->metrics_path = optarg;
 			break;
 		case 'i':
+			if (check_id(optarg) < 0)
+				return -1;
 			o->id = optarg;
 			break;
 		case 'S':

@@ -471,6 +471,23 @@ static void test_cli_hostile_arguments(void **state)
 	cli_refused((const char *const[]){"--describe-snapshot", f[5], "--boot-timer=1", NULL},
 		    "doesn't allow an argument");
 	cli_refused((const char *const[]){"--api-sock", "", NULL}, "API socket path is empty");
+	/* --id: validators.rs's rule; a newline would forge log lines */
+	cli_refused((const char *const[]){"--id", "a\nb [ERROR] forged", "--snapshot-version", NULL},
+		    "Invalid instance ID: Invalid char (byte 0x0a) at position 1");
+	cli_refused((const char *const[]){"--id", "a_b", NULL},
+		    "Invalid instance ID: Invalid char (_) at position 1");
+	cli_refused((const char *const[]){"--id", "", NULL},
+		    "Invalid instance ID: Invalid len (0);  the length must be between 1 and 64");
+	cli_refused((const char *const[]){"--id",
+					  "a123456789b123456789c123456789d123456789e123456789f12345"
+					  "6789g1234",
+					  NULL},
+		    "Invalid len (65)");
+	cli_ok((const char *const[]){"--id",
+				     "a123456789b123456789c123456789d123456789e123456789f123456789-"
+				     "Z12",
+				     "--snapshot-version", NULL},
+	       "v");
 	cli_ok((const char *const[]){"--bogus", "--help", NULL}, "usage: squib");
 	cli_ok((const char *const[]){"--start-time-us", "x", "--version", NULL}, "squib ");
 	for (int i = 0; i < 6; i++)
