@@ -85,10 +85,11 @@ static int check_id(const char *id)
 	size_t n = strlen(id);
 
 	if (n < 1 || n > 64) {
-		fprintf(stderr,
-			"squib: Invalid instance ID: Invalid len (%zu);  the length must be between "
-			"1 and 64\n",
-			n);
+		fprintf(
+		    stderr,
+		    "squib: Invalid instance ID: Invalid len (%zu);  the length must be between "
+		    "1 and 64\n",
+		    n);
 		return -1;
 	}
 	for (size_t i = 0; i < n; i++) {
@@ -98,13 +99,15 @@ static int check_id(const char *id)
 		    (c >= 'A' && c <= 'Z'))
 			continue;
 		if (c >= 0x21 && c < 0x7f)
-			fprintf(stderr, "squib: Invalid instance ID: Invalid char (%c) at position %zu\n",
+			fprintf(stderr,
+				"squib: Invalid instance ID: Invalid char (%c) at position %zu\n",
 				c, i);
 		else
-			fprintf(stderr,
-				"squib: Invalid instance ID: Invalid char (byte 0x%02x) at position "
-				"%zu\n",
-				c, i);
+			fprintf(
+			    stderr,
+			    "squib: Invalid instance ID: Invalid char (byte 0x%02x) at position "
+			    "%zu\n",
+			    c, i);
 		return -1;
 	}
 	return 0;

@@ -480,8 +480,7 @@ static int set_field(const struct sqb_jfield *f, yajl_val obj, size_t k, char *e
 				one_of(list, sizeof(list), f->enums, ne, sizeof(f->enums[0]));
 				return jerr(err, errlen, obj, AT_VAL, k,
 					    "unknown variant `%.*s`, expected %s",
-					    utf8_cut(v->u.string, 200), v->u.string,
-					    list);
+					    utf8_cut(v->u.string, 200), v->u.string, list);
 			}
 			*(const char **)f->out = *e; /* canonical spelling */
 		} else {
@@ -568,7 +567,8 @@ int sqb_json_fields_ex(yajl_val obj, const struct sqb_jfield *f, unsigned int n,
 				continue;
 			one_of(list, sizeof(list), &f[0].name, n, sizeof(f[0]));
 			return jerr(err, errlen, obj, AT_KEY, k,
-				    "unknown field `%.*s`, expected %s", utf8_cut(key, 200), key, list);
+				    "unknown field `%.*s`, expected %s", utf8_cut(key, 200), key,
+				    list);
 		}
 		if (seen[i])
 			return jerr(err, errlen, obj, AT_KEY, k, "duplicate field `%s`", f[i].name);

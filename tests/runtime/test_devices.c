@@ -725,15 +725,14 @@ static void test_boot_timer_mmio_edges(void **state)
 	uint8_t io[16];
 
 	(void)state;
-	assert_int_equal(sqb_dev_create(&d, &sqb_dev_classes[SQB_DEVCLS_BOOT_TIMER], "bt", base,
-					&ctx, NULL),
-			 -EINVAL);
-	assert_int_equal(sqb_dev_create(&d, &sqb_dev_classes[SQB_DEVCLS_BOOT_TIMER], "bt", base,
-					&ctx, &nofire),
-			 -EINVAL);
-	assert_int_equal(sqb_dev_create(&d, &sqb_dev_classes[SQB_DEVCLS_BOOT_TIMER], "bt", base,
-					&ctx, &cfg),
-			 0);
+	assert_int_equal(
+	    sqb_dev_create(&d, &sqb_dev_classes[SQB_DEVCLS_BOOT_TIMER], "bt", base, &ctx, NULL),
+	    -EINVAL);
+	assert_int_equal(
+	    sqb_dev_create(&d, &sqb_dev_classes[SQB_DEVCLS_BOOT_TIMER], "bt", base, &ctx, &nofire),
+	    -EINVAL);
+	assert_int_equal(
+	    sqb_dev_create(&d, &sqb_dev_classes[SQB_DEVCLS_BOOT_TIMER], "bt", base, &ctx, &cfg), 0);
 	assert_int_equal(sqb_bus_add(&b, d), 0);
 	bt_fired = 0;
 	for (unsigned int size = 1; size <= 8; size *= 2) {
@@ -744,7 +743,8 @@ static void test_boot_timer_mmio_edges(void **state)
 			memset(io, 123, sizeof(io));
 			if (size > 1 || offs[i])
 				assert_int_equal(
-				    sqb_bus_access(&b, SQB_BUS_MMIO, base + offs[i], io, size, 1), 1);
+				    sqb_bus_access(&b, SQB_BUS_MMIO, base + offs[i], io, size, 1),
+				    1);
 			memset(io, 0xa5, sizeof(io));
 			assert_int_equal(
 			    sqb_bus_access(&b, SQB_BUS_MMIO, base + offs[i], io, size, 0), 1);

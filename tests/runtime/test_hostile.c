@@ -448,8 +448,8 @@ static void test_cli_hostile_arguments(void **state)
 	{
 		static const char *const names[] = {"--start-time-us", "--start-time-cpu-us",
 						    "--parent-cpu-time-us"};
-		static const char *const bad[] = {"", "-1", "18446744073709551616", "0x10", " 5",
-						  "5x", "1e3", "+"};
+		static const char *const bad[] = {
+		    "", "-1", "18446744073709551616", "0x10", " 5", "5x", "1e3", "+"};
 		char want[96];
 
 		for (int i = 0; i < 3; i++)
@@ -461,8 +461,8 @@ static void test_cli_hostile_arguments(void **state)
 			}
 	}
 	/* u64's whole range (and Rust's leading '+') is accepted */
-	cli_ok((const char *const[]){"--start-time-us", "18446744073709551615", "--start-time-cpu-us",
-				     "+0", "--snapshot-version", NULL},
+	cli_ok((const char *const[]){"--start-time-us", "18446744073709551615",
+				     "--start-time-cpu-us", "+0", "--snapshot-version", NULL},
 	       "v");
 	cli_refused((const char *const[]){"--snapshot-version", "extra", NULL},
 		    "unexpected argument 'extra'");
@@ -472,8 +472,9 @@ static void test_cli_hostile_arguments(void **state)
 		    "doesn't allow an argument");
 	cli_refused((const char *const[]){"--api-sock", "", NULL}, "API socket path is empty");
 	/* --id: validators.rs's rule; a newline would forge log lines */
-	cli_refused((const char *const[]){"--id", "a\nb [ERROR] forged", "--snapshot-version", NULL},
-		    "Invalid instance ID: Invalid char (byte 0x0a) at position 1");
+	cli_refused(
+	    (const char *const[]){"--id", "a\nb [ERROR] forged", "--snapshot-version", NULL},
+	    "Invalid instance ID: Invalid char (byte 0x0a) at position 1");
 	cli_refused((const char *const[]){"--id", "a_b", NULL},
 		    "Invalid instance ID: Invalid char (_) at position 1");
 	cli_refused((const char *const[]){"--id", "", NULL},

@@ -205,7 +205,7 @@ static void test_json_numbers_as_serde_json(void **state)
 	} cases[] = {
 	    {"{\"n\":4294967295}", NULL},
 	    {"{\"n\":4294967296}", "invalid value: integer `4294967296`, expected u32 at line 1 "
-				 "column 15."},
+				   "column 15."},
 	    {"{\"n\":9223372036854775808}",
 	     "invalid value: integer `9223372036854775808`, expected u32 at line 1 column 24."},
 	    {"{\"n\":18446744073709551615}",
@@ -221,12 +221,14 @@ static void test_json_numbers_as_serde_json(void **state)
 	    {"{\"n\":0}", NULL},
 	    {"{\"n\":1.5}", "invalid type: floating point `1.5`, expected u32"},
 	    {"{\"n\":1024.0}", "invalid type: floating point `1024.0`, expected u32"},
-	    {"{\"n\":1E3}", "invalid type: floating point `1000.0`, expected u32 at line 1 column 8."},
+	    {"{\"n\":1E3}",
+	     "invalid type: floating point `1000.0`, expected u32 at line 1 column 8."},
 	    {"{\"n\":2.50}", "invalid type: floating point `2.5`, expected u32"},
 	    {"{\"n\":1e-7}", "invalid type: floating point `0.0000001`, expected u32"},
 	    {"{\"n\":0.30000000000000004}",
 	     "invalid type: floating point `0.30000000000000004`, expected u32"},
-	    {"{\"n\":1e23}", "invalid type: floating point `100000000000000000000000.0`, expected u32"},
+	    {"{\"n\":1e23}",
+	     "invalid type: floating point `100000000000000000000000.0`, expected u32"},
 	    {"{\"n\":996219154410990.25}",
 	     "invalid type: floating point `996219154410990.3`, expected u32"}, /* a tie: up */
 	    {"{\"n\":1e400}", "number out of range at line 1 column 10."},
@@ -284,7 +286,8 @@ static void test_json_comments_and_nul_escapes_refused(void **state)
 		int rc;
 
 		err[0] = 0;
-		rc = sqb_json_parse_object(&v, cases[i].json, strlen(cases[i].json), err, sizeof(err));
+		rc = sqb_json_parse_object(&v, cases[i].json, strlen(cases[i].json), err,
+					   sizeof(err));
 		if (!cases[i].err ? rc != 0 : rc != -1 || !strstr(err, cases[i].err))
 			fail_msg("%s: got %d '%s', want '%s'", cases[i].json, rc, err,
 				 cases[i].err ? cases[i].err : "(parsed)");
@@ -306,9 +309,11 @@ static int utf8_valid(const char *s)
 	const unsigned char *u = (const unsigned char *)s;
 
 	while (*u) {
-		size_t n = *u < 0x80 ? 1 : *u >= 0xc2 && *u <= 0xdf ? 2 : *u >= 0xe0 && *u <= 0xef ? 3
-					 : *u >= 0xf0 && *u <= 0xf4		   ? 4
-										   : 0;
+		size_t n = *u < 0x80		      ? 1
+			   : *u >= 0xc2 && *u <= 0xdf ? 2
+			   : *u >= 0xe0 && *u <= 0xef ? 3
+			   : *u >= 0xf0 && *u <= 0xf4 ? 4
+						      : 0;
 		if (!n)
 			return 0;
 		for (size_t i = 1; i < n; i++)
@@ -339,7 +344,8 @@ static void test_json_strings_in_errors(void **state)
 	    {"{\"n\":\"l1\\nl2\\r\\t\"}", "invalid type: string \"l1\\nl2\\r\\t\", expected u32"},
 	    {"{\"n\":\"\\u0001\\u001f\\u007f'\"}",
 	     "invalid type: string \"\\u{1}\\u{1f}\\u{7f}'\", expected u32"},
-	    {"{\"n\":\"\xc3\xa9\xf0\x9f\x98\x80\"}", "invalid type: string \"\xc3\xa9\xf0\x9f\x98\x80\""},
+	    {"{\"n\":\"\xc3\xa9\xf0\x9f\x98\x80\"}",
+	     "invalid type: string \"\xc3\xa9\xf0\x9f\x98\x80\""},
 	};
 	char err[700], big[2048], esc[64];
 	size_t pos;
@@ -359,9 +365,10 @@ static void test_json_strings_in_errors(void **state)
 	/* 1 + 2 * 600 bytes of text: cut, never inside a character */
 	for (int k = 0; k < 3; k++) {
 		yajl_val v = NULL;
-		size_t o = (size_t)snprintf(big, sizeof(big), k == 0   ? "{\"n\":\"a"
-								: k == 1 ? "{\"c\":\"a"
-									 : "{\"a");
+		size_t o = (size_t)snprintf(big, sizeof(big),
+					    k == 0   ? "{\"n\":\"a"
+					    : k == 1 ? "{\"c\":\"a"
+						     : "{\"a");
 		for (int i = 0; i < 600; i++)
 			o += (size_t)snprintf(big + o, sizeof(big) - o, "\xc3\xa9");
 		snprintf(big + o, sizeof(big) - o, k == 2 ? "\":1}" : "\"}");

@@ -356,7 +356,8 @@ static void random_requests_match_model(void **state)
 					usable = (req_b + SLOT - 1) / SLOT * SLOT;
 				requested = req_b;
 			} else {
-				assert_int_equal(sqb_vio_vmem_set_requested(t->dev, req_b), -ERANGE);
+				assert_int_equal(sqb_vio_vmem_set_requested(t->dev, req_b),
+						 -ERANGE);
 			}
 			continue;
 		}
@@ -365,7 +366,8 @@ static void random_requests_match_model(void **state)
 		type = k == 0 ? 2 : k == 1 ? 4 : pick[k % 3];
 		switch ((r >> 12) % 8) {
 		case 0: /* a block of the region, maybe unaligned */
-			addr = ADDR + (r >> 16) % (REGION / BLOCK + 2) * BLOCK + ((r >> 24) & 1) * 4096;
+			addr = ADDR + (r >> 16) % (REGION / BLOCK + 2) * BLOCK +
+			       ((r >> 24) & 1) * 4096;
 			break;
 		case 1: /* around the start, wrapping */
 			addr = ADDR - ((r >> 16) % 4) * BLOCK;
@@ -389,7 +391,7 @@ static void random_requests_match_model(void **state)
 				c += model[b];
 			switch (type) {
 			case 0:
-				want = !ok || c ? SQB_VIO_VMEM_RESP_ERROR
+				want = !ok || c				  ? SQB_VIO_VMEM_RESP_ERROR
 				       : plugged + nb * BLOCK > requested ? SQB_VIO_VMEM_RESP_NACK
 									  : SQB_VIO_VMEM_RESP_ACK;
 				if (want == SQB_VIO_VMEM_RESP_ACK) {
@@ -399,7 +401,8 @@ static void random_requests_match_model(void **state)
 				}
 				break;
 			case 1:
-				want = ok && c == nb ? SQB_VIO_VMEM_RESP_ACK : SQB_VIO_VMEM_RESP_ERROR;
+				want =
+				    ok && c == nb ? SQB_VIO_VMEM_RESP_ACK : SQB_VIO_VMEM_RESP_ERROR;
 				if (want == SQB_VIO_VMEM_RESP_ACK) {
 					for (uint64_t b = first; b < first + nb; b++)
 						model[b] = false;
@@ -413,10 +416,10 @@ static void random_requests_match_model(void **state)
 				break;
 			case 3:
 				want = ok ? SQB_VIO_VMEM_RESP_ACK : SQB_VIO_VMEM_RESP_ERROR;
-				want_st = !ok	     ? 0
-					  : c == nb  ? SQB_VIO_VMEM_STATE_PLUGGED
-					  : c == 0 ? SQB_VIO_VMEM_STATE_UNPLUGGED
-						     : SQB_VIO_VMEM_STATE_MIXED;
+				want_st = !ok	    ? 0
+					  : c == nb ? SQB_VIO_VMEM_STATE_PLUGGED
+					  : c == 0  ? SQB_VIO_VMEM_STATE_UNPLUGGED
+						    : SQB_VIO_VMEM_STATE_MIXED;
 				break;
 			default:
 				want = SQB_VIO_VMEM_RESP_ERROR;
@@ -425,9 +428,10 @@ static void random_requests_match_model(void **state)
 		ndisc = t->discards;
 		got = req(t, type, addr, nb, &st);
 		if (got != want || (type == 3 && st != want_st))
-			fail_msg("request %d: type %u addr 0x%llx nb %u: answer %u state %u, want %u "
-				 "state %u",
-				 i, type, (unsigned long long)addr, nb, got, st, want, want_st);
+			fail_msg(
+			    "request %d: type %u addr 0x%llx nb %u: answer %u state %u, want %u "
+			    "state %u",
+			    i, type, (unsigned long long)addr, nb, got, st, want, want_st);
 		assert_int_equal(status(t).plugged, plugged);
 		assert_int_equal(status(t).usable, usable);
 		assert_int_equal(status(t).requested, requested);
@@ -440,7 +444,8 @@ static void random_requests_match_model(void **state)
 		for (unsigned int sl = 0; sl < NSLOTS; sl++) {
 			bool any = false;
 
-			for (unsigned int b = sl * (SLOT / BLOCK); b < (sl + 1) * (SLOT / BLOCK); b++)
+			for (unsigned int b = sl * (SLOT / BLOCK); b < (sl + 1) * (SLOT / BLOCK);
+			     b++)
 				any = any || model[b];
 			assert_int_equal(t->slot_on[sl], any);
 		}
