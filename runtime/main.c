@@ -55,6 +55,9 @@ struct opts {
 	 * startup metrics then count from the jailer's start */
 	int have_start, have_start_cpu;
 	uint64_t start_us, start_cpu_us, parent_cpu_us;
+	/* acted on once the whole command line parsed (main.rs) */
+	int snapshot_version;
+	const char *describe; /* --describe-snapshot */
 };
 
 /* main.rs: `s.parse::<u64>()`, and the same words when it fails. */
@@ -70,6 +73,43 @@ static int parse_u64_arg(const char *name, const char *arg, uint64_t *out)
 		return -1;
 	}
 	*out = v;
+	return 0;
+}
+
+/* --id: validators.rs validate_instance_id, 1..64 bytes of letters, digits
+ * and '-' (ASCII here, as squib-jailer; Rust's is_alphanumeric also takes
+ * non-ASCII letters).  The id starts every log line: a newline or control
+ * character in it would forge lines. */
+static int check_id(const char *id)
+{
+	size_t n = strlen(id);
+
+	if (n < 1 || n > 64) {
+		fprintf(
+		    stderr,
+		    "squib: Invalid instance ID: Invalid len (%zu);  the length must be between "
+		    "1 and 64\n",
+		    n);
+		return -1;
+	}
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)id[i];
+
+		if (c == '-' || (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') ||
+		    (c >= 'A' && c <= 'Z'))
+			continue;
+		if (c >= 0x21 && c < 0x7f)
+			fprintf(stderr,
+				"squib: Invalid instance ID: Invalid char (%c) at position %zu\n",
+				c, i);
+		else
+			fprintf(
+			    stderr,
+			    "squib: Invalid instance ID: Invalid char (byte 0x%02x) at position "
+			    "%zu\n",
+			    c, i);
+		return -1;
+	}
 	return 0;
 }
 
@@ -166,6 +206,19 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 	*o = (struct opts){.api_sock = "/run/squib.socket",
 			   .serial_input = 1,
 			   .max_payload = SQB_HTTP_MAX_PAYLOAD};
+	/* arg_parser.rs: --help, then --version, anywhere before a "--", win
+	 * over every other argument, valid or not */
+	for (int i = 1; i < argc && strcmp(argv[i], "--"); i++)
+		if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+			usage(stdout);
+			exit(0);
+		}
+	for (int i = 1; i < argc && strcmp(argv[i], "--"); i++)
+		if (!strcmp(argv[i], "--version")) {
+			printf("squib %s (backend %s)\n", SQB_VERSION_STRING,
+			       sqb_runtime_backend_name());
+			exit(0);
+		}
 	while ((ch = getopt_long(argc, argv, "", lo, NULL)) != -1) {
 		switch (ch) {
 		case 'a':
@@ -190,6 +243,8 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 			o->metrics_path = optarg;
 			break;
 		case 'i':
+			if (check_id(optarg) < 0)
+				return -1;
 			o->id = optarg;
 			break;
 		case 'S':
@@ -272,18 +327,14 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 				return -1;
 			break;
 		case 'v':
-			/* the data format version of the files this squib writes */
-			printf("v%u.0.0\n", (unsigned int)SQB_SNAP_FORMAT_VERSION);
-			exit(0);
+			o->snapshot_version = 1;
+			break;
 		case 'd':
-			exit(describe_snapshot(optarg));
-		case 'V':
-			printf("squib %s (backend %s)\n", SQB_VERSION_STRING,
-			       sqb_runtime_backend_name());
-			exit(0);
+			o->describe = optarg;
+			break;
+		case 'V': /* taken before the loop */
 		case 'h':
-			usage(stdout);
-			exit(0);
+			break;
 		default:
 			usage(stderr);
 			return -1;
@@ -293,6 +344,14 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 		fprintf(stderr, "squib: unexpected argument '%s'\n", argv[optind]);
 		return -1;
 	}
+	/* main.rs's order: an invalid command line fails before either */
+	if (o->snapshot_version) {
+		/* the data format version of the files this squib writes */
+		printf("v%u.0.0\n", (unsigned int)SQB_SNAP_FORMAT_VERSION);
+		exit(0);
+	}
+	if (o->describe)
+		exit(describe_snapshot(o->describe));
 	if (o->no_seccomp && o->seccomp_filter) {
 		fprintf(stderr, "squib: --no-seccomp and --seccomp-filter exclude each other\n");
 		return -1;
@@ -558,18 +617,18 @@ int main(int argc, char **argv)
 	ctl.mmds_limit_set = 1; /* 0 is a limit too: every document is refused */
 	if (o.metadata && sqb_ctl_mmds_put_file(&ctl, o.metadata, err, sizeof(err)) < 0) {
 		fprintf(stderr, "squib: --metadata: %s\n", err);
-		return 1;
+		goto out_early;
 	}
 	if ((o.log_path || o.level || o.show_level || o.show_origin || o.module) &&
 	    sqb_ctl_log_configure(o.log_path, o.level, 1, o.show_origin ? 1 : -1, o.module, err,
 				  sizeof(err)) < 0) {
 		fprintf(stderr, "squib: %s\n", err);
-		return 1;
+		goto out_early;
 	}
 	if (o.metrics_path) {
 		if (sqb_ctl_metrics_open(o.metrics_path, err, sizeof(err)) < 0) {
 			fprintf(stderr, "squib: %s\n", err);
-			return 1;
+			goto out_early;
 		}
 		ctl.metrics_set = 1;
 		ctl.metrics_path = strdup(o.metrics_path);
@@ -577,7 +636,7 @@ int main(int argc, char **argv)
 	sig_fd = block_signals();
 	if (sig_fd < 0) {
 		perror("squib: eventfd");
-		return 1;
+		goto out_early;
 	}
 	if (confine(&o) < 0)
 		goto out;
@@ -671,4 +730,9 @@ out:
 	else
 		sqb_ctl_log(SQB_CTL_ERROR, "squib exiting with error. exit_code=%d", rc);
 	return rc;
+out_early:
+	/* a bad --metadata, logger or metrics argument: the store and the
+	 * rest go before the process does (no leak report in ASan builds) */
+	sqb_ctl_destroy(&ctl);
+	return 1;
 }

@@ -67,6 +67,10 @@ int sqb_api_open(struct sqb_api **out, const char *path, size_t max_payload, cha
 	struct sqb_api *s;
 
 	*out = NULL;
+	if (!*path) { /* bind() would make it an abstract socket nobody can name */
+		snprintf(err, errlen, "API socket path is empty");
+		return -1;
+	}
 	if (strlen(path) >= sizeof(sa.sun_path)) {
 		snprintf(err, errlen, "API socket path is too long: %s", path);
 		return -1;

@@ -84,7 +84,7 @@ struct sqb_ctl_iface {
 };
 
 struct sqb_ctl {
-	char id[64];
+	char id[65]; /* --id: at most 64 bytes */
 	/* machine-config */
 	uint64_t vcpu_count, mem_size_mib;
 	int smt, track_dirty_pages;

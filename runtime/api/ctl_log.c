@@ -20,7 +20,7 @@ static enum sqb_ctl_level log_level = SQB_CTL_WARN;
 static int log_show_level = 1;
 static int log_show_origin;
 static char log_module[64];
-static char log_id[64] = "anonymous-instance";
+static char log_id[65] = "anonymous-instance"; /* --id: at most 64 bytes */
 static int metrics_fd = -1;
 static uint64_t missed_log; /* lines the log sink did not take (metrics) */
 

@@ -2,6 +2,7 @@
  * tree API, a field table that refuses what serde's deny_unknown_fields
  * refuses with serde_json's messages and positions ("unknown field `x`,
  * expected one of ... at line 1 column 9"), and a bounded output builder. */
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -214,18 +215,209 @@ static void one_of(char *list, size_t len, const char *const *names, size_t n, s
 #undef NAME
 }
 
+/* How serde_json reads a number's text (de.rs parse_number): an unsigned
+ * integer that fits u64 is U64, a negative one down to i64::MIN is I64, and
+ * everything else is F64 — a fraction, an exponent, an integer too large
+ * for either, and `-0`.  *d is the text as a double (strtod rounds
+ * correctly, as serde_json's float parser). */
+enum jnum { JNUM_U64, JNUM_I64, JNUM_F64 };
+
+static enum jnum classify_number(const char *r, uint64_t *u, double *d)
+{
+	const char *p = r[0] == '-' ? r + 1 : r;
+	uint64_t x = 0;
+	int overflow = 0;
+
+	*d = strtod(r, NULL);
+	if (strpbrk(r, ".eE") || !*p)
+		return JNUM_F64;
+	for (; *p >= '0' && *p <= '9'; p++) {
+		if (x > (UINT64_MAX - (uint64_t)(*p - '0')) / 10)
+			overflow = 1;
+		x = x * 10 + (uint64_t)(*p - '0');
+	}
+	*u = x;
+	if (overflow)
+		return JNUM_F64;
+	if (r[0] != '-')
+		return JNUM_U64;
+	return x && x <= (1ull << 63) ? JNUM_I64 : JNUM_F64;
+}
+
+/* Rust's `{}` for an f64 (the shortest digits that read back as the same
+ * double, the nearest such, a tie rounded up; written out without an
+ * exponent) with serde's WithDecimalPoint: ".0" appended when that has no
+ * '.': 1e3 is `1000.0`, -0 is `-0.0`. */
+static void rust_f64(double d, char *buf, size_t len)
+{
+	char exact[800], try[40], digits[24];
+	const char *ex;
+	double a = d < 0 ? -d : d;
+	int nd = 1, exp10 = 0, p;
+	size_t pos = 0;
+
+	if (d != d || d - d != 0) { /* NaN, infinite: JSON has neither */
+		snprintf(buf, len, "%s", d != d ? "NaN" : d < 0 ? "-inf" : "inf");
+		return;
+	}
+	digits[0] = '0';
+	/* glibc prints a double's exact decimal expansion: round it by hand,
+	 * half up (printf would round a tie to even) */
+	snprintf(exact, sizeof(exact), "%.780e", a);
+	ex = strchr(exact, 'e');
+	for (p = 1; a != 0 && p <= 17; p++) {
+		int up = exact[p + 1] >= '5', e10 = atoi(ex + 1);
+
+		digits[0] = exact[0];
+		memcpy(digits + 1, exact + 2, (size_t)p - 1);
+		for (int i = p - 1; up && i >= 0; i--) {
+			up = digits[i] == '9';
+			digits[i] = up ? '0' : (char)(digits[i] + 1);
+		}
+		if (up) { /* 9.99 became 10.0 */
+			memmove(digits + 1, digits, (size_t)p - 1);
+			digits[0] = '1';
+			e10++;
+		}
+		snprintf(try, sizeof(try), "%c.%.*se%d", digits[0], p - 1, digits + 1, e10);
+		if (p == 1)
+			snprintf(try, sizeof(try), "%ce%d", digits[0], e10);
+		if (strtod(try, NULL) == a) {
+			nd = p, exp10 = e10;
+			break;
+		}
+	}
+	while (nd > 1 && digits[nd - 1] == '0')
+		nd--;
+#define PUT(c)                                                                                     \
+	do {                                                                                       \
+		if (pos + 1 < len)                                                                 \
+			buf[pos++] = (c);                                                          \
+	} while (0)
+	if (signbit(d))
+		PUT('-');
+	if (exp10 < 0) {
+		PUT('0');
+		PUT('.');
+		for (int i = -1; i > exp10; i--)
+			PUT('0');
+		for (int i = 0; i < nd; i++)
+			PUT(digits[i]);
+	} else {
+		for (int i = 0; i < nd || i <= exp10; i++) {
+			if (i == exp10 + 1)
+				PUT('.');
+			PUT(i < nd ? digits[i] : '0');
+		}
+		if (nd <= exp10 + 1) {
+			PUT('.');
+			PUT('0');
+		}
+	}
+#undef PUT
+	if (len)
+		buf[pos] = 0;
+}
+
+/* The length of the valid UTF-8 sequence at s (1 for ASCII), 0 when the
+ * bytes there are not one (RFC 3629: no overlongs, no surrogates). */
+static size_t utf8_seq(const char *s)
+{
+	const unsigned char *u = (const unsigned char *)s;
+	unsigned char lo = 0x80, hi = 0xbf;
+	size_t n;
+
+	if (u[0] < 0x80)
+		return 1;
+	if (u[0] >= 0xc2 && u[0] <= 0xdf)
+		n = 2;
+	else if (u[0] >= 0xe0 && u[0] <= 0xef)
+		n = 3, lo = u[0] == 0xe0 ? 0xa0 : 0x80, hi = u[0] == 0xed ? 0x9f : 0xbf;
+	else if (u[0] >= 0xf0 && u[0] <= 0xf4)
+		n = 4, lo = u[0] == 0xf0 ? 0x90 : 0x80, hi = u[0] == 0xf4 ? 0x8f : 0xbf;
+	else
+		return 0;
+	if (u[1] < lo || u[1] > hi)
+		return 0;
+	for (size_t i = 2; i < n; i++)
+		if (u[i] < 0x80 || u[i] > 0xbf)
+			return 0;
+	return n;
+}
+
+/* How many bytes of s, at most max, end on a character boundary: a text
+ * shortened for a message never ends in half a character. */
+static int utf8_cut(const char *s, size_t max)
+{
+	size_t n = 0, l;
+
+	while (s[n] && (l = utf8_seq(s + n)) && n + l <= max)
+		n += l;
+	return (int)n;
+}
+
+/* Rust's `{:?}` for a str, as serde's Unexpected::Str writes it: in
+ * quotes, with \" \\ \n \r \t and \u{..} for the other ASCII controls
+ * (other characters as they are), within len (cut on a boundary). */
+static void rust_debug_str(const char *s, char *buf, size_t len)
+{
+	size_t pos = 0, n;
+	char tmp[16];
+
+	if (len < 3) {
+		if (len)
+			buf[0] = 0;
+		return;
+	}
+	buf[pos++] = '"';
+	for (; *s; s += n) {
+		unsigned char c = (unsigned char)*s;
+
+		n = utf8_seq(s);
+		if (!n) { /* not UTF-8 (yajl checks strings): as U+FFFD */
+			memcpy(tmp, "\xef\xbf\xbd", 4);
+			n = 1;
+		} else if (c == '"' || c == '\\') {
+			snprintf(tmp, sizeof(tmp), "\\%c", c);
+		} else if (c == '\n' || c == '\r' || c == '\t') {
+			snprintf(tmp, sizeof(tmp), "\\%c", c == '\n' ? 'n' : c == '\r' ? 'r' : 't');
+		} else if (c < 0x20 || c == 0x7f) {
+			snprintf(tmp, sizeof(tmp), "\\u{%x}", c);
+		} else {
+			memcpy(tmp, s, n);
+			tmp[n] = 0;
+		}
+		if (pos + strlen(tmp) + 2 > len)
+			break;
+		memcpy(buf + pos, tmp, strlen(tmp));
+		pos += strlen(tmp);
+	}
+	buf[pos++] = '"';
+	buf[pos] = 0;
+}
+
 /* serde's Unexpected: string "x", integer `1`, floating point `1.5`, ... */
 static void unexpected(yajl_val v, char *buf, size_t len)
 {
-	if (!v || YAJL_IS_NULL(v))
+	if (!v || YAJL_IS_NULL(v)) {
 		snprintf(buf, len, "null");
-	else if (YAJL_IS_STRING(v))
-		snprintf(buf, len, "string \"%.48s\"", v->u.string);
-	else if (YAJL_IS_INTEGER(v))
-		snprintf(buf, len, "integer `%.40s`", v->u.number.r);
-	else if (YAJL_IS_NUMBER(v))
-		snprintf(buf, len, "floating point `%.40s`", v->u.number.r);
-	else if (YAJL_IS_TRUE(v) || YAJL_IS_FALSE(v))
+	} else if (YAJL_IS_STRING(v)) {
+		char q[300];
+
+		rust_debug_str(v->u.string, q, sizeof(q));
+		snprintf(buf, len, "string %s", q);
+	} else if (YAJL_IS_NUMBER(v) && v->u.number.r) {
+		uint64_t u = 0;
+		double d;
+		char f[400];
+
+		if (classify_number(v->u.number.r, &u, &d) != JNUM_F64) {
+			snprintf(buf, len, "integer `%.40s`", v->u.number.r);
+		} else {
+			rust_f64(d, f, sizeof(f));
+			snprintf(buf, len, "floating point `%s`", f);
+		}
+	} else if (YAJL_IS_TRUE(v) || YAJL_IS_FALSE(v))
 		snprintf(buf, len, "boolean `%s`", YAJL_IS_TRUE(v) ? "true" : "false");
 	else if (YAJL_IS_OBJECT(v))
 		snprintf(buf, len, "map");
@@ -263,30 +455,10 @@ static const char *expected(const struct sqb_jfield *f, char *buf, size_t len)
 	return buf;
 }
 
-/* 1: a plain unsigned integer that fits u64; 0: not one (sign, fraction,
- * exponent or too large). */
-static int parse_uint(yajl_val v, uint64_t *out)
-{
-	const char *r = v->u.number.r;
-	uint64_t x = 0;
-
-	if (!r || !*r)
-		return 0;
-	for (const char *p = r; *p; p++) {
-		if (*p < '0' || *p > '9')
-			return 0;
-		if (x > (UINT64_MAX - (uint64_t)(*p - '0')) / 10)
-			return 0;
-		x = x * 10 + (uint64_t)(*p - '0');
-	}
-	*out = x;
-	return 1;
-}
-
 static int set_field(const struct sqb_jfield *f, yajl_val obj, size_t k, char *err, size_t errlen)
 {
 	yajl_val v = obj->u.object.values[k];
-	char ub[96], eb[64];
+	char ub[440], eb[64];
 
 	switch (f->type) {
 	case SQB_JT_STR:
@@ -307,8 +479,8 @@ static int set_field(const struct sqb_jfield *f, yajl_val obj, size_t k, char *e
 					ne++;
 				one_of(list, sizeof(list), f->enums, ne, sizeof(f->enums[0]));
 				return jerr(err, errlen, obj, AT_VAL, k,
-					    "unknown variant `%.48s`, expected %s", v->u.string,
-					    list);
+					    "unknown variant `%.*s`, expected %s",
+					    utf8_cut(v->u.string, 200), v->u.string, list);
 			}
 			*(const char **)f->out = *e; /* canonical spelling */
 		} else {
@@ -316,14 +488,20 @@ static int set_field(const struct sqb_jfield *f, yajl_val obj, size_t k, char *e
 		}
 		return 0;
 	case SQB_JT_UINT: {
-		uint64_t x;
-		if (!YAJL_IS_NUMBER(v))
+		uint64_t x = 0;
+		double d;
+
+		if (!YAJL_IS_NUMBER(v) || !v->u.number.r)
 			break;
-		if (!parse_uint(v, &x)) {
-			/* serde_json: a negative integer is a value of the wrong range,
-			 * a fraction or a u64 overflow is a float, i.e. the wrong type. */
-			if (YAJL_IS_INTEGER(v) && v->u.number.r[0] == '-')
-				goto bad_value;
+		/* serde_json: an integer of the wrong range (negative, or above
+		 * the field's) is a wrong value; a float (a fraction, an exponent,
+		 * -0, past u64 or i64::MIN) is the wrong type */
+		switch (classify_number(v->u.number.r, &x, &d)) {
+		case JNUM_I64:
+			goto bad_value;
+		case JNUM_F64:
+			goto wrong_type;
+		case JNUM_U64:
 			break;
 		}
 		if (x < f->min || x > f->max)
@@ -347,6 +525,15 @@ static int set_field(const struct sqb_jfield *f, yajl_val obj, size_t k, char *e
 		*(yajl_val *)f->out = v;
 		return 0;
 	}
+wrong_type:
+	/* serde_json refuses a float past f64 before any type is looked at */
+	if (YAJL_IS_NUMBER(v) && v->u.number.r) {
+		uint64_t x;
+		double d;
+
+		if (classify_number(v->u.number.r, &x, &d) == JNUM_F64 && d - d != 0)
+			return jerr(err, errlen, obj, AT_VAL, k, "number out of range");
+	}
 	unexpected(v, ub, sizeof(ub));
 	return jerr(err, errlen, obj, AT_VAL, k, "invalid type: %s, expected %s", ub,
 		    expected(f, eb, sizeof(eb)));
@@ -360,7 +547,7 @@ int sqb_json_fields_ex(yajl_val obj, const struct sqb_jfield *f, unsigned int n,
 		       char *err, size_t errlen)
 {
 	unsigned char seen[32] = {0};
-	char ub[96];
+	char ub[440];
 
 	if (n > sizeof(seen))
 		return jerr(err, errlen, NULL, AT_END, 0, "internal: field table too large");
@@ -380,7 +567,8 @@ int sqb_json_fields_ex(yajl_val obj, const struct sqb_jfield *f, unsigned int n,
 				continue;
 			one_of(list, sizeof(list), &f[0].name, n, sizeof(f[0]));
 			return jerr(err, errlen, obj, AT_KEY, k,
-				    "unknown field `%.48s`, expected %s", key, list);
+				    "unknown field `%.*s`, expected %s", utf8_cut(key, 200), key,
+				    list);
 		}
 		if (seen[i])
 			return jerr(err, errlen, obj, AT_KEY, k, "duplicate field `%s`", f[i].name);
@@ -449,6 +637,39 @@ static const char *jval_kind(yajl_val v)
 	return "null";
 }
 
+/* What yajl takes and serde_json does not, or what a C string cannot hold:
+ * a comment outside a string (yajl allows them; serde_json's grammar has
+ * none) and a \u0000 escape inside one (yajl decodes it into a C string,
+ * so "a\u0000b" would silently become "a": a path or a key cut short).
+ * Returns 0, or 1 for a comment / 2 for a NUL with *at on its first byte. */
+static int text_check(const char *s, size_t n, struct jloc *at)
+{
+	size_t line_start = 0;
+	unsigned line = 1;
+	int in_str = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		char c = s[i];
+
+		if (c == '\n') {
+			line++;
+			line_start = i + 1;
+		} else if (in_str && c == '\\') {
+			if (i + 5 < n && s[i + 1] == 'u' && !memcmp(s + i + 2, "0000", 4)) {
+				*at = (struct jloc){line, i - line_start + 1};
+				return 2;
+			}
+			i++; /* the escaped character */
+		} else if (c == '"') {
+			in_str = !in_str;
+		} else if (!in_str && c == '/') {
+			*at = (struct jloc){line, i - line_start + 1};
+			return 1;
+		}
+	}
+	return 0;
+}
+
 int sqb_json_parse_object(yajl_val *out, const char *body, size_t len, char *err, size_t errlen)
 {
 	char ebuf[256];
@@ -466,6 +687,20 @@ int sqb_json_parse_object(yajl_val *out, const char *body, size_t len, char *err
 	}
 	if (memchr(body, 0, len)) {
 		snprintf(err, errlen, SQB_JSON_ERR_PREFIX "NUL byte in the request body.");
+		return -1;
+	}
+	switch (text_check(body, len, &at)) {
+	case 1:
+		snprintf(err, errlen,
+			 SQB_JSON_ERR_PREFIX "malformed JSON: a comment is not JSON at line %u "
+					     "column %zu.",
+			 at.line, at.col);
+		return -1;
+	case 2:
+		snprintf(err, errlen,
+			 SQB_JSON_ERR_PREFIX "a string holds a NUL character (\\u0000), which "
+					     "squib does not accept, at line %u column %zu.",
+			 at.line, at.col);
 		return -1;
 	}
 	if (!depth_ok(body, len, &at)) {
@@ -513,8 +748,29 @@ int sqb_json_escape(char *dst, size_t cap, size_t *pos, const char *s)
 	for (; *s; s++) {
 		unsigned char c = (unsigned char)*s;
 		char tmp[8];
-		size_t l;
+		size_t l, n;
 
+		if (c >= 0x80) {
+			/* a whole UTF-8 sequence as is; a broken one (a message cut
+			 * short, bytes from a file name) as U+FFFD, so that every
+			 * answer stays valid JSON text (RFC 8259 8.1) */
+			n = utf8_seq(s);
+			if (!n) {
+				memcpy(tmp, "\\ufffd", 7);
+				n = 1;
+			} else {
+				memcpy(tmp, s, n);
+				tmp[n] = 0;
+			}
+			l = strlen(tmp);
+			if (*pos + l >= cap)
+				return -1;
+			memcpy(dst + *pos, tmp, l);
+			*pos += l;
+			dst[*pos] = 0;
+			s += n - 1;
+			continue;
+		}
 		if (c == '"' || c == '\\') {
 			tmp[0] = '\\';
 			tmp[1] = (char)c;

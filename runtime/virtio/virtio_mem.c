@@ -162,18 +162,36 @@ static uint16_t vmem_plug(struct vmem *m, uint64_t addr, uint64_t nb)
 }
 
 /* Clear blocks [first, first + n) that are plugged, discard them, drop
- * slots left without any. */
+ * slots left without any.  Only the runs that were plugged are discarded:
+ * the others hold nothing of the guest's, and discarding them costs the
+ * host in proportion to the range, which UNPLUG_ALL makes the whole region
+ * (the integrator may have to zero-fill what it discards, and reports it
+ * written: a guest looping on UNPLUG_ALL must not touch 256 GiB). */
 static void unplug_blocks(struct vmem *m, uint64_t first, uint64_t n)
 {
-	uint64_t had = count_range(m, first, n);
+	uint64_t had = count_range(m, first, n), end = first + n;
+	bool discard_failed = false;
 
-	set_range(m, first, n, false);
-	m->plugged -= had * m->block_size;
 	if (m->be.blocks) /* the VMM stops resolving them before they go */
 		m->be.blocks(m->be.opaque, first, n, 0);
-	if (m->be.discard &&
-	    m->be.discard(m->be.opaque, first * m->block_size, n * m->block_size) < 0)
+	for (uint64_t b = first; b < end;) {
+		uint64_t run;
+
+		if (!bit(m->bits, b)) {
+			b++;
+			continue;
+		}
+		for (run = 1; b + run < end && bit(m->bits, b + run); run++)
+			;
+		set_range(m, b, run, false);
+		if (m->be.discard &&
+		    m->be.discard(m->be.opaque, b * m->block_size, run * m->block_size) < 0)
+			discard_failed = true;
+		b += run;
+	}
+	if (discard_failed) /* one per request, as Firecracker counts */
 		m->n.unplug_discard_fails++;
+	m->plugged -= had * m->block_size;
 	update_slots(m, first, n);
 }
 

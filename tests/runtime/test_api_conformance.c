@@ -118,7 +118,7 @@ static void test_machine_config_valid_and_invalid(void **state)
 	     "The memory size (MiB) is either 0, or not a multiple of the configured page size."},
 	    {"PUT", "/machine-config",
 	     "{\"vcpu_count\":1,\"mem_size_mib\":99999999999999999999999}", 400,
-	     "invalid type: floating point `99999999999999999999999`, expected usize"},
+	     "invalid type: floating point `100000000000000000000000.0`, expected usize"},
 	    {"PUT", "/machine-config", "{\"vcpu_count\":1}", 400,
 	     "missing field `mem_size_mib` at line 1 column 16."},
 	    {"PUT", "/machine-config", "{\"vcpu_count\":1,\"mem_size_mib\":64,\"bogus\":1}", 400,

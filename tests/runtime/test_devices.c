@@ -703,6 +703,74 @@ static void test_hostile_state_and_accesses(void **state)
 	sqb_bus_destroy(&r.bus);
 }
 
+/* Firecracker's boot timer (boot_timer.rs) at the MMIO edges: only a
+ * one-byte write of 123 at offset 0 fires, each time it comes; every other
+ * width, offset and value is dropped; reads are zeros of exactly the
+ * access's width; the page's end is the device's end. */
+static int bt_fired;
+
+static void bt_fire(void *arg)
+{
+	(void)arg;
+	bt_fired++;
+}
+
+static void test_boot_timer_mmio_edges(void **state)
+{
+	const uint64_t base = 0xc0000000ull;
+	struct sqb_boot_timer_cfg cfg = {bt_fire, NULL}, nofire = {NULL, NULL};
+	struct sqb_dev_ctx ctx = {NULL, NULL, NULL, &fake_dev_host};
+	struct sqb_bus b = {0};
+	struct sqb_dev *d = NULL;
+	uint8_t io[16];
+
+	(void)state;
+	assert_int_equal(
+	    sqb_dev_create(&d, &sqb_dev_classes[SQB_DEVCLS_BOOT_TIMER], "bt", base, &ctx, NULL),
+	    -EINVAL);
+	assert_int_equal(
+	    sqb_dev_create(&d, &sqb_dev_classes[SQB_DEVCLS_BOOT_TIMER], "bt", base, &ctx, &nofire),
+	    -EINVAL);
+	assert_int_equal(
+	    sqb_dev_create(&d, &sqb_dev_classes[SQB_DEVCLS_BOOT_TIMER], "bt", base, &ctx, &cfg), 0);
+	assert_int_equal(sqb_bus_add(&b, d), 0);
+	bt_fired = 0;
+	for (unsigned int size = 1; size <= 8; size *= 2) {
+		static const uint64_t offs[] = {0, 1, 7, SQB_BOOT_TIMER_WINDOW - 8,
+						SQB_BOOT_TIMER_WINDOW - 1};
+
+		for (size_t i = 0; i < sizeof(offs) / sizeof(offs[0]); i++) {
+			memset(io, 123, sizeof(io));
+			if (size > 1 || offs[i])
+				assert_int_equal(
+				    sqb_bus_access(&b, SQB_BUS_MMIO, base + offs[i], io, size, 1),
+				    1);
+			memset(io, 0xa5, sizeof(io));
+			assert_int_equal(
+			    sqb_bus_access(&b, SQB_BUS_MMIO, base + offs[i], io, size, 0), 1);
+			for (unsigned int k = 0; k < sizeof(io); k++)
+				assert_int_equal(io[k], k < size ? 0 : 0xa5);
+		}
+	}
+	assert_int_equal(bt_fired, 0); /* no width but one byte, no offset but 0 */
+	io[0] = 122;
+	sqb_bus_access(&b, SQB_BUS_MMIO, base, io, 1, 1);
+	assert_int_equal(bt_fired, 0);
+	io[0] = 123;
+	sqb_bus_access(&b, SQB_BUS_MMIO, base, io, 1, 1);
+	sqb_bus_access(&b, SQB_BUS_MMIO, base, io, 1, 1);
+	assert_int_equal(bt_fired, 2);
+	/* past the page and just below it: not the device's */
+	memset(io, 0, sizeof(io));
+	assert_int_equal(sqb_bus_access(&b, SQB_BUS_MMIO, base + SQB_BOOT_TIMER_WINDOW, io, 4, 0),
+			 0);
+	assert_int_equal(io[0], 0xff);
+	assert_int_equal(sqb_bus_access(&b, SQB_BUS_MMIO, base - 1, io, 1, 1), 0);
+	assert_int_equal(sqb_bus_access(&b, SQB_BUS_PIO, 0, io, 1, 1), 0);
+	assert_int_equal(bt_fired, 2);
+	sqb_bus_destroy(&b);
+}
+
 /* A callback may remove its own entry (and others) from inside the loop. */
 struct self_del {
 	struct sqb_evloop *l;
@@ -758,6 +826,7 @@ int main(void)
 	    cmocka_unit_test(test_evloop_fds_and_timers),
 	    cmocka_unit_test(test_uart_loopback_decided_under_lock),
 	    cmocka_unit_test(test_hostile_state_and_accesses),
+	    cmocka_unit_test(test_boot_timer_mmio_edges),
 	    cmocka_unit_test(test_evloop_callback_removes_itself),
 	};
 	pthread_mutex_init(&H.lock, NULL);

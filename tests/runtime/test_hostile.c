@@ -306,6 +306,198 @@ static void test_trickled_request_is_bounded(void **state)
 	tc_stop(&t);
 }
 
+/* squib run with args (no API server is reached: every case ends in
+ * argument handling), stdout and stderr into out/err (NUL-terminated);
+ * returns the wait status, or fails the test when it runs past 20 s. */
+static int run_cli(const char *const *args, char *out, size_t outlen, char *err, size_t errlen)
+{
+	char dir[] = "/tmp/sqb-cli-XXXXXX", po[64], pe[64];
+	const char *argv[32];
+	long long t0 = now_ms();
+	int st = 0, n = 0;
+	pid_t pid, w;
+
+	assert_non_null(mkdtemp(dir));
+	snprintf(po, sizeof(po), "%s/out", dir);
+	snprintf(pe, sizeof(pe), "%s/err", dir);
+	argv[n++] = squib_bin;
+	while (args[n - 1] && n < 31)
+		argv[n] = args[n - 1], n++;
+	argv[n] = NULL;
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		int o = open(po, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+		int e = open(pe, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+		int in = open("/dev/null", O_RDONLY);
+
+		if (o < 0 || e < 0 || in < 0)
+			_exit(126);
+		dup2(in, 0), dup2(o, 1), dup2(e, 2);
+		execv(squib_bin, (char *const *)argv);
+		_exit(127);
+	}
+	while ((w = waitpid(pid, &st, WNOHANG)) == 0 && now_ms() - t0 < 20000)
+		usleep(10000);
+	if (w == 0) {
+		kill(pid, SIGKILL);
+		waitpid(pid, &st, 0);
+		fail_msg("squib %s %s did not exit within 20 s", args[0], args[1] ? args[1] : "");
+	}
+	for (int i = 0; i < 2; i++) {
+		char *txt = tc_read_file(i ? pe : po), *dst = i ? err : out;
+		size_t cap = i ? errlen : outlen;
+
+		snprintf(dst, cap, "%s", txt ? txt : "");
+		free(txt);
+	}
+	unlink(po);
+	unlink(pe);
+	rmdir(dir);
+	return st;
+}
+
+/* Exit code 1, stderr saying `want`, nothing on stdout, and no sanitizer
+ * report (an ASan build: a leak or UB on the way out). */
+static void cli_refused(const char *const *args, const char *want)
+{
+	static char out[4096], err[8192];
+	int st = run_cli(args, out, sizeof(out), err, sizeof(err));
+
+	if (!WIFEXITED(st) || WEXITSTATUS(st) != 1 || !strstr(err, want) || out[0] ||
+	    strstr(err, "Sanitizer") || strstr(err, "runtime error"))
+		fail_msg("squib %s %s %s: status 0x%x, want exit 1 and '%s'; stdout '%.200s' "
+			 "stderr '%.1500s'",
+			 args[0], args[1] ? args[1] : "", args[1] && args[2] ? args[2] : "", st,
+			 want, out, err);
+}
+
+static void cli_ok(const char *const *args, const char *want_out)
+{
+	static char out[4096], err[8192];
+	int st = run_cli(args, out, sizeof(out), err, sizeof(err));
+
+	if (!WIFEXITED(st) || WEXITSTATUS(st) != 0 || !strstr(out, want_out) || err[0])
+		fail_msg("squib %s %s: status 0x%x, want exit 0 and '%s'; stdout '%.200s' "
+			 "stderr '%.1500s'",
+			 args[0], args[1] ? args[1] : "", st, want_out, out, err);
+}
+
+/* Hostile command lines: bad --metadata documents, --describe-snapshot on
+ * things that are no snapshot (a FIFO nobody writes must not hang it),
+ * numbers that are not u64, and argument order as Firecracker's
+ * arg_parser.rs has it (--help/--version win over anything; an invalid
+ * command line fails before --snapshot-version or --describe-snapshot
+ * act).  Each ends at once with exit code 1 and a reason, never a hang,
+ * crash or (ASan) leak report. */
+static void test_cli_hostile_arguments(void **state)
+{
+	char dir[] = "/tmp/sqb-cliarg-XXXXXX", f[8][300];
+	const char *sock;
+	FILE *fp;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	for (int i = 0; i < 8; i++)
+		snprintf(f[i], sizeof(f[i]), "%s/f%d", dir, i);
+	sock = f[7];
+	/* f0 empty, f1 cut JSON, f2 random bytes, f3 FIFO, f4 folder, f5 valid
+	 * JSON, f6 nesting past the parser's limit */
+	fclose(fopen(f[0], "w"));
+	fp = fopen(f[1], "w");
+	fputs("{\"a\":", fp);
+	fclose(fp);
+	fp = fopen(f[2], "w");
+	for (int i = 0; i < 4096; i++)
+		fputc((i * 7919 + 13) & 0xff, fp);
+	fclose(fp);
+	assert_int_equal(mkfifo(f[3], 0600), 0);
+	assert_int_equal(mkdir(f[4], 0700), 0);
+	fp = fopen(f[5], "w");
+	fputs("{\"latest\":{\"k\":\"v\"}}", fp);
+	fclose(fp);
+	fp = fopen(f[6], "w");
+	for (int i = 0; i < 5000; i++)
+		fputc('[', fp);
+	fclose(fp);
+
+	cli_refused((const char *const[]){"--metadata", f[1], "--api-sock", sock, NULL},
+		    "metadata provided not valid json");
+	cli_refused((const char *const[]){"--metadata", f[0], "--api-sock", sock, NULL},
+		    "metadata provided not valid json");
+	cli_refused((const char *const[]){"--metadata", f[2], "--api-sock", sock, NULL},
+		    "metadata provided not valid json");
+	cli_refused((const char *const[]){"--metadata", f[6], "--api-sock", sock, NULL},
+		    "metadata provided not valid json");
+	cli_refused((const char *const[]){"--metadata", f[4], "--api-sock", sock, NULL},
+		    "Unable to open or read from the mmds content file");
+	cli_refused(
+	    (const char *const[]){"--metadata", f[5], "--level", "Bogus", "--api-sock", sock, NULL},
+	    "Invalid log level");
+	cli_refused((const char *const[]){"--metadata", f[5], "--metrics-path", f[4], "--api-sock",
+					  sock, NULL},
+		    "Cannot open the metrics file");
+	for (int i = 0; i <= 4; i++)
+		cli_refused((const char *const[]){"--describe-snapshot", f[i], NULL},
+			    "squib: --describe-snapshot ");
+	cli_refused((const char *const[]){"--describe-snapshot", "/dev/zero", NULL},
+		    "not a regular file");
+	cli_refused((const char *const[]){"--describe-snapshot", f[3], NULL}, "not a regular file");
+	cli_refused((const char *const[]){"--describe-snapshot", "/nonexistent/x", NULL},
+		    "No such file");
+	{
+		static const char *const names[] = {"--start-time-us", "--start-time-cpu-us",
+						    "--parent-cpu-time-us"};
+		static const char *const bad[] = {
+		    "", "-1", "18446744073709551616", "0x10", " 5", "5x", "1e3", "+"};
+		char want[96];
+
+		for (int i = 0; i < 3; i++)
+			for (size_t j = 0; j < sizeof(bad) / sizeof(bad[0]); j++) {
+				snprintf(want, sizeof(want),
+					 "'%s' parameter expected to be of 'u64' type.",
+					 names[i] + 2);
+				cli_refused((const char *const[]){names[i], bad[j], NULL}, want);
+			}
+	}
+	/* u64's whole range (and Rust's leading '+') is accepted */
+	cli_ok((const char *const[]){"--start-time-us", "18446744073709551615",
+				     "--start-time-cpu-us", "+0", "--snapshot-version", NULL},
+	       "v");
+	cli_refused((const char *const[]){"--snapshot-version", "extra", NULL},
+		    "unexpected argument 'extra'");
+	cli_refused((const char *const[]){"--snapshot-version", "--bogus", NULL},
+		    "unrecognized option");
+	cli_refused((const char *const[]){"--describe-snapshot", f[5], "--boot-timer=1", NULL},
+		    "doesn't allow an argument");
+	cli_refused((const char *const[]){"--api-sock", "", NULL}, "API socket path is empty");
+	/* --id: validators.rs's rule; a newline would forge log lines */
+	cli_refused(
+	    (const char *const[]){"--id", "a\nb [ERROR] forged", "--snapshot-version", NULL},
+	    "Invalid instance ID: Invalid char (byte 0x0a) at position 1");
+	cli_refused((const char *const[]){"--id", "a_b", NULL},
+		    "Invalid instance ID: Invalid char (_) at position 1");
+	cli_refused((const char *const[]){"--id", "", NULL},
+		    "Invalid instance ID: Invalid len (0);  the length must be between 1 and 64");
+	cli_refused((const char *const[]){"--id",
+					  "a123456789b123456789c123456789d123456789e123456789f12345"
+					  "6789g1234",
+					  NULL},
+		    "Invalid len (65)");
+	cli_ok((const char *const[]){"--id",
+				     "a123456789b123456789c123456789d123456789e123456789f123456789-"
+				     "Z12",
+				     "--snapshot-version", NULL},
+	       "v");
+	cli_ok((const char *const[]){"--bogus", "--help", NULL}, "usage: squib");
+	cli_ok((const char *const[]){"--start-time-us", "x", "--version", NULL}, "squib ");
+	for (int i = 0; i < 6; i++)
+		unlink(f[i]);
+	rmdir(f[4]);
+	unlink(f[6]);
+	rmdir(dir);
+}
+
 int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
@@ -314,11 +506,12 @@ int main(int argc, char **argv)
 	    cmocka_unit_test(test_fifo_snapshot_files_refused),
 	    cmocka_unit_test(test_slow_clients_do_not_lock_out_a_new_one),
 	    cmocka_unit_test(test_trickled_request_is_bounded),
+	    cmocka_unit_test(test_cli_hostile_arguments),
 	};
 	int fd;
 
 	if (argc < 3) {
-		fprintf(stderr, "usage: %s SQUIB GUEST_DIR\n", argv[0]);
+		fprintf(stderr, "usage: %s SQUIB GUEST_DIR [TEST_FILTER]\n", argv[0]);
 		return 2;
 	}
 	squib_bin = argv[1];
@@ -331,5 +524,7 @@ int main(int argc, char **argv)
 	} else {
 		fprintf(stderr, "note: /dev/kvm is not usable here; guest tests are skipped\n");
 	}
+	if (argc > 3) /* one test by name (cmocka's pattern), when debugging */
+		cmocka_set_test_filter(argv[3]);
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -155,7 +155,7 @@ static void test_json_fields(void **state)
 	} cases[] = {
 	    {"{\"n\":3,\"b\":true,\"s\":\"x\",\"c\":\"blue\"}", NULL},
 	    {"{\"n\":11}", "expected an integer in 1..=10"},
-	    {"{\"n\":1e2}", "invalid type: floating point `1e2`, expected an integer in 1..=10"},
+	    {"{\"n\":1e2}", "invalid type: floating point `100.0`, expected an integer in 1..=10"},
 	    {"{}", "missing field `n`"},
 	    {"{\"n\":1,\"z\":0}", "unknown field `z`, expected one of `n`, `b`, `s`, `c`"},
 	    {"{\"n\":1,\"n\":2}", "duplicate field `n`"},
@@ -184,6 +184,207 @@ static void test_json_fields(void **state)
 			fail_msg("%s: got '%s'", cases[i].json, err);
 	}
 	assert_int_equal(n, 1); /* the last valid case */
+}
+
+/* Numbers as serde_json reads them (de.rs parse_number) and serde prints
+ * them (Unexpected, WithDecimalPoint over Rust's f64 Display): an integer
+ * that fits u64 or i64 is an integer of the wrong value; a fraction, an
+ * exponent, -0 and an integer past u64 or below i64::MIN are floats of the
+ * wrong type, written as Rust writes them; a float past f64 is "number out
+ * of range".  The texts and columns are what Firecracker answers. */
+static void test_json_numbers_as_serde_json(void **state)
+{
+	uint64_t n = 0;
+	const char *str = NULL;
+	const struct sqb_jfield f[] = {
+	    {"n", SQB_JT_UINT, 0, &n, NULL, 0, UINT32_MAX, .expect = "u32"},
+	    {"s", SQB_JT_STR, 0, &str},
+	};
+	static const struct {
+		const char *json, *err;
+	} cases[] = {
+	    {"{\"n\":4294967295}", NULL},
+	    {"{\"n\":4294967296}", "invalid value: integer `4294967296`, expected u32 at line 1 "
+				   "column 15."},
+	    {"{\"n\":9223372036854775808}",
+	     "invalid value: integer `9223372036854775808`, expected u32 at line 1 column 24."},
+	    {"{\"n\":18446744073709551615}",
+	     "invalid value: integer `18446744073709551615`, expected u32"},
+	    {"{\"n\":18446744073709551616}",
+	     "invalid type: floating point `18446744073709552000.0`, expected u32"},
+	    {"{\"n\":-1}", "invalid value: integer `-1`, expected u32 at line 1 column 7."},
+	    {"{\"n\":-9223372036854775808}",
+	     "invalid value: integer `-9223372036854775808`, expected u32"},
+	    {"{\"n\":-9223372036854775809}",
+	     "invalid type: floating point `-9223372036854776000.0`, expected u32"},
+	    {"{\"n\":-0}", "invalid type: floating point `-0.0`, expected u32 at line 1 column 7."},
+	    {"{\"n\":0}", NULL},
+	    {"{\"n\":1.5}", "invalid type: floating point `1.5`, expected u32"},
+	    {"{\"n\":1024.0}", "invalid type: floating point `1024.0`, expected u32"},
+	    {"{\"n\":1E3}",
+	     "invalid type: floating point `1000.0`, expected u32 at line 1 column 8."},
+	    {"{\"n\":2.50}", "invalid type: floating point `2.5`, expected u32"},
+	    {"{\"n\":1e-7}", "invalid type: floating point `0.0000001`, expected u32"},
+	    {"{\"n\":0.30000000000000004}",
+	     "invalid type: floating point `0.30000000000000004`, expected u32"},
+	    {"{\"n\":1e23}",
+	     "invalid type: floating point `100000000000000000000000.0`, expected u32"},
+	    {"{\"n\":996219154410990.25}",
+	     "invalid type: floating point `996219154410990.3`, expected u32"}, /* a tie: up */
+	    {"{\"n\":1e400}", "number out of range at line 1 column 10."},
+	    {"{\"n\":-1e400}", "number out of range at line 1 column 11."},
+	    {"{\"n\":1e-400}", "invalid type: floating point `0.0`, expected u32"},
+	    {"{\"s\":1e3}", "invalid type: floating point `1000.0`, expected a string"},
+	    {"{\"s\":-0}", "invalid type: floating point `-0.0`, expected a string"},
+	    {"{\"s\":12}", "invalid type: integer `12`, expected a string"},
+	};
+	char err[700];
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		yajl_val v = NULL;
+		int rc;
+
+		assert_int_equal(sqb_json_parse_object(&v, cases[i].json, strlen(cases[i].json),
+						       err, sizeof(err)),
+				 0);
+		err[0] = 0;
+		rc = sqb_json_fields(v, f, 2, err, sizeof(err));
+		yajl_tree_free(v);
+		if (!cases[i].err ? rc != 0 : rc != -1 || !strstr(err, cases[i].err))
+			fail_msg("%s: got %d '%s', want '%s'", cases[i].json, rc, err,
+				 cases[i].err ? cases[i].err : "(accepted)");
+	}
+}
+
+/* What yajl would take but serde_json or a C string cannot: a comment
+ * (serde_json has none) and a \u0000 escape (yajl's C strings would cut
+ * "path\u0000x" to "path", or a key to a known field's name) are refused
+ * with where; a '/' or an escaped backslash before "u0000" inside a string
+ * is just text. */
+static void test_json_comments_and_nul_escapes_refused(void **state)
+{
+	static const struct {
+		const char *json, *err;
+	} cases[] = {
+	    {"{\"total_size_mib\\u0000\":1024}",
+	     "a string holds a NUL character (\\u0000), which squib does not accept, at line 1 "
+	     "column 17."},
+	    {"{\"a\":\"/tmp/x\\u0000y\"}", "NUL character (\\u0000)"},
+	    {"{\"a\":1 /* c */}", "malformed JSON: a comment is not JSON at line 1 column 8."},
+	    {"{\"a\":1}\n// c", "a comment is not JSON at line 2 column 1."},
+	    {"// c\n{\"a\":1}", "a comment is not JSON at line 1 column 1."},
+	    {"{\"a\":\"//x/*y*/\"}", NULL},
+	    {"{\"a\":\"\\\"/\"}", NULL},
+	    {"{\"a\":\"x\\\\u0000\"}", NULL}, /* an escaped backslash, then text */
+	};
+	char err[512];
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		yajl_val v = NULL;
+		int rc;
+
+		err[0] = 0;
+		rc = sqb_json_parse_object(&v, cases[i].json, strlen(cases[i].json), err,
+					   sizeof(err));
+		if (!cases[i].err ? rc != 0 : rc != -1 || !strstr(err, cases[i].err))
+			fail_msg("%s: got %d '%s', want '%s'", cases[i].json, rc, err,
+				 cases[i].err ? cases[i].err : "(parsed)");
+		if (!rc) {
+			const char *path[] = {"a", NULL};
+			yajl_val a = yajl_tree_get(v, path, yajl_t_string);
+
+			assert_non_null(a);
+			if (i == sizeof(cases) / sizeof(cases[0]) - 1)
+				assert_string_equal(YAJL_GET_STRING(a), "x\\u0000");
+		}
+		yajl_tree_free(v);
+	}
+}
+
+/* 1 when s is valid UTF-8 (RFC 3629). */
+static int utf8_valid(const char *s)
+{
+	const unsigned char *u = (const unsigned char *)s;
+
+	while (*u) {
+		size_t n = *u < 0x80		      ? 1
+			   : *u >= 0xc2 && *u <= 0xdf ? 2
+			   : *u >= 0xe0 && *u <= 0xef ? 3
+			   : *u >= 0xf0 && *u <= 0xf4 ? 4
+						      : 0;
+		if (!n)
+			return 0;
+		for (size_t i = 1; i < n; i++)
+			if ((u[i] & 0xc0) != 0x80)
+				return 0;
+		u += n;
+	}
+	return 1;
+}
+
+/* A string in an error is written as serde's Unexpected::Str writes it
+ * (Rust's {:?}: quotes, backslashes, \n \r \t and \u{..} escaped: a value
+ * cannot forge a log line); long texts are cut on a character boundary, and
+ * every JSON answer is valid UTF-8 (a broken sequence becomes U+FFFD). */
+static void test_json_strings_in_errors(void **state)
+{
+	uint64_t n = 0;
+	const char *c = NULL;
+	static const char *const modes[] = {"None", "2M", NULL};
+	const struct sqb_jfield f[] = {
+	    {"n", SQB_JT_UINT, 0, &n, NULL, 0, UINT32_MAX, .expect = "u32"},
+	    {"c", SQB_JT_ENUM, 0, &c, NULL, 0, 0, modes},
+	};
+	static const struct {
+		const char *json, *err;
+	} cases[] = {
+	    {"{\"n\":\"x\\\"y\\\\z\"}", "invalid type: string \"x\\\"y\\\\z\", expected u32"},
+	    {"{\"n\":\"l1\\nl2\\r\\t\"}", "invalid type: string \"l1\\nl2\\r\\t\", expected u32"},
+	    {"{\"n\":\"\\u0001\\u001f\\u007f'\"}",
+	     "invalid type: string \"\\u{1}\\u{1f}\\u{7f}'\", expected u32"},
+	    {"{\"n\":\"\xc3\xa9\xf0\x9f\x98\x80\"}",
+	     "invalid type: string \"\xc3\xa9\xf0\x9f\x98\x80\""},
+	};
+	char err[700], big[2048], esc[64];
+	size_t pos;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		yajl_val v = NULL;
+
+		assert_int_equal(sqb_json_parse_object(&v, cases[i].json, strlen(cases[i].json),
+						       err, sizeof(err)),
+				 0);
+		assert_int_equal(sqb_json_fields(v, f, 2, err, sizeof(err)), -1);
+		yajl_tree_free(v);
+		if (!strstr(err, cases[i].err) || strchr(err, '\n'))
+			fail_msg("%s: got '%s', want '%s'", cases[i].json, err, cases[i].err);
+	}
+	/* 1 + 2 * 600 bytes of text: cut, never inside a character */
+	for (int k = 0; k < 3; k++) {
+		yajl_val v = NULL;
+		size_t o = (size_t)snprintf(big, sizeof(big),
+					    k == 0   ? "{\"n\":\"a"
+					    : k == 1 ? "{\"c\":\"a"
+						     : "{\"a");
+		for (int i = 0; i < 600; i++)
+			o += (size_t)snprintf(big + o, sizeof(big) - o, "\xc3\xa9");
+		snprintf(big + o, sizeof(big) - o, k == 2 ? "\":1}" : "\"}");
+		assert_int_equal(sqb_json_parse_object(&v, big, strlen(big), err, sizeof(err)), 0);
+		assert_int_equal(sqb_json_fields(v, f, 2, err, sizeof(err)), -1);
+		yajl_tree_free(v);
+		if (!utf8_valid(err) || !strstr(err, " at line 1 column "))
+			fail_msg("case %d: not UTF-8 or cut short: '%s'", k, err);
+	}
+	/* the JSON writer: broken sequences become U+FFFD */
+	pos = 0;
+	assert_int_equal(sqb_json_escape(esc, sizeof(esc), &pos, "a\xc3"), 0);
+	assert_string_equal(esc, "a\\ufffd");
+	pos = 0;
+	assert_int_equal(sqb_json_escape(esc, sizeof(esc), &pos, "\xed\xa0\x80|\xc3\xa9|\xff"), 0);
+	assert_string_equal(esc, "\\ufffd\\ufffd\\ufffd|\xc3\xa9|\\ufffd");
 }
 
 static void test_json_escape_and_parse_errors(void **state)
@@ -387,6 +588,9 @@ int main(void)
 	    cmocka_unit_test(test_http_rejections),
 	    cmocka_unit_test(test_http_connection_close_and_expect),
 	    cmocka_unit_test(test_json_fields),
+	    cmocka_unit_test(test_json_numbers_as_serde_json),
+	    cmocka_unit_test(test_json_comments_and_nul_escapes_refused),
+	    cmocka_unit_test(test_json_strings_in_errors),
 	    cmocka_unit_test(test_json_escape_and_parse_errors),
 	    cmocka_unit_test(test_json_nesting_depth_bounded),
 	    cmocka_unit_test(test_json_error_positions),

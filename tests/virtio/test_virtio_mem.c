@@ -30,7 +30,7 @@ struct mt {
 	sqb_vio_dev *dev;
 	int slot_on[NSLOTS];
 	unsigned int slot_calls, discards, fail_map;
-	uint64_t disc_off, disc_len;
+	uint64_t disc_off, disc_len, disc_total;
 	uint64_t blk_on; /* blocks 0..63 the backing was told are plugged */
 };
 
@@ -54,6 +54,7 @@ static int be_discard(void *opaque, uint64_t off, uint64_t len)
 	t->discards++;
 	t->disc_off = off;
 	t->disc_len = len;
+	t->disc_total += len;
 	return 0;
 }
 
@@ -290,6 +291,168 @@ static void unplug_all(void **state)
 	done(t);
 }
 
+/* UNPLUG_ALL discards the runs that were plugged, not the whole region: a
+ * guest repeating it must not make the host discard (during a background
+ * create: zero-fill, and report written) every byte of the region. */
+static void unplug_all_discards_only_plugged(void **state)
+{
+	struct mt *t = mk();
+
+	(void)state;
+	up(t);
+	assert_int_equal(req(t, 2, 0, 0, NULL), SQB_VIO_VMEM_RESP_ACK);
+	assert_int_equal(t->discards, 0);
+	assert_int_equal(sqb_vio_vmem_set_requested(t->dev, REGION), 0);
+	assert_int_equal(req(t, 0, ADDR, 1, NULL), SQB_VIO_VMEM_RESP_ACK);
+	assert_int_equal(req(t, 0, ADDR + 9 * BLOCK, 2, NULL), SQB_VIO_VMEM_RESP_ACK);
+	for (int i = 0; i < 8; i++)
+		assert_int_equal(req(t, 2, 0, 0, NULL), SQB_VIO_VMEM_RESP_ACK);
+	assert_int_equal(t->discards, 2);
+	assert_int_equal(t->disc_total, 3 * BLOCK);
+	assert_int_equal(t->disc_off, 9 * BLOCK);
+	assert_int_equal(t->disc_len, 2 * BLOCK);
+	assert_int_equal(t->blk_on, 0);
+	assert_int_equal(status(t).plugged, 0);
+	for (int i = 0; i < NSLOTS; i++)
+		assert_false(t->slot_on[i]);
+	/* a ranged UNPLUG of plugged blocks still discards exactly them */
+	assert_int_equal(sqb_vio_vmem_set_requested(t->dev, REGION), 0);
+	assert_int_equal(req(t, 0, ADDR + 4 * BLOCK, 3, NULL), SQB_VIO_VMEM_RESP_ACK);
+	assert_int_equal(req(t, 1, ADDR + 4 * BLOCK, 3, NULL), SQB_VIO_VMEM_RESP_ACK);
+	assert_int_equal(t->discards, 3);
+	assert_int_equal(t->disc_off, 4 * BLOCK);
+	assert_int_equal(t->disc_len, 3 * BLOCK);
+	done(t);
+}
+
+/* A fixed-seed run of random requests (any type, addresses around and
+ * inside the region, block counts up to 0xffff, host PATCHes in between)
+ * against a model of the rules (docs/virtio.md): every answer, plugged_size,
+ * usable_region_size, the slots and the backing's block view agree with
+ * the model after each request, and nothing is discarded while plugged. */
+static void random_requests_match_model(void **state)
+{
+	struct mt *t = mk();
+	uint64_t seed = 0x5eed1234abcdull, usable = 0, requested = 0, plugged = 0;
+	bool model[REGION / BLOCK] = {false};
+
+	(void)state;
+	up(t);
+	for (int i = 0; i < 4000; i++) {
+		static const uint16_t pick[3] = {0, 1, 3}; /* PLUG, UNPLUG, STATE */
+		uint64_t r, k, addr, first = 0;
+		uint16_t type, nb, st = 0, want, got, want_st = 0;
+		unsigned int ndisc;
+		bool ok;
+
+		seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+		r = seed >> 16;
+		if (r % 9 == 0) { /* the host changes its request */
+			uint64_t req_b = (r >> 8) % (REGION / BLOCK + 2) * BLOCK;
+
+			if (req_b <= REGION) {
+				assert_int_equal(sqb_vio_vmem_set_requested(t->dev, req_b), 0);
+				if (usable < req_b)
+					usable = (req_b + SLOT - 1) / SLOT * SLOT;
+				requested = req_b;
+			} else {
+				assert_int_equal(sqb_vio_vmem_set_requested(t->dev, req_b),
+						 -ERANGE);
+			}
+			continue;
+		}
+		/* UNPLUG_ALL (which makes nothing usable) and unknown types rare */
+		k = (r >> 8) % 50;
+		type = k == 0 ? 2 : k == 1 ? 4 : pick[k % 3];
+		switch ((r >> 12) % 8) {
+		case 0: /* a block of the region, maybe unaligned */
+			addr = ADDR + (r >> 16) % (REGION / BLOCK + 2) * BLOCK +
+			       ((r >> 24) & 1) * 4096;
+			break;
+		case 1: /* around the start, wrapping */
+			addr = ADDR - ((r >> 16) % 4) * BLOCK;
+			break;
+		case 2:
+			addr = UINT64_MAX - ((r >> 16) % 4) * BLOCK + 1;
+			break;
+		default: /* mostly valid */
+			addr = ADDR + (r >> 16) % (REGION / BLOCK) * BLOCK;
+		}
+		nb = (r >> 32) % 7 == 0 ? (uint16_t)(r >> 40) : (uint16_t)((r >> 40) % 5);
+		/* the model */
+		ok = nb && addr >= ADDR && addr % BLOCK == 0 && addr - ADDR < usable &&
+		     nb <= (usable - (addr - ADDR)) / BLOCK;
+		if (ok)
+			first = (addr - ADDR) / BLOCK;
+		{
+			uint64_t c = 0;
+
+			for (uint64_t b = first; ok && b < first + nb; b++)
+				c += model[b];
+			switch (type) {
+			case 0:
+				want = !ok || c				  ? SQB_VIO_VMEM_RESP_ERROR
+				       : plugged + nb * BLOCK > requested ? SQB_VIO_VMEM_RESP_NACK
+									  : SQB_VIO_VMEM_RESP_ACK;
+				if (want == SQB_VIO_VMEM_RESP_ACK) {
+					for (uint64_t b = first; b < first + nb; b++)
+						model[b] = true;
+					plugged += nb * BLOCK;
+				}
+				break;
+			case 1:
+				want =
+				    ok && c == nb ? SQB_VIO_VMEM_RESP_ACK : SQB_VIO_VMEM_RESP_ERROR;
+				if (want == SQB_VIO_VMEM_RESP_ACK) {
+					for (uint64_t b = first; b < first + nb; b++)
+						model[b] = false;
+					plugged -= nb * BLOCK;
+				}
+				break;
+			case 2:
+				want = SQB_VIO_VMEM_RESP_ACK;
+				memset(model, 0, sizeof(model));
+				plugged = usable = 0;
+				break;
+			case 3:
+				want = ok ? SQB_VIO_VMEM_RESP_ACK : SQB_VIO_VMEM_RESP_ERROR;
+				want_st = !ok	    ? 0
+					  : c == nb ? SQB_VIO_VMEM_STATE_PLUGGED
+					  : c == 0  ? SQB_VIO_VMEM_STATE_UNPLUGGED
+						    : SQB_VIO_VMEM_STATE_MIXED;
+				break;
+			default:
+				want = SQB_VIO_VMEM_RESP_ERROR;
+			}
+		}
+		ndisc = t->discards;
+		got = req(t, type, addr, nb, &st);
+		if (got != want || (type == 3 && st != want_st))
+			fail_msg(
+			    "request %d: type %u addr 0x%llx nb %u: answer %u state %u, want %u "
+			    "state %u",
+			    i, type, (unsigned long long)addr, nb, got, st, want, want_st);
+		assert_int_equal(status(t).plugged, plugged);
+		assert_int_equal(status(t).usable, usable);
+		assert_int_equal(status(t).requested, requested);
+		for (unsigned int b = 0; b < REGION / BLOCK; b++) {
+			assert_int_equal(!!(t->blk_on >> b & 1), model[b]);
+			if (model[b] && t->discards != ndisc && t->disc_off <= b * BLOCK &&
+			    b * BLOCK < t->disc_off + t->disc_len)
+				fail_msg("request %d discarded plugged block %u", i, b);
+		}
+		for (unsigned int sl = 0; sl < NSLOTS; sl++) {
+			bool any = false;
+
+			for (unsigned int b = sl * (SLOT / BLOCK); b < (sl + 1) * (SLOT / BLOCK);
+			     b++)
+				any = any || model[b];
+			assert_int_equal(t->slot_on[sl], any);
+		}
+	}
+	done(t);
+}
+
 static void hostile_ranges(void **state)
 {
 	struct mt *t = mk();
@@ -483,7 +646,9 @@ int main(void)
 	    cmocka_unit_test(requested_size),
 	    cmocka_unit_test(plug_unplug_state),
 	    cmocka_unit_test(unplug_all),
+	    cmocka_unit_test(unplug_all_discards_only_plugged),
 	    cmocka_unit_test(hostile_ranges),
+	    cmocka_unit_test(random_requests_match_model),
 	    cmocka_unit_test(hostile_chains),
 	    cmocka_unit_test(slot_map_failure),
 	    cmocka_unit_test(bad_options),
