@@ -256,8 +256,18 @@ static void put_drive(struct sqb_ctl *c, const char *id, yajl_val body, struct s
 		return sqb_ctl_fault(r, MSG_AFTER_START);
 	}
 	if (d.socket) {
-		/* VhostUserBlock::new connects and negotiates now; an existing
-		 * drive of that id (and its connection) goes once this worked */
+		int old = find_drive(c, d.id);
+
+		/* VhostUserBlock::new connects and negotiates now.  A drive of
+		 * that id lets go of its connection first: backends such as
+		 * qemu-storage-daemon serve one client at a time, and would
+		 * never answer a second one (Firecracker connects before it
+		 * drops the old).  Should the new one fail, the old drive stays
+		 * configured and connects again at InstanceStart. */
+		if (old >= 0 && c->drives[old].vhu) {
+			sqb_vio_vhost_close(c->drives[old].vhu);
+			c->drives[old].vhu = NULL;
+		}
 		if (drive_open_vhost(&d, err, sizeof(err)) < 0) {
 			sqb_ctl_fault(r, MSG_CREATE "%s", err);
 			drive_free(&d);
