@@ -40,8 +40,8 @@ static int vhu_regions(void *opaque, struct sqb_vio_vhost_region *out, unsigned 
 	for (unsigned int i = 0; i < m->nregions && n < max; i++) {
 		const struct sqb_mem_region *r = &m->regions[i];
 
-		out[n++] = (struct sqb_vio_vhost_region){r->gpa, r->size, r->fd_offset, r->host,
-							 m->fd};
+		out[n++] =
+		    (struct sqb_vio_vhost_region){r->gpa, r->size, r->fd_offset, r->host, m->fd};
 	}
 	return (int)n;
 }
@@ -57,8 +57,8 @@ static int vhu_create(void *arg, sqb_vio_dev **out, const struct sqb_vio_host *h
 		      struct sqb_diag *diag)
 {
 	struct vhu_arg *a = arg;
-	struct sqb_vio_vhost_blk_opts o = {SQB_VIO_OPTS_VERSION, a->conn, a->id,
-					   {a, vhu_regions, vhu_queue_fds}};
+	struct sqb_vio_vhost_blk_opts o = {
+	    SQB_VIO_OPTS_VERSION, a->conn, a->id, {a, vhu_regions, vhu_queue_fds}};
 	int err;
 
 	/* Firecracker backs guest memory with a memfd when a vhost-user device
@@ -98,8 +98,7 @@ static void vhu_free_arg(void *arg)
 	free(a);
 }
 
-int sqb_vdev_add_vhost_blk(sqb_vm *vm, const char *drive_id, sqb_vhu *conn,
-			   struct sqb_diag *diag)
+int sqb_vdev_add_vhost_blk(sqb_vm *vm, const char *drive_id, sqb_vhu *conn, struct sqb_diag *diag)
 {
 	struct vhu_arg *a;
 	struct sqb_vdev_ext ext = {0};

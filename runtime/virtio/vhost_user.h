@@ -31,11 +31,11 @@
 #define SQB_VHU_FLAG_NEED_REPLY 0x8u
 /* The largest payload this frontend sends or accepts: the memory table with
  * the protocol's 8 regions (8 + 8 * 32) and a config of 256 bytes + 12. */
-#define SQB_VHU_MAX_PAYLOAD 512u
-#define SQB_VHU_MAX_REGIONS 8u
-#define SQB_VHU_REGION_LEN  32u
-#define SQB_VHU_MAX_CONFIG  256u
-#define SQB_VHU_VRING_NOFD  (1ull << 8)
+#define SQB_VHU_MAX_PAYLOAD	   512u
+#define SQB_VHU_MAX_REGIONS	   8u
+#define SQB_VHU_REGION_LEN	   32u
+#define SQB_VHU_MAX_CONFIG	   256u
+#define SQB_VHU_VRING_NOFD	   (1ull << 8)
 #define SQB_VHU_DEFAULT_TIMEOUT_MS 5000
 
 enum sqb_vhu_request {
@@ -133,8 +133,7 @@ int sqb_vhu_set_state(sqb_vhu *c, uint32_t req, uint32_t index, uint32_t num, ch
 /* GET_VRING_BASE: the reply's index must be the queue's. */
 int sqb_vhu_get_vring_base(sqb_vhu *c, uint32_t index, uint32_t *num, char *why, size_t wlen);
 /* SET_VRING_KICK / SET_VRING_CALL / SET_VRING_ERR with fd (or no fd: -1). */
-int sqb_vhu_set_vring_fd(sqb_vhu *c, uint32_t req, uint32_t index, int fd, char *why,
-			 size_t wlen);
+int sqb_vhu_set_vring_fd(sqb_vhu *c, uint32_t req, uint32_t index, int fd, char *why, size_t wlen);
 /* GET_CONFIG of [0, size): the reply must echo offset 0 and size. */
 int sqb_vhu_get_config(sqb_vhu *c, uint32_t size, uint8_t *out, char *why, size_t wlen);
 /* Whether the socket shows the backend gone or talking out of turn (called

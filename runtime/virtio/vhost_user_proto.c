@@ -93,8 +93,8 @@ int sqb_vhu_check_reply(const struct sqb_vhu_hdr *h, uint32_t request, uint32_t 
 		return -EPROTO;
 	}
 	if (!(h->flags & SQB_VHU_FLAG_REPLY)) {
-		snprintf(why, len, "reply to request %u lacks the REPLY flag (flags 0x%x)",
-			 request, h->flags);
+		snprintf(why, len, "reply to request %u lacks the REPLY flag (flags 0x%x)", request,
+			 h->flags);
 		return -EPROTO;
 	}
 	if (h->request != request) {
@@ -102,8 +102,8 @@ int sqb_vhu_check_reply(const struct sqb_vhu_hdr *h, uint32_t request, uint32_t 
 		return -EPROTO;
 	}
 	if (h->size != want_size) {
-		snprintf(why, len, "reply to request %u has %u payload bytes, expected %u",
-			 request, h->size, want_size);
+		snprintf(why, len, "reply to request %u has %u payload bytes, expected %u", request,
+			 h->size, want_size);
 		return -EPROTO;
 	}
 	return 0;
@@ -112,7 +112,7 @@ int sqb_vhu_check_reply(const struct sqb_vhu_hdr *h, uint32_t request, uint32_t 
 /* ---- the connection ---------------------------------------------------- */
 
 static int fail(sqb_vhu *c, int err, char *why, size_t wlen, const char *fmt, ...)
-	__attribute__((format(printf, 5, 6)));
+    __attribute__((format(printf, 5, 6)));
 
 static int fail(sqb_vhu *c, int err, char *why, size_t wlen, const char *fmt, ...)
 {
@@ -160,8 +160,9 @@ int sqb_vhu_connect(sqb_vhu **out, const char *path, int timeout_ms, char *why, 
 
 	*out = NULL;
 	if (!path || strlen(path) >= sizeof(sa.sun_path)) {
-		snprintf(why, len, "Failed to connect to UDS Unix stream: the socket path is "
-				   "longer than %zu bytes",
+		snprintf(why, len,
+			 "Failed to connect to UDS Unix stream: the socket path is "
+			 "longer than %zu bytes",
 			 sizeof(sa.sun_path) - 1);
 		return -ENAMETOOLONG;
 	}
@@ -242,8 +243,8 @@ static int wait_io(sqb_vhu *c, short events, int64_t deadline)
 	}
 }
 
-static int send_all(sqb_vhu *c, const uint8_t *buf, size_t len, const int *fds,
-		    unsigned int nfds, int64_t deadline)
+static int send_all(sqb_vhu *c, const uint8_t *buf, size_t len, const int *fds, unsigned int nfds,
+		    int64_t deadline)
 {
 	union {
 		char b[CMSG_SPACE(sizeof(int) * SQB_VHU_MAX_REGIONS)];
@@ -376,8 +377,8 @@ static int read_reply(sqb_vhu *c, uint32_t req, uint8_t *out, uint32_t want, int
 		return fail(c, err, why, wlen, "request %u: reading %u reply bytes: %s", req, want,
 			    io_text(err));
 	if (nfds)
-		return fail(c, -EPROTO, why, wlen, "reply to request %u carries %u fds, expected none",
-			    req, nfds);
+		return fail(c, -EPROTO, why, wlen,
+			    "reply to request %u carries %u fds, expected none", req, nfds);
 	return 0;
 }
 
@@ -472,8 +473,7 @@ int sqb_vhu_get_vring_base(sqb_vhu *c, uint32_t index, uint32_t *num, char *why,
 	return 0;
 }
 
-int sqb_vhu_set_vring_fd(sqb_vhu *c, uint32_t req, uint32_t index, int fd, char *why,
-			 size_t wlen)
+int sqb_vhu_set_vring_fd(sqb_vhu *c, uint32_t req, uint32_t index, int fd, char *why, size_t wlen)
 {
 	uint8_t b[8];
 
@@ -490,11 +490,11 @@ int sqb_vhu_get_config(sqb_vhu *c, uint32_t size, uint8_t *out, char *why, size_
 	if (size == 0 || size > SQB_VHU_MAX_CONFIG)
 		return -EINVAL;
 	memset(b, 0, sizeof(b));
-	put32(b, 0);	   /* offset */
+	put32(b, 0); /* offset */
 	put32(b + 4, size);
-	put32(b + 8, 0);   /* flags: VHOST_SET_CONFIG_TYPE_FRONTEND */
-	err = sqb_vhu_request(c, SQB_VHU_GET_CONFIG, b, 12 + size, NULL, 0, r, 12 + size, why,
-			      wlen);
+	put32(b + 8, 0); /* flags: VHOST_SET_CONFIG_TYPE_FRONTEND */
+	err =
+	    sqb_vhu_request(c, SQB_VHU_GET_CONFIG, b, 12 + size, NULL, 0, r, 12 + size, why, wlen);
 	if (err < 0)
 		return err;
 	if (get32(r) != 0 || get32(r + 4) != size)

@@ -23,9 +23,9 @@ struct vhb {
 	sqb_vhu *c;
 	struct sqb_vio_vhost_io io;
 	char id[32];
-	int active;	     /* the backend holds the ring */
-	int logged;	     /* the broken connection was logged */
-	char why[256];	     /* the last failure (reset_why points here) */
+	int active;    /* the backend holds the ring */
+	int logged;    /* the broken connection was logged */
+	char why[256]; /* the last failure (reset_why points here) */
 };
 
 static int pf(const sqb_vhu *c)
@@ -44,8 +44,8 @@ int sqb_vio_vhost_blk_open(sqb_vhu **out, const char *socket, int writeback, int
 	*out = NULL;
 	if ((err = sqb_vhu_connect(&c, socket, timeout_ms, why, len)) < 0)
 		return err;
-	if ((err = sqb_vhu_request(c, SQB_VHU_SET_OWNER, NULL, 0, NULL, 0, NULL, 0, w,
-				   sizeof(w))) < 0) {
+	if ((err = sqb_vhu_request(c, SQB_VHU_SET_OWNER, NULL, 0, NULL, 0, NULL, 0, w, sizeof(w))) <
+	    0) {
 		snprintf(why, len, "Set owner failed: %s", w);
 		goto err;
 	}
@@ -79,8 +79,8 @@ int sqb_vio_vhost_blk_open(sqb_vhu **out, const char *socket, int writeback, int
 		sqb_vhu_set_reply_ack(c, (c->protocol_features >> SQB_VHU_PF_REPLY_ACK) & 1);
 	}
 	if ((c->protocol_features >> SQB_VHU_PF_CONFIG) & 1) {
-		if ((err = sqb_vhu_get_config(c, SQB_VHU_BLK_CONFIG_LEN, c->config, w,
-					      sizeof(w))) < 0) {
+		if ((err = sqb_vhu_get_config(c, SQB_VHU_BLK_CONFIG_LEN, c->config, w, sizeof(w))) <
+		    0) {
 			snprintf(why, len, "Get config failed: %s", w);
 			goto err;
 		}
@@ -170,14 +170,13 @@ static int send_mem_table(struct vhb *b, const char **why)
 		if (r[i].fd < 0)
 			return vhb_fail(b, -EINVAL, why, "SET_MEM_TABLE",
 					"a guest memory region has no fd");
-		m[i] = (struct sqb_vhu_mem_region){r[i].gpa, r[i].size,
-						   (uint64_t)(uintptr_t)r[i].host, r[i].fd_offset,
-						   r[i].fd};
+		m[i] = (struct sqb_vhu_mem_region){
+		    r[i].gpa, r[i].size, (uint64_t)(uintptr_t)r[i].host, r[i].fd_offset, r[i].fd};
 		fds[i] = r[i].fd;
 	}
 	len = sqb_vhu_mem_encode(buf, sizeof(buf), m, (unsigned int)n);
-	err = sqb_vhu_request(b->c, SQB_VHU_SET_MEM_TABLE, buf, (uint32_t)len, fds,
-			      (unsigned int)n, NULL, 0, w, sizeof(w));
+	err = sqb_vhu_request(b->c, SQB_VHU_SET_MEM_TABLE, buf, (uint32_t)len, fds, (unsigned int)n,
+			      NULL, 0, w, sizeof(w));
 	return err < 0 ? vhb_fail(b, err, why, "SET_MEM_TABLE", w) : 0;
 }
 
@@ -196,7 +195,8 @@ static int vhb_activate(sqb_vio_dev *dev, const char **why)
 	if (!q->ready)
 		return vhb_fail(b, -EINVAL, why, "activate", "queue 0 is not ready at DRIVER_OK");
 	err = sqb_vhu_set_u64(b->c, SQB_VHU_SET_FEATURES,
-			      dev->drv_features | (b->c->features & 1ull << SQB_VHU_F_PROTOCOL_FEATURES),
+			      dev->drv_features |
+				  (b->c->features & 1ull << SQB_VHU_F_PROTOCOL_FEATURES),
 			      w, sizeof(w));
 	if (err < 0)
 		return vhb_fail(b, err, why, "SET_FEATURES", w);

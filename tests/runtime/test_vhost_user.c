@@ -29,7 +29,8 @@ static const char *squib_bin, *guest_dir, *snap_tool;
 static char tmpdir[64];
 static char qsd_path[256];
 
-#define MSG_INVALID "Drive config error: Unable to create the virtio block device: Invalid block config."
+#define MSG_INVALID                                                                                \
+	"Drive config error: Unable to create the virtio block device: Invalid block config."
 
 /* ---- qemu-storage-daemon ---- */
 

@@ -49,10 +49,10 @@ static void test_mem_table_known_bytes(void **state)
 	uint8_t b[512], want[40] = {1, 0, 0, 0, 0, 0, 0, 0};
 
 	(void)state;
-	want[8 + 1] = 0x10;		      /* gpa 0x1000 */
-	want[16 + 1] = 0x20;		      /* size 0x2000 */
-	want[24 + 5] = 0x7f;		      /* uaddr */
-	want[32] = 0x40;		      /* mmap offset */
+	want[8 + 1] = 0x10;  /* gpa 0x1000 */
+	want[16 + 1] = 0x20; /* size 0x2000 */
+	want[24 + 5] = 0x7f; /* uaddr */
+	want[32] = 0x40;     /* mmap offset */
 	assert_int_equal(sqb_vhu_mem_encode(b, sizeof(b), r, 1), 40);
 	assert_memory_equal(b, want, 40);
 	assert_int_equal(sqb_vhu_mem_encode(b, sizeof(b), r, 0), 0);
@@ -65,11 +65,11 @@ static void test_vring_addr_known_bytes(void **state)
 	uint8_t b[40], want[40] = {0};
 
 	(void)state;
-	want[0] = 2;	    /* index */
-	want[8] = 0x11;	    /* desc */
-	want[16] = 0x22;    /* used comes before avail */
-	want[24] = 0x33;    /* avail */
-	want[32] = 0x44;    /* log */
+	want[0] = 2;	 /* index */
+	want[8] = 0x11;	 /* desc */
+	want[16] = 0x22; /* used comes before avail */
+	want[24] = 0x33; /* avail */
+	want[32] = 0x44; /* log */
 	sqb_vhu_vring_addr_encode(b, 2, 0, 0x11, 0x22, 0x33, 0x44);
 	assert_memory_equal(b, want, 40);
 }
@@ -99,14 +99,14 @@ static void test_reply_checks_name_the_field(void **state)
 
 enum fake_mode {
 	FK_GOOD = 0,
-	FK_SHORT,	/* half a header, then close */
-	FK_OVERSIZE,	/* a header claiming 256 MiB */
-	FK_WRONG_ID,	/* answers another request */
-	FK_FDS,		/* a valid reply carrying an fd */
-	FK_SILENT,	/* reads, never answers */
-	FK_NACK,	/* REPLY_ACK answered 1 */
-	FK_BAD_CONFIG,	/* GET_CONFIG echoes another size */
-	FK_BAD_BASE,	/* GET_VRING_BASE for another vring */
+	FK_SHORT,      /* half a header, then close */
+	FK_OVERSIZE,   /* a header claiming 256 MiB */
+	FK_WRONG_ID,   /* answers another request */
+	FK_FDS,	       /* a valid reply carrying an fd */
+	FK_SILENT,     /* reads, never answers */
+	FK_NACK,       /* REPLY_ACK answered 1 */
+	FK_BAD_CONFIG, /* GET_CONFIG echoes another size */
+	FK_BAD_BASE,   /* GET_VRING_BASE for another vring */
 };
 
 #define FK_MAX_MSGS 64
@@ -131,7 +131,9 @@ static int read_full(int fd, uint8_t *b, size_t len, unsigned int *nfds)
 	while (off < len) {
 		char ctl[CMSG_SPACE(sizeof(int) * 8)];
 		struct iovec iov = {b + off, len - off};
-		struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl,
+		struct msghdr m = {.msg_iov = &iov,
+				   .msg_iovlen = 1,
+				   .msg_control = ctl,
 				   .msg_controllen = sizeof(ctl)};
 		ssize_t n = recvmsg(fd, &m, 0);
 
@@ -447,10 +449,18 @@ static int fx_fds(void *opaque, unsigned int q, int *kick, int *call)
 static void test_blk_negotiation_and_activation(void **state)
 {
 	static const uint32_t want_seq[] = {
-	    SQB_VHU_SET_OWNER,	     SQB_VHU_GET_FEATURES,	   SQB_VHU_GET_PROTOCOL_FEATURES,
-	    SQB_VHU_SET_PROTOCOL_FEATURES, SQB_VHU_GET_CONFIG,	   SQB_VHU_SET_FEATURES,
-	    SQB_VHU_SET_MEM_TABLE,   SQB_VHU_SET_VRING_NUM,	   SQB_VHU_SET_VRING_ADDR,
-	    SQB_VHU_SET_VRING_BASE,  SQB_VHU_SET_VRING_CALL,	   SQB_VHU_SET_VRING_KICK,
+	    SQB_VHU_SET_OWNER,
+	    SQB_VHU_GET_FEATURES,
+	    SQB_VHU_GET_PROTOCOL_FEATURES,
+	    SQB_VHU_SET_PROTOCOL_FEATURES,
+	    SQB_VHU_GET_CONFIG,
+	    SQB_VHU_SET_FEATURES,
+	    SQB_VHU_SET_MEM_TABLE,
+	    SQB_VHU_SET_VRING_NUM,
+	    SQB_VHU_SET_VRING_ADDR,
+	    SQB_VHU_SET_VRING_BASE,
+	    SQB_VHU_SET_VRING_CALL,
+	    SQB_VHU_SET_VRING_KICK,
 	    SQB_VHU_SET_VRING_ENABLE,
 	};
 	struct io_fx x = {memfd_create("vt", MFD_CLOEXEC), eventfd(0, EFD_CLOEXEC),
@@ -473,8 +483,8 @@ static void test_blk_negotiation_and_activation(void **state)
 	{
 		/* sqb_vio_vhost_blk_open connects by path; drive its steps here
 		 * through a path-less twin: the same requests in the same order */
-		struct sqb_vio_vhost_blk_opts o = {SQB_VIO_OPTS_VERSION, c, "t",
-						   {&x, fx_regions, fx_fds}};
+		struct sqb_vio_vhost_blk_opts o = {
+		    SQB_VIO_OPTS_VERSION, c, "t", {&x, fx_regions, fx_fds}};
 		uint64_t be = 0, bp = 0;
 
 		assert_int_equal(sqb_vhu_request(c, SQB_VHU_SET_OWNER, NULL, 0, NULL, 0, NULL, 0,
@@ -485,7 +495,8 @@ static void test_blk_negotiation_and_activation(void **state)
 		c->features = be & (1ull << 32 | 1ull << 29 | 1ull << 30 | 1ull << 5);
 		assert_int_equal(
 		    sqb_vhu_get_u64(c, SQB_VHU_GET_PROTOCOL_FEATURES, &bp, why, sizeof(why)), 0);
-		c->protocol_features = bp & (1ull << SQB_VHU_PF_CONFIG | 1ull << SQB_VHU_PF_REPLY_ACK);
+		c->protocol_features =
+		    bp & (1ull << SQB_VHU_PF_CONFIG | 1ull << SQB_VHU_PF_REPLY_ACK);
 		assert_int_equal(sqb_vhu_set_u64(c, SQB_VHU_SET_PROTOCOL_FEATURES,
 						 c->protocol_features, why, sizeof(why)),
 				 0);
@@ -574,8 +585,8 @@ static void test_blk_backend_gone(void **state)
 	c = fake_start(&f, FK_GOOD);
 	c->features = 1ull << 32;
 	{
-		struct sqb_vio_vhost_blk_opts o = {SQB_VIO_OPTS_VERSION, c, "t",
-						   {&x, fx_regions, fx_fds}};
+		struct sqb_vio_vhost_blk_opts o = {
+		    SQB_VIO_OPTS_VERSION, c, "t", {&x, fx_regions, fx_fds}};
 		assert_int_equal(sqb_vio_vhost_blk_new(&dev, &e.host, &o, NULL), 0);
 	}
 	assert_int_equal(vt_drv_init(&d, &e, dev, 8, 0) & 0x4, 0x4);
@@ -598,9 +609,8 @@ static void test_open_refuses_unreachable_socket(void **state)
 	char why[300] = "";
 
 	(void)state;
-	assert_int_equal(sqb_vio_vhost_blk_open(&c, "/nonexistent/vhu.sock", 0, 100, why,
-						sizeof(why)),
-			 -ENOENT);
+	assert_int_equal(
+	    sqb_vio_vhost_blk_open(&c, "/nonexistent/vhu.sock", 0, 100, why, sizeof(why)), -ENOENT);
 	assert_null(c);
 	assert_string_equal(why, "Failed to connect to UDS Unix stream: No such file or directory "
 				 "(os error 2)");
