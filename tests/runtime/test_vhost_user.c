@@ -394,6 +394,35 @@ static void test_vhost_patch_snapshot_and_disconnect(void **state)
 	tc_stop(&t);
 }
 
+/* Firecracker's test_config_change, the squib side: PATCH with only
+ * drive_id re-reads the backend's config and the running guest gets a
+ * config-change interrupt (InterruptStatus CONFIG) and reads the backend's
+ * capacity.  (qemu-storage-daemon 7.2 keeps the capacity it started with
+ * after a block_resize, so a changed value is checked in virtio.vhost
+ * against a fake backend.) */
+static void test_vhost_patch_raises_a_config_change(void **state)
+{
+	struct qsd q = {0};
+	struct sqb_tc t;
+	char body[512];
+
+	(void)state;
+	qsd_start(&q, "cfgchg", 1 << 20, 0, 1);
+	assert_int_equal(
+	    tc_spawn_stdin(&t, squib_bin, (const char *const[]){"--level", "Info", NULL}, 1), 0);
+	vhost_body(body, sizeof(body), "scratch", q.sock, NULL);
+	vt_req(&t, "PUT", "/drives/scratch", body, 204);
+	start(&t, "mode=resize");
+	vt_expect_serial(&t, "VBLK capacity=2048 ", 30000);
+	vt_expect_serial(&t, "VBLK resize-wait\n", 30000);
+	vt_req(&t, "PATCH", "/drives/scratch", "{\"drive_id\":\"scratch\"}", 204);
+	assert_int_equal(write(t.stdin_fd, "r", 1), 1);
+	vt_expect_done_ok(&t, "VBLK", 30000);
+	vt_expect_serial(&t, "VBLK resized capacity=2048 isr=2\n", 100);
+	tc_stop(&t);
+	qsd_stop(&q);
+}
+
 int main(int argc, char **argv)
 {
 	const struct CMUnitTest api_tests[] = {
@@ -405,6 +434,7 @@ int main(int argc, char **argv)
 	    cmocka_unit_test(test_vhost_rw_guest_writes_the_image),
 	    cmocka_unit_test(test_vhost_read_only_export_refuses_writes),
 	    cmocka_unit_test(test_vhost_patch_snapshot_and_disconnect),
+	    cmocka_unit_test(test_vhost_patch_raises_a_config_change),
 	};
 	const struct vt_main m = {
 	    .tmp_template = "/tmp/squib-vhu-XXXXXX",
