@@ -240,6 +240,50 @@ static void test_vm_config_shows_vhost_drive(void **state)
 	qsd_stop(&qro);
 }
 
+/* --config-file: a `drives` entry with socket connects as PUT does (the
+ * backend's read-only flag taken); a bad combination names the entry. */
+static void test_config_file_vhost_drive(void **state)
+{
+	struct qsd q = {0};
+	struct sqb_ctl c;
+	char path[160], json[600], err[600];
+	FILE *f;
+
+	(void)state;
+	if (!qsd_path[0])
+		skip();
+	qsd_start(&q, "cfgfile", 1 << 20, 0, 0);
+	snprintf(path, sizeof(path), "%s/vm.json", tmpdir);
+	sqb_ctl_init(&c);
+	snprintf(json, sizeof(json),
+		 "{\"boot-source\":{\"kernel_image_path\":\"%s\"},\"drives\":[{\"drive_id\":"
+		 "\"vub\",\"socket\":\"%s\",\"is_root_device\":true,\"io_engine\":\"Sync\"}]}",
+		 q.img, q.sock);
+	f = fopen(path, "w");
+	fputs(json, f);
+	fclose(f);
+	assert_true(sqb_ctl_apply_config_file(&c, path, err, sizeof(err)) < 0);
+	if (!strstr(err, "section `drives`[0]: ") || !strstr(err, MSG_INVALID))
+		fail_msg("config file error: %s", err);
+	snprintf(json, sizeof(json),
+		 "{\"boot-source\":{\"kernel_image_path\":\"%s\"},\"drives\":[{\"drive_id\":"
+		 "\"vub\",\"socket\":\"%s\",\"is_root_device\":true}]}",
+		 q.img, q.sock);
+	f = fopen(path, "w");
+	fputs(json, f);
+	fclose(f);
+	err[0] = 0;
+	/* the drive is accepted (connected, the backend's RO taken); the start
+	 * then fails on the kernel, which is no kernel */
+	assert_true(sqb_ctl_apply_config_file(&c, path, err, sizeof(err)) < 0);
+	if (strstr(err, "drives"))
+		fail_msg("config file: %s", err);
+	assert_int_equal(c.ndrives, 1);
+	assert_true(c.drives[0].read_only);
+	sqb_ctl_destroy(&c);
+	qsd_stop(&q);
+}
+
 /* ---- guests: the real squib with the virtioblk guest ---- */
 
 static void start(struct sqb_tc *t, const char *args)
@@ -429,6 +473,7 @@ int main(int argc, char **argv)
 	    cmocka_unit_test(test_put_vhost_drive_bad_combinations),
 	    cmocka_unit_test(test_put_vhost_drive_unreachable_backend),
 	    cmocka_unit_test(test_vm_config_shows_vhost_drive),
+	    cmocka_unit_test(test_config_file_vhost_drive),
 	};
 	const struct CMUnitTest guest_tests[] = {
 	    cmocka_unit_test(test_vhost_rw_guest_writes_the_image),
