@@ -11,11 +11,13 @@
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -281,6 +283,44 @@ static sqb_vhu *fake_start(struct fake *f, enum fake_mode mode)
 	return c;
 }
 
+/* A fake listening on path: it accepts one client, then answers as
+ * fake_main (for sqb_vio_vhost_blk_open, which connects by path). */
+struct listener {
+	struct fake *f;
+	int lfd;
+};
+
+static void *accept_main(void *arg)
+{
+	struct listener *l = arg;
+
+	l->f->fd = accept4(l->lfd, NULL, NULL, SOCK_CLOEXEC);
+	close(l->lfd);
+	if (l->f->fd >= 0)
+		fake_main(l->f);
+	free(l);
+	return NULL;
+}
+
+static void fake_listen(struct fake *f, const char *path, uint64_t features, uint64_t pf)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	struct listener *l = calloc(1, sizeof(*l));
+
+	memset(f, 0, sizeof(*f));
+	f->fd = -1;
+	f->features = features;
+	f->pf = pf;
+	f->config[1] = 0x08; /* capacity 2048 sectors */
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
+	unlink(path);
+	l->f = f;
+	l->lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	assert_int_equal(bind(l->lfd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	assert_int_equal(listen(l->lfd, 1), 0);
+	assert_int_equal(pthread_create(&f->th, NULL, accept_main, l), 0);
+}
+
 static void fake_stop(struct fake *f, sqb_vhu *c)
 {
 	sqb_vhu_close(c); /* the fake reads EOF and ends */
@@ -469,40 +509,30 @@ static void test_blk_negotiation_and_activation(void **state)
 	struct vt_drv d;
 	struct fake f;
 	sqb_vio_dev *dev = NULL;
-	sqb_vhu *c;
-	char why[200] = "";
+	sqb_vhu *c = NULL;
+	char why[200] = "", path[108];
 	uint64_t feat;
 
 	(void)state;
 	vt_env_init(&e);
-	c = fake_start(&f, FK_GOOD);
-	f.features = VHB_F_ALL;
-	f.pf = 1ull << SQB_VHU_PF_CONFIG | 1ull << SQB_VHU_PF_REPLY_ACK | 1ull << SQB_VHU_PF_MQ;
-	f.config[0] = 0x00, f.config[1] = 0x08; /* capacity 2048 sectors */
-	/* the open function's steps, on the fake's connection */
+	snprintf(path, sizeof(path), "/tmp/sqb-vhu-test-%d.sock", (int)getpid());
+	fake_listen(&f, path, VHB_F_ALL,
+		    1ull << SQB_VHU_PF_CONFIG | 1ull << SQB_VHU_PF_REPLY_ACK |
+			1ull << SQB_VHU_PF_MQ);
+	/* cache_type Unsafe: no FLUSH asked for; MQ never acked */
+	assert_int_equal(sqb_vio_vhost_blk_open(&c, path, 0, 300, why, sizeof(why)), 0);
+	unlink(path);
+	assert_int_equal(c->features, 1ull << 32 | 1ull << 29 | 1ull << 30 | 1ull << 5);
+	assert_int_equal(c->protocol_features,
+			 1ull << SQB_VHU_PF_CONFIG | 1ull << SQB_VHU_PF_REPLY_ACK);
+	assert_int_equal(f.payload[3][0], 1u << 3); /* SET_PROTOCOL_FEATURES: REPLY_ACK */
+	assert_int_equal(f.payload[3][1], 1u << 1); /* and CONFIG (bit 9) */
+	assert_int_equal(f.size[4], 12 + 60);	    /* GET_CONFIG of 60 bytes */
+	assert_true(sqb_vio_vhost_read_only(c));
 	{
-		/* sqb_vio_vhost_blk_open connects by path; drive its steps here
-		 * through a path-less twin: the same requests in the same order */
 		struct sqb_vio_vhost_blk_opts o = {
 		    SQB_VIO_OPTS_VERSION, c, "t", {&x, fx_regions, fx_fds}};
-		uint64_t be = 0, bp = 0;
 
-		assert_int_equal(sqb_vhu_request(c, SQB_VHU_SET_OWNER, NULL, 0, NULL, 0, NULL, 0,
-						 why, sizeof(why)),
-				 0);
-		assert_int_equal(sqb_vhu_get_u64(c, SQB_VHU_GET_FEATURES, &be, why, sizeof(why)),
-				 0);
-		c->features = be & (1ull << 32 | 1ull << 29 | 1ull << 30 | 1ull << 5);
-		assert_int_equal(
-		    sqb_vhu_get_u64(c, SQB_VHU_GET_PROTOCOL_FEATURES, &bp, why, sizeof(why)), 0);
-		c->protocol_features =
-		    bp & (1ull << SQB_VHU_PF_CONFIG | 1ull << SQB_VHU_PF_REPLY_ACK);
-		assert_int_equal(sqb_vhu_set_u64(c, SQB_VHU_SET_PROTOCOL_FEATURES,
-						 c->protocol_features, why, sizeof(why)),
-				 0);
-		sqb_vhu_set_reply_ack(c, 1);
-		assert_int_equal(sqb_vhu_get_config(c, 60, c->config, why, sizeof(why)), 0);
-		c->config_len = 60;
 		assert_int_equal(sqb_vio_vhost_blk_new(&dev, &e.host, &o, NULL), 0);
 	}
 	assert_int_equal(sqb_vio_device_id(dev), 2);
@@ -603,6 +633,41 @@ static void test_blk_backend_gone(void **state)
 	vt_env_fini(&e);
 }
 
+/* Writeback asks for FLUSH; a backend without VERSION_1 is refused (the
+ * transport is modern only); without PROTOCOL_FEATURES nothing more is
+ * asked and config space stays empty. */
+static void test_open_negotiation_variants(void **state)
+{
+	struct fake f;
+	sqb_vhu *c = NULL;
+	char why[300] = "", path[108];
+
+	(void)state;
+	snprintf(path, sizeof(path), "/tmp/sqb-vhu-neg-%d.sock", (int)getpid());
+	fake_listen(&f, path, VHB_F_ALL, 1ull << SQB_VHU_PF_CONFIG);
+	assert_int_equal(sqb_vio_vhost_blk_open(&c, path, 1, 300, why, sizeof(why)), 0);
+	assert_true(c->features >> 9 & 1);
+	assert_int_equal(c->config_len, 60);
+	fake_stop(&f, c);
+
+	fake_listen(&f, path, VHB_F_ALL & ~(1ull << 32), 0);
+	assert_int_equal(sqb_vio_vhost_blk_open(&c, path, 0, 300, why, sizeof(why)), -ENOTSUP);
+	assert_null(c);
+	assert_non_null(strstr(why, "does not offer VIRTIO_F_VERSION_1"));
+	pthread_join(f.th, NULL);
+	close(f.fd);
+
+	fake_listen(&f, path, 1ull << 32, 0);
+	assert_int_equal(sqb_vio_vhost_blk_open(&c, path, 1, 300, why, sizeof(why)), 0);
+	assert_int_equal(c->features, 1ull << 32);
+	assert_int_equal(c->protocol_features, 0);
+	assert_int_equal(c->config_len, 0);
+	assert_false(sqb_vio_vhost_read_only(c));
+	fake_stop(&f, c);
+	assert_int_equal(f.n, 2); /* SET_OWNER, GET_FEATURES: nothing else */
+	unlink(path);
+}
+
 static void test_open_refuses_unreachable_socket(void **state)
 {
 	sqb_vhu *c = (sqb_vhu *)1;
@@ -633,6 +698,7 @@ int main(void)
 	    cmocka_unit_test(test_idle_socket_checks),
 	    cmocka_unit_test(test_blk_negotiation_and_activation),
 	    cmocka_unit_test(test_blk_backend_gone),
+	    cmocka_unit_test(test_open_negotiation_variants),
 	    cmocka_unit_test(test_open_refuses_unreachable_socket),
 	};
 
