@@ -68,6 +68,7 @@ struct vdev {
 	 * starts between the drain and the resume ([F-101]). */
 	pthread_mutex_t lock;
 	int quiesced, pending;
+	int direct_queues;     /* the ext's: queue eventfds stay off the loop */
 	int *freed;	       /* during sqb_vm_add_mmio_dev: destroy() ran */
 	struct sqb_diag *diag; /* during sqb_vm_add_mmio_dev: the caller's */
 };
@@ -246,6 +247,12 @@ static int wire_queue(struct vdev *v, unsigned int i)
 	if (q->fd < 0)
 		return -errno;
 	err = v->slot.ioeventfd(&v->slot, SQB_VIO_MMIO_QUEUE_NOTIFY, 4, i, 1, q->fd, 1);
+	if (err == -ENOSYS && v->direct_queues) {
+		if (v->diag)
+			snprintf(v->diag->reason, sizeof(v->diag->reason),
+				 "a vhost-user device needs the hypervisor's ioeventfd");
+		return -ENOTSUP;
+	}
 	if (err == -ENOSYS) { /* no ioeventfd: the write arrives through access() */
 		close(q->fd);
 		q->fd = -1;
@@ -254,6 +261,8 @@ static int wire_queue(struct vdev *v, unsigned int i)
 	if (err < 0)
 		return err;
 	q->ioevent = 1;
+	if (v->direct_queues) /* the backend reads it */
+		return 0;
 	if (!v->slot.loop)
 		return -EINVAL;
 	q->h = sqb_evloop_add(v->slot.loop, q->fd, EPOLLIN, on_notify, q);
@@ -671,6 +680,7 @@ int sqb_vdev_add_ext(sqb_vm *vm, const char *id, uint32_t virtio_id, const struc
 	}
 	v->ext = *ext;
 	v->has_ext = 1;
+	v->direct_queues = ext->direct_queues;
 	return attach(vm, v, diag);
 }
 
@@ -757,6 +767,19 @@ void sqb_vdev_poll(sqb_vm *vm, const char *id)
 
 	if (v && v->dev)
 		run_locked(v, -1);
+}
+
+int sqb_vdev_direct_fds(sqb_vm *vm, const char *id, unsigned int q, int *kick, int *call)
+{
+	struct vdev *v = find(vm, id);
+
+	if (!v || !v->direct_queues || q >= v->nq || v->q[q].fd < 0)
+		return -ENODEV;
+	if (!v->slot.irq || v->slot.irq->fd < 0)
+		return -ENOTSUP;
+	*kick = v->q[q].fd;
+	*call = v->slot.irq->fd;
+	return 0;
 }
 
 int sqb_vdev_retick(sqb_vm *vm, const char *id)

@@ -87,9 +87,26 @@ struct sqb_vdev_ext {
 	int (*prepare)(void *arg, struct sqb_gmem *mem);
 	void (*tick)(sqb_vio_dev *dev);
 	uint64_t (*tick_ns)(sqb_vio_dev *dev);
+	/* vhost-user: the queues' eventfds belong to a backend process (its
+	 * kick fds), so they never join the loop; the slot needs KVM's
+	 * ioeventfd (realize fails without one).  sqb_vdev_direct_fds() gives
+	 * them and the irqfd out. */
+	int direct_queues;
 };
 int sqb_vdev_add_ext(sqb_vm *vm, const char *id, uint32_t virtio_id, const struct sqb_vdev_ext *ext,
 		     struct sqb_diag *diag);
+/* A direct_queues device's queue q eventfd (*kick, the KVM ioeventfd on
+ * QueueNotify) and its interrupt's irqfd (*call): 0, -ENODEV (no such
+ * device or queue), -ENOTSUP (the VM has no irqfd). */
+int sqb_vdev_direct_fds(sqb_vm *vm, const char *id, unsigned int q, int *kick, int *call);
+/* vhost-user block (dev_vhost_user.c): a drive served by a backend process
+ * over conn (from sqb_vio_vhost_blk_open; taken over, also on failure).
+ * Guest RAM must be a memfd (not huge_pages 2M): diag says so otherwise. */
+int sqb_vdev_add_vhost_blk(sqb_vm *vm, const char *drive_id, sqb_vhu *conn,
+			   struct sqb_diag *diag);
+/* PATCH /drives without fields on a vhost-user drive.  -ENODEV: no such
+ * vhost-user drive; -errno with why from the backend. */
+int sqb_vdev_vhost_config_update(sqb_vm *vm, const char *drive_id, char *why, size_t len);
 /* Re-arm an ext device's tick if tick_ns(dev) changed.  -ENODEV: none. */
 int sqb_vdev_retick(sqb_vm *vm, const char *id);
 /* sqb_vdev_poll_all for one device (no-op if there is none). */

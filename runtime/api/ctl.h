@@ -42,6 +42,11 @@ struct sqb_ctl_drive {
 	int async; /* io_engine Async (io_uring) */
 	int has_rl;
 	struct sqb_vio_rl_config rl;
+	/* vhost-user (Firecracker's `socket`): path is NULL, read_only is
+	 * what the backend offered; vhu is the connection PUT opened, handed
+	 * to the device at InstanceStart (NULL then: it connects again) */
+	char *socket;
+	struct sqb_vhu *vhu;
 };
 
 /* PUT /pmem/{id} (Firecracker's PmemConfig, virtio-pmem), in the order

@@ -95,6 +95,8 @@ static void drive_free(struct sqb_ctl_drive *d)
 {
 	free(d->path);
 	free(d->partuuid);
+	free(d->socket);
+	sqb_vio_vhost_close(d->vhu); /* the backend sees its client go */
 	memset(d, 0, sizeof(*d));
 }
 
@@ -120,17 +122,17 @@ static int parse_drive(yajl_val body, struct sqb_ctl_drive *d, char *err, size_t
 {
 	const char *id = NULL, *partuuid = NULL, *cache = "Unsafe", *path = NULL, *engine = "Sync";
 	const char *socket = NULL;
-	int root = 0, ro = 0, have_rl = 0;
+	int root = 0, ro = 0, have_rl = 0, have_ro = 0, have_engine = 0;
 	yajl_val rl = NULL;
 	const struct sqb_jfield f[] = {
 	    {"drive_id", SQB_JT_STR, 1, &id},
 	    {"partuuid", SQB_JT_STR, 0, &partuuid},
 	    {"is_root_device", SQB_JT_BOOL, 1, &root},
 	    {"cache_type", SQB_JT_ENUM, 0, &cache, NULL, 0, 0, cache_types},
-	    {"is_read_only", SQB_JT_BOOL, 0, &ro},
+	    {"is_read_only", SQB_JT_BOOL, 0, &ro, &have_ro},
 	    {"path_on_host", SQB_JT_STR, 0, &path},
 	    {"rate_limiter", SQB_JT_OBJECT, 0, &rl, &have_rl},
-	    {"io_engine", SQB_JT_ENUM, 0, &engine, NULL, 0, 0, io_engines},
+	    {"io_engine", SQB_JT_ENUM, 0, &engine, &have_engine, 0, 0, io_engines},
 	    {"socket", SQB_JT_STR, 0, &socket},
 	};
 
@@ -140,16 +142,12 @@ static int parse_drive(yajl_val body, struct sqb_ctl_drive *d, char *err, size_t
 	if (have_rl && sqb_ctl_parse_rl(rl, &d->rl, NULL, err, errlen) < 0)
 		return -1;
 	d->has_rl = have_rl && rl_enabled(&d->rl);
-	if (socket) {
-		snprintf(err, errlen,
-			 MSG_DRIVE "vhost-user drives (`socket`) are not supported by squib (see "
-				   "docs/api-compat.md).");
-		return -1;
-	}
-	if (!path) { /* neither virtio (path) nor vhost-user (socket) */
-		snprintf(err, errlen,
-			 MSG_DRIVE "Unable to create the block device: Invalid block "
-				   "config.");
+	/* Block::new: virtio-blk is path_on_host without socket; vhost-user is
+	 * socket without path_on_host, is_read_only, rate_limiter, io_engine
+	 * (the backend decides those); anything else is no block device */
+	if ((!path && !socket) ||
+	    (socket && (path || have_ro || have_rl || have_engine))) {
+		snprintf(err, errlen, MSG_CREATE "Invalid block config.");
 		return -1;
 	}
 	if (strlen(id) > SQB_VDEV_ID_MAX) {
@@ -163,11 +161,27 @@ static int parse_drive(yajl_val body, struct sqb_ctl_drive *d, char *err, size_t
 	d->read_only = ro;
 	d->writeback = !strcmp(cache, "Writeback");
 	d->async = !strcmp(engine, "Async");
-	if (!(d->path = strdup(path)) || (partuuid && !(d->partuuid = strdup(partuuid)))) {
+	if ((path && !(d->path = strdup(path))) || (socket && !(d->socket = strdup(socket))) ||
+	    (partuuid && !(d->partuuid = strdup(partuuid)))) {
 		drive_free(d);
 		snprintf(err, errlen, "Out of memory");
 		return -1;
 	}
+	return 0;
+}
+
+/* Connect to a vhost-user drive's backend and negotiate; read_only is the
+ * backend's VIRTIO_BLK_F_RO.  err: the message after MSG_CREATE. */
+static int drive_open_vhost(struct sqb_ctl_drive *d, char *err, size_t errlen)
+{
+	char why[400];
+	int rc = sqb_vio_vhost_blk_open(&d->vhu, d->socket, d->writeback, 0, why, sizeof(why));
+
+	if (rc < 0) {
+		snprintf(err, errlen, "Vhost user backend error: Vhost-user error: %s", why);
+		return rc;
+	}
+	d->read_only = sqb_vio_vhost_read_only(d->vhu);
 	return 0;
 }
 
@@ -241,6 +255,26 @@ static void put_drive(struct sqb_ctl *c, const char *id, yajl_val body, struct s
 		drive_free(&d);
 		return sqb_ctl_fault(r, MSG_AFTER_START);
 	}
+	if (d.socket) {
+		int old = find_drive(c, d.id);
+
+		/* VhostUserBlock::new connects and negotiates now.  A drive of
+		 * that id lets go of its connection first: backends such as
+		 * qemu-storage-daemon serve one client at a time, and would
+		 * never answer a second one (Firecracker connects before it
+		 * drops the old).  Should the new one fail, the old drive stays
+		 * configured and connects again at InstanceStart. */
+		if (old >= 0 && c->drives[old].vhu) {
+			sqb_vio_vhost_close(c->drives[old].vhu);
+			c->drives[old].vhu = NULL;
+		}
+		if (drive_open_vhost(&d, err, sizeof(err)) < 0) {
+			sqb_ctl_fault(r, MSG_CREATE "%s", err);
+			drive_free(&d);
+			return;
+		}
+		goto insert;
+	}
 	/* VirtioBlock::new opens the file now (read-only or read-write) */
 	fd = open(d.path, (d.read_only ? O_RDONLY : O_RDWR) | O_CLOEXEC);
 	if (fd < 0) {
@@ -264,6 +298,7 @@ static void put_drive(struct sqb_ctl *c, const char *id, yajl_val body, struct s
 		drive_free(&d);
 		return;
 	}
+insert:
 	if (insert_drive(c, &d, err, sizeof(err)) < 0) {
 		drive_free(&d);
 		return sqb_ctl_fault(r, "%s", err);
@@ -281,6 +316,29 @@ static void bucket_merge(struct sqb_vio_bucket *cur, const struct sqb_vio_bucket
 {
 	if (given)
 		*cur = *upd; /* a zero size or refill time disables it */
+}
+
+/* rpc_interface.rs update_block_device on a vhost-user drive: no fields
+ * re-reads the backend's config and tells the guest; path_on_host or
+ * rate_limiter are virtio-blk's (InvalidBlockBackend). */
+static void patch_vhost(struct sqb_ctl *c, const char *id, int virtio_fields,
+			struct sqb_ctl_resp *r)
+{
+	char why[400] = "";
+	int rc;
+
+	if (virtio_fields)
+		return sqb_ctl_fault(r, MSG_PATCH "Block: Running method expected different "
+						  "backend." MSG_VERIFY);
+	rc = sqb_vdev_vhost_config_update(c->vm, id, why, sizeof(why));
+	if (rc == -ENODEV)
+		return sqb_ctl_fault(r, MSG_PATCH "Failed perform action on device: Device not "
+						  "found" MSG_VERIFY);
+	if (rc < 0)
+		return sqb_ctl_fault(r, MSG_PATCH "Block: Vhost user backend error: %s" MSG_VERIFY,
+				     why[0] ? why : sqb_strerror(rc));
+	sqb_ctl_log(SQB_CTL_INFO, "drive %s: config re-read from its vhost-user backend", id);
+	r->status = 204;
 }
 
 static void patch_drive(struct sqb_ctl *c, const char *id, yajl_val body, struct sqb_ctl_resp *r)
@@ -312,6 +370,8 @@ static void patch_drive(struct sqb_ctl *c, const char *id, yajl_val body, struct
 	if (at < 0)
 		return sqb_ctl_fault(r, MSG_PATCH "Failed perform action on device: Device not "
 						  "found" MSG_VERIFY);
+	if (c->drives[at].socket) /* a vhost-user drive */
+		return patch_vhost(c, id, path || have_rl, r);
 	if (!path && !have_rl) /* vhost-user's update on a virtio drive */
 		return sqb_ctl_fault(r, MSG_PATCH "Block: Running method expected different "
 						  "backend." MSG_VERIFY);
@@ -576,16 +636,21 @@ void sqb_ctl_drives_json(struct sqb_ctl *c, struct sqb_jb *b)
 		sqb_jb_bool(b, d->root);
 		sqb_jb_key(b, "cache_type");
 		sqb_jb_str(b, d->writeback ? "Writeback" : "Unsafe");
+		/* a vhost-user drive: VhostUserBlockConfig into BlockDeviceConfig,
+		 * the virtio-blk fields None */
 		sqb_jb_key(b, "is_read_only");
-		sqb_jb_bool(b, d->read_only);
+		if (d->socket)
+			sqb_jb_null(b);
+		else
+			sqb_jb_bool(b, d->read_only);
 		sqb_jb_key(b, "path_on_host");
 		sqb_jb_str(b, d->path);
 		sqb_jb_key(b, "rate_limiter");
 		sqb_ctl_rl_json(b, d->has_rl, &d->rl);
 		sqb_jb_key(b, "io_engine");
-		sqb_jb_str(b, d->async ? "Async" : "Sync");
+		sqb_jb_str(b, d->socket ? NULL : d->async ? "Async" : "Sync");
 		sqb_jb_key(b, "socket");
-		sqb_jb_null(b);
+		sqb_jb_str(b, d->socket);
 		sqb_jb_close(b, '}');
 	}
 	sqb_jb_close(b, ']');
@@ -648,7 +713,7 @@ int sqb_ctl_add_devices(void *arg, sqb_vm *vm, struct sqb_diag *diag)
 	int err;
 
 	for (unsigned int i = 0; i < c->ndrives; i++) {
-		const struct sqb_ctl_drive *d = &c->drives[i];
+		struct sqb_ctl_drive *d = &c->drives[i];
 		struct sqb_vdev_blk_cfg b = {SQB_VDEV_BLK_VERSION,
 					     d->id,
 					     d->path,
@@ -658,6 +723,25 @@ int sqb_ctl_add_devices(void *arg, sqb_vm *vm, struct sqb_diag *diag)
 					     d->has_rl ? &d->rl : NULL,
 					     d->async ? SQB_VIO_ENGINE_ASYNC : SQB_VIO_ENGINE_SYNC};
 
+		if (d->socket) { /* the PUT's connection, or a new one */
+			char why[400];
+			sqb_vhu *conn = d->vhu;
+
+			d->vhu = NULL;
+			if (!conn && (err = sqb_vio_vhost_blk_open(&conn, d->socket, d->writeback, 0,
+								   why, sizeof(why))) < 0) {
+				if (diag) {
+					snprintf(diag->section, sizeof(diag->section),
+						 "drive %.24s", d->id);
+					snprintf(diag->reason, sizeof(diag->reason),
+						 "vhost-user backend %.60s: %.110s", d->socket, why);
+				}
+				return err;
+			}
+			if ((err = sqb_vdev_add_vhost_blk(vm, d->id, conn, diag)) < 0)
+				return err;
+			continue;
+		}
 		if ((err = sqb_vdev_add_blk(vm, &b, diag)) < 0)
 			return err;
 	}
@@ -738,13 +822,13 @@ int sqb_ctl_devices_from_config(struct sqb_ctl *c, yajl_val root, char *err, siz
 
 		if (parse_drive(drives->u.array.values[i], &d, why, sizeof(why)) < 0 ||
 		    (id_error(d.id) && (snprintf(why, sizeof(why), "%s", id_error(d.id)), 1))) {
-			if (d.path)
-				drive_free(&d);
+			drive_free(&d);
 			snprintf(err, errlen, "drives[%zu]: %s", i, why);
 			sqb_ctl_devices_clear(c);
 			return -1;
 		}
-		if (insert_drive(c, &d, why, sizeof(why)) < 0) {
+		if ((d.socket && drive_open_vhost(&d, why, sizeof(why)) < 0) ||
+		    insert_drive(c, &d, why, sizeof(why)) < 0) {
 			drive_free(&d);
 			snprintf(err, errlen, "drives[%zu]: %s", i, why);
 			sqb_ctl_devices_clear(c);

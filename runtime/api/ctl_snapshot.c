@@ -149,6 +149,32 @@ static int live_create(struct sqb_ctl *c, struct sqb_vm_snap_create *o, struct s
 /* Firecracker's order: serde (CreateSnapshotParams has no `version` any
  * more: it is an unknown field), then the state (rpc_interface.rs: refused
  * before boot; vcpu.rs: refused while running). */
+/* lib.rs check_unsnapshottable_devices, first thing save_state does (so
+ * before the paused check): every vhost-user drive named, nothing written. */
+static int vhost_user_refusal(struct sqb_ctl *c, struct sqb_ctl_resp *r)
+{
+	char list[SQB_CTL_MAX_DRIVES * 56] = "";
+	size_t used = 0;
+
+	for (unsigned int i = 0; i < c->ndrives; i++) {
+		int n;
+
+		if (!c->drives[i].socket)
+			continue;
+		n = snprintf(list + used, sizeof(list) - used, "%svhost-user-block(id: %s)",
+			     used ? "," : "", c->drives[i].id);
+		if (n > 0)
+			used += (size_t)n < sizeof(list) - used ? (size_t)n : sizeof(list) - used - 1;
+	}
+	if (!used)
+		return 0;
+	sqb_ctl_fault(r,
+		      "Create snapshot error: Cannot save the microVM state: Operation not "
+		      "allowed: Devices without snapshot support are present: %s",
+		      list);
+	return 1;
+}
+
 void sqb_ctl_snapshot_create(struct sqb_ctl *c, yajl_val body, struct sqb_ctl_resp *r)
 {
 	struct sqb_vm_snap_create o = {.version = SQB_VM_SNAP_CREATE_VERSION};
@@ -174,6 +200,8 @@ void sqb_ctl_snapshot_create(struct sqb_ctl *c, yajl_val body, struct sqb_ctl_re
 	if (!c->vm)
 		return sqb_ctl_fault(r, "The requested operation is not supported before starting "
 					"the microVM.");
+	if (vhost_user_refusal(c, r))
+		return;
 	/* squib.background on a RUNNING VM is a live create: squib pauses it
 	 * itself, for as short as it can (docs/snapshots.md "Live creates") */
 	live = o.background && sqb_vm_get_state(c->vm) == SQB_VM_RUNNING;

@@ -75,6 +75,10 @@ static const struct sqb_sc_rule vcpu[] = {
     /* a driver reset (a Status write) of an Async virtio-blk waits for its
      * requests in flight (virtio 1.x 2.4): io_uring_enter, no setup */
     ANY(io_uring_enter),
+    /* a vhost-user drive is handed to its backend when the driver writes
+     * DRIVER_OK, and taken back at a reset: messages on the backend's
+     * socket, each reply awaited with a deadline (runtime.vhost_guests) */
+    ANY(sendmsg), ANY(recvmsg), ANY(poll), ANY(ppoll),
     END,
 };
 

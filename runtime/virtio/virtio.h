@@ -536,6 +536,66 @@ int sqb_vio_balloon_hint_status(sqb_vio_dev *dev, uint32_t *host_cmd, uint32_t *
 				int *has_guest_cmd);
 void sqb_vio_balloon_counters(sqb_vio_dev *dev, struct sqb_vio_balloon_counters *c);
 
+/* ---- vhost-user block (device id 2; docs/virtio.md "vhost-user block") ----
+ *
+ *   PUT /drives {socket}: sqb_vio_vhost_blk_open()  connect, SET_OWNER,
+ *        GET/SET features (+ protocol features CONFIG, REPLY_ACK), GET_CONFIG
+ *   DRIVER_OK: SET_FEATURES, SET_MEM_TABLE (guest RAM's memfd), SET_VRING_*:
+ *        the queue's ioeventfd is the backend's kick, the slot's irqfd its
+ *        call; from then on the data path never enters squib
+ *   Status 0: SET_VRING_ENABLE 0, GET_VRING_BASE (the backend stops)
+ *   PATCH /drives {drive_id}: GET_CONFIG again, config-change interrupt
+ */
+typedef struct sqb_vhu sqb_vhu;
+
+/* One guest RAM region as the backend maps it: fd at fd_offset, size
+ * bytes, guest-physical gpa, squib's own mapping at host. */
+struct sqb_vio_vhost_region {
+	uint64_t gpa, size, fd_offset;
+	uint8_t *host;
+	int fd;
+};
+
+/* What the integrator hands over at activation (called under the device's
+ * lock, on the thread that wrote DRIVER_OK). */
+struct sqb_vio_vhost_io {
+	void *opaque;
+	/* The guest RAM regions (at most max): their count, or -errno. */
+	int (*regions)(void *opaque, struct sqb_vio_vhost_region *out, unsigned int max);
+	/* Queue q's notify eventfd (the ioeventfd) and the interrupt eventfd
+	 * (the irqfd): 0, or -errno when there is none. */
+	int (*queue_fds)(void *opaque, unsigned int q, int *kick, int *call);
+};
+
+/* Connect to socket and negotiate (Firecracker's VhostUserBlock::new).
+ * writeback: offer VIRTIO_BLK_F_FLUSH (cache_type Writeback).  timeout_ms:
+ * per reply (0: 5 s).  why: what failed, in Firecracker's words where it
+ * has some ("Failed to connect to UDS Unix stream: ..."). */
+int sqb_vio_vhost_blk_open(sqb_vhu **out, const char *socket, int writeback, int timeout_ms,
+			   char *why, size_t len);
+/* Whether the backend offered VIRTIO_BLK_F_RO (the drive is read-only). */
+int sqb_vio_vhost_read_only(const sqb_vhu *c);
+void sqb_vio_vhost_close(sqb_vhu *c);
+
+struct sqb_vio_vhost_blk_opts {
+	unsigned int version; /* SQB_VIO_OPTS_VERSION */
+	sqb_vhu *conn;	      /* from sqb_vio_vhost_blk_open: taken over on success */
+	const char *drive_id; /* for the log lines */
+	struct sqb_vio_vhost_io io;
+};
+int sqb_vio_vhost_blk_new(sqb_vio_dev **out, const struct sqb_vio_host *host,
+			  const struct sqb_vio_vhost_blk_opts *opts, struct sqb_diag *diag);
+/* PATCH without fields: GET_CONFIG, then a config-change interrupt.
+ * -EAGAIN before the driver is up; -errno with why on a backend error. */
+int sqb_vio_vhost_blk_config_update(sqb_vio_dev *dev, char *why, size_t len);
+/* The backend's socket (the integrator watches it for a hang-up). */
+int sqb_vio_vhost_sock_fd(sqb_vio_dev *dev);
+/* The socket turned readable or hung up with no request in flight: a
+ * backend gone or talking out of turn breaks the device (logged once). */
+int sqb_vio_vhost_sock_ready(sqb_vio_dev *dev);
+/* Why the backend connection broke, or NULL (a static copy). */
+const char *sqb_vio_vhost_broken(sqb_vio_dev *dev);
+
 /* ---- snapshots (docs/format.md 9.1.1) --------------------------------- */
 
 #define SQB_VIO_STATE_VERSION	  1u

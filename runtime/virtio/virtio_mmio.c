@@ -155,6 +155,11 @@ static void needs_reset(sqb_vio_dev *dev, const char *why)
 	sqb_vio_config_changed(dev);
 }
 
+void sqb_vio_needs_reset(sqb_vio_dev *dev, const char *why)
+{
+	needs_reset(dev, why);
+}
+
 static void dev_reset(sqb_vio_dev *dev)
 {
 	dev->status = 0;
@@ -322,6 +327,12 @@ static uint32_t status_write(sqb_vio_dev *dev, uint32_t v)
 		v &= ~SQB_VIO_S_DRIVER_OK;
 	/* Bits are only ever added; NEEDS_RESET belongs to the device. */
 	dev->status |= v & ~SQB_VIO_S_NEEDS_RESET;
+	if ((set & v & SQB_VIO_S_DRIVER_OK) && dev->ops->activate) {
+		const char *why = NULL;
+
+		if (dev->ops->activate(dev, &why) < 0)
+			needs_reset(dev, why ? why : "activation failed");
+	}
 	if (dev->status & SQB_VIO_S_FEATURES_OK) {
 		bool ev = (dev->drv_features >> SQB_VIO_F_RING_EVENT_IDX) & 1;
 		bool ind = (dev->drv_features >> SQB_VIO_F_RING_INDIRECT_DESC) & 1;
@@ -355,6 +366,8 @@ static uint32_t reg_read(sqb_vio_dev *dev, uint32_t off)
 	case R_QUEUE_READY:
 		return q ? q->ready : 0;
 	case R_INT_STATUS:
+		if (dev->ops->isr_vring_default && dev->isr != SQB_VIO_INT_CONFIG)
+			return SQB_VIO_INT_VRING;
 		return dev->isr;
 	case R_STATUS:
 		return dev->status;

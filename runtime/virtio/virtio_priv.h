@@ -175,6 +175,13 @@ struct sqb_vio_ops {
 	/* Offered features the driver must accept for FEATURES_OK (virtio-mem:
 	 * VIRTIO_MEM_F_UNPLUGGED_INACCESSIBLE, as Firecracker requires). */
 	uint64_t required_features;
+	/* Optional, under lock: the driver set DRIVER_OK (vhost-user: hand the
+	 * rings to the backend).  A failure sets NEEDS_RESET with *why. */
+	int (*activate)(sqb_vio_dev *dev, const char **why);
+	/* vhost-user: the backend raises queue interrupts itself, so
+	 * InterruptStatus reads VRING unless only CONFIG is pending
+	 * (Firecracker's is_vhost_user in its MMIO transport). */
+	bool isr_vring_default;
 };
 
 struct sqb_vio_dev {
@@ -211,6 +218,8 @@ void sqb_vio_lat_add(struct sqb_vio_lat *l, uint64_t us);
 void sqb_vio_signal_used(sqb_vio_dev *dev, unsigned int q);
 /* Under lock: config space changed. */
 void sqb_vio_config_changed(sqb_vio_dev *dev);
+/* Under lock: the device broke (DEVICE_NEEDS_RESET, why a static string). */
+void sqb_vio_needs_reset(sqb_vio_dev *dev, const char *why);
 /* Under lock: consume rate-limit tokens for a request, arming the timer when
  * throttled.  Returns true when the request may go on. */
 bool sqb_vio_throttle_ok(sqb_vio_dev *dev, uint64_t bytes, bool count_bytes);

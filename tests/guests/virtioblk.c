@@ -5,8 +5,10 @@
  * what an earlier rw run wrote; mode=loop rounds=N repeats write, flush,
  * read and check (snapshots mid-stream); mode=hold reads into a buffer the
  * guest never writes, between two host bytes on COM1, and checks it after
- * the second (a Diff taken in between must hold the device's writes).  One
- * line per step. */
+ * the second (a Diff taken in between must hold the device's writes);
+ * mode=resize waits for a host byte on COM1, then reads the capacity again
+ * and the interrupt status (a host that changed the disk and told the
+ * device: a config-change interrupt).  One line per step. */
 #include "guest.h"
 #include "virtio_guest.h"
 
@@ -154,6 +156,20 @@ void guest_main(uint32_t start_info)
 			}
 		if (!st)
 			result("hold-verify", 1, "", 0);
+	} else if (str_eq(mode, "resize")) {
+		uint32_t isr;
+
+		puts_serial("VBLK resize-wait\n");
+		wait_rx();
+		isr = vm_rd(BLK_BASE, VM_INT_STATUS);
+		vm_wr(BLK_BASE, VM_INT_ACK, isr);
+		cap = vm_rd(BLK_BASE, VM_CONFIG) | (uint64_t)vm_rd(BLK_BASE, VM_CONFIG + 4) << 32;
+		puts_serial("VBLK resized capacity=");
+		put_u64(cap);
+		puts_serial(" isr=");
+		put_u64(isr);
+		puts_serial("\n");
+		result("resize-config-irq", (isr & 2) != 0, "no config-change bit, isr", isr);
 	} else if (str_eq(mode, "ro")) {
 		result("ro-feature", (acked & F_RO) != 0, "VIRTIO_BLK_F_RO not offered", acked);
 		for (uint32_t i = 0; i < bytes; i++)

@@ -95,7 +95,8 @@ static void test_put_drive_refusals_with_firecracker_messages(void **state)
 	vt_api_ok(&c, "PUT", "/drives/scratch", body); /* Async (io_uring) is accepted */
 	vt_api_fault(&c, "PUT", "/drives/scratch",
 		     "{\"drive_id\":\"scratch\",\"is_root_device\":false,\"socket\":\"/x\"}",
-		     "vhost-user");
+		     "Vhost user backend error: Vhost-user error: Failed to connect to UDS Unix "
+		     "stream: No such file or directory (os error 2)");
 	snprintf(body, sizeof(body),
 		 "{\"drive_id\":\"scratch\",\"path_on_host\":\"%s\",\"is_root_device\":false,"
 		 "\"rate_limiter\":{\"ops\":{\"refill_time\":100}}}",
