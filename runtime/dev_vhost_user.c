@@ -126,6 +126,15 @@ int sqb_vdev_add_vhost_blk(sqb_vm *vm, const char *drive_id, sqb_vhu *conn, stru
 	return sqb_vdev_add_ext(vm, drive_id, SQB_VIO_ID_BLK, &ext, diag);
 }
 
+int sqb_vdev_vhost_metrics(sqb_vm *vm, const char *drive_id, struct sqb_vio_vhost_metrics *out)
+{
+	sqb_vio_dev *d = sqb_vdev_lib(vm, drive_id);
+
+	if (!d || sqb_vio_vhost_sock_fd(d) < 0)
+		return -ENODEV;
+	return sqb_vio_vhost_metrics(d, out);
+}
+
 int sqb_vdev_vhost_config_update(sqb_vm *vm, const char *drive_id, char *why, size_t len)
 {
 	sqb_vio_dev *d = sqb_vdev_lib(vm, drive_id);

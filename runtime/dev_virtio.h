@@ -107,6 +107,8 @@ int sqb_vdev_add_vhost_blk(sqb_vm *vm, const char *drive_id, sqb_vhu *conn,
 /* PATCH /drives without fields on a vhost-user drive.  -ENODEV: no such
  * vhost-user drive; -errno with why from the backend. */
 int sqb_vdev_vhost_config_update(sqb_vm *vm, const char *drive_id, char *why, size_t len);
+/* Its vhost_user_block_<id> metrics; -ENODEV: no such vhost-user drive. */
+int sqb_vdev_vhost_metrics(sqb_vm *vm, const char *drive_id, struct sqb_vio_vhost_metrics *out);
 /* Re-arm an ext device's tick if tick_ns(dev) changed.  -ENODEV: none. */
 int sqb_vdev_retick(sqb_vm *vm, const char *id);
 /* sqb_vdev_poll_all for one device (no-op if there is none). */

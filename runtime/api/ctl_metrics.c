@@ -114,6 +114,8 @@ static const char *const K_BLOCK[] = {"activate_fails",
 				      "rate_limiter_throttled_events",
 				      "io_engine_throttled_events",
 				      "remaining_reqs_count"};
+static const char *const K_VHOST_USER[] = {"activate_fails", "cfg_fails", "=init_time_us",
+					   "=activate_time_us", "=config_change_time_us"};
 static const char *const K_DEPRECATED[] = {"deprecated_http_api_calls"};
 static const char *const K_GET[] = {"instance_info_count", "machine_cfg_count", "mmds_count",
 				    "vmm_version_count", "hotplug_memory_count"};
@@ -552,9 +554,14 @@ int sqb_ctl_metrics_flush(struct sqb_ctl *c)
 	}
 	mx_plain(&b, "balloon", &g);
 
-	for (unsigned int i = 0; i < c->ndrives; i++)
-		ids[i] = c->drives[i].id;
-	mx_devices(c, &b, "block", KEYS(K_BLOCK), ids, c->ndrives, fill_block);
+	{ /* virtio-blk drives; vhost-user ones have groups of their own (below) */
+		unsigned int n = 0;
+
+		for (unsigned int i = 0; i < c->ndrives; i++)
+			if (!c->drives[i].socket)
+				ids[n++] = c->drives[i].id;
+		mx_devices(c, &b, "block", KEYS(K_BLOCK), ids, n, fill_block);
+	}
 
 	mx_init(&g, KEYS(K_DEPRECATED));
 	mx_set(&g, "deprecated_http_api_calls", c->n.deprecated_http_api_calls);
@@ -668,6 +675,42 @@ int sqb_ctl_metrics_flush(struct sqb_ctl *c)
 	 * it for a VM without any */
 	mx_init(&g, KEYS(K_PMEM));
 	mx_plain(&b, "pmem", &g);
+
+	/* vhost-user drives: "vhost_user_block_<id>" each, no aggregate, where
+	 * Firecracker's FirecrackerMetrics puts them (before interrupts) */
+	{
+		unsigned int n = 0;
+
+		for (unsigned int i = 0; i < c->ndrives; i++) {
+			unsigned int j = n++;
+
+			if (!c->drives[i].socket) {
+				n--;
+				continue;
+			}
+			while (j > 0 && strcmp(ids[j - 1], c->drives[i].id) > 0) {
+				ids[j] = ids[j - 1];
+				j--;
+			}
+			ids[j] = c->drives[i].id;
+		}
+		for (unsigned int i = 0; i < n; i++) {
+			struct sqb_vio_vhost_metrics vm = {0};
+			char name[64];
+
+			if (c->vm)
+				(void)sqb_vdev_vhost_metrics(c->vm, ids[i], &vm);
+			mx_init(&g, KEYS(K_VHOST_USER));
+			mx_set(&g, "activate_fails", vm.activate_fails);
+			mx_set(&g, "cfg_fails", vm.cfg_fails);
+			mx_set(&g, "init_time_us", vm.init_time_us);
+			mx_set(&g, "activate_time_us", vm.activate_time_us);
+			mx_set(&g, "config_change_time_us", vm.config_change_time_us);
+			snprintf(name, sizeof(name), "vhost_user_block_%s", ids[i]);
+			mx_delta(&g, name);
+			mx_emit(&b, name, &g);
+		}
+	}
 
 	mx_init(&g, KEYS(K_INTERRUPTS));
 	mx_plain(&b, "interrupts", &g);

@@ -105,6 +105,7 @@ struct sqb_vhu {
 	uint64_t protocol_features; /* ours & the backend's */
 	uint8_t config[SQB_VHU_BLK_CONFIG_LEN];
 	uint32_t config_len; /* 0 without PROTOCOL_F_CONFIG */
+	uint64_t init_us;    /* connect + negotiation (Firecracker's init_time_us) */
 };
 
 /* Connect to a backend's socket (non-blocking: a backend that accepts

@@ -595,6 +595,13 @@ int sqb_vio_vhost_sock_fd(sqb_vio_dev *dev);
 int sqb_vio_vhost_sock_ready(sqb_vio_dev *dev);
 /* Why the backend connection broke, or NULL (a static copy). */
 const char *sqb_vio_vhost_broken(sqb_vio_dev *dev);
+/* Firecracker's vhost_user_block_<id> metrics (vhost_user_metrics.rs):
+ * counters since creation and the last durations (µs). */
+struct sqb_vio_vhost_metrics {
+	uint64_t activate_fails, cfg_fails;
+	uint64_t init_time_us, activate_time_us, config_change_time_us;
+};
+int sqb_vio_vhost_metrics(sqb_vio_dev *dev, struct sqb_vio_vhost_metrics *out);
 
 /* ---- snapshots (docs/format.md 9.1.1) --------------------------------- */
 

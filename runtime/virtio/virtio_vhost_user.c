@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "log.h"
 #include "vhost_user.h"
@@ -26,7 +27,16 @@ struct vhb {
 	int active;    /* the backend holds the ring */
 	int logged;    /* the broken connection was logged */
 	char why[256]; /* the last failure (reset_why points here) */
+	struct sqb_vio_vhost_metrics m;
 };
+
+static uint64_t now_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
 
 static int pf(const sqb_vhu *c)
 {
@@ -39,6 +49,7 @@ int sqb_vio_vhost_blk_open(sqb_vhu **out, const char *socket, int writeback, int
 	uint64_t want = VHB_AVAILABLE | (writeback ? 1ull << SQB_VIO_F_BLK_FLUSH : 0), be = 0;
 	sqb_vhu *c = NULL;
 	char w[200] = "";
+	uint64_t t0 = now_us();
 	int err;
 
 	*out = NULL;
@@ -86,6 +97,7 @@ int sqb_vio_vhost_blk_open(sqb_vhu **out, const char *socket, int writeback, int
 		}
 		c->config_len = SQB_VHU_BLK_CONFIG_LEN;
 	}
+	c->init_us = now_us() - t0;
 	*out = c;
 	return 0;
 err:
@@ -180,8 +192,24 @@ static int send_mem_table(struct vhb *b, const char **why)
 	return err < 0 ? vhb_fail(b, err, why, "SET_MEM_TABLE", w) : 0;
 }
 
-/* DRIVER_OK: Firecracker's activate + setup_backend, in its order. */
+static int vhb_activate_backend(sqb_vio_dev *dev, const char **why);
+
+/* DRIVER_OK: Firecracker's activate + setup_backend, in its order; its
+ * duration and failures are the device's metrics. */
 static int vhb_activate(sqb_vio_dev *dev, const char **why)
+{
+	struct vhb *b = dev->priv;
+	uint64_t t0 = now_us();
+	int active = b->active, err = vhb_activate_backend(dev, why);
+
+	if (err < 0)
+		b->m.activate_fails++;
+	else if (!active)
+		b->m.activate_time_us = now_us() - t0;
+	return err;
+}
+
+static int vhb_activate_backend(sqb_vio_dev *dev, const char **why)
 {
 	struct vhb *b = dev->priv;
 	const struct sqb_vq *q = &dev->vq[0];
@@ -333,6 +361,7 @@ int sqb_vio_vhost_blk_config_update(sqb_vio_dev *dev, char *why, size_t len)
 		return -EINVAL;
 	b = dev->priv;
 	pthread_mutex_lock(&dev->lock);
+	uint64_t t0 = now_us();
 	if (!((b->c->protocol_features >> SQB_VHU_PF_CONFIG) & 1)) {
 		snprintf(why, len, "the backend did not negotiate VHOST_USER_PROTOCOL_F_CONFIG");
 		err = -ENOTSUP;
@@ -342,9 +371,27 @@ int sqb_vio_vhost_blk_config_update(sqb_vio_dev *dev, char *why, size_t len)
 	} else {
 		memcpy(b->c->config, cfg, sizeof(cfg));
 		sqb_vio_config_changed(dev); /* the interrupt once the driver is up */
+		b->m.config_change_time_us = now_us() - t0;
 	}
+	if (err < 0)
+		b->m.cfg_fails++;
 	pthread_mutex_unlock(&dev->lock);
 	return err;
+}
+
+int sqb_vio_vhost_metrics(sqb_vio_dev *dev, struct sqb_vio_vhost_metrics *out)
+{
+	struct vhb *b;
+
+	memset(out, 0, sizeof(*out));
+	if (!dev || dev->ops != &vhb_ops)
+		return -EINVAL;
+	b = dev->priv;
+	pthread_mutex_lock(&dev->lock);
+	*out = b->m;
+	out->init_time_us = b->c->init_us;
+	pthread_mutex_unlock(&dev->lock);
+	return 0;
 }
 
 int sqb_vio_vhost_sock_fd(sqb_vio_dev *dev)

@@ -23,6 +23,7 @@
 
 #include <cmocka.h>
 
+#include "fc_metrics_schema.h"
 #include "vmm_test_util.h"
 
 static const char *squib_bin, *guest_dir, *snap_tool;
@@ -448,18 +449,43 @@ static void test_vhost_patch_raises_a_config_change(void **state)
 {
 	struct qsd q = {0};
 	struct sqb_tc t;
-	char body[512];
+	char body[512], mpath[300], why[512], *m, *line;
+	uint64_t v;
 
 	(void)state;
 	qsd_start(&q, "cfgchg", 1 << 20, 0, 1);
 	assert_int_equal(
 	    tc_spawn_stdin(&t, squib_bin, (const char *const[]){"--level", "Info", NULL}, 1), 0);
+	snprintf(mpath, sizeof(mpath), "%s/vhu-metrics", tmpdir);
+	snprintf(body, sizeof(body), "{\"metrics_path\":\"%s\"}", mpath);
+	vt_req(&t, "PUT", "/metrics", body, 204);
 	vhost_body(body, sizeof(body), "scratch", q.sock, NULL);
 	vt_req(&t, "PUT", "/drives/scratch", body, 204);
 	start(&t, "mode=resize");
 	vt_expect_serial(&t, "VBLK capacity=2048 ", 30000);
 	vt_expect_serial(&t, "VBLK resize-wait\n", 30000);
 	vt_req(&t, "PATCH", "/drives/scratch", "{\"drive_id\":\"scratch\"}", 204);
+	/* Firecracker's vhost_user_block_<id> group (vhost_user_metrics.rs,
+	 * fcmetrics.py), and no block_<id> group for a vhost-user drive */
+	vt_req(&t, "PUT", "/actions", "{\"action_type\":\"FlushMetrics\"}", 204);
+	m = tc_read_file(mpath);
+	line = fcm_last_line(m);
+	free(m);
+	assert_non_null(line);
+	if (fcm_validate(line, 5000, why, sizeof(why)) || fcm_check_order(line, why, sizeof(why)))
+		fail_msg("metrics line: %s: %s", why, line);
+	if (!fcm_has(line, "vhost_user_block_scratch") || fcm_has(line, "block_scratch"))
+		fail_msg("no vhost_user_block_scratch group, or a block_scratch: %s", line);
+	for (const char *const *k =
+		 (const char *const[]){"vhost_user_block_scratch.init_time_us",
+				       "vhost_user_block_scratch.activate_time_us",
+				       "vhost_user_block_scratch.config_change_time_us", NULL};
+	     *k; k++)
+		if (fcm_u64(line, *k, &v) || v == 0)
+			fail_msg("%s not measured: %s", *k, line);
+	if (fcm_u64(line, "vhost_user_block_scratch.activate_fails", &v) || v != 0)
+		fail_msg("activate_fails: %s", line);
+	free(line);
 	assert_int_equal(write(t.stdin_fd, "r", 1), 1);
 	vt_expect_done_ok(&t, "VBLK", 30000);
 	vt_expect_serial(&t, "VBLK resized capacity=2048 isr=2\n", 100);
