@@ -194,6 +194,21 @@ static double snap_once(struct sqb_tc *t, const char *type, const char *name, co
 static double bg_req[2][16], bg_pz[2][16], bg_rs[2][16]; /* create, pause, resume requests */
 static int bg_n[2];
 
+/* GET /snapshot/status until the background create is no longer writing;
+ * st gets the last answer, which must say complete. */
+static void bg_wait(struct sqb_tc *t, char *st, size_t cap)
+{
+	for (;;) {
+		if (tc_req(t, "GET", "/snapshot/status", NULL, st, cap) != 200)
+			die("GET /snapshot/status failed", t);
+		if (!strstr(st, "\"writing\""))
+			break;
+		usleep(1000);
+	}
+	if (!strstr(st, "\"complete\""))
+		die(st, t);
+}
+
 static double bg_once(struct sqb_tc *t, const char *type, const char *name, double *done)
 {
 	char body[1024], st[1024];
@@ -216,15 +231,7 @@ static double bg_once(struct sqb_tc *t, const char *type, const char *name, doub
 		bg_rs[k][bg_n[k]] = t3 - t2;
 		bg_req[k][bg_n[k]++] = t2 - t1;
 	}
-	for (;;) {
-		if (tc_req(t, "GET", "/snapshot/status", NULL, st, sizeof(st)) != 200)
-			die("GET /snapshot/status failed", t);
-		if (!strstr(st, "\"writing\""))
-			break;
-		usleep(1000);
-	}
-	if (!strstr(st, "\"complete\""))
-		die(st, t);
+	bg_wait(t, st, sizeof(st));
 	*done = now_ms() - t3;
 	return t3 - t0;
 }
@@ -248,14 +255,8 @@ static double live_once(struct sqb_tc *t, const char *type, const char *name, do
 	req(t, "PUT", "/snapshot/create", body, 204);
 	t1 = now_ms();
 	*reqms = t1 - t0;
-	for (;;) {
-		if (tc_req(t, "GET", "/snapshot/status", NULL, st, sizeof(st)) != 200)
-			die("GET /snapshot/status failed", t);
-		if (!strstr(st, "\"writing\""))
-			break;
-		usleep(1000);
-	}
-	if (!strstr(st, "\"complete\"") || !(pu = strstr(st, "\"pause_us\":")))
+	bg_wait(t, st, sizeof(st));
+	if (!(pu = strstr(st, "\"pause_us\":")))
 		die(st, t);
 	*done = now_ms() - t1;
 	return atof(pu + 11) / 1000.0;
