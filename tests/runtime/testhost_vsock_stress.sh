@@ -7,6 +7,8 @@
 #       --bin build/tests/runtime/vstress \
 #       [--bin /usr/bin/gdb] \
 #       tests/runtime/testhost_vsock_stress.sh [MINUTES] [VCPUS] [LOAD]
+# (gdb is optional: its attach to a hung squib once came just before a
+# test-host panic, so leave it out when the other evidence matters more.)
 # One boot of the guest kit's Linux (root on virtio-blk, vmw_vsock_virtio_
 # transport on a uds_path, squib at SQB_LOG_LEVEL=debug), `sqbtool
 # vsock-agent` in the guest, then host-initiated streams in turn (ping-pong
