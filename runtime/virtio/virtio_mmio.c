@@ -126,6 +126,7 @@ const char *sqb_vio_reset_reason(sqb_vio_dev *dev)
 static void raise_isr(sqb_vio_dev *dev, uint32_t bit)
 {
 	dev->isr |= bit;
+	dev->irqs++;
 	dev->host.irq.raise(dev->host.irq.opaque);
 }
 

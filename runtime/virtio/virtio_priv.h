@@ -197,6 +197,7 @@ struct sqb_vio_dev {
 	uint32_t dev_features_sel, drv_features_sel;
 	uint32_t queue_sel;
 	uint32_t isr;
+	uint64_t irqs; /* interrupts raised since creation (debug dumps only) */
 	uint32_t config_gen;
 	struct sqb_vq vq[SQB_VIO_MAX_QUEUES];
 

@@ -175,11 +175,13 @@ static void dump_queues(sqb_vio_dev *dev, const char *when)
 		const struct sqb_vq *q = &dev->vq[i];
 
 		sqb_debug("vsock %s: %s queue: avail idx %d, next_avail %u, used idx %u, "
-			  "used_event %d, avail_event %d, signalled_used %u%s; isr 0x%x",
+			  "used_event %d, avail_event %d, signalled_used %u%s; isr 0x%x, "
+			  "interrupts raised %llu",
 			  when, name[i], ring16(dev, q->avail + 2), q->next_avail, q->next_used,
 			  ring16(dev, q->avail + 4 + 2ull * q->num),
 			  ring16(dev, q->used + 4 + 8ull * q->num), q->signalled_used,
-			  q->signalled_valid ? "" : " (not valid)", dev->isr);
+			  q->signalled_valid ? "" : " (not valid)", dev->isr,
+			  (unsigned long long)dev->irqs);
 	}
 }
 
