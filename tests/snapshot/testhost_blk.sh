@@ -194,6 +194,20 @@ g_sum=$(sed -n 's/^RO-SUM \([0-9a-f]*\).*/\1/p' "$log" | awk 'NR == 1')
 	pass "read-only drive: the guest reads the file's bytes, the file is unchanged" ||
 	bad "read-only drive content (guest $g_sum, host $(md5sum <"$T/ro.img"), was $ro_sum)"
 
+# ---- PATCH of path_on_host after boot (Firecracker's drive update) ----
+# another file, half the size: the guest gets a configuration-change
+# interrupt, sees the new capacity and reads the new file's bytes
+dd if=/dev/urandom of="$T/ro2.img" bs=1M count=4 2>/dev/null
+ro2_sum=$(md5sum <"$T/ro2.img")
+c=$(api PATCH /drives/scratch "{\"drive_id\": \"scratch\", \"path_on_host\": \"$T/ro2.img\"}")
+[ "$c" = 204 ] || bad "PATCH /drives/scratch path_on_host: $c $(cat "$T/api.out")"
+cmd 30 'sleep 1; sqb-check drives'
+cmd 30 "sqb-check rosum $ro_dev 4"
+g2_sum=$(sed -n 's/^RO-SUM \([0-9a-f]*\).*/\1/p' "$log" | awk 'NR == 2')
+grep -q "^DRIVE $ro_dev 8192 ro=1" "$log" && [ "$g2_sum  -" = "$ro2_sum" ] &&
+	pass "PATCH of path_on_host after boot: the guest sees the new file's size and bytes" ||
+	bad "after the PATCH: $(grep "^DRIVE $ro_dev" "$log" | tr '\n' ' '), guest sum $g2_sum, file $ro2_sum"
+
 # ---- workloads: writer and the O_DIRECT holder ----
 send 'sqbtool writer /data/w 64 11 &'
 send 'sqbtool holdread /data/big.pat 32 5 &'
