@@ -42,10 +42,5 @@ tsan_re='^(runtime|snapshot|restore|virtio|mmds)\.'
 #   threading is covered here by virtio.threads and the runtime tests);
 # runtime.jailer_*: the jail has no /proc, which TSan's runtime needs.
 # snapshot.blk_chain: like virtio_guests, a rate-limited guest on its own timing.
-# virtio.threads: its test threads spin on the rings; under TSan's scheduling
-#   one run livelocked (a notify loop holding the device lock against the
-#   saver while the main thread spun for a used entry) after passing in
-#   3.5 s the run before; it runs in release and ASan until its waits are
-#   bounded (README "Limits").
 ctest --test-dir build-tsan --output-on-failure -j"$jobs" -R "$tsan_re" \
-	-E 'testhost|bench|runtime\.virtio_guests|runtime\.jailer|snapshot\.blk_chain|virtio\.threads'
+	-E 'testhost|bench|runtime\.virtio_guests|runtime\.jailer|snapshot\.blk_chain'
