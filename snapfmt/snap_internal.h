@@ -187,6 +187,15 @@ void sqb_xxh128(const void *a, size_t alen, const void *b, size_t blen, struct s
 int sqb_extent_check(sqb_snap *s, unsigned int r, const struct sqb_extent *e,
 		     struct sqb_diag *diag);
 
+/* Read the stored bytes of a RAW/COMPRESSED extent into buf (stored_len
+ * bytes) and verify their checksum; no decoding.  Thread-safe. */
+int sqb_extent_read_stored(sqb_snap *s, unsigned int r, const struct sqb_extent *e, uint8_t *buf,
+			   struct sqb_diag *diag);
+/* Verify the checksum of stored bytes in memory (same diagnostic as a read:
+ * "DATA/PIDX[r] at 0xOFF: ... checksum mismatch"). */
+int sqb_extent_sum_check(unsigned int r, const struct sqb_extent *e, const uint8_t *stored,
+			 struct sqb_diag *diag);
+
 /* Validate one record list / kv list / device / wset section body. */
 int sqb_records_parse(const uint8_t *p, size_t len, struct sqb_record **recs, unsigned int *n,
 		      const char *secname, uint64_t base, struct sqb_diag *d);
