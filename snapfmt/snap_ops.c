@@ -15,7 +15,49 @@ struct copy_ctx {
 	const sqb_snap_writer *w; /* NULL: decode everything */
 	uint64_t region_gpa;	  /* of the output region */
 	struct sqb_stored_run *runs; /* indexed like kinds */
+	/* diff mode: the snapshot compared with, and scratch beside buf */
+	sqb_snap *base;
+	uint8_t *cmp;
 };
+
+/* Diff mode: extent e of s covers pages [gpa, +page_count) whole.  When the
+ * base resolves the same pages to one extent with the same pages, kind,
+ * codec, length and checksum whose stored bytes are identical, the pages
+ * are equal (the same stored bytes decode to the same pages): PARENT,
+ * without decoding either side.  The base's bytes are checksum verified;
+ * the equal bytes of s are then the same bytes against the same checksum.
+ * An equal checksum alone never decides.  1: equal. */
+static int chain_same_as_base(sqb_snap *s, const struct sqb_extent *e, uint64_t gpa,
+			      const struct copy_ctx *cc, uint8_t *buf, uint8_t *kinds)
+{
+	uint32_t gps = s->info.guest_page_size;
+	const struct sqb_extent *be = NULL;
+	sqb_snap *b = cc->base;
+	unsigned int r;
+	uint64_t page;
+	size_t idx;
+
+	if (!b || e->stored_len > (uint64_t)e->page_count * gps)
+		return 0;
+	while (b) { /* through the base's PARENT extents */
+		if (sqb_snap_locate(b, gpa, &r, &page) || sqb_snap_extent_find(b, r, page, &idx))
+			return 0;
+		be = &b->ext[r][idx];
+		if (be->kind != SQB_EXT_PARENT)
+			break;
+		b = b->parent;
+	}
+	if (!b || be->first_page != page || be->page_count != e->page_count ||
+	    be->kind != e->kind || be->codec != e->codec || be->stored_len != e->stored_len ||
+	    be->checksum != e->checksum)
+		return 0;
+	if (sqb_extent_read_stored(b, r, be, cc->cmp, NULL) ||
+	    sqb_pread_full(s->dfd, buf, e->stored_len, e->data) ||
+	    memcmp(buf, cc->cmp, e->stored_len))
+		return 0; /* decoded and compared as usual (errors reported there) */
+	memset(kinds, SQB_PAGE_PARENT, e->page_count);
+	return 1;
+}
 
 /* Extent e of s (region r) covers exactly pages [gpa, +take) of the range
  * being filled: when the writer takes it as it is, read its stored bytes
@@ -67,6 +109,9 @@ static int chain_fill(sqb_snap *s, const sqb_snap *stop, uint64_t gpa, uint64_t 
 				return -SQB_EPARENT;
 			if ((err = chain_fill(s->parent, stop, gpa, take, buf, kinds, cc)))
 				return err;
+		} else if (page == e->first_page && take == e->page_count &&
+			   chain_same_as_base(s, e, gpa, &cc, buf, kinds)) {
+			/* equal to the base's: PARENT */
 		} else if (!(page == e->first_page && take == e->page_count &&
 			     chain_copy(s, r, e, gpa, &cc, buf, kinds, &err))) {
 			if ((err = sqb_snap_read(s, gpa, buf, take * gps, NULL)))
@@ -80,6 +125,8 @@ static int chain_fill(sqb_snap *s, const sqb_snap *stop, uint64_t gpa, uint64_t 
 		kinds += take;
 		if (cc.runs)
 			cc.runs += take;
+		if (cc.cmp)
+			cc.cmp += take * gps;
 		page += take;
 		n -= take;
 	}
@@ -107,41 +154,48 @@ struct chain_src {
 	size_t errs_cap;
 };
 
-/* Compare decoded pages [gpa, +n) with the base: equal pages become PARENT. */
+/* Compare decoded pages [gpa, +n) with the base: equal pages become PARENT.
+ * Pages already PARENT (inherited, or stored exactly as the base stores
+ * them) are not read from the base. */
 static int chain_cmp(struct chain_src *c, uint64_t gpa, uint32_t n, uint8_t *buf, uint8_t *kinds,
 		     uint8_t *cmp)
 {
 	uint32_t gps = c->top->info.guest_page_size;
 	int err;
 
-	/* one batched read of the base when the range lies in one of its regions */
-	if (sqb_snap_read(c->base, gpa, cmp, (size_t)n * gps, NULL) == 0) {
-		for (uint32_t i = 0; i < n; i++) {
+	for (uint32_t lo = 0, hi; lo < n; lo = hi) {
+		if (kinds[lo] == SQB_PAGE_PARENT) {
+			hi = lo + 1;
+			continue;
+		}
+		for (hi = lo; hi < n && kinds[hi] != SQB_PAGE_PARENT; hi++)
+			;
+		/* one batched read of the base when the run lies in one of its regions */
+		if (sqb_snap_read(c->base, gpa + (uint64_t)lo * gps, cmp + (size_t)lo * gps,
+				  (size_t)(hi - lo) * gps, NULL) == 0) {
+			for (uint32_t i = lo; i < hi; i++) {
+				uint8_t *mine = buf + (size_t)i * gps;
+
+				if (kinds[i] == SQB_PAGE_ZERO)
+					memset(mine, 0, gps);
+				if (!memcmp(mine, cmp + (size_t)i * gps, gps))
+					kinds[i] = SQB_PAGE_PARENT;
+			}
+			continue;
+		}
+		for (uint32_t i = lo; i < hi; i++) {
 			uint8_t *mine = buf + (size_t)i * gps;
 
-			if (kinds[i] == SQB_PAGE_PARENT)
-				continue;
+			err = sqb_snap_read(c->base, gpa + (uint64_t)i * gps, cmp, gps, NULL);
+			if (err == -SQB_ENOTFOUND)
+				continue; /* memory the base does not have: keep it */
+			if (err)
+				return err;
 			if (kinds[i] == SQB_PAGE_ZERO)
 				memset(mine, 0, gps);
-			if (!memcmp(mine, cmp + (size_t)i * gps, gps))
+			if (!memcmp(mine, cmp, gps))
 				kinds[i] = SQB_PAGE_PARENT;
 		}
-		return 0;
-	}
-	for (uint32_t i = 0; i < n; i++) {
-		uint8_t *mine = buf + (size_t)i * gps;
-
-		if (kinds[i] == SQB_PAGE_PARENT)
-			continue;
-		err = sqb_snap_read(c->base, gpa + (uint64_t)i * gps, cmp, gps, NULL);
-		if (err == -SQB_ENOTFOUND)
-			continue; /* memory the base does not have: keep it */
-		if (err)
-			return err;
-		if (kinds[i] == SQB_PAGE_ZERO)
-			memset(mine, 0, gps);
-		if (!memcmp(mine, cmp, gps))
-			kinds[i] = SQB_PAGE_PARENT;
 	}
 	return 0;
 }
@@ -204,7 +258,8 @@ static void chain_task(void *ctx, size_t k)
 	uint32_t lo = (uint32_t)k * c->sub, n = c->bn - lo < c->sub ? c->bn - lo : c->sub;
 	uint64_t gpa = c->bgpa + (uint64_t)lo * gps;
 	uint8_t *buf = c->buf + (size_t)lo * gps, *kinds = c->kinds + lo;
-	struct copy_ctx cc = { c->copy_w, c->gpa, c->runs ? c->runs + lo : NULL };
+	struct copy_ctx cc = { c->copy_w, c->gpa, c->runs ? c->runs + lo : NULL, c->base,
+			       c->base ? c->cmp + (size_t)lo * gps : NULL };
 	int err = chain_fill(c->top, c->stop, gpa, n, buf, kinds, cc);
 
 	if (!err && c->copy_w)

@@ -375,6 +375,77 @@ static void test_damaged_extent_is_not_copied(void **state)
 	free_chain();
 }
 
+static void write_diff_to(const char *out, const char *a, const char *b)
+{
+	struct sqb_write_opts o = SQB_WRITE_OPTS_INIT;
+	sqb_snap *sa, *sb;
+
+	o.codec = SQB_CODEC_LZ4;
+	assert_int_equal(sqb_snap_open(&sa, a, NULL, NULL), 0);
+	assert_int_equal(sqb_snap_open(&sb, b, NULL, NULL), 0);
+	assert_int_equal(sqb_snap_write_diff(out, sa, sb, &o), 0);
+	sqb_snap_free(sa);
+	sqb_snap_free(sb);
+}
+
+/* diff --output (sqb_snap_write_diff) takes an extent of B that the base
+ * stores with identical bytes as PARENT without decoding either: the
+ * result equals the one from a B whose extents were all encoded again
+ * (nothing identical: every page decoded and compared), page kinds and
+ * extents included.  A damaged base extent is still a checksum error. */
+static void test_write_diff_skips_identical_extents(void **state)
+{
+	struct sqb_mem_stats fs, ss;
+	sqb_snap *f, *sl;
+	uint8_t *img, *pidx;
+	size_t n, plen, k;
+
+	(void)state;
+	make_chain();
+	merge_to(tpath("fast.sqb"), tpath("d2.sqb"), SQB_CODEC_LZ4, 0, 0, 0);
+	merge_to(tpath("slow.sqb"), tpath("d2.sqb"), SQB_CODEC_LZ4, 1, 0, 0);
+	write_diff_to(tpath("df.sqb"), chain_path[0], tpath("fast.sqb"));
+	write_diff_to(tpath("ds.sqb"), chain_path[0], tpath("slow.sqb"));
+	check_file(tpath("df.sqb"), mem2);
+	check_file(tpath("ds.sqb"), mem2);
+	assert_int_equal(sqb_snap_open(&f, tpath("df.sqb"), NULL, NULL), 0);
+	assert_int_equal(sqb_snap_open(&sl, tpath("ds.sqb"), NULL, NULL), 0);
+	sqb_snap_mem_stats(f, &fs);
+	sqb_snap_mem_stats(sl, &ss);
+	assert_true(fs.parent > R0_PAGES / 2);
+	assert_int_equal(fs.parent, ss.parent);
+	assert_int_equal(fs.zero, ss.zero);
+	assert_int_equal(fs.compressed + fs.raw, ss.compressed + ss.raw);
+	assert_int_equal(fs.extents, ss.extents);
+	sqb_snap_free(f);
+	sqb_snap_free(sl);
+	/* damage a base extent that fast.sqb stores identically */
+	img = sqbt_load(chain_path[0], &n);
+	pidx = sqbt_section(img, n, SQB_SEC_PIDX, 0, &plen);
+	assert_non_null(pidx);
+	for (k = 0; k + SQB_EXTENT_SIZE <= plen; k += SQB_EXTENT_SIZE)
+		if (get_le64(pidx + k) >= 400 && pidx[k + 12] == SQB_EXT_COMPRESSED)
+			break;
+	assert_true(k < plen);
+	img[get_le64(pidx + k + 16) + 3] ^= 0x10;
+	assert_int_equal(sqbt_save(chain_path[0], img, n), 0);
+	free(img);
+	{
+		struct sqb_write_opts o = SQB_WRITE_OPTS_INIT;
+		sqb_snap *sa, *sb;
+
+		o.codec = SQB_CODEC_LZ4;
+		assert_int_equal(sqb_snap_open(&sa, chain_path[0], NULL, NULL), 0);
+		assert_int_equal(sqb_snap_open(&sb, tpath("fast.sqb"), NULL, NULL), 0);
+		assert_int_equal(sqb_snap_write_diff(tpath("dbad.sqb"), sa, sb, &o),
+				 -SQB_ECHECKSUM);
+		assert_int_equal(access(tpath("dbad.sqb"), F_OK), -1);
+		sqb_snap_free(sa);
+		sqb_snap_free(sb);
+	}
+	free_chain();
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -383,6 +454,7 @@ int main(void)
 	    cmocka_unit_test(test_codec_none_copies_raw),
 	    cmocka_unit_test(test_repack_same_codec_copies),
 	    cmocka_unit_test(test_damaged_extent_is_not_copied),
+	    cmocka_unit_test(test_write_diff_skips_identical_extents),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
