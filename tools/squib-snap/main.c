@@ -44,6 +44,8 @@ const struct st_command st_commands[] = {
      "  before it (checked by identity).  Without --diff OUT is a full snapshot;\n"
      "  with --diff, the DIFFs are squashed into one diff whose parent is BASE.\n"
      "  OUT is written atomically and never over an input.\n"
+     "  Stored chunks already in OUT's codec are copied, not encoded again,\n"
+     "  unless a codec level (lz4:1, zstd:3), --chunk-size or --dedup is given.\n"
      "  --state STATE (the state file of the top layer) --state-out NEWSTATE:\n"
      "  also write NEWSTATE, a copy of STATE paired with OUT, so that the two\n"
      "  load as one snapshot.  Without them OUT has no companion.\n"},
@@ -68,6 +70,7 @@ const struct st_command st_commands[] = {
      "                         [--chunk-size N] [--parent FILE]... [--force]\n"
      "                         [--state STATE --state-out NEWSTATE]\n"
      "  Kind and parent are kept: a diff stays a diff on the same parent.\n"
+     "  Chunks already in the codec asked for are copied, as for merge.\n"
      "  --state/--state-out: as for merge (STATE is FILE's state file).\n"},
     {"pair", cmd_pair, "check that a STATE file and a MEMORY file belong together",
      "usage: squib-snap pair STATE MEM [--parent FILE]... [--quiet] [--decode]\n"
