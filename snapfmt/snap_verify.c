@@ -343,6 +343,7 @@ static int v_extents(struct vctx *v, struct span *sp, size_t *nsp, int decode)
 	uint64_t bytes = 0;
 	size_t n = 0, ng = 0;
 	uint8_t *one = NULL;
+	int ordered = 1;
 
 	for (unsigned int r = 0; r < s->nregions; r++)
 		for (size_t i = 0; i < s->next[r]; i++)
@@ -397,11 +398,18 @@ static int v_extents(struct vctx *v, struct span *sp, size_t *nsp, int decode)
 		free(j.bufs[i]);
 	free(j.bufs);
 	/* the extents' spans for the filler check; a group whose filler was
-	 * read and found zero is one span (XMEM: the bytes are in the raw file) */
+	 * read and found zero is one span (XMEM: the bytes are in the raw file),
+	 * when the extents lie in the file in index order (as squib writes
+	 * them), so that no other extent can lie in a group's filler */
+	for (size_t k = 1; k < n && ordered; k++) {
+		const struct sqb_extent *p = &s->ext[j.x[k - 1].r][j.x[k - 1].i];
+
+		ordered = s->ext[j.x[k].r][j.x[k].i].data >= p->data + p->stored_len;
+	}
 	for (size_t k = 0, gi = 0; k < n && !s->xbase; k++) {
 		const struct sqb_extent *e = &s->ext[j.x[k].r][j.x[k].i];
 
-		if (j.g && gi < ng && j.g[gi].first == k && j.g[gi].gaps_zero) {
+		if (ordered && j.g && gi < ng && j.g[gi].first == k && j.g[gi].gaps_zero) {
 			sp[(*nsp)++] = (struct span){ j.g[gi].off, j.g[gi].len, "extent" };
 			k += j.g[gi].count - 1;
 			gi++;

@@ -626,6 +626,52 @@ static void test_no_decode_verify_guarantee(void **state)
 	free(img);
 }
 
+/* The format does not tie file order to page order: RAW extents stored out
+ * of index order, one of them all zero bytes lying between two neighbours
+ * of the other, is a sound file for both verification modes (the
+ * checksum-only mode merges neighbours' filler checks only for files in
+ * index order). */
+static void test_extents_out_of_file_order_verify(void **state)
+{
+	struct sqb_write_opts o = SQB_WRITE_OPTS_INIT;
+	const char *path = tpath("order.sqb");
+	uint8_t *mem = sqbt_pattern_mem(1u << 20, 4096, 5), *img, *pidx;
+	sqb_snap_writer *w;
+	struct sqb_diag d;
+	size_t n, plen;
+	uint64_t x, y;
+	uint32_t len;
+
+	(void)state;
+	for (size_t i = 0; i < (1u << 20); i += 4096) /* no ZERO page: 16 RAW extents */
+		mem[i] = 1;
+	o.codec = SQB_CODEC_NONE;
+	assert_int_equal(sqb_writer_open(&w, path, &o), 0);
+	assert_int_equal(sqb_writer_add_memory(w, 0, 1u << 20, mem, NULL), 0);
+	assert_int_equal(sqb_writer_finish(w, NULL, NULL), 0);
+	sqb_writer_free(w);
+	free(mem);
+	img = sqbt_load(path, &n);
+	pidx = sqbt_section(img, n, SQB_SEC_PIDX, 0, &plen);
+	assert_non_null(pidx);
+	assert_true(plen >= 4 * SQB_EXTENT_SIZE);
+	assert_int_equal(pidx[SQB_EXTENT_SIZE + 12], SQB_EXT_RAW);
+	assert_int_equal(pidx[2 * SQB_EXTENT_SIZE + 12], SQB_EXT_RAW);
+	/* extents 1 (P at x) and 2 (Q at y = x + len): P moves to y, zeroed; Q to x */
+	x = get_le64(pidx + SQB_EXTENT_SIZE + 16);
+	y = get_le64(pidx + 2 * SQB_EXTENT_SIZE + 16);
+	len = get_le32(pidx + SQB_EXTENT_SIZE + 24);
+	assert_int_equal(y, x + len);
+	memset(img + y, 0, len);
+	put_le64(pidx + SQB_EXTENT_SIZE + 16, y);
+	put_le64(pidx + 2 * SQB_EXTENT_SIZE + 16, x);
+	sqbt_fix_checksums(img, n);
+	assert_int_equal(sqbt_save(path, img, n), 0);
+	free(img);
+	assert_int_equal(open_verify(path, NULL, &d), 0);
+	assert_int_equal(open_verify_flags(path, NULL, &d, SQB_VERIFY_NO_DECODE), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -640,6 +686,7 @@ int main(void)
 	    cmocka_unit_test(test_layout_does_not_depend_on_threads),
 	    cmocka_unit_test(test_multi_batch_regions_are_exact),
 	    cmocka_unit_test(test_no_decode_verify_guarantee),
+	    cmocka_unit_test(test_extents_out_of_file_order_verify),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
