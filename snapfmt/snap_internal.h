@@ -187,11 +187,45 @@ void sqb_xxh128(const void *a, size_t alen, const void *b, size_t blen, struct s
 int sqb_extent_check(sqb_snap *s, unsigned int r, const struct sqb_extent *e,
 		     struct sqb_diag *diag);
 
+/* Read the stored bytes of a RAW/COMPRESSED extent into buf (stored_len
+ * bytes) and verify their checksum; no decoding.  Thread-safe. */
+int sqb_extent_read_stored(sqb_snap *s, unsigned int r, const struct sqb_extent *e, uint8_t *buf,
+			   struct sqb_diag *diag);
+/* Verify the checksum of stored bytes in memory (same diagnostic as a read:
+ * "DATA/PIDX[r] at 0xOFF: ... checksum mismatch"). */
+int sqb_extent_sum_check(unsigned int r, const struct sqb_extent *e, const uint8_t *stored,
+			 struct sqb_diag *diag);
+
 /* Validate one record list / kv list / device / wset section body. */
 int sqb_records_parse(const uint8_t *p, size_t len, struct sqb_record **recs, unsigned int *n,
 		      const char *secname, uint64_t base, struct sqb_diag *d);
 int sqb_kv_parse(const uint8_t *p, size_t len, struct sqb_kv **kvs, unsigned int *n,
 		 const char *secname, uint64_t base, struct sqb_diag *d);
+
+/* Copying stored extents (merge, repack): a page source given to
+ * sqb_writer_add_memory_copy may describe a run of pages as the stored
+ * bytes of one RAW or COMPRESSED extent of an input, already checksum
+ * verified: kinds[i .. i+count) = SQB_PAGE_STORED, the run described by
+ * runs[i] (i: the run's first page in the batch), the stored bytes at
+ * data + i * guest_page_size.  The writer stores them as they are, with
+ * their checksum, instead of classifying and encoding the pages. */
+#define SQB_PAGE_STORED 5
+struct sqb_stored_run {
+	uint32_t count;	     /* pages */
+	uint8_t kind, codec; /* of the input extent */
+	uint32_t stored_len;
+	uint64_t checksum;
+};
+int sqb_writer_add_memory_copy(sqb_snap_writer *w, uint64_t gpa, uint64_t size,
+			       const struct sqb_page_source *src,
+			       struct sqb_stored_run *const *runs);
+/* Whether an extent (kind, codec, stored_len, page_count) starting at page
+ * `first` of the output region may be stored as it is: the output codec is
+ * the extent's (RAW and stored chunks for codec none), it stays inside one
+ * output chunk and its stored bytes fit its pages. */
+int sqb_writer_can_copy(const sqb_snap_writer *w, uint64_t first, const struct sqb_extent *e);
+/* Pages per output chunk (extents are cut at multiples of it). */
+uint32_t sqb_writer_chunk_pages(const sqb_snap_writer *w);
 
 /* Thread pool: run fn(ctx, i) for i in [0, n) on all workers + caller. */
 struct sqb_pool;

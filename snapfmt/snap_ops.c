@@ -10,10 +10,79 @@
 #include "io.h"
 #include "snap_internal.h"
 
+/* Where a chain source may copy stored extents instead of decoding them. */
+struct copy_ctx {
+	const sqb_snap_writer *w; /* NULL: decode everything */
+	uint64_t region_gpa;	  /* of the output region */
+	struct sqb_stored_run *runs; /* indexed like kinds */
+	/* diff mode: the snapshot compared with, and scratch beside buf */
+	sqb_snap *base;
+	uint8_t *cmp;
+};
+
+/* Diff mode: extent e of s covers pages [gpa, +page_count) whole.  When the
+ * base resolves the same pages to one extent with the same pages, kind,
+ * codec, length and checksum whose stored bytes are identical, the pages
+ * are equal (the same stored bytes decode to the same pages): PARENT,
+ * without decoding either side.  The base's bytes are checksum verified;
+ * the equal bytes of s are then the same bytes against the same checksum.
+ * An equal checksum alone never decides.  1: equal. */
+static int chain_same_as_base(sqb_snap *s, const struct sqb_extent *e, uint64_t gpa,
+			      const struct copy_ctx *cc, uint8_t *buf, uint8_t *kinds)
+{
+	uint32_t gps = s->info.guest_page_size;
+	const struct sqb_extent *be = NULL;
+	sqb_snap *b = cc->base;
+	unsigned int r;
+	uint64_t page;
+	size_t idx;
+
+	if (!b || e->stored_len > (uint64_t)e->page_count * gps)
+		return 0;
+	while (b) { /* through the base's PARENT extents */
+		if (sqb_snap_locate(b, gpa, &r, &page) || sqb_snap_extent_find(b, r, page, &idx))
+			return 0;
+		be = &b->ext[r][idx];
+		if (be->kind != SQB_EXT_PARENT)
+			break;
+		b = b->parent;
+	}
+	if (!b || be->first_page != page || be->page_count != e->page_count ||
+	    be->kind != e->kind || be->codec != e->codec || be->stored_len != e->stored_len ||
+	    be->checksum != e->checksum)
+		return 0;
+	if (sqb_extent_read_stored(b, r, be, cc->cmp, NULL) ||
+	    sqb_pread_full(s->dfd, buf, e->stored_len, e->data) ||
+	    memcmp(buf, cc->cmp, e->stored_len))
+		return 0; /* decoded and compared as usual (errors reported there) */
+	memset(kinds, SQB_PAGE_PARENT, e->page_count);
+	return 1;
+}
+
+/* Extent e of s (region r) covers exactly pages [gpa, +take) of the range
+ * being filled: when the writer takes it as it is, read its stored bytes
+ * (checksum verified) into buf instead of decoding it.  1: copied. */
+static int chain_copy(sqb_snap *s, unsigned int r, const struct sqb_extent *e, uint64_t gpa,
+		      const struct copy_ctx *cc, uint8_t *buf, uint8_t *kinds, int *err)
+{
+	uint32_t gps = s->info.guest_page_size;
+	uint64_t first = (gpa - cc->region_gpa) / gps;
+
+	if (!cc->w || !sqb_writer_can_copy(cc->w, first, e))
+		return 0;
+	if ((*err = sqb_extent_read_stored(s, r, e, buf, NULL)))
+		return 1;
+	memset(kinds, SQB_PAGE_STORED, e->page_count);
+	cc->runs[0] = (struct sqb_stored_run){ e->page_count, e->kind, e->codec, e->stored_len,
+					       e->checksum };
+	return 1;
+}
+
 /* Describe pages [gpa, gpa + n pages) as of snapshot s, stopping at `stop`
- * (reported as PARENT): DATA pages are decoded into buf. */
+ * (reported as PARENT): DATA pages are decoded into buf; an extent that
+ * the range covers whole may be copied as stored bytes (cc). */
 static int chain_fill(sqb_snap *s, const sqb_snap *stop, uint64_t gpa, uint64_t n, uint8_t *buf,
-		      uint8_t *kinds)
+		      uint8_t *kinds, struct copy_ctx cc)
 {
 	uint32_t gps = s->info.guest_page_size;
 	unsigned int r;
@@ -38,16 +107,26 @@ static int chain_fill(sqb_snap *s, const sqb_snap *stop, uint64_t gpa, uint64_t 
 		} else if (e->kind == SQB_EXT_PARENT) {
 			if (!s->parent)
 				return -SQB_EPARENT;
-			if ((err = chain_fill(s->parent, stop, gpa, take, buf, kinds)))
+			if ((err = chain_fill(s->parent, stop, gpa, take, buf, kinds, cc)))
 				return err;
-		} else {
+		} else if (page == e->first_page && take == e->page_count &&
+			   chain_same_as_base(s, e, gpa, &cc, buf, kinds)) {
+			/* equal to the base's: PARENT */
+		} else if (!(page == e->first_page && take == e->page_count &&
+			     chain_copy(s, r, e, gpa, &cc, buf, kinds, &err))) {
 			if ((err = sqb_snap_read(s, gpa, buf, take * gps, NULL)))
 				return err;
 			memset(kinds, SQB_PAGE_DATA, take);
+		} else if (err) {
+			return err;
 		}
 		gpa += take * gps;
 		buf += take * gps;
 		kinds += take;
+		if (cc.runs)
+			cc.runs += take;
+		if (cc.cmp)
+			cc.cmp += take * gps;
 		page += take;
 		n -= take;
 	}
@@ -62,6 +141,10 @@ struct chain_src {
 	sqb_snap *base;
 	uint8_t *cmp;
 	size_t cmp_cap;
+	/* merge/repack: the writer that may take stored extents as they are */
+	const sqb_snap_writer *copy_w;
+	struct sqb_stored_run *runs;
+	size_t runs_cap;
 	/* one batch, cut into sub-ranges decoded on the writer's pool */
 	struct sqb_pool *pool;
 	uint64_t bgpa;
@@ -71,41 +154,98 @@ struct chain_src {
 	size_t errs_cap;
 };
 
-/* Compare decoded pages [gpa, +n) with the base: equal pages become PARENT. */
+/* Compare decoded pages [gpa, +n) with the base: equal pages become PARENT.
+ * Pages already PARENT (inherited, or stored exactly as the base stores
+ * them) are not read from the base. */
 static int chain_cmp(struct chain_src *c, uint64_t gpa, uint32_t n, uint8_t *buf, uint8_t *kinds,
 		     uint8_t *cmp)
 {
 	uint32_t gps = c->top->info.guest_page_size;
 	int err;
 
-	/* one batched read of the base when the range lies in one of its regions */
-	if (sqb_snap_read(c->base, gpa, cmp, (size_t)n * gps, NULL) == 0) {
-		for (uint32_t i = 0; i < n; i++) {
+	for (uint32_t lo = 0, hi; lo < n; lo = hi) {
+		if (kinds[lo] == SQB_PAGE_PARENT) {
+			hi = lo + 1;
+			continue;
+		}
+		for (hi = lo; hi < n && kinds[hi] != SQB_PAGE_PARENT; hi++)
+			;
+		/* one batched read of the base when the run lies in one of its regions */
+		if (sqb_snap_read(c->base, gpa + (uint64_t)lo * gps, cmp + (size_t)lo * gps,
+				  (size_t)(hi - lo) * gps, NULL) == 0) {
+			for (uint32_t i = lo; i < hi; i++) {
+				uint8_t *mine = buf + (size_t)i * gps;
+
+				if (kinds[i] == SQB_PAGE_ZERO)
+					memset(mine, 0, gps);
+				if (!memcmp(mine, cmp + (size_t)i * gps, gps))
+					kinds[i] = SQB_PAGE_PARENT;
+			}
+			continue;
+		}
+		for (uint32_t i = lo; i < hi; i++) {
 			uint8_t *mine = buf + (size_t)i * gps;
 
-			if (kinds[i] == SQB_PAGE_PARENT)
-				continue;
+			err = sqb_snap_read(c->base, gpa + (uint64_t)i * gps, cmp, gps, NULL);
+			if (err == -SQB_ENOTFOUND)
+				continue; /* memory the base does not have: keep it */
+			if (err)
+				return err;
 			if (kinds[i] == SQB_PAGE_ZERO)
 				memset(mine, 0, gps);
-			if (!memcmp(mine, cmp + (size_t)i * gps, gps))
+			if (!memcmp(mine, cmp, gps))
 				kinds[i] = SQB_PAGE_PARENT;
 		}
-		return 0;
 	}
-	for (uint32_t i = 0; i < n; i++) {
-		uint8_t *mine = buf + (size_t)i * gps;
+	return 0;
+}
 
-		if (kinds[i] == SQB_PAGE_PARENT)
-			continue;
-		err = sqb_snap_read(c->base, gpa + (uint64_t)i * gps, cmp, gps, NULL);
-		if (err == -SQB_ENOTFOUND)
-			continue; /* memory the base does not have: keep it */
-		if (err)
-			return err;
-		if (kinds[i] == SQB_PAGE_ZERO)
-			memset(mine, 0, gps);
-		if (!memcmp(mine, cmp, gps))
-			kinds[i] = SQB_PAGE_PARENT;
+/* A copied extent stays whole only where the encoding path would cut the
+ * same extent: at chunk boundaries and next to pages it does not encode
+ * (ZERO, PARENT).  A copy that touches a decoded page or another copy is
+ * decoded instead, so that the chunk's pages become one extent as the
+ * encoding path makes them (no fragmentation; a repeat until no copy
+ * touches one, since a decoded copy is a decoded page for its neighbours). */
+static int chain_uncopy(struct chain_src *c, uint64_t gpa, uint32_t n, uint8_t *buf,
+			uint8_t *kinds, const struct sqb_stored_run *runs)
+{
+	uint32_t gps = c->top->info.guest_page_size, cp = sqb_writer_chunk_pages(c->copy_w);
+	uint64_t first = (gpa - c->gpa) / gps;
+
+	for (uint32_t lo = 0; lo < n;) {
+		uint32_t hi = lo + cp - (uint32_t)((first + lo) % cp);
+		int changed = 1;
+
+		if (hi > n)
+			hi = n;
+		while (changed) {
+			changed = 0;
+			for (uint32_t i = lo; i < hi;) {
+				uint32_t k, end;
+				int err;
+
+				if (kinds[i] != SQB_PAGE_STORED) {
+					i++;
+					continue;
+				}
+				k = runs[i].count;
+				end = i + k;
+				if (!(i > lo && (kinds[i - 1] == SQB_PAGE_DATA ||
+						 kinds[i - 1] == SQB_PAGE_STORED)) &&
+				    !(end < hi && (kinds[end] == SQB_PAGE_DATA ||
+						   kinds[end] == SQB_PAGE_STORED))) {
+					i = end;
+					continue;
+				}
+				if ((err = sqb_snap_read(c->top, gpa + (uint64_t)i * gps,
+							 buf + (size_t)i * gps, (size_t)k * gps, NULL)))
+					return err;
+				memset(kinds + i, SQB_PAGE_DATA, k);
+				changed = 1;
+				i = end;
+			}
+		}
+		lo = hi;
 	}
 	return 0;
 }
@@ -118,7 +258,12 @@ static void chain_task(void *ctx, size_t k)
 	uint32_t lo = (uint32_t)k * c->sub, n = c->bn - lo < c->sub ? c->bn - lo : c->sub;
 	uint64_t gpa = c->bgpa + (uint64_t)lo * gps;
 	uint8_t *buf = c->buf + (size_t)lo * gps, *kinds = c->kinds + lo;
-	int err = chain_fill(c->top, c->stop, gpa, n, buf, kinds);
+	struct copy_ctx cc = { c->copy_w, c->gpa, c->runs ? c->runs + lo : NULL, c->base,
+			       c->base ? c->cmp + (size_t)lo * gps : NULL };
+	int err = chain_fill(c->top, c->stop, gpa, n, buf, kinds, cc);
+
+	if (!err && c->copy_w)
+		err = chain_uncopy(c, gpa, n, buf, kinds, c->runs + lo);
 
 	if (!err && c->base)
 		err = chain_cmp(c, gpa, n, buf, kinds, c->cmp + (size_t)lo * gps);
@@ -133,6 +278,12 @@ static int chain_get(void *ctx, uint64_t first, uint32_t n, const void **data, v
 	size_t ntask;
 
 	*data = scratch;
+	if (c->copy_w && n > c->runs_cap) {
+		free(c->runs);
+		c->runs_cap = n;
+		if (!(c->runs = malloc(n * sizeof(*c->runs))))
+			return -ENOMEM;
+	}
 	if (c->base && (size_t)n * gps > c->cmp_cap) {
 		free(c->cmp);
 		c->cmp_cap = (size_t)n * gps;
@@ -195,9 +346,15 @@ static int ops_write(const char *out, sqb_snap *top, const sqb_snap *stop, sqb_s
 	if ((err = sqb_writer_open(&w, out, opts)))
 		return err;
 	c.pool = sqb_writer_pool(w);
+	/* stored extents whose codec is the output's are copied, not decoded and
+	 * encoded again, unless the caller asked for a particular chunk size or
+	 * codec level (re-encoding is then the point); a diff against `base`
+	 * needs every page decoded */
+	if (!base && !opts->chunk_size && !opts->level)
+		c.copy_w = w;
 	for (unsigned int r = 0; r < top->nregions && !err; r++) {
 		c.gpa = top->regions[r].gpa;
-		err = sqb_writer_add_memory_src(w, c.gpa, top->regions[r].size, &src);
+		err = sqb_writer_add_memory_copy(w, c.gpa, top->regions[r].size, &src, &c.runs);
 	}
 	if (!err)
 		err = sqb_writer_copy_state(w, top);
@@ -206,6 +363,7 @@ static int ops_write(const char *out, sqb_snap *top, const sqb_snap *stop, sqb_s
 	sqb_writer_free(w);
 	free(c.cmp);
 	free(c.errs);
+	free(c.runs);
 	return err;
 }
 

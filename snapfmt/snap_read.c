@@ -109,6 +109,38 @@ static int decode_stored_prefix(sqb_snap *s, unsigned int r, const struct sqb_ex
 	return 0;
 }
 
+/* Read the stored bytes of one RAW or COMPRESSED extent into buf (at least
+ * stored_len bytes) and verify their checksum, without decoding them. */
+int sqb_extent_read_stored(sqb_snap *s, unsigned int r, const struct sqb_extent *e, uint8_t *buf,
+			   struct sqb_diag *diag)
+{
+	char name[32];
+	int err;
+
+	if ((err = sqb_pread_full(s->dfd, buf, e->stored_len, e->data))) {
+		snprintf(name, sizeof(name), "DATA/PIDX[%u]", r);
+		return sqb_diag_set(diag, err, e->data, name, "cannot read %s extent",
+				    e->kind == SQB_EXT_RAW ? "RAW" : "compressed");
+	}
+	return sqb_extent_sum_check(r, e, buf, diag);
+}
+
+/* The checksum of stored bytes already in memory, with the same diagnostic
+ * as a read ([F-23]). */
+int sqb_extent_sum_check(unsigned int r, const struct sqb_extent *e, const uint8_t *stored,
+			 struct sqb_diag *diag)
+{
+	char name[32];
+
+	if (sqb_xxh64(stored, e->stored_len) == e->checksum)
+		return 0;
+	snprintf(name, sizeof(name), "DATA/PIDX[%u]", r);
+	return sqb_diag_set(diag, -SQB_ECHECKSUM, e->data, name,
+			    "%s extent for page %llu: checksum mismatch",
+			    e->kind == SQB_EXT_RAW ? "RAW" : "compressed",
+			    (unsigned long long)e->first_page);
+}
+
 /* Verify and decode one RAW or COMPRESSED extent into this thread's
  * scratch: the building block of a (parallel) full verification. */
 int sqb_extent_check(sqb_snap *s, unsigned int r, const struct sqb_extent *e,

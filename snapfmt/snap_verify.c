@@ -2,6 +2,7 @@
  * structure, every extent's checksum and codec, no overlaps, zero filler,
  * and optionally the whole parent chain (docs/format.md [F-22], [F-26], [F-80]). */
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -222,9 +223,25 @@ struct xref {
 	int err;
 };
 
+/* Checksum-only mode: runs of extents that lie one after another in the
+ * file are read with one large pread each and hashed in memory. */
+#define XGROUP_SPAN (1024u << 10) /* bytes of file per read */
+#define XGROUP_GAP 65536u      /* filler a read may span between two extents */
+
+struct xgroup {
+	size_t first, count; /* xref indexes */
+	uint64_t off, len;   /* the file span read at once */
+	int gaps_zero;	     /* the filler between its extents was read: all zero */
+};
+
 struct xjob {
 	sqb_snap *s;
 	struct xref *x;
+	struct xgroup *g;
+	/* read buffers, one per running task */
+	pthread_mutex_t lock;
+	uint8_t **bufs;
+	unsigned int nbufs, nfree;
 };
 
 static void v_extent_task(void *ctx, size_t k)
@@ -235,13 +252,98 @@ static void v_extent_task(void *ctx, size_t k)
 	x->err = sqb_extent_check(j->s, x->r, &j->s->ext[x->r][x->i], NULL);
 }
 
-static int v_extents(struct vctx *v, struct span *sp, size_t *nsp)
+static uint8_t *xbuf_get(struct xjob *j)
+{
+	uint8_t *b = NULL;
+
+	pthread_mutex_lock(&j->lock);
+	if (j->nfree)
+		b = j->bufs[--j->nfree];
+	pthread_mutex_unlock(&j->lock);
+	return b ? b : malloc(XGROUP_SPAN + SQB_MAX_STORED);
+}
+
+static void xbuf_put(struct xjob *j, uint8_t *b)
+{
+	pthread_mutex_lock(&j->lock);
+	if (j->nfree < j->nbufs) {
+		j->bufs[j->nfree++] = b;
+		b = NULL;
+	}
+	pthread_mutex_unlock(&j->lock);
+	free(b);
+}
+
+/* Group k: one read of its span, then each extent's checksum. */
+static void v_group_task(void *ctx, size_t k)
+{
+	struct xjob *j = ctx;
+	const struct xgroup *g = &j->g[k];
+	uint8_t *buf = xbuf_get(j);
+	int rerr;
+
+	if (!buf) {
+		for (size_t i = 0; i < g->count; i++)
+			j->x[g->first + i].err = -ENOMEM;
+		return;
+	}
+	rerr = sqb_pread_full(j->s->dfd, buf, g->len, g->off);
+	j->g[k].gaps_zero = !rerr;
+	for (size_t i = 0; i < g->count; i++) {
+		struct xref *x = &j->x[g->first + i];
+		const struct sqb_extent *e = &j->s->ext[x->r][x->i];
+
+		if (rerr) { /* find out which extent cannot be read */
+			x->err = sqb_extent_read_stored(j->s, x->r, e, buf, NULL);
+			continue;
+		}
+		x->err = sqb_extent_sum_check(x->r, e, buf + (e->data - g->off), NULL);
+		if (i) { /* [F-26] the filler before it, already in the buffer */
+			const struct sqb_extent *p = &j->s->ext[x[-1].r][x[-1].i];
+			uint64_t from = p->data + p->stored_len - g->off;
+			size_t gap = (size_t)(e->data - g->off - from);
+
+			if (gap && first_nonzero(buf + from, gap) < gap)
+				j->g[k].gaps_zero = 0;
+		}
+	}
+	xbuf_put(j, buf);
+}
+
+/* Cut the extents (index order) into groups of neighbours in the file. */
+static size_t v_groups(struct xjob *j, size_t n)
+{
+	size_t ng = 0;
+
+	for (size_t k = 0; k < n;) {
+		const struct sqb_extent *e = &j->s->ext[j->x[k].r][j->x[k].i];
+		struct xgroup *g = &j->g[ng++];
+		uint64_t end = e->data + e->stored_len;
+
+		*g = (struct xgroup){ k, 1, e->data, e->stored_len };
+		for (k++; k < n; k++) {
+			const struct sqb_extent *f = &j->s->ext[j->x[k].r][j->x[k].i];
+
+			if (f->data < end || f->data - end > XGROUP_GAP ||
+			    f->data + f->stored_len - g->off > XGROUP_SPAN)
+				break;
+			end = f->data + f->stored_len;
+			g->count++;
+		}
+		g->len = end - g->off;
+	}
+	return ng;
+}
+
+static int v_extents(struct vctx *v, struct span *sp, size_t *nsp, int decode)
 {
 	sqb_snap *s = v->s;
-	struct xjob j = { s, NULL };
+	struct xjob j = { .s = s };
 	struct sqb_pool *pool = NULL;
 	uint64_t bytes = 0;
-	size_t n = 0;
+	size_t n = 0, ng = 0;
+	uint8_t *one = NULL;
+	int ordered = 1;
 
 	for (unsigned int r = 0; r < s->nregions; r++)
 		for (size_t i = 0; i < s->next[r]; i++)
@@ -256,32 +358,88 @@ static int v_extents(struct vctx *v, struct span *sp, size_t *nsp)
 
 			if (e->kind != SQB_EXT_RAW && e->kind != SQB_EXT_COMPRESSED)
 				continue;
-			if (!s->xbase) /* XMEM: the bytes are in the raw file */
-				sp[(*nsp)++] = (struct span){ e->data, e->stored_len, "extent" };
 			j.x[n++] = (struct xref){ r, i, 0 };
 			bytes += e->stored_len;
 		}
 	}
+	if (!decode) {
+		j.g = calloc(n ? n : 1, sizeof(*j.g));
+		if (!j.g) {
+			free(j.x);
+			return vproblem(v, -ENOMEM,
+					&(struct sqb_diag){ UINT64_MAX, "file", "out of memory" });
+		}
+		ng = v_groups(&j, n);
+	}
 	/* threads pay off only for more than a few MiB */
 	if (bytes >= (8u << 20) && sqb_pool_create(&pool, 0) == 0) {
-		sqb_pool_run(pool, n, v_extent_task, &j);
+		if (decode) {
+			sqb_pool_run(pool, n, v_extent_task, &j);
+		} else {
+			j.nbufs = sqb_pool_threads(pool) + 1;
+			j.bufs = calloc(j.nbufs, sizeof(*j.bufs));
+			if (!j.bufs)
+				j.nbufs = 0;
+			pthread_mutex_init(&j.lock, NULL);
+			sqb_pool_run(pool, ng, v_group_task, &j);
+			pthread_mutex_destroy(&j.lock);
+		}
 		sqb_pool_free(pool);
-	} else {
+	} else if (decode) {
 		for (size_t k = 0; k < n; k++)
 			v_extent_task(&j, k);
+	} else {
+		pthread_mutex_init(&j.lock, NULL);
+		for (size_t k = 0; k < ng; k++)
+			v_group_task(&j, k);
+		pthread_mutex_destroy(&j.lock);
 	}
+	for (unsigned int i = 0; i < j.nfree; i++)
+		free(j.bufs[i]);
+	free(j.bufs);
+	/* the extents' spans for the filler check; a group whose filler was
+	 * read and found zero is one span (XMEM: the bytes are in the raw file),
+	 * when the extents lie in the file in index order (as squib writes
+	 * them), so that no other extent can lie in a group's filler */
+	for (size_t k = 1; k < n && ordered; k++) {
+		const struct sqb_extent *p = &s->ext[j.x[k - 1].r][j.x[k - 1].i];
+
+		ordered = s->ext[j.x[k].r][j.x[k].i].data >= p->data + p->stored_len;
+	}
+	for (size_t k = 0, gi = 0; k < n && !s->xbase; k++) {
+		const struct sqb_extent *e = &s->ext[j.x[k].r][j.x[k].i];
+
+		if (ordered && j.g && gi < ng && j.g[gi].first == k && j.g[gi].gaps_zero) {
+			sp[(*nsp)++] = (struct span){ j.g[gi].off, j.g[gi].len, "extent" };
+			k += j.g[gi].count - 1;
+			gi++;
+			continue;
+		}
+		if (j.g && gi < ng && k + 1 >= j.g[gi].first + j.g[gi].count)
+			gi++;
+		sp[(*nsp)++] = (struct span){ e->data, e->stored_len, "extent" };
+	}
+	free(j.g);
 	for (size_t k = 0; k < n; k++) {
+		const struct sqb_extent *e = &s->ext[j.x[k].r][j.x[k].i];
 		struct sqb_diag d;
 
 		if (!j.x[k].err)
 			continue;
 		/* again, single-threaded, for the diagnostic */
-		sqb_extent_check(s, j.x[k].r, &s->ext[j.x[k].r][j.x[k].i], &d);
+		if (decode)
+			sqb_extent_check(s, j.x[k].r, e, &d);
+		else if (one || (one = malloc(SQB_MAX_STORED)))
+			sqb_extent_read_stored(s, j.x[k].r, e, one, &d);
+		else
+			sqb_diag_set(&d, -ENOMEM, UINT64_MAX, "file", "out of memory");
 		if (vproblem(v, j.x[k].err, &d)) {
+			free(one);
 			free(j.x);
 			return 1;
 		}
 	}
+	free(one);
 	free(j.x);
 	return 0;
 }
@@ -306,7 +464,7 @@ int sqb_snap_verify(sqb_snap *s, unsigned int flags, unsigned int max_problems, 
 		if (v_section(&v, i))
 			goto out;
 	}
-	if (v_extents(&v, sp, &nsp))
+	if (v_extents(&v, sp, &nsp, !(flags & SQB_VERIFY_NO_DECODE)))
 		goto out;
 	if (v_filler(&v, sp, nsp))
 		goto out;

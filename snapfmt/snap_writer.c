@@ -51,6 +51,7 @@ struct pend {
 	uint64_t off; /* where it goes in the file */
 	int err;      /* of its write */
 	int packed;   /* part of a run under 64 KiB: stored, not RAW */
+	int copied;   /* the stored bytes of an input extent, kept as they are */
 	uint64_t glen; /* bytes written from here (a group of packed extents), 0: in a group */
 };
 
@@ -407,6 +408,7 @@ struct batch {
 	uint64_t *dsrc;
 	struct pend *pend;
 	size_t npend;
+	const struct sqb_stored_run *runs; /* SQB_PAGE_STORED runs (copy sources) */
 	uint8_t *outbuf; /* pend k compresses into out..out+cap, packed in order */
 	size_t out_cap;
 };
@@ -480,6 +482,17 @@ static void b_encode(void *ctx, size_t idx)
 	struct pend *p = &b->pend[idx];
 	size_t len = (size_t)p->count * w->gps;
 
+	if (p->copied) { /* kind, codec, length and checksum are the input's */
+		if (w->o.codec == SQB_CODEC_NONE) {
+			p->kind = p->packed ? SQB_EXT_COMPRESSED : SQB_EXT_RAW;
+			p->codec = SQB_CODEC_NONE;
+		}
+		if (p->packed)
+			memcpy(p->out, p->src, p->out_len);
+		else
+			p->out = NULL;
+		return;
+	}
 	if (w->o.codec == SQB_CODEC_NONE) {
 		/* [F-33a] short runs gain nothing from mmap: pack them as stored
 		 * chunks instead of padding each to its 64 KiB congruence */
@@ -542,27 +555,45 @@ static void b_plan(struct batch *b)
 	for (uint32_t i = 0; i < b->n;) {
 		uint32_t j = i;
 
-		if (b->kinds[i] != SQB_PAGE_DATA) {
+		if (b->kinds[i] != SQB_PAGE_DATA && b->kinds[i] != SQB_PAGE_STORED) {
 			i++;
 			continue;
 		}
 		if (i >= run_end) { /* a new run of data pages: how long is it? */
-			for (run_end = i; run_end < b->n && b->kinds[run_end] == SQB_PAGE_DATA;
+			for (run_end = i; run_end < b->n && (b->kinds[run_end] == SQB_PAGE_DATA ||
+							    b->kinds[run_end] == SQB_PAGE_STORED);
 			     run_end++)
 				;
 			packed = b->w->o.codec == SQB_CODEC_NONE && b->w->kind == SQB_SNAP_DIFF &&
 				 (uint64_t)(run_end - i) * b->w->gps <
 					 (b->w->o.pack_below ? b->w->o.pack_below : SQB_RAW_ALIGN);
 		}
-		while (j < b->n && b->kinds[j] == SQB_PAGE_DATA &&
-		       (j == i || (b->first + j) % cp != 0))
-			j++;
-		b->pend[b->npend] = (struct pend){
-			.first = b->first + i,
-			.count = j - i,
-			.src = b->data + (size_t)i * b->w->gps,
-			.packed = packed,
-		};
+		if (b->kinds[i] == SQB_PAGE_STORED) {
+			const struct sqb_stored_run *sr = &b->runs[i];
+
+			j = i + sr->count;
+			b->pend[b->npend] = (struct pend){
+				.first = b->first + i,
+				.count = sr->count,
+				.src = b->data + (size_t)i * b->w->gps,
+				.packed = packed,
+				.copied = 1,
+				.kind = sr->kind,
+				.codec = sr->codec,
+				.out_len = sr->stored_len,
+				.sum = sr->checksum,
+			};
+		} else {
+			while (j < b->n && b->kinds[j] == SQB_PAGE_DATA &&
+			       (j == i || (b->first + j) % cp != 0))
+				j++;
+			b->pend[b->npend] = (struct pend){
+				.first = b->first + i,
+				.count = j - i,
+				.src = b->data + (size_t)i * b->w->gps,
+				.packed = packed,
+			};
+		}
 		if (b->outbuf && (b->w->o.codec != SQB_CODEC_NONE || packed)) {
 			/* output slots packed in page order: cache friendly */
 			size_t cap = sqb_codec_bound(b->w->o.codec, (size_t)(j - i) * b->w->gps);
@@ -604,7 +635,7 @@ static int b_commit(struct batch *b)
 		struct sqb_extent e = { .first_page = b->first + i, .page_count = 1 };
 		uint8_t k = b->kinds[i];
 
-		if (k == SQB_PAGE_DATA) {
+		if (k == SQB_PAGE_DATA || k == SQB_PAGE_STORED) {
 			struct pend *p = &b->pend[pi++];
 
 			e.page_count = p->count;
@@ -682,8 +713,63 @@ push:
 	return 0;
 }
 
+int sqb_writer_can_copy(const sqb_snap_writer *w, uint64_t first, const struct sqb_extent *e)
+{
+	uint64_t bytes = (uint64_t)e->page_count * w->gps;
+
+	if (e->kind != SQB_EXT_RAW && e->kind != SQB_EXT_COMPRESSED)
+		return 0;
+	if (w->o.dedup || w->xf.fd >= 0) /* pages must be hashed; XMEM: 1 MiB extents */
+		return 0;
+	if (!e->page_count || e->stored_len > bytes ||
+	    first / w->chunk_pages != (first + e->page_count - 1) / w->chunk_pages)
+		return 0;
+	if (w->o.codec == SQB_CODEC_NONE) /* RAW, or stored: the bytes are the pages */
+		return (e->kind == SQB_EXT_RAW || e->codec == SQB_CODEC_NONE) &&
+		       e->stored_len == bytes;
+	return e->kind == SQB_EXT_COMPRESSED && e->codec == w->o.codec;
+}
+
+uint32_t sqb_writer_chunk_pages(const sqb_snap_writer *w)
+{
+	return w->chunk_pages;
+}
+
+/* The runs a copy source described are what the writer may copy. */
+static int b_check_runs(struct batch *b)
+{
+	for (uint32_t i = 0; i < b->n;) {
+		const struct sqb_stored_run *sr;
+		struct sqb_extent e;
+
+		if (b->kinds[i] != SQB_PAGE_STORED) {
+			i++;
+			continue;
+		}
+		if (!b->runs)
+			return -EINVAL;
+		sr = &b->runs[i];
+		e = (struct sqb_extent){ .page_count = sr->count, .kind = sr->kind,
+					 .codec = sr->codec, .stored_len = sr->stored_len };
+		if (!sr->count || sr->count > b->n - i || !sqb_writer_can_copy(b->w, b->first + i, &e))
+			return -EINVAL;
+		for (uint32_t k = 1; k < sr->count; k++)
+			if (b->kinds[i + k] != SQB_PAGE_STORED)
+				return -EINVAL;
+		i += sr->count;
+	}
+	return 0;
+}
+
 int sqb_writer_add_memory_src(sqb_snap_writer *w, uint64_t gpa, uint64_t size,
 			      const struct sqb_page_source *src)
+{
+	return sqb_writer_add_memory_copy(w, gpa, size, src, NULL);
+}
+
+int sqb_writer_add_memory_copy(sqb_snap_writer *w, uint64_t gpa, uint64_t size,
+			       const struct sqb_page_source *src,
+			       struct sqb_stored_run *const *runs)
 {
 	uint64_t npages;
 	uint32_t batch_pages;
@@ -746,12 +832,17 @@ int sqb_writer_add_memory_src(sqb_snap_writer *w, uint64_t gpa, uint64_t size,
 			goto out;
 		}
 		b.data = data;
+		b.runs = runs ? *runs : NULL;
 		for (uint32_t i = 0; i < b.n; i++) {
-			if (b.kinds[i] > SQB_PAGE_PARENT ||
+			if ((b.kinds[i] > SQB_PAGE_PARENT && b.kinds[i] != SQB_PAGE_STORED) ||
 			    (b.kinds[i] == SQB_PAGE_PARENT && w->kind != SQB_SNAP_DIFF)) {
 				err = w_fail(w, -EINVAL);
 				goto out;
 			}
+		}
+		if ((err = b_check_runs(&b))) {
+			w_fail(w, err);
+			goto out;
 		}
 		sqb_pool_run(w->pool, (b.n + w->chunk_pages - 1) / w->chunk_pages, b_classify, &b);
 		if (w->o.dedup && (err = b_dedup(&b))) {

@@ -243,6 +243,11 @@ int sqb_snap_check_pair(const sqb_snap *state, const sqb_snap *mem, struct sqb_d
  * cb is called once per problem (may be NULL); returns 0 if sound, else the
  * first error.  Stops after max_problems (0 = 100). */
 #define SQB_VERIFY_CHAIN 0x1u
+/* Check every RAW/COMPRESSED extent's checksum over its stored bytes, but
+ * do not decode it: everything else is as above ([F-23] makes the checksum
+ * the integrity check; decoding additionally proves that each chunk decodes
+ * to exactly its pages, which only a faulty writer can break). */
+#define SQB_VERIFY_NO_DECODE 0x2u
 typedef void (*sqb_verify_cb)(void *ctx, int err, const struct sqb_diag *diag);
 int sqb_snap_verify(sqb_snap *s, unsigned int flags, unsigned int max_problems, sqb_verify_cb cb,
 		    void *ctx);

@@ -99,7 +99,7 @@ if boot snap 2 64 /test/hello.img; then
 	wait "$pid" 2>/dev/null
 	cp "$log" "$T/before.log"
 	last=$(grep -o '^arm64-guest: tick [0-9]*$' "$T/before.log" | tail -n1 | awk '{print $3}')
-	if squib-snap verify "$T/tiny.state" >"$T/verify.out" 2>&1; then
+	if squib-snap verify --decode "$T/tiny.state" >"$T/verify.out" 2>&1; then
 		pass "squib-snap (arm64) verifies the arm64 snapshot"
 	else
 		bad "squib-snap verify: $(cat $T/verify.out)"

@@ -119,7 +119,7 @@ if [ "${pid:-0}" -gt 1 ]; then
 	ls -l "$T"/f.mem "$T"/d.mem | awk '{ print "INFO: " $5 " bytes " $9 }'
 	du -k "$T/d.mem" | awk '{ print "INFO: d.mem allocated " $1 " KiB" }'
 	for f in f.state d.state d.mem; do
-		squib-snap verify "$T/$f" >"$T/verify.out" 2>&1 && pass "squib-snap (arm64) verifies $f" ||
+		squib-snap verify --decode "$T/$f" >"$T/verify.out" 2>&1 && pass "squib-snap (arm64) verifies $f" ||
 			bad "squib-snap verify $f: $(cat "$T/verify.out")"
 	done
 	squib-snap inspect "$T/d.mem" 2>&1 | grep -E "^(kind|parent|role)"

@@ -110,7 +110,7 @@ kill -9 "$pid"
 wait "$pid" 2>/dev/null
 if [ "$c" = 204204204204204 ]; then
 	pass "HVF squib: Full snapshot of the running 2-vCPU guest"
-	squib-snap verify "$T/s.state" >/dev/null 2>&1 && squib-snap inspect "$T/s.state" | grep -q 'aarch64/hvf' &&
+	squib-snap verify --decode "$T/s.state" >/dev/null 2>&1 && squib-snap inspect "$T/s.state" | grep -q 'aarch64/hvf' &&
 		pass "squib-snap verifies it and names it aarch64/hvf" || { bad "squib-snap on the HVF snapshot"; squib-snap inspect "$T/s.state" 2>&1 | head -20; }
 	cp "$log" "$T/before.log"
 	# default load (first load of the file: exit-driven postcopy, each page

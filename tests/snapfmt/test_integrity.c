@@ -56,8 +56,9 @@ static int is_format_error(int err)
 	return err <= -SQB_EBADMAGIC && err > -SQB_ERROR_MAX_;
 }
 
-/* open (with `parent` as the only candidate) + full verify; 0 if sound. */
-static int open_verify(const char *path, const char *parent, struct sqb_diag *d)
+/* open (with `parent` as the only candidate) + verify with `flags`; 0 if sound. */
+static int open_verify_flags(const char *path, const char *parent, struct sqb_diag *d,
+			     unsigned int flags)
 {
 	struct sqb_open_opts oo = SQB_OPEN_OPTS_INIT;
 	const char *pp[1] = {parent};
@@ -71,9 +72,15 @@ static int open_verify(const char *path, const char *parent, struct sqb_diag *d)
 	if (err)
 		return err;
 	memset(d, 0, sizeof(*d));
-	err = sqb_snap_verify(s, 0, 1, keep_first, d);
+	err = sqb_snap_verify(s, flags, 1, keep_first, d);
 	sqb_snap_free(s);
 	return err;
+}
+
+/* open + full verify (every extent decoded). */
+static int open_verify(const char *path, const char *parent, struct sqb_diag *d)
+{
+	return open_verify_flags(path, parent, d, 0);
 }
 
 /* A full parent and a small diff over it with every section and extent kind. */
@@ -136,6 +143,22 @@ static void flip_every_bit(enum sqb_codec codec, size_t max_size)
 			if (!is_format_error(err) || !d.reason[0])
 				fail_msg("%s: flip of bit %d at 0x%zx gave %d (%s)",
 					 sqb_codec_name(codec), bit, byte, err, sqb_strerror(err));
+			/* the checksum-only verification finds every flip too, with
+			 * the same first diagnostic */
+			{
+				struct sqb_diag d2;
+				int err2 = open_verify_flags(diff, base, &d2,
+							     SQB_VERIFY_NO_DECODE);
+
+				if (err2 != err || d2.offset != d.offset ||
+				    strcmp(d2.reason, d.reason) || strcmp(d2.section, d.section))
+					fail_msg("%s: flip of bit %d at 0x%zx: no-decode gave %d "
+						 "%s at 0x%llx: %s, decode %d %s at 0x%llx: %s",
+						 sqb_codec_name(codec), bit, byte, err2,
+						 d2.section, (unsigned long long)d2.offset,
+						 d2.reason, err, d.section,
+						 (unsigned long long)d.offset, d.reason);
+			}
 		}
 		assert_int_equal(pwrite(fd, &img[byte], 1, (off_t)byte), 1);
 	}
@@ -556,6 +579,99 @@ static void test_multi_batch_regions_are_exact(void **state)
 	free(mem);
 }
 
+/* SQB_VERIFY_NO_DECODE checks the stored bytes against their checksums and
+ * nothing more: a chunk that a faulty writer encoded wrongly, under a correct
+ * checksum, passes it and fails the decoding verification (SQB_ECODEC), at
+ * the same located extent.  A damaged stored byte fails both. */
+static void test_no_decode_verify_guarantee(void **state)
+{
+	const char *base = tpath("nd-base.sqb"), *diff = tpath("nd-diff.sqb");
+	const char *bad = tpath("nd-bad.sqb");
+	struct sqb_diag d, d2;
+	uint8_t *img, *pidx;
+	size_t n, plen, k;
+	uint64_t data = 0;
+
+	(void)state;
+	make_pair(SQB_CODEC_LZ4, base, diff);
+	assert_int_equal(open_verify_flags(base, NULL, &d, SQB_VERIFY_NO_DECODE), 0);
+	img = sqbt_load(base, &n);
+	assert_non_null(img);
+	pidx = sqbt_section(img, n, SQB_SEC_PIDX, 0, &plen);
+	assert_non_null(pidx);
+	for (k = 0; k + SQB_EXTENT_SIZE <= plen; k += SQB_EXTENT_SIZE)
+		if (pidx[k + 12] == SQB_EXT_COMPRESSED && pidx[k + 13] == SQB_CODEC_LZ4)
+			break;
+	assert_true(k < plen);
+	data = get_le64(pidx + k + 16);
+	/* an LZ4 block of 0xff tokens never decodes to the extent's size */
+	memset(img + data, 0xff, get_le32(pidx + k + 24));
+	sqbt_fix_checksums(img, n);
+	assert_int_equal(sqbt_save(bad, img, n), 0);
+	assert_int_equal(open_verify_flags(bad, NULL, &d, SQB_VERIFY_NO_DECODE), 0);
+	assert_int_equal(open_verify(bad, NULL, &d), -SQB_ECODEC);
+	assert_int_equal(d.offset, data);
+	assert_string_equal(d.section, "DATA/PIDX[0]");
+	/* one damaged stored byte under the old checksum: both modes, same place */
+	free(img);
+	img = sqbt_load(base, &n);
+	img[data + 1] ^= 0x40;
+	assert_int_equal(sqbt_save(bad, img, n), 0);
+	assert_int_equal(open_verify_flags(bad, NULL, &d2, SQB_VERIFY_NO_DECODE), -SQB_ECHECKSUM);
+	assert_int_equal(open_verify(bad, NULL, &d), -SQB_ECHECKSUM);
+	assert_int_equal(d2.offset, data);
+	assert_string_equal(d2.section, "DATA/PIDX[0]");
+	assert_string_equal(d2.reason, d.reason);
+	assert_non_null(strstr(d2.reason, "checksum mismatch"));
+	free(img);
+}
+
+/* The format does not tie file order to page order: RAW extents stored out
+ * of index order, one of them all zero bytes lying between two neighbours
+ * of the other, is a sound file for both verification modes (the
+ * checksum-only mode merges neighbours' filler checks only for files in
+ * index order). */
+static void test_extents_out_of_file_order_verify(void **state)
+{
+	struct sqb_write_opts o = SQB_WRITE_OPTS_INIT;
+	const char *path = tpath("order.sqb");
+	uint8_t *mem = sqbt_pattern_mem(1u << 20, 4096, 5), *img, *pidx;
+	sqb_snap_writer *w;
+	struct sqb_diag d;
+	size_t n, plen;
+	uint64_t x, y;
+	uint32_t len;
+
+	(void)state;
+	for (size_t i = 0; i < (1u << 20); i += 4096) /* no ZERO page: 16 RAW extents */
+		mem[i] = 1;
+	o.codec = SQB_CODEC_NONE;
+	assert_int_equal(sqb_writer_open(&w, path, &o), 0);
+	assert_int_equal(sqb_writer_add_memory(w, 0, 1u << 20, mem, NULL), 0);
+	assert_int_equal(sqb_writer_finish(w, NULL, NULL), 0);
+	sqb_writer_free(w);
+	free(mem);
+	img = sqbt_load(path, &n);
+	pidx = sqbt_section(img, n, SQB_SEC_PIDX, 0, &plen);
+	assert_non_null(pidx);
+	assert_true(plen >= 4 * SQB_EXTENT_SIZE);
+	assert_int_equal(pidx[SQB_EXTENT_SIZE + 12], SQB_EXT_RAW);
+	assert_int_equal(pidx[2 * SQB_EXTENT_SIZE + 12], SQB_EXT_RAW);
+	/* extents 1 (P at x) and 2 (Q at y = x + len): P moves to y, zeroed; Q to x */
+	x = get_le64(pidx + SQB_EXTENT_SIZE + 16);
+	y = get_le64(pidx + 2 * SQB_EXTENT_SIZE + 16);
+	len = get_le32(pidx + SQB_EXTENT_SIZE + 24);
+	assert_int_equal(y, x + len);
+	memset(img + y, 0, len);
+	put_le64(pidx + SQB_EXTENT_SIZE + 16, y);
+	put_le64(pidx + 2 * SQB_EXTENT_SIZE + 16, x);
+	sqbt_fix_checksums(img, n);
+	assert_int_equal(sqbt_save(path, img, n), 0);
+	free(img);
+	assert_int_equal(open_verify(path, NULL, &d), 0);
+	assert_int_equal(open_verify_flags(path, NULL, &d, SQB_VERIFY_NO_DECODE), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -569,6 +685,8 @@ int main(void)
 	    cmocka_unit_test(test_single_page_reads_match),
 	    cmocka_unit_test(test_layout_does_not_depend_on_threads),
 	    cmocka_unit_test(test_multi_batch_regions_are_exact),
+	    cmocka_unit_test(test_no_decode_verify_guarantee),
+	    cmocka_unit_test(test_extents_out_of_file_order_verify),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

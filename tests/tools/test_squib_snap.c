@@ -713,6 +713,81 @@ static void test_diff_shortcuts_stay_exact(void **state)
 	assert_contains("err.txt", "checksum mismatch");
 }
 
+/* Codec of every stored extent of region 0 of `file`: 1 if any is `codec`. */
+static int has_codec(const char *file, const char *codec)
+{
+	yajl_val v, l;
+	int found = 0;
+
+	assert_int_equal(snap("inspect --json --memory --no-parents %s", file), 0);
+	v = json_out();
+	l = jget(jidx(jget(v, "memory", "regions", NULL), 0), "extent_list", NULL, NULL);
+	for (size_t i = 0; i < YAJL_GET_ARRAY(l)->len; i++) {
+		const char *path[2] = {"codec", NULL};
+		yajl_val c = yajl_tree_get(jidx(l, i), path, yajl_t_string);
+
+		const char *cs = c ? YAJL_GET_STRING(c) : NULL;
+
+		found |= cs && !strcmp(cs, codec);
+	}
+	yajl_tree_free(v);
+	return found;
+}
+
+/* merge copies kept extents whose codec is the output's (issue 15): its
+ * memory equals the encoding path's (an explicit level) byte for byte and
+ * verify --decode accepts it; lz4 input never stays lz4 in a zstd output;
+ * a damaged kept extent fails the merge, located, and verify reports it
+ * the same way with and without --decode. */
+static void test_merge_copy_path_and_verify_modes(void **state)
+{
+	long doff;
+
+	(void)state;
+	mk("big cb.sqb 3 8");
+	mk("big c1.sqb 3 8 cb.sqb 1");
+	mk("big c2.sqb 3 8 c1.sqb 2");
+	assert_int_equal(snap("merge cb.sqb c1.sqb c2.sqb -o cf.sqb --codec lz4"), 0);
+	assert_int_equal(snap("merge cb.sqb c1.sqb c2.sqb -o cs.sqb --codec lz4:1"), 0);
+	assert_int_equal(snap("verify --decode cf.sqb"), 0);
+	assert_contains("out.txt", "every extent decoded");
+	assert_int_equal(snap("verify cf.sqb"), 0);
+	assert_contains("out.txt", "cf.sqb: OK (1 layer verified)\n");
+	assert_int_equal(snap("extract cf.sqb --memory cf.raw"), 0);
+	assert_int_equal(snap("extract cs.sqb --memory cs.raw"), 0);
+	assert_int_equal(snap("extract c2.sqb --memory c2.raw"), 0);
+	assert_same_file("cf.raw", "cs.raw");
+	assert_same_file("cf.raw", "c2.raw");
+	assert_int_equal(snap("merge cb.sqb c1.sqb c2.sqb -o cz.sqb --codec zstd"), 0);
+	assert_int_equal(snap("verify --decode cz.sqb"), 0);
+	assert_false(has_codec("cz.sqb", "lz4"));
+	assert_true(has_codec("cz.sqb", "zstd"));
+	assert_int_equal(snap("repack cb.sqb -o cr.sqb --codec lz4"), 0);
+	assert_int_equal(snap("verify --decode cr.sqb"), 0);
+	assert_int_equal(snap("extract cr.sqb --memory cr.raw"), 0);
+	assert_int_equal(snap("extract cb.sqb --memory cbx.raw"), 0);
+	assert_same_file("cr.raw", "cbx.raw");
+	/* one damaged stored byte of the base: kept by the diffs or not, the
+	 * merge reads it through its checksum */
+	doff = data_offset("cb.sqb");
+	corrupt_at("cb.sqb", "cbad.sqb", doff, 0);
+	assert_int_equal(snap("merge cbad.sqb c1.sqb c2.sqb -o cx.sqb --codec lz4"), 1);
+	assert_contains("err.txt", "checksum mismatch");
+	assert_located("err.txt");
+	assert_false(exists("cx.sqb"));
+	assert_int_equal(snap("verify cbad.sqb"), 1);
+	assert_contains("out.txt", "DATA/PIDX[0] at 0x");
+	assert_contains("out.txt", "checksum mismatch");
+	{
+		char *quick = slurp("out.txt", NULL);
+
+		assert_int_equal(snap("verify --decode cbad.sqb"), 1);
+		assert_contains("out.txt", quick);
+		free(quick);
+	}
+	assert_int_equal(snap("pair cbad.sqb cbad.sqb --decode"), 1); /* roles, not a crash */
+}
+
 /* Damage anywhere (one byte at 48 spread offsets, 12 truncation points):
  * every command fails cleanly with 1 or succeeds, never crashes. */
 static void test_damage_anywhere_fails_cleanly(void **state)
@@ -978,6 +1053,7 @@ int main(int argc, char **argv)
 	    cmocka_unit_test(test_pair_and_repack),
 	    cmocka_unit_test(test_merge_with_state_writes_a_pair),
 	    cmocka_unit_test(test_diff_pair_with_moved_parent),
+	    cmocka_unit_test(test_merge_copy_path_and_verify_modes),
 	};
 
 	if (argc != 3) {

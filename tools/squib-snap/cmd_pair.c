@@ -55,7 +55,7 @@ static int pair_identity(const char *state, const char *memf, const struct sqb_s
 }
 
 int st_pair_check(const char *state, const char *memf, const char *const *parents,
-		  unsigned int np, int verbose)
+		  unsigned int np, int verbose, int decode)
 {
 	sqb_snap *s = NULL, *m = NULL;
 	unsigned int problems = 0;
@@ -67,8 +67,8 @@ int st_pair_check(const char *state, const char *memf, const char *const *parent
 		goto out;
 	if ((rc = pair_identity(state, memf, sqb_snap_get_info(s), sqb_snap_get_info(m))))
 		goto out;
-	problems = st_verify_chain(s, 100, "verify state");
-	problems += st_verify_chain(m, 100, "verify memory");
+	problems = st_verify_chain(s, 100, "verify state", decode);
+	problems += st_verify_chain(m, 100, "verify memory", decode);
 	if (problems)
 		rc = st_fail(ST_FAIL, "%s + %s: %u problem%s", state, memf, problems,
 			     problems == 1 ? "" : "s");
@@ -84,11 +84,12 @@ int cmd_pair(int argc, char **argv)
 {
 	static const struct option lo[] = {{"parent", required_argument, NULL, 'p'},
 					   {"quiet", no_argument, NULL, 'q'},
+					   {"decode", no_argument, NULL, 'D'},
 					   {"help", no_argument, NULL, 'h'},
 					   {0}};
 	const char *parents[ST_MAX_PARENTS];
 	unsigned int np = 0;
-	int opt, quiet = 0, rc;
+	int opt, quiet = 0, decode = 0, rc;
 
 	while ((opt = getopt_long(argc, argv, "hqp:", lo, NULL)) != -1) {
 		switch (opt) {
@@ -96,6 +97,9 @@ int cmd_pair(int argc, char **argv)
 			return st_help();
 		case 'q':
 			quiet = 1;
+			break;
+		case 'D':
+			decode = 1;
 			break;
 		case 'p':
 			if (st_add_parent(parents, &np, optarg))
@@ -107,7 +111,7 @@ int cmd_pair(int argc, char **argv)
 	}
 	if (argc - optind != 2)
 		return st_usage("need STATE and MEM");
-	rc = st_pair_check(argv[optind], argv[optind + 1], parents, np, !quiet);
+	rc = st_pair_check(argv[optind], argv[optind + 1], parents, np, !quiet, decode);
 	if (!rc && !quiet)
 		printf("pair OK\n");
 	return rc;

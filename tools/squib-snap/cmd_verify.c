@@ -1,6 +1,8 @@
 /* squib-snap verify: every checksum, bound and index invariant of a file
  * and of each layer of its parent chain (sqb_snap_verify), one line per
- * problem "SECTION at 0xOFF: reason"; optionally its companion memory file. */
+ * problem "SECTION at 0xOFF: reason"; optionally its companion memory file.
+ * By default extents are checked by the checksum of their stored bytes
+ * (SQB_VERIFY_NO_DECODE); --decode also decodes every one. */
 #include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,7 +27,7 @@ static void on_problem(void *ctx, int err, const struct sqb_diag *d)
 }
 
 /* Verify s and every parent layer on its own, so each line names its file. */
-unsigned int st_verify_chain(sqb_snap *s, unsigned int max, const char *label)
+unsigned int st_verify_chain(sqb_snap *s, unsigned int max, const char *label, int decode)
 {
 	struct vstate v = {"", 0};
 	uint64_t total = 0;
@@ -43,7 +45,8 @@ unsigned int st_verify_chain(sqb_snap *s, unsigned int max, const char *label)
 				prefix = NULL;
 			v.prefix = prefix ? prefix : "parent: ";
 		}
-		err = sqb_snap_verify(p, 0, max - v.problems, on_problem, &v);
+		err = sqb_snap_verify(p, decode ? 0 : SQB_VERIFY_NO_DECODE, max - v.problems,
+				      on_problem, &v);
 		if (err && !v.problems)
 			on_problem(&v, err, NULL);
 	}
@@ -66,12 +69,13 @@ int cmd_verify(int argc, char **argv)
 					   {"memory-file", required_argument, NULL, 'm'},
 					   {"quiet", no_argument, NULL, 'q'},
 					   {"max-problems", required_argument, NULL, 'M'},
+					   {"decode", no_argument, NULL, 'D'},
 					   {"help", no_argument, NULL, 'h'},
 					   {0}};
 	const char *parents[ST_MAX_PARENTS], *memf = NULL;
 	unsigned int np = 0, problems, layers = 0;
 	uint64_t max = 100;
-	int quiet = 0, opt, err, rc = ST_OK;
+	int quiet = 0, decode = 0, opt, err, rc = ST_OK;
 	struct sqb_diag d;
 	sqb_snap *s;
 
@@ -86,6 +90,9 @@ int cmd_verify(int argc, char **argv)
 			break;
 		case 'q':
 			quiet = 1;
+			break;
+		case 'D':
+			decode = 1;
 			break;
 		case 'M':
 			if (st_parse_u64(optarg, &max) || !max || max > 1000000)
@@ -105,15 +112,15 @@ int cmd_verify(int argc, char **argv)
 	}
 	for (sqb_snap *p = s; p; p = sqb_snap_parent(p))
 		layers++;
-	problems = st_verify_chain(s, (unsigned int)max, "verify");
+	problems = st_verify_chain(s, (unsigned int)max, "verify", decode);
 	sqb_snap_free(s);
 	if (problems)
 		return st_fail(ST_FAIL, "%s: %u problem%s", argv[optind], problems,
 			       problems == 1 ? "" : "s");
-	if (memf && (rc = st_pair_check(argv[optind], memf, parents, np, !quiet)))
+	if (memf && (rc = st_pair_check(argv[optind], memf, parents, np, !quiet, decode)))
 		return rc;
 	if (!quiet)
-		printf("%s: OK (%u layer%s verified)\n", argv[optind], layers,
-		       layers == 1 ? "" : "s");
+		printf("%s: OK (%u layer%s verified%s)\n", argv[optind], layers,
+		       layers == 1 ? "" : "s", decode ? ", every extent decoded" : "");
 	return ST_OK;
 }

@@ -19,8 +19,11 @@ const struct st_command st_commands[] = {
      "  --no-parents    do not open the parent chain\n"},
     {"verify", cmd_verify, "check every checksum, bound and the parent chain",
      "usage: squib-snap verify FILE [--parent FILE]... [--memory-file MEM] [--quiet]\n"
+     "                         [--decode]\n"
      "  Check header, directory, every section and extent checksum, index\n"
-     "  invariants, zero filler, and every parent in the chain.\n"
+     "  invariants, zero filler, and every parent in the chain.  An extent is\n"
+     "  checked by the checksum of its stored bytes; --decode also decodes\n"
+     "  every extent (proves each chunk decodes to exactly its pages).\n"
      "  Exit 0 when sound; else exit 1 and one line per problem:\n"
      "    SECTION at 0xOFFSET: reason\n"
      "  --memory-file MEM  FILE is a STATE file; also check that MEM is its\n"
@@ -41,6 +44,8 @@ const struct st_command st_commands[] = {
      "  before it (checked by identity).  Without --diff OUT is a full snapshot;\n"
      "  with --diff, the DIFFs are squashed into one diff whose parent is BASE.\n"
      "  OUT is written atomically and never over an input.\n"
+     "  Stored chunks already in OUT's codec are copied, not encoded again,\n"
+     "  unless a codec level (lz4:1, zstd:3), --chunk-size or --dedup is given.\n"
      "  --state STATE (the state file of the top layer) --state-out NEWSTATE:\n"
      "  also write NEWSTATE, a copy of STATE paired with OUT, so that the two\n"
      "  load as one snapshot.  Without them OUT has no companion.\n"},
@@ -65,12 +70,14 @@ const struct st_command st_commands[] = {
      "                         [--chunk-size N] [--parent FILE]... [--force]\n"
      "                         [--state STATE --state-out NEWSTATE]\n"
      "  Kind and parent are kept: a diff stays a diff on the same parent.\n"
+     "  Chunks already in the codec asked for are copied, as for merge.\n"
      "  --state/--state-out: as for merge (STATE is FILE's state file).\n"},
     {"pair", cmd_pair, "check that a STATE file and a MEMORY file belong together",
-     "usage: squib-snap pair STATE MEM [--parent FILE]... [--quiet]\n"
+     "usage: squib-snap pair STATE MEM [--parent FILE]... [--quiet] [--decode]\n"
      "  Checks roles, that STATE names MEM as its companion (uuid + digest),\n"
      "  and verifies both files; a diff MEM with its parent chain, looked for\n"
-     "  in the --parent files first, then at the path MEM names.\n"},
+     "  in the --parent files first, then at the path MEM names.  --decode as\n"
+     "  for verify.\n"},
 };
 const unsigned int st_ncommands = sizeof(st_commands) / sizeof(st_commands[0]);
 

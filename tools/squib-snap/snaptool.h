@@ -119,11 +119,12 @@ const char *st_human(uint64_t bytes, char buf[32]);
 char *st_link_hint(const sqb_snap *s, uint32_t instance);
 
 /* Verify s and each parent layer, printing one line per problem (stdout);
- * returns the number of problems (cmd_verify.c). */
-unsigned int st_verify_chain(sqb_snap *s, unsigned int max, const char *label);
+ * returns the number of problems (cmd_verify.c).  decode: also decode every
+ * extent (else its stored bytes' checksum is the check). */
+unsigned int st_verify_chain(sqb_snap *s, unsigned int max, const char *label, int decode);
 /* STATE/MEMORY companion check plus verification of both (cmd_pair.c). */
 int st_pair_check(const char *state, const char *memf, const char *const *parents,
-		  unsigned int np, int verbose);
+		  unsigned int np, int verbose, int decode);
 
 /* ---- a new state file for a new memory file (st_state.c) ---- */
 struct st_restate {
