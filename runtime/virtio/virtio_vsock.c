@@ -104,7 +104,7 @@ struct vsock {
 	 * only then, as Firecracker's: no timer, since a VM loaded paused
 	 * may wait any time before its driver runs. */
 	bool ev_ack_wait;
-	uint16_t ev_avail; /* event queue avail idx when the reset went out */
+	uint16_t ev_avail;  /* event queue avail idx when the reset went out */
 	uint64_t saved_cid; /* from the last restored state (informational) */
 	/* RX chains one recvmsg filled after the one rx_fill popped, in ring
 	 * order, headers written: rx_fill pushes them right after that one. */
@@ -114,7 +114,7 @@ struct vsock {
 	} rxb[RX_BATCH];
 	unsigned int rxb_n;
 	uint8_t *xhdr[RX_BATCH]; /* where each of those chains' header goes */
-	unsigned int rx_batch; /* at most this many chains per recvmsg (1: one each) */
+	unsigned int rx_batch;	 /* at most this many chains per recvmsg (1: one each) */
 	struct sqb_vq_chain xch; /* scratch for the batch's further chains */
 	uint8_t scratch[SQB_VSOCK_MAX_PKT];
 };

@@ -1440,8 +1440,8 @@ enum { BC_PLAIN, BC_CREDIT, BC_SHORT, BC_BAD };
  * guest -> host (so fwd_cnt is 4), then the RX buffers of the case's layout
  * and host bytes; records every used RX entry (RW payloads checked against
  * the stream) and the recvmsg calls the host bytes took. */
-static unsigned int batch_case(int kind, unsigned int batch, struct urec *out,
-			       unsigned int *nrecv, bool *broken)
+static unsigned int batch_case(int kind, unsigned int batch, struct urec *out, unsigned int *nrecv,
+			       bool *broken)
 {
 	static const uint32_t bytes[] = {6 * 4052 + 1000, 20000, 6 * 4052 + 1000, 6 * 4052 + 1000};
 	struct vs *t;
