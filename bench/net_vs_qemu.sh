@@ -9,7 +9,10 @@
 # Not a ctest: run it by hand, under `flock /work/testhost.lock` on a shared
 # machine.
 #
-#   bench/net_vs_qemu.sh [BUILD_DIR] [RUNS] [MIB] [PINGS]
+#   bench/net_vs_qemu.sh [BUILD_DIR] [RUNS] [MIB] [PINGS] [VMMS]
+#
+# VMMS: comma-separated boot order of each round (default squib,qemu);
+# squib-rx1 is squib with SQB_VSOCK_RX_BATCH=1 (one read per vsock RX buffer).
 set -euo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 build=${1:-$repo/build}

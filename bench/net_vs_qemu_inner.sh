@@ -65,9 +65,10 @@ run_one() {
 	rm -f "$T/in" "$T/api.sock" "$T/v.sock"
 	mkfifo "$T/in"
 	: >"$T/con"
-	if [ "$vmm" = squib ]; then
-		# debug: squib says why it closes a host vsock connection (a few lines)
-		SQB_LOG_LEVEL=debug squib --api-sock "$T/api.sock" <"$T/in" >"$T/con" 2>&1 &
+	if [ "${vmm%-rx1}" = squib ]; then
+		# debug: squib says why it closes a host vsock connection (a few lines);
+		# squib-rx1: one read per vsock RX buffer, the path before batching
+		SQB_VSOCK_RX_BATCH=$([ "$vmm" = squib-rx1 ] && echo 1 || echo 32) SQB_LOG_LEVEL=debug squib --api-sock "$T/api.sock" <"$T/in" >"$T/con" 2>&1 &
 		vpid=$!
 		exec 3>"$T/in"
 		i=0
@@ -112,7 +113,7 @@ run_one() {
 		else
 			echo "run $n $vmm: no TCP result"; tail -n 10 "$T/con"
 		fi
-		if [ "$vmm" = squib ] || [ $qvsock = 1 ]; then
+		if [ "${vmm%-rx1}" = squib ] || [ $qvsock = 1 ]; then
 			send 'sqbtool vsock-agent 1234 &'
 			if wait_for 'SQUIB-VAGENT ready' "$T/con" 30; then
 				v=$(timeout 600 "$SQBTOOL" vsock-bench "$target" 1234 "$mib" "$pings" 2>&1)
@@ -139,6 +140,9 @@ run_one() {
 vmms=""
 command -v squib >/dev/null && vmms="squib" || echo "bench: no squib in the test host: QEMU only"
 command -v qemu-system-x86_64 >/dev/null && vmms="$vmms qemu" || echo "bench: no QEMU: squib only"
+# VMMS (4th argument, comma-separated, in boot order): e.g. squib-rx1,squib,squib-rx1,squib
+# compares squib's vsock RX with one read per buffer (squib-rx1) and batched reads
+[ -n "${4:-}" ] && vmms=$(echo "$4" | tr , ' ')
 echo "bench: $runs runs, $mib MiB each way, $pings pings, 1 vCPU, 256 MiB; VMMs:$vmms;" \
 	"QEMU vsock: $([ $qvsock = 1 ] && echo vhost-vsock || echo none, no /dev/vhost-vsock)"
 for n in $(seq 1 "$runs"); do

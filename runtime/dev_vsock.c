@@ -20,9 +20,17 @@ static int vsock_create(void *arg, sqb_vio_dev **out, const struct sqb_vio_host 
 	struct vsock_arg *a = arg;
 	struct sqb_vio_vsock_opts o = SQB_VIO_VSOCK_OPTS_INIT;
 
+	/* Benchmarks only (docs/network.md): SQB_VSOCK_RX_BATCH=1 reads a host
+	 * socket once per RX buffer, the path before batched reads. */
+	const char *batch = getenv("SQB_VSOCK_RX_BATCH");
+	int rc;
+
 	o.guest_cid = a->cid;
 	o.uds_path = a->path;
-	return sqb_vio_vsock_new(out, host, &o, diag);
+	rc = sqb_vio_vsock_new(out, host, &o, diag);
+	if (!rc && batch && *batch)
+		sqb_vio_vsock_set_rx_batch(*out, (unsigned int)strtoul(batch, NULL, 10));
+	return rc;
 }
 
 static void vsock_arg_free(void *arg)

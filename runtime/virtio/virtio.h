@@ -446,6 +446,9 @@ int sqb_vio_vsock_host_fd(sqb_vio_dev *dev);
 int sqb_vio_vsock_host_ready(sqb_vio_dev *dev);
 /* Live connections (for tests and `inspect`). */
 unsigned int sqb_vio_vsock_num_conns(sqb_vio_dev *dev);
+/* Tests and benchmarks: at most n RX buffers (1 .. 32, clamped; default 32)
+ * filled by one read of a host socket; 1 is one recvmsg per buffer. */
+void sqb_vio_vsock_set_rx_batch(sqb_vio_dev *dev, unsigned int n);
 
 /* ---- virtio-balloon (device id 5; virtio 1.x 5.5) -----------------------
  *

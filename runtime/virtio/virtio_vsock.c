@@ -26,6 +26,7 @@
 #define RST_RING      64u	   /* RSTs for unknown connections waiting for RX buffers */
 #define PORT_BASE     (1u << 30)   /* host ports of host-initiated connections */
 #define VSOCK_CFG_LEN 8u
+#define RX_BATCH      32u /* RX chains one recvmsg may fill (a connection streaming) */
 
 /* Kill timers (Firecracker's csm defs: CONN_REQUEST_TIMEOUT_MS and
  * CONN_SHUTDOWN_TIMEOUT_MS are both 2000): a REQUEST the guest never
@@ -68,6 +69,7 @@ struct vconn {
 	bool readable, writable, rd_eof, creq_sent, host_wr_shut;
 	bool host_rd_gone; /* the host client closed or shut its read side (EPIPE) */
 	bool hup;	   /* the host client hung up (EPOLLRDHUP/EPOLLHUP seen) */
+	bool rx_full;	   /* the last recvmsg filled all it asked for: batch the next */
 	uint64_t expire;   /* CLOCK_MONOTONIC ns at which the kill timer fires; 0: none */
 	const char *expire_why;
 	uint64_t creq_at; /* when the last CREDIT_REQUEST went out (stall retry) */
@@ -102,8 +104,18 @@ struct vsock {
 	 * only then, as Firecracker's: no timer, since a VM loaded paused
 	 * may wait any time before its driver runs. */
 	bool ev_ack_wait;
-	uint16_t ev_avail; /* event queue avail idx when the reset went out */
+	uint16_t ev_avail;  /* event queue avail idx when the reset went out */
 	uint64_t saved_cid; /* from the last restored state (informational) */
+	/* RX chains one recvmsg filled after the one rx_fill popped, in ring
+	 * order, headers written: rx_fill pushes them right after that one. */
+	struct {
+		uint16_t head;
+		uint32_t len;
+	} rxb[RX_BATCH];
+	unsigned int rxb_n;
+	uint8_t *xhdr[RX_BATCH]; /* where each of those chains' header goes */
+	unsigned int rx_batch;	 /* at most this many chains per recvmsg (1: one each) */
+	struct sqb_vq_chain xch; /* scratch for the batch's further chains */
 	uint8_t scratch[SQB_VSOCK_MAX_PKT];
 };
 
@@ -572,6 +584,67 @@ static uint32_t put_pkt(struct vsock *v, const struct sqb_vq_chain *ch, struct v
 	return SQB_VSOCK_HDR_LEN + len;
 }
 
+/* A streaming connection's read goes on past the chain rx_fill popped:
+ * further RX chains, popped here, each taking up to one packet's payload of
+ * the credit left, their payload areas appended to iov (*niov entries) and
+ * their rooms to want[1..] (*total grows), so that one recvmsg fills them
+ * all.  A chain that cannot take a header in its first writable descriptor
+ * plus payload (a short or odd framing), or whose descriptors would
+ * overflow iov, goes back to the ring and ends the batch: rx_fill's own pop
+ * handles it as any chain.  A ring error ends the batch with nothing popped;
+ * rx_fill's next pop meets it.  Returns the number of further chains. */
+static uint32_t rx_gather(struct vsock *v, uint32_t credit, struct iovec *iov, size_t *niov,
+			  uint32_t *want, uint32_t *total)
+{
+	struct sqb_vq *q = &v->dev->vq[Q_RX];
+	struct sqb_vq_chain *x = &v->xch;
+	uint32_t nx = 0;
+	const char *why;
+
+	while (credit && nx + 1 < v->rx_batch && nx + 1 < RX_BATCH) {
+		uint64_t room, short_by;
+		uint32_t k;
+
+		if (sqb_vq_pop(q, &v->dev->host.mem, x, &why) != 1)
+			break;
+		room = x->write_len > SQB_VSOCK_HDR_LEN ? x->write_len - SQB_VSOCK_HDR_LEN : 0;
+		if (!room || x->seg[x->nread].len < SQB_VSOCK_HDR_LEN ||
+		    *niov + (size_t)(x->nseg - x->nread) > SQB_VQ_MAX_SIZE) {
+			sqb_vq_unpop(q);
+			break;
+		}
+		k = (uint32_t)(room < SQB_VSOCK_MAX_PKT ? room : SQB_VSOCK_MAX_PKT);
+		if (k > credit)
+			k = credit;
+		*niov += (size_t)sqb_vq_iov(x, true, SQB_VSOCK_HDR_LEN, k, iov + *niov, &short_by);
+		v->rxb[nx].head = x->head;
+		v->xhdr[nx] = x->seg[x->nread].host;
+		want[++nx] = k;
+		*total += k;
+		credit -= k;
+	}
+	return nx;
+}
+
+/* The header of a batch's further RW packet, in its chain's first writable
+ * descriptor (rx_gather checked it holds 44 bytes). */
+static void rx_hdr(struct vsock *v, struct vconn *c, uint8_t *dst, uint32_t len)
+{
+	struct sqb_vsock_hdr h = {
+	    .src_cid = SQB_VSOCK_HOST_CID,
+	    .dst_cid = v->cid,
+	    .src_port = c->hport,
+	    .dst_port = c->gport,
+	    .len = len,
+	    .type = SQB_VSOCK_TYPE_STREAM,
+	    .op = SQB_VSOCK_OP_RW,
+	    .buf_alloc = CONN_BUF,
+	    .fwd_cnt = c->fwd_cnt,
+	};
+
+	sqb_vsock_hdr_encode(dst, &h);
+}
+
 /* Fill ch with the next packet c owes the guest; 0 when it has none. */
 static uint32_t conn_produce(struct vsock *v, struct vconn *c, const struct sqb_vq_chain *ch)
 {
@@ -594,21 +667,48 @@ static uint32_t conn_produce(struct vsock *v, struct vconn *c, const struct sqb_
 	}
 	credit = can_read(c) ? peer_credit(c) : 0;
 	if (credit && room) {
+		struct iovec iov[SQB_VQ_MAX_SIZE];
+		struct msghdr mh = {.msg_iov = iov};
+		uint32_t want[RX_BATCH], nx, total, left;
+		uint64_t short_by; /* none: n <= room */
+
 		n = (uint32_t)(room < SQB_VSOCK_MAX_PKT ? room : SQB_VSOCK_MAX_PKT);
 		if (n > credit)
 			n = credit;
-		struct iovec iov[SQB_VQ_MAX_SIZE];
-		struct msghdr mh = {.msg_iov = iov};
-
-		uint64_t short_by; /* none: n <= room */
-
 		mh.msg_iovlen = (size_t)sqb_vq_iov(ch, true, SQB_VSOCK_HDR_LEN, n, iov, &short_by);
+		want[0] = total = n;
+		nx = c->rx_full ? rx_gather(v, credit - n, iov, &mh.msg_iovlen, want, &total) : 0;
 		do
 			r = recvmsg(c->fd, &mh, MSG_DONTWAIT);
 		while (r < 0 && errno == EINTR);
+		c->rx_full = r == (ssize_t)total;
+		/* The chains the bytes did not reach go back to the ring, newest
+		 * first (all of them on EOF, EAGAIN or an error). */
+		left = r > 0 ? (uint32_t)r - (r < (ssize_t)n ? (uint32_t)r : n) : 0;
+		for (uint32_t i = 0; i < nx; i++) {
+			if (!left) {
+				for (uint32_t j = i; j < nx; j++)
+					sqb_vq_unpop(&v->dev->vq[Q_RX]);
+				nx = i;
+				break;
+			}
+			left -= left < want[i + 1] ? left : want[i + 1];
+		}
+		left = r > 0 ? (uint32_t)r : 0;
 		if (r > 0) {
+			uint32_t first = left < n ? left : n;
+
+			left -= first;
 			c->rx_cnt += (uint32_t)r;
-			return put_pkt(v, ch, c, SQB_VSOCK_OP_RW, 0, (uint32_t)r);
+			for (uint32_t i = 0; i < nx; i++) {
+				uint32_t k = left < want[i + 1] ? left : want[i + 1];
+
+				left -= k;
+				rx_hdr(v, c, v->xhdr[i], k);
+				v->rxb[i].len = SQB_VSOCK_HDR_LEN + k;
+			}
+			v->rxb_n = nx;
+			return put_pkt(v, ch, c, SQB_VSOCK_OP_RW, 0, first);
 		}
 		if (r == 0) {
 			sqb_debug("vsock %s: host connection %u <-> guest port %u: EOF from "
@@ -772,7 +872,17 @@ static int rx_fill(sqb_vio_dev *dev, const char **why)
 			dev->m.rx_packets++;
 			dev->m.rx_bytes += used - SQB_VSOCK_HDR_LEN;
 		}
+		/* The rest of a batched read, in the order its bytes came. */
+		for (unsigned int i = 0; i < v->rxb_n && rc >= 0; i++) {
+			rc = sqb_vq_push(q, &dev->host.mem, v->rxb[i].head, v->rxb[i].len, why);
+			dev->m.rx_packets++;
+			dev->m.rx_bytes += v->rxb[i].len - SQB_VSOCK_HDR_LEN;
+		}
+		v->rxb_n = 0;
+		if (rc < 0)
+			break;
 	}
+	v->rxb_n = 0;
 	sweep(v);
 	rearm(v);
 	if (pushed)
@@ -1195,6 +1305,7 @@ int sqb_vio_vsock_new(sqb_vio_dev **out, const struct sqb_vio_host *host,
 	v->cid = v->saved_cid = opts->guest_cid;
 	v->listen_fd = v->ep = v->tfd = -1;
 	v->next_port = PORT_BASE;
+	v->rx_batch = RX_BATCH;
 	snprintf(v->path, sizeof(v->path), "%s", opts->uds_path);
 	dev->priv = v;
 	v->dev = dev;
@@ -1220,6 +1331,15 @@ int sqb_vio_vsock_host_fd(sqb_vio_dev *dev)
 	if (!dev || dev->ops->device_id != SQB_VIO_ID_VSOCK)
 		return -EINVAL;
 	return ((struct vsock *)dev->priv)->ep;
+}
+
+void sqb_vio_vsock_set_rx_batch(sqb_vio_dev *dev, unsigned int n)
+{
+	if (!dev || dev->ops->device_id != SQB_VIO_ID_VSOCK)
+		return;
+	pthread_mutex_lock(&dev->lock);
+	((struct vsock *)dev->priv)->rx_batch = n < 1 ? 1 : n > RX_BATCH ? RX_BATCH : n;
+	pthread_mutex_unlock(&dev->lock);
 }
 
 unsigned int sqb_vio_vsock_num_conns(sqb_vio_dev *dev)

@@ -16,6 +16,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -1412,10 +1413,174 @@ static void test_host_close_still_delivers_h2g(void **state)
 	free(p);
 }
 
+/* ---- batched RX reads -------------------------------------------------- */
+
+/* Every recvmsg the device makes, counted: this definition stands in for
+ * libc's in this executable. */
+static atomic_uint n_recvmsg;
+
+ssize_t recvmsg(int fd, struct msghdr *m, int flags)
+{
+	atomic_fetch_add(&n_recvmsg, 1);
+	return (ssize_t)syscall(SYS_recvmsg, fd, m, flags);
+}
+
+/* One used RX entry as the guest sees it. */
+struct urec {
+	uint32_t id, used, len, fwd, buf_alloc;
+	uint16_t op;
+};
+
+enum { BC_PLAIN, BC_CREDIT, BC_SHORT, BC_BAD };
+
+#define BC_MAX 16
+
+/* One scenario on a fresh device that fills at most batch RX buffers per
+ * read: guest-initiated connection (its buffer allocation ba), 4 bytes
+ * guest -> host (so fwd_cnt is 4), then the RX buffers of the case's layout
+ * and host bytes; records every used RX entry (RW payloads checked against
+ * the stream) and the recvmsg calls the host bytes took. */
+static unsigned int batch_case(int kind, unsigned int batch, struct urec *out, unsigned int *nrecv,
+			       bool *broken)
+{
+	static const uint32_t bytes[] = {6 * 4052 + 1000, 20000, 6 * 4052 + 1000, 6 * 4052 + 1000};
+	struct vs *t;
+	struct pkt *p = malloc(sizeof(*p));
+	uint8_t *buf = malloc(32768);
+	char path[160], ping[4];
+	uint32_t ba = kind == BC_CREDIT ? 10000 : 256u << 10, got = 0, id, used;
+	unsigned int n = 0, before;
+	int ls, as;
+
+	t = calloc(1, sizeof(*t));
+	vt_env_init(&t->e);
+	snprintf(t->dir, sizeof(t->dir), "/tmp/sqbvs.XXXXXX");
+	assert_non_null(mkdtemp(t->dir));
+	snprintf(t->uds, sizeof(t->uds), "%s/v.sock", t->dir);
+	setup_dev(t, 1); /* one RX buffer: the RESPONSE's, posted again */
+	sqb_vio_vsock_set_rx_batch(t->dev, batch);
+	snprintf(path, sizeof(path), "%s_7000", t->uds);
+	ls = unix_listen(path);
+	guest_open(t, ls, &as, 900, 7000, ba);
+	tx(t, RW, 900, 7000, 0, ba, 0, "ping", 4);
+	host_read(as, ping, 4);
+	/* That one buffer is A; B .. F after it, the third (C) odd in two cases. */
+	for (unsigned int i = 0; i < 5; i++) {
+		uint16_t h = t->d.q[0].next_desc;
+		struct vt_seg sg = {MQ_BUF(0) + (h % 64) * RXSZ, RXSZ, true};
+
+		if (kind == BC_SHORT && i == 1)
+			sg.len = 20; /* no room for a header: used 0, skipped */
+		if (kind == BC_BAD && i == 1)
+			sg.gpa = VT_R0_SIZE + 0x10000; /* between the RAM regions */
+		mq_add(&t->d, 0, &sg, 1);
+	}
+	for (uint32_t i = 0; i < bytes[kind]; i++)
+		buf[i] = (uint8_t)(i * 31 + 7);
+	assert_int_equal(write(as, buf, bytes[kind]), (ssize_t)bytes[kind]);
+	before = atomic_load(&n_recvmsg);
+	pump(t);
+	*nrecv = atomic_load(&n_recvmsg) - before;
+	while (mq_used(&t->d, 0, &id, &used)) {
+		struct urec *u = &out[n++];
+		const uint8_t *b = vt_ptr(&t->e, MQ_BUF(0) + (id % 64) * RXSZ);
+
+		assert_true(n <= BC_MAX);
+		*u = (struct urec){.id = id, .used = used};
+		if (used < 44)
+			continue;
+		u->len = g32(b + 24);
+		u->op = g16(b + 30);
+		u->buf_alloc = g32(b + 36);
+		u->fwd = g32(b + 40);
+		assert_int_equal(used, 44 + u->len);
+		assert_int_equal(g32(b + 16), 7000);
+		assert_int_equal(g32(b + 20), 900);
+		if (u->op == RW) {
+			assert_memory_equal(b + 44, buf + got, u->len);
+			got += u->len;
+		}
+	}
+	*broken = sqb_vio_status(t->dev) & SQB_VIO_S_NEEDS_RESET;
+	close(as);
+	close(ls);
+	assert_int_equal(teardown((void **)&t), 0);
+	free(buf);
+	free(p);
+	return n;
+}
+
+/* Up to 32 RX buffers filled by one recvmsg of a streaming connection: the
+ * guest sees exactly what one read per buffer gives (same packets, lengths,
+ * fwd_cnt, buffers used in ring order), in fewer reads; a batch stops at
+ * the guest's credit, at a buffer too short for a header (still used with
+ * 0 bytes, as before) and at a malformed descriptor (the packets before it
+ * delivered, then the device needs a reset, as before). */
+static void test_rx_batch(void **state)
+{
+	(void)state;
+	for (int kind = BC_PLAIN; kind <= BC_BAD; kind++) {
+		struct urec one[BC_MAX], many[BC_MAX];
+		unsigned int r1, rn, n1, nn;
+		bool b1, bn;
+
+		n1 = batch_case(kind, 1, one, &r1, &b1);
+		nn = batch_case(kind, 32, many, &rn, &bn);
+		print_message("case %d: %u used entries; %u recvmsg one per buffer, %u batched\n",
+			      kind, nn, r1, rn);
+		assert_int_equal(n1, nn);
+		assert_memory_equal(one, many, n1 * sizeof(one[0]));
+		assert_int_equal(b1, bn);
+		for (unsigned int i = 0; i < nn; i++)
+			if (many[i].used >= 44) {
+				assert_int_equal(many[i].fwd, 4);
+				assert_int_equal(many[i].buf_alloc, 256u << 10);
+			}
+		switch (kind) {
+		case BC_PLAIN: /* 6 buffers full; one read, then one for the other 5 */
+			assert_int_equal(nn, 6);
+			for (unsigned int i = 0; i < 6; i++) {
+				assert_int_equal(many[i].op, RW);
+				assert_int_equal(many[i].len, 4052);
+			}
+			assert_int_equal(r1, 6);
+			assert_int_equal(rn, 2);
+			assert_false(bn);
+			break;
+		case BC_CREDIT: /* 10000 of credit: 4052 + (4052 + 1896), then ask */
+			assert_int_equal(nn, 4);
+			assert_int_equal(many[0].len, 4052);
+			assert_int_equal(many[1].len, 4052);
+			assert_int_equal(many[2].len, 1896);
+			assert_int_equal(many[3].op, CREDIT_REQUEST);
+			assert_int_equal(r1, 3);
+			assert_int_equal(rn, 2);
+			break;
+		case BC_SHORT: /* A | B, stop at the 20-byte C (used 0) | D E F */
+			assert_int_equal(nn, 6);
+			assert_int_equal(many[2].used, 0);
+			for (unsigned int i = 0; i < 6; i++)
+				if (i != 2)
+					assert_int_equal(many[i].len, 4052);
+			assert_int_equal(r1, 5);
+			assert_int_equal(rn, 3);
+			break;
+		case BC_BAD: /* A | B, the ring error at the third: reset needed */
+			assert_int_equal(nn, 2);
+			assert_int_equal(many[0].len, 4052);
+			assert_int_equal(many[1].len, 4052);
+			assert_true(bn);
+			assert_int_equal(rn, 2);
+			break;
+		}
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_connect_parser),
+	    cmocka_unit_test(test_rx_batch),
 	    cmocka_unit_test_setup_teardown(test_stress_h2g, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_host_close_still_delivers_h2g, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_host_initiated, setup, teardown),
