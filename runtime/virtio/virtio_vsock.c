@@ -560,8 +560,9 @@ static bool have_work(struct vsock *v)
 	return false;
 }
 
-static uint32_t put_pkt(struct vsock *v, const struct sqb_vq_chain *ch, struct vconn *c,
-			uint16_t op, uint32_t flags, uint32_t len)
+/* The header of a packet of connection c to the guest, encoded at dst. */
+static void conn_hdr(struct vsock *v, struct vconn *c, uint16_t op, uint32_t flags, uint32_t len,
+		     uint8_t *dst)
 {
 	struct sqb_vsock_hdr h = {
 	    .src_cid = SQB_VSOCK_HOST_CID,
@@ -575,9 +576,16 @@ static uint32_t put_pkt(struct vsock *v, const struct sqb_vq_chain *ch, struct v
 	    .buf_alloc = CONN_BUF,
 	    .fwd_cnt = c->fwd_cnt,
 	};
+
+	sqb_vsock_hdr_encode(dst, &h);
+}
+
+static uint32_t put_pkt(struct vsock *v, const struct sqb_vq_chain *ch, struct vconn *c,
+			uint16_t op, uint32_t flags, uint32_t len)
+{
 	uint8_t raw[SQB_VSOCK_HDR_LEN];
 
-	sqb_vsock_hdr_encode(raw, &h);
+	conn_hdr(v, c, op, flags, len, raw);
 	sqb_vq_write_bytes(ch, 0, raw, sizeof(raw)); /* an RW payload is already in place */
 	c->fwd_told = c->fwd_cnt;
 	c->pend &= ~(uint32_t)P_CREDIT_UPDATE;
@@ -630,19 +638,7 @@ static uint32_t rx_gather(struct vsock *v, uint32_t credit, struct iovec *iov, s
  * descriptor (rx_gather checked it holds 44 bytes). */
 static void rx_hdr(struct vsock *v, struct vconn *c, uint8_t *dst, uint32_t len)
 {
-	struct sqb_vsock_hdr h = {
-	    .src_cid = SQB_VSOCK_HOST_CID,
-	    .dst_cid = v->cid,
-	    .src_port = c->hport,
-	    .dst_port = c->gport,
-	    .len = len,
-	    .type = SQB_VSOCK_TYPE_STREAM,
-	    .op = SQB_VSOCK_OP_RW,
-	    .buf_alloc = CONN_BUF,
-	    .fwd_cnt = c->fwd_cnt,
-	};
-
-	sqb_vsock_hdr_encode(dst, &h);
+	conn_hdr(v, c, SQB_VSOCK_OP_RW, 0, len, dst);
 }
 
 /* Fill ch with the next packet c owes the guest; 0 when it has none. */
