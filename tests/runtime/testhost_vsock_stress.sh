@@ -5,6 +5,7 @@
 #   flock /work/testhost.lock testhost/run.sh --rootfs --timeout 1500 \
 #       --bin build/runtime/squib --bin /usr/bin/curl \
 #       --bin build/tests/runtime/vstress \
+#       --file tests/snapshot/testhost_lib.sh:/test/testhost_lib.sh \
 #       [--bin /usr/bin/gdb] \
 #       tests/runtime/testhost_vsock_stress.sh [MINUTES] [VCPUS] [LOAD]
 # (gdb is optional: its attach to a hung squib once came just before a
@@ -26,8 +27,13 @@ T=$(mktemp -d)
 MINUTES=${1:-15}
 VCPUS=${2:-1}
 LOAD=${3:-0} # 1: the guest also reads its disk in a loop (other interrupts)
-trap '' PIPE
 pid=""
+# api, wait_for (and pass/bad): testhost_lib.sh; cleanup, die, send and cmd
+# are this script's own (defined after it)
+for lib_ in "$(dirname "$0")/testhost_lib.sh" "$(dirname "$0")/../snapshot/testhost_lib.sh"; do
+	[ -f "$lib_" ] && . "$lib_" && break
+done
+command -v wait_for >/dev/null || { echo "STRESS-RESULT fatal: testhost_lib.sh not found"; exit 1; }
 cleanup() {
 	[ -n "$pid" ] && kill -9 "$pid" 2>/dev/null
 	[ -n "${vsp:-}" ] && kill -9 "$vsp" 2>/dev/null
@@ -35,19 +41,6 @@ cleanup() {
 	rm -rf "$T"
 }
 die() { echo "STRESS-RESULT fatal: $*"; [ -f "${log:-}" ] && tail -n 40 "$log"; cleanup; exit 1; }
-api() {
-	curl -s -o "$T/api.out" -w '%{http_code}' --unix-socket "$sock" -X "$1" \
-		-H 'Content-Type: application/json' -d "$3" "http://localhost$2"
-}
-wait_for() { # wait_for REGEX FILE SECONDS
-	i=0
-	while [ $i -lt $(($3 * 10)) ]; do
-		head -n "$( (wc -l <"$2") 2>/dev/null || echo 0)" "$2" 2>/dev/null | grep -qE "$1" && return 0
-		sleep 0.1
-		i=$((i + 1))
-	done
-	return 1
-}
 send() { echo "$1" >&3; sleep 0.3; }
 ncmd=0
 cmd() { # cmd SECONDS COMMAND (under 60 bytes with the marker)
