@@ -201,8 +201,10 @@ static void test_vm_config_shows_vhost_drive(void **state)
 	char body[768], want[1024], *cl = NULL;
 
 	(void)state;
-	if (!qsd_path[0])
+	if (!qsd_path[0]) {
+		print_message("skipped: %s\n", find_qsd());
 		skip();
+	}
 	qsd_start(&q, "cfg", 1 << 20, 0, 1);
 	sqb_ctl_init(&c);
 	snprintf(body, sizeof(body),
@@ -251,8 +253,10 @@ static void test_config_file_vhost_drive(void **state)
 	FILE *f;
 
 	(void)state;
-	if (!qsd_path[0])
+	if (!qsd_path[0]) {
+		print_message("skipped: %s\n", find_qsd());
 		skip();
+	}
 	qsd_start(&q, "cfgfile", 1 << 20, 0, 0);
 	snprintf(path, sizeof(path), "%s/vm.json", tmpdir);
 	sqb_ctl_init(&c);
