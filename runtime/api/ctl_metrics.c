@@ -458,29 +458,34 @@ static void fill_net(struct sqb_ctl *c, const char *iface_id, struct mx_group *g
 	mx_set(g, "tx_rate_limiter_throttled", m.throttled_tx);
 }
 
+/* Device ids in Firecracker's order for per-device groups: sorted by id
+ * (strcmp: byte order; a BTreeMap's), in place. */
+static void sort_ids(const char **ids, unsigned int n)
+{
+	for (unsigned int i = 1; i < n; i++) {
+		const char *id = ids[i];
+		unsigned int j = i;
+
+		for (; j > 0 && strcmp(ids[j - 1], id) > 0; j--)
+			ids[j] = ids[j - 1];
+		ids[j] = id;
+	}
+}
+
 /* Firecracker's per-device groups ("block_<drive_id>", sorted by id) and
  * then their sum under the bare name. */
 static void mx_devices(struct sqb_ctl *c, struct sqb_jb *b, const char *kind,
-		       const char *const *keys, unsigned int nkeys, const char *const *ids,
+		       const char *const *keys, unsigned int nkeys, const char **ids,
 		       unsigned int n,
 		       void (*fill)(struct sqb_ctl *, const char *, struct mx_group *))
 {
 	struct mx_group agg, g;
-	unsigned int order[SQB_CTL_MAX_DRIVES + SQB_CTL_MAX_IFACES];
 	char name[64];
 
 	mx_init(&agg, keys, nkeys);
-	for (unsigned int i = 0; i < n; i++) { /* insertion sort by id (strcmp: byte order) */
-		unsigned int j = i;
-
-		while (j > 0 && strcmp(ids[order[j - 1]], ids[i]) > 0) {
-			order[j] = order[j - 1];
-			j--;
-		}
-		order[j] = i;
-	}
+	sort_ids(ids, n);
 	for (unsigned int i = 0; i < n; i++) {
-		const char *id = ids[order[i]];
+		const char *id = ids[i];
 
 		mx_init(&g, keys, nkeys);
 		fill(c, id, &g);
@@ -681,19 +686,10 @@ int sqb_ctl_metrics_flush(struct sqb_ctl *c)
 	{
 		unsigned int n = 0;
 
-		for (unsigned int i = 0; i < c->ndrives; i++) {
-			unsigned int j = n++;
-
-			if (!c->drives[i].socket) {
-				n--;
-				continue;
-			}
-			while (j > 0 && strcmp(ids[j - 1], c->drives[i].id) > 0) {
-				ids[j] = ids[j - 1];
-				j--;
-			}
-			ids[j] = c->drives[i].id;
-		}
+		for (unsigned int i = 0; i < c->ndrives; i++)
+			if (c->drives[i].socket)
+				ids[n++] = c->drives[i].id;
+		sort_ids(ids, n);
 		for (unsigned int i = 0; i < n; i++) {
 			struct sqb_vio_vhost_metrics vm = {0};
 			char name[64];
