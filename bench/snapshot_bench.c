@@ -494,7 +494,7 @@ static void bench_size(int mib, int fill, int reps)
 					   "lazy",	 "eager",	"uffd"};
 	double full_w[16], full_c[16], diff_w[16], diff_c[16], dlz_w[16], dlz_c[16], fl[128],
 	    ld[16], pg[16], floor_ms = 1, bgf_w[16], bgf_d[16], bgd_w[16], bgd_d[16], pfl[16],
-	    lvf_w[16], lvf_r[16], lvf_d[16], lvd_w[16], lvd_r[16], lvd_d[16];
+			    lvf_w[16], lvf_r[16], lvf_d[16], lvd_w[16], lvd_r[16], lvd_d[16];
 	char args[128], want[40], mc[128];
 	struct sqb_tc t;
 

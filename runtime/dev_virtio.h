@@ -102,8 +102,7 @@ int sqb_vdev_direct_fds(sqb_vm *vm, const char *id, unsigned int q, int *kick, i
 /* vhost-user block (dev_vhost_user.c): a drive served by a backend process
  * over conn (from sqb_vio_vhost_blk_open; taken over, also on failure).
  * Guest RAM must be a memfd (not huge_pages 2M): diag says so otherwise. */
-int sqb_vdev_add_vhost_blk(sqb_vm *vm, const char *drive_id, sqb_vhu *conn,
-			   struct sqb_diag *diag);
+int sqb_vdev_add_vhost_blk(sqb_vm *vm, const char *drive_id, sqb_vhu *conn, struct sqb_diag *diag);
 /* PATCH /drives without fields on a vhost-user drive.  -ENODEV: no such
  * vhost-user drive; -errno with why from the backend. */
 int sqb_vdev_vhost_config_update(sqb_vm *vm, const char *drive_id, char *why, size_t len);

@@ -12,8 +12,8 @@
 
 /* Where a chain source may copy stored extents instead of decoding them. */
 struct copy_ctx {
-	const sqb_snap_writer *w; /* NULL: decode everything */
-	uint64_t region_gpa;	  /* of the output region */
+	const sqb_snap_writer *w;    /* NULL: decode everything */
+	uint64_t region_gpa;	     /* of the output region */
 	struct sqb_stored_run *runs; /* indexed like kinds */
 	/* diff mode: the snapshot compared with, and scratch beside buf */
 	sqb_snap *base;
@@ -73,8 +73,8 @@ static int chain_copy(sqb_snap *s, unsigned int r, const struct sqb_extent *e, u
 	if ((*err = sqb_extent_read_stored(s, r, e, buf, NULL)))
 		return 1;
 	memset(kinds, SQB_PAGE_STORED, e->page_count);
-	cc->runs[0] = (struct sqb_stored_run){ e->page_count, e->kind, e->codec, e->stored_len,
-					       e->checksum };
+	cc->runs[0] =
+	    (struct sqb_stored_run){e->page_count, e->kind, e->codec, e->stored_len, e->checksum};
 	return 1;
 }
 
@@ -206,8 +206,8 @@ static int chain_cmp(struct chain_src *c, uint64_t gpa, uint32_t n, uint8_t *buf
  * decoded instead, so that the chunk's pages become one extent as the
  * encoding path makes them (no fragmentation; a repeat until no copy
  * touches one, since a decoded copy is a decoded page for its neighbours). */
-static int chain_uncopy(struct chain_src *c, uint64_t gpa, uint32_t n, uint8_t *buf,
-			uint8_t *kinds, const struct sqb_stored_run *runs)
+static int chain_uncopy(struct chain_src *c, uint64_t gpa, uint32_t n, uint8_t *buf, uint8_t *kinds,
+			const struct sqb_stored_run *runs)
 {
 	uint32_t gps = c->top->info.guest_page_size, cp = sqb_writer_chunk_pages(c->copy_w);
 	uint64_t first = (gpa - c->gpa) / gps;
@@ -238,7 +238,8 @@ static int chain_uncopy(struct chain_src *c, uint64_t gpa, uint32_t n, uint8_t *
 					continue;
 				}
 				if ((err = sqb_snap_read(c->top, gpa + (uint64_t)i * gps,
-							 buf + (size_t)i * gps, (size_t)k * gps, NULL)))
+							 buf + (size_t)i * gps, (size_t)k * gps,
+							 NULL)))
 					return err;
 				memset(kinds + i, SQB_PAGE_DATA, k);
 				changed = 1;
@@ -258,8 +259,8 @@ static void chain_task(void *ctx, size_t k)
 	uint32_t lo = (uint32_t)k * c->sub, n = c->bn - lo < c->sub ? c->bn - lo : c->sub;
 	uint64_t gpa = c->bgpa + (uint64_t)lo * gps;
 	uint8_t *buf = c->buf + (size_t)lo * gps, *kinds = c->kinds + lo;
-	struct copy_ctx cc = { c->copy_w, c->gpa, c->runs ? c->runs + lo : NULL, c->base,
-			       c->base ? c->cmp + (size_t)lo * gps : NULL };
+	struct copy_ctx cc = {c->copy_w, c->gpa, c->runs ? c->runs + lo : NULL, c->base,
+			      c->base ? c->cmp + (size_t)lo * gps : NULL};
 	int err = chain_fill(c->top, c->stop, gpa, n, buf, kinds, cc);
 
 	if (!err && c->copy_w)

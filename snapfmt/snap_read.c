@@ -135,10 +135,9 @@ int sqb_extent_sum_check(unsigned int r, const struct sqb_extent *e, const uint8
 	if (sqb_xxh64(stored, e->stored_len) == e->checksum)
 		return 0;
 	snprintf(name, sizeof(name), "DATA/PIDX[%u]", r);
-	return sqb_diag_set(diag, -SQB_ECHECKSUM, e->data, name,
-			    "%s extent for page %llu: checksum mismatch",
-			    e->kind == SQB_EXT_RAW ? "RAW" : "compressed",
-			    (unsigned long long)e->first_page);
+	return sqb_diag_set(
+	    diag, -SQB_ECHECKSUM, e->data, name, "%s extent for page %llu: checksum mismatch",
+	    e->kind == SQB_EXT_RAW ? "RAW" : "compressed", (unsigned long long)e->first_page);
 }
 
 /* Verify and decode one RAW or COMPRESSED extent into this thread's

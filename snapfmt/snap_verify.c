@@ -226,7 +226,7 @@ struct xref {
 /* Checksum-only mode: runs of extents that lie one after another in the
  * file are read with one large pread each and hashed in memory. */
 #define XGROUP_SPAN (1024u << 10) /* bytes of file per read */
-#define XGROUP_GAP 65536u      /* filler a read may span between two extents */
+#define XGROUP_GAP  65536u	  /* filler a read may span between two extents */
 
 struct xgroup {
 	size_t first, count; /* xref indexes */
@@ -320,7 +320,7 @@ static size_t v_groups(struct xjob *j, size_t n)
 		struct xgroup *g = &j->g[ng++];
 		uint64_t end = e->data + e->stored_len;
 
-		*g = (struct xgroup){ k, 1, e->data, e->stored_len };
+		*g = (struct xgroup){k, 1, e->data, e->stored_len};
 		for (k++; k < n; k++) {
 			const struct sqb_extent *f = &j->s->ext[j->x[k].r][j->x[k].i];
 
@@ -338,7 +338,7 @@ static size_t v_groups(struct xjob *j, size_t n)
 static int v_extents(struct vctx *v, struct span *sp, size_t *nsp, int decode)
 {
 	sqb_snap *s = v->s;
-	struct xjob j = { .s = s };
+	struct xjob j = {.s = s};
 	struct sqb_pool *pool = NULL;
 	uint64_t bytes = 0;
 	size_t n = 0, ng = 0;
@@ -367,7 +367,7 @@ static int v_extents(struct vctx *v, struct span *sp, size_t *nsp, int decode)
 		if (!j.g) {
 			free(j.x);
 			return vproblem(v, -ENOMEM,
-					&(struct sqb_diag){ UINT64_MAX, "file", "out of memory" });
+					&(struct sqb_diag){UINT64_MAX, "file", "out of memory"});
 		}
 		ng = v_groups(&j, n);
 	}
@@ -410,14 +410,14 @@ static int v_extents(struct vctx *v, struct span *sp, size_t *nsp, int decode)
 		const struct sqb_extent *e = &s->ext[j.x[k].r][j.x[k].i];
 
 		if (ordered && j.g && gi < ng && j.g[gi].first == k && j.g[gi].gaps_zero) {
-			sp[(*nsp)++] = (struct span){ j.g[gi].off, j.g[gi].len, "extent" };
+			sp[(*nsp)++] = (struct span){j.g[gi].off, j.g[gi].len, "extent"};
 			k += j.g[gi].count - 1;
 			gi++;
 			continue;
 		}
 		if (j.g && gi < ng && k + 1 >= j.g[gi].first + j.g[gi].count)
 			gi++;
-		sp[(*nsp)++] = (struct span){ e->data, e->stored_len, "extent" };
+		sp[(*nsp)++] = (struct span){e->data, e->stored_len, "extent"};
 	}
 	free(j.g);
 	for (size_t k = 0; k < n; k++) {

@@ -561,7 +561,7 @@ static void b_plan(struct batch *b)
 		}
 		if (i >= run_end) { /* a new run of data pages: how long is it? */
 			for (run_end = i; run_end < b->n && (b->kinds[run_end] == SQB_PAGE_DATA ||
-							    b->kinds[run_end] == SQB_PAGE_STORED);
+							     b->kinds[run_end] == SQB_PAGE_STORED);
 			     run_end++)
 				;
 			packed = b->w->o.codec == SQB_CODEC_NONE && b->w->kind == SQB_SNAP_DIFF &&
@@ -573,25 +573,25 @@ static void b_plan(struct batch *b)
 
 			j = i + sr->count;
 			b->pend[b->npend] = (struct pend){
-				.first = b->first + i,
-				.count = sr->count,
-				.src = b->data + (size_t)i * b->w->gps,
-				.packed = packed,
-				.copied = 1,
-				.kind = sr->kind,
-				.codec = sr->codec,
-				.out_len = sr->stored_len,
-				.sum = sr->checksum,
+			    .first = b->first + i,
+			    .count = sr->count,
+			    .src = b->data + (size_t)i * b->w->gps,
+			    .packed = packed,
+			    .copied = 1,
+			    .kind = sr->kind,
+			    .codec = sr->codec,
+			    .out_len = sr->stored_len,
+			    .sum = sr->checksum,
 			};
 		} else {
 			while (j < b->n && b->kinds[j] == SQB_PAGE_DATA &&
 			       (j == i || (b->first + j) % cp != 0))
 				j++;
 			b->pend[b->npend] = (struct pend){
-				.first = b->first + i,
-				.count = j - i,
-				.src = b->data + (size_t)i * b->w->gps,
-				.packed = packed,
+			    .first = b->first + i,
+			    .count = j - i,
+			    .src = b->data + (size_t)i * b->w->gps,
+			    .packed = packed,
 			};
 		}
 		if (b->outbuf && (b->w->o.codec != SQB_CODEC_NONE || packed)) {
@@ -749,9 +749,12 @@ static int b_check_runs(struct batch *b)
 		if (!b->runs)
 			return -EINVAL;
 		sr = &b->runs[i];
-		e = (struct sqb_extent){ .page_count = sr->count, .kind = sr->kind,
-					 .codec = sr->codec, .stored_len = sr->stored_len };
-		if (!sr->count || sr->count > b->n - i || !sqb_writer_can_copy(b->w, b->first + i, &e))
+		e = (struct sqb_extent){.page_count = sr->count,
+					.kind = sr->kind,
+					.codec = sr->codec,
+					.stored_len = sr->stored_len};
+		if (!sr->count || sr->count > b->n - i ||
+		    !sqb_writer_can_copy(b->w, b->first + i, &e))
 			return -EINVAL;
 		for (uint32_t k = 1; k < sr->count; k++)
 			if (b->kinds[i + k] != SQB_PAGE_STORED)

@@ -145,8 +145,7 @@ static int parse_drive(yajl_val body, struct sqb_ctl_drive *d, char *err, size_t
 	/* Block::new: virtio-blk is path_on_host without socket; vhost-user is
 	 * socket without path_on_host, is_read_only, rate_limiter, io_engine
 	 * (the backend decides those); anything else is no block device */
-	if ((!path && !socket) ||
-	    (socket && (path || have_ro || have_rl || have_engine))) {
+	if ((!path && !socket) || (socket && (path || have_ro || have_rl || have_engine))) {
 		snprintf(err, errlen, MSG_CREATE "Invalid block config.");
 		return -1;
 	}
@@ -728,13 +727,14 @@ int sqb_ctl_add_devices(void *arg, sqb_vm *vm, struct sqb_diag *diag)
 			sqb_vhu *conn = d->vhu;
 
 			d->vhu = NULL;
-			if (!conn && (err = sqb_vio_vhost_blk_open(&conn, d->socket, d->writeback, 0,
-								   why, sizeof(why))) < 0) {
+			if (!conn && (err = sqb_vio_vhost_blk_open(&conn, d->socket, d->writeback,
+								   0, why, sizeof(why))) < 0) {
 				if (diag) {
 					snprintf(diag->section, sizeof(diag->section),
 						 "drive %.24s", d->id);
 					snprintf(diag->reason, sizeof(diag->reason),
-						 "vhost-user backend %.60s: %.110s", d->socket, why);
+						 "vhost-user backend %.60s: %.110s", d->socket,
+						 why);
 				}
 				return err;
 			}

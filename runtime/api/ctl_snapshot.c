@@ -137,7 +137,8 @@ static int live_create(struct sqb_ctl *c, struct sqb_vm_snap_create *o, struct s
 			    "live snapshot: the microVM was paused for %llu us (pause %llu, "
 			    "create %llu, resume %llu; early protection %llu us before)",
 			    (unsigned long long)us, (unsigned long long)(t1 - t0),
-			    (unsigned long long)(t2 - t1), (unsigned long long)(sqb_ctl_now_us() - t2),
+			    (unsigned long long)(t2 - t1),
+			    (unsigned long long)(sqb_ctl_now_us() - t2),
 			    (unsigned long long)(t0 - tp));
 	}
 	if (rr < 0)
@@ -164,7 +165,8 @@ static int vhost_user_refusal(struct sqb_ctl *c, struct sqb_ctl_resp *r)
 		n = snprintf(list + used, sizeof(list) - used, "%svhost-user-block(id: %s)",
 			     used ? "," : "", c->drives[i].id);
 		if (n > 0)
-			used += (size_t)n < sizeof(list) - used ? (size_t)n : sizeof(list) - used - 1;
+			used +=
+			    (size_t)n < sizeof(list) - used ? (size_t)n : sizeof(list) - used - 1;
 	}
 	if (!used)
 		return 0;

@@ -23,7 +23,7 @@ static int add_rule(scmp_filter_ctx ctx, const struct sqb_sc_rule *r, struct sqb
 
 	if (nr == __NR_SCMP_ERROR) {
 		sqb_sc_diag_set(diag, "seccomp", "unknown system call '%s' in the %s list", r->name,
-			 "built-in");
+				"built-in");
 		return -EINVAL;
 	}
 	switch (r->arg) {
@@ -52,8 +52,8 @@ static int add_rule(scmp_filter_ctx ctx, const struct sqb_sc_rule *r, struct sqb
 		break;
 	}
 	if (rc < 0)
-		sqb_sc_diag_set(diag, "seccomp", "libseccomp refused the rule for '%s' (%s)", r->name,
-			 strerror(-rc));
+		sqb_sc_diag_set(diag, "seccomp", "libseccomp refused the rule for '%s' (%s)",
+				r->name, strerror(-rc));
 	return rc;
 }
 

@@ -60,8 +60,6 @@ int sqb_confine_enabled(void)
 	return g.enabled;
 }
 
-#define diag_set sqb_sc_diag_set
-
 /* --seccomp-filter FILE: a classic BPF program as the kernel takes it
  * (struct sock_filter[], host byte order, 1..4096 instructions; what
  * libseccomp's seccomp_export_bpf writes), for every thread. */
@@ -74,23 +72,23 @@ static int read_prog_file(const char *path, struct sqb_diag *diag)
 
 	if (fd < 0) {
 		rc = -errno;
-		diag_set(diag, "seccomp-filter", "cannot open %s: %s", path, strerror(-rc));
+		sqb_sc_diag_set(diag, "seccomp-filter", "cannot open %s: %s", path, strerror(-rc));
 		return rc;
 	}
 	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-		diag_set(diag, "seccomp-filter", "%s: %s", path, "not a regular file");
+		sqb_sc_diag_set(diag, "seccomp-filter", "%s: %s", path, "not a regular file");
 		goto out;
 	}
 	if (st.st_size <= 0 || st.st_size % sizeof(struct sock_filter) ||
 	    st.st_size / sizeof(struct sock_filter) > BPF_MAXINSNS) {
-		diag_set(diag, "seccomp-filter", "%s: %s", path,
-			 "size is not 1..4096 BPF instructions of 8 bytes");
+		sqb_sc_diag_set(diag, "seccomp-filter", "%s: %s", path,
+				"size is not 1..4096 BPF instructions of 8 bytes");
 		goto out;
 	}
 	buf = malloc(st.st_size);
 	if (!buf || pread(fd, buf, st.st_size, 0) != st.st_size) {
 		rc = buf ? -EIO : -ENOMEM;
-		diag_set(diag, "seccomp-filter", "cannot read %s: %s", path, strerror(-rc));
+		sqb_sc_diag_set(diag, "seccomp-filter", "cannot read %s: %s", path, strerror(-rc));
 		free(buf);
 		goto out;
 	}
@@ -200,9 +198,9 @@ static void build_child(char *p, int build)
 	for (int k = 0; k < SQB_CONFINE_NKINDS && build && !rc; k++) {
 		rc = sqb_sc_build_kind(k, &g.prog[k], &h->diag);
 		if (!rc && g.prog[k].len > BPF_MAXINSNS) {
-			diag_set(&h->diag, "seccomp",
-				 "the %s program has more than %s instructions", kind_names[k],
-				 "4096");
+			sqb_sc_diag_set(&h->diag, "seccomp",
+					"the %s program has more than %s instructions",
+					kind_names[k], "4096");
 			rc = -E2BIG;
 		}
 		if (!rc) {
@@ -258,8 +256,8 @@ static int build_store(int build, struct sqb_diag *diag)
 		if (diag && h->diag.reason[0])
 			*diag = h->diag;
 		else
-			diag_set(diag, "seccomp", "the filter builder process failed: %s%s",
-				 strerror(-rc), "");
+			sqb_sc_diag_set(diag, "seccomp", "the filter builder process failed: %s%s",
+					strerror(-rc), "");
 		munmap(p, STORE_LEN);
 		return rc;
 	}
@@ -281,8 +279,8 @@ static int build_store(int build, struct sqb_diag *diag)
 {
 	(void)diag;
 	for (int k = 0; k < SQB_CONFINE_NKINDS && build; k++) {
-		g.prog[k].filter = (struct sock_filter *)(uintptr_t)(sqb_sc_pb_insns +
-								     sqb_sc_pb_off[k]);
+		g.prog[k].filter =
+		    (struct sock_filter *)(uintptr_t)(sqb_sc_pb_insns + sqb_sc_pb_off[k]);
 		g.prog[k].len = sqb_sc_pb_len[k];
 	}
 	return 0;

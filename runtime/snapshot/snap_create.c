@@ -1020,8 +1020,7 @@ void sqb_vm_snapshot_set_pause_us(sqb_vm *vm, uint64_t us)
 	pthread_mutex_unlock(&bg_lock);
 }
 
-static int snapshot_create(sqb_vm *vm, const struct sqb_vm_snap_create *o,
-			   struct sqb_diag *diag);
+static int snapshot_create(sqb_vm *vm, const struct sqb_vm_snap_create *o, struct sqb_diag *diag);
 
 int sqb_vm_snapshot_create(sqb_vm *vm, const struct sqb_vm_snap_create *o, struct sqb_diag *diag)
 {

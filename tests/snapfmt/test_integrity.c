@@ -147,17 +147,15 @@ static void flip_every_bit(enum sqb_codec codec, size_t max_size)
 			 * the same first diagnostic */
 			{
 				struct sqb_diag d2;
-				int err2 = open_verify_flags(diff, base, &d2,
-							     SQB_VERIFY_NO_DECODE);
+				int err2 = open_verify_flags(diff, base, &d2, SQB_VERIFY_NO_DECODE);
 
 				if (err2 != err || d2.offset != d.offset ||
 				    strcmp(d2.reason, d.reason) || strcmp(d2.section, d.section))
 					fail_msg("%s: flip of bit %d at 0x%zx: no-decode gave %d "
 						 "%s at 0x%llx: %s, decode %d %s at 0x%llx: %s",
-						 sqb_codec_name(codec), bit, byte, err2,
-						 d2.section, (unsigned long long)d2.offset,
-						 d2.reason, err, d.section,
-						 (unsigned long long)d.offset, d.reason);
+						 sqb_codec_name(codec), bit, byte, err2, d2.section,
+						 (unsigned long long)d2.offset, d2.reason, err,
+						 d.section, (unsigned long long)d.offset, d.reason);
 			}
 		}
 		assert_int_equal(pwrite(fd, &img[byte], 1, (off_t)byte), 1);
@@ -521,7 +519,8 @@ static void test_multi_batch_regions_are_exact(void **state)
 	/* random pages of batch 0 again in batches 2 and 3: only a read-back
 	 * of what the I/O thread wrote can prove them equal */
 	for (int i = 0; i < 64; i++) {
-		uint64_t from = sqbt_rand(&seed) % 2048, to = 4096 + sqbt_rand(&seed) % (pages - 4096);
+		uint64_t from = sqbt_rand(&seed) % 2048,
+			 to = 4096 + sqbt_rand(&seed) % (pages - 4096);
 
 		sqbt_fill_page(mem + from * 4096, 4096, 4, &seed);
 		memcpy(mem + to * 4096, mem + from * 4096, 4096);
@@ -530,16 +529,16 @@ static void test_multi_batch_regions_are_exact(void **state)
 		size_t n1, n3;
 		uint8_t *f1, *f3;
 
-		assert_int_equal(write_big(tpath("big.sqb"), mem, size, c, 3, NULL, NULL, NULL, &st),
-				 0);
+		assert_int_equal(
+		    write_big(tpath("big.sqb"), mem, size, c, 3, NULL, NULL, NULL, &st), 0);
 		assert_int_equal(st.pages, pages + pages / 2);
 		assert_int_equal(st.zero + st.dedup + st.raw + st.compressed, st.pages);
 		assert_true(st.dedup >= 64);
 		check_big(tpath("big.sqb"), NULL, mem, size);
 		assert_int_equal(sqbt_normalize(tpath("big.sqb")), 0);
 		f3 = sqbt_load(tpath("big.sqb"), &n3);
-		assert_int_equal(write_big(tpath("big.sqb"), mem, size, c, 1, NULL, NULL, NULL, &st),
-				 0);
+		assert_int_equal(
+		    write_big(tpath("big.sqb"), mem, size, c, 1, NULL, NULL, NULL, &st), 0);
 		assert_int_equal(sqbt_normalize(tpath("big.sqb")), 0);
 		f1 = sqbt_load(tpath("big.sqb"), &n1);
 		assert_non_null(f1);

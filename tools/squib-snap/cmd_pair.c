@@ -54,8 +54,8 @@ static int pair_identity(const char *state, const char *memf, const struct sqb_s
 	return 0;
 }
 
-int st_pair_check(const char *state, const char *memf, const char *const *parents,
-		  unsigned int np, int verbose, int decode)
+int st_pair_check(const char *state, const char *memf, const char *const *parents, unsigned int np,
+		  int verbose, int decode)
 {
 	sqb_snap *s = NULL, *m = NULL;
 	unsigned int problems = 0;

@@ -123,8 +123,8 @@ char *st_link_hint(const sqb_snap *s, uint32_t instance);
  * extent (else its stored bytes' checksum is the check). */
 unsigned int st_verify_chain(sqb_snap *s, unsigned int max, const char *label, int decode);
 /* STATE/MEMORY companion check plus verification of both (cmd_pair.c). */
-int st_pair_check(const char *state, const char *memf, const char *const *parents,
-		  unsigned int np, int verbose, int decode);
+int st_pair_check(const char *state, const char *memf, const char *const *parents, unsigned int np,
+		  int verbose, int decode);
 
 /* ---- a new state file for a new memory file (st_state.c) ---- */
 struct st_restate {
