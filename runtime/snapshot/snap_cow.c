@@ -218,7 +218,7 @@ static uint64_t want_count(struct sqb_vm *vm, uint64_t *const want[], uint64_t *
 
 /* Copy mode: every wanted page into one pool now, while the VM is paused;
  * nothing is protected, no thread runs, the guest never faults. */
-static int arm_copy(struct sqb_snap_cow *c, struct sqb_vm *vm, uint64_t *const want[], uint64_t n)
+static int arm_copy(struct sqb_snap_cow *c, struct sqb_vm *vm, uint64_t n)
 {
 	uint64_t k = 0;
 
@@ -230,8 +230,7 @@ static int arm_copy(struct sqb_snap_cow *c, struct sqb_vm *vm, uint64_t *const w
 
 		g->host = vm->mem.regions[r].host;
 		g->npages = vm->mem.regions[r].size / PG;
-		g->prot = want[r]; /* owned from here on; cleared as copied */
-		c->nreg = r + 1;
+		c->nreg = r + 1; /* g->prot: cleared as copied */
 		g->aside = calloc(g->npages ? g->npages : 1, sizeof(*g->aside));
 		if (!g->aside)
 			return -ENOMEM;
@@ -285,10 +284,21 @@ static int cow_open(struct sqb_snap_cow *c, struct sqb_vm *vm)
 	return 0;
 }
 
-static struct sqb_snap_cow *cow_new(void)
+/* A new engine owning maps[r] (one bit per page of region r) as the
+ * protected set (prot) or a live create's early cover (early); the maps are
+ * freed with it, or now if it cannot be made. */
+static struct sqb_snap_cow *cow_new(struct sqb_vm *vm, uint64_t *const maps[], int early)
 {
 	struct sqb_snap_cow *c = calloc(1, sizeof(*c));
 
+	for (unsigned int r = 0; r < vm->mem.nregions; r++) {
+		if (!c)
+			free(maps[r]);
+		else if (early)
+			c->reg[r].early = maps[r];
+		else
+			c->reg[r].prot = maps[r];
+	}
 	if (!c)
 		return NULL;
 	c->uffd = c->evfd = -1;
@@ -298,16 +308,11 @@ static struct sqb_snap_cow *cow_new(void)
 
 int sqb_snap_cow_prearm(struct sqb_snap_cow **out, struct sqb_vm *vm, uint64_t *const cover[])
 {
-	struct sqb_snap_cow *c = cow_new();
+	struct sqb_snap_cow *c = cow_new(vm, cover, 1);
 	int err;
 
-	if (!c) {
-		for (unsigned int r = 0; r < vm->mem.nregions; r++)
-			free(cover[r]);
+	if (!c)
 		return -ENOMEM;
-	}
-	for (unsigned int r = 0; r < vm->mem.nregions; r++)
-		c->reg[r].early = cover[r]; /* owned from here on */
 	c->pre = 1;
 	err = cow_open(c, vm);
 	for (unsigned int r = 0; r < c->nreg && !err; r++) {
@@ -321,8 +326,6 @@ int sqb_snap_cow_prearm(struct sqb_snap_cow **out, struct sqb_vm *vm, uint64_t *
 	for (unsigned int r = 0; r < c->nreg && !err; r++)
 		err = arm_region(c, &c->reg[r], c->reg[r].early);
 	if (err) {
-		for (unsigned int r = c->nreg; r < vm->mem.nregions; r++)
-			free(c->reg[r].early);
 		sqb_snap_cow_free(c);
 		return err;
 	}
@@ -381,31 +384,18 @@ int sqb_snap_cow_arm(struct sqb_snap_cow **out, struct sqb_vm *vm, uint64_t *con
 		*out = pre;
 		return 0;
 	}
-	if (!(c = cow_new())) {
-		for (unsigned int r = 0; r < vm->mem.nregions; r++)
-			free(want[r]);
-		return -ENOMEM;
-	}
 	n = want_count(vm, want, &total);
+	if (!(c = cow_new(vm, want, 0)))
+		return -ENOMEM;
 	/* SQB_FAULT=bg_protect (tests): write-protect even a sparse set */
 	if (n <= COW_COPY_MAX && n * COW_SPARSE <= total && !sqb_fault_enabled("bg_protect")) {
-		if ((err = arm_copy(c, vm, want, n))) {
-			for (unsigned int r = c->nreg; r < vm->mem.nregions; r++)
-				free(want[r]);
-			sqb_snap_cow_free(c);
-			return err;
-		}
-		*out = c;
-		return 0;
+		err = arm_copy(c, vm, n);
+	} else {
+		err = cow_open(c, vm);
+		for (unsigned int r = 0; r < c->nreg && !err; r++)
+			err = arm_region(c, &c->reg[r], c->reg[r].prot);
 	}
-	for (unsigned int r = 0; r < vm->mem.nregions; r++)
-		c->reg[r].prot = want[r]; /* owned from here on */
-	err = cow_open(c, vm);
-	for (unsigned int r = 0; r < c->nreg && !err; r++)
-		err = arm_region(c, &c->reg[r], c->reg[r].prot);
 	if (err) {
-		for (unsigned int r = c->nreg; r < vm->mem.nregions; r++)
-			free(c->reg[r].prot);
 		sqb_snap_cow_free(c);
 		return err;
 	}
@@ -483,7 +473,7 @@ void sqb_snap_cow_free(struct sqb_snap_cow *c)
 			sqb_warn("snapshot: cannot wake the copy-before-write thread");
 		pthread_join(c->thr, NULL);
 	}
-	for (unsigned int r = 0; r < c->nreg; r++) {
+	for (unsigned int r = 0; r < SQB_GMEM_MAX_REGIONS; r++) { /* every map it owns */
 		for (uint64_t p = 0; !c->pool && c->reg[r].aside && p < c->reg[r].npages; p++)
 			free(c->reg[r].aside[p]);
 		free(c->reg[r].aside);
