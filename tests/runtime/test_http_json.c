@@ -115,6 +115,20 @@ static void test_http_rejections(void **state)
 	}
 }
 
+/* sqb_json_fields over the body json (which must parse): its result, err
+ * its message. */
+static int fields_of(const char *json, const struct sqb_jfield *f, int nf, char *err, size_t cap)
+{
+	yajl_val v = NULL;
+	int rc;
+
+	assert_int_equal(sqb_json_parse_object(&v, json, strlen(json), err, cap), 0);
+	err[0] = 0;
+	rc = sqb_json_fields(v, f, nf, err, cap);
+	yajl_tree_free(v);
+	return rc;
+}
+
 static void test_http_connection_close_and_expect(void **state)
 {
 	const char *a = "GET / HTTP/1.0\r\n\r\n";
@@ -166,15 +180,8 @@ static void test_json_fields(void **state)
 
 	(void)state;
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		yajl_val v = NULL;
-		int rc;
+		int rc = fields_of(cases[i].json, f, 4, err, sizeof(err));
 
-		assert_int_equal(sqb_json_parse_object(&v, cases[i].json, strlen(cases[i].json),
-						       err, sizeof(err)),
-				 0);
-		err[0] = 0;
-		rc = sqb_json_fields(v, f, 4, err, sizeof(err));
-		yajl_tree_free(v);
 		if (!cases[i].err) {
 			assert_int_equal(rc, 0);
 			continue;
@@ -242,15 +249,8 @@ static void test_json_numbers_as_serde_json(void **state)
 
 	(void)state;
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		yajl_val v = NULL;
-		int rc;
+		int rc = fields_of(cases[i].json, f, 2, err, sizeof(err));
 
-		assert_int_equal(sqb_json_parse_object(&v, cases[i].json, strlen(cases[i].json),
-						       err, sizeof(err)),
-				 0);
-		err[0] = 0;
-		rc = sqb_json_fields(v, f, 2, err, sizeof(err));
-		yajl_tree_free(v);
 		if (!cases[i].err ? rc != 0 : rc != -1 || !strstr(err, cases[i].err))
 			fail_msg("%s: got %d '%s', want '%s'", cases[i].json, rc, err,
 				 cases[i].err ? cases[i].err : "(accepted)");
@@ -352,13 +352,7 @@ static void test_json_strings_in_errors(void **state)
 
 	(void)state;
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		yajl_val v = NULL;
-
-		assert_int_equal(sqb_json_parse_object(&v, cases[i].json, strlen(cases[i].json),
-						       err, sizeof(err)),
-				 0);
-		assert_int_equal(sqb_json_fields(v, f, 2, err, sizeof(err)), -1);
-		yajl_tree_free(v);
+		assert_int_equal(fields_of(cases[i].json, f, 2, err, sizeof(err)), -1);
 		if (!strstr(err, cases[i].err) || strchr(err, '\n'))
 			fail_msg("%s: got '%s', want '%s'", cases[i].json, err, cases[i].err);
 	}
@@ -470,12 +464,7 @@ static void test_json_error_positions(void **state)
 
 	(void)state;
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		yajl_val v = NULL;
-		assert_int_equal(sqb_json_parse_object(&v, cases[i].json, strlen(cases[i].json),
-						       err, sizeof(err)),
-				 0);
-		assert_int_equal(sqb_json_fields(v, f, 3, err, sizeof(err)), -1);
-		yajl_tree_free(v);
+		assert_int_equal(fields_of(cases[i].json, f, 3, err, sizeof(err)), -1);
 		if (!strstr(err, cases[i].err) || strncmp(err, SQB_JSON_ERR_PREFIX, 20))
 			fail_msg("%s: got '%s', want '%s'", cases[i].json, err, cases[i].err);
 	}
