@@ -31,7 +31,10 @@ ctest --test-dir build-asan --output-on-failure -j"$jobs" -E testhost "${filter[
 # device threads, lazy/Uffd restore helpers).  Suppressions, each with its
 # reason, live in scripts/tsan.supp.
 echo "== ThreadSanitizer build (runtime, snapshot, restore, virtio, mmds) =="
-export TSAN_OPTIONS="halt_on_error=1:second_deadlock_stack=1:suppressions=$PWD/scripts/tsan.supp"
+# history_size=7: TSan keeps more of each thread's history, so the partner stack of
+# a kernel-ordered guest-memory pairing (scripts/tsan.supp) survives and its
+# suppression can match (a memhp_guests report once lost it)
+export TSAN_OPTIONS="halt_on_error=1:second_deadlock_stack=1:history_size=7:suppressions=$PWD/scripts/tsan.supp"
 cmake -S . -B build-tsan -DCMAKE_BUILD_TYPE=Debug -DSQB_TSAN=ON >/dev/null
 cmake --build build-tsan -j"$jobs"
 tsan_re='^(runtime|snapshot|restore|virtio|mmds)\.'
