@@ -680,6 +680,24 @@ static void test_net_and_vsock_traffic(void **state)
 		rec_expect(fd, s);
 	}
 	vs_dial(&t, fd, uds, 1);
+	/* Firecracker's test_vsock_bare_pause_resume (its fix #6100): a bare
+	 * pause/resume sends no TRANSPORT_RESET, so no RX may wait for the
+	 * driver to acknowledge one.  A connection made after the resume
+	 * flows, the one held across it too, and the guest still dials. */
+	vt_req(&t, "PATCH", "/vm", "{\"state\":\"Paused\"}", 204);
+	vt_req(&t, "PATCH", "/vm", "{\"state\":\"Resumed\"}", 204);
+	{
+		int fd2 = vs_connect(uds, 1234);
+
+		for (uint32_t s = 21; s <= 30; s++) {
+			rec_send(fd2, s);
+			rec_expect(fd2, s);
+			rec_send(fd, s + 100);
+			rec_expect(fd, s + 100);
+		}
+		close(fd2);
+	}
+	vs_dial(&t, fd, uds, 2);
 	/* guest-initiated to a port nobody listens on: the device answers RST */
 	{
 		uint8_t cmd[REC] = {0};
