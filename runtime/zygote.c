@@ -18,7 +18,7 @@
 
 #include "zygote.h"
 
-#define ZY_MAX_REQ 4096 /* one request's argv, NULs included */
+#define ZY_MAX_REQ  4096 /* one request's argv, NULs included */
 #define ZY_MAX_ARGS 64
 
 struct zy_req {
@@ -73,8 +73,7 @@ static int recv_req(int fd, struct zy_req *r)
 			}
 		}
 	/* argv: 1..ZY_MAX_ARGS NUL-terminated strings, nothing after the last */
-	if (r->nfds != 3 || (m.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) || n < 2 ||
-	    r->buf[n - 1] != 0)
+	if (r->nfds != 3 || (m.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) || n < 2 || r->buf[n - 1] != 0)
 		goto bad;
 	for (ssize_t i = 0; i < n; i += (ssize_t)strlen(r->buf + i) + 1) {
 		if (r->argc == ZY_MAX_ARGS)
