@@ -152,8 +152,8 @@ static void spawn(struct sqb_fleet_proc *p, unsigned int k, int mode)
 
 	snprintf(dir, sizeof(dir), "%s/c%u", tmp, k);
 	snprintf(id, sizeof(id), "c%u", k);
-	if (sqb_fleet_spawn_via(p, mode == ZYGOTE ? &zyg : NULL, squib, dir, id, &shape, mode != COLD,
-				1))
+	if (sqb_fleet_spawn_via(p, mode == ZYGOTE ? &zyg : NULL, squib, dir, id, &shape,
+				mode != COLD, 1))
 		die("spawn failed");
 }
 
@@ -447,7 +447,8 @@ int main(int argc, char **argv)
 	split_load = calloc(iters, sizeof(double));
 	split_first = calloc(iters, sizeof(double));
 	split_again = calloc(iters, sizeof(double));
-	if (!pool_ms || !cold_ms || !floor_ms || !zyg_ms || !split_load || !split_first || !split_again)
+	if (!pool_ms || !cold_ms || !floor_ms || !zyg_ms || !split_load || !split_first ||
+	    !split_again)
 		die("out of memory");
 	for (unsigned int i = 0; i < iters; i++) {
 		struct floor_vm f;
@@ -476,8 +477,9 @@ int main(int argc, char **argv)
 		       c99, c50 / f50);
 		if (zyg.pid) {
 			double z50 = pct(zyg_ms, iters, 0.5), z99 = pct(zyg_ms, iters, 0.99);
-			printf("  squib, pool forked by a zygote                %8.3f %8.3f %8.1fx\n",
-			       z50, z99, z50 / f50);
+			printf(
+			    "  squib, pool forked by a zygote                %8.3f %8.3f %8.1fx\n",
+			    z50, z99, z50 / f50);
 		}
 		printf("  anchor zeroboot                                  0.790    1.740\n");
 		printf("  pooled, split: load request %.3f, then 'p' -> PONG %.3f; the same on the "

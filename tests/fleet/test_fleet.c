@@ -936,9 +936,10 @@ int main(int argc, char **argv)
 	int fd, rc;
 
 	if (argc != 5 && argc != 6) {
-		fprintf(stderr,
-			"usage: %s unit|shell|prewarm|pool|zygote SQUIB SQUIB_FLEET GUEST [COUNTER]\n",
-			argv[0]);
+		fprintf(
+		    stderr,
+		    "usage: %s unit|shell|prewarm|pool|zygote SQUIB SQUIB_FLEET GUEST [COUNTER]\n",
+		    argv[0]);
 		return 2;
 	}
 	squib = argv[2];

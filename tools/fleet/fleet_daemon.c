@@ -184,8 +184,9 @@ static void reap(struct fleet *f)
 		if (pid == f->zyg.pid) {
 			/* pool members are exec'd from now on; those it forked
 			 * are ours and live on */
-			logf_("the zygote exited (status 0x%x); pool members are exec'd from now on",
-			      st);
+			logf_(
+			    "the zygote exited (status 0x%x); pool members are exec'd from now on",
+			    st);
 			f->zyg.pid = 0;
 			sqb_fleet_zygote_stop(&f->zyg);
 			continue;
