@@ -5,8 +5,10 @@
  * in the same run: bare KVM VM creation plus a MAP_PRIVATE mapping of the
  * memory file, per clone.  Not a pass/fail test: the ctest runs --tiny.
  * Usage: fleet_bench SQUIB GUEST [--tiny] [--iters K] [--clones N,...]
- *                    [--mem-mib M] [--fill-mib F] [--smaps FILE]
- * --smaps FILE saves /proc/PID/smaps of one idle pooled clone. */
+ *                    [--mem-mib M] [--fill-mib F] [--smaps FILE] [--zygote]
+ * --smaps FILE saves /proc/PID/smaps of one idle pooled clone (FILE.zygote:
+ * one forked by the zygote); --zygote adds a pool whose members a squib
+ * zygote forks (docs/fleet.md "Zygote"), measured in the same run. */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -30,6 +32,8 @@ static char tmp[64], state[128], mem[128], body[2600];
 static struct sqb_fleet_shape shape = {1, 32};
 static unsigned int fill_mib = 8;
 static const char *smaps_out; /* --smaps FILE: one idle pooled clone's smaps */
+static struct sqb_fleet_zygote zyg = {0, -1}; /* --zygote */
+enum { COLD = 0, POOLED = 1, ZYGOTE = 2 };
 
 static int cmp_d(const void *a, const void *b)
 {
@@ -142,13 +146,14 @@ static void floor_reap(struct fchild *c)
 
 /* ---- clones ---- */
 
-static void spawn(struct sqb_fleet_proc *p, unsigned int k, int prewarm)
+static void spawn(struct sqb_fleet_proc *p, unsigned int k, int mode)
 {
 	char dir[160], id[32];
 
 	snprintf(dir, sizeof(dir), "%s/c%u", tmp, k);
 	snprintf(id, sizeof(id), "c%u", k);
-	if (sqb_fleet_spawn(p, squib, dir, id, &shape, prewarm, 1))
+	if (sqb_fleet_spawn_via(p, mode == ZYGOTE ? &zyg : NULL, squib, dir, id, &shape,
+				mode != COLD, 1))
 		die("spawn failed");
 }
 
@@ -183,8 +188,9 @@ static int remembered(const char *vc)
 static double *split_load, *split_first, *split_again;
 static unsigned int nsplit;
 
-static double one_clone(int pooled, unsigned int k, const char *remember_in)
+static double one_clone(int mode, unsigned int k, const char *remember_in)
 {
+	int pooled = mode != COLD;
 	struct sqb_fleet_proc p;
 	char resp[1024], text[1024];
 	size_t len = 0;
@@ -192,7 +198,7 @@ static double one_clone(int pooled, unsigned int k, const char *remember_in)
 	double ms;
 
 	if (pooled) {
-		spawn(&p, k, 1);
+		spawn(&p, k, mode);
 		if (sqb_fleet_wait_ready(&p, 10000))
 			die("a pre-warmed squib did not come up");
 	}
@@ -209,7 +215,7 @@ static double one_clone(int pooled, unsigned int k, const char *remember_in)
 	    sqb_fleet_wait_text(p.out_fd, text, sizeof(text), &len, "PONG", 10000))
 		die("no PONG from a clone");
 	ms = (double)(sqb_fleet_now_ns() - t0) / 1e6;
-	if (pooled && split_load && !remember_in) {
+	if (mode == POOLED && split_load && !remember_in) {
 		uint64_t t2 = sqb_fleet_now_ns();
 
 		split_load[nsplit] = (double)(t1 - t0) / 1e6;
@@ -250,28 +256,30 @@ struct many {
 };
 
 /* which mappings an idle clone pays for: copied as the kernel writes it */
-static void save_smaps(pid_t pid)
+static void save_smaps(pid_t pid, const char *suffix)
 {
-	char path[64], buf[8192];
+	char path[64], buf[8192], outp[300];
 	int in, out;
 	ssize_t r;
 
 	snprintf(path, sizeof(path), "/proc/%d/smaps", (int)pid);
 	in = open(path, O_RDONLY | O_CLOEXEC);
-	out = open(smaps_out, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	snprintf(outp, sizeof(outp), "%s%s", smaps_out, suffix);
+	out = open(outp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 	while (in >= 0 && out >= 0 && (r = read(in, buf, sizeof(buf))) > 0)
 		if (write(out, buf, (size_t)r) != r)
 			break;
 	if (in < 0 || out < 0)
-		fprintf(stderr, "fleet_bench: cannot save %s to %s\n", path, smaps_out);
+		fprintf(stderr, "fleet_bench: cannot save %s to %s\n", path, outp);
 	if (in >= 0)
 		close(in);
 	if (out >= 0)
 		close(out);
 }
 
-static void many_clones(unsigned int n, int pooled, struct many *out)
+static void many_clones(unsigned int n, int mode, struct many *out)
 {
+	int pooled = mode != COLD;
 	struct sqb_fleet_proc *p = calloc(n, sizeof(*p));
 	int *fds = calloc(n, sizeof(*fds));
 	char resp[1024], text[256];
@@ -283,7 +291,7 @@ static void many_clones(unsigned int n, int pooled, struct many *out)
 	long avail0 = mem_available_kib();
 	if (pooled) { /* the pool: ready before the request */
 		for (unsigned int i = 0; i < n; i++)
-			spawn(&p[i], i, 1);
+			spawn(&p[i], i, mode);
 		for (unsigned int i = 0; i < n; i++)
 			if (sqb_fleet_wait_ready(&p[i], 60000))
 				die("a pre-warmed squib did not come up");
@@ -291,7 +299,7 @@ static void many_clones(unsigned int n, int pooled, struct many *out)
 	t0 = sqb_fleet_now_ns();
 	if (!pooled) {
 		for (unsigned int i = 0; i < n; i++)
-			spawn(&p[i], i, 0);
+			spawn(&p[i], i, COLD);
 		for (unsigned int i = 0; i < n; i++)
 			if (sqb_fleet_wait_ready(&p[i], 60000))
 				die("squib did not come up");
@@ -314,7 +322,7 @@ static void many_clones(unsigned int n, int pooled, struct many *out)
 	usleep(200000); /* idle: let the loads' transient memory go */
 	out->host_kib = (double)(avail0 - mem_available_kib()) / n;
 	if (pooled && smaps_out)
-		save_smaps(p[0].pid);
+		save_smaps(p[0].pid, mode == ZYGOTE ? ".zygote" : "");
 	for (unsigned int i = 0; i < n; i++) {
 		struct sqb_fleet_mem m;
 		if (sqb_fleet_smaps(p[i].pid, &m))
@@ -356,7 +364,7 @@ static double floor_pss(unsigned int n, const char *self)
 int main(int argc, char **argv)
 {
 	unsigned int iters = 50, counts[4] = {100, 0, 0, 0}, ncounts = 1;
-	double *pool_ms, *cold_ms, *floor_ms;
+	double *pool_ms, *cold_ms, *floor_ms, *zyg_ms;
 	char why[600], dir[160], vc[128];
 	int kvm;
 
@@ -368,7 +376,7 @@ int main(int argc, char **argv)
 	if (argc < 3) {
 		fprintf(stderr,
 			"usage: %s SQUIB GUEST [--tiny] [--iters K] [--clones N[,N...]] "
-			"[--mem-mib M] [--fill-mib F] [--smaps FILE]\n",
+			"[--mem-mib M] [--fill-mib F] [--smaps FILE] [--zygote]\n",
 			argv[0]);
 		return 2;
 	}
@@ -390,6 +398,8 @@ int main(int argc, char **argv)
 			shape.mem_mib = strtoull(argv[++i], NULL, 10);
 		} else if (!strcmp(argv[i], "--smaps") && i + 1 < argc) {
 			smaps_out = argv[++i];
+		} else if (!strcmp(argv[i], "--zygote")) {
+			zyg.pid = 1; /* started once the environment is set */
 		} else if (!strcmp(argv[i], "--fill-mib") && i + 1 < argc) {
 			fill_mib = (unsigned int)strtoul(argv[++i], NULL, 10);
 		} else {
@@ -409,6 +419,8 @@ int main(int argc, char **argv)
 		die("mkdtemp");
 	snprintf(vc, sizeof(vc), "%s/vcache", tmp);
 	setenv("SQB_VERIFY_CACHE", vc, 1);
+	if (zyg.pid && sqb_fleet_zygote_start(&zyg, squib))
+		die("cannot start the zygote");
 	snprintf(state, sizeof(state), "%s/golden.state", tmp);
 	snprintf(mem, sizeof(mem), "%s/golden.mem", tmp);
 	snprintf(dir, sizeof(dir), "%s/golden", tmp);
@@ -426,15 +438,17 @@ int main(int argc, char **argv)
 	       shape.vcpus, (unsigned long long)shape.mem_mib, fill_mib, iters);
 	printf("  first load (verifies each chunk as installed, then remembers the image): "
 	       "%.2f ms request -> PONG\n",
-	       one_clone(1, 9999, vc));
+	       one_clone(POOLED, 9999, vc));
 
 	pool_ms = calloc(iters, sizeof(double));
 	cold_ms = calloc(iters, sizeof(double));
 	floor_ms = calloc(iters, sizeof(double));
+	zyg_ms = calloc(iters, sizeof(double));
 	split_load = calloc(iters, sizeof(double));
 	split_first = calloc(iters, sizeof(double));
 	split_again = calloc(iters, sizeof(double));
-	if (!pool_ms || !cold_ms || !floor_ms || !split_load || !split_first || !split_again)
+	if (!pool_ms || !cold_ms || !floor_ms || !zyg_ms || !split_load || !split_first ||
+	    !split_again)
 		die("out of memory");
 	for (unsigned int i = 0; i < iters; i++) {
 		struct floor_vm f;
@@ -444,8 +458,10 @@ int main(int argc, char **argv)
 			die("floor VM");
 		floor_ms[i] = (double)(sqb_fleet_now_ns() - t0) / 1e6;
 		floor_free(&f);
-		pool_ms[i] = one_clone(1, i, NULL);
-		cold_ms[i] = one_clone(0, i, NULL);
+		pool_ms[i] = one_clone(POOLED, i, NULL);
+		cold_ms[i] = one_clone(COLD, i, NULL);
+		if (zyg.pid)
+			zyg_ms[i] = one_clone(ZYGOTE, i, NULL);
 	}
 	{
 		double f50 = pct(floor_ms, iters, 0.5), f99 = pct(floor_ms, iters, 0.99);
@@ -459,6 +475,12 @@ int main(int argc, char **argv)
 		       p99, p50 / f50);
 		printf("  squib, no pool (spawn + load)                 %8.3f %8.3f %8.1fx\n", c50,
 		       c99, c50 / f50);
+		if (zyg.pid) {
+			double z50 = pct(zyg_ms, iters, 0.5), z99 = pct(zyg_ms, iters, 0.99);
+			printf(
+			    "  squib, pool forked by a zygote                %8.3f %8.3f %8.1fx\n",
+			    z50, z99, z50 / f50);
+		}
 		printf("  anchor zeroboot                                  0.790    1.740\n");
 		printf("  pooled, split: load request %.3f, then 'p' -> PONG %.3f; the same on the "
 		       "running clone %.3f (the guest's serial round trip; p50s)\n",
@@ -467,7 +489,7 @@ int main(int argc, char **argv)
 	}
 	for (unsigned int k = 0; k < ncounts; k++) {
 		unsigned int n = counts[k];
-		struct many pooled, cold;
+		struct many pooled, cold, zy = {0};
 		uint64_t t0 = sqb_fleet_now_ns();
 		double floor_wall, fpss;
 		struct floor_vm *fv = calloc(n, sizeof(*fv));
@@ -482,14 +504,19 @@ int main(int argc, char **argv)
 			floor_free(&fv[i]);
 		free(fv);
 		fpss = floor_pss(n, argv[0]);
-		many_clones(n, 1, &pooled);
-		many_clones(n, 0, &cold);
+		many_clones(n, POOLED, &pooled);
+		if (zyg.pid)
+			many_clones(n, ZYGOTE, &zy);
+		many_clones(n, COLD, &cold);
 		printf("\n%u clones from one snapshot, all answering (ms)   wall   /floor\n", n);
 		printf("  floor: %u x (KVM VM + MAP_PRIVATE), one process %8.1f\n", n, floor_wall);
 		printf("  squib, pre-warmed pool                       %8.1f %7.1fx\n", pooled.wall_ms,
 		       pooled.wall_ms / floor_wall);
 		printf("  squib, no pool                               %8.1f %7.1fx\n", cold.wall_ms,
 		       cold.wall_ms / floor_wall);
+		if (zyg.pid)
+			printf("  squib, pool forked by a zygote               %8.1f %7.1fx\n",
+			       zy.wall_ms, zy.wall_ms / floor_wall);
 		printf("  anchors: forkd 100 in 101 ms; zeroboot 1000 in 815 ms\n");
 		printf("host memory per idle clone (KiB, PSS from smaps_rollup)\n");
 		printf("  floor process (KVM VM + MAP_PRIVATE)          %8.0f\n", fpss);
@@ -497,6 +524,11 @@ int main(int argc, char **argv)
 		       "dirty %.0f)  %.1fx floor\n",
 		       pooled.pss_kib, pooled.anon_kib, pooled.file_kib, pooled.shmem_kib,
 		       pooled.dirty_kib, pooled.pss_kib / fpss);
+		if (zyg.pid)
+			printf("  squib clone, pool forked by a zygote: PSS %.0f (anon %.0f, file "
+			       "%.0f, shmem %.0f; private dirty %.0f)  %.1fx floor\n",
+			       zy.pss_kib, zy.anon_kib, zy.file_kib, zy.shmem_kib, zy.dirty_kib,
+			       zy.pss_kib / fpss);
 		printf("  squib clone, no pool: PSS %.0f (anon %.0f, file %.0f, shmem %.0f)\n",
 		       cold.pss_kib, cold.anon_kib, cold.file_kib, cold.shmem_kib);
 		printf("  MemAvailable drop per clone (kernel: KVM, page tables, stacks): pooled %.0f, "
@@ -505,6 +537,8 @@ int main(int argc, char **argv)
 		printf("  anchors: forkd 0.12 MiB (123 KiB) per idle child; zeroboot ~265 KB\n");
 	}
 	close(kvm);
+	if (zyg.pid)
+		sqb_fleet_zygote_stop(&zyg);
 	if (!getenv("SQB_FLEETBENCH_KEEP")) {
 		char cmd[128];
 		snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmp);
@@ -514,5 +548,6 @@ int main(int argc, char **argv)
 	free(pool_ms);
 	free(cold_ms);
 	free(floor_ms);
+	free(zyg_ms);
 	return 0;
 }

@@ -19,6 +19,7 @@
 #include "api/http.h"
 #include "seccomp/sqb_confine.h"
 #include "squib/snapfmt.h"
+#include "zygote.h"
 
 static void usage(FILE *f)
 {
@@ -32,7 +33,7 @@ static void usage(FILE *f)
 		   "             [--mmds-size-limit BYTES] [--metadata JSON_FILE]\n"
 		   "             [--snapshot-mem-format squib|raw]\n"
 		   "             [--no-seccomp] [--seccomp-filter BPF_FILE]\n"
-		   "             [--prewarm vcpus=N,mem_mib=M[,dirty=0|1]]\n"
+		   "             [--prewarm vcpus=N,mem_mib=M[,dirty=0|1]] | --zygote FD\n"
 		   "             [--version] [--snapshot-version]\n"
 		   "             [--describe-snapshot STATE_FILE] [--help]\n"
 		   "Starts a microVM monitor driven by a Firecracker-compatible REST API\n"
@@ -602,6 +603,21 @@ int main(int argc, char **argv)
 	/* one malloc arena: the threads allocate little and rarely, and each
 	 * further arena costs an idle VM of a fleet a dirty page or two */
 	mallopt(M_ARENA_MAX, 1);
+	if (argc >= 2 && !strcmp(argv[1], "--zygote")) {
+		/* a fleet's zygote (docs/fleet.md "Zygote"): returns only in a
+		 * member, with the member's command line */
+		char *end;
+		long zfd = argc == 3 ? strtol(argv[2], &end, 10) : -1;
+
+		if (argc != 3 || *end || zfd < 3 || zfd > 1000000) {
+			fprintf(stderr, "squib: --zygote FD stands alone, FD >= 3: a connected "
+					"SOCK_SEQPACKET socket\n");
+			return 1;
+		}
+		rc = sqb_zygote_serve((int)zfd, &argc, &argv);
+		if (rc != 0)
+			return rc > 0 ? 0 : 1;
+	}
 	if (parse_opts(argc, argv, &o) < 0)
 		return 1;
 	sqb_ctl_init(&ctl);

@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -395,6 +396,7 @@ static void test_prewarm_bad_option(void **st)
 
 static pid_t daemon_pid;
 static char fdir[160];
+static const char *daemon_extra; /* one more daemon argument, e.g. --zygote */
 
 static void start_daemon(const char *dir, const char *pool, const char *reserve)
 {
@@ -410,7 +412,7 @@ static void start_daemon(const char *dir, const char *pool, const char *reserve)
 		if (fd >= 0)
 			dup2(fd, 2);
 		execl(fleet_bin, fleet_bin, "daemon", "--dir", dir, "--squib", squib, "--pool",
-		      pool, "--reserve-mib", reserve, (char *)NULL);
+		      pool, "--reserve-mib", reserve, daemon_extra, (char *)NULL);
 		_exit(127);
 	}
 	daemon_pid = pid;
@@ -717,6 +719,165 @@ static void test_stop_and_reap(void **st)
 
 /* ---- main ---- */
 
+/* ---- zygote: pool members forked from one squib (docs/fleet.md "Zygote") ---- */
+
+/* How many of pid's descriptors are KVM VMs; -1 if /proc cannot say. */
+static int kvm_vm_fds(pid_t pid)
+{
+	char path[64], link[128];
+	struct dirent *e;
+	DIR *d;
+	int n = 0;
+
+	snprintf(path, sizeof(path), "/proc/%d/fd", (int)pid);
+	if (!(d = opendir(path)))
+		return -1;
+	while ((e = readdir(d))) {
+		char fp[320];
+		ssize_t k;
+
+		snprintf(fp, sizeof(fp), "%s/%s", path, e->d_name);
+		k = readlink(fp, link, sizeof(link) - 1);
+		if (k > 0) {
+			link[k] = 0;
+			n += !strcmp(link, "anon_inode:kvm-vm");
+		}
+	}
+	closedir(d);
+	return n;
+}
+
+static long proc_field(pid_t pid, const char *file, const char *key)
+{
+	char path[64], line[256];
+	long v = -1;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/%s", (int)pid, file);
+	f = fopen(path, "r");
+	while (f && fgets(line, sizeof(line), f))
+		if (!strncmp(line, key, strlen(key)))
+			v = strtol(line + strlen(key), NULL, 10);
+	if (f)
+		fclose(f);
+	return v;
+}
+
+static void member_verifies(struct sqb_fleet_proc *p)
+{
+	char text[4096];
+	size_t len = 0;
+
+	assert_int_equal(write(p->stdin_fd, "v", 1), 1);
+	if (sqb_fleet_wait_text(p->out_fd, text, sizeof(text), &len, "FLEET OK " GUEST_PAGES,
+				10000))
+		fail_msg("member %s did not verify its memory: %s", p->id, text);
+}
+
+/* Two members of one zygote: each is our child, holds its own KVM VM
+ * (the zygote none, and it stays one thread), loads the snapshot and
+ * verifies its memory; one member's death leaves the other running; a
+ * malformed request is refused and the zygote serves on; closing its
+ * socket ends it with status 0. */
+static void test_zygote_members_own_their_vms(void **st)
+{
+	struct sqb_fleet_zygote z;
+	struct sqb_fleet_proc m[2];
+	char dir[160], id[16], body[2600], resp[1024];
+	int32_t v = 0;
+	int zst;
+
+	(void)st;
+	assert_int_equal(sqb_fleet_zygote_start(&z, squib), 0);
+	assert_int_equal(sqb_fleet_load_body(body, sizeof(body), state, mem), 0);
+	for (int i = 0; i < 2; i++) {
+		snprintf(dir, sizeof(dir), "%s/zy-%d", tmp, i);
+		snprintf(id, sizeof(id), "zy%d", i);
+		assert_int_equal(sqb_fleet_spawn_via(&m[i], &z, squib, dir, id, &shape, 1, 1), 0);
+	}
+	for (int i = 0; i < 2; i++) {
+		assert_int_equal(sqb_fleet_wait_ready(&m[i], 10000), 0);
+		assert_int_equal(proc_field(m[i].pid, "status", "PPid:"), (long)getpid());
+		assert_int_equal(kvm_vm_fds(m[i].pid), 1); /* its shell, its own */
+	}
+	assert_int_not_equal(m[0].pid, m[1].pid);
+	assert_int_equal(kvm_vm_fds(z.pid), 0);
+	assert_int_equal(proc_field(z.pid, "status", "Threads:"), 1);
+	for (int i = 0; i < 2; i++) {
+		assert_int_equal(sqb_fleet_http(m[i].sock, "PUT", "/snapshot/load", body, resp,
+						sizeof(resp), 20000),
+				 204);
+		member_verifies(&m[i]);
+	}
+	sqb_fleet_kill(&m[0]);
+	member_verifies(&m[1]); /* still its own VM, still running */
+	/* a request without its three descriptors: refused, the zygote lives */
+	assert_int_equal(send(z.fd, "squib\0", 6, 0), 6);
+	assert_int_equal(recv(z.fd, &v, sizeof(v), 0), (ssize_t)sizeof(v));
+	assert_int_equal(v, -EINVAL);
+	snprintf(dir, sizeof(dir), "%s/zy-2", tmp);
+	assert_int_equal(sqb_fleet_spawn_via(&m[0], &z, squib, dir, "zy2", &shape, 1, 1), 0);
+	assert_int_equal(sqb_fleet_wait_ready(&m[0], 10000), 0);
+	sqb_fleet_kill(&m[0]);
+	sqb_fleet_kill(&m[1]);
+	close(z.fd);
+	assert_int_equal(waitpid(z.pid, &zst, 0), z.pid);
+	assert_true(WIFEXITED(zst) && WEXITSTATUS(zst) == 0);
+}
+
+/* --zygote alone, FD a socket: anything else exits 1 with the rule. */
+static void test_zygote_bad_argument(void **st)
+{
+	static const char *const bad[][4] = {
+	    {"--zygote", NULL}, {"--zygote", "abc"}, {"--zygote", "1"}, {"--zygote", "3", "--id"}};
+
+	(void)st;
+	for (unsigned int i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		int p[2], stt;
+		char out[512] = "";
+		ssize_t k;
+		pid_t pid;
+
+		assert_int_equal(pipe2(p, O_CLOEXEC), 0);
+		pid = fork();
+		if (pid == 0) {
+			const char *argv[6] = {squib, bad[i][0], bad[i][1], bad[i][2], bad[i][3]};
+			dup2(p[1], 2);
+			execv(squib, (char *const *)argv);
+			_exit(127);
+		}
+		close(p[1]);
+		k = read(p[0], out, sizeof(out) - 1);
+		out[k > 0 ? k : 0] = 0;
+		close(p[0]);
+		assert_int_equal(waitpid(pid, &stt, 0), pid);
+		assert_true(WIFEXITED(stt) && WEXITSTATUS(stt) == 1);
+		if (!strstr(out, "--zygote FD"))
+			fail_msg("case %u: %s", i, out);
+	}
+}
+
+/* squib-fleet daemon --zygote: pooled clones come from the zygote (their
+ * parent is the daemon, by adoption), a cold one is exec'd; all verify. */
+static void test_daemon_zygote_pool(void **st)
+{
+	char ids[4][16];
+	const char *s;
+	int rc;
+
+	(void)st;
+	wait_list("\"warm\":2", 20000);
+	s = clone_n(&rc, state, mem, "3");
+	if (rc || !strstr(s, "\"ok\":3") || !strstr(s, "\"from_pool\":2"))
+		fail_msg("clone -n 3: %s", s);
+	assert_int_equal(clone_ids(s, ids, 4), 3);
+	expect_clones_verify(ids, 3);
+	for (const char *p = s; (p = strstr(p, "\"pid\":")); p += 6)
+		assert_int_equal(proc_field((pid_t)atol(p + 6), "status", "PPid:"),
+				 (long)daemon_pid);
+	wait_list("\"warm\":2,\"warming\":0,\"handed_out\":2", 20000);
+}
+
 static void cleanup(void)
 {
 	char cmd[128];
@@ -764,13 +925,21 @@ int main(int argc, char **argv)
 	    cmocka_unit_test(test_request_larger_than_host),
 	    cmocka_unit_test(test_stop_and_reap),
 	};
+	const struct CMUnitTest zygote[] = {
+	    cmocka_unit_test(test_zygote_bad_argument),
+	    cmocka_unit_test(test_zygote_members_own_their_vms),
+	};
+	const struct CMUnitTest zygote_daemon[] = {
+	    cmocka_unit_test(test_daemon_zygote_pool),
+	};
 	char vc[128];
 	int fd, rc;
 
 	if (argc != 5 && argc != 6) {
-		fprintf(stderr,
-			"usage: %s unit|shell|prewarm|pool SQUIB SQUIB_FLEET GUEST [COUNTER]\n",
-			argv[0]);
+		fprintf(
+		    stderr,
+		    "usage: %s unit|shell|prewarm|pool|zygote SQUIB SQUIB_FLEET GUEST [COUNTER]\n",
+		    argv[0]);
 		return 2;
 	}
 	squib = argv[2];
@@ -813,9 +982,18 @@ int main(int argc, char **argv)
 	else if (!strcmp(argv[1], "prewarm"))
 		rc = cmocka_run_group_tests_name("fleet.prewarm", prewarm, NULL, NULL);
 	else {
+		int zy = !strcmp(argv[1], "zygote");
+
+		if (zy)
+			rc = cmocka_run_group_tests_name("fleet.zygote", zygote, NULL, NULL);
 		snprintf(fdir, sizeof(fdir), "%s/fleet", tmp);
+		daemon_extra = zy ? "--zygote" : NULL;
 		start_daemon(fdir, "vcpus=1,mem_mib=32,count=2", "8");
-		rc = cmocka_run_group_tests_name("fleet.pool", pool, NULL, NULL);
+		if (zy)
+			rc |= cmocka_run_group_tests_name("fleet.zygote_daemon", zygote_daemon,
+							  NULL, NULL);
+		else
+			rc = cmocka_run_group_tests_name("fleet.pool", pool, NULL, NULL);
 		int dst = 0;
 
 		cli(NULL, fdir, "shutdown", NULL, NULL, NULL);

@@ -46,6 +46,7 @@ struct sqb_fleet_proc {
 	int out_fd;   /* serial output pipe when spawned with out_pipe, else -1 */
 	struct sqb_fleet_shape shape;
 	int prewarmed;
+	int from_zygote; /* forked by a zygote (sqb_fleet_spawn_via) */
 	uint64_t spawned_ns, ready_ns;
 	int exit_status; /* wait status once EXITED */
 };
@@ -59,6 +60,22 @@ uint64_t sqb_fleet_now_ns(void);
  * pipe (p->stdin_fd).  The child dies with its parent (PR_SET_PDEATHSIG). */
 int sqb_fleet_spawn(struct sqb_fleet_proc *p, const char *squib, const char *dir, const char *id,
 		    const struct sqb_fleet_shape *shape, int prewarm, int out_pipe);
+/* A squib zygote (squib --zygote FD, docs/fleet.md "Zygote"): pool members
+ * forked from one initialised squib share the pages none of them writes.
+ * Starting one makes the caller a child subreaper (PR_SET_CHILD_SUBREAPER):
+ * the members become the caller's children, waited for as usual.  Every
+ * member shares the zygote's address-space layout (docs/security.md). */
+struct sqb_fleet_zygote {
+	pid_t pid;
+	int fd; /* SOCK_SEQPACKET to the zygote */
+};
+int sqb_fleet_zygote_start(struct sqb_fleet_zygote *z, const char *squib);
+/* Close its socket (the zygote exits) and wait for it. */
+void sqb_fleet_zygote_stop(struct sqb_fleet_zygote *z);
+/* sqb_fleet_spawn, the member forked by z instead (z NULL: exec squib). */
+int sqb_fleet_spawn_via(struct sqb_fleet_proc *p, struct sqb_fleet_zygote *z, const char *squib,
+			const char *dir, const char *id, const struct sqb_fleet_shape *shape,
+			int prewarm, int out_pipe);
 /* 1 once the API socket accepts a connection, 0 not yet. */
 int sqb_fleet_ready(struct sqb_fleet_proc *p);
 /* Wait until ready (polling), up to timeout_ms; 0, -ETIMEDOUT or -ECHILD. */

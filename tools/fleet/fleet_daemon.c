@@ -61,6 +61,7 @@ struct fleet {
 	struct snap snaps[MAX_SNAPS];
 	unsigned int nsnaps;
 	int stop;
+	struct sqb_fleet_zygote zyg; /* --zygote; pid 0: none (exec squib) */
 };
 
 /* ---- a bounded JSON builder for the answers ---- */
@@ -131,7 +132,10 @@ static struct vm *vm_new(struct fleet *f, int pool, int prewarm, char *why, size
 	}
 	snprintf(id, sizeof(id), "vm-%06u", ++f->seq);
 	snprintf(dir, sizeof(dir), "%s/vms/%s", f->o->dir, id);
-	err = sqb_fleet_spawn(&v->p, f->o->squib, dir, id, shape, prewarm, 0);
+	/* only pool members come from the zygote: a cold process for a
+	 * request is exec'd (its own layout) */
+	err = sqb_fleet_spawn_via(&v->p, pool >= 0 && f->zyg.pid ? &f->zyg : NULL, f->o->squib, dir,
+				  id, shape, prewarm, 0);
 	if (err) {
 		snprintf(why, whylen, "cannot spawn squib in %.400s: %s", dir, strerror(-err));
 		free(v);
@@ -177,6 +181,16 @@ static void reap(struct fleet *f)
 	pid_t pid;
 
 	while ((pid = waitpid(-1, &st, WNOHANG)) > 0) {
+		if (pid == f->zyg.pid) {
+			/* pool members are exec'd from now on; those it forked
+			 * are ours and live on */
+			logf_(
+			    "the zygote exited (status 0x%x); pool members are exec'd from now on",
+			    st);
+			f->zyg.pid = 0;
+			sqb_fleet_zygote_stop(&f->zyg);
+			continue;
+		}
 		for (unsigned int i = 0; i < f->nvms; i++) {
 			struct vm *v = f->vms[i];
 
@@ -690,7 +704,18 @@ int sqb_fleet_daemon(const struct sqb_fleet_opts *o)
 		logf_("cannot listen on %s: %s", path, strerror(-f.lfd));
 		return 1;
 	}
-	logf_("listening on %s (%u pool(s))", path, f.npools);
+	if (o->zygote) {
+		int err = sqb_fleet_zygote_start(&f.zyg, o->squib);
+
+		if (err) {
+			logf_("cannot start the zygote: %s", strerror(-err));
+			close(f.lfd);
+			unlink(path);
+			return 1;
+		}
+	}
+	logf_("listening on %s (%u pool(s)%s)", path, f.npools,
+	      o->zygote ? ", members forked by a zygote" : "");
 	while (!f.stop) {
 		struct pollfd pf = {f.lfd, POLLIN, 0};
 
@@ -701,6 +726,7 @@ int sqb_fleet_daemon(const struct sqb_fleet_opts *o)
 	}
 	while (f.nvms)
 		vm_remove(&f, 0);
+	sqb_fleet_zygote_stop(&f.zyg);
 	close(f.lfd);
 	unlink(path);
 	return 0;

@@ -15,6 +15,7 @@ struct sqb_fleet_opts {
 	struct sqb_fleet_pool_opt pools[8];
 	unsigned int npools;
 	uint64_t reserve_mib; /* private memory a clone may write, for the host check */
+	int zygote;	      /* --zygote: pool members forked by a squib zygote */
 };
 
 /* Serve until a "shutdown" request; every squib it started ends with it. */

@@ -19,6 +19,7 @@ static void usage(FILE *f)
 	fprintf(
 	    f, "usage: squib-fleet daemon --dir DIR --squib PATH\n"
 	       "                          [--pool vcpus=N,mem_mib=M,count=K]... [--reserve-mib R]\n"
+	       "                          [--zygote]\n"
 	       "       squib-fleet clone --dir DIR --snapshot STATE --mem MEM [-n N] [--no-pool]\n"
 	       "                         [--load-extra 'JSON members, {id} {dir} per clone']\n"
 	       "       squib-fleet list|reap|shutdown --dir DIR\n"
@@ -117,6 +118,7 @@ int main(int argc, char **argv)
 	    {"mem", required_argument, NULL, 'm'},
 	    {"no-pool", no_argument, NULL, 'N'},
 	    {"load-extra", required_argument, NULL, 'x'},
+	    {"zygote", no_argument, NULL, 'Z'},
 	    {"help", no_argument, NULL, 'h'},
 	    {0},
 	};
@@ -167,6 +169,9 @@ int main(int argc, char **argv)
 			break;
 		case 'x':
 			extra = optarg;
+			break;
+		case 'Z':
+			o.zygote = 1;
 			break;
 		case 'h':
 			usage(stdout);

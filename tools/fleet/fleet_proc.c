@@ -28,49 +28,169 @@ uint64_t sqb_fleet_now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
 }
 
+/* squib's command line for p: argv[0..n) (argv[n] NULL); store holds the
+ * formatted words. */
+struct spawn_args {
+	char prewarm[96], logp[260];
+	const char *argv[16];
+};
+
+static void build_argv(struct spawn_args *a, const char *squib, const struct sqb_fleet_proc *p)
+{
+	int n = 0;
+
+	a->argv[n++] = squib;
+	a->argv[n++] = "--api-sock";
+	a->argv[n++] = p->sock;
+	a->argv[n++] = "--id";
+	a->argv[n++] = p->id;
+	snprintf(a->logp, sizeof(a->logp), "%s/vmm.log", p->dir); /* squib's own log, Info */
+	a->argv[n++] = "--log-path";
+	a->argv[n++] = a->logp;
+	a->argv[n++] = "--level";
+	a->argv[n++] = "Info";
+	if (p->prewarmed) {
+		snprintf(a->prewarm, sizeof(a->prewarm), "vcpus=%u,mem_mib=%llu", p->shape.vcpus,
+			 (unsigned long long)p->shape.mem_mib);
+		a->argv[n++] = "--prewarm";
+		a->argv[n++] = a->prewarm;
+	}
+	a->argv[n] = NULL;
+}
+
+/* serial.log (when no pipe) and squib.log in p's folder */
+static int open_log(const struct sqb_fleet_proc *p, const char *name)
+{
+	char path[260];
+
+	snprintf(path, sizeof(path), "%s/%s", p->dir, name);
+	return open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+}
+
 static void child_exec(const char *squib, const struct sqb_fleet_proc *p, int in_rd, int out_wr)
 {
-	char prewarm[96], path[260], logp[260];
-	const char *argv[16];
-	int n = 0, fd;
+	struct spawn_args a;
+	int fd;
 
 	prctl(PR_SET_PDEATHSIG, SIGKILL);
 	dup2(in_rd, 0);
 	if (out_wr >= 0) {
 		dup2(out_wr, 1);
-	} else {
-		snprintf(path, sizeof(path), "%s/serial.log", p->dir);
-		fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-		if (fd >= 0)
-			dup2(fd, 1);
+	} else if ((fd = open_log(p, "serial.log")) >= 0) {
+		dup2(fd, 1);
 	}
-	snprintf(path, sizeof(path), "%s/squib.log", p->dir);
-	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	if (fd >= 0)
+	if ((fd = open_log(p, "squib.log")) >= 0)
 		dup2(fd, 2);
-	argv[n++] = squib;
-	argv[n++] = "--api-sock";
-	argv[n++] = p->sock;
-	argv[n++] = "--id";
-	argv[n++] = p->id;
-	snprintf(logp, sizeof(logp), "%s/vmm.log", p->dir); /* squib's own log, Info */
-	argv[n++] = "--log-path";
-	argv[n++] = logp;
-	argv[n++] = "--level";
-	argv[n++] = "Info";
-	if (p->prewarmed) {
-		snprintf(prewarm, sizeof(prewarm), "vcpus=%u,mem_mib=%llu", p->shape.vcpus,
-			 (unsigned long long)p->shape.mem_mib);
-		argv[n++] = "--prewarm";
-		argv[n++] = prewarm;
-	}
-	argv[n] = NULL;
-	execv(squib, (char *const *)argv);
+	build_argv(&a, squib, p);
+	execv(squib, (char *const *)a.argv);
 	_exit(127);
+}
+
+/* ---- the zygote (docs/fleet.md "Zygote", runtime/zygote.h) ---- */
+
+int sqb_fleet_zygote_start(struct sqb_fleet_zygote *z, const char *squib)
+{
+	int sv[2];
+	char fdarg[16];
+
+	z->pid = 0;
+	z->fd = -1;
+	/* members are forked by the zygote's helper, which exits: they must
+	 * come to us, to be waited for as children */
+	if (prctl(PR_SET_CHILD_SUBREAPER, 1) < 0)
+		return -errno;
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
+		return -errno;
+	z->pid = fork();
+	if (z->pid < 0) {
+		int err = -errno;
+		close(sv[0]);
+		close(sv[1]);
+		z->pid = 0;
+		return err;
+	}
+	if (z->pid == 0) {
+		int nul = open("/dev/null", O_RDWR);
+
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if (nul >= 0) { /* nothing of ours stays open in the zygote */
+			dup2(nul, 0);
+			dup2(nul, 1);
+		}
+		if (dup2(sv[1], 3) < 0) /* dup2 clears close-on-exec */
+			_exit(127);
+		snprintf(fdarg, sizeof(fdarg), "3");
+		execl(squib, squib, "--zygote", fdarg, (char *)NULL);
+		_exit(127);
+	}
+	close(sv[1]);
+	z->fd = sv[0];
+	return 0;
+}
+
+void sqb_fleet_zygote_stop(struct sqb_fleet_zygote *z)
+{
+	if (z->fd >= 0)
+		close(z->fd); /* the zygote's EOF: it exits */
+	z->fd = -1;
+	if (z->pid > 1)
+		while (waitpid(z->pid, NULL, 0) < 0 && errno == EINTR)
+			;
+	z->pid = 0;
+}
+
+/* Ask the zygote for a member with argv and fds {in, out, err}: its pid
+ * (our child by adoption) or -errno. */
+static pid_t zygote_fork(struct sqb_fleet_zygote *z, const char *const *argv, const int fds[3])
+{
+	char buf[4096];
+	size_t len = 0;
+	union {
+		char b[CMSG_SPACE(3 * sizeof(int))];
+		struct cmsghdr align;
+	} cbuf;
+	struct iovec iov = {.iov_base = buf};
+	struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1};
+	struct cmsghdr *c;
+	struct pollfd pf = {.fd = z->fd, .events = POLLIN};
+	int32_t v;
+
+	for (int i = 0; argv[i]; i++) {
+		size_t n = strlen(argv[i]) + 1;
+		if (len + n > sizeof(buf))
+			return -E2BIG;
+		memcpy(buf + len, argv[i], n);
+		len += n;
+	}
+	iov.iov_len = len;
+	memset(&cbuf, 0, sizeof(cbuf));
+	m.msg_control = cbuf.b;
+	m.msg_controllen = sizeof(cbuf.b);
+	c = CMSG_FIRSTHDR(&m);
+	c->cmsg_level = SOL_SOCKET;
+	c->cmsg_type = SCM_RIGHTS;
+	c->cmsg_len = CMSG_LEN(3 * sizeof(int));
+	memcpy(CMSG_DATA(c), fds, 3 * sizeof(int));
+	if (z->fd < 0)
+		return -EPIPE;
+	if (sendmsg(z->fd, &m, MSG_NOSIGNAL) < 0)
+		return -errno;
+	if (poll(&pf, 1, 10000) != 1)
+		return -ETIMEDOUT;
+	if (recv(z->fd, &v, sizeof(v), 0) != sizeof(v))
+		return -EPIPE;
+	return v;
 }
 
 int sqb_fleet_spawn(struct sqb_fleet_proc *p, const char *squib, const char *dir, const char *id,
 		    const struct sqb_fleet_shape *shape, int prewarm, int out_pipe)
+{
+	return sqb_fleet_spawn_via(p, NULL, squib, dir, id, shape, prewarm, out_pipe);
+}
+
+int sqb_fleet_spawn_via(struct sqb_fleet_proc *p, struct sqb_fleet_zygote *z, const char *squib,
+			const char *dir, const char *id, const struct sqb_fleet_shape *shape,
+			int prewarm, int out_pipe)
 {
 	int in[2], out[2] = {-1, -1};
 	pid_t pid;
@@ -98,7 +218,25 @@ int sqb_fleet_spawn(struct sqb_fleet_proc *p, const char *squib, const char *dir
 		return -errno;
 	}
 	p->spawned_ns = sqb_fleet_now_ns();
-	pid = fork();
+	if (z) {
+		struct spawn_args a;
+		int fds[3] = {in[0], out_pipe ? out[1] : open_log(p, "serial.log"),
+			      open_log(p, "squib.log")};
+
+		build_argv(&a, squib, p);
+		pid = fds[1] < 0 || fds[2] < 0 ? -EIO : zygote_fork(z, a.argv, fds);
+		if (!out_pipe && fds[1] >= 0)
+			close(fds[1]);
+		if (fds[2] >= 0)
+			close(fds[2]);
+		if (pid < 0)
+			errno = (int)-pid;
+		p->from_zygote = 1;
+	} else {
+		pid = fork();
+		if (pid == 0)
+			child_exec(squib, p, in[0], out[1]);
+	}
 	if (pid < 0) {
 		int err = -errno;
 		close(in[0]);
@@ -109,8 +247,6 @@ int sqb_fleet_spawn(struct sqb_fleet_proc *p, const char *squib, const char *dir
 		}
 		return err;
 	}
-	if (pid == 0)
-		child_exec(squib, p, in[0], out[1]);
 	close(in[0]);
 	if (out_pipe) {
 		close(out[1]);
