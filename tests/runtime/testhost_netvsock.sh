@@ -315,7 +315,7 @@ if env_stall; then
 	env_checked=1 # no retry for this one: the checker itself is wrong
 	bad "the environment check calls a live guest stalled"
 else
-	grep -q '^ENVPROBE-1' "$log" && pass "the environment check sees the live guest answer" ||
+	grep -q "^ENVPROBE-$nprobe" "$log" && pass "the environment check sees the live guest answer" ||
 		bad "the environment check's console probe got no answer from a live guest"
 fi
 
