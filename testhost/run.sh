@@ -56,7 +56,7 @@ while [ $# -gt 0 ]; do
 	*) break ;;
 	esac
 done
-[ $# -ge 1 ] || { sed -n '2,30p' "$0" >&2; exit 2; }
+[ $# -ge 1 ] || { sed -n '2,35p' "$0" >&2; exit 2; }
 script=$1
 shift
 say() { [ "$quiet" = 1 ] || echo "testhost: $*" >&2; }
