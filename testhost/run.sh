@@ -27,7 +27,12 @@
 # (no exit marker: QEMU error, kernel panic); 2 usage.  A run whose test host
 # panicked, or that failed with a nested guest's triple fault, is run again
 # from a fresh boot, up to $SQB_TESTHOST_ATTEMPTS (3) attempts in all
-# (SQB_TESTHOST_RETRY_TRIPLE=0: not for triple faults).
+# (SQB_TESTHOST_RETRY_TRIPLE=0: not for triple faults).  Two more, for tests
+# that opt in (docs/testing.md "Environment retries"): a failed run whose test
+# printed a line starting SQUIB-TESTHOST-RETRY (the test proved an emulator
+# stall itself), and a test that prints SQUIB-TESTHOST-HEARTBEAT lines whose
+# test host then says nothing at all for $SQB_TESTHOST_SILENCE_S (90) seconds
+# (the test host itself stopped); both are run again on the same budget.
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -51,7 +56,7 @@ while [ $# -gt 0 ]; do
 	*) break ;;
 	esac
 done
-[ $# -ge 1 ] || { sed -n '2,30p' "$0" >&2; exit 2; }
+[ $# -ge 1 ] || { sed -n '2,35p' "$0" >&2; exit 2; }
 script=$1
 shift
 say() { [ "$quiet" = 1 ] || echo "testhost: $*" >&2; }
@@ -182,7 +187,7 @@ setpriv --help 2>/dev/null | grep -q -- --pdeathsig && pdeath=(setpriv --pdeaths
 qemu_version=$("$qemu" --version 2>/dev/null | head -n 1 | sed 's/ (.*//')
 
 # Stream the test's output while it runs: the console from the begin marker
-# on, complete lines only, markers hidden.
+# on, complete lines only, markers and heartbeats hidden.
 stream() {
 	local size nl
 	size=$(stat -c %s "$log" 2>/dev/null || echo 0)
@@ -200,12 +205,18 @@ stream() {
 	tr -d '\r' <"$work/lines" | awk -v on="$streaming" '
 		/^SQUIB-TESTHOST-BEGIN/ { on = 1; next }
 		/^SQUIB-TESTHOST-EXIT=/ { on = 0; next }
+		/^SQUIB-TESTHOST-HEARTBEAT/ { next }
 		on { print }
 		END { print on > "/dev/stderr" }' 2>"$work/stream.state"
 	streaming=$(cat "$work/stream.state")
 }
 
-# One boot of the test host: sets timed_out, exitline, begin and qemu_rc.
+# A test that prints heartbeats promises a console line at least every few
+# seconds for as long as it runs; this long a silence after the first one
+# means the test host itself stopped (its shell loop no longer runs).
+silence=${SQB_TESTHOST_SILENCE_S:-90}
+
+# One boot of the test host: sets timed_out, silent, exitline, begin and qemu_rc.
 boot() {
 	: >"$log"
 	say "booting test host ($qemu_version TCG, $smp vCPUs, $mem, timeout ${timeout}s), log $log"
@@ -217,12 +228,22 @@ boot() {
 		-append "console=ttyS0 quiet loglevel=3 panic=-1 reboot=k" \
 		>"$work/qemu.out" 2>&1 &
 	qpid=$!
-	local deadline=$(($(date +%s) + timeout))
-	timed_out=0 shown=0 streaming=0
+	local deadline=$(($(date +%s) + timeout)) size last_size=-1 last_growth hb=0 t
+	timed_out=0 silent=0 shown=0 streaming=0
+	last_growth=$(date +%s)
 	while kill -0 "$qpid" 2>/dev/null; do
 		stream
-		if [ "$(date +%s)" -ge "$deadline" ]; then
+		t=$(date +%s)
+		if [ "$t" -ge "$deadline" ]; then
 			timed_out=1
+			break
+		fi
+		size=$(stat -c %s "$log" 2>/dev/null || echo 0)
+		if [ "$size" != "$last_size" ]; then
+			last_size=$size last_growth=$t
+			[ "$hb" = 1 ] || ! grep -q '^SQUIB-TESTHOST-HEARTBEAT' "$log" || hb=1
+		elif [ "$hb" = 1 ] && [ $((t - last_growth)) -ge "$silence" ]; then
+			silent=1
 			break
 		fi
 		grep -q '^SQUIB-TESTHOST-EXIT=' "$log" 2>/dev/null && sleep 2 && break
@@ -266,6 +287,23 @@ while :; do
 		echo "testhost: the test host panicked in all $attempts attempts; no verdict" >&2
 		exit 125
 	fi
+	# A test that prints heartbeats, whose test host then went silent (no
+	# exit marker, not a single console byte for $silence s): the test host's
+	# own kernel or the emulator stopped, nothing the test's programs can do
+	# (they are ordinary processes in it).  No verdict; run again.
+	if [ "$silent" = 1 ] && [ -z "$exitline" ]; then
+		echo "testhost: THE TEST HOST WENT SILENT: no console line for ${silence}s from a test" \
+			"that prints a heartbeat every few seconds (attempt $attempt of $attempts; the test" \
+			"host itself stopped: docs/testing.md \"Environment retries\"); its last console lines:" >&2
+		tr -d '\r' <"$log" | tail -n 15 | sed 's/^/testhost:   /' >&2
+		if [ "$attempt" -lt "$attempts" ]; then
+			attempt=$((attempt + 1))
+			echo "testhost: running the test again from the start (attempt $attempt of $attempts)" >&2
+			continue
+		fi
+		echo "testhost: the test host went silent in all $attempts attempts; no verdict" >&2
+		exit 125
+	fi
 	# A nested Linux guest that triple-faulted in a failed run: under this
 	# emulator's nested SVM, guests triple-fault at random, fresh boots with
 	# no snapshot included (docs/testing.md "Known failures"), so such a run
@@ -283,6 +321,20 @@ while :; do
 			continue
 		fi
 		echo "testhost: a nested guest triple-faulted in all $attempts attempts: the test fails" >&2
+		break
+	fi
+	# A failed run whose test printed SQUIB-TESTHOST-RETRY: the test itself
+	# checked the evidence of an emulator stall (its own header says which)
+	# before it gave up; any other failure of such a test is its verdict.
+	if [ -n "$exitline" ] && [ "$rc" != 0 ] && grep -q '^SQUIB-TESTHOST-RETRY' "$log"; then
+		echo "testhost: THE TEST REPORTED AN EMULATOR STALL (attempt $attempt of $attempts):" >&2
+		tr -d '\r' <"$log" | grep '^SQUIB-TESTHOST-RETRY' | head -n 3 | sed 's/^/testhost:   /' >&2
+		if [ "$attempt" -lt "$attempts" ]; then
+			attempt=$((attempt + 1))
+			echo "testhost: running the test again from the start (attempt $attempt of $attempts)" >&2
+			continue
+		fi
+		echo "testhost: the test reported an emulator stall in all $attempts attempts: the test fails" >&2
 	fi
 	break
 done

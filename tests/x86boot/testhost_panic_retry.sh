@@ -7,7 +7,8 @@
 # With SQUIB and FAULT_ELF (tests/guests' fault.elf) as arguments, also: a
 # failed run in which a nested guest triple-faulted (a real one: squib boots
 # fault.elf on the test host's KVM) is run again, and the last attempt's
-# failure is the test's own status (1), never 0 or 125.
+# failure is the test's own status (1), never 0 or 125.  Also the two
+# environment retries of run.sh that a test opts into (see below).
 #   testhost_panic_retry.sh [SQUIB FAULT_ELF]
 here=$(cd "$(dirname "$0")" && pwd)
 run=$here/../../testhost/run.sh
@@ -39,6 +40,43 @@ check "the second attempt is announced" grep -q 'running the test again from the
 check "the final message says there is no verdict" grep -q 'panicked in all 2 attempts; no verdict' "$t/out"
 check "the test ran in both attempts" [ "$(grep -c '^SQB-PANIC-TEST: panicking' "$t/out")" = 2 ]
 check "nothing ran after the panic" sh -c "! grep -q 'still alive' '$t/out'"
+
+# The environment retries a test opts into (docs/testing.md "Environment
+# retries"): a failed run that printed SQUIB-TESTHOST-RETRY runs again and the
+# last attempt's status is the test's own (3); a test that printed a heartbeat
+# and then nothing for SQB_TESTHOST_SILENCE_S runs again and ends in 125.
+cat >"$t/retry.sh" <<'IN'
+#!/bin/sh
+echo "SQB-RETRY-TEST: failing with the marker"
+echo "SQUIB-TESTHOST-RETRY emulator stall: made up by the test"
+exit 3
+IN
+SQB_TESTHOST=always SQB_TESTHOST_ATTEMPTS=2 bash "$run" --no-vmlinux --timeout 200 "$t/retry.sh" >"$t/out3" 2>&1
+rc=$?
+cat "$t/out3"
+check "retry marker: exit status 3 (the test's own failure), got $rc" [ "$rc" = 3 ]
+check "retry marker: two boots of the test host" [ "$(grep -c '^testhost: booting test host' "$t/out3")" = 2 ]
+check "retry marker: each attempt is reported" \
+	[ "$(grep -c 'THE TEST REPORTED AN EMULATOR STALL (attempt [12] of 2' "$t/out3")" = 2 ]
+check "retry marker: the final message says the test fails" \
+	grep -q 'reported an emulator stall in all 2 attempts: the test fails' "$t/out3"
+cat >"$t/silent.sh" <<'IN'
+#!/bin/sh
+echo "SQUIB-TESTHOST-HEARTBEAT"
+echo "SQB-SILENT-TEST: silent from now on"
+sleep 150
+echo "SQB-SILENT-TEST: still running after the silence"
+IN
+SQB_TESTHOST=always SQB_TESTHOST_ATTEMPTS=2 SQB_TESTHOST_SILENCE_S=10 bash "$run" --no-vmlinux --timeout 200 \
+	"$t/silent.sh" >"$t/out4" 2>&1
+rc=$?
+cat "$t/out4"
+check "silence: exit status 125 (no verdict), got $rc" [ "$rc" = 125 ]
+check "silence: two boots of the test host" [ "$(grep -c '^testhost: booting test host' "$t/out4")" = 2 ]
+check "silence: each attempt is reported" \
+	[ "$(grep -c 'THE TEST HOST WENT SILENT: no console line for 10s' "$t/out4")" = 2 ]
+check "silence: the heartbeat is hidden" sh -c "! grep -q '^SQUIB-TESTHOST-HEARTBEAT' '$t/out4'"
+check "silence: nothing ran after the silence was seen" sh -c "! grep -q 'still running' '$t/out4'"
 
 squib=${1:-} fault=${2:-}
 if [ -x "$squib" ] && [ -f "$fault" ]; then
