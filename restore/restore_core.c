@@ -188,7 +188,8 @@ static int validate(sqb_snap *s, const struct sqb_restore_opts *o, struct sqb_di
 	}
 	if (o->flags &
 	    ~(SQB_RESTORE_MEMFD | SQB_RESTORE_VERIFY | SQB_RESTORE_NO_FILL | SQB_RESTORE_RECORD |
-	      SQB_RESTORE_TRUST_RAW | SQB_RESTORE_WSET_SYNC | SQB_RESTORE_DEST_ZERO)) {
+	      SQB_RESTORE_TRUST_RAW | SQB_RESTORE_WSET_SYNC | SQB_RESTORE_DEST_ZERO |
+	      SQB_RESTORE_FILL_LATER)) {
 		diag_set(d, "options", "unknown flag");
 		return -EINVAL;
 	}
@@ -590,6 +591,15 @@ int sqb_restore_fetch(sqb_restore *rs, uint64_t gpa, uint64_t len)
 	    rs->strategy != SQB_RESTORE_LAZY_EXIT)
 		return 0; /* already resident */
 	return rs_lazy_fetch(rs, gpa, len);
+}
+
+void sqb_restore_fill_now(sqb_restore *rs)
+{
+	if (!rs || atomic_exchange(&rs->fill_go, 1))
+		return;
+	pthread_mutex_lock(&rs->lock);
+	pthread_cond_broadcast(&rs->cond); /* fillers waiting to begin */
+	pthread_mutex_unlock(&rs->lock);
 }
 
 int sqb_restore_wait(sqb_restore *rs, int timeout_ms)

@@ -579,6 +579,10 @@ static void *worker_main(void *arg)
 	(void)pthread_setschedparam(pthread_self(), SCHED_BATCH, &sp);
 	if (!buf)
 		rs_fail(rs, -ENOMEM, NULL);
+	pthread_mutex_lock(&rs->lock); /* SQB_RESTORE_FILL_LATER: until the caller says */
+	while (!atomic_load(&rs->fill_go) && !atomic_load(&rs->stop) && !atomic_load(&rs->error))
+		pthread_cond_wait(&rs->cond, &rs->lock);
+	pthread_mutex_unlock(&rs->lock);
 	while (buf && !atomic_load(&rs->stop) && !atomic_load(&rs->error)) {
 		uint64_t blk;
 
@@ -667,6 +671,7 @@ int rs_lazy_start(sqb_restore *rs, struct sqb_diag *d)
 			return err;
 	}
 	rs->record = !!(rs->o.flags & SQB_RESTORE_RECORD);
+	atomic_store(&rs->fill_go, !(rs->o.flags & SQB_RESTORE_FILL_LATER));
 	rs->hbuf = malloc(RS_BLOCK);
 	if (!rs->hbuf || ws_index(rs))
 		return -ENOMEM;

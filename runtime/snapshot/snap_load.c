@@ -497,6 +497,11 @@ static int restore_memory(struct loadctx *c, struct sqb_vm *vm, struct sqb_snaps
 		 * gave 1.0x but a filler preempted while holding the event lock
 		 * would stall the guest's faults on a busy host) */
 		ro.threads = 1;
+		/* and it begins once the vCPUs run (build_vm): until then the
+		 * VM's state and devices, then the guest's first steps, have
+		 * the CPU (on 2 busy cores a filler streaming from the start
+		 * made the load itself 2-3x a trusted one) */
+		ro.flags |= SQB_RESTORE_FILL_LATER;
 	}
 	/* verified by an earlier load and unchanged since: map without reading */
 	if (!is_auto)
@@ -517,7 +522,7 @@ static int restore_memory(struct loadctx *c, struct sqb_vm *vm, struct sqb_snaps
 			 "whole before the guest runs",
 			 sqb_strerror(err), c->o->backend_path);
 		ro.strategy = SQB_RESTORE_MMAP;
-		ro.flags &= ~SQB_RESTORE_NO_FILL;
+		ro.flags &= ~(SQB_RESTORE_NO_FILL | SQB_RESTORE_FILL_LATER);
 		ro.on_done = NULL;
 		lazy = ss->lazy_exit = 0;
 		err = sqb_restore_start(&ss->rs, ss->loaded, &ro, c->diag);
@@ -708,6 +713,7 @@ static int build_vm(struct loadctx *c, struct sqb_vm **out)
 	if (!err) {
 		set_parent(c, ss);
 		err = release(vm, c->o->resume);
+		sqb_restore_fill_now(ss->rs); /* SQB_RESTORE_FILL_LATER: the rest now */
 	}
 	if (ss && restore_failed(vm, ss, c->diag))
 		err = sqb_restore_wait(ss->rs, 0); /* said while loading: a 400 */

@@ -421,29 +421,37 @@ static int msr_template(struct sqb_hv_vcpu *vc, struct sqb_diag *diag)
 	return 0;
 }
 
-/* Set the boot MSRs one at a time: KVM_SET_MSRS returns how many entries it
- * set, and a host may refuse some (PVM refuses e.g. 0x10a); those are
- * skipped with a debug note instead of failing the VM. */
+/* Set the boot MSRs: KVM_SET_MSRS sets entries in order and returns how many
+ * it set before the first it refused, and a host may refuse some (PVM
+ * refuses e.g. 0x10a); those are skipped with a debug note instead of
+ * failing the VM, and the call goes on after them.  One call for all of
+ * them where the host takes them all (each ioctl costs ~0.1 ms under PVM:
+ * one at a time was a fifth of a snapshot load's VM creation). */
 int sqb_kvm_msr_boot(struct sqb_hv_vcpu *vc, struct sqb_diag *diag)
 {
+	enum { NB = sizeof(boot_msrs) / sizeof(boot_msrs[0]) };
 	struct {
 		struct kvm_msrs h;
-		struct kvm_msr_entry e;
+		struct kvm_msr_entry e[NB];
 	} m;
 	unsigned int set = 0;
 
-	for (size_t i = 0; i < sizeof(boot_msrs) / sizeof(boot_msrs[0]); i++) {
+	for (size_t i = 0; i < NB;) {
 		memset(&m, 0, sizeof(m));
-		m.h.nmsrs = 1;
-		m.e.index = boot_msrs[i].index;
-		m.e.data = boot_msrs[i].value;
+		m.h.nmsrs = (uint32_t)(NB - i);
+		for (size_t k = i; k < NB; k++) {
+			m.e[k - i].index = boot_msrs[k].index;
+			m.e[k - i].data = boot_msrs[k].value;
+		}
 		int rc = ioctl(vc->fd, KVM_SET_MSRS, &m);
 		if (rc < 0)
 			return -errno;
-		if (rc == 1)
-			set++;
-		else
+		set += (unsigned int)rc;
+		i += (size_t)rc;
+		if (i < NB) {
 			sqb_debug("host refused MSR 0x%x", boot_msrs[i].index);
+			i++;
+		}
 	}
 	if (!set)
 		return -EINVAL;
