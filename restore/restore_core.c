@@ -593,9 +593,12 @@ int sqb_restore_fetch(sqb_restore *rs, uint64_t gpa, uint64_t len)
 	return rs_lazy_fetch(rs, gpa, len);
 }
 
-void sqb_restore_fill_now(sqb_restore *rs)
+void sqb_restore_fill_after(sqb_restore *rs, unsigned int delay_ms)
 {
-	if (!rs || atomic_exchange(&rs->fill_go, 1))
+	uint64_t none = 0;
+
+	if (!rs || !atomic_compare_exchange_strong(&rs->fill_at, &none,
+						   rs_now_ns() + (uint64_t)delay_ms * 1000000u))
 		return;
 	pthread_mutex_lock(&rs->lock);
 	pthread_cond_broadcast(&rs->cond); /* fillers waiting to begin */
