@@ -3,12 +3,14 @@
  * docs/cpuid.md); boot MSRs filtered by what the host accepts, entry
  * register state (PVH 32-bit or 64-bit) and the vCPU state slots. */
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <unistd.h>
 
 #include "arch_entry.h"
 #include "kvm_cpuid_norm.h"
@@ -55,6 +57,31 @@ void sqb_kvm_probe_cache_reset(void)
 	msr_list = NULL;
 	host_cpuid_read = 0;
 	pthread_mutex_unlock(&probe_lock);
+}
+
+static int probe_msrs(int kvm_fd, struct kvm_msr_list **out);
+
+/* The supported CPUID (~0.3 ms of ioctl under PVM), the host's own CPUID
+ * (each instruction traps here) and the MSR list, asked while squib waits
+ * for its first request (runtime/main.c); vm_create then copies them.  A
+ * probe that fails is asked again, and reported, by vm_create. */
+void sqb_kvm_arch_host_warm(void)
+{
+	int fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
+
+	if (fd < 0)
+		return;
+	pthread_mutex_lock(&probe_lock);
+	if (!supported_cpuid && probe_cpuid(fd, &supported_cpuid))
+		supported_cpuid = NULL;
+	if (!host_cpuid_read) {
+		sqb_cpuid_host_read(&host_cpuid);
+		host_cpuid_read = 1;
+	}
+	if (!msr_list && probe_msrs(fd, &msr_list))
+		msr_list = NULL;
+	pthread_mutex_unlock(&probe_lock);
+	close(fd);
 }
 
 static void template_diag(struct sqb_diag *diag, const char *fmt, ...)
