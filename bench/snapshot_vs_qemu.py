@@ -3,6 +3,13 @@
 snapshot test guest in bench mode: fills 200 MiB, then answers 'p' with
 PONG on the serial port), all in one run on this host's /dev/kvm.
 
+Both VMMs get the same guest and the same harness: the guest sleeps in HLT
+and wakes on the UART's receive interrupt (irq=1; before session 11 it spun
+a delay loop between polls, ~13 ms a round on this host, so a random 0-13 ms
+of every restore measured was where that loop happened to be), and the
+harness reads each VMM's serial output from a pipe with select (squib's
+stdout; QEMU's chardev FIFO, read directly) instead of polling a file.
+
   squib    pause window: PUT /snapshot/create Full with "squib":
            {"background": true} of the running VM (a live create: squib
            pauses and resumes the guest itself and reports the window as

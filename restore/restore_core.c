@@ -186,10 +186,9 @@ static int validate(sqb_snap *s, const struct sqb_restore_opts *o, struct sqb_di
 		diag_set(d, "options", "unknown options version or strategy");
 		return -EINVAL;
 	}
-	if (o->flags &
-	    ~(SQB_RESTORE_MEMFD | SQB_RESTORE_VERIFY | SQB_RESTORE_NO_FILL | SQB_RESTORE_RECORD |
-	      SQB_RESTORE_TRUST_RAW | SQB_RESTORE_WSET_SYNC | SQB_RESTORE_DEST_ZERO |
-	      SQB_RESTORE_FILL_LATER)) {
+	if (o->flags & ~(SQB_RESTORE_MEMFD | SQB_RESTORE_VERIFY | SQB_RESTORE_NO_FILL |
+			 SQB_RESTORE_RECORD | SQB_RESTORE_TRUST_RAW | SQB_RESTORE_WSET_SYNC |
+			 SQB_RESTORE_DEST_ZERO | SQB_RESTORE_FILL_LATER)) {
 		diag_set(d, "options", "unknown flag");
 		return -EINVAL;
 	}

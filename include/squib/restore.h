@@ -60,8 +60,9 @@ enum sqb_restore_strategy {
 #define SQB_RESTORE_WSET_SYNC 0x20u /* lazy: working set installed before start returns */
 #define SQB_RESTORE_DEST_ZERO 0x40u /* eager: the caller's destination is fresh (all zero):
 				      zero blocks are skipped, not written */
-#define SQB_RESTORE_FILL_LATER 0x80u /* lazy: the fillers wait for sqb_restore_fill_after()
-				       (faults and fetches are served from the start) */
+/* lazy: the fillers wait for sqb_restore_fill_after() (faults and fetches are
+ * served from the start) */
+#define SQB_RESTORE_FILL_LATER 0x80u
 
 /* Called (from a restore thread) when the restore fails; diag says where. */
 typedef void (*sqb_restore_error_cb)(void *ctx, int err, const struct sqb_diag *diag);

@@ -117,7 +117,8 @@ int __wrap_ioctl(int fd, unsigned long req, ...)
 		set_msrs_calls++;
 		for (unsigned int i = 0; i < m->nmsrs; i++) {
 			/* KVM stops at the first entry it refuses: the count set */
-			if (m->entries[i].index == refuse_msr[0] || m->entries[i].index == refuse_msr[1])
+			if (m->entries[i].index == refuse_msr[0] ||
+			    m->entries[i].index == refuse_msr[1])
 				return (int)i;
 			if (nmsrs_set < 64)
 				msrs_set[nmsrs_set++] = m->entries[i].index;
@@ -276,8 +277,8 @@ static void test_boot_msrs_skip_refused(void **state)
 	static const uint32_t boot[] = {0x174,	    0x175,	0x176,	    0xc0000081,
 					0xc0000082, 0xc0000083, 0xc0000084, 0xc0000102,
 					0x10,	    0x1a0,	0x2ff};
-	static const uint32_t refuse[][2] = {{0, 0}, {0xc0000083, 0}, {0x174, 0x2ff},
-					     {0x175, 0x176}};
+	static const uint32_t refuse[][2] = {
+	    {0, 0}, {0xc0000083, 0}, {0x174, 0x2ff}, {0x175, 0x176}};
 	static const unsigned int calls[] = {1, 2, 2, 3};
 	struct sqb_hv_vm vm = {.kvm_fd = FAKE_FD, .vm_fd = FAKE_FD, .nvcpus = 1};
 	struct sqb_hv_vcpu vc = {.vm = &vm, .fd = FAKE_FD};
