@@ -186,9 +186,9 @@ static int validate(sqb_snap *s, const struct sqb_restore_opts *o, struct sqb_di
 		diag_set(d, "options", "unknown options version or strategy");
 		return -EINVAL;
 	}
-	if (o->flags &
-	    ~(SQB_RESTORE_MEMFD | SQB_RESTORE_VERIFY | SQB_RESTORE_NO_FILL | SQB_RESTORE_RECORD |
-	      SQB_RESTORE_TRUST_RAW | SQB_RESTORE_WSET_SYNC | SQB_RESTORE_DEST_ZERO)) {
+	if (o->flags & ~(SQB_RESTORE_MEMFD | SQB_RESTORE_VERIFY | SQB_RESTORE_NO_FILL |
+			 SQB_RESTORE_RECORD | SQB_RESTORE_TRUST_RAW | SQB_RESTORE_WSET_SYNC |
+			 SQB_RESTORE_DEST_ZERO | SQB_RESTORE_FILL_LATER)) {
 		diag_set(d, "options", "unknown flag");
 		return -EINVAL;
 	}
@@ -590,6 +590,18 @@ int sqb_restore_fetch(sqb_restore *rs, uint64_t gpa, uint64_t len)
 	    rs->strategy != SQB_RESTORE_LAZY_EXIT)
 		return 0; /* already resident */
 	return rs_lazy_fetch(rs, gpa, len);
+}
+
+void sqb_restore_fill_after(sqb_restore *rs, unsigned int delay_ms)
+{
+	uint64_t none = 0;
+
+	if (!rs || !atomic_compare_exchange_strong(&rs->fill_at, &none,
+						   rs_now_ns() + (uint64_t)delay_ms * 1000000u))
+		return;
+	pthread_mutex_lock(&rs->lock);
+	pthread_cond_broadcast(&rs->cond); /* fillers waiting to begin */
+	pthread_mutex_unlock(&rs->lock);
 }
 
 int sqb_restore_wait(sqb_restore *rs, int timeout_ms)

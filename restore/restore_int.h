@@ -95,6 +95,7 @@ struct sqb_restore {
 	pthread_mutex_t lock;
 	pthread_cond_t cond; /* state change, fetch done */
 	atomic_uint_fast64_t fill_cursor;
+	_Atomic uint64_t fill_at; /* fillers begin then (rs_now_ns); 0: not yet told */
 	_Atomic int stop;
 	_Atomic int error;	   /* first failure, sticks */
 	struct sqb_diag fail_diag; /* where it happened */

@@ -567,6 +567,33 @@ static int fill_one(sqb_restore *rs, uint64_t blk, uint8_t *buf)
 	return err < 0 && err != -EAGAIN ? rs_fail(rs, err, NULL) : 0;
 }
 
+/* SQB_RESTORE_FILL_LATER: until the caller's sqb_restore_fill_after() time,
+ * or a stop or failure (both broadcast the condition). */
+static void wait_fill_at(sqb_restore *rs)
+{
+	pthread_mutex_lock(&rs->lock);
+	while (!atomic_load(&rs->stop) && !atomic_load(&rs->error)) {
+		uint64_t at = atomic_load(&rs->fill_at), now = rs_now_ns();
+		struct timespec ts;
+
+		if (at && now >= at)
+			break;
+		if (!at) {
+			pthread_cond_wait(&rs->cond, &rs->lock);
+			continue;
+		}
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_sec += (time_t)((at - now) / 1000000000u);
+		ts.tv_nsec += (long)((at - now) % 1000000000u);
+		if (ts.tv_nsec >= 1000000000L) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000L;
+		}
+		pthread_cond_timedwait(&rs->cond, &rs->lock, &ts);
+	}
+	pthread_mutex_unlock(&rs->lock);
+}
+
 static void *worker_main(void *arg)
 {
 	sqb_restore *rs = arg;
@@ -579,6 +606,7 @@ static void *worker_main(void *arg)
 	(void)pthread_setschedparam(pthread_self(), SCHED_BATCH, &sp);
 	if (!buf)
 		rs_fail(rs, -ENOMEM, NULL);
+	wait_fill_at(rs);
 	while (buf && !atomic_load(&rs->stop) && !atomic_load(&rs->error)) {
 		uint64_t blk;
 
@@ -667,6 +695,7 @@ int rs_lazy_start(sqb_restore *rs, struct sqb_diag *d)
 			return err;
 	}
 	rs->record = !!(rs->o.flags & SQB_RESTORE_RECORD);
+	atomic_store(&rs->fill_at, (rs->o.flags & SQB_RESTORE_FILL_LATER) ? 0 : 1);
 	rs->hbuf = malloc(RS_BLOCK);
 	if (!rs->hbuf || ws_index(rs))
 		return -ENOMEM;

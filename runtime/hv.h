@@ -72,6 +72,11 @@ struct sqb_hv_ops {
 	const char *name;
 	unsigned int snap_arch, snap_hv; /* snapfmt enum sqb_arch / sqb_hv of its records */
 	int (*vm_create)(struct sqb_hv_vm **out, unsigned int nvcpus, struct sqb_diag *diag);
+	/* Optional: ask the host now what vm_create would ask it first and
+	 * that does not change while the process runs (kept per process), so
+	 * the first VM does not wait for it.  Best effort: a failure is left
+	 * for vm_create to meet and report. */
+	void (*host_warm)(void);
 	/* A custom CPU template (squib/runtime.h) for the vCPUs not yet
 	 * created: checked and folded into the per-VM CPUID / MSR set-up.
 	 * NULL: the backend has none (a non-empty template is refused). */

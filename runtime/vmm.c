@@ -1033,3 +1033,9 @@ const char *sqb_runtime_backend_name(void)
 {
 	return sqb_hv_backend.name;
 }
+
+void sqb_vm_host_warm(void)
+{
+	if (sqb_hv_backend.host_warm)
+		sqb_hv_backend.host_warm();
+}

@@ -60,6 +60,9 @@ enum sqb_restore_strategy {
 #define SQB_RESTORE_WSET_SYNC 0x20u /* lazy: working set installed before start returns */
 #define SQB_RESTORE_DEST_ZERO 0x40u /* eager: the caller's destination is fresh (all zero):
 				      zero blocks are skipped, not written */
+/* lazy: the fillers wait for sqb_restore_fill_after() (faults and fetches are
+ * served from the start) */
+#define SQB_RESTORE_FILL_LATER 0x80u
 
 /* Called (from a restore thread) when the restore fails; diag says where. */
 typedef void (*sqb_restore_error_cb)(void *ctx, int err, const struct sqb_diag *diag);
@@ -135,6 +138,13 @@ int sqb_restore_mem(const sqb_restore *rs, unsigned int idx, struct sqb_restore_
 /* Make [gpa, gpa+len) resident now (a VMM uses it for accesses that cannot
  * fault through the fault source, e.g. KVM on a SIGSEGV-based restore). */
 int sqb_restore_fetch(sqb_restore *rs, uint64_t gpa, uint64_t len);
+
+/* SQB_RESTORE_FILL_LATER: let the background fillers begin delay_ms from
+ * now (a VMM calls it once the guest runs, so that streaming the rest does
+ * not compete for the CPU with building the VM and the guest's first
+ * steps; faults are served meanwhile).  The first call counts; a no-op
+ * without that flag or for other strategies; NULL ok. */
+void sqb_restore_fill_after(sqb_restore *rs, unsigned int delay_ms);
 
 /* Wait until every page is resident or was dropped by a REMOVE event (0),
  * the restore failed (its error), or timeout_ms passed (-ETIMEDOUT; < 0

@@ -151,6 +151,13 @@ struct sqb_vm_stats {
 	uint64_t uart_rl_dropped_bytes; /* serial bytes over the rate limiter, dropped */
 };
 
+/* Ask the hypervisor now what creating the first VM would ask it first and
+ * that stays the same while the process runs (x86 KVM: supported CPUID,
+ * the host's CPUID, the MSR list), so that VM does not wait for it; squib
+ * calls it while it waits for its first API request.  Best effort: errors
+ * are met and reported by sqb_vm_create(). */
+void sqb_vm_host_warm(void);
+
 /* Create the VM: memory, irqchip, devices, boot image, vCPUs (not running).
  * diag (optional) says what went wrong, e.g. which file failed to load. */
 int sqb_vm_create(sqb_vm **out, const struct sqb_vm_config *cfg, struct sqb_diag *diag);

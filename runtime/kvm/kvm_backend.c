@@ -352,6 +352,7 @@ const struct sqb_hv_ops sqb_hv_backend = {
     .snap_arch = SQB_KVM_SNAP_ARCH,
     .snap_hv = SQB_HV_KVM,
     .vm_create = kvm_vm_create,
+    .host_warm = sqb_kvm_arch_host_warm,
     .vm_cpu_template = sqb_kvm_arch_cpu_template,
     .vm_set_smt = kvm_vm_set_smt,
     .vm_destroy = kvm_vm_destroy,

@@ -16,6 +16,11 @@
 #include "layout.h"
 #include "snap_priv.h"
 
+/* A first (lazily verified) load's background filler begins this long after
+ * the vCPUs start: the guest's first answer is not shared with streaming the
+ * rest of its memory (docs/snapshots.md "First loads"). */
+#define SQB_FIRST_LOAD_FILL_DELAY_MS 20u
+
 struct recset {
 	struct sqb_record *recs;
 	unsigned int n;
@@ -497,6 +502,13 @@ static int restore_memory(struct loadctx *c, struct sqb_vm *vm, struct sqb_snaps
 		 * gave 1.0x but a filler preempted while holding the event lock
 		 * would stall the guest's faults on a busy host) */
 		ro.threads = 1;
+		/* and it begins once the vCPUs have run a while (build_vm):
+		 * until then the VM's state and devices, then the guest's
+		 * first steps, have the CPU; their pages come as faults (on 2
+		 * busy cores a filler streaming from the start made the load
+		 * itself 2-3x a trusted one, and one starting as the vCPUs did
+		 * made the guest's first answer ~2x) */
+		ro.flags |= SQB_RESTORE_FILL_LATER;
 	}
 	/* verified by an earlier load and unchanged since: map without reading */
 	if (!is_auto)
@@ -517,7 +529,7 @@ static int restore_memory(struct loadctx *c, struct sqb_vm *vm, struct sqb_snaps
 			 "whole before the guest runs",
 			 sqb_strerror(err), c->o->backend_path);
 		ro.strategy = SQB_RESTORE_MMAP;
-		ro.flags &= ~SQB_RESTORE_NO_FILL;
+		ro.flags &= ~(SQB_RESTORE_NO_FILL | SQB_RESTORE_FILL_LATER);
 		ro.on_done = NULL;
 		lazy = ss->lazy_exit = 0;
 		err = sqb_restore_start(&ss->rs, ss->loaded, &ro, c->diag);
@@ -708,6 +720,9 @@ static int build_vm(struct loadctx *c, struct sqb_vm **out)
 	if (!err) {
 		set_parent(c, ss);
 		err = release(vm, c->o->resume);
+		/* SQB_RESTORE_FILL_LATER: the rest once the guest had its
+		 * first steps (SQB_FIRST_LOAD_FILL_DELAY_MS) */
+		sqb_restore_fill_after(ss->rs, SQB_FIRST_LOAD_FILL_DELAY_MS);
 	}
 	if (ss && restore_failed(vm, ss, c->diag))
 		err = sqb_restore_wait(ss->rs, 0); /* said while loading: a 400 */

@@ -78,7 +78,7 @@ void eoi_isr(void);
 extern volatile uint64_t irq_count;
 /* PICs masked, LAPIC enabled, IOAPIC pin gsi -> vector on APIC 0 (fixed,
  * edge, active high, unmasked), and a periodic LAPIC timer on timer_vec
- * every ~10 ms so HLT wakes. */
+ * every ~10 ms so HLT wakes (timer_vec 0: no timer). */
 void irq_route_gsi(uint32_t gsi, unsigned int vector, unsigned int timer_vec);
 
 #endif

@@ -214,6 +214,8 @@ void irq_route_gsi(uint32_t gsi, unsigned int vector, unsigned int timer_vec)
 	lapic_write(0xf0, 0x1ff);
 	ioapic_write(0x10 + 2 * gsi + 1, 0);	    /* -> APIC 0 */
 	ioapic_write(0x10 + 2 * gsi, vector);	    /* fixed, edge, high, unmasked */
+	if (!timer_vec)
+		return;
 	lapic_write(0x3e0, 0xb);		    /* timer: divide by 1 */
 	lapic_write(0x320, timer_vec | (1u << 17)); /* periodic: wakes hlt */
 	lapic_write(0x380, 10000000);		    /* ~10 ms */

@@ -481,6 +481,61 @@ static void test_corrupt_chunk_found_by_filler(void **state)
 	rt_free(&t);
 }
 
+/* SQB_RESTORE_FILL_LATER (squib's first verified load): faults are served
+ * from the start, the filler waits for sqb_restore_fill_after() and its
+ * delay, then converges; a corrupt chunk nobody touched is met only then;
+ * a restore freed before (or during) the delay joins its waiting filler. */
+static void test_fill_later_waits_for_the_caller(void **state)
+{
+	struct rt_snap *t = &lz4snap, c;
+	struct sqb_restore_opts o = SQB_RESTORE_OPTS_INIT;
+	struct sqb_restore_mem m;
+	struct sqb_restore_stats st;
+	struct errlog log = {0};
+	uint64_t bad;
+	sqb_restore *rs;
+	const uint8_t *b;
+
+	(void)state;
+	NEED_UFFD();
+	o.strategy = SQB_RESTORE_LAZY;
+	o.flags = SQB_RESTORE_FILL_LATER;
+	assert_int_equal(sqb_restore_start(&rs, t->s, &o, NULL), 0);
+	assert_int_equal(sqb_restore_mem(rs, 0, &m), 0);
+	b = m.host;
+	assert_memory_equal(b + 323 * 4096, t->ref[0] + 323 * 4096, 4096); /* a fault */
+	assert_int_equal(sqb_restore_wait(rs, 100), -ETIMEDOUT);	   /* no filler yet */
+	sqb_restore_get_stats(rs, &st);
+	assert_true(st.blocks_present < st.blocks);
+	sqb_restore_fill_after(rs, 30);
+	sqb_restore_fill_after(rs, 100000); /* the first call counts */
+	assert_int_equal(sqb_restore_wait(rs, 20000), 0);
+	for (uint64_t p = 0; p < S0 / 4096; p++)
+		assert_memory_equal(b + p * 4096, t->ref[0] + p * 4096, 4096);
+	sqb_restore_free(rs);
+
+	/* never told: free joins the filler waiting to begin */
+	assert_int_equal(sqb_restore_start(&rs, t->s, &o, NULL), 0);
+	sqb_restore_free(rs);
+	/* told with a long delay: free does not wait for it */
+	assert_int_equal(sqb_restore_start(&rs, t->s, &o, NULL), 0);
+	sqb_restore_fill_after(rs, 600000);
+	sqb_restore_free(rs);
+
+	/* a corrupt chunk: found by the filler once it begins, not before */
+	make_corrupt(&c, "fl", SQB_CODEC_LZ4, &bad);
+	o.on_error = on_err;
+	o.cb_ctx = &log;
+	assert_int_equal(sqb_restore_start(&rs, c.s, &o, NULL), 0);
+	assert_int_equal(sqb_restore_wait(rs, 100), -ETIMEDOUT);
+	assert_int_equal(atomic_load(&log.calls), 0);
+	sqb_restore_fill_after(rs, 0);
+	assert_int_equal(sqb_restore_wait(rs, 20000), -SQB_ECHECKSUM);
+	assert_int_equal(atomic_load(&log.calls), 1);
+	sqb_restore_free(rs);
+	rt_free(&c);
+}
+
 static void test_corrupt_chunk_eager_and_mmap_fail(void **state)
 {
 	static const enum sqb_codec codecs[] = {SQB_CODEC_NONE, SQB_CODEC_ZSTD};
@@ -851,6 +906,7 @@ int main(void)
 	    cmocka_unit_test(test_remove_races_filler),
 	    cmocka_unit_test(test_corrupt_chunk_reported_not_served),
 	    cmocka_unit_test(test_corrupt_chunk_found_by_filler),
+	    cmocka_unit_test(test_fill_later_waits_for_the_caller),
 	    cmocka_unit_test(test_killed_handler_gives_no_zero_pages),
 	    cmocka_unit_test(test_stop_releases_a_blocked_access),
 	    cmocka_unit_test(test_corrupt_chunk_eager_and_mmap_fail),

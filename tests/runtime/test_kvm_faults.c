@@ -28,6 +28,10 @@ static int fail_calloc_8;
 static struct kvm_cpuid_entry2 set_leaf1, set_leaf2;
 static uint64_t set_pat, set_misc;
 static unsigned int pat_sets, misc_sets;
+/* boot MSRs: the host refuses these two indexes; what was set, in order */
+static uint32_t refuse_msr[2];
+static uint32_t msrs_set[64];
+static unsigned int nmsrs_set, set_msrs_calls;
 
 int __real_ioctl(int fd, unsigned long req, ...);
 void *__real_calloc(size_t n, size_t sz);
@@ -110,7 +114,14 @@ int __wrap_ioctl(int fd, unsigned long req, ...)
 	}
 	case KVM_SET_MSRS: {
 		struct kvm_msrs *m = arg;
+		set_msrs_calls++;
 		for (unsigned int i = 0; i < m->nmsrs; i++) {
+			/* KVM stops at the first entry it refuses: the count set */
+			if (m->entries[i].index == refuse_msr[0] ||
+			    m->entries[i].index == refuse_msr[1])
+				return (int)i;
+			if (nmsrs_set < 64)
+				msrs_set[nmsrs_set++] = m->entries[i].index;
 			if (m->entries[i].index == 0x277)
 				set_pat = m->entries[i].data, pat_sets++;
 			if (m->entries[i].index == 0x1a0)
@@ -258,6 +269,39 @@ static void test_cpu_template(void **state)
 	free(vm.arch.msr_mods);
 }
 
+/* The boot MSRs go in one KVM_SET_MSRS; one the host refuses (KVM stops
+ * there and returns the count set) is skipped and the call goes on with
+ * the rest; every other one is set once, in order. */
+static void test_boot_msrs_skip_refused(void **state)
+{
+	static const uint32_t boot[] = {0x174,	    0x175,	0x176,	    0xc0000081,
+					0xc0000082, 0xc0000083, 0xc0000084, 0xc0000102,
+					0x10,	    0x1a0,	0x2ff};
+	static const uint32_t refuse[][2] = {
+	    {0, 0}, {0xc0000083, 0}, {0x174, 0x2ff}, {0x175, 0x176}};
+	static const unsigned int calls[] = {1, 2, 2, 3};
+	struct sqb_hv_vm vm = {.kvm_fd = FAKE_FD, .vm_fd = FAKE_FD, .nvcpus = 1};
+	struct sqb_hv_vcpu vc = {.vm = &vm, .fd = FAKE_FD};
+
+	(void)state;
+	for (size_t c = 0; c < sizeof(refuse) / sizeof(refuse[0]); c++) {
+		unsigned int k = 0;
+
+		refuse_msr[0] = refuse[c][0];
+		refuse_msr[1] = refuse[c][1];
+		nmsrs_set = set_msrs_calls = 0;
+		assert_int_equal(sqb_kvm_msr_boot(&vc, NULL), 0);
+		assert_int_equal(set_msrs_calls, calls[c]);
+		for (size_t i = 0; i < sizeof(boot) / sizeof(boot[0]); i++)
+			if (boot[i] != refuse[c][0] && boot[i] != refuse[c][1]) {
+				assert_true(k < nmsrs_set);
+				assert_int_equal(msrs_set[k++], boot[i]);
+			}
+		assert_int_equal(k, nmsrs_set);
+	}
+	refuse_msr[0] = refuse_msr[1] = 0;
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -265,6 +309,7 @@ int main(void)
 	    cmocka_unit_test(test_msr_index_not_left_behind),
 	    cmocka_unit_test(test_tsc_record_never_dropped),
 	    cmocka_unit_test(test_cpu_template),
+	    cmocka_unit_test(test_boot_msrs_skip_refused),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -63,6 +63,10 @@ int sqb_kvm_arch_vm_init(struct sqb_hv_vm *vm, struct sqb_diag *diag)
 	return 0;
 }
 
+void sqb_kvm_arch_host_warm(void)
+{
+}
+
 void sqb_kvm_arch_vm_fini(struct sqb_hv_vm *vm)
 {
 	if (vm->arch.vgic_fd >= 0)
