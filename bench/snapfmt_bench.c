@@ -413,8 +413,10 @@ static void parse_args(int argc, char **argv)
 			keep = 1;
 		} else if (!strcmp(argv[i], "--only") && i + 1 < argc) {
 			i++;
-			only = !strcmp(argv[i], "none") ? 0 : !strcmp(argv[i], "lz4") ? 1
-				: !strcmp(argv[i], "zstd") ? 2 : -2;
+			only = !strcmp(argv[i], "none")	  ? 0
+			       : !strcmp(argv[i], "lz4")  ? 1
+			       : !strcmp(argv[i], "zstd") ? 2
+							  : -2;
 			if (only == -2) {
 				fprintf(stderr, "snapfmt_bench: --only none|lz4|zstd\n");
 				exit(2);
@@ -438,7 +440,8 @@ int main(int argc, char **argv)
 	double t_pw = 0, t_pr = 0, t_w[3] = {0}, t_r[3] = {0}, t_v[3] = {0}, t_x[3] = {0};
 	double t_cz[3] = {0}, cz_ratio[3] = {0}, rnd[3] = {0}, dec[3] = {0}, t_dp[3] = {0};
 	double la[3] = {0}, c_pw = 0, c_w[3] = {0}, c_dp[3] = {0}, c_cz[3] = {0};
-	double c_v[3] = {0}, c_x[3] = {0}, t_cw[3] = {0}, c_cw[3] = {0}, t_cz_last = 0, c_cz_last = 0;
+	double c_v[3] = {0}, c_x[3] = {0}, t_cw[3] = {0}, c_cw[3] = {0}, t_cz_last = 0,
+	       c_cz_last = 0;
 	uint64_t fbytes[3] = {1, 1, 1};
 	struct sqb_write_stats st[3];
 	uint8_t *buf;
@@ -540,8 +543,9 @@ int main(int argc, char **argv)
 	if (reps > 1) {
 		printf("  %-44s %6.2fx  cpu %5.2fx\n", "lz4 write+fsync vs bare lz4 + plain write",
 		       t_cw[1] / t_w[1], c_cw[1] / c_w[1]);
-		printf("  %-44s %6.2fx  cpu %5.2fx\n", "zstd write+fsync vs bare zstd + plain write",
-		       t_cw[2] / t_w[2], c_cw[2] / c_w[2]);
+		printf("  %-44s %6.2fx  cpu %5.2fx\n",
+		       "zstd write+fsync vs bare zstd + plain write", t_cw[2] / t_w[2],
+		       c_cw[2] / c_w[2]);
 		printf("  (second floor: the bare compressor, then a plain write+fsync of as many "
 		       "bytes as the snapshot file: the work a file costs beside compression; "
 		       "from the second run on)\n");

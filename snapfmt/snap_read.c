@@ -17,9 +17,10 @@ struct scratch {
 	/* out holds the first out_len decoded bytes of extent out_ext of
 	 * region out_r of the snapshot whose gen is out_gen (out_len 0:
 	 * nothing; the whole extent entry is the key, so that two entries
-	 * that name the same bytes in a damaged file never share it).  A partial read of the same extent is then a
-	 * copy: merge and diff walk a chain top down, so one chunk of a lower
-	 * layer is read in several pieces around the pages a diff replaced. */
+	 * that name the same bytes in a damaged file never share it).  A
+	 * partial read of the same extent is then a copy: merge and diff walk
+	 * a chain top down, so one chunk of a lower layer is read in several
+	 * pieces around the pages a diff replaced. */
 	uint64_t out_gen;
 	struct sqb_extent out_ext;
 	size_t out_len;

@@ -377,8 +377,8 @@ static void test_damaged_extent_is_not_copied(void **state)
 
 /* Pages [lo, hi) of region 0 of s, one page per read, forward (dir > 0) or
  * backward, each checked against mem. */
-static void read_pages_one_by_one(sqb_snap *s, const uint8_t *mem, unsigned int lo,
-				  unsigned int hi, int dir)
+static void read_pages_one_by_one(sqb_snap *s, const uint8_t *mem, unsigned int lo, unsigned int hi,
+				  int dir)
 {
 	uint8_t page[GPS];
 
@@ -419,7 +419,8 @@ static void test_partial_reads_keep_decoded_extent(void **state)
 			read_pages_one_by_one(a, mem0, p, p + 1, 1);
 			read_pages_one_by_one(b, mem0, p + 1, p + 2, 1);
 		}
-		for (unsigned int p = 0; p + 20 < R0_PAGES; p += 20) { /* two extents, interleaved */
+		/* two extents, interleaved */
+		for (unsigned int p = 0; p + 20 < R0_PAGES; p += 20) {
 			read_pages_one_by_one(a, mem0, p, p + 1, 1);
 			read_pages_one_by_one(a, mem0, p + 20, p + 21, 1);
 			read_pages_one_by_one(a, mem0, p + 1, p + 2, 1);
