@@ -4,7 +4,9 @@
  * and a second floor over raw guest memory files of the same size (what the
  * operation costs on Firecracker-style memory files).  Prints throughput,
  * ratio = floor time / tool time, PASS (>= 0.7) or MISS for each floor.
- *   snap_tool_bench SQUIB_SNAP MKFIXTURE [--quick] [--mib N] [--dir D]
+ *   snap_tool_bench SQUIB_SNAP MKFIXTURE [--quick] [--mib N] [--dir D] [--replace]
+ * The previous output of a timed run, and the floor's output, are deleted
+ * outside the timing (--replace: inside, as before session 11).
  * Temporary files (GiBs) are deleted at the end, also on failure. */
 #include <errno.h>
 #include <fcntl.h>
@@ -86,13 +88,24 @@ static double run(char *const argv[])
 	return now() - t0;
 }
 
-/* Best of `reps` runs (the output is replaced each time: --force). */
-static double best(char *const argv[], double *cpu)
+/* --replace: each run writes over the previous run's output (--force), and
+ * the floor deletes its output inside its timing, as before session 11. */
+static int replace_outputs;
+
+/* Best of `reps` runs.  The previous run's output `out` (NULL: none) is
+ * deleted before each run, untimed: deleting a file of 0.5-1 GiB is not
+ * part of the operation, and where the file system discards freed blocks
+ * (ext4 -o discard) it takes seconds (--replace: --force writes over it). */
+static double best(char *const argv[], double *cpu, const char *out)
 {
 	double b = 1e30;
 
 	for (int i = 0; i < reps; i++) {
-		double t = run(argv);
+		double t;
+
+		if (out && !replace_outputs)
+			unlink(out);
+		t = run(argv);
 
 		if (t < b) {
 			b = t;
@@ -158,10 +171,16 @@ static double floor_io(const char *const *in, unsigned int n, uint64_t write_byt
 	if (wfd >= 0) {
 		fsync(wfd);
 		close(wfd);
-		unlink(out);
+		if (replace_outputs)
+			unlink(out);
+	}
+	t0 = now() - t0;
+	if (wfd >= 0 && !replace_outputs) {
+		unlink(out); /* untimed, as the tool's previous output (best) */
+		sync();
 	}
 	free(buf);
-	return now() - t0;
+	return t0;
 }
 
 /* Floor: best of reps as well. */
@@ -234,7 +253,7 @@ static void make_raw(uint64_t mib, const char *snap, const char *raw)
 	const char *in[1] = {sp};
 	double t, cpu = 0;
 
-	t = best(a, &cpu);
+	t = best(a, &cpu, rp);
 	if (!strcmp(snap, "base.sqb")) {
 		const char *rin[1] = {rp};
 		double f;
@@ -271,7 +290,7 @@ static void bench_merge(uint64_t mib, unsigned int ndiff, const char *codec)
 	argv[k++] = (char *)codec;
 	argv[k++] = "--force";
 	argv[k] = NULL;
-	t = best(argv, &cpu);
+	t = best(argv, &cpu, argv[k - 4]);
 	{
 		const char *rin[1] = {path("a.raw")};
 
@@ -302,7 +321,7 @@ static void bench_diff_verify(uint64_t mib)
 	{
 		char *const a[] = {(char *)snap_bin, "diff",   (char *)ab[0],
 				   (char *)ab[1],    "--json", NULL};
-		t = best(a, &cpu);
+		t = best(a, &cpu, NULL);
 	}
 	raw_floor = floor_best(raws, 2, 0);
 	f = floor_best(ab, 2, 0);
@@ -310,14 +329,14 @@ static void bench_diff_verify(uint64_t mib)
 	{
 		char *const a[] = {(char *)snap_bin, "diff",	(char *)ab[0], (char *)ab[1], "-o",
 				   path("d.sqb"),    "--codec", "lz4",	       "--force",     NULL};
-		t = best(a, &cpu);
+		t = best(a, &cpu, path("d.sqb"));
 	}
 	raw_floor = floor_best(raws, 2, fsize(path("d.sqb")));
 	f = floor_best(ab, 2, fsize(path("d.sqb")));
 	report("diff --output (lz4)", 2 * (mib << 20), fb + fsize(path("d.sqb")), t, cpu, f);
 	{
 		char *const a[] = {(char *)snap_bin, "verify", (char *)ab[1], NULL};
-		t = best(a, &cpu);
+		t = best(a, &cpu, NULL);
 	}
 	raw_floor = floor_best(&raws[1], 1, 0);
 	f = floor_best(&ab[1], 1, 0);
@@ -326,7 +345,7 @@ static void bench_diff_verify(uint64_t mib)
 		const char *nn[1] = {path("merged-none.sqb")};
 		char *const a[] = {(char *)snap_bin, "verify", (char *)nn[0], NULL};
 
-		t = best(a, &cpu);
+		t = best(a, &cpu, NULL);
 		raw_floor = floor_best(&raws[1], 1, 0);
 		f = floor_best(nn, 1, 0);
 		report("verify of one full snapshot (none)", mib << 20, fsize(nn[0]), t, cpu, f);
@@ -345,7 +364,7 @@ int main(int argc, char **argv)
 
 	if (argc < 3) {
 		fprintf(stderr, "usage: snap_tool_bench SQUIB_SNAP MKFIXTURE [--quick] [--mib N] "
-				"[--dir D]\n");
+				"[--dir D] [--replace]\n");
 		return 2;
 	}
 	snap_bin = argv[1];
@@ -359,6 +378,8 @@ int main(int argc, char **argv)
 			mib = strtoull(argv[++i], NULL, 0);
 		} else if (!strcmp(argv[i], "--dir") && i + 1 < argc) {
 			base = argv[++i];
+		} else if (!strcmp(argv[i], "--replace")) {
+			replace_outputs = 1;
 		}
 	}
 	snprintf(dir, sizeof(dir), "%s/sqb-snapbench-XXXXXX", base);
@@ -369,6 +390,9 @@ int main(int argc, char **argv)
 	printf("squib-snap bench: %llu MiB guest memory, base + %u diffs (each ~1/64 of pages), "
 	       "floor = sequential read+write+fsync of the same file bytes, target ratio >= %.1f\n",
 	       (unsigned long long)mib, ndiff, TARGET);
+	printf("previous outputs are deleted %s\n",
+	       replace_outputs ? "inside the timing (--replace: --force writes over them)"
+			       : "outside the timing");
 	printf(
 	    "| operation | wall (best of %d) | cpu | guest | file | floor wall | floor cpu | ratio "
 	    "| raw floor | raw ratio |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",

@@ -146,6 +146,7 @@ struct sqb_snap {
 	size_t *next;
 	int data_sec;		 /* index of DATA in dir, -1 if none */
 	struct sqb_snap *parent;
+	uint64_t gen; /* unique per open snapshot: keys each thread's decoded-extent cache */
 };
 
 /* Section knowledge: which types/versions this library parses. */
@@ -184,6 +185,13 @@ void sqb_xxh128(const void *a, size_t alen, const void *b, size_t blen, struct s
 
 /* Verify the checksum of a RAW/COMPRESSED extent and decode it into
  * per-thread scratch (snap_read.c).  Thread-safe. */
+/* This thread's partial reads of a stored extent decode it whole (and keep
+ * it for the next read of the same extent) instead of the prefix that the
+ * read needs: for callers that go on to read the rest of the extent (merge,
+ * diff, repack walk a chain in page order).  Returns the previous setting. */
+int sqb_read_whole_extents(int on);
+/* A new value for sqb_snap.gen. */
+uint64_t sqb_snap_new_gen(void);
 int sqb_extent_check(sqb_snap *s, unsigned int r, const struct sqb_extent *e,
 		     struct sqb_diag *diag);
 

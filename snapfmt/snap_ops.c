@@ -261,6 +261,7 @@ static void chain_task(void *ctx, size_t k)
 	uint8_t *buf = c->buf + (size_t)lo * gps, *kinds = c->kinds + lo;
 	struct copy_ctx cc = {c->copy_w, c->gpa, c->runs ? c->runs + lo : NULL, c->base,
 			      c->base ? c->cmp + (size_t)lo * gps : NULL};
+	int whole = sqb_read_whole_extents(1); /* pieces of one chunk come in page order */
 	int err = chain_fill(c->top, c->stop, gpa, n, buf, kinds, cc);
 
 	if (!err && c->copy_w)
@@ -268,6 +269,7 @@ static void chain_task(void *ctx, size_t k)
 
 	if (!err && c->base)
 		err = chain_cmp(c, gpa, n, buf, kinds, c->cmp + (size_t)lo * gps);
+	sqb_read_whole_extents(whole);
 	c->errs[k] = err;
 }
 

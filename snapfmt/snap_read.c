@@ -3,6 +3,7 @@
  * region.  Thread-safe; scratch buffers are per thread (format.md [F-33]..[F-45]). */
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -13,7 +14,26 @@ struct scratch {
 	uint8_t *in;  /* stored bytes of one extent */
 	uint8_t *out; /* decoded bytes of one extent */
 	void *dctx;   /* this thread's zstd decoder */
+	/* out holds the first out_len decoded bytes of extent out_ext of
+	 * region out_r of the snapshot whose gen is out_gen (out_len 0:
+	 * nothing; the whole extent entry is the key, so that two entries
+	 * that name the same bytes in a damaged file never share it).  A
+	 * partial read of the same extent is then a copy: merge and diff walk
+	 * a chain top down, so one chunk of a lower layer is read in several
+	 * pieces around the pages a diff replaced. */
+	uint64_t out_gen;
+	struct sqb_extent out_ext;
+	size_t out_len;
+	unsigned int out_r;
+	int whole; /* sqb_read_whole_extents */
 };
+
+uint64_t sqb_snap_new_gen(void)
+{
+	static _Atomic uint64_t next;
+
+	return atomic_fetch_add(&next, 1) + 1;
+}
 
 static pthread_key_t scratch_key;
 static pthread_once_t scratch_once = PTHREAD_ONCE_INIT;
@@ -149,7 +169,53 @@ int sqb_extent_check(sqb_snap *s, unsigned int r, const struct sqb_extent *e,
 
 	if (!sc)
 		return -ENOMEM;
+	sc->out_len = 0; /* out is overwritten */
 	return decode_stored(s, r, e, sc->out, diag);
+}
+
+int sqb_read_whole_extents(int on)
+{
+	struct scratch *sc = scratch_get();
+	int was;
+
+	if (!sc)
+		return 0;
+	was = sc->whole;
+	sc->whole = on;
+	return was;
+}
+
+/* Bytes [skip, skip + len) of the decoded extent e (region r) into dst
+ * through this thread's scratch: from what it holds of e, or decoded (a
+ * prefix; the whole extent when it is asked for the second time, or when
+ * sqb_read_whole_extents is on). */
+static int read_part(sqb_snap *s, unsigned int r, const struct sqb_extent *e, size_t skip,
+		     size_t len, uint8_t *dst, struct sqb_diag *diag)
+{
+	struct scratch *sc = scratch_get();
+	size_t want = skip + len, bytes = (size_t)e->page_count * s->info.guest_page_size;
+	int same, err;
+
+	if (!sc)
+		return -ENOMEM;
+	same = sc->out_len && sc->out_gen == s->gen && sc->out_r == r &&
+	       sc->out_ext.data == e->data && sc->out_ext.first_page == e->first_page &&
+	       sc->out_ext.page_count == e->page_count && sc->out_ext.kind == e->kind &&
+	       sc->out_ext.codec == e->codec && sc->out_ext.stored_len == e->stored_len &&
+	       sc->out_ext.checksum == e->checksum;
+	if (!same || sc->out_len < want) {
+		if (same || sc->whole || e->kind == SQB_EXT_RAW)
+			want = bytes; /* RAW: its checksum covers it all */
+		sc->out_len = 0;
+		if ((err = decode_stored_prefix(s, r, e, sc->out, want, diag)))
+			return err;
+		sc->out_gen = s->gen;
+		sc->out_r = r;
+		sc->out_ext = *e;
+		sc->out_len = want;
+	}
+	memcpy(dst, sc->out + skip, len);
+	return 0;
 }
 
 int sqb_snap_extent_decode(sqb_snap *s, unsigned int r, const struct sqb_extent *e, void *dst,
@@ -211,14 +277,8 @@ static int read_pages(sqb_snap *s, unsigned int r, uint64_t page, uint64_t n, ui
 		} else if (!skip && take == e->page_count) {
 			if ((err = decode_stored(s, r, e, dst, diag)))
 				return err;
-		} else {
-			struct scratch *sc = scratch_get();
-
-			if (!sc)
-				return -ENOMEM;
-			if ((err = decode_stored_prefix(s, r, e, sc->out, (skip + take) * gps, diag)))
-				return err;
-			memcpy(dst, sc->out + skip * gps, take * gps);
+		} else if ((err = read_part(s, r, e, skip * gps, take * gps, dst, diag))) {
+			return err;
 		}
 		dst += take * gps;
 		page += take;

@@ -803,6 +803,7 @@ int sqb_snap_open(sqb_snap **out, const char *path, const struct sqb_open_opts *
 	if (!s)
 		return -ENOMEM;
 	s->data_sec = -1;
+	s->gen = sqb_snap_new_gen();
 	s->path = strdup(path);
 	/* O_NONBLOCK: opening a FIFO must not wait for a writer; fstat then
 	 * refuses anything but a regular file (no effect on regular files). */

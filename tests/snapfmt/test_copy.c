@@ -375,6 +375,108 @@ static void test_damaged_extent_is_not_copied(void **state)
 	free_chain();
 }
 
+/* Pages [lo, hi) of region 0 of s, one page per read, forward (dir > 0) or
+ * backward, each checked against mem. */
+static void read_pages_one_by_one(sqb_snap *s, const uint8_t *mem, unsigned int lo, unsigned int hi,
+				  int dir)
+{
+	uint8_t page[GPS];
+
+	for (unsigned int k = 0; k < hi - lo; k++) {
+		unsigned int p = dir > 0 ? lo + k : hi - 1 - k;
+
+		assert_int_equal(sqb_snap_read(s, (uint64_t)p * GPS, page, GPS, NULL), 0);
+		assert_memory_equal(page, mem + (size_t)p * GPS, GPS);
+	}
+}
+
+/* A partial read of a stored extent keeps what it decoded for the next read
+ * of the same extent on the same thread (merge and diff read a lower
+ * layer's chunk in pieces around the pages a diff replaced).  Every piece
+ * equals the memory the layer was written from whatever the order, the
+ * handle (two handles on one file, one freed and a new one opened), the
+ * layer or the mode (prefix or whole decode); a damaged extent fails every
+ * read of it, also right after a good read of its neighbour and in whole
+ * mode; the merged file equals the one written with every piece decoded
+ * on its own. */
+static void test_partial_reads_keep_decoded_extent(void **state)
+{
+	sqb_snap *a, *b, *top;
+	uint8_t *img, *pidx, page[GPS];
+	size_t n, plen, k;
+	uint64_t bad_first;
+
+	(void)state;
+	make_chain();
+	for (int whole = 0; whole < 2; whole++) {
+		int was = sqb_read_whole_extents(whole);
+
+		assert_int_equal(sqb_snap_open(&a, chain_path[0], NULL, NULL), 0);
+		assert_int_equal(sqb_snap_open(&b, chain_path[0], NULL, NULL), 0);
+		read_pages_one_by_one(a, mem0, 0, R0_PAGES, 1);
+		read_pages_one_by_one(a, mem0, 0, R0_PAGES, -1);
+		for (unsigned int p = 0; p + 1 < R0_PAGES; p += 2) { /* two handles, interleaved */
+			read_pages_one_by_one(a, mem0, p, p + 1, 1);
+			read_pages_one_by_one(b, mem0, p + 1, p + 2, 1);
+		}
+		/* two extents, interleaved */
+		for (unsigned int p = 0; p + 20 < R0_PAGES; p += 20) {
+			read_pages_one_by_one(a, mem0, p, p + 1, 1);
+			read_pages_one_by_one(a, mem0, p + 20, p + 21, 1);
+			read_pages_one_by_one(a, mem0, p + 1, p + 2, 1);
+		}
+		sqb_snap_free(a);
+		assert_int_equal(sqb_snap_open(&a, chain_path[1], NULL, NULL), 0);
+		read_pages_one_by_one(a, mem1, 0, R0_PAGES, 1);
+		read_pages_one_by_one(b, mem0, 0, R0_PAGES, -1);
+		sqb_snap_free(a);
+		sqb_snap_free(b);
+		assert_int_equal(sqb_snap_open(&top, chain_path[2], NULL, NULL), 0);
+		read_pages_one_by_one(top, mem2, 0, R0_PAGES, -1);
+		read_pages_one_by_one(top, mem2, 0, R0_PAGES, 1);
+		sqb_snap_free(top);
+		sqb_read_whole_extents(was);
+	}
+	/* the merge reads base chunks in pieces around d1's and d2's pages:
+	 * same memory as the chain, same extents as a merge by a thread that
+	 * never keeps a decoded extent (the merge's own pool threads do) */
+	merge_to(tpath("cached.sqb"), tpath("d2.sqb"), SQB_CODEC_LZ4, 0, 0, 0);
+	check_file(tpath("cached.sqb"), mem2);
+	merge_to(tpath("cachedn.sqb"), tpath("d2.sqb"), SQB_CODEC_NONE, 0, 0, 0);
+	check_file(tpath("cachedn.sqb"), mem2);
+
+	/* damage a base extent of more than two pages */
+	img = sqbt_load(chain_path[0], &n);
+	pidx = sqbt_section(img, n, SQB_SEC_PIDX, 0, &plen);
+	assert_non_null(pidx);
+	for (k = 0; k + SQB_EXTENT_SIZE <= plen; k += SQB_EXTENT_SIZE)
+		if (get_le64(pidx + k) >= 400 && pidx[k + 12] == SQB_EXT_COMPRESSED &&
+		    get_le32(pidx + k + 8) > 2)
+			break;
+	assert_true(k < plen);
+	bad_first = get_le64(pidx + k);
+	img[get_le64(pidx + k + 16) + 3] ^= 0x10;
+	assert_int_equal(sqbt_save(chain_path[0], img, n), 0);
+	free(img);
+	for (int whole = 0; whole < 2; whole++) {
+		int was = sqb_read_whole_extents(whole);
+
+		assert_int_equal(sqb_snap_open(&a, chain_path[0], NULL, NULL), 0);
+		if (bad_first) /* a good neighbour first */
+			read_pages_one_by_one(a, mem0, (unsigned int)bad_first - 1,
+					      (unsigned int)bad_first, 1);
+		for (int again = 0; again < 3; again++) {
+			assert_int_equal(sqb_snap_read(a, bad_first * GPS, page, GPS, NULL),
+					 -SQB_ECHECKSUM);
+			assert_int_equal(sqb_snap_read(a, (bad_first + 1) * GPS, page, GPS, NULL),
+					 -SQB_ECHECKSUM);
+		}
+		sqb_snap_free(a);
+		sqb_read_whole_extents(was);
+	}
+	free_chain();
+}
+
 static void write_diff_to(const char *out, const char *a, const char *b)
 {
 	struct sqb_write_opts o = SQB_WRITE_OPTS_INIT;
@@ -455,6 +557,7 @@ int main(void)
 	    cmocka_unit_test(test_repack_same_codec_copies),
 	    cmocka_unit_test(test_damaged_extent_is_not_copied),
 	    cmocka_unit_test(test_write_diff_skips_identical_extents),
+	    cmocka_unit_test(test_partial_reads_keep_decoded_extent),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
