@@ -724,8 +724,14 @@ int main(int argc, char **argv)
 	/* the socket listens: a client connecting now finds its request
 	 * queued while the host is asked what the first VM needs (~0.3-0.5 ms
 	 * here, otherwise inside its first PUT /snapshot/load or InstanceStart) */
-	if (!ctl.shell)
+	if (!ctl.shell) {
 		sqb_vm_host_warm();
+		/* and the VM's shape-independent part (docs/snapshots.md);
+		 * SQB_VM_PREPARE=0 leaves it to the request */
+		const char *pv = getenv("SQB_VM_PREPARE");
+		if (!pv || strcmp(pv, "0"))
+			(void)sqb_vm_prepare();
+	}
 	if (o.config_file && sqb_ctl_apply_config_file(&ctl, o.config_file, err, sizeof(err)) < 0) {
 		sqb_ctl_log(SQB_CTL_ERROR, "%s", err);
 		fprintf(stderr, "squib: %s\n", err);
@@ -742,6 +748,7 @@ out:
 	sqb_api_close(api);
 	sqb_vm_free(ctl.shell);
 	ctl.shell = NULL;
+	sqb_vm_prepare_drop(); /* none when a VM was created */
 	sqb_ctl_destroy(&ctl);
 	/* sig_fd (term_efd) stays open: the watchdog may still write to it, and
 	 * the process ends here */

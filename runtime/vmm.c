@@ -710,6 +710,75 @@ static int vm_cpu_template(struct sqb_vm *vm, const struct sqb_cpu_template *t,
 	return -SQB_EUNSUPPORTED;
 }
 
+/* ---- a VM prepared ahead (sqb_vm_prepare) ----
+ * The parts of a VM no request decides: the hypervisor's VM before memory
+ * and vCPUs (hv.h vm_precreate) and the device event loop (its thread
+ * sleeps in epoll_wait until a device joins).  One per process, taken by
+ * the next sqb_vm_create. */
+static struct {
+	pthread_mutex_t lock;
+	struct sqb_hv_vm *hv;
+	struct sqb_evloop *loop;
+	pid_t pid; /* a forked child must not use its parent's KVM VM */
+} prepared = {PTHREAD_MUTEX_INITIALIZER, NULL, NULL, 0};
+
+int sqb_vm_prepare(void)
+{
+	const struct sqb_hv_ops *ops = &sqb_hv_backend;
+	struct sqb_hv_vm *hv = NULL;
+	struct sqb_evloop *loop = NULL;
+	int err;
+
+	if (!ops->vm_precreate || !ops->vm_complete)
+		return -SQB_EUNSUPPORTED;
+	pthread_mutex_lock(&prepared.lock);
+	if (prepared.hv && prepared.pid == getpid()) {
+		pthread_mutex_unlock(&prepared.lock);
+		return 0;
+	}
+	err = ops->vm_precreate(&hv, NULL);
+	if (!err)
+		err = sqb_evloop_create(&loop, "squib-evloop");
+	if (err) {
+		if (hv)
+			ops->vm_destroy(hv);
+		pthread_mutex_unlock(&prepared.lock);
+		return err;
+	}
+	prepared.hv = hv;
+	prepared.loop = loop;
+	prepared.pid = getpid();
+	pthread_mutex_unlock(&prepared.lock);
+	return 0;
+}
+
+static void prepared_take(struct sqb_hv_vm **hv, struct sqb_evloop **loop)
+{
+	pthread_mutex_lock(&prepared.lock);
+	*hv = NULL;
+	*loop = NULL;
+	if (prepared.hv && prepared.pid == getpid()) {
+		*hv = prepared.hv;
+		*loop = prepared.loop;
+	}
+	/* in a forked child the parent's VM and loop thread are not ours to
+	 * use or free (no thread to join): forgotten */
+	prepared.hv = NULL;
+	prepared.loop = NULL;
+	pthread_mutex_unlock(&prepared.lock);
+}
+
+void sqb_vm_prepare_drop(void)
+{
+	struct sqb_hv_vm *hv;
+	struct sqb_evloop *loop;
+
+	prepared_take(&hv, &loop);
+	sqb_evloop_free(loop);
+	if (hv)
+		sqb_hv_backend.vm_destroy(hv);
+}
+
 int sqb_vm_create(sqb_vm **out, const struct sqb_vm_config *cfg, struct sqb_diag *diag)
 {
 	struct sqb_vm *vm;
@@ -747,7 +816,13 @@ int sqb_vm_create(sqb_vm **out, const struct sqb_vm_config *cfg, struct sqb_diag
 		goto err;
 	}
 	vm->dev_host = (struct sqb_dev_host){vm, vm_request_reset, vm_serial_out};
-	err = vm->ops->vm_create(&vm->hv, vm->nvcpus, diag);
+	prepared_take(&vm->hv, &vm->loop);
+	if (vm->hv) {
+		sqb_debug("VM: built on the hypervisor VM and event loop prepared ahead");
+		err = vm->ops->vm_complete(vm->hv, vm->nvcpus, diag);
+	} else {
+		err = vm->ops->vm_create(&vm->hv, vm->nvcpus, diag);
+	}
 	if (err < 0)
 		goto err;
 	if (vm->ops->vm_set_smt)
@@ -772,7 +847,7 @@ int sqb_vm_create(sqb_vm **out, const struct sqb_vm_config *cfg, struct sqb_diag
 	err = vm->ops->vm_init_platform(vm->hv, diag);
 	if (err < 0)
 		goto err;
-	err = sqb_evloop_create(&vm->loop, "squib-evloop");
+	err = vm->loop ? 0 : sqb_evloop_create(&vm->loop, "squib-evloop");
 	if (!err)
 		err = sqb_arch_add_platform_devices(vm);
 	if (!err && cfg->add_devices)
