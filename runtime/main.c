@@ -725,12 +725,15 @@ int main(int argc, char **argv)
 	 * queued while the host is asked what the first VM needs (~0.3-0.5 ms
 	 * here, otherwise inside its first PUT /snapshot/load or InstanceStart) */
 	if (!ctl.shell) {
-		sqb_vm_host_warm();
-		/* and the VM's shape-independent part (docs/snapshots.md);
-		 * SQB_VM_PREPARE=0 leaves it to the request */
+		/* and the first VM's shape-independent part, on a thread that
+		 * ends when done: the request's parsing and file checks run
+		 * meanwhile (docs/snapshots.md); SQB_VM_PREPARE=0 leaves the
+		 * VM to the request */
 		const char *pv = getenv("SQB_VM_PREPARE");
 		if (!pv || strcmp(pv, "0"))
-			(void)sqb_vm_prepare();
+			(void)sqb_vm_prepare_start();
+		else
+			sqb_vm_host_warm();
 	}
 	if (o.config_file && sqb_ctl_apply_config_file(&ctl, o.config_file, err, sizeof(err)) < 0) {
 		sqb_ctl_log(SQB_CTL_ERROR, "%s", err);

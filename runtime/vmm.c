@@ -714,13 +714,17 @@ static int vm_cpu_template(struct sqb_vm *vm, const struct sqb_cpu_template *t,
  * The parts of a VM no request decides: the hypervisor's VM before memory
  * and vCPUs (hv.h vm_precreate) and the device event loop (its thread
  * sleeps in epoll_wait until a device joins).  One per process, taken by
- * the next sqb_vm_create. */
+ * the next sqb_vm_create.  sqb_vm_prepare_start() builds it on a thread of
+ * its own that ends when done, so a first request's parsing and file
+ * checks run meanwhile; the taker joins it first. */
 static struct {
 	pthread_mutex_t lock;
 	struct sqb_hv_vm *hv;
 	struct sqb_evloop *loop;
 	pid_t pid; /* a forked child must not use its parent's KVM VM */
-} prepared = {PTHREAD_MUTEX_INITIALIZER, NULL, NULL, 0};
+	pthread_t thread;
+	int thread_live; /* started, not joined */
+} prepared = {PTHREAD_MUTEX_INITIALIZER, NULL, NULL, 0, 0, 0};
 
 int sqb_vm_prepare(void)
 {
@@ -752,17 +756,56 @@ int sqb_vm_prepare(void)
 	return 0;
 }
 
+static void *prepare_thread(void *arg)
+{
+	(void)arg;
+	sqb_vm_host_warm();
+	(void)sqb_vm_prepare(); /* best effort: sqb_vm_create reports errors */
+	return NULL;
+}
+
+int sqb_vm_prepare_start(void)
+{
+	int err;
+
+	pthread_mutex_lock(&prepared.lock);
+	if (prepared.thread_live || (prepared.hv && prepared.pid == getpid())) {
+		pthread_mutex_unlock(&prepared.lock);
+		return 0;
+	}
+	err = -pthread_create(&prepared.thread, NULL, prepare_thread, NULL);
+	if (!err) {
+		prepared.thread_live = 1;
+		prepared.pid = getpid();
+	}
+	pthread_mutex_unlock(&prepared.lock);
+	if (err)
+		prepare_thread(NULL); /* no thread: here and now */
+	return 0;
+}
+
 static void prepared_take(struct sqb_hv_vm **hv, struct sqb_evloop **loop)
 {
 	pthread_mutex_lock(&prepared.lock);
+	if (prepared.thread_live) {
+		pthread_t t = prepared.thread;
+		int ours = prepared.pid == getpid();
+
+		prepared.thread_live = 0;
+		if (ours) { /* it takes the lock to publish: joined unlocked */
+			pthread_mutex_unlock(&prepared.lock);
+			pthread_join(t, NULL);
+			pthread_mutex_lock(&prepared.lock);
+		}
+	}
 	*hv = NULL;
 	*loop = NULL;
 	if (prepared.hv && prepared.pid == getpid()) {
 		*hv = prepared.hv;
 		*loop = prepared.loop;
 	}
-	/* in a forked child the parent's VM and loop thread are not ours to
-	 * use or free (no thread to join): forgotten */
+	/* in a forked child the parent's VM and threads are not ours to use
+	 * or free (no thread to join): forgotten */
 	prepared.hv = NULL;
 	prepared.loop = NULL;
 	pthread_mutex_unlock(&prepared.lock);

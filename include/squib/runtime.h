@@ -167,6 +167,10 @@ void sqb_vm_host_warm(void);
  * afterwards never uses its parent's.  sqb_vm_prepare_drop() frees one
  * not taken. */
 int sqb_vm_prepare(void);
+/* The same and sqb_vm_host_warm() on a thread of their own that ends when
+ * done (the caller goes on; the next sqb_vm_create() waits for it); here
+ * and now when no thread can be started.  Always 0. */
+int sqb_vm_prepare_start(void);
 void sqb_vm_prepare_drop(void);
 
 /* Create the VM: memory, irqchip, devices, boot image, vCPUs (not running).
