@@ -77,13 +77,6 @@ struct sqb_hv_ops {
 	 * the first VM does not wait for it.  Best effort: a failure is left
 	 * for vm_create to meet and report. */
 	void (*host_warm)(void);
-	/* Optional, both or neither: vm_create in two steps.  vm_precreate
-	 * makes the VM without anything that depends on its shape (x86 KVM:
-	 * /dev/kvm opened, KVM_CREATE_VM), for sqb_vm_prepare() to do before
-	 * a request names the shape; vm_complete then does the rest of
-	 * vm_create for nvcpus.  A precreated VM is freed with vm_destroy. */
-	int (*vm_precreate)(struct sqb_hv_vm **out, struct sqb_diag *diag);
-	int (*vm_complete)(struct sqb_hv_vm *vm, unsigned int nvcpus, struct sqb_diag *diag);
 	/* A custom CPU template (squib/runtime.h) for the vCPUs not yet
 	 * created: checked and folded into the per-VM CPUID / MSR set-up.
 	 * NULL: the backend has none (a non-empty template is refused). */

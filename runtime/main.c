@@ -724,17 +724,8 @@ int main(int argc, char **argv)
 	/* the socket listens: a client connecting now finds its request
 	 * queued while the host is asked what the first VM needs (~0.3-0.5 ms
 	 * here, otherwise inside its first PUT /snapshot/load or InstanceStart) */
-	if (!ctl.shell) {
-		/* and the first VM's shape-independent part, on a thread that
-		 * ends when done: the request's parsing and file checks run
-		 * meanwhile (docs/snapshots.md); SQB_VM_PREPARE=0 leaves the
-		 * VM to the request */
-		const char *pv = getenv("SQB_VM_PREPARE");
-		if (!pv || strcmp(pv, "0"))
-			(void)sqb_vm_prepare_start();
-		else
-			sqb_vm_host_warm();
-	}
+	if (!ctl.shell)
+		sqb_vm_host_warm();
 	if (o.config_file && sqb_ctl_apply_config_file(&ctl, o.config_file, err, sizeof(err)) < 0) {
 		sqb_ctl_log(SQB_CTL_ERROR, "%s", err);
 		fprintf(stderr, "squib: %s\n", err);
@@ -751,7 +742,6 @@ out:
 	sqb_api_close(api);
 	sqb_vm_free(ctl.shell);
 	ctl.shell = NULL;
-	sqb_vm_prepare_drop(); /* none when a VM was created */
 	sqb_ctl_destroy(&ctl);
 	/* sig_fd (term_efd) stays open: the watchdog may still write to it, and
 	 * the process ends here */

@@ -710,118 +710,6 @@ static int vm_cpu_template(struct sqb_vm *vm, const struct sqb_cpu_template *t,
 	return -SQB_EUNSUPPORTED;
 }
 
-/* ---- a VM prepared ahead (sqb_vm_prepare) ----
- * The parts of a VM no request decides: the hypervisor's VM before memory
- * and vCPUs (hv.h vm_precreate) and the device event loop (its thread
- * sleeps in epoll_wait until a device joins).  One per process, taken by
- * the next sqb_vm_create.  sqb_vm_prepare_start() builds it on a thread of
- * its own that ends when done, so a first request's parsing and file
- * checks run meanwhile; the taker joins it first. */
-static struct {
-	pthread_mutex_t lock;
-	struct sqb_hv_vm *hv;
-	struct sqb_evloop *loop;
-	pid_t pid; /* a forked child must not use its parent's KVM VM */
-	pthread_t thread;
-	int thread_live; /* started, not joined */
-} prepared = {PTHREAD_MUTEX_INITIALIZER, NULL, NULL, 0, 0, 0};
-
-int sqb_vm_prepare(void)
-{
-	const struct sqb_hv_ops *ops = &sqb_hv_backend;
-	struct sqb_hv_vm *hv = NULL;
-	struct sqb_evloop *loop = NULL;
-	int err;
-
-	if (!ops->vm_precreate || !ops->vm_complete)
-		return -SQB_EUNSUPPORTED;
-	pthread_mutex_lock(&prepared.lock);
-	if (prepared.hv && prepared.pid == getpid()) {
-		pthread_mutex_unlock(&prepared.lock);
-		return 0;
-	}
-	err = ops->vm_precreate(&hv, NULL);
-	if (!err)
-		err = sqb_evloop_create(&loop, "squib-evloop");
-	if (err) {
-		if (hv)
-			ops->vm_destroy(hv);
-		pthread_mutex_unlock(&prepared.lock);
-		return err;
-	}
-	prepared.hv = hv;
-	prepared.loop = loop;
-	prepared.pid = getpid();
-	pthread_mutex_unlock(&prepared.lock);
-	return 0;
-}
-
-static void *prepare_thread(void *arg)
-{
-	(void)arg;
-	sqb_vm_host_warm();
-	(void)sqb_vm_prepare(); /* best effort: sqb_vm_create reports errors */
-	return NULL;
-}
-
-int sqb_vm_prepare_start(void)
-{
-	int err;
-
-	pthread_mutex_lock(&prepared.lock);
-	if (prepared.thread_live || (prepared.hv && prepared.pid == getpid())) {
-		pthread_mutex_unlock(&prepared.lock);
-		return 0;
-	}
-	err = -pthread_create(&prepared.thread, NULL, prepare_thread, NULL);
-	if (!err) {
-		prepared.thread_live = 1;
-		prepared.pid = getpid();
-	}
-	pthread_mutex_unlock(&prepared.lock);
-	if (err)
-		prepare_thread(NULL); /* no thread: here and now */
-	return 0;
-}
-
-static void prepared_take(struct sqb_hv_vm **hv, struct sqb_evloop **loop)
-{
-	pthread_mutex_lock(&prepared.lock);
-	if (prepared.thread_live) {
-		pthread_t t = prepared.thread;
-		int ours = prepared.pid == getpid();
-
-		prepared.thread_live = 0;
-		if (ours) { /* it takes the lock to publish: joined unlocked */
-			pthread_mutex_unlock(&prepared.lock);
-			pthread_join(t, NULL);
-			pthread_mutex_lock(&prepared.lock);
-		}
-	}
-	*hv = NULL;
-	*loop = NULL;
-	if (prepared.hv && prepared.pid == getpid()) {
-		*hv = prepared.hv;
-		*loop = prepared.loop;
-	}
-	/* in a forked child the parent's VM and threads are not ours to use
-	 * or free (no thread to join): forgotten */
-	prepared.hv = NULL;
-	prepared.loop = NULL;
-	pthread_mutex_unlock(&prepared.lock);
-}
-
-void sqb_vm_prepare_drop(void)
-{
-	struct sqb_hv_vm *hv;
-	struct sqb_evloop *loop;
-
-	prepared_take(&hv, &loop);
-	sqb_evloop_free(loop);
-	if (hv)
-		sqb_hv_backend.vm_destroy(hv);
-}
-
 int sqb_vm_create(sqb_vm **out, const struct sqb_vm_config *cfg, struct sqb_diag *diag)
 {
 	struct sqb_vm *vm;
@@ -859,13 +747,7 @@ int sqb_vm_create(sqb_vm **out, const struct sqb_vm_config *cfg, struct sqb_diag
 		goto err;
 	}
 	vm->dev_host = (struct sqb_dev_host){vm, vm_request_reset, vm_serial_out};
-	prepared_take(&vm->hv, &vm->loop);
-	if (vm->hv) {
-		sqb_debug("VM: built on the hypervisor VM and event loop prepared ahead");
-		err = vm->ops->vm_complete(vm->hv, vm->nvcpus, diag);
-	} else {
-		err = vm->ops->vm_create(&vm->hv, vm->nvcpus, diag);
-	}
+	err = vm->ops->vm_create(&vm->hv, vm->nvcpus, diag);
 	if (err < 0)
 		goto err;
 	if (vm->ops->vm_set_smt)
@@ -890,7 +772,7 @@ int sqb_vm_create(sqb_vm **out, const struct sqb_vm_config *cfg, struct sqb_diag
 	err = vm->ops->vm_init_platform(vm->hv, diag);
 	if (err < 0)
 		goto err;
-	err = vm->loop ? 0 : sqb_evloop_create(&vm->loop, "squib-evloop");
+	err = sqb_evloop_create(&vm->loop, "squib-evloop");
 	if (!err)
 		err = sqb_arch_add_platform_devices(vm);
 	if (!err && cfg->add_devices)

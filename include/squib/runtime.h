@@ -158,21 +158,6 @@ struct sqb_vm_stats {
  * are met and reported by sqb_vm_create(). */
 void sqb_vm_host_warm(void);
 
-/* Build now the part of the next VM that no request decides (x86 KVM:
- * KVM_CREATE_VM before memory, irqchip and vCPUs; the device event loop,
- * whose thread sleeps until a device joins), so the next sqb_vm_create()
- * in this process starts from it; squib calls it while it waits for its
- * first API request.  0, or a negative errno (nothing kept: sqb_vm_create
- * then builds the whole VM and reports what fails).  A process forked
- * afterwards never uses its parent's.  sqb_vm_prepare_drop() frees one
- * not taken. */
-int sqb_vm_prepare(void);
-/* The same and sqb_vm_host_warm() on a thread of their own that ends when
- * done (the caller goes on; the next sqb_vm_create() waits for it); here
- * and now when no thread can be started.  Always 0. */
-int sqb_vm_prepare_start(void);
-void sqb_vm_prepare_drop(void);
-
 /* Create the VM: memory, irqchip, devices, boot image, vCPUs (not running).
  * diag (optional) says what went wrong, e.g. which file failed to load. */
 int sqb_vm_create(sqb_vm **out, const struct sqb_vm_config *cfg, struct sqb_diag *diag);

@@ -51,19 +51,16 @@ void sqb_kvm_diag(struct sqb_diag *diag, const char *what, int err)
 	snprintf(diag->reason, sizeof(diag->reason), "%s: %s", what, strerror(-err));
 }
 
-/* The shape-independent part of kvm_vm_create (hv.h vm_precreate): no
- * memslot, no irqchip (on PVM a memslot added after the irqchip costs
- * milliseconds, so those wait for the shape). */
-static int kvm_vm_precreate(struct sqb_hv_vm **out, struct sqb_diag *diag)
+static int kvm_vm_create(struct sqb_hv_vm **out, unsigned int nvcpus, struct sqb_diag *diag)
 {
 	struct sqb_hv_vm *vm;
 	int err;
 
-	*out = NULL;
 	vm = calloc(1, sizeof(*vm));
 	if (!vm)
 		return -ENOMEM;
 	vm->vm_fd = -1;
+	vm->nvcpus = nvcpus;
 	pthread_once(&kick_once, install_kick_handler);
 	vm->kvm_fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
 	if (vm->kvm_fd < 0) {
@@ -88,6 +85,9 @@ static int kvm_vm_precreate(struct sqb_hv_vm **out, struct sqb_diag *diag)
 		sqb_kvm_diag(diag, "KVM_GET_VCPU_MMAP_SIZE", err);
 		goto err_vm;
 	}
+	err = sqb_kvm_arch_vm_init(vm, diag);
+	if (err < 0)
+		goto err_vm;
 	*out = vm;
 	return 0;
 
@@ -97,34 +97,6 @@ err_kvm:
 	close(vm->kvm_fd);
 err_free:
 	free(vm);
-	return err;
-}
-
-/* hv.h vm_complete: what depends on the vCPU count (the CPUID checked
- * for it); on failure the VM stays the caller's to vm_destroy. */
-static int kvm_vm_complete(struct sqb_hv_vm *vm, unsigned int nvcpus, struct sqb_diag *diag)
-{
-	int err;
-
-	vm->nvcpus = nvcpus;
-	err = sqb_kvm_arch_vm_init(vm, diag); /* cleans up after itself on failure */
-	vm->arch_inited = err == 0;
-	return err;
-}
-
-static void kvm_vm_destroy(struct sqb_hv_vm *vm);
-
-static int kvm_vm_create(struct sqb_hv_vm **out, unsigned int nvcpus, struct sqb_diag *diag)
-{
-	int err = kvm_vm_precreate(out, diag);
-
-	if (err < 0)
-		return err;
-	err = kvm_vm_complete(*out, nvcpus, diag);
-	if (err < 0) {
-		kvm_vm_destroy(*out);
-		*out = NULL;
-	}
 	return err;
 }
 
@@ -142,8 +114,7 @@ static void kvm_vm_destroy(struct sqb_hv_vm *vm)
 {
 	if (!vm)
 		return;
-	if (vm->arch_inited)
-		sqb_kvm_arch_vm_fini(vm);
+	sqb_kvm_arch_vm_fini(vm);
 	close(vm->vm_fd);
 	close(vm->kvm_fd);
 	free(vm);
@@ -381,8 +352,6 @@ const struct sqb_hv_ops sqb_hv_backend = {
     .snap_arch = SQB_KVM_SNAP_ARCH,
     .snap_hv = SQB_HV_KVM,
     .vm_create = kvm_vm_create,
-    .vm_precreate = kvm_vm_precreate,
-    .vm_complete = kvm_vm_complete,
     .host_warm = sqb_kvm_arch_host_warm,
     .vm_cpu_template = sqb_kvm_arch_cpu_template,
     .vm_set_smt = kvm_vm_set_smt,

@@ -28,8 +28,7 @@ struct sqb_hv_vm {
 	int vm_fd;
 	int run_size;
 	unsigned int nvcpus;
-	int arch_inited; /* sqb_kvm_arch_vm_init done: vm_destroy undoes it */
-	int smt;	 /* machine-config smt: two threads per core in CPUID (x86) */
+	int smt; /* machine-config smt: two threads per core in CPUID (x86) */
 	struct sqb_kvm_arch_vm arch;
 	struct sqb_kvm_slot slots[SQB_KVM_MAX_SLOTS];
 	unsigned int nslots;

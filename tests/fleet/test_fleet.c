@@ -376,75 +376,6 @@ static void test_prewarm_idle_never_wakes(void **st)
 	sqb_fleet_kill(&p);
 }
 
-/* Whether a thread of pid is named name (/proc/PID/task/TID/comm). */
-static int proc_has_thread(pid_t pid, const char *name)
-{
-	char path[320], comm[64];
-	int found = 0;
-	DIR *d;
-	struct dirent *e;
-
-	snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
-	d = opendir(path);
-	if (!d)
-		return -1;
-	while (!found && (e = readdir(d))) {
-		FILE *f;
-		if (e->d_name[0] == '.')
-			continue;
-		snprintf(path, sizeof(path), "/proc/%d/task/%s/comm", (int)pid, e->d_name);
-		f = fopen(path, "r");
-		if (!f)
-			continue;
-		if (fgets(comm, sizeof(comm), f)) {
-			comm[strcspn(comm, "\n")] = 0;
-			found = !strcmp(comm, name);
-		}
-		fclose(f);
-	}
-	closedir(d);
-	return found;
-}
-
-/* A plain squib (no --prewarm) prepares the shape-independent part of its
- * first VM while it waits (docs/snapshots.md "Where a restore's time
- * goes"): the KVM VM and the device event loop, whose thread sleeps until
- * a device joins.  Idle, it still never wakes; SQB_VM_PREPARE=0 (read by
- * the squib this test spawns) leaves the loop to the first request. */
-static void test_plain_idle_never_wakes(void **st)
-{
-	struct sqb_fleet_proc p;
-	char dir[160];
-	long a, b;
-
-	(void)st;
-#if defined(__SANITIZE_THREAD__)
-	print_message("skip: idle wake-ups are not measurable in a ThreadSanitizer build\n");
-	skip();
-#endif
-	snprintf(dir, sizeof(dir), "%s/plain-idle", tmp);
-	assert_int_equal(sqb_fleet_spawn(&p, squib, dir, "plainidle", &shape, 0, 1), 0);
-	assert_int_equal(sqb_fleet_wait_ready(&p, 10000), 0);
-	usleep(300 * 1000);
-	if (proc_has_thread(p.pid, "squib-evloop") != 1)
-		fail_msg("a plain squib waiting for its first request has no prepared event loop");
-	a = proc_switches(p.pid);
-	usleep(2500 * 1000);
-	b = proc_switches(p.pid);
-	assert_true(a >= 0 && b >= 0);
-	if (b - a > 1)
-		fail_msg("an idle plain squib woke %ld times in 2.5 s", b - a);
-	sqb_fleet_kill(&p);
-	setenv("SQB_VM_PREPARE", "0", 1);
-	snprintf(dir, sizeof(dir), "%s/plain-idle-off", tmp);
-	assert_int_equal(sqb_fleet_spawn(&p, squib, dir, "plainoff", &shape, 0, 1), 0);
-	unsetenv("SQB_VM_PREPARE");
-	assert_int_equal(sqb_fleet_wait_ready(&p, 10000), 0);
-	usleep(100 * 1000);
-	assert_int_equal(proc_has_thread(p.pid, "squib-evloop"), 0);
-	sqb_fleet_kill(&p);
-}
-
 static void test_prewarm_bad_option(void **st)
 {
 	struct sqb_fleet_shape bad = {0, 32};
@@ -984,7 +915,6 @@ int main(int argc, char **argv)
 	    cmocka_unit_test(test_prewarm_shell_takes_devices),
 	    cmocka_unit_test(test_prewarm_bad_option),
 	    cmocka_unit_test(test_prewarm_idle_never_wakes),
-	    cmocka_unit_test(test_plain_idle_never_wakes),
 	};
 	const struct CMUnitTest pool[] = {
 	    cmocka_unit_test(test_pool_clones_and_refill),

@@ -13,7 +13,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -524,70 +523,6 @@ static void test_create_errors_say_what(void **state)
 	sqb_vm_free(NULL);
 }
 
-/* Whether sqb_vm_create(cfg) built on a prepared VM (its debug line). */
-static int create_says_prepared(struct pipe_vm *p, const char *guest, const char *cmdline,
-				unsigned int ncpu)
-{
-	char buf[8192];
-	int fds[2];
-	ssize_t n;
-
-	assert_int_equal(pipe2(fds, O_CLOEXEC | O_NONBLOCK), 0);
-	sqb_log_set_level(SQB_LOG_DEBUG);
-	sqb_log_set_fd(fds[1]);
-	pv_create(p, guest, cmdline, ncpu);
-	sqb_log_set_fd(2);
-	sqb_log_set_level(SQB_LOG_WARN);
-	n = read(fds[0], buf, sizeof(buf) - 1);
-	buf[n > 0 ? n : 0] = 0;
-	close(fds[0]);
-	close(fds[1]);
-	return strstr(buf, "prepared ahead") != NULL;
-}
-
-/* sqb_vm_prepare(): the next VM of any shape is built on it, once; the one
- * after is built whole; a forked child builds its own; one never taken is
- * freed by sqb_vm_prepare_drop() (ASan: no leak, no thread left). */
-static void test_prepared_vm_is_taken_once(void **state)
-{
-	struct pipe_vm a, b;
-	pid_t pid;
-	int ws;
-
-	(void)state;
-	assert_int_equal(sqb_vm_prepare(), 0);
-	assert_int_equal(sqb_vm_prepare(), 0); /* still the one */
-	assert_true(create_says_prepared(&a, "smp.elf", "cpus=2", 2));
-	assert_false(create_says_prepared(&b, "exits.elf", "n=100", 1));
-	assert_int_equal(sqb_vm_start(a.vm), 0);
-	assert_int_equal(sqb_vm_start(b.vm), 0);
-	assert_int_equal(pv_wait_stop(&a, 20000), 0);
-	assert_int_equal(pv_wait_stop(&b, 20000), 0);
-	assert_non_null(strstr(a.out, "SMP OK cpus=2\n"));
-	assert_non_null(strstr(b.out, "EXITS done n=100\n"));
-	pv_free(&a);
-	pv_free(&b);
-	/* prepared in the parent, used in a child: the child's VM is its own */
-	assert_int_equal(sqb_vm_prepare(), 0);
-	pid = fork();
-	assert_true(pid >= 0);
-	if (pid == 0) {
-		struct sqb_vm_config cfg = SQB_VM_CONFIG_INIT;
-		struct sqb_diag d = {0};
-		sqb_vm *vm = NULL;
-
-		cfg.vcpu_count = 1;
-		cfg.mem_size_mib = 16;
-		_exit(sqb_vm_create(&vm, &cfg, &d) == 0 && sqb_vm_get_state(vm) == SQB_VM_CREATED
-			  ? 0
-			  : 1);
-	}
-	assert_int_equal(waitpid(pid, &ws, 0), pid);
-	assert_true(WIFEXITED(ws) && WEXITSTATUS(ws) == 0);
-	sqb_vm_prepare_drop();
-	sqb_vm_prepare_drop(); /* none: nothing */
-}
-
 int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
@@ -599,7 +534,6 @@ int main(int argc, char **argv)
 	    cmocka_unit_test(test_snapshot_devices_and_vmm_writes),
 	    cmocka_unit_test(test_stop_while_requests_are_sent),
 	    cmocka_unit_test(test_create_errors_say_what),
-	    cmocka_unit_test(test_prepared_vm_is_taken_once),
 	};
 	int fd;
 
