@@ -72,6 +72,10 @@ struct sqb_hv_ops {
 	const char *name;
 	unsigned int snap_arch, snap_hv; /* snapfmt enum sqb_arch / sqb_hv of its records */
 	int (*vm_create)(struct sqb_hv_vm **out, unsigned int nvcpus, struct sqb_diag *diag);
+	/* Ask the host now what every VM of this process will ask it (KVM's
+	 * supported CPUID, MSR list), so a fleet zygote's members inherit the
+	 * answers (docs/fleet.md "Zygote").  Best effort; NULL: nothing. */
+	void (*host_probe)(void);
 	/* A custom CPU template (squib/runtime.h) for the vCPUs not yet
 	 * created: checked and folded into the per-VM CPUID / MSR set-up.
 	 * NULL: the backend has none (a non-empty template is refused). */

@@ -16,6 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "hv.h"
 #include "zygote.h"
 
 #define ZY_MAX_REQ  4096 /* one request's argv, NULs included */
@@ -167,6 +168,10 @@ int sqb_zygote_serve(int fd, int *argc, char ***argv)
 	r = mmap(NULL, sizeof(*r), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (r == MAP_FAILED)
 		return -1;
+	/* the host probes every member's VM would make (KVM's CPUID and MSR
+	 * lists): asked once here, the members share the answers' pages */
+	if (sqb_hv_backend.host_probe)
+		sqb_hv_backend.host_probe();
 	for (;;) {
 		int res[2];
 		pid_t h;

@@ -37,6 +37,11 @@ int sqb_kvm_arm64_set_reg(struct sqb_hv_vcpu *vc, uint64_t id, const void *val)
 	return ioctl(vc->fd, KVM_SET_ONE_REG, &r) < 0 ? -errno : 0;
 }
 
+void sqb_kvm_arch_host_probe(int kvm_fd)
+{
+	(void)kvm_fd; /* no per-process host probe on arm64 */
+}
+
 int sqb_kvm_arch_vm_init(struct sqb_hv_vm *vm, struct sqb_diag *diag)
 {
 	int err;
