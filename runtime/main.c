@@ -603,12 +603,6 @@ int main(int argc, char **argv)
 	/* one malloc arena: the threads allocate little and rarely, and each
 	 * further arena costs an idle VM of a fleet a dirty page or two */
 	mallopt(M_ARENA_MAX, 1);
-	/* blocks of 8 KiB and more get their own mapping: calloc of one
-	 * from the heap writes every page of it (the VM, the event loop,
-	 * the CPUID probe are mostly zeros), a fresh mapping costs only the
-	 * pages written, and free gives it back at once (docs/fleet.md
-	 * "Heap") */
-	mallopt(M_MMAP_THRESHOLD, 8192);
 	if (argc >= 2 && !strcmp(argv[1], "--zygote")) {
 		/* a fleet's zygote (docs/fleet.md "Zygote"): returns only in a
 		 * member, with the member's command line */
