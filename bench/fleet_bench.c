@@ -35,7 +35,7 @@ static char tmp[64], state[128], mem[128], body[2600];
 static struct sqb_fleet_shape shape = {1, 32};
 static unsigned int fill_mib = 8;
 static const char *smaps_out; /* --smaps FILE: one idle pooled clone's smaps */
-static unsigned int hold_s; /* --hold S: keep the idle clones S seconds (heap walks) */
+static unsigned int hold_s;   /* --hold S: keep the idle clones S seconds (heap walks) */
 static struct sqb_fleet_zygote zyg = {0, -1}; /* --zygote */
 enum { COLD = 0, POOLED = 1, ZYGOTE = 2 };
 
