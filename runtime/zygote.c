@@ -112,6 +112,29 @@ static int adopt(pid_t helper, pid_t spawner)
 	return getppid() == spawner ? 0 : -ECHILD;
 }
 
+static int copy_argv(const struct zy_req *r, int *argc, char ***argv)
+{
+	size_t n = 0;
+	char **v, *p;
+
+	for (int i = 0; i < r->argc; i++)
+		n += strlen(r->argv[i]) + 1;
+	v = malloc((size_t)(r->argc + 1) * sizeof(*v) + n);
+	if (!v)
+		return -ENOMEM;
+	p = (char *)(v + r->argc + 1);
+	for (int i = 0; i < r->argc; i++) {
+		size_t k = strlen(r->argv[i]) + 1;
+
+		v[i] = memcpy(p, r->argv[i], k);
+		p += k;
+	}
+	v[r->argc] = NULL;
+	*argc = r->argc;
+	*argv = v;
+	return 0;
+}
+
 /* The helper: fork the member, tell the zygote its pid, exit. */
 static void helper(int zfd, int res, struct zy_req *r, pid_t spawner, int *argc, char ***argv)
 {
@@ -138,8 +161,15 @@ static void helper(int zfd, int res, struct zy_req *r, pid_t spawner, int *argc,
 				strerror(-e));
 			_exit(1);
 		}
-		*argc = r->argc;
-		*argv = r->argv;
+		/* the member's own copy of its command line: the request page
+		 * is the zygote's, which writes the next request over it, and
+		 * every member would keep a private copy of that page
+		 * (docs/fleet.md "Heap") */
+		if (copy_argv(r, argc, argv) < 0) {
+			fprintf(stderr, "squib: --zygote: out of memory\n");
+			_exit(1);
+		}
+		munmap(r, sizeof(*r));
 		return;
 	}
 	if (write(res, &v, sizeof(v)) != sizeof(v))
@@ -162,9 +192,10 @@ int sqb_zygote_serve(int fd, int *argc, char ***argv)
 	}
 	if (fcntl(fd, F_SETFD, FD_CLOEXEC) < 0)
 		return -1;
-	/* a mapping of its own, not the heap: a member keeps its argv after
-	 * this frame is gone, and its heap pages stay the zygote's (shared)
-	 * until the member writes them */
+	/* a mapping of its own, not the heap: the request lives on after
+	 * this frame in the member until it has copied its argv out and
+	 * unmapped it (helper), and the zygote's heap pages stay shared
+	 * until a member writes them */
 	r = mmap(NULL, sizeof(*r), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (r == MAP_FAILED)
 		return -1;
