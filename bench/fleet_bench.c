@@ -6,9 +6,12 @@
  * memory file, per clone.  Not a pass/fail test: the ctest runs --tiny.
  * Usage: fleet_bench SQUIB GUEST [--tiny] [--iters K] [--clones N,...]
  *                    [--mem-mib M] [--fill-mib F] [--smaps FILE] [--zygote]
+ *                    [--hold S]
  * --smaps FILE saves /proc/PID/smaps of one idle pooled clone (FILE.zygote:
  * one forked by the zygote); --zygote adds a pool whose members a squib
- * zygote forks (docs/fleet.md "Zygote"), measured in the same run. */
+ * zygote forks (docs/fleet.md "Zygote"), measured in the same run; --hold S
+ * prints the pid of one idle pooled (and zygote) clone and keeps the clones
+ * S seconds, for a heap walk (docs/fleet.md "Load leftovers"). */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -32,6 +35,7 @@ static char tmp[64], state[128], mem[128], body[2600];
 static struct sqb_fleet_shape shape = {1, 32};
 static unsigned int fill_mib = 8;
 static const char *smaps_out; /* --smaps FILE: one idle pooled clone's smaps */
+static unsigned int hold_s;   /* --hold S: keep the idle clones S seconds (heap walks) */
 static struct sqb_fleet_zygote zyg = {0, -1}; /* --zygote */
 enum { COLD = 0, POOLED = 1, ZYGOTE = 2 };
 
@@ -323,6 +327,11 @@ static void many_clones(unsigned int n, int mode, struct many *out)
 	out->host_kib = (double)(avail0 - mem_available_kib()) / n;
 	if (pooled && smaps_out)
 		save_smaps(p[0].pid, mode == ZYGOTE ? ".zygote" : "");
+	if (pooled && hold_s) {
+		fprintf(stderr, "fleet_bench: idle %s clone pid %d, held %u s\n",
+			mode == ZYGOTE ? "zygote" : "pooled", (int)p[0].pid, hold_s);
+		sleep(hold_s);
+	}
 	for (unsigned int i = 0; i < n; i++) {
 		struct sqb_fleet_mem m;
 		if (sqb_fleet_smaps(p[i].pid, &m))
@@ -376,7 +385,7 @@ int main(int argc, char **argv)
 	if (argc < 3) {
 		fprintf(stderr,
 			"usage: %s SQUIB GUEST [--tiny] [--iters K] [--clones N[,N...]] "
-			"[--mem-mib M] [--fill-mib F] [--smaps FILE] [--zygote]\n",
+			"[--mem-mib M] [--fill-mib F] [--smaps FILE] [--zygote] [--hold S]\n",
 			argv[0]);
 		return 2;
 	}
@@ -398,6 +407,8 @@ int main(int argc, char **argv)
 			shape.mem_mib = strtoull(argv[++i], NULL, 10);
 		} else if (!strcmp(argv[i], "--smaps") && i + 1 < argc) {
 			smaps_out = argv[++i];
+		} else if (!strcmp(argv[i], "--hold") && i + 1 < argc) {
+			hold_s = (unsigned int)strtoul(argv[++i], NULL, 10);
 		} else if (!strcmp(argv[i], "--zygote")) {
 			zyg.pid = 1; /* started once the environment is set */
 		} else if (!strcmp(argv[i], "--fill-mib") && i + 1 < argc) {

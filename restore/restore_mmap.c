@@ -252,9 +252,16 @@ int rs_mmap_restore(sqb_restore *rs, struct sqb_diag *d)
 	for (unsigned int i = 0; i < rs->nrg; i++)
 		if ((err = map_range(rs, &rs->rg[i], d)))
 			return err;
-	memset((void *)rs->blk_state, 1, rs->nblk);
+	/* every block and page is present from here on, and only the lazy
+	 * engine reads the bitmaps (sqb_restore_fetch answers 0 for MMAP):
+	 * they go, so an idle clone of a fleet keeps no copy of them
+	 * (docs/fleet.md "Load leftovers") */
+	free(rs->blk_state);
+	free((void *)rs->pg_present);
+	free((void *)rs->pg_removed);
+	rs->blk_state = NULL;
+	rs->pg_present = rs->pg_removed = NULL;
 	atomic_store(&rs->blocks_present, rs->nblk);
-	memset((void *)rs->pg_present, 0xff, (rs->npg / 64 + 1) * 8);
 	atomic_store(&rs->done, 1);
 	return 0;
 }

@@ -13,6 +13,7 @@
 #include "evloop.h"
 #include "seccomp/sqb_confine.h"
 #include "log.h"
+#include "pagealloc.h"
 #include "squib/errors.h"
 
 #define EVL_MAX_ENTRIES 256
@@ -105,7 +106,7 @@ int sqb_evloop_create(struct sqb_evloop **out, const char *name)
 	int err;
 
 	*out = NULL;
-	l = calloc(1, sizeof(*l));
+	l = sqb_page_zalloc(sizeof(*l)); /* 8 KiB of slots, a few used */
 	if (!l)
 		return -ENOMEM;
 	l->running = -1;
@@ -133,7 +134,7 @@ err:
 		close(l->epfd);
 	if (l->stopfd >= 0)
 		close(l->stopfd);
-	free(l);
+	sqb_page_free(l, sizeof(*l));
 	return err;
 }
 
@@ -155,7 +156,7 @@ void sqb_evloop_free(struct sqb_evloop *l)
 	close(l->stopfd);
 	pthread_cond_destroy(&l->cond);
 	pthread_mutex_destroy(&l->lock);
-	free(l);
+	sqb_page_free(l, sizeof(*l));
 }
 
 static int64_t evl_add(struct sqb_evloop *l, int fd, uint32_t events, sqb_evloop_cb cb, void *arg,

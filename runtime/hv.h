@@ -72,11 +72,14 @@ struct sqb_hv_ops {
 	const char *name;
 	unsigned int snap_arch, snap_hv; /* snapfmt enum sqb_arch / sqb_hv of its records */
 	int (*vm_create)(struct sqb_hv_vm **out, unsigned int nvcpus, struct sqb_diag *diag);
-	/* Optional: ask the host now what vm_create would ask it first and
-	 * that does not change while the process runs (kept per process), so
-	 * the first VM does not wait for it.  Best effort: a failure is left
-	 * for vm_create to meet and report. */
-	void (*host_warm)(void);
+	/* Ask the host now what every VM of this process will ask it (KVM's
+	 * supported CPUID, the host's CPUID, the MSR list; kept per process):
+	 * a plain squib once its API socket listens, so the first load or
+	 * InstanceStart does not wait for it (sqb_vm_host_warm), and a fleet
+	 * zygote before it forks, so its members inherit the answers
+	 * (docs/fleet.md "Zygote").  Best effort: a failure is left for
+	 * vm_create to meet and report; NULL: nothing to ask. */
+	void (*host_probe)(void);
 	/* A custom CPU template (squib/runtime.h) for the vCPUs not yet
 	 * created: checked and folded into the per-VM CPUID / MSR set-up.
 	 * NULL: the backend has none (a non-empty template is refused). */

@@ -17,6 +17,7 @@
 #include "io.h"
 #include "layout.h"
 #include "log.h"
+#include "pagealloc.h"
 #include "virtio.h" /* the serial rate limiter's bucket */
 #include "vmm_priv.h"
 #include "seccomp/sqb_confine.h"
@@ -721,7 +722,7 @@ int sqb_vm_create(sqb_vm **out, const struct sqb_vm_config *cfg, struct sqb_diag
 	    cfg->mem_size_mib > (1ULL << 20) || (unsigned int)cfg->huge_pages > SQB_VM_HUGE_2M ||
 	    (cfg->huge_pages == SQB_VM_HUGE_2M && (cfg->mem_size_mib & 1)))
 		return -EINVAL;
-	vm = calloc(1, sizeof(*vm));
+	vm = sqb_page_zalloc(sizeof(*vm)); /* 12 KiB, 32 vCPU slots, serial ring */
 	if (!vm)
 		return -ENOMEM;
 	vm->ops = &sqb_hv_backend;
@@ -937,7 +938,7 @@ void sqb_vm_free(sqb_vm *vm)
 	pthread_cond_destroy(&vm->cond);
 	pthread_mutex_destroy(&vm->lock);
 	pthread_mutex_destroy(&vm->irq_lock);
-	free(vm);
+	sqb_page_free(vm, sizeof(*vm));
 }
 
 enum sqb_vm_state sqb_vm_get_state(sqb_vm *vm)
@@ -1036,6 +1037,6 @@ const char *sqb_runtime_backend_name(void)
 
 void sqb_vm_host_warm(void)
 {
-	if (sqb_hv_backend.host_warm)
-		sqb_hv_backend.host_warm();
+	if (sqb_hv_backend.host_probe)
+		sqb_hv_backend.host_probe();
 }

@@ -91,10 +91,12 @@ struct sqb_vm {
 	uint64_t uart_dropped_bytes;
 	struct sqb_vio_tbucket *serial_rl; /* PUT /serial rate_limiter, or NULL */
 	uint64_t uart_rl_dropped_bytes;
-	uint8_t serial_buf[SQB_VM_SERIAL_BUF];
 	struct sqb_snapstate *snap; /* runtime/snapshot/: dirty set, parent, restore */
 	uint64_t uart_tx_bytes;
 	uint64_t start_ns, first_tx_ns;
+	/* last: used from its start only while the sink is full, so the VM's
+	 * own mapping (vmm.c) keeps the rest of it untouched, not resident */
+	uint8_t serial_buf[SQB_VM_SERIAL_BUF];
 };
 
 uint64_t sqb_now_ns(void);

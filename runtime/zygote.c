@@ -16,6 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "hv.h"
 #include "zygote.h"
 
 #define ZY_MAX_REQ  4096 /* one request's argv, NULs included */
@@ -111,6 +112,29 @@ static int adopt(pid_t helper, pid_t spawner)
 	return getppid() == spawner ? 0 : -ECHILD;
 }
 
+static int copy_argv(const struct zy_req *r, int *argc, char ***argv)
+{
+	size_t n = 0;
+	char **v, *p;
+
+	for (int i = 0; i < r->argc; i++)
+		n += strlen(r->argv[i]) + 1;
+	v = malloc((size_t)(r->argc + 1) * sizeof(*v) + n);
+	if (!v)
+		return -ENOMEM;
+	p = (char *)(v + r->argc + 1);
+	for (int i = 0; i < r->argc; i++) {
+		size_t k = strlen(r->argv[i]) + 1;
+
+		v[i] = memcpy(p, r->argv[i], k);
+		p += k;
+	}
+	v[r->argc] = NULL;
+	*argc = r->argc;
+	*argv = v;
+	return 0;
+}
+
 /* The helper: fork the member, tell the zygote its pid, exit. */
 static void helper(int zfd, int res, struct zy_req *r, pid_t spawner, int *argc, char ***argv)
 {
@@ -137,8 +161,15 @@ static void helper(int zfd, int res, struct zy_req *r, pid_t spawner, int *argc,
 				strerror(-e));
 			_exit(1);
 		}
-		*argc = r->argc;
-		*argv = r->argv;
+		/* the member's own copy of its command line: the request page
+		 * is the zygote's, which writes the next request over it, and
+		 * every member would keep a private copy of that page
+		 * (docs/fleet.md "Heap") */
+		if (copy_argv(r, argc, argv) < 0) {
+			fprintf(stderr, "squib: --zygote: out of memory\n");
+			_exit(1);
+		}
+		munmap(r, sizeof(*r));
 		return;
 	}
 	if (write(res, &v, sizeof(v)) != sizeof(v))
@@ -161,12 +192,17 @@ int sqb_zygote_serve(int fd, int *argc, char ***argv)
 	}
 	if (fcntl(fd, F_SETFD, FD_CLOEXEC) < 0)
 		return -1;
-	/* a mapping of its own, not the heap: a member keeps its argv after
-	 * this frame is gone, and its heap pages stay the zygote's (shared)
-	 * until the member writes them */
+	/* a mapping of its own, not the heap: the request lives on after
+	 * this frame in the member until it has copied its argv out and
+	 * unmapped it (helper), and the zygote's heap pages stay shared
+	 * until a member writes them */
 	r = mmap(NULL, sizeof(*r), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (r == MAP_FAILED)
 		return -1;
+	/* the host probes every member's VM would make (KVM's CPUID and MSR
+	 * lists): asked once here, the members share the answers' pages */
+	if (sqb_hv_backend.host_probe)
+		sqb_hv_backend.host_probe();
 	for (;;) {
 		int res[2];
 		pid_t h;

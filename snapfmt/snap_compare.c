@@ -143,6 +143,9 @@ int sqb_snap_compare(sqb_snap *a, sqb_snap *b, uint64_t gpa, uint64_t npages,
 	uint32_t gps = a->info.guest_page_size;
 	struct sqb_pool *pool = NULL;
 	size_t ntask;
+
+	if (sqb_snap_indexless(a) || sqb_snap_indexless(b))
+		return -SQB_ESTATE;
 	int err = 0;
 
 	if (side)

@@ -147,7 +147,17 @@ struct sqb_snap {
 	int data_sec;		 /* index of DATA in dir, -1 if none */
 	struct sqb_snap *parent;
 	uint64_t gen; /* unique per open snapshot: keys each thread's decoded-extent cache */
+	int no_index; /* sqb_snap_drop_index(): ext/next freed */
 };
+
+/* s or a parent has no page index any more (sqb_snap_drop_index) */
+static inline int sqb_snap_indexless(const struct sqb_snap *s)
+{
+	for (; s; s = s->parent)
+		if (s->no_index)
+			return 1;
+	return 0;
+}
 
 /* Section knowledge: which types/versions this library parses. */
 struct sqb_section_kind {

@@ -393,6 +393,8 @@ int sqb_snap_merge_ident(struct sqb_uuid *uuid, struct sqb_digest *digest, const
 	struct sqb_write_opts o;
 	const sqb_snap *base = NULL;
 
+	if (sqb_snap_indexless(s))
+		return -SQB_ESTATE;
 	if (same_file(out, s))
 		return -EEXIST; /* never write over an input */
 	if (s->info.kind == SQB_SNAP_DIFF && !s->parent && s->info.role != SQB_ROLE_STATE)
@@ -413,6 +415,8 @@ int sqb_snap_write_diff(const char *out, sqb_snap *a, sqb_snap *b,
 	struct sqb_write_opts o;
 	const sqb_snap *stop = NULL;
 
+	if (sqb_snap_indexless(a) || sqb_snap_indexless(b))
+		return -SQB_ESTATE;
 	if (same_file(out, a) || same_file(out, b))
 		return -EEXIST;
 	if (a->info.arch != b->info.arch || a->info.hv != b->info.hv ||
@@ -436,6 +440,8 @@ int sqb_snap_repack_ident(struct sqb_uuid *uuid, struct sqb_digest *digest, cons
 {
 	struct sqb_write_opts o;
 
+	if (sqb_snap_indexless(s))
+		return -SQB_ESTATE;
 	if (same_file(out, s))
 		return -EEXIST;
 	if (s->info.kind == SQB_SNAP_DIFF && !s->parent)
@@ -517,6 +523,8 @@ int sqb_snap_export_raw(sqb_snap *s, const char *out, int r)
 	uint8_t *buf;
 	int err;
 
+	if (sqb_snap_indexless(s))
+		return -SQB_ESTATE;
 	if (r >= (int)s->nregions)
 		return -SQB_ENOTFOUND;
 	if (same_file(out, s))

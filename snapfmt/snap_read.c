@@ -298,6 +298,9 @@ int sqb_snap_read(sqb_snap *s, uint64_t gpa, void *buf, size_t len, struct sqb_d
 
 	if (!len)
 		return 0;
+	if (sqb_snap_indexless(s))
+		return sqb_diag_set(diag, -SQB_ESTATE, UINT64_MAX, "PIDX",
+				    "%s: page index released after the load", s->path);
 	if (sqb_snap_locate(s, gpa, &r, &page) ||
 	    len > s->regions[r].size - (gpa - s->regions[r].gpa))
 		return sqb_diag_set(diag, -SQB_ENOTFOUND, UINT64_MAX, "MEMR",

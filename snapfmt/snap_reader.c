@@ -928,6 +928,18 @@ int sqb_snap_region(const sqb_snap *s, unsigned int r, struct sqb_region *out)
 	return 0;
 }
 
+void sqb_snap_drop_index(sqb_snap *s)
+{
+	for (; s; s = s->parent) {
+		for (unsigned int i = 0; i < s->nregions && s->ext; i++) {
+			free(s->ext[i]);
+			s->ext[i] = NULL;
+			s->next[i] = 0;
+		}
+		s->no_index = 1;
+	}
+}
+
 size_t sqb_snap_extent_count(const sqb_snap *s, unsigned int r)
 {
 	return r < s->nregions ? s->next[r] : 0;
@@ -942,6 +954,8 @@ int sqb_snap_extent_find(const sqb_snap *s, unsigned int r, uint64_t page, size_
 {
 	size_t lo = 0, hi;
 
+	if (s->no_index)
+		return -SQB_ESTATE;
 	if (r >= s->nregions || !s->next[r])
 		return -SQB_ENOTFOUND;
 	hi = s->next[r];

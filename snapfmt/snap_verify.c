@@ -451,6 +451,8 @@ int sqb_snap_verify(sqb_snap *s, unsigned int flags, unsigned int max_problems, 
 	struct span *sp = NULL;
 	size_t nsp = 0, cap = 16 + s->ndir;
 
+	if (sqb_snap_indexless(s))
+		return -SQB_ESTATE;
 	for (unsigned int r = 0; r < s->nregions; r++)
 		cap += s->next[r];
 	sp = calloc(cap, sizeof(*sp));

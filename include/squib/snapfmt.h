@@ -157,6 +157,14 @@ struct sqb_open_opts {
 int sqb_snap_open(sqb_snap **out, const char *path, const struct sqb_open_opts *opts,
 		  struct sqb_diag *diag);
 void sqb_snap_free(sqb_snap *s); /* also frees the parents it opened; NULL ok */
+/* Free the page indexes of s and of its parents, for a caller that keeps
+ * the handle open only for its files (descriptors, paths, info): a
+ * finished mmap restore holding its lease (docs/fleet.md "Load
+ * leftovers").  Whatever needs an index answers -SQB_ESTATE from then on
+ * (read, extent lookup, verify, compare, merge, diff, repack, export);
+ * sqb_snap_extents() gives NULL, sqb_snap_extent_count() and
+ * sqb_snap_mem_stats() nothing. */
+void sqb_snap_drop_index(sqb_snap *s);
 
 const struct sqb_snap_info *sqb_snap_get_info(const sqb_snap *s);
 sqb_snap *sqb_snap_parent(const sqb_snap *s); /* NULL for a full snapshot */

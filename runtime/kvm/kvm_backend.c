@@ -51,6 +51,17 @@ void sqb_kvm_diag(struct sqb_diag *diag, const char *what, int err)
 	snprintf(diag->reason, sizeof(diag->reason), "%s: %s", what, strerror(-err));
 }
 
+static void kvm_host_probe(void)
+{
+	int kvm = open("/dev/kvm", O_RDWR | O_CLOEXEC);
+
+	if (kvm < 0)
+		return;
+	if (ioctl(kvm, KVM_GET_API_VERSION, 0) == KVM_API_VERSION)
+		sqb_kvm_arch_host_probe(kvm);
+	close(kvm);
+}
+
 static int kvm_vm_create(struct sqb_hv_vm **out, unsigned int nvcpus, struct sqb_diag *diag)
 {
 	struct sqb_hv_vm *vm;
@@ -352,7 +363,7 @@ const struct sqb_hv_ops sqb_hv_backend = {
     .snap_arch = SQB_KVM_SNAP_ARCH,
     .snap_hv = SQB_HV_KVM,
     .vm_create = kvm_vm_create,
-    .host_warm = sqb_kvm_arch_host_warm,
+    .host_probe = kvm_host_probe,
     .vm_cpu_template = sqb_kvm_arch_cpu_template,
     .vm_set_smt = kvm_vm_set_smt,
     .vm_destroy = kvm_vm_destroy,

@@ -62,8 +62,9 @@ int sqb_kvm_arch_cpu_template(struct sqb_hv_vm *vm, const struct sqb_cpu_templat
 /* x86: host probes (supported CPUID, MSR list) are cached per process;
  * forget them (tests that fake a host between calls). */
 void sqb_kvm_probe_cache_reset(void);
-/* hv.h host_warm: fill that cache now (arm64: nothing to ask). */
-void sqb_kvm_arch_host_warm(void);
+/* Fill those caches now, from kvm_fd (/dev/kvm): a fleet zygote before it
+ * forks (hv.h host_probe).  arm64: nothing to probe. */
+void sqb_kvm_arch_host_probe(int kvm_fd);
 
 /* The program counter of a vCPU (reports; UINT64_MAX when unknown) and
  * the KVM_IRQ_LINE argument for line irq (x86: the GSI; arm64: an SPI

@@ -536,6 +536,12 @@ static int restore_memory(struct loadctx *c, struct sqb_vm *vm, struct sqb_snaps
 	}
 	if (!err && !c->o->trust_raw && !remembered && ro.strategy == SQB_RESTORE_MMAP)
 		sqb_snap_vcache_record(ss->loaded, &began);
+	/* a finished mmap restore keeps the files open for their leases only
+	 * (restore_lease.c): nothing reads the page indexes again (a Diff's
+	 * parent is its own handle, set_parent), so each idle clone of a
+	 * fleet stops paying for them (docs/fleet.md "Load leftovers") */
+	if (!err && ro.strategy == SQB_RESTORE_MMAP)
+		sqb_snap_drop_index(ss->loaded);
 	if (atomic_load(&ss->vc_claim) >= 0 && (err || !lazy))
 		close(atomic_exchange(&ss->vc_claim, -1));
 	return err;

@@ -267,6 +267,83 @@ static void prewarm_load(const struct sqb_fleet_shape *sh, const char *want_log)
 	sqb_fleet_kill(&p);
 }
 
+static void member_says(struct sqb_fleet_proc *p, const char *in, const char *want)
+{
+	char text[4096];
+	size_t len = 0;
+
+	assert_int_equal(write(p->stdin_fd, in, strlen(in)), (ssize_t)strlen(in));
+	if (sqb_fleet_wait_text(p->out_fd, text, sizeof(text), &len, want, 10000))
+		fail_msg("%s: no '%s' after '%s': %s", p->id, want, in, text);
+}
+
+/* What a finished mmap load frees (the restore's block and page bitmaps,
+ * docs/fleet.md "Load leftovers") is not needed later: a clone loaded
+ * from the remembered image with dirty tracking, left idle (the heap
+ * trim after the reply), then written to, pauses, writes a Diff over the
+ * loaded file and runs on; a second member loads that Diff (its parent
+ * is the golden memory file) and both verify their memory. */
+static void test_mmap_load_idle_then_diff(void **st)
+{
+	struct sqb_fleet_proc a, b;
+	char dir[160], body[2600], resp[1024], dst[200], dmem[200], vc[128];
+	DIR *d;
+	struct dirent *e;
+	int n = 0;
+
+	(void)st;
+	/* the image is remembered (a first load verified it): later loads map */
+	snprintf(vc, sizeof(vc), "%s/vcache", tmp);
+	prewarm_load(&shape, "");
+	for (int i = 0; !n && i < 500; i++) {
+		if ((d = opendir(vc))) {
+			while ((e = readdir(d)))
+				n += e->d_name[0] != '.' && !strstr(e->d_name, ".lock");
+			closedir(d);
+		}
+		if (!n)
+			usleep(20000);
+	}
+	assert_true(n > 0);
+	snprintf(dir, sizeof(dir), "%s/diff-a", tmp);
+	assert_int_equal(sqb_fleet_spawn(&a, squib, dir, "da", &shape, 1, 1), 0);
+	assert_int_equal(sqb_fleet_wait_ready(&a, 10000), 0);
+	snprintf(body, sizeof(body),
+		 "{\"snapshot_path\":\"%s\",\"mem_backend\":{\"backend_type\":\"File\","
+		 "\"backend_path\":\"%s\"},\"track_dirty_pages\":true,\"resume_vm\":true}",
+		 state, mem);
+	assert_int_equal(
+	    sqb_fleet_http(a.sock, "PUT", "/snapshot/load", body, resp, sizeof(resp), 20000), 204);
+	member_says(&a, "v", "FLEET OK " GUEST_PAGES);
+	usleep(300000); /* idle */
+	member_says(&a, "w", "WROTE");
+	assert_int_equal(sqb_fleet_http(a.sock, "PATCH", "/vm", "{\"state\":\"Paused\"}", resp,
+					sizeof(resp), 10000),
+			 204);
+	snprintf(dst, sizeof(dst), "%s/d.state", dir);
+	snprintf(dmem, sizeof(dmem), "%s/d.mem", dir);
+	snprintf(body, sizeof(body),
+		 "{\"snapshot_type\":\"Diff\",\"snapshot_path\":\"%s\",\"mem_file_path\":\"%s\"}",
+		 dst, dmem);
+	if (sqb_fleet_http(a.sock, "PUT", "/snapshot/create", body, resp, sizeof(resp), 20000) !=
+	    204)
+		fail_msg("Diff after an idle mmap load: %s", resp);
+	assert_int_equal(sqb_fleet_http(a.sock, "PATCH", "/vm", "{\"state\":\"Resumed\"}", resp,
+					sizeof(resp), 10000),
+			 204);
+	member_says(&a, "v", "FLEET OK " GUEST_PAGES);
+	snprintf(dir, sizeof(dir), "%s/diff-b", tmp);
+	assert_int_equal(sqb_fleet_spawn(&b, squib, dir, "db", &shape, 1, 1), 0);
+	assert_int_equal(sqb_fleet_wait_ready(&b, 10000), 0);
+	assert_int_equal(sqb_fleet_load_body(body, sizeof(body), dst, dmem), 0);
+	if (sqb_fleet_http(b.sock, "PUT", "/snapshot/load", body, resp, sizeof(resp), 20000) != 204)
+		fail_msg("loading the Diff: %s", resp);
+	member_says(&b, "v", "FLEET OK " GUEST_PAGES);
+	member_says(&b, "p", "PONG");
+	sqb_fleet_kill(&a);
+	sqb_fleet_kill(&b);
+}
+
 static void test_prewarm_shell_used(void **st)
 {
 	(void)st;
@@ -825,6 +902,86 @@ static void test_zygote_members_own_their_vms(void **st)
 	assert_true(WIFEXITED(zst) && WEXITSTATUS(zst) == 0);
 }
 
+/* pid's GLIBC_TUNABLES (from /proc/PID/environ) into out, "" if none */
+static void tunables_of(pid_t pid, char *out, size_t cap)
+{
+	char path[64], buf[16384];
+	ssize_t n;
+	int fd;
+
+	out[0] = 0;
+	snprintf(path, sizeof(path), "/proc/%d/environ", (int)pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	assert_true(fd >= 0);
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	assert_true(n > 0);
+	buf[n] = 0;
+	for (char *e = buf; e < buf + n; e += strlen(e) + 1)
+		if (!strncmp(e, "GLIBC_TUNABLES=", 15))
+			snprintf(out, cap, "%s", e + 15);
+}
+
+extern char **environ;
+
+static const char *env_tunables(char **env)
+{
+	for (size_t i = 0; env && env[i]; i++)
+		if (!strncmp(env[i], "GLIBC_TUNABLES=", 15))
+			return env[i] + 15;
+	return NULL;
+}
+
+/* Pool members, exec'd or forked by a zygote, run with glibc's tcache off
+ * (docs/fleet.md "Load leftovers"), after a tunable the caller had set;
+ * the spawner's own environment is left as it was.  glibc 2.36 cuts the
+ * variable in a process's own copy of its environment at the first ':'
+ * while it parses it, so /proc/PID/environ shows the first tunable only:
+ * the appended one is checked in the environment that is exec'd. */
+static void test_members_run_without_tcache(void **st)
+{
+	struct sqb_fleet_zygote z;
+	struct sqb_fleet_proc p;
+	char dir[160], t[256], **env;
+	size_t n = 0, m = 0;
+
+	(void)st;
+	setenv("GLIBC_TUNABLES", "glibc.malloc.perturb=0", 1);
+	env = sqb_fleet_member_env();
+	assert_non_null(env);
+	assert_string_equal(env_tunables(env),
+			    "glibc.malloc.perturb=0:glibc.malloc.tcache_count=0");
+	while (env[n])
+		n++;
+	while (environ[m])
+		m++;
+	assert_int_equal(n, m); /* replaced, not added twice */
+	sqb_fleet_member_env_free(env);
+	assert_string_equal(getenv("GLIBC_TUNABLES"), "glibc.malloc.perturb=0");
+	snprintf(dir, sizeof(dir), "%s/tc-exec", tmp);
+	assert_int_equal(sqb_fleet_spawn(&p, squib, dir, "tc0", &shape, 1, 1), 0);
+	assert_int_equal(sqb_fleet_wait_ready(&p, 10000), 0);
+	tunables_of(p.pid, t, sizeof(t));
+	assert_string_equal(t, "glibc.malloc.perturb=0");
+	sqb_fleet_kill(&p);
+	unsetenv("GLIBC_TUNABLES");
+	env = sqb_fleet_member_env();
+	assert_non_null(env);
+	assert_string_equal(env_tunables(env), "glibc.malloc.tcache_count=0");
+	sqb_fleet_member_env_free(env);
+	assert_int_equal(sqb_fleet_zygote_start(&z, squib), 0);
+	snprintf(dir, sizeof(dir), "%s/tc-zy", tmp);
+	assert_int_equal(sqb_fleet_spawn_via(&p, &z, squib, dir, "tc1", &shape, 1, 1), 0);
+	assert_int_equal(sqb_fleet_wait_ready(&p, 10000), 0);
+	tunables_of(z.pid, t, sizeof(t));
+	assert_string_equal(t, "glibc.malloc.tcache_count=0");
+	tunables_of(p.pid, t, sizeof(t)); /* inherited from the zygote */
+	assert_string_equal(t, "glibc.malloc.tcache_count=0");
+	assert_null(getenv("GLIBC_TUNABLES"));
+	sqb_fleet_kill(&p);
+	sqb_fleet_zygote_stop(&z);
+}
+
 /* --zygote alone, FD a socket: anything else exits 1 with the rule. */
 static void test_zygote_bad_argument(void **st)
 {
@@ -915,6 +1072,7 @@ int main(int argc, char **argv)
 	    cmocka_unit_test(test_prewarm_shell_takes_devices),
 	    cmocka_unit_test(test_prewarm_bad_option),
 	    cmocka_unit_test(test_prewarm_idle_never_wakes),
+	    cmocka_unit_test(test_mmap_load_idle_then_diff),
 	};
 	const struct CMUnitTest pool[] = {
 	    cmocka_unit_test(test_pool_clones_and_refill),
@@ -928,6 +1086,7 @@ int main(int argc, char **argv)
 	const struct CMUnitTest zygote[] = {
 	    cmocka_unit_test(test_zygote_bad_argument),
 	    cmocka_unit_test(test_zygote_members_own_their_vms),
+	    cmocka_unit_test(test_members_run_without_tcache),
 	};
 	const struct CMUnitTest zygote_daemon[] = {
 	    cmocka_unit_test(test_daemon_zygote_pool),

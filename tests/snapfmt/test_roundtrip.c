@@ -594,6 +594,60 @@ static void test_external_raw_memory(void **state)
 	free(dirty);
 }
 
+/* sqb_snap_drop_index(): the handle keeps its file, path and info; every
+ * operation that needs a page index refuses with -SQB_ESTATE instead of
+ * reading pages as absent (docs/fleet.md "Load leftovers"). */
+static void test_dropped_index_refuses(void **state)
+{
+	const uint64_t size = 1u << 20;
+	uint8_t *mem = sqbt_pattern_mem(size, 4096, 3), *back = malloc(size);
+	char path[128], out[128];
+	struct sqb_write_opts o = SQB_WRITE_OPTS_INIT;
+	struct sqb_mem_stats ms;
+	sqb_snap_writer *w;
+	sqb_snap *s, *t;
+	struct sqb_diag d;
+	size_t idx;
+
+	(void)state;
+	path_in(path, sizeof(path), "drop.sqb");
+	path_in(out, sizeof(out), "drop-out.sqb");
+	assert_int_equal(sqb_writer_open(&w, path, &o), 0);
+	assert_int_equal(sqb_writer_add_memory(w, 0, size, mem, NULL), 0);
+	assert_int_equal(sqb_writer_finish(w, NULL, NULL), 0);
+	sqb_writer_free(w);
+	assert_int_equal(sqb_snap_open(&s, path, NULL, &d), 0);
+	assert_int_equal(sqb_snap_open(&t, path, NULL, &d), 0);
+	assert_true(sqb_snap_extent_count(s, 0) > 0);
+	assert_int_equal(sqb_snap_extent_find(s, 0, 0, &idx), 0);
+	sqb_snap_drop_index(s);
+	assert_string_equal(sqb_snap_path(s), path);
+	assert_true(sqb_snap_fd(s) >= 0);
+	assert_int_equal(sqb_snap_get_info(s)->guest_page_size, 4096);
+	assert_int_equal(sqb_snap_region_count(s), 1);
+	assert_int_equal(sqb_snap_extent_count(s, 0), 0);
+	assert_null(sqb_snap_extents(s, 0));
+	assert_int_equal(sqb_snap_extent_find(s, 0, 0, &idx), -SQB_ESTATE);
+	memset(&d, 0, sizeof(d));
+	assert_int_equal(sqb_snap_read(s, 0, back, 4096, &d), -SQB_ESTATE);
+	assert_string_equal(d.section, "PIDX");
+	assert_non_null(strstr(d.reason, "page index released"));
+	assert_int_equal(sqb_snap_verify(s, 0, 0, NULL, NULL), -SQB_ESTATE);
+	assert_int_equal(sqb_snap_repack(out, s, NULL), -SQB_ESTATE);
+	assert_int_equal(sqb_snap_export_raw(s, out, 0), -SQB_ESTATE);
+	assert_int_equal(sqb_snap_write_diff(out, t, s, NULL), -SQB_ESTATE);
+	sqb_snap_mem_stats(s, &ms);
+	assert_int_equal(ms.pages, 0);
+	/* another handle of the same file is unaffected */
+	assert_int_equal(sqb_snap_read(t, 0, back, size, &d), 0);
+	assert_memory_equal(mem, back, size);
+	sqb_snap_drop_index(s); /* again: nothing left to free */
+	sqb_snap_free(s);
+	sqb_snap_free(t);
+	free(mem);
+	free(back);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -605,6 +659,7 @@ int main(void)
 		cmocka_unit_test(test_diff_packs_short_runs),
 		cmocka_unit_test(test_deferred_commit_leaves_the_move_to_the_caller),
 		cmocka_unit_test(test_external_raw_memory),
+		cmocka_unit_test(test_dropped_index_refuses),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

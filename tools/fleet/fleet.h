@@ -58,6 +58,12 @@ uint64_t sqb_fleet_now_ns(void);
  * through p->out_fd when out_pipe), stderr to dir/squib.log, squib's log
  * (Info) to dir/vmm.log, stdin from a
  * pipe (p->stdin_fd).  The child dies with its parent (PR_SET_PDEATHSIG). */
+/* The environment a pool member (or a zygote) is exec'd with: ours, with
+ * GLIBC_TUNABLES=...:glibc.malloc.tcache_count=0 (docs/fleet.md "Load
+ * leftovers").  NULL when out of memory; free with the function below. */
+char **sqb_fleet_member_env(void);
+void sqb_fleet_member_env_free(char **env);
+
 int sqb_fleet_spawn(struct sqb_fleet_proc *p, const char *squib, const char *dir, const char *id,
 		    const struct sqb_fleet_shape *shape, int prewarm, int out_pipe);
 /* A squib zygote (squib --zygote FD, docs/fleet.md "Zygote"): pool members

@@ -67,7 +67,54 @@ static int open_log(const struct sqb_fleet_proc *p, const char *name)
 	return open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 }
 
-static void child_exec(const char *squib, const struct sqb_fleet_proc *p, int in_rd, int out_wr)
+extern char **environ;
+
+/* A pool member's environment: ours, with glibc's per-thread cache of
+ * freed blocks (tcache) turned off.  An idle VM keeps the blocks a load
+ * freed into it, and malloc_trim cannot give those pages back: about 12
+ * KiB per idle clone (docs/fleet.md "Load leftovers").  An existing
+ * GLIBC_TUNABLES is kept, the setting appended.  Built before fork (the
+ * daemon has threads); NULL: out of memory, the child gets ours. */
+#define SQB_FLEET_TUNABLE "glibc.malloc.tcache_count=0"
+
+char **sqb_fleet_member_env(void)
+{
+	size_t n = 0, k = 0;
+	const char *old = getenv("GLIBC_TUNABLES");
+	char **env, *t;
+
+	while (environ && environ[n])
+		n++;
+	env = calloc(n + 2, sizeof(*env));
+	if (!env)
+		return NULL;
+	if (old && *old ? asprintf(&t, "GLIBC_TUNABLES=%s:%s", old, SQB_FLEET_TUNABLE) < 0
+			: !(t = strdup("GLIBC_TUNABLES=" SQB_FLEET_TUNABLE))) {
+		free(env);
+		return NULL;
+	}
+	for (size_t i = 0; i < n; i++)
+		if (strncmp(environ[i], "GLIBC_TUNABLES=", 15))
+			env[k++] = environ[i];
+	env[k++] = t;
+	env[k] = NULL;
+	return env;
+}
+
+void sqb_fleet_member_env_free(char **env)
+{
+	size_t k = 0;
+
+	if (!env)
+		return;
+	while (env[k + 1])
+		k++;
+	free(env[k]); /* the one string of ours: last */
+	free(env);
+}
+
+static void child_exec(const char *squib, const struct sqb_fleet_proc *p, int in_rd, int out_wr,
+		       char **env)
 {
 	struct spawn_args a;
 	int fd;
@@ -82,7 +129,7 @@ static void child_exec(const char *squib, const struct sqb_fleet_proc *p, int in
 	if ((fd = open_log(p, "squib.log")) >= 0)
 		dup2(fd, 2);
 	build_argv(&a, squib, p);
-	execv(squib, (char *const *)a.argv);
+	execve(squib, (char *const *)a.argv, env ? env : environ);
 	_exit(127);
 }
 
@@ -91,7 +138,7 @@ static void child_exec(const char *squib, const struct sqb_fleet_proc *p, int in
 int sqb_fleet_zygote_start(struct sqb_fleet_zygote *z, const char *squib)
 {
 	int sv[2];
-	char fdarg[16];
+	char fdarg[16], **env;
 
 	z->pid = 0;
 	z->fd = -1;
@@ -101,11 +148,13 @@ int sqb_fleet_zygote_start(struct sqb_fleet_zygote *z, const char *squib)
 		return -errno;
 	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
 		return -errno;
+	env = sqb_fleet_member_env(); /* the members inherit the zygote's */
 	z->pid = fork();
 	if (z->pid < 0) {
 		int err = -errno;
 		close(sv[0]);
 		close(sv[1]);
+		sqb_fleet_member_env_free(env);
 		z->pid = 0;
 		return err;
 	}
@@ -120,9 +169,10 @@ int sqb_fleet_zygote_start(struct sqb_fleet_zygote *z, const char *squib)
 		if (dup2(sv[1], 3) < 0) /* dup2 clears close-on-exec */
 			_exit(127);
 		snprintf(fdarg, sizeof(fdarg), "3");
-		execl(squib, squib, "--zygote", fdarg, (char *)NULL);
+		execle(squib, squib, "--zygote", fdarg, (char *)NULL, env ? env : environ);
 		_exit(127);
 	}
+	sqb_fleet_member_env_free(env);
 	close(sv[1]);
 	z->fd = sv[0];
 	return 0;
@@ -233,9 +283,12 @@ int sqb_fleet_spawn_via(struct sqb_fleet_proc *p, struct sqb_fleet_zygote *z, co
 			errno = (int)-pid;
 		p->from_zygote = 1;
 	} else {
+		char **env = sqb_fleet_member_env();
+
 		pid = fork();
 		if (pid == 0)
-			child_exec(squib, p, in[0], out[1]);
+			child_exec(squib, p, in[0], out[1], env);
+		sqb_fleet_member_env_free(env);
 	}
 	if (pid < 0) {
 		int err = -errno;

@@ -37,6 +37,11 @@ int sqb_kvm_arm64_set_reg(struct sqb_hv_vcpu *vc, uint64_t id, const void *val)
 	return ioctl(vc->fd, KVM_SET_ONE_REG, &r) < 0 ? -errno : 0;
 }
 
+void sqb_kvm_arch_host_probe(int kvm_fd)
+{
+	(void)kvm_fd; /* no per-process host probe on arm64 */
+}
+
 int sqb_kvm_arch_vm_init(struct sqb_hv_vm *vm, struct sqb_diag *diag)
 {
 	int err;
@@ -61,10 +66,6 @@ int sqb_kvm_arch_vm_init(struct sqb_hv_vm *vm, struct sqb_diag *diag)
 	}
 	vm->arch.init.features[0] |= 1u << KVM_ARM_VCPU_PSCI_0_2;
 	return 0;
-}
-
-void sqb_kvm_arch_host_warm(void)
-{
 }
 
 void sqb_kvm_arch_vm_fini(struct sqb_hv_vm *vm)

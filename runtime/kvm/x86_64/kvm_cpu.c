@@ -16,6 +16,7 @@
 #include "kvm_cpuid_norm.h"
 #include "kvm_priv.h"
 #include "log.h"
+#include "pagealloc.h"
 #include "squib/runtime.h"
 
 /* Host probes are per process (docs/fleet.md "Shells"): what KVM supports
@@ -30,22 +31,53 @@ static int host_cpuid_read;
 static int probe_cpuid(int kvm_fd, struct kvm_cpuid2 **out)
 {
 	/* KVM answers E2BIG while the buffer is too small: grow and ask again
-	 * (a host with many leaves, e.g. AMX or many cache levels). */
+	 * (a host with many leaves, e.g. AMX or many cache levels).  The
+	 * asking buffer is a mapping of its own and the answer is kept at its
+	 * size (75 of 256 entries here): calloc of the 10 KiB buffer wrote
+	 * every heap page of it in each VM process (docs/fleet.md). */
 	for (unsigned int nent = SQB_KVM_CPUID_FIRST;; nent *= 2) {
-		struct kvm_cpuid2 *c =
-		    calloc(1, sizeof(*c) + nent * sizeof(struct kvm_cpuid_entry2));
+		size_t len = sizeof(struct kvm_cpuid2) + nent * sizeof(struct kvm_cpuid_entry2);
+		struct kvm_cpuid2 *c = sqb_page_zalloc(len);
+		int err = 0;
+
 		if (!c)
 			return -ENOMEM;
 		c->nent = nent;
 		if (ioctl(kvm_fd, KVM_GET_SUPPORTED_CPUID, c) == 0) {
-			*out = c;
-			return 0;
+			size_t used = sizeof(*c) + c->nent * sizeof(struct kvm_cpuid_entry2);
+
+			*out = c->nent <= nent ? malloc(used) : NULL;
+			if (*out)
+				memcpy(*out, c, used);
+			else
+				err = -ENOMEM;
+			sqb_page_free(c, len);
+			return err;
 		}
-		int err = -errno;
-		free(c);
+		err = -errno;
+		sqb_page_free(c, len);
 		if (err != -E2BIG || nent >= SQB_KVM_CPUID_MAX)
 			return err;
 	}
+}
+
+static int probe_msrs(int kvm_fd, struct kvm_msr_list **out);
+
+/* A fleet zygote probes once before it forks (docs/fleet.md "Zygote"):
+ * its members find the answers cached and never ask KVM or allocate them.
+ * A failed probe is left for a VM's creation to retry and report. */
+void sqb_kvm_arch_host_probe(int kvm_fd)
+{
+	pthread_mutex_lock(&probe_lock);
+	if (!supported_cpuid && probe_cpuid(kvm_fd, &supported_cpuid))
+		supported_cpuid = NULL;
+	if (!msr_list && probe_msrs(kvm_fd, &msr_list))
+		msr_list = NULL;
+	if (!host_cpuid_read) {
+		sqb_cpuid_host_read(&host_cpuid);
+		host_cpuid_read = 1;
+	}
+	pthread_mutex_unlock(&probe_lock);
 }
 
 void sqb_kvm_probe_cache_reset(void)
@@ -60,29 +92,6 @@ void sqb_kvm_probe_cache_reset(void)
 }
 
 static int probe_msrs(int kvm_fd, struct kvm_msr_list **out);
-
-/* The supported CPUID (~0.3 ms of ioctl under PVM), the host's own CPUID
- * (each instruction traps here) and the MSR list, asked while squib waits
- * for its first request (runtime/main.c); vm_create then copies them.  A
- * probe that fails is asked again, and reported, by vm_create. */
-void sqb_kvm_arch_host_warm(void)
-{
-	int fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
-
-	if (fd < 0)
-		return;
-	pthread_mutex_lock(&probe_lock);
-	if (!supported_cpuid && probe_cpuid(fd, &supported_cpuid))
-		supported_cpuid = NULL;
-	if (!host_cpuid_read) {
-		sqb_cpuid_host_read(&host_cpuid);
-		host_cpuid_read = 1;
-	}
-	if (!msr_list && probe_msrs(fd, &msr_list))
-		msr_list = NULL;
-	pthread_mutex_unlock(&probe_lock);
-	close(fd);
-}
 
 static void template_diag(struct sqb_diag *diag, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
