@@ -14,6 +14,7 @@
 #include <sys/prctl.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -164,9 +165,11 @@ static int close_others(int fd)
 	DIR *d;
 	struct dirent *e;
 
-	if ((fd == 3 || !close_range(3, (unsigned int)fd - 1, 0)) &&
-	    !close_range((unsigned int)fd + 1, ~0u, 0))
+#ifdef SYS_close_range /* the libc wrapper is glibc 2.34's */
+	if ((fd == 3 || !syscall(SYS_close_range, 3u, (unsigned int)fd - 1, 0u)) &&
+	    !syscall(SYS_close_range, (unsigned int)fd + 1, ~0u, 0u))
 		return 0;
+#endif
 	if (!(d = opendir("/proc/self/fd"))) /* a kernel before 5.9 */
 		return -1;
 	while ((e = readdir(d))) {
