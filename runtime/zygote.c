@@ -99,11 +99,11 @@ bad:
 	return -EINVAL;
 }
 
-static void reply(int fd, int32_t v)
+/* 0, or -1 when the spawner went away or gave up on this answer (closed
+ * its end: the next recv sees EOF). */
+static int reply(int fd, int32_t v)
 {
-	if (send(fd, &v, sizeof(v), MSG_NOSIGNAL) < 0) {
-		/* the spawner went away: the next recv sees EOF */
-	}
+	return send(fd, &v, sizeof(v), MSG_NOSIGNAL) == (ssize_t)sizeof(v) ? 0 : -1;
 }
 
 /* In the member: wait until the helper is gone and the member belongs to
@@ -153,8 +153,11 @@ static void helper(int zfd, int res, struct zy_req *r, pid_t spawner, int *argc,
 		*argv = r->argv;
 		return;
 	}
-	if (write(res, &v, sizeof(v)) != sizeof(v))
+	if (write(res, &v, sizeof(v)) != sizeof(v)) {
+		if (m > 0) /* nobody would know its pid */
+			kill(m, SIGKILL);
 		_exit(1);
+	}
 	_exit(0);
 }
 
@@ -242,6 +245,9 @@ int sqb_zygote_serve(int fd, int *argc, char ***argv)
 				v = -ECHILD;
 		}
 		close(res[0]);
-		reply(fd, v);
+		/* a member whose pid its spawner will not hear: it would run
+		 * unknown to anyone (the spawner timed out and closed) */
+		if (reply(fd, v) < 0 && v > 0)
+			kill(v, SIGKILL);
 	}
 }

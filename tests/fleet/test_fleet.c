@@ -1061,6 +1061,72 @@ static void test_zygote_answers_never_shift(void **st)
 	sqb_fleet_zygote_stop(&z);
 }
 
+/* A member whose answer its spawner never reads (it closed the socket
+ * right after asking) is killed, not left running unknown to anyone: the
+ * only children left are the zygote (exit 0) and that member (SIGKILL). */
+static void test_zygote_unanswered_member_killed(void **st)
+{
+	struct sqb_fleet_zygote z;
+	char req[300];
+	int len, zygote_done = 0, killed = 0;
+	uint64_t end;
+
+	(void)st;
+	assert_int_equal(sqb_fleet_zygote_start(&z, squib), 0);
+	assert_int_equal(zygote_raw(z.fd, "squib", 5, 3), -EINVAL); /* it serves */
+	len = snprintf(req, sizeof(req), "squib%c--api-sock%c%s/zy-orphan.sock", 0, 0, tmp) + 1;
+	{
+		union {
+			char b[CMSG_SPACE(3 * sizeof(int))];
+			struct cmsghdr align;
+		} cbuf;
+		struct iovec iov = {.iov_base = req, .iov_len = (size_t)len};
+		struct msghdr m = {.msg_iov = &iov,
+				   .msg_iovlen = 1,
+				   .msg_control = cbuf.b,
+				   .msg_controllen = sizeof(cbuf.b)};
+		struct cmsghdr *c;
+		int fds[3];
+
+		memset(&cbuf, 0, sizeof(cbuf));
+		for (int i = 0; i < 3; i++)
+			assert_true((fds[i] = open("/dev/null", O_RDWR | O_CLOEXEC)) >= 0);
+		c = CMSG_FIRSTHDR(&m);
+		c->cmsg_level = SOL_SOCKET;
+		c->cmsg_type = SCM_RIGHTS;
+		c->cmsg_len = CMSG_LEN(sizeof(fds));
+		memcpy(CMSG_DATA(c), fds, sizeof(fds));
+		assert_int_equal(sendmsg(z.fd, &m, MSG_NOSIGNAL), len);
+		for (int i = 0; i < 3; i++)
+			close(fds[i]);
+	}
+	close(z.fd); /* gives up on the answer */
+	end = sqb_fleet_now_ns() + 10000000000ULL;
+	for (;;) {
+		int wst;
+		pid_t p = waitpid(-1, &wst, WNOHANG);
+
+		if (p < 0 && errno == ECHILD)
+			break;
+		if (p == z.pid) {
+			assert_true(WIFEXITED(wst) && WEXITSTATUS(wst) == 0);
+			zygote_done = 1;
+		} else if (p > 0) {
+			if (!WIFSIGNALED(wst) || WTERMSIG(wst) != SIGKILL)
+				fail_msg("child %d ended with status 0x%x, not SIGKILL", (int)p,
+					 wst);
+			killed++;
+		} else if (sqb_fleet_now_ns() > end) {
+			fail_msg("a child still runs 10 s after its spawner gave up (zygote %s)",
+				 zygote_done ? "gone" : "still there");
+		} else {
+			usleep(10000);
+		}
+	}
+	assert_true(zygote_done);
+	assert_int_equal(killed, 1);
+}
+
 /* --zygote alone, FD a socket: anything else exits 1 with the rule. */
 static void test_zygote_bad_argument(void **st)
 {
@@ -1166,6 +1232,7 @@ int main(int argc, char **argv)
 	    cmocka_unit_test(test_zygote_members_own_their_vms),
 	    cmocka_unit_test(test_zygote_requests_and_descriptors),
 	    cmocka_unit_test(test_zygote_answers_never_shift),
+	    cmocka_unit_test(test_zygote_unanswered_member_killed),
 	};
 	const struct CMUnitTest zygote_daemon[] = {
 	    cmocka_unit_test(test_daemon_zygote_pool),
