@@ -617,6 +617,8 @@ int main(int argc, char **argv)
 		rc = sqb_zygote_serve((int)zfd, &argc, &argv);
 		if (rc != 0)
 			return rc > 0 ? 0 : 1;
+		/* a member: its start-up (process_startup_time_us) begins now */
+		clock_gettime(CLOCK_MONOTONIC, &t0);
 	}
 	if (parse_opts(argc, argv, &o) < 0)
 		return 1;

@@ -2,8 +2,10 @@
  * single-threaded squib that holds no VM (docs/fleet.md "Zygote"; the
  * protocol is drawn in zygote.h).  Opt-in: every member shares the zygote's
  * address-space layout and stack canary (docs/security.md). */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -12,6 +14,7 @@
 #include <sys/prctl.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -50,6 +53,7 @@ static int recv_req(int fd, struct zy_req *r)
 			   .msg_iovlen = 1,
 			   .msg_control = cbuf.b,
 			   .msg_controllen = sizeof(cbuf.b)};
+	size_t got = 0; /* descriptors received, kept or not */
 	ssize_t n;
 
 	r->nfds = 0;
@@ -57,13 +61,19 @@ static int recv_req(int fd, struct zy_req *r)
 	n = recvmsg(fd, &m, MSG_CMSG_CLOEXEC);
 	if (n < 0)
 		return -errno;
-	if (n == 0 && !m.msg_controllen)
-		return 0;
+	if (n == 0 && !m.msg_controllen) {
+		/* the end, or an empty message from a spawner still there */
+		struct pollfd pf = {.fd = fd, .events = POLLRDHUP};
+
+		if (poll(&pf, 1, 0) == 1 && (pf.revents & (POLLHUP | POLLRDHUP)))
+			return 0;
+		return -EINVAL;
+	}
 	for (struct cmsghdr *c = CMSG_FIRSTHDR(&m); c; c = CMSG_NXTHDR(&m, c))
 		if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {
 			size_t k = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
 
-			for (size_t i = 0; i < k; i++) {
+			for (size_t i = 0; i < k; i++, got++) {
 				int f;
 
 				memcpy(&f, CMSG_DATA(c) + i * sizeof(int), sizeof(f));
@@ -73,8 +83,10 @@ static int recv_req(int fd, struct zy_req *r)
 					close(f);
 			}
 		}
-	/* argv: 1..ZY_MAX_ARGS NUL-terminated strings, nothing after the last */
-	if (r->nfds != 3 || (m.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) || n < 2 || r->buf[n - 1] != 0)
+	/* exactly 3 descriptors (the buffer has room for a 4th: CMSG_SPACE
+	 * rounds up); argv: 1..ZY_MAX_ARGS NUL-terminated strings, nothing
+	 * after the last */
+	if (got != 3 || (m.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) || n < 2 || r->buf[n - 1] != 0)
 		goto bad;
 	for (ssize_t i = 0; i < n; i += (ssize_t)strlen(r->buf + i) + 1) {
 		if (r->argc == ZY_MAX_ARGS)
@@ -88,11 +100,11 @@ bad:
 	return -EINVAL;
 }
 
-static void reply(int fd, int32_t v)
+/* 0, or -1 when the spawner went away or gave up on this answer (closed
+ * its end: the next recv sees EOF). */
+static int reply(int fd, int32_t v)
 {
-	if (send(fd, &v, sizeof(v), MSG_NOSIGNAL) < 0) {
-		/* the spawner went away: the next recv sees EOF */
-	}
+	return send(fd, &v, sizeof(v), MSG_NOSIGNAL) == (ssize_t)sizeof(v) ? 0 : -1;
 }
 
 /* In the member: wait until the helper is gone and the member belongs to
@@ -172,9 +184,36 @@ static void helper(int zfd, int res, struct zy_req *r, pid_t spawner, int *argc,
 		munmap(r, sizeof(*r));
 		return;
 	}
-	if (write(res, &v, sizeof(v)) != sizeof(v))
+	if (write(res, &v, sizeof(v)) != sizeof(v)) {
+		if (m > 0) /* nobody would know its pid */
+			kill(m, SIGKILL);
 		_exit(1);
+	}
 	_exit(0);
+}
+
+/* Close every descriptor but 0-2 and fd: what the spawner left open
+ * without close-on-exec would otherwise reach every member. */
+static int close_others(int fd)
+{
+	DIR *d;
+	struct dirent *e;
+
+#ifdef SYS_close_range /* the libc wrapper is glibc 2.34's */
+	if ((fd == 3 || !syscall(SYS_close_range, 3u, (unsigned int)fd - 1, 0u)) &&
+	    !syscall(SYS_close_range, (unsigned int)fd + 1, ~0u, 0u))
+		return 0;
+#endif
+	if (!(d = opendir("/proc/self/fd"))) /* a kernel before 5.9 */
+		return -1;
+	while ((e = readdir(d))) {
+		int f = atoi(e->d_name);
+
+		if (e->d_name[0] != '.' && f > 2 && f != fd && f != dirfd(d))
+			close(f);
+	}
+	closedir(d);
+	return 0;
 }
 
 int sqb_zygote_serve(int fd, int *argc, char ***argv)
@@ -190,7 +229,7 @@ int sqb_zygote_serve(int fd, int *argc, char ***argv)
 		fprintf(stderr, "squib: --zygote %d: not a SOCK_SEQPACKET socket\n", fd);
 		return -1;
 	}
-	if (fcntl(fd, F_SETFD, FD_CLOEXEC) < 0)
+	if (fcntl(fd, F_SETFD, FD_CLOEXEC) < 0 || close_others(fd) < 0)
 		return -1;
 	/* a mapping of its own, not the heap: the request lives on after
 	 * this frame in the member until it has copied its argv out and
@@ -242,6 +281,9 @@ int sqb_zygote_serve(int fd, int *argc, char ***argv)
 				v = -ECHILD;
 		}
 		close(res[0]);
-		reply(fd, v);
+		/* a member whose pid its spawner will not hear: it would run
+		 * unknown to anyone (the spawner timed out and closed) */
+		if (reply(fd, v) < 0 && v > 0)
+			kill(v, SIGKILL);
 	}
 }

@@ -19,6 +19,7 @@
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/time.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -982,6 +983,307 @@ static void test_members_run_without_tcache(void **st)
 	sqb_fleet_zygote_stop(&z);
 }
 
+/* pid's descriptors as "0,1,2,3" (ascending, as /proc lists them); count of
+ * those >= 3 that are /dev/null or link to `avoid` (NULL: none) in *odd. */
+static void fd_table(pid_t pid, char *out, size_t cap, const char *avoid, int *odd)
+{
+	char path[64], link[128];
+	struct dirent *e;
+	size_t len = 0;
+	int fds[256], n = 0;
+	DIR *d;
+
+	*odd = 0;
+	out[0] = 0;
+	snprintf(path, sizeof(path), "/proc/%d/fd", (int)pid);
+	if (!(d = opendir(path)))
+		return;
+	while ((e = readdir(d)) && n < 256) {
+		char fp[320];
+		ssize_t k;
+
+		if (e->d_name[0] == '.')
+			continue;
+		fds[n++] = atoi(e->d_name);
+		snprintf(fp, sizeof(fp), "%s/%s", path, e->d_name);
+		k = readlink(fp, link, sizeof(link) - 1);
+		if (k > 0 && fds[n - 1] >= 3) {
+			link[k] = 0;
+			*odd += !strcmp(link, "/dev/null") || (avoid && !strcmp(link, avoid));
+		}
+	}
+	closedir(d);
+	for (int i = 0; i < n; i++) /* insertion sort: readdir order is the kernel's */
+		for (int j = i; j > 0 && fds[j - 1] > fds[j]; j--) {
+			int t = fds[j];
+			fds[j] = fds[j - 1];
+			fds[j - 1] = t;
+		}
+	for (int i = 0; i < n && len + 12 < cap; i++)
+		len += (size_t)snprintf(out + len, cap - len, "%s%d", i ? "," : "", fds[i]);
+}
+
+/* One raw request on the zygote's socket: data[0..len) with nfds copies of
+ * /dev/null; the zygote's answer (-EPIPE when it closed instead). */
+static int32_t zygote_raw(int zfd, const void *data, size_t len, int nfds)
+{
+	union {
+		char b[CMSG_SPACE(8 * sizeof(int))];
+		struct cmsghdr align;
+	} cbuf;
+	struct iovec iov = {.iov_base = (void *)data, .iov_len = len};
+	struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1};
+	int fds[8];
+	int32_t v = -EPIPE;
+
+	memset(&cbuf, 0, sizeof(cbuf));
+	for (int i = 0; i < nfds; i++)
+		assert_true((fds[i] = open("/dev/null", O_RDWR | O_CLOEXEC)) >= 0);
+	if (nfds) {
+		struct cmsghdr *c;
+
+		m.msg_control = cbuf.b;
+		m.msg_controllen = CMSG_SPACE((size_t)nfds * sizeof(int));
+		c = CMSG_FIRSTHDR(&m);
+		c->cmsg_level = SOL_SOCKET;
+		c->cmsg_type = SCM_RIGHTS;
+		c->cmsg_len = CMSG_LEN((size_t)nfds * sizeof(int));
+		memcpy(CMSG_DATA(c), fds, (size_t)nfds * sizeof(int));
+	}
+	assert_int_equal(sendmsg(zfd, &m, MSG_NOSIGNAL), (ssize_t)len);
+	for (int i = 0; i < nfds; i++)
+		close(fds[i]);
+	if (recv(zfd, &v, sizeof(v), 0) != (ssize_t)sizeof(v))
+		v = -EPIPE;
+	return v;
+}
+
+/* The zygote holds its three standard descriptors and its socket, nothing
+ * else, before and after malformed requests (each answered -EINVAL, the
+ * zygote serving on: an empty message, 2 or 4 descriptors, no final NUL,
+ * 65 arguments, more than 4 KiB); a member holds neither /dev/null beyond
+ * 0-2 nor either end of the zygote's socket; a member's
+ * process_startup_time_us counts from its fork, not the zygote's start. */
+static void test_zygote_requests_and_descriptors(void **st)
+{
+	struct sqb_fleet_zygote z;
+	struct sqb_fleet_proc m;
+	char dir[160], fds[256], zsock[64], body[2600], resp[1024], path[200], big[5000];
+	char args[65 * 2];
+	struct stat sb;
+	int odd, zst;
+	long long startup;
+	const char *s;
+
+	(void)st;
+	assert_int_equal(sqb_fleet_zygote_start(&z, squib), 0);
+	/* a malformed request proves it serves (it has exec'd squib) */
+	assert_int_equal(zygote_raw(z.fd, "squib", 5, 3), -EINVAL); /* no final NUL */
+	fd_table(z.pid, fds, sizeof(fds), NULL, &odd);
+	assert_string_equal(fds, "0,1,2,3");
+	assert_int_equal(zygote_raw(z.fd, "", 0, 0), -EINVAL);			/* empty */
+	assert_int_equal(zygote_raw(z.fd, "squib\0--version", 16, 2), -EINVAL); /* 2 fds */
+	assert_int_equal(zygote_raw(z.fd, "squib\0--version", 16, 4), -EINVAL); /* 4 fds */
+	assert_int_equal(zygote_raw(z.fd, "squib\0--version", 16, 8), -EINVAL); /* 8 fds */
+	for (int i = 0; i < 65; i++)
+		memcpy(args + 2 * i, "a", 2);
+	assert_int_equal(zygote_raw(z.fd, args, sizeof(args), 3), -EINVAL);
+	memset(big, 'a', sizeof(big));
+	big[sizeof(big) - 1] = 0;
+	assert_int_equal(zygote_raw(z.fd, big, sizeof(big), 3), -EINVAL);
+	fd_table(z.pid, fds, sizeof(fds), NULL, &odd);
+	assert_string_equal(fds, "0,1,2,3"); /* nothing received stayed */
+
+	sleep(3); /* the zygote is older than the member will be */
+	snprintf(dir, sizeof(dir), "%s/zy-fd", tmp);
+	assert_int_equal(sqb_fleet_spawn_via(&m, &z, squib, dir, "zyfd", &shape, 1, 1), 0);
+	assert_int_equal(sqb_fleet_wait_ready(&m, 10000), 0);
+	assert_int_equal(fstat(z.fd, &sb), 0);
+	snprintf(zsock, sizeof(zsock), "socket:[%llu]", (unsigned long long)sb.st_ino);
+	fd_table(m.pid, fds, sizeof(fds), zsock, &odd);
+	assert_int_equal(odd, 0);
+	snprintf(path, sizeof(path), "/proc/%d/fd/3", (int)z.pid);
+	ssize_t k = readlink(path, zsock, sizeof(zsock) - 1);
+	assert_true(k > 0);
+	zsock[k] = 0;
+	fd_table(m.pid, fds, sizeof(fds), zsock, &odd);
+	assert_int_equal(odd, 0);
+	/* process_startup_time_us: from the member's fork, so never more than
+	 * the member's age (the zygote's age is 3 s more) */
+	snprintf(path, sizeof(path), "%s/metrics.json", dir);
+	close(open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0600)); /* Firecracker's: it exists */
+	snprintf(body, sizeof(body), "{\"metrics_path\":\"%s\"}", path);
+	if (sqb_fleet_http(m.sock, "PUT", "/metrics", body, resp, sizeof(resp), 5000) != 204)
+		fail_msg("PUT /metrics: %s", resp);
+	assert_int_equal(sqb_fleet_load_body(body, sizeof(body), state, mem), 0);
+	assert_int_equal(
+	    sqb_fleet_http(m.sock, "PUT", "/snapshot/load", body, resp, sizeof(resp), 20000), 204);
+	assert_int_equal(sqb_fleet_http(m.sock, "PUT", "/actions",
+					"{\"action_type\":\"FlushMetrics\"}", resp, sizeof(resp),
+					5000),
+			 204);
+	uint64_t age_us = (sqb_fleet_now_ns() - m.spawned_ns) / 1000;
+	s = strstr(slurp(path), "\"process_startup_time_us\":");
+	assert_non_null(s);
+	startup = atoll(s + strlen("\"process_startup_time_us\":"));
+	if (startup < 0 || (uint64_t)startup > age_us)
+		fail_msg("member's process_startup_time_us %lld > its age %llu us", startup,
+			 (unsigned long long)age_us);
+	sqb_fleet_kill(&m);
+	close(z.fd);
+	assert_int_equal(waitpid(z.pid, &zst, 0), z.pid);
+	assert_true(WIFEXITED(zst) && WEXITSTATUS(zst) == 0);
+}
+
+static void on_alarm(int sig)
+{
+	(void)sig;
+}
+
+/* A stand-in zygote (a child of ours on a socketpair): answers request i
+ * with pid base+i after delay_ms[i] (closing what it was sent), then
+ * stays until its socket closes. */
+static pid_t fake_zygote(int fd, int spawner_end, const unsigned int *delay_ms, int n, int32_t base)
+{
+	pid_t pid = fork();
+
+	if (pid)
+		return pid;
+	prctl(PR_SET_PDEATHSIG, SIGKILL); /* a failed test leaves it behind */
+	close(spawner_end);
+	for (int i = 0; i < n; i++) {
+		char buf[4096];
+		union {
+			char b[CMSG_SPACE(8 * sizeof(int))];
+			struct cmsghdr align;
+		} cbuf;
+		struct iovec iov = {.iov_base = buf, .iov_len = sizeof(buf)};
+		struct msghdr m = {.msg_iov = &iov,
+				   .msg_iovlen = 1,
+				   .msg_control = cbuf.b,
+				   .msg_controllen = sizeof(cbuf.b)};
+		int32_t v = base + i;
+
+		if (recvmsg(fd, &m, MSG_CMSG_CLOEXEC) <= 0)
+			_exit(0);
+		usleep(delay_ms[i] * 1000u);
+		if (send(fd, &v, sizeof(v), MSG_NOSIGNAL) < 0)
+			_exit(0);
+	}
+	while (read(fd, &n, 1) > 0)
+		;
+	_exit(0);
+}
+
+/* The spawner never takes one request's answer for the next: a signal
+ * during the wait, and a zygote slower than the wait (10 s), leave no
+ * answer behind on the socket; after the slow one the members are exec'd. */
+static void test_zygote_answers_never_shift(void **st)
+{
+	static const unsigned int delay[3] = {300, 10500, 0};
+	struct sigaction sa = {.sa_handler = on_alarm}, old;
+	struct itimerval it = {.it_value = {0, 100000}};
+	struct sqb_fleet_zygote z;
+	struct sqb_fleet_proc p[3];
+	char dir[160];
+	int sv[2], rc[3];
+
+	(void)st;
+	assert_int_equal(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv), 0);
+	z.pid = fake_zygote(sv[1], sv[0], delay, 3, 400000);
+	assert_true(z.pid > 0);
+	close(sv[1]);
+	z.fd = sv[0];
+	sigemptyset(&sa.sa_mask); /* no SA_RESTART: poll() is interrupted */
+	assert_int_equal(sigaction(SIGALRM, &sa, &old), 0);
+	assert_int_equal(setitimer(ITIMER_REAL, &it, NULL), 0);
+	for (int i = 0; i < 3; i++) {
+		snprintf(dir, sizeof(dir), "%s/zy-fake-%d", tmp, i);
+		rc[i] = sqb_fleet_spawn_via(&p[i], &z, squib, dir, "zyfake", &shape, 0, 0);
+	}
+	sigaction(SIGALRM, &old, NULL);
+	/* 0: the interrupted wait went on and got its own answer */
+	assert_int_equal(rc[0], 0);
+	assert_int_equal(p[0].pid, 400000);
+	/* 1: no answer in 10 s: refused, the zygote is not asked again */
+	assert_int_equal(rc[1], -ETIMEDOUT);
+	assert_int_equal(z.fd, -1);
+	/* 2: exec'd (its own process, not the late answer 400001) */
+	assert_int_equal(rc[2], 0);
+	assert_int_not_equal(p[2].pid, 400001);
+	assert_int_equal(p[2].from_zygote, 0);
+	assert_int_equal(proc_field(p[2].pid, "status", "PPid:"), (long)getpid());
+	sqb_fleet_kill(&p[2]);
+	close(p[0].stdin_fd);
+	sqb_fleet_zygote_stop(&z);
+}
+
+/* A member whose answer its spawner never reads (it closed the socket
+ * right after asking) is killed, not left running unknown to anyone: the
+ * only children left are the zygote (exit 0) and that member (SIGKILL). */
+static void test_zygote_unanswered_member_killed(void **st)
+{
+	struct sqb_fleet_zygote z;
+	char req[300];
+	int len, zygote_done = 0, killed = 0;
+	uint64_t end;
+
+	(void)st;
+	assert_int_equal(sqb_fleet_zygote_start(&z, squib), 0);
+	assert_int_equal(zygote_raw(z.fd, "squib", 5, 3), -EINVAL); /* it serves */
+	len = snprintf(req, sizeof(req), "squib%c--api-sock%c%s/zy-orphan.sock", 0, 0, tmp) + 1;
+	{
+		union {
+			char b[CMSG_SPACE(3 * sizeof(int))];
+			struct cmsghdr align;
+		} cbuf;
+		struct iovec iov = {.iov_base = req, .iov_len = (size_t)len};
+		struct msghdr m = {.msg_iov = &iov,
+				   .msg_iovlen = 1,
+				   .msg_control = cbuf.b,
+				   .msg_controllen = sizeof(cbuf.b)};
+		struct cmsghdr *c;
+		int fds[3];
+
+		memset(&cbuf, 0, sizeof(cbuf));
+		for (int i = 0; i < 3; i++)
+			assert_true((fds[i] = open("/dev/null", O_RDWR | O_CLOEXEC)) >= 0);
+		c = CMSG_FIRSTHDR(&m);
+		c->cmsg_level = SOL_SOCKET;
+		c->cmsg_type = SCM_RIGHTS;
+		c->cmsg_len = CMSG_LEN(sizeof(fds));
+		memcpy(CMSG_DATA(c), fds, sizeof(fds));
+		assert_int_equal(sendmsg(z.fd, &m, MSG_NOSIGNAL), len);
+		for (int i = 0; i < 3; i++)
+			close(fds[i]);
+	}
+	close(z.fd); /* gives up on the answer */
+	end = sqb_fleet_now_ns() + 10000000000ULL;
+	for (;;) {
+		int wst;
+		pid_t p = waitpid(-1, &wst, WNOHANG);
+
+		if (p < 0 && errno == ECHILD)
+			break;
+		if (p == z.pid) {
+			assert_true(WIFEXITED(wst) && WEXITSTATUS(wst) == 0);
+			zygote_done = 1;
+		} else if (p > 0) {
+			if (!WIFSIGNALED(wst) || WTERMSIG(wst) != SIGKILL)
+				fail_msg("child %d ended with status 0x%x, not SIGKILL", (int)p,
+					 wst);
+			killed++;
+		} else if (sqb_fleet_now_ns() > end) {
+			fail_msg("a child still runs 10 s after its spawner gave up (zygote %s)",
+				 zygote_done ? "gone" : "still there");
+		} else {
+			usleep(10000);
+		}
+	}
+	assert_true(zygote_done);
+	assert_int_equal(killed, 1);
+}
+
 /* --zygote alone, FD a socket: anything else exits 1 with the rule. */
 static void test_zygote_bad_argument(void **st)
 {
@@ -1087,6 +1389,9 @@ int main(int argc, char **argv)
 	    cmocka_unit_test(test_zygote_bad_argument),
 	    cmocka_unit_test(test_zygote_members_own_their_vms),
 	    cmocka_unit_test(test_members_run_without_tcache),
+	    cmocka_unit_test(test_zygote_requests_and_descriptors),
+	    cmocka_unit_test(test_zygote_answers_never_shift),
+	    cmocka_unit_test(test_zygote_unanswered_member_killed),
 	};
 	const struct CMUnitTest zygote_daemon[] = {
 	    cmocka_unit_test(test_daemon_zygote_pool),

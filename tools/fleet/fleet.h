@@ -78,7 +78,10 @@ struct sqb_fleet_zygote {
 int sqb_fleet_zygote_start(struct sqb_fleet_zygote *z, const char *squib);
 /* Close its socket (the zygote exits) and wait for it. */
 void sqb_fleet_zygote_stop(struct sqb_fleet_zygote *z);
-/* sqb_fleet_spawn, the member forked by z instead (z NULL: exec squib). */
+/* sqb_fleet_spawn, the member forked by z instead (z NULL: exec squib).  A
+ * zygote that did not answer within 10 s, or could not be reached, is not
+ * asked again (its fd closed and set to -1, so it exits): that request
+ * fails, later ones exec squib. */
 int sqb_fleet_spawn_via(struct sqb_fleet_proc *p, struct sqb_fleet_zygote *z, const char *squib,
 			const char *dir, const char *id, const struct sqb_fleet_shape *shape,
 			int prewarm, int out_pipe);

@@ -159,7 +159,7 @@ int sqb_fleet_zygote_start(struct sqb_fleet_zygote *z, const char *squib)
 		return err;
 	}
 	if (z->pid == 0) {
-		int nul = open("/dev/null", O_RDWR);
+		int nul = open("/dev/null", O_RDWR | O_CLOEXEC);
 
 		prctl(PR_SET_PDEATHSIG, SIGKILL);
 		if (nul >= 0) { /* nothing of ours stays open in the zygote */
@@ -189,6 +189,15 @@ void sqb_fleet_zygote_stop(struct sqb_fleet_zygote *z)
 	z->pid = 0;
 }
 
+/* A zygote that may still owe an answer, or cannot be reached: not asked
+ * again (a late answer would be taken for the next request's); it ends at
+ * its socket's EOF, and later members are exec'd. */
+static void zygote_drop(struct sqb_fleet_zygote *z)
+{
+	close(z->fd);
+	z->fd = -1;
+}
+
 /* Ask the zygote for a member with argv and fds {in, out, err}: its pid
  * (our child by adoption) or -errno. */
 static pid_t zygote_fork(struct sqb_fleet_zygote *z, const char *const *argv, const int fds[3])
@@ -203,14 +212,16 @@ static pid_t zygote_fork(struct sqb_fleet_zygote *z, const char *const *argv, co
 	struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1};
 	struct cmsghdr *c;
 	struct pollfd pf = {.fd = z->fd, .events = POLLIN};
+	uint64_t deadline;
+	ssize_t n;
 	int32_t v;
 
 	for (int i = 0; argv[i]; i++) {
-		size_t n = strlen(argv[i]) + 1;
-		if (len + n > sizeof(buf))
+		size_t k = strlen(argv[i]) + 1;
+		if (len + k > sizeof(buf))
 			return -E2BIG;
-		memcpy(buf + len, argv[i], n);
-		len += n;
+		memcpy(buf + len, argv[i], k);
+		len += k;
 	}
 	iov.iov_len = len;
 	memset(&cbuf, 0, sizeof(cbuf));
@@ -223,12 +234,32 @@ static pid_t zygote_fork(struct sqb_fleet_zygote *z, const char *const *argv, co
 	memcpy(CMSG_DATA(c), fds, 3 * sizeof(int));
 	if (z->fd < 0)
 		return -EPIPE;
-	if (sendmsg(z->fd, &m, MSG_NOSIGNAL) < 0)
-		return -errno;
-	if (poll(&pf, 1, 10000) != 1)
+	while ((n = sendmsg(z->fd, &m, MSG_NOSIGNAL)) < 0 && errno == EINTR)
+		;
+	if (n < 0) {
+		int err = -errno;
+		zygote_drop(z);
+		return err;
+	}
+	/* a signal does not end the wait (its answer would stay queued) */
+	deadline = sqb_fleet_now_ns() + 10000000000ULL;
+	for (;;) {
+		uint64_t now = sqb_fleet_now_ns();
+		int r = poll(&pf, 1, now < deadline ? (int)((deadline - now) / 1000000u) + 1 : 0);
+
+		if (r == 1)
+			break;
+		if (r < 0 && errno == EINTR && now < deadline)
+			continue;
+		zygote_drop(z);
 		return -ETIMEDOUT;
-	if (recv(z->fd, &v, sizeof(v), 0) != sizeof(v))
+	}
+	while ((n = recv(z->fd, &v, sizeof(v), 0)) < 0 && errno == EINTR)
+		;
+	if (n != sizeof(v)) {
+		zygote_drop(z);
 		return -EPIPE;
+	}
 	return v;
 }
 
@@ -268,6 +299,8 @@ int sqb_fleet_spawn_via(struct sqb_fleet_proc *p, struct sqb_fleet_zygote *z, co
 		return -errno;
 	}
 	p->spawned_ns = sqb_fleet_now_ns();
+	if (z && z->fd < 0)
+		z = NULL; /* dropped (zygote_drop): exec'd */
 	if (z) {
 		struct spawn_args a;
 		int fds[3] = {in[0], out_pipe ? out[1] : open_log(p, "serial.log"),
