@@ -7,6 +7,7 @@
  * snapshot with traffic in flight loaded onto another tap and socket path
  * (and a second clone at once), an override naming an unknown iface. */
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/if_packet.h>
@@ -874,11 +875,21 @@ static long thread_ticks(pid_t pid, const char *comm)
 {
 	char path[96], buf[512];
 	long ticks = -1;
+	DIR *d;
+	struct dirent *e;
 
-	for (int tid = pid; tid < pid + 64; tid++) { /* squib's threads follow its pid */
+	snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
+	if (!(d = opendir(path)))
+		return -1;
+	/* every thread of squib's (their ids need not follow its pid: a busy
+	 * host hands out ids to other processes in between) */
+	while ((e = readdir(d))) {
+		int tid = atoi(e->d_name);
 		FILE *f;
 		size_t n;
 
+		if (tid <= 0)
+			continue;
 		snprintf(path, sizeof(path), "/proc/%d/task/%d/comm", (int)pid, tid);
 		if (!(f = fopen(path, "r")))
 			continue;
@@ -905,6 +916,7 @@ static long thread_ticks(pid_t pid, const char *comm)
 		}
 		break;
 	}
+	closedir(d);
 	return ticks;
 }
 
