@@ -42,7 +42,7 @@ static struct {
 	 * process (docs/fleet.md "Threads, stacks and .bss") */
 	char *names[NR_NAMES];
 #endif
-	void *store;	       /* built programs and names, one read-only mapping */
+	void *store; /* built programs and names, one read-only mapping */
 	size_t store_len;
 	void *file_buf; /* --seccomp-filter: the program, shared by every kind */
 } g;
