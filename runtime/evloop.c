@@ -14,9 +14,14 @@
 #include "seccomp/sqb_confine.h"
 #include "log.h"
 #include "pagealloc.h"
+#include "stack_trim.h"
 #include "squib/errors.h"
 
 #define EVL_MAX_ENTRIES 256
+/* After a callback ran, the loop waits at most this long before it gives
+ * back its stack pages below its idle frame (one wake-up when it goes idle;
+ * docs/fleet.md "Threads, stacks and .bss") */
+#define EVL_TRIM_IDLE_MS 1000
 
 struct evl_entry {
 	int fd;
@@ -58,12 +63,24 @@ static void *evl_thread(void *arg)
 {
 	struct sqb_evloop *l = arg;
 	struct epoll_event ev[16];
+	struct sqb_stack_span span = sqb_stack_of_thread(); /* before the filter */
+	int worked = 0; /* a callback ran since the stack was last trimmed */
 
 	if (sqb_confine_thread(SQB_CONFINE_EVLOOP) < 0) /* keeps its creator's filter */
 		sqb_err("event loop: cannot install its seccomp filter");
+	sqb_stack_trim(&span); /* the set-up above ran deeper than the loop */
 	for (;;) {
-		int n = epoll_wait(l->epfd, ev, 16, -1);
+		/* device restores, virtqueue work and logging run deep; an idle
+		 * clone of a fleet kept those dead pages.  Once idle for
+		 * EVL_TRIM_IDLE_MS after some work, they are given back from this
+		 * frame, the shallowest the loop has; then it sleeps for good. */
+		int n = epoll_wait(l->epfd, ev, 16, worked && span.lo ? EVL_TRIM_IDLE_MS : -1);
 
+		if (n == 0) {
+			sqb_stack_trim(&span);
+			worked = 0;
+			continue;
+		}
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
@@ -91,6 +108,7 @@ static void *evl_thread(void *arg)
 					ticks = 0; /* spurious wakeup: EAGAIN */
 			}
 			copy.cb(copy.fd, ev[i].events, copy.arg);
+			worked = 1;
 			pthread_mutex_lock(&l->lock);
 			l->running = -1;
 			pthread_cond_broadcast(&l->cond);

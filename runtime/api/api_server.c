@@ -19,6 +19,7 @@
 #include "ctl.h"
 #include "http.h"
 #include "json_fields.h"
+#include "stack_trim.h"
 
 #define SQB_API_MAX_CONNS 32
 #define SQB_API_IDLE_MS	  60000
@@ -407,13 +408,9 @@ static int poll_timeout(const struct sqb_ctl *c, const struct sqb_api *s,
 
 /* The main thread's stack mapping as it was when the loop started, from
  * /proc/self/maps; {0, 0} when that cannot be read (no /proc in a jail). */
-struct stack_span {
-	uintptr_t lo, hi;
-};
-
-static struct stack_span stack_span(void)
+static struct sqb_stack_span stack_span(void)
 {
-	struct stack_span sp = {0, 0};
+	struct sqb_stack_span sp = {0, 0};
 	uintptr_t here = (uintptr_t)&sp;
 	char line[256];
 	FILE *f = fopen("/proc/self/maps", "re");
@@ -432,35 +429,17 @@ static struct stack_span stack_span(void)
 	return sp;
 }
 
-/* Give the kernel back the main thread's stack pages below this frame: a
- * load runs deep (parsing, device set-up, the vCPU state requests) and each
- * idle clone of a fleet kept about 20 KiB of dead frames.  Below the stack
- * pointer nothing is live (x86-64's red zone belongs to a leaf function,
- * and this one calls madvise); a released page is a zero page again when a
- * later call reaches it.  Only the part of the stack mapping that existed
- * when the loop started is released (a stack mapping only grows down), so
- * no other mapping is touched.  Called from sqb_api_run's own frame, the
- * shallowest the loop has. */
-static __attribute__((noinline)) void trim_stack(const struct stack_span *span)
-{
-	volatile char here = 0;
-	long pg = sysconf(_SC_PAGESIZE);
-	uintptr_t top;
-
-	if (pg <= 0 || !span->lo)
-		return;
-	/* a page of margin below this frame for madvise's own call */
-	top = ((uintptr_t)&here & ~(uintptr_t)(pg - 1)) - (uintptr_t)pg;
-	if (top > span->lo && top <= span->hi)
-		madvise((void *)span->lo, top - span->lo, MADV_DONTNEED);
-	(void)here;
-}
-
+/* The main thread's stack pages below sqb_api_run's frame are given back
+ * (sqb_stack_trim) once a load's reply is out: a load runs deep (parsing,
+ * device set-up, the vCPU state requests) and each idle clone of a fleet
+ * kept about 20 KiB of dead frames.  Only the part of the stack mapping that
+ * existed when the loop started is released (a stack mapping only grows
+ * down), so no other mapping is touched. */
 int sqb_api_run(struct sqb_ctl *c, struct sqb_api *s, int sig_fd, int use_stdin)
 {
 	struct pollfd pf[4 + SQB_API_MAX_CONNS];
 	struct serial_in sin = {.off = 0, .len = 0};
-	struct stack_span span = stack_span();
+	struct sqb_stack_span span = stack_span();
 	int stdin_open = use_stdin;
 
 	int vm_seen = 0;
@@ -516,7 +495,7 @@ int sqb_api_run(struct sqb_ctl *c, struct sqb_api *s, int sig_fd, int use_stdin)
 			 * pages it sits on (docs/fleet.md): return them once the
 			 * reply is out, off the request's latency */
 			malloc_trim(0);
-			trim_stack(&span);
+			sqb_stack_trim(&span);
 			c->trim_heap = 0;
 		}
 		if (poll(pf, (nfds_t)np, poll_timeout(c, s, &sin, t)) < 0) {

@@ -14,6 +14,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include <sys/stat.h>
@@ -812,6 +813,89 @@ static void test_evloop_callback_removes_itself(void **state)
 	close(s.fd);
 }
 
+/* The event loop gives back the stack pages its deep callbacks touched
+ * once it has been idle a while (docs/fleet.md "Threads, stacks and .bss"),
+ * and still serves events and deep calls afterwards: a trim that released
+ * a live frame would corrupt the recursion's sums or crash. */
+static struct {
+	uintptr_t lo, hi; /* the deep callback's buffer */
+	int hits;
+	uint64_t sum;
+} deep;
+
+static __attribute__((noinline)) uint64_t deep_sum(unsigned int n)
+{
+	volatile unsigned char buf[1024];
+
+	for (unsigned int i = 0; i < sizeof(buf); i++)
+		buf[i] = (unsigned char)(n + i);
+	return n ? buf[n % sizeof(buf)] + deep_sum(n - 1) : buf[0];
+}
+
+static __attribute__((noinline)) void deep_cb(int fd, uint32_t events, void *arg)
+{
+	volatile unsigned char big[32768];
+	uint64_t v;
+
+	(void)events;
+	(void)arg;
+	if (read(fd, &v, sizeof(v)) < 0)
+		v = 0;
+	memset((void *)big, 0xa5, sizeof(big));
+	deep.lo = (uintptr_t)big;
+	deep.hi = (uintptr_t)big + sizeof(big);
+	__atomic_store_n(&deep.sum, deep_sum(40) + big[100], __ATOMIC_RELEASE);
+	__atomic_add_fetch(&deep.hits, 1, __ATOMIC_RELEASE);
+}
+
+static int deep_resident_pages(void)
+{
+	long pg = sysconf(_SC_PAGESIZE);
+	uintptr_t a = (deep.lo + (uintptr_t)pg - 1) & ~(uintptr_t)(pg - 1);
+	uintptr_t b = deep.hi & ~(uintptr_t)(pg - 1);
+	unsigned char vec[16];
+	int n = 0;
+
+	assert_true(b > a && (b - a) / (uintptr_t)pg <= sizeof(vec));
+	assert_int_equal(mincore((void *)a, b - a, vec), 0);
+	for (size_t i = 0; i < (b - a) / (uintptr_t)pg; i++)
+		n += vec[i] & 1;
+	return n;
+}
+
+static void test_evloop_gives_back_idle_stack(void **state)
+{
+	struct sqb_evloop *l;
+	int fd = eventfd(0, EFD_NONBLOCK), res = -1;
+	uint64_t one = 1, want;
+
+	(void)state;
+	want = deep_sum(40) + 0xa5;
+	assert_true(fd >= 0);
+	assert_int_equal(sqb_evloop_create(&l, "test-trim"), 0);
+	assert_true(sqb_evloop_add(l, fd, EPOLLIN, deep_cb, NULL) > 0);
+	assert_int_equal(write(fd, &one, 8), 8);
+	for (int i = 0; i < 10000 && __atomic_load_n(&deep.hits, __ATOMIC_ACQUIRE) < 1; i++)
+		usleep(1000);
+	assert_int_equal(__atomic_load_n(&deep.hits, __ATOMIC_ACQUIRE), 1);
+	assert_true(__atomic_load_n(&deep.sum, __ATOMIC_ACQUIRE) == want);
+	/* resident right after the callback; given back after ~1 s idle (up
+	 * to 20 s on a loaded host: no timing decides the result) */
+	assert_true(deep_resident_pages() > 0);
+	for (int i = 0; i < 200 && (res = deep_resident_pages()) > 0; i++)
+		usleep(100000);
+	assert_int_equal(res, 0);
+	/* the loop still serves events, and deep calls compute right */
+	__atomic_store_n(&deep.sum, 0, __ATOMIC_RELEASE);
+	assert_int_equal(write(fd, &one, 8), 8);
+	for (int i = 0; i < 10000 && __atomic_load_n(&deep.hits, __ATOMIC_ACQUIRE) < 2; i++)
+		usleep(1000);
+	assert_int_equal(__atomic_load_n(&deep.hits, __ATOMIC_ACQUIRE), 2);
+	assert_true(__atomic_load_n(&deep.sum, __ATOMIC_ACQUIRE) == want);
+	sqb_evloop_free(l); /* stops and joins */
+	close(fd);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -828,6 +912,7 @@ int main(void)
 	    cmocka_unit_test(test_hostile_state_and_accesses),
 	    cmocka_unit_test(test_boot_timer_mmio_edges),
 	    cmocka_unit_test(test_evloop_callback_removes_itself),
+	    cmocka_unit_test(test_evloop_gives_back_idle_stack),
 	};
 	pthread_mutex_init(&H.lock, NULL);
 	return cmocka_run_group_tests(tests, NULL, NULL);
