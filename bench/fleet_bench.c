@@ -6,12 +6,13 @@
  * memory file, per clone.  Not a pass/fail test: the ctest runs --tiny.
  * Usage: fleet_bench SQUIB GUEST [--tiny] [--iters K] [--clones N,...]
  *                    [--mem-mib M] [--fill-mib F] [--smaps FILE] [--zygote]
- *                    [--hold S]
+ *                    [--hold S] [--no-cold]
  * --smaps FILE saves /proc/PID/smaps of one idle pooled clone (FILE.zygote:
  * one forked by the zygote); --zygote adds a pool whose members a squib
  * zygote forks (docs/fleet.md "Zygote"), measured in the same run; --hold S
  * prints the pid of one idle pooled (and zygote) clone and keeps the clones
- * S seconds, for a heap walk (docs/fleet.md "Load leftovers"). */
+ * S seconds, for a heap walk (docs/fleet.md "Load leftovers"); --no-cold
+ * leaves out the N clones without a pool (a 1000-clone run, a profile). */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -21,11 +22,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "fleet.h"
@@ -36,6 +39,7 @@ static struct sqb_fleet_shape shape = {1, 32};
 static unsigned int fill_mib = 8;
 static const char *smaps_out; /* --smaps FILE: one idle pooled clone's smaps */
 static unsigned int hold_s;   /* --hold S: keep the idle clones S seconds (heap walks) */
+static int no_cold;	      /* --no-cold: N clones only from pools (profiles, 1000-clone runs) */
 static struct sqb_fleet_zygote zyg = {0, -1}; /* --zygote */
 enum { COLD = 0, POOLED = 1, ZYGOTE = 2 };
 
@@ -256,6 +260,9 @@ static long mem_available_kib(void)
 
 struct many {
 	double wall_ms, host_kib; /* host_kib: MemAvailable drop per clone (kernel included) */
+	double sent_ms, loaded_ms; /* every load sent; every load answered */
+	double squib_cpu_ms, bench_cpu_ms; /* CPU per clone: its squib's threads, ours */
+	double squib_thr_ms[4];		   /* squib's by thread: API, vCPU, event loop, rest */
 	double pss_kib, anon_kib, file_kib, shmem_kib, dirty_kib;
 };
 
@@ -281,15 +288,77 @@ static void save_smaps(pid_t pid, const char *suffix)
 		close(out);
 }
 
+/* CPU time a process's threads have run (ns, schedstat), by kind: the API
+ * (main) thread, vCPU threads, the event loop, the rest (watchdog ...) */
+enum { T_API, T_VCPU, T_EVLOOP, T_OTHER, T_N };
+
+static void proc_cpu_ns(pid_t pid, uint64_t by[T_N])
+{
+	char path[64], f[400], comm[32];
+	DIR *d;
+	struct dirent *e;
+
+	memset(by, 0, T_N * sizeof(*by));
+	snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
+	d = opendir(path);
+	while (d && (e = readdir(d))) {
+		FILE *fp;
+		unsigned long long ns;
+		int kind = T_OTHER;
+
+		if (e->d_name[0] == '.')
+			continue;
+		snprintf(f, sizeof(f), "%s/%s/comm", path, e->d_name);
+		comm[0] = 0;
+		if ((fp = fopen(f, "r"))) {
+			if (!fgets(comm, sizeof(comm), fp))
+				comm[0] = 0;
+			fclose(fp);
+		}
+		if (!strncmp(comm, "squib-vcpu", 10))
+			kind = T_VCPU;
+		else if (!strncmp(comm, "squib-evloop", 12))
+			kind = T_EVLOOP;
+		else if (!strcmp(comm, "squib\n"))
+			kind = T_API;
+		snprintf(f, sizeof(f), "%s/%s/schedstat", path, e->d_name);
+		fp = fopen(f, "r");
+		if (fp && fscanf(fp, "%llu", &ns) == 1)
+			by[kind] += ns;
+		if (fp)
+			fclose(fp);
+	}
+	if (d)
+		closedir(d);
+}
+
+static uint64_t self_cpu_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
+/* One clone's progress in many_clones: the load's answer, then PONG. */
+struct pend {
+	int fd; /* the load's connection, then -1 */
+	size_t len;
+	char text[64];
+};
+
 static void many_clones(unsigned int n, int mode, struct many *out)
 {
 	int pooled = mode != COLD;
 	struct sqb_fleet_proc *p = calloc(n, sizeof(*p));
-	int *fds = calloc(n, sizeof(*fds));
-	char resp[1024], text[256];
-	uint64_t t0;
+	struct pend *q = calloc(n, sizeof(*q));
+	uint64_t(*cpu0)[T_N] = calloc(n, sizeof(*cpu0));
+	struct epoll_event *ev = calloc(n, sizeof(*ev));
+	uint64_t t0, me0, squib_ns[T_N] = {0};
+	unsigned int loaded = 0, answered = 0;
+	int ep = epoll_create1(EPOLL_CLOEXEC);
 
-	if (!p || !fds)
+	if (!p || !q || !cpu0 || !ev || ep < 0)
 		die("out of memory");
 	memset(out, 0, sizeof(*out));
 	long avail0 = mem_available_kib();
@@ -299,7 +368,10 @@ static void many_clones(unsigned int n, int mode, struct many *out)
 		for (unsigned int i = 0; i < n; i++)
 			if (sqb_fleet_wait_ready(&p[i], 60000))
 				die("a pre-warmed squib did not come up");
+		for (unsigned int i = 0; i < n; i++)
+			proc_cpu_ns(p[i].pid, cpu0[i]);
 	}
+	me0 = self_cpu_ns();
 	t0 = sqb_fleet_now_ns();
 	if (!pooled) {
 		for (unsigned int i = 0; i < n; i++)
@@ -308,21 +380,71 @@ static void many_clones(unsigned int n, int mode, struct many *out)
 			if (sqb_fleet_wait_ready(&p[i], 60000))
 				die("squib did not come up");
 	}
-	for (unsigned int i = 0; i < n; i++)
-		if ((fds[i] = sqb_fleet_http_send(p[i].sock, "PUT", "/snapshot/load", body)) < 0)
+	/* every load in flight at once; each clone is then handled as its
+	 * answer comes (its 'p' goes out at once, not after the clones sent
+	 * before it), and its PONG is read as it comes */
+	for (unsigned int i = 0; i < n; i++) {
+		struct epoll_event e = {.events = EPOLLIN, .data.u64 = i};
+
+		if ((q[i].fd = sqb_fleet_http_send(p[i].sock, "PUT", "/snapshot/load", body)) < 0)
 			die("cannot send a load");
-	for (unsigned int i = 0; i < n; i++) {
-		if (sqb_fleet_http_recv(fds[i], resp, sizeof(resp), 60000) != 204)
-			die(resp);
-		if (write(p[i].stdin_fd, "p", 1) != 1)
-			die("serial input");
+		if (epoll_ctl(ep, EPOLL_CTL_ADD, q[i].fd, &e))
+			die("epoll_ctl");
 	}
-	for (unsigned int i = 0; i < n; i++) {
-		size_t len = 0;
-		if (sqb_fleet_wait_text(p[i].out_fd, text, sizeof(text), &len, "PONG", 60000))
-			die("no PONG from a clone");
+	out->sent_ms = (double)(sqb_fleet_now_ns() - t0) / 1e6;
+	while (answered < n) {
+		int k = epoll_wait(ep, ev, (int)n, 60000);
+
+		if (k <= 0)
+			die("no answer from a clone in 60 s");
+		for (int j = 0; j < k; j++) {
+			unsigned int i = (unsigned int)ev[j].data.u64;
+			char resp[1024];
+
+			if (q[i].fd >= 0) { /* the load's answer */
+				struct epoll_event e = {.events = EPOLLIN, .data.u64 = i};
+
+				epoll_ctl(ep, EPOLL_CTL_DEL, q[i].fd, NULL);
+				if (sqb_fleet_http_recv(q[i].fd, resp, sizeof(resp), 60000) != 204)
+					die(resp);
+				q[i].fd = -1;
+				if (++loaded == n)
+					out->loaded_ms = (double)(sqb_fleet_now_ns() - t0) / 1e6;
+				if (write(p[i].stdin_fd, "p", 1) != 1 ||
+				    epoll_ctl(ep, EPOLL_CTL_ADD, p[i].out_fd, &e))
+					die("serial input");
+			} else { /* serial output (non-blocking) */
+				ssize_t r = read(p[i].out_fd, q[i].text + q[i].len,
+						 sizeof(q[i].text) - 1 - q[i].len);
+
+				if (r == 0)
+					die("a clone closed its serial output");
+				if (r > 0)
+					q[i].len += (size_t)r;
+				q[i].text[q[i].len] = 0;
+				if (strstr(q[i].text, "PONG")) {
+					epoll_ctl(ep, EPOLL_CTL_DEL, p[i].out_fd, NULL);
+					answered++;
+				} else if (q[i].len + 1 >= sizeof(q[i].text)) { /* keep the tail */
+					memmove(q[i].text, q[i].text + q[i].len - 4, 4);
+					q[i].len = 4;
+				}
+			}
+		}
 	}
 	out->wall_ms = (double)(sqb_fleet_now_ns() - t0) / 1e6;
+	out->bench_cpu_ms = (double)(self_cpu_ns() - me0) / 1e6 / n;
+	for (unsigned int i = 0; pooled && i < n; i++) {
+		uint64_t now[T_N];
+
+		proc_cpu_ns(p[i].pid, now);
+		for (int k = 0; k < T_N; k++)
+			squib_ns[k] += now[k] - cpu0[i][k];
+	}
+	for (int k = 0; k < T_N; k++) {
+		out->squib_thr_ms[k] = (double)squib_ns[k] / 1e6 / n;
+		out->squib_cpu_ms += out->squib_thr_ms[k];
+	}
 	usleep(200000); /* idle: let the loads' transient memory go */
 	out->host_kib = (double)(avail0 - mem_available_kib()) / n;
 	if (pooled && smaps_out)
@@ -344,8 +466,11 @@ static void many_clones(unsigned int n, int mode, struct many *out)
 	}
 	for (unsigned int i = 0; i < n; i++)
 		finish(&p[i]);
+	close(ep);
 	free(p);
-	free(fds);
+	free(q);
+	free(cpu0);
+	free(ev);
 }
 
 static double floor_pss(unsigned int n, const char *self)
@@ -385,7 +510,7 @@ int main(int argc, char **argv)
 	if (argc < 3) {
 		fprintf(stderr,
 			"usage: %s SQUIB GUEST [--tiny] [--iters K] [--clones N[,N...]] "
-			"[--mem-mib M] [--fill-mib F] [--smaps FILE] [--zygote] [--hold S]\n",
+			"[--mem-mib M] [--fill-mib F] [--smaps FILE] [--zygote] [--hold S] [--no-cold]\n",
 			argv[0]);
 		return 2;
 	}
@@ -409,6 +534,8 @@ int main(int argc, char **argv)
 			smaps_out = argv[++i];
 		} else if (!strcmp(argv[i], "--hold") && i + 1 < argc) {
 			hold_s = (unsigned int)strtoul(argv[++i], NULL, 10);
+		} else if (!strcmp(argv[i], "--no-cold")) {
+			no_cold = 1;
 		} else if (!strcmp(argv[i], "--zygote")) {
 			zyg.pid = 1; /* started once the environment is set */
 		} else if (!strcmp(argv[i], "--fill-mib") && i + 1 < argc) {
@@ -420,6 +547,7 @@ int main(int argc, char **argv)
 	}
 	if (iters < 2 || !ncounts || fill_mib + 4 > shape.mem_mib)
 		die("--iters >= 2, --clones N >= 1 and --fill-mib + 4 <= --mem-mib");
+	signal(SIGPIPE, SIG_IGN); /* a clone that died: its write fails, reported */
 	kvm = open("/dev/kvm", O_RDWR | O_CLOEXEC);
 	if (kvm < 0) {
 		fprintf(stderr, "skip: /dev/kvm is not usable here (%s)\n", strerror(errno));
@@ -518,17 +646,35 @@ int main(int argc, char **argv)
 		many_clones(n, POOLED, &pooled);
 		if (zyg.pid)
 			many_clones(n, ZYGOTE, &zy);
-		many_clones(n, COLD, &cold);
+		if (!no_cold)
+			many_clones(n, COLD, &cold);
 		printf("\n%u clones from one snapshot, all answering (ms)   wall   /floor\n", n);
 		printf("  floor: %u x (KVM VM + MAP_PRIVATE), one process %8.1f\n", n, floor_wall);
 		printf("  squib, pre-warmed pool                       %8.1f %7.1fx\n", pooled.wall_ms,
 		       pooled.wall_ms / floor_wall);
-		printf("  squib, no pool                               %8.1f %7.1fx\n", cold.wall_ms,
-		       cold.wall_ms / floor_wall);
+		if (!no_cold)
+			printf("  squib, no pool                               %8.1f %7.1fx\n",
+			       cold.wall_ms, cold.wall_ms / floor_wall);
 		if (zyg.pid)
 			printf("  squib, pool forked by a zygote               %8.1f %7.1fx\n",
 			       zy.wall_ms, zy.wall_ms / floor_wall);
 		printf("  anchors: forkd 100 in 101 ms; zeroboot 1000 in 815 ms\n");
+		printf("  where the wall goes: all loads sent / all answered 204 (ms); CPU per "
+		       "clone (ms): its squib's threads, this bench\n");
+		printf("    pooled %.1f / %.1f; squib %.3f (API %.3f, vCPU %.3f, event loop %.3f, "
+		       "rest %.3f), bench %.3f\n",
+		       pooled.sent_ms, pooled.loaded_ms, pooled.squib_cpu_ms, pooled.squib_thr_ms[0],
+		       pooled.squib_thr_ms[1], pooled.squib_thr_ms[2], pooled.squib_thr_ms[3],
+		       pooled.bench_cpu_ms);
+		if (zyg.pid)
+			printf("    zygote %.1f / %.1f; squib %.3f (API %.3f, vCPU %.3f, event loop "
+			       "%.3f, rest %.3f), bench %.3f\n",
+			       zy.sent_ms, zy.loaded_ms, zy.squib_cpu_ms, zy.squib_thr_ms[0],
+			       zy.squib_thr_ms[1], zy.squib_thr_ms[2], zy.squib_thr_ms[3],
+			       zy.bench_cpu_ms);
+		if (!no_cold)
+			printf("    no pool %.1f / %.1f (spawns included); bench %.3f\n",
+			       cold.sent_ms, cold.loaded_ms, cold.bench_cpu_ms);
 		printf("host memory per idle clone (KiB, PSS from smaps_rollup)\n");
 		printf("  floor process (KVM VM + MAP_PRIVATE)          %8.0f\n", fpss);
 		printf("  squib clone, pooled: PSS %.0f (anon %.0f, file %.0f, shmem %.0f; private "
@@ -540,8 +686,10 @@ int main(int argc, char **argv)
 			       "%.0f, shmem %.0f; private dirty %.0f)  %.1fx floor\n",
 			       zy.pss_kib, zy.anon_kib, zy.file_kib, zy.shmem_kib, zy.dirty_kib,
 			       zy.pss_kib / fpss);
-		printf("  squib clone, no pool: PSS %.0f (anon %.0f, file %.0f, shmem %.0f)\n",
-		       cold.pss_kib, cold.anon_kib, cold.file_kib, cold.shmem_kib);
+		if (!no_cold)
+			printf("  squib clone, no pool: PSS %.0f (anon %.0f, file %.0f, shmem "
+			       "%.0f)\n",
+			       cold.pss_kib, cold.anon_kib, cold.file_kib, cold.shmem_kib);
 		printf("  MemAvailable drop per clone (kernel: KVM, page tables, stacks): pooled %.0f, "
 		       "no pool %.0f (noisy on a shared host)\n",
 		       pooled.host_kib, cold.host_kib);

@@ -780,6 +780,67 @@ static void test_request_larger_than_host(void **st)
 	snprintf(fdir, sizeof(fdir), "%s", save);
 }
 
+/* Clone requests from several clients at once (the daemon serves every
+ * waiting request before it refills its pools): each clone is its own
+ * process, none is handed out twice, and each verifies its memory. */
+#define CONCURRENT 4
+static void test_concurrent_clone_requests(void **st)
+{
+	char ids[CONCURRENT][16], outs[CONCURRENT][8192], pids[CONCURRENT][16];
+	int pipes[CONCURRENT], from_pool = 0;
+	pid_t cpid[CONCURRENT];
+
+	(void)st;
+	wait_list("\"warm\":2,\"warming\":0", 20000);
+	for (int i = 0; i < CONCURRENT; i++) { /* all started before any is read */
+		int p[2];
+
+		assert_int_equal(pipe2(p, O_CLOEXEC), 0);
+		cpid[i] = fork();
+		assert_true(cpid[i] >= 0);
+		if (cpid[i] == 0) {
+			const char *argv[] = {fleet_bin, "clone", "--dir", fdir, "--snapshot",
+					      state,	 "--mem", mem,	 "-n",	 "1",
+					      NULL};
+			dup2(p[1], 1);
+			execv(fleet_bin, (char *const *)argv);
+			_exit(127);
+		}
+		close(p[1]);
+		pipes[i] = p[0];
+	}
+	for (int i = 0; i < CONCURRENT; i++) {
+		size_t len = 0;
+		ssize_t r;
+		int stt;
+		const char *pp;
+
+		while (len < sizeof(outs[i]) - 1 &&
+		       (r = read(pipes[i], outs[i] + len, sizeof(outs[i]) - 1 - len)) > 0)
+			len += (size_t)r;
+		outs[i][len] = 0;
+		close(pipes[i]);
+		assert_int_equal(waitpid(cpid[i], &stt, 0), cpid[i]);
+		if (!WIFEXITED(stt) || WEXITSTATUS(stt) || !strstr(outs[i], "\"ok\":1"))
+			fail_msg("concurrent clone %d: %s", i, outs[i]);
+		assert_int_equal(clone_ids(outs[i], &ids[i], 1), 1);
+		pp = strstr(outs[i], "\"pid\":");
+		assert_non_null(pp);
+		snprintf(pids[i], sizeof(pids[i]), "%ld", atol(pp + 6));
+		from_pool += strstr(outs[i], "\"from_pool\":1") != NULL;
+	}
+	for (int i = 0; i < CONCURRENT; i++)
+		for (int j = 0; j < i; j++)
+			if (!strcmp(ids[i], ids[j]) || !strcmp(pids[i], pids[j]))
+				fail_msg("clones %d and %d share %s / pid %s", j, i, ids[i],
+					 pids[i]);
+	/* the two warm members went to the first requests served; the others
+	 * were spawned cold or taken from the refill once warm */
+	assert_true(from_pool >= 2);
+	expect_clones_verify(ids, CONCURRENT);
+	wait_list("\"warm\":2,\"warming\":0", 20000);
+}
+
 static void test_stop_and_reap(void **st)
 {
 	const char *s;
@@ -1383,6 +1444,7 @@ int main(int argc, char **argv)
 	    cmocka_unit_test(test_pool_process_killed_is_replaced),
 	    cmocka_unit_test(test_snapshot_replaced_on_disk),
 	    cmocka_unit_test(test_request_larger_than_host),
+	    cmocka_unit_test(test_concurrent_clone_requests),
 	    cmocka_unit_test(test_stop_and_reap),
 	};
 	const struct CMUnitTest zygote[] = {

@@ -27,6 +27,12 @@
 #define MAX_SNAPS     64
 #define WARM_LIMIT_NS (20ULL * 1000000000ULL) /* a shell not up by then is replaced */
 #define FAIL_LIMIT    5			      /* failed spawns in a row: a pool stops */
+/* Spawns per pass of the loop (every 20 ms or after the requests waiting):
+ * refilling 1000 members takes seconds (a fork or a zygote round trip
+ * each), and a clone request that comes meanwhile is served between two
+ * batches instead of after all of them. */
+#define REFILL_BATCH 32
+#define SERVE_BATCH  64 /* requests served in one pass before the pools refill */
 
 struct pool {
 	struct sqb_fleet_shape shape;
@@ -229,6 +235,7 @@ static void reap(struct fleet *f)
 static void refill(struct fleet *f)
 {
 	uint64_t now = sqb_fleet_now_ns();
+	unsigned int budget = REFILL_BATCH;
 
 	for (unsigned int i = 0; i < f->nvms; i++) {
 		struct vm *v = f->vms[i];
@@ -257,8 +264,10 @@ static void refill(struct fleet *f)
 							  f->vms[i]->p.state == SQB_FLEET_WARM);
 		if (pl->fails >= FAIL_LIMIT)
 			continue; /* stopped: status says why */
-		while (have < pl->target && vm_new(f, (int)p, 1, why, sizeof(why)))
+		while (have < pl->target && budget && vm_new(f, (int)p, 1, why, sizeof(why))) {
 			have++;
+			budget--;
+		}
 	}
 }
 
@@ -620,7 +629,9 @@ static void handle(struct fleet *f, char *line, struct out *o)
 	}
 }
 
-static void serve_one(struct fleet *f)
+/* One request if one is waiting: 1 served, 0 none (the listening socket
+ * is non-blocking). */
+static int serve_one(struct fleet *f)
 {
 	char line[8192];
 	size_t len = 0;
@@ -628,7 +639,7 @@ static void serve_one(struct fleet *f)
 	struct out o;
 
 	if (c < 0)
-		return;
+		return 0;
 	while (len < sizeof(line) - 1 && !memchr(line, '\n', len)) {
 		struct pollfd pf = {c, POLLIN, 0};
 		ssize_t r;
@@ -657,6 +668,7 @@ static void serve_one(struct fleet *f)
 		free(o.buf);
 	}
 	close(c);
+	return 1;
 }
 
 static int listen_on(const char *path)
@@ -668,10 +680,10 @@ static int listen_on(const char *path)
 		return -ENAMETOOLONG;
 	strcpy(a.sun_path, path);
 	unlink(path);
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (fd < 0)
 		return -errno;
-	if (bind(fd, (struct sockaddr *)&a, sizeof(a)) < 0 || listen(fd, 64) < 0) {
+	if (bind(fd, (struct sockaddr *)&a, sizeof(a)) < 0 || listen(fd, 256) < 0) {
 		int err = -errno;
 		close(fd);
 		return err;
@@ -721,8 +733,11 @@ int sqb_fleet_daemon(const struct sqb_fleet_opts *o)
 
 		reap(&f);
 		refill(&f);
+		/* requests first: every one waiting (up to a batch) before the
+		 * pools refill again */
 		if (poll(&pf, 1, 20) > 0)
-			serve_one(&f);
+			for (unsigned int k = 0; k < SERVE_BATCH && !f.stop && serve_one(&f); k++)
+				reap(&f); /* a member that died meanwhile is not handed out */
 	}
 	while (f.nvms)
 		vm_remove(&f, 0);

@@ -12,6 +12,7 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -445,10 +446,20 @@ int sqb_fleet_http_send(const char *sock, const char *method, const char *path, 
 		     "%s %s HTTP/1.1\r\nHost: localhost\r\nAccept: application/json\r\n"
 		     "Content-Type: application/json\r\nContent-Length: %zu\r\n\r\n",
 		     method, path, blen);
-	if (n < 0 || (size_t)n >= sizeof(head) || send(fd, head, (size_t)n, MSG_NOSIGNAL) != n ||
-	    (blen && send(fd, json, blen, MSG_NOSIGNAL) != (ssize_t)blen)) {
+	/* head and body in one sendmsg: squib's API thread wakes once and
+	 * reads the whole request (two sends could wake it twice) */
+	if (n < 0 || (size_t)n >= sizeof(head)) {
 		close(fd);
 		return -EIO;
+	}
+	{
+		struct iovec iov[2] = {{head, (size_t)n}, {(void *)json, blen}};
+		struct msghdr m = {.msg_iov = iov, .msg_iovlen = blen ? 2 : 1};
+
+		if (sendmsg(fd, &m, MSG_NOSIGNAL) != (ssize_t)((size_t)n + blen)) {
+			close(fd);
+			return -EIO;
+		}
 	}
 	return fd;
 }
