@@ -187,6 +187,33 @@ void sqb_restore_stop(sqb_restore *rs);
  * can read them as zero.  NULL ok. */
 void sqb_restore_free(sqb_restore *rs);
 
+/* Lease breaks of MMAP restores (docs/restore.md "Mapped files are
+ * leased").  By default a library thread serves them while some restore of
+ * the process holds leases.  A caller with its own event loop can serve
+ * them instead, so that no thread of the library lives beside it:
+ *
+ *   sqb_restore_lease_serve()    returns the read end of the process's
+ *                                lease pipe (non-blocking; do not read or
+ *                                close it), or -errno.  Call it BEFORE the
+ *                                restores it should serve start: from then
+ *                                on no watcher thread runs (one already
+ *                                running serves what it has and ends), so
+ *                                every break waits in the pipe for you.
+ *   sqb_restore_lease_service()  call it whenever that fd is readable
+ *                                (level-triggered): it fails each restore
+ *                                whose lease broke (-ETXTBSY, on_error runs
+ *                                on the calling thread).  It makes read(),
+ *                                futex() and what on_error makes.
+ *   sqb_restore_lease_unserve()  after you stopped watching the fd; if
+ *                                restores still hold leases the library's
+ *                                thread takes over (breaks queued meanwhile
+ *                                are served by it).
+ *
+ * Counted: several loops may serve at once (each read takes whole records). */
+int sqb_restore_lease_serve(void);
+void sqb_restore_lease_service(void);
+void sqb_restore_lease_unserve(void);
+
 const char *sqb_restore_strategy_name(enum sqb_restore_strategy st);
 
 #ifdef __cplusplus

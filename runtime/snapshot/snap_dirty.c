@@ -323,6 +323,8 @@ void sqb_snapstate_free(struct sqb_vm *vm)
 	free(ss->hp_log);
 	free(ss->hp_marks);
 	sqb_restore_free(ss->rs); /* joins the thread that may release the claim */
+	if (ss->lease_served) /* the loop is gone (sqb_vm_free), and so are the leases */
+		sqb_restore_lease_unserve();
 	if (atomic_load(&ss->vc_claim) >= 0)
 		close(atomic_load(&ss->vc_claim));
 	if (ss->uffd >= 0)

@@ -6,6 +6,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <libgen.h>
+#include <sys/epoll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -448,6 +449,43 @@ static int vm_layout(struct loadctx *c, struct sqb_vm *vm)
 	return -SQB_EMISMATCH;
 }
 
+/* Lease breaks of an mmap restore (docs/restore.md "Mapped files are
+ * leased") are served by the VM's event loop, not by a watcher thread of
+ * the library: one thread fewer in every idle clone (docs/fleet.md
+ * "Threads, stacks and .bss").  Registered before the restore takes its
+ * leases, so no break can come before the loop watches the pipe; the
+ * service reads the pipe, checks the lease and stops the VM (read, fcntl,
+ * futex, write, tgkill: the event loop's seccomp list has them all).  If
+ * the loop cannot take it, the library's thread serves as before. */
+static void on_lease_pipe(int fd, uint32_t events, void *arg)
+{
+	(void)fd;
+	(void)events;
+	(void)arg;
+	sqb_restore_lease_service();
+}
+
+static void lease_serve(struct sqb_vm *vm, struct sqb_snapstate *ss)
+{
+	int fd;
+	int64_t h;
+
+	if (ss->lease_served || !vm->loop)
+		return;
+	fd = sqb_restore_lease_serve();
+	if (fd < 0)
+		return; /* no lease support here: nothing is leased either */
+	h = sqb_evloop_add(vm->loop, fd, EPOLLIN, on_lease_pipe, NULL);
+	if (h < 0) {
+		sqb_debug("snapshot load: the event loop cannot watch the lease pipe (%s): the "
+			  "restore library's thread does",
+			  sqb_strerror((int)h));
+		sqb_restore_lease_unserve();
+		return;
+	}
+	ss->lease_served = 1;
+}
+
 static int restore_memory(struct loadctx *c, struct sqb_vm *vm, struct sqb_snapstate *ss)
 {
 	static const enum sqb_restore_strategy strat[] = {SQB_RESTORE_MMAP, SQB_RESTORE_EAGER,
@@ -520,6 +558,8 @@ static int restore_memory(struct loadctx *c, struct sqb_vm *vm, struct sqb_snaps
 	}
 	ss->loaded = c->mem;
 	c->mem = NULL;
+	if (ro.strategy == SQB_RESTORE_MMAP)
+		lease_serve(vm, ss);
 	err = sqb_restore_start(&ss->rs, ss->loaded, &ro, c->diag);
 	if (is_auto && lazy &&
 	    (err == -ENOTSUP || err == -EPERM || err == -ENOSYS || err == -EINVAL)) {
@@ -532,6 +572,7 @@ static int restore_memory(struct loadctx *c, struct sqb_vm *vm, struct sqb_snaps
 		ro.flags &= ~(SQB_RESTORE_NO_FILL | SQB_RESTORE_FILL_LATER);
 		ro.on_done = NULL;
 		lazy = ss->lazy_exit = 0;
+		lease_serve(vm, ss);
 		err = sqb_restore_start(&ss->rs, ss->loaded, &ro, c->diag);
 	}
 	if (!err && !c->o->trust_raw && !remembered && ro.strategy == SQB_RESTORE_MMAP)

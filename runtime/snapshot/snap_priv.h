@@ -33,6 +33,9 @@ struct sqb_snapstate {
 	sqb_snap *parent; /* last memory file written or loaded (opened alone) */
 	sqb_snap *loaded; /* memory snapshot a lazy restore reads (with parents) */
 	sqb_restore *rs;
+	/* the VM's event loop serves the lease pipe of mmap restores
+	 * (sqb_restore_lease_serve): no watcher thread of the library */
+	int lease_served;
 	int uffd, pager_fd;
 	int huge_page; /* guest memory in 2 MiB hugetlb pages (Uffd: never zero-filled by the VMM) */
 	struct snap_uffd_watch *watch; /* Uffd: notices a page server that died */

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -26,7 +27,7 @@ static char body[2048];
 static int setup(void **state)
 {
 	static const char *const names[] = {"trunc", "rewrite", "held", "lazy",	 "lazyf",
-					    "uffd",  "ida",	"idb",	"first", "firstf"};
+					    "uffd",  "ida",	"idb",	"first", "firstf", "nowatch"};
 	struct sqb_tc t;
 
 	(void)state;
@@ -164,6 +165,64 @@ static void test_mapped_file_rewritten(void **state)
 	st_expect_marks(&t, 1);
 	child = damage(memp, 1);
 	expect_vm_stopped(&t, "being opened for writing or truncated", 20000);
+	assert_int_equal(wait_child(child, 20000), 0);
+	tc_stop(&t);
+}
+
+/* Threads of pid named name (/proc/PID/task/TID/comm). */
+static int threads_named(pid_t pid, const char *name)
+{
+	char dir[64], path[384], comm[32];
+	struct dirent *de;
+	int n = 0;
+	DIR *d;
+
+	snprintf(dir, sizeof(dir), "/proc/%d/task", (int)pid);
+	d = opendir(dir);
+	assert_non_null(d);
+	while ((de = readdir(d))) {
+		FILE *f;
+
+		if (de->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "%s/%s/comm", dir, de->d_name);
+		f = fopen(path, "r");
+		if (!f)
+			continue; /* the thread ended */
+		if (fgets(comm, sizeof(comm), f)) {
+			comm[strcspn(comm, "\n")] = 0;
+			n += !strcmp(comm, name);
+		}
+		fclose(f);
+	}
+	closedir(d);
+	return n;
+}
+
+/* squib's event loop serves the lease pipe (docs/restore.md "Mapped files
+ * are leased"): an mmap-loaded VM has no lease watcher thread, and opening
+ * its memory file for writing still stops it at once, naming the file. */
+static void test_mapped_vm_has_no_lease_thread(void **state)
+{
+	struct sqb_tc t;
+	char memp[256];
+	pid_t child;
+
+	(void)state;
+	snprintf(memp, sizeof(memp), "%s", st_path("nowatch", ".mem"));
+	st_load(&t, "nowatch", "mmap", NULL);
+	st_expect_marks(&t, 1);
+	assert_int_equal(threads_named(t.pid, "squib-evloop"), 1); /* names are readable */
+	assert_int_equal(threads_named(t.pid, "sqb-lease"), 0);
+	child = damage(memp, 1);
+	expect_vm_stopped(&t, "being opened for writing or truncated", 20000);
+	{
+		char *e = tc_read_file(t.errlog);
+
+		if (!e || !strstr(e, "nowatch.mem"))
+			fail_msg("squib's log does not name the file: %.2000s", e ? e : "");
+		free(e);
+	}
 	assert_int_equal(wait_child(child, 20000), 0);
 	tc_stop(&t);
 }
@@ -513,6 +572,7 @@ int main(int argc, char **argv)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_mapped_file_truncated),
 	    cmocka_unit_test(test_mapped_file_rewritten),
+	    cmocka_unit_test(test_mapped_vm_has_no_lease_thread),
 	    cmocka_unit_test(test_unleasable_file_is_copied),
 	    cmocka_unit_test(test_lazy_corrupt_chunk_stops_vm),
 	    cmocka_unit_test(test_lazy_corrupt_page_met_by_the_guest),
