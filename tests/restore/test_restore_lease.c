@@ -110,7 +110,11 @@ static sqb_restore *start(struct rt_snap *t, struct seen *s)
 	sqb_restore_get_stats(rs, &st);
 	if (!st.mapped_bytes) {
 		sqb_restore_free(rs);
-		return NULL; /* no lease here (the file was copied) */
+		/* no lease here: the filesystem refused it and the file was copied */
+		fprintf(stderr, "skip: %s: the restore copied the file instead of mapping it (no "
+				"read lease on this filesystem), so there is no lease to break\n",
+			t->path[0]);
+		return NULL;
 	}
 	return rs;
 }
