@@ -111,8 +111,9 @@ static sqb_restore *start(struct rt_snap *t, struct seen *s)
 	if (!st.mapped_bytes) {
 		sqb_restore_free(rs);
 		/* no lease here: the filesystem refused it and the file was copied */
-		fprintf(stderr, "skip: %s: the restore copied the file instead of mapping it (no "
-				"read lease on this filesystem), so there is no lease to break\n",
+		fprintf(stderr,
+			"skip: %s: the restore copied the file instead of mapping it (no "
+			"read lease on this filesystem), so there is no lease to break\n",
 			t->path[0]);
 		return NULL;
 	}
@@ -174,7 +175,7 @@ static void test_loop_serves_the_pipe(void **state)
 	p.fd = sqb_restore_lease_serve();
 	assert_true(p.fd >= 0);
 	assert_int_equal(watchers(), 0); /* joined before serve returned */
-	rs2 = start(&t2, &s2); /* leased while served: no thread */
+	rs2 = start(&t2, &s2);		 /* leased while served: no thread */
 	assert_non_null(rs2);
 	usleep(50000);
 	assert_int_equal(watchers(), 0);
@@ -189,7 +190,7 @@ static void test_loop_serves_the_pipe(void **state)
 	assert_int_equal(atomic_load(&s.err), -ETXTBSY);
 	assert_non_null(strstr(s.reason, t.path[0]));
 	assert_int_equal(atomic_load(&s2.err), 0); /* the other restore is untouched */
-	sqb_restore_lease_service(); /* an empty pipe: returns at once */
+	sqb_restore_lease_service();		   /* an empty pipe: returns at once */
 	assert_int_equal(waitpid(w, &st, WNOHANG), 0);
 	sqb_restore_free(rs);
 	assert_int_equal(waitpid(w, &st, 0), w);
