@@ -21,8 +21,10 @@ static int vsock_create(void *arg, sqb_vio_dev **out, const struct sqb_vio_host 
 	struct sqb_vio_vsock_opts o = SQB_VIO_VSOCK_OPTS_INIT;
 
 	/* Benchmarks only (docs/network.md): SQB_VSOCK_RX_BATCH=1 reads a host
-	 * socket once per RX buffer, the path before batched reads. */
+	 * socket once per RX buffer, the path before batched reads;
+	 * SQB_VSOCK_TX_BATCH=1 sends each guest TX packet on its own. */
 	const char *batch = getenv("SQB_VSOCK_RX_BATCH");
+	const char *txbatch = getenv("SQB_VSOCK_TX_BATCH");
 	int rc;
 
 	o.guest_cid = a->cid;
@@ -30,6 +32,8 @@ static int vsock_create(void *arg, sqb_vio_dev **out, const struct sqb_vio_host 
 	rc = sqb_vio_vsock_new(out, host, &o, diag);
 	if (!rc && batch && *batch)
 		sqb_vio_vsock_set_rx_batch(*out, (unsigned int)strtoul(batch, NULL, 10));
+	if (!rc && txbatch && *txbatch)
+		sqb_vio_vsock_set_tx_batch(*out, (unsigned int)strtoul(txbatch, NULL, 10));
 	return rc;
 }
 

@@ -449,6 +449,9 @@ unsigned int sqb_vio_vsock_num_conns(sqb_vio_dev *dev);
 /* Tests and benchmarks: at most n RX buffers (1 .. 32, clamped; default 32)
  * filled by one read of a host socket; 1 is one recvmsg per buffer. */
 void sqb_vio_vsock_set_rx_batch(sqb_vio_dev *dev, unsigned int n);
+/* At most n guest TX packets of one connection per sendmsg to its host
+ * socket (default 64; 1: one send per packet), for tests and benchmarks. */
+void sqb_vio_vsock_set_tx_batch(sqb_vio_dev *dev, unsigned int n);
 
 /* ---- virtio-balloon (device id 5; virtio 1.x 5.5) -----------------------
  *

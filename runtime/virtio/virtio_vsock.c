@@ -27,6 +27,7 @@
 #define PORT_BASE     (1u << 30)   /* host ports of host-initiated connections */
 #define VSOCK_CFG_LEN 8u
 #define RX_BATCH      32u /* RX chains one recvmsg may fill (a connection streaming) */
+#define TX_BATCH      64u /* TX chains of one connection one sendmsg may take */
 
 /* Kill timers (Firecracker's csm defs: CONN_REQUEST_TIMEOUT_MS and
  * CONN_SHUTDOWN_TIMEOUT_MS are both 2000): a REQUEST the guest never
@@ -116,7 +117,16 @@ struct vsock {
 	uint8_t *xhdr[RX_BATCH]; /* where each of those chains' header goes */
 	unsigned int rx_batch;	 /* at most this many chains per recvmsg (1: one each) */
 	struct sqb_vq_chain xch; /* scratch for the batch's further chains */
-	uint8_t scratch[SQB_VSOCK_MAX_PKT];
+	/* TX: consecutive RW packets of one connection, sent to its host
+	 * socket by one sendmsg straight from guest memory; their chains go to
+	 * the used ring only after it, so the driver cannot reuse a buffer
+	 * whose bytes are still to be sent. */
+	struct vconn *tq_conn;
+	uint16_t tq_head[TX_BATCH];
+	unsigned int tq_n, tq_niov;
+	uint32_t tq_bytes;
+	unsigned int tx_batch; /* at most this many chains per sendmsg (1: one each) */
+	struct iovec tq_iov[SQB_VQ_MAX_SIZE];
 };
 
 static char listener_tag, timer_tag;
@@ -366,43 +376,105 @@ static void flush_txb(struct vsock *v, struct vconn *c)
 	apply_shutdown(v, c);
 }
 
-static void guest_rw(struct vsock *v, struct vconn *c, const struct sqb_vq_chain *ch, uint32_t len)
+/* Send what the TX batch gathered with one sendmsg from guest memory, keep
+ * what the host socket did not take, and give the chains back (used length
+ * 0).  0, or a ring error from the push (*why set). */
+static int tx_flush(sqb_vio_dev *dev, const char **why)
 {
-	uint32_t n = 0;
+	struct vsock *v = dev->priv;
+	struct vconn *c = v->tq_conn;
+	struct msghdr mh = {.msg_iov = v->tq_iov, .msg_iovlen = v->tq_niov};
+	uint32_t sent = 0, left;
+	int rc = 0;
+
+	if (!v->tq_n)
+		return 0;
+	for (;;) {
+		ssize_t r = sendmsg(c->fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
+
+		if (r >= 0) {
+			sent = (uint32_t)r;
+			break;
+		}
+		if (errno == EINTR)
+			continue;
+		if (errno != EAGAIN && errno != EWOULDBLOCK) {
+			c->fwd_cnt += v->tq_bytes;
+			host_send_failed(v, c, "send to the host socket failed");
+			goto give_back;
+		}
+		break;
+	}
+	c->fwd_cnt += sent;
+	left = v->tq_bytes - sent;
+	if (left) {
+		/* The socket is full: hold the rest (within the credit we gave,
+		 * so at most CONN_BUF) until EPOLLOUT. */
+		if (!c->txb && !(c->txb = malloc(CONN_BUF))) {
+			conn_kill(v, c, true, "out of memory for the guest's data");
+			goto give_back;
+		}
+		for (unsigned int i = 0, skip = sent; i < v->tq_niov && left; i++) {
+			size_t n = v->tq_iov[i].iov_len;
+
+			if (skip >= n) {
+				skip -= (uint32_t)n;
+				continue;
+			}
+			memcpy(c->txb + c->txb_len, (uint8_t *)v->tq_iov[i].iov_base + skip, n - skip);
+			c->txb_len += (uint32_t)(n - skip);
+			left -= (uint32_t)(n - skip);
+			skip = 0;
+		}
+	}
+	credit_check(c);
+give_back:
+	for (unsigned int i = 0; i < v->tq_n && rc >= 0; i++)
+		rc = sqb_vq_push(&dev->vq[Q_TX], &dev->host.mem, v->tq_head[i], 0, why);
+	v->tq_n = v->tq_niov = 0;
+	v->tq_bytes = 0;
+	v->tq_conn = NULL;
+	return rc < 0 ? rc : 0;
+}
+
+/* A guest RW packet.  1: its bytes joined the TX batch (the chain is pushed
+ * by tx_flush); 0: handled, the caller pushes the chain. */
+static int guest_rw(struct vsock *v, struct vconn *c, const struct sqb_vq_chain *ch, uint32_t len)
+{
+	uint64_t short_by;
+	int n;
 
 	if (c->st != C_EST || (c->guest_shut & SQB_VSOCK_SHUTDOWN_SEND) ||
-	    c->txb_len + (uint64_t)len > CONN_BUF) {
+	    c->txb_len + (uint64_t)v->tq_bytes + len > CONN_BUF) {
 		/* Data out of state, or beyond the credit we gave: a broken peer. */
 		conn_kill(v, c, true,
 			  c->st != C_EST ? "guest data before the connection was established"
 			  : (c->guest_shut & SQB_VSOCK_SHUTDOWN_SEND)
 			      ? "guest data after its SHUTDOWN(SEND)"
 			      : "guest data beyond the credit squib gave");
-		return;
+		return 0;
 	}
 	if (!len)
-		return;
+		return 0;
 	if (c->host_rd_gone) { /* nobody reads it: count it as forwarded */
 		c->fwd_cnt += len;
 		credit_check(c);
-		return;
+		return 0;
 	}
-	sqb_vq_read_bytes(ch, SQB_VSOCK_HDR_LEN, v->scratch, len);
-	if (!c->txb_len && sock_send(c->fd, v->scratch, len, &n)) {
-		c->fwd_cnt += len;
-		host_send_failed(v, c, "send to the host socket failed");
-		return;
+	if (c->txb_len) { /* behind bytes the socket has not taken: queue */
+		sqb_vq_read_bytes(ch, SQB_VSOCK_HDR_LEN, c->txb + c->txb_len, len);
+		c->txb_len += len;
+		credit_check(c);
+		return 0;
 	}
-	c->fwd_cnt += n;
-	if (n < len) {
-		if (!c->txb && !(c->txb = malloc(CONN_BUF))) {
-			conn_kill(v, c, true, "out of memory for the guest's data");
-			return;
-		}
-		memcpy(c->txb + c->txb_len, v->scratch + n, len - n);
-		c->txb_len += len - n;
-	}
-	credit_check(c);
+	/* tx_packet flushed a batch of another connection; the iovec holds
+	 * at most nseg more entries (tx_drain flushes before that). */
+	n = sqb_vq_iov(ch, false, SQB_VSOCK_HDR_LEN, len, v->tq_iov + v->tq_niov, &short_by);
+	v->tq_conn = c;
+	v->tq_head[v->tq_n++] = ch->head;
+	v->tq_niov += (unsigned int)n;
+	v->tq_bytes += len;
+	return 1;
 }
 
 static void guest_connect(struct vsock *v, const struct sqb_vsock_hdr *h)
@@ -459,52 +531,66 @@ static void guest_response(struct vsock *v, struct vconn *c)
 		conn_kill(v, c, true, "cannot send OK to the host client");
 }
 
-static void tx_packet(struct vsock *v, const struct sqb_vq_chain *ch)
+/* One TX chain.  1: it joined the TX batch (tx_flush pushes it); 0: the
+ * caller pushes it; <0: a ring error from flushing the batch before it. */
+static int tx_packet(sqb_vio_dev *dev, const struct sqb_vq_chain *ch, const char **why_ring)
 {
+	struct vsock *v = dev->priv;
 	uint8_t raw[SQB_VSOCK_HDR_LEN];
 	struct sqb_vsock_hdr h;
 	enum sqb_vsock_verdict vd;
 	struct vconn *c;
 	const char *why = NULL;
+	int rc;
 
 	if (ch->read_len < SQB_VSOCK_HDR_LEN) {
 		sqb_debug("vsock: tx chain of %llu bytes, no header: dropped",
 			  (unsigned long long)ch->read_len);
-		return;
+		return 0;
 	}
 	sqb_vq_read_bytes(ch, 0, raw, sizeof(raw));
 	sqb_vsock_hdr_decode(raw, &h);
 	vd = sqb_vsock_hdr_check(&h, v->cid, ch->read_len - SQB_VSOCK_HDR_LEN, &why);
+	c = vd == SQB_VSOCK_DROP ? NULL : find(v, h.src_port, h.dst_port);
+	/* Only more data for the batch's connection may join it; anything
+	 * else sees the batch sent first, so the host socket gets bytes and
+	 * shutdowns in the guest's order. */
+	if (v->tq_n && (vd != SQB_VSOCK_OK || h.op != SQB_VSOCK_OP_RW || c != v->tq_conn ||
+			v->tq_n == v->tx_batch || v->tq_niov + ch->nread > SQB_VQ_MAX_SIZE)) {
+		rc = tx_flush(dev, why_ring);
+		if (rc < 0)
+			return rc;
+		c = vd == SQB_VSOCK_DROP ? NULL : find(v, h.src_port, h.dst_port);
+	}
 	if (vd != SQB_VSOCK_OK) {
 		sqb_debug("vsock: tx packet %u->%u: %s", h.src_port, h.dst_port, why);
 		if (vd == SQB_VSOCK_RST) {
-			c = find(v, h.src_port, h.dst_port);
 			if (c)
 				conn_kill(v, c, true, why);
 			else
 				queue_rst(v, h.src_port, h.dst_port);
 		}
-		return;
+		return 0;
 	}
-	c = find(v, h.src_port, h.dst_port);
 	if (h.op == SQB_VSOCK_OP_REQUEST) {
 		if (c) /* a second REQUEST on a live pair */
 			conn_kill(v, c, true, "REQUEST from the guest on a live connection");
 		else
 			guest_connect(v, &h);
-		return;
+		return 0;
 	}
 	if (!c) {
 		if (h.op != SQB_VSOCK_OP_RST)
 			queue_rst(v, h.src_port, h.dst_port);
-		return;
+		return 0;
 	}
 	if (c->st == C_DEAD)
-		return; /* our RST is on its way */
+		return 0; /* our RST is on its way */
 	c->peer_buf_alloc = h.buf_alloc;
 	c->peer_fwd_cnt = h.fwd_cnt;
 	if (c->rx_cnt - c->peer_fwd_cnt < c->peer_buf_alloc)
 		c->creq_sent = false;
+	rc = 0;
 	switch (h.op) {
 	case SQB_VSOCK_OP_RST:
 		conn_kill(v, c, false, "RST from the guest");
@@ -513,7 +599,7 @@ static void tx_packet(struct vsock *v, const struct sqb_vq_chain *ch)
 		guest_response(v, c);
 		break;
 	case SQB_VSOCK_OP_RW:
-		guest_rw(v, c, ch, h.len);
+		rc = guest_rw(v, c, ch, h.len);
 		break;
 	case SQB_VSOCK_OP_SHUTDOWN:
 		c->guest_shut |= h.flags;
@@ -527,6 +613,7 @@ static void tx_packet(struct vsock *v, const struct sqb_vq_chain *ch)
 	}
 	if (c->st == C_REQ && h.op != SQB_VSOCK_OP_RESPONSE && h.op != SQB_VSOCK_OP_RST)
 		conn_kill(v, c, true, "guest packet other than RESPONSE to squib's REQUEST");
+	return rc;
 }
 
 /* ---- host -> guest ------------------------------------------------------ */
@@ -891,24 +978,30 @@ static int tx_drain(sqb_vio_dev *dev, const char **why)
 	struct vsock *v = dev->priv;
 	struct sqb_vq *q = &dev->vq[Q_TX];
 	struct sqb_vq_chain *ch = &dev->chain;
-	bool pushed = false;
-	int rc;
+	bool popped = false;
+	int rc, frc;
 
 	for (;;) {
 		rc = sqb_vq_pop_or_arm(q, &dev->host.mem, ch, why);
 		if (rc <= 0)
 			break;
-		tx_packet(v, ch);
+		popped = true; /* pushed here or by tx_flush */
 		if (ch->read_len >= SQB_VSOCK_HDR_LEN) {
 			dev->m.tx_packets++;
 			dev->m.tx_bytes += ch->read_len - SQB_VSOCK_HDR_LEN;
 		}
-		rc = sqb_vq_push(q, &dev->host.mem, ch->head, 0, why);
+		rc = tx_packet(dev, ch, why);
+		if (rc == 0)
+			rc = sqb_vq_push(q, &dev->host.mem, ch->head, 0, why);
 		if (rc < 0)
 			break;
-		pushed = true;
 	}
-	if (pushed)
+	/* The batch goes out even after a ring error: its bytes are the
+	 * guest's, already taken off the ring. */
+	frc = tx_flush(dev, why);
+	if (rc >= 0 && frc < 0)
+		rc = frc;
+	if (popped)
 		sqb_vio_signal_used(dev, Q_TX);
 	if (rc < 0)
 		return rc;
@@ -1302,6 +1395,7 @@ int sqb_vio_vsock_new(sqb_vio_dev **out, const struct sqb_vio_host *host,
 	v->listen_fd = v->ep = v->tfd = -1;
 	v->next_port = PORT_BASE;
 	v->rx_batch = RX_BATCH;
+	v->tx_batch = TX_BATCH;
 	snprintf(v->path, sizeof(v->path), "%s", opts->uds_path);
 	dev->priv = v;
 	v->dev = dev;
@@ -1351,4 +1445,13 @@ unsigned int sqb_vio_vsock_num_conns(sqb_vio_dev *dev)
 		n += !v->conns[i]->gone && v->conns[i]->st != C_DEAD;
 	pthread_mutex_unlock(&dev->lock);
 	return n;
+}
+
+void sqb_vio_vsock_set_tx_batch(sqb_vio_dev *dev, unsigned int n)
+{
+	if (!dev || dev->ops->device_id != SQB_VIO_ID_VSOCK)
+		return;
+	pthread_mutex_lock(&dev->lock);
+	((struct vsock *)dev->priv)->tx_batch = n < 1 ? 1 : n > TX_BATCH ? TX_BATCH : n;
+	pthread_mutex_unlock(&dev->lock);
 }

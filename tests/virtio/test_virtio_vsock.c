@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
@@ -1576,11 +1577,179 @@ static void test_rx_batch(void **state)
 	}
 }
 
+/* ---- batched TX sends -------------------------------------------------- */
+
+static atomic_uint n_sendmsg;
+
+ssize_t sendmsg(int fd, const struct msghdr *m, int flags)
+{
+	atomic_fetch_add(&n_sendmsg, 1);
+	return (ssize_t)syscall(SYS_sendmsg, fd, m, flags);
+}
+
+/* A TX chain queued without a notify: header, then its payload over two
+ * descriptors (split at cut) in slot (0 .. 7, 128 KiB each). */
+static uint16_t tx_queue(struct vs *t, unsigned int slot, uint16_t op, uint32_t sp, uint32_t dp,
+			 uint32_t flags, const uint8_t *data, uint32_t dlen, uint32_t cut)
+{
+	uint64_t g = VT_R1_BASE + (slot % 8) * 0x20000ull;
+	struct vt_seg s[3] = {{g, 44, false}};
+	unsigned int n = 1;
+	uint8_t hdr[44];
+
+	assert_true(cut <= dlen && 64 + dlen + 128 <= 0x20000);
+	put_hdr(hdr, CID, 2, sp, dp, dlen, 1, op, flags, 256u << 10, 0);
+	memcpy(vt_ptr(&t->e, g), hdr, 44);
+	if (dlen) {
+		memcpy(vt_ptr(&t->e, g + 64), data, cut);
+		memcpy(vt_ptr(&t->e, g + 64 + cut + 128), data + cut, dlen - cut);
+	}
+	if (cut)
+		s[n++] = (struct vt_seg){g + 64, cut, false};
+	if (dlen > cut)
+		s[n++] = (struct vt_seg){g + 64 + cut + 128, dlen - cut, false};
+	return mq_add(&t->d, 1, s, n);
+}
+
+/* Read n bytes from fd into buf (the device pumped between reads, so that
+ * what it holds for a full socket follows). */
+static void host_read_pumped(struct vs *t, int fd, uint8_t *buf, size_t n)
+{
+	size_t got = 0;
+
+	for (int i = 0; i < 100000 && got < n; i++) {
+		ssize_t r = recv(fd, buf + got, n - got, MSG_DONTWAIT);
+
+		if (r > 0)
+			got += (size_t)r;
+		pump(t);
+	}
+	assert_int_equal(got, n);
+}
+
+/* One scenario with at most batch TX packets per sendmsg: two guest-initiated
+ * connections A and B; one notify for A1 A2 B1 A3 SHUTDOWN(SEND)A B2; then
+ * four 64 KiB packets for B, more than the host socket takes at once. */
+static void tx_batch_case(unsigned int batch, unsigned int *nsend, uint16_t *ids, unsigned int *nids)
+{
+	static uint8_t a[3][3000], b[2][5000], big[4][65536], back[4 * 65536];
+	struct vs *t = calloc(1, sizeof(*t));
+	struct pkt *p = malloc(sizeof(*p));
+	char path[160];
+	int la, lb, sa, sb;
+	uint16_t heads[6];
+	uint32_t id, len;
+	unsigned int before;
+
+	vt_env_init(&t->e);
+	snprintf(t->dir, sizeof(t->dir), "/tmp/sqbvs.XXXXXX");
+	assert_non_null(mkdtemp(t->dir));
+	snprintf(t->uds, sizeof(t->uds), "%s/v.sock", t->dir);
+	setup_dev(t, NRX);
+	sqb_vio_vsock_set_tx_batch(t->dev, batch);
+	snprintf(path, sizeof(path), "%s_7100", t->uds);
+	la = unix_listen(path);
+	snprintf(path, sizeof(path), "%s_7101", t->uds);
+	lb = unix_listen(path);
+	guest_open(t, la, &sa, 910, 7100, 256u << 10);
+	guest_open(t, lb, &sb, 911, 7101, 256u << 10);
+	for (unsigned int k = 0; k < 3; k++)
+		for (unsigned int i = 0; i < sizeof(a[k]); i++)
+			a[k][i] = (uint8_t)(i * 7 + k * 101 + 1);
+	for (unsigned int k = 0; k < 2; k++)
+		for (unsigned int i = 0; i < sizeof(b[k]); i++)
+			b[k][i] = (uint8_t)(i * 11 + k * 37 + 3);
+	heads[0] = tx_queue(t, 0, RW, 910, 7100, 0, a[0], sizeof(a[0]), 1000);
+	heads[1] = tx_queue(t, 1, RW, 910, 7100, 0, a[1], sizeof(a[1]), 0);
+	heads[2] = tx_queue(t, 2, RW, 911, 7101, 0, b[0], sizeof(b[0]), 4999);
+	heads[3] = tx_queue(t, 3, RW, 910, 7100, 0, a[2], sizeof(a[2]), 1);
+	heads[4] = tx_queue(t, 4, SHUTDOWN, 910, 7100, 2, NULL, 0, 0);
+	heads[5] = tx_queue(t, 5, RW, 911, 7101, 0, b[1], sizeof(b[1]), 2500);
+	before = atomic_load(&n_sendmsg);
+	sqb_vio_queue_notify(t->dev, 1);
+	*nsend = atomic_load(&n_sendmsg) - before;
+	/* Every chain used, in the order the driver queued them. */
+	*nids = 0;
+	while (mq_used(&t->d, 1, &id, &len)) {
+		assert_int_equal(len, 0);
+		ids[(*nids)++] = (uint16_t)id;
+	}
+	assert_int_equal(*nids, 6);
+	for (unsigned int i = 0; i < 6; i++)
+		assert_int_equal(ids[i], heads[i]);
+	/* A: its three payloads in order, then EOF (the guest's SHUTDOWN). */
+	for (unsigned int k = 0; k < 3; k++) {
+		host_read(sa, back, sizeof(a[k]));
+		assert_memory_equal(back, a[k], sizeof(a[k]));
+	}
+	assert_true(host_eof(sa));
+	for (unsigned int k = 0; k < 2; k++) {
+		host_read(sb, back, sizeof(b[k]));
+		assert_memory_equal(back, b[k], sizeof(b[k]));
+	}
+	/* B: 256 KiB in one notify, the whole credit; the socket takes what it
+	 * can, the device holds the rest until the host reads. */
+	for (unsigned int k = 0; k < 4; k++) {
+		for (unsigned int i = 0; i < sizeof(big[k]); i++)
+			big[k][i] = (uint8_t)((k * 65536 + i) * 13 + (i >> 9));
+	}
+	while (rx_get(t, p)) /* credit updates for A and B so far */
+		;
+	for (unsigned int k = 0; k < 4; k++)
+		heads[k] = tx_queue(t, k, RW, 911, 7101, 0, big[k], sizeof(big[k]), 40000 + k);
+	sqb_vio_queue_notify(t->dev, 1);
+	for (unsigned int k = 0; k < 4; k++) {
+		assert_true(mq_used(&t->d, 1, &id, &len));
+		assert_int_equal(id, heads[k]);
+	}
+	{
+		int queued = 0;
+
+		ioctl(sb, FIONREAD, &queued);
+		print_message("256 KiB sent: %d in the host socket, the rest held by the device\n",
+			      queued);
+	}
+	/* The driver may reuse the buffers now: what the device holds must
+	 * already be its own copy. */
+	memset(vt_ptr(&t->e, VT_R1_BASE), 0xa5, 4 * 0x20000);
+	host_read_pumped(t, sb, back, sizeof(back));
+	for (unsigned int k = 0; k < 4; k++)
+		assert_memory_equal(back + k * 65536, big[k], 65536);
+	close(sa);
+	close(sb);
+	close(la);
+	close(lb);
+	assert_int_equal(teardown((void **)&t), 0);
+	free(p);
+}
+
+/* Up to 64 TX packets of one connection go to its host socket by one
+ * sendmsg straight from guest memory: the host sees the same bytes in the
+ * same order as with one send per packet, a packet of another connection or
+ * a control packet sends the batch first (A's EOF comes after all its
+ * data), the chains are used in the driver's order, and what a full socket
+ * did not take is held by the device before the chains are given back. */
+static void test_tx_batch(void **state)
+{
+	unsigned int s1, sn, n1, nn;
+	uint16_t id1[8], idn[8];
+
+	(void)state;
+	tx_batch_case(1, &s1, id1, &n1);
+	tx_batch_case(64, &sn, idn, &nn);
+	print_message("6 TX packets, 5 RW: %u sendmsg one per packet, %u batched\n", s1, sn);
+	assert_int_equal(n1, nn);
+	assert_memory_equal(id1, idn, n1 * sizeof(id1[0]));
+	assert_int_equal(s1, 5); /* A1 A2 B1 A3 B2 */
+	assert_int_equal(sn, 4); /* A1+A2, B1, A3, B2 */
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_connect_parser),
 	    cmocka_unit_test(test_rx_batch),
+	    cmocka_unit_test(test_tx_batch),
 	    cmocka_unit_test_setup_teardown(test_stress_h2g, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_host_close_still_delivers_h2g, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_host_initiated, setup, teardown),
