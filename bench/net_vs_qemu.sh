@@ -12,7 +12,9 @@
 #   bench/net_vs_qemu.sh [BUILD_DIR] [RUNS] [MIB] [PINGS] [VMMS]
 #
 # VMMS: comma-separated boot order of each round (default squib,qemu);
-# squib-rx1 is squib with SQB_VSOCK_RX_BATCH=1 (one read per vsock RX buffer).
+# squib-rx1 is squib with SQB_VSOCK_RX_BATCH=1 (one read per vsock RX buffer),
+# squib-tx1 with SQB_VSOCK_TX_BATCH=1 (one send per vsock TX packet), squib-base
+# the binary SQB_BENCH_BASE names (a file called squib-base, an older build).
 set -euo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 build=${1:-$repo/build}
@@ -23,6 +25,11 @@ rel=$(cat "$guest/release")
 ip=$(PATH=$PATH:/sbin:/usr/sbin command -v ip)
 bins=(--bin "$(command -v qemu-system-x86_64)" --bin "$(command -v curl)" --bin "$ip")
 [ -x "$build/runtime/squib" ] && bins+=(--bin "$build/runtime/squib")
+# SQB_BENCH_BASE: an older squib binary named squib-base, run as VMM squib-base
+if [ -n "${SQB_BENCH_BASE:-}" ]; then
+	[ "$(basename "$SQB_BENCH_BASE")" = squib-base ] || { echo "bench: SQB_BENCH_BASE must be a file named squib-base"; exit 1; }
+	bins+=(--bin "$SQB_BENCH_BASE")
+fi
 # QEMU's vsock is vhost-vsock: the host side is the test host's kernel
 mods=$(mktemp -d)
 trap 'rm -rf "$mods"' EXIT
@@ -36,6 +43,6 @@ if [ -n "$deb" ]; then
 else
 	echo "bench: no kernel package for $rel in $cache/debs: QEMU without vsock"
 fi
-"$repo/testhost/run.sh" --auto --rootfs --no-vmlinux --timeout 1500 "${bins[@]}" \
+"$repo/testhost/run.sh" --auto --rootfs --no-vmlinux --timeout "${SQB_BENCH_TIMEOUT:-1500}" "${bins[@]}" \
 	--file /usr/share/qemu:/usr/share/qemu --file "$mods:/test/mods" \
 	"$repo/bench/net_vs_qemu_inner.sh" "$@"

@@ -65,10 +65,16 @@ run_one() {
 	rm -f "$T/in" "$T/api.sock" "$T/v.sock"
 	mkfifo "$T/in"
 	: >"$T/con"
-	if [ "${vmm%-rx1}" = squib ]; then
+	if [ "${vmm%%-*}" = squib ]; then
 		# debug: squib says why it closes a host vsock connection (a few lines);
-		# squib-rx1: one read per vsock RX buffer, the path before batching
-		SQB_VSOCK_RX_BATCH=$([ "$vmm" = squib-rx1 ] && echo 1 || echo 32) SQB_LOG_LEVEL=debug squib --api-sock "$T/api.sock" <"$T/in" >"$T/con" 2>&1 &
+		# squib-rx1: one read per vsock RX buffer, the path before batching;
+		# squib-tx1: one send per vsock TX packet; squib-base: the binary
+		# given as SQB_BENCH_BASE to bench/net_vs_qemu.sh (an older build)
+		bin=squib
+		[ "$vmm" = squib-base ] && bin=squib-base
+		SQB_VSOCK_RX_BATCH=$([ "$vmm" = squib-rx1 ] && echo 1 || echo 32) \
+			SQB_VSOCK_TX_BATCH=$([ "$vmm" = squib-tx1 ] && echo 1 || echo 64) \
+			SQB_LOG_LEVEL=debug $bin --api-sock "$T/api.sock" <"$T/in" >"$T/con" 2>&1 &
 		vpid=$!
 		exec 3>"$T/in"
 		i=0
@@ -113,7 +119,7 @@ run_one() {
 		else
 			echo "run $n $vmm: no TCP result"; tail -n 10 "$T/con"
 		fi
-		if [ "${vmm%-rx1}" = squib ] || [ $qvsock = 1 ]; then
+		if [ "${vmm%%-*}" = squib ] || [ $qvsock = 1 ]; then
 			send 'sqbtool vsock-agent 1234 &'
 			if wait_for 'SQUIB-VAGENT ready' "$T/con" 30; then
 				v=$(timeout 600 "$SQBTOOL" vsock-bench "$target" 1234 "$mib" "$pings" 2>&1)
@@ -159,6 +165,15 @@ for f in g2h_mbs h2g_mbs rr_p50_us rr_p99_us v_h2g_mbs v_g2h_mbs v_rr_p50_us v_r
 	r=$(awk -v s="$s" -v q="$q" -v f="$f" 'BEGIN { if (s + 0 > 0 && q + 0 > 0) printf "%.2f", f ~ /_us$/ ? q / s : s / q; else print "n/a" }')
 	printf '%-16s %12s %12s %8s\n' "$f" "${s:-n/a}" "${q:-n/a}" "$r"
 	echo "BENCH $f squib=${s:-nan} qemu=${q:-nan} ratio=$r"
+done
+# Medians of every other VMM in the boot order (variants of squib), same fields.
+for v in $vmms; do
+	[ "$v" = squib ] || [ "$v" = qemu ] && continue
+	out="BENCH-VARIANT $v"
+	for f in g2h_mbs h2g_mbs rr_p50_us rr_p99_us v_h2g_mbs v_g2h_mbs v_rr_p50_us v_rr_p99_us; do
+		out="$out $f=$(field $f "$v")"
+	done
+	echo "$out"
 done
 [ "$spid" -gt 1 ] && kill "$spid" 2>/dev/null
 "$IP" link del sqbT 2>/dev/null
