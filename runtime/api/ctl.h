@@ -296,9 +296,14 @@ int sqb_ctl_net_from_config(struct sqb_ctl *c, struct yajl_val_s *root, char *er
 /* --config-file: each "network-interfaces" element through PUT. */
 int sqb_ctl_net_apply_config(struct sqb_ctl *c, struct yajl_val_s *root, struct sqb_ctl_resp *r,
 			     char *err, size_t errlen);
+/* PUT /snapshot/load's serde stage for network_overrides' items and
+ * vsock_override: 0, or -1 with serde's message in err. */
+int sqb_ctl_net_overrides_parse(struct yajl_val_s *netov, struct yajl_val_s *vsockov, char *err,
+				size_t errlen);
 /* PUT /snapshot/load: Firecracker's network_overrides ([{iface_id,
  * host_dev_name}]) and vsock_override ({uds_path}), then squib's own
- * per-clone guest_mac / guest_cid (NULL: absent).  0, or -1 with err. */
+ * per-clone guest_mac / guest_cid (NULL: absent).  0, or -1 with the
+ * whole text after "Failed to restore from snapshot: " in err. */
 int sqb_ctl_net_overrides(struct sqb_ctl *c, struct yajl_val_s *netov, struct yajl_val_s *vsockov,
 			  struct yajl_val_s *ext_net, struct yajl_val_s *ext_vsock, char *err,
 			  size_t errlen);

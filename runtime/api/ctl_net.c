@@ -540,11 +540,38 @@ int sqb_ctl_net_apply_config(struct sqb_ctl *c, yajl_val root, struct sqb_ctl_re
 	return 0;
 }
 
+/* snapshot.rs NetworkOverride / VsockOverride at serde time: both fields
+ * required strings, unknown keys ignored (neither struct has
+ * deny_unknown_fields).  0, or -1 with serde's message in err. */
+int sqb_ctl_net_overrides_parse(yajl_val netov, yajl_val vsockov, char *err, size_t errlen)
+{
+	const char *id, *tap, *path;
+	const struct sqb_jfield fn[] = {
+	    {"iface_id", SQB_JT_STR, 1, &id},
+	    {"host_dev_name", SQB_JT_STR, 1, &tap},
+	};
+	const struct sqb_jfield fv[] = {{"uds_path", SQB_JT_STR, 1, &path}};
+
+	for (size_t i = 0; netov && i < netov->u.array.len; i++)
+		if (sqb_json_fields_ex(netov->u.array.values[i], fn, 2, SQB_JF_IGNORE_UNKNOWN, err,
+				       errlen) < 0)
+			return -1;
+	if (vsockov && sqb_json_fields_ex(vsockov, fv, 1, SQB_JF_IGNORE_UNKNOWN, err, errlen) < 0)
+		return -1;
+	return 0;
+}
+
+/* persist.rs SnapshotStateFromFileError, under RestoreFromSnapshotError::File */
+#define MSG_STATE_FILE "Failed to get snapshot state from file: "
+#define MSG_NO_NET     MSG_STATE_FILE "Unknown Network Device."
+#define MSG_NO_VSOCK   MSG_STATE_FILE "Unknown Vsock Device."
+
 /* persist.rs restore_from_snapshot: each override names an interface of
  * the snapshot (else UnknownNetworkDevice), the vsock one needs a vsock
  * (UnknownVsockDevice); the tap and socket path are replaced before the
- * devices are built.  squib's "squib" object may give each clone its own
- * guest_mac and guest_cid ([F-110], [F-111]: a config-change interrupt). */
+ * devices are built.  The bodies passed sqb_ctl_net_overrides_parse().
+ * squib's "squib" object may give each clone its own guest_mac and
+ * guest_cid ([F-110], [F-111]: a config-change interrupt). */
 int sqb_ctl_net_overrides(struct sqb_ctl *c, yajl_val netov, yajl_val vsockov, yajl_val ext_net,
 			  yajl_val ext_vsock, char *err, size_t errlen)
 {
@@ -559,14 +586,15 @@ int sqb_ctl_net_overrides(struct sqb_ctl *c, yajl_val netov, yajl_val vsockov, y
 		char *copy;
 		int at;
 
-		if (sqb_json_fields(netov->u.array.values[i], fl, 2, why, sizeof(why)) < 0) {
+		if (sqb_json_fields_ex(netov->u.array.values[i], fl, 2, SQB_JF_IGNORE_UNKNOWN, why,
+				       sizeof(why)) < 0) {
 			snprintf(err, errlen, "network_overrides[%zu]: %s", i, why);
 			return -1;
 		}
 		if ((at = find_iface(c, id)) < 0) {
 			snprintf(err, errlen,
-				 "Unknown Network Device: network_overrides[%zu] names iface_id "
-				 "'%.64s', which the snapshot does not have",
+				 MSG_NO_NET " network_overrides[%zu]: the snapshot has no "
+					    "iface_id '%.64s'.",
 				 i, id);
 			return -1;
 		}
@@ -582,14 +610,24 @@ int sqb_ctl_net_overrides(struct sqb_ctl *c, yajl_val netov, yajl_val vsockov, y
 		const struct sqb_jfield fl[] = {{"uds_path", SQB_JT_STR, 1, &path}};
 		char *copy;
 
-		if (sqb_json_fields(vsockov, fl, 1, why, sizeof(why)) < 0) {
+		if (sqb_json_fields_ex(vsockov, fl, 1, SQB_JF_IGNORE_UNKNOWN, why, sizeof(why)) <
+		    0) {
 			snprintf(err, errlen, "vsock_override: %s", why);
 			return -1;
 		}
 		if (!c->vsock_set) {
 			snprintf(err, errlen,
-				 "Unknown Vsock Device: vsock_override given, but the "
-				 "snapshot has no vsock");
+				 MSG_NO_VSOCK " vsock_override given, but the snapshot has no "
+					      "vsock device.");
+			return -1;
+		}
+		/* PUT /vsock's bound (parse_vsock); Firecracker has none here
+		 * and fails at the bind, also with 400 */
+		if (!*path || strlen(path) > 96) {
+			snprintf(err, errlen,
+				 "vsock_override: uds_path must be 1 .. 96 bytes, not %zu "
+				 "(\"<uds_path>_<port>\" must fit a Unix socket address).",
+				 strlen(path));
 			return -1;
 		}
 		if (!(copy = strdup(path))) {
@@ -612,11 +650,10 @@ int sqb_ctl_net_overrides(struct sqb_ctl *c, yajl_val netov, yajl_val vsockov, y
 			return -1;
 		}
 		if ((at = find_iface(c, id)) < 0) {
-			snprintf(
-			    err, errlen,
-			    "Unknown Network Device: squib.network[%zu] names iface_id '%.64s', "
-			    "which the snapshot does not have",
-			    i, id);
+			snprintf(err, errlen,
+				 MSG_NO_NET " squib.network[%zu]: the snapshot has no "
+					    "iface_id '%.64s'.",
+				 i, id);
 			return -1;
 		}
 		if (!c->ifaces[at].has_mac || parse_mac(mac, c->ifaces[at].mac) < 0) {
@@ -639,8 +676,8 @@ int sqb_ctl_net_overrides(struct sqb_ctl *c, yajl_val netov, yajl_val vsockov, y
 		}
 		if (!c->vsock_set) {
 			snprintf(err, errlen,
-				 "Unknown Vsock Device: squib.vsock given, but the "
-				 "snapshot has no vsock");
+				 MSG_NO_VSOCK " squib.vsock given, but the snapshot has no "
+					      "vsock device.");
 			return -1;
 		}
 		c->vsock_cid = cid;

@@ -257,6 +257,7 @@ struct load_req {
 	yajl_val ext, netov, vsock;
 	const char *huge;
 	const char *cpu_template; /* the snapshot's machine-config static template */
+	char ov_err[600];	  /* an override refused in load_conf_ready: the whole text */
 	uint64_t seed; /* squib.entropy_seed: bytes (docs/fleet.md "Entropy seed"), 0: none */
 };
 
@@ -321,6 +322,9 @@ static int parse_load(yajl_val body, struct load_req *q, char *err, size_t errle
 		return -1;
 	if (q->have_mb && sqb_json_fields(mb, fb, 2, err, errlen) < 0)
 		return -1;
+	if (sqb_ctl_net_overrides_parse(q->have_netov ? q->netov : NULL,
+					q->have_vsock ? q->vsock : NULL, err, errlen) < 0)
+		return -1;
 	if (q->have_mb && mfile) {
 		snprintf(err, errlen, LOAD_TOO_MANY);
 		return -1;
@@ -371,7 +375,9 @@ static const char *load_error(int rc, const struct sqb_diag *d, const struct loa
 	char why[700];
 
 	diag_text(rc, d, why, sizeof(why));
-	if (open_failed && q->o.state_path && !strcmp(d->section, q->o.state_path))
+	if (q->ov_err[0]) /* Firecracker's own text first (ctl_net.c), no offset */
+		snprintf(buf, len, "%s", q->ov_err);
+	else if (open_failed && q->o.state_path && !strcmp(d->section, q->o.state_path))
 		snprintf(buf, len,
 			 "Failed to get snapshot state from file: Failed to open snapshot file: %s "
 			 "(os error %d)",
@@ -474,6 +480,7 @@ static int load_conf_ready(void *arg, const struct sqb_vm_snap_conf *conf, struc
 		rc = sqb_cpu_static_from_vm_config(root, &q->cpu_template, err, sizeof(err));
 	yajl_tree_free(root);
 	if (!rc && q->drives_ov && drive_overrides(c, q->drives_ov, err, sizeof(err)) < 0) {
+		d->offset = UINT64_MAX; /* a request's field: no file offset */
 		snprintf(d->section, sizeof(d->section), "squib.drives");
 		snprintf(d->reason, sizeof(d->reason), "%.190s", err);
 		return -EINVAL;
@@ -486,10 +493,13 @@ static int load_conf_ready(void *arg, const struct sqb_vm_snap_conf *conf, struc
 	/* Firecracker's network_overrides / vsock_override, squib's per-clone
 	 * MAC and cid: before add_devices opens the taps and binds uds_path */
 	if (sqb_ctl_net_overrides(c, q->have_netov ? q->netov : NULL,
-				  q->have_vsock ? q->vsock : NULL, q->net_ext, q->vsock_ext, err,
-				  sizeof(err)) < 0) {
+				  q->have_vsock ? q->vsock : NULL, q->net_ext, q->vsock_ext,
+				  q->ov_err, sizeof(q->ov_err)) < 0) {
+		d->offset = UINT64_MAX;
 		snprintf(d->section, sizeof(d->section), "overrides");
-		snprintf(d->reason, sizeof(d->reason), "%.190s", err);
+		snprintf(d->reason, sizeof(d->reason), "%.190s", q->ov_err);
+		if (!q->ov_err[0])
+			snprintf(q->ov_err, sizeof(q->ov_err), "overrides refused");
 		return -EINVAL;
 	}
 	return 0;

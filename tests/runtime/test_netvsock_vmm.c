@@ -5,7 +5,9 @@
  * netvsock test guest, taps in that namespace: frames both ways with
  * checksums, vsock host- and guest-initiated, PATCH of the limiters, a
  * snapshot with traffic in flight loaded onto another tap and socket path
- * (and a second clone at once), an override naming an unknown iface. */
+ * (and a second clone at once), PATCH of the limiters after the load,
+ * overrides refused with Firecracker's texts (an unknown iface, a vsock
+ * override on a snapshot without a vsock, a uds_path out of bounds). */
 #include <arpa/inet.h>
 #include <dirent.h>
 #include <errno.h>
@@ -370,6 +372,55 @@ static void test_net_and_vsock_refusals(void **state)
 		     "Vsock config error");
 	vt_api_fault(&c, "PUT", "/vsock", "{\"guest_cid\":3,\"uds_path\":\"v.sock\",\"x\":0}",
 		     "unknown field `x`");
+	sqb_ctl_destroy(&c);
+}
+
+/* PUT /snapshot/load's overrides at serde time (snapshot.rs NetworkOverride
+ * and VsockOverride: required fields, no deny_unknown_fields): a missing or
+ * mistyped field is the body's 400 before any file is opened; unknown keys
+ * pass (the load then fails on the state file that does not exist). */
+#define SERDE "An error occurred when deserializing the json body of a request: "
+static void test_load_overrides_serde(void **state)
+{
+	static struct sqb_ctl c;
+	static const struct {
+		const char *extra, *want;
+	} bad[] = {
+	    {"\"network_overrides\":[{\"iface_id\":\"eth0\"}]",
+	     SERDE "missing field `host_dev_name` at line 1 column 154."},
+	    {"\"network_overrides\":[{\"host_dev_name\":\"t\"}]",
+	     SERDE "missing field `iface_id` at line 1 column 156."},
+	    {"\"network_overrides\":[{\"iface_id\":1,\"host_dev_name\":\"t\"}]",
+	     SERDE "invalid type: integer `1`, expected a string at line 1 "
+		   "column 148."},
+	    {"\"vsock_override\":{}", SERDE "missing field `uds_path` at line 1 "
+					    "column 133."},
+	    {"\"vsock_override\":{\"uds_path\":5,\"x\":1}",
+	     SERDE "invalid type: integer `5`, expected a string at line 1 "
+		   "column 144."},
+	    {"\"vsock_override\":{\"path\":\"v.sock\"}",
+	     SERDE "missing field `uds_path` at line 1 column 148."},
+	};
+	char body[600];
+
+	(void)state;
+	sqb_ctl_init(&c);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		snprintf(body, sizeof(body),
+			 "{\"snapshot_path\":\"/nonexistent/s.state\",\"mem_backend\":{"
+			 "\"backend_type\":\"File\",\"backend_path\":\"/nonexistent/s.mem\"},%s}",
+			 bad[i].extra);
+		vt_api_fault(&c, "PUT", "/snapshot/load", body, bad[i].want);
+	}
+	snprintf(body, sizeof(body),
+		 "{\"snapshot_path\":\"/nonexistent/s.state\",\"mem_backend\":{"
+		 "\"backend_type\":\"File\",\"backend_path\":\"/nonexistent/s.mem\"},"
+		 "\"network_overrides\":[{\"iface_id\":\"eth0\",\"host_dev_name\":\"t\","
+		 "\"x\":{}}],\"vsock_override\":{\"uds_path\":\"v.sock\",\"y\":[1]}}");
+	vt_api_fault(&c, "PUT", "/snapshot/load", body,
+		     "Load snapshot error: Failed to restore from snapshot: Failed to get "
+		     "snapshot state from file: Failed to open snapshot file: No such file or "
+		     "directory (os error 2)");
 	sqb_ctl_destroy(&c);
 }
 
@@ -998,6 +1049,12 @@ static const char *const inspect_needles[] = {
     "net-eth0", "virtio-net status 0x0f", "mac 02:53:51:42:00:0a", "virtio-vsock", "guest_cid 3",
     NULL};
 
+/* persist.rs: LoadSnapshotError > RestoreFromSnapshotError::File >
+ * SnapshotStateFromFileError, the prefix of both unknown-device texts */
+#define FC_LOAD_ERR                                                                                \
+	"Load snapshot error: Failed to restore from snapshot: Failed to get snapshot state from " \
+	"file: "
+
 static const char *load(struct sqb_tc *t, const char *name, const char *extra, int want)
 {
 	char body[1200];
@@ -1089,18 +1146,47 @@ static void test_snapshot_in_flight_load_with_overrides(void **state)
 	r = load(&t2, "nv",
 		 "\"network_overrides\":[{\"iface_id\":\"nope\",\"host_dev_name\":\"sqbt1\"}]",
 		 400);
-	if (!strstr(r, "Unknown Network Device") || !strstr(r, "nope"))
+	if (!strstr(r, "\"fault_message\":\"" FC_LOAD_ERR "Unknown Network Device. ") ||
+	    !strstr(r, "'nope'") || strstr(r, " at 0x"))
 		fail_msg("unknown iface override: %s", r);
+	/* vsock_override.uds_path as PUT /vsock bounds it: 1..96 bytes */
+	{
+		char p97[100];
+
+		snprintf(p97, sizeof(p97), "%s/%0*d", tmpdir, 96 - (int)strlen(tmpdir), 0);
+		assert_int_equal(strlen(p97), 97);
+		snprintf(ov, sizeof(ov), "\"vsock_override\":{\"uds_path\":\"%s\"}", p97);
+		r = load(&t2, "nv", ov, 400);
+		if (!strstr(r, "\"fault_message\":\"Load snapshot error: Failed to restore from "
+			       "snapshot: vsock_override: uds_path must be 1 .. 96 bytes") ||
+		    !strstr(r, "97"))
+			fail_msg("a 97-byte vsock_override.uds_path: %s", r);
+		r = load(&t2, "nv", "\"vsock_override\":{\"uds_path\":\"\"}", 400);
+		if (!strstr(r, "vsock_override: uds_path must be 1 .. 96 bytes"))
+			fail_msg("an empty vsock_override.uds_path: %s", r);
+	}
 	/* the failed load left squib usable: the real one, onto another tap
 	 * and socket path */
+	/* (unknown keys in either override are ignored: snapshot.rs has no
+	 * deny_unknown_fields on NetworkOverride / VsockOverride) */
 	snprintf(ov, sizeof(ov),
-		 "\"network_overrides\":[{\"iface_id\":\"eth0\",\"host_dev_name\":\"sqbt1\"}],"
-		 "\"vsock_override\":{\"uds_path\":\"%s/s2.sock\"}",
+		 "\"network_overrides\":[{\"iface_id\":\"eth0\",\"host_dev_name\":\"sqbt1\","
+		 "\"guest_mac\":\"nope\"}],"
+		 "\"vsock_override\":{\"uds_path\":\"%s/s2.sock\",\"guest_cid\":\"x\"}",
 		 tmpdir);
 	load(&t2, "nv", ov, 204);
 	r = vt_req(&t2, "GET", "/vm/config", NULL, 200);
 	if (!strstr(r, "\"host_dev_name\":\"sqbt1\"") || !strstr(r, "/s2.sock\"}"))
 		fail_msg("GET /vm/config after the load: %s", r);
+	/* PATCH of the limiters works on a loaded VM too */
+	vt_req(&t2, "PATCH", "/network-interfaces/eth0",
+	       "{\"iface_id\":\"eth0\",\"rx_rate_limiter\":{\"bandwidth\":{\"size\":1000000,"
+	       "\"refill_time\":100}}}",
+	       204);
+	r = vt_req(&t2, "GET", "/vm/config", NULL, 200);
+	if (!strstr(r, "\"rx_rate_limiter\":{\"bandwidth\":{\"size\":1000000,"
+		       "\"one_time_burst\":null,\"refill_time\":100},\"ops\":null}"))
+		fail_msg("GET /vm/config after PATCH on the loaded VM: %s", r);
 	/* a second clone of the same snapshot at once, its own tap and path,
 	 * and (squib extension) its own MAC and cid */
 	vt_spawn(&t3, squib_bin);
@@ -1126,6 +1212,56 @@ static void test_snapshot_in_flight_load_with_overrides(void **state)
 	tap_gmac[2] = guest_mac;
 	tc_stop(&t2);
 	tc_stop(&t3);
+}
+
+/* Firecracker's test_vsock_override_fails_without_device, and the same for
+ * network_overrides: a snapshot of a VM with neither device (the counter
+ * guest), loaded with either override, is refused with persist.rs's
+ * SnapshotStateFromFileError texts; squib stays usable and loads it plain. */
+static void test_snapshot_without_devices_refuses_overrides(void **state)
+{
+	struct sqb_tc t;
+	char body[600];
+	const char *r;
+
+	(void)state;
+	vt_spawn(&t, squib_bin);
+	cur = &t;
+	vt_req(&t, "PUT", "/machine-config", "{\"vcpu_count\":1,\"mem_size_mib\":16}", 204);
+	snprintf(body, sizeof(body),
+		 "{\"kernel_image_path\":\"%s/counter.elf\",\"boot_args\":\"delay=3000\"}",
+		 guest_dir);
+	vt_req(&t, "PUT", "/boot-source", body, 204);
+	vt_req(&t, "PUT", "/actions", "{\"action_type\":\"InstanceStart\"}", 204);
+	vt_expect_serial(&t, "count=2\n", 20000);
+	vt_req(&t, "PATCH", "/vm", "{\"state\":\"Paused\"}", 204);
+	snprintf(body, sizeof(body),
+		 "{\"snapshot_path\":\"%s/nodev.state\",\"mem_file_path\":\"%s/nodev.mem\"}",
+		 tmpdir, tmpdir);
+	vt_req(&t, "PUT", "/snapshot/create", body, 204);
+	tc_stop(&t);
+
+	vt_spawn(&t, squib_bin);
+	snprintf(body, sizeof(body), "\"vsock_override\":{\"uds_path\":\"%s/nodev.sock\"}", tmpdir);
+	r = load(&t, "nodev", body, 400);
+	if (!strstr(r, "\"fault_message\":\"" FC_LOAD_ERR "Unknown Vsock Device.") ||
+	    strstr(r, " at 0x") || strstr(r, "(Invalid argument)"))
+		fail_msg("vsock_override without a vsock: %s", r);
+	r = load(&t, "nodev",
+		 "\"network_overrides\":[{\"iface_id\":\"eth0\",\"host_dev_name\":\"sqbt0\"}]",
+		 400);
+	if (!strstr(r, "\"fault_message\":\"" FC_LOAD_ERR "Unknown Network Device.") ||
+	    !strstr(r, "'eth0'") || strstr(r, " at 0x"))
+		fail_msg("network_overrides without an interface: %s", r);
+	/* squib's own per-clone cid needs a vsock too */
+	r = load(&t, "nodev", "\"squib\":{\"vsock\":{\"guest_cid\":7}}", 400);
+	if (!strstr(r, "\"fault_message\":\"" FC_LOAD_ERR "Unknown Vsock Device."))
+		fail_msg("squib.vsock without a vsock: %s", r);
+	load(&t, "nodev", NULL, 204);
+	r = vt_req(&t, "GET", "/vm/config", NULL, 200);
+	if (!strstr(r, "\"vsock\":null") || !strstr(r, "\"network-interfaces\":[]"))
+		fail_msg("GET /vm/config of the plain load: %s", r);
+	tc_stop(&t);
 }
 
 /* ---- metrics ---- */
@@ -1306,6 +1442,7 @@ int main(int argc, char **argv)
 	    cmocka_unit_test(test_fc_docs_bodies_and_vm_config),
 	    cmocka_unit_test(test_net_and_vsock_refusals),
 	    cmocka_unit_test(test_fc_mmds_api),
+	    cmocka_unit_test(test_load_overrides_serde),
 	};
 	const struct CMUnitTest guest_tests[] = {
 	    cmocka_unit_test(test_net_and_vsock_traffic),
@@ -1315,6 +1452,7 @@ int main(int argc, char **argv)
 	    cmocka_unit_test(test_tap_disappears),
 	    cmocka_unit_test(test_vsock_path_exists),
 	    cmocka_unit_test(test_snapshot_in_flight_load_with_overrides),
+	    cmocka_unit_test(test_snapshot_without_devices_refuses_overrides),
 	};
 	const struct vt_main m = {
 	    .tmp_template = "/tmp/squib-nv-XXXXXX",
