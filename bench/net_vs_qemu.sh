@@ -9,12 +9,14 @@
 # Not a ctest: run it by hand, under `flock /work/testhost.lock` on a shared
 # machine.
 #
-#   bench/net_vs_qemu.sh [BUILD_DIR] [RUNS] [MIB] [PINGS] [VMMS]
+#   bench/net_vs_qemu.sh [BUILD_DIR] [RUNS] [MIB] [PINGS] [VMMS] [gueststat]
 #
 # VMMS: comma-separated boot order of each round (default squib,qemu);
 # squib-rx1 is squib with SQB_VSOCK_RX_BATCH=1 (one read per vsock RX buffer),
 # squib-tx1 with SQB_VSOCK_TX_BATCH=1 (one send per vsock TX packet), squib-base
 # the binary SQB_BENCH_BASE names (a file called squib-base, an older build).
+# gueststat: each round also prints the guest's virtio interrupt counts and its
+# /proc/stat cpu line before and after the vsock bench (GSTAT0 / GSTAT1).
 set -euo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 build=${1:-$repo/build}

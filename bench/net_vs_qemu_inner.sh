@@ -13,8 +13,9 @@
 #     host->guest and guest->host MB/s, ping-pong p50/p99.
 # Prints every run, the medians side by side and squib/QEMU ratios (for
 # latencies QEMU/squib, so above 1.0 favours squib everywhere).
-#   net_vs_qemu_inner.sh [RUNS] [MIB] [PINGS]
+#   net_vs_qemu_inner.sh [RUNS] [MIB] [PINGS] [VMMS] [gueststat]
 runs=${1:-3} mib=${2:-64} pings=${3:-2000}
+gueststat=$([ "${5:-}" = gueststat ] && echo 1 || echo 0)
 G=${SQB_GUEST_DIR:-/guest}
 SQBTOOL=$G/sqbtool
 T=$(mktemp -d)
@@ -34,6 +35,10 @@ api() { # api PATH JSON
 		-H 'Content-Type: application/json' -d "$2" "http://localhost$1"
 }
 send() { echo "$1" >&3; sleep 0.5; } # squib's UART takes 64 bytes at a time
+gstat() { # N: one line GSTATN <interrupt lines of virtio devices> <cpu line of /proc/stat>
+	send "echo GSTAT$1 \$(grep -i virtio /proc/interrupts | tr -s ' ' | tr '\n' '|') \$(head -n1 /proc/stat)"
+	wait_for "^GSTAT$1 " "$T/con" 20 && echo "run $n $vmm $(grep -a "^GSTAT$1 " "$T/con" | tail -n1 | tr -d '\r')"
+}
 
 IP=""
 for p_ in /usr/bin/ip /usr/sbin/ip /sbin/ip /bin/ip; do
@@ -51,6 +56,9 @@ if [ ! -c /dev/vhost-vsock ]; then
 	fi
 fi
 qvsock=0
+# squib's guest memory is a memfd: transparent huge pages for it (squib-thp,
+# huge_pages Transparent) need shmem THP allowed on madvise
+case "${4:-}" in *squib-thp*) echo advise >/sys/kernel/mm/transparent_hugepage/shmem_enabled ;; esac
 [ -c /dev/vhost-vsock ] && qvsock=1
 "$IP" tuntap add dev sqbT mode tap && "$IP" addr add 10.0.0.1/24 dev sqbT &&
 	"$IP" link set sqbT up || { echo "bench: cannot set up tap sqbT"; exit 1; }
@@ -84,7 +92,10 @@ run_one() {
 		c=$c$(api /network-interfaces/eth0 '{"iface_id": "eth0", "host_dev_name": "sqbT",
 			"guest_mac": "06:00:0a:00:00:02"}')
 		c=$c$(api /vsock "{\"guest_cid\": 3, \"uds_path\": \"$T/v.sock\"}")
-		c=$c$(api /machine-config '{"vcpu_count": 1, "mem_size_mib": 256}')
+		# squib-thp: guest memory on transparent huge pages, as QEMU's
+		# anonymous RAM gets them (needs shmem THP: set below)
+		hp=$([ "$vmm" = squib-thp ] && echo ', "huge_pages": "Transparent"')
+		c=$c$(api /machine-config "{\"vcpu_count\": 1, \"mem_size_mib\": 256$hp}")
 		c=$c$(api /boot-source "{\"kernel_image_path\": \"$G/vmlinuz\",
 			\"initrd_path\": \"$G/initramfs.cpio.gz\", \"boot_args\": \"$args\"}")
 		c=$c$(api /actions '{"action_type": "InstanceStart"}')
@@ -122,7 +133,11 @@ run_one() {
 		if [ "${vmm%%-*}" = squib ] || [ $qvsock = 1 ]; then
 			send 'sqbtool vsock-agent 1234 &'
 			if wait_for 'SQUIB-VAGENT ready' "$T/con" 30; then
+				# 5th argument "gueststat": the guest's interrupt counts and
+				# CPU times around the vsock bench (where each VMM's cost shows)
+				[ "$gueststat" = 1 ] && gstat 0
 				v=$(timeout 600 "$SQBTOOL" vsock-bench "$target" 1234 "$mib" "$pings" 2>&1)
+				[ "$gueststat" = 1 ] && gstat 1
 				echo "$v" | grep -q 'SQUIB-VSOCKBENCH h2g' && line="$line $(echo "$v" |
 					sed -e 's/.*SQUIB-VSOCKBENCH //' -e 's/\([a-z0-9_]*\)=/v_\1=/g')" ||
 					{ echo "run $n $vmm vsock: $v"; grep -E 'vsock|VAGENT' "$T/con" | tail -n 12; }
@@ -167,7 +182,7 @@ for f in g2h_mbs h2g_mbs rr_p50_us rr_p99_us v_h2g_mbs v_g2h_mbs v_rr_p50_us v_r
 	echo "BENCH $f squib=${s:-nan} qemu=${q:-nan} ratio=$r"
 done
 # Medians of every other VMM in the boot order (variants of squib), same fields.
-for v in $vmms; do
+for v in $(echo "$vmms" | tr ' ' '\n' | awk '!seen[$0]++'); do
 	[ "$v" = squib ] || [ "$v" = qemu ] && continue
 	out="BENCH-VARIANT $v"
 	for f in g2h_mbs h2g_mbs rr_p50_us rr_p99_us v_h2g_mbs v_g2h_mbs v_rr_p50_us v_rr_p99_us; do
