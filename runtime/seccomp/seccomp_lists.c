@@ -79,6 +79,11 @@ static const struct sqb_sc_rule vcpu[] = {
      * DRIVER_OK, and taken back at a reset: messages on the backend's
      * socket, each reply awaited with a deadline (runtime.vhost_guests) */
     ANY(sendmsg), ANY(recvmsg), ANY(poll), ANY(ppoll),
+    /* a driver reset of virtio-vsock (Status 0, an MMIO write) closes its
+     * host connections: each socket leaves the device's epoll set, and its
+     * timer is re-armed (runtime.netvsock_guests: without these the guest
+     * could end squib with SIGSYS) */
+    ANY(epoll_ctl), ANY(timerfd_settime),
     END,
 };
 

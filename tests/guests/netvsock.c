@@ -7,7 +7,9 @@
  *   vsock: listens on port 1234; each 64-byte record (seq, 56 data bytes,
  *          FNV-1a) is checked and echoed XOR 0x5a; a record with seq
  *          0xffffffff asks the guest to dial host port data[0..3], send one
- *          record there and check the answer; TRANSPORT_RESET drops every
+ *          record there and check the answer; seq 0xfffffffe makes the guest
+ *          reset the vsock device (Status 0) with its connections open and
+ *          leave vsock alone from then on; TRANSPORT_RESET drops every
  *          connection and keeps the listener.
  * One line per event on COM1 ("NVS ..."); bad input counts as a failure. */
 #include "guest.h"
@@ -24,6 +26,7 @@
 #define LISTEN_PORT 1234
 #define REC	    64
 #define DIAL_SEQ    0xffffffffu
+#define RESET_SEQ   0xfffffffeu /* a record asking for a driver reset of vsock */
 #define DIAL_REC    0xd1a1u
 
 struct ring {
@@ -48,6 +51,7 @@ static uint8_t mac[6];
 static uint64_t cid;
 static uint64_t old_cid; /* the cid before the last TRANSPORT_RESET, or 0 */
 static unsigned int passed, failed;
+static int vs_reset_req; /* a RESET_SEQ record came: reset vsock after this poll */
 static uint64_t pings, records;
 
 struct conn {
@@ -371,6 +375,10 @@ static void record(struct conn *c)
 		dial(rd32(c->acc + 4));
 		return;
 	}
+	if (seq == RESET_SEQ) {
+		vs_reset_req = 1;
+		return;
+	}
 	memcpy(out, c->acc, REC);
 	for (int i = 4; i < 60; i++)
 		out[i] ^= 0x5a;
@@ -570,6 +578,11 @@ void guest_main(uint32_t start_info)
 			break;
 		if (vs)
 			vsock_poll();
+		if (vs && vs_reset_req) { /* the driver gives the device up (2.1.2) */
+			vm_wr(vs, VM_STATUS, 0);
+			say("vsock-driver-reset status", vm_rd(vs, VM_STATUS));
+			vs = 0;
+		}
 		if (before == pings + records &&
 		    rx_before == (uint16_t)(nrx.used_idx + vrx.used_idx + vev.used_idx)) {
 			if (++idle > max_idle) {

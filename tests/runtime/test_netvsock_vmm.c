@@ -41,6 +41,7 @@
 #define MAGIC	 0x4e425153u
 #define REC	 64
 #define DIAL_SEQ 0xffffffffu
+#define RESET_SEQ 0xfffffffeu
 #define DIAL_REC 0xd1a1u
 #define NTAPS	 4
 
@@ -825,6 +826,26 @@ static void test_net_and_vsock_traffic(void **state)
 		ping_n(0, 401, 10);
 	}
 	vt_req(&t, "PUT", "/vsock", "{\"guest_cid\":9,\"uds_path\":\"/tmp/x\"}", 400);
+	/* The driver resets the vsock device (Status 0, an MMIO write handled
+	 * on the vCPU thread) while a host connection is open: the device
+	 * closes the host socket (its epoll and timer go with it), squib's
+	 * seccomp filter lets the vCPU thread do that, the VM runs on. */
+	{
+		uint8_t cmd[REC] = {0};
+		char b;
+
+		wr32(cmd, RESET_SEQ);
+		wr32(cmd + 60, fnv(cmd, 60));
+		assert_int_equal(write(fd, cmd, REC), REC);
+		vt_expect_serial(&t, "NVS vsock-driver-reset status 0\n", 5000);
+		{
+			struct pollfd p = {fd, POLLIN, 0};
+
+			if (poll(&p, 1, 5000) != 1 || read(fd, &b, 1) > 0)
+				fail_msg("the host connection stayed open after the driver reset");
+		}
+		vt_req(&t, "GET", "/", NULL, 200);
+	}
 	close(fd);
 	expect_done_ok(&t, 0);
 	tc_stop(&t);
