@@ -439,15 +439,24 @@ give_back:
 }
 
 /* A guest RW packet.  1: its bytes joined the TX batch (the chain is pushed
- * by tx_flush); 0: handled, the caller pushes the chain. */
-static int guest_rw(struct vsock *v, struct vconn *c, const struct sqb_vq_chain *ch, uint32_t len)
+ * by tx_flush); 0: handled, the caller pushes the chain; <0: a ring error
+ * from sending the batch first. */
+static int guest_rw(sqb_vio_dev *dev, struct vconn *c, const struct sqb_vq_chain *ch,
+		    uint32_t len, const char **why_ring)
 {
+	struct vsock *v = dev->priv;
 	uint64_t short_by;
 	int n;
 
 	if (c->st != C_EST || (c->guest_shut & SQB_VSOCK_SHUTDOWN_SEND) ||
 	    c->txb_len + (uint64_t)v->tq_bytes + len > v->buf_alloc) {
-		/* Data out of state, or beyond the credit we gave: a broken peer. */
+		/* Data out of state, or beyond the credit we gave: a broken peer.
+		 * What it sent before within its credit (batched: this
+		 * connection's) still reaches the host first, as it did when
+		 * each packet was sent on its own. */
+		n = tx_flush(dev, why_ring);
+		if (n < 0)
+			return n;
 		conn_kill(v, c, true,
 			  c->st != C_EST ? "guest data before the connection was established"
 			  : (c->guest_shut & SQB_VSOCK_SHUTDOWN_SEND)
@@ -600,7 +609,7 @@ static int tx_packet(sqb_vio_dev *dev, const struct sqb_vq_chain *ch, const char
 		guest_response(v, c);
 		break;
 	case SQB_VSOCK_OP_RW:
-		rc = guest_rw(v, c, ch, h.len);
+		rc = guest_rw(dev, c, ch, h.len, why_ring);
 		break;
 	case SQB_VSOCK_OP_SHUTDOWN:
 		c->guest_shut |= h.flags;
