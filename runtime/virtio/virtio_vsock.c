@@ -477,8 +477,8 @@ static int guest_rw(sqb_vio_dev *dev, struct vconn *c, const struct sqb_vq_chain
 		credit_check(v, c);
 		return 0;
 	}
-	/* tx_packet flushed a batch of another connection; the iovec holds
-	 * at most nseg more entries (tx_drain flushes before that). */
+	/* Join the batch: tx_packet sent any batch of another connection,
+	 * or one too full for this chain's readable segments, first. */
 	n = sqb_vq_iov(ch, false, SQB_VSOCK_HDR_LEN, len, v->tq_iov + v->tq_niov, &short_by);
 	v->tq_conn = c;
 	v->tq_head[v->tq_n++] = ch->head;
