@@ -422,7 +422,8 @@ static int tx_flush(sqb_vio_dev *dev, const char **why)
 				skip -= (uint32_t)n;
 				continue;
 			}
-			memcpy(c->txb + c->txb_len, (uint8_t *)v->tq_iov[i].iov_base + skip, n - skip);
+			memcpy(c->txb + c->txb_len, (uint8_t *)v->tq_iov[i].iov_base + skip,
+			       n - skip);
 			c->txb_len += (uint32_t)(n - skip);
 			left -= (uint32_t)(n - skip);
 			skip = 0;
@@ -441,8 +442,8 @@ give_back:
 /* A guest RW packet.  1: its bytes joined the TX batch (the chain is pushed
  * by tx_flush); 0: handled, the caller pushes the chain; <0: a ring error
  * from sending the batch first. */
-static int guest_rw(sqb_vio_dev *dev, struct vconn *c, const struct sqb_vq_chain *ch,
-		    uint32_t len, const char **why_ring)
+static int guest_rw(sqb_vio_dev *dev, struct vconn *c, const struct sqb_vq_chain *ch, uint32_t len,
+		    const char **why_ring)
 {
 	struct vsock *v = dev->priv;
 	uint64_t short_by;

@@ -1222,7 +1222,6 @@ static void test_bad_options(void **state)
 	assert_null(d);
 }
 
-
 /* A host client thread: writes total bytes of a known sequence to fd, then
  * close()s it (mode 0) or shuts its write side (mode 1). */
 struct wr_arg {
@@ -1244,7 +1243,10 @@ static void *writer(void *a)
 		size_t d = 0;
 		while (d < n) {
 			ssize_t r = write(w->fd, buf + d, n - d);
-			if (r <= 0) { perror("writer"); return NULL; }
+			if (r <= 0) {
+				perror("writer");
+				return NULL;
+			}
 			d += (size_t)r;
 		}
 		off += n;
@@ -1630,7 +1632,8 @@ static void host_read_pumped(struct vs *t, int fd, uint8_t *buf, size_t n)
 /* One scenario with at most batch TX packets per sendmsg: two guest-initiated
  * connections A and B; one notify for A1 A2 B1 A3 SHUTDOWN(SEND)A B2; then
  * four 64 KiB packets for B, more than the host socket takes at once. */
-static void tx_batch_case(unsigned int batch, unsigned int *nsend, uint16_t *ids, unsigned int *nids)
+static void tx_batch_case(unsigned int batch, unsigned int *nsend, uint16_t *ids,
+			  unsigned int *nids)
 {
 	static uint8_t a[3][3000], b[2][5000], big[4][65536], back[4 * 65536];
 	struct vs *t = calloc(1, sizeof(*t));
