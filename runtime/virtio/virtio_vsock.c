@@ -126,7 +126,6 @@ struct vsock {
 	unsigned int tq_n, tq_niov;
 	uint32_t tq_bytes;
 	unsigned int tx_batch; /* at most this many chains per sendmsg (1: one each) */
-	uint32_t buf_alloc;    /* what we advertise: guest data we may hold per connection */
 	struct iovec tq_iov[SQB_VQ_MAX_SIZE];
 };
 
@@ -287,11 +286,11 @@ static void drop_all(struct vsock *v)
 
 /* ---- guest -> host ----------------------------------------------------- */
 
-static void credit_check(const struct vsock *v, struct vconn *c)
+static void credit_check(struct vconn *c)
 {
 	/* The guest may stall once it used its credit; tell it about freed
 	 * space by half-buffers (every packet we send also carries fwd_cnt). */
-	if (c->fwd_cnt - c->fwd_told >= v->buf_alloc / 2)
+	if (c->fwd_cnt - c->fwd_told >= CONN_BUF / 2)
 		c->pend |= P_CREDIT_UPDATE;
 }
 
@@ -373,7 +372,7 @@ static void flush_txb(struct vsock *v, struct vconn *c)
 	memmove(c->txb, c->txb + n, c->txb_len - n);
 	c->txb_len -= n;
 	c->fwd_cnt += n;
-	credit_check(v, c);
+	credit_check(c);
 	apply_shutdown(v, c);
 }
 
@@ -410,8 +409,8 @@ static int tx_flush(sqb_vio_dev *dev, const char **why)
 	left = v->tq_bytes - sent;
 	if (left) {
 		/* The socket is full: hold the rest (within the credit we gave,
-		 * so at most buf_alloc) until EPOLLOUT. */
-		if (!c->txb && !(c->txb = malloc(v->buf_alloc))) {
+		 * so at most CONN_BUF) until EPOLLOUT. */
+		if (!c->txb && !(c->txb = malloc(CONN_BUF))) {
 			conn_kill(v, c, true, "out of memory for the guest's data");
 			goto give_back;
 		}
@@ -429,7 +428,7 @@ static int tx_flush(sqb_vio_dev *dev, const char **why)
 			skip = 0;
 		}
 	}
-	credit_check(v, c);
+	credit_check(c);
 give_back:
 	for (unsigned int i = 0; i < v->tq_n && rc >= 0; i++)
 		rc = sqb_vq_push(&dev->vq[Q_TX], &dev->host.mem, v->tq_head[i], 0, why);
@@ -450,7 +449,7 @@ static int guest_rw(sqb_vio_dev *dev, struct vconn *c, const struct sqb_vq_chain
 	int n;
 
 	if (c->st != C_EST || (c->guest_shut & SQB_VSOCK_SHUTDOWN_SEND) ||
-	    c->txb_len + (uint64_t)v->tq_bytes + len > v->buf_alloc) {
+	    c->txb_len + (uint64_t)v->tq_bytes + len > CONN_BUF) {
 		/* Data out of state, or beyond the credit we gave: a broken peer.
 		 * What it sent before within its credit (batched: this
 		 * connection's) still reaches the host first, as it did when
@@ -469,13 +468,12 @@ static int guest_rw(sqb_vio_dev *dev, struct vconn *c, const struct sqb_vq_chain
 		return 0;
 	if (c->host_rd_gone) { /* nobody reads it: count it as forwarded */
 		c->fwd_cnt += len;
-		credit_check(v, c);
+		credit_check(c);
 		return 0;
 	}
 	if (c->txb_len) { /* behind bytes the socket has not taken: queue */
 		sqb_vq_read_bytes(ch, SQB_VSOCK_HDR_LEN, c->txb + c->txb_len, len);
 		c->txb_len += len;
-		credit_check(v, c);
 		return 0;
 	}
 	/* Join the batch: tx_packet sent any batch of another connection,
@@ -671,7 +669,7 @@ static void conn_hdr(struct vsock *v, struct vconn *c, uint16_t op, uint32_t fla
 	    .type = SQB_VSOCK_TYPE_STREAM,
 	    .op = op,
 	    .flags = flags,
-	    .buf_alloc = v->buf_alloc,
+	    .buf_alloc = CONN_BUF,
 	    .fwd_cnt = c->fwd_cnt,
 	};
 
@@ -1407,7 +1405,6 @@ int sqb_vio_vsock_new(sqb_vio_dev **out, const struct sqb_vio_host *host,
 	v->next_port = PORT_BASE;
 	v->rx_batch = RX_BATCH;
 	v->tx_batch = TX_BATCH;
-	v->buf_alloc = CONN_BUF;
 	snprintf(v->path, sizeof(v->path), "%s", opts->uds_path);
 	dev->priv = v;
 	v->dev = dev;
