@@ -49,11 +49,12 @@ struct pend {
 	uint64_t sum;
 	uint32_t cap; /* room at out */
 	uint64_t off; /* where it goes in the file */
-	int err;      /* of its write */
 	int packed;   /* part of a run under 64 KiB: stored, not RAW */
 	int copied;   /* the stored bytes of an input extent, kept as they are */
 	uint64_t glen; /* bytes written from here (a group of packed extents), 0: in a group */
 };
+
+struct batch;
 
 struct sqb_snap_writer {
 	struct sqb_afile af;
@@ -89,6 +90,7 @@ struct sqb_snap_writer {
 	unsigned int rb_reg;
 	size_t rb_idx;
 	int rb_valid;
+	struct batch *wpend; /* placed, not yet written (phase 6) */
 	int failed;
 	int finished;
 	struct sqb_write_stats st;
@@ -411,6 +413,9 @@ struct batch {
 	const struct sqb_stored_run *runs; /* SQB_PAGE_STORED runs (copy sources) */
 	uint8_t *outbuf; /* pend k compresses into out..out+cap, packed in order */
 	size_t out_cap;
+	uint8_t *scratch; /* the page source may copy the batch's pages here */
+	uint64_t end_pos; /* w->pos once the batch is placed */
+	int werr;	  /* of its writes */
 };
 
 /* Phase 1, per chunk: zero detection and page hashes. */
@@ -433,6 +438,9 @@ static void b_classify(void *ctx, size_t chunk)
 }
 
 #define KIND_DEDUP 3 /* batch-local page kind beside enum sqb_page_kind */
+
+static int w_flush_pending(sqb_snap_writer *w);
+static void b_write_all(struct batch *b);
 
 /* Phase 2, serial: resolve duplicates against every page stored so far. */
 static int b_dedup(struct batch *b)
@@ -462,6 +470,8 @@ static int b_dedup(struct batch *b)
 		cp = ref & SQB_DEDUP_PAGE_MASK;
 		if (cr == b->ri && cp >= b->first)
 			cand = b->data + (cp - b->first) * w->gps;
+		else if (w_flush_pending(w)) /* the copy may be in the unwritten batch */
+			return w->failed;
 		else
 			cand = w_read_back(w, cr, cp);
 		if (!cand)
@@ -542,6 +552,18 @@ static void b_encode(void *ctx, size_t idx)
 	p->sum = sqb_xxh64(p->out ? p->out : p->src, p->out_len);
 }
 
+/* Phase 4 with the previous batch's phase 6 as task 0: one pool thread
+ * copies that batch into the file while the others compress this one. */
+static void b_encode_or_write(void *ctx, size_t idx)
+{
+	struct batch *b = ctx, *prev = b->w->wpend;
+
+	if (prev && idx == 0)
+		b_write_all(prev);
+	else
+		b_encode(b, prev ? idx - 1 : idx);
+}
+
 /* Phase 3: cut DATA runs at chunk boundaries into pending extents. */
 static void b_plan(struct batch *b)
 {
@@ -607,19 +629,44 @@ static void b_plan(struct batch *b)
 	}
 }
 
-/* Phase 6, per pending extent: copy its bytes into the file (in parallel:
- * the copies into the page cache are CPU work too). */
-static void b_write(void *ctx, size_t idx)
+/* Phase 6: copy the placed batch into the file, from one thread (a buffered
+ * write holds the inode's lock, so parallel writers would only spin on it)
+ * while the pool encodes the next batch (docs/architecture.md).  Runs as
+ * the first task of the next batch's encode run, or alone for the last. */
+static void b_write_all(struct batch *b)
 {
-	struct batch *b = ctx;
-	struct pend *p = &b->pend[idx];
+	sqb_snap_writer *w = b->w;
+	int fd = w->xf.fd >= 0 ? w->xf.fd : w->af.fd;
 
-	if (p->glen)
-		p->err = sqb_pwrite_full(b->w->xf.fd >= 0 ? b->w->xf.fd : b->w->af.fd,
-					 p->out ? p->out : p->src, p->glen, p->off);
+	for (size_t k = 0; k < b->npend && !b->werr; k++) {
+		struct pend *p = &b->pend[k];
+
+		if (p->glen)
+			b->werr = sqb_pwrite_full(fd, p->out ? p->out : p->src, p->glen, p->off);
+	}
+	/* start writeback now so that the fsync in finish has little left and
+	 * the disk works while the next batch is compressed */
+	if (!b->werr && w->xf.fd < 0 && b->end_pos - w->flushed >= SQB_WRITEBACK_STEP) {
+		sqb_start_writeback(w->af.fd, w->flushed, b->end_pos - w->flushed);
+		w->flushed = b->end_pos;
+	}
 }
 
-/* Phase 5, serial: place extents, record them in the index, then write. */
+/* The batch whose writes are still to do (w->wpend), written now: before
+ * anything reads the file back, and at the end of a region. */
+static int w_flush_pending(sqb_snap_writer *w)
+{
+	struct batch *b = w->wpend;
+
+	if (!b)
+		return 0;
+	w->wpend = NULL;
+	b_write_all(b);
+	return b->werr ? w_fail(w, b->werr) : 0;
+}
+
+/* Phase 5, serial: place extents and record them in the index; the batch
+ * becomes w->wpend, written by phase 6. */
 static int b_commit(struct batch *b)
 {
 	sqb_snap_writer *w = b->w;
@@ -699,17 +746,10 @@ push:
 			p->glen = p->out_len;
 		}
 	}
-	sqb_pool_run(w->pool, b->npend, b_write, b);
-	for (size_t k = 0; k < b->npend; k++)
-		if (b->pend[k].err)
-			return w_fail(w, b->pend[k].err);
 	w->st.pages += b->n;
-	/* start writeback now so that the fsync in finish has little left and
-	 * the disk works while the next batch is compressed */
-	if (w->xf.fd < 0 && w->pos - w->flushed >= SQB_WRITEBACK_STEP) {
-		sqb_start_writeback(w->af.fd, w->flushed, w->pos - w->flushed);
-		w->flushed = w->pos;
-	}
+	b->end_pos = w->pos;
+	b->werr = 0;
+	w->wpend = b; /* written during the next batch's encode, or flushed */
 	return 0;
 }
 
@@ -776,8 +816,10 @@ int sqb_writer_add_memory_copy(sqb_snap_writer *w, uint64_t gpa, uint64_t size,
 {
 	uint64_t npages;
 	uint32_t batch_pages;
-	uint8_t *scratch = NULL;
-	struct batch b = { .w = w };
+	/* two batches (one if the region fits in one): one is encoded while
+	 * the other is written (phase 6) */
+	struct batch bs[2] = { { .w = w }, { .w = w } };
+	unsigned int ri, cur = 0;
 	int err = 0;
 
 	if (w->failed || w->finished)
@@ -798,7 +840,7 @@ int sqb_writer_add_memory_copy(sqb_snap_writer *w, uint64_t gpa, uint64_t size,
 		w->reg = n;
 		w->reg[w->nreg] = (struct wregion){ .gpa = gpa, .size = size, .xbase = w->xsize };
 		w->xsize += size;
-		b.ri = w->nreg++;
+		ri = w->nreg++;
 	}
 	npages = size / w->gps;
 	/* 8 MiB of guest memory per batch (at least two chunks per thread):
@@ -809,61 +851,80 @@ int sqb_writer_add_memory_copy(sqb_snap_writer *w, uint64_t gpa, uint64_t size,
 		batch_pages = w->chunk_pages * 2 * sqb_pool_threads(w->pool);
 	if (batch_pages > npages)
 		batch_pages = (uint32_t)npages;
-	/* >= the sum of the bounds of the batch's extents, each 64-aligned */
-	b.out_cap = (size_t)batch_pages * w->gps + (size_t)batch_pages * w->gps / 64 +
-		    (size_t)batch_pages * 128;
-	scratch = malloc((size_t)batch_pages * w->gps);
-	b.kinds = malloc(batch_pages);
-	b.hash = calloc(batch_pages, sizeof(uint64_t));
-	b.dsrc = calloc(batch_pages, sizeof(uint64_t));
-	b.pend = calloc(batch_pages, sizeof(struct pend));
-	if (w->o.codec != SQB_CODEC_NONE || w->kind == SQB_SNAP_DIFF)
-		b.outbuf = malloc(b.out_cap);
-	if (!scratch || !b.kinds || !b.hash || !b.dsrc || !b.pend ||
-	    ((w->o.codec != SQB_CODEC_NONE || w->kind == SQB_SNAP_DIFF) && !b.outbuf)) {
-		err = w_fail(w, -ENOMEM);
-		goto out;
+	for (unsigned int k = 0; k < (npages > batch_pages ? 2u : 1u); k++) {
+		struct batch *b = &bs[k];
+
+		b->ri = ri;
+		/* >= the sum of the bounds of the batch's extents, each 64-aligned */
+		b->out_cap = (size_t)batch_pages * w->gps + (size_t)batch_pages * w->gps / 64 +
+			     (size_t)batch_pages * 128;
+		b->scratch = malloc((size_t)batch_pages * w->gps);
+		b->kinds = malloc(batch_pages);
+		b->hash = calloc(batch_pages, sizeof(uint64_t));
+		b->dsrc = calloc(batch_pages, sizeof(uint64_t));
+		b->pend = calloc(batch_pages, sizeof(struct pend));
+		if (w->o.codec != SQB_CODEC_NONE || w->kind == SQB_SNAP_DIFF)
+			b->outbuf = malloc(b->out_cap);
+		if (!b->scratch || !b->kinds || !b->hash || !b->dsrc || !b->pend ||
+		    ((w->o.codec != SQB_CODEC_NONE || w->kind == SQB_SNAP_DIFF) && !b->outbuf)) {
+			err = w_fail(w, -ENOMEM);
+			goto out;
+		}
 	}
-	for (uint64_t first = 0; first < npages; first += b.n) {
+	for (uint64_t first = 0; first < npages; first += bs[cur].n) {
+		struct batch *b;
 		const void *data = NULL;
 
-		b.first = first;
-		b.n = (uint32_t)(npages - first < batch_pages ? npages - first : batch_pages);
-		err = src->get(src->ctx, first, b.n, &data, scratch, b.kinds);
+		if (first) /* the other batch: this one may still be the one to write */
+			cur ^= 1;
+		b = &bs[cur];
+		b->first = first;
+		b->n = (uint32_t)(npages - first < batch_pages ? npages - first : batch_pages);
+		err = src->get(src->ctx, first, b->n, &data, b->scratch, b->kinds);
 		if (err) {
 			w_fail(w, err);
 			goto out;
 		}
-		b.data = data;
-		b.runs = runs ? *runs : NULL;
-		for (uint32_t i = 0; i < b.n; i++) {
-			if ((b.kinds[i] > SQB_PAGE_PARENT && b.kinds[i] != SQB_PAGE_STORED) ||
-			    (b.kinds[i] == SQB_PAGE_PARENT && w->kind != SQB_SNAP_DIFF)) {
+		b->data = data;
+		b->runs = runs ? *runs : NULL;
+		for (uint32_t i = 0; i < b->n; i++) {
+			if ((b->kinds[i] > SQB_PAGE_PARENT && b->kinds[i] != SQB_PAGE_STORED) ||
+			    (b->kinds[i] == SQB_PAGE_PARENT && w->kind != SQB_SNAP_DIFF)) {
 				err = w_fail(w, -EINVAL);
 				goto out;
 			}
 		}
-		if ((err = b_check_runs(&b))) {
+		if ((err = b_check_runs(b))) {
 			w_fail(w, err);
 			goto out;
 		}
-		sqb_pool_run(w->pool, (b.n + w->chunk_pages - 1) / w->chunk_pages, b_classify, &b);
-		if (w->o.dedup && (err = b_dedup(&b))) {
+		sqb_pool_run(w->pool, (b->n + w->chunk_pages - 1) / w->chunk_pages, b_classify, b);
+		if (w->o.dedup && (err = b_dedup(b))) {
 			w_fail(w, err);
 			goto out;
 		}
-		b_plan(&b);
-		sqb_pool_run(w->pool, b.npend, b_encode, &b);
-		if ((err = b_commit(&b)))
+		b_plan(b);
+		/* the previous batch is written while this one is encoded */
+		sqb_pool_run(w->pool, b->npend + (w->wpend ? 1 : 0), b_encode_or_write, b);
+		if (w->wpend && w->wpend->werr) {
+			err = w_fail(w, w->wpend->werr);
+			goto out;
+		}
+		w->wpend = NULL;
+		if ((err = b_commit(b)))
 			goto out;
 	}
+	err = w_flush_pending(w);
 out:
-	free(scratch);
-	free(b.kinds);
-	free(b.hash);
-	free(b.dsrc);
-	free(b.pend);
-	free(b.outbuf);
+	w->wpend = NULL; /* a failed writer writes nothing more */
+	for (unsigned int k = 0; k < 2; k++) {
+		free(bs[k].scratch);
+		free(bs[k].kinds);
+		free(bs[k].hash);
+		free(bs[k].dsrc);
+		free(bs[k].pend);
+		free(bs[k].outbuf);
+	}
 	return err;
 }
 

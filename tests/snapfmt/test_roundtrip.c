@@ -648,6 +648,87 @@ static void test_dropped_index_refuses(void **state)
 	free(back);
 }
 
+/* Regions of several 8 MiB batches: the writer encodes one batch while it
+ * writes the previous one.  Dedup must find copies in the batch not yet
+ * written (read back only after it is written), and Full and Diff files
+ * read back exactly, whatever the codec. */
+static void test_multi_batch_pipeline(void **state)
+{
+	const uint64_t size = 40u << 20, pages = size / 4096, per = (8u << 20) / 4096;
+	uint8_t *mem = malloc(size), *back = malloc(size);
+	uint64_t *dirty = calloc(pages / 64, 8), seed = 99, copies = 0;
+	struct sqb_write_stats st;
+	char pa[128], pd[128];
+
+	(void)state;
+	assert_non_null(mem);
+	assert_non_null(back);
+	assert_non_null(dirty);
+	for (int c = 0; c < 2; c++) {
+		struct sqb_write_opts o = SQB_WRITE_OPTS_INIT;
+		sqb_snap_writer *w;
+		sqb_snap *a, *d;
+
+		copies = 0;
+		for (uint64_t i = 0; i < size / 8; i++) { /* random: every page distinct */
+			uint64_t v = sqbt_rand(&seed);
+
+			memcpy(mem + i * 8, &v, 8);
+		}
+		/* in every batch after the first, 3 pages repeat a page of the
+		 * previous batch (still being written when this one is classified) */
+		for (uint64_t p = per; p < pages; p += per, copies += 3)
+			for (uint64_t k = 0; k < 3; k++)
+				memcpy(mem + (p + 100 + 7 * k) * 4096,
+				       mem + (p - per + 5 + 9 * k) * 4096, 4096);
+
+		o.codec = c ? SQB_CODEC_LZ4 : SQB_CODEC_NONE;
+		o.dedup = 1;
+		o.threads = 2;
+		path_in(pa, sizeof(pa), "mb-base.sqb");
+		path_in(pd, sizeof(pd), "mb-diff.sqb");
+		assert_int_equal(sqb_writer_open(&w, pa, &o), 0);
+		assert_int_equal(sqb_writer_add_memory(w, 0, size, mem, NULL), 0);
+		sqb_writer_stats(w, &st);
+		assert_int_equal(st.dedup, copies);
+		assert_int_equal(sqb_writer_finish(w, NULL, NULL), 0);
+		sqb_writer_free(w);
+		assert_int_equal(sqb_snap_open(&a, pa, NULL, NULL), 0);
+		memset(back, 0xa5, size);
+		assert_int_equal(sqb_snap_read(a, 0, back, size, NULL), 0);
+		assert_memory_equal(mem, back, size);
+		/* a Diff: isolated pages (packed) and runs across batch edges */
+		memset(dirty, 0, pages / 8);
+		for (uint64_t p = 1 + (uint64_t)c; p < pages; p += 29) {
+			uint64_t run = p % 3 ? 1 : 40;
+
+			for (uint64_t q = p; q < p + run && q < pages; q++) {
+				memset(mem + q * 4096, (int)(q * 13 + (uint64_t)c), 4096);
+				dirty[q / 64] |= 1ull << (q % 64);
+			}
+		}
+		for (uint64_t p = per - 20; p < per + 20; p++) {
+			memset(mem + p * 4096, 0x3c + c, 4096);
+			dirty[p / 64] |= 1ull << (p % 64);
+		}
+		o.dedup = 0;
+		o.parent = a;
+		assert_int_equal(sqb_writer_open(&w, pd, &o), 0);
+		assert_int_equal(sqb_writer_add_memory(w, 0, size, mem, dirty), 0);
+		assert_int_equal(sqb_writer_finish(w, NULL, NULL), 0);
+		sqb_writer_free(w);
+		assert_int_equal(sqb_snap_open(&d, pd, NULL, NULL), 0);
+		memset(back, 0x5a, size);
+		assert_int_equal(sqb_snap_read(d, 0, back, size, NULL), 0);
+		assert_memory_equal(mem, back, size);
+		sqb_snap_free(d);
+		sqb_snap_free(a);
+	}
+	free(mem);
+	free(back);
+	free(dirty);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -660,6 +741,7 @@ int main(void)
 		cmocka_unit_test(test_deferred_commit_leaves_the_move_to_the_caller),
 		cmocka_unit_test(test_external_raw_memory),
 		cmocka_unit_test(test_dropped_index_refuses),
+		cmocka_unit_test(test_multi_batch_pipeline),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
