@@ -41,7 +41,8 @@ static const char *smaps_out; /* --smaps FILE: one idle pooled clone's smaps */
 static unsigned int hold_s;   /* --hold S: keep the idle clones S seconds (heap walks) */
 static int no_cold;	      /* --no-cold: N clones only from pools (profiles, 1000-clone runs) */
 static struct sqb_fleet_zygote zyg = {0, -1}; /* --zygote */
-enum { COLD = 0, POOLED = 1, ZYGOTE = 2 };
+enum { COLD = 0, POOLED = 1, ZYGOTE = 2, LOADED = 3 };
+static char body_paused[2600]; /* the load with resume_vm false (LOADED) */
 
 static int cmp_d(const void *a, const void *b)
 {
@@ -193,8 +194,8 @@ static int remembered(const char *vc)
 /* pooled clones' split of the latency (ms): the load request, then 'p' ->
  * PONG right after it, then again on the running clone (the guest's own
  * serial round trip, which the floor does not have) */
-static double *split_load, *split_first, *split_again;
-static unsigned int nsplit;
+static double *split_load, *split_first, *split_again, *split_resume;
+static unsigned int nsplit, nresume;
 
 static double one_clone(int mode, unsigned int k, const char *remember_in)
 {
@@ -206,9 +207,12 @@ static double one_clone(int mode, unsigned int k, const char *remember_in)
 	double ms;
 
 	if (pooled) {
-		spawn(&p, k, mode);
+		spawn(&p, k, mode == LOADED ? POOLED : mode);
 		if (sqb_fleet_wait_ready(&p, 10000))
 			die("a pre-warmed squib did not come up");
+		if (mode == LOADED && sqb_fleet_http(p.sock, "PUT", "/snapshot/load", body_paused,
+						     resp, sizeof(resp), 20000) != 204)
+			die(resp);
 	}
 	t0 = sqb_fleet_now_ns();
 	if (!pooled) {
@@ -216,13 +220,21 @@ static double one_clone(int mode, unsigned int k, const char *remember_in)
 		if (sqb_fleet_wait_ready(&p, 10000))
 			die("squib did not come up");
 	}
-	if (sqb_fleet_http(p.sock, "PUT", "/snapshot/load", body, resp, sizeof(resp), 20000) != 204)
+	if (mode == LOADED) {
+		if (sqb_fleet_http(p.sock, "PATCH", "/vm", "{\"state\":\"Resumed\"}", resp,
+				   sizeof(resp), 20000) != 204)
+			die(resp);
+	} else if (sqb_fleet_http(p.sock, "PUT", "/snapshot/load", body, resp, sizeof(resp),
+				  20000) != 204) {
 		die(resp);
+	}
 	t1 = sqb_fleet_now_ns();
 	if (write(p.stdin_fd, "p", 1) != 1 ||
 	    sqb_fleet_wait_text(p.out_fd, text, sizeof(text), &len, "PONG", 10000))
 		die("no PONG from a clone");
 	ms = (double)(sqb_fleet_now_ns() - t0) / 1e6;
+	if (mode == LOADED && split_resume)
+		split_resume[nresume++] = (double)(t1 - t0) / 1e6;
 	if (mode == POOLED && split_load && !remember_in) {
 		uint64_t t2 = sqb_fleet_now_ns();
 
@@ -364,10 +376,17 @@ static void many_clones(unsigned int n, int mode, struct many *out)
 	long avail0 = mem_available_kib();
 	if (pooled) { /* the pool: ready before the request */
 		for (unsigned int i = 0; i < n; i++)
-			spawn(&p[i], i, mode);
+			spawn(&p[i], i, mode == LOADED ? POOLED : mode);
 		for (unsigned int i = 0; i < n; i++)
 			if (sqb_fleet_wait_ready(&p[i], 60000))
 				die("a pre-warmed squib did not come up");
+		for (unsigned int i = 0; i < n && mode == LOADED; i++) { /* loaded ahead */
+			char resp[1024];
+
+			if (sqb_fleet_http(p[i].sock, "PUT", "/snapshot/load", body_paused, resp,
+					   sizeof(resp), 20000) != 204)
+				die(resp);
+		}
 		for (unsigned int i = 0; i < n; i++)
 			proc_cpu_ns(p[i].pid, cpu0[i]);
 	}
@@ -386,7 +405,10 @@ static void many_clones(unsigned int n, int mode, struct many *out)
 	for (unsigned int i = 0; i < n; i++) {
 		struct epoll_event e = {.events = EPOLLIN, .data.u64 = i};
 
-		if ((q[i].fd = sqb_fleet_http_send(p[i].sock, "PUT", "/snapshot/load", body)) < 0)
+		q[i].fd = mode == LOADED ? sqb_fleet_http_send(p[i].sock, "PATCH", "/vm",
+							       "{\"state\":\"Resumed\"}")
+					 : sqb_fleet_http_send(p[i].sock, "PUT", "/snapshot/load", body);
+		if (q[i].fd < 0)
 			die("cannot send a load");
 		if (epoll_ctl(ep, EPOLL_CTL_ADD, q[i].fd, &e))
 			die("epoll_ctl");
@@ -447,9 +469,9 @@ static void many_clones(unsigned int n, int mode, struct many *out)
 	}
 	usleep(200000); /* idle: let the loads' transient memory go */
 	out->host_kib = (double)(avail0 - mem_available_kib()) / n;
-	if (pooled && smaps_out)
+	if (pooled && smaps_out && mode != LOADED)
 		save_smaps(p[0].pid, mode == ZYGOTE ? ".zygote" : "");
-	if (pooled && hold_s) {
+	if (pooled && hold_s && mode != LOADED) {
 		fprintf(stderr, "fleet_bench: idle %s clone pid %d, held %u s\n",
 			mode == ZYGOTE ? "zygote" : "pooled", (int)p[0].pid, hold_s);
 		sleep(hold_s);
@@ -498,7 +520,7 @@ static double floor_pss(unsigned int n, const char *self)
 int main(int argc, char **argv)
 {
 	unsigned int iters = 50, counts[4] = {100, 0, 0, 0}, ncounts = 1;
-	double *pool_ms, *cold_ms, *floor_ms, *zyg_ms;
+	double *pool_ms, *cold_ms, *floor_ms, *zyg_ms, *loaded_ms;
 	char why[600], dir[160], vc[128];
 	int kvm;
 
@@ -572,6 +594,14 @@ int main(int argc, char **argv)
 	}
 	if (sqb_fleet_load_body(body, sizeof(body), state, mem))
 		die("paths too long");
+	{
+		char *r;
+
+		snprintf(body_paused, sizeof(body_paused), "%s", body);
+		if (!(r = strstr(body_paused, "\"resume_vm\":true}")))
+			die("load body");
+		strcpy(r, "\"resume_vm\":false}");
+	}
 	printf("fleet_bench: guest %u vCPU / %llu MiB, %u MiB written before the snapshot; "
 	       "%u latency samples each\n",
 	       shape.vcpus, (unsigned long long)shape.mem_mib, fill_mib, iters);
@@ -583,6 +613,8 @@ int main(int argc, char **argv)
 	cold_ms = calloc(iters, sizeof(double));
 	floor_ms = calloc(iters, sizeof(double));
 	zyg_ms = calloc(iters, sizeof(double));
+	loaded_ms = calloc(iters, sizeof(double));
+	split_resume = calloc(iters, sizeof(double));
 	split_load = calloc(iters, sizeof(double));
 	split_first = calloc(iters, sizeof(double));
 	split_again = calloc(iters, sizeof(double));
@@ -601,6 +633,7 @@ int main(int argc, char **argv)
 		cold_ms[i] = one_clone(COLD, i, NULL);
 		if (zyg.pid)
 			zyg_ms[i] = one_clone(ZYGOTE, i, NULL);
+		loaded_ms[i] = one_clone(LOADED, i, NULL);
 	}
 	{
 		double f50 = pct(floor_ms, iters, 0.5), f99 = pct(floor_ms, iters, 0.99);
@@ -620,6 +653,14 @@ int main(int argc, char **argv)
 			    "  squib, pool forked by a zygote                %8.3f %8.3f %8.1fx\n",
 			    z50, z99, z50 / f50);
 		}
+		{
+			double l50 = pct(loaded_ms, iters, 0.5), l99 = pct(loaded_ms, iters, 0.99);
+			printf(
+			    "  squib, pool loaded ahead (PATCH /vm Resumed)  %8.3f %8.3f %8.1fx\n",
+			    l50, l99, l50 / f50);
+			printf("  loaded ahead, split: PATCH /vm Resumed answered %.3f (p50)\n",
+			       pct(split_resume, nresume, 0.5));
+		}
 		printf("  anchor zeroboot                                  0.790    1.740\n");
 		printf("  pooled, split: load request %.3f, then 'p' -> PONG %.3f; the same on the "
 		       "running clone %.3f (the guest's serial round trip; p50s)\n",
@@ -628,7 +669,7 @@ int main(int argc, char **argv)
 	}
 	for (unsigned int k = 0; k < ncounts; k++) {
 		unsigned int n = counts[k];
-		struct many pooled, cold, zy = {0};
+		struct many pooled, cold, zy = {0}, la;
 		uint64_t t0 = sqb_fleet_now_ns();
 		double floor_wall, fpss;
 		struct floor_vm *fv = calloc(n, sizeof(*fv));
@@ -644,6 +685,7 @@ int main(int argc, char **argv)
 		free(fv);
 		fpss = floor_pss(n, argv[0]);
 		many_clones(n, POOLED, &pooled);
+		many_clones(n, LOADED, &la);
 		if (zyg.pid)
 			many_clones(n, ZYGOTE, &zy);
 		if (!no_cold)
@@ -658,6 +700,8 @@ int main(int argc, char **argv)
 		if (zyg.pid)
 			printf("  squib, pool forked by a zygote               %8.1f %7.1fx\n",
 			       zy.wall_ms, zy.wall_ms / floor_wall);
+		printf("  squib, pool loaded ahead (PATCH /vm Resumed) %8.1f %7.1fx\n", la.wall_ms,
+		       la.wall_ms / floor_wall);
 		printf("  anchors: forkd 100 in 101 ms; zeroboot 1000 in 815 ms\n");
 		printf("  where the wall goes: all loads sent / all answered 204 (ms); CPU per "
 		       "clone (ms): its squib's threads, this bench\n");
@@ -681,6 +725,10 @@ int main(int argc, char **argv)
 		       "dirty %.0f)  %.1fx floor\n",
 		       pooled.pss_kib, pooled.anon_kib, pooled.file_kib, pooled.shmem_kib,
 		       pooled.dirty_kib, pooled.pss_kib / fpss);
+		printf("  squib clone, pool loaded ahead: PSS %.0f (anon %.0f, file %.0f, shmem %.0f; "
+		       "private dirty %.0f)  %.1fx floor\n",
+		       la.pss_kib, la.anon_kib, la.file_kib, la.shmem_kib, la.dirty_kib,
+		       la.pss_kib / fpss);
 		if (zyg.pid)
 			printf("  squib clone, pool forked by a zygote: PSS %.0f (anon %.0f, file "
 			       "%.0f, shmem %.0f; private dirty %.0f)  %.1fx floor\n",

@@ -1398,6 +1398,86 @@ static void test_daemon_zygote_pool(void **st)
 	wait_list("\"warm\":2,\"warming\":0,\"handed_out\":2", 20000);
 }
 
+/* --loaded: a pool whose members hold the snapshot loaded ahead (not
+ * resumed); a clone request only resumes them, each verifies its memory;
+ * the pool refills with loads; a snapshot replaced on disk drops the
+ * members of the old generation and the pool loads the new one. */
+static void test_loaded_pool_resumes(void **st)
+{
+	char dir3[160], st3[160], m3[160], st4[200], m4[200], arg[400], save[160], ids[4][16];
+	const char *s, *p;
+	pid_t first = daemon_pid, pid;
+	int rc, ahead = 0;
+
+	(void)st;
+	snprintf(dir3, sizeof(dir3), "%s/fleet3", tmp);
+	snprintf(st3, sizeof(st3), "%s/loaded.state", tmp);
+	snprintf(m3, sizeof(m3), "%s/loaded.mem", tmp);
+	golden(st3, m3);
+	/* refused before anything starts: no snapshot in the spec */
+	{
+		const char *argv[] = {fleet_bin, "daemon", "--dir", dir3, "--squib", squib,
+				      "--loaded", "count=2", NULL};
+		int stt;
+
+		pid = fork();
+		assert_true(pid >= 0);
+		if (pid == 0) {
+			int fd = open("/dev/null", O_WRONLY | O_CLOEXEC);
+			dup2(fd, 2);
+			execv(fleet_bin, (char *const *)argv);
+			_exit(127);
+		}
+		assert_int_equal(waitpid(pid, &stt, 0), pid);
+		assert_true(WIFEXITED(stt) && WEXITSTATUS(stt) == 2);
+	}
+	snprintf(arg, sizeof(arg), "count=2,state=%s,mem=%s", st3, m3);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		char logp[200];
+		int fd;
+
+		snprintf(logp, sizeof(logp), "%s.log", dir3);
+		fd = open(logp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if (fd >= 0)
+			dup2(fd, 2);
+		execl(fleet_bin, fleet_bin, "daemon", "--dir", dir3, "--squib", squib, "--loaded",
+		      arg, (char *)NULL);
+		_exit(127);
+	}
+	daemon_pid = pid;
+	snprintf(save, sizeof(save), "%s", fdir);
+	snprintf(fdir, sizeof(fdir), "%s", dir3);
+	wait_list("\"generation\":0,\"loaded\":2", 30000);
+	s = clone_n(&rc, st3, m3, "3");
+	if (rc || !strstr(s, "\"ok\":3") || !strstr(s, "\"from_loaded\":2"))
+		fail_msg("clone -n 3 from a loaded pool: %s", s);
+	for (p = s; (p = strstr(p, "\"loaded_ahead\":true")); p++)
+		ahead++;
+	assert_int_equal(ahead, 2);
+	assert_int_equal(clone_ids(s, ids, 4), 3);
+	expect_clones_verify(ids, 3);
+	wait_list("\"loaded\":2", 30000); /* refilled by loads */
+	/* a new golden image renamed over the old one */
+	snprintf(st4, sizeof(st4), "%s.new", st3);
+	snprintf(m4, sizeof(m4), "%s.new", m3);
+	golden(st4, m4);
+	assert_int_equal(rename(m4, m3), 0);
+	assert_int_equal(rename(st4, st3), 0);
+	wait_list("\"generation\":1,\"loaded\":2", 30000);
+	s = clone_n(&rc, st3, m3, "1");
+	if (rc || !strstr(s, "\"generation\":1") || !strstr(s, "\"from_loaded\":1") ||
+	    clone_ids(s, ids, 4) != 1)
+		fail_msg("clone after the replace: %s", s);
+	expect_clones_verify(ids, 1);
+	cli(NULL, fdir, "shutdown", NULL, NULL, NULL);
+	waitpid(daemon_pid, NULL, 0);
+	daemon_pid = first;
+	snprintf(fdir, sizeof(fdir), "%s", save);
+}
+
 static void cleanup(void)
 {
 	char cmd[128];
@@ -1446,6 +1526,7 @@ int main(int argc, char **argv)
 	    cmocka_unit_test(test_request_larger_than_host),
 	    cmocka_unit_test(test_concurrent_clone_requests),
 	    cmocka_unit_test(test_stop_and_reap),
+	    cmocka_unit_test(test_loaded_pool_resumes),
 	};
 	const struct CMUnitTest zygote[] = {
 	    cmocka_unit_test(test_zygote_bad_argument),

@@ -26,6 +26,7 @@ enum sqb_fleet_pstate {
 	SQB_FLEET_WARM,	       /* in a pool: shell ready, no snapshot */
 	SQB_FLEET_CLONE,       /* a snapshot loaded and resumed */
 	SQB_FLEET_EXITED,      /* the process is gone (reap removes it) */
+	SQB_FLEET_LOADED,      /* in a loaded pool: its snapshot loaded, not resumed */
 };
 
 /* What identifies a snapshot file's contents without reading them: a file
@@ -106,6 +107,9 @@ int sqb_fleet_http_send(const char *sock, const char *method, const char *path, 
 int sqb_fleet_http_recv(int fd, char *body, size_t cap, int timeout_ms);
 /* The PUT /snapshot/load body for a File backend, resumed. */
 int sqb_fleet_load_body(char *buf, size_t cap, const char *state, const char *mem);
+/* The same with "resume_vm": false when !resume (a member loaded ahead). */
+int sqb_fleet_load_body_resume(char *buf, size_t cap, const char *state, const char *mem,
+			       int resume);
 
 /* Snapshot shape from the state file's CONF section; 0 or -errno/-SQB_E*
  * with why (a sentence). */

@@ -39,6 +39,11 @@ struct pool {
 	unsigned int target, fails;
 	uint64_t handed_out, replaced, spawned;
 	char error[300];
+	/* a loaded pool (--loaded): its snapshot (index in snaps[]), loaded
+	 * ahead into every member and resumed by a clone request; -1: a
+	 * shape pool */
+	int si;
+	const char *extra; /* its members' extra load members, or NULL */
 };
 
 struct snap {
@@ -232,18 +237,41 @@ static void reap(struct fleet *f)
 	}
 }
 
+static int preload(struct fleet *f, struct vm *v, char *why, size_t whylen);
+static void loaded_pool_check(struct fleet *f, unsigned int p);
+
 static void refill(struct fleet *f)
 {
 	uint64_t now = sqb_fleet_now_ns();
 	unsigned int budget = REFILL_BATCH;
 
+	for (unsigned int p = 0; p < f->npools; p++)
+		if (f->pools[p].si >= 0)
+			loaded_pool_check(f, p);
 	for (unsigned int i = 0; i < f->nvms; i++) {
 		struct vm *v = f->vms[i];
 
+		if (v->p.state == SQB_FLEET_WARM && v->pool >= 0 && f->pools[v->pool].si >= 0 &&
+		    budget) {
+			struct pool *pl = &f->pools[v->pool];
+			char why[800];
+
+			budget--;
+			if (preload(f, v, why, sizeof(why))) {
+				logf_("%s: %s", v->p.id, why);
+				snprintf(pl->error, sizeof(pl->error), "%.290s", why);
+				pl->fails++;
+				vm_remove(f, i--);
+			} else {
+				pl->fails = 0;
+				pl->error[0] = 0;
+			}
+			continue;
+		}
 		if (v->p.state != SQB_FLEET_WARMING)
 			continue;
 		if (sqb_fleet_ready(&v->p)) {
-			if (v->pool >= 0)
+			if (v->pool >= 0 && f->pools[v->pool].si < 0)
 				f->pools[v->pool].fails = 0;
 		} else if (now - v->p.spawned_ns > WARM_LIMIT_NS) {
 			logf_("%s: no API socket after %llu s; replacing it", v->p.id,
@@ -259,9 +287,9 @@ static void refill(struct fleet *f)
 		char why[300];
 
 		for (unsigned int i = 0; i < f->nvms; i++)
-			have +=
-			    f->vms[i]->pool == (int)p && (f->vms[i]->p.state == SQB_FLEET_WARMING ||
-							  f->vms[i]->p.state == SQB_FLEET_WARM);
+			have += f->vms[i]->pool == (int)p && (f->vms[i]->p.state == SQB_FLEET_WARMING ||
+							      f->vms[i]->p.state == SQB_FLEET_WARM ||
+							      f->vms[i]->p.state == SQB_FLEET_LOADED);
 		if (pl->fails >= FAIL_LIMIT)
 			continue; /* stopped: status says why */
 		while (have < pl->target && budget && vm_new(f, (int)p, 1, why, sizeof(why))) {
@@ -277,6 +305,60 @@ static void refill(struct fleet *f)
  * generation, so clones of the old one show as stale and new clones use
  * the new file (squib re-verifies it: its verification cache keys on the
  * same identity). */
+static int snap_lookup(struct fleet *f, const char *state, const char *mem, char *why,
+		       size_t whylen);
+static int clone_body(char *dst, size_t cap, const char *base, const char *extra,
+		      const struct vm *v);
+
+/* Load a loaded pool's snapshot into a member that just came up, not
+ * resumed (resume_vm false): a clone request then only resumes it.  0, or
+ * the member failed (why says how). */
+static int preload(struct fleet *f, struct vm *v, char *why, size_t whylen)
+{
+	struct pool *pl = &f->pools[v->pool];
+	const struct snap *sn = &f->snaps[pl->si];
+	char base[2400], body[8192], resp[1024];
+	int st;
+
+	if (sqb_fleet_load_body_resume(base, sizeof(base), sn->state, sn->mem, 0) ||
+	    clone_body(body, sizeof(body), base, pl->extra, v)) {
+		snprintf(why, whylen, "the load body is too long");
+		return -ENAMETOOLONG;
+	}
+	st = sqb_fleet_http(v->p.sock, "PUT", "/snapshot/load", body, resp, sizeof(resp), 30000);
+	if (st != 204) {
+		snprintf(why, whylen, "loading %.300s ahead failed: %.400s", sn->state,
+			 st > 0 ? resp : strerror(st < 0 ? -st : EIO));
+		return -EIO;
+	}
+	v->p.state = SQB_FLEET_LOADED;
+	v->gen = sn->gen;
+	return 0;
+}
+
+/* A loaded pool's snapshot, its identity checked (every pass): members
+ * loaded from an older generation are dropped and the pool reloads. */
+static void loaded_pool_check(struct fleet *f, unsigned int p)
+{
+	struct pool *pl = &f->pools[p];
+	char why[600];
+
+	if (snap_lookup(f, f->snaps[pl->si].state, f->snaps[pl->si].mem, why, sizeof(why)) < 0) {
+		snprintf(pl->error, sizeof(pl->error), "%.290s", why);
+		return; /* gone: members keep what they hold; no new loads */
+	}
+	for (unsigned int i = 0; i < f->nvms; i++) {
+		struct vm *v = f->vms[i];
+
+		if (v->pool == (int)p && v->p.state == SQB_FLEET_LOADED &&
+		    v->gen != f->snaps[pl->si].gen) {
+			logf_("%s holds generation %u of %s; dropping it", v->p.id, v->gen,
+			      f->snaps[pl->si].state);
+			vm_remove(f, i--);
+		}
+	}
+}
+
 static int snap_lookup(struct fleet *f, const char *state, const char *mem, char *why,
 		       size_t whylen)
 {
@@ -326,8 +408,17 @@ static int snap_lookup(struct fleet *f, const char *state, const char *mem, char
 static int shape_pool(struct fleet *f, const struct sqb_fleet_shape *sh)
 {
 	for (unsigned int p = 0; p < f->npools; p++)
-		if (f->pools[p].shape.vcpus == sh->vcpus &&
+		if (f->pools[p].si < 0 && f->pools[p].shape.vcpus == sh->vcpus &&
 		    f->pools[p].shape.mem_mib == sh->mem_mib)
+			return (int)p;
+	return -1;
+}
+
+/* The loaded pool of this snapshot (same paths), or -1. */
+static int loaded_pool(struct fleet *f, int si)
+{
+	for (unsigned int p = 0; p < f->npools; p++)
+		if (f->pools[p].si == si)
 			return (int)p;
 	return -1;
 }
@@ -383,8 +474,8 @@ static void do_clone(struct fleet *f, char **w, int nw, struct out *o)
 	int *fds = NULL;
 	char why[600], body[2400], one[8192];
 	unsigned long n;
-	int nopool, pool, si = -1, err;
-	unsigned int got = 0, ok = 0, pooled = 0;
+	int nopool, pool, lpool, si = -1, err;
+	unsigned int got = 0, ok = 0, pooled = 0, loaded = 0;
 	uint64_t t0 = sqb_fleet_now_ns();
 
 	if ((nw != 5 && nw != 6) || !(n = strtoul(w[3], NULL, 10)) || n > MAX_VMS) {
@@ -415,12 +506,20 @@ static void do_clone(struct fleet *f, char **w, int nw, struct out *o)
 		return;
 	}
 	pool = nopool ? -1 : shape_pool(f, &sh);
+	/* a loaded pool serves requests without their own extra members (its
+	 * members were loaded with the pool's) */
+	lpool = nopool || nw == 6 ? -1 : loaded_pool(f, si);
 	take = calloc(n, sizeof(*take));
 	fds = calloc(n, sizeof(*fds));
 	if (!take || !fds) {
 		put(o, "{\"error\":\"out of memory\"}");
 		goto out;
 	}
+	for (unsigned int i = 0; i < f->nvms && got < n && lpool >= 0; i++)
+		if (f->vms[i]->pool == lpool && f->vms[i]->p.state == SQB_FLEET_LOADED &&
+		    f->vms[i]->gen == f->snaps[si].gen)
+			take[got++] = f->vms[i];
+	loaded = got;
 	for (unsigned int i = 0; i < f->nvms && got < n && pool >= 0; i++)
 		if (f->vms[i]->pool == pool &&
 		    (f->vms[i]->p.state == SQB_FLEET_WARM || sqb_fleet_ready(&f->vms[i]->p)))
@@ -433,7 +532,10 @@ static void do_clone(struct fleet *f, char **w, int nw, struct out *o)
 		if (sqb_fleet_wait_ready(&take[i]->p, 10000))
 			take[i]->p.state = SQB_FLEET_EXITED; /* reported below */
 	for (unsigned int i = 0; i < got; i++) {	     /* all loads in flight at once */
-		if (take[i]->p.state != SQB_FLEET_WARM)
+		if (i < loaded) /* loaded ahead: only resumed */
+			fds[i] = sqb_fleet_http_send(take[i]->p.sock, "PATCH", "/vm",
+						     "{\"state\":\"Resumed\"}");
+		else if (take[i]->p.state != SQB_FLEET_WARM)
 			fds[i] = -ECHILD;
 		else if (clone_body(one, sizeof(one), body, nw == 6 ? w[5] : NULL, take[i]))
 			fds[i] = -ENAMETOOLONG;
@@ -451,7 +553,8 @@ static void do_clone(struct fleet *f, char **w, int nw, struct out *o)
 
 		if (i)
 			put(o, ",");
-		put(o, "{\"id\":\"%s\",\"pooled\":%s,", v->p.id, i < pooled ? "true" : "false");
+		put(o, "{\"id\":\"%s\",\"pooled\":%s,\"loaded_ahead\":%s,", v->p.id,
+		    i < pooled ? "true" : "false", i < loaded ? "true" : "false");
 		if (st == 204) {
 			if (v->pool >= 0)
 				f->pools[v->pool].handed_out++;
@@ -468,7 +571,7 @@ static void do_clone(struct fleet *f, char **w, int nw, struct out *o)
 			ok++;
 		} else {
 			char msg[1100];
-			snprintf(msg, sizeof(msg), "load failed: %s",
+			snprintf(msg, sizeof(msg), "%s failed: %s", i < loaded ? "resume" : "load",
 				 st > 0 ? resp : strerror(st < 0 ? -st : EIO));
 			put(o, "\"error\":");
 			put_str(o, msg);
@@ -477,8 +580,8 @@ static void do_clone(struct fleet *f, char **w, int nw, struct out *o)
 			sqb_fleet_kill(&v->p);
 		}
 	}
-	put(o, "],\"requested\":%lu,\"ok\":%u,\"from_pool\":%u,\"wall_ms\":%.3f", n, ok, pooled,
-	    (double)(sqb_fleet_now_ns() - t0) / 1e6);
+	put(o, "],\"requested\":%lu,\"ok\":%u,\"from_pool\":%u,\"from_loaded\":%u,\"wall_ms\":%.3f",
+	    n, ok, pooled, loaded, (double)(sqb_fleet_now_ns() - t0) / 1e6);
 	if (got < n) {
 		put(o, ",\"error\":");
 		put_str(o, why);
@@ -494,7 +597,7 @@ out:
 
 static const char *state_name(enum sqb_fleet_pstate s)
 {
-	static const char *const n[] = {"warming", "warm", "running", "exited"};
+	static const char *const n[] = {"warming", "warm", "running", "exited", "loaded"};
 	return n[s];
 }
 
@@ -503,12 +606,13 @@ static void do_list(struct fleet *f, struct out *o)
 	put(o, "{\"pools\":[");
 	for (unsigned int p = 0; p < f->npools; p++) {
 		struct pool *pl = &f->pools[p];
-		unsigned int warm = 0, warming = 0;
+		unsigned int warm = 0, warming = 0, loaded = 0;
 
 		for (unsigned int i = 0; i < f->nvms; i++)
 			if (f->vms[i]->pool == (int)p) {
 				warm += f->vms[i]->p.state == SQB_FLEET_WARM;
 				warming += f->vms[i]->p.state == SQB_FLEET_WARMING;
+				loaded += f->vms[i]->p.state == SQB_FLEET_LOADED;
 			}
 		put(o,
 		    "%s{\"vcpus\":%u,\"mem_mib\":%llu,\"target\":%u,\"warm\":%u,\"warming\":%u,"
@@ -517,6 +621,11 @@ static void do_list(struct fleet *f, struct out *o)
 		    p ? "," : "", pl->shape.vcpus, (unsigned long long)pl->shape.mem_mib,
 		    pl->target, warm, warming, (unsigned long long)pl->handed_out,
 		    (unsigned long long)pl->replaced, (unsigned long long)pl->spawned, pl->fails);
+		if (pl->si >= 0) {
+			put(o, ",\"snapshot\":");
+			put_str(o, f->snaps[pl->si].state);
+			put(o, ",\"generation\":%u,\"loaded\":%u", f->snaps[pl->si].gen, loaded);
+		}
 		if (pl->error[0]) {
 			put(o, ",\"error\":");
 			put_str(o, pl->error);
@@ -700,9 +809,23 @@ int sqb_fleet_daemon(const struct sqb_fleet_opts *o)
 	f.o = o;
 	signal(SIGPIPE, SIG_IGN);
 	for (unsigned int i = 0; i < o->npools && i < MAX_POOLS; i++) {
-		f.pools[i].shape = o->pools[i].shape;
-		f.pools[i].target = o->pools[i].count;
+		struct pool *pl = &f.pools[i];
+		char why[600];
+
+		pl->shape = o->pools[i].shape;
+		pl->target = o->pools[i].count;
+		pl->si = -1;
 		f.npools++;
+		if (!o->pools[i].state)
+			continue;
+		/* a loaded pool: the shape is its snapshot's */
+		pl->extra = o->pools[i].extra;
+		if (sqb_fleet_snapshot_shape(o->pools[i].state, &pl->shape, why, sizeof(why)) ||
+		    (pl->si = snap_lookup(&f, o->pools[i].state, o->pools[i].mem, why,
+					  sizeof(why))) < 0) {
+			logf_("--loaded %s: %s", o->pools[i].state, why);
+			return 1;
+		}
 	}
 	snprintf(path, sizeof(path), "%s/vms", o->dir);
 	if ((mkdir(o->dir, 0700) < 0 && errno != EEXIST) ||

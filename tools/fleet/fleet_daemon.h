@@ -7,6 +7,9 @@
 struct sqb_fleet_pool_opt {
 	struct sqb_fleet_shape shape;
 	unsigned int count; /* pre-warmed processes kept ready */
+	/* --loaded: members hold this snapshot loaded, not resumed (the
+	 * shape is the snapshot's); extra: load members, {id} {dir} each */
+	const char *state, *mem, *extra;
 };
 
 struct sqb_fleet_opts {

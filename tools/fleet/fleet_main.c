@@ -19,6 +19,7 @@ static void usage(FILE *f)
 	fprintf(
 	    f, "usage: squib-fleet daemon --dir DIR --squib PATH\n"
 	       "                          [--pool vcpus=N,mem_mib=M,count=K]... [--reserve-mib R]\n"
+	       "                          [--loaded count=K,state=STATE,mem=MEM [--loaded-extra JSON]]...\n"
 	       "                          [--zygote]\n"
 	       "       squib-fleet clone --dir DIR --snapshot STATE --mem MEM [-n N] [--no-pool]\n"
 	       "                         [--load-extra 'JSON members, {id} {dir} per clone']\n"
@@ -58,6 +59,39 @@ static int parse_pool(const char *arg, struct sqb_fleet_pool_opt *p)
 			return -1;
 	}
 	return p->shape.vcpus && p->shape.mem_mib ? 0 : -1;
+}
+
+/* --loaded count=K,state=STATE,mem=MEM: a pool whose members hold the
+ * snapshot loaded ahead (paths without commas; the shape is read from the
+ * snapshot by the daemon). */
+static int parse_loaded(char *arg, struct sqb_fleet_pool_opt *p)
+{
+	char *save = NULL;
+
+	memset(p, 0, sizeof(*p));
+	for (char *kv = strtok_r(arg, ",", &save); kv; kv = strtok_r(NULL, ",", &save)) {
+		char *eq = strchr(kv, '='), *end;
+
+		if (!eq || !eq[1])
+			return -1;
+		*eq = 0;
+		if (!strcmp(kv, "state")) {
+			p->state = eq + 1;
+		} else if (!strcmp(kv, "mem")) {
+			p->mem = eq + 1;
+		} else if (!strcmp(kv, "count")) {
+			unsigned long v;
+
+			errno = 0;
+			v = strtoul(eq + 1, &end, 10);
+			if (*end || errno || eq[1] == '-' || v > 1024)
+				return -1;
+			p->count = (unsigned int)v;
+		} else {
+			return -1;
+		}
+	}
+	return p->state && p->mem ? 0 : -1;
 }
 
 /* One request line, the answer to stdout; 0 unless the answer is an error. */
@@ -119,6 +153,8 @@ int main(int argc, char **argv)
 	    {"no-pool", no_argument, NULL, 'N'},
 	    {"load-extra", required_argument, NULL, 'x'},
 	    {"zygote", no_argument, NULL, 'Z'},
+	    {"loaded", required_argument, NULL, 'L'},
+	    {"loaded-extra", required_argument, NULL, 'X'},
 	    {"help", no_argument, NULL, 'h'},
 	    {0},
 	};
@@ -172,6 +208,21 @@ int main(int argc, char **argv)
 			break;
 		case 'Z':
 			o.zygote = 1;
+			break;
+		case 'L':
+			if (o.npools >= 8 || parse_loaded(optarg, &o.pools[o.npools]) < 0) {
+				fprintf(stderr, "squib-fleet: --loaded wants count=0..1024,state=STATE,"
+						"mem=MEM (no commas in the paths; 8 pools at most)\n");
+				return 2;
+			}
+			o.npools++;
+			break;
+		case 'X':
+			if (!o.npools || !o.pools[o.npools - 1].state) {
+				fprintf(stderr, "squib-fleet: --loaded-extra follows a --loaded\n");
+				return 2;
+			}
+			o.pools[o.npools - 1].extra = optarg;
 			break;
 		case 'h':
 			usage(stdout);

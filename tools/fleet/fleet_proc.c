@@ -537,7 +537,8 @@ static size_t json_escape(char *dst, size_t cap, const char *s)
 	return *s ? 0 : n; /* 0: did not fit */
 }
 
-int sqb_fleet_load_body(char *buf, size_t cap, const char *state, const char *mem)
+int sqb_fleet_load_body_resume(char *buf, size_t cap, const char *state, const char *mem,
+			       int resume)
 {
 	char s[1100], m[1100];
 	int n;
@@ -546,9 +547,14 @@ int sqb_fleet_load_body(char *buf, size_t cap, const char *state, const char *me
 		return -ENAMETOOLONG;
 	n = snprintf(buf, cap,
 		     "{\"snapshot_path\":\"%s\",\"mem_backend\":{\"backend_type\":\"File\","
-		     "\"backend_path\":\"%s\"},\"resume_vm\":true}",
-		     s, m);
+		     "\"backend_path\":\"%s\"},\"resume_vm\":%s}",
+		     s, m, resume ? "true" : "false");
 	return n < 0 || (size_t)n >= cap ? -ENAMETOOLONG : 0;
+}
+
+int sqb_fleet_load_body(char *buf, size_t cap, const char *state, const char *mem)
+{
+	return sqb_fleet_load_body_resume(buf, cap, state, mem, 1);
 }
 
 /* ---- snapshot shape and identity ---- */
