@@ -773,6 +773,11 @@ static void patch_vm(struct sqb_ctl *c, yajl_val body, struct sqb_ctl_resp *r)
 		return sqb_ctl_fault(r, "Cannot set the microVM to %s: it has stopped", state);
 	*(pause ? &c->n.pause_vm_us : &c->n.resume_vm_us) = sqb_ctl_now_us() - t0;
 	sqb_ctl_log(SQB_CTL_INFO, "microVM %s", pause ? "paused" : "resumed");
+	/* a VM loaded paused and resumed now (a fleet's member loaded ahead):
+	 * the resume's own heap use goes back once the reply is out, as after
+	 * a load (docs/fleet.md "Pools loaded ahead") */
+	if (!pause && rc == 0 && cur == SQB_VM_PAUSED)
+		c->trim_heap = 1;
 	r->status = 204;
 }
 
