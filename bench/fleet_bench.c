@@ -618,8 +618,8 @@ int main(int argc, char **argv)
 	split_load = calloc(iters, sizeof(double));
 	split_first = calloc(iters, sizeof(double));
 	split_again = calloc(iters, sizeof(double));
-	if (!pool_ms || !cold_ms || !floor_ms || !zyg_ms || !split_load || !split_first ||
-	    !split_again)
+	if (!pool_ms || !cold_ms || !floor_ms || !zyg_ms || !loaded_ms || !split_resume ||
+	    !split_load || !split_first || !split_again)
 		die("out of memory");
 	for (unsigned int i = 0; i < iters; i++) {
 		struct floor_vm f;
@@ -756,5 +756,6 @@ int main(int argc, char **argv)
 	free(cold_ms);
 	free(floor_ms);
 	free(zyg_ms);
+	free(loaded_ms);
 	return 0;
 }
