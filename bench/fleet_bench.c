@@ -12,7 +12,10 @@
  * zygote forks (docs/fleet.md "Zygote"), measured in the same run; --hold S
  * prints the pid of one idle pooled (and zygote) clone and keeps the clones
  * S seconds, for a heap walk (docs/fleet.md "Load leftovers"); --no-cold
- * leaves out the N clones without a pool (a 1000-clone run, a profile). */
+ * leaves out the N clones without a pool (a 1000-clone run, a profile).
+ * Every run also measures a pool loaded ahead: members that loaded the
+ * snapshot with resume_vm false, resumed by the request (PATCH /vm), as
+ * squib-fleet daemon --loaded keeps them; with --zygote, forked by it. */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -207,7 +210,7 @@ static double one_clone(int mode, unsigned int k, const char *remember_in)
 	double ms;
 
 	if (pooled) {
-		spawn(&p, k, mode == LOADED ? POOLED : mode);
+		spawn(&p, k, mode == LOADED ? (zyg.pid ? ZYGOTE : POOLED) : mode);
 		if (sqb_fleet_wait_ready(&p, 10000))
 			die("a pre-warmed squib did not come up");
 		if (mode == LOADED && sqb_fleet_http(p.sock, "PUT", "/snapshot/load", body_paused,
@@ -376,7 +379,7 @@ static void many_clones(unsigned int n, int mode, struct many *out)
 	long avail0 = mem_available_kib();
 	if (pooled) { /* the pool: ready before the request */
 		for (unsigned int i = 0; i < n; i++)
-			spawn(&p[i], i, mode == LOADED ? POOLED : mode);
+			spawn(&p[i], i, mode == LOADED ? (zyg.pid ? ZYGOTE : POOLED) : mode);
 		for (unsigned int i = 0; i < n; i++)
 			if (sqb_fleet_wait_ready(&p[i], 60000))
 				die("a pre-warmed squib did not come up");
@@ -656,8 +659,8 @@ int main(int argc, char **argv)
 		{
 			double l50 = pct(loaded_ms, iters, 0.5), l99 = pct(loaded_ms, iters, 0.99);
 			printf(
-			    "  squib, pool loaded ahead (PATCH /vm Resumed)  %8.3f %8.3f %8.1fx\n",
-			    l50, l99, l50 / f50);
+			    "  squib, pool loaded ahead (PATCH /vm Resumed)  %8.3f %8.3f %8.1fx%s\n",
+			    l50, l99, l50 / f50, zyg.pid ? "  (members forked by the zygote)" : "");
 			printf("  loaded ahead, split: PATCH /vm Resumed answered %.3f (p50)\n",
 			       pct(split_resume, nresume, 0.5));
 		}

@@ -470,8 +470,9 @@ static int b_dedup(struct batch *b)
 		cp = ref & SQB_DEDUP_PAGE_MASK;
 		if (cr == b->ri && cp >= b->first)
 			cand = b->data + (cp - b->first) * w->gps;
-		else if (w_flush_pending(w)) /* the copy may be in the unwritten batch */
-			return w->failed;
+		else if (w->wpend && cr == w->wpend->ri && cp >= w->wpend->first &&
+			 cp < w->wpend->first + w->wpend->n && w_flush_pending(w))
+			return w->failed; /* the copy is in the batch not yet written */
 		else
 			cand = w_read_back(w, cr, cp);
 		if (!cand)

@@ -697,6 +697,23 @@ static void test_multi_batch_pipeline(void **state)
 		memset(back, 0xa5, size);
 		assert_int_equal(sqb_snap_read(a, 0, back, size, NULL), 0);
 		assert_memory_equal(mem, back, size);
+		/* a page source that decodes into the batch's own scratch
+		 * (repack: one batch is decoded while the other is written) */
+		{
+			struct sqb_write_opts ro = SQB_WRITE_OPTS_INIT;
+			char pr[128];
+			sqb_snap *r;
+
+			path_in(pr, sizeof(pr), "mb-repack.sqb");
+			ro.codec = c ? SQB_CODEC_ZSTD : SQB_CODEC_NONE; /* RAW: written from scratch */
+			ro.threads = 2;
+			assert_int_equal(sqb_snap_repack(pr, a, &ro), 0);
+			assert_int_equal(sqb_snap_open(&r, pr, NULL, NULL), 0);
+			memset(back, 0x11, size);
+			assert_int_equal(sqb_snap_read(r, 0, back, size, NULL), 0);
+			assert_memory_equal(mem, back, size);
+			sqb_snap_free(r);
+		}
 		/* a Diff: isolated pages (packed) and runs across batch edges */
 		memset(dirty, 0, pages / 8);
 		for (uint64_t p = 1 + (uint64_t)c; p < pages; p += 29) {
