@@ -1474,6 +1474,43 @@ static void test_loaded_pool_resumes(void **st)
 	expect_clones_verify(ids, 1);
 	cli(NULL, fdir, "shutdown", NULL, NULL, NULL);
 	waitpid(daemon_pid, NULL, 0);
+	/* --loaded-extra with {id}: a member squib refuses is replaced, the
+	 * pool stops after 5 in a row and says why; requests still get
+	 * clones (cold ones) */
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		int fd = open("/dev/null", O_WRONLY | O_CLOEXEC);
+
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		dup2(fd, 2);
+		execl(fleet_bin, fleet_bin, "daemon", "--dir", dir3, "--squib", squib, "--loaded",
+		      arg, "--loaded-extra", "\"no_such_{id}\":1", (char *)NULL);
+		_exit(127);
+	}
+	daemon_pid = pid;
+	wait_list("no_such_vm-", 60000);
+	for (int i = 0, fails = 0, spawned = -1, before = -2; fails < 5 || spawned != before;
+	     i++) {
+		const char *f;
+
+		if (i == 200)
+			fail_msg("the failing loaded pool never stopped: %s", s);
+		usleep(100000);
+		s = cli(NULL, fdir, "list", NULL, NULL, NULL);
+		before = spawned;
+		f = strstr(s, "\"failures_in_a_row\":");
+		fails = f ? atoi(f + 20) : 0;
+		f = strstr(s, "\"spawned\":");
+		spawned = f ? atoi(f + 10) : -1;
+	}
+	if (!strstr(s, "\"loaded\":0") || !strstr(s, "no_such_vm-"))
+		fail_msg("a refused load ahead: %s", s);
+	s = clone_n(&rc, st3, m3, "1");
+	if (rc || !strstr(s, "\"ok\":1") || !strstr(s, "\"from_loaded\":0"))
+		fail_msg("clone beside a failed loaded pool: %s", s);
+	cli(NULL, fdir, "shutdown", NULL, NULL, NULL);
+	waitpid(daemon_pid, NULL, 0);
 	daemon_pid = first;
 	snprintf(fdir, sizeof(fdir), "%s", save);
 }

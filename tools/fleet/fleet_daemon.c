@@ -27,6 +27,7 @@
 #define MAX_SNAPS     64
 #define WARM_LIMIT_NS (20ULL * 1000000000ULL) /* a shell not up by then is replaced */
 #define FAIL_LIMIT    5			      /* failed spawns in a row: a pool stops */
+#define LOAD_LIMIT_NS (30ULL * 1000000000ULL) /* a loaded pool's load not answered: replaced */
 /* Spawns per pass of the loop (every 20 ms or after the requests waiting):
  * refilling 1000 members takes seconds (a fork or a zygote round trip
  * each), and a clone request that comes meanwhile is served between two
@@ -44,6 +45,7 @@ struct pool {
 	 * shape pool */
 	int si;
 	const char *extra; /* its members' extra load members, or NULL */
+	int snap_ok;	   /* its snapshot was found at the last check: loads may start */
 };
 
 struct snap {
@@ -59,6 +61,8 @@ struct vm {
 	int snap; /* index in snaps[], -1 before a load */
 	unsigned int gen;
 	double load_ms;
+	int load_fd;	  /* a loaded pool's load in flight (its answer), else -1 */
+	uint64_t load_ns; /* when it was sent */
 };
 
 struct fleet {
@@ -154,6 +158,7 @@ static struct vm *vm_new(struct fleet *f, int pool, int prewarm, char *why, size
 	}
 	v->pool = pool;
 	v->snap = -1;
+	v->load_fd = -1;
 	f->vms[f->nvms++] = v;
 	if (pool >= 0)
 		f->pools[pool].spawned++;
@@ -164,6 +169,8 @@ static void vm_remove(struct fleet *f, unsigned int i)
 {
 	struct vm *v = f->vms[i];
 
+	if (v->load_fd >= 0)
+		close(v->load_fd);
 	sqb_fleet_kill(&v->p);
 	sqb_fleet_remove_dir(&v->p);
 	free(v);
@@ -237,7 +244,8 @@ static void reap(struct fleet *f)
 	}
 }
 
-static int preload(struct fleet *f, struct vm *v, char *why, size_t whylen);
+static int preload_send(struct fleet *f, struct vm *v, char *why, size_t whylen);
+static int preload_poll(struct fleet *f, struct vm *v, uint64_t now, char *why, size_t whylen);
 static void loaded_pool_check(struct fleet *f, unsigned int p);
 
 static void refill(struct fleet *f)
@@ -251,20 +259,28 @@ static void refill(struct fleet *f)
 	for (unsigned int i = 0; i < f->nvms; i++) {
 		struct vm *v = f->vms[i];
 
-		if (v->p.state == SQB_FLEET_WARM && v->pool >= 0 && f->pools[v->pool].si >= 0 &&
-		    budget) {
+		if (v->p.state == SQB_FLEET_WARM && v->pool >= 0 && f->pools[v->pool].si >= 0) {
+			/* a loaded pool's member: its load is sent, then its
+			 * answer picked up in a later pass (never waited for) */
 			struct pool *pl = &f->pools[v->pool];
 			char why[800];
+			int rc = 0;
 
-			budget--;
-			if (preload(f, v, why, sizeof(why))) {
+			if (v->load_fd < 0 && pl->snap_ok && budget) {
+				budget--;
+				rc = preload_send(f, v, why, sizeof(why));
+			} else if (v->load_fd >= 0) {
+				rc = preload_poll(f, v, now, why, sizeof(why));
+				if (rc == 1) {
+					pl->fails = 0;
+					pl->error[0] = 0;
+				}
+			}
+			if (rc < 0) {
 				logf_("%s: %s", v->p.id, why);
 				snprintf(pl->error, sizeof(pl->error), "%.290s", why);
 				pl->fails++;
 				vm_remove(f, i--);
-			} else {
-				pl->fails = 0;
-				pl->error[0] = 0;
 			}
 			continue;
 		}
@@ -310,30 +326,55 @@ static int snap_lookup(struct fleet *f, const char *state, const char *mem, char
 static int clone_body(char *dst, size_t cap, const char *base, const char *extra,
 		      const struct vm *v);
 
-/* Load a loaded pool's snapshot into a member that just came up, not
- * resumed (resume_vm false): a clone request then only resumes it.  0, or
- * the member failed (why says how). */
-static int preload(struct fleet *f, struct vm *v, char *why, size_t whylen)
+/* Send a loaded pool's snapshot load to a member that came up, not
+ * resumed (resume_vm false): a clone request then only resumes it.  0: in
+ * flight (v->load_fd); <0: the member failed (why says how). */
+static int preload_send(struct fleet *f, struct vm *v, char *why, size_t whylen)
 {
 	struct pool *pl = &f->pools[v->pool];
 	const struct snap *sn = &f->snaps[pl->si];
-	char base[2400], body[8192], resp[1024];
-	int st;
+	char base[2400], body[8192];
 
 	if (sqb_fleet_load_body_resume(base, sizeof(base), sn->state, sn->mem, 0) ||
 	    clone_body(body, sizeof(body), base, pl->extra, v)) {
 		snprintf(why, whylen, "the load body is too long");
 		return -ENAMETOOLONG;
 	}
-	st = sqb_fleet_http(v->p.sock, "PUT", "/snapshot/load", body, resp, sizeof(resp), 30000);
+	v->load_fd = sqb_fleet_http_send(v->p.sock, "PUT", "/snapshot/load", body);
+	if (v->load_fd < 0) {
+		snprintf(why, whylen, "cannot send the load: %s", strerror(-v->load_fd));
+		v->load_fd = -1;
+		return -EIO;
+	}
+	v->load_ns = sqb_fleet_now_ns();
+	v->gen = sn->gen; /* a newer generation meanwhile: dropped once loaded */
+	return 0;
+}
+
+/* The answer to a member's load, if it came: 1 loaded, 0 not yet, <0
+ * refused or no answer in 30 s. */
+static int preload_poll(struct fleet *f, struct vm *v, uint64_t now, char *why, size_t whylen)
+{
+	struct pollfd pf = {v->load_fd, POLLIN, 0};
+	char resp[1024];
+	int st;
+
+	if (poll(&pf, 1, 0) <= 0) {
+		if (now - v->load_ns < LOAD_LIMIT_NS)
+			return 0;
+		snprintf(why, whylen, "no answer to the load in 30 s");
+		return -ETIMEDOUT; /* vm_remove closes load_fd */
+	}
+	st = sqb_fleet_http_recv(v->load_fd, resp, sizeof(resp), 2000); /* closes it */
+	v->load_fd = -1;
 	if (st != 204) {
-		snprintf(why, whylen, "loading %.300s ahead failed: %.400s", sn->state,
+		snprintf(why, whylen, "loading %.300s ahead failed: %.400s",
+			 f->snaps[f->pools[v->pool].si].state,
 			 st > 0 ? resp : strerror(st < 0 ? -st : EIO));
 		return -EIO;
 	}
 	v->p.state = SQB_FLEET_LOADED;
-	v->gen = sn->gen;
-	return 0;
+	return 1;
 }
 
 /* A loaded pool's snapshot, its identity checked (every pass): members
@@ -341,12 +382,26 @@ static int preload(struct fleet *f, struct vm *v, char *why, size_t whylen)
 static void loaded_pool_check(struct fleet *f, unsigned int p)
 {
 	struct pool *pl = &f->pools[p];
+	unsigned int gen = f->snaps[pl->si].gen;
 	char why[600];
 
+	pl->snap_ok = 0;
 	if (snap_lookup(f, f->snaps[pl->si].state, f->snaps[pl->si].mem, why, sizeof(why)) < 0) {
 		snprintf(pl->error, sizeof(pl->error), "%.290s", why);
 		return; /* gone: members keep what they hold; no new loads */
 	}
+	if (f->snaps[pl->si].gen != gen) {
+		/* a new file: earlier failures were the old one's (or a copy
+		 * in progress); its shape may differ */
+		pl->fails = 0;
+		pl->error[0] = 0;
+		if (sqb_fleet_snapshot_shape(f->snaps[pl->si].state, &pl->shape, why,
+					     sizeof(why))) {
+			snprintf(pl->error, sizeof(pl->error), "%.290s", why);
+			return;
+		}
+	}
+	pl->snap_ok = 1;
 	for (unsigned int i = 0; i < f->nvms; i++) {
 		struct vm *v = f->vms[i];
 
@@ -826,6 +881,13 @@ int sqb_fleet_daemon(const struct sqb_fleet_opts *o)
 			logf_("--loaded %s: %s", o->pools[i].state, why);
 			return 1;
 		}
+		for (unsigned int k = 0; k < i; k++)
+			if (f.pools[k].si == pl->si) {
+				logf_("--loaded %s: given twice (one pool per snapshot)",
+				      o->pools[i].state);
+				return 1;
+			}
+		pl->snap_ok = 1;
 	}
 	snprintf(path, sizeof(path), "%s/vms", o->dir);
 	if ((mkdir(o->dir, 0700) < 0 && errno != EEXIST) ||

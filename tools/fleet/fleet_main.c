@@ -68,6 +68,8 @@ static int parse_loaded(char *arg, struct sqb_fleet_pool_opt *p)
 {
 	char *save = NULL;
 
+	int have_count = 0;
+
 	memset(p, 0, sizeof(*p));
 	for (char *kv = strtok_r(arg, ",", &save); kv; kv = strtok_r(NULL, ",", &save)) {
 		char *eq = strchr(kv, '='), *end;
@@ -87,11 +89,12 @@ static int parse_loaded(char *arg, struct sqb_fleet_pool_opt *p)
 			if (*end || errno || eq[1] == '-' || v > 1024)
 				return -1;
 			p->count = (unsigned int)v;
+			have_count = 1;
 		} else {
 			return -1;
 		}
 	}
-	return p->state && p->mem ? 0 : -1;
+	return p->state && p->mem && have_count ? 0 : -1;
 }
 
 /* One request line, the answer to stdout; 0 unless the answer is an error. */
@@ -218,8 +221,9 @@ int main(int argc, char **argv)
 			o.npools++;
 			break;
 		case 'X':
-			if (!o.npools || !o.pools[o.npools - 1].state) {
-				fprintf(stderr, "squib-fleet: --loaded-extra follows a --loaded\n");
+			if (!o.npools || !o.pools[o.npools - 1].state ||
+			    o.pools[o.npools - 1].extra) {
+				fprintf(stderr, "squib-fleet: --loaded-extra follows a --loaded, once\n");
 				return 2;
 			}
 			o.pools[o.npools - 1].extra = optarg;
