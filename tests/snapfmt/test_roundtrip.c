@@ -648,6 +648,27 @@ static void test_dropped_index_refuses(void **state)
 	free(back);
 }
 
+/* Write mem (a Diff against o->parent when dirty) and read it all back:
+ * the open snapshot, the writer's statistics in *st. */
+static sqb_snap *mb_write(const char *path, const struct sqb_write_opts *o, const uint8_t *mem,
+			  const uint64_t *dirty, uint64_t size, uint8_t *back,
+			  struct sqb_write_stats *st)
+{
+	sqb_snap_writer *w;
+	sqb_snap *s;
+
+	assert_int_equal(sqb_writer_open(&w, path, o), 0);
+	assert_int_equal(sqb_writer_add_memory(w, 0, size, mem, dirty), 0);
+	sqb_writer_stats(w, st);
+	assert_int_equal(sqb_writer_finish(w, NULL, NULL), 0);
+	sqb_writer_free(w);
+	assert_int_equal(sqb_snap_open(&s, path, NULL, NULL), 0);
+	memset(back, 0xa5, size);
+	assert_int_equal(sqb_snap_read(s, 0, back, size, NULL), 0);
+	assert_memory_equal(mem, back, size);
+	return s;
+}
+
 /* Regions of several 8 MiB batches: the writer encodes one batch while it
  * writes the previous one.  Dedup must find copies in the batch not yet
  * written (read back only after it is written), and Full and Diff files
@@ -666,7 +687,6 @@ static void test_multi_batch_pipeline(void **state)
 	assert_non_null(dirty);
 	for (int c = 0; c < 2; c++) {
 		struct sqb_write_opts o = SQB_WRITE_OPTS_INIT;
-		sqb_snap_writer *w;
 		sqb_snap *a, *d;
 
 		copies = 0;
@@ -687,16 +707,8 @@ static void test_multi_batch_pipeline(void **state)
 		o.threads = 2;
 		path_in(pa, sizeof(pa), "mb-base.sqb");
 		path_in(pd, sizeof(pd), "mb-diff.sqb");
-		assert_int_equal(sqb_writer_open(&w, pa, &o), 0);
-		assert_int_equal(sqb_writer_add_memory(w, 0, size, mem, NULL), 0);
-		sqb_writer_stats(w, &st);
+		a = mb_write(pa, &o, mem, NULL, size, back, &st);
 		assert_int_equal(st.dedup, copies);
-		assert_int_equal(sqb_writer_finish(w, NULL, NULL), 0);
-		sqb_writer_free(w);
-		assert_int_equal(sqb_snap_open(&a, pa, NULL, NULL), 0);
-		memset(back, 0xa5, size);
-		assert_int_equal(sqb_snap_read(a, 0, back, size, NULL), 0);
-		assert_memory_equal(mem, back, size);
 		/* a page source that decodes into the batch's own scratch
 		 * (repack: one batch is decoded while the other is written) */
 		{
@@ -730,14 +742,7 @@ static void test_multi_batch_pipeline(void **state)
 		}
 		o.dedup = 0;
 		o.parent = a;
-		assert_int_equal(sqb_writer_open(&w, pd, &o), 0);
-		assert_int_equal(sqb_writer_add_memory(w, 0, size, mem, dirty), 0);
-		assert_int_equal(sqb_writer_finish(w, NULL, NULL), 0);
-		sqb_writer_free(w);
-		assert_int_equal(sqb_snap_open(&d, pd, NULL, NULL), 0);
-		memset(back, 0x5a, size);
-		assert_int_equal(sqb_snap_read(d, 0, back, size, NULL), 0);
-		assert_memory_equal(mem, back, size);
+		d = mb_write(pd, &o, mem, dirty, size, back, &st);
 		sqb_snap_free(d);
 		sqb_snap_free(a);
 	}
