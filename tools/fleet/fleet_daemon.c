@@ -46,6 +46,7 @@ struct pool {
 	int si;
 	const char *extra; /* its members' extra load members, or NULL */
 	int snap_ok;	   /* its snapshot was found at the last check: loads may start */
+	unsigned int gen_seen; /* the snapshot's generation at the last check */
 };
 
 struct snap {
@@ -382,7 +383,6 @@ static int preload_poll(struct fleet *f, struct vm *v, uint64_t now, char *why, 
 static void loaded_pool_check(struct fleet *f, unsigned int p)
 {
 	struct pool *pl = &f->pools[p];
-	unsigned int gen = f->snaps[pl->si].gen;
 	char why[600];
 
 	pl->snap_ok = 0;
@@ -390,16 +390,18 @@ static void loaded_pool_check(struct fleet *f, unsigned int p)
 		snprintf(pl->error, sizeof(pl->error), "%.290s", why);
 		return; /* gone: members keep what they hold; no new loads */
 	}
-	if (f->snaps[pl->si].gen != gen) {
-		/* a new file: earlier failures were the old one's (or a copy
-		 * in progress); its shape may differ */
+	if (f->snaps[pl->si].gen != pl->gen_seen) {
+		/* a new file (seen here or by a clone request): earlier
+		 * failures were the old one's (or a copy in progress); its
+		 * shape may differ */
 		pl->fails = 0;
 		pl->error[0] = 0;
 		if (sqb_fleet_snapshot_shape(f->snaps[pl->si].state, &pl->shape, why,
 					     sizeof(why))) {
 			snprintf(pl->error, sizeof(pl->error), "%.290s", why);
-			return;
+			return; /* read again next pass */
 		}
+		pl->gen_seen = f->snaps[pl->si].gen;
 	}
 	pl->snap_ok = 1;
 	for (unsigned int i = 0; i < f->nvms; i++) {
