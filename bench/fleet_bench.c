@@ -408,9 +408,10 @@ static void many_clones(unsigned int n, int mode, struct many *out)
 	for (unsigned int i = 0; i < n; i++) {
 		struct epoll_event e = {.events = EPOLLIN, .data.u64 = i};
 
-		q[i].fd = mode == LOADED ? sqb_fleet_http_send(p[i].sock, "PATCH", "/vm",
-							       "{\"state\":\"Resumed\"}")
-					 : sqb_fleet_http_send(p[i].sock, "PUT", "/snapshot/load", body);
+		q[i].fd =
+		    mode == LOADED
+			? sqb_fleet_http_send(p[i].sock, "PATCH", "/vm", "{\"state\":\"Resumed\"}")
+			: sqb_fleet_http_send(p[i].sock, "PUT", "/snapshot/load", body);
 		if (q[i].fd < 0)
 			die("cannot send a load");
 		if (epoll_ctl(ep, EPOLL_CTL_ADD, q[i].fd, &e))
@@ -658,9 +659,10 @@ int main(int argc, char **argv)
 		}
 		{
 			double l50 = pct(loaded_ms, iters, 0.5), l99 = pct(loaded_ms, iters, 0.99);
-			printf(
-			    "  squib, pool loaded ahead (PATCH /vm Resumed)  %8.3f %8.3f %8.1fx%s\n",
-			    l50, l99, l50 / f50, zyg.pid ? "  (members forked by the zygote)" : "");
+			printf("  squib, pool loaded ahead (PATCH /vm Resumed)  %8.3f %8.3f "
+			       "%8.1fx%s\n",
+			       l50, l99, l50 / f50,
+			       zyg.pid ? "  (members forked by the zygote)" : "");
 			printf("  loaded ahead, split: PATCH /vm Resumed answered %.3f (p50)\n",
 			       pct(split_resume, nresume, 0.5));
 		}
@@ -728,10 +730,11 @@ int main(int argc, char **argv)
 		       "dirty %.0f)  %.1fx floor\n",
 		       pooled.pss_kib, pooled.anon_kib, pooled.file_kib, pooled.shmem_kib,
 		       pooled.dirty_kib, pooled.pss_kib / fpss);
-		printf("  squib clone, pool loaded ahead: PSS %.0f (anon %.0f, file %.0f, shmem %.0f; "
-		       "private dirty %.0f)  %.1fx floor\n",
-		       la.pss_kib, la.anon_kib, la.file_kib, la.shmem_kib, la.dirty_kib,
-		       la.pss_kib / fpss);
+		printf(
+		    "  squib clone, pool loaded ahead: PSS %.0f (anon %.0f, file %.0f, shmem %.0f; "
+		    "private dirty %.0f)  %.1fx floor\n",
+		    la.pss_kib, la.anon_kib, la.file_kib, la.shmem_kib, la.dirty_kib,
+		    la.pss_kib / fpss);
 		if (zyg.pid)
 			printf("  squib clone, pool forked by a zygote: PSS %.0f (anon %.0f, file "
 			       "%.0f, shmem %.0f; private dirty %.0f)  %.1fx floor\n",

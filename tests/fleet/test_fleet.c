@@ -1416,8 +1416,8 @@ static void test_loaded_pool_resumes(void **st)
 	golden(st3, m3);
 	/* refused before anything starts: no snapshot in the spec */
 	{
-		const char *argv[] = {fleet_bin, "daemon", "--dir", dir3, "--squib", squib,
-				      "--loaded", "count=2", NULL};
+		const char *argv[] = {fleet_bin, "daemon",   "--dir",	dir3, "--squib",
+				      squib,	 "--loaded", "count=2", NULL};
 		int stt;
 
 		pid = fork();
@@ -1490,8 +1490,7 @@ static void test_loaded_pool_resumes(void **st)
 	}
 	daemon_pid = pid;
 	wait_list("no_such_vm-", 60000);
-	for (int i = 0, fails = 0, spawned = -1, before = -2; fails < 5 || spawned != before;
-	     i++) {
+	for (int i = 0, fails = 0, spawned = -1, before = -2; fails < 5 || spawned != before; i++) {
 		const char *f;
 
 		if (i == 200)

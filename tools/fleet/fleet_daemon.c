@@ -44,8 +44,8 @@ struct pool {
 	 * ahead into every member and resumed by a clone request; -1: a
 	 * shape pool */
 	int si;
-	const char *extra; /* its members' extra load members, or NULL */
-	int snap_ok;	   /* its snapshot was found at the last check: loads may start */
+	const char *extra;     /* its members' extra load members, or NULL */
+	int snap_ok;	       /* its snapshot was found at the last check: loads may start */
 	unsigned int gen_seen; /* the snapshot's generation at the last check */
 };
 
@@ -304,9 +304,10 @@ static void refill(struct fleet *f)
 		char why[300];
 
 		for (unsigned int i = 0; i < f->nvms; i++)
-			have += f->vms[i]->pool == (int)p && (f->vms[i]->p.state == SQB_FLEET_WARMING ||
-							      f->vms[i]->p.state == SQB_FLEET_WARM ||
-							      f->vms[i]->p.state == SQB_FLEET_LOADED);
+			have +=
+			    f->vms[i]->pool == (int)p && (f->vms[i]->p.state == SQB_FLEET_WARMING ||
+							  f->vms[i]->p.state == SQB_FLEET_WARM ||
+							  f->vms[i]->p.state == SQB_FLEET_LOADED);
 		if (pl->fails >= FAIL_LIMIT)
 			continue; /* stopped: status says why */
 		while (have < pl->target && budget && vm_new(f, (int)p, 1, why, sizeof(why))) {
@@ -589,7 +590,7 @@ static void do_clone(struct fleet *f, char **w, int nw, struct out *o)
 		if (sqb_fleet_wait_ready(&take[i]->p, 10000))
 			take[i]->p.state = SQB_FLEET_EXITED; /* reported below */
 	for (unsigned int i = 0; i < got; i++) {	     /* all loads in flight at once */
-		if (i < loaded) /* loaded ahead: only resumed */
+		if (i < loaded)				     /* loaded ahead: only resumed */
 			fds[i] = sqb_fleet_http_send(take[i]->p.sock, "PATCH", "/vm",
 						     "{\"state\":\"Resumed\"}");
 		else if (take[i]->p.state != SQB_FLEET_WARM)

@@ -19,7 +19,8 @@ static void usage(FILE *f)
 	fprintf(
 	    f, "usage: squib-fleet daemon --dir DIR --squib PATH\n"
 	       "                          [--pool vcpus=N,mem_mib=M,count=K]... [--reserve-mib R]\n"
-	       "                          [--loaded count=K,state=STATE,mem=MEM [--loaded-extra JSON]]...\n"
+	       "                          [--loaded count=K,state=STATE,mem=MEM [--loaded-extra "
+	       "JSON]]...\n"
 	       "                          [--zygote]\n"
 	       "       squib-fleet clone --dir DIR --snapshot STATE --mem MEM [-n N] [--no-pool]\n"
 	       "                         [--load-extra 'JSON members, {id} {dir} per clone']\n"
@@ -214,8 +215,9 @@ int main(int argc, char **argv)
 			break;
 		case 'L':
 			if (o.npools >= 8 || parse_loaded(optarg, &o.pools[o.npools]) < 0) {
-				fprintf(stderr, "squib-fleet: --loaded wants count=0..1024,state=STATE,"
-						"mem=MEM (no commas in the paths; 8 pools at most)\n");
+				fprintf(stderr,
+					"squib-fleet: --loaded wants count=0..1024,state=STATE,"
+					"mem=MEM (no commas in the paths; 8 pools at most)\n");
 				return 2;
 			}
 			o.npools++;
@@ -223,7 +225,8 @@ int main(int argc, char **argv)
 		case 'X':
 			if (!o.npools || !o.pools[o.npools - 1].state ||
 			    o.pools[o.npools - 1].extra) {
-				fprintf(stderr, "squib-fleet: --loaded-extra follows a --loaded, once\n");
+				fprintf(stderr,
+					"squib-fleet: --loaded-extra follows a --loaded, once\n");
 				return 2;
 			}
 			o.pools[o.npools - 1].extra = optarg;
