@@ -536,6 +536,7 @@ static void do_clone(struct fleet *f, char **w, int nw, struct out *o)
 	unsigned int got = 0, ok = 0, pooled = 0, loaded = 0;
 	uint64_t t0 = sqb_fleet_now_ns();
 
+	reap(f); /* a member that died while the daemon waited is not handed out */
 	if ((nw != 5 && nw != 6) || !(n = strtoul(w[3], NULL, 10)) || n > MAX_VMS) {
 		put(o,
 		    "{\"error\":\"clone wants: state, memory, count 1..%d, nopool[, extra load "
