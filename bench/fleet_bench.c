@@ -224,7 +224,7 @@ static double one_clone(int mode, unsigned int k, const char *remember_in)
 			die("squib did not come up");
 	}
 	if (mode == LOADED) {
-		if (sqb_fleet_http(p.sock, "PATCH", "/vm", "{\"state\":\"Resumed\"}", resp,
+		if (sqb_fleet_http(p.sock, "PATCH", "/vm", SQB_FLEET_RESUME_BODY, resp,
 				   sizeof(resp), 20000) != 204)
 			die(resp);
 	} else if (sqb_fleet_http(p.sock, "PUT", "/snapshot/load", body, resp, sizeof(resp),
@@ -410,7 +410,7 @@ static void many_clones(unsigned int n, int mode, struct many *out)
 
 		q[i].fd =
 		    mode == LOADED
-			? sqb_fleet_http_send(p[i].sock, "PATCH", "/vm", "{\"state\":\"Resumed\"}")
+			? sqb_fleet_http_send(p[i].sock, "PATCH", "/vm", SQB_FLEET_RESUME_BODY)
 			: sqb_fleet_http_send(p[i].sock, "PUT", "/snapshot/load", body);
 		if (q[i].fd < 0)
 			die("cannot send a load");
@@ -596,16 +596,9 @@ int main(int argc, char **argv)
 				     sizeof(why)))
 			die(why);
 	}
-	if (sqb_fleet_load_body(body, sizeof(body), state, mem))
+	if (sqb_fleet_load_body(body, sizeof(body), state, mem) ||
+	    sqb_fleet_load_body_resume(body_paused, sizeof(body_paused), state, mem, 0))
 		die("paths too long");
-	{
-		char *r;
-
-		snprintf(body_paused, sizeof(body_paused), "%s", body);
-		if (!(r = strstr(body_paused, "\"resume_vm\":true}")))
-			die("load body");
-		strcpy(r, "\"resume_vm\":false}");
-	}
 	printf("fleet_bench: guest %u vCPU / %llu MiB, %u MiB written before the snapshot; "
 	       "%u latency samples each\n",
 	       shape.vcpus, (unsigned long long)shape.mem_mib, fill_mib, iters);

@@ -110,6 +110,8 @@ int sqb_fleet_load_body(char *buf, size_t cap, const char *state, const char *me
 /* The same with "resume_vm": false when !resume (a member loaded ahead). */
 int sqb_fleet_load_body_resume(char *buf, size_t cap, const char *state, const char *mem,
 			       int resume);
+/* The PATCH /vm body that resumes such a member. */
+#define SQB_FLEET_RESUME_BODY "{\"state\":\"Resumed\"}"
 
 /* Snapshot shape from the state file's CONF section; 0 or -errno/-SQB_E*
  * with why (a sentence). */

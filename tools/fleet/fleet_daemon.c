@@ -593,7 +593,7 @@ static void do_clone(struct fleet *f, char **w, int nw, struct out *o)
 	for (unsigned int i = 0; i < got; i++) {	     /* all loads in flight at once */
 		if (i < loaded)				     /* loaded ahead: only resumed */
 			fds[i] = sqb_fleet_http_send(take[i]->p.sock, "PATCH", "/vm",
-						     "{\"state\":\"Resumed\"}");
+						     SQB_FLEET_RESUME_BODY);
 		else if (take[i]->p.state != SQB_FLEET_WARM)
 			fds[i] = -ECHILD;
 		else if (clone_body(one, sizeof(one), body, nw == 6 ? w[5] : NULL, take[i]))
