@@ -476,7 +476,10 @@ static pid_t daemon_pid;
 static char fdir[160];
 static const char *daemon_extra; /* one more daemon argument, e.g. --zygote */
 
-static void start_daemon(const char *dir, const char *pool, const char *reserve)
+/* squib-fleet daemon --dir dir --squib squib opt val [opt2 val2] [daemon_extra],
+ * its stderr in dir.log; opt2 NULL ends the list there. */
+static void start_daemon_with(const char *dir, const char *opt, const char *val,
+			      const char *opt2, const char *val2)
 {
 	char logp[200];
 	pid_t pid;
@@ -489,11 +492,16 @@ static void start_daemon(const char *dir, const char *pool, const char *reserve)
 		prctl(PR_SET_PDEATHSIG, SIGKILL);
 		if (fd >= 0)
 			dup2(fd, 2);
-		execl(fleet_bin, fleet_bin, "daemon", "--dir", dir, "--squib", squib, "--pool",
-		      pool, "--reserve-mib", reserve, daemon_extra, (char *)NULL);
+		execl(fleet_bin, fleet_bin, "daemon", "--dir", dir, "--squib", squib, opt, val,
+		      opt2, val2, daemon_extra, (char *)NULL);
 		_exit(127);
 	}
 	daemon_pid = pid;
+}
+
+static void start_daemon(const char *dir, const char *pool, const char *reserve)
+{
+	start_daemon_with(dir, "--pool", pool, "--reserve-mib", reserve);
 }
 
 /* Run the CLI; its stdout in a static buffer, the exit code in *rc. */
@@ -1432,22 +1440,7 @@ static void test_loaded_pool_resumes(void **st)
 		assert_true(WIFEXITED(stt) && WEXITSTATUS(stt) == 2);
 	}
 	snprintf(arg, sizeof(arg), "count=2,state=%s,mem=%s", st3, m3);
-	pid = fork();
-	assert_true(pid >= 0);
-	if (pid == 0) {
-		char logp[200];
-		int fd;
-
-		snprintf(logp, sizeof(logp), "%s.log", dir3);
-		fd = open(logp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		if (fd >= 0)
-			dup2(fd, 2);
-		execl(fleet_bin, fleet_bin, "daemon", "--dir", dir3, "--squib", squib, "--loaded",
-		      arg, (char *)NULL);
-		_exit(127);
-	}
-	daemon_pid = pid;
+	start_daemon_with(dir3, "--loaded", arg, NULL, NULL);
 	snprintf(save, sizeof(save), "%s", fdir);
 	snprintf(fdir, sizeof(fdir), "%s", dir3);
 	wait_list("\"generation\":0,\"loaded\":2", 30000);
@@ -1477,18 +1470,7 @@ static void test_loaded_pool_resumes(void **st)
 	/* --loaded-extra with {id}: a member squib refuses is replaced, the
 	 * pool stops after 5 in a row and says why; requests still get
 	 * clones (cold ones) */
-	pid = fork();
-	assert_true(pid >= 0);
-	if (pid == 0) {
-		int fd = open("/dev/null", O_WRONLY | O_CLOEXEC);
-
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		dup2(fd, 2);
-		execl(fleet_bin, fleet_bin, "daemon", "--dir", dir3, "--squib", squib, "--loaded",
-		      arg, "--loaded-extra", "\"no_such_{id}\":1", (char *)NULL);
-		_exit(127);
-	}
-	daemon_pid = pid;
+	start_daemon_with(dir3, "--loaded", arg, "--loaded-extra", "\"no_such_{id}\":1");
 	wait_list("no_such_vm-", 60000);
 	for (int i = 0, fails = 0, spawned = -1, before = -2; fails < 5 || spawned != before; i++) {
 		const char *f;
