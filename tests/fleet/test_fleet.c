@@ -478,8 +478,8 @@ static const char *daemon_extra; /* one more daemon argument, e.g. --zygote */
 
 /* squib-fleet daemon --dir dir --squib squib opt val [opt2 val2] [daemon_extra],
  * its stderr in dir.log; opt2 NULL ends the list there. */
-static void start_daemon_with(const char *dir, const char *opt, const char *val,
-			      const char *opt2, const char *val2)
+static void start_daemon_with(const char *dir, const char *opt, const char *val, const char *opt2,
+			      const char *val2)
 {
 	char logp[200];
 	pid_t pid;
