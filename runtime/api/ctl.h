@@ -222,8 +222,9 @@ void sqb_ctl_pmem_json(struct sqb_ctl *c, struct sqb_jb *b);
 /* struct sqb_vm_config.add_devices (arg: the ctl): drives in order, then
  * the entropy device (test guests expect blk in slot 0, rng after). */
 int sqb_ctl_add_devices(void *arg, sqb_vm *vm, struct sqb_diag *diag);
-/* The kernel command line with Firecracker's root= and ro/rw for the root
- * drive appended; *out malloc'd (NULL when nothing is added: use args). */
+/* The kernel command line as Firecracker's builder makes it: args (NULL:
+ * the default), "pci=off", root= and ro/rw for the root drive or pmem;
+ * *out malloc'd. */
 int sqb_ctl_root_cmdline(struct sqb_ctl *c, const char *args, char **out);
 /* Replace the drives and entropy device from a VmmConfig object (a
  * --config-file, or a snapshot's vm_config_json); files are not opened. */

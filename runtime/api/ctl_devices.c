@@ -765,36 +765,46 @@ int sqb_ctl_add_devices(void *arg, sqb_vm *vm, struct sqb_diag *diag)
 	return sqb_ctl_memhp_add(c, vm, diag); /* after the balloon: older VMs keep their slots */
 }
 
-/* builder.rs attach_block_devices: "root=PARTUUID=<p>" or "root=/dev/vda",
- * then "ro" or "rw", appended to the command line. */
+/* True if the command line has the word w (space separated). */
+static int has_word(const char *line, const char *w)
+{
+	size_t n = strlen(w);
+
+	for (const char *p = line; (p = strstr(p, w)); p += n)
+		if ((p == line || p[-1] == ' ') && (p[n] == ' ' || !p[n]))
+			return 1;
+	return 0;
+}
+
+/* The kernel command line as builder.rs makes it: the boot_args (or the
+ * default), then "pci=off" (squib has no PCI transport; Firecracker adds it
+ * whenever --enable-pci is not given; left out when the line already has
+ * it), then the root device: "root=/dev/pmem<i>", "root=PARTUUID=<p>" or
+ * "root=/dev/vda", each followed by "ro" or "rw". */
 int sqb_ctl_root_cmdline(struct sqb_ctl *c, const char *args, char **out)
 {
 	const struct sqb_ctl_drive *d = c->ndrives ? &c->drives[0] : NULL;
 	const char *base = args ? args : sqb_arch_default_cmdline();
-	int n;
+	const char *pci = has_word(base, "pci=off") ? "" : *base ? " pci=off" : "pci=off";
+	const char *sep = *base || *pci ? " " : "";
+	int pm = -1, n;
 
-	*out = NULL;
-	/* builder.rs attach_pmem_devices: "root=/dev/pmem<i>" then "ro" or
-	 * "rw" (a block root and a pmem root never come together) */
-	for (unsigned int i = 0; (!d || !d->root) && i < c->npmem; i++) {
-		if (!c->pmem[i].root)
-			continue;
-		n = asprintf(out, "%s%sroot=/dev/pmem%u %s", base, *base ? " " : "", i,
-			     c->pmem[i].read_only ? "ro" : "rw");
-		if (n < 0) {
-			*out = NULL;
-			return -ENOMEM;
-		}
-		return 0;
-	}
-	if (!d || !d->root)
-		return 0;
-	if (d->partuuid)
-		n = asprintf(out, "%s%sroot=PARTUUID=%s %s", base, *base ? " " : "", d->partuuid,
+	/* builder.rs attach_pmem_devices (a block root and a pmem root never
+	 * come together) */
+	for (unsigned int i = 0; (!d || !d->root) && pm < 0 && i < c->npmem; i++)
+		if (c->pmem[i].root)
+			pm = (int)i;
+	if (pm >= 0)
+		n = asprintf(out, "%s%s%sroot=/dev/pmem%d %s", base, pci, sep, pm,
+			     c->pmem[pm].read_only ? "ro" : "rw");
+	else if (d && d->root && d->partuuid)
+		n = asprintf(out, "%s%s%sroot=PARTUUID=%s %s", base, pci, sep, d->partuuid,
+			     d->read_only ? "ro" : "rw");
+	else if (d && d->root)
+		n = asprintf(out, "%s%s%sroot=/dev/vda %s", base, pci, sep,
 			     d->read_only ? "ro" : "rw");
 	else
-		n = asprintf(out, "%s%sroot=/dev/vda %s", base, *base ? " " : "",
-			     d->read_only ? "ro" : "rw");
+		n = asprintf(out, "%s%s", base, pci);
 	if (n < 0) {
 		*out = NULL;
 		return -ENOMEM;

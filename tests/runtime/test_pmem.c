@@ -158,7 +158,7 @@ static void test_vm_config_pmem_list_and_root_cmdline(void **state)
 		fail_msg("GET /vm/config pmem: %s", r.body);
 	assert_int_equal(sqb_ctl_root_cmdline(&c, "console=ttyS0", &cmd), 0);
 	assert_non_null(cmd);
-	assert_string_equal(cmd, "console=ttyS0 root=/dev/pmem1 ro");
+	assert_string_equal(cmd, "console=ttyS0 pci=off root=/dev/pmem1 ro");
 	free(cmd);
 	/* PUT without rate_limiter overwrites it (test_pmem_rate_limiter_api) */
 	vt_api_ok(&c, "PUT", "/pmem/rootfs",
@@ -168,7 +168,7 @@ static void test_vm_config_pmem_list_and_root_cmdline(void **state)
 			    "\"read_only\":false,\"rate_limiter\":null}"))
 		fail_msg("GET /vm/config pmem after the overwrite: %s", r.body);
 	assert_int_equal(sqb_ctl_root_cmdline(&c, "", &cmd), 0);
-	assert_string_equal(cmd, "root=/dev/pmem1 rw");
+	assert_string_equal(cmd, "pci=off root=/dev/pmem1 rw");
 	free(cmd);
 	sqb_ctl_destroy(&c);
 }

@@ -236,7 +236,7 @@ static void test_vm_config_shows_vhost_drive(void **state)
 	vt_api_ok(&c, "PUT", "/drives/rootfs", body);
 	assert_int_equal(sqb_ctl_root_cmdline(&c, "console=ttyS0", &cl), 0);
 	assert_non_null(cl);
-	assert_string_equal(cl, "console=ttyS0 root=/dev/vda ro");
+	assert_string_equal(cl, "console=ttyS0 pci=off root=/dev/vda ro");
 	free(cl);
 	sqb_ctl_destroy(&c);
 	qsd_stop(&q);

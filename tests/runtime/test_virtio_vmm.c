@@ -230,8 +230,9 @@ static void test_vm_config_shows_drives_root_first_and_entropy(void **state)
 	sqb_ctl_destroy(&c);
 }
 
-/* builder.rs: "root=/dev/vda ro", "root=PARTUUID=0eaa91a0-01 rw"; nothing
- * without a root drive. */
+/* builder.rs: the boot_args, "pci=off" (squib has no PCI; Firecracker adds
+ * it without --enable-pci), then "root=/dev/vda ro" or
+ * "root=PARTUUID=0eaa91a0-01 rw" for a root drive. */
 static void test_root_drive_on_the_command_line(void **state)
 {
 	struct sqb_ctl c;
@@ -244,14 +245,24 @@ static void test_root_drive_on_the_command_line(void **state)
 		 "{\"drive_id\":\"data\",\"path_on_host\":\"%s\",\"is_root_device\":false}", f);
 	vt_api_ok(&c, "PUT", "/drives/data", body);
 	assert_int_equal(sqb_ctl_root_cmdline(&c, "console=ttyS0", &cl), 0);
-	assert_null(cl);
+	assert_string_equal(cl, "console=ttyS0 pci=off");
+	free(cl);
+	assert_int_equal(sqb_ctl_root_cmdline(&c, "pci=off console=ttyS0", &cl), 0);
+	assert_string_equal(cl, "pci=off console=ttyS0"); /* not twice */
+	free(cl);
+	assert_int_equal(sqb_ctl_root_cmdline(&c, "xpci=off", &cl), 0);
+	assert_string_equal(cl, "xpci=off pci=off");
+	free(cl);
+	assert_int_equal(sqb_ctl_root_cmdline(&c, "", &cl), 0);
+	assert_string_equal(cl, "pci=off");
+	free(cl);
 	snprintf(body, sizeof(body),
 		 "{\"drive_id\":\"rootfs\",\"path_on_host\":\"%s\",\"is_root_device\":true,"
 		 "\"is_read_only\":true}",
 		 f);
 	vt_api_ok(&c, "PUT", "/drives/rootfs", body);
 	assert_int_equal(sqb_ctl_root_cmdline(&c, "console=ttyS0", &cl), 0);
-	assert_string_equal(cl, "console=ttyS0 root=/dev/vda ro");
+	assert_string_equal(cl, "console=ttyS0 pci=off root=/dev/vda ro");
 	free(cl);
 	snprintf(body, sizeof(body),
 		 "{\"drive_id\":\"rootfs\",\"path_on_host\":\"%s\",\"is_root_device\":true,"
@@ -259,7 +270,7 @@ static void test_root_drive_on_the_command_line(void **state)
 		 f);
 	vt_api_ok(&c, "PUT", "/drives/rootfs", body);
 	assert_int_equal(sqb_ctl_root_cmdline(&c, "", &cl), 0);
-	assert_string_equal(cl, "root=PARTUUID=0eaa91a0-01 rw");
+	assert_string_equal(cl, "pci=off root=PARTUUID=0eaa91a0-01 rw");
 	free(cl);
 	assert_int_equal(sqb_ctl_root_cmdline(&c, NULL, &cl), 0); /* the default line + root */
 	assert_non_null(strstr(cl, "console=ttyS0"));
