@@ -765,46 +765,82 @@ int sqb_ctl_add_devices(void *arg, sqb_vm *vm, struct sqb_diag *diag)
 	return sqb_ctl_memhp_add(c, vm, diag); /* after the balloon: older VMs keep their slots */
 }
 
-/* True if the command line has the word w (space separated). */
-static int has_word(const char *line, const char *w)
+/* True if s[0..n) has the word w (space separated). */
+static int has_word(const char *s, size_t n, const char *w)
 {
-	size_t n = strlen(w);
+	size_t k = strlen(w);
 
-	for (const char *p = line; (p = strstr(p, w)); p += n)
-		if ((p == line || p[-1] == ' ') && (p[n] == ' ' || !p[n]))
+	for (size_t i = 0; i + k <= n; i++)
+		if ((!i || s[i - 1] == ' ') && !memcmp(s + i, w, k) && (i + k == n || s[i + k] == ' '))
 			return 1;
 	return 0;
 }
 
-/* The kernel command line as builder.rs makes it: the boot_args (or the
- * default), then "pci=off" (squib has no PCI transport; Firecracker adds it
- * whenever --enable-pci is not given; left out when the line already has
- * it), then the root device: "root=/dev/pmem<i>", "root=PARTUUID=<p>" or
- * "root=/dev/vda", each followed by "ro" or "rw". */
+/* Where the init's arguments start, as linux-loader's Cmdline::try_from
+ * splits: the first " -- " with an even number of '"' before it.  Returns
+ * its offset, or the line's length when there is none. */
+static size_t init_args_at(const char *line)
+{
+	size_t quotes = 0, n = strlen(line);
+
+	for (size_t i = 0; i < n; i++) {
+		if (line[i] == '"')
+			quotes++;
+		else if (!(quotes & 1) && !strncmp(line + i, " -- ", 4))
+			return i;
+	}
+	return n;
+}
+
+/* The kernel command line as builder.rs makes it with linux-loader's
+ * Cmdline: the boot_args (or the default) split at " -- " into the
+ * kernel's part and the init's (each trimmed), "pci=off" added to the
+ * kernel's part (squib has no PCI transport; Firecracker adds it whenever
+ * --enable-pci is not given; left out when that part already has it), then
+ * the root device: "root=/dev/pmem<i>", "root=PARTUUID=<p>" or
+ * "root=/dev/vda", each followed by "ro" or "rw"; then " -- " and the
+ * init's arguments, untouched (Firecracker's test_kernel_cmdline). */
 int sqb_ctl_root_cmdline(struct sqb_ctl *c, const char *args, char **out)
 {
 	const struct sqb_ctl_drive *d = c->ndrives ? &c->drives[0] : NULL;
-	const char *base = args ? args : sqb_arch_default_cmdline();
-	const char *pci = has_word(base, "pci=off") ? "" : *base ? " pci=off" : "pci=off";
-	const char *sep = *base || *pci ? " " : "";
-	int pm = -1, n;
+	const char *line = args ? args : sqb_arch_default_cmdline();
+	size_t split = init_args_at(line), bs = 0, be = split, is, ie;
+	const char *pci, *ro = "";
+	char *root = NULL;
+	int pm = -1, n = 0;
+
+	/* the kernel's part [bs, be) and the init's [is, ie), trimmed */
+	while (bs < be && line[bs] == ' ')
+		bs++;
+	while (be > bs && line[be - 1] == ' ')
+		be--;
+	is = line[split] ? split + 4 : split;
+	ie = strlen(line);
+	while (is < ie && line[is] == ' ')
+		is++;
+	while (ie > is && line[ie - 1] == ' ')
+		ie--;
+	pci = has_word(line + bs, be - bs, "pci=off") ? "" : be > bs ? " pci=off" : "pci=off";
 
 	/* builder.rs attach_pmem_devices (a block root and a pmem root never
 	 * come together) */
 	for (unsigned int i = 0; (!d || !d->root) && pm < 0 && i < c->npmem; i++)
 		if (c->pmem[i].root)
 			pm = (int)i;
-	if (pm >= 0)
-		n = asprintf(out, "%s%s%sroot=/dev/pmem%d %s", base, pci, sep, pm,
-			     c->pmem[pm].read_only ? "ro" : "rw");
-	else if (d && d->root && d->partuuid)
-		n = asprintf(out, "%s%s%sroot=PARTUUID=%s %s", base, pci, sep, d->partuuid,
-			     d->read_only ? "ro" : "rw");
-	else if (d && d->root)
-		n = asprintf(out, "%s%s%sroot=/dev/vda %s", base, pci, sep,
-			     d->read_only ? "ro" : "rw");
+	if (pm >= 0) {
+		n = asprintf(&root, " root=/dev/pmem%d", pm);
+		ro = c->pmem[pm].read_only ? " ro" : " rw";
+	} else if (d && d->root) {
+		n = d->partuuid ? asprintf(&root, " root=PARTUUID=%s", d->partuuid)
+				: asprintf(&root, " root=/dev/vda");
+		ro = d->read_only ? " ro" : " rw";
+	}
+	if (n < 0)
+		root = NULL; /* asprintf leaves it undefined */
 	else
-		n = asprintf(out, "%s%s", base, pci);
+		n = asprintf(out, "%.*s%s%s%s%s%.*s", (int)(be - bs), line + bs, pci,
+			     root ? root : "", ro, ie > is ? " -- " : "", (int)(ie - is), line + is);
+	free(root);
 	if (n < 0) {
 		*out = NULL;
 		return -ENOMEM;

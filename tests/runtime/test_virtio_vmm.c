@@ -256,6 +256,14 @@ static void test_root_drive_on_the_command_line(void **state)
 	assert_int_equal(sqb_ctl_root_cmdline(&c, "", &cl), 0);
 	assert_string_equal(cl, "pci=off");
 	free(cl);
+	/* linux-loader's split: the init's arguments after " -- " (outside
+	 * double quotes) stay last and untouched (test_kernel_cmdline.py) */
+	assert_int_equal(sqb_ctl_root_cmdline(&c, "  a=\"b -- c\" d  --  e -- f ", &cl), 0);
+	assert_string_equal(cl, "a=\"b -- c\" d pci=off -- e -- f");
+	free(cl);
+	assert_int_equal(sqb_ctl_root_cmdline(&c, "x -- ", &cl), 0);
+	assert_string_equal(cl, "x pci=off");
+	free(cl);
 	snprintf(body, sizeof(body),
 		 "{\"drive_id\":\"rootfs\",\"path_on_host\":\"%s\",\"is_root_device\":true,"
 		 "\"is_read_only\":true}",
@@ -263,6 +271,14 @@ static void test_root_drive_on_the_command_line(void **state)
 	vt_api_ok(&c, "PUT", "/drives/rootfs", body);
 	assert_int_equal(sqb_ctl_root_cmdline(&c, "console=ttyS0", &cl), 0);
 	assert_string_equal(cl, "console=ttyS0 pci=off root=/dev/vda ro");
+	free(cl);
+	assert_int_equal(sqb_ctl_root_cmdline(&c,
+					      "console=ttyS0 reboot=k panic=1 init=/bin/cat -- "
+					      "/etc/os-release",
+					      &cl),
+			 0);
+	assert_string_equal(cl, "console=ttyS0 reboot=k panic=1 init=/bin/cat pci=off root=/dev/vda "
+				"ro -- /etc/os-release");
 	free(cl);
 	snprintf(body, sizeof(body),
 		 "{\"drive_id\":\"rootfs\",\"path_on_host\":\"%s\",\"is_root_device\":true,"
