@@ -343,9 +343,16 @@ static void vcpu_run_loop(struct sqb_vcpu *vc)
 		rc = vm->ops->vcpu_run(vc->hv, &ex);
 		if (rc == -EINTR)
 			continue;
-		if (rc < 0) {
+		if (rc == -ENOSYS) { /* vcpu.rs: KVM could not emulate an access (arm64) */
+			snprintf(msg, sizeof(msg), "vCPU %u: Received ENOSYS error because KVM "
+				 "failed to emulate an instruction.", vc->index);
+			sqb_err("Received ENOSYS error because KVM failed to emulate an "
+				"instruction.");
+			why = SQB_VM_STOP_HOST_ERROR;
+		} else if (rc < 0) {
 			snprintf(msg, sizeof(msg), "vCPU %u: run failed: %s", vc->index,
 				 strerror(-rc));
+			sqb_err("Failure during vcpu run: %s", strerror(-rc));
 			why = SQB_VM_STOP_HOST_ERROR;
 		} else {
 			why = vcpu_dispatch(vc, &ex, msg, sizeof(msg));
