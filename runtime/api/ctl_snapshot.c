@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "ctl.h"
@@ -364,6 +365,15 @@ static int dup_str(char **dst, char *src)
 	return 0;
 }
 
+/* A regular state file of fewer than 8 bytes (Firecracker's CRC): no
+ * snapshot of either VMM is that short. */
+static int state_too_short(const char *path)
+{
+	struct stat st;
+
+	return !stat(path, &st) && S_ISREG(st.st_mode) && st.st_size < 8;
+}
+
 /* Firecracker's texts (persist.rs RestoreFromSnapshotError) where squib
  * failed the same way: the state file or the memory file cannot be opened,
  * the Uffd socket cannot be reached; squib's own diagnosis otherwise. */
@@ -388,6 +398,13 @@ static const char *load_error(int rc, const struct sqb_diag *d, const struct loa
 			 "Failed to load guest memory: Error creating guest memory from file: Failed "
 			 "to load guest memory: %s (os error %d)",
 			 strerror(e), e);
+	else if (rc < 0 && q->o.state_path && state_too_short(q->o.state_path))
+		/* snapshot/mod.rs reads the whole state file and wants its CRC
+		 * (test_load_snapshot_failure_handling); squib's reason after it */
+		snprintf(buf, len,
+			 "Failed to get snapshot state from file: Failed to load snapshot state from "
+			 "file: IO Error: File too short to contain CRC (%s)",
+			 why);
 	else if (e && q->o.backend == SQB_VM_MEM_UFFD && !strcmp(d->section, "mem_backend") &&
 		 !strncmp(d->reason, "cannot reach", 12))
 		snprintf(buf, len,

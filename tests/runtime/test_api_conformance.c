@@ -883,6 +883,27 @@ static void test_fc_snapshot_load_validation(void **state)
 	(void)state;
 	assert_int_equal(spawn_logged(&t, log, sizeof(log)), 0);
 	run_fc_cases(&t, c, sizeof(c) / sizeof(c[0]));
+	/* test_load_snapshot_failure_handling: empty state and memory files */
+	{
+		char dir[] = "/tmp/sqb-emptysnap-XXXXXX", st[64], mem[64], body[256];
+
+		assert_non_null(mkdtemp(dir));
+		snprintf(st, sizeof(st), "%s/snapshot_vmstate", dir);
+		snprintf(mem, sizeof(mem), "%s/snapshot_mem", dir);
+		close(open(st, O_CREAT | O_WRONLY | O_CLOEXEC, 0644));
+		close(open(mem, O_CREAT | O_WRONLY | O_CLOEXEC, 0644));
+		snprintf(body, sizeof(body), "{\"snapshot_path\": \"%s\", \"mem_file_path\": \"%s\"}",
+			 st, mem);
+		raw_reply(&t, "PUT", "/snapshot/load", body, out, sizeof(out));
+		assert_int_equal(tc_status_of(out), 400);
+		if (!strstr(out, "Load snapshot error: Failed to restore from snapshot: Failed to get "
+				 "snapshot state from file: Failed to load snapshot state from file: IO "
+				 "Error: File too short to contain CRC"))
+			fail_msg("empty state file: %s", out);
+		unlink(st);
+		unlink(mem);
+		rmdir(dir);
+	}
 	/* the deprecated mem_file_path: header even though the load fails */
 	raw_reply(&t, "PUT", "/snapshot/load",
 		  "{\"snapshot_path\": \"foo\", \"mem_file_path\": \"bar\"}", out, sizeof(out));
