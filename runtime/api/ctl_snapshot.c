@@ -398,6 +398,11 @@ static const char *load_error(int rc, const struct sqb_diag *d, const struct loa
 			 "Failed to load guest memory: Error creating guest memory from file: Failed "
 			 "to load guest memory: %s (os error %d)",
 			 strerror(e), e);
+	else if (!strncmp(d->reason, "Error manipulating the backing file:", 36))
+		/* a drive's file (VirtioBlockError::BackingFile, as
+		 * test_negative_snapshot_permissions matches it), then which one */
+		snprintf(buf, len, "Virtio backend error: %s (%s)", d->reason,
+			 d->section[0] ? d->section : "drive");
 	else if (rc < 0 && q->o.state_path && state_too_short(q->o.state_path))
 		/* snapshot/mod.rs reads the whole state file and wants its CRC
 		 * (test_load_snapshot_failure_handling); squib's reason after it */
