@@ -177,6 +177,9 @@ struct sqb_vio_metrics {
 	/* virtio-vsock: packets and payload bytes to (rx) / from (tx) the guest */
 	uint64_t rx_packets, rx_bytes, tx_packets, tx_bytes;
 	uint64_t conns_added, conns_killed, conns_removed;
+	/* sends to a host socket whose peer had closed (EPIPE; squib sends
+	 * with MSG_NOSIGNAL, so they raise no SIGPIPE) */
+	uint64_t broken_pipes;
 };
 void sqb_vio_get_metrics(sqb_vio_dev *dev, struct sqb_vio_metrics *out);
 /* Replace the rate limiter (PATCH); NULL disables it. */

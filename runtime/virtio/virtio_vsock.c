@@ -301,6 +301,8 @@ static void credit_check(struct vconn *c)
  * error ends the connection. */
 static void host_send_failed(struct vsock *v, struct vconn *c, const char *why)
 {
+	if (errno == EPIPE && v->dev)
+		v->dev->m.broken_pipes++;
 	if (errno != EPIPE && errno != ECONNRESET) {
 		conn_kill(v, c, true, why);
 		return;

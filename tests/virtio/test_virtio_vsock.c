@@ -1413,6 +1413,14 @@ static void test_host_close_still_delivers_h2g(void **state)
 	assert_int_equal(got, total);
 	assert_true(end);
 	assert_true(rcv_shut);
+	{
+		/* the guest's "x" met a closed peer: counted, as the sigpipe
+		 * metric Firecracker's test_vsock checks */
+		struct sqb_vio_metrics m;
+
+		sqb_vio_get_metrics(t->dev, &m);
+		assert_true(m.broken_pipes >= 1);
+	}
 	free(p);
 }
 
