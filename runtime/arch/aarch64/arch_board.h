@@ -35,8 +35,7 @@ static const struct sqb_arm64_board_dev sqb_arm64_board[] = {
 /* The RAM the device tree's memory node gives the guest: the one RAM
  * region less its first SQB_ARM64_SYSTEM_MEM_SIZE bytes (the caller has
  * checked the region is larger). */
-static inline void sqb_arm64_guest_ram(uint64_t gpa, uint64_t size, uint64_t *base,
-				       uint64_t *len)
+static inline void sqb_arm64_guest_ram(uint64_t gpa, uint64_t size, uint64_t *base, uint64_t *len)
 {
 	*base = gpa + SQB_ARM64_SYSTEM_MEM_SIZE;
 	*len = size - SQB_ARM64_SYSTEM_MEM_SIZE;

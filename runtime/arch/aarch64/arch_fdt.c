@@ -126,9 +126,10 @@ static int fdt_sysmem_dev(void *fdt, const struct sqb_dev_describe *dd)
 	else
 		snprintf(name, sizeof(name), "ptp@%llx", (unsigned long long)dd->base);
 	err = fdt_begin_node(fdt, name);
-	err = err ?: fdt_property_string(fdt, "compatible", dd->kind == SQB_DESC_VMGENID
-								    ? "microsoft,vmgenid"
-								    : "amazon,vmclock");
+	err = err
+		  ?: fdt_property_string(fdt, "compatible",
+					 dd->kind == SQB_DESC_VMGENID ? "microsoft,vmgenid"
+								      : "amazon,vmclock");
 	err = err ?: prop_u64x2(fdt, "reg", dd->base, dd->len);
 	err = err ?: prop_irq(fdt, GIC_SPI, dd->gsi, IRQ_EDGE_RISE);
 	return err ?: fdt_end_node(fdt);
