@@ -161,9 +161,9 @@ enum sqb_dev_class_id {
 	SQB_DEVCLS_POSTCODE,
 	SQB_DEVCLS_MMIO_SLOT, /* dev_mmio.c: a virtio-mmio window driven by callbacks */
 	SQB_DEVCLS_PL011,     /* dev_pl011.c: the arm64 board's UART */
-	SQB_DEVCLS_VMGENID,   /* dev_vmgenid.c: the x86 board's VM Generation ID */
+	SQB_DEVCLS_VMGENID,   /* dev_vmgenid.c: the VM Generation ID (both boards) */
 	SQB_DEVCLS_BOOT_TIMER, /* dev_boot_timer.c: Firecracker's --boot-timer */
-	SQB_DEVCLS_VMCLOCK,    /* dev_vmclock.c: the x86 board's VMClock page */
+	SQB_DEVCLS_VMCLOCK,    /* dev_vmclock.c: the VMClock page (both boards) */
 	SQB_DEVCLS_COUNT_
 };
 extern const struct sqb_dev_class sqb_dev_classes[SQB_DEVCLS_COUNT_];
@@ -232,7 +232,7 @@ int sqb_i8042_ctrl_alt_del(struct sqb_dev *i8042);
  * record of the device (its guest never saw one). */
 #define SQB_VMGENID_LEN 16
 int sqb_vmgenid_regenerate(struct sqb_dev *vmgenid);
-/* The same for every VMGenID device on the bus (none on arm64). */
+/* The same for every VMGenID device on the bus (one on each board). */
 int sqb_bus_vmgenid_regenerate(struct sqb_bus *b);
 /* The current ID (tests, logs). */
 void sqb_vmgenid_get(struct sqb_dev *vmgenid, uint8_t id[SQB_VMGENID_LEN]);
@@ -245,7 +245,7 @@ void sqb_vmgenid_get(struct sqb_dev *vmgenid, uint8_t id[SQB_VMGENID_LEN]);
 #define SQB_VMCLOCK_SIZE    0x1000
 #define SQB_VMCLOCK_ABI_LEN 112
 int sqb_vmclock_post_restore(struct sqb_dev *vmclock);
-/* The same for every VMClock device on the bus (none on arm64). */
+/* The same for every VMClock device on the bus (one on each board). */
 int sqb_bus_vmclock_post_restore(struct sqb_bus *b);
 /* The page image squib last wrote (tests, logs). */
 void sqb_vmclock_get(struct sqb_dev *vmclock, uint8_t abi[SQB_VMCLOCK_ABI_LEN]);

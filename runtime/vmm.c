@@ -59,7 +59,7 @@ int sqb_vm_irq_get(struct sqb_vm *vm, unsigned int gsi, struct sqb_irq **out)
 		for (gsi = SQB_ARCH_GSI_FIRST; gsi <= SQB_ARCH_GSI_LAST; gsi++)
 			if (!(vm->irq_used & (1u << gsi)))
 				break;
-	if (gsi >= SQB_VM_MAX_GSI || gsi > SQB_ARCH_GSI_LAST)
+	if (gsi >= SQB_VM_MAX_GSI || gsi > (fixed ? SQB_ARCH_GSI_MAX : SQB_ARCH_GSI_LAST))
 		return -SQB_ELIMIT; /* every pin is taken */
 	if (vm->irq_used & (1u << gsi))
 		return -EEXIST;

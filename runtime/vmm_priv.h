@@ -19,9 +19,13 @@
 #include "evloop.h"
 #include "gmem.h"
 #include "hv.h"
+#include "layout.h"
 #include "squib/runtime.h"
 
-#define SQB_VM_MAX_GSI 24
+/* Lines 0..SQB_ARCH_GSI_MAX (x86: the IOAPIC's 24 pins; arm64: SPIs up to
+ * the VMClock's), one bit each in irq_used. */
+#define SQB_VM_MAX_GSI (SQB_ARCH_GSI_MAX + 1)
+_Static_assert(SQB_VM_MAX_GSI <= 32, "irq_used has 32 bits");
 /* Serial output held while the sink is full; beyond it bytes are dropped. */
 #define SQB_VM_SERIAL_BUF 4096
 

@@ -20,7 +20,7 @@ _start:
 #define UART	0x09000000
 #define PSCI_CPU_ON	0xc4000003
 #define PSCI_SYSTEM_OFF	0x84000008
-#define PAT_BASE_OFF	0x200000	/* RAM base + 2 MiB */
+#define PAT_BASE_OFF	0x200000	/* load address + 2 MiB */
 #define PAT_WORDS	(0x100000 / 8)
 #define TICKS	40
 
@@ -59,7 +59,7 @@ putdec:
 
 primary:
 	mov	x20, x0			/* DTB address */
-	adr	x21, _start		/* RAM base (loaded at its start) */
+	adr	x21, _start		/* the load address (RAM + 2 MiB) */
 	add	x1, x21, #0x100000
 	mov	sp, x1
 	adr	x1, s_hello

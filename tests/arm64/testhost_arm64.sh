@@ -8,6 +8,12 @@
 #   3. Full snapshot mid-run, squib killed, the snapshot loaded (File) in a
 #      new squib: ticks continue, the pattern holds; squib-snap verifies it;
 #      the state file goes out base64 on the console for the x86 squib-snap;
+#   3b. clone identity: the step-3 snapshot loaded twice (paused) and one of
+#      those loads' snapshot loaded again, each load snapshotted at once;
+#      read from the memory files (squib-snap extract --memory): a new VM
+#      generation ID per load (never the saved one, never another load's,
+#      the same bytes as the device record), VMClock's disruption_marker and
+#      vm_generation_counter + 1 per load (seq_count even);
 #   5. Full, then Diff (dirty log), loaded through squib-pager (Uffd);
 #   4. optional (arg "linux"): Debian's arm64 cloud kernel to a shell marker
 #      with 1 and 2 vCPUs; the 2-vCPU one snapshotted, killed and loaded.
@@ -128,6 +134,58 @@ if boot snap 2 64 /test/hello.img; then
 		tail -n 20 "$log"
 		kill -9 "$pid" 2>/dev/null
 	fi
+fi
+
+# 3b: clone identity (docs/snapshots.md "Clone identity").  The VMGenID's ID
+# is at 0x801f_fff0 and the VMClock page at 0x801f_e000 (arch/aarch64/
+# layout.h): offsets 0x1ffff0 and 0x1fe000 of the one RAM region.
+GEN_OFF=$((0x1ffff0)) CLK_OFF=$((0x1fe000))
+hexat() { od -A n -t x1 -j "$2" -N "$3" "$1" | tr -d ' \n'; } # FILE OFF LEN
+u64at() { od -A n -t u8 -j "$2" -N 8 "$1" | tr -d ' \n'; }    # FILE OFF (LE host)
+ident() { # NAME STATE MEM -> "id disruption generation seq"; the device record's ID checked
+	squib-snap extract "$3" --memory "$T/$1.raw" --force >/dev/null 2>&1 ||
+		{ bad "$1: squib-snap extract --memory $3" >&2; return 1; }
+	squib-snap extract "$2" --device vmgenid -o "$T/$1.dev" --force >/dev/null 2>&1 ||
+		{ bad "$1: no vmgenid device record in $2" >&2; return 1; }
+	id=$(hexat "$T/$1.raw" $GEN_OFF 16)
+	[ "$id" = "$(hexat "$T/$1.dev" 8 16)" ] ||
+		bad "$1: the ID in memory ($id) is not the device record's ($(hexat "$T/$1.dev" 8 16))"  >&2
+	echo "$id $(u64at "$T/$1.raw" $((CLK_OFF + 16))) $(u64at "$T/$1.raw" $((CLK_OFF + 104))) $(od -A n -t u4 -j $((CLK_OFF + 12)) -N 4 "$T/$1.raw" | tr -d ' \n')"
+	rm -f "$T/$1.raw"
+}
+reload() { # NAME STATE MEM: load paused in a new squib, snapshot it at once, kill
+	start_squib "$1"
+	c=$(api PUT /snapshot/load "{\"snapshot_path\": \"$2\", \"mem_backend\": {\"backend_type\": \"File\", \"backend_path\": \"$3\"}, \"resume_vm\": false}")
+	c=$c$(api PUT /snapshot/create "{\"snapshot_path\": \"$T/$1.state\", \"mem_file_path\": \"$T/$1.mem\"}")
+	kill -9 "$pid"
+	wait "$pid" 2>/dev/null
+	[ "$c" = 204204 ] || { bad "$1: load + snapshot: $c $(cat $T/api.out)"; tail -n 5 "$log"; return 1; }
+}
+check_ids() { # saved, load 1, load 2, load 1 reloaded: 4 x (id disruption generation seq)
+	if [ $# = 16 ] && [ "$1" != 00000000000000000000000000000000 ] && [ "${#1}" = 32 ] &&
+		[ "$5" != "$1" ] && [ "$9" != "$1" ] && [ "$9" != "$5" ] && [ "${13}" != "$5" ] &&
+		[ "${13}" != "$1" ] && [ "${13}" != "$9" ]; then
+		pass "VM generation ID: a new one at every load of one snapshot (saved, two loads and a reload all differ), memory = device record"
+	else
+		bad "VM generation ID did not change per load"
+	fi
+	if [ $# = 16 ] && [ "$6" = $(($2 + 1)) ] && [ "$7" = $(($3 + 1)) ] && [ "${10}" = $(($2 + 1)) ] &&
+		[ "${11}" = $(($3 + 1)) ] && [ "${14}" = $(($2 + 2)) ] && [ "${15}" = $(($3 + 2)) ] &&
+		[ $(($4 % 2 + $8 % 2 + ${12} % 2 + ${16} % 2)) = 0 ]; then
+		pass "VMClock: disruption_marker and vm_generation_counter + 1 per load ($2 -> $6, $2 -> ${10}, then ${14}), seq_count even"
+	else
+		bad "VMClock counters did not go up by one per load"
+	fi
+}
+if [ -f "$T/tiny.state" ] && reload gen1 "$T/tiny.state" "$T/tiny.mem" &&
+	reload gen2 "$T/tiny.state" "$T/tiny.mem" && reload gen3 "$T/gen1.state" "$T/gen1.mem"; then
+	s0=$(ident saved "$T/tiny.state" "$T/tiny.mem")
+	s1=$(ident gen1 "$T/gen1.state" "$T/gen1.mem")
+	s2=$(ident gen2 "$T/gen2.state" "$T/gen2.mem")
+	s3=$(ident gen3 "$T/gen3.state" "$T/gen3.mem")
+	echo "INFO: id disruption_marker vm_generation_counter seq_count: saved $s0; load 1 $s1; load 2 $s2; load 1 reloaded $s3"
+	check_ids $s0 $s1 $s2 $s3
+	rm -f "$T"/gen*.mem
 fi
 
 # 5: Full, then a Diff from KVM's dirty log, loaded through squib-pager (Uffd)

@@ -1,7 +1,8 @@
 /* arm64 boot adapter (arch.h): loads a Linux arm64 `Image` (booting.rst:
- * the 64-byte header, magic "ARM\x64" at 56, text_offset, image_size) at
- * the start of RAM, the initrd and the device tree (arch_fdt.c) at the top,
- * and sends the boot vCPU its entry (PC = image, x0 = DTB).  Secondary
+ * the 64-byte header, magic "ARM\x64" at 56, text_offset, image_size) just
+ * above system memory (the first 2 MiB of RAM: the VM Generation ID and the
+ * VMClock page, written here), the initrd and the device tree (arch_fdt.c)
+ * at the top, and sends the boot vCPU its entry (PC = image, x0 = DTB).  Secondary
  * vCPUs start powered off and are brought up by the guest through PSCI
  * CPU_ON.  Guest RAM is written through raw pointers before the guest
  * exists, as on x86 (arch/x86_64/arch_boot.c says why that is safe). */
@@ -13,6 +14,7 @@
 #include <unistd.h>
 
 #include "arch.h"
+#include "arch_board.h"
 #include "arch_entry.h"
 #include "arch_fdt.h"
 #include "log.h"
@@ -81,6 +83,35 @@ static int load_file(const char *path, uint8_t *dst, uint64_t cap, uint64_t *len
 	return err;
 }
 
+/* The VMGenID's ID and the VMClock page go into system memory before the
+ * guest exists (the x86 loader does the same in its reserved area). */
+static int write_sysmem(struct sqb_vm *vm, const struct sqb_mem_region *r, struct sqb_diag *diag)
+{
+	for (unsigned int i = 0; i < vm->bus.ndevs; i++) {
+		struct sqb_dev *d = vm->bus.devs[i];
+		struct sqb_dev_describe dd;
+		const uint8_t *src;
+		uint64_t len;
+
+		if (!d->cls->ops->describe || d->cls->ops->describe(d, &dd) < 0)
+			continue;
+		if (dd.kind == SQB_DESC_VMGENID)
+			src = dd.genid, len = SQB_VMGENID_LEN;
+		else if (dd.kind == SQB_DESC_VMCLOCK)
+			src = dd.page, len = dd.page_len;
+		else
+			continue;
+		if (!src || dd.base < r->gpa || dd.len < len ||
+		    dd.base + dd.len > r->gpa + SQB_ARM64_SYSTEM_MEM_SIZE) {
+			bdiag(diag, "memory", dd.base, "%s outside system memory", d->id);
+			return -EINVAL;
+		}
+		memset(r->host + (dd.base - r->gpa), 0, dd.len);
+		memcpy(r->host + (dd.base - r->gpa), src, len);
+	}
+	return 0;
+}
+
 const char *sqb_arch_default_cmdline(void)
 {
 	return SQB_ARM64_DEFAULT_CMDLINE;
@@ -92,16 +123,20 @@ int sqb_arch_boot_load(struct sqb_vm *vm, const struct sqb_vm_config *cfg, struc
 	struct sqb_arch_entry entry = {0};
 	struct sqb_arm64_fdt_in fin = {0};
 	uint64_t text_offset, image_size, klen = 0, ilen = 0, fdt_gpa, initrd_gpa = 0, top;
-	uint8_t *ram = r->host;
+	uint8_t *ram;
 	int err;
 
-	/* The DTB takes the last 2 MiB; RAM must hold it and a kernel. */
-	if (vm->mem.nram != 1 || r->size < 2 * SQB_ARM64_FDT_MAX) {
-		bdiag(diag, "memory", UINT64_MAX, "%s", "arm64 needs at least 4 MiB of RAM");
+	/* System memory takes the first 2 MiB, the DTB the last 2 MiB; RAM
+	 * must hold them and a kernel. */
+	if (vm->mem.nram != 1 || r->size < SQB_ARM64_SYSTEM_MEM_SIZE + 2 * SQB_ARM64_FDT_MAX) {
+		bdiag(diag, "memory", UINT64_MAX, "%s", "arm64 needs at least 6 MiB of RAM");
 		return -SQB_ELIMIT;
 	}
+	FORWARD_IF_ERROR(write_sysmem(vm, r, diag));
+	/* from here on ram, top and every offset count from the kernel's base */
+	ram = r->host + SQB_ARM64_SYSTEM_MEM_SIZE;
 	fdt_gpa = r->gpa + r->size - SQB_ARM64_FDT_MAX;
-	top = r->size - SQB_ARM64_FDT_MAX;
+	top = r->size - SQB_ARM64_SYSTEM_MEM_SIZE - SQB_ARM64_FDT_MAX;
 	FORWARD_IF_ERROR(load_file(cfg->kernel_path, ram,
 				   top < ARM64_MAX_KERNEL ? top : ARM64_MAX_KERNEL, &klen, "kernel",
 				   diag));
@@ -114,7 +149,7 @@ int sqb_arch_boot_load(struct sqb_vm *vm, const struct sqb_vm_config *cfg, struc
 	text_offset = rd64(ram + 8);
 	image_size = rd64(ram + 16);
 	/* The protocol places the image text_offset bytes above a 2 MiB-aligned
-	 * base; RAM starts 2 MiB-aligned, so move it up if text_offset != 0. */
+	 * base; the base (RAM + 2 MiB) is, so move it up if text_offset != 0. */
 	if (!image_size) /* pre-3.17 kernels leave it 0: the file is the image */
 		image_size = klen;
 	/* header fields are untrusted: bound each before adding them */
@@ -127,7 +162,7 @@ int sqb_arch_boot_load(struct sqb_vm *vm, const struct sqb_vm_config *cfg, struc
 		memmove(ram + text_offset, ram, klen);
 		memset(ram, 0, text_offset);
 	}
-	entry.pc = r->gpa + text_offset;
+	entry.pc = r->gpa + SQB_ARM64_SYSTEM_MEM_SIZE + text_offset;
 
 	if (cfg->initrd_path) {
 		uint64_t kend = text_offset + (image_size > klen ? image_size : klen);
@@ -146,17 +181,16 @@ int sqb_arch_boot_load(struct sqb_vm *vm, const struct sqb_vm_config *cfg, struc
 		initrd_gpa = (top - (uint64_t)st.st_size) & ~0xfffULL;
 		FORWARD_IF_ERROR(load_file(cfg->initrd_path, ram + initrd_gpa, top - initrd_gpa,
 					   &ilen, "initrd", diag));
-		initrd_gpa += r->gpa;
+		initrd_gpa += r->gpa + SQB_ARM64_SYSTEM_MEM_SIZE;
 	}
 
-	fin.ram_base = r->gpa;
-	fin.ram_size = r->size;
+	sqb_arm64_guest_ram(r->gpa, r->size, &fin.ram_base, &fin.ram_size);
 	fin.ncpus = vm->nvcpus;
 	fin.cmdline = cfg->cmdline ? cfg->cmdline : SQB_ARM64_DEFAULT_CMDLINE;
 	fin.initrd_start = initrd_gpa;
 	fin.initrd_size = ilen;
 	fin.bus = &vm->bus;
-	err = sqb_arm64_fdt_build(&fin, ram + (fdt_gpa - r->gpa), SQB_ARM64_FDT_MAX, diag);
+	err = sqb_arm64_fdt_build(&fin, r->host + (fdt_gpa - r->gpa), SQB_ARM64_FDT_MAX, diag);
 	if (err < 0)
 		return err;
 	entry.x0 = fdt_gpa;

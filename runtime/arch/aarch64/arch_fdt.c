@@ -1,8 +1,9 @@
 /* The arm64 platform description: a flattened device tree built with
  * libfdt (devicetree spec v0.4 and the Linux bindings arm/cpus, psci,
- * arm,gic-v3, arm,armv8-timer, arm,pl011, virtio,mmio): CPUs with their
- * MPIDR, memory, chosen (bootargs, initrd), GICv3, timer, PSCI 0.2 over
- * HVC, and every device on the bus through its describe op. */
+ * arm,gic-v3, arm,armv8-timer, arm,pl011, virtio,mmio, rng/microsoft,vmgenid,
+ * ptp/amazon,vmclock): CPUs with their MPIDR, memory, chosen (bootargs,
+ * initrd), GICv3, timer, PSCI 0.2 over HVC, and every device on the bus
+ * through its describe op. */
 #include <errno.h>
 #include <libfdt.h>
 #include <stdio.h>
@@ -109,7 +110,33 @@ static int fdt_gic_timer_psci(void *fdt, unsigned int ncpus)
 	return err ?: fdt_end_node(fdt);
 }
 
-/* One bus device: the PL011 or a virtio-mmio slot (others are skipped). */
+/* The VM Generation ID and VMClock, as Firecracker's fdt.rs writes them:
+ * a node with the binding's compatible, reg = the ID (16 bytes) or the page
+ * in system memory, and the notification SPI, edge-rising.  Firecracker
+ * names the VMClock node ptp@ADDR with the address in decimal; here it is
+ * hex, as the devicetree spec wants a unit address (Linux binds by
+ * compatible, not by name). */
+static int fdt_sysmem_dev(void *fdt, const struct sqb_dev_describe *dd)
+{
+	char name[32];
+	int err;
+
+	if (dd->kind == SQB_DESC_VMGENID)
+		snprintf(name, sizeof(name), "vmgenid");
+	else
+		snprintf(name, sizeof(name), "ptp@%llx", (unsigned long long)dd->base);
+	err = fdt_begin_node(fdt, name);
+	err = err
+		  ?: fdt_property_string(fdt, "compatible",
+					 dd->kind == SQB_DESC_VMGENID ? "microsoft,vmgenid"
+								      : "amazon,vmclock");
+	err = err ?: prop_u64x2(fdt, "reg", dd->base, dd->len);
+	err = err ?: prop_irq(fdt, GIC_SPI, dd->gsi, IRQ_EDGE_RISE);
+	return err ?: fdt_end_node(fdt);
+}
+
+/* One bus device: the PL011, a virtio-mmio slot, the VMGenID or VMClock
+ * (others are skipped). */
 static int fdt_dev(void *fdt, const struct sqb_dev_describe *dd, const char **stdout_path,
 		   char *path, size_t pathlen)
 {
@@ -121,6 +148,8 @@ static int fdt_dev(void *fdt, const struct sqb_dev_describe *dd, const char **st
 
 	if (dd->space != SQB_BUS_MMIO || dd->irq_kind != SQB_DESC_IRQ_GSI)
 		return 0;
+	if (dd->kind == SQB_DESC_VMGENID || dd->kind == SQB_DESC_VMCLOCK)
+		return fdt_sysmem_dev(fdt, dd);
 	if (!pl011 && !(dd->hid && !strcmp(dd->hid, "LNRO0005")))
 		return 0;
 	snprintf(path, pathlen, "%s@%llx", pl011 ? "pl011" : "virtio_mmio",

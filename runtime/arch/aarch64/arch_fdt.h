@@ -13,7 +13,7 @@
 struct sqb_bus;
 
 struct sqb_arm64_fdt_in {
-	uint64_t ram_base, ram_size;
+	uint64_t ram_base, ram_size; /* the memory node: RAM above system memory */
 	unsigned int ncpus;
 	const char *cmdline;
 	uint64_t initrd_start, initrd_size; /* size 0: none */

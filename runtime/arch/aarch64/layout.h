@@ -9,7 +9,12 @@
  *   0x0a00_0000  virtio-mmio slots, 4 KiB each, SPI 2 + n
  *   0x4000_0000  boot timer page (--boot-timer), Firecracker's address
  *   0x8000_0000  RAM (2 GiB, as Firecracker's arm64 layout; QEMU's virt
- *                board puts RAM at 1 GiB), the DTB in its last 2 MiB
+ *                board puts RAM at 1 GiB), the DTB in its last 2 MiB; its
+ *                first 2 MiB are system memory, left out of the device
+ *                tree's memory node (Firecracker's SYSTEM_MEM):
+ *   0x801f_e000    VMClock page, SPI 25
+ *   0x801f_fff0    VM Generation ID (16 bytes), SPI 24
+ *   0x8020_0000  the kernel image (+ text_offset), the guest's RAM from here
  */
 #ifndef SQB_ARCH_AARCH64_LAYOUT_H
 #define SQB_ARCH_AARCH64_LAYOUT_H
@@ -49,6 +54,30 @@
 #define SQB_ARCH_VIRTIO_MMIO_SLOTS 22
 #define SQB_ARCH_GSI_FIRST	   2
 #define SQB_ARCH_GSI_LAST	   23
+
+/* System memory (Firecracker's arch/aarch64/layout.rs SYSTEM_MEM_START and
+ * SYSTEM_MEM_SIZE): the first 2 MiB of RAM, backed and snapshotted like the
+ * rest but not in the device tree's memory node, so the guest's allocator
+ * never hands it out and a driver may memremap() it.  The kernel goes above
+ * it (a 2 MiB-aligned base, as the boot protocol wants). */
+#define SQB_ARM64_SYSTEM_MEM_SIZE 0x200000ULL
+
+/* VM Generation ID (dev_vmgenid.c) and VMClock (dev_vmclock.c) in system
+ * memory where Firecracker's allocator puts them (AllocPolicy::LastMatch,
+ * VMGenID first): the 16-byte ID 8-byte aligned at the very top, the page
+ * 4 KiB aligned under it.  Their notifications: Firecracker hands legacy
+ * GSIs out in creation order (virtio devices, serial, RTC, then VMGenID and
+ * VMClock), so its numbers follow the device count; squib's slots have
+ * fixed SPIs (2..23), and these two take the next ones, after every other
+ * device as in Firecracker, out of the slots' range. */
+#define SQB_ARM64_VMGENID_ADDR (SQB_ARM64_RAM_START + SQB_ARM64_SYSTEM_MEM_SIZE - 16)
+#define SQB_ARM64_VMGENID_SPI  24
+#define SQB_ARM64_VMCLOCK_ADDR (SQB_ARM64_RAM_START + SQB_ARM64_SYSTEM_MEM_SIZE - 0x2000)
+#define SQB_ARM64_VMCLOCK_SPI  25
+
+/* The highest line a board device may be given by number (the UART, the
+ * two above); the virtio-mmio allocator stays in FIRST..LAST. */
+#define SQB_ARCH_GSI_MAX 25
 
 /* Architected timer PPIs (INTIDs 16 + n): secure / non-secure physical,
  * virtual, hypervisor — the order the arm,armv8-timer binding lists. */

@@ -68,6 +68,8 @@
 /* IOAPIC pins the interrupt allocator hands out (0..4 are ISA legacy). */
 #define SQB_ARCH_GSI_FIRST 5
 #define SQB_ARCH_GSI_LAST  23
+/* The highest line a board device may be given by number: the last pin. */
+#define SQB_ARCH_GSI_MAX 23
 
 /* Split size bytes of RAM into the x86 regions: returns the count and
  * fills gpa/size/offset (offset: where the region starts in the backing). */
