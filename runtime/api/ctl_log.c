@@ -17,7 +17,7 @@
 
 static int log_fd = 2;
 static enum sqb_ctl_level log_level = SQB_CTL_WARN;
-static int log_show_level = 1;
+static int log_show_level; /* logging.rs LOGGER: level and origin off */
 static int log_show_origin;
 static char log_module[64];
 static char log_id[65] = "anonymous-instance"; /* --id: at most 64 bytes */
@@ -99,7 +99,9 @@ void sqb_ctl_log_at(enum sqb_ctl_level lvl, const char *file, int lineno, const 
 int sqb_ctl_log_configure(const char *path, const char *level, int show_level, int show_origin,
 			  const char *module, char *err, size_t errlen)
 {
-	enum sqb_ctl_level lvl = log_level;
+	/* Logger::update: a configuration without `level` sets Info
+	 * (DEFAULT_LEVEL); the other fields not given keep their value */
+	enum sqb_ctl_level lvl = SQB_CTL_INFO;
 
 	if (level && sqb_ctl_level_parse(level, &lvl) < 0) {
 		snprintf(err, errlen, "Invalid log level: %s", level);

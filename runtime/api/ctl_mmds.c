@@ -287,7 +287,12 @@ int sqb_ctl_mmds_put_file(struct sqb_ctl *c, const char *path, char *err, size_t
 	rc = sqb_mmds_put(m, buf, got, err, errlen);
 	free(buf);
 	if (rc == SQB_MMDS_E_TOO_LARGE)
-		snprintf(err, errlen, "%s: %s", path, MSG_TOO_LARGE);
+		/* BuildMicrovmFromRequestsError::PopulateMmds, as main.rs
+		 * logs it (test_cmd_line_start.py test_start_with_metadata_limit) */
+		snprintf(err, errlen,
+			 "Failed to build MicroVM: Populating MMDS from file failed: The MMDS "
+			 "patch request doesn't fit. (%s)",
+			 path);
 	else if (rc == SQB_MMDS_E_PARSE) {
 		char why[400];
 		snprintf(why, sizeof(why), "%s", err);

@@ -155,7 +155,13 @@ static void test_machine_config_valid_and_invalid(void **state)
 static void test_json_malformed_bodies(void **state)
 {
 	static const struct api_case c[] = {
-	    {"PUT", "/machine-config", "{", 400, "malformed JSON"},
+	    /* serde_json: a body that ends early says what was open, at its end */
+	    {"PUT", "/machine-config", "{", 400,
+	     "EOF while parsing an object at line 1 column 1."},
+	    {"PUT", "/machine-config", "{\"vcpu_count\": 1", 400,
+	     "EOF while parsing an object at line 1 column 16."},
+	    {"PUT", "/machine-config", "{\"vcpu_count\": ", 400,
+	     "EOF while parsing a value at line 1 column 15."},
 	    {"PUT", "/machine-config", "{\"vcpu_count\":1,}", 400, "malformed JSON"},
 	    {"PUT", "/machine-config", "{\"vcpu_count\":1} trailing", 400, "malformed JSON"},
 	    {"PUT", "/machine-config", "", 400, "Empty PUT request."},
@@ -507,7 +513,7 @@ static void raw_reply(struct sqb_tc *t, const char *method, const char *path, co
 static int spawn_logged(struct sqb_tc *t, char *logpath, size_t cap)
 {
 	char dir[] = "/tmp/sqbl-XXXXXX";
-	const char *args[] = {"--log-path", logpath, "--level", "Info", NULL};
+	const char *args[] = {"--log-path", logpath, "--level", "Info", "--show-level", NULL};
 
 	if (!mkdtemp(dir))
 		return -1;
@@ -721,6 +727,162 @@ static void test_fc_http_layer_and_preboot_rules(void **state)
 		   "kernel file cannot be opened: No such file or directory (os error 2)",
 		   "tests/integration_tests/functional/test_logging.py");
 	tc_stop(&t);
+}
+
+#define T_LOG "tests/integration_tests/functional/test_logging.py"
+#define T_CLS "tests/integration_tests/functional/test_cmd_line_start.py"
+
+/* Lines of a log that hold needle. */
+static int log_lines_with(const char *log, const char *needle)
+{
+	int n = 0;
+
+	for (const char *p = log; (p = strstr(p, needle)); p += strlen(needle))
+		n++;
+	return n;
+}
+
+/* main.rs and logging.rs: the logger starts with level and origin off
+ * (--show-level / --show-log-origin turn them on), "Running Firecracker
+ * v<version>" is its first line (test_logging.py test_log_config checks
+ * lines[0]), the API thread logs "API server started." (microvm.py spawn
+ * waits for it at Info and Debug), and a PUT /logger without `level` sets
+ * Info (Logger::update's DEFAULT_LEVEL). */
+static void test_fc_log_start_lines_and_defaults(void **state)
+{
+	struct sqb_tc t;
+	char dir[] = "/tmp/sqbl-XXXXXX", log[96], out[1024];
+	char *all, *nl;
+	size_t before;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	snprintf(log, sizeof(log), "%s/fc.log", dir);
+	assert_int_equal(tc_spawn(&t, squib_bin,
+				  (const char *const[]){"--log-path", log, "--level", "Debug", NULL},
+				  1),
+			 0);
+	assert_int_equal(tc_req(&t, "GET", "/", NULL, out, sizeof(out)), 200);
+	all = tc_read_file(log);
+	assert_non_null(all);
+	nl = strchr(all, '\n');
+	assert_non_null(nl);
+	*nl = 0;
+	if (!strstr(all, "Running Firecracker"))
+		fail_msg("[" T_LOG " test_log_config] first line: %s", all);
+	*nl = '\n';
+	if (!strstr(all, "] API server started.\n"))
+		fail_msg("[tests/framework/microvm.py spawn] no 'API server started.': %s", all);
+	/* no level, no origin: "[anonymous-instance:<thread>] " */
+	if (log_lines_with(all, ":DEBUG]") || log_lines_with(all, ":INFO]") ||
+	    log_lines_with(all, ".c:"))
+		fail_msg("[src/vmm/src/logger/logging.rs LOGGER] level or origin shown: %s", all);
+	assert_true(log_lines_with(all, "API GET / -> 200") == 1); /* at Debug */
+	before = strlen(all);
+	free(all);
+	assert_int_equal(tc_req(&t, "PUT", "/logger", "{\"show_level\": true}", out, sizeof(out)),
+			 204);
+	assert_int_equal(tc_req(&t, "GET", "/", NULL, out, sizeof(out)), 200);
+	all = tc_read_file(log);
+	assert_non_null(all);
+	if (!log_lines_with(all + before, ":INFO] The API server received a Get request on \"/\".") ||
+	    log_lines_with(all + before, ":DEBUG]"))
+		fail_msg("[src/vmm/src/logger/logging.rs Logger::update] after PUT /logger "
+			 "{show_level}: want level shown and Info: %s",
+			 all + before);
+	free(all);
+	tc_stop(&t);
+	/* --show-level and --show-log-origin turn them on */
+	assert_int_equal(tc_spawn(&t, squib_bin,
+				  (const char *const[]){"--log-path", log, "--level", "Info",
+							"--show-level", "--show-log-origin", NULL},
+				  1),
+			 0);
+	assert_int_equal(tc_req(&t, "GET", "/", NULL, out, sizeof(out)), 200);
+	expect_log(log, ":INFO:runtime/main.c:", T_LOG " test_log_config");
+	tc_stop(&t);
+	unlink(log);
+	rmdir(dir);
+}
+
+/* test_cmd_line_start.py test_start_with_metadata*: what --metadata logs
+ * (rpc_interface.rs build_microvm_from_requests, main.rs) once the API
+ * server runs; a failure ends the process */
+static void test_fc_metadata_file_log_lines(void **state)
+{
+	static const struct {
+		const char *content; /* NULL: no such file */
+		const char *extra;   /* one more flag and its value, or NULL */
+		const char *value;
+		int exit_code;
+		const char *want1, *want2, *cite;
+	} c[] = {
+	    {"{\"latest\": {\"meta-data\": {\"ami-id\": \"x\"}}}", NULL, NULL, -1,
+	     "Successfully added metadata to mmds from file", NULL, "test_start_with_metadata"},
+	    {"{\"latest\": {\"meta-data\": {\"ami-id\": \"a somewhat long value\"}}}",
+	     "--mmds-size-limit", "30", 1,
+	     "Populating MMDS from file failed: The MMDS patch request doesn't fit.", NULL,
+	     "test_start_with_metadata_limit"},
+	    {"{\"latest\": {\"meta-data\": {\"ami-id\": \"a somewhat long value\"}}}",
+	     "--http-api-max-payload-size", "30", 1,
+	     "Populating MMDS from file failed: The MMDS patch request doesn't fit.", NULL,
+	     "test_start_with_metadata_default_limit"},
+	    {NULL, NULL, NULL, 1, "Unable to open or read from the mmds content file",
+	     "No such file or directory", "test_start_with_missing_metadata"},
+	    /* tests/data/metadata_invalid.json: an object left open */
+	    {"{\n    \"latest\": {\n        \"meta-data\": \"Lorem\",\n        \"user-data\": "
+	     "\"userdata 1 2 3 4\"\n",
+	     NULL, NULL, 1, "MMDS error: metadata provided not valid json",
+	     "EOF while parsing an object", "test_start_with_invalid_metadata"},
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(c) / sizeof(c[0]); i++) {
+		char dir[] = "/tmp/sqbm-XXXXXX", log[96], md[96], out[1024];
+		const char *args[10] = {"--log-path", log, "--level", "Info", "--metadata", md};
+		struct sqb_tc t;
+		char *all;
+		int n = 6;
+
+		assert_non_null(mkdtemp(dir));
+		snprintf(log, sizeof(log), "%s/fc.log", dir);
+		snprintf(md, sizeof(md), "%s/metadata.json", dir);
+		if (c[i].content) {
+			FILE *f = fopen(md, "w");
+			assert_non_null(f);
+			fputs(c[i].content, f);
+			fclose(f);
+		}
+		if (c[i].extra) {
+			args[n++] = c[i].extra;
+			args[n++] = c[i].value;
+		}
+		args[n] = NULL;
+		if (c[i].exit_code < 0) {
+			assert_int_equal(tc_spawn(&t, squib_bin, args, 1), 0);
+			assert_int_equal(tc_req(&t, "GET", "/mmds", NULL, out, sizeof(out)), 200);
+			assert_non_null(strstr(out, "\"ami-id\":\"x\""));
+		} else {
+			(void)tc_spawn(&t, squib_bin, args, 1); /* it may be gone already */
+			if (tc_wait_exit(&t, 5000) != c[i].exit_code)
+				fail_msg("[" T_CLS " %s] want exit code %d", c[i].cite,
+					 c[i].exit_code);
+		}
+		all = tc_read_file(log);
+		assert_non_null(all);
+		if (!strstr(all, c[i].want1) || (c[i].want2 && !strstr(all, c[i].want2)))
+			fail_msg("[" T_CLS " %s] log lacks '%s' / '%s': %s", c[i].cite, c[i].want1,
+				 c[i].want2 ? c[i].want2 : "", all);
+		/* microvm.py spawn waits for this line before anything else */
+		if (!strstr(all, "] API server started.\n"))
+			fail_msg("[" T_CLS " %s] no 'API server started.' line: %s", c[i].cite,
+				 all);
+		free(all);
+		tc_stop(&t);
+		unlink(md);
+		unlink(log);
+		rmdir(dir);
+	}
 }
 
 /* test_cmd_line_start.py test_config_start_with_limit and
@@ -1375,6 +1537,8 @@ int main(int argc, char **argv)
 	    cmocka_unit_test(test_metrics_line),
 	    cmocka_unit_test(test_metrics_squib_group_and_schema),
 	    cmocka_unit_test(test_fc_post_boot_rules),
+	    cmocka_unit_test(test_fc_log_start_lines_and_defaults),
+	    cmocka_unit_test(test_fc_metadata_file_log_lines),
 	};
 
 	if (argc < 4) {
