@@ -75,7 +75,7 @@ struct sqb_ctl_memhp {
 };
 
 /* PUT /network-interfaces/{iface_id} (Firecracker's NetworkInterfaceConfig). */
-#define SQB_CTL_MAX_IFACES 8
+#define SQB_CTL_MAX_IFACES 32
 struct sqb_ctl_iface {
 	char id[32];	     /* iface_id: [A-Za-z0-9_], at most 27 bytes in squib */
 	char *host_dev_name; /* the tap (a host hint in snapshots, [F-113]) */
