@@ -730,6 +730,83 @@ static void test_handled_signals_keep_running(void **state)
 	tc_stop(&t);
 }
 
+/* test_pause_resume.py test_kvmclock_ctrl (x86_64): Firecracker calls
+ * KVM_KVMCLOCK_CTRL on each vCPU when it pauses (vcpu.rs) so the guest's
+ * watchdogs skip the pause; KVM then sets PVCLOCK_GUEST_STOPPED in the
+ * guest's pvclock page, which the kvmclock guest reports.  A guest without
+ * kvmclock makes the call fail: counted in vcpu.kvmclock_ctrl_fails and
+ * logged, never fatal (arch/x86_64/vcpu.rs kvmclock_ctrl). */
+static void test_pause_tells_kvmclock(void **state)
+{
+#if defined(__x86_64__)
+	char body[512], resp[2048], mx[128], *m, *log;
+	struct sqb_tc t;
+
+	(void)state;
+	assert_int_equal(tc_spawn(&t, squib_bin, NULL, 1), 0);
+	snprintf(body, sizeof(body), "{\"kernel_image_path\":\"%s/kvmclock.elf\"}", guest_dir);
+	assert_int_equal(tc_req(&t, "PUT", "/boot-source", body, resp, sizeof(resp)), 204);
+	assert_int_equal(tc_req(&t, "PUT", "/actions", "{\"action_type\":\"InstanceStart\"}", resp,
+				sizeof(resp)),
+			 204);
+	if (tc_wait_serial(&t, "KCLK none\n", 3000) == 0) {
+		tc_stop(&t);
+		skip(); /* this host's KVM offers no kvmclock */
+	}
+	expect_serial(&t, "KCLK start\n", 20000);
+	for (int i = 1; i <= 2; i++) {
+		char want[32];
+
+		assert_int_equal(tc_req(&t, "PATCH", "/vm", "{\"state\":\"Paused\"}", resp,
+					sizeof(resp)),
+				 204);
+		assert_int_equal(tc_req(&t, "PATCH", "/vm", "{\"state\":\"Resumed\"}", resp,
+					sizeof(resp)),
+				 204);
+		snprintf(want, sizeof(want), "KCLK stopped %d\n", i);
+		expect_serial(&t, want, 20000);
+	}
+	tc_stop(&t);
+	/* no kvmclock in the guest: each vCPU's call fails, the VM goes on */
+	snprintf(mx, sizeof(mx), "/tmp/sqb-metrics-kclk-%d.json", (int)getpid());
+	unlink(mx);
+	assert_int_equal(
+	    tc_spawn(&t, squib_bin, (const char *const[]){"--metrics-path", mx, NULL}, 1), 0);
+	assert_int_equal(tc_req(&t, "PUT", "/machine-config", "{\"vcpu_count\":2,\"mem_size_mib\":16}",
+				resp, sizeof(resp)),
+			 204);
+	snprintf(body, sizeof(body),
+		 "{\"kernel_image_path\":\"%s/counter.elf\",\"boot_args\":\"delay=300\"}",
+		 guest_dir);
+	assert_int_equal(tc_req(&t, "PUT", "/boot-source", body, resp, sizeof(resp)), 204);
+	assert_int_equal(tc_req(&t, "PUT", "/actions", "{\"action_type\":\"InstanceStart\"}", resp,
+				sizeof(resp)),
+			 204);
+	expect_serial(&t, "count=1\n", 20000);
+	assert_int_equal(
+	    tc_req(&t, "PATCH", "/vm", "{\"state\":\"Paused\"}", resp, sizeof(resp)), 204);
+	assert_int_equal(tc_req(&t, "PUT", "/actions", "{\"action_type\":\"FlushMetrics\"}", resp,
+				sizeof(resp)),
+			 204);
+	assert_int_equal(
+	    tc_req(&t, "PATCH", "/vm", "{\"state\":\"Resumed\"}", resp, sizeof(resp)), 204);
+	m = tc_read_file(mx);
+	assert_non_null(m);
+	if (metric_in_line(m, 1, "vcpu", "kvmclock_ctrl_fails") != 2)
+		fail_msg("want vcpu.kvmclock_ctrl_fails = 2 after pausing 2 vCPUs: %.1500s", m);
+	free(m);
+	log = tc_read_file(t.errlog);
+	assert_non_null(log);
+	assert_non_null(strstr(log, "KVM_KVMCLOCK_CTRL call failed"));
+	free(log);
+	tc_stop(&t);
+	unlink(mx);
+#else
+	(void)state;
+	skip(); /* kvmclock is x86's */
+#endif
+}
+
 static void test_stdin_reaches_the_guest_uart(void **state)
 {
 	struct sqb_tc t;
@@ -811,6 +888,7 @@ int main(int argc, char **argv)
 	    cmocka_unit_test(test_snapshot_version_and_describe_snapshot),
 	    cmocka_unit_test(test_signals_as_firecracker),
 	    cmocka_unit_test(test_handled_signals_keep_running),
+	    cmocka_unit_test(test_pause_tells_kvmclock),
 	    cmocka_unit_test(test_stdin_reaches_the_guest_uart),
 	    cmocka_unit_test(test_uart_interrupts_reach_the_guest),
 	    cmocka_unit_test(test_triple_fault_is_reported_not_hung),
