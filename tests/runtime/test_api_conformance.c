@@ -778,6 +778,47 @@ static void test_fc_log_start_lines_and_defaults(void **state)
 	    log_lines_with(all, ".c:"))
 		fail_msg("[src/vmm/src/logger/logging.rs LOGGER] level or origin shown: %s", all);
 	assert_true(log_lines_with(all, "API GET / -> 200") == 1); /* at Debug */
+	free(all);
+	/* microvm.py _validate_api_response_times (run at every kill() when the
+	 * log is at Debug): each "The API server received a ..." line has its
+	 * "Total previous API call duration: N us." (api_server/mod.rs) before
+	 * the next request's line */
+	assert_int_equal(tc_req(&t, "PUT", "/machine-config", "{\"vcpu_count\": 2}", out,
+				sizeof(out)),
+			 400);
+	assert_int_equal(tc_req(&t, "PATCH", "/machine-config", "{\"vcpu_count\": 2}", out,
+				sizeof(out)),
+			 204);
+	assert_int_equal(tc_req(&t, "GET", "/nope", NULL, out, sizeof(out)), 400);
+	assert_int_equal(tc_req(&t, "GET", "/machine-config", NULL, out, sizeof(out)), 200);
+	all = tc_read_file(log);
+	assert_non_null(all);
+	{
+		int open = 0, calls = 0;
+		char *save = NULL;
+
+		for (char *l = strtok_r(all, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
+			if (strstr(l, "] The API server received a ")) {
+				if (open)
+					fail_msg("[tests/framework/microvm.py _validate_api_response_"
+						 "times] API call duration log entry missing before: %s",
+						 l);
+				open = 1;
+				calls++;
+			} else if (strstr(l, "] Total previous API call duration: ") &&
+				   strstr(l, " us.")) {
+				if (!open)
+					fail_msg("[tests/framework/microvm.py] a duration line "
+						 "before any request line: %s",
+						 l);
+				open = 0;
+			}
+		}
+		assert_int_equal(calls, 5);
+	}
+	free(all);
+	all = tc_read_file(log);
+	assert_non_null(all);
 	before = strlen(all);
 	free(all);
 	assert_int_equal(tc_req(&t, "PUT", "/logger", "{\"show_level\": true}", out, sizeof(out)),
