@@ -96,6 +96,17 @@ void sqb_ctl_log_at(enum sqb_ctl_level lvl, const char *file, int lineno, const 
 		__atomic_add_fetch(&missed_log, 1, __ATOMIC_RELAXED);
 }
 
+/* The libraries' lines (common/log.h) in the same shape as squib's own,
+ * so every line of the log parses as Firecracker's (test_logging.py
+ * check_log_message_format). */
+static void lib_line(enum sqb_log_level lvl, const char *file, int line, const char *msg)
+{
+	static const enum sqb_ctl_level map[] = {SQB_CTL_ERROR, SQB_CTL_WARN, SQB_CTL_INFO,
+						 SQB_CTL_DEBUG};
+
+	sqb_ctl_log_at(map[lvl <= SQB_LOG_DEBUG ? lvl : SQB_LOG_DEBUG], file, line, "%s", msg);
+}
+
 int sqb_ctl_log_configure(const char *path, const char *level, int show_level, int show_origin,
 			  const char *module, char *err, size_t errlen)
 {
@@ -126,6 +137,7 @@ int sqb_ctl_log_configure(const char *path, const char *level, int show_level, i
 		log_show_origin = show_origin;
 	/* the libraries' own lines follow the same file and level */
 	sqb_log_set_fd(log_fd);
+	sqb_log_set_sink(lib_line);
 	sqb_log_set_level(lvl <= SQB_CTL_ERROR	? SQB_LOG_ERROR
 			  : lvl == SQB_CTL_WARN ? SQB_LOG_WARN
 			  : lvl == SQB_CTL_INFO ? SQB_LOG_INFO
