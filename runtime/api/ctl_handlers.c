@@ -499,7 +499,10 @@ static void log_boot_protocol(const char *kernel)
 	if (read(fd, m, 4) == 4 && !memcmp(m, "\177ELF", 4))
 		sqb_ctl_log(SQB_CTL_INFO, "Kernel loaded using PVH boot protocol");
 	else
-		sqb_ctl_log(SQB_CTL_INFO, "Kernel loaded using the Linux boot protocol");
+		/* arch/x86_64/mod.rs load_kernel; test_bzimage_boot.py looks
+		 * for "(bzImage)" */
+		sqb_ctl_log(SQB_CTL_INFO,
+			    "Kernel loaded using Linux 64-bit boot protocol (bzImage)");
 	close(fd);
 }
 

@@ -846,6 +846,78 @@ static void test_fc_log_start_lines_and_defaults(void **state)
 	rmdir(dir);
 }
 
+/* arch/x86_64/mod.rs load_kernel: a bzImage logs "Kernel loaded using
+ * Linux 64-bit boot protocol (bzImage)" (test_bzimage_boot.py looks for
+ * "(bzImage)"); an ELF with a PVH note "... PVH boot protocol"
+ * (test_api.py test_api_happy_start).  The bzImage here is a minimal one
+ * (boot protocol 2.15, XLF_KERNEL_64) whose 64-bit entry halts. */
+static void test_fc_boot_protocol_log_lines(void **state)
+{
+#if defined(__x86_64__)
+	enum { SETUP = 3, KOFF = (SETUP + 1) * 512, KSIZE = 0x3000 };
+	static uint8_t bz[KOFF + KSIZE];
+	char dir[] = "/tmp/sqbz-XXXXXX", log[96], kern[96], body[256], out[1024];
+	const char *args[] = {"--log-path", log, "--level", "Debug", NULL};
+	struct sqb_tc t;
+	FILE *f;
+	int fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
+
+	(void)state;
+	if (fd < 0) {
+		fprintf(stderr, "SKIP test_fc_boot_protocol_log_lines: no /dev/kvm\n");
+		skip();
+	}
+	close(fd);
+	assert_non_null(mkdtemp(dir));
+	snprintf(log, sizeof(log), "%s/fc.log", dir);
+	snprintf(kern, sizeof(kern), "%s/bzImage", dir);
+	memset(bz, 0, sizeof(bz));
+	bz[0x1f1] = SETUP;
+	bz[0x1fa] = bz[0x1fb] = 0xff; /* vid_mode: normal */
+	bz[0x1fe] = 0x55;
+	bz[0x1ff] = 0xaa;
+	bz[0x200] = 0xeb;
+	bz[0x201] = 0x6a;
+	memcpy(bz + 0x202, "HdrS", 4);
+	bz[0x206] = 0x0f; /* version 2.15 */
+	bz[0x207] = 0x02;
+	bz[0x211] = 0x01;			       /* LOADED_HIGH */
+	memcpy(bz + 0x22c, "\xff\xff\xff\x7f", 4);     /* initrd_addr_max */
+	memcpy(bz + 0x230, "\x00\x00\x20\x00", 4);     /* kernel_alignment 2 MiB */
+	bz[0x234] = 1;				       /* relocatable */
+	bz[0x236] = 0x7f;			       /* xloadflags, XLF_KERNEL_64 */
+	memcpy(bz + 0x238, "\xff\x07\x00\x00", 4);     /* cmdline_size 2047 */
+	memcpy(bz + 0x258, "\x00\x00\x00\x01\0\0\0\0", 8); /* pref_address 16 MiB */
+	memcpy(bz + 0x260, "\x00\x00\x40\x00", 4);     /* init_size 4 MiB */
+	memset(bz + KOFF, 0xf4, KSIZE);		       /* hlt (interrupts are off) */
+	f = fopen(kern, "w");
+	assert_non_null(f);
+	assert_int_equal(fwrite(bz, 1, sizeof(bz), f), sizeof(bz));
+	fclose(f);
+	for (int elf = 0; elf <= 1; elf++) {
+		assert_int_equal(tc_spawn(&t, squib_bin, args, 1), 0);
+		snprintf(body, sizeof(body), "{\"kernel_image_path\": \"%s\"}",
+			 elf ? guest_elf : kern);
+		assert_int_equal(tc_req(&t, "PUT", "/boot-source", body, out, sizeof(out)), 204);
+		if (tc_req(&t, "PUT", "/actions", "{\"action_type\": \"InstanceStart\"}", out,
+			   sizeof(out)) != 204)
+			fail_msg("InstanceStart of %s: %s", elf ? "the ELF" : "the bzImage", out);
+		expect_log(log,
+			   elf ? "] Kernel loaded using PVH boot protocol\n"
+			       : "] Kernel loaded using Linux 64-bit boot protocol (bzImage)\n",
+			   elf ? T_API " test_api_happy_start"
+			       : "tests/integration_tests/functional/test_bzimage_boot.py");
+		tc_stop(&t);
+		unlink(log);
+	}
+	unlink(kern);
+	rmdir(dir);
+#else
+	(void)state;
+	skip();
+#endif
+}
+
 /* test_cmd_line_start.py test_start_with_metadata*: what --metadata logs
  * (rpc_interface.rs build_microvm_from_requests, main.rs) once the API
  * server runs; a failure ends the process */
@@ -1580,6 +1652,7 @@ int main(int argc, char **argv)
 	    cmocka_unit_test(test_fc_post_boot_rules),
 	    cmocka_unit_test(test_fc_log_start_lines_and_defaults),
 	    cmocka_unit_test(test_fc_metadata_file_log_lines),
+	    cmocka_unit_test(test_fc_boot_protocol_log_lines),
 	};
 
 	if (argc < 4) {
