@@ -692,6 +692,20 @@ static void test_fc_http_layer_and_preboot_rules(void **state)
 	raw_reply(&t, "PATCH", "/machine-config", "{\"vcpu_count\": 2}", out, sizeof(out));
 	assert_int_equal(tc_status_of(out), 204);
 	assert_null(strstr(out, "Deprecation"));
+	/* request/mmds.rs: a /mmds/config body that parses as V1 (the default)
+	 * is deprecated even when the request then fails (test_api_mmds_config's
+	 * empty list); V2 is not */
+	raw_reply(&t, "PUT", "/mmds/config", "{\"network_interfaces\": []}", out, sizeof(out));
+	assert_int_equal(tc_status_of(out), 400);
+	assert_non_null(strstr(out, "The list of network interface IDs that allow forwarding MMDS "
+				    "requests is empty."));
+	assert_non_null(strstr(out, "\r\nDeprecation: true\r\n"));
+	expect_log(log, "PUT /mmds/config: V1 is deprecated. Use V2 instead.",
+		   "src/firecracker/src/api_server/request/mmds.rs");
+	raw_reply(&t, "PUT", "/mmds/config", "{\"network_interfaces\": [], \"version\": \"V2\"}",
+		  out, sizeof(out));
+	assert_int_equal(tc_status_of(out), 400);
+	assert_null(strstr(out, "Deprecation"));
 	/* test_logging.py: requests and errors are logged as Firecracker logs them */
 	expect_log(log, "The API server received a Put request on \"/machine-config\" with body",
 		   "tests/integration_tests/functional/test_logging.py");
