@@ -30,7 +30,9 @@ void guest_main(uint32_t start_info)
 		guest_reset();
 	}
 	uint64_t msr = (uint64_t)(uintptr_t)&pvc | 1;
-	__asm__ volatile("wrmsr" : : "c"(0x4b564d01u), "a"((uint32_t)msr), "d"((uint32_t)(msr >> 32)));
+	__asm__ volatile("wrmsr"
+			 :
+			 : "c"(0x4b564d01u), "a"((uint32_t)msr), "d"((uint32_t)(msr >> 32)));
 	puts_serial("KCLK start\n");
 	for (uint64_t n = 1;; n++) {
 		if (__atomic_load_n(&pvc.flags, __ATOMIC_ACQUIRE) & 2) {

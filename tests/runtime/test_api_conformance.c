@@ -156,8 +156,7 @@ static void test_json_malformed_bodies(void **state)
 {
 	static const struct api_case c[] = {
 	    /* serde_json: a body that ends early says what was open, at its end */
-	    {"PUT", "/machine-config", "{", 400,
-	     "EOF while parsing an object at line 1 column 1."},
+	    {"PUT", "/machine-config", "{", 400, "EOF while parsing an object at line 1 column 1."},
 	    {"PUT", "/machine-config", "{\"vcpu_count\": 1", 400,
 	     "EOF while parsing an object at line 1 column 16."},
 	    {"PUT", "/machine-config", "{\"vcpu_count\": ", 400,
@@ -772,10 +771,10 @@ static void test_fc_log_start_lines_and_defaults(void **state)
 	(void)state;
 	assert_non_null(mkdtemp(dir));
 	snprintf(log, sizeof(log), "%s/fc.log", dir);
-	assert_int_equal(tc_spawn(&t, squib_bin,
-				  (const char *const[]){"--log-path", log, "--level", "Debug", NULL},
-				  1),
-			 0);
+	assert_int_equal(
+	    tc_spawn(&t, squib_bin,
+		     (const char *const[]){"--log-path", log, "--level", "Debug", NULL}, 1),
+	    0);
 	assert_int_equal(tc_req(&t, "GET", "/", NULL, out, sizeof(out)), 200);
 	all = tc_read_file(log);
 	assert_non_null(all);
@@ -797,12 +796,10 @@ static void test_fc_log_start_lines_and_defaults(void **state)
 	 * log is at Debug): each "The API server received a ..." line has its
 	 * "Total previous API call duration: N us." (api_server/mod.rs) before
 	 * the next request's line */
-	assert_int_equal(tc_req(&t, "PUT", "/machine-config", "{\"vcpu_count\": 2}", out,
-				sizeof(out)),
-			 400);
-	assert_int_equal(tc_req(&t, "PATCH", "/machine-config", "{\"vcpu_count\": 2}", out,
-				sizeof(out)),
-			 204);
+	assert_int_equal(
+	    tc_req(&t, "PUT", "/machine-config", "{\"vcpu_count\": 2}", out, sizeof(out)), 400);
+	assert_int_equal(
+	    tc_req(&t, "PATCH", "/machine-config", "{\"vcpu_count\": 2}", out, sizeof(out)), 204);
 	assert_int_equal(tc_req(&t, "GET", "/nope", NULL, out, sizeof(out)), 400);
 	assert_int_equal(tc_req(&t, "GET", "/machine-config", NULL, out, sizeof(out)), 200);
 	all = tc_read_file(log);
@@ -814,9 +811,10 @@ static void test_fc_log_start_lines_and_defaults(void **state)
 		for (char *l = strtok_r(all, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
 			if (strstr(l, "] The API server received a ")) {
 				if (open)
-					fail_msg("[tests/framework/microvm.py _validate_api_response_"
-						 "times] API call duration log entry missing before: %s",
-						 l);
+					fail_msg(
+					    "[tests/framework/microvm.py _validate_api_response_"
+					    "times] API call duration log entry missing before: %s",
+					    l);
 				open = 1;
 				calls++;
 			} else if (strstr(l, "] Total previous API call duration: ") &&
@@ -840,7 +838,8 @@ static void test_fc_log_start_lines_and_defaults(void **state)
 	assert_int_equal(tc_req(&t, "GET", "/", NULL, out, sizeof(out)), 200);
 	all = tc_read_file(log);
 	assert_non_null(all);
-	if (!log_lines_with(all + before, ":INFO] The API server received a Get request on \"/\".") ||
+	if (!log_lines_with(all + before,
+			    ":INFO] The API server received a Get request on \"/\".") ||
 	    log_lines_with(all + before, ":DEBUG]"))
 		fail_msg("[src/vmm/src/logger/logging.rs Logger::update] after PUT /logger "
 			 "{show_level}: want level shown and Info: %s",
@@ -895,15 +894,15 @@ static void test_fc_boot_protocol_log_lines(void **state)
 	memcpy(bz + 0x202, "HdrS", 4);
 	bz[0x206] = 0x0f; /* version 2.15 */
 	bz[0x207] = 0x02;
-	bz[0x211] = 0x01;			       /* LOADED_HIGH */
-	memcpy(bz + 0x22c, "\xff\xff\xff\x7f", 4);     /* initrd_addr_max */
-	memcpy(bz + 0x230, "\x00\x00\x20\x00", 4);     /* kernel_alignment 2 MiB */
-	bz[0x234] = 1;				       /* relocatable */
-	bz[0x236] = 0x7f;			       /* xloadflags, XLF_KERNEL_64 */
-	memcpy(bz + 0x238, "\xff\x07\x00\x00", 4);     /* cmdline_size 2047 */
+	bz[0x211] = 0x01;				   /* LOADED_HIGH */
+	memcpy(bz + 0x22c, "\xff\xff\xff\x7f", 4);	   /* initrd_addr_max */
+	memcpy(bz + 0x230, "\x00\x00\x20\x00", 4);	   /* kernel_alignment 2 MiB */
+	bz[0x234] = 1;					   /* relocatable */
+	bz[0x236] = 0x7f;				   /* xloadflags, XLF_KERNEL_64 */
+	memcpy(bz + 0x238, "\xff\x07\x00\x00", 4);	   /* cmdline_size 2047 */
 	memcpy(bz + 0x258, "\x00\x00\x00\x01\0\0\0\0", 8); /* pref_address 16 MiB */
-	memcpy(bz + 0x260, "\x00\x00\x40\x00", 4);     /* init_size 4 MiB */
-	memset(bz + KOFF, 0xf4, KSIZE);		       /* hlt (interrupts are off) */
+	memcpy(bz + 0x260, "\x00\x00\x40\x00", 4);	   /* init_size 4 MiB */
+	memset(bz + KOFF, 0xf4, KSIZE);			   /* hlt (interrupts are off) */
 	f = fopen(kern, "w");
 	assert_non_null(f);
 	assert_int_equal(fwrite(bz, 1, sizeof(bz), f), sizeof(bz));

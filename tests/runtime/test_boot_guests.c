@@ -703,8 +703,8 @@ static void test_handled_signals_keep_running(void **state)
 
 	(void)state;
 	assert_int_equal(tc_spawn(&t, squib_bin, NULL, 1), 0);
-	assert_int_equal(tc_req(&t, "PUT", "/machine-config", "{\"vcpu_count\":2,\"mem_size_mib\":16}",
-				resp, sizeof(resp)),
+	assert_int_equal(tc_req(&t, "PUT", "/machine-config",
+				"{\"vcpu_count\":2,\"mem_size_mib\":16}", resp, sizeof(resp)),
 			 204);
 	snprintf(body, sizeof(body),
 		 "{\"kernel_image_path\":\"%s/counter.elf\",\"boot_args\":\"delay=300\"}",
@@ -758,12 +758,10 @@ static void test_pause_tells_kvmclock(void **state)
 	for (int i = 1; i <= 2; i++) {
 		char want[32];
 
-		assert_int_equal(tc_req(&t, "PATCH", "/vm", "{\"state\":\"Paused\"}", resp,
-					sizeof(resp)),
-				 204);
-		assert_int_equal(tc_req(&t, "PATCH", "/vm", "{\"state\":\"Resumed\"}", resp,
-					sizeof(resp)),
-				 204);
+		assert_int_equal(
+		    tc_req(&t, "PATCH", "/vm", "{\"state\":\"Paused\"}", resp, sizeof(resp)), 204);
+		assert_int_equal(
+		    tc_req(&t, "PATCH", "/vm", "{\"state\":\"Resumed\"}", resp, sizeof(resp)), 204);
 		snprintf(want, sizeof(want), "KCLK stopped %d\n", i);
 		expect_serial(&t, want, 20000);
 	}
@@ -778,8 +776,8 @@ static void test_pause_tells_kvmclock(void **state)
 							"--level", "Info", "--show-level", NULL},
 				  1),
 			 0);
-	assert_int_equal(tc_req(&t, "PUT", "/machine-config", "{\"vcpu_count\":2,\"mem_size_mib\":16}",
-				resp, sizeof(resp)),
+	assert_int_equal(tc_req(&t, "PUT", "/machine-config",
+				"{\"vcpu_count\":2,\"mem_size_mib\":16}", resp, sizeof(resp)),
 			 204);
 	snprintf(body, sizeof(body),
 		 "{\"kernel_image_path\":\"%s/counter.elf\",\"boot_args\":\"delay=300\"}",
@@ -789,13 +787,13 @@ static void test_pause_tells_kvmclock(void **state)
 				sizeof(resp)),
 			 204);
 	expect_serial(&t, "count=1\n", 20000);
-	assert_int_equal(
-	    tc_req(&t, "PATCH", "/vm", "{\"state\":\"Paused\"}", resp, sizeof(resp)), 204);
-	assert_int_equal(tc_req(&t, "PUT", "/actions", "{\"action_type\":\"FlushMetrics\"}", resp,
-				sizeof(resp)),
+	assert_int_equal(tc_req(&t, "PATCH", "/vm", "{\"state\":\"Paused\"}", resp, sizeof(resp)),
 			 204);
 	assert_int_equal(
-	    tc_req(&t, "PATCH", "/vm", "{\"state\":\"Resumed\"}", resp, sizeof(resp)), 204);
+	    tc_req(&t, "PUT", "/actions", "{\"action_type\":\"FlushMetrics\"}", resp, sizeof(resp)),
+	    204);
+	assert_int_equal(tc_req(&t, "PATCH", "/vm", "{\"state\":\"Resumed\"}", resp, sizeof(resp)),
+			 204);
 	m = tc_read_file(mx);
 	assert_non_null(m);
 	if (metric_in_line(m, 1, "vcpu", "kvmclock_ctrl_fails") != 2)

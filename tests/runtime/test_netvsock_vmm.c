@@ -960,7 +960,8 @@ static void test_fc_max_devices(void **state)
 			r = vt_req(&t, "GET", "/", NULL, 200);
 			assert_non_null(strstr(r, "\"state\":\"Running\""));
 		} else {
-			r = vt_req(&t, "PUT", "/actions", "{\"action_type\":\"InstanceStart\"}", 400);
+			r = vt_req(&t, "PUT", "/actions", "{\"action_type\":\"InstanceStart\"}",
+				   400);
 			if (!strstr(r, "Could not allocate GSI: The requested resource is not "
 				       "available."))
 				fail_msg("[tests/integration_tests/functional/test_max_devices.py "
