@@ -46,6 +46,11 @@ void sqb_ctl_log_set_id(const char *id)
 	snprintf(log_id, sizeof(log_id), "%s", id);
 }
 
+int sqb_ctl_log_enabled(enum sqb_ctl_level lvl)
+{
+	return lvl != SQB_CTL_OFF && lvl <= log_level;
+}
+
 /* Where a line comes from, as a path ("runtime/api/ctl_handlers.c"):
  * Firecracker prints "src/vmm/src/rpc_interface.rs:52" and its tests expect
  * a '/' in the origin. */

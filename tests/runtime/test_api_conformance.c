@@ -836,6 +836,20 @@ static void test_fc_log_start_lines_and_defaults(void **state)
 	assert_int_equal(tc_req(&t, "PUT", "/logger", "{\"show_level\": true}", out, sizeof(out)),
 			 204);
 	assert_int_equal(tc_req(&t, "GET", "/", NULL, out, sizeof(out)), 200);
+	/* parsed_request.rs describe(): the body as Rust's {:?} writes it, and
+	 * a CPU template only at Debug */
+	assert_int_equal(tc_req(&t, "PATCH", "/machine-config", "{\"vcpu_count\":\n\t2}", out,
+				sizeof(out)),
+			 204);
+	assert_int_equal(tc_req(&t, "PUT", "/cpu-config", "{}", out, sizeof(out)), 204);
+	expect_log(log,
+		   "The API server received a Patch request on \"/machine-config\" with body "
+		   "\"{\\\"vcpu_count\\\":\\n\\t2}\".",
+		   "src/firecracker/src/api_server/parsed_request.rs describe");
+	expect_log(log,
+		   "The API server received a Put request on \"/cpu-config\". To view the CPU "
+		   "template received by the API, configure log-level to DEBUG\n",
+		   "src/firecracker/src/api_server/parsed_request.rs describe");
 	all = tc_read_file(log);
 	assert_non_null(all);
 	if (!log_lines_with(all + before,
