@@ -9,6 +9,7 @@
 
 static int sqb_log_threshold = -1;
 static int sqb_log_fd = 2;
+static sqb_log_sink_fn sqb_log_sink;
 
 static int sqb_log_parse_level(void)
 {
@@ -37,6 +38,11 @@ void sqb_log_set_level(enum sqb_log_level lvl)
 	sqb_log_threshold = (int)lvl;
 }
 
+void sqb_log_set_sink(sqb_log_sink_fn sink)
+{
+	sqb_log_sink = sink;
+}
+
 void sqb_log_set_fd(int fd)
 {
 	sqb_log_fd = fd >= 0 ? fd : 2;
@@ -52,6 +58,14 @@ void sqb_log(enum sqb_log_level lvl, const char *file, int line, const char *fmt
 
 	if (!sqb_log_enabled(lvl))
 		return;
+	if (sqb_log_sink) {
+		va_start(ap, fmt);
+		n = vsnprintf(buf, sizeof(buf), fmt, ap);
+		va_end(ap);
+		if (n >= 0)
+			sqb_log_sink(lvl, file, line, buf);
+		return;
+	}
 	if (lvl == SQB_LOG_DEBUG)
 		n = snprintf(buf, sizeof(buf), "squib %s %s:%d: ", names[lvl], file, line);
 	else

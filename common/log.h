@@ -16,6 +16,12 @@ int sqb_log_enabled(enum sqb_log_level lvl);
  * from SQB_LOG_LEVEL).  fd is not closed by the library. */
 void sqb_log_set_level(enum sqb_log_level lvl);
 void sqb_log_set_fd(int fd);
+/* Or hand each line (the message alone, no prefix or newline) to a sink
+ * that writes it in its own format: squib's API logger does, so the log
+ * has Firecracker's line shape throughout.  NULL: back to the fd. */
+typedef void (*sqb_log_sink_fn)(enum sqb_log_level lvl, const char *file, int line,
+				const char *msg);
+void sqb_log_set_sink(sqb_log_sink_fn sink);
 
 #define sqb_err(...)   sqb_log(SQB_LOG_ERROR, __FILE__, __LINE__, __VA_ARGS__)
 #define sqb_warn(...)  sqb_log(SQB_LOG_WARN, __FILE__, __LINE__, __VA_ARGS__)

@@ -120,6 +120,11 @@ struct sqb_hv_ops {
 	void (*vcpu_kick)(struct sqb_hv_vcpu *vcpu);
 	/* On the vCPU thread, before running again: forget a past kick. */
 	void (*vcpu_clear_kick)(struct sqb_hv_vcpu *vcpu);
+	/* On the vCPU thread; NULL where the hypervisor has no such call: tell
+	 * the guest its vCPU was stopped (x86 KVM: KVM_KVMCLOCK_CTRL, so the
+	 * guest's soft-lockup and RCU-stall watchdogs do not count the pause).
+	 * 0 or -errno (-EINVAL: the guest has not enabled kvmclock). */
+	int (*vcpu_clock_stopped)(struct sqb_hv_vcpu *vcpu);
 	uint64_t (*vcpu_rip)(struct sqb_hv_vcpu *vcpu); /* best effort, for reports */
 	/* A text for a backend code of SQB_HV_EXIT_INTERNAL (reports). */
 	const char *(*exit_internal_name)(uint64_t detail);

@@ -285,6 +285,23 @@ static enum sqb_vm_stop_reason vcpu_dispatch(struct sqb_vcpu *vc, struct sqb_hv_
 /* Park while the VM is not started or a pause is requested, serving
  * requests meanwhile; returns nonzero when the thread must exit.  Clears
  * the kick under the lock before running (a later pause kicks again). */
+/* arch/x86_64/vcpu.rs kvmclock_ctrl: when a vCPU pauses and after its
+ * state is loaded, on its thread; a failure is counted
+ * (vcpu.kvmclock_ctrl_fails) and logged, never fatal (a guest without
+ * kvmclock gets EINVAL). */
+static void vcpu_clock_stopped(struct sqb_vcpu *vc)
+{
+	int rc;
+
+	if (!vc->vm->ops->vcpu_clock_stopped)
+		return;
+	rc = vc->vm->ops->vcpu_clock_stopped(vc->hv);
+	if (rc < 0) {
+		__atomic_add_fetch(&vc->vm->kvmclock_ctrl_fails, 1, __ATOMIC_RELAXED);
+		sqb_warn("KVM_KVMCLOCK_CTRL call failed %s (os error %d)", strerror(-rc), -rc);
+	}
+}
+
 static int vcpu_checkpoint(struct sqb_vcpu *vc)
 {
 	struct sqb_vm *vm = vc->vm;
@@ -312,6 +329,14 @@ static int vcpu_checkpoint(struct sqb_vcpu *vc)
 		if (vm->started && !vm->pause_req)
 			break;
 		if (!vc->parked) {
+			/* vcpu.rs: Running --Pause--> Paused tells the guest */
+			if (vm->started && vm->pause_req) {
+				pthread_mutex_unlock(&vm->lock);
+				vcpu_clock_stopped(vc);
+				pthread_mutex_lock(&vm->lock);
+				if (!vm->pause_req || vm->stop_req || vc->req_fn)
+					continue; /* look again: things moved meanwhile */
+			}
 			vc->parked = 1;
 			vm->nparked++;
 			pthread_cond_broadcast(&vm->cond);
@@ -505,7 +530,11 @@ static int req_load(struct sqb_vcpu *vc, void *arg)
 {
 	struct rec_req *r = arg;
 
-	return vc->vm->ops->vcpu_load_records(vc->hv, r->crecs, r->count, r->diag);
+	int rc = vc->vm->ops->vcpu_load_records(vc->hv, r->crecs, r->count, r->diag);
+
+	if (!rc)
+		vcpu_clock_stopped(vc); /* arch/x86_64/vcpu.rs restore_state */
+	return rc;
 }
 
 int sqb_vcpu_save_records(struct sqb_vcpu *vc, struct sqb_record *recs, unsigned int cap,
@@ -989,6 +1018,7 @@ void sqb_vm_get_stats(sqb_vm *vm, struct sqb_vm_stats *out)
 	out->first_tx_ns = __atomic_load_n(&vm->first_tx_ns, __ATOMIC_RELAXED);
 	out->uart_dropped_bytes = __atomic_load_n(&vm->uart_dropped_bytes, __ATOMIC_RELAXED);
 	out->uart_rl_dropped_bytes = __atomic_load_n(&vm->uart_rl_dropped_bytes, __ATOMIC_RELAXED);
+	out->kvmclock_ctrl_fails = __atomic_load_n(&vm->kvmclock_ctrl_fails, __ATOMIC_RELAXED);
 }
 
 int sqb_vm_serial_input(sqb_vm *vm, const void *buf, size_t len)

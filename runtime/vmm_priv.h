@@ -95,6 +95,7 @@ struct sqb_vm {
 	uint64_t uart_dropped_bytes;
 	struct sqb_vio_tbucket *serial_rl; /* PUT /serial rate_limiter, or NULL */
 	uint64_t uart_rl_dropped_bytes;
+	uint64_t kvmclock_ctrl_fails; /* vcpu_clock_stopped failures (metrics) */
 	struct sqb_snapstate *snap; /* runtime/snapshot/: dirty set, parent, restore */
 	uint64_t uart_tx_bytes;
 	uint64_t start_ns, first_tx_ns;

@@ -149,6 +149,7 @@ struct sqb_vm_stats {
 	uint64_t io_out_exits;	     /* of io_exits: port writes */
 	uint64_t mmio_write_exits;   /* of mmio_exits: MMIO writes */
 	uint64_t uart_rl_dropped_bytes; /* serial bytes over the rate limiter, dropped */
+	uint64_t kvmclock_ctrl_fails;	/* KVM_KVMCLOCK_CTRL calls that failed (x86 KVM) */
 };
 
 /* Ask the hypervisor now what creating the first VM would ask it first and

@@ -216,6 +216,8 @@ static void conn_process(struct sqb_api *s, struct sqb_ctl *c, struct sqb_conn *
 			sqb_ctl_log(SQB_CTL_INFO, "API: bad HTTP request: %s", err);
 			break;
 		}
+		uint64_t t0 = sqb_ctl_now_us();
+
 		sqb_ctl_handle(c, req.method, req.path, req.body, req.body_len, &rb->resp);
 		sqb_json_positions_free(); /* the request's parse is done with */
 		if (rb->resp.heap) { /* a large body: the header here, the body from the heap */
@@ -243,6 +245,11 @@ static void conn_process(struct sqb_api *s, struct sqb_ctl *c, struct sqb_conn *
 		cn->sent_continue = 0;
 		cn->req_start_ms = now_ms(); /* a pipelined request starts now */
 		conn_flush(cn);		     /* drained: the loop goes on with pipelined requests */
+		/* api_server/mod.rs, after each answer; Firecracker's test
+		 * framework (microvm.py _validate_api_response_times) pairs it
+		 * with every "The API server received a ..." line */
+		sqb_ctl_log(SQB_CTL_DEBUG, "Total previous API call duration: %llu us.",
+			    (unsigned long long)(sqb_ctl_now_us() - t0));
 	}
 	free(rb);
 	if (cn->fd >= 0 && cn->out_len)

@@ -75,7 +75,7 @@ struct sqb_ctl_memhp {
 };
 
 /* PUT /network-interfaces/{iface_id} (Firecracker's NetworkInterfaceConfig). */
-#define SQB_CTL_MAX_IFACES 8
+#define SQB_CTL_MAX_IFACES 32
 struct sqb_ctl_iface {
 	char id[32];	     /* iface_id: [A-Za-z0-9_], at most 27 bytes in squib */
 	char *host_dev_name; /* the tap (a host hint in snapshots, [F-113]) */
@@ -316,6 +316,8 @@ void sqb_ctl_log_at(enum sqb_ctl_level lvl, const char *file, int line, const ch
 #define sqb_ctl_log(lvl, ...) sqb_ctl_log_at(lvl, __FILE__, __LINE__, __VA_ARGS__)
 /* module: only lines whose source file name contains it ("": all).  NULL
  * path, level or module and show_* < 0 keep the current setting. */
+/* Whether a line at lvl would be written now. */
+int sqb_ctl_log_enabled(enum sqb_ctl_level lvl);
 int sqb_ctl_log_configure(const char *path, const char *level, int show_level, int show_origin,
 			  const char *module, char *err, size_t errlen);
 int sqb_ctl_level_parse(const char *s, enum sqb_ctl_level *out);

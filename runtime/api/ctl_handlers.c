@@ -499,7 +499,10 @@ static void log_boot_protocol(const char *kernel)
 	if (read(fd, m, 4) == 4 && !memcmp(m, "\177ELF", 4))
 		sqb_ctl_log(SQB_CTL_INFO, "Kernel loaded using PVH boot protocol");
 	else
-		sqb_ctl_log(SQB_CTL_INFO, "Kernel loaded using the Linux boot protocol");
+		/* arch/x86_64/mod.rs load_kernel; test_bzimage_boot.py looks
+		 * for "(bzImage)" */
+		sqb_ctl_log(SQB_CTL_INFO,
+			    "Kernel loaded using Linux 64-bit boot protocol (bzImage)");
 	close(fd);
 }
 
@@ -926,12 +929,34 @@ static void log_request(const char *method, const char *path, const char *body, 
 			    path);
 		return;
 	}
-	b[0] = 0;
-	for (i = 0; i < len && pos < sizeof(b) - 8; i++) {
-		char one[2] = {body[i] ? body[i] : ' ', 0};
-		if (sqb_json_escape(b, sizeof(b) - 4, &pos, one) < 0)
-			break;
+	/* describe(): a CPU template is shown at Debug only */
+	if (!strcmp(path, "/cpu-config") && !sqb_ctl_log_enabled(SQB_CTL_DEBUG)) {
+		sqb_ctl_log(SQB_CTL_INFO,
+			    "The API server received a %s request on \"%s\". To view the CPU "
+			    "template received by the API, configure log-level to DEBUG",
+			    m, path);
+		return;
 	}
+	/* the body as Rust's {:?} writes a str: \" \\ \n \r \t, \u{..} for the
+	 * other ASCII controls (so a body cannot start a line of its own) */
+	for (i = 0; i < len && pos < sizeof(b) - 12; i++) {
+		unsigned char ch = (unsigned char)body[i];
+
+		if (ch == '"' || ch == '\\')
+			pos += (size_t)snprintf(b + pos, sizeof(b) - pos, "\\%c", ch);
+		else if (ch == '\n' || ch == '\r' || ch == '\t')
+			pos += (size_t)snprintf(b + pos, sizeof(b) - pos, "\\%c",
+						ch == '\n' ? 'n' : ch == '\r' ? 'r' : 't');
+		else if (ch < 0x20 || ch == 0x7f)
+			pos += (size_t)snprintf(b + pos, sizeof(b) - pos, "\\u{%x}", ch);
+		else
+			b[pos++] = (char)ch;
+	}
+	if (i < len) /* cut on a character boundary */
+		while (pos && ((unsigned char)b[pos - 1] & 0xc0) >= 0x80)
+			if (((unsigned char)b[--pos] & 0xc0) == 0xc0)
+				break;
+	b[pos] = 0;
 	if (i < len)
 		strcpy(b + pos, "...");
 	sqb_ctl_log(SQB_CTL_INFO,

@@ -17,7 +17,7 @@
 
 static int log_fd = 2;
 static enum sqb_ctl_level log_level = SQB_CTL_WARN;
-static int log_show_level = 1;
+static int log_show_level; /* logging.rs LOGGER: level and origin off */
 static int log_show_origin;
 static char log_module[64];
 static char log_id[65] = "anonymous-instance"; /* --id: at most 64 bytes */
@@ -44,6 +44,11 @@ int sqb_ctl_level_parse(const char *s, enum sqb_ctl_level *out)
 void sqb_ctl_log_set_id(const char *id)
 {
 	snprintf(log_id, sizeof(log_id), "%s", id);
+}
+
+int sqb_ctl_log_enabled(enum sqb_ctl_level lvl)
+{
+	return lvl != SQB_CTL_OFF && lvl <= log_level;
 }
 
 /* Where a line comes from, as a path ("runtime/api/ctl_handlers.c"):
@@ -96,10 +101,23 @@ void sqb_ctl_log_at(enum sqb_ctl_level lvl, const char *file, int lineno, const 
 		__atomic_add_fetch(&missed_log, 1, __ATOMIC_RELAXED);
 }
 
+/* The libraries' lines (common/log.h) in the same shape as squib's own,
+ * so every line of the log parses as Firecracker's (test_logging.py
+ * check_log_message_format). */
+static void lib_line(enum sqb_log_level lvl, const char *file, int line, const char *msg)
+{
+	static const enum sqb_ctl_level map[] = {SQB_CTL_ERROR, SQB_CTL_WARN, SQB_CTL_INFO,
+						 SQB_CTL_DEBUG};
+
+	sqb_ctl_log_at(map[lvl <= SQB_LOG_DEBUG ? lvl : SQB_LOG_DEBUG], file, line, "%s", msg);
+}
+
 int sqb_ctl_log_configure(const char *path, const char *level, int show_level, int show_origin,
 			  const char *module, char *err, size_t errlen)
 {
-	enum sqb_ctl_level lvl = log_level;
+	/* Logger::update: a configuration without `level` sets Info
+	 * (DEFAULT_LEVEL); the other fields not given keep their value */
+	enum sqb_ctl_level lvl = SQB_CTL_INFO;
 
 	if (level && sqb_ctl_level_parse(level, &lvl) < 0) {
 		snprintf(err, errlen, "Invalid log level: %s", level);
@@ -124,6 +142,7 @@ int sqb_ctl_log_configure(const char *path, const char *level, int show_level, i
 		log_show_origin = show_origin;
 	/* the libraries' own lines follow the same file and level */
 	sqb_log_set_fd(log_fd);
+	sqb_log_set_sink(lib_line);
 	sqb_log_set_level(lvl <= SQB_CTL_ERROR	? SQB_LOG_ERROR
 			  : lvl == SQB_CTL_WARN ? SQB_LOG_WARN
 			  : lvl == SQB_CTL_INFO ? SQB_LOG_INFO

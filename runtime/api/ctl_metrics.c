@@ -641,6 +641,7 @@ int sqb_ctl_metrics_flush(struct sqb_ctl *c)
 	mx_set(&g, "exit_io_out", st.io_out_exits);
 	mx_set(&g, "exit_mmio_read", st.mmio_exits - st.mmio_write_exits);
 	mx_set(&g, "exit_mmio_write", st.mmio_write_exits);
+	mx_set(&g, "kvmclock_ctrl_fails", st.kvmclock_ctrl_fails);
 	mx_plain(&b, "vcpu", &g);
 
 	mx_init(&g, KEYS(K_VMM));

@@ -168,6 +168,11 @@ void sqb_ctl_put_mmds_config(struct sqb_ctl *c, yajl_val body, struct sqb_ctl_re
 			return sqb_ctl_fault(r, SQB_JSON_ERR_PREFIX "invalid IPv4 address syntax.");
 		ip = ntohl(a.s_addr);
 	}
+	/* request/mmds.rs: a body that parses with V1 (the default) is
+	 * deprecated whatever follows (the header and the warning come with
+	 * a refusal too) */
+	if (strcmp(version, "V2"))
+		sqb_ctl_deprecated(c, r, MSG_V1_DEPRECATED);
 	if (c->vm)
 		return sqb_ctl_fault(r, MSG_AFTER_START);
 	/* ipv4addr.rs is_link_local_valid: 169.254/16 less its first and last /24 */
@@ -192,8 +197,6 @@ void sqb_ctl_put_mmds_config(struct sqb_ctl *c, yajl_val body, struct sqb_ctl_re
 	c->mmds_ipv4 = ip;
 	sqb_mmds_set_version(m, strcmp(version, "V2") ? SQB_MMDS_V1 : SQB_MMDS_V2);
 	sqb_mmds_set_imds_compat(m, imds);
-	if (strcmp(version, "V2"))
-		sqb_ctl_deprecated(c, r, MSG_V1_DEPRECATED);
 	r->status = 204;
 }
 
@@ -287,7 +290,12 @@ int sqb_ctl_mmds_put_file(struct sqb_ctl *c, const char *path, char *err, size_t
 	rc = sqb_mmds_put(m, buf, got, err, errlen);
 	free(buf);
 	if (rc == SQB_MMDS_E_TOO_LARGE)
-		snprintf(err, errlen, "%s: %s", path, MSG_TOO_LARGE);
+		/* BuildMicrovmFromRequestsError::PopulateMmds, as main.rs
+		 * logs it (test_cmd_line_start.py test_start_with_metadata_limit) */
+		snprintf(err, errlen,
+			 "Failed to build MicroVM: Populating MMDS from file failed: The MMDS "
+			 "patch request doesn't fit. (%s)",
+			 path);
 	else if (rc == SQB_MMDS_E_PARSE) {
 		char why[400];
 		snprintf(why, sizeof(why), "%s", err);

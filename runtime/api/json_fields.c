@@ -11,6 +11,9 @@
 
 #include "json_fields.h"
 
+/* runtime/mmds/mmds_json.c (its header's names clash with this file's) */
+const char *sqb_json_eof_what(const char *txt, size_t len);
+
 /* ---- where keys and values end (serde_json reports line and column) ---- */
 
 #define JPOS_OBJS 32
@@ -718,6 +721,18 @@ int sqb_json_parse_object(yajl_val *out, const char *body, size_t len, char *err
 	s[len] = 0;
 	ebuf[0] = 0;
 	v = yajl_tree_parse(s, ebuf, sizeof(ebuf));
+	if (!v && strstr(ebuf, "premature EOF")) {
+		/* serde_json's words and place: the end of the body */
+		struct jloc end = {1, 0};
+
+		for (size_t i = 0; i < len; i++, end.col++)
+			if (body[i] == '\n')
+				end = (struct jloc){end.line + 1, (size_t)-1};
+		free(s);
+		snprintf(err, errlen, SQB_JSON_ERR_PREFIX "%s at line %u column %zu.",
+			 sqb_json_eof_what(body, len), end.line, end.col);
+		return -1;
+	}
 	if (!v) {
 		free(s);
 		for (char *p = ebuf; *p; p++)

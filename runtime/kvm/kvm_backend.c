@@ -338,6 +338,13 @@ static void kvm_vcpu_clear_kick(struct sqb_hv_vcpu *vc)
 	__atomic_store_n(&vc->run->immediate_exit, 0, __ATOMIC_SEQ_CST);
 }
 
+#if defined(__x86_64__)
+static int kvm_vcpu_clock_stopped(struct sqb_hv_vcpu *vc)
+{
+	return ioctl(vc->fd, KVM_KVMCLOCK_CTRL, 0) < 0 ? -errno : 0;
+}
+#endif
+
 /* KVM's internal-error sub-codes (the hypervisor could not go on). */
 static const char *kvm_internal_name(uint64_t sub)
 {
@@ -379,6 +386,9 @@ const struct sqb_hv_ops sqb_hv_backend = {
     .vcpu_run = kvm_vcpu_run,
     .vcpu_kick = kvm_vcpu_kick,
     .vcpu_clear_kick = kvm_vcpu_clear_kick,
+#if defined(__x86_64__)
+    .vcpu_clock_stopped = kvm_vcpu_clock_stopped,
+#endif
     .vcpu_rip = kvm_vcpu_rip,
     .exit_internal_name = kvm_internal_name,
     .vcpu_save_records = sqb_kvm_vcpu_save_records,

@@ -634,6 +634,70 @@ static void where(const char *txt, size_t off, unsigned *line, size_t *col)
 	*col = off - ls;
 }
 
+/* serde_json's Deserializer at EOF: inside a string -> EofWhileParsingString;
+ * where a value must come (the start, after ':' or ',', in the middle of a
+ * literal or of a number such as "1." or "-") -> EofWhileParsingValue; right
+ * after '{' / '[', after a key or after a whole value -> the innermost open
+ * container's EofWhileParsingObject / EofWhileParsingList. */
+static int tok_byte(char ch)
+{
+	return ch && strchr("0123456789+-.eEtruefalsn", ch);
+}
+
+const char *sqb_json_eof_what(const char *txt, size_t len)
+{
+	static const char *const lit[] = {"true", "false", "null"};
+	char stack[128]; /* the innermost containers (deeper is refused anyway) */
+	size_t depth = 0, tok = 0, i;
+	int in_str = 0;
+	char last = 0; /* the last byte outside strings and whitespace */
+
+	for (i = 0; i < len; i++) {
+		char ch = txt[i];
+
+		if (in_str) {
+			if (ch == '\\')
+				i++;
+			else if (ch == '"')
+				in_str = 0;
+			continue;
+		}
+		if (ch == ' ' || ch == '\n' || ch == '\r' || ch == '\t')
+			continue;
+		if (ch == '"') {
+			in_str = 1;
+		} else if (ch == '{' || ch == '[') {
+			if (depth < sizeof(stack))
+				stack[depth] = ch;
+			depth++;
+		} else if ((ch == '}' || ch == ']') && depth) {
+			depth--;
+		}
+		if (!tok_byte(last) && tok_byte(ch))
+			tok = i; /* a number or literal begins */
+		last = ch;
+	}
+	if (in_str)
+		return "EOF while parsing a string";
+	if (!depth || last == ':' || last == ',')
+		return "EOF while parsing a value";
+	if (tok_byte(last)) {
+		size_t n = len - tok;
+		int whole = 0;
+
+		while (n && strchr(" \n\r\t", txt[tok + n - 1]))
+			n--;
+		for (unsigned k = 0; k < 3; k++)
+			if (n == strlen(lit[k]) && !memcmp(txt + tok, lit[k], n))
+				whole = 1;
+		if (!whole && !(txt[tok + n - 1] >= '0' && txt[tok + n - 1] <= '9'))
+			return "EOF while parsing a value"; /* "tru", "1.", "-", "1e" */
+	}
+	if (depth > sizeof(stack))
+		return "EOF while parsing a value";
+	return stack[depth - 1] == '{' ? "EOF while parsing an object" : "EOF while parsing a list";
+}
+
 int sqb_json_parse(const char *txt, size_t len, struct sqb_jv **out, char *err, size_t errlen)
 {
 	struct pctx c = {0};
@@ -676,7 +740,7 @@ int sqb_json_parse(const char *txt, size_t len, struct sqb_jv **out, char *err, 
 	} else if (c.bad_utf8) {
 		why = "invalid unicode code point";
 	} else if (st == yajl_status_ok) {
-		why = "EOF while parsing a value";
+		why = sqb_json_eof_what(txt, len);
 	} else {
 		/* yajl says "parse error: <why>\n..." with a context dump
 		 * when verbose; the short form is enough with a position. */
@@ -689,7 +753,7 @@ int sqb_json_parse(const char *txt, size_t len, struct sqb_jv **out, char *err, 
 		why = reason;
 		/* serde_json's wording for input that stops early. */
 		if (strstr(reason, "premature EOF"))
-			why = "EOF while parsing a value";
+			why = sqb_json_eof_what(txt, len);
 	}
 refuse:
 	if (off > len)

@@ -42,6 +42,11 @@ struct sqb_jv {
  * SQB_MMDS_E_NOMEM. */
 int sqb_json_parse(const char *txt, size_t len, struct sqb_jv **out, char *err, size_t errlen);
 
+/* serde_json's words for JSON text that ends too early, from what is
+ * open at its end (txt[0..len) read so far): "EOF while parsing a string",
+ * "... an object", "... a list" or "... a value". */
+const char *sqb_json_eof_what(const char *txt, size_t len);
+
 struct sqb_jv *sqb_json_new(enum sqb_jtype type);
 void sqb_json_free(struct sqb_jv *v);
 /* Make v a null in place, freeing what it held. */

@@ -61,6 +61,7 @@ static const unsigned long vcpu_ioctls[] = {
     KVM_GET_MSRS, KVM_SET_MSRS, KVM_GET_LAPIC, KVM_SET_LAPIC, KVM_GET_VCPU_EVENTS, KVM_SET_VCPU_EVENTS, KVM_GET_XSAVE,
     KVM_SET_XSAVE, KVM_GET_XCRS, KVM_SET_XCRS, KVM_GET_DEBUGREGS, KVM_SET_DEBUGREGS,
     KVM_GET_TSC_KHZ, KVM_SET_TSC_KHZ,
+    KVM_KVMCLOCK_CTRL, /* at a pause and after a load (vmm.c vcpu_clock_stopped) */
 #ifdef KVM_GET_XSAVE2
     KVM_GET_XSAVE2,
 #endif

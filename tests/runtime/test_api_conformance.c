@@ -155,7 +155,12 @@ static void test_machine_config_valid_and_invalid(void **state)
 static void test_json_malformed_bodies(void **state)
 {
 	static const struct api_case c[] = {
-	    {"PUT", "/machine-config", "{", 400, "malformed JSON"},
+	    /* serde_json: a body that ends early says what was open, at its end */
+	    {"PUT", "/machine-config", "{", 400, "EOF while parsing an object at line 1 column 1."},
+	    {"PUT", "/machine-config", "{\"vcpu_count\": 1", 400,
+	     "EOF while parsing an object at line 1 column 16."},
+	    {"PUT", "/machine-config", "{\"vcpu_count\": ", 400,
+	     "EOF while parsing a value at line 1 column 15."},
 	    {"PUT", "/machine-config", "{\"vcpu_count\":1,}", 400, "malformed JSON"},
 	    {"PUT", "/machine-config", "{\"vcpu_count\":1} trailing", 400, "malformed JSON"},
 	    {"PUT", "/machine-config", "", 400, "Empty PUT request."},
@@ -507,7 +512,7 @@ static void raw_reply(struct sqb_tc *t, const char *method, const char *path, co
 static int spawn_logged(struct sqb_tc *t, char *logpath, size_t cap)
 {
 	char dir[] = "/tmp/sqbl-XXXXXX";
-	const char *args[] = {"--log-path", logpath, "--level", "Info", NULL};
+	const char *args[] = {"--log-path", logpath, "--level", "Info", "--show-level", NULL};
 
 	if (!mkdtemp(dir))
 		return -1;
@@ -686,6 +691,20 @@ static void test_fc_http_layer_and_preboot_rules(void **state)
 	raw_reply(&t, "PATCH", "/machine-config", "{\"vcpu_count\": 2}", out, sizeof(out));
 	assert_int_equal(tc_status_of(out), 204);
 	assert_null(strstr(out, "Deprecation"));
+	/* request/mmds.rs: a /mmds/config body that parses as V1 (the default)
+	 * is deprecated even when the request then fails (test_api_mmds_config's
+	 * empty list); V2 is not */
+	raw_reply(&t, "PUT", "/mmds/config", "{\"network_interfaces\": []}", out, sizeof(out));
+	assert_int_equal(tc_status_of(out), 400);
+	assert_non_null(strstr(out, "The list of network interface IDs that allow forwarding MMDS "
+				    "requests is empty."));
+	assert_non_null(strstr(out, "\r\nDeprecation: true\r\n"));
+	expect_log(log, "PUT /mmds/config: V1 is deprecated. Use V2 instead.",
+		   "src/firecracker/src/api_server/request/mmds.rs");
+	raw_reply(&t, "PUT", "/mmds/config", "{\"network_interfaces\": [], \"version\": \"V2\"}",
+		  out, sizeof(out));
+	assert_int_equal(tc_status_of(out), 400);
+	assert_null(strstr(out, "Deprecation"));
 	/* test_logging.py: requests and errors are logged as Firecracker logs them */
 	expect_log(log, "The API server received a Put request on \"/machine-config\" with body",
 		   "tests/integration_tests/functional/test_logging.py");
@@ -721,6 +740,289 @@ static void test_fc_http_layer_and_preboot_rules(void **state)
 		   "kernel file cannot be opened: No such file or directory (os error 2)",
 		   "tests/integration_tests/functional/test_logging.py");
 	tc_stop(&t);
+}
+
+#define T_LOG "tests/integration_tests/functional/test_logging.py"
+#define T_CLS "tests/integration_tests/functional/test_cmd_line_start.py"
+
+/* Lines of a log that hold needle. */
+static int log_lines_with(const char *log, const char *needle)
+{
+	int n = 0;
+
+	for (const char *p = log; (p = strstr(p, needle)); p += strlen(needle))
+		n++;
+	return n;
+}
+
+/* main.rs and logging.rs: the logger starts with level and origin off
+ * (--show-level / --show-log-origin turn them on), "Running Firecracker
+ * v<version>" is its first line (test_logging.py test_log_config checks
+ * lines[0]), the API thread logs "API server started." (microvm.py spawn
+ * waits for it at Info and Debug), and a PUT /logger without `level` sets
+ * Info (Logger::update's DEFAULT_LEVEL). */
+static void test_fc_log_start_lines_and_defaults(void **state)
+{
+	struct sqb_tc t;
+	char dir[] = "/tmp/sqbl-XXXXXX", log[96], out[1024];
+	char *all, *nl;
+	size_t before;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	snprintf(log, sizeof(log), "%s/fc.log", dir);
+	assert_int_equal(
+	    tc_spawn(&t, squib_bin,
+		     (const char *const[]){"--log-path", log, "--level", "Debug", NULL}, 1),
+	    0);
+	assert_int_equal(tc_req(&t, "GET", "/", NULL, out, sizeof(out)), 200);
+	all = tc_read_file(log);
+	assert_non_null(all);
+	nl = strchr(all, '\n');
+	assert_non_null(nl);
+	*nl = 0;
+	if (!strstr(all, "Running Firecracker"))
+		fail_msg("[" T_LOG " test_log_config] first line: %s", all);
+	*nl = '\n';
+	if (!strstr(all, "] API server started.\n"))
+		fail_msg("[tests/framework/microvm.py spawn] no 'API server started.': %s", all);
+	/* no level, no origin: "[anonymous-instance:<thread>] " */
+	if (log_lines_with(all, ":DEBUG]") || log_lines_with(all, ":INFO]") ||
+	    log_lines_with(all, ".c:"))
+		fail_msg("[src/vmm/src/logger/logging.rs LOGGER] level or origin shown: %s", all);
+	assert_true(log_lines_with(all, "API GET / -> 200") == 1); /* at Debug */
+	free(all);
+	/* microvm.py _validate_api_response_times (run at every kill() when the
+	 * log is at Debug): each "The API server received a ..." line has its
+	 * "Total previous API call duration: N us." (api_server/mod.rs) before
+	 * the next request's line */
+	assert_int_equal(
+	    tc_req(&t, "PUT", "/machine-config", "{\"vcpu_count\": 2}", out, sizeof(out)), 400);
+	assert_int_equal(
+	    tc_req(&t, "PATCH", "/machine-config", "{\"vcpu_count\": 2}", out, sizeof(out)), 204);
+	assert_int_equal(tc_req(&t, "GET", "/nope", NULL, out, sizeof(out)), 400);
+	assert_int_equal(tc_req(&t, "GET", "/machine-config", NULL, out, sizeof(out)), 200);
+	all = tc_read_file(log);
+	assert_non_null(all);
+	{
+		int open = 0, calls = 0;
+		char *save = NULL;
+
+		for (char *l = strtok_r(all, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
+			if (strstr(l, "] The API server received a ")) {
+				if (open)
+					fail_msg(
+					    "[tests/framework/microvm.py _validate_api_response_"
+					    "times] API call duration log entry missing before: %s",
+					    l);
+				open = 1;
+				calls++;
+			} else if (strstr(l, "] Total previous API call duration: ") &&
+				   strstr(l, " us.")) {
+				if (!open)
+					fail_msg("[tests/framework/microvm.py] a duration line "
+						 "before any request line: %s",
+						 l);
+				open = 0;
+			}
+		}
+		assert_int_equal(calls, 5);
+	}
+	free(all);
+	all = tc_read_file(log);
+	assert_non_null(all);
+	before = strlen(all);
+	free(all);
+	assert_int_equal(tc_req(&t, "PUT", "/logger", "{\"show_level\": true}", out, sizeof(out)),
+			 204);
+	assert_int_equal(tc_req(&t, "GET", "/", NULL, out, sizeof(out)), 200);
+	/* parsed_request.rs describe(): the body as Rust's {:?} writes it, and
+	 * a CPU template only at Debug */
+	assert_int_equal(tc_req(&t, "PATCH", "/machine-config", "{\"vcpu_count\":\n\t2}", out,
+				sizeof(out)),
+			 204);
+	assert_int_equal(tc_req(&t, "PUT", "/cpu-config", "{}", out, sizeof(out)), 204);
+	expect_log(log,
+		   "The API server received a Patch request on \"/machine-config\" with body "
+		   "\"{\\\"vcpu_count\\\":\\n\\t2}\".",
+		   "src/firecracker/src/api_server/parsed_request.rs describe");
+	expect_log(log,
+		   "The API server received a Put request on \"/cpu-config\". To view the CPU "
+		   "template received by the API, configure log-level to DEBUG\n",
+		   "src/firecracker/src/api_server/parsed_request.rs describe");
+	all = tc_read_file(log);
+	assert_non_null(all);
+	if (!log_lines_with(all + before,
+			    ":INFO] The API server received a Get request on \"/\".") ||
+	    log_lines_with(all + before, ":DEBUG]"))
+		fail_msg("[src/vmm/src/logger/logging.rs Logger::update] after PUT /logger "
+			 "{show_level}: want level shown and Info: %s",
+			 all + before);
+	free(all);
+	tc_stop(&t);
+	/* --show-level and --show-log-origin turn them on */
+	assert_int_equal(tc_spawn(&t, squib_bin,
+				  (const char *const[]){"--log-path", log, "--level", "Info",
+							"--show-level", "--show-log-origin", NULL},
+				  1),
+			 0);
+	assert_int_equal(tc_req(&t, "GET", "/", NULL, out, sizeof(out)), 200);
+	expect_log(log, ":INFO:runtime/main.c:", T_LOG " test_log_config");
+	tc_stop(&t);
+	unlink(log);
+	rmdir(dir);
+}
+
+/* arch/x86_64/mod.rs load_kernel: a bzImage logs "Kernel loaded using
+ * Linux 64-bit boot protocol (bzImage)" (test_bzimage_boot.py looks for
+ * "(bzImage)"); an ELF with a PVH note "... PVH boot protocol"
+ * (test_api.py test_api_happy_start).  The bzImage here is a minimal one
+ * (boot protocol 2.15, XLF_KERNEL_64) whose 64-bit entry halts. */
+static void test_fc_boot_protocol_log_lines(void **state)
+{
+#if defined(__x86_64__)
+	enum { SETUP = 3, KOFF = (SETUP + 1) * 512, KSIZE = 0x3000 };
+	static uint8_t bz[KOFF + KSIZE];
+	char dir[] = "/tmp/sqbz-XXXXXX", log[96], kern[96], body[256], out[1024];
+	const char *args[] = {"--log-path", log, "--level", "Debug", NULL};
+	struct sqb_tc t;
+	FILE *f;
+	int fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
+
+	(void)state;
+	if (fd < 0) {
+		fprintf(stderr, "SKIP test_fc_boot_protocol_log_lines: no /dev/kvm\n");
+		skip();
+	}
+	close(fd);
+	assert_non_null(mkdtemp(dir));
+	snprintf(log, sizeof(log), "%s/fc.log", dir);
+	snprintf(kern, sizeof(kern), "%s/bzImage", dir);
+	memset(bz, 0, sizeof(bz));
+	bz[0x1f1] = SETUP;
+	bz[0x1fa] = bz[0x1fb] = 0xff; /* vid_mode: normal */
+	bz[0x1fe] = 0x55;
+	bz[0x1ff] = 0xaa;
+	bz[0x200] = 0xeb;
+	bz[0x201] = 0x6a;
+	memcpy(bz + 0x202, "HdrS", 4);
+	bz[0x206] = 0x0f; /* version 2.15 */
+	bz[0x207] = 0x02;
+	bz[0x211] = 0x01;				   /* LOADED_HIGH */
+	memcpy(bz + 0x22c, "\xff\xff\xff\x7f", 4);	   /* initrd_addr_max */
+	memcpy(bz + 0x230, "\x00\x00\x20\x00", 4);	   /* kernel_alignment 2 MiB */
+	bz[0x234] = 1;					   /* relocatable */
+	bz[0x236] = 0x7f;				   /* xloadflags, XLF_KERNEL_64 */
+	memcpy(bz + 0x238, "\xff\x07\x00\x00", 4);	   /* cmdline_size 2047 */
+	memcpy(bz + 0x258, "\x00\x00\x00\x01\0\0\0\0", 8); /* pref_address 16 MiB */
+	memcpy(bz + 0x260, "\x00\x00\x40\x00", 4);	   /* init_size 4 MiB */
+	memset(bz + KOFF, 0xf4, KSIZE);			   /* hlt (interrupts are off) */
+	f = fopen(kern, "w");
+	assert_non_null(f);
+	assert_int_equal(fwrite(bz, 1, sizeof(bz), f), sizeof(bz));
+	fclose(f);
+	for (int elf = 0; elf <= 1; elf++) {
+		assert_int_equal(tc_spawn(&t, squib_bin, args, 1), 0);
+		snprintf(body, sizeof(body), "{\"kernel_image_path\": \"%s\"}",
+			 elf ? guest_elf : kern);
+		assert_int_equal(tc_req(&t, "PUT", "/boot-source", body, out, sizeof(out)), 204);
+		if (tc_req(&t, "PUT", "/actions", "{\"action_type\": \"InstanceStart\"}", out,
+			   sizeof(out)) != 204)
+			fail_msg("InstanceStart of %s: %s", elf ? "the ELF" : "the bzImage", out);
+		expect_log(log,
+			   elf ? "] Kernel loaded using PVH boot protocol\n"
+			       : "] Kernel loaded using Linux 64-bit boot protocol (bzImage)\n",
+			   elf ? T_API " test_api_happy_start"
+			       : "tests/integration_tests/functional/test_bzimage_boot.py");
+		tc_stop(&t);
+		unlink(log);
+	}
+	unlink(kern);
+	rmdir(dir);
+#else
+	(void)state;
+	skip();
+#endif
+}
+
+/* test_cmd_line_start.py test_start_with_metadata*: what --metadata logs
+ * (rpc_interface.rs build_microvm_from_requests, main.rs) once the API
+ * server runs; a failure ends the process */
+static void test_fc_metadata_file_log_lines(void **state)
+{
+	static const struct {
+		const char *content; /* NULL: no such file */
+		const char *extra;   /* one more flag and its value, or NULL */
+		const char *value;
+		int exit_code;
+		const char *want1, *want2, *cite;
+	} c[] = {
+	    {"{\"latest\": {\"meta-data\": {\"ami-id\": \"x\"}}}", NULL, NULL, -1,
+	     "Successfully added metadata to mmds from file", NULL, "test_start_with_metadata"},
+	    {"{\"latest\": {\"meta-data\": {\"ami-id\": \"a somewhat long value\"}}}",
+	     "--mmds-size-limit", "30", 1,
+	     "Populating MMDS from file failed: The MMDS patch request doesn't fit.", NULL,
+	     "test_start_with_metadata_limit"},
+	    {"{\"latest\": {\"meta-data\": {\"ami-id\": \"a somewhat long value\"}}}",
+	     "--http-api-max-payload-size", "30", 1,
+	     "Populating MMDS from file failed: The MMDS patch request doesn't fit.", NULL,
+	     "test_start_with_metadata_default_limit"},
+	    {NULL, NULL, NULL, 1, "Unable to open or read from the mmds content file",
+	     "No such file or directory", "test_start_with_missing_metadata"},
+	    /* tests/data/metadata_invalid.json: an object left open */
+	    {"{\n    \"latest\": {\n        \"meta-data\": \"Lorem\",\n        \"user-data\": "
+	     "\"userdata 1 2 3 4\"\n",
+	     NULL, NULL, 1, "MMDS error: metadata provided not valid json",
+	     "EOF while parsing an object", "test_start_with_invalid_metadata"},
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(c) / sizeof(c[0]); i++) {
+		char dir[] = "/tmp/sqbm-XXXXXX", log[96], md[96], out[1024];
+		const char *args[10] = {"--log-path", log, "--level", "Info", "--metadata", md};
+		struct sqb_tc t;
+		char *all;
+		int n = 6;
+
+		assert_non_null(mkdtemp(dir));
+		snprintf(log, sizeof(log), "%s/fc.log", dir);
+		snprintf(md, sizeof(md), "%s/metadata.json", dir);
+		if (c[i].content) {
+			FILE *f = fopen(md, "w");
+			assert_non_null(f);
+			fputs(c[i].content, f);
+			fclose(f);
+		}
+		if (c[i].extra) {
+			args[n++] = c[i].extra;
+			args[n++] = c[i].value;
+		}
+		args[n] = NULL;
+		if (c[i].exit_code < 0) {
+			assert_int_equal(tc_spawn(&t, squib_bin, args, 1), 0);
+			assert_int_equal(tc_req(&t, "GET", "/mmds", NULL, out, sizeof(out)), 200);
+			assert_non_null(strstr(out, "\"ami-id\":\"x\""));
+		} else {
+			(void)tc_spawn(&t, squib_bin, args, 1); /* it may be gone already */
+			if (tc_wait_exit(&t, 5000) != c[i].exit_code)
+				fail_msg("[" T_CLS " %s] want exit code %d", c[i].cite,
+					 c[i].exit_code);
+		}
+		all = tc_read_file(log);
+		assert_non_null(all);
+		if (!strstr(all, c[i].want1) || (c[i].want2 && !strstr(all, c[i].want2)))
+			fail_msg("[" T_CLS " %s] log lacks '%s' / '%s': %s", c[i].cite, c[i].want1,
+				 c[i].want2 ? c[i].want2 : "", all);
+		/* microvm.py spawn waits for this line before anything else */
+		if (!strstr(all, "] API server started.\n"))
+			fail_msg("[" T_CLS " %s] no 'API server started.' line: %s", c[i].cite,
+				 all);
+		free(all);
+		tc_stop(&t);
+		unlink(md);
+		unlink(log);
+		rmdir(dir);
+	}
 }
 
 /* test_cmd_line_start.py test_config_start_with_limit and
@@ -1375,6 +1677,9 @@ int main(int argc, char **argv)
 	    cmocka_unit_test(test_metrics_line),
 	    cmocka_unit_test(test_metrics_squib_group_and_schema),
 	    cmocka_unit_test(test_fc_post_boot_rules),
+	    cmocka_unit_test(test_fc_log_start_lines_and_defaults),
+	    cmocka_unit_test(test_fc_metadata_file_log_lines),
+	    cmocka_unit_test(test_fc_boot_protocol_log_lines),
 	};
 
 	if (argc < 4) {

@@ -3,6 +3,7 @@
  * patterns verified (checksum recomputed here), counter continuous across
  * pause/resume, timer ticks, every SMP vCPU, Ctrl+Alt+Del, --config-file
  * with --no-api, and a triple fault reported as a failure. */
+#include <ctype.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
@@ -691,6 +692,140 @@ static void test_signals_as_firecracker(void **state)
 	}
 }
 
+/* test_signals.py test_handled_signals: Firecracker's vCPU-kick signal,
+ * SIGRTMIN (35 under musl, which the test sends; 34 under glibc), has a
+ * handler, so it leaves the microVM running.  squib used to die of it. */
+static void test_handled_signals_keep_running(void **state)
+{
+	static const int sigs[] = {35, 34};
+	char body[512], resp[2048];
+	struct sqb_tc t;
+
+	(void)state;
+	assert_int_equal(tc_spawn(&t, squib_bin, NULL, 1), 0);
+	assert_int_equal(tc_req(&t, "PUT", "/machine-config",
+				"{\"vcpu_count\":2,\"mem_size_mib\":16}", resp, sizeof(resp)),
+			 204);
+	snprintf(body, sizeof(body),
+		 "{\"kernel_image_path\":\"%s/counter.elf\",\"boot_args\":\"delay=300\"}",
+		 guest_dir);
+	assert_int_equal(tc_req(&t, "PUT", "/boot-source", body, resp, sizeof(resp)), 204);
+	assert_int_equal(tc_req(&t, "PUT", "/actions", "{\"action_type\":\"InstanceStart\"}", resp,
+				sizeof(resp)),
+			 204);
+	expect_serial(&t, "count=1\n", 20000);
+	for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++) {
+		char want[32];
+
+		assert_int_equal(kill(t.pid, sigs[i]), 0);
+		usleep(200000);
+		if (tc_req(&t, "GET", "/", NULL, resp, sizeof(resp)) != 200 ||
+		    !strstr(resp, "\"state\":\"Running\""))
+			fail_msg("[tests/integration_tests/functional/test_signals.py "
+				 "test_handled_signals] signal %d: squib gone or not running: %s",
+				 sigs[i], resp);
+		/* the guest still runs */
+		snprintf(want, sizeof(want), "count=%zu\n", 3 + 2 * i);
+		expect_serial(&t, want, 20000);
+	}
+	tc_stop(&t);
+}
+
+/* test_pause_resume.py test_kvmclock_ctrl (x86_64): Firecracker calls
+ * KVM_KVMCLOCK_CTRL on each vCPU when it pauses (vcpu.rs) so the guest's
+ * watchdogs skip the pause; KVM then sets PVCLOCK_GUEST_STOPPED in the
+ * guest's pvclock page, which the kvmclock guest reports.  A guest without
+ * kvmclock makes the call fail: counted in vcpu.kvmclock_ctrl_fails and
+ * logged, never fatal (arch/x86_64/vcpu.rs kvmclock_ctrl). */
+static void test_pause_tells_kvmclock(void **state)
+{
+#if defined(__x86_64__)
+	char body[512], resp[2048], mx[128], lp[128], *m, *log;
+	struct sqb_tc t;
+
+	(void)state;
+	assert_int_equal(tc_spawn(&t, squib_bin, NULL, 1), 0);
+	snprintf(body, sizeof(body), "{\"kernel_image_path\":\"%s/kvmclock.elf\"}", guest_dir);
+	assert_int_equal(tc_req(&t, "PUT", "/boot-source", body, resp, sizeof(resp)), 204);
+	assert_int_equal(tc_req(&t, "PUT", "/actions", "{\"action_type\":\"InstanceStart\"}", resp,
+				sizeof(resp)),
+			 204);
+	if (tc_wait_serial(&t, "KCLK none\n", 3000) == 0) {
+		tc_stop(&t);
+		skip(); /* this host's KVM offers no kvmclock */
+	}
+	expect_serial(&t, "KCLK start\n", 20000);
+	for (int i = 1; i <= 2; i++) {
+		char want[32];
+
+		assert_int_equal(
+		    tc_req(&t, "PATCH", "/vm", "{\"state\":\"Paused\"}", resp, sizeof(resp)), 204);
+		assert_int_equal(
+		    tc_req(&t, "PATCH", "/vm", "{\"state\":\"Resumed\"}", resp, sizeof(resp)), 204);
+		snprintf(want, sizeof(want), "KCLK stopped %d\n", i);
+		expect_serial(&t, want, 20000);
+	}
+	tc_stop(&t);
+	/* no kvmclock in the guest: each vCPU's call fails, the VM goes on */
+	snprintf(mx, sizeof(mx), "/tmp/sqb-metrics-kclk-%d.json", (int)getpid());
+	snprintf(lp, sizeof(lp), "/tmp/sqb-log-kclk-%d.log", (int)getpid());
+	unlink(mx);
+	unlink(lp);
+	assert_int_equal(tc_spawn(&t, squib_bin,
+				  (const char *const[]){"--metrics-path", mx, "--log-path", lp,
+							"--level", "Info", "--show-level", NULL},
+				  1),
+			 0);
+	assert_int_equal(tc_req(&t, "PUT", "/machine-config",
+				"{\"vcpu_count\":2,\"mem_size_mib\":16}", resp, sizeof(resp)),
+			 204);
+	snprintf(body, sizeof(body),
+		 "{\"kernel_image_path\":\"%s/counter.elf\",\"boot_args\":\"delay=300\"}",
+		 guest_dir);
+	assert_int_equal(tc_req(&t, "PUT", "/boot-source", body, resp, sizeof(resp)), 204);
+	assert_int_equal(tc_req(&t, "PUT", "/actions", "{\"action_type\":\"InstanceStart\"}", resp,
+				sizeof(resp)),
+			 204);
+	expect_serial(&t, "count=1\n", 20000);
+	assert_int_equal(tc_req(&t, "PATCH", "/vm", "{\"state\":\"Paused\"}", resp, sizeof(resp)),
+			 204);
+	assert_int_equal(
+	    tc_req(&t, "PUT", "/actions", "{\"action_type\":\"FlushMetrics\"}", resp, sizeof(resp)),
+	    204);
+	assert_int_equal(tc_req(&t, "PATCH", "/vm", "{\"state\":\"Resumed\"}", resp, sizeof(resp)),
+			 204);
+	m = tc_read_file(mx);
+	assert_non_null(m);
+	if (metric_in_line(m, 1, "vcpu", "kvmclock_ctrl_fails") != 2)
+		fail_msg("want vcpu.kvmclock_ctrl_fails = 2 after pausing 2 vCPUs: %.1500s", m);
+	free(m);
+	log = tc_read_file(lp);
+	assert_non_null(log);
+	/* a line of the vmm library, in Firecracker's shape like squib's own
+	 * (test_logging.py check_log_message_format) */
+	{
+		const char *p = strstr(log, "KVM_KVMCLOCK_CTRL call failed");
+		const char *bol = p;
+
+		assert_non_null(p);
+		while (bol > log && bol[-1] != '\n')
+			bol--;
+		if (strncmp(p - 7, ":WARN] ", 7) || !isdigit((unsigned char)bol[0]) ||
+		    bol[10] != 'T' || bol[19] != '.' || !strstr(bol, " [anonymous-instance:"))
+			fail_msg("[tests/integration_tests/functional/test_logging.py] not "
+				 "Firecracker's line shape: %.300s",
+				 bol);
+	}
+	free(log);
+	tc_stop(&t);
+	unlink(mx);
+	unlink(lp);
+#else
+	(void)state;
+	skip(); /* kvmclock is x86's */
+#endif
+}
+
 static void test_stdin_reaches_the_guest_uart(void **state)
 {
 	struct sqb_tc t;
@@ -771,6 +906,8 @@ int main(int argc, char **argv)
 	    cmocka_unit_test(test_boot_timer_and_jailer_start_times),
 	    cmocka_unit_test(test_snapshot_version_and_describe_snapshot),
 	    cmocka_unit_test(test_signals_as_firecracker),
+	    cmocka_unit_test(test_handled_signals_keep_running),
+	    cmocka_unit_test(test_pause_tells_kvmclock),
 	    cmocka_unit_test(test_stdin_reaches_the_guest_uart),
 	    cmocka_unit_test(test_uart_interrupts_reach_the_guest),
 	    cmocka_unit_test(test_triple_fault_is_reported_not_hung),

@@ -393,7 +393,18 @@ static void test_json_escape_and_parse_errors(void **state)
 	assert_string_equal(buf, "a\\\"b\\\\c\\u000a");
 	pos = 0;
 	assert_int_equal(sqb_json_escape(buf, 4, &pos, "abcdef"), -1);
+	/* serde_json's words for a body that ends too early, at its end */
 	assert_int_equal(sqb_json_parse_object(&v, "{\"a\":", 5, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "EOF while parsing a value at line 1 column 5."));
+	assert_int_equal(sqb_json_parse_object(&v, "{\"a\":1", 6, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "EOF while parsing an object at line 1 column 6."));
+	assert_int_equal(sqb_json_parse_object(&v, "{\"a\":[1,\n2", 10, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "EOF while parsing a list at line 2 column 1."));
+	assert_int_equal(sqb_json_parse_object(&v, "{\"a\":\"x", 7, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "EOF while parsing a string at line 1 column 7."));
+	assert_int_equal(sqb_json_parse_object(&v, "{\"a\":1,", 7, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "EOF while parsing a value at line 1 column 7."));
+	assert_int_equal(sqb_json_parse_object(&v, "{\"a\":1,}", 8, err, sizeof(err)), -1);
 	assert_non_null(strstr(err, "malformed JSON"));
 	assert_int_equal(sqb_json_parse_object(&v, "{}\0", 3, err, sizeof(err)), -1);
 	assert_non_null(strstr(err, "NUL"));

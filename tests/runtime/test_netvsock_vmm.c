@@ -906,6 +906,79 @@ static void test_config_file_sections(void **state)
 	tc_stop(&t);
 }
 
+/* test_max_devices.py (x86_64): GSIs 5..23 less the VMGenID's and the
+ * VMClock's leave 17 device lines, so a root drive and 16 interfaces start
+ * (test_attach_maximum_devices) and a 17th interface fails InstanceStart
+ * with "Could not allocate GSI: The requested resource is not available."
+ * (test_attach_too_many_devices); squib used to refuse the 9th interface
+ * at its PUT. */
+static void test_fc_max_devices(void **state)
+{
+#if defined(__x86_64__)
+	char drive[128], body[512], name[16];
+	int extra[17];
+
+	(void)state;
+	snprintf(drive, sizeof(drive), "%s/maxdev.img", tmpdir);
+	{
+		FILE *f = fopen(drive, "w");
+		assert_non_null(f);
+		assert_int_equal(ftruncate(fileno(f), 1 << 20), 0);
+		fclose(f);
+	}
+	for (int i = 0; i < 17; i++) {
+		snprintf(name, sizeof(name), "sqbm%d", i);
+		extra[i] = make_tap(name);
+		if (extra[i] < 0)
+			fail_msg("cannot make tap %s: %s", name, strerror(errno));
+	}
+	for (int n = 16; n <= 17; n++) {
+		struct sqb_tc t;
+		const char *r;
+
+		assert_int_equal(tc_spawn(&t, squib_bin, NULL, 1), 0);
+		snprintf(body, sizeof(body), "{\"kernel_image_path\":\"%s/counter.elf\"}",
+			 guest_dir);
+		vt_req(&t, "PUT", "/boot-source", body, 204);
+		snprintf(body, sizeof(body),
+			 "{\"drive_id\":\"rootfs\",\"path_on_host\":\"%s\",\"is_root_device\":true,"
+			 "\"is_read_only\":false}",
+			 drive);
+		vt_req(&t, "PUT", "/drives/rootfs", body, 204);
+		for (int i = 0; i < n; i++) {
+			char path[64];
+
+			snprintf(path, sizeof(path), "/network-interfaces/eth%d", i);
+			snprintf(body, sizeof(body),
+				 "{\"iface_id\":\"eth%d\",\"host_dev_name\":\"sqbm%d\","
+				 "\"guest_mac\":\"06:00:00:00:01:%02x\"}",
+				 i, i, i);
+			vt_req(&t, "PUT", path, body, 204);
+		}
+		if (n == 16) {
+			vt_req(&t, "PUT", "/actions", "{\"action_type\":\"InstanceStart\"}", 204);
+			r = vt_req(&t, "GET", "/", NULL, 200);
+			assert_non_null(strstr(r, "\"state\":\"Running\""));
+		} else {
+			r = vt_req(&t, "PUT", "/actions", "{\"action_type\":\"InstanceStart\"}",
+				   400);
+			if (!strstr(r, "Could not allocate GSI: The requested resource is not "
+				       "available."))
+				fail_msg("[tests/integration_tests/functional/test_max_devices.py "
+					 "test_attach_too_many_devices] %s",
+					 r);
+		}
+		tc_stop(&t);
+	}
+	for (int i = 0; i < 17; i++)
+		close(extra[i]);
+	unlink(drive);
+#else
+	(void)state;
+	skip(); /* arm64's count is Firecracker's 92, squib's board has fewer slots */
+#endif
+}
+
 /* A tap that disappears under a running VM is an error on that device,
  * not on the VMM: the API still answers and the vsock still carries data. */
 static void test_tap_disappears(void **state)
@@ -1469,6 +1542,7 @@ int main(int argc, char **argv)
 	    cmocka_unit_test(test_net_and_vsock_traffic),
 	    cmocka_unit_test(test_metrics_fc_schema),
 	    cmocka_unit_test(test_config_file_sections),
+	    cmocka_unit_test(test_fc_max_devices),
 	    cmocka_unit_test(test_guest_never_consumes_rx),
 	    cmocka_unit_test(test_tap_disappears),
 	    cmocka_unit_test(test_vsock_path_exists),
