@@ -775,11 +775,12 @@ out:
 	sqb_ctl_destroy(&ctl);
 	/* sig_fd (term_efd) stays open: the watchdog may still write to it, and
 	 * the process ends here */
-	/* Firecracker's last line, with squib's name (docs/api-compat.md) */
+	/* Firecracker's last line, word for word: its test framework reads the
+	 * exit code from it (microvm.py get_exit_code, docs/api-compat.md) */
 	if (rc == 0)
-		sqb_ctl_log(SQB_CTL_INFO, "squib exiting successfully. exit_code=0");
+		sqb_ctl_log(SQB_CTL_INFO, "Firecracker exiting successfully. exit_code=0");
 	else
-		sqb_ctl_log(SQB_CTL_ERROR, "squib exiting with error. exit_code=%d", rc);
+		sqb_ctl_log(SQB_CTL_ERROR, "Firecracker exiting with error. exit_code=%d", rc);
 	return rc;
 out_early:
 	/* a bad --metadata, logger or metrics argument: the store and the

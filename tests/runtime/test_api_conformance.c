@@ -860,6 +860,16 @@ static void test_fc_log_start_lines_and_defaults(void **state)
 			 all + before);
 	free(all);
 	tc_stop(&t);
+	/* the last line, which microvm.py get_exit_code() parses with
+	 * "Firecracker exiting (with error|successfully). exit_code=(\d+)" */
+	assert_int_equal(tc_spawn(&t, squib_bin, (const char *const[]){"--log-path", log, NULL}, 1),
+			 0);
+	assert_int_equal(tc_req(&t, "GET", "/", NULL, out, sizeof(out)), 200);
+	kill(t.pid, SIGTERM);
+	assert_int_equal(tc_wait_exit(&t, 5000), 0);
+	expect_log(log, "] Firecracker exiting successfully. exit_code=0\n",
+		   "tests/framework/microvm.py get_exit_code");
+	tc_stop(&t);
 	/* --show-level and --show-log-origin turn them on */
 	assert_int_equal(tc_spawn(&t, squib_bin,
 				  (const char *const[]){"--log-path", log, "--level", "Info",
