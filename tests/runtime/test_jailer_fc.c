@@ -397,6 +397,43 @@ static void test_limits_and_pid_ns(void **state)
 	kill_vmm(pid);
 }
 
+/* test_jailer_bind_mount_propagation: a file bind-mounted into the chroot
+ * before the jailer starts is what squib sees there (MS_BIND | MS_REC) */
+static void test_bind_mount_propagation(void **state)
+{
+	char src[128], dst[256], out[4096], buf[64];
+	pid_t pid;
+	int fd;
+
+	(void)state;
+	snprintf(src, sizeof(src), "%s/kernel-src", base);
+	fd = open(src, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+	assert_int_equal(write(fd, "bound", 5), 5);
+	close(fd);
+	root_path(dst, sizeof(dst), "bind", "");
+	assert_int_equal(system((snprintf(out, sizeof(out), "mkdir -p %s", dst), out)), 0);
+	root_path(dst, sizeof(dst), "bind", "vmlinux.bin");
+	close(open(dst, O_WRONLY | O_CREAT, 0644));
+	snprintf(out, sizeof(out), "mount --bind %s %s", src, dst);
+	if (system(out)) {
+		print_message("skip: mount --bind failed\n");
+		skip();
+	}
+	assert_int_equal(run_jailer("bind", out, sizeof(out),
+				    (const char *const[]){"--daemonize", NULL}),
+			 0);
+	pid = vmm_pid("bind");
+	snprintf(out, sizeof(out), "/proc/%d/root/vmlinux.bin", (int)pid);
+	fd = open(out, O_RDONLY);
+	assert_true(fd >= 0);
+	assert_int_equal(read(fd, buf, sizeof(buf)), 5);
+	close(fd);
+	assert_memory_equal(buf, "bound", 5);
+	kill_vmm(pid);
+	snprintf(out, sizeof(out), "umount %s", dst);
+	assert_int_equal(system(out), 0);
+}
+
 /* test_negative_no_file_limit */
 static void test_negative_no_file_limit(void **state)
 {
@@ -673,6 +710,7 @@ int main(int argc, char **argv)
 	    cmocka_unit_test(test_default_chroot_hierarchy),
 	    cmocka_unit_test(test_limits_and_pid_ns),
 	    cmocka_unit_test(test_negative_no_file_limit),
+	    cmocka_unit_test(test_bind_mount_propagation),
 	    cmocka_unit_test(test_kill_by_pid),
 	    cmocka_unit_test(test_parent_cgroup_but_no_cgroup),
 	    cmocka_unit_test(test_cgroups_custom_parent),

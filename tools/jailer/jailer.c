@@ -358,7 +358,7 @@ static int cg_setup(const struct jopts *o)
 
 		snprintf(ctl, sizeof(ctl), "%.*s", (int)cl, a);
 		for (int k = 0; k < ndone; k++)
-			seen |= strlen(done[k]) == cl && !strncmp(done[k], a, cl);
+			seen |= !strncmp(done[k], a, cl) && done[k][cl] == '.';
 		if (!seen) {
 			if (cg_enable(parent, ctl) < 0)
 				return -1;
