@@ -285,7 +285,8 @@ static void test_every_thread_of_running_squib_is_filtered(void **state)
  * "Shutting down VM after intercepting a bad syscall (16)" and the metrics
  * file's last line has seccomp.num_faults = 1.  test_invalid_bpf: a file
  * that is no program fails the start with exit code 1 and "Seccomp error:
- * Filter deserialization failed" in the log. */
+ * Filter deserialization failed" in the log.  test_working_filter: killing
+ * clone and execve leaves squib running. */
 static void test_custom_filter_failing_and_invalid(void **state)
 {
 	char dir[] = "/tmp/squib-fcsec-XXXXXX", bpf[96], log[96], mx[96], body[512], resp[1024];
@@ -366,6 +367,29 @@ static void test_custom_filter_failing_and_invalid(void **state)
 			fail_msg("last metrics line: %.1500s", last);
 	}
 	free(text);
+	tc_stop(&t);
+
+	/* test_working_filter: a program that kills the process on clone and
+	 * execve; glibc makes threads with clone3, so the VM runs, filtered */
+	ctx = seccomp_init(SCMP_ACT_ALLOW);
+	assert_non_null(ctx);
+	assert_int_equal(seccomp_rule_add(ctx, SCMP_ACT_KILL_PROCESS, SCMP_SYS(clone), 0), 0);
+	assert_int_equal(seccomp_rule_add(ctx, SCMP_ACT_KILL_PROCESS, SCMP_SYS(execve), 0), 0);
+	fd = open(bpf, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+	assert_int_equal(seccomp_export_bpf(ctx, fd), 0);
+	close(fd);
+	seccomp_release(ctx);
+	boot_counter(&t, (const char *const[]){"--seccomp-filter", bpf, NULL});
+	usleep(300000);
+	assert_int_equal(tc_req(&t, "GET", "/", NULL, resp, sizeof(resp)), 200);
+	if (!strstr(resp, "\"state\":\"Running\""))
+		fail_msg("GET /: %s", resp);
+	{
+		int total, vcpus, evloops, filtered = count_filtered(t.pid, &total, &vcpus, &evloops);
+
+		assert_int_equal(vcpus, 2);
+		assert_int_equal(filtered, total);
+	}
 	tc_stop(&t);
 out:
 	snprintf(body, sizeof(body), "rm -rf %s", dir);
