@@ -678,6 +678,16 @@ static void test_parent_cgroup_but_no_cgroup(void **state)
 	kill_vmm(vmm_pid("pcg2"));
 	snprintf(out, sizeof(out), "%s/squib_jail_test/missing", cg_root);
 	assert_int_equal(access(out, F_OK), -1);
+	/* without --cgroup-version 2 (Firecracker's default is 1) nothing is joined */
+	assert_int_equal(run_jailer("pcg4", out, sizeof(out),
+				    (const char *const[]){"--daemonize", "--parent-cgroup", parent,
+							  NULL}),
+			 0);
+	pid = vmm_pid("pcg4");
+	snprintf(want, sizeof(want), "%d", (int)pid);
+	snprintf(out, sizeof(out), "%s/cgroup.procs", path);
+	assert_false(file_has(out, want));
+	kill_vmm(pid);
 
 	/* a domain controller enabled in the parent's subtree_control */
 	{

@@ -289,14 +289,16 @@ static int mkdir_p(const char *path, mode_t mode)
 	return mkdir(buf, mode) < 0 && errno != EEXIST ? -errno : 0;
 }
 
-/* Without --cgroup but with a v2 hierarchy: join --parent-cgroup (default
- * <exec-name>) if it exists, create nothing (env.rs Env::new). */
+/* Without --cgroup, given --cgroup-version 2: join --parent-cgroup
+ * (default <exec-name>) if it exists, create nothing (env.rs Env::new;
+ * there version 2 is never the default, so a command line without it
+ * joins nothing, here as there). */
 static int cg_join_parent(const struct jopts *o)
 {
 	char dir[PATH_MAX * 2], procs[PATH_MAX * 2 + 16], pid[32];
 	int fd, e = 0;
 
-	if (o->ncg || !cg_root[0])
+	if (o->ncg || !o->cg_version_given || !cg_root[0])
 		return 0;
 	snprintf(dir, sizeof(dir), "%s/%s", cg_root, o->parent_cg ? o->parent_cg : o->exec_name);
 	if (access(dir, F_OK))
