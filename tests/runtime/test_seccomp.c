@@ -370,7 +370,13 @@ static void test_custom_filter_failing_and_invalid(void **state)
 	tc_stop(&t);
 
 	/* test_working_filter: a program that kills the process on clone and
-	 * execve; glibc makes threads with clone3, so the VM runs, filtered */
+	 * execve; glibc makes threads with clone3, so the VM runs, filtered.
+	 * The sanitizer runtimes call clone themselves (CLONE_UNTRACED, their
+	 * own helper): there the check would test them, not squib. */
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+	print_message("skipped (working filter): a sanitizer runtime calls clone itself\n");
+	goto out;
+#endif
 	ctx = seccomp_init(SCMP_ACT_ALLOW);
 	assert_non_null(ctx);
 	assert_int_equal(seccomp_rule_add(ctx, SCMP_ACT_KILL_PROCESS, SCMP_SYS(clone), 0), 0);
@@ -379,11 +385,20 @@ static void test_custom_filter_failing_and_invalid(void **state)
 	assert_int_equal(seccomp_export_bpf(ctx, fd), 0);
 	close(fd);
 	seccomp_release(ctx);
-	boot_counter(&t, (const char *const[]){"--seccomp-filter", bpf, NULL});
-	usleep(300000);
+	assert_int_equal(tc_spawn(&t, squib_bin, (const char *const[]){"--seccomp-filter", bpf, NULL},
+				  1),
+			 0);
+	assert_int_equal(tc_req(&t, "PUT", "/machine-config",
+				"{\"vcpu_count\":2,\"mem_size_mib\":16}", resp, sizeof(resp)),
+			 204);
+	snprintf(body, sizeof(body), "{\"kernel_image_path\":\"%s/counter.elf\"}", guest_dir);
+	assert_int_equal(tc_req(&t, "PUT", "/boot-source", body, resp, sizeof(resp)), 204);
+	assert_int_equal(tc_req(&t, "PUT", "/actions", "{\"action_type\":\"InstanceStart\"}", resp,
+				sizeof(resp)),
+			 204);
+	if (tc_wait_serial(&t, "count=2\n", 20000) < 0)
+		fail_msg("the guest did not run under a clone/execve-killing filter");
 	assert_int_equal(tc_req(&t, "GET", "/", NULL, resp, sizeof(resp)), 200);
-	if (!strstr(resp, "\"state\":\"Running\""))
-		fail_msg("GET /: %s", resp);
 	{
 		int total, vcpus, evloops, filtered = count_filtered(t.pid, &total, &vcpus, &evloops);
 
