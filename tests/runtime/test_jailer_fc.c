@@ -24,7 +24,9 @@
 
 #include <cmocka.h>
 
-static const char *jailer, *squib_bin;
+#include "squib_client.h"
+
+static const char *jailer, *squib_bin, *guest_dir;
 static char base[64];
 
 #define UID 1234
@@ -434,6 +436,81 @@ static void test_bind_mount_propagation(void **state)
 	assert_int_equal(system(out), 0);
 }
 
+/* Start a jail ID with fsize=LIMIT, the counter guest and a log in it, and
+ * configure a 16 MiB VM; *t gets its API socket; returns squib's pid */
+static pid_t fsize_jail(const char *id, const char *limit, struct sqb_tc *t)
+{
+	char root[96], out[4096], resp[1024];
+
+	root_path(root, sizeof(root), id, "");
+	snprintf(out, sizeof(out),
+		 "mkdir -p %s && cp %s/counter.elf %s/ && touch %s/fc.log && chown 1234:1235 "
+		 "%s/counter.elf %s/fc.log",
+		 root, guest_dir, root, root, root, root);
+	assert_int_equal(system(out), 0);
+	assert_int_equal(run_jailer(id, out, sizeof(out),
+				    (const char *const[]){"--daemonize", "--resource-limit", limit,
+							  "--", "--api-sock", "/api.sock",
+							  "--log-path", "/fc.log", "--level",
+							  "Debug", NULL}),
+			 0);
+	memset(t, 0, sizeof(*t));
+	if (snprintf(t->sock, sizeof(t->sock), "%s/api.sock", root) >= (int)sizeof(t->sock))
+		fail_msg("socket path too long");
+	/* bound before it listens: wait until it answers */
+	for (int i = 0; i < 200 && tc_req(t, "GET", "/", NULL, resp, sizeof(resp)) != 200; i++)
+		usleep(10000);
+	assert_int_equal(tc_req(t, "PUT", "/machine-config",
+				"{\"vcpu_count\":1,\"mem_size_mib\":16}", resp, sizeof(resp)),
+			 204);
+	assert_int_equal(tc_req(t, "PUT", "/boot-source",
+				"{\"kernel_image_path\":\"/counter.elf\"}", resp, sizeof(resp)),
+			 204);
+	return vmm_pid(id);
+}
+
+/* test_positive_file_size_limit: with fsize = guest memory + 1 MiB the VM
+ * starts.  test_negative_file_size_limit: below the guest memory's size
+ * squib dies of SIGXFSZ with Firecracker's log line, but at InstanceStart,
+ * not at the snapshot: squib's guest RAM is a memfd, whose size counts
+ * against RLIMIT_FSIZE (docs/jailer.md "Differences"). */
+static void test_file_size_limit(void **state)
+{
+	char path[512], resp[1024];
+	struct sqb_tc t;
+	pid_t pid;
+	char *log;
+	int rc;
+
+	(void)state;
+	if (access("/dev/kvm", R_OK | W_OK)) {
+		print_message("skip: /dev/kvm unavailable\n");
+		skip();
+	}
+	pid = fsize_jail("fszok", "fsize=17825792", &t);
+	assert_int_equal(tc_req(&t, "PUT", "/actions", "{\"action_type\":\"InstanceStart\"}",
+				resp, sizeof(resp)),
+			 204);
+	usleep(100000);
+	assert_int_equal(tc_req(&t, "GET", "/", NULL, resp, sizeof(resp)), 200);
+	assert_non_null(strstr(resp, "\"state\":\"Running\""));
+	kill_vmm(pid);
+
+	pid = fsize_jail("fszbad", "fsize=1048576", &t);
+	rc = tc_req(&t, "PUT", "/actions", "{\"action_type\":\"InstanceStart\"}", resp,
+		    sizeof(resp));
+	print_message("InstanceStart under fsize=1MiB: %d %s\n", rc, rc > 0 ? resp : "");
+	assert_int_not_equal(rc, 204);
+	for (int i = 0; i < 300 && !kill(pid, 0); i++)
+		usleep(10000);
+	root_path(path, sizeof(path), "fszbad", "fc.log");
+	log = tc_read_file(path);
+	assert_non_null(log);
+	if (!strstr(log, "Shutting down VM after intercepting signal 25, code 0"))
+		fail_msg("log: %.3000s", log);
+	free(log);
+}
+
 /* test_negative_no_file_limit */
 static void test_negative_no_file_limit(void **state)
 {
@@ -720,6 +797,7 @@ int main(int argc, char **argv)
 	    cmocka_unit_test(test_default_chroot_hierarchy),
 	    cmocka_unit_test(test_limits_and_pid_ns),
 	    cmocka_unit_test(test_negative_no_file_limit),
+	    cmocka_unit_test(test_file_size_limit),
 	    cmocka_unit_test(test_bind_mount_propagation),
 	    cmocka_unit_test(test_kill_by_pid),
 	    cmocka_unit_test(test_parent_cgroup_but_no_cgroup),
@@ -728,11 +806,11 @@ int main(int argc, char **argv)
 	char cmd[256];
 	int rc;
 
-	if (argc != 3) {
-		fprintf(stderr, "usage: %s JAILER SQUIB\n", argv[0]);
+	if (argc != 4) {
+		fprintf(stderr, "usage: %s JAILER SQUIB GUEST_DIR\n", argv[0]);
 		return 2;
 	}
-	jailer = argv[1], squib_bin = argv[2];
+	jailer = argv[1], squib_bin = argv[2], guest_dir = argv[3];
 	if (geteuid() != 0) {
 		printf("skip: squib-jailer needs root\n");
 		return 77;
