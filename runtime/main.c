@@ -584,8 +584,10 @@ static int confine(const struct opts *o)
 		rc = sqb_confine_thread(SQB_CONFINE_API);
 	if (rc < 0) {
 		/* main.rs MainError::SeccompFilter's "Seccomp error: {0}" */
-		sqb_ctl_log(SQB_CTL_ERROR, "Seccomp error: %s", d.reason[0] ? d.reason : strerror(-rc));
-		fprintf(stderr, "squib: Seccomp error: %s\n", d.reason[0] ? d.reason : strerror(-rc));
+		sqb_ctl_log(SQB_CTL_ERROR, "Seccomp error: %s",
+			    d.reason[0] ? d.reason : strerror(-rc));
+		fprintf(stderr, "squib: Seccomp error: %s\n",
+			d.reason[0] ? d.reason : strerror(-rc));
 	}
 	return rc;
 }

@@ -84,25 +84,27 @@ static int read_prog_file(const char *path, struct sqb_diag *diag)
 
 		rc = -errno;
 		snprintf(why, sizeof(why), "%s (os error %d)", strerror(-rc), -rc);
-		sqb_sc_diag_set(diag, "seccomp-filter", "Filter file open error: %s: %s", path, why);
+		sqb_sc_diag_set(diag, "seccomp-filter", "Filter file open error: %s: %s", path,
+				why);
 		return rc;
 	}
 	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-		sqb_sc_diag_set(diag, "seccomp-filter", "Filter deserialization failed: %s: %s", path,
-				"not a regular file");
+		sqb_sc_diag_set(diag, "seccomp-filter", "Filter deserialization failed: %s: %s",
+				path, "not a regular file");
 		goto out;
 	}
 	if (st.st_size <= 0 || st.st_size % sizeof(struct sock_filter) ||
 	    st.st_size / sizeof(struct sock_filter) > BPF_MAXINSNS) {
-		sqb_sc_diag_set(diag, "seccomp-filter", "Filter deserialization failed: %s: %s", path,
-				"size is not 1..4096 BPF instructions of 8 bytes");
+		sqb_sc_diag_set(diag, "seccomp-filter", "Filter deserialization failed: %s: %s",
+				path, "size is not 1..4096 BPF instructions of 8 bytes");
 		goto out;
 	}
 	buf = malloc(st.st_size);
 	if (!buf || pread(fd, buf, st.st_size, 0) != st.st_size) {
 		rc = buf ? -EIO : -ENOMEM;
-		sqb_sc_diag_set(diag, "seccomp-filter", "Filter deserialization failed: cannot read %s: %s",
-				path, strerror(-rc));
+		sqb_sc_diag_set(diag, "seccomp-filter",
+				"Filter deserialization failed: cannot read %s: %s", path,
+				strerror(-rc));
 		free(buf);
 		goto out;
 	}

@@ -77,7 +77,8 @@ static pid_t jail(const char *id, struct sqb_tc *t, const char *cg)
 	for (int i = 0; i < 200; i++) {
 		char resp[512];
 
-		if (!access(t->sock, F_OK) && tc_req(t, "GET", "/", NULL, resp, sizeof(resp)) == 200)
+		if (!access(t->sock, F_OK) &&
+		    tc_req(t, "GET", "/", NULL, resp, sizeof(resp)) == 200)
 			break;
 		usleep(25000);
 	}

@@ -47,8 +47,8 @@ static void read_all(int fd, char *out, size_t len)
  * /dev/null) and the exit status. */
 static int run_jailer(const char *id, char *out, size_t outlen, const char *const *args)
 {
-	const char *argv[64] = {jailer,	 "--id",  id,	  "--exec-file",       squib_bin,
-				"--uid", "1234",  "--gid", "1235", "--chroot-base-dir", base};
+	const char *argv[64] = {jailer, "--id",	 id,	 "--exec-file",	      squib_bin, "--uid",
+				"1234", "--gid", "1235", "--chroot-base-dir", base};
 	int n = 11, p[2], st;
 	pid_t pid;
 
@@ -103,7 +103,6 @@ static int proc_read(pid_t pid, const char *file, char *buf, size_t len)
 	buf[n > 0 ? n : 0] = 0;
 	return n >= 0 ? 0 : -1;
 }
-
 
 /* the pid the jailer wrote to <chroot>/squib.pid, waiting up to 2 s */
 static pid_t vmm_pid(const char *id)
@@ -189,8 +188,8 @@ static void test_bad_arguments(void **state)
 		     "Invalid instance ID: Invalid len (0);  the length must be between 1 and 64");
 	expect_error("a_b", NULL, "Invalid instance ID: Invalid char (_) at position 1");
 	{
-		const char *argv[] = {jailer, "--id", "x", "--exec-file", "/nonexistent/fc",
-				      "--uid", "1",  "--gid",	     "1",	       NULL};
+		const char *argv[] = {jailer,  "--id", "x",	"--exec-file", "/nonexistent/fc",
+				      "--uid", "1",    "--gid", "1",	       NULL};
 		char out[1024];
 		int p[2], st;
 		pid_t pid;
@@ -347,8 +346,12 @@ static void test_default_chroot_hierarchy(void **state)
  * test_new_pid_namespace, and the arguments after "--" */
 static void test_limits_and_pid_ns(void **state)
 {
-	static const char *const rl[] = {"--resource-limit", "no-file=1024", "--resource-limit",
-					 "fsize=2097151",    "--daemonize",  NULL,
+	static const char *const rl[] = {"--resource-limit",
+					 "no-file=1024",
+					 "--resource-limit",
+					 "fsize=2097151",
+					 "--daemonize",
+					 NULL,
 					 NULL};
 	const char *args[16];
 	char out[4096], buf[4096];
@@ -421,9 +424,8 @@ static void test_bind_mount_propagation(void **state)
 		print_message("skip: mount --bind failed\n");
 		skip();
 	}
-	assert_int_equal(run_jailer("bind", out, sizeof(out),
-				    (const char *const[]){"--daemonize", NULL}),
-			 0);
+	assert_int_equal(
+	    run_jailer("bind", out, sizeof(out), (const char *const[]){"--daemonize", NULL}), 0);
 	pid = vmm_pid("bind");
 	snprintf(out, sizeof(out), "/proc/%d/root/vmlinux.bin", (int)pid);
 	fd = open(out, O_RDONLY);
@@ -448,12 +450,12 @@ static pid_t fsize_jail(const char *id, const char *limit, struct sqb_tc *t)
 		 "%s/counter.elf %s/fc.log",
 		 root, guest_dir, root, root, root, root);
 	assert_int_equal(system(out), 0);
-	assert_int_equal(run_jailer(id, out, sizeof(out),
-				    (const char *const[]){"--daemonize", "--resource-limit", limit,
-							  "--", "--api-sock", "/api.sock",
-							  "--log-path", "/fc.log", "--level",
-							  "Debug", NULL}),
-			 0);
+	assert_int_equal(
+	    run_jailer(id, out, sizeof(out),
+		       (const char *const[]){"--daemonize", "--resource-limit", limit, "--",
+					     "--api-sock", "/api.sock", "--log-path", "/fc.log",
+					     "--level", "Debug", NULL}),
+	    0);
 	memset(t, 0, sizeof(*t));
 	if (snprintf(t->sock, sizeof(t->sock), "%s/api.sock", root) >= (int)sizeof(t->sock))
 		fail_msg("socket path too long");
@@ -488,8 +490,8 @@ static void test_file_size_limit(void **state)
 		skip();
 	}
 	pid = fsize_jail("fszok", "fsize=17825792", &t);
-	assert_int_equal(tc_req(&t, "PUT", "/actions", "{\"action_type\":\"InstanceStart\"}",
-				resp, sizeof(resp)),
+	assert_int_equal(tc_req(&t, "PUT", "/actions", "{\"action_type\":\"InstanceStart\"}", resp,
+				sizeof(resp)),
 			 204);
 	usleep(100000);
 	assert_int_equal(tc_req(&t, "GET", "/", NULL, resp, sizeof(resp)), 200);
@@ -546,11 +548,11 @@ static void test_kill_by_pid(void **state)
 
 				dup2(fd, 0);
 				dup2(fd, 1);
-				execv(jailer, (char *const[]){(char *)jailer, "--id", id,
-							      "--exec-file", (char *)squib_bin,
-							      "--uid", "1234", "--gid", "1235",
-							      "--chroot-base-dir", base,
-							      pidns ? "--new-pid-ns" : NULL, NULL});
+				execv(jailer,
+				      (char *const[]){(char *)jailer, "--id", id, "--exec-file",
+						      (char *)squib_bin, "--uid", "1234", "--gid",
+						      "1235", "--chroot-base-dir", base,
+						      pidns ? "--new-pid-ns" : NULL, NULL});
 				_exit(127);
 			}
 		}
@@ -680,11 +682,11 @@ static void test_cgroups_custom_parent(void **state)
 	snprintf(file, sizeof(file), "%.*s", (int)strcspn(set, "="), set);
 	snprintf(val, sizeof(val), "%s", strchr(set, '=') + 1);
 	snprintf(parent, sizeof(parent), "squib_jail_test/group%d", (int)getpid());
-	assert_int_equal(run_jailer("cg1", out, sizeof(out),
-				    (const char *const[]){"--daemonize", "--cgroup-version", "2",
-							  "--parent-cgroup", parent, "--cgroup",
-							  set, NULL}),
-			 0);
+	assert_int_equal(
+	    run_jailer("cg1", out, sizeof(out),
+		       (const char *const[]){"--daemonize", "--cgroup-version", "2",
+					     "--parent-cgroup", parent, "--cgroup", set, NULL}),
+	    0);
 	pid = vmm_pid("cg1");
 	snprintf(want, sizeof(want), "%d", (int)pid);
 	snprintf(path, sizeof(path), "%s/%s/cg1/cgroup.procs", cg_root, parent);
@@ -700,7 +702,8 @@ static void test_cgroups_custom_parent(void **state)
 		const char *rel = i == 0 ? "" : i == 1 ? parent : "";
 
 		if (i == 2)
-			snprintf(path, sizeof(path), "%s/%s/cg1/cgroup.controllers", cg_root, parent);
+			snprintf(path, sizeof(path), "%s/%s/cg1/cgroup.controllers", cg_root,
+				 parent);
 		else
 			snprintf(path, sizeof(path), "%s/%s%scgroup.controllers", cg_root, rel,
 				 *rel ? "/" : "");
@@ -713,10 +716,10 @@ static void test_cgroups_custom_parent(void **state)
 	}
 	kill_vmm(pid);
 	/* a controller the hierarchy does not offer */
-	expect_error("cg2",
-		     (const char *const[]){"--cgroup-version", "2", "--cgroup",
-					   "nosuchctl.max=1", NULL},
-		     "Controller nosuchctl is unavailable");
+	expect_error(
+	    "cg2",
+	    (const char *const[]){"--cgroup-version", "2", "--cgroup", "nosuchctl.max=1", NULL},
+	    "Controller nosuchctl is unavailable");
 	rm_cg("squib_jail_test");
 }
 
@@ -747,19 +750,19 @@ static void test_parent_cgroup_but_no_cgroup(void **state)
 	assert_true(file_has(out, want));
 	kill_vmm(pid);
 
-	assert_int_equal(run_jailer("pcg2", out, sizeof(out),
-				    (const char *const[]){"--daemonize", "--cgroup-version", "2",
-							  "--parent-cgroup",
-							  "squib_jail_test/missing", NULL}),
-			 0);
+	assert_int_equal(
+	    run_jailer("pcg2", out, sizeof(out),
+		       (const char *const[]){"--daemonize", "--cgroup-version", "2",
+					     "--parent-cgroup", "squib_jail_test/missing", NULL}),
+	    0);
 	kill_vmm(vmm_pid("pcg2"));
 	snprintf(out, sizeof(out), "%s/squib_jail_test/missing", cg_root);
 	assert_int_equal(access(out, F_OK), -1);
 	/* without --cgroup-version 2 (Firecracker's default is 1) nothing is joined */
-	assert_int_equal(run_jailer("pcg4", out, sizeof(out),
-				    (const char *const[]){"--daemonize", "--parent-cgroup", parent,
-							  NULL}),
-			 0);
+	assert_int_equal(
+	    run_jailer("pcg4", out, sizeof(out),
+		       (const char *const[]){"--daemonize", "--parent-cgroup", parent, NULL}),
+	    0);
 	pid = vmm_pid("pcg4");
 	snprintf(want, sizeof(want), "%d", (int)pid);
 	snprintf(out, sizeof(out), "%s/cgroup.procs", path);
@@ -777,9 +780,10 @@ static void test_parent_cgroup_but_no_cgroup(void **state)
 			snprintf(path, sizeof(path), "%s/%s", cg_root, parent);
 			assert_int_equal(mkdir(path, 0755), 0);
 			enable(parent, ctl);
-			snprintf(want, sizeof(want),
-				 "Failed to move process to cgroup (%s): Resource busy (os error 16)",
-				 path);
+			snprintf(
+			    want, sizeof(want),
+			    "Failed to move process to cgroup (%s): Resource busy (os error 16)",
+			    path);
 			expect_error("pcg3",
 				     (const char *const[]){"--daemonize", "--cgroup-version", "2",
 							   "--parent-cgroup", parent, NULL},
@@ -826,8 +830,8 @@ int main(int argc, char **argv)
 		char pids[4096];
 		FILE *f;
 
-		snprintf(cmd, sizeof(cmd), "cat %s/squib/*/root/squib.pid 2>/dev/null | tr -c 0-9 ' '",
-			 base);
+		snprintf(cmd, sizeof(cmd),
+			 "cat %s/squib/*/root/squib.pid 2>/dev/null | tr -c 0-9 ' '", base);
 		f = popen(cmd, "r");
 		pids[0] = 0;
 		if (f) {

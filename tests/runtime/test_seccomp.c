@@ -326,21 +326,22 @@ static void test_custom_filter_failing_and_invalid(void **state)
 	/* test_failing_filter */
 	ctx = seccomp_init(SCMP_ACT_ALLOW);
 	assert_non_null(ctx);
-	assert_int_equal(seccomp_rule_add(ctx, SCMP_ACT_TRAP, SCMP_SYS(ioctl), 1,
-					  SCMP_A1(SCMP_CMP_MASKED_EQ, 0xffffffffu, 0xAE80u /* KVM_RUN */)),
-			 0);
+	assert_int_equal(
+	    seccomp_rule_add(ctx, SCMP_ACT_TRAP, SCMP_SYS(ioctl), 1,
+			     SCMP_A1(SCMP_CMP_MASKED_EQ, 0xffffffffu, 0xAE80u /* KVM_RUN */)),
+	    0);
 	fd = open(bpf, O_WRONLY | O_CREAT | O_TRUNC, 0644);
 	assert_int_equal(seccomp_export_bpf(ctx, fd), 0);
 	close(fd);
 	seccomp_release(ctx);
 	close(open(log, O_WRONLY | O_CREAT | O_TRUNC, 0644));
 	close(open(mx, O_WRONLY | O_CREAT | O_TRUNC, 0644));
-	assert_int_equal(tc_spawn(&t, squib_bin,
-				  (const char *const[]){"--seccomp-filter", bpf, "--log-path", log,
-							"--level", "Debug", "--metrics-path", mx,
-							NULL},
-				  1),
-			 0);
+	assert_int_equal(
+	    tc_spawn(&t, squib_bin,
+		     (const char *const[]){"--seccomp-filter", bpf, "--log-path", log, "--level",
+					   "Debug", "--metrics-path", mx, NULL},
+		     1),
+	    0);
 	assert_int_equal(tc_req(&t, "PUT", "/machine-config",
 				"{\"vcpu_count\":1,\"mem_size_mib\":16}", resp, sizeof(resp)),
 			 204);
@@ -385,9 +386,8 @@ static void test_custom_filter_failing_and_invalid(void **state)
 	assert_int_equal(seccomp_export_bpf(ctx, fd), 0);
 	close(fd);
 	seccomp_release(ctx);
-	assert_int_equal(tc_spawn(&t, squib_bin, (const char *const[]){"--seccomp-filter", bpf, NULL},
-				  1),
-			 0);
+	assert_int_equal(
+	    tc_spawn(&t, squib_bin, (const char *const[]){"--seccomp-filter", bpf, NULL}, 1), 0);
 	assert_int_equal(tc_req(&t, "PUT", "/machine-config",
 				"{\"vcpu_count\":2,\"mem_size_mib\":16}", resp, sizeof(resp)),
 			 204);
@@ -400,7 +400,8 @@ static void test_custom_filter_failing_and_invalid(void **state)
 		fail_msg("the guest did not run under a clone/execve-killing filter");
 	assert_int_equal(tc_req(&t, "GET", "/", NULL, resp, sizeof(resp)), 200);
 	{
-		int total, vcpus, evloops, filtered = count_filtered(t.pid, &total, &vcpus, &evloops);
+		int total, vcpus, evloops,
+		    filtered = count_filtered(t.pid, &total, &vcpus, &evloops);
 
 		assert_int_equal(vcpus, 2);
 		assert_int_equal(filtered, total);

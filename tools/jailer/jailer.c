@@ -67,46 +67,86 @@ static int fail(const char *fmt, ...)
 static const char *musl_strerror(int e)
 {
 	switch (e) {
-	case EPERM: return "Operation not permitted";
-	case ENOENT: return "No such file or directory";
-	case ESRCH: return "No such process";
-	case EINTR: return "Interrupted system call";
-	case EIO: return "I/O error";
-	case ENXIO: return "No such device or address";
-	case E2BIG: return "Argument list too long";
-	case ENOEXEC: return "Exec format error";
-	case EBADF: return "Bad file descriptor";
-	case ECHILD: return "No child process";
-	case EAGAIN: return "Resource temporarily unavailable";
-	case ENOMEM: return "Out of memory";
-	case EACCES: return "Permission denied";
-	case EFAULT: return "Bad address";
-	case EBUSY: return "Resource busy";
-	case EEXIST: return "File exists";
-	case EXDEV: return "Cross-device link";
-	case ENODEV: return "No such device";
-	case ENOTDIR: return "Not a directory";
-	case EISDIR: return "Is a directory";
-	case EINVAL: return "Invalid argument";
-	case ENFILE: return "Too many open files in system";
-	case EMFILE: return "No file descriptors available";
-	case ENOTTY: return "Not a tty";
-	case ETXTBSY: return "Text file busy";
-	case EFBIG: return "File too large";
-	case ENOSPC: return "No space left on device";
-	case ESPIPE: return "Invalid seek";
-	case EROFS: return "Read-only file system";
-	case EMLINK: return "Too many links";
-	case EPIPE: return "Broken pipe";
-	case ERANGE: return "Result not representable";
-	case ENAMETOOLONG: return "Filename too long";
-	case ENOSYS: return "Function not implemented";
-	case ELOOP: return "Symbolic link loop";
-	case ENOTEMPTY: return "Directory not empty";
-	case EOPNOTSUPP: return "Not supported";
-	case EOVERFLOW: return "Value too large for data type";
-	case EDQUOT: return "Quota exceeded";
-	default: return strerror(e);
+	case EPERM:
+		return "Operation not permitted";
+	case ENOENT:
+		return "No such file or directory";
+	case ESRCH:
+		return "No such process";
+	case EINTR:
+		return "Interrupted system call";
+	case EIO:
+		return "I/O error";
+	case ENXIO:
+		return "No such device or address";
+	case E2BIG:
+		return "Argument list too long";
+	case ENOEXEC:
+		return "Exec format error";
+	case EBADF:
+		return "Bad file descriptor";
+	case ECHILD:
+		return "No child process";
+	case EAGAIN:
+		return "Resource temporarily unavailable";
+	case ENOMEM:
+		return "Out of memory";
+	case EACCES:
+		return "Permission denied";
+	case EFAULT:
+		return "Bad address";
+	case EBUSY:
+		return "Resource busy";
+	case EEXIST:
+		return "File exists";
+	case EXDEV:
+		return "Cross-device link";
+	case ENODEV:
+		return "No such device";
+	case ENOTDIR:
+		return "Not a directory";
+	case EISDIR:
+		return "Is a directory";
+	case EINVAL:
+		return "Invalid argument";
+	case ENFILE:
+		return "Too many open files in system";
+	case EMFILE:
+		return "No file descriptors available";
+	case ENOTTY:
+		return "Not a tty";
+	case ETXTBSY:
+		return "Text file busy";
+	case EFBIG:
+		return "File too large";
+	case ENOSPC:
+		return "No space left on device";
+	case ESPIPE:
+		return "Invalid seek";
+	case EROFS:
+		return "Read-only file system";
+	case EMLINK:
+		return "Too many links";
+	case EPIPE:
+		return "Broken pipe";
+	case ERANGE:
+		return "Result not representable";
+	case ENAMETOOLONG:
+		return "Filename too long";
+	case ENOSYS:
+		return "Function not implemented";
+	case ELOOP:
+		return "Symbolic link loop";
+	case ENOTEMPTY:
+		return "Directory not empty";
+	case EOPNOTSUPP:
+		return "Not supported";
+	case EOVERFLOW:
+		return "Value too large for data type";
+	case EDQUOT:
+		return "Quota exceeded";
+	default:
+		return strerror(e);
 	}
 }
 
@@ -123,11 +163,12 @@ static const char *oserr(int e)
 
 static void usage(FILE *f)
 {
-	fprintf(f, "usage: squib-jailer --id ID --exec-file FILE --uid UID --gid GID\n"
-		   "         [--chroot-base-dir DIR] [--netns PATH] [--daemonize] [--new-pid-ns]\n"
-		   "         [--cgroup-version 2] [--cgroup FILE=VALUE]... [--parent-cgroup PATH]\n"
-		   "         [--resource-limit fsize=N|no-file=N]... [--version] [-- SQUIB ARGS...]\n"
-		   "Any arguments after the -- separator are supplied to the jailed binary.\n");
+	fprintf(f,
+		"usage: squib-jailer --id ID --exec-file FILE --uid UID --gid GID\n"
+		"         [--chroot-base-dir DIR] [--netns PATH] [--daemonize] [--new-pid-ns]\n"
+		"         [--cgroup-version 2] [--cgroup FILE=VALUE]... [--parent-cgroup PATH]\n"
+		"         [--resource-limit fsize=N|no-file=N]... [--version] [-- SQUIB ARGS...]\n"
+		"Any arguments after the -- separator are supplied to the jailed binary.\n");
 }
 
 /* utils/src/validators.rs validate_instance_id */
@@ -142,7 +183,8 @@ static int check_id(const char *s)
 	for (size_t i = 0; i < n; i++)
 		if (!(s[i] == '-' || (s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'z') ||
 		      (s[i] >= 'A' && s[i] <= 'Z')))
-			return fail("Invalid instance ID: Invalid char (%c) at position %zu", s[i], i);
+			return fail("Invalid instance ID: Invalid char (%c) at position %zu", s[i],
+				    i);
 	return 0;
 }
 
@@ -265,7 +307,8 @@ static int cg_check(const struct jopts *o)
 			return fail("Cgroup invalid file: %s", file);
 		snprintf(ctl, sizeof(ctl), "%.*s", (int)strcspn(file, "."), file);
 		if (!cg_root[0])
-			return fail("Hierarchy not found: No hierarchy found for this cgroup version.");
+			return fail(
+			    "Hierarchy not found: No hierarchy found for this cgroup version.");
 		if (!cg_available(ctl))
 			return fail("Controller %s is unavailable", ctl);
 	}
@@ -347,7 +390,8 @@ static int cg_setup(const struct jopts *o)
 
 	if (!o->ncg)
 		return 0;
-	snprintf(parent, sizeof(parent), "%s/%s", cg_root, o->parent_cg ? o->parent_cg : o->exec_name);
+	snprintf(parent, sizeof(parent), "%s/%s", cg_root,
+		 o->parent_cg ? o->parent_cg : o->exec_name);
 	snprintf(dir, sizeof(dir), "%s/%s", parent, o->id);
 	rc = mkdir_p(dir, 0755);
 	if (rc < 0)
@@ -405,8 +449,9 @@ static int copy_exec(const struct jopts *o)
 		e = errno;
 		close(in);
 		close(out);
-		return ds.st_nlink > 1 ? fail("Detected hard link at: %s", dst)
-				       : fail("Cannot get metadata for a file: %s: %s", dst, oserr(e));
+		return ds.st_nlink > 1
+			   ? fail("Detected hard link at: %s", dst)
+			   : fail("Cannot get metadata for a file: %s: %s", dst, oserr(e));
 	}
 	if (fchown(out, o->uid, o->gid) < 0) {
 		e = errno;
@@ -535,10 +580,11 @@ static int make_devs(uid_t uid, gid_t gid)
 		if (!jdevs[i].have)
 			continue;
 		if (mknod(jdevs[i].path, S_IFCHR | S_IRUSR | S_IWUSR, jdevs[i].rdev) < 0)
-			return fail("Failed to create %s via mknod inside the jail: %s", jdevs[i].path,
-				    oserr(errno));
+			return fail("Failed to create %s via mknod inside the jail: %s",
+				    jdevs[i].path, oserr(errno));
 		if (chown(jdevs[i].path, uid, gid) < 0)
-			return fail("Failed to change owner for %s: %s", jdevs[i].path, oserr(errno));
+			return fail("Failed to change owner for %s: %s", jdevs[i].path,
+				    oserr(errno));
 	}
 	return 0;
 }
@@ -555,7 +601,8 @@ static int jail_folders(uid_t uid, gid_t gid)
 		if (rc < 0)
 			return fail("Failed to create directory %s: %s", dirs[i], oserr(-rc));
 		if (chmod(dirs[i], 0700) < 0)
-			return fail("Failed to change permissions on %s: %s", dirs[i], oserr(errno));
+			return fail("Failed to change permissions on %s: %s", dirs[i],
+				    oserr(errno));
 		if (chown(dirs[i], uid, gid) < 0)
 			return fail("Failed to change owner for %s: %s", dirs[i], oserr(errno));
 	}
@@ -773,16 +820,36 @@ static int parse(int argc, char **argv, struct jopts *o)
 	opterr = 0;
 	while ((ch = getopt_long(argc, argv, "+:", lo, NULL)) != -1) {
 		switch (ch) {
-		case 'i': o->id = optarg; break;
-		case 'e': o->exec_arg = optarg; break;
-		case 'u': uid = optarg; break;
-		case 'g': gid = optarg; break;
-		case 'b': o->base_arg = optarg; break;
-		case 'n': o->netns = optarg; break;
-		case 'd': o->daemonize = 1; break;
-		case 'p': o->new_pid_ns = 1; break;
-		case 'P': o->parent_cg = optarg; break;
-		case 'v': cgv = optarg; break;
+		case 'i':
+			o->id = optarg;
+			break;
+		case 'e':
+			o->exec_arg = optarg;
+			break;
+		case 'u':
+			uid = optarg;
+			break;
+		case 'g':
+			gid = optarg;
+			break;
+		case 'b':
+			o->base_arg = optarg;
+			break;
+		case 'n':
+			o->netns = optarg;
+			break;
+		case 'd':
+			o->daemonize = 1;
+			break;
+		case 'p':
+			o->new_pid_ns = 1;
+			break;
+		case 'P':
+			o->parent_cg = optarg;
+			break;
+		case 'v':
+			cgv = optarg;
+			break;
 		case 'c':
 			if (o->ncg == MAX_CG)
 				return fail("at most %d --cgroup", MAX_CG);
@@ -800,13 +867,15 @@ static int parse(int argc, char **argv, struct jopts *o)
 			printf("squib-jailer v0.1.0\n\n");
 			exit(0);
 		case ':':
-			return fail("Failed to parse arguments: The argument '%s' requires a value, "
-				    "but none was supplied.",
-				    argv[optind - 1] + 2);
+			return fail(
+			    "Failed to parse arguments: The argument '%s' requires a value, "
+			    "but none was supplied.",
+			    argv[optind - 1] + 2);
 		default:
-			fail("Failed to parse arguments: Found argument '%s' which wasn't expected, "
-			     "or isn't valid in this context.",
-			     argv[optind - 1]);
+			fail(
+			    "Failed to parse arguments: Found argument '%s' which wasn't expected, "
+			    "or isn't valid in this context.",
+			    argv[optind - 1]);
 			usage(stderr);
 			return -1;
 		}
@@ -819,7 +888,7 @@ static int parse(int argc, char **argv, struct jopts *o)
 	o->nextra = argc - optind;
 	for (const char *const *req = (const char *const[]){"id", "exec-file", "uid", "gid", NULL};
 	     *req; req++) {
-		const char *val = !strcmp(*req, "id")	     ? o->id
+		const char *val = !strcmp(*req, "id")	       ? o->id
 				  : !strcmp(*req, "exec-file") ? o->exec_arg
 				  : !strcmp(*req, "uid")       ? uid
 							       : gid;
@@ -869,7 +938,8 @@ static int parse(int argc, char **argv, struct jopts *o)
 		/* Firecracker's default is 1; squib has no cgroup v1 support
 		 * and its default is 2 (docs/jailer.md) */
 		if (v != 2)
-			return fail("--cgroup-version %s: squib-jailer supports cgroup v2 only", cgv);
+			return fail("--cgroup-version %s: squib-jailer supports cgroup v2 only",
+				    cgv);
 		o->cg_version_given = 1;
 	}
 	find_cg_root();
