@@ -575,6 +575,20 @@ static void test_kill_by_pid(void **state)
 /* ---- cgroup v2 ---- */
 
 static char cg_root[256];
+/* a controller the tests found off in the root's subtree_control (the
+ * jailer turns it on there, as Firecracker's): turned off again at the end */
+static char cg_root_restore[32];
+
+static int file_has(const char *path, const char *word);
+
+static void note_root_controller(const char *ctl)
+{
+	char path[300];
+
+	snprintf(path, sizeof(path), "%s/cgroup.subtree_control", cg_root);
+	if (!cg_root_restore[0] && !file_has(path, ctl))
+		snprintf(cg_root_restore, sizeof(cg_root_restore), "%s", ctl);
+}
 
 static int find_cg_root(void)
 {
@@ -648,6 +662,7 @@ static void enable(const char *rel, const char *ctl)
 	size_t n = strlen(rel);
 
 	snprintf(plus, sizeof(plus), "+%s", ctl);
+	note_root_controller(ctl);
 	for (size_t i = 0; i <= n; i++) {
 		FILE *f;
 
@@ -679,6 +694,7 @@ static void test_cgroups_custom_parent(void **state)
 		skip();
 	}
 	set = controller_setting(ctl);
+	note_root_controller(ctl);
 	snprintf(file, sizeof(file), "%.*s", (int)strcspn(set, "="), set);
 	snprintf(val, sizeof(val), "%s", strchr(set, '=') + 1);
 	snprintf(parent, sizeof(parent), "squib_jail_test/group%d", (int)getpid());
@@ -807,7 +823,7 @@ int main(int argc, char **argv)
 	    cmocka_unit_test(test_parent_cgroup_but_no_cgroup),
 	    cmocka_unit_test(test_cgroups_custom_parent),
 	};
-	char cmd[256];
+	char cmd[640];
 	int rc;
 
 	if (argc != 4) {
@@ -847,8 +863,14 @@ int main(int argc, char **argv)
 		}
 		usleep(100000);
 	}
-	if (!find_cg_root())
+	if (!find_cg_root()) {
 		rm_cg("squib_jail_test");
+		if (cg_root_restore[0]) {
+			snprintf(cmd, sizeof(cmd), "echo -%s > %s/cgroup.subtree_control",
+				 cg_root_restore, cg_root);
+			(void)!system(cmd);
+		}
+	}
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", base);
 	if (system(cmd))
 		rc = rc ? rc : 1;
