@@ -864,7 +864,7 @@ static int parse(int argc, char **argv, struct jopts *o)
 			usage(stdout);
 			exit(0);
 		case 'V':
-			printf("squib-jailer v0.1.0\n\n");
+			printf("squib-jailer v%s\n\n", SQB_JAILER_VERSION);
 			exit(0);
 		case ':':
 			return fail(
