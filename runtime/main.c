@@ -590,8 +590,11 @@ static int confine(const struct opts *o)
 	if (rc == 0)
 		rc = sqb_confine_thread(SQB_CONFINE_API);
 	if (rc < 0) {
-		sqb_ctl_log(SQB_CTL_ERROR, "seccomp: %s", d.reason[0] ? d.reason : strerror(-rc));
-		fprintf(stderr, "squib: seccomp: %s\n", d.reason[0] ? d.reason : strerror(-rc));
+		/* main.rs MainError::SeccompFilter's "Seccomp error: {0}" */
+		sqb_ctl_log(SQB_CTL_ERROR, "Seccomp error: %s",
+			    d.reason[0] ? d.reason : strerror(-rc));
+		fprintf(stderr, "squib: Seccomp error: %s\n",
+			d.reason[0] ? d.reason : strerror(-rc));
 	}
 	return rc;
 }

@@ -68,7 +68,10 @@ int sqb_confine_enabled(void)
 
 /* --seccomp-filter FILE: a classic BPF program as the kernel takes it
  * (struct sock_filter[], host byte order, 1..4096 instructions; what
- * libseccomp's seccomp_export_bpf writes), for every thread. */
+ * libseccomp's seccomp_export_bpf writes), for every thread.  The reasons
+ * begin as Firecracker's FilterError does ("Filter file open error: ...",
+ * "Filter deserialization failed: ..."; firecracker/src/seccomp.rs), which
+ * main prefixes with "Seccomp error: " (test_invalid_bpf). */
 static int read_prog_file(const char *path, struct sqb_diag *diag)
 {
 	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
@@ -77,24 +80,31 @@ static int read_prog_file(const char *path, struct sqb_diag *diag)
 	int rc = -EINVAL;
 
 	if (fd < 0) {
+		char why[96];
+
 		rc = -errno;
-		sqb_sc_diag_set(diag, "seccomp-filter", "cannot open %s: %s", path, strerror(-rc));
+		snprintf(why, sizeof(why), "%s (os error %d)", strerror(-rc), -rc);
+		sqb_sc_diag_set(diag, "seccomp-filter", "Filter file open error: %s: %s", path,
+				why);
 		return rc;
 	}
 	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-		sqb_sc_diag_set(diag, "seccomp-filter", "%s: %s", path, "not a regular file");
+		sqb_sc_diag_set(diag, "seccomp-filter", "Filter deserialization failed: %s: %s",
+				path, "not a regular file");
 		goto out;
 	}
 	if (st.st_size <= 0 || st.st_size % sizeof(struct sock_filter) ||
 	    st.st_size / sizeof(struct sock_filter) > BPF_MAXINSNS) {
-		sqb_sc_diag_set(diag, "seccomp-filter", "%s: %s", path,
-				"size is not 1..4096 BPF instructions of 8 bytes");
+		sqb_sc_diag_set(diag, "seccomp-filter", "Filter deserialization failed: %s: %s",
+				path, "size is not 1..4096 BPF instructions of 8 bytes");
 		goto out;
 	}
 	buf = malloc(st.st_size);
 	if (!buf || pread(fd, buf, st.st_size, 0) != st.st_size) {
 		rc = buf ? -EIO : -ENOMEM;
-		sqb_sc_diag_set(diag, "seccomp-filter", "cannot read %s: %s", path, strerror(-rc));
+		sqb_sc_diag_set(diag, "seccomp-filter",
+				"Filter deserialization failed: cannot read %s: %s", path,
+				strerror(-rc));
 		free(buf);
 		goto out;
 	}

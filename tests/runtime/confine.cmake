@@ -20,3 +20,11 @@ foreach(mode plain cgroup)
   sqb_add_test(runtime.jailer_${mode} COMMAND test_runtime_jailer $<TARGET_FILE:squib-jailer>
     $<TARGET_FILE:squib> ${SQB_GUEST_DIR}/counter.elf ${mode} LABELS integration TIMEOUT 120)
 endforeach()
+
+# squib-jailer against Firecracker's test_jail.py (exit codes, error texts,
+# the chroot's files, pid file, limits, namespaces, cgroup v2); root only
+add_executable(test_runtime_jailer_fc test_jailer_fc.c)
+target_link_libraries(test_runtime_jailer_fc PRIVATE sqb_test_squib_client PkgConfig::CMOCKA)
+add_dependencies(test_runtime_jailer_fc squib squib-jailer sqb_test_guests)
+sqb_add_test(runtime.jailer_fc COMMAND test_runtime_jailer_fc $<TARGET_FILE:squib-jailer>
+  $<TARGET_FILE:squib> ${SQB_GUEST_DIR} LABELS integration TIMEOUT 60)

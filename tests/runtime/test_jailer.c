@@ -72,8 +72,16 @@ static pid_t jail(const char *id, struct sqb_tc *t, const char *cg)
 		_exit(127);
 	}
 	t->pid = pid;
-	for (int i = 0; i < 200 && access(t->sock, F_OK); i++)
+	/* the socket file exists from bind(), a moment before listen(): wait
+	 * until squib answers (a bare access() lost that race under ASan) */
+	for (int i = 0; i < 200; i++) {
+		char resp[512];
+
+		if (!access(t->sock, F_OK) &&
+		    tc_req(t, "GET", "/", NULL, resp, sizeof(resp)) == 200)
+			break;
 		usleep(25000);
+	}
 	return pid;
 }
 
@@ -290,7 +298,7 @@ static int cgroup_memory_available(void)
 int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {cmocka_unit_test(test_jailed_boot_snapshot_load)};
-	char cmd[128];
+	char cmd[512];
 	int rc;
 
 	if (argc != 5) {
@@ -328,6 +336,13 @@ int main(int argc, char **argv)
 		return 1;
 	chmod(base, 0755);
 	rc = cmocka_run_group_tests(tests, NULL, NULL);
+	/* a failed test leaves its squibs running, holding ctest's stderr:
+	 * end each one a jail's pid file names (its jailer then exits) */
+	snprintf(cmd, sizeof(cmd),
+		 "for f in %s/squib/*/root/squib.pid; do [ -f $f ] || continue; p=$(cat $f); "
+		 "[ \"$(cat /proc/$p/comm 2>/dev/null)\" = squib ] && kill -9 $p; done; sleep 0.2",
+		 base);
+	(void)!system(cmd);
 	kill(netns_holder, SIGKILL);
 	waitpid(netns_holder, NULL, 0);
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", base);
