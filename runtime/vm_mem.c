@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "layout.h"
@@ -76,6 +77,15 @@ static int mem_create_hugetlb(struct sqb_gmem *m, uint64_t size, struct sqb_diag
 	return err;
 }
 
+/* True when a file of size bytes would pass this process's RLIMIT_FSIZE. */
+static int fsize_below(uint64_t size)
+{
+	struct rlimit rl;
+
+	return !getrlimit(RLIMIT_FSIZE, &rl) && rl.rlim_cur != RLIM_INFINITY &&
+	       size > (uint64_t)rl.rlim_cur;
+}
+
 int sqb_mem_create(struct sqb_gmem *m, uint64_t size, int huge, struct sqb_diag *diag)
 {
 	uint64_t gpa[2], len[2], off[2];
@@ -87,6 +97,27 @@ int sqb_mem_create(struct sqb_gmem *m, uint64_t size, int huge, struct sqb_diag 
 	if (huge == SQB_VM_HUGE_2M) {
 		FORWARD_IF_ERROR(mem_create_hugetlb(m, size, diag));
 		m->page_size = SQB_GMEM_HUGE_PAGE;
+		goto regions;
+	}
+	if (fsize_below(size)) {
+		/* A memfd's size counts against RLIMIT_FSIZE (the jailer's
+		 * --resource-limit fsize=N): growing it past the limit would end
+		 * squib with SIGXFSZ before the guest ever ran.  Firecracker's
+		 * guest memory is anonymous unless vhost-user asks for a memfd;
+		 * here too, then: private anonymous memory, no fd (vhost-user
+		 * drives are refused with a reason; a snapshot still writes
+		 * every page, and meets the limit there, as Firecracker does). */
+		sqb_info("guest memory: %llu MiB is more than RLIMIT_FSIZE allows a file; "
+			 "private anonymous memory instead of a memfd",
+			 (unsigned long long)(size >> 20));
+		m->host = mmap(NULL, size, PROT_READ | PROT_WRITE,
+			       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+		if (m->host == MAP_FAILED) {
+			m->host = NULL;
+			return -errno;
+		}
+		if (huge == SQB_VM_HUGE_THP && madvise(m->host, size, MADV_HUGEPAGE) < 0)
+			sqb_debug("MADV_HUGEPAGE refused: %d", errno);
 		goto regions;
 	}
 	m->fd = memfd_create("squib-guest-ram", MFD_CLOEXEC);
@@ -132,6 +163,10 @@ int sqb_mem_add_hotplug(struct sqb_gmem *m, uint64_t gpa, uint64_t size, uint64_
 	    !slot || size % slot || slot % block || block % (64 * SQB_GMEM_PAGE) ||
 	    gpa < last->gpa + last->size || gpa + size < gpa)
 		return -EINVAL;
+	/* growing the memfd past RLIMIT_FSIZE would raise SIGXFSZ; its
+	 * regions are scanned through the memfd, so no anonymous tail either */
+	if (m->fd >= 0 && fsize_below(m->size + size))
+		return -EFBIG;
 	if (!(m->hp_bits = calloc((nblocks + 63) / 64, sizeof(uint64_t))))
 		return -ENOMEM;
 	if (m->fd >= 0) {

@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -692,6 +693,61 @@ static void test_signals_as_firecracker(void **state)
 	}
 }
 
+/* test_jail.py test_positive_file_size_limit / test_negative_file_size_limit:
+ * under an RLIMIT_FSIZE (the jailer's fsize=) a guest larger than the limit
+ * still starts (its memory is no file then), and the snapshot that would
+ * write past the limit ends squib with SIGXFSZ and Firecracker's line.
+ * squib used to die of SIGXFSZ at InstanceStart (its memfd's size). */
+static void test_file_size_limit(void **state)
+{
+	struct sqb_tc t;
+	struct rlimit old, lim;
+	char dir[] = "/tmp/sqb-fsize-XXXXXX", body[512], resp[2048], *log;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	assert_int_equal(getrlimit(RLIMIT_FSIZE, &old), 0);
+	if (old.rlim_max != RLIM_INFINITY && old.rlim_max < (1u << 20))
+		skip();
+	lim = old;
+	lim.rlim_cur = 1u << 20; /* the soft limit only: the test keeps the rest */
+	assert_int_equal(setrlimit(RLIMIT_FSIZE, &lim), 0);
+	{
+		int rc = tc_spawn(&t, squib_bin, (const char *const[]){"--level", "Info", NULL}, 1);
+
+		assert_int_equal(setrlimit(RLIMIT_FSIZE, &old), 0);
+		assert_int_equal(rc, 0);
+	}
+	assert_int_equal(tc_req(&t, "PUT", "/machine-config", "{\"vcpu_count\":1,\"mem_size_mib\":16}",
+				resp, sizeof(resp)),
+			 204);
+	snprintf(body, sizeof(body),
+		 "{\"kernel_image_path\":\"%s/counter.elf\",\"boot_args\":\"delay=3000\"}",
+		 guest_dir);
+	assert_int_equal(tc_req(&t, "PUT", "/boot-source", body, resp, sizeof(resp)), 204);
+	if (tc_req(&t, "PUT", "/actions", "{\"action_type\":\"InstanceStart\"}", resp,
+		   sizeof(resp)) != 204)
+		fail_msg("InstanceStart under fsize=1 MiB: %s", resp);
+	expect_serial(&t, "count=1\n", 20000);
+	assert_int_equal(tc_req(&t, "PATCH", "/vm", "{\"state\":\"Paused\"}", resp, sizeof(resp)),
+			 204);
+	snprintf(body, sizeof(body),
+		 "{\"snapshot_type\":\"Full\",\"snapshot_path\":\"%s/vm.vmstate\","
+		 "\"mem_file_path\":\"%s/vm.mem\",\"squib\":{\"mem_format\":\"raw\"}}",
+		 dir, dir);
+	(void)tc_req(&t, "PUT", "/snapshot/create", body, resp, sizeof(resp));
+	assert_int_equal(tc_wait_exit(&t, 20000), 151); /* FcExitCode SIGXFSZ */
+	log = tc_read_file(t.errlog);
+	assert_non_null(log);
+	if (!strstr(log, "Shutting down VM after intercepting signal 25, code 0"))
+		fail_msg("no SIGXFSZ line: %.2000s", log);
+	free(log);
+	tc_stop(&t);
+	unlink(strcat(strcpy(body, dir), "/vm.vmstate"));
+	unlink(strcat(strcpy(body, dir), "/vm.mem"));
+	rmdir(dir);
+}
+
 /* test_signals.py test_handled_signals: Firecracker's vCPU-kick signal,
  * SIGRTMIN (35 under musl, which the test sends; 34 under glibc), has a
  * handler, so it leaves the microVM running.  squib used to die of it. */
@@ -906,6 +962,7 @@ int main(int argc, char **argv)
 	    cmocka_unit_test(test_boot_timer_and_jailer_start_times),
 	    cmocka_unit_test(test_snapshot_version_and_describe_snapshot),
 	    cmocka_unit_test(test_signals_as_firecracker),
+	    cmocka_unit_test(test_file_size_limit),
 	    cmocka_unit_test(test_handled_signals_keep_running),
 	    cmocka_unit_test(test_pause_tells_kvmclock),
 	    cmocka_unit_test(test_stdin_reaches_the_guest_uart),
