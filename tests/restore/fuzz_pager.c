@@ -28,7 +28,8 @@ static void check_maps(const struct sqb_pager_map *m, unsigned int n)
 		    m[i].base_host_virt_addr + m[i].size < m[i].base_host_virt_addr ||
 		    m[i].offset + m[i].size < m[i].offset)
 			abort();
-		if (m[i].has_ident && (strlen(m[i].mem_uuid) != 36 || strlen(m[i].mem_digest) != 32))
+		if (m[i].has_ident &&
+		    (strlen(m[i].mem_uuid) != 36 || strlen(m[i].mem_digest) != 32))
 			abort();
 	}
 }

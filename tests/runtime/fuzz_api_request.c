@@ -18,8 +18,7 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 /* ctl.h's, without the VMM headers it brings */
 struct sqb_cpu_template;
-int sqb_cpu_template_parse(yajl_val body, struct sqb_cpu_template **out, char *err,
-			   size_t errlen);
+int sqb_cpu_template_parse(yajl_val body, struct sqb_cpu_template **out, char *err, size_t errlen);
 void sqb_cpu_template_free(struct sqb_cpu_template *t);
 const char *__asan_default_options(void);
 

@@ -209,14 +209,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		size_t n = 0;
 
 		if (sqb_vio_dev_save(dev, &st, &n) || n != size - 1 || memcmp(st, data + 1, n)) {
-			fprintf(stderr, "fuzz_devstate: kind %u: a restored state saves differently\n",
+			fprintf(stderr,
+				"fuzz_devstate: kind %u: a restored state saves differently\n",
 				kind);
 			abort();
 		}
 		free(st);
 		exercise(dev, kind);
 	} else if (!dg.reason[0]) {
-		fprintf(stderr, "fuzz_devstate: kind %u: refused (%d) without a reason\n", kind, rc);
+		fprintf(stderr, "fuzz_devstate: kind %u: refused (%d) without a reason\n", kind,
+			rc);
 		abort();
 	}
 	sqb_vio_dev_free(dev);
@@ -252,7 +254,8 @@ static int write_seeds(const char *dir)
 				sqb_vio_vmem_set_requested(dev, kind == 3 ? 8ull << 20 : 8192);
 			if (sqb_vio_dev_save(dev, &st, &n))
 				return 1;
-			snprintf(path, sizeof(path), "%s/own_%u_%s", dir, kind, up ? "up" : "fresh");
+			snprintf(path, sizeof(path), "%s/own_%u_%s", dir, kind,
+				 up ? "up" : "fresh");
 			f = fopen(path, "wb");
 			if (!f || fwrite(&k, 1, 1, f) != 1 || fwrite(st, 1, n, f) != n || fclose(f))
 				return 1;

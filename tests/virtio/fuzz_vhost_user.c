@@ -113,8 +113,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (rc != 0 && rc != 1)
 		abort();
 	if (getenv("SQB_FUZZ_TRACE"))
-		fprintf(stderr, "features 0x%llx vring base %u idle %d: %s\n", (unsigned long long)v,
-			num, rc, sqb_vhu_broken(c) ? sqb_vhu_broken(c) : "healthy");
+		fprintf(stderr, "features 0x%llx vring base %u idle %d: %s\n",
+			(unsigned long long)v, num, rc,
+			sqb_vhu_broken(c) ? sqb_vhu_broken(c) : "healthy");
 	sqb_vhu_close(c); /* closes sv[0] */
 	close(sv[1]);
 	return 0;
