@@ -75,7 +75,9 @@ struct out {
 
 static void put(struct out *o, const void *s, size_t n)
 {
-	if (o->nomem)
+	/* nothing to add: o->p may still be NULL (an empty string value or
+	 * key first), and memcpy must not get it even for 0 bytes */
+	if (o->nomem || n == 0)
 		return;
 	if (o->n + n > o->cap) {
 		size_t cap = o->cap ? o->cap : 256;

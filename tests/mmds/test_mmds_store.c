@@ -756,7 +756,8 @@ static void test_http_get_value(void **state)
 	    "{\"name\":{\"first\":\"John\",\"second\":\"Doe\"},\"age\":43,"
 	    "\"phones\":[\"+401234567\",\"+441234567\"],\"member\":false,"
 	    "\"shares_percentage\":12.12,\"balance\":-24,"
-	    "\"json_string\":\"{\\n  \\\"hello\\\": \\\"world\\\"\\n}\"}";
+	    "\"json_string\":\"{\\n  \\\"hello\\\": \\\"world\\\"\\n}\","
+	    "\"empty\":\"\",\"empty_key\":{\"\":\"x\"}}";
 	static const struct {
 		const char *path, *json, *imds; /* imds NULL: 501 */
 	} cases[] = {
@@ -770,6 +771,10 @@ static void test_http_get_value(void **state)
 	    {"/balance", "-24", NULL},
 	    {"/json_string", "\"{\\n  \\\"hello\\\": \\\"world\\\"\\n}\"",
 	     "{\n  \"hello\": \"world\"\n}"},
+	    /* an empty string, and an empty key first: nothing to copy into a
+	     * body not yet allocated (the fuzz target's first MMDS find) */
+	    {"/empty", "\"\"", ""},
+	    {"/empty_key", "{\"\":\"x\"}", ""},
 	};
 	char rq[256];
 

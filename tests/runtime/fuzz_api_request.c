@@ -1,7 +1,8 @@
 /* Fuzz target for the API's input parsers: HTTP framing (sqb_http_parse)
  * and, for complete requests, JSON parsing (nesting bound, position walk)
- * plus the machine-config and boot-source field tables and the bounded
- * JSON builder.  Built as a libFuzzer target with
+ * plus the machine-config and boot-source field tables, the custom CPU
+ * template parser of PUT /cpu-config (ctl_cpu.c) and the bounded JSON
+ * builder.  Built as a libFuzzer target with
  * -DSQB_LIBFUZZER; otherwise main() replays the corpus files and then runs
  * a fixed-seed mutation pass over them (byte flips, truncations, splices),
  * so ctest fuzzes a little on every run, under ASan in the sanitizer build. */
@@ -15,6 +16,10 @@
 #include "json_fields.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+/* ctl.h's, without the VMM headers it brings */
+struct sqb_cpu_template;
+int sqb_cpu_template_parse(yajl_val body, struct sqb_cpu_template **out, char *err, size_t errlen);
+void sqb_cpu_template_free(struct sqb_cpu_template *t);
 const char *__asan_default_options(void);
 
 /* Check whole strings handed to C-string functions, not only up to a match:
@@ -63,10 +68,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (sqb_json_parse_object(&v, req.body, req.body_len, err, sizeof(err)) == 0) {
 			char out[96];
 			struct sqb_jb b;
+			struct sqb_cpu_template *t = NULL;
 
 			sqb_json_fields(v, f, sizeof(f) / sizeof(f[0]), err, sizeof(err));
 			sqb_json_fields_ex(v, f, sizeof(f) / sizeof(f[0]), SQB_JF_IGNORE_UNKNOWN,
 					   err, sizeof(err));
+			/* PUT /cpu-config: a template, or an error with no template */
+			if (sqb_cpu_template_parse(v, &t, err, sizeof(err)) == 0 ? !t : t != NULL)
+				abort();
+			sqb_cpu_template_free(t);
 			/* the bounded builder on whatever keys and strings arrived */
 			sqb_jb_init(&b, out, sizeof(out));
 			sqb_jb_open(&b, '{');
