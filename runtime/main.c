@@ -516,7 +516,11 @@ static void on_sigpipe(int sig, siginfo_t *si, void *uc)
 	(void)sig;
 	(void)uc;
 	sqb_ctl_signal_metric(SIGPIPE);
-	sqb_ctl_log(SQB_CTL_ERROR, "Received signal %d, code %d.", si->si_signo, si->si_code);
+	/* not when the log itself is the broken pipe (its reader left): that
+	 * line would raise the next SIGPIPE */
+	if (!sqb_ctl_log_broken())
+		sqb_ctl_log(SQB_CTL_ERROR, "Received signal %d, code %d.", si->si_signo,
+			    si->si_code);
 	errno = saved;
 }
 

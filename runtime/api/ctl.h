@@ -314,6 +314,9 @@ void sqb_ctl_net_clear(struct sqb_ctl *c);
 void sqb_ctl_log_at(enum sqb_ctl_level lvl, const char *file, int line, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 #define sqb_ctl_log(lvl, ...) sqb_ctl_log_at(lvl, __FILE__, __LINE__, __VA_ARGS__)
+/* 1 once a log write met EPIPE (a FIFO sink whose reader left): no line is
+ * written after it (signal-safe to ask). */
+int sqb_ctl_log_broken(void);
 /* module: only lines whose source file name contains it ("": all).  NULL
  * path, level or module and show_* < 0 keep the current setting. */
 /* Whether a line at lvl would be written now. */

@@ -23,6 +23,7 @@ static char log_module[64];
 static char log_id[65] = "anonymous-instance"; /* --id: at most 64 bytes */
 static int metrics_fd = -1;
 static uint64_t missed_log; /* lines the log sink did not take (metrics) */
+static int log_broken;	    /* the sink said EPIPE: nothing more is written */
 
 static const char *const level_names[] = {"Off", "Error", "Warning", "Info", "Debug", "Trace"};
 
@@ -97,8 +98,20 @@ void sqb_ctl_log_at(enum sqb_ctl_level lvl, const char *file, int lineno, const 
 	if ((size_t)n >= sizeof(line) - 1)
 		n = sizeof(line) - 2;
 	line[n++] = '\n';
-	if (write(log_fd, line, (size_t)n) != (ssize_t)n) /* any thread logs */
+	/* any thread logs; once the sink's reader is gone (a FIFO whose
+	 * reader exited: EPIPE) nothing more is written, else every line would
+	 * raise SIGPIPE, whose handler logs, and so on for ever */
+	if (__atomic_load_n(&log_broken, __ATOMIC_ACQUIRE) ||
+	    write(log_fd, line, (size_t)n) != (ssize_t)n) {
+		if (errno == EPIPE)
+			__atomic_store_n(&log_broken, 1, __ATOMIC_RELEASE);
 		__atomic_add_fetch(&missed_log, 1, __ATOMIC_RELAXED);
+	}
+}
+
+int sqb_ctl_log_broken(void)
+{
+	return __atomic_load_n(&log_broken, __ATOMIC_ACQUIRE);
 }
 
 /* The libraries' lines (common/log.h) in the same shape as squib's own,
@@ -133,6 +146,7 @@ int sqb_ctl_log_configure(const char *path, const char *level, int show_level, i
 		if (log_fd != 2)
 			close(log_fd);
 		log_fd = fd;
+		__atomic_store_n(&log_broken, 0, __ATOMIC_RELEASE);
 	}
 	/* Firecracker's LoggerConfig: a field that is not given keeps its value */
 	log_level = lvl;

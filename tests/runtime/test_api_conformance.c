@@ -15,6 +15,7 @@
 #include <string.h>
 #include <signal.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -860,6 +861,40 @@ static void test_fc_log_start_lines_and_defaults(void **state)
 			 all + before);
 	free(all);
 	tc_stop(&t);
+	/* a FIFO log whose reader goes away: the next line meets EPIPE, and
+	 * squib must neither die nor spin on SIGPIPE (its handler logs, which
+	 * raised the next SIGPIPE, for ever: 100 % CPU, deaf to SIGTERM) */
+	{
+		char fifo[128];
+		pid_t rd;
+
+		snprintf(fifo, sizeof(fifo), "%s/fc.fifo", dir);
+		assert_int_equal(mkfifo(fifo, 0600), 0);
+		rd = fork();
+		assert_true(rd >= 0);
+		if (rd == 0) {
+			char buf[4096];
+			int fd = open(fifo, O_RDONLY);
+
+			while (fd >= 0 && read(fd, buf, sizeof(buf)) > 0)
+				;
+			_exit(0);
+		}
+		assert_int_equal(tc_spawn(&t, squib_bin,
+					  (const char *const[]){"--log-path", fifo, "--level", "Info",
+								NULL},
+					  1),
+				 0);
+		assert_int_equal(tc_req(&t, "GET", "/", NULL, out, sizeof(out)), 200);
+		kill(rd, SIGKILL);
+		assert_int_equal(waitpid(rd, NULL, 0), rd);
+		assert_int_equal(tc_req(&t, "GET", "/", NULL, out, sizeof(out)), 200);
+		assert_int_equal(tc_req(&t, "GET", "/machine-config", NULL, out, sizeof(out)), 200);
+		kill(t.pid, SIGTERM);
+		assert_int_equal(tc_wait_exit(&t, 5000), 0);
+		tc_stop(&t);
+		unlink(fifo);
+	}
 	/* the last line, which microvm.py get_exit_code() parses with
 	 * "Firecracker exiting (with error|successfully). exit_code=(\d+)" */
 	assert_int_equal(tc_spawn(&t, squib_bin, (const char *const[]){"--log-path", log, NULL}, 1),
