@@ -26,44 +26,51 @@ static int sqb_log_parse_level(void)
 	return SQB_LOG_WARN;
 }
 
+/* The threshold, fd and sink are set by one thread (the API's) while any
+ * thread logs: plain atomic loads and stores, no lock. */
 int sqb_log_enabled(enum sqb_log_level lvl)
 {
-	if (sqb_log_threshold < 0)
-		sqb_log_threshold = sqb_log_parse_level();
-	return (int)lvl <= sqb_log_threshold;
+	int t = __atomic_load_n(&sqb_log_threshold, __ATOMIC_RELAXED);
+
+	if (t < 0) {
+		t = sqb_log_parse_level();
+		__atomic_store_n(&sqb_log_threshold, t, __ATOMIC_RELAXED);
+	}
+	return (int)lvl <= t;
 }
 
 void sqb_log_set_level(enum sqb_log_level lvl)
 {
-	sqb_log_threshold = (int)lvl;
+	__atomic_store_n(&sqb_log_threshold, (int)lvl, __ATOMIC_RELAXED);
 }
 
 void sqb_log_set_sink(sqb_log_sink_fn sink)
 {
-	sqb_log_sink = sink;
+	__atomic_store_n(&sqb_log_sink, sink, __ATOMIC_RELEASE);
 }
 
 void sqb_log_set_fd(int fd)
 {
-	sqb_log_fd = fd >= 0 ? fd : 2;
+	__atomic_store_n(&sqb_log_fd, fd >= 0 ? fd : 2, __ATOMIC_RELAXED);
 }
 
 void sqb_log(enum sqb_log_level lvl, const char *file, int line, const char *fmt, ...)
 {
 	static const char *const names[] = { "error", "warn", "info", "debug" };
 	va_list ap;
-
+	sqb_log_sink_fn sink;
 	char buf[1024];
 	int n;
 
 	if (!sqb_log_enabled(lvl))
 		return;
-	if (sqb_log_sink) {
+	sink = __atomic_load_n(&sqb_log_sink, __ATOMIC_ACQUIRE);
+	if (sink) {
 		va_start(ap, fmt);
 		n = vsnprintf(buf, sizeof(buf), fmt, ap);
 		va_end(ap);
 		if (n >= 0)
-			sqb_log_sink(lvl, file, line, buf);
+			sink(lvl, file, line, buf);
 		return;
 	}
 	if (lvl == SQB_LOG_DEBUG)
@@ -79,5 +86,6 @@ void sqb_log(enum sqb_log_level lvl, const char *file, int line, const char *fmt
 	if ((size_t)n >= sizeof(buf) - 1)
 		n = sizeof(buf) - 2;
 	buf[n++] = '\n';
-	(void)!write(sqb_log_fd, buf, (size_t)n); /* one write: lines never interleave */
+	(void)!write(__atomic_load_n(&sqb_log_fd, __ATOMIC_RELAXED), buf,
+		     (size_t)n); /* one write: lines never interleave */
 }

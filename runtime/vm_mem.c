@@ -77,8 +77,8 @@ static int mem_create_hugetlb(struct sqb_gmem *m, uint64_t size, struct sqb_diag
 	return err;
 }
 
-/* True when a file of size bytes would pass this process's RLIMIT_FSIZE. */
-static int fsize_below(uint64_t size)
+/* True when a file of size bytes would be more than RLIMIT_FSIZE allows. */
+static int fsize_exceeds(uint64_t size)
 {
 	struct rlimit rl;
 
@@ -99,7 +99,7 @@ int sqb_mem_create(struct sqb_gmem *m, uint64_t size, int huge, struct sqb_diag 
 		m->page_size = SQB_GMEM_HUGE_PAGE;
 		goto regions;
 	}
-	if (fsize_below(size)) {
+	if (fsize_exceeds(size)) {
 		/* A memfd's size counts against RLIMIT_FSIZE (the jailer's
 		 * --resource-limit fsize=N): growing it past the limit would end
 		 * squib with SIGXFSZ before the guest ever ran.  Firecracker's
@@ -118,6 +118,7 @@ int sqb_mem_create(struct sqb_gmem *m, uint64_t size, int huge, struct sqb_diag 
 		}
 		if (huge == SQB_VM_HUGE_THP && madvise(m->host, size, MADV_HUGEPAGE) < 0)
 			sqb_debug("MADV_HUGEPAGE refused: %d", errno);
+		(void)madvise(m->host, size, MADV_DONTFORK); /* as the hugetlb memory */
 		goto regions;
 	}
 	m->fd = memfd_create("squib-guest-ram", MFD_CLOEXEC);
@@ -165,7 +166,7 @@ int sqb_mem_add_hotplug(struct sqb_gmem *m, uint64_t gpa, uint64_t size, uint64_
 		return -EINVAL;
 	/* growing the memfd past RLIMIT_FSIZE would raise SIGXFSZ; its
 	 * regions are scanned through the memfd, so no anonymous tail either */
-	if (m->fd >= 0 && fsize_below(m->size + size))
+	if (m->fd >= 0 && fsize_exceeds(m->size + size))
 		return -EFBIG;
 	if (!(m->hp_bits = calloc((nblocks + 63) / 64, sizeof(uint64_t))))
 		return -ENOMEM;

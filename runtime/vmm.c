@@ -305,7 +305,7 @@ static void vcpu_clock_stopped(struct sqb_vcpu *vc)
 static int vcpu_checkpoint(struct sqb_vcpu *vc)
 {
 	struct sqb_vm *vm = vc->vm;
-	int stop = 0;
+	int stop = 0, told = 0; /* one KVMCLOCK_CTRL per pause, whatever came between */
 
 	pthread_mutex_lock(&vm->lock);
 	for (;;) {
@@ -330,7 +330,8 @@ static int vcpu_checkpoint(struct sqb_vcpu *vc)
 			break;
 		if (!vc->parked) {
 			/* vcpu.rs: Running --Pause--> Paused tells the guest */
-			if (vm->started && vm->pause_req) {
+			if (vm->started && vm->pause_req && !told) {
+				told = 1;
 				pthread_mutex_unlock(&vm->lock);
 				vcpu_clock_stopped(vc);
 				pthread_mutex_lock(&vm->lock);

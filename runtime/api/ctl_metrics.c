@@ -299,7 +299,11 @@ static void mx_set_lat(struct mx_group *g, const char *key, const struct sqb_vio
 }
 
 /* The previous line's totals of each group, for the changes. */
-#define MX_GROUPS 64
+#define MX_GROUPS 96
+/* the plain groups, a block_ / vhost_user_block_ group per drive and a
+ * net_ group per interface, with room for ids that changed before boot */
+_Static_assert(MX_GROUPS >= 32 + SQB_CTL_MAX_DRIVES + SQB_CTL_MAX_IFACES,
+	       "a metrics group without a previous line emits totals");
 static struct mx_prev {
 	char name[48];
 	uint64_t v[MX_VALS];

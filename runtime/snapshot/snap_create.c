@@ -938,6 +938,13 @@ static int check_background(struct sqb_vm *vm, struct sqb_snapstate *ss,
 			      "time: create in the foreground");
 		return -ENOTSUP;
 	}
+	if (vm->mem.fd < 0 && !ss->no_holes) {
+		sqb_snap_diag(diag, "squib.background",
+			      "guest memory larger than RLIMIT_FSIZE is private anonymous "
+			      "memory, not a memfd, and cannot be write-protected: create in "
+			      "the foreground");
+		return -ENOTSUP;
+	}
 	if (vm->mem.fd < 0 || ss->no_holes) {
 		sqb_snap_diag(diag, "squib.background",
 			      "memory mapped from a snapshot file or a page server (mmap, "

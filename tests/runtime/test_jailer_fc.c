@@ -292,6 +292,19 @@ static void test_exec_destination_link(void **state)
 	assert_int_equal(stat(dummy, &st), 0);
 	assert_int_equal(st.st_size, 4);
 	assert_int_equal(st.st_uid, 0);
+
+	/* a FIFO planted where the binary goes: refused at once, no open
+	 * that waits for a reader (the jail's root belongs to the VMM's uid) */
+	root_path(dst, sizeof(dst), "fifo", "");
+	assert_int_equal(system((snprintf(out, sizeof(out), "mkdir -p %s", dst), out)), 0);
+	root_path(dst, sizeof(dst), "fifo", "squib");
+	assert_int_equal(mkfifo(dst, 0644), 0);
+	{
+		char want[600];
+
+		snprintf(want, sizeof(want), "Failed to open %s: No such device or address", dst);
+		expect_error("fifo", (const char *const[]){"--daemonize", NULL}, want);
+	}
 }
 
 /* test_default_chroot_hierarchy, test_arbitrary_usocket_location,

@@ -298,6 +298,8 @@ static int cg_check(const struct jopts *o)
 
 		if (!eq || strchr(eq + 1, '=') || !eq[1])
 			return fail("Invalid format for cgroups: %s", a);
+		if ((size_t)(eq - a) >= sizeof(file)) /* checked whole, never a cut copy */
+			return fail("Cgroup invalid file: %s", a);
 		snprintf(file, sizeof(file), "%.*s", (int)(eq - a), a);
 		/* squib also refuses a '/' in the file name: no file of a
 		 * subfolder of the group */
@@ -439,16 +441,19 @@ static int copy_exec(const struct jopts *o)
 		return fail("Cannot get metadata for a file: %s: %s", o->exec_path, oserr(e));
 	}
 	snprintf(dst, sizeof(dst), "%s/%s", o->root, o->exec_name);
-	out = open(dst, O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, ss.st_mode & 07777);
+	/* O_NONBLOCK: a FIFO planted there must not block the jailer */
+	out = open(dst, O_WRONLY | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, ss.st_mode & 07777);
 	if (out < 0) {
 		e = errno;
 		close(in);
 		return fail("Failed to open %s: %s", dst, oserr(e));
 	}
-	if (fstat(out, &ds) < 0 || ds.st_nlink > 1) {
+	if (fstat(out, &ds) < 0 || ds.st_nlink > 1 || !S_ISREG(ds.st_mode)) {
 		e = errno;
 		close(in);
 		close(out);
+		if (!e && !S_ISREG(ds.st_mode))
+			return fail("%s is not a file", dst);
 		return ds.st_nlink > 1
 			   ? fail("Detected hard link at: %s", dst)
 			   : fail("Cannot get metadata for a file: %s: %s", dst, oserr(e));
@@ -497,6 +502,35 @@ static int copy_file(const char *from, const char *to, mode_t mode)
 	return 0;
 }
 
+/* 0 if no existing component of root + rel (rel starts with '/') is a
+ * symbolic link: the jail's root belongs to the VMM's uid, which could have
+ * planted one for the next (root) jailer run to follow out of the jail. */
+static int no_links_below(const char *root, const char *rel)
+{
+	char p[PATH_MAX * 3];
+	size_t rl = strlen(root);
+	struct stat st;
+
+	if (snprintf(p, sizeof(p), "%s%s", root, rel) >= (int)sizeof(p))
+		return fail("Failed to create directory %s%s: %s", root, rel, oserr(ENAMETOOLONG));
+	for (char *s = p + rl; s;) {
+		char *next = strchr(s + 1, '/'), c = 0;
+
+		if (next) {
+			c = *next;
+			*next = 0;
+		}
+		if (!lstat(p, &st) && S_ISLNK(st.st_mode))
+			return fail("Failed to create directory %s: %s is a symbolic link in the "
+				    "jail",
+				    root, p);
+		if (next)
+			*next = c;
+		s = next;
+	}
+	return 0;
+}
+
 /* squib is linked dynamically on glibc (Firecracker ships static musl
  * binaries): copy its loader and libraries into the chroot at their own
  * paths, as the loader lists them (`ld.so --list`), before pivot_root. */
@@ -527,6 +561,8 @@ static int copy_libs(const char *exec, const char *root)
 		end = strpbrk(path, " \n");
 		if (end)
 			*end = 0;
+		if ((rc = no_links_below(root, path)) < 0)
+			break;
 		snprintf(dst, sizeof(dst), "%s%s", root, path);
 		*strrchr(dst, '/') = 0;
 		if (mkdir_p(dst, 0755) < 0)
