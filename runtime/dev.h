@@ -159,9 +159,9 @@ enum sqb_dev_class_id {
 	SQB_DEVCLS_UART = 0,
 	SQB_DEVCLS_I8042,
 	SQB_DEVCLS_POSTCODE,
-	SQB_DEVCLS_MMIO_SLOT, /* dev_mmio.c: a virtio-mmio window driven by callbacks */
-	SQB_DEVCLS_PL011,     /* dev_pl011.c: the arm64 board's UART */
-	SQB_DEVCLS_VMGENID,   /* dev_vmgenid.c: the VM Generation ID (both boards) */
+	SQB_DEVCLS_MMIO_SLOT,  /* dev_mmio.c: a virtio-mmio window driven by callbacks */
+	SQB_DEVCLS_PL011,      /* dev_pl011.c: the arm64 board's UART */
+	SQB_DEVCLS_VMGENID,    /* dev_vmgenid.c: the VM Generation ID (both boards) */
 	SQB_DEVCLS_BOOT_TIMER, /* dev_boot_timer.c: Firecracker's --boot-timer */
 	SQB_DEVCLS_VMCLOCK,    /* dev_vmclock.c: the VMClock page (both boards) */
 	SQB_DEVCLS_COUNT_

@@ -66,10 +66,11 @@ static int vhu_create(void *arg, sqb_vio_dev **out, const struct sqb_vio_host *h
 	if (!a->mem || a->mem->fd < 0) {
 		if (diag) {
 			snprintf(diag->section, sizeof(diag->section), "drive %.24s", a->id);
-			snprintf(diag->reason, sizeof(diag->reason),
-				 "a vhost-user drive needs guest memory the backend can map (a "
-				 "memfd); huge_pages 2M memory is private hugetlb memory, and guest "
-				 "memory larger than RLIMIT_FSIZE is private anonymous memory");
+			snprintf(
+			    diag->reason, sizeof(diag->reason),
+			    "a vhost-user drive needs guest memory the backend can map (a "
+			    "memfd); huge_pages 2M memory is private hugetlb memory, and guest "
+			    "memory larger than RLIMIT_FSIZE is private anonymous memory");
 		}
 		return -ENOTSUP;
 	}

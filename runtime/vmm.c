@@ -370,8 +370,10 @@ static void vcpu_run_loop(struct sqb_vcpu *vc)
 		if (rc == -EINTR)
 			continue;
 		if (rc == -ENOSYS) { /* vcpu.rs: KVM could not emulate an access (arm64) */
-			snprintf(msg, sizeof(msg), "vCPU %u: Received ENOSYS error because KVM "
-				 "failed to emulate an instruction.", vc->index);
+			snprintf(msg, sizeof(msg),
+				 "vCPU %u: Received ENOSYS error because KVM "
+				 "failed to emulate an instruction.",
+				 vc->index);
 			sqb_err("Received ENOSYS error because KVM failed to emulate an "
 				"instruction.");
 			why = SQB_VM_STOP_HOST_ERROR;

@@ -771,7 +771,8 @@ static int has_word(const char *s, size_t n, const char *w)
 	size_t k = strlen(w);
 
 	for (size_t i = 0; i + k <= n; i++)
-		if ((!i || s[i - 1] == ' ') && !memcmp(s + i, w, k) && (i + k == n || s[i + k] == ' '))
+		if ((!i || s[i - 1] == ' ') && !memcmp(s + i, w, k) &&
+		    (i + k == n || s[i + k] == ' '))
 			return 1;
 	return 0;
 }
@@ -839,7 +840,8 @@ int sqb_ctl_root_cmdline(struct sqb_ctl *c, const char *args, char **out)
 		root = NULL; /* asprintf leaves it undefined */
 	else
 		n = asprintf(out, "%.*s%s%s%s%s%.*s", (int)(be - bs), line + bs, pci,
-			     root ? root : "", ro, ie > is ? " -- " : "", (int)(ie - is), line + is);
+			     root ? root : "", ro, ie > is ? " -- " : "", (int)(ie - is),
+			     line + is);
 	free(root);
 	if (n < 0) {
 		*out = NULL;

@@ -946,7 +946,9 @@ static void log_request(const char *method, const char *path, const char *body, 
 			pos += (size_t)snprintf(b + pos, sizeof(b) - pos, "\\%c", ch);
 		else if (ch == '\n' || ch == '\r' || ch == '\t')
 			pos += (size_t)snprintf(b + pos, sizeof(b) - pos, "\\%c",
-						ch == '\n' ? 'n' : ch == '\r' ? 'r' : 't');
+						ch == '\n'   ? 'n'
+						: ch == '\r' ? 'r'
+							     : 't');
 		else if (ch < 0x20 || ch == 0x7f)
 			pos += (size_t)snprintf(b + pos, sizeof(b) - pos, "\\u{%x}", ch);
 		else

@@ -406,10 +406,11 @@ static const char *load_error(int rc, const struct sqb_diag *d, const struct loa
 	else if (rc < 0 && q->o.state_path && state_too_short(q->o.state_path))
 		/* snapshot/mod.rs reads the whole state file and wants its CRC
 		 * (test_load_snapshot_failure_handling); squib's reason after it */
-		snprintf(buf, len,
-			 "Failed to get snapshot state from file: Failed to load snapshot state from "
-			 "file: IO Error: File too short to contain CRC (%s)",
-			 why);
+		snprintf(
+		    buf, len,
+		    "Failed to get snapshot state from file: Failed to load snapshot state from "
+		    "file: IO Error: File too short to contain CRC (%s)",
+		    why);
 	else if (e && q->o.backend == SQB_VM_MEM_UFFD && !strcmp(d->section, "mem_backend") &&
 		 !strncmp(d->reason, "cannot reach", 12))
 		snprintf(buf, len,

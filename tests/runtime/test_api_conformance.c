@@ -839,9 +839,9 @@ static void test_fc_log_start_lines_and_defaults(void **state)
 	assert_int_equal(tc_req(&t, "GET", "/", NULL, out, sizeof(out)), 200);
 	/* parsed_request.rs describe(): the body as Rust's {:?} writes it, and
 	 * a CPU template only at Debug */
-	assert_int_equal(tc_req(&t, "PATCH", "/machine-config", "{\"vcpu_count\":\n\t2}", out,
-				sizeof(out)),
-			 204);
+	assert_int_equal(
+	    tc_req(&t, "PATCH", "/machine-config", "{\"vcpu_count\":\n\t2}", out, sizeof(out)),
+	    204);
 	assert_int_equal(tc_req(&t, "PUT", "/cpu-config", "{}", out, sizeof(out)), 204);
 	expect_log(log,
 		   "The API server received a Patch request on \"/machine-config\" with body "
@@ -880,11 +880,10 @@ static void test_fc_log_start_lines_and_defaults(void **state)
 				;
 			_exit(0);
 		}
-		assert_int_equal(tc_spawn(&t, squib_bin,
-					  (const char *const[]){"--log-path", fifo, "--level", "Info",
-								NULL},
-					  1),
-				 0);
+		assert_int_equal(
+		    tc_spawn(&t, squib_bin,
+			     (const char *const[]){"--log-path", fifo, "--level", "Info", NULL}, 1),
+		    0);
 		assert_int_equal(tc_req(&t, "GET", "/", NULL, out, sizeof(out)), 200);
 		kill(rd, SIGKILL);
 		assert_int_equal(waitpid(rd, NULL, 0), rd);
@@ -1239,13 +1238,14 @@ static void test_fc_snapshot_load_validation(void **state)
 		snprintf(mem, sizeof(mem), "%s/snapshot_mem", dir);
 		close(open(st, O_CREAT | O_WRONLY | O_CLOEXEC, 0644));
 		close(open(mem, O_CREAT | O_WRONLY | O_CLOEXEC, 0644));
-		snprintf(body, sizeof(body), "{\"snapshot_path\": \"%s\", \"mem_file_path\": \"%s\"}",
-			 st, mem);
+		snprintf(body, sizeof(body),
+			 "{\"snapshot_path\": \"%s\", \"mem_file_path\": \"%s\"}", st, mem);
 		raw_reply(&t, "PUT", "/snapshot/load", body, out, sizeof(out));
 		assert_int_equal(tc_status_of(out), 400);
-		if (!strstr(out, "Load snapshot error: Failed to restore from snapshot: Failed to get "
-				 "snapshot state from file: Failed to load snapshot state from file: IO "
-				 "Error: File too short to contain CRC"))
+		if (!strstr(out,
+			    "Load snapshot error: Failed to restore from snapshot: Failed to get "
+			    "snapshot state from file: Failed to load snapshot state from file: IO "
+			    "Error: File too short to contain CRC"))
 			fail_msg("empty state file: %s", out);
 		unlink(st);
 		unlink(mem);

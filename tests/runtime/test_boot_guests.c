@@ -718,8 +718,8 @@ static void test_file_size_limit(void **state)
 		assert_int_equal(setrlimit(RLIMIT_FSIZE, &old), 0);
 		assert_int_equal(rc, 0);
 	}
-	assert_int_equal(tc_req(&t, "PUT", "/machine-config", "{\"vcpu_count\":1,\"mem_size_mib\":16}",
-				resp, sizeof(resp)),
+	assert_int_equal(tc_req(&t, "PUT", "/machine-config",
+				"{\"vcpu_count\":1,\"mem_size_mib\":16}", resp, sizeof(resp)),
 			 204);
 	snprintf(body, sizeof(body),
 		 "{\"kernel_image_path\":\"%s/counter.elf\",\"boot_args\":\"delay=3000\"}",

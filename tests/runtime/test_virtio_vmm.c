@@ -277,8 +277,9 @@ static void test_root_drive_on_the_command_line(void **state)
 					      "/etc/os-release",
 					      &cl),
 			 0);
-	assert_string_equal(cl, "console=ttyS0 reboot=k panic=1 init=/bin/cat pci=off root=/dev/vda "
-				"ro -- /etc/os-release");
+	assert_string_equal(cl,
+			    "console=ttyS0 reboot=k panic=1 init=/bin/cat pci=off root=/dev/vda "
+			    "ro -- /etc/os-release");
 	free(cl);
 	snprintf(body, sizeof(body),
 		 "{\"drive_id\":\"rootfs\",\"path_on_host\":\"%s\",\"is_root_device\":true,"
@@ -775,16 +776,18 @@ static void test_load_refuses_a_drive_that_shrank(void **state)
 		assert_non_null(strstr(r, "the snapshot has no drive 'nope'"));
 		/* a backing file that cannot be opened: Firecracker's VirtioBlockError
 		 * text (test_negative_snapshot_permissions, there EACCES) */
-		snprintf(
-		    body, sizeof(body),
-		    "{\"snapshot_path\":\"%s/shrink.state\",\"mem_backend\":{\"backend_type\":"
-		    "\"File\",\"backend_path\":\"%s/shrink.mem\"},\"resume_vm\":true,"
-		    "\"squib\":{\"drives\":[{\"drive_id\":\"data\",\"path_on_host\":\"%s/gone.img\"}]}}",
-		    tmpdir, tmpdir, tmpdir);
+		snprintf(body, sizeof(body),
+			 "{\"snapshot_path\":\"%s/shrink.state\",\"mem_backend\":{\"backend_type\":"
+			 "\"File\",\"backend_path\":\"%s/shrink.mem\"},\"resume_vm\":true,"
+			 "\"squib\":{\"drives\":[{\"drive_id\":\"data\",\"path_on_host\":\"%s/"
+			 "gone.img\"}]}}",
+			 tmpdir, tmpdir, tmpdir);
 		r = vt_req(&t2, "PUT", "/snapshot/load", body, 400);
 		if (!strstr(r, "Load snapshot error: Failed to restore from snapshot: ") ||
-		    !strstr(r, "Virtio backend error: Error manipulating the backing file: No such file "
-			       "or directory (os error 2)"))
+		    !strstr(
+			r,
+			"Virtio backend error: Error manipulating the backing file: No such file "
+			"or directory (os error 2)"))
 			fail_msg("load with a missing drive file: %s", r);
 		snprintf(
 		    body, sizeof(body),

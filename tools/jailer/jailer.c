@@ -442,7 +442,8 @@ static int copy_exec(const struct jopts *o)
 	}
 	snprintf(dst, sizeof(dst), "%s/%s", o->root, o->exec_name);
 	/* O_NONBLOCK: a FIFO planted there must not block the jailer */
-	out = open(dst, O_WRONLY | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, ss.st_mode & 07777);
+	out =
+	    open(dst, O_WRONLY | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, ss.st_mode & 07777);
 	if (out < 0) {
 		e = errno;
 		close(in);
