@@ -27,12 +27,11 @@
 static const char *squib_bin;
 static const char *guest_dir;
 
-static void boot(struct sqb_tc *t, const char *guest, const char *args, int vcpus, int mib)
+/* Configure and start a VM in a squib already spawned. */
+static void start_guest(struct sqb_tc *t, const char *guest, const char *args, int vcpus, int mib)
 {
 	char body[1024], resp[2048];
 
-	assert_int_equal(tc_spawn(t, squib_bin, (const char *const[]){"--level", "Info", NULL}, 1),
-			 0);
 	snprintf(body, sizeof(body), "{\"vcpu_count\":%d,\"mem_size_mib\":%d}", vcpus, mib);
 	assert_int_equal(tc_req(t, "PUT", "/machine-config", body, resp, sizeof(resp)), 204);
 	snprintf(body, sizeof(body), "{\"kernel_image_path\":\"%s/%s\",\"boot_args\":\"%s\"}",
@@ -41,6 +40,13 @@ static void boot(struct sqb_tc *t, const char *guest, const char *args, int vcpu
 	if (tc_req(t, "PUT", "/actions", "{\"action_type\":\"InstanceStart\"}", resp,
 		   sizeof(resp)) != 204)
 		fail_msg("InstanceStart: %s", resp);
+}
+
+static void boot(struct sqb_tc *t, const char *guest, const char *args, int vcpus, int mib)
+{
+	assert_int_equal(tc_spawn(t, squib_bin, (const char *const[]){"--level", "Info", NULL}, 1),
+			 0);
+	start_guest(t, guest, args, vcpus, mib);
 }
 
 static void expect_serial(struct sqb_tc *t, const char *needle, int ms)
@@ -443,7 +449,7 @@ static char *run_capture(const char *const *args, int *status)
 static void test_boot_timer_and_jailer_start_times(void **state)
 {
 	struct sqb_tc t;
-	char body[1024], resp[2048], mx[256], start[32], *log, *m, *p;
+	char mx[256], start[32], *log, *m, *p;
 	struct timespec now;
 
 	(void)state;
@@ -461,16 +467,7 @@ static void test_boot_timer_and_jailer_start_times(void **state)
 					   NULL},
 		     1),
 	    0);
-	assert_int_equal(tc_req(&t, "PUT", "/machine-config",
-				"{\"vcpu_count\":1,\"mem_size_mib\":16}", resp, sizeof(resp)),
-			 204);
-	snprintf(body, sizeof(body),
-		 "{\"kernel_image_path\":\"%s/exits.elf\",\"boot_args\":\"n=10 boottimer=1\"}",
-		 guest_dir);
-	assert_int_equal(tc_req(&t, "PUT", "/boot-source", body, resp, sizeof(resp)), 204);
-	assert_int_equal(tc_req(&t, "PUT", "/actions", "{\"action_type\":\"InstanceStart\"}", resp,
-				sizeof(resp)),
-			 204);
+	start_guest(&t, "exits.elf", "n=10 boottimer=1", 1, 16);
 	expect_serial(&t, "EXITS done n=10", 30000);
 	assert_int_equal(tc_wait_exit(&t, 30000), 0); /* the guest resets: squib ends */
 	log = tc_read_file(t.errlog);
@@ -629,7 +626,7 @@ static void test_signals_as_firecracker(void **state)
 	    {SIGXCPU, "sigxcpu", 154}, {SIGHUP, "sighup", 156},	  {SIGILL, "sigill", 157},
 	    {SIGSYS, NULL, 2},	       {SIGPIPE, "sigpipe", 0},
 	};
-	char mx[256], body[512], resp[2048], want[96], *m, *log;
+	char mx[256], resp[2048], want[96], *m, *log;
 
 	(void)state;
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
@@ -642,18 +639,7 @@ static void test_signals_as_firecracker(void **state)
 			     (const char *const[]){"--level", "Info", "--metrics-path", mx, NULL},
 			     1),
 		    0);
-		assert_int_equal(tc_req(&t, "PUT", "/machine-config",
-					"{\"vcpu_count\":1,\"mem_size_mib\":16}", resp,
-					sizeof(resp)),
-				 204);
-		snprintf(body, sizeof(body),
-			 "{\"kernel_image_path\":\"%s/counter.elf\",\"boot_args\":"
-			 "\"delay=3000\"}",
-			 guest_dir);
-		assert_int_equal(tc_req(&t, "PUT", "/boot-source", body, resp, sizeof(resp)), 204);
-		assert_int_equal(tc_req(&t, "PUT", "/actions",
-					"{\"action_type\":\"InstanceStart\"}", resp, sizeof(resp)),
-				 204);
+		start_guest(&t, "counter.elf", "delay=3000", 1, 16);
 		expect_serial(&t, "count=1\n", 20000);
 		m = tc_read_file(mx);
 		assert_non_null(m);
@@ -718,16 +704,7 @@ static void test_file_size_limit(void **state)
 		assert_int_equal(setrlimit(RLIMIT_FSIZE, &old), 0);
 		assert_int_equal(rc, 0);
 	}
-	assert_int_equal(tc_req(&t, "PUT", "/machine-config",
-				"{\"vcpu_count\":1,\"mem_size_mib\":16}", resp, sizeof(resp)),
-			 204);
-	snprintf(body, sizeof(body),
-		 "{\"kernel_image_path\":\"%s/counter.elf\",\"boot_args\":\"delay=3000\"}",
-		 guest_dir);
-	assert_int_equal(tc_req(&t, "PUT", "/boot-source", body, resp, sizeof(resp)), 204);
-	if (tc_req(&t, "PUT", "/actions", "{\"action_type\":\"InstanceStart\"}", resp,
-		   sizeof(resp)) != 204)
-		fail_msg("InstanceStart under fsize=1 MiB: %s", resp);
+	start_guest(&t, "counter.elf", "delay=3000", 1, 16);
 	expect_serial(&t, "count=1\n", 20000);
 	assert_int_equal(tc_req(&t, "PATCH", "/vm", "{\"state\":\"Paused\"}", resp, sizeof(resp)),
 			 204);
@@ -754,21 +731,12 @@ static void test_file_size_limit(void **state)
 static void test_handled_signals_keep_running(void **state)
 {
 	static const int sigs[] = {35, 34};
-	char body[512], resp[2048];
+	char resp[2048];
 	struct sqb_tc t;
 
 	(void)state;
 	assert_int_equal(tc_spawn(&t, squib_bin, NULL, 1), 0);
-	assert_int_equal(tc_req(&t, "PUT", "/machine-config",
-				"{\"vcpu_count\":2,\"mem_size_mib\":16}", resp, sizeof(resp)),
-			 204);
-	snprintf(body, sizeof(body),
-		 "{\"kernel_image_path\":\"%s/counter.elf\",\"boot_args\":\"delay=300\"}",
-		 guest_dir);
-	assert_int_equal(tc_req(&t, "PUT", "/boot-source", body, resp, sizeof(resp)), 204);
-	assert_int_equal(tc_req(&t, "PUT", "/actions", "{\"action_type\":\"InstanceStart\"}", resp,
-				sizeof(resp)),
-			 204);
+	start_guest(&t, "counter.elf", "delay=300", 2, 16);
 	expect_serial(&t, "count=1\n", 20000);
 	for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++) {
 		char want[32];
@@ -832,16 +800,7 @@ static void test_pause_tells_kvmclock(void **state)
 							"--level", "Info", "--show-level", NULL},
 				  1),
 			 0);
-	assert_int_equal(tc_req(&t, "PUT", "/machine-config",
-				"{\"vcpu_count\":2,\"mem_size_mib\":16}", resp, sizeof(resp)),
-			 204);
-	snprintf(body, sizeof(body),
-		 "{\"kernel_image_path\":\"%s/counter.elf\",\"boot_args\":\"delay=300\"}",
-		 guest_dir);
-	assert_int_equal(tc_req(&t, "PUT", "/boot-source", body, resp, sizeof(resp)), 204);
-	assert_int_equal(tc_req(&t, "PUT", "/actions", "{\"action_type\":\"InstanceStart\"}", resp,
-				sizeof(resp)),
-			 204);
+	start_guest(&t, "counter.elf", "delay=300", 2, 16);
 	expect_serial(&t, "count=1\n", 20000);
 	assert_int_equal(tc_req(&t, "PATCH", "/vm", "{\"state\":\"Paused\"}", resp, sizeof(resp)),
 			 204);
