@@ -45,16 +45,13 @@ static void read_all(int fd, char *out, size_t len)
 /* Run the jailer with the common arguments, then ARGS (NULL-terminated);
  * collect stdout+stderr until they close (the daemonized VMM's are
  * /dev/null) and the exit status. */
-static int run_jailer(const char *id, char *out, size_t outlen, const char *const *args)
+/* Run argv (the jailer) with stdout and stderr into out; its exit code, or
+ * 128 + the signal that ended it. */
+static int run_argv(const char *const *argv, char *out, size_t outlen)
 {
-	const char *argv[64] = {jailer, "--id",	 id,	 "--exec-file",	      squib_bin, "--uid",
-				"1234", "--gid", "1235", "--chroot-base-dir", base};
-	int n = 11, p[2], st;
+	int p[2], st;
 	pid_t pid;
 
-	for (int i = 0; args && args[i]; i++)
-		argv[n++] = args[i];
-	argv[n] = NULL;
 	assert_int_equal(pipe(p), 0);
 	pid = fork();
 	assert_true(pid >= 0);
@@ -71,15 +68,27 @@ static int run_jailer(const char *id, char *out, size_t outlen, const char *cons
 		dup2(p[1], 2);
 		close(p[0]);
 		close(p[1]);
-		execv(jailer, (char **)argv);
+		execv(argv[0], (char **)argv);
 		_exit(127);
 	}
 	close(p[1]);
 	read_all(p[0], out, outlen);
 	close(p[0]);
 	assert_int_equal(waitpid(pid, &st, 0), pid);
-	print_message("jailer %s: status %d: %s", id, st, out);
+	print_message("jailer %s: status %d: %s", argv[2], st, out);
 	return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+static int run_jailer(const char *id, char *out, size_t outlen, const char *const *args)
+{
+	const char *argv[64] = {jailer, "--id",	 id,	 "--exec-file",	      squib_bin, "--uid",
+				"1234", "--gid", "1235", "--chroot-base-dir", base};
+	int n = 11;
+
+	for (int i = 0; args && args[i]; i++)
+		argv[n++] = args[i];
+	argv[n] = NULL;
+	return run_argv(argv, out, outlen);
 }
 
 static void expect_error(const char *id, const char *const *args, const char *msg)
@@ -199,41 +208,15 @@ static void test_bad_arguments(void **state)
 		const char *argv[] = {jailer,  "--id", "x",	"--exec-file", "/nonexistent/fc",
 				      "--uid", "1",    "--gid", "1",	       NULL};
 		char out[1024];
-		int p[2], st;
-		pid_t pid;
 
-		assert_int_equal(pipe(p), 0);
-		pid = fork();
-		if (pid == 0) {
-			dup2(p[1], 2);
-			execv(jailer, (char **)argv);
-			_exit(127);
-		}
-		close(p[1]);
-		read_all(p[0], out, sizeof(out));
-		close(p[0]);
-		assert_int_equal(waitpid(pid, &st, 0), pid);
-		print_message("status %d: %s", st, out);
-		assert_int_equal(WEXITSTATUS(st), 1);
+		assert_int_equal(run_argv(argv, out, sizeof(out)), 1);
 		assert_non_null(strstr(out, "Failed to canonicalize path /nonexistent/fc: No such "
 					    "file or directory (os error 2)"));
 		/* a folder */
 		snprintf(dir, sizeof(dir), "%s/fc_dir", base);
 		assert_int_equal(mkdir(dir, 0755), 0);
 		argv[4] = dir;
-		assert_int_equal(pipe(p), 0);
-		pid = fork();
-		if (pid == 0) {
-			dup2(p[1], 2);
-			execv(jailer, (char **)argv);
-			_exit(127);
-		}
-		close(p[1]);
-		read_all(p[0], out, sizeof(out));
-		close(p[0]);
-		assert_int_equal(waitpid(pid, &st, 0), pid);
-		print_message("status %d: %s", st, out);
-		assert_int_equal(WEXITSTATUS(st), 1);
+		assert_int_equal(run_argv(argv, out, sizeof(out)), 1);
 		snprintf(dir, sizeof(dir), "%s/fc_dir is not a file", base);
 		assert_non_null(strstr(out, dir));
 	}
