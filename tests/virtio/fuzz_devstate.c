@@ -17,6 +17,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "fuzz_host.h"
 #include "fuzz_replay.h"
 #include "virtio.h"
 
@@ -32,14 +33,7 @@ static uint8_t *fz_map(void *opaque, uint64_t gpa, uint64_t len, int write)
 {
 	(void)opaque;
 	(void)write;
-	if (len == 0 || gpa + len < gpa || gpa + len > RAM_SIZE)
-		return NULL;
-	return ram + gpa;
-}
-
-static void fz_raise(void *opaque)
-{
-	(void)opaque;
+	return vfz_ram_map(ram, RAM_SIZE, gpa, len);
 }
 
 static int fz_discard(void *opaque, uint64_t gpa, uint64_t len)
@@ -110,43 +104,30 @@ static sqb_vio_dev *make(const struct sqb_vio_host *h, unsigned int kind)
 	return dev;
 }
 
-static void w32(sqb_vio_dev *dev, uint32_t off, uint32_t v)
-{
-	uint8_t b[4] = {(uint8_t)v, (uint8_t)(v >> 8), (uint8_t)(v >> 16), (uint8_t)(v >> 24)};
-	sqb_vio_mmio_access(dev, off, b, 4, 1);
-}
-
-static uint32_t r32(sqb_vio_dev *dev, uint32_t off)
-{
-	uint8_t b[4];
-	sqb_vio_mmio_access(dev, off, b, 4, 0);
-	return (uint32_t)b[0] | (uint32_t)b[1] << 8 | (uint32_t)b[2] << 16 | (uint32_t)b[3] << 24;
-}
-
 /* Like a driver: every offered feature, queues of 8 at 0x1000 + 0x400 * i. */
 static void bring_up(sqb_vio_dev *dev)
 {
-	w32(dev, 0x70, 1);
-	w32(dev, 0x70, 3);
+	vfz_w32(dev, 0x70, 1);
+	vfz_w32(dev, 0x70, 3);
 	for (uint32_t sel = 0; sel < 2; sel++) {
-		w32(dev, 0x14, sel);
-		uint32_t f = r32(dev, 0x10);
-		w32(dev, 0x24, sel);
-		w32(dev, 0x20, f);
+		vfz_w32(dev, 0x14, sel);
+		uint32_t f = vfz_r32(dev, 0x10);
+		vfz_w32(dev, 0x24, sel);
+		vfz_w32(dev, 0x20, f);
 	}
-	w32(dev, 0x70, 0xb);
+	vfz_w32(dev, 0x70, 0xb);
 	for (uint32_t q = 0; q < 5; q++) {
 		uint32_t base = 0x1000 + 0x400 * q;
-		w32(dev, 0x30, q);
-		if (!r32(dev, 0x34))
+		vfz_w32(dev, 0x30, q);
+		if (!vfz_r32(dev, 0x34))
 			break;
-		w32(dev, 0x38, 8);
-		w32(dev, 0x80, base);
-		w32(dev, 0x90, base + 0x100);
-		w32(dev, 0xa0, base + 0x200);
-		w32(dev, 0x44, 1);
+		vfz_w32(dev, 0x38, 8);
+		vfz_w32(dev, 0x80, base);
+		vfz_w32(dev, 0x90, base + 0x100);
+		vfz_w32(dev, 0xa0, base + 0x200);
+		vfz_w32(dev, 0x44, 1);
 	}
-	w32(dev, 0x70, 0xf);
+	vfz_w32(dev, 0x70, 0xf);
 }
 
 /* A restored device runs: config read, queues notified, host controls. */
@@ -156,8 +137,8 @@ static void exercise(sqb_vio_dev *dev, unsigned int kind)
 
 	for (uint32_t off = 0; off < sizeof(cfg); off += 4)
 		sqb_vio_mmio_access(dev, 0x100 + off, cfg + off, 4, 0);
-	(void)r32(dev, 0x70);
-	(void)r32(dev, 0x60);
+	(void)vfz_r32(dev, 0x70);
+	(void)vfz_r32(dev, 0x60);
 	for (uint32_t q = 0; q < 5; q++)
 		sqb_vio_queue_notify(dev, q);
 	sqb_vio_dev_poll(dev);
@@ -186,7 +167,7 @@ static void exercise(sqb_vio_dev *dev, unsigned int kind)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	struct sqb_vio_host h = {{NULL, fz_map}, {NULL, fz_raise}, {NULL, NULL}, {NULL, NULL}};
+	struct sqb_vio_host h = {{NULL, fz_map}, {NULL, vfz_raise}, {NULL, NULL}, {NULL, NULL}};
 	struct sqb_diag dg;
 	sqb_vio_dev *dev;
 	unsigned int kind;
@@ -235,7 +216,7 @@ static size_t aim(size_t n)
 /* Each device's own state, brought up like a driver would. */
 static int write_seeds(const char *dir)
 {
-	struct sqb_vio_host h = {{NULL, fz_map}, {NULL, fz_raise}, {NULL, NULL}, {NULL, NULL}};
+	struct sqb_vio_host h = {{NULL, fz_map}, {NULL, vfz_raise}, {NULL, NULL}, {NULL, NULL}};
 
 	pmem_fd = memfd_create("fuzz-pmem", 0);
 	if (pmem_fd < 0 || ftruncate(pmem_fd, 4096))

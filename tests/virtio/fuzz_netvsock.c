@@ -19,6 +19,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "fuzz_host.h"
 #include "fuzz_replay.h"
 #include "virtio.h"
 #include "virtio_priv.h"
@@ -34,14 +35,7 @@ static uint8_t *fz_map(void *opaque, uint64_t gpa, uint64_t len, int write)
 {
 	(void)opaque;
 	(void)write;
-	if (len == 0 || gpa + len < gpa || gpa + len > RAM_SIZE)
-		return NULL;
-	return ram + gpa;
-}
-
-static void fz_raise(void *opaque)
-{
-	(void)opaque;
+	return vfz_ram_map(ram, RAM_SIZE, gpa, len);
 }
 
 /* A fixed clock: saved limiter times are then the same in a twin. */
@@ -55,12 +49,6 @@ static void fz_arm(void *opaque, uint64_t at)
 {
 	(void)opaque;
 	(void)at;
-}
-
-static void w32(sqb_vio_dev *dev, uint32_t off, uint32_t v)
-{
-	uint8_t b[4] = {(uint8_t)v, (uint8_t)(v >> 8), (uint8_t)(v >> 16), (uint8_t)(v >> 24)};
-	sqb_vio_mmio_access(dev, off, b, 4, 1);
 }
 
 static const struct sqb_vio_rl_config rl = {{100000, 1000, 100}, {50, 0, 100}};
@@ -107,22 +95,22 @@ static void drive(sqb_vio_dev *dev, uint8_t flags)
 	if (!(flags & 1))
 		feat |= ((flags & 4) ? 1ull << SQB_VIO_F_NET_MRG_RXBUF : 0) |
 			1ull << SQB_VIO_F_NET_GUEST_CSUM | 1ull << SQB_VIO_F_NET_CSUM;
-	w32(dev, 0x70, 1);
-	w32(dev, 0x70, 3);
-	w32(dev, 0x24, 0);
-	w32(dev, 0x20, (uint32_t)feat);
-	w32(dev, 0x24, 1);
-	w32(dev, 0x20, (uint32_t)(feat >> 32));
-	w32(dev, 0x70, 0xb);
+	vfz_w32(dev, 0x70, 1);
+	vfz_w32(dev, 0x70, 3);
+	vfz_w32(dev, 0x24, 0);
+	vfz_w32(dev, 0x20, (uint32_t)feat);
+	vfz_w32(dev, 0x24, 1);
+	vfz_w32(dev, 0x20, (uint32_t)(feat >> 32));
+	vfz_w32(dev, 0x70, 0xb);
 	for (unsigned int q = 0; q < sqb_vio_num_queues(dev); q++) {
-		w32(dev, 0x30, q);
-		w32(dev, 0x38, num);
-		w32(dev, 0x80, 0x1000 + q * 0x1000);
-		w32(dev, 0x90, 0x1800 + q * 0x1000);
-		w32(dev, 0xa0, 0x1c00 + q * 0x1000);
-		w32(dev, 0x44, 1);
+		vfz_w32(dev, 0x30, q);
+		vfz_w32(dev, 0x38, num);
+		vfz_w32(dev, 0x80, 0x1000 + q * 0x1000);
+		vfz_w32(dev, 0x90, 0x1800 + q * 0x1000);
+		vfz_w32(dev, 0xa0, 0x1c00 + q * 0x1000);
+		vfz_w32(dev, 0x44, 1);
 	}
-	w32(dev, 0x70, 0xf);
+	vfz_w32(dev, 0x70, 0xf);
 }
 
 static void twin_check(sqb_vio_dev *dev, sqb_vio_dev *dev2, bool identical)
@@ -200,7 +188,7 @@ static void parsers(const uint8_t *d, size_t n)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	struct sqb_vio_host h = {{NULL, fz_map}, {NULL, fz_raise}, {NULL, fz_now}, {NULL, fz_arm}};
+	struct sqb_vio_host h = {{NULL, fz_map}, {NULL, vfz_raise}, {NULL, fz_now}, {NULL, fz_arm}};
 	sqb_vio_dev *dev, *dev2;
 	int peer = -1, peer2 = -1;
 	uint8_t flags;

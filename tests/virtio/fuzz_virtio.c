@@ -18,6 +18,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "fuzz_host.h"
 #include "fuzz_replay.h"
 #include "virtio.h"
 
@@ -41,24 +42,6 @@ static uint8_t *fz_map(void *opaque, uint64_t gpa, uint64_t len, int write)
 	if (gpa >= R2_BASE && gpa + len <= R2_BASE + R2_SIZE)
 		return ram2 + (gpa - R2_BASE);
 	return NULL;
-}
-
-static void fz_raise(void *opaque)
-{
-	(void)opaque;
-}
-
-static void w32(sqb_vio_dev *dev, uint32_t off, uint32_t v)
-{
-	uint8_t b[4] = {(uint8_t)v, (uint8_t)(v >> 8), (uint8_t)(v >> 16), (uint8_t)(v >> 24)};
-	sqb_vio_mmio_access(dev, off, b, 4, 1);
-}
-
-static uint32_t r32(sqb_vio_dev *dev, uint32_t off)
-{
-	uint8_t b[4];
-	sqb_vio_mmio_access(dev, off, b, 4, 0);
-	return (uint32_t)b[0] | (uint32_t)b[1] << 8 | (uint32_t)b[2] << 16 | (uint32_t)b[3] << 24;
 }
 
 static sqb_vio_dev *make(const struct sqb_vio_host *h, uint8_t flags)
@@ -102,7 +85,7 @@ static void twin_check(sqb_vio_dev *dev, sqb_vio_dev *dev2)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	struct sqb_vio_host h = {{NULL, fz_map}, {NULL, fz_raise}, {NULL, NULL}, {NULL, NULL}};
+	struct sqb_vio_host h = {{NULL, fz_map}, {NULL, vfz_raise}, {NULL, NULL}, {NULL, NULL}};
 	sqb_vio_dev *dev, *dev2;
 	uint8_t flags;
 	uint16_t num;
@@ -124,26 +107,26 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	dev = make(&h, flags);
 	if (!dev)
 		abort();
-	w32(dev, 0x70, 1);
-	w32(dev, 0x70, 3);
+	vfz_w32(dev, 0x70, 1);
+	vfz_w32(dev, 0x70, 3);
 	feat = (1ull << 32) | ((flags & 1) ? 1ull << 29 : 0) | ((flags & 2) ? 1ull << 5 : 0) |
 	       ((flags & 4) ? 1ull << 9 : 0) | ((flags & 0x80) ? 1ull << 28 : 0);
-	w32(dev, 0x24, 0);
-	w32(dev, 0x20, (uint32_t)feat);
-	w32(dev, 0x24, 1);
-	w32(dev, 0x20, (uint32_t)(feat >> 32));
-	w32(dev, 0x70, 0xb);
-	w32(dev, 0x38, num);
-	w32(dev, 0x80, 0x1000);
-	w32(dev, 0x90, 0x1100);
-	w32(dev, 0xa0, 0x1200);
-	w32(dev, 0x44, 1);
-	w32(dev, 0x70, 0xf);
+	vfz_w32(dev, 0x24, 0);
+	vfz_w32(dev, 0x20, (uint32_t)feat);
+	vfz_w32(dev, 0x24, 1);
+	vfz_w32(dev, 0x20, (uint32_t)(feat >> 32));
+	vfz_w32(dev, 0x70, 0xb);
+	vfz_w32(dev, 0x38, num);
+	vfz_w32(dev, 0x80, 0x1000);
+	vfz_w32(dev, 0x90, 0x1100);
+	vfz_w32(dev, 0xa0, 0x1200);
+	vfz_w32(dev, 0x44, 1);
+	vfz_w32(dev, 0x70, 0xf);
 	sqb_vio_queue_notify(dev, 0);
 	sqb_vio_queue_notify(dev, 1);
 	if (getenv("SQB_FUZZ_TRACE"))
 		fprintf(stderr, "flags 0x%02x num %u: status 0x%x used idx %u avail idx %u\n",
-			flags, num, r32(dev, 0x70), ram[0x1202] | ram[0x1203] << 8,
+			flags, num, vfz_r32(dev, 0x70), ram[0x1202] | ram[0x1203] << 8,
 			ram[0x1102] | ram[0x1103] << 8);
 
 	dev2 = make(&h, flags);
