@@ -18,6 +18,7 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/stat.h>
 #include <sys/time.h>
 #include <sys/wait.h>
@@ -849,6 +850,46 @@ static void test_concurrent_clone_requests(void **st)
 	wait_list("\"warm\":2,\"warming\":0", 20000);
 }
 
+/* A client that sends a byte every 1.9 s never finishes its line;
+ * the daemon (one client at a time) gives it 2 s in all and serves the next
+ * one while the first is still sending.  It used to wait 2 s per byte. */
+static void test_trickling_client_cut_off(void **st)
+{
+	struct sockaddr_un a = {.sun_family = AF_UNIX};
+	const char *s;
+	pid_t pid;
+	int rc, fd, status;
+
+	(void)st;
+	if ((size_t)snprintf(a.sun_path, sizeof(a.sun_path), "%s/fleet.sock", fdir) >=
+	    sizeof(a.sun_path))
+		fail_msg("%s/fleet.sock: path too long", fdir);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		if (fd < 0 || connect(fd, (struct sockaddr *)&a, sizeof(a)) < 0)
+			_exit(2);
+		/* a byte every 1.9 s, no newline: under the old 2 s per read
+		 * it held the daemon for all 19 s; now it is cut at 2 s, and its
+		 * next send, at 3.8 s, meets the closed socket */
+		for (int i = 0; i < 10; i++) {
+			if (send(fd, &"listlistli"[i], 1, MSG_NOSIGNAL) != 1)
+				_exit(0); /* the daemon hung up on us: fine */
+			usleep(1900000);
+		}
+		_exit(1); /* every byte was taken */
+	}
+	usleep(300000); /* the trickler is being served */
+	s = cli(&rc, fdir, "list", NULL, NULL, NULL);
+	assert_int_equal(rc, 0);
+	assert_non_null(strstr(s, "\"clones\""));
+	/* the answer came while the trickler still had bytes to send */
+	assert_int_equal(waitpid(pid, &status, WNOHANG), 0);
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+}
+
 static void test_stop_and_reap(void **st)
 {
 	const char *s;
@@ -1543,6 +1584,7 @@ int main(int argc, char **argv)
 	    cmocka_unit_test(test_snapshot_replaced_on_disk),
 	    cmocka_unit_test(test_request_larger_than_host),
 	    cmocka_unit_test(test_concurrent_clone_requests),
+	    cmocka_unit_test(test_trickling_client_cut_off),
 	    cmocka_unit_test(test_stop_and_reap),
 	    cmocka_unit_test(test_loaded_pool_resumes),
 	};

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/wait.h>
@@ -804,15 +805,22 @@ static int serve_one(struct fleet *f)
 	char line[8192];
 	size_t len = 0;
 	int c = accept4(f->lfd, NULL, NULL, SOCK_CLOEXEC);
+	/* one client at a time: the whole line within 2 s (not 2 s per
+	 * read: a client trickling bytes would hold the daemon for ever), and
+	 * an answer it does not read gives up after 2 s too */
+	const struct timeval snd = {2, 0};
+	uint64_t end = sqb_fleet_now_ns() / 1000000 + 2000;
 	struct out o;
 
 	if (c < 0)
 		return 0;
+	(void)setsockopt(c, SOL_SOCKET, SO_SNDTIMEO, &snd, sizeof(snd));
 	while (len < sizeof(line) - 1 && !memchr(line, '\n', len)) {
 		struct pollfd pf = {c, POLLIN, 0};
+		uint64_t t = sqb_fleet_now_ns() / 1000000;
 		ssize_t r;
 
-		if (poll(&pf, 1, 2000) <= 0)
+		if (t >= end || poll(&pf, 1, (int)(end - t)) <= 0)
 			break;
 		r = read(c, line + len, sizeof(line) - 1 - len);
 		if (r <= 0)
