@@ -693,8 +693,10 @@ static void test_file_size_limit(void **state)
 	(void)state;
 	assert_non_null(mkdtemp(dir));
 	assert_int_equal(getrlimit(RLIMIT_FSIZE, &old), 0);
-	if (old.rlim_max != RLIM_INFINITY && old.rlim_max < (1u << 20))
+	if (old.rlim_max != RLIM_INFINITY && old.rlim_max < (1u << 20)) {
+		print_message("skipped: the hard RLIMIT_FSIZE is under 1 MiB already\n");
 		skip();
+	}
 	lim = old;
 	lim.rlim_cur = 1u << 20; /* the soft limit only: the test keeps the rest */
 	assert_int_equal(setrlimit(RLIMIT_FSIZE, &lim), 0);
@@ -776,7 +778,8 @@ static void test_pause_tells_kvmclock(void **state)
 			 204);
 	if (tc_wait_serial(&t, "KCLK none\n", 3000) == 0) {
 		tc_stop(&t);
-		skip(); /* this host's KVM offers no kvmclock */
+		print_message("skipped: this host's KVM offers no kvmclock\n");
+		skip();
 	}
 	expect_serial(&t, "KCLK start\n", 20000);
 	for (int i = 1; i <= 2; i++) {
@@ -837,7 +840,8 @@ static void test_pause_tells_kvmclock(void **state)
 	unlink(lp);
 #else
 	(void)state;
-	skip(); /* kvmclock is x86's */
+	print_message("skipped: kvmclock is x86's\n");
+	skip();
 #endif
 }
 

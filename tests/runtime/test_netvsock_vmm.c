@@ -975,7 +975,9 @@ static void test_fc_max_devices(void **state)
 	unlink(drive);
 #else
 	(void)state;
-	skip(); /* arm64's count is Firecracker's 92, squib's board has fewer slots */
+	/* arm64's count is Firecracker's 92, squib's board has fewer slots */
+	print_message("skipped: Firecracker's device limit is x86_64's here\n");
+	skip();
 #endif
 }
 
@@ -989,8 +991,10 @@ static void test_tap_disappears(void **state)
 	int fd;
 
 	(void)state;
-	if (system("ip -V >/dev/null 2>&1") != 0)
-		skip(); /* no iproute2 to delete the tap with */
+	if (system("ip -V >/dev/null 2>&1") != 0) {
+		print_message("skipped: no iproute2 to delete the tap with\n");
+		skip();
+	}
 	drain(3);
 	vt_spawn(&t, squib_bin);
 	cur = &t;
