@@ -282,9 +282,6 @@ static enum sqb_vm_stop_reason vcpu_dispatch(struct sqb_vcpu *vc, struct sqb_hv_
 	}
 }
 
-/* Park while the VM is not started or a pause is requested, serving
- * requests meanwhile; returns nonzero when the thread must exit.  Clears
- * the kick under the lock before running (a later pause kicks again). */
 /* arch/x86_64/vcpu.rs kvmclock_ctrl: when a vCPU pauses and after its
  * state is loaded, on its thread; a failure is counted
  * (vcpu.kvmclock_ctrl_fails) and logged, never fatal (a guest without
@@ -302,6 +299,9 @@ static void vcpu_clock_stopped(struct sqb_vcpu *vc)
 	}
 }
 
+/* Park while the VM is not started or a pause is requested, serving
+ * requests meanwhile; returns nonzero when the thread must exit.  Clears
+ * the kick under the lock before running (a later pause kicks again). */
 static int vcpu_checkpoint(struct sqb_vcpu *vc)
 {
 	struct sqb_vm *vm = vc->vm;
@@ -370,12 +370,11 @@ static void vcpu_run_loop(struct sqb_vcpu *vc)
 		if (rc == -EINTR)
 			continue;
 		if (rc == -ENOSYS) { /* vcpu.rs: KVM could not emulate an access (arm64) */
-			snprintf(msg, sizeof(msg),
-				 "vCPU %u: Received ENOSYS error because KVM "
-				 "failed to emulate an instruction.",
-				 vc->index);
-			sqb_err("Received ENOSYS error because KVM failed to emulate an "
-				"instruction.");
+			static const char enosys[] = "Received ENOSYS error because KVM failed "
+						     "to emulate an instruction.";
+
+			snprintf(msg, sizeof(msg), "vCPU %u: %s", vc->index, enosys);
+			sqb_err("%s", enosys);
 			why = SQB_VM_STOP_HOST_ERROR;
 		} else if (rc < 0) {
 			snprintf(msg, sizeof(msg), "vCPU %u: run failed: %s", vc->index,

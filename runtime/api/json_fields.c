@@ -9,10 +9,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include "json_eof.h"
 #include "json_fields.h"
-
-/* runtime/mmds/mmds_json.c (its header's names clash with this file's) */
-const char *sqb_json_eof_what(const char *txt, size_t len);
 
 /* ---- where keys and values end (serde_json reports line and column) ---- */
 
@@ -53,6 +51,17 @@ struct jwalk {
 static struct jloc here(const struct jwalk *w)
 {
 	return (struct jloc){w->line, w->i - w->line_start};
+}
+
+/* here() for offset off of s, counting its lines from the start. */
+static struct jloc loc_at(const char *s, size_t off)
+{
+	struct jwalk w = {.s = s, .n = off, .i = off, .line = 1};
+
+	for (size_t i = 0; i < off; i++)
+		if (s[i] == '\n')
+			w.line++, w.line_start = i + 1;
+	return here(&w);
 }
 
 static void skip_ws(struct jwalk *w)
@@ -723,11 +732,8 @@ int sqb_json_parse_object(yajl_val *out, const char *body, size_t len, char *err
 	v = yajl_tree_parse(s, ebuf, sizeof(ebuf));
 	if (!v && strstr(ebuf, "premature EOF")) {
 		/* serde_json's words and place: the end of the body */
-		struct jloc end = {1, 0};
+		struct jloc end = loc_at(body, len);
 
-		for (size_t i = 0; i < len; i++, end.col++)
-			if (body[i] == '\n')
-				end = (struct jloc){end.line + 1, (size_t)-1};
 		free(s);
 		snprintf(err, errlen, SQB_JSON_ERR_PREFIX "%s at line %u column %zu.",
 			 sqb_json_eof_what(body, len), end.line, end.col);

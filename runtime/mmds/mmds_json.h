@@ -11,6 +11,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "json_eof.h"
+
 /* serde_json's recursion limit (127 nested containers parse, the 128th is
  * "recursion limit exceeded"): deeper input is a parse error, and every
  * recursive walk over a tree is bounded by it (a merge patch cannot build a
@@ -41,11 +43,6 @@ struct sqb_jv {
  * Returns 0, SQB_MMDS_E_PARSE (err: why, and "at line L column C") or
  * SQB_MMDS_E_NOMEM. */
 int sqb_json_parse(const char *txt, size_t len, struct sqb_jv **out, char *err, size_t errlen);
-
-/* serde_json's words for JSON text that ends too early, from what is
- * open at its end (txt[0..len) read so far): "EOF while parsing a string",
- * "... an object", "... a list" or "... a value". */
-const char *sqb_json_eof_what(const char *txt, size_t len);
 
 struct sqb_jv *sqb_json_new(enum sqb_jtype type);
 void sqb_json_free(struct sqb_jv *v);

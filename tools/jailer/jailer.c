@@ -423,14 +423,29 @@ static int cg_setup(const struct jopts *o)
 
 /* ---- the chroot ---- */
 
+/* Everything from in to out: 0, or the errno of the failed read or write. */
+static int copy_bytes(int in, int out)
+{
+	char buf[65536];
+	ssize_t n;
+
+	while ((n = read(in, buf, sizeof(buf))) != 0) {
+		if (n < 0)
+			return errno;
+		errno = 0; /* a short write sets none */
+		if (write(out, buf, (size_t)n) != n)
+			return errno ? errno : EIO;
+	}
+	return 0;
+}
+
 /* env.rs copy_exec_to_chroot: never through a symlink (O_NOFOLLOW), never
  * into a file with another name (a hard link), owned by the VMM's uid */
 static int copy_exec(const struct jopts *o)
 {
-	char dst[PATH_MAX * 2], buf[65536];
+	char dst[PATH_MAX * 2];
 	struct stat ss, ds;
 	int in, out, e;
-	ssize_t n;
 
 	in = open(o->exec_path, O_RDONLY | O_CLOEXEC);
 	if (in < 0)
@@ -465,11 +480,7 @@ static int copy_exec(const struct jopts *o)
 		close(out);
 		return fail("Failed to change owner for %s: %s", dst, oserr(e));
 	}
-	e = ftruncate(out, 0) < 0 ? errno : 0;
-	while (!e && (n = read(in, buf, sizeof(buf))) != 0) {
-		if (n < 0 || write(out, buf, (size_t)n) != n)
-			e = errno ? errno : EIO;
-	}
+	e = ftruncate(out, 0) < 0 ? errno : copy_bytes(in, out);
 	close(in);
 	if (close(out) < 0 && !e)
 		e = errno;
@@ -480,9 +491,7 @@ static int copy_exec(const struct jopts *o)
 
 static int copy_file(const char *from, const char *to, mode_t mode)
 {
-	char buf[65536];
-	int in = open(from, O_RDONLY | O_CLOEXEC), out;
-	ssize_t n = 0;
+	int in = open(from, O_RDONLY | O_CLOEXEC), out, e;
 
 	if (in < 0)
 		return fail("Failed to open %s: %s", from, oserr(errno));
@@ -492,13 +501,9 @@ static int copy_file(const char *from, const char *to, mode_t mode)
 		close(in);
 		return fail("Failed to open %s: %s", to, oserr(errno));
 	}
-	while ((n = read(in, buf, sizeof(buf))) > 0)
-		if (write(out, buf, (size_t)n) != n) {
-			n = -1;
-			break;
-		}
+	e = copy_bytes(in, out);
 	close(in);
-	if (close(out) < 0 || n < 0)
+	if (close(out) < 0 || e)
 		return fail("Failed to copy %s to %s", from, to);
 	return 0;
 }
