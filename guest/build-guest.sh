@@ -193,7 +193,7 @@ visit() {
 # and vmw_vsock_virtio_transport_common (docs/network.md).
 # virtio_balloon: balloon tests load it by hand (docs/testing.md).
 # virtio_pmem and nd_pmem (with libnvdimm): /dev/pmem0 for virtio-pmem.
-for pair in VIRTIO_MMIO:virtio_mmio VIRTIO_BLK:virtio_blk HW_RANDOM_VIRTIO:virtio_rng \
+for pair in VIRTIO_MMIO:virtio_mmio VIRTIO_PCI:virtio_pci VIRTIO_BLK:virtio_blk HW_RANDOM_VIRTIO:virtio_rng \
 	EXT4_FS:ext4 VIRTIO_NET:virtio_net VIRTIO_VSOCKETS:vmw_vsock_virtio_transport \
 	VIRTIO_BALLOON:virtio_balloon VIRTIO_PMEM:virtio_pmem BLK_DEV_PMEM:nd_pmem; do
 	sym=${pair%%:*} mod=${pair#*:}

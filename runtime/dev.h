@@ -103,13 +103,16 @@ struct sqb_dev_describe {
 	 * counter; base is the 16-byte ID's guest-physical address (reserved
 	 * memory, not a window), genid its current bytes for the boot loader to
 	 * store there, gsi the line whose edge means "the ID changed". */
-	enum { SQB_DESC_DEVICE = 0, SQB_DESC_VMGENID, SQB_DESC_VMCLOCK } kind;
+	enum { SQB_DESC_DEVICE = 0, SQB_DESC_VMGENID, SQB_DESC_VMCLOCK, SQB_DESC_PCI_ROOT } kind;
 	const uint8_t *genid;
 	/* SQB_DESC_VMCLOCK (dev_vmclock.c): base is the VMClock page (len
 	 * bytes of reserved memory), page its first page_len bytes for the boot
 	 * loader to store there (the rest zero), gsi its notification line. */
 	const uint8_t *page;
 	uint32_t page_len;
+	/* SQB_DESC_PCI_ROOT (dev_pci.c): base/len the ECAM window (bus 0),
+	 * and the two windows its BARs live in. */
+	uint64_t win32_base, win32_len, win64_base, win64_len;
 };
 
 struct sqb_dev_ops {
@@ -164,6 +167,9 @@ enum sqb_dev_class_id {
 	SQB_DEVCLS_VMGENID,    /* dev_vmgenid.c: the VM Generation ID (both boards) */
 	SQB_DEVCLS_BOOT_TIMER, /* dev_boot_timer.c: Firecracker's --boot-timer */
 	SQB_DEVCLS_VMCLOCK,    /* dev_vmclock.c: the VMClock page (both boards) */
+	SQB_DEVCLS_PCI_CFGIO,  /* dev_pci.c: PCI config ports 0xcf8..0xcff */
+	SQB_DEVCLS_PCI_ECAM,   /* dev_pci.c: PCI config ECAM window (the root) */
+	SQB_DEVCLS_VIRTIO_PCI, /* dev_pci.c: a virtio-pci function's BAR0 */
 	SQB_DEVCLS_COUNT_
 };
 extern const struct sqb_dev_class sqb_dev_classes[SQB_DEVCLS_COUNT_];
@@ -272,6 +278,11 @@ struct sqb_mmio_slot_info {
 	int (*ioeventfd)(const struct sqb_mmio_slot_info *slot, uint64_t off, unsigned int len,
 			 uint64_t datamatch, int has_match, int fd, int assign);
 	void *vm; /* opaque to the device */
+	/* The PCI transport (dev_pci.h): base/size are BAR0's, gsi/irq unused;
+	 * interrupts are MSI-X vectors sent by msi(msi_arg, vector). */
+	int pci;
+	void (*msi)(void *msi_arg, uint16_t vector);
+	void *msi_arg;
 };
 
 struct sqb_mmio_dev_ops {
@@ -290,6 +301,12 @@ struct sqb_mmio_dev_ops {
 		    struct sqb_diag *diag);
 	void (*reset)(void *opaque);
 	void (*destroy)(void *opaque); /* with the VM */
+	/* The device's queue count once realized (a PCI function sizes its
+	 * MSI-X table by it: one vector per queue and one for the config). */
+	unsigned int (*num_queues)(void *opaque);
+	/* PCI: the MSI-X vectors the driver chose (configuration first, then
+	 * one per queue), read (set 0) or restored (set 1); nvec: table size. */
+	void (*vectors)(void *opaque, uint16_t *vec, unsigned int n, unsigned int nvec, int set);
 };
 
 #endif

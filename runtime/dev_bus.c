@@ -10,7 +10,8 @@
 #include "dev.h"
 
 extern const struct sqb_dev_ops sqb_uart_ops, sqb_i8042_ops, sqb_mmio_slot_ops, sqb_pl011_ops,
-    sqb_vmgenid_ops, sqb_boot_timer_ops, sqb_vmclock_ops;
+    sqb_vmgenid_ops, sqb_boot_timer_ops, sqb_vmclock_ops, sqb_pci_cfgio_ops, sqb_pci_ecam_ops,
+    sqb_virtio_pci_ops;
 
 /* POST code port: guests (and the exit benchmark) write here freely. */
 static void postcode_access(struct sqb_dev *d, uint64_t off, uint8_t *data, unsigned int size,
@@ -44,6 +45,13 @@ const struct sqb_dev_class sqb_dev_classes[SQB_DEVCLS_COUNT_] = {
      * never an exit (format.md [F-131]) */
     [SQB_DEVCLS_VMCLOCK] = {"vmclock", 5, 1, 1, SQB_BUS_MMIO, SQB_VMCLOCK_SIZE, &sqb_vmclock_ops,
 			    SQB_DEVCLS_SNAP_OPTIONAL},
+    /* the PCI root's config windows: stateless (dev_pci.c) */
+    [SQB_DEVCLS_PCI_CFGIO] = {"pci-cfg-io", 0, 0, 0, SQB_BUS_PIO, 8, &sqb_pci_cfgio_ops},
+    [SQB_DEVCLS_PCI_ECAM] = {"pci-ecam", 0, 0, 0, SQB_BUS_MMIO, 0x100000, &sqb_pci_ecam_ops},
+    /* DEVS type 0x200 | virtio device id, version from the device library
+     * ([F-135]) */
+    [SQB_DEVCLS_VIRTIO_PCI] = {"virtio-pci", 0x200, UINT32_MAX, 0, SQB_BUS_MMIO, 0x80000,
+			       &sqb_virtio_pci_ops},
 };
 
 int sqb_dev_create(struct sqb_dev **out, const struct sqb_dev_class *cls, const char *id,

@@ -9,6 +9,7 @@
 
 #include "dev.h"
 #include "dev_mmio.h"
+#include "dev_pci.h"
 
 struct mmio_slot {
 	struct sqb_mmio_slot_cfg cfg;
@@ -144,10 +145,18 @@ const struct sqb_dev_ops sqb_mmio_slot_ops = {
     .describe = slot_describe,
 };
 
+int sqb_dev_is_virtio(const struct sqb_dev *d)
+{
+	return d->cls == &sqb_dev_classes[SQB_DEVCLS_MMIO_SLOT] ||
+	       d->cls == &sqb_dev_classes[SQB_DEVCLS_VIRTIO_PCI];
+}
+
 unsigned int sqb_mmio_slot_version(const struct sqb_dev *d)
 {
 	const struct mmio_slot *s = d->priv;
 
+	if (d->cls == &sqb_dev_classes[SQB_DEVCLS_VIRTIO_PCI])
+		return sqb_pci_fn_version(d);
 	return s->cfg.ops->state_version;
 }
 
@@ -155,6 +164,8 @@ void *sqb_mmio_slot_opaque(const struct sqb_dev *d, const struct sqb_mmio_dev_op
 {
 	const struct mmio_slot *s = d->priv;
 
+	if (d->cls == &sqb_dev_classes[SQB_DEVCLS_VIRTIO_PCI])
+		return sqb_pci_fn_opaque(d, ops);
 	if (ops)
 		*ops = s ? s->cfg.ops : NULL;
 	return s ? s->cfg.opaque : NULL;

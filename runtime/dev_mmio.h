@@ -15,6 +15,9 @@ struct sqb_mmio_slot_cfg {
 	uint64_t window_base; /* base of slot 0 (for the ACPI name and _UID) */
 };
 
+/* A virtio device's slot: a virtio-mmio slot or a virtio-pci function
+ * (dev_pci.c); the two functions below take either. */
+int sqb_dev_is_virtio(const struct sqb_dev *d);
 /* The state version the library writes (DEVS version field). */
 unsigned int sqb_mmio_slot_version(const struct sqb_dev *d);
 /* The library's opaque and ops behind a slot (dev_virtio.c finds its own

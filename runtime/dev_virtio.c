@@ -89,6 +89,32 @@ static void host_raise(void *opaque)
 	sqb_irq_pulse(v->slot.irq);
 }
 
+/* virtio-pci: an MSI-X message through the function's table (dev_pci.c) */
+static void host_raise_vector(void *opaque, uint16_t vector)
+{
+	struct vdev *v = opaque;
+
+	if (v->slot.msi)
+		v->slot.msi(v->slot.msi_arg, vector);
+}
+
+/* Where queue i's notify lands: virtio-mmio's QueueNotify register with the
+ * queue index as datamatch, or virtio-pci's own notify address (any
+ * width: Firecracker registers it without a datamatch). */
+static void notify_at(const struct vdev *v, unsigned int i, uint64_t *off, unsigned int *len,
+		      int *has_match)
+{
+	if (v->slot.pci) {
+		*off = SQB_VIO_PCI_NOTIFY_OFF + (uint64_t)SQB_VIO_PCI_NOTIFY_MULT * i;
+		*len = 0;
+		*has_match = 0;
+	} else {
+		*off = SQB_VIO_MMIO_QUEUE_NOTIFY;
+		*len = 4;
+		*has_match = 1;
+	}
+}
+
 /* The library asks for a poll at an absolute CLOCK_MONOTONIC time; a
  * timerfd needs no lock, so any thread may arm it. */
 static void host_arm(void *opaque, uint64_t deadline_ns)
@@ -211,9 +237,14 @@ static void release_fds(struct vdev *v)
 
 		if (q->h > 0 && v->slot.loop)
 			sqb_evloop_del(v->slot.loop, q->h);
-		if (q->ioevent)
-			v->slot.ioeventfd(&v->slot, SQB_VIO_MMIO_QUEUE_NOTIFY, 4, q->index, 1,
-					  q->fd, 0);
+		if (q->ioevent) {
+			uint64_t off;
+			unsigned int len;
+			int m;
+
+			notify_at(v, q->index, &off, &len, &m);
+			v->slot.ioeventfd(&v->slot, off, len, q->index, m, q->fd, 0);
+		}
 		if (q->fd >= 0)
 			close(q->fd);
 		q->h = 0, q->ioevent = 0, q->fd = -1;
@@ -239,14 +270,17 @@ static void release_fds(struct vdev *v)
 static int wire_queue(struct vdev *v, unsigned int i)
 {
 	struct vdev_queue *q = &v->q[i];
-	int err;
+	uint64_t off;
+	unsigned int len;
+	int err, m;
 
 	q->v = v;
 	q->index = i;
 	q->fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (q->fd < 0)
 		return -errno;
-	err = v->slot.ioeventfd(&v->slot, SQB_VIO_MMIO_QUEUE_NOTIFY, 4, i, 1, q->fd, 1);
+	notify_at(v, i, &off, &len, &m);
+	err = v->slot.ioeventfd(&v->slot, off, len, i, m, q->fd, 1);
 	if (err == -ENOSYS && v->direct_queues) {
 		if (v->diag)
 			snprintf(v->diag->reason, sizeof(v->diag->reason),
@@ -290,7 +324,7 @@ static int vdev_realize(void *opaque, const struct sqb_mmio_slot_info *slot)
 	struct vdev *v = opaque;
 	struct sqb_vio_host host = {
 	    .mem = {v, host_map},
-	    .irq = {v, host_raise},
+	    .irq = {v, host_raise, host_raise_vector},
 	    .clock = {NULL, NULL},
 	    .timer = {v, host_arm},
 	};
@@ -341,6 +375,16 @@ static int vdev_realize(void *opaque, const struct sqb_mmio_slot_info *slot)
 	}
 	if (err < 0)
 		return err;
+	if (v->slot.pci && v->direct_queues) {
+		if (v->diag)
+			snprintf(v->diag->reason, sizeof(v->diag->reason),
+				 "a vhost-user device needs the virtio-mmio transport (squib has "
+				 "no MSI routing for its backend): start squib without "
+				 "--enable-pci");
+		return -ENOTSUP;
+	}
+	if (v->slot.pci && (err = sqb_vio_pci_enable(v->dev)) < 0)
+		return err;
 	v->nq = sqb_vio_num_queues(v->dev);
 	if (v->nq > VDEV_MAX_QUEUES)
 		return -SQB_ELIMIT;
@@ -379,7 +423,25 @@ static void vdev_access(void *opaque, uint64_t off, uint8_t *data, unsigned int 
 			memset(data, 0, size);
 		return;
 	}
-	sqb_vio_mmio_access(v->dev, off, data, size, is_write);
+	if (v->slot.pci)
+		sqb_vio_pci_access(v->dev, off, data, size, is_write);
+	else
+		sqb_vio_mmio_access(v->dev, off, data, size, is_write);
+}
+
+static unsigned int vdev_num_queues(void *opaque)
+{
+	struct vdev *v = opaque;
+
+	return v->dev ? sqb_vio_num_queues(v->dev) : 0;
+}
+
+static void vdev_vectors(void *opaque, uint16_t *vec, unsigned int n, unsigned int nvec, int set)
+{
+	struct vdev *v = opaque;
+
+	if (v->dev)
+		sqb_vio_pci_vectors(v->dev, vec, n, nvec, set);
 }
 
 static int vdev_quiesce(void *opaque)
@@ -505,6 +567,8 @@ static struct vdev *vdev_new(const char *id, uint32_t virtio_id)
 	    .save = vdev_save,
 	    .load = vdev_load,
 	    .destroy = vdev_destroy,
+	    .num_queues = vdev_num_queues,
+	    .vectors = vdev_vectors,
 	};
 	return v;
 }
@@ -707,7 +771,7 @@ static struct vdev *find(sqb_vm *vm, const char *id)
 	const struct sqb_mmio_dev_ops *ops = NULL;
 	void *opaque;
 
-	if (!d || d->cls != &sqb_dev_classes[SQB_DEVCLS_MMIO_SLOT])
+	if (!d || !sqb_dev_is_virtio(d))
 		return NULL;
 	opaque = sqb_mmio_slot_opaque(d, &ops);
 	return ops && ops->realize == vdev_realize ? opaque : NULL;

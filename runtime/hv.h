@@ -104,6 +104,9 @@ struct sqb_hv_ops {
 	 * datamatch if has_match.  -ENOSYS: the write exits as usual. */
 	int (*vm_ioeventfd)(struct sqb_hv_vm *vm, uint64_t addr, unsigned int len, int is_pio,
 			    uint64_t datamatch, int has_match, int fd, int assign);
+	/* Deliver one message-signalled interrupt (address, data) now, from
+	 * any thread (KVM_SIGNAL_MSI).  NULL: no MSI (no PCI transport). */
+	int (*vm_signal_msi)(struct sqb_hv_vm *vm, uint64_t addr, uint32_t data);
 
 	/* Create vCPU index (APIC ID = index) with filtered CPUID and base MSRs,
 	 * on the thread that will run it. */

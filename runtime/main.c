@@ -51,7 +51,7 @@ struct opts {
 	const char *module; /* --module: only log lines from this source */
 	int show_origin;    /* --show-log-origin */
 	int boot_timer;	    /* --boot-timer */
-	int enable_pci;	    /* --enable-pci: accepted, squib has no PCI (warned) */
+	int enable_pci;	    /* --enable-pci: virtio devices on PCI (dev_pci.c) */
 	/* Firecracker's jailer passes these (env.rs exec_command): the
 	 * startup metrics then count from the jailer's start */
 	int have_start, have_start_cpu;
@@ -638,6 +638,7 @@ int main(int argc, char **argv)
 	if (parse_opts(argc, argv, &o) < 0)
 		return 1;
 	sqb_ctl_init(&ctl);
+	ctl.pci = o.enable_pci;
 	if (o.id) {
 		snprintf(ctl.id, sizeof(ctl.id), "%s", o.id);
 		sqb_ctl_log_set_id(o.id);
@@ -738,9 +739,6 @@ int main(int argc, char **argv)
 				    o.parent_cpu_us;
 		}
 	}
-	if (o.enable_pci)
-		sqb_ctl_log(SQB_CTL_WARN, "--enable-pci: squib has no PCI transport; every virtio "
-					  "device stays on virtio-mmio (docs/api-compat.md)");
 	/* api_server/mod.rs: once the socket is bound; Firecracker's test
 	 * framework (microvm.py spawn) waits for this line when it logs at
 	 * Info or Debug */

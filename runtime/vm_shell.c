@@ -46,7 +46,7 @@ int sqb_vm_shell_check(sqb_vm *vm)
 static int same_shape(const struct sqb_vm *vm, const struct sqb_vm_config *cfg)
 {
 	return vm->nvcpus == cfg->vcpu_count && vm->mem.size == cfg->mem_size_mib << 20 &&
-	       vm->track_dirty == (cfg->track_dirty_pages != 0) && cfg->huge_pages == 0 &&
+	       vm->track_dirty == (cfg->track_dirty_pages != 0) && cfg->huge_pages == 0 && !cfg->pci &&
 	       !cfg->kernel_path;
 }
 

@@ -14,6 +14,7 @@
 
 #include "arch.h"
 #include "dev_mmio.h"
+#include "dev_pci.h"
 #include "io.h"
 #include "layout.h"
 #include "log.h"
@@ -596,6 +597,35 @@ static int slot_ioeventfd(const struct sqb_mmio_slot_info *slot, uint64_t off, u
 				     assign);
 }
 
+static int vm_signal_msi(void *opaque, uint64_t addr, uint32_t data)
+{
+	struct sqb_vm *vm = opaque;
+
+	return vm->ops->vm_signal_msi ? vm->ops->vm_signal_msi(vm->hv, addr, data) : -ENOSYS;
+}
+
+/* --enable-pci: the root before any device, so every virtio device
+ * becomes a PCI function (sqb_vm_add_mmio_dev). */
+static int vm_add_pci(struct sqb_vm *vm, struct sqb_diag *diag)
+{
+	struct sqb_dev_ctx ctx = {&vm->mem, vm->loop, NULL, &vm->dev_host};
+	struct sqb_pci_host host = {vm, vm_signal_msi};
+	int err;
+
+	if (!vm->ops->vm_signal_msi || !SQB_ARCH_HAS_PCI) {
+		if (diag)
+			snprintf(diag->reason, sizeof(diag->reason),
+				 "the PCI transport needs MSI delivery and a PCI layout, which "
+				 "this build (%s on this architecture) lacks",
+				 vm->ops->name);
+		return -SQB_EUNSUPPORTED;
+	}
+	err = sqb_pci_create(&vm->pci, &vm->bus, &ctx, &host);
+	if (err < 0 && diag && !diag->reason[0])
+		snprintf(diag->reason, sizeof(diag->reason), "PCI root: %s", sqb_strerror(err));
+	return err;
+}
+
 /* Device memory takes memslots from 16 on: RAM has the first ones. */
 #define VM_DEVMEM_SLOT0 16u
 #define VM_DEVMEM_MAX	8u
@@ -674,6 +704,17 @@ int sqb_vm_add_mmio_dev(struct sqb_vm *vm, const struct sqb_mmio_dev_ops *ops, v
 		return -EINVAL;
 	if (vm->sealed)
 		return -SQB_ESTATE;
+	if (vm->pci) { /* --enable-pci: a PCI function instead of a slot */
+		cfg.slot = (struct sqb_mmio_slot_info){
+		    .mem = &vm->mem, .loop = vm->loop, .ioeventfd = slot_ioeventfd, .vm = vm};
+		err = sqb_pci_add_virtio(vm->pci, &vm->bus, &ctx, ops, opaque, &cfg.slot, diag);
+		if (err < 0 && diag && !diag->reason[0])
+			snprintf(diag->reason, sizeof(diag->reason), "device '%s': %s", ops->id,
+				 sqb_strerror(err));
+		if (!err && out)
+			*out = cfg.slot;
+		return err;
+	}
 	if (vm->nmmio >= SQB_ARCH_VIRTIO_MMIO_SLOTS) {
 		if (diag)
 			snprintf(diag->reason, sizeof(diag->reason),
@@ -814,6 +855,8 @@ int sqb_vm_create(sqb_vm **out, const struct sqb_vm_config *cfg, struct sqb_diag
 	err = sqb_evloop_create(&vm->loop, "squib-evloop");
 	if (!err)
 		err = sqb_arch_add_platform_devices(vm);
+	if (!err && cfg->pci)
+		err = vm_add_pci(vm, diag);
 	if (!err && cfg->add_devices)
 		err = cfg->add_devices(cfg->add_devices_arg, vm, diag);
 	vm->sealed = 1;
@@ -961,6 +1004,8 @@ void sqb_vm_free(sqb_vm *vm)
 		return;
 	sqb_vm_stop(vm);
 	sqb_bus_destroy(&vm->bus);
+	sqb_pci_free(vm->pci); /* after the devices that point at it */
+	vm->pci = NULL;
 	sqb_evloop_free(vm->loop);
 	vm->loop = NULL;
 	sqb_snapstate_free(vm);

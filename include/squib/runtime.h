@@ -94,6 +94,9 @@ struct sqb_vm_config {
 	/* Firecracker's machine-config smt: with more than one vCPU, CPUID
 	 * shows two threads per core (docs/cpuid.md).  vcpu_count even. */
 	int smt;
+	/* Firecracker's --enable-pci: virtio devices are PCI functions behind
+	 * a PCI root (x86_64 KVM only; -SQB_EUNSUPPORTED elsewhere). */
+	int pci;
 };
 
 /* Firecracker's boot timer (--boot-timer): from an add_devices hook, puts
@@ -335,6 +338,7 @@ struct sqb_vm_snap_conf {
 	unsigned int vcpu_count;
 	uint64_t mem_size_mib;
 	int smt, track_dirty_pages;
+	int pci; /* CONF's pci: the VM had Firecracker's --enable-pci transport */
 	/* CONF's huge_pages (None when absent); after a load: the value the
 	 * VM was built with (the load's huge_pages resolved against it) */
 	enum sqb_vm_huge_pages huge_pages;

@@ -93,6 +93,7 @@ struct sqb_ctl {
 	/* machine-config */
 	uint64_t vcpu_count, mem_size_mib;
 	int smt, track_dirty_pages;
+	int pci; /* --enable-pci: virtio devices are PCI functions (dev_pci.c) */
 	const char *cpu_template, *huge_pages; /* canonical static strings */
 	struct sqb_cpu_template *cpu_config;   /* PUT /cpu-config (ctl_cpu.c), or NULL */
 	/* Firecracker's one template slot: a static cpu_template other than

@@ -598,6 +598,7 @@ int sqb_ctl_start(struct sqb_ctl *c, char *err, size_t errlen)
 	cfg.mem_size_mib = c->mem_size_mib;
 	cfg.track_dirty_pages = c->track_dirty_pages;
 	cfg.smt = c->smt;
+	cfg.pci = c->pci;
 	cfg.kernel_path = c->kernel_path;
 	cfg.initrd_path = c->initrd_path;
 	if (sqb_ctl_root_cmdline(c, c->boot_args, &cmdline) < 0) {

@@ -190,6 +190,18 @@ static int kvm_vm_irqfd(struct sqb_hv_vm *vm, int fd, unsigned int gsi, int assi
 	return 0;
 }
 
+/* KVM_SIGNAL_MSI: > 0 delivered, 0 the guest blocked it (as hardware
+ * would drop it), < 0 an error. */
+static int kvm_vm_signal_msi(struct sqb_hv_vm *vm, uint64_t addr, uint32_t data)
+{
+	struct kvm_msi m = {.address_lo = (uint32_t)addr, .address_hi = (uint32_t)(addr >> 32),
+			    .data = data};
+
+	if (ioctl(vm->vm_fd, KVM_SIGNAL_MSI, &m) < 0)
+		return -errno;
+	return 0;
+}
+
 static int kvm_vm_ioeventfd(struct sqb_hv_vm *vm, uint64_t addr, unsigned int len, int is_pio,
 			    uint64_t datamatch, int has_match, int fd, int assign)
 {
@@ -380,6 +392,7 @@ const struct sqb_hv_ops sqb_hv_backend = {
     .vm_irq_line = kvm_vm_irq_line,
     .vm_irqfd = kvm_vm_irqfd,
     .vm_ioeventfd = kvm_vm_ioeventfd,
+    .vm_signal_msi = kvm_vm_signal_msi,
     .vcpu_create = kvm_vcpu_create,
     .vcpu_destroy = kvm_vcpu_destroy,
     .vcpu_set_entry = sqb_kvm_vcpu_set_entry,

@@ -114,6 +114,8 @@ static int write_conf(struct sqb_vm *vm, sqb_snap_writer *w, const struct sqb_vm
 	FORWARD_IF_ERROR(kv_u64(w, "mem_size_mib", vm->mem.size >> 20));
 	FORWARD_IF_ERROR(kv_u64(w, "smt", (uint64_t) !!o->smt));
 	FORWARD_IF_ERROR(kv_u64(w, "track_dirty_pages", (uint64_t) !!o->track_dirty));
+	if (vm->pci) /* only then: older readers ignore the key anyway ([F-57]) */
+		FORWARD_IF_ERROR(kv_u64(w, "pci", 1));
 	FORWARD_IF_ERROR(kv(w, SQB_SEC_CONF, "huge_pages", sqb_vm_huge_name(vm->huge_pages)));
 	FORWARD_IF_ERROR(kv(w, SQB_SEC_CONF, "kernel_image_path", o->kernel_path));
 	FORWARD_IF_ERROR(kv(w, SQB_SEC_CONF, "initrd_path", o->initrd_path));

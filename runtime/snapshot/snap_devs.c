@@ -23,8 +23,7 @@ static int optional(const struct sqb_dev *d)
 
 static uint32_t dev_version(const struct sqb_dev *d)
 {
-	return d->cls == &sqb_dev_classes[SQB_DEVCLS_MMIO_SLOT] ? sqb_mmio_slot_version(d)
-								: d->cls->version;
+	return sqb_dev_is_virtio(d) ? sqb_mmio_slot_version(d) : d->cls->version;
 }
 
 int sqb_snap_devs_save(struct sqb_vm *vm, sqb_snap_writer *w)

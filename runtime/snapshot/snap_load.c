@@ -75,6 +75,8 @@ static int read_conf(struct loadctx *c)
 			mib = 0;
 		else if (!strcmp(k, "smt") && !parse_u64(val, &v))
 			c->conf.smt = v != 0;
+		else if (!strcmp(k, "pci") && !parse_u64(val, &v))
+			c->conf.pci = v != 0;
 		else if (!strcmp(k, "track_dirty_pages") && !parse_u64(val, &v))
 			c->conf.track_dirty_pages = v != 0;
 		else if (!strcmp(k, "huge_pages") && sqb_vm_huge_parse(val, &c->conf.huge_pages)) {
@@ -711,6 +713,7 @@ static int build_vm(struct loadctx *c, struct sqb_vm **out)
 	cfg.vcpu_count = c->conf.vcpu_count;
 	cfg.mem_size_mib = c->conf.mem_size_mib;
 	cfg.smt = c->conf.smt; /* the saved CPUID replaces what it makes */
+	cfg.pci = c->conf.pci; /* the transport the devices' records were made on */
 	cfg.track_dirty_pages = c->o->track_dirty_pages;
 	/* persist.rs SnapshotLoadHugePageConfig: the snapshot's, or this load's */
 	if (c->o->huge_pages != SQB_VM_LOAD_HUGE_SNAPSHOT)

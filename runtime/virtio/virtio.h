@@ -47,10 +47,14 @@ struct sqb_vio_mem {
 	uint8_t *(*map)(void *opaque, uint64_t gpa, uint64_t len, int write);
 };
 
-/* Edge interrupt (the integrator writes an irqfd). */
+/* Edge interrupt (the integrator writes an irqfd).  raise_vector: the
+ * virtio-pci transport's MSI-X message `vector` (an index into the
+ * function's MSI-X table, which the integrator keeps); required once
+ * sqb_vio_pci_enable() made the device a PCI one. */
 struct sqb_vio_irq {
 	void *opaque;
 	void (*raise)(void *opaque);
+	void (*raise_vector)(void *opaque, uint16_t vector);
 };
 
 /* Monotonic clock in nanoseconds; NULL now_ns means CLOCK_MONOTONIC. */
@@ -185,6 +189,50 @@ void sqb_vio_get_metrics(sqb_vio_dev *dev, struct sqb_vio_metrics *out);
 /* Replace the rate limiter (PATCH); NULL disables it. */
 int sqb_vio_set_rate_limiter(sqb_vio_dev *dev, const struct sqb_vio_rl_config *rl);
 void sqb_vio_dev_free(sqb_vio_dev *dev);
+
+/* ---- virtio-pci (virtio 1.x 4.1, modern only) -------------------------
+ *
+ * The device's structures in BAR0, Firecracker's layout (its
+ * transport/pci/device.rs), 0x80000 bytes:
+ *
+ *   0x00000  common configuration (56 bytes, 4.1.4.3)
+ *   0x02000  ISR status (1 byte, read clears)
+ *   0x04000  device-specific configuration (0x1000)
+ *   0x06000  notifications: queue q at 0x6000 + 4 q (notify_off_multiplier 4)
+ *   0x08000  MSI-X table, 0x48000 its PBA (kept by the integrator's PCI
+ *            function, not by this library)
+ *
+ * Interrupts go to MSI-X vectors the driver picks per queue and for the
+ * configuration (config_msix_vector, queue_msix_vector); a vector of
+ * 0xffff (NO_VECTOR) means none.  There is no INTx.
+ */
+#define SQB_VIO_PCI_BAR_SIZE	 0x80000u
+#define SQB_VIO_PCI_COMMON_OFF	 0x0000u
+#define SQB_VIO_PCI_COMMON_LEN	 56u
+#define SQB_VIO_PCI_ISR_OFF	 0x2000u
+#define SQB_VIO_PCI_DEVCFG_OFF	 0x4000u
+#define SQB_VIO_PCI_DEVCFG_LEN	 0x1000u
+#define SQB_VIO_PCI_NOTIFY_OFF	 0x6000u
+#define SQB_VIO_PCI_NOTIFY_LEN	 0x1000u
+#define SQB_VIO_PCI_NOTIFY_MULT	 4u
+#define SQB_VIO_PCI_MSIX_TABLE	 0x8000u
+#define SQB_VIO_PCI_MSIX_PBA	 0x48000u
+#define SQB_VIO_MSI_NO_VECTOR	 0xffffu
+#define SQB_VIO_PCI_VENDOR	 0x1af4u
+#define SQB_VIO_PCI_DEVICE_BASE	 0x1040u /* + the virtio device id */
+
+/* Make dev a virtio-pci device (before the guest runs): interrupts go
+ * through host->irq.raise_vector.  -EINVAL without one. */
+int sqb_vio_pci_enable(sqb_vio_dev *dev);
+/* An access to BAR0 below the MSI-X table (common, ISR, device config,
+ * notify); off is the offset in the BAR.  Reads of holes return zero. */
+int sqb_vio_pci_access(sqb_vio_dev *dev, uint64_t off, void *data, unsigned int size,
+		       int is_write);
+/* The MSI-X vectors the driver chose (1 + num_queues: configuration
+ * first), read (set 0) or written (set 1, a snapshot load: vectors outside
+ * the table become NO_VECTOR).  nvec is the table's size. */
+void sqb_vio_pci_vectors(sqb_vio_dev *dev, uint16_t *vec, unsigned int n, unsigned int nvec,
+			 int set);
 
 /* ---- virtio-blk ------------------------------------------------------- */
 

@@ -77,7 +77,9 @@ int sqb_vio_dev_init(sqb_vio_dev *dev, const struct sqb_vio_ops *ops,
 	for (unsigned int i = 0; i < SQB_VIO_MAX_QUEUES; i++) {
 		dev->vq[i].max_num = i < ops->num_queues ? SQB_VQ_MAX_SIZE : 0;
 		sqb_vq_reset(&dev->vq[i]);
+		dev->msix_queue[i] = SQB_VIO_MSI_NO_VECTOR;
 	}
+	dev->msix_config = SQB_VIO_MSI_NO_VECTOR;
 	dev->has_rl = rl != NULL;
 	sqb_vio_rl_init(&dev->rl, rl, sqb_vio_now(dev));
 	return 0;
@@ -123,10 +125,17 @@ const char *sqb_vio_reset_reason(sqb_vio_dev *dev)
 	return why;
 }
 
-static void raise_isr(sqb_vio_dev *dev, uint32_t bit)
+void sqb_vio_raise(sqb_vio_dev *dev, uint32_t bit, int q)
 {
 	dev->isr |= bit;
 	dev->irqs++;
+	if (dev->pci) { /* MSI-X: the vector the driver mapped, none: no interrupt */
+		uint16_t vec = q < 0 ? dev->msix_config : dev->msix_queue[q];
+
+		if (vec != SQB_VIO_MSI_NO_VECTOR)
+			dev->host.irq.raise_vector(dev->host.irq.opaque, vec);
+		return;
+	}
 	dev->host.irq.raise(dev->host.irq.opaque);
 }
 
@@ -134,13 +143,13 @@ void sqb_vio_config_changed(sqb_vio_dev *dev)
 {
 	dev->config_gen++;
 	if (dev->status & SQB_VIO_S_DRIVER_OK)
-		raise_isr(dev, SQB_VIO_INT_CONFIG);
+		sqb_vio_raise(dev, SQB_VIO_INT_CONFIG, -1);
 }
 
 void sqb_vio_signal_used(sqb_vio_dev *dev, unsigned int q)
 {
 	if (sqb_vq_should_signal(&dev->vq[q], &dev->host.mem))
-		raise_isr(dev, SQB_VIO_INT_VRING);
+		sqb_vio_raise(dev, SQB_VIO_INT_VRING, (int)q);
 }
 
 /* virtio 1.x 2.1.2: the device sets DEVICE_NEEDS_RESET and, once the driver
@@ -171,6 +180,9 @@ static void dev_reset(sqb_vio_dev *dev)
 	dev->isr = 0;
 	for (unsigned int i = 0; i < SQB_VIO_MAX_QUEUES; i++)
 		sqb_vq_reset(&dev->vq[i]);
+	dev->msix_config = SQB_VIO_MSI_NO_VECTOR;
+	for (unsigned int i = 0; i < SQB_VIO_MAX_QUEUES; i++)
+		dev->msix_queue[i] = SQB_VIO_MSI_NO_VECTOR;
 	if (dev->ops->reset)
 		dev->ops->reset(dev);
 }
@@ -306,7 +318,7 @@ int sqb_vio_set_rate_limiter(sqb_vio_dev *dev, const struct sqb_vio_rl_config *r
 }
 
 /* FEATURES_OK: the driver must accept VERSION_1 and nothing not offered. */
-static uint32_t status_write(sqb_vio_dev *dev, uint32_t v)
+uint32_t sqb_vio_status_write(sqb_vio_dev *dev, uint32_t v)
 {
 	uint32_t set = v & ~dev->status;
 
@@ -392,7 +404,7 @@ static void set_half(uint64_t *v, int hi, uint32_t val)
 		*v = (*v & ~0xffffffffull) | val;
 }
 
-static void queue_ready_write(sqb_vio_dev *dev, struct sqb_vq *q, uint32_t v)
+void sqb_vio_queue_ready_write(sqb_vio_dev *dev, struct sqb_vq *q, uint32_t v)
 {
 	const char *why = NULL;
 
@@ -436,7 +448,7 @@ static void reg_write(sqb_vio_dev *dev, uint32_t off, uint32_t v)
 		break;
 	case R_QUEUE_READY:
 		if (q)
-			queue_ready_write(dev, q, v);
+			sqb_vio_queue_ready_write(dev, q, v);
 		break;
 	case R_QUEUE_NOTIFY:
 		sqb_vio_process_locked(dev, v & 0xffff);
@@ -445,7 +457,7 @@ static void reg_write(sqb_vio_dev *dev, uint32_t off, uint32_t v)
 		dev->isr &= ~v;
 		break;
 	case R_STATUS:
-		status_write(dev, v);
+		sqb_vio_status_write(dev, v);
 		break;
 	case R_QUEUE_DESC_LO:
 	case R_QUEUE_DESC_HI:
@@ -467,8 +479,8 @@ static void reg_write(sqb_vio_dev *dev, uint32_t off, uint32_t v)
 	}
 }
 
-static void config_access(sqb_vio_dev *dev, uint32_t off, uint8_t *data, unsigned int size,
-			  int is_write)
+void sqb_vio_config_access(sqb_vio_dev *dev, uint32_t off, uint8_t *data, unsigned int size,
+			   int is_write)
 {
 	uint32_t len = dev->ops->config_len ? dev->ops->config_len(dev) : 0;
 
@@ -498,7 +510,7 @@ int sqb_vio_mmio_access(sqb_vio_dev *dev, uint64_t offset, void *data, unsigned 
 	}
 	pthread_mutex_lock(&dev->lock);
 	if (offset >= R_CONFIG) {
-		config_access(dev, (uint32_t)offset - R_CONFIG, b, size, is_write);
+		sqb_vio_config_access(dev, (uint32_t)offset - R_CONFIG, b, size, is_write);
 	} else if (size != 4 || (offset & 3)) {
 		/* 4.2.2.2: registers are accessed as aligned 32-bit words only. */
 		if (!is_write)

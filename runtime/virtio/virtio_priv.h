@@ -207,6 +207,12 @@ struct sqb_vio_dev {
 	struct sqb_vq_chain chain; /* scratch for process(), under lock */
 	struct sqb_vio_metrics m;  /* under lock */
 	int quiesce_err;	   /* set by ops->quiesce: what sqb_vio_quiesce returns */
+
+	/* virtio-pci (virtio_pci.c): set once before the guest runs; the
+	 * MSI-X vectors are saved by the PCI function, not by [F-102] */
+	bool pci;
+	uint16_t msix_config;
+	uint16_t msix_queue[SQB_VIO_MAX_QUEUES];
 };
 
 int sqb_vio_dev_init(sqb_vio_dev *dev, const struct sqb_vio_ops *ops,
@@ -217,6 +223,15 @@ uint64_t sqb_vio_now(sqb_vio_dev *dev);
 void sqb_vio_lat_add(struct sqb_vio_lat *l, uint64_t us);
 /* Under lock: a used buffer was pushed on q; interrupt if the driver wants. */
 void sqb_vio_signal_used(sqb_vio_dev *dev, unsigned int q);
+/* Under lock: the transport-independent register semantics both transports
+ * share (virtio_mmio.c). */
+uint32_t sqb_vio_status_write(sqb_vio_dev *dev, uint32_t v);
+void sqb_vio_queue_ready_write(sqb_vio_dev *dev, struct sqb_vq *q, uint32_t v);
+void sqb_vio_config_access(sqb_vio_dev *dev, uint32_t off, uint8_t *data, unsigned int size,
+			   int is_write);
+/* Under lock: the interrupt for ISR bit `bit` of queue q (-1: the
+ * configuration): the line, or the MSI-X vector the driver chose. */
+void sqb_vio_raise(sqb_vio_dev *dev, uint32_t bit, int q);
 /* Under lock: config space changed. */
 void sqb_vio_config_changed(sqb_vio_dev *dev);
 /* Under lock: the device broke (DEVICE_NEEDS_RESET, why a static string). */

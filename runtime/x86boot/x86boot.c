@@ -76,6 +76,19 @@ unsigned int xb_build_e820(const struct sqb_x86boot_in *in, struct xb_e820 *out,
 		if (b > XB_HIMEM)
 			add_e820(out, &n, max, a > XB_HIMEM ? a : XB_HIMEM, b, XB_E820_RAM);
 	}
+	/* a PCI root's ECAM, reserved (Linux uses MMCONFIG only when it is) */
+	for (unsigned int i = 0; in->devs && i < in->ndevs; i++)
+		if (in->devs[i].kind == SQB_X86BOOT_DEV_PCI_ROOT)
+			add_e820(out, &n, max, in->devs[i].mmio_base,
+				 in->devs[i].mmio_base + in->devs[i].mmio_size, XB_E820_RESERVED);
+	/* in address order */
+	for (unsigned int i = 1; i < n; i++)
+		for (unsigned int j = i; j > 0 && out[j - 1].addr > out[j].addr; j--) {
+			struct xb_e820 t = out[j];
+
+			out[j] = out[j - 1];
+			out[j - 1] = t;
+		}
 	return n;
 }
 

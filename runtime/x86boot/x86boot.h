@@ -84,8 +84,15 @@ struct sqb_x86boot_dev {
 	enum sqb_x86boot_dev_kind {
 		SQB_X86BOOT_DEV_PLAIN = 0,
 		SQB_X86BOOT_DEV_VMGENID,
-		SQB_X86BOOT_DEV_VMCLOCK
+		SQB_X86BOOT_DEV_VMCLOCK,
+		/* SQB_X86BOOT_DEV_PCI_ROOT (at most one): a PCI host bridge
+		 * (PNP0A08) for bus 0 whose ECAM is mmio_base/mmio_size: the
+		 * loader emits Device(PC00) with its windows in _CRS, an MCFG
+		 * table, reserves the ECAM in the e820 map and stops telling the
+		 * guest MSI is unsupported. */
+		SQB_X86BOOT_DEV_PCI_ROOT
 	} kind;
+	uint64_t win32_base, win32_size, win64_base, win64_size; /* PCI_ROOT */
 	uint64_t genid_addr;
 	const uint8_t *genid;
 	uint64_t page_addr;

@@ -215,6 +215,70 @@ static void aml_device(struct aml *a, const struct sqb_x86boot_dev *d)
 	aml_pkg_end(a, start);
 }
 
+static void aml_int(struct aml *a, uint32_t v);
+
+/* An address space descriptor (ACPI 6.4, 6.4.3.5): Word (0x88), DWord
+ * (0x87) or QWord (0x8a) by width w (2, 4, 8 bytes), min/max fixed, a
+ * producer (the bridge decodes it for its children); type 0 memory
+ * (read-write, not cacheable), 1 I/O (both ranges), 2 bus numbers. */
+static unsigned int res_addr(uint8_t *r, unsigned int w, uint8_t type, uint64_t min, uint64_t max)
+{
+	unsigned int n = 6;
+	uint64_t f[5] = {0, min, max, 0, max - min + 1};
+
+	r[0] = w == 2 ? 0x88 : w == 4 ? 0x87 : 0x8a;
+	xb_put16(r + 1, (uint16_t)(3 + 5 * w));
+	r[3] = type;
+	r[4] = 0x0c;
+	r[5] = type == 0 ? 0x01 : type == 1 ? 0x03 : 0;
+	for (unsigned int i = 0; i < 5; i++, n += w)
+		for (unsigned int b = 0; b < w; b++)
+			r[n + b] = (uint8_t)(f[i] >> (8 * b));
+	return n;
+}
+
+static void aml_name_int(struct aml *a, const char *name, uint32_t v)
+{
+	aml_byte(a, 0x08); /* NameOp */
+	aml_bytes(a, name, 4);
+	aml_int(a, v);
+}
+
+/* Device (PC00): the PCI host bridge of segment 0, bus 0 (Firecracker's
+ * PciSegment AML, without hotplug slots): its config ports and ECAM, and
+ * the 32- and 64-bit windows BARs live in. */
+static void aml_pci_root(struct aml *a, const struct sqb_x86boot_dev *d)
+{
+	uint8_t r[160];
+	unsigned int n = 0, start;
+
+	n += res_addr(r + n, 2, 2, 0, 0);
+	n += res_io(r + n, 0xcf8, 8);
+	r[n] = 0x86; /* Memory32Fixed, read/write: the ECAM */
+	xb_put16(r + n + 1, 9);
+	r[n + 3] = 1;
+	xb_put32(r + n + 4, (uint32_t)d->mmio_base);
+	xb_put32(r + n + 8, d->mmio_size);
+	n += 12;
+	n += res_addr(r + n, 4, 0, d->win32_base, d->win32_base + d->win32_size - 1);
+	n += res_addr(r + n, 8, 0, d->win64_base, d->win64_base + d->win64_size - 1);
+	n += res_addr(r + n, 2, 1, 0, 0xcf7);
+	n += res_addr(r + n, 2, 1, 0xd00, 0xffff);
+	aml_byte(a, 0x5b); /* DeviceOp */
+	aml_byte(a, 0x82);
+	start = a->len;
+	aml_bytes(a, "PC00", 4);
+	aml_name_dword(a, "_HID", eisa_id("PNP0A08"));
+	aml_name_dword(a, "_CID", eisa_id("PNP0A03"));
+	aml_name_int(a, "_ADR", 0);
+	aml_name_int(a, "_SEG", 0);
+	aml_name_int(a, "_UID", 0);
+	aml_name_int(a, "_BBN", 0);
+	aml_name_int(a, "_CCA", 1);
+	aml_crs(a, r, n);
+	aml_pkg_end(a, start);
+}
+
 /* The smallest integer encoding (ACPI 6.4, 20.2.3): Zero, One, ByteConst,
  * DWordConst. */
 static void aml_int(struct aml *a, uint32_t v)
@@ -409,6 +473,8 @@ static void build_dsdt_body(const struct sqb_x86boot_in *in, struct aml *a)
 			aml_vmgenid(a, vgen = &d[i]);
 		else if (d[i].kind == SQB_X86BOOT_DEV_VMCLOCK)
 			aml_vmclock(a, vclk = &d[i]);
+		else if (d[i].kind == SQB_X86BOOT_DEV_PCI_ROOT)
+			aml_pci_root(a, &d[i]);
 		else
 			aml_device(a, &d[i]);
 		if (i == last && (vgen || vclk)) /* the GED follows what it notifies */
@@ -442,12 +508,27 @@ static uint32_t build_madt(const struct sqb_x86boot_in *in, uint8_t *t)
 	return len;
 }
 
-static void build_fadt(uint8_t *t, uint64_t dsdt)
+/* MCFG (PCI Firmware 3.x, 4.1.2): one ECAM allocation, segment 0, bus 0. */
+static uint32_t build_mcfg(const struct sqb_x86boot_dev *pci, uint8_t *t)
+{
+	uint32_t len = SDT_HDR + 8 + 16;
+
+	xb_put64(t + SDT_HDR + 8, pci->mmio_base);
+	xb_put16(t + SDT_HDR + 16, 0); /* segment */
+	t[SDT_HDR + 18] = 0;	       /* start bus */
+	t[SDT_HDR + 19] = (uint8_t)((pci->mmio_size >> 20) - 1); /* end bus */
+	sdt_header(t, "MCFG", len, 1);
+	sdt_finish(t, len);
+	return len;
+}
+
+/* With a PCI root, MSI is the only way its functions interrupt. */
+static void build_fadt(uint8_t *t, uint64_t dsdt, int msi)
 {
 	sdt_header(t, "FACP", FADT_LEN, 6);
 	xb_put32(t + 40, (uint32_t)dsdt);
 	xb_put16(t + 109, IAPC_LEGACY_DEVICES | IAPC_8042 | IAPC_VGA_NOT_PRESENT |
-			      IAPC_MSI_NOT_SUPPORTED | IAPC_CMOS_RTC_ABSENT);
+			      (msi ? 0 : IAPC_MSI_NOT_SUPPORTED) | IAPC_CMOS_RTC_ABSENT);
 	xb_put32(t + 112, FADT_F_HW_REDUCED | FADT_F_PWR_BUTTON | FADT_F_SLP_BUTTON);
 	t[131] = 4; /* FADT minor version: ACPI 6.4 */
 	xb_put64(t + 140, dsdt);
@@ -513,7 +594,9 @@ static int check_reserved(uint64_t at, uint64_t len, uint64_t tables_end, const 
 
 int xb_acpi_build(const struct sqb_x86boot_in *in, uint64_t *rsdp_out, struct sqb_diag *diag)
 {
-	const struct sqb_x86boot_dev *vgen, *vclk;
+	const struct sqb_x86boot_dev *vgen, *vclk, *pci = NULL;
+	uint64_t mcfg = 0, madt_at;
+	unsigned int nx = 2;
 	uint8_t *base = xb_gpa(in, XB_ACPI_BASE, ACPI_AREA);
 	uint64_t xsdt = XB_ACPI_BASE + 0x40, fadt = xsdt + 0x40, dsdt = fadt + 0x120;
 	uint64_t madt;
@@ -540,8 +623,19 @@ int xb_acpi_build(const struct sqb_x86boot_in *in, uint64_t *rsdp_out, struct sq
 	sdt_header(t, "DSDT", SDT_HDR + a.len, 2);
 	sdt_finish(t, SDT_HDR + a.len);
 	madt = (dsdt + SDT_HDR + a.len + 15) & ~15ULL;
+	madt_at = madt;
 
 	len = build_madt(in, base + (madt - XB_ACPI_BASE));
+	for (unsigned int i = 0; in->devs && i < in->ndevs; i++)
+		if (in->devs[i].kind == SQB_X86BOOT_DEV_PCI_ROOT)
+			pci = &in->devs[i];
+	if (pci) {
+		mcfg = (madt + len + 15) & ~15ULL;
+		if (mcfg + SDT_HDR + 24 > XB_ACPI_END)
+			return xb_fail(diag, -SQB_ELIMIT, UINT64_MAX, "ACPI", "no room for MCFG");
+		len = build_mcfg(pci, base + (mcfg - XB_ACPI_BASE));
+		madt = mcfg; /* what follows goes above both */
+	}
 	/* the ID and the VMClock page live in the reserved area, above every
 	 * table, apart from each other */
 	if (vgen && (err = check_reserved(vgen->genid_addr, 16, madt + len, "VMGenID ID", diag)))
@@ -559,13 +653,15 @@ int xb_acpi_build(const struct sqb_x86boot_in *in, uint64_t *rsdp_out, struct sq
 		memcpy(base + (vgen->genid_addr - XB_ACPI_BASE), vgen->genid, 16);
 	if (vclk)
 		memcpy(base + (vclk->page_addr - XB_ACPI_BASE), vclk->page, vclk->page_len);
-	build_fadt(base + (fadt - XB_ACPI_BASE), dsdt);
+	build_fadt(base + (fadt - XB_ACPI_BASE), dsdt, pci != NULL);
 
 	t = base + (xsdt - XB_ACPI_BASE);
-	sdt_header(t, "XSDT", SDT_HDR + 16, 1);
 	xb_put64(t + SDT_HDR, fadt);
-	xb_put64(t + SDT_HDR + 8, madt);
-	sdt_finish(t, SDT_HDR + 16);
+	xb_put64(t + SDT_HDR + 8, madt_at);
+	if (pci)
+		xb_put64(t + SDT_HDR + 8 * nx++, mcfg);
+	sdt_header(t, "XSDT", SDT_HDR + 8 * nx, 1);
+	sdt_finish(t, SDT_HDR + 8 * nx);
 
 	t = base; /* RSDP, ACPI 2.0+ layout */
 	memcpy(t, "RSD PTR ", 8);

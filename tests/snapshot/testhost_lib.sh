@@ -63,7 +63,8 @@ start_squib() { # start_squib NAME -> pid, sock, log, fd 3 = serial input
 	sock=$T/$1.sock log=$T/$1.log fifo=$T/$1.in
 	rm -f "$sock" "$fifo"
 	mkfifo "$fifo"
-	squib --api-sock "$sock" <"$fifo" >"$log" 2>&1 &
+	# shellcheck disable=SC2086 # SQB_SQUIB_ARGS: extra flags, word-split
+	squib --api-sock "$sock" ${SQB_SQUIB_ARGS:-} <"$fifo" >"$log" 2>&1 &
 	pid=$!
 	exec 3>"$fifo"
 	i=0

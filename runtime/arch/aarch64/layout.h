@@ -50,6 +50,16 @@
 
 /* virtio-mmio windows; a slot's GSI is its SPI number (INTID 32 + gsi),
  * which is also how KVM's default irqfd routing reads a GSI on arm64. */
+/* No PCI transport on this board yet (dev_pci.c refuses --enable-pci). */
+#define SQB_ARCH_HAS_PCI	0
+#define SQB_ARCH_PCI_ECAM_BASE	0ULL
+#define SQB_ARCH_PCI_ECAM_SIZE	0ULL
+#define SQB_ARCH_PCI_WIN32_BASE 0ULL
+#define SQB_ARCH_PCI_WIN32_SIZE 0ULL
+#define SQB_ARCH_PCI_WIN64_BASE 0ULL
+#define SQB_ARCH_PCI_WIN64_SIZE 0ULL
+#define SQB_X86_PCI_CFG_PORT	0
+
 #define SQB_ARCH_VIRTIO_MMIO_BASE  0x0a000000ULL
 #define SQB_ARCH_VIRTIO_MMIO_SLOTS 22
 #define SQB_ARCH_GSI_FIRST	   2

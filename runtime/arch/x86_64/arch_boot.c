@@ -58,6 +58,12 @@ int sqb_arch_boot_load(struct sqb_vm *vm, const struct sqb_vm_config *cfg, struc
 			x->genid_addr = dd.base;
 			x->genid = dd.genid;
 			x->mmio_base = x->mmio_size = 0;
+		} else if (dd.kind == SQB_DESC_PCI_ROOT) {
+			x->kind = SQB_X86BOOT_DEV_PCI_ROOT;
+			x->win32_base = dd.win32_base;
+			x->win32_size = dd.win32_len;
+			x->win64_base = dd.win64_base;
+			x->win64_size = dd.win64_len;
 		} else if (dd.kind == SQB_DESC_VMCLOCK) { /* a page in RAM */
 			x->kind = SQB_X86BOOT_DEV_VMCLOCK;
 			x->page_addr = dd.base;
