@@ -106,7 +106,7 @@ static void notify_at(const struct vdev *v, unsigned int i, uint64_t *off, unsig
 {
 	if (v->slot.pci) {
 		*off = SQB_VIO_PCI_NOTIFY_OFF + (uint64_t)SQB_VIO_PCI_NOTIFY_MULT * i;
-		*len = 0;
+		*len = 2;
 		*has_match = 0;
 	} else {
 		*off = SQB_VIO_MMIO_QUEUE_NOTIFY;

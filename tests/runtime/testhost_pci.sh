@@ -1,0 +1,96 @@
+#!/bin/sh
+# Runs inside the nested test host (docs/testing.md):
+#   testhost/run.sh --rootfs --bin build/runtime/squib --bin /usr/bin/curl \
+#       --file tests/snapshot/testhost_lib.sh:/test/testhost_lib.sh tests/runtime/testhost_pci.sh
+# Firecracker's --enable-pci with Debian's Linux (its own virtio_pci driver),
+# the checks of Firecracker's test_pci.py:
+#   - 00:00.0 is the host bridge 8086:0d57 (class 0x060000);
+#   - the root drive is virtio-blk 1af4:1042 with BAR0 in the 64-bit window,
+#     the entropy device 1af4:1044; the guest mounts its root through it and
+#     its interrupts are MSI-X (PCI-MSI in /proc/interrupts);
+#   - queue fields in the common configuration cannot change once the
+#     device runs (test_queue_config_immutable, with busybox devmem);
+#   - Full snapshot, SIGKILL, load in a squib started WITHOUT --enable-pci:
+#     the snapshot rebuilds the PCI functions, the guest reads its disk and
+#     /dev/hwrng again.
+G=${SQB_GUEST_DIR:-/guest}
+T=$(mktemp -d)
+for lib_ in "$(dirname "$0")/testhost_lib.sh" "$(dirname "$0")/../snapshot/testhost_lib.sh"; do
+	[ -f "$lib_" ] && . "$lib_" && break
+done
+command -v start_squib >/dev/null || { echo "FAIL: testhost_lib.sh not found"; exit 1; }
+pid="" # cleanup, die, send, cmd: testhost_lib.sh
+
+command -v squib >/dev/null || { echo "FAIL: squib not in the test host"; exit 1; }
+[ -c /dev/kvm ] || { echo "FAIL: no /dev/kvm in the test host"; exit 1; }
+[ -f "$G/rootfs.ext4" ] || { echo "FAIL: $G/rootfs.ext4 missing (--rootfs)"; exit 1; }
+cp "$G/rootfs.ext4" "$T/root.ext4"
+
+SQB_SQUIB_ARGS=--enable-pci start_squib boot
+args="console=ttyS0 reboot=k panic=1 i8042.noaux i8042.nomux i8042.dumbkbd quiet"
+c=$(api PUT /drives/rootfs "{\"drive_id\": \"rootfs\", \"path_on_host\": \"$T/root.ext4\",
+	\"is_root_device\": true, \"is_read_only\": false}")
+c=$c$(api PUT /entropy '{}')
+c=$c$(api PUT /machine-config '{"vcpu_count": 2, "mem_size_mib": 256}')
+c=$c$(api PUT /boot-source "{\"kernel_image_path\": \"$G/vmlinuz\",
+	\"initrd_path\": \"$G/initramfs.cpio.gz\", \"boot_args\": \"$args\"}")
+c=$c$(api PUT /actions '{"action_type": "InstanceStart"}')
+[ "$c" = 204204204204204 ] || die "boot: API answered $c: $(cat "$T/api.out")"
+wait_for 'SQUIB-READY|SQUIB-ROOT-ERROR' "$log" 240 || die "no SQUIB-READY: $(lines "$log" | tail -n 30)"
+grep -q 'SQUIB-ROOT-ERROR' "$log" && die "root: $(grep SQUIB-ROOT-ERROR "$log")"
+lines "$log" | grep -q 'SQUIB-READY.*root=/dev/vda' && pass "Linux mounted its root from virtio-blk over PCI" ||
+	bad "no root=/dev/vda: $(grep SQUIB-READY "$log")"
+grep -q 'pci=off' /proc/cmdline 2>/dev/null # (the test host's own line: not the guest's)
+cmd 20 'cat /proc/cmdline' || bad "console"
+lines "$log" | grep -q 'console=ttyS0.*pci=off' && bad "pci=off on the guest's command line with --enable-pci"
+
+cmd 20 'for d in /sys/bus/pci/devices/*; do echo PCIDEV ${d##*/} $(cat $d/vendor $d/device $d/class); done' ||
+	bad "listing PCI devices"
+lines "$log" | grep -q '^PCIDEV 0000:00:00.0 0x8086 0x0d57 0x060000' && pass "00:00.0 is Firecracker's host bridge 8086:0d57" ||
+	bad "host bridge: $(lines "$log" | grep PCIDEV)"
+blk=$(lines "$log" | sed -n 's/^PCIDEV \([0-9a-f:.]*\) 0x1af4 0x1042 .*/\1/p' | head -n 1)
+rng=$(lines "$log" | sed -n 's/^PCIDEV \([0-9a-f:.]*\) 0x1af4 0x1044 .*/\1/p' | head -n 1)
+[ -n "$blk" ] && [ -n "$rng" ] && pass "virtio-blk 1af4:1042 at $blk, virtio-rng 1af4:1044 at $rng" ||
+	die "virtio-pci functions: $(lines "$log" | grep PCIDEV)"
+cmd 20 "echo BAR0 \$(head -n 1 /sys/bus/pci/devices/$blk/resource)" || bad "resource"
+bar=$(lines "$log" | sed -n 's/^BAR0 \(0x[0-9a-f]*\) .*/\1/p' | tail -n 1)
+[ -n "$bar" ] && [ "$bar" != 0x0000000000000000 ] && pass "virtio-blk BAR0 at $bar" || die "BAR0: $(lines "$log" | grep BAR0)"
+cmd 20 'grep -c PCI-MSI /proc/interrupts | sed "s/^/MSICOUNT /"' || bad "interrupts"
+[ "$(lines "$log" | sed -n 's/^MSICOUNT //p' | tail -n 1)" -ge 2 ] 2>/dev/null &&
+	pass "the virtio functions interrupt through MSI-X" || bad "no PCI-MSI interrupts: $(lines "$log" | grep MSICOUNT)"
+cmd 30 'head -c 4096 /dev/hwrng | md5sum | sed "s/^/HWRNG /"' || bad "hwrng"
+lines "$log" | grep -q '^HWRNG [0-9a-f]\{32\}' && pass "/dev/hwrng reads through virtio-rng over PCI" || bad "hwrng: $(lines "$log" | tail -n 5)"
+
+# test_queue_config_immutable: select queue 0, poison each field, read back
+b=$(printf '%d' "$bar")
+cmd 20 "devmem $((b + 0x16)) 16 0; echo QSIZE \$(devmem $((b + 0x18)) 16) QDESC \$(devmem $((b + 0x20)) 32)" || bad "devmem"
+before=$(lines "$log" | grep '^QSIZE' | tail -n 1)
+cmd 20 "devmem $((b + 0x18)) 16 0; devmem $((b + 0x20)) 32 0xdeadbeef; devmem $((b + 0x1c)) 16 0; echo QSIZE \$(devmem $((b + 0x18)) 16) QDESC \$(devmem $((b + 0x20)) 32)" || bad "devmem"
+after=$(lines "$log" | grep '^QSIZE' | tail -n 1)
+[ -n "$before" ] && [ "$before" = "$after" ] && pass "queue fields stay as they were after DRIVER_OK ($after)" ||
+	bad "queue fields changed: '$before' -> '$after'"
+
+cmd 30 'echo pci-was-here >/root/pci.txt && sync && echo WROTE' || bad "write"
+c=$(api PATCH /vm '{"state": "Paused"}')
+c=$c$(api PUT /snapshot/create "{\"snapshot_path\": \"$T/s.state\", \"mem_file_path\": \"$T/s.mem\",
+	\"snapshot_type\": \"Full\"}")
+[ "$c" = 204204 ] && pass "Full snapshot of the PCI VM" || die "snapshot: $c $(cat "$T/api.out")"
+stop_squib
+pid=""
+SQB_SQUIB_ARGS= start_squib load
+c=$(api PUT /snapshot/load "{\"snapshot_path\": \"$T/s.state\",
+	\"mem_backend\": {\"backend_type\": \"File\", \"backend_path\": \"$T/s.mem\"}, \"resume_vm\": true}")
+[ "$c" = 204 ] && pass "loaded in a new squib (no --enable-pci: the snapshot says PCI)" || die "load: $c $(cat "$T/api.out")"
+cmd 30 'echo 3 >/proc/sys/vm/drop_caches; cat /root/pci.txt; head -c 4096 /dev/hwrng | md5sum | sed "s/^/HWRNG2 /"' ||
+	bad "console after load"
+lines "$log" | grep -q '^pci-was-here' && pass "after the load the guest reads its disk through virtio-pci" ||
+	bad "disk after load: $(lines "$log" | tail -n 5)"
+lines "$log" | grep -q '^HWRNG2 [0-9a-f]\{32\}' && pass "after the load /dev/hwrng still reads" ||
+	bad "hwrng after load: $(lines "$log" | tail -n 5)"
+stop_squib
+pid=""
+if grep -lE 'ERROR: AddressSanitizer|runtime error:' "$T"/*.log 2>/dev/null; then
+	bad "sanitizer report: $(grep -hE -A5 'ERROR: AddressSanitizer|runtime error:' "$T"/*.log | head -n 20)"
+fi
+cleanup
+exit $fail
