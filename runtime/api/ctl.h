@@ -253,6 +253,9 @@ void sqb_ctl_balloon_hint_start(struct sqb_ctl *c, struct yajl_val_s *body, stru
 void sqb_ctl_balloon_hint_stop(struct sqb_ctl *c, struct yajl_val_s *body, struct sqb_ctl_resp *r);
 void sqb_ctl_balloon_hint_status(struct sqb_ctl *c, struct yajl_val_s *body,
 				 struct sqb_ctl_resp *r);
+/* A GET or PATCH under /balloon/ that request/balloon.rs answers "Unrecognized
+ * ... request path": 1 when answered, 0 to route on. */
+int sqb_ctl_balloon_bad_path(const char *method, const char *path, struct sqb_ctl_resp *r);
 /* GET /vm/config's "balloon" (null when none). */
 void sqb_ctl_balloon_json(struct sqb_ctl *c, struct sqb_jb *b);
 /* From sqb_ctl_add_devices: the balloon, if configured, after the others. */

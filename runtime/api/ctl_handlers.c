@@ -986,6 +986,8 @@ void sqb_ctl_handle(struct sqb_ctl *c, const char *method, const char *path, con
 		sqb_ctl_fault(r, "GET request cannot have a body.");
 		goto out;
 	}
+	if (sqb_ctl_balloon_bad_path(method, path, r))
+		goto out;
 	/* balloon.rs parse_patch_hinting: start and stop take no body */
 	if ((!strcmp(method, "PUT") || !strcmp(method, "PATCH")) && !body_len &&
 	    strcmp(path, "/balloon/hinting/start") && strcmp(path, "/balloon/hinting/stop")) {
