@@ -65,6 +65,17 @@ static void test_create_refused_unless_paused(void **state)
 		 st_path("x", ".state"), st_path("x", ".mem"));
 	expect_fault(&t, "PUT", "/snapshot/create", body, "`xz`");
 	assert_int_equal(access(st_path("x", ".mem"), F_OK), -1);
+	/* a folder that does not exist: its own errno, each path named (the
+	 * error of the other path's look-up used to overwrite it: EINVAL) */
+	snprintf(body, sizeof(body), "{\"snapshot_path\":\"%s\",\"mem_file_path\":\"%s/nodir/m\"}",
+		 st_path("x", ".state"), st_dir);
+	expect_fault(&t, "PUT", "/snapshot/create", body,
+		     "/nodir/m (No such file or directory)");
+	snprintf(body, sizeof(body), "{\"snapshot_path\":\"%s/nodir/s\",\"mem_file_path\":\"%s\"}",
+		 st_dir, st_path("x", ".mem"));
+	expect_fault(&t, "PUT", "/snapshot/create", body,
+		     "/nodir/s (No such file or directory)");
+	assert_int_equal(access(st_path("x", ".mem"), F_OK), -1);
 	tc_stop(&t);
 }
 
