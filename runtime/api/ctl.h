@@ -134,7 +134,8 @@ struct sqb_ctl {
 	char *metrics_props; /* pre-encoded JSON object, or NULL */
 	int metrics_squib;   /* PUT /metrics "squib": {"group": true} (not Firecracker's) */
 	uint64_t metrics_last_ms;
-	int configured; /* machine-config / boot-source set: no snapshot load */
+	int configured; /* a boot-path request (machine-config, boot-source, a device) got past
+			 * parsing, even if refused (Firecracker's boot_path): no snapshot load */
 	/* the VM */
 	sqb_vm *vm;
 	sqb_vm *shell; /* --prewarm: a VM shell for the next snapshot load (docs/fleet.md) */

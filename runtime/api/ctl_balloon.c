@@ -91,6 +91,7 @@ void sqb_ctl_put_balloon(struct sqb_ctl *c, yajl_val body, struct sqb_ctl_resp *
 		return sqb_ctl_fault(r, "%s", err);
 	if (c->vm)
 		return sqb_ctl_fault(r, MSG_AFTER_START);
+	c->configured = 1; /* boot_path: set even if what follows refuses it */
 	/* resources.rs set_balloon_device: never above guest memory */
 	if (b.amount_mib > c->mem_size_mib)
 		return sqb_ctl_fault(r, MSG_CONFIG "Amount of pages requested is too large.");
