@@ -69,12 +69,10 @@ static void test_create_refused_unless_paused(void **state)
 	 * error of the other path's look-up used to overwrite it: EINVAL) */
 	snprintf(body, sizeof(body), "{\"snapshot_path\":\"%s\",\"mem_file_path\":\"%s/nodir/m\"}",
 		 st_path("x", ".state"), st_dir);
-	expect_fault(&t, "PUT", "/snapshot/create", body,
-		     "/nodir/m (No such file or directory)");
+	expect_fault(&t, "PUT", "/snapshot/create", body, "/nodir/m (No such file or directory)");
 	snprintf(body, sizeof(body), "{\"snapshot_path\":\"%s/nodir/s\",\"mem_file_path\":\"%s\"}",
 		 st_dir, st_path("x", ".mem"));
-	expect_fault(&t, "PUT", "/snapshot/create", body,
-		     "/nodir/s (No such file or directory)");
+	expect_fault(&t, "PUT", "/snapshot/create", body, "/nodir/s (No such file or directory)");
 	assert_int_equal(access(st_path("x", ".mem"), F_OK), -1);
 	tc_stop(&t);
 }
