@@ -135,7 +135,8 @@ struct sqb_ctl {
 	char *metrics_props; /* pre-encoded JSON object, or NULL */
 	int metrics_squib;   /* PUT /metrics "squib": {"group": true} (not Firecracker's) */
 	uint64_t metrics_last_ms;
-	int configured; /* machine-config / boot-source set: no snapshot load */
+	int configured; /* a boot-path request (machine-config, boot-source, a device) got past
+			 * parsing, even if refused (Firecracker's boot_path): no snapshot load */
 	/* the VM */
 	sqb_vm *vm;
 	sqb_vm *shell; /* --prewarm: a VM shell for the next snapshot load (docs/fleet.md) */
@@ -254,6 +255,9 @@ void sqb_ctl_balloon_hint_start(struct sqb_ctl *c, struct yajl_val_s *body, stru
 void sqb_ctl_balloon_hint_stop(struct sqb_ctl *c, struct yajl_val_s *body, struct sqb_ctl_resp *r);
 void sqb_ctl_balloon_hint_status(struct sqb_ctl *c, struct yajl_val_s *body,
 				 struct sqb_ctl_resp *r);
+/* A GET or PATCH under /balloon/ that request/balloon.rs answers "Unrecognized
+ * ... request path": 1 when answered, 0 to route on. */
+int sqb_ctl_balloon_bad_path(const char *method, const char *path, struct sqb_ctl_resp *r);
 /* GET /vm/config's "balloon" (null when none). */
 void sqb_ctl_balloon_json(struct sqb_ctl *c, struct sqb_jb *b);
 /* From sqb_ctl_add_devices: the balloon, if configured, after the others. */

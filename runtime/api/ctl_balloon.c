@@ -91,6 +91,7 @@ void sqb_ctl_put_balloon(struct sqb_ctl *c, yajl_val body, struct sqb_ctl_resp *
 		return sqb_ctl_fault(r, "%s", err);
 	if (c->vm)
 		return sqb_ctl_fault(r, MSG_AFTER_START);
+	c->configured = 1; /* boot_path: set even if what follows refuses it */
 	/* resources.rs set_balloon_device: never above guest memory */
 	if (b.amount_mib > c->mem_size_mib)
 		return sqb_ctl_fault(r, MSG_CONFIG "Amount of pages requested is too large.");
@@ -285,6 +286,35 @@ void sqb_ctl_balloon_hint_status(struct sqb_ctl *c, yajl_val body, struct sqb_ct
 		sqb_jb_null(&b);
 	sqb_jb_close(&b, '}');
 	reply(r, &b, "hinting status");
+}
+
+/* request/balloon.rs parse_get_balloon / parse_patch_hinting: a sub-path
+ * it does not know is named in the answer, before the body is looked at
+ * (PATCH /balloon/hinting without a body too).  Deeper paths (one more
+ * segment than Firecracker reads) stay squib's "Invalid request method". */
+int sqb_ctl_balloon_bad_path(const char *method, const char *path, struct sqb_ctl_resp *r)
+{
+	int get = !strcmp(method, "GET");
+	const char *sub = path + 9, *x;
+
+	if ((!get && strcmp(method, "PATCH")) || strncmp(path, "/balloon/", 9) || !*sub)
+		return 0;
+	if (!strcmp(sub, "hinting")) {
+		sqb_ctl_fault(r, "Unrecognized %s request path `/hinting/`.", method);
+		return 1;
+	}
+	if (!strncmp(sub, "hinting/", 8)) {
+		x = sub + 8;
+		if (strchr(x, '/') || (get && !strcmp(x, "status")) ||
+		    (!get && (!strcmp(x, "start") || !strcmp(x, "stop"))))
+			return 0;
+		sqb_ctl_fault(r, "Unrecognized %s request path `/hinting/%.100s`.", method, x);
+		return 1;
+	}
+	if (!get || strchr(sub, '/') || !strcmp(sub, "statistics"))
+		return 0; /* PATCH /balloon/<x> with a body: Firecracker reads amount_mib */
+	sqb_ctl_fault(r, "Unrecognized GET request path `%.100s`.", sub);
+	return 1;
 }
 
 int sqb_ctl_balloon_add(struct sqb_ctl *c, sqb_vm *vm, struct sqb_diag *diag)

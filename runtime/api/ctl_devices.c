@@ -254,6 +254,7 @@ static void put_drive(struct sqb_ctl *c, const char *id, yajl_val body, struct s
 		drive_free(&d);
 		return sqb_ctl_fault(r, MSG_AFTER_START);
 	}
+	c->configured = 1; /* boot_path: set even if what follows refuses it */
 	if (d.socket) {
 		int old = find_drive(c, d.id);
 
@@ -530,6 +531,7 @@ void sqb_ctl_put_pmem(struct sqb_ctl *c, const char *id, yajl_val body, struct s
 		free(p.path);
 		return sqb_ctl_fault(r, MSG_AFTER_START);
 	}
+	c->configured = 1; /* boot_path: set even if what follows refuses it */
 	if (insert_pmem(c, &p, err, sizeof(err)) < 0) {
 		free(p.path);
 		return sqb_ctl_fault(r, "%s", err);

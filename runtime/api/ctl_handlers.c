@@ -248,6 +248,9 @@ static void machine_config(struct sqb_ctl *c, yajl_val body, struct sqb_ctl_resp
 				       : "PUT /machine-config: cpu_template field is deprecated.");
 	if (c->vm)
 		return sqb_ctl_fault(r, MSG_AFTER_START);
+	/* rpc_interface.rs: boot_path is set before the request is tried, so a
+	 * refused one also rules out a snapshot load */
+	c->configured = 1;
 	if (vcpus == 0 || vcpus > SQB_VM_MAX_VCPUS || (smt && vcpus > 1 && (vcpus & 1)))
 		return sqb_ctl_fault(r,
 				     MSG_MACHINE "The number of vCPUs must be greater than 0, "
@@ -324,6 +327,7 @@ static void boot_source(struct sqb_ctl *c, yajl_val body, struct sqb_ctl_resp *r
 		return sqb_ctl_fault(r, "%s", err);
 	if (c->vm)
 		return sqb_ctl_fault(r, MSG_AFTER_START);
+	c->configured = 1; /* boot_path: set even if what follows refuses it */
 	if (readable_file(kernel,
 			  "Boot source error: The kernel file cannot be opened: %s (os error %d)",
 			  r) < 0)
@@ -987,6 +991,8 @@ void sqb_ctl_handle(struct sqb_ctl *c, const char *method, const char *path, con
 		sqb_ctl_fault(r, "GET request cannot have a body.");
 		goto out;
 	}
+	if (sqb_ctl_balloon_bad_path(method, path, r))
+		goto out;
 	/* balloon.rs parse_patch_hinting: start and stop take no body */
 	if ((!strcmp(method, "PUT") || !strcmp(method, "PATCH")) && !body_len &&
 	    strcmp(path, "/balloon/hinting/start") && strcmp(path, "/balloon/hinting/stop")) {

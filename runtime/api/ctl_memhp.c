@@ -73,6 +73,7 @@ void sqb_ctl_put_memhp(struct sqb_ctl *c, yajl_val body, struct sqb_ctl_resp *r)
 	/* the serde stage first, then the state, then validate() */
 	if (c->vm)
 		return sqb_ctl_fault(r, MSG_AFTER_START);
+	c->configured = 1; /* boot_path: set even if what follows refuses it */
 	if (invalid)
 		return sqb_ctl_fault(r, "%s", err);
 	c->memhp = m;

@@ -175,6 +175,7 @@ void sqb_ctl_put_mmds_config(struct sqb_ctl *c, yajl_val body, struct sqb_ctl_re
 		sqb_ctl_deprecated(c, r, MSG_V1_DEPRECATED);
 	if (c->vm)
 		return sqb_ctl_fault(r, MSG_AFTER_START);
+	c->configured = 1; /* boot_path: set even if what follows refuses it */
 	/* ipv4addr.rs is_link_local_valid: 169.254/16 less its first and last /24 */
 	if ((ip >> 16) != 0xa9fe || ((ip >> 8) & 0xff) == 0 || ((ip >> 8) & 0xff) == 0xff)
 		return sqb_ctl_fault(r, MSG_MMDS_CFG MSG_NOT_LL);

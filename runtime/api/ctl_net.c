@@ -184,6 +184,7 @@ static void put_net(struct sqb_ctl *c, const char *id, yajl_val body, struct sqb
 		iface_free(&f);
 		return sqb_ctl_fault(r, MSG_AFTER_START);
 	}
+	c->configured = 1; /* boot_path: set even if what follows refuses it */
 	for (unsigned int i = 0; f.has_mac && i < c->nifaces; i++)
 		if (c->ifaces[i].has_mac && !memcmp(c->ifaces[i].mac, f.mac, 6) &&
 		    strcmp(c->ifaces[i].id, f.id)) {
@@ -357,6 +358,7 @@ void sqb_ctl_put_vsock(struct sqb_ctl *c, yajl_val body, struct sqb_ctl_resp *r)
 		sqb_ctl_deprecated(c, r, VSOCK_DEPRECATED);
 	if (c->vm)
 		return sqb_ctl_fault(r, MSG_AFTER_START);
+	c->configured = 1; /* boot_path: set even if what follows refuses it */
 	if ((e = try_bind(path)))
 		return sqb_ctl_fault(r,
 				     MSG_VSOCK

@@ -1058,12 +1058,18 @@ static int snapshot_create(sqb_vm *vm, const struct sqb_vm_snap_create *o, struc
 		sqb_vm_snapshot_prearm_drop(vm);
 	if (o->background)
 		FORWARD_IF_ERROR(check_background(vm, ss, o, diag));
-	mem_abs = abs_path(o->mem_path);
+	/* the state file first, as Firecracker opens it first; each errno
+	 * taken at once (the other call would overwrite it) */
+	errno = 0;
 	st_abs = abs_path(o->state_path);
-	if (!mem_abs || !st_abs) {
-		err = errno ? -errno : -ENOENT;
-		sqb_snap_diag(diag, "paths", "the folder of %s does not exist",
-			      !mem_abs ? o->mem_path : o->state_path);
+	err = st_abs ? 0 : errno ? -errno : -ENOENT;
+	if (st_abs) {
+		mem_abs = abs_path(o->mem_path);
+		err = mem_abs ? 0 : errno ? -errno : -ENOENT;
+	}
+	if (err) {
+		sqb_snap_diag(diag, "paths", "cannot open the folder of %s",
+			      st_abs ? o->mem_path : o->state_path);
 		goto out;
 	}
 	t0 = sqb_now_ns();

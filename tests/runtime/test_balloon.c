@@ -127,6 +127,32 @@ static void test_body_shapes(void **state)
 	sqb_ctl_destroy(&c);
 }
 
+/* request/balloon.rs: a sub-path it does not know is named, whatever the
+ * state and body (parse_get_balloon, parse_get_hinting, parse_patch_hinting). */
+static void test_unknown_sub_paths(void **state)
+{
+	struct sqb_ctl c;
+
+	(void)state;
+	sqb_ctl_init(&c);
+	api_fault(&c, "GET", "/balloon/foo", NULL, "Unrecognized GET request path `foo`.");
+	api_fault(&c, "GET", "/balloon/hinting", NULL,
+		  "Unrecognized GET request path `/hinting/`.");
+	api_fault(&c, "GET", "/balloon/hinting/start", NULL,
+		  "Unrecognized GET request path `/hinting/start`.");
+	api_fault(&c, "PATCH", "/balloon/hinting", NULL,
+		  "Unrecognized PATCH request path `/hinting/`.");
+	api_fault(&c, "PATCH", "/balloon/hinting", "{}",
+		  "Unrecognized PATCH request path `/hinting/`.");
+	api_fault(&c, "PATCH", "/balloon/hinting/status", "{}",
+		  "Unrecognized PATCH request path `/hinting/status`.");
+	/* the known ones still reach their handlers */
+	api_fault(&c, "GET", "/balloon/statistics", NULL, "before starting the microVM");
+	api_fault(&c, "PATCH", "/balloon/statistics", NULL, "Empty PATCH request.");
+	api_fault(&c, "PATCH", "/balloon/hinting/stop", NULL, "before starting the microVM");
+	sqb_ctl_destroy(&c);
+}
+
 /* test_api.py's full-config check: the balloon as GET /vm/config shows it. */
 static void test_vm_config_shows_the_balloon(void **state)
 {
@@ -728,6 +754,7 @@ int main(int argc, char **argv)
 	const struct CMUnitTest api_tests[] = {
 	    cmocka_unit_test(test_put_get_patch_before_boot),
 	    cmocka_unit_test(test_body_shapes),
+	    cmocka_unit_test(test_unknown_sub_paths),
 	    cmocka_unit_test(test_vm_config_shows_the_balloon),
 	};
 	const struct CMUnitTest discard_tests[] = {

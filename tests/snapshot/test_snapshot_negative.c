@@ -65,6 +65,15 @@ static void test_create_refused_unless_paused(void **state)
 		 st_path("x", ".state"), st_path("x", ".mem"));
 	expect_fault(&t, "PUT", "/snapshot/create", body, "`xz`");
 	assert_int_equal(access(st_path("x", ".mem"), F_OK), -1);
+	/* a folder that does not exist: its own errno, each path named (the
+	 * error of the other path's look-up used to overwrite it: EINVAL) */
+	snprintf(body, sizeof(body), "{\"snapshot_path\":\"%s\",\"mem_file_path\":\"%s/nodir/m\"}",
+		 st_path("x", ".state"), st_dir);
+	expect_fault(&t, "PUT", "/snapshot/create", body, "/nodir/m (No such file or directory)");
+	snprintf(body, sizeof(body), "{\"snapshot_path\":\"%s/nodir/s\",\"mem_file_path\":\"%s\"}",
+		 st_dir, st_path("x", ".mem"));
+	expect_fault(&t, "PUT", "/snapshot/create", body, "/nodir/s (No such file or directory)");
+	assert_int_equal(access(st_path("x", ".mem"), F_OK), -1);
 	tc_stop(&t);
 }
 
@@ -204,6 +213,31 @@ static void test_load_refused_after_configuration_or_start(void **state)
 	snprintf(body, sizeof(body), "{\"snapshot_path\":\"%s\",\"mem_backend\":%s}",
 		 st_path("base", ".state"), file_backend(st_path("base", ".mem")));
 	expect_fault(&t, "PUT", "/snapshot/load", body, "not allowed after configuring");
+	tc_stop(&t);
+	/* rpc_interface.rs sets boot_path before it tries the request: a
+	 * refused boot-path request also rules the load out; one refused by
+	 * serde never reached it, nor does a CPU template (not a boot path) */
+	{
+		static const char *const refused[][2] = {
+		    {"/machine-config", "{\"vcpu_count\":0,\"mem_size_mib\":16}"},
+		    {"/boot-source", "{\"kernel_image_path\":\"/nonexistent/k\"}"},
+		    {"/drives/d", "{\"drive_id\":\"d\",\"path_on_host\":\"/nonexistent/d\","
+				  "\"is_root_device\":false}"},
+		    {"/mmds/config", "{\"network_interfaces\":[\"eth9\"]}"},
+		};
+
+		for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
+			st_spawn(&t);
+			st_req(&t, "PUT", refused[i][0], refused[i][1], 400);
+			expect_fault(&t, "PUT", "/snapshot/load", body,
+				     "not allowed after configuring");
+			tc_stop(&t);
+		}
+	}
+	st_spawn(&t);
+	st_req(&t, "PUT", "/machine-config", "{\"vcpu_count\":\"x\",\"mem_size_mib\":16}", 400);
+	st_req(&t, "PUT", "/cpu-config", "{}", 204);
+	st_req(&t, "PUT", "/snapshot/load", body, 204);
 	tc_stop(&t);
 	/* load twice: the second is refused, the first VM keeps running */
 	st_spawn(&t);
