@@ -15,11 +15,10 @@
 #include "log.h"
 #include "virtio.h"
 
-#define PCI_SLOTS     32
-#define CFG_SIZE      256
-#define ECAM_FN_SIZE  0x1000
-#define MSIX_MAX_VEC  8 /* 1 + the most queues a device has (the balloon's 5), rounded */
-#define PCI_FN_STATE  1 /* the PCI part's own version inside [F-135] */
+#define PCI_SLOTS    32
+#define CFG_SIZE     256
+#define MSIX_MAX_VEC 8 /* 1 + the most queues a device has (the balloon's 5), rounded */
+#define PCI_FN_STATE 1 /* the PCI part's own version inside [F-135] */
 
 /* Configuration header offsets (type 0). */
 enum {
@@ -73,8 +72,8 @@ struct sqb_pci {
 	uint32_t cf8;
 	uint8_t bridge[CFG_SIZE];
 	struct pci_fn *fn[PCI_SLOTS];
-	unsigned int nfn;   /* functions 00:01.0 .. 00:nfn.0 */
-	uint64_t bar_next;  /* next free 64-bit BAR address */
+	unsigned int nfn;  /* functions 00:01.0 .. 00:nfn.0 */
+	uint64_t bar_next; /* next free 64-bit BAR address */
 };
 
 static void put16(uint8_t *p, uint16_t v)
@@ -270,8 +269,7 @@ static void fn_cfg_read(struct pci_fn *f, unsigned int reg, uint8_t *data, unsig
 	pthread_mutex_unlock(&f->lock);
 }
 
-static void fn_cfg_write(struct pci_fn *f, unsigned int reg, const uint8_t *data,
-			 unsigned int size)
+static void fn_cfg_write(struct pci_fn *f, unsigned int reg, const uint8_t *data, unsigned int size)
 {
 	uint16_t ctrl_before;
 
@@ -280,8 +278,8 @@ static void fn_cfg_write(struct pci_fn *f, unsigned int reg, const uint8_t *data
 	pthread_mutex_lock(&f->lock);
 	ctrl_before = get16(f->c + f->msix_cap + 2);
 	for (unsigned int i = 0; i < size; i++)
-		f->c[reg + i] = (uint8_t)((f->c[reg + i] & ~f->wmask[reg + i]) |
-					  (data[i] & f->wmask[reg + i]));
+		f->c[reg + i] =
+		    (uint8_t)((f->c[reg + i] & ~f->wmask[reg + i]) | (data[i] & f->wmask[reg + i]));
 	if (get16(f->c + f->msix_cap + 2) != ctrl_before)
 		msix_flush(f); /* enabled or unmasked with messages pending */
 	pthread_mutex_unlock(&f->lock);
@@ -710,8 +708,8 @@ int sqb_pci_add_virtio(struct sqb_pci *p, struct sqb_bus *bus, const struct sqb_
 	f->cfg = (struct sqb_mmio_slot_cfg){ops, opaque, *slot, SQB_ARCH_PCI_WIN64_BASE};
 	f->nvec = MSIX_MAX_VEC; /* until the device says how many queues it has */
 	msix_reset(f);
-	err = sqb_dev_create(&d, &sqb_dev_classes[SQB_DEVCLS_VIRTIO_PCI], ops->id, f->bar_home,
-			     ctx, f);
+	err = sqb_dev_create(&d, &sqb_dev_classes[SQB_DEVCLS_VIRTIO_PCI], ops->id, f->bar_home, ctx,
+			     f);
 	if (err < 0) {
 		pthread_mutex_destroy(&f->lock);
 		free(f);

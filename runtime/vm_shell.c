@@ -46,8 +46,8 @@ int sqb_vm_shell_check(sqb_vm *vm)
 static int same_shape(const struct sqb_vm *vm, const struct sqb_vm_config *cfg)
 {
 	return vm->nvcpus == cfg->vcpu_count && vm->mem.size == cfg->mem_size_mib << 20 &&
-	       vm->track_dirty == (cfg->track_dirty_pages != 0) && cfg->huge_pages == 0 && !cfg->pci &&
-	       !cfg->kernel_path;
+	       vm->track_dirty == (cfg->track_dirty_pages != 0) && cfg->huge_pages == 0 &&
+	       !cfg->pci && !cfg->kernel_path;
 }
 
 int sqb_vm_shell_adopt(struct sqb_vm *vm, const struct sqb_vm_config *cfg, struct sqb_diag *diag)

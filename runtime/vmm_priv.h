@@ -64,7 +64,7 @@ struct sqb_vm {
 	struct sqb_irq irqs[SQB_VM_MAX_GSI];
 	uint32_t irq_used;  /* bit per GSI handed out */
 	unsigned int nmmio; /* virtio-mmio slots so far */
-	struct sqb_pci *pci; /* --enable-pci: the PCI root (dev_pci.h), or NULL */
+	struct sqb_pci *pci;  /* --enable-pci: the PCI root (dev_pci.h), or NULL */
 	unsigned int ndevmem; /* device memory slots so far (virtio-pmem) */
 	uint64_t devmem_next; /* guest-physical address of the next one */
 	unsigned int nvcpus;

@@ -823,9 +823,10 @@ int sqb_ctl_root_cmdline(struct sqb_ctl *c, const char *args, char **out)
 		is++;
 	while (ie > is && line[ie - 1] == ' ')
 		ie--;
-	pci = c->pci || has_word(line + bs, be - bs, "pci=off") ? ""
-	      : be > bs					      ? " pci=off"
-							      : "pci=off";
+	if (c->pci || has_word(line + bs, be - bs, "pci=off"))
+		pci = ""; /* --enable-pci: Firecracker adds nothing */
+	else
+		pci = be > bs ? " pci=off" : "pci=off";
 
 	/* builder.rs attach_pmem_devices (a block root and a pmem root never
 	 * come together) */

@@ -194,8 +194,8 @@ static int kvm_vm_irqfd(struct sqb_hv_vm *vm, int fd, unsigned int gsi, int assi
  * would drop it), < 0 an error. */
 static int kvm_vm_signal_msi(struct sqb_hv_vm *vm, uint64_t addr, uint32_t data)
 {
-	struct kvm_msi m = {.address_lo = (uint32_t)addr, .address_hi = (uint32_t)(addr >> 32),
-			    .data = data};
+	struct kvm_msi m = {
+	    .address_lo = (uint32_t)addr, .address_hi = (uint32_t)(addr >> 32), .data = data};
 
 	if (ioctl(vm->vm_fd, KVM_SIGNAL_MSI, &m) < 0)
 		return -errno;

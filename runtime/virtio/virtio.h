@@ -206,28 +206,27 @@ void sqb_vio_dev_free(sqb_vio_dev *dev);
  * configuration (config_msix_vector, queue_msix_vector); a vector of
  * 0xffff (NO_VECTOR) means none.  There is no INTx.
  */
-#define SQB_VIO_PCI_BAR_SIZE	 0x80000u
-#define SQB_VIO_PCI_COMMON_OFF	 0x0000u
-#define SQB_VIO_PCI_COMMON_LEN	 56u
-#define SQB_VIO_PCI_ISR_OFF	 0x2000u
-#define SQB_VIO_PCI_DEVCFG_OFF	 0x4000u
-#define SQB_VIO_PCI_DEVCFG_LEN	 0x1000u
-#define SQB_VIO_PCI_NOTIFY_OFF	 0x6000u
-#define SQB_VIO_PCI_NOTIFY_LEN	 0x1000u
-#define SQB_VIO_PCI_NOTIFY_MULT	 4u
-#define SQB_VIO_PCI_MSIX_TABLE	 0x8000u
-#define SQB_VIO_PCI_MSIX_PBA	 0x48000u
-#define SQB_VIO_MSI_NO_VECTOR	 0xffffu
-#define SQB_VIO_PCI_VENDOR	 0x1af4u
-#define SQB_VIO_PCI_DEVICE_BASE	 0x1040u /* + the virtio device id */
+#define SQB_VIO_PCI_BAR_SIZE	0x80000u
+#define SQB_VIO_PCI_COMMON_OFF	0x0000u
+#define SQB_VIO_PCI_COMMON_LEN	56u
+#define SQB_VIO_PCI_ISR_OFF	0x2000u
+#define SQB_VIO_PCI_DEVCFG_OFF	0x4000u
+#define SQB_VIO_PCI_DEVCFG_LEN	0x1000u
+#define SQB_VIO_PCI_NOTIFY_OFF	0x6000u
+#define SQB_VIO_PCI_NOTIFY_LEN	0x1000u
+#define SQB_VIO_PCI_NOTIFY_MULT 4u
+#define SQB_VIO_PCI_MSIX_TABLE	0x8000u
+#define SQB_VIO_PCI_MSIX_PBA	0x48000u
+#define SQB_VIO_MSI_NO_VECTOR	0xffffu
+#define SQB_VIO_PCI_VENDOR	0x1af4u
+#define SQB_VIO_PCI_DEVICE_BASE 0x1040u /* + the virtio device id */
 
 /* Make dev a virtio-pci device (before the guest runs): interrupts go
  * through host->irq.raise_vector.  -EINVAL without one. */
 int sqb_vio_pci_enable(sqb_vio_dev *dev);
 /* An access to BAR0 below the MSI-X table (common, ISR, device config,
  * notify); off is the offset in the BAR.  Reads of holes return zero. */
-int sqb_vio_pci_access(sqb_vio_dev *dev, uint64_t off, void *data, unsigned int size,
-		       int is_write);
+int sqb_vio_pci_access(sqb_vio_dev *dev, uint64_t off, void *data, unsigned int size, int is_write);
 /* The MSI-X vectors the driver chose (1 + num_queues: configuration
  * first), read (set 0) or written (set 1, a snapshot load: vectors outside
  * the table become NO_VECTOR).  nvec is the table's size. */

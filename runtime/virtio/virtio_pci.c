@@ -11,24 +11,24 @@
 
 /* Common configuration, 4.1.4.3 (offset: field). */
 enum {
-	C_DFSELECT = 0x00,   /* le32 device_feature_select */
-	C_DF = 0x04,	     /* le32 device_feature (RO) */
-	C_GFSELECT = 0x08,   /* le32 driver_feature_select */
-	C_GF = 0x0c,	     /* le32 driver_feature */
-	C_MSIX = 0x10,	     /* le16 config_msix_vector */
-	C_NUMQ = 0x12,	     /* le16 num_queues (RO) */
-	C_STATUS = 0x14,     /* u8 device_status */
-	C_CFGGEN = 0x15,     /* u8 config_generation (RO) */
-	C_Q_SELECT = 0x16,   /* le16 queue_select */
-	C_Q_SIZE = 0x18,     /* le16 queue_size */
-	C_Q_MSIX = 0x1a,     /* le16 queue_msix_vector */
-	C_Q_ENABLE = 0x1c,   /* le16 queue_enable */
-	C_Q_NOFF = 0x1e,     /* le16 queue_notify_off (RO) */
-	C_Q_DESCLO = 0x20,   /* le64 queue_desc */
+	C_DFSELECT = 0x00, /* le32 device_feature_select */
+	C_DF = 0x04,	   /* le32 device_feature (RO) */
+	C_GFSELECT = 0x08, /* le32 driver_feature_select */
+	C_GF = 0x0c,	   /* le32 driver_feature */
+	C_MSIX = 0x10,	   /* le16 config_msix_vector */
+	C_NUMQ = 0x12,	   /* le16 num_queues (RO) */
+	C_STATUS = 0x14,   /* u8 device_status */
+	C_CFGGEN = 0x15,   /* u8 config_generation (RO) */
+	C_Q_SELECT = 0x16, /* le16 queue_select */
+	C_Q_SIZE = 0x18,   /* le16 queue_size */
+	C_Q_MSIX = 0x1a,   /* le16 queue_msix_vector */
+	C_Q_ENABLE = 0x1c, /* le16 queue_enable */
+	C_Q_NOFF = 0x1e,   /* le16 queue_notify_off (RO) */
+	C_Q_DESCLO = 0x20, /* le64 queue_desc */
 	C_Q_DESCHI = 0x24,
-	C_Q_AVAILLO = 0x28,  /* le64 queue_driver */
+	C_Q_AVAILLO = 0x28, /* le64 queue_driver */
 	C_Q_AVAILHI = 0x2c,
-	C_Q_USEDLO = 0x30,   /* le64 queue_device */
+	C_Q_USEDLO = 0x30, /* le64 queue_device */
 	C_Q_USEDHI = 0x34,
 };
 
@@ -172,8 +172,7 @@ static void common_write(sqb_vio_dev *dev, uint32_t off, unsigned int size, uint
 	}
 }
 
-int sqb_vio_pci_access(sqb_vio_dev *dev, uint64_t off, void *data, unsigned int size,
-		       int is_write)
+int sqb_vio_pci_access(sqb_vio_dev *dev, uint64_t off, void *data, unsigned int size, int is_write)
 {
 	uint8_t *b = data;
 

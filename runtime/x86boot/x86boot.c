@@ -126,11 +126,13 @@ static int check_in(const struct sqb_x86boot_in *in, struct sqb_diag *diag)
 		if (d->kind == SQB_X86BOOT_DEV_VMGENID || d->kind == SQB_X86BOOT_DEV_VMCLOCK)
 			continue; /* their names are fixed; xb_acpi_build checks the rest */
 		if (d->kind == SQB_X86BOOT_DEV_PCI_ROOT) { /* PC00: an ECAM of whole buses */
-			if (!d->mmio_size || (d->mmio_size & 0xfffff) || d->mmio_size > (256u << 20) ||
+			if (!d->mmio_size || (d->mmio_size & 0xfffff) ||
+			    d->mmio_size > (256u << 20) ||
 			    d->mmio_base + d->mmio_size > (1ULL << 32) || !d->win32_size ||
 			    !d->win64_size)
 				return xb_fail(diag, -EINVAL, UINT64_MAX, "config",
-					       "PCI root %u: ECAM or windows cannot be described", i);
+					       "PCI root %u: ECAM or windows cannot be described",
+					       i);
 			continue;
 		}
 		if (!d->hid || strlen(d->name) != 4 ||

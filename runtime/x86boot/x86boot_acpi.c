@@ -514,8 +514,8 @@ static uint32_t build_mcfg(const struct sqb_x86boot_dev *pci, uint8_t *t)
 	uint32_t len = SDT_HDR + 8 + 16;
 
 	xb_put64(t + SDT_HDR + 8, pci->mmio_base);
-	xb_put16(t + SDT_HDR + 16, 0); /* segment */
-	t[SDT_HDR + 18] = 0;	       /* start bus */
+	xb_put16(t + SDT_HDR + 16, 0);				 /* segment */
+	t[SDT_HDR + 18] = 0;					 /* start bus */
 	t[SDT_HDR + 19] = (uint8_t)((pci->mmio_size >> 20) - 1); /* end bus */
 	sdt_header(t, "MCFG", len, 1);
 	sdt_finish(t, len);

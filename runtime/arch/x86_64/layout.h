@@ -38,14 +38,14 @@
  * address - 256 MiB), BARs of 32 bits in [0xd000_0000, ECAM) (the
  * virtio-mmio slots' place: a PCI VM has none), of 64 bits in
  * [256 GiB, 512 GiB), its MMIO64 window. */
-#define SQB_ARCH_HAS_PCI	 1
-#define SQB_ARCH_PCI_ECAM_BASE	 0xeec00000ULL
-#define SQB_ARCH_PCI_ECAM_SIZE	 0x100000ULL
-#define SQB_ARCH_PCI_WIN32_BASE	 0xd0000000ULL
-#define SQB_ARCH_PCI_WIN32_SIZE	 (SQB_ARCH_PCI_ECAM_BASE - SQB_ARCH_PCI_WIN32_BASE)
-#define SQB_ARCH_PCI_WIN64_BASE	 (256ULL << 30)
-#define SQB_ARCH_PCI_WIN64_SIZE	 (256ULL << 30)
-#define SQB_X86_PCI_CFG_PORT	 0xcf8
+#define SQB_ARCH_HAS_PCI	1
+#define SQB_ARCH_PCI_ECAM_BASE	0xeec00000ULL
+#define SQB_ARCH_PCI_ECAM_SIZE	0x100000ULL
+#define SQB_ARCH_PCI_WIN32_BASE 0xd0000000ULL
+#define SQB_ARCH_PCI_WIN32_SIZE (SQB_ARCH_PCI_ECAM_BASE - SQB_ARCH_PCI_WIN32_BASE)
+#define SQB_ARCH_PCI_WIN64_BASE (256ULL << 30)
+#define SQB_ARCH_PCI_WIN64_SIZE (256ULL << 30)
+#define SQB_X86_PCI_CFG_PORT	0xcf8
 
 /* virtio-pmem regions (dev_virtio.c), 2 MiB aligned, one after another
  * from here: Firecracker's first address past the 64-bit MMIO window
