@@ -638,7 +638,7 @@ int main(int argc, char **argv)
 	if (parse_opts(argc, argv, &o) < 0)
 		return 1;
 	sqb_ctl_init(&ctl);
-	ctl.pci = o.enable_pci;
+	ctl.pci = o.enable_pci && sqb_vm_pci_supported();
 	if (o.id) {
 		snprintf(ctl.id, sizeof(ctl.id), "%s", o.id);
 		sqb_ctl_log_set_id(o.id);
@@ -739,6 +739,10 @@ int main(int argc, char **argv)
 				    o.parent_cpu_us;
 		}
 	}
+	if (o.enable_pci && !ctl.pci)
+		sqb_ctl_log(SQB_CTL_WARN, "--enable-pci: squib has no PCI transport on this "
+					  "architecture or hypervisor; every virtio device stays on virtio-mmio "
+					  "(docs/api-compat.md)");
 	/* api_server/mod.rs: once the socket is bound; Firecracker's test
 	 * framework (microvm.py spawn) waits for this line when it logs at
 	 * Info or Debug */

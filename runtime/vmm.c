@@ -604,6 +604,11 @@ static int vm_signal_msi(void *opaque, uint64_t addr, uint32_t data)
 	return vm->ops->vm_signal_msi ? vm->ops->vm_signal_msi(vm->hv, addr, data) : -ENOSYS;
 }
 
+int sqb_vm_pci_supported(void)
+{
+	return SQB_ARCH_HAS_PCI && sqb_hv_backend.vm_signal_msi != NULL;
+}
+
 /* --enable-pci: the root before any device, so every virtio device
  * becomes a PCI function (sqb_vm_add_mmio_dev). */
 static int vm_add_pci(struct sqb_vm *vm, struct sqb_diag *diag)

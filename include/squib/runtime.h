@@ -99,6 +99,10 @@ struct sqb_vm_config {
 	int pci;
 };
 
+/* Whether this build can give a VM the PCI transport (struct
+ * sqb_vm_config.pci): x86_64 with KVM. */
+int sqb_vm_pci_supported(void);
+
 /* Firecracker's boot timer (--boot-timer): from an add_devices hook, puts
  * the boot-device page on the bus (x86_64 0xc000_0000, aarch64
  * 0x4000_0000); a guest's one-byte write of 123 at its start calls

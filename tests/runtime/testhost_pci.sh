@@ -44,17 +44,17 @@ cmd 20 'cat /proc/cmdline' || bad "console"
 lines "$log" | grep -q 'console=ttyS0.*pci=off' && bad "pci=off on the guest's command line with --enable-pci"
 
 # console lines stay under 60 bytes (send): short commands, short markers
-cmd 20 'cd /sys/bus/pci/devices' || bad "console"
-cmd 20 'for d in *;do echo P $d $(cat $d/v* $d/de*);done' || bad "listing PCI devices"
-cmd 20 'echo C $(cat 0000:00:00.0/class)' || bad "class"
-lines "$log" | grep -q '^P 0000:00:00.0 0x8086 0x0d57' && lines "$log" | grep -q '^C 0x060000' &&
+cmd 20 'ln -s /sys/bus/pci/devices /p' || bad "console"
+cmd 20 'for d in /p/*;do echo P $d $(cat $d/v* $d/de*);done' || bad "listing PCI devices"
+cmd 20 'echo C $(cat /p/0000:00:00.0/class)' || bad "class"
+lines "$log" | grep -q '^P /p/0000:00:00.0 0x8086 0x0d57' && lines "$log" | grep -q '^C 0x060000' &&
 	pass "00:00.0 is Firecracker's host bridge 8086:0d57, class 0x060000" ||
 	bad "host bridge: $(lines "$log" | grep -E '^[PC] ')"
-blk=$(lines "$log" | sed -n 's/^P \([0-9a-f:.]*\) 0x1af4 0x1042$/\1/p' | head -n 1)
-rng=$(lines "$log" | sed -n 's/^P \([0-9a-f:.]*\) 0x1af4 0x1044$/\1/p' | head -n 1)
+blk=$(lines "$log" | sed -n 's/^P \/p\/\([0-9a-f:.]*\) 0x1af4 0x1042$/\1/p' | head -n 1)
+rng=$(lines "$log" | sed -n 's/^P \/p\/\([0-9a-f:.]*\) 0x1af4 0x1044$/\1/p' | head -n 1)
 [ -n "$blk" ] && [ -n "$rng" ] && pass "virtio-blk 1af4:1042 at $blk, virtio-rng 1af4:1044 at $rng" ||
 	die "virtio-pci functions: $(lines "$log" | grep '^P ')"
-cmd 20 "echo B \$(head -n 1 $blk/resource)" || bad "resource"
+cmd 20 "echo B \$(head -n 1 /p/$blk/resource)" || bad "resource"
 bar=$(lines "$log" | sed -n 's/^B \(0x[0-9a-f]*\) .*/\1/p' | tail -n 1)
 [ -n "$bar" ] && [ "$bar" != 0x0000000000000000 ] && pass "virtio-blk BAR0 at $bar" || die "BAR0: $(lines "$log" | grep '^B ')"
 cmd 20 'echo M $(grep -c PCI-MSI /proc/interrupts)' || bad "interrupts"
