@@ -631,6 +631,38 @@ static void rl_buckets(struct ins *x, const uint8_t *p, const char *dir)
 	}
 }
 
+/* A virtio-pci function's record (docs/format.md [F-135]): the PCI part,
+ * then the same library state as a 0x100 record. */
+static void virtio_pci_state(struct ins *x, const struct sqb_device *dev)
+{
+	struct sqb_device inner = *dev;
+	uint64_t nvec, skip;
+
+	if (dev->state_len < 20 || le(dev->state, 4) != 1)
+		return;
+	nvec = le(dev->state + 16, 4);
+	skip = 284 + 20 * nvec;
+	if (nvec > 64 || skip > dev->state_len)
+		return;
+	if (x->g) {
+		st_jkey(x->g, "pci");
+		st_jmap(x->g);
+		st_jkv_u64(x->g, "device_number", le(dev->state + 4, 4));
+		st_jkv_hex(x->g, "bar0", le(dev->state + 8, 8));
+		st_jkv_u64(x->g, "msix_vectors", nvec);
+		st_jkv_hex(x->g, "command", le(dev->state + 20 + 4, 2));
+		st_jmap_end(x->g);
+	} else {
+		printf("    pci 00:%02llx.0 bar0 0x%llx msix %llu vectors, command 0x%04llx\n",
+		       (unsigned long long)le(dev->state + 4, 4),
+		       (unsigned long long)le(dev->state + 8, 8), (unsigned long long)nvec,
+		       (unsigned long long)le(dev->state + 20 + 4, 2));
+	}
+	inner.state = dev->state + skip;
+	inner.state_len = dev->state_len - skip;
+	virtio_state(x, &inner);
+}
+
 static int do_devices(struct ins *x)
 {
 	unsigned int n = sqb_snap_device_count(x->s);
@@ -659,6 +691,8 @@ static int do_devices(struct ins *x)
 			st_jkv_u64(x->g, "state_length", dev.state_len);
 			if ((dev.type & ~0xffu) == 0x100)
 				virtio_state(x, &dev);
+			else if ((dev.type & ~0xffu) == 0x200)
+				virtio_pci_state(x, &dev);
 			st_jmap_end(x->g);
 		} else {
 			printf("  %-16s type %u v%u  bus 0x%llx  irq %u  state %zu bytes\n", dev.id,
@@ -666,6 +700,8 @@ static int do_devices(struct ins *x)
 			       dev.state_len);
 			if ((dev.type & ~0xffu) == 0x100)
 				virtio_state(x, &dev);
+			else if ((dev.type & ~0xffu) == 0x200)
+				virtio_pci_state(x, &dev);
 			if (x->detail)
 				hexdump(dev.state, dev.state_len > 256 ? 256 : dev.state_len);
 		}
