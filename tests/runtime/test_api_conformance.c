@@ -464,12 +464,13 @@ static void test_command_line(void **state)
 	fd = tc_connect(&t2);
 	assert_true(fd < 0);
 	tc_stop(&t2);
-	/* --no-api needs --config-file; unknown flags fail. */
+	/* --no-api needs --config-file; unknown flags fail, with main.rs's
+	 * FcExitCode::ArgParsing (153) */
 	assert_int_equal(tc_spawn(&t2, squib_bin, (const char *const[]){"--no-api", NULL}, 0), 0);
-	assert_int_equal(tc_wait_exit(&t2, 5000), 1);
+	assert_int_equal(tc_wait_exit(&t2, 5000), 153);
 	tc_stop(&t2);
 	assert_int_equal(tc_spawn(&t2, squib_bin, (const char *const[]){"--bogus", NULL}, 0), 0);
-	assert_int_equal(tc_wait_exit(&t2, 5000), 1);
+	assert_int_equal(tc_wait_exit(&t2, 5000), 153);
 	tc_stop(&t2);
 }
 
