@@ -532,6 +532,7 @@ static void expect_log(const char *logpath, const char *needle, const char *cite
 }
 
 #define T_API  "tests/integration_tests/functional/test_api.py"
+#define SERDE  "An error occurred when deserializing the json body of a request: "
 #define PARSED "src/firecracker/src/api_server/parsed_request.rs"
 #define RPC    "src/vmm/src/rpc_interface.rs"
 
@@ -623,6 +624,21 @@ static void test_fc_http_layer_and_preboot_rules(void **state)
 	     "src/vmm/src/logger/logging.rs LevelFilter::deserialize"},
 	    {"PUT", "/logger", "{\"level\": \"loud\"}", 400, "Invalid LevelFilter",
 	     "src/vmm/src/logger/logging.rs LevelFilter::deserialize"},
+	    /* custom deserializers: serde_json places their errors where the
+	     * value ends, and reads them before later fields or missing ones */
+	    {"PUT", "/network-interfaces/x",
+	     "{\"iface_id\": \"x\", \"host_dev_name\": \"swa1\", \"guest_mac\": \"zz\"}", 400,
+	     SERDE "The provided MAC address is invalid. at line 1 column 60.",
+	     "src/vmm/src/utils/net/mac.rs MacAddr::deserialize"},
+	    {"PUT", "/network-interfaces/x", "{\"guest_mac\": \"06:00:00:00:00:0\"}", 400,
+	     SERDE "The provided MAC address is invalid. at line 1 column 32.",
+	     "src/vmm/src/utils/net/mac.rs MacAddr::deserialize"},
+	    {"PUT", "/mmds/config", "{\"network_interfaces\": [\"x\"], \"ipv4_address\": \"foo\"}",
+	     400, SERDE "invalid IPv4 address syntax at line 1 column 51.",
+	     "src/vmm/src/vmm_config/mmds.rs MmdsConfig (serde's Ipv4Addr)"},
+	    {"PUT", "/mmds/config", "{\"ipv4_address\": 5, \"network_interfaces\": [\"x\"]}", 400,
+	     SERDE "invalid type: integer `5`, expected IPv4 address at line 1 column 18.",
+	     "src/vmm/src/vmm_config/mmds.rs MmdsConfig (serde's Ipv4Addr)"},
 	    {"PUT", "/actions", "{\"action_type\": \"FlushMetrics\"}", 400,
 	     "The requested operation is not supported before starting the microVM.",
 	     RPC " handle_preboot_request"},
