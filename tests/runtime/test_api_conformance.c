@@ -215,8 +215,10 @@ static void test_boot_source_logger_metrics_serial(void **state)
 	    {"PUT", "/metrics", b3, 400, "Reinitialization of metrics not allowed."},
 	    {"PUT", "/serial", b5, 400, "missing field `size`"},
 	    {"PUT", "/serial", b4, 204, NULL},
-	    {"PUT", "/serial", "{\"serial_out_path\":\"/nonexistent/dir/x\"}", 400,
-	     "Cannot open the serial output file"},
+	    /* rpc_interface.rs ConfigureSerial records the path; it is opened at
+	     * InstanceStart (test_fc_post_boot_rules) */
+	    {"PUT", "/serial", "{\"serial_out_path\":\"/nonexistent/dir/x\"}", 204, NULL},
+	    {"PUT", "/serial", b4, 204, NULL},
 	    {"PUT", "/actions", "{\"action_type\":\"Reboot\"}", 400, "unknown variant `Reboot`"},
 	    {"PUT", "/actions", "{}", 400, "missing field `action_type`"},
 	    {"PUT", "/actions", "{\"action_type\":\"SendCtrlAltDel\"}", 400,
@@ -1665,6 +1667,20 @@ static void test_fc_post_boot_rules(void **state)
 	assert_int_equal(tc_req(&t, "PUT", "/machine-config",
 				"{\"vcpu_count\": 1, \"mem_size_mib\": 16}", body, sizeof(body)),
 			 204);
+	/* a serial output file that cannot be opened is accepted and fails the
+	 * start, as DeviceManager::new's open_file_nonblock (its io::Error
+	 * converted to DeviceManagerCreateError::EventFd) */
+	assert_int_equal(tc_req(&t, "PUT", "/serial", "{\"serial_out_path\": \"/nonexistent/d/x\"}",
+				body, sizeof(body)),
+			 204);
+	assert_int_equal(tc_req(&t, "PUT", "/actions", "{\"action_type\": \"InstanceStart\"}", body,
+				sizeof(body)),
+			 400);
+	if (!strstr(body, "\"Start microvm error: Failed to create device manager: Error with "
+			  "EventFd: No such file or directory (os error 2)\""))
+		fail_msg("[src/vmm/src/device_manager/mod.rs setup_serial_device] %s", body);
+	snprintf(req, sizeof(req), "{\"serial_out_path\": \"%s/serial\"}", t.dir);
+	assert_int_equal(tc_req(&t, "PUT", "/serial", req, body, sizeof(body)), 204);
 	if (tc_req(&t, "PUT", "/actions", "{\"action_type\": \"InstanceStart\"}", body,
 		   sizeof(body)) != 204)
 		fail_msg("InstanceStart: %s", body);
