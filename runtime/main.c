@@ -745,7 +745,8 @@ int main(int argc, char **argv)
 	if ((o.log_path || o.level || o.show_level || o.show_origin || o.module) &&
 	    sqb_ctl_log_configure(o.log_path, o.level, o.show_level ? 1 : -1,
 				  o.show_origin ? 1 : -1, o.module, err, sizeof(err)) < 0) {
-		fprintf(stderr, "squib: %s\n", err);
+		/* main.rs MainError::LoggerInitialization */
+		fprintf(stderr, "squib: Could not initialize logger: %s\n", err);
 		goto out_early;
 	}
 	/* main.rs logs "Running Firecracker v<version>" first thing after the
@@ -756,8 +757,16 @@ int main(int argc, char **argv)
 		    SQB_VERSION_STRING, o.no_api ? "(none)" : o.api_sock);
 	if (o.metrics_path) {
 		if (sqb_ctl_metrics_open(o.metrics_path, err, sizeof(err)) < 0) {
-			sqb_ctl_log(SQB_CTL_ERROR, "%s", err);
-			fprintf(stderr, "squib: %s\n", err);
+			/* main.rs MainError::MetricsInitialization */
+			sqb_ctl_log(SQB_CTL_ERROR,
+				    "Could not initialize metrics: Cannot initialize the metrics "
+				    "system due to bad user input: %s",
+				    err);
+			fprintf(
+			    stderr,
+			    "squib: Could not initialize metrics: Cannot initialize the metrics "
+			    "system due to bad user input: %s\n",
+			    err);
 			goto out_early;
 		}
 		ctl.metrics_set = 1;

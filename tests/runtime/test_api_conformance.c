@@ -210,6 +210,14 @@ static void test_boot_source_logger_metrics_serial(void **state)
 	    {"GET", "/vm/config", NULL, 200, "\"boot_args\":\"a=1 b=2\""},
 	    {"PUT", "/logger", "{\"level\":\"Loud\"}", 400, "Invalid LevelFilter"},
 	    {"PUT", "/logger", b2, 204, NULL},
+	    /* logging.rs LoggerUpdateError and metrics.rs init_metrics: the
+	     * io::Error's text, no path */
+	    {"PUT", "/logger", "{\"log_path\":\"/nonexistent/dir/x\"}", 400,
+	     "\"Logger error: Failed to open target file: No such file or directory (os error "
+	     "2)\""},
+	    {"PUT", "/metrics", "{\"metrics_path\":\"/nonexistent/dir/x\"}", 400,
+	     "\"Metrics error: Cannot initialize the metrics system due to bad user input: No such "
+	     "file or directory (os error 2)\""},
 	    {"PUT", "/metrics", "{}", 400, "missing field `metrics_path`"},
 	    {"PUT", "/metrics", b3, 204, NULL},
 	    {"PUT", "/metrics", b3, 400, "Reinitialization of metrics not allowed."},
