@@ -170,6 +170,89 @@ static int parse_prewarm(const char *arg, struct sqb_vm_shape *sh)
 	return sh->vcpu_count && sh->mem_size_mib ? 0 : -1;
 }
 
+/* arg_parser.rs's rules, checked before getopt sees the line (getopt would
+ * take `--api-sock=x`, abbreviations, a value that starts with `--`, a
+ * repeated flag, and stop at a stray word): every word before a "--" is a
+ * known `--name`, given once, followed by its value where it takes one;
+ * `--no-api` wants `--config-file`; `--no-seccomp` excludes
+ * `--seccomp-filter`.  Words after "--" are left alone, as Firecracker
+ * keeps them aside.  Returns the number of words to parse, or -1 (the
+ * error printed in Firecracker's words). */
+static int fc_arg_check(int argc, char **argv, const struct option *lo)
+{
+	char msg[512];
+	int end = 1, seen[64] = {0};
+
+	while (end < argc && strcmp(argv[end], "--"))
+		end++;
+	for (int i = 1; i < end; i++) {
+		const char *a = argv[i], *name = a + 2;
+		int k = 0;
+
+		if (strncmp(a, "--", 2)) {
+			snprintf(msg, sizeof(msg),
+				 "Found argument '%s' which wasn't expected, "
+				 "or isn't valid in this context.",
+				 a);
+			goto bad;
+		}
+		while (lo[k].name && strcmp(lo[k].name, name))
+			k++;
+		if (!lo[k].name) {
+			snprintf(msg, sizeof(msg),
+				 "Found argument '%s' which wasn't expected, "
+				 "or isn't valid in this context.",
+				 name);
+			goto bad;
+		}
+		if (k < 64 && seen[k]++) {
+			snprintf(msg, sizeof(msg), "The argument '%s' was provided more than once.",
+				 name);
+			goto bad;
+		}
+		if (lo[k].has_arg == required_argument) {
+			if (i + 1 >= end || !strncmp(argv[i + 1], "--", 2)) {
+				snprintf(
+				    msg, sizeof(msg),
+				    "The argument '%s' requires a value, but none was supplied.",
+				    name);
+				goto bad;
+			}
+			i++;
+		}
+	}
+	/* validate_requirements walks the flags by name: no-api, no-seccomp */
+	for (int i = 1; i < end; i++) {
+		if (strcmp(argv[i], "--no-api"))
+			continue;
+		for (int j = 1; j < end; j++)
+			if (!strcmp(argv[j], "--config-file"))
+				goto have_config;
+		snprintf(msg, sizeof(msg), "Argument 'config-file' required, but not found.");
+		goto bad;
+	}
+have_config:
+	for (int i = 1; i < end; i++) {
+		if (strcmp(argv[i], "--no-seccomp"))
+			continue;
+		for (int j = 1; j < end; j++)
+			if (!strcmp(argv[j], "--seccomp-filter")) {
+				snprintf(msg, sizeof(msg),
+					 "Argument 'seccomp-filter' cannot be used together with "
+					 "argument 'no-seccomp'.");
+				goto bad;
+			}
+	}
+	return end;
+bad:
+	fprintf(stderr, "squib: Arguments parsing error: %s \n\nFor more information try --help.\n",
+		msg);
+	return -1;
+}
+
+/* 0, or the exit code: FcExitCode's ArgParsing (153) for a command line
+ * arg_parser.rs refuses, BadConfiguration (152) for a --level it cannot
+ * read, 1 for a value squib refuses. */
 static int parse_opts(int argc, char **argv, struct opts *o)
 {
 	static const struct option lo[] = {
@@ -220,6 +303,9 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 			       sqb_runtime_backend_name());
 			exit(0);
 		}
+	argc = fc_arg_check(argc, argv, lo);
+	if (argc < 0)
+		return 153;
 	while ((ch = getopt_long(argc, argv, "", lo, NULL)) != -1) {
 		switch (ch) {
 		case 'a':
@@ -353,13 +439,17 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 	}
 	if (o->describe)
 		exit(describe_snapshot(o->describe));
-	if (o->no_seccomp && o->seccomp_filter) {
-		fprintf(stderr, "squib: --no-seccomp and --seccomp-filter exclude each other\n");
-		return -1;
-	}
-	if (o->no_api && !o->config_file) {
-		fprintf(stderr, "squib: --no-api requires --config-file\n");
-		return -1;
+	/* main.rs: MainError::InvalidLogLevel, exit code 152 */
+	if (o->level) {
+		enum sqb_ctl_level lvl;
+
+		if (sqb_ctl_level_parse(o->level, &lvl) < 0) {
+			fprintf(stderr,
+				"squib: Invalid value for logger level: Failed to parse string to "
+				"level filter: %s.Possible values: [Error, Warning, Info, Debug]\n",
+				o->level);
+			return 152;
+		}
 	}
 	return 0;
 }
@@ -635,8 +725,10 @@ int main(int argc, char **argv)
 		clock_gettime(CLOCK_MONOTONIC, &t0);
 		rc = 1; /* a failure below ends the member with 1, not 0 */
 	}
-	if (parse_opts(argc, argv, &o) < 0)
-		return 1;
+	rc = parse_opts(argc, argv, &o);
+	if (rc)
+		return rc < 0 ? 1 : rc;
+	rc = 1;
 	sqb_ctl_init(&ctl);
 	ctl.pci = o.enable_pci && sqb_vm_pci_supported();
 	if (o.id) {
@@ -654,7 +746,8 @@ int main(int argc, char **argv)
 	if ((o.log_path || o.level || o.show_level || o.show_origin || o.module) &&
 	    sqb_ctl_log_configure(o.log_path, o.level, o.show_level ? 1 : -1,
 				  o.show_origin ? 1 : -1, o.module, err, sizeof(err)) < 0) {
-		fprintf(stderr, "squib: %s\n", err);
+		/* main.rs MainError::LoggerInitialization */
+		fprintf(stderr, "squib: Could not initialize logger: %s\n", err);
 		goto out_early;
 	}
 	/* main.rs logs "Running Firecracker v<version>" first thing after the
@@ -665,8 +758,16 @@ int main(int argc, char **argv)
 		    SQB_VERSION_STRING, o.no_api ? "(none)" : o.api_sock);
 	if (o.metrics_path) {
 		if (sqb_ctl_metrics_open(o.metrics_path, err, sizeof(err)) < 0) {
-			sqb_ctl_log(SQB_CTL_ERROR, "%s", err);
-			fprintf(stderr, "squib: %s\n", err);
+			/* main.rs MainError::MetricsInitialization */
+			sqb_ctl_log(SQB_CTL_ERROR,
+				    "Could not initialize metrics: Cannot initialize the metrics "
+				    "system due to bad user input: %s",
+				    err);
+			fprintf(
+			    stderr,
+			    "squib: Could not initialize metrics: Cannot initialize the metrics "
+			    "system due to bad user input: %s\n",
+			    err);
 			goto out_early;
 		}
 		ctl.metrics_set = 1;

@@ -197,6 +197,8 @@ int sqb_ctl_read_file(const char *path, size_t max, char **out, size_t *out_len)
 /* Apply a Firecracker JSON config file and start the VM; 0 or -1 with err. */
 int sqb_ctl_apply_config_file(struct sqb_ctl *c, const char *path, char *err, size_t errlen);
 /* InstanceStart; 0 or -1 with err. */
+/* PUT /serial's file, opened as the microVM is built (0, or -1 with err) */
+int sqb_ctl_serial_open(struct sqb_ctl *c, const char *prefix, char *err, size_t errlen);
 int sqb_ctl_start(struct sqb_ctl *c, char *err, size_t errlen);
 /* The VM stopped on its own: log why and set the exit code. */
 void sqb_ctl_vm_stopped(struct sqb_ctl *c);

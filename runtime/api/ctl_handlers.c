@@ -358,7 +358,7 @@ static void put_serial(struct sqb_ctl *c, yajl_val body, struct sqb_ctl_resp *r)
 {
 	const char *path = NULL;
 	yajl_val rl = NULL;
-	int have_rl = 0, fd = -1;
+	int have_rl = 0;
 	const struct sqb_jfield f[] = {
 	    {"serial_out_path", SQB_JT_STR, 0, &path},
 	    {"rate_limiter", SQB_JT_OBJECT, 0, &rl, &have_rl},
@@ -373,16 +373,14 @@ static void put_serial(struct sqb_ctl *c, yajl_val body, struct sqb_ctl_resp *r)
 		sqb_ctl_fault(r, "%s", err);
 	else if (c->vm)
 		sqb_ctl_fault(r, MSG_AFTER_START);
-	else if (path && (fd = sqb_ctl_open_sink(path)) < 0)
-		sqb_ctl_fault(r, "Cannot open the serial output file %s: %s", path,
-			      strerror(errno));
 	else if (path && set_str(&c->serial_out_path, path))
-		close(fd), sqb_ctl_fault(r, "Out of memory");
+		sqb_ctl_fault(r, "Out of memory");
 	else {
-		if (path) {
-			if (c->serial_fd >= 0)
-				close(c->serial_fd);
-			c->serial_fd = fd;
+		/* rpc_interface.rs ConfigureSerial only records the path: the
+		 * file is opened when the microVM is built (sqb_ctl_serial_open) */
+		if (path && c->serial_fd >= 0) {
+			close(c->serial_fd);
+			c->serial_fd = -1;
 		}
 		c->serial_rl = b; /* a PUT without one clears it */
 		r->status = 204;
@@ -573,6 +571,29 @@ static int boot_add_devices(void *arg, sqb_vm *vm, struct sqb_diag *diag)
 	return err;
 }
 
+/* The serial output file of PUT /serial, opened (created if missing) as
+ * the microVM is built, as DeviceManager::new opens it with
+ * open_file_nonblock; its io::Error reaches the API as the EventFd variant
+ * of DeviceManagerCreateError, which `?` converts it to.  prefix: the
+ * caller's error chain up to that text. */
+int sqb_ctl_serial_open(struct sqb_ctl *c, const char *prefix, char *err, size_t errlen)
+{
+	int fd;
+
+	if (!c->serial_out_path || c->serial_fd >= 0)
+		return 0;
+	fd = sqb_ctl_open_sink(c->serial_out_path);
+	if (fd < 0) {
+		int e = errno;
+
+		snprintf(err, errlen, "%sError with EventFd: %s (os error %d)", prefix, strerror(e),
+			 e);
+		return -1;
+	}
+	c->serial_fd = fd;
+	return 0;
+}
+
 int sqb_ctl_start(struct sqb_ctl *c, char *err, size_t errlen)
 {
 	struct sqb_vm_config cfg = SQB_VM_CONFIG_INIT;
@@ -614,6 +635,11 @@ int sqb_ctl_start(struct sqb_ctl *c, char *err, size_t errlen)
 	c->boot_req_cpu_ns = clock_ns(CLOCK_PROCESS_CPUTIME_ID);
 	cfg.add_devices = boot_add_devices;
 	cfg.add_devices_arg = c;
+	if (sqb_ctl_serial_open(c, "Start microvm error: Failed to create device manager: ", err,
+				errlen) < 0) {
+		free(cmdline);
+		return -1;
+	}
 	cfg.serial_out_fd = c->serial_fd >= 0 ? c->serial_fd : STDOUT_FILENO;
 	if (sqb_vm_huge_parse(c->huge_pages, &cfg.huge_pages) < 0)
 		cfg.huge_pages = SQB_VM_HUGE_NONE; /* c->huge_pages is one of huge_pages_enum */

@@ -139,8 +139,11 @@ int sqb_ctl_log_configure(const char *path, const char *level, int show_level, i
 	if (path) {
 		int fd = sqb_ctl_open_sink(path);
 		if (fd < 0) {
-			snprintf(err, errlen, "Cannot open the log file %s: %s", path,
-				 strerror(errno));
+			int e = errno;
+
+			/* logging.rs LoggerUpdateError, an io::Error */
+			snprintf(err, errlen, "Failed to open target file: %s (os error %d)",
+				 strerror(e), e);
 			return -1;
 		}
 		if (log_fd != 2)
@@ -184,7 +187,10 @@ int sqb_ctl_metrics_open(const char *path, char *err, size_t errlen)
 	int fd = sqb_ctl_open_sink(path);
 
 	if (fd < 0) {
-		snprintf(err, errlen, "Cannot open the metrics file %s: %s", path, strerror(errno));
+		int e = errno;
+
+		/* metrics.rs init_metrics: the io::Error's text */
+		snprintf(err, errlen, "%s (os error %d)", strerror(e), e);
 		return -1;
 	}
 	if (metrics_fd >= 0)

@@ -139,6 +139,13 @@ int sqb_ctl_mmds_raw(struct sqb_ctl *c, const char *method, const char *path, co
 /* PUT /mmds/config (MmdsConfig, deny_unknown_fields): before boot only;
  * the address first, then the list, then that each id exists
  * (set_mmds_network_stack_config), then version and imds_compat. */
+static int ipv4_ok(const char *s)
+{
+	struct in_addr a;
+
+	return inet_pton(AF_INET, s, &a) == 1 ? 0 : -1;
+}
+
 void sqb_ctl_put_mmds_config(struct sqb_ctl *c, yajl_val body, struct sqb_ctl_resp *r)
 {
 	static const char *const versions[] = {"V1", "V2", NULL};
@@ -152,7 +159,10 @@ void sqb_ctl_put_mmds_config(struct sqb_ctl *c, yajl_val body, struct sqb_ctl_re
 	const struct sqb_jfield f[] = {
 	    {"version", SQB_JT_ENUM, 0, &version, NULL, 0, 0, versions, 0, "`V1` or `V2`", NULL},
 	    {"network_interfaces", SQB_JT_ARRAY, 1, &ifaces},
-	    {"ipv4_address", SQB_JT_STR, 0, &ipv4, &have_ip},
+	    /* serde's Ipv4Addr: a FromStr visitor ("IPv4 address"), whose
+	     * AddrParseError is a custom error at the value */
+	    {"ipv4_address", SQB_JT_STR, 0, &ipv4, &have_ip, .expect = "IPv4 address",
+	     .check = ipv4_ok, .bad_msg = "invalid IPv4 address syntax"},
 	    {"imds_compat", SQB_JT_BOOL, 0, &imds},
 	};
 	sqb_mmds *m;
@@ -164,7 +174,7 @@ void sqb_ctl_put_mmds_config(struct sqb_ctl *c, yajl_val body, struct sqb_ctl_re
 			return sqb_ctl_fault(r, SQB_JSON_ERR_PREFIX
 					     "invalid type: expected a string in `network_interfaces`.");
 	if (have_ip && ipv4) {
-		if (inet_pton(AF_INET, ipv4, &a) != 1)
+		if (inet_pton(AF_INET, ipv4, &a) != 1) /* checked above */
 			return sqb_ctl_fault(r, SQB_JSON_ERR_PREFIX "invalid IPv4 address syntax.");
 		ip = ntohl(a.s_addr);
 	}

@@ -97,6 +97,13 @@ static int find_iface(struct sqb_ctl *c, const char *id)
 	return -1;
 }
 
+static int mac_ok(const char *s)
+{
+	uint8_t mac[6];
+
+	return parse_mac(s, mac);
+}
+
 /* The serde stage of NetworkInterfaceConfig (deny_unknown_fields), then
  * what squib does not build.  The tap is not opened here. */
 static int parse_iface(yajl_val body, struct sqb_ctl_iface *f, char *err, size_t errlen)
@@ -108,7 +115,9 @@ static int parse_iface(yajl_val body, struct sqb_ctl_iface *f, char *err, size_t
 	const struct sqb_jfield fl[] = {
 	    {"iface_id", SQB_JT_STR, 1, &id},
 	    {"host_dev_name", SQB_JT_STR, 1, &tap},
-	    {"guest_mac", SQB_JT_STR, 0, &mac},
+	    /* mac.rs: String, then MacAddr::from_str's custom error */
+	    {"guest_mac", SQB_JT_STR, 0, &mac, .check = mac_ok,
+	     .bad_msg = "The provided MAC address is invalid."},
 	    {"mtu", SQB_JT_UINT, 0, &mtu, &have_mtu, 0, 65535, .expect = "u16"},
 	    {"rx_rate_limiter", SQB_JT_OBJECT, 0, &rx, &have_rx},
 	    {"tx_rate_limiter", SQB_JT_OBJECT, 0, &tx, &have_tx},
@@ -118,7 +127,7 @@ static int parse_iface(yajl_val body, struct sqb_ctl_iface *f, char *err, size_t
 	f->tap_fd = -1;
 	if (sqb_json_fields(body, fl, 6, err, errlen) < 0)
 		return -1;
-	if (mac && parse_mac(mac, f->mac) < 0) {
+	if (mac && parse_mac(mac, f->mac) < 0) { /* checked above */
 		snprintf(err, errlen, MSG_BAD_MAC);
 		return -1;
 	}

@@ -558,6 +558,11 @@ void sqb_ctl_snapshot_load(struct sqb_ctl *c, yajl_val body, struct sqb_ctl_resp
 		return sqb_ctl_fault(r, "%s", err);
 	q.o.track_dirty_pages = q.dirty || q.diff_alias;
 	q.o.resume = q.resume && !q.seed; /* with a seed: resumed once it is served */
+	if (sqb_ctl_serial_open(c,
+				"Load snapshot error: Failed to restore from snapshot: Failed to "
+				"restore devices: Error creating DeviceManager: ",
+				err, sizeof(err)) < 0)
+		return sqb_ctl_fault(r, "%s", err);
 	q.o.serial_out_fd = c->serial_fd >= 0 ? c->serial_fd : STDOUT_FILENO;
 	q.c = c;
 	q.o.add_devices = load_add_devices;

@@ -496,6 +496,8 @@ static int set_field(const struct sqb_jfield *f, yajl_val obj, size_t k, char *e
 			}
 			*(const char **)f->out = *e; /* canonical spelling */
 		} else {
+			if (f->check && f->check(v->u.string) < 0)
+				return jerr(err, errlen, obj, AT_VAL, k, "%s", f->bad_msg);
 			*(const char **)f->out = v->u.string;
 		}
 		return 0;

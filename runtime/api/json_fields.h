@@ -34,6 +34,9 @@ struct sqb_jfield {
 	int nocase;
 	const char *expect;  /* optional: serde's "expected ..." text (UINT: "u8", "usize") */
 	const char *bad_msg; /* optional: ENUM: message instead of "unknown variant" */
+	/* optional, STR: a custom deserializer (MacAddr, Ipv4Addr): < 0 refuses
+	 * the string with bad_msg at its place, in the order serde reads it */
+	int (*check)(const char *s);
 };
 
 /* Firecracker's RequestError::SerdeJson prefix; its messages end in ".". */

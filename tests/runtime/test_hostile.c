@@ -361,17 +361,29 @@ static int run_cli(const char *const *args, char *out, size_t outlen, char *err,
  * report (an ASan build: a leak or UB on the way out; reports read
  * "...Sanitizer: ...", unlike squib's own "seccomp: off in a
  * ThreadSanitizer build" warning). */
-static void cli_refused(const char *const *args, const char *want)
+static void cli_refused_code(const char *const *args, const char *want, int code)
 {
 	static char out[4096], err[8192];
 	int st = run_cli(args, out, sizeof(out), err, sizeof(err));
 
-	if (!WIFEXITED(st) || WEXITSTATUS(st) != 1 || !strstr(err, want) || out[0] ||
+	if (!WIFEXITED(st) || WEXITSTATUS(st) != code || !strstr(err, want) || out[0] ||
 	    strstr(err, "Sanitizer:") || strstr(err, "runtime error"))
-		fail_msg("squib %s %s %s: status 0x%x, want exit 1 and '%s'; stdout '%.200s' "
+		fail_msg("squib %s %s %s: status 0x%x, want exit %d and '%s'; stdout '%.200s' "
 			 "stderr '%.1500s'",
 			 args[0], args[1] ? args[1] : "", args[1] && args[2] ? args[2] : "", st,
-			 want, out, err);
+			 code, want, out, err);
+}
+
+static void cli_refused(const char *const *args, const char *want)
+{
+	cli_refused_code(args, want, 1);
+}
+
+/* main.rs: a command line arg_parser.rs refuses exits with FcExitCode
+ * ArgParsing (153), in UtilsArgParserError's words */
+static void cli_unparsed(const char *const *args, const char *want)
+{
+	cli_refused_code(args, want, 153);
 }
 
 static void cli_ok(const char *const *args, const char *want_out)
@@ -433,12 +445,18 @@ static void test_cli_hostile_arguments(void **state)
 		    "metadata provided not valid json");
 	cli_refused((const char *const[]){"--metadata", f[4], "--api-sock", sock, NULL},
 		    "Unable to open or read from the mmds content file");
-	cli_refused(
+	/* main.rs MainError::InvalidLogLevel: FcExitCode BadConfiguration */
+	cli_refused_code(
 	    (const char *const[]){"--metadata", f[5], "--level", "Bogus", "--api-sock", sock, NULL},
-	    "Invalid log level");
+	    "Invalid value for logger level: Failed to parse string to level filter: Bogus.", 152);
 	cli_refused((const char *const[]){"--metadata", f[5], "--metrics-path", f[4], "--api-sock",
 					  sock, NULL},
-		    "Cannot open the metrics file");
+		    "Could not initialize metrics: Cannot initialize the metrics system due to bad "
+		    "user input: Is a directory (os error 21)");
+	/* main.rs MainError::LoggerInitialization, logging.rs LoggerUpdateError */
+	cli_refused((const char *const[]){"--log-path", "/nonexistent/d/x", "--api-sock", sock, NULL},
+		    "Could not initialize logger: Failed to open target file: No such file or "
+		    "directory (os error 2)");
 	for (int i = 0; i <= 4; i++)
 		cli_refused((const char *const[]){"--describe-snapshot", f[i], NULL},
 			    "squib: --describe-snapshot ");
@@ -466,12 +484,31 @@ static void test_cli_hostile_arguments(void **state)
 	cli_ok((const char *const[]){"--start-time-us", "18446744073709551615",
 				     "--start-time-cpu-us", "+0", "--snapshot-version", NULL},
 	       "v");
-	cli_refused((const char *const[]){"--snapshot-version", "extra", NULL},
-		    "unexpected argument 'extra'");
-	cli_refused((const char *const[]){"--snapshot-version", "--bogus", NULL},
-		    "unrecognized option");
-	cli_refused((const char *const[]){"--describe-snapshot", f[5], "--boot-timer=1", NULL},
-		    "doesn't allow an argument");
+	cli_unparsed((const char *const[]){"--snapshot-version", "extra", NULL},
+		     "Arguments parsing error: Found argument 'extra' which wasn't expected, or "
+		     "isn't valid in this context.");
+	cli_unparsed((const char *const[]){"--snapshot-version", "--bogus", NULL},
+		     "Found argument 'bogus' which wasn't expected");
+	cli_unparsed((const char *const[]){"--describe-snapshot", f[5], "--boot-timer=1", NULL},
+		     "Found argument 'boot-timer=1' which wasn't expected");
+	/* getopt would take these; arg_parser.rs does not */
+	cli_unparsed((const char *const[]){"--snap", "--snapshot-version", NULL},
+		     "Found argument 'snap' which wasn't expected");
+	cli_unparsed(
+	    (const char *const[]){"--level", "Info", "--level", "Info", "--snapshot-version", NULL},
+	    "The argument 'level' was provided more than once.");
+	cli_unparsed((const char *const[]){"--snapshot-version", "--api-sock", "--id", "x", NULL},
+		     "The argument 'api-sock' requires a value, but none was supplied.");
+	cli_unparsed((const char *const[]){"--snapshot-version", "--level", NULL},
+		     "The argument 'level' requires a value");
+	cli_unparsed((const char *const[]){"--snapshot-version", "--no-api", NULL},
+		     "Argument 'config-file' required, but not found.");
+	cli_unparsed((const char *const[]){"--no-seccomp", "--seccomp-filter", "f",
+					   "--snapshot-version", NULL},
+		     "Argument 'seccomp-filter' cannot be used together with argument "
+		     "'no-seccomp'.");
+	/* words after "--" are Firecracker's extra arguments, left alone */
+	cli_ok((const char *const[]){"--snapshot-version", "--", "extra", "--bogus", NULL}, "v");
 	cli_refused((const char *const[]){"--api-sock", "", NULL}, "API socket path is empty");
 	/* --id: validators.rs's rule; a newline would forge log lines */
 	cli_refused(
