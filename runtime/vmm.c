@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/prctl.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -409,8 +410,14 @@ static void *vcpu_thread(void *arg)
 	struct sqb_hv_vcpu *hv = NULL;
 	int rc;
 
-	/* seccomp before the vCPU exists (docs/security.md); SQB_FAULT=vcpu_create:
-	 * the last vCPU fails (partial creation) */
+	/* Firecracker's thread name, which tools that pin vCPUs look for
+	 * (its test framework's pin_vcpu); then seccomp before the vCPU exists
+	 * (docs/security.md); SQB_FAULT=vcpu_create: the last vCPU fails
+	 * (partial creation) */
+	char name[16];
+
+	snprintf(name, sizeof(name), "fc_vcpu %u", vc->index);
+	prctl(PR_SET_NAME, name, 0, 0, 0);
 	if ((rc = sqb_confine_thread(SQB_CONFINE_VCPU)) < 0)
 		;
 	else if (vc->index > 0 && vc->index + 1 == vm->nvcpus && sqb_fault_enabled("vcpu_create"))

@@ -334,7 +334,9 @@ int sqb_confine_thread(enum sqb_confine_kind kind)
 
 	if ((unsigned int)kind >= SQB_CONFINE_NKINDS)
 		return -EINVAL;
-	if (kind != SQB_CONFINE_API) { /* the main thread keeps the program's name */
+	/* the main thread keeps the program's name; a vCPU thread has named
+	 * itself Firecracker's way ("fc_vcpu N", vmm.c) */
+	if (kind != SQB_CONFINE_API && kind != SQB_CONFINE_VCPU) {
 		snprintf(name, sizeof(name), "squib-%s", kind_names[kind]);
 		prctl(PR_SET_NAME, name, 0, 0, 0);
 	}

@@ -187,7 +187,7 @@ static int count_filtered(pid_t pid, int *total, int *vcpus, int *evloops)
 		fclose(f);
 		(*total)++;
 		filtered += strstr(buf, "\nSeccomp:\t2\n") != NULL;
-		*vcpus += strstr(buf, "Name:\tsquib-vcpu\n") != NULL;
+		*vcpus += strstr(buf, "Name:\tfc_vcpu ") != NULL; /* Firecracker's name */
 		*evloops += strstr(buf, "Name:\tsquib-evloop\n") != NULL;
 	}
 	closedir(d);
