@@ -9,7 +9,8 @@
 #     the entropy device 1af4:1044; the guest mounts its root through it and
 #     its interrupts are MSI-X (PCI-MSI in /proc/interrupts);
 #   - queue fields in the common configuration cannot change once the
-#     device runs (test_queue_config_immutable, with busybox devmem);
+#     device runs (test_queue_config_immutable, with busybox devmem; the
+#     guest boots with iomem=relaxed: its kernel has IO_STRICT_DEVMEM);
 #   - Full snapshot, SIGKILL, load in a squib started WITHOUT --enable-pci:
 #     the snapshot rebuilds the PCI functions, the guest reads its disk and
 #     /dev/hwrng again.
@@ -27,7 +28,7 @@ command -v squib >/dev/null || { echo "FAIL: squib not in the test host"; exit 1
 cp "$G/rootfs.ext4" "$T/root.ext4"
 
 SQB_SQUIB_ARGS=--enable-pci start_squib boot
-args="console=ttyS0 reboot=k panic=1 i8042.noaux i8042.nomux i8042.dumbkbd quiet"
+args="console=ttyS0 reboot=k panic=1 i8042.noaux i8042.nomux i8042.dumbkbd quiet iomem=relaxed"
 c=$(api PUT /drives/rootfs "{\"drive_id\": \"rootfs\", \"path_on_host\": \"$T/root.ext4\",
 	\"is_root_device\": true, \"is_read_only\": false}")
 c=$c$(api PUT /entropy '{}')
