@@ -211,6 +211,9 @@ struct sqb_bus {
 /* Add (and own) a device; -EEXIST on an overlapping window or a duplicate
  * id, -SQB_ELIMIT when full.  Not while vCPUs run. */
 int sqb_bus_add(struct sqb_bus *b, struct sqb_dev *d);
+/* Take d off the bus (its range and its place in devs[]); the caller frees
+ * it.  Not while vCPUs run.  -ENOENT when it is not there. */
+int sqb_bus_remove(struct sqb_bus *b, struct sqb_dev *d);
 struct sqb_dev *sqb_bus_find(const struct sqb_bus *b, enum sqb_bus_space space, uint64_t addr);
 struct sqb_dev *sqb_bus_by_id(const struct sqb_bus *b, const char *id);
 /* Dispatch one access; unclaimed reads return all-ones, unclaimed writes

@@ -123,6 +123,23 @@ int sqb_bus_add(struct sqb_bus *b, struct sqb_dev *d)
 	return 0;
 }
 
+int sqb_bus_remove(struct sqb_bus *b, struct sqb_dev *d)
+{
+	unsigned int i, r;
+
+	for (i = 0; i < b->ndevs && b->devs[i] != d; i++)
+		;
+	for (r = 0; r < b->nranges && b->ranges[r].dev != d; r++)
+		;
+	if (i == b->ndevs || r == b->nranges)
+		return -ENOENT;
+	memmove(&b->devs[i], &b->devs[i + 1], (b->ndevs - i - 1) * sizeof(b->devs[0]));
+	b->ndevs--;
+	memmove(&b->ranges[r], &b->ranges[r + 1], (b->nranges - r - 1) * sizeof(b->ranges[0]));
+	b->nranges--;
+	return 0;
+}
+
 struct sqb_dev *sqb_bus_find(const struct sqb_bus *b, enum sqb_bus_space space, uint64_t addr)
 {
 	unsigned int lo = 0, hi = b->nranges;

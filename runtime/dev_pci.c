@@ -71,9 +71,10 @@ struct sqb_pci {
 	pthread_mutex_t lock; /* the CF8 latch */
 	uint32_t cf8;
 	uint8_t bridge[CFG_SIZE];
-	struct pci_fn *fn[PCI_SLOTS];
-	unsigned int nfn;  /* functions 00:01.0 .. 00:nfn.0 */
-	uint64_t bar_next; /* next free 64-bit BAR address */
+	struct pci_fn *fn[PCI_SLOTS]; /* [0]: the host bridge's place, unused */
+	/* a snapshot load's placement: the function a device id had */
+	struct sqb_pci_place place[PCI_SLOTS];
+	unsigned int nplace;
 };
 
 static void put16(uint8_t *p, uint16_t v)
@@ -376,7 +377,7 @@ static void msix_reset(struct pci_fn *f)
 static void root_cfg(struct sqb_pci *p, unsigned int devno, unsigned int fn, unsigned int reg,
 		     uint8_t *data, unsigned int size, int is_write)
 {
-	struct pci_fn *f = devno && devno <= p->nfn ? p->fn[devno] : NULL;
+	struct pci_fn *f = devno < PCI_SLOTS ? p->fn[devno] : NULL;
 
 	if (fn || (devno && !f) || (reg & (size - 1))) {
 		if (!is_write)
@@ -483,7 +484,6 @@ int sqb_pci_create(struct sqb_pci **out, struct sqb_bus *bus, const struct sqb_d
 		return -ENOMEM;
 	pthread_mutex_init(&p->lock, NULL);
 	p->host = *host;
-	p->bar_next = SQB_ARCH_PCI_WIN64_BASE;
 	/* Firecracker's PciRoot: Intel's virtual PCIe host, class 06/00 */
 	put16(p->bridge + C_VENDOR, 0x8086);
 	put16(p->bridge + C_VENDOR + 2, 0x0d57);
@@ -680,11 +680,27 @@ int sqb_pci_add_virtio(struct sqb_pci *p, struct sqb_bus *bus, const struct sqb_
 {
 	struct pci_fn *f;
 	struct sqb_dev *d;
-	unsigned int nq;
+	unsigned int nq, devno = 0;
 	int err;
 
-	if (p->nfn + 1 >= PCI_SLOTS) {
-		if (diag)
+	/* where a snapshot had it, else the first free slot (a hot-unplugged
+	 * device's slot is free again) */
+	for (unsigned int i = 0; i < p->nplace; i++)
+		if (!strcmp(p->place[i].id, ops->id))
+			devno = p->place[i].devno;
+	for (unsigned int n = 1; !devno && n < PCI_SLOTS; n++) {
+		int wanted = 0;
+
+		for (unsigned int i = 0; i < p->nplace; i++)
+			wanted |= p->place[i].devno == n;
+		if (!p->fn[n] && !wanted)
+			devno = n;
+	}
+	if (!devno || devno >= PCI_SLOTS || p->fn[devno]) {
+		if (diag && devno)
+			snprintf(diag->reason, sizeof(diag->reason),
+				 "PCI slot %u of device '%s' is taken", devno, ops->id);
+		else if (diag)
 			snprintf(diag->reason, sizeof(diag->reason),
 				 "no free PCI slot for device '%s' (%d at most)", ops->id,
 				 PCI_SLOTS - 1);
@@ -695,9 +711,10 @@ int sqb_pci_add_virtio(struct sqb_pci *p, struct sqb_bus *bus, const struct sqb_
 		return -ENOMEM;
 	pthread_mutex_init(&f->lock, NULL);
 	f->root = p;
-	f->devno = p->nfn + 1;
+	f->devno = devno;
 	f->bar_size = SQB_VIO_PCI_BAR_SIZE;
-	f->bar_home = p->bar_next; /* size-aligned: every BAR has the same size */
+	/* slot n's BAR0 is always the n-th: a function's place names its BAR */
+	f->bar_home = SQB_ARCH_PCI_WIN64_BASE + (uint64_t)(devno - 1) * f->bar_size;
 	slot->base = f->bar_home;
 	slot->size = (uint32_t)f->bar_size;
 	slot->gsi = 0;
@@ -723,10 +740,27 @@ int sqb_pci_add_virtio(struct sqb_pci *p, struct sqb_bus *bus, const struct sqb_
 		sqb_dev_free(d);
 		return err;
 	}
-	p->nfn++;
-	p->bar_next += f->bar_size;
 	*slot = f->cfg.slot;
 	return 0;
+}
+
+int sqb_pci_place(struct sqb_pci *p, const struct sqb_pci_place *place, unsigned int n)
+{
+	if (n > PCI_SLOTS)
+		return -SQB_ELIMIT;
+	for (unsigned int i = 0; i < n; i++)
+		if (!place[i].devno || place[i].devno >= PCI_SLOTS)
+			return -EINVAL;
+	memcpy(p->place, place, n * sizeof(*place));
+	p->nplace = n;
+	return 0;
+}
+
+unsigned int sqb_pci_fn_devno(const struct sqb_dev *d)
+{
+	const struct pci_fn *f = d->priv;
+
+	return f ? f->devno : 0;
 }
 
 void *sqb_pci_fn_opaque(const struct sqb_dev *d, const struct sqb_mmio_dev_ops **ops)

@@ -34,12 +34,22 @@ int sqb_pci_create(struct sqb_pci **out, struct sqb_bus *bus, const struct sqb_d
 /* After the bus (its devices point at the root) is destroyed. */
 void sqb_pci_free(struct sqb_pci *p);
 
-/* A virtio device as the next function (00:NN.0): its BAR0 is allocated in
- * the 64-bit window, slot (in/out) gets base/size of BAR0 and pci = 1;
- * ops->realize runs with it.  -SQB_ELIMIT when the bus is full (31). */
+/* A virtio device as a function 00:NN.0 (the first free slot, or its
+ * placement): slot n's BAR0 is the n-th 0x80000 bytes of the 64-bit window;
+ * slot (in/out) gets base/size of BAR0 and pci = 1; ops->realize runs with
+ * it.  -SQB_ELIMIT when the bus is full (31). */
 int sqb_pci_add_virtio(struct sqb_pci *p, struct sqb_bus *bus, const struct sqb_dev_ctx *ctx,
 		       const struct sqb_mmio_dev_ops *ops, void *opaque,
 		       struct sqb_mmio_slot_info *slot, struct sqb_diag *diag);
+
+/* A snapshot load's placement (before the devices are added): the device
+ * with this id goes to slot devno (1..31) and so to that slot's BAR0. */
+struct sqb_pci_place {
+	char id[32];
+	unsigned int devno;
+};
+int sqb_pci_place(struct sqb_pci *p, const struct sqb_pci_place *place, unsigned int n);
+unsigned int sqb_pci_fn_devno(const struct sqb_dev *d);
 
 /* The slot behind a virtio-pci function (as sqb_mmio_slot_opaque). */
 void *sqb_pci_fn_opaque(const struct sqb_dev *d, const struct sqb_mmio_dev_ops **ops);

@@ -638,6 +638,74 @@ static int vm_add_pci(struct sqb_vm *vm, struct sqb_diag *diag)
 	return err;
 }
 
+/* Run op with the vCPUs parked (they look devices up on the bus without a
+ * lock) and the bus open; a VM the user paused stays paused. */
+static int vm_with_bus_open(struct sqb_vm *vm, int (*op)(struct sqb_vm *vm, void *arg), void *arg)
+{
+	int paused_here = 0, err;
+
+	pthread_mutex_lock(&vm->lock);
+	err = vm->state == SQB_VM_RUNNING || vm->state == SQB_VM_PAUSED ? 0 : -SQB_ESTATE;
+	paused_here = vm->state == SQB_VM_RUNNING;
+	pthread_mutex_unlock(&vm->lock);
+	if (!err && paused_here)
+		err = sqb_vm_pause(vm);
+	if (err)
+		return err;
+	vm->sealed = 0;
+	err = op(vm, arg);
+	vm->sealed = 1;
+	if (paused_here)
+		sqb_vm_resume(vm);
+	return err;
+}
+
+struct hotplug_req {
+	int (*add)(void *arg, sqb_vm *vm, struct sqb_diag *diag);
+	void *arg;
+	const char *id;
+	struct sqb_diag *diag;
+};
+
+static int hotplug_op(struct sqb_vm *vm, void *arg)
+{
+	struct hotplug_req *r = arg;
+
+	return r->add(r->arg, vm, r->diag);
+}
+
+int sqb_vm_hotplug(sqb_vm *vm, int (*add)(void *arg, sqb_vm *vm, struct sqb_diag *diag), void *arg,
+		   struct sqb_diag *diag)
+{
+	struct hotplug_req r = {add, arg, NULL, diag};
+
+	if (!vm->pci)
+		return -SQB_EUNSUPPORTED;
+	return vm_with_bus_open(vm, hotplug_op, &r);
+}
+
+static int unplug_op(struct sqb_vm *vm, void *arg)
+{
+	struct hotplug_req *r = arg;
+	struct sqb_dev *d = sqb_bus_by_id(&vm->bus, r->id);
+
+	if (!d || d->cls != &sqb_dev_classes[SQB_DEVCLS_VIRTIO_PCI])
+		return -ENOENT;
+	if (sqb_bus_remove(&vm->bus, d) < 0)
+		return -ENOENT;
+	sqb_dev_free(d); /* its queues' ioeventfds and loop entries go with it */
+	return 0;
+}
+
+int sqb_vm_unplug(sqb_vm *vm, const char *id)
+{
+	struct hotplug_req r = {NULL, NULL, id, NULL};
+
+	if (!vm->pci)
+		return -SQB_EUNSUPPORTED;
+	return vm_with_bus_open(vm, unplug_op, &r);
+}
+
 /* Device memory takes memslots from 16 on: RAM has the first ones. */
 #define VM_DEVMEM_SLOT0 16u
 #define VM_DEVMEM_MAX	8u
@@ -869,6 +937,8 @@ int sqb_vm_create(sqb_vm **out, const struct sqb_vm_config *cfg, struct sqb_diag
 		err = sqb_arch_add_platform_devices(vm);
 	if (!err && cfg->pci)
 		err = vm_add_pci(vm, diag);
+	if (!err && vm->pci && cfg->npci_place)
+		err = sqb_pci_place(vm->pci, cfg->pci_place, cfg->npci_place);
 	if (!err && cfg->add_devices)
 		err = cfg->add_devices(cfg->add_devices_arg, vm, diag);
 	vm->sealed = 1;

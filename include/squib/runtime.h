@@ -62,6 +62,8 @@ static inline uint64_t sqb_cpu_bits_apply(uint64_t x, uint64_t filter, uint64_t 
 	return (x & ~filter) | (value & filter);
 }
 
+struct sqb_pci_place; /* runtime/dev_pci.h */
+
 struct sqb_vm_config {
 	unsigned int version;	 /* SQB_VM_CONFIG_VERSION */
 	unsigned int vcpu_count; /* 1..SQB_VM_MAX_VCPUS */
@@ -97,6 +99,10 @@ struct sqb_vm_config {
 	/* Firecracker's --enable-pci: virtio devices are PCI functions behind
 	 * a PCI root (x86_64 KVM only; -SQB_EUNSUPPORTED elsewhere). */
 	int pci;
+	/* A snapshot load of a PCI VM: the slot each virtio device had
+	 * (runtime-internal struct sqb_pci_place, from the DEVS records) */
+	const struct sqb_pci_place *pci_place;
+	unsigned int npci_place;
 };
 
 /* Whether this build can give a VM the PCI transport (struct

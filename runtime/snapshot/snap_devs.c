@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "dev_mmio.h"
+#include "dev_pci.h"
 #include "log.h"
 #include "snap_priv.h"
 
@@ -49,6 +50,44 @@ int sqb_snap_devs_save(struct sqb_vm *vm, sqb_snap_writer *w)
 		err = sqb_writer_add_device(w, &rec);
 		free(st);
 		FORWARD_IF_ERROR(err);
+	}
+	return 0;
+}
+
+int sqb_snap_devs_pci_places(const sqb_snap *s, struct sqb_pci_place *out, unsigned int max,
+			     unsigned int *n, struct sqb_diag *diag)
+{
+	unsigned int count = sqb_snap_device_count(s);
+
+	*n = 0;
+	for (unsigned int k = 0; k < count; k++) {
+		struct sqb_device rec;
+		void *backing = NULL;
+		uint32_t devno;
+
+		FORWARD_IF_ERROR(sqb_snap_device(s, k, &rec, &backing, diag));
+		if ((rec.type & ~0xffu) != 0x200) {
+			free(backing);
+			continue;
+		}
+		if (rec.state_len >= 8) {
+			const uint8_t *st = rec.state;
+
+			devno = (uint32_t)st[4] | (uint32_t)st[5] << 8 | (uint32_t)st[6] << 16 |
+				(uint32_t)st[7] << 24;
+		} else {
+			devno = 0;
+		}
+		if (*n >= max || !devno || devno >= 32) {
+			sqb_snap_diag(diag, "DEVS", "virtio-pci device '%s': slot %u is not 1..31",
+				      rec.id, devno);
+			free(backing);
+			return -SQB_ECORRUPT;
+		}
+		snprintf(out[*n].id, sizeof(out[*n].id), "%.31s", rec.id);
+		out[*n].devno = devno;
+		(*n)++;
+		free(backing);
 	}
 	return 0;
 }

@@ -13,8 +13,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "log.h"
+#include "dev_pci.h"
 #include "layout.h"
+#include "log.h"
 #include "snap_priv.h"
 
 /* A first (lazily verified) load's background filler begins this long after
@@ -706,6 +707,7 @@ static int take_shell(struct loadctx *c, const struct sqb_vm_config *cfg, struct
 static int build_vm(struct loadctx *c, struct sqb_vm **out)
 {
 	struct sqb_vm_config cfg = SQB_VM_CONFIG_INIT;
+	struct sqb_pci_place places[32];
 	struct sqb_snapstate *ss;
 	struct sqb_vm *vm = NULL;
 	int err;
@@ -714,6 +716,10 @@ static int build_vm(struct loadctx *c, struct sqb_vm **out)
 	cfg.mem_size_mib = c->conf.mem_size_mib;
 	cfg.smt = c->conf.smt; /* the saved CPUID replaces what it makes */
 	cfg.pci = c->conf.pci; /* the transport the devices' records were made on */
+	if (cfg.pci && (err = sqb_snap_devs_pci_places(c->st, places, 32, &cfg.npci_place,
+						       c->diag)) < 0)
+		return err;
+	cfg.pci_place = places;
 	cfg.track_dirty_pages = c->o->track_dirty_pages;
 	/* persist.rs SnapshotLoadHugePageConfig: the snapshot's, or this load's */
 	if (c->o->huge_pages != SQB_VM_LOAD_HUGE_SNAPSHOT)

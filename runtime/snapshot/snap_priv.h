@@ -124,6 +124,12 @@ const uint64_t *sqb_snap_dirty_region(struct sqb_vm *vm, struct sqb_snapstate *s
 /* ---- snap_devs.c ---- */
 int sqb_snap_devs_save(struct sqb_vm *vm, sqb_snap_writer *w);
 int sqb_snap_devs_load(struct sqb_vm *vm, const sqb_snap *s, struct sqb_diag *diag);
+/* The slot each virtio-pci function had ([F-135] device_number), so that a
+ * load puts every device back in its place whatever order it is added in
+ * (hot-plugged and unplugged devices leave gaps). */
+struct sqb_pci_place;
+int sqb_snap_devs_pci_places(const sqb_snap *s, struct sqb_pci_place *out, unsigned int max,
+			     unsigned int *n, struct sqb_diag *diag);
 
 /* ---- snap_uffd.c ---- */
 /* Firecracker Uffd backend, VMM side: register guest memory with a new
