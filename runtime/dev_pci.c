@@ -700,10 +700,11 @@ int sqb_pci_add_virtio(struct sqb_pci *p, struct sqb_bus *bus, const struct sqb_
 		if (diag && devno)
 			snprintf(diag->reason, sizeof(diag->reason),
 				 "PCI slot %u of device '%s' is taken", devno, ops->id);
-		else if (diag)
+		else if (diag) /* Firecracker's PciRootError text */
 			snprintf(diag->reason, sizeof(diag->reason),
-				 "no free PCI slot for device '%s' (%d at most)", ops->id,
-				 PCI_SLOTS - 1);
+				 "Could not find an available device slot on the PCI bus. "
+				 "(device '%s'; %d at most)",
+				 ops->id, PCI_SLOTS - 1);
 		return -SQB_ELIMIT;
 	}
 	f = calloc(1, sizeof(*f));

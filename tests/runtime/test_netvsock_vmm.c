@@ -911,14 +911,17 @@ static void test_config_file_sections(void **state)
  * (test_attach_maximum_devices) and a 17th interface fails InstanceStart
  * with "Could not allocate GSI: The requested resource is not available."
  * (test_attach_too_many_devices); squib used to refuse the 9th interface
- * at its PUT. */
-static void test_fc_max_devices(void **state)
+ * at its PUT.  With --enable-pci the bus has 31 slots: a root drive and 30
+ * interfaces start, a 31st fails with "Could not find an available device
+ * slot on the PCI bus." */
+static void max_devices(int pci)
 {
 #if defined(__x86_64__)
+	const char *const pci_args[] = {"--enable-pci", NULL};
+	int most = pci ? 30 : 16;
 	char drive[128], body[512], name[16];
-	int extra[17];
+	int extra[31];
 
-	(void)state;
 	snprintf(drive, sizeof(drive), "%s/maxdev.img", tmpdir);
 	{
 		FILE *f = fopen(drive, "w");
@@ -926,17 +929,17 @@ static void test_fc_max_devices(void **state)
 		assert_int_equal(ftruncate(fileno(f), 1 << 20), 0);
 		fclose(f);
 	}
-	for (int i = 0; i < 17; i++) {
+	for (int i = 0; i <= most; i++) {
 		snprintf(name, sizeof(name), "sqbm%d", i);
 		extra[i] = make_tap(name);
 		if (extra[i] < 0)
 			fail_msg("cannot make tap %s: %s", name, strerror(errno));
 	}
-	for (int n = 16; n <= 17; n++) {
+	for (int n = most; n <= most + 1; n++) {
 		struct sqb_tc t;
 		const char *r;
 
-		assert_int_equal(tc_spawn(&t, squib_bin, NULL, 1), 0);
+		assert_int_equal(tc_spawn(&t, squib_bin, pci ? pci_args : NULL, 1), 0);
 		snprintf(body, sizeof(body), "{\"kernel_image_path\":\"%s/counter.elf\"}",
 			 guest_dir);
 		vt_req(&t, "PUT", "/boot-source", body, 204);
@@ -955,30 +958,46 @@ static void test_fc_max_devices(void **state)
 				 i, i, i);
 			vt_req(&t, "PUT", path, body, 204);
 		}
-		if (n == 16) {
+		if (n == most) {
 			vt_req(&t, "PUT", "/actions", "{\"action_type\":\"InstanceStart\"}", 204);
 			r = vt_req(&t, "GET", "/", NULL, 200);
 			assert_non_null(strstr(r, "\"state\":\"Running\""));
 		} else {
+			const char *want = pci ? "Could not find an available device slot on the "
+						 "PCI bus."
+					       : "Could not allocate GSI: The requested resource "
+						 "is not available.";
+
 			r = vt_req(&t, "PUT", "/actions", "{\"action_type\":\"InstanceStart\"}",
 				   400);
-			if (!strstr(r, "Could not allocate GSI: The requested resource is not "
-				       "available."))
+			if (!strstr(r, want))
 				fail_msg("[tests/integration_tests/functional/test_max_devices.py "
-					 "test_attach_too_many_devices] %s",
-					 r);
+					 "test_attach_too_many_devices, pci %d] %s",
+					 pci, r);
 		}
 		tc_stop(&t);
 	}
-	for (int i = 0; i < 17; i++)
+	for (int i = 0; i <= most; i++)
 		close(extra[i]);
 	unlink(drive);
 #else
-	(void)state;
+	(void)pci;
 	/* arm64's count is Firecracker's 92, squib's board has fewer slots */
 	print_message("skipped: Firecracker's device limit is x86_64's here\n");
 	skip();
 #endif
+}
+
+static void test_fc_max_devices(void **state)
+{
+	(void)state;
+	max_devices(0);
+}
+
+static void test_fc_max_devices_pci(void **state)
+{
+	(void)state;
+	max_devices(1);
 }
 
 /* A tap that disappears under a running VM is an error on that device,
@@ -1547,6 +1566,7 @@ int main(int argc, char **argv)
 	    cmocka_unit_test(test_metrics_fc_schema),
 	    cmocka_unit_test(test_config_file_sections),
 	    cmocka_unit_test(test_fc_max_devices),
+	    cmocka_unit_test(test_fc_max_devices_pci),
 	    cmocka_unit_test(test_guest_never_consumes_rx),
 	    cmocka_unit_test(test_tap_disappears),
 	    cmocka_unit_test(test_vsock_path_exists),
