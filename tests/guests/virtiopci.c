@@ -15,7 +15,19 @@
  *               through the common config per virtio 3.1.1 and polls the
  *               used ring, checks the queue registers are frozen after
  *               DRIVER_OK (Firecracker's test_queue_config_immutable), reads
- *               through the PCI cfg access capability, resets the device.
+ *               through the PCI cfg access capability, resets the device;
+ *               then MSI-X (PCI 3.0 6.8.2, virtio 4.1.4.3 / 4.1.5.1.2):
+ *               entries 0 / 1 aimed at vectors 0x50 / 0x51 of APIC 0,
+ *               vectors past the table read back NO_VECTOR, an interrupt
+ *               per request and per batch, a masked entry and the Function
+ *               Mask each hold the message in the PBA until unmasked, no
+ *               message with MSI-X Enable clear, vectors unmapped by reset.
+ *   vpci=loop   the snapshot tests' guest: the rng on vectors 0 / 1, then
+ *               rounds of one request each, waiting for its interrupt and
+ *               re-reading 00:00.0, BAR0 and the MSI-X state every round
+ *               ("VPCI round N irqs M"); a byte on COM1 steers it: 'q'
+ *               ends, 'm' masks entry 1 and holds one message pending
+ *               ("VPCI hold") until the next byte.
  *   vpci=absent only enumerates: no type-1 mechanism, nothing on bus 0, no
  *               host bridge in the ECAM window, pci=off on the command line,
  *               no PCI root in the DSDT (squib without --enable-pci).
@@ -888,6 +900,25 @@ static uint32_t cfg_window_read(unsigned int dev, unsigned int bar, uint32_t off
 	return pio_rd32(0, dev, 0, p + 16) & (len == 4 ? 0xffffffffu : (1u << (8 * len)) - 1);
 }
 
+/* An empty ring for the selected queue: size VQ_NUM, its three addresses
+ * (below 4 GiB, identity mapped). */
+static void program_queue(void)
+{
+	memset(ring.desc, 0, sizeof(ring.desc));
+	for (int i = 0; i < 2 + VQ_NUM + 1; i++)
+		ring.avail[i] = 0;
+	for (int i = 0; i < 1 + 2 * VQ_NUM + 1; i++)
+		ring.used[i] = 0;
+	ring.avail_idx = ring.used_idx = 0;
+	cc_wr16(CC_Q_SIZE, VQ_NUM);
+	cc_wr32(CC_Q_DESCLO, (uint32_t)(uintptr_t)ring.desc);
+	cc_wr32(CC_Q_DESCHI, 0);
+	cc_wr32(CC_Q_AVAILLO, (uint32_t)(uintptr_t)ring.avail);
+	cc_wr32(CC_Q_AVAILHI, 0);
+	cc_wr32(CC_Q_USEDLO, (uint32_t)(uintptr_t)ring.used);
+	cc_wr32(CC_Q_USEDHI, 0);
+}
+
 static int drive_rng(unsigned int dev)
 {
 	uint32_t f0, f1;
@@ -949,19 +980,7 @@ static int drive_rng(unsigned int dev)
 	      "config/queue msix vector do not read NO_VECTOR (config << 16 | queue)",
 	      (uint64_t)cc_rd16(CC_MSIX) << 16 | cc_rd16(CC_Q_MSIX));
 
-	memset(ring.desc, 0, sizeof(ring.desc));
-	for (int i = 0; i < 2 + VQ_NUM + 1; i++)
-		ring.avail[i] = 0;
-	for (int i = 0; i < 1 + 2 * VQ_NUM + 1; i++)
-		ring.used[i] = 0;
-	ring.avail_idx = ring.used_idx = 0;
-	cc_wr16(CC_Q_SIZE, VQ_NUM);
-	cc_wr32(CC_Q_DESCLO, (uint32_t)(uintptr_t)ring.desc);
-	cc_wr32(CC_Q_DESCHI, 0);
-	cc_wr32(CC_Q_AVAILLO, (uint32_t)(uintptr_t)ring.avail);
-	cc_wr32(CC_Q_AVAILHI, 0);
-	cc_wr32(CC_Q_USEDLO, (uint32_t)(uintptr_t)ring.used);
-	cc_wr32(CC_Q_USEDHI, 0);
+	program_queue();
 	ok = cc_rd16(CC_Q_SIZE) == VQ_NUM &&
 	     cc_rd32(CC_Q_DESCLO) == (uint32_t)(uintptr_t)ring.desc && cc_rd32(CC_Q_DESCHI) == 0 &&
 	     cc_rd32(CC_Q_AVAILLO) == (uint32_t)(uintptr_t)ring.avail &&
@@ -1003,9 +1022,507 @@ static int drive_rng(unsigned int dev)
 	return 1;
 }
 
+/* ----------------------------------------------------------------- MSI-X */
+
+/* PCI Local Bus 3.0 6.8.2: Message Control (capability + 2) bit 15 MSI-X
+ * Enable, bit 14 Function Mask, bits 10:0 table size - 1; a table entry is
+ * Message Address, Message Upper Address, Message Data, Vector Control
+ * (bit 0: masked); the PBA has one pending bit per entry.  A masked vector
+ * (its own bit or the function's) sends nothing, the function sets its
+ * pending bit instead and sends the message once unmasked, clearing the
+ * bit.  The Intel SDM (10.11): address 0xfee00000 | APIC ID << 12 with
+ * data = vector interrupts that APIC (fixed, edge).  virtio 4.1.4.3 /
+ * 4.1.5.1.2: config_msix_vector and queue_msix_vector name a table entry;
+ * a device reads back NO_VECTOR for one it cannot map (vector >= table
+ * size) and has every event unmapped after reset. */
+#define MC_ENABLE 0x8000
+#define MC_FMASK  0x4000
+#define MSI_ADDR  0xfee00000u /* APIC ID 0 */
+#define VEC_CFG	  0x50	      /* entry 0: configuration changes */
+#define VEC_Q	  0x51	      /* entry 1: queue 0 */
+
+static volatile uint64_t q_irqs, c_irqs, stray_irqs;
+static unsigned int rng_dev;
+
+void vpci_q_irq(void);
+void vpci_q_irq(void)
+{
+	q_irqs++;
+	lapic_write(0xb0, 0); /* EOI */
+}
+
+void vpci_c_irq(void);
+void vpci_c_irq(void)
+{
+	c_irqs++;
+	lapic_write(0xb0, 0);
+}
+
+void vpci_stray_irq(void);
+void vpci_stray_irq(void)
+{
+	stray_irqs++;
+	lapic_write(0xb0, 0);
+}
+
+/* caller-saved registers around the C handler, then iretq */
+#define VPCI_ISR(name, fn)                                                                         \
+	".globl " name "\n" name ":\n"                                                             \
+	"push %rax\npush %rcx\npush %rdx\npush %rsi\npush %rdi\n"                                  \
+	"push %r8\npush %r9\npush %r10\npush %r11\n"                                               \
+	"call " fn "\n"                                                                            \
+	"pop %r11\npop %r10\npop %r9\npop %r8\n"                                                   \
+	"pop %rdi\npop %rsi\npop %rdx\npop %rcx\npop %rax\niretq\n"
+__asm__(".text\n" VPCI_ISR("vpci_q_isr", "vpci_q_irq") VPCI_ISR("vpci_c_isr", "vpci_c_irq")
+	    VPCI_ISR("vpci_stray_isr", "vpci_stray_irq"));
+void vpci_q_isr(void);
+void vpci_c_isr(void);
+void vpci_stray_isr(void);
+
+static uint64_t irqs_all(void)
+{
+	return q_irqs + c_irqs + stray_irqs;
+}
+
+static uint64_t mx_entry(unsigned int e, unsigned int word)
+{
+	return bars[mx.tbir].addr + mx.toff + 16ull * e + 4 * word;
+}
+
+static uint32_t pba_rd(void)
+{
+	return mm_rd32(bars[mx.pbir].addr + mx.poff);
+}
+
+static uint16_t mc_rd(void)
+{
+	return pio_rd16(rng_dev, msix_ptr + 2);
+}
+
+static void mc_wr(uint16_t v)
+{
+	pio_wr16(rng_dev, msix_ptr + 2, v);
+}
+
+/* The bounded waits' clock: TSC cycles, each step counted as 2^20 at
+ * most, so a snapshot's pause or a TSC that moves across a load ends no
+ * wait early.  (No PAUSE in these loops: each took ~2 us on this host's
+ * /dev/kvm, a VM exit.) */
+struct clk {
+	uint64_t last, spent;
+};
+
+static uint64_t rdtsc(void)
+{
+	uint32_t lo, hi;
+
+	__asm__ volatile("rdtsc" : "=a"(lo), "=d"(hi));
+	return (uint64_t)hi << 32 | lo;
+}
+
+static void clk_start(struct clk *c)
+{
+	c->last = rdtsc();
+	c->spent = 0;
+}
+
+static int clk_over(struct clk *c, uint64_t limit)
+{
+	uint64_t now = rdtsc(), d = now - c->last;
+
+	c->last = now;
+	c->spent += d > (1u << 20) ? (1u << 20) : d;
+	return c->spent >= limit;
+}
+
+#define T_SETTLE (1ull << 24) /* ~6 ms at 2.6 GHz: an MSI already sent arrives */
+#define T_WAIT	 (1ull << 32) /* ~1.6 s: a request, an interrupt, a PBA bit */
+#define T_HOLD	 (1ull << 36) /* ~26 s: the host's byte that ends a hold */
+
+static void settle(void)
+{
+	struct clk c;
+
+	clk_start(&c);
+	while (!clk_over(&c, T_SETTLE))
+		__asm__ volatile("" ::: "memory");
+}
+
+/* Until *c differs from old (bounded); 1 if it did. */
+static int wait_irq(volatile uint64_t *cnt, uint64_t old)
+{
+	struct clk c;
+
+	for (clk_start(&c); !clk_over(&c, T_WAIT);)
+		if (*cnt != old)
+			return 1;
+	return *cnt != old;
+}
+
+/* The PBA's first dword once it reads want (bounded): what it read last. */
+static uint32_t wait_pba(uint32_t want)
+{
+	uint32_t v = pba_rd();
+	struct clk c;
+
+	for (clk_start(&c); v != want && !clk_over(&c, T_WAIT);)
+		v = pba_rd();
+	return v;
+}
+
+static uint16_t used_now(void)
+{
+	return (uint16_t)(ring.used[0] >> 16);
+}
+
+/* n device-writable 64-byte buffers (buf[0..n), descriptors 0..n-1) on
+ * queue 0, one notify. */
+static void submit(unsigned int n)
+{
+	for (unsigned int i = 0; i < n; i++) {
+		memset(buf[i], 0, 64);
+		ring.desc[i] = (struct vq_desc){(uint64_t)(uintptr_t)buf[i], 64, 2 /* WRITE */, 0};
+		ring.avail[2 + (uint16_t)(ring.avail_idx + i) % VQ_NUM] = (uint16_t)i;
+	}
+	vq_barrier();
+	ring.avail_idx = (uint16_t)(ring.avail_idx + n);
+	ring.avail[1] = ring.avail_idx;
+	vq_barrier();
+	mm_wr16(notify_addr, 0);
+}
+
+/* Every submitted buffer used (bounded), each with one of the n ids, a
+ * length 1..64 and not only zero bytes.  1 if so. */
+static int wait_used(unsigned int n)
+{
+	int ok = 1;
+	struct clk c;
+
+	for (clk_start(&c); used_now() != ring.avail_idx && !clk_over(&c, T_WAIT);)
+		;
+	if (used_now() != ring.avail_idx)
+		return 0;
+	vq_barrier();
+	while (ring.used_idx != ring.avail_idx) {
+		uint32_t id = ring.used[1 + 2 * (ring.used_idx % VQ_NUM)];
+		uint32_t len = ring.used[2 + 2 * (ring.used_idx % VQ_NUM)];
+
+		if (id >= n || !len || len > 64 || !nonzero(buf[id], len))
+			ok = 0;
+		ring.used_idx++;
+	}
+	return ok;
+}
+
+static uint16_t vec_try(unsigned int off, uint16_t v)
+{
+	cc_wr16(off, v);
+	return cc_rd16(off);
+}
+
+/* Reset, VERSION_1 only, the configuration on entry 0 and queue 0 on
+ * entry 1 (refused vectors checked on the way), DRIVER_OK.  1 if it holds. */
+static int rng_start(void)
+{
+	uint16_t v;
+	uint8_t st;
+
+	if (!reset_device())
+		return 0;
+	cc_wr8(CC_STATUS, ST_ACK);
+	cc_wr8(CC_STATUS, ST_ACK | ST_DRIVER);
+	cc_wr32(CC_GFSELECT, 0);
+	cc_wr32(CC_GF, 0);
+	cc_wr32(CC_GFSELECT, 1);
+	cc_wr32(CC_GF, 1);
+	cc_wr8(CC_STATUS, ST_ACK | ST_DRIVER | ST_FEAT_OK);
+	if (!(cc_rd8(CC_STATUS) & ST_FEAT_OK))
+		return 0;
+
+	v = vec_try(CC_MSIX, 0x7ff);
+	check("vec-config-0x7ff", v == NO_VECTOR,
+	      "config_msix_vector 0x7ff (past the table) does not read back NO_VECTOR", v);
+	v = vec_try(CC_MSIX, (uint16_t)mx.n);
+	check("vec-config-tablesize", v == NO_VECTOR,
+	      "config_msix_vector = the table size does not read back NO_VECTOR", v);
+	v = vec_try(CC_MSIX, 0);
+	check("vec-config", v == 0, "config_msix_vector 0 not accepted", v);
+	cc_wr16(CC_Q_SELECT, 0);
+	v = vec_try(CC_Q_MSIX, 0x7ff);
+	check("vec-queue-0x7ff", v == NO_VECTOR,
+	      "queue_msix_vector 0x7ff (past the table) does not read back NO_VECTOR", v);
+	v = vec_try(CC_Q_MSIX, (uint16_t)mx.n);
+	check("vec-queue-tablesize", v == NO_VECTOR,
+	      "queue_msix_vector = the table size does not read back NO_VECTOR", v);
+	v = vec_try(CC_Q_MSIX, 1);
+	check("vec-queue", v == 1, "queue_msix_vector 1 not accepted", v);
+
+	notify_addr =
+	    bars[vcaps[2].bar].addr + vcaps[2].off + (uint64_t)cc_rd16(CC_Q_NOFF) * vcaps[2].mult;
+	program_queue();
+	cc_wr16(CC_Q_ENABLE, 1);
+	cc_wr8(CC_STATUS, ST_ACK | ST_DRIVER | ST_FEAT_OK | ST_DRIVER_OK);
+	st = cc_rd8(CC_STATUS);
+	return st == (ST_ACK | ST_DRIVER | ST_FEAT_OK | ST_DRIVER_OK);
+}
+
+static void entry_write(unsigned int e, uint32_t data, uint32_t ctrl)
+{
+	mm_wr32(mx_entry(e, 0), MSI_ADDR);
+	mm_wr32(mx_entry(e, 1), 0);
+	mm_wr32(mx_entry(e, 2), data);
+	mm_wr32(mx_entry(e, 3), ctrl);
+}
+
+/* IDT (every vector from 0x20 counted; 0x50 / 0x51 each their own), PICs
+ * masked, LAPIC on, interrupts on; entries 0 and 1 programmed while masked,
+ * MSI-X enabled with the function masked, then both unmasked (PCI 3.0
+ * 6.8.3.3's order); the rng started with vectors 0 / 1.  1 at DRIVER_OK. */
+static int msix_setup(unsigned int d)
+{
+	uint16_t ctl;
+	int ok;
+
+	rng_dev = d;
+	check("msix-vectors", mx.n >= 2, "fewer than 2 MSI-X vectors", mx.n);
+	if (mx.n < 2)
+		return 0;
+	for (unsigned int v = 0x20; v < 256; v++)
+		idt_set(v, vpci_stray_isr);
+	idt_set(VEC_CFG, vpci_c_isr);
+	idt_set(VEC_Q, vpci_q_isr);
+	idt_load();
+	outb(0x21, 0xff); /* both PICs masked */
+	outb(0xa1, 0xff);
+	lapic_write(0xf0, 0x1ff); /* LAPIC enabled, spurious vector 0xff */
+	__asm__ volatile("sti");
+
+	entry_write(0, VEC_CFG, 1);
+	entry_write(1, VEC_Q, 1);
+	mc_wr(MC_ENABLE | MC_FMASK);
+	mm_wr32(mx_entry(0, 3), 0);
+	mm_wr32(mx_entry(1, 3), 0);
+	mc_wr(MC_ENABLE);
+	ctl = mc_rd();
+	check("msix-enable", (ctl & 0xc000) == MC_ENABLE && (ctl & 0x7ff) + 1u == mx.n,
+	      "Message Control does not read back MSI-X Enable alone, or its table size changed",
+	      ctl);
+	ok = mm_rd32(mx_entry(1, 0)) == MSI_ADDR && mm_rd32(mx_entry(1, 1)) == 0 &&
+	     mm_rd32(mx_entry(1, 2)) == VEC_Q && mm_rd32(mx_entry(1, 3)) == 0;
+	check("msix-entry1", ok, "MSI-X table entry 1 does not read back (its data)",
+	      mm_rd32(mx_entry(1, 2)));
+	ok = rng_start();
+	check("msix-driver_ok", ok, "the rng did not take DRIVER_OK with vectors 0 / 1 (status)",
+	      cc_rd8(CC_STATUS));
+	return ok;
+}
+
+/* Vector 1 masked (its Vector Control bit, or the Function Mask), one
+ * request: no interrupt, the PBA says bit 1; unmasked: one interrupt, the
+ * bit clears. */
+static void mask_case(int fn)
+{
+	static const char *const steps[2][4] = {
+	    {"mask-entry-no-irq", "mask-entry-pba", "unmask-entry-irq", "unmask-entry-pba-clear"},
+	    {"mask-fn-no-irq", "mask-fn-pba", "unmask-fn-irq", "unmask-fn-pba-clear"}};
+	const char *const *st = steps[fn];
+	uint64_t n = q_irqs, all = irqs_all();
+	uint32_t pba;
+	int used;
+
+	if (fn)
+		mc_wr(MC_ENABLE | MC_FMASK);
+	else
+		mm_wr32(mx_entry(1, 3), 1);
+	submit(1);
+	used = wait_used(1);
+	pba = wait_pba(2);
+	settle();
+	check(st[0], used && irqs_all() == all,
+	      "an interrupt while vector 1 was masked, or no used buffer (interrupts)",
+	      irqs_all() - all);
+	pba = pba_rd();
+	check(st[1], pba == 2,
+	      "the PBA is not bit 1 alone once the device used a buffer for masked vector 1", pba);
+	if (fn)
+		mc_wr(MC_ENABLE);
+	else
+		mm_wr32(mx_entry(1, 3), 0);
+	wait_irq(&q_irqs, n);
+	settle();
+	check(st[2], q_irqs == n + 1,
+	      "not exactly one interrupt after unmasking vector 1 with its pending bit set "
+	      "(interrupts)",
+	      q_irqs - n);
+	pba = wait_pba(0);
+	check(st[3], pba == 0, "the PBA bit stays set after the pending message was sent", pba);
+}
+
+/* The default mode's MSI-X part, after drive_rng. */
+static void run_msix(unsigned int d)
+{
+	uint64_t n, all;
+	uint16_t v0, v1;
+	int ok;
+
+	if (!msix_setup(d))
+		goto out;
+	ok = 1;
+	for (int i = 0; i < 4 && ok; i++) {
+		n = q_irqs;
+		submit(1);
+		ok = wait_used(1) && wait_irq(&q_irqs, n);
+	}
+	check("msix-irq-each", ok,
+	      "a request used without an interrupt on vector 1 (interrupts so far)", q_irqs);
+
+	/* a batch: at least one interrupt */
+	n = q_irqs;
+	submit(3);
+	check("batch-used", wait_used(3), "a batch of 3 buffers not all used, or bad ones",
+	      used_now());
+	check("msix-irq-batch", wait_irq(&q_irqs, n), "no interrupt for a batch of 3 used buffers",
+	      0);
+
+	mask_case(0);
+	mask_case(1);
+
+	/* MSI-X Enable clear: no message, and no INTx either (none offered) */
+	mc_wr(0);
+	all = irqs_all();
+	submit(1);
+	ok = wait_used(1);
+	settle();
+	check("msix-off-no-irq", ok && irqs_all() == all,
+	      "an interrupt with MSI-X disabled, or no used buffer (interrupts)", irqs_all() - all);
+	info("msix-off-pba", pba_rd());
+	info("interrupt-pin", pio_rd8(d, 0x3d));
+	check("no-config-irq", c_irqs == 0, "configuration interrupts from an rng (count)", c_irqs);
+	check("no-stray-irq", stray_irqs == 0, "interrupts on vectors nobody asked for (count)",
+	      stray_irqs);
+
+	/* virtio 4.1.5.1.2.1: every event unmapped after a reset */
+	check("vec-reset", reset_device(), "device_status never read 0 after the reset",
+	      cc_rd8(CC_STATUS));
+	v0 = cc_rd16(CC_MSIX);
+	cc_wr16(CC_Q_SELECT, 0);
+	v1 = cc_rd16(CC_Q_MSIX);
+	check("vec-unmapped-after-reset", v0 == NO_VECTOR && v1 == NO_VECTOR,
+	      "config / queue vector still mapped after a reset (config << 16 | queue)",
+	      (uint64_t)v0 << 16 | v1);
+out:
+	__asm__ volatile("cli");
+}
+
+/* ------------------------------------------------------------------ loop */
+
+/* vpci=loop: the snapshot tests' guest.  Host input on COM1 steers it
+ * between rounds: 'q' ends the loop, 'm' holds vector 1 masked with its
+ * pending bit set until the next byte. */
+static void hold(void)
+{
+	uint64_t n = q_irqs, all = irqs_all();
+	uint32_t pba;
+	int used, got = 0;
+	struct clk c;
+
+	mm_wr32(mx_entry(1, 3), 1);
+	submit(1);
+	used = wait_used(1);
+	pba = wait_pba(2);
+	check("hold-pending", used && pba == 2 && irqs_all() == all,
+	      "vector 1 masked: no used buffer, an interrupt, or the PBA is not bit 1 (pba)", pba);
+	puts_serial("VPCI hold\n");
+	for (clk_start(&c); !got && !clk_over(&c, T_HOLD);)
+		got = inb(0x3fd) & 1; /* LSR.DR: a byte from the host */
+	if (got)
+		(void)inb(0x3f8);
+	check("hold-released", got, "no byte from the host to end the hold", 0);
+	pba = pba_rd();
+	check("hold-pba-kept", pba == 2 && irqs_all() == all,
+	      "masked vector 1's pending bit lost, or an interrupt (interrupts << 32 | pba)",
+	      (irqs_all() - all) << 32 | pba);
+	mm_wr32(mx_entry(1, 3), 0);
+	wait_irq(&q_irqs, n);
+	settle();
+	check("hold-unmask-irq", q_irqs == n + 1,
+	      "not exactly one interrupt after unmasking vector 1 (interrupts)", q_irqs - n);
+	pba = wait_pba(0);
+	check("hold-pba-clear", pba == 0, "the PBA bit stays set after the message was sent", pba);
+}
+
+/* What must not change under the guest, snapshots included: the host
+ * bridge through 0xcf8, the rng's BAR0, its MSI-X state and vectors. */
+static const char *round_state(uint32_t bar_lo, uint32_t bar_hi)
+{
+	uint32_t v = pio_rd32(0, 0, 0, 0);
+
+	if (v != ((uint32_t)ID_HOST_DEVICE << 16 | ID_HOST_VENDOR))
+		return "00:00.0 is no longer 8086:0d57 through 0xcf8";
+	if (pio_rd32(0, rng_dev, 0, 0x10) != bar_lo || pio_rd32(0, rng_dev, 0, 0x14) != bar_hi)
+		return "the rng's BAR0 changed";
+	if ((mc_rd() & 0xc000) != MC_ENABLE)
+		return "Message Control is not MSI-X Enable alone";
+	if (mm_rd32(mx_entry(1, 0)) != MSI_ADDR || mm_rd32(mx_entry(1, 2)) != VEC_Q ||
+	    mm_rd32(mx_entry(1, 3)) != 0)
+		return "MSI-X table entry 1 changed";
+	cc_wr16(CC_Q_SELECT, 0);
+	if (cc_rd16(CC_MSIX) != 0 || cc_rd16(CC_Q_MSIX) != 1)
+		return "config / queue vector changed";
+	if (cc_rd8(CC_STATUS) != (ST_ACK | ST_DRIVER | ST_FEAT_OK | ST_DRIVER_OK))
+		return "device_status is not DRIVER_OK";
+	return 0;
+}
+
+static void run_loop(unsigned int d)
+{
+	uint64_t max = cmdline_u64("rounds", 3000), r, n;
+	uint32_t bar_lo = pio_rd32(0, d, 0, 0x10), bar_hi = pio_rd32(0, d, 0, 0x14);
+	const char *why = 0;
+	uint8_t prev[64];
+
+	if (!msix_setup(d))
+		return;
+	memset(prev, 0, sizeof(prev));
+	for (r = 1; r <= max && !why; r++) {
+		if (inb(0x3fd) & 1) {
+			uint8_t c = inb(0x3f8);
+
+			if (c == 'q')
+				break;
+			if (c == 'm')
+				hold();
+		}
+		why = round_state(bar_lo, bar_hi);
+		if (why)
+			break;
+		n = q_irqs;
+		submit(1);
+		if (!wait_used(1))
+			why = "no used buffer, or a bad one";
+		else if (!wait_irq(&q_irqs, n))
+			why = "no interrupt for the round's buffer";
+		else if (mem_eq(buf[0], (const char *)prev, 64))
+			why = "the same bytes as the round before";
+		memcpy(prev, buf[0], 64);
+		if (why)
+			break;
+		puts_serial("VPCI round ");
+		put_u64(r);
+		puts_serial(" irqs ");
+		put_u64(q_irqs);
+		puts_serial("\n");
+		settle();
+		settle();
+	}
+	check("rounds", !why && stray_irqs == 0 && c_irqs == 0,
+	      why ? why : "interrupts on other vectors (round)", r);
+	__asm__ volatile("cli");
+}
+
 /* ------------------------------------------------------------------ full */
 
-static void run_pci(void)
+static void run_pci(int loop)
 {
 	uint32_t v, mism = 0;
 	int n, rng = -1, ok;
@@ -1135,7 +1652,12 @@ static void run_pci(void)
 	      mm_rd32(bars[mx.pbir].addr + mx.poff));
 
 	common = bars[vcaps[1].bar].addr + vcaps[1].off;
-	drive_rng(d);
+	if (loop) {
+		run_loop(d);
+		return;
+	}
+	if (drive_rng(d))
+		run_msix(d);
 acpi:
 	check_acpi(1);
 }
@@ -1153,7 +1675,7 @@ void guest_main(uint32_t start_info)
 		run_absent();
 	} else {
 		check("cmdline", !pci_off, "pci=off on the command line with PCI", 0);
-		run_pci();
+		run_pci(str_eq(mode, "loop"));
 	}
 	if (first_step) {
 		puts_serial("VIRTIOPCI FAIL ");
