@@ -45,8 +45,9 @@ const struct sqb_dev_class sqb_dev_classes[SQB_DEVCLS_COUNT_] = {
      * never an exit (format.md [F-131]) */
     [SQB_DEVCLS_VMCLOCK] = {"vmclock", 5, 1, 1, SQB_BUS_MMIO, SQB_VMCLOCK_SIZE, &sqb_vmclock_ops,
 			    SQB_DEVCLS_SNAP_OPTIONAL},
-    /* the PCI root's config windows: stateless (dev_pci.c) */
-    [SQB_DEVCLS_PCI_CFGIO] = {"pci-cfg-io", 0, 0, 0, SQB_BUS_PIO, 8, &sqb_pci_cfgio_ops},
+    /* the PCI root's config windows (dev_pci.c): the ports keep the
+     * CONFIG_ADDRESS latch ([F-136]), the ECAM is stateless */
+    [SQB_DEVCLS_PCI_CFGIO] = {"pci-cfg-io", 6, 1, 1, SQB_BUS_PIO, 8, &sqb_pci_cfgio_ops},
     [SQB_DEVCLS_PCI_ECAM] = {"pci-ecam", 0, 0, 0, SQB_BUS_MMIO, 0x100000, &sqb_pci_ecam_ops},
     /* DEVS type 0x200 | virtio device id, version from the device library
      * ([F-135]) */

@@ -444,6 +444,31 @@ static void ecam_access(struct sqb_dev *d, uint64_t off, uint8_t *data, unsigned
 		 (unsigned int)(off & 0xfff), data, size, is_write);
 }
 
+/* [F-136]: the CONFIG_ADDRESS latch, so that a snapshot taken between a
+ * guest's write to 0xcf8 and its access to 0xcfc completes that access
+ * after a load (4 bytes, then 4 reserved). */
+static int cfgio_state(struct sqb_dev *d, struct sqb_devst *st)
+{
+	struct sqb_pci *p = d->priv;
+	uint32_t a;
+
+	pthread_mutex_lock(&p->lock);
+	a = p->cf8;
+	pthread_mutex_unlock(&p->lock);
+	sqb_devst_u32(st, &a, "config_address");
+	sqb_devst_reserved(st, 4);
+	if (st->load && !st->err && (a & ~0x80fffffcu)) {
+		st->err = -SQB_ECORRUPT;
+		st->field = "config_address";
+	}
+	if (st->load && !st->err) {
+		pthread_mutex_lock(&p->lock);
+		p->cf8 = a;
+		pthread_mutex_unlock(&p->lock);
+	}
+	return 0;
+}
+
 static int root_realize(struct sqb_dev *d, const void *cfg)
 {
 	d->priv = (void *)cfg;
@@ -464,7 +489,8 @@ static int ecam_describe(struct sqb_dev *d, struct sqb_dev_describe *o)
 	return 0;
 }
 
-const struct sqb_dev_ops sqb_pci_cfgio_ops = {.realize = root_realize, .access = cfgio_access};
+const struct sqb_dev_ops sqb_pci_cfgio_ops = {
+    .realize = root_realize, .access = cfgio_access, .state = cfgio_state};
 const struct sqb_dev_ops sqb_pci_ecam_ops = {
     .realize = root_realize, .access = ecam_access, .describe = ecam_describe};
 
