@@ -1,5 +1,6 @@
 /* sqb_strerror() and diagnostics formatting: the names behind the pinned
  * error values of include/squib/errors.h. */
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -33,6 +34,41 @@ const char *sqb_strerror(int err)
 	if (err < 1000)
 		return strerror(err);
 	return "unknown error";
+}
+
+const char *sqb_os_strerror(int err)
+{
+	/* musl's src/errno/__strerror.h, where it differs from glibc */
+	static const struct {
+		int e;
+		const char *s;
+	} musl[] = {
+	    {EBUSY, "Resource busy"},
+	    {EIO, "I/O error"},
+	    {ENOMEM, "Out of memory"},
+	    {ENOTTY, "Not a tty"},
+	    {ELOOP, "Symbolic link loop"},
+	    {ENAMETOOLONG, "Filename too long"},
+	    {ENOTSOCK, "Not a socket"},
+	    {EADDRINUSE, "Address in use"},
+	    {ETIMEDOUT, "Operation timed out"},
+	    {EOPNOTSUPP, "Not supported"},
+	    {EXDEV, "Cross-device link"},
+	    {ESPIPE, "Invalid seek"},
+	    {EMFILE, "No file descriptors available"},
+	    {ENFILE, "Too many open files in system"},
+	    {EAGAIN, "Resource temporarily unavailable"},
+	    {ECONNRESET, "Connection reset by peer"},
+	    {EHOSTUNREACH, "Host is unreachable"},
+	    {ENETUNREACH, "Network unreachable"},
+	};
+
+	if (err < 0)
+		err = -err;
+	for (size_t i = 0; i < sizeof(musl) / sizeof(musl[0]); i++)
+		if (musl[i].e == err)
+			return musl[i].s;
+	return err < 1000 ? strerror(err) : sqb_strerror(err);
 }
 
 const char *sqb_diag_format(const struct sqb_diag *d, char *buf, unsigned long len)

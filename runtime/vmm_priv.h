@@ -156,15 +156,6 @@ int sqb_vm_irq_get(struct sqb_vm *vm, unsigned int gsi, struct sqb_irq **out);
 int sqb_vm_add_mmio_dev(struct sqb_vm *vm, const struct sqb_mmio_dev_ops *ops, void *opaque,
 			struct sqb_mmio_slot_info *out, struct sqb_diag *diag);
 
-/* ---- PCI hot-plug (vmm.c, --enable-pci only: -SQB_EUNSUPPORTED else) ----
- * add(arg, vm, diag) adds devices as add_devices does (sqb_vdev_add_*),
- * with the vCPUs parked for it; unplug takes the virtio-pci function with
- * that id off the bus and frees it (-ENOENT: no such function).  The VM
- * must be running or paused. */
-int sqb_vm_hotplug(sqb_vm *vm, int (*add)(void *arg, sqb_vm *vm, struct sqb_diag *diag), void *arg,
-		   struct sqb_diag *diag);
-int sqb_vm_unplug(sqb_vm *vm, const char *id);
-
 /* ---- device memory (vmm.c) ----
  * Map host memory that is not guest RAM (a virtio-pmem file) into the
  * guest at the next 2 MiB aligned address from SQB_ARCH_PMEM_BASE (*gpa),

@@ -41,6 +41,12 @@ enum sqb_error {
  * Never returns NULL; the string is static. */
 const char *sqb_strerror(int err);
 
+/* An errno (either sign) as Firecracker's messages show it: Rust's io::Error
+ * text with musl's strerror, which Firecracker's static binaries use ("Resource
+ * busy", "I/O error", "Out of memory", ...; glibc words some differently).
+ * For API answers and log lines that quote an OS error. */
+const char *sqb_os_strerror(int err);
+
 /* Where a parser found a problem.  All fields are filled on failure when the
  * caller passes a non-NULL pointer; offset is UINT64_MAX when unknown. */
 struct sqb_diag {

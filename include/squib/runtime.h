@@ -105,6 +105,15 @@ struct sqb_vm_config {
 	unsigned int npci_place;
 };
 
+/* PCI hot-plug (a VM made with cfg.pci, running or paused;
+ * -SQB_EUNSUPPORTED without PCI, -SQB_ESTATE in another state): add(arg,
+ * vm, diag) adds devices as an add_devices hook does, with the vCPUs
+ * parked meanwhile; unplug takes the virtio-pci function with that id off
+ * the bus and frees it (-ENOENT: no such function). */
+int sqb_vm_hotplug(sqb_vm *vm, int (*add)(void *arg, sqb_vm *vm, struct sqb_diag *diag), void *arg,
+		   struct sqb_diag *diag);
+int sqb_vm_unplug(sqb_vm *vm, const char *id);
+
 /* Whether this build can give a VM the PCI transport (struct
  * sqb_vm_config.pci): x86_64 with KVM. */
 int sqb_vm_pci_supported(void);

@@ -936,3 +936,102 @@ int sqb_ctl_devices_from_config(struct sqb_ctl *c, yajl_val root, char *err, siz
 	}
 	return 0;
 }
+
+/* ---- PCI hot-plug: Firecracker's hotplug_device / hot_unplug_device
+ * (--enable-pci, after InstanceStart).  A new function appears in the next
+ * free slot; the guest finds it when it rescans its bus, and removes one
+ * itself before it is unplugged (Firecracker sends no notification
+ * either).  The device joins or leaves this controller's list, so GET
+ * /vm/config and snapshots see what the guest has. ---- */
+
+static int hp_add_drive(void *arg, sqb_vm *vm, struct sqb_diag *diag)
+{
+	const struct sqb_ctl_drive *d = arg;
+	struct sqb_vdev_blk_cfg b = {SQB_VDEV_BLK_VERSION,
+				     d->id,
+				     d->path,
+				     d->read_only,
+				     d->writeback ? SQB_VIO_CACHE_WRITEBACK : SQB_VIO_CACHE_UNSAFE,
+				     d->has_rl ? &d->rl : NULL,
+				     d->async ? SQB_VIO_ENGINE_ASYNC : SQB_VIO_ENGINE_SYNC};
+
+	return sqb_vdev_add_blk(vm, &b, diag);
+}
+
+/* device_manager/mod.rs hotplug_device + hotplug_make_block; takes d. */
+static void hotplug_drive(struct sqb_ctl *c, struct sqb_ctl_drive *d, struct sqb_ctl_resp *r)
+{
+	struct sqb_diag diag = {0};
+	char err[300];
+	int fd, e, rc;
+
+	if (find_drive(c, d->id) >= 0) {
+		drive_free(d);
+		return sqb_ctl_fault(r, "Device ID in use");
+	}
+	if (d->root) {
+		drive_free(d);
+		return sqb_ctl_fault(r, MSG_DRIVE "A root block device already exists!");
+	}
+	if (d->socket) {
+		drive_free(d);
+		return sqb_ctl_fault(r, MSG_DRIVE "squib does not hot-plug vhost-user drives "
+						  "(they need the virtio-mmio transport).");
+	}
+	fd = open(d->path, (d->read_only ? O_RDONLY : O_RDWR) | O_CLOEXEC);
+	if (fd < 0) {
+		e = errno;
+		sqb_ctl_fault(r,
+			      MSG_CREATE "Virtio backend error: Error manipulating the backing "
+					 "file: %s (os error %d) %s",
+			      strerror(e), e, d->path);
+		drive_free(d);
+		return;
+	}
+	close(fd);
+	if (d->async && (e = sqb_vio_blk_async_probe(err, sizeof(err))) < 0) {
+		sqb_ctl_fault(r,
+			      MSG_CREATE "Virtio backend error: Error coming from the IO engine: "
+					 "Async error: IoUring: %s",
+			      err);
+		drive_free(d);
+		return;
+	}
+	if (c->ndrives >= SQB_CTL_MAX_DRIVES) {
+		drive_free(d);
+		return sqb_ctl_fault(r, MSG_DRIVE "squib supports at most %d drives.",
+				     SQB_CTL_MAX_DRIVES);
+	}
+	c->drives[c->ndrives] = *d;
+	rc = sqb_vm_hotplug(c->vm, hp_add_drive, &c->drives[c->ndrives], &diag);
+	if (rc < 0) {
+		drive_free(&c->drives[c->ndrives]);
+		return sqb_ctl_fault(r, "PCI manager error: %s",
+				     diag.reason[0] ? diag.reason : sqb_strerror(rc));
+	}
+	c->ndrives++;
+	sqb_ctl_log(SQB_CTL_INFO, "drive %s: hot-plugged on the PCI bus", d->id);
+	r->status = 204;
+}
+
+/* hot_unplug_device for a drive: the function leaves the bus. */
+static void unplug_drive(struct sqb_ctl *c, const char *id, struct sqb_ctl_resp *r)
+{
+	int at = find_drive(c, id), rc;
+
+	if (at < 0)
+		return sqb_ctl_fault(r, "Device not found");
+	if (c->drives[at].root)
+		return sqb_ctl_fault(r, "Cannot unplug root device");
+	rc = sqb_vm_unplug(c->vm, id);
+	if (rc == -ENOENT)
+		return sqb_ctl_fault(r, "Device not found");
+	if (rc < 0)
+		return sqb_ctl_fault(r, "PCI manager error: %s", sqb_strerror(rc));
+	drive_free(&c->drives[at]);
+	memmove(&c->drives[at], &c->drives[at + 1],
+		(c->ndrives - (unsigned int)at - 1) * sizeof(c->drives[0]));
+	c->ndrives--;
+	sqb_ctl_log(SQB_CTL_INFO, "drive %s: unplugged from the PCI bus", id);
+	r->status = 204;
+}

@@ -695,3 +695,102 @@ int sqb_ctl_net_overrides(struct sqb_ctl *c, yajl_val netov, yajl_val vsockov, y
 	}
 	return 0;
 }
+
+/* ---- PCI hot-plug of an interface (device_manager/mod.rs hotplug_make_net
+ * and hot_unplug_device; --enable-pci, after InstanceStart) ---- */
+
+struct hp_net {
+	struct sqb_ctl *c;
+	struct sqb_ctl_iface *f;
+};
+
+static int hp_add_net(void *arg, sqb_vm *vm, struct sqb_diag *diag)
+{
+	const struct hp_net *h = arg;
+	const struct sqb_ctl_iface *f = h->f;
+	struct sqb_vdev_net_cfg n = {SQB_VDEV_NET_VERSION,
+				     f->id,
+				     f->host_dev_name,
+				     f->tap_fd,
+				     f->has_mac ? f->mac : NULL,
+				     f->has_rx ? &f->rx : NULL,
+				     f->has_tx ? &f->tx : NULL,
+				     f->mtu,
+				     NULL, /* MMDS stays on the interfaces configured before boot */
+				     h->c->mmds_ipv4};
+
+	return sqb_vdev_add_net(vm, &n, diag);
+}
+
+/* Takes f. */
+static void hotplug_net(struct sqb_ctl *c, struct sqb_ctl_iface *f, struct sqb_ctl_resp *r)
+{
+	struct hp_net h = {c, f};
+	struct sqb_diag d = {0};
+	char ms[18];
+	int e;
+
+	if (find_iface(c, f->id) >= 0) {
+		iface_free(f);
+		return sqb_ctl_fault(r, "Device ID in use");
+	}
+	for (unsigned int i = 0; f->has_mac && i < c->nifaces; i++)
+		if (c->ifaces[i].has_mac && !memcmp(c->ifaces[i].mac, f->mac, 6)) {
+			mac_str(f->mac, ms);
+			iface_free(f);
+			return sqb_ctl_fault(r, MSG_NET "The MAC address is already in use: %s",
+					     ms);
+		}
+	if (c->nifaces >= SQB_CTL_MAX_IFACES) {
+		iface_free(f);
+		return sqb_ctl_fault(r, MSG_NET "squib supports at most %d network interfaces.",
+				     SQB_CTL_MAX_IFACES);
+	}
+	e = sqb_vdev_net_tap_open(&f->tap_fd, f->host_dev_name, &d);
+	if (e < 0) {
+		sqb_ctl_fault(r,
+			      MSG_NET
+			      "Could not create the network device: Open tap device failed: "
+			      "Error while creating ifreq structure: %s (os error %d). Invalid "
+			      "TUN/TAP Backend provided by %s. Check our documentation on "
+			      "setting up the network devices.",
+			      sqb_os_strerror(e), -e, f->host_dev_name);
+		iface_free(f);
+		return;
+	}
+	memset(&d, 0, sizeof(d));
+	e = sqb_vm_hotplug(c->vm, hp_add_net, &h, &d);
+	if (f->tap_fd >= 0) { /* the device holds its own dup */
+		close(f->tap_fd);
+		f->tap_fd = -1;
+	}
+	if (e < 0) {
+		iface_free(f);
+		return sqb_ctl_fault(r, "PCI manager error: %s",
+				     d.reason[0] ? d.reason : sqb_strerror(e));
+	}
+	c->ifaces[c->nifaces++] = *f;
+	sqb_ctl_log(SQB_CTL_INFO, "network interface %s: hot-plugged on the PCI bus", f->id);
+	r->status = 204;
+}
+
+static void unplug_net(struct sqb_ctl *c, const char *id, struct sqb_ctl_resp *r)
+{
+	int at = find_iface(c, id), rc;
+	char dev[SQB_VDEV_ID_MAX + 1];
+
+	if (at < 0)
+		return sqb_ctl_fault(r, "Device not found");
+	snprintf(dev, sizeof(dev), SQB_VDEV_NET_PREFIX "%s", id); /* its id on the bus */
+	rc = sqb_vm_unplug(c->vm, dev);
+	if (rc == -ENOENT)
+		return sqb_ctl_fault(r, "Device not found");
+	if (rc < 0)
+		return sqb_ctl_fault(r, "PCI manager error: %s", sqb_strerror(rc));
+	iface_free(&c->ifaces[at]);
+	memmove(&c->ifaces[at], &c->ifaces[at + 1],
+		(c->nifaces - (unsigned int)at - 1) * sizeof(c->ifaces[0]));
+	c->nifaces--;
+	sqb_ctl_log(SQB_CTL_INFO, "network interface %s: unplugged from the PCI bus", id);
+	r->status = 204;
+}
