@@ -27,6 +27,10 @@
 #define MSG_ID_MISMATCH	 "The id from the path does not match the id from the body!"
 #define MSG_PMEM	 "Pmem config error: "
 #define MSG_PMEM_PATCH	 MSG_PMEM "Unable to patch the pmem device: "
+#define MSG_NO_PCI	 "PCI is not enabled"
+#define MSG_NO_HOTPLUG                                                                             \
+	"squib does not hot-plug or unplug devices on PCI yet (Firecracker does with "             \
+	"--enable-pci; docs/api-compat.md)."
 
 static const char *const cache_types[] = {"Unsafe", "Writeback", NULL};
 static const char *const io_engines[] = {"Sync", "Async", NULL};
@@ -230,6 +234,19 @@ static int insert_drive(struct sqb_ctl *c, struct sqb_ctl_drive *d, char *err, s
 	return 0;
 }
 
+/* A PUT of a drive or pmem after boot is Firecracker's hot-plug
+ * (device_manager hotplug_device): without --enable-pci its PciNotEnabled;
+ * on PCI an id of that kind in use is DeviceIdInUse, before anything else
+ * about the device.  squib does not hot-plug yet. */
+static void hotplug_refused(struct sqb_ctl *c, int in_use, struct sqb_ctl_resp *r)
+{
+	if (!c->pci)
+		return sqb_ctl_fault(r, MSG_NO_PCI);
+	if (in_use)
+		return sqb_ctl_fault(r, "Device ID in use");
+	sqb_ctl_fault(r, MSG_NO_HOTPLUG);
+}
+
 /* id: from the path; NULL for a config file's drive (the body's id). */
 static void put_drive(struct sqb_ctl *c, const char *id, yajl_val body, struct sqb_ctl_resp *r)
 {
@@ -251,8 +268,9 @@ static void put_drive(struct sqb_ctl *c, const char *id, yajl_val body, struct s
 		return sqb_ctl_fault(r, "%s", bad);
 	}
 	if (c->vm) {
+		hotplug_refused(c, find_drive(c, d.id) >= 0, r);
 		drive_free(&d);
-		return sqb_ctl_fault(r, MSG_AFTER_START);
+		return;
 	}
 	c->configured = 1; /* boot_path: set even if what follows refuses it */
 	if (d.socket) {
@@ -527,9 +545,14 @@ void sqb_ctl_put_pmem(struct sqb_ctl *c, const char *id, yajl_val body, struct s
 			return sqb_ctl_fault(r, "%s", bad);
 		return sqb_ctl_fault(r, MSG_ID_MISMATCH);
 	}
-	if (c->vm) { /* Firecracker hot-plugs on PCI only; squib has virtio-mmio */
+	if (c->vm) {
+		int in_use = 0;
+
+		for (unsigned int i = 0; i < c->npmem; i++)
+			in_use |= !strcmp(c->pmem[i].id, p.id);
+		hotplug_refused(c, in_use, r);
 		free(p.path);
-		return sqb_ctl_fault(r, MSG_AFTER_START);
+		return;
 	}
 	c->configured = 1; /* boot_path: set even if what follows refuses it */
 	if (insert_pmem(c, &p, err, sizeof(err)) < 0) {

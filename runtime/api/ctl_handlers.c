@@ -856,6 +856,69 @@ static const struct sqb_route routes[] = {
     {"GET", "/hotplug/memory", sqb_ctl_get_memhp, 0},
 };
 
+/* ---- DELETE /drives|pmem|network-interfaces/{id}: hot-unplug ---- */
+
+#define MSG_EMPTY_ID "The ID cannot be empty."
+#define MSG_BAD_ID   "API Resource IDs can only contain alphanumeric characters and underscores."
+#define MSG_NO_PCI   "PCI is not enabled"
+#define MSG_NO_HOTPLUG                                                                             \
+	"squib does not hot-plug or unplug devices on PCI yet (Firecracker does with "             \
+	"--enable-pci; docs/api-compat.md)."
+
+enum unplug_kind { UNPLUG_DRIVE, UNPLUG_PMEM, UNPLUG_NET };
+
+/* Firecracker's parse_unplug_device (checked_id), then HotUnplugDevice:
+ * before boot OperationNotSupportedPreBoot; after, device_manager's
+ * hot_unplug_device: PciNotEnabled on virtio-mmio; on PCI DeviceNotFound
+ * for an id of another kind or none, CannotUnplugRootDevice, then the
+ * unplug, which squib does not do yet. */
+static void unplug(struct sqb_ctl *c, enum unplug_kind k, const char *id, struct sqb_ctl_resp *r)
+{
+	int found = 0, root = 0;
+
+	if (!*id)
+		return sqb_ctl_fault(r, MSG_EMPTY_ID);
+	for (const char *p = id; *p; p++)
+		if (!(*p == '_' || (*p >= '0' && *p <= '9') ||
+		      ((*p | 0x20) >= 'a' && (*p | 0x20) <= 'z')))
+			return sqb_ctl_fault(r, MSG_BAD_ID);
+	if (!c->vm)
+		return sqb_ctl_fault(r, MSG_BEFORE_START);
+	if (!c->pci)
+		return sqb_ctl_fault(r, MSG_NO_PCI);
+	for (unsigned int i = 0; k == UNPLUG_DRIVE && i < c->ndrives; i++)
+		if (!strcmp(c->drives[i].id, id))
+			found = 1, root = c->drives[i].root;
+	for (unsigned int i = 0; k == UNPLUG_PMEM && i < c->npmem; i++)
+		if (!strcmp(c->pmem[i].id, id))
+			found = 1, root = c->pmem[i].root;
+	for (unsigned int i = 0; k == UNPLUG_NET && i < c->nifaces; i++)
+		found |= !strcmp(c->ifaces[i].id, id);
+	if (!found)
+		return sqb_ctl_fault(r, "Device not found");
+	if (root)
+		return sqb_ctl_fault(r, "Cannot unplug root device");
+	sqb_ctl_fault(r, MSG_NO_HOTPLUG);
+}
+
+static void delete_drive(struct sqb_ctl *c, const char *id, yajl_val body, struct sqb_ctl_resp *r)
+{
+	(void)body;
+	unplug(c, UNPLUG_DRIVE, id, r);
+}
+
+static void delete_pmem(struct sqb_ctl *c, const char *id, yajl_val body, struct sqb_ctl_resp *r)
+{
+	(void)body;
+	unplug(c, UNPLUG_PMEM, id, r);
+}
+
+static void delete_net(struct sqb_ctl *c, const char *id, yajl_val body, struct sqb_ctl_resp *r)
+{
+	(void)body;
+	unplug(c, UNPLUG_NET, id, r);
+}
+
 /* Endpoints with a resource id in the path ("/drives/{drive_id}"); the
  * bare collection path answers Firecracker's EmptyID. */
 typedef void (*sqb_id_handler_fn)(struct sqb_ctl *c, const char *id, yajl_val body,
@@ -863,13 +926,17 @@ typedef void (*sqb_id_handler_fn)(struct sqb_ctl *c, const char *id, yajl_val bo
 static const struct {
 	const char *method, *prefix;
 	sqb_id_handler_fn fn;
+	int body; /* 1: a JSON object body is required; 0: none (a DELETE) */
 } id_routes[] = {
-    {"PUT", "/drives", sqb_ctl_put_drive},
-    {"PATCH", "/drives", sqb_ctl_patch_drive},
-    {"PUT", "/network-interfaces", sqb_ctl_put_net},
-    {"PATCH", "/network-interfaces", sqb_ctl_patch_net},
-    {"PUT", "/pmem", sqb_ctl_put_pmem},
-    {"PATCH", "/pmem", sqb_ctl_patch_pmem},
+    {"PUT", "/drives", sqb_ctl_put_drive, 1},
+    {"PATCH", "/drives", sqb_ctl_patch_drive, 1},
+    {"DELETE", "/drives", delete_drive, 0},
+    {"PUT", "/network-interfaces", sqb_ctl_put_net, 1},
+    {"PATCH", "/network-interfaces", sqb_ctl_patch_net, 1},
+    {"DELETE", "/network-interfaces", delete_net, 0},
+    {"PUT", "/pmem", sqb_ctl_put_pmem, 1},
+    {"PATCH", "/pmem", sqb_ctl_patch_pmem, 1},
+    {"DELETE", "/pmem", delete_pmem, 0},
 };
 
 /* The id of path under prefix ("" for the bare collection), or NULL. */
@@ -937,7 +1004,7 @@ static int route_needs_body(const char *method, const char *path, int *found)
 	for (size_t i = 0; i < sizeof(id_routes) / sizeof(id_routes[0]); i++) {
 		if (!strcmp(id_routes[i].method, method) && route_id(id_routes[i].prefix, path)) {
 			*found = 1;
-			return 1;
+			return id_routes[i].body;
 		}
 	}
 	*found = 0;
@@ -1015,6 +1082,11 @@ void sqb_ctl_handle(struct sqb_ctl *c, const char *method, const char *path, con
 	 * refused whatever the path. */
 	if (!strcmp(method, "GET") && body_len) {
 		sqb_ctl_fault(r, "GET request cannot have a body.");
+		goto out;
+	}
+	/* ... and a DELETE with one, Firecracker's text for it as it is */
+	if (!strcmp(method, "DELETE") && body_len) {
+		sqb_ctl_fault(r, "Empty Delete request.");
 		goto out;
 	}
 	if (sqb_ctl_balloon_bad_path(method, path, r))

@@ -23,6 +23,10 @@
 #define MSG_BAD_ID	 "API Resource IDs can only contain alphanumeric characters and underscores."
 #define MSG_BAD_MAC	 SQB_JSON_ERR_PREFIX "The provided MAC address is invalid."
 #define VSOCK_DEPRECATED "PUT /vsock: vsock_id field is deprecated."
+#define MSG_NO_PCI	 "PCI is not enabled"
+#define MSG_NO_HOTPLUG                                                                             \
+	"squib does not hot-plug or unplug devices on PCI yet (Firecracker does with "             \
+	"--enable-pci; docs/api-compat.md)."
 
 /* parsed_request.rs checked_id */
 static const char *id_error(const char *id)
@@ -189,9 +193,15 @@ static void put_net(struct sqb_ctl *c, const char *id, yajl_val body, struct sqb
 		iface_free(&f);
 		return sqb_ctl_fault(r, "%s", bad);
 	}
-	if (c->vm) {
+	if (c->vm) { /* Firecracker's hot-plug: see hotplug_refused in ctl_devices.c */
+		if (!c->pci)
+			sqb_ctl_fault(r, MSG_NO_PCI);
+		else if (find_iface(c, f.id) >= 0)
+			sqb_ctl_fault(r, "Device ID in use");
+		else
+			sqb_ctl_fault(r, MSG_NO_HOTPLUG);
 		iface_free(&f);
-		return sqb_ctl_fault(r, MSG_AFTER_START);
+		return;
 	}
 	c->configured = 1; /* boot_path: set even if what follows refuses it */
 	for (unsigned int i = 0; f.has_mac && i < c->nifaces; i++)

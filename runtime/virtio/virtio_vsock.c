@@ -1,7 +1,8 @@
 /* virtio-vsock (device id 19; virtio 1.x section 5.10) with Firecracker's
  * host side on Unix sockets: host-initiated "CONNECT <port>\n" on uds_path,
  * guest-initiated connections to "<uds_path>_<port>", credit-based flow
- * control (5.10.6.3), and TRANSPORT_RESET after a load ([F-112]). */
+ * control (5.10.6.3), and TRANSPORT_RESET after a load ([F-112]) and to a
+ * snapshot's source VM ([F-115]). */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,6 +26,7 @@
 #define MAX_CONNS     1023u	   /* Firecracker's limit */
 #define RST_RING      64u	   /* RSTs for unknown connections waiting for RX buffers */
 #define PORT_BASE     (1u << 30)   /* host ports of host-initiated connections */
+#define PORT_LAST_MAX ((1u << 31) - 1) /* ... are PORT_BASE .. this, round robin */
 #define VSOCK_CFG_LEN 8u
 #define RX_BATCH      32u /* RX chains one recvmsg may fill (a connection streaming) */
 #define TX_BATCH      64u /* TX chains of one connection one sendmsg may take */
@@ -95,7 +97,14 @@ struct vsock {
 	unsigned int nconns, cap, rr;
 	struct rst rst[RST_RING];
 	unsigned int rst_head, rst_n;
-	uint32_t next_port;
+	/* Firecracker's local_port_last: the host port the last host-initiated
+	 * connection got (PORT_BASE - 1 before the first); kept by a snapshot
+	 * ([F-111]), so a clone numbers on where its parent stopped. */
+	uint32_t port_last;
+	uint32_t saved_port_last; /* from the last restored state; 0: not recorded */
+	/* A save happened ([F-115]): at the resume that ends the create, the
+	 * source VM's connections go and its driver hears TRANSPORT_RESET. */
+	bool reset_at_resume;
 	bool reset_pending;
 	/* A TRANSPORT_RESET is in the used ring but the driver has not acted
 	 * on it (it re-posts the event buffer after resetting its sockets):
@@ -126,6 +135,7 @@ struct vsock {
 	unsigned int tq_n, tq_niov;
 	uint32_t tq_bytes;
 	unsigned int tx_batch; /* at most this many chains per sendmsg (1: one each) */
+	bool log_rx;	       /* rx_fill's look at the level: Debug logs each RX header */
 	struct iovec tq_iov[SQB_VQ_MAX_SIZE];
 };
 
@@ -658,6 +668,18 @@ static bool have_work(struct vsock *v)
 	return false;
 }
 
+/* Firecracker's muxer logs every packet it hands the guest at Debug, the
+ * header as Rust's {:?} writes its VsockPacketHeader (test_snapshot_basic.py
+ * reads the host ports of host-initiated REQUESTs from these lines). */
+static void log_rx(const struct sqb_vsock_hdr *h)
+{
+	sqb_debug("vsock muxer: RX pkt: VsockPacketHeader { src_cid: %llu, dst_cid: %llu, "
+		  "src_port: %u, dst_port: %u, len: %u, type_: %u, op: %u, flags: %u, "
+		  "buf_alloc: %u, fwd_cnt: %u }",
+		  (unsigned long long)h->src_cid, (unsigned long long)h->dst_cid, h->src_port,
+		  h->dst_port, h->len, h->type, h->op, h->flags, h->buf_alloc, h->fwd_cnt);
+}
+
 /* The header of a packet of connection c to the guest, encoded at dst. */
 static void conn_hdr(struct vsock *v, struct vconn *c, uint16_t op, uint32_t flags, uint32_t len,
 		     uint8_t *dst)
@@ -676,6 +698,8 @@ static void conn_hdr(struct vsock *v, struct vconn *c, uint16_t op, uint32_t fla
 	};
 
 	sqb_vsock_hdr_encode(dst, &h);
+	if (v->log_rx)
+		log_rx(&h);
 }
 
 static uint32_t put_pkt(struct vsock *v, const struct sqb_vq_chain *ch, struct vconn *c,
@@ -790,10 +814,12 @@ static uint32_t conn_produce(struct vsock *v, struct vconn *c, const struct sqb_
 		}
 		left = r > 0 ? (uint32_t)r : 0;
 		if (r > 0) {
-			uint32_t first = left < n ? left : n;
+			uint32_t first = left < n ? left : n, used;
 
 			left -= first;
 			c->rx_cnt += (uint32_t)r;
+			/* headers in ring order (the Debug log's order) */
+			used = put_pkt(v, ch, c, SQB_VSOCK_OP_RW, 0, first);
 			for (uint32_t i = 0; i < nx; i++) {
 				uint32_t k = left < want[i + 1] ? left : want[i + 1];
 
@@ -802,7 +828,7 @@ static uint32_t conn_produce(struct vsock *v, struct vconn *c, const struct sqb_
 				v->rxb[i].len = SQB_VSOCK_HDR_LEN + k;
 			}
 			v->rxb_n = nx;
-			return put_pkt(v, ch, c, SQB_VSOCK_OP_RW, 0, first);
+			return used;
 		}
 		if (r == 0) {
 			sqb_debug("vsock %s: host connection %u <-> guest port %u: EOF from "
@@ -945,6 +971,8 @@ static int rx_fill(sqb_vio_dev *dev, const char **why)
 
 	if (v->ev_ack_wait) /* the driver has not handled the reset yet */
 		return 0;
+	/* one look at the level per fill: below Debug a packet costs a test */
+	v->log_rx = sqb_log_enabled(SQB_LOG_DEBUG);
 	while (have_work(v)) {
 		uint32_t used;
 
@@ -1114,13 +1142,16 @@ static void accept_all(struct vsock *v)
 	}
 }
 
+/* Firecracker's allocate_local_port: the next port after the last one
+ * handed out, wrapping within PORT_BASE .. PORT_LAST_MAX, skipping ports
+ * still in use. */
 static uint32_t alloc_port(struct vsock *v)
 {
 	for (;;) {
-		uint32_t p = v->next_port;
+		uint32_t p = ((v->port_last + 1) & ~(1u << 31)) | PORT_BASE;
 		bool used = false;
 
-		v->next_port = v->next_port + 1 >= (1u << 31) ? PORT_BASE : v->next_port + 1;
+		v->port_last = p;
 		for (unsigned int i = 0; i < v->nconns && !used; i++)
 			used = !v->conns[i]->gone && v->conns[i]->st != C_LINE &&
 			       v->conns[i]->hport == p;
@@ -1182,6 +1213,34 @@ static void read_line(struct vsock *v, struct vconn *c)
 	c->peer_buf_alloc = 0; /* no credit until the guest's RESPONSE */
 }
 
+/* [F-115], Firecracker's prepare_save: a snapshot's source VM hears
+ * TRANSPORT_RESET, so its sockets reset as a clone's do.  Run from the
+ * first host_ready after the save, which is the resume that ends the
+ * create (dev_virtio.c calls it at every resume and never while quiesced):
+ * the saved state and memory are written by then and never hold the
+ * event, and the driver handles it once the vCPUs run again.  The host
+ * ends of the connections close now, after one last try at the guest's
+ * data squib still holds (host clients see EOF).  Firecracker keeps them
+ * until the reset guest answers their next packet with RST, so an idle
+ * one would stay open for ever. */
+static void reset_after_save(sqb_vio_dev *dev)
+{
+	struct vsock *v = dev->priv;
+
+	v->reset_at_resume = false;
+	for (unsigned int i = 0; i < v->nconns; i++) {
+		struct vconn *c = v->conns[i];
+
+		if (c->fd < 0 || c->gone)
+			continue;
+		flush_txb(v, c);
+		conn_kill(v, c, false, "snapshot created: TRANSPORT_RESET for the guest");
+	}
+	drop_all(v);
+	v->reset_pending = true;
+	sqb_vio_process_locked(dev, Q_EV);
+}
+
 int sqb_vio_vsock_host_ready(sqb_vio_dev *dev)
 {
 	struct vsock *v;
@@ -1192,6 +1251,8 @@ int sqb_vio_vsock_host_ready(sqb_vio_dev *dev)
 		return -EINVAL;
 	v = dev->priv;
 	pthread_mutex_lock(&dev->lock);
+	if (v->reset_at_resume)
+		reset_after_save(dev);
 	do {
 		n = epoll_wait(v->ep, ev, 64, 0);
 		for (int i = 0; i < n; i++) {
@@ -1254,16 +1315,29 @@ static void vsock_config_read(sqb_vio_dev *dev, uint32_t off, uint8_t *dst, uint
 }
 
 /* Device record, 16 bytes ([F-111]): the cid is informational, the
- * configured one wins (a clone may get another). */
+ * configured one wins (a clone may get another); local_port_last goes on
+ * in the loaded VM (0: a snapshot from before it was recorded).  A save
+ * owes the source VM's driver a TRANSPORT_RESET at its resume ([F-115]). */
 static void vsock_state(sqb_vio_dev *dev, struct sqb_vio_sbuf *b)
 {
 	struct vsock *v = dev->priv;
 	uint64_t cid = v->cid;
+	uint32_t last = v->port_last;
+	size_t at = b->off;
 
 	sqb_vio_sv_u64(b, &cid, "vsock guest_cid");
-	sqb_vio_sv_reserved(b, 8, "vsock reserved");
-	if (b->load && !b->err)
+	sqb_vio_sv_u32(b, &last, "vsock local_port_last");
+	if (b->load && !b->err && last && (last < PORT_BASE - 1 || last > PORT_LAST_MAX))
+		sqb_vio_sv_fail(b, -SQB_ECORRUPT, at + 8,
+				"vsock local_port_last %u is outside %u .. %u", last, PORT_BASE - 1,
+				PORT_LAST_MAX);
+	sqb_vio_sv_reserved(b, 4, "vsock reserved");
+	if (b->load && !b->err) {
 		v->saved_cid = cid;
+		v->saved_port_last = last;
+	}
+	if (!b->load && !b->err && (dev->status & SQB_VIO_S_DRIVER_OK))
+		v->reset_at_resume = true;
 }
 
 /* [F-101]: every packet the guest queued on TX goes to the host sockets
@@ -1284,6 +1358,8 @@ static void vsock_restored(sqb_vio_dev *dev)
 
 	drop_all(v);
 	v->reset_pending = true;
+	v->reset_at_resume = false; /* this reset is the load's */
+	v->port_last = v->saved_port_last ? v->saved_port_last : PORT_BASE - 1;
 	if (v->saved_cid != v->cid)
 		sqb_vio_config_changed(dev);
 	sqb_vio_process_locked(dev, Q_EV);
@@ -1291,9 +1367,10 @@ static void vsock_restored(sqb_vio_dev *dev)
 }
 
 /* The driver reset the device (Status 0: unbind, reboot): every connection
- * ends (host clients see EOF), nothing queued for the old rings survives,
- * as Firecracker's muxer reset; the listener stays, so a host client may
- * connect again once a driver is back. */
+ * ends (host clients see EOF), nothing queued for the old rings survives
+ * and host ports number from PORT_BASE again, as Firecracker's muxer
+ * reset; the listener stays, so a host client may connect again once a
+ * driver is back. */
 static void vsock_reset(sqb_vio_dev *dev)
 {
 	struct vsock *v = dev->priv;
@@ -1307,6 +1384,7 @@ static void vsock_reset(sqb_vio_dev *dev)
 	v->reset_pending = false;
 	v->ev_ack_wait = false;
 	v->accept_retry = false;
+	v->port_last = PORT_BASE - 1;
 	rearm(v);
 }
 
@@ -1404,7 +1482,7 @@ int sqb_vio_vsock_new(sqb_vio_dev **out, const struct sqb_vio_host *host,
 	}
 	v->cid = v->saved_cid = opts->guest_cid;
 	v->listen_fd = v->ep = v->tfd = -1;
-	v->next_port = PORT_BASE;
+	v->port_last = PORT_BASE - 1;
 	v->rx_batch = RX_BATCH;
 	v->tx_batch = TX_BATCH;
 	snprintf(v->path, sizeof(v->path), "%s", opts->uds_path);

@@ -17,6 +17,7 @@
 #include <net/ethernet.h>
 #include <net/if.h>
 #include <poll.h>
+#include <regex.h>
 #include <sched.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -576,8 +577,8 @@ static int read_full(int fd, uint8_t *b, size_t n, int ms)
 }
 
 /* Firecracker's host protocol (docs/vsock.md): connect to uds_path, send
- * "CONNECT <port>\n", read "OK <host_port>\n". */
-static int vs_connect(const char *path, unsigned int port)
+ * "CONNECT <port>\n", read "OK <host_port>\n" (the host port to *hport). */
+static int vs_connect_port(const char *path, unsigned int port, unsigned int *hport)
 {
 	struct sockaddr_un sa = {.sun_family = AF_UNIX};
 	char line[64];
@@ -598,7 +599,14 @@ static int vs_connect(const char *path, unsigned int port)
 	line[n] = 0;
 	if (strncmp(line, "OK ", 3))
 		fail_msg("CONNECT %u: '%s'", port, line);
+	if (hport)
+		*hport = (unsigned int)strtoul(line + 3, NULL, 10);
 	return fd;
+}
+
+static int vs_connect(const char *path, unsigned int port)
+{
+	return vs_connect_port(path, port, NULL);
 }
 
 static void rec_fill(uint8_t *r, uint32_t seq)
@@ -1215,6 +1223,68 @@ static void clone_works(struct sqb_tc *t, int tap, const char *uds_name, uint32_
 	close(fd);
 }
 
+/* [F-115], Firecracker's prepare_save (test_vsock.py
+ * test_vsock_transport_reset_h2g / _g2h): the snapshot's source VM, resumed,
+ * hears TRANSPORT_RESET and drops its connection; the host client sees
+ * EOF; host ports go on after the one the snapshot recorded. */
+static void source_after_create(struct sqb_tc *t, int fd, const char *uds)
+{
+	unsigned int hport = 0;
+	long long end;
+	uint8_t b[256];
+	int fd2;
+
+	assert_int_equal(count_of(t, "NVS vsock-transport-reset dropped "), 0);
+	vt_req(t, "PATCH", "/vm", "{\"state\":\"Resumed\"}", 204);
+	vt_expect_serial(t, "NVS vsock-transport-reset dropped 1\n", 10000);
+	/* echoes of records sent before the pause may come first; then EOF */
+	for (end = now_ms() + 10000;;) {
+		struct pollfd p = {fd, POLLIN, 0};
+		ssize_t r;
+
+		if (now_ms() > end || poll(&p, 1, 1000) != 1)
+			fail_msg("the source's host connection stayed open after the create");
+		r = read(fd, b, sizeof(b));
+		if (r <= 0)
+			break;
+	}
+	fd2 = vs_connect_port(uds, 1234, &hport);
+	assert_int_equal(hport, (1u << 30) + 1); /* the snapshot's connection had 2^30 */
+	rec_send(fd2, 7);
+	rec_expect(fd2, 7);
+	close(fd2);
+}
+
+/* A clone's first host-initiated connection gets the port after the
+ * snapshot's last ([F-111], test_snapshot_basic.py test_cycled_snapshot_
+ * restore), and its Debug log has Firecracker's "RX pkt" line for the
+ * REQUEST, which that test reads the port from. */
+static void clone_port_and_log(struct sqb_tc *t, const char *uds_name)
+{
+	char uds[128], *log;
+	unsigned int hport = 0;
+	regex_t re;
+	regmatch_t m[2];
+	int fd;
+
+	sock_path(uds, sizeof(uds), uds_name);
+	fd = vs_connect_port(uds, 1234, &hport);
+	assert_int_equal(hport, (1u << 30) + 1);
+	close(fd);
+	log = tc_read_file(t->errlog);
+	assert_non_null(log);
+	assert_int_equal(regcomp(&re,
+				 "vsock muxer: RX pkt: VsockPacketHeader \\{.*, src_port: ([0-9]+),"
+				 ".*, op: 1,.*\\}",
+				 REG_EXTENDED | REG_NEWLINE),
+			 0);
+	if (regexec(&re, log, 2, m, 0))
+		fail_msg("no Firecracker 'RX pkt' line with op 1 in the clone's Debug log");
+	assert_int_equal(strtoul(log + m[1].rm_so, NULL, 10), (1u << 30) + 1);
+	regfree(&re);
+	free(log);
+}
+
 static void test_snapshot_in_flight_load_with_overrides(void **state)
 {
 	struct sqb_tc t, t2, t3;
@@ -1252,13 +1322,15 @@ static void test_snapshot_in_flight_load_with_overrides(void **state)
 		fprintf(stderr, "first VM serial:\n%s\n", o ? o : "");
 		free(o);
 	}
+	source_after_create(&t, fd, uds);
 	tc_stop(&t); /* SIGKILL: the taps and sockets of the first VM are gone */
 	close(fd);
 	unlink(uds);
 	if (snap_tool)
 		vt_expect_inspect(snap_tool, tmpdir, "nv", inspect_needles);
 
-	vt_spawn(&t2, squib_bin);
+	assert_int_equal(
+	    tc_spawn(&t2, squib_bin, (const char *const[]){"--level", "Debug", NULL}, 1), 0);
 	/* persist.rs: an override naming an iface the snapshot lacks */
 	r = load(&t2, "nv",
 		 "\"network_overrides\":[{\"iface_id\":\"nope\",\"host_dev_name\":\"sqbt1\"}]",
@@ -1320,6 +1392,7 @@ static void test_snapshot_in_flight_load_with_overrides(void **state)
 	vt_expect_serial(&t3, "NVS vsock-cid 7\n", 10000);
 	vt_expect_serial(&t3, "NVS net-config-change mac=02535142000b\n", 10000);
 	tap_gmac[2] = clone_mac;
+	clone_port_and_log(&t2, "s2.sock");
 	clone_works(&t2, 1, "s2.sock", 1000);
 	clone_works(&t3, 2, "s3.sock", 2000);
 	ping_n(1, 3000, 5); /* both still answer, each on its own tap */

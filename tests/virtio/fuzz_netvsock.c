@@ -171,6 +171,7 @@ static void parsers(const uint8_t *d, size_t n)
 	uint32_t port;
 	size_t used;
 	char line[40];
+	int rc;
 
 	if (n >= SQB_VSOCK_HDR_LEN) {
 		uint8_t back[SQB_VSOCK_HDR_LEN];
@@ -181,9 +182,17 @@ static void parsers(const uint8_t *d, size_t n)
 		sqb_vsock_hdr_check(&h, 3, n - SQB_VSOCK_HDR_LEN, &why);
 	}
 	memcpy(line, d, n < sizeof(line) ? n : sizeof(line));
-	if (sqb_vsock_parse_connect(line, n < sizeof(line) ? n : sizeof(line), &port, &used) == 1 &&
-	    (used == 0 || used > sizeof(line) || line[used - 1] != '\n'))
+	/* Firecracker's command: 10 bytes at least, up to the first '\n' from
+	 * there, or 32 bytes without one; a prefix of an accepted command is
+	 * never refused (the device waits for the rest). */
+	rc = sqb_vsock_parse_connect(line, n < sizeof(line) ? n : sizeof(line), &port, &used);
+	if (rc == 1 &&
+	    (used < 10 || used > 32 || used > n || (line[used - 1] != '\n' && used != 32) ||
+	     memchr(line + 9, '\n', used - 10)))
 		abort();
+	for (size_t k = 0, u; rc == 1 && k < used; k++)
+		if (sqb_vsock_parse_connect(line, k, &port, &u) != 0)
+			abort();
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

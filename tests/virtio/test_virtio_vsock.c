@@ -23,6 +23,7 @@
 
 #include <cmocka.h>
 
+#include "log.h"
 #include "vio_test_mq.h"
 #include "virtio_priv.h"
 
@@ -297,6 +298,44 @@ static uint32_t host_open(struct vs *t, int *hs, uint32_t gport)
 	return hport;
 }
 
+/* Pump the device until cond() holds or 4 s pass (Firecracker's kill
+ * timers are 2 s: CONN_REQUEST_TIMEOUT_MS, CONN_SHUTDOWN_TIMEOUT_MS). */
+static bool pump_until(struct vs *t, bool (*cond)(struct vs *, void *), void *arg)
+{
+	for (int i = 0; i < 400; i++) {
+		if (cond(t, arg))
+			return true;
+		pump(t);
+	}
+	return cond(t, arg);
+}
+
+struct want_pkt {
+	struct pkt *p;
+	uint16_t op;
+	uint32_t dst_port;
+	int seen;
+};
+
+/* Consumes RX packets until one with op to dst_port arrives. */
+static bool got_op(struct vs *t, void *a)
+{
+	struct want_pkt *w = a;
+
+	while (rx_get(t, w->p))
+		if (w->p->op == w->op && w->p->dst_port == w->dst_port) {
+			w->seen++;
+			break; /* w->p holds it */
+		}
+	return w->seen > 0;
+}
+
+static bool no_conns(struct vs *t, void *a)
+{
+	(void)a;
+	return sqb_vio_vsock_num_conns(t->dev) == 0;
+}
+
 static void test_host_initiated(void **state)
 {
 	struct vs *t = *state;
@@ -333,9 +372,12 @@ static void test_host_bad_command(void **state)
 {
 	struct vs *t = *state;
 	struct pkt *p = malloc(sizeof(*p));
-	const char *bad[] = {"CONNEC 5\n",    "CONNECT\n",
-			     "CONNECT x\n",   "CONNECT 4294967296\n",
-			     "CONNECT 5 6\n", "0123456789012345678901234567890123456789"};
+	/* Firecracker's read_local_stream_port refuses each.  A first word
+	 * other than "connect" is refused before the line is complete. */
+	const char *bad[] = {"CONNEC 5\n",	   "CONNECT  \n",
+			     "CONNECT x\n",	   "CONNECT 4294967296\n",
+			     "CONNECT -5\n",	   "CONNECT + 5\n",
+			     "CONNECT \xff\xfe\n", "0123456789012345678901234567890123456789"};
 
 	for (unsigned int i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		int hs = unix_connect(t->uds);
@@ -346,15 +388,45 @@ static void test_host_bad_command(void **state)
 		assert_false(rx_get(t, p)); /* the guest never heard of it */
 		close(hs);
 	}
-	/* Case-insensitive keyword, as Firecracker parses it. */
+	/* Case-insensitive keyword, '+', words after the port, and a line
+	 * that fills Firecracker's 32 bytes without a newline, whose rest is
+	 * the guest's data: all as Firecracker parses them. */
 	{
-		int hs = unix_connect(t->uds);
-		assert_int_equal(write(hs, "connect 77\n", 11), 11);
-		pump(t);
-		assert_true(rx_get(t, p));
-		assert_int_equal(p->op, REQUEST);
-		assert_int_equal(p->dst_port, 77);
-		close(hs);
+		static const struct {
+			const char *line;
+			uint32_t port;
+		} good[] = {{"connect 77\n", 77},
+			    {"CONNECT +52\n", 52},
+			    {"CONNECT 5 6\n", 5},
+			    {"CONNECT 52 and then some words!!ping", 52}};
+
+		for (unsigned int i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+			int hs = unix_connect(t->uds);
+			size_t n = strlen(good[i].line);
+			uint32_t hport;
+			char buf[8];
+
+			assert_int_equal(write(hs, good[i].line, n), (ssize_t)n);
+			pump(t);
+			assert_true(rx_get(t, p));
+			assert_int_equal(p->op, REQUEST);
+			assert_int_equal(p->dst_port, good[i].port);
+			hport = p->src_port;
+			tx(t, RESPONSE, good[i].port, hport, 0, 65536, 0, NULL, 0);
+			n = (size_t)snprintf(buf, sizeof(buf), "OK ");
+			host_read(hs, buf, n);
+			if (i == 3) { /* the 4 bytes after the 32 reach the guest */
+				struct want_pkt w = {p, RW, good[i].port, 0};
+
+				assert_true(pump_until(t, got_op, &w));
+				assert_int_equal(p->len, 4);
+				assert_memory_equal(p->data, "ping", 4);
+			}
+			close(hs);
+			tx(t, RST, good[i].port, hport, 0, 65536, 0, NULL, 0);
+			while (rx_get(t, p))
+				;
+		}
 	}
 	free(p);
 }
@@ -564,44 +636,6 @@ static void test_guest_never_reads(void **state)
 	close(as);
 	close(ls);
 	free(p);
-}
-
-/* Pump the device until cond() holds or 4 s pass (Firecracker's kill
- * timers are 2 s: CONN_REQUEST_TIMEOUT_MS, CONN_SHUTDOWN_TIMEOUT_MS). */
-static bool pump_until(struct vs *t, bool (*cond)(struct vs *, void *), void *arg)
-{
-	for (int i = 0; i < 400; i++) {
-		if (cond(t, arg))
-			return true;
-		pump(t);
-	}
-	return cond(t, arg);
-}
-
-struct want_pkt {
-	struct pkt *p;
-	uint16_t op;
-	uint32_t dst_port;
-	int seen;
-};
-
-/* Consumes RX packets until one with op to dst_port arrives. */
-static bool got_op(struct vs *t, void *a)
-{
-	struct want_pkt *w = a;
-
-	while (rx_get(t, w->p))
-		if (w->p->op == w->op && w->p->dst_port == w->dst_port) {
-			w->seen++;
-			break; /* w->p holds it */
-		}
-	return w->seen > 0;
-}
-
-static bool no_conns(struct vs *t, void *a)
-{
-	(void)a;
-	return sqb_vio_vsock_num_conns(t->dev) == 0;
 }
 
 /* A REQUEST the guest never answers: after Firecracker's 2 s request
@@ -1101,6 +1135,195 @@ static void test_reset_gate_waits_for_the_driver(void **state)
 	free(p);
 }
 
+/* [F-115], Firecracker's prepare_save: a snapshot's source VM hears
+ * TRANSPORT_RESET too (test_vsock.py test_vsock_transport_reset_g2h/h2g), at
+ * the resume that ends the create (the first host_ready after the save),
+ * and its connections' host ends close.  The snapshot itself (state and
+ * guest memory as captured) holds neither: its load sends its own reset,
+ * once. */
+static void test_snapshot_resets_source(void **state)
+{
+	struct vs *t = *state;
+	struct pkt *p = malloc(sizeof(*p));
+	uint8_t *r0 = malloc(VT_R0_SIZE), *r1 = malloc(VT_R1_SIZE), *st;
+	struct sqb_vio_vsock_opts o = SQB_VIO_VSOCK_OPTS_INIT;
+	struct sqb_diag diag = {0};
+	struct mq_drv d0;
+	sqb_vio_dev *dev2;
+	uint32_t id, used, hport, hport2;
+	char path[160];
+	size_t len;
+	int hs, hs2, ls, as;
+
+	hport = host_open(t, &hs, 4242);
+	snprintf(path, sizeof(path), "%s_5000", t->uds);
+	ls = unix_listen(path);
+	guest_open(t, ls, &as, 777, 5000, 65536);
+	/* The create: quiesce, state, memory; the VM stays paused until the
+	 * resume, and nothing changes before it. */
+	assert_int_equal(sqb_vio_quiesce(t->dev), 0);
+	assert_int_equal(sqb_vio_dev_save(t->dev, &st, &len), 0);
+	memcpy(r0, t->e.r0, VT_R0_SIZE);
+	memcpy(r1, t->e.r1, VT_R1_SIZE);
+	d0 = t->d;
+	assert_false(mq_used(&t->d, 2, &id, &used));
+	assert_int_equal(sqb_vio_vsock_num_conns(t->dev), 2);
+	/* The resume: TRANSPORT_RESET for the source's driver, host ends closed. */
+	sqb_vio_vsock_host_ready(t->dev);
+	assert_true(mq_used(&t->d, 2, &id, &used));
+	assert_int_equal(used, 4);
+	assert_int_equal(mq_get32(&t->e, MQ_BUF(2) + id * 16ull), 0); /* TRANSPORT_RESET */
+	assert_int_equal(sqb_vio_vsock_num_conns(t->dev), 0);
+	assert_true(host_eof(hs));
+	assert_true(host_eof(as));
+	close(hs);
+	close(as);
+	/* Nothing goes to the guest until its driver acted on the event; then
+	 * a packet of an old connection gets RST, and no second reset comes
+	 * at later resumes. */
+	tx(t, RW, 4242, hport, 0, 65536, 0, "x", 1);
+	pump(t);
+	assert_false(rx_get(t, p));
+	ev_post(t);
+	sqb_vio_queue_notify(t->dev, 2);
+	assert_true(rx_get(t, p));
+	assert_int_equal(p->op, RST);
+	assert_int_equal(p->dst_port, 4242);
+	pump(t);
+	assert_false(mq_used(&t->d, 2, &id, &used));
+	/* The source goes on: new connections work, host ports continue. */
+	hport2 = host_open(t, &hs2, 4343);
+	assert_int_equal(hport2, hport + 1);
+	close(hs2);
+	guest_open(t, ls, &as, 778, 5000, 65536);
+	close(as);
+	/* The snapshot, loaded in a new process: one reset, the load's own. */
+	sqb_vio_dev_free(t->dev);
+	memcpy(t->e.r0, r0, VT_R0_SIZE);
+	memcpy(t->e.r1, r1, VT_R1_SIZE);
+	t->d = d0;
+	snprintf(t->uds, sizeof(t->uds), "%s/clone.sock", t->dir);
+	o.guest_cid = CID;
+	o.uds_path = t->uds;
+	assert_int_equal(sqb_vio_vsock_new(&dev2, &t->e.host, &o, &diag), 0);
+	t->dev = t->d.dev = dev2;
+	assert_int_equal(sqb_vio_dev_restore(dev2, SQB_VIO_STATE_VERSION, st, len, &diag), 0);
+	assert_true(mq_used(&t->d, 2, &id, &used));
+	assert_int_equal(mq_get32(&t->e, MQ_BUF(2) + id * 16ull), 0);
+	pump(t);
+	assert_false(mq_used(&t->d, 2, &id, &used));
+	close(ls);
+	free(st);
+	free(r0);
+	free(r1);
+	free(p);
+}
+
+static char rx_line[512];
+static unsigned int rx_lines;
+
+static void rx_sink(enum sqb_log_level lvl, const char *file, int line, const char *msg)
+{
+	(void)file;
+	(void)line;
+	if (lvl == SQB_LOG_DEBUG && strstr(msg, "vsock muxer: RX pkt: ") && strstr(msg, "op: 1,")) {
+		snprintf(rx_line, sizeof(rx_line), "%s", msg);
+		rx_lines++;
+	}
+}
+
+/* Firecracker's local_port_last ([F-111]): host-initiated connections of a
+ * loaded VM number on from the saved VM's last host port (2^31 - 1 wraps to
+ * 2^30); a state from before the field (0) starts at 2^30.  Each RX packet
+ * is logged at Debug as Firecracker's muxer does, word for word
+ * (test_snapshot_basic.py test_cycled_snapshot_restore greps these lines),
+ * and nothing is formatted below Debug. */
+/* A host client goes away; what the device then tells the guest about it
+ * is read off the RX ring. */
+static void close_host(struct vs *t, int hs, struct pkt *p)
+{
+	close(hs);
+	pump(t);
+	while (rx_get(t, p))
+		;
+}
+
+/* reload(), with the saved local_port_last (which must be was) replaced by
+ * last; the driver then acts on the load's reset, so RX is open. */
+static void reload_port(struct vs *t, const char *name, uint32_t was, uint32_t last)
+{
+	struct sqb_vio_vsock_opts o = SQB_VIO_VSOCK_OPTS_INIT;
+	struct sqb_diag diag = {0};
+	sqb_vio_dev *dev2;
+	uint32_t id, used;
+	uint8_t *st;
+	size_t len;
+
+	assert_int_equal(sqb_vio_quiesce(t->dev), 0);
+	assert_int_equal(sqb_vio_dev_save(t->dev, &st, &len), 0);
+	assert_int_equal(g32(st + 184), was); /* [F-111]: offset 8 of the vsock record */
+	for (int i = 0; i < 4; i++)
+		st[184 + i] = (uint8_t)(last >> (8 * i));
+	snprintf(t->uds, sizeof(t->uds), "%s/%s", t->dir, name);
+	o.guest_cid = CID;
+	o.uds_path = t->uds;
+	assert_int_equal(sqb_vio_vsock_new(&dev2, &t->e.host, &o, &diag), 0);
+	sqb_vio_dev_free(t->dev);
+	t->dev = t->d.dev = dev2;
+	assert_int_equal(sqb_vio_dev_restore(dev2, SQB_VIO_STATE_VERSION, st, len, &diag), 0);
+	free(st);
+	while (mq_used(&t->d, 2, &id, &used))
+		;
+	ev_post(t);
+	sqb_vio_queue_notify(t->dev, 2);
+}
+
+static void test_port_last_across_load(void **state)
+{
+	struct vs *t = *state;
+	char want[512];
+	uint32_t hport;
+	struct pkt *p = malloc(sizeof(*p));
+	int hs;
+
+	assert_int_equal(host_open(t, &hs, 4242), 1u << 30);
+	close_host(t, hs, p);
+	assert_int_equal(host_open(t, &hs, 4242), (1u << 30) + 1);
+	close_host(t, hs, p);
+	reload(t, "e.sock", true);
+	ev_post(t); /* the driver acts on the load's reset */
+	sqb_vio_queue_notify(t->dev, 2);
+	sqb_log_set_sink(rx_sink);
+	sqb_log_set_level(SQB_LOG_DEBUG);
+	hport = host_open(t, &hs, 4343);
+	sqb_log_set_level(SQB_LOG_WARN);
+	assert_int_equal(hport, (1u << 30) + 2);
+	snprintf(want, sizeof(want),
+		 "vsock muxer: RX pkt: VsockPacketHeader { src_cid: 2, dst_cid: %u, src_port: %u, "
+		 "dst_port: 4343, len: 0, type_: 1, op: 1, flags: 0, buf_alloc: 262144, "
+		 "fwd_cnt: 0 }",
+		 CID, hport);
+	assert_int_equal(rx_lines, 1);
+	assert_string_equal(rx_line, want);
+	close_host(t, hs, p);
+	/* Below Debug: no line. */
+	hport = host_open(t, &hs, 4343);
+	assert_int_equal(rx_lines, 1);
+	close_host(t, hs, p);
+	sqb_log_set_sink(NULL);
+	/* The last port of the range: the next load wraps to 2^30. */
+	reload_port(t, "f.sock", hport, 0x7fffffffu);
+	assert_int_equal(host_open(t, &hs, 4343), 1u << 30);
+	close_host(t, hs, p);
+	/* A state without the field (0): from 2^30 as before it existed. */
+	assert_int_equal(host_open(t, &hs, 4343), (1u << 30) + 1);
+	close_host(t, hs, p);
+	reload_port(t, "g.sock", (1u << 30) + 1, 0);
+	assert_int_equal(host_open(t, &hs, 4343), 1u << 30);
+	close_host(t, hs, p);
+	free(p);
+}
+
 /* [F-101]: a quiesce completes every TX buffer the driver queued. */
 static void test_quiesce_drains_tx(void **state)
 {
@@ -1130,7 +1353,8 @@ static void test_kat_state(void **state)
 	uint8_t *st;
 	size_t len;
 	static const uint8_t head[16] = {19, 0, 0, 0, 3, 0, 0, 0};
-	static const uint8_t rec[16] = {3, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0};
+	/* guest_cid 3; local_port_last 2^30 - 1 (no host-initiated connection yet) */
+	static const uint8_t rec[16] = {3, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0x3f, 0, 0, 0, 0};
 	uint8_t zero[128] = {0};
 	uint8_t bad[320];
 	struct sqb_diag diag = {0};
@@ -1157,7 +1381,8 @@ static void test_kat_state(void **state)
 			le(r + 16, MQ_Q_BASE + 0x4000ull * q + 0x1000, 8);
 			le(r + 24, MQ_Q_BASE + 0x4000ull * q + 0x2000, 8);
 		}
-		le(exp + 176, CID, 8); /* vsock record; then the limiter, off: zero */
+		le(exp + 176, CID, 8);		  /* vsock record: guest_cid, */
+		le(exp + 184, (1u << 30) - 1, 4); /* local_port_last; then the limiter, off */
 		assert_memory_equal(st, exp, sizeof(exp));
 	}
 	assert_memory_equal(st, head, 8);
@@ -1173,31 +1398,83 @@ static void test_kat_state(void **state)
 	assert_memory_equal(st + 192, zero, 128);
 	/* Reserved bytes of the vsock record are refused, device unchanged. */
 	memcpy(bad, st, 320);
-	bad[184] = 1;
+	bad[188] = 1;
 	assert_int_equal(sqb_vio_dev_restore(t->dev, 1, bad, 320, &diag), -SQB_ERESERVED);
+	assert_int_equal(diag.offset, 188);
+	/* local_port_last: 0 (a snapshot from before the field) loads; a
+	 * value outside 2^30 - 1 .. 2^31 - 1 does not. */
+	memcpy(bad, st, 320);
+	le(bad + 184, 0x80000000u, 4);
+	assert_int_equal(sqb_vio_dev_restore(t->dev, 1, bad, 320, &diag), -SQB_ECORRUPT);
 	assert_int_equal(diag.offset, 184);
+	le(bad + 184, (1u << 30) - 2, 4);
+	assert_int_equal(sqb_vio_dev_restore(t->dev, 1, bad, 320, &diag), -SQB_ECORRUPT);
+	le(bad + 184, 0, 4);
+	assert_int_equal(sqb_vio_dev_restore(t->dev, 1, bad, 320, &diag), 0);
 	assert_int_equal(sqb_vio_dev_restore(t->dev, 1, st, 319, &diag), -SQB_ETRUNCATED);
 	free(st);
 }
 
+/* Firecracker's read_local_stream_port (unix/muxer.rs): the first 10 bytes,
+ * then up to the first '\n' at or after them, 32 bytes at most; UTF-8 split
+ * at Unicode white space; "connect" in any case, then a u32 as Rust's
+ * str::parse reads it; later words ignored. */
 static void test_connect_parser(void **state)
 {
-	uint32_t port = 0;
-	size_t used = 0;
+	static const struct {
+		const char *in;
+		int rc;
+		uint32_t port;
+		size_t used;
+	} c[] = {
+	    {"CONNECT 52\n", 1, 52, 11},
+	    {"Connect 4294967295\nxyz", 1, 4294967295u, 19},
+	    {"connect 0\n", 1, 0, 10},
+	    {"CONNECT +52\n", 1, 52, 12},		/* Rust's u32 parse takes a '+' */
+	    {"CONNECT 52 trailing words\n", 1, 52, 26}, /* ignored after the port */
+	    {"  CONNECT\t52 \r\n", 1, 52, 15},
+	    {"connect\n52\n", 1, 52, 11},	  /* the first '\n' is inside the 10 */
+	    {"CONNECT\302\24052\n", 1, 52, 12},	  /* U+00A0 is white space */
+	    {"CONNECT\343\200\2005\n", 1, 5, 12}, /* U+3000 too */
+	    /* no '\n' within 32 bytes: those 32 are the command */
+	    {"CONNECT 52 and then some words!!more", 1, 52, 32},
+	    {"CONNECT 00000000000000000000000001\n", 1, 0, 32},
+	    {"CONNECT 00000000000000000000001\n", 1, 1, 32},
+	    /* not yet decided */
+	    {"CONNECT 5", 0, 0, 0},
+	    {"CONNECT 52", 0, 0, 0},
+	    {"CONNECT\n", 0, 0, 0}, /* "CONNECT\n5\n" would still be one */
+	    {"CONNECT 52 x", 0, 0, 0},
+	    {"CONN", 0, 0, 0},
+	    {"CONNECT \xe3\x80", 0, 0, 0}, /* a sequence cut short, for now */
+	    /* refused */
+	    {"CONNECT -5\n", -EINVAL, 0, 0},
+	    {"CONNECT5\n\n", -EINVAL, 0, 0},
+	    {"CONNECT +\n\n", -EINVAL, 0, 0},
+	    {"CONNECT ++5\n", -EINVAL, 0, 0},
+	    {"CONNECT 5x\n\n", -EINVAL, 0, 0},
+	    {"CONNECT 4294967296\n", -EINVAL, 0, 0},
+	    {"CONNECT  \n", -EINVAL, 0, 0},
+	    {"\034CONNECT 5\n", -EINVAL, 0, 0},	    /* U+001C is no white space in Rust */
+	    {"CONNECT 5 \xff\n", -EINVAL, 0, 0},    /* from_utf8 sees the whole line */
+	    {"CONNECT 5\xc0\x80\n", -EINVAL, 0, 0}, /* overlong */
+	    {"CONNECTED 5\n", -EINVAL, 0, 0},
+	    {"CONNEC 5", -EINVAL, 0, 0}, /* a first word that can never be it */
+	    {"LISTEN 5 x", -EINVAL, 0, 0},
+	    {"CONNECT x y", -EINVAL, 0, 0}, /* a port word that can never be one */
+	    {"0123456789012345678901234567890123456789", -EINVAL, 0, 0},
+	};
 
 	(void)state;
-	assert_int_equal(sqb_vsock_parse_connect("CONNECT 52\n", 11, &port, &used), 1);
-	assert_int_equal(port, 52);
-	assert_int_equal(used, 11);
-	assert_int_equal(sqb_vsock_parse_connect("Connect 4294967295\nxyz", 22, &port, &used), 1);
-	assert_int_equal(port, 4294967295u);
-	assert_int_equal(used, 19);
-	assert_int_equal(sqb_vsock_parse_connect("CONNECT 5", 9, &port, &used), 0);
-	assert_int_equal(sqb_vsock_parse_connect("CONNECT -5\n", 11, &port, &used), -EINVAL);
-	assert_int_equal(sqb_vsock_parse_connect("CONNECT5\n", 9, &port, &used), -EINVAL);
-	assert_int_equal(
-	    sqb_vsock_parse_connect("CONNECT 00000000000000000000000001\n", 35, &port, &used),
-	    -EINVAL);
+	for (unsigned int i = 0; i < sizeof(c) / sizeof(c[0]); i++) {
+		uint32_t port = 0xdead;
+		size_t used = 0;
+		int rc = sqb_vsock_parse_connect(c[i].in, strlen(c[i].in), &port, &used);
+
+		if (rc != c[i].rc || (rc == 1 && (port != c[i].port || used != c[i].used)))
+			fail_msg("case %u '%s': rc %d port %u used %zu, want %d %u %zu", i, c[i].in,
+				 rc, port, used, c[i].rc, c[i].port, c[i].used);
+	}
 }
 
 static void test_bad_options(void **state)
@@ -1784,6 +2061,8 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_event_idx_tx_queued_at_save, setup_ev, teardown),
 	    cmocka_unit_test_setup_teardown(test_quiesce_drains_tx, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_reset_gate_waits_for_the_driver, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_snapshot_resets_source, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_port_last_across_load, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
