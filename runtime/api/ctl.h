@@ -298,6 +298,10 @@ void sqb_ctl_net_json(struct sqb_ctl *c, struct sqb_jb *b);
 void sqb_ctl_vsock_json(struct sqb_ctl *c, struct sqb_jb *b);
 /* The interfaces in order, then the vsock (from sqb_ctl_add_devices). */
 int sqb_ctl_net_add_devices(struct sqb_ctl *c, sqb_vm *vm, struct sqb_diag *diag);
+/* PCI hot-unplug (DELETE after boot with --enable-pci; the route checked
+ * the id and that the device exists and is not the root). */
+void sqb_ctl_unplug_drive(struct sqb_ctl *c, const char *id, struct sqb_ctl_resp *r);
+void sqb_ctl_unplug_net(struct sqb_ctl *c, const char *id, struct sqb_ctl_resp *r);
 /* "network-interfaces" and "vsock" of a VmmConfig object (a snapshot's
  * vm_config_json): replaced, taps not opened. */
 int sqb_ctl_net_from_config(struct sqb_ctl *c, struct yajl_val_s *root, char *err, size_t errlen);

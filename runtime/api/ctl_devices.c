@@ -29,8 +29,8 @@
 #define MSG_PMEM_PATCH	 MSG_PMEM "Unable to patch the pmem device: "
 #define MSG_NO_PCI	 "PCI is not enabled"
 #define MSG_NO_HOTPLUG                                                                             \
-	"squib does not hot-plug or unplug devices on PCI yet (Firecracker does with "             \
-	"--enable-pci; docs/api-compat.md)."
+	"squib does not hot-plug or unplug pmem devices yet (drives and network "      \
+	"interfaces it does; docs/api-compat.md)."
 
 static const char *const cache_types[] = {"Unsafe", "Writeback", NULL};
 static const char *const io_engines[] = {"Sync", "Async", NULL};
@@ -234,18 +234,24 @@ static int insert_drive(struct sqb_ctl *c, struct sqb_ctl_drive *d, char *err, s
 	return 0;
 }
 
-/* A PUT of a drive or pmem after boot is Firecracker's hot-plug
- * (device_manager hotplug_device): without --enable-pci its PciNotEnabled;
- * on PCI an id of that kind in use is DeviceIdInUse, before anything else
- * about the device.  squib does not hot-plug yet. */
-static void hotplug_refused(struct sqb_ctl *c, int in_use, struct sqb_ctl_resp *r)
+/* A PUT of pmem after boot is Firecracker's hot-plug (device_manager
+ * hotplug_device): without --enable-pci its PciNotEnabled; on PCI an id
+ * in use is DeviceIdInUse, then a root device AddingSecondRootDevice, both
+ * before anything else about the device.  squib does not hot-plug pmem
+ * yet (its device memory would have to be mapped and unmapped live). */
+static void hotplug_refused(struct sqb_ctl *c, int in_use, int root, struct sqb_ctl_resp *r)
 {
 	if (!c->pci)
 		return sqb_ctl_fault(r, MSG_NO_PCI);
 	if (in_use)
 		return sqb_ctl_fault(r, "Device ID in use");
+	if (root)
+		return sqb_ctl_fault(r, MSG_PMEM "Attempt to add pmem as a root device while the "
+						 "root device defined as a block device");
 	sqb_ctl_fault(r, MSG_NO_HOTPLUG);
 }
+
+static void hotplug_drive(struct sqb_ctl *c, struct sqb_ctl_drive *d, struct sqb_ctl_resp *r);
 
 /* id: from the path; NULL for a config file's drive (the body's id). */
 static void put_drive(struct sqb_ctl *c, const char *id, yajl_val body, struct sqb_ctl_resp *r)
@@ -267,8 +273,10 @@ static void put_drive(struct sqb_ctl *c, const char *id, yajl_val body, struct s
 		drive_free(&d);
 		return sqb_ctl_fault(r, "%s", bad);
 	}
-	if (c->vm) {
-		hotplug_refused(c, find_drive(c, d.id) >= 0, r);
+	if (c->vm) { /* Firecracker's hot-plug (device_manager hotplug_device) */
+		if (c->pci)
+			return hotplug_drive(c, &d, r);
+		sqb_ctl_fault(r, MSG_NO_PCI);
 		drive_free(&d);
 		return;
 	}
@@ -550,7 +558,7 @@ void sqb_ctl_put_pmem(struct sqb_ctl *c, const char *id, yajl_val body, struct s
 
 		for (unsigned int i = 0; i < c->npmem; i++)
 			in_use |= !strcmp(c->pmem[i].id, p.id);
-		hotplug_refused(c, in_use, r);
+		hotplug_refused(c, in_use, p.root, r);
 		free(p.path);
 		return;
 	}
@@ -1037,8 +1045,10 @@ static void hotplug_drive(struct sqb_ctl *c, struct sqb_ctl_drive *d, struct sqb
 	r->status = 204;
 }
 
-/* hot_unplug_device for a drive: the function leaves the bus. */
-static void unplug_drive(struct sqb_ctl *c, const char *id, struct sqb_ctl_resp *r)
+/* hot_unplug_device for a drive (the API layer checked the id, the VM's
+ * state, PCI, and that it exists and is not the root): the function
+ * leaves the bus. */
+void sqb_ctl_unplug_drive(struct sqb_ctl *c, const char *id, struct sqb_ctl_resp *r)
 {
 	int at = find_drive(c, id), rc;
 

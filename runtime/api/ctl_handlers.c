@@ -862,8 +862,8 @@ static const struct sqb_route routes[] = {
 #define MSG_BAD_ID   "API Resource IDs can only contain alphanumeric characters and underscores."
 #define MSG_NO_PCI   "PCI is not enabled"
 #define MSG_NO_HOTPLUG                                                                             \
-	"squib does not hot-plug or unplug devices on PCI yet (Firecracker does with "             \
-	"--enable-pci; docs/api-compat.md)."
+	"squib does not hot-plug or unplug pmem devices yet (drives and network "      \
+	"interfaces it does; docs/api-compat.md)."
 
 enum unplug_kind { UNPLUG_DRIVE, UNPLUG_PMEM, UNPLUG_NET };
 
@@ -898,7 +898,11 @@ static void unplug(struct sqb_ctl *c, enum unplug_kind k, const char *id, struct
 		return sqb_ctl_fault(r, "Device not found");
 	if (root)
 		return sqb_ctl_fault(r, "Cannot unplug root device");
-	sqb_ctl_fault(r, MSG_NO_HOTPLUG);
+	if (k == UNPLUG_DRIVE)
+		return sqb_ctl_unplug_drive(c, id, r);
+	if (k == UNPLUG_NET)
+		return sqb_ctl_unplug_net(c, id, r);
+	sqb_ctl_fault(r, MSG_NO_HOTPLUG); /* pmem: its device memory is not unmapped yet */
 }
 
 static void delete_drive(struct sqb_ctl *c, const char *id, yajl_val body, struct sqb_ctl_resp *r)

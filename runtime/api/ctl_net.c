@@ -24,10 +24,6 @@
 #define MSG_BAD_MAC	 SQB_JSON_ERR_PREFIX "The provided MAC address is invalid."
 #define VSOCK_DEPRECATED "PUT /vsock: vsock_id field is deprecated."
 #define MSG_NO_PCI	 "PCI is not enabled"
-#define MSG_NO_HOTPLUG                                                                             \
-	"squib does not hot-plug or unplug devices on PCI yet (Firecracker does with "             \
-	"--enable-pci; docs/api-compat.md)."
-
 /* parsed_request.rs checked_id */
 static const char *id_error(const char *id)
 {
@@ -166,6 +162,8 @@ static int parse_iface(yajl_val body, struct sqb_ctl_iface *f, char *err, size_t
 	return 0;
 }
 
+static void hotplug_net(struct sqb_ctl *c, struct sqb_ctl_iface *f, struct sqb_ctl_resp *r);
+
 /* NetBuilder::build: a MAC another interface has is refused; an existing
  * id is replaced (its tap closed first); then the tap is opened. */
 static void put_net(struct sqb_ctl *c, const char *id, yajl_val body, struct sqb_ctl_resp *r)
@@ -193,13 +191,10 @@ static void put_net(struct sqb_ctl *c, const char *id, yajl_val body, struct sqb
 		iface_free(&f);
 		return sqb_ctl_fault(r, "%s", bad);
 	}
-	if (c->vm) { /* Firecracker's hot-plug: see hotplug_refused in ctl_devices.c */
-		if (!c->pci)
-			sqb_ctl_fault(r, MSG_NO_PCI);
-		else if (find_iface(c, f.id) >= 0)
-			sqb_ctl_fault(r, "Device ID in use");
-		else
-			sqb_ctl_fault(r, MSG_NO_HOTPLUG);
+	if (c->vm) { /* Firecracker's hot-plug (device_manager hotplug_device) */
+		if (c->pci)
+			return hotplug_net(c, &f, r);
+		sqb_ctl_fault(r, MSG_NO_PCI);
 		iface_free(&f);
 		return;
 	}
@@ -784,7 +779,7 @@ static void hotplug_net(struct sqb_ctl *c, struct sqb_ctl_iface *f, struct sqb_c
 	r->status = 204;
 }
 
-static void unplug_net(struct sqb_ctl *c, const char *id, struct sqb_ctl_resp *r)
+void sqb_ctl_unplug_net(struct sqb_ctl *c, const char *id, struct sqb_ctl_resp *r)
 {
 	int at = find_iface(c, id), rc;
 	char dev[SQB_VDEV_ID_MAX + 1];

@@ -596,6 +596,7 @@ void sqb_ctl_snapshot_load(struct sqb_ctl *c, yajl_val body, struct sqb_ctl_resp
 	c->vcpu_count = conf.vcpu_count;
 	c->mem_size_mib = conf.mem_size_mib;
 	c->smt = conf.smt;
+	c->pci = conf.pci; /* a PCI snapshot hot-plugs whatever this squib's flags */
 	/* persist.rs: the load updates machine-config with the snapshot's
 	 * static template, which also empties a custom one */
 	c->cpu_template = q.cpu_template ? q.cpu_template : "None";

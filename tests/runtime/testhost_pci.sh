@@ -86,6 +86,39 @@ esac
 [ -n "$before" ] && [ "$before" = "$after" ] && pass "queue fields stay as they were after DRIVER_OK ($after)" ||
 	bad "queue fields changed: '$before' -> '$after'"
 
+# test_hotplug.py test_hotplug_block: a drive after boot, found by a rescan,
+# read; removed by the guest, then unplugged; plugged again for the snapshot
+head -c 1048576 /dev/urandom >"$T/hp.img"
+hp_sum=$(head -c 4096 "$T/hp.img" | md5sum | cut -d' ' -f1)
+hp_body="{\"drive_id\": \"block0\", \"path_on_host\": \"$T/hp.img\", \"is_root_device\": false,
+	\"is_read_only\": false}"
+c=$(api PUT /drives/block0 "$hp_body")
+[ "$c" = 204 ] && pass "PUT /drives/block0 after boot: hot-plugged" || die "hot-plug: $c $(cat "$T/api.out")"
+cmd 30 'echo 1 >/sys/bus/pci/rescan' || bad "rescan"
+cmd 20 'for d in /p/*;do echo P $d $(cat $d/[vd]e*);done' || bad "listing"
+hp=$(lines "$log" | sed -n 's/^P \/p\/\([0-9a-f:.]*\) 0x1042 0x1af4$/\1/p' | grep -v "^$blk\$" | tail -n 1)
+[ -n "$hp" ] && pass "the rescan finds the hot-plugged virtio-blk at $hp" ||
+	die "no new virtio-blk after the rescan: $(lines "$log" | grep '^P ' | tail -n 4)"
+cmd 30 'echo V $(head -c 4096 /dev/vdb | md5sum)' || bad "read vdb"
+lines "$log" | grep -q "^V $hp_sum" && pass "the guest reads the hot-plugged drive's bytes" ||
+	bad "vdb: $(lines "$log" | grep '^V ' | tail -n 1), want $hp_sum"
+cmd 20 "echo 1 >/p/$hp/remove" || bad "remove"
+c=$(api DELETE /drives/block0)
+[ "$c" = 204 ] && pass "DELETE /drives/block0: unplugged" || bad "unplug: $c $(cat "$T/api.out")"
+c=$(api DELETE /drives/block0)
+[ "$c" = 400 ] && grep -q 'Device not found' "$T/api.out" && pass "a second DELETE: Device not found" ||
+	bad "second unplug: $c $(cat "$T/api.out")"
+cmd 30 'echo 1 >/sys/bus/pci/rescan;ls /p | wc -l' || bad "rescan"
+cmd 20 "echo G \$(cat /p/$hp/vendor 2>&1 | head -c 20)" || bad "gone"
+lines "$log" | grep -q "^G .*No such file" && pass "after the unplug and a rescan the slot is empty" ||
+	bad "after unplug: $(lines "$log" | grep '^G ' | tail -n 1)"
+c=$(api PUT /drives/block0 "$hp_body")
+[ "$c" = 204 ] || bad "hot-plug again: $c $(cat "$T/api.out")"
+cmd 30 'echo 1 >/sys/bus/pci/rescan' || bad "rescan"
+cmd 30 'echo W $(head -c 4096 /dev/vdb | md5sum)' || bad "read vdb again"
+lines "$log" | grep -q "^W $hp_sum" && pass "plugged again into the freed slot, it reads" ||
+	bad "vdb again: $(lines "$log" | grep '^W ' | tail -n 1)"
+
 cmd 30 'echo pci-was-here >/root/p.txt;sync' || bad "write"
 c=$(api PATCH /vm '{"state": "Paused"}')
 c=$c$(api PUT /snapshot/create "{\"snapshot_path\": \"$T/s.state\", \"mem_file_path\": \"$T/s.mem\",
@@ -101,6 +134,9 @@ cmd 30 'echo 3 >/proc/sys/vm/drop_caches;cat /root/p.txt' || bad "console after 
 lines "$log" | grep -q '^pci-was-here' && pass "after the load the guest reads its disk through virtio-pci" ||
 	bad "disk after load: $(lines "$log" | tail -n 5)"
 cmd 30 'echo H2 $(head -c 999 /dev/hwrng | md5sum)' || bad "hwrng after load"
+cmd 30 'echo X $(head -c 4096 /dev/vdb | md5sum)' || bad "vdb after load"
+lines "$log" | grep -q "^X $hp_sum" && pass "after the load the hot-plugged drive reads in its slot" ||
+	bad "vdb after load: $(lines "$log" | grep '^X ' | tail -n 1)"
 lines "$log" | grep -q '^H2 [0-9a-f]\{32\}' && pass "after the load /dev/hwrng still reads" ||
 	bad "hwrng after load: $(lines "$log" | tail -n 5)"
 stop_squib
