@@ -290,8 +290,10 @@ void sqb_vsock_hdr_encode(uint8_t b[SQB_VSOCK_HDR_LEN], const struct sqb_vsock_h
  * readable bytes after the header in the chain. *why names the field. */
 enum sqb_vsock_verdict sqb_vsock_hdr_check(const struct sqb_vsock_hdr *h, uint64_t guest_cid,
 					   uint64_t payload, const char **why);
-/* Firecracker's host command "CONNECT <port>\n" (keyword case-insensitive,
- * at most 32 bytes with the newline).  Returns 1 with *port, 0 when more
+/* Firecracker's host command "CONNECT <port>\n" as its read_local_stream_port
+ * reads it (docs/network.md "The CONNECT command": the first 10 bytes, then
+ * up to a newline or 32 bytes, split at Unicode white space, a u32 as
+ * Rust parses one, later words ignored).  Returns 1 with *port, 0 when more
  * bytes are needed, -EINVAL when it can never be valid. */
 int sqb_vsock_parse_connect(const char *buf, size_t len, uint32_t *port, size_t *used);
 
