@@ -313,7 +313,7 @@ static int open_backing(const char *path, int read_only, int *fd, struct sqb_dia
 		if (diag)
 			snprintf(diag->reason, sizeof(diag->reason),
 				 "Error manipulating the backing file: %s (os error %d) %s",
-				 strerror(e), e, path);
+				 sqb_os_strerror(e), e, path);
 		return -e;
 	}
 	return 0;
@@ -652,7 +652,7 @@ static int pmem_map(struct vdev *v, struct sqb_diag *diag)
 	if (v->pmem_fd < 0 || fstat(v->pmem_fd, &st) < 0) {
 		e = errno;
 		snprintf(diag->reason, sizeof(diag->reason),
-			 "Error accessing backing file: %s (os error %d) %s", strerror(e), e,
+			 "Error accessing backing file: %s (os error %d) %s", sqb_os_strerror(e), e,
 			 v->path);
 		return -e;
 	}
@@ -685,7 +685,7 @@ static int pmem_map(struct vdev *v, struct sqb_diag *diag)
 err:
 	e = errno;
 	snprintf(diag->reason, sizeof(diag->reason),
-		 "Error accessing backing file: %s (os error %d) %s", strerror(e), e, v->path);
+		 "Error accessing backing file: %s (os error %d) %s", sqb_os_strerror(e), e, v->path);
 	return -e;
 }
 

@@ -91,7 +91,7 @@ int sqb_api_open(struct sqb_api **out, const char *path, size_t max_payload, cha
 		snprintf(err, errlen,
 			 "Failed to open the API socket at: %s. Check that it is not already used. "
 			 "(%s)",
-			 path, strerror(errno));
+			 path, sqb_os_strerror(errno));
 		if (s->listen_fd >= 0)
 			close(s->listen_fd);
 		free(s);

@@ -253,7 +253,7 @@ int sqb_ctl_apply_config_file(struct sqb_ctl *c, const char *path, char *err, si
 
 	e = sqb_ctl_read_file(path, SQB_CONFIG_MAX, &buf, &len);
 	if (e < 0 && e != -EFBIG) {
-		snprintf(err, errlen, "cannot open config file %s: %s", path, strerror(-e));
+		snprintf(err, errlen, "cannot open config file %s: %s", path, sqb_os_strerror(-e));
 		goto out;
 	}
 	if (e < 0 || len == 0) {

@@ -309,7 +309,7 @@ static void put_drive(struct sqb_ctl *c, const char *id, yajl_val body, struct s
 			      MSG_CREATE
 			      "Virtio backend error: Error manipulating the backing file: "
 			      "%s (os error %d) %s",
-			      strerror(e), e, d.path);
+			      sqb_os_strerror(e), e, d.path);
 		drive_free(&d);
 		return;
 	}
@@ -1015,7 +1015,7 @@ static void hotplug_drive(struct sqb_ctl *c, struct sqb_ctl_drive *d, struct sqb
 		sqb_ctl_fault(r,
 			      MSG_CREATE "Virtio backend error: Error manipulating the backing "
 					 "file: %s (os error %d) %s",
-			      strerror(e), e, d->path);
+			      sqb_os_strerror(e), e, d->path);
 		drive_free(d);
 		return;
 	}

@@ -300,7 +300,7 @@ static int readable_file(const char *path, const char *fmt, struct sqb_ctl_resp 
 
 	if (fd < 0) {
 		/* Rust's io::Error display: "<strerror> (os error N)" */
-		sqb_ctl_fault(r, fmt, strerror(e), e);
+		sqb_ctl_fault(r, fmt, sqb_os_strerror(e), e);
 		return -1;
 	}
 	if (fstat(fd, &st) < 0 || S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode)) {
@@ -586,7 +586,7 @@ int sqb_ctl_serial_open(struct sqb_ctl *c, const char *prefix, char *err, size_t
 	if (fd < 0) {
 		int e = errno;
 
-		snprintf(err, errlen, "%sError with EventFd: %s (os error %d)", prefix, strerror(e),
+		snprintf(err, errlen, "%sError with EventFd: %s (os error %d)", prefix, sqb_os_strerror(e),
 			 e);
 		return -1;
 	}

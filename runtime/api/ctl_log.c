@@ -143,7 +143,7 @@ int sqb_ctl_log_configure(const char *path, const char *level, int show_level, i
 
 			/* logging.rs LoggerUpdateError, an io::Error */
 			snprintf(err, errlen, "Failed to open target file: %s (os error %d)",
-				 strerror(e), e);
+				 sqb_os_strerror(e), e);
 			return -1;
 		}
 		if (log_fd != 2)
@@ -190,7 +190,7 @@ int sqb_ctl_metrics_open(const char *path, char *err, size_t errlen)
 		int e = errno;
 
 		/* metrics.rs init_metrics: the io::Error's text */
-		snprintf(err, errlen, "%s (os error %d)", strerror(e), e);
+		snprintf(err, errlen, "%s (os error %d)", sqb_os_strerror(e), e);
 		return -1;
 	}
 	if (metrics_fd >= 0)

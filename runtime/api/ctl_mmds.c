@@ -295,7 +295,7 @@ int sqb_ctl_mmds_put_file(struct sqb_ctl *c, const char *path, char *err, size_t
 	rc = sqb_ctl_read_file(path, 1 << 26, &buf, &got);
 	if (rc < 0) {
 		snprintf(err, errlen, "Unable to open or read from the mmds content file %s: %s",
-			 path, rc == -EFBIG ? "larger than 64 MiB" : strerror(-rc));
+			 path, rc == -EFBIG ? "larger than 64 MiB" : sqb_os_strerror(-rc));
 		return -1;
 	}
 	rc = sqb_mmds_put(m, buf, got, err, errlen);

@@ -231,7 +231,7 @@ static void put_net(struct sqb_ctl *c, const char *id, yajl_val body, struct sqb
 			      "Error while creating ifreq structure: %s (os error %d). Invalid "
 			      "TUN/TAP Backend provided by %s. Check our documentation on "
 			      "setting up the network devices.",
-			      strerror(-e), -e, f.host_dev_name);
+			      sqb_os_strerror(-e), -e, f.host_dev_name);
 		iface_free(&f);
 		return;
 	}
@@ -378,7 +378,7 @@ void sqb_ctl_put_vsock(struct sqb_ctl *c, yajl_val body, struct sqb_ctl_resp *r)
 				     MSG_VSOCK
 				     "Cannot create backend for vsock device: Error binding "
 				     "to the host-side Unix socket: %s (os error %d)",
-				     strerror(e), e);
+				     sqb_os_strerror(e), e);
 	if (!(copy = strdup(path)))
 		return sqb_ctl_fault(r, "Out of memory");
 	free(c->vsock_uds);

@@ -391,13 +391,13 @@ static const char *load_error(int rc, const struct sqb_diag *d, const struct loa
 		snprintf(buf, len,
 			 "Failed to get snapshot state from file: Failed to open snapshot file: %s "
 			 "(os error %d)",
-			 strerror(e), e);
+			 sqb_os_strerror(e), e);
 	else if (open_failed && q->o.backend == SQB_VM_MEM_FILE && q->o.backend_path &&
 		 !strcmp(d->section, q->o.backend_path))
 		snprintf(buf, len,
 			 "Failed to load guest memory: Error creating guest memory from file: Failed "
 			 "to load guest memory: %s (os error %d)",
-			 strerror(e), e);
+			 sqb_os_strerror(e), e);
 	else if (!strncmp(d->reason, "Error manipulating the backing file:", 36))
 		/* a drive's file (VirtioBlockError::BackingFile, as
 		 * test_negative_snapshot_permissions matches it), then which one */
@@ -416,7 +416,7 @@ static const char *load_error(int rc, const struct sqb_diag *d, const struct loa
 		snprintf(buf, len,
 			 "Failed to load guest memory: Error creating guest memory from uffd: Failed "
 			 "to connect to UDS Unix stream: %s (os error %d) (%s)",
-			 strerror(e), e, d->reason);
+			 sqb_os_strerror(e), e, d->reason);
 	else
 		snprintf(buf, len, "%s", why);
 	return buf;
