@@ -36,39 +36,110 @@ const char *sqb_strerror(int err)
 	return "unknown error";
 }
 
+/* musl's src/errno/__strerror.h words (Firecracker's binaries are static
+ * musl builds; glibc words many of these differently). */
 const char *sqb_os_strerror(int err)
 {
-	/* musl's src/errno/__strerror.h, where it differs from glibc */
-	static const struct {
-		int e;
-		const char *s;
-	} musl[] = {
-	    {EBUSY, "Resource busy"},
-	    {EIO, "I/O error"},
-	    {ENOMEM, "Out of memory"},
-	    {ENOTTY, "Not a tty"},
-	    {ELOOP, "Symbolic link loop"},
-	    {ENAMETOOLONG, "Filename too long"},
-	    {ENOTSOCK, "Not a socket"},
-	    {EADDRINUSE, "Address in use"},
-	    {ETIMEDOUT, "Operation timed out"},
-	    {EOPNOTSUPP, "Not supported"},
-	    {EXDEV, "Cross-device link"},
-	    {ESPIPE, "Invalid seek"},
-	    {EMFILE, "No file descriptors available"},
-	    {ENFILE, "Too many open files in system"},
-	    {EAGAIN, "Resource temporarily unavailable"},
-	    {ECONNRESET, "Connection reset by peer"},
-	    {EHOSTUNREACH, "Host is unreachable"},
-	    {ENETUNREACH, "Network unreachable"},
-	};
+	int e = err < 0 ? -err : err;
 
-	if (err < 0)
-		err = -err;
-	for (size_t i = 0; i < sizeof(musl) / sizeof(musl[0]); i++)
-		if (musl[i].e == err)
-			return musl[i].s;
-	return err < 1000 ? strerror(err) : sqb_strerror(err);
+	switch (e) {
+	case EPERM:
+		return "Operation not permitted";
+	case ENOENT:
+		return "No such file or directory";
+	case ESRCH:
+		return "No such process";
+	case EINTR:
+		return "Interrupted system call";
+	case EIO:
+		return "I/O error";
+	case ENXIO:
+		return "No such device or address";
+	case E2BIG:
+		return "Argument list too long";
+	case ENOEXEC:
+		return "Exec format error";
+	case EBADF:
+		return "Bad file descriptor";
+	case ECHILD:
+		return "No child process";
+	case EAGAIN:
+		return "Resource temporarily unavailable";
+	case ENOMEM:
+		return "Out of memory";
+	case EACCES:
+		return "Permission denied";
+	case EFAULT:
+		return "Bad address";
+	case EBUSY:
+		return "Resource busy";
+	case EEXIST:
+		return "File exists";
+	case EXDEV:
+		return "Cross-device link";
+	case ENODEV:
+		return "No such device";
+	case ENOTDIR:
+		return "Not a directory";
+	case EISDIR:
+		return "Is a directory";
+	case EINVAL:
+		return "Invalid argument";
+	case ENFILE:
+		return "Too many open files in system";
+	case EMFILE:
+		return "No file descriptors available";
+	case ENOTTY:
+		return "Not a tty";
+	case ETXTBSY:
+		return "Text file busy";
+	case EFBIG:
+		return "File too large";
+	case ENOSPC:
+		return "No space left on device";
+	case ESPIPE:
+		return "Invalid seek";
+	case EROFS:
+		return "Read-only file system";
+	case EMLINK:
+		return "Too many links";
+	case EPIPE:
+		return "Broken pipe";
+	case ERANGE:
+		return "Result not representable";
+	case ENAMETOOLONG:
+		return "Filename too long";
+	case ENOSYS:
+		return "Function not implemented";
+	case ELOOP:
+		return "Symbolic link loop";
+	case ENOTEMPTY:
+		return "Directory not empty";
+	case EOPNOTSUPP:
+		return "Not supported";
+	case EOVERFLOW:
+		return "Value too large for data type";
+	case EDQUOT:
+		return "Quota exceeded";
+	case ENOTSOCK:
+		return "Not a socket";
+	case EADDRINUSE:
+		return "Address in use";
+	case EADDRNOTAVAIL:
+		return "Address not available";
+	case ECONNREFUSED:
+		return "Connection refused";
+	case ECONNRESET:
+		return "Connection reset by peer";
+	case ETIMEDOUT:
+		return "Operation timed out";
+	case EHOSTUNREACH:
+		return "Host is unreachable";
+	case ENETUNREACH:
+		return "Network unreachable";
+	default:
+		return e < 1000 ? strerror(e) : sqb_strerror(e);
+	}
 }
 
 const char *sqb_diag_format(const struct sqb_diag *d, char *buf, unsigned long len)

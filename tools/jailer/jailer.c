@@ -26,6 +26,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "squib/errors.h"
+
 #define MAX_CG 32
 #define MAX_RL 8
 
@@ -61,95 +63,10 @@ static int fail(const char *fmt, ...)
 }
 
 /* Firecracker's jailer is a static musl binary and prints Rust's io::Error,
- * "<musl's strerror> (os error N)": the same texts here, so that a message
- * Firecracker's tests match (`Resource busy (os error 16)`, `No file
- * descriptors available (os error 24)`) reads the same from squib-jailer. */
-static const char *musl_strerror(int e)
-{
-	switch (e) {
-	case EPERM:
-		return "Operation not permitted";
-	case ENOENT:
-		return "No such file or directory";
-	case ESRCH:
-		return "No such process";
-	case EINTR:
-		return "Interrupted system call";
-	case EIO:
-		return "I/O error";
-	case ENXIO:
-		return "No such device or address";
-	case E2BIG:
-		return "Argument list too long";
-	case ENOEXEC:
-		return "Exec format error";
-	case EBADF:
-		return "Bad file descriptor";
-	case ECHILD:
-		return "No child process";
-	case EAGAIN:
-		return "Resource temporarily unavailable";
-	case ENOMEM:
-		return "Out of memory";
-	case EACCES:
-		return "Permission denied";
-	case EFAULT:
-		return "Bad address";
-	case EBUSY:
-		return "Resource busy";
-	case EEXIST:
-		return "File exists";
-	case EXDEV:
-		return "Cross-device link";
-	case ENODEV:
-		return "No such device";
-	case ENOTDIR:
-		return "Not a directory";
-	case EISDIR:
-		return "Is a directory";
-	case EINVAL:
-		return "Invalid argument";
-	case ENFILE:
-		return "Too many open files in system";
-	case EMFILE:
-		return "No file descriptors available";
-	case ENOTTY:
-		return "Not a tty";
-	case ETXTBSY:
-		return "Text file busy";
-	case EFBIG:
-		return "File too large";
-	case ENOSPC:
-		return "No space left on device";
-	case ESPIPE:
-		return "Invalid seek";
-	case EROFS:
-		return "Read-only file system";
-	case EMLINK:
-		return "Too many links";
-	case EPIPE:
-		return "Broken pipe";
-	case ERANGE:
-		return "Result not representable";
-	case ENAMETOOLONG:
-		return "Filename too long";
-	case ENOSYS:
-		return "Function not implemented";
-	case ELOOP:
-		return "Symbolic link loop";
-	case ENOTEMPTY:
-		return "Directory not empty";
-	case EOPNOTSUPP:
-		return "Not supported";
-	case EOVERFLOW:
-		return "Value too large for data type";
-	case EDQUOT:
-		return "Quota exceeded";
-	default:
-		return strerror(e);
-	}
-}
-
+ * "<musl's strerror> (os error N)": sqb_os_strerror() words errnos the same
+ * way, so that a message Firecracker's tests match (`Resource busy (os
+ * error 16)`, `No file descriptors available (os error 24)`) reads the same
+ * from squib-jailer. */
 /* "<text> (os error N)"; two rotating buffers, for two in one message */
 static const char *oserr(int e)
 {
@@ -157,7 +74,7 @@ static const char *oserr(int e)
 	static int k;
 
 	k ^= 1;
-	snprintf(buf[k], sizeof(buf[k]), "%s (os error %d)", musl_strerror(e), e);
+	snprintf(buf[k], sizeof(buf[k]), "%s (os error %d)", sqb_os_strerror(e), e);
 	return buf[k];
 }
 
