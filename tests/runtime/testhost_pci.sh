@@ -32,11 +32,12 @@ args="console=ttyS0 reboot=k panic=1 i8042.noaux i8042.nomux i8042.dumbkbd quiet
 c=$(api PUT /drives/rootfs "{\"drive_id\": \"rootfs\", \"path_on_host\": \"$T/root.ext4\",
 	\"is_root_device\": true, \"is_read_only\": false}")
 c=$c$(api PUT /entropy '{}')
+c=$c$(api PUT /vsock "{\"guest_cid\": 3, \"uds_path\": \"$T/v.sock\"}")
 c=$c$(api PUT /machine-config '{"vcpu_count": 2, "mem_size_mib": 256}')
 c=$c$(api PUT /boot-source "{\"kernel_image_path\": \"$G/vmlinuz\",
 	\"initrd_path\": \"$G/initramfs.cpio.gz\", \"boot_args\": \"$args\"}")
 c=$c$(api PUT /actions '{"action_type": "InstanceStart"}')
-[ "$c" = 204204204204204 ] || die "boot: API answered $c: $(cat "$T/api.out")"
+[ "$c" = 204204204204204204 ] || die "boot: API answered $c: $(cat "$T/api.out")"
 wait_for 'SQUIB-READY|SQUIB-ROOT-ERROR' "$log" 240 || die "no SQUIB-READY: $(lines "$log" | tail -n 30)"
 grep -q 'SQUIB-ROOT-ERROR' "$log" && die "root: $(grep SQUIB-ROOT-ERROR "$log")"
 lines "$log" | grep -q 'SQUIB-READY.*root=/dev/vda' && pass "Linux mounted its root from virtio-blk over PCI" ||
@@ -63,6 +64,14 @@ cmd 20 'echo M $(grep -c PCI-MSI /proc/interrupts)' || bad "interrupts"
 	pass "the virtio functions interrupt through MSI-X" || bad "no PCI-MSI interrupts: $(lines "$log" | grep '^M ')"
 cmd 30 'echo H $(head -c 999 /dev/hwrng | md5sum)' || bad "hwrng"
 lines "$log" | grep -q '^H [0-9a-f]\{32\}' && pass "/dev/hwrng reads through virtio-rng over PCI" || bad "hwrng: $(lines "$log" | tail -n 5)"
+
+# virtio-vsock over PCI (1af4:1053): Linux's vmw_vsock_virtio_transport,
+# an agent in the guest, Firecracker's CONNECT from the host
+send 'sqbtool vsock-agent 1234 &'
+wait_for 'SQUIB-VAGENT ready' "$log" 30 || bad "vsock agent: $(lines "$log" | grep SQUIB-VAGENT)"
+timeout 60 "$G/sqbtool" vsock-client "$T/v.sock" 1234 50 >"$T/vc.log" 2>&1
+grep -q 'SQUIB-VCLIENT ok lines=50' "$T/vc.log" && pass "vsock over PCI: CONNECT 1234, 50 lines answered" ||
+	bad "vsock over PCI: $(tail -n 3 "$T/vc.log")"
 
 # test_queue_config_immutable: select queue 0, poison each field, read back
 # (each console command runs on its own: addresses inline, in hex)
@@ -128,12 +137,16 @@ stop_squib
 pid=""
 SQB_SQUIB_ARGS= start_squib load
 c=$(api PUT /snapshot/load "{\"snapshot_path\": \"$T/s.state\",
-	\"mem_backend\": {\"backend_type\": \"File\", \"backend_path\": \"$T/s.mem\"}, \"resume_vm\": true}")
+	\"mem_backend\": {\"backend_type\": \"File\", \"backend_path\": \"$T/s.mem\"}, \"resume_vm\": true,
+	\"vsock_override\": {\"uds_path\": \"$T/v2.sock\"}}")
 [ "$c" = 204 ] && pass "loaded in a new squib (no --enable-pci: the snapshot says PCI)" || die "load: $c $(cat "$T/api.out")"
 cmd 30 'echo 3 >/proc/sys/vm/drop_caches;cat /root/p.txt' || bad "console after load"
 lines "$log" | grep -q '^pci-was-here' && pass "after the load the guest reads its disk through virtio-pci" ||
 	bad "disk after load: $(lines "$log" | tail -n 5)"
 cmd 30 'echo H2 $(head -c 999 /dev/hwrng | md5sum)' || bad "hwrng after load"
+timeout 60 "$G/sqbtool" vsock-client "$T/v2.sock" 1234 20 >"$T/vc2.log" 2>&1
+grep -q 'SQUIB-VCLIENT ok lines=20' "$T/vc2.log" && pass "after the load the guest's vsock agent answers a new client" ||
+	bad "vsock after load: $(tail -n 3 "$T/vc2.log")"
 cmd 30 'echo X $(head -c 4096 /dev/vdb | md5sum)' || bad "vdb after load"
 lines "$log" | grep -q "^X $hp_sum" && pass "after the load the hot-plugged drive reads in its slot" ||
 	bad "vdb after load: $(lines "$log" | grep '^X ' | tail -n 1)"
