@@ -609,10 +609,10 @@ static int fn_state(struct sqb_dev *d, struct sqb_devst *st)
 {
 	struct pci_fn *f = d->priv;
 	uint32_t ver = PCI_FN_STATE, nvec = f->nvec;
-	uint16_t vec[MSIX_MAX_VEC];
-	uint8_t c[CFG_SIZE];
-	uint32_t msix[MSIX_MAX_VEC][4];
-	uint64_t pba;
+	uint16_t vec[MSIX_MAX_VEC], old_vec[MSIX_MAX_VEC];
+	uint8_t c[CFG_SIZE], old_c[CFG_SIZE];
+	uint32_t msix[MSIX_MAX_VEC][4], old_msix[MSIX_MAX_VEC][4];
+	uint64_t pba, old_pba;
 	size_t len = 0;
 	int err;
 
@@ -658,16 +658,13 @@ static int fn_state(struct sqb_dev *d, struct sqb_devst *st)
 			st->field = "pci.config_space";
 			return 0;
 		}
-		memset(&f->diag, 0, sizeof(f->diag));
-		err = f->cfg.ops->load(f->cfg.opaque, st->version, st->buf + st->pos,
-				       st->cap - st->pos, &f->diag);
-		st->pos = st->cap;
-		if (err < 0) {
-			st->err = err;
-			st->field = f->diag.reason[0] ? f->diag.reason : "device state";
-			return 0;
-		}
+		/* the function first: an interrupt the device raises while it
+		 * loads (a pending ISR, vsock's TRANSPORT_RESET) must find the
+		 * driver's vectors and table; undone if the device refuses */
 		pthread_mutex_lock(&f->lock);
+		memcpy(old_c, f->c, sizeof(old_c));
+		memcpy(old_msix, f->msix, sizeof(old_msix));
+		old_pba = f->pba;
 		/* read-only bits stay squib's: only writable ones come back */
 		for (unsigned int i = 0; i < CFG_SIZE; i++)
 			f->c[i] = (uint8_t)((f->c[i] & ~f->wmask[i]) | (c[i] & f->wmask[i]));
@@ -676,8 +673,25 @@ static int fn_state(struct sqb_dev *d, struct sqb_devst *st)
 			f->msix[v][3] &= MSIX_ENTRY_MASKED;
 		f->pba = pba;
 		pthread_mutex_unlock(&f->lock);
-		if (f->cfg.ops->vectors)
+		if (f->cfg.ops->vectors) {
+			f->cfg.ops->vectors(f->cfg.opaque, old_vec, nvec, nvec, 0);
 			f->cfg.ops->vectors(f->cfg.opaque, vec, nvec, nvec, 1);
+		}
+		memset(&f->diag, 0, sizeof(f->diag));
+		err = f->cfg.ops->load(f->cfg.opaque, st->version, st->buf + st->pos,
+				       st->cap - st->pos, &f->diag);
+		st->pos = st->cap;
+		if (err < 0) {
+			st->err = err;
+			st->field = f->diag.reason[0] ? f->diag.reason : "device state";
+			pthread_mutex_lock(&f->lock);
+			memcpy(f->c, old_c, sizeof(old_c));
+			memcpy(f->msix, old_msix, sizeof(old_msix));
+			f->pba = old_pba;
+			pthread_mutex_unlock(&f->lock);
+			if (f->cfg.ops->vectors)
+				f->cfg.ops->vectors(f->cfg.opaque, old_vec, nvec, nvec, 1);
+		}
 		return 0;
 	}
 	err = f->cfg.ops->save(f->cfg.opaque, st->buf ? st->buf + st->pos : NULL,
