@@ -1015,6 +1015,27 @@ static int route_needs_body(const char *method, const char *path, int *found)
 	return 0;
 }
 
+/* parsed_request.rs: an unknown route names the path's first segment
+ * ("GET nope" for /nope); an unknown snapshot operation is snapshot.rs's
+ * "/snapshot/<op>". */
+static void invalid_path(const char *method, const char *path, struct sqb_ctl_resp *r)
+{
+	const char *p = path, *e;
+
+	while (*p == '/')
+		p++;
+	e = strchr(p, '/');
+	if (!strcmp(method, "PUT") && e && (size_t)(e - p) == 8 && !strncmp(p, "snapshot", 8) &&
+	    e[1]) {
+		const char *op = e + 1, *oe = strchr(op, '/');
+
+		return sqb_ctl_fault(r, "Invalid request method and/or path: PUT /snapshot/%.*s.",
+				     (int)(oe ? (size_t)(oe - op) : strlen(op)), op);
+	}
+	sqb_ctl_fault(r, "Invalid request method and/or path: %s %.*s.", method,
+		      (int)(e ? (size_t)(e - p) : strlen(p)), p);
+}
+
 /* Firecracker's "The API server received a Put request on "/x" with body
  * "..."." line (parsed_request.rs describe()). */
 static void log_request(const char *method, const char *path, const char *body, size_t len)
@@ -1128,7 +1149,7 @@ void sqb_ctl_handle(struct sqb_ctl *c, const char *method, const char *path, con
 			      u->when ? u->when : "", u->when ? ")" : "");
 		goto out;
 	}
-	sqb_ctl_fault(r, "Invalid request method and/or path: %s %s.", method, path);
+	invalid_path(method, path, r);
 out:
 	if (mx >= 0 && r->status >= 400)
 		c->api_fails[mx]++;
