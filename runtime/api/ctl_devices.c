@@ -739,6 +739,21 @@ struct sqb_vio_dev *sqb_ctl_vm_device(struct sqb_ctl *c, struct sqb_ctl_resp *r,
 	return d;
 }
 
+/* One virtio-blk drive's device (boot, load, hot-plug). */
+static int add_drive(void *arg, sqb_vm *vm, struct sqb_diag *diag)
+{
+	const struct sqb_ctl_drive *d = arg;
+	struct sqb_vdev_blk_cfg b = {SQB_VDEV_BLK_VERSION,
+				     d->id,
+				     d->path,
+				     d->read_only,
+				     d->writeback ? SQB_VIO_CACHE_WRITEBACK : SQB_VIO_CACHE_UNSAFE,
+				     d->has_rl ? &d->rl : NULL,
+				     d->async ? SQB_VIO_ENGINE_ASYNC : SQB_VIO_ENGINE_SYNC};
+
+	return sqb_vdev_add_blk(vm, &b, diag);
+}
+
 int sqb_ctl_add_devices(void *arg, sqb_vm *vm, struct sqb_diag *diag)
 {
 	struct sqb_ctl *c = arg;
@@ -746,14 +761,6 @@ int sqb_ctl_add_devices(void *arg, sqb_vm *vm, struct sqb_diag *diag)
 
 	for (unsigned int i = 0; i < c->ndrives; i++) {
 		struct sqb_ctl_drive *d = &c->drives[i];
-		struct sqb_vdev_blk_cfg b = {SQB_VDEV_BLK_VERSION,
-					     d->id,
-					     d->path,
-					     d->read_only,
-					     d->writeback ? SQB_VIO_CACHE_WRITEBACK
-							  : SQB_VIO_CACHE_UNSAFE,
-					     d->has_rl ? &d->rl : NULL,
-					     d->async ? SQB_VIO_ENGINE_ASYNC : SQB_VIO_ENGINE_SYNC};
 
 		if (d->socket) { /* the PUT's connection, or a new one */
 			char why[400];
@@ -775,7 +782,7 @@ int sqb_ctl_add_devices(void *arg, sqb_vm *vm, struct sqb_diag *diag)
 				return err;
 			continue;
 		}
-		if ((err = sqb_vdev_add_blk(vm, &b, diag)) < 0)
+		if ((err = add_drive(d, vm, diag)) < 0)
 			return err;
 	}
 	for (unsigned int i = 0; i < c->npmem; i++) {
@@ -975,20 +982,6 @@ int sqb_ctl_devices_from_config(struct sqb_ctl *c, yajl_val root, char *err, siz
  * either).  The device joins or leaves this controller's list, so GET
  * /vm/config and snapshots see what the guest has. ---- */
 
-static int hp_add_drive(void *arg, sqb_vm *vm, struct sqb_diag *diag)
-{
-	const struct sqb_ctl_drive *d = arg;
-	struct sqb_vdev_blk_cfg b = {SQB_VDEV_BLK_VERSION,
-				     d->id,
-				     d->path,
-				     d->read_only,
-				     d->writeback ? SQB_VIO_CACHE_WRITEBACK : SQB_VIO_CACHE_UNSAFE,
-				     d->has_rl ? &d->rl : NULL,
-				     d->async ? SQB_VIO_ENGINE_ASYNC : SQB_VIO_ENGINE_SYNC};
-
-	return sqb_vdev_add_blk(vm, &b, diag);
-}
-
 /* device_manager/mod.rs hotplug_device + hotplug_make_block; takes d. */
 static void hotplug_drive(struct sqb_ctl *c, struct sqb_ctl_drive *d, struct sqb_ctl_resp *r)
 {
@@ -1034,7 +1027,7 @@ static void hotplug_drive(struct sqb_ctl *c, struct sqb_ctl_drive *d, struct sqb
 				     SQB_CTL_MAX_DRIVES);
 	}
 	c->drives[c->ndrives] = *d;
-	rc = sqb_vm_hotplug(c->vm, hp_add_drive, &c->drives[c->ndrives], &diag);
+	rc = sqb_vm_hotplug(c->vm, add_drive, &c->drives[c->ndrives], &diag);
 	if (rc < 0) {
 		drive_free(&c->drives[c->ndrives]);
 		return sqb_ctl_fault(r, "PCI manager error: %s",

@@ -441,24 +441,32 @@ void sqb_ctl_vsock_json(struct sqb_ctl *c, struct sqb_jb *b)
 
 /* ---- the VM ---- */
 
+/* One interface's device (an MMDS interface carries the data store). */
+static int add_iface(struct sqb_ctl *c, sqb_vm *vm, const struct sqb_ctl_iface *f,
+		     struct sqb_diag *diag)
+{
+	struct sqb_vdev_net_cfg n = {SQB_VDEV_NET_VERSION,
+				     f->id,
+				     f->host_dev_name,
+				     f->tap_fd,
+				     f->has_mac ? f->mac : NULL,
+				     f->has_rx ? &f->rx : NULL,
+				     f->has_tx ? &f->tx : NULL,
+				     f->mtu,
+				     f->mmds ? c->mmds : NULL,
+				     c->mmds_ipv4};
+
+	return sqb_vdev_add_net(vm, &n, diag);
+}
+
 int sqb_ctl_net_add_devices(struct sqb_ctl *c, sqb_vm *vm, struct sqb_diag *diag)
 {
 	int err;
 
 	for (unsigned int i = 0; i < c->nifaces; i++) {
 		struct sqb_ctl_iface *f = &c->ifaces[i];
-		struct sqb_vdev_net_cfg n = {SQB_VDEV_NET_VERSION,
-					     f->id,
-					     f->host_dev_name,
-					     f->tap_fd,
-					     f->has_mac ? f->mac : NULL,
-					     f->has_rx ? &f->rx : NULL,
-					     f->has_tx ? &f->tx : NULL,
-					     f->mtu,
-					     f->mmds ? c->mmds : NULL,
-					     c->mmds_ipv4};
 
-		if ((err = sqb_vdev_add_net(vm, &n, diag)) < 0)
+		if ((err = add_iface(c, vm, f, diag)) < 0)
 			return err;
 		/* the device holds its own dup: let the tap go with the device */
 		if (f->tap_fd >= 0) {
@@ -712,19 +720,8 @@ struct hp_net {
 static int hp_add_net(void *arg, sqb_vm *vm, struct sqb_diag *diag)
 {
 	const struct hp_net *h = arg;
-	const struct sqb_ctl_iface *f = h->f;
-	struct sqb_vdev_net_cfg n = {SQB_VDEV_NET_VERSION,
-				     f->id,
-				     f->host_dev_name,
-				     f->tap_fd,
-				     f->has_mac ? f->mac : NULL,
-				     f->has_rx ? &f->rx : NULL,
-				     f->has_tx ? &f->tx : NULL,
-				     f->mtu,
-				     NULL, /* MMDS stays on the interfaces configured before boot */
-				     h->c->mmds_ipv4};
 
-	return sqb_vdev_add_net(vm, &n, diag);
+	return add_iface(h->c, vm, h->f, diag); /* not an MMDS interface: mmds is 0 */
 }
 
 /* Takes f. */

@@ -315,7 +315,7 @@ static void test_pmem_snapshot_kill_load(void **state)
 	assert_non_null(strstr(r, "Pmem config error: Unable to patch the pmem device: Failed "
 				  "perform action on device: Device not found"));
 	r = vt_req(&t, "PUT", "/pmem/late", "{\"id\":\"late\",\"path_on_host\":\"/x\"}", 400);
-	assert_non_null(strstr(r, "not supported after starting the microVM"));
+	assert_non_null(strstr(r, "PCI is not enabled"));
 	vt_req(&t, "PATCH", "/vm", "{\"state\":\"Paused\"}", 204);
 	snap_create(&t, "pm");
 	tc_stop(&t); /* SIGKILL */
