@@ -465,7 +465,9 @@ static int cfgio_state(struct sqb_dev *d, struct sqb_devst *st)
 		st->err = -SQB_ECORRUPT;
 		st->field = "config_address";
 	}
-	if (st->load && !st->err) {
+	/* a longer record is refused by the caller after this returns: take
+	 * nothing from it ([F-56]: a refused load changes nothing) */
+	if (st->load && !st->err && st->pos == st->cap) {
 		pthread_mutex_lock(&p->lock);
 		p->cf8 = a;
 		pthread_mutex_unlock(&p->lock);

@@ -651,6 +651,11 @@ static void test_f136_latch_record(void **state)
 	wr32(rec + 4, 1);
 	assert_int_equal(sqb_dev_load(io, 1, rec, 8, &field), -SQB_ERESERVED);
 	assert_int_not_equal(sqb_dev_load(io, 1, rec, 7, &field), 0);
+	{
+		uint8_t longer[9] = {0x00, 0x08, 0x00, 0x80, 0, 0, 0, 0, 0}; /* 00:01.0 reg 0 */
+
+		assert_int_equal(sqb_dev_load(io, 1, longer, 9, &field), -SQB_ECORRUPT);
+	}
 	assert_int_not_equal(sqb_dev_load(io, 2, rec, 8, &field), 0);
 	pr_pio(&R, 0xcf8, &v, 4, 0);
 	assert_int_equal(v, 0x80000000u | FN << 11 | 0x2c);
