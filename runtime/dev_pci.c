@@ -62,7 +62,7 @@ struct pci_fn {
 	unsigned int nvec;
 	uint32_t msix[MSIX_MAX_VEC][4]; /* addr lo, addr hi, data, vector control */
 	uint64_t pba;
-	int warned_moved;
+	int warned_moved;     /* under lock */
 	struct sqb_diag diag; /* why the last load failed */
 };
 
@@ -189,14 +189,16 @@ static void msix_pba_access(struct pci_fn *f, uint64_t off, uint8_t *data, unsig
 static int bar_live(struct pci_fn *f)
 {
 	uint64_t bar;
-	int mem;
+	int mem, warn;
 
 	pthread_mutex_lock(&f->lock);
 	mem = get16(f->c + C_COMMAND) & CMD_MEM;
 	bar = ((uint64_t)get32(f->c + C_BAR1) << 32 | get32(f->c + C_BAR0)) & ~0xfULL;
-	pthread_mutex_unlock(&f->lock);
-	if (mem && bar != f->bar_home && !f->warned_moved) {
+	warn = mem && bar != f->bar_home && !f->warned_moved; /* two vCPUs may both get here */
+	if (warn)
 		f->warned_moved = 1;
+	pthread_mutex_unlock(&f->lock);
+	if (warn) {
 		sqb_warn("pci %02x: the guest moved BAR0 from 0x%llx to 0x%llx: squib serves a BAR "
 			 "only where it placed it; the device is unreachable",
 			 f->devno, (unsigned long long)f->bar_home, (unsigned long long)bar);
@@ -251,7 +253,7 @@ static int pcicfg_data(struct pci_fn *f, unsigned int reg, uint8_t *data, unsign
 		memset(data, 0, size);
 	/* the driver's access width is cap.length (1, 2 or 4), aligned */
 	if (bar != 0 || (len != 1 && len != 2 && len != 4) || off % len ||
-	    off + len > f->bar_size || size < len)
+	    (uint64_t)off + len > f->bar_size || size < len) /* 32-bit off + len wraps */
 		return 1;
 	bar_access(f, off, data, len, is_write); /* without f->lock: the device raises */
 	return 1;
@@ -379,7 +381,9 @@ static void root_cfg(struct sqb_pci *p, unsigned int devno, unsigned int fn, uns
 {
 	struct pci_fn *f = devno < PCI_SLOTS ? p->fn[devno] : NULL;
 
-	if (fn || (devno && !f) || (reg & (size - 1))) {
+	/* configuration accesses are 1, 2 or 4 bytes, naturally aligned; a
+	 * page-crossing access KVM splits (3, 5, 6 or 7 bytes) is none */
+	if (fn || (devno && !f) || (size != 1 && size != 2 && size != 4) || (reg & (size - 1))) {
 		if (!is_write)
 			memset(data, 0xff, size); /* nobody there */
 		return;
@@ -461,7 +465,9 @@ static int cfgio_state(struct sqb_dev *d, struct sqb_devst *st)
 		st->err = -SQB_ECORRUPT;
 		st->field = "config_address";
 	}
-	if (st->load && !st->err) {
+	/* a longer record is refused by the caller after this returns: take
+	 * nothing from it ([F-56]: a refused load changes nothing) */
+	if (st->load && !st->err && st->pos == st->cap) {
 		pthread_mutex_lock(&p->lock);
 		p->cf8 = a;
 		pthread_mutex_unlock(&p->lock);
@@ -644,7 +650,8 @@ static int fn_state(struct sqb_dev *d, struct sqb_devst *st)
 		uint32_t x = vec[v];
 
 		sqb_devst_u32(st, &x, "pci.msix_vectors_used");
-		vec[v] = (uint16_t)x;
+		/* at or above nvec: none ([F-135]), upper bits included */
+		vec[v] = x < nvec ? (uint16_t)x : SQB_VIO_MSI_NO_VECTOR;
 	}
 	if (st->err)
 		return 0;

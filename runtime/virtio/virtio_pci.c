@@ -75,8 +75,12 @@ static void common_image(sqb_vio_dev *dev, uint8_t img[SQB_VIO_PCI_COMMON_LEN])
 	img[C_STATUS] = (uint8_t)dev->status;
 	img[C_CFGGEN] = (uint8_t)dev->config_gen;
 	put_le(img + C_Q_SELECT, (uint16_t)dev->queue_sel, 2);
-	if (!q)
-		return; /* a queue that does not exist reads as zero (size 0) */
+	if (!q) {
+		/* a queue that does not exist reads as zero (size 0), its vector
+		 * NO_VECTOR (4.1.4.3.1: "NO_VECTOR if unmapped"; Firecracker) */
+		put_le(img + C_Q_MSIX, SQB_VIO_MSI_NO_VECTOR, 2);
+		return;
+	}
 	put_le(img + C_Q_SIZE, q->num, 2);
 	put_le(img + C_Q_MSIX, dev->msix_queue[dev->queue_sel], 2);
 	put_le(img + C_Q_ENABLE, q->ready ? 1 : 0, 2);
@@ -176,10 +180,12 @@ int sqb_vio_pci_access(sqb_vio_dev *dev, uint64_t off, void *data, unsigned int 
 {
 	uint8_t *b = data;
 
-	if (!dev || !data || (size != 1 && size != 2 && size != 4 && size != 8))
+	if (!dev || !data)
 		return -EINVAL;
-	if (!is_write)
+	if (!is_write) /* before any refusal: a read of nothing reads zero */
 		memset(b, 0, size);
+	if (size != 1 && size != 2 && size != 4 && size != 8)
+		return -EINVAL; /* a page-crossing access KVM split: 3, 5, 6, 7 bytes */
 	if (off >= SQB_VIO_PCI_MSIX_TABLE || size > SQB_VIO_PCI_MSIX_TABLE - off)
 		return -EINVAL;
 	pthread_mutex_lock(&dev->lock);
