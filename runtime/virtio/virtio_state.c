@@ -359,15 +359,11 @@ int sqb_vio_dev_restore(sqb_vio_dev *dev, uint32_t version, const uint8_t *buf, 
 		dev->ops->restored(dev);
 	raise = !b.err && dev->isr;
 	/* An interrupt that was pending when saved is delivered again (edge). */
-	if (raise && !dev->pci) {
+	/* (virtio-pci: a message is never lost that way; one the guest had
+	 * masked is in the function's PBA, one it had not is in the saved
+	 * local APIC, so nothing is sent again) */
+	if (raise && !dev->pci)
 		dev->host.irq.raise(dev->host.irq.opaque);
-	} else if (raise) { /* every vector a pending bit may stand for */
-		if (dev->isr & SQB_VIO_INT_CONFIG)
-			sqb_vio_raise(dev, 0, -1);
-		for (unsigned int q = 0; (dev->isr & SQB_VIO_INT_VRING) && q < dev->ops->num_queues;
-		     q++)
-			sqb_vio_raise(dev, 0, (int)q);
-	}
 	pthread_mutex_unlock(&dev->lock);
 	return b.err;
 }
