@@ -685,7 +685,8 @@ static int pmem_map(struct vdev *v, struct sqb_diag *diag)
 err:
 	e = errno;
 	snprintf(diag->reason, sizeof(diag->reason),
-		 "Error accessing backing file: %s (os error %d) %s", sqb_os_strerror(e), e, v->path);
+		 "Error accessing backing file: %s (os error %d) %s", sqb_os_strerror(e), e,
+		 v->path);
 	return -e;
 }
 

@@ -841,9 +841,10 @@ int main(int argc, char **argv)
 		}
 	}
 	if (o.enable_pci && !ctl.pci)
-		sqb_ctl_log(SQB_CTL_WARN, "--enable-pci: squib has no PCI transport on this "
-					  "architecture or hypervisor; every virtio device stays on virtio-mmio "
-					  "(docs/api-compat.md)");
+		sqb_ctl_log(SQB_CTL_WARN,
+			    "--enable-pci: squib has no PCI transport on this "
+			    "architecture or hypervisor; every virtio device stays on virtio-mmio "
+			    "(docs/api-compat.md)");
 	/* api_server/mod.rs: once the socket is bound; Firecracker's test
 	 * framework (microvm.py spawn) waits for this line when it logs at
 	 * Info or Debug */

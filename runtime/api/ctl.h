@@ -298,6 +298,11 @@ void sqb_ctl_net_json(struct sqb_ctl *c, struct sqb_jb *b);
 void sqb_ctl_vsock_json(struct sqb_ctl *c, struct sqb_jb *b);
 /* The interfaces in order, then the vsock (from sqb_ctl_add_devices). */
 int sqb_ctl_net_add_devices(struct sqb_ctl *c, sqb_vm *vm, struct sqb_diag *diag);
+/* Hot-plug answers (Firecracker's PciNotEnabled; squib's pmem refusal). */
+#define MSG_NO_PCI "PCI is not enabled"
+#define MSG_NO_HOTPLUG                                                                             \
+	"squib does not hot-plug or unplug pmem devices yet (drives and network interfaces it "    \
+	"does; docs/api-compat.md)."
 /* PCI hot-unplug (DELETE after boot with --enable-pci; the route checked
  * the id and that the device exists and is not the root). */
 void sqb_ctl_unplug_drive(struct sqb_ctl *c, const char *id, struct sqb_ctl_resp *r);

@@ -405,8 +405,8 @@ static int read_template_file(const char *path, yajl_val *tree, char *err, size_
 		return snprintf(err, errlen, "out of memory"), -1;
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0) {
-		snprintf(err, errlen, "File operation error: %s (os error %d)", sqb_os_strerror(errno),
-			 errno);
+		snprintf(err, errlen, "File operation error: %s (os error %d)",
+			 sqb_os_strerror(errno), errno);
 		free(buf);
 		return -1;
 	}

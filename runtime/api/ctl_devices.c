@@ -27,10 +27,6 @@
 #define MSG_ID_MISMATCH	 "The id from the path does not match the id from the body!"
 #define MSG_PMEM	 "Pmem config error: "
 #define MSG_PMEM_PATCH	 MSG_PMEM "Unable to patch the pmem device: "
-#define MSG_NO_PCI	 "PCI is not enabled"
-#define MSG_NO_HOTPLUG                                                                             \
-	"squib does not hot-plug or unplug pmem devices yet (drives and network "      \
-	"interfaces it does; docs/api-compat.md)."
 
 static const char *const cache_types[] = {"Unsafe", "Writeback", NULL};
 static const char *const io_engines[] = {"Sync", "Async", NULL};

@@ -586,8 +586,8 @@ int sqb_ctl_serial_open(struct sqb_ctl *c, const char *prefix, char *err, size_t
 	if (fd < 0) {
 		int e = errno;
 
-		snprintf(err, errlen, "%sError with EventFd: %s (os error %d)", prefix, sqb_os_strerror(e),
-			 e);
+		snprintf(err, errlen, "%sError with EventFd: %s (os error %d)", prefix,
+			 sqb_os_strerror(e), e);
 		return -1;
 	}
 	c->serial_fd = fd;
@@ -860,10 +860,6 @@ static const struct sqb_route routes[] = {
 
 #define MSG_EMPTY_ID "The ID cannot be empty."
 #define MSG_BAD_ID   "API Resource IDs can only contain alphanumeric characters and underscores."
-#define MSG_NO_PCI   "PCI is not enabled"
-#define MSG_NO_HOTPLUG                                                                             \
-	"squib does not hot-plug or unplug pmem devices yet (drives and network "      \
-	"interfaces it does; docs/api-compat.md)."
 
 enum unplug_kind { UNPLUG_DRIVE, UNPLUG_PMEM, UNPLUG_NET };
 

@@ -23,7 +23,6 @@
 #define MSG_BAD_ID	 "API Resource IDs can only contain alphanumeric characters and underscores."
 #define MSG_BAD_MAC	 SQB_JSON_ERR_PREFIX "The provided MAC address is invalid."
 #define VSOCK_DEPRECATED "PUT /vsock: vsock_id field is deprecated."
-#define MSG_NO_PCI	 "PCI is not enabled"
 /* parsed_request.rs checked_id */
 static const char *id_error(const char *id)
 {
@@ -445,16 +444,11 @@ void sqb_ctl_vsock_json(struct sqb_ctl *c, struct sqb_jb *b)
 static int add_iface(struct sqb_ctl *c, sqb_vm *vm, const struct sqb_ctl_iface *f,
 		     struct sqb_diag *diag)
 {
-	struct sqb_vdev_net_cfg n = {SQB_VDEV_NET_VERSION,
-				     f->id,
-				     f->host_dev_name,
-				     f->tap_fd,
-				     f->has_mac ? f->mac : NULL,
-				     f->has_rx ? &f->rx : NULL,
-				     f->has_tx ? &f->tx : NULL,
-				     f->mtu,
-				     f->mmds ? c->mmds : NULL,
-				     c->mmds_ipv4};
+	struct sqb_vdev_net_cfg n = {SQB_VDEV_NET_VERSION,	 f->id,
+				     f->host_dev_name,		 f->tap_fd,
+				     f->has_mac ? f->mac : NULL, f->has_rx ? &f->rx : NULL,
+				     f->has_tx ? &f->tx : NULL,	 f->mtu,
+				     f->mmds ? c->mmds : NULL,	 c->mmds_ipv4};
 
 	return sqb_vdev_add_net(vm, &n, diag);
 }

@@ -394,10 +394,11 @@ static const char *load_error(int rc, const struct sqb_diag *d, const struct loa
 			 sqb_os_strerror(e), e);
 	else if (open_failed && q->o.backend == SQB_VM_MEM_FILE && q->o.backend_path &&
 		 !strcmp(d->section, q->o.backend_path))
-		snprintf(buf, len,
-			 "Failed to load guest memory: Error creating guest memory from file: Failed "
-			 "to load guest memory: %s (os error %d)",
-			 sqb_os_strerror(e), e);
+		snprintf(
+		    buf, len,
+		    "Failed to load guest memory: Error creating guest memory from file: Failed "
+		    "to load guest memory: %s (os error %d)",
+		    sqb_os_strerror(e), e);
 	else if (!strncmp(d->reason, "Error manipulating the backing file:", 36))
 		/* a drive's file (VirtioBlockError::BackingFile, as
 		 * test_negative_snapshot_permissions matches it), then which one */
@@ -413,10 +414,11 @@ static const char *load_error(int rc, const struct sqb_diag *d, const struct loa
 		    why);
 	else if (e && q->o.backend == SQB_VM_MEM_UFFD && !strcmp(d->section, "mem_backend") &&
 		 !strncmp(d->reason, "cannot reach", 12))
-		snprintf(buf, len,
-			 "Failed to load guest memory: Error creating guest memory from uffd: Failed "
-			 "to connect to UDS Unix stream: %s (os error %d) (%s)",
-			 sqb_os_strerror(e), e, d->reason);
+		snprintf(
+		    buf, len,
+		    "Failed to load guest memory: Error creating guest memory from uffd: Failed "
+		    "to connect to UDS Unix stream: %s (os error %d) (%s)",
+		    sqb_os_strerror(e), e, d->reason);
 	else
 		snprintf(buf, len, "%s", why);
 	return buf;

@@ -716,8 +716,8 @@ static int build_vm(struct loadctx *c, struct sqb_vm **out)
 	cfg.mem_size_mib = c->conf.mem_size_mib;
 	cfg.smt = c->conf.smt; /* the saved CPUID replaces what it makes */
 	cfg.pci = c->conf.pci; /* the transport the devices' records were made on */
-	if (cfg.pci && (err = sqb_snap_devs_pci_places(c->st, places, 32, &cfg.npci_place,
-						       c->diag)) < 0)
+	if (cfg.pci &&
+	    (err = sqb_snap_devs_pci_places(c->st, places, 32, &cfg.npci_place, c->diag)) < 0)
 		return err;
 	cfg.pci_place = places;
 	cfg.track_dirty_pages = c->o->track_dirty_pages;

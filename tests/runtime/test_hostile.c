@@ -456,9 +456,10 @@ static void test_cli_hostile_arguments(void **state)
 		    "Could not initialize metrics: Cannot initialize the metrics system due to bad "
 		    "user input: Is a directory (os error 21)");
 	/* main.rs MainError::LoggerInitialization, logging.rs LoggerUpdateError */
-	cli_refused((const char *const[]){"--log-path", "/nonexistent/d/x", "--api-sock", sock, NULL},
-		    "Could not initialize logger: Failed to open target file: No such file or "
-		    "directory (os error 2)");
+	cli_refused(
+	    (const char *const[]){"--log-path", "/nonexistent/d/x", "--api-sock", sock, NULL},
+	    "Could not initialize logger: Failed to open target file: No such file or "
+	    "directory (os error 2)");
 	for (int i = 0; i <= 4; i++)
 		cli_refused((const char *const[]){"--describe-snapshot", f[i], NULL},
 			    "squib: --describe-snapshot ");
