@@ -648,8 +648,10 @@ static int vm_with_bus_open(struct sqb_vm *vm, int (*op)(struct sqb_vm *vm, void
 	err = vm->state == SQB_VM_RUNNING || vm->state == SQB_VM_PAUSED ? 0 : -SQB_ESTATE;
 	paused_here = vm->state == SQB_VM_RUNNING;
 	pthread_mutex_unlock(&vm->lock);
+	/* PATCH /vm's bound: a vCPU stuck in the kernel (an unserved page)
+	 * fails the request rather than the API */
 	if (!err && paused_here)
-		err = sqb_vm_pause(vm);
+		err = sqb_vm_pause_timeout(vm, 30000, NULL, NULL);
 	if (err)
 		return err;
 	vm->sealed = 0;
