@@ -1,8 +1,9 @@
 /* The PCI transport: a root with bus 0 reached through ports 0xcf8..0xcff
  * (type-1 configuration access) and an ECAM window, the host bridge at
  * 00:00.0 (Firecracker's 8086:0d57), and virtio-pci functions (virtio 1.x
- * 4.1) with MSI-X (PCI Local Bus 3.0, 6.8.2).  Layout in dev_pci.h; the
- * snapshot record of a function is docs/format.md [F-135]. */
+ * 4.1) with MSI-X (PCI Local Bus 3.0, 6.8.2), added at boot or hot-plugged
+ * into the first free slot.  Layout in dev_pci.h; the snapshot records are
+ * docs/format.md [F-135] (a function) and [F-136] (the CF8 latch). */
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -49,8 +50,7 @@ enum {
 #define VIRTIO_CAP_PCI_CFG 5
 
 struct pci_fn {
-	/* first: what dev_mmio.c's slot has, so the glue finds its device */
-	struct sqb_mmio_slot_cfg cfg;
+	struct sqb_mmio_slot_cfg cfg; /* the device library behind BAR0, as a slot's */
 	struct sqb_pci *root;
 	struct sqb_dev *dev;
 	unsigned int devno;
