@@ -99,8 +99,9 @@ static void host_raise_vector(void *opaque, uint16_t vector)
 }
 
 /* Where queue i's notify lands: virtio-mmio's QueueNotify register with the
- * queue index as datamatch, or virtio-pci's own notify address (any
- * width: Firecracker registers it without a datamatch). */
+ * queue index as datamatch, or virtio-pci's own notify address without one
+ * (as Firecracker), 2 bytes wide: Linux writes 16 bits, and PVM's KVM
+ * refuses a wildcard length; another width takes the exit path there. */
 static void notify_at(const struct vdev *v, unsigned int i, uint64_t *off, unsigned int *len,
 		      int *has_match)
 {
