@@ -21,5 +21,11 @@ case $? in
 esac
 e2fsck=$(PATH=$PATH:/sbin:/usr/sbin command -v e2fsck) ||
 	{ echo "e2fsck not found (package e2fsprogs; scripts/deps.sh installs it)" >&2; exit 1; }
+# Four boots at most, not run.sh's three: this is the longest test-host test
+# and the one the emulator's nested faults hit most (in session 15 one CI run
+# saw two nested triple faults and a test-host panic in a row, the run before
+# and after it none; docs/testing.md "Known failures").  Only runs without a
+# verdict are run again.
+export SQB_TESTHOST_ATTEMPTS=${SQB_TESTHOST_ATTEMPTS:-4}
 exec bash "$repo/testhost/run.sh" --auto --rootfs --no-vmlinux --timeout 560 --bin "$squib" \
 	--bin "$curl" --bin "$e2fsck" "$here/testhost_blk.sh"
