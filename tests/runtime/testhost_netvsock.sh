@@ -110,10 +110,8 @@ start_squib() { # start_squib NAME -> pid, sock, log, fd 3 = serial input
 	sock=$T/$1.sock log=$T/$1.log fifo=$T/$1.in
 	rm -f "$sock" "$fifo"
 	mkfifo "$fifo"
-	# debug: squib logs why it closes each host vsock connection, and every
-	# vsock packet (Firecracker's muxer line): into LOG.err, apart from the
-	# guest's console in LOG, so that no log line lands inside a console line
-	SQB_LOG_LEVEL=debug squib --api-sock "$sock" <"$fifo" >"$log" 2>"$log.err" &
+	# debug: squib logs why it closes each host vsock connection
+	SQB_LOG_LEVEL=debug squib --api-sock "$sock" <"$fifo" >"$log" 2>&1 &
 	pid=$!
 	exec 3>"$fifo"
 	i=0
@@ -221,9 +219,8 @@ vsock_why() { # vsock_why LOG PID
 	if [ "${2:-0}" -gt 1 ] && kill -0 "$2" 2>/dev/null; then echo "  squib $2 is alive"; else
 		echo "  squib ${2:-?} is gone"; fi
 	sleep 25 # the guest's agent gives up after 20 s: its last line too
-	grep -E 'SQUIB-VAGENT|vsock|seccomp|virtio' "$1" "$1.err" 2>/dev/null | grep -v 'RX pkt' |
-		tail -n 30 | sed 's/^/  WHY: /'
-	grep -vE 'SQUIB-TCP|vsock|CMD-' "$1" "$1.err" 2>/dev/null | tail -n 25 | sed 's/^/  LOG: /'
+	grep -E 'SQUIB-VAGENT|vsock|seccomp|virtio' "$1" | tail -n 30 | sed 's/^/  WHY: /'
+	grep -vE 'SQUIB-TCP|vsock|CMD-' "$1" | tail -n 25 | sed 's/^/  LOG: /'
 }
 
 # last round number of the guest's TCP rounds that ended ok, in FILE
@@ -397,7 +394,7 @@ for k in 1 2; do
 	sock=$T/c$k.sock
 	mkfifo "$T/c$k.in"
 	"$IP" netns exec c$k env SQB_LOG_LEVEL=debug squib --api-sock "$sock" <"$T/c$k.in" \
-		>"$T/c$k.log" 2>"$T/c$k.log.err" &
+		>"$T/c$k.log" 2>&1 &
 	eval "qpid$k=\$!"
 	eval "exec $((3 + k))>\"\$T/c\$k.in\""
 	eval "cur_pid=\$qpid$k"
@@ -438,8 +435,8 @@ for k in 1 2; do
 done
 cur_pid="" cur_log="" cur_fd="" cur_sock="" cur_ns=""
 # a squib built with -DSQB_SANITIZE=ON reports into its log
-if grep -lE 'ERROR: AddressSanitizer|runtime error:' "$T"/*.log "$T"/*.log.err 2>/dev/null; then
-	bad "sanitizer report: $(grep -hE -A5 'ERROR: AddressSanitizer|runtime error:' "$T"/*.log "$T"/*.log.err | head -n 20)"
+if grep -lE 'ERROR: AddressSanitizer|runtime error:' "$T"/*.log 2>/dev/null; then
+	bad "sanitizer report: $(grep -hE -A5 'ERROR: AddressSanitizer|runtime error:' "$T"/*.log | head -n 20)"
 fi
 [ $fail = 0 ] || { crash_lines; echo "== last console lines"; tail -n 30 "$log"; }
 cleanup

@@ -20,10 +20,6 @@ bad() { # the first failure also shows what the current squib last said
 		echo "INFO: the last lines of $log:"
 		tail -n 30 "$log" | tr -d '\r' | sed 's/^/  | /'
 	fi
-	if [ -n "${log:-}" ] && [ -f "$log.err" ]; then # squib's own log, kept apart
-		echo "INFO: the last lines of $log.err other than vsock packets:"
-		grep -v 'RX pkt' "$log.err" | tail -n 20 | sed 's/^/  | /'
-	fi
 }
 
 api() { # api METHOD PATH [JSON] -> HTTP status; body in $T/api.out
