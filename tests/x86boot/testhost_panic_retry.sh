@@ -38,7 +38,9 @@ check "each attempt reports the test host's panic" \
 	[ "$(grep -c "THE TEST HOST'S OWN KERNEL PANICKED (attempt [12] of 2" "$t/out")" = 2 ]
 check "the second attempt is announced" grep -q 'running the test again from the start (attempt 2 of 2)' "$t/out"
 check "the final message says there is no verdict" grep -q 'panicked in all 2 attempts; no verdict' "$t/out"
-check "the test ran in both attempts" [ "$(grep -c '^SQB-PANIC-TEST: panicking' "$t/out")" = 2 ]
+# (the prefix only: the kernel's panic lines may land inside the echoed
+# line on the console, as in one CI run of session 15)
+check "the test ran in both attempts" [ "$(grep -c '^SQB-PANIC-TEST: ' "$t/out")" = 2 ]
 check "nothing ran after the panic" sh -c "! grep -q 'still alive' '$t/out'"
 
 # The environment retries a test opts into (docs/testing.md "Environment
